@@ -1,0 +1,77 @@
+//! Users and the roles that decide what they may do. Credentials (password hashes, token hashes)
+//! are the store's business and never appear in these types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Timestamp, UserId};
+
+/// What a user may do. Least privilege: each role gets what its job needs and no more.
+///
+/// | action | admin | planner | operator | viewer |
+/// |---|---|---|---|---|
+/// | read everything but users and tokens | yes | yes | yes | yes |
+/// | report production (start/finish operations) | yes | yes | yes | no |
+/// | orders, products, variants, routings, materials | yes | yes | no | no |
+/// | sites, lines, machines, calendars | yes | no | no | no |
+/// | users and other people's tokens | yes | no | no | no |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including users and the factory structure.
+    Admin,
+    /// Orders and the product catalogue; plans.
+    Planner,
+    /// Reports production at a station.
+    Operator,
+    /// Reads.
+    Viewer,
+}
+
+impl Role {
+    /// Every role, most powerful first.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer];
+
+    /// The snake_case name used on the wire and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Planner => "planner",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The inverse of [`Role::as_str`].
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// May report production: start and finish operations, report downtime.
+    pub fn may_report_production(self) -> bool {
+        matches!(self, Role::Admin | Role::Planner | Role::Operator)
+    }
+
+    /// May change orders and the product catalogue.
+    pub fn may_plan(self) -> bool {
+        matches!(self, Role::Admin | Role::Planner)
+    }
+
+    /// May change sites, lines, machines, calendars, users and tokens.
+    pub fn may_administer(self) -> bool {
+        self == Role::Admin
+    }
+}
+
+/// A person or an automation account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Store-assigned id.
+    pub id: UserId,
+    /// Unique log-in name.
+    pub username: String,
+    /// What the user may do.
+    pub role: Role,
+    /// When the account was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+}

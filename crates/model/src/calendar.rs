@@ -1,0 +1,119 @@
+//! Shift calendars: when a site works. The planner turns them into machine availability; OEE uses
+//! them as planned busy time.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use crate::validate::{FieldError, Validate};
+
+/// A day of the week.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs, reason = "the names say it all")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    /// The weekday of the `time` crate that matches.
+    pub fn from_time(day: time::Weekday) -> Weekday {
+        match day {
+            time::Weekday::Monday => Weekday::Mon,
+            time::Weekday::Tuesday => Weekday::Tue,
+            time::Weekday::Wednesday => Weekday::Wed,
+            time::Weekday::Thursday => Weekday::Thu,
+            time::Weekday::Friday => Weekday::Fri,
+            time::Weekday::Saturday => Weekday::Sat,
+            time::Weekday::Sunday => Weekday::Sun,
+        }
+    }
+}
+
+/// A recurring working period: on each of `days`, from `start` to `end` local time. An `end`
+/// earlier than `start` means the shift runs past midnight into the next day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shift {
+    /// Short name, e.g. `day` or `night`.
+    pub name: String,
+    /// The days the shift starts on.
+    pub days: Vec<Weekday>,
+    /// Local start time, `HH:MM`.
+    pub start: String,
+    /// Local end time, `HH:MM`.
+    pub end: String,
+}
+
+impl Shift {
+    /// Start and end as minutes after local midnight; `None` when either is malformed.
+    pub fn minutes(&self) -> Option<(u16, u16)> {
+        Some((parse_hh_mm(&self.start)?, parse_hh_mm(&self.end)?))
+    }
+}
+
+/// The working time of a site: weekly shifts minus holidays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Calendar {
+    /// Weekly shifts.
+    pub shifts: Vec<Shift>,
+    /// Local dates on which no shift runs, `YYYY-MM-DD`.
+    pub holidays: Vec<Date>,
+}
+
+impl Calendar {
+    /// Working minutes planned on `date`, counting each shift on the day it starts.
+    pub fn planned_minutes(&self, date: Date) -> u32 {
+        if self.holidays.contains(&date) {
+            return 0;
+        }
+        let day = Weekday::from_time(date.weekday());
+        self.shifts
+            .iter()
+            .filter(|shift| shift.days.contains(&day))
+            .filter_map(Shift::minutes)
+            .map(|(start, end)| if end > start { u32::from(end - start) } else { u32::from(end + 1440 - start) })
+            .sum()
+    }
+}
+
+impl Validate for Calendar {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        if self.shifts.len() > 32 {
+            out.push(FieldError::new("shifts", "must have at most 32 entries"));
+        }
+        for (i, shift) in self.shifts.iter().enumerate() {
+            crate::check_name(&format!("shifts[{i}].name"), &shift.name, &mut out);
+            if shift.days.is_empty() {
+                out.push(FieldError::new(format!("shifts[{i}].days"), "must name at least one day"));
+            }
+            for (field, value) in [("start", &shift.start), ("end", &shift.end)] {
+                if parse_hh_mm(value).is_none() {
+                    out.push(FieldError::new(format!("shifts[{i}].{field}"), "must be a time HH:MM"));
+                }
+            }
+            if shift.start == shift.end {
+                out.push(FieldError::new(format!("shifts[{i}].end"), "must differ from start"));
+            }
+        }
+        if self.holidays.len() > 1000 {
+            out.push(FieldError::new("holidays", "must have at most 1000 entries"));
+        }
+        out
+    }
+}
+
+fn parse_hh_mm(text: &str) -> Option<u16> {
+    let (hours, minutes) = text.split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 {
+        return None;
+    }
+    let hours: u16 = hours.parse().ok()?;
+    let minutes: u16 = minutes.parse().ok()?;
+    (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+}

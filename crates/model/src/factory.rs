@@ -1,0 +1,201 @@
+//! The physical factory: sites, their lines (areas), and machines (work centres).
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{check_range, FieldError, Validate};
+use crate::{check_code, check_name, LineId, MachineId, SiteId};
+
+/// One factory location. Sites are the unit of a head-office view and carry the time zone the
+/// shift calendar is written in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// Store-assigned id.
+    pub id: SiteId,
+    /// Short unique code, used in MQTT topics (`mf/v1/{site}/...`).
+    pub code: String,
+    /// Human name.
+    pub name: String,
+    /// Fixed UTC offset of local time, `+HH:MM` or `-HH:MM` (Hong Kong: `+08:00`).
+    pub utc_offset: String,
+}
+
+/// A site to create, or the new contents of an existing one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewSite {
+    /// See [`Site::code`].
+    pub code: String,
+    /// See [`Site::name`].
+    pub name: String,
+    /// See [`Site::utc_offset`].
+    pub utc_offset: String,
+}
+
+impl Validate for NewSite {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        check_code("code", &self.code, &mut out);
+        check_name("name", &self.name, &mut out);
+        if parse_utc_offset(&self.utc_offset).is_none() {
+            out.push(FieldError::new("utc_offset", "must look like +08:00 (from -12:00 to +14:00)"));
+        }
+        out
+    }
+}
+
+/// Parses `+HH:MM` / `-HH:MM` into minutes east of UTC.
+pub fn parse_utc_offset(text: &str) -> Option<i32> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 6 || bytes[3] != b':' {
+        return None;
+    }
+    let sign = match bytes[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let hours: i32 = text.get(1..3)?.parse().ok()?;
+    let minutes: i32 = text.get(4..6)?.parse().ok()?;
+    let total = sign * (hours * 60 + minutes);
+    (minutes < 60 && (-12 * 60..=14 * 60).contains(&total)).then_some(total)
+}
+
+/// An area or production line: a named group of machines within a site.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// Store-assigned id.
+    pub id: LineId,
+    /// The site the line belongs to.
+    pub site_id: SiteId,
+    /// Short code, unique within the site.
+    pub code: String,
+    /// Human name.
+    pub name: String,
+}
+
+/// A line to create, or the new contents of an existing one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewLine {
+    /// See [`Line::site_id`].
+    pub site_id: SiteId,
+    /// See [`Line::code`].
+    pub code: String,
+    /// See [`Line::name`].
+    pub name: String,
+}
+
+impl Validate for NewLine {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        check_code("code", &self.code, &mut out);
+        check_name("name", &self.name, &mut out);
+        out
+    }
+}
+
+/// What kind of work centre a machine is. Drives the simulated behaviour and the icons; the
+/// planner only cares about eligibility in routings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineKind {
+    /// CNC milling or turning centre.
+    CncMill,
+    /// Injection moulding machine.
+    InjectionMoulding,
+    /// Laser cutter or engraver.
+    LaserCutter,
+    /// Additive manufacturing (FDM, SLA, SLS).
+    Printer3d,
+    /// Manual or semi-automatic assembly cell.
+    Assembly,
+    /// Quality control / inspection cell.
+    Qc,
+    /// Anything else.
+    Other,
+}
+
+impl MachineKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [MachineKind; 7] = [
+        MachineKind::CncMill,
+        MachineKind::InjectionMoulding,
+        MachineKind::LaserCutter,
+        MachineKind::Printer3d,
+        MachineKind::Assembly,
+        MachineKind::Qc,
+        MachineKind::Other,
+    ];
+
+    /// The snake_case name used on the wire and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineKind::CncMill => "cnc_mill",
+            MachineKind::InjectionMoulding => "injection_moulding",
+            MachineKind::LaserCutter => "laser_cutter",
+            MachineKind::Printer3d => "printer3d",
+            MachineKind::Assembly => "assembly",
+            MachineKind::Qc => "qc",
+            MachineKind::Other => "other",
+        }
+    }
+
+    /// The inverse of [`MachineKind::as_str`].
+    pub fn parse(text: &str) -> Option<MachineKind> {
+        MachineKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A machine or work centre.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Store-assigned id.
+    pub id: MachineId,
+    /// The site the machine stands in.
+    pub site_id: SiteId,
+    /// The line or area, if the site is organised in lines.
+    pub line_id: Option<LineId>,
+    /// Short code, unique within the site; used in MQTT topics (`mf/v1/{site}/{machine}/...`).
+    pub code: String,
+    /// Human name.
+    pub name: String,
+    /// What kind of work centre this is.
+    pub kind: MachineKind,
+    /// Free-form capability tags (e.g. `5-axis`, `abs`, `max-600x400`), matched by routings and people.
+    pub capabilities: Vec<String>,
+    /// Rated electrical power in kW, the basis of energy estimates when no meter is connected.
+    pub rated_power_kw: f64,
+}
+
+/// A machine to create, or the new contents of an existing one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewMachine {
+    /// See [`Machine::site_id`].
+    pub site_id: SiteId,
+    /// See [`Machine::line_id`].
+    pub line_id: Option<LineId>,
+    /// See [`Machine::code`].
+    pub code: String,
+    /// See [`Machine::name`].
+    pub name: String,
+    /// See [`Machine::kind`].
+    pub kind: MachineKind,
+    /// See [`Machine::capabilities`].
+    pub capabilities: Vec<String>,
+    /// See [`Machine::rated_power_kw`].
+    pub rated_power_kw: f64,
+}
+
+impl Validate for NewMachine {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        check_code("code", &self.code, &mut out);
+        check_name("name", &self.name, &mut out);
+        check_range("rated_power_kw", self.rated_power_kw, 0.0, 10_000.0, &mut out);
+        if self.capabilities.len() > 64 {
+            out.push(FieldError::new("capabilities", "must have at most 64 entries"));
+        }
+        for (i, capability) in self.capabilities.iter().enumerate() {
+            check_code(&format!("capabilities[{i}]"), capability, &mut out);
+        }
+        out
+    }
+}

@@ -1,0 +1,32 @@
+//! The domain vocabulary of microfactory, in ISA-95 terms: sites, lines and machines (work
+//! centres), materials, products and variants with their bills of materials and routings, customer
+//! orders and their operations, shift calendars, users and roles, and the [`Clock`] that is the
+//! only source of "now".
+//!
+//! This crate is pure: no IO, no system clock (see [`SystemClock`], the one exception, which
+//! callers inject), no knowledge of SQL or HTTP. Validation of new records lives here too, so the
+//! store, the API and the CSV importer apply the same rules and name the same fields.
+
+mod auth;
+mod calendar;
+mod clock;
+mod factory;
+mod ids;
+mod order;
+mod product;
+mod validate;
+
+pub use auth::{Role, User};
+pub use calendar::{Calendar, Shift, Weekday};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use factory::{parse_utc_offset, Line, Machine, MachineKind, NewLine, NewMachine, NewSite, Site};
+pub use ids::{LineId, MachineId, MaterialId, OperationId, OrderId, ProductId, RoutingId, SiteId, UserId, VariantId};
+pub use order::{NewOrder, Operation, OperationStatus, Order, OrderStatus};
+pub use product::{
+    BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,
+    Variant,
+};
+pub use validate::{FieldError, Validate, check_code, check_name};
+
+#[cfg(test)]
+mod tests;

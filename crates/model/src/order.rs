@@ -1,0 +1,159 @@
+//! Customer orders and their operations, with the status life cycles the shop floor moves them
+//! through.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{FieldError, Validate};
+use crate::{check_code, check_name, MachineId, OperationId, OrderId, Timestamp, VariantId};
+
+/// Where an order or an operation stands. Moves forward only:
+/// `planned → released → running → done`, and anything not done may be `cancelled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Accepted, not yet released to the shop floor.
+    Planned,
+    /// Released: may be scheduled and started.
+    Released,
+    /// At least one operation has started.
+    Running,
+    /// Every operation is done.
+    Done,
+    /// Withdrawn; no further work.
+    Cancelled,
+}
+
+/// Operations share the order life cycle.
+pub type OperationStatus = OrderStatus;
+
+impl OrderStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [OrderStatus; 5] =
+        [OrderStatus::Planned, OrderStatus::Released, OrderStatus::Running, OrderStatus::Done, OrderStatus::Cancelled];
+
+    /// The snake_case name used on the wire and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Planned => "planned",
+            OrderStatus::Released => "released",
+            OrderStatus::Running => "running",
+            OrderStatus::Done => "done",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The inverse of [`OrderStatus::as_str`].
+    pub fn parse(text: &str) -> Option<OrderStatus> {
+        OrderStatus::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Whether the life cycle allows moving from `self` to `next`.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Planned, Released) | (Released, Running) | (Running, Done) | (Planned | Released | Running, Cancelled)
+        )
+    }
+}
+
+/// A customer order for a quantity of one product variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// Store-assigned id.
+    pub id: OrderId,
+    /// The business's order number, unique (e.g. `SO-2026-0142`).
+    pub number: String,
+    /// Customer name.
+    pub customer: String,
+    /// What is ordered.
+    pub variant_id: VariantId,
+    /// How many units.
+    pub quantity: u32,
+    /// When the customer expects it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: Timestamp,
+    /// Weight in due-date planning, 1 (normal) to 10 (most urgent).
+    pub priority: u8,
+    /// Life-cycle status.
+    pub status: OrderStatus,
+    /// When the order was entered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+}
+
+/// An order to create. Its operations are derived from the variant's routing by the store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewOrder {
+    /// See [`Order::number`].
+    pub number: String,
+    /// See [`Order::customer`].
+    pub customer: String,
+    /// See [`Order::variant_id`].
+    pub variant_id: VariantId,
+    /// See [`Order::quantity`].
+    pub quantity: u32,
+    /// See [`Order::due`].
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: Timestamp,
+    /// See [`Order::priority`].
+    pub priority: u8,
+}
+
+/// Largest quantity one order may carry; larger demand is split into several orders.
+pub const MAX_ORDER_QUANTITY: u32 = 1_000_000;
+
+impl Validate for NewOrder {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        check_code("number", &self.number, &mut out);
+        check_name("customer", &self.customer, &mut out);
+        if self.quantity == 0 || self.quantity > MAX_ORDER_QUANTITY {
+            out.push(FieldError::new("quantity", format!("must be from 1 to {MAX_ORDER_QUANTITY}")));
+        }
+        if !(1..=10).contains(&self.priority) {
+            out.push(FieldError::new("priority", "must be from 1 to 10"));
+        }
+        if !(2000..=2200).contains(&self.due.year()) {
+            out.push(FieldError::new("due", "must be a date between the years 2000 and 2200"));
+        }
+        out
+    }
+}
+
+/// One operation of an order: a routing step applied to the order's quantity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Store-assigned id.
+    pub id: OperationId,
+    /// The order it belongs to.
+    pub order_id: OrderId,
+    /// Position within the order's routing, from 0.
+    pub seq: u32,
+    /// Copied from the routing step when the order was created, so later routing edits do not
+    /// change orders already accepted.
+    pub name: String,
+    /// Machines that may run it.
+    pub eligible_machines: Vec<MachineId>,
+    /// Setup seconds when the machine changes family.
+    pub setup_seconds: u32,
+    /// Processing seconds per unit.
+    pub unit_seconds: f64,
+    /// Setup family.
+    pub setup_family: String,
+    /// Life-cycle status.
+    pub status: OperationStatus,
+    /// The machine it ran or runs on, once started.
+    pub machine_id: Option<MachineId>,
+    /// Units reported good.
+    pub good: u32,
+    /// Units reported scrap.
+    pub scrap: u32,
+}
+
+impl Operation {
+    /// Planned processing time for `quantity` units, excluding setup, in whole seconds (rounded up).
+    pub fn processing_seconds(&self, quantity: u32) -> u64 {
+        (self.unit_seconds * f64::from(quantity)).ceil() as u64
+    }
+}

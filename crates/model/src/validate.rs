@@ -1,0 +1,54 @@
+//! Field-level validation shared by the API, the CSV importer and the seeders, so a rule is written
+//! once and every caller names the same offending field.
+
+use serde::Serialize;
+
+/// One problem with one field of an input record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name as it appears in the JSON or CSV input, e.g. `quantity` or `steps[2].unit_seconds`.
+    pub field: String,
+    /// What is wrong, in lowercase words.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+/// Records that can check themselves before they are stored.
+pub trait Validate {
+    /// Every problem found; empty when the record is valid.
+    fn problems(&self) -> Vec<FieldError>;
+}
+
+/// Codes are short, stable identifiers used in topics, URLs and CSV files: 1–64 characters of
+/// ASCII letters, digits, `-`, `_` and `.`.
+pub fn check_code(field: &str, code: &str, out: &mut Vec<FieldError>) {
+    if code.is_empty() || code.len() > 64 {
+        out.push(FieldError::new(field, "must be 1 to 64 characters"));
+    } else if !code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        out.push(FieldError::new(field, "may contain only ASCII letters, digits, '-', '_' and '.'"));
+    }
+}
+
+/// Names are for people: non-blank, at most 200 characters, no control characters.
+pub fn check_name(field: &str, name: &str, out: &mut Vec<FieldError>) {
+    if name.trim().is_empty() {
+        out.push(FieldError::new(field, "must not be blank"));
+    } else if name.chars().count() > 200 {
+        out.push(FieldError::new(field, "must be at most 200 characters"));
+    } else if name.chars().any(char::is_control) {
+        out.push(FieldError::new(field, "must not contain control characters"));
+    }
+}
+
+/// A finite number within `min..=max`.
+pub(crate) fn check_range(field: &str, value: f64, min: f64, max: f64, out: &mut Vec<FieldError>) {
+    if !value.is_finite() || value < min || value > max {
+        out.push(FieldError::new(field, format!("must be a number from {min} to {max}")));
+    }
+}

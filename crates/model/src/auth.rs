@@ -14,7 +14,9 @@ use crate::{Timestamp, UserId};
 /// | orders, products, variants, routings, materials | yes | yes | no | no |
 /// | sites, lines, machines, calendars | yes | no | no | no |
 /// | users and other people's tokens | yes | no | no | no |
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including users and the factory structure.
@@ -63,7 +65,7 @@ impl Role {
 }
 
 /// A person or an automation account.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct User {
     /// Store-assigned id.
     pub id: UserId,
@@ -73,5 +75,6 @@ pub struct User {
     pub role: Role,
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Timestamp,
 }

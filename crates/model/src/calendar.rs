@@ -7,7 +7,7 @@ use time::Date;
 use crate::validate::{FieldError, Validate};
 
 /// A day of the week.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs, reason = "the names say it all")]
 pub enum Weekday {
@@ -37,7 +37,8 @@ impl Weekday {
 
 /// A recurring working period: on each of `days`, from `start` to `end` local time. An `end`
 /// earlier than `start` means the shift runs past midnight into the next day.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Shift {
     /// Short name, e.g. `day` or `night`.
     pub name: String,
@@ -57,11 +58,14 @@ impl Shift {
 }
 
 /// The working time of a site: weekly shifts minus holidays.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Calendar {
     /// Weekly shifts.
     pub shifts: Vec<Shift>,
     /// Local dates on which no shift runs, `YYYY-MM-DD`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub holidays: Vec<Date>,
 }
 
@@ -76,7 +80,11 @@ impl Calendar {
             .iter()
             .filter(|shift| shift.days.contains(&day))
             .filter_map(Shift::minutes)
-            .map(|(start, end)| if end > start { u32::from(end - start) } else { u32::from(end + 1440 - start) })
+            .map(
+                |(start, end)| {
+                    if end > start { u32::from(end - start) } else { u32::from(end + 1440 - start) }
+                },
+            )
             .sum()
     }
 }

@@ -2,12 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{check_range, FieldError, Validate};
-use crate::{check_code, check_name, LineId, MachineId, SiteId};
+use crate::validate::{FieldError, Validate, check_range};
+use crate::{LineId, MachineId, SiteId, check_code, check_name};
 
 /// One factory location. Sites are the unit of a head-office view and carry the time zone the
 /// shift calendar is written in.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Site {
     /// Store-assigned id.
     pub id: SiteId,
@@ -20,7 +20,8 @@ pub struct Site {
 }
 
 /// A site to create, or the new contents of an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewSite {
     /// See [`Site::code`].
     pub code: String,
@@ -60,7 +61,7 @@ pub fn parse_utc_offset(text: &str) -> Option<i32> {
 }
 
 /// An area or production line: a named group of machines within a site.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Line {
     /// Store-assigned id.
     pub id: LineId,
@@ -73,7 +74,8 @@ pub struct Line {
 }
 
 /// A line to create, or the new contents of an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewLine {
     /// See [`Line::site_id`].
     pub site_id: SiteId,
@@ -94,7 +96,7 @@ impl Validate for NewLine {
 
 /// What kind of work centre a machine is. Drives the simulated behaviour and the icons; the
 /// planner only cares about eligibility in routings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineKind {
     /// CNC milling or turning centre.
@@ -145,7 +147,7 @@ impl MachineKind {
 }
 
 /// A machine or work centre.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Machine {
     /// Store-assigned id.
     pub id: MachineId,
@@ -166,11 +168,13 @@ pub struct Machine {
 }
 
 /// A machine to create, or the new contents of an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewMachine {
     /// See [`Machine::site_id`].
     pub site_id: SiteId,
     /// See [`Machine::line_id`].
+    #[serde(default)]
     pub line_id: Option<LineId>,
     /// See [`Machine::code`].
     pub code: String,
@@ -179,6 +183,7 @@ pub struct NewMachine {
     /// See [`Machine::kind`].
     pub kind: MachineKind,
     /// See [`Machine::capabilities`].
+    #[serde(default)]
     pub capabilities: Vec<String>,
     /// See [`Machine::rated_power_kw`].
     pub rated_power_kw: f64,

@@ -19,8 +19,10 @@ mod validate;
 pub use auth::{Role, User};
 pub use calendar::{Calendar, Shift, Weekday};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use factory::{parse_utc_offset, Line, Machine, MachineKind, NewLine, NewMachine, NewSite, Site};
-pub use ids::{LineId, MachineId, MaterialId, OperationId, OrderId, ProductId, RoutingId, SiteId, UserId, VariantId};
+pub use factory::{Line, Machine, MachineKind, NewLine, NewMachine, NewSite, Site, parse_utc_offset};
+pub use ids::{
+    LineId, MachineId, MaterialId, OperationId, OrderId, ProductId, RoutingId, SiteId, UserId, VariantId,
+};
 pub use order::{NewOrder, Operation, OperationStatus, Order, OrderStatus};
 pub use product::{
     BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,

@@ -4,11 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{FieldError, Validate};
-use crate::{check_code, check_name, MachineId, OperationId, OrderId, Timestamp, VariantId};
+use crate::{MachineId, OperationId, OrderId, Timestamp, VariantId, check_code, check_name};
 
 /// Where an order or an operation stands. Moves forward only:
 /// `planned → released → running → done`, and anything not done may be `cancelled`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Accepted, not yet released to the shop floor.
@@ -28,8 +28,13 @@ pub type OperationStatus = OrderStatus;
 
 impl OrderStatus {
     /// Every status, in life-cycle order.
-    pub const ALL: [OrderStatus; 5] =
-        [OrderStatus::Planned, OrderStatus::Released, OrderStatus::Running, OrderStatus::Done, OrderStatus::Cancelled];
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Planned,
+        OrderStatus::Released,
+        OrderStatus::Running,
+        OrderStatus::Done,
+        OrderStatus::Cancelled,
+    ];
 
     /// The snake_case name used on the wire and in the store.
     pub fn as_str(self) -> &'static str {
@@ -52,13 +57,16 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Planned, Released) | (Released, Running) | (Running, Done) | (Planned | Released | Running, Cancelled)
+            (Planned, Released)
+                | (Released, Running)
+                | (Running, Done)
+                | (Planned | Released | Running, Cancelled)
         )
     }
 }
 
 /// A customer order for a quantity of one product variant.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Order {
     /// Store-assigned id.
     pub id: OrderId,
@@ -72,6 +80,7 @@ pub struct Order {
     pub quantity: u32,
     /// When the customer expects it.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub due: Timestamp,
     /// Weight in due-date planning, 1 (normal) to 10 (most urgent).
     pub priority: u8,
@@ -79,11 +88,13 @@ pub struct Order {
     pub status: OrderStatus,
     /// When the order was entered.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Timestamp,
 }
 
 /// An order to create. Its operations are derived from the variant's routing by the store.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewOrder {
     /// See [`Order::number`].
     pub number: String,
@@ -95,9 +106,15 @@ pub struct NewOrder {
     pub quantity: u32,
     /// See [`Order::due`].
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub due: Timestamp,
-    /// See [`Order::priority`].
+    /// See [`Order::priority`]; 1 when left out.
+    #[serde(default = "default_priority")]
     pub priority: u8,
+}
+
+fn default_priority() -> u8 {
+    1
 }
 
 /// Largest quantity one order may carry; larger demand is split into several orders.
@@ -122,7 +139,7 @@ impl Validate for NewOrder {
 }
 
 /// One operation of an order: a routing step applied to the order's quantity.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Operation {
     /// Store-assigned id.
     pub id: OperationId,

@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{check_range, FieldError, Validate};
-use crate::{check_code, check_name, MachineId, MaterialId, ProductId, RoutingId, VariantId};
+use crate::validate::{FieldError, Validate, check_range};
+use crate::{MachineId, MaterialId, ProductId, RoutingId, VariantId, check_code, check_name};
 
 /// A raw material or purchased part, measured in kilograms.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Material {
     /// Store-assigned id.
     pub id: MaterialId,
@@ -18,7 +18,8 @@ pub struct Material {
 }
 
 /// A material to create, or the new contents of an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewMaterial {
     /// See [`Material::code`].
     pub code: String,
@@ -36,7 +37,7 @@ impl Validate for NewMaterial {
 }
 
 /// A product: a family of variants sharing a design (e.g. "Aluminium phone stand").
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Product {
     /// Store-assigned id.
     pub id: ProductId,
@@ -49,7 +50,8 @@ pub struct Product {
 }
 
 /// A product to create, or the new contents of an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// See [`Product::code`].
     pub code: String,
@@ -70,7 +72,8 @@ impl Validate for NewProduct {
 }
 
 /// One line of a bill of materials.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BomLine {
     /// The material consumed.
     pub material_id: MaterialId,
@@ -79,7 +82,7 @@ pub struct BomLine {
 }
 
 /// A sellable variant of a product (colour, size, material option): what a customer orders.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Variant {
     /// Store-assigned id.
     pub id: VariantId,
@@ -96,7 +99,8 @@ pub struct Variant {
 }
 
 /// A variant to create, or the new contents of an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewVariant {
     /// See [`Variant::product_id`].
     pub product_id: ProductId,
@@ -105,8 +109,10 @@ pub struct NewVariant {
     /// See [`Variant::name`].
     pub name: String,
     /// See [`Variant::routing_id`].
+    #[serde(default)]
     pub routing_id: Option<RoutingId>,
     /// See [`Variant::bom`].
+    #[serde(default)]
     pub bom: Vec<BomLine>,
 }
 
@@ -126,13 +132,15 @@ impl Validate for NewVariant {
 }
 
 /// One step of a routing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RoutingStep {
     /// What happens, e.g. `rough milling`.
     pub name: String,
     /// Machines that can do it (alternatives; the planner picks one).
     pub eligible_machines: Vec<MachineId>,
     /// Setup time before a batch, in seconds, when the machine changes setup family.
+    #[serde(default)]
     pub setup_seconds: u32,
     /// Processing time per unit, in seconds.
     pub unit_seconds: f64,
@@ -141,7 +149,7 @@ pub struct RoutingStep {
 }
 
 /// An ordered list of steps that makes a variant.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Routing {
     /// Store-assigned id.
     pub id: RoutingId,
@@ -154,7 +162,8 @@ pub struct Routing {
 }
 
 /// A routing to create, or the new contents of an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewRouting {
     /// See [`Routing::code`].
     pub code: String,
@@ -175,12 +184,21 @@ impl Validate for NewRouting {
         for (i, step) in self.steps.iter().enumerate() {
             check_name(&format!("steps[{i}].name"), &step.name, &mut out);
             if step.eligible_machines.is_empty() {
-                out.push(FieldError::new(format!("steps[{i}].eligible_machines"), "must name at least one machine"));
+                out.push(FieldError::new(
+                    format!("steps[{i}].eligible_machines"),
+                    "must name at least one machine",
+                ));
             }
             if step.setup_seconds > 7 * 86_400 {
                 out.push(FieldError::new(format!("steps[{i}].setup_seconds"), "must be at most one week"));
             }
-            check_range(&format!("steps[{i}].unit_seconds"), step.unit_seconds, 0.001, 7.0 * 86_400.0, &mut out);
+            check_range(
+                &format!("steps[{i}].unit_seconds"),
+                step.unit_seconds,
+                0.001,
+                7.0 * 86_400.0,
+                &mut out,
+            );
             check_code(&format!("steps[{i}].setup_family"), &step.setup_family, &mut out);
         }
         out

@@ -44,19 +44,29 @@ fn status_life_cycle_only_moves_forward() {
 
 #[test]
 fn utc_offsets_parse_within_range() {
-    assert_eq!(factory::parse_utc_offset("+08:00"), Some(480));
-    assert_eq!(factory::parse_utc_offset("-03:30"), Some(-210));
-    assert_eq!(factory::parse_utc_offset("+15:00"), None);
-    assert_eq!(factory::parse_utc_offset("08:00"), None);
-    assert_eq!(factory::parse_utc_offset("+08:60"), None);
+    assert_eq!(parse_utc_offset("+08:00"), Some(480));
+    assert_eq!(parse_utc_offset("-03:30"), Some(-210));
+    assert_eq!(parse_utc_offset("+15:00"), None);
+    assert_eq!(parse_utc_offset("08:00"), None);
+    assert_eq!(parse_utc_offset("+08:60"), None);
 }
 
 #[test]
 fn calendar_counts_overnight_shifts_and_holidays() {
     let calendar = Calendar {
         shifts: vec![
-            Shift { name: "day".into(), days: vec![Weekday::Mon], start: "08:00".into(), end: "17:00".into() },
-            Shift { name: "night".into(), days: vec![Weekday::Mon], start: "22:00".into(), end: "06:00".into() },
+            Shift {
+                name: "day".into(),
+                days: vec![Weekday::Mon],
+                start: "08:00".into(),
+                end: "17:00".into(),
+            },
+            Shift {
+                name: "night".into(),
+                days: vec![Weekday::Mon],
+                start: "22:00".into(),
+                end: "06:00".into(),
+            },
         ],
         holidays: vec![time::macros::date!(2026 - 12 - 28)],
     };

@@ -1,1 +1,272 @@
-//! Placeholder.
+//! The durable store: one [`Store`] handle over an SQLite database in WAL mode, with embedded
+//! migrations. This is the only crate that knows SQL; callers see typed methods on `model` types.
+//!
+//! Durability promise: a write method returns only after its transaction has committed. With the
+//! default [`Durability::Full`] the commit is fsynced to the write-ahead log first, so anything a
+//! caller was told succeeded survives both a process crash (kill -9) and a power cut. With
+//! [`Durability::Normal`] it survives a process crash; a power cut may lose the last commits.
+//!
+//! Concurrency: one writer connection behind a mutex (SQLite allows one writer anyway) and a small
+//! pool of reader connections, which WAL lets run beside the writer. All methods are blocking; the
+//! server calls them from `spawn_blocking`.
+
+mod auth;
+mod catalog;
+mod factory;
+mod orders;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use model::{FieldError, Timestamp};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use auth::{ApiToken, TokenOwner};
+pub use orders::{OrderFilter, OrderStats};
+
+/// How hard a commit tries to reach the disk before it returns. See the crate docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Fsync the write-ahead log on every commit (SQLite `synchronous=FULL`).
+    #[default]
+    Full,
+    /// Fsync only at checkpoints (SQLite `synchronous=NORMAL`): survives process crashes only.
+    Normal,
+}
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// What was looked for, e.g. `order`.
+        entity: &'static str,
+        /// The id asked for.
+        id: i64,
+    },
+    /// The input refers to rows that do not exist or breaks a rule only the store can check.
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// The write clashes with what is stored: a duplicate code, or a row still in use.
+    #[error("{message}")]
+    Conflict {
+        /// The input field at fault, when there is one.
+        field: Option<String>,
+        /// What clashed, in lowercase words.
+        message: String,
+    },
+    /// One record of a batch failed; nothing of the batch was written.
+    #[error("record {index}: {source}")]
+    InRow {
+        /// Position of the failing record in the batch, from 0.
+        index: usize,
+        /// Why it failed.
+        source: Box<StoreError>,
+    },
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The database holds something this version cannot read.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same call may succeed (the database was busy or locked).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+
+    fn invalid(field: &str, message: &str) -> StoreError {
+        StoreError::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A page of a list, in id order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass this as the cursor to get the next page; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// Where a list starts and how long a page is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Only items with an id greater than this.
+    pub after: Option<i64>,
+    /// At most this many items (the caller bounds it).
+    pub limit: u32,
+}
+
+/// The handle to the database. Cheap to clone; all clones share the connections.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` for an in-memory database, which must then read through the writer connection.
+    path: Option<PathBuf>,
+    durability: Durability,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// How many idle reader connections the pool keeps.
+const MAX_IDLE_READERS: usize = 8;
+
+impl Store {
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        let writer = Connection::open(path)?;
+        configure(&writer, durability)?;
+        schema::migrate(&writer)?;
+        Ok(Store::from_writer(Some(path.to_path_buf()), durability, writer))
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Store> {
+        let writer = Connection::open_in_memory()?;
+        configure(&writer, Durability::Full)?;
+        schema::migrate(&writer)?;
+        Ok(Store::from_writer(None, Durability::Full, writer))
+    }
+
+    fn from_writer(path: Option<PathBuf>, durability: Durability, writer: Connection) -> Store {
+        let inner = Inner { path, durability, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) };
+        Store { inner: Arc::new(inner) }
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.read(|conn| Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?))
+    }
+
+    /// Runs `f` on a reader connection (a snapshot that never sees half a write).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let Some(path) = &self.inner.path else {
+            return f(&self.writer());
+        };
+        let pooled = lock(&self.inner.readers).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                configure(&conn, self.inner.durability)?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        let mut idle = lock(&self.inner.readers);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// Runs `f` inside one write transaction; commits when it returns `Ok`, rolls back otherwise.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.inner.writer)
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; SQLite's own state is
+/// still consistent (an open transaction is rolled back when its guard drops), so carry on.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<()> {
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // journal_mode answers with a row, so it cannot go through execute_batch's plain path on
+    // read-only connections; WAL is a property of the file and persists once set by the writer.
+    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    conn.execute_batch(&format!("PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"))?;
+    Ok(())
+}
+
+fn to_ms(ts: Timestamp) -> i64 {
+    (ts.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+/// Turns SQLite constraint failures into conflicts that name the field, e.g.
+/// `UNIQUE constraint failed: sites.code` into a conflict on `code`.
+fn constraint(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(e, Some(message)) = &error
+        && e.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        if let Some(columns) = message.strip_prefix("UNIQUE constraint failed: ") {
+            let field = columns.rsplit(", ").next().and_then(|c| c.split('.').nth(1)).unwrap_or("id");
+            return StoreError::Conflict {
+                field: Some(field.to_string()),
+                message: format!("{field} is already in use"),
+            };
+        }
+        if message.contains("FOREIGN KEY") {
+            return StoreError::Conflict {
+                field: None,
+                message: "the record is still referenced by others".into(),
+            };
+        }
+    }
+    StoreError::Database(error)
+}
+
+/// Fails with a field error unless a row with `id` exists in `table`.
+fn require(tx: &Connection, table: &'static str, id: i64, field: &str) -> Result<()> {
+    let sql = format!("SELECT 1 FROM {table} WHERE id = ?1");
+    let found = tx.prepare_cached(&sql)?.exists([id])?;
+    if found { Ok(()) } else { Err(StoreError::invalid(field, &format!("no such record (id {id})"))) }
+}
+
+/// Fails with `NotFound` when a statement touched no row.
+fn touched(changed: usize, entity: &'static str, id: i64) -> Result<()> {
+    if changed == 0 { Err(StoreError::NotFound { entity, id }) } else { Ok(()) }
+}
+
+/// Converts a page's rows plus one look-ahead row into a [`Page`].
+fn page<T>(mut items: Vec<T>, limit: u32, id_of: impl Fn(&T) -> i64) -> Page<T> {
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(id_of)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+#[cfg(test)]
+mod tests;

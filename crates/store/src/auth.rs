@@ -1,0 +1,208 @@
+//! Users and API tokens. The store keeps only hashes: an argon2 PHC string per password and a
+//! SHA-256 digest per token; hashing happens in the caller, so this crate never sees a secret.
+
+use model::{Role, Timestamp, User, UserId};
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Result, Store, StoreError, constraint, from_ms, to_ms, touched};
+
+/// An API token's metadata (never the token itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiToken {
+    /// Store-assigned id.
+    pub id: i64,
+    /// Whose token it is.
+    pub user_id: UserId,
+    /// What the token is for, e.g. `mes-integration`.
+    pub name: String,
+    /// The first characters of the token, to recognise it in lists.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked; revoked tokens no longer authenticate.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Who a valid token belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenOwner {
+    /// The user.
+    pub user: User,
+    /// The token's id, so the caller can log which token acted.
+    pub token_id: i64,
+}
+
+impl Store {
+    /// How many users exist; zero means the store is new and needs a first admin.
+    pub fn count_users(&self) -> Result<u64> {
+        self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))?))
+    }
+
+    /// Creates a user with an already-hashed password.
+    pub fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> Result<User> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (username, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![username, role.as_str(), password_hash, to_ms(now)],
+            )
+            .map_err(constraint)?;
+            Ok(User {
+                id: UserId(tx.last_insert_rowid()),
+                username: username.into(),
+                role,
+                created_at: from_ms(to_ms(now))?,
+            })
+        })
+    }
+
+    /// Changes a user's role or password hash.
+    pub fn update_user(&self, id: UserId, role: Option<Role>, password_hash: Option<&str>) -> Result<User> {
+        self.write(|tx| {
+            if let Some(role) = role {
+                touched(
+                    tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![id.0, role.as_str()])?,
+                    "user",
+                    id.0,
+                )?;
+            }
+            if let Some(hash) = password_hash {
+                touched(
+                    tx.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id.0, hash])?,
+                    "user",
+                    id.0,
+                )?;
+            }
+            tx.prepare_cached(&format!("{USER_SELECT} WHERE id = ?1"))?
+                .query_row([id.0], user_row)
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "user", id: id.0 })?
+        })
+    }
+
+    /// Deletes a user and their tokens.
+    pub fn delete_user(&self, id: UserId) -> Result<()> {
+        self.write(|tx| touched(tx.execute("DELETE FROM users WHERE id = ?1", [id.0])?, "user", id.0))
+    }
+
+    /// Every user, by id.
+    pub fn users(&self) -> Result<Vec<User>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("{USER_SELECT} ORDER BY id"))?
+                .query_map([], user_row)?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()?
+        })
+    }
+
+    /// A user and their password hash, for logging in.
+    pub fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
+        self.read(|conn| {
+            let found = conn
+                .prepare_cached(&format!(
+                    "SELECT id, username, role, created_ms, password_hash FROM users WHERE username = ?1"
+                ))?
+                .query_row([username], |row| Ok((user_row(row)?, row.get::<_, String>(4)?)))
+                .optional()?;
+            match found {
+                None => Ok(None),
+                Some((user, hash)) => Ok(Some((user?, hash))),
+            }
+        })
+    }
+
+    /// Records a new token for `user` by its SHA-256 digest.
+    pub fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        digest: &[u8; 32],
+        prefix: &str,
+        now: Timestamp,
+    ) -> Result<ApiToken> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user.0, name, &digest[..], prefix, to_ms(now)],
+            )
+            .map_err(constraint)?;
+            Ok(ApiToken {
+                id: tx.last_insert_rowid(),
+                user_id: user,
+                name: name.into(),
+                prefix: prefix.into(),
+                created_at: from_ms(to_ms(now))?,
+                revoked_at: None,
+            })
+        })
+    }
+
+    /// Who the unrevoked token with this digest belongs to.
+    pub fn token_owner(&self, digest: &[u8; 32]) -> Result<Option<TokenOwner>> {
+        self.read(|conn| {
+            let found = conn
+                .prepare_cached(
+                    "SELECT u.id, u.username, u.role, u.created_ms, t.id FROM api_tokens t
+                     JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_ms IS NULL",
+                )?
+                .query_row([&digest[..]], |row| Ok((user_row(row)?, row.get::<_, i64>(4)?)))
+                .optional()?;
+            match found {
+                None => Ok(None),
+                Some((user, token_id)) => Ok(Some(TokenOwner { user: user?, token_id })),
+            }
+        })
+    }
+
+    /// Tokens of one user, or of everyone.
+    pub fn tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, user_id, name, prefix, created_ms, revoked_ms FROM api_tokens
+                 WHERE (?1 IS NULL OR user_id = ?1) ORDER BY id",
+            )?;
+            let mut rows = statement.query([user.map(|u| u.0)])?;
+            let mut tokens = Vec::new();
+            while let Some(row) = rows.next()? {
+                tokens.push(ApiToken {
+                    id: row.get(0)?,
+                    user_id: UserId(row.get(1)?),
+                    name: row.get(2)?,
+                    prefix: row.get(3)?,
+                    created_at: from_ms(row.get(4)?)?,
+                    revoked_at: row.get::<_, Option<i64>>(5)?.map(from_ms).transpose()?,
+                });
+            }
+            Ok(tokens)
+        })
+    }
+
+    /// Revokes a token; `owner` restricts it to that user's tokens.
+    pub fn revoke_token(&self, id: i64, owner: Option<UserId>, now: Timestamp) -> Result<()> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE api_tokens SET revoked_ms = ?3 WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND revoked_ms IS NULL",
+                params![id, owner.map(|u| u.0), to_ms(now)],
+            )?;
+            touched(changed, "token", id)
+        })
+    }
+}
+
+const USER_SELECT: &str = "SELECT id, username, role, created_ms FROM users";
+
+fn user_row(row: &Row<'_>) -> rusqlite::Result<Result<User>> {
+    let role: String = row.get(2)?;
+    let Some(role) = Role::parse(&role) else {
+        return Ok(Err(StoreError::Corrupt(format!("unknown role {role:?}"))));
+    };
+    let created_at = match from_ms(row.get(3)?) {
+        Ok(ts) => ts,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(User { id: UserId(row.get(0)?), username: row.get(1)?, role, created_at }))
+}

@@ -1,0 +1,364 @@
+//! Sites, their calendars, lines and machines.
+
+use model::{
+    Calendar, Line, LineId, Machine, MachineId, MachineKind, NewLine, NewMachine, NewSite, Shift, Site,
+    SiteId, Weekday,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{Page, PageRequest, Result, Store, StoreError, constraint, page, require, touched};
+
+impl Store {
+    /// Creates a site with an empty calendar.
+    pub fn create_site(&self, new: &NewSite) -> Result<Site> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO sites (code, name, utc_offset) VALUES (?1, ?2, ?3)",
+                params![new.code, new.name, new.utc_offset],
+            )
+            .map_err(constraint)?;
+            Ok(site_from(SiteId(tx.last_insert_rowid()), new))
+        })
+    }
+
+    /// Replaces a site's fields.
+    pub fn update_site(&self, id: SiteId, new: &NewSite) -> Result<Site> {
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE sites SET code = ?2, name = ?3, utc_offset = ?4 WHERE id = ?1",
+                    params![id.0, new.code, new.name, new.utc_offset],
+                )
+                .map_err(constraint)?;
+            touched(changed, "site", id.0)?;
+            Ok(site_from(id, new))
+        })
+    }
+
+    /// Deletes a site that no line or machine refers to any more.
+    pub fn delete_site(&self, id: SiteId) -> Result<()> {
+        self.write(|tx| {
+            touched(tx.execute("DELETE FROM sites WHERE id = ?1", [id.0]).map_err(constraint)?, "site", id.0)
+        })
+    }
+
+    /// One site.
+    pub fn site(&self, id: SiteId) -> Result<Site> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id, code, name, utc_offset FROM sites WHERE id = ?1")?
+                .query_row([id.0], site_row)
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "site", id: id.0 })
+        })
+    }
+
+    /// Sites in id order.
+    pub fn sites(&self, request: PageRequest) -> Result<Page<Site>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, code, name, utc_offset FROM sites WHERE id > ?1 ORDER BY id LIMIT ?2",
+                )?
+                .query_map(params![request.after.unwrap_or(0), request.limit + 1], site_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(page(rows, request.limit, |site| site.id.0))
+        })
+    }
+
+    /// A site's shift calendar (empty when none was set).
+    pub fn calendar(&self, site: SiteId) -> Result<Calendar> {
+        self.read(|conn| {
+            require(conn, "sites", site.0, "site_id")
+                .map_err(|_| StoreError::NotFound { entity: "site", id: site.0 })?;
+            read_calendar(conn, site)
+        })
+    }
+
+    /// Replaces a site's shift calendar.
+    pub fn set_calendar(&self, site: SiteId, calendar: &Calendar) -> Result<()> {
+        self.write(|tx| {
+            require(tx, "sites", site.0, "site_id").map_err(|_| StoreError::NotFound { entity: "site", id: site.0 })?;
+            tx.execute("DELETE FROM shifts WHERE site_id = ?1", [site.0])?;
+            tx.execute("DELETE FROM holidays WHERE site_id = ?1", [site.0])?;
+            let mut insert_shift = tx.prepare_cached(
+                "INSERT INTO shifts (site_id, position, name, days, start_time, end_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (position, shift) in calendar.shifts.iter().enumerate() {
+                let days: Vec<&str> = shift.days.iter().map(|day| weekday_str(*day)).collect();
+                insert_shift.execute(params![site.0, position, shift.name, days.join(","), shift.start, shift.end])?;
+            }
+            let mut insert_holiday = tx.prepare_cached("INSERT OR IGNORE INTO holidays (site_id, day) VALUES (?1, ?2)")?;
+            for day in &calendar.holidays {
+                insert_holiday.execute(params![site.0, day.to_string()])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Creates a line.
+    pub fn create_line(&self, new: &NewLine) -> Result<Line> {
+        self.write(|tx| {
+            require(tx, "sites", new.site_id.0, "site_id")?;
+            tx.execute(
+                "INSERT INTO lines (site_id, code, name) VALUES (?1, ?2, ?3)",
+                params![new.site_id.0, new.code, new.name],
+            )
+            .map_err(constraint)?;
+            Ok(line_from(LineId(tx.last_insert_rowid()), new))
+        })
+    }
+
+    /// Replaces a line's fields.
+    pub fn update_line(&self, id: LineId, new: &NewLine) -> Result<Line> {
+        self.write(|tx| {
+            require(tx, "sites", new.site_id.0, "site_id")?;
+            let changed = tx
+                .execute(
+                    "UPDATE lines SET site_id = ?2, code = ?3, name = ?4 WHERE id = ?1",
+                    params![id.0, new.site_id.0, new.code, new.name],
+                )
+                .map_err(constraint)?;
+            touched(changed, "line", id.0)?;
+            Ok(line_from(id, new))
+        })
+    }
+
+    /// Deletes a line no machine stands in.
+    pub fn delete_line(&self, id: LineId) -> Result<()> {
+        self.write(|tx| {
+            touched(tx.execute("DELETE FROM lines WHERE id = ?1", [id.0]).map_err(constraint)?, "line", id.0)
+        })
+    }
+
+    /// One line.
+    pub fn line(&self, id: LineId) -> Result<Line> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id, site_id, code, name FROM lines WHERE id = ?1")?
+                .query_row([id.0], line_row)
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "line", id: id.0 })
+        })
+    }
+
+    /// Lines in id order, optionally of one site.
+    pub fn lines(&self, site: Option<SiteId>, request: PageRequest) -> Result<Page<Line>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, site_id, code, name FROM lines WHERE id > ?1 AND (?2 IS NULL OR site_id = ?2)
+                     ORDER BY id LIMIT ?3",
+                )?
+                .query_map(
+                    params![request.after.unwrap_or(0), site.map(|s| s.0), request.limit + 1],
+                    line_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(page(rows, request.limit, |line| line.id.0))
+        })
+    }
+
+    /// Creates a machine.
+    pub fn create_machine(&self, new: &NewMachine) -> Result<Machine> {
+        self.write(|tx| {
+            check_machine_refs(tx, new)?;
+            tx.execute(
+                "INSERT INTO machines (site_id, line_id, code, name, kind, capabilities, rated_power_kw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    new.site_id.0,
+                    new.line_id.map(|l| l.0),
+                    new.code,
+                    new.name,
+                    new.kind.as_str(),
+                    new.capabilities.join(","),
+                    new.rated_power_kw
+                ],
+            )
+            .map_err(constraint)?;
+            Ok(machine_from(MachineId(tx.last_insert_rowid()), new))
+        })
+    }
+
+    /// Replaces a machine's fields.
+    pub fn update_machine(&self, id: MachineId, new: &NewMachine) -> Result<Machine> {
+        self.write(|tx| {
+            check_machine_refs(tx, new)?;
+            let changed = tx
+                .execute(
+                    "UPDATE machines SET site_id = ?2, line_id = ?3, code = ?4, name = ?5, kind = ?6,
+                     capabilities = ?7, rated_power_kw = ?8 WHERE id = ?1",
+                    params![
+                        id.0,
+                        new.site_id.0,
+                        new.line_id.map(|l| l.0),
+                        new.code,
+                        new.name,
+                        new.kind.as_str(),
+                        new.capabilities.join(","),
+                        new.rated_power_kw
+                    ],
+                )
+                .map_err(constraint)?;
+            touched(changed, "machine", id.0)?;
+            Ok(machine_from(id, new))
+        })
+    }
+
+    /// Deletes a machine no routing or order refers to.
+    pub fn delete_machine(&self, id: MachineId) -> Result<()> {
+        self.write(|tx| {
+            touched(
+                tx.execute("DELETE FROM machines WHERE id = ?1", [id.0]).map_err(constraint)?,
+                "machine",
+                id.0,
+            )
+        })
+    }
+
+    /// One machine.
+    pub fn machine(&self, id: MachineId) -> Result<Machine> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("{MACHINE_SELECT} WHERE id = ?1"))?
+                .query_row([id.0], machine_row)
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "machine", id: id.0 })?
+        })
+    }
+
+    /// Machines in id order, optionally of one site and/or line.
+    pub fn machines(
+        &self,
+        site: Option<SiteId>,
+        line: Option<LineId>,
+        request: PageRequest,
+    ) -> Result<Page<Machine>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&format!(
+                    "{MACHINE_SELECT} WHERE id > ?1 AND (?2 IS NULL OR site_id = ?2) AND (?3 IS NULL OR line_id = ?3)
+                     ORDER BY id LIMIT ?4"
+                ))?
+                .query_map(
+                    params![request.after.unwrap_or(0), site.map(|s| s.0), line.map(|l| l.0), request.limit + 1],
+                    machine_row,
+                )?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
+            Ok(page(rows, request.limit, |machine| machine.id.0))
+        })
+    }
+}
+
+const MACHINE_SELECT: &str =
+    "SELECT id, site_id, line_id, code, name, kind, capabilities, rated_power_kw FROM machines";
+
+fn check_machine_refs(tx: &Connection, new: &NewMachine) -> Result<()> {
+    require(tx, "sites", new.site_id.0, "site_id")?;
+    if let Some(line) = new.line_id {
+        let site: Option<i64> =
+            tx.query_row("SELECT site_id FROM lines WHERE id = ?1", [line.0], |row| row.get(0)).optional()?;
+        match site {
+            None => return Err(StoreError::invalid("line_id", &format!("no such record (id {line})"))),
+            Some(site) if site != new.site_id.0 => {
+                return Err(StoreError::invalid("line_id", "the line belongs to another site"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn site_from(id: SiteId, new: &NewSite) -> Site {
+    Site { id, code: new.code.clone(), name: new.name.clone(), utc_offset: new.utc_offset.clone() }
+}
+
+fn site_row(row: &Row<'_>) -> rusqlite::Result<Site> {
+    Ok(Site { id: SiteId(row.get(0)?), code: row.get(1)?, name: row.get(2)?, utc_offset: row.get(3)? })
+}
+
+fn line_from(id: LineId, new: &NewLine) -> Line {
+    Line { id, site_id: new.site_id, code: new.code.clone(), name: new.name.clone() }
+}
+
+fn line_row(row: &Row<'_>) -> rusqlite::Result<Line> {
+    Ok(Line { id: LineId(row.get(0)?), site_id: SiteId(row.get(1)?), code: row.get(2)?, name: row.get(3)? })
+}
+
+fn machine_from(id: MachineId, new: &NewMachine) -> Machine {
+    Machine {
+        id,
+        site_id: new.site_id,
+        line_id: new.line_id,
+        code: new.code.clone(),
+        name: new.name.clone(),
+        kind: new.kind,
+        capabilities: new.capabilities.clone(),
+        rated_power_kw: new.rated_power_kw,
+    }
+}
+
+/// Machine rows carry an enum stored as text, so the row mapper returns a nested result: the outer
+/// one from SQLite, the inner one for data this version cannot read.
+fn machine_row(row: &Row<'_>) -> rusqlite::Result<Result<Machine>> {
+    let kind: String = row.get(5)?;
+    let capabilities: String = row.get(6)?;
+    let Some(kind) = MachineKind::parse(&kind) else {
+        return Ok(Err(StoreError::Corrupt(format!("unknown machine kind {kind:?}"))));
+    };
+    Ok(Ok(Machine {
+        id: MachineId(row.get(0)?),
+        site_id: SiteId(row.get(1)?),
+        line_id: row.get::<_, Option<i64>>(2)?.map(LineId),
+        code: row.get(3)?,
+        name: row.get(4)?,
+        kind,
+        capabilities: capabilities.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
+        rated_power_kw: row.get(7)?,
+    }))
+}
+
+fn read_calendar(conn: &Connection, site: SiteId) -> Result<Calendar> {
+    let mut shifts = Vec::new();
+    let mut statement = conn.prepare_cached(
+        "SELECT name, days, start_time, end_time FROM shifts WHERE site_id = ?1 ORDER BY position",
+    )?;
+    let mut rows = statement.query([site.0])?;
+    while let Some(row) = rows.next()? {
+        let days: String = row.get(1)?;
+        let days = days
+            .split(',')
+            .map(|day| {
+                parse_weekday(day).ok_or_else(|| StoreError::Corrupt(format!("unknown weekday {day:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        shifts.push(Shift { name: row.get(0)?, days, start: row.get(2)?, end: row.get(3)? });
+    }
+    let mut holidays = Vec::new();
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let mut statement = conn.prepare_cached("SELECT day FROM holidays WHERE site_id = ?1 ORDER BY day")?;
+    let mut rows = statement.query([site.0])?;
+    while let Some(row) = rows.next()? {
+        let day: String = row.get(0)?;
+        let date = time::Date::parse(&day, &format)
+            .map_err(|_| StoreError::Corrupt(format!("bad holiday {day:?}")))?;
+        holidays.push(date);
+    }
+    Ok(Calendar { shifts, holidays })
+}
+
+const WEEKDAYS: [(Weekday, &str); 7] = [
+    (Weekday::Mon, "mon"),
+    (Weekday::Tue, "tue"),
+    (Weekday::Wed, "wed"),
+    (Weekday::Thu, "thu"),
+    (Weekday::Fri, "fri"),
+    (Weekday::Sat, "sat"),
+    (Weekday::Sun, "sun"),
+];
+
+fn weekday_str(day: Weekday) -> &'static str {
+    WEEKDAYS.iter().find(|(d, _)| *d == day).map_or("mon", |(_, s)| s)
+}
+
+fn parse_weekday(text: &str) -> Option<Weekday> {
+    WEEKDAYS.iter().find(|(_, s)| *s == text).map(|(d, _)| *d)
+}

@@ -1,0 +1,338 @@
+//! Customer orders and their operations. An order's operations are copied from its variant's
+//! routing when the order is created, in the same transaction.
+
+use model::{MachineId, NewOrder, Operation, OperationId, Order, OrderId, OrderStatus, Timestamp, VariantId};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use crate::catalog::read_routing;
+use crate::{Page, PageRequest, Result, Store, StoreError, constraint, from_ms, page, to_ms};
+
+/// Which orders a list returns. Every field narrows the list; `None` does not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders due strictly before this time.
+    pub due_before: Option<Timestamp>,
+    /// Only orders due at or after this time.
+    pub due_after: Option<Timestamp>,
+    /// Only orders with an operation that may run on this machine.
+    pub machine: Option<MachineId>,
+    /// Only orders of this customer (exact match).
+    pub customer: Option<String>,
+}
+
+/// How many orders are in each status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderStats {
+    /// `(status, count)` for every status, in life-cycle order.
+    pub by_status: Vec<(OrderStatus, u64)>,
+}
+
+impl Store {
+    /// Creates an order and its operations from the variant's routing.
+    pub fn create_order(&self, new: &NewOrder, now: Timestamp) -> Result<Order> {
+        self.write(|tx| insert_order(tx, new, now))
+    }
+
+    /// Creates all of `orders` or none of them. On failure the error says which one failed
+    /// ([`StoreError::InRow`]).
+    pub fn create_orders(&self, orders: &[NewOrder], now: Timestamp) -> Result<Vec<Order>> {
+        self.write(|tx| {
+            orders
+                .iter()
+                .enumerate()
+                .map(|(index, new)| {
+                    insert_order(tx, new, now)
+                        .map_err(|error| StoreError::InRow { index, source: Box::new(error) })
+                })
+                .collect()
+        })
+    }
+
+    /// One order.
+    pub fn order(&self, id: OrderId) -> Result<Order> {
+        self.read(|conn| read_order(conn, id))
+    }
+
+    /// The order with this number, if any.
+    pub fn order_by_number(&self, number: &str) -> Result<Option<Order>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("{ORDER_SELECT} WHERE number = ?1"))?
+                .query_row([number], order_row)
+                .optional()?
+                .transpose()
+        })
+    }
+
+    /// An order's operations in routing order.
+    pub fn operations(&self, order: OrderId) -> Result<Vec<Operation>> {
+        self.read(|conn| {
+            read_order(conn, order)?;
+            let mut operations = conn
+                .prepare_cached(&format!("{OPERATION_SELECT} WHERE order_id = ?1 ORDER BY seq"))?
+                .query_map([order.0], operation_row)?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
+            let mut statement = conn.prepare_cached(
+                "SELECT om.operation_id, om.machine_id FROM operation_machines om
+                 JOIN operations o ON o.id = om.operation_id WHERE o.order_id = ?1 ORDER BY om.machine_id",
+            )?;
+            let mut rows = statement.query([order.0])?;
+            while let Some(row) = rows.next()? {
+                let operation = OperationId(row.get(0)?);
+                if let Some(op) = operations.iter_mut().find(|op| op.id == operation) {
+                    op.eligible_machines.push(MachineId(row.get(1)?));
+                }
+            }
+            Ok(operations)
+        })
+    }
+
+    /// Orders in id order, narrowed by `filter`.
+    pub fn orders(&self, filter: &OrderFilter, request: PageRequest) -> Result<Page<Order>> {
+        let mut sql = format!("{ORDER_SELECT} WHERE id > ?");
+        let mut values = vec![Value::Integer(request.after.unwrap_or(0))];
+        if let Some(status) = filter.status {
+            sql.push_str(" AND status = ?");
+            values.push(Value::Text(status.as_str().into()));
+        }
+        if let Some(before) = filter.due_before {
+            sql.push_str(" AND due_ms < ?");
+            values.push(Value::Integer(to_ms(before)));
+        }
+        if let Some(after) = filter.due_after {
+            sql.push_str(" AND due_ms >= ?");
+            values.push(Value::Integer(to_ms(after)));
+        }
+        if let Some(customer) = &filter.customer {
+            sql.push_str(" AND customer = ?");
+            values.push(Value::Text(customer.clone()));
+        }
+        if let Some(machine) = filter.machine {
+            sql.push_str(
+                " AND id IN (SELECT o.order_id FROM operation_machines om
+                   JOIN operations o ON o.id = om.operation_id WHERE om.machine_id = ?)",
+            );
+            values.push(Value::Integer(machine.0));
+        }
+        sql.push_str(" ORDER BY id LIMIT ?");
+        values.push(Value::Integer(i64::from(request.limit) + 1));
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(values), order_row)?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
+            Ok(page(rows, request.limit, |order| order.id.0))
+        })
+    }
+
+    /// Moves an order to `next` if its life cycle allows it. Cancelling cancels every operation not
+    /// yet done; releasing releases every planned operation.
+    pub fn set_order_status(&self, id: OrderId, next: OrderStatus) -> Result<Order> {
+        self.write(|tx| {
+            let order = read_order(tx, id)?;
+            if !order.status.can_become(next) {
+                return Err(StoreError::Conflict {
+                    field: Some("status".into()),
+                    message: format!(
+                        "an order that is {} cannot become {}",
+                        order.status.as_str(),
+                        next.as_str()
+                    ),
+                });
+            }
+            tx.execute("UPDATE orders SET status = ?2 WHERE id = ?1", params![id.0, next.as_str()])?;
+            let from: &[OrderStatus] = match next {
+                OrderStatus::Released => &[OrderStatus::Planned],
+                OrderStatus::Cancelled => {
+                    &[OrderStatus::Planned, OrderStatus::Released, OrderStatus::Running]
+                }
+                _ => &[],
+            };
+            for status in from {
+                tx.execute(
+                    "UPDATE operations SET status = ?3 WHERE order_id = ?1 AND status = ?2",
+                    params![id.0, status.as_str(), next.as_str()],
+                )?;
+            }
+            Ok(Order { status: next, ..order })
+        })
+    }
+
+    /// Changes what a customer asked for while the order is still `planned`.
+    pub fn update_order(&self, id: OrderId, new: &NewOrder) -> Result<Order> {
+        self.write(|tx| {
+            let order = read_order(tx, id)?;
+            if order.status != OrderStatus::Planned {
+                return Err(StoreError::Conflict {
+                    field: Some("status".into()),
+                    message: format!("only planned orders can be changed; this one is {}", order.status.as_str()),
+                });
+            }
+            if new.variant_id != order.variant_id {
+                return Err(StoreError::invalid("variant_id", "cannot change; cancel the order and create a new one"));
+            }
+            tx.execute(
+                "UPDATE orders SET number = ?2, customer = ?3, quantity = ?4, due_ms = ?5, priority = ?6 WHERE id = ?1",
+                params![id.0, new.number, new.customer, new.quantity, to_ms(new.due), new.priority],
+            )
+            .map_err(constraint)?;
+            read_order(tx, id)
+        })
+    }
+
+    /// Deletes an order that never reached the shop floor (planned or cancelled without work).
+    pub fn delete_order(&self, id: OrderId) -> Result<()> {
+        self.write(|tx| {
+            let order = read_order(tx, id)?;
+            let worked: bool = tx
+                .prepare_cached("SELECT 1 FROM operations WHERE order_id = ?1 AND (good > 0 OR scrap > 0 OR status IN ('running','done'))")?
+                .exists([id.0])?;
+            if worked || !matches!(order.status, OrderStatus::Planned | OrderStatus::Cancelled) {
+                return Err(StoreError::Conflict {
+                    field: Some("status".into()),
+                    message: "orders with shop-floor history cannot be deleted; cancel them instead".into(),
+                });
+            }
+            tx.execute("DELETE FROM orders WHERE id = ?1", [id.0])?;
+            Ok(())
+        })
+    }
+
+    /// Order counts per status.
+    pub fn order_stats(&self) -> Result<OrderStats> {
+        self.read(|conn| {
+            let mut counts = Vec::new();
+            for status in OrderStatus::ALL {
+                let count: u64 = conn
+                    .prepare_cached("SELECT COUNT(*) FROM orders WHERE status = ?1")?
+                    .query_row([status.as_str()], |row| row.get(0))?;
+                counts.push((status, count));
+            }
+            Ok(OrderStats { by_status: counts })
+        })
+    }
+}
+
+fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order> {
+    let routing: Option<Option<i64>> = tx
+        .prepare_cached("SELECT routing_id FROM variants WHERE id = ?1")?
+        .query_row([new.variant_id.0], |row| row.get(0))
+        .optional()?;
+    let routing = match routing {
+        None => {
+            return Err(StoreError::invalid(
+                "variant_id",
+                &format!("no such variant (id {})", new.variant_id),
+            ));
+        }
+        Some(None) => {
+            return Err(StoreError::invalid("variant_id", "the variant has no routing, so it cannot be made"));
+        }
+        Some(Some(routing)) => read_routing(tx, model::RoutingId(routing))?,
+    };
+    tx.prepare_cached(
+        "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7)",
+    )?
+    .execute(params![
+        new.number,
+        new.customer,
+        new.variant_id.0,
+        new.quantity,
+        to_ms(new.due),
+        new.priority,
+        to_ms(now)
+    ])
+    .map_err(constraint)?;
+    let id = OrderId(tx.last_insert_rowid());
+    let mut insert_operation = tx.prepare_cached(
+        "INSERT INTO operations (order_id, seq, name, setup_seconds, unit_seconds, setup_family, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned')",
+    )?;
+    let mut insert_machine =
+        tx.prepare_cached("INSERT INTO operation_machines (operation_id, machine_id) VALUES (?1, ?2)")?;
+    for (seq, step) in routing.steps.iter().enumerate() {
+        insert_operation.execute(params![
+            id.0,
+            seq,
+            step.name,
+            step.setup_seconds,
+            step.unit_seconds,
+            step.setup_family
+        ])?;
+        let operation = tx.last_insert_rowid();
+        for machine in &step.eligible_machines {
+            insert_machine.execute(params![operation, machine.0])?;
+        }
+    }
+    Ok(Order {
+        id,
+        number: new.number.clone(),
+        customer: new.customer.clone(),
+        variant_id: new.variant_id,
+        quantity: new.quantity,
+        due: from_ms(to_ms(new.due))?,
+        priority: new.priority,
+        status: OrderStatus::Planned,
+        created_at: from_ms(to_ms(now))?,
+    })
+}
+
+const ORDER_SELECT: &str =
+    "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms FROM orders";
+
+fn read_order(conn: &Connection, id: OrderId) -> Result<Order> {
+    conn.prepare_cached(&format!("{ORDER_SELECT} WHERE id = ?1"))?
+        .query_row([id.0], order_row)
+        .optional()?
+        .ok_or(StoreError::NotFound { entity: "order", id: id.0 })?
+}
+
+fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {
+    let status: String = row.get(7)?;
+    let Some(status) = OrderStatus::parse(&status) else {
+        return Ok(Err(StoreError::Corrupt(format!("unknown order status {status:?}"))));
+    };
+    let (due, created_at) = match (from_ms(row.get(5)?), from_ms(row.get(8)?)) {
+        (Ok(due), Ok(created)) => (due, created),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    };
+    Ok(Ok(Order {
+        id: OrderId(row.get(0)?),
+        number: row.get(1)?,
+        customer: row.get(2)?,
+        variant_id: VariantId(row.get(3)?),
+        quantity: row.get(4)?,
+        due,
+        priority: row.get(6)?,
+        status,
+        created_at,
+    }))
+}
+
+const OPERATION_SELECT: &str =
+    "SELECT id, order_id, seq, name, setup_seconds, unit_seconds, setup_family, status,
+    machine_id, good, scrap FROM operations";
+
+fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
+    let status: String = row.get(7)?;
+    let Some(status) = OrderStatus::parse(&status) else {
+        return Ok(Err(StoreError::Corrupt(format!("unknown operation status {status:?}"))));
+    };
+    Ok(Ok(Operation {
+        id: OperationId(row.get(0)?),
+        order_id: OrderId(row.get(1)?),
+        seq: row.get(2)?,
+        name: row.get(3)?,
+        eligible_machines: Vec::new(),
+        setup_seconds: row.get(4)?,
+        unit_seconds: row.get(5)?,
+        setup_family: row.get(6)?,
+        status,
+        machine_id: row.get::<_, Option<i64>>(8)?.map(MachineId),
+        good: row.get(9)?,
+        scrap: row.get(10)?,
+    }))
+}

@@ -1,0 +1,226 @@
+//! Store tests against a real SQLite database (in memory, or a temporary file where durability
+//! and the reader pool matter).
+
+use model::*;
+use time::macros::datetime;
+
+use crate::*;
+
+const NOW: Timestamp = datetime!(2026-11-24 09:00 UTC);
+
+fn all() -> PageRequest {
+    PageRequest { after: None, limit: 1000 }
+}
+
+struct Fixture {
+    store: Store,
+    variant: VariantId,
+    machines: [MachineId; 2],
+}
+
+fn fixture(store: Store) -> Fixture {
+    let site = store
+        .create_site(&NewSite { code: "hk".into(), name: "Kwun Tong".into(), utc_offset: "+08:00".into() })
+        .unwrap();
+    let machine = |code: &str| NewMachine {
+        site_id: site.id,
+        line_id: None,
+        code: code.into(),
+        name: code.into(),
+        kind: MachineKind::CncMill,
+        capabilities: vec!["3-axis".into()],
+        rated_power_kw: 7.5,
+    };
+    let m1 = store.create_machine(&machine("cnc-1")).unwrap().id;
+    let m2 = store.create_machine(&machine("cnc-2")).unwrap().id;
+    let product =
+        store.create_product(&NewProduct { code: "p".into(), name: "P".into(), family: "f".into() }).unwrap();
+    let step = |name: &str, machines: Vec<MachineId>| RoutingStep {
+        name: name.into(),
+        eligible_machines: machines,
+        setup_seconds: 600,
+        unit_seconds: 30.0,
+        setup_family: "alu".into(),
+    };
+    let routing = store
+        .create_routing(&NewRouting {
+            code: "r".into(),
+            name: "R".into(),
+            steps: vec![step("mill", vec![m1, m2]), step("deburr", vec![m2])],
+        })
+        .unwrap();
+    let material =
+        store.create_material(&NewMaterial { code: "al".into(), name: "Aluminium".into() }).unwrap();
+    let variant = store
+        .create_variant(&NewVariant {
+            product_id: product.id,
+            code: "p-black".into(),
+            name: "P black".into(),
+            routing_id: Some(routing.id),
+            bom: vec![BomLine { material_id: material.id, kg_per_unit: 0.25 }],
+        })
+        .unwrap();
+    Fixture { store, variant: variant.id, machines: [m1, m2] }
+}
+
+fn new_order(number: &str, variant: VariantId) -> NewOrder {
+    NewOrder {
+        number: number.into(),
+        customer: "Acme".into(),
+        variant_id: variant,
+        quantity: 5,
+        due: datetime!(2026-12-01 10:00 UTC),
+        priority: 2,
+    }
+}
+
+#[test]
+fn migrations_set_the_schema_version() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+}
+
+#[test]
+fn orders_copy_their_routing_into_operations() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    assert_eq!(f.store.order(order.id).unwrap(), order);
+    let operations = f.store.operations(order.id).unwrap();
+    assert_eq!(operations.len(), 2);
+    assert_eq!(operations[0].eligible_machines, f.machines.to_vec());
+    assert_eq!(operations[1].eligible_machines, vec![f.machines[1]]);
+    assert!(operations.iter().all(|op| op.status == OrderStatus::Planned));
+}
+
+#[test]
+fn duplicate_codes_are_conflicts_naming_the_field() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    let error = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap_err();
+    assert!(
+        matches!(error, StoreError::Conflict { field: Some(ref field), .. } if field == "number"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn unknown_references_are_field_errors_and_write_nothing() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let error = f.store.create_order(&new_order("SO-1", VariantId(999)), NOW).unwrap_err();
+    assert!(matches!(&error, StoreError::Invalid(p) if p[0].field == "variant_id"), "{error:?}");
+    assert!(f.store.orders(&OrderFilter::default(), all()).unwrap().items.is_empty());
+}
+
+#[test]
+fn batches_are_all_or_nothing() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let batch =
+        [new_order("SO-1", f.variant), new_order("SO-2", VariantId(999)), new_order("SO-3", f.variant)];
+    let error = f.store.create_orders(&batch, NOW).unwrap_err();
+    assert!(matches!(error, StoreError::InRow { index: 1, .. }), "{error:?}");
+    assert!(f.store.orders(&OrderFilter::default(), all()).unwrap().items.is_empty());
+    let good = [new_order("SO-1", f.variant), new_order("SO-3", f.variant)];
+    assert_eq!(f.store.create_orders(&good, NOW).unwrap().len(), 2);
+}
+
+#[test]
+fn order_lists_paginate_and_filter() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    for i in 0..25 {
+        let mut order = new_order(&format!("SO-{i}"), f.variant);
+        order.due = datetime!(2026-12-01 00:00 UTC) + time::Duration::days(i);
+        f.store.create_order(&order, NOW).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = f.store.orders(&OrderFilter::default(), PageRequest { after, limit: 10 }).unwrap();
+        seen.extend(page.items.iter().map(|o| o.number.clone()));
+        match page.next_cursor {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 25);
+    let filter = OrderFilter {
+        due_after: Some(datetime!(2026-12-05 00:00 UTC)),
+        due_before: Some(datetime!(2026-12-08 00:00 UTC)),
+        ..OrderFilter::default()
+    };
+    let numbers: Vec<_> =
+        f.store.orders(&filter, all()).unwrap().items.into_iter().map(|o| o.number).collect();
+    assert_eq!(numbers, ["SO-4", "SO-5", "SO-6"]);
+    let on_machine = OrderFilter { machine: Some(f.machines[0]), ..OrderFilter::default() };
+    assert_eq!(f.store.orders(&on_machine, all()).unwrap().items.len(), 25);
+    let released = OrderFilter { status: Some(OrderStatus::Released), ..OrderFilter::default() };
+    assert!(f.store.orders(&released, all()).unwrap().items.is_empty());
+}
+
+#[test]
+fn status_changes_follow_the_life_cycle() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    assert!(f.store.set_order_status(order.id, OrderStatus::Done).is_err());
+    f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+    assert!(f.store.operations(order.id).unwrap().iter().all(|op| op.status == OrderStatus::Released));
+    f.store.set_order_status(order.id, OrderStatus::Cancelled).unwrap();
+    assert!(f.store.operations(order.id).unwrap().iter().all(|op| op.status == OrderStatus::Cancelled));
+    f.store.delete_order(order.id).unwrap();
+    assert!(matches!(f.store.order(order.id), Err(StoreError::NotFound { .. })));
+}
+
+#[test]
+fn referenced_rows_cannot_be_deleted() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let error = f.store.delete_machine(f.machines[0]).unwrap_err();
+    assert!(matches!(error, StoreError::Conflict { .. }), "{error:?}");
+}
+
+#[test]
+fn calendars_round_trip() {
+    let store = Store::open_in_memory().unwrap();
+    let site = store
+        .create_site(&NewSite { code: "hk".into(), name: "HK".into(), utc_offset: "+08:00".into() })
+        .unwrap();
+    let calendar = Calendar {
+        shifts: vec![Shift {
+            name: "day".into(),
+            days: vec![Weekday::Mon, Weekday::Sat],
+            start: "08:00".into(),
+            end: "17:30".into(),
+        }],
+        holidays: vec![time::macros::date!(2026 - 12 - 25)],
+    };
+    store.set_calendar(site.id, &calendar).unwrap();
+    assert_eq!(store.calendar(site.id).unwrap(), calendar);
+    assert!(matches!(store.calendar(SiteId(99)), Err(StoreError::NotFound { .. })));
+}
+
+#[test]
+fn tokens_authenticate_until_revoked() {
+    let store = Store::open_in_memory().unwrap();
+    let user = store.create_user("ada", Role::Planner, "$argon2id$fake", NOW).unwrap();
+    let digest = [7u8; 32];
+    let token = store.create_token(user.id, "cli", &digest, "mf_abc", NOW).unwrap();
+    assert_eq!(store.token_owner(&digest).unwrap().unwrap().user, user);
+    store.revoke_token(token.id, Some(user.id), NOW).unwrap();
+    assert!(store.token_owner(&digest).unwrap().is_none());
+    assert_eq!(store.tokens(Some(user.id)).unwrap()[0].revoked_at, Some(NOW));
+}
+
+#[test]
+fn file_store_survives_reopen_and_reads_through_the_pool() {
+    let dir = std::env::temp_dir().join(format!("mf-store-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reopen.db");
+    let _ = std::fs::remove_file(&path);
+    {
+        let f = fixture(Store::open(&path, Durability::Full).unwrap());
+        f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    }
+    let store = Store::open(&path, Durability::Normal).unwrap();
+    let orders = store.orders(&OrderFilter::default(), all()).unwrap().items;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(store.machines(None, None, all()).unwrap().items.len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,2 +1,241 @@
-//! Placeholder.
-fn main() {}
+//! The `microfactory` binary: parses flags and the config file, sets up logging, and runs one
+//! command. Everything else lives in the library crates; this file only wires them together.
+
+mod config;
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use model::{Clock, SystemClock};
+use server::import::{ImportOutcome, import_csv};
+use server::{AppState, Bootstrap};
+use store::Store;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::config::FileConfig;
+
+/// Default HTTP address.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Name of the database file inside the data directory.
+const DATABASE_FILE: &str = "microfactory.db";
+/// Environment variable whose value becomes the first admin API token on a new store.
+const BOOTSTRAP_TOKEN_VAR: &str = "MICROFACTORY_BOOTSTRAP_TOKEN";
+
+/// microfactory: a smart micro-factory in one binary — orders, planning, machines, OEE, carbon.
+#[derive(Debug, Parser)]
+#[command(name = "microfactory", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the platform: HTTP API and pages on --listen, data in --data-dir.
+    Serve(ServeArgs),
+    /// Run the platform seeded with a demo Hong Kong micro-factory (seeded only when the data
+    /// directory is new).
+    Demo(ServeArgs),
+    /// Work with customer orders.
+    #[command(subcommand)]
+    Orders(OrdersCommand),
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Flags shared by the commands that touch the data directory.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Folder holding the database; created if missing [default: microfactory-data, or
+    /// microfactory-demo for `demo`].
+    #[arg(long, value_name = "DIR", env = "MICROFACTORY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (see `microfactory config example`).
+    #[arg(long, value_name = "FILE", env = "MICROFACTORY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to serve HTTP on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrdersCommand {
+    /// Import orders from a CSV file straight into the store, all or nothing. Columns: number,
+    /// customer, variant (code), quantity, due (RFC 3339), optional priority (1-10).
+    Import {
+        /// The CSV file, with a header row.
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example configuration file with every option and its default.
+    Example,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args, false),
+        Command::Demo(args) => serve(args, true),
+        Command::Orders(OrdersCommand::Import { file, common }) => import(&file, &common),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+    }
+}
+
+/// Sets up logging to stderr: `RUST_LOG` wins, then the config file, then `info`.
+fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
+    let filter =
+        std::env::var("RUST_LOG").ok().or_else(|| config.log.clone()).unwrap_or_else(|| "info".into());
+    let targets: Targets = filter.parse().with_context(|| format!("invalid log filter {filter:?}"))?;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(targets)
+        .try_init()
+        .context("cannot set up logging")
+}
+
+fn open_store(
+    common: &CommonArgs,
+    config: &FileConfig,
+    default_dir: &str,
+) -> anyhow::Result<(Store, PathBuf)> {
+    let dir =
+        common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| default_dir.into());
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let durability = config.store.durability.map(Into::into).unwrap_or_default();
+    let path = dir.join(DATABASE_FILE);
+    let store = Store::open(&path, durability)
+        .with_context(|| format!("cannot open the store at {}", path.display()))?;
+    Ok((store, dir))
+}
+
+fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+    let config = FileConfig::load(args.common.config.as_deref())?;
+    init_logging(&config)?;
+    let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
+    let (store, dir) = open_store(&args.common, &config, default_dir)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let preset = std::env::var(BOOTSTRAP_TOKEN_VAR).ok().filter(|t| !t.is_empty());
+    let bootstrap = server::bootstrap(&store, preset.as_deref(), now)?;
+    if demo && let Some(summary) = server::demo::seed_if_empty(&store, now)? {
+        tracing::info!(
+            machines = summary.machines,
+            variants = summary.variants,
+            orders = summary.orders,
+            "seeded the demo factory"
+        );
+    }
+    let listen = args
+        .listen
+        .or(config.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    let state = AppState::new(store, clock, config.http.clone());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, data_dir = %dir.display(), "serving");
+        print_welcome(address, bootstrap.as_ref(), demo);
+        server::run(listener, state, shutdown_signal()).await.context("the server failed")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Tells the person at the terminal where to go and how to sign in. Printed to stdout, never to
+/// the log: the first-start credentials are secrets.
+fn print_welcome(address: SocketAddr, bootstrap: Option<&Bootstrap>, demo: bool) {
+    let what = if demo { "microfactory demo" } else { "microfactory" };
+    println!("{what} is running at http://{address}/");
+    match bootstrap {
+        Some(credentials) => {
+            println!("First start: created the admin account. This is the only time these are shown:");
+            println!("  user name: {}", credentials.username);
+            println!("  password:  {}", credentials.password);
+            if credentials.token_from_env {
+                println!("  API token: the value of {BOOTSTRAP_TOKEN_VAR}");
+            } else {
+                println!("  API token: {}", credentials.token);
+            }
+        }
+        None => println!("Sign in with your existing account (the admin password was shown at first start)."),
+    }
+    println!("Try: curl -H 'Authorization: Bearer <token>' http://{address}/api/v1/machines");
+    println!("Stop with Ctrl-C.");
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("interrupted; finishing requests in flight"),
+        () = terminate => tracing::info!("terminated; finishing requests in flight"),
+    }
+}
+
+fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
+    let config = FileConfig::load(common.config.as_deref())?;
+    init_logging(&config)?;
+    let csv = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (store, _) = open_store(common, &config, "microfactory-data")?;
+    match import_csv(&store, &csv, SystemClock.now()) {
+        ImportOutcome::Imported(orders) => {
+            println!("imported {} orders from {}", orders.len(), file.display());
+            Ok(())
+        }
+        ImportOutcome::Rejected(errors) => {
+            for error in &errors {
+                eprintln!("{}: {error}", file.display());
+            }
+            bail!("nothing was imported: fix the rows above and run the import again")
+        }
+        ImportOutcome::Failed(error) => Err(error).context("the import failed; nothing was imported"),
+    }
+}

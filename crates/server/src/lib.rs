@@ -1,1 +1,113 @@
-//! Placeholder.
+//! The composition root of microfactory: the shared [`AppState`], the HTTP [`router`] (API,
+//! health, metrics, OpenAPI document, home page) and [`run`], which serves until told to stop.
+//! This is the only crate that knows HTTP; it turns requests into calls on `store` and `model`.
+
+mod api;
+pub mod auth;
+pub mod demo;
+mod error;
+mod extract;
+pub mod import;
+mod metrics;
+mod middleware;
+mod openapi;
+mod pages;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use model::Clock;
+use serde::{Deserialize, Serialize};
+use store::Store;
+use tokio::net::TcpListener;
+
+pub use auth::{Bootstrap, BootstrapError, bootstrap};
+pub use error::{ApiError, ApiResult};
+use metrics::Metrics;
+
+/// Settings of the HTTP server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Largest JSON request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Largest CSV import accepted, in bytes.
+    pub import_limit_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig { body_limit_bytes: 1024 * 1024, import_limit_bytes: 16 * 1024 * 1024 }
+    }
+}
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The source of "now".
+    pub clock: Arc<dyn Clock>,
+    config: Arc<ServerConfig>,
+    metrics: Arc<Metrics>,
+    tokens: Arc<auth::TokenCache>,
+}
+
+impl AppState {
+    /// State over `store`, reading time from `clock`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServerConfig) -> AppState {
+        AppState { store, clock, config: Arc::new(config), metrics: Arc::default(), tokens: Arc::default() }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = api::routes(&state)
+        .route("/openapi.json", get(openapi::document))
+        .fallback(|| async { ApiError::not_found("no such API endpoint; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/", get(pages::home))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found("nothing here") })
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and returns.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Liveness and readiness: 200 when the store answers. Needs no token.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let store = state.store;
+    match tokio::task::spawn_blocking(move || store.schema_version()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+    }
+}
+
+/// Prometheus metrics. Needs a token of any role.
+async fn metrics_text(State(state): State<AppState>, _: auth::Principal) -> ApiResult<impl IntoResponse> {
+    let store = state.store.clone();
+    let stats = api::blocking(move || store.order_stats()).await?;
+    let orders: Vec<(&str, u64)> = stats.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&orders)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -103,9 +103,9 @@ impl Store {
     pub fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
         self.read(|conn| {
             let found = conn
-                .prepare_cached(&format!(
-                    "SELECT id, username, role, created_ms, password_hash FROM users WHERE username = ?1"
-                ))?
+                .prepare_cached(
+                    "SELECT id, username, role, created_ms, password_hash FROM users WHERE username = ?1",
+                )?
                 .query_row([username], |row| Ok((user_row(row)?, row.get::<_, String>(4)?)))
                 .optional()?;
             match found {

@@ -228,7 +228,10 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
             ));
         }
         Some(None) => {
-            return Err(StoreError::invalid("variant_id", "the variant has no routing, so it cannot be made"));
+            return Err(StoreError::invalid(
+                "variant_id",
+                "the variant has no routing, so it cannot be made",
+            ));
         }
         Some(Some(routing)) => read_routing(tx, model::RoutingId(routing))?,
     };

@@ -1,0 +1,108 @@
+//! The configuration file (TOML) and how it combines with flags: a flag wins over the file, the
+//! file wins over the built-in default. Unknown keys are errors, so typos do not pass silently.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use server::ServerConfig;
+
+/// Everything the file may set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Address the HTTP server listens on.
+    pub listen: Option<SocketAddr>,
+    /// Folder for the database and other state.
+    pub data_dir: Option<PathBuf>,
+    /// Log filter in `RUST_LOG` syntax; the environment variable wins when set.
+    pub log: Option<String>,
+    /// Store settings.
+    pub store: StoreSection,
+    /// HTTP settings.
+    pub http: ServerConfig,
+}
+
+/// The `[store]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `full` (default) or `normal`; see the README's durability section.
+    pub durability: Option<DurabilityName>,
+}
+
+/// The durability levels by name.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityName {
+    /// Fsync on every commit.
+    Full,
+    /// Fsync at checkpoints only.
+    Normal,
+}
+
+impl From<DurabilityName> for store::Durability {
+    fn from(name: DurabilityName) -> store::Durability {
+        match name {
+            DurabilityName::Full => store::Durability::Full,
+            DurabilityName::Normal => store::Durability::Normal,
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads `path`, or returns the defaults when no file is given.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// The commented example printed by `microfactory config example`. A test parses it, so it
+/// always matches what [`FileConfig`] accepts.
+pub const EXAMPLE: &str = r#"# microfactory configuration (TOML). Every key is optional; the values shown are the defaults.
+# Command-line flags win over this file; this file wins over the defaults.
+
+# Address of the HTTP API and web pages. Use 0.0.0.0:8080 to serve the factory network.
+listen = "127.0.0.1:8080"
+
+# Folder for the database (microfactory.db) and other state. Created if missing.
+data_dir = "microfactory-data"
+
+# Log filter, RUST_LOG syntax: a level (error, warn, info, debug, trace), optionally per module,
+# e.g. "info,store=debug". The RUST_LOG environment variable wins when set.
+log = "info"
+
+[store]
+# When a write is acknowledged it is committed. "full" also fsyncs it to disk first, so it survives
+# a power cut; "normal" survives a crash of the process but may lose the last commits on power loss.
+durability = "full"
+
+[http]
+# Largest JSON request body accepted, in bytes (larger requests get 413).
+body_limit_bytes = 1048576
+# Largest CSV order import accepted, in bytes.
+import_limit_bytes = 16777216
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_matches_the_defaults() {
+        let parsed: FileConfig = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(parsed.http, ServerConfig::default());
+        assert_eq!(parsed.store.durability, Some(DurabilityName::Full));
+        assert_eq!(parsed.listen, Some(crate::DEFAULT_LISTEN.parse().unwrap()));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = toml::from_str::<FileConfig>("lisen = \"127.0.0.1:1\"").unwrap_err();
+        assert!(error.to_string().contains("unknown field"), "{error}");
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP API under `/api/v1`: the router and the helpers every resource handler shares.
+//! Handlers are thin: check the role, validate, call the store off the async runtime, shape JSON.
+
+mod access;
+/// The request and response types of the access handlers, for the OpenAPI document.
+pub(crate) mod access_schemas {
+    pub(crate) use super::access::{Login, NewTokenResponse, NewUser, TokenInfo, TokenRequest, UserChange};
+}
+mod catalog;
+mod factory;
+mod orders;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use model::Validate;
+use serde::{Deserialize, Serialize};
+use store::Store;
+
+use crate::AppState;
+use crate::auth::{Need, Principal};
+use crate::error::{ApiError, ApiResult};
+
+/// The routes under `/api/v1`. Every one of them needs a token; see [`crate::openapi`] for the
+/// published description, which a test keeps in step with this table.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(access::login))
+        .route("/me", get(access::me))
+        .route("/users", get(access::list_users).post(access::create_user))
+        .route("/users/{id}", axum::routing::patch(access::update_user).delete(access::delete_user))
+        .route("/tokens", get(access::list_tokens).post(access::create_token))
+        .route("/tokens/{id}", axum::routing::delete(access::revoke_token))
+        .route("/sites", get(factory::list_sites).post(factory::create_site))
+        .route("/sites/{id}", get(factory::get_site).put(factory::update_site).delete(factory::delete_site))
+        .route("/sites/{id}/calendar", get(factory::get_calendar).put(factory::set_calendar))
+        .route("/lines", get(factory::list_lines).post(factory::create_line))
+        .route("/lines/{id}", get(factory::get_line).put(factory::update_line).delete(factory::delete_line))
+        .route("/machines", get(factory::list_machines).post(factory::create_machine))
+        .route(
+            "/machines/{id}",
+            get(factory::get_machine).put(factory::update_machine).delete(factory::delete_machine),
+        )
+        .route("/materials", get(catalog::list_materials).post(catalog::create_material))
+        .route(
+            "/materials/{id}",
+            get(catalog::get_material).put(catalog::update_material).delete(catalog::delete_material),
+        )
+        .route("/products", get(catalog::list_products).post(catalog::create_product))
+        .route(
+            "/products/{id}",
+            get(catalog::get_product).put(catalog::update_product).delete(catalog::delete_product),
+        )
+        .route("/variants", get(catalog::list_variants).post(catalog::create_variant))
+        .route(
+            "/variants/{id}",
+            get(catalog::get_variant).put(catalog::update_variant).delete(catalog::delete_variant),
+        )
+        .route("/routings", get(catalog::list_routings).post(catalog::create_routing))
+        .route(
+            "/routings/{id}",
+            get(catalog::get_routing).put(catalog::update_routing).delete(catalog::delete_routing),
+        )
+        .route("/orders", get(orders::list_orders).post(orders::create_order))
+        .route("/orders/{id}", get(orders::get_order).put(orders::update_order).delete(orders::delete_order))
+        .route("/orders/{id}/release", post(orders::release_order))
+        .route("/orders/{id}/cancel", post(orders::cancel_order))
+        .route(
+            "/orders/import",
+            post(orders::import_orders).layer(DefaultBodyLimit::max(state.config.import_limit_bytes)),
+        )
+}
+
+/// `limit` and `cursor`, the parameters of every list without filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A 201 response with a JSON body.
+pub(crate) struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, Json(self.0)).into_response()
+    }
+}
+
+/// Runs a store call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> store::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    Ok(tokio::task::spawn_blocking(call).await.map_err(ApiError::internal)??)
+}
+
+/// Fails with 422 listing every problem of `record`.
+pub(crate) fn validate(record: &impl Validate) -> ApiResult<()> {
+    let problems = record.problems();
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::validation(problems)) }
+}
+
+/// Creates a record: role check, validation, store call, 201.
+async fn create<N, T>(
+    state: AppState,
+    principal: Principal,
+    need: Need,
+    new: N,
+    call: fn(&Store, &N) -> store::Result<T>,
+) -> ApiResult<Created<T>>
+where
+    N: Validate + Send + 'static,
+    T: Send + 'static,
+{
+    principal.require(need)?;
+    validate(&new)?;
+    let store = state.store;
+    Ok(Created(blocking(move || call(&store, &new)).await?))
+}
+
+/// Replaces a record: role check, validation, store call, 200.
+async fn replace<I, N, T>(
+    state: AppState,
+    principal: Principal,
+    need: Need,
+    id: I,
+    new: N,
+    call: fn(&Store, I, &N) -> store::Result<T>,
+) -> ApiResult<Json<T>>
+where
+    I: Send + 'static,
+    N: Validate + Send + 'static,
+    T: Send + 'static,
+{
+    principal.require(need)?;
+    validate(&new)?;
+    let store = state.store;
+    Ok(Json(blocking(move || call(&store, id, &new)).await?))
+}
+
+/// Reads one record.
+async fn fetch<I, T>(state: AppState, id: I, call: fn(&Store, I) -> store::Result<T>) -> ApiResult<Json<T>>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+{
+    let store = state.store;
+    Ok(Json(blocking(move || call(&store, id)).await?))
+}
+
+/// Deletes one record: role check, store call, 204.
+async fn remove<I>(
+    state: AppState,
+    principal: Principal,
+    need: Need,
+    id: I,
+    call: fn(&Store, I) -> store::Result<()>,
+) -> ApiResult<StatusCode>
+where
+    I: Send + 'static,
+{
+    principal.require(need)?;
+    let store = state.store;
+    blocking(move || call(&store, id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

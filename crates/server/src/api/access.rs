@@ -1,0 +1,262 @@
+//! Handlers for logging in, users and API tokens. Secrets appear in exactly two responses — a new
+//! token, once, when it is created or a user logs in — and in no log line.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use model::{FieldError, Role, User, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::{Created, blocking};
+use crate::AppState;
+use crate::auth::{
+    self, Need, Principal, hash_password, new_token, shown_prefix, token_digest, verify_password,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, JsonBody};
+
+/// A log-in request.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Login {
+    username: String,
+    password: String,
+}
+
+/// A new token and its owner.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct NewTokenResponse {
+    /// The secret: shown only now. Send it as `Authorization: Bearer <token>`.
+    token: String,
+    /// The token's id, to revoke it.
+    id: i64,
+    /// Who it belongs to.
+    user: User,
+}
+
+/// A hash to verify against when the user does not exist, so that a wrong user name takes as
+/// long as a wrong password and log-in timing does not reveal which user names exist.
+fn dummy_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("not a password of anyone").unwrap_or_default()).clone()
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    JsonBody(login): JsonBody<Login>,
+) -> ApiResult<Created<NewTokenResponse>> {
+    let store = state.store.clone();
+    let username = login.username.clone();
+    let found = blocking(move || store.user_credentials(&username)).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, tokio::task::spawn_blocking(dummy_hash).await.map_err(ApiError::internal)?),
+    };
+    let password = login.password;
+    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    let user = match (user, valid) {
+        (Some(user), true) => user,
+        _ => {
+            tracing::info!(username = %login.username, "failed log-in");
+            return Err(ApiError::unauthorized("wrong user name or password"));
+        }
+    };
+    issue_token(&state, user, "login").await
+}
+
+async fn issue_token(state: &AppState, user: User, name: &str) -> ApiResult<Created<NewTokenResponse>> {
+    let token = new_token().map_err(ApiError::internal)?;
+    let (digest, prefix, now) = (token_digest(&token), shown_prefix(&token), state.clock.now());
+    let store = state.store.clone();
+    let (user_id, name) = (user.id, name.to_string());
+    let record = blocking(move || store.create_token(user_id, &name, &digest, &prefix, now)).await?;
+    Ok(Created(NewTokenResponse { token, id: record.id, user }))
+}
+
+pub(crate) async fn me(principal: Principal) -> Json<User> {
+    Json(principal.user)
+}
+
+/// A user to create.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUser {
+    username: String,
+    role: Role,
+    /// At least 12 characters.
+    password: String,
+}
+
+/// Changes to a user; absent fields stay as they are.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserChange {
+    role: Option<Role>,
+    password: Option<String>,
+}
+
+fn check_password(password: &str, out: &mut Vec<FieldError>) {
+    if password.chars().count() < auth::MIN_PASSWORD_LEN || password.len() > 1024 {
+        out.push(FieldError::new(
+            "password",
+            format!("must be {} to 1024 characters", auth::MIN_PASSWORD_LEN),
+        ));
+    }
+}
+
+pub(crate) async fn list_users(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Vec<User>>> {
+    principal.require(Need::Administer)?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.users()).await?))
+}
+
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewUser>,
+) -> ApiResult<Created<User>> {
+    principal.require(Need::Administer)?;
+    let mut problems = Vec::new();
+    model::check_code("username", &new.username, &mut problems);
+    check_password(&new.password, &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let hash = hash_off_runtime(new.password).await?;
+    let (store, now) = (state.store, state.clock.now());
+    Ok(Created(blocking(move || store.create_user(&new.username, new.role, &hash, now)).await?))
+}
+
+async fn hash_off_runtime(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)?
+}
+
+pub(crate) async fn update_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(change): JsonBody<UserChange>,
+) -> ApiResult<Json<User>> {
+    principal.require(Need::Administer)?;
+    if id == principal.user.id.0 && change.role.is_some_and(|role| role != Role::Admin) {
+        return Err(ApiError::conflict(Some("role".into()), "admins cannot demote themselves"));
+    }
+    let hash = match change.password {
+        Some(password) => {
+            let mut problems = Vec::new();
+            check_password(&password, &mut problems);
+            if !problems.is_empty() {
+                return Err(ApiError::validation(problems));
+            }
+            Some(hash_off_runtime(password).await?)
+        }
+        None => None,
+    };
+    let store = state.store.clone();
+    let user = blocking(move || store.update_user(UserId(id), change.role, hash.as_deref())).await?;
+    state.tokens.clear();
+    Ok(Json(user))
+}
+
+pub(crate) async fn delete_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    principal.require(Need::Administer)?;
+    if id == principal.user.id.0 {
+        return Err(ApiError::conflict(None, "admins cannot delete themselves"));
+    }
+    let store = state.store.clone();
+    blocking(move || store.delete_user(UserId(id))).await?;
+    state.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A token's metadata, as listed.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct TokenInfo {
+    id: i64,
+    user_id: UserId,
+    name: String,
+    /// The first characters of the token.
+    prefix: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    created_at: model::Timestamp,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    revoked_at: Option<model::Timestamp>,
+}
+
+/// A token to create.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenRequest {
+    /// What the token is for.
+    name: String,
+    /// Whose token it is; only admins may name someone else. Defaults to the caller.
+    user_id: Option<UserId>,
+}
+
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Vec<TokenInfo>>> {
+    let owner = if principal.user.role.may_administer() { None } else { Some(principal.user.id) };
+    let store = state.store;
+    let tokens = blocking(move || store.tokens(owner)).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| TokenInfo {
+                id: t.id,
+                user_id: t.user_id,
+                name: t.name,
+                prefix: t.prefix,
+                created_at: t.created_at,
+                revoked_at: t.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(request): JsonBody<TokenRequest>,
+) -> ApiResult<Created<NewTokenResponse>> {
+    let mut problems = Vec::new();
+    model::check_name("name", &request.name, &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let user = match request.user_id {
+        Some(id) if id != principal.user.id => {
+            principal.require(Need::Administer)?;
+            let store = state.store.clone();
+            blocking(move || store.users()).await?.into_iter().find(|u| u.id == id).ok_or_else(|| {
+                ApiError::validation(vec![FieldError::new("user_id", format!("no such user (id {id})"))])
+            })?
+        }
+        _ => principal.user.clone(),
+    };
+    issue_token(&state, user, &request.name).await
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    let owner = if principal.user.role.may_administer() { None } else { Some(principal.user.id) };
+    let (store, now) = (state.store.clone(), state.clock.now());
+    blocking(move || store.revoke_token(id, owner, now)).await?;
+    state.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}

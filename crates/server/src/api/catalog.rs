@@ -1,0 +1,198 @@
+//! Handlers for the product catalogue: materials, products, variants and routings. Planners and
+//! admins change it; everyone signed in may read it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use model::{
+    Material, MaterialId, NewMaterial, NewProduct, NewRouting, NewVariant, Product, ProductId, Routing,
+    RoutingId, Variant, VariantId,
+};
+use serde::Deserialize;
+use store::Store;
+
+use super::{Created, PageQuery, blocking, create, fetch, remove, replace};
+use crate::AppState;
+use crate::auth::{Need, Principal};
+use crate::error::ApiResult;
+use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+
+pub(crate) async fn list_materials(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> ApiResult<Json<ListResponse<Material>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.materials(request)).await?.into()))
+}
+
+pub(crate) async fn create_material(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewMaterial>,
+) -> ApiResult<Created<Material>> {
+    create(state, principal, Need::Plan, new, Store::create_material).await
+}
+
+pub(crate) async fn get_material(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Material>> {
+    fetch(state, MaterialId(id), Store::material).await
+}
+
+pub(crate) async fn update_material(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewMaterial>,
+) -> ApiResult<Json<Material>> {
+    replace(state, principal, Need::Plan, MaterialId(id), new, Store::update_material).await
+}
+
+pub(crate) async fn delete_material(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Plan, MaterialId(id), Store::delete_material).await
+}
+
+pub(crate) async fn list_products(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> ApiResult<Json<ListResponse<Product>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.products(request)).await?.into()))
+}
+
+pub(crate) async fn create_product(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewProduct>,
+) -> ApiResult<Created<Product>> {
+    create(state, principal, Need::Plan, new, Store::create_product).await
+}
+
+pub(crate) async fn get_product(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Product>> {
+    fetch(state, ProductId(id), Store::product).await
+}
+
+pub(crate) async fn update_product(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewProduct>,
+) -> ApiResult<Json<Product>> {
+    replace(state, principal, Need::Plan, ProductId(id), new, Store::update_product).await
+}
+
+pub(crate) async fn delete_product(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Plan, ProductId(id), Store::delete_product).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VariantsQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    product: Option<i64>,
+}
+
+pub(crate) async fn list_variants(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<VariantsQuery>,
+) -> ApiResult<Json<ListResponse<Variant>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.variants(query.product.map(ProductId), request)).await?.into()))
+}
+
+pub(crate) async fn create_variant(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewVariant>,
+) -> ApiResult<Created<Variant>> {
+    create(state, principal, Need::Plan, new, Store::create_variant).await
+}
+
+pub(crate) async fn get_variant(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Variant>> {
+    fetch(state, VariantId(id), Store::variant).await
+}
+
+pub(crate) async fn update_variant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewVariant>,
+) -> ApiResult<Json<Variant>> {
+    replace(state, principal, Need::Plan, VariantId(id), new, Store::update_variant).await
+}
+
+pub(crate) async fn delete_variant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Plan, VariantId(id), Store::delete_variant).await
+}
+
+pub(crate) async fn list_routings(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> ApiResult<Json<ListResponse<Routing>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.routings(request)).await?.into()))
+}
+
+pub(crate) async fn create_routing(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewRouting>,
+) -> ApiResult<Created<Routing>> {
+    create(state, principal, Need::Plan, new, Store::create_routing).await
+}
+
+pub(crate) async fn get_routing(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Routing>> {
+    fetch(state, RoutingId(id), Store::routing).await
+}
+
+pub(crate) async fn update_routing(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewRouting>,
+) -> ApiResult<Json<Routing>> {
+    replace(state, principal, Need::Plan, RoutingId(id), new, Store::update_routing).await
+}
+
+pub(crate) async fn delete_routing(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Plan, RoutingId(id), Store::delete_routing).await
+}

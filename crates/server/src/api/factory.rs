@@ -1,0 +1,187 @@
+//! Handlers for sites, their calendars, lines and machines. Changing the factory's structure is
+//! for admins; everyone signed in may read it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use model::{Calendar, Line, LineId, Machine, MachineId, NewLine, NewMachine, NewSite, Site, SiteId};
+use serde::Deserialize;
+use store::Store;
+
+use super::{Created, PageQuery, blocking, create, fetch, remove, replace, validate};
+use crate::AppState;
+use crate::auth::{Need, Principal};
+use crate::error::ApiResult;
+use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+
+pub(crate) async fn list_sites(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> ApiResult<Json<ListResponse<Site>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.sites(request)).await?.into()))
+}
+
+pub(crate) async fn create_site(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewSite>,
+) -> ApiResult<Created<Site>> {
+    create(state, principal, Need::Administer, new, Store::create_site).await
+}
+
+pub(crate) async fn get_site(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Site>> {
+    fetch(state, SiteId(id), Store::site).await
+}
+
+pub(crate) async fn update_site(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewSite>,
+) -> ApiResult<Json<Site>> {
+    replace(state, principal, Need::Administer, SiteId(id), new, Store::update_site).await
+}
+
+pub(crate) async fn delete_site(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Administer, SiteId(id), Store::delete_site).await
+}
+
+pub(crate) async fn get_calendar(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Calendar>> {
+    fetch(state, SiteId(id), Store::calendar).await
+}
+
+pub(crate) async fn set_calendar(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(calendar): JsonBody<Calendar>,
+) -> ApiResult<Json<Calendar>> {
+    principal.require(Need::Administer)?;
+    validate(&calendar)?;
+    let store = state.store;
+    blocking(move || {
+        store.set_calendar(SiteId(id), &calendar)?;
+        store.calendar(SiteId(id))
+    })
+    .await
+    .map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinesQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    site: Option<i64>,
+}
+
+pub(crate) async fn list_lines(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<LinesQuery>,
+) -> ApiResult<Json<ListResponse<Line>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.lines(query.site.map(SiteId), request)).await?.into()))
+}
+
+pub(crate) async fn create_line(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewLine>,
+) -> ApiResult<Created<Line>> {
+    create(state, principal, Need::Administer, new, Store::create_line).await
+}
+
+pub(crate) async fn get_line(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Line>> {
+    fetch(state, LineId(id), Store::line).await
+}
+
+pub(crate) async fn update_line(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewLine>,
+) -> ApiResult<Json<Line>> {
+    replace(state, principal, Need::Administer, LineId(id), new, Store::update_line).await
+}
+
+pub(crate) async fn delete_line(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Administer, LineId(id), Store::delete_line).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MachinesQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    site: Option<i64>,
+    line: Option<i64>,
+}
+
+pub(crate) async fn list_machines(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<MachinesQuery>,
+) -> ApiResult<Json<ListResponse<Machine>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    let (site, line) = (query.site.map(SiteId), query.line.map(LineId));
+    Ok(Json(blocking(move || store.machines(site, line, request)).await?.into()))
+}
+
+pub(crate) async fn create_machine(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewMachine>,
+) -> ApiResult<Created<Machine>> {
+    create(state, principal, Need::Administer, new, Store::create_machine).await
+}
+
+pub(crate) async fn get_machine(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Machine>> {
+    fetch(state, MachineId(id), Store::machine).await
+}
+
+pub(crate) async fn update_machine(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewMachine>,
+) -> ApiResult<Json<Machine>> {
+    replace(state, principal, Need::Administer, MachineId(id), new, Store::update_machine).await
+}
+
+pub(crate) async fn delete_machine(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Administer, MachineId(id), Store::delete_machine).await
+}

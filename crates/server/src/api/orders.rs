@@ -1,0 +1,176 @@
+//! Handlers for customer orders: list with filters, create, change while planned, release,
+//! cancel, delete, and the all-or-nothing CSV import.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use model::{NewOrder, Operation, Order, OrderId, OrderStatus};
+use serde::{Deserialize, Serialize};
+use store::{OrderFilter, Store};
+use time::format_description::well_known::Rfc3339;
+
+use super::{Created, blocking, remove, replace};
+use crate::AppState;
+use crate::auth::{Need, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+use crate::import::{ImportOutcome, import_csv};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OrdersQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    status: Option<OrderStatus>,
+    due_before: Option<String>,
+    due_after: Option<String>,
+    machine: Option<i64>,
+    customer: Option<String>,
+}
+
+fn timestamp_param(field: &str, value: Option<&str>) -> ApiResult<Option<model::Timestamp>> {
+    value
+        .map(|text| {
+            model::Timestamp::parse(text, &Rfc3339).map_err(|_| {
+                ApiError::bad_request(field, "must be an RFC 3339 time, e.g. 2026-12-01T18:00:00+08:00")
+            })
+        })
+        .transpose()
+}
+
+pub(crate) async fn list_orders(
+    State(state): State<AppState>,
+    _: Principal,
+    QueryParams(query): QueryParams<OrdersQuery>,
+) -> ApiResult<Json<ListResponse<Order>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let filter = OrderFilter {
+        status: query.status,
+        due_before: timestamp_param("due_before", query.due_before.as_deref())?,
+        due_after: timestamp_param("due_after", query.due_after.as_deref())?,
+        machine: query.machine.map(model::MachineId),
+        customer: query.customer,
+    };
+    let store = state.store;
+    Ok(Json(blocking(move || store.orders(&filter, request)).await?.into()))
+}
+
+/// An order with its operations.
+#[derive(Serialize)]
+pub(crate) struct OrderDetail {
+    #[serde(flatten)]
+    order: Order,
+    operations: Vec<Operation>,
+}
+
+pub(crate) async fn get_order(
+    State(state): State<AppState>,
+    _: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<OrderDetail>> {
+    let store = state.store;
+    let (order, operations) =
+        blocking(move || Ok((store.order(OrderId(id))?, store.operations(OrderId(id))?))).await?;
+    Ok(Json(OrderDetail { order, operations }))
+}
+
+pub(crate) async fn create_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewOrder>,
+) -> ApiResult<Created<Order>> {
+    // The creation time comes from the clock, so this cannot go through the shared `create`.
+    principal.require(Need::Plan)?;
+    super::validate(&new)?;
+    let now = state.clock.now();
+    let store = state.store;
+    Ok(Created(blocking(move || store.create_order(&new, now)).await?))
+}
+
+pub(crate) async fn update_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewOrder>,
+) -> ApiResult<Json<Order>> {
+    replace(state, principal, Need::Plan, OrderId(id), new, Store::update_order).await
+}
+
+pub(crate) async fn delete_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    remove(state, principal, Need::Plan, OrderId(id), Store::delete_order).await
+}
+
+pub(crate) async fn release_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Order>> {
+    change_status(state, principal, OrderId(id), OrderStatus::Released).await
+}
+
+pub(crate) async fn cancel_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Order>> {
+    change_status(state, principal, OrderId(id), OrderStatus::Cancelled).await
+}
+
+async fn change_status(
+    state: AppState,
+    principal: Principal,
+    id: OrderId,
+    next: OrderStatus,
+) -> ApiResult<Json<Order>> {
+    principal.require(Need::Plan)?;
+    let store = state.store;
+    Ok(Json(blocking(move || store.set_order_status(id, next)).await?))
+}
+
+/// What an import reports back.
+#[derive(Serialize)]
+pub(crate) struct ImportResponse {
+    imported: usize,
+    orders: Vec<OrderId>,
+}
+
+pub(crate) async fn import_orders(
+    State(state): State<AppState>,
+    principal: Principal,
+    request: Request,
+) -> ApiResult<Created<ImportResponse>> {
+    principal.require(Need::Plan)?;
+    let is_csv =
+        request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(
+            |value| value.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")),
+        );
+    if !is_csv {
+        return Err(ApiError::unsupported_media_type("text/csv"));
+    }
+    let limit = state.config.import_limit_bytes;
+    let bytes = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large(limit))?;
+    let now = state.clock.now();
+    let store = state.store;
+    let outcome = tokio::task::spawn_blocking(move || import_csv(&store, &bytes, now))
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        ImportOutcome::Imported(orders) => Ok(Created(ImportResponse {
+            imported: orders.len(),
+            orders: orders.iter().map(|o| o.id).collect(),
+        })),
+        ImportOutcome::Rejected(errors) => Err(ApiError::validation(
+            errors
+                .into_iter()
+                .map(|e| model::FieldError::new(format!("line {}.{}", e.line, e.column), e.message))
+                .collect(),
+        )),
+        ImportOutcome::Failed(error) => Err(error.into()),
+    }
+}

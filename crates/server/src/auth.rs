@@ -1,0 +1,227 @@
+//! Authentication and authorisation: API tokens (random, stored as SHA-256 digests), passwords
+//! (argon2id), the [`Principal`] extractor every protected handler takes, and the first-start
+//! bootstrap of an admin account. Secrets never reach the log.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use model::{Role, User};
+use sha2::{Digest, Sha256};
+use store::Store;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Tokens look like `mf_` followed by 64 hex digits (32 random bytes).
+const TOKEN_PREFIX: &str = "mf_";
+/// How many characters of a token are kept in clear to recognise it in lists.
+const SHOWN_PREFIX_LEN: usize = 10;
+/// Shortest token accepted from `MICROFACTORY_BOOTSTRAP_TOKEN`.
+pub const MIN_BOOTSTRAP_TOKEN_LEN: usize = 16;
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 12;
+/// How long a resolved token is trusted without asking the store again. Revocations through this
+/// process clear the cache at once; this bounds how long one made by another process may take.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// Who is calling.
+    pub user: User,
+    /// Which of their tokens they used.
+    pub token_id: i64,
+}
+
+/// What an action needs; see [`Role`] for the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Reading factory data.
+    Read,
+    /// Reporting production.
+    Report,
+    /// Changing orders and the catalogue.
+    Plan,
+    /// Changing the factory structure, users and other people's tokens.
+    Administer,
+}
+
+impl Principal {
+    /// Fails with 403 unless the caller's role covers `need`.
+    pub fn require(&self, need: Need) -> Result<(), ApiError> {
+        let role = self.user.role;
+        let allowed = match need {
+            Need::Read => true,
+            Need::Report => role.may_report_production(),
+            Need::Plan => role.may_plan(),
+            Need::Administer => role.may_administer(),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("the {} role may not do this", role.as_str())))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Principal, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("send an API token as 'Authorization: Bearer <token>'"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        let digest = token_digest(token);
+        if let Some(principal) = state.tokens.get(&digest) {
+            return Ok(principal);
+        }
+        let store = state.store.clone();
+        let owner = tokio::task::spawn_blocking(move || store.token_owner(&digest))
+            .await
+            .map_err(ApiError::internal)??
+            .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
+        let principal = Principal { user: owner.user, token_id: owner.token_id };
+        state.tokens.put(digest, principal.clone());
+        Ok(principal)
+    }
+}
+
+/// Recently resolved tokens, keyed by digest.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<[u8; 32], (Principal, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, digest: &[u8; 32]) -> Option<Principal> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let (principal, at) = entries.get(digest)?;
+        (at.elapsed() < CACHE_TTL).then(|| principal.clone())
+    }
+
+    fn put(&self, digest: [u8; 32], principal: Principal) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(digest, (principal, Instant::now()));
+    }
+
+    /// Forgets everything; called after any change to users or tokens.
+    pub fn clear(&self) {
+        self.entries.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// A fresh random token.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{TOKEN_PREFIX}{}", hex(&bytes)))
+}
+
+/// A fresh random password of 20 characters from an unambiguous alphabet.
+pub fn new_password() -> Result<String, getrandom::Error> {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect())
+}
+
+/// The digest under which a token is stored.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The part of a token that may be shown again later.
+pub fn shown_prefix(token: &str) -> String {
+    token.chars().take(SHOWN_PREFIX_LEN).collect()
+}
+
+/// Hashes a password with argon2id and a random salt, as a PHC string.
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(ApiError::internal)?;
+    let salt = SaltString::encode_b64(&salt).map_err(ApiError::internal)?;
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).map_err(ApiError::internal)?.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Credentials created on first start, to show the operator once.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The admin's user name.
+    pub username: String,
+    /// The admin's password (random).
+    pub password: String,
+    /// The admin's first API token (random, or from `MICROFACTORY_BOOTSTRAP_TOKEN`).
+    pub token: String,
+    /// Whether the token came from the environment (then it is not worth printing).
+    pub token_from_env: bool,
+}
+
+/// On an empty store, creates the `admin` user with a random password and a first API token
+/// (`preset_token` when given); returns `None` when users already exist.
+pub fn bootstrap(
+    store: &Store,
+    preset_token: Option<&str>,
+    now: model::Timestamp,
+) -> Result<Option<Bootstrap>, BootstrapError> {
+    if store.count_users()? > 0 {
+        return Ok(None);
+    }
+    if let Some(token) = preset_token
+        && token.len() < MIN_BOOTSTRAP_TOKEN_LEN
+    {
+        return Err(BootstrapError::TokenTooShort);
+    }
+    let password = new_password()?;
+    let hash = hash_password(&password).map_err(|_| BootstrapError::Hash)?;
+    let user = store.create_user("admin", Role::Admin, &hash, now)?;
+    let token = match preset_token {
+        Some(token) => token.to_string(),
+        None => new_token()?,
+    };
+    store.create_token(user.id, "bootstrap", &token_digest(&token), &shown_prefix(&token), now)?;
+    Ok(Some(Bootstrap { username: user.username, password, token, token_from_env: preset_token.is_some() }))
+}
+
+/// Why the first-start bootstrap failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The operating system's random source failed.
+    #[error("no randomness available: {0}")]
+    Random(#[from] getrandom::Error),
+    /// Hashing the password failed.
+    #[error("could not hash the admin password")]
+    Hash,
+    /// The preset token is too short to be safe.
+    #[error("MICROFACTORY_BOOTSTRAP_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LEN} characters")]
+    TokenTooShort,
+}

@@ -1,0 +1,405 @@
+//! The demo factory: a realistic Hong Kong micro-factory in Kwun Tong — CNC mills, injection
+//! moulding, a laser cutter, 3D printers, assembly and QC cells — with four product families,
+//! their routings and setup families, and six weeks of custom orders due over the next two weeks.
+//! Deterministic: the same `now` gives the same factory.
+
+use model::*;
+use store::{PageRequest, Store, StoreError};
+use time::{Duration, Time, UtcOffset};
+
+/// What the seeder created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoSummary {
+    /// Machines created.
+    pub machines: usize,
+    /// Product variants created.
+    pub variants: usize,
+    /// Orders created.
+    pub orders: usize,
+}
+
+/// Seeds `store` with the demo factory if it has no site yet; returns `None` when it already had
+/// data (a demo data directory is seeded only once, so restarts keep what users changed).
+pub fn seed_if_empty(store: &Store, now: Timestamp) -> Result<Option<DemoSummary>, StoreError> {
+    if !store.sites(PageRequest { after: None, limit: 1 })?.items.is_empty() {
+        return Ok(None);
+    }
+    seed(store, now).map(Some)
+}
+
+struct MachineSpec {
+    code: &'static str,
+    name: &'static str,
+    kind: MachineKind,
+    line: usize,
+    capabilities: &'static [&'static str],
+    kw: f64,
+}
+
+const LINES: [(&str, &str); 4] = [
+    ("machining", "Machining bay"),
+    ("moulding", "Moulding bay"),
+    ("additive", "Additive & laser"),
+    ("finishing", "Assembly & QC"),
+];
+
+const MACHINES: [MachineSpec; 11] = [
+    MachineSpec {
+        code: "cnc-01",
+        name: "DMG Mori CMX 600 V",
+        kind: MachineKind::CncMill,
+        line: 0,
+        capabilities: &["3-axis", "aluminium", "steel"],
+        kw: 15.0,
+    },
+    MachineSpec {
+        code: "cnc-02",
+        name: "Haas VF-2",
+        kind: MachineKind::CncMill,
+        line: 0,
+        capabilities: &["3-axis", "aluminium"],
+        kw: 11.2,
+    },
+    MachineSpec {
+        code: "cnc-03",
+        name: "Brother Speedio U500Xd1",
+        kind: MachineKind::CncMill,
+        line: 0,
+        capabilities: &["5-axis", "aluminium", "steel"],
+        kw: 10.5,
+    },
+    MachineSpec {
+        code: "imm-01",
+        name: "Haitian MA900 III",
+        kind: MachineKind::InjectionMoulding,
+        line: 1,
+        capabilities: &["90t", "pc-abs"],
+        kw: 18.0,
+    },
+    MachineSpec {
+        code: "imm-02",
+        name: "Engel e-mac 100",
+        kind: MachineKind::InjectionMoulding,
+        line: 1,
+        capabilities: &["100t", "pc-abs", "pp"],
+        kw: 14.5,
+    },
+    MachineSpec {
+        code: "laser-01",
+        name: "Trotec SP1500 CO2 laser",
+        kind: MachineKind::LaserCutter,
+        line: 2,
+        capabilities: &["acrylic", "engrave", "1250x1250"],
+        kw: 6.0,
+    },
+    MachineSpec {
+        code: "p3d-01",
+        name: "EOS Formiga P110 (PA12)",
+        kind: MachineKind::Printer3d,
+        line: 2,
+        capabilities: &["sls", "pa12"],
+        kw: 2.4,
+    },
+    MachineSpec {
+        code: "p3d-02",
+        name: "Bambu Lab X1E farm (8 units)",
+        kind: MachineKind::Printer3d,
+        line: 2,
+        capabilities: &["fdm", "pla", "petg"],
+        kw: 1.6,
+    },
+    MachineSpec {
+        code: "asm-01",
+        name: "Assembly cell A",
+        kind: MachineKind::Assembly,
+        line: 3,
+        capabilities: &["screwdriving", "pcb-fit"],
+        kw: 1.2,
+    },
+    MachineSpec {
+        code: "asm-02",
+        name: "Assembly cell B",
+        kind: MachineKind::Assembly,
+        line: 3,
+        capabilities: &["screwdriving", "packing"],
+        kw: 1.0,
+    },
+    MachineSpec {
+        code: "qc-01",
+        name: "CMM and vision QC",
+        kind: MachineKind::Qc,
+        line: 3,
+        capabilities: &["cmm", "vision"],
+        kw: 2.0,
+    },
+];
+
+const MATERIALS: [(&str, &str); 7] = [
+    ("al-6061", "Aluminium 6061-T6 bar"),
+    ("pc-abs", "PC/ABS resin pellets"),
+    ("pa12", "PA12 powder"),
+    ("pla", "PLA filament"),
+    ("acrylic-3mm", "Cast acrylic sheet 3 mm"),
+    ("ss-304", "Stainless steel 304 fasteners"),
+    ("carton", "Recycled carton packaging"),
+];
+
+/// A variant: code suffix, name suffix, and bill of materials (material code, kg per unit).
+type VariantSpec = (&'static str, &'static str, &'static [(&'static str, f64)]);
+
+/// A routing step: name, eligible machine codes, setup minutes, seconds per unit, setup family.
+type Step = (&'static str, &'static [&'static str], u32, f64, &'static str);
+
+struct ProductSpec {
+    code: &'static str,
+    name: &'static str,
+    family: &'static str,
+    routing: &'static [Step],
+    variants: &'static [VariantSpec],
+    /// Typical order quantities, smallest to largest.
+    quantities: (u32, u32),
+}
+
+const PRODUCTS: [ProductSpec; 4] = [
+    ProductSpec {
+        code: "phone-stand",
+        name: "Aluminium phone stand",
+        family: "desk-accessories",
+        routing: &[
+            ("mill body", &["cnc-01", "cnc-02", "cnc-03"], 45, 240.0, "alu-stand"),
+            ("laser engrave logo", &["laser-01"], 10, 35.0, "engrave"),
+            ("fit pads and pack", &["asm-01", "asm-02"], 5, 40.0, "pack-small"),
+            ("inspect", &["qc-01"], 5, 15.0, "visual"),
+        ],
+        variants: &[
+            ("black", "black anodised", &[("al-6061", 0.32), ("carton", 0.05)]),
+            ("silver", "silver anodised", &[("al-6061", 0.32), ("carton", 0.05)]),
+            ("gold", "champagne gold", &[("al-6061", 0.32), ("carton", 0.05)]),
+        ],
+        quantities: (20, 300),
+    },
+    ProductSpec {
+        code: "iot-enclosure",
+        name: "IoT sensor enclosure",
+        family: "enclosures",
+        routing: &[
+            ("mould shells", &["imm-01", "imm-02"], 90, 28.0, "mould-enclosure"),
+            ("machine ports", &["cnc-02", "cnc-03"], 30, 60.0, "ports"),
+            ("fit gasket and PCB", &["asm-01"], 10, 90.0, "pcb-fit"),
+            ("inspect seal", &["qc-01"], 10, 30.0, "seal-test"),
+        ],
+        variants: &[
+            ("s-grey", "small, grey", &[("pc-abs", 0.08), ("ss-304", 0.01), ("carton", 0.03)]),
+            ("l-black", "large, black", &[("pc-abs", 0.15), ("ss-304", 0.02), ("carton", 0.04)]),
+        ],
+        quantities: (100, 1200),
+    },
+    ProductSpec {
+        code: "drone-frame",
+        name: "Racing drone frame kit",
+        family: "prototypes",
+        routing: &[
+            ("print frame", &["p3d-01"], 60, 420.0, "pa12"),
+            ("print accessories", &["p3d-02"], 15, 300.0, "pla"),
+            ("mill motor mounts", &["cnc-03"], 40, 180.0, "alu-mount"),
+            ("assemble kit", &["asm-01", "asm-02"], 10, 300.0, "kit"),
+            ("inspect", &["qc-01"], 10, 60.0, "visual"),
+        ],
+        variants: &[
+            ("5in", "5 inch", &[("pa12", 0.09), ("pla", 0.03), ("al-6061", 0.04), ("carton", 0.06)]),
+            ("7in", "7 inch", &[("pa12", 0.14), ("pla", 0.04), ("al-6061", 0.05), ("carton", 0.08)]),
+        ],
+        quantities: (5, 60),
+    },
+    ProductSpec {
+        code: "watch-display",
+        name: "Retail watch display riser",
+        family: "retail-fixtures",
+        routing: &[
+            ("cut acrylic", &["laser-01"], 15, 120.0, "acrylic-3mm"),
+            ("bond and polish", &["asm-02"], 10, 240.0, "bonding"),
+            ("inspect", &["qc-01"], 5, 20.0, "visual"),
+        ],
+        variants: &[
+            ("clear", "clear", &[("acrylic-3mm", 0.45), ("carton", 0.1)]),
+            ("frosted", "frosted", &[("acrylic-3mm", 0.45), ("carton", 0.1)]),
+        ],
+        quantities: (10, 150),
+    },
+];
+
+const CUSTOMERS: [&str; 8] = [
+    "Kowloon Gadgets Ltd",
+    "Harbour Audio Co",
+    "Lantau Outdoor Gear",
+    "Tsuen Wan Robotics",
+    "Victoria Retail Group",
+    "Sai Kung Design Studio",
+    "Pearl Delta Electronics",
+    "Mong Kok Mobile Accessories",
+];
+
+/// How many orders the demo starts with.
+pub const DEMO_ORDERS: usize = 48;
+
+/// Seeds unconditionally; see [`seed_if_empty`].
+pub fn seed(store: &Store, now: Timestamp) -> Result<DemoSummary, StoreError> {
+    let site = store.create_site(&NewSite {
+        code: "hk-kt".into(),
+        name: "Kwun Tong micro-factory".into(),
+        utc_offset: "+08:00".into(),
+    })?;
+    store.set_calendar(site.id, &calendar())?;
+    let mut lines = Vec::new();
+    for (code, name) in LINES {
+        lines
+            .push(store.create_line(&NewLine { site_id: site.id, code: code.into(), name: name.into() })?.id);
+    }
+    let mut machines = Vec::new();
+    for spec in &MACHINES {
+        let machine = store.create_machine(&NewMachine {
+            site_id: site.id,
+            line_id: Some(lines[spec.line]),
+            code: spec.code.into(),
+            name: spec.name.into(),
+            kind: spec.kind,
+            capabilities: spec.capabilities.iter().map(|c| c.to_string()).collect(),
+            rated_power_kw: spec.kw,
+        })?;
+        machines.push((spec.code, machine.id));
+    }
+    let machine_id = |code: &str| machines.iter().find(|(c, _)| *c == code).map(|(_, id)| *id);
+    let mut materials = Vec::new();
+    for (code, name) in MATERIALS {
+        materials
+            .push((code, store.create_material(&NewMaterial { code: code.into(), name: name.into() })?.id));
+    }
+    let material_id = |code: &str| materials.iter().find(|(c, _)| *c == code).map(|(_, id)| *id);
+
+    let mut variants = Vec::new();
+    for spec in &PRODUCTS {
+        let product = store.create_product(&NewProduct {
+            code: spec.code.into(),
+            name: spec.name.into(),
+            family: spec.family.into(),
+        })?;
+        let routing = store.create_routing(&NewRouting {
+            code: format!("{}-r1", spec.code),
+            name: format!("{} routing", spec.name),
+            steps: spec
+                .routing
+                .iter()
+                .map(|(name, eligible, setup_minutes, unit_seconds, family)| RoutingStep {
+                    name: (*name).into(),
+                    eligible_machines: eligible.iter().filter_map(|code| machine_id(code)).collect(),
+                    setup_seconds: setup_minutes * 60,
+                    unit_seconds: *unit_seconds,
+                    setup_family: (*family).into(),
+                })
+                .collect(),
+        })?;
+        for (suffix, name, bom) in spec.variants {
+            let variant = store.create_variant(&NewVariant {
+                product_id: product.id,
+                code: format!("{}-{suffix}", spec.code),
+                name: format!("{}, {name}", spec.name),
+                routing_id: Some(routing.id),
+                bom: bom
+                    .iter()
+                    .filter_map(|(code, kg)| {
+                        material_id(code).map(|id| BomLine { material_id: id, kg_per_unit: *kg })
+                    })
+                    .collect(),
+            })?;
+            variants.push((variant.id, spec.quantities));
+        }
+    }
+
+    let orders = demo_orders(&variants, now);
+    let created = store.create_orders(&orders, now)?;
+    // Most of the near-term work is already released to the floor; later orders wait.
+    for (order, new) in created.iter().zip(&orders) {
+        if new.due - now < Duration::days(9) {
+            store.set_order_status(order.id, OrderStatus::Released)?;
+        }
+    }
+    Ok(DemoSummary { machines: machines.len(), variants: variants.len(), orders: created.len() })
+}
+
+fn calendar() -> Calendar {
+    let weekdays = vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri];
+    Calendar {
+        shifts: vec![
+            Shift { name: "day".into(), days: weekdays.clone(), start: "08:00".into(), end: "17:30".into() },
+            Shift { name: "evening".into(), days: weekdays, start: "18:00".into(), end: "23:00".into() },
+            Shift {
+                name: "saturday".into(),
+                days: vec![Weekday::Sat],
+                start: "09:00".into(),
+                end: "13:00".into(),
+            },
+        ],
+        holidays: [(2026, 12, 25), (2026, 12, 26), (2027, 1, 1), (2027, 2, 6), (2027, 2, 8), (2027, 2, 9)]
+            .into_iter()
+            .filter_map(|(y, m, d)| {
+                time::Month::try_from(m).ok().and_then(|m| time::Date::from_calendar_date(y, m, d).ok())
+            })
+            .collect(),
+    }
+}
+
+/// Orders due over the next fourteen days at 18:00 Hong Kong time, with quantities and priorities
+/// drawn from a fixed-seed generator.
+fn demo_orders(variants: &[(VariantId, (u32, u32))], now: Timestamp) -> Vec<NewOrder> {
+    let hong_kong = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
+    let today = now.to_offset(hong_kong).date();
+    let mut random = SplitMix(0x6d66_2026);
+    (0..DEMO_ORDERS)
+        .map(|i| {
+            let (variant, (low, high)) = variants[random.below(variants.len() as u64) as usize];
+            let quantity = low + random.below(u64::from(high - low + 1)) as u32;
+            // Round to a tidy batch size, as customers order.
+            let quantity = if quantity >= 100 {
+                quantity / 50 * 50
+            } else if quantity >= 20 {
+                quantity / 5 * 5
+            } else {
+                quantity
+            };
+            let days = 1 + random.below(14) as i64;
+            let due = (today + Duration::days(days))
+                .with_time(Time::from_hms(18, 0, 0).unwrap_or(Time::MIDNIGHT))
+                .assume_offset(hong_kong);
+            let priority = match random.below(10) {
+                0 => 5,
+                1 | 2 => 3,
+                _ => 1,
+            };
+            NewOrder {
+                number: format!("SO-{}-{:03}", today.year() % 100 * 100 + today.month() as i32, i + 1),
+                customer: CUSTOMERS[random.below(CUSTOMERS.len() as u64) as usize].into(),
+                variant_id: variant,
+                quantity: quantity.max(1),
+                due,
+                priority,
+            }
+        })
+        .collect()
+}
+
+/// A tiny deterministic generator (SplitMix64); the demo needs repeatability, not quality.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound.max(1)
+    }
+}

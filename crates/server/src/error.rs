@@ -1,0 +1,200 @@
+//! One error type for every handler, rendered as RFC 9457 problem details. Client mistakes get a
+//! precise body naming the field and are not logged as errors; internal failures get a generic
+//! body and a server-side log line carrying the request id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use model::FieldError;
+use serde::Serialize;
+use store::StoreError;
+
+use crate::middleware::RequestContext;
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An error a handler returns; becomes a problem-details response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    /// Short stable slug naming the problem type, e.g. `validation`.
+    kind: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    r#type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<u64>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> ApiError {
+        ApiError { status, kind, title, detail: detail.into(), errors: Vec::new() }
+    }
+
+    /// The input broke domain rules (422), one entry per offending field.
+    pub fn validation(errors: Vec<FieldError>) -> ApiError {
+        let detail = summarise(&errors);
+        ApiError {
+            errors,
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input", detail)
+        }
+    }
+
+    /// The request could not be read (400): bad JSON, wrong types, a malformed parameter.
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let errors = vec![FieldError::new(field, message)];
+        let detail = summarise(&errors);
+        ApiError {
+            errors,
+            ..ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Malformed request", detail)
+        }
+    }
+
+    /// No valid credentials (401).
+    pub fn unauthorized(detail: &str) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+    }
+
+    /// Valid credentials, but the role may not do this (403).
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed for this role", detail)
+    }
+
+    /// Nothing at this address (404).
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// The request clashes with the stored state (409).
+    pub fn conflict(field: Option<String>, detail: impl Into<String>) -> ApiError {
+        let detail = detail.into();
+        let errors = field.map(|f| vec![FieldError::new(f, detail.clone())]).unwrap_or_default();
+        ApiError { errors, ..ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail) }
+    }
+
+    /// The body is larger than allowed (413).
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Request body too large",
+            format!("the request body must be at most {limit} bytes"),
+        )
+    }
+
+    /// The body is not in a format this endpoint takes (415).
+    pub fn unsupported_media_type(expected: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("send the body as {expected}"),
+        )
+    }
+
+    /// The method is not defined on this path (405).
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "see /api/v1/openapi.json",
+        )
+    }
+
+    /// Something failed on our side (500). The cause is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        let request_id = RequestContext::current().map(|ctx| ctx.id);
+        tracing::error!(request_id, error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the server failed; see its log",
+        )
+    }
+
+    /// The store was busy for longer than its timeout (503); the client may retry.
+    fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Busy",
+            "the store is busy; retry shortly",
+        )
+    }
+
+    /// The HTTP status this error is sent with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+fn summarise(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound { entity, id } => {
+                ApiError::not_found(format!("{entity} {id} does not exist"))
+            }
+            StoreError::Invalid(errors) => ApiError::validation(errors),
+            StoreError::Conflict { field, message } => ApiError::conflict(field, message),
+            StoreError::InRow { index, source } => {
+                let mut inner = ApiError::from(*source);
+                for error in &mut inner.errors {
+                    error.field = format!("[{index}].{}", error.field);
+                }
+                inner.detail = format!("record {index}: {}", inner.detail);
+                inner
+            }
+            error if error.is_retryable() => ApiError::unavailable(),
+            error => ApiError::internal(error),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let context = RequestContext::current();
+        let body = ProblemBody {
+            r#type: format!("urn:microfactory:problem:{}", self.kind),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            instance: context.as_ref().map(|ctx| ctx.path.clone()),
+            field: self.errors.first().map(|e| e.field.as_str()),
+            errors: &self.errors,
+            request_id: context.map(|ctx| ctx.id),
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (self.status, json).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

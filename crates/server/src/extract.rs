@@ -1,0 +1,146 @@
+//! Request extractors that fail with problem details naming the offending field, where axum's own
+//! rejections would only say "failed to deserialize".
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use store::PageRequest;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON body decoded into `T`; wrong syntax or types give a 400 naming the field.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<JsonBody<T>, ApiError> {
+        let is_json =
+            request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(
+                |value| {
+                    value.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+                },
+            );
+        if !is_json {
+            return Err(ApiError::unsupported_media_type("application/json"));
+        }
+        let bytes = read_body(request, state).await?;
+        decode_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Reads the whole body, mapping an over-long one to 413.
+pub(crate) async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.config.body_limit_bytes;
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request("body", rejection.body_text())
+        }
+    })
+}
+
+/// Decodes JSON, naming the path of the first offending field on failure.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = inner.to_string();
+        // serde reports a missing field at its parent's path; name the field itself.
+        let field = match message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+            Some(missing) if path == "." => missing.to_string(),
+            Some(missing) => format!("{path}.{missing}"),
+            None if path == "." => "body".to_string(),
+            None => path,
+        };
+        ApiError::bad_request(field, strip_position(&message))
+    })?;
+    deserializer.end().map_err(|e| ApiError::bad_request("body", strip_position(&e.to_string())))?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> String {
+    message.split(" at line ").next().unwrap_or(message).to_string()
+}
+
+/// Query parameters decoded into `T`; unknown or malformed parameters give a 400 naming them.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<QueryParams<T>, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(QueryParams).map_err(|error| {
+            let path = error.path().to_string();
+            let message = error.into_inner().to_string();
+            let field =
+                if path == "." { message.split('`').nth(1).unwrap_or("query").to_string() } else { path };
+            ApiError::bad_request(field, message)
+        })
+    }
+}
+
+/// A numeric id from the path; anything else is a 400 naming `id`.
+pub struct Id(pub i64);
+
+impl FromRequestParts<AppState> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Id, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("id", e.body_text()))?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Id(id)),
+            _ => Err(ApiError::bad_request("id", "must be a positive integer")),
+        }
+    }
+}
+
+/// Default page length.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Longest page.
+pub const MAX_LIMIT: u32 = 500;
+
+/// Turns `limit` and `cursor` parameters into a store page request.
+pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request("limit", format!("must be from 1 to {MAX_LIMIT}")));
+    }
+    let after = match cursor {
+        None | Some("") => None,
+        Some(cursor) => Some(
+            cursor
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| ApiError::bad_request("cursor", "not a cursor returned by this API"))?,
+        ),
+    };
+    Ok(PageRequest { after, limit })
+}
+
+/// A page of a list as sent to clients.
+#[derive(Serialize)]
+pub struct ListResponse<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> From<store::Page<T>> for ListResponse<T> {
+    fn from(page: store::Page<T>) -> ListResponse<T> {
+        ListResponse { items: page.items, next_cursor: page.next_cursor.map(|c| c.to_string()) }
+    }
+}

@@ -1,0 +1,194 @@
+//! Orders from CSV: the format planners export from spreadsheets and ERPs. Shared by the CLI
+//! (`microfactory orders import`) and the API (`POST /api/v1/orders/import`).
+//!
+//! The file has a header row naming the columns, in any order: `number`, `customer`, `variant`
+//! (a variant code), `quantity`, `due` (RFC 3339, e.g. `2026-12-01T18:00:00+08:00`) and optionally
+//! `priority` (1–10, default 1). An import is all or nothing: every row is checked first, and if
+//! any row is bad, every bad row is reported with its line number and nothing is written.
+
+use std::collections::{HashMap, HashSet};
+
+use model::{FieldError, NewOrder, Order, Timestamp, Validate, VariantId};
+use store::{Store, StoreError};
+use time::format_description::well_known::Rfc3339;
+
+/// One bad row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line in the file (the header is line 1).
+    pub line: u64,
+    /// The column at fault (or `row` for the row as a whole).
+    pub column: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}, {}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// What an import did.
+#[derive(Debug)]
+pub enum ImportOutcome {
+    /// Every row was imported.
+    Imported(Vec<Order>),
+    /// Some rows were bad; nothing was imported.
+    Rejected(Vec<RowError>),
+    /// The store failed; nothing was imported.
+    Failed(StoreError),
+}
+
+const REQUIRED: [&str; 5] = ["number", "customer", "variant", "quantity", "due"];
+const OPTIONAL: [&str; 1] = ["priority"];
+/// Bad rows reported at most; past this the report says how many more there were.
+const MAX_REPORTED: usize = 100;
+
+/// Parses, checks and imports `csv` in one transaction.
+pub fn import_csv(store: &Store, csv: &[u8], now: Timestamp) -> ImportOutcome {
+    let (orders, lines) = match parse(store, csv) {
+        Ok(parsed) => parsed,
+        Err(Parse::Rows(errors)) => return ImportOutcome::Rejected(errors),
+        Err(Parse::Store(error)) => return ImportOutcome::Failed(error),
+    };
+    match store.create_orders(&orders, now) {
+        Ok(created) => ImportOutcome::Imported(created),
+        Err(StoreError::InRow { index, source }) => {
+            let line = lines[index];
+            let errors = match *source {
+                StoreError::Conflict { field, message } => {
+                    vec![RowError { line, column: field.unwrap_or_else(|| "row".into()), message }]
+                }
+                StoreError::Invalid(problems) => problems.into_iter().map(|p| row_error(line, p)).collect(),
+                other => return ImportOutcome::Failed(other),
+            };
+            ImportOutcome::Rejected(errors)
+        }
+        Err(error) => ImportOutcome::Failed(error),
+    }
+}
+
+enum Parse {
+    Rows(Vec<RowError>),
+    Store(StoreError),
+}
+
+fn row_error(line: u64, problem: FieldError) -> RowError {
+    let column = if problem.field == "variant_id" { "variant".to_string() } else { problem.field };
+    RowError { line, column, message: problem.message }
+}
+
+fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(csv);
+    let header_error =
+        |message: String| Parse::Rows(vec![RowError { line: 1, column: "header".into(), message }]);
+    let headers = reader.headers().map_err(|e| header_error(e.to_string()))?.clone();
+    let mut columns = HashMap::new();
+    for (index, name) in headers.iter().enumerate() {
+        let name = name.to_ascii_lowercase();
+        if !REQUIRED.contains(&name.as_str()) && !OPTIONAL.contains(&name.as_str()) {
+            return Err(header_error(format!(
+                "unknown column {name:?}; expected {} and optionally {}",
+                REQUIRED.join(", "),
+                OPTIONAL.join(", ")
+            )));
+        }
+        if columns.insert(name.clone(), index).is_some() {
+            return Err(header_error(format!("column {name:?} appears twice")));
+        }
+    }
+    if let Some(missing) = REQUIRED.iter().find(|c| !columns.contains_key(**c)) {
+        return Err(header_error(format!("missing column {missing:?}")));
+    }
+
+    let mut variants: HashMap<String, Option<VariantId>> = HashMap::new();
+    let mut seen_numbers = HashSet::new();
+    let mut orders = Vec::new();
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    let mut bad_rows = 0usize;
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                let line = error.position().map_or(0, |p| p.line());
+                errors.push(RowError { line, column: "row".into(), message: error.to_string() });
+                bad_rows += 1;
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |name: &str| columns.get(name).and_then(|i| record.get(*i)).unwrap_or("");
+        let mut row_errors = Vec::new();
+        let mut bad = |column: &str, message: &str| {
+            row_errors.push(RowError { line, column: column.into(), message: message.into() })
+        };
+
+        let code = field("variant");
+        let variant = match variants.get(code) {
+            Some(found) => *found,
+            None => {
+                let found = store.variant_by_code(code).map_err(Parse::Store)?.map(|v| v.id);
+                variants.insert(code.to_string(), found);
+                found
+            }
+        };
+        if variant.is_none() {
+            bad("variant", &format!("no variant has the code {code:?}"));
+        }
+        let quantity = field("quantity").parse::<u32>();
+        if quantity.is_err() {
+            bad("quantity", "must be a whole number from 1 to 1000000");
+        }
+        let due = Timestamp::parse(field("due"), &Rfc3339);
+        if due.is_err() {
+            bad("due", "must be an RFC 3339 time, e.g. 2026-12-01T18:00:00+08:00");
+        }
+        let priority = match field("priority") {
+            "" => Ok(1),
+            text => text.parse::<u8>(),
+        };
+        if priority.is_err() {
+            bad("priority", "must be a whole number from 1 to 10");
+        }
+        let number = field("number").to_string();
+        if !number.is_empty() && !seen_numbers.insert(number.clone()) {
+            bad("number", "appears on an earlier line of this file");
+        }
+        if let (Some(variant), Ok(quantity), Ok(due), Ok(priority)) = (variant, quantity, due, priority) {
+            let order = NewOrder {
+                number,
+                customer: field("customer").to_string(),
+                variant_id: variant,
+                quantity,
+                due,
+                priority,
+            };
+            row_errors.extend(order.problems().into_iter().map(|p| row_error(line, p)));
+            if row_errors.is_empty() {
+                orders.push(order);
+                lines.push(line);
+            }
+        }
+        if !row_errors.is_empty() {
+            bad_rows += 1;
+            errors.extend(row_errors);
+        }
+    }
+    if orders.is_empty() && errors.is_empty() {
+        errors.push(RowError { line: 2, column: "row".into(), message: "the file has no orders".into() });
+    }
+    if errors.is_empty() {
+        return Ok((orders, lines));
+    }
+    if errors.len() > MAX_REPORTED {
+        errors.truncate(MAX_REPORTED);
+        errors.push(RowError {
+            line: 0,
+            column: "row".into(),
+            message: format!("{bad_rows} bad rows in all; only the first {MAX_REPORTED} problems are listed"),
+        });
+    }
+    Err(Parse::Rows(errors))
+}

@@ -1,0 +1,126 @@
+//! Process metrics in the Prometheus text format. Counters live in memory; store-derived gauges
+//! are read when `/metrics` is scraped. Every metric name comes from [`MetricName`], so the set
+//! is visible in one place.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Every metric this process exports.
+#[derive(Clone, Copy, Debug)]
+pub enum MetricName {
+    /// Counter: HTTP requests by method, route and status.
+    HttpRequests,
+    /// Histogram: HTTP request duration by route.
+    HttpRequestDuration,
+    /// Gauge: orders by status.
+    Orders,
+    /// Gauge: always 1, labelled with the version.
+    BuildInfo,
+}
+
+impl MetricName {
+    /// The exported name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricName::HttpRequests => "microfactory_http_requests_total",
+            MetricName::HttpRequestDuration => "microfactory_http_request_duration_seconds",
+            MetricName::Orders => "microfactory_orders",
+            MetricName::BuildInfo => "microfactory_build_info",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            MetricName::HttpRequests => "HTTP requests served, by method, route and status.",
+            MetricName::HttpRequestDuration => "Time to serve an HTTP request, by route.",
+            MetricName::Orders => "Customer orders in the store, by status.",
+            MetricName::BuildInfo => "Build information; the value is always 1.",
+        }
+    }
+}
+
+/// Upper bounds of the duration histogram buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The in-memory metric registry.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    durations: Mutex<BTreeMap<String, Histogram>>,
+}
+
+impl Metrics {
+    /// Counts one served request.
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        {
+            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        }
+        let seconds = elapsed.as_secs_f64();
+        let mut durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
+        let histogram = durations.entry(route.to_string()).or_default();
+        for (count, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *count += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+    }
+
+    /// Renders every metric; `orders` are the per-status counts read from the store.
+    pub fn render(&self, orders: &[(&str, u64)]) -> String {
+        let mut out = String::new();
+        header(&mut out, MetricName::BuildInfo, "gauge");
+        let _ = writeln!(
+            out,
+            "{}{{version=\"{}\"}} 1",
+            MetricName::BuildInfo.as_str(),
+            env!("CARGO_PKG_VERSION")
+        );
+        header(&mut out, MetricName::HttpRequests, "counter");
+        for ((method, route, status), count) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter()
+        {
+            let _ = writeln!(
+                out,
+                "{}{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
+                MetricName::HttpRequests.as_str(),
+                escape(route)
+            );
+        }
+        header(&mut out, MetricName::HttpRequestDuration, "histogram");
+        let name = MetricName::HttpRequestDuration.as_str();
+        for (route, histogram) in self.durations.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let route = escape(route);
+            for (count, bound) in histogram.counts.iter().zip(BUCKETS) {
+                let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", histogram.count);
+            let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", histogram.sum);
+            let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", histogram.count);
+        }
+        header(&mut out, MetricName::Orders, "gauge");
+        for (status, count) in orders {
+            let _ = writeln!(out, "{}{{status=\"{status}\"}} {count}", MetricName::Orders.as_str());
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: MetricName, kind: &str) {
+    let _ = writeln!(out, "# HELP {} {}", name.as_str(), name.help());
+    let _ = writeln!(out, "# TYPE {} {kind}", name.as_str());
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,48 @@
+//! The layer every request passes: a request id, a tracing span, and the HTTP metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::AppState;
+
+/// What a handler may want to know about the request it serves, without threading it through.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// Unique within the process, echoed in the `x-request-id` header and in problem details.
+    pub id: u64,
+    /// The request path, without the query.
+    pub path: String,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+impl RequestContext {
+    /// The context of the request this task serves, if any.
+    pub fn current() -> Option<RequestContext> {
+        CONTEXT.try_with(Clone::clone).ok()
+    }
+}
+
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Wraps every request: assigns the id, records duration and status per route.
+pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let context = RequestContext { id, path: request.uri().path().to_string() };
+    let span = tracing::debug_span!("request", id, %method, route = %route);
+    let mut response = CONTEXT.scope(context, next.run(request)).instrument(span).await;
+    response.headers_mut().insert("x-request-id", HeaderValue::from(id));
+    state.metrics.record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    response
+}

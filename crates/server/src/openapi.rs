@@ -1,0 +1,330 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, built once from the same Rust types
+//! the handlers use (schemas derived with `schemars`), so it cannot drift from the wire format. A
+//! test checks that every path listed here answers and every API route is listed.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::auth::Principal;
+
+/// Serves the document. Needs a token of any role, like every API route.
+pub(crate) async fn document(_: Principal) -> impl IntoResponse {
+    static DOCUMENT: OnceLock<Vec<u8>> = OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| serde_json::to_vec_pretty(&build()).unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], body.clone())
+}
+
+/// Who may call an operation, for the description.
+#[derive(Clone, Copy)]
+enum Who {
+    Anyone,
+    Signed,
+    Planner,
+    Admin,
+}
+
+impl Who {
+    fn text(self) -> &'static str {
+        match self {
+            Who::Anyone => "No token needed.",
+            Who::Signed => "Any role.",
+            Who::Planner => "Roles: admin, planner.",
+            Who::Admin => "Role: admin.",
+        }
+    }
+}
+
+struct Doc {
+    generator: SchemaGenerator,
+    paths: Map<String, Value>,
+}
+
+impl Doc {
+    fn schema<T: JsonSchema>(&mut self) -> Value {
+        self.generator.subschema_for::<T>().to_value()
+    }
+
+    fn op(
+        &mut self,
+        method: &str,
+        path: &str,
+        summary: &str,
+        who: Who,
+        body: Option<Value>,
+        ok: (u16, Option<Value>),
+    ) {
+        self.op_with(method, path, summary, who, body, ok, Vec::new());
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "a private builder call that reads like a table row")]
+    fn op_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        summary: &str,
+        who: Who,
+        body: Option<Value>,
+        ok: (u16, Option<Value>),
+        mut parameters: Vec<Value>,
+    ) {
+        let mut responses = Map::new();
+        let (status, schema) = ok;
+        let success = match schema {
+            Some(schema) => {
+                json!({"description": "Success", "content": {"application/json": {"schema": schema}}})
+            }
+            None => json!({"description": "Success, no content"}),
+        };
+        responses.insert(status.to_string(), success);
+        let problem = json!({"description": "Problem details (RFC 9457)",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+        for code in ["400", "401", "403", "404", "409", "413", "415", "422"] {
+            responses.insert(code.into(), problem.clone());
+        }
+        if path.contains("{id}") {
+            parameters.insert(0, json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}));
+        }
+        let mut operation = json!({
+            "summary": summary,
+            "description": who.text(),
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if matches!(who, Who::Anyone) {
+            operation["security"] = json!([]);
+        }
+        if let Some(body) = body {
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": body}}});
+        }
+        let entry = self.paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method] = operation;
+    }
+
+    /// The five routes of a plain resource: list, create, get, replace, delete.
+    fn resource<T: JsonSchema, N: JsonSchema>(
+        &mut self,
+        base: &str,
+        noun: &str,
+        change: Who,
+        filters: &[(&str, &str, &str)],
+    ) {
+        let item = self.schema::<T>();
+        let new = self.schema::<N>();
+        let list = json!({"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": item},
+            "next_cursor": {"type": "string", "description": "Pass as `cursor` for the next page; absent on the last page."}}});
+        let mut parameters = page_parameters();
+        for (name, kind, description) in filters {
+            let schema = match *kind {
+                "date-time" => json!({"type": "string", "format": "date-time"}),
+                other => json!({"type": other}),
+            };
+            parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema}));
+        }
+        let one = format!("{base}/{{id}}");
+        self.op_with(
+            "get",
+            base,
+            &format!("List {noun}s, oldest first"),
+            Who::Signed,
+            None,
+            (200, Some(list)),
+            parameters,
+        );
+        self.op(
+            "post",
+            base,
+            &format!("Create a {noun}"),
+            change,
+            Some(new.clone()),
+            (201, Some(item.clone())),
+        );
+        self.op("get", &one, &format!("Get one {noun}"), Who::Signed, None, (200, Some(item.clone())));
+        self.op("put", &one, &format!("Replace a {noun}"), change, Some(new), (200, Some(item)));
+        self.op("delete", &one, &format!("Delete a {noun} nothing refers to"), change, None, (204, None));
+    }
+}
+
+fn page_parameters() -> Vec<Value> {
+    vec![
+        json!({"name": "limit", "in": "query", "required": false, "description": "Page length, 1 to 500 (default 50).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500}}),
+        json!({"name": "cursor", "in": "query", "required": false,
+            "description": "The `next_cursor` of the previous page.", "schema": {"type": "string"}}),
+    ]
+}
+
+/// The whole document.
+pub(crate) fn build() -> Value {
+    let mut doc = Doc { generator: SchemaSettings::openapi3().into_generator(), paths: Map::new() };
+    doc.resource::<model::Site, model::NewSite>("/sites", "site", Who::Admin, &[]);
+    let calendar = doc.schema::<model::Calendar>();
+    doc.op(
+        "get",
+        "/sites/{id}/calendar",
+        "Get a site's shift calendar",
+        Who::Signed,
+        None,
+        (200, Some(calendar.clone())),
+    );
+    doc.op(
+        "put",
+        "/sites/{id}/calendar",
+        "Replace a site's shift calendar",
+        Who::Admin,
+        Some(calendar.clone()),
+        (200, Some(calendar)),
+    );
+    doc.resource::<model::Line, model::NewLine>(
+        "/lines",
+        "line",
+        Who::Admin,
+        &[("site", "integer", "Only lines of this site.")],
+    );
+    doc.resource::<model::Machine, model::NewMachine>(
+        "/machines",
+        "machine",
+        Who::Admin,
+        &[
+            ("site", "integer", "Only machines of this site."),
+            ("line", "integer", "Only machines of this line."),
+        ],
+    );
+    doc.resource::<model::Material, model::NewMaterial>("/materials", "material", Who::Planner, &[]);
+    doc.resource::<model::Product, model::NewProduct>("/products", "product", Who::Planner, &[]);
+    doc.resource::<model::Variant, model::NewVariant>(
+        "/variants",
+        "variant",
+        Who::Planner,
+        &[("product", "integer", "Only variants of this product.")],
+    );
+    doc.resource::<model::Routing, model::NewRouting>("/routings", "routing", Who::Planner, &[]);
+    doc.resource::<model::Order, model::NewOrder>(
+        "/orders",
+        "order",
+        Who::Planner,
+        &[
+            ("status", "string", "Only orders in this status: planned, released, running, done, cancelled."),
+            ("due_before", "date-time", "Only orders due before this RFC 3339 time."),
+            ("due_after", "date-time", "Only orders due at or after this RFC 3339 time."),
+            ("machine", "integer", "Only orders with an operation that may run on this machine."),
+            ("customer", "string", "Only orders of this customer (exact match)."),
+        ],
+    );
+    let order = doc.schema::<model::Order>();
+    let operations = doc.schema::<Vec<model::Operation>>();
+    if let Some(get) = doc.paths.get_mut("/orders/{id}").and_then(|p| p.get_mut("get")) {
+        get["summary"] = json!("Get one order with its operations");
+        get["responses"]["200"]["content"]["application/json"]["schema"] =
+            json!({"allOf": [order.clone(), {"type": "object", "properties": {"operations": operations}}]});
+    }
+    doc.op(
+        "post",
+        "/orders/{id}/release",
+        "Release a planned order to the shop floor",
+        Who::Planner,
+        None,
+        (200, Some(order.clone())),
+    );
+    doc.op(
+        "post",
+        "/orders/{id}/cancel",
+        "Cancel an order and its unfinished operations",
+        Who::Planner,
+        None,
+        (200, Some(order)),
+    );
+    doc.op("post", "/orders/import", "Import orders from CSV, all or nothing", Who::Planner, None,
+        (201, Some(json!({"type": "object", "properties": {"imported": {"type": "integer"}, "orders": {"type": "array", "items": {"type": "integer"}}}}))));
+    if let Some(import) = doc.paths.get_mut("/orders/import").and_then(|p| p.get_mut("post")) {
+        import["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "Header row, then one order per row: number, customer, variant (code), quantity, due (RFC 3339), optional priority (1-10)."});
+    }
+
+    let login = doc.schema::<crate::api::access_schemas::Login>();
+    let new_token = doc.schema::<crate::api::access_schemas::NewTokenResponse>();
+    let user = doc.schema::<model::User>();
+    let users = doc.schema::<Vec<model::User>>();
+    let new_user = doc.schema::<crate::api::access_schemas::NewUser>();
+    let user_change = doc.schema::<crate::api::access_schemas::UserChange>();
+    let tokens = doc.schema::<Vec<crate::api::access_schemas::TokenInfo>>();
+    let token_request = doc.schema::<crate::api::access_schemas::TokenRequest>();
+    doc.op(
+        "post",
+        "/auth/login",
+        "Log in with user name and password; returns a new API token",
+        Who::Anyone,
+        Some(login),
+        (201, Some(new_token.clone())),
+    );
+    doc.op("get", "/me", "The calling user", Who::Signed, None, (200, Some(user.clone())));
+    doc.op("get", "/users", "List users", Who::Admin, None, (200, Some(users)));
+    doc.op("post", "/users", "Create a user", Who::Admin, Some(new_user), (201, Some(user.clone())));
+    doc.op(
+        "patch",
+        "/users/{id}",
+        "Change a user's role or password",
+        Who::Admin,
+        Some(user_change),
+        (200, Some(user)),
+    );
+    doc.op("delete", "/users/{id}", "Delete a user and their tokens", Who::Admin, None, (204, None));
+    doc.op("get", "/tokens", "List your tokens (admins: everyone's)", Who::Signed, None, (200, Some(tokens)));
+    doc.op(
+        "post",
+        "/tokens",
+        "Create an API token; the secret is shown only in this response",
+        Who::Signed,
+        Some(token_request),
+        (201, Some(new_token)),
+    );
+    doc.op("delete", "/tokens/{id}", "Revoke a token (admins: anyone's)", Who::Signed, None, (204, None));
+    doc.op(
+        "get",
+        "/openapi.json",
+        "This document",
+        Who::Signed,
+        None,
+        (200, Some(json!({"type": "object"}))),
+    );
+
+    let mut schemas = doc.generator.take_definitions(true);
+    schemas.insert("Problem".into(), json!({
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "description": "urn:microfactory:problem:<kind>"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string", "description": "The request path."},
+            "field": {"type": "string", "description": "The first offending field, when there is one."},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {
+                "field": {"type": "string"}, "message": {"type": "string"}}}},
+            "request_id": {"type": "integer", "description": "Also in the x-request-id header and the server log."}
+        }
+    }));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "microfactory API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every operation needs 'Authorization: Bearer <token>' unless it says otherwise. \
+                Lists are paginated with limit and cursor. Errors are RFC 9457 problem details naming the field."
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": doc.paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas
+        }
+    })
+}

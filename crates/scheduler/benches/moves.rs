@@ -1,0 +1,2 @@
+//! Placeholder until the move-evaluation bench lands.
+fn main() {}

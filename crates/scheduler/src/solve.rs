@@ -1,0 +1,196 @@
+//! The solver entry point: [`solve`] with its [`Config`], the [`Objective`]s, and the [`Clock`]
+//! abstraction used for time limits.
+//!
+//! Determinism: for a given problem, seed, thread count and iteration limit (without a time limit, or
+//! with one that does not cut the run) the result is identical from run to run. When the time limit
+//! stops the search, the result depends on machine speed: "same seed, same iteration budget" is the
+//! reproducibility contract.
+
+mod construct;
+mod inst;
+mod rng;
+mod state;
+mod tabu;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::problem::Problem;
+use crate::solution::{ScheduledOperation, Solution};
+use inst::Inst;
+use state::{Snapshot, State};
+
+/// What to minimise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// Latest completion time.
+    #[default]
+    Makespan,
+    /// Total weighted tardiness `Σ w_j max(0, C_j - d_j)`.
+    WeightedTardiness,
+    /// Weighted tardiness first, makespan to break ties.
+    TardinessThenMakespan,
+}
+
+/// A monotonic source of elapsed time, injected so tests can control time limits. The solver only
+/// compares [`Clock::elapsed`] against [`Config::time_limit`] and reports it in the [`Solution`].
+pub trait Clock: Send + Sync {
+    /// Time elapsed since the clock's origin; must never decrease.
+    fn elapsed(&self) -> Duration;
+}
+
+/// The default clock: [`Instant`]-based (monotonic, never the wall clock), started at creation.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch {
+    started: Instant,
+}
+
+impl Stopwatch {
+    /// A stopwatch started now.
+    pub fn start() -> Self {
+        Self { started: Instant::now() }
+    }
+}
+
+impl Clock for Stopwatch {
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Solver settings.
+#[derive(Clone)]
+pub struct Config {
+    /// Objective to minimise.
+    pub objective: Objective,
+    /// Seed of the random streams (thread `i` uses a seed derived from this one and `i`).
+    pub seed: u64,
+    /// Independent searches run in parallel (`std::thread::scope`); 1 runs on the caller's thread.
+    pub threads: usize,
+    /// Stop after this much time on [`Config::clock`]; `None` means no time limit.
+    pub time_limit: Option<Duration>,
+    /// Stop after this many tabu iterations per thread; `None` means no iteration limit. With neither
+    /// limit the search runs until it proves optimality by the simple lower bound, so set one.
+    pub iteration_limit: Option<u64>,
+    /// Clock for the time limit and statistics; `None` uses a [`Stopwatch`] started when `solve` begins.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            objective: Objective::Makespan,
+            seed: 0,
+            threads: 1,
+            time_limit: Some(Duration::from_secs(10)),
+            iteration_limit: None,
+            clock: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("objective", &self.objective)
+            .field("seed", &self.seed)
+            .field("threads", &self.threads)
+            .field("time_limit", &self.time_limit)
+            .field("iteration_limit", &self.iteration_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lexicographic score: (fixed-start penalty, primary objective, secondary objective).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Score(pub(crate) i64, pub(crate) i64, pub(crate) i64);
+
+impl Score {
+    pub(crate) const WORST: Score = Score(i64::MAX, i64::MAX, i64::MAX);
+}
+
+/// Solves `problem` (which must satisfy [`Problem::validate`]; the readers guarantee it) and returns the
+/// best schedule found. The schedule always keeps fixed operations, breaks, releases and setups; only
+/// when some fixed start cannot be honoured by its job predecessors is [`Solution::feasible`] false.
+pub fn solve(problem: &Problem, config: &Config) -> Solution {
+    let stopwatch: Arc<dyn Clock> = Arc::new(Stopwatch::start());
+    let clock = config.clock.clone().unwrap_or(stopwatch);
+    let began = clock.elapsed();
+    let inst = Inst::new(problem);
+    let params = tabu::Params {
+        objective: config.objective,
+        time_limit: config.time_limit.map(|limit| began + limit),
+        iteration_limit: config.iteration_limit,
+        clock: clock.as_ref(),
+        stall_limit: 10_000,
+    };
+    let threads = config.threads.max(1);
+    let seeds: Vec<u64> = (0..threads as u64).map(|i| derive_seed(config.seed, i)).collect();
+    let outcomes: Vec<tabu::Outcome> = if threads == 1 {
+        vec![tabu::search(&inst, &params, seeds[0])]
+    } else {
+        std::thread::scope(|scope| {
+            let (inst, params) = (&inst, &params);
+            let handles: Vec<_> =
+                seeds.iter().map(|&seed| scope.spawn(move || tabu::search(inst, params, seed))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        })
+    };
+    let iterations = outcomes.iter().map(|o| o.iterations).sum();
+    // Best score wins; ties go to the lowest thread index, so the result is deterministic.
+    let winner = outcomes
+        .into_iter()
+        .enumerate()
+        .min_by_key(|(idx, o)| (o.score, *idx))
+        .map(|(_, o)| o)
+        .unwrap_or_else(|| unreachable!("at least one thread"));
+    let elapsed = clock.elapsed().saturating_sub(began);
+    let mut solution = materialize(problem, &inst, &winner.best);
+    solution.iterations = iterations;
+    solution.time_to_best = winner.time_to_best.saturating_sub(began);
+    solution.elapsed = elapsed;
+    solution
+}
+
+/// SplitMix-style seed derivation so thread streams are unrelated.
+fn derive_seed(seed: u64, thread: u64) -> u64 {
+    let mut z =
+        seed.wrapping_add(thread.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Decodes a snapshot into the public solution type.
+fn materialize(problem: &Problem, inst: &Inst, snap: &Snapshot) -> Solution {
+    let mut state = State::new(inst, snap.mach.clone(), snap.dur.clone(), snap.seq.clone());
+    let acyclic = state.decode(inst);
+    debug_assert!(acyclic, "best snapshots are acyclic");
+    let mut operations = Vec::with_capacity(inst.n_ops);
+    for (job_idx, job) in problem.jobs.iter().enumerate() {
+        for op_idx in 0..job.operations.len() {
+            let o = inst.job_start[job_idx] + op_idx;
+            operations.push(ScheduledOperation {
+                job: job_idx,
+                op: op_idx,
+                machine: state.mach[o],
+                start: state.start[o],
+                end: state.end(o),
+            });
+        }
+    }
+    Solution {
+        operations,
+        makespan: state.makespan,
+        weighted_tardiness: state.tardiness,
+        feasible: state.penalty == 0,
+        iterations: 0,
+        time_to_best: Duration::ZERO,
+        elapsed: Duration::ZERO,
+    }
+}

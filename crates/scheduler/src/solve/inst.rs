@@ -1,0 +1,186 @@
+//! The solver's flat view of a [`Problem`]: operations numbered `0..n_ops` job by job, with index
+//! arrays for job chains and alternatives, so the inner loop touches only flat vectors.
+
+use crate::problem::Problem;
+
+/// "No operation" in index arrays.
+pub(crate) const NONE: usize = usize::MAX;
+
+pub(crate) struct Inst {
+    pub(crate) n_ops: usize,
+    pub(crate) n_jobs: usize,
+    pub(crate) n_machines: usize,
+    pub(crate) job_of: Vec<usize>,
+    /// First operation of each job; `job_start[n_jobs] == n_ops`.
+    pub(crate) job_start: Vec<usize>,
+    pub(crate) jprev: Vec<usize>,
+    pub(crate) jnext: Vec<usize>,
+    /// Alternatives of op `o` are `alt_off[o]..alt_off[o + 1]`.
+    pub(crate) alt_off: Vec<usize>,
+    pub(crate) alt_machine: Vec<usize>,
+    pub(crate) alt_dur: Vec<i64>,
+    pub(crate) family: Vec<usize>,
+    /// Per machine: flattened `n_families x n_families` setup matrix (empty when none).
+    pub(crate) setup: Vec<Vec<i64>>,
+    pub(crate) n_families: Vec<usize>,
+    pub(crate) initial_family: Vec<Option<usize>>,
+    /// Per machine: sorted, merged, non-empty unavailable intervals.
+    pub(crate) unavailable: Vec<Vec<(i64, i64)>>,
+    pub(crate) release: Vec<i64>,
+    pub(crate) due: Vec<Option<i64>>,
+    pub(crate) weight: Vec<i64>,
+    /// Fixed (machine, start) per op.
+    pub(crate) fixed: Vec<Option<(usize, i64)>>,
+    pub(crate) has_setups: bool,
+    pub(crate) has_unavailable: bool,
+    pub(crate) has_fixed: bool,
+    pub(crate) flexible: bool,
+    /// Shortest possible remaining work from op `o` to the end of its job (inclusive).
+    pub(crate) min_remaining: Vec<i64>,
+    /// A simple lower bound on the makespan (job lengths, machine loads of single-machine ops).
+    pub(crate) lower_bound: i64,
+}
+
+impl Inst {
+    pub(crate) fn new(problem: &Problem) -> Self {
+        let n_jobs = problem.jobs.len();
+        let n_machines = problem.machines.len();
+        let mut inst = Inst {
+            n_ops: 0,
+            n_jobs,
+            n_machines,
+            job_of: Vec::new(),
+            job_start: Vec::with_capacity(n_jobs + 1),
+            jprev: Vec::new(),
+            jnext: Vec::new(),
+            alt_off: vec![0],
+            alt_machine: Vec::new(),
+            alt_dur: Vec::new(),
+            family: Vec::new(),
+            setup: Vec::new(),
+            n_families: Vec::new(),
+            initial_family: Vec::new(),
+            unavailable: Vec::new(),
+            release: Vec::new(),
+            due: Vec::new(),
+            weight: Vec::new(),
+            fixed: Vec::new(),
+            has_setups: false,
+            has_unavailable: false,
+            has_fixed: false,
+            flexible: false,
+            min_remaining: Vec::new(),
+            lower_bound: 0,
+        };
+        for (job_idx, job) in problem.jobs.iter().enumerate() {
+            inst.job_start.push(inst.job_of.len());
+            inst.release.push(job.release);
+            inst.due.push(job.due);
+            inst.weight.push(job.weight);
+            let first = inst.job_of.len();
+            for (k, op) in job.operations.iter().enumerate() {
+                let o = inst.job_of.len();
+                inst.job_of.push(job_idx);
+                inst.jprev.push(if k == 0 { NONE } else { o - 1 });
+                inst.jnext.push(if k + 1 == job.operations.len() { NONE } else { o + 1 });
+                for alt in &op.alternatives {
+                    inst.alt_machine.push(alt.machine);
+                    inst.alt_dur.push(alt.duration);
+                }
+                inst.alt_off.push(inst.alt_machine.len());
+                inst.flexible |= op.alternatives.len() > 1;
+                inst.family.push(op.family);
+                inst.fixed.push(op.fixed.map(|f| (f.machine, f.start)));
+                inst.has_fixed |= op.fixed.is_some();
+            }
+            let mut remaining = 0;
+            let mut rem = vec![0; job.operations.len()];
+            for (k, op) in job.operations.iter().enumerate().rev() {
+                remaining += op.alternatives.iter().map(|a| a.duration).min().unwrap_or(0);
+                rem[k] = remaining;
+            }
+            inst.lower_bound = inst.lower_bound.max(job.release + remaining);
+            inst.min_remaining.extend(rem);
+            debug_assert_eq!(first + job.operations.len(), inst.job_of.len());
+        }
+        inst.n_ops = inst.job_of.len();
+        inst.job_start.push(inst.n_ops);
+        let mut load = vec![0i64; n_machines];
+        for o in 0..inst.n_ops {
+            if inst.alt_off[o + 1] - inst.alt_off[o] == 1 {
+                load[inst.alt_machine[inst.alt_off[o]]] += inst.alt_dur[inst.alt_off[o]];
+            }
+        }
+        inst.lower_bound = inst.lower_bound.max(load.into_iter().max().unwrap_or(0));
+        for machine in &problem.machines {
+            let n = machine.setup.len();
+            inst.has_setups |= n > 0;
+            inst.n_families.push(n);
+            inst.setup.push(machine.setup.iter().flatten().copied().collect());
+            inst.initial_family.push(machine.initial_family);
+            let mut intervals: Vec<(i64, i64)> = machine
+                .unavailable
+                .iter()
+                .filter(|iv| iv.end > iv.start)
+                .map(|iv| (iv.start, iv.end))
+                .collect();
+            intervals.sort_unstable();
+            let mut merged: Vec<(i64, i64)> = Vec::with_capacity(intervals.len());
+            for (start, end) in intervals {
+                match merged.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => merged.push((start, end)),
+                }
+            }
+            inst.has_unavailable |= !merged.is_empty();
+            inst.unavailable.push(merged);
+        }
+        if inst.has_setups || inst.has_unavailable || inst.has_fixed {
+            // The simple bound ignores setups and breaks but stays valid; fixed ops could delay jobs only.
+        }
+        inst
+    }
+
+    /// Setup time on `machine` before `to` when `from` (an op, or `NONE` for the machine's start) precedes.
+    #[inline]
+    pub(crate) fn setup(&self, machine: usize, from: usize, to: usize) -> i64 {
+        let n = self.n_families[machine];
+        if n == 0 {
+            return 0;
+        }
+        let from_family = if from == NONE {
+            match self.initial_family[machine] {
+                Some(f) => f,
+                None => return 0,
+            }
+        } else {
+            self.family[from]
+        };
+        self.setup[machine][from_family * n + self.family[to]]
+    }
+
+    /// Earliest start `≥ t` such that the window `[start - setup, start + duration)` avoids every
+    /// unavailable interval of `machine`.
+    #[inline]
+    pub(crate) fn fit(&self, machine: usize, mut t: i64, setup: i64, duration: i64) -> i64 {
+        let intervals = &self.unavailable[machine];
+        if intervals.is_empty() || setup + duration == 0 {
+            return t;
+        }
+        let mut idx = intervals.partition_point(|iv| iv.1 <= t - setup);
+        while let Some(&(start, end)) = intervals.get(idx) {
+            if start < t + duration && t - setup < end {
+                t = end + setup;
+                idx += 1;
+            } else {
+                break;
+            }
+        }
+        t
+    }
+
+    /// Index of the alternative of `o` on `machine`, if eligible.
+    pub(crate) fn alt_on(&self, o: usize, machine: usize) -> Option<usize> {
+        (self.alt_off[o]..self.alt_off[o + 1]).find(|&a| self.alt_machine[a] == machine)
+    }
+}

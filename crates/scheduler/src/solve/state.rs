@@ -1,0 +1,307 @@
+//! A solution in the solver's terms: a machine and a position in that machine's sequence for every
+//! operation. `decode` turns it into exact start times (left-justified: setups, releases, breaks and fixed
+//! starts included), `tails` computes the longest path from each operation's end to the sink, and the
+//! move helpers apply/undo sequence changes and estimate their effect from heads and tails.
+
+use super::Score;
+use super::inst::{Inst, NONE};
+
+#[derive(Clone)]
+pub(crate) struct State {
+    pub(crate) mach: Vec<usize>,
+    pub(crate) dur: Vec<i64>,
+    pub(crate) seq: Vec<Vec<usize>>,
+    pub(crate) pos: Vec<usize>,
+    pub(crate) start: Vec<i64>,
+    pub(crate) tail: Vec<i64>,
+    pub(crate) topo: Vec<usize>,
+    pub(crate) makespan: i64,
+    pub(crate) tardiness: i64,
+    /// Total lateness of fixed operations' predecessors (0 when every fixed start is honoured).
+    pub(crate) penalty: i64,
+    indeg: Vec<u32>,
+}
+
+/// The part of a state that defines it; copied into elite pools.
+#[derive(Clone, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) mach: Vec<usize>,
+    pub(crate) dur: Vec<i64>,
+    pub(crate) seq: Vec<Vec<usize>>,
+}
+
+impl State {
+    /// A state from machine choices and per-machine sequences (each op exactly once, on its machine).
+    pub(crate) fn new(inst: &Inst, mach: Vec<usize>, dur: Vec<i64>, seq: Vec<Vec<usize>>) -> Self {
+        let n = inst.n_ops;
+        let mut state = State {
+            mach,
+            dur,
+            seq,
+            pos: vec![0; n],
+            start: vec![0; n],
+            tail: vec![0; n],
+            topo: Vec::with_capacity(n),
+            makespan: 0,
+            tardiness: 0,
+            penalty: 0,
+            indeg: vec![0; n],
+        };
+        state.reindex_all();
+        state
+    }
+
+    fn reindex_all(&mut self) {
+        for sequence in &self.seq {
+            for (p, &o) in sequence.iter().enumerate() {
+                self.pos[o] = p;
+            }
+        }
+    }
+
+    pub(crate) fn snapshot_into(&self, snap: &mut Snapshot) {
+        snap.mach.clone_from(&self.mach);
+        snap.dur.clone_from(&self.dur);
+        snap.seq.clone_from(&self.seq);
+    }
+
+    pub(crate) fn restore(&mut self, snap: &Snapshot) {
+        self.mach.clone_from(&snap.mach);
+        self.dur.clone_from(&snap.dur);
+        self.seq.clone_from(&snap.seq);
+        self.reindex_all();
+    }
+
+    #[inline]
+    pub(crate) fn mprev(&self, o: usize) -> usize {
+        let p = self.pos[o];
+        if p == 0 { NONE } else { self.seq[self.mach[o]][p - 1] }
+    }
+
+    #[inline]
+    pub(crate) fn mnext(&self, o: usize) -> usize {
+        let s = &self.seq[self.mach[o]];
+        let p = self.pos[o] + 1;
+        if p < s.len() { s[p] } else { NONE }
+    }
+
+    #[inline]
+    pub(crate) fn end(&self, o: usize) -> i64 {
+        self.start[o] + self.dur[o]
+    }
+
+    /// End of the job predecessor, or the job's release.
+    #[inline]
+    pub(crate) fn job_ready(&self, inst: &Inst, o: usize) -> i64 {
+        let jp = inst.jprev[o];
+        if jp == NONE { inst.release[inst.job_of[o]] } else { self.end(jp) }
+    }
+
+    /// Length from the start of the job successor to the sink, or 0.
+    #[inline]
+    pub(crate) fn job_tail(&self, inst: &Inst, o: usize) -> i64 {
+        let jn = inst.jnext[o];
+        if jn == NONE { 0 } else { self.dur[jn] + self.tail[jn] }
+    }
+
+    pub(crate) fn score(&self, objective: super::Objective) -> Score {
+        match objective {
+            super::Objective::Makespan => Score(self.penalty, self.makespan, 0),
+            super::Objective::WeightedTardiness => Score(self.penalty, self.tardiness, 0),
+            super::Objective::TardinessThenMakespan => Score(self.penalty, self.tardiness, self.makespan),
+        }
+    }
+
+    /// Computes exact start times, objectives and tails; false when the sequences contain a cycle.
+    pub(crate) fn decode(&mut self, inst: &Inst) -> bool {
+        let n = inst.n_ops;
+        self.topo.clear();
+        for o in 0..n {
+            // Fixed ops are sources: their start never depends on predecessors (lateness is penalised).
+            self.indeg[o] = if inst.fixed[o].is_some() {
+                0
+            } else {
+                u32::from(inst.jprev[o] != NONE) + u32::from(self.pos[o] > 0)
+            };
+            if self.indeg[o] == 0 {
+                self.topo.push(o);
+            }
+        }
+        let mut head = 0;
+        let mut penalty = 0;
+        let mut makespan = 0;
+        while head < self.topo.len() {
+            let o = self.topo[head];
+            head += 1;
+            let m = self.mach[o];
+            let mp = self.mprev(o);
+            let setup = inst.setup(m, mp, o);
+            let machine_ready = if mp == NONE { 0 } else { self.end(mp) };
+            let mut t = self.job_ready(inst, o).max(machine_ready + setup);
+            if inst.has_unavailable {
+                t = inst.fit(m, t, setup, self.dur[o]);
+            }
+            if let Some((_, fixed_start)) = inst.fixed[o] {
+                t = fixed_start;
+            }
+            self.start[o] = t;
+            makespan = makespan.max(t + self.dur[o]);
+            let jn = inst.jnext[o];
+            if jn != NONE && inst.fixed[jn].is_none() {
+                self.indeg[jn] -= 1;
+                if self.indeg[jn] == 0 {
+                    self.topo.push(jn);
+                }
+            }
+            let mn = self.mnext(o);
+            if mn != NONE && inst.fixed[mn].is_none() {
+                self.indeg[mn] -= 1;
+                if self.indeg[mn] == 0 {
+                    self.topo.push(mn);
+                }
+            }
+        }
+        if self.topo.len() != n {
+            return false;
+        }
+        if inst.has_fixed {
+            for o in 0..n {
+                if inst.fixed[o].is_some() {
+                    let mp = self.mprev(o);
+                    let m = self.mach[o];
+                    let setup = inst.setup(m, mp, o);
+                    let machine_ready = if mp == NONE { 0 } else { self.end(mp) } + setup;
+                    penalty += (self.job_ready(inst, o).max(machine_ready) - self.start[o]).max(0);
+                    // The setup window in front of a fixed op depends on its predecessor and must
+                    // avoid breaks too.
+                    penalty += inst.fit(m, self.start[o], setup, self.dur[o]) - self.start[o];
+                }
+            }
+        }
+        self.makespan = makespan;
+        self.penalty = penalty;
+        let mut tardiness = 0;
+        for j in 0..inst.n_jobs {
+            if let Some(due) = inst.due[j] {
+                let last = inst.job_start[j + 1] - 1;
+                tardiness += inst.weight[j] * (self.end(last) - due).max(0);
+            }
+        }
+        self.tardiness = tardiness;
+        for idx in (0..n).rev() {
+            let o = self.topo[idx];
+            let mut q = self.job_tail(inst, o);
+            let mn = self.mnext(o);
+            if mn != NONE {
+                q = q.max(inst.setup(self.mach[o], o, mn) + self.dur[mn] + self.tail[mn]);
+            }
+            self.tail[o] = q;
+        }
+        true
+    }
+
+    /// A critical path ending at `last` (walking back over tight arcs), as ops in time order.
+    pub(crate) fn critical_path_to(&self, inst: &Inst, last: usize, path: &mut Vec<usize>) {
+        path.clear();
+        let mut o = last;
+        loop {
+            path.push(o);
+            // A fixed op's start depends on nothing before it, so the path starts there.
+            if inst.fixed[o].is_some() {
+                break;
+            }
+            let mp = self.mprev(o);
+            if mp != NONE && self.end(mp) + inst.setup(self.mach[o], mp, o) == self.start[o] {
+                o = mp;
+                continue;
+            }
+            let jp = inst.jprev[o];
+            if jp != NONE && self.end(jp) == self.start[o] {
+                o = jp;
+                continue;
+            }
+            break;
+        }
+        path.reverse();
+    }
+
+    /// Moves the op at `from` in machine `m`'s sequence so that it ends at position `to`.
+    pub(crate) fn shift(&mut self, m: usize, from: usize, to: usize) {
+        let s = &mut self.seq[m];
+        if from < to {
+            s[from..=to].rotate_left(1);
+        } else {
+            s[to..=from].rotate_right(1);
+        }
+        let lo = from.min(to);
+        for (offset, &o) in s[lo..=from.max(to)].iter().enumerate() {
+            self.pos[o] = lo + offset;
+        }
+    }
+
+    /// Moves op `o` to machine `m` (alternative `alt`) at position `p` of its sequence.
+    pub(crate) fn reassign(&mut self, inst: &Inst, o: usize, alt: usize, p: usize) {
+        let old = self.mach[o];
+        let old_pos = self.pos[o];
+        self.seq[old].remove(old_pos);
+        for q in old_pos..self.seq[old].len() {
+            let x = self.seq[old][q];
+            self.pos[x] = q;
+        }
+        let m = inst.alt_machine[alt];
+        self.mach[o] = m;
+        self.dur[o] = inst.alt_dur[alt];
+        self.seq[m].insert(p, o);
+        for q in p..self.seq[m].len() {
+            let x = self.seq[m][q];
+            self.pos[x] = q;
+        }
+    }
+
+    /// Estimated longest path through the segment `lo..=hi` of machine `m` once reordered as `order`
+    /// (heads from the predecessors, tails from the successors; Taillard / Nowicki–Smutnicki estimate).
+    pub(crate) fn estimate_segment(
+        &self,
+        inst: &Inst,
+        m: usize,
+        lo: usize,
+        hi: usize,
+        order: &[usize],
+        heads: &mut [i64],
+    ) -> i64 {
+        let s = &self.seq[m];
+        let mut prev = if lo == 0 { NONE } else { s[lo - 1] };
+        let mut prev_end = if prev == NONE { 0 } else { self.end(prev) };
+        for (i, &y) in order.iter().enumerate() {
+            let r = self.job_ready(inst, y).max(prev_end + inst.setup(m, prev, y));
+            heads[i] = r;
+            prev = y;
+            prev_end = r + self.dur[y];
+        }
+        let next = if hi + 1 < s.len() { s[hi + 1] } else { NONE };
+        let mut best = 0;
+        let mut succ = next;
+        let mut succ_tail = if next == NONE { 0 } else { self.dur[next] + self.tail[next] };
+        for (i, &y) in order.iter().enumerate().rev() {
+            let link = if succ == NONE { 0 } else { inst.setup(m, y, succ) + succ_tail };
+            let q = self.job_tail(inst, y).max(link);
+            best = best.max(heads[i] + self.dur[y] + q);
+            succ = y;
+            succ_tail = self.dur[y] + q;
+        }
+        best
+    }
+
+    /// Estimated longest path through op `o` inserted in machine `m` at position `p` with duration `d`.
+    pub(crate) fn estimate_insert(&self, inst: &Inst, o: usize, m: usize, p: usize, d: i64) -> i64 {
+        let s = &self.seq[m];
+        // Positions are in the sequence *with* `o` still present when `m` is its current machine.
+        let before = if p == 0 { NONE } else { s[p - 1] };
+        let after = if p < s.len() { s[p] } else { NONE };
+        let before_end = if before == NONE { 0 } else { self.end(before) };
+        let r = self.job_ready(inst, o).max(before_end + inst.setup(m, before, o));
+        let link =
+            if after == NONE { 0 } else { inst.setup(m, o, after) + self.dur[after] + self.tail[after] };
+        r + d + self.job_tail(inst, o).max(link)
+    }
+}

@@ -1,0 +1,553 @@
+//! The tabu search on the disjunctive graph. Makespan: critical-block neighbourhood in the spirit of
+//! Zhang et al.'s N7 (move an operation of a critical block to the block's front or back, or the first/last
+//! operation into the block) plus, for flexible problems, Mastrolilli–Gambardella style reassignment of a
+//! critical operation to its best estimated position on another eligible machine. Moves are ranked by the
+//! head/tail estimate of the longest path through the changed operations; the chosen one is applied and
+//! the schedule decoded exactly. Tardiness objectives use the same moves on the critical paths of tardy
+//! jobs, evaluated exactly. Stagnation restarts from an elite solution with a random perturbation.
+
+use std::time::Duration;
+
+use super::construct::{RULES, build};
+use super::inst::{Inst, NONE};
+use super::rng::Rng;
+use super::state::{Snapshot, State};
+use super::{Clock, Objective, Score};
+
+/// Limits and goal of one search.
+pub(crate) struct Params<'a> {
+    pub(crate) objective: Objective,
+    pub(crate) time_limit: Option<Duration>,
+    pub(crate) iteration_limit: Option<u64>,
+    pub(crate) clock: &'a dyn Clock,
+    /// Iterations without improvement before restarting from an elite solution.
+    pub(crate) stall_limit: u64,
+}
+
+/// Result of one search.
+pub(crate) struct Outcome {
+    pub(crate) best: Snapshot,
+    pub(crate) score: Score,
+    pub(crate) iterations: u64,
+    pub(crate) time_to_best: Duration,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Move {
+    /// Move the op at `from` of machine `m` so it ends at position `to`.
+    Shift { m: usize, from: usize, to: usize },
+    /// Move op `o` to alternative `alt` at position `p` of that machine.
+    Reassign { o: usize, alt: usize, p: usize },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    pub(crate) mv: Move,
+    pub(crate) estimate: i64,
+    pub(crate) tabu: bool,
+}
+
+/// Searcher state reused across iterations (no allocation in the loop once warmed up).
+pub(crate) struct Search<'a> {
+    pub(crate) inst: &'a Inst,
+    pub(crate) state: State,
+    pub(crate) rng: Rng,
+    /// `tabu_pair[a * n_jobs + job(b)]`: iteration until which "a before b" (same machine) is tabu.
+    tabu_pair: Vec<u64>,
+    /// Per alternative: iteration until which reassigning to it is tabu.
+    tabu_alt: Vec<u64>,
+    pub(crate) iter: u64,
+    base_tenure: u64,
+    pub(crate) cands: Vec<Candidate>,
+    path: Vec<usize>,
+    order: Vec<usize>,
+    heads: Vec<i64>,
+}
+
+impl<'a> Search<'a> {
+    pub(crate) fn new(inst: &'a Inst, state: State, seed: u64) -> Self {
+        let n_alts = inst.alt_machine.len();
+        Search {
+            inst,
+            state,
+            rng: Rng::new(seed),
+            tabu_pair: vec![0; inst.n_ops * inst.n_jobs],
+            tabu_alt: vec![0; n_alts],
+            iter: 1,
+            base_tenure: 10 + (inst.n_jobs / inst.n_machines.max(1)) as u64,
+            cands: Vec::new(),
+            path: Vec::new(),
+            order: Vec::new(),
+            heads: Vec::new(),
+        }
+    }
+
+    fn clear_tabu(&mut self) {
+        self.tabu_pair.fill(0);
+        self.tabu_alt.fill(0);
+    }
+
+    fn tenure(&mut self) -> u64 {
+        self.base_tenure + self.rng.below(self.base_tenure as usize / 2 + 1) as u64
+    }
+
+    /// The op ending last (random among ties).
+    fn last_op(&mut self) -> usize {
+        let mut chosen = NONE;
+        let mut seen = 0;
+        for o in 0..self.inst.n_ops {
+            if self.state.end(o) == self.state.makespan {
+                seen += 1;
+                if self.rng.below(seen) == 0 {
+                    chosen = o;
+                }
+            }
+        }
+        chosen
+    }
+
+    /// Adds the critical-block and reassignment moves around the critical path in `self.path`.
+    /// With `estimate`, candidates get the head/tail estimate; otherwise 0.
+    pub(crate) fn add_path_moves(&mut self, estimate: bool) {
+        let inst = self.inst;
+        let st = &self.state;
+        let path = &self.path;
+        let mut i = 0;
+        while i < path.len() {
+            // Block: maximal run of consecutive ops on one machine linked by machine arcs.
+            let m = st.mach[path[i]];
+            let mut j = i;
+            while j + 1 < path.len()
+                && st.mach[path[j + 1]] == m
+                && st.pos[path[j + 1]] == st.pos[path[j]] + 1
+            {
+                j += 1;
+            }
+            if j > i {
+                let lo = st.pos[path[i]];
+                let hi = st.pos[path[j]];
+                let mut push = |from: usize, to: usize| {
+                    if from != to {
+                        self.cands.push(Candidate {
+                            mv: Move::Shift { m, from, to },
+                            estimate: 0,
+                            tabu: false,
+                        });
+                    }
+                };
+                for p in lo + 1..=hi {
+                    push(p, lo);
+                }
+                for p in lo..hi {
+                    push(p, hi);
+                }
+                for p in lo + 1..hi {
+                    push(lo, p);
+                    push(hi, p);
+                }
+            }
+            i = j + 1;
+        }
+        if inst.flexible {
+            for &o in path {
+                if inst.fixed[o].is_some() {
+                    continue;
+                }
+                for alt in inst.alt_off[o]..inst.alt_off[o + 1] {
+                    let m2 = inst.alt_machine[alt];
+                    if m2 == st.mach[o] {
+                        continue;
+                    }
+                    if let Some((p, est)) = best_insert(inst, st, o, m2, inst.alt_dur[alt]) {
+                        self.cands.push(Candidate {
+                            mv: Move::Reassign { o, alt, p },
+                            estimate: est,
+                            tabu: false,
+                        });
+                    }
+                }
+            }
+        }
+        let _ = estimate;
+    }
+
+    /// Fills estimates and tabu flags of shift candidates from index `first` on; drops unsafe shifts.
+    pub(crate) fn evaluate_candidates(&mut self, first: usize, estimate: bool) {
+        let inst = self.inst;
+        let mut keep = first;
+        for idx in first..self.cands.len() {
+            let mut cand = self.cands[idx];
+            match cand.mv {
+                Move::Shift { m, from, to } => {
+                    let s = &self.state.seq[m];
+                    let (u, v) = (s[from], s[to]);
+                    if inst.fixed[u].is_some() || !shift_is_safe(inst, &self.state, u, v, from < to) {
+                        continue;
+                    }
+                    let (lo, hi) = (from.min(to), from.max(to));
+                    self.order.clear();
+                    if from < to {
+                        self.order.extend_from_slice(&s[lo + 1..=hi]);
+                        self.order.push(u);
+                    } else {
+                        self.order.push(u);
+                        self.order.extend_from_slice(&s[lo..hi]);
+                    }
+                    if estimate {
+                        if self.heads.len() < self.order.len() {
+                            self.heads.resize(self.order.len(), 0);
+                        }
+                        cand.estimate =
+                            self.state.estimate_segment(inst, m, lo, hi, &self.order, &mut self.heads);
+                    }
+                    let ju = inst.job_of[u];
+                    cand.tabu = if from < to {
+                        s[lo + 1..=hi].iter().any(|&x| self.tabu_pair[x * inst.n_jobs + ju] > self.iter)
+                    } else {
+                        s[lo..hi]
+                            .iter()
+                            .any(|&x| self.tabu_pair[u * inst.n_jobs + inst.job_of[x]] > self.iter)
+                    };
+                }
+                Move::Reassign { alt, .. } => {
+                    cand.tabu = self.tabu_alt[alt] > self.iter;
+                }
+            }
+            self.cands[keep] = cand;
+            keep += 1;
+        }
+        self.cands.truncate(keep);
+    }
+
+    /// Applies a move and records its tabu attributes.
+    pub(crate) fn apply(&mut self, mv: Move, record: bool) {
+        let inst = self.inst;
+        let tenure = if record { self.tenure() } else { 0 };
+        let until = self.iter + tenure;
+        match mv {
+            Move::Shift { m, from, to } => {
+                if record {
+                    let s = &self.state.seq[m];
+                    let u = s[from];
+                    if from < to {
+                        for &x in &s[from + 1..=to] {
+                            self.tabu_pair[u * inst.n_jobs + inst.job_of[x]] = until;
+                        }
+                    } else {
+                        for &x in &s[to..from] {
+                            self.tabu_pair[x * inst.n_jobs + inst.job_of[u]] = until;
+                        }
+                    }
+                }
+                self.state.shift(m, from, to);
+            }
+            Move::Reassign { o, alt, p } => {
+                if record && let Some(old_alt) = inst.alt_on(o, self.state.mach[o]) {
+                    self.tabu_alt[old_alt] = until;
+                }
+                self.state.reassign(inst, o, alt, p);
+            }
+        }
+    }
+
+    /// The inverse of `mv` as applied to the current state (valid right after `apply`).
+    pub(crate) fn inverse(&self, mv: Move, old_mach: usize, old_pos: usize) -> Move {
+        match mv {
+            Move::Shift { m, from, to } => Move::Shift { m, from: to, to: from },
+            Move::Reassign { o, .. } => {
+                let alt = self.inst.alt_on(o, old_mach).unwrap_or_default();
+                Move::Reassign { o, alt, p: old_pos }
+            }
+        }
+    }
+
+    /// Picks the best admissible candidate: lowest estimate among non-tabu ones or tabu ones that beat
+    /// `aspiration`; random tie-break; a random candidate when everything is tabu.
+    pub(crate) fn pick(&mut self, aspiration: i64) -> Option<usize> {
+        let mut best = None;
+        let mut best_est = i64::MAX;
+        let mut ties = 0;
+        for (idx, cand) in self.cands.iter().enumerate() {
+            if cand.estimate == i64::MAX || (cand.tabu && cand.estimate >= aspiration) {
+                continue;
+            }
+            if cand.estimate < best_est {
+                best_est = cand.estimate;
+                best = Some(idx);
+                ties = 1;
+            } else if cand.estimate == best_est {
+                ties += 1;
+                if self.rng.below(ties) == 0 {
+                    best = Some(idx);
+                }
+            }
+        }
+        if best.is_none() {
+            let open: usize = self.cands.iter().filter(|c| c.estimate != i64::MAX).count();
+            if open > 0 {
+                let mut k = self.rng.below(open);
+                for (idx, cand) in self.cands.iter().enumerate() {
+                    if cand.estimate != i64::MAX {
+                        if k == 0 {
+                            return Some(idx);
+                        }
+                        k -= 1;
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// Applies `mv`, decodes; on a cycle undoes it and returns false.
+    pub(crate) fn try_apply(&mut self, mv: Move, record: bool) -> bool {
+        let (old_mach, old_pos) = match mv {
+            Move::Reassign { o, .. } => (self.state.mach[o], self.state.pos[o]),
+            Move::Shift { .. } => (0, 0),
+        };
+        self.apply(mv, record);
+        if self.state.decode(self.inst) {
+            return true;
+        }
+        let back = self.inverse(mv, old_mach, old_pos);
+        self.apply(back, false);
+        let ok = self.state.decode(self.inst);
+        debug_assert!(ok, "undo restores an acyclic state");
+        false
+    }
+
+    /// Collects the critical path to the last op into `self.path`.
+    pub(crate) fn makespan_path(&mut self) {
+        let last = self.last_op();
+        self.state.critical_path_to(self.inst, last, &mut self.path);
+    }
+
+    /// One makespan iteration; false when no move exists.
+    fn step_makespan(&mut self, best_makespan: i64) -> bool {
+        self.cands.clear();
+        self.makespan_path();
+        self.add_path_moves(true);
+        self.evaluate_candidates(0, true);
+        for _ in 0..4 {
+            let Some(idx) = self.pick(best_makespan) else { return false };
+            let mv = self.cands[idx].mv;
+            if self.try_apply(mv, true) {
+                return true;
+            }
+            self.cands[idx].estimate = i64::MAX;
+        }
+        false
+    }
+
+    /// One iteration for tardiness objectives: moves on the critical paths of (up to a few) tardy jobs,
+    /// evaluated by exact decoding.
+    fn step_exact(&mut self, objective: Objective, best: Score) -> bool {
+        let inst = self.inst;
+        self.cands.clear();
+        let mut tardy: Vec<usize> = (0..inst.n_jobs)
+            .filter(|&j| inst.due[j].is_some_and(|due| self.state.end(inst.job_start[j + 1] - 1) > due))
+            .collect();
+        if tardy.is_empty() || objective == Objective::TardinessThenMakespan && self.state.tardiness == 0 {
+            self.makespan_path();
+            self.add_path_moves(false);
+        } else {
+            // Shuffle and keep a few, so each iteration stays cheap on large shops.
+            for k in (1..tardy.len()).rev() {
+                tardy.swap(k, self.rng.below(k + 1));
+            }
+            tardy.truncate(3);
+            for &j in &tardy {
+                let last = inst.job_start[j + 1] - 1;
+                self.state.critical_path_to(inst, last, &mut self.path);
+                self.add_path_moves(false);
+            }
+        }
+        self.evaluate_candidates(0, false);
+        // Sample at most 64 candidates.
+        while self.cands.len() > 64 {
+            let k = self.rng.below(self.cands.len());
+            self.cands.swap_remove(k);
+        }
+        let mut scores: Vec<Score> = Vec::with_capacity(self.cands.len());
+        let current = self.state.clone();
+        for idx in 0..self.cands.len() {
+            let mv = self.cands[idx].mv;
+            let (old_mach, old_pos) = match mv {
+                Move::Reassign { o, .. } => (self.state.mach[o], self.state.pos[o]),
+                Move::Shift { .. } => (0, 0),
+            };
+            self.apply(mv, false);
+            let score = if self.state.decode(inst) { self.state.score(objective) } else { Score::WORST };
+            scores.push(score);
+            let back = self.inverse(mv, old_mach, old_pos);
+            self.apply(back, false);
+        }
+        self.state.clone_from(&current);
+        let mut pick = None;
+        let mut pick_score = Score::WORST;
+        let mut ties = 0;
+        for (idx, &score) in scores.iter().enumerate() {
+            if score == Score::WORST || (self.cands[idx].tabu && score >= best) {
+                continue;
+            }
+            if score < pick_score {
+                pick_score = score;
+                pick = Some(idx);
+                ties = 1;
+            } else if score == pick_score {
+                ties += 1;
+                if self.rng.below(ties) == 0 {
+                    pick = Some(idx);
+                }
+            }
+        }
+        if pick.is_none() && !self.cands.is_empty() {
+            let k = self.rng.below(self.cands.len());
+            if scores[k] != Score::WORST {
+                pick = Some(k);
+            }
+        }
+        match pick {
+            Some(idx) => self.try_apply(self.cands[idx].mv, true),
+            None => false,
+        }
+    }
+
+    /// Random walk of `steps` critical moves (no tabu bookkeeping).
+    fn perturb(&mut self, steps: usize) {
+        for _ in 0..steps {
+            self.cands.clear();
+            self.makespan_path();
+            self.add_path_moves(false);
+            self.evaluate_candidates(0, false);
+            if self.cands.is_empty() {
+                return;
+            }
+            let k = self.rng.below(self.cands.len());
+            let mv = self.cands[k].mv;
+            self.try_apply(mv, false);
+        }
+    }
+}
+
+/// Best insertion position of `o` on machine `m2` (not its current one) by estimate, among positions that
+/// keep the graph acyclic (heads-based sufficient conditions).
+fn best_insert(inst: &Inst, st: &State, o: usize, m2: usize, d: i64) -> Option<(usize, i64)> {
+    let s = &st.seq[m2];
+    let js = inst.jnext[o];
+    let jp = inst.jprev[o];
+    // Ops before the insertion point must not be reachable from o's job successor.
+    let limit_before = if js == NONE { i64::MAX } else { st.start[js] + st.dur[js] };
+    // Ops after the insertion point must not reach o's job predecessor.
+    let jp_start = if jp == NONE { i64::MIN } else { st.start[jp] };
+    let mut best: Option<(usize, i64)> = None;
+    for p in 0..=s.len() {
+        if p > 0 && st.start[s[p - 1]] >= limit_before {
+            break;
+        }
+        if p < s.len() && jp_start >= st.start[s[p]] + st.dur[s[p]] {
+            continue;
+        }
+        let est = st.estimate_insert(inst, o, m2, p, d);
+        if best.is_none_or(|(_, e)| est < e) {
+            best = Some((p, est));
+        }
+    }
+    best
+}
+
+/// Heads-based sufficient condition for a shift to keep the graph acyclic: moving `u` forward right after
+/// `v` needs no path from `u`'s job successor to `v`; moving `u` backward right before `v` needs no path
+/// from `v` to `u`'s job predecessor.
+fn shift_is_safe(inst: &Inst, st: &State, u: usize, v: usize, forward: bool) -> bool {
+    if forward {
+        let js = inst.jnext[u];
+        js == NONE || st.start[v] < st.start[js] + st.dur[js]
+    } else {
+        let jp = inst.jprev[u];
+        jp == NONE || st.start[jp] < st.start[v] + st.dur[v]
+    }
+}
+
+/// Runs one complete search (construction, tabu search, restarts) with `seed`.
+pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
+    let objective = params.objective;
+    let mut rng = Rng::new(seed);
+    let mut best_state: Option<State> = None;
+    for round in 0..2 {
+        for &rule in &RULES {
+            let mut st = build(inst, rule, &mut rng);
+            if !st.decode(inst) {
+                continue;
+            }
+            if round == 1 && !matches!(rule, super::construct::Rule::Random) {
+                continue;
+            }
+            if best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
+                best_state = Some(st);
+            }
+        }
+    }
+    let state = best_state.unwrap_or_else(|| {
+        // Every construction contains a cycle only through fixed-op lateness, which decode tolerates; a
+        // plain job-order schedule is always acyclic.
+        let mut st = build(inst, super::construct::Rule::EarliestCompletion, &mut rng);
+        st.decode(inst);
+        st
+    });
+    let mut search = Search::new(inst, state, rng.next_u64());
+    let mut best = Snapshot::default();
+    search.state.snapshot_into(&mut best);
+    let mut best_score = search.state.score(objective);
+    let mut time_to_best = params.clock.elapsed();
+    let mut elite: Vec<(Score, Snapshot)> = vec![(best_score, best.clone())];
+    let mut stall = 0u64;
+    let optimal = |score: Score| match objective {
+        Objective::Makespan => score.0 == 0 && score.1 <= inst.lower_bound,
+        Objective::WeightedTardiness => score.0 == 0 && score.1 == 0,
+        Objective::TardinessThenMakespan => score.0 == 0 && score.1 == 0 && score.2 <= inst.lower_bound,
+    };
+    let mut iterations = 0u64;
+    while !optimal(best_score) {
+        if params.iteration_limit.is_some_and(|limit| iterations >= limit) {
+            break;
+        }
+        if let Some(limit) = params.time_limit
+            && (iterations & 7 == 0 || inst.n_ops > 2000)
+            && params.clock.elapsed() >= limit
+        {
+            break;
+        }
+        iterations += 1;
+        search.iter += 1;
+        let moved = match objective {
+            Objective::Makespan => search.step_makespan(best_score.1),
+            _ => search.step_exact(objective, best_score),
+        };
+        let score = search.state.score(objective);
+        if score < best_score {
+            best_score = score;
+            search.state.snapshot_into(&mut best);
+            time_to_best = params.clock.elapsed();
+            stall = 0;
+            if elite.len() < 8 {
+                elite.push((score, best.clone()));
+            } else if let Some(worst) = elite.iter_mut().max_by_key(|e| e.0) {
+                worst.0 = score;
+                worst.1.clone_from(&best);
+            }
+        } else {
+            stall += 1;
+        }
+        if !moved || stall > params.stall_limit {
+            stall = 0;
+            let pick = search.rng.below(elite.len());
+            search.state.restore(&elite[pick].1);
+            search.state.decode(inst);
+            search.clear_tabu();
+            let steps = 2 + search.rng.below(3 + inst.n_ops / 50);
+            search.perturb(steps);
+        }
+    }
+    Outcome { best, score: best_score, iterations, time_to_best }
+}

@@ -1,0 +1,342 @@
+//! Solver tests: brute-force optimum on tiny shops, one test per extension, tardiness objectives,
+//! determinism, and a property test that every solution passes the independent checker.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::check::check;
+use crate::problem::{Alternative, FixedStart, Interval, Job, Machine, Operation};
+
+fn config(iterations: u64) -> Config {
+    Config { iteration_limit: Some(iterations), time_limit: None, ..Config::default() }
+}
+
+fn assert_feasible(problem: &Problem, solution: &Solution) {
+    let violations = check(problem, &solution.operations);
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(solution.feasible);
+    let (makespan, tardiness) = crate::objectives(problem, &solution.operations);
+    assert_eq!((makespan, tardiness), (solution.makespan, solution.weighted_tardiness));
+}
+
+/// Optimal makespan of a tiny job shop by enumerating every machine order (independent of the solver).
+fn brute_force(problem: &Problem) -> i64 {
+    let n_machines = problem.machines.len();
+    let mut ops_on: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n_machines];
+    for (j, job) in problem.jobs.iter().enumerate() {
+        for (k, op) in job.operations.iter().enumerate() {
+            ops_on[op.alternatives[0].machine].push((j, k));
+        }
+    }
+    fn permutations(items: &[(usize, usize)]) -> Vec<Vec<(usize, usize)>> {
+        if items.len() <= 1 {
+            return vec![items.to_vec()];
+        }
+        let mut out = Vec::new();
+        for i in 0..items.len() {
+            let mut rest = items.to_vec();
+            let first = rest.remove(i);
+            for mut tail in permutations(&rest) {
+                tail.insert(0, first);
+                out.push(tail);
+            }
+        }
+        out
+    }
+    let choices: Vec<Vec<Vec<(usize, usize)>>> = ops_on.iter().map(|ops| permutations(ops)).collect();
+    let mut best = i64::MAX;
+    let mut index = vec![0usize; n_machines];
+    loop {
+        // Relax start times until stable; a cycle never stabilises within n rounds.
+        let mut start: Vec<Vec<i64>> = problem.jobs.iter().map(|j| vec![0; j.operations.len()]).collect();
+        let n_ops = problem.n_operations();
+        let mut stable = false;
+        for _ in 0..=n_ops {
+            let mut changed = false;
+            for (j, job) in problem.jobs.iter().enumerate() {
+                for k in 1..job.operations.len() {
+                    let ready = start[j][k - 1] + job.operations[k - 1].alternatives[0].duration;
+                    if start[j][k] < ready {
+                        start[j][k] = ready;
+                        changed = true;
+                    }
+                }
+            }
+            for (m, choice) in choices.iter().enumerate() {
+                let order = &choice[index[m]];
+                for w in order.windows(2) {
+                    let (a, b) = (w[0], w[1]);
+                    let ready = start[a.0][a.1] + problem.jobs[a.0].operations[a.1].alternatives[0].duration;
+                    if start[b.0][b.1] < ready {
+                        start[b.0][b.1] = ready;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                stable = true;
+                break;
+            }
+        }
+        if stable {
+            let makespan = problem
+                .jobs
+                .iter()
+                .enumerate()
+                .flat_map(|(j, job)| {
+                    let start = &start;
+                    job.operations
+                        .iter()
+                        .enumerate()
+                        .map(move |(k, op)| start[j][k] + op.alternatives[0].duration)
+                })
+                .max()
+                .unwrap_or(0);
+            best = best.min(makespan);
+        }
+        let mut m = 0;
+        loop {
+            if m == n_machines {
+                return best;
+            }
+            index[m] += 1;
+            if index[m] < choices[m].len() {
+                break;
+            }
+            index[m] = 0;
+            m += 1;
+        }
+    }
+}
+
+fn random_job_shop(seed: u64, n_jobs: usize, n_machines: usize) -> Problem {
+    let mut rng = rng::Rng::new(seed);
+    let routes: Vec<Vec<(usize, i64)>> = (0..n_jobs)
+        .map(|_| {
+            let mut machines: Vec<usize> = (0..n_machines).collect();
+            for i in (1..machines.len()).rev() {
+                machines.swap(i, rng.below(i + 1));
+            }
+            machines.into_iter().map(|m| (m, 1 + rng.below(9) as i64)).collect()
+        })
+        .collect();
+    Problem::job_shop("random", n_machines, &routes)
+}
+
+#[test]
+fn tiny_shops_reach_the_brute_force_optimum() {
+    for seed in 0..12 {
+        let problem = random_job_shop(seed, 3, 3);
+        let solution = solve(&problem, &config(2_000));
+        assert_feasible(&problem, &solution);
+        assert_eq!(solution.makespan, brute_force(&problem), "seed {seed}");
+    }
+}
+
+#[test]
+fn ft06_is_solved_to_optimality() {
+    let text = "6 6\n2 1 0 3 1 6 3 7 5 3 4 6\n1 8 2 5 4 10 5 10 0 10 3 4\n2 5 3 4 5 8 0 9 1 1 4 7\n\
+                1 5 0 5 2 5 3 3 4 8 5 9\n2 9 1 3 4 5 5 4 0 3 3 1\n1 3 3 3 5 9 0 10 4 4 2 1\n";
+    let problem = crate::formats::parse(text, crate::formats::Format::Jssp, "ft06").unwrap();
+    let solution = solve(&problem, &config(20_000));
+    assert_feasible(&problem, &solution);
+    assert_eq!(solution.makespan, 55);
+}
+
+#[test]
+fn same_seed_same_iterations_same_schedule() {
+    let problem = random_job_shop(7, 8, 5);
+    let a = solve(&problem, &Config { seed: 3, ..config(3_000) });
+    let b = solve(&problem, &Config { seed: 3, ..config(3_000) });
+    assert_eq!(a.operations, b.operations);
+    let c = solve(&problem, &Config { seed: 3, threads: 2, ..config(1_000) });
+    let d = solve(&problem, &Config { seed: 3, threads: 2, ..config(1_000) });
+    assert_eq!(c.operations, d.operations);
+    assert_eq!(c.iterations, 2_000);
+}
+
+/// A clock that advances one second per reading: the solver must stop on the time limit.
+struct TickingClock(AtomicU64);
+
+impl Clock for TickingClock {
+    fn elapsed(&self) -> Duration {
+        Duration::from_secs(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+#[test]
+fn injected_clock_stops_the_search() {
+    let problem = random_job_shop(1, 10, 5);
+    let config = Config {
+        time_limit: Some(Duration::from_secs(50)),
+        iteration_limit: None,
+        clock: Some(Arc::new(TickingClock(AtomicU64::new(0)))),
+        ..Config::default()
+    };
+    let solution = solve(&problem, &config);
+    assert_feasible(&problem, &solution);
+    assert!(solution.iterations < 1_000, "{}", solution.iterations);
+}
+
+#[test]
+fn flexible_shop_uses_the_faster_machine() {
+    let op = |alts: &[(usize, i64)]| {
+        Operation::new(alts.iter().map(|&(machine, duration)| Alternative { machine, duration }).collect())
+    };
+    let problem = Problem {
+        name: "flex".into(),
+        machines: vec![Machine::default(); 2],
+        jobs: vec![
+            Job::new(vec![op(&[(0, 5), (1, 2)]), op(&[(0, 3)])]),
+            Job::new(vec![op(&[(0, 2), (1, 6)]), op(&[(1, 3)])]),
+        ],
+    };
+    let solution = solve(&problem, &config(1_000));
+    assert_feasible(&problem, &solution);
+    assert_eq!(solution.makespan, 5);
+}
+
+#[test]
+fn setups_are_respected() {
+    // One machine, families alternate: grouping by family avoids the big setups.
+    let mut problem =
+        Problem::job_shop("setup", 1, &[vec![(0, 2)], vec![(0, 2)], vec![(0, 2)], vec![(0, 2)]]);
+    problem.machines[0].setup = vec![vec![0, 10], vec![10, 0]];
+    problem.machines[0].initial_family = Some(0);
+    problem.jobs[1].operations[0].family = 1;
+    problem.jobs[3].operations[0].family = 1;
+    let solution = solve(&problem, &config(500));
+    assert_feasible(&problem, &solution);
+    assert_eq!(solution.makespan, 18);
+}
+
+#[test]
+fn releases_and_breaks_are_respected() {
+    let mut problem = Problem::job_shop("breaks", 2, &[vec![(0, 4), (1, 4)], vec![(1, 3), (0, 3)]]);
+    problem.jobs[1].release = 2;
+    problem.machines[0].unavailable = vec![Interval { start: 3, end: 6 }];
+    problem.machines[1].unavailable = vec![Interval { start: 0, end: 1 }, Interval { start: 9, end: 10 }];
+    let solution = solve(&problem, &config(500));
+    assert_feasible(&problem, &solution);
+    assert!(solution.operations.iter().all(|it| it.start >= 0));
+    assert_eq!(solution.operations[0].start, 6, "op 0 does not fit before the break");
+}
+
+#[test]
+fn fixed_operations_stay_put() {
+    let mut problem = random_job_shop(11, 6, 4);
+    let fixed = FixedStart { machine: problem.jobs[2].operations[0].alternatives[0].machine, start: 5 };
+    problem.jobs[2].operations[0].fixed = Some(fixed);
+    problem.validate().unwrap();
+    let solution = solve(&problem, &config(2_000));
+    assert_feasible(&problem, &solution);
+    let scheduled = solution.operations.iter().find(|it| it.job == 2 && it.op == 0).unwrap();
+    assert_eq!((scheduled.machine, scheduled.start), (fixed.machine, 5));
+}
+
+#[test]
+fn tardiness_objectives_prefer_urgent_jobs() {
+    // Two jobs on one machine: the short urgent one must go first.
+    let mut problem = Problem::job_shop("tardy", 1, &[vec![(0, 10)], vec![(0, 2)], vec![(0, 5)]]);
+    problem.jobs[1].due = Some(2);
+    problem.jobs[1].weight = 5;
+    problem.jobs[2].due = Some(7);
+    let solution = solve(&problem, &Config { objective: Objective::WeightedTardiness, ..config(500) });
+    assert_feasible(&problem, &solution);
+    assert_eq!(solution.weighted_tardiness, 0);
+    let lex = solve(&problem, &Config { objective: Objective::TardinessThenMakespan, ..config(500) });
+    assert_feasible(&problem, &lex);
+    assert_eq!((lex.weighted_tardiness, lex.makespan), (0, 17));
+}
+
+/// A random small problem with every extension switched on by the flags.
+fn random_extended(seed: u64, flexible: bool, setups: bool, breaks: bool, fixed: bool) -> Problem {
+    let mut rng = rng::Rng::new(seed);
+    let n_machines = 2 + rng.below(3);
+    let n_jobs = 2 + rng.below(5);
+    let n_families = 3;
+    let machines = (0..n_machines)
+        .map(|_| Machine {
+            setup: if setups {
+                (0..n_families)
+                    .map(|a| (0..n_families).map(|b| if a == b { 0 } else { rng.below(6) as i64 }).collect())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            initial_family: if setups && rng.below(2) == 0 { Some(rng.below(n_families)) } else { None },
+            unavailable: if breaks {
+                (0..rng.below(3))
+                    .map(|i| {
+                        let start = 10 + 25 * i as i64 + rng.below(10) as i64;
+                        Interval { start, end: start + 1 + rng.below(6) as i64 }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let jobs = (0..n_jobs)
+        .map(|_| {
+            let n_ops = 1 + rng.below(4);
+            let mut job = Job::new(
+                (0..n_ops)
+                    .map(|_| {
+                        let n_alts = if flexible { 1 + rng.below(n_machines) } else { 1 };
+                        let mut ms: Vec<usize> = (0..n_machines).collect();
+                        for i in (1..ms.len()).rev() {
+                            ms.swap(i, rng.below(i + 1));
+                        }
+                        let mut op = Operation::new(
+                            ms[..n_alts]
+                                .iter()
+                                .map(|&machine| Alternative {
+                                    machine,
+                                    duration: rng.below(8) as i64 + i64::from(setups),
+                                })
+                                .collect(),
+                        );
+                        op.family = rng.below(n_families);
+                        op
+                    })
+                    .collect(),
+            );
+            job.release = rng.below(8) as i64;
+            job.due = Some(10 + rng.below(30) as i64);
+            job.weight = 1 + rng.below(3) as i64;
+            job
+        })
+        .collect();
+    let mut problem = Problem { name: "prop".into(), machines, jobs };
+    if fixed {
+        // Fix the first op of job 0 late enough that it is always reachable, if it fits the rules.
+        let alt = problem.jobs[0].operations[0].alternatives[0];
+        problem.jobs[0].operations[0].fixed =
+            Some(FixedStart { machine: alt.machine, start: 40 + rng.below(10) as i64 });
+        if problem.validate().is_err() {
+            problem.jobs[0].operations[0].fixed = None;
+        }
+    }
+    problem
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn solutions_always_pass_the_checker(
+        seed in 0u64..1_000_000,
+        flexible: bool, setups: bool, breaks: bool, fixed: bool, objective in 0usize..3,
+    ) {
+        let problem = random_extended(seed, flexible, setups, breaks, fixed);
+        prop_assume!(problem.validate().is_ok());
+        let objective = [Objective::Makespan, Objective::WeightedTardiness, Objective::TardinessThenMakespan][objective];
+        let solution = solve(&problem, &Config { objective, seed, ..config(300) });
+        let violations = check(&problem, &solution.operations);
+        prop_assert!(violations.is_empty(), "{:?}", violations);
+        prop_assert!(solution.feasible);
+    }
+}

@@ -1,1 +1,435 @@
-//! placeholder
+//! API tests through the real router, on a real (in-memory) SQLite store seeded with the demo
+//! factory, with time from a manual clock.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use expect_test::expect;
+use model::{ManualClock, Role};
+use serde_json::{Value, json};
+use store::Store;
+use time::macros::datetime;
+use tower::ServiceExt as _;
+
+use crate::auth::{shown_prefix, token_digest};
+use crate::{AppState, ServerConfig};
+
+const ADMIN: &str = "admin-token-for-tests-0123";
+
+struct Harness {
+    app: Router,
+    store: Store,
+}
+
+struct Reply {
+    status: StatusCode,
+    json: Value,
+    text: String,
+}
+
+fn harness() -> Harness {
+    let store = Store::open_in_memory().unwrap();
+    let now = datetime!(2026-11-24 09:00 +08:00);
+    crate::bootstrap(&store, Some(ADMIN), now).unwrap().unwrap();
+    crate::demo::seed(&store, now).unwrap();
+    for role in [Role::Planner, Role::Operator, Role::Viewer] {
+        let user = store.create_user(role.as_str(), role, "$argon2id$unused", now).unwrap();
+        let token = token_for(role);
+        store.create_token(user.id, "test", &token_digest(&token), &shown_prefix(&token), now).unwrap();
+    }
+    let state = AppState::new(store.clone(), Arc::new(ManualClock::new(now)), ServerConfig::default());
+    Harness { app: crate::router(state), store }
+}
+
+fn token_for(role: Role) -> String {
+    match role {
+        Role::Admin => ADMIN.to_string(),
+        other => format!("{}-token-for-tests-0123", other.as_str()),
+    }
+}
+
+impl Harness {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some((content_type, bytes)) => {
+                request.header("content-type", content_type).body(Body::from(bytes))
+            }
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Reply { status, json: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, Some(ADMIN), None).await
+    }
+
+    async fn post_json(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.send("POST", path, Some(token), Some(("application/json", body.to_string().into_bytes()))).await
+    }
+
+    fn order_count(&self) -> usize {
+        let filter = store::OrderFilter::default();
+        self.store.orders(&filter, store::PageRequest { after: None, limit: 10_000 }).unwrap().items.len()
+    }
+}
+
+fn valid_order() -> Value {
+    json!({"number": "SO-T-1", "customer": "Test Ltd", "variant_id": 1, "quantity": 10,
+           "due": "2026-12-01T18:00:00+08:00", "priority": 2})
+}
+
+#[tokio::test]
+async fn health_needs_no_token_but_the_api_does() {
+    let h = harness();
+    assert_eq!(h.send("GET", "/healthz", None, None).await.status, StatusCode::OK);
+    let reply = h.send("GET", "/api/v1/machines", None, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json["type"], "urn:microfactory:problem:unauthorized");
+    assert_eq!(
+        h.send("GET", "/api/v1/machines", Some("mf_not-a-token"), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(h.send("GET", "/metrics", None, None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_documented_operation_exists_and_needs_a_token() {
+    let h = harness();
+    let doc = h.get("/api/v1/openapi.json").await.json;
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{}", paths.len());
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            let url = format!("/api/v1{}", path.replace("{id}", "1"));
+            let reply = h.send(&method.to_uppercase(), &url, None, None).await;
+            let public = operation.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+            if public {
+                assert_ne!(reply.status, StatusCode::NOT_FOUND, "{method} {url}");
+            } else {
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {url} answered without a token");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_seeded_machines_are_listed() {
+    let h = harness();
+    let reply = h.get("/api/v1/machines?limit=500").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let codes: Vec<&str> =
+        reply.json["items"].as_array().unwrap().iter().map(|m| m["code"].as_str().unwrap()).collect();
+    assert_eq!(codes.len(), 11);
+    assert!(codes.contains(&"cnc-01") && codes.contains(&"qc-01"), "{codes:?}");
+    assert!(reply.json.get("next_cursor").is_none());
+}
+
+#[tokio::test]
+async fn roles_are_enforced() {
+    let h = harness();
+    let before = h.order_count();
+    for role in [Role::Viewer, Role::Operator] {
+        let reply = h.post_json("/api/v1/orders", &token_for(role), &valid_order()).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{role:?}: {}", reply.text);
+    }
+    assert_eq!(h.order_count(), before);
+    let planner = token_for(Role::Planner);
+    assert_eq!(h.post_json("/api/v1/orders", &planner, &valid_order()).await.status, StatusCode::CREATED);
+    let site = json!({"code": "sz", "name": "Shenzhen plant", "utc_offset": "+08:00"});
+    assert_eq!(h.post_json("/api/v1/sites", &planner, &site).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.post_json("/api/v1/sites", ADMIN, &site).await.status, StatusCode::CREATED);
+    assert_eq!(h.send("GET", "/api/v1/users", Some(&planner), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.send("GET", "/api/v1/orders", Some(&token_for(Role::Viewer)), None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn invalid_orders_name_the_field_and_change_nothing() {
+    let h = harness();
+    let before = h.order_count();
+    let with = |key: &str, value: Value| {
+        let mut order = valid_order();
+        order[key] = value;
+        order
+    };
+    let cases = [
+        (with("quantity", json!(-5)), StatusCode::BAD_REQUEST, "quantity"),
+        (with("quantity", json!(0)), StatusCode::UNPROCESSABLE_ENTITY, "quantity"),
+        (with("quantity", json!("ten")), StatusCode::BAD_REQUEST, "quantity"),
+        (with("variant_id", json!(9999)), StatusCode::UNPROCESSABLE_ENTITY, "variant_id"),
+        (with("due", json!("next tuesday")), StatusCode::BAD_REQUEST, "due"),
+        (with("due", json!("2026-13-01T18:00:00Z")), StatusCode::BAD_REQUEST, "due"),
+        (with("priority", json!(99)), StatusCode::UNPROCESSABLE_ENTITY, "priority"),
+        (with("customer", json!(["a"])), StatusCode::BAD_REQUEST, "customer"),
+        (with("colour", json!("red")), StatusCode::BAD_REQUEST, "colour"),
+        (json!({"customer": "x"}), StatusCode::BAD_REQUEST, "number"),
+    ];
+    for (body, status, field) in cases {
+        let reply = h.post_json("/api/v1/orders", ADMIN, &body).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.text);
+        assert_eq!(reply.json["field"], field, "{body}: {}", reply.text);
+        assert_eq!(reply.json["status"], status.as_u16());
+    }
+    let broken = h
+        .send("POST", "/api/v1/orders", Some(ADMIN), Some(("application/json", b"{\"number\":".to_vec())))
+        .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    let huge = vec![b' '; 10 * 1024 * 1024];
+    let reply = h.send("POST", "/api/v1/orders", Some(ADMIN), Some(("application/json", huge))).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text);
+    let reply = h.send("POST", "/api/v1/orders", Some(ADMIN), Some(("text/plain", b"{}".to_vec()))).await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(h.order_count(), before);
+}
+
+#[tokio::test]
+async fn problem_details_have_the_documented_shape() {
+    let h = harness();
+    let mut order = valid_order();
+    order["quantity"] = json!(0);
+    order["number"] = json!("bad number");
+    let reply = h.post_json("/api/v1/orders", ADMIN, &order).await;
+    let mut body = reply.json.clone();
+    body["request_id"] = json!(0);
+    expect![[r#"
+        {
+          "detail": "number: may contain only ASCII letters, digits, '-', '_' and '.'; quantity: must be from 1 to 1000000",
+          "errors": [
+            {
+              "field": "number",
+              "message": "may contain only ASCII letters, digits, '-', '_' and '.'"
+            },
+            {
+              "field": "quantity",
+              "message": "must be from 1 to 1000000"
+            }
+          ],
+          "field": "number",
+          "instance": "/api/v1/orders",
+          "request_id": 0,
+          "status": 422,
+          "title": "Invalid input",
+          "type": "urn:microfactory:problem:validation"
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&body).unwrap());
+}
+
+#[tokio::test]
+async fn duplicate_numbers_conflict() {
+    let h = harness();
+    assert_eq!(h.post_json("/api/v1/orders", ADMIN, &valid_order()).await.status, StatusCode::CREATED);
+    let reply = h.post_json("/api/v1/orders", ADMIN, &valid_order()).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.json["field"], "number");
+}
+
+#[tokio::test]
+async fn order_detail_has_operations_and_the_life_cycle_is_enforced() {
+    let h = harness();
+    let created = h.post_json("/api/v1/orders", ADMIN, &valid_order()).await.json;
+    let id = created["id"].as_i64().unwrap();
+    let detail = h.get(&format!("/api/v1/orders/{id}")).await.json;
+    assert_eq!(detail["number"], "SO-T-1");
+    assert_eq!(detail["operations"].as_array().unwrap().len(), 4);
+    let released = h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(ADMIN), None).await;
+    assert_eq!(released.json["status"], "released");
+    let again = h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(ADMIN), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let delete = h.send("DELETE", &format!("/api/v1/orders/{id}"), Some(ADMIN), None).await;
+    assert_eq!(delete.status, StatusCode::CONFLICT);
+    assert_eq!(h.get("/api/v1/orders/abc").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.get("/api/v1/orders/99999").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn lists_paginate_and_reject_bad_parameters() {
+    let h = harness();
+    let mut numbers = Vec::new();
+    let mut path = "/api/v1/orders?limit=7".to_string();
+    loop {
+        let page = h.get(&path).await.json;
+        numbers.extend(
+            page["items"].as_array().unwrap().iter().map(|o| o["number"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/orders?limit=7&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(numbers.len(), crate::demo::DEMO_ORDERS);
+    let released = h.get("/api/v1/orders?status=released&limit=500").await.json;
+    assert!(released["items"].as_array().unwrap().iter().all(|o| o["status"] == "released"));
+    let due = h.get("/api/v1/orders?due_before=2026-11-27T00:00:00%2B08:00&limit=500").await.json;
+    for order in due["items"].as_array().unwrap() {
+        assert!(order["due"].as_str().unwrap() < "2026-11-26T16:00:01Z", "{order}");
+    }
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("cursor=xyz", "cursor"),
+        ("status=lost", "status"),
+        ("due_before=tomorrow", "due_before"),
+        ("stauts=done", "stauts"),
+    ] {
+        let reply = h.get(&format!("/api/v1/orders?{query}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}: {}", reply.text);
+        assert_eq!(reply.json["field"], field, "{query}: {}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn login_issues_tokens_that_can_be_revoked() {
+    let h = harness();
+    let password = "correct horse battery staple";
+    let user = json!({"username": "mei", "role": "operator", "password": password});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &user).await.status, StatusCode::CREATED);
+    let short = json!({"username": "kit", "role": "viewer", "password": "short"});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &short).await.json["field"], "password");
+    let login = |password: &str| json!({"username": "mei", "password": password});
+    let wrong = h
+        .send(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(("application/json", login("nope").to_string().into_bytes())),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let ok = h
+        .send(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(("application/json", login(password).to_string().into_bytes())),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    let token = ok.json["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("mf_") && token.len() == 67);
+    let me = h.send("GET", "/api/v1/me", Some(&token), None).await.json;
+    assert_eq!(me["role"], "operator");
+    let id = ok.json["id"].as_i64().unwrap();
+    assert_eq!(
+        h.send("DELETE", &format!("/api/v1/tokens/{id}"), Some(&token), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(h.send("GET", "/api/v1/me", Some(&token), None).await.status, StatusCode::UNAUTHORIZED);
+    let listed = h.get("/api/v1/tokens").await.text;
+    assert!(!listed.contains(&token), "a listing must never show a secret");
+}
+
+#[tokio::test]
+async fn csv_import_is_all_or_nothing_and_reports_lines() {
+    let h = harness();
+    let before = h.order_count();
+    let bad = "number,customer,variant,quantity,due\n\
+               CSV-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00\n\
+               CSV-2,Acme,no-such-variant,10,2026-12-01T18:00:00+08:00\n\
+               CSV-3,Acme,phone-stand-black,-4,2026-12-01\n";
+    let reply = h
+        .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", bad.as_bytes().to_vec())))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
+    let fields: Vec<&str> =
+        reply.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["line 3.variant", "line 4.quantity", "line 4.due"]);
+    assert_eq!(h.order_count(), before);
+    let good = "number,customer,variant,quantity,due,priority\n\
+                CSV-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,3\n\
+                CSV-2,\"Lam & Sons, Ltd\",iot-enclosure-s-grey,200,2026-12-03T18:00:00+08:00,\n";
+    let reply = h
+        .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", good.as_bytes().to_vec())))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.json["imported"], 2);
+    assert_eq!(h.order_count(), before + 2);
+    let again = h
+        .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", good.as_bytes().to_vec())))
+        .await;
+    assert_eq!(again.json["field"], "line 2.number", "{}", again.text);
+    let viewer = h
+        .send(
+            "POST",
+            "/api/v1/orders/import",
+            Some(&token_for(Role::Viewer)),
+            Some(("text/csv", good.into())),
+        )
+        .await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn catalogue_crud_round_trips() {
+    let h = harness();
+    let material = json!({"code": "ti-6al4v", "name": "Titanium Ti-6Al-4V"});
+    let created = h.post_json("/api/v1/materials", ADMIN, &material).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.json["id"].as_i64().unwrap();
+    let renamed = json!({"code": "ti-6al4v", "name": "Titanium grade 5"});
+    let reply = h
+        .send(
+            "PUT",
+            &format!("/api/v1/materials/{id}"),
+            Some(ADMIN),
+            Some(("application/json", renamed.to_string().into())),
+        )
+        .await;
+    assert_eq!(reply.json["name"], "Titanium grade 5");
+    assert_eq!(
+        h.send("DELETE", &format!("/api/v1/materials/{id}"), Some(ADMIN), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(h.get(&format!("/api/v1/materials/{id}")).await.status, StatusCode::NOT_FOUND);
+    // A machine used by routings cannot be deleted.
+    assert_eq!(h.send("DELETE", "/api/v1/machines/1", Some(ADMIN), None).await.status, StatusCode::CONFLICT);
+    let routing = json!({"code": "r-x", "name": "X", "steps": [{"name": "mill", "eligible_machines": [424242],
+        "setup_seconds": 60, "unit_seconds": 10.0, "setup_family": "x"}]});
+    let reply = h.post_json("/api/v1/routings", ADMIN, &routing).await;
+    assert_eq!(reply.json["field"], "steps[0].eligible_machines[0]", "{}", reply.text);
+    let calendar = h.get("/api/v1/sites/1/calendar").await.json;
+    assert_eq!(calendar["shifts"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn metrics_count_requests() {
+    let h = harness();
+    h.get("/api/v1/machines").await;
+    let text = h.get("/metrics").await.text;
+    assert!(
+        text.contains(
+            r#"microfactory_http_requests_total{method="GET",route="/api/v1/machines",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"microfactory_orders{status="released"}"#), "{text}");
+    assert!(text.contains("microfactory_http_request_duration_seconds_bucket"), "{text}");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_problems() {
+    let h = harness();
+    let reply = h.get("/api/v1/nothing").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.json["type"], "urn:microfactory:problem:not-found");
+    let reply = h.send("PATCH", "/api/v1/orders", Some(ADMIN), None).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}

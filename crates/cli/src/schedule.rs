@@ -1,0 +1,433 @@
+//! `microfactory schedule`: solve one job-shop / flexible job-shop file (`solve`) or run the solver over a
+//! benchmark folder against its `bounds.csv` (`bench`). File IO, progress display and reporting live here;
+//! the solving itself is `scheduler::solve`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use scheduler::formats::{self, Format};
+use scheduler::{Config, Objective, Problem, Solution};
+
+/// Job-shop scheduling: solve instance files and benchmark the solver.
+#[derive(Debug, Args)]
+pub struct ScheduleCommand {
+    #[command(subcommand)]
+    action: ScheduleAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScheduleAction {
+    /// Solve one instance file and print one JSON line with the result.
+    Solve(SolveArgs),
+    /// Solve every instance of a folder listed in its bounds.csv and report gaps to the best known.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Auto,
+    Jssp,
+    Taillard,
+    Fjs,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ObjectiveArg {
+    Makespan,
+    Tardiness,
+    TardinessThenMakespan,
+}
+
+#[derive(Debug, Args)]
+struct SolveArgs {
+    /// Instance file (standard JSSP, Taillard, Brandimarte .fjs or the scheduler's JSON).
+    file: PathBuf,
+    /// Input format; `auto` looks at the extension and the text.
+    #[arg(long, value_enum, default_value = "auto")]
+    format: FormatArg,
+    /// Time limit in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    time_limit: f64,
+    /// Independent parallel searches (the best wins).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop after this many iterations per thread (reproducible runs).
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Objective to minimise.
+    #[arg(long, value_enum, default_value = "makespan")]
+    objective: ObjectiveArg,
+    /// Write the schedule as JSON to this file.
+    #[arg(long, value_name = "PLAN.json")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Folder with `bounds.csv` and `<instance>.txt` / `<instance>.fjs` files.
+    dir: PathBuf,
+    /// Time limit per run in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    time_limit: f64,
+    /// Runs per instance, with seeds 0..N.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Only instances whose name matches this glob (`*` and `?`).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Threads per run.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Write the per-instance table as CSV to this file.
+    #[arg(long, value_name = "OUT.csv")]
+    csv: Option<PathBuf>,
+}
+
+/// Runs a `schedule` subcommand.
+pub fn run(command: ScheduleCommand) -> anyhow::Result<()> {
+    match command.action {
+        ScheduleAction::Solve(args) => solve_file(&args),
+        ScheduleAction::Bench(args) => bench(&args),
+    }
+}
+
+fn load(path: &Path, format: FormatArg) -> anyhow::Result<Problem> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("instance");
+    let format = match format {
+        FormatArg::Auto => formats::detect(path.file_name().and_then(|s| s.to_str()), &text)?,
+        FormatArg::Jssp => Format::Jssp,
+        FormatArg::Taillard => Format::Taillard,
+        FormatArg::Fjs => Format::Fjs,
+        FormatArg::Json => Format::Json,
+    };
+    formats::parse(&text, format, name).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn config(
+    time_limit: f64,
+    threads: usize,
+    seed: u64,
+    iterations: Option<u64>,
+    objective: Objective,
+) -> anyhow::Result<Config> {
+    if !(time_limit.is_finite() && time_limit >= 0.0) {
+        bail!("--time-limit must be a non-negative number of seconds");
+    }
+    Ok(Config {
+        objective,
+        seed,
+        threads: threads.max(1),
+        time_limit: Some(Duration::from_secs_f64(time_limit)),
+        iteration_limit: iterations,
+        clock: None,
+    })
+}
+
+fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
+    let problem = load(&args.file, args.format)?;
+    let objective = match args.objective {
+        ObjectiveArg::Makespan => Objective::Makespan,
+        ObjectiveArg::Tardiness => Objective::WeightedTardiness,
+        ObjectiveArg::TardinessThenMakespan => Objective::TardinessThenMakespan,
+    };
+    let config = config(args.time_limit, args.threads, args.seed, args.iterations, objective)?;
+    let started = Instant::now();
+    let solution = scheduler::solve(&problem, &config);
+    let wall = started.elapsed();
+    let violations = scheduler::check(&problem, &solution.operations);
+    let line = serde_json::json!({
+        "instance": problem.name,
+        "makespan": solution.makespan,
+        "weighted_tardiness": solution.weighted_tardiness,
+        "valid": violations.is_empty() && solution.feasible,
+        "time_to_best_s": round3(solution.time_to_best.as_secs_f64()),
+        "wall_s": round3(wall.as_secs_f64()),
+        "seed": args.seed,
+        "threads": config.threads,
+        "iterations": solution.iterations,
+        "jobs": problem.jobs.len(),
+        "machines": problem.machines.len(),
+        "operations": problem.n_operations(),
+    });
+    println!("{line}");
+    if let Some(path) = &args.output {
+        std::fs::write(path, plan_json(&problem, &solution).to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !violations.is_empty() {
+        let listed: Vec<String> = violations.iter().take(5).map(ToString::to_string).collect();
+        bail!("the schedule breaks {} rule(s), e.g. {}", violations.len(), listed.join("; "));
+    }
+    Ok(())
+}
+
+fn plan_json(problem: &Problem, solution: &Solution) -> serde_json::Value {
+    let operations: Vec<serde_json::Value> = solution
+        .operations
+        .iter()
+        .map(|it| {
+            serde_json::json!({"job": it.job, "op": it.op, "machine": it.machine, "start": it.start, "end": it.end})
+        })
+        .collect();
+    serde_json::json!({"instance": problem.name, "makespan": solution.makespan, "operations": operations})
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// One row of bounds.csv.
+struct Bound {
+    instance: String,
+    lower: i64,
+    upper: i64,
+}
+
+/// Results of all runs on one instance.
+struct InstanceResult {
+    bound: Bound,
+    makespans: Vec<i64>,
+    times_to_best: Vec<f64>,
+    iterations: Vec<u64>,
+    valid: bool,
+}
+
+impl InstanceResult {
+    fn best(&self) -> i64 {
+        self.makespans.iter().copied().min().unwrap_or(0)
+    }
+
+    fn mean(&self) -> f64 {
+        self.makespans.iter().sum::<i64>() as f64 / self.makespans.len().max(1) as f64
+    }
+
+    fn mean_gap_pct(&self) -> f64 {
+        100.0 * (self.mean() - self.bound.upper as f64) / self.bound.upper as f64
+    }
+
+    fn hits(&self) -> usize {
+        self.makespans.iter().filter(|&&m| m <= self.bound.upper).count()
+    }
+}
+
+fn read_bounds(dir: &Path) -> anyhow::Result<Vec<Bound>> {
+    let path = dir.join("bounds.csv");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bounds = Vec::new();
+    for (idx, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.splitn(7, ',').collect();
+        let (Some(instance), Some(lower), Some(upper)) = (fields.first(), fields.get(3), fields.get(4))
+        else {
+            bail!(
+                "{}: line {}: expected instance,jobs,machines,lower_bound,upper_bound,...",
+                path.display(),
+                idx + 1
+            );
+        };
+        let parse = |v: &str| {
+            v.trim().parse::<i64>().with_context(|| format!("{}: line {}", path.display(), idx + 1))
+        };
+        bounds.push(Bound {
+            instance: instance.trim().to_owned(),
+            lower: parse(lower)?,
+            upper: parse(upper)?,
+        });
+    }
+    Ok(bounds)
+}
+
+/// Glob with `*` (any run) and `?` (one character).
+fn glob_match(pattern: &str, name: &str) -> bool {
+    fn rec(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => rec(&p[1..], n) || (!n.is_empty() && rec(p, &n[1..])),
+            (Some(b'?'), Some(_)) => rec(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => rec(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    rec(pattern.as_bytes(), name.as_bytes())
+}
+
+/// Benchmark family of an instance: Hurink `_edata`/`_rdata` suffixes, Taillard by tens (`ta01-10`),
+/// otherwise the leading letters (`la`, `mk`, `behnke`, `swv`, ...).
+fn family(name: &str) -> String {
+    for suffix in ["edata", "rdata", "vdata"] {
+        if name.ends_with(&format!("_{suffix}")) {
+            return suffix.to_owned();
+        }
+    }
+    let letters: String = name.chars().take_while(char::is_ascii_alphabetic).collect();
+    if letters == "ta"
+        && let Ok(number) = name[2..].parse::<u32>()
+    {
+        let low = (number.saturating_sub(1)) / 10 * 10 + 1;
+        return format!("ta{low:02}-{:02}", low + 9);
+    }
+    letters
+}
+
+fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut bounds = read_bounds(&args.dir)?;
+    if let Some(pattern) = &args.filter {
+        bounds.retain(|b| glob_match(pattern, &b.instance));
+    }
+    if bounds.is_empty() {
+        bail!("no instance of {} matches", args.dir.display());
+    }
+    let seeds = args.seeds.max(1);
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some(bounds.len() as u64 * seeds),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let mut results = Vec::with_capacity(bounds.len());
+    for bound in bounds {
+        let file = ["txt", "fjs", "json"]
+            .iter()
+            .map(|ext| args.dir.join(format!("{}.{ext}", bound.instance)))
+            .find(|p| p.exists())
+            .with_context(|| format!("no file for instance {} in {}", bound.instance, args.dir.display()))?;
+        let problem = load(&file, FormatArg::Auto)?;
+        let mut result = InstanceResult {
+            bound,
+            makespans: Vec::new(),
+            times_to_best: Vec::new(),
+            iterations: Vec::new(),
+            valid: true,
+        };
+        for seed in 0..seeds {
+            progress.set_message(format!("{} seed {seed}", result.bound.instance));
+            let config = config(args.time_limit, args.threads, seed, None, Objective::Makespan)?;
+            let solution = scheduler::solve(&problem, &config);
+            result.valid &= solution.feasible && scheduler::check(&problem, &solution.operations).is_empty();
+            result.makespans.push(solution.makespan);
+            result.times_to_best.push(solution.time_to_best.as_secs_f64());
+            result.iterations.push(solution.iterations);
+            progress.inc(1);
+        }
+        progress.println(format!(
+            "{:<16} best {:>6} mean {:>9.1} ub {:>6} gap {:>6.2}%",
+            result.bound.instance,
+            result.best(),
+            result.mean(),
+            result.bound.upper,
+            result.mean_gap_pct()
+        ));
+        results.push(result);
+    }
+    progress.finish_and_clear();
+    print!("{}", table(&results, seeds));
+    if let Some(path) = &args.csv {
+        std::fs::write(path, csv(&results)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if results.iter().any(|r| !r.valid) {
+        bail!("some schedules failed the feasibility check (valid = no)");
+    }
+    Ok(())
+}
+
+fn table(results: &[InstanceResult], seeds: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:>6} {:>9} {:>6} {:>6} {:>8} {:>5} {:>5} {:>7}",
+        "instance", "best", "mean", "lb", "ub", "gap%", "hits", "valid", "ttb_s"
+    );
+    for r in results {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>6} {:>9.1} {:>6} {:>6} {:>8.2} {:>2}/{:<2} {:>5} {:>7.2}",
+            r.bound.instance,
+            r.best(),
+            r.mean(),
+            r.bound.lower,
+            r.bound.upper,
+            r.mean_gap_pct(),
+            r.hits(),
+            seeds,
+            if r.valid { "yes" } else { "NO" },
+            r.times_to_best.iter().sum::<f64>() / r.times_to_best.len().max(1) as f64,
+        );
+    }
+    let mut families: BTreeMap<String, Vec<&InstanceResult>> = BTreeMap::new();
+    for r in results {
+        families.entry(family(&r.bound.instance)).or_default().push(r);
+    }
+    let _ = writeln!(out, "\n{:<16} {:>9} {:>10} {:>8}", "family", "instances", "mean gap%", "valid");
+    for (name, members) in &families {
+        let gap = members.iter().map(|r| r.mean_gap_pct()).sum::<f64>() / members.len() as f64;
+        let valid = members.iter().all(|r| r.valid);
+        let _ = writeln!(
+            out,
+            "{name:<16} {:>9} {gap:>10.2} {:>8}",
+            members.len(),
+            if valid { "yes" } else { "NO" }
+        );
+    }
+    let all = results.iter().map(InstanceResult::mean_gap_pct).sum::<f64>() / results.len().max(1) as f64;
+    let _ = writeln!(out, "{:<16} {:>9} {all:>10.2}", "all", results.len());
+    out
+}
+
+fn csv(results: &[InstanceResult]) -> String {
+    let mut out = String::from(
+        "instance,family,lower_bound,upper_bound,runs,best,mean,mean_gap_pct,hits,valid,mean_time_to_best_s,mean_iterations\n",
+    );
+    for r in results {
+        let runs = r.makespans.len().max(1);
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{:.2},{:.3},{},{},{:.3},{}",
+            r.bound.instance,
+            family(&r.bound.instance),
+            r.bound.lower,
+            r.bound.upper,
+            r.makespans.len(),
+            r.best(),
+            r.mean(),
+            r.mean_gap_pct(),
+            r.hits(),
+            r.valid,
+            r.times_to_best.iter().sum::<f64>() / runs as f64,
+            r.iterations.iter().sum::<u64>() / runs as u64,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_group_benchmarks() {
+        assert_eq!(family("ta07"), "ta01-10");
+        assert_eq!(family("ta10"), "ta01-10");
+        assert_eq!(family("ta41"), "ta41-50");
+        assert_eq!(family("la21_rdata"), "rdata");
+        assert_eq!(family("mk10"), "mk");
+        assert_eq!(family("behnke12"), "behnke");
+        assert_eq!(family("setb4c9"), "setb");
+    }
+
+    #[test]
+    fn globs_match() {
+        assert!(glob_match("ta*", "ta01"));
+        assert!(glob_match("mk0?", "mk07"));
+        assert!(!glob_match("mk0?", "mk10"));
+        assert!(glob_match("*_edata", "la01_edata"));
+    }
+}

@@ -1,0 +1,191 @@
+//! End-to-end tests of the real binary: the demo main job, restarts, crash durability under
+//! concurrent writes, graceful shutdown, the CSV import command and the help texts.
+
+mod support;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{TOKEN, TempDir, all_order_numbers, request, start};
+
+fn order_json(number: &str) -> String {
+    format!(
+        r#"{{"number":"{number}","customer":"E2E Ltd","variant_id":1,"quantity":3,"due":"2026-12-10T18:00:00+08:00"}}"#
+    )
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn demo_survives_a_graceful_restart_with_everything_in_place() {
+    let dir = TempDir::new("restart");
+    let mut server = start("demo", &dir.0);
+    let machines = request(server.address, "GET", "/api/v1/machines", Some(TOKEN), None).unwrap();
+    assert_eq!(machines.status, 200);
+    assert_eq!(machines.json()["items"].as_array().unwrap().len(), 11);
+    assert_eq!(request(server.address, "GET", "/api/v1/machines", None, None).unwrap().status, 401);
+    let created =
+        request(server.address, "POST", "/api/v1/orders", Some(TOKEN), Some(&order_json("E2E-1"))).unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let before = all_order_numbers(server.address);
+
+    signal(server.child.id(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    let server = start("demo", &dir.0);
+    let after = all_order_numbers(server.address);
+    assert_eq!(after, before, "a restart keeps every order and does not seed twice");
+    assert!(after.contains(&"E2E-1".to_string()));
+    let machines = request(server.address, "GET", "/api/v1/machines", Some(TOKEN), None).unwrap();
+    assert_eq!(machines.json()["items"].as_array().unwrap().len(), 11);
+}
+
+#[test]
+fn every_acknowledged_order_survives_kill_9_exactly_once() {
+    const ORDERS: usize = 1000;
+    const CLIENTS: usize = 32;
+    let dir = TempDir::new("kill9");
+    let mut server = start("demo", &dir.0);
+    let address = server.address;
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (acknowledged, next) = (acknowledged.clone(), next.clone());
+            std::thread::spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ORDERS {
+                        return;
+                    }
+                    let number = format!("K9-{i:04}");
+                    // After the kill, requests fail; that is the point of the test.
+                    if let Ok(reply) =
+                        request(address, "POST", "/api/v1/orders", Some(TOKEN), Some(&order_json(&number)))
+                        && reply.status == 201
+                    {
+                        acknowledged.lock().unwrap().push(number);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill in the middle: once a good share is acknowledged but well before the end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().len() < ORDERS / 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= ORDERS / 4, "only {} orders were acknowledged", acknowledged.len());
+    assert!(acknowledged.len() < ORDERS, "the kill came after every order was done; the test proved nothing");
+
+    let server = start("serve", &dir.0);
+    let stored = all_order_numbers(server.address);
+    for number in &acknowledged {
+        let copies = stored.iter().filter(|n| *n == number).count();
+        assert_eq!(copies, 1, "acknowledged order {number} is stored {copies} times");
+    }
+    eprintln!("acknowledged {} of {ORDERS} before kill -9; all present after restart", acknowledged.len());
+}
+
+#[test]
+fn orders_import_reports_bad_lines_and_imports_good_files_whole() {
+    let dir = TempDir::new("import");
+    {
+        let mut server = start("demo", &dir.0);
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+    }
+    let bad = dir.0.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "number,customer,variant,quantity,due\n\
+         IMP-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00\n\
+         IMP-2,Acme,phone-stand-black,lots,2026-12-01T18:00:00+08:00\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["orders", "import"])
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3, quantity"), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+
+    let good = dir.0.join("good.csv");
+    std::fs::write(
+        &good,
+        "number,customer,variant,quantity,due,priority\n\
+         IMP-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,2\n\
+         IMP-2,Acme,drone-frame-5in,4,2026-12-02T18:00:00+08:00,5\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["orders", "import"])
+        .arg(&good)
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("imported 2 orders"));
+    let server = start("serve", &dir.0);
+    let numbers = all_order_numbers(server.address);
+    assert!(numbers.contains(&"IMP-1".to_string()) && numbers.contains(&"IMP-2".to_string()));
+}
+
+#[test]
+fn help_documents_every_command() {
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_microfactory")).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    for command in ["serve", "demo", "orders", "config"] {
+        assert!(top.contains(command), "--help does not mention {command}");
+    }
+    for flag in ["--listen", "--data-dir", "--config"] {
+        assert!(help(&["serve", "--help"]).contains(flag), "serve --help lacks {flag}");
+        assert!(help(&["demo", "--help"]).contains(flag), "demo --help lacks {flag}");
+    }
+    assert!(help(&["orders", "import", "--help"]).contains("all or nothing"));
+    assert!(help(&["config", "example"]).contains("durability"));
+}
+
+#[test]
+fn a_bad_config_file_is_a_clear_error() {
+    let dir = TempDir::new("config");
+    let path = dir.0.join("bad.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\ncolour = \"blue\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid config file") && stderr.contains("colour"), "{stderr}");
+}

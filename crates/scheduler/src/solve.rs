@@ -194,3 +194,39 @@ fn materialize(problem: &Problem, inst: &Inst, snap: &Snapshot) -> Solution {
         elapsed: Duration::ZERO,
     }
 }
+
+/// Access to the search's inner loop for the criterion bench (`benches/moves.rs`); not a stable API.
+#[doc(hidden)]
+pub struct MoveBench<'a> {
+    search: tabu::Search<'a>,
+    best: i64,
+}
+
+impl MoveBench<'_> {
+    /// Builds the constructive start for `problem` and hands a bench harness over it to `body`.
+    pub fn with<R>(problem: &Problem, seed: u64, body: impl FnOnce(&mut MoveBench<'_>) -> R) -> R {
+        let inst = Inst::new(problem);
+        let mut rng = rng::Rng::new(seed);
+        let mut state = construct::build(&inst, construct::Rule::MostWorkRemaining, &mut rng);
+        state.decode(&inst);
+        let best = state.makespan;
+        let mut bench = MoveBench { search: tabu::Search::new(&inst, state, seed), best };
+        body(&mut bench)
+    }
+
+    /// Finds a critical path and estimates every neighbourhood move on it; returns how many.
+    pub fn evaluate_neighbourhood(&mut self) -> usize {
+        self.search.cands.clear();
+        self.search.makespan_path();
+        self.search.add_path_moves(true);
+        self.search.evaluate_candidates(0, true);
+        self.search.cands.len()
+    }
+
+    /// One full tabu iteration: evaluate, pick, apply, decode.
+    pub fn iterate(&mut self) {
+        self.search.iter += 1;
+        self.search.bench_step(self.best);
+        self.best = self.best.min(self.search.state.makespan);
+    }
+}

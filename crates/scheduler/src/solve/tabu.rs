@@ -339,6 +339,11 @@ impl<'a> Search<'a> {
         false
     }
 
+    /// One makespan iteration, for the bench harness.
+    pub(crate) fn bench_step(&mut self, best_makespan: i64) -> bool {
+        self.step_makespan(best_makespan)
+    }
+
     /// One iteration for tardiness objectives: moves on the critical paths of (up to a few) tardy jobs,
     /// evaluated by exact decoding.
     fn step_exact(&mut self, objective: Objective, best: Score) -> bool {
@@ -474,13 +479,11 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
     let objective = params.objective;
     let mut rng = Rng::new(seed);
     let mut best_state: Option<State> = None;
-    for round in 0..2 {
-        for &rule in &RULES {
+    // Every rule once, plus a second randomised construction.
+    for rule in RULES.into_iter().chain(std::iter::once(super::construct::Rule::Random)) {
+        {
             let mut st = build(inst, rule, &mut rng);
             if !st.decode(inst) {
-                continue;
-            }
-            if round == 1 && !matches!(rule, super::construct::Rule::Random) {
                 continue;
             }
             if best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {

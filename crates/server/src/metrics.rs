@@ -44,37 +44,44 @@ impl MetricName {
 /// Upper bounds of the duration histogram buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
 
+/// What is counted per route.
 #[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
+struct RouteStats {
+    /// Requests by method and status; a handful of entries per route, so a list beats a map.
+    requests: Vec<(String, u16, u64)>,
+    /// Duration histogram: cumulative bucket counts, total count and sum in seconds.
+    buckets: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
-/// The in-memory metric registry.
+/// The in-memory metric registry. One lock per request, and no allocation once a route, method
+/// and status have been seen.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
+    routes: Mutex<BTreeMap<String, RouteStats>>,
 }
 
 impl Metrics {
     /// Counts one served request.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        {
-            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-            *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
-        }
         let seconds = elapsed.as_secs_f64();
-        let mut durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
-        let histogram = durations.entry(route.to_string()).or_default();
-        for (count, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = match routes.get_mut(route) {
+            Some(stats) => stats,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        match stats.requests.iter_mut().find(|(m, s, _)| m == method && *s == status) {
+            Some((_, _, count)) => *count += 1,
+            None => stats.requests.push((method.to_string(), status, 1)),
+        }
+        for (count, bound) in stats.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *count += 1;
             }
         }
-        histogram.count += 1;
-        histogram.sum += seconds;
+        stats.count += 1;
+        stats.sum += seconds;
     }
 
     /// Renders every metric; `orders` are the per-status counts read from the store.
@@ -87,27 +94,27 @@ impl Metrics {
             MetricName::BuildInfo.as_str(),
             env!("CARGO_PKG_VERSION")
         );
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         header(&mut out, MetricName::HttpRequests, "counter");
-        for ((method, route, status), count) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter()
-        {
-            let _ = writeln!(
-                out,
-                "{}{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                MetricName::HttpRequests.as_str(),
-                escape(route)
-            );
+        let requests = MetricName::HttpRequests.as_str();
+        for (route, stats) in routes.iter() {
+            let route = escape(route);
+            for (method, status, count) in &stats.requests {
+                let _ = writeln!(out, "{requests}{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
+            }
         }
         header(&mut out, MetricName::HttpRequestDuration, "histogram");
         let name = MetricName::HttpRequestDuration.as_str();
-        for (route, histogram) in self.durations.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (route, stats) in routes.iter() {
             let route = escape(route);
-            for (count, bound) in histogram.counts.iter().zip(BUCKETS) {
+            for (count, bound) in stats.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
             }
-            let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", histogram.count);
-            let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", histogram.sum);
-            let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", histogram.count);
+            let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", stats.count);
+            let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", stats.sum);
+            let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", stats.count);
         }
+        drop(routes);
         header(&mut out, MetricName::Orders, "gauge");
         for (status, count) in orders {
             let _ = writeln!(out, "{}{{status=\"{status}\"}} {count}", MetricName::Orders.as_str());

@@ -11,7 +11,7 @@ use model::{
 use serde::Deserialize;
 use store::Store;
 
-use super::{Created, PageQuery, blocking, create, fetch, remove, replace};
+use super::{Created, PageQuery, create, fetch, read, remove, replace};
 use crate::AppState;
 use crate::auth::{Need, Principal};
 use crate::error::ApiResult;
@@ -24,7 +24,7 @@ pub(crate) async fn list_materials(
 ) -> ApiResult<Json<ListResponse<Material>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
-    Ok(Json(blocking(move || store.materials(request)).await?.into()))
+    Ok(Json(read(|| store.materials(request))?.into()))
 }
 
 pub(crate) async fn create_material(
@@ -67,7 +67,7 @@ pub(crate) async fn list_products(
 ) -> ApiResult<Json<ListResponse<Product>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
-    Ok(Json(blocking(move || store.products(request)).await?.into()))
+    Ok(Json(read(|| store.products(request))?.into()))
 }
 
 pub(crate) async fn create_product(
@@ -118,7 +118,7 @@ pub(crate) async fn list_variants(
 ) -> ApiResult<Json<ListResponse<Variant>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
-    Ok(Json(blocking(move || store.variants(query.product.map(ProductId), request)).await?.into()))
+    Ok(Json(read(|| store.variants(query.product.map(ProductId), request))?.into()))
 }
 
 pub(crate) async fn create_variant(
@@ -161,7 +161,7 @@ pub(crate) async fn list_routings(
 ) -> ApiResult<Json<ListResponse<Routing>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
-    Ok(Json(blocking(move || store.routings(request)).await?.into()))
+    Ok(Json(read(|| store.routings(request))?.into()))
 }
 
 pub(crate) async fn create_routing(

@@ -8,7 +8,7 @@ use model::{Calendar, Line, LineId, Machine, MachineId, NewLine, NewMachine, New
 use serde::Deserialize;
 use store::Store;
 
-use super::{Created, PageQuery, blocking, create, fetch, remove, replace, validate};
+use super::{Created, PageQuery, blocking, create, fetch, read, remove, replace, validate};
 use crate::AppState;
 use crate::auth::{Need, Principal};
 use crate::error::ApiResult;
@@ -21,7 +21,7 @@ pub(crate) async fn list_sites(
 ) -> ApiResult<Json<ListResponse<Site>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
-    Ok(Json(blocking(move || store.sites(request)).await?.into()))
+    Ok(Json(read(|| store.sites(request))?.into()))
 }
 
 pub(crate) async fn create_site(
@@ -97,7 +97,7 @@ pub(crate) async fn list_lines(
 ) -> ApiResult<Json<ListResponse<Line>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
-    Ok(Json(blocking(move || store.lines(query.site.map(SiteId), request)).await?.into()))
+    Ok(Json(read(|| store.lines(query.site.map(SiteId), request))?.into()))
 }
 
 pub(crate) async fn create_line(
@@ -148,9 +148,9 @@ pub(crate) async fn list_machines(
     QueryParams(query): QueryParams<MachinesQuery>,
 ) -> ApiResult<Json<ListResponse<Machine>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
-    let store = state.store;
     let (site, line) = (query.site.map(SiteId), query.line.map(LineId));
-    Ok(Json(blocking(move || store.machines(site, line, request)).await?.into()))
+    let store = state.store;
+    Ok(Json(read(|| store.machines(site, line, request))?.into()))
 }
 
 pub(crate) async fn create_machine(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use store::{OrderFilter, Store};
 use time::format_description::well_known::Rfc3339;
 
-use super::{Created, blocking, remove, replace};
+use super::{Created, blocking, read, remove, replace};
 use crate::AppState;
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -52,7 +52,7 @@ pub(crate) async fn list_orders(
         customer: query.customer,
     };
     let store = state.store;
-    Ok(Json(blocking(move || store.orders(&filter, request)).await?.into()))
+    Ok(Json(read(|| store.orders(&filter, request))?.into()))
 }
 
 /// An order with its operations.

@@ -100,7 +100,10 @@ impl Metrics {
         for (route, stats) in routes.iter() {
             let route = escape(route);
             for (method, status, count) in &stats.requests {
-                let _ = writeln!(out, "{requests}{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
+                let _ = writeln!(
+                    out,
+                    "{requests}{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
+                );
             }
         }
         header(&mut out, MetricName::HttpRequestDuration, "histogram");

@@ -12,8 +12,10 @@ mod calendar;
 mod clock;
 mod factory;
 mod ids;
+pub mod oee;
 mod order;
 mod product;
+mod telemetry;
 mod validate;
 
 pub use auth::{Role, User};
@@ -23,11 +25,13 @@ pub use factory::{Line, Machine, MachineKind, NewLine, NewMachine, NewSite, Site
 pub use ids::{
     LineId, MachineId, MaterialId, OperationId, OrderId, ProductId, RoutingId, SiteId, UserId, VariantId,
 };
+pub use oee::Kpis;
 pub use order::{NewOrder, Operation, OperationStatus, Order, OrderStatus};
 pub use product::{
     BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,
     Variant,
 };
+pub use telemetry::{MachineState, ProductionRecord, Reading, StateChange};
 pub use validate::{FieldError, Validate, check_code, check_name};
 
 #[cfg(test)]

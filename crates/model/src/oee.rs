@@ -1,0 +1,270 @@
+//! ISO 22400-2 key performance indicators for a machine over a period, from the shift calendar,
+//! the state timeline and the production records. Pure arithmetic on intervals.
+//!
+//! Definitions used (ISO 22400-2:2014, simplified to what a micro-factory reports):
+//! - **Planned busy time (PBT)**: shift time in the period (calendar shifts minus holidays) minus
+//!   planned stops.
+//! - **Actual production time (APT)**: time in the `running` state within planned busy time.
+//! - **Availability** = APT / PBT.
+//! - **Effectiveness** (performance) = Σ (ideal unit time × produced quantity) / APT, with produced =
+//!   good + scrap, counting production reported within planned busy time.
+//! - **Quality rate** = good / produced.
+//! - **OEE** = availability × effectiveness × quality rate.
+//!
+//! Everything outside planned busy time (overtime, weekends) is left out of every term, so the
+//! ratios stay comparable between periods. Ratios are `None` when their denominator is zero.
+
+use serde::Serialize;
+
+use crate::{Calendar, MachineState, ProductionRecord, Timestamp, Weekday};
+
+/// A half-open time interval in Unix milliseconds.
+pub type Span = (i64, i64);
+
+/// A machine's state over an interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateSpan {
+    /// Start, Unix milliseconds (inclusive).
+    pub start_ms: i64,
+    /// End, Unix milliseconds (exclusive).
+    pub end_ms: i64,
+    /// The state held over the span.
+    pub state: MachineState,
+    /// Why, for downtime and planned stops.
+    pub reason: Option<String>,
+}
+
+/// The KPIs of one machine (or a sum of machines) over a period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Kpis {
+    /// Planned busy time in seconds.
+    pub planned_busy_seconds: f64,
+    /// Actual production time in seconds.
+    pub actual_production_seconds: f64,
+    /// Σ ideal unit time × produced, in seconds.
+    pub ideal_production_seconds: f64,
+    /// Units produced (good + scrap).
+    pub produced: u64,
+    /// Good units.
+    pub good: u64,
+    /// Scrapped units.
+    pub scrap: u64,
+    /// APT / PBT.
+    pub availability: Option<f64>,
+    /// Ideal production time / APT.
+    pub effectiveness: Option<f64>,
+    /// Good / produced.
+    pub quality: Option<f64>,
+    /// Availability × effectiveness × quality.
+    pub oee: Option<f64>,
+    /// Seconds of unplanned downtime (`down`, `offline`, `idle`, `setup`) within planned busy time,
+    /// by reason (`unspecified` when none was given), largest first: the downtime Pareto.
+    pub losses: Vec<Loss>,
+}
+
+/// One bar of the downtime Pareto.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Loss {
+    /// The state the time was lost in.
+    pub state: MachineState,
+    /// The reason given, or `unspecified`.
+    pub reason: String,
+    /// Seconds lost.
+    pub seconds: f64,
+}
+
+impl Kpis {
+    /// Sums machines into a line or site figure: times and counts add up, ratios are recomputed
+    /// from the sums (not averaged), as ISO 22400 aggregates.
+    pub fn combine<'a>(parts: impl IntoIterator<Item = &'a Kpis>) -> Kpis {
+        let mut total = Kpis::default();
+        for part in parts {
+            total.planned_busy_seconds += part.planned_busy_seconds;
+            total.actual_production_seconds += part.actual_production_seconds;
+            total.ideal_production_seconds += part.ideal_production_seconds;
+            total.produced += part.produced;
+            total.good += part.good;
+            total.scrap += part.scrap;
+            for loss in &part.losses {
+                match total.losses.iter_mut().find(|l| l.state == loss.state && l.reason == loss.reason) {
+                    Some(existing) => existing.seconds += loss.seconds,
+                    None => total.losses.push(loss.clone()),
+                }
+            }
+        }
+        total.finish();
+        total
+    }
+
+    fn finish(&mut self) {
+        let ratio = |num: f64, den: f64| (den > 0.0).then(|| num / den);
+        self.availability = ratio(self.actual_production_seconds, self.planned_busy_seconds);
+        self.effectiveness = ratio(self.ideal_production_seconds, self.actual_production_seconds);
+        self.quality = ratio(self.good as f64, self.produced as f64);
+        self.oee = match (self.availability, self.effectiveness, self.quality) {
+            (Some(a), Some(e), Some(q)) => Some(a * e * q),
+            (Some(a), _, _) if a == 0.0 => Some(0.0),
+            _ => None,
+        };
+        self.losses.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then_with(|| a.reason.cmp(&b.reason)));
+    }
+}
+
+/// Computes the KPIs of one machine over `[from_ms, to_ms)`.
+///
+/// `states` may be unsorted and may extend past the period; time not covered by any span counts
+/// as `offline`. `utc_offset_minutes` is the site's offset, in which the calendar is written.
+pub fn compute(
+    calendar: &Calendar,
+    utc_offset_minutes: i32,
+    from_ms: i64,
+    to_ms: i64,
+    states: &[StateSpan],
+    production: &[ProductionRecord],
+) -> Kpis {
+    let shifts = shift_spans(calendar, utc_offset_minutes, from_ms, to_ms);
+    let mut sorted: Vec<&StateSpan> = states.iter().collect();
+    sorted.sort_by_key(|s| s.start_ms);
+    let planned_stops: Vec<Span> = sorted
+        .iter()
+        .filter(|s| s.state == MachineState::PlannedStop)
+        .map(|s| (s.start_ms, s.end_ms))
+        .collect();
+    let busy = subtract(&shifts, &merge(planned_stops));
+
+    let mut kpis = Kpis { planned_busy_seconds: total_ms(&busy) as f64 / 1000.0, ..Kpis::default() };
+    // Walk the busy time and attribute every millisecond to the state covering it.
+    let mut covered = Vec::new();
+    for span in &sorted {
+        if span.state == MachineState::PlannedStop {
+            continue;
+        }
+        let inside = intersect(&busy, &[(span.start_ms, span.end_ms)]);
+        let ms = total_ms(&inside);
+        covered.extend(inside);
+        if ms == 0 {
+            continue;
+        }
+        let seconds = ms as f64 / 1000.0;
+        if span.state == MachineState::Running {
+            kpis.actual_production_seconds += seconds;
+        } else {
+            add_loss(&mut kpis.losses, span.state, span.reason.as_deref(), seconds);
+        }
+    }
+    let uncovered = total_ms(&subtract(&busy, &merge(covered)));
+    if uncovered > 0 {
+        add_loss(&mut kpis.losses, MachineState::Offline, Some("no data"), uncovered as f64 / 1000.0);
+    }
+    for record in production {
+        let at = record.at.unix_timestamp_nanos() as i64 / 1_000_000;
+        if busy.iter().any(|(start, end)| (*start..*end).contains(&at)) {
+            let produced = u64::from(record.good) + u64::from(record.scrap);
+            kpis.produced += produced;
+            kpis.good += u64::from(record.good);
+            kpis.scrap += u64::from(record.scrap);
+            kpis.ideal_production_seconds += record.ideal_unit_seconds * produced as f64;
+        }
+    }
+    kpis.finish();
+    kpis
+}
+
+fn add_loss(losses: &mut Vec<Loss>, state: MachineState, reason: Option<&str>, seconds: f64) {
+    let reason = reason.filter(|r| !r.is_empty()).unwrap_or("unspecified");
+    match losses.iter_mut().find(|l| l.state == state && l.reason == reason) {
+        Some(loss) => loss.seconds += seconds,
+        None => losses.push(Loss { state, reason: reason.to_string(), seconds }),
+    }
+}
+
+/// The calendar's working time within `[from_ms, to_ms)`, as sorted disjoint spans.
+pub fn shift_spans(calendar: &Calendar, utc_offset_minutes: i32, from_ms: i64, to_ms: i64) -> Vec<Span> {
+    const DAY_MS: i64 = 86_400_000;
+    let offset_ms = i64::from(utc_offset_minutes) * 60_000;
+    let first_day = (from_ms + offset_ms).div_euclid(DAY_MS) - 1;
+    let last_day = (to_ms + offset_ms).div_euclid(DAY_MS);
+    let mut spans = Vec::new();
+    for day in first_day..=last_day {
+        let Some(date) = date_of_day(day) else { continue };
+        if calendar.holidays.contains(&date) {
+            continue;
+        }
+        let weekday = Weekday::from_time(date.weekday());
+        for shift in &calendar.shifts {
+            let Some((start, end)) = shift.minutes() else { continue };
+            if !shift.days.contains(&weekday) {
+                continue;
+            }
+            let local_midnight = day * DAY_MS;
+            let start_ms = local_midnight + i64::from(start) * 60_000 - offset_ms;
+            let end_minutes = if end > start { i64::from(end) } else { i64::from(end) + 1440 };
+            let end_ms = local_midnight + end_minutes * 60_000 - offset_ms;
+            spans.push((start_ms.max(from_ms), end_ms.min(to_ms)));
+        }
+    }
+    merge(spans.into_iter().filter(|(s, e)| s < e).collect())
+}
+
+fn date_of_day(day: i64) -> Option<time::Date> {
+    let julian = i32::try_from(day + 2_440_588).ok()?;
+    time::Date::from_julian_day(julian).ok()
+}
+
+/// Sorts and merges overlapping or touching spans.
+pub fn merge(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.retain(|(s, e)| s < e);
+    spans.sort_unstable();
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// `a ∩ b` for sorted disjoint span lists.
+pub fn intersect(a: &[Span], b: &[Span]) -> Vec<Span> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let start = a[i].0.max(b[j].0);
+        let end = a[i].1.min(b[j].1);
+        if start < end {
+            out.push((start, end));
+        }
+        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
+    }
+    out
+}
+
+/// `a − b` for sorted disjoint span lists.
+pub fn subtract(a: &[Span], b: &[Span]) -> Vec<Span> {
+    let mut out = Vec::new();
+    for &(start, end) in a {
+        let mut cursor = start;
+        for &(b_start, b_end) in b {
+            if b_end <= cursor || b_start >= end {
+                continue;
+            }
+            if b_start > cursor {
+                out.push((cursor, b_start));
+            }
+            cursor = cursor.max(b_end);
+        }
+        if cursor < end {
+            out.push((cursor, end));
+        }
+    }
+    out
+}
+
+fn total_ms(spans: &[Span]) -> i64 {
+    spans.iter().map(|(s, e)| e - s).sum()
+}
+
+/// Milliseconds since the Unix epoch of a timestamp.
+pub fn unix_ms(at: Timestamp) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -206,6 +206,7 @@ impl Store {
 
     /// Deletes a machine no routing or order refers to.
     pub fn delete_machine(&self, id: MachineId) -> Result<()> {
+        crate::lock(&self.inner.series).clear();
         self.write(|tx| {
             touched(
                 tx.execute("DELETE FROM machines WHERE id = ?1", [id.0]).map_err(constraint)?,

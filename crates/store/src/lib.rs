@@ -15,6 +15,7 @@ mod catalog;
 mod factory;
 mod orders;
 mod schema;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use auth::{ApiToken, TokenOwner};
 pub use orders::{OrderFilter, OrderStats};
+pub use telemetry::{ROLLUP_MS, SeriesPoint, WriteStats};
 
 /// How hard a commit tries to reach the disk before it returns. See the crate docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,6 +123,8 @@ struct Inner {
     durability: Durability,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Series ids by machine and metric name; see `Store::series_id`.
+    series: Mutex<std::collections::HashMap<(model::MachineId, String), i64>>,
 }
 
 /// How many idle reader connections the pool keeps.
@@ -144,7 +148,13 @@ impl Store {
     }
 
     fn from_writer(path: Option<PathBuf>, durability: Durability, writer: Connection) -> Store {
-        let inner = Inner { path, durability, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) };
+        let inner = Inner {
+            path,
+            durability,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            series: Mutex::default(),
+        };
         Store { inner: Arc::new(inner) }
     }
 
@@ -184,9 +194,12 @@ impl Store {
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        let outcome = f(&tx).and_then(|value| Ok(tx.commit().map(|()| value)?));
+        if outcome.is_err() {
+            // Ids cached during a rolled-back transaction may name rows that no longer exist.
+            lock(&self.inner.series).clear();
+        }
+        outcome
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {

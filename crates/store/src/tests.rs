@@ -4,6 +4,7 @@
 use model::*;
 use time::macros::datetime;
 
+use crate::from_ms;
 use crate::*;
 
 const NOW: Timestamp = datetime!(2026-11-24 09:00 UTC);
@@ -77,7 +78,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
 }
 
 #[test]
@@ -223,4 +224,94 @@ fn file_store_survives_reopen_and_reads_through_the_pool() {
     assert_eq!(orders.len(), 1);
     assert_eq!(store.machines(None, None, all()).unwrap().items.len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+mod telemetry_tests {
+    use super::*;
+
+    fn reading(machine: MachineId, metric: &str, ms: i64, value: f64) -> Reading {
+        Reading { machine, metric: metric.into(), at: from_ms(ms).unwrap(), value }
+    }
+
+    #[test]
+    fn readings_roll_up_per_minute_and_duplicates_are_ignored() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let base = 1_800_000_000_000; // a whole minute
+        let batch: Vec<Reading> = (0..120).map(|i| reading(m, "temp", base + i * 1000, i as f64)).collect();
+        let stats = f.store.write_readings(&batch).unwrap();
+        assert_eq!(stats.inserted, 120);
+        let again = f.store.write_readings(&batch[..10]).unwrap();
+        assert_eq!((again.inserted, again.duplicates), (0, 10));
+        let unknown = f.store.write_readings(&[reading(MachineId(999), "temp", base, 1.0)]).unwrap();
+        assert_eq!(unknown.unknown_machine, 1);
+
+        let raw = f.store.series(m, "temp", base, base + 120_000, None, 1000).unwrap();
+        assert_eq!(raw.len(), 120);
+        let minutes = f.store.series(m, "temp", base, base + 120_000, Some(60_000), 1000).unwrap();
+        assert_eq!(minutes.len(), 2);
+        assert_eq!(
+            (minutes[0].min, minutes[0].max, minutes[0].avg, minutes[0].last, minutes[0].count),
+            (0.0, 59.0, 29.5, 59.0, 60)
+        );
+        assert_eq!((minutes[1].min, minutes[1].last, minutes[1].count), (60.0, 119.0, 60));
+        let ten_seconds = f.store.series(m, "temp", base, base + 30_000, Some(10_000), 1000).unwrap();
+        assert_eq!(ten_seconds.len(), 3);
+        assert_eq!((ten_seconds[1].min, ten_seconds[1].avg, ten_seconds[1].last), (10.0, 14.5, 19.0));
+        assert_eq!(f.store.metrics(m).unwrap(), ["temp"]);
+
+        assert_eq!(f.store.prune(base + 60_000, base, 1000).unwrap(), 60);
+        assert_eq!(f.store.series(m, "temp", base, base + 120_000, None, 1000).unwrap().len(), 60);
+        // Roll-ups outlive raw readings.
+        assert_eq!(f.store.series(m, "temp", base, base + 120_000, Some(60_000), 1000).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn state_spans_cover_the_period_from_the_state_in_force() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[1];
+        let change = |ms: i64, state: MachineState| StateChange {
+            machine: m,
+            at: from_ms(ms).unwrap(),
+            state,
+            reason: (state == MachineState::Down).then(|| "jam".to_string()),
+        };
+        f.store.record_state(&change(1_000, MachineState::Idle)).unwrap();
+        f.store.record_state(&change(5_000, MachineState::Running)).unwrap();
+        f.store.record_state(&change(9_000, MachineState::Down)).unwrap();
+        let spans = f.store.state_spans(m, 3_000, 10_000).unwrap();
+        let compact: Vec<_> = spans.iter().map(|s| (s.start_ms, s.end_ms, s.state)).collect();
+        assert_eq!(
+            compact,
+            [
+                (3_000, 5_000, MachineState::Idle),
+                (5_000, 9_000, MachineState::Running),
+                (9_000, 10_000, MachineState::Down)
+            ]
+        );
+        let current = f.store.current_states().unwrap();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].state, MachineState::Down);
+        assert!(
+            f.store
+                .record_state(&StateChange { machine: MachineId(77), ..change(1, MachineState::Idle) })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn production_records_round_trip() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let record = ProductionRecord {
+            machine: f.machines[0],
+            at: from_ms(10_000).unwrap(),
+            operation: None,
+            good: 9,
+            scrap: 1,
+            ideal_unit_seconds: 30.0,
+        };
+        f.store.record_production(&record).unwrap();
+        assert_eq!(f.store.production(f.machines[0], 0, 20_000).unwrap(), vec![record]);
+        assert!(f.store.production(f.machines[0], 10_001, 20_000).unwrap().is_empty());
+    }
 }

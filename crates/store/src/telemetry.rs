@@ -1,0 +1,370 @@
+//! Time series, machine states and production records: the write path the ingest pipeline
+//! batches into, the queries behind charts and OEE, and retention.
+
+use std::collections::HashMap;
+
+use model::oee::StateSpan;
+use model::{MachineId, MachineState, OperationId, ProductionRecord, Reading, StateChange};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Result, Store, StoreError, from_ms, lock, to_ms};
+
+/// What a batch write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Readings stored.
+    pub inserted: usize,
+    /// Readings ignored because the series already had a value at that timestamp.
+    pub duplicates: usize,
+    /// Readings of machines that do not exist (deleted since they were decoded).
+    pub unknown_machine: usize,
+}
+
+/// One point of a series query: raw (`count == 1`) or aggregated over a step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesPoint {
+    /// Start of the step (raw: the reading's time), Unix milliseconds.
+    pub ts_ms: i64,
+    /// Smallest value in the step.
+    pub min: f64,
+    /// Largest value in the step.
+    pub max: f64,
+    /// Mean value in the step.
+    pub avg: f64,
+    /// Latest value in the step.
+    pub last: f64,
+    /// Number of readings in the step.
+    pub count: u64,
+}
+
+/// How many milliseconds a roll-up row covers.
+pub const ROLLUP_MS: i64 = 60_000;
+
+#[derive(Default)]
+struct MinuteAggregate {
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: u64,
+    last: f64,
+    last_ts: i64,
+}
+
+impl Store {
+    /// Stores a batch of readings in one transaction and folds them into the 1-minute roll-ups.
+    /// When this returns, the batch is durable (see the crate docs on durability).
+    pub fn write_readings(&self, readings: &[Reading]) -> Result<WriteStats> {
+        let mut stats = WriteStats::default();
+        self.write(|tx| {
+            let mut minutes: HashMap<(i64, i64), MinuteAggregate> = HashMap::new();
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?1, ?2, ?3)",
+            )?;
+            for reading in readings {
+                let Some(series) = self.series_id(tx, reading.machine, &reading.metric)? else {
+                    stats.unknown_machine += 1;
+                    continue;
+                };
+                let ts = to_ms(reading.at);
+                if insert.execute(params![series, ts, reading.value])? == 0 {
+                    stats.duplicates += 1;
+                    continue;
+                }
+                stats.inserted += 1;
+                let minute = ts.div_euclid(ROLLUP_MS) * ROLLUP_MS;
+                let agg = minutes.entry((series, minute)).or_insert_with(|| MinuteAggregate {
+                    min: f64::INFINITY,
+                    max: f64::NEG_INFINITY,
+                    last_ts: i64::MIN,
+                    ..MinuteAggregate::default()
+                });
+                agg.min = agg.min.min(reading.value);
+                agg.max = agg.max.max(reading.value);
+                agg.sum += reading.value;
+                agg.count += 1;
+                if ts >= agg.last_ts {
+                    agg.last = reading.value;
+                    agg.last_ts = ts;
+                }
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO rollups_1m (series_id, minute_ms, min, max, sum, count, last, last_ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (series_id, minute_ms) DO UPDATE SET
+                   min = min(min, excluded.min), max = max(max, excluded.max),
+                   sum = sum + excluded.sum, count = count + excluded.count,
+                   last = CASE WHEN excluded.last_ts_ms >= last_ts_ms THEN excluded.last ELSE last END,
+                   last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)",
+            )?;
+            for ((series, minute), agg) in minutes {
+                upsert.execute(params![
+                    series,
+                    minute,
+                    agg.min,
+                    agg.max,
+                    agg.sum,
+                    agg.count,
+                    agg.last,
+                    agg.last_ts
+                ])?;
+            }
+            Ok(())
+        })?;
+        Ok(stats)
+    }
+
+    /// The id of a machine's series for `metric`, created on first use; `None` when the machine
+    /// does not exist. Ids are cached: a series is never renamed, only deleted with its machine.
+    fn series_id(&self, tx: &Connection, machine: MachineId, metric: &str) -> Result<Option<i64>> {
+        let key = (machine, metric.to_string());
+        if let Some(id) = lock(&self.inner.series).get(&key) {
+            return Ok(Some(*id));
+        }
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT id FROM series WHERE machine_id = ?1 AND metric = ?2")?
+            .query_row(params![machine.0, metric], |row| row.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                let exists =
+                    tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([machine.0])?;
+                if !exists {
+                    return Ok(None);
+                }
+                tx.prepare_cached("INSERT INTO series (machine_id, metric) VALUES (?1, ?2)")?
+                    .execute(params![machine.0, metric])?;
+                tx.last_insert_rowid()
+            }
+        };
+        // Cache only after commit would be stricter; a rolled-back insert leaves a stale id that
+        // the next write re-creates, so clear the cache whenever a write fails (see `write`).
+        lock(&self.inner.series).insert(key, id);
+        Ok(Some(id))
+    }
+
+    /// The metric names a machine has reported.
+    pub fn metrics(&self, machine: MachineId) -> Result<Vec<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT metric FROM series WHERE machine_id = ?1 ORDER BY metric")?
+                .query_map([machine.0], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Readings of one series in `[from_ms, to_ms)`: raw when `step_ms` is `None` (at most
+    /// `limit` points), otherwise aggregated per step (from the roll-ups when the step is a whole
+    /// number of minutes, so long ranges stay fast and survive raw-data retention).
+    pub fn series(
+        &self,
+        machine: MachineId,
+        metric: &str,
+        from_ms: i64,
+        to_ms: i64,
+        step_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<SeriesPoint>> {
+        self.read(|conn| {
+            let series: Option<i64> = conn
+                .prepare_cached("SELECT id FROM series WHERE machine_id = ?1 AND metric = ?2")?
+                .query_row(params![machine.0, metric], |row| row.get(0))
+                .optional()?;
+            let Some(series) = series else { return Ok(Vec::new()) };
+            let points = match step_ms {
+                None => conn
+                    .prepare_cached(
+                        "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+                         ORDER BY ts_ms LIMIT ?4",
+                    )?
+                    .query_map(params![series, from_ms, to_ms, limit], |row| {
+                        let value: f64 = row.get(1)?;
+                        Ok(SeriesPoint { ts_ms: row.get(0)?, min: value, max: value, avg: value, last: value, count: 1 })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?,
+                Some(step) if step % ROLLUP_MS == 0 => conn
+                    .prepare_cached(
+                        "SELECT (minute_ms / ?4) * ?4 AS bucket, min(min), max(max), sum(sum) / sum(count),
+                                (SELECT r.last FROM rollups_1m r WHERE r.series_id = ?1
+                                   AND r.minute_ms >= (rollups_1m.minute_ms / ?4) * ?4
+                                   AND r.minute_ms < (rollups_1m.minute_ms / ?4) * ?4 + ?4
+                                   AND r.minute_ms >= ?2 AND r.minute_ms < ?3
+                                 ORDER BY r.last_ts_ms DESC LIMIT 1),
+                                sum(count)
+                         FROM rollups_1m WHERE series_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3
+                         GROUP BY bucket ORDER BY bucket LIMIT ?5",
+                    )?
+                    .query_map(params![series, from_ms, to_ms, step, limit], point_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                Some(step) => conn
+                    .prepare_cached(
+                        "SELECT (ts_ms / ?4) * ?4 AS bucket, min(value), max(value), avg(value),
+                                (SELECT r.value FROM readings r WHERE r.series_id = ?1
+                                   AND r.ts_ms >= (readings.ts_ms / ?4) * ?4 AND r.ts_ms < (readings.ts_ms / ?4) * ?4 + ?4
+                                 ORDER BY r.ts_ms DESC LIMIT 1),
+                                count(*)
+                         FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+                         GROUP BY bucket ORDER BY bucket LIMIT ?5",
+                    )?
+                    .query_map(params![series, from_ms, to_ms, step, limit], point_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
+            Ok(points)
+        })
+    }
+
+    /// Deletes raw readings older than `raw_before_ms` and roll-ups older than `rollups_before_ms`,
+    /// at most `batch` rows of each per call so the writer is never held for long; returns how
+    /// many rows went. Call repeatedly until it returns 0.
+    pub fn prune(&self, raw_before_ms: i64, rollups_before_ms: i64, batch: u32) -> Result<usize> {
+        self.write(|tx| {
+            let raw = tx.execute(
+                "DELETE FROM readings WHERE (series_id, ts_ms) IN
+                   (SELECT series_id, ts_ms FROM readings WHERE ts_ms < ?1 LIMIT ?2)",
+                params![raw_before_ms, batch],
+            )?;
+            let rollups = tx.execute(
+                "DELETE FROM rollups_1m WHERE (series_id, minute_ms) IN
+                   (SELECT series_id, minute_ms FROM rollups_1m WHERE minute_ms < ?1 LIMIT ?2)",
+                params![rollups_before_ms, batch],
+            )?;
+            Ok(raw + rollups)
+        })
+    }
+
+    /// Records a machine entering a state. A second change at the same millisecond replaces the
+    /// first. Unknown machines are an error naming `machine`.
+    pub fn record_state(&self, change: &StateChange) -> Result<()> {
+        self.write(|tx| {
+            crate::require(tx, "machines", change.machine.0, "machine")?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO machine_states (machine_id, since_ms, state, reason) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![change.machine.0, to_ms(change.at), change.state.as_str(), change.reason])?;
+            Ok(())
+        })
+    }
+
+    /// Every machine's latest state and since when, for machines that ever reported one.
+    pub fn current_states(&self) -> Result<Vec<StateChange>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT s.machine_id, s.since_ms, s.state, s.reason FROM machine_states s
+                 JOIN (SELECT machine_id, max(since_ms) AS since FROM machine_states GROUP BY machine_id) latest
+                   ON latest.machine_id = s.machine_id AND latest.since = s.since_ms
+                 ORDER BY s.machine_id",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(StateChange {
+                    machine: MachineId(row.get(0)?),
+                    at: from_ms(row.get(1)?)?,
+                    state: parse_state(&row.get::<_, String>(2)?)?,
+                    reason: row.get(3)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The state timeline of a machine clipped to `[from_ms, to_ms)`: the state in force at
+    /// `from_ms` and every change after it. Time before the first known state is not covered.
+    pub fn state_spans(&self, machine: MachineId, from_ms: i64, to_ms: i64) -> Result<Vec<StateSpan>> {
+        self.read(|conn| {
+            let mut changes: Vec<(i64, MachineState, Option<String>)> = Vec::new();
+            let before = conn
+                .prepare_cached(
+                    "SELECT since_ms, state, reason FROM machine_states WHERE machine_id = ?1 AND since_ms <= ?2
+                     ORDER BY since_ms DESC LIMIT 1",
+                )?
+                .query_row(params![machine.0, from_ms], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
+                })
+                .optional()?;
+            if let Some((since, state, reason)) = before {
+                changes.push((since, parse_state(&state)?, reason));
+            }
+            let mut statement = conn.prepare_cached(
+                "SELECT since_ms, state, reason FROM machine_states WHERE machine_id = ?1 AND since_ms > ?2
+                 AND since_ms < ?3 ORDER BY since_ms",
+            )?;
+            let mut rows = statement.query(params![machine.0, from_ms, to_ms])?;
+            while let Some(row) = rows.next()? {
+                changes.push((row.get(0)?, parse_state(&row.get::<_, String>(1)?)?, row.get(2)?));
+            }
+            let mut spans = Vec::with_capacity(changes.len());
+            for (i, (since, state, reason)) in changes.iter().enumerate() {
+                let end = changes.get(i + 1).map_or(to_ms, |next| next.0);
+                let start = (*since).max(from_ms);
+                if start < end {
+                    spans.push(StateSpan { start_ms: start, end_ms: end, state: *state, reason: reason.clone() });
+                }
+            }
+            Ok(spans)
+        })
+    }
+
+    /// Records finished units.
+    pub fn record_production(&self, record: &ProductionRecord) -> Result<()> {
+        self.write(|tx| {
+            crate::require(tx, "machines", record.machine.0, "machine")?;
+            tx.prepare_cached(
+                "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                record.machine.0,
+                to_ms(record.at),
+                record.operation.map(|o| o.0),
+                record.good,
+                record.scrap,
+                record.ideal_unit_seconds
+            ])?;
+            Ok(())
+        })
+    }
+
+    /// Production records of a machine in `[from_ms, to_ms)`, oldest first.
+    pub fn production(
+        &self,
+        machine: MachineId,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<ProductionRecord>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT ts_ms, operation_id, good, scrap, ideal_unit_seconds FROM production
+                 WHERE machine_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 ORDER BY ts_ms",
+            )?;
+            let mut rows = statement.query(params![machine.0, start_ms, end_ms])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(ProductionRecord {
+                    machine,
+                    at: from_ms(row.get(0)?)?,
+                    operation: row.get::<_, Option<i64>>(1)?.map(OperationId),
+                    good: row.get(2)?,
+                    scrap: row.get(3)?,
+                    ideal_unit_seconds: row.get(4)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn point_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SeriesPoint> {
+    Ok(SeriesPoint {
+        ts_ms: row.get(0)?,
+        min: row.get(1)?,
+        max: row.get(2)?,
+        avg: row.get(3)?,
+        last: row.get(4)?,
+        count: row.get(5)?,
+    })
+}
+
+fn parse_state(text: &str) -> Result<MachineState> {
+    MachineState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown machine state {text:?}")))
+}

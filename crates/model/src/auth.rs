@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Timestamp, UserId};
+use crate::{SiteId, Timestamp, UserId};
 
 /// What a user may do. Least privilege: each role gets what its job needs and no more.
 ///
@@ -14,6 +14,9 @@ use crate::{Timestamp, UserId};
 /// | orders, products, variants, routings, materials | yes | yes | no | no |
 /// | sites, lines, machines, calendars | yes | no | no | no |
 /// | users and other people's tokens | yes | no | no | no |
+///
+/// A fifth role, `device`, is for machines and gateways: it may publish telemetry for its own
+/// site (over MQTT or HTTP) and nothing else, not even read.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
 )]
@@ -27,11 +30,13 @@ pub enum Role {
     Operator,
     /// Reads.
     Viewer,
+    /// A machine or gateway: publishes telemetry for its own site only.
+    Device,
 }
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer];
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer, Role::Device];
 
     /// The snake_case name used on the wire and in the store.
     pub fn as_str(self) -> &'static str {
@@ -40,12 +45,23 @@ impl Role {
             Role::Planner => "planner",
             Role::Operator => "operator",
             Role::Viewer => "viewer",
+            Role::Device => "device",
         }
     }
 
     /// The inverse of [`Role::as_str`].
     pub fn parse(text: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+
+    /// May read factory data (everyone but devices).
+    pub fn may_read(self) -> bool {
+        self != Role::Device
+    }
+
+    /// May publish telemetry (for a device, only for its own site).
+    pub fn may_ingest(self) -> bool {
+        matches!(self, Role::Admin | Role::Device)
     }
 
     /// May report production: start and finish operations, report downtime.
@@ -73,6 +89,8 @@ pub struct User {
     pub username: String,
     /// What the user may do.
     pub role: Role,
+    /// The site a `device` account publishes for; `None` for people.
+    pub site_id: Option<SiteId>,
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]

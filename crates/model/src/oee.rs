@@ -103,7 +103,7 @@ impl Kpis {
         self.quality = ratio(self.good as f64, self.produced as f64);
         self.oee = match (self.availability, self.effectiveness, self.quality) {
             (Some(a), Some(e), Some(q)) => Some(a * e * q),
-            (Some(a), _, _) if a == 0.0 => Some(0.0),
+            (Some(0.0), _, _) => Some(0.0),
             _ => None,
         };
         self.losses.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then_with(|| a.reason.cmp(&b.reason)));

@@ -9,6 +9,13 @@ pub(crate) mod access_schemas {
 mod catalog;
 mod factory;
 mod orders;
+mod telemetry;
+/// Request and response types of the telemetry handlers, for the OpenAPI document.
+pub(crate) mod telemetry_schemas {
+    pub(crate) use super::telemetry::{
+        CurrentState, MetricList, OeeReport, ProductionOut, ProductionReport, Series, Span, StateReport,
+    };
+}
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -43,6 +50,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
             "/machines/{id}",
             get(factory::get_machine).put(factory::update_machine).delete(factory::delete_machine),
         )
+        .route("/machines/{id}/metrics", get(telemetry::list_metrics))
+        .route("/machines/{id}/series", get(telemetry::series))
+        .route("/machines/{id}/states", get(telemetry::states).post(telemetry::report_state))
+        .route("/machines/{id}/production", post(telemetry::report_production))
+        .route("/machine-states", get(telemetry::current_states))
+        .route("/oee", get(telemetry::oee_report))
         .route("/materials", get(catalog::list_materials).post(catalog::create_material))
         .route(
             "/materials/{id}",

@@ -44,6 +44,8 @@ pub struct Principal {
 pub enum Need {
     /// Reading factory data.
     Read,
+    /// Publishing telemetry (devices also need the right site; see [`Principal::may_ingest_for`]).
+    Ingest,
     /// Reporting production.
     Report,
     /// Changing orders and the catalogue.
@@ -57,7 +59,8 @@ impl Principal {
     pub fn require(&self, need: Need) -> Result<(), ApiError> {
         let role = self.user.role;
         let allowed = match need {
-            Need::Read => true,
+            Need::Read => role.may_read(),
+            Need::Ingest => role.may_ingest(),
             Need::Report => role.may_report_production(),
             Need::Plan => role.may_plan(),
             Need::Administer => role.may_administer(),
@@ -66,6 +69,18 @@ impl Principal {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!("the {} role may not do this", role.as_str())))
+        }
+    }
+}
+
+impl Principal {
+    /// Whether the caller may publish telemetry for `site`: admins for any site, devices for
+    /// their own.
+    pub fn may_ingest_for(&self, site: model::SiteId) -> bool {
+        match self.user.role {
+            Role::Admin => true,
+            Role::Device => self.user.site_id == Some(site),
+            _ => false,
         }
     }
 }
@@ -97,6 +112,20 @@ impl FromRequestParts<AppState> for Principal {
         let principal = Principal { user: owner.user, token_id: owner.token_id };
         state.tokens.put(digest, principal.clone());
         Ok(principal)
+    }
+}
+
+/// A caller allowed to read factory data: any role but `device`. Read handlers take this instead
+/// of [`Principal`], so the check cannot be forgotten.
+pub struct Reader(pub Principal);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Reader, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require(Need::Read)?;
+        Ok(Reader(principal))
     }
 }
 
@@ -200,7 +229,7 @@ pub fn bootstrap(
     }
     let password = new_password()?;
     let hash = hash_password(&password).map_err(|_| BootstrapError::Hash)?;
-    let user = store.create_user("admin", Role::Admin, &hash, now)?;
+    let user = store.create_user("admin", Role::Admin, None, &hash, now)?;
     let token = match preset_token {
         Some(token) => token.to_string(),
         None => new_token()?,

@@ -102,7 +102,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics. Needs a token of any role.
-async fn metrics_text(State(state): State<AppState>, _: auth::Principal) -> ApiResult<impl IntoResponse> {
+async fn metrics_text(State(state): State<AppState>, _: auth::Reader) -> ApiResult<impl IntoResponse> {
     let store = state.store.clone();
     let stats = api::blocking(move || store.order_stats()).await?;
     let orders: Vec<(&str, u64)> = stats.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();

@@ -10,10 +10,10 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::auth::Principal;
+use crate::auth::Reader;
 
 /// Serves the document. Needs a token of any role, like every API route.
-pub(crate) async fn document(_: Principal) -> impl IntoResponse {
+pub(crate) async fn document(_: Reader) -> impl IntoResponse {
     static DOCUMENT: OnceLock<Vec<u8>> = OnceLock::new();
     let body = DOCUMENT.get_or_init(|| serde_json::to_vec_pretty(&build()).unwrap_or_default());
     ([(header::CONTENT_TYPE, "application/json")], body.clone())
@@ -245,6 +245,92 @@ pub(crate) fn build() -> Value {
     if let Some(import) = doc.paths.get_mut("/orders/import").and_then(|p| p.get_mut("post")) {
         import["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "Header row, then one order per row: number, customer, variant (code), quantity, due (RFC 3339), optional priority (1-10)."});
+    }
+
+    {
+        use crate::api::telemetry_schemas as t;
+        let metrics = doc.schema::<t::MetricList>();
+        let series = doc.schema::<t::Series>();
+        let spans = doc.schema::<Vec<t::Span>>();
+        let current = doc.schema::<Vec<t::CurrentState>>();
+        let one_state = doc.schema::<t::CurrentState>();
+        let report = doc.schema::<t::StateReport>();
+        let production = doc.schema::<t::ProductionReport>();
+        let production_out = doc.schema::<t::ProductionOut>();
+        let oee = doc.schema::<t::OeeReport>();
+        let q = |name: &str, kind: &str, required: bool, description: &str| json!({"name": name, "in": "query", "required": required, "description": description, "schema": {"type": kind}});
+        let period = || {
+            vec![
+                q("from", "string", false, "Start, RFC 3339 (default: `to` minus the default span)."),
+                q("to", "string", false, "End, RFC 3339 (default: now)."),
+            ]
+        };
+        doc.op(
+            "get",
+            "/machines/{id}/metrics",
+            "Metric names a machine has reported",
+            Who::Signed,
+            None,
+            (200, Some(metrics)),
+        );
+        let mut series_params = vec![q("metric", "string", true, "The metric name.")];
+        series_params.extend(period());
+        series_params.push(q("step", "integer", false, "Seconds per aggregated point (min, max, avg, last, count); absent for raw readings. Whole minutes read the 1-minute roll-ups."));
+        series_params.push(q(
+            "limit",
+            "integer",
+            false,
+            "Most points returned, 1 to 100000 (default 10000).",
+        ));
+        doc.op_with(
+            "get",
+            "/machines/{id}/series",
+            "A metric's readings, raw or aggregated (default: the last hour)",
+            Who::Signed,
+            None,
+            (200, Some(series)),
+            series_params,
+        );
+        doc.op_with(
+            "get",
+            "/machines/{id}/states",
+            "The machine's state timeline (default: the last 24 hours)",
+            Who::Signed,
+            None,
+            (200, Some(spans)),
+            period(),
+        );
+        doc.op(
+            "post",
+            "/machines/{id}/states",
+            "Report that the machine entered a state (operators, or the site's devices)",
+            Who::Signed,
+            Some(report),
+            (201, Some(one_state)),
+        );
+        doc.op(
+            "post",
+            "/machines/{id}/production",
+            "Report finished units (operators, or the site's devices)",
+            Who::Signed,
+            Some(production),
+            (201, Some(production_out)),
+        );
+        doc.op(
+            "get",
+            "/machine-states",
+            "Every machine's current state",
+            Who::Signed,
+            None,
+            (200, Some(current)),
+        );
+        let mut oee_params = vec![
+            q("machine", "integer", false, "One machine."),
+            q("line", "integer", false, "Every machine of a line."),
+            q("site", "integer", false, "Every machine of a site (default: every machine)."),
+        ];
+        oee_params.extend(period());
+        doc.op_with("get", "/oee", "ISO 22400 OEE, availability, effectiveness, quality and downtime Pareto (default: the last 24 hours)", Who::Signed, None, (200, Some(oee)), oee_params);
     }
 
     let login = doc.schema::<crate::api::access_schemas::Login>();

@@ -35,7 +35,7 @@ fn harness() -> Harness {
     crate::bootstrap(&store, Some(ADMIN), now).unwrap().unwrap();
     crate::demo::seed(&store, now).unwrap();
     for role in [Role::Planner, Role::Operator, Role::Viewer] {
-        let user = store.create_user(role.as_str(), role, "$argon2id$unused", now).unwrap();
+        let user = store.create_user(role.as_str(), role, None, "$argon2id$unused", now).unwrap();
         let token = token_for(role);
         store.create_token(user.id, "test", &token_digest(&token), &shown_prefix(&token), now).unwrap();
     }
@@ -432,4 +432,127 @@ async fn unknown_paths_and_methods_are_problems() {
     assert_eq!(reply.json["type"], "urn:microfactory:problem:not-found");
     let reply = h.send("PATCH", "/api/v1/orders", Some(ADMIN), None).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn devices_publish_for_their_site_only_and_cannot_read() {
+    let h = harness();
+    let now = datetime!(2026-11-24 09:00 +08:00);
+    let other = h
+        .store
+        .create_site(&model::NewSite {
+            code: "sz".into(),
+            name: "Shenzhen".into(),
+            utc_offset: "+08:00".into(),
+        })
+        .unwrap();
+    let device = |name: &str, site: model::SiteId| {
+        let user = h.store.create_user(name, Role::Device, Some(site), "$argon2id$unused", now).unwrap();
+        let token = format!("{name}-device-token-0123456789");
+        h.store.create_token(user.id, "gateway", &token_digest(&token), &shown_prefix(&token), now).unwrap();
+        token
+    };
+    let home = device("gw-hk", model::SiteId(1));
+    let away = device("gw-sz", other.id);
+    assert_eq!(h.send("GET", "/api/v1/machines", Some(&home), None).await.status, StatusCode::FORBIDDEN);
+    let report = json!({"state": "down", "reason": "e-stop"}).to_string().into_bytes();
+    let reply = h
+        .send("POST", "/api/v1/machines/1/states", Some(&home), Some(("application/json", report.clone())))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reply = h
+        .send("POST", "/api/v1/machines/1/states", Some(&away), Some(("application/json", report.clone())))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let viewer = token_for(Role::Viewer);
+    let reply =
+        h.send("POST", "/api/v1/machines/1/states", Some(&viewer), Some(("application/json", report))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let user = json!({"username": "gw2", "role": "device", "password": "a long enough password"});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &user).await.json["field"], "site_id");
+}
+
+#[tokio::test]
+async fn oee_over_the_api_matches_a_hand_computed_morning() {
+    let h = harness();
+    let operator = token_for(Role::Operator);
+    // Wednesday 2026-11-25, 08:00–12:00 Hong Kong time: all inside the demo's day shift, so
+    // planned busy time is 4 h. Running 08:00–10:00, down 10:00–11:00 (jam), running 11:00–12:00:
+    // APT = 3 h, availability 0.75. 100 units (90 good) at an ideal 81 s: 8,100 s of ideal time,
+    // effectiveness 8,100 / 10,800 = 0.75, quality 0.9, OEE 0.75 × 0.75 × 0.9 = 0.50625.
+    for (at, state, reason) in [
+        ("2026-11-25T08:00:00+08:00", "running", None),
+        ("2026-11-25T10:00:00+08:00", "down", Some("jam")),
+        ("2026-11-25T11:00:00+08:00", "running", None),
+    ] {
+        let body = json!({"state": state, "reason": reason, "at": at});
+        let reply = h.post_json("/api/v1/machines/3/states", &operator, &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    }
+    let production =
+        json!({"good": 90, "scrap": 10, "ideal_unit_seconds": 81.0, "at": "2026-11-25T09:30:00+08:00"});
+    assert_eq!(
+        h.post_json("/api/v1/machines/3/production", &operator, &production).await.status,
+        StatusCode::CREATED
+    );
+    let reply =
+        h.get("/api/v1/oee?machine=3&from=2026-11-25T08:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let total = &reply.json["total"];
+    assert_eq!(total["planned_busy_seconds"], 14_400.0);
+    assert_eq!(total["actual_production_seconds"], 10_800.0);
+    assert_eq!(total["availability"], 0.75);
+    assert_eq!(total["effectiveness"], 0.75);
+    assert_eq!(total["quality"], 0.9);
+    assert!((total["oee"].as_f64().unwrap() - 0.50625).abs() < 1e-12);
+    assert_eq!(total["losses"][0]["reason"], "jam");
+    let site = h
+        .get("/api/v1/oee?site=1&from=2026-11-25T08:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00")
+        .await
+        .json;
+    assert_eq!(site["machines"].as_array().unwrap().len(), 11);
+    assert_eq!(site["total"]["planned_busy_seconds"], 11.0 * 14_400.0);
+    let states = h
+        .get("/api/v1/machines/3/states?from=2026-11-25T09:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00")
+        .await
+        .json;
+    assert_eq!(states.as_array().unwrap().len(), 3);
+    assert_eq!(states[0]["from"], "2026-11-25T01:00:00Z");
+    let current = h.get("/api/v1/machine-states").await.json;
+    assert_eq!(current[0]["state"], "running");
+    assert_eq!(h.get("/api/v1/oee?machine=3&line=1").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        h.get("/api/v1/oee?from=2026-11-25T08:00:00Z&to=2026-11-24T08:00:00Z").await.json["field"],
+        "from"
+    );
+}
+
+#[tokio::test]
+async fn series_are_queryable_raw_and_aggregated() {
+    let h = harness();
+    let base = datetime!(2026-11-24 08:00 +08:00);
+    let readings: Vec<model::Reading> = (0..180)
+        .map(|i| model::Reading {
+            machine: model::MachineId(2),
+            metric: "spindle_temp_c".into(),
+            at: base + time::Duration::seconds(i),
+            value: 20.0 + i as f64 / 10.0,
+        })
+        .collect();
+    h.store.write_readings(&readings).unwrap();
+    let raw = h.get("/api/v1/machines/2/series?metric=spindle_temp_c&from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T08:01:00%2B08:00").await;
+    assert_eq!(raw.status, StatusCode::OK, "{}", raw.text);
+    assert_eq!(raw.json["points"].as_array().unwrap().len(), 60);
+    assert_eq!(raw.json["points"][0]["ts"], "2026-11-24T00:00:00Z");
+    let per_minute = h.get("/api/v1/machines/2/series?metric=spindle_temp_c&from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T08:03:00%2B08:00&step=60").await.json;
+    let points = per_minute["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[1]["min"], 26.0);
+    assert_eq!(points[1]["count"], 60);
+    let names = h.get("/api/v1/machines/2/metrics").await.json;
+    assert_eq!(names["metrics"], json!(["spindle_temp_c"]));
+    let bad = h.get("/api/v1/machines/2/series?metric=x&step=0").await;
+    assert_eq!(bad.json["field"], "step");
+    assert_eq!(h.get("/api/v1/machines/2/series").await.json["field"], "metric");
+    assert_eq!(h.get("/api/v1/machines/999/series?metric=x").await.status, StatusCode::NOT_FOUND);
 }

@@ -1,7 +1,7 @@
 //! Users and API tokens. The store keeps only hashes: an argon2 PHC string per password and a
 //! SHA-256 digest per token; hashing happens in the caller, so this crate never sees a secret.
 
-use model::{Role, Timestamp, User, UserId};
+use model::{Role, SiteId, Timestamp, User, UserId};
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::{Result, Store, StoreError, constraint, from_ms, to_ms, touched};
@@ -38,24 +38,29 @@ impl Store {
         self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))?))
     }
 
-    /// Creates a user with an already-hashed password.
+    /// Creates a user with an already-hashed password; `site` binds a device account to its site.
     pub fn create_user(
         &self,
         username: &str,
         role: Role,
+        site: Option<SiteId>,
         password_hash: &str,
         now: Timestamp,
     ) -> Result<User> {
         self.write(|tx| {
+            if let Some(site) = site {
+                crate::require(tx, "sites", site.0, "site_id")?;
+            }
             tx.execute(
-                "INSERT INTO users (username, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![username, role.as_str(), password_hash, to_ms(now)],
+                "INSERT INTO users (username, role, site_id, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![username, role.as_str(), site.map(|s| s.0), password_hash, to_ms(now)],
             )
             .map_err(constraint)?;
             Ok(User {
                 id: UserId(tx.last_insert_rowid()),
                 username: username.into(),
                 role,
+                site_id: site,
                 created_at: from_ms(to_ms(now))?,
             })
         })
@@ -104,9 +109,9 @@ impl Store {
         self.read(|conn| {
             let found = conn
                 .prepare_cached(
-                    "SELECT id, username, role, created_ms, password_hash FROM users WHERE username = ?1",
+                    "SELECT id, username, role, created_ms, site_id, password_hash FROM users WHERE username = ?1",
                 )?
-                .query_row([username], |row| Ok((user_row(row)?, row.get::<_, String>(4)?)))
+                .query_row([username], |row| Ok((user_row(row)?, row.get::<_, String>(5)?)))
                 .optional()?;
             match found {
                 None => Ok(None),
@@ -146,10 +151,10 @@ impl Store {
         self.read(|conn| {
             let found = conn
                 .prepare_cached(
-                    "SELECT u.id, u.username, u.role, u.created_ms, t.id FROM api_tokens t
+                    "SELECT u.id, u.username, u.role, u.created_ms, u.site_id, t.id FROM api_tokens t
                      JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_ms IS NULL",
                 )?
-                .query_row([&digest[..]], |row| Ok((user_row(row)?, row.get::<_, i64>(4)?)))
+                .query_row([&digest[..]], |row| Ok((user_row(row)?, row.get::<_, i64>(5)?)))
                 .optional()?;
             match found {
                 None => Ok(None),
@@ -193,7 +198,7 @@ impl Store {
     }
 }
 
-const USER_SELECT: &str = "SELECT id, username, role, created_ms FROM users";
+const USER_SELECT: &str = "SELECT id, username, role, created_ms, site_id FROM users";
 
 fn user_row(row: &Row<'_>) -> rusqlite::Result<Result<User>> {
     let role: String = row.get(2)?;
@@ -204,5 +209,11 @@ fn user_row(row: &Row<'_>) -> rusqlite::Result<Result<User>> {
         Ok(ts) => ts,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(Ok(User { id: UserId(row.get(0)?), username: row.get(1)?, role, created_at }))
+    Ok(Ok(User {
+        id: UserId(row.get(0)?),
+        username: row.get(1)?,
+        role,
+        site_id: row.get::<_, Option<i64>>(4)?.map(SiteId),
+        created_at,
+    }))
 }

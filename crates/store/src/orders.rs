@@ -89,6 +89,24 @@ impl Store {
         })
     }
 
+    /// One operation, with its eligible machines.
+    pub fn operation(&self, id: OperationId) -> Result<Operation> {
+        self.read(|conn| {
+            let mut operation = conn
+                .prepare_cached(&format!("{OPERATION_SELECT} WHERE id = ?1"))?
+                .query_row([id.0], operation_row)
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "operation", id: id.0 })??;
+            operation.eligible_machines = conn
+                .prepare_cached(
+                    "SELECT machine_id FROM operation_machines WHERE operation_id = ?1 ORDER BY machine_id",
+                )?
+                .query_map([id.0], |row| Ok(MachineId(row.get(0)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(operation)
+        })
+    }
+
     /// Orders in id order, narrowed by `filter`.
     pub fn orders(&self, filter: &OrderFilter, request: PageRequest) -> Result<Page<Order>> {
         let mut sql = format!("{ORDER_SELECT} WHERE id > ?");

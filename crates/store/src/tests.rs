@@ -200,7 +200,7 @@ fn calendars_round_trip() {
 #[test]
 fn tokens_authenticate_until_revoked() {
     let store = Store::open_in_memory().unwrap();
-    let user = store.create_user("ada", Role::Planner, "$argon2id$fake", NOW).unwrap();
+    let user = store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
     let digest = [7u8; 32];
     let token = store.create_token(user.id, "cli", &digest, "mf_abc", NOW).unwrap();
     assert_eq!(store.token_owner(&digest).unwrap().unwrap().user, user);

@@ -87,6 +87,9 @@ pub(crate) struct NewUser {
     role: Role,
     /// At least 12 characters.
     password: String,
+    /// For `device` accounts (required there): the site the device publishes for.
+    #[serde(default)]
+    site_id: Option<model::SiteId>,
 }
 
 /// Changes to a user; absent fields stay as they are.
@@ -124,12 +127,21 @@ pub(crate) async fn create_user(
     let mut problems = Vec::new();
     model::check_code("username", &new.username, &mut problems);
     check_password(&new.password, &mut problems);
+    match (new.role, new.site_id) {
+        (Role::Device, None) => {
+            problems.push(FieldError::new("site_id", "a device account needs the site it publishes for"))
+        }
+        (role, Some(_)) if role != Role::Device => {
+            problems.push(FieldError::new("site_id", "only device accounts are bound to a site"))
+        }
+        _ => {}
+    }
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
     let hash = hash_off_runtime(new.password).await?;
     let (store, now) = (state.store, state.clock.now());
-    Ok(Created(blocking(move || store.create_user(&new.username, new.role, &hash, now)).await?))
+    Ok(Created(blocking(move || store.create_user(&new.username, new.role, new.site_id, &hash, now)).await?))
 }
 
 async fn hash_off_runtime(password: String) -> ApiResult<String> {

@@ -13,13 +13,13 @@ use store::Store;
 
 use super::{Created, PageQuery, create, fetch, read, remove, replace};
 use crate::AppState;
-use crate::auth::{Need, Principal};
+use crate::auth::{Need, Principal, Reader};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 
 pub(crate) async fn list_materials(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<ListResponse<Material>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -37,7 +37,7 @@ pub(crate) async fn create_material(
 
 pub(crate) async fn get_material(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<Material>> {
     fetch(state, MaterialId(id), Store::material).await
@@ -62,7 +62,7 @@ pub(crate) async fn delete_material(
 
 pub(crate) async fn list_products(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<ListResponse<Product>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -80,7 +80,7 @@ pub(crate) async fn create_product(
 
 pub(crate) async fn get_product(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<Product>> {
     fetch(state, ProductId(id), Store::product).await
@@ -113,7 +113,7 @@ pub(crate) struct VariantsQuery {
 
 pub(crate) async fn list_variants(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<VariantsQuery>,
 ) -> ApiResult<Json<ListResponse<Variant>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -131,7 +131,7 @@ pub(crate) async fn create_variant(
 
 pub(crate) async fn get_variant(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<Variant>> {
     fetch(state, VariantId(id), Store::variant).await
@@ -156,7 +156,7 @@ pub(crate) async fn delete_variant(
 
 pub(crate) async fn list_routings(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<ListResponse<Routing>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -174,7 +174,7 @@ pub(crate) async fn create_routing(
 
 pub(crate) async fn get_routing(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<Routing>> {
     fetch(state, RoutingId(id), Store::routing).await

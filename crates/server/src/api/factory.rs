@@ -10,13 +10,13 @@ use store::Store;
 
 use super::{Created, PageQuery, blocking, create, fetch, read, remove, replace, validate};
 use crate::AppState;
-use crate::auth::{Need, Principal};
+use crate::auth::{Need, Principal, Reader};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 
 pub(crate) async fn list_sites(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> ApiResult<Json<ListResponse<Site>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -32,11 +32,7 @@ pub(crate) async fn create_site(
     create(state, principal, Need::Administer, new, Store::create_site).await
 }
 
-pub(crate) async fn get_site(
-    State(state): State<AppState>,
-    _: Principal,
-    Id(id): Id,
-) -> ApiResult<Json<Site>> {
+pub(crate) async fn get_site(State(state): State<AppState>, _: Reader, Id(id): Id) -> ApiResult<Json<Site>> {
     fetch(state, SiteId(id), Store::site).await
 }
 
@@ -59,7 +55,7 @@ pub(crate) async fn delete_site(
 
 pub(crate) async fn get_calendar(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<Calendar>> {
     fetch(state, SiteId(id), Store::calendar).await
@@ -92,7 +88,7 @@ pub(crate) struct LinesQuery {
 
 pub(crate) async fn list_lines(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<LinesQuery>,
 ) -> ApiResult<Json<ListResponse<Line>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -108,11 +104,7 @@ pub(crate) async fn create_line(
     create(state, principal, Need::Administer, new, Store::create_line).await
 }
 
-pub(crate) async fn get_line(
-    State(state): State<AppState>,
-    _: Principal,
-    Id(id): Id,
-) -> ApiResult<Json<Line>> {
+pub(crate) async fn get_line(State(state): State<AppState>, _: Reader, Id(id): Id) -> ApiResult<Json<Line>> {
     fetch(state, LineId(id), Store::line).await
 }
 
@@ -144,7 +136,7 @@ pub(crate) struct MachinesQuery {
 
 pub(crate) async fn list_machines(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<MachinesQuery>,
 ) -> ApiResult<Json<ListResponse<Machine>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -163,7 +155,7 @@ pub(crate) async fn create_machine(
 
 pub(crate) async fn get_machine(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<Machine>> {
     fetch(state, MachineId(id), Store::machine).await

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Created, blocking, read, remove, replace};
 use crate::AppState;
-use crate::auth::{Need, Principal};
+use crate::auth::{Need, Principal, Reader};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 use crate::import::{ImportOutcome, import_csv};
@@ -40,7 +40,7 @@ fn timestamp_param(field: &str, value: Option<&str>) -> ApiResult<Option<model::
 
 pub(crate) async fn list_orders(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     QueryParams(query): QueryParams<OrdersQuery>,
 ) -> ApiResult<Json<ListResponse<Order>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
@@ -65,7 +65,7 @@ pub(crate) struct OrderDetail {
 
 pub(crate) async fn get_order(
     State(state): State<AppState>,
-    _: Principal,
+    _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<OrderDetail>> {
     let store = state.store;

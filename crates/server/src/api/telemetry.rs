@@ -1,0 +1,424 @@
+//! Handlers for what machines report: series queries, the state timeline, production counts and
+//! ISO 22400 OEE per machine, line or site.
+
+use axum::Json;
+use axum::extract::State;
+use model::oee::{self, StateSpan};
+use model::{
+    FieldError, Kpis, Machine, MachineId, MachineState, ProductionRecord, SiteId, StateChange, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use store::{PageRequest, SeriesPoint};
+use time::format_description::well_known::Rfc3339;
+
+use super::{Created, blocking, read};
+use crate::AppState;
+use crate::auth::{Principal, Reader};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, JsonBody, QueryParams};
+
+/// Most points one series query returns.
+const MAX_POINTS: u32 = 100_000;
+/// Longest period one OEE or timeline query covers.
+const MAX_PERIOD_DAYS: i64 = 400;
+
+/// `from`/`to` as RFC 3339 parameters, defaulting to the last `default_hours` before now.
+fn period(from: Option<&str>, to: Option<&str>, now: Timestamp, default_hours: i64) -> ApiResult<(i64, i64)> {
+    let parse = |field: &str, value: Option<&str>| -> ApiResult<Option<i64>> {
+        value
+            .map(|text| {
+                Timestamp::parse(text, &Rfc3339).map(oee::unix_ms).map_err(|_| {
+                    ApiError::bad_request(field, "must be an RFC 3339 time, e.g. 2026-12-01T08:00:00+08:00")
+                })
+            })
+            .transpose()
+    };
+    let to = parse("to", to)?.unwrap_or_else(|| oee::unix_ms(now));
+    let from = parse("from", from)?.unwrap_or(to - default_hours * 3_600_000);
+    if from >= to {
+        return Err(ApiError::bad_request("from", "must be before to"));
+    }
+    if to - from > MAX_PERIOD_DAYS * 86_400_000 {
+        return Err(ApiError::bad_request(
+            "from",
+            format!("the period may span at most {MAX_PERIOD_DAYS} days"),
+        ));
+    }
+    Ok((from, to))
+}
+
+fn rfc3339(ms: i64) -> String {
+    Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|ts| ts.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// A machine's metric names.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct MetricList {
+    machine_id: MachineId,
+    metrics: Vec<String>,
+}
+
+pub(crate) async fn list_metrics(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<MetricList>> {
+    let machine = MachineId(id);
+    let store = state.store;
+    store.machine(machine)?;
+    Ok(Json(MetricList { machine_id: machine, metrics: read(|| store.metrics(machine))? }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SeriesQuery {
+    metric: String,
+    from: Option<String>,
+    to: Option<String>,
+    /// Seconds per aggregated point; absent for raw readings.
+    step: Option<u32>,
+    limit: Option<u32>,
+}
+
+/// One point of a series as sent.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Point {
+    ts: String,
+    min: f64,
+    max: f64,
+    avg: f64,
+    last: f64,
+    count: u64,
+}
+
+/// A series query's answer.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Series {
+    machine_id: MachineId,
+    metric: String,
+    from: String,
+    to: String,
+    /// Seconds per point, or absent for raw readings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<u32>,
+    points: Vec<Point>,
+}
+
+pub(crate) async fn series(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+    QueryParams(query): QueryParams<SeriesQuery>,
+) -> ApiResult<Json<Series>> {
+    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), state.clock.now(), 1)?;
+    if query.step == Some(0) {
+        return Err(ApiError::bad_request("step", "must be at least 1 second"));
+    }
+    let limit = query.limit.unwrap_or(10_000);
+    if !(1..=MAX_POINTS).contains(&limit) {
+        return Err(ApiError::bad_request("limit", format!("must be from 1 to {MAX_POINTS}")));
+    }
+    let machine = MachineId(id);
+    let store = state.store;
+    store.machine(machine)?;
+    let step_ms = query.step.map(|s| i64::from(s) * 1000);
+    let points = read(|| store.series(machine, &query.metric, from, to, step_ms, limit))?;
+    Ok(Json(Series {
+        machine_id: machine,
+        metric: query.metric,
+        from: rfc3339(from),
+        to: rfc3339(to),
+        step: query.step,
+        points: points
+            .into_iter()
+            .map(|p: SeriesPoint| Point {
+                ts: rfc3339(p.ts_ms),
+                min: p.min,
+                max: p.max,
+                avg: p.avg,
+                last: p.last,
+                count: p.count,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeriodQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// One span of the state timeline as sent.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Span {
+    from: String,
+    to: String,
+    state: MachineState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+fn spans_out(spans: Vec<StateSpan>) -> Vec<Span> {
+    spans
+        .into_iter()
+        .map(|s| Span { from: rfc3339(s.start_ms), to: rfc3339(s.end_ms), state: s.state, reason: s.reason })
+        .collect()
+}
+
+pub(crate) async fn states(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+    QueryParams(query): QueryParams<PeriodQuery>,
+) -> ApiResult<Json<Vec<Span>>> {
+    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), state.clock.now(), 24)?;
+    let machine = MachineId(id);
+    let store = state.store;
+    store.machine(machine)?;
+    Ok(Json(spans_out(read(|| store.state_spans(machine, from, to))?)))
+}
+
+/// A machine's current state as sent.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct CurrentState {
+    machine_id: MachineId,
+    state: MachineState,
+    since: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+pub(crate) async fn current_states(
+    State(state): State<AppState>,
+    _: Reader,
+) -> ApiResult<Json<Vec<CurrentState>>> {
+    let store = state.store;
+    let states = read(|| store.current_states())?;
+    Ok(Json(
+        states
+            .into_iter()
+            .map(|c| CurrentState {
+                machine_id: c.machine,
+                state: c.state,
+                since: rfc3339(oee::unix_ms(c.at)),
+                reason: c.reason,
+            })
+            .collect(),
+    ))
+}
+
+/// A state report by a person or a device.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateReport {
+    state: MachineState,
+    #[serde(default)]
+    reason: Option<String>,
+    /// When the machine entered the state; now when absent.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    at: Option<Timestamp>,
+}
+
+/// Operators, planners, admins, and the machine's own site's devices may report states and counts.
+fn check_reporter(principal: &Principal, machine: &Machine) -> ApiResult<()> {
+    if principal.user.role.may_report_production() || principal.may_ingest_for(machine.site_id) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "the {} role may not report for this machine",
+            principal.user.role.as_str()
+        )))
+    }
+}
+
+fn check_reason(reason: Option<&str>, out: &mut Vec<FieldError>) {
+    if let Some(reason) = reason {
+        model::check_name("reason", reason, out);
+    }
+}
+
+pub(crate) async fn report_state(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(report): JsonBody<StateReport>,
+) -> ApiResult<Created<CurrentState>> {
+    let machine = state.store.machine(MachineId(id))?;
+    check_reporter(&principal, &machine)?;
+    let mut problems = Vec::new();
+    check_reason(report.reason.as_deref(), &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let change = StateChange {
+        machine: machine.id,
+        at: report.at.unwrap_or_else(|| state.clock.now()),
+        state: report.state,
+        reason: report.reason,
+    };
+    let store = state.store.clone();
+    let stored = change.clone();
+    blocking(move || store.record_state(&stored)).await?;
+    Ok(Created(CurrentState {
+        machine_id: change.machine,
+        state: change.state,
+        since: rfc3339(oee::unix_ms(change.at)),
+        reason: change.reason,
+    }))
+}
+
+/// Units reported finished on a machine.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProductionReport {
+    good: u32,
+    #[serde(default)]
+    scrap: u32,
+    /// Ideal seconds per unit; taken from the operation when `operation_id` is given.
+    #[serde(default)]
+    ideal_unit_seconds: Option<f64>,
+    #[serde(default)]
+    operation_id: Option<model::OperationId>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    at: Option<Timestamp>,
+}
+
+/// The stored record, as sent back.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct ProductionOut {
+    machine_id: MachineId,
+    at: String,
+    good: u32,
+    scrap: u32,
+    ideal_unit_seconds: f64,
+}
+
+pub(crate) async fn report_production(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(report): JsonBody<ProductionReport>,
+) -> ApiResult<Created<ProductionOut>> {
+    let machine = state.store.machine(MachineId(id))?;
+    check_reporter(&principal, &machine)?;
+    let ideal = report.ideal_unit_seconds.unwrap_or(0.0);
+    let mut problems = Vec::new();
+    if !(0.0..=7.0 * 86_400.0).contains(&ideal) {
+        problems.push(FieldError::new("ideal_unit_seconds", "must be a number from 0 to 604800"));
+    }
+    if report.good == 0 && report.scrap == 0 {
+        problems.push(FieldError::new("good", "report at least one unit, good or scrap"));
+    }
+    if report.ideal_unit_seconds.is_none() && report.operation_id.is_none() {
+        problems
+            .push(FieldError::new("ideal_unit_seconds", "give the ideal time per unit or the operation_id"));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let mut record = ProductionRecord {
+        machine: machine.id,
+        at: report.at.unwrap_or_else(|| state.clock.now()),
+        operation: report.operation_id,
+        good: report.good,
+        scrap: report.scrap,
+        ideal_unit_seconds: ideal,
+    };
+    let store = state.store.clone();
+    let record = blocking(move || {
+        if let (Some(operation), None) = (record.operation, report.ideal_unit_seconds) {
+            record.ideal_unit_seconds = store.operation(operation)?.unit_seconds;
+        }
+        store.record_production(&record)?;
+        Ok(record)
+    })
+    .await?;
+    Ok(Created(ProductionOut {
+        machine_id: record.machine,
+        at: rfc3339(oee::unix_ms(record.at)),
+        good: record.good,
+        scrap: record.scrap,
+        ideal_unit_seconds: record.ideal_unit_seconds,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OeeQuery {
+    machine: Option<i64>,
+    line: Option<i64>,
+    site: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// One machine's KPIs.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct MachineKpis {
+    machine_id: MachineId,
+    code: String,
+    #[serde(flatten)]
+    kpis: Kpis,
+}
+
+/// The OEE answer: the total over the machines asked for, and each machine.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct OeeReport {
+    from: String,
+    to: String,
+    total: Kpis,
+    machines: Vec<MachineKpis>,
+}
+
+pub(crate) async fn oee_report(
+    State(state): State<AppState>,
+    _: Reader,
+    QueryParams(query): QueryParams<OeeQuery>,
+) -> ApiResult<Json<OeeReport>> {
+    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), state.clock.now(), 24)?;
+    let chosen =
+        [query.machine.is_some(), query.line.is_some(), query.site.is_some()].iter().filter(|b| **b).count();
+    if chosen > 1 {
+        return Err(ApiError::bad_request("machine", "give one of machine, line or site"));
+    }
+    let store = state.store.clone();
+    let report = blocking(move || {
+        let machines: Vec<Machine> = match query.machine {
+            Some(id) => vec![store.machine(MachineId(id))?],
+            None => {
+                store
+                    .machines(
+                        query.site.map(SiteId),
+                        query.line.map(model::LineId),
+                        PageRequest { after: None, limit: 10_000 },
+                    )?
+                    .items
+            }
+        };
+        let mut sites = std::collections::HashMap::new();
+        let mut rows = Vec::with_capacity(machines.len());
+        for machine in machines {
+            if let std::collections::hash_map::Entry::Vacant(entry) = sites.entry(machine.site_id) {
+                let site = store.site(machine.site_id)?;
+                let offset = model::parse_utc_offset(&site.utc_offset).unwrap_or(0);
+                entry.insert((store.calendar(machine.site_id)?, offset));
+            }
+            let (calendar, offset) = &sites[&machine.site_id];
+            let spans = store.state_spans(machine.id, from, to)?;
+            let production = store.production(machine.id, from, to)?;
+            let kpis = oee::compute(calendar, *offset, from, to, &spans, &production);
+            rows.push(MachineKpis { machine_id: machine.id, code: machine.code, kpis });
+        }
+        Ok(rows)
+    })
+    .await?;
+    let total = Kpis::combine(report.iter().map(|m| &m.kpis));
+    Ok(Json(OeeReport { from: rfc3339(from), to: rfc3339(to), total, machines: report }))
+}

@@ -7,6 +7,7 @@
 //! callers inject), no knowledge of SQL or HTTP. Validation of new records lives here too, so the
 //! store, the API and the CSV importer apply the same rules and name the same fields.
 
+pub mod alarm;
 mod auth;
 mod calendar;
 mod clock;

@@ -222,3 +222,142 @@ mod oee_tests {
         assert_eq!(both.availability, Some(3.0 / 18.0));
     }
 }
+
+mod alarm_tests {
+    use super::*;
+    use crate::alarm::{AlarmRule, Condition, Engine, NewAlarmRule, Severity, Transition};
+    use time::macros::datetime;
+
+    const T0: Timestamp = datetime!(2026-11-24 09:00 UTC);
+
+    fn rule(id: i64, metric: Option<&str>, condition: Condition, for_seconds: u32) -> AlarmRule {
+        AlarmRule {
+            id,
+            rule: NewAlarmRule {
+                name: format!("rule {id}"),
+                machine_id: None,
+                metric: metric.map(str::to_string),
+                condition,
+                for_seconds,
+                severity: Severity::Critical,
+                enabled: true,
+            },
+        }
+    }
+
+    fn reading(machine: i64, metric: &str, seconds: i64, value: f64) -> Reading {
+        Reading {
+            machine: MachineId(machine),
+            metric: metric.into(),
+            at: T0 + time::Duration::seconds(seconds),
+            value,
+        }
+    }
+
+    fn kinds(transitions: &[Transition]) -> Vec<&'static str> {
+        transitions
+            .iter()
+            .map(|t| if matches!(t, Transition::Raise { .. }) { "raise" } else { "clear" })
+            .collect()
+    }
+
+    #[test]
+    fn thresholds_wait_for_the_delay_then_raise_once_and_clear() {
+        let mut engine =
+            Engine::new(vec![rule(1, Some("gas_ppm"), Condition::Above { threshold: 50.0 }, 5)], &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "gas_ppm", 0, 80.0), &mut out);
+        engine.on_reading(&reading(1, "gas_ppm", 3, 90.0), &mut out);
+        assert!(out.is_empty(), "the condition has held only 3 of 5 seconds");
+        engine.on_reading(&reading(1, "gas_ppm", 6, 95.0), &mut out);
+        engine.on_reading(&reading(1, "gas_ppm", 7, 99.0), &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+        let Transition::Raise { at, value, message, .. } = &out[0] else { unreachable!() };
+        assert_eq!((*at, *value), (T0, Some(95.0)));
+        assert_eq!(message, "rule 1: gas_ppm = 95 above 50");
+        engine.on_reading(&reading(2, "gas_ppm", 8, 99.0), &mut out);
+        assert_eq!(out.len(), 1, "another machine has its own delay");
+        engine.on_reading(&reading(1, "gas_ppm", 9, 10.0), &mut out);
+        assert_eq!(kinds(&out), ["raise", "clear"]);
+        engine.on_reading(&reading(1, "temperature", 10, 500.0), &mut out);
+        assert_eq!(out.len(), 2, "other metrics are not watched");
+    }
+
+    #[test]
+    fn a_delay_can_run_out_between_readings() {
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 30)], &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "temp", 0, 85.0), &mut out);
+        engine.on_tick(T0 + time::Duration::seconds(29), &[MachineId(1)], &mut out);
+        assert!(out.is_empty());
+        engine.on_tick(T0 + time::Duration::seconds(31), &[MachineId(1)], &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+    }
+
+    #[test]
+    fn rate_of_change_and_stale_data() {
+        let rules = vec![
+            rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0),
+            rule(2, Some("vibration"), Condition::Stale { seconds: 60 }, 0),
+        ];
+        let mut engine = Engine::new(rules, &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "vibration", 0, 1.0), &mut out);
+        engine.on_reading(&reading(1, "vibration", 10, 1.5), &mut out); // 3 per minute
+        assert!(out.is_empty());
+        engine.on_reading(&reading(1, "vibration", 20, 3.0), &mut out); // 9 per minute
+        assert_eq!(kinds(&out), ["raise"]);
+        out.clear();
+        engine.on_tick(T0 + time::Duration::seconds(70), &[MachineId(1), MachineId(2)], &mut out);
+        assert!(out.is_empty(), "50 s of silence is tolerated; machine 2 never reported");
+        engine.on_tick(T0 + time::Duration::seconds(81), &[MachineId(1), MachineId(2)], &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+        engine.on_reading(&reading(1, "vibration", 90, 3.0), &mut out);
+        assert_eq!(kinds(&out), ["raise", "clear", "clear"], "data is back and the rate is calm");
+    }
+
+    #[test]
+    fn long_stops_raise_and_running_again_clears() {
+        let mut engine = Engine::new(vec![rule(1, None, Condition::StoppedLonger { minutes: 10 }, 0)], &[]);
+        let mut out = Vec::new();
+        let change = |seconds: i64, state| StateChange {
+            machine: MachineId(4),
+            at: T0 + time::Duration::seconds(seconds),
+            state,
+            reason: None,
+        };
+        engine.on_state(&change(0, MachineState::Down), &mut out);
+        engine.on_state(&change(120, MachineState::Idle), &mut out);
+        engine.on_tick(T0 + time::Duration::minutes(9), &[MachineId(4)], &mut out);
+        assert!(out.is_empty());
+        engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(4)], &mut out);
+        engine.on_tick(T0 + time::Duration::minutes(11), &[MachineId(4)], &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+        engine.on_state(&change(700, MachineState::Running), &mut out);
+        assert_eq!(kinds(&out), ["raise", "clear"]);
+    }
+
+    #[test]
+    fn alarms_already_up_are_not_raised_again_after_a_restart() {
+        let mut engine = Engine::new(
+            vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 0)],
+            &[(1, MachineId(1))],
+        );
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "temp", 0, 90.0), &mut out);
+        assert!(out.is_empty());
+        engine.on_reading(&reading(1, "temp", 1, 20.0), &mut out);
+        assert_eq!(kinds(&out), ["clear"]);
+    }
+
+    #[test]
+    fn rules_are_validated() {
+        let mut bad = rule(1, None, Condition::Above { threshold: f64::NAN }, 90_000).rule;
+        assert_eq!(fields(bad.problems()), ["metric", "condition.threshold", "for_seconds"]);
+        bad.metric = Some("x".into());
+        bad.condition = Condition::StoppedLonger { minutes: 0 };
+        bad.for_seconds = 0;
+        assert_eq!(fields(bad.problems()), ["metric", "condition.minutes"]);
+    }
+}

@@ -1,0 +1,370 @@
+//! Alarm rules and the engine that evaluates them. Pure: the engine is fed readings, state changes
+//! and clock ticks, and answers with the alarms to raise and clear; the server stores them and
+//! sends notifications.
+//!
+//! An alarm has a life cycle `active → acknowledged → cleared` (or `active → cleared`): the engine
+//! raises it when the rule's condition has held for `for_seconds`, and clears it when the
+//! condition stops holding. Acknowledging is a person's act and does not clear it.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::oee::unix_ms;
+use crate::validate::{FieldError, Validate, check_range};
+use crate::{MachineId, MachineState, Reading, StateChange, Timestamp, check_name};
+
+/// How urgent an alarm is.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Needs attention soon.
+    Warning,
+    /// Needs attention now: safety or a stopped line.
+    Critical,
+}
+
+impl Severity {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The inverse of [`Severity::as_str`].
+    pub fn parse(text: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// What a rule watches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// The metric is above `threshold`.
+    Above {
+        /// The limit.
+        threshold: f64,
+    },
+    /// The metric is below `threshold`.
+    Below {
+        /// The limit.
+        threshold: f64,
+    },
+    /// The metric changes faster than `per_minute` units per minute (either direction).
+    RateAbove {
+        /// The limit, in units per minute.
+        per_minute: f64,
+    },
+    /// No reading of the metric for `seconds`.
+    Stale {
+        /// How long silence is tolerated.
+        seconds: u32,
+    },
+    /// The machine has been out of `running` (down, idle, setup or offline; planned stops do not
+    /// count) for longer than `minutes`.
+    StoppedLonger {
+        /// How long a stop is tolerated.
+        minutes: u32,
+    },
+}
+
+impl Condition {
+    /// Whether the rule needs a metric name.
+    pub fn needs_metric(&self) -> bool {
+        !matches!(self, Condition::StoppedLonger { .. })
+    }
+}
+
+/// An alarm rule to create, or the new contents of an existing one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAlarmRule {
+    /// What the alarm says, e.g. `Gas leak`.
+    pub name: String,
+    /// One machine, or every machine when absent.
+    #[serde(default)]
+    pub machine_id: Option<MachineId>,
+    /// The metric watched (not for `stopped_longer`).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// The condition.
+    pub condition: Condition,
+    /// How long the condition must hold before the alarm is raised (0 = at once).
+    #[serde(default)]
+    pub for_seconds: u32,
+    /// How urgent the alarm is.
+    pub severity: Severity,
+    /// Disabled rules raise nothing.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl Validate for NewAlarmRule {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        check_name("name", &self.name, &mut out);
+        match (&self.metric, self.condition.needs_metric()) {
+            (None, true) => out.push(FieldError::new("metric", "this condition watches a metric; name it")),
+            (Some(_), false) => {
+                out.push(FieldError::new("metric", "stopped_longer watches the machine state, not a metric"))
+            }
+            (Some(metric), true) => check_metric_name("metric", metric, &mut out),
+            (None, false) => {}
+        }
+        match &self.condition {
+            Condition::Above { threshold } | Condition::Below { threshold } => {
+                check_range("condition.threshold", *threshold, -1e12, 1e12, &mut out)
+            }
+            Condition::RateAbove { per_minute } => {
+                check_range("condition.per_minute", *per_minute, 0.0, 1e12, &mut out)
+            }
+            Condition::Stale { seconds } if *seconds == 0 => {
+                out.push(FieldError::new("condition.seconds", "must be at least 1"))
+            }
+            Condition::StoppedLonger { minutes } if *minutes == 0 => {
+                out.push(FieldError::new("condition.minutes", "must be at least 1"))
+            }
+            _ => {}
+        }
+        if self.for_seconds > 86_400 {
+            out.push(FieldError::new("for_seconds", "must be at most one day"));
+        }
+        out
+    }
+}
+
+/// Metric names: 1 to 128 printable characters.
+pub fn check_metric_name(field: &str, name: &str, out: &mut Vec<FieldError>) {
+    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        out.push(FieldError::new(field, "must be 1 to 128 printable characters"));
+    }
+}
+
+/// A stored rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AlarmRule {
+    /// Store-assigned id.
+    pub id: i64,
+    /// The rule's contents.
+    #[serde(flatten)]
+    pub rule: NewAlarmRule,
+}
+
+/// What the engine decided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    /// Raise an alarm.
+    Raise {
+        /// The rule.
+        rule_id: i64,
+        /// The machine.
+        machine: MachineId,
+        /// When the condition started to hold (not when the delay ran out).
+        at: Timestamp,
+        /// The value that tripped it, for metric conditions.
+        value: Option<f64>,
+        /// A sentence for people.
+        message: String,
+    },
+    /// The condition no longer holds.
+    Clear {
+        /// The rule.
+        rule_id: i64,
+        /// The machine.
+        machine: MachineId,
+        /// When it stopped holding.
+        at: Timestamp,
+    },
+}
+
+#[derive(Default)]
+struct Track {
+    /// Since when the condition holds, if it does.
+    since: Option<(Timestamp, Option<f64>)>,
+    /// Whether an alarm is up.
+    raised: bool,
+}
+
+/// Evaluates every rule against what the machines report.
+#[derive(Default)]
+pub struct Engine {
+    rules: Vec<AlarmRule>,
+    tracks: HashMap<(i64, MachineId), Track>,
+    last_reading: HashMap<(MachineId, String), (Timestamp, f64)>,
+    states: HashMap<MachineId, (Timestamp, MachineState)>,
+}
+
+impl Engine {
+    /// An engine with `rules`; `raised` are the (rule, machine) pairs that already have an alarm
+    /// up (from the store, after a restart), so they are not raised twice.
+    pub fn new(rules: Vec<AlarmRule>, raised: &[(i64, MachineId)]) -> Engine {
+        let mut engine = Engine { rules, ..Engine::default() };
+        for key in raised {
+            engine.tracks.entry(*key).or_default().raised = true;
+        }
+        engine
+    }
+
+    /// Replaces the rules (after an edit); state of unchanged rules is kept.
+    pub fn set_rules(&mut self, rules: Vec<AlarmRule>) {
+        self.tracks.retain(|(rule, _), _| rules.iter().any(|r| r.id == *rule));
+        self.rules = rules;
+    }
+
+    /// Feeds one reading.
+    pub fn on_reading(&mut self, reading: &Reading, out: &mut Vec<Transition>) {
+        let key = (reading.machine, reading.metric.clone());
+        let previous = self.last_reading.insert(key, (reading.at, reading.value));
+        for rule in &self.rules {
+            if !applies(rule, reading.machine) || rule.rule.metric.as_deref() != Some(reading.metric.as_str())
+            {
+                continue;
+            }
+            let holds = match rule.rule.condition {
+                Condition::Above { threshold } => Some(reading.value > threshold),
+                Condition::Below { threshold } => Some(reading.value < threshold),
+                Condition::RateAbove { per_minute } => previous.and_then(|(at, value)| {
+                    let minutes = (unix_ms(reading.at) - unix_ms(at)) as f64 / 60_000.0;
+                    (minutes > 0.0).then(|| ((reading.value - value) / minutes).abs() > per_minute)
+                }),
+                // A fresh reading ends staleness.
+                Condition::Stale { .. } => Some(false),
+                Condition::StoppedLonger { .. } => None,
+            };
+            if let Some(holds) = holds {
+                let track = self.tracks.entry((rule.id, reading.machine)).or_default();
+                step(rule, reading.machine, track, holds, reading.at, Some(reading.value), out);
+            }
+        }
+    }
+
+    /// Feeds a state change.
+    pub fn on_state(&mut self, change: &StateChange, out: &mut Vec<Transition>) {
+        self.states.insert(change.machine, (change.at, change.state));
+        for rule in &self.rules {
+            if !applies(rule, change.machine)
+                || !matches!(rule.rule.condition, Condition::StoppedLonger { .. })
+            {
+                continue;
+            }
+            let track = self.tracks.entry((rule.id, change.machine)).or_default();
+            let stopped = !matches!(change.state, MachineState::Running | MachineState::PlannedStop);
+            if stopped {
+                if track.since.is_none() {
+                    track.since = Some((change.at, None));
+                }
+            } else {
+                step(rule, change.machine, track, false, change.at, None, out);
+            }
+        }
+    }
+
+    /// Advances time: raises delayed alarms, stale data and long stops. `machines` lists every
+    /// machine, so rules for all machines can find silent ones.
+    pub fn on_tick(&mut self, now: Timestamp, machines: &[MachineId], out: &mut Vec<Transition>) {
+        for rule in &self.rules {
+            if !rule.rule.enabled {
+                continue;
+            }
+            for &machine in machines {
+                if !applies(rule, machine) {
+                    continue;
+                }
+                match rule.rule.condition {
+                    Condition::Stale { seconds } => {
+                        let Some(metric) = &rule.rule.metric else { continue };
+                        // Only series that have ever reported can go stale.
+                        let Some((last, _)) = self.last_reading.get(&(machine, metric.clone())) else {
+                            continue;
+                        };
+                        let silent = unix_ms(now) - unix_ms(*last) > i64::from(seconds) * 1000;
+                        let track = self.tracks.entry((rule.id, machine)).or_default();
+                        if silent && track.since.is_none() {
+                            track.since = Some((*last + time::Duration::seconds(i64::from(seconds)), None));
+                        }
+                        let holds = track.since.is_some();
+                        step(rule, machine, track, holds, now, None, out);
+                    }
+                    Condition::StoppedLonger { minutes } => {
+                        let track = self.tracks.entry((rule.id, machine)).or_default();
+                        if let Some((since, _)) = track.since
+                            && !track.raised
+                            && unix_ms(now) - unix_ms(since)
+                                >= i64::from(minutes) * 60_000 + i64::from(rule.rule.for_seconds) * 1000
+                        {
+                            track.raised = true;
+                            out.push(raise(rule, machine, since, None));
+                        }
+                    }
+                    _ => {
+                        let track = self.tracks.entry((rule.id, machine)).or_default();
+                        if track.since.is_some() {
+                            step(rule, machine, track, true, now, None, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn applies(rule: &AlarmRule, machine: MachineId) -> bool {
+    rule.rule.enabled && rule.rule.machine_id.is_none_or(|m| m == machine)
+}
+
+/// Moves one (rule, machine) track given whether the condition holds at `at`.
+fn step(
+    rule: &AlarmRule,
+    machine: MachineId,
+    track: &mut Track,
+    holds: bool,
+    at: Timestamp,
+    value: Option<f64>,
+    out: &mut Vec<Transition>,
+) {
+    if !holds {
+        track.since = None;
+        if track.raised {
+            track.raised = false;
+            out.push(Transition::Clear { rule_id: rule.id, machine, at });
+        }
+        return;
+    }
+    let (since, first_value) = *track.since.get_or_insert((at, value));
+    let held_ms = unix_ms(at) - unix_ms(since);
+    if !track.raised && held_ms >= i64::from(rule.rule.for_seconds) * 1000 {
+        track.raised = true;
+        out.push(raise(rule, machine, since, value.or(first_value)));
+    }
+}
+
+fn raise(rule: &AlarmRule, machine: MachineId, at: Timestamp, value: Option<f64>) -> Transition {
+    let metric = rule.rule.metric.as_deref().unwrap_or("state");
+    let detail = match (&rule.rule.condition, value) {
+        (Condition::Above { threshold }, Some(v)) => format!("{metric} = {v} above {threshold}"),
+        (Condition::Below { threshold }, Some(v)) => format!("{metric} = {v} below {threshold}"),
+        (Condition::RateAbove { per_minute }, _) => format!("{metric} changing faster than {per_minute}/min"),
+        (Condition::Stale { seconds }, _) => format!("no {metric} data for over {seconds} s"),
+        (Condition::StoppedLonger { minutes }, _) => format!("stopped for over {minutes} min"),
+        (_, None) => metric.to_string(),
+    };
+    Transition::Raise {
+        rule_id: rule.id,
+        machine,
+        at,
+        value,
+        message: format!("{}: {detail}", rule.rule.name),
+    }
+}

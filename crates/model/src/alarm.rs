@@ -368,3 +368,66 @@ fn raise(rule: &AlarmRule, machine: MachineId, at: Timestamp, value: Option<f64>
         message: format!("{}: {detail}", rule.rule.name),
     }
 }
+
+/// Where an alarm stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmStatus {
+    /// Raised, nobody has responded yet.
+    Active,
+    /// Someone has seen it; the condition still holds.
+    Acknowledged,
+    /// The condition no longer holds.
+    Cleared,
+}
+
+impl AlarmStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmStatus::Active => "active",
+            AlarmStatus::Acknowledged => "acknowledged",
+            AlarmStatus::Cleared => "cleared",
+        }
+    }
+
+    /// The inverse of [`AlarmStatus::as_str`].
+    pub fn parse(text: &str) -> Option<AlarmStatus> {
+        [AlarmStatus::Active, AlarmStatus::Acknowledged, AlarmStatus::Cleared]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A raised alarm and its life cycle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Alarm {
+    /// Store-assigned id.
+    pub id: i64,
+    /// The rule that raised it (absent once the rule is deleted).
+    pub rule_id: Option<i64>,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// How urgent.
+    pub severity: Severity,
+    /// What happened.
+    pub message: String,
+    /// The value that tripped it, for metric conditions.
+    pub value: Option<f64>,
+    /// Where it stands.
+    pub status: AlarmStatus,
+    /// When the condition started to hold.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub raised_at: Timestamp,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub acknowledged_at: Option<Timestamp>,
+    /// When the condition stopped holding.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub cleared_at: Option<Timestamp>,
+}

@@ -10,6 +10,7 @@
 //! pool of reader connections, which WAL lets run beside the writer. All methods are blocking; the
 //! server calls them from `spawn_blocking`.
 
+mod alarms;
 mod auth;
 mod catalog;
 mod factory;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use model::{FieldError, Timestamp};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+pub use alarms::AlarmFilter;
 pub use auth::{ApiToken, TokenOwner};
 pub use orders::{OrderFilter, OrderStats};
 pub use telemetry::{ROLLUP_MS, SeriesPoint, WriteStats};

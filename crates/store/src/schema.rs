@@ -5,8 +5,11 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// Every migration, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_initial.sql"), include_str!("migrations/0002_telemetry.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_telemetry.sql"),
+    include_str!("migrations/0003_alarms.sql"),
+];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.
 pub(crate) fn migrate(conn: &Connection) -> Result<()> {

@@ -78,7 +78,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
 }
 
 #[test]
@@ -313,5 +313,47 @@ mod telemetry_tests {
         f.store.record_production(&record).unwrap();
         assert_eq!(f.store.production(f.machines[0], 0, 20_000).unwrap(), vec![record]);
         assert!(f.store.production(f.machines[0], 10_001, 20_000).unwrap().is_empty());
+    }
+}
+
+mod alarm_tests {
+    use super::*;
+    use model::alarm::{AlarmStatus, Condition, NewAlarmRule, Severity};
+
+    #[test]
+    fn alarms_move_through_their_life_cycle() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let rule = f
+            .store
+            .create_alarm_rule(&NewAlarmRule {
+                name: "Over-temperature".into(),
+                machine_id: None,
+                metric: Some("temperature_c".into()),
+                condition: Condition::Above { threshold: 80.0 },
+                for_seconds: 30,
+                severity: Severity::Warning,
+                enabled: true,
+            })
+            .unwrap();
+        assert_eq!(f.store.alarm_rules().unwrap(), vec![rule.clone()]);
+        let m = f.machines[0];
+        let alarm = f.store.raise_alarm(rule.id, m, NOW, Some(85.0), "hot").unwrap();
+        assert_eq!((alarm.status, alarm.severity), (AlarmStatus::Active, Severity::Warning));
+        assert_eq!(f.store.open_alarm_keys().unwrap(), vec![(rule.id, m)]);
+        let acked = f.store.acknowledge_alarm(alarm.id, "mei", NOW).unwrap();
+        assert_eq!(
+            (acked.status, acked.acknowledged_by.as_deref()),
+            (AlarmStatus::Acknowledged, Some("mei"))
+        );
+        assert!(matches!(f.store.acknowledge_alarm(alarm.id, "mei", NOW), Err(StoreError::Conflict { .. })));
+        let cleared = f.store.clear_alarm(rule.id, m, NOW).unwrap().unwrap();
+        assert_eq!(cleared.status, AlarmStatus::Cleared);
+        assert!(f.store.clear_alarm(rule.id, m, NOW).unwrap().is_none());
+        let open = AlarmFilter { open: true, ..AlarmFilter::default() };
+        assert!(f.store.alarms(&open, all()).unwrap().items.is_empty());
+        f.store.delete_alarm_rule(rule.id).unwrap();
+        let history = f.store.alarms(&AlarmFilter::default(), all()).unwrap().items;
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].rule_id, None);
     }
 }

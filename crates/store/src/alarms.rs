@@ -1,0 +1,293 @@
+//! Alarm rules and alarms: what the alarm worker raises and clears, and what people acknowledge.
+
+use model::alarm::{Alarm, AlarmRule, AlarmStatus, Condition, NewAlarmRule, Severity};
+use model::{MachineId, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{
+    Page, PageRequest, Result, Store, StoreError, constraint, from_ms, page, require, to_ms, touched,
+};
+
+/// Which alarms a list returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlarmFilter {
+    /// Only alarms in this status.
+    pub status: Option<AlarmStatus>,
+    /// Only alarms that are not cleared (active or acknowledged).
+    pub open: bool,
+    /// Only alarms of this machine.
+    pub machine: Option<MachineId>,
+}
+
+impl Store {
+    /// Creates an alarm rule.
+    pub fn create_alarm_rule(&self, new: &NewAlarmRule) -> Result<AlarmRule> {
+        self.write(|tx| {
+            if let Some(machine) = new.machine_id {
+                require(tx, "machines", machine.0, "machine_id")?;
+            }
+            let (kind, param) = encode_condition(&new.condition);
+            tx.execute(
+                "INSERT INTO alarm_rules (name, machine_id, metric, kind, param, for_seconds, severity, enabled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    new.name,
+                    new.machine_id.map(|m| m.0),
+                    new.metric,
+                    kind,
+                    param,
+                    new.for_seconds,
+                    new.severity.as_str(),
+                    new.enabled
+                ],
+            )
+            .map_err(constraint)?;
+            Ok(AlarmRule { id: tx.last_insert_rowid(), rule: new.clone() })
+        })
+    }
+
+    /// Replaces an alarm rule.
+    pub fn update_alarm_rule(&self, id: i64, new: &NewAlarmRule) -> Result<AlarmRule> {
+        self.write(|tx| {
+            if let Some(machine) = new.machine_id {
+                require(tx, "machines", machine.0, "machine_id")?;
+            }
+            let (kind, param) = encode_condition(&new.condition);
+            let changed = tx.execute(
+                "UPDATE alarm_rules SET name = ?2, machine_id = ?3, metric = ?4, kind = ?5, param = ?6,
+                 for_seconds = ?7, severity = ?8, enabled = ?9 WHERE id = ?1",
+                params![
+                    id,
+                    new.name,
+                    new.machine_id.map(|m| m.0),
+                    new.metric,
+                    kind,
+                    param,
+                    new.for_seconds,
+                    new.severity.as_str(),
+                    new.enabled
+                ],
+            )?;
+            touched(changed, "alarm rule", id)?;
+            Ok(AlarmRule { id, rule: new.clone() })
+        })
+    }
+
+    /// Deletes an alarm rule; the alarms it raised stay in the history.
+    pub fn delete_alarm_rule(&self, id: i64) -> Result<()> {
+        self.write(|tx| touched(tx.execute("DELETE FROM alarm_rules WHERE id = ?1", [id])?, "alarm rule", id))
+    }
+
+    /// One rule.
+    pub fn alarm_rule(&self, id: i64) -> Result<AlarmRule> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("{RULE_SELECT} WHERE id = ?1"))?
+                .query_row([id], rule_row)
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "alarm rule", id })?
+        })
+    }
+
+    /// Every rule, by id (factories have dozens, not thousands).
+    pub fn alarm_rules(&self) -> Result<Vec<AlarmRule>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("{RULE_SELECT} ORDER BY id"))?
+                .query_map([], rule_row)?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()?
+        })
+    }
+
+    /// Stores a newly raised alarm.
+    pub fn raise_alarm(
+        &self,
+        rule_id: i64,
+        machine: MachineId,
+        at: Timestamp,
+        value: Option<f64>,
+        message: &str,
+    ) -> Result<Alarm> {
+        self.write(|tx| {
+            let severity: String = tx
+                .prepare_cached("SELECT severity FROM alarm_rules WHERE id = ?1")?
+                .query_row([rule_id], |row| row.get(0))
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "alarm rule", id: rule_id })?;
+            tx.execute(
+                "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6)",
+                params![rule_id, machine.0, severity, message, value, to_ms(at)],
+            )
+            .map_err(constraint)?;
+            read_alarm(tx, tx.last_insert_rowid())
+        })
+    }
+
+    /// Clears the open alarm of `rule_id` on `machine`, if there is one.
+    pub fn clear_alarm(&self, rule_id: i64, machine: MachineId, at: Timestamp) -> Result<Option<Alarm>> {
+        self.write(|tx| {
+            let open: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM alarms WHERE rule_id = ?1 AND machine_id = ?2 AND status != 'cleared'
+                     ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![rule_id, machine.0], |row| row.get(0))
+                .optional()?;
+            let Some(id) = open else { return Ok(None) };
+            tx.execute(
+                "UPDATE alarms SET status = 'cleared', cleared_ms = ?2 WHERE id = ?1",
+                params![id, to_ms(at)],
+            )?;
+            read_alarm(tx, id).map(Some)
+        })
+    }
+
+    /// Records that `by` has seen an active alarm.
+    pub fn acknowledge_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Alarm> {
+        self.write(|tx| {
+            let alarm = read_alarm(tx, id)?;
+            if alarm.status != AlarmStatus::Active {
+                return Err(StoreError::Conflict {
+                    field: Some("status".into()),
+                    message: format!("only active alarms can be acknowledged; this one is {}", alarm.status.as_str()),
+                });
+            }
+            tx.execute(
+                "UPDATE alarms SET status = 'acknowledged', acknowledged_by = ?2, acknowledged_ms = ?3 WHERE id = ?1",
+                params![id, by, to_ms(at)],
+            )?;
+            read_alarm(tx, id)
+        })
+    }
+
+    /// One alarm.
+    pub fn alarm(&self, id: i64) -> Result<Alarm> {
+        self.read(|conn| read_alarm(conn, id))
+    }
+
+    /// Alarms, newest first.
+    pub fn alarms(&self, filter: &AlarmFilter, request: PageRequest) -> Result<Page<Alarm>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&format!(
+                    "{ALARM_SELECT} WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR status = ?2)
+                     AND (?3 = 0 OR status != 'cleared') AND (?4 IS NULL OR machine_id = ?4)
+                     ORDER BY id DESC LIMIT ?5"
+                ))?
+                .query_map(
+                    params![
+                        request.after,
+                        filter.status.map(AlarmStatus::as_str),
+                        filter.open,
+                        filter.machine.map(|m| m.0),
+                        request.limit + 1
+                    ],
+                    alarm_row,
+                )?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
+            Ok(page(rows, request.limit, |alarm| alarm.id))
+        })
+    }
+
+    /// The (rule, machine) pairs with an alarm not yet cleared, to restart the engine without
+    /// raising them twice.
+    pub fn open_alarm_keys(&self) -> Result<Vec<(i64, MachineId)>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT DISTINCT rule_id, machine_id FROM alarms WHERE status != 'cleared' AND rule_id IS NOT NULL")?
+                .query_map([], |row| Ok((row.get(0)?, MachineId(row.get(1)?))))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}
+
+fn encode_condition(condition: &Condition) -> (&'static str, f64) {
+    match *condition {
+        Condition::Above { threshold } => ("above", threshold),
+        Condition::Below { threshold } => ("below", threshold),
+        Condition::RateAbove { per_minute } => ("rate_above", per_minute),
+        Condition::Stale { seconds } => ("stale", f64::from(seconds)),
+        Condition::StoppedLonger { minutes } => ("stopped_longer", f64::from(minutes)),
+    }
+}
+
+fn decode_condition(kind: &str, param: f64) -> Result<Condition> {
+    Ok(match kind {
+        "above" => Condition::Above { threshold: param },
+        "below" => Condition::Below { threshold: param },
+        "rate_above" => Condition::RateAbove { per_minute: param },
+        "stale" => Condition::Stale { seconds: param as u32 },
+        "stopped_longer" => Condition::StoppedLonger { minutes: param as u32 },
+        other => return Err(StoreError::Corrupt(format!("unknown alarm condition {other:?}"))),
+    })
+}
+
+const RULE_SELECT: &str =
+    "SELECT id, name, machine_id, metric, kind, param, for_seconds, severity, enabled FROM alarm_rules";
+
+fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
+    let kind: String = row.get(4)?;
+    let severity: String = row.get(7)?;
+    let condition = match decode_condition(&kind, row.get(5)?) {
+        Ok(condition) => condition,
+        Err(e) => return Ok(Err(e)),
+    };
+    let Some(severity) = Severity::parse(&severity) else {
+        return Ok(Err(StoreError::Corrupt(format!("unknown severity {severity:?}"))));
+    };
+    Ok(Ok(AlarmRule {
+        id: row.get(0)?,
+        rule: NewAlarmRule {
+            name: row.get(1)?,
+            machine_id: row.get::<_, Option<i64>>(2)?.map(MachineId),
+            metric: row.get(3)?,
+            condition,
+            for_seconds: row.get(6)?,
+            severity,
+            enabled: row.get(8)?,
+        },
+    }))
+}
+
+const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, value, status, raised_ms,
+    acknowledged_by, acknowledged_ms, cleared_ms FROM alarms";
+
+fn read_alarm(conn: &Connection, id: i64) -> Result<Alarm> {
+    conn.prepare_cached(&format!("{ALARM_SELECT} WHERE id = ?1"))?
+        .query_row([id], alarm_row)
+        .optional()?
+        .ok_or(StoreError::NotFound { entity: "alarm", id })?
+}
+
+fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
+    let severity: String = row.get(3)?;
+    let status: String = row.get(6)?;
+    let (Some(severity), Some(status)) = (Severity::parse(&severity), AlarmStatus::parse(&status)) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "alarm with severity {severity:?} and status {status:?}"
+        ))));
+    };
+    let times = (|| -> Result<_> {
+        Ok((
+            from_ms(row.get(7)?)?,
+            row.get::<_, Option<i64>>(9)?.map(from_ms).transpose()?,
+            row.get::<_, Option<i64>>(10)?.map(from_ms).transpose()?,
+        ))
+    })();
+    let (raised_at, acknowledged_at, cleared_at) = match times {
+        Ok(times) => times,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(Alarm {
+        id: row.get(0)?,
+        rule_id: row.get(1)?,
+        machine_id: MachineId(row.get(2)?),
+        severity,
+        message: row.get(4)?,
+        value: row.get(5)?,
+        status,
+        raised_at,
+        acknowledged_by: row.get(8)?,
+        acknowledged_at,
+        cleared_at,
+    }))
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::Deserialize;
-use server::ServerConfig;
+use server::{AlarmConfig, ServerConfig};
 
 /// Everything the file may set.
 #[derive(Debug, Default, Deserialize)]
@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub store: StoreSection,
     /// HTTP settings.
     pub http: ServerConfig,
+    /// Alarm notification settings.
+    pub alarms: AlarmConfig,
 }
 
 /// The `[store]` section.
@@ -86,6 +88,13 @@ durability = "full"
 body_limit_bytes = 1048576
 # Largest CSV order import accepted, in bytes.
 import_limit_bytes = 16777216
+
+[alarms]
+# http:// URLs that receive every alarm change (raised, acknowledged, cleared) as a JSON POST.
+# Failed deliveries are retried after 1, 2, 4 and 8 s, then given up and logged.
+webhooks = []
+# How often delays, stale-data and long-stop conditions are checked, in seconds.
+tick_seconds = 2
 "#;
 
 #[cfg(test)]
@@ -96,6 +105,7 @@ mod tests {
     fn the_example_parses_and_matches_the_defaults() {
         let parsed: FileConfig = toml::from_str(EXAMPLE).unwrap();
         assert_eq!(parsed.http, ServerConfig::default());
+        assert_eq!(parsed.alarms, AlarmConfig::default());
         assert_eq!(parsed.store.durability, Some(DurabilityName::Full));
         assert_eq!(parsed.listen, Some(crate::DEFAULT_LISTEN.parse().unwrap()));
     }

@@ -155,7 +155,10 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         .listen
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
-    let state = AppState::new(store, clock, config.http.clone());
+    for url in &config.alarms.webhooks {
+        server::parse_webhook_url(url).map_err(|e| anyhow::anyhow!("invalid alarm webhook: {e}"))?;
+    }
+    let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,6 +2,7 @@
 //! Handlers are thin: check the role, validate, call the store off the async runtime, shape JSON.
 
 mod access;
+mod alarms;
 /// The request and response types of the access handlers, for the OpenAPI document.
 pub(crate) mod access_schemas {
     pub(crate) use super::access::{Login, NewTokenResponse, NewUser, TokenInfo, TokenRequest, UserChange};
@@ -56,6 +57,14 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/machines/{id}/production", post(telemetry::report_production))
         .route("/machine-states", get(telemetry::current_states))
         .route("/oee", get(telemetry::oee_report))
+        .route("/alarm-rules", get(alarms::list_rules).post(alarms::create_rule))
+        .route(
+            "/alarm-rules/{id}",
+            get(alarms::get_rule).put(alarms::update_rule).delete(alarms::delete_rule),
+        )
+        .route("/alarms", get(alarms::list_alarms))
+        .route("/alarms/{id}/acknowledge", post(alarms::acknowledge))
+        .route("/stream", get(crate::live::stream))
         .route("/materials", get(catalog::list_materials).post(catalog::create_material))
         .route(
             "/materials/{id}",

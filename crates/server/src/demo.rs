@@ -315,6 +315,9 @@ pub fn seed(store: &Store, now: Timestamp) -> Result<DemoSummary, StoreError> {
         }
     }
 
+    for rule in demo_alarm_rules() {
+        store.create_alarm_rule(&rule)?;
+    }
     let orders = demo_orders(&variants, now);
     let created = store.create_orders(&orders, now)?;
     // Most of the near-term work is already released to the floor; later orders wait.
@@ -324,6 +327,40 @@ pub fn seed(store: &Store, now: Timestamp) -> Result<DemoSummary, StoreError> {
         }
     }
     Ok(DemoSummary { machines: machines.len(), variants: variants.len(), orders: created.len() })
+}
+
+/// The hazards a micro-factory watches: gas near the moulding bay, overheating spindles and
+/// heaters, machines stuck for long, and sensors gone quiet.
+fn demo_alarm_rules() -> Vec<alarm::NewAlarmRule> {
+    use model::alarm::{Condition, NewAlarmRule, Severity};
+    let rule = |name: &str, metric: Option<&str>, condition, for_seconds, severity| NewAlarmRule {
+        name: name.into(),
+        machine_id: None,
+        metric: metric.map(str::to_string),
+        condition,
+        for_seconds,
+        severity,
+        enabled: true,
+    };
+    vec![
+        rule("Gas leak", Some("gas_ppm"), Condition::Above { threshold: 50.0 }, 5, Severity::Critical),
+        rule(
+            "Over-temperature",
+            Some("temperature_c"),
+            Condition::Above { threshold: 85.0 },
+            30,
+            Severity::Warning,
+        ),
+        rule(
+            "Vibration rising fast",
+            Some("vibration_mm_s"),
+            Condition::RateAbove { per_minute: 2.0 },
+            60,
+            Severity::Warning,
+        ),
+        rule("Stopped for long", None, Condition::StoppedLonger { minutes: 30 }, 0, Severity::Warning),
+        rule("Sensor silent", Some("temperature_c"), Condition::Stale { seconds: 120 }, 0, Severity::Info),
+    ]
 }
 
 fn calendar() -> Calendar {

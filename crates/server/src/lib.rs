@@ -2,16 +2,19 @@
 //! health, metrics, OpenAPI document, home page) and [`run`], which serves until told to stop.
 //! This is the only crate that knows HTTP; it turns requests into calls on `store` and `model`.
 
+mod alarm_worker;
 mod api;
 pub mod auth;
 pub mod demo;
 mod error;
 mod extract;
 pub mod import;
+mod live;
 mod metrics;
 mod middleware;
 mod openapi;
 mod pages;
+mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,9 +29,12 @@ use serde::{Deserialize, Serialize};
 use store::Store;
 use tokio::net::TcpListener;
 
+pub use alarm_worker::{AlarmConfig, AlarmInput};
 pub use auth::{Bootstrap, BootstrapError, bootstrap};
 pub use error::{ApiError, ApiResult};
+pub use live::LiveEvent;
 use metrics::Metrics;
+pub use webhook::parse_url as parse_webhook_url;
 
 /// Settings of the HTTP server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,14 +60,51 @@ pub struct AppState {
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     config: Arc<ServerConfig>,
+    alarms: Arc<AlarmConfig>,
     metrics: Arc<Metrics>,
     tokens: Arc<auth::TokenCache>,
+    live: tokio::sync::broadcast::Sender<LiveEvent>,
+    alarm_inputs: tokio::sync::mpsc::Sender<AlarmInput>,
+    /// Taken by the alarm worker when [`run`] starts it.
+    alarm_receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<AlarmInput>>>>,
+    /// Turns true when the server begins to stop; long-lived streams and workers end then.
+    stopping: tokio::sync::watch::Receiver<bool>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
     /// State over `store`, reading time from `clock`.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServerConfig) -> AppState {
-        AppState { store, clock, config: Arc::new(config), metrics: Arc::default(), tokens: Arc::default() }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServerConfig, alarms: AlarmConfig) -> AppState {
+        let (live, _) = tokio::sync::broadcast::channel(live::LIVE_CAPACITY);
+        let (alarm_inputs, alarm_receiver) = tokio::sync::mpsc::channel(alarm_worker::ALARM_QUEUE);
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        AppState {
+            store,
+            clock,
+            config: Arc::new(config),
+            alarms: Arc::new(alarms),
+            metrics: Arc::default(),
+            tokens: Arc::default(),
+            live,
+            alarm_inputs,
+            alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),
+            stopping,
+            stop: Arc::new(stop),
+        }
+    }
+
+    /// Starts the background workers (the alarm engine). [`run`] does this; tests that drive the
+    /// router directly call it when they need the workers. Starting twice does nothing.
+    pub fn start_workers(&self) {
+        let receiver = self.alarm_receiver.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(receiver) = receiver {
+            tokio::spawn(alarm_worker::run(self.clone(), receiver, self.stopping.clone()));
+        }
+    }
+
+    /// Tells streams and workers to finish.
+    pub fn begin_stop(&self) {
+        let _ = self.stop.send(true);
     }
 }
 
@@ -89,6 +132,12 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.start_workers();
+    let stopper = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopper.begin_stop();
+    };
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Every metric this process exports.
@@ -18,6 +19,8 @@ pub enum MetricName {
     Orders,
     /// Gauge: always 1, labelled with the version.
     BuildInfo,
+    /// Counter: inputs the alarm worker could not take because its queue was full.
+    AlarmInputsDropped,
 }
 
 impl MetricName {
@@ -28,6 +31,7 @@ impl MetricName {
             MetricName::HttpRequestDuration => "microfactory_http_request_duration_seconds",
             MetricName::Orders => "microfactory_orders",
             MetricName::BuildInfo => "microfactory_build_info",
+            MetricName::AlarmInputsDropped => "microfactory_alarm_inputs_dropped_total",
         }
     }
 
@@ -37,6 +41,9 @@ impl MetricName {
             MetricName::HttpRequestDuration => "Time to serve an HTTP request, by route.",
             MetricName::Orders => "Customer orders in the store, by status.",
             MetricName::BuildInfo => "Build information; the value is always 1.",
+            MetricName::AlarmInputsDropped => {
+                "Readings or state changes the alarm worker missed because it was behind."
+            }
         }
     }
 }
@@ -60,9 +67,15 @@ struct RouteStats {
 #[derive(Default)]
 pub struct Metrics {
     routes: Mutex<BTreeMap<String, RouteStats>>,
+    alarm_inputs_dropped: AtomicU64,
 }
 
 impl Metrics {
+    /// Counts an input the alarm worker missed.
+    pub fn count_dropped_alarm_input(&self) {
+        self.alarm_inputs_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one served request.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
@@ -118,6 +131,13 @@ impl Metrics {
             let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", stats.count);
         }
         drop(routes);
+        header(&mut out, MetricName::AlarmInputsDropped, "counter");
+        let _ = writeln!(
+            out,
+            "{} {}",
+            MetricName::AlarmInputsDropped.as_str(),
+            self.alarm_inputs_dropped.load(Ordering::Relaxed)
+        );
         header(&mut out, MetricName::Orders, "gauge");
         for (status, count) in orders {
             let _ = writeln!(out, "{}{{status=\"{status}\"}} {count}", MetricName::Orders.as_str());

@@ -333,6 +333,69 @@ pub(crate) fn build() -> Value {
         doc.op_with("get", "/oee", "ISO 22400 OEE, availability, effectiveness, quality and downtime Pareto (default: the last 24 hours)", Who::Signed, None, (200, Some(oee)), oee_params);
     }
 
+    {
+        let rule = doc.schema::<model::alarm::AlarmRule>();
+        let rules = doc.schema::<Vec<model::alarm::AlarmRule>>();
+        let new_rule = doc.schema::<model::alarm::NewAlarmRule>();
+        let alarm = doc.schema::<model::alarm::Alarm>();
+        let alarms = json!({"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": alarm.clone()},
+            "next_cursor": {"type": "string", "description": "Pass as `cursor` for the next (older) page."}}});
+        doc.op("get", "/alarm-rules", "List alarm rules", Who::Signed, None, (200, Some(rules)));
+        doc.op(
+            "post",
+            "/alarm-rules",
+            "Create an alarm rule",
+            Who::Planner,
+            Some(new_rule.clone()),
+            (201, Some(rule.clone())),
+        );
+        doc.op("get", "/alarm-rules/{id}", "Get an alarm rule", Who::Signed, None, (200, Some(rule.clone())));
+        doc.op(
+            "put",
+            "/alarm-rules/{id}",
+            "Replace an alarm rule",
+            Who::Planner,
+            Some(new_rule),
+            (200, Some(rule)),
+        );
+        doc.op(
+            "delete",
+            "/alarm-rules/{id}",
+            "Delete an alarm rule (its alarms stay in the history)",
+            Who::Planner,
+            None,
+            (204, None),
+        );
+        let mut parameters = page_parameters();
+        for (name, kind, description) in [
+            ("status", "string", "Only alarms in this status: active, acknowledged, cleared."),
+            ("open", "boolean", "Only alarms not yet cleared."),
+            ("machine", "integer", "Only alarms of this machine."),
+        ] {
+            parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}}));
+        }
+        doc.op_with(
+            "get",
+            "/alarms",
+            "List alarms, newest first",
+            Who::Signed,
+            None,
+            (200, Some(alarms)),
+            parameters,
+        );
+        doc.op(
+            "post",
+            "/alarms/{id}/acknowledge",
+            "Acknowledge an active alarm (operators and up)",
+            Who::Signed,
+            None,
+            (200, Some(alarm)),
+        );
+        doc.op("get", "/stream", "Server-sent events: machine_state, production and alarm changes as they happen", Who::Signed, None,
+            (200, Some(json!({"type": "string", "description": "text/event-stream; each event's data is a JSON object with a `type` field"}))));
+    }
+
     let login = doc.schema::<crate::api::access_schemas::Login>();
     let new_token = doc.schema::<crate::api::access_schemas::NewTokenResponse>();
     let user = doc.schema::<model::User>();

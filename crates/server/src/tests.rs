@@ -21,6 +21,7 @@ const ADMIN: &str = "admin-token-for-tests-0123";
 struct Harness {
     app: Router,
     store: Store,
+    state: AppState,
 }
 
 struct Reply {
@@ -29,9 +30,9 @@ struct Reply {
     text: String,
 }
 
-fn harness() -> Harness {
+/// An in-memory store with the demo factory, the admin token and one user per other role.
+fn seeded_store(now: model::Timestamp) -> Store {
     let store = Store::open_in_memory().unwrap();
-    let now = datetime!(2026-11-24 09:00 +08:00);
     crate::bootstrap(&store, Some(ADMIN), now).unwrap().unwrap();
     crate::demo::seed(&store, now).unwrap();
     for role in [Role::Planner, Role::Operator, Role::Viewer] {
@@ -39,8 +40,19 @@ fn harness() -> Harness {
         let token = token_for(role);
         store.create_token(user.id, "test", &token_digest(&token), &shown_prefix(&token), now).unwrap();
     }
-    let state = AppState::new(store.clone(), Arc::new(ManualClock::new(now)), ServerConfig::default());
-    Harness { app: crate::router(state), store }
+    store
+}
+
+fn harness() -> Harness {
+    let now = datetime!(2026-11-24 09:00 +08:00);
+    let store = seeded_store(now);
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(ManualClock::new(now)),
+        ServerConfig::default(),
+        crate::AlarmConfig::default(),
+    );
+    Harness { app: crate::router(state.clone()), store, state }
 }
 
 fn token_for(role: Role) -> String {
@@ -555,4 +567,121 @@ async fn series_are_queryable_raw_and_aggregated() {
     assert_eq!(bad.json["field"], "step");
     assert_eq!(h.get("/api/v1/machines/2/series").await.json["field"], "metric");
     assert_eq!(h.get("/api/v1/machines/999/series?metric=x").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks() {
+    // A webhook receiver on a free port that records every body it is sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/alarms", listener.local_addr().unwrap());
+    let (bodies_tx, mut bodies) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            loop {
+                let n = socket.read(&mut buffer).await.unwrap();
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        bodies_tx.send(body.to_string()).unwrap();
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            socket.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+        }
+    });
+
+    let now = datetime!(2026-11-24 09:00 +08:00);
+    let store = seeded_store(now);
+    let alarms = crate::AlarmConfig { webhooks: vec![hook], tick_seconds: 1 };
+    let state =
+        AppState::new(store.clone(), Arc::new(ManualClock::new(now)), ServerConfig::default(), alarms);
+    state.start_workers();
+    let h = Harness { app: crate::router(state.clone()), store, state };
+
+    // Open the live stream before anything happens.
+    let request = Request::builder()
+        .uri("/api/v1/stream")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.into_body().into_data_stream();
+
+    let rule = json!({"name": "Over-temperature", "metric": "temperature_c", "condition": {"kind": "above", "threshold": 80.0},
+                      "for_seconds": 0, "severity": "warning"});
+    let created = h.post_json("/api/v1/alarm-rules", ADMIN, &rule).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let viewer = h.post_json("/api/v1/alarm-rules", &token_for(Role::Viewer), &rule).await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+    let bad = json!({"name": "x", "condition": {"kind": "above", "threshold": 1.0}, "severity": "warning"});
+    assert_eq!(h.post_json("/api/v1/alarm-rules", ADMIN, &bad).await.json["field"], "metric");
+    // Let the worker pick up the new rule before the reading arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let hot = vec![model::Reading {
+        machine: model::MachineId(1),
+        metric: "temperature_c".into(),
+        at: now,
+        value: 93.5,
+    }];
+    h.store.write_readings(&hot).unwrap();
+    h.state.alarm_input(crate::AlarmInput::Readings(Arc::new(hot)));
+
+    let frame =
+        tokio::time::timeout(std::time::Duration::from_secs(10), futures_util::StreamExt::next(&mut stream))
+            .await
+            .expect("an alarm event on the stream")
+            .unwrap()
+            .unwrap();
+    let frame = String::from_utf8_lossy(&frame).into_owned();
+    assert!(frame.starts_with("event: alarm"), "{frame}");
+    assert!(frame.contains("Over-temperature: temperature_c = 93.5 above 80"), "{frame}");
+
+    let open = h.get("/api/v1/alarms?open=true").await.json;
+    let alarm = &open["items"][0];
+    assert_eq!(alarm["status"], "active");
+    assert_eq!(alarm["severity"], "warning");
+    let id = alarm["id"].as_i64().unwrap();
+    let path = format!("/api/v1/alarms/{id}/acknowledge");
+    assert_eq!(
+        h.send("POST", &path, Some(&token_for(Role::Viewer)), None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let acked = h.send("POST", &path, Some(&token_for(Role::Operator)), None).await;
+    assert_eq!(acked.status, StatusCode::OK, "{}", acked.text);
+    assert_eq!(acked.json["acknowledged_by"], "operator");
+    assert_eq!(h.send("POST", &path, Some(ADMIN), None).await.status, StatusCode::CONFLICT);
+
+    let cool = vec![model::Reading {
+        machine: model::MachineId(1),
+        metric: "temperature_c".into(),
+        at: now + time::Duration::seconds(5),
+        value: 60.0,
+    }];
+    h.state.alarm_input(crate::AlarmInput::Readings(Arc::new(cool)));
+    let webhook =
+        tokio::time::timeout(std::time::Duration::from_secs(10), bodies.recv()).await.unwrap().unwrap();
+    assert!(webhook.contains("\"status\":\"active\""), "{webhook}");
+    let cleared =
+        tokio::time::timeout(std::time::Duration::from_secs(10), bodies.recv()).await.unwrap().unwrap();
+    assert!(cleared.contains("\"status\":\"cleared\""), "{cleared}");
+    let history = h.get("/api/v1/alarms?status=cleared").await.json;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+    h.state.begin_stop();
 }

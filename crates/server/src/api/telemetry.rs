@@ -13,9 +13,11 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Created, blocking, read};
 use crate::AppState;
+use crate::alarm_worker::AlarmInput;
 use crate::auth::{Principal, Reader};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, QueryParams};
+use crate::live::LiveEvent;
 
 /// Most points one series query returns.
 const MAX_POINTS: u32 = 100_000;
@@ -265,6 +267,13 @@ pub(crate) async fn report_state(
     let store = state.store.clone();
     let stored = change.clone();
     blocking(move || store.record_state(&stored)).await?;
+    state.publish(LiveEvent::MachineState {
+        machine_id: change.machine,
+        state: change.state,
+        since: rfc3339(oee::unix_ms(change.at)),
+        reason: change.reason.clone(),
+    });
+    state.alarm_input(AlarmInput::State(change.clone()));
     Ok(Created(CurrentState {
         machine_id: change.machine,
         state: change.state,
@@ -340,6 +349,12 @@ pub(crate) async fn report_production(
         Ok(record)
     })
     .await?;
+    state.publish(LiveEvent::Production {
+        machine_id: record.machine,
+        good: record.good,
+        scrap: record.scrap,
+        at: rfc3339(oee::unix_ms(record.at)),
+    });
     Ok(Created(ProductionOut {
         machine_id: record.machine,
         at: rfc3339(oee::unix_ms(record.at)),

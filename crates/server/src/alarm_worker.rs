@@ -1,0 +1,138 @@
+//! The alarm worker: one task owns the rule engine, fed by readings, state changes and a clock
+//! tick; it stores what the engine raises and clears, and notifies the live stream and webhooks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::alarm::{Engine, Transition};
+use model::{MachineId, Reading, StateChange};
+use serde::{Deserialize, Serialize};
+use store::PageRequest;
+use tokio::sync::{mpsc, watch};
+
+use crate::AppState;
+use crate::live::LiveEvent;
+use crate::webhook;
+
+/// Settings of alarms and their notifications (the `[alarms]` section of the config file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmConfig {
+    /// `http://` URLs that receive every alarm change as a JSON POST, retried with backoff.
+    pub webhooks: Vec<String>,
+    /// How often time-based conditions (delays, stale data, long stops) are checked, in seconds.
+    pub tick_seconds: u64,
+}
+
+impl Default for AlarmConfig {
+    fn default() -> AlarmConfig {
+        AlarmConfig { webhooks: Vec::new(), tick_seconds: 2 }
+    }
+}
+
+/// What the worker is told.
+#[derive(Debug)]
+pub enum AlarmInput {
+    /// Readings just stored.
+    Readings(Arc<Vec<Reading>>),
+    /// A machine changed state.
+    State(StateChange),
+    /// Rules were created, changed or deleted.
+    RulesChanged,
+}
+
+/// How many inputs may wait for the worker; past that, inputs are dropped and counted rather
+/// than slowing ingest down.
+pub(crate) const ALARM_QUEUE: usize = 8192;
+
+impl AppState {
+    /// Hands an input to the alarm worker without waiting.
+    pub fn alarm_input(&self, input: AlarmInput) {
+        if self.alarm_inputs.try_send(input).is_err() {
+            self.metrics.count_dropped_alarm_input();
+        }
+    }
+}
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(
+    state: AppState,
+    mut inputs: mpsc::Receiver<AlarmInput>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let store = state.store.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let rules = store.alarm_rules()?;
+        let open = store.open_alarm_keys()?;
+        let machines = store.machines(None, None, PageRequest { after: None, limit: 100_000 })?.items;
+        Ok::<_, store::StoreError>((
+            rules,
+            open,
+            machines.into_iter().map(|m| m.id).collect::<Vec<MachineId>>(),
+        ))
+    })
+    .await;
+    let (rules, open, mut machines) = match loaded {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(error)) => return tracing::error!(%error, "alarm worker cannot load its rules"),
+        Err(error) => return tracing::error!(%error, "alarm worker failed to start"),
+    };
+    let mut engine = Engine::new(rules, &open);
+    let webhooks = webhook::spawn(state.alarms.webhooks.clone(), stop.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(state.alarms.tick_seconds.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut transitions = Vec::new();
+    loop {
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(AlarmInput::Readings(readings)) => {
+                    for reading in readings.iter() {
+                        engine.on_reading(reading, &mut transitions);
+                    }
+                }
+                Some(AlarmInput::State(change)) => engine.on_state(&change, &mut transitions),
+                Some(AlarmInput::RulesChanged) => {
+                    let store = state.store.clone();
+                    let reloaded = tokio::task::spawn_blocking(move || {
+                        let machines = store.machines(None, None, PageRequest { after: None, limit: 100_000 })?.items;
+                        Ok::<_, store::StoreError>((store.alarm_rules()?, machines))
+                    }).await;
+                    match reloaded {
+                        Ok(Ok((rules, all))) => {
+                            engine.set_rules(rules);
+                            machines = all.into_iter().map(|m| m.id).collect();
+                        }
+                        _ => tracing::warn!("alarm worker could not reload its rules; keeping the old ones"),
+                    }
+                }
+                None => return,
+            },
+            _ = tick.tick() => engine.on_tick(state.clock.now(), &machines, &mut transitions),
+            _ = stop.changed() => return,
+        }
+        for transition in transitions.drain(..) {
+            apply(&state, transition, &webhooks).await;
+        }
+    }
+}
+
+async fn apply(state: &AppState, transition: Transition, webhooks: &webhook::Sender) {
+    let store = state.store.clone();
+    let stored = tokio::task::spawn_blocking(move || match transition {
+        Transition::Raise { rule_id, machine, at, value, message } => {
+            store.raise_alarm(rule_id, machine, at, value, &message).map(Some)
+        }
+        Transition::Clear { rule_id, machine, at } => store.clear_alarm(rule_id, machine, at),
+    })
+    .await;
+    match stored {
+        Ok(Ok(Some(alarm))) => {
+            tracing::info!(alarm = alarm.id, machine = %alarm.machine_id, status = alarm.status.as_str(), message = %alarm.message, "alarm");
+            webhooks.send(&alarm);
+            state.publish(LiveEvent::Alarm { alarm });
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not store an alarm change"),
+        Err(error) => tracing::error!(%error, "alarm store task failed"),
+    }
+}

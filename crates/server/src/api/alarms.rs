@@ -1,0 +1,108 @@
+//! Handlers for alarm rules (planners and admins edit them) and alarms (everyone reads them;
+//! operators and up acknowledge them).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use model::alarm::{Alarm, AlarmRule, AlarmStatus, NewAlarmRule};
+use serde::Deserialize;
+use store::AlarmFilter;
+
+use super::{Created, blocking, read, validate};
+use crate::AppState;
+use crate::alarm_worker::AlarmInput;
+use crate::auth::{Need, Principal, Reader};
+use crate::error::ApiResult;
+use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+use crate::live::LiveEvent;
+
+pub(crate) async fn list_rules(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<AlarmRule>>> {
+    let store = state.store;
+    Ok(Json(read(|| store.alarm_rules())?))
+}
+
+pub(crate) async fn get_rule(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<AlarmRule>> {
+    Ok(Json(read(|| state.store.alarm_rule(id))?))
+}
+
+pub(crate) async fn create_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(new): JsonBody<NewAlarmRule>,
+) -> ApiResult<Created<AlarmRule>> {
+    principal.require(Need::Plan)?;
+    validate(&new)?;
+    let store = state.store.clone();
+    let rule = blocking(move || store.create_alarm_rule(&new)).await?;
+    state.alarm_input(AlarmInput::RulesChanged);
+    Ok(Created(rule))
+}
+
+pub(crate) async fn update_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<NewAlarmRule>,
+) -> ApiResult<Json<AlarmRule>> {
+    principal.require(Need::Plan)?;
+    validate(&new)?;
+    let store = state.store.clone();
+    let rule = blocking(move || store.update_alarm_rule(id, &new)).await?;
+    state.alarm_input(AlarmInput::RulesChanged);
+    Ok(Json(rule))
+}
+
+pub(crate) async fn delete_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    principal.require(Need::Plan)?;
+    let store = state.store.clone();
+    blocking(move || store.delete_alarm_rule(id)).await?;
+    state.alarm_input(AlarmInput::RulesChanged);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlarmsQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    status: Option<AlarmStatus>,
+    /// Only alarms not yet cleared.
+    open: Option<bool>,
+    machine: Option<i64>,
+}
+
+pub(crate) async fn list_alarms(
+    State(state): State<AppState>,
+    _: Reader,
+    QueryParams(query): QueryParams<AlarmsQuery>,
+) -> ApiResult<Json<ListResponse<Alarm>>> {
+    // Newest first: the cursor is an upper bound on the id (see `Store::alarms`).
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let filter = AlarmFilter {
+        status: query.status,
+        open: query.open.unwrap_or(false),
+        machine: query.machine.map(model::MachineId),
+    };
+    let store = state.store;
+    Ok(Json(read(|| store.alarms(&filter, request))?.into()))
+}
+
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<Alarm>> {
+    principal.require(Need::Report)?;
+    let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
+    let alarm = blocking(move || store.acknowledge_alarm(id, &by, now)).await?;
+    state.publish(LiveEvent::Alarm { alarm: alarm.clone() });
+    Ok(Json(alarm))
+}

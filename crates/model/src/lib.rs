@@ -16,6 +16,7 @@ mod ids;
 pub mod oee;
 mod order;
 mod product;
+pub mod random;
 mod telemetry;
 mod validate;
 

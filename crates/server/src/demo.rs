@@ -390,7 +390,7 @@ fn calendar() -> Calendar {
 fn demo_orders(variants: &[(VariantId, (u32, u32))], now: Timestamp) -> Vec<NewOrder> {
     let hong_kong = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
     let today = now.to_offset(hong_kong).date();
-    let mut random = SplitMix(0x6d66_2026);
+    let mut random = model::random::SplitMix::new(0x6d66_2026);
     (0..DEMO_ORDERS)
         .map(|i| {
             let (variant, (low, high)) = variants[random.below(variants.len() as u64) as usize];
@@ -422,21 +422,4 @@ fn demo_orders(variants: &[(VariantId, (u32, u32))], now: Timestamp) -> Vec<NewO
             }
         })
         .collect()
-}
-
-/// A tiny deterministic generator (SplitMix64); the demo needs repeatability, not quality.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
 }

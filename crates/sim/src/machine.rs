@@ -1,0 +1,346 @@
+//! One simulated machine: its queue, its process (setup, units), its physics (power, energy,
+//! temperature, vibration, gas) and its failures.
+
+use std::collections::VecDeque;
+
+use model::random::SplitMix;
+use model::{MachineKind, MachineState, OperationId, Timestamp};
+
+use crate::{MachineSpec, Output, SimConfig};
+
+/// An operation queued on a machine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    /// The order operation.
+    pub operation: OperationId,
+    /// Units to make.
+    pub quantity: u32,
+    /// Seconds per unit (simulated time).
+    pub unit_seconds: f64,
+    /// Setup seconds when the family changes (simulated time).
+    pub setup_seconds: f64,
+    /// Setup family.
+    pub family: String,
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Setup { remaining: f64 },
+    Running { unit_remaining: f64, done: u32, good: u32, scrap: u32 },
+}
+
+#[derive(Clone, Debug)]
+struct Current {
+    job: Job,
+    phase: Phase,
+}
+
+/// A machine and everything the simulator tracks about it.
+#[derive(Clone, Debug)]
+pub struct SimMachine {
+    /// What the machine is.
+    pub spec: MachineSpec,
+    pub(crate) queue: VecDeque<Job>,
+    current: Option<Current>,
+    state: Option<MachineState>,
+    down_remaining: f64,
+    last_family: Option<String>,
+    /// Remaining bearing life, 1 (new) to 0 (fails).
+    health: f64,
+    /// Health lost per running hour (simulated), drawn per machine.
+    wear_per_hour: f64,
+    temperature: f64,
+    energy_kwh: f64,
+    incident_remaining: f64,
+    incident_peak: f64,
+    sample_due: f64,
+}
+
+/// Reasons and simulated repair minutes of random breakdowns.
+const BREAKDOWNS: [(&str, f64, f64); 4] = [
+    ("tool breakage", 15.0, 40.0),
+    ("material jam", 5.0, 15.0),
+    ("sensor fault", 10.0, 25.0),
+    ("power trip", 5.0, 10.0),
+];
+
+impl SimMachine {
+    pub(crate) fn new(spec: MachineSpec, random: &mut SplitMix, _start: Timestamp) -> SimMachine {
+        let ambient = 24.0;
+        SimMachine {
+            spec,
+            queue: VecDeque::new(),
+            current: None,
+            state: None,
+            down_remaining: 0.0,
+            last_family: None,
+            health: random.between(0.3, 1.0),
+            wear_per_hour: random.between(0.02, 0.06),
+            temperature: ambient,
+            energy_kwh: random.between(100.0, 5000.0).round(),
+            incident_remaining: 0.0,
+            incident_peak: 0.0,
+            sample_due: 0.0,
+        }
+    }
+
+    /// The state the machine is in (idle before the first advance).
+    pub fn state(&self) -> MachineState {
+        self.state.unwrap_or(MachineState::Idle)
+    }
+
+    /// Remaining bearing life, 1 (new) to 0 (fails).
+    pub fn health(&self) -> f64 {
+        self.health
+    }
+
+    /// Jobs waiting (not counting the one in progress).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn knows(&self, operation: OperationId) -> bool {
+        self.current.as_ref().is_some_and(|c| c.job.operation == operation)
+            || self.queue.iter().any(|j| j.operation == operation)
+    }
+
+    pub(crate) fn queued_seconds(&self) -> f64 {
+        self.queue.iter().map(|j| j.setup_seconds + j.unit_seconds * f64::from(j.quantity)).sum()
+    }
+
+    fn enter(
+        &mut self,
+        index: usize,
+        state: MachineState,
+        reason: Option<String>,
+        at: Timestamp,
+        out: &mut Vec<Output>,
+    ) {
+        if self.state != Some(state) || state == MachineState::Setup || state == MachineState::Down {
+            self.state = Some(state);
+            out.push(Output::State { machine: index, state, reason, at });
+        }
+    }
+
+    /// Simulates `real_seconds` from `from`.
+    pub(crate) fn advance(
+        &mut self,
+        index: usize,
+        from: Timestamp,
+        real_seconds: f64,
+        config: &SimConfig,
+        random: &mut SplitMix,
+        out: &mut Vec<Output>,
+    ) {
+        const STEP: f64 = 0.25;
+        let mut elapsed = 0.0;
+        if self.state.is_none() {
+            self.enter(index, MachineState::Idle, None, from, out);
+        }
+        while elapsed < real_seconds {
+            let dt_real = STEP.min(real_seconds - elapsed);
+            elapsed += dt_real;
+            let at = from + time::Duration::seconds_f64(elapsed);
+            let dt = dt_real * config.speed;
+            self.process(index, dt, at, config, random, out);
+            self.physics(dt, dt_real, config, random);
+            self.sample_due -= dt_real;
+            if self.sample_due <= 0.0 {
+                self.sample_due += config.sample_seconds;
+                self.sample(index, at, random, out);
+            }
+        }
+    }
+
+    fn process(
+        &mut self,
+        index: usize,
+        dt: f64,
+        at: Timestamp,
+        config: &SimConfig,
+        random: &mut SplitMix,
+        out: &mut Vec<Output>,
+    ) {
+        if self.state == Some(MachineState::Down) {
+            self.down_remaining -= dt;
+            if self.down_remaining > 0.0 {
+                return;
+            }
+            let resumed = match &self.current {
+                Some(Current { phase: Phase::Setup { .. }, job }) => {
+                    (MachineState::Setup, Some(job.family.clone()))
+                }
+                Some(_) => (MachineState::Running, None),
+                None => (MachineState::Idle, None),
+            };
+            self.state = None;
+            self.enter(index, resumed.0, resumed.1, at, out);
+        }
+        if self.current.is_none() {
+            let Some(job) = self.queue.pop_front() else {
+                self.enter(index, MachineState::Idle, None, at, out);
+                return;
+            };
+            let needs_setup =
+                job.setup_seconds > 0.0 && self.last_family.as_deref() != Some(job.family.as_str());
+            self.last_family = Some(job.family.clone());
+            if needs_setup {
+                let family = job.family.clone();
+                self.current = Some(Current { phase: Phase::Setup { remaining: job.setup_seconds }, job });
+                self.enter(index, MachineState::Setup, Some(family), at, out);
+            } else {
+                out.push(Output::OperationStarted { machine: index, operation: job.operation, at });
+                let unit = unit_time(&job, random);
+                self.current = Some(Current {
+                    phase: Phase::Running { unit_remaining: unit, done: 0, good: 0, scrap: 0 },
+                    job,
+                });
+                self.enter(index, MachineState::Running, None, at, out);
+            }
+            return;
+        }
+        let Some(current) = self.current.as_mut() else { return };
+        match &mut current.phase {
+            Phase::Setup { remaining } => {
+                *remaining -= dt;
+                if *remaining <= 0.0 {
+                    let unit = unit_time(&current.job, random);
+                    current.phase = Phase::Running { unit_remaining: unit, done: 0, good: 0, scrap: 0 };
+                    out.push(Output::OperationStarted {
+                        machine: index,
+                        operation: current.job.operation,
+                        at,
+                    });
+                    self.enter(index, MachineState::Running, None, at, out);
+                }
+            }
+            Phase::Running { unit_remaining, done, good, scrap } => {
+                *unit_remaining -= dt;
+                while *unit_remaining <= 0.0 && *done < current.job.quantity {
+                    *done += 1;
+                    // Worn bearings scrap more.
+                    if random.chance(config.scrap_rate * (1.0 + 4.0 * (1.0 - self.health).powi(2))) {
+                        *scrap += 1;
+                    } else {
+                        *good += 1;
+                    }
+                    *unit_remaining += unit_time(&current.job, random);
+                }
+                if *done >= current.job.quantity {
+                    out.push(Output::OperationFinished {
+                        machine: index,
+                        operation: current.job.operation,
+                        good: *good,
+                        scrap: *scrap,
+                        at,
+                    });
+                    self.current = None;
+                    return;
+                }
+                self.health -= self.wear_per_hour * dt / 3600.0;
+                if self.health <= 0.0 {
+                    self.health = 1.0;
+                    self.breakdown(index, "bearing failure", random.between(45.0, 90.0) * 60.0, at, out);
+                } else if random.chance(config.breakdowns_per_hour * dt / 3600.0) {
+                    let (reason, low, high) = BREAKDOWNS[random.below(BREAKDOWNS.len() as u64) as usize];
+                    self.breakdown(index, reason, random.between(low, high) * 60.0, at, out);
+                }
+            }
+        }
+    }
+
+    fn breakdown(
+        &mut self,
+        index: usize,
+        reason: &str,
+        repair_seconds: f64,
+        at: Timestamp,
+        out: &mut Vec<Output>,
+    ) {
+        self.down_remaining = repair_seconds;
+        self.enter(index, MachineState::Down, Some(reason.to_string()), at, out);
+    }
+
+    fn physics(&mut self, dt: f64, dt_real: f64, config: &SimConfig, random: &mut SplitMix) {
+        let power = self.power_kw();
+        self.energy_kwh += power * dt / 3600.0;
+        let (idle_temp, hot_temp) = match self.spec.kind {
+            MachineKind::InjectionMoulding => (60.0, 72.0),
+            MachineKind::CncMill => (28.0, 48.0),
+            MachineKind::LaserCutter => (26.0, 38.0),
+            MachineKind::Printer3d => (35.0, 60.0),
+            _ => (24.0, 27.0),
+        };
+        let mut target = match self.state() {
+            MachineState::Running => hot_temp + 10.0 * (1.0 - self.health),
+            MachineState::Setup | MachineState::Idle => idle_temp,
+            _ => 24.0,
+        };
+        if self.incident_remaining > 0.0 {
+            self.incident_remaining -= dt_real;
+            if !self.has_gas() {
+                target = self.incident_peak;
+            }
+        } else if matches!(self.spec.kind, MachineKind::InjectionMoulding | MachineKind::CncMill)
+            && random.chance(config.incidents_per_hour * dt / 3600.0)
+        {
+            // Incidents last long enough in real time for alarm delays to run out.
+            self.incident_remaining = random.between(20.0, 60.0) * if self.has_gas() { 1.0 } else { 2.0 };
+            self.incident_peak =
+                if self.has_gas() { random.between(60.0, 150.0) } else { random.between(92.0, 105.0) };
+        }
+        // First-order lag towards the target, fast enough to see in a demo.
+        let rate = 1.0 - (-dt_real / 8.0).exp();
+        self.temperature += (target - self.temperature) * rate;
+    }
+
+    fn has_gas(&self) -> bool {
+        self.spec.kind == MachineKind::InjectionMoulding
+    }
+
+    fn power_kw(&self) -> f64 {
+        let share = match self.state() {
+            MachineState::Running => 0.75,
+            MachineState::Setup => 0.2,
+            MachineState::Idle => 0.12,
+            MachineState::Down => 0.05,
+            MachineState::Offline | MachineState::PlannedStop => 0.0,
+        };
+        self.spec.rated_power_kw * share
+    }
+
+    fn sample(&mut self, index: usize, at: Timestamp, random: &mut SplitMix, out: &mut Vec<Output>) {
+        let mut reading = |metric: &'static str, value: f64| {
+            out.push(Output::Reading {
+                machine: index,
+                metric,
+                value: (value * 1000.0).round() / 1000.0,
+                at,
+            });
+        };
+        let power = self.power_kw();
+        reading("power_kw", (power * random.between(0.95, 1.05)).max(0.0));
+        reading("energy_kwh", self.energy_kwh);
+        reading("temperature_c", self.temperature + random.between(-0.3, 0.3));
+        if matches!(
+            self.spec.kind,
+            MachineKind::CncMill | MachineKind::InjectionMoulding | MachineKind::LaserCutter
+        ) {
+            let vibration = match self.state() {
+                MachineState::Running => 1.2 * (1.0 + 3.0 * (1.0 - self.health).powi(2)),
+                MachineState::Setup | MachineState::Idle => 0.3,
+                _ => 0.05,
+            };
+            reading("vibration_mm_s", vibration * random.between(0.9, 1.1));
+        }
+        if self.has_gas() {
+            let gas =
+                if self.incident_remaining > 0.0 { self.incident_peak } else { random.between(2.0, 6.0) };
+            reading("gas_ppm", gas);
+        }
+    }
+}
+
+fn unit_time(job: &Job, random: &mut SplitMix) -> f64 {
+    job.unit_seconds * random.between(0.95, 1.12)
+}

@@ -1,0 +1,136 @@
+//! Simulator tests on a manual timeline.
+
+use model::{MachineId, MachineKind, MachineState, OperationId};
+use time::macros::datetime;
+
+use crate::*;
+
+const START: Timestamp = datetime!(2026-11-24 09:00 UTC);
+
+fn specs() -> Vec<MachineSpec> {
+    vec![
+        MachineSpec {
+            id: MachineId(1),
+            site: "hk".into(),
+            code: "cnc-01".into(),
+            kind: MachineKind::CncMill,
+            rated_power_kw: 10.0,
+        },
+        MachineSpec {
+            id: MachineId(2),
+            site: "hk".into(),
+            code: "imm-01".into(),
+            kind: MachineKind::InjectionMoulding,
+            rated_power_kw: 18.0,
+        },
+    ]
+}
+
+fn job(operation: i64, quantity: u32, family: &str) -> Job {
+    Job {
+        operation: OperationId(operation),
+        quantity,
+        unit_seconds: 30.0,
+        setup_seconds: 600.0,
+        family: family.into(),
+    }
+}
+
+fn run(factory: &mut Factory, seconds: i64) -> Vec<Output> {
+    let mut out = Vec::new();
+    for s in 1..=seconds {
+        out.extend(factory.advance_to(START + time::Duration::seconds(s)));
+    }
+    out
+}
+
+#[test]
+fn operations_go_through_setup_then_run_and_finish_with_every_unit_counted() {
+    let config = SimConfig { breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
+    let mut factory = Factory::new(specs(), config, START);
+    factory.enqueue(0, job(1, 20, "alu"));
+    factory.enqueue(0, job(2, 10, "alu"));
+    factory.enqueue(0, job(3, 5, "steel"));
+    // Total simulated work ≈ 3 × 600 s setup... the second job shares the family: 2 setups
+    // (1,200 s) + 35 units × ~31 s ≈ 2,300 s simulated ≈ 40 real seconds at speed 60.
+    let out = run(&mut factory, 60);
+    let finished: Vec<(i64, u32)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::OperationFinished { operation, good, scrap, .. } => Some((operation.0, good + scrap)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, [(1, 20), (2, 10), (3, 5)]);
+    let states: Vec<MachineState> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::State { machine: 0, state, .. } => Some(*state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            MachineState::Idle,
+            MachineState::Setup,
+            MachineState::Running,
+            MachineState::Setup,
+            MachineState::Running,
+            MachineState::Idle
+        ]
+    );
+    assert_eq!(factory.machines()[0].state(), MachineState::Idle);
+    // Telemetry flows for both machines; only the moulding machine reports gas.
+    let gas = out.iter().filter(|o| matches!(o, Output::Reading { metric: "gas_ppm", .. })).count();
+    let gas_on_cnc = out.iter().any(|o| matches!(o, Output::Reading { machine: 0, metric: "gas_ppm", .. }));
+    assert!(gas >= 25 && !gas_on_cnc, "{gas}");
+    let energy: Vec<f64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Reading { machine: 0, metric: "energy_kwh", value, .. } => Some(*value),
+            _ => None,
+        })
+        .collect();
+    assert!(energy.windows(2).all(|w| w[1] >= w[0]), "the kWh meter only counts up");
+    assert!(energy.last().unwrap() > energy.first().unwrap());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_factory() {
+    let busy = |seed| {
+        let mut factory = Factory::new(
+            specs(),
+            SimConfig { seed, breakdowns_per_hour: 2.0, incidents_per_hour: 1.0, ..SimConfig::default() },
+            START,
+        );
+        for i in 0..20 {
+            factory.enqueue((i % 2) as usize, job(i, 50, if i % 3 == 0 { "a" } else { "b" }));
+        }
+        run(&mut factory, 300)
+    };
+    assert_eq!(busy(7), busy(7));
+    assert_ne!(busy(7), busy(8));
+}
+
+#[test]
+fn wear_ends_in_a_failure_and_incidents_happen() {
+    let config =
+        SimConfig { speed: 600.0, breakdowns_per_hour: 0.0, incidents_per_hour: 0.5, ..SimConfig::default() };
+    let mut factory = Factory::new(specs(), config, START);
+    for i in 0..400 {
+        factory.enqueue(0, job(i, 100, "alu"));
+        factory.enqueue(1, job(1000 + i, 100, "pc"));
+    }
+    let out = run(&mut factory, 3600);
+    let failures = out
+        .iter()
+        .filter(|o| matches!(o, Output::State { state: MachineState::Down, reason: Some(r), .. } if r == "bearing failure"))
+        .count();
+    assert!(failures >= 1, "600 simulated running hours must wear a bearing out");
+    let leaks = out
+        .iter()
+        .filter(|o| matches!(o, Output::Reading { metric: "gas_ppm", value, .. } if *value > 50.0))
+        .count();
+    assert!(leaks > 0, "gas incidents happen on the moulding machine");
+}

@@ -390,7 +390,7 @@ fn calendar() -> Calendar {
 fn demo_orders(variants: &[(VariantId, (u32, u32))], now: Timestamp) -> Vec<NewOrder> {
     let hong_kong = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
     let today = now.to_offset(hong_kong).date();
-    let mut random = model::random::SplitMix::new(0x6d66_2026);
+    let mut random = random::SplitMix::new(0x6d66_2026);
     (0..DEMO_ORDERS)
         .map(|i| {
             let (variant, (low, high)) = variants[random.below(variants.len() as u64) as usize];

@@ -2,8 +2,18 @@
 //! broker with authentication and permission hooks (`broker`) and an async client (`client`),
 //! all over tokio. The crate depends on no other microfactory crate.
 
+pub mod broker;
+pub mod client;
 pub mod codec;
+mod error;
+mod io;
 pub mod topic;
 
-pub use codec::{CodecError, Packet, PacketId, QoS};
+pub use broker::{
+    AllowAll, AuthRejection, Broker, BrokerConfig, BrokerHandle, Counter, CounterSnapshot, Credentials,
+    Hooks, Identity, Message,
+};
+pub use client::{Client, ClientOptions, Subscription};
+pub use codec::{CodecError, LastWill, Packet, PacketId, Publish, QoS};
+pub use error::Error;
 pub use topic::TopicError;

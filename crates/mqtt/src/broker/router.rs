@@ -1,0 +1,259 @@
+//! The broker's shared state and message routing: who is connected under which client id, who
+//! subscribes to what, the retained messages, and `route`, which applies the back-pressure policy
+//! while handing one message to every matching subscriber.
+//!
+//! The state sits behind one `std::sync::Mutex` that is never held across an `.await`: `route`
+//! copies the matching subscribers' senders out under the lock and delivers after releasing it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, watch};
+
+use super::counters::{Counter, Counters};
+use super::subscriptions::{SubscriberKey, Subscriptions};
+use super::{BrokerConfig, Message};
+use crate::codec::QoS;
+
+/// Why the broker closes a connection from outside its own task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// A new connection arrived with the same client id; no will.
+    Takeover,
+    /// Its queue stayed full past `slow_subscriber_timeout`; the will is published.
+    SlowSubscriber,
+    /// Writing to its socket failed; the will is published.
+    WriteFailed,
+}
+
+/// A message on its way to a network subscriber, with the QoS and retain flag for that delivery.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    pub(crate) message: Message,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+}
+
+/// Where a subscriber's messages go.
+#[derive(Debug, Clone)]
+pub(crate) enum Sink {
+    Network { queue: mpsc::Sender<Outbound>, kick: Arc<watch::Sender<Option<Kick>>> },
+    InProcess(mpsc::Sender<Message>),
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    sink: Sink,
+    filters: HashSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    subscriptions: Subscriptions,
+    subscribers: HashMap<SubscriberKey, Subscriber>,
+    /// Client id → the key of the connection that holds it.
+    clients: HashMap<String, SubscriberKey>,
+    retained: HashMap<String, Message>,
+}
+
+/// Routing state shared by every connection task and the broker handle.
+#[derive(Debug)]
+pub(crate) struct Router {
+    pub(crate) config: BrokerConfig,
+    pub(crate) counters: Counters,
+    state: Mutex<State>,
+    next_key: std::sync::atomic::AtomicU64,
+}
+
+impl Router {
+    pub(crate) fn new(config: BrokerConfig) -> Router {
+        Router {
+            config,
+            counters: Counters::default(),
+            state: Mutex::default(),
+            next_key: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain maps behind, still consistent enough to route.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn next_key(&self) -> SubscriberKey {
+        self.next_key.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Registers a connection under its client id, kicking out (takeover) any connection holding
+    /// the same id.
+    pub(crate) fn connect(&self, key: SubscriberKey, client_id: &str, sink: Sink) {
+        let mut state = self.lock();
+        if let Some(old_key) = state.clients.insert(client_id.to_owned(), key)
+            && let Some(Subscriber { sink: Sink::Network { kick, .. }, .. }) = state.subscribers.get(&old_key)
+        {
+            kick.send_replace(Some(Kick::Takeover));
+            self.counters.incr(Counter::Takeovers);
+        }
+        state.subscribers.insert(key, Subscriber { sink, filters: HashSet::new() });
+    }
+
+    /// Removes a subscriber and its subscriptions (and, for a connection, its client id if it still
+    /// holds it).
+    pub(crate) fn disconnect(&self, key: SubscriberKey, client_id: Option<&str>) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        if let Some(subscriber) = state.subscribers.remove(&key) {
+            for filter in &subscriber.filters {
+                state.subscriptions.remove(filter, key);
+            }
+        }
+        if let Some(client_id) = client_id
+            && state.clients.get(client_id) == Some(&key)
+        {
+            state.clients.remove(client_id);
+        }
+    }
+
+    /// Adds a subscription for a registered subscriber and returns the retained messages it
+    /// matches (with the retain flag set), which the caller delivers.
+    pub(crate) fn subscribe(&self, key: SubscriberKey, filter: &str, qos: QoS) -> Vec<Message> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(subscriber) = state.subscribers.get_mut(&key) else {
+            return Vec::new();
+        };
+        subscriber.filters.insert(filter.to_owned());
+        state.subscriptions.insert(filter, key, qos);
+        state
+            .retained
+            .values()
+            .filter(|message| crate::topic::matches(filter, &message.topic))
+            .cloned()
+            .collect()
+    }
+
+    /// Registers an in-process subscriber with one filter; returns its key and retained matches.
+    pub(crate) fn subscribe_in_process(&self, filter: &str, queue: mpsc::Sender<Message>) -> Vec<Message> {
+        let key = self.next_key();
+        self.lock()
+            .subscribers
+            .insert(key, Subscriber { sink: Sink::InProcess(queue), filters: HashSet::new() });
+        self.subscribe(key, filter, QoS::AtLeastOnce)
+    }
+
+    pub(crate) fn unsubscribe(&self, key: SubscriberKey, filter: &str) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        if let Some(subscriber) = state.subscribers.get_mut(&key)
+            && subscriber.filters.remove(filter)
+        {
+            state.subscriptions.remove(filter, key);
+        }
+    }
+
+    /// Drops every subscriber (at shutdown), which closes in-process receivers.
+    pub(crate) fn close_all(&self) {
+        let mut state = self.lock();
+        state.subscribers.clear();
+        state.subscriptions = Subscriptions::default();
+        state.clients.clear();
+    }
+
+    /// Delivers a message (already checked against `may_publish`) to every matching subscriber and
+    /// stores or clears it as retained. Back-pressure policy:
+    ///
+    /// - in-process subscribers: awaits room in their bounded queue, so a slow consumer slows the
+    ///   publisher (and through it the publisher's TCP socket);
+    /// - network subscribers, QoS 0: dropped when the queue is full (`DroppedQueueFull`);
+    /// - network subscribers, QoS 1: awaits room for up to `slow_subscriber_timeout`, then drops it
+    ///   (`DroppedSlowSubscriber`) and disconnects that subscriber.
+    pub(crate) async fn route(&self, message: Message) {
+        self.counters.incr(Counter::MessagesReceived);
+        let targets = {
+            let mut state = self.lock();
+            if message.retain {
+                self.store_retained(&mut state, &message);
+            }
+            let mut matched = Vec::new();
+            state.subscriptions.collect(&message.topic, &mut matched);
+            // One delivery per subscriber, at the highest QoS of its matching filters.
+            matched.sort_unstable_by_key(|&(key, qos)| (key, std::cmp::Reverse(qos)));
+            matched.dedup_by_key(|(key, _)| *key);
+            matched
+                .into_iter()
+                .filter_map(|(key, qos)| state.subscribers.get(&key).map(|s| (key, s.sink.clone(), qos)))
+                .collect::<Vec<_>>()
+        };
+        if targets.is_empty() {
+            self.counters.incr(Counter::MessagesUnrouted);
+            return;
+        }
+        let mut closed = Vec::new();
+        for (key, sink, granted) in targets {
+            let mut delivered = message.clone();
+            delivered.retain = false;
+            match self.deliver(&sink, delivered, granted).await {
+                Delivery::Delivered => self.counters.incr(Counter::MessagesDelivered),
+                Delivery::Dropped => {}
+                Delivery::Closed => closed.push(key),
+            }
+        }
+        for key in closed {
+            self.disconnect(key, None);
+        }
+    }
+
+    /// Delivers one message to one subscriber under the back-pressure policy of `route`.
+    pub(crate) async fn deliver(&self, sink: &Sink, message: Message, granted: QoS) -> Delivery {
+        match sink {
+            Sink::InProcess(queue) => match queue.send(message).await {
+                Ok(()) => Delivery::Delivered,
+                Err(_) => Delivery::Closed,
+            },
+            Sink::Network { queue, kick } => {
+                let qos = message.qos.min(granted);
+                let retain = message.retain;
+                let outbound = Outbound { message, qos, retain };
+                if qos == QoS::AtMostOnce {
+                    return match queue.try_send(outbound) {
+                        Ok(()) => Delivery::Delivered,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            self.counters.incr(Counter::DroppedQueueFull);
+                            Delivery::Dropped
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Dropped,
+                    };
+                }
+                match queue.send_timeout(outbound, self.config.slow_subscriber_timeout).await {
+                    Ok(()) => Delivery::Delivered,
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        self.counters.incr(Counter::DroppedSlowSubscriber);
+                        kick.send_replace(Some(Kick::SlowSubscriber));
+                        Delivery::Dropped
+                    }
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => Delivery::Dropped,
+                }
+            }
+        }
+    }
+
+    fn store_retained(&self, state: &mut State, message: &Message) {
+        let topic: &str = &message.topic;
+        if message.payload.is_empty() {
+            state.retained.remove(topic);
+        } else if state.retained.len() < self.config.max_retained || state.retained.contains_key(topic) {
+            state.retained.insert(topic.to_owned(), message.clone());
+        } else {
+            self.counters.incr(Counter::DroppedRetainedFull);
+        }
+    }
+}
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Delivered,
+    Dropped,
+    /// The subscriber is gone (an in-process receiver was dropped).
+    Closed,
+}

@@ -1,0 +1,383 @@
+//! Broker end-to-end tests on 127.0.0.1:0 with the crate's client and raw sockets: authentication,
+//! permissions, retained messages, wills, QoS 1, takeover, back-pressure and shutdown.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::*;
+use crate::client::{Client, ClientOptions};
+use crate::codec::{ConnectReturnCode, LastWill, Packet};
+
+/// Devices: user `dev-a` (password `secret`) is "device site=a" and may publish under `site/a/`;
+/// user `nobody` is refused as not authorized; anything else has a bad password. Filters under
+/// `private/` may not be subscribed.
+struct TestHooks;
+
+impl Hooks for TestHooks {
+    async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Identity, AuthRejection> {
+        match (credentials.username, credentials.password) {
+            (Some("dev-a"), Some(b"secret")) => Ok(Identity::new("device site=a")),
+            (Some("viewer"), Some(b"secret")) => Ok(Identity::new("viewer")),
+            (Some("nobody"), _) => Err(AuthRejection::NotAuthorized),
+            _ => Err(AuthRejection::BadUserNameOrPassword),
+        }
+    }
+
+    fn may_publish(&self, identity: &Identity, topic: &str) -> bool {
+        identity.as_str() == "device site=a" && topic.starts_with("site/a/")
+    }
+
+    fn may_subscribe(&self, _identity: &Identity, filter: &str) -> bool {
+        !filter.starts_with("private/")
+    }
+}
+
+async fn start(config: BrokerConfig) -> (BrokerHandle, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = Broker::start(listener, config, TestHooks);
+    let addr = handle.local_addr().unwrap();
+    (handle, addr)
+}
+
+fn options(client_id: &str, user: &str) -> ClientOptions {
+    let mut options = ClientOptions::new(client_id);
+    options.username = Some(user.to_owned());
+    options.password = Some(b"secret".to_vec());
+    options
+}
+
+async fn recv<T>(receiver: &mut mpsc::Receiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), receiver.recv()).await.expect("timed out").expect("closed")
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Sends a raw CONNECT and reads the CONNACK.
+async fn raw_connect(addr: SocketAddr, connect: Connect) -> (TcpStream, ConnAckBytes) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut out = Vec::new();
+    codec::encode(&Packet::Connect(connect), &mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack).await.unwrap();
+    (stream, connack)
+}
+
+type ConnAckBytes = [u8; 4];
+use crate::codec::Connect;
+
+fn device_connect(client_id: &str, keep_alive: u16, will: Option<LastWill>) -> Connect {
+    Connect {
+        client_id: client_id.into(),
+        keep_alive,
+        clean_session: true,
+        will,
+        username: Some("dev-a".into()),
+        password: Some(b"secret".to_vec()),
+    }
+}
+
+#[tokio::test]
+async fn bad_credentials_are_refused_with_the_right_return_code() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let wrong = Client::connect(addr, ClientOptions::new("x")).await.unwrap_err();
+    assert!(matches!(wrong, Error::ConnectionRefused(ConnectReturnCode::BadUserNameOrPassword)), "{wrong}");
+    let refused = Client::connect(addr, options("y", "nobody")).await.unwrap_err();
+    assert!(matches!(refused, Error::ConnectionRefused(ConnectReturnCode::NotAuthorized)), "{refused}");
+    assert!(!refused.is_retryable());
+    assert_eq!(broker.counters().get(Counter::AuthFailures), 2);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_process_subscriber_sees_device_messages_with_the_publisher_identity() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut messages = broker.subscribe("site/+/telemetry").unwrap();
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    device.publish("site/a/telemetry", b"{\"t\":1}".to_vec(), QoS::AtMostOnce, false).await.unwrap();
+    device.publish("site/a/telemetry", b"{\"t\":2}".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    let first = recv(&mut messages).await;
+    assert_eq!(&*first.topic, "site/a/telemetry");
+    assert_eq!(&*first.payload, b"{\"t\":1}");
+    assert_eq!(first.qos, QoS::AtMostOnce);
+    assert_eq!(first.publisher, Identity::new("device site=a"));
+    let second = recv(&mut messages).await;
+    assert_eq!((&*second.payload, second.qos), (&b"{\"t\":2}"[..], QoS::AtLeastOnce));
+    let counters = broker.counters();
+    assert_eq!(counters.get(Counter::MessagesReceived), 2);
+    assert_eq!(counters.get(Counter::MessagesDelivered), 2);
+    assert_eq!(counters.get(Counter::ConnectionsOpen), 1);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn publishes_outside_the_device_permission_are_dropped_and_counted() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut messages = broker.subscribe("#").unwrap();
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    device.publish("site/b/telemetry", b"x".to_vec(), QoS::AtMostOnce, false).await.unwrap();
+    // QoS 1 is still acknowledged: MQTT 3.1.1 has no negative PUBACK.
+    device.publish("site/b/telemetry", b"y".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    device.publish("site/a/telemetry", b"ok".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    let delivered = recv(&mut messages).await;
+    assert_eq!(&*delivered.payload, b"ok");
+    assert_eq!(broker.counters().get(Counter::DroppedNotPermitted), 2);
+
+    let refused = device.subscribe("private/x", QoS::AtMostOnce).await.unwrap_err();
+    assert!(matches!(refused, Error::SubscriptionRefused(_)));
+    assert_eq!(broker.counters().get(Counter::SubscriptionsDenied), 1);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn retained_messages_reach_late_subscribers_until_cleared() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    device.publish("site/a/state", b"running".to_vec(), QoS::AtLeastOnce, true).await.unwrap();
+    device.publish("site/a/other", b"live".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+
+    let viewer = Client::connect(addr, options("viewer-1", "viewer")).await.unwrap();
+    let mut subscription = viewer.subscribe("site/a/#", QoS::AtLeastOnce).await.unwrap();
+    assert_eq!(subscription.granted, QoS::AtLeastOnce);
+    let retained = tokio::time::timeout(Duration::from_secs(5), subscription.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        (retained.topic.as_str(), &retained.payload[..], retained.retain),
+        ("site/a/state", &b"running"[..], true)
+    );
+
+    let mut in_process = broker.subscribe("site/a/state").unwrap();
+    let retained = recv(&mut in_process).await;
+    assert!(retained.retain);
+    assert_eq!(retained.publisher, Identity::new("device site=a"));
+
+    // Live delivery of a retained publish carries retain = 0 to existing subscribers.
+    device.publish("site/a/state", b"idle".to_vec(), QoS::AtLeastOnce, true).await.unwrap();
+    let live = tokio::time::timeout(Duration::from_secs(5), subscription.recv()).await.unwrap().unwrap();
+    assert_eq!((&live.payload[..], live.retain), (&b"idle"[..], false));
+
+    // An empty retained payload clears it.
+    device.publish("site/a/state", Vec::new(), QoS::AtLeastOnce, true).await.unwrap();
+    let mut late = broker.subscribe("site/a/state").unwrap();
+    device.publish("site/a/state", b"marker".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    assert_eq!(&*recv(&mut late).await.payload, b"marker");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn will_is_published_when_the_socket_drops_but_not_after_disconnect() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut wills = broker.subscribe("site/a/death").unwrap();
+    let will = LastWill {
+        topic: "site/a/death".into(),
+        payload: b"gone".to_vec(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    };
+
+    let mut options_with_will = options("polite", "dev-a");
+    options_with_will.will = Some(will.clone());
+    let polite = Client::connect(addr, options_with_will).await.unwrap();
+    polite.disconnect().await.unwrap();
+
+    let (stream, connack) = raw_connect(addr, device_connect("dropper", 0, Some(will))).await;
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+    drop(stream);
+    let message = recv(&mut wills).await;
+    assert_eq!((&*message.payload, &message.publisher), (&b"gone"[..], &Identity::new("device site=a")));
+    assert_eq!(broker.counters().get(Counter::WillsPublished), 1);
+    assert!(wills.try_recv().is_err(), "the DISCONNECTed client's will must not be published");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn keepalive_timeout_closes_the_connection_and_publishes_the_will() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut wills = broker.subscribe("site/a/death").unwrap();
+    let will = LastWill {
+        topic: "site/a/death".into(),
+        payload: b"silent".to_vec(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let started = tokio::time::Instant::now();
+    let (_stream, _) = raw_connect(addr, device_connect("silent", 1, Some(will))).await;
+    let message = recv(&mut wills).await;
+    assert_eq!(&*message.payload, b"silent");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1400), "closed after {waited:?}, before 1.5 x keepalive");
+    assert_eq!(broker.counters().get(Counter::KeepaliveTimeouts), 1);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn qos1_messages_flow_to_network_subscribers() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let viewer = Client::connect(addr, options("viewer-1", "viewer")).await.unwrap();
+    let mut at_least_once = viewer.subscribe("site/a/+", QoS::ExactlyOnce).await.unwrap();
+    assert_eq!(at_least_once.granted, QoS::AtLeastOnce, "the broker grants at most QoS 1");
+    let mut at_most_once = viewer.subscribe("site/a/x", QoS::AtMostOnce).await.unwrap();
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    for idx in 0..300u32 {
+        device.publish("site/a/x", idx.to_be_bytes().to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    }
+    for idx in 0..300u32 {
+        let message =
+            tokio::time::timeout(Duration::from_secs(5), at_least_once.recv()).await.unwrap().unwrap();
+        assert_eq!(message.payload, idx.to_be_bytes());
+        // Overlapping subscriptions get one delivery, at the higher QoS.
+        assert_eq!(message.qos, QoS::AtLeastOnce);
+        assert!(message.packet_id.is_some());
+        let copy = at_most_once.recv().await.unwrap();
+        assert_eq!(copy.payload, idx.to_be_bytes());
+    }
+    // 300 > max_inflight would stall unless the client's PUBACKs free the window.
+    assert_eq!(broker.counters().get(Counter::MessagesDelivered), 300);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_connection_with_the_same_client_id_takes_over() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut wills = broker.subscribe("site/a/death").unwrap();
+    let mut first_options = options("machine-7", "dev-a");
+    first_options.will = Some(LastWill {
+        topic: "site/a/death".into(),
+        payload: b"x".to_vec(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    });
+    let first = Client::connect(addr, first_options).await.unwrap();
+    let second = Client::connect(addr, options("machine-7", "dev-a")).await.unwrap();
+    wait_for("the first connection to close", || first.is_closed()).await;
+    assert_eq!(broker.counters().get(Counter::Takeovers), 1);
+    second.publish("site/a/ok", b"1".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    assert!(wills.try_recv().is_err(), "no will on takeover");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_network_subscribers_lose_qos0_messages_instead_of_growing_queues() {
+    let config = BrokerConfig { subscriber_queue_capacity: 16, ..BrokerConfig::default() };
+    let (broker, addr) = start(config).await;
+    // Subscribes, then never reads: the socket buffers fill, then the bounded queue.
+    let (mut stream, _) = raw_connect(
+        addr,
+        Connect {
+            client_id: "sleepy".into(),
+            keep_alive: 0,
+            clean_session: true,
+            will: None,
+            username: Some("viewer".into()),
+            password: Some(b"secret".to_vec()),
+        },
+    )
+    .await;
+    let mut out = Vec::new();
+    let subscribe = Packet::Subscribe(codec::Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        filters: vec![codec::SubscribeFilter { filter: "bulk/#".into(), qos: QoS::AtMostOnce }],
+    });
+    codec::encode(&subscribe, &mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut suback = [0u8; 5];
+    stream.read_exact(&mut suback).await.unwrap();
+    assert_eq!(suback, [0x90, 3, 0, 1, 0]);
+
+    let payload = vec![7u8; 1024];
+    let n_messages = 20_000u64;
+    for _ in 0..n_messages {
+        broker.publish("bulk/data", &payload, QoS::AtMostOnce, false).await.unwrap();
+    }
+    let counters = broker.counters();
+    let dropped = counters.get(Counter::DroppedQueueFull);
+    let delivered = counters.get(Counter::MessagesDelivered);
+    assert_eq!(dropped + delivered, n_messages);
+    // What was not dropped fits in the queue plus the kernel's socket buffers (a few MB at most).
+    assert!(delivered < 8_000, "delivered {delivered}, dropped {dropped}");
+    drop(stream);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_in_process_channel_holds_back_the_publisher() {
+    let config = BrokerConfig { in_process_capacity: 4, ..BrokerConfig::default() };
+    let (broker, addr) = start(config).await;
+    let mut messages = broker.subscribe("site/a/#").unwrap();
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    let publisher = tokio::spawn(async move {
+        for idx in 0..50u32 {
+            device.publish("site/a/x", idx.to_be_bytes().to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The channel holds 4; the fifth publish waits inside the broker, so its PUBACK is held too.
+    assert_eq!(broker.counters().get(Counter::MessagesDelivered), 4);
+    assert!(!publisher.is_finished());
+    for idx in 0..50u32 {
+        assert_eq!(&*recv(&mut messages).await.payload, idx.to_be_bytes());
+    }
+    publisher.await.unwrap();
+    assert_eq!(broker.counters().get(Counter::DroppedQueueFull), 0);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_input_closes_only_that_connection() {
+    let config = BrokerConfig { max_packet_size: 2048, ..BrokerConfig::default() };
+    let (broker, addr) = start(config).await;
+    let mut garbage = TcpStream::connect(addr).await.unwrap();
+    garbage.write_all(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF]).await.unwrap();
+    let mut rest = Vec::new();
+    garbage.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    let too_big = device.publish("site/a/x", vec![0u8; 4096], QoS::AtMostOnce, false).await;
+    assert!(too_big.is_ok(), "the client does not know the broker's limit");
+    wait_for("the oversized publisher to be disconnected", || device.is_closed()).await;
+    assert_eq!(broker.counters().get(Counter::ProtocolErrors), 2);
+
+    // A protocol level other than 4 gets return code 1.
+    let mut old = TcpStream::connect(addr).await.unwrap();
+    old.write_all(&[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 0, 0, 1, b'c']).await.unwrap();
+    let mut connack = [0u8; 4];
+    old.read_exact(&mut connack).await.unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 1]);
+
+    let ok = Client::connect(addr, options("dev-a-2", "dev-a")).await.unwrap();
+    ok.publish("site/a/x", b"fine".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_clients_and_in_process_subscriptions() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut messages = broker.subscribe("#").unwrap();
+    let mut wills = broker.subscribe("site/a/death").unwrap();
+    let mut with_will = options("dev-a-1", "dev-a");
+    with_will.will = Some(LastWill {
+        topic: "site/a/death".into(),
+        payload: b"x".to_vec(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    });
+    let device = Client::connect(addr, with_will).await.unwrap();
+    broker.shutdown().await;
+    wait_for("the client to see the close", || device.is_closed()).await;
+    assert!(tokio::time::timeout(Duration::from_secs(5), messages.recv()).await.unwrap().is_none());
+    assert!(wills.recv().await.is_none(), "no will at shutdown");
+    assert_eq!(broker.counters().get(Counter::ConnectionsOpen), 0);
+    assert!(matches!(broker.publish("a", b"x", QoS::AtMostOnce, false).await, Err(Error::ShutDown)));
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    broker.shutdown().await;
+}

@@ -1,0 +1,482 @@
+//! An async MQTT 3.1.1 client over a tokio `TcpStream` (TCP_NODELAY), using the crate's codec.
+//! One task owns the socket: it reads, writes, sends keepalive pings and routes incoming messages
+//! to subscriptions; `Client` is a cheap handle that sends it commands over a bounded channel.
+//!
+//! Back-pressure: each `Subscription` is a bounded channel; when one is full the task stops
+//! reading from the socket until there is room (the broker then queues or drops, by its policy),
+//! while writes and pings continue. Clean sessions only and no automatic reconnect: when the
+//! connection ends every pending call fails with `Error::ConnectionClosed`, every subscription's
+//! channel ends, and the owner connects again.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::{
+    self, Connect, ConnectReturnCode, LastWill, Packet, PacketId, Publish, QoS, Subscribe, SubscribeFilter,
+    SubscribeReturnCode, Unsubscribe,
+};
+use crate::error::Error;
+use crate::io::{PacketReader, ReadError};
+use crate::topic;
+
+/// Commands waiting for the connection task.
+const COMMAND_QUEUE_CAPACITY: usize = 1024;
+/// The task stops taking commands while this much output is waiting for the socket.
+const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Client identifier; empty asks the server to assign one.
+    pub client_id: String,
+    /// Keepalive: a PINGREQ goes out every period, and the connection is closed when a PINGRESP
+    /// is still missing one period later. Zero turns it off. Whole seconds on the wire.
+    pub keep_alive: Duration,
+    /// User name sent in CONNECT.
+    pub username: Option<String>,
+    /// Password sent in CONNECT (requires a user name).
+    pub password: Option<Vec<u8>>,
+    /// Will message the server publishes if this connection ends abnormally.
+    pub will: Option<LastWill>,
+    /// Largest packet accepted from the server.
+    pub max_packet_size: usize,
+    /// Limit for TCP connect and for CONNACK to arrive.
+    pub connect_timeout: Duration,
+    /// Capacity of each subscription's channel, in messages.
+    pub subscription_capacity: usize,
+    /// QoS 1 publishes awaiting PUBACK at most; more wait.
+    pub max_inflight: usize,
+}
+
+impl ClientOptions {
+    /// Options with the given client id and defaults: 30 s keepalive, no credentials, no will,
+    /// 1 MiB packets, 10 s connect timeout, 1024-message subscriptions, 1024 in flight.
+    pub fn new(client_id: impl Into<String>) -> ClientOptions {
+        ClientOptions {
+            client_id: client_id.into(),
+            keep_alive: Duration::from_secs(30),
+            username: None,
+            password: None,
+            will: None,
+            max_packet_size: codec::DEFAULT_MAX_PACKET_SIZE,
+            connect_timeout: Duration::from_secs(10),
+            subscription_capacity: 1024,
+            max_inflight: 1024,
+        }
+    }
+}
+
+/// A handle to a connected client. Clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+}
+
+/// Messages matching one subscribed filter.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The QoS the server granted.
+    pub granted: QoS,
+    messages: mpsc::Receiver<Publish>,
+}
+
+impl Subscription {
+    /// The next message, `None` once the connection has ended (or the filter was unsubscribed).
+    pub async fn recv(&mut self) -> Option<Publish> {
+        self.messages.recv().await
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Publish { publish: Publish, done: Option<oneshot::Sender<()>> },
+    Subscribe { filter: String, qos: QoS, done: oneshot::Sender<Result<Subscription, Error>> },
+    Unsubscribe { filter: String, done: oneshot::Sender<()> },
+    Disconnect { done: oneshot::Sender<()> },
+}
+
+impl Client {
+    /// Opens a TCP connection (TCP_NODELAY), sends CONNECT and waits for CONNACK; a refusal is
+    /// `Error::ConnectionRefused` with the server's return code.
+    pub async fn connect(addr: impl ToSocketAddrs, options: ClientOptions) -> Result<Client, Error> {
+        let stream = tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Timeout("tcp connect"))??;
+        stream.set_nodelay(true)?;
+        let (read_half, mut write_half) = stream.into_split();
+        let mut input = PacketReader::new(read_half, options.max_packet_size);
+        let keep_alive = u16::try_from(options.keep_alive.as_secs()).unwrap_or(u16::MAX);
+        let connect = Connect {
+            client_id: options.client_id.clone(),
+            keep_alive,
+            clean_session: true,
+            will: options.will.clone(),
+            username: options.username.clone(),
+            password: options.password.clone(),
+        };
+        let mut out = Vec::new();
+        codec::encode(&Packet::Connect(connect), &mut out)?;
+        write_half.write_all(&out).await?;
+        let answer = tokio::time::timeout(options.connect_timeout, input.next_packet())
+            .await
+            .map_err(|_| Error::Timeout("connack"))?;
+        match answer {
+            Ok(Some(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Accepted => {}
+            Ok(Some(Packet::ConnAck(ack))) => return Err(Error::ConnectionRefused(ack.code)),
+            Ok(Some(_)) => return Err(Error::UnexpectedPacket("expected connack")),
+            Ok(None) => return Err(Error::ConnectionClosed),
+            Err(ReadError::Io(error)) => return Err(Error::Io(error)),
+            Err(ReadError::Codec(error)) => return Err(Error::Codec(error)),
+        }
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
+        let keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        let task = Connection {
+            input,
+            write_half,
+            out: Vec::new(),
+            written: 0,
+            commands: command_rx,
+            next_id: 0,
+            pending_acks: HashMap::new(),
+            pending_subacks: HashMap::new(),
+            pending_unsubacks: HashMap::new(),
+            subscriptions: Vec::new(),
+            stalled: VecDeque::new(),
+            qos2_received: HashSet::new(),
+            ping_outstanding: false,
+            options,
+        };
+        tokio::spawn(task.run(keep_alive));
+        Ok(Client { commands })
+    }
+
+    /// Publishes a message. QoS 0 returns once the connection task has taken it; QoS 1 returns
+    /// when the server's PUBACK arrives. QoS 2 is not supported for publishing.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), Error> {
+        topic::validate_topic_name(topic)?;
+        let publish = Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: topic.to_owned(),
+            packet_id: None,
+            payload: payload.into(),
+        };
+        match qos {
+            QoS::AtMostOnce => self.command(Command::Publish { publish, done: None }).await,
+            QoS::AtLeastOnce => {
+                let (done, answer) = oneshot::channel();
+                self.command(Command::Publish { publish, done: Some(done) }).await?;
+                answer.await.map_err(|_| Error::ConnectionClosed)
+            }
+            QoS::ExactlyOnce => Err(Error::UnexpectedPacket("qos 2 publishing is not supported")),
+        }
+    }
+
+    /// Subscribes to a filter and returns its messages once the server's SUBACK arrives; a
+    /// refusal is `Error::SubscriptionRefused`. Messages matching several subscriptions go to each.
+    pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, Error> {
+        topic::validate_topic_filter(filter)?;
+        let (done, answer) = oneshot::channel();
+        self.command(Command::Subscribe { filter: filter.to_owned(), qos, done }).await?;
+        answer.await.map_err(|_| Error::ConnectionClosed)?
+    }
+
+    /// Unsubscribes from a filter (ending its `Subscription`) and waits for UNSUBACK.
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), Error> {
+        topic::validate_topic_filter(filter)?;
+        let (done, answer) = oneshot::channel();
+        self.command(Command::Unsubscribe { filter: filter.to_owned(), done }).await?;
+        answer.await.map_err(|_| Error::ConnectionClosed)
+    }
+
+    /// Sends DISCONNECT (so the server discards the will), flushes and closes the socket.
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        let (done, answer) = oneshot::channel();
+        self.command(Command::Disconnect { done }).await?;
+        answer.await.map_err(|_| Error::ConnectionClosed)
+    }
+
+    /// Whether the connection task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    async fn command(&self, command: Command) -> Result<(), Error> {
+        self.commands.send(command).await.map_err(|_| Error::ConnectionClosed)
+    }
+}
+
+/// A message waiting for room in a full subscription channel; reading pauses meanwhile.
+#[derive(Debug)]
+struct Stalled {
+    queue: mpsc::Sender<Publish>,
+    publish: Publish,
+    /// Sent once this delivery is done (the PUBACK of a QoS 1 message).
+    then_send: Option<Packet>,
+}
+
+/// The task that owns the socket.
+struct Connection {
+    input: PacketReader<OwnedReadHalf>,
+    write_half: OwnedWriteHalf,
+    /// Encoded packets not yet written; `written` bytes of it are already on the socket.
+    out: Vec<u8>,
+    written: usize,
+    commands: mpsc::Receiver<Command>,
+    next_id: u16,
+    pending_acks: HashMap<PacketId, oneshot::Sender<()>>,
+    pending_subacks: HashMap<PacketId, (String, oneshot::Sender<Result<Subscription, Error>>)>,
+    pending_unsubacks: HashMap<PacketId, oneshot::Sender<()>>,
+    subscriptions: Vec<(String, mpsc::Sender<Publish>)>,
+    stalled: VecDeque<Stalled>,
+    qos2_received: HashSet<PacketId>,
+    /// A PINGREQ went out and its PINGRESP has not come back.
+    ping_outstanding: bool,
+    options: ClientOptions,
+}
+
+/// Everything the connection task waits for, so the loop is one `match`.
+enum Event {
+    Packet(Result<Option<Packet>, ReadError>),
+    Wrote(std::io::Result<usize>),
+    Command(Option<Command>),
+    Unstalled(Result<mpsc::OwnedPermit<Publish>, mpsc::error::SendError<()>>),
+    PingDue,
+}
+
+impl Connection {
+    async fn run(mut self, keep_alive: Option<Duration>) {
+        let mut ping =
+            keep_alive.map(|period| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
+        let mut disconnect: Option<oneshot::Sender<()>> = None;
+        loop {
+            let can_read = self.stalled.is_empty();
+            let can_take_commands = disconnect.is_none()
+                && self.out.len() < MAX_PENDING_OUTPUT
+                && self.pending_acks.len() < self.options.max_inflight;
+            let stalled_queue = self.stalled.front().map(|stalled| stalled.queue.clone());
+            let event = tokio::select! {
+                packet = self.input.next_packet(), if can_read => Event::Packet(packet),
+                wrote = self.write_half.write(&self.out[self.written..]), if self.written < self.out.len() => {
+                    Event::Wrote(wrote)
+                }
+                command = self.commands.recv(), if can_take_commands => Event::Command(command),
+                permit = async { stalled_queue.expect("guarded").reserve_owned().await }, if stalled_queue.is_some() => {
+                    Event::Unstalled(permit)
+                }
+                _ = async { ping.as_mut().expect("guarded").tick().await }, if ping.is_some() => Event::PingDue,
+            };
+            match event {
+                Event::Packet(Ok(Some(packet))) => {
+                    if let Err(error) = self.handle(packet) {
+                        tracing::debug!(%error, "mqtt client closing on a bad packet");
+                        return;
+                    }
+                }
+                Event::Packet(Ok(None)) => return,
+                Event::Packet(Err(error)) => {
+                    tracing::debug!(?error, "mqtt client read failed");
+                    return;
+                }
+                Event::Wrote(Ok(n)) if n > 0 => {
+                    self.written += n;
+                    if self.written == self.out.len() {
+                        self.out.clear();
+                        self.written = 0;
+                        if let Some(done) = disconnect.take() {
+                            let _ = self.write_half.shutdown().await;
+                            let _ = done.send(());
+                            return;
+                        }
+                    }
+                }
+                Event::Wrote(_) => return,
+                Event::Command(Some(command)) => {
+                    if let Some(done) = self.command(command) {
+                        disconnect = Some(done);
+                    }
+                }
+                // Every `Client` handle is gone: leave as if asked to disconnect.
+                Event::Command(None) => {
+                    let _ = codec::encode(&Packet::Disconnect, &mut self.out);
+                    let (done, _) = oneshot::channel();
+                    disconnect = Some(done);
+                }
+                Event::Unstalled(permit) => {
+                    let stalled = self.stalled.pop_front().expect("select guarded on a stalled delivery");
+                    if let Ok(permit) = permit {
+                        permit.send(stalled.publish);
+                    }
+                    if let Some(packet) = stalled.then_send {
+                        self.send(&packet);
+                    }
+                }
+                Event::PingDue => {
+                    if self.ping_outstanding {
+                        tracing::debug!("mqtt client: no PINGRESP within the keepalive period");
+                        return;
+                    }
+                    self.ping_outstanding = true;
+                    self.send(&Packet::PingReq);
+                }
+            }
+        }
+    }
+
+    /// Appends a packet to the output; the loop writes it.
+    fn send(&mut self, packet: &Packet) {
+        if let Err(error) = codec::encode(packet, &mut self.out) {
+            tracing::warn!(%error, "mqtt client built an unencodable packet");
+        }
+    }
+
+    fn next_packet_id(&mut self) -> PacketId {
+        loop {
+            self.next_id = self.next_id.wrapping_add(1);
+            if let Some(id) = PacketId::new(self.next_id)
+                && !self.pending_acks.contains_key(&id)
+                && !self.pending_subacks.contains_key(&id)
+                && !self.pending_unsubacks.contains_key(&id)
+            {
+                return id;
+            }
+        }
+    }
+
+    /// Takes one command; returns the completion of a DISCONNECT, which ends the loop once the
+    /// output is flushed.
+    fn command(&mut self, command: Command) -> Option<oneshot::Sender<()>> {
+        match command {
+            Command::Publish { mut publish, done } => {
+                if let Some(done) = done {
+                    let id = self.next_packet_id();
+                    publish.packet_id = Some(id);
+                    self.pending_acks.insert(id, done);
+                }
+                self.send(&Packet::Publish(publish));
+            }
+            Command::Subscribe { filter, qos, done } => {
+                let packet_id = self.next_packet_id();
+                self.send(&Packet::Subscribe(Subscribe {
+                    packet_id,
+                    filters: vec![SubscribeFilter { filter: filter.clone(), qos }],
+                }));
+                self.pending_subacks.insert(packet_id, (filter, done));
+            }
+            Command::Unsubscribe { filter, done } => {
+                let packet_id = self.next_packet_id();
+                self.send(&Packet::Unsubscribe(Unsubscribe { packet_id, filters: vec![filter.clone()] }));
+                self.subscriptions.retain(|(existing, _)| *existing != filter);
+                self.pending_unsubacks.insert(packet_id, done);
+            }
+            Command::Disconnect { done } => {
+                self.send(&Packet::Disconnect);
+                return Some(done);
+            }
+        }
+        None
+    }
+
+    fn handle(&mut self, packet: Packet) -> Result<(), Error> {
+        match packet {
+            Packet::Publish(publish) => {
+                let ack = match (publish.qos, publish.packet_id) {
+                    (QoS::AtMostOnce, _) => None,
+                    (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(id)),
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        if !self.qos2_received.insert(id) {
+                            // A redelivery of a message already handed over: only answer it.
+                            self.send(&Packet::PubRec(id));
+                            return Ok(());
+                        }
+                        Some(Packet::PubRec(id))
+                    }
+                    (_, None) => return Err(Error::UnexpectedPacket("publish without packet id")),
+                };
+                self.deliver(publish, ack);
+            }
+            Packet::PubAck(id) => {
+                if let Some(done) = self.pending_acks.remove(&id) {
+                    let _ = done.send(());
+                }
+            }
+            Packet::PubRel(id) => {
+                self.qos2_received.remove(&id);
+                self.send(&Packet::PubComp(id));
+            }
+            Packet::SubAck(ack) => {
+                let Some((filter, done)) = self.pending_subacks.remove(&ack.packet_id) else {
+                    return Ok(());
+                };
+                let result = match ack.return_codes.first() {
+                    Some(SubscribeReturnCode::Success(granted)) => {
+                        let (queue, messages) = mpsc::channel(self.options.subscription_capacity);
+                        self.subscriptions.retain(|(existing, _)| *existing != filter);
+                        self.subscriptions.push((filter, queue));
+                        Ok(Subscription { granted: *granted, messages })
+                    }
+                    _ => Err(Error::SubscriptionRefused(filter)),
+                };
+                let _ = done.send(result);
+            }
+            Packet::UnsubAck(id) => {
+                if let Some(done) = self.pending_unsubacks.remove(&id) {
+                    let _ = done.send(());
+                }
+            }
+            Packet::PingResp => self.ping_outstanding = false,
+            // We never publish QoS 2, so a PUBREC or PUBCOMP answers nothing of ours.
+            Packet::PubRec(_) | Packet::PubComp(_) => {}
+            Packet::Connect(_)
+            | Packet::ConnAck(_)
+            | Packet::Subscribe(_)
+            | Packet::Unsubscribe(_)
+            | Packet::PingReq
+            | Packet::Disconnect => {
+                return Err(Error::UnexpectedPacket("client-to-server packet from server"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a message to every matching subscription; a full one stalls reading (with the ack
+    /// held back until the last delivery of the message is done).
+    fn deliver(&mut self, publish: Publish, ack: Option<Packet>) {
+        let matching: Vec<mpsc::Sender<Publish>> = self
+            .subscriptions
+            .iter()
+            .filter(|(filter, queue)| !queue.is_closed() && topic::matches(filter, &publish.topic))
+            .map(|(_, queue)| queue.clone())
+            .collect();
+        let stalled_before = self.stalled.len();
+        for queue in matching {
+            match queue.try_send(publish.clone()) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(publish)) => {
+                    self.stalled.push_back(Stalled { queue, publish, then_send: None });
+                }
+            }
+        }
+        let grew = self.stalled.len() > stalled_before;
+        match self.stalled.back_mut() {
+            Some(last) if grew => last.then_send = ack,
+            _ => {
+                if let Some(ack) = ack {
+                    self.send(&ack);
+                }
+            }
+        }
+    }
+}

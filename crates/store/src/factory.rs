@@ -226,6 +226,21 @@ impl Store {
         })
     }
 
+    /// Every machine's `(site code, machine code, machine id, site id)`: what the ingest pipeline
+    /// resolves MQTT topics with.
+    pub fn machine_keys(&self) -> Result<Vec<(String, String, MachineId, SiteId)>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT s.code, m.code, m.id, s.id FROM machines m JOIN sites s ON s.id = m.site_id",
+                )?
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, MachineId(row.get(2)?), SiteId(row.get(3)?)))
+                })?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Machines in id order, optionally of one site and/or line.
     pub fn machines(
         &self,

@@ -357,3 +357,62 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
         scrap: row.get(10)?,
     }))
 }
+
+/// Applies a machine's report on an operation: `Started` moves a released (or planned) operation
+/// and its order to `running` on that machine; `Finished` marks it `done` with its counts, records
+/// the production (with the operation's unit time as the ideal) and completes the order when every
+/// operation is done. Reports on unknown, cancelled or already finished operations are ignored:
+/// machines repeat themselves after reconnecting.
+pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Result<()> {
+    use crate::telemetry::OperationEventKind;
+    let found: Option<(i64, String, f64)> = tx
+        .prepare_cached("SELECT order_id, status, unit_seconds FROM operations WHERE id = ?1")?
+        .query_row([event.operation.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    let Some((order, status, unit_seconds)) = found else { return Ok(()) };
+    let machine_known =
+        tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([event.machine.0])?;
+    if !machine_known {
+        return Ok(());
+    }
+    match event.kind {
+        OperationEventKind::Started => {
+            if matches!(status.as_str(), "planned" | "released") {
+                tx.prepare_cached("UPDATE operations SET status = 'running', machine_id = ?2 WHERE id = ?1")?
+                    .execute(params![event.operation.0, event.machine.0])?;
+                tx.prepare_cached("UPDATE orders SET status = 'running' WHERE id = ?1 AND status IN ('planned', 'released')")?
+                    .execute([order])?;
+            }
+        }
+        OperationEventKind::Finished { good, scrap } => {
+            if matches!(status.as_str(), "done" | "cancelled") {
+                return Ok(());
+            }
+            tx.prepare_cached(
+                "UPDATE operations SET status = 'done', machine_id = ?2, good = good + ?3, scrap = scrap + ?4 WHERE id = ?1",
+            )?
+            .execute(params![event.operation.0, event.machine.0, good, scrap])?;
+            tx.prepare_cached(
+                "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                event.machine.0,
+                to_ms(event.at),
+                event.operation.0,
+                good,
+                scrap,
+                unit_seconds
+            ])?;
+            let open = tx
+                .prepare_cached(
+                    "SELECT 1 FROM operations WHERE order_id = ?1 AND status NOT IN ('done', 'cancelled')",
+                )?
+                .exists([order])?;
+            let next = if open { "running" } else { "done" };
+            tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1 AND status IN ('planned', 'released', 'running')")?
+                .execute(params![order, next])?;
+        }
+    }
+    Ok(())
+}

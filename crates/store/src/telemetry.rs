@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use model::oee::StateSpan;
 use model::{MachineId, MachineState, OperationId, ProductionRecord, Reading, StateChange};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Result, Store, StoreError, from_ms, lock, to_ms};
@@ -18,6 +19,33 @@ pub struct WriteStats {
     pub duplicates: usize,
     /// Readings of machines that do not exist (deleted since they were decoded).
     pub unknown_machine: usize,
+}
+
+/// A machine reporting progress on an order operation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperationEvent {
+    /// The operation.
+    pub operation: OperationId,
+    /// The machine doing it.
+    pub machine: MachineId,
+    /// When.
+    pub at: model::Timestamp,
+    /// Started, or finished with counts.
+    pub kind: OperationEventKind,
+}
+
+/// What happened to the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperationEventKind {
+    /// Work began.
+    Started,
+    /// Work ended with these counts.
+    Finished {
+        /// Good units.
+        good: u32,
+        /// Scrapped units.
+        scrap: u32,
+    },
 }
 
 /// One point of a series query: raw (`count == 1`) or aggregated over a step.
@@ -54,8 +82,51 @@ impl Store {
     /// Stores a batch of readings in one transaction and folds them into the 1-minute roll-ups.
     /// When this returns, the batch is durable (see the crate docs on durability).
     pub fn write_readings(&self, readings: &[Reading]) -> Result<WriteStats> {
+        self.write_batch(readings, &[], &[], &[])
+    }
+
+    /// Stores readings, state changes and production records in one transaction: the unit of
+    /// durability of the ingest pipeline. State changes and production records of machines that
+    /// no longer exist are skipped (and not counted).
+    pub fn write_batch(
+        &self,
+        readings: &[Reading],
+        states: &[StateChange],
+        production: &[ProductionRecord],
+        operations: &[OperationEvent],
+    ) -> Result<WriteStats> {
         let mut stats = WriteStats::default();
         self.write(|tx| {
+            for event in operations {
+                crate::orders::apply_operation_event(tx, event)?;
+            }
+            let exists = |machine: MachineId| -> Result<bool> {
+                Ok(tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([machine.0])?)
+            };
+            for change in states {
+                if exists(change.machine)? {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO machine_states (machine_id, since_ms, state, reason) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![change.machine.0, to_ms(change.at), change.state.as_str(), change.reason])?;
+                }
+            }
+            for record in production {
+                if exists(record.machine)? {
+                    tx.prepare_cached(
+                        "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
+                         SELECT ?1, ?2, (SELECT id FROM operations WHERE id = ?3), ?4, ?5, ?6",
+                    )?
+                    .execute(params![
+                        record.machine.0,
+                        to_ms(record.at),
+                        record.operation.map(|o| o.0),
+                        record.good,
+                        record.scrap,
+                        record.ideal_unit_seconds
+                    ])?;
+                }
+            }
             let mut minutes: HashMap<(i64, i64), MinuteAggregate> = HashMap::new();
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?1, ?2, ?3)",

@@ -357,3 +357,43 @@ mod alarm_tests {
         assert_eq!(history[0].rule_id, None);
     }
 }
+
+mod operation_event_tests {
+    use super::*;
+
+    #[test]
+    fn machines_move_operations_and_orders_along() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        let ops = f.store.operations(order.id).unwrap();
+        let event =
+            |op: &Operation, kind| OperationEvent { operation: op.id, machine: f.machines[1], at: NOW, kind };
+        f.store.write_batch(&[], &[], &[], &[event(&ops[0], OperationEventKind::Started)]).unwrap();
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
+        let finished = OperationEventKind::Finished { good: 4, scrap: 1 };
+        f.store.write_batch(&[], &[], &[], &[event(&ops[0], finished), event(&ops[0], finished)]).unwrap();
+        let after = f.store.operations(order.id).unwrap();
+        assert_eq!(
+            (after[0].status, after[0].good, after[0].scrap),
+            (OrderStatus::Done, 4, 1),
+            "a repeated report is ignored"
+        );
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
+        let production = f.store.production(f.machines[1], 0, i64::MAX).unwrap();
+        assert_eq!(production.len(), 1);
+        assert_eq!(production[0].ideal_unit_seconds, 30.0);
+        f.store
+            .write_batch(&[], &[], &[], &[event(&ops[1], OperationEventKind::Finished { good: 5, scrap: 0 })])
+            .unwrap();
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Done);
+        // Unknown operations and machines are ignored, not errors.
+        let ghost = OperationEvent {
+            operation: OperationId(999),
+            machine: MachineId(999),
+            at: NOW,
+            kind: OperationEventKind::Started,
+        };
+        f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
+    }
+}

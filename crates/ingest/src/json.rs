@@ -1,0 +1,632 @@
+//! Our JSON topic scheme: decoding and encoding `mf/v1/{site}/{machine}/telemetry` and
+//! `mf/v1/{site}/{machine}/events`.
+//!
+//! **Telemetry** is one object, or an array of them, each
+//! `{"ts": <RFC 3339 string | epoch milliseconds>, "metrics": {"<name>": <number | bool>, …}}`.
+//! Metric names are 1 to 128 printable characters; booleans become 0 and 1. `ts` may be left
+//! out, meaning "when the platform received it". A metric whose value is a string, null, array or
+//! object is dropped as `wrong_types` and the others in the object are kept; a bad or out-of-window
+//! `ts` drops that object. Unknown top-level fields are ignored (forward compatibility).
+//!
+//! **Events** are one object, or an array of them, each with an optional `ts` as above and a
+//! `type`:
+//!
+//! | `type` | fields |
+//! | --- | --- |
+//! | `state` | `state`: `running`, `idle`, `setup`, `down`, `planned_stop` or `offline`; optional `reason` |
+//! | `operation_started` | `operation_id` (positive integer) |
+//! | `operation_finished` | `operation_id`, `good`, `scrap` (non-negative integers, at most 2^32 - 1) |
+//! | `downtime` | `reason` |
+//! | `online`, `offline` | — (an `offline` event without `ts` makes a good MQTT will) |
+//!
+//! `reason` is 1 to 200 characters without control characters. A bad event is dropped as
+//! `invalid_event` and the others in the array are kept.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::codec::{
+    DecodeConfig, Decoded, DropReason, EncodeError, Interner, KeyCache, MachineEvent, MachineKey,
+    MachineState, Outgoing, RawReading, TimeWindow, TimedEvent, check_code, clip, epoch_ms, is_code,
+    is_metric_name,
+};
+
+/// Every topic of the JSON scheme starts with this.
+pub const TOPIC_PREFIX: &str = "mf/v1/";
+
+/// The two kinds of JSON topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicKind {
+    /// `mf/v1/{site}/{machine}/telemetry`.
+    Telemetry,
+    /// `mf/v1/{site}/{machine}/events`.
+    Events,
+}
+
+/// Splits `mf/v1/{site}/{machine}/{telemetry|events}` into site, machine and kind; `None` when
+/// the topic has another shape or the site or machine is not a code.
+pub fn parse_topic(topic: &str) -> Option<(&str, &str, TopicKind)> {
+    let rest = topic.strip_prefix(TOPIC_PREFIX)?;
+    let mut parts = rest.split('/');
+    let (site, machine, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !is_code(site) || !is_code(machine) {
+        return None;
+    }
+    let kind = match kind {
+        "telemetry" => TopicKind::Telemetry,
+        "events" => TopicKind::Events,
+        _ => return None,
+    };
+    Some((site, machine, kind))
+}
+
+/// The telemetry topic of a machine.
+pub fn telemetry_topic(site: &str, machine: &str) -> Result<String, EncodeError> {
+    check_code("site", site)?;
+    check_code("machine", machine)?;
+    Ok(format!("{TOPIC_PREFIX}{site}/{machine}/telemetry"))
+}
+
+/// The events topic of a machine.
+pub fn events_topic(site: &str, machine: &str) -> Result<String, EncodeError> {
+    check_code("site", site)?;
+    check_code("machine", machine)?;
+    Ok(format!("{TOPIC_PREFIX}{site}/{machine}/events"))
+}
+
+/// Encodes one telemetry message (`ts` as epoch milliseconds), QoS 1, not retained.
+pub fn encode_telemetry(
+    site: &str,
+    machine: &str,
+    at: OffsetDateTime,
+    metrics: &[(&str, f64)],
+) -> Result<Outgoing, EncodeError> {
+    let topic = telemetry_topic(site, machine)?;
+    let ms = unsigned_ms(at)?;
+    let mut payload = Vec::with_capacity(32 + metrics.len() * 24);
+    payload.extend_from_slice(b"{\"ts\":");
+    payload.extend_from_slice(ms.to_string().as_bytes());
+    payload.extend_from_slice(b",\"metrics\":{");
+    for (idx, (name, value)) in metrics.iter().enumerate() {
+        if !is_metric_name(name) {
+            return Err(EncodeError::BadMetricName((*name).to_string()));
+        }
+        if !value.is_finite() {
+            return Err(EncodeError::NonFinite((*name).to_string()));
+        }
+        if idx > 0 {
+            payload.push(b',');
+        }
+        write_json(&mut payload, name);
+        payload.push(b':');
+        write_json(&mut payload, value);
+    }
+    payload.extend_from_slice(b"}}");
+    Ok(Outgoing { topic, payload, qos: 1, retain: false })
+}
+
+/// Encodes one event; with `at = None` the event has no `ts` (for an MQTT will, whose time is
+/// only known when the broker publishes it). QoS 1, not retained.
+pub fn encode_event(
+    site: &str,
+    machine: &str,
+    at: Option<OffsetDateTime>,
+    event: &MachineEvent,
+) -> Result<Outgoing, EncodeError> {
+    let topic = events_topic(site, machine)?;
+    let mut object = serde_json::Map::new();
+    if let Some(at) = at {
+        object.insert("ts".into(), unsigned_ms(at)?.into());
+    }
+    let mut put = |name: &str, value: serde_json::Value| object.insert(name.into(), value);
+    match event {
+        MachineEvent::Online => put("type", "online".into()),
+        MachineEvent::Offline => put("type", "offline".into()),
+        MachineEvent::StateChange { state, reason } => {
+            put("type", "state".into());
+            put("state", state.as_str().into());
+            reason.as_ref().and_then(|reason| put("reason", reason.as_str().into()))
+        }
+        MachineEvent::OperationStarted { operation_id } => {
+            put("type", "operation_started".into());
+            put("operation_id", (*operation_id).into())
+        }
+        MachineEvent::OperationFinished { operation_id, good, scrap } => {
+            put("type", "operation_finished".into());
+            put("operation_id", (*operation_id).into());
+            put("good", (*good).into());
+            put("scrap", (*scrap).into())
+        }
+        MachineEvent::Downtime { reason } => {
+            put("type", "downtime".into());
+            put("reason", reason.as_str().into())
+        }
+    };
+    let payload = serde_json::to_vec(&object).unwrap_or_default();
+    Ok(Outgoing { topic, payload, qos: 1, retain: false })
+}
+
+/// Decodes the JSON topic scheme. Holds only caches (shared machine keys and metric names), so
+/// one per ingest worker is enough and nothing depends on message order.
+#[derive(Debug, Default)]
+pub struct JsonDecoder {
+    config: DecodeConfig,
+    names: Interner,
+    keys: KeyCache,
+    pending: Vec<(Arc<str>, MetricValue)>,
+}
+
+impl JsonDecoder {
+    /// A decoder with the given limits.
+    pub fn new(config: DecodeConfig) -> JsonDecoder {
+        JsonDecoder { config, ..JsonDecoder::default() }
+    }
+
+    /// Decodes one message received at `now` on `topic`, appending to `out`.
+    pub fn decode(&mut self, topic: &str, payload: &[u8], now: OffsetDateTime, out: &mut Decoded) {
+        let Some((site, machine, kind)) = parse_topic(topic) else {
+            out.drop(
+                DropReason::BadTopic,
+                format!("topic {:?} is not mf/v1/{{site}}/{{machine}}/{{telemetry|events}}", clip(topic)),
+            );
+            return;
+        };
+        if payload.len() > self.config.max_payload_bytes {
+            out.drop(DropReason::PayloadTooLarge, format!("{} bytes", payload.len()));
+            return;
+        }
+        let joined = &topic[TOPIC_PREFIX.len()..TOPIC_PREFIX.len() + site.len() + 1 + machine.len()];
+        let key = self.keys.get(joined, || MachineKey::new(site, machine));
+        let window = TimeWindow::new(now, &self.config);
+        match kind {
+            TopicKind::Telemetry => self.decode_telemetry(&key, payload, &window, out),
+            TopicKind::Events => decode_events(&key, payload, &window, out),
+        }
+    }
+
+    fn decode_telemetry(&mut self, key: &MachineKey, payload: &[u8], window: &TimeWindow, out: &mut Decoded) {
+        self.pending.clear();
+        let n_readings = out.readings.len();
+        let n_dropped = out.dropped.len();
+        let mut deserializer = serde_json::Deserializer::from_slice(payload);
+        let seed =
+            TelemetryBody { key, window, names: &mut self.names, pending: &mut self.pending, out: &mut *out };
+        let result = seed.deserialize(&mut deserializer).and_then(|()| deserializer.end());
+        if let Err(error) = result {
+            // All or nothing for syntax errors: what was decoded before the error is withdrawn,
+            // since a truncated message may have cut a value short.
+            out.readings.truncate(n_readings);
+            out.dropped.truncate(n_dropped);
+            out.drop(DropReason::MalformedJson, format!("telemetry: {error}"));
+        }
+    }
+}
+
+/// A metric value as it appears in telemetry: a number (or boolean), or the kind of thing that
+/// was there instead.
+#[derive(Clone, Copy, Debug)]
+enum MetricValue {
+    Number(f64),
+    Wrong(&'static str),
+    BadName,
+}
+
+/// Seed for the whole telemetry payload: one object or an array of objects.
+struct TelemetryBody<'a> {
+    key: &'a MachineKey,
+    window: &'a TimeWindow,
+    names: &'a mut Interner,
+    pending: &'a mut Vec<(Arc<str>, MetricValue)>,
+    out: &'a mut Decoded,
+}
+
+impl<'de> DeserializeSeed<'de> for TelemetryBody<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TelemetryBody<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a telemetry object or an array of them")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> Result<(), A::Error> {
+        self.object(map)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(TelemetryObject(&mut self))?.is_some() {}
+        Ok(())
+    }
+}
+
+struct TelemetryObject<'b, 'a>(&'b mut TelemetryBody<'a>);
+
+impl<'de> DeserializeSeed<'de> for TelemetryObject<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TelemetryObject<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a telemetry object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0.object(map)
+    }
+}
+
+impl TelemetryBody<'_> {
+    /// Reads one `{"ts": …, "metrics": {…}}` object and emits its readings.
+    fn object<'de, A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
+        self.pending.clear();
+        let mut ts = None;
+        let mut saw_metrics = false;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Ts => ts = Some(map.next_value::<Timestamp>()?),
+                Field::Metrics => {
+                    saw_metrics = true;
+                    map.next_value_seed(Metrics { names: self.names, pending: self.pending })?;
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if !saw_metrics {
+            return Err(de::Error::missing_field("metrics"));
+        }
+        let at = match ts.map_or(Ok(self.window.now), |ts| ts.resolve(self.window)) {
+            Ok(at) => at,
+            Err((reason, detail)) => {
+                let n = self.pending.len();
+                self.out.drop(reason, format!("{detail} ({n} metrics)"));
+                return Ok(());
+            }
+        };
+        for (metric, value) in self.pending.drain(..) {
+            match value {
+                MetricValue::Number(value) => {
+                    self.out.readings.push(RawReading { key: self.key.clone(), metric, at, value })
+                }
+                MetricValue::Wrong(kind) => {
+                    self.out.drop(DropReason::WrongTypes, format!("metric {metric:?} is {kind}"))
+                }
+                MetricValue::BadName => {
+                    self.out.drop(DropReason::BadMetricName, format!("metric name {:?}", clip(&metric)))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Field {
+    Ts,
+    Metrics,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Field, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Field, E> {
+                Ok(match text {
+                    "ts" => Field::Ts,
+                    "metrics" => Field::Metrics,
+                    _ => Field::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+/// Seed for the `metrics` object: pushes `(name, value)` pairs into `pending`.
+struct Metrics<'a> {
+    names: &'a mut Interner,
+    pending: &'a mut Vec<(Arc<str>, MetricValue)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Metrics<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Metrics<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of metric names to numbers or booleans")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(name) = map.next_key_seed(MetricName(self.names))? {
+            let value = map.next_value::<ValueOf>()?.0;
+            match name {
+                Ok(name) => self.pending.push((name, value)),
+                Err(bad) => self.pending.push((bad, MetricValue::BadName)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A metric name, interned; `Err` with (a clip of) the name when it is not a valid one.
+struct MetricName<'a>(&'a mut Interner);
+
+impl<'de> DeserializeSeed<'de> for MetricName<'_> {
+    type Value = Result<Arc<str>, Arc<str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for MetricName<'_> {
+    type Value = Result<Arc<str>, Arc<str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a metric name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(if is_metric_name(name) { Ok(self.0.intern(name)) } else { Err(Arc::from(clip(name))) })
+    }
+}
+
+/// Any JSON value, classified as a metric value without allocating.
+struct ValueOf(MetricValue);
+
+impl<'de> Deserialize<'de> for ValueOf {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ValueOf, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = ValueOf;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number or a boolean")
+    }
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<ValueOf, E> {
+        Ok(ValueOf(MetricValue::Number(if value { 1.0 } else { 0.0 })))
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<ValueOf, E> {
+        Ok(ValueOf(MetricValue::Number(value as f64)))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<ValueOf, E> {
+        Ok(ValueOf(MetricValue::Number(value as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<ValueOf, E> {
+        // serde_json never produces NaN or infinity, but other deserializers might.
+        Ok(ValueOf(if value.is_finite() {
+            MetricValue::Number(value)
+        } else {
+            MetricValue::Wrong("not finite")
+        }))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<ValueOf, E> {
+        Ok(ValueOf(MetricValue::Wrong("a string")))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<ValueOf, E> {
+        Ok(ValueOf(MetricValue::Wrong("null")))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ValueOf, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ValueOf(MetricValue::Wrong("an array")))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ValueOf, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(ValueOf(MetricValue::Wrong("an object")))
+    }
+}
+
+/// A `ts` field as sent: RFC 3339 text, or epoch milliseconds (integer or fractional).
+#[derive(Debug)]
+enum Timestamp {
+    Text(String),
+    Millis(i64),
+    FractionalMillis(f64),
+    Wrong,
+}
+
+impl Timestamp {
+    fn resolve(self, window: &TimeWindow) -> Result<OffsetDateTime, (DropReason, String)> {
+        let result = match &self {
+            Timestamp::Text(text) => match OffsetDateTime::parse(text, &Rfc3339) {
+                Ok(at) => window.check(at),
+                Err(_) => Err(DropReason::BadTimestamp),
+            },
+            Timestamp::Millis(ms) => window.check_ms(*ms),
+            Timestamp::FractionalMillis(ms) if ms.is_finite() && ms.abs() < 1e17 => {
+                // Whole milliseconds and the fraction separately: `ms * 1e6` would lose
+                // sub-millisecond precision at today's magnitudes.
+                let whole = ms.floor();
+                let nanos = whole as i128 * 1_000_000 + ((ms - whole) * 1e6).round() as i128;
+                window.check_ms(ms.floor() as i64).and_then(|_| {
+                    OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| DropReason::BadTimestamp)
+                })
+            }
+            Timestamp::FractionalMillis(_) | Timestamp::Wrong => Err(DropReason::BadTimestamp),
+        };
+        result.map_err(|reason| {
+            let shown = match &self {
+                Timestamp::Text(text) => format!("{:?}", clip(text)),
+                Timestamp::Millis(ms) => ms.to_string(),
+                Timestamp::FractionalMillis(ms) => ms.to_string(),
+                Timestamp::Wrong => "neither text nor a number".to_string(),
+            };
+            (reason, format!("ts {shown}"))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        struct TsVisitor;
+        impl<'de> Visitor<'de> for TsVisitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("RFC 3339 text or epoch milliseconds")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                Ok(Timestamp::Text(text.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp::Millis(ms))
+            }
+            fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Timestamp, E> {
+                Ok(i64::try_from(ms).map_or(Timestamp::Millis(i64::MAX), Timestamp::Millis))
+            }
+            fn visit_f64<E: de::Error>(self, ms: f64) -> Result<Timestamp, E> {
+                Ok(Timestamp::FractionalMillis(ms))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Timestamp, E> {
+                Ok(Timestamp::Wrong)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Timestamp, E> {
+                Ok(Timestamp::Wrong)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Timestamp, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Timestamp::Wrong)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Timestamp, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Timestamp::Wrong)
+            }
+        }
+        deserializer.deserialize_any(TsVisitor)
+    }
+}
+
+/// One event as sent; checked field by field so the drop detail can say what is wrong.
+#[derive(Deserialize)]
+struct EventWire {
+    #[serde(default)]
+    ts: Option<Timestamp>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    state: Option<String>,
+    reason: Option<String>,
+    operation_id: Option<i64>,
+    good: Option<u32>,
+    scrap: Option<u32>,
+}
+
+fn decode_events(key: &MachineKey, payload: &[u8], window: &TimeWindow, out: &mut Decoded) {
+    let value: serde_json::Value = match serde_json::from_slice(payload) {
+        Ok(value) => value,
+        Err(error) => return out.drop(DropReason::MalformedJson, format!("events: {error}")),
+    };
+    match value {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                decode_event(key, item, window, out);
+            }
+        }
+        item @ serde_json::Value::Object(_) => decode_event(key, item, window, out),
+        _ => out.drop(DropReason::MalformedJson, "events: expected an object or an array of objects"),
+    }
+}
+
+fn decode_event(key: &MachineKey, item: serde_json::Value, window: &TimeWindow, out: &mut Decoded) {
+    if !item.is_object() {
+        return out.drop(DropReason::InvalidEvent, "an event is a JSON object");
+    }
+    let wire = match EventWire::deserialize(item) {
+        Ok(wire) => wire,
+        Err(error) => return out.drop(DropReason::InvalidEvent, error.to_string()),
+    };
+    let event = match event_of(&wire) {
+        Ok(event) => event,
+        Err(detail) => return out.drop(DropReason::InvalidEvent, detail),
+    };
+    let at = match wire.ts.map_or(Ok(window.now), |ts| ts.resolve(window)) {
+        Ok(at) => at,
+        Err((reason, detail)) => return out.drop(reason, detail),
+    };
+    out.events.push(TimedEvent { key: key.clone(), at, event });
+}
+
+fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
+    let kind = wire.kind.as_deref().ok_or("missing field `type`")?;
+    let operation_id = || match wire.operation_id {
+        Some(id) if id > 0 => Ok(id),
+        Some(id) => Err(format!("operation_id {id} is not positive")),
+        None => Err("missing field `operation_id`".to_string()),
+    };
+    let reason = |reason: &Option<String>| -> Result<Option<String>, String> {
+        match reason {
+            Some(text) if !is_reason(text) => {
+                Err(format!("reason {:?} is not 1 to 200 characters without control characters", clip(text)))
+            }
+            other => Ok(other.clone()),
+        }
+    };
+    Ok(match kind {
+        "online" => MachineEvent::Online,
+        "offline" => MachineEvent::Offline,
+        "state" => {
+            let text = wire.state.as_deref().ok_or("missing field `state`")?;
+            let state = MachineState::parse(text).ok_or_else(|| format!("unknown state {:?}", clip(text)))?;
+            MachineEvent::StateChange { state, reason: reason(&wire.reason)? }
+        }
+        "operation_started" => MachineEvent::OperationStarted { operation_id: operation_id()? },
+        "operation_finished" => MachineEvent::OperationFinished {
+            operation_id: operation_id()?,
+            good: wire.good.ok_or("missing field `good`")?,
+            scrap: wire.scrap.ok_or("missing field `scrap`")?,
+        },
+        "downtime" => {
+            MachineEvent::Downtime { reason: reason(&wire.reason)?.ok_or("missing field `reason`")? }
+        }
+        other => return Err(format!("unknown event type {:?}", clip(other))),
+    })
+}
+
+/// Reasons are for people: 1 to 200 characters, no control characters.
+fn is_reason(text: &str) -> bool {
+    !text.trim().is_empty() && text.chars().count() <= 200 && !text.chars().any(char::is_control)
+}
+
+fn unsigned_ms(at: OffsetDateTime) -> Result<u64, EncodeError> {
+    u64::try_from(epoch_ms(at)).map_err(|_| EncodeError::TimestampBefore1970)
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    // Writing a string or a finite number into a Vec cannot fail.
+    let _ = serde_json::to_writer(buf, value);
+}
+
+#[cfg(test)]
+mod tests;

@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     pub slow_subscriber_timeout: Duration,
     /// Retained messages kept at most; retaining a new topic beyond this is dropped and counted.
     pub max_retained: usize,
+    /// Bytes (topics plus payloads) of retained messages kept at most; a retained message that
+    /// would exceed this is not stored (counted like `max_retained`).
+    pub max_retained_bytes: usize,
     /// Open connections at most; more are closed at once and counted.
     pub max_connections: usize,
     /// How long a new connection may take to send CONNECT.
@@ -72,6 +75,7 @@ impl Default for BrokerConfig {
             max_inflight: 256,
             slow_subscriber_timeout: Duration::from_secs(10),
             max_retained: 100_000,
+            max_retained_bytes: 64 << 20,
             max_connections: 10_000,
             connect_timeout: Duration::from_secs(10),
         }
@@ -120,8 +124,8 @@ pub struct Message {
     pub publisher: Identity,
 }
 
-/// What a client presented in CONNECT, for `Hooks::authenticate`.
-#[derive(Debug, Clone, Copy)]
+/// What a client presented in CONNECT, for `Hooks::authenticate`. `Debug` hides the password.
+#[derive(Clone, Copy)]
 pub struct Credentials<'a> {
     /// The client identifier (assigned by the broker if the client sent an empty one).
     pub client_id: &'a str,
@@ -131,6 +135,17 @@ pub struct Credentials<'a> {
     pub password: Option<&'a [u8]>,
     /// The client's address.
     pub peer: SocketAddr,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 /// Why `Hooks::authenticate` refused a connection; each maps to a CONNACK return code.
@@ -148,10 +163,14 @@ pub enum AuthRejection {
 
 /// The broker's policy decisions, supplied by the embedding application.
 ///
-/// `authenticate` runs once per connection and may do IO; `may_publish` and `may_subscribe` run
-/// for every PUBLISH and every SUBSCRIBE filter on the connection's task, so they must be cheap
-/// in-memory checks (decide what the identity may do in `authenticate` and encode it in the
-/// identity).
+/// `authenticate` runs once per connection and may do IO (it is limited by `connect_timeout`,
+/// after which the client gets return code 3); `may_publish` and `may_subscribe` run for every
+/// PUBLISH and every SUBSCRIBE filter on the connection's task, so they must be cheap in-memory
+/// checks (decide what the identity may do in `authenticate` and encode it in the identity).
+///
+/// A new connection with a client id that is already connected closes the old connection, so
+/// `authenticate` should refuse (`IdentifierRejected`) client ids the credentials do not own —
+/// otherwise one device can knock another offline by borrowing its id.
 pub trait Hooks: Send + Sync + 'static {
     /// Accepts a CONNECT, naming the session's identity, or refuses it.
     fn authenticate(

@@ -29,8 +29,8 @@ const COMMAND_QUEUE_CAPACITY: usize = 1024;
 /// The task stops taking commands while this much output is waiting for the socket.
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 
-/// How to connect.
-#[derive(Debug, Clone)]
+/// How to connect. `Debug` hides the password.
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Client identifier; empty asks the server to assign one.
     pub client_id: String,
@@ -68,6 +68,22 @@ impl ClientOptions {
             subscription_capacity: 1024,
             max_inflight: 1024,
         }
+    }
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("will", &self.will)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .field("max_inflight", &self.max_inflight)
+            .finish()
     }
 }
 

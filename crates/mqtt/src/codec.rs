@@ -89,8 +89,8 @@ pub enum Packet {
     Disconnect,
 }
 
-/// The CONNECT packet (protocol name "MQTT", level 4).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The CONNECT packet (protocol name "MQTT", level 4). Its `Debug` output hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connect {
     /// Client identifier; may be empty with a clean session (the server then assigns one).
     pub client_id: String,
@@ -104,6 +104,19 @@ pub struct Connect {
     pub username: Option<String>,
     /// Password, if any (binary data; only allowed with a user name).
     pub password: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_session", &self.clean_session)
+            .field("will", &self.will)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// A will message carried by CONNECT.

@@ -172,14 +172,15 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Owned before waiting, so a failed start still kills the process.
+        let mosquitto = Mosquitto { child, addr: ([127, 0, 0, 1], port).into(), _config_dir: config_dir };
         for _ in 0..100 {
-            if TcpStream::connect(addr).await.is_ok() {
-                return Mosquitto { child, addr, _config_dir: config_dir };
+            if TcpStream::connect(mosquitto.addr).await.is_ok() {
+                return mosquitto;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("mosquitto did not start listening on {addr}");
+        panic!("mosquitto did not start listening on {}", mosquitto.addr);
     }
 }
 

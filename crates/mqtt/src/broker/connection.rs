@@ -107,7 +107,10 @@ pub(crate) async fn serve<H: Hooks>(
         password: connect.password.as_deref(),
         peer,
     };
-    let identity = match hooks.authenticate(credentials).await {
+    let verdict = tokio::time::timeout(router.config.connect_timeout, hooks.authenticate(credentials))
+        .await
+        .unwrap_or(Err(AuthRejection::ServerUnavailable));
+    let identity = match verdict {
         Ok(identity) => identity,
         Err(rejection) => {
             router.counters.incr(Counter::AuthFailures);

@@ -19,7 +19,7 @@ pub enum Counter {
     DroppedSlowSubscriber,
     /// Publishes dropped because `Hooks::may_publish` said no.
     DroppedNotPermitted,
-    /// Retained messages not stored because `max_retained` was reached.
+    /// Retained messages not stored because `max_retained` or `max_retained_bytes` was reached.
     DroppedRetainedFull,
     /// TCP connections accepted.
     ConnectionsAccepted,

@@ -54,6 +54,8 @@ struct State {
     /// Client id → the key of the connection that holds it.
     clients: HashMap<String, SubscriberKey>,
     retained: HashMap<String, Message>,
+    /// Topic plus payload bytes of everything in `retained`.
+    retained_bytes: usize,
 }
 
 /// Routing state shared by every connection task and the broker handle.
@@ -239,14 +241,26 @@ impl Router {
 
     fn store_retained(&self, state: &mut State, message: &Message) {
         let topic: &str = &message.topic;
+        let old_size = state.retained.get(topic).map_or(0, retained_size);
         if message.payload.is_empty() {
-            state.retained.remove(topic);
-        } else if state.retained.len() < self.config.max_retained || state.retained.contains_key(topic) {
+            if state.retained.remove(topic).is_some() {
+                state.retained_bytes -= old_size;
+            }
+            return;
+        }
+        let new_bytes = state.retained_bytes - old_size + retained_size(message);
+        let room_for_topic = old_size > 0 || state.retained.len() < self.config.max_retained;
+        if room_for_topic && new_bytes <= self.config.max_retained_bytes {
             state.retained.insert(topic.to_owned(), message.clone());
+            state.retained_bytes = new_bytes;
         } else {
             self.counters.incr(Counter::DroppedRetainedFull);
         }
     }
+}
+
+fn retained_size(message: &Message) -> usize {
+    message.topic.len() + message.payload.len()
 }
 
 /// What happened to one delivery.

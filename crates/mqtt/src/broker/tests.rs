@@ -381,3 +381,27 @@ async fn shutdown_closes_clients_and_in_process_subscriptions() {
     assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_retained_store_is_bounded_by_count_and_bytes() {
+    let config = BrokerConfig { max_retained: 2, max_retained_bytes: 100, ..BrokerConfig::default() };
+    let (broker, _) = start(config).await;
+    broker.publish("r/a", b"1", QoS::AtMostOnce, true).await.unwrap();
+    broker.publish("r/b", b"2", QoS::AtMostOnce, true).await.unwrap();
+    broker.publish("r/c", b"3", QoS::AtMostOnce, true).await.unwrap();
+    assert_eq!(broker.counters().get(Counter::DroppedRetainedFull), 1);
+    // Replacing an existing topic is allowed while the bytes fit.
+    broker.publish("r/a", &[b'x'; 90], QoS::AtMostOnce, true).await.unwrap();
+    broker.publish("r/b", &[b'y'; 20], QoS::AtMostOnce, true).await.unwrap();
+    assert_eq!(broker.counters().get(Counter::DroppedRetainedFull), 2);
+    // Clearing frees room for a new topic.
+    broker.publish("r/a", b"", QoS::AtMostOnce, true).await.unwrap();
+    broker.publish("r/c", b"3", QoS::AtMostOnce, true).await.unwrap();
+    let mut retained = broker.subscribe("r/#").unwrap();
+    let mut payloads = [recv(&mut retained).await, recv(&mut retained).await];
+    payloads.sort_by(|a, b| a.topic.cmp(&b.topic));
+    let got: Vec<(&str, &[u8])> = payloads.iter().map(|m| (&*m.topic, &*m.payload)).collect();
+    assert_eq!(got, [("r/b", &b"2"[..]), ("r/c", &b"3"[..])]);
+    assert_eq!(broker.counters().get(Counter::DroppedRetainedFull), 2);
+    broker.shutdown().await;
+}

@@ -14,7 +14,8 @@ mod telemetry;
 /// Request and response types of the telemetry handlers, for the OpenAPI document.
 pub(crate) mod telemetry_schemas {
     pub(crate) use super::telemetry::{
-        CurrentState, MetricList, OeeReport, ProductionOut, ProductionReport, Series, Span, StateReport,
+        CurrentState, IngestReport, MetricList, OeeReport, ProductionOut, ProductionReport, Series, Span,
+        StateReport,
     };
 }
 
@@ -56,6 +57,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/machines/{id}/states", get(telemetry::states).post(telemetry::report_state))
         .route("/machines/{id}/production", post(telemetry::report_production))
         .route("/machine-states", get(telemetry::current_states))
+        .route("/telemetry", post(telemetry::ingest_telemetry))
         .route("/oee", get(telemetry::oee_report))
         .route("/alarm-rules", get(alarms::list_rules).post(alarms::create_rule))
         .route(

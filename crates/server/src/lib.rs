@@ -14,6 +14,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod pages;
+pub mod pipeline;
 mod webhook;
 
 use std::future::Future;
@@ -67,6 +68,9 @@ pub struct AppState {
     alarm_inputs: tokio::sync::mpsc::Sender<AlarmInput>,
     /// Taken by the alarm worker when [`run`] starts it.
     alarm_receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<AlarmInput>>>>,
+    pipeline: pipeline::Queues,
+    /// Taken by the pipeline tasks when [`run`] starts them.
+    pipeline_receivers: Arc<std::sync::Mutex<Option<pipeline::Receivers>>>,
     /// Turns true when the server begins to stop; long-lived streams and workers end then.
     stopping: tokio::sync::watch::Receiver<bool>,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
@@ -78,7 +82,10 @@ impl AppState {
         let (live, _) = tokio::sync::broadcast::channel(live::LIVE_CAPACITY);
         let (alarm_inputs, alarm_receiver) = tokio::sync::mpsc::channel(alarm_worker::ALARM_QUEUE);
         let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (pipeline, pipeline_receivers) = pipeline::queues();
         AppState {
+            pipeline,
+            pipeline_receivers: Arc::new(std::sync::Mutex::new(Some(pipeline_receivers))),
             store,
             clock,
             config: Arc::new(config),
@@ -93,13 +100,27 @@ impl AppState {
         }
     }
 
-    /// Starts the background workers (the alarm engine). [`run`] does this; tests that drive the
-    /// router directly call it when they need the workers. Starting twice does nothing.
-    pub fn start_workers(&self) {
+    /// Starts the background workers: the alarm engine and the ingest pipeline. [`run`] does
+    /// this; tests that drive the router directly call it when they need the workers. Starting
+    /// twice does nothing. `replies` receives what the codecs want published back over MQTT.
+    pub fn start_workers(&self, replies: Option<tokio::sync::mpsc::Sender<ingest::Outgoing>>) -> Workers {
         let receiver = self.alarm_receiver.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(receiver) = receiver {
             tokio::spawn(alarm_worker::run(self.clone(), receiver, self.stopping.clone()));
         }
+        let (write_done, write_done_rx) = tokio::sync::watch::channel(false);
+        let receivers = self.pipeline_receivers.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let tasks = receivers.map(|receivers| {
+            let decode = tokio::spawn(pipeline::decode(
+                self.clone(),
+                receivers.incoming,
+                replies,
+                self.stopping.clone(),
+            ));
+            let write = tokio::spawn(pipeline::write(self.clone(), receivers.writes, write_done_rx));
+            (decode, write)
+        });
+        Workers { tasks, write_done }
     }
 
     /// Tells streams and workers to finish.
@@ -125,6 +146,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The running pipeline tasks; [`Workers::finish`] flushes them.
+pub struct Workers {
+    tasks: Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>,
+    write_done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Workers {
+    /// After [`AppState::begin_stop`]: waits for the decoder to flush its last batch, then for
+    /// the writer to commit everything queued.
+    pub async fn finish(self) {
+        let Some((decode, write)) = self.tasks else { return };
+        let _ = decode.await;
+        let _ = self.write_done.send(true);
+        let _ = write.await;
+    }
+}
+
+/// A timestamp as RFC 3339 text (empty if it cannot be formatted, which no stored time hits).
+pub(crate) fn rfc3339(at: model::Timestamp) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 /// Serves `router(state)` on `listener` until `shutdown` completes, then finishes the requests in
 /// flight and returns.
 pub async fn run(
@@ -132,13 +175,15 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    state.start_workers();
+    let workers = state.start_workers(None);
     let stopper = state.clone();
     let shutdown = async move {
         shutdown.await;
         stopper.begin_stop();
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    workers.finish().await;
+    served
 }
 
 /// Liveness and readiness: 200 when the store answers. Needs no token.

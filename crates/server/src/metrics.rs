@@ -21,6 +21,14 @@ pub enum MetricName {
     BuildInfo,
     /// Counter: inputs the alarm worker could not take because its queue was full.
     AlarmInputsDropped,
+    /// Counter: messages taken in by the ingest pipeline.
+    IngestMessages,
+    /// Counter: readings stored.
+    IngestReadings,
+    /// Counter: readings, metrics or events dropped, by reason.
+    IngestDropped,
+    /// Counter: ingest write transactions and the seconds they took.
+    IngestBatches,
 }
 
 impl MetricName {
@@ -32,6 +40,10 @@ impl MetricName {
             MetricName::Orders => "microfactory_orders",
             MetricName::BuildInfo => "microfactory_build_info",
             MetricName::AlarmInputsDropped => "microfactory_alarm_inputs_dropped_total",
+            MetricName::IngestMessages => "microfactory_ingest_messages_total",
+            MetricName::IngestReadings => "microfactory_ingest_readings_total",
+            MetricName::IngestDropped => "microfactory_ingest_dropped_total",
+            MetricName::IngestBatches => "microfactory_ingest_batches_total",
         }
     }
 
@@ -44,6 +56,10 @@ impl MetricName {
             MetricName::AlarmInputsDropped => {
                 "Readings or state changes the alarm worker missed because it was behind."
             }
+            MetricName::IngestMessages => "Messages taken in by the ingest pipeline (MQTT and HTTP).",
+            MetricName::IngestReadings => "Readings stored by the ingest pipeline.",
+            MetricName::IngestDropped => "Readings, metrics, events or messages not stored, by reason.",
+            MetricName::IngestBatches => "Ingest write transactions committed.",
         }
     }
 }
@@ -68,9 +84,31 @@ struct RouteStats {
 pub struct Metrics {
     routes: Mutex<BTreeMap<String, RouteStats>>,
     alarm_inputs_dropped: AtomicU64,
+    ingest_messages: AtomicU64,
+    ingest_readings: AtomicU64,
+    ingest_batches: AtomicU64,
+    ingest_batch_micros: AtomicU64,
+    ingest_dropped: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
+    /// Counts a message taken in by the ingest pipeline.
+    pub fn count_ingest_message(&self) {
+        self.ingest_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts something the pipeline dropped.
+    pub fn count_ingest_drop(&self, reason: &'static str) {
+        *self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += 1;
+    }
+
+    /// Counts a committed ingest batch.
+    pub fn count_ingest_written(&self, readings: u64, took: Duration) {
+        self.ingest_readings.fetch_add(readings, Ordering::Relaxed);
+        self.ingest_batches.fetch_add(1, Ordering::Relaxed);
+        self.ingest_batch_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// Counts an input the alarm worker missed.
     pub fn count_dropped_alarm_input(&self) {
         self.alarm_inputs_dropped.fetch_add(1, Ordering::Relaxed);
@@ -138,6 +176,23 @@ impl Metrics {
             MetricName::AlarmInputsDropped.as_str(),
             self.alarm_inputs_dropped.load(Ordering::Relaxed)
         );
+        let counter = |out: &mut String, name: MetricName, value: u64| {
+            header(out, name, "counter");
+            let _ = writeln!(out, "{} {value}", name.as_str());
+        };
+        counter(&mut out, MetricName::IngestMessages, self.ingest_messages.load(Ordering::Relaxed));
+        counter(&mut out, MetricName::IngestReadings, self.ingest_readings.load(Ordering::Relaxed));
+        counter(&mut out, MetricName::IngestBatches, self.ingest_batches.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "{}_seconds_sum {}",
+            MetricName::IngestBatches.as_str().trim_end_matches("_total"),
+            self.ingest_batch_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        header(&mut out, MetricName::IngestDropped, "counter");
+        for (reason, count) in self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", MetricName::IngestDropped.as_str());
+        }
         header(&mut out, MetricName::Orders, "gauge");
         for (status, count) in orders {
             let _ = writeln!(out, "{}{{status=\"{status}\"}} {count}", MetricName::Orders.as_str());

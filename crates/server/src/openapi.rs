@@ -324,6 +324,21 @@ pub(crate) fn build() -> Value {
             None,
             (200, Some(current)),
         );
+        let ingest_report = doc.schema::<t::IngestReport>();
+        let telemetry = json!({"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["site", "machine", "metrics"],
+            "properties": {
+                "site": {"type": "string", "description": "Site code."},
+                "machine": {"type": "string", "description": "Machine code."},
+                "ts": {"description": "RFC 3339 time or Unix epoch milliseconds; the time received when absent."},
+                "metrics": {"type": "object", "additionalProperties": {"type": ["number", "boolean"]}}}}});
+        doc.op(
+            "post",
+            "/telemetry",
+            "Store telemetry over HTTP (admins, or devices for their own site); answers once the readings are durable",
+            Who::Signed,
+            Some(telemetry),
+            (200, Some(ingest_report)),
+        );
         let mut oee_params = vec![
             q("machine", "integer", false, "One machine."),
             q("line", "integer", false, "Every machine of a line."),

@@ -609,7 +609,7 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let alarms = crate::AlarmConfig { webhooks: vec![hook], tick_seconds: 1 };
     let state =
         AppState::new(store.clone(), Arc::new(ManualClock::new(now)), ServerConfig::default(), alarms);
-    state.start_workers();
+    let _workers = state.start_workers(None);
     let h = Harness { app: crate::router(state.clone()), store, state };
 
     // Open the live stream before anything happens.
@@ -684,4 +684,87 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let history = h.get("/api/v1/alarms?status=cleared").await.json;
     assert_eq!(history["items"].as_array().unwrap().len(), 1);
     h.state.begin_stop();
+}
+
+#[tokio::test]
+async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
+    let now = datetime!(2026-11-24 09:00 +08:00);
+    let store = seeded_store(now);
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(ManualClock::new(now)),
+        ServerConfig::default(),
+        crate::AlarmConfig::default(),
+    );
+    let workers = state.start_workers(None);
+    let h = Harness { app: crate::router(state.clone()), store, state };
+
+    let user =
+        h.store.create_user("gw", Role::Device, Some(model::SiteId(1)), "$argon2id$unused", now).unwrap();
+    let device = "gw-device-token-0123456789";
+    h.store.create_token(user.id, "gw", &token_digest(device), &shown_prefix(device), now).unwrap();
+
+    // Gas on the moulding machine for six seconds: the demo's gas-leak rule (over 50 ppm for 5 s).
+    let body = json!([
+        {"site": "hk-kt", "machine": "imm-01", "ts": "2026-11-24T08:59:50+08:00", "metrics": {"gas_ppm": 80.5, "temperature_c": 61.2}},
+        {"site": "hk-kt", "machine": "imm-01", "ts": "2026-11-24T08:59:56+08:00", "metrics": {"gas_ppm": 95.0, "door_open": true}},
+        {"site": "hk-kt", "machine": "no-such-machine", "metrics": {"x": 1}},
+        {"site": "hk-kt", "machine": "imm-01", "ts": "2026-11-24T08:59:57+08:00", "metrics": {"label": "text"}},
+    ]);
+    let reply = h.post_json("/api/v1/telemetry", device, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["accepted"], 4, "{}", reply.text);
+    assert_eq!(reply.json["dropped"]["unknown_machine"], 1, "{}", reply.text);
+    assert_eq!(
+        reply.json["dropped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        2,
+        "{}",
+        reply.text
+    );
+    // Durable when answered: the readings are in the store now.
+    let series = h.get("/api/v1/machines/4/series?metric=gas_ppm&from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T10:00:00%2B08:00").await.json;
+    assert_eq!(series["points"].as_array().unwrap().len(), 2, "{series}");
+    let again = h.post_json("/api/v1/telemetry", device, &body).await;
+    assert_eq!((again.json["accepted"].as_u64(), again.json["duplicates"].as_u64()), (Some(0), Some(4)));
+
+    let mut alarm = None;
+    for _ in 0..100 {
+        let open = h.get("/api/v1/alarms?open=true").await.json;
+        if let Some(first) = open["items"].as_array().and_then(|items| items.first()).cloned() {
+            alarm = Some(first);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let alarm = alarm.expect("the gas-leak rule raises an alarm");
+    assert_eq!(alarm["severity"], "critical");
+    assert!(alarm["message"].as_str().unwrap().starts_with("Gas leak"), "{alarm}");
+
+    // Another site's device may not publish here; people other than admins may not publish.
+    let other = h
+        .store
+        .create_site(&model::NewSite {
+            code: "sz".into(),
+            name: "Shenzhen".into(),
+            utc_offset: "+08:00".into(),
+        })
+        .unwrap();
+    let user = h.store.create_user("gw-sz", Role::Device, Some(other.id), "$argon2id$unused", now).unwrap();
+    let away = "gw-sz-device-token-0123456789";
+    h.store.create_token(user.id, "gw", &token_digest(away), &shown_prefix(away), now).unwrap();
+    let one = json!([{"site": "hk-kt", "machine": "cnc-01", "metrics": {"x": 1}}]);
+    let reply = h.post_json("/api/v1/telemetry", away, &one).await;
+    assert_eq!(reply.json["dropped"]["not_permitted"], 1, "{}", reply.text);
+    assert_eq!(
+        h.post_json("/api/v1/telemetry", &token_for(Role::Operator), &one).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        h.post_json("/api/v1/telemetry", ADMIN, &json!({"not": "a list"})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let metrics = h.get("/metrics").await.text;
+    assert!(metrics.contains("microfactory_ingest_dropped_total{reason=\"not_permitted\"} 1"), "{metrics}");
+    h.state.begin_stop();
+    workers.finish().await;
 }

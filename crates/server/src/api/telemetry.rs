@@ -437,3 +437,68 @@ pub(crate) async fn oee_report(
     let total = Kpis::combine(report.iter().map(|m| &m.kpis));
     Ok(Json(OeeReport { from: rfc3339(from), to: rfc3339(to), total, machines: report }))
 }
+
+/// One telemetry message of an HTTP batch: the JSON topic payload plus the machine it is for.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TelemetryMessage {
+    site: String,
+    machine: String,
+    /// `ts` and `metrics`, exactly as on the MQTT topic `mf/v1/{site}/{machine}/telemetry`.
+    #[serde(flatten)]
+    body: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What an HTTP ingest did.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct IngestReport {
+    /// Readings stored (committed) by this request.
+    accepted: usize,
+    /// Readings already stored with the same timestamp, ignored.
+    duplicates: usize,
+    /// Readings or messages not stored, by reason.
+    dropped: std::collections::BTreeMap<&'static str, usize>,
+}
+
+/// Most messages one HTTP ingest request may carry.
+const MAX_MESSAGES: usize = 10_000;
+
+pub(crate) async fn ingest_telemetry(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(messages): JsonBody<Vec<TelemetryMessage>>,
+) -> ApiResult<Json<IngestReport>> {
+    use crate::pipeline::{Publisher, Resolver, WriteBatch, collect};
+    let publisher = match (principal.user.role, principal.user.site_id) {
+        (model::Role::Admin, _) => Publisher::AnySite,
+        (model::Role::Device, Some(site)) => Publisher::Site(site),
+        (role, _) => {
+            return Err(ApiError::forbidden(format!("the {} role may not publish telemetry", role.as_str())));
+        }
+    };
+    if messages.len() > MAX_MESSAGES {
+        return Err(ApiError::bad_request("body", format!("at most {MAX_MESSAGES} messages per request")));
+    }
+    let now = state.clock.now();
+    let mut decoder = ingest::json::JsonDecoder::new(ingest::DecodeConfig::default());
+    let mut decoded = ingest::Decoded::default();
+    let mut resolver = Resolver::new();
+    let mut batch = WriteBatch::default();
+    let mut dropped = std::collections::BTreeMap::new();
+    for message in messages {
+        state.metrics.count_ingest_message();
+        let topic = format!("mf/v1/{}/{}/telemetry", message.site, message.machine);
+        let payload = serde_json::to_vec(&message.body).map_err(ApiError::internal)?;
+        decoded.clear();
+        decoder.decode(&topic, &payload, now, &mut decoded);
+        for reason in collect(&state, &mut resolver, publisher, &mut decoded, &mut batch) {
+            *dropped.entry(reason).or_insert(0) += 1;
+        }
+    }
+    let (ack, outcome) = tokio::sync::oneshot::channel();
+    batch.ack = Some(ack);
+    if state.pipeline.writes.send(batch).await.is_err() {
+        return Err(ApiError::internal("the ingest writer is not running"));
+    }
+    let stats = outcome.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    Ok(Json(IngestReport { accepted: stats.inserted, duplicates: stats.duplicates, dropped }))
+}

@@ -1,0 +1,351 @@
+//! The ingest pipeline: messages from MQTT (or HTTP) are decoded by `ingest`'s codecs, resolved
+//! from site and machine codes to machines, checked against what the publisher may publish for,
+//! batched, and written to the store in one transaction per batch. After a batch commits, its
+//! readings go to the alarm engine and its state changes and production to the live stream.
+//!
+//! ```text
+//! source ──Incoming──▶ decode task ──WriteBatch──▶ write task ──▶ store (one transaction)
+//!   (bounded queue)     (codecs, resolve, batch)    (bounded)         └▶ alarms, live stream
+//! ```
+//!
+//! Back-pressure, not unbounded queues: both queues are bounded and senders wait when they are
+//! full, so a store that cannot keep up slows the MQTT connections down (TCP flow control) instead
+//! of growing memory.
+//!
+//! Durability: a reading is *accepted* when its batch has committed. HTTP ingest answers only then.
+//! For MQTT, a batch commits at most [`FLUSH_EVERY`] after its first message arrived; a crash can
+//! lose what arrived in that window and was not yet committed (see README, Durability).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ingest::{DecodeConfig, Decoded, Decoder, MachineEvent, MachineKey, Outgoing};
+use model::{MachineId, MachineState, OperationId, Reading, SiteId, StateChange};
+use store::{OperationEvent, OperationEventKind, WriteStats};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::AppState;
+use crate::alarm_worker::AlarmInput;
+use crate::live::LiveEvent;
+
+/// Readings per write transaction at most.
+pub const MAX_BATCH: usize = 20_000;
+/// How long a batch may wait for more readings before it is written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Messages waiting for the decoder at most.
+pub const INCOMING_QUEUE: usize = 4096;
+/// Batches waiting for the writer at most.
+pub const WRITE_QUEUE: usize = 4;
+
+/// A message from a source.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The MQTT topic (HTTP ingest makes up the equivalent JSON topic).
+    pub topic: String,
+    /// The raw payload.
+    pub payload: Vec<u8>,
+    /// Who sent it.
+    pub publisher: Publisher,
+}
+
+/// What a publisher may publish for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publisher {
+    /// Any site: admins, the built-in simulator, an external broker the operator trusts.
+    AnySite,
+    /// One site only: a device account.
+    Site(SiteId),
+}
+
+/// Work for the write task.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBatch {
+    pub(crate) readings: Vec<Reading>,
+    pub(crate) states: Vec<StateChange>,
+    pub(crate) operations: Vec<OperationEvent>,
+    /// Told the outcome once the batch has committed (HTTP ingest waits for it).
+    pub(crate) ack: Option<oneshot::Sender<Result<WriteStats, String>>>,
+}
+
+impl WriteBatch {
+    fn is_empty(&self) -> bool {
+        self.readings.is_empty() && self.states.is_empty() && self.operations.is_empty()
+    }
+}
+
+/// The pipeline's queues, as held by [`AppState`].
+#[derive(Clone)]
+pub(crate) struct Queues {
+    pub(crate) incoming: mpsc::Sender<Incoming>,
+    pub(crate) writes: mpsc::Sender<WriteBatch>,
+}
+
+/// The receiving ends, taken once when the workers start.
+pub(crate) struct Receivers {
+    pub(crate) incoming: mpsc::Receiver<Incoming>,
+    pub(crate) writes: mpsc::Receiver<WriteBatch>,
+}
+
+pub(crate) fn queues() -> (Queues, Receivers) {
+    let (incoming, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
+    let (writes, writes_rx) = mpsc::channel(WRITE_QUEUE);
+    (Queues { incoming, writes }, Receivers { incoming: incoming_rx, writes: writes_rx })
+}
+
+impl AppState {
+    /// Hands a message to the pipeline, waiting while its queue is full (back-pressure).
+    pub async fn ingest(&self, message: Incoming) {
+        if self.pipeline.incoming.send(message).await.is_err() {
+            tracing::warn!("the ingest pipeline has stopped; message dropped");
+        }
+    }
+}
+
+/// Resolves `(site code, machine code)` to machines, reloading from the store on a miss at most
+/// once a second, so machines created at run time are found without hammering the store.
+pub(crate) struct Resolver {
+    machines: HashMap<(Arc<str>, Arc<str>), (MachineId, SiteId)>,
+    loaded: Option<Instant>,
+}
+
+impl Resolver {
+    pub(crate) fn new() -> Resolver {
+        Resolver { machines: HashMap::new(), loaded: None }
+    }
+
+    pub(crate) fn resolve(&mut self, store: &store::Store, key: &MachineKey) -> Option<(MachineId, SiteId)> {
+        let lookup = (key.site.clone(), key.machine.clone());
+        if let Some(found) = self.machines.get(&lookup) {
+            return Some(*found);
+        }
+        if self.loaded.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return None;
+        }
+        self.loaded = Some(Instant::now());
+        match store.machine_keys() {
+            Ok(keys) => {
+                self.machines = keys
+                    .into_iter()
+                    .map(|(site, machine, id, site_id)| {
+                        ((Arc::from(site), Arc::from(machine)), (id, site_id))
+                    })
+                    .collect();
+            }
+            Err(error) => tracing::warn!(%error, "cannot load machine codes"),
+        }
+        self.machines.get(&lookup).copied()
+    }
+}
+
+fn model_state(state: ingest::MachineState) -> MachineState {
+    match state {
+        ingest::MachineState::Running => MachineState::Running,
+        ingest::MachineState::Idle => MachineState::Idle,
+        ingest::MachineState::Setup => MachineState::Setup,
+        ingest::MachineState::Down => MachineState::Down,
+        ingest::MachineState::PlannedStop => MachineState::PlannedStop,
+        ingest::MachineState::Offline => MachineState::Offline,
+    }
+}
+
+/// Moves what a decoder produced into `batch`: resolves machines and enforces the publisher's
+/// site. Returns why anything was dropped (one entry per dropped item), already counted in the
+/// metrics.
+pub(crate) fn collect(
+    state: &AppState,
+    resolver: &mut Resolver,
+    publisher: Publisher,
+    decoded: &mut Decoded,
+    batch: &mut WriteBatch,
+) -> Vec<&'static str> {
+    let mut drops: Vec<&'static str> = decoded.dropped.iter().map(|d| d.reason.as_str()).collect();
+    let mut admit = |key: &MachineKey| -> Option<MachineId> {
+        let Some((machine, site)) = resolver.resolve(&state.store, key) else {
+            drops.push("unknown_machine");
+            return None;
+        };
+        if let Publisher::Site(allowed) = publisher
+            && allowed != site
+        {
+            drops.push("not_permitted");
+            return None;
+        }
+        Some(machine)
+    };
+    for raw in decoded.readings.drain(..) {
+        if let Some(machine) = admit(&raw.key) {
+            batch.readings.push(Reading {
+                machine,
+                metric: raw.metric.to_string(),
+                at: raw.at,
+                value: raw.value,
+            });
+        }
+    }
+    for timed in decoded.events.drain(..) {
+        let Some(machine) = admit(&timed.key) else { continue };
+        let at = timed.at;
+        let change = |state, reason| StateChange { machine, at, state, reason };
+        match timed.event {
+            MachineEvent::Online => batch.states.push(change(MachineState::Idle, Some("online".into()))),
+            MachineEvent::Offline => batch.states.push(change(MachineState::Offline, None)),
+            MachineEvent::StateChange { state, reason } => {
+                batch.states.push(change(model_state(state), reason))
+            }
+            MachineEvent::Downtime { reason } => batch.states.push(change(MachineState::Down, Some(reason))),
+            MachineEvent::OperationStarted { operation_id } => batch.operations.push(OperationEvent {
+                operation: OperationId(operation_id),
+                machine,
+                at,
+                kind: OperationEventKind::Started,
+            }),
+            MachineEvent::OperationFinished { operation_id, good, scrap } => {
+                batch.operations.push(OperationEvent {
+                    operation: OperationId(operation_id),
+                    machine,
+                    at,
+                    kind: OperationEventKind::Finished { good, scrap },
+                })
+            }
+        }
+    }
+    for reason in &drops {
+        state.metrics.count_ingest_drop(reason);
+    }
+    drops
+}
+
+/// The decode task: runs until the incoming queue closes or `stop` turns true. `replies` carries
+/// what the codecs want sent back (Sparkplug rebirth requests) to the MQTT side.
+pub(crate) async fn decode(
+    state: AppState,
+    mut incoming: mpsc::Receiver<Incoming>,
+    replies: Option<mpsc::Sender<Outgoing>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut decoder = Decoder::new(DecodeConfig::default());
+    let mut decoded = Decoded::default();
+    let mut resolver = Resolver::new();
+    let mut batch = WriteBatch::default();
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = incoming.recv() => {
+                let Some(message) = message else { break };
+                state.metrics.count_ingest_message();
+                decoded.clear();
+                decoder.decode(&message.topic, &message.payload, state.clock.now(), &mut decoded);
+                if let Some(replies) = &replies {
+                    for reply in decoded.replies.drain(..) {
+                        let _ = replies.try_send(reply);
+                    }
+                }
+                collect(&state, &mut resolver, message.publisher, &mut decoded, &mut batch);
+                if batch.readings.len() >= MAX_BATCH {
+                    send(&state, &mut batch).await;
+                }
+            }
+            _ = flush.tick() => {
+                if !batch.is_empty() {
+                    send(&state, &mut batch).await;
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    if !batch.is_empty() {
+        send(&state, &mut batch).await;
+    }
+}
+
+async fn send(state: &AppState, batch: &mut WriteBatch) {
+    let full = std::mem::take(batch);
+    if state.pipeline.writes.send(full).await.is_err() {
+        tracing::warn!("the store writer has stopped; batch dropped");
+    }
+}
+
+/// The write task: one transaction per batch, in arrival order. When `done` turns true it writes
+/// what is still queued and ends (the decode task has flushed by then; see [`crate::run`]).
+pub(crate) async fn write(
+    state: AppState,
+    mut writes: mpsc::Receiver<WriteBatch>,
+    mut done: watch::Receiver<bool>,
+) {
+    loop {
+        let batch = tokio::select! {
+            batch = writes.recv() => batch,
+            _ = done.changed() => {
+                while let Ok(batch) = writes.try_recv() {
+                    write_one(&state, batch).await;
+                }
+                return;
+            }
+        };
+        let Some(batch) = batch else { return };
+        write_one(&state, batch).await;
+    }
+}
+
+async fn write_one(state: &AppState, mut batch: WriteBatch) {
+    {
+        let started = Instant::now();
+        let readings = Arc::new(std::mem::take(&mut batch.readings));
+        let states = std::mem::take(&mut batch.states);
+        let operations = std::mem::take(&mut batch.operations);
+        let store = state.store.clone();
+        let (r, s, o) = (readings.clone(), states.clone(), operations.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            // A busy database is worth a few retries; anything else is reported.
+            let mut attempt = 0;
+            loop {
+                match store.write_batch(&r, &s, &[], &o) {
+                    Err(error) if error.is_retryable() && attempt < 3 => {
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(50 << attempt));
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|result| result.map_err(|e| e.to_string()));
+        match &outcome {
+            Ok(stats) => {
+                state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
+                if !readings.is_empty() {
+                    state.alarm_input(AlarmInput::Readings(readings));
+                }
+                for change in states {
+                    state.publish(LiveEvent::MachineState {
+                        machine_id: change.machine,
+                        state: change.state,
+                        since: crate::rfc3339(change.at),
+                        reason: change.reason.clone(),
+                    });
+                    state.alarm_input(AlarmInput::State(change));
+                }
+                for event in operations {
+                    if let OperationEventKind::Finished { good, scrap } = event.kind {
+                        state.publish(LiveEvent::Production {
+                            machine_id: event.machine,
+                            good,
+                            scrap,
+                            at: crate::rfc3339(event.at),
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                state.metrics.count_ingest_drop("store_error");
+                tracing::error!(%error, readings = readings.len(), "an ingest batch could not be written");
+            }
+        }
+        if let Some(ack) = batch.ack.take() {
+            let _ = ack.send(outcome);
+        }
+    }
+}

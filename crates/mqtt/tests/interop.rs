@@ -301,3 +301,63 @@ async fn mosquitto_publishes_the_will_from_our_connect_packet() {
     assert_eq!((will.topic.as_str(), &will.payload[..]), ("plant/m3/death", &b"offline"[..]));
     watcher.disconnect().await.unwrap();
 }
+
+/// Whether `python3` can import paho-mqtt (PyPI), which the Paho test needs.
+fn paho_available() -> bool {
+    let available = Command::new("python3")
+        .args(["-c", "import paho.mqtt.client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !available {
+        eprintln!(
+            "SKIPPED: python3 with the PyPI package `paho-mqtt` not found; `pip install paho-mqtt` to run this test"
+        );
+    }
+    available
+}
+
+#[tokio::test]
+async fn paho_python_client_talks_to_our_broker() {
+    if !paho_available() {
+        return;
+    }
+    let (broker, addr) = start_broker().await;
+    let mut messages = broker.subscribe("site/a/paho").unwrap();
+    let mut wills = broker.subscribe("site/a/death").unwrap();
+    broker.publish("site/a/echo", b"hello", QoS::AtLeastOnce, true).await.unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/paho_interop.py");
+    let port = addr.port().to_string();
+    let python = PathBuf::from("python3");
+    let script = script.to_str().unwrap();
+
+    let output = run(&python, args(&[script, "127.0.0.1", &port, "secret"])).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        stdout,
+        "connected\ngranted [1]\nreceived site/a/echo hello retain=1\n\
+         published qos 0 ok=True\npublished qos 1 ok=True\npublished qos 2 ok=True\n"
+    );
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.recv()).await.unwrap().unwrap();
+        assert_eq!(&*message.payload, format!("paho qos {}", qos as u8).as_bytes());
+        assert_eq!((message.qos, &message.publisher), (qos, &Identity::new("device site=a")));
+    }
+    for _ in 0..500 {
+        if broker.counters().get(Counter::ConnectionsOpen) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(broker.counters().get(Counter::ConnectionsOpen), 0);
+    assert_eq!(broker.counters().get(Counter::WillsPublished), 0, "a clean DISCONNECT discards the will");
+    assert!(wills.try_recv().is_err());
+
+    let refused = run(&python, args(&[script, "127.0.0.1", &port, "wrong"])).await;
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(stdout.starts_with("refused "), "{stdout}{}", String::from_utf8_lossy(&refused.stderr));
+    println!("paho on a wrong password: {}", stdout.trim());
+    broker.shutdown().await;
+}

@@ -658,7 +658,12 @@ impl SparkplugDecoder {
         match scratch.merge(payload) {
             Ok(()) => {
                 let window = TimeWindow::new(now, &self.config);
+                let payload_at = match scratch.timestamp {
+                    Some(ms) => window.check_unsigned_ms(ms),
+                    None => Ok(window.now),
+                };
                 let mut message = Message {
+                    payload_at,
                     group,
                     edge_node,
                     device,
@@ -704,6 +709,8 @@ fn node_session<'s>(
 
 /// One decoded message and everything needed to apply it to its node's session.
 struct Message<'a> {
+    /// The payload's time checked against the window (the time received if absent).
+    payload_at: Result<OffsetDateTime, DropReason>,
     group: &'a str,
     edge_node: &'a str,
     device: Option<&'a str>,
@@ -741,10 +748,7 @@ impl Message<'_> {
 
     /// The time of the payload, checked against the window; the time received if absent.
     fn payload_time(&self) -> Result<OffsetDateTime, DropReason> {
-        match self.payload.timestamp {
-            Some(ms) => self.window.check_unsigned_ms(ms),
-            None => Ok(self.window.now),
-        }
+        self.payload_at
     }
 
     fn event(&mut self, key: &MachineKey, at: OffsetDateTime, event: MachineEvent) {

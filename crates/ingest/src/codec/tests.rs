@@ -93,3 +93,114 @@ fn router_sends_topics_to_their_codec() {
     out.clear();
     assert_eq!(out, Decoded::default());
 }
+
+mod never_panic {
+    //! Property tests: no input makes a decoder panic, and every decoder's output stays valid.
+
+    use proptest::prelude::*;
+    use prost::Message as _;
+
+    use super::*;
+    use crate::sparkplug::proto::{DataSet, Metric, Payload, metric};
+
+    const TOPICS: [&str; 11] = [
+        "mf/v1/hk/m1/telemetry",
+        "mf/v1/hk/m1/events",
+        "spBv1.0/hk/NBIRTH/e",
+        "spBv1.0/hk/NDEATH/e",
+        "spBv1.0/hk/DBIRTH/e/d",
+        "spBv1.0/hk/DDEATH/e/d",
+        "spBv1.0/hk/NDATA/e",
+        "spBv1.0/hk/DDATA/e/d",
+        "spBv1.0/hk/NCMD/e",
+        "spBv1.0/STATE/host",
+        "garbage",
+    ];
+
+    fn check_output(out: &Decoded) {
+        for reading in &out.readings {
+            assert!(reading.value.is_finite());
+            assert!(is_metric_name(&reading.metric));
+            assert!(is_code(&reading.key.site) && is_code(&reading.key.machine));
+        }
+    }
+
+    fn value() -> impl Strategy<Value = Option<metric::Value>> {
+        prop_oneof![
+            Just(None),
+            any::<u32>().prop_map(|v| Some(metric::Value::IntValue(v))),
+            any::<u64>().prop_map(|v| Some(metric::Value::LongValue(v))),
+            any::<f32>().prop_map(|v| Some(metric::Value::FloatValue(v))),
+            any::<f64>().prop_map(|v| Some(metric::Value::DoubleValue(v))),
+            any::<bool>().prop_map(|v| Some(metric::Value::BooleanValue(v))),
+            "(running|down|state|[a-z]{0,4})".prop_map(|v| Some(metric::Value::StringValue(v))),
+            Just(Some(metric::Value::DatasetValue(DataSet::default()))),
+        ]
+    }
+
+    fn metric() -> impl Strategy<Value = Metric> {
+        (
+            proptest::option::of("(bdSeq|state|a/state|[a-c]{1,2}|)"),
+            proptest::option::of(0u64..6),
+            proptest::option::of(prop_oneof![Just(1_740_830_400_000u64), any::<u64>()]),
+            proptest::option::of(0u32..40),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<bool>()),
+            value(),
+        )
+            .prop_map(|(name, alias, timestamp, datatype, is_null, is_transient, value)| Metric {
+                name,
+                alias,
+                timestamp,
+                datatype,
+                is_null,
+                is_transient,
+                value,
+                ..Metric::default()
+            })
+    }
+
+    fn payload() -> impl Strategy<Value = Payload> {
+        (
+            proptest::option::of(prop_oneof![Just(1_740_830_400_000u64), any::<u64>()]),
+            proptest::collection::vec(metric(), 0..6),
+            proptest::option::of(prop_oneof![0u64..4, any::<u64>()]),
+        )
+            .prop_map(|(timestamp, metrics, seq)| Payload {
+                timestamp,
+                metrics,
+                seq,
+                ..Payload::default()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_bytes(topic in 0..TOPICS.len(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut decoder = Decoder::new(DecodeConfig::default());
+            let mut out = Decoded::default();
+            decoder.decode(TOPICS[topic], &bytes, NOW, &mut out);
+            check_output(&out);
+        }
+
+        #[test]
+        fn random_json_text(topic in 0..2usize, text in r#"[\[\]{}",: 0-9a-z.eE+-]{0,80}"#) {
+            let mut out = Decoded::default();
+            Decoder::new(DecodeConfig::default()).decode(TOPICS[topic], text.as_bytes(), NOW, &mut out);
+            check_output(&out);
+        }
+
+        #[test]
+        fn random_sparkplug_sessions(messages in proptest::collection::vec((2..9usize, payload()), 1..12)) {
+            let mut decoder = Decoder::new(DecodeConfig::default());
+            let mut out = Decoded::default();
+            for (topic, payload) in messages {
+                decoder.decode(TOPICS[topic], &payload.encode_to_vec(), NOW, &mut out);
+            }
+            check_output(&out);
+            prop_assert!(out.replies.iter().all(|reply| reply.topic == "spBv1.0/hk/NCMD/e"));
+        }
+    }
+}

@@ -210,7 +210,8 @@ pub struct Broker;
 
 impl Broker {
     /// Starts serving `listener` on the current tokio runtime and returns the handle. Every
-    /// accepted socket gets TCP_NODELAY.
+    /// accepted socket gets TCP_NODELAY. The broker runs until `BrokerHandle::shutdown` or until
+    /// every handle has been dropped.
     pub fn start<H: Hooks>(listener: TcpListener, config: BrokerConfig, hooks: H) -> BrokerHandle {
         let local_addr = listener.local_addr().ok();
         let router = Arc::new(Router::new(config));

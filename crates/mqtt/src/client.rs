@@ -224,7 +224,8 @@ impl Client {
         answer.await.map_err(|_| Error::ConnectionClosed)
     }
 
-    /// Whether the connection task has ended.
+    /// Whether the connection task has ended. Dropping every `Client` handle also ends it, with a
+    /// DISCONNECT (so open `Subscription`s need a live handle somewhere).
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
@@ -274,8 +275,12 @@ enum Event {
 
 impl Connection {
     async fn run(mut self, keep_alive: Option<Duration>) {
-        let mut ping =
-            keep_alive.map(|period| tokio::time::interval_at(tokio::time::Instant::now() + period, period));
+        let mut ping = keep_alive.map(|period| {
+            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            // A late tick must not be followed by a burst that finds the first PINGRESP "missing".
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ping
+        });
         let mut disconnect: Option<oneshot::Sender<()>> = None;
         loop {
             let can_read = self.stalled.is_empty();
@@ -296,6 +301,8 @@ impl Connection {
             };
             match event {
                 Event::Packet(Ok(Some(packet))) => {
+                    // Any packet from the server shows the connection is alive.
+                    self.ping_outstanding = false;
                     if let Err(error) = self.handle(packet) {
                         tracing::debug!(%error, "mqtt client closing on a bad packet");
                         return;
@@ -340,7 +347,9 @@ impl Connection {
                     }
                 }
                 Event::PingDue => {
-                    if self.ping_outstanding {
+                    // While reading is paused for a full subscription the PINGRESP may be sitting
+                    // unread, so only a connection we are reading from can be declared dead.
+                    if self.ping_outstanding && self.stalled.is_empty() {
                         tracing::debug!("mqtt client: no PINGRESP within the keepalive period");
                         return;
                     }
@@ -452,7 +461,8 @@ impl Connection {
                     let _ = done.send(());
                 }
             }
-            Packet::PingResp => self.ping_outstanding = false,
+            // Handled in the loop: every packet clears the outstanding ping.
+            Packet::PingResp => {}
             // We never publish QoS 2, so a PUBREC or PUBCOMP answers nothing of ours.
             Packet::PubRec(_) | Packet::PubComp(_) => {}
             Packet::Connect(_)

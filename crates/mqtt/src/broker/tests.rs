@@ -405,3 +405,27 @@ async fn the_retained_store_is_bounded_by_count_and_bytes() {
     assert_eq!(broker.counters().get(Counter::DroppedRetainedFull), 2);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_keeps_its_connection_and_loses_nothing_at_qos1() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut viewer_options = options("viewer-1", "viewer");
+    viewer_options.keep_alive = Duration::from_secs(1);
+    viewer_options.subscription_capacity = 2;
+    let viewer = Client::connect(addr, viewer_options).await.unwrap();
+    let mut subscription = viewer.subscribe("site/a/#", QoS::AtLeastOnce).await.unwrap();
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    for idx in 0..20u32 {
+        device.publish("site/a/x", idx.to_be_bytes().to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    }
+    // Longer than 1.5 x keepalive with the subscription full and reading paused.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!viewer.is_closed());
+    for idx in 0..20u32 {
+        let message =
+            tokio::time::timeout(Duration::from_secs(5), subscription.recv()).await.unwrap().unwrap();
+        assert_eq!(message.payload, idx.to_be_bytes());
+    }
+    assert_eq!(broker.counters().get(Counter::KeepaliveTimeouts), 0);
+    broker.shutdown().await;
+}

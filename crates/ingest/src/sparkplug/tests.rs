@@ -564,3 +564,39 @@ fn rust_field_numbers_match_the_proto_file() {
     assert_eq!(rust_fields.len(), rust.len(), "a Rust field is listed twice");
     assert_eq!(rust_fields, schema.fields);
 }
+
+#[test]
+fn device_data_without_device_birth_and_drop_counts() {
+    let mut edge = EdgeNode::new("hk", "e", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    let mut out = Decoded::default();
+    let birth = edge.birth(NOW, &[("a", MetricValue::Int32(1))]).unwrap();
+    decoder.decode(&birth.topic, &birth.payload, NOW, &mut out);
+    // The right seq, but from a device this decoder never saw born.
+    let ghost = Payload {
+        seq: Some(1),
+        metrics: vec![by_alias(1, metric::Value::IntValue(2))],
+        ..Payload::default()
+    };
+    decoder.decode("spBv1.0/hk/DDATA/e/ghost", &ghost.encode_to_vec(), NOW, &mut out);
+    let data = Payload {
+        seq: Some(2),
+        metrics: vec![by_alias(1, metric::Value::IntValue(3))],
+        ..Payload::default()
+    };
+    decoder.decode("spBv1.0/hk/NDATA/e", &data.encode_to_vec(), NOW, &mut out);
+    decoder.decode("spBv1.0/hk/NDATA/e", b"\xff", NOW, &mut out);
+    decoder.decode("spBv1.0/hk/NDATA/e/x", b"", NOW, &mut out);
+    let counts: Vec<String> = out.drop_counts().iter().map(|(reason, n)| format!("{reason}={n}")).collect();
+    expect![[r#"
+        bad_topic=1 malformed_protobuf=1 no_birth=1
+        reading hk/e "a" = 1 at 2025-03-01T12:00:00Z
+        reading hk/e "a" = 3 at 2025-03-01T12:00:00Z
+        event hk/e Online at 2025-03-01T12:00:00Z
+        dropped no_birth: DDATA from hk/ghost before DBIRTH
+        dropped malformed_protobuf: NDATA: failed to decode Protobuf message: invalid varint
+        dropped bad_topic: topic "spBv1.0/hk/NDATA/e/x" is not a Sparkplug B 3.0 topic
+        reply spBv1.0/hk/NCMD/e (35 bytes, qos 0, retain false)
+    "#]]
+    .assert_eq(&format!("{}\n{}", counts.join(" "), render(&out)));
+}

@@ -82,8 +82,16 @@ async fn run(n_messages: usize, n_publishers: usize, payload_size: usize, qos: Q
         tasks.push(tokio::spawn(async move {
             let topic = format!("bench/machine-{idx}/telemetry");
             let payload = vec![b'x'; payload_size];
+            // Pipelined: up to `max_inflight` QoS 1 messages await their PUBACK at once.
+            let mut pending = std::collections::VecDeque::new();
             for _ in 0..per_publisher {
-                client.publish(&topic, payload.clone(), qos, false).await.unwrap();
+                pending.push_back(client.start_publish(&topic, payload.clone(), qos, false).await.unwrap());
+                if pending.len() >= 512 {
+                    pending.pop_front().unwrap().acknowledged().await.unwrap();
+                }
+            }
+            for ack in pending {
+                ack.acknowledged().await.unwrap();
             }
             client.disconnect().await.unwrap();
         }));

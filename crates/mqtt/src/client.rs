@@ -93,6 +93,25 @@ pub struct Client {
     commands: mpsc::Sender<Command>,
 }
 
+/// The acknowledgement of a message handed over by `Client::start_publish`.
+#[derive(Debug)]
+#[must_use = "a QoS 1 message is only known to be delivered once `acknowledged` returns Ok"]
+pub struct PendingAck {
+    /// `None` for QoS 0, which has no acknowledgement.
+    answer: Option<oneshot::Receiver<()>>,
+}
+
+impl PendingAck {
+    /// Waits for the server's PUBACK (immediately Ok for QoS 0); `Error::ConnectionClosed` if
+    /// the connection ended first, in which case the message may or may not have arrived.
+    pub async fn acknowledged(self) -> Result<(), Error> {
+        match self.answer {
+            Some(answer) => answer.await.map_err(|_| Error::ConnectionClosed),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Messages matching one subscribed filter.
 #[derive(Debug)]
 pub struct Subscription {
@@ -180,6 +199,19 @@ impl Client {
         qos: QoS,
         retain: bool,
     ) -> Result<(), Error> {
+        self.start_publish(topic, payload, qos, retain).await?.acknowledged().await
+    }
+
+    /// Hands a message to the connection task and returns without waiting for the PUBACK, so
+    /// one connection can keep many QoS 1 messages in flight (up to `max_inflight`); await
+    /// `PendingAck::acknowledged` for the outcome. Messages go out in call order.
+    pub async fn start_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<PendingAck, Error> {
         topic::validate_topic_name(topic)?;
         let publish = Publish {
             dup: false,
@@ -190,11 +222,14 @@ impl Client {
             payload: payload.into(),
         };
         match qos {
-            QoS::AtMostOnce => self.command(Command::Publish { publish, done: None }).await,
+            QoS::AtMostOnce => {
+                self.command(Command::Publish { publish, done: None }).await?;
+                Ok(PendingAck { answer: None })
+            }
             QoS::AtLeastOnce => {
                 let (done, answer) = oneshot::channel();
                 self.command(Command::Publish { publish, done: Some(done) }).await?;
-                answer.await.map_err(|_| Error::ConnectionClosed)
+                Ok(PendingAck { answer: Some(answer) })
             }
             QoS::ExactlyOnce => Err(Error::UnexpectedPacket("qos 2 publishing is not supported")),
         }

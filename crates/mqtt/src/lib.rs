@@ -13,7 +13,7 @@ pub use broker::{
     AllowAll, AuthRejection, Broker, BrokerConfig, BrokerHandle, Counter, CounterSnapshot, Credentials,
     Hooks, Identity, Message,
 };
-pub use client::{Client, ClientOptions, Subscription};
+pub use client::{Client, ClientOptions, PendingAck, Subscription};
 pub use codec::{CodecError, LastWill, Packet, PacketId, Publish, QoS};
 pub use error::Error;
 pub use topic::TopicError;

@@ -435,3 +435,27 @@ async fn a_client_that_stops_reading_keeps_its_connection_and_loses_nothing_at_q
     assert_eq!(broker.counters().get(Counter::KeepaliveTimeouts), 0);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn pipelined_qos1_publishes_are_all_acknowledged_in_order() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut messages = broker.subscribe("site/a/#").unwrap();
+    let consumer = tokio::spawn(async move {
+        for idx in 0..2000u32 {
+            let message = recv(&mut messages).await;
+            assert_eq!((&*message.payload, message.qos), (&idx.to_be_bytes()[..], QoS::AtLeastOnce));
+        }
+    });
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    let mut pending = Vec::new();
+    for idx in 0..2000u32 {
+        let payload = idx.to_be_bytes().to_vec();
+        pending.push(device.start_publish("site/a/x", payload, QoS::AtLeastOnce, false).await.unwrap());
+    }
+    for ack in pending {
+        ack.acknowledged().await.unwrap();
+    }
+    consumer.await.unwrap();
+    assert_eq!(broker.counters().get(Counter::MessagesReceived), 2000);
+    broker.shutdown().await;
+}

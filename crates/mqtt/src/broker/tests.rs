@@ -459,3 +459,15 @@ async fn pipelined_qos1_publishes_are_all_acknowledged_in_order() {
     assert_eq!(broker.counters().get(Counter::MessagesReceived), 2000);
     broker.shutdown().await;
 }
+
+#[test]
+fn counters_are_listed_once_in_declaration_order_with_unique_names() {
+    let mut names = std::collections::HashSet::new();
+    for (idx, counter) in Counter::ALL.iter().enumerate() {
+        assert_eq!(*counter as usize, idx, "{counter:?}");
+        assert!(counter.name().starts_with("mqtt_"));
+        assert!(names.insert(counter.name()), "duplicate name {}", counter.name());
+    }
+    let snapshot = Router::new(BrokerConfig::default()).counters.snapshot();
+    assert_eq!(snapshot.iter().count(), Counter::ALL.len());
+}

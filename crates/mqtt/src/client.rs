@@ -320,7 +320,7 @@ impl Connection {
         loop {
             let can_read = self.stalled.is_empty();
             let can_take_commands = disconnect.is_none()
-                && self.out.len() < MAX_PENDING_OUTPUT
+                && self.out.len() - self.written < MAX_PENDING_OUTPUT
                 && self.pending_acks.len() < self.options.max_inflight;
             let stalled_queue = self.stalled.front().map(|stalled| stalled.queue.clone());
             let event = tokio::select! {
@@ -358,6 +358,10 @@ impl Connection {
                             let _ = done.send(());
                             return;
                         }
+                    } else if self.written >= MAX_PENDING_OUTPUT {
+                        // A slow socket with steady input: drop the written prefix now and then.
+                        self.out.drain(..self.written);
+                        self.written = 0;
                     }
                 }
                 Event::Wrote(_) => return,

@@ -169,7 +169,11 @@ pub(crate) async fn serve<H: Hooks>(
     if end.publishes_will()
         && let Some(will) = connect.will.take()
     {
-        session.publish_will(will).await;
+        // Routing may wait for a full in-process channel; shutdown must not wait behind it.
+        tokio::select! {
+            () = session.publish_will(will) => {}
+            () = super::stopped(&mut shutdown) => {}
+        }
     }
     drop(session);
     let mut writer = writer;

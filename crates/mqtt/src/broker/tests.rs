@@ -471,3 +471,45 @@ fn counters_are_listed_once_in_declaration_order_with_unique_names() {
     let snapshot = Router::new(BrokerConfig::default()).counters.snapshot();
     assert_eq!(snapshot.iter().count(), Counter::ALL.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_qos1_subscriber_is_disconnected_after_the_timeout_and_its_will_published() {
+    let config = BrokerConfig {
+        subscriber_queue_capacity: 8,
+        max_inflight: 8,
+        slow_subscriber_timeout: Duration::from_millis(200),
+        ..BrokerConfig::default()
+    };
+    let (broker, addr) = start(config).await;
+    let mut wills = broker.subscribe("site/a/death").unwrap();
+    let will = LastWill {
+        topic: "site/a/death".into(),
+        payload: b"stuck".to_vec(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let (mut stream, _) = raw_connect(addr, device_connect("stuck", 0, Some(will))).await;
+    let mut out = Vec::new();
+    let subscribe = Packet::Subscribe(codec::Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        filters: vec![codec::SubscribeFilter { filter: "site/a/bulk".into(), qos: QoS::AtLeastOnce }],
+    });
+    codec::encode(&subscribe, &mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut suback = [0u8; 5];
+    stream.read_exact(&mut suback).await.unwrap();
+    assert_eq!(suback, [0x90, 3, 0, 1, 1]);
+
+    // It never sends PUBACK: 8 in flight, 8 queued, then a publisher waits 200 ms and gives up.
+    for _ in 0..100 {
+        broker.publish("site/a/bulk", b"x", QoS::AtLeastOnce, false).await.unwrap();
+        if broker.counters().get(Counter::DroppedSlowSubscriber) > 0 {
+            break;
+        }
+    }
+    assert_eq!(broker.counters().get(Counter::DroppedSlowSubscriber), 1);
+    assert_eq!(&*recv(&mut wills).await.payload, b"stuck");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await.unwrap().unwrap();
+    broker.shutdown().await;
+}

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::Deserialize;
+use server::broker::MqttConfig;
+use server::simulation::SimSettings;
 use server::{AlarmConfig, ServerConfig};
 
 /// Everything the file may set.
@@ -24,6 +26,10 @@ pub struct FileConfig {
     pub http: ServerConfig,
     /// Alarm notification settings.
     pub alarms: AlarmConfig,
+    /// MQTT settings.
+    pub mqtt: MqttConfig,
+    /// The simulated factory of `demo`.
+    pub sim: SimSettings,
 }
 
 /// The `[store]` section.
@@ -95,6 +101,26 @@ import_limit_bytes = 16777216
 webhooks = []
 # How often delays, stale-data and long-stop conditions are checked, in seconds.
 tick_seconds = 2
+
+[mqtt]
+# Connect machines over MQTT (Sparkplug B 3.0 on spBv1.0/#, JSON on mf/v1/{site}/{machine}/...).
+enabled = true
+# Address of the embedded broker. Devices sign in with an API token as the password; a device
+# account may publish only for its own site. Use 0.0.0.0:1883 to serve the factory network.
+listen = "127.0.0.1:1883"
+# Instead of the embedded broker, subscribe to an external one (Mosquitto, EMQX, HiveMQ) at
+# "host:port", with these credentials. The external broker's own access control then applies.
+# external = "broker.factory.lan:1883"
+# username = "microfactory"
+# password = "..."
+
+[sim]
+# `demo` only: run the simulated factory, publishing through the embedded broker.
+enabled = true
+# Simulated seconds per real second (60: a 10-minute operation takes 10 seconds).
+speed = 60.0
+# Seed of every random choice: the same seed gives the same factory.
+seed = 2026
 "#;
 
 #[cfg(test)]
@@ -106,6 +132,8 @@ mod tests {
         let parsed: FileConfig = toml::from_str(EXAMPLE).unwrap();
         assert_eq!(parsed.http, ServerConfig::default());
         assert_eq!(parsed.alarms, AlarmConfig::default());
+        assert_eq!(parsed.mqtt, MqttConfig::default());
+        assert_eq!(parsed.sim, SimSettings::default());
         assert_eq!(parsed.store.durability, Some(DurabilityName::Full));
         assert_eq!(parsed.listen, Some(crate::DEFAULT_LISTEN.parse().unwrap()));
     }

@@ -67,6 +67,22 @@ struct ServeArgs {
     /// Address to serve HTTP on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Address of the embedded MQTT broker machines publish to [default: 127.0.0.1:1883].
+    #[arg(long, value_name = "ADDR")]
+    mqtt_listen: Option<SocketAddr>,
+    /// Subscribe to this external MQTT broker (HOST:PORT, e.g. Mosquitto) instead of running the
+    /// embedded one; credentials come from the [mqtt] section of the config file.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "mqtt_listen")]
+    mqtt_broker: Option<String>,
+    /// Do not connect machines over MQTT at all.
+    #[arg(long, conflicts_with_all = ["mqtt_listen", "mqtt_broker"])]
+    no_mqtt: bool,
+    /// `demo` only: simulated seconds per real second of the simulated factory [default: 60].
+    #[arg(long, value_name = "FACTOR")]
+    sim_speed: Option<f64>,
+    /// `demo` only: do not run the simulated factory.
+    #[arg(long)]
+    no_sim: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -158,6 +174,24 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     for url in &config.alarms.webhooks {
         server::parse_webhook_url(url).map_err(|e| anyhow::anyhow!("invalid alarm webhook: {e}"))?;
     }
+    let mut mqtt = config.mqtt.clone();
+    if let Some(address) = args.mqtt_listen {
+        mqtt.listen = address;
+    }
+    if let Some(broker) = args.mqtt_broker.clone() {
+        mqtt.external = Some(broker);
+    }
+    if args.no_mqtt {
+        mqtt.enabled = false;
+    }
+    let mut sim = config.sim.clone();
+    if let Some(speed) = args.sim_speed {
+        if !(speed.is_finite() && (0.1..=10_000.0).contains(&speed)) {
+            bail!("--sim-speed must be from 0.1 to 10000");
+        }
+        sim.speed = speed;
+    }
+    let run_sim = demo && sim.enabled && !args.no_sim && mqtt.enabled && mqtt.external.is_none();
     let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -169,9 +203,22 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
+        let mqtt_listener = match (mqtt.enabled, &mqtt.external) {
+            (true, None) => Some(
+                tokio::net::TcpListener::bind(mqtt.listen)
+                    .await
+                    .with_context(|| format!("cannot listen for MQTT on {}", mqtt.listen))?,
+            ),
+            _ => None,
+        };
+        let mqtt_address = mqtt_listener.as_ref().and_then(|l| l.local_addr().ok());
         tracing::info!(%address, data_dir = %dir.display(), "serving");
-        print_welcome(address, bootstrap.as_ref(), demo);
-        server::run(listener, state, shutdown_signal()).await.context("the server failed")?;
+        print_welcome(address, mqtt_address, bootstrap.as_ref(), demo);
+        let options = server::RunOptions {
+            mqtt: mqtt.enabled.then(|| (mqtt.clone(), mqtt_listener)),
+            simulator: run_sim.then_some(sim),
+        };
+        server::run(listener, state, options, shutdown_signal()).await.context("the server failed")?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })
@@ -179,9 +226,12 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
 
 /// Tells the person at the terminal where to go and how to sign in. Printed to stdout, never to
 /// the log: the first-start credentials are secrets.
-fn print_welcome(address: SocketAddr, bootstrap: Option<&Bootstrap>, demo: bool) {
+fn print_welcome(address: SocketAddr, mqtt: Option<SocketAddr>, bootstrap: Option<&Bootstrap>, demo: bool) {
     let what = if demo { "microfactory demo" } else { "microfactory" };
     println!("{what} is running at http://{address}/");
+    if let Some(mqtt) = mqtt {
+        println!("Machines publish to mqtt://{mqtt} (password: an API token of a device or admin).");
+    }
     match bootstrap {
         Some(credentials) => {
             println!("First start: created the admin account. This is the only time these are shown:");

@@ -118,15 +118,30 @@ pub(crate) async fn run(
 
 async fn apply(state: &AppState, transition: Transition, webhooks: &webhook::Sender) {
     let store = state.store.clone();
-    let stored = tokio::task::spawn_blocking(move || match transition {
-        Transition::Raise { rule_id, machine, at, value, message } => {
-            store.raise_alarm(rule_id, machine, at, value, &message).map(Some)
-        }
-        Transition::Clear { rule_id, machine, at } => store.clear_alarm(rule_id, machine, at),
+    let stored = tokio::task::spawn_blocking(move || {
+        let alarm = match transition {
+            Transition::Raise { rule_id, machine, at, value, message } => {
+                store.raise_alarm(rule_id, machine, at, value, &message).map(Some)
+            }
+            Transition::Clear { rule_id, machine, at } => store.clear_alarm(rule_id, machine, at),
+        }?;
+        let site = match &alarm {
+            Some(alarm) => Some(store.site(store.machine(alarm.machine_id)?.site_id)?.code),
+            None => None,
+        };
+        Ok::<_, store::StoreError>(alarm.zip(site))
     })
     .await;
     match stored {
-        Ok(Ok(Some(alarm))) => {
+        Ok(Ok(Some((alarm, site)))) => {
+            if let Ok(payload) = serde_json::to_vec(&alarm) {
+                state.publish_mqtt(ingest::Outgoing {
+                    topic: format!("mf/v1/{site}/alarms"),
+                    payload,
+                    qos: 1,
+                    retain: false,
+                });
+            }
             tracing::info!(alarm = alarm.id, machine = %alarm.machine_id, status = alarm.status.as_str(), message = %alarm.message, "alarm");
             webhooks.send(&alarm);
             state.publish(LiveEvent::Alarm { alarm });

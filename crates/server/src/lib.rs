@@ -5,6 +5,7 @@
 mod alarm_worker;
 mod api;
 pub mod auth;
+pub mod broker;
 pub mod demo;
 mod error;
 mod extract;
@@ -15,6 +16,7 @@ mod middleware;
 mod openapi;
 mod pages;
 pub mod pipeline;
+pub mod simulation;
 mod webhook;
 
 use std::future::Future;
@@ -69,6 +71,10 @@ pub struct AppState {
     /// Taken by the alarm worker when [`run`] starts it.
     alarm_receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<AlarmInput>>>>,
     pipeline: pipeline::Queues,
+    /// Messages for MQTT: Sparkplug replies and alarm notifications.
+    outgoing: tokio::sync::mpsc::Sender<ingest::Outgoing>,
+    /// Taken by the MQTT side when it starts.
+    outgoing_receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<ingest::Outgoing>>>>,
     /// Taken by the pipeline tasks when [`run`] starts them.
     pipeline_receivers: Arc<std::sync::Mutex<Option<pipeline::Receivers>>>,
     /// Turns true when the server begins to stop; long-lived streams and workers end then.
@@ -83,7 +89,10 @@ impl AppState {
         let (alarm_inputs, alarm_receiver) = tokio::sync::mpsc::channel(alarm_worker::ALARM_QUEUE);
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let (pipeline, pipeline_receivers) = pipeline::queues();
+        let (outgoing, outgoing_receiver) = tokio::sync::mpsc::channel(OUTGOING_QUEUE);
         AppState {
+            outgoing,
+            outgoing_receiver: Arc::new(std::sync::Mutex::new(Some(outgoing_receiver))),
             pipeline,
             pipeline_receivers: Arc::new(std::sync::Mutex::new(Some(pipeline_receivers))),
             store,
@@ -102,8 +111,8 @@ impl AppState {
 
     /// Starts the background workers: the alarm engine and the ingest pipeline. [`run`] does
     /// this; tests that drive the router directly call it when they need the workers. Starting
-    /// twice does nothing. `replies` receives what the codecs want published back over MQTT.
-    pub fn start_workers(&self, replies: Option<tokio::sync::mpsc::Sender<ingest::Outgoing>>) -> Workers {
+    /// twice does nothing.
+    pub fn start_workers(&self) -> Workers {
         let receiver = self.alarm_receiver.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(receiver) = receiver {
             tokio::spawn(alarm_worker::run(self.clone(), receiver, self.stopping.clone()));
@@ -111,16 +120,17 @@ impl AppState {
         let (write_done, write_done_rx) = tokio::sync::watch::channel(false);
         let receivers = self.pipeline_receivers.lock().unwrap_or_else(|p| p.into_inner()).take();
         let tasks = receivers.map(|receivers| {
-            let decode = tokio::spawn(pipeline::decode(
-                self.clone(),
-                receivers.incoming,
-                replies,
-                self.stopping.clone(),
-            ));
+            let decode =
+                tokio::spawn(pipeline::decode(self.clone(), receivers.incoming, self.stopping.clone()));
             let write = tokio::spawn(pipeline::write(self.clone(), receivers.writes, write_done_rx));
             (decode, write)
         });
         Workers { tasks, write_done }
+    }
+
+    /// The receiving end of the MQTT outgoing queue, once.
+    pub(crate) fn take_outgoing(&self) -> Option<tokio::sync::mpsc::Receiver<ingest::Outgoing>> {
+        self.outgoing_receiver.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Tells streams and workers to finish.
@@ -146,6 +156,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Messages waiting to be published over MQTT at most.
+const OUTGOING_QUEUE: usize = 1024;
+
 /// The running pipeline tasks; [`Workers::finish`] flushes them.
 pub struct Workers {
     tasks: Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>,
@@ -168,20 +181,50 @@ pub(crate) fn rfc3339(at: model::Timestamp) -> String {
     at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` completes, then finishes the requests in
-/// flight and returns.
+/// What [`run`] starts besides the HTTP server.
+#[derive(Default)]
+pub struct RunOptions {
+    /// MQTT settings, and a listener already bound for the embedded broker (bound from the
+    /// settings when absent); `None` runs without MQTT.
+    pub mqtt: Option<(broker::MqttConfig, Option<TcpListener>)>,
+    /// Run the simulated factory against the embedded broker.
+    pub simulator: Option<simulation::SimSettings>,
+}
+
+/// Serves `router(state)` on `listener` (with MQTT and the simulator as `options` say) until
+/// `shutdown` completes, then finishes the requests in flight, flushes the ingest pipeline and
+/// returns.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let workers = state.start_workers(None);
+    let workers = state.start_workers();
+    let mqtt = match options.mqtt {
+        Some((config, listener)) => {
+            Some(broker::start(&state, &config, listener).await.map_err(std::io::Error::other)?)
+        }
+        None => None,
+    };
+    if let (Some(settings), Some(address)) = (options.simulator, mqtt.as_ref().and_then(|m| m.address)) {
+        let (store, clock, stop) = (state.store.clone(), state.clock.clone(), state.stopping.clone());
+        let started =
+            tokio::task::spawn_blocking(move || simulation::start(&store, address, &settings, clock, stop))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
+        tracing::info!(sites = started, "simulated factory started");
+    }
     let stopper = state.clone();
     let shutdown = async move {
         shutdown.await;
         stopper.begin_stop();
     };
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    if let Some(mqtt) = mqtt {
+        mqtt.shutdown().await;
+    }
     workers.finish().await;
     served
 }

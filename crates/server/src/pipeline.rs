@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ingest::{DecodeConfig, Decoded, Decoder, MachineEvent, MachineKey, Outgoing};
+use ingest::{DecodeConfig, Decoded, Decoder, MachineEvent, MachineKey};
 use model::{MachineId, MachineState, OperationId, Reading, SiteId, StateChange};
 use store::{OperationEvent, OperationEventKind, WriteStats};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -216,12 +216,11 @@ pub(crate) fn collect(
     drops
 }
 
-/// The decode task: runs until the incoming queue closes or `stop` turns true. `replies` carries
-/// what the codecs want sent back (Sparkplug rebirth requests) to the MQTT side.
+/// The decode task: runs until the incoming queue closes or `stop` turns true. What the codecs
+/// want sent back (Sparkplug rebirth requests) goes to the MQTT side.
 pub(crate) async fn decode(
     state: AppState,
     mut incoming: mpsc::Receiver<Incoming>,
-    replies: Option<mpsc::Sender<Outgoing>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut decoder = Decoder::new(DecodeConfig::default());
@@ -237,10 +236,8 @@ pub(crate) async fn decode(
                 state.metrics.count_ingest_message();
                 decoded.clear();
                 decoder.decode(&message.topic, &message.payload, state.clock.now(), &mut decoded);
-                if let Some(replies) = &replies {
-                    for reply in decoded.replies.drain(..) {
-                        let _ = replies.try_send(reply);
-                    }
+                for reply in decoded.replies.drain(..) {
+                    state.publish_mqtt(reply);
                 }
                 collect(&state, &mut resolver, message.publisher, &mut decoded, &mut batch);
                 if batch.readings.len() >= MAX_BATCH {

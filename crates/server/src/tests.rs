@@ -609,7 +609,7 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let alarms = crate::AlarmConfig { webhooks: vec![hook], tick_seconds: 1 };
     let state =
         AppState::new(store.clone(), Arc::new(ManualClock::new(now)), ServerConfig::default(), alarms);
-    let _workers = state.start_workers(None);
+    let _workers = state.start_workers();
     let h = Harness { app: crate::router(state.clone()), store, state };
 
     // Open the live stream before anything happens.
@@ -696,7 +696,7 @@ async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
         ServerConfig::default(),
         crate::AlarmConfig::default(),
     );
-    let workers = state.start_workers(None);
+    let workers = state.start_workers();
     let h = Harness { app: crate::router(state.clone()), store, state };
 
     let user =

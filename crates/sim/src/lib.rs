@@ -9,11 +9,13 @@
 //! long things take (at speed 60, a 10-minute operation finishes in 10 seconds), so the demo shows
 //! activity without publishing into the future.
 
+pub mod driver;
 mod machine;
 
 use model::random::SplitMix;
 use model::{MachineId, MachineKind, MachineState, OperationId, Timestamp};
 
+pub use driver::{JobOffer, JobSource};
 pub use machine::{Job, SimMachine};
 
 /// Settings of the simulated factory.

@@ -134,3 +134,27 @@ fn wear_ends_in_a_failure_and_incidents_happen() {
         .count();
     assert!(leaks > 0, "gas incidents happen on the moulding machine");
 }
+
+#[test]
+fn outputs_encode_as_json_topic_messages_the_decoder_reads_back() {
+    let config = SimConfig { breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
+    let mut factory = Factory::new(specs(), config, START);
+    factory.enqueue(0, job(7, 3, "alu"));
+    let outputs = run(&mut factory, 30);
+    let messages = driver::encode(&factory, &outputs);
+    let mut decoder = ingest::Decoder::new(ingest::DecodeConfig::default());
+    let mut decoded = ingest::Decoded::default();
+    for message in &messages {
+        decoder.decode(&message.topic, &message.payload, START + time::Duration::seconds(30), &mut decoded);
+    }
+    assert!(decoded.dropped.is_empty(), "{:?}", decoded.dropped);
+    let readings = outputs.iter().filter(|o| matches!(o, Output::Reading { .. })).count();
+    assert_eq!(decoded.readings.len(), readings);
+    let finished = decoded
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, ingest::MachineEvent::OperationFinished { operation_id: 7, good, scrap } if good + scrap == 3))
+        .count();
+    assert_eq!(finished, 1);
+    assert!(messages.iter().all(|m| m.topic.starts_with("mf/v1/hk/")));
+}

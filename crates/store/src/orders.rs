@@ -218,6 +218,37 @@ impl Store {
         })
     }
 
+    /// Operations ready to start, oldest order first: for every released or running order, its
+    /// first operation not yet started, when every operation before it is done. With the order's
+    /// quantity. This is first-in-first-out dispatch, used until a plan exists.
+    pub fn ready_operations(&self, limit: u32) -> Result<Vec<(Operation, u32)>> {
+        self.read(|conn| {
+            let select = OPERATION_SELECT.replace(" FROM operations", ", ready.quantity_ FROM operations");
+            let mut statement = conn.prepare_cached(&format!(
+                "{select} JOIN (
+                    SELECT o.id AS order_id_, o.quantity AS quantity_, min(op.seq) AS seq_
+                    FROM orders o JOIN operations op ON op.order_id = o.id
+                    WHERE o.status IN ('released', 'running') AND op.status NOT IN ('done', 'cancelled')
+                    GROUP BY o.id ORDER BY o.id LIMIT ?1
+                 ) ready ON ready.order_id_ = operations.order_id AND ready.seq_ = operations.seq
+                 WHERE operations.status IN ('planned', 'released') ORDER BY operations.order_id"
+            ))?;
+            let rows = statement
+                .query_map([limit], |row| Ok((operation_row(row)?, row.get::<_, u32>(11)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut ready = Vec::with_capacity(rows.len());
+            for (operation, quantity) in rows {
+                let mut operation = operation?;
+                operation.eligible_machines = conn
+                    .prepare_cached("SELECT machine_id FROM operation_machines WHERE operation_id = ?1 ORDER BY machine_id")?
+                    .query_map([operation.id.0], |row| Ok(MachineId(row.get(0)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ready.push((operation, quantity));
+            }
+            Ok(ready)
+        })
+    }
+
     /// Order counts per status.
     pub fn order_stats(&self) -> Result<OrderStats> {
         self.read(|conn| {

@@ -397,3 +397,36 @@ mod operation_event_tests {
         f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
     }
 }
+
+mod ready_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_next_operation_of_released_orders_is_ready() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let planned = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        let released = f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
+        f.store.set_order_status(released.id, OrderStatus::Released).unwrap();
+        let ready = f.store.ready_operations(100).unwrap();
+        assert_eq!(ready.len(), 1);
+        let (first, quantity) = &ready[0];
+        assert_eq!((first.order_id, first.seq, *quantity), (released.id, 0, 5));
+        assert_eq!(first.eligible_machines, f.machines.to_vec());
+        let started = OperationEvent {
+            operation: first.id,
+            machine: f.machines[0],
+            at: NOW,
+            kind: OperationEventKind::Started,
+        };
+        f.store.write_batch(&[], &[], &[], &[started.clone()]).unwrap();
+        assert!(
+            f.store.ready_operations(100).unwrap().is_empty(),
+            "the first operation is running; the second waits"
+        );
+        let done = OperationEvent { kind: OperationEventKind::Finished { good: 5, scrap: 0 }, ..started };
+        f.store.write_batch(&[], &[], &[], &[done]).unwrap();
+        let ready = f.store.ready_operations(100).unwrap();
+        assert_eq!(ready[0].0.seq, 1);
+        let _ = planned;
+    }
+}

@@ -34,6 +34,8 @@ impl Drop for TempDir {
 pub struct Server {
     pub child: Child,
     pub address: SocketAddr,
+    /// The embedded MQTT broker.
+    pub mqtt: SocketAddr,
 }
 
 impl Drop for Server {
@@ -47,11 +49,20 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Starts `microfactory <command>` on a free port over `data_dir` and waits until it is healthy.
+/// Starts `microfactory <command>` on free ports over `data_dir`, without the simulated factory,
+/// and waits until it is healthy.
 pub fn start(command: &str, data_dir: &Path) -> Server {
+    start_with(command, data_dir, &["--no-sim"])
+}
+
+/// Like [`start`], with extra arguments.
+pub fn start_with(command: &str, data_dir: &Path, extra: &[&str]) -> Server {
     let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_microfactory"))
-        .args([command, "--listen", &address.to_string(), "--data-dir"])
+        .args([command, "--listen", &address.to_string(), "--mqtt-listen", &mqtt.to_string()])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data_dir)
         .env("MICROFACTORY_BOOTSTRAP_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
@@ -59,7 +70,7 @@ pub fn start(command: &str, data_dir: &Path) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Server { child, address };
+    let server = Server { child, address, mqtt };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(reply) = request(address, "GET", "/healthz", None, None)

@@ -1,0 +1,166 @@
+//! The simulated factory inside the platform: builds the simulator's machines from the store,
+//! feeds it the ready operations (first in, first out until planning lands), and connects it to
+//! the broker over TCP like any gateway, with a device account per site.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::{Clock, Role};
+use mqtt::{Client, ClientOptions};
+use serde::{Deserialize, Serialize};
+use sim::{Factory, Job, JobOffer, JobSource, MachineSpec, SimConfig};
+use store::{PageRequest, Store, StoreError};
+use tokio::sync::watch;
+
+use crate::auth::{new_token, shown_prefix, token_digest};
+
+/// Simulator settings (the `[sim]` section of the config file; `demo` only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimSettings {
+    /// Whether `demo` runs the simulated factory.
+    pub enabled: bool,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for SimSettings {
+    fn default() -> SimSettings {
+        SimSettings { enabled: true, speed: 60.0, seed: 2026 }
+    }
+}
+
+/// Ready operations from the store.
+pub struct StoreJobs {
+    store: Store,
+    site: model::SiteId,
+}
+
+impl JobSource for StoreJobs {
+    fn ready(&mut self) -> Vec<JobOffer> {
+        let ready = match self.store.ready_operations(500) {
+            Ok(ready) => ready,
+            Err(error) => {
+                tracing::warn!(%error, "simulator cannot read ready operations");
+                return Vec::new();
+            }
+        };
+        let site_machines: Vec<model::MachineId> = self
+            .store
+            .machines(Some(self.site), None, PageRequest { after: None, limit: 10_000 })
+            .map(|page| page.items.into_iter().map(|m| m.id).collect())
+            .unwrap_or_default();
+        ready
+            .into_iter()
+            .filter(|(operation, _)| operation.eligible_machines.iter().any(|m| site_machines.contains(m)))
+            .map(|(operation, quantity)| JobOffer {
+                operation: operation.id,
+                eligible: operation.eligible_machines.clone(),
+                job: Job {
+                    operation: operation.id,
+                    quantity,
+                    unit_seconds: operation.unit_seconds,
+                    setup_seconds: f64::from(operation.setup_seconds),
+                    family: operation.setup_family.clone(),
+                },
+            })
+            .collect()
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No randomness for the device token.
+    #[error("no randomness available: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+/// Starts one simulator per site, each signed in as a fresh device account `sim-{site}` (its
+/// previous simulator tokens are revoked). Returns at once; the simulators retry until the broker
+/// accepts them and run until `stop`.
+pub fn start(
+    store: &Store,
+    broker: SocketAddr,
+    settings: &SimSettings,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+) -> Result<usize, SimError> {
+    let now = clock.now();
+    let sites = store.sites(PageRequest { after: None, limit: 1000 })?.items;
+    let mut started = 0;
+    for site in sites {
+        let machines = store.machines(Some(site.id), None, PageRequest { after: None, limit: 10_000 })?.items;
+        if machines.is_empty() {
+            continue;
+        }
+        let username = format!("sim-{}", site.code);
+        let user = match store.users()?.into_iter().find(|u| u.username == username) {
+            Some(user) => user,
+            None => store.create_user(&username, Role::Device, Some(site.id), "!", now)?,
+        };
+        for token in store.tokens(Some(user.id))? {
+            if token.revoked_at.is_none() {
+                store.revoke_token(token.id, Some(user.id), now)?;
+            }
+        }
+        let token = new_token()?;
+        store.create_token(user.id, "simulator", &token_digest(&token), &shown_prefix(&token), now)?;
+        let specs = machines
+            .into_iter()
+            .map(|m| MachineSpec {
+                id: m.id,
+                site: site.code.clone(),
+                code: m.code,
+                kind: m.kind,
+                rated_power_kw: m.rated_power_kw,
+            })
+            .collect();
+        let config = SimConfig {
+            seed: settings.seed.wrapping_add(site.id.0 as u64),
+            speed: settings.speed,
+            ..SimConfig::default()
+        };
+        let factory = Factory::new(specs, config, now);
+        let jobs = StoreJobs { store: store.clone(), site: site.id };
+        tokio::spawn(connect_and_run(broker, username, token, factory, jobs, clock.clone(), stop.clone()));
+        started += 1;
+    }
+    Ok(started)
+}
+
+/// Connects (retrying while the broker starts) and runs one site's simulator; the password is the
+/// token, held only in memory.
+pub async fn connect_and_run(
+    broker: SocketAddr,
+    username: String,
+    token: String,
+    factory: Factory,
+    jobs: impl JobSource,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut options = ClientOptions::new(format!("{username}-{}", std::process::id()));
+    options.username = Some(username.clone());
+    options.password = Some(token.into_bytes());
+    let client = loop {
+        match Client::connect(broker, options.clone()).await {
+            Ok(client) => break client,
+            Err(error) => {
+                tracing::debug!(%error, "simulator waiting for the broker");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    tracing::info!(%username, %broker, "simulated factory connected");
+    sim::driver::run(client, factory, jobs, clock, stop).await;
+}

@@ -12,6 +12,9 @@ pub(crate) struct State {
     pub(crate) dur: Vec<i64>,
     pub(crate) seq: Vec<Vec<usize>>,
     pub(crate) pos: Vec<usize>,
+    /// Machine predecessor / successor of each op (`NONE` at the ends), mirrored from `seq`.
+    mp: Vec<usize>,
+    mn: Vec<usize>,
     pub(crate) start: Vec<i64>,
     pub(crate) tail: Vec<i64>,
     pub(crate) topo: Vec<usize>,
@@ -39,6 +42,8 @@ impl State {
             dur,
             seq,
             pos: vec![0; n],
+            mp: vec![NONE; n],
+            mn: vec![NONE; n],
             start: vec![0; n],
             tail: vec![0; n],
             topo: Vec::with_capacity(n),
@@ -52,10 +57,20 @@ impl State {
     }
 
     fn reindex_all(&mut self) {
-        for sequence in &self.seq {
-            for (p, &o) in sequence.iter().enumerate() {
-                self.pos[o] = p;
-            }
+        for m in 0..self.seq.len() {
+            self.reindex(m, 0, self.seq[m].len());
+        }
+    }
+
+    /// Refreshes `pos`, `mp` and `mn` for positions `lo..hi` of machine `m`'s sequence.
+    fn reindex(&mut self, m: usize, lo: usize, hi: usize) {
+        let s = &self.seq[m];
+        let hi = hi.min(s.len());
+        for p in lo..hi {
+            let o = s[p];
+            self.pos[o] = p;
+            self.mp[o] = if p == 0 { NONE } else { s[p - 1] };
+            self.mn[o] = if p + 1 < s.len() { s[p + 1] } else { NONE };
         }
     }
 
@@ -74,15 +89,7 @@ impl State {
 
     #[inline]
     pub(crate) fn mprev(&self, o: usize) -> usize {
-        let p = self.pos[o];
-        if p == 0 { NONE } else { self.seq[self.mach[o]][p - 1] }
-    }
-
-    #[inline]
-    pub(crate) fn mnext(&self, o: usize) -> usize {
-        let s = &self.seq[self.mach[o]];
-        let p = self.pos[o] + 1;
-        if p < s.len() { s[p] } else { NONE }
+        self.mp[o]
     }
 
     #[inline]
@@ -114,14 +121,24 @@ impl State {
 
     /// Computes exact start times, objectives and tails; false when the sequences contain a cycle.
     pub(crate) fn decode(&mut self, inst: &Inst) -> bool {
+        if inst.has_setups || inst.has_unavailable || inst.has_fixed {
+            self.decode_impl::<true>(inst)
+        } else {
+            self.decode_impl::<false>(inst)
+        }
+    }
+
+    /// `EXT` is false for plain shops (no setups, breaks or fixed ops), letting the compiler drop those
+    /// branches from the hot loop.
+    fn decode_impl<const EXT: bool>(&mut self, inst: &Inst) -> bool {
         let n = inst.n_ops;
         self.topo.clear();
         for o in 0..n {
             // Fixed ops are sources: their start never depends on predecessors (lateness is penalised).
-            self.indeg[o] = if inst.fixed[o].is_some() {
+            self.indeg[o] = if EXT && inst.fixed[o].is_some() {
                 0
             } else {
-                u32::from(inst.jprev[o] != NONE) + u32::from(self.pos[o] > 0)
+                u32::from(inst.jprev[o] != NONE) + u32::from(self.mp[o] != NONE)
             };
             if self.indeg[o] == 0 {
                 self.topo.push(o);
@@ -133,28 +150,33 @@ impl State {
         while head < self.topo.len() {
             let o = self.topo[head];
             head += 1;
-            let m = self.mach[o];
-            let mp = self.mprev(o);
-            let setup = inst.setup(m, mp, o);
+            let mp = self.mp[o];
             let machine_ready = if mp == NONE { 0 } else { self.end(mp) };
-            let mut t = self.job_ready(inst, o).max(machine_ready + setup);
-            if inst.has_unavailable {
-                t = inst.fit(m, t, setup, self.dur[o]);
-            }
-            if let Some((_, fixed_start)) = inst.fixed[o] {
-                t = fixed_start;
+            let mut t;
+            if EXT {
+                let m = self.mach[o];
+                let setup = inst.setup(m, mp, o);
+                t = self.job_ready(inst, o).max(machine_ready + setup);
+                if inst.has_unavailable {
+                    t = inst.fit(m, t, setup, self.dur[o]);
+                }
+                if let Some((_, fixed_start)) = inst.fixed[o] {
+                    t = fixed_start;
+                }
+            } else {
+                t = self.job_ready(inst, o).max(machine_ready);
             }
             self.start[o] = t;
             makespan = makespan.max(t + self.dur[o]);
             let jn = inst.jnext[o];
-            if jn != NONE && inst.fixed[jn].is_none() {
+            if jn != NONE && !(EXT && inst.fixed[jn].is_some()) {
                 self.indeg[jn] -= 1;
                 if self.indeg[jn] == 0 {
                     self.topo.push(jn);
                 }
             }
-            let mn = self.mnext(o);
-            if mn != NONE && inst.fixed[mn].is_none() {
+            let mn = self.mn[o];
+            if mn != NONE && !(EXT && inst.fixed[mn].is_some()) {
                 self.indeg[mn] -= 1;
                 if self.indeg[mn] == 0 {
                     self.topo.push(mn);
@@ -164,7 +186,7 @@ impl State {
         if self.topo.len() != n {
             return false;
         }
-        if inst.has_fixed {
+        if EXT && inst.has_fixed {
             for o in 0..n {
                 if inst.fixed[o].is_some() {
                     let mp = self.mprev(o);
@@ -191,9 +213,10 @@ impl State {
         for idx in (0..n).rev() {
             let o = self.topo[idx];
             let mut q = self.job_tail(inst, o);
-            let mn = self.mnext(o);
+            let mn = self.mn[o];
             if mn != NONE {
-                q = q.max(inst.setup(self.mach[o], o, mn) + self.dur[mn] + self.tail[mn]);
+                let setup = if EXT { inst.setup(self.mach[o], o, mn) } else { 0 };
+                q = q.max(setup + self.dur[mn] + self.tail[mn]);
             }
             self.tail[o] = q;
         }
@@ -234,9 +257,7 @@ impl State {
             s[to..=from].rotate_right(1);
         }
         let lo = from.min(to);
-        for (offset, &o) in s[lo..=from.max(to)].iter().enumerate() {
-            self.pos[o] = lo + offset;
-        }
+        self.reindex(m, lo.saturating_sub(1), from.max(to) + 2);
     }
 
     /// Moves op `o` to machine `m` (alternative `alt`) at position `p` of its sequence.
@@ -244,18 +265,12 @@ impl State {
         let old = self.mach[o];
         let old_pos = self.pos[o];
         self.seq[old].remove(old_pos);
-        for q in old_pos..self.seq[old].len() {
-            let x = self.seq[old][q];
-            self.pos[x] = q;
-        }
+        self.reindex(old, old_pos.saturating_sub(1), usize::MAX);
         let m = inst.alt_machine[alt];
         self.mach[o] = m;
         self.dur[o] = inst.alt_dur[alt];
         self.seq[m].insert(p, o);
-        for q in p..self.seq[m].len() {
-            let x = self.seq[m][q];
-            self.pos[x] = q;
-        }
+        self.reindex(m, p.saturating_sub(1), usize::MAX);
     }
 
     /// Estimated longest path through the segment `lo..=hi` of machine `m` once reordered as `order`

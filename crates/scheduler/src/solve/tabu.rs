@@ -4,11 +4,12 @@
 //! critical operation to its best estimated position on another eligible machine. Moves are ranked by the
 //! head/tail estimate of the longest path through the changed operations; the chosen one is applied and
 //! the schedule decoded exactly. Tardiness objectives use the same moves on the critical paths of tardy
-//! jobs, evaluated exactly. Stagnation restarts from an elite solution with a random perturbation.
+//! jobs, evaluated exactly. Around the tabu search, a small population of solutions is recombined by path
+//! relinking (see [`search`]).
 
 use std::time::Duration;
 
-use super::construct::{RULES, build};
+use super::construct::{RULES, Rule, build};
 use super::inst::{Inst, NONE};
 use super::rng::Rng;
 use super::state::{Snapshot, State};
@@ -229,14 +230,12 @@ impl<'a> Search<'a> {
                 if record {
                     let s = &self.state.seq[m];
                     let u = s[from];
+                    // Only the arc between `u` and its old neighbour in the direction of the move becomes
+                    // tabu (Nowicki–Smutnicki's attribute); marking every passed pair measured worse.
                     if from < to {
-                        for &x in &s[from + 1..=to] {
-                            self.tabu_pair[u * inst.n_jobs + inst.job_of[x]] = until;
-                        }
+                        self.tabu_pair[u * inst.n_jobs + inst.job_of[s[from + 1]]] = until;
                     } else {
-                        for &x in &s[to..from] {
-                            self.tabu_pair[x * inst.n_jobs + inst.job_of[u]] = until;
-                        }
+                        self.tabu_pair[s[from - 1] * inst.n_jobs + inst.job_of[u]] = until;
                     }
                 }
                 self.state.shift(m, from, to);
@@ -417,22 +416,6 @@ impl<'a> Search<'a> {
             None => false,
         }
     }
-
-    /// Random walk of `steps` critical moves (no tabu bookkeeping).
-    fn perturb(&mut self, steps: usize) {
-        for _ in 0..steps {
-            self.cands.clear();
-            self.makespan_path();
-            self.add_path_moves(false);
-            self.evaluate_candidates(0, false);
-            if self.cands.is_empty() {
-                return;
-            }
-            let k = self.rng.below(self.cands.len());
-            let mv = self.cands[k].mv;
-            self.try_apply(mv, false);
-        }
-    }
 }
 
 /// Best insertion position of `o` on machine `m2` (not its current one) by estimate, among positions that
@@ -474,83 +457,216 @@ fn shift_is_safe(inst: &Inst, st: &State, u: usize, v: usize, forward: bool) -> 
     }
 }
 
-/// Runs one complete search (construction, tabu search, restarts) with `seed`.
+/// Global bookkeeping of one search: best solution so far, limits.
+struct Global<'p, 'c> {
+    params: &'p Params<'c>,
+    best: Snapshot,
+    score: Score,
+    time_to_best: Duration,
+    iterations: u64,
+    lower_bound: i64,
+}
+
+impl Global<'_, '_> {
+    fn optimal(&self) -> bool {
+        let score = self.score;
+        score.0 == 0
+            && match self.params.objective {
+                Objective::Makespan => score.1 <= self.lower_bound,
+                Objective::WeightedTardiness => score.1 == 0,
+                Objective::TardinessThenMakespan => score.1 == 0 && score.2 <= self.lower_bound,
+            }
+    }
+
+    fn done(&self) -> bool {
+        if self.optimal() || self.params.iteration_limit.is_some_and(|limit| self.iterations >= limit) {
+            return true;
+        }
+        self.params.time_limit.is_some_and(|limit| self.params.clock.elapsed() >= limit)
+    }
+
+    fn offer(&mut self, state: &State) {
+        let score = state.score(self.params.objective);
+        if score < self.score {
+            self.score = score;
+            state.snapshot_into(&mut self.best);
+            self.time_to_best = self.params.clock.elapsed();
+        }
+    }
+}
+
+impl Search<'_> {
+    /// Tabu search from the current (decoded) state until `stall_limit` iterations pass without improving
+    /// this run's best, or a global limit is hit. Returns the run's best.
+    fn run(&mut self, global: &mut Global<'_, '_>, stall_limit: u64) -> (Score, Snapshot) {
+        let objective = global.params.objective;
+        self.clear_tabu();
+        let mut run_best = Snapshot::default();
+        self.state.snapshot_into(&mut run_best);
+        let mut run_score = self.state.score(objective);
+        global.offer(&self.state);
+        let mut stall = 0;
+        while stall < stall_limit && !global.done() {
+            global.iterations += 1;
+            self.iter += 1;
+            let moved = match objective {
+                Objective::Makespan => self.step_makespan(run_score.1.min(global.score.1)),
+                _ => self.step_exact(objective, run_score.min(global.score)),
+            };
+            let score = self.state.score(objective);
+            if score < run_score {
+                run_score = score;
+                self.state.snapshot_into(&mut run_best);
+                global.offer(&self.state);
+                stall = 0;
+            } else {
+                stall += 1;
+            }
+            if !moved {
+                break;
+            }
+        }
+        (run_score, run_best)
+    }
+
+    /// Path relinking: walks the current state towards `guide` by moving a random share of the operations
+    /// whose machine or position differs to their place in `guide` (skipping steps that would close a
+    /// cycle). Leaves the state decoded.
+    fn relink(&mut self, guide: &Snapshot) {
+        let inst = self.inst;
+        let mut guide_pos = vec![0usize; inst.n_ops];
+        for sequence in &guide.seq {
+            for (p, &o) in sequence.iter().enumerate() {
+                guide_pos[o] = p;
+            }
+        }
+        let mut differing: Vec<usize> = (0..inst.n_ops)
+            .filter(|&o| {
+                inst.fixed[o].is_none()
+                    && (self.state.mach[o] != guide.mach[o] || self.state.pos[o] != guide_pos[o])
+            })
+            .collect();
+        for k in (1..differing.len()).rev() {
+            differing.swap(k, self.rng.below(k + 1));
+        }
+        let share = 0.25 + 0.25 * self.rng.unit();
+        let steps = (differing.len() as f64 * share) as usize;
+        let mut done = 0;
+        for &o in &differing {
+            if done >= steps {
+                break;
+            }
+            let m = guide.mach[o];
+            let mv = if self.state.mach[o] == m {
+                let from = self.state.pos[o];
+                let to = guide_pos[o].min(self.state.seq[m].len() - 1);
+                if from == to {
+                    continue;
+                }
+                Move::Shift { m, from, to }
+            } else {
+                let Some(alt) = inst.alt_on(o, m) else { continue };
+                Move::Reassign { o, alt, p: guide_pos[o].min(self.state.seq[m].len()) }
+            };
+            if self.try_apply(mv, false) {
+                done += 1;
+            }
+        }
+    }
+}
+
+/// Number of operations whose machine or machine position differs between two snapshots.
+fn distance(a: &Snapshot, b: &Snapshot, scratch: &mut Vec<usize>) -> usize {
+    scratch.clear();
+    scratch.resize(a.mach.len(), usize::MAX);
+    for sequence in &a.seq {
+        for (p, &o) in sequence.iter().enumerate() {
+            scratch[o] = p;
+        }
+    }
+    let mut differ = 0;
+    for sequence in &b.seq {
+        for (p, &o) in sequence.iter().enumerate() {
+            differ += usize::from(scratch[o] != p || a.mach[o] != b.mach[o]);
+        }
+    }
+    differ
+}
+
+/// Runs one complete search with `seed`: constructive starts, then a small population improved by tabu
+/// search and recombined by path relinking (in the spirit of Peng, Lü & Cheng's TS/PR).
 pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
     let objective = params.objective;
     let mut rng = Rng::new(seed);
     let mut best_state: Option<State> = None;
     // Every rule once, plus a second randomised construction.
-    for rule in RULES.into_iter().chain(std::iter::once(super::construct::Rule::Random)) {
-        {
-            let mut st = build(inst, rule, &mut rng);
-            if !st.decode(inst) {
-                continue;
-            }
-            if best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
-                best_state = Some(st);
-            }
+    for rule in RULES.into_iter().chain(std::iter::once(Rule::Random)) {
+        let mut st = build(inst, rule, &mut rng);
+        if st.decode(inst) && best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
+            best_state = Some(st);
         }
     }
     let state = best_state.unwrap_or_else(|| {
-        // Every construction contains a cycle only through fixed-op lateness, which decode tolerates; a
-        // plain job-order schedule is always acyclic.
-        let mut st = build(inst, super::construct::Rule::EarliestCompletion, &mut rng);
+        // Fixed ops are graph sources, so constructions are acyclic; keep a fallback anyway.
+        let mut st = build(inst, Rule::EarliestCompletion, &mut rng);
         st.decode(inst);
         st
     });
-    let mut search = Search::new(inst, state, rng.next_u64());
-    let mut best = Snapshot::default();
-    search.state.snapshot_into(&mut best);
-    let mut best_score = search.state.score(objective);
-    let mut time_to_best = params.clock.elapsed();
-    let mut elite: Vec<(Score, Snapshot)> = vec![(best_score, best.clone())];
-    let mut stall = 0u64;
-    let optimal = |score: Score| match objective {
-        Objective::Makespan => score.0 == 0 && score.1 <= inst.lower_bound,
-        Objective::WeightedTardiness => score.0 == 0 && score.1 == 0,
-        Objective::TardinessThenMakespan => score.0 == 0 && score.1 == 0 && score.2 <= inst.lower_bound,
+    let mut global = Global {
+        params,
+        best: Snapshot::default(),
+        score: Score::WORST,
+        time_to_best: Duration::ZERO,
+        iterations: 0,
+        lower_bound: inst.lower_bound,
     };
-    let mut iterations = 0u64;
-    while !optimal(best_score) {
-        if params.iteration_limit.is_some_and(|limit| iterations >= limit) {
-            break;
-        }
-        if let Some(limit) = params.time_limit
-            && (iterations & 7 == 0 || inst.n_ops > 2000)
-            && params.clock.elapsed() >= limit
-        {
-            break;
-        }
-        iterations += 1;
-        search.iter += 1;
-        let moved = match objective {
-            Objective::Makespan => search.step_makespan(best_score.1),
-            _ => search.step_exact(objective, best_score),
-        };
-        let score = search.state.score(objective);
-        if score < best_score {
-            best_score = score;
-            search.state.snapshot_into(&mut best);
-            time_to_best = params.clock.elapsed();
-            stall = 0;
-            if elite.len() < 8 {
-                elite.push((score, best.clone()));
-            } else if let Some(worst) = elite.iter_mut().max_by_key(|e| e.0) {
-                worst.0 = score;
-                worst.1.clone_from(&best);
+    global.offer(&state);
+    let mut search = Search::new(inst, state, rng.next_u64());
+    let stall_limit = params.stall_limit;
+    let pop_size = 8;
+    let mut population: Vec<(Score, Snapshot)> = Vec::with_capacity(pop_size);
+    let mut scratch = Vec::new();
+    while !global.done() {
+        if population.len() < pop_size {
+            if !population.is_empty() {
+                let rule = if search.rng.below(2) == 0 {
+                    Rule::Random
+                } else {
+                    RULES[search.rng.below(RULES.len())]
+                };
+                let mut st = build(inst, rule, &mut search.rng);
+                if !st.decode(inst) {
+                    continue;
+                }
+                search.state = st;
             }
         } else {
-            stall += 1;
-        }
-        if !moved || stall > params.stall_limit {
-            stall = 0;
-            let pick = search.rng.below(elite.len());
-            search.state.restore(&elite[pick].1);
+            let a = search.rng.below(population.len());
+            let mut b = search.rng.below(population.len() - 1);
+            if b >= a {
+                b += 1;
+            }
+            search.state.restore(&population[a].1);
             search.state.decode(inst);
-            search.clear_tabu();
-            let steps = 2 + search.rng.below(3 + inst.n_ops / 50);
-            search.perturb(steps);
+            let guide = population[b].1.clone();
+            search.relink(&guide);
+        }
+        let (score, snap) = search.run(&mut global, stall_limit);
+        if population.iter().any(|(_, member)| distance(member, &snap, &mut scratch) == 0) {
+            continue;
+        }
+        if population.len() < pop_size {
+            population.push((score, snap));
+        } else if let Some(worst) = population.iter_mut().max_by_key(|member| member.0)
+            && score <= worst.0
+        {
+            *worst = (score, snap);
         }
     }
-    Outcome { best, score: best_score, iterations, time_to_best }
+    Outcome {
+        best: global.best,
+        score: global.score,
+        iterations: global.iterations,
+        time_to_best: global.time_to_best,
+    }
 }

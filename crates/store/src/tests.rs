@@ -418,7 +418,7 @@ mod ready_tests {
             at: NOW,
             kind: OperationEventKind::Started,
         };
-        f.store.write_batch(&[], &[], &[], &[started.clone()]).unwrap();
+        f.store.write_batch(&[], &[], &[], std::slice::from_ref(&started)).unwrap();
         assert!(
             f.store.ready_operations(100).unwrap().is_empty(),
             "the first operation is running; the second waits"

@@ -80,7 +80,7 @@ struct BenchArgs {
     /// Runs per instance, with seeds 0..N.
     #[arg(long, default_value_t = 1)]
     seeds: u64,
-    /// Only instances whose name matches this glob (`*` and `?`).
+    /// Only instances whose name matches this glob (`*` and `?`; several globs separated by commas).
     #[arg(long)]
     filter: Option<String>,
     /// Threads per run.
@@ -283,7 +283,7 @@ fn family(name: &str) -> String {
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut bounds = read_bounds(&args.dir)?;
     if let Some(pattern) = &args.filter {
-        bounds.retain(|b| glob_match(pattern, &b.instance));
+        bounds.retain(|b| pattern.split(',').any(|glob| glob_match(glob.trim(), &b.instance)));
     }
     if bounds.is_empty() {
         bail!("no instance of {} matches", args.dir.display());

@@ -1,0 +1,97 @@
+//! Interoperability: a third-party MQTT client (paho-mqtt, from PyPI) publishes JSON and Sparkplug
+//! B (protobuf built by Python's protobuf package from our .proto) to the embedded broker as a
+//! device account, and every reading is then queryable through the API with its exact value and
+//! timestamp. Skipped with a note when python3 lacks the packages, unless MF_REQUIRE_INTEROP=1
+//! (CI sets it and installs them).
+
+mod support;
+
+use std::process::Command;
+
+use support::{TOKEN, TempDir, request, start};
+
+fn python_has_packages() -> bool {
+    Command::new("python3")
+        .args(["-c", "import paho.mqtt.client, google.protobuf, grpc_tools"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
+    if !python_has_packages() {
+        assert!(
+            std::env::var("MF_REQUIRE_INTEROP").is_err(),
+            "MF_REQUIRE_INTEROP is set but paho-mqtt/protobuf/grpcio-tools are missing"
+        );
+        eprintln!("skipped: python3 with paho-mqtt, protobuf and grpcio-tools is not available");
+        return;
+    }
+    let dir = TempDir::new("paho");
+    let server = start("demo", &dir.0);
+    let user =
+        r#"{"username": "gw-paho", "role": "device", "password": "not used by mqtt 123", "site_id": 1}"#;
+    let created = request(server.address, "POST", "/api/v1/users", Some(TOKEN), Some(user)).unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let user_id = created.json()["id"].as_i64().unwrap();
+    let token = request(
+        server.address,
+        "POST",
+        "/api/v1/tokens",
+        Some(TOKEN),
+        Some(&format!(r#"{{"name": "paho", "user_id": {user_id}}}"#)),
+    )
+    .unwrap()
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/paho_publish.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args(["--port", &server.mqtt.port().to_string(), "--username", "gw-paho", "--password", &token])
+        .args(["--site", "hk-kt", "--json-machine", "cnc-01", "--sparkplug-machine", "cnc-02"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let expected: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let expected = expected.as_array().unwrap();
+    assert_eq!(expected.len(), 7);
+
+    let machines =
+        request(server.address, "GET", "/api/v1/machines?limit=500", Some(TOKEN), None).unwrap().json();
+    let id_of = |code: &str| {
+        machines["items"].as_array().unwrap().iter().find(|m| m["code"] == code).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    for reading in expected {
+        let machine = id_of(reading["machine"].as_str().unwrap());
+        let metric = reading["metric"].as_str().unwrap();
+        let ts_ms = reading["ts_ms"].as_i64().unwrap();
+        let from = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000).unwrap();
+        let to = from + time::Duration::milliseconds(1);
+        let format = &time::format_description::well_known::Rfc3339;
+        let path = format!(
+            "/api/v1/machines/{machine}/series?metric={metric}&from={}&to={}",
+            from.format(format).unwrap(),
+            to.format(format).unwrap()
+        );
+        // The pipeline commits within 50 ms; allow a little longer on a busy machine.
+        let mut points = serde_json::Value::Null;
+        for _ in 0..100 {
+            points =
+                request(server.address, "GET", &path, Some(TOKEN), None).unwrap().json()["points"].clone();
+            if points.as_array().is_some_and(|p| !p.is_empty()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let points = points.as_array().unwrap_or_else(|| panic!("no series for {reading}"));
+        assert_eq!(points.len(), 1, "{reading}: {points:?}");
+        assert_eq!(points[0]["last"].as_f64(), reading["value"].as_f64(), "{reading}");
+        let stored = time::OffsetDateTime::parse(points[0]["ts"].as_str().unwrap(), format).unwrap();
+        assert_eq!(stored, from, "{reading}");
+    }
+}

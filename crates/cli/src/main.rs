@@ -1,7 +1,9 @@
 //! The `microfactory` binary: parses flags and the config file, sets up logging, and runs one
 //! command. Everything else lives in the library crates; this file only wires them together.
 
+mod bench;
 mod config;
+mod schedule;
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -48,6 +50,18 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Solve and benchmark job-shop and flexible job-shop scheduling problems.
+    Schedule(schedule::ScheduleCommand),
+    /// Measure the platform (prints tables for BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Simulated devices → MQTT broker → ingest pipeline → durable store: messages/s, points/s,
+    /// publish-to-queryable latency.
+    Ingest(bench::IngestBench),
 }
 
 /// Flags shared by the commands that touch the data directory.
@@ -111,6 +125,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args, false),
         Command::Demo(args) => serve(args, true),
         Command::Orders(OrdersCommand::Import { file, common }) => import(&file, &common),
+        Command::Schedule(command) => schedule::run(command),
+        Command::Bench(BenchCommand::Ingest(options)) => bench::run(options),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
             Ok(())

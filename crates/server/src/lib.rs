@@ -133,6 +133,11 @@ impl AppState {
         self.outgoing_receiver.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
+    /// Messages taken in, readings stored and items dropped by the ingest pipeline so far.
+    pub fn ingest_totals(&self) -> (u64, u64, u64) {
+        self.metrics.ingest_totals()
+    }
+
     /// Tells streams and workers to finish.
     pub fn begin_stop(&self) {
         let _ = self.stop.send(true);

@@ -92,6 +92,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Messages taken in, readings stored and items dropped by the ingest pipeline so far.
+    pub fn ingest_totals(&self) -> (u64, u64, u64) {
+        let dropped = self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).values().sum();
+        (self.ingest_messages.load(Ordering::Relaxed), self.ingest_readings.load(Ordering::Relaxed), dropped)
+    }
+
     /// Counts a message taken in by the ingest pipeline.
     pub fn count_ingest_message(&self) {
         self.ingest_messages.fetch_add(1, Ordering::Relaxed);

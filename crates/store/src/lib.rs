@@ -126,7 +126,7 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// Series ids by machine and metric name; see `Store::series_id`.
-    series: Mutex<std::collections::HashMap<(model::MachineId, String), i64>>,
+    series: Mutex<telemetry::SeriesCache>,
 }
 
 /// How many idle reader connections the pool keeps.

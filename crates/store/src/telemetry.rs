@@ -128,11 +128,12 @@ impl Store {
                 }
             }
             let mut minutes: HashMap<(i64, i64), MinuteAggregate> = HashMap::new();
+            let mut cache = lock(&self.inner.series);
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?1, ?2, ?3)",
             )?;
             for reading in readings {
-                let Some(series) = self.series_id(tx, reading.machine, &reading.metric)? else {
+                let Some(series) = series_id(tx, &mut cache, reading.machine, &reading.metric)? else {
                     stats.unknown_machine += 1;
                     continue;
                 };
@@ -182,36 +183,6 @@ impl Store {
             Ok(())
         })?;
         Ok(stats)
-    }
-
-    /// The id of a machine's series for `metric`, created on first use; `None` when the machine
-    /// does not exist. Ids are cached: a series is never renamed, only deleted with its machine.
-    fn series_id(&self, tx: &Connection, machine: MachineId, metric: &str) -> Result<Option<i64>> {
-        let key = (machine, metric.to_string());
-        if let Some(id) = lock(&self.inner.series).get(&key) {
-            return Ok(Some(*id));
-        }
-        let found: Option<i64> = tx
-            .prepare_cached("SELECT id FROM series WHERE machine_id = ?1 AND metric = ?2")?
-            .query_row(params![machine.0, metric], |row| row.get(0))
-            .optional()?;
-        let id = match found {
-            Some(id) => id,
-            None => {
-                let exists =
-                    tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([machine.0])?;
-                if !exists {
-                    return Ok(None);
-                }
-                tx.prepare_cached("INSERT INTO series (machine_id, metric) VALUES (?1, ?2)")?
-                    .execute(params![machine.0, metric])?;
-                tx.last_insert_rowid()
-            }
-        };
-        // Cache only after commit would be stricter; a rolled-back insert leaves a stale id that
-        // the next write re-creates, so clear the cache whenever a write fails (see `write`).
-        lock(&self.inner.series).insert(key, id);
-        Ok(Some(id))
     }
 
     /// The metric names a machine has reported.
@@ -424,6 +395,43 @@ impl Store {
         })
     }
 }
+
+/// The id of a machine's series for `metric`, created on first use; `None` when the machine does
+/// not exist. Ids are cached by machine and name (looked up without allocating): a series is never
+/// renamed, only deleted with its machine, which clears the cache.
+fn series_id(
+    tx: &Connection,
+    cache: &mut SeriesCache,
+    machine: MachineId,
+    metric: &str,
+) -> Result<Option<i64>> {
+    if let Some(id) = cache.get(&machine).and_then(|names| names.get(metric)) {
+        return Ok(Some(*id));
+    }
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT id FROM series WHERE machine_id = ?1 AND metric = ?2")?
+        .query_row(params![machine.0, metric], |row| row.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            let exists = tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([machine.0])?;
+            if !exists {
+                return Ok(None);
+            }
+            tx.prepare_cached("INSERT INTO series (machine_id, metric) VALUES (?1, ?2)")?
+                .execute(params![machine.0, metric])?;
+            tx.last_insert_rowid()
+        }
+    };
+    // A rolled-back insert would leave a stale id here; `Store::write` clears the cache whenever
+    // a transaction fails.
+    cache.entry(machine).or_default().insert(metric.to_string(), id);
+    Ok(Some(id))
+}
+
+/// Series ids by machine, then metric name.
+pub(crate) type SeriesCache = HashMap<MachineId, HashMap<String, i64>>;
 
 fn point_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SeriesPoint> {
     Ok(SeriesPoint {

@@ -64,6 +64,11 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// How long a new connection may take to send CONNECT.
     pub connect_timeout: Duration,
+    /// Durable acknowledgements: a QoS 1 PUBACK is sent only once every copy of the message has
+    /// been released by the subscribers it was routed to — so an in-process subscriber that holds
+    /// the message's [`Receipt`] until the message is stored makes "acknowledged" mean "durable".
+    /// PUBACKs still go out in the order the PUBLISHes came in.
+    pub durable_acks: bool,
 }
 
 impl Default for BrokerConfig {
@@ -78,6 +83,7 @@ impl Default for BrokerConfig {
             max_retained_bytes: 64 << 20,
             max_connections: 10_000,
             connect_timeout: Duration::from_secs(10),
+            durable_acks: false,
         }
     }
 }
@@ -122,6 +128,46 @@ pub struct Message {
     pub retain: bool,
     /// Who published it.
     pub publisher: Identity,
+    /// With [`BrokerConfig::durable_acks`], the publisher's PUBACK waits until every copy of this
+    /// receipt is dropped (or [`Receipt::release`]d). Not part of equality.
+    pub receipt: Receipt,
+}
+
+/// Holds back the PUBACK of a QoS 1 message while any copy of it is alive (see
+/// [`BrokerConfig::durable_acks`]). Empty for QoS 0 and when durable acks are off.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt {
+    _held: Option<Arc<ReceiptInner>>,
+}
+
+#[derive(Debug)]
+struct ReceiptInner {
+    // Dropping the sender (with the last copy of the receipt) completes the waiting PUBACK.
+    _done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Receipt {
+    /// A receipt and the future that completes when every copy of it is gone.
+    pub(crate) fn new() -> (Receipt, tokio::sync::oneshot::Receiver<()>) {
+        let (done, released) = tokio::sync::oneshot::channel();
+        (Receipt { _held: Some(Arc::new(ReceiptInner { _done: done })) }, released)
+    }
+
+    /// Lets go of this copy (the same as dropping it; reads better at the call site).
+    pub fn release(self) {}
+}
+
+impl PartialEq for Receipt {
+    /// Receipts never make two messages differ.
+    fn eq(&self, _other: &Receipt) -> bool {
+        true
+    }
+}
+
+impl Eq for Receipt {}
+
+impl std::hash::Hash for Receipt {
+    fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
 }
 
 /// What a client presented in CONNECT, for `Hooks::authenticate`. `Debug` hides the password.
@@ -276,6 +322,7 @@ impl BrokerHandle {
             qos: qos.min(QoS::AtLeastOnce),
             retain,
             publisher: Identity::new(Identity::BROKER),
+            receipt: Receipt::default(),
         };
         self.router.route(message).await;
         Ok(())

@@ -32,7 +32,7 @@ pub mod topic;
 
 pub use broker::{
     AllowAll, AuthRejection, Broker, BrokerConfig, BrokerHandle, Counter, CounterSnapshot, Credentials,
-    Hooks, Identity, Message,
+    Hooks, Identity, Message, Receipt,
 };
 pub use client::{Client, ClientOptions, PendingAck, Subscription};
 pub use codec::{CodecError, LastWill, Packet, PacketId, Publish, QoS};

@@ -186,7 +186,13 @@ pub async fn start(
                     tokio::select! {
                         message = subscription.recv() => {
                             let Some(message) = message else { break };
-                            state.ingest(Incoming { topic: message.topic, payload: message.payload, publisher: Publisher::AnySite }).await;
+                            let incoming = Incoming {
+                                topic: message.topic,
+                                payload: message.payload,
+                                publisher: Publisher::AnySite,
+                                receipt: None,
+                            };
+                            state.ingest(incoming).await;
                         }
                         _ = stop.changed() => break,
                     }
@@ -221,7 +227,9 @@ pub async fn start(
         None => tokio::net::TcpListener::bind(config.listen).await?,
     };
     let address = listener.local_addr().ok();
-    let broker = Broker::start(listener, BrokerConfig::default(), PlatformHooks::new(state.store.clone()));
+    // Durable acks: a device's QoS 1 PUBACK means its reading is stored.
+    let config = BrokerConfig { durable_acks: true, ..BrokerConfig::default() };
+    let broker = Broker::start(listener, config, PlatformHooks::new(state.store.clone()));
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();
@@ -237,6 +245,7 @@ pub async fn start(
                     topic: message.topic.to_string(),
                     payload: message.payload.to_vec(),
                     publisher,
+                    receipt: Some(message.receipt),
                 };
                 state.ingest(incoming).await;
             }

@@ -12,9 +12,10 @@
 //! full, so a store that cannot keep up slows the MQTT connections down (TCP flow control) instead
 //! of growing memory.
 //!
-//! Durability: a reading is *accepted* when its batch has committed. HTTP ingest answers only then.
-//! For MQTT, a batch commits at most [`FLUSH_EVERY`] after its first message arrived; a crash can
-//! lose what arrived in that window and was not yet committed (see README, Durability).
+//! Durability: a reading is *accepted* when its batch has committed. HTTP ingest answers only then,
+//! and the embedded broker sends a QoS 1 PUBACK only then (the message's receipt is held until the
+//! commit). QoS 0 messages have no acknowledgement: a crash can lose those that arrived within the
+//! last [`FLUSH_EVERY`] or still wait in the bounded queues (see README, Durability).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub struct Incoming {
     pub payload: Vec<u8>,
     /// Who sent it.
     pub publisher: Publisher,
+    /// Held until the message's batch has committed; the broker sends the QoS 1 PUBACK when it
+    /// is dropped, so an acknowledged MQTT message is a durable one.
+    pub receipt: Option<mqtt::Receipt>,
 }
 
 /// What a publisher may publish for.
@@ -66,6 +70,8 @@ pub(crate) struct WriteBatch {
     pub(crate) operations: Vec<OperationEvent>,
     /// Told the outcome once the batch has committed (HTTP ingest waits for it).
     pub(crate) ack: Option<oneshot::Sender<Result<WriteStats, String>>>,
+    /// MQTT receipts of the batch's messages, released after the commit.
+    pub(crate) receipts: Vec<mqtt::Receipt>,
 }
 
 impl WriteBatch {
@@ -240,6 +246,7 @@ pub(crate) async fn decode(
                     state.publish_mqtt(reply);
                 }
                 collect(&state, &mut resolver, message.publisher, &mut decoded, &mut batch);
+                batch.receipts.extend(message.receipt);
                 if batch.readings.len() >= MAX_BATCH {
                     send(&state, &mut batch).await;
                 }
@@ -344,5 +351,7 @@ async fn write_one(state: &AppState, mut batch: WriteBatch) {
         if let Some(ack) = batch.ack.take() {
             let _ = ack.send(outcome);
         }
+        // Only now may the broker acknowledge these messages to their publishers.
+        batch.receipts.clear();
     }
 }

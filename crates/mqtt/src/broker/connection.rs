@@ -137,6 +137,22 @@ pub(crate) async fn serve<H: Hooks>(
     let accepted = ConnAck { session_present: false, code: ConnectReturnCode::Accepted };
     // Cannot fail: the queue is new and empty.
     let _ = control_tx.try_send(Control::Send(Packet::ConnAck(accepted)));
+    let acks = router.config.durable_acks.then(|| {
+        // Bounded by the in-flight window: a client that floods QoS 1 waits for its acks.
+        let (acks, mut pending) =
+            mpsc::channel::<(PacketId, tokio::sync::oneshot::Receiver<()>)>(router.config.max_inflight);
+        let control = control_tx.clone();
+        tokio::spawn(async move {
+            while let Some((id, released)) = pending.recv().await {
+                // Released or dropped, the message is done with; acknowledge it now.
+                let _ = released.await;
+                if control.send(Control::Send(Packet::PubAck(id))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        acks
+    });
     let writer = tokio::spawn(write_loop(write_half, control_rx, data_rx, router.config.max_inflight, kick));
     tracing::debug!(%peer, client_id = %connect.client_id, %identity, "mqtt client connected");
 
@@ -148,6 +164,7 @@ pub(crate) async fn serve<H: Hooks>(
         sink,
         control: control_tx,
         qos2_received: HashSet::new(),
+        acks,
     };
     let keepalive =
         (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
@@ -208,6 +225,9 @@ struct Session<H> {
     control: mpsc::Sender<Control>,
     /// QoS 2 packet ids routed and not yet released, so a redelivered PUBLISH is not routed twice.
     qos2_received: HashSet<PacketId>,
+    /// With durable acks: QoS 1 packet ids in arrival order, each with the signal that its message
+    /// has been released by every subscriber; a task sends the PUBACKs in that order.
+    acks: Option<mpsc::Sender<(PacketId, tokio::sync::oneshot::Receiver<()>)>>,
 }
 
 impl<H: Hooks> Session<H> {
@@ -239,19 +259,28 @@ impl<H: Hooks> Session<H> {
         match packet {
             Packet::Publish(publish) => {
                 let allowed = self.hooks.may_publish(&self.identity, &publish.topic);
-                let message = Message {
+                let mut message = Message {
                     topic: publish.topic.into(),
                     payload: publish.payload.into(),
                     qos: publish.qos,
                     retain: publish.retain,
                     publisher: self.identity.clone(),
+                    receipt: super::Receipt::default(),
                 };
                 match (publish.qos, publish.packet_id) {
                     (QoS::AtMostOnce, _) => self.route_if(allowed, message).await,
-                    (QoS::AtLeastOnce, Some(id)) => {
-                        self.route_if(allowed, message).await;
-                        self.send(Packet::PubAck(id)).await?;
-                    }
+                    (QoS::AtLeastOnce, Some(id)) => match &self.acks {
+                        Some(acks) => {
+                            let (receipt, released) = super::Receipt::new();
+                            message.receipt = receipt;
+                            self.route_if(allowed, message).await;
+                            acks.send((id, released)).await.map_err(|_| End::SocketClosed)?;
+                        }
+                        None => {
+                            self.route_if(allowed, message).await;
+                            self.send(Packet::PubAck(id)).await?;
+                        }
+                    },
                     (QoS::ExactlyOnce, Some(id)) => {
                         if self.qos2_received.insert(id) {
                             self.route_if(allowed, message).await;
@@ -334,6 +363,7 @@ impl<H: Hooks> Session<H> {
             qos: will.qos,
             retain: will.retain,
             publisher: self.identity.clone(),
+            receipt: super::Receipt::default(),
         };
         self.route_if(allowed, message).await;
     }

@@ -513,3 +513,41 @@ async fn a_stuck_qos1_subscriber_is_disconnected_after_the_timeout_and_its_will_
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await.unwrap().unwrap();
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn durable_acks_wait_until_the_in_process_subscriber_lets_go() {
+    let (broker, addr) = start(BrokerConfig { durable_acks: true, ..BrokerConfig::default() }).await;
+    let mut store = broker.subscribe("site/a/#").unwrap();
+    let client = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.publish("site/a/m1", b"one".to_vec(), QoS::AtLeastOnce, false).await }
+    });
+    let second = tokio::spawn({
+        let client = client.clone();
+        async move { client.publish("site/a/m1", b"two".to_vec(), QoS::AtLeastOnce, false).await }
+    });
+    let one = recv(&mut store).await;
+    let two = recv(&mut store).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !first.is_finished() && !second.is_finished(),
+        "no PUBACK while the subscriber holds the messages"
+    );
+    // Releasing the second first must not let its PUBACK overtake the first's.
+    two.receipt.release();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!first.is_finished() && !second.is_finished(), "PUBACKs go out in arrival order");
+    drop(one);
+    tokio::time::timeout(Duration::from_secs(5), first).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
+    // Messages nobody subscribed to are acknowledged at once.
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        client.publish("site/a-other", b"x".to_vec(), QoS::AtLeastOnce, false),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    broker.shutdown().await;
+}

@@ -498,7 +498,8 @@ impl Global<'_, '_> {
 impl Search<'_> {
     /// Tabu search from the current (decoded) state until `stall_limit` iterations pass without improving
     /// this run's best, or a global limit is hit. Returns the run's best.
-    fn run(&mut self, global: &mut Global<'_, '_>, stall_limit: u64) -> (Score, Snapshot) {
+    /// Also says whether any move was made (none when the neighbourhood is empty).
+    fn run(&mut self, global: &mut Global<'_, '_>, stall_limit: u64) -> (Score, Snapshot, bool) {
         let objective = global.params.objective;
         self.clear_tabu();
         let mut run_best = Snapshot::default();
@@ -506,6 +507,7 @@ impl Search<'_> {
         let mut run_score = self.state.score(objective);
         global.offer(&self.state);
         let mut stall = 0;
+        let mut moved_any = false;
         while stall < stall_limit && !global.done() {
             global.iterations += 1;
             self.iter += 1;
@@ -525,8 +527,9 @@ impl Search<'_> {
             if !moved {
                 break;
             }
+            moved_any = true;
         }
-        (run_score, run_best)
+        (run_score, run_best, moved_any)
     }
 
     /// Path relinking: walks the current state towards `guide` by moving a random share of the operations
@@ -626,6 +629,7 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
     let pop_size = 8;
     let mut population: Vec<(Score, Snapshot)> = Vec::with_capacity(pop_size);
     let mut scratch = Vec::new();
+    let mut stuck_runs = 0;
     while !global.done() {
         if population.len() < pop_size {
             if !population.is_empty() {
@@ -651,7 +655,13 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
             let guide = population[b].1.clone();
             search.relink(&guide);
         }
-        let (score, snap) = search.run(&mut global, stall_limit);
+        let (score, snap, moved) = search.run(&mut global, stall_limit);
+        // Shops without any neighbour (e.g. no two operations ever compete) cannot improve: stop early
+        // instead of spinning until the time limit.
+        stuck_runs = if moved { 0 } else { stuck_runs + 1 };
+        if stuck_runs >= 20 {
+            break;
+        }
         if population.iter().any(|(_, member)| distance(member, &snap, &mut scratch) == 0) {
             continue;
         }

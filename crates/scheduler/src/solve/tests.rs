@@ -340,3 +340,20 @@ proptest! {
         prop_assert!(solution.feasible);
     }
 }
+
+#[test]
+fn a_shop_without_neighbours_stops_before_the_time_limit() {
+    // One operation behind a break: the bound (5) is never reached and no move exists.
+    let mut problem = Problem::job_shop("lonely", 1, &[vec![(0, 5)]]);
+    problem.machines[0].unavailable = vec![Interval { start: 0, end: 10 }];
+    let config = Config {
+        time_limit: Some(Duration::from_secs(1_000_000)),
+        iteration_limit: None,
+        clock: Some(Arc::new(TickingClock(AtomicU64::new(0)))),
+        ..Config::default()
+    };
+    let solution = solve(&problem, &config);
+    assert_feasible(&problem, &solution);
+    assert_eq!(solution.makespan, 15);
+    assert!(solution.iterations < 100, "{}", solution.iterations);
+}

@@ -50,6 +50,9 @@ pub struct IngestBench {
     rate: u32,
 }
 
+/// QoS 1 messages a device keeps in flight.
+const WINDOW: usize = 256;
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -161,6 +164,7 @@ fn run_in(options: &IngestBench, qos: QoS, dir: &std::path::Path) -> anyhow::Res
                 // Each message gets the next millisecond of a per-device clock, so every reading
                 // is a new point of its series (readings are unique per series and millisecond).
                 let mut ts = start_ms;
+                let mut window = std::collections::VecDeque::new();
                 let mut pace = interval.map(|every| {
                     let mut pace = tokio::time::interval(every);
                     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -174,10 +178,16 @@ fn run_in(options: &IngestBench, qos: QoS, dir: &std::path::Path) -> anyhow::Res
                     let metrics: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), (ts % 1000) as f64 * 0.5)).collect();
                     let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
                     let Ok(message) = ingest::json::encode_telemetry("hk-kt", machine, at, &metrics) else { break };
-                    if client.publish(&message.topic, message.payload, qos, false).await.is_err() {
+                    // QoS 1 is pipelined: up to a window of messages await their PUBACKs.
+                    let Ok(ack) = client.start_publish(&message.topic, message.payload, qos, false).await else { break };
+                    window.push_back(ack);
+                    if window.len() >= WINDOW && let Some(oldest) = window.pop_front() && oldest.acknowledged().await.is_err() {
                         break;
                     }
                     published.fetch_add(1, Ordering::Relaxed);
+                }
+                for ack in window {
+                    let _ = ack.acknowledged().await;
                 }
                 let _ = client.disconnect().await;
             }));

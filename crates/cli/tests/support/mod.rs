@@ -59,8 +59,12 @@ pub fn start(command: &str, data_dir: &Path) -> Server {
 pub fn start_with(command: &str, data_dir: &Path, extra: &[&str]) -> Server {
     let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut arguments = vec![command.to_string(), "--listen".into(), address.to_string()];
+    if !extra.contains(&"--mqtt-broker") {
+        arguments.extend(["--mqtt-listen".into(), mqtt.to_string()]);
+    }
     let child = Command::new(env!("CARGO_BIN_EXE_microfactory"))
-        .args([command, "--listen", &address.to_string(), "--mqtt-listen", &mqtt.to_string()])
+        .args(arguments)
         .args(extra)
         .arg("--data-dir")
         .arg(data_dir)

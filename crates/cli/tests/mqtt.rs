@@ -1,0 +1,221 @@
+//! MQTT end to end on the real binary: device accounts and their site rights on the embedded
+//! broker, the external-broker mode against Debian's Mosquitto, and the demo's simulated factory
+//! changing machine states and OEE inputs over the API and the live stream.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mqtt::{Client, ClientOptions, QoS};
+use support::{TOKEN, TempDir, request, start, start_with};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// Polls `GET path` until `done` accepts the JSON answer, for up to ten seconds.
+fn eventually(
+    address: std::net::SocketAddr,
+    path: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = request(address, "GET", path, Some(TOKEN), None).unwrap().json();
+        if done(&answer) || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn device_token(address: std::net::SocketAddr, username: &str, site: i64) -> String {
+    let user = format!(
+        r#"{{"username": "{username}", "role": "device", "password": "unused password 123", "site_id": {site}}}"#
+    );
+    let created = request(address, "POST", "/api/v1/users", Some(TOKEN), Some(&user)).unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_i64().unwrap();
+    let token = request(
+        address,
+        "POST",
+        "/api/v1/tokens",
+        Some(TOKEN),
+        Some(&format!(r#"{{"name": "t", "user_id": {id}}}"#)),
+    )
+    .unwrap();
+    token.json()["token"].as_str().unwrap().to_string()
+}
+
+fn options(client_id: &str, username: &str, password: &str) -> ClientOptions {
+    let mut options = ClientOptions::new(client_id);
+    options.username = Some(username.into());
+    options.password = Some(password.as_bytes().to_vec());
+    options
+}
+
+#[test]
+fn devices_sign_in_with_tokens_and_publish_only_for_their_site() {
+    let dir = TempDir::new("mqtt-devices");
+    let server = start("demo", &dir.0);
+    let other_site = request(
+        server.address,
+        "POST",
+        "/api/v1/sites",
+        Some(TOKEN),
+        Some(r#"{"code": "sz", "name": "Shenzhen", "utc_offset": "+08:00"}"#),
+    )
+    .unwrap();
+    let other_site = other_site.json()["id"].as_i64().unwrap();
+    let machine = format!(
+        r#"{{"site_id": {other_site}, "code": "cnc-01", "name": "SZ mill", "kind": "cnc_mill", "rated_power_kw": 9.0}}"#
+    );
+    let sz_machine = request(server.address, "POST", "/api/v1/machines", Some(TOKEN), Some(&machine))
+        .unwrap()
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let token = device_token(server.address, "gw-hk", 1);
+
+    runtime().block_on(async {
+        let wrong = Client::connect(server.mqtt, options("gw-hk-1", "gw-hk", "mf_not-a-token")).await;
+        assert!(wrong.is_err(), "a wrong token is refused");
+        let stolen_id = Client::connect(server.mqtt, options("gw-sz-1", "gw-hk", &token)).await;
+        assert!(stolen_id.is_err(), "a device's client id must start with its user name");
+        let client = Client::connect(server.mqtt, options("gw-hk-1", "gw-hk", &token)).await.unwrap();
+        client
+            .publish(
+                "mf/v1/hk-kt/cnc-01/telemetry",
+                br#"{"metrics": {"mqtt_test": 1.5}}"#.to_vec(),
+                QoS::AtLeastOnce,
+                false,
+            )
+            .await
+            .unwrap();
+        client
+            .publish(
+                "mf/v1/sz/cnc-01/telemetry",
+                br#"{"metrics": {"mqtt_test": 9.5}}"#.to_vec(),
+                QoS::AtLeastOnce,
+                false,
+            )
+            .await
+            .unwrap();
+        let events = br#"{"type": "state", "state": "down", "reason": "e-stop"}"#.to_vec();
+        client.publish("mf/v1/hk-kt/cnc-02/events", events, QoS::AtLeastOnce, false).await.unwrap();
+        client.disconnect().await.unwrap();
+    });
+    // The PUBACK came after the commit, so the reading is there at once.
+    let home =
+        request(server.address, "GET", "/api/v1/machines/1/series?metric=mqtt_test", Some(TOKEN), None)
+            .unwrap()
+            .json();
+    assert_eq!(home["points"].as_array().unwrap().len(), 1, "{home}");
+    assert_eq!(home["points"][0]["last"], 1.5);
+    let away = request(
+        server.address,
+        "GET",
+        &format!("/api/v1/machines/{sz_machine}/series?metric=mqtt_test"),
+        Some(TOKEN),
+        None,
+    )
+    .unwrap()
+    .json();
+    assert!(away["points"].as_array().unwrap().is_empty(), "another site's topic is refused: {away}");
+    let states =
+        eventually(server.address, "/api/v1/machine-states", |s| s.as_array().is_some_and(|a| !a.is_empty()));
+    assert_eq!(states[0]["machine_id"], 2);
+    assert_eq!(states[0]["state"], "down");
+    assert_eq!(states[0]["reason"], "e-stop");
+}
+
+fn mosquitto() -> Option<&'static str> {
+    ["mosquitto", "/usr/sbin/mosquitto"].into_iter().find(|b| Command::new(b).arg("-h").output().is_ok())
+}
+
+#[test]
+fn the_platform_subscribes_to_an_external_mosquitto() {
+    let (Some(binary), true) = (mosquitto(), Command::new("mosquitto_pub").arg("--help").output().is_ok())
+    else {
+        assert!(
+            std::env::var("MF_REQUIRE_INTEROP").is_err(),
+            "MF_REQUIRE_INTEROP is set but mosquitto is missing"
+        );
+        eprintln!("skipped: install Debian's mosquitto and mosquitto-clients");
+        return;
+    };
+    let dir = TempDir::new("mosquitto");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.0.join("mosquitto.conf");
+    std::fs::write(&config, format!("listener {port} 127.0.0.1\nallow_anonymous true\n")).unwrap();
+    let mut broker = Command::new(binary)
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let server = start_with("demo", &dir.0, &["--no-sim", "--mqtt-broker", &format!("127.0.0.1:{port}")]);
+    // Give the platform's subscription a moment to be in place, then publish with mosquitto_pub.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "mf/v1/hk-kt/laser-01/telemetry"])
+        .args(["-m", r#"{"metrics": {"via_mosquitto": 42.5}}"#])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let series = eventually(server.address, "/api/v1/machines/6/series?metric=via_mosquitto", |s| {
+        s["points"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert_eq!(series["points"][0]["last"], 42.5, "{series}");
+    drop(server);
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
+
+#[test]
+fn the_demo_factory_changes_states_and_production_over_time() {
+    let dir = TempDir::new("demo-sim");
+    let server = start_with("demo", &dir.0, &["--sim-speed", "600"]);
+    // The live stream, read raw: machine states and production arrive as server-sent events.
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    write!(stream, "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    let (mut states, mut production) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (states < 5 || production < 1) && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if line.starts_with("event: machine_state") {
+            states += 1;
+        } else if line.starts_with("event: production") {
+            production += 1;
+        }
+    }
+    assert!(states >= 5 && production >= 1, "saw {states} state changes and {production} production reports");
+    let current = request(server.address, "GET", "/api/v1/machine-states", Some(TOKEN), None).unwrap().json();
+    assert_eq!(current.as_array().unwrap().len(), 11, "every simulated machine has reported a state");
+    let done = eventually(server.address, "/api/v1/orders?status=running&limit=500", |o| {
+        o["items"].as_array().is_some_and(|items| !items.is_empty())
+    });
+    assert!(
+        !done["items"].as_array().unwrap().is_empty(),
+        "operations started on the shop floor move orders to running"
+    );
+    let power =
+        request(server.address, "GET", "/api/v1/machines/1/series?metric=power_kw", Some(TOKEN), None)
+            .unwrap()
+            .json();
+    assert!(!power["points"].as_array().unwrap().is_empty());
+    let oee = request(server.address, "GET", "/api/v1/oee?site=1", Some(TOKEN), None).unwrap();
+    assert_eq!(oee.status, 200);
+    assert_eq!(oee.json()["machines"].as_array().unwrap().len(), 11);
+}

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use server::broker::MqttConfig;
 use server::simulation::SimSettings;
-use server::{AlarmConfig, ServerConfig};
+use server::{AlarmConfig, RetentionConfig, ServerConfig};
 
 /// Everything the file may set.
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub mqtt: MqttConfig,
     /// The simulated factory of `demo`.
     pub sim: SimSettings,
+    /// How long telemetry is kept.
+    pub retention: RetentionConfig,
 }
 
 /// The `[store]` section.
@@ -95,6 +97,12 @@ body_limit_bytes = 1048576
 # Largest CSV order import accepted, in bytes.
 import_limit_bytes = 16777216
 
+[retention]
+# Days raw readings are kept; older ones are deleted every ten minutes.
+raw_days = 30
+# Days the 1-minute roll-ups (min, max, avg, last, count) are kept; charts over long ranges use them.
+rollup_days = 730
+
 [alarms]
 # http:// URLs that receive every alarm change (raised, acknowledged, cleared) as a JSON POST.
 # Failed deliveries are retried after 1, 2, 4 and 8 s, then given up and logged.
@@ -134,6 +142,7 @@ mod tests {
         assert_eq!(parsed.alarms, AlarmConfig::default());
         assert_eq!(parsed.mqtt, MqttConfig::default());
         assert_eq!(parsed.sim, SimSettings::default());
+        assert_eq!(parsed.retention, RetentionConfig::default());
         assert_eq!(parsed.store.durability, Some(DurabilityName::Full));
         assert_eq!(parsed.listen, Some(crate::DEFAULT_LISTEN.parse().unwrap()));
     }

@@ -50,11 +50,38 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the simulated factory against a broker (embedded or external), with the machines and
+    /// released orders of the store in --data-dir.
+    Sim(SimArgs),
     /// Solve and benchmark job-shop and flexible job-shop scheduling problems.
     Schedule(schedule::ScheduleCommand),
     /// Measure the platform (prints tables for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// The MQTT broker to publish to, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:1883")]
+    broker: String,
+    /// API token used as the MQTT password (an admin token, or a device token of the site).
+    #[arg(long, env = "MICROFACTORY_SIM_TOKEN", hide_env_values = true)]
+    token: String,
+    /// MQTT user name; a device account's client id must start with it.
+    #[arg(long, default_value = "simulator")]
+    username: String,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Only this site's machines (code); all sites' by default.
+    #[arg(long)]
+    site: Option<String>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +152,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args, false),
         Command::Demo(args) => serve(args, true),
         Command::Orders(OrdersCommand::Import { file, common }) => import(&file, &common),
+        Command::Sim(args) => simulate(args),
         Command::Schedule(command) => schedule::run(command),
         Command::Bench(BenchCommand::Ingest(options)) => bench::run(options),
         Command::Config(ConfigCommand::Example) => {
@@ -233,6 +261,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         let options = server::RunOptions {
             mqtt: mqtt.enabled.then(|| (mqtt.clone(), mqtt_listener)),
             simulator: run_sim.then_some(sim),
+            retention: Some(config.retention.clone()),
         };
         server::run(listener, state, options, shutdown_signal()).await.context("the server failed")?;
         tracing::info!("stopped");
@@ -307,4 +336,68 @@ fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
         }
         ImportOutcome::Failed(error) => Err(error).context("the import failed; nothing was imported"),
     }
+}
+
+/// `microfactory sim`: the simulated factory as a separate process, like a gateway would be.
+fn simulate(args: SimArgs) -> anyhow::Result<()> {
+    let config = FileConfig::load(args.common.config.as_deref())?;
+    init_logging(&config)?;
+    if !(args.speed.is_finite() && (0.1..=10_000.0).contains(&args.speed)) {
+        bail!("--speed must be from 0.1 to 10000");
+    }
+    let (store, _) = open_store(&args.common, &config, "microfactory-data")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sites = store.sites(store::PageRequest { after: None, limit: 1000 })?.items;
+    let sites: Vec<_> =
+        sites.into_iter().filter(|s| args.site.as_ref().is_none_or(|code| &s.code == code)).collect();
+    if sites.is_empty() {
+        bail!("no site to simulate in this data directory (run `microfactory demo` once to seed one)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let broker = tokio::net::lookup_host(&args.broker)
+            .await
+            .with_context(|| format!("cannot resolve {}", args.broker))?
+            .next()
+            .with_context(|| format!("no address for {}", args.broker))?;
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for site in sites {
+            let machines =
+                store.machines(Some(site.id), None, store::PageRequest { after: None, limit: 10_000 })?.items;
+            let specs = machines
+                .into_iter()
+                .map(|m| sim::MachineSpec {
+                    id: m.id,
+                    site: site.code.clone(),
+                    code: m.code,
+                    kind: m.kind,
+                    rated_power_kw: m.rated_power_kw,
+                })
+                .collect();
+            let factory_config = sim::SimConfig {
+                seed: args.seed.wrapping_add(site.id.0 as u64),
+                speed: args.speed,
+                ..sim::SimConfig::default()
+            };
+            let factory = sim::Factory::new(specs, factory_config, clock.now());
+            let jobs = server::simulation::StoreJobs::new(store.clone(), site.id);
+            tasks.push(tokio::spawn(server::simulation::connect_and_run(
+                broker,
+                args.username.clone(),
+                args.token.clone(),
+                factory,
+                jobs,
+                clock.clone(),
+                stop.clone(),
+            )));
+            println!("simulating site {} against mqtt://{broker}", site.code);
+        }
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        anyhow::Ok(())
+    })
 }

@@ -16,6 +16,7 @@ mod middleware;
 mod openapi;
 mod pages;
 pub mod pipeline;
+mod retention;
 pub mod simulation;
 mod webhook;
 
@@ -38,6 +39,22 @@ pub use error::{ApiError, ApiResult};
 pub use live::LiveEvent;
 use metrics::Metrics;
 pub use webhook::parse_url as parse_webhook_url;
+
+/// How long telemetry is kept (the `[retention]` section of the config file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days raw readings are kept.
+    pub raw_days: u32,
+    /// Days the 1-minute roll-ups are kept (charts over longer ranges read these).
+    pub rollup_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> RetentionConfig {
+        RetentionConfig { raw_days: 30, rollup_days: 730 }
+    }
+}
 
 /// Settings of the HTTP server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +211,8 @@ pub struct RunOptions {
     pub mqtt: Option<(broker::MqttConfig, Option<TcpListener>)>,
     /// Run the simulated factory against the embedded broker.
     pub simulator: Option<simulation::SimSettings>,
+    /// Prune old telemetry in the background.
+    pub retention: Option<RetentionConfig>,
 }
 
 /// Serves `router(state)` on `listener` (with MQTT and the simulator as `options` say) until
@@ -206,6 +225,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let workers = state.start_workers();
+    if let Some(retention) = options.retention {
+        tokio::spawn(retention::run(state.clone(), retention, state.stopping.clone()));
+    }
     let mqtt = match options.mqtt {
         Some((config, listener)) => {
             Some(broker::start(&state, &config, listener).await.map_err(std::io::Error::other)?)

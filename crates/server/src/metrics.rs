@@ -89,6 +89,7 @@ pub struct Metrics {
     ingest_batches: AtomicU64,
     ingest_batch_micros: AtomicU64,
     ingest_dropped: Mutex<BTreeMap<&'static str, u64>>,
+    drop_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
 }
 
 impl Metrics {
@@ -96,6 +97,22 @@ impl Metrics {
     pub fn ingest_totals(&self) -> (u64, u64, u64) {
         let dropped = self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).values().sum();
         (self.ingest_messages.load(Ordering::Relaxed), self.ingest_readings.load(Ordering::Relaxed), dropped)
+    }
+
+    /// Logs a dropped input with its detail, at most once per 10 s per reason, so a flood of bad
+    /// input cannot flood the log.
+    pub fn log_drop_limited(&self, reason: &'static str, detail: &str) {
+        let mut last = self.drop_logged.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if last.get(reason).is_some_and(|at| now.duration_since(*at) < Duration::from_secs(10)) {
+            return;
+        }
+        last.insert(reason, now);
+        tracing::warn!(
+            reason,
+            detail,
+            "ingest dropped bad input (logged at most every 10 s per reason; counted in /metrics)"
+        );
     }
 
     /// Counts a message taken in by the ingest pipeline.

@@ -166,6 +166,9 @@ pub(crate) fn collect(
     batch: &mut WriteBatch,
 ) -> Vec<&'static str> {
     let mut drops: Vec<&'static str> = decoded.dropped.iter().map(|d| d.reason.as_str()).collect();
+    if let Some(first) = decoded.dropped.first() {
+        state.metrics.log_drop_limited(first.reason.as_str(), &first.detail);
+    }
     let mut admit = |key: &MachineKey| -> Option<MachineId> {
         let Some((machine, site)) = resolver.resolve(&state.store, key) else {
             drops.push("unknown_machine");

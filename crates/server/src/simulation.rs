@@ -39,6 +39,13 @@ pub struct StoreJobs {
     site: model::SiteId,
 }
 
+impl StoreJobs {
+    /// Ready operations of `site`'s machines from `store`.
+    pub fn new(store: Store, site: model::SiteId) -> StoreJobs {
+        StoreJobs { store, site }
+    }
+}
+
 impl JobSource for StoreJobs {
     fn ready(&mut self) -> Vec<JobOffer> {
         let ready = match self.store.ready_operations(500) {

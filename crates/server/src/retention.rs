@@ -1,0 +1,49 @@
+//! Retention: every ten minutes, raw readings older than `raw_days` and roll-ups older than
+//! `rollup_days` are deleted, a bounded slice at a time so ingest never waits long for the writer.
+//! Disks stay bounded: raw data for a month, minute roll-ups for two years by default.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::{AppState, RetentionConfig};
+
+/// How often retention runs.
+const EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per transaction.
+const SLICE: u32 = 20_000;
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now_ms = model::oee::unix_ms(state.clock.now());
+        let raw_before = now_ms - i64::from(config.raw_days) * 86_400_000;
+        let rollups_before = now_ms - i64::from(config.rollup_days) * 86_400_000;
+        let mut removed = 0;
+        loop {
+            let store = state.store.clone();
+            match tokio::task::spawn_blocking(move || store.prune(raw_before, rollups_before, SLICE)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => removed += n,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "retention could not prune");
+                    break;
+                }
+                Err(_) => break,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            // Leave the writer to ingest between slices.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if removed > 0 {
+            tracing::info!(rows = removed, "retention pruned old telemetry");
+        }
+    }
+}

@@ -94,3 +94,53 @@ pub struct ProductionRecord {
     /// Ideal (planned) seconds per unit, the basis of effectiveness.
     pub ideal_unit_seconds: f64,
 }
+
+/// Derives a machine's state from one of its metrics, for machines that do not report states
+/// themselves (a power meter on an old lathe): above `running_above` it is running, above
+/// `idle_above` idle, otherwise `otherwise`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateRule {
+    /// The metric, e.g. `power_kw`.
+    pub metric: String,
+    /// Values above this mean running.
+    pub running_above: f64,
+    /// Values above this (and not above `running_above`) mean idle.
+    pub idle_above: f64,
+    /// The state for values at or below `idle_above` (default `offline`).
+    #[serde(default = "default_below")]
+    pub otherwise: MachineState,
+}
+
+fn default_below() -> MachineState {
+    MachineState::Offline
+}
+
+impl StateRule {
+    /// The state a value means.
+    pub fn state_for(&self, value: f64) -> MachineState {
+        if value > self.running_above {
+            MachineState::Running
+        } else if value > self.idle_above {
+            MachineState::Idle
+        } else {
+            self.otherwise
+        }
+    }
+}
+
+impl crate::Validate for StateRule {
+    fn problems(&self) -> Vec<crate::FieldError> {
+        let mut out = Vec::new();
+        crate::alarm::check_metric_name("metric", &self.metric, &mut out);
+        for (field, value) in [("running_above", self.running_above), ("idle_above", self.idle_above)] {
+            if !value.is_finite() {
+                out.push(crate::FieldError::new(field, "must be a finite number"));
+            }
+        }
+        if self.idle_above > self.running_above {
+            out.push(crate::FieldError::new("idle_above", "must not be above running_above"));
+        }
+        out
+    }
+}

@@ -56,6 +56,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/machines/{id}/series", get(telemetry::series))
         .route("/machines/{id}/states", get(telemetry::states).post(telemetry::report_state))
         .route("/machines/{id}/production", post(telemetry::report_production))
+        .route(
+            "/machines/{id}/state-rule",
+            get(telemetry::get_state_rule)
+                .put(telemetry::set_state_rule)
+                .delete(telemetry::delete_state_rule),
+        )
         .route("/machine-states", get(telemetry::current_states))
         .route("/telemetry", post(telemetry::ingest_telemetry))
         .route("/oee", get(telemetry::oee_report))

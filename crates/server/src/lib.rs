@@ -88,6 +88,7 @@ pub struct AppState {
     /// Taken by the alarm worker when [`run`] starts it.
     alarm_receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<AlarmInput>>>>,
     pipeline: pipeline::Queues,
+    state_deriver: Arc<std::sync::Mutex<pipeline::StateDeriver>>,
     /// Messages for MQTT: Sparkplug replies and alarm notifications.
     outgoing: tokio::sync::mpsc::Sender<ingest::Outgoing>,
     /// Taken by the MQTT side when it starts.
@@ -108,6 +109,7 @@ impl AppState {
         let (pipeline, pipeline_receivers) = pipeline::queues();
         let (outgoing, outgoing_receiver) = tokio::sync::mpsc::channel(OUTGOING_QUEUE);
         AppState {
+            state_deriver: Arc::default(),
             outgoing,
             outgoing_receiver: Arc::new(std::sync::Mutex::new(Some(outgoing_receiver))),
             pipeline,
@@ -148,6 +150,10 @@ impl AppState {
     /// The receiving end of the MQTT outgoing queue, once.
     pub(crate) fn take_outgoing(&self) -> Option<tokio::sync::mpsc::Receiver<ingest::Outgoing>> {
         self.outgoing_receiver.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub(crate) fn state_deriver(&self) -> std::sync::MutexGuard<'_, pipeline::StateDeriver> {
+        self.state_deriver.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Messages taken in, readings stored and items dropped by the ingest pipeline so far.

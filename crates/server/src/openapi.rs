@@ -324,6 +324,31 @@ pub(crate) fn build() -> Value {
             None,
             (200, Some(current)),
         );
+        let state_rule = doc.schema::<model::StateRule>();
+        doc.op(
+            "get",
+            "/machines/{id}/state-rule",
+            "The rule deriving the machine's state from a metric",
+            Who::Signed,
+            None,
+            (200, Some(state_rule.clone())),
+        );
+        doc.op(
+            "put",
+            "/machines/{id}/state-rule",
+            "Derive the machine's state from a metric (for machines that report no states)",
+            Who::Admin,
+            Some(state_rule.clone()),
+            (200, Some(state_rule)),
+        );
+        doc.op(
+            "delete",
+            "/machines/{id}/state-rule",
+            "Stop deriving the machine's state",
+            Who::Admin,
+            None,
+            (204, None),
+        );
         let ingest_report = doc.schema::<t::IngestReport>();
         let telemetry = json!({"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["site", "machine", "metrics"],
             "properties": {

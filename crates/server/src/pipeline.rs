@@ -155,6 +155,47 @@ fn model_state(state: ingest::MachineState) -> MachineState {
     }
 }
 
+/// Derives machine states from metrics for machines with a [`model::StateRule`], remembering the
+/// state each rule last derived so only changes are recorded. Shared by every source.
+#[derive(Default)]
+pub(crate) struct StateDeriver {
+    rules: HashMap<MachineId, model::StateRule>,
+    derived: HashMap<MachineId, MachineState>,
+    loaded: bool,
+}
+
+impl StateDeriver {
+    /// Forgets the rules; they are read again on the next reading.
+    pub(crate) fn invalidate(&mut self) {
+        self.loaded = false;
+    }
+
+    fn derive(&mut self, store: &store::Store, readings: &[Reading], out: &mut Vec<StateChange>) {
+        if !self.loaded {
+            match store.state_rules() {
+                Ok(rules) => self.rules = rules.into_iter().collect(),
+                Err(error) => tracing::warn!(%error, "cannot load state rules"),
+            }
+            self.derived.retain(|machine, _| self.rules.contains_key(machine));
+            self.loaded = true;
+        }
+        if self.rules.is_empty() {
+            return;
+        }
+        for reading in readings {
+            let Some(rule) = self.rules.get(&reading.machine) else { continue };
+            if rule.metric != reading.metric {
+                continue;
+            }
+            let state = rule.state_for(reading.value);
+            if self.derived.insert(reading.machine, state) != Some(state) {
+                let reason = Some(format!("{} = {}", rule.metric, reading.value));
+                out.push(StateChange { machine: reading.machine, at: reading.at, state, reason });
+            }
+        }
+    }
+}
+
 /// Moves what a decoder produced into `batch`: resolves machines and enforces the publisher's
 /// site. Returns why anything was dropped (one entry per dropped item), already counted in the
 /// metrics.
@@ -182,6 +223,7 @@ pub(crate) fn collect(
         }
         Some(machine)
     };
+    let first_new = batch.readings.len();
     for raw in decoded.readings.drain(..) {
         if let Some(machine) = admit(&raw.key) {
             batch.readings.push(Reading {
@@ -192,6 +234,7 @@ pub(crate) fn collect(
             });
         }
     }
+    state.state_deriver().derive(&state.store, &batch.readings[first_new..], &mut batch.states);
     for timed in decoded.events.drain(..) {
         let Some(machine) = admit(&timed.key) else { continue };
         let at = timed.at;

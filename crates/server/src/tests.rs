@@ -768,3 +768,64 @@ async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
     h.state.begin_stop();
     workers.finish().await;
 }
+
+#[tokio::test]
+async fn states_can_be_derived_from_a_metric() {
+    let now = datetime!(2026-11-24 09:00 +08:00);
+    let store = seeded_store(now);
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(ManualClock::new(now)),
+        ServerConfig::default(),
+        crate::AlarmConfig::default(),
+    );
+    let workers = state.start_workers();
+    let h = Harness { app: crate::router(state.clone()), store, state };
+    let rule = json!({"metric": "power_kw", "running_above": 2.0, "idle_above": 0.3});
+    assert_eq!(
+        h.send(
+            "PUT",
+            "/api/v1/machines/9/state-rule",
+            Some(&token_for(Role::Planner)),
+            Some(("application/json", rule.to_string().into()))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let reply = h
+        .send(
+            "PUT",
+            "/api/v1/machines/9/state-rule",
+            Some(ADMIN),
+            Some(("application/json", rule.to_string().into())),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let bad = json!({"metric": "power_kw", "running_above": 1.0, "idle_above": 3.0});
+    let reply = h
+        .send(
+            "PUT",
+            "/api/v1/machines/9/state-rule",
+            Some(ADMIN),
+            Some(("application/json", bad.to_string().into())),
+        )
+        .await;
+    assert_eq!(reply.json["field"], "idle_above");
+    let readings = json!([
+        {"site": "hk-kt", "machine": "asm-01", "ts": "2026-11-24T08:50:00+08:00", "metrics": {"power_kw": 0.1}},
+        {"site": "hk-kt", "machine": "asm-01", "ts": "2026-11-24T08:51:00+08:00", "metrics": {"power_kw": 0.5}},
+        {"site": "hk-kt", "machine": "asm-01", "ts": "2026-11-24T08:52:00+08:00", "metrics": {"power_kw": 0.6}},
+        {"site": "hk-kt", "machine": "asm-01", "ts": "2026-11-24T08:53:00+08:00", "metrics": {"power_kw": 5.0}},
+    ]);
+    assert_eq!(h.post_json("/api/v1/telemetry", ADMIN, &readings).await.status, StatusCode::OK);
+    let spans = h
+        .get("/api/v1/machines/9/states?from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00")
+        .await
+        .json;
+    let states: Vec<&str> = spans.as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["offline", "idle", "running"], "{spans}");
+    assert_eq!(spans[2]["reason"], "power_kw = 5");
+    h.state.begin_stop();
+    workers.finish().await;
+}

@@ -433,6 +433,52 @@ fn series_id(
 /// Series ids by machine, then metric name.
 pub(crate) type SeriesCache = HashMap<MachineId, HashMap<String, i64>>;
 
+impl Store {
+    /// Sets (or replaces) the rule that derives a machine's state from a metric.
+    pub fn set_state_rule(&self, machine: MachineId, rule: &model::StateRule) -> Result<()> {
+        self.write(|tx| {
+            crate::require(tx, "machines", machine.0, "machine").map_err(|_| StoreError::NotFound { entity: "machine", id: machine.0 })?;
+            tx.execute(
+                "INSERT OR REPLACE INTO machine_state_rules (machine_id, metric, running_above, idle_above, otherwise)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![machine.0, rule.metric, rule.running_above, rule.idle_above, rule.otherwise.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Removes a machine's state rule.
+    pub fn delete_state_rule(&self, machine: MachineId) -> Result<()> {
+        self.write(|tx| {
+            let changed = tx.execute("DELETE FROM machine_state_rules WHERE machine_id = ?1", [machine.0])?;
+            crate::touched(changed, "state rule of machine", machine.0)
+        })
+    }
+
+    /// Every machine's state rule.
+    pub fn state_rules(&self) -> Result<Vec<(MachineId, model::StateRule)>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT machine_id, metric, running_above, idle_above, otherwise FROM machine_state_rules ORDER BY machine_id",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push((
+                    MachineId(row.get(0)?),
+                    model::StateRule {
+                        metric: row.get(1)?,
+                        running_above: row.get(2)?,
+                        idle_above: row.get(3)?,
+                        otherwise: parse_state(&row.get::<_, String>(4)?)?,
+                    },
+                ));
+            }
+            Ok(out)
+        })
+    }
+}
+
 fn point_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SeriesPoint> {
     Ok(SeriesPoint {
         ts_ms: row.get(0)?,

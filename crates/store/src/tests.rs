@@ -78,7 +78,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
 }
 
 #[test]
@@ -428,5 +428,28 @@ mod ready_tests {
         let ready = f.store.ready_operations(100).unwrap();
         assert_eq!(ready[0].0.seq, 1);
         let _ = planned;
+    }
+}
+
+mod state_rule_tests {
+    use super::*;
+
+    #[test]
+    fn state_rules_round_trip() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let rule = StateRule {
+            metric: "power_kw".into(),
+            running_above: 2.0,
+            idle_above: 0.3,
+            otherwise: MachineState::Offline,
+        };
+        f.store.set_state_rule(f.machines[0], &rule).unwrap();
+        assert_eq!(f.store.state_rules().unwrap(), vec![(f.machines[0], rule.clone())]);
+        assert!(matches!(f.store.set_state_rule(MachineId(99), &rule), Err(StoreError::NotFound { .. })));
+        f.store.delete_state_rule(f.machines[0]).unwrap();
+        assert!(f.store.state_rules().unwrap().is_empty());
+        assert_eq!(rule.state_for(2.5), MachineState::Running);
+        assert_eq!(rule.state_for(1.0), MachineState::Idle);
+        assert_eq!(rule.state_for(0.1), MachineState::Offline);
     }
 }

@@ -502,3 +502,44 @@ pub(crate) async fn ingest_telemetry(
     let stats = outcome.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
     Ok(Json(IngestReport { accepted: stats.inserted, duplicates: stats.duplicates, dropped }))
 }
+
+pub(crate) async fn get_state_rule(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<model::StateRule>> {
+    let machine = state.store.machine(MachineId(id))?;
+    let rules = read(|| state.store.state_rules())?;
+    rules
+        .into_iter()
+        .find(|(m, _)| *m == machine.id)
+        .map(|(_, rule)| Json(rule))
+        .ok_or_else(|| ApiError::not_found(format!("machine {id} has no state rule")))
+}
+
+pub(crate) async fn set_state_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(rule): JsonBody<model::StateRule>,
+) -> ApiResult<Json<model::StateRule>> {
+    principal.require(crate::auth::Need::Administer)?;
+    super::validate(&rule)?;
+    let store = state.store.clone();
+    let stored = rule.clone();
+    blocking(move || store.set_state_rule(MachineId(id), &stored)).await?;
+    state.state_deriver().invalidate();
+    Ok(Json(rule))
+}
+
+pub(crate) async fn delete_state_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::http::StatusCode> {
+    principal.require(crate::auth::Need::Administer)?;
+    let store = state.store.clone();
+    blocking(move || store.delete_state_rule(MachineId(id))).await?;
+    state.state_deriver().invalidate();
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

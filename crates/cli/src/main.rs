@@ -248,11 +248,16 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
         let mqtt_listener = match (mqtt.enabled, &mqtt.external) {
-            (true, None) => Some(
-                tokio::net::TcpListener::bind(mqtt.listen)
-                    .await
-                    .with_context(|| format!("cannot listen for MQTT on {}", mqtt.listen))?,
-            ),
+            (true, None) => Some(match tokio::net::TcpListener::bind(mqtt.listen).await {
+                Ok(listener) => listener,
+                // The demo should start even where another broker (say Mosquitto) holds 1883.
+                Err(error) if demo && error.kind() == std::io::ErrorKind::AddrInUse => {
+                    let fallback = SocketAddr::new(mqtt.listen.ip(), 0);
+                    tracing::warn!(wanted = %mqtt.listen, "MQTT port in use; the demo broker takes a free port instead");
+                    tokio::net::TcpListener::bind(fallback).await.context("cannot listen for MQTT")?
+                }
+                Err(error) => return Err(error).with_context(|| format!("cannot listen for MQTT on {}", mqtt.listen)),
+            }),
             _ => None,
         };
         let mqtt_address = mqtt_listener.as_ref().and_then(|l| l.local_addr().ok());

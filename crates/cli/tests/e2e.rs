@@ -164,15 +164,18 @@ fn help_documents_every_command() {
         String::from_utf8(output.stdout).unwrap()
     };
     let top = help(&["--help"]);
-    for command in ["serve", "demo", "orders", "config"] {
+    for command in ["serve", "demo", "orders", "config", "sim", "schedule", "bench"] {
         assert!(top.contains(command), "--help does not mention {command}");
     }
-    for flag in ["--listen", "--data-dir", "--config"] {
+    for flag in ["--listen", "--data-dir", "--config", "--mqtt-listen", "--mqtt-broker"] {
         assert!(help(&["serve", "--help"]).contains(flag), "serve --help lacks {flag}");
         assert!(help(&["demo", "--help"]).contains(flag), "demo --help lacks {flag}");
     }
     assert!(help(&["orders", "import", "--help"]).contains("all or nothing"));
     assert!(help(&["config", "example"]).contains("durability"));
+    assert!(help(&["sim", "--help"]).contains("--broker"));
+    assert!(help(&["bench", "ingest", "--help"]).contains("--devices"));
+    assert!(help(&["schedule", "solve", "--help"]).contains("--time-limit"));
 }
 
 #[test]

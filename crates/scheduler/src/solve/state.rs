@@ -13,11 +13,15 @@ pub(crate) struct State {
     pub(crate) seq: Vec<Vec<usize>>,
     pub(crate) pos: Vec<usize>,
     /// Machine predecessor / successor of each op (`NONE` at the ends), mirrored from `seq`.
-    mp: Vec<usize>,
-    mn: Vec<usize>,
+    pub(crate) mp: Vec<usize>,
+    pub(crate) mn: Vec<usize>,
     pub(crate) start: Vec<i64>,
     pub(crate) tail: Vec<i64>,
     pub(crate) topo: Vec<usize>,
+    /// Position of each op in `topo` (valid after a successful decode).
+    pub(crate) rank: Vec<usize>,
+    /// Scratch: the re-sorted suffix of `topo` during a decode.
+    order: Vec<usize>,
     pub(crate) makespan: i64,
     pub(crate) tardiness: i64,
     /// Total lateness of fixed operations' predecessors (0 when every fixed start is honoured).
@@ -47,6 +51,8 @@ impl State {
             start: vec![0; n],
             tail: vec![0; n],
             topo: Vec::with_capacity(n),
+            rank: vec![0; n],
+            order: Vec::with_capacity(n),
             makespan: 0,
             tardiness: 0,
             penalty: 0,
@@ -121,34 +127,46 @@ impl State {
 
     /// Computes exact start times, objectives and tails; false when the sequences contain a cycle.
     pub(crate) fn decode(&mut self, inst: &Inst) -> bool {
+        self.decode_from(inst, 0, inst.n_ops)
+    }
+
+    /// Incremental decode after a move, given the previous topological order: heads are recomputed only
+    /// for ops at topological rank `≥ r0` (the lowest rank among targets of changed arcs; nothing ranked
+    /// earlier can be reached from them) and tails only for ops at rank `≤ r1` (the highest rank among
+    /// sources of changed arcs). On a cycle, returns false and leaves `topo`/`rank` untouched (heads may be
+    /// partly overwritten: undo the move and decode again).
+    pub(crate) fn decode_from(&mut self, inst: &Inst, r0: usize, r1: usize) -> bool {
         if inst.has_setups || inst.has_unavailable || inst.has_fixed {
-            self.decode_impl::<true>(inst)
+            self.decode_impl::<true>(inst, r0, r1)
         } else {
-            self.decode_impl::<false>(inst)
+            self.decode_impl::<false>(inst, r0, r1)
         }
     }
 
     /// `EXT` is false for plain shops (no setups, breaks or fixed ops), letting the compiler drop those
     /// branches from the hot loop.
-    fn decode_impl<const EXT: bool>(&mut self, inst: &Inst) -> bool {
+    fn decode_impl<const EXT: bool>(&mut self, inst: &Inst, r0: usize, r1: usize) -> bool {
         let n = inst.n_ops;
-        self.topo.clear();
-        for o in 0..n {
+        let full = r0 == 0;
+        self.order.clear();
+        for k in r0..n {
+            let o = if full { k } else { self.topo[k] };
             // Fixed ops are sources: their start never depends on predecessors (lateness is penalised).
             self.indeg[o] = if EXT && inst.fixed[o].is_some() {
                 0
             } else {
-                u32::from(inst.jprev[o] != NONE) + u32::from(self.mp[o] != NONE)
+                let jp = inst.jprev[o];
+                let mp = self.mp[o];
+                u32::from(jp != NONE && (full || self.rank[jp] >= r0))
+                    + u32::from(mp != NONE && (full || self.rank[mp] >= r0))
             };
             if self.indeg[o] == 0 {
-                self.topo.push(o);
+                self.order.push(o);
             }
         }
         let mut head = 0;
-        let mut penalty = 0;
-        let mut makespan = 0;
-        while head < self.topo.len() {
-            let o = self.topo[head];
+        while head < self.order.len() {
+            let o = self.order[head];
             head += 1;
             let mp = self.mp[o];
             let machine_ready = if mp == NONE { 0 } else { self.end(mp) };
@@ -167,25 +185,29 @@ impl State {
                 t = self.job_ready(inst, o).max(machine_ready);
             }
             self.start[o] = t;
-            makespan = makespan.max(t + self.dur[o]);
             let jn = inst.jnext[o];
-            if jn != NONE && !(EXT && inst.fixed[jn].is_some()) {
+            if jn != NONE && !(EXT && inst.fixed[jn].is_some()) && (full || self.rank[jn] >= r0) {
                 self.indeg[jn] -= 1;
                 if self.indeg[jn] == 0 {
-                    self.topo.push(jn);
+                    self.order.push(jn);
                 }
             }
             let mn = self.mn[o];
-            if mn != NONE && !(EXT && inst.fixed[mn].is_some()) {
+            if mn != NONE && !(EXT && inst.fixed[mn].is_some()) && (full || self.rank[mn] >= r0) {
                 self.indeg[mn] -= 1;
                 if self.indeg[mn] == 0 {
-                    self.topo.push(mn);
+                    self.order.push(mn);
                 }
             }
         }
-        if self.topo.len() != n {
+        if self.order.len() != n - r0 {
             return false;
         }
+        let mut makespan = 0;
+        for o in 0..n {
+            makespan = makespan.max(self.start[o] + self.dur[o]);
+        }
+        let mut penalty = 0;
         if EXT && inst.has_fixed {
             for o in 0..n {
                 if inst.fixed[o].is_some() {
@@ -210,17 +232,43 @@ impl State {
             }
         }
         self.tardiness = tardiness;
-        for idx in (0..n).rev() {
-            let o = self.topo[idx];
-            let mut q = self.job_tail(inst, o);
-            let mn = self.mn[o];
-            if mn != NONE {
-                let setup = if EXT { inst.setup(self.mach[o], o, mn) } else { 0 };
-                q = q.max(setup + self.dur[mn] + self.tail[mn]);
+        // Tails in reverse of the new order: the re-sorted suffix, then the unchanged prefix. Ops ranked
+        // after `r1` before the move keep their tails (`rank` still holds the old ranks here).
+        for idx in (0..self.order.len()).rev() {
+            let o = self.order[idx];
+            if !full && self.rank[o] > r1 {
+                continue;
             }
-            self.tail[o] = q;
+            self.tail[o] = self.compute_tail::<EXT>(inst, o);
+        }
+        for k in (0..r0).rev() {
+            let o = self.topo[k];
+            self.tail[o] = self.compute_tail::<EXT>(inst, o);
+        }
+        if full {
+            self.topo.clear();
+            self.topo.extend_from_slice(&self.order);
+        } else {
+            self.topo[r0..].copy_from_slice(&self.order);
+        }
+        for k in r0..n {
+            self.rank[self.topo[k]] = k;
         }
         true
+    }
+
+    #[inline]
+    fn compute_tail<const EXT: bool>(&self, inst: &Inst, o: usize) -> i64 {
+        // Arcs into fixed ops are not part of the graph (their start is given), so they add no tail.
+        let jn = inst.jnext[o];
+        let mut q =
+            if jn == NONE || (EXT && inst.fixed[jn].is_some()) { 0 } else { self.dur[jn] + self.tail[jn] };
+        let mn = self.mn[o];
+        if mn != NONE && !(EXT && inst.fixed[mn].is_some()) {
+            let setup = if EXT { inst.setup(self.mach[o], o, mn) } else { 0 };
+            q = q.max(setup + self.dur[mn] + self.tail[mn]);
+        }
+        q
     }
 
     /// A critical path ending at `last` (walking back over tight arcs), as ops in time order.

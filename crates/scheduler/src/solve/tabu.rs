@@ -304,8 +304,19 @@ impl<'a> Search<'a> {
             Move::Reassign { o, .. } => (self.state.mach[o], self.state.pos[o]),
             Move::Shift { .. } => (0, 0),
         };
+        let (r0, r1) = self.affected_ranks(mv);
         self.apply(mv, record);
-        if self.state.decode(self.inst) {
+        if self.state.decode_from(self.inst, r0, r1) {
+            #[cfg(debug_assertions)]
+            {
+                let mut full = self.state.clone();
+                assert!(full.decode(self.inst));
+                assert_eq!(
+                    (&full.start, &full.tail, full.makespan),
+                    (&self.state.start, &self.state.tail, self.state.makespan)
+                );
+                assert_eq!((full.penalty, full.tardiness), (self.state.penalty, self.state.tardiness));
+            }
             return true;
         }
         let back = self.inverse(mv, old_mach, old_pos);
@@ -313,6 +324,31 @@ impl<'a> Search<'a> {
         let ok = self.state.decode(self.inst);
         debug_assert!(ok, "undo restores an acyclic state");
         false
+    }
+
+    /// Topological ranks bounding what `mv` can change (see [`State::decode_from`]): the lowest rank
+    /// among targets of new or changed arcs and the highest among their sources.
+    fn affected_ranks(&self, mv: Move) -> (usize, usize) {
+        let st = &self.state;
+        let rank = |o: usize| if o == NONE { None } else { Some(st.rank[o]) };
+        match mv {
+            Move::Shift { m, from, to } => {
+                let segment = &st.seq[m][from.min(to)..=from.max(to)];
+                let r0 = segment.iter().map(|&o| st.rank[o]).min().unwrap_or(0);
+                let r1 = segment.iter().map(|&o| st.rank[o]).max().unwrap_or(usize::MAX);
+                (r0, r1)
+            }
+            Move::Reassign { o, alt, p } => {
+                let s2 = &st.seq[self.inst.alt_machine[alt]];
+                let new_prev = if p > 0 { s2[p - 1] } else { NONE };
+                let new_next = s2.get(p).copied().unwrap_or(NONE);
+                let targets = [st.mn[o], o, new_next];
+                let sources = [st.mp[o], o, new_prev];
+                let r0 = targets.iter().filter_map(|&x| rank(x)).min().unwrap_or(0);
+                let r1 = sources.iter().filter_map(|&x| rank(x)).max().unwrap_or(usize::MAX);
+                (r0, r1)
+            }
+        }
     }
 
     /// Collects the critical path to the last op into `self.path`.

@@ -15,6 +15,7 @@ mod factory;
 mod ids;
 pub mod oee;
 mod order;
+mod plan;
 mod product;
 pub mod random;
 mod telemetry;
@@ -29,6 +30,7 @@ pub use ids::{
 };
 pub use oee::Kpis;
 pub use order::{NewOrder, Operation, OperationStatus, Order, OrderStatus};
+pub use plan::{PlanStatus, PlanSummary, PlannedOperation};
 pub use product::{
     BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,
     Variant,

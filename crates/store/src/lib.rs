@@ -15,6 +15,7 @@ mod auth;
 mod catalog;
 mod factory;
 mod orders;
+mod plans;
 mod schema;
 mod telemetry;
 
@@ -27,6 +28,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 pub use alarms::AlarmFilter;
 pub use auth::{ApiToken, TokenOwner};
 pub use orders::{OrderFilter, OrderStats};
+pub use plans::NewPlan;
 pub use telemetry::{OperationEvent, OperationEventKind, ROLLUP_MS, SeriesPoint, WriteStats};
 
 /// How hard a commit tries to reach the disk before it returns. See the crate docs.

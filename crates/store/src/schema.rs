@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_telemetry.sql"),
     include_str!("migrations/0003_alarms.sql"),
     include_str!("migrations/0004_state_rules.sql"),
+    include_str!("migrations/0005_plans.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

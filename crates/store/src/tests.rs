@@ -78,7 +78,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
 }
 
 #[test]
@@ -451,5 +451,50 @@ mod state_rule_tests {
         assert_eq!(rule.state_for(2.5), MachineState::Running);
         assert_eq!(rule.state_for(1.0), MachineState::Idle);
         assert_eq!(rule.state_for(0.1), MachineState::Offline);
+    }
+}
+
+mod plan_tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_drafts_until_published_and_stale_ones_are_refused() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        let ops = f.store.operations(order.id).unwrap();
+        let planned = |start: i64| PlannedOperation {
+            operation_id: ops[0].id,
+            order_id: order.id,
+            machine_id: f.machines[0],
+            setup_start: NOW,
+            start: NOW + time::Duration::seconds(start),
+            end: NOW + time::Duration::seconds(start + 100),
+        };
+        let new_plan = |at: Timestamp| NewPlan {
+            created_at: at,
+            objective: "makespan".into(),
+            makespan_end: NOW,
+            weighted_tardiness: 0,
+            late_orders: 0,
+            setup_seconds: 0,
+            solve_ms: 5,
+            operations: vec![planned(10)],
+        };
+        let first = f.store.create_plan(&new_plan(NOW)).unwrap();
+        let second = f.store.create_plan(&new_plan(NOW + time::Duration::seconds(1))).unwrap();
+        assert_eq!(f.store.plan_operations(first.id, None).unwrap(), vec![planned(10)]);
+        assert!(f.store.active_plan().unwrap().is_none());
+        let active = f.store.publish_plan(second.id, NOW + time::Duration::seconds(2)).unwrap();
+        assert_eq!(active.status, PlanStatus::Active);
+        // The first plan was computed before the second was published: it is stale.
+        assert!(matches!(
+            f.store.publish_plan(first.id, NOW + time::Duration::seconds(3)),
+            Err(StoreError::Conflict { .. })
+        ));
+        let third = f.store.create_plan(&new_plan(NOW + time::Duration::seconds(4))).unwrap();
+        f.store.publish_plan(third.id, NOW + time::Duration::seconds(5)).unwrap();
+        assert_eq!(f.store.plan(second.id).unwrap().status, PlanStatus::Superseded);
+        assert_eq!(f.store.active_plan().unwrap().unwrap().id, third.id);
+        assert_eq!(f.store.plans(all()).unwrap().items.len(), 3);
     }
 }

@@ -1,0 +1,86 @@
+//! Plans: the solver's schedule of the open operations of released orders, its key figures, and
+//! the life cycle `draft → active → superseded` (one active plan at a time).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{MachineId, OperationId, OrderId, Timestamp};
+
+/// Where a plan stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    /// Computed, not followed.
+    Draft,
+    /// The plan the shop floor follows.
+    Active,
+    /// Was active; a newer plan replaced it.
+    Superseded,
+}
+
+impl PlanStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Draft => "draft",
+            PlanStatus::Active => "active",
+            PlanStatus::Superseded => "superseded",
+        }
+    }
+
+    /// The inverse of [`PlanStatus::as_str`].
+    pub fn parse(text: &str) -> Option<PlanStatus> {
+        [PlanStatus::Draft, PlanStatus::Active, PlanStatus::Superseded]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One operation as planned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlannedOperation {
+    /// The order operation.
+    pub operation_id: OperationId,
+    /// Its order.
+    pub order_id: OrderId,
+    /// The machine it is planned on.
+    pub machine_id: MachineId,
+    /// When its setup begins (equal to `start` when it needs none).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub setup_start: Timestamp,
+    /// When processing begins.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub start: Timestamp,
+    /// When it ends.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub end: Timestamp,
+}
+
+/// A plan's key figures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlanSummary {
+    /// Store-assigned id.
+    pub id: i64,
+    /// When it was computed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub created_at: Timestamp,
+    /// Where it stands.
+    pub status: PlanStatus,
+    /// What the solver minimised.
+    pub objective: String,
+    /// When the last planned operation ends.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub makespan_end: Timestamp,
+    /// Σ priority × seconds late over orders.
+    pub weighted_tardiness: i64,
+    /// Orders planned to finish after their due date.
+    pub late_orders: u32,
+    /// Seconds of setup in the plan.
+    pub setup_seconds: i64,
+    /// How long the solver ran, in milliseconds.
+    pub solve_ms: i64,
+}

@@ -1,0 +1,189 @@
+//! Plans and their operations, and publishing one as the active plan.
+
+use model::{MachineId, OperationId, OrderId, PlanStatus, PlanSummary, PlannedOperation, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{Page, PageRequest, Result, Store, StoreError, from_ms, page, to_ms, touched};
+
+/// A plan to store: its figures (the id and status are assigned) and its operations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewPlan {
+    /// When it was computed.
+    pub created_at: Timestamp,
+    /// What the solver minimised.
+    pub objective: String,
+    /// When the last planned operation ends.
+    pub makespan_end: Timestamp,
+    /// Σ priority × seconds late.
+    pub weighted_tardiness: i64,
+    /// Orders planned late.
+    pub late_orders: u32,
+    /// Seconds of setup.
+    pub setup_seconds: i64,
+    /// Solver time in milliseconds.
+    pub solve_ms: i64,
+    /// The schedule.
+    pub operations: Vec<PlannedOperation>,
+}
+
+impl Store {
+    /// Stores a draft plan.
+    pub fn create_plan(&self, plan: &NewPlan) -> Result<PlanSummary> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO plans (created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
+                 setup_seconds, solve_ms) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    to_ms(plan.created_at),
+                    plan.objective,
+                    to_ms(plan.makespan_end),
+                    plan.weighted_tardiness,
+                    plan.late_orders,
+                    plan.setup_seconds,
+                    plan.solve_ms
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO plan_operations (plan_id, operation_id, machine_id, setup_start_ms, start_ms, end_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for op in &plan.operations {
+                insert.execute(params![
+                    id,
+                    op.operation_id.0,
+                    op.machine_id.0,
+                    to_ms(op.setup_start),
+                    to_ms(op.start),
+                    to_ms(op.end)
+                ])?;
+            }
+            read_summary(tx, id)
+        })
+    }
+
+    /// One plan's figures.
+    pub fn plan(&self, id: i64) -> Result<PlanSummary> {
+        self.read(|conn| read_summary(conn, id))
+    }
+
+    /// The active plan, if any.
+    pub fn active_plan(&self) -> Result<Option<PlanSummary>> {
+        self.read(|conn| {
+            let id: Option<i64> = conn
+                .query_row("SELECT id FROM plans WHERE status = 'active'", [], |row| row.get(0))
+                .optional()?;
+            id.map(|id| read_summary(conn, id)).transpose()
+        })
+    }
+
+    /// Plans, newest first.
+    pub fn plans(&self, request: PageRequest) -> Result<Page<PlanSummary>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&format!(
+                    "{PLAN_SELECT} WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2"
+                ))?
+                .query_map(params![request.after, request.limit + 1], summary_row)?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
+            Ok(page(rows, request.limit, |plan| plan.id))
+        })
+    }
+
+    /// A plan's operations, by machine and start, optionally of one machine.
+    pub fn plan_operations(&self, plan: i64, machine: Option<MachineId>) -> Result<Vec<PlannedOperation>> {
+        self.read(|conn| {
+            read_summary(conn, plan)?;
+            let rows = conn
+                .prepare_cached(
+                    "SELECT p.operation_id, o.order_id, p.machine_id, p.setup_start_ms, p.start_ms, p.end_ms
+                     FROM plan_operations p JOIN operations o ON o.id = p.operation_id
+                     WHERE p.plan_id = ?1 AND (?2 IS NULL OR p.machine_id = ?2) ORDER BY p.machine_id, p.start_ms",
+                )?
+                .query_map(params![plan, machine.map(|m| m.0)], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                })?
+                .collect::<rusqlite::Result<Vec<(i64, i64, i64, i64, i64, i64)>>>()?;
+            rows.into_iter()
+                .map(|(op, order, machine, setup, start, end)| {
+                    Ok(PlannedOperation {
+                        operation_id: OperationId(op),
+                        order_id: OrderId(order),
+                        machine_id: MachineId(machine),
+                        setup_start: from_ms(setup)?,
+                        start: from_ms(start)?,
+                        end: from_ms(end)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Makes a draft plan the active one; the previous active plan is superseded. A plan is stale,
+    /// and refused, when another plan was published after it was computed, or when it is not a
+    /// draft.
+    pub fn publish_plan(&self, id: i64, now: Timestamp) -> Result<PlanSummary> {
+        self.write(|tx| {
+            let plan = read_summary(tx, id)?;
+            if plan.status != PlanStatus::Draft {
+                return Err(StoreError::Conflict {
+                    field: Some("status".into()),
+                    message: format!("only draft plans can be published; this one is {}", plan.status.as_str()),
+                });
+            }
+            let newer: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM plans WHERE published_ms IS NOT NULL AND published_ms > ?1 ORDER BY published_ms DESC LIMIT 1",
+                    [to_ms(plan.created_at)],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(newer) = newer {
+                return Err(StoreError::Conflict {
+                    field: None,
+                    message: format!("the plan is stale: plan {newer} was published after it was computed; plan again"),
+                });
+            }
+            tx.execute("UPDATE plans SET status = 'superseded' WHERE status = 'active'", [])?;
+            touched(
+                tx.execute("UPDATE plans SET status = 'active', published_ms = ?2 WHERE id = ?1", params![id, to_ms(now)])?,
+                "plan",
+                id,
+            )?;
+            read_summary(tx, id)
+        })
+    }
+}
+
+const PLAN_SELECT: &str =
+    "SELECT id, created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
+    setup_seconds, solve_ms FROM plans";
+
+fn read_summary(conn: &Connection, id: i64) -> Result<PlanSummary> {
+    conn.prepare_cached(&format!("{PLAN_SELECT} WHERE id = ?1"))?
+        .query_row([id], summary_row)
+        .optional()?
+        .ok_or(StoreError::NotFound { entity: "plan", id })?
+}
+
+fn summary_row(row: &Row<'_>) -> rusqlite::Result<Result<PlanSummary>> {
+    let status: String = row.get(2)?;
+    let Some(status) = PlanStatus::parse(&status) else {
+        return Ok(Err(StoreError::Corrupt(format!("unknown plan status {status:?}"))));
+    };
+    let (created, makespan) = match (from_ms(row.get(1)?), from_ms(row.get(4)?)) {
+        (Ok(c), Ok(m)) => (c, m),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    };
+    Ok(Ok(PlanSummary {
+        id: row.get(0)?,
+        created_at: created,
+        status,
+        objective: row.get(3)?,
+        makespan_end: makespan,
+        weighted_tardiness: row.get(5)?,
+        late_orders: row.get(6)?,
+        setup_seconds: row.get(7)?,
+        solve_ms: row.get(8)?,
+    }))
+}

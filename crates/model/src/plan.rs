@@ -42,6 +42,10 @@ pub struct PlannedOperation {
     pub operation_id: OperationId,
     /// Its order.
     pub order_id: OrderId,
+    /// Which part of a split lot this is (0 for an operation planned whole).
+    pub part: u32,
+    /// Units in this part.
+    pub quantity: u32,
     /// The machine it is planned on.
     pub machine_id: MachineId,
     /// When its setup begins (equal to `start` when it needs none).

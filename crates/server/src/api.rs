@@ -10,7 +10,12 @@ pub(crate) mod access_schemas {
 mod catalog;
 mod factory;
 mod orders;
+mod plans;
 mod telemetry;
+/// Request and response types of the plan handlers, for the OpenAPI document.
+pub(crate) mod plan_schemas {
+    pub(crate) use super::plans::{Dispatch, GanttLane, PlanDetail, PlanRequest};
+}
 /// Request and response types of the telemetry handlers, for the OpenAPI document.
 pub(crate) mod telemetry_schemas {
     pub(crate) use super::telemetry::{
@@ -93,6 +98,11 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
             "/routings/{id}",
             get(catalog::get_routing).put(catalog::update_routing).delete(catalog::delete_routing),
         )
+        .route("/plans", get(plans::list_plans).post(plans::create_plan))
+        .route("/plans/{id}", get(plans::get_plan))
+        .route("/plans/{id}/publish", post(plans::publish_plan))
+        .route("/plans/{id}/gantt", get(plans::gantt))
+        .route("/machines/{id}/dispatch", get(plans::dispatch))
         .route("/orders", get(orders::list_orders).post(orders::create_order))
         .route("/orders/{id}", get(orders::get_order).put(orders::update_order).delete(orders::delete_order))
         .route("/orders/{id}/release", post(orders::release_order))

@@ -16,6 +16,7 @@ mod middleware;
 mod openapi;
 mod pages;
 pub mod pipeline;
+pub mod planning;
 mod retention;
 pub mod simulation;
 mod webhook;

@@ -436,6 +436,66 @@ pub(crate) fn build() -> Value {
             (200, Some(json!({"type": "string", "description": "text/event-stream; each event's data is a JSON object with a `type` field"}))));
     }
 
+    {
+        use crate::api::plan_schemas as p;
+        let request = doc.schema::<p::PlanRequest>();
+        let detail = doc.schema::<p::PlanDetail>();
+        let summary = doc.schema::<model::PlanSummary>();
+        let gantt = doc.schema::<Vec<p::GanttLane>>();
+        let dispatch = doc.schema::<p::Dispatch>();
+        let list = json!({"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": summary.clone()}, "next_cursor": {"type": "string"}}});
+        doc.op_with(
+            "get",
+            "/plans",
+            "List plans, newest first",
+            Who::Signed,
+            None,
+            (200, Some(list)),
+            page_parameters(),
+        );
+        doc.op(
+            "post",
+            "/plans",
+            "Plan the open operations of released orders (finite capacity, shift calendars, setups)",
+            Who::Planner,
+            Some(request),
+            (201, Some(detail.clone())),
+        );
+        doc.op(
+            "get",
+            "/plans/{id}",
+            "A plan with order ETAs and its diff against the plan active when it was computed",
+            Who::Signed,
+            None,
+            (200, Some(detail)),
+        );
+        doc.op(
+            "post",
+            "/plans/{id}/publish",
+            "Make a draft plan the active one (409 when it is stale)",
+            Who::Planner,
+            None,
+            (200, Some(summary)),
+        );
+        doc.op(
+            "get",
+            "/plans/{id}/gantt",
+            "The plan per machine: operations with order, times and lateness",
+            Who::Signed,
+            None,
+            (200, Some(gantt)),
+        );
+        doc.op(
+            "get",
+            "/machines/{id}/dispatch",
+            "The active plan's queue for this machine",
+            Who::Signed,
+            None,
+            (200, Some(dispatch)),
+        );
+    }
+
     let login = doc.schema::<crate::api::access_schemas::Login>();
     let new_token = doc.schema::<crate::api::access_schemas::NewTokenResponse>();
     let user = doc.schema::<model::User>();

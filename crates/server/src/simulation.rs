@@ -55,26 +55,50 @@ impl JobSource for StoreJobs {
                 return Vec::new();
             }
         };
+        // With an active plan, each operation goes to its planned machine, in planned order.
+        let planned: std::collections::HashMap<model::OperationId, (model::MachineId, model::Timestamp)> =
+            self.store
+                .active_plan()
+                .ok()
+                .flatten()
+                .and_then(|plan| self.store.plan_operations(plan.id, None).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|op| op.part == 0)
+                .map(|op| (op.operation_id, (op.machine_id, op.start)))
+                .collect();
         let site_machines: Vec<model::MachineId> = self
             .store
             .machines(Some(self.site), None, PageRequest { after: None, limit: 10_000 })
             .map(|page| page.items.into_iter().map(|m| m.id).collect())
             .unwrap_or_default();
-        ready
+        let mut offers: Vec<(Option<model::Timestamp>, JobOffer)> = ready
             .into_iter()
             .filter(|(operation, _)| operation.eligible_machines.iter().any(|m| site_machines.contains(m)))
-            .map(|(operation, quantity)| JobOffer {
-                operation: operation.id,
-                eligible: operation.eligible_machines.clone(),
-                job: Job {
-                    operation: operation.id,
-                    quantity,
-                    unit_seconds: operation.unit_seconds,
-                    setup_seconds: f64::from(operation.setup_seconds),
-                    family: operation.setup_family.clone(),
-                },
+            .map(|(operation, quantity)| {
+                let plan = planned.get(&operation.id).copied();
+                (
+                    plan.map(|(_, start)| start),
+                    JobOffer {
+                        operation: operation.id,
+                        eligible: match plan {
+                            Some((machine, _)) => vec![machine],
+                            None => operation.eligible_machines.clone(),
+                        },
+                        job: Job {
+                            operation: operation.id,
+                            quantity,
+                            unit_seconds: operation.unit_seconds,
+                            setup_seconds: f64::from(operation.setup_seconds),
+                            family: operation.setup_family.clone(),
+                        },
+                    },
+                )
             })
-            .collect()
+            .collect();
+        // Planned work in planned order first; unplanned work after, first in first out.
+        offers.sort_by_key(|(start, _)| (start.is_none(), *start));
+        offers.into_iter().map(|(_, offer)| offer).collect()
     }
 }
 

@@ -829,3 +829,116 @@ async fn states_can_be_derived_from_a_metric() {
     h.state.begin_stop();
     workers.finish().await;
 }
+
+#[tokio::test]
+async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    for (body, field) in [
+        (json!({"time_limit_seconds": 0.0}), "time_limit_seconds"),
+        (json!({"time_limit_seconds": 600}), "time_limit_seconds"),
+        (json!({"objective": "cheapest"}), "objective"),
+    ] {
+        let reply = h.post_json("/api/v1/plans", &planner, &body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", reply.text);
+        assert_eq!(reply.json["field"], field);
+    }
+    assert_eq!(
+        h.post_json("/api/v1/plans", &token_for(Role::Operator), &json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let reply = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.5})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let plan = reply.json;
+    let id = plan["id"].as_i64().unwrap();
+    assert_eq!(plan["status"], "draft");
+    let released =
+        h.get("/api/v1/orders?status=released&limit=500").await.json["items"].as_array().unwrap().len();
+    assert_eq!(plan["etas"].as_array().unwrap().len(), released, "every released order gets an ETA");
+
+    // Independent checks of the Gantt data: no overlap on a machine (setups included), routing
+    // order kept, and every bar inside the demo's shifts (Hong Kong time, Mon–Fri 08:00–17:30 and
+    // 18:00–23:00, Sat 09:00–13:00).
+    let lanes = h.get(&format!("/api/v1/plans/{id}/gantt")).await.json;
+    assert_eq!(lanes.as_array().unwrap().len(), 11);
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let mut ends: std::collections::HashMap<i64, Vec<(i64, time::OffsetDateTime, time::OffsetDateTime)>> =
+        Default::default();
+    for lane in lanes.as_array().unwrap() {
+        let mut previous_end = None;
+        for item in lane["items"].as_array().unwrap() {
+            let (setup, start, end) =
+                (parse(&item["setup_start"]), parse(&item["start"]), parse(&item["end"]));
+            assert!(setup <= start && start < end, "{item}");
+            if let Some(previous) = previous_end {
+                assert!(setup >= previous, "overlap on {}: {item}", lane["code"]);
+            }
+            previous_end = Some(end);
+            let local_start = setup.to_offset(time::macros::offset!(+8));
+            let local_end = end.to_offset(time::macros::offset!(+8));
+            assert_eq!(local_start.date(), local_end.date(), "a bar crosses midnight: {item}");
+            let minutes = |t: time::OffsetDateTime| i64::from(t.hour()) * 60 + i64::from(t.minute());
+            let (from, to) = (minutes(local_start), minutes(local_end) + i64::from(local_end.second() > 0));
+            let weekday = local_start.weekday();
+            let fits = match weekday {
+                time::Weekday::Saturday => from >= 9 * 60 && to <= 13 * 60,
+                time::Weekday::Sunday => false,
+                _ => (from >= 8 * 60 && to <= 17 * 60 + 30) || (from >= 18 * 60 && to <= 23 * 60),
+            };
+            // Beyond the planning horizon the calendar is not laid out.
+            let beyond_horizon = setup
+                >= datetime!(2026-11-24 09:00 +08:00) + time::Duration::days(crate::planning::HORIZON_DAYS);
+            assert!(fits || beyond_horizon, "outside the shifts on {}: {item}", lane["code"]);
+            ends.entry(item["operation_id"].as_i64().unwrap()).or_default().push((
+                item["part"].as_i64().unwrap(),
+                start,
+                end,
+            ));
+        }
+    }
+    for order in plan["etas"].as_array().unwrap() {
+        let detail = h.get(&format!("/api/v1/orders/{}", order["order_id"])).await.json;
+        let mut previous_end: Option<time::OffsetDateTime> = None;
+        for op in detail["operations"].as_array().unwrap() {
+            let mut parts = ends.get(&op["id"].as_i64().unwrap()).cloned().unwrap_or_default();
+            parts.sort_by_key(|p| p.0);
+            for (_, start, end) in parts {
+                if let Some(previous) = previous_end {
+                    assert!(start >= previous, "routing order broken in order {}", order["number"]);
+                }
+                previous_end = Some(end);
+            }
+        }
+    }
+
+    let dispatch = h.get("/api/v1/machines/1/dispatch").await.json;
+    assert_eq!(dispatch["plan_id"], Value::Null, "no active plan yet");
+    let published = h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await;
+    assert_eq!(published.status, StatusCode::OK, "{}", published.text);
+    assert_eq!(published.json["status"], "active");
+    assert_eq!(
+        h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await.status,
+        StatusCode::CONFLICT
+    );
+    let dispatch = h.get("/api/v1/machines/1/dispatch").await.json;
+    assert_eq!(dispatch["plan_id"], id);
+    let starts: Vec<String> = dispatch["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["start"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = starts.clone();
+    sorted.sort();
+    assert_eq!(starts, sorted);
+    assert_eq!(
+        h.send("POST", "/api/v1/plans/99999/publish", Some(&planner), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let second = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.2})).await.json;
+    assert_eq!(second["diff"]["against"], id);
+    assert!(second["diff"]["compared_operations"].as_u64().unwrap() > 0);
+}

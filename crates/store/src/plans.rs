@@ -45,13 +45,15 @@ impl Store {
             )?;
             let id = tx.last_insert_rowid();
             let mut insert = tx.prepare_cached(
-                "INSERT INTO plan_operations (plan_id, operation_id, machine_id, setup_start_ms, start_ms, end_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO plan_operations (plan_id, operation_id, part, quantity, machine_id, setup_start_ms, start_ms, end_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for op in &plan.operations {
                 insert.execute(params![
                     id,
                     op.operation_id.0,
+                    op.part,
+                    op.quantity,
                     op.machine_id.0,
                     to_ms(op.setup_start),
                     to_ms(op.start),
@@ -96,19 +98,21 @@ impl Store {
             read_summary(conn, plan)?;
             let rows = conn
                 .prepare_cached(
-                    "SELECT p.operation_id, o.order_id, p.machine_id, p.setup_start_ms, p.start_ms, p.end_ms
+                    "SELECT p.operation_id, o.order_id, p.machine_id, p.setup_start_ms, p.start_ms, p.end_ms, p.part, p.quantity
                      FROM plan_operations p JOIN operations o ON o.id = p.operation_id
                      WHERE p.plan_id = ?1 AND (?2 IS NULL OR p.machine_id = ?2) ORDER BY p.machine_id, p.start_ms",
                 )?
                 .query_map(params![plan, machine.map(|m| m.0)], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
                 })?
-                .collect::<rusqlite::Result<Vec<(i64, i64, i64, i64, i64, i64)>>>()?;
+                .collect::<rusqlite::Result<Vec<(i64, i64, i64, i64, i64, i64, u32, u32)>>>()?;
             rows.into_iter()
-                .map(|(op, order, machine, setup, start, end)| {
+                .map(|(op, order, machine, setup, start, end, part, quantity)| {
                     Ok(PlannedOperation {
                         operation_id: OperationId(op),
                         order_id: OrderId(order),
+                        part,
+                        quantity,
                         machine_id: MachineId(machine),
                         setup_start: from_ms(setup)?,
                         start: from_ms(start)?,

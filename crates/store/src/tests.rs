@@ -465,6 +465,8 @@ mod plan_tests {
         let planned = |start: i64| PlannedOperation {
             operation_id: ops[0].id,
             order_id: order.id,
+            part: 0,
+            quantity: 5,
             machine_id: f.machines[0],
             setup_start: NOW,
             start: NOW + time::Duration::seconds(start),

@@ -17,10 +17,13 @@ CREATE INDEX plans_status ON plans(status);
 CREATE TABLE plan_operations (
     plan_id         INTEGER NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
     operation_id    INTEGER NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+    -- Large lots are split into consecutive parts that each fit in a shift: part 0, 1, ...
+    part            INTEGER NOT NULL,
+    quantity        INTEGER NOT NULL,
     machine_id      INTEGER NOT NULL REFERENCES machines(id) ON DELETE CASCADE,
     setup_start_ms  INTEGER NOT NULL,
     start_ms        INTEGER NOT NULL,
     end_ms          INTEGER NOT NULL,
-    PRIMARY KEY (plan_id, operation_id)
+    PRIMARY KEY (plan_id, operation_id, part)
 );
 CREATE INDEX plan_operations_machine ON plan_operations(plan_id, machine_id, start_ms);

@@ -1,0 +1,296 @@
+//! Handlers for plans: compute one from the open orders, read it (with order ETAs and its diff
+//! against the active plan), publish it, draw its Gantt data, and each machine's dispatch list.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use model::{MachineId, OrderId, OrderStatus, PlanSummary, PlannedOperation, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{Created, blocking, read};
+use crate::auth::{Need, Principal, Reader};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+use crate::{AppState, planning};
+
+/// A plan request.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanRequest {
+    /// Solver time in seconds, 0.05 to 60 (default 3).
+    #[serde(default)]
+    time_limit_seconds: Option<f64>,
+    /// `tardiness_then_makespan` (default), `weighted_tardiness` or `makespan`.
+    #[serde(default)]
+    objective: Option<String>,
+}
+
+/// When an order is planned to finish.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Eta {
+    order_id: OrderId,
+    number: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    due: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    eta: Timestamp,
+    late: bool,
+}
+
+/// What changed against the plan that was active when this one was computed.
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+pub(crate) struct PlanDiff {
+    /// The plan compared with; absent when there was none.
+    against: Option<i64>,
+    /// Operations on another machine or starting more than a minute earlier or later.
+    moved_operations: usize,
+    /// Operations planned in both.
+    compared_operations: usize,
+    /// Orders whose ETA moved by more than a minute, with the shift in seconds (positive: later).
+    eta_changes: Vec<(OrderId, i64)>,
+}
+
+/// A plan with its order ETAs and its diff.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct PlanDetail {
+    #[serde(flatten)]
+    summary: PlanSummary,
+    etas: Vec<Eta>,
+    diff: PlanDiff,
+}
+
+fn etas(store: &store::Store, operations: &[PlannedOperation]) -> Result<Vec<Eta>, store::StoreError> {
+    let mut ends: HashMap<OrderId, Timestamp> = HashMap::new();
+    for op in operations {
+        let end = ends.entry(op.order_id).or_insert(op.end);
+        *end = (*end).max(op.end);
+    }
+    let mut out = Vec::with_capacity(ends.len());
+    for (order_id, eta) in ends {
+        let order = store.order(order_id)?;
+        out.push(Eta { order_id, number: order.number, due: order.due, eta, late: eta > order.due });
+    }
+    out.sort_by_key(|e| e.order_id);
+    Ok(out)
+}
+
+fn diff(
+    against: Option<(i64, &[PlannedOperation])>,
+    plan: &[PlannedOperation],
+    new_etas: &[Eta],
+    old_etas: &[Eta],
+) -> PlanDiff {
+    let Some((against, previous)) = against else { return PlanDiff::default() };
+    let first_parts = |ops: &[PlannedOperation]| -> HashMap<model::OperationId, (MachineId, Timestamp)> {
+        ops.iter().filter(|op| op.part == 0).map(|op| (op.operation_id, (op.machine_id, op.start))).collect()
+    };
+    let (old, new) = (first_parts(previous), first_parts(plan));
+    let mut moved = 0;
+    let mut compared = 0;
+    for (operation, (machine, start)) in &new {
+        if let Some((old_machine, old_start)) = old.get(operation) {
+            compared += 1;
+            if old_machine != machine || (*start - *old_start).abs() > time::Duration::minutes(1) {
+                moved += 1;
+            }
+        }
+    }
+    let old_eta: HashMap<OrderId, Timestamp> = old_etas.iter().map(|e| (e.order_id, e.eta)).collect();
+    let eta_changes = new_etas
+        .iter()
+        .filter_map(|e| {
+            let shift = (e.eta - *old_eta.get(&e.order_id)?).whole_seconds();
+            (shift.abs() > 60).then_some((e.order_id, shift))
+        })
+        .collect();
+    PlanDiff { against: Some(against), moved_operations: moved, compared_operations: compared, eta_changes }
+}
+
+fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanDetail, store::StoreError> {
+    let operations = store.plan_operations(summary.id, None)?;
+    let new_etas = etas(store, &operations)?;
+    // Compare with the plan that was active when this one was computed: the newest active or
+    // superseded plan older than it.
+    let previous = store
+        .plans(store::PageRequest { after: Some(summary.id), limit: 50 })?
+        .items
+        .into_iter()
+        .find(|p| p.status != model::PlanStatus::Draft);
+    let diff = match previous {
+        Some(previous) => {
+            let old_ops = store.plan_operations(previous.id, None)?;
+            let old_etas = etas(store, &old_ops)?;
+            diff(Some((previous.id, &old_ops)), &operations, &new_etas, &old_etas)
+        }
+        None => PlanDiff::default(),
+    };
+    Ok(PlanDetail { summary, etas: new_etas, diff })
+}
+
+pub(crate) async fn create_plan(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(request): JsonBody<PlanRequest>,
+) -> ApiResult<Created<PlanDetail>> {
+    principal.require(Need::Plan)?;
+    let seconds = request.time_limit_seconds.unwrap_or(3.0);
+    if !(0.05..=60.0).contains(&seconds) {
+        return Err(ApiError::validation(vec![model::FieldError::new(
+            "time_limit_seconds",
+            "must be from 0.05 to 60",
+        )]));
+    }
+    let objective = request.objective.unwrap_or_else(|| "tardiness_then_makespan".into());
+    if planning::objective(&objective).is_none() {
+        return Err(ApiError::validation(vec![model::FieldError::new(
+            "objective",
+            "must be tardiness_then_makespan, weighted_tardiness or makespan",
+        )]));
+    }
+    let (store, now) = (state.store.clone(), state.clock.now());
+    let planned = tokio::task::spawn_blocking(move || {
+        let built = planning::build(&store, now).map_err(ApiError::from)?;
+        let plan = planning::solve(&built, now, &objective, Duration::from_secs_f64(seconds))
+            .map_err(ApiError::internal)?;
+        let summary = store.create_plan(&plan)?;
+        Ok::<_, ApiError>(detail(&store, summary)?)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Created(planned))
+}
+
+pub(crate) async fn list_plans(
+    State(state): State<AppState>,
+    _: Reader,
+    QueryParams(query): QueryParams<super::PageQuery>,
+) -> ApiResult<Json<ListResponse<PlanSummary>>> {
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    Ok(Json(read(|| state.store.plans(request))?.into()))
+}
+
+pub(crate) async fn get_plan(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<PlanDetail>> {
+    let store = state.store;
+    Ok(Json(read(|| detail(&store, store.plan(id)?))?))
+}
+
+pub(crate) async fn publish_plan(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<Json<PlanSummary>> {
+    principal.require(Need::Plan)?;
+    let (store, now) = (state.store.clone(), state.clock.now());
+    Ok(Json(blocking(move || store.publish_plan(id, now)).await?))
+}
+
+/// One bar of the Gantt chart.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct GanttItem {
+    #[serde(flatten)]
+    operation: PlannedOperation,
+    order_number: String,
+    operation_name: String,
+    /// The order is planned to finish after its due date.
+    late: bool,
+}
+
+/// One machine's row of the Gantt chart.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct GanttLane {
+    machine_id: MachineId,
+    code: String,
+    name: String,
+    items: Vec<GanttItem>,
+}
+
+pub(crate) async fn gantt(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<Vec<GanttLane>>> {
+    let store = state.store;
+    let lanes = read(|| {
+        let operations = store.plan_operations(id, None)?;
+        let late: HashMap<OrderId, bool> =
+            etas(&store, &operations)?.into_iter().map(|e| (e.order_id, e.late)).collect();
+        let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;
+        let mut numbers: HashMap<OrderId, String> = HashMap::new();
+        let mut lanes: Vec<GanttLane> = machines
+            .into_iter()
+            .map(|m| GanttLane { machine_id: m.id, code: m.code, name: m.name, items: Vec::new() })
+            .collect();
+        for op in operations {
+            let number = match numbers.get(&op.order_id) {
+                Some(number) => number.clone(),
+                None => {
+                    let number = store.order(op.order_id)?.number;
+                    numbers.insert(op.order_id, number.clone());
+                    number
+                }
+            };
+            let name = store.operation(op.operation_id)?.name;
+            if let Some(lane) = lanes.iter_mut().find(|l| l.machine_id == op.machine_id) {
+                lane.items.push(GanttItem {
+                    late: late.get(&op.order_id).copied().unwrap_or(false),
+                    operation: op,
+                    order_number: number,
+                    operation_name: name,
+                });
+            }
+        }
+        Ok(lanes)
+    })?;
+    Ok(Json(lanes))
+}
+
+/// The active plan's queue for one machine.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Dispatch {
+    machine_id: MachineId,
+    /// The active plan, if there is one.
+    plan_id: Option<i64>,
+    /// Operations not yet done, in planned order.
+    queue: Vec<GanttItem>,
+}
+
+pub(crate) async fn dispatch(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<Dispatch>> {
+    let machine = MachineId(id);
+    let store = state.store;
+    store.machine(machine)?;
+    let dispatch = read(|| {
+        let Some(plan) = store.active_plan()? else {
+            return Ok(Dispatch { machine_id: machine, plan_id: None, queue: Vec::new() });
+        };
+        let mut queue = Vec::new();
+        for op in store.plan_operations(plan.id, Some(machine))? {
+            let operation = store.operation(op.operation_id)?;
+            if matches!(operation.status, OrderStatus::Done | OrderStatus::Cancelled) {
+                continue;
+            }
+            let order = store.order(op.order_id)?;
+            let late = op.end > order.due;
+            queue.push(GanttItem {
+                operation: op,
+                order_number: order.number,
+                operation_name: operation.name,
+                late,
+            });
+        }
+        queue.sort_by_key(|item| item.operation.start);
+        Ok(Dispatch { machine_id: machine, plan_id: Some(plan.id), queue })
+    })?;
+    Ok(Json(dispatch))
+}

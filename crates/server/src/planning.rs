@@ -1,0 +1,268 @@
+//! Planning: turns the open operations of released orders into a scheduling problem for the
+//! `scheduler` crate, solves it, and turns the schedule back into a plan in wall-clock time.
+//!
+//! The problem, in seconds from "now":
+//! - one job per released or running order: its operations not yet done, in routing order, each
+//!   taking `ceil(quantity × unit seconds)` on every eligible machine;
+//! - due dates from the orders, weights from their priorities;
+//! - sequence-dependent setups by setup family: switching a machine to family `f` takes the
+//!   largest setup time of the operations of family `f` (no setup between operations of one family);
+//! - each machine unavailable outside its site's shift calendar over the planning horizon;
+//! - operations already running are fixed: on their machine, starting now;
+//! - operations are not interrupted by breaks, so a lot too long for the longest shift of its
+//!   machines is split into consecutive parts that each fit (part `k + 1` follows part `k`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use model::oee::{shift_spans, unix_ms};
+use model::{MachineId, Operation, Order, OrderStatus, PlannedOperation, Timestamp};
+use scheduler::{Alternative, FixedStart, Interval, Job, Objective, Problem};
+use store::{NewPlan, OrderFilter, PageRequest, Store, StoreError};
+
+/// How far ahead the shift calendar is laid out; beyond it machines are taken as always open.
+pub const HORIZON_DAYS: i64 = 42;
+
+/// What was planned and how to map the solver's indices back.
+pub struct Built {
+    /// The problem for the solver.
+    pub problem: Problem,
+    /// The store id of every machine index.
+    pub machines: Vec<MachineId>,
+    /// For every job: its order and what each of the job's positions is.
+    pub jobs: Vec<(Order, Vec<Position>)>,
+    /// Setup seconds of each family, by family index.
+    pub family_setup: Vec<i64>,
+}
+
+/// One position of a job: the store operation, the part of its lot, and the units in that part.
+pub type Position = (Operation, u32, u32);
+
+/// Builds the problem at `now`.
+pub fn build(store: &Store, now: Timestamp) -> Result<Built, StoreError> {
+    let all = PageRequest { after: None, limit: 100_000 };
+    let machines = store.machines(None, None, all)?.items;
+    let machine_index: HashMap<MachineId, usize> =
+        machines.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
+
+    let mut orders = Vec::new();
+    for status in [OrderStatus::Released, OrderStatus::Running] {
+        let filter = OrderFilter { status: Some(status), ..OrderFilter::default() };
+        orders.extend(store.orders(&filter, all)?.items);
+    }
+    orders.sort_by_key(|o| o.id);
+
+    let now_ms = unix_ms(now);
+    let horizon_ms = now_ms + HORIZON_DAYS * 86_400_000;
+    let mut calendars = HashMap::new();
+    let mut open_spans = Vec::with_capacity(machines.len());
+    for machine in &machines {
+        if let std::collections::hash_map::Entry::Vacant(entry) = calendars.entry(machine.site_id) {
+            let site = store.site(machine.site_id)?;
+            let offset = model::parse_utc_offset(&site.utc_offset).unwrap_or(0);
+            let calendar = store.calendar(machine.site_id)?;
+            let spans =
+                (!calendar.shifts.is_empty()).then(|| shift_spans(&calendar, offset, now_ms, horizon_ms));
+            entry.insert(spans);
+        }
+        open_spans.push(calendars[&machine.site_id].clone());
+    }
+    // The longest stretch each machine can work without a break, in seconds (`None`: no calendar).
+    let longest_window: Vec<Option<i64>> = open_spans
+        .iter()
+        .map(|spans| spans.as_ref().map(|spans| spans.iter().map(|(s, e)| (e - s) / 1000).max().unwrap_or(0)))
+        .collect();
+
+    let mut families: HashMap<String, usize> = HashMap::new();
+    let mut family_setup: Vec<i64> = Vec::new();
+    let mut jobs = Vec::new();
+    let mut problem_jobs = Vec::new();
+    for order in orders {
+        let open: Vec<Operation> = store
+            .operations(order.id)?
+            .into_iter()
+            .filter(|op| !matches!(op.status, OrderStatus::Done | OrderStatus::Cancelled))
+            .filter(|op| op.eligible_machines.iter().any(|m| machine_index.contains_key(m)))
+            .collect();
+        if open.is_empty() {
+            continue;
+        }
+        let mut operations = Vec::with_capacity(open.len());
+        let mut positions = Vec::with_capacity(open.len());
+        for op in open {
+            let family = *families.entry(op.setup_family.clone()).or_insert_with(|| {
+                family_setup.push(0);
+                family_setup.len() - 1
+            });
+            family_setup[family] = family_setup[family].max(i64::from(op.setup_seconds));
+            let eligible: Vec<usize> =
+                op.eligible_machines.iter().filter_map(|m| machine_index.get(m).copied()).collect();
+            let whole = op.processing_seconds(order.quantity).max(1) as i64;
+            let setup = i64::from(op.setup_seconds);
+            let window = eligible.iter().filter_map(|&m| longest_window[m]).min();
+            let running = op.status == OrderStatus::Running;
+            let parts = match window {
+                Some(window) if !running && window > setup && whole + setup > window => {
+                    (whole as f64 / (window - setup) as f64).ceil() as u32
+                }
+                _ => 1,
+            }
+            .clamp(1, order.quantity.max(1));
+            for part in 0..parts {
+                let quantity = order.quantity / parts + u32::from(part < order.quantity % parts);
+                let duration = op.processing_seconds(quantity).max(1) as i64;
+                let alternatives: Vec<Alternative> =
+                    eligible.iter().map(|&machine| Alternative { machine, duration }).collect();
+                let fixed = match (running, op.machine_id.and_then(|m| machine_index.get(&m))) {
+                    (true, Some(&machine)) if eligible.contains(&machine) => {
+                        Some(FixedStart { machine, start: 0 })
+                    }
+                    _ => None,
+                };
+                operations.push(scheduler::Operation { alternatives, family, fixed });
+                positions.push((op.clone(), part, quantity));
+            }
+        }
+        let due = (order.due - now).whole_seconds();
+        problem_jobs.push(Job { release: 0, due: Some(due), weight: i64::from(order.priority), operations });
+        jobs.push((order, positions));
+    }
+
+    let n = family_setup.len();
+    let setup: Vec<Vec<i64>> =
+        (0..n).map(|from| (0..n).map(|to| if from == to { 0 } else { family_setup[to] }).collect()).collect();
+    let mut problem_machines = Vec::with_capacity(machines.len());
+    for (index, spans) in open_spans.iter().enumerate() {
+        // Running work continues until it ends; breaks start after it.
+        let busy_until = problem_jobs
+            .iter()
+            .flat_map(|job| &job.operations)
+            .filter_map(|op| {
+                op.fixed
+                    .filter(|f| f.machine == index)
+                    .and_then(|f| op.duration_on(f.machine).map(|d| f.start + d))
+            })
+            .max()
+            .unwrap_or(0);
+        let unavailable = match spans {
+            None => Vec::new(),
+            Some(open) => {
+                let closed = model::oee::subtract(&[(now_ms, horizon_ms)], open);
+                closed
+                    .into_iter()
+                    .map(|(start, end)| Interval {
+                        start: (start - now_ms) / 1000,
+                        end: (end - now_ms + 999) / 1000,
+                    })
+                    .filter_map(|interval| {
+                        let start = interval.start.max(busy_until);
+                        (start < interval.end).then_some(Interval { start, end: interval.end })
+                    })
+                    .collect()
+            }
+        };
+        problem_machines.push(scheduler::Machine {
+            setup: if n > 0 { setup.clone() } else { Vec::new() },
+            initial_family: None,
+            unavailable,
+        });
+    }
+    let problem = Problem { name: format!("plan-{now_ms}"), machines: problem_machines, jobs: problem_jobs };
+    Ok(Built { problem, machines: machines.iter().map(|m| m.id).collect(), jobs, family_setup })
+}
+
+/// The objectives a plan may minimise, by API name.
+pub fn objective(name: &str) -> Option<Objective> {
+    match name {
+        "makespan" => Some(Objective::Makespan),
+        "weighted_tardiness" => Some(Objective::WeightedTardiness),
+        "tardiness_then_makespan" => Some(Objective::TardinessThenMakespan),
+        _ => None,
+    }
+}
+
+/// Solves `built` for at most `time_limit` and turns the schedule into a plan to store.
+pub fn solve(
+    built: &Built,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+) -> Result<NewPlan, String> {
+    let objective = objective(objective_name).ok_or_else(|| format!("unknown objective {objective_name}"))?;
+    if built.problem.jobs.is_empty() {
+        return Ok(NewPlan {
+            created_at: now,
+            objective: objective_name.to_string(),
+            makespan_end: now,
+            weighted_tardiness: 0,
+            late_orders: 0,
+            setup_seconds: 0,
+            solve_ms: 0,
+            operations: Vec::new(),
+        });
+    }
+    built.problem.validate().map_err(|e| format!("the planning problem is invalid: {e}"))?;
+    let config =
+        scheduler::Config { objective, time_limit: Some(time_limit), ..scheduler::Config::default() };
+    let solution = scheduler::solve(&built.problem, &config);
+    let violations = scheduler::check(&built.problem, &solution.operations);
+    if !violations.is_empty() {
+        return Err(format!(
+            "the solver's schedule breaks {} rule(s), e.g. {:?}",
+            violations.len(),
+            violations[0]
+        ));
+    }
+    let at = |seconds: i64| now + time::Duration::seconds(seconds);
+    let mut operations = Vec::with_capacity(solution.operations.len());
+    let mut completion = vec![0i64; built.jobs.len()];
+    let mut setup_seconds = 0;
+    // Setup of each operation: what its family needs after the machine's previous family.
+    let mut by_machine: Vec<Vec<&scheduler::ScheduledOperation>> = vec![Vec::new(); built.machines.len()];
+    for scheduled in &solution.operations {
+        by_machine[scheduled.machine].push(scheduled);
+    }
+    for lane in &mut by_machine {
+        lane.sort_by_key(|s| s.start);
+        let mut previous: Option<usize> = None;
+        for scheduled in lane.iter() {
+            let family = built.problem.jobs[scheduled.job].operations[scheduled.op].family;
+            let setup = match previous {
+                Some(p) if p != family => built.family_setup[family],
+                _ => 0,
+            };
+            setup_seconds += setup;
+            previous = Some(family);
+            let (order, positions) = &built.jobs[scheduled.job];
+            let (operation, part, quantity) = &positions[scheduled.op];
+            completion[scheduled.job] = completion[scheduled.job].max(scheduled.end);
+            operations.push(PlannedOperation {
+                operation_id: operation.id,
+                order_id: order.id,
+                part: *part,
+                quantity: *quantity,
+                machine_id: built.machines[scheduled.machine],
+                setup_start: at(scheduled.start - setup),
+                start: at(scheduled.start),
+                end: at(scheduled.end),
+            });
+        }
+    }
+    let late_orders = built
+        .problem
+        .jobs
+        .iter()
+        .zip(&completion)
+        .filter(|(job, end)| job.due.is_some_and(|due| **end > due))
+        .count();
+    Ok(NewPlan {
+        created_at: now,
+        objective: objective_name.to_string(),
+        makespan_end: at(solution.makespan),
+        weighted_tardiness: solution.weighted_tardiness,
+        late_orders: late_orders as u32,
+        setup_seconds,
+        solve_ms: solution.elapsed.as_millis() as i64,
+        operations,
+    })
+}

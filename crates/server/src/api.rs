@@ -12,6 +12,10 @@ mod factory;
 mod orders;
 mod plans;
 mod telemetry;
+/// Request types of the operation handlers, for the OpenAPI document.
+pub(crate) mod order_schemas {
+    pub(crate) use super::orders::{FinishRequest, StartRequest};
+}
 /// Request and response types of the plan handlers, for the OpenAPI document.
 pub(crate) mod plan_schemas {
     pub(crate) use super::plans::{Dispatch, GanttLane, PlanDetail, PlanRequest};
@@ -102,6 +106,9 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/plans/{id}", get(plans::get_plan))
         .route("/plans/{id}/publish", post(plans::publish_plan))
         .route("/plans/{id}/gantt", get(plans::gantt))
+        .route("/plans/{id}/problem", get(plans::plan_problem))
+        .route("/operations/{id}/start", post(orders::start_operation))
+        .route("/operations/{id}/finish", post(orders::finish_operation))
         .route("/machines/{id}/dispatch", get(plans::dispatch))
         .route("/orders", get(orders::list_orders).post(orders::create_order))
         .route("/orders/{id}", get(orders::get_order).put(orders::update_order).delete(orders::delete_order))

@@ -494,6 +494,33 @@ pub(crate) fn build() -> Value {
             None,
             (200, Some(dispatch)),
         );
+        doc.op(
+            "get",
+            "/plans/{id}/problem",
+            "The solver problem of a plan (the scheduler's JSON format; `microfactory schedule solve --format json` solves it)",
+            Who::Signed,
+            None,
+            (200, Some(json!({"type": "object"}))),
+        );
+        let operation = doc.schema::<model::Operation>();
+        let start = doc.schema::<crate::api::order_schemas::StartRequest>();
+        let finish = doc.schema::<crate::api::order_schemas::FinishRequest>();
+        doc.op(
+            "post",
+            "/operations/{id}/start",
+            "Start an operation on a machine (operators and up)",
+            Who::Signed,
+            Some(start),
+            (200, Some(operation.clone())),
+        );
+        doc.op(
+            "post",
+            "/operations/{id}/finish",
+            "Finish a running operation with good and scrap counts (operators and up)",
+            Who::Signed,
+            Some(finish),
+            (200, Some(operation)),
+        );
     }
 
     let login = doc.schema::<crate::api::access_schemas::Login>();

@@ -35,11 +35,27 @@ pub struct Built {
     pub family_setup: Vec<i64>,
 }
 
+/// How to build the problem.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Repair the active plan: keep the operations it starts within this long from now on their
+    /// planned machine and start.
+    pub repair: Option<time::Duration>,
+    /// How long a machine that is down now is expected to stay down.
+    pub down_for: time::Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { repair: None, down_for: time::Duration::minutes(60) }
+    }
+}
+
 /// One position of a job: the store operation, the part of its lot, and the units in that part.
 pub type Position = (Operation, u32, u32);
 
 /// Builds the problem at `now`.
-pub fn build(store: &Store, now: Timestamp) -> Result<Built, StoreError> {
+pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, StoreError> {
     let all = PageRequest { after: None, limit: 100_000 };
     let machines = store.machines(None, None, all)?.items;
     let machine_index: HashMap<MachineId, usize> =
@@ -73,6 +89,25 @@ pub fn build(store: &Store, now: Timestamp) -> Result<Built, StoreError> {
         .map(|spans| spans.as_ref().map(|spans| spans.iter().map(|(s, e)| (e - s) / 1000).max().unwrap_or(0)))
         .collect();
 
+    // Machines down now are unavailable for the expected repair time.
+    let down: Vec<MachineId> = store
+        .current_states()?
+        .into_iter()
+        .filter(|s| s.state == model::MachineState::Down)
+        .map(|s| s.machine)
+        .collect();
+    // A repair keeps the active plan's near-term operations where they are.
+    let mut frozen: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
+    if let (Some(freeze), Some(active)) = (options.repair, store.active_plan()?) {
+        for op in store.plan_operations(active.id, None)? {
+            let start = (op.start - now).whole_seconds();
+            let setup = (op.start - op.setup_start).whole_seconds();
+            if start - setup >= 0 && op.start < now + freeze && !down.contains(&op.machine_id) {
+                frozen.insert((op.operation_id, op.part), (op.machine_id, start));
+            }
+        }
+    }
+
     let mut families: HashMap<String, usize> = HashMap::new();
     let mut family_setup: Vec<i64> = Vec::new();
     let mut jobs = Vec::new();
@@ -89,6 +124,9 @@ pub fn build(store: &Store, now: Timestamp) -> Result<Built, StoreError> {
         }
         let mut operations = Vec::with_capacity(open.len());
         let mut positions = Vec::with_capacity(open.len());
+        // Only a prefix of a job can stay frozen: once one operation is replanned, the ones after
+        // it may have to move too.
+        let mut chain_frozen = true;
         for op in open {
             let family = *families.entry(op.setup_family.clone()).or_insert_with(|| {
                 family_setup.push(0);
@@ -117,8 +155,14 @@ pub fn build(store: &Store, now: Timestamp) -> Result<Built, StoreError> {
                     (true, Some(&machine)) if eligible.contains(&machine) => {
                         Some(FixedStart { machine, start: 0 })
                     }
-                    _ => None,
+                    _ => frozen
+                        .get(&(op.id, part))
+                        .filter(|_| chain_frozen)
+                        .and_then(|(machine, start)| machine_index.get(machine).map(|&m| (m, *start)))
+                        .filter(|(machine, _)| eligible.contains(machine))
+                        .map(|(machine, start)| FixedStart { machine, start }),
                 };
+                chain_frozen &= fixed.is_some();
                 operations.push(scheduler::Operation { alternatives, family, fixed });
                 positions.push((op.clone(), part, quantity));
             }
@@ -161,6 +205,13 @@ pub fn build(store: &Store, now: Timestamp) -> Result<Built, StoreError> {
                     .collect()
             }
         };
+        let mut unavailable = unavailable;
+        if down.contains(&machines[index].id) {
+            unavailable
+                .push(Interval { start: busy_until, end: busy_until.max(options.down_for.whole_seconds()) });
+            let spans = model::oee::merge(unavailable.iter().map(|i| (i.start, i.end)).collect());
+            unavailable = spans.into_iter().map(|(start, end)| Interval { start, end }).collect();
+        }
         problem_machines.push(scheduler::Machine {
             setup: if n > 0 { setup.clone() } else { Vec::new() },
             initial_family: None,
@@ -199,6 +250,7 @@ pub fn solve(
             setup_seconds: 0,
             solve_ms: 0,
             operations: Vec::new(),
+            problem: scheduler::formats::to_json(&built.problem),
         });
     }
     built.problem.validate().map_err(|e| format!("the planning problem is invalid: {e}"))?;
@@ -264,5 +316,6 @@ pub fn solve(
         setup_seconds,
         solve_ms: solution.elapsed.as_millis() as i64,
         operations,
+        problem: scheduler::formats::to_json(&built.problem),
     })
 }

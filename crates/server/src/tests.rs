@@ -942,3 +942,125 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
     assert_eq!(second["diff"]["against"], id);
     assert!(second["diff"]["compared_operations"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn operators_start_and_finish_operations_and_repairs_keep_the_near_term() {
+    let now = datetime!(2026-11-24 09:00 +08:00);
+    let store = seeded_store(now);
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(ManualClock::new(now)),
+        ServerConfig::default(),
+        crate::AlarmConfig::default(),
+    );
+    let workers = state.start_workers();
+    let h = Harness { app: crate::router(state.clone()), store, state };
+    let operator = token_for(Role::Operator);
+    let planner = token_for(Role::Planner);
+
+    let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.3})).await.json;
+    let id = plan["id"].as_i64().unwrap();
+    assert_eq!(
+        h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await.status,
+        StatusCode::OK
+    );
+    let problem = h.get(&format!("/api/v1/plans/{id}/problem")).await;
+    assert!(
+        problem.json["jobs"].as_array().is_some_and(|jobs| !jobs.is_empty()),
+        "{}",
+        &problem.text[..200.min(problem.text.len())]
+    );
+
+    // The first job on cnc-01 in the plan: start it there, then finish it.
+    let dispatch = h.get("/api/v1/machines/1/dispatch").await.json;
+    let first = &dispatch["queue"][0];
+    let operation = first["operation_id"].as_i64().unwrap();
+    let start = |machine: i64| json!({"machine_id": machine});
+    let reply = h.post_json(&format!("/api/v1/operations/{operation}/start"), &operator, &start(11)).await;
+    assert_eq!(reply.json["field"], "machine_id", "qc-01 cannot mill: {}", reply.text);
+    assert_eq!(
+        h.post_json(&format!("/api/v1/operations/{operation}/start"), &token_for(Role::Viewer), &start(1))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let finish_early =
+        h.post_json(&format!("/api/v1/operations/{operation}/finish"), &operator, &json!({"good": 1})).await;
+    assert_eq!(finish_early.status, StatusCode::CONFLICT);
+    let started = h.post_json(&format!("/api/v1/operations/{operation}/start"), &operator, &start(1)).await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    assert_eq!(started.json["status"], "running");
+    assert_eq!(
+        h.post_json(&format!("/api/v1/operations/{operation}/start"), &operator, &start(1)).await.status,
+        StatusCode::CONFLICT
+    );
+    let finished = h
+        .post_json(
+            &format!("/api/v1/operations/{operation}/finish"),
+            &operator,
+            &json!({"good": 9, "scrap": 1}),
+        )
+        .await;
+    assert_eq!(finished.json["status"], "done", "{}", finished.text);
+    assert_eq!((finished.json["good"].as_u64(), finished.json["scrap"].as_u64()), (Some(9), Some(1)));
+
+    // cnc-02 breaks down: a repair moves its work elsewhere but keeps other near-term work.
+    let down = json!({"state": "down", "reason": "spindle fault"});
+    assert_eq!(h.post_json("/api/v1/machines/2/states", &operator, &down).await.status, StatusCode::CREATED);
+    let repaired = h
+        .post_json(
+            "/api/v1/plans",
+            &planner,
+            &json!({"time_limit_seconds": 0.3, "repair": true, "freeze_minutes": 240}),
+        )
+        .await;
+    assert_eq!(repaired.status, StatusCode::CREATED, "{}", repaired.text);
+    let repaired_id = repaired.json["id"].as_i64().unwrap();
+    assert_eq!(repaired.json["diff"]["against"], id);
+    let before = h.get(&format!("/api/v1/plans/{id}/gantt")).await.json;
+    let after = h.get(&format!("/api/v1/plans/{repaired_id}/gantt")).await.json;
+    let repair_horizon = now + time::Duration::minutes(60);
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    for lane in after.as_array().unwrap() {
+        if lane["machine_id"] == 2 {
+            for item in lane["items"].as_array().unwrap() {
+                assert!(
+                    parse(&item["setup_start"]) >= repair_horizon,
+                    "work on the broken machine within the hour: {item}"
+                );
+            }
+        }
+    }
+    // Near-term work on healthy machines that had not started keeps its place.
+    let mut kept = 0;
+    for lane in before.as_array().unwrap() {
+        if lane["machine_id"] == 2 {
+            continue;
+        }
+        for item in lane["items"].as_array().unwrap() {
+            let start = parse(&item["setup_start"]);
+            if start >= now
+                && parse(&item["start"]) < now + time::Duration::minutes(240)
+                && item["operation_id"].as_i64() != Some(operation)
+            {
+                let same =
+                    after.as_array().unwrap().iter().flat_map(|l| l["items"].as_array().unwrap().iter()).any(
+                        |other| {
+                            other["operation_id"] == item["operation_id"]
+                                && other["part"] == item["part"]
+                                && other["machine_id"] == item["machine_id"]
+                                && other["start"] == item["start"]
+                        },
+                    );
+                assert!(same, "near-term operation moved by the repair: {item}");
+                kept += 1;
+            }
+        }
+    }
+    assert!(kept > 0, "the test needs frozen work to mean anything");
+    h.state.begin_stop();
+    workers.finish().await;
+}

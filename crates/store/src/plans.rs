@@ -24,6 +24,8 @@ pub struct NewPlan {
     pub solve_ms: i64,
     /// The schedule.
     pub operations: Vec<PlannedOperation>,
+    /// The solver's problem, in the scheduler's JSON format.
+    pub problem: String,
 }
 
 impl Store {
@@ -32,7 +34,7 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO plans (created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
-                 setup_seconds, solve_ms) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7)",
+                 setup_seconds, solve_ms, problem) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     to_ms(plan.created_at),
                     plan.objective,
@@ -40,7 +42,8 @@ impl Store {
                     plan.weighted_tardiness,
                     plan.late_orders,
                     plan.setup_seconds,
-                    plan.solve_ms
+                    plan.solve_ms,
+                    plan.problem
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -67,6 +70,15 @@ impl Store {
     /// One plan's figures.
     pub fn plan(&self, id: i64) -> Result<PlanSummary> {
         self.read(|conn| read_summary(conn, id))
+    }
+
+    /// The solver problem a plan was computed from (the scheduler's JSON format).
+    pub fn plan_problem(&self, id: i64) -> Result<String> {
+        self.read(|conn| {
+            conn.query_row("SELECT problem FROM plans WHERE id = ?1", [id], |row| row.get(0))
+                .optional()?
+                .ok_or(StoreError::NotFound { entity: "plan", id })
+        })
     }
 
     /// The active plan, if any.

@@ -481,6 +481,7 @@ mod plan_tests {
             setup_seconds: 0,
             solve_ms: 5,
             operations: vec![planned(10)],
+            problem: "{}".into(),
         };
         let first = f.store.create_plan(&new_plan(NOW)).unwrap();
         let second = f.store.create_plan(&new_plan(NOW + time::Duration::seconds(1))).unwrap();

@@ -174,3 +174,98 @@ pub(crate) async fn import_orders(
         ImportOutcome::Failed(error) => Err(error.into()),
     }
 }
+
+/// Where an operator starts an operation.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartRequest {
+    /// The machine it runs on; one of the operation's eligible machines.
+    machine_id: model::MachineId,
+}
+
+/// What an operator reports when an operation ends.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FinishRequest {
+    /// Good units.
+    good: u32,
+    /// Scrapped units.
+    #[serde(default)]
+    scrap: u32,
+}
+
+pub(crate) async fn start_operation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(request): JsonBody<StartRequest>,
+) -> ApiResult<Json<Operation>> {
+    principal.require(Need::Report)?;
+    let operation = state.store.operation(model::OperationId(id))?;
+    if !operation.eligible_machines.contains(&request.machine_id) {
+        return Err(ApiError::validation(vec![model::FieldError::new(
+            "machine_id",
+            "not an eligible machine of this operation",
+        )]));
+    }
+    if !matches!(operation.status, OrderStatus::Planned | OrderStatus::Released) {
+        return Err(ApiError::conflict(
+            Some("status".into()),
+            format!(
+                "the operation is {}; only planned or released operations start",
+                operation.status.as_str()
+            ),
+        ));
+    }
+    if state.store.order(operation.order_id)?.status == OrderStatus::Planned {
+        return Err(ApiError::conflict(
+            Some("status".into()),
+            "release the order before starting its operations",
+        ));
+    }
+    report(&state, operation.id, request.machine_id, store::OperationEventKind::Started).await
+}
+
+pub(crate) async fn finish_operation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(request): JsonBody<FinishRequest>,
+) -> ApiResult<Json<Operation>> {
+    principal.require(Need::Report)?;
+    let operation = state.store.operation(model::OperationId(id))?;
+    let Some(machine) = operation.machine_id.filter(|_| operation.status == OrderStatus::Running) else {
+        return Err(ApiError::conflict(
+            Some("status".into()),
+            format!("the operation is {}; start it first", operation.status.as_str()),
+        ));
+    };
+    if u64::from(request.good) + u64::from(request.scrap) > 10_000_000 {
+        return Err(ApiError::validation(vec![model::FieldError::new("good", "too many units")]));
+    }
+    report(
+        &state,
+        operation.id,
+        machine,
+        store::OperationEventKind::Finished { good: request.good, scrap: request.scrap },
+    )
+    .await
+}
+
+/// Sends the report through the ingest writer, so it is ordered with machine reports and reaches
+/// the live stream, and answers once it is stored.
+async fn report(
+    state: &AppState,
+    operation: model::OperationId,
+    machine: model::MachineId,
+    kind: store::OperationEventKind,
+) -> ApiResult<Json<Operation>> {
+    let event = store::OperationEvent { operation, machine, at: state.clock.now(), kind };
+    let (ack, outcome) = tokio::sync::oneshot::channel();
+    let batch = crate::pipeline::WriteBatch { operations: vec![event], ack: Some(ack), ..Default::default() };
+    if state.pipeline.writes.send(batch).await.is_err() {
+        return Err(ApiError::internal("the ingest writer is not running"));
+    }
+    outcome.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    Ok(Json(state.store.operation(operation)?))
+}

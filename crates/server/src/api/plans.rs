@@ -25,6 +25,14 @@ pub(crate) struct PlanRequest {
     /// `tardiness_then_makespan` (default), `weighted_tardiness` or `makespan`.
     #[serde(default)]
     objective: Option<String>,
+    /// Repair the active plan instead of planning afresh: operations the active plan starts
+    /// within `freeze_minutes` keep their machine and start (unless their machine is down), so the
+    /// near term stays stable.
+    #[serde(default)]
+    repair: bool,
+    /// The freeze horizon of a repair, in minutes (default 60, at most 1440).
+    #[serde(default)]
+    freeze_minutes: Option<u32>,
 }
 
 /// When an order is planned to finish.
@@ -144,6 +152,17 @@ pub(crate) async fn create_plan(
             "must be from 0.05 to 60",
         )]));
     }
+    let freeze = request.freeze_minutes.unwrap_or(60);
+    if freeze > 1440 {
+        return Err(ApiError::validation(vec![model::FieldError::new(
+            "freeze_minutes",
+            "must be at most 1440",
+        )]));
+    }
+    let options = planning::Options {
+        repair: request.repair.then(|| time::Duration::minutes(i64::from(freeze))),
+        down_for: time::Duration::minutes(60),
+    };
     let objective = request.objective.unwrap_or_else(|| "tardiness_then_makespan".into());
     if planning::objective(&objective).is_none() {
         return Err(ApiError::validation(vec![model::FieldError::new(
@@ -153,7 +172,7 @@ pub(crate) async fn create_plan(
     }
     let (store, now) = (state.store.clone(), state.clock.now());
     let planned = tokio::task::spawn_blocking(move || {
-        let built = planning::build(&store, now).map_err(ApiError::from)?;
+        let built = planning::build(&store, now, &options).map_err(ApiError::from)?;
         let plan = planning::solve(&built, now, &objective, Duration::from_secs_f64(seconds))
             .map_err(ApiError::internal)?;
         let summary = store.create_plan(&plan)?;
@@ -180,6 +199,15 @@ pub(crate) async fn get_plan(
 ) -> ApiResult<Json<PlanDetail>> {
     let store = state.store;
     Ok(Json(read(|| detail(&store, store.plan(id)?))?))
+}
+
+pub(crate) async fn plan_problem(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let problem = read(|| state.store.plan_problem(id))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], problem))
 }
 
 pub(crate) async fn publish_plan(

@@ -10,7 +10,9 @@ CREATE TABLE plans (
     late_orders         INTEGER NOT NULL,
     setup_seconds       INTEGER NOT NULL,
     solve_ms            INTEGER NOT NULL,
-    published_ms        INTEGER
+    published_ms        INTEGER,
+    -- The solver's problem in the scheduler's JSON format, to reproduce or compare the plan.
+    problem             TEXT NOT NULL
 );
 CREATE INDEX plans_status ON plans(status);
 

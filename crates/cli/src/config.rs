@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use server::broker::MqttConfig;
 use server::simulation::SimSettings;
-use server::{AlarmConfig, RetentionConfig, ServerConfig};
+use server::{AlarmConfig, PlanningConfig, RetentionConfig, ServerConfig};
 
 /// Everything the file may set.
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub sim: SimSettings,
     /// How long telemetry is kept.
     pub retention: RetentionConfig,
+    /// Planning settings.
+    pub planning: PlanningConfig,
 }
 
 /// The `[store]` section.
@@ -103,6 +105,15 @@ raw_days = 30
 # Days the 1-minute roll-ups (min, max, avg, last, count) are kept; charts over long ranges use them.
 rollup_days = 730
 
+[planning]
+# When a machine with work in the active plan breaks down, compute and publish a repair plan:
+# work the active plan starts within freeze_minutes keeps its place, the broken machine is taken
+# out for expected_repair_minutes, everything else may move.
+auto_replan = true
+repair_time_limit_seconds = 2.0
+freeze_minutes = 60
+expected_repair_minutes = 60
+
 [alarms]
 # http:// URLs that receive every alarm change (raised, acknowledged, cleared) as a JSON POST.
 # Failed deliveries are retried after 1, 2, 4 and 8 s, then given up and logged.
@@ -143,6 +154,7 @@ mod tests {
         assert_eq!(parsed.mqtt, MqttConfig::default());
         assert_eq!(parsed.sim, SimSettings::default());
         assert_eq!(parsed.retention, RetentionConfig::default());
+        assert_eq!(parsed.planning, PlanningConfig::default());
         assert_eq!(parsed.store.durability, Some(DurabilityName::Full));
         assert_eq!(parsed.listen, Some(crate::DEFAULT_LISTEN.parse().unwrap()));
     }

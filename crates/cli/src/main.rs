@@ -267,6 +267,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             mqtt: mqtt.enabled.then(|| (mqtt.clone(), mqtt_listener)),
             simulator: run_sim.then_some(sim),
             retention: Some(config.retention.clone()),
+            planning: Some(config.planning.clone()),
         };
         server::run(listener, state, options, shutdown_signal()).await.context("the server failed")?;
         tracing::info!("stopped");

@@ -219,3 +219,85 @@ fn the_demo_factory_changes_states_and_production_over_time() {
     assert_eq!(oee.status, 200);
     assert_eq!(oee.json()["machines"].as_array().unwrap().len(), 11);
 }
+
+#[test]
+fn the_demo_follows_a_published_plan_and_repairs_it_after_a_breakdown() {
+    let dir = TempDir::new("demo-plan");
+    let server = start_with("demo", &dir.0, &["--sim-speed", "600"]);
+    // Let the simulated machines take their first work (first in, first out) before planning, so
+    // the plan sees it running.
+    std::thread::sleep(Duration::from_millis(1500));
+    let created =
+        request(server.address, "POST", "/api/v1/plans", Some(TOKEN), Some(r#"{"time_limit_seconds": 0.2}"#))
+            .unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let plan = created.json()["id"].as_i64().unwrap();
+    let published =
+        request(server.address, "POST", &format!("/api/v1/plans/{plan}/publish"), Some(TOKEN), None).unwrap();
+    assert_eq!(published.status, 200, "{}", published.body);
+
+    // The simulated machines take their work from the plan: every operation they start runs on
+    // the machine the plan gave it.
+    let lanes = request(server.address, "GET", &format!("/api/v1/plans/{plan}/gantt"), Some(TOKEN), None)
+        .unwrap()
+        .json();
+    let mut planned = std::collections::HashMap::new();
+    for lane in lanes.as_array().unwrap() {
+        for item in lane["items"].as_array().unwrap() {
+            if item["part"] == 0 {
+                planned.insert(item["operation_id"].as_i64().unwrap(), item["machine_id"].as_i64().unwrap());
+            }
+        }
+    }
+    // Wait for the machines to finish their first operations and take planned ones.
+    std::thread::sleep(Duration::from_secs(20));
+    let running =
+        request(server.address, "GET", "/api/v1/orders?status=running&limit=500", Some(TOKEN), None)
+            .unwrap()
+            .json();
+    let mut checked = 0;
+    for order in running["items"].as_array().unwrap() {
+        let detail =
+            request(server.address, "GET", &format!("/api/v1/orders/{}", order["id"]), Some(TOKEN), None)
+                .unwrap()
+                .json();
+        for op in detail["operations"].as_array().unwrap() {
+            if let (Some(machine), Some(plan_machine)) =
+                (op["machine_id"].as_i64(), planned.get(&op["id"].as_i64().unwrap()))
+            {
+                assert_eq!(machine, *plan_machine, "operation {} left its planned machine", op["id"]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3, "only {checked} started operations to compare");
+
+    // A breakdown on a machine with planned work: a repair plan is published on its own.
+    let busy = lanes.as_array().unwrap().iter().find(|l| l["items"].as_array().unwrap().len() >= 2).unwrap()
+        ["machine_id"]
+        .as_i64()
+        .unwrap();
+    let report = request(
+        server.address,
+        "POST",
+        &format!("/api/v1/machines/{busy}/states"),
+        Some(TOKEN),
+        Some(r#"{"state": "down", "reason": "spindle fault"}"#),
+    )
+    .unwrap();
+    assert_eq!(report.status, 201);
+    let plans = eventually(server.address, "/api/v1/plans", |p| {
+        p["items"][0]["status"] == "active" && p["items"][0]["id"].as_i64() != Some(plan)
+    });
+    let repaired = plans["items"][0]["id"].as_i64().expect("a repaired plan");
+    assert_ne!(repaired, plan, "no repair plan was published: {plans}");
+    let detail = request(server.address, "GET", &format!("/api/v1/plans/{repaired}"), Some(TOKEN), None)
+        .unwrap()
+        .json();
+    let diff = &detail["diff"];
+    assert!(diff["against"].as_i64().is_some(), "{detail}");
+    let (moved, compared) =
+        (diff["moved_operations"].as_u64().unwrap(), diff["compared_operations"].as_u64().unwrap());
+    assert!(compared > 0 && moved < compared, "the repair moved {moved} of {compared} operations");
+    eprintln!("repair after a breakdown on machine {busy}: {moved} of {compared} operations moved");
+}

@@ -17,6 +17,7 @@ mod openapi;
 mod pages;
 pub mod pipeline;
 pub mod planning;
+mod replanner;
 mod retention;
 pub mod simulation;
 mod webhook;
@@ -39,6 +40,7 @@ pub use auth::{Bootstrap, BootstrapError, bootstrap};
 pub use error::{ApiError, ApiResult};
 pub use live::LiveEvent;
 use metrics::Metrics;
+pub use replanner::PlanningConfig;
 pub use webhook::parse_url as parse_webhook_url;
 
 /// How long telemetry is kept (the `[retention]` section of the config file).
@@ -220,6 +222,8 @@ pub struct RunOptions {
     pub simulator: Option<simulation::SimSettings>,
     /// Prune old telemetry in the background.
     pub retention: Option<RetentionConfig>,
+    /// Planning settings (automatic repair on breakdowns).
+    pub planning: Option<PlanningConfig>,
 }
 
 /// Serves `router(state)` on `listener` (with MQTT and the simulator as `options` say) until
@@ -234,6 +238,9 @@ pub async fn run(
     let workers = state.start_workers();
     if let Some(retention) = options.retention {
         tokio::spawn(retention::run(state.clone(), retention, state.stopping.clone()));
+    }
+    if let Some(planning) = options.planning.filter(|p| p.auto_replan) {
+        tokio::spawn(replanner::run(state.clone(), planning, state.stopping.clone()));
     }
     let mqtt = match options.mqtt {
         Some((config, listener)) => {

@@ -47,6 +47,10 @@ impl StoreJobs {
 }
 
 impl JobSource for StoreJobs {
+    fn revision(&mut self) -> Option<i64> {
+        self.store.active_plan().ok().flatten().map(|plan| plan.id)
+    }
+
     fn ready(&mut self) -> Vec<JobOffer> {
         let ready = match self.store.ready_operations(500) {
             Ok(ready) => ready,

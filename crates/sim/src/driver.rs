@@ -30,12 +30,18 @@ pub struct JobOffer {
 pub trait JobSource: Send + 'static {
     /// Operations ready to run.
     fn ready(&mut self) -> Vec<JobOffer>;
+
+    /// Changes whenever the work should be handed out afresh (a new plan was published); the
+    /// driver then drops the jobs queued but not started and asks again.
+    fn revision(&mut self) -> Option<i64> {
+        None
+    }
 }
 
 /// How often the driver advances the factory and publishes.
 const TICK: Duration = Duration::from_millis(500);
 /// How often it asks for new work.
-const JOB_POLL: Duration = Duration::from_secs(3);
+const JOB_POLL: Duration = Duration::from_secs(1);
 
 /// Runs until `stop` turns true or the connection fails for good.
 pub async fn run(
@@ -48,6 +54,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_poll: Option<tokio::time::Instant> = None;
+    let mut revision = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -55,6 +62,11 @@ pub async fn run(
         }
         if last_poll.is_none_or(|at| at.elapsed() >= JOB_POLL) {
             last_poll = Some(tokio::time::Instant::now());
+            let current = jobs.revision();
+            if current != revision {
+                revision = current;
+                factory.clear_queues();
+            }
             for offer in jobs.ready() {
                 if factory.knows(offer.operation) {
                     continue;

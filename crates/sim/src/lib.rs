@@ -140,6 +140,14 @@ impl Factory {
         }
     }
 
+    /// Drops every queued job that has not started, e.g. when a new plan is published and work
+    /// is handed out again.
+    pub fn clear_queues(&mut self) {
+        for machine in &mut self.machines {
+            machine.clear_queue();
+        }
+    }
+
     /// Whether an operation is queued or in progress anywhere.
     pub fn knows(&self, operation: OperationId) -> bool {
         self.machines.iter().any(|m| m.knows(operation))

@@ -104,6 +104,11 @@ impl SimMachine {
             || self.queue.iter().any(|j| j.operation == operation)
     }
 
+    /// Drops the queued jobs that have not started (the one in progress goes on).
+    pub(crate) fn clear_queue(&mut self) {
+        self.queue.clear();
+    }
+
     pub(crate) fn queued_seconds(&self) -> f64 {
         self.queue.iter().map(|j| j.setup_seconds + j.unit_seconds * f64::from(j.quantity)).sum()
     }
@@ -185,6 +190,8 @@ impl SimMachine {
                 job.setup_seconds > 0.0 && self.last_family.as_deref() != Some(job.family.as_str());
             self.last_family = Some(job.family.clone());
             if needs_setup {
+                // The operation starts with its setup: the machine is committed to it from here.
+                out.push(Output::OperationStarted { machine: index, operation: job.operation, at });
                 let family = job.family.clone();
                 self.current = Some(Current { phase: Phase::Setup { remaining: job.setup_seconds }, job });
                 self.enter(index, MachineState::Setup, Some(family), at, out);
@@ -206,11 +213,6 @@ impl SimMachine {
                 if *remaining <= 0.0 {
                     let unit = unit_time(&current.job, random);
                     current.phase = Phase::Running { unit_remaining: unit, done: 0, good: 0, scrap: 0 };
-                    out.push(Output::OperationStarted {
-                        machine: index,
-                        operation: current.job.operation,
-                        at,
-                    });
                     self.enter(index, MachineState::Running, None, at, out);
                 }
             }

@@ -62,6 +62,14 @@ fn operations_go_through_setup_then_run_and_finish_with_every_unit_counted() {
         })
         .collect();
     assert_eq!(finished, [(1, 20), (2, 10), (3, 5)]);
+    let started: Vec<i64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::OperationStarted { operation, .. } => Some(operation.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [1, 2, 3], "each operation starts once, with its setup when it has one");
     let states: Vec<MachineState> = out
         .iter()
         .filter_map(|o| match o {

@@ -1,0 +1,88 @@
+//! Automatic repair re-planning: when a machine that has work in the active plan breaks down, a
+//! repair plan (near-term work frozen, the broken machine unavailable) is computed and published,
+//! so dispatch lists and the shop floor follow at once. On by default; see [`PlanningConfig`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use crate::live::LiveEvent;
+use crate::{AppState, planning};
+
+/// Planning settings (the `[planning]` section of the config file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanningConfig {
+    /// Re-plan and publish automatically when a machine with planned work breaks down.
+    pub auto_replan: bool,
+    /// Solver time of an automatic repair, in seconds.
+    pub repair_time_limit_seconds: f64,
+    /// Operations the active plan starts within this many minutes keep their place in a repair.
+    pub freeze_minutes: u32,
+    /// How long a broken-down machine is expected to stay down, in minutes.
+    pub expected_repair_minutes: u32,
+}
+
+impl Default for PlanningConfig {
+    fn default() -> PlanningConfig {
+        PlanningConfig {
+            auto_replan: true,
+            repair_time_limit_seconds: 2.0,
+            freeze_minutes: 60,
+            expected_repair_minutes: 60,
+        }
+    }
+}
+
+/// Breakdowns arriving within this window are handled by one repair.
+const DEBOUNCE: Duration = Duration::from_secs(3);
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch::Receiver<bool>) {
+    let mut events = state.live.subscribe();
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = stop.changed() => return,
+        };
+        let machine = match event {
+            Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => machine_id,
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        tokio::time::sleep(DEBOUNCE).await;
+        let (store, now, config) = (state.store.clone(), state.clock.now(), config.clone());
+        let outcome = tokio::task::spawn_blocking(move || -> Result<Option<(i64, usize)>, String> {
+            let Some(active) = store.active_plan().map_err(|e| e.to_string())? else { return Ok(None) };
+            let affected = store.plan_operations(active.id, Some(machine)).map_err(|e| e.to_string())?;
+            if affected.iter().all(|op| op.end <= now) {
+                return Ok(None);
+            }
+            let options = planning::Options {
+                repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
+                down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
+            };
+            let limit = Duration::from_secs_f64(config.repair_time_limit_seconds.clamp(0.05, 60.0));
+            let built = planning::build(&store, now, &options).map_err(|e| e.to_string())?;
+            let plan = planning::solve(&built, now, &active.objective, limit)?;
+            let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;
+            store.publish_plan(summary.id, now).map_err(|e| e.to_string())?;
+            Ok(Some((summary.id, affected.len())))
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Some((plan, affected)))) => {
+                tracing::info!(machine = %machine, plan, affected, "machine down: repaired plan published");
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(machine = %machine, %error, "automatic repair failed; the active plan stays")
+            }
+            Err(error) => tracing::warn!(%error, "automatic repair task failed"),
+        }
+        // Breakdowns reported while repairing are covered by the plan just made.
+        while events.try_recv().is_ok() {}
+    }
+}

@@ -369,24 +369,13 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for site in sites {
-            let machines =
-                store.machines(Some(site.id), None, store::PageRequest { after: None, limit: 10_000 })?.items;
-            let specs = machines
-                .into_iter()
-                .map(|m| sim::MachineSpec {
-                    id: m.id,
-                    site: site.code.clone(),
-                    code: m.code,
-                    kind: m.kind,
-                    rated_power_kw: m.rated_power_kw,
-                })
-                .collect();
-            let factory_config = sim::SimConfig {
-                seed: args.seed.wrapping_add(site.id.0 as u64),
-                speed: args.speed,
-                ..sim::SimConfig::default()
+            let settings =
+                server::simulation::SimSettings { enabled: true, speed: args.speed, seed: args.seed };
+            let Some(factory) = server::simulation::site_factory(&store, &site, &settings, clock.now())?
+            else {
+                println!("site {} has no machines; skipped", site.code);
+                continue;
             };
-            let factory = sim::Factory::new(specs, factory_config, clock.now());
             let jobs = server::simulation::StoreJobs::new(store.clone(), site.id);
             tasks.push(tokio::spawn(server::simulation::connect_and_run(
                 broker,

@@ -131,10 +131,7 @@ pub fn start(
     let sites = store.sites(PageRequest { after: None, limit: 1000 })?.items;
     let mut started = 0;
     for site in sites {
-        let machines = store.machines(Some(site.id), None, PageRequest { after: None, limit: 10_000 })?.items;
-        if machines.is_empty() {
-            continue;
-        }
+        let Some(factory) = site_factory(store, &site, settings, now)? else { continue };
         let username = format!("sim-{}", site.code);
         let user = match store.users()?.into_iter().find(|u| u.username == username) {
             Some(user) => user,
@@ -147,27 +144,41 @@ pub fn start(
         }
         let token = new_token()?;
         store.create_token(user.id, "simulator", &token_digest(&token), &shown_prefix(&token), now)?;
-        let specs = machines
-            .into_iter()
-            .map(|m| MachineSpec {
-                id: m.id,
-                site: site.code.clone(),
-                code: m.code,
-                kind: m.kind,
-                rated_power_kw: m.rated_power_kw,
-            })
-            .collect();
-        let config = SimConfig {
-            seed: settings.seed.wrapping_add(site.id.0 as u64),
-            speed: settings.speed,
-            ..SimConfig::default()
-        };
-        let factory = Factory::new(specs, config, now);
         let jobs = StoreJobs { store: store.clone(), site: site.id };
         tokio::spawn(connect_and_run(broker, username, token, factory, jobs, clock.clone(), stop.clone()));
         started += 1;
     }
     Ok(started)
+}
+
+/// The simulated factory of one site, built from its machines in the store; `None` when the site
+/// has no machines.
+pub fn site_factory(
+    store: &Store,
+    site: &model::Site,
+    settings: &SimSettings,
+    now: model::Timestamp,
+) -> Result<Option<Factory>, StoreError> {
+    let machines = store.machines(Some(site.id), None, PageRequest { after: None, limit: 10_000 })?.items;
+    if machines.is_empty() {
+        return Ok(None);
+    }
+    let specs = machines
+        .into_iter()
+        .map(|m| MachineSpec {
+            id: m.id,
+            site: site.code.clone(),
+            code: m.code,
+            kind: m.kind,
+            rated_power_kw: m.rated_power_kw,
+        })
+        .collect();
+    let config = SimConfig {
+        seed: settings.seed.wrapping_add(site.id.0 as u64),
+        speed: settings.speed,
+        ..SimConfig::default()
+    };
+    Ok(Some(Factory::new(specs, config, now)))
 }
 
 /// Connects (retrying while the broker starts) and runs one site's simulator; the password is the

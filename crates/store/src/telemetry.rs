@@ -113,18 +113,7 @@ impl Store {
             }
             for record in production {
                 if exists(record.machine)? {
-                    tx.prepare_cached(
-                        "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
-                         SELECT ?1, ?2, (SELECT id FROM operations WHERE id = ?3), ?4, ?5, ?6",
-                    )?
-                    .execute(params![
-                        record.machine.0,
-                        to_ms(record.at),
-                        record.operation.map(|o| o.0),
-                        record.good,
-                        record.scrap,
-                        record.ideal_unit_seconds
-                    ])?;
+                    insert_production(tx, record)?;
                 }
             }
             let mut minutes: HashMap<(i64, i64), MinuteAggregate> = HashMap::new();
@@ -351,19 +340,7 @@ impl Store {
     pub fn record_production(&self, record: &ProductionRecord) -> Result<()> {
         self.write(|tx| {
             crate::require(tx, "machines", record.machine.0, "machine")?;
-            tx.prepare_cached(
-                "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                record.machine.0,
-                to_ms(record.at),
-                record.operation.map(|o| o.0),
-                record.good,
-                record.scrap,
-                record.ideal_unit_seconds
-            ])?;
-            Ok(())
+            insert_production(tx, record)
         })
     }
 
@@ -428,6 +405,23 @@ fn series_id(
     // a transaction fails.
     cache.entry(machine).or_default().insert(metric.to_string(), id);
     Ok(Some(id))
+}
+
+/// Inserts a production record; an operation id that does not exist (any more) is stored as none.
+fn insert_production(tx: &Connection, record: &ProductionRecord) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
+         SELECT ?1, ?2, (SELECT id FROM operations WHERE id = ?3), ?4, ?5, ?6",
+    )?
+    .execute(params![
+        record.machine.0,
+        to_ms(record.at),
+        record.operation.map(|o| o.0),
+        record.good,
+        record.scrap,
+        record.ideal_unit_seconds
+    ])?;
+    Ok(())
 }
 
 /// Series ids by machine, then metric name.

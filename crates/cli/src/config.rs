@@ -130,6 +130,9 @@ listen = "127.0.0.1:1883"
 # Instead of the embedded broker, subscribe to an external one (Mosquitto, EMQX, HiveMQ) at
 # "host:port", with these credentials. The external broker's own access control then applies.
 # external = "broker.factory.lan:1883"
+# Sparkplug primary host id: the platform publishes spBv1.0/STATE/{host_id} (retained, online or
+# offline) so edge nodes know when it listens.
+host_id = "microfactory"
 # username = "microfactory"
 # password = "..."
 

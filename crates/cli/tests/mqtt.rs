@@ -86,6 +86,11 @@ fn devices_sign_in_with_tokens_and_publish_only_for_their_site() {
         let stolen_id = Client::connect(server.mqtt, options("gw-sz-1", "gw-hk", &token)).await;
         assert!(stolen_id.is_err(), "a device's client id must start with its user name");
         let client = Client::connect(server.mqtt, options("gw-hk-1", "gw-hk", &token)).await.unwrap();
+        // The platform announces itself as the Sparkplug primary host (retained STATE).
+        let mut host = client.subscribe("spBv1.0/STATE/microfactory", QoS::AtLeastOnce).await.unwrap();
+        let state = tokio::time::timeout(Duration::from_secs(5), host.recv()).await.unwrap().unwrap();
+        let state: serde_json::Value = serde_json::from_slice(&state.payload).unwrap();
+        assert_eq!(state["online"], true, "{state}");
         client
             .publish(
                 "mf/v1/hk-kt/cnc-01/telemetry",

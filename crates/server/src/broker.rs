@@ -38,6 +38,9 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Password for the external broker (never logged).
     pub password: Option<String>,
+    /// The Sparkplug primary host id: the platform publishes `spBv1.0/STATE/{host_id}` (retained)
+    /// so edge nodes know it is online.
+    pub host_id: String,
 }
 
 impl Default for MqttConfig {
@@ -48,6 +51,7 @@ impl Default for MqttConfig {
             external: None,
             username: None,
             password: None,
+            host_id: "microfactory".into(),
         }
     }
 }
@@ -57,7 +61,8 @@ impl Default for MqttConfig {
 /// - The MQTT password is an API token; the user name is informational.
 /// - Admin tokens may publish and subscribe anywhere (automation, the built-in simulator).
 /// - Device tokens may publish and subscribe only under their site: `mf/v1/{site}/…` and
-///   `spBv1.0/{site}/…` (the Sparkplug group id is the site code). A device's client id must
+///   `spBv1.0/{site}/…` (the Sparkplug group id is the site code); they may also subscribe to the
+///   primary host's `spBv1.0/STATE/…`. A device's client id must
 ///   start with its user name, so one device cannot knock another offline by taking its id.
 /// - Every other role is refused (return code 5).
 #[derive(Clone)]
@@ -133,7 +138,9 @@ impl Hooks for PlatformHooks {
     }
 
     fn may_subscribe(&self, identity: &Identity, filter: &str) -> bool {
+        // Edge nodes watch the primary host's STATE before they publish.
         self.may_publish(identity, filter)
+            || (device_site(identity).is_some() && filter.starts_with("spBv1.0/STATE/"))
     }
 }
 
@@ -151,12 +158,17 @@ pub struct Mqtt {
     broker: Option<BrokerHandle>,
     /// The address the embedded broker listens on.
     pub address: Option<SocketAddr>,
+    /// The retained Sparkplug STATE saying the platform went offline, published at shutdown.
+    offline: Option<Outgoing>,
 }
 
 impl Mqtt {
     /// Stops the embedded broker (the client tasks end with the server's stop signal).
     pub async fn shutdown(&self) {
         if let Some(broker) = &self.broker {
+            if let Some(offline) = &self.offline {
+                let _ = broker.publish(&offline.topic, &offline.payload, QoS::AtLeastOnce, true).await;
+            }
             broker.shutdown().await;
         }
     }
@@ -173,10 +185,29 @@ pub async fn start(
     let stop = state.stopping.clone();
     if let Some(external) = &config.external {
         let mut options = ClientOptions::new(format!("microfactory-{}", std::process::id()));
+        // Sparkplug primary host: offline as the will, online once connected.
+        let connected_ms = model::oee::unix_ms(state.clock.now()).max(0) as u64;
+        let host_state = |online| {
+            ingest::sparkplug::encode_host_state(
+                &config.host_id,
+                ingest::sparkplug::HostState { online, timestamp: connected_ms },
+            )
+        };
+        if let Ok(will) = host_state(false) {
+            options.will = Some(mqtt::LastWill {
+                topic: will.topic,
+                payload: will.payload,
+                qos: QoS::AtLeastOnce,
+                retain: true,
+            });
+        }
         options.username = config.username.clone();
         options.password = config.password.clone().map(String::into_bytes);
         options.keep_alive = Duration::from_secs(30);
         let client = Client::connect(external.as_str(), options).await?;
+        if let Ok(online) = host_state(true) {
+            client.publish(&online.topic, online.payload, QoS::AtLeastOnce, true).await?;
+        }
         for filter in INGEST_FILTERS {
             let mut subscription = client.subscribe(filter, QoS::AtLeastOnce).await?;
             let state = state.clone();
@@ -219,7 +250,7 @@ pub async fn start(
             });
         }
         tracing::info!(broker = %external, "subscribed to the external MQTT broker");
-        return Ok(Mqtt { broker: None, address: None });
+        return Ok(Mqtt { broker: None, address: None, offline: None });
     }
 
     let listener = match listener {
@@ -228,8 +259,8 @@ pub async fn start(
     };
     let address = listener.local_addr().ok();
     // Durable acks: a device's QoS 1 PUBACK means its reading is stored.
-    let config = BrokerConfig { durable_acks: true, ..BrokerConfig::default() };
-    let broker = Broker::start(listener, config, PlatformHooks::new(state.store.clone()));
+    let broker_config = BrokerConfig { durable_acks: true, ..BrokerConfig::default() };
+    let broker = Broker::start(listener, broker_config, PlatformHooks::new(state.store.clone()));
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();
@@ -269,8 +300,18 @@ pub async fn start(
             }
         });
     }
+    let host_state = |online| {
+        let timestamp = model::oee::unix_ms(state.clock.now()).max(0) as u64;
+        ingest::sparkplug::encode_host_state(
+            &config.host_id,
+            ingest::sparkplug::HostState { online, timestamp },
+        )
+    };
+    if let Ok(online) = host_state(true) {
+        broker.publish(&online.topic, &online.payload, QoS::AtLeastOnce, true).await?;
+    }
     tracing::info!(address = ?address, "embedded MQTT broker listening");
-    Ok(Mqtt { broker: Some(broker), address })
+    Ok(Mqtt { broker: Some(broker), address, offline: host_state(false).ok() })
 }
 
 /// Why MQTT could not start.

@@ -855,6 +855,12 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
     let released =
         h.get("/api/v1/orders?status=released&limit=500").await.json["items"].as_array().unwrap().len();
     assert_eq!(plan["etas"].as_array().unwrap().len(), released, "every released order gets an ETA");
+    let utilisation = plan["utilisation"].as_array().unwrap();
+    assert!(!utilisation.is_empty());
+    assert!(
+        utilisation.iter().all(|u| (0.0..=1.0).contains(&u["utilisation"].as_f64().unwrap())),
+        "{utilisation:?}"
+    );
 
     // Independent checks of the Gantt data: no overlap on a machine (setups included), routing
     // order kept, and every bar inside the demo's shifts (Hong Kong time, Mon–Fri 08:00–17:30 and

@@ -62,13 +62,39 @@ pub(crate) struct PlanDiff {
     eta_changes: Vec<(OrderId, i64)>,
 }
 
-/// A plan with its order ETAs and its diff.
+/// How busy a machine is in a plan.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Utilisation {
+    machine_id: MachineId,
+    /// Seconds of processing and setup planned.
+    busy_seconds: i64,
+    /// Busy seconds over the plan's span (from its computation to its last end), 0 to 1.
+    utilisation: f64,
+}
+
+/// A plan with its order ETAs, machine utilisation and its diff.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct PlanDetail {
     #[serde(flatten)]
     summary: PlanSummary,
     etas: Vec<Eta>,
+    utilisation: Vec<Utilisation>,
     diff: PlanDiff,
+}
+
+fn utilisation(summary: &PlanSummary, operations: &[PlannedOperation]) -> Vec<Utilisation> {
+    let span = (summary.makespan_end - summary.created_at).whole_seconds().max(1);
+    let mut busy: std::collections::BTreeMap<MachineId, i64> = std::collections::BTreeMap::new();
+    for op in operations {
+        *busy.entry(op.machine_id).or_default() += (op.end - op.setup_start).whole_seconds();
+    }
+    busy.into_iter()
+        .map(|(machine_id, busy_seconds)| Utilisation {
+            machine_id,
+            busy_seconds,
+            utilisation: busy_seconds as f64 / span as f64,
+        })
+        .collect()
 }
 
 fn etas(store: &store::Store, operations: &[PlannedOperation]) -> Result<Vec<Eta>, store::StoreError> {
@@ -136,7 +162,8 @@ fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanDetail, stor
         }
         None => PlanDiff::default(),
     };
-    Ok(PlanDetail { summary, etas: new_etas, diff })
+    let utilisation = utilisation(&summary, &operations);
+    Ok(PlanDetail { summary, etas: new_etas, utilisation, diff })
 }
 
 pub(crate) async fn create_plan(

@@ -13,7 +13,7 @@ mod tests;
 pub use json::{JSON_EXAMPLE, to_json};
 
 use crate::error::{Error, Result};
-use crate::problem::Problem;
+use crate::problem::{MAX_TIME, Problem};
 
 /// A supported input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,5 +150,3 @@ impl<'a> Tokens<'a> {
 
 /// Upper bound on counts read from files, to refuse absurd allocations on garbage input.
 const MAX_COUNT: usize = 1_000_000;
-/// Upper bound on times read from files, to keep sums far from overflow.
-const MAX_TIME: i64 = 1_000_000_000_000;

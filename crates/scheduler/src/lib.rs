@@ -24,6 +24,6 @@ mod solve;
 
 pub use check::{Violation, check};
 pub use error::{Error, Result};
-pub use problem::{Alternative, FixedStart, Interval, Job, Machine, Operation, Problem};
+pub use problem::{Alternative, FixedStart, Interval, Job, MAX_TIME, Machine, Operation, Problem};
 pub use solution::{ScheduledOperation, Solution, objectives};
 pub use solve::{Clock, Config, MoveBench, Objective, Stopwatch, solve};

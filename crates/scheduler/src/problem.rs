@@ -97,6 +97,10 @@ pub struct FixedStart {
     pub start: i64,
 }
 
+/// Largest time value (duration, release, due date, setup, interval bound, fixed start) a problem may
+/// use; keeps every sum the solver forms far from `i64` overflow.
+pub const MAX_TIME: i64 = 1_000_000_000_000;
+
 impl Job {
     /// A job released at 0, without due date, weight 1.
     pub fn new(operations: Vec<Operation>) -> Self {
@@ -172,7 +176,7 @@ impl Problem {
 
     /// Checks that the problem describes a real shop; the solver and the checker rely on it.
     ///
-    /// Rejects: no machines, empty jobs, operations without alternatives, unknown machines, negative
+    /// Rejects: times or weights beyond [`MAX_TIME`], no machines, empty jobs, operations without alternatives, unknown machines, negative
     /// durations/weights/releases, zero durations on machines with setups, non-square or negative setup matrices, families outside a machine's
     /// matrix, empty or negative intervals, and fixed operations that are ineligible, overlap an
     /// unavailable interval, overlap each other on a machine (setups included), or break their job's
@@ -184,6 +188,22 @@ impl Problem {
         }
         if self.jobs.is_empty() {
             return invalid("no jobs".into());
+        }
+        let too_big = |t: i64| t.abs() > MAX_TIME;
+        let any_too_big = self.machines.iter().any(|m| {
+            m.setup.iter().flatten().any(|&t| too_big(t))
+                || m.unavailable.iter().any(|iv| too_big(iv.start) || too_big(iv.end))
+        }) || self.jobs.iter().any(|job| {
+            too_big(job.release)
+                || too_big(job.weight)
+                || job.due.is_some_and(too_big)
+                || job.operations.iter().any(|op| {
+                    op.alternatives.iter().any(|alt| too_big(alt.duration))
+                        || op.fixed.is_some_and(|f| too_big(f.start))
+                })
+        });
+        if any_too_big {
+            return invalid(format!("a time or weight exceeds {MAX_TIME}"));
         }
         for (machine_idx, machine) in self.machines.iter().enumerate() {
             let n_families = machine.setup.len();

@@ -59,3 +59,10 @@ fn setup_time_uses_initial_family() {
     assert_eq!(p.setup_time(0, Some(1), 0), 6);
     assert_eq!(p.setup_time(1, Some(1), 0), 0);
 }
+
+#[test]
+fn rejects_times_that_could_overflow() {
+    let mut p = two_jobs();
+    p.jobs[0].operations[0].alternatives[0].duration = i64::MAX;
+    assert!(p.validate().unwrap_err().to_string().contains("exceeds"));
+}

@@ -89,6 +89,9 @@ enum BenchCommand {
     /// Simulated devices → MQTT broker → ingest pipeline → durable store: messages/s, points/s,
     /// publish-to-queryable latency.
     Ingest(bench::IngestBench),
+    /// A generated high-mix factory (500 orders, 15 machines by default): first feasible plan,
+    /// repair after a breakdown, and the optimised plan against EDD and ATCS dispatching.
+    Plan(bench::PlanBench),
 }
 
 /// Flags shared by the commands that touch the data directory.
@@ -155,6 +158,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => simulate(args),
         Command::Schedule(command) => schedule::run(command),
         Command::Bench(BenchCommand::Ingest(options)) => bench::run(options),
+        Command::Bench(BenchCommand::Plan(options)) => bench::plan(options),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
             Ok(())

@@ -1,0 +1,152 @@
+//! Dispatching-rule baselines the solver is measured against: active schedules built by
+//! Giffler–Thompson list scheduling (the next operation of every job competes for the machine that
+//! can finish one first; the rule picks among those that could start before that), with
+//! - EDD: earliest due date first;
+//! - ATCS: apparent tardiness cost with setups (Lee, Bhaskaran & Pinedo), `k1 = 2`, `k2 = 0.5`.
+//!
+//! They respect everything the checker checks (setups, breaks, releases, fixed work) but never
+//! insert work into earlier gaps, so they are what a good dispatcher at the machine would do.
+
+use scheduler::{Problem, ScheduledOperation};
+
+/// A dispatching rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Earliest due date.
+    Edd,
+    /// Apparent tardiness cost with setups.
+    Atcs,
+}
+
+struct Machine {
+    free_at: i64,
+    family: Option<usize>,
+}
+
+/// Builds a schedule of `problem` with `rule`.
+pub fn dispatch(problem: &Problem, rule: Rule) -> Vec<ScheduledOperation> {
+    let mut machines: Vec<Machine> =
+        problem.machines.iter().map(|_| Machine { free_at: 0, family: None }).collect();
+    let mut next = vec![0usize; problem.jobs.len()];
+    let mut ready: Vec<i64> = problem.jobs.iter().map(|job| job.release).collect();
+    let remaining_work = |job: usize, from: usize| -> i64 {
+        problem.jobs[job].operations[from..]
+            .iter()
+            .map(|op| op.alternatives.iter().map(|a| a.duration).min().unwrap_or(0))
+            .sum()
+    };
+    let total: usize = problem.jobs.iter().map(|job| job.operations.len()).sum();
+    let mean_duration =
+        (problem.jobs.iter().flat_map(|j| &j.operations).map(|op| op.alternatives[0].duration).sum::<i64>()
+            as f64
+            / total.max(1) as f64)
+            .max(1.0);
+    let mean_setup = {
+        let setups: Vec<i64> = problem
+            .machines
+            .iter()
+            .flat_map(|m| m.setup.iter().flatten().copied())
+            .filter(|s| *s > 0)
+            .collect();
+        setups.iter().sum::<i64>() as f64 / setups.len().max(1) as f64
+    };
+    let mut schedule = Vec::with_capacity(total);
+    while schedule.len() < total {
+        // Every job's next operation, on its machine that finishes it first.
+        let mut best: Option<(i64, usize)> = None; // (completion, machine)
+        let mut candidates = Vec::new();
+        for (job, position) in next.iter().enumerate() {
+            let Some(op) = problem.jobs[job].operations.get(*position) else { continue };
+            for alternative in &op.alternatives {
+                if op.fixed.is_some_and(|f| f.machine != alternative.machine) {
+                    continue;
+                }
+                let (start, setup) = earliest(
+                    problem,
+                    &machines,
+                    alternative.machine,
+                    ready[job],
+                    op.family,
+                    alternative.duration,
+                    op.fixed.map(|f| f.start),
+                );
+                let end = start + alternative.duration;
+                candidates.push((job, alternative.machine, start, end, setup));
+                if best.is_none_or(|(c, _)| end < c) {
+                    best = Some((end, alternative.machine));
+                }
+            }
+        }
+        let Some((completion, machine)) = best else { break };
+        let conflict: Vec<_> = candidates.iter().filter(|c| c.1 == machine && c.2 < completion).collect();
+        let now = conflict.iter().map(|c| c.2).min().unwrap_or(0);
+        let chosen = conflict
+            .iter()
+            .max_by(|a, b| {
+                let score = |c: &&&(usize, usize, i64, i64, i64)| -> f64 {
+                    let (job, _, start, end, setup) = ***c;
+                    let job_data = &problem.jobs[job];
+                    let due = job_data.due.unwrap_or(i64::MAX / 4);
+                    match rule {
+                        Rule::Edd => -(due as f64) - start as f64 * 1e-9,
+                        Rule::Atcs => {
+                            let p = (end - start).max(1) as f64;
+                            let slack = (due - remaining_work(job, next[job]) - now).max(0) as f64;
+                            let setup_term = if mean_setup > 0.0 {
+                                (-(setup as f64) / (0.5 * mean_setup)).exp()
+                            } else {
+                                1.0
+                            };
+                            job_data.weight as f64 / p * (-slack / (2.0 * mean_duration)).exp() * setup_term
+                        }
+                    }
+                };
+                score(a).total_cmp(&score(b))
+            })
+            .map(|c| **c);
+        let Some((job, machine, start, end, _)) = chosen else { break };
+        let op = &problem.jobs[job].operations[next[job]];
+        schedule.push(ScheduledOperation { job, op: next[job], machine, start, end });
+        machines[machine].free_at = end;
+        machines[machine].family = Some(op.family);
+        ready[job] = end;
+        next[job] += 1;
+    }
+    schedule.sort_by_key(|s| (s.job, s.op));
+    schedule
+}
+
+/// Earliest start of an operation on `machine` after everything already there: after the job is
+/// ready and the machine's setup, inside one gap between breaks (setup included). Returns the
+/// start and the setup it needs.
+fn earliest(
+    problem: &Problem,
+    machines: &[Machine],
+    machine: usize,
+    ready: i64,
+    family: usize,
+    duration: i64,
+    fixed: Option<i64>,
+) -> (i64, i64) {
+    let state = &machines[machine];
+    let setup = if problem.machines[machine].setup.is_empty() {
+        0
+    } else {
+        problem.setup_time(machine, state.family.or(problem.machines[machine].initial_family), family)
+    };
+    if let Some(start) = fixed {
+        return (start, setup);
+    }
+    let mut start = ready.max(state.free_at + setup);
+    loop {
+        let (from, to) = (start - setup, start + duration);
+        match problem.machines[machine]
+            .unavailable
+            .iter()
+            .find(|i| i.start < to && from < i.end && i.start != i.end)
+        {
+            Some(blocked) => start = blocked.end + setup,
+            None => return (start, setup),
+        }
+    }
+}

@@ -25,6 +25,25 @@ enum ScheduleAction {
     Solve(SolveArgs),
     /// Solve every instance of a folder listed in its bounds.csv and report gaps to the best known.
     Bench(BenchArgs),
+    /// Write a realistic high-mix planning problem (product families, setups, due dates, shift
+    /// calendars, lots split to fit shifts) in the JSON format, built the way the platform plans.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Released orders.
+    #[arg(long, default_value_t = 500)]
+    orders: usize,
+    /// Machines.
+    #[arg(long, default_value_t = 15)]
+    machines: usize,
+    /// Seed; the same seed gives the same problem.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "PROBLEM.json")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -96,7 +115,27 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<()> {
     match command.action {
         ScheduleAction::Solve(args) => solve_file(&args),
         ScheduleAction::Bench(args) => bench(&args),
+        ScheduleAction::Generate(args) => generate(&args),
     }
+}
+
+/// Builds the generated factory in a throw-away store and writes its planning problem.
+fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    if args.orders == 0 || args.machines == 0 {
+        bail!("--orders and --machines must be at least 1");
+    }
+    let now = time::macros::datetime!(2026-11-30 06:00 +08:00);
+    let store = store::Store::open_in_memory()?;
+    server::demo::seed_generated(&store, args.orders, args.machines, args.seed, now)?;
+    let built = server::planning::build(&store, now, &server::planning::Options::default())?;
+    let mut problem = built.problem;
+    problem.name = format!("generated-{}x{}-seed{}", args.orders, args.machines, args.seed);
+    let json = formats::to_json(&problem);
+    match &args.output {
+        Some(path) => std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    Ok(())
 }
 
 fn load(path: &Path, format: FormatArg) -> anyhow::Result<Problem> {

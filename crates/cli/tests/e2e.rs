@@ -192,3 +192,34 @@ fn a_bad_config_file_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("invalid config file") && stderr.contains("colour"), "{stderr}");
 }
+
+#[test]
+fn generated_planning_problems_solve_to_valid_schedules() {
+    let dir = TempDir::new("generate");
+    let problem = dir.0.join("problem.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["schedule", "generate", "--orders", "20", "--machines", "5", "--seed", "7", "--output"])
+        .arg(&problem)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["schedule", "solve"])
+        .arg(&problem)
+        .args([
+            "--format",
+            "json",
+            "--time-limit",
+            "5",
+            "--iterations",
+            "200",
+            "--objective",
+            "tardiness-then-makespan",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["valid"], true, "{result}");
+    assert_eq!(result["jobs"], 20);
+}

@@ -17,7 +17,7 @@ cargo build --release -q -p cli
 data=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
 MICROFACTORY_BOOTSTRAP_TOKEN=$token RUST_LOG=warn \
-  target/release/microfactory demo --listen 127.0.0.1:$port --data-dir "$data" >/dev/null &
+  target/release/microfactory demo --no-sim --listen 127.0.0.1:$port --mqtt-listen 127.0.0.1:$((port + 1)) --data-dir "$data" >/dev/null &
 server=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/healthz >/dev/null && break; sleep 0.1; done
 

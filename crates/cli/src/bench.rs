@@ -431,7 +431,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
         hours(optimised.makespan)
     );
     println!(
-        "| planner (best of search and rules), {} s | {planner_seconds:.1} s | true | {:.0} | {:.1} |",
+        "| planner (search warm-started from the rules), {} s | {planner_seconds:.1} s | true | {:.0} | {:.1} |",
         options.time_limit,
         hours(plan.weighted_tardiness),
         hours((plan.makespan_end - now).whole_seconds())
@@ -439,17 +439,14 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     println!(
         "| repair after a breakdown (build + 250 ms solve) | {repair_ms:.0} ms | {repair_valid} | — | — |"
     );
-    let factor = |baseline: i64| {
-        if optimised.weighted_tardiness > 0 {
-            baseline as f64 / optimised.weighted_tardiness as f64
-        } else {
-            f64::INFINITY
-        }
-    };
+    let factor =
+        |baseline: i64, ours: i64| if ours > 0 { baseline as f64 / ours as f64 } else { f64::INFINITY };
     println!(
-        "weighted tardiness of the optimised plan: {:.2}× lower than EDD, {:.2}× lower than ATCS",
-        factor(edd_twt),
-        factor(atcs_twt)
+        "weighted tardiness: the planner's is {:.2}× lower than EDD's and {:.2}× lower than ATCS's; the cold search's {:.2}× and {:.2}×",
+        factor(edd_twt, plan.weighted_tardiness),
+        factor(atcs_twt, plan.weighted_tardiness),
+        factor(edd_twt, optimised.weighted_tardiness),
+        factor(atcs_twt, optimised.weighted_tardiness)
     );
     Ok(())
 }

@@ -168,6 +168,7 @@ fn config(
         time_limit: Some(Duration::from_secs_f64(time_limit)),
         iteration_limit: iterations,
         clock: None,
+        initial: None,
     })
 }
 

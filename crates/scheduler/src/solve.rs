@@ -76,6 +76,10 @@ pub struct Config {
     pub iteration_limit: Option<u64>,
     /// Clock for the time limit and statistics; `None` uses a [`Stopwatch`] started when `solve` begins.
     pub clock: Option<Arc<dyn Clock>>,
+    /// A schedule to start from (a warm start): a dispatching rule's, or the previous plan's for a
+    /// repair. Its machine sequences join the constructive starts; when it scores best the search
+    /// begins there. Ignored unless it places every operation exactly once on an eligible machine.
+    pub initial: Option<Vec<ScheduledOperation>>,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             time_limit: Some(Duration::from_secs(10)),
             iteration_limit: None,
             clock: None,
+            initial: None,
         }
     }
 }
@@ -99,6 +104,7 @@ impl std::fmt::Debug for Config {
             .field("threads", &self.threads)
             .field("time_limit", &self.time_limit)
             .field("iteration_limit", &self.iteration_limit)
+            .field("initial", &self.initial.as_ref().map(Vec::len))
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +131,7 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
         iteration_limit: config.iteration_limit,
         clock: clock.as_ref(),
         stall_limit: 10_000,
+        initial: config.initial.as_deref(),
     };
     let threads = config.threads.max(1);
     let seeds: Vec<u64> = (0..threads as u64).map(|i| derive_seed(config.seed, i)).collect();

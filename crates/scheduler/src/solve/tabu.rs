@@ -23,6 +23,8 @@ pub(crate) struct Params<'a> {
     pub(crate) clock: &'a dyn Clock,
     /// Iterations without improvement before restarting from an elite solution.
     pub(crate) stall_limit: u64,
+    /// A warm start, see `Config::initial`.
+    pub(crate) initial: Option<&'a [crate::ScheduledOperation]>,
 }
 
 /// Result of one search.
@@ -614,6 +616,38 @@ impl Search<'_> {
     }
 }
 
+/// The machine sequences of a given schedule as an undecoded state; `None` unless it places every
+/// operation once, on one of its alternatives.
+fn warm_start(inst: &Inst, initial: &[crate::ScheduledOperation]) -> Option<State> {
+    let n = inst.n_ops;
+    if initial.len() != n {
+        return None;
+    }
+    let mut mach = vec![usize::MAX; n];
+    let mut dur = vec![0; n];
+    let mut order: Vec<(usize, i64, usize)> = Vec::with_capacity(n);
+    for scheduled in initial {
+        let first = *inst.job_start.get(scheduled.job)?;
+        let o = first + scheduled.op;
+        if scheduled.job + 1 >= inst.job_start.len()
+            || o >= inst.job_start[scheduled.job + 1]
+            || mach[o] != usize::MAX
+        {
+            return None;
+        }
+        let alt = inst.alt_on(o, scheduled.machine)?;
+        mach[o] = scheduled.machine;
+        dur[o] = inst.alt_dur[alt];
+        order.push((scheduled.machine, scheduled.start, o));
+    }
+    order.sort_unstable();
+    let mut seq = vec![Vec::new(); inst.n_machines];
+    for (machine, _, o) in order {
+        seq[machine].push(o);
+    }
+    Some(State::new(inst, mach, dur, seq))
+}
+
 /// Number of operations whose machine or machine position differs between two snapshots.
 fn distance(a: &Snapshot, b: &Snapshot, scratch: &mut Vec<usize>) -> usize {
     scratch.clear();
@@ -644,6 +678,12 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
         if st.decode(inst) && best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
             best_state = Some(st);
         }
+    }
+    if let Some(mut st) = params.initial.and_then(|initial| warm_start(inst, initial))
+        && st.decode(inst)
+        && best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective))
+    {
+        best_state = Some(st);
     }
     let state = best_state.unwrap_or_else(|| {
         // Fixed ops are graph sources, so constructions are acyclic; keep a fallback anyway.

@@ -357,3 +357,18 @@ fn a_shop_without_neighbours_stops_before_the_time_limit() {
     assert_eq!(solution.makespan, 15);
     assert!(solution.iterations < 100, "{}", solution.iterations);
 }
+
+#[test]
+fn a_warm_start_is_never_lost() {
+    let problem = random_job_shop(11, 8, 5);
+    // The schedule of a long search, handed to a search with no iterations at all.
+    let good = solve(&problem, &config(20_000));
+    let warm = solve(&problem, &Config { initial: Some(good.operations.clone()), ..config(0) });
+    assert_feasible(&problem, &warm);
+    assert!(warm.makespan <= good.makespan, "{} > {}", warm.makespan, good.makespan);
+    // A schedule that does not fit the problem is ignored, not trusted.
+    let mut broken = good.operations.clone();
+    broken.pop();
+    let cold = solve(&problem, &Config { initial: Some(broken), ..config(0) });
+    assert_feasible(&problem, &cold);
+}

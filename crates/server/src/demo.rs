@@ -493,17 +493,15 @@ pub fn seed_generated(
                     } else {
                         random.below(kinds.len() as u64 - 1) as usize
                     };
-                    let pool = &by_kind[kind];
-                    let count = (1 + random.below(3) as usize).min(pool.len()).max(1);
+                    // With fewer machines than kinds, a kind may have none: any machine will do.
+                    let all: Vec<MachineId> = by_kind.iter().flatten().copied().collect();
+                    let pool = if by_kind[kind].is_empty() { &all } else { &by_kind[kind] };
+                    let count = (1 + random.below(3) as usize).min(pool.len());
                     let first = random.below(pool.len() as u64) as usize;
                     let eligible = (0..count).map(|k| pool[(first + k) % pool.len()]).collect::<Vec<_>>();
                     RoutingStep {
                         name: format!("step {step}"),
-                        eligible_machines: if eligible.is_empty() {
-                            by_kind.iter().flatten().copied().take(1).collect()
-                        } else {
-                            eligible
-                        },
+                        eligible_machines: eligible,
                         setup_seconds: 300 + random.below(3000) as u32,
                         unit_seconds: random.between(20.0, 180.0).round(),
                         setup_family: format!("f{}", random.below(6)),

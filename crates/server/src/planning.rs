@@ -280,7 +280,23 @@ pub fn solve(
         initial,
         ..scheduler::Config::default()
     };
-    let mut solution = scheduler::solve(&built.problem, &config);
+    // A zero time limit asks for the fastest feasible plan: the best dispatching rule, no search.
+    let fast = time_limit.is_zero().then(|| config.initial.clone()).flatten();
+    let mut solution = match fast {
+        Some(operations) => {
+            let (makespan, weighted_tardiness) = scheduler::objectives(&built.problem, &operations);
+            scheduler::Solution {
+                operations,
+                makespan,
+                weighted_tardiness,
+                feasible: true,
+                iterations: 0,
+                time_to_best: Duration::ZERO,
+                elapsed: Duration::ZERO,
+            }
+        }
+        None => scheduler::solve(&built.problem, &config),
+    };
     let violations = scheduler::check(&built.problem, &solution.operations);
     if !violations.is_empty() {
         return Err(format!(

@@ -835,7 +835,7 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
     let h = harness();
     let planner = token_for(Role::Planner);
     for (body, field) in [
-        (json!({"time_limit_seconds": 0.0}), "time_limit_seconds"),
+        (json!({"time_limit_seconds": -1.0}), "time_limit_seconds"),
         (json!({"time_limit_seconds": 600}), "time_limit_seconds"),
         (json!({"objective": "cheapest"}), "objective"),
     ] {
@@ -1069,4 +1069,44 @@ async fn operators_start_and_finish_operations_and_repairs_keep_the_near_term() 
     assert!(kept > 0, "the test needs frozen work to mean anything");
     h.state.begin_stop();
     workers.finish().await;
+}
+
+mod planning_properties {
+    use proptest::prelude::*;
+
+    use crate::planning;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+        /// Generated factories always plan and repair to schedules the independent checker accepts
+        /// (calendars, setups, routing order, eligibility, frozen work), whatever the seed.
+        #[test]
+        fn generated_factories_plan_and_repair_feasibly(seed in 0u64..10_000, orders in 5usize..40, machines in 3usize..9, down in 0usize..8) {
+            let now = time::macros::datetime!(2026-11-30 06:00 +08:00);
+            let store = store::Store::open_in_memory().unwrap();
+            crate::demo::seed_generated(&store, orders, machines, seed, now).unwrap();
+            let built = planning::build(&store, now, &planning::Options::default()).unwrap();
+            for limit in [std::time::Duration::ZERO, std::time::Duration::from_millis(30)] {
+                let plan = planning::solve(&built, now, "tardiness_then_makespan", limit);
+                prop_assert!(plan.is_ok(), "{:?}", plan.err());
+            }
+            let plan = planning::solve(&built, now, "tardiness_then_makespan", std::time::Duration::from_millis(30)).unwrap();
+            let summary = store.create_plan(&plan).unwrap();
+            store.publish_plan(summary.id, now).unwrap();
+            let broken = model::MachineId((down % machines) as i64 + 1);
+            let later = now + time::Duration::minutes(20);
+            store.record_state(&model::StateChange { machine: broken, at: later, state: model::MachineState::Down, reason: None }).unwrap();
+            let options = planning::Options { repair: Some(time::Duration::minutes(60)), down_for: time::Duration::minutes(90) };
+            let repaired = planning::build(&store, later, &options).unwrap();
+            let repair = planning::solve(&repaired, later, "tardiness_then_makespan", std::time::Duration::from_millis(30));
+            prop_assert!(repair.is_ok(), "{:?}", repair.err());
+            for op in repair.unwrap().operations {
+                if op.machine_id == broken {
+                    prop_assert!(op.setup_start >= later + time::Duration::minutes(90) || op.start < later + time::Duration::minutes(1),
+                        "work on the broken machine while it is down: {op:?}");
+                }
+            }
+        }
+    }
 }

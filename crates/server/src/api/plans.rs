@@ -19,7 +19,8 @@ use crate::{AppState, planning};
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanRequest {
-    /// Solver time in seconds, 0.05 to 60 (default 3).
+    /// Solver time in seconds, 0 to 60 (default 3); 0 returns the best dispatching rule's plan at
+    /// once, without search.
     #[serde(default)]
     time_limit_seconds: Option<f64>,
     /// `tardiness_then_makespan` (default), `weighted_tardiness` or `makespan`.
@@ -173,10 +174,10 @@ pub(crate) async fn create_plan(
 ) -> ApiResult<Created<PlanDetail>> {
     principal.require(Need::Plan)?;
     let seconds = request.time_limit_seconds.unwrap_or(3.0);
-    if !(0.05..=60.0).contains(&seconds) {
+    if !(0.0..=60.0).contains(&seconds) {
         return Err(ApiError::validation(vec![model::FieldError::new(
             "time_limit_seconds",
-            "must be from 0.05 to 60",
+            "must be from 0 to 60",
         )]));
     }
     let freeze = request.freeze_minutes.unwrap_or(60);

@@ -105,6 +105,17 @@ impl FromRequestParts<AppState> for Id {
     }
 }
 
+/// An optional RFC 3339 query parameter; a malformed one is a 400 naming `field`.
+pub fn timestamp_param(field: &str, value: Option<&str>) -> Result<Option<model::Timestamp>, ApiError> {
+    value
+        .map(|text| {
+            model::Timestamp::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
+                ApiError::bad_request(field, "must be an RFC 3339 time, e.g. 2026-12-01T18:00:00+08:00")
+            })
+        })
+        .transpose()
+}
+
 /// Default page length.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Longest page.

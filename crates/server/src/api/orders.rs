@@ -7,13 +7,12 @@ use axum::http::{StatusCode, header};
 use model::{NewOrder, Operation, Order, OrderId, OrderStatus};
 use serde::{Deserialize, Serialize};
 use store::{OrderFilter, Store};
-use time::format_description::well_known::Rfc3339;
 
 use super::{Created, blocking, read, remove, replace};
 use crate::AppState;
 use crate::auth::{Need, Principal, Reader};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request, timestamp_param};
 use crate::import::{ImportOutcome, import_csv};
 
 #[derive(Debug, Deserialize)]
@@ -26,16 +25,6 @@ pub(crate) struct OrdersQuery {
     due_after: Option<String>,
     machine: Option<i64>,
     customer: Option<String>,
-}
-
-fn timestamp_param(field: &str, value: Option<&str>) -> ApiResult<Option<model::Timestamp>> {
-    value
-        .map(|text| {
-            model::Timestamp::parse(text, &Rfc3339).map_err(|_| {
-                ApiError::bad_request(field, "must be an RFC 3339 time, e.g. 2026-12-01T18:00:00+08:00")
-            })
-        })
-        .transpose()
 }
 
 pub(crate) async fn list_orders(

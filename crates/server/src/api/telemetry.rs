@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::alarm_worker::AlarmInput;
 use crate::auth::{Principal, Reader};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Id, JsonBody, QueryParams};
+use crate::extract::{Id, JsonBody, QueryParams, timestamp_param};
 use crate::live::LiveEvent;
 
 /// Most points one series query returns.
@@ -27,13 +27,7 @@ const MAX_PERIOD_DAYS: i64 = 400;
 /// `from`/`to` as RFC 3339 parameters, defaulting to the last `default_hours` before now.
 fn period(from: Option<&str>, to: Option<&str>, now: Timestamp, default_hours: i64) -> ApiResult<(i64, i64)> {
     let parse = |field: &str, value: Option<&str>| -> ApiResult<Option<i64>> {
-        value
-            .map(|text| {
-                Timestamp::parse(text, &Rfc3339).map(oee::unix_ms).map_err(|_| {
-                    ApiError::bad_request(field, "must be an RFC 3339 time, e.g. 2026-12-01T08:00:00+08:00")
-                })
-            })
-            .transpose()
+        Ok(timestamp_param(field, value)?.map(oee::unix_ms))
     };
     let to = parse("to", to)?.unwrap_or_else(|| oee::unix_ms(now));
     let from = parse("from", from)?.unwrap_or(to - default_hours * 3_600_000);

@@ -43,15 +43,18 @@ fn seeded_store(now: model::Timestamp) -> Store {
     store
 }
 
+/// The demo factory with the admin token, one user per role, and a manual clock at `NOW`.
 fn harness() -> Harness {
-    let now = datetime!(2026-11-24 09:00 +08:00);
-    let store = seeded_store(now);
-    let state = AppState::new(
-        store.clone(),
-        Arc::new(ManualClock::new(now)),
-        ServerConfig::default(),
-        crate::AlarmConfig::default(),
-    );
+    harness_with(crate::AlarmConfig::default())
+}
+
+/// The clock of every harness.
+const NOW: model::Timestamp = datetime!(2026-11-24 09:00 +08:00);
+
+fn harness_with(alarms: crate::AlarmConfig) -> Harness {
+    let store = seeded_store(NOW);
+    let state =
+        AppState::new(store.clone(), Arc::new(ManualClock::new(NOW)), ServerConfig::default(), alarms);
     Harness { app: crate::router(state.clone()), store, state }
 }
 
@@ -604,13 +607,9 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
         }
     });
 
-    let now = datetime!(2026-11-24 09:00 +08:00);
-    let store = seeded_store(now);
-    let alarms = crate::AlarmConfig { webhooks: vec![hook], tick_seconds: 1 };
-    let state =
-        AppState::new(store.clone(), Arc::new(ManualClock::new(now)), ServerConfig::default(), alarms);
-    let _workers = state.start_workers();
-    let h = Harness { app: crate::router(state.clone()), store, state };
+    let now = NOW;
+    let h = harness_with(crate::AlarmConfig { webhooks: vec![hook], tick_seconds: 1 });
+    let _workers = h.state.start_workers();
 
     // Open the live stream before anything happens.
     let request = Request::builder()
@@ -688,16 +687,9 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
 
 #[tokio::test]
 async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
-    let now = datetime!(2026-11-24 09:00 +08:00);
-    let store = seeded_store(now);
-    let state = AppState::new(
-        store.clone(),
-        Arc::new(ManualClock::new(now)),
-        ServerConfig::default(),
-        crate::AlarmConfig::default(),
-    );
-    let workers = state.start_workers();
-    let h = Harness { app: crate::router(state.clone()), store, state };
+    let now = NOW;
+    let h = harness();
+    let workers = h.state.start_workers();
 
     let user =
         h.store.create_user("gw", Role::Device, Some(model::SiteId(1)), "$argon2id$unused", now).unwrap();
@@ -771,16 +763,8 @@ async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
 
 #[tokio::test]
 async fn states_can_be_derived_from_a_metric() {
-    let now = datetime!(2026-11-24 09:00 +08:00);
-    let store = seeded_store(now);
-    let state = AppState::new(
-        store.clone(),
-        Arc::new(ManualClock::new(now)),
-        ServerConfig::default(),
-        crate::AlarmConfig::default(),
-    );
-    let workers = state.start_workers();
-    let h = Harness { app: crate::router(state.clone()), store, state };
+    let h = harness();
+    let workers = h.state.start_workers();
     let rule = json!({"metric": "power_kw", "running_above": 2.0, "idle_above": 0.3});
     assert_eq!(
         h.send(
@@ -951,16 +935,9 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
 
 #[tokio::test]
 async fn operators_start_and_finish_operations_and_repairs_keep_the_near_term() {
-    let now = datetime!(2026-11-24 09:00 +08:00);
-    let store = seeded_store(now);
-    let state = AppState::new(
-        store.clone(),
-        Arc::new(ManualClock::new(now)),
-        ServerConfig::default(),
-        crate::AlarmConfig::default(),
-    );
-    let workers = state.start_workers();
-    let h = Harness { app: crate::router(state.clone()), store, state };
+    let now = NOW;
+    let h = harness();
+    let workers = h.state.start_workers();
     let operator = token_for(Role::Operator);
     let planner = token_for(Role::Planner);
 

@@ -29,7 +29,9 @@ pub use ids::{
     LineId, MachineId, MaterialId, OperationId, OrderId, ProductId, RoutingId, SiteId, UserId, VariantId,
 };
 pub use oee::Kpis;
-pub use order::{NewOrder, Operation, OperationStatus, Order, OrderStatus};
+pub use order::{
+    MaintenanceWindow, NewMaintenanceWindow, NewOrder, Operation, OperationStatus, Order, OrderStatus,
+};
 pub use plan::{PlanStatus, PlanSummary, PlannedOperation};
 pub use product::{
     BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,

@@ -86,6 +86,10 @@ pub struct Order {
     pub priority: u8,
     /// Life-cycle status.
     pub status: OrderStatus,
+    /// When the order's material is available; the planner starts no work on it earlier.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub material_ready: Option<Timestamp>,
     /// When the order was entered.
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
@@ -111,6 +115,10 @@ pub struct NewOrder {
     /// See [`Order::priority`]; 1 when left out.
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// See [`Order::material_ready`]; material on hand when left out.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub material_ready: Option<Timestamp>,
 }
 
 fn default_priority() -> u8 {
@@ -133,6 +141,54 @@ impl Validate for NewOrder {
         }
         if !(2000..=2200).contains(&self.due.year()) {
             out.push(FieldError::new("due", "must be a date between the years 2000 and 2200"));
+        }
+        out
+    }
+}
+
+/// A planned stop of a machine (maintenance, calibration): the planner schedules no work in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MaintenanceWindow {
+    /// Store-assigned id.
+    pub id: i64,
+    /// The machine.
+    pub machine_id: MachineId,
+    /// Start.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub start: Timestamp,
+    /// End (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub end: Timestamp,
+    /// What is done, e.g. `spindle bearing replacement`.
+    pub reason: String,
+}
+
+/// A maintenance window to create.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMaintenanceWindow {
+    /// See [`MaintenanceWindow::start`].
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub start: Timestamp,
+    /// See [`MaintenanceWindow::end`].
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub end: Timestamp,
+    /// See [`MaintenanceWindow::reason`].
+    pub reason: String,
+}
+
+impl Validate for NewMaintenanceWindow {
+    fn problems(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        check_name("reason", &self.reason, &mut out);
+        if self.end <= self.start {
+            out.push(FieldError::new("end", "must be after start"));
+        } else if self.end - self.start > time::Duration::days(60) {
+            out.push(FieldError::new("end", "a window may last at most 60 days"));
         }
         out
     }

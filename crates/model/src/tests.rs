@@ -11,6 +11,7 @@ fn order() -> NewOrder {
         quantity: 10,
         due: datetime!(2026-12-01 18:00 +08:00),
         priority: 1,
+        material_ready: None,
     }
 }
 

@@ -110,6 +110,8 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/operations/{id}/start", post(orders::start_operation))
         .route("/operations/{id}/finish", post(orders::finish_operation))
         .route("/machines/{id}/dispatch", get(plans::dispatch))
+        .route("/machines/{id}/maintenance", get(plans::list_maintenance).post(plans::create_maintenance))
+        .route("/maintenance/{id}", axum::routing::delete(plans::delete_maintenance))
         .route("/orders", get(orders::list_orders).post(orders::create_order))
         .route("/orders/{id}", get(orders::get_order).put(orders::update_order).delete(orders::delete_order))
         .route("/orders/{id}/release", post(orders::release_order))

@@ -419,6 +419,7 @@ fn demo_orders(variants: &[(VariantId, (u32, u32))], now: Timestamp) -> Vec<NewO
                 quantity: quantity.max(1),
                 due,
                 priority,
+                material_ready: None,
             }
         })
         .collect()
@@ -531,6 +532,8 @@ pub fn seed_generated(
             quantity: 5 + random.below(96) as u32,
             due: now + Duration::hours(24 + random.below(20 * 24) as i64),
             priority: 1 + random.below(5) as u8,
+            // One order in five waits for material arriving within five days.
+            material_ready: random.chance(0.2).then(|| now + Duration::hours(random.below(5 * 24) as i64)),
         })
         .collect();
     for order in store.create_orders(&new_orders, now)? {

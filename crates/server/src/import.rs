@@ -3,7 +3,7 @@
 //!
 //! The file has a header row naming the columns, in any order: `number`, `customer`, `variant`
 //! (a variant code), `quantity`, `due` (RFC 3339, e.g. `2026-12-01T18:00:00+08:00`) and optionally
-//! `priority` (1–10, default 1). An import is all or nothing: every row is checked first, and if
+//! `priority` (1–10, default 1) and `material_ready` (RFC 3339; when the material arrives). An import is all or nothing: every row is checked first, and if
 //! any row is bad, every bad row is reported with its line number and nothing is written.
 
 use std::collections::{HashMap, HashSet};
@@ -41,7 +41,7 @@ pub enum ImportOutcome {
 }
 
 const REQUIRED: [&str; 5] = ["number", "customer", "variant", "quantity", "due"];
-const OPTIONAL: [&str; 1] = ["priority"];
+const OPTIONAL: [&str; 2] = ["priority", "material_ready"];
 /// Bad rows reported at most; past this the report says how many more there were.
 const MAX_REPORTED: usize = 100;
 
@@ -152,11 +152,20 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
         if priority.is_err() {
             bad("priority", "must be a whole number from 1 to 10");
         }
+        let material_ready = match field("material_ready") {
+            "" => Ok(None),
+            text => Timestamp::parse(text, &Rfc3339).map(Some),
+        };
+        if material_ready.is_err() {
+            bad("material_ready", "must be an RFC 3339 time, e.g. 2026-11-30T08:00:00+08:00");
+        }
         let number = field("number").to_string();
         if !number.is_empty() && !seen_numbers.insert(number.clone()) {
             bad("number", "appears on an earlier line of this file");
         }
-        if let (Some(variant), Ok(quantity), Ok(due), Ok(priority)) = (variant, quantity, due, priority) {
+        if let (Some(variant), Ok(quantity), Ok(due), Ok(priority), Ok(material_ready)) =
+            (variant, quantity, due, priority, material_ready)
+        {
             let order = NewOrder {
                 number,
                 customer: field("customer").to_string(),
@@ -164,6 +173,7 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
                 quantity,
                 due,
                 priority,
+                material_ready,
             };
             row_errors.extend(order.problems().into_iter().map(|p| row_error(line, p)));
             if row_errors.is_empty() {

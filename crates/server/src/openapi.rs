@@ -502,6 +502,26 @@ pub(crate) fn build() -> Value {
             None,
             (200, Some(json!({"type": "object"}))),
         );
+        let window = doc.schema::<model::MaintenanceWindow>();
+        let windows = doc.schema::<Vec<model::MaintenanceWindow>>();
+        let new_window = doc.schema::<model::NewMaintenanceWindow>();
+        doc.op(
+            "get",
+            "/machines/{id}/maintenance",
+            "The machine's planned maintenance windows",
+            Who::Signed,
+            None,
+            (200, Some(windows)),
+        );
+        doc.op(
+            "post",
+            "/machines/{id}/maintenance",
+            "Plan a maintenance window (the planner schedules no work in it)",
+            Who::Planner,
+            Some(new_window),
+            (201, Some(window)),
+        );
+        doc.op("delete", "/maintenance/{id}", "Remove a maintenance window", Who::Planner, None, (204, None));
         let operation = doc.schema::<model::Operation>();
         let start = doc.schema::<crate::api::order_schemas::StartRequest>();
         let finish = doc.schema::<crate::api::order_schemas::FinishRequest>();

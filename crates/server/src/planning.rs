@@ -4,10 +4,11 @@
 //! The problem, in seconds from "now":
 //! - one job per released or running order: its operations not yet done, in routing order, each
 //!   taking `ceil(quantity × unit seconds)` on every eligible machine;
-//! - due dates from the orders, weights from their priorities;
+//! - due dates from the orders, weights from their priorities, release at the material-ready time;
 //! - sequence-dependent setups by setup family: switching a machine to family `f` takes the
 //!   largest setup time of the operations of family `f` (no setup between operations of one family);
-//! - each machine unavailable outside its site's shift calendar over the planning horizon;
+//! - each machine unavailable outside its site's shift calendar over the planning horizon and in
+//!   its planned maintenance windows;
 //! - operations already running are fixed: on their machine, starting now;
 //! - operations are not interrupted by breaks, so a lot too long for the longest shift of its
 //!   machines is split into consecutive parts that each fit (part `k + 1` follows part `k`).
@@ -170,13 +171,19 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             }
         }
         let due = (order.due - now).whole_seconds();
-        problem_jobs.push(Job { release: 0, due: Some(due), weight: i64::from(order.priority), operations });
+        // Work waits for its material, unless it is already running.
+        let release = order
+            .material_ready
+            .filter(|_| !operations.iter().any(|op| op.fixed.is_some()))
+            .map_or(0, |ready| (ready - now).whole_seconds().max(0));
+        problem_jobs.push(Job { release, due: Some(due), weight: i64::from(order.priority), operations });
         jobs.push((order, positions));
     }
 
     let n = family_setup.len();
     let setup: Vec<Vec<i64>> =
         (0..n).map(|from| (0..n).map(|to| if from == to { 0 } else { family_setup[to] }).collect()).collect();
+    let maintenance = store.maintenance(None, now_ms)?;
     let mut problem_machines = Vec::with_capacity(machines.len());
     for (index, spans) in open_spans.iter().enumerate() {
         // Running work continues until it ends; breaks start after it.
@@ -211,9 +218,17 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         if down.contains(&machines[index].id) {
             unavailable
                 .push(Interval { start: busy_until, end: busy_until.max(options.down_for.whole_seconds()) });
-            let spans = model::oee::merge(unavailable.iter().map(|i| (i.start, i.end)).collect());
-            unavailable = spans.into_iter().map(|(start, end)| Interval { start, end }).collect();
         }
+        // Planned maintenance; running work finishes first.
+        for window in maintenance.iter().filter(|w| w.machine_id == machines[index].id) {
+            let start = (window.start - now).whole_seconds().max(busy_until);
+            let end = (window.end - now).whole_seconds();
+            if start < end {
+                unavailable.push(Interval { start, end });
+            }
+        }
+        let spans = model::oee::merge(unavailable.iter().map(|i| (i.start, i.end)).collect());
+        unavailable = spans.into_iter().map(|(start, end)| Interval { start, end }).collect();
         problem_machines.push(scheduler::Machine {
             setup: if n > 0 { setup.clone() } else { Vec::new() },
             initial_family: None,

@@ -1087,3 +1087,58 @@ mod planning_properties {
         }
     }
 }
+
+#[tokio::test]
+async fn plans_keep_out_of_maintenance_and_wait_for_material() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    let window = json!({"start": "2026-11-24T09:00:00+08:00", "end": "2026-11-25T17:30:00+08:00", "reason": "spindle service"});
+    let created = h.post_json("/api/v1/machines/1/maintenance", &planner, &window).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let backwards =
+        json!({"start": "2026-11-25T09:00:00+08:00", "end": "2026-11-24T09:00:00+08:00", "reason": "x"});
+    assert_eq!(
+        h.post_json("/api/v1/machines/1/maintenance", &planner, &backwards).await.json["field"],
+        "end"
+    );
+    assert_eq!(
+        h.post_json("/api/v1/machines/1/maintenance", &token_for(Role::Operator), &window).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(h.get("/api/v1/machines/1/maintenance").await.json.as_array().unwrap().len(), 1);
+    // A released order whose material arrives in three days.
+    let order = json!({"number": "MAT-1", "customer": "Waiting Ltd", "variant_id": 1, "quantity": 10,
+        "due": "2026-12-10T18:00:00+08:00", "material_ready": "2026-11-27T08:00:00+08:00"});
+    let created = h.post_json("/api/v1/orders", &planner, &order).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let order_id = created.json["id"].as_i64().unwrap();
+    h.send("POST", &format!("/api/v1/orders/{order_id}/release"), Some(&planner), None).await;
+
+    let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.3})).await.json;
+    let lanes = h.get(&format!("/api/v1/plans/{}/gantt", plan["id"])).await.json;
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (from, to) = (datetime!(2026-11-24 09:00 +08:00), datetime!(2026-11-25 17:30 +08:00));
+    for lane in lanes.as_array().unwrap() {
+        for item in lane["items"].as_array().unwrap() {
+            if lane["machine_id"] == 1 {
+                let (start, end) = (parse(&item["setup_start"]), parse(&item["end"]));
+                assert!(end <= from || start >= to, "work in the maintenance window: {item}");
+            }
+            if item["order_id"] == order_id {
+                assert!(
+                    parse(&item["setup_start"]) >= datetime!(2026-11-27 08:00 +08:00),
+                    "work before its material: {item}"
+                );
+            }
+        }
+    }
+    let windows = h.get("/api/v1/machines/1/maintenance").await.json;
+    let window_id = windows[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        h.send("DELETE", &format!("/api/v1/maintenance/{window_id}"), Some(&planner), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+}

@@ -185,15 +185,30 @@ impl Store {
             if order.status != OrderStatus::Planned {
                 return Err(StoreError::Conflict {
                     field: Some("status".into()),
-                    message: format!("only planned orders can be changed; this one is {}", order.status.as_str()),
+                    message: format!(
+                        "only planned orders can be changed; this one is {}",
+                        order.status.as_str()
+                    ),
                 });
             }
             if new.variant_id != order.variant_id {
-                return Err(StoreError::invalid("variant_id", "cannot change; cancel the order and create a new one"));
+                return Err(StoreError::invalid(
+                    "variant_id",
+                    "cannot change; cancel the order and create a new one",
+                ));
             }
             tx.execute(
-                "UPDATE orders SET number = ?2, customer = ?3, quantity = ?4, due_ms = ?5, priority = ?6 WHERE id = ?1",
-                params![id.0, new.number, new.customer, new.quantity, to_ms(new.due), new.priority],
+                "UPDATE orders SET number = ?2, customer = ?3, quantity = ?4, due_ms = ?5, priority = ?6,
+                 material_ready_ms = ?7 WHERE id = ?1",
+                params![
+                    id.0,
+                    new.number,
+                    new.customer,
+                    new.quantity,
+                    to_ms(new.due),
+                    new.priority,
+                    new.material_ready.map(to_ms)
+                ],
             )
             .map_err(constraint)?;
             read_order(tx, id)
@@ -285,8 +300,8 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         Some(Some(routing)) => read_routing(tx, model::RoutingId(routing))?,
     };
     tx.prepare_cached(
-        "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7)",
+        "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms,
+         material_ready_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7, ?8)",
     )?
     .execute(params![
         new.number,
@@ -295,7 +310,8 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         new.quantity,
         to_ms(new.due),
         new.priority,
-        to_ms(now)
+        to_ms(now),
+        new.material_ready.map(to_ms)
     ])
     .map_err(constraint)?;
     let id = OrderId(tx.last_insert_rowid());
@@ -328,12 +344,14 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         due: from_ms(to_ms(new.due))?,
         priority: new.priority,
         status: OrderStatus::Planned,
+        material_ready: new.material_ready.map(|t| from_ms(to_ms(t))).transpose()?,
         created_at: from_ms(to_ms(now))?,
     })
 }
 
 const ORDER_SELECT: &str =
-    "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms FROM orders";
+    "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms, material_ready_ms
+     FROM orders";
 
 fn read_order(conn: &Connection, id: OrderId) -> Result<Order> {
     conn.prepare_cached(&format!("{ORDER_SELECT} WHERE id = ?1"))?
@@ -351,6 +369,10 @@ fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {
         (Ok(due), Ok(created)) => (due, created),
         (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
     };
+    let material_ready = match row.get::<_, Option<i64>>(9)?.map(from_ms).transpose() {
+        Ok(ready) => ready,
+        Err(e) => return Ok(Err(e)),
+    };
     Ok(Ok(Order {
         id: OrderId(row.get(0)?),
         number: row.get(1)?,
@@ -360,6 +382,7 @@ fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {
         due,
         priority: row.get(6)?,
         status,
+        material_ready,
         created_at,
     }))
 }

@@ -203,3 +203,74 @@ fn summary_row(row: &Row<'_>) -> rusqlite::Result<Result<PlanSummary>> {
         solve_ms: row.get(8)?,
     }))
 }
+
+impl Store {
+    /// Schedules a maintenance window on a machine.
+    pub fn create_maintenance(
+        &self,
+        machine: MachineId,
+        new: &model::NewMaintenanceWindow,
+    ) -> Result<model::MaintenanceWindow> {
+        self.write(|tx| {
+            crate::require(tx, "machines", machine.0, "machine").map_err(|_| StoreError::NotFound { entity: "machine", id: machine.0 })?;
+            tx.execute(
+                "INSERT INTO maintenance_windows (machine_id, start_ms, end_ms, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![machine.0, to_ms(new.start), to_ms(new.end), new.reason],
+            )?;
+            Ok(model::MaintenanceWindow {
+                id: tx.last_insert_rowid(),
+                machine_id: machine,
+                start: from_ms(to_ms(new.start))?,
+                end: from_ms(to_ms(new.end))?,
+                reason: new.reason.clone(),
+            })
+        })
+    }
+
+    /// Removes a maintenance window.
+    pub fn delete_maintenance(&self, id: i64) -> Result<()> {
+        self.write(|tx| {
+            touched(
+                tx.execute("DELETE FROM maintenance_windows WHERE id = ?1", [id])?,
+                "maintenance window",
+                id,
+            )
+        })
+    }
+
+    /// Maintenance windows ending after `after_ms`, of one machine or all, by start.
+    pub fn maintenance(
+        &self,
+        machine: Option<MachineId>,
+        after_ms: i64,
+    ) -> Result<Vec<model::MaintenanceWindow>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, machine_id, start_ms, end_ms, reason FROM maintenance_windows
+                     WHERE (?1 IS NULL OR machine_id = ?1) AND end_ms > ?2 ORDER BY start_ms",
+                )?
+                .query_map(params![machine.map(|m| m.0), after_ms], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, String>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, machine, start, end, reason)| {
+                    Ok(model::MaintenanceWindow {
+                        id,
+                        machine_id: MachineId(machine),
+                        start: from_ms(start)?,
+                        end: from_ms(end)?,
+                        reason,
+                    })
+                })
+                .collect()
+        })
+    }
+}

@@ -4,7 +4,7 @@
 use model::*;
 use time::macros::datetime;
 
-use crate::from_ms;
+use crate::{from_ms, to_ms};
 use crate::*;
 
 const NOW: Timestamp = datetime!(2026-11-24 09:00 UTC);
@@ -72,13 +72,14 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
         quantity: 5,
         due: datetime!(2026-12-01 10:00 UTC),
         priority: 2,
+        material_ready: None,
     }
 }
 
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
 }
 
 #[test]
@@ -499,5 +500,29 @@ mod plan_tests {
         assert_eq!(f.store.plan(second.id).unwrap().status, PlanStatus::Superseded);
         assert_eq!(f.store.active_plan().unwrap().unwrap().id, third.id);
         assert_eq!(f.store.plans(all()).unwrap().items.len(), 3);
+    }
+}
+
+mod maintenance_tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_windows_and_material_dates_are_stored() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let window = NewMaintenanceWindow {
+            start: NOW,
+            end: NOW + time::Duration::hours(4),
+            reason: "bearings".into(),
+        };
+        let stored = f.store.create_maintenance(f.machines[0], &window).unwrap();
+        assert_eq!(f.store.maintenance(None, 0).unwrap(), vec![stored.clone()]);
+        assert!(f.store.maintenance(Some(f.machines[1]), 0).unwrap().is_empty());
+        assert!(f.store.maintenance(None, to_ms(NOW + time::Duration::hours(5))).unwrap().is_empty());
+        f.store.delete_maintenance(stored.id).unwrap();
+        assert!(f.store.maintenance(None, 0).unwrap().is_empty());
+        let mut order = new_order("SO-M", f.variant);
+        order.material_ready = Some(NOW + time::Duration::days(2));
+        let created = f.store.create_order(&order, NOW).unwrap();
+        assert_eq!(f.store.order(created.id).unwrap().material_ready, Some(NOW + time::Duration::days(2)));
     }
 }

@@ -350,3 +350,37 @@ pub(crate) async fn dispatch(
     })?;
     Ok(Json(dispatch))
 }
+
+pub(crate) async fn list_maintenance(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<Vec<model::MaintenanceWindow>>> {
+    let machine = MachineId(id);
+    let store = state.store;
+    store.machine(machine)?;
+    Ok(Json(read(|| store.maintenance(Some(machine), i64::MIN))?))
+}
+
+pub(crate) async fn create_maintenance(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(new): JsonBody<model::NewMaintenanceWindow>,
+) -> ApiResult<Created<model::MaintenanceWindow>> {
+    principal.require(Need::Plan)?;
+    super::validate(&new)?;
+    let store = state.store.clone();
+    Ok(Created(blocking(move || store.create_maintenance(MachineId(id), &new)).await?))
+}
+
+pub(crate) async fn delete_maintenance(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::http::StatusCode> {
+    principal.require(Need::Plan)?;
+    let store = state.store.clone();
+    blocking(move || store.delete_maintenance(id)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

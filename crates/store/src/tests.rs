@@ -4,8 +4,8 @@
 use model::*;
 use time::macros::datetime;
 
-use crate::{from_ms, to_ms};
 use crate::*;
+use crate::{from_ms, to_ms};
 
 const NOW: Timestamp = datetime!(2026-11-24 09:00 UTC);
 

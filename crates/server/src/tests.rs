@@ -851,6 +851,13 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
     // 18:00–23:00, Sat 09:00–13:00).
     let lanes = h.get(&format!("/api/v1/plans/{id}/gantt")).await.json;
     assert_eq!(lanes.as_array().unwrap().len(), 11);
+    let first_bar = lanes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|l| l["items"].as_array().unwrap().first().cloned())
+        .unwrap();
+    assert!(first_bar["product"].as_str().is_some_and(|p| !p.is_empty()), "{first_bar}");
     let parse = |v: &Value| {
         time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339)
             .unwrap()

@@ -254,6 +254,8 @@ pub(crate) struct GanttItem {
     #[serde(flatten)]
     operation: PlannedOperation,
     order_number: String,
+    /// The product variant the order is for.
+    product: String,
     operation_name: String,
     /// The order is planned to finish after its due date.
     late: bool,
@@ -279,18 +281,19 @@ pub(crate) async fn gantt(
         let late: HashMap<OrderId, bool> =
             etas(&store, &operations)?.into_iter().map(|e| (e.order_id, e.late)).collect();
         let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;
-        let mut numbers: HashMap<OrderId, String> = HashMap::new();
+        let mut orders: HashMap<OrderId, (String, String)> = HashMap::new();
         let mut lanes: Vec<GanttLane> = machines
             .into_iter()
             .map(|m| GanttLane { machine_id: m.id, code: m.code, name: m.name, items: Vec::new() })
             .collect();
         for op in operations {
-            let number = match numbers.get(&op.order_id) {
-                Some(number) => number.clone(),
+            let (number, product) = match orders.get(&op.order_id) {
+                Some(known) => known.clone(),
                 None => {
-                    let number = store.order(op.order_id)?.number;
-                    numbers.insert(op.order_id, number.clone());
-                    number
+                    let order = store.order(op.order_id)?;
+                    let known = (order.number, store.variant(order.variant_id)?.name);
+                    orders.insert(op.order_id, known.clone());
+                    known
                 }
             };
             let name = store.operation(op.operation_id)?.name;
@@ -299,6 +302,7 @@ pub(crate) async fn gantt(
                     late: late.get(&op.order_id).copied().unwrap_or(false),
                     operation: op,
                     order_number: number,
+                    product,
                     operation_name: name,
                 });
             }
@@ -338,9 +342,11 @@ pub(crate) async fn dispatch(
             }
             let order = store.order(op.order_id)?;
             let late = op.end > order.due;
+            let product = store.variant(order.variant_id)?.name;
             queue.push(GanttItem {
                 operation: op,
                 order_number: order.number,
+                product,
                 operation_name: operation.name,
                 late,
             });

@@ -176,7 +176,7 @@ const PRODUCTS: [ProductSpec; 4] = [
             ("silver", "silver anodised", &[("al-6061", 0.32), ("carton", 0.05)]),
             ("gold", "champagne gold", &[("al-6061", 0.32), ("carton", 0.05)]),
         ],
-        quantities: (20, 300),
+        quantities: (10, 120),
     },
     ProductSpec {
         code: "iot-enclosure",
@@ -192,7 +192,7 @@ const PRODUCTS: [ProductSpec; 4] = [
             ("s-grey", "small, grey", &[("pc-abs", 0.08), ("ss-304", 0.01), ("carton", 0.03)]),
             ("l-black", "large, black", &[("pc-abs", 0.15), ("ss-304", 0.02), ("carton", 0.04)]),
         ],
-        quantities: (100, 1200),
+        quantities: (100, 600),
     },
     ProductSpec {
         code: "drone-frame",
@@ -209,7 +209,7 @@ const PRODUCTS: [ProductSpec; 4] = [
             ("5in", "5 inch", &[("pa12", 0.09), ("pla", 0.03), ("al-6061", 0.04), ("carton", 0.06)]),
             ("7in", "7 inch", &[("pa12", 0.14), ("pla", 0.04), ("al-6061", 0.05), ("carton", 0.08)]),
         ],
-        quantities: (5, 60),
+        quantities: (5, 30),
     },
     ProductSpec {
         code: "watch-display",
@@ -224,7 +224,7 @@ const PRODUCTS: [ProductSpec; 4] = [
             ("clear", "clear", &[("acrylic-3mm", 0.45), ("carton", 0.1)]),
             ("frosted", "frosted", &[("acrylic-3mm", 0.45), ("carton", 0.1)]),
         ],
-        quantities: (10, 150),
+        quantities: (10, 80),
     },
 ];
 

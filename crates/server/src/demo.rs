@@ -364,17 +364,32 @@ fn demo_alarm_rules() -> Vec<alarm::NewAlarmRule> {
 }
 
 fn calendar() -> Calendar {
-    let weekdays = vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri];
+    // A lights-out micro-factory: three shifts every day (the simulated factory runs around the
+    // clock too, so its OEE is meaningful at any hour), public holidays off.
+    let every_day = vec![
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
     Calendar {
         shifts: vec![
-            Shift { name: "day".into(), days: weekdays.clone(), start: "08:00".into(), end: "17:30".into() },
-            Shift { name: "evening".into(), days: weekdays, start: "18:00".into(), end: "23:00".into() },
             Shift {
-                name: "saturday".into(),
-                days: vec![Weekday::Sat],
-                start: "09:00".into(),
-                end: "13:00".into(),
+                name: "early".into(),
+                days: every_day.clone(),
+                start: "06:00".into(),
+                end: "14:00".into(),
             },
+            Shift {
+                name: "late".into(),
+                days: every_day.clone(),
+                start: "14:00".into(),
+                end: "22:00".into(),
+            },
+            Shift { name: "night".into(), days: every_day, start: "22:00".into(), end: "06:00".into() },
         ],
         holidays: [(2026, 12, 25), (2026, 12, 26), (2027, 1, 1), (2027, 2, 6), (2027, 2, 8), (2027, 2, 9)]
             .into_iter()

@@ -239,6 +239,39 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     Ok(Built { problem, machines: machines.iter().map(|m| m.id).collect(), jobs, family_setup })
 }
 
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The solver's schedule failed the checker, or the problem was invalid.
+    #[error("{0}")]
+    Solver(String),
+}
+
+/// Builds and solves a plan at `now`. A repair whose frozen work the shop floor has overtaken
+/// (a running operation still busy where the active plan had the next one) can be infeasible; the
+/// plan is then made afresh.
+pub fn plan(
+    store: &Store,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+    options: &Options,
+) -> Result<NewPlan, PlanError> {
+    let built = build(store, now, options)?;
+    match solve(&built, now, objective_name, time_limit) {
+        Ok(plan) => Ok(plan),
+        Err(error) if options.repair.is_some() => {
+            tracing::info!(%error, "repair infeasible; planning afresh");
+            let fresh = build(store, now, &Options { repair: None, ..*options })?;
+            solve(&fresh, now, objective_name, time_limit).map_err(PlanError::Solver)
+        }
+        Err(error) => Err(PlanError::Solver(error)),
+    }
+}
+
 /// The objectives a plan may minimise, by API name.
 pub fn objective(name: &str) -> Option<Objective> {
     match name {

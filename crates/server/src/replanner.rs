@@ -65,8 +65,8 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                 down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
             };
             let limit = Duration::from_secs_f64(config.repair_time_limit_seconds.clamp(0.05, 60.0));
-            let built = planning::build(&store, now, &options).map_err(|e| e.to_string())?;
-            let plan = planning::solve(&built, now, &active.objective, limit)?;
+            let plan =
+                planning::plan(&store, now, &active.objective, limit, &options).map_err(|e| e.to_string())?;
             let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;
             store.publish_plan(summary.id, now).map_err(|e| e.to_string())?;
             Ok(Some((summary.id, affected.len())))

@@ -137,7 +137,11 @@ impl State {
     /// partly overwritten: undo the move and decode again).
     pub(crate) fn decode_from(&mut self, inst: &Inst, r0: usize, r1: usize) -> bool {
         if inst.has_setups || inst.has_unavailable || inst.has_fixed {
-            self.decode_impl::<true>(inst, r0, r1)
+            // With setups, breaks or fixed work a move also changes arc weights elsewhere (the setup
+            // before the moved operation's machine successor, the break a head is pushed past), which
+            // can change tails ranked above `r1`; recompute every tail. Seen on a repair instance
+            // where the bounded tails differed from a full decode.
+            self.decode_impl::<true>(inst, r0, inst.n_ops)
         } else {
             self.decode_impl::<false>(inst, r0, r1)
         }

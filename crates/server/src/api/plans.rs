@@ -200,9 +200,11 @@ pub(crate) async fn create_plan(
     }
     let (store, now) = (state.store.clone(), state.clock.now());
     let planned = tokio::task::spawn_blocking(move || {
-        let built = planning::build(&store, now, &options).map_err(ApiError::from)?;
-        let plan = planning::solve(&built, now, &objective, Duration::from_secs_f64(seconds))
-            .map_err(ApiError::internal)?;
+        let plan = planning::plan(&store, now, &objective, Duration::from_secs_f64(seconds), &options)
+            .map_err(|error| match error {
+                planning::PlanError::Store(error) => ApiError::from(error),
+                planning::PlanError::Solver(error) => ApiError::internal(error),
+            })?;
         let summary = store.create_plan(&plan)?;
         Ok::<_, ApiError>(detail(&store, summary)?)
     })

@@ -430,7 +430,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
         hours(quick.makespan)
     );
     println!(
-        "| first plan from the planner (time limit 0: build + rules) | {fast_ms:.0} ms | true | {:.0} | {:.1} |",
+        "| first plan from the planner (time limit 0: build + ATCS) | {fast_ms:.0} ms | true | {:.0} | {:.1} |",
         hours(fast.weighted_tardiness),
         hours((fast.makespan_end - now).whole_seconds())
     );

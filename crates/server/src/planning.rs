@@ -261,6 +261,13 @@ pub fn plan(
     options: &Options,
 ) -> Result<NewPlan, PlanError> {
     let built = build(store, now, options)?;
+    if options.repair.is_some()
+        && let Some(active) = store.active_plan()?
+        && let Some(repaired) =
+            right_shift(&built, &store.plan_operations(active.id, None)?, now, objective_name)
+    {
+        return Ok(repaired);
+    }
     match solve(&built, now, objective_name, time_limit) {
         Ok(plan) => Ok(plan),
         Err(error) if options.repair.is_some() => {
@@ -270,6 +277,57 @@ pub fn plan(
         }
         Err(error) => Err(PlanError::Solver(error)),
     }
+}
+
+/// The stable repair: the active plan's machines and order kept, every operation pushed only as far
+/// as the new situation demands (outages, running work, frozen work); work the old plan did not have
+/// is slotted in by its ATCS start. `None` when the result would break a rule.
+fn right_shift(
+    built: &Built,
+    previous: &[PlannedOperation],
+    now: Timestamp,
+    objective_name: &str,
+) -> Option<NewPlan> {
+    let old: HashMap<(model::OperationId, u32), (MachineId, i64)> = previous
+        .iter()
+        .map(|op| ((op.operation_id, op.part), (op.machine_id, (op.setup_start - now).whole_seconds())))
+        .collect();
+    let machine_index: HashMap<MachineId, usize> =
+        built.machines.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    let atcs = baseline::dispatch(&built.problem, baseline::Rule::Atcs);
+    let mut assignment: Vec<Vec<(usize, i64)>> =
+        built.problem.jobs.iter().map(|job| vec![(0, 0); job.operations.len()]).collect();
+    for scheduled in &atcs {
+        assignment[scheduled.job][scheduled.op] = (scheduled.machine, scheduled.start);
+    }
+    for (job, (_, positions)) in built.jobs.iter().enumerate() {
+        for (k, (operation, part, _)) in positions.iter().enumerate() {
+            let spec = &built.problem.jobs[job].operations[k];
+            if let Some(fixed) = spec.fixed {
+                assignment[job][k] = (fixed.machine, fixed.start);
+            } else if let Some((machine, start)) = old.get(&(operation.id, *part))
+                && let Some(&index) = machine_index.get(machine)
+                && spec.alternatives.iter().any(|a| a.machine == index)
+            {
+                assignment[job][k] = (index, *start);
+            }
+        }
+    }
+    let operations = baseline::list_schedule(&built.problem, &assignment)?;
+    if !scheduler::check(&built.problem, &operations).is_empty() {
+        return None;
+    }
+    let (makespan, weighted_tardiness) = scheduler::objectives(&built.problem, &operations);
+    let solution = scheduler::Solution {
+        operations,
+        makespan,
+        weighted_tardiness,
+        feasible: true,
+        iterations: 0,
+        time_to_best: Duration::ZERO,
+        elapsed: Duration::ZERO,
+    };
+    Some(to_plan(built, now, objective_name, &solution))
 }
 
 /// The objectives a plan may minimise, by API name.
@@ -372,6 +430,11 @@ pub fn solve(
             solution.weighted_tardiness = twt;
         }
     }
+    Ok(to_plan(built, now, objective_name, &solution))
+}
+
+/// Maps a schedule back to wall-clock planned operations with the plan's figures.
+fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &scheduler::Solution) -> NewPlan {
     let at = |seconds: i64| now + time::Duration::seconds(seconds);
     let mut operations = Vec::with_capacity(solution.operations.len());
     let mut completion = vec![0i64; built.jobs.len()];
@@ -414,7 +477,7 @@ pub fn solve(
         .zip(&completion)
         .filter(|(job, end)| job.due.is_some_and(|due| **end > due))
         .count();
-    Ok(NewPlan {
+    NewPlan {
         created_at: now,
         objective: objective_name.to_string(),
         makespan_end: at(solution.makespan),
@@ -424,5 +487,5 @@ pub fn solve(
         solve_ms: solution.elapsed.as_millis() as i64,
         operations,
         problem: scheduler::formats::to_json(&built.problem),
-    })
+    }
 }

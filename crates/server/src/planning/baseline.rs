@@ -150,3 +150,45 @@ fn earliest(
         }
     }
 }
+
+/// List scheduling with the machine and the priority of every operation given: operations whose
+/// job predecessor is placed compete, the smallest key goes first, each as early as its machine
+/// allows. With the keys and machines of a previous plan this is a right-shift repair: the old
+/// sequences kept, everything pushed only as far as new breaks, outages and running work demand.
+/// `assignment[j][k]` is `(machine, key)` for operation `k` of job `j`; `None` when a machine is
+/// not an alternative of its operation.
+pub fn list_schedule(problem: &Problem, assignment: &[Vec<(usize, i64)>]) -> Option<Vec<ScheduledOperation>> {
+    let mut machines: Vec<Machine> =
+        problem.machines.iter().map(|_| Machine { free_at: 0, family: None }).collect();
+    let mut next = vec![0usize; problem.jobs.len()];
+    let mut ready: Vec<i64> = problem.jobs.iter().map(|job| job.release).collect();
+    let total: usize = problem.jobs.iter().map(|job| job.operations.len()).sum();
+    let mut schedule = Vec::with_capacity(total);
+    let mut heap = std::collections::BinaryHeap::new();
+    for (job, ops) in assignment.iter().enumerate() {
+        if let Some(&(_, key)) = ops.first() {
+            heap.push(std::cmp::Reverse((key, job)));
+        }
+    }
+    while let Some(std::cmp::Reverse((_, job))) = heap.pop() {
+        let position = next[job];
+        let op = problem.jobs[job].operations.get(position)?;
+        let (machine, _) = *assignment[job].get(position)?;
+        let duration = op.alternatives.iter().find(|a| a.machine == machine)?.duration;
+        let (start, _) =
+            earliest(problem, &machines, machine, ready[job], op.family, duration, op.fixed.map(|f| f.start));
+        let end = start + duration;
+        schedule.push(ScheduledOperation { job, op: position, machine, start, end });
+        machines[machine].free_at = machines[machine].free_at.max(end);
+        machines[machine].family = Some(op.family);
+        ready[job] = end;
+        next[job] += 1;
+        if let Some(&(_, key)) = assignment[job].get(next[job]) {
+            heap.push(std::cmp::Reverse((key, job)));
+        }
+    }
+    (schedule.len() == total).then(|| {
+        schedule.sort_by_key(|s| (s.job, s.op));
+        schedule
+    })
+}

@@ -58,6 +58,24 @@ fn harness_with(alarms: crate::AlarmConfig) -> Harness {
     Harness { app: crate::router(state.clone()), store, state }
 }
 
+impl Harness {
+    /// A second site, `sz` (Shenzhen).
+    fn second_site(&self) -> model::SiteId {
+        let site = model::NewSite { code: "sz".into(), name: "Shenzhen".into(), utc_offset: "+08:00".into() };
+        self.store.create_site(&site).unwrap().id
+    }
+
+    /// A device account `name` bound to `site`, and its API token.
+    fn device_token(&self, name: &str, site: model::SiteId) -> String {
+        let user = self.store.create_user(name, Role::Device, Some(site), "$argon2id$unused", NOW).unwrap();
+        let token = format!("{name}-device-token-0123456789");
+        self.store
+            .create_token(user.id, "gateway", &token_digest(&token), &shown_prefix(&token), NOW)
+            .unwrap();
+        token
+    }
+}
+
 fn token_for(role: Role) -> String {
     match role {
         Role::Admin => ADMIN.to_string(),
@@ -452,23 +470,9 @@ async fn unknown_paths_and_methods_are_problems() {
 #[tokio::test]
 async fn devices_publish_for_their_site_only_and_cannot_read() {
     let h = harness();
-    let now = datetime!(2026-11-24 09:00 +08:00);
-    let other = h
-        .store
-        .create_site(&model::NewSite {
-            code: "sz".into(),
-            name: "Shenzhen".into(),
-            utc_offset: "+08:00".into(),
-        })
-        .unwrap();
-    let device = |name: &str, site: model::SiteId| {
-        let user = h.store.create_user(name, Role::Device, Some(site), "$argon2id$unused", now).unwrap();
-        let token = format!("{name}-device-token-0123456789");
-        h.store.create_token(user.id, "gateway", &token_digest(&token), &shown_prefix(&token), now).unwrap();
-        token
-    };
-    let home = device("gw-hk", model::SiteId(1));
-    let away = device("gw-sz", other.id);
+    let other = h.second_site();
+    let home = h.device_token("gw-hk", model::SiteId(1));
+    let away = h.device_token("gw-sz", other);
     assert_eq!(h.send("GET", "/api/v1/machines", Some(&home), None).await.status, StatusCode::FORBIDDEN);
     let report = json!({"state": "down", "reason": "e-stop"}).to_string().into_bytes();
     let reply = h
@@ -687,14 +691,10 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
 
 #[tokio::test]
 async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
-    let now = NOW;
     let h = harness();
     let workers = h.state.start_workers();
 
-    let user =
-        h.store.create_user("gw", Role::Device, Some(model::SiteId(1)), "$argon2id$unused", now).unwrap();
-    let device = "gw-device-token-0123456789";
-    h.store.create_token(user.id, "gw", &token_digest(device), &shown_prefix(device), now).unwrap();
+    let device = &h.device_token("gw", model::SiteId(1));
 
     // Gas on the moulding machine for six seconds: the demo's gas-leak rule (over 50 ppm for 5 s).
     let body = json!([
@@ -733,17 +733,8 @@ async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
     assert!(alarm["message"].as_str().unwrap().starts_with("Gas leak"), "{alarm}");
 
     // Another site's device may not publish here; people other than admins may not publish.
-    let other = h
-        .store
-        .create_site(&model::NewSite {
-            code: "sz".into(),
-            name: "Shenzhen".into(),
-            utc_offset: "+08:00".into(),
-        })
-        .unwrap();
-    let user = h.store.create_user("gw-sz", Role::Device, Some(other.id), "$argon2id$unused", now).unwrap();
-    let away = "gw-sz-device-token-0123456789";
-    h.store.create_token(user.id, "gw", &token_digest(away), &shown_prefix(away), now).unwrap();
+    let other = h.second_site();
+    let away = &h.device_token("gw-sz", other);
     let one = json!([{"site": "hk-kt", "machine": "cnc-01", "metrics": {"x": 1}}]);
     let reply = h.post_json("/api/v1/telemetry", away, &one).await;
     assert_eq!(reply.json["dropped"]["not_permitted"], 1, "{}", reply.text);

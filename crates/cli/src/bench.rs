@@ -461,3 +461,170 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Options of `bench dashboard`.
+#[derive(Debug, Args)]
+pub struct DashboardBench {
+    /// Machines of the generated factory.
+    #[arg(long, default_value_t = 50)]
+    machines: usize,
+    /// Open orders of the generated factory (450 give about 2,000 planned operations).
+    #[arg(long, default_value_t = 450)]
+    orders: usize,
+    /// Requests per page measured.
+    #[arg(long, default_value_t = 100)]
+    requests: u32,
+    /// Seed of the generated factory.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// After measuring, keep serving on this address (for the browser's Gantt bench in
+    /// `tests/browser/gantt-bench.mjs`), printing the URL and a session token.
+    #[arg(long, value_name = "ADDR")]
+    hold: Option<SocketAddr>,
+}
+
+/// `bench dashboard`: a generated factory with a day of machine history, a published plan and
+/// open alarms; prints the server time of each dashboard page (over HTTP on loopback, so the
+/// figures include the request and response, not just the rendering).
+pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
+    if options.machines == 0 || options.requests == 0 {
+        bail!("--machines and --requests must be at least 1");
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let store = Store::open_in_memory()?;
+    let token = server::auth::new_token()?;
+    server::bootstrap(&store, Some(&token), now)?;
+    server::demo::seed_generated(&store, options.orders, options.machines, options.seed, now)?;
+    let bar = indicatif::ProgressBar::new(options.machines as u64);
+    let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;
+    let mut random = model::random::SplitMix::new(options.seed);
+    let day_ago = now - time::Duration::hours(24);
+    let states = [
+        (model::MachineState::Running, None),
+        (model::MachineState::Running, None),
+        (model::MachineState::Running, None),
+        (model::MachineState::Idle, Some("waiting for material")),
+        (model::MachineState::Setup, Some("changeover")),
+        (model::MachineState::Down, Some("breakdown")),
+    ];
+    for machine in &machines {
+        let mut at = day_ago;
+        while at < now {
+            let (state, reason) = states[random.below(states.len() as u64) as usize];
+            store.record_state(&model::StateChange {
+                machine: machine.id,
+                at,
+                state,
+                reason: reason.map(str::to_string),
+            })?;
+            let minutes = 5 + random.below(25) as i64;
+            if state == model::MachineState::Running {
+                store.record_production(&model::ProductionRecord {
+                    machine: machine.id,
+                    at: (at + time::Duration::minutes(minutes)).min(now),
+                    operation: None,
+                    good: 10 + random.below(20) as u32,
+                    scrap: random.below(3) as u32,
+                    ideal_unit_seconds: 50.0,
+                })?;
+            }
+            at += time::Duration::minutes(minutes);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let rule = store.create_alarm_rule(&model::alarm::NewAlarmRule {
+        name: "bench temperature".into(),
+        machine_id: None,
+        metric: Some("temperature".into()),
+        condition: model::alarm::Condition::Above { threshold: 80.0 },
+        for_seconds: 0,
+        severity: model::alarm::Severity::Warning,
+        enabled: true,
+    })?;
+    for machine in machines.iter().step_by(5) {
+        store.raise_alarm(rule.id, machine.id, now, Some(85.0), "temperature above 80")?;
+    }
+    let built = server::planning::build(&store, now, &server::planning::Options::default())?;
+    let plan = server::planning::solve(&built, now, "tardiness_then_makespan", Duration::ZERO)
+        .map_err(anyhow::Error::msg)?;
+    let operations = plan.operations.len();
+    let summary = store.create_plan(&plan)?;
+    store.publish_plan(summary.id, now)?;
+
+    let state = AppState::new(store, clock, server::ServerConfig::default(), server::AlarmConfig::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(options.hold.unwrap_or(([127, 0, 0, 1], 0).into())))?;
+    let address = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = runtime.spawn(server::run(listener, state, server::RunOptions::default(), async {
+        let _ = stop_rx.await;
+    }));
+    let cookie = format!("mf_session={token}; mf_lang=en");
+    let pages = [
+        ("/", "overview"),
+        ("/plan", "plan (Gantt)"),
+        ("/orders", "orders"),
+        ("/machines/1?range=day", "machine (day)"),
+        ("/alarms", "alarms"),
+    ];
+    println!(
+        "dashboard bench: {} machines, {} open orders, {operations} planned operations, {} requests per page",
+        machines.len(),
+        options.orders,
+        options.requests
+    );
+    println!("{:<16} {:>9} {:>9} {:>9} {:>9} {:>10}", "page", "p50 ms", "p95 ms", "max ms", "mean ms", "KiB");
+    for (path, name) in pages {
+        let mut times = Vec::with_capacity(options.requests as usize);
+        let mut size = 0;
+        for _ in 0..options.requests {
+            let started = Instant::now();
+            let (status, body) = get_page(address, path, &cookie)?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            if status != 200 {
+                bail!("GET {path} answered {status}");
+            }
+            size = body;
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        println!(
+            "{name:<16} {:>9.2} {:>9.2} {:>9.2} {mean:>9.2} {:>10.1}",
+            at(0.5),
+            at(0.95),
+            at(1.0),
+            size as f64 / 1024.0
+        );
+    }
+    if options.hold.is_some() {
+        println!("serving url=http://{address} token={token}");
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        runtime.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+    let _ = stop_tx.send(());
+    runtime.block_on(serve)??;
+    Ok(())
+}
+
+/// One GET over a new connection; the status and the body's length.
+fn get_page(address: SocketAddr, path: &str, cookie: &str) -> anyhow::Result<(u16, usize)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no status")?;
+    Ok((status, body.len()))
+}

@@ -92,6 +92,9 @@ enum BenchCommand {
     /// A generated high-mix factory (500 orders, 15 machines by default): first feasible plan,
     /// repair after a breakdown, and the optimised plan against EDD and ATCS dispatching.
     Plan(bench::PlanBench),
+    /// A generated factory (50 machines, a day of history, about 2,000 planned operations): the
+    /// server time of each dashboard page.
+    Dashboard(bench::DashboardBench),
 }
 
 /// Flags shared by the commands that touch the data directory.
@@ -159,6 +162,7 @@ fn main() -> anyhow::Result<()> {
         Command::Schedule(command) => schedule::run(command),
         Command::Bench(BenchCommand::Ingest(options)) => bench::run(options),
         Command::Bench(BenchCommand::Plan(options)) => bench::plan(options),
+        Command::Bench(BenchCommand::Dashboard(options)) => bench::dashboard(options),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
             Ok(())

@@ -1,17 +1,17 @@
 //! The HTTP API under `/api/v1`: the router and the helpers every resource handler shares.
 //! Handlers are thin: check the role, validate, call the store off the async runtime, shape JSON.
 
-mod access;
-mod alarms;
+pub(crate) mod access;
+pub(crate) mod alarms;
 /// The request and response types of the access handlers, for the OpenAPI document.
 pub(crate) mod access_schemas {
     pub(crate) use super::access::{Login, NewTokenResponse, NewUser, TokenInfo, TokenRequest, UserChange};
 }
 mod catalog;
 mod factory;
-mod orders;
-mod plans;
-mod telemetry;
+pub(crate) mod orders;
+pub(crate) mod plans;
+pub(crate) mod telemetry;
 /// Request types of the operation handlers, for the OpenAPI document.
 pub(crate) mod order_schemas {
     pub(crate) use super::orders::{FinishRequest, StartRequest};

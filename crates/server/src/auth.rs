@@ -54,18 +54,24 @@ pub enum Need {
     Administer,
 }
 
-impl Principal {
-    /// Fails with 403 unless the caller's role covers `need`.
-    pub fn require(&self, need: Need) -> Result<(), ApiError> {
-        let role = self.user.role;
-        let allowed = match need {
+impl Need {
+    /// Whether `role` covers this need.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
             Need::Read => role.may_read(),
             Need::Ingest => role.may_ingest(),
             Need::Report => role.may_report_production(),
             Need::Plan => role.may_plan(),
             Need::Administer => role.may_administer(),
-        };
-        if allowed {
+        }
+    }
+}
+
+impl Principal {
+    /// Fails with 403 unless the caller's role covers `need`.
+    pub fn require(&self, need: Need) -> Result<(), ApiError> {
+        let role = self.user.role;
+        if need.allows(role) {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!("the {} role may not do this", role.as_str())))
@@ -89,23 +95,60 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Principal, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("send an API token as 'Authorization: Bearer <token>'"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        let token = match parts.headers.get(header::AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|token| !token.is_empty())
+                .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?,
+            None => {
+                let token = session_cookie(&parts.headers).ok_or_else(|| {
+                    ApiError::unauthorized("send an API token as 'Authorization: Bearer <token>'")
+                })?;
+                // A browser sends the cookie with any request to this origin, also one another
+                // site makes it send; only our own pages add this header, and no other origin
+                // may (there is no CORS), so a state change without it is refused.
+                if !parts.method.is_safe() && !parts.headers.contains_key(CSRF_HEADER) {
+                    return Err(ApiError::forbidden(format!(
+                        "requests authenticated by the session cookie must send the {CSRF_HEADER} header"
+                    )));
+                }
+                token
+            }
+        };
+        Principal::from_token(token, state).await
+    }
+}
+
+/// The cookie that carries a browser session's token.
+pub(crate) const SESSION_COOKIE: &str = "mf_session";
+/// The header the dashboard's scripts send with every state-changing request.
+pub(crate) const CSRF_HEADER: &str = "x-microfactory-csrf";
+
+/// The session token from the `Cookie` header, if any.
+pub(crate) fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+impl Principal {
+    /// The owner of `token`, from the cache or the store; 401 when it is unknown or revoked.
+    pub(crate) async fn from_token(token: &str, state: &AppState) -> Result<Principal, ApiError> {
         let digest = token_digest(token);
         if let Some(principal) = state.tokens.get(&digest) {
             return Ok(principal);
         }
-        let store = state.store.clone();
-        let owner = tokio::task::spawn_blocking(move || store.token_owner(&digest))
+        let (store, now) = (state.store.clone(), state.clock.now());
+        let owner = tokio::task::spawn_blocking(move || store.token_owner(&digest, now))
             .await
             .map_err(ApiError::internal)??
             .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;

@@ -68,12 +68,13 @@ impl Default for MqttConfig {
 #[derive(Clone)]
 pub struct PlatformHooks {
     store: Store,
+    clock: std::sync::Arc<dyn model::Clock>,
 }
 
 impl PlatformHooks {
-    /// Hooks over `store`'s users and tokens.
-    pub fn new(store: Store) -> PlatformHooks {
-        PlatformHooks { store }
+    /// Hooks over `store`'s users and tokens, telling expired tokens by `clock`.
+    pub fn new(store: Store, clock: std::sync::Arc<dyn model::Clock>) -> PlatformHooks {
+        PlatformHooks { store, clock }
     }
 }
 
@@ -106,9 +107,9 @@ impl Hooks for PlatformHooks {
         let token = std::str::from_utf8(password).map_err(|_| AuthRejection::BadUserNameOrPassword)?;
         let digest = token_digest(token);
         let client_id = credentials.client_id.to_string();
-        let store = self.store.clone();
+        let (store, now) = (self.store.clone(), self.clock.now());
         let found = tokio::task::spawn_blocking(move || {
-            let owner = store.token_owner(&digest)?;
+            let owner = store.token_owner(&digest, now)?;
             let site = match owner.as_ref().and_then(|o| o.user.site_id) {
                 Some(site) => Some(store.site(site)?),
                 None => None,
@@ -260,7 +261,8 @@ pub async fn start(
     let address = listener.local_addr().ok();
     // Durable acks: a device's QoS 1 PUBACK means its reading is stored.
     let broker_config = BrokerConfig { durable_acks: true, ..BrokerConfig::default() };
-    let broker = Broker::start(listener, broker_config, PlatformHooks::new(state.store.clone()));
+    let broker =
+        Broker::start(listener, broker_config, PlatformHooks::new(state.store.clone(), state.clock.clone()));
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();

@@ -1,5 +1,5 @@
 //! The composition root of microfactory: the shared [`AppState`], the HTTP [`router`] (API,
-//! health, metrics, OpenAPI document, home page) and [`run`], which serves until told to stop.
+//! health, metrics, OpenAPI document, dashboard) and [`run`], which serves until told to stop.
 //! This is the only crate that knows HTTP; it turns requests into calls on `store` and `model`.
 
 mod alarm_worker;
@@ -14,12 +14,12 @@ mod live;
 mod metrics;
 mod middleware;
 mod openapi;
-mod pages;
 pub mod pipeline;
 pub mod planning;
 mod replanner;
 mod retention;
 pub mod simulation;
+mod web;
 mod webhook;
 
 use std::future::Future;
@@ -179,7 +179,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/", get(pages::home))
+        .merge(web::routes())
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("nothing here") })
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

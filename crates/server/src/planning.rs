@@ -9,7 +9,8 @@
 //!   largest setup time of the operations of family `f` (no setup between operations of one family);
 //! - each machine unavailable outside its site's shift calendar over the planning horizon and in
 //!   its planned maintenance windows;
-//! - operations already running are fixed: on their machine, starting now;
+//! - operations already running are fixed: on their machine, starting now (one after another
+//!   when several are running on one machine);
 //! - operations are not interrupted by breaks, so a lot too long for the longest shift of its
 //!   machines is split into consecutive parts that each fit (part `k + 1` follows part `k`).
 
@@ -56,6 +57,66 @@ impl Default for Options {
 
 /// One position of a job: the store operation, the part of its lot, and the units in that part.
 pub type Position = (Operation, u32, u32);
+
+/// Makes the fixed operations fit together. Running operations all "start now" on their machine;
+/// when a machine has more than one (work was started before the previous job was reported
+/// finished), they run one after another, with the setup between them. A repair's frozen
+/// operation that then overlaps running work or another frozen one is replanned instead, with
+/// the rest of its job (only a prefix of a job may stay frozen).
+fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64]) {
+    let setup = |from: Option<usize>, to: usize| match from {
+        Some(from) if from != to => family_setup[to],
+        _ => 0,
+    };
+    let machines = jobs
+        .iter()
+        .flat_map(|job| &job.operations)
+        .filter_map(|op| op.fixed.map(|f| f.machine + 1))
+        .max()
+        .unwrap_or(0);
+    let mut ends: Vec<Option<(i64, usize)>> = vec![None; machines];
+    for (j, job) in jobs.iter_mut().enumerate() {
+        for (k, op) in job.operations.iter_mut().enumerate() {
+            let Some(fixed) = op.fixed.as_mut().filter(|_| running[j][k]) else { continue };
+            let start = ends[fixed.machine].map_or(0, |(end, family)| end + setup(Some(family), op.family));
+            fixed.start = start;
+            let duration =
+                op.alternatives.iter().find(|a| a.machine == fixed.machine).map_or(0, |a| a.duration);
+            ends[fixed.machine] = Some((start + duration, op.family));
+        }
+    }
+    loop {
+        let mut conflict = None;
+        'machines: for machine in 0..machines {
+            // (start, end, family, frozen, job, operation) of the fixed work on this machine.
+            let mut work: Vec<(i64, i64, usize, bool, usize, usize)> = Vec::new();
+            for (j, job) in jobs.iter().enumerate() {
+                for (k, op) in job.operations.iter().enumerate() {
+                    if let Some(f) = op.fixed.filter(|f| f.machine == machine) {
+                        let duration =
+                            op.alternatives.iter().find(|a| a.machine == machine).map_or(0, |a| a.duration);
+                        work.push((f.start, f.start + duration, op.family, !running[j][k], j, k));
+                    }
+                }
+            }
+            work.sort_unstable();
+            for pair in work.windows(2) {
+                let (previous, next) = (pair[0], pair[1]);
+                if next.0 - setup(Some(previous.2), next.2) < previous.1 {
+                    // Running work never conflicts with running work, so one of the two is frozen.
+                    conflict = Some(if next.3 { (next.4, next.5) } else { (previous.4, previous.5) });
+                    break 'machines;
+                }
+            }
+        }
+        let Some((j, k)) = conflict else { return };
+        for (index, op) in jobs[j].operations.iter_mut().enumerate().skip(k) {
+            if !running[j][index] {
+                op.fixed = None;
+            }
+        }
+    }
+}
 
 /// Builds the problem at `now`.
 pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, StoreError> {
@@ -115,6 +176,8 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let mut family_setup: Vec<i64> = Vec::new();
     let mut jobs = Vec::new();
     let mut problem_jobs = Vec::new();
+    // Per job, per operation: whether it is fixed because it is running (not frozen by a repair).
+    let mut running_fixed: Vec<Vec<bool>> = Vec::new();
     for order in orders {
         let open: Vec<Operation> = store
             .operations(order.id)?
@@ -127,6 +190,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         }
         let mut operations = Vec::with_capacity(open.len());
         let mut positions = Vec::with_capacity(open.len());
+        let mut running_here = Vec::with_capacity(open.len());
         // Only a prefix of a job can stay frozen: once one operation is replanned, the ones after
         // it may have to move too.
         let mut chain_frozen = true;
@@ -166,6 +230,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
                         .map(|(machine, start)| FixedStart { machine, start }),
                 };
                 chain_frozen &= fixed.is_some();
+                running_here.push(running && fixed.is_some());
                 operations.push(scheduler::Operation { alternatives, family, fixed });
                 positions.push((op.clone(), part, quantity));
             }
@@ -177,8 +242,10 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             .filter(|_| !operations.iter().any(|op| op.fixed.is_some()))
             .map_or(0, |ready| (ready - now).whole_seconds().max(0));
         problem_jobs.push(Job { release, due: Some(due), weight: i64::from(order.priority), operations });
+        running_fixed.push(running_here);
         jobs.push((order, positions));
     }
+    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup);
 
     let n = family_setup.len();
     let setup: Vec<Vec<i64>> =

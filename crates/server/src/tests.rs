@@ -1145,3 +1145,54 @@ async fn plans_keep_out_of_maintenance_and_wait_for_material() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn two_running_operations_on_one_machine_are_planned_one_after_the_other() {
+    let h = harness();
+    let _workers = h.state.start_workers();
+    let planner = token_for(Role::Planner);
+    let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0})).await.json;
+    let id = plan["id"].as_i64().unwrap();
+    h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await;
+    // Two operations of released orders started on cnc-01 (the second before the first finished).
+    let queue = h.get("/api/v1/machines/1/dispatch").await.json["queue"].as_array().unwrap().clone();
+    let mut started = Vec::new();
+    for item in &queue {
+        let order = h.get(&format!("/api/v1/orders/{}", item["order_id"])).await.json;
+        if order["status"] != "released" && order["status"] != "running" {
+            continue;
+        }
+        let operation = item["operation_id"].as_i64().unwrap();
+        let reply = h
+            .post_json(&format!("/api/v1/operations/{operation}/start"), &planner, &json!({"machine_id": 1}))
+            .await;
+        if reply.status == StatusCode::OK {
+            started.push(operation);
+        }
+        if started.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(started.len(), 2, "two operations started on cnc-01");
+    for repair in [false, true] {
+        let reply = h
+            .post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.2, "repair": repair}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "repair {repair}: {}", reply.text);
+        let id = reply.json["id"].as_i64().unwrap();
+        let lanes = h.get(&format!("/api/v1/plans/{id}/gantt")).await.json;
+        let cnc = lanes.as_array().unwrap().iter().find(|l| l["machine_id"] == 1).unwrap();
+        let mut runs: Vec<(String, String)> = cnc["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| started.contains(&i["operation_id"].as_i64().unwrap()))
+            .map(|i| (i["start"].as_str().unwrap().to_string(), i["end"].as_str().unwrap().to_string()))
+            .collect();
+        runs.sort();
+        assert_eq!(runs.len(), 2, "both running operations stay on cnc-01: {cnc}");
+        assert!(runs[0].1 <= runs[1].0, "they run one after the other: {runs:?}");
+    }
+}
+
+mod web;

@@ -21,6 +21,9 @@ pub struct ApiToken {
     pub created_at: Timestamp,
     /// When it was revoked; revoked tokens no longer authenticate.
     pub revoked_at: Option<Timestamp>,
+    /// When it stops working by itself (browser sessions); `None` for tokens that last until
+    /// revoked.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Who a valid token belongs to.
@@ -129,10 +132,24 @@ impl Store {
         prefix: &str,
         now: Timestamp,
     ) -> Result<ApiToken> {
+        self.create_expiring_token(user, name, digest, prefix, now, None)
+    }
+
+    /// Like [`Store::create_token`], for a token that stops working at `expires` (when given).
+    pub fn create_expiring_token(
+        &self,
+        user: UserId,
+        name: &str,
+        digest: &[u8; 32],
+        prefix: &str,
+        now: Timestamp,
+        expires: Option<Timestamp>,
+    ) -> Result<ApiToken> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![user.0, name, &digest[..], prefix, to_ms(now)],
+                "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user.0, name, &digest[..], prefix, to_ms(now), expires.map(to_ms)],
             )
             .map_err(constraint)?;
             Ok(ApiToken {
@@ -142,19 +159,23 @@ impl Store {
                 prefix: prefix.into(),
                 created_at: from_ms(to_ms(now))?,
                 revoked_at: None,
+                expires_at: expires.map(|at| from_ms(to_ms(at))).transpose()?,
             })
         })
     }
 
-    /// Who the unrevoked token with this digest belongs to.
-    pub fn token_owner(&self, digest: &[u8; 32]) -> Result<Option<TokenOwner>> {
+    /// Who the unrevoked, unexpired (at `now`) token with this digest belongs to.
+    pub fn token_owner(&self, digest: &[u8; 32], now: Timestamp) -> Result<Option<TokenOwner>> {
         self.read(|conn| {
             let found = conn
                 .prepare_cached(
                     "SELECT u.id, u.username, u.role, u.created_ms, u.site_id, t.id FROM api_tokens t
-                     JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_ms IS NULL",
+                     JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_ms IS NULL
+                     AND (t.expires_ms IS NULL OR t.expires_ms > ?2)",
                 )?
-                .query_row([&digest[..]], |row| Ok((user_row(row)?, row.get::<_, i64>(5)?)))
+                .query_row(params![&digest[..], to_ms(now)], |row| {
+                    Ok((user_row(row)?, row.get::<_, i64>(5)?))
+                })
                 .optional()?;
             match found {
                 None => Ok(None),
@@ -167,7 +188,7 @@ impl Store {
     pub fn tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT id, user_id, name, prefix, created_ms, revoked_ms FROM api_tokens
+                "SELECT id, user_id, name, prefix, created_ms, revoked_ms, expires_ms FROM api_tokens
                  WHERE (?1 IS NULL OR user_id = ?1) ORDER BY id",
             )?;
             let mut rows = statement.query([user.map(|u| u.0)])?;
@@ -180,6 +201,7 @@ impl Store {
                     prefix: row.get(3)?,
                     created_at: from_ms(row.get(4)?)?,
                     revoked_at: row.get::<_, Option<i64>>(5)?.map(from_ms).transpose()?,
+                    expires_at: row.get::<_, Option<i64>>(6)?.map(from_ms).transpose()?,
                 });
             }
             Ok(tokens)

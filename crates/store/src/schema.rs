@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_state_rules.sql"),
     include_str!("migrations/0005_plans.sql"),
     include_str!("migrations/0006_maintenance_and_materials.sql"),
+    include_str!("migrations/0007_token_expiry.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

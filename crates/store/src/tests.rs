@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
 }
 
 #[test]
@@ -204,10 +204,24 @@ fn tokens_authenticate_until_revoked() {
     let user = store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
     let digest = [7u8; 32];
     let token = store.create_token(user.id, "cli", &digest, "mf_abc", NOW).unwrap();
-    assert_eq!(store.token_owner(&digest).unwrap().unwrap().user, user);
+    assert_eq!(store.token_owner(&digest, NOW).unwrap().unwrap().user, user);
     store.revoke_token(token.id, Some(user.id), NOW).unwrap();
-    assert!(store.token_owner(&digest).unwrap().is_none());
+    assert!(store.token_owner(&digest, NOW).unwrap().is_none());
     assert_eq!(store.tokens(Some(user.id)).unwrap()[0].revoked_at, Some(NOW));
+}
+
+#[test]
+fn expiring_tokens_stop_at_their_expiry() {
+    let store = Store::open_in_memory().unwrap();
+    let user = store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
+    let digest = [8u8; 32];
+    let expires = NOW + time::Duration::hours(12);
+    let token =
+        store.create_expiring_token(user.id, "session", &digest, "mf_def", NOW, Some(expires)).unwrap();
+    assert_eq!(token.expires_at, Some(expires));
+    assert!(store.token_owner(&digest, expires - time::Duration::seconds(1)).unwrap().is_some());
+    assert!(store.token_owner(&digest, expires).unwrap().is_none());
+    assert_eq!(store.tokens(None).unwrap()[0].expires_at, Some(expires));
 }
 
 #[test]

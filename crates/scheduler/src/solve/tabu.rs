@@ -50,13 +50,65 @@ pub(crate) struct Candidate {
     pub(crate) tabu: bool,
 }
 
+/// Tabu expiry per (operation, job) pair. A dense table while it stays small (every benchmark
+/// instance: at most a few megabytes), a map of the pairs actually marked for the large problems
+/// of production planning, where operations × jobs would take hundreds of megabytes.
+enum TabuPairs {
+    Dense { until: Vec<u64>, n_jobs: usize },
+    Sparse { until: std::collections::HashMap<u64, u64>, n_jobs: u64 },
+}
+
+/// Largest dense table, in entries (32 MiB).
+const DENSE_PAIRS: usize = 4 << 20;
+/// A sparse table is pruned of expired entries when it grows past this.
+const SPARSE_PRUNE: usize = 1 << 16;
+
+impl TabuPairs {
+    fn new(n_ops: usize, n_jobs: usize) -> TabuPairs {
+        match n_ops.checked_mul(n_jobs) {
+            Some(entries) if entries <= DENSE_PAIRS => TabuPairs::Dense { until: vec![0; entries], n_jobs },
+            _ => TabuPairs::Sparse { until: std::collections::HashMap::new(), n_jobs: n_jobs as u64 },
+        }
+    }
+
+    #[inline]
+    fn get(&self, op: usize, job: usize) -> u64 {
+        match self {
+            TabuPairs::Dense { until, n_jobs } => until[op * n_jobs + job],
+            TabuPairs::Sparse { until, n_jobs } => {
+                until.get(&(op as u64 * n_jobs + job as u64)).copied().unwrap_or(0)
+            }
+        }
+    }
+
+    /// Marks the pair tabu until iteration `until`; `now` lets the sparse table drop what expired.
+    fn set(&mut self, op: usize, job: usize, until: u64, now: u64) {
+        match self {
+            TabuPairs::Dense { until: table, n_jobs } => table[op * *n_jobs + job] = until,
+            TabuPairs::Sparse { until: table, n_jobs } => {
+                if table.len() >= SPARSE_PRUNE {
+                    table.retain(|_, expiry| *expiry > now);
+                }
+                table.insert(op as u64 * *n_jobs + job as u64, until);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            TabuPairs::Dense { until, .. } => until.fill(0),
+            TabuPairs::Sparse { until, .. } => until.clear(),
+        }
+    }
+}
+
 /// Searcher state reused across iterations (no allocation in the loop once warmed up).
 pub(crate) struct Search<'a> {
     pub(crate) inst: &'a Inst,
     pub(crate) state: State,
     pub(crate) rng: Rng,
-    /// `tabu_pair[a * n_jobs + job(b)]`: iteration until which "a before b" (same machine) is tabu.
-    tabu_pair: Vec<u64>,
+    /// Iteration until which "a before b" (same machine) is tabu, by `a` and `b`'s job.
+    tabu_pair: TabuPairs,
     /// Per alternative: iteration until which reassigning to it is tabu.
     tabu_alt: Vec<u64>,
     pub(crate) iter: u64,
@@ -74,7 +126,7 @@ impl<'a> Search<'a> {
             inst,
             state,
             rng: Rng::new(seed),
-            tabu_pair: vec![0; inst.n_ops * inst.n_jobs],
+            tabu_pair: TabuPairs::new(inst.n_ops, inst.n_jobs),
             tabu_alt: vec![0; n_alts],
             iter: 1,
             base_tenure: 10 + (inst.n_jobs / inst.n_machines.max(1)) as u64,
@@ -86,7 +138,7 @@ impl<'a> Search<'a> {
     }
 
     fn clear_tabu(&mut self) {
-        self.tabu_pair.fill(0);
+        self.tabu_pair.clear();
         self.tabu_alt.fill(0);
     }
 
@@ -205,11 +257,9 @@ impl<'a> Search<'a> {
                     }
                     let ju = inst.job_of[u];
                     cand.tabu = if from < to {
-                        s[lo + 1..=hi].iter().any(|&x| self.tabu_pair[x * inst.n_jobs + ju] > self.iter)
+                        s[lo + 1..=hi].iter().any(|&x| self.tabu_pair.get(x, ju) > self.iter)
                     } else {
-                        s[lo..hi]
-                            .iter()
-                            .any(|&x| self.tabu_pair[u * inst.n_jobs + inst.job_of[x]] > self.iter)
+                        s[lo..hi].iter().any(|&x| self.tabu_pair.get(u, inst.job_of[x]) > self.iter)
                     };
                 }
                 Move::Reassign { alt, .. } => {
@@ -235,9 +285,9 @@ impl<'a> Search<'a> {
                     // Only the arc between `u` and its old neighbour in the direction of the move becomes
                     // tabu (Nowicki–Smutnicki's attribute); marking every passed pair measured worse.
                     if from < to {
-                        self.tabu_pair[u * inst.n_jobs + inst.job_of[s[from + 1]]] = until;
+                        self.tabu_pair.set(u, inst.job_of[s[from + 1]], until, self.iter);
                     } else {
-                        self.tabu_pair[s[from - 1] * inst.n_jobs + inst.job_of[u]] = until;
+                        self.tabu_pair.set(s[from - 1], inst.job_of[u], until, self.iter);
                     }
                 }
                 self.state.shift(m, from, to);
@@ -754,5 +804,33 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
         score: global.score,
         iterations: global.iterations,
         time_to_best: global.time_to_best,
+    }
+}
+
+#[cfg(test)]
+mod pair_tests {
+    use super::TabuPairs;
+
+    #[test]
+    fn dense_and_sparse_tables_agree() {
+        let mut dense = TabuPairs::new(10, 4);
+        let mut sparse = TabuPairs::new(100_000, 100_000);
+        assert!(matches!(dense, TabuPairs::Dense { .. }) && matches!(sparse, TabuPairs::Sparse { .. }));
+        for table in [&mut dense, &mut sparse] {
+            assert_eq!(table.get(3, 2), 0);
+            table.set(3, 2, 17, 5);
+            table.set(9, 3, 8, 5);
+            assert_eq!((table.get(3, 2), table.get(9, 3), table.get(2, 3)), (17, 8, 0));
+            table.clear();
+            assert_eq!(table.get(3, 2), 0);
+        }
+        // The sparse table forgets expired pairs once it grows, and keeps the live ones.
+        for op in 0..super::SPARSE_PRUNE + 10 {
+            sparse.set(op, 1, 100, 50);
+        }
+        sparse.set(7, 7, 200, 150);
+        let TabuPairs::Sparse { until, .. } = &sparse else { unreachable!() };
+        assert!(until.len() < 100, "expired pairs were dropped: {}", until.len());
+        assert_eq!(sparse.get(7, 7), 200);
     }
 }

@@ -27,9 +27,9 @@ pub(crate) struct Login {
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct NewTokenResponse {
     /// The secret: shown only now. Send it as `Authorization: Bearer <token>`.
-    token: String,
+    pub(crate) token: String,
     /// The token's id, to revoke it.
-    id: i64,
+    pub(crate) id: i64,
     /// Who it belongs to.
     user: User,
 }
@@ -45,6 +45,17 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     JsonBody(login): JsonBody<Login>,
 ) -> ApiResult<Created<NewTokenResponse>> {
+    let user = check_credentials(&state, login.username, login.password).await?;
+    issue_token(&state, user, "login", None).await
+}
+
+/// The user with these credentials; 401 (after the same work either way) when there is none.
+pub(crate) async fn check_credentials(
+    state: &AppState,
+    username: String,
+    password: String,
+) -> ApiResult<User> {
+    let login = Login { username, password };
     let store = state.store.clone();
     let username = login.username.clone();
     let found = blocking(move || store.user_credentials(&username)).await?;
@@ -56,22 +67,29 @@ pub(crate) async fn login(
     let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(ApiError::internal)?;
-    let user = match (user, valid) {
-        (Some(user), true) => user,
+    match (user, valid) {
+        (Some(user), true) => Ok(user),
         _ => {
             tracing::info!(username = %login.username, "failed log-in");
-            return Err(ApiError::unauthorized("wrong user name or password"));
+            Err(ApiError::unauthorized("wrong user name or password"))
         }
-    };
-    issue_token(&state, user, "login").await
+    }
 }
 
-async fn issue_token(state: &AppState, user: User, name: &str) -> ApiResult<Created<NewTokenResponse>> {
+/// Creates a token named `name` for `user`, valid for `lifetime` when given; the answer holds
+/// the secret.
+pub(crate) async fn issue_token(
+    state: &AppState,
+    user: User,
+    name: &str,
+    lifetime: Option<time::Duration>,
+) -> ApiResult<Created<NewTokenResponse>> {
     let token = new_token().map_err(ApiError::internal)?;
     let (digest, prefix, now) = (token_digest(&token), shown_prefix(&token), state.clock.now());
     let store = state.store.clone();
-    let (user_id, name) = (user.id, name.to_string());
-    let record = blocking(move || store.create_token(user_id, &name, &digest, &prefix, now)).await?;
+    let (user_id, name, expires) = (user.id, name.to_string(), lifetime.map(|l| now + l));
+    let record =
+        blocking(move || store.create_expiring_token(user_id, &name, &digest, &prefix, now, expires)).await?;
     Ok(Created(NewTokenResponse { token, id: record.id, user }))
 }
 
@@ -204,6 +222,11 @@ pub(crate) struct TokenInfo {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     revoked_at: Option<model::Timestamp>,
+    /// When the token stops working by itself (browser sessions); absent when it lasts until
+    /// revoked.
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    expires_at: Option<model::Timestamp>,
 }
 
 /// A token to create.
@@ -233,6 +256,7 @@ pub(crate) async fn list_tokens(
                 prefix: t.prefix,
                 created_at: t.created_at,
                 revoked_at: t.revoked_at,
+                expires_at: t.expires_at,
             })
             .collect(),
     ))
@@ -258,7 +282,7 @@ pub(crate) async fn create_token(
         }
         _ => principal.user.clone(),
     };
-    issue_token(&state, user, &request.name).await
+    issue_token(&state, user, &request.name, None).await
 }
 
 pub(crate) async fn revoke_token(
@@ -268,7 +292,17 @@ pub(crate) async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     let owner = if principal.user.role.may_administer() { None } else { Some(principal.user.id) };
     let (store, now) = (state.store.clone(), state.clock.now());
-    blocking(move || store.revoke_token(id, owner, now)).await?;
+    blocking(move || {
+        // Someone else's token is forbidden, not missing: it exists, the caller may not touch it.
+        if let Some(owner) = owner
+            && !store.tokens(Some(owner))?.iter().any(|t| t.id == id)
+            && store.tokens(None)?.iter().any(|t| t.id == id)
+        {
+            return Ok(Err(ApiError::forbidden("only administrators may revoke other people's tokens")));
+        }
+        store.revoke_token(id, owner, now).map(Ok)
+    })
+    .await??;
     state.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }

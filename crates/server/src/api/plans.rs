@@ -39,48 +39,48 @@ pub(crate) struct PlanRequest {
 /// When an order is planned to finish.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct Eta {
-    order_id: OrderId,
-    number: String,
+    pub(crate) order_id: OrderId,
+    pub(crate) number: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
-    due: Timestamp,
+    pub(crate) due: Timestamp,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
-    eta: Timestamp,
-    late: bool,
+    pub(crate) eta: Timestamp,
+    pub(crate) late: bool,
 }
 
 /// What changed against the plan that was active when this one was computed.
 #[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub(crate) struct PlanDiff {
     /// The plan compared with; absent when there was none.
-    against: Option<i64>,
+    pub(crate) against: Option<i64>,
     /// Operations on another machine or starting more than a minute earlier or later.
-    moved_operations: usize,
+    pub(crate) moved_operations: usize,
     /// Operations planned in both.
-    compared_operations: usize,
+    pub(crate) compared_operations: usize,
     /// Orders whose ETA moved by more than a minute, with the shift in seconds (positive: later).
-    eta_changes: Vec<(OrderId, i64)>,
+    pub(crate) eta_changes: Vec<(OrderId, i64)>,
 }
 
 /// How busy a machine is in a plan.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct Utilisation {
-    machine_id: MachineId,
+    pub(crate) machine_id: MachineId,
     /// Seconds of processing and setup planned.
-    busy_seconds: i64,
+    pub(crate) busy_seconds: i64,
     /// Busy seconds over the plan's span (from its computation to its last end), 0 to 1.
-    utilisation: f64,
+    pub(crate) utilisation: f64,
 }
 
 /// A plan with its order ETAs, machine utilisation and its diff.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct PlanDetail {
     #[serde(flatten)]
-    summary: PlanSummary,
-    etas: Vec<Eta>,
-    utilisation: Vec<Utilisation>,
-    diff: PlanDiff,
+    pub(crate) summary: PlanSummary,
+    pub(crate) etas: Vec<Eta>,
+    pub(crate) utilisation: Vec<Utilisation>,
+    pub(crate) diff: PlanDiff,
 }
 
 fn utilisation(summary: &PlanSummary, operations: &[PlannedOperation]) -> Vec<Utilisation> {
@@ -98,7 +98,10 @@ fn utilisation(summary: &PlanSummary, operations: &[PlannedOperation]) -> Vec<Ut
         .collect()
 }
 
-fn etas(store: &store::Store, operations: &[PlannedOperation]) -> Result<Vec<Eta>, store::StoreError> {
+pub(crate) fn etas(
+    store: &store::Store,
+    operations: &[PlannedOperation],
+) -> Result<Vec<Eta>, store::StoreError> {
     let mut ends: HashMap<OrderId, Timestamp> = HashMap::new();
     for op in operations {
         let end = ends.entry(op.order_id).or_insert(op.end);
@@ -145,7 +148,7 @@ fn diff(
     PlanDiff { against: Some(against), moved_operations: moved, compared_operations: compared, eta_changes }
 }
 
-fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanDetail, store::StoreError> {
+pub(crate) fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanDetail, store::StoreError> {
     let operations = store.plan_operations(summary.id, None)?;
     let new_etas = etas(store, &operations)?;
     // Compare with the plan that was active when this one was computed: the newest active or
@@ -254,22 +257,22 @@ pub(crate) async fn publish_plan(
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct GanttItem {
     #[serde(flatten)]
-    operation: PlannedOperation,
-    order_number: String,
+    pub(crate) operation: PlannedOperation,
+    pub(crate) order_number: String,
     /// The product variant the order is for.
-    product: String,
-    operation_name: String,
+    pub(crate) product: String,
+    pub(crate) operation_name: String,
     /// The order is planned to finish after its due date.
-    late: bool,
+    pub(crate) late: bool,
 }
 
 /// One machine's row of the Gantt chart.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct GanttLane {
-    machine_id: MachineId,
-    code: String,
-    name: String,
-    items: Vec<GanttItem>,
+    pub(crate) machine_id: MachineId,
+    pub(crate) code: String,
+    pub(crate) name: String,
+    pub(crate) items: Vec<GanttItem>,
 }
 
 pub(crate) async fn gantt(
@@ -278,10 +281,15 @@ pub(crate) async fn gantt(
     Id(id): Id,
 ) -> ApiResult<Json<Vec<GanttLane>>> {
     let store = state.store;
-    let lanes = read(|| {
+    Ok(Json(read(|| gantt_lanes(&store, id))?))
+}
+
+/// Every machine's row of plan `id`'s Gantt chart.
+pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<GanttLane>> {
+    {
         let operations = store.plan_operations(id, None)?;
         let late: HashMap<OrderId, bool> =
-            etas(&store, &operations)?.into_iter().map(|e| (e.order_id, e.late)).collect();
+            etas(store, &operations)?.into_iter().map(|e| (e.order_id, e.late)).collect();
         let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;
         let mut orders: HashMap<OrderId, (String, String)> = HashMap::new();
         let mut lanes: Vec<GanttLane> = machines
@@ -310,18 +318,17 @@ pub(crate) async fn gantt(
             }
         }
         Ok(lanes)
-    })?;
-    Ok(Json(lanes))
+    }
 }
 
 /// The active plan's queue for one machine.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct Dispatch {
-    machine_id: MachineId,
+    pub(crate) machine_id: MachineId,
     /// The active plan, if there is one.
-    plan_id: Option<i64>,
+    pub(crate) plan_id: Option<i64>,
     /// Operations not yet done, in planned order.
-    queue: Vec<GanttItem>,
+    pub(crate) queue: Vec<GanttItem>,
 }
 
 pub(crate) async fn dispatch(
@@ -332,7 +339,12 @@ pub(crate) async fn dispatch(
     let machine = MachineId(id);
     let store = state.store;
     store.machine(machine)?;
-    let dispatch = read(|| {
+    Ok(Json(read(|| dispatch_queue(&store, machine))?))
+}
+
+/// The active plan's queue of work not yet done on `machine`, in planned order.
+pub(crate) fn dispatch_queue(store: &store::Store, machine: MachineId) -> store::Result<Dispatch> {
+    {
         let Some(plan) = store.active_plan()? else {
             return Ok(Dispatch { machine_id: machine, plan_id: None, queue: Vec::new() });
         };
@@ -355,8 +367,7 @@ pub(crate) async fn dispatch(
         }
         queue.sort_by_key(|item| item.operation.start);
         Ok(Dispatch { machine_id: machine, plan_id: Some(plan.id), queue })
-    })?;
-    Ok(Json(dispatch))
+    }
 }
 
 pub(crate) async fn list_maintenance(

@@ -371,10 +371,10 @@ pub(crate) struct OeeQuery {
 /// One machine's KPIs.
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct MachineKpis {
-    machine_id: MachineId,
-    code: String,
+    pub(crate) machine_id: MachineId,
+    pub(crate) code: String,
     #[serde(flatten)]
-    kpis: Kpis,
+    pub(crate) kpis: Kpis,
 }
 
 /// The OEE answer: the total over the machines asked for, and each machine.
@@ -411,25 +411,35 @@ pub(crate) async fn oee_report(
                     .items
             }
         };
-        let mut sites = std::collections::HashMap::new();
-        let mut rows = Vec::with_capacity(machines.len());
-        for machine in machines {
-            if let std::collections::hash_map::Entry::Vacant(entry) = sites.entry(machine.site_id) {
-                let site = store.site(machine.site_id)?;
-                let offset = model::parse_utc_offset(&site.utc_offset).unwrap_or(0);
-                entry.insert((store.calendar(machine.site_id)?, offset));
-            }
-            let (calendar, offset) = &sites[&machine.site_id];
-            let spans = store.state_spans(machine.id, from, to)?;
-            let production = store.production(machine.id, from, to)?;
-            let kpis = oee::compute(calendar, *offset, from, to, &spans, &production);
-            rows.push(MachineKpis { machine_id: machine.id, code: machine.code, kpis });
-        }
-        Ok(rows)
+        machine_kpis(&store, machines, from, to)
     })
     .await?;
     let total = Kpis::combine(report.iter().map(|m| &m.kpis));
     Ok(Json(OeeReport { from: rfc3339(from), to: rfc3339(to), total, machines: report }))
+}
+
+/// ISO 22400 KPIs of each of `machines` from `from_ms` to `to_ms`, under its site's calendar.
+pub(crate) fn machine_kpis(
+    store: &store::Store,
+    machines: Vec<Machine>,
+    from_ms: i64,
+    to_ms: i64,
+) -> store::Result<Vec<MachineKpis>> {
+    let mut sites = std::collections::HashMap::new();
+    let mut rows = Vec::with_capacity(machines.len());
+    for machine in machines {
+        if let std::collections::hash_map::Entry::Vacant(entry) = sites.entry(machine.site_id) {
+            let site = store.site(machine.site_id)?;
+            let offset = model::parse_utc_offset(&site.utc_offset).unwrap_or(0);
+            entry.insert((store.calendar(machine.site_id)?, offset));
+        }
+        let (calendar, offset) = &sites[&machine.site_id];
+        let spans = store.state_spans(machine.id, from_ms, to_ms)?;
+        let production = store.production(machine.id, from_ms, to_ms)?;
+        let kpis = oee::compute(calendar, *offset, from_ms, to_ms, &spans, &production);
+        rows.push(MachineKpis { machine_id: machine.id, code: machine.code, kpis });
+    }
+    Ok(rows)
 }
 
 /// One telemetry message of an HTTP batch: the JSON topic payload plus the machine it is for.

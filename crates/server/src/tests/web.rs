@@ -1,0 +1,310 @@
+//! The dashboard through the real router: sign-in and sessions, the CSRF rule for cookie-borne
+//! requests, every page rendering in both languages, and — the rule that keeps pages honest — a
+//! role never sees a button for an action it may not take, and the API behind every button a
+//! page hides from a role answers that role with 403.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+impl Harness {
+    /// A page fetched with a session cookie holding `token` (and a language cookie).
+    async fn page(&self, path: &str, token: &str, lang: &str) -> Reply {
+        let request = Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("cookie", format!("mf_session={token}; mf_lang={lang}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let location = headers.get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        Reply { status, json: Value::String(location), text }
+    }
+
+    /// A request authenticated by the session cookie, with or without the CSRF header.
+    async fn cookie_request(&self, method: &str, path: &str, token: &str, csrf: bool) -> StatusCode {
+        let mut request =
+            Request::builder().method(method).uri(path).header("cookie", format!("mf_session={token}"));
+        if csrf {
+            request = request.header("x-microfactory-csrf", "1");
+        }
+        let response = self.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        response.status()
+    }
+
+    /// Makes every kind of button appear for an admin: an active and a draft plan, a released
+    /// order with a running operation, an active alarm.
+    async fn busy_factory(&self) -> (i64, i64, i64) {
+        let first = self.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+        let active = first.json["id"].as_i64().unwrap();
+        let published =
+            self.send("POST", &format!("/api/v1/plans/{active}/publish"), Some(ADMIN), None).await;
+        assert_eq!(published.status, StatusCode::OK, "{}", published.text);
+        let draft = self.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await;
+        assert_eq!(draft.status, StatusCode::CREATED, "{}", draft.text);
+        // The first operation the active plan puts on the first machine with work.
+        let gantt = self.get(&format!("/api/v1/plans/{active}/gantt")).await.json;
+        let lane =
+            gantt.as_array().unwrap().iter().find(|l| !l["items"].as_array().unwrap().is_empty()).unwrap();
+        let machine = lane["machine_id"].as_i64().unwrap();
+        let item = &lane["items"][0];
+        let (order, operation) = (item["order_id"].as_i64().unwrap(), item["operation_id"].as_i64().unwrap());
+        if self.get(&format!("/api/v1/orders/{order}")).await.json["status"] == "planned" {
+            let released =
+                self.send("POST", &format!("/api/v1/orders/{order}/release"), Some(ADMIN), None).await;
+            assert_eq!(released.status, StatusCode::OK, "{}", released.text);
+        }
+        let _workers = self.state.start_workers();
+        let started = self
+            .post_json(
+                &format!("/api/v1/operations/{operation}/start"),
+                ADMIN,
+                &json!({"machine_id": machine}),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+        let rule = self.store.alarm_rules().unwrap()[0].id;
+        self.store.raise_alarm(rule, model::MachineId(machine), NOW, Some(1.0), "test alarm").unwrap();
+        (machine, order, draft.json["id"].as_i64().unwrap())
+    }
+}
+
+/// Every `data-action` of a page with its `data-body`, entities decoded.
+fn actions(html: &str) -> BTreeSet<(String, Option<String>)> {
+    fn attribute(tag: &str, name: &str) -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = start + tag[start..].find('"')?;
+        Some(
+            tag[start..end]
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&"),
+        )
+    }
+    html.split('<')
+        .filter_map(|tag| {
+            let tag = tag.split('>').next()?;
+            Some((attribute(tag, "data-action")?, attribute(tag, "data-body")))
+        })
+        .collect()
+}
+
+/// A valid body for an action without `data-body` (forms), so that what the API answers is about
+/// the role, not about the body. A new kind of action fails here until it has a sample.
+fn sample_body(action: &str) -> Option<Value> {
+    let (method, path) = action.split_once(' ').unwrap();
+    let last = path.rsplit('/').next().unwrap();
+    let numeric = last.parse::<i64>().is_ok();
+    match (method, path) {
+        ("DELETE", _) => None,
+        ("POST", _) if ["acknowledge", "publish", "release", "cancel"].contains(&last) => None,
+        ("POST", "/api/v1/plans") => Some(json!({"time_limit_seconds": 0})),
+        ("POST", "/api/v1/alarm-rules") | ("PUT", _) if path.starts_with("/api/v1/alarm-rules") => {
+            Some(json!({
+                "name": "sample", "metric": "temperature", "condition": {"kind": "above", "threshold": 1.0},
+                "severity": "info"
+            }))
+        }
+        ("POST", _) if last == "finish" => Some(json!({"good": 1, "scrap": 0})),
+        ("PATCH", _) if path.starts_with("/api/v1/users/") && numeric => Some(json!({"role": "viewer"})),
+        ("POST", "/api/v1/users") => {
+            Some(json!({"username": "sample-user", "role": "viewer", "password": "a-long-sample-password"}))
+        }
+        ("POST", "/api/v1/tokens") => Some(json!({"name": "sample"})),
+        _ => panic!("no sample body for the dashboard action {action}; add one to sample_body"),
+    }
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_sign_in_sets_one() {
+    let h = harness();
+    let anonymous = h.send("GET", "/orders?status=done", None, None).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    let stale = h.page("/", "mf_not_a_token", "en").await;
+    assert_eq!(stale.status, StatusCode::SEE_OTHER, "an unknown session goes to the sign-in page");
+    assert_eq!(stale.json, "/login?next=%2F");
+    let form = h.send("GET", "/login?next=/plan", None, None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.text.contains(r#"name="next" value="/plan""#), "{}", form.text);
+
+    let password = "a-long-test-password-1";
+    let hash = crate::auth::hash_password(password).unwrap();
+    h.store.create_user("lee", Role::Operator, None, &hash, NOW).unwrap();
+    let body = format!("username=lee&password={password}&next=%2Fplan");
+    let signed_in =
+        h.send("POST", "/login", None, Some(("application/x-www-form-urlencoded", body.into()))).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.text);
+    let wrong = "username=lee&password=not-the-password&next=%2F";
+    let refused =
+        h.send("POST", "/login", None, Some(("application/x-www-form-urlencoded", wrong.into()))).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.text.contains("Wrong user name or password"), "{}", refused.text);
+
+    // Open redirects are refused: only local paths are places to go back to.
+    let body = format!("username=lee&password={password}&next=%2F%2Fevil.example");
+    let request = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["location"], "/");
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let token = cookie.trim_start_matches("mf_session=").split(';').next().unwrap().to_string();
+    let overview = h.page("/", &token, "en").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    assert!(overview.text.contains("lee"), "the header names the user");
+
+    // The cookie works for the API, but a state change also needs the CSRF header.
+    let path = "/api/v1/machines/1/states";
+    assert_eq!(h.cookie_request("GET", path, &token, false).await, StatusCode::OK);
+    assert_eq!(h.cookie_request("POST", path, &token, false).await, StatusCode::FORBIDDEN);
+    assert_ne!(h.cookie_request("POST", path, &token, true).await, StatusCode::FORBIDDEN);
+
+    // Signing out revokes the session's token.
+    let request = Request::builder()
+        .method("POST")
+        .uri("/logout")
+        .header("cookie", format!("mf_session={token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(h.page("/", &token, "en").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn device_accounts_get_no_pages() {
+    let h = harness();
+    let device = h.device_token("gw-hk", model::SiteId(1));
+    let page = h.page("/", &device, "en").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
+
+/// The pages, for a factory made busy by [`Harness::busy_factory`].
+fn pages(machine: i64, order: i64, draft: i64) -> Vec<String> {
+    vec![
+        "/".into(),
+        "/orders".into(),
+        format!("/orders/{order}"),
+        "/plan".into(),
+        format!("/plan?id={draft}"),
+        "/station".into(),
+        format!("/station?machine={machine}"),
+        format!("/machines/{machine}"),
+        "/alarms".into(),
+        "/alarms?show=all".into(),
+        "/settings".into(),
+    ]
+}
+
+#[tokio::test]
+async fn every_page_renders_in_both_languages() {
+    let h = harness();
+    let (machine, order, draft) = h.busy_factory().await;
+    for path in pages(machine, order, draft) {
+        for (lang, marker) in [("en", r#"<html lang="en">"#), ("zh-HK", r#"<html lang="zh-HK">"#)] {
+            let page = h.page(&path, ADMIN, lang).await;
+            assert_eq!(page.status, StatusCode::OK, "{path} in {lang}: {}", page.text);
+            assert!(page.text.contains(marker), "{path} in {lang}");
+        }
+        let zh = h.page(&path, ADMIN, "zh-HK").await.text;
+        assert!(zh.contains("總覽") && zh.contains("登出"), "{path}: the frame is translated");
+    }
+    assert_eq!(h.page("/machines/999999", ADMIN, "en").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.page("/orders/999999", ADMIN, "en").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn hidden_buttons_are_forbidden_behind() {
+    let h = harness();
+    let (machine, order, draft) = h.busy_factory().await;
+    let mut admin = BTreeSet::new();
+    for path in pages(machine, order, draft) {
+        admin.extend(actions(&h.page(&path, ADMIN, "en").await.text));
+    }
+    // The busy factory shows every kind of action to an admin.
+    let kinds: BTreeSet<&str> = admin.iter().map(|(a, _)| a.split('/').nth(3).unwrap_or("")).collect();
+    for kind in ["alarms", "alarm-rules", "plans", "operations", "machines", "users", "tokens"] {
+        assert!(kinds.contains(kind), "no {kind} action on any page: {admin:?}");
+    }
+    for role in [Role::Viewer, Role::Operator, Role::Planner] {
+        let token = token_for(role);
+        let mut shown = BTreeSet::new();
+        for path in pages(machine, order, draft) {
+            let page = h.page(&path, &token, "en").await;
+            assert_eq!(page.status, StatusCode::OK, "{path} as {role:?}");
+            shown.extend(actions(&page.text));
+        }
+        let hidden: Vec<_> = admin.difference(&shown).collect();
+        assert!(!hidden.is_empty(), "{role:?} sees everything an admin sees");
+        for (action, body) in hidden {
+            let (method, path) = action.split_once(' ').unwrap();
+            let body = match body {
+                Some(body) => Some(serde_json::from_str(body).unwrap()),
+                None => sample_body(action),
+            };
+            let reply = match body {
+                Some(body) => {
+                    h.send(
+                        method,
+                        path,
+                        Some(&token),
+                        Some(("application/json", body.to_string().into_bytes())),
+                    )
+                    .await
+                }
+                None => h.send(method, path, Some(&token), None).await,
+            };
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{role:?} {action}: {}", reply.text);
+        }
+    }
+    // And the other way: a viewer is offered nothing that changes the factory.
+    let mut viewer = BTreeSet::new();
+    for path in pages(machine, order, draft) {
+        viewer.extend(actions(&h.page(&path, &token_for(Role::Viewer), "en").await.text));
+    }
+    for (action, _) in &viewer {
+        assert!(action.contains("/api/v1/tokens"), "a viewer is offered {action}");
+    }
+}
+
+#[tokio::test]
+async fn browser_sessions_expire_after_twelve_hours() {
+    let store = seeded_store(NOW);
+    let clock = Arc::new(ManualClock::new(NOW));
+    let state =
+        AppState::new(store.clone(), clock.clone(), ServerConfig::default(), crate::AlarmConfig::default());
+    let h = Harness { app: crate::router(state.clone()), store, state };
+    let password = "a-long-test-password-2";
+    let hash = crate::auth::hash_password(password).unwrap();
+    h.store.create_user("kim", Role::Viewer, None, &hash, NOW).unwrap();
+    let body = format!("username=kim&password={password}");
+    let request = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("Max-Age=43200"), "{cookie}");
+    let token = cookie.trim_start_matches("mf_session=").split(';').next().unwrap().to_string();
+    clock.advance(time::Duration::hours(11));
+    assert_eq!(h.page("/", &token, "en").await.status, StatusCode::OK);
+    clock.advance(time::Duration::hours(2));
+    h.state.tokens.clear();
+    assert_eq!(h.page("/", &token, "en").await.status, StatusCode::SEE_OTHER, "the session has expired");
+    let listed = h.get("/api/v1/tokens").await.json;
+    let session = listed.as_array().unwrap().iter().find(|t| t["name"] == "browser session").unwrap();
+    assert!(session["expires_at"].is_string(), "{session}");
+}

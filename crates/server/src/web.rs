@@ -1,0 +1,497 @@
+//! The dashboard: server-rendered HTML pages (maud templates compiled into the binary), charts
+//! and the Gantt drawn as SVG here, one small hand-written script for live updates and buttons,
+//! and one style sheet. Nothing is fetched from elsewhere, so it works on an offline factory
+//! network.
+//!
+//! Pages authenticate with a session cookie holding an ordinary API token (created at sign-in,
+//! revoked at sign-out). The buttons call the JSON API with that cookie and the CSRF header (see
+//! [`crate::auth::CSRF_HEADER`]); every button carries its request in `data-action`, and a page
+//! offers only the actions the user's role may take, so the API's 403 is a second line, not the
+//! first.
+
+mod alarms;
+mod i18n;
+mod machine;
+mod orders;
+mod overview;
+mod plan;
+mod settings;
+mod station;
+mod svg;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use model::{Timestamp, User};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{Principal, SESSION_COOKIE, session_cookie};
+use crate::error::ApiError;
+pub(crate) use i18n::{Lang, Text};
+
+/// The cookie holding the chosen language.
+const LANG_COOKIE: &str = "mf_lang";
+/// How long a browser session lasts, in seconds (12 hours: a shift and then some).
+const SESSION_SECONDS: u32 = 12 * 3600;
+
+/// The dashboard's routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/lang", get(switch_language))
+        .route("/assets/app.css", get(|| asset("text/css; charset=utf-8", include_str!("web/app.css"))))
+        .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("web/app.js"))))
+        .route("/machines/{id}", get(machine::page))
+        .route("/orders", get(orders::list))
+        .route("/orders/{id}", get(orders::detail))
+        .route("/plan", get(plan::page))
+        .route("/station", get(station::page))
+        .route("/alarms", get(alarms::page))
+        .route("/settings", get(settings::page))
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body)
+        .into_response()
+}
+
+/// Who is looking, in which language, and where: what every page handler takes. Extracting it
+/// sends a browser without a valid session to the sign-in page, and a device account away.
+pub(crate) struct Ctx {
+    pub(crate) user: User,
+    pub(crate) t: &'static Text,
+    /// Now, on the server's clock.
+    pub(crate) now: Timestamp,
+    /// Minutes east of UTC in which times are shown (the first site's offset).
+    pub(crate) offset_minutes: i32,
+    /// The path and query of this page, to come back to after a language switch.
+    pub(crate) here: String,
+}
+
+impl Ctx {
+    /// Whether the user may take actions that need `need`.
+    pub(crate) fn may(&self, need: crate::auth::Need) -> bool {
+        need.allows(self.user.role)
+    }
+
+    /// `at` as local date and time, `2026-11-24 14:05`.
+    pub(crate) fn time(&self, at: Timestamp) -> String {
+        format_local(at, self.offset_minutes, false)
+    }
+
+    /// `at` as local time of day, `14:05`, with the date when it is not today.
+    pub(crate) fn short_time(&self, at: Timestamp) -> String {
+        let local = |ts: Timestamp| ts.to_offset(offset(self.offset_minutes)).date();
+        format_local(at, self.offset_minutes, local(at) == local(self.now))
+    }
+
+    /// A length of time such as `2 h 05 min` or `3 d 4 h`.
+    pub(crate) fn duration(&self, seconds: i64) -> String {
+        let t = self.t;
+        let sign = if seconds < 0 { "−" } else { "" };
+        let seconds = seconds.unsigned_abs();
+        let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
+        if days > 0 {
+            format!("{sign}{days} {} {hours} {}", t.days, t.hours)
+        } else if hours > 0 {
+            format!("{sign}{hours} {} {minutes:02} {}", t.hours, t.minutes)
+        } else {
+            format!("{sign}{minutes} {}", t.minutes)
+        }
+    }
+
+    /// The start of today in the shown time zone, as a Unix millisecond.
+    pub(crate) fn today_start_ms(&self) -> i64 {
+        let local = self.now.to_offset(offset(self.offset_minutes));
+        let midnight = local.replace_time(time::Time::MIDNIGHT);
+        model::oee::unix_ms(midnight)
+    }
+}
+
+fn offset(minutes: i32) -> time::UtcOffset {
+    time::UtcOffset::from_whole_seconds(minutes * 60).unwrap_or(time::UtcOffset::UTC)
+}
+
+fn format_local(at: Timestamp, minutes: i32, time_only: bool) -> String {
+    let local = at.to_offset(offset(minutes));
+    let format = if time_only {
+        time::macros::format_description!("[hour]:[minute]")
+    } else {
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]")
+    };
+    local.format(&format).unwrap_or_default()
+}
+
+/// A ratio as a percentage with one decimal, or the "none" mark.
+pub(crate) fn percent(t: &Text, ratio: Option<f64>) -> String {
+    match ratio {
+        Some(ratio) if ratio.is_finite() => format!("{:.1} %", ratio * 100.0),
+        _ => t.none.to_string(),
+    }
+}
+
+/// The language asked for: the cookie, else the browser's preference, else English.
+pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == LANG_COOKIE)
+        .and_then(|(_, value)| Lang::parse(value));
+    cookie
+        .or_else(|| {
+            let accept = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+            accept.split(',').find_map(|part| Lang::parse(part.split(';').next().unwrap_or("")))
+        })
+        .unwrap_or(Lang::En)
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
+        let lang = lang_of(&parts.headers);
+        let t = lang.text();
+        let here = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let to_login = || Redirect::to(&format!("/login?next={}", encode(&here))).into_response();
+        let Some(token) = session_cookie(&parts.headers) else { return Err(to_login()) };
+        let principal = match Principal::from_token(token, state).await {
+            Ok(principal) => principal,
+            Err(error) if error.status() == StatusCode::UNAUTHORIZED => return Err(to_login()),
+            Err(error) => return Err(error.into_response()),
+        };
+        if !principal.user.role.may_read() {
+            return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
+        }
+        let offset_minutes = state
+            .store
+            .sites(store::PageRequest { after: None, limit: 1 })
+            .ok()
+            .and_then(|page| page.items.into_iter().next())
+            .and_then(|site| model::parse_utc_offset(&site.utc_offset))
+            .unwrap_or(0);
+        Ok(Ctx { user: principal.user, t, now: state.clock.now(), offset_minutes, here })
+    }
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Where a page belongs in the navigation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nav {
+    Overview,
+    Orders,
+    Plan,
+    Station,
+    Alarms,
+    Settings,
+}
+
+/// The frame of every signed-in page: header, navigation, language switch, the page, and the
+/// status line the scripts write to.
+pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Response {
+    let t = ctx.t;
+    let mut links = vec![(Nav::Overview, "/", t.nav_overview), (Nav::Orders, "/orders", t.nav_orders)];
+    links.push((Nav::Plan, "/plan", t.nav_plan));
+    if ctx.user.role.may_report_production() {
+        links.push((Nav::Station, "/station", t.nav_station));
+    }
+    links.push((Nav::Alarms, "/alarms", t.nav_alarms));
+    links.push((Nav::Settings, "/settings", t.nav_settings));
+    let other = t.lang.other();
+    let page = html! {
+        (DOCTYPE)
+        html lang=(t.lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (t.product) }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body data-lang=(t.lang.code()) data-offset-minutes=(ctx.offset_minutes) {
+                a.skip href="#main" { (t.skip_to_content) }
+                header.top {
+                    a.brand href="/" { (t.product) }
+                    nav aria-label=(t.nav_label) {
+                        ul {
+                            @for (nav, href, label) in &links {
+                                li {
+                                    a href=(href) aria-current=[(*nav == active).then_some("page")] { (label) }
+                                }
+                            }
+                        }
+                    }
+                    div.who {
+                        span.live-dot title=(t.live) aria-hidden="true" {}
+                        a.lang href={ "/lang?to=" (other.code()) "&back=" (encode(&ctx.here)) }
+                            hreflang=(other.code()) lang=(other.code()) title=(t.switch_language) data-testid="switch-language" {
+                            (other.text().own_name)
+                        }
+                        span { (t.signed_in_as) " " strong { (ctx.user.username) } " (" (t.role(ctx.user.role)) ")" }
+                        form method="post" action="/logout" {
+                            button.link type="submit" { (t.sign_out) }
+                        }
+                    }
+                }
+                div #flash role="status" aria-live="polite" {}
+                main #main tabindex="-1" { (body) }
+                (i18n_data(t))
+            }
+        }
+    };
+    html_response(StatusCode::OK, page)
+}
+
+/// Labels the script needs, as JSON the browser does not execute.
+fn i18n_data(t: &Text) -> Markup {
+    let mut states = serde_json::Map::new();
+    for (state, name) in t.state_names() {
+        states.insert(state.as_str().to_string(), name.into());
+    }
+    let data = serde_json::json!({
+        "states": states,
+        "done": t.done_message,
+        "failed": t.failed_message,
+        "confirm": t.confirm,
+        "lost": t.connection_lost,
+        "close": t.close,
+        "token_once": t.settings_page.token_once,
+    });
+    html! { script #i18n type="application/json" { (PreEscaped(json_for_script(&data))) } }
+}
+
+/// JSON safe inside a `<script>` element: `<` never appears raw, so `</script>` cannot end it.
+fn json_for_script(value: &serde_json::Value) -> String {
+    value.to_string().replace('<', "\\u003c")
+}
+
+/// An HTML response with the headers every page sends.
+pub(crate) fn html_response(status: StatusCode, page: Markup) -> Response {
+    let mut response = (status, Html(page.into_string())).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A page with one message, for errors outside the frame.
+pub(crate) fn message_page(t: &Text, status: StatusCode, message: &str) -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang=(t.lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (t.product) }
+                link rel="stylesheet" href="/assets/app.css";
+            }
+            body.plain {
+                main.narrow {
+                    h1 { (t.product) }
+                    p { (message) }
+                    p { a href="/" { (t.back_to_overview) } }
+                }
+            }
+        }
+    };
+    html_response(status, page)
+}
+
+/// Turns an error while building a page into a page: 404 and 403 in words, anything else as 500
+/// with the cause in the log.
+pub(crate) fn error_page(t: &Text, error: ApiError) -> Response {
+    match error.status() {
+        StatusCode::NOT_FOUND => message_page(t, StatusCode::NOT_FOUND, t.not_found_page),
+        StatusCode::FORBIDDEN => message_page(t, StatusCode::FORBIDDEN, t.forbidden_page),
+        status if status.is_client_error() => error.into_response(),
+        _ => message_page(t, StatusCode::INTERNAL_SERVER_ERROR, t.error_page),
+    }
+}
+
+/// What a page handler returns.
+pub(crate) type PageResult = Result<Response, PageError>;
+
+/// An error page, boxed because a response is large and errors are rare.
+pub(crate) struct PageError(Box<Response>);
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// Extension to turn store and API errors into error pages with `?`.
+pub(crate) trait OrPage<T> {
+    fn or_page(self, ctx: &Ctx) -> Result<T, PageError>;
+}
+
+impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
+    fn or_page(self, ctx: &Ctx) -> Result<T, PageError> {
+        self.map_err(|error| {
+            let error = error.into();
+            if error.status().is_server_error() {
+                tracing::error!(?error, "page failed");
+            }
+            PageError(Box::new(error_page(ctx.t, error)))
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+/// Only a path on this site is a place to go back to (no `//host` or `https:`).
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next,
+        _ => "/",
+    }
+}
+
+async fn login_page(headers: HeaderMap, Query(query): Query<LoginQuery>) -> Response {
+    let t = lang_of(&headers).text();
+    login_form(t, local_path(query.next.as_deref()), None, StatusCode::OK)
+}
+
+fn login_form(t: &Text, next: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let other = t.lang.other();
+    let page = html! {
+        (DOCTYPE)
+        html lang=(t.lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (t.sign_in) " · " (t.product) }
+                link rel="stylesheet" href="/assets/app.css";
+            }
+            body.plain {
+                main.narrow.login {
+                    h1 { (t.sign_in_title) }
+                    form method="post" action="/login" {
+                        input type="hidden" name="next" value=(next);
+                        label { (t.username) input name="username" autocomplete="username" required autofocus; }
+                        label { (t.password) input name="password" type="password" autocomplete="current-password" required; }
+                        @if let Some(error) = error { p.error role="alert" { (error) } }
+                        button.primary type="submit" { (t.sign_in) }
+                    }
+                    p {
+                        a href={ "/lang?to=" (other.code()) "&back=" (encode(&format!("/login?next={}", encode(next)))) }
+                            lang=(other.code()) data-testid="switch-language" { (other.text().own_name) }
+                    }
+                }
+            }
+        }
+    };
+    html_response(status, page)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let t = lang_of(&headers).text();
+    let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
+        return login_form(t, "/", Some(t.sign_in_title), StatusCode::BAD_REQUEST);
+    };
+    let next = local_path(form.next.as_deref()).to_string();
+    let user = match crate::api::access::check_credentials(&state, form.username, form.password).await {
+        Ok(user) => user,
+        Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+            return login_form(t, &next, Some(t.settings_page.wrong_credentials), StatusCode::UNAUTHORIZED);
+        }
+        Err(error) => return error.into_response(),
+    };
+    if !user.role.may_read() {
+        return login_form(t, &next, Some(t.forbidden_page), StatusCode::FORBIDDEN);
+    }
+    let issued = match crate::api::access::issue_token(
+        &state,
+        user,
+        "browser session",
+        Some(time::Duration::seconds(i64::from(SESSION_SECONDS))),
+    )
+    .await
+    {
+        Ok(issued) => issued.0,
+        Err(error) => return error.into_response(),
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}",
+        issued.token
+    );
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Signs out: revokes the session's token and forgets the cookie.
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = session_cookie(&headers)
+        && let Ok(principal) = Principal::from_token(token, &state).await
+    {
+        let (store, now, owner) = (state.store.clone(), state.clock.now(), principal.user.id);
+        let revoked =
+            tokio::task::spawn_blocking(move || store.revoke_token(principal.token_id, Some(owner), now));
+        if !matches!(revoked.await, Ok(Ok(()))) {
+            tracing::warn!("could not revoke a session token at sign-out");
+        }
+        state.tokens.clear();
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("mf_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+struct LangQuery {
+    to: String,
+    back: Option<String>,
+}
+
+/// Sets the language cookie and goes back to the page the switch was on.
+async fn switch_language(Query(query): Query<LangQuery>) -> Response {
+    let lang = Lang::parse(&query.to).unwrap_or(Lang::En);
+    let mut response = Redirect::to(local_path(query.back.as_deref())).into_response();
+    let cookie = format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", lang.code());
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The CSS class of a machine state, `state-running` and so on.
+pub(crate) fn state_class(state: model::MachineState) -> String {
+    format!("state-{}", state.as_str().replace('_', "-"))
+}

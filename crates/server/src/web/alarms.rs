@@ -1,0 +1,323 @@
+//! The alarms page: the list (open or all, by machine) with acknowledgement, and the rule editor.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use maud::{Markup, html};
+use model::MachineId;
+use model::alarm::{AlarmRule, AlarmStatus, Condition, Severity};
+use serde::Deserialize;
+use store::{AlarmFilter, PageRequest};
+
+use super::{Ctx, Nav, OrPage, PageResult, encode, layout};
+use crate::AppState;
+use crate::auth::Need;
+use crate::extract::page_request;
+
+/// The alarms page's labels.
+pub(crate) struct Text {
+    pub(crate) title: &'static str,
+    pub(crate) show: &'static str,
+    pub(crate) open_only: &'static str,
+    pub(crate) all: &'static str,
+    pub(crate) all_machines: &'static str,
+    pub(crate) none_found: &'static str,
+    pub(crate) value: &'static str,
+    pub(crate) cleared_at: &'static str,
+    pub(crate) rules: &'static str,
+    pub(crate) no_rules: &'static str,
+    pub(crate) rule_name: &'static str,
+    pub(crate) metric: &'static str,
+    pub(crate) condition: &'static str,
+    pub(crate) limit: &'static str,
+    pub(crate) for_seconds: &'static str,
+    pub(crate) enabled: &'static str,
+    pub(crate) new_rule: &'static str,
+    pub(crate) delete_rule: &'static str,
+    pub(crate) yes: &'static str,
+    pub(crate) no: &'static str,
+    /// Above, below, rate above, stale, stopped longer.
+    pub(crate) conditions: [&'static str; 5],
+    /// The unit of each condition's limit.
+    pub(crate) condition_units: [&'static str; 5],
+}
+
+pub(crate) const EN: Text = Text {
+    title: "Alarms",
+    show: "Show",
+    open_only: "Open (active or acknowledged)",
+    all: "All, newest first",
+    all_machines: "All machines",
+    none_found: "No alarms match.",
+    value: "Value",
+    cleared_at: "Cleared",
+    rules: "Alarm rules",
+    no_rules: "No rules yet.",
+    rule_name: "Name",
+    metric: "Metric",
+    condition: "Condition",
+    limit: "Limit",
+    for_seconds: "Holds for (s)",
+    enabled: "Enabled",
+    new_rule: "New rule",
+    delete_rule: "Delete this rule?",
+    yes: "Yes",
+    no: "No",
+    conditions: ["Above", "Below", "Changes faster than", "No reading for", "Stopped longer than"],
+    condition_units: ["", "", "per minute", "s", "min"],
+};
+
+pub(crate) const ZH: Text = Text {
+    title: "警報",
+    show: "顯示",
+    open_only: "未解除（未處理或已確認）",
+    all: "全部，最新在前",
+    all_machines: "所有機器",
+    none_found: "沒有符合的警報。",
+    value: "數值",
+    cleared_at: "解除時間",
+    rules: "警報規則",
+    no_rules: "尚未設定規則。",
+    rule_name: "名稱",
+    metric: "指標",
+    condition: "條件",
+    limit: "限值",
+    for_seconds: "持續（秒）",
+    enabled: "啟用",
+    new_rule: "新增規則",
+    delete_rule: "刪除此規則？",
+    yes: "是",
+    no: "否",
+    conditions: ["高於", "低於", "變化快於", "無讀數超過", "停機超過"],
+    condition_units: ["", "", "每分鐘", "秒", "分鐘"],
+};
+
+const KINDS: [&str; 5] = ["above", "below", "rate_above", "stale", "stopped_longer"];
+
+/// Each limit field of a condition, the kinds that use it, and the index of its unit label.
+const LIMITS: [(&str, &[&str], usize); 4] = [
+    ("threshold", &["above", "below"], 0),
+    ("per_minute", &["rate_above"], 2),
+    ("seconds", &["stale"], 3),
+    ("minutes", &["stopped_longer"], 4),
+];
+
+fn condition_parts(condition: &Condition) -> (usize, f64) {
+    match condition {
+        Condition::Above { threshold } => (0, *threshold),
+        Condition::Below { threshold } => (1, *threshold),
+        Condition::RateAbove { per_minute } => (2, *per_minute),
+        Condition::Stale { seconds } => (3, f64::from(*seconds)),
+        Condition::StoppedLonger { minutes } => (4, f64::from(*minutes)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AlarmsQuery {
+    show: Option<String>,
+    machine: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /alarms`.
+pub(crate) async fn page(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Query(query): Query<AlarmsQuery>,
+) -> PageResult {
+    let t = ctx.t;
+    let a = t.alarms_page;
+    let store = &state.store;
+    let all = query.show.as_deref() == Some("all");
+    let filter = AlarmFilter { open: !all, machine: query.machine.map(MachineId), ..AlarmFilter::default() };
+    let request = page_request(Some(50), query.cursor.as_deref()).or_page(&ctx)?;
+    let page = store.alarms(&filter, request).or_page(&ctx)?;
+    let machines =
+        store.machines(None, None, PageRequest { after: None, limit: 10_000 }).or_page(&ctx)?.items;
+    let names: HashMap<MachineId, &str> = machines.iter().map(|m| (m.id, m.code.as_str())).collect();
+    let rules = store.alarm_rules().or_page(&ctx)?;
+    let may_ack = ctx.may(Need::Report);
+    let keep = |cursor: Option<&str>| {
+        let mut query = format!("/alarms?show={}", if all { "all" } else { "open" });
+        if let Some(machine) = filter.machine {
+            query.push_str(&format!("&machine={}", machine.0));
+        }
+        if let Some(cursor) = cursor {
+            query.push_str(&format!("&cursor={}", encode(cursor)));
+        }
+        query
+    };
+    let body = html! {
+        h1 { (a.title) }
+        form.filters method="get" action="/alarms" {
+            label { (a.show)
+                select name="show" {
+                    option value="open" selected[!all] { (a.open_only) }
+                    option value="all" selected[all] { (a.all) }
+                }
+            }
+            label { (t.machine)
+                select name="machine" {
+                    option value="" { (a.all_machines) }
+                    @for machine in &machines {
+                        option value=(machine.id.0) selected[filter.machine == Some(machine.id)] { (machine.code) }
+                    }
+                }
+            }
+            button type="submit" { (t.filter) }
+        }
+        section.panel #alarm-list data-live data-refresh-on="alarm" {
+            @if page.items.is_empty() {
+                p.muted { (a.none_found) }
+            } @else {
+                table {
+                    thead { tr {
+                        th { (t.severity) } th { (t.machine) } th { (t.message) } th.num { (a.value) } th { (t.status) }
+                        th { (t.raised_at) } th { (t.acknowledged_by) } th { (a.cleared_at) } th {}
+                    } }
+                    tbody {
+                        @for alarm in &page.items {
+                            tr data-testid="alarm-row" data-alarm-id=(alarm.id) {
+                                td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
+                                td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
+                                td { (alarm.message) }
+                                td.num { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
+                                td { (t.alarm_status(alarm.status)) }
+                                td { (ctx.time(alarm.raised_at)) }
+                                td {
+                                    @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
+                                        (by) " · " (ctx.short_time(at))
+                                    }
+                                }
+                                td { @if let Some(at) = alarm.cleared_at { (ctx.short_time(at)) } }
+                                td {
+                                    @if alarm.status == AlarmStatus::Active && may_ack {
+                                        button.primary data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
+                                            data-testid="acknowledge" { (t.acknowledge) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div.pager {
+                @if query.cursor.is_some() { a href=(keep(None)) { (t.first_page) } }
+                @if let Some(cursor) = page.next_cursor { a href=(keep(Some(&cursor.to_string()))) { (t.next_page) } }
+            }
+        }
+        section.panel #rules aria-labelledby="rules-heading" {
+            h2 #rules-heading { (a.rules) }
+            (rule_table(&ctx, &rules, &names))
+            @if ctx.may(Need::Plan) {
+                h2 { (a.new_rule) }
+                (rule_form(&ctx, None, &machines))
+            }
+        }
+    };
+    Ok(layout(&ctx, Nav::Alarms, a.title, body))
+}
+
+fn rule_table(ctx: &Ctx, rules: &[AlarmRule], names: &HashMap<MachineId, &str>) -> Markup {
+    let t = ctx.t;
+    let a = t.alarms_page;
+    let may_edit = ctx.may(Need::Plan);
+    html! {
+        @if rules.is_empty() {
+            p.muted { (a.no_rules) }
+        } @else {
+            table {
+                thead { tr {
+                    th { (a.rule_name) } th { (t.machine) } th { (a.metric) } th { (a.condition) }
+                    th.num { (a.for_seconds) } th { (t.severity) } th { (a.enabled) } th {}
+                } }
+                tbody {
+                    @for rule in rules {
+                        @let (kind, limit) = condition_parts(&rule.rule.condition);
+                        tr data-testid="rule-row" {
+                            td { (rule.rule.name) }
+                            td { (rule.rule.machine_id.and_then(|m| names.get(&m).copied()).unwrap_or(a.all_machines)) }
+                            td { (rule.rule.metric.as_deref().unwrap_or(t.none)) }
+                            td { (a.conditions[kind]) " " (limit) " " (a.condition_units[kind]) }
+                            td.num { (rule.rule.for_seconds) }
+                            td { span.badge.{"sev-" (rule.rule.severity.as_str())} { (t.severity(rule.rule.severity)) } }
+                            td { (if rule.rule.enabled { a.yes } else { a.no }) }
+                            td {
+                                @if may_edit {
+                                    details {
+                                        summary { (t.edit) }
+                                        (rule_form(ctx, Some(rule), &[]))
+                                        button.danger data-action={ "DELETE /api/v1/alarm-rules/" (rule.id) }
+                                            data-confirm=(a.delete_rule) { (t.delete) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The form to create a rule (`rule` absent) or change one. The limit input is named after the
+/// condition kind's field; the script keeps only the input of the chosen kind enabled.
+fn rule_form(ctx: &Ctx, rule: Option<&AlarmRule>, machines: &[model::Machine]) -> Markup {
+    let t = ctx.t;
+    let a = t.alarms_page;
+    let (action, kind, limit) = match rule {
+        Some(rule) => {
+            let (kind, limit) = condition_parts(&rule.rule.condition);
+            (format!("PUT /api/v1/alarm-rules/{}", rule.id), kind, Some(limit))
+        }
+        None => ("POST /api/v1/alarm-rules".to_string(), 0, None),
+    };
+    html! {
+        form.row-form data-action=(action) data-testid="rule-form" {
+            label { (a.rule_name) input name="name" required maxlength="200" value=[rule.map(|r| r.rule.name.as_str())]; }
+            @if let Some(rule) = rule {
+                @if let Some(machine) = rule.rule.machine_id {
+                    input type="hidden" name="machine_id" data-type="int" value=(machine.0);
+                }
+            } @else {
+                label { (t.machine)
+                    select name="machine_id" data-type="int" {
+                        option value="" { (a.all_machines) }
+                        @for machine in machines { option value=(machine.id.0) { (machine.code) } }
+                    }
+                }
+            }
+            label data-show-when="condition.kind=above,below,rate_above,stale" { (a.metric) input name="metric" required maxlength="200" value=[rule.and_then(|r| r.rule.metric.as_deref())]; }
+            label { (a.condition)
+                select name="condition.kind" data-switch {
+                    @for (index, name) in KINDS.iter().enumerate() {
+                        option value=(name) selected[index == kind] { (a.conditions[index]) }
+                    }
+                }
+            }
+            @for (field, kinds, unit) in LIMITS {
+                label data-show-when={ "condition.kind=" (kinds.join(",")) } {
+                    (a.limit) @if unit < a.condition_units.len() && !a.condition_units[unit].is_empty() { " (" (a.condition_units[unit]) ")" }
+                    @let whole = matches!(field, "seconds" | "minutes");
+                    input name={ "condition." (field) } type="number" step=(if whole { "1" } else { "any" })
+                        data-type=(if whole { "int" } else { "number" }) required
+                        value=[limit.filter(|_| kinds.contains(&KINDS[kind]))];
+                }
+            }
+            label { (a.for_seconds) input name="for_seconds" type="number" min="0" step="1" data-type="int"
+                value=(rule.map_or(0, |r| r.rule.for_seconds)); }
+            label { (t.severity)
+                select name="severity" {
+                    @for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
+                        option value=(severity.as_str())
+                            selected[rule.map_or(severity == Severity::Warning, |r| r.rule.severity == severity)] {
+                            (t.severity(severity))
+                        }
+                    }
+                }
+            }
+            label.inline { input name="enabled" type="checkbox" checked[rule.is_none_or(|r| r.rule.enabled)]; (a.enabled) }
+            button.primary type="submit" { (if rule.is_some() { t.save } else { t.create }) }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+// microfactory dashboard script: buttons and forms that call the API, live updates from the
+// server-sent-event stream, and Gantt zoom. The pages work without it for reading; it only adds
+// actions and liveness. No libraries, no build step.
+'use strict';
+
+const text = JSON.parse(document.getElementById('i18n')?.textContent || '{}');
+const CSRF = { 'X-Microfactory-Csrf': '1' };
+
+function flash(message, bad) {
+  const box = document.getElementById('flash');
+  if (!box) return;
+  box.textContent = message;
+  box.classList.toggle('bad', Boolean(bad));
+  clearTimeout(flash.timer);
+  if (!bad) flash.timer = setTimeout(() => { box.textContent = ''; }, 4000);
+}
+
+// Calls the API with the session cookie and the CSRF header; resolves to the JSON answer (or
+// null for 204), rejects with a message built from the problem details.
+async function api(method, url, body) {
+  const init = { method, headers: { ...CSRF }, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    let message = (data && (data.detail || data.title)) || response.statusText;
+    if (data && Array.isArray(data.errors) && data.errors.length) {
+      message += ' — ' + data.errors.map(e => `${e.field}: ${e.message}`).join('; ');
+    }
+    throw new Error(`${text.failed || 'Failed'} (${response.status}): ${message}`);
+  }
+  return data;
+}
+
+// A form's fields as JSON: `a.b` names nest, `data-type` converts, empty fields are left out.
+function formJson(form) {
+  const out = {};
+  for (const field of form.elements) {
+    if (!field.name || field.disabled) continue;
+    let value;
+    if (field.type === 'checkbox') value = field.checked;
+    else if (field.value === '') continue;
+    else value = field.value;
+    switch (field.dataset.type) {
+      case 'number': value = Number(value); break;
+      case 'int': value = parseInt(value, 10); break;
+      case 'bool': value = value === true || value === 'true'; break;
+      case 'datetime': value = new Date(value).toISOString(); break;
+    }
+    const path = field.name.split('.');
+    let node = out;
+    for (const key of path.slice(0, -1)) node = node[key] ??= {};
+    node[path[path.length - 1]] = value;
+  }
+  return out;
+}
+
+async function perform(element, body) {
+  const [method, url] = element.dataset.action.split(' ');
+  if (element.dataset.confirm && !window.confirm(element.dataset.confirm)) return;
+  const controls = element.tagName === 'FORM' ? element.querySelectorAll('button') : [element];
+  controls.forEach(c => { c.disabled = true; });
+  try {
+    const answer = await api(method, url, body);
+    const then = element.dataset.then || 'reload';
+    if (then === 'token' && answer && answer.token) {
+      showSecret(answer.token);
+    } else if (then.startsWith('goto:')) {
+      window.location.assign(then.slice(5).replace('{id}', answer && answer.id));
+    } else if (then === 'none') {
+      flash(text.done || 'Done.');
+    } else {
+      sessionStorage.setItem('mf-flash', text.done || 'Done.');
+      window.location.reload();
+    }
+  } catch (error) {
+    flash(error.message, true);
+  } finally {
+    controls.forEach(c => { c.disabled = false; });
+  }
+}
+
+function showSecret(secret) {
+  const dialog = document.createElement('dialog');
+  const note = document.createElement('p');
+  note.textContent = text.token_once || '';
+  const code = document.createElement('code');
+  code.className = 'secret';
+  code.textContent = secret;
+  const close = document.createElement('button');
+  close.textContent = text.close || 'Close';
+  close.className = 'primary';
+  close.addEventListener('click', () => { dialog.close(); window.location.reload(); });
+  dialog.append(note, code, close);
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
+document.addEventListener('submit', event => {
+  const form = event.target.closest('form[data-action]');
+  if (!form) return;
+  event.preventDefault();
+  perform(form, formJson(form));
+});
+
+document.addEventListener('click', event => {
+  const button = event.target.closest('button[data-action]');
+  if (!button || button.closest('form[data-action]')) return;
+  event.preventDefault();
+  perform(button, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
+});
+
+// Live updates: machine tiles and badges change in place; sections marked with
+// data-refresh-on="alarm production …" are fetched again (at most every 2 s).
+const pending = new Set();
+let refreshTimer = null;
+
+function scheduleRefresh(kind) {
+  document.querySelectorAll('[data-refresh-on]').forEach(el => {
+    if (el.id && el.dataset.refreshOn.split(' ').includes(kind)) pending.add(el.id);
+  });
+  if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, 2000);
+}
+
+async function refresh() {
+  const ids = [...pending];
+  pending.clear();
+  refreshTimer = null;
+  const response = await fetch(window.location.href, { credentials: 'same-origin' }).catch(() => null);
+  if (!response || !response.ok) return;
+  const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
+  for (const id of ids) {
+    const now = document.getElementById(id);
+    const next = fresh.getElementById(id);
+    if (now && next) now.replaceWith(document.importNode(next, true));
+  }
+}
+
+function applyState(event) {
+  const states = text.states || {};
+  document.querySelectorAll(`[data-machine-id="${event.machine_id}"]`).forEach(el => {
+    for (const cls of [...el.classList]) if (cls.startsWith('state-')) el.classList.remove(cls);
+    el.classList.add('state-' + event.state.replace('_', '-'));
+    el.dataset.state = event.state;
+    el.querySelectorAll('[data-state-label]').forEach(label => { label.textContent = states[event.state] || event.state; });
+    el.querySelectorAll('[data-since]').forEach(since => {
+      // Shown in the site's time zone, as the server renders times, not the browser's.
+      const offset = Number(document.body.dataset.offsetMinutes) || 0;
+      const at = new Date(Date.parse(event.since) + offset * 60000);
+      since.textContent = at.toISOString().slice(11, 16);
+    });
+    el.classList.remove('changed');
+    void el.offsetWidth;
+    el.classList.add('changed');
+  });
+}
+
+function startLive() {
+  if (!document.querySelector('[data-live]')) return;
+  const dot = document.querySelector('.live-dot');
+  const source = new EventSource('/api/v1/stream');
+  source.addEventListener('open', () => dot && dot.classList.add('on'));
+  source.addEventListener('error', () => dot && dot.classList.remove('on'));
+  source.addEventListener('machine_state', message => {
+    applyState(JSON.parse(message.data));
+    scheduleRefresh('machine_state');
+  });
+  for (const kind of ['alarm', 'production']) {
+    source.addEventListener(kind, () => scheduleRefresh(kind));
+  }
+  window.addEventListener('beforeunload', () => source.close());
+}
+
+// Gantt zoom: elements carry data-x0/data-x1 in minutes from the chart's origin; the chart's
+// data-px is pixels per minute at zoom 1 and data-left the width of the lane labels.
+function zoomGantt(svg, factor) {
+  const zoom = factor === 'fit' ? 1 : Math.min(64, Math.max(0.25, (Number(svg.dataset.zoom) || 1) * factor));
+  svg.dataset.zoom = zoom;
+  const px = Number(svg.dataset.px) * zoom;
+  const left = Number(svg.dataset.left);
+  const span = Number(svg.dataset.span);
+  svg.setAttribute('width', Math.ceil(left + span * px + 20));
+  for (const el of svg.querySelectorAll('[data-x0]')) {
+    const x0 = left + Number(el.dataset.x0) * px;
+    if (el.tagName === 'line') {
+      el.setAttribute('x1', x0);
+      el.setAttribute('x2', x0);
+    } else if (el.tagName === 'text') {
+      el.setAttribute('x', x0 + 3);
+      if (el.dataset.x1) el.style.display = (Number(el.dataset.x1) - Number(el.dataset.x0)) * px > 7 * el.textContent.length ? '' : 'none';
+    } else {
+      el.setAttribute('x', x0);
+      if (el.dataset.x1) el.setAttribute('width', Math.max(1, (Number(el.dataset.x1) - Number(el.dataset.x0)) * px));
+    }
+  }
+}
+
+document.addEventListener('click', event => {
+  const button = event.target.closest('[data-zoom]');
+  if (!button) return;
+  const svg = document.getElementById(button.dataset.target);
+  if (!svg) return;
+  const how = button.dataset.zoom;
+  zoomGantt(svg, how === 'in' ? 2 : how === 'out' ? 0.5 : 'fit');
+});
+
+// Form parts that apply to some choices only: `data-show-when="field=a,b"` shows the part (and
+// enables its inputs, so they are sent) only while the form's `field` has one of those values.
+function applyShowWhen(form) {
+  for (const part of form.querySelectorAll('[data-show-when]')) {
+    const [name, values] = part.dataset.showWhen.split('=');
+    const field = form.elements[name];
+    const on = Boolean(field) && values.split(',').includes(field.value);
+    part.hidden = !on;
+    part.querySelectorAll('input, select, textarea').forEach(input => { input.disabled = !on; });
+  }
+}
+
+document.addEventListener('change', event => {
+  if (event.target.matches('select[data-switch]')) applyShowWhen(event.target.form);
+});
+
+document.addEventListener('DOMContentLoaded', () => {
+  document.querySelectorAll('form').forEach(form => {
+    if (form.querySelector('[data-show-when]')) applyShowWhen(form);
+  });
+  const message = sessionStorage.getItem('mf-flash');
+  if (message) { sessionStorage.removeItem('mf-flash'); flash(message); }
+  startLive();
+  document.querySelectorAll('svg[data-gantt]').forEach(svg => {
+    svg.addEventListener('wheel', event => {
+      if (!event.ctrlKey) return;
+      event.preventDefault();
+      zoomGantt(svg, event.deltaY < 0 ? 1.25 : 0.8);
+    }, { passive: false });
+  });
+});

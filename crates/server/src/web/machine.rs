@@ -1,0 +1,831 @@
+//! The machine page: time-series charts with range presets, the state timeline, the OEE
+//! breakdown, the downtime Pareto and the machine's alarms.
+
+use axum::extract::{Path, RawQuery, State};
+use maud::{Markup, html};
+use model::alarm::{Alarm, AlarmStatus};
+use model::oee::{StateSpan, unix_ms};
+use model::{Kpis, Machine, MachineId, MachineKind, MachineState, Timestamp};
+use store::{AlarmFilter, PageRequest, SeriesPoint};
+
+use super::svg::{self, BandPoint, HBar, Span, TimeChart, Timeline};
+use super::{Ctx, Nav, OrPage, PageResult, layout, percent, state_class};
+use crate::AppState;
+use crate::api::telemetry::machine_kpis;
+use crate::auth::Need;
+use crate::error::ApiError;
+
+/// The machine page's labels.
+pub(crate) struct Text {
+    pub(crate) title: &'static str,
+    pub(crate) kinds: [&'static str; 7],
+    pub(crate) line: &'static str,
+    pub(crate) rated_power: &'static str,
+    pub(crate) current_state: &'static str,
+    pub(crate) open_station: &'static str,
+    pub(crate) range: &'static str,
+    pub(crate) ranges: [&'static str; 4],
+    pub(crate) timeline: &'static str,
+    pub(crate) timeline_label: &'static str,
+    pub(crate) no_state: &'static str,
+    pub(crate) oee_breakdown: &'static str,
+    pub(crate) oee_label: &'static str,
+    pub(crate) planned_busy: &'static str,
+    pub(crate) actual_production: &'static str,
+    pub(crate) ideal_production: &'static str,
+    pub(crate) produced: &'static str,
+    pub(crate) no_planned_time: &'static str,
+    pub(crate) pareto: &'static str,
+    pub(crate) pareto_hint: &'static str,
+    pub(crate) loss: &'static str,
+    pub(crate) duration: &'static str,
+    pub(crate) share: &'static str,
+    pub(crate) cumulative: &'static str,
+    pub(crate) unspecified: &'static str,
+    pub(crate) other_reasons: &'static str,
+    pub(crate) no_losses: &'static str,
+    pub(crate) measurements: &'static str,
+    pub(crate) band_hint: &'static str,
+    pub(crate) chart_label: &'static str,
+    pub(crate) last: &'static str,
+    pub(crate) no_readings: &'static str,
+    pub(crate) no_metrics: &'static str,
+    pub(crate) seconds: &'static str,
+    pub(crate) recent_alarms: &'static str,
+    pub(crate) no_alarms: &'static str,
+    pub(crate) all_alarms: &'static str,
+}
+
+pub(crate) const EN: Text = Text {
+    title: "Machine",
+    kinds: [
+        "CNC mill",
+        "Injection moulding",
+        "Laser cutter",
+        "3D printer",
+        "Assembly",
+        "Quality control",
+        "Other",
+    ],
+    line: "Line",
+    rated_power: "Rated power",
+    current_state: "Current state",
+    open_station: "Open the station",
+    range: "Time range",
+    ranges: ["1 h", "Shift (8 h)", "Day (24 h)", "Week (7 d)"],
+    timeline: "State timeline",
+    timeline_label: "Machine states over the chosen time range",
+    no_state: "No state reported",
+    oee_breakdown: "OEE breakdown",
+    oee_label: "Availability, performance, quality and OEE over the chosen time range",
+    planned_busy: "Planned busy time",
+    actual_production: "Actual production time",
+    ideal_production: "Ideal production time",
+    produced: "Produced",
+    no_planned_time: "No production was planned in this time range, so there is no OEE.",
+    pareto: "Downtime Pareto",
+    pareto_hint: "Unplanned stops within planned time, longest first.",
+    loss: "Loss",
+    duration: "Duration",
+    share: "Share",
+    cumulative: "Cumulative",
+    unspecified: "Unspecified",
+    other_reasons: "Other reasons",
+    no_losses: "No downtime in this time range.",
+    measurements: "Measurements",
+    band_hint: "Line: average · shaded band: lowest to highest · one point per",
+    chart_label: "average with the lowest-to-highest band over the chosen time range",
+    last: "Last",
+    no_readings: "No readings in this time range.",
+    no_metrics: "This machine has not reported any measurements yet.",
+    seconds: "s",
+    recent_alarms: "Recent alarms",
+    no_alarms: "No alarms for this machine.",
+    all_alarms: "All alarms",
+};
+
+pub(crate) const ZH: Text = Text {
+    title: "機器",
+    kinds: ["數控銑床", "注塑機", "激光切割機", "3D 打印機", "裝配工位", "品質檢驗", "其他"],
+    line: "生產線",
+    rated_power: "額定功率",
+    current_state: "目前狀態",
+    open_station: "開啟工位",
+    range: "時段",
+    ranges: ["1 小時", "一更（8 小時）", "一日（24 小時）", "一星期（7 日）"],
+    timeline: "狀態時間線",
+    timeline_label: "所選時段內的機器狀態",
+    no_state: "未有狀態報告",
+    oee_breakdown: "OEE 分析",
+    oee_label: "所選時段內的可用率、表現率、良品率及 OEE",
+    planned_busy: "計劃生產時間",
+    actual_production: "實際生產時間",
+    ideal_production: "理想生產時間",
+    produced: "總產量",
+    no_planned_time: "此時段內沒有計劃生產，因此沒有 OEE。",
+    pareto: "停機柏拉圖",
+    pareto_hint: "計劃時間內的非計劃停機，時間最長者在前。",
+    loss: "損失",
+    duration: "時長",
+    share: "佔比",
+    cumulative: "累計",
+    unspecified: "未註明",
+    other_reasons: "其他原因",
+    no_losses: "此時段內沒有停機。",
+    measurements: "量度數據",
+    band_hint: "線：平均值 · 陰影：最低至最高 · 每點代表",
+    chart_label: "所選時段內的平均值及最低至最高範圍",
+    last: "最新",
+    no_readings: "此時段內沒有讀數。",
+    no_metrics: "此機器尚未報告任何量度數據。",
+    seconds: "秒",
+    recent_alarms: "最近警報",
+    no_alarms: "此機器沒有警報。",
+    all_alarms: "所有警報",
+};
+
+/// Most alarms listed.
+const ALARMS_SHOWN: u32 = 20;
+/// Most points per chart.
+const MAX_POINTS: i64 = 400;
+/// Most Pareto rows before the rest are summed up as "other reasons".
+const PARETO_ROWS: usize = 8;
+/// The colour of the charts' lines, the style sheet's `--accent`.
+const LINE_COLOUR: &str = "#0b5cad";
+/// Steps a chart may aggregate over, in seconds: whole minutes come from the roll-ups.
+const STEPS: [i64; 16] =
+    [10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 604_800];
+
+/// The time ranges offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Range {
+    Hour,
+    Shift,
+    Day,
+    Week,
+}
+
+impl Range {
+    const ALL: [Range; 4] = [Range::Hour, Range::Shift, Range::Day, Range::Week];
+
+    /// The code in `?range=`.
+    fn code(self) -> &'static str {
+        match self {
+            Range::Hour => "1h",
+            Range::Shift => "shift",
+            Range::Day => "day",
+            Range::Week => "week",
+        }
+    }
+
+    /// The range asked for in a query string; a shift when absent or unknown.
+    fn from_query(query: Option<&str>) -> Range {
+        let asked = query.and_then(|q| {
+            form_urlencoded::parse(q.as_bytes()).find(|(key, _)| key == "range").map(|(_, value)| value)
+        });
+        Range::ALL.into_iter().find(|r| asked.as_deref() == Some(r.code())).unwrap_or(Range::Shift)
+    }
+
+    fn millis(self) -> i64 {
+        match self {
+            Range::Hour => 3_600_000,
+            Range::Shift => 8 * 3_600_000,
+            Range::Day => 24 * 3_600_000,
+            Range::Week => 7 * 24 * 3_600_000,
+        }
+    }
+
+    fn label(self, t: &Text) -> &'static str {
+        t.ranges[Range::ALL.iter().position(|r| *r == self).unwrap_or(1)]
+    }
+}
+
+/// The step of a chart over `span_ms`: the shortest that keeps it to [`MAX_POINTS`] points.
+fn step_ms(span_ms: i64) -> i64 {
+    STEPS.into_iter().map(|s| s * 1000).find(|step| span_ms / step <= MAX_POINTS).unwrap_or(STEPS[15] * 1000)
+}
+
+/// The unit a metric's name ends in, by the usual suffixes (`temperature_c`, `power_kw`).
+fn unit(metric: &str) -> &'static str {
+    const UNITS: [(&str, &str); 14] = [
+        ("_kwh", "kWh"),
+        ("_kw", "kW"),
+        ("_mm_s", "mm/s"),
+        ("_ppm", "ppm"),
+        ("_pct", "%"),
+        ("_percent", "%"),
+        ("_rpm", "rpm"),
+        ("_bar", "bar"),
+        ("_hz", "Hz"),
+        ("_c", "°C"),
+        ("_a", "A"),
+        ("_v", "V"),
+        ("_mm", "mm"),
+        ("_s", "s"),
+    ];
+    UNITS.into_iter().find(|(suffix, _)| metric.ends_with(suffix)).map_or("", |(_, unit)| unit)
+}
+
+/// What the machine page shows, read from the store in one go.
+pub(crate) struct MachineData {
+    machine: Machine,
+    site: String,
+    line: Option<String>,
+    current: Option<(MachineState, Timestamp)>,
+    range: Range,
+    from_ms: i64,
+    to_ms: i64,
+    step_ms: i64,
+    series: Vec<(String, Vec<SeriesPoint>)>,
+    spans: Vec<StateSpan>,
+    kpis: Kpis,
+    alarms: Vec<Alarm>,
+}
+
+/// Reads everything the machine page shows for `range` up to `now_ms`.
+pub(crate) fn gather(
+    store: &store::Store,
+    id: MachineId,
+    range: Range,
+    now_ms: i64,
+) -> store::Result<MachineData> {
+    let machine = store.machine(id)?;
+    let site = store.site(machine.site_id)?.name;
+    let line = match machine.line_id {
+        Some(line) => Some(store.line(line)?.name),
+        None => None,
+    };
+    let current = store.current_states()?.into_iter().find(|c| c.machine == id).map(|c| (c.state, c.at));
+    let (from_ms, to_ms) = (now_ms - range.millis(), now_ms);
+    let step = step_ms(to_ms - from_ms);
+    // Buckets are aligned to the epoch, so one more may straddle each end.
+    let limit = (MAX_POINTS + 2) as u32;
+    let mut series = Vec::new();
+    for metric in store.metrics(id)? {
+        let points = store.series(id, &metric, from_ms, to_ms, Some(step), limit)?;
+        series.push((metric, points));
+    }
+    let spans = store.state_spans(id, from_ms, to_ms)?;
+    let kpis = machine_kpis(store, vec![machine.clone()], from_ms, to_ms)?
+        .into_iter()
+        .next()
+        .map(|row| row.kpis)
+        .unwrap_or_default();
+    let filter = AlarmFilter { machine: Some(id), ..AlarmFilter::default() };
+    let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
+    Ok(MachineData {
+        machine,
+        site,
+        line,
+        current,
+        range,
+        from_ms,
+        to_ms,
+        step_ms: step,
+        series,
+        spans,
+        kpis,
+        alarms,
+    })
+}
+
+/// `GET /machines/{id}?range=1h|shift|day|week`.
+pub(crate) async fn page(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> PageResult {
+    let id = id
+        .parse::<i64>()
+        .map(MachineId)
+        .map_err(|_| ApiError::not_found(format!("machine {id} does not exist")))
+        .or_page(&ctx)?;
+    let range = Range::from_query(query.as_deref());
+    let now_ms = unix_ms(ctx.now);
+    let store = state.store.clone();
+    let data = crate::api::blocking(move || gather(&store, id, range, now_ms)).await.or_page(&ctx)?;
+    let title = format!("{} {} · {}", data.machine.code, data.machine.name, ctx.t.machine_page.title);
+    Ok(layout(&ctx, Nav::Overview, &title, render(&ctx, &data)))
+}
+
+/// The machine page's HTML.
+pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
+    html! {
+        (header(ctx, data))
+        (range_bar(ctx, data))
+        (state_timeline(ctx, data))
+        div.halves {
+            (oee_breakdown(ctx, &data.kpis))
+            (pareto(ctx, &data.kpis))
+        }
+        (charts(ctx, data))
+        (alarms(ctx, data))
+    }
+}
+
+fn header(ctx: &Ctx, data: &MachineData) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let machine = &data.machine;
+    let kind = m.kinds[MachineKind::ALL.iter().position(|k| *k == machine.kind).unwrap_or(6)];
+    let (state, since) = match data.current {
+        Some((state, at)) => (state, Some(at)),
+        None => (MachineState::Offline, None),
+    };
+    html! {
+        div.machine-head {
+            div.identity {
+                h1 { span.code { (machine.code) } " " (machine.name) }
+                p.meta {
+                    span { (kind) }
+                    span { (t.site) ": " (data.site) }
+                    @if let Some(line) = &data.line { span { (m.line) ": " (line) } }
+                    @if machine.rated_power_kw > 0.0 {
+                        span { (m.rated_power) ": " (svg::value_text(machine.rated_power_kw)) " kW" }
+                    }
+                    @for capability in &machine.capabilities { span.tag { (capability) } }
+                }
+            }
+            div.head-side {
+            div.machine-state.(state_class(state)) data-machine-id=(machine.id.0) data-state=(state.as_str()) data-live
+                aria-label=(m.current_state) role="group" {
+                span.muted { (m.current_state) }
+                span.badge data-state-label { (t.state(state)) }
+                span.muted { (t.since) " " span data-since { (since.map(|at| ctx.short_time(at)).unwrap_or_default()) } }
+            }
+            @if ctx.may(Need::Report) {
+                a.button.primary href={ "/station?machine=" (machine.id.0) } { (m.open_station) }
+            }
+            }
+        }
+    }
+}
+
+fn range_bar(ctx: &Ctx, data: &MachineData) -> Markup {
+    let m = ctx.t.machine_page;
+    let at = |ms: i64| Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
+    html! {
+        div.range-bar {
+            nav.presets aria-label=(m.range) {
+                @for range in Range::ALL {
+                    a href={ "/machines/" (data.machine.id.0) "?range=" (range.code()) }
+                        aria-current=[(range == data.range).then_some("true")] { (range.label(m)) }
+                }
+            }
+            @if let (Some(from), Some(to)) = (at(data.from_ms), at(data.to_ms)) {
+                span.muted { (ctx.time(from)) " – " (ctx.time(to)) }
+            }
+        }
+    }
+}
+
+fn state_timeline(ctx: &Ctx, data: &MachineData) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let at = |ms: i64| Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
+    let when = |ms: i64| at(ms).map(|ts| ctx.short_time(ts)).unwrap_or_default();
+    let spans: Vec<Span> = data
+        .spans
+        .iter()
+        .map(|s| {
+            let reason = s.reason.as_deref().filter(|r| !r.is_empty());
+            let title = format!(
+                "{}{}\n{} – {} ({})",
+                t.state(s.state),
+                reason.map(|r| format!(" — {r}")).unwrap_or_default(),
+                when(s.start_ms),
+                when(s.end_ms),
+                ctx.duration((s.end_ms - s.start_ms) / 1000),
+            );
+            Span { start_ms: s.start_ms, end_ms: s.end_ms, fill: svg::state_fill(s.state), title }
+        })
+        .collect();
+    let range_ms = (data.to_ms - data.from_ms).max(1);
+    let mut totals = [0i64; 6];
+    for span in &data.spans {
+        if let Some(i) = MachineState::ALL.iter().position(|s| *s == span.state) {
+            totals[i] += span.end_ms - span.start_ms;
+        }
+    }
+    let unknown = range_ms - totals.iter().sum::<i64>();
+    let share = |ms: i64| format!("{:.0} %", ms as f64 / range_ms as f64 * 100.0);
+    html! {
+        section.panel aria-labelledby="timeline-heading" {
+            h2 #timeline-heading { (m.timeline) }
+            (svg::timeline(&Timeline {
+                from_ms: data.from_ms,
+                to_ms: data.to_ms,
+                offset_minutes: ctx.offset_minutes,
+                spans: &spans,
+                aria_label: m.timeline_label,
+                width: 1000.0,
+            }))
+            ul.legend {
+                @for (state, total) in MachineState::ALL.into_iter().zip(totals) {
+                    li.muted[total == 0] {
+                        span.swatch.(state_class(state)) {}
+                        strong { (t.state(state)) }
+                        span { (ctx.duration(total / 1000)) " · " (share(total)) }
+                    }
+                }
+                @if unknown > 0 {
+                    li.muted {
+                        span.swatch.unknown {}
+                        strong { (m.no_state) }
+                        span { (ctx.duration(unknown / 1000)) " · " (share(unknown)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn oee_breakdown(ctx: &Ctx, kpis: &Kpis) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let rows = [
+        (t.availability, kpis.availability, "#0b5cad"),
+        (t.performance, kpis.effectiveness, "#0b5cad"),
+        (t.quality, kpis.quality, "#0b5cad"),
+        (t.oee, kpis.oee, "#1f2933"),
+    ];
+    let texts: Vec<String> = rows.iter().map(|(_, ratio, _)| percent(t, *ratio)).collect();
+    let bars: Vec<HBar> = rows
+        .iter()
+        .zip(&texts)
+        .map(|((label, ratio, fill), text)| HBar {
+            label,
+            value: ratio.unwrap_or(f64::NAN),
+            text,
+            fill,
+            title: None,
+        })
+        .collect();
+    let seconds = |s: f64| ctx.duration(if s.is_finite() { s.round() as i64 } else { 0 });
+    html! {
+        section.panel aria-labelledby="oee-heading" {
+            h2 #oee-heading { (m.oee_breakdown) }
+            @if kpis.planned_busy_seconds <= 0.0 { p.muted { (m.no_planned_time) } }
+            (svg::hbars(&bars, 1.0, m.oee_label, 560.0))
+            dl.facts {
+                div { dt { (m.planned_busy) } dd { (seconds(kpis.planned_busy_seconds)) } }
+                div { dt { (m.actual_production) } dd { (seconds(kpis.actual_production_seconds)) } }
+                div { dt { (m.ideal_production) } dd { (seconds(kpis.ideal_production_seconds)) } }
+                div { dt { (m.produced) } dd { (kpis.produced) } }
+                div { dt { (t.good) } dd { (kpis.good) } }
+                div { dt { (t.scrap) } dd.bad[kpis.scrap > 0] { (kpis.scrap) } }
+            }
+        }
+    }
+}
+
+/// One row of the Pareto: a state and reason, or the rest summed up.
+struct ParetoRow<'a> {
+    state: Option<MachineState>,
+    reason: &'a str,
+    seconds: f64,
+    /// This row and every row above it, as a share of all downtime.
+    cumulative: f64,
+}
+
+fn pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let mut losses: Vec<&model::oee::Loss> =
+        kpis.losses.iter().filter(|l| l.seconds.is_finite() && l.seconds > 0.0).collect();
+    losses.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    let total: f64 = losses.iter().map(|l| l.seconds).sum();
+    let mut rows: Vec<ParetoRow> = losses
+        .iter()
+        .take(PARETO_ROWS)
+        .map(|l| ParetoRow {
+            state: Some(l.state),
+            // The two reasons the OEE computation gives itself.
+            reason: match l.reason.as_str() {
+                "unspecified" => m.unspecified,
+                "no data" => m.no_state,
+                reason => reason,
+            },
+            seconds: l.seconds,
+            cumulative: 0.0,
+        })
+        .collect();
+    if losses.len() > PARETO_ROWS {
+        let rest = losses[PARETO_ROWS..].iter().map(|l| l.seconds).sum();
+        rows.push(ParetoRow { state: None, reason: m.other_reasons, seconds: rest, cumulative: 0.0 });
+    }
+    let mut sum = 0.0;
+    for row in &mut rows {
+        sum += row.seconds;
+        row.cumulative = sum / total;
+    }
+    let longest = rows.iter().map(|r| r.seconds).fold(0.0, f64::max);
+    html! {
+        section.panel aria-labelledby="pareto-heading" {
+            h2 #pareto-heading { (m.pareto) }
+            @if rows.is_empty() {
+                p.muted { (m.no_losses) }
+            } @else {
+                p.muted { (m.pareto_hint) }
+                table.pareto {
+                    thead {
+                        tr {
+                            th { (m.loss) }
+                            th.bar { span.visually-hidden { (m.duration) } }
+                            th.num { (m.duration) }
+                            th.num { (m.share) }
+                            th.num { (m.cumulative) }
+                        }
+                    }
+                    tbody {
+                        @for row in &rows {
+                            tr {
+                                td {
+                                    @if let Some(state) = row.state {
+                                        span.badge.(state_class(state)) { (t.state(state)) } " "
+                                    }
+                                    (row.reason)
+                                }
+                                td.bar {
+                                    (svg::meter(row.seconds / longest, row.state.map_or("#9aa5b1", svg::state_fill), 100.0, 12.0))
+                                }
+                                td.num { (ctx.duration(row.seconds.round() as i64)) }
+                                td.num { (format!("{:.0} %", row.seconds / total * 100.0)) }
+                                td.num { (format!("{:.0} %", row.cumulative * 100.0)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A step as words: `10 s`, `5 min`.
+fn step_text(ctx: &Ctx, step_ms: i64) -> String {
+    if step_ms < 60_000 {
+        format!("{} {}", step_ms / 1000, ctx.t.machine_page.seconds)
+    } else {
+        ctx.duration(step_ms / 1000)
+    }
+}
+
+fn charts(ctx: &Ctx, data: &MachineData) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let half = data.step_ms / 2;
+    html! {
+        section.panel aria-labelledby="charts-heading" {
+            h2 #charts-heading { (m.measurements) }
+            @if data.series.is_empty() {
+                p.muted { (m.no_metrics) }
+            } @else {
+                p.muted { (m.band_hint) " " (step_text(ctx, data.step_ms)) }
+                div.charts {
+                    @for (metric, points) in &data.series {
+                        @if points.is_empty() {
+                            div.chart-card.empty {
+                                strong { (metric) }
+                                p.muted { (m.no_readings) }
+                            }
+                        } @else {
+                            @let band: Vec<BandPoint> = points
+                                .iter()
+                                .map(|p| BandPoint { at_ms: p.ts_ms + half, min: p.min, avg: p.avg, max: p.max })
+                                .collect();
+                            @let last = points.last();
+                            @let unit = unit(metric);
+                            @let last_text = last.map(|p| {
+                                let at = Timestamp::from_unix_timestamp_nanos(i128::from(p.ts_ms) * 1_000_000)
+                                    .map(|ts| ctx.short_time(ts))
+                                    .unwrap_or_default();
+                                format!("{} {}{}{} · {}", m.last, svg::value_text(p.last), if unit.is_empty() { "" } else { " " }, unit, at)
+                            }).unwrap_or_else(|| t.none.to_string());
+                            @let aria = format!("{metric}: {}. {last_text}", m.chart_label);
+                            div.chart-card {
+                                (svg::time_chart(&TimeChart {
+                                    title: metric,
+                                    aria_label: &aria,
+                                    last_text: &last_text,
+                                    last_value: last.map(|p| p.last),
+                                    empty_text: m.no_readings,
+                                    from_ms: data.from_ms,
+                                    to_ms: data.to_ms,
+                                    offset_minutes: ctx.offset_minutes,
+                                    points: &band,
+                                    gap_ms: data.step_ms * 5 / 2,
+                                    colour: LINE_COLOUR,
+                                    width: 600.0,
+                                    height: 220.0,
+                                }))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    html! {
+        section.panel #machine-alarms aria-labelledby="machine-alarms-heading" data-refresh-on="alarm" {
+            h2 #machine-alarms-heading { (m.recent_alarms) }
+            @if data.alarms.is_empty() {
+                p.muted { (m.no_alarms) }
+            } @else {
+                table {
+                    thead {
+                        tr { th { (t.severity) } th { (t.message) } th { (t.raised_at) } th { (t.status) } th {} }
+                    }
+                    tbody {
+                        @for alarm in &data.alarms {
+                            tr {
+                                td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
+                                td { (alarm.message) }
+                                td { (ctx.short_time(alarm.raised_at)) }
+                                td {
+                                    (t.alarm_status(alarm.status))
+                                    @if let Some(by) = &alarm.acknowledged_by {
+                                        span.muted { " · " (by) }
+                                    }
+                                    @if let Some(cleared) = alarm.cleared_at {
+                                        span.muted { " · " (ctx.short_time(cleared)) }
+                                    }
+                                }
+                                td {
+                                    @if alarm.status == AlarmStatus::Active && ctx.may(Need::Report) {
+                                        button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
+                                            (t.acknowledge)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            p { a href={ "/alarms" } { (m.all_alarms) } }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model::{ProductionRecord, Reading, Role, StateChange, User, UserId};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::web::Lang;
+
+    const NOW: Timestamp = datetime!(2026-11-24 09:00 +08:00);
+
+    fn ctx(lang: Lang, role: Role) -> Ctx {
+        let user = User { id: UserId(1), username: "ada".into(), role, site_id: None, created_at: NOW };
+        Ctx { user, t: lang.text(), now: NOW, offset_minutes: 480, here: "/machines/1".into() }
+    }
+
+    /// The demo factory with a week of one reading a minute for `metrics` metrics on its first
+    /// machine, a state change every 37 minutes and production every 10.
+    fn busy_week(metrics: usize) -> (store::Store, MachineId) {
+        // On a file, as in production, where reads get connections of their own.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("mf-machine-page-{}-{n}.db", std::process::id()));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let store = store::Store::open(&path, store::Durability::Normal).unwrap();
+        crate::demo::seed(&store, NOW).unwrap();
+        let machine = store.machines(None, None, PageRequest { after: None, limit: 1 }).unwrap().items[0].id;
+        let minutes = 7 * 24 * 60;
+        let start = NOW - time::Duration::minutes(minutes);
+        let mut readings = Vec::with_capacity(minutes as usize * metrics);
+        for minute in 0..minutes {
+            let at = start + time::Duration::minutes(minute);
+            for metric in 0..metrics {
+                let value = 50.0 + 20.0 * ((minute as f64 / 90.0) + metric as f64).sin();
+                readings.push(Reading { machine, metric: format!("metric_{metric}_c"), at, value });
+            }
+        }
+        store.write_readings(&readings).unwrap();
+        let states = [
+            (MachineState::Running, None),
+            (MachineState::Down, Some("bearing failure")),
+            (MachineState::Running, None),
+            (MachineState::Idle, Some("waiting for material")),
+            (MachineState::Setup, None),
+        ];
+        for (i, minute) in (0..minutes).step_by(37).enumerate() {
+            let (state, reason) = states[i % states.len()];
+            let change = StateChange {
+                machine,
+                at: start + time::Duration::minutes(minute),
+                state,
+                reason: reason.map(str::to_string),
+            };
+            store.record_state(&change).unwrap();
+        }
+        for minute in (0..minutes).step_by(10) {
+            let record = ProductionRecord {
+                machine,
+                at: start + time::Duration::minutes(minute),
+                operation: None,
+                good: 9,
+                scrap: u32::from(minute % 50 == 0),
+                ideal_unit_seconds: 50.0,
+            };
+            store.record_production(&record).unwrap();
+        }
+        (store, machine)
+    }
+
+    #[test]
+    fn ranges_steps_and_units() {
+        assert_eq!(Range::from_query(None), Range::Shift);
+        assert_eq!(Range::from_query(Some("range=week&x=1")), Range::Week);
+        assert_eq!(Range::from_query(Some("range=1h")), Range::Hour);
+        assert_eq!(Range::from_query(Some("range=%3Cscript%3E")), Range::Shift);
+        for range in Range::ALL {
+            let step = step_ms(range.millis());
+            assert!(range.millis() / step <= MAX_POINTS, "{range:?}");
+            assert!(range.millis() / step > MAX_POINTS / 3, "{range:?}: not too coarse");
+        }
+        assert_eq!(step_ms(Range::Hour.millis()), 10_000);
+        assert_eq!(step_ms(Range::Week.millis()) % 60_000, 0, "long ranges read the roll-ups");
+        assert_eq!(unit("temperature_c"), "°C");
+        assert_eq!(unit("energy_kwh"), "kWh");
+        assert_eq!(unit("power_kw"), "kW");
+        assert_eq!(unit("vibration_mm_s"), "mm/s");
+        assert_eq!(unit("count"), "");
+    }
+
+    #[test]
+    fn a_week_of_ten_metrics_renders_fast_and_complete() {
+        let (store, machine) = busy_week(10);
+        let now_ms = unix_ms(NOW);
+        let ctx = ctx(Lang::En, Role::Admin);
+        // The median of five, after one to warm the readers' caches as earlier views would.
+        let mut times = Vec::new();
+        let (mut data, mut html) = (None, String::new());
+        for _ in 0..6 {
+            let started = std::time::Instant::now();
+            let gathered = gather(&store, machine, Range::Week, now_ms).unwrap();
+            html = render(&ctx, &gathered).into_string();
+            times.push(started.elapsed());
+            data = Some(gathered);
+        }
+        let data = data.unwrap();
+        times.remove(0);
+        times.sort();
+        let median = times[times.len() / 2];
+        eprintln!("a week of 10 metrics: {median:?} (median of {times:?}), {} bytes", html.len());
+        if !cfg!(debug_assertions) {
+            assert!(median < std::time::Duration::from_millis(100), "{times:?}");
+        }
+        assert_eq!(data.series.len(), 10);
+        for (metric, points) in &data.series {
+            assert!((300..=MAX_POINTS as usize + 2).contains(&points.len()), "{metric}: {}", points.len());
+        }
+        assert_eq!(html.matches("<svg class=\"chart\"").count(), 10);
+        assert!(html.contains("metric_9_c") && html.contains("°C"));
+        assert!(html.contains("bearing failure"), "the Pareto and the timeline name the reason");
+        assert!(html.contains("data-refresh-on=\"alarm\"") && html.contains("data-live"));
+        assert!(html.contains(r#"href="/machines/1?range=week" aria-current="true""#), "{html}");
+        assert!(html.contains("/station?machine="));
+        assert!(!html.contains("NaN") && !html.contains("inf\""));
+        assert!(html.len() < 400_000, "{} bytes", html.len());
+    }
+
+    #[test]
+    fn the_page_is_translated_and_respects_the_role() {
+        let (store, machine) = busy_week(1);
+        let rule = store.alarm_rules().unwrap()[0].id;
+        store.raise_alarm(rule, machine, NOW, Some(1.0), "<b>hot</b>").unwrap();
+        let data = gather(&store, machine, Range::Day, unix_ms(NOW)).unwrap();
+        let zh = render(&ctx(Lang::ZhHk, Role::Operator), &data).into_string();
+        for label in ["狀態時間線", "停機柏拉圖", "最近警報", "確認", "開啟工位", "一日（24 小時）"]
+        {
+            assert!(zh.contains(label), "{label}");
+        }
+        assert!(zh.contains("/acknowledge") && zh.contains("&lt;b&gt;hot"));
+        let viewer = render(&ctx(Lang::En, Role::Viewer), &data).into_string();
+        assert!(!viewer.contains("data-action") && !viewer.contains("/station?machine="));
+        assert!(viewer.contains("Recent alarms") && viewer.contains("&lt;b&gt;hot"));
+    }
+
+    #[test]
+    fn a_quiet_machine_says_so_and_an_unknown_one_is_not_found() {
+        let store = store::Store::open_in_memory().unwrap();
+        crate::demo::seed(&store, NOW).unwrap();
+        let machine = store.machines(None, None, PageRequest { after: None, limit: 1 }).unwrap().items[0].id;
+        let data = gather(&store, machine, Range::Hour, unix_ms(NOW)).unwrap();
+        let html = render(&ctx(Lang::En, Role::Admin), &data).into_string();
+        assert!(html.contains(EN.no_metrics) && html.contains(EN.no_alarms));
+        // Planned time without any state report is offline time, said in words.
+        assert!(html.contains(EN.no_state) && !html.contains("no data"));
+        let zh = render(&ctx(Lang::ZhHk, Role::Admin), &data).into_string();
+        assert!(zh.contains(ZH.no_state) && zh.contains(ZH.no_metrics));
+        assert!(matches!(
+            gather(&store, MachineId(999_999), Range::Hour, unix_ms(NOW)),
+            Err(store::StoreError::NotFound { .. })
+        ));
+    }
+}

@@ -1,0 +1,766 @@
+//! The orders pages: a filterable list with ETAs and lateness, and one order with its operations.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use maud::{Markup, html};
+use model::{MachineId, Operation, Order, OrderId, OrderStatus, PlannedOperation, Timestamp, VariantId};
+use serde::Deserialize;
+use store::{OrderFilter, PageRequest};
+
+use super::{Ctx, Nav, OrPage, PageResult, encode, layout};
+use crate::AppState;
+use crate::auth::Need;
+use crate::error::ApiError;
+use crate::extract::page_request;
+
+/// The orders pages' labels.
+pub(crate) struct Text {
+    pub(crate) title: &'static str,
+    pub(crate) all_statuses: &'static str,
+    pub(crate) due_from: &'static str,
+    pub(crate) due_until: &'static str,
+    pub(crate) customer_hint: &'static str,
+    pub(crate) clear: &'static str,
+    pub(crate) bad_filters: &'static str,
+    pub(crate) bad_status: &'static str,
+    pub(crate) bad_date: &'static str,
+    pub(crate) bad_range: &'static str,
+    pub(crate) bad_customer: &'static str,
+    pub(crate) bad_cursor: &'static str,
+    pub(crate) none_found: &'static str,
+    pub(crate) carbon: &'static str,
+    pub(crate) carbon_pending: &'static str,
+    pub(crate) no_active_plan: &'static str,
+    pub(crate) not_in_plan: &'static str,
+    pub(crate) late_by: &'static str,
+    pub(crate) priority: &'static str,
+    pub(crate) priority_hint: &'static str,
+    pub(crate) material_ready: &'static str,
+    pub(crate) material_on_hand: &'static str,
+    pub(crate) entered: &'static str,
+    pub(crate) operations: &'static str,
+    pub(crate) step: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) planned: &'static str,
+    pub(crate) actual: &'static str,
+    pub(crate) setup_from: &'static str,
+    pub(crate) planned_start: &'static str,
+    pub(crate) planned_end: &'static str,
+    pub(crate) parts: &'static str,
+    pub(crate) release: &'static str,
+    pub(crate) release_hint: &'static str,
+    pub(crate) cancel_order: &'static str,
+    pub(crate) cancel_confirm: &'static str,
+    pub(crate) all_orders: &'static str,
+    pub(crate) in_plan: &'static str,
+}
+
+pub(crate) const EN: Text = Text {
+    title: "Orders",
+    all_statuses: "All statuses",
+    due_from: "Due on or after",
+    due_until: "Due on or before",
+    customer_hint: "Exact name",
+    clear: "Clear filters",
+    bad_filters: "Some filters are not valid, so no orders are listed:",
+    bad_status: "not a known status.",
+    bad_date: "not a date; use the form YYYY-MM-DD.",
+    bad_range: "“Due on or after” is later than “Due on or before”.",
+    bad_customer: "Customer: at most 200 characters.",
+    bad_cursor: "The page link is not valid; start again from the first page.",
+    none_found: "No orders match.",
+    carbon: "CO₂e per unit",
+    carbon_pending: "Carbon figures are not available yet.",
+    no_active_plan: "No plan is active, so no order has an ETA yet.",
+    not_in_plan: "Not in the active plan",
+    late_by: "Late by",
+    priority: "Priority",
+    priority_hint: "1 normal to 10 most urgent",
+    material_ready: "Material ready",
+    material_on_hand: "On hand",
+    entered: "Entered",
+    operations: "Operations",
+    step: "Step",
+    name: "Name",
+    planned: "planned",
+    actual: "actual",
+    setup_from: "Setup from",
+    planned_start: "Planned start",
+    planned_end: "Planned end",
+    parts: "parts",
+    release: "Release to production",
+    release_hint: "Releasing lets operators start the order's operations.",
+    cancel_order: "Cancel order",
+    cancel_confirm: "Cancel this order? Its unfinished operations are cancelled too. This cannot be undone.",
+    all_orders: "All orders",
+    in_plan: "ETAs and planned times are from the active plan",
+};
+
+pub(crate) const ZH: Text = Text {
+    title: "訂單",
+    all_statuses: "所有狀態",
+    due_from: "交期由",
+    due_until: "交期至",
+    customer_hint: "完整名稱",
+    clear: "清除篩選",
+    bad_filters: "部分篩選條件無效，因此未列出訂單：",
+    bad_status: "不是有效的狀態。",
+    bad_date: "不是有效日期；請使用 YYYY-MM-DD 格式。",
+    bad_range: "「交期由」遲於「交期至」。",
+    bad_customer: "客戶：最多 200 個字元。",
+    bad_cursor: "頁面連結無效；請由第一頁重新開始。",
+    none_found: "沒有符合的訂單。",
+    carbon: "每件碳排放（CO₂e）",
+    carbon_pending: "暫未提供碳排放數據。",
+    no_active_plan: "尚未發佈排程，訂單暫無預計完成時間。",
+    not_in_plan: "不在現行排程內",
+    late_by: "延誤",
+    priority: "優先級",
+    priority_hint: "1 為一般，10 為最緊急",
+    material_ready: "物料齊備",
+    material_on_hand: "已有物料",
+    entered: "建立時間",
+    operations: "工序",
+    step: "步驟",
+    name: "名稱",
+    planned: "計劃",
+    actual: "實際",
+    setup_from: "換線開始",
+    planned_start: "計劃開始",
+    planned_end: "計劃完成",
+    parts: "批",
+    release: "下達生產",
+    release_hint: "下達後，操作員便可開始此訂單的工序。",
+    cancel_order: "取消訂單",
+    cancel_confirm: "取消此訂單？其未完成的工序亦會一併取消，且無法復原。",
+    all_orders: "所有訂單",
+    in_plan: "預計完成及計劃時間取自現行排程",
+};
+
+/// Orders per page.
+const PAGE: u32 = 50;
+/// Longest customer name accepted in the filter.
+const CUSTOMER_MAX: usize = 200;
+
+/// The list's query parameters, all kept as text so that a bad value becomes a message on the
+/// page rather than a rejection.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct OrdersQuery {
+    pub(crate) status: Option<String>,
+    pub(crate) customer: Option<String>,
+    pub(crate) due_after: Option<String>,
+    pub(crate) due_before: Option<String>,
+    pub(crate) cursor: Option<String>,
+}
+
+/// A filter parameter that is not valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FilterError {
+    Status,
+    DueAfter,
+    DueBefore,
+    Range,
+    Customer,
+    Cursor,
+}
+
+fn parse_date(text: &str) -> Option<time::Date> {
+    time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// The start of `date` on the local clock `offset_minutes` east of UTC.
+fn local_midnight(date: time::Date, offset_minutes: i32) -> Timestamp {
+    time::PrimitiveDateTime::new(date, time::Time::MIDNIGHT).assume_offset(super::offset(offset_minutes))
+}
+
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The store filter and page the query asks for. Dates are local calendar days and both ends are
+/// inclusive: due on or after the start of `due_after`, and before the end of `due_before`.
+pub(crate) fn parse_filter(
+    query: &OrdersQuery,
+    offset_minutes: i32,
+) -> Result<(OrderFilter, PageRequest), Vec<FilterError>> {
+    let mut errors = Vec::new();
+    let status = match present(&query.status) {
+        None => None,
+        Some(text) => OrderStatus::parse(text).or_else(|| {
+            errors.push(FilterError::Status);
+            None
+        }),
+    };
+    let mut date = |value: &Option<String>, error: FilterError| match present(value) {
+        None => None,
+        Some(text) => parse_date(text).or_else(|| {
+            errors.push(error);
+            None
+        }),
+    };
+    let after = date(&query.due_after, FilterError::DueAfter);
+    let before = date(&query.due_before, FilterError::DueBefore);
+    if let (Some(after), Some(before)) = (after, before)
+        && after > before
+    {
+        errors.push(FilterError::Range);
+    }
+    let customer = present(&query.customer).map(str::to_string);
+    if customer.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
+        errors.push(FilterError::Customer);
+    }
+    let request =
+        page_request(Some(PAGE), query.cursor.as_deref()).map_err(|_| errors.push(FilterError::Cursor));
+    match request {
+        Ok(request) if errors.is_empty() => Ok((
+            OrderFilter {
+                status,
+                due_after: after.map(|d| local_midnight(d, offset_minutes)),
+                due_before: before.and_then(|d| d.next_day()).map(|d| local_midnight(d, offset_minutes)),
+                machine: None,
+                customer,
+            },
+            request,
+        )),
+        _ => Err(errors),
+    }
+}
+
+/// The list's URL with the filters of `query` and the given cursor.
+pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<i64>) -> String {
+    let mut url = String::from("/orders");
+    let mut separator = '?';
+    let fields = [
+        ("status", &query.status),
+        ("customer", &query.customer),
+        ("due_after", &query.due_after),
+        ("due_before", &query.due_before),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = present(value) {
+            url.push(separator);
+            url.push_str(name);
+            url.push('=');
+            url.push_str(&encode(value));
+            separator = '&';
+        }
+    }
+    if let Some(cursor) = cursor {
+        url.push(separator);
+        url.push_str("cursor=");
+        url.push_str(&cursor.to_string());
+    }
+    url
+}
+
+/// A query for one customer's orders.
+fn customer_query(customer: &str) -> OrdersQuery {
+    OrdersQuery { customer: Some(customer.to_string()), ..OrdersQuery::default() }
+}
+
+/// When each order of the active plan is planned to finish.
+fn plan_ends(operations: &[PlannedOperation]) -> HashMap<OrderId, Timestamp> {
+    let mut ends: HashMap<OrderId, Timestamp> = HashMap::new();
+    for op in operations {
+        ends.entry(op.order_id).and_modify(|end| *end = (*end).max(op.end)).or_insert(op.end);
+    }
+    ends
+}
+
+/// Variant names, read once each.
+struct Variants<'a> {
+    store: &'a store::Store,
+    names: HashMap<VariantId, String>,
+}
+
+impl Variants<'_> {
+    fn name(&mut self, id: VariantId) -> store::Result<String> {
+        if let Some(name) = self.names.get(&id) {
+            return Ok(name.clone());
+        }
+        let name = self.store.variant(id)?.name;
+        self.names.insert(id, name.clone());
+        Ok(name)
+    }
+}
+
+/// One row of the list.
+pub(crate) struct Row {
+    order: Order,
+    product: String,
+    eta: Option<Timestamp>,
+}
+
+/// What the list shows.
+pub(crate) struct Listing {
+    rows: Vec<Row>,
+    next_cursor: Option<i64>,
+    has_plan: bool,
+}
+
+/// Reads a page of orders with their products and active-plan ETAs.
+pub(crate) fn gather_list(
+    store: &store::Store,
+    filter: &OrderFilter,
+    request: PageRequest,
+) -> store::Result<Listing> {
+    let page = store.orders(filter, request)?;
+    let plan = store.active_plan()?;
+    let ends = match &plan {
+        Some(plan) => plan_ends(&store.plan_operations(plan.id, None)?),
+        None => HashMap::new(),
+    };
+    let mut variants = Variants { store, names: HashMap::new() };
+    let mut rows = Vec::with_capacity(page.items.len());
+    for order in page.items {
+        let product = variants.name(order.variant_id)?;
+        let eta = ends.get(&order.id).copied();
+        rows.push(Row { order, product, eta });
+    }
+    Ok(Listing { rows, next_cursor: page.next_cursor, has_plan: plan.is_some() })
+}
+
+/// `GET /orders`.
+pub(crate) async fn list(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Query(query): Query<OrdersQuery>,
+) -> PageResult {
+    let o = ctx.t.orders_page;
+    match parse_filter(&query, ctx.offset_minutes) {
+        Ok((filter, request)) => {
+            let listing = gather_list(&state.store, &filter, request).or_page(&ctx)?;
+            Ok(layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, Ok(&listing))))
+        }
+        Err(errors) => {
+            let mut response = layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, Err(&errors)));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(response)
+        }
+    }
+}
+
+fn status_badge(t: &super::Text, status: OrderStatus) -> Markup {
+    html! { span.badge.{"status-" (status.as_str())} { (t.order_status(status)) } }
+}
+
+/// The lateness cell: late by how much, or on time.
+fn lateness(ctx: &Ctx, due: Timestamp, eta: Option<Timestamp>) -> Markup {
+    let t = ctx.t;
+    match eta {
+        Some(eta) if eta > due => html! {
+            span.late-text { "▲ " (t.orders_page.late_by) " " (ctx.duration((eta - due).whole_seconds())) }
+        },
+        Some(_) => html! { span.ok-text { "✓ " (t.on_time) } },
+        None => html! { span.muted { (t.none) } },
+    }
+}
+
+/// The list's HTML; `Err` holds the filter errors to explain instead of the table.
+pub(crate) fn render_list(
+    ctx: &Ctx,
+    query: &OrdersQuery,
+    listing: Result<&Listing, &[FilterError]>,
+) -> Markup {
+    let t = ctx.t;
+    let o = t.orders_page;
+    let selected = present(&query.status);
+    let filtered = [&query.status, &query.customer, &query.due_after, &query.due_before]
+        .into_iter()
+        .any(|v| present(v).is_some());
+    html! {
+        h1 { (o.title) }
+        form.filters method="get" action="/orders" data-testid="order-filters" {
+            label { (t.status)
+                select name="status" {
+                    option value="" { (o.all_statuses) }
+                    @for status in OrderStatus::ALL {
+                        option value=(status.as_str()) selected[selected == Some(status.as_str())] { (t.order_status(status)) }
+                    }
+                }
+            }
+            label { (t.customer)
+                input name="customer" type="search" value=(query.customer.as_deref().unwrap_or(""))
+                    placeholder=(o.customer_hint) maxlength="200";
+            }
+            label { (o.due_from) input name="due_after" type="date" value=(query.due_after.as_deref().unwrap_or("")); }
+            label { (o.due_until) input name="due_before" type="date" value=(query.due_before.as_deref().unwrap_or("")); }
+            button.primary type="submit" { (t.filter) }
+            @if filtered { a.button href="/orders" { (o.clear) } }
+        }
+        @match listing {
+            Err(errors) => {
+                section.panel.problem role="alert" data-testid="filter-errors" {
+                    p.error { (o.bad_filters) }
+                    ul {
+                        @for error in errors {
+                            li { (filter_message(t, *error, query)) }
+                        }
+                    }
+                }
+            }
+            Ok(listing) => { (order_table(ctx, query, listing)) }
+        }
+    }
+}
+
+/// What is wrong with a filter, quoting the value given.
+fn filter_message(t: &super::Text, error: FilterError, query: &OrdersQuery) -> String {
+    let o = t.orders_page;
+    let given = |value: &Option<String>| present(value).unwrap_or("").to_string();
+    match error {
+        FilterError::Status => format!("{}: “{}” — {}", t.status, given(&query.status), o.bad_status),
+        FilterError::DueAfter => format!("{}: “{}” — {}", o.due_from, given(&query.due_after), o.bad_date),
+        FilterError::DueBefore => format!("{}: “{}” — {}", o.due_until, given(&query.due_before), o.bad_date),
+        FilterError::Range => o.bad_range.to_string(),
+        FilterError::Customer => o.bad_customer.to_string(),
+        FilterError::Cursor => o.bad_cursor.to_string(),
+    }
+}
+
+fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
+    let t = ctx.t;
+    let o = t.orders_page;
+    html! {
+        section.panel #order-list data-testid="order-list" {
+            @if !listing.has_plan { p.muted { (o.no_active_plan) " " a href="/plan" { (t.nav_plan) } } }
+            @if listing.rows.is_empty() {
+                p.muted { (o.none_found) }
+            } @else {
+                table.orders {
+                    thead { tr {
+                        th { (t.order) } th { (t.customer) } th { (t.product_variant) } th.num { (t.quantity) }
+                        th { (t.due) } th { (t.status) } th { (t.eta) } th { (t.lateness) }
+                        th.num.carbon title=(o.carbon_pending) { (o.carbon) }
+                    } }
+                    tbody {
+                        @for row in &listing.rows {
+                            @let order = &row.order;
+                            @let late = row.eta.is_some_and(|eta| eta > order.due);
+                            tr.late[late] data-testid="order-row" data-order-id=(order.id.0) {
+                                td.nw { a href={ "/orders/" (order.id.0) } { (order.number) } }
+                                td { a.quiet href=(list_url(&customer_query(&order.customer), None)) { (order.customer) } }
+                                td { (row.product) }
+                                td.num { (order.quantity) }
+                                td.nw { (ctx.short_time(order.due)) }
+                                td { (status_badge(t, order.status)) }
+                                td.nw { @match row.eta { Some(eta) => { (ctx.short_time(eta)) } None => { span.muted { (t.none) } } } }
+                                td.nw { (lateness(ctx, order.due, row.eta)) }
+                                td.num.muted.carbon title=(o.carbon_pending) { (t.none) }
+                            }
+                        }
+                    }
+                }
+            }
+            div.pager {
+                @if query.cursor.as_deref().is_some_and(|c| !c.is_empty()) { a href=(list_url(query, None)) { (t.first_page) } }
+                @if let Some(next) = listing.next_cursor { a href=(list_url(query, Some(next))) rel="next" { (t.next_page) } }
+            }
+        }
+    }
+}
+
+/// One operation's place in the active plan (all its parts together).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Planned {
+    machines: Vec<MachineId>,
+    setup_start: Timestamp,
+    start: Timestamp,
+    end: Timestamp,
+    parts: usize,
+}
+
+/// The active plan's operations of one order, by operation.
+pub(crate) fn planned_by_operation(
+    operations: &[PlannedOperation],
+    order: OrderId,
+) -> HashMap<model::OperationId, Planned> {
+    let mut out: HashMap<model::OperationId, Planned> = HashMap::new();
+    for op in operations.iter().filter(|op| op.order_id == order) {
+        out.entry(op.operation_id)
+            .and_modify(|p| {
+                if !p.machines.contains(&op.machine_id) {
+                    p.machines.push(op.machine_id);
+                }
+                p.setup_start = p.setup_start.min(op.setup_start);
+                p.start = p.start.min(op.start);
+                p.end = p.end.max(op.end);
+                p.parts += 1;
+            })
+            .or_insert(Planned {
+                machines: vec![op.machine_id],
+                setup_start: op.setup_start,
+                start: op.start,
+                end: op.end,
+                parts: 1,
+            });
+    }
+    out
+}
+
+/// What the order page shows.
+pub(crate) struct OrderView {
+    order: Order,
+    product: String,
+    operations: Vec<Operation>,
+    machines: HashMap<MachineId, String>,
+    plan: Option<i64>,
+    planned: HashMap<model::OperationId, Planned>,
+}
+
+/// Reads one order with its operations and their places in the active plan.
+pub(crate) fn gather_order(store: &store::Store, id: OrderId) -> store::Result<OrderView> {
+    let order = store.order(id)?;
+    let operations = store.operations(id)?;
+    let product = store.variant(order.variant_id)?.name;
+    let machines = store
+        .machines(None, None, PageRequest { after: None, limit: 10_000 })?
+        .items
+        .into_iter()
+        .map(|m| (m.id, m.code))
+        .collect();
+    let (plan, planned) = match store.active_plan()? {
+        Some(plan) => (Some(plan.id), planned_by_operation(&store.plan_operations(plan.id, None)?, id)),
+        None => (None, HashMap::new()),
+    };
+    Ok(OrderView { order, product, operations, machines, plan, planned })
+}
+
+/// `GET /orders/{id}`.
+pub(crate) async fn detail(ctx: Ctx, State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found("no such order"))
+        .or_page(&ctx)?;
+    let view = gather_order(&state.store, OrderId(id)).or_page(&ctx)?;
+    let title = format!("{} {}", ctx.t.order, view.order.number);
+    Ok(layout(&ctx, Nav::Orders, &title, render_order(&ctx, &view)))
+}
+
+/// The order page's HTML.
+pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
+    let t = ctx.t;
+    let o = t.orders_page;
+    let order = &view.order;
+    let eta = view.planned.values().map(|p| p.end).max();
+    let code = |id: &MachineId| view.machines.get(id).map_or("?", String::as_str);
+    let may_plan = ctx.may(Need::Plan);
+    html! {
+        p.crumbs { a href="/orders" { "← " (o.all_orders) } }
+        div.order-head {
+            h1 { (t.order) " " (order.number) " " (status_badge(t, order.status)) }
+            @if may_plan {
+                div.toolbar {
+                    @if order.status == OrderStatus::Planned {
+                        button.primary data-action={ "POST /api/v1/orders/" (order.id.0) "/release" }
+                            title=(o.release_hint) data-testid="release-order" { (o.release) }
+                    }
+                    @if order.status.can_become(OrderStatus::Cancelled) {
+                        button.danger data-action={ "POST /api/v1/orders/" (order.id.0) "/cancel" }
+                            data-confirm=(o.cancel_confirm) data-testid="cancel-order" { (o.cancel_order) }
+                    }
+                }
+            }
+        }
+        section.panel {
+            dl.pairs.wide data-testid="order-facts" {
+                dt { (t.customer) } dd { (order.customer) }
+                dt { (t.product_variant) } dd { (view.product) }
+                dt { (t.quantity) } dd { (order.quantity) }
+                dt { (t.due) } dd { (ctx.time(order.due)) }
+                dt { (o.priority) } dd title=(o.priority_hint) { (order.priority) " / 10" }
+                dt { (t.status) } dd { (t.order_status(order.status)) }
+                dt { (o.material_ready) }
+                dd { @match order.material_ready { Some(at) => { (ctx.time(at)) } None => { (o.material_on_hand) } } }
+                dt { (o.entered) } dd { (ctx.time(order.created_at)) }
+                dt { (t.eta) }
+                dd {
+                    @match (view.plan, eta) {
+                        (None, _) => { span.muted { (o.no_active_plan) } }
+                        (Some(_), None) => { span.muted { (o.not_in_plan) } }
+                        (Some(_), Some(eta)) => { (ctx.time(eta)) }
+                    }
+                }
+                dt { (t.lateness) } dd { (lateness(ctx, order.due, eta)) }
+            }
+        }
+        section.panel aria-labelledby="operations-heading" {
+            h2 #operations-heading { (o.operations) }
+            @if let Some(plan) = view.plan {
+                p.muted { (o.in_plan) " (" a href={ "/plan?id=" (plan) } { "#" (plan) } ")." }
+            }
+            table data-testid="order-operations" {
+                thead { tr {
+                    th.num { (o.step) } th { (o.name) } th { (t.status) } th { (t.machine) }
+                    th { (o.setup_from) } th { (o.planned_start) } th { (o.planned_end) }
+                    th.num { (t.good) } th.num { (t.scrap) }
+                } }
+                tbody {
+                    @for operation in &view.operations {
+                        @let planned = view.planned.get(&operation.id);
+                        tr {
+                            td.num { (operation.seq + 1) }
+                            td { (operation.name) }
+                            td { (status_badge(t, operation.status)) }
+                            td {
+                                @if let Some(machine) = operation.machine_id {
+                                    a href={ "/machines/" (machine.0) } { (code(&machine)) } " " span.muted { "(" (o.actual) ")" }
+                                } @else if let Some(planned) = planned {
+                                    @for (index, machine) in planned.machines.iter().enumerate() {
+                                        @if index > 0 { ", " }
+                                        a href={ "/machines/" (machine.0) } { (code(machine)) }
+                                    }
+                                    " " span.muted { "(" (o.planned) ")" }
+                                } @else {
+                                    span.muted { (t.none) }
+                                }
+                            }
+                            @match planned {
+                                Some(planned) => {
+                                    td { @if planned.setup_start < planned.start { (ctx.short_time(planned.setup_start)) } @else { span.muted { (t.none) } } }
+                                    td { (ctx.short_time(planned.start)) }
+                                    td {
+                                        (ctx.short_time(planned.end))
+                                        @if planned.parts > 1 { " " span.muted { "(" (planned.parts) " " (o.parts) ")" } }
+                                    }
+                                }
+                                None => { td.muted { (t.none) } td.muted { (t.none) } td.muted { (t.none) } }
+                            }
+                            td.num { (operation.good) }
+                            td.num { (operation.scrap) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    fn query(pairs: &[(&str, &str)]) -> OrdersQuery {
+        let mut q = OrdersQuery::default();
+        for (name, value) in pairs {
+            let value = Some(value.to_string());
+            match *name {
+                "status" => q.status = value,
+                "customer" => q.customer = value,
+                "due_after" => q.due_after = value,
+                "due_before" => q.due_before = value,
+                "cursor" => q.cursor = value,
+                _ => unreachable!(),
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn an_empty_query_lists_everything_from_the_start() {
+        let (filter, request) = parse_filter(&query(&[("status", ""), ("customer", "  ")]), 480).unwrap();
+        assert_eq!(filter.status, None);
+        assert_eq!(filter.customer, None);
+        assert_eq!(filter.due_after, None);
+        assert_eq!(filter.due_before, None);
+        assert_eq!(request, PageRequest { after: None, limit: 50 });
+    }
+
+    #[test]
+    fn dates_are_whole_local_days_inclusive() {
+        let q = query(&[
+            ("status", "released"),
+            ("customer", " Kwun Tong Metal "),
+            ("due_after", "2026-11-24"),
+            ("due_before", "2026-11-30"),
+            ("cursor", "150"),
+        ]);
+        let (filter, request) = parse_filter(&q, 480).unwrap();
+        assert_eq!(filter.status, Some(OrderStatus::Released));
+        assert_eq!(filter.customer.as_deref(), Some("Kwun Tong Metal"));
+        // Midnight in Hong Kong is 16:00 UTC the day before.
+        assert_eq!(filter.due_after, Some(datetime!(2026-11-23 16:00 UTC)));
+        assert_eq!(
+            filter.due_before,
+            Some(datetime!(2026-11-30 16:00 UTC)),
+            "the whole of the 30th is included"
+        );
+        assert_eq!(request.after, Some(150));
+        assert_eq!(local_midnight(date!(2026 - 11 - 24), 0), datetime!(2026-11-24 00:00 UTC));
+    }
+
+    #[test]
+    fn bad_values_are_named_not_guessed() {
+        let q = query(&[
+            ("status", "lost"),
+            ("due_after", "24/11/2026"),
+            ("due_before", "2026-02-30"),
+            ("cursor", "abc"),
+        ]);
+        assert_eq!(
+            parse_filter(&q, 0).unwrap_err(),
+            [FilterError::Status, FilterError::DueAfter, FilterError::DueBefore, FilterError::Cursor]
+        );
+        let q = query(&[("due_after", "2026-12-01"), ("due_before", "2026-11-01")]);
+        assert_eq!(parse_filter(&q, 0).unwrap_err(), [FilterError::Range]);
+        let q = query(&[("customer", &"x".repeat(201))]);
+        assert_eq!(parse_filter(&q, 0).unwrap_err(), [FilterError::Customer]);
+        // Every error has words in both languages, quoting what was given.
+        let q = query(&[("status", "lost"), ("due_after", "24/11/2026")]);
+        assert_eq!(
+            filter_message(super::super::Lang::En.text(), FilterError::DueAfter, &q),
+            "Due on or after: “24/11/2026” — not a date; use the form YYYY-MM-DD."
+        );
+        for lang in [super::super::Lang::En, super::super::Lang::ZhHk] {
+            let t = lang.text();
+            for error in [FilterError::Status, FilterError::DueAfter, FilterError::Range, FilterError::Cursor]
+            {
+                assert!(!filter_message(t, error, &q).is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn page_links_keep_the_filters() {
+        let q =
+            query(&[("status", "planned"), ("customer", "A & B Ltd"), ("due_after", ""), ("cursor", "50")]);
+        assert_eq!(list_url(&q, Some(100)), "/orders?status=planned&customer=A+%26+B+Ltd&cursor=100");
+        assert_eq!(list_url(&q, None), "/orders?status=planned&customer=A+%26+B+Ltd");
+        assert_eq!(list_url(&OrdersQuery::default(), None), "/orders");
+    }
+
+    #[test]
+    fn split_operations_are_summed_up() {
+        let op = |operation: i64, order: i64, part: u32, machine: i64, from: Timestamp, to: Timestamp| {
+            PlannedOperation {
+                operation_id: model::OperationId(operation),
+                order_id: OrderId(order),
+                part,
+                quantity: 10,
+                machine_id: MachineId(machine),
+                setup_start: from,
+                start: from + time::Duration::minutes(10),
+                end: to,
+            }
+        };
+        let ops = [
+            op(1, 7, 0, 1, datetime!(2026-11-24 08:00 UTC), datetime!(2026-11-24 09:00 UTC)),
+            op(1, 7, 1, 2, datetime!(2026-11-24 08:30 UTC), datetime!(2026-11-24 10:00 UTC)),
+            op(2, 8, 0, 1, datetime!(2026-11-24 11:00 UTC), datetime!(2026-11-24 12:00 UTC)),
+        ];
+        let planned = planned_by_operation(&ops, OrderId(7));
+        assert_eq!(planned.len(), 1, "only the order's operations");
+        let first = &planned[&model::OperationId(1)];
+        assert_eq!(first.machines, [MachineId(1), MachineId(2)]);
+        assert_eq!(first.setup_start, datetime!(2026-11-24 08:00 UTC));
+        assert_eq!(first.end, datetime!(2026-11-24 10:00 UTC));
+        assert_eq!(first.parts, 2);
+        let ends = plan_ends(&ops);
+        assert_eq!(ends[&OrderId(7)], datetime!(2026-11-24 10:00 UTC));
+    }
+}

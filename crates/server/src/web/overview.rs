@@ -1,0 +1,234 @@
+//! The factory overview: machines as tiles coloured by their live state, today's OEE per machine
+//! and site, the active alarms and the orders the active plan finishes late.
+
+use std::collections::HashMap;
+
+use maud::{Markup, html};
+use model::{Kpis, Machine, MachineId, MachineState};
+use store::{AlarmFilter, PageRequest};
+
+use super::{Ctx, Nav, OrPage, PageResult, layout, percent, state_class};
+use crate::AppState;
+use crate::api::plans::{Eta, etas};
+use crate::api::telemetry::machine_kpis;
+use crate::auth::Need;
+use axum::extract::State;
+
+/// The overview's labels.
+pub(crate) struct Text {
+    pub(crate) title: &'static str,
+    pub(crate) oee_today: &'static str,
+    pub(crate) site_oee_today: &'static str,
+    pub(crate) running_now: &'static str,
+    pub(crate) active_alarms: &'static str,
+    pub(crate) no_alarms: &'static str,
+    pub(crate) at_risk: &'static str,
+    pub(crate) at_risk_hint: &'static str,
+    pub(crate) none_at_risk: &'static str,
+    pub(crate) no_active_plan: &'static str,
+    pub(crate) open_plan: &'static str,
+    pub(crate) all_alarms: &'static str,
+    pub(crate) no_machines: &'static str,
+}
+
+pub(crate) const EN: Text = Text {
+    title: "Factory overview",
+    oee_today: "OEE today",
+    site_oee_today: "Site OEE today",
+    running_now: "Running now",
+    active_alarms: "Active alarms",
+    no_alarms: "No active alarms.",
+    at_risk: "Orders at risk",
+    at_risk_hint: "Orders the active plan finishes after their due date, latest first.",
+    none_at_risk: "The active plan finishes every order on time.",
+    no_active_plan: "No plan is active yet, so no order has an ETA.",
+    open_plan: "Open the plan",
+    all_alarms: "All alarms",
+    no_machines: "No machines are set up yet.",
+};
+
+pub(crate) const ZH: Text = Text {
+    title: "工廠總覽",
+    oee_today: "今日 OEE",
+    site_oee_today: "廠房今日 OEE",
+    running_now: "運行中機器",
+    active_alarms: "未解除警報",
+    no_alarms: "沒有未解除的警報。",
+    at_risk: "可能延誤的訂單",
+    at_risk_hint: "現行排程預計在交期後才完成的訂單，最遲者在前。",
+    none_at_risk: "現行排程可準時完成所有訂單。",
+    no_active_plan: "尚未發佈排程，訂單暫無預計完成時間。",
+    open_plan: "開啟排程",
+    all_alarms: "所有警報",
+    no_machines: "尚未設定機器。",
+};
+
+/// Most late orders listed.
+const AT_RISK_SHOWN: usize = 15;
+/// Most alarms listed.
+const ALARMS_SHOWN: u32 = 20;
+
+/// What the overview shows, read from the store in one go.
+pub(crate) struct Overview {
+    machines: Vec<Machine>,
+    states: HashMap<MachineId, (MachineState, model::Timestamp)>,
+    kpis: HashMap<MachineId, Kpis>,
+    sites: Vec<(String, Kpis)>,
+    alarms: Vec<model::alarm::Alarm>,
+    late: Option<Vec<Eta>>,
+}
+
+/// Reads everything the overview shows.
+pub(crate) fn gather(store: &store::Store, today_ms: i64, now_ms: i64) -> store::Result<Overview> {
+    let machines = store.machines(None, None, PageRequest { after: None, limit: 10_000 })?.items;
+    let states = store.current_states()?.into_iter().map(|c| (c.machine, (c.state, c.at))).collect();
+    let rows = machine_kpis(store, machines.clone(), today_ms, now_ms.max(today_ms + 1))?;
+    let mut by_site: Vec<(model::SiteId, Vec<&Kpis>)> = Vec::new();
+    for (machine, row) in machines.iter().zip(&rows) {
+        match by_site.iter_mut().find(|(site, _)| *site == machine.site_id) {
+            Some((_, list)) => list.push(&row.kpis),
+            None => by_site.push((machine.site_id, vec![&row.kpis])),
+        }
+    }
+    let mut sites = Vec::with_capacity(by_site.len());
+    for (site, list) in by_site {
+        sites.push((store.site(site)?.name, Kpis::combine(list)));
+    }
+    let kpis = rows.into_iter().map(|row| (row.machine_id, row.kpis)).collect();
+    let filter = AlarmFilter { open: true, ..AlarmFilter::default() };
+    let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
+    let late = match store.active_plan()? {
+        Some(plan) => {
+            let mut late: Vec<Eta> =
+                etas(store, &store.plan_operations(plan.id, None)?)?.into_iter().filter(|e| e.late).collect();
+            late.sort_by_key(|e| std::cmp::Reverse(e.eta - e.due));
+            Some(late)
+        }
+        None => None,
+    };
+    Ok(Overview { machines, states, kpis, sites, alarms, late })
+}
+
+/// `GET /`: the overview.
+pub(crate) async fn page(ctx: Ctx, State(state): State<AppState>) -> PageResult {
+    let now_ms = model::oee::unix_ms(ctx.now);
+    let data = gather(&state.store, ctx.today_start_ms(), now_ms).or_page(&ctx)?;
+    Ok(layout(&ctx, Nav::Overview, ctx.t.overview.title, render(&ctx, &data)))
+}
+
+/// The overview's HTML.
+pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
+    let t = ctx.t;
+    let o = t.overview;
+    let running = data.states.values().filter(|(state, _)| *state == MachineState::Running).count();
+    let names: HashMap<MachineId, &str> = data.machines.iter().map(|m| (m.id, m.code.as_str())).collect();
+    html! {
+        h1 { (o.title) }
+        div.kpis #overview-kpis data-refresh-on="machine_state alarm production" {
+            @for (site, kpis) in &data.sites {
+                div.kpi { span.value { (percent(t, kpis.oee)) } span.label { (o.site_oee_today) " · " (site) } }
+            }
+            div.kpi { span.value { (running) " / " (data.machines.len()) } span.label { (o.running_now) } }
+            div.kpi.bad[!data.alarms.is_empty()] {
+                span.value { (data.alarms.len()) } span.label { (o.active_alarms) }
+            }
+            div.kpi.bad[data.late.as_ref().is_some_and(|l| !l.is_empty())] {
+                span.value { (data.late.as_ref().map_or(0, Vec::len)) } span.label { (o.at_risk) }
+            }
+        }
+        div.grid2 {
+            section.panel aria-labelledby="machines-heading" {
+                h2 #machines-heading { (t.machines) }
+                @if data.machines.is_empty() { p.muted { (o.no_machines) } }
+                div.tiles data-live {
+                    @for machine in &data.machines {
+                        (tile(ctx, machine, data.states.get(&machine.id).copied(), data.kpis.get(&machine.id)))
+                    }
+                }
+            }
+            div {
+                section.panel #overview-alarms aria-labelledby="alarms-heading" data-refresh-on="alarm" {
+                    h2 #alarms-heading { (o.active_alarms) }
+                    @if data.alarms.is_empty() {
+                        p.muted { (o.no_alarms) }
+                    } @else {
+                        table {
+                            thead { tr { th { (t.severity) } th { (t.machine) } th { (t.message) } th { (t.raised_at) } th {} } }
+                            tbody {
+                                @for alarm in &data.alarms {
+                                    tr {
+                                        td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
+                                        td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
+                                        td { (alarm.message) }
+                                        td { (ctx.short_time(alarm.raised_at)) }
+                                        td {
+                                            @if alarm.status == model::alarm::AlarmStatus::Active && ctx.may(Need::Report) {
+                                                button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
+                                                    (t.acknowledge)
+                                                }
+                                            } @else if let Some(by) = &alarm.acknowledged_by {
+                                                span.muted title=(by) { (t.alarm_status(alarm.status)) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p { a href="/alarms" { (o.all_alarms) } }
+                }
+                section.panel aria-labelledby="risk-heading" {
+                    h2 #risk-heading { (o.at_risk) }
+                    @match &data.late {
+                        None => { p.muted { (o.no_active_plan) " " a href="/plan" { (o.open_plan) } } }
+                        Some(late) if late.is_empty() => { p.muted { (o.none_at_risk) } }
+                        Some(late) => {
+                            p.muted { (o.at_risk_hint) }
+                            table {
+                                thead { tr { th { (t.order) } th { (t.due) } th { (t.eta) } th.num { (t.lateness) } } }
+                                tbody {
+                                    @for eta in late.iter().take(AT_RISK_SHOWN) {
+                                        tr.late {
+                                            td { a href={ "/orders/" (eta.order_id.0) } { (eta.number) } }
+                                            td { (ctx.short_time(eta.due)) }
+                                            td { (ctx.short_time(eta.eta)) }
+                                            td.num { (ctx.duration((eta.eta - eta.due).whole_seconds())) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn tile(
+    ctx: &Ctx,
+    machine: &Machine,
+    state: Option<(MachineState, model::Timestamp)>,
+    kpis: Option<&Kpis>,
+) -> Markup {
+    let t = ctx.t;
+    let (current, since) = match state {
+        Some((state, at)) => (state, Some(at)),
+        None => (MachineState::Offline, None),
+    };
+    html! {
+        a.tile.(state_class(current)) href={ "/machines/" (machine.id.0) } data-machine-id=(machine.id.0)
+            data-state=(current.as_str()) data-testid="machine-tile" {
+            div.code { (machine.code) }
+            div.name title=(machine.name) { (machine.name) }
+            div.row {
+                span.badge data-state-label { (t.state(current)) }
+                span.muted data-since { (since.map(|at| ctx.short_time(at)).unwrap_or_default()) }
+            }
+            div.row {
+                span.muted { (t.overview.oee_today) }
+                strong { (percent(t, kpis.and_then(|k| k.oee))) }
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The settings page: users (administrators only), API tokens (everyone their own, administrators
+//! all), and the way to the alarm rules.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use maud::html;
+use model::{Role, UserId};
+use store::PageRequest;
+
+use super::{Ctx, Nav, OrPage, PageResult, layout};
+use crate::AppState;
+use crate::auth::Need;
+
+/// The settings page's labels.
+pub(crate) struct Text {
+    pub(crate) title: &'static str,
+    pub(crate) token_once: &'static str,
+    pub(crate) wrong_credentials: &'static str,
+    pub(crate) users: &'static str,
+    pub(crate) role: &'static str,
+    pub(crate) created: &'static str,
+    pub(crate) new_user: &'static str,
+    pub(crate) new_password: &'static str,
+    pub(crate) password_hint: &'static str,
+    pub(crate) device_site: &'static str,
+    pub(crate) change_role: &'static str,
+    pub(crate) set_password: &'static str,
+    pub(crate) delete_user: &'static str,
+    pub(crate) you: &'static str,
+    pub(crate) tokens: &'static str,
+    pub(crate) tokens_hint: &'static str,
+    pub(crate) token_name: &'static str,
+    pub(crate) owner: &'static str,
+    pub(crate) prefix: &'static str,
+    pub(crate) revoked: &'static str,
+    pub(crate) expired: &'static str,
+    pub(crate) expires: &'static str,
+    pub(crate) never: &'static str,
+    pub(crate) revoke: &'static str,
+    pub(crate) revoke_confirm: &'static str,
+    pub(crate) new_token: &'static str,
+    pub(crate) this_session: &'static str,
+    pub(crate) show_revoked: &'static str,
+    pub(crate) alarm_rules: &'static str,
+    pub(crate) alarm_rules_hint: &'static str,
+}
+
+pub(crate) const EN: Text = Text {
+    title: "Settings",
+    token_once: "Copy this token now: it is shown only once.",
+    wrong_credentials: "Wrong user name or password.",
+    users: "Users",
+    role: "Role",
+    created: "Created",
+    new_user: "New user",
+    new_password: "Password",
+    password_hint: "At least 12 characters.",
+    device_site: "Site (devices only)",
+    change_role: "Change role",
+    set_password: "Set password",
+    delete_user: "Delete this user and revoke their tokens?",
+    you: "you",
+    tokens: "API tokens",
+    tokens_hint: "Tokens let machines, scripts and other systems call the API. Sign-ins in a browser also hold one.",
+    token_name: "What it is for",
+    owner: "Owner",
+    prefix: "Starts with",
+    revoked: "Revoked",
+    expired: "Expired",
+    expires: "Expires",
+    never: "When revoked",
+    revoke: "Revoke",
+    revoke_confirm: "Revoke this token? Whatever uses it stops working.",
+    new_token: "New token",
+    this_session: "this browser session",
+    show_revoked: "Revoked and expired tokens",
+    alarm_rules: "Alarm rules",
+    alarm_rules_hint: "Alarm rules are edited on the alarms page.",
+};
+
+pub(crate) const ZH: Text = Text {
+    title: "設定",
+    token_once: "請立即複製此權杖：它只會顯示一次。",
+    wrong_credentials: "用戶名稱或密碼錯誤。",
+    users: "用戶",
+    role: "角色",
+    created: "建立時間",
+    new_user: "新增用戶",
+    new_password: "密碼",
+    password_hint: "最少 12 個字元。",
+    device_site: "廠房（只限設備帳戶）",
+    change_role: "更改角色",
+    set_password: "設定密碼",
+    delete_user: "刪除此用戶並撤銷其權杖？",
+    you: "你",
+    tokens: "API 權杖",
+    tokens_hint: "權杖讓機器、程式及其他系統呼叫 API。瀏覽器登入亦會持有一個權杖。",
+    token_name: "用途",
+    owner: "擁有人",
+    prefix: "開頭",
+    revoked: "已撤銷",
+    expired: "已過期",
+    expires: "到期",
+    never: "撤銷時",
+    revoke: "撤銷",
+    revoke_confirm: "撤銷此權杖？使用它的程式將無法再連線。",
+    new_token: "新增權杖",
+    this_session: "此瀏覽器登入",
+    show_revoked: "已撤銷及已過期的權杖",
+    alarm_rules: "警報規則",
+    alarm_rules_hint: "警報規則在警報頁編輯。",
+};
+
+const ROLES: [Role; 5] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer, Role::Device];
+
+/// `GET /settings`.
+pub(crate) async fn page(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> PageResult {
+    let t = ctx.t;
+    let s = t.settings_page;
+    let store = &state.store;
+    let admin = ctx.may(Need::Administer);
+    let users = if admin { store.users().or_page(&ctx)? } else { vec![ctx.user.clone()] };
+    let names: HashMap<UserId, &str> = users.iter().map(|u| (u.id, u.username.as_str())).collect();
+    let tokens = store.tokens(if admin { None } else { Some(ctx.user.id) }).or_page(&ctx)?;
+    let (live, revoked): (Vec<_>, Vec<_>) = tokens
+        .iter()
+        .partition(|token| token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > ctx.now));
+    let session = crate::auth::session_cookie(&headers).map(crate::auth::shown_prefix);
+    let sites = if admin {
+        store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items
+    } else {
+        Vec::new()
+    };
+    let token_row = |token: &store::ApiToken| {
+        html! {
+            tr data-testid="token-row" {
+                td { (token.name) @if session.as_deref() == Some(token.prefix.as_str()) && token.revoked_at.is_none() { " " span.muted { "(" (s.this_session) ")" } } }
+                td { (names.get(&token.user_id).copied().unwrap_or("?")) }
+                td { code { (token.prefix) "…" } }
+                td { (ctx.time(token.created_at)) }
+                td { @if let Some(at) = token.expires_at { (ctx.time(at)) } @else { (s.never) } }
+                td {
+                    @if let Some(at) = token.revoked_at {
+                        (s.revoked) " " (ctx.short_time(at))
+                    } @else if let Some(at) = token.expires_at.filter(|at| *at <= ctx.now) {
+                        (s.expired) " " (ctx.short_time(at))
+                    } @else {
+                        button.danger data-action={ "DELETE /api/v1/tokens/" (token.id) } data-confirm=(s.revoke_confirm) { (s.revoke) }
+                    }
+                }
+            }
+        }
+    };
+    let body = html! {
+        h1 { (s.title) }
+        @if admin {
+            section.panel aria-labelledby="users-heading" {
+                h2 #users-heading { (s.users) }
+                table {
+                    thead { tr { th { (t.username) } th { (s.role) } th { (t.site) } th { (s.created) } th {} } }
+                    tbody {
+                        @for user in &users {
+                            @let me = user.id == ctx.user.id;
+                            tr data-testid="user-row" {
+                                td { (user.username) @if me { " " span.muted { "(" (s.you) ")" } } }
+                                td { (t.role(user.role)) }
+                                td { @if let Some(site) = user.site_id { (sites.iter().find(|x| x.id == site).map_or("?", |x| x.code.as_str())) } }
+                                td { (ctx.time(user.created_at)) }
+                                td {
+                                    @if !me {
+                                        details {
+                                            summary { (t.edit) }
+                                            div.stack {
+                                                form.row-form data-action={ "PATCH /api/v1/users/" (user.id.0) } {
+                                                    label { (s.role)
+                                                        select name="role" {
+                                                            @for role in ROLES.iter().filter(|r| **r != Role::Device || user.role == Role::Device) {
+                                                                option value=(role.as_str()) selected[*role == user.role] { (t.role(*role)) }
+                                                            }
+                                                        }
+                                                    }
+                                                    button type="submit" { (s.change_role) }
+                                                }
+                                                form.row-form data-action={ "PATCH /api/v1/users/" (user.id.0) } {
+                                                    label { (s.new_password) input name="password" type="password" minlength="12" required autocomplete="new-password"; }
+                                                    button type="submit" { (s.set_password) }
+                                                }
+                                                button.danger data-action={ "DELETE /api/v1/users/" (user.id.0) } data-confirm=(s.delete_user) { (t.delete) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 { (s.new_user) }
+                form.row-form data-action="POST /api/v1/users" data-testid="new-user" {
+                    label { (t.username) input name="username" required maxlength="64" autocomplete="off"; }
+                    label { (s.role)
+                        select name="role" data-switch {
+                            @for role in ROLES { option value=(role.as_str()) selected[role == Role::Operator] { (t.role(role)) } }
+                        }
+                    }
+                    label { (s.new_password) input name="password" type="password" minlength="12" required autocomplete="new-password"
+                        title=(s.password_hint); }
+                    label data-show-when="role=device" { (s.device_site)
+                        select name="site_id" data-type="int" {
+                            @for site in &sites { option value=(site.id.0) { (site.code) } }
+                        }
+                    }
+                    button.primary type="submit" { (t.create) }
+                }
+            }
+        }
+        section.panel aria-labelledby="tokens-heading" {
+            h2 #tokens-heading { (s.tokens) }
+            p.muted { (s.tokens_hint) }
+            table {
+                thead { tr { th { (s.token_name) } th { (s.owner) } th { (s.prefix) } th { (s.created) } th { (s.expires) } th {} } }
+                tbody { @for token in &live { (token_row(token)) } }
+            }
+            @if !revoked.is_empty() {
+                details {
+                    summary { (s.show_revoked) " (" (revoked.len()) ")" }
+                    table { tbody { @for token in &revoked { (token_row(token)) } } }
+                }
+            }
+            h2 { (s.new_token) }
+            form.row-form data-action="POST /api/v1/tokens" data-then="token" data-testid="new-token" {
+                label { (s.token_name) input name="name" required maxlength="200"; }
+                button.primary type="submit" { (t.create) }
+            }
+        }
+        section.panel {
+            h2 { (s.alarm_rules) }
+            p { (s.alarm_rules_hint) " " a href="/alarms#rules" { (t.nav_alarms) } }
+        }
+    };
+    Ok(layout(&ctx, Nav::Settings, s.title, body))
+}

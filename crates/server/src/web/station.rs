@@ -1,0 +1,231 @@
+//! The station page, for the operator's tablet: one machine, its next operations from the
+//! dispatch list, start and finish with good and scrap counts, and downtime reasons. Big touch
+//! targets; everything an operator does here is one API call.
+
+use axum::extract::{Query, State};
+use maud::{Markup, html};
+use model::{MachineId, MachineState, OrderStatus};
+use serde::Deserialize;
+use store::PageRequest;
+
+use super::{Ctx, Nav, OrPage, PageResult, layout, state_class};
+use crate::AppState;
+use crate::api::plans::{GanttItem, dispatch_queue};
+use crate::auth::Need;
+
+/// The station page's labels.
+pub(crate) struct Text {
+    pub(crate) title: &'static str,
+    pub(crate) choose_machine: &'static str,
+    pub(crate) other_machine: &'static str,
+    pub(crate) current_work: &'static str,
+    pub(crate) nothing_running: &'static str,
+    pub(crate) next_work: &'static str,
+    pub(crate) queue_empty: &'static str,
+    pub(crate) no_active_plan: &'static str,
+    pub(crate) finish: &'static str,
+    pub(crate) planned_start: &'static str,
+    pub(crate) report_stop: &'static str,
+    pub(crate) report_stop_hint: &'static str,
+    pub(crate) resume: &'static str,
+    pub(crate) read_only: &'static str,
+    pub(crate) reasons: [&'static str; 6],
+}
+
+/// The stop reasons offered, as (state, reason stored in English so the Pareto groups them).
+const REASONS: [(MachineState, &str); 6] = [
+    (MachineState::Down, "breakdown"),
+    (MachineState::Down, "tool change"),
+    (MachineState::Idle, "waiting for material"),
+    (MachineState::Idle, "no operator"),
+    (MachineState::Setup, "changeover"),
+    (MachineState::PlannedStop, "planned maintenance"),
+];
+
+pub(crate) const EN: Text = Text {
+    title: "Station",
+    choose_machine: "Choose your machine",
+    other_machine: "Another machine",
+    current_work: "Running now",
+    nothing_running: "Nothing is running on this machine.",
+    next_work: "Next from the dispatch list",
+    queue_empty: "The dispatch list for this machine is empty.",
+    no_active_plan: "No plan is active, so there is no dispatch list yet.",
+    finish: "Finish",
+    planned_start: "Planned start",
+    report_stop: "Report a stop",
+    report_stop_hint: "Tap the reason the machine stopped; tap “Running again” when it restarts.",
+    resume: "Running again",
+    read_only: "Your role may look at this page but not report from it.",
+    reasons: [
+        "Breakdown",
+        "Tool change",
+        "Waiting for material",
+        "No operator",
+        "Changeover",
+        "Planned maintenance",
+    ],
+};
+
+pub(crate) const ZH: Text = Text {
+    title: "工位",
+    choose_machine: "選擇你的機器",
+    other_machine: "其他機器",
+    current_work: "正在生產",
+    nothing_running: "此機器沒有正在進行的工序。",
+    next_work: "派工清單上的下一項",
+    queue_empty: "此機器的派工清單是空的。",
+    no_active_plan: "尚未發佈排程，暫無派工清單。",
+    finish: "完成",
+    planned_start: "計劃開始",
+    report_stop: "報告停機",
+    report_stop_hint: "點選停機原因；機器恢復運行時點選「恢復運行」。",
+    resume: "恢復運行",
+    read_only: "你的角色可以查看此頁，但不能在此報告。",
+    reasons: ["故障", "換刀", "等待物料", "沒有操作員", "換線", "計劃保養"],
+};
+
+/// How many queued operations are shown after the running ones.
+const NEXT_SHOWN: usize = 6;
+
+#[derive(Deserialize)]
+pub(crate) struct StationQuery {
+    machine: Option<i64>,
+}
+
+/// `GET /station`: the machine picker, or one machine's station.
+pub(crate) async fn page(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Query(query): Query<StationQuery>,
+) -> PageResult {
+    let t = ctx.t;
+    let store = &state.store;
+    let states: std::collections::HashMap<MachineId, MachineState> =
+        store.current_states().or_page(&ctx)?.into_iter().map(|c| (c.machine, c.state)).collect();
+    let Some(id) = query.machine else {
+        let machines =
+            store.machines(None, None, PageRequest { after: None, limit: 10_000 }).or_page(&ctx)?.items;
+        let body = html! {
+            div.station {
+                h1 { (t.station_page.choose_machine) }
+                div.machines data-live {
+                    @for machine in &machines {
+                        @let state = states.get(&machine.id).copied().unwrap_or(MachineState::Offline);
+                        a.button.tile.(state_class(state)) href={ "/station?machine=" (machine.id.0) }
+                            data-machine-id=(machine.id.0) {
+                            span { strong { (machine.code) } " " span.badge data-state-label { (t.state(state)) } }
+                        }
+                    }
+                }
+            }
+        };
+        return Ok(layout(&ctx, Nav::Station, t.station_page.title, body));
+    };
+    let machine = store.machine(MachineId(id)).or_page(&ctx)?;
+    let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
+    let mut running = Vec::new();
+    let mut next = Vec::new();
+    for item in dispatch.queue {
+        let operation = store.operation(item.operation.operation_id).or_page(&ctx)?;
+        if operation.status == OrderStatus::Running {
+            if operation.machine_id == Some(machine.id) {
+                running.push(item);
+            }
+        } else if next.len() < NEXT_SHOWN {
+            next.push(item);
+        }
+    }
+    let state = states.get(&machine.id).copied().unwrap_or(MachineState::Offline);
+    let may_report = ctx.may(Need::Report);
+    let s = t.station_page;
+    let body = html! {
+        div.station {
+            div.toolbar data-live {
+                h1 data-machine-id=(machine.id.0) {
+                    (machine.code) " · " (machine.name) " "
+                    span.badge.(state_class(state)) data-state-label data-testid="station-state" { (t.state(state)) }
+                }
+                a.button href="/station" { (s.other_machine) }
+            }
+            @if !may_report { p.muted { (s.read_only) } }
+            section.panel aria-labelledby="current-heading" {
+                h2 #current-heading { (s.current_work) }
+                @if running.is_empty() { p.muted { (s.nothing_running) } }
+                @for item in &running { (current(&ctx, item, may_report)) }
+            }
+            section.panel aria-labelledby="next-heading" {
+                h2 #next-heading { (s.next_work) }
+                @if dispatch.plan_id.is_none() {
+                    p.muted { (s.no_active_plan) }
+                } @else if next.is_empty() {
+                    p.muted { (s.queue_empty) }
+                } @else {
+                    table {
+                        thead { tr {
+                            th { (t.order) } th { (t.operation) } th { (t.product_variant) } th.num { (t.quantity) }
+                            th { (s.planned_start) } th {}
+                        } }
+                        tbody {
+                            @for item in &next {
+                                tr.late[item.late] data-testid="next-operation" {
+                                    td { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
+                                    td { (item.operation_name) }
+                                    td { (item.product) }
+                                    td.num { (item.operation.quantity) }
+                                    td { (ctx.short_time(item.operation.start)) }
+                                    td {
+                                        @if may_report {
+                                            button.primary data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/start" }
+                                                data-body={ "{\"machine_id\":" (machine.id.0) "}" } data-testid="start-operation" {
+                                                (t.start)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if may_report {
+                section.panel aria-labelledby="stop-heading" {
+                    h2 #stop-heading { (s.report_stop) }
+                    p.muted { (s.report_stop_hint) }
+                    div.reasons {
+                        button.primary data-action={ "POST /api/v1/machines/" (machine.id.0) "/states" }
+                            data-body="{\"state\":\"running\"}" data-then="none" { (s.resume) }
+                        @for ((state, reason), label) in REASONS.iter().zip(s.reasons) {
+                            button data-action={ "POST /api/v1/machines/" (machine.id.0) "/states" }
+                                data-body=(serde_json::json!({ "state": state.as_str(), "reason": reason }).to_string())
+                                data-then="none" { (label) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(&ctx, Nav::Station, s.title, body))
+}
+
+/// A running operation with the finish form.
+fn current(ctx: &Ctx, item: &GanttItem, may_report: bool) -> Markup {
+    let t = ctx.t;
+    html! {
+        div.panel.current data-testid="running-operation" {
+            p {
+                strong { (item.order_number) } " · " (item.operation_name) " · " (item.product) " · "
+                (t.quantity) " " (item.operation.quantity)
+            }
+            @if may_report {
+                form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/finish" } {
+                    label { (t.good) input name="good" type="number" min="0" max="10000000" required data-type="int"
+                        inputmode="numeric" value=(item.operation.quantity); }
+                    label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
+                        inputmode="numeric" value="0"; }
+                    button.primary type="submit" data-testid="finish-operation" { (t.station_page.finish) }
+                }
+            }
+        }
+    }
+}

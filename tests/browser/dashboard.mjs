@@ -1,0 +1,226 @@
+// Browser test of the dashboard: headless Debian chromium driven by playwright-core against a
+// running `microfactory demo` (started by crates/cli/tests/browser.rs, which passes
+// MF_BASE_URL, MF_TOKEN — an admin API token — and MF_ARTIFACTS, where screenshots go).
+//
+// It signs in, watches a machine tile change live, opens a machine chart and the Gantt,
+// acknowledges an alarm, starts and finishes an operation as an operator, switches language,
+// and screenshots every page. Exits non-zero on the first failed check.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+
+const base = process.env.MF_BASE_URL;
+const token = process.env.MF_TOKEN;
+const artifacts = process.env.MF_ARTIFACTS || 'test-artifacts/dashboard';
+if (!base || !token) throw new Error('set MF_BASE_URL and MF_TOKEN');
+mkdirSync(artifacts, { recursive: true });
+
+function check(condition, message) {
+  if (!condition) throw new Error('check failed: ' + message);
+  console.log('ok -', message);
+}
+
+async function api(method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function until(what, probe, seconds = 20) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await new Promise(resolve => setTimeout(resolve, 250));
+  }
+}
+
+// Users of each role with known passwords (the admin's own password is random and printed once).
+const password = 'pw-' + randomBytes(12).toString('hex');
+for (const role of ['planner', 'operator', 'viewer']) {
+  await api('POST', '/api/v1/users', { username: 'browser-' + role, role, password });
+}
+
+// A published plan, so the Gantt, the dispatch lists and the ETAs have something to show.
+const plan = await api('POST', '/api/v1/plans', { time_limit_seconds: 0 });
+await api('POST', `/api/v1/plans/${plan.id}/publish`);
+
+// An alarm that fires on the first reading of a metric of the first machine with metrics.
+const machines = (await api('GET', '/api/v1/machines?limit=100')).items;
+const withMetric = await until('a machine reporting metrics', async () => {
+  for (const m of machines) {
+    const { metrics } = await api('GET', `/api/v1/machines/${m.id}/metrics`);
+    if (metrics.length) return { machine: m, metric: metrics[0] };
+  }
+  return null;
+}, 60);
+const rule = await api('POST', '/api/v1/alarm-rules', {
+  name: 'browser test', machine_id: withMetric.machine.id, metric: withMetric.metric,
+  condition: { kind: 'above', threshold: -1e12 }, severity: 'warning',
+});
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+});
+const shot = (page, name) => page.screenshot({ path: join(artifacts, name + '.png'), fullPage: true });
+
+async function signIn(context, username, secret) {
+  const page = await context.newPage();
+  await page.goto(base + '/');
+  check(page.url().includes('/login'), `${username}: a visitor without a session is sent to sign in`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', secret);
+  await page.click('button[type=submit]');
+  await page.waitForURL(url => !url.pathname.startsWith('/login'));
+  return page;
+}
+
+try {
+  // --- Planner: overview, live tiles, machine chart, Gantt, alarm, orders. -------------------
+  const desk = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
+  const page = await signIn(desk, 'browser-planner', password);
+  await page.waitForSelector('[data-testid=machine-tile]');
+  check((await page.locator('[data-testid=machine-tile]').count()) === machines.length, 'one tile per machine');
+  await until('the live stream to connect', () => page.locator('.live-dot.on').count());
+  await shot(page, 'overview');
+
+  // A state reported through the API turns the tile without a reload.
+  const target = machines[machines.length - 1];
+  await page.evaluate(() => { window.notReloaded = true; });
+  await api('POST', `/api/v1/machines/${target.id}/states`, { state: 'down', reason: 'browser test' });
+  const tile = page.locator(`[data-testid=machine-tile][data-machine-id="${target.id}"]`);
+  await until('the tile to turn down', async () => (await tile.getAttribute('data-state')) === 'down');
+  check(await page.evaluate(() => window.notReloaded === true), 'the tile changed live, without a reload');
+  check((await tile.textContent()).includes('Down'), 'the tile names its new state');
+  await api('POST', `/api/v1/machines/${target.id}/states`, { state: 'running' });
+  await until('the tile to run again', async () => (await tile.getAttribute('data-state')) === 'running');
+  await shot(page, 'overview-live');
+
+  // The machine page with its charts.
+  await page.click(`[data-testid=machine-tile][data-machine-id="${withMetric.machine.id}"]`);
+  await page.waitForURL(`**/machines/${withMetric.machine.id}`);
+  await until('a chart of the machine', () => page.locator('main svg').count());
+  check((await page.locator('main h1').textContent()).includes(withMetric.machine.code), 'the machine page names it');
+  check((await page.content()).includes(withMetric.metric), 'the machine page charts its metric');
+  for (const range of ['1h', 'day']) {
+    await page.goto(`${base}/machines/${withMetric.machine.id}?range=${range}`);
+    await page.waitForSelector('main svg');
+  }
+  await shot(page, 'machine');
+
+  // The Gantt: bars, zoom.
+  await page.goto(base + '/plan');
+  const gantt = page.locator('svg#gantt');
+  await gantt.waitFor();
+  check((await gantt.locator('rect').count()) > 10, 'the Gantt draws the planned operations');
+  const before = Number(await gantt.getAttribute('width'));
+  await page.click('[data-zoom=in]');
+  const after = Number(await gantt.getAttribute('width'));
+  check(after > before, `zooming in widens the Gantt (${before} → ${after} px)`);
+  await page.click('[data-zoom=fit]');
+  await shot(page, 'plan');
+
+  // Orders and one order.
+  await page.goto(base + '/orders');
+  await page.waitForSelector('main table');
+  await shot(page, 'orders');
+  await page.locator('main table a[href^="/orders/"]').first().click();
+  await page.waitForURL('**/orders/*');
+  await shot(page, 'order');
+
+  // Acknowledge the test alarm once it has fired.
+  const alarm = await until('the test alarm to fire', async () => {
+    const open = await api('GET', '/api/v1/alarms?status=active&limit=100');
+    return open.items.find(a => a.rule_id === rule.id);
+  }, 60);
+  await page.goto(base + '/alarms');
+  const row = page.locator(`[data-testid=alarm-row][data-alarm-id="${alarm.id}"]`);
+  await row.locator('[data-testid=acknowledge]').click();
+  await until('the acknowledgement to be stored', async () => {
+    const stored = await api('GET', `/api/v1/alarms?limit=100`);
+    const found = stored.items.find(a => a.id === alarm.id);
+    return found && found.acknowledged_by === 'browser-planner';
+  });
+  await page.waitForSelector(`[data-testid=alarm-row][data-alarm-id="${alarm.id}"]:not(:has([data-testid=acknowledge]))`);
+  check(true, 'the alarm was acknowledged from the page and the button went away');
+  await shot(page, 'alarms');
+  await api('PUT', `/api/v1/alarm-rules/${rule.id}`, { ...rule, id: undefined, enabled: false });
+
+  await page.goto(base + '/settings');
+  await shot(page, 'settings');
+
+  // Language switch.
+  await page.goto(base + '/');
+  await page.click('[data-testid=switch-language]');
+  await page.waitForSelector('html[lang="zh-HK"]');
+  check((await page.locator('header nav').textContent()).includes('總覽'), 'the navigation is in Chinese');
+  check((await page.locator('main h1').textContent()).includes('工廠總覽'), 'the page title is in Chinese');
+  await shot(page, 'overview-zh');
+  for (const [path, name] of [['/plan', 'plan-zh'], ['/alarms', 'alarms-zh'], ['/orders', 'orders-zh']]) {
+    await page.goto(base + path);
+    await shot(page, name);
+  }
+  await page.click('[data-testid=switch-language]');
+  await page.waitForSelector('html[lang="en"]');
+  check(true, 'switching back gives English');
+
+  // --- Operator on a tablet: start and finish an operation. ---------------------------------
+  // The first planned operation of a released order on some machine's dispatch list.
+  const choice = await until('a startable operation', async () => {
+    for (const m of machines) {
+      const dispatch = await api('GET', `/api/v1/machines/${m.id}/dispatch`);
+      for (const item of dispatch.queue) {
+        const order = await api('GET', `/api/v1/orders/${item.order_id}`);
+        const status = order.operations?.find(o => o.id === item.operation_id)?.status;
+        if (order.status === 'released' && (status === 'planned' || status === 'released')) return { machine: m, item };
+      }
+    }
+    return null;
+  });
+  const tablet = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB', hasTouch: true });
+  const station = await signIn(tablet, 'browser-operator', password);
+  await station.goto(base + '/station');
+  await shot(station, 'station-choose');
+  await station.goto(`${base}/station?machine=${choice.machine.id}`);
+  const operation = choice.item.operation_id;
+  await station.click(`button[data-action="POST /api/v1/operations/${operation}/start"]`);
+  const finish = station.locator(`form[data-action="POST /api/v1/operations/${operation}/finish"]`);
+  await finish.waitFor();
+  check(true, 'the started operation shows with its finish form');
+  await shot(station, 'station');
+  await finish.locator('input[name=good]').fill('7');
+  await finish.locator('input[name=scrap]').fill('1');
+  await finish.locator('button[type=submit]').click();
+  const done = await until('the operation to be finished', async () => {
+    const order = await api('GET', `/api/v1/orders/${choice.item.order_id}`);
+    const op = order.operations.find(o => o.id === operation);
+    return op.status === 'done' ? op : null;
+  });
+  check(done.good === 7 && done.scrap === 1, 'the finish reported 7 good and 1 scrap');
+  await station.waitForSelector(`form[data-action="POST /api/v1/operations/${operation}/finish"]`, { state: 'detached' });
+  // A viewer is not offered the station's buttons.
+  const look = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const viewer = await signIn(look, 'browser-viewer', password);
+  await viewer.goto(`${base}/station?machine=${choice.machine.id}`);
+  check((await viewer.locator('button[data-action]').count()) === 0, 'a viewer gets no station buttons');
+  check((await viewer.locator('header nav a[href="/station"]').count()) === 0, 'a viewer has no station link');
+
+  // A 10-inch tablet in portrait.
+  const portrait = await browser.newContext({ viewport: { width: 800, height: 1280 }, hasTouch: true });
+  const small = await signIn(portrait, 'browser-operator', password);
+  await small.goto(`${base}/station?machine=${choice.machine.id}`);
+  await shot(small, 'station-tablet-portrait');
+  const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `the station fits a 10-inch tablet without sideways scrolling (${overflow} px over)`);
+  console.log('all dashboard checks passed; screenshots in', artifacts);
+} finally {
+  await browser.close();
+}

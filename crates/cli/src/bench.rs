@@ -534,6 +534,20 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // A week of one reading a minute of ten metrics on the first machine, for its week view.
+    let week = 7 * 24 * 60;
+    let first = machines[0].id;
+    let readings: Vec<model::Reading> = (0..week)
+        .flat_map(|minute| {
+            (0..10).map(move |metric| model::Reading {
+                machine: first,
+                metric: format!("metric_{metric}"),
+                at: now - time::Duration::minutes(week - minute),
+                value: 50.0 + 20.0 * (minute as f64 / 90.0 + f64::from(metric)).sin(),
+            })
+        })
+        .collect();
+    store.write_readings(&readings)?;
     let rule = store.create_alarm_rule(&model::alarm::NewAlarmRule {
         name: "bench temperature".into(),
         machine_id: None,
@@ -568,6 +582,7 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
         ("/plan", "plan (Gantt)"),
         ("/orders", "orders"),
         ("/machines/1?range=day", "machine (day)"),
+        ("/machines/1?range=week", "machine (week)"),
         ("/alarms", "alarms"),
     ];
     println!(

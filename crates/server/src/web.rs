@@ -214,13 +214,7 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
     let page = html! {
         (DOCTYPE)
         html lang=(t.lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · " (t.product) }
-                link rel="stylesheet" href="/assets/app.css";
-                script src="/assets/app.js" defer {}
-            }
+            (head(t, title, true))
             body data-lang=(t.lang.code()) data-offset-minutes=(ctx.offset_minutes) {
                 a.skip href="#main" { (t.skip_to_content) }
                 header.top {
@@ -253,6 +247,24 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
         }
     };
     html_response(StatusCode::OK, page)
+}
+
+/// The `<head>` of every page: `title` and the product's name, the style sheet, and the script
+/// when the page has actions or live parts.
+fn head(t: &Text, title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title {
+                @if title != t.product { (title) " · " }
+                (t.product)
+            }
+            link rel="icon" href="data:,";
+            link rel="stylesheet" href="/assets/app.css";
+            @if script { script src="/assets/app.js" defer {} }
+        }
+    }
 }
 
 /// Labels the script needs, as JSON the browser does not execute.
@@ -300,12 +312,7 @@ pub(crate) fn message_page(t: &Text, status: StatusCode, message: &str) -> Respo
     let page = html! {
         (DOCTYPE)
         html lang=(t.lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (t.product) }
-                link rel="stylesheet" href="/assets/app.css";
-            }
+            (head(t, t.product, false))
             body.plain {
                 main.narrow {
                     h1 { (t.product) }
@@ -381,12 +388,7 @@ fn login_form(t: &Text, next: &str, error: Option<&str>, status: StatusCode) -> 
     let page = html! {
         (DOCTYPE)
         html lang=(t.lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (t.sign_in) " · " (t.product) }
-                link rel="stylesheet" href="/assets/app.css";
-            }
+            (head(t, t.sign_in, false))
             body.plain {
                 main.narrow.login {
                     h1 { (t.sign_in_title) }

@@ -25,6 +25,19 @@ impl Harness {
         Reply { status, json: Value::String(location), text }
     }
 
+    /// Posts the sign-in form `body`; where it sends the browser, and the cookie it sets.
+    async fn sign_in(&self, body: &str) -> (String, String) {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+        (header("location"), header("set-cookie"))
+    }
+
     /// A request authenticated by the session cookie, with or without the CSRF header.
     async fn cookie_request(&self, method: &str, path: &str, token: &str, csrf: bool) -> StatusCode {
         let mut request =
@@ -148,16 +161,9 @@ async fn pages_need_a_session_and_sign_in_sets_one() {
     assert!(refused.text.contains("Wrong user name or password"), "{}", refused.text);
 
     // Open redirects are refused: only local paths are places to go back to.
-    let body = format!("username=lee&password={password}&next=%2F%2Fevil.example");
-    let request = Request::builder()
-        .method("POST")
-        .uri("/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(body))
-        .unwrap();
-    let response = h.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.headers()["location"], "/");
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let (location, cookie) =
+        h.sign_in(&format!("username=lee&password={password}&next=%2F%2Fevil.example")).await;
+    assert_eq!(location, "/");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     let token = cookie.trim_start_matches("mf_session=").split(';').next().unwrap().to_string();
     let overview = h.page("/", &token, "en").await;
@@ -288,15 +294,7 @@ async fn browser_sessions_expire_after_twelve_hours() {
     let password = "a-long-test-password-2";
     let hash = crate::auth::hash_password(password).unwrap();
     h.store.create_user("kim", Role::Viewer, None, &hash, NOW).unwrap();
-    let body = format!("username=kim&password={password}");
-    let request = Request::builder()
-        .method("POST")
-        .uri("/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(body))
-        .unwrap();
-    let response = h.app.clone().oneshot(request).await.unwrap();
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let (_, cookie) = h.sign_in(&format!("username=kim&password={password}")).await;
     assert!(cookie.contains("Max-Age=43200"), "{cookie}");
     let token = cookie.trim_start_matches("mf_session=").split(';').next().unwrap().to_string();
     clock.advance(time::Duration::hours(11));

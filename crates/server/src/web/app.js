@@ -143,7 +143,7 @@ async function refresh() {
 function applyState(event) {
   const states = text.states || {};
   document.querySelectorAll(`[data-machine-id="${event.machine_id}"]`).forEach(el => {
-    for (const cls of [...el.classList]) if (cls.startsWith('state-')) el.classList.remove(cls);
+    for (const state of Object.keys(states)) el.classList.remove('state-' + state.replace('_', '-'));
     el.classList.add('state-' + event.state.replace('_', '-'));
     el.dataset.state = event.state;
     el.querySelectorAll('[data-state-label]').forEach(label => { label.textContent = states[event.state] || event.state; });

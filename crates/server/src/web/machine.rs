@@ -207,7 +207,7 @@ fn step_ms(span_ms: i64) -> i64 {
 
 /// The unit a metric's name ends in, by the usual suffixes (`temperature_c`, `power_kw`).
 fn unit(metric: &str) -> &'static str {
-    const UNITS: [(&str, &str); 14] = [
+    const UNITS: [(&str, &str); 12] = [
         ("_kwh", "kWh"),
         ("_kw", "kW"),
         ("_mm_s", "mm/s"),
@@ -218,8 +218,6 @@ fn unit(metric: &str) -> &'static str {
         ("_bar", "bar"),
         ("_hz", "Hz"),
         ("_c", "°C"),
-        ("_a", "A"),
-        ("_v", "V"),
         ("_mm", "mm"),
         ("_s", "s"),
     ];
@@ -309,6 +307,11 @@ pub(crate) async fn page(
     Ok(layout(&ctx, Nav::Overview, &title, render(&ctx, &data)))
 }
 
+/// A Unix millisecond as a timestamp.
+fn at(ms: i64) -> Option<Timestamp> {
+    Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
 /// The machine page's HTML.
 pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
     html! {
@@ -347,15 +350,18 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
                 }
             }
             div.head-side {
-            div.machine-state.(state_class(state)) data-machine-id=(machine.id.0) data-state=(state.as_str()) data-live
-                aria-label=(m.current_state) role="group" {
-                span.muted { (m.current_state) }
-                span.badge data-state-label { (t.state(state)) }
-                span.muted { (t.since) " " span data-since { (since.map(|at| ctx.short_time(at)).unwrap_or_default()) } }
-            }
-            @if ctx.may(Need::Report) {
-                a.button.primary href={ "/station?machine=" (machine.id.0) } { (m.open_station) }
-            }
+                div.machine-state.(state_class(state)) data-machine-id=(machine.id.0) data-state=(state.as_str())
+                    data-live aria-label=(m.current_state) role="group" {
+                    span.muted { (m.current_state) }
+                    span.badge data-state-label { (t.state(state)) }
+                    span.muted {
+                        (t.since) " "
+                        span data-since { (since.map_or_else(|| t.none.to_string(), |at| ctx.short_time(at))) }
+                    }
+                }
+                @if ctx.may(Need::Report) {
+                    a.button.primary href={ "/station?machine=" (machine.id.0) } { (m.open_station) }
+                }
             }
         }
     }
@@ -363,7 +369,6 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
 
 fn range_bar(ctx: &Ctx, data: &MachineData) -> Markup {
     let m = ctx.t.machine_page;
-    let at = |ms: i64| Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
     html! {
         div.range-bar {
             nav.presets aria-label=(m.range) {
@@ -381,7 +386,6 @@ fn range_bar(ctx: &Ctx, data: &MachineData) -> Markup {
 
 fn state_timeline(ctx: &Ctx, data: &MachineData) -> Markup {
     let (t, m) = (ctx.t, ctx.t.machine_page);
-    let at = |ms: i64| Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
     let when = |ms: i64| at(ms).map(|ts| ctx.short_time(ts)).unwrap_or_default();
     let spans: Vec<Span> = data
         .spans
@@ -464,7 +468,7 @@ fn oee_breakdown(ctx: &Ctx, kpis: &Kpis) -> Markup {
         section.panel aria-labelledby="oee-heading" {
             h2 #oee-heading { (m.oee_breakdown) }
             @if kpis.planned_busy_seconds <= 0.0 { p.muted { (m.no_planned_time) } }
-            (svg::hbars(&bars, 1.0, m.oee_label, 560.0))
+            (svg::hbars(&bars, 1.0, m.oee_label))
             dl.facts {
                 div { dt { (m.planned_busy) } dd { (seconds(kpis.planned_busy_seconds)) } }
                 div { dt { (m.actual_production) } dd { (seconds(kpis.actual_production_seconds)) } }
@@ -501,7 +505,7 @@ fn pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
             reason: match l.reason.as_str() {
                 "unspecified" => m.unspecified,
                 "no data" => m.no_state,
-                reason => reason,
+                reason => super::station::reason_label(ctx.t, reason).unwrap_or(reason),
             },
             seconds: l.seconds,
             cumulative: 0.0,
@@ -528,7 +532,7 @@ fn pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
                     thead {
                         tr {
                             th { (m.loss) }
-                            th.bar { span.visually-hidden { (m.duration) } }
+                            th.bar {}
                             th.num { (m.duration) }
                             th.num { (m.share) }
                             th.num { (m.cumulative) }
@@ -543,9 +547,8 @@ fn pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
                                     }
                                     (row.reason)
                                 }
-                                td.bar {
-                                    (svg::meter(row.seconds / longest, row.state.map_or("#9aa5b1", svg::state_fill), 100.0, 12.0))
-                                }
+                                @let fill = row.state.map_or("#9aa5b1", svg::state_fill);
+                                td.bar { (svg::meter(row.seconds / longest, fill, 100.0, 12.0)) }
                                 td.num { (ctx.duration(row.seconds.round() as i64)) }
                                 td.num { (format!("{:.0} %", row.seconds / total * 100.0)) }
                                 td.num { (format!("{:.0} %", row.cumulative * 100.0)) }
@@ -568,8 +571,7 @@ fn step_text(ctx: &Ctx, step_ms: i64) -> String {
 }
 
 fn charts(ctx: &Ctx, data: &MachineData) -> Markup {
-    let (t, m) = (ctx.t, ctx.t.machine_page);
-    let half = data.step_ms / 2;
+    let m = ctx.t.machine_page;
     html! {
         section.panel aria-labelledby="charts-heading" {
             h2 #charts-heading { (m.measurements) }
@@ -578,47 +580,59 @@ fn charts(ctx: &Ctx, data: &MachineData) -> Markup {
             } @else {
                 p.muted { (m.band_hint) " " (step_text(ctx, data.step_ms)) }
                 div.charts {
-                    @for (metric, points) in &data.series {
-                        @if points.is_empty() {
-                            div.chart-card.empty {
-                                strong { (metric) }
-                                p.muted { (m.no_readings) }
-                            }
-                        } @else {
-                            @let band: Vec<BandPoint> = points
-                                .iter()
-                                .map(|p| BandPoint { at_ms: p.ts_ms + half, min: p.min, avg: p.avg, max: p.max })
-                                .collect();
-                            @let last = points.last();
-                            @let unit = unit(metric);
-                            @let last_text = last.map(|p| {
-                                let at = Timestamp::from_unix_timestamp_nanos(i128::from(p.ts_ms) * 1_000_000)
-                                    .map(|ts| ctx.short_time(ts))
-                                    .unwrap_or_default();
-                                format!("{} {}{}{} · {}", m.last, svg::value_text(p.last), if unit.is_empty() { "" } else { " " }, unit, at)
-                            }).unwrap_or_else(|| t.none.to_string());
-                            @let aria = format!("{metric}: {}. {last_text}", m.chart_label);
-                            div.chart-card {
-                                (svg::time_chart(&TimeChart {
-                                    title: metric,
-                                    aria_label: &aria,
-                                    last_text: &last_text,
-                                    last_value: last.map(|p| p.last),
-                                    empty_text: m.no_readings,
-                                    from_ms: data.from_ms,
-                                    to_ms: data.to_ms,
-                                    offset_minutes: ctx.offset_minutes,
-                                    points: &band,
-                                    gap_ms: data.step_ms * 5 / 2,
-                                    colour: LINE_COLOUR,
-                                    width: 600.0,
-                                    height: 220.0,
-                                }))
-                            }
-                        }
-                    }
+                    @for (metric, points) in &data.series { (chart(ctx, data, metric, points)) }
                 }
             }
+        }
+    }
+}
+
+/// One metric's chart, or a line saying it has no readings in the range.
+fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) -> Markup {
+    let m = ctx.t.machine_page;
+    let Some(last) = points.last() else {
+        return html! {
+            div.chart-card.empty {
+                strong { (metric) }
+                p.muted { (m.no_readings) }
+            }
+        };
+    };
+    // Each point sits in the middle of its step.
+    let half = data.step_ms / 2;
+    let band: Vec<BandPoint> = points
+        .iter()
+        .map(|p| BandPoint { at_ms: p.ts_ms + half, min: p.min, avg: p.avg, max: p.max })
+        .collect();
+    let mut last_text = format!("{} {}", m.last, svg::value_text(last.last));
+    let unit = unit(metric);
+    if !unit.is_empty() {
+        last_text.push(' ');
+        last_text.push_str(unit);
+    }
+    // A step's start is the reading's time only when steps are short.
+    if data.step_ms <= 60_000
+        && let Some(at) = at(last.ts_ms)
+    {
+        last_text.push_str(" · ");
+        last_text.push_str(&ctx.short_time(at));
+    }
+    let aria = format!("{metric}: {}. {last_text}", m.chart_label);
+    html! {
+        div.chart-card {
+            (svg::time_chart(&TimeChart {
+                title: metric,
+                aria_label: &aria,
+                last_text: &last_text,
+                last_value: Some(last.last),
+                empty_text: m.no_readings,
+                from_ms: data.from_ms,
+                to_ms: data.to_ms,
+                offset_minutes: ctx.offset_minutes,
+                points: &band,
+                gap_ms: data.step_ms * 5 / 2,
+                colour: LINE_COLOUR,
+            }))
         }
     }
 }
@@ -652,7 +666,8 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                                 }
                                 td {
                                     @if alarm.status == AlarmStatus::Active && ctx.may(Need::Report) {
-                                        button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
+                                        button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
+                                            data-then="none" {
                                             (t.acknowledge)
                                         }
                                     }
@@ -684,15 +699,26 @@ mod tests {
 
     /// The demo factory with a week of one reading a minute for `metrics` metrics on its first
     /// machine, a state change every 37 minutes and production every 10.
-    fn busy_week(metrics: usize) -> (store::Store, MachineId) {
+    /// A store file, removed with its journal when dropped (bind it first, so it outlives the
+    /// store).
+    struct TempDb(std::path::PathBuf);
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    fn busy_week(metrics: usize) -> (TempDb, store::Store, MachineId) {
         // On a file, as in production, where reads get connections of their own.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("mf-machine-page-{}-{n}.db", std::process::id()));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        let store = store::Store::open(&path, store::Durability::Normal).unwrap();
+        let file =
+            TempDb(std::env::temp_dir().join(format!("mf-machine-page-{}-{n}.db", std::process::id())));
+        drop(TempDb(file.0.clone()));
+        let store = store::Store::open(&file.0, store::Durability::Normal).unwrap();
         crate::demo::seed(&store, NOW).unwrap();
         let machine = store.machines(None, None, PageRequest { after: None, limit: 1 }).unwrap().items[0].id;
         let minutes = 7 * 24 * 60;
@@ -734,7 +760,7 @@ mod tests {
             };
             store.record_production(&record).unwrap();
         }
-        (store, machine)
+        (file, store, machine)
     }
 
     #[test]
@@ -758,33 +784,17 @@ mod tests {
     }
 
     #[test]
-    fn a_week_of_ten_metrics_renders_fast_and_complete() {
-        let (store, machine) = busy_week(10);
-        let now_ms = unix_ms(NOW);
+    fn a_week_of_ten_metrics_renders_complete() {
+        // Speed is measured by `microfactory bench dashboard`, not here.
+        let (_file, store, machine) = busy_week(10);
         let ctx = ctx(Lang::En, Role::Admin);
-        // The median of five, after one to warm the readers' caches as earlier views would.
-        let mut times = Vec::new();
-        let (mut data, mut html) = (None, String::new());
-        for _ in 0..6 {
-            let started = std::time::Instant::now();
-            let gathered = gather(&store, machine, Range::Week, now_ms).unwrap();
-            html = render(&ctx, &gathered).into_string();
-            times.push(started.elapsed());
-            data = Some(gathered);
-        }
-        let data = data.unwrap();
-        times.remove(0);
-        times.sort();
-        let median = times[times.len() / 2];
-        eprintln!("a week of 10 metrics: {median:?} (median of {times:?}), {} bytes", html.len());
-        if !cfg!(debug_assertions) {
-            assert!(median < std::time::Duration::from_millis(100), "{times:?}");
-        }
+        let data = gather(&store, machine, Range::Week, unix_ms(NOW)).unwrap();
+        let html = render(&ctx, &data).into_string();
         assert_eq!(data.series.len(), 10);
         for (metric, points) in &data.series {
             assert!((300..=MAX_POINTS as usize + 2).contains(&points.len()), "{metric}: {}", points.len());
         }
-        assert_eq!(html.matches("<svg class=\"chart\"").count(), 10);
+        assert_eq!(html.matches("<div class=\"tchart\"").count(), 10);
         assert!(html.contains("metric_9_c") && html.contains("°C"));
         assert!(html.contains("bearing failure"), "the Pareto and the timeline name the reason");
         assert!(html.contains("data-refresh-on=\"alarm\"") && html.contains("data-live"));
@@ -796,7 +806,7 @@ mod tests {
 
     #[test]
     fn the_page_is_translated_and_respects_the_role() {
-        let (store, machine) = busy_week(1);
+        let (_file, store, machine) = busy_week(1);
         let rule = store.alarm_rules().unwrap()[0].id;
         store.raise_alarm(rule, machine, NOW, Some(1.0), "<b>hot</b>").unwrap();
         let data = gather(&store, machine, Range::Day, unix_ms(NOW)).unwrap();

@@ -85,6 +85,11 @@ pub(crate) const ZH: Text = Text {
     reasons: ["故障", "換刀", "等待物料", "沒有操作員", "換線", "計劃保養"],
 };
 
+/// The translated name of a stop reason the station offers (they are stored in English).
+pub(crate) fn reason_label(t: &super::Text, reason: &str) -> Option<&'static str> {
+    REASONS.iter().position(|(_, r)| *r == reason).map(|index| t.station_page.reasons[index])
+}
+
 /// How many queued operations are shown after the running ones.
 const NEXT_SHOWN: usize = 6;
 

@@ -4,7 +4,10 @@
 //! scale, a time-series chart (the average as a line over a min–max band), horizontal bars, an
 //! inline meter for table cells, and a timeline of coloured spans. Text goes through maud, so it
 //! is escaped; numbers go through [`num`], so attributes stay short (one decimal) and a NaN never
-//! reaches the browser. Charts use a `viewBox` and scale to the width of their container.
+//! reaches the browser. The drawings stretch to their container's width; the words on them
+//! (titles, axis labels, values) are HTML around the SVG, so they keep their size on a tablet and
+//! on a wide screen alike. Their classes (`tchart-*`, `hbars`, `meter`, `timeline-*`) are styled
+//! in `app.css`.
 
 use maud::{Markup, html};
 use model::MachineState;
@@ -26,10 +29,6 @@ pub(crate) fn state_fill(state: MachineState) -> &'static str {
 pub(crate) const UNKNOWN_FILL: &str = "#e5e7eb";
 /// Grid lines and tracks.
 const GRID: &str = "#e4e7eb";
-/// Axis labels, the same as the style sheet's `--muted`.
-const MUTED: &str = "#4b5563";
-/// Text, the same as `--ink`.
-const INK: &str = "#1b1f24";
 
 /// Appends `value` with at most one decimal and no trailing `.0`; non-finite values become `0`
 /// and magnitudes are capped at a billion, so an attribute can never carry `NaN` or `inf`.
@@ -221,11 +220,6 @@ pub(crate) fn value_text(value: f64) -> String {
     if text == "-0" { "0".to_string() } else { text.to_string() }
 }
 
-/// Roughly how wide `text` is at `font_px`: CJK characters a full em, others a bit over half.
-pub(crate) fn text_width(text: &str, font_px: f64) -> f64 {
-    text.chars().map(|c| if c.len_utf8() >= 3 { 1.0 } else { 0.58 }).sum::<f64>() * font_px
-}
-
 /// One point of a time series: the spread and the mean over a step (or one raw reading).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct BandPoint {
@@ -259,12 +253,13 @@ pub(crate) struct TimeChart<'a> {
     pub(crate) gap_ms: i64,
     /// The line's colour; the band is the same colour, faint.
     pub(crate) colour: &'a str,
-    pub(crate) width: f64,
-    pub(crate) height: f64,
 }
 
-/// Font size of chart text.
-const FONT: f64 = 12.0;
+/// The drawing space of a chart's plot: x from 0 to `PLOT_W`, y from 0 (top) to `PLOT_H`. The
+/// plot stretches to its box (`preserveAspectRatio="none"`), strokes keep their width
+/// (`vector-effect`), and the axis labels are HTML, so text keeps its size at any width.
+const PLOT_W: f64 = 1000.0;
+const PLOT_H: f64 = 100.0;
 
 /// Splits `points` (finite ones only) into runs without gaps longer than `gap_ms` or three times
 /// the median spacing.
@@ -291,29 +286,26 @@ fn runs(points: &[BandPoint], gap_ms: i64) -> Vec<&[BandPoint]> {
 
 /// A time-series chart: the average as a line over a faint min–max band, with a value axis of
 /// round numbers, a time axis in local time and the latest value marked. Non-finite points are
-/// left out; with no points the frame says `empty_text`.
+/// left out; with no points the plot says `empty_text`. The SVG holds only the plot; title, last
+/// value and axis labels are HTML around it (classes `tchart` and `tchart-*`).
 pub(crate) fn time_chart(chart: &TimeChart) -> Markup {
-    let (width, height) = (chart.width.max(120.0), chart.height.max(80.0));
     let points: Vec<BandPoint> = chart
         .points
         .iter()
         .filter(|p| p.min.is_finite() && p.avg.is_finite() && p.max.is_finite())
         .copied()
         .collect();
+    let last_value = chart.last_value.filter(|v| v.is_finite());
     let (low, high) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), p| {
         (low.min(p.min).min(p.avg), high.max(p.max).max(p.avg))
     });
-    let low = chart.last_value.filter(|v| v.is_finite()).map_or(low, |v| low.min(v));
-    let high = chart.last_value.filter(|v| v.is_finite()).map_or(high, |v| high.max(v));
+    let (low, high) = last_value.map_or((low, high), |v| (low.min(v), high.max(v)));
     let ticks = nice_ticks(low, high, 5);
-    let labels: Vec<String> = ticks.values.iter().map(|v| ticks.label(*v)).collect();
-    let label_width = labels.iter().map(|l| text_width(l, FONT)).fold(0.0, f64::max);
-    let (left, right, top, bottom) = (label_width.max(14.0) + 10.0, width - 18.0, 30.0, height - 24.0);
-    let x = Scale::new((chart.from_ms as f64, chart.to_ms as f64), (left, right));
-    let y = Scale::new((ticks.min, ticks.max), (bottom, top));
-    let most_time_ticks = ((right - left) / 70.0).floor().max(2.0) as usize;
-    let time_ticks = time_ticks(chart.from_ms, chart.to_ms, chart.offset_minutes, most_time_ticks);
+    let x = Scale::new((chart.from_ms as f64, chart.to_ms as f64), (0.0, PLOT_W));
+    let y = Scale::new((ticks.min, ticks.max), (PLOT_H, 0.0));
+    let time_ticks = time_ticks(chart.from_ms, chart.to_ms, chart.offset_minutes, 6);
     let clamp_x = |at: i64| x.at(at.clamp(chart.from_ms, chart.to_ms) as f64);
+    let label_chars = ticks.values.iter().map(|v| ticks.label(*v).chars().count()).max().unwrap_or(1);
 
     let mut band = String::with_capacity(points.len() * 26);
     let mut line = String::with_capacity(points.len() * 13);
@@ -350,49 +342,64 @@ pub(crate) fn time_chart(chart: &TimeChart) -> Markup {
             band.push('Z');
         }
     }
-    let last = points.last().map(|p| (clamp_x(p.at_ms), y.at(chart.last_value.unwrap_or(p.avg))));
+    let marker = points.last().map(|p| {
+        let mut d = String::from("M");
+        push_num(&mut d, clamp_x(p.at_ms));
+        d.push(' ');
+        push_num(&mut d, y.at(last_value.unwrap_or(p.avg)));
+        d.push_str("h0");
+        d
+    });
+    let share = |v: f64, of: f64| num(v / of * 100.0);
     html! {
-        svg.chart viewBox={ "0 0 " (num(width)) " " (num(height)) } role="img" aria-label=(chart.aria_label)
-            font-size=(num(FONT)) {
-            text x="0" y="16" font-weight="600" font-size="14" fill=(INK) { (chart.title) }
-            @if !points.is_empty() {
-                text x=(num(width - 2.0)) y="16" text-anchor="end" fill=(INK) { (chart.last_text) }
+        div.tchart {
+            div.tchart-head {
+                span.tchart-title { (chart.title) }
+                @if !points.is_empty() { span.tchart-last { (chart.last_text) } }
             }
-            g stroke=(GRID) stroke-width="1" {
-                @for value in &ticks.values {
-                    line x1=(num(left)) x2=(num(right)) y1=(num(y.at(*value))) y2=(num(y.at(*value))) {}
-                }
-                @for tick in &time_ticks {
-                    line x1=(num(x.at(tick.at_ms as f64))) x2=(num(x.at(tick.at_ms as f64))) y1=(num(top))
-                        y2=(num(bottom + 4.0)) {}
-                }
-            }
-            g fill=(MUTED) text-anchor="end" {
-                @for (value, label) in ticks.values.iter().zip(&labels) {
-                    text x=(num(left - 6.0)) y=(num(y.at(*value) + 4.0)) { (label) }
-                }
-            }
-            g fill=(MUTED) text-anchor="middle" {
-                @for tick in &time_ticks {
-                    @let at = x.at(tick.at_ms as f64);
-                    @if at - text_width(&tick.label, FONT) / 2.0 >= 0.0 && at + text_width(&tick.label, FONT) / 2.0 <= width {
-                        text x=(num(at)) y=(num(height - 6.0)) { (tick.label) }
+            div.tchart-frame {
+                div.tchart-y style={ "width:" (label_chars + 1) "ch" } aria-hidden="true" {
+                    @for value in &ticks.values {
+                        span style={ "top:" (share(y.at(*value), PLOT_H)) "%" } { (ticks.label(*value)) }
                     }
                 }
-            }
-            @if points.is_empty() {
-                text x=(num((left + right) / 2.0)) y=(num((top + bottom) / 2.0)) text-anchor="middle" fill=(MUTED) {
-                    (chart.empty_text)
-                }
-            } @else {
-                @if !band.is_empty() {
-                    path d=(band) fill=(chart.colour) fill-opacity="0.16" stroke="none" {}
-                }
-                path d=(line) fill="none" stroke=(chart.colour) stroke-width="1.8" stroke-linejoin="round"
-                    stroke-linecap="round" {}
-                @if let Some((lx, ly)) = last {
-                    circle cx=(num(lx)) cy=(num(ly)) r="3.5" fill=(chart.colour) stroke="#fff" stroke-width="1.5" {
-                        title { (chart.last_text) }
+                div.tchart-plot {
+                    svg viewBox={ "0 0 " (num(PLOT_W)) " " (num(PLOT_H)) } preserveAspectRatio="none" role="img"
+                        aria-label=(chart.aria_label) {
+                        g stroke=(GRID) stroke-width="1" {
+                            @for value in &ticks.values {
+                                @let at = num(y.at(*value));
+                                line x1="0" x2=(num(PLOT_W)) y1=(at) y2=(at) vector-effect="non-scaling-stroke" {}
+                            }
+                            @for tick in &time_ticks {
+                                @let at = num(x.at(tick.at_ms as f64));
+                                line x1=(at) x2=(at) y1="0" y2=(num(PLOT_H)) vector-effect="non-scaling-stroke" {}
+                            }
+                        }
+                        @if !band.is_empty() {
+                            path d=(band) fill=(chart.colour) fill-opacity="0.16" stroke="none" {}
+                        }
+                        @if !line.is_empty() {
+                            path d=(line) fill="none" stroke=(chart.colour) stroke-width="1.8" stroke-linejoin="round"
+                                stroke-linecap="round" vector-effect="non-scaling-stroke" {}
+                        }
+                        @if let Some(marker) = &marker {
+                            path d=(marker) stroke="#fff" stroke-width="10" stroke-linecap="round"
+                                vector-effect="non-scaling-stroke" {}
+                            path d=(marker) stroke=(chart.colour) stroke-width="7" stroke-linecap="round"
+                                vector-effect="non-scaling-stroke" {
+                                title { (chart.last_text) }
+                            }
+                        }
+                    }
+                    @if points.is_empty() { span.tchart-empty { (chart.empty_text) } }
+                    div.tchart-x aria-hidden="true" {
+                        @for tick in &time_ticks {
+                            @let at = x.at(tick.at_ms as f64) / PLOT_W * 100.0;
+                            @if (3.0..=97.0).contains(&at) {
+                                span style={ "left:" (num(at)) "%" } { (tick.label) }
+                            }
+                        }
                     }
                 }
             }
@@ -413,33 +420,16 @@ pub(crate) struct HBar<'a> {
 }
 
 /// Horizontal bars from a common zero, each on a full-length track so an empty bar still shows
-/// its scale: label on the left, value text on the right.
-pub(crate) fn hbars(bars: &[HBar], max: f64, aria_label: &str, width: f64) -> Markup {
-    const ROW: f64 = 32.0;
-    const BAR: f64 = 18.0;
-    let label_width = bars.iter().map(|b| text_width(b.label, 13.0)).fold(0.0, f64::max) + 12.0;
-    let text_space = bars.iter().map(|b| text_width(b.text, 13.0)).fold(0.0, f64::max) + 12.0;
-    let (left, right) = (label_width, (width - text_space).max(label_width + 20.0));
+/// its scale: label, bar and value text in a grid (class `hbars`), the words as HTML so they
+/// read at any width and to a screen reader, the bars as [`meter`]s.
+pub(crate) fn hbars(bars: &[HBar], max: f64, aria_label: &str) -> Markup {
     let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
-    let x = Scale::new((0.0, max), (left, right));
-    let height = ROW * bars.len() as f64;
     html! {
-        svg.chart.hbars viewBox={ "0 0 " (num(width)) " " (num(height.max(1.0))) } role="img"
-            aria-label=(aria_label) font-size="13" {
-            @for (i, bar) in bars.iter().enumerate() {
-                @let top = i as f64 * ROW + (ROW - BAR) / 2.0;
-                @let value = if bar.value.is_finite() { bar.value.clamp(0.0, max) } else { 0.0 };
-                g {
-                    @if let Some(title) = bar.title { title { (title) } }
-                    text x="0" y=(num(top + BAR / 2.0 + 4.5)) fill=(INK) { (bar.label) }
-                    rect x=(num(left)) y=(num(top)) width=(num(right - left)) height=(num(BAR)) rx="3" fill=(GRID) {}
-                    @if value > 0.0 {
-                        rect x=(num(left)) y=(num(top)) width=(num((x.at(value) - left).max(1.0))) height=(num(BAR))
-                            rx="3" fill=(bar.fill) {}
-                    }
-                    text x=(num(width)) y=(num(top + BAR / 2.0 + 4.5)) text-anchor="end" font-weight="600"
-                        fill=(INK) { (bar.text) }
-                }
+        div.hbars role="group" aria-label=(aria_label) {
+            @for bar in bars {
+                span.hbar-label title=[bar.title] { (bar.label) }
+                (meter(bar.value / max, bar.fill, 100.0, 10.0))
+                span.hbar-value { (bar.text) }
             }
         }
     }
@@ -508,12 +498,13 @@ pub(crate) fn timeline(chart: &Timeline) -> Markup {
     }
     html! {
         div.timeline {
-            svg.timeline-bar viewBox={ "0 0 " (num(width)) " 1" } preserveAspectRatio="none" shape-rendering="crispEdges"
-                role="img" aria-label=(chart.aria_label) {
+            svg.timeline-bar viewBox={ "0 0 " (num(width)) " 1" } preserveAspectRatio="none"
+                shape-rendering="crispEdges" role="img" aria-label=(chart.aria_label) {
                 rect width=(num(width)) height="1" fill=(UNKNOWN_FILL) {}
                 // Each rectangle reaches a little under the next, so no seam of background shows.
                 @for (x0, x1, span) in &rects {
-                    rect x=(num(*x0)) width=(num((x1 - x0 + 0.4).max(0.6).min(width - x0))) height="1" fill=(span.fill) {
+                    @let w = (x1 - x0 + 0.4).max(0.6).min(width - x0);
+                    rect x=(num(*x0)) width=(num(w)) height="1" fill=(span.fill) {
                         title { (span.title) }
                     }
                 }
@@ -649,8 +640,6 @@ mod tests {
             points,
             gap_ms: 120_000,
             colour: "#0b5cad",
-            width: 600.0,
-            height: 220.0,
         }
     }
 
@@ -658,9 +647,15 @@ mod tests {
     fn a_chart_draws_line_band_axes_and_the_last_value() {
         let points: Vec<BandPoint> = (0..60).map(|m| point(m, 20.0 + (m % 7) as f64)).collect();
         let svg = time_chart(&chart(&points, "temperature_c")).into_string();
-        assert!(svg.starts_with("<svg class=\"chart\" viewBox=\"0 0 600 220\" role=\"img\""), "{svg}");
-        assert_eq!(svg.matches("<path").count(), 2, "a band and a line");
-        assert!(svg.contains(">temperature_c</text>"));
+        assert!(
+            svg.contains(r#"<svg viewBox="0 0 1000 100" preserveAspectRatio="none" role="img""#),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("<path").count(), 4, "a band, a line and the last point's marker");
+        assert!(svg.contains(">temperature_c</span>"));
+        // Five value ticks from 17.5 to 27.5 around 19 to 27, labelled from the bottom up.
+        assert!(svg.contains(r#"<span style="top:0%">27.5</span>"#), "{svg}");
+        assert!(svg.contains(r#"<span style="top:100%">17.5</span>"#), "{svg}");
         assert!(svg.contains("<title>last</title>"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
         // One subpath each: the data has no gap.
@@ -682,11 +677,11 @@ mod tests {
     #[test]
     fn an_empty_chart_says_so() {
         let svg = time_chart(&chart(&[], "empty")).into_string();
-        assert!(svg.contains(">No data</text>"));
+        assert!(svg.contains(">No data</span>"));
         assert!(!svg.contains("<path"));
         let broken = [BandPoint { at_ms: 0, min: f64::NAN, avg: f64::INFINITY, max: 1.0 }];
         let svg = time_chart(&chart(&broken, "broken")).into_string();
-        assert!(svg.contains(">No data</text>") && !svg.contains("NaN"));
+        assert!(svg.contains(">No data</span>") && !svg.contains("NaN"));
     }
 
     #[test]
@@ -699,7 +694,6 @@ mod tests {
             &[HBar { label: "a<b", value: 0.5, text: "50 %", fill: "#000", title: Some("\"q\" & <t>") }],
             1.0,
             "x\"y",
-            400.0,
         )
         .into_string();
         assert!(bars.contains("a&lt;b") && bars.contains("&quot;q&quot; &amp; &lt;t&gt;"));
@@ -724,11 +718,11 @@ mod tests {
             HBar { label: "none", value: f64::NAN, text: "—", fill: "#222", title: None },
             HBar { label: "over", value: 3.0, text: "300 %", fill: "#333", title: None },
         ];
-        let svg = hbars(&bars, 1.0, "bars", 500.0).into_string();
+        let svg = hbars(&bars, 1.0, "bars").into_string();
         assert!(svg.contains("fill=\"#111\"") && svg.contains("fill=\"#333\""));
         assert!(!svg.contains("fill=\"#222\""), "no bar for a missing value");
         assert!(!svg.contains("NaN"));
-        assert!(svg.contains("viewBox=\"0 0 500 96\""));
+        assert!(svg.contains(">300 %</span>") && svg.matches("<svg").count() == 3);
         let meter = meter(f64::NAN, "#111", 100.0, 8.0).into_string();
         assert!(!meter.contains("#111") && meter.contains("aria-hidden"));
         assert!(super::meter(0.25, "#111", 100.0, 8.0).into_string().contains("width=\"25\""));

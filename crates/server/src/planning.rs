@@ -384,8 +384,17 @@ fn right_shift(
     if !scheduler::check(&built.problem, &operations).is_empty() {
         return None;
     }
-    let (makespan, weighted_tardiness) = scheduler::objectives(&built.problem, &operations);
-    let solution = scheduler::Solution {
+    let solution = unsearched(&built.problem, operations);
+    Some(to_plan(built, now, objective_name, &solution))
+}
+
+/// A schedule made without search (a dispatching rule or a right shift) as a solver answer.
+fn unsearched(
+    problem: &Problem,
+    operations: Vec<scheduler::ScheduledOperation>,
+) -> scheduler::Solution {
+    let (makespan, weighted_tardiness) = scheduler::objectives(problem, &operations);
+    scheduler::Solution {
         operations,
         makespan,
         weighted_tardiness,
@@ -393,8 +402,7 @@ fn right_shift(
         iterations: 0,
         time_to_best: Duration::ZERO,
         elapsed: Duration::ZERO,
-    };
-    Some(to_plan(built, now, objective_name, &solution))
+    }
 }
 
 /// The objectives a plan may minimise, by API name.
@@ -463,18 +471,7 @@ pub fn solve(
     // A zero time limit asks for the fastest feasible plan: the best dispatching rule, no search.
     let fast = time_limit.is_zero().then(|| config.initial.clone()).flatten();
     let mut solution = match fast {
-        Some(operations) => {
-            let (makespan, weighted_tardiness) = scheduler::objectives(&built.problem, &operations);
-            scheduler::Solution {
-                operations,
-                makespan,
-                weighted_tardiness,
-                feasible: true,
-                iterations: 0,
-                time_to_best: Duration::ZERO,
-                elapsed: Duration::ZERO,
-            }
-        }
+        Some(operations) => unsearched(&built.problem, operations),
         None => scheduler::solve(&built.problem, &config),
     };
     let violations = scheduler::check(&built.problem, &solution.operations);

@@ -389,10 +389,7 @@ fn right_shift(
 }
 
 /// A schedule made without search (a dispatching rule or a right shift) as a solver answer.
-fn unsearched(
-    problem: &Problem,
-    operations: Vec<scheduler::ScheduledOperation>,
-) -> scheduler::Solution {
+fn unsearched(problem: &Problem, operations: Vec<scheduler::ScheduledOperation>) -> scheduler::Solution {
     let (makespan, weighted_tardiness) = scheduler::objectives(problem, &operations);
     scheduler::Solution {
         operations,

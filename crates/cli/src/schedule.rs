@@ -105,6 +105,10 @@ struct BenchArgs {
     /// Threads per run.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Runs side by side (each with `--threads` threads). Runs then share memory bandwidth and caches,
+    /// so keep `jobs × threads` at or below the number of cores and say so when quoting the figures.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     /// Write the per-instance table as CSV to this file.
     #[arg(long, value_name = "OUT.csv")]
     csv: Option<PathBuf>,
@@ -232,22 +236,41 @@ struct Bound {
     upper: i64,
 }
 
-/// Results of all runs on one instance.
-struct InstanceResult {
-    bound: Bound,
-    makespans: Vec<i64>,
-    times_to_best: Vec<f64>,
-    iterations: Vec<u64>,
+/// One solver run of a bench.
+struct Run {
+    seed: u64,
+    makespan: i64,
+    time_to_best: f64,
+    iterations: u64,
+    /// Feasible and passed the independent checker.
     valid: bool,
 }
 
+/// Results of all runs on one instance, in seed order once complete.
+struct InstanceResult {
+    bound: Bound,
+    runs: Vec<Run>,
+}
+
 impl InstanceResult {
+    fn new(bound: Bound) -> Self {
+        Self { bound, runs: Vec::new() }
+    }
+
     fn best(&self) -> i64 {
-        self.makespans.iter().copied().min().unwrap_or(0)
+        self.runs.iter().map(|run| run.makespan).min().unwrap_or(0)
     }
 
     fn mean(&self) -> f64 {
-        self.makespans.iter().sum::<i64>() as f64 / self.makespans.len().max(1) as f64
+        self.runs.iter().map(|run| run.makespan).sum::<i64>() as f64 / self.runs.len().max(1) as f64
+    }
+
+    fn valid(&self) -> bool {
+        self.runs.iter().all(|run| run.valid)
+    }
+
+    fn mean_time_to_best(&self) -> f64 {
+        self.runs.iter().map(|run| run.time_to_best).sum::<f64>() / self.runs.len().max(1) as f64
     }
 
     fn mean_gap_pct(&self) -> f64 {
@@ -255,7 +278,7 @@ impl InstanceResult {
     }
 
     fn hits(&self) -> usize {
-        self.makespans.iter().filter(|&&m| m <= self.bound.upper).count()
+        self.runs.iter().filter(|run| run.makespan <= self.bound.upper).count()
     }
 }
 
@@ -328,52 +351,83 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if bounds.is_empty() {
         bail!("no instance of {} matches", args.dir.display());
     }
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
     let seeds = args.seeds.max(1);
-    let progress = indicatif::ProgressBar::with_draw_target(
-        Some(bounds.len() as u64 * seeds),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    let mut results = Vec::with_capacity(bounds.len());
-    for bound in bounds {
+    // Read every file first, so a missing or malformed one stops the bench before any run.
+    let mut problems = Vec::with_capacity(bounds.len());
+    for bound in &bounds {
         let file = ["txt", "fjs", "json"]
             .iter()
             .map(|ext| args.dir.join(format!("{}.{ext}", bound.instance)))
             .find(|p| p.exists())
             .with_context(|| format!("no file for instance {} in {}", bound.instance, args.dir.display()))?;
-        let problem = load(&file, FormatArg::Auto)?;
-        let mut result = InstanceResult {
-            bound,
-            makespans: Vec::new(),
-            times_to_best: Vec::new(),
-            iterations: Vec::new(),
-            valid: true,
-        };
-        for seed in 0..seeds {
-            progress.set_message(format!("{} seed {seed}", result.bound.instance));
-            let config = config(args.time_limit, args.threads, seed, None, Objective::Makespan)?;
-            let solution = scheduler::solve(&problem, &config);
-            result.valid &= solution.feasible && scheduler::check(&problem, &solution.operations).is_empty();
-            result.makespans.push(solution.makespan);
-            result.times_to_best.push(solution.time_to_best.as_secs_f64());
-            result.iterations.push(solution.iterations);
-            progress.inc(1);
-        }
-        progress.println(format!(
-            "{:<16} best {:>6} mean {:>9.1} ub {:>6} gap {:>6.2}%",
-            result.bound.instance,
-            result.best(),
-            result.mean(),
-            result.bound.upper,
-            result.mean_gap_pct()
-        ));
-        results.push(result);
+        problems.push(load(&file, FormatArg::Auto)?);
     }
+    let configs = (0..seeds)
+        .map(|seed| config(args.time_limit, args.threads, seed, None, Objective::Makespan))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut results: Vec<InstanceResult> = bounds.into_iter().map(InstanceResult::new).collect();
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some(results.len() as u64 * seeds),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    // Runs are handed out in instance order, seeds of one instance next to each other; each finished
+    // run comes back over a channel and an instance's line is printed when its last seed is in.
+    let units: Vec<(usize, u64)> =
+        (0..problems.len()).flat_map(|instance| (0..seeds).map(move |seed| (instance, seed))).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (sender, receiver) = std::sync::mpsc::channel::<(usize, Run)>();
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.min(units.len()) {
+            let sender = sender.clone();
+            let (units, next, problems, configs) = (&units, &next, &problems, &configs);
+            scope.spawn(move || {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(instance, seed)) = units.get(k) else { break };
+                    let problem = &problems[instance];
+                    let solution = scheduler::solve(problem, &configs[seed as usize]);
+                    let run = Run {
+                        seed,
+                        makespan: solution.makespan,
+                        time_to_best: solution.time_to_best.as_secs_f64(),
+                        iterations: solution.iterations,
+                        valid: solution.feasible
+                            && scheduler::check(problem, &solution.operations).is_empty(),
+                    };
+                    if sender.send((instance, run)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for (instance, run) in receiver {
+            let result = &mut results[instance];
+            result.runs.push(run);
+            progress.set_message(result.bound.instance.clone());
+            progress.inc(1);
+            if result.runs.len() as u64 == seeds {
+                result.runs.sort_by_key(|run| run.seed);
+                progress.println(format!(
+                    "{:<16} best {:>6} mean {:>9.1} ub {:>6} gap {:>6.2}%",
+                    result.bound.instance,
+                    result.best(),
+                    result.mean(),
+                    result.bound.upper,
+                    result.mean_gap_pct()
+                ));
+            }
+        }
+    });
     progress.finish_and_clear();
     print!("{}", table(&results, seeds));
     if let Some(path) = &args.csv {
         std::fs::write(path, csv(&results)).with_context(|| format!("writing {}", path.display()))?;
     }
-    if results.iter().any(|r| !r.valid) {
+    if results.iter().any(|r| !r.valid()) {
         bail!("some schedules failed the feasibility check (valid = no)");
     }
     Ok(())
@@ -398,8 +452,8 @@ fn table(results: &[InstanceResult], seeds: u64) -> String {
             r.mean_gap_pct(),
             r.hits(),
             seeds,
-            if r.valid { "yes" } else { "NO" },
-            r.times_to_best.iter().sum::<f64>() / r.times_to_best.len().max(1) as f64,
+            if r.valid() { "yes" } else { "NO" },
+            r.mean_time_to_best(),
         );
     }
     let mut families: BTreeMap<String, Vec<&InstanceResult>> = BTreeMap::new();
@@ -409,7 +463,7 @@ fn table(results: &[InstanceResult], seeds: u64) -> String {
     let _ = writeln!(out, "\n{:<16} {:>9} {:>10} {:>8}", "family", "instances", "mean gap%", "valid");
     for (name, members) in &families {
         let gap = members.iter().map(|r| r.mean_gap_pct()).sum::<f64>() / members.len() as f64;
-        let valid = members.iter().all(|r| r.valid);
+        let valid = members.iter().all(|r| r.valid());
         let _ = writeln!(
             out,
             "{name:<16} {:>9} {gap:>10.2} {:>8}",
@@ -424,25 +478,27 @@ fn table(results: &[InstanceResult], seeds: u64) -> String {
 
 fn csv(results: &[InstanceResult]) -> String {
     let mut out = String::from(
-        "instance,family,lower_bound,upper_bound,runs,best,mean,mean_gap_pct,hits,valid,mean_time_to_best_s,mean_iterations\n",
+        "instance,family,lower_bound,upper_bound,runs,best,mean,mean_gap_pct,hits,valid,mean_time_to_best_s,mean_iterations,makespans\n",
     );
     for r in results {
-        let runs = r.makespans.len().max(1);
+        let runs = r.runs.len().max(1) as u64;
+        let makespans: Vec<String> = r.runs.iter().map(|run| run.makespan.to_string()).collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{:.2},{:.3},{},{},{:.3},{}",
+            "{},{},{},{},{},{},{:.2},{:.3},{},{},{:.3},{},{}",
             r.bound.instance,
             family(&r.bound.instance),
             r.bound.lower,
             r.bound.upper,
-            r.makespans.len(),
+            r.runs.len(),
             r.best(),
             r.mean(),
             r.mean_gap_pct(),
             r.hits(),
-            r.valid,
-            r.times_to_best.iter().sum::<f64>() / runs as f64,
-            r.iterations.iter().sum::<u64>() / runs as u64,
+            r.valid(),
+            r.mean_time_to_best(),
+            r.runs.iter().map(|run| run.iterations).sum::<u64>() / runs,
+            makespans.join(" "),
         );
     }
     out

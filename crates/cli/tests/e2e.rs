@@ -223,3 +223,50 @@ fn generated_planning_problems_solve_to_valid_schedules() {
     assert_eq!(result["valid"], true, "{result}");
     assert_eq!(result["jobs"], 20);
 }
+
+#[test]
+fn schedule_bench_runs_side_by_side_and_writes_every_seed() {
+    let dir = TempDir::new("schedule-bench");
+    // Two 2×2 shops whose optimum is 6: job 0 first on machine 0 is the only way to finish by 6.
+    std::fs::write(dir.0.join("twin_a.txt"), "2 2\n0 3 1 2\n1 2 0 3\n").unwrap();
+    std::fs::write(dir.0.join("twin_b.txt"), "2 2\n1 3 0 2\n0 2 1 3\n").unwrap();
+    std::fs::write(
+        dir.0.join("bounds.csv"),
+        "instance,jobs,machines,lower_bound,upper_bound,optimal,source\n\
+         twin_a,2,2,6,6,true,test\ntwin_b,2,2,6,6,true,test\n",
+    )
+    .unwrap();
+    let csv = dir.0.join("out.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["schedule", "bench"])
+        .arg(&dir.0)
+        .args(["--time-limit", "0.2", "--seeds", "2", "--jobs", "2", "--csv"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(table.contains("twin_a") && table.contains("twin_b"), "{table}");
+    let written = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = written.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{written}");
+    for (row, name) in rows.iter().zip(["twin_a", "twin_b"]) {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[0], name, "{row}");
+        assert_eq!(fields[4], "2", "two runs: {row}");
+        assert_eq!(fields[5], "6", "optimum found: {row}");
+        assert_eq!(fields[9], "true", "checker passed: {row}");
+        assert_eq!(fields[12], "6 6", "one makespan per seed: {row}");
+    }
+
+    std::fs::write(dir.0.join("twin_b.txt"), "2 2\n1 3 0\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["schedule", "bench"])
+        .arg(&dir.0)
+        .args(["--time-limit", "0.2"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("twin_b.txt") && stderr.contains("line"), "{stderr}");
+}

@@ -220,6 +220,14 @@ try {
   await shot(small, 'station-tablet-portrait');
   const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `the station fits a 10-inch tablet without sideways scrolling (${overflow} px over)`);
+  await small.goto(base + '/plan');
+  await small.waitForSelector('svg#gantt');
+  const fit = await small.evaluate(() => {
+    const svg = document.getElementById('gantt');
+    return { chart: Number(svg.getAttribute('width')), room: svg.parentElement.clientWidth };
+  });
+  check(fit.chart <= fit.room + 1, `the Gantt fits a portrait tablet (${fit.chart} px in ${fit.room} px)`);
+  await shot(small, 'plan-tablet-portrait');
   console.log('all dashboard checks passed; screenshots in', artifacts);
 } finally {
   await browser.close();

@@ -411,14 +411,20 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             progress.inc(1);
             if result.runs.len() as u64 == seeds {
                 result.runs.sort_by_key(|run| run.seed);
-                progress.println(format!(
+                let line = format!(
                     "{:<16} best {:>6} mean {:>9.1} ub {:>6} gap {:>6.2}%",
                     result.bound.instance,
                     result.best(),
                     result.mean(),
                     result.bound.upper,
                     result.mean_gap_pct()
-                ));
+                );
+                // Without a terminal the bar is hidden and swallows lines; a log still wants them.
+                if progress.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    progress.println(line);
+                }
             }
         }
     });

@@ -11,7 +11,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use model::{Role, User};
+use model::{Role, Timestamp, User};
 use sha2::{Digest, Sha256};
 use store::Store;
 
@@ -144,16 +144,17 @@ impl Principal {
     /// The owner of `token`, from the cache or the store; 401 when it is unknown or revoked.
     pub(crate) async fn from_token(token: &str, state: &AppState) -> Result<Principal, ApiError> {
         let digest = token_digest(token);
-        if let Some(principal) = state.tokens.get(&digest) {
+        let now = state.clock.now();
+        if let Some(principal) = state.tokens.get(&digest, now) {
             return Ok(principal);
         }
-        let (store, now) = (state.store.clone(), state.clock.now());
+        let store = state.store.clone();
         let owner = tokio::task::spawn_blocking(move || store.token_owner(&digest, now))
             .await
             .map_err(ApiError::internal)??
             .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
         let principal = Principal { user: owner.user, token_id: owner.token_id };
-        state.tokens.put(digest, principal.clone());
+        state.tokens.put(digest, principal.clone(), owner.expires);
         Ok(principal)
     }
 }
@@ -172,25 +173,34 @@ impl FromRequestParts<AppState> for Reader {
     }
 }
 
-/// Recently resolved tokens, keyed by digest.
+/// A resolved token: who owns it, when it was looked up, and when it expires.
+struct Cached {
+    principal: Principal,
+    at: Instant,
+    expires: Option<Timestamp>,
+}
+
+/// Recently resolved tokens, keyed by digest. An entry is used for at most [`CACHE_TTL`] and never
+/// past the token's own expiry, so a session ends on time even when it was just used.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], (Principal, Instant)>>,
+    entries: RwLock<HashMap<[u8; 32], Cached>>,
 }
 
 impl TokenCache {
-    fn get(&self, digest: &[u8; 32]) -> Option<Principal> {
+    fn get(&self, digest: &[u8; 32], now: Timestamp) -> Option<Principal> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let (principal, at) = entries.get(digest)?;
-        (at.elapsed() < CACHE_TTL).then(|| principal.clone())
+        let cached = entries.get(digest)?;
+        let fresh = cached.at.elapsed() < CACHE_TTL && cached.expires.is_none_or(|expires| now < expires);
+        fresh.then(|| cached.principal.clone())
     }
 
-    fn put(&self, digest: [u8; 32], principal: Principal) {
+    fn put(&self, digest: [u8; 32], principal: Principal, expires: Option<Timestamp>) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.len() > 10_000 {
             entries.clear();
         }
-        entries.insert(digest, (principal, Instant::now()));
+        entries.insert(digest, Cached { principal, at: Instant::now(), expires });
     }
 
     /// Forgets everything; called after any change to users or tokens.
@@ -260,7 +270,7 @@ pub struct Bootstrap {
 pub fn bootstrap(
     store: &Store,
     preset_token: Option<&str>,
-    now: model::Timestamp,
+    now: Timestamp,
 ) -> Result<Option<Bootstrap>, BootstrapError> {
     if store.count_users()? > 0 {
         return Ok(None);

@@ -33,6 +33,8 @@ pub struct TokenOwner {
     pub user: User,
     /// The token's id, so the caller can log which token acted.
     pub token_id: i64,
+    /// When the token stops working (sign-in sessions); `None` for API tokens, which live until revoked.
+    pub expires: Option<Timestamp>,
 }
 
 impl Store {
@@ -169,17 +171,21 @@ impl Store {
         self.read(|conn| {
             let found = conn
                 .prepare_cached(
-                    "SELECT u.id, u.username, u.role, u.created_ms, u.site_id, t.id FROM api_tokens t
+                    "SELECT u.id, u.username, u.role, u.created_ms, u.site_id, t.id, t.expires_ms FROM api_tokens t
                      JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_ms IS NULL
                      AND (t.expires_ms IS NULL OR t.expires_ms > ?2)",
                 )?
                 .query_row(params![&digest[..], to_ms(now)], |row| {
-                    Ok((user_row(row)?, row.get::<_, i64>(5)?))
+                    Ok((user_row(row)?, row.get::<_, i64>(5)?, row.get::<_, Option<i64>>(6)?))
                 })
                 .optional()?;
             match found {
                 None => Ok(None),
-                Some((user, token_id)) => Ok(Some(TokenOwner { user: user?, token_id })),
+                Some((user, token_id, expires_ms)) => Ok(Some(TokenOwner {
+                    user: user?,
+                    token_id,
+                    expires: expires_ms.map(from_ms).transpose()?,
+                })),
             }
         })
     }

@@ -219,7 +219,8 @@ fn expiring_tokens_stop_at_their_expiry() {
     let token =
         store.create_expiring_token(user.id, "session", &digest, "mf_def", NOW, Some(expires)).unwrap();
     assert_eq!(token.expires_at, Some(expires));
-    assert!(store.token_owner(&digest, expires - time::Duration::seconds(1)).unwrap().is_some());
+    let owner = store.token_owner(&digest, expires - time::Duration::seconds(1)).unwrap().unwrap();
+    assert_eq!(owner.expires, Some(expires));
     assert!(store.token_owner(&digest, expires).unwrap().is_none());
     assert_eq!(store.tokens(None).unwrap()[0].expires_at, Some(expires));
 }
@@ -274,6 +275,29 @@ mod telemetry_tests {
         assert_eq!(ten_seconds.len(), 3);
         assert_eq!((ten_seconds[1].min, ten_seconds[1].avg, ten_seconds[1].last), (10.0, 14.5, 19.0));
         assert_eq!(f.store.metrics(m).unwrap(), ["temp"]);
+        // Steps of several minutes fold roll-ups; the limit counts steps, not rows.
+        // (A day later, so the prune below leaves them alone.)
+        let hour = 3_600_000;
+        let day = base + 24 * hour;
+        let hourly: Vec<Reading> =
+            (0..180).map(|i| reading(m, "load", day + i * 60_000 + 30_000, (i % 60) as f64)).collect();
+        f.store.write_readings(&hourly).unwrap();
+        let hours = f.store.series(m, "load", day, day + 3 * hour, Some(hour), 1000).unwrap();
+        let summary: Vec<_> =
+            hours.iter().map(|p| (p.ts_ms - day, p.min, p.max, p.avg, p.last, p.count)).collect();
+        assert_eq!(
+            summary,
+            [
+                (0, 0.0, 59.0, 29.5, 59.0, 60),
+                (hour, 0.0, 59.0, 29.5, 59.0, 60),
+                (2 * hour, 0.0, 59.0, 29.5, 59.0, 60)
+            ]
+        );
+        let first_two = f.store.series(m, "load", day, day + 3 * hour, Some(hour), 2).unwrap();
+        assert_eq!(first_two.len(), 2);
+        assert_eq!((first_two[1].ts_ms - day, first_two[1].avg, first_two[1].count), (hour, 29.5, 60));
+        let raw_limited = f.store.series(m, "temp", base, base + 30_000, Some(10_000), 2).unwrap();
+        assert_eq!(raw_limited.iter().map(|p| p.last).collect::<Vec<_>>(), [9.0, 19.0]);
 
         assert_eq!(f.store.prune(base + 60_000, base, 1000).unwrap(), 60);
         assert_eq!(f.store.series(m, "temp", base, base + 120_000, None, 1000).unwrap().len(), 60);

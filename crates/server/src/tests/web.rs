@@ -300,7 +300,8 @@ async fn browser_sessions_expire_after_twelve_hours() {
     clock.advance(time::Duration::hours(11));
     assert_eq!(h.page("/", &token, "en").await.status, StatusCode::OK);
     clock.advance(time::Duration::hours(2));
-    h.state.tokens.clear();
+    // The token was resolved a moment ago (by the clock that counts the cache's age), yet the
+    // cached entry must not outlive the session.
     assert_eq!(h.page("/", &token, "en").await.status, StatusCode::SEE_OTHER, "the session has expired");
     let listed = h.get("/api/v1/tokens").await.json;
     let session = listed.as_array().unwrap().iter().find(|t| t["name"] == "browser session").unwrap();

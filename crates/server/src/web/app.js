@@ -176,13 +176,21 @@ function startLive() {
 }
 
 // Gantt zoom: elements carry data-x0/data-x1 in minutes from the chart's origin; the chart's
-// data-px is pixels per minute at zoom 1 and data-left the width of the lane labels.
+// data-px is pixels per minute at zoom 1 and data-left the width of the lane labels. "Fit" sizes
+// the chart to the box it scrolls in (a portrait tablet is narrower than the server's guess).
 function zoomGantt(svg, factor) {
-  const zoom = factor === 'fit' ? 1 : Math.min(64, Math.max(0.25, (Number(svg.dataset.zoom) || 1) * factor));
-  svg.dataset.zoom = zoom;
-  const px = Number(svg.dataset.px) * zoom;
   const left = Number(svg.dataset.left);
   const span = Number(svg.dataset.span);
+  const base = Number(svg.dataset.px);
+  let zoom;
+  if (factor === 'fit') {
+    const room = (svg.parentElement ? svg.parentElement.clientWidth : 0) - left - 20;
+    zoom = room > 0 && span > 0 && base > 0 ? room / (span * base) : 1;
+  } else {
+    zoom = Math.min(64, Math.max(0.25, (Number(svg.dataset.zoom) || 1) * factor));
+  }
+  svg.dataset.zoom = zoom;
+  const px = base * zoom;
   svg.setAttribute('width', Math.ceil(left + span * px + 20));
   for (const el of svg.querySelectorAll('[data-x0]')) {
     const x0 = left + Number(el.dataset.x0) * px;
@@ -232,6 +240,7 @@ document.addEventListener('DOMContentLoaded', () => {
   if (message) { sessionStorage.removeItem('mf-flash'); flash(message); }
   startLive();
   document.querySelectorAll('svg[data-gantt]').forEach(svg => {
+    if (svg.parentElement && svg.parentElement.clientWidth < Number(svg.getAttribute('width'))) zoomGantt(svg, 'fit');
     svg.addEventListener('wheel', event => {
       if (!event.ctrlKey) return;
       event.preventDefault();

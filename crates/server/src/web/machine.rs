@@ -677,7 +677,7 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                     }
                 }
             }
-            p { a href={ "/alarms" } { (m.all_alarms) } }
+            p { a href={ "/alarms?show=all&machine=" (data.machine.id.0) } { (m.all_alarms) } }
         }
     }
 }
@@ -800,6 +800,10 @@ mod tests {
         assert!(html.contains("data-refresh-on=\"alarm\"") && html.contains("data-live"));
         assert!(html.contains(r#"href="/machines/1?range=week" aria-current="true""#), "{html}");
         assert!(html.contains("/station?machine="));
+        assert!(
+            html.contains(&format!("/alarms?show=all&amp;machine={}", machine.0)),
+            "alarms of this machine"
+        );
         assert!(!html.contains("NaN") && !html.contains("inf\""));
         assert!(html.len() < 400_000, "{} bytes", html.len());
     }

@@ -373,20 +373,23 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         Some(results.len() as u64 * seeds),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    // Runs are handed out in instance order, seeds of one instance next to each other; each finished
-    // run comes back over a channel and an instance's line is printed when its last seed is in.
-    let units: Vec<(usize, u64)> =
-        (0..problems.len()).flat_map(|instance| (0..seeds).map(move |seed| (instance, seed))).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Run k is instance k / seeds with seed k % seeds: handed out in instance order, seeds of one
+    // instance next to each other. Each finished run comes back over a channel and an instance's
+    // line is printed when its last seed is in.
+    let total = problems.len() as u64 * seeds;
+    let next = std::sync::atomic::AtomicU64::new(0);
     let (sender, receiver) = std::sync::mpsc::channel::<(usize, Run)>();
     std::thread::scope(|scope| {
-        for _ in 0..args.jobs.min(units.len()) {
+        for _ in 0..(args.jobs as u64).min(total) {
             let sender = sender.clone();
-            let (units, next, problems, configs) = (&units, &next, &problems, &configs);
+            let (next, problems, configs) = (&next, &problems, &configs);
             scope.spawn(move || {
                 loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&(instance, seed)) = units.get(k) else { break };
+                    if k >= total {
+                        break;
+                    }
+                    let (instance, seed) = ((k / seeds) as usize, k % seeds);
                     let problem = &problems[instance];
                     let solution = scheduler::solve(problem, &configs[seed as usize]);
                     let run = Run {

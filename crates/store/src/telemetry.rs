@@ -221,10 +221,9 @@ impl Store {
                         "SELECT minute_ms, min, max, sum, count, last, last_ts_ms FROM rollups_1m
                          WHERE series_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 ORDER BY minute_ms",
                     )?;
-                    let mut rows = statement.query(params![series, from_ms, to_ms])?;
-                    let mut steps = Steps::new(step, limit);
-                    while let Some(row) = rows.next()? {
-                        let added = steps.add(Fold {
+                    let rows = statement.query(params![series, from_ms, to_ms])?;
+                    fold_steps(rows, step, limit, |row| {
+                        Ok(Fold {
                             ts_ms: row.get(0)?,
                             min: row.get(1)?,
                             max: row.get(2)?,
@@ -232,36 +231,19 @@ impl Store {
                             count: row.get(4)?,
                             last: row.get(5)?,
                             last_ts_ms: row.get(6)?,
-                        });
-                        if !added {
-                            break;
-                        }
-                    }
-                    steps.finish()
+                        })
+                    })?
                 }
                 Some(step) => {
                     let mut statement = conn.prepare_cached(
                         "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
                          ORDER BY ts_ms",
                     )?;
-                    let mut rows = statement.query(params![series, from_ms, to_ms])?;
-                    let mut steps = Steps::new(step, limit);
-                    while let Some(row) = rows.next()? {
+                    let rows = statement.query(params![series, from_ms, to_ms])?;
+                    fold_steps(rows, step, limit, |row| {
                         let (ts_ms, value): (i64, f64) = (row.get(0)?, row.get(1)?);
-                        let added = steps.add(Fold {
-                            ts_ms,
-                            min: value,
-                            max: value,
-                            sum: value,
-                            count: 1,
-                            last: value,
-                            last_ts_ms: ts_ms,
-                        });
-                        if !added {
-                            break;
-                        }
-                    }
-                    steps.finish()
+                        Ok(Fold { ts_ms, min: value, max: value, sum: value, count: 1, last: value, last_ts_ms: ts_ms })
+                    })?
                 }
             };
             Ok(points)
@@ -495,6 +477,23 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// Folds `rows` (in time order, each decoded by `decode`) into at most `limit` steps of `step` ms,
+/// reading no further than the last step needs.
+fn fold_steps(
+    mut rows: rusqlite::Rows<'_>,
+    step: i64,
+    limit: u32,
+    decode: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Fold>,
+) -> rusqlite::Result<Vec<SeriesPoint>> {
+    let mut steps = Steps::new(step, limit);
+    while let Some(row) = rows.next()? {
+        if !steps.add(decode(row)?) {
+            break;
+        }
+    }
+    Ok(steps.finish())
 }
 
 /// A reading or a minute roll-up, as folded into a step.

@@ -176,22 +176,24 @@ function startLive() {
 }
 
 // Gantt zoom: elements carry data-x0/data-x1 in minutes from the chart's origin; the chart's
-// data-px is pixels per minute at zoom 1 and data-left the width of the lane labels. "Fit" sizes
+// data-px is pixels per minute at zoom 1, data-left the width of the lane labels and data-right the
+// margin after the last minute. "Fit" sizes
 // the chart to the box it scrolls in (a portrait tablet is narrower than the server's guess).
 function zoomGantt(svg, factor) {
   const left = Number(svg.dataset.left);
+  const right = Number(svg.dataset.right);
   const span = Number(svg.dataset.span);
   const base = Number(svg.dataset.px);
   let zoom;
   if (factor === 'fit') {
-    const room = (svg.parentElement ? svg.parentElement.clientWidth : 0) - left - 20;
+    const room = (svg.parentElement ? svg.parentElement.clientWidth : 0) - left - right;
     zoom = room > 0 && span > 0 && base > 0 ? room / (span * base) : 1;
   } else {
     zoom = Math.min(64, Math.max(0.25, (Number(svg.dataset.zoom) || 1) * factor));
   }
   svg.dataset.zoom = zoom;
   const px = base * zoom;
-  svg.setAttribute('width', Math.ceil(left + span * px + 20));
+  svg.setAttribute('width', Math.ceil(left + span * px + right));
   for (const el of svg.querySelectorAll('[data-x0]')) {
     const x0 = left + Number(el.dataset.x0) * px;
     if (el.tagName === 'line') {

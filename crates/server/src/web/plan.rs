@@ -650,7 +650,7 @@ fn recent_panel(ctx: &Ctx, view: &PlanView, shown: i64) -> Markup {
 const FIT_WIDTH: f64 = 1180.0;
 /// Width of the lane labels (`data-left`).
 const LEFT: f64 = 150.0;
-/// Room `zoomGantt` leaves right of the time span.
+/// Room `zoomGantt` leaves right of the time span (`data-right`).
 const RIGHT: f64 = 20.0;
 /// Height of the time axis above the lanes.
 const HEADER: f64 = 38.0;
@@ -874,7 +874,7 @@ pub(crate) fn gantt(
     let mut out = String::with_capacity(4096 + count * 420);
     let _ = write!(
         out,
-        r#"<svg id="gantt" class="gantt" data-gantt data-px="{px}" data-left="{LEFT}" data-span="{span}" width="{width}" height="{height}" role="group" aria-labelledby="gantt-heading">"#,
+        r#"<svg id="gantt" class="gantt" data-gantt data-px="{px}" data-left="{LEFT}" data-right="{RIGHT}" data-span="{span}" width="{width}" height="{height}" role="group" aria-labelledby="gantt-heading">"#,
         px = scale.px,
         span = scale.span,
         width = scale.width(),
@@ -1128,6 +1128,7 @@ mod tests {
         assert!((px - 1010.0 / 600.0).abs() < 1e-9, "{px}");
         assert_eq!(attr(&svg, "data-span"), "600");
         assert_eq!(attr(&svg, "data-left"), "150");
+        assert_eq!(attr(&svg, "data-right"), "20");
         assert_eq!(attr(&svg, "width"), "1180");
         let bars: Vec<&str> = svg.split("<rect data-x0=").skip(1).collect();
         assert_eq!(bars.len(), 3, "two bars and one setup part");

@@ -130,7 +130,7 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
         time_limit: config.time_limit.map(|limit| began + limit),
         iteration_limit: config.iteration_limit,
         clock: clock.as_ref(),
-        stall_limit: 10_000,
+        stall_limit: stall_limit(&inst, config.objective),
         initial: config.initial.as_deref(),
     };
     let threads = config.threads.max(1);
@@ -162,6 +162,16 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
     solution.time_to_best = winner.time_to_best.saturating_sub(began);
     solution.elapsed = elapsed;
     solution
+}
+
+/// Tabu iterations without improvement before a run ends and the population is relinked. Flexible
+/// shops under makespan do better with short runs and many relinks: on six Brandimarte, Hurink and
+/// Behnke instances (3 seeds, 10 s) the mean gap fell from 2.50 % at 10,000 to 1.72 % at 1,000
+/// (1.87 % at 3,000, 1.91 % at 300), while on ten hard classic job shops 1,000 was worse than
+/// 10,000 (1.85 against 1.79 %). Tardiness objectives evaluate moves exactly, so their iterations are
+/// far slower; they keep the longer runs (not yet measured otherwise).
+fn stall_limit(inst: &Inst, objective: Objective) -> u64 {
+    if inst.flexible && objective == Objective::Makespan { 1_000 } else { 10_000 }
 }
 
 /// SplitMix-style seed derivation so thread streams are unrelated.

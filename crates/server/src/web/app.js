@@ -177,8 +177,8 @@ function startLive() {
 
 // Gantt zoom: elements carry data-x0/data-x1 in minutes from the chart's origin; the chart's
 // data-px is pixels per minute at zoom 1, data-left the width of the lane labels and data-right the
-// margin after the last minute. "Fit" sizes
-// the chart to the box it scrolls in (a portrait tablet is narrower than the server's guess).
+// margin after the last minute. "Fit" sizes the chart to the box it scrolls in (a portrait tablet is
+// narrower than the server's guess).
 function zoomGantt(svg, factor) {
   const left = Number(svg.dataset.left);
   const right = Number(svg.dataset.right);

@@ -208,8 +208,17 @@ impl State {
             return false;
         }
         let mut makespan = 0;
-        for o in 0..n {
-            makespan = makespan.max(self.start[o] + self.dur[o]);
+        if EXT {
+            for o in 0..n {
+                makespan = makespan.max(self.start[o] + self.dur[o]);
+            }
+        } else {
+            // Without fixed starts every operation ends no later than its job's last one.
+            for j in 0..inst.n_jobs {
+                if inst.job_start[j + 1] > inst.job_start[j] {
+                    makespan = makespan.max(self.end(inst.job_start[j + 1] - 1));
+                }
+            }
         }
         let mut penalty = 0;
         if EXT && inst.has_fixed {
@@ -261,7 +270,7 @@ impl State {
         true
     }
 
-    #[inline]
+    #[inline(always)]
     fn compute_tail<const EXT: bool>(&self, inst: &Inst, o: usize) -> i64 {
         // Arcs into fixed ops are not part of the graph (their start is given), so they add no tail.
         let jn = inst.jnext[o];

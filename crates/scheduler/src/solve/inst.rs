@@ -141,6 +141,12 @@ impl Inst {
         inst
     }
 
+    /// Whether any setup, break or fixed operation makes the shop more than a plain (flexible) job shop.
+    #[inline]
+    pub(crate) fn has_extensions(&self) -> bool {
+        self.has_setups || self.has_unavailable || self.has_fixed
+    }
+
     /// Setup time on `machine` before `to` when `from` (an op, or `NONE` for the machine's start) precedes.
     #[inline]
     pub(crate) fn setup(&self, machine: usize, from: usize, to: usize) -> i64 {

@@ -20,7 +20,7 @@ pub(crate) struct State {
     pub(crate) topo: Vec<usize>,
     /// Position of each op in `topo` (valid after a successful decode).
     pub(crate) rank: Vec<usize>,
-    /// Scratch: the re-sorted suffix of `topo` during a decode.
+    /// Scratch: the re-sorted part of `topo` during a decode.
     order: Vec<usize>,
     pub(crate) makespan: i64,
     pub(crate) tardiness: i64,
@@ -127,42 +127,67 @@ impl State {
 
     /// Computes exact start times, objectives and tails; false when the sequences contain a cycle.
     pub(crate) fn decode(&mut self, inst: &Inst) -> bool {
-        self.decode_from(inst, 0, inst.n_ops)
+        if inst.has_extensions() { self.decode_full::<true>(inst) } else { self.decode_full::<false>(inst) }
     }
 
-    /// Incremental decode after a move, given the previous topological order: heads are recomputed only
-    /// for ops at topological rank `≥ r0` (the lowest rank among targets of changed arcs; nothing ranked
-    /// earlier can be reached from them) and tails only for ops at rank `≤ r1` (the highest rank among
-    /// sources of changed arcs). On a cycle, returns false and leaves `topo`/`rank` untouched (heads may be
-    /// partly overwritten: undo the move and decode again).
+    /// Incremental decode after a move, given the previous topological order (`topo`, `rank`). `r0` is
+    /// the lowest rank among targets of changed arcs, `r1` the highest among their sources. An arc the
+    /// move turned against the old order runs from rank ≤ `r1` to rank ≥ `r0` backwards, so both its
+    /// ends lie in the window `r0..=r1`: the old order stays valid outside it and only the window is
+    /// re-sorted. Heads are then recomputed for ranks `≥ r0` (nothing earlier is reachable from a
+    /// changed arc) and tails for ranks `≤ r1`. On a cycle (it lies inside the window) returns false
+    /// and leaves the state's order, heads and tails untouched: undo the move and decode again.
     pub(crate) fn decode_from(&mut self, inst: &Inst, r0: usize, r1: usize) -> bool {
-        if inst.has_setups || inst.has_unavailable || inst.has_fixed {
+        if inst.n_ops == 0 {
+            return self.decode(inst);
+        }
+        let r1 = r1.min(inst.n_ops - 1);
+        if inst.has_extensions() {
             // With setups, breaks or fixed work a move also changes arc weights elsewhere (the setup
             // before the moved operation's machine successor, the break a head is pushed past), which
             // can change tails ranked above `r1`; recompute every tail. Seen on a repair instance
             // where the bounded tails differed from a full decode.
-            self.decode_impl::<true>(inst, r0, inst.n_ops)
+            self.decode_window::<true>(inst, r0, r1, inst.n_ops - 1)
         } else {
-            self.decode_impl::<false>(inst, r0, r1)
+            self.decode_window::<false>(inst, r0, r1, r1)
         }
     }
 
-    /// `EXT` is false for plain shops (no setups, breaks or fixed ops), letting the compiler drop those
-    /// branches from the hot loop.
-    fn decode_impl<const EXT: bool>(&mut self, inst: &Inst, r0: usize, r1: usize) -> bool {
+    /// Whether operation `o` is a node whose incoming arcs count (fixed operations start where they
+    /// are fixed, so arcs into them are not part of the graph).
+    #[inline(always)]
+    fn has_inputs<const EXT: bool>(inst: &Inst, o: usize) -> bool {
+        !(EXT && inst.fixed[o].is_some())
+    }
+
+    /// Start of `o` from its predecessors' current ends. `EXT` is false for plain shops (no setups,
+    /// breaks or fixed ops), letting the compiler drop those branches from the hot loops.
+    #[inline(always)]
+    fn head<const EXT: bool>(&self, inst: &Inst, o: usize) -> i64 {
+        let mp = self.mp[o];
+        let machine_ready = if mp == NONE { 0 } else { self.end(mp) };
+        if EXT {
+            if let Some((_, fixed_start)) = inst.fixed[o] {
+                return fixed_start;
+            }
+            let m = self.mach[o];
+            let setup = inst.setup(m, mp, o);
+            let t = self.job_ready(inst, o).max(machine_ready + setup);
+            if inst.has_unavailable { inst.fit(m, t, setup, self.dur[o]) } else { t }
+        } else {
+            self.job_ready(inst, o).max(machine_ready)
+        }
+    }
+
+    /// Full decode: topological order by Kahn's algorithm, heads along it, tails in reverse.
+    fn decode_full<const EXT: bool>(&mut self, inst: &Inst) -> bool {
         let n = inst.n_ops;
-        let full = r0 == 0;
         self.order.clear();
-        for k in r0..n {
-            let o = if full { k } else { self.topo[k] };
-            // Fixed ops are sources: their start never depends on predecessors (lateness is penalised).
-            self.indeg[o] = if EXT && inst.fixed[o].is_some() {
-                0
+        for o in 0..n {
+            self.indeg[o] = if Self::has_inputs::<EXT>(inst, o) {
+                u32::from(inst.jprev[o] != NONE) + u32::from(self.mp[o] != NONE)
             } else {
-                let jp = inst.jprev[o];
-                let mp = self.mp[o];
-                u32::from(jp != NONE && (full || self.rank[jp] >= r0))
-                    + u32::from(mp != NONE && (full || self.rank[mp] >= r0))
+                0
             };
             if self.indeg[o] == 0 {
                 self.order.push(o);
@@ -172,44 +197,88 @@ impl State {
         while head < self.order.len() {
             let o = self.order[head];
             head += 1;
-            let mp = self.mp[o];
-            let machine_ready = if mp == NONE { 0 } else { self.end(mp) };
-            let mut t;
-            if EXT {
-                let m = self.mach[o];
-                let setup = inst.setup(m, mp, o);
-                t = self.job_ready(inst, o).max(machine_ready + setup);
-                if inst.has_unavailable {
-                    t = inst.fit(m, t, setup, self.dur[o]);
-                }
-                if let Some((_, fixed_start)) = inst.fixed[o] {
-                    t = fixed_start;
-                }
-            } else {
-                t = self.job_ready(inst, o).max(machine_ready);
-            }
-            self.start[o] = t;
-            let jn = inst.jnext[o];
-            if jn != NONE && !(EXT && inst.fixed[jn].is_some()) && (full || self.rank[jn] >= r0) {
-                self.indeg[jn] -= 1;
-                if self.indeg[jn] == 0 {
-                    self.order.push(jn);
-                }
-            }
-            let mn = self.mn[o];
-            if mn != NONE && !(EXT && inst.fixed[mn].is_some()) && (full || self.rank[mn] >= r0) {
-                self.indeg[mn] -= 1;
-                if self.indeg[mn] == 0 {
-                    self.order.push(mn);
+            self.start[o] = self.head::<EXT>(inst, o);
+            for next in [inst.jnext[o], self.mn[o]] {
+                if next != NONE && Self::has_inputs::<EXT>(inst, next) {
+                    self.indeg[next] -= 1;
+                    if self.indeg[next] == 0 {
+                        self.order.push(next);
+                    }
                 }
             }
         }
-        if self.order.len() != n - r0 {
+        if self.order.len() != n {
             return false;
         }
+        std::mem::swap(&mut self.topo, &mut self.order);
+        for k in 0..n {
+            self.rank[self.topo[k]] = k;
+        }
+        self.finish_objectives::<EXT>(inst);
+        for k in (0..n).rev() {
+            let o = self.topo[k];
+            self.tail[o] = self.compute_tail::<EXT>(inst, o);
+        }
+        true
+    }
+
+    /// Re-sorts the window `r0..=r1` of the topological order (Kahn's algorithm on the arcs inside
+    /// it), then recomputes heads from `r0` up and tails from `tails_to` down.
+    fn decode_window<const EXT: bool>(&mut self, inst: &Inst, r0: usize, r1: usize, tails_to: usize) -> bool {
+        let n = inst.n_ops;
+        if r0 <= r1 {
+            let rank = &self.rank;
+            let inside = |o: usize| o != NONE && (r0..=r1).contains(&rank[o]);
+            self.order.clear();
+            for k in r0..=r1 {
+                let o = self.topo[k];
+                self.indeg[o] = if Self::has_inputs::<EXT>(inst, o) {
+                    u32::from(inside(inst.jprev[o])) + u32::from(inside(self.mp[o]))
+                } else {
+                    0
+                };
+                if self.indeg[o] == 0 {
+                    self.order.push(o);
+                }
+            }
+            let mut head = 0;
+            while head < self.order.len() {
+                let o = self.order[head];
+                head += 1;
+                for next in [inst.jnext[o], self.mn[o]] {
+                    if inside(next) && Self::has_inputs::<EXT>(inst, next) {
+                        self.indeg[next] -= 1;
+                        if self.indeg[next] == 0 {
+                            self.order.push(next);
+                        }
+                    }
+                }
+            }
+            if self.order.len() != r1 - r0 + 1 {
+                return false;
+            }
+            self.topo[r0..=r1].copy_from_slice(&self.order);
+            for k in r0..=r1 {
+                self.rank[self.topo[k]] = k;
+            }
+        }
+        for k in r0..n {
+            let o = self.topo[k];
+            self.start[o] = self.head::<EXT>(inst, o);
+        }
+        self.finish_objectives::<EXT>(inst);
+        for k in (0..=tails_to).rev() {
+            let o = self.topo[k];
+            self.tail[o] = self.compute_tail::<EXT>(inst, o);
+        }
+        true
+    }
+
+    /// Makespan, fixed-start penalty and weighted tardiness from the current heads.
+    fn finish_objectives<const EXT: bool>(&mut self, inst: &Inst) {
         let mut makespan = 0;
         if EXT {
-            for o in 0..n {
+            for o in 0..inst.n_ops {
                 makespan = makespan.max(self.start[o] + self.dur[o]);
             }
         } else {
@@ -222,7 +291,7 @@ impl State {
         }
         let mut penalty = 0;
         if EXT && inst.has_fixed {
-            for o in 0..n {
+            for o in 0..inst.n_ops {
                 if inst.fixed[o].is_some() {
                     let mp = self.mprev(o);
                     let m = self.mach[o];
@@ -245,29 +314,6 @@ impl State {
             }
         }
         self.tardiness = tardiness;
-        // Tails in reverse of the new order: the re-sorted suffix, then the unchanged prefix. Ops ranked
-        // after `r1` before the move keep their tails (`rank` still holds the old ranks here).
-        for idx in (0..self.order.len()).rev() {
-            let o = self.order[idx];
-            if !full && self.rank[o] > r1 {
-                continue;
-            }
-            self.tail[o] = self.compute_tail::<EXT>(inst, o);
-        }
-        for k in (0..r0).rev() {
-            let o = self.topo[k];
-            self.tail[o] = self.compute_tail::<EXT>(inst, o);
-        }
-        if full {
-            self.topo.clear();
-            self.topo.extend_from_slice(&self.order);
-        } else {
-            self.topo[r0..].copy_from_slice(&self.order);
-        }
-        for k in r0..n {
-            self.rank[self.topo[k]] = k;
-        }
-        true
     }
 
     #[inline(always)]

@@ -395,9 +395,16 @@ impl<'a> Search<'a> {
         let rank = |o: usize| if o == NONE { None } else { Some(st.rank[o]) };
         match mv {
             Move::Shift { m, from, to } => {
-                let segment = &st.seq[m][from.min(to)..=from.max(to)];
-                let r0 = segment.iter().map(|&o| st.rank[o]).min().unwrap_or(0);
-                let r1 = segment.iter().map(|&o| st.rank[o]).max().unwrap_or(usize::MAX);
+                let (lo, hi) = (from.min(to), from.max(to));
+                let segment = &st.seq[m][lo..=hi];
+                // The operations around the segment gain a new machine successor (before) and
+                // predecessor (after). Without fixed operations they rank below and above the whole
+                // segment; arcs into a fixed operation are not in the graph, so then they may not.
+                let before = if lo > 0 { rank(st.seq[m][lo - 1]) } else { None };
+                let after = st.seq[m].get(hi + 1).and_then(|&o| rank(o));
+                let ranks = segment.iter().map(|&o| st.rank[o]);
+                let r0 = ranks.clone().chain(after).min().unwrap_or(0);
+                let r1 = ranks.chain(before).max().unwrap_or(usize::MAX);
                 (r0, r1)
             }
             Move::Reassign { o, alt, p } => {

@@ -182,10 +182,47 @@ impl State {
     /// Full decode: topological order by Kahn's algorithm, heads along it, tails in reverse.
     fn decode_full<const EXT: bool>(&mut self, inst: &Inst) -> bool {
         let n = inst.n_ops;
+        if n == 0 {
+            self.finish_objectives::<EXT>(inst);
+            return true;
+        }
+        if !self.sort::<EXT>(inst, 0, n - 1, true) {
+            return false;
+        }
+        std::mem::swap(&mut self.topo, &mut self.order);
+        for k in 0..n {
+            self.rank[self.topo[k]] = k;
+        }
+        self.recompute::<EXT>(inst, 0, n - 1);
+        true
+    }
+
+    /// Re-sorts the window `r0..=r1` of the topological order, then recomputes heads from `r0` up
+    /// and tails from `tails_to` down.
+    fn decode_window<const EXT: bool>(&mut self, inst: &Inst, r0: usize, r1: usize, tails_to: usize) -> bool {
+        if r0 <= r1 {
+            if !self.sort::<EXT>(inst, r0, r1, false) {
+                return false;
+            }
+            self.topo[r0..=r1].copy_from_slice(&self.order);
+            for k in r0..=r1 {
+                self.rank[self.topo[k]] = k;
+            }
+        }
+        self.recompute::<EXT>(inst, r0, tails_to);
+        true
+    }
+
+    /// Kahn's algorithm into `order` over the operations ranked `r0..=r1` (every operation when
+    /// `all`, whatever `rank` holds), on the arcs between them; false on a cycle.
+    fn sort<const EXT: bool>(&mut self, inst: &Inst, r0: usize, r1: usize, all: bool) -> bool {
+        let rank = &self.rank;
+        let inside = |o: usize| o != NONE && (all || (r0..=r1).contains(&rank[o]));
         self.order.clear();
-        for o in 0..n {
+        for k in r0..=r1 {
+            let o = if all { k } else { self.topo[k] };
             self.indeg[o] = if Self::has_inputs::<EXT>(inst, o) {
-                u32::from(inst.jprev[o] != NONE) + u32::from(self.mp[o] != NONE)
+                u32::from(inside(inst.jprev[o])) + u32::from(inside(self.mp[o]))
             } else {
                 0
             };
@@ -197,9 +234,8 @@ impl State {
         while head < self.order.len() {
             let o = self.order[head];
             head += 1;
-            self.start[o] = self.head::<EXT>(inst, o);
             for next in [inst.jnext[o], self.mn[o]] {
-                if next != NONE && Self::has_inputs::<EXT>(inst, next) {
+                if inside(next) && Self::has_inputs::<EXT>(inst, next) {
                     self.indeg[next] -= 1;
                     if self.indeg[next] == 0 {
                         self.order.push(next);
@@ -207,62 +243,13 @@ impl State {
                 }
             }
         }
-        if self.order.len() != n {
-            return false;
-        }
-        std::mem::swap(&mut self.topo, &mut self.order);
-        for k in 0..n {
-            self.rank[self.topo[k]] = k;
-        }
-        self.finish_objectives::<EXT>(inst);
-        for k in (0..n).rev() {
-            let o = self.topo[k];
-            self.tail[o] = self.compute_tail::<EXT>(inst, o);
-        }
-        true
+        self.order.len() == r1 - r0 + 1
     }
 
-    /// Re-sorts the window `r0..=r1` of the topological order (Kahn's algorithm on the arcs inside
-    /// it), then recomputes heads from `r0` up and tails from `tails_to` down.
-    fn decode_window<const EXT: bool>(&mut self, inst: &Inst, r0: usize, r1: usize, tails_to: usize) -> bool {
-        let n = inst.n_ops;
-        if r0 <= r1 {
-            let rank = &self.rank;
-            let inside = |o: usize| o != NONE && (r0..=r1).contains(&rank[o]);
-            self.order.clear();
-            for k in r0..=r1 {
-                let o = self.topo[k];
-                self.indeg[o] = if Self::has_inputs::<EXT>(inst, o) {
-                    u32::from(inside(inst.jprev[o])) + u32::from(inside(self.mp[o]))
-                } else {
-                    0
-                };
-                if self.indeg[o] == 0 {
-                    self.order.push(o);
-                }
-            }
-            let mut head = 0;
-            while head < self.order.len() {
-                let o = self.order[head];
-                head += 1;
-                for next in [inst.jnext[o], self.mn[o]] {
-                    if inside(next) && Self::has_inputs::<EXT>(inst, next) {
-                        self.indeg[next] -= 1;
-                        if self.indeg[next] == 0 {
-                            self.order.push(next);
-                        }
-                    }
-                }
-            }
-            if self.order.len() != r1 - r0 + 1 {
-                return false;
-            }
-            self.topo[r0..=r1].copy_from_slice(&self.order);
-            for k in r0..=r1 {
-                self.rank[self.topo[k]] = k;
-            }
-        }
-        for k in r0..n {
+    /// Heads for ranks `heads_from..`, the objectives, then tails for ranks `..=tails_to`, each in one
+    /// pass along the topological order.
+    fn recompute<const EXT: bool>(&mut self, inst: &Inst, heads_from: usize, tails_to: usize) {
+        for k in heads_from..inst.n_ops {
             let o = self.topo[k];
             self.start[o] = self.head::<EXT>(inst, o);
         }
@@ -271,7 +258,6 @@ impl State {
             let o = self.topo[k];
             self.tail[o] = self.compute_tail::<EXT>(inst, o);
         }
-        true
     }
 
     /// Makespan, fixed-start penalty and weighted tardiness from the current heads.

@@ -37,6 +37,10 @@ pub(crate) struct Inst {
     pub(crate) flexible: bool,
     /// Shortest possible remaining work from op `o` to the end of its job (inclusive).
     pub(crate) min_remaining: Vec<i64>,
+    /// The operations that can end last: each job's last one (a validated problem has no empty job),
+    /// or every operation when some start is fixed (a fixed successor may start before its
+    /// predecessor ends). The makespan is the latest end among them.
+    pub(crate) last_candidates: Vec<usize>,
     /// A simple lower bound on the makespan (job lengths, machine loads of single-machine ops).
     pub(crate) lower_bound: i64,
 }
@@ -70,6 +74,7 @@ impl Inst {
             has_fixed: false,
             flexible: false,
             min_remaining: Vec::new(),
+            last_candidates: Vec::new(),
             lower_bound: 0,
         };
         for (job_idx, job) in problem.jobs.iter().enumerate() {
@@ -105,6 +110,11 @@ impl Inst {
         }
         inst.n_ops = inst.job_of.len();
         inst.job_start.push(inst.n_ops);
+        inst.last_candidates = if inst.has_fixed {
+            (0..inst.n_ops).collect()
+        } else {
+            inst.job_start[1..].iter().map(|&s| s - 1).collect()
+        };
         let mut load = vec![0i64; n_machines];
         for o in 0..inst.n_ops {
             if inst.alt_off[o + 1] - inst.alt_off[o] == 1 {

@@ -262,19 +262,7 @@ impl State {
 
     /// Makespan, fixed-start penalty and weighted tardiness from the current heads.
     fn finish_objectives<const EXT: bool>(&mut self, inst: &Inst) {
-        let mut makespan = 0;
-        if EXT {
-            for o in 0..inst.n_ops {
-                makespan = makespan.max(self.start[o] + self.dur[o]);
-            }
-        } else {
-            // Without fixed starts every operation ends no later than its job's last one.
-            for j in 0..inst.n_jobs {
-                if inst.job_start[j + 1] > inst.job_start[j] {
-                    makespan = makespan.max(self.end(inst.job_start[j + 1] - 1));
-                }
-            }
-        }
+        let makespan = inst.last_candidates.iter().map(|&o| self.end(o)).max().unwrap_or(0);
         let mut penalty = 0;
         if EXT && inst.has_fixed {
             for o in 0..inst.n_ops {

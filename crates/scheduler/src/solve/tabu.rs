@@ -146,21 +146,11 @@ impl<'a> Search<'a> {
         self.base_tenure + self.rng.below(self.base_tenure as usize / 2 + 1) as u64
     }
 
-    /// The op ending last (random among ties). Without fixed starts only a job's last operation
-    /// needs a look: any operation ending at the makespan is followed by its job's last one ending
-    /// there too.
+    /// The op ending last (random among ties), among `Inst::last_candidates`.
     fn last_op(&mut self) -> usize {
-        let inst = self.inst;
         let mut chosen = NONE;
         let mut seen = 0;
-        let candidates: &mut dyn Iterator<Item = usize> = if inst.has_fixed {
-            &mut (0..inst.n_ops)
-        } else {
-            &mut (0..inst.n_jobs)
-                .filter(|&j| inst.job_start[j + 1] > inst.job_start[j])
-                .map(|j| inst.job_start[j + 1] - 1)
-        };
-        for o in candidates {
+        for &o in &self.inst.last_candidates {
             if self.state.end(o) == self.state.makespan {
                 seen += 1;
                 if self.rng.below(seen) == 0 {

@@ -315,7 +315,8 @@ impl State {
                 break;
             }
             let mp = self.mprev(o);
-            if mp != NONE && self.end(mp) + inst.setup(self.mach[o], mp, o) == self.start[o] {
+            let setup = if inst.has_setups && mp != NONE { inst.setup(self.mach[o], mp, o) } else { 0 };
+            if mp != NONE && self.end(mp) + setup == self.start[o] {
                 o = mp;
                 continue;
             }
@@ -356,7 +357,9 @@ impl State {
 
     /// Estimated longest path through the segment `lo..=hi` of machine `m` once reordered as `order`
     /// (heads from the predecessors, tails from the successors; Taillard / Nowicki–Smutnicki estimate).
-    pub(crate) fn estimate_segment(
+    /// `SETUPS` is `inst.has_setups`, so plain shops skip the setup lookups.
+    #[inline(always)]
+    pub(crate) fn estimate_segment<const SETUPS: bool>(
         &self,
         inst: &Inst,
         m: usize,
@@ -369,7 +372,8 @@ impl State {
         let mut prev = if lo == 0 { NONE } else { s[lo - 1] };
         let mut prev_end = if prev == NONE { 0 } else { self.end(prev) };
         for (i, &y) in order.iter().enumerate() {
-            let r = self.job_ready(inst, y).max(prev_end + inst.setup(m, prev, y));
+            let setup = if SETUPS { inst.setup(m, prev, y) } else { 0 };
+            let r = self.job_ready(inst, y).max(prev_end + setup);
             heads[i] = r;
             prev = y;
             prev_end = r + self.dur[y];
@@ -379,7 +383,8 @@ impl State {
         let mut succ = next;
         let mut succ_tail = if next == NONE { 0 } else { self.dur[next] + self.tail[next] };
         for (i, &y) in order.iter().enumerate().rev() {
-            let link = if succ == NONE { 0 } else { inst.setup(m, y, succ) + succ_tail };
+            let setup = if SETUPS && succ != NONE { inst.setup(m, y, succ) } else { 0 };
+            let link = if succ == NONE { 0 } else { setup + succ_tail };
             let q = self.job_tail(inst, y).max(link);
             best = best.max(heads[i] + self.dur[y] + q);
             succ = y;

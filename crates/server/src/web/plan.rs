@@ -316,7 +316,10 @@ fn objective_name<'a>(p: &Text, objective: &'a str) -> &'a str {
 
 /// How long the solver ran: milliseconds under ten seconds, else seconds.
 fn solve_time(p: &Text, ms: i64) -> String {
-    if ms < 10_000 {
+    if ms < 1 {
+        // A right shift or a dispatching rule alone can take less than a millisecond.
+        format!("< 1 {}", p.milliseconds)
+    } else if ms < 10_000 {
         format!("{ms} {}", p.milliseconds)
     } else {
         format!("{:.1} {}", ms as f64 / 1000.0, p.seconds)
@@ -1157,6 +1160,14 @@ mod tests {
             )),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn solve_time_never_says_zero() {
+        assert_eq!(solve_time(&EN, 0), "< 1 ms", "a right shift can take under a millisecond");
+        assert_eq!(solve_time(&EN, 42), "42 ms");
+        assert_eq!(solve_time(&EN, 12_345), "12.3 s");
+        assert_eq!(solve_time(&ZH, 0), "< 1 毫秒");
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub(crate) struct Inst {
     /// or every operation when some start is fixed (a fixed successor may start before its
     /// predecessor ends). The makespan is the latest end among them.
     pub(crate) last_candidates: Vec<usize>,
-    /// A simple lower bound on the makespan (job lengths, machine loads of single-machine ops).
+    /// A simple lower bound on the makespan (job lengths, machine loads of single-machine ops). It
+    /// ignores setups and breaks, which only lengthen a schedule, and fixed starts, which only delay
+    /// jobs, so it stays valid.
     pub(crate) lower_bound: i64,
 }
 
@@ -144,9 +146,6 @@ impl Inst {
             }
             inst.has_unavailable |= !merged.is_empty();
             inst.unavailable.push(merged);
-        }
-        if inst.has_setups || inst.has_unavailable || inst.has_fixed {
-            // The simple bound ignores setups and breaks but stays valid; fixed ops could delay jobs only.
         }
         inst
     }

@@ -265,18 +265,8 @@ impl<'a> Search<'a> {
                         if self.heads.len() < self.order.len() {
                             self.heads.resize(self.order.len(), 0);
                         }
-                        cand.estimate = if inst.has_setups {
-                            self.state.estimate_segment::<true>(inst, m, lo, hi, &self.order, &mut self.heads)
-                        } else {
-                            self.state.estimate_segment::<false>(
-                                inst,
-                                m,
-                                lo,
-                                hi,
-                                &self.order,
-                                &mut self.heads,
-                            )
-                        };
+                        cand.estimate =
+                            self.state.estimate_segment(inst, m, lo, hi, &self.order, &mut self.heads);
                     }
                     let ju = inst.job_of[u];
                     cand.tabu = if from < to {

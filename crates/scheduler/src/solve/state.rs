@@ -330,6 +330,12 @@ impl State {
         path.reverse();
     }
 
+    /// Number of operations on some critical path (head + duration + tail equal to the makespan).
+    pub(crate) fn critical_count(&self) -> usize {
+        let makespan = self.makespan;
+        (0..self.start.len()).filter(|&o| self.start[o] + self.dur[o] + self.tail[o] == makespan).count()
+    }
+
     /// Moves the op at `from` in machine `m`'s sequence so that it ends at position `to`.
     pub(crate) fn shift(&mut self, m: usize, from: usize, to: usize) {
         let s = &mut self.seq[m];

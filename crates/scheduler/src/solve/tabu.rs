@@ -5,7 +5,8 @@
 //! head/tail estimate of the longest path through the changed operations; the chosen one is applied and
 //! the schedule decoded exactly. Tardiness objectives use the same moves on the critical paths of tardy
 //! jobs, evaluated exactly. Around the tabu search, a small population of solutions is recombined by path
-//! relinking (see [`search`]).
+//! relinking (see [`search`]). Under makespan, fewer critical operations at an equal makespan count as
+//! progress, which gives the search a direction on plateaus (see `Search::run`).
 
 use std::time::Duration;
 
@@ -605,14 +606,22 @@ impl Global<'_, '_> {
 
 impl Search<'_> {
     /// Tabu search from the current (decoded) state until `stall_limit` iterations pass without improving
-    /// this run's best, or a global limit is hit. Returns the run's best.
+    /// this run's best, or a global limit is hit. Returns the run's best as a population member.
     /// Also says whether any move was made (none when the neighbourhood is empty).
-    fn run(&mut self, global: &mut Global<'_, '_>, stall_limit: u64) -> (Score, Snapshot, bool) {
+    ///
+    /// Under makespan, a schedule with the run's best makespan and fewer critical operations also
+    /// counts as an improvement: on a plateau of equal makespans the run keeps going while the
+    /// critical paths thin out, and it hands the thinnest schedule to the population (see the
+    /// "Plateau tie-break" table in BENCHMARKS.md).
+    fn run(&mut self, global: &mut Global<'_, '_>, stall_limit: u64) -> (Member, bool) {
         let objective = global.params.objective;
+        let thin_plateaus = objective == Objective::Makespan;
+        let critical_ops = |state: &State| if thin_plateaus { state.critical_count() } else { 0 };
         self.clear_tabu();
         let mut run_best = Snapshot::default();
         self.state.snapshot_into(&mut run_best);
         let mut run_score = self.state.score(objective);
+        let mut run_critical = critical_ops(&self.state);
         global.offer(&self.state);
         let mut stall = 0;
         let mut moved_any = false;
@@ -624,8 +633,11 @@ impl Search<'_> {
                 _ => self.step_exact(objective, run_score.min(global.score)),
             };
             let score = self.state.score(objective);
-            if score < run_score {
+            // Counting critical operations is a pass over all of them: only on the run's plateau.
+            let critical = if score <= run_score { critical_ops(&self.state) } else { usize::MAX };
+            if (score, critical) < (run_score, run_critical) {
                 run_score = score;
+                run_critical = critical;
                 self.state.snapshot_into(&mut run_best);
                 global.offer(&self.state);
                 stall = 0;
@@ -637,7 +649,7 @@ impl Search<'_> {
             }
             moved_any = true;
         }
-        (run_score, run_best, moved_any)
+        (Member { score: run_score, critical: run_critical, snap: run_best }, moved_any)
     }
 
     /// Path relinking: walks the current state towards `guide` by moving a random share of the operations
@@ -736,6 +748,19 @@ fn distance(a: &Snapshot, b: &Snapshot, scratch: &mut Vec<usize>) -> usize {
     differ
 }
 
+/// A solution kept in the population, ranked by score, then by its number of critical operations.
+struct Member {
+    score: Score,
+    critical: usize,
+    snap: Snapshot,
+}
+
+impl Member {
+    fn rank(&self) -> (Score, usize) {
+        (self.score, self.critical)
+    }
+}
+
 /// Runs one complete search with `seed`: constructive starts, then a small population improved by tabu
 /// search and recombined by path relinking (in the spirit of Peng, Lü & Cheng's TS/PR).
 pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
@@ -773,7 +798,7 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
     let mut search = Search::new(inst, state, rng.next_u64());
     let stall_limit = params.stall_limit;
     let pop_size = 8;
-    let mut population: Vec<(Score, Snapshot)> = Vec::with_capacity(pop_size);
+    let mut population: Vec<Member> = Vec::with_capacity(pop_size);
     let mut scratch = Vec::new();
     let mut stuck_runs = 0;
     while !global.done() {
@@ -796,27 +821,27 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
             if b >= a {
                 b += 1;
             }
-            search.state.restore(&population[a].1);
+            search.state.restore(&population[a].snap);
             search.state.decode(inst);
-            let guide = population[b].1.clone();
+            let guide = population[b].snap.clone();
             search.relink(&guide);
         }
-        let (score, snap, moved) = search.run(&mut global, stall_limit);
+        let (member, moved) = search.run(&mut global, stall_limit);
         // Shops without any neighbour (e.g. no two operations ever compete) cannot improve: stop early
         // instead of spinning until the time limit.
         stuck_runs = if moved { 0 } else { stuck_runs + 1 };
         if stuck_runs >= 20 {
             break;
         }
-        if population.iter().any(|(_, member)| distance(member, &snap, &mut scratch) == 0) {
+        if population.iter().any(|other| distance(&other.snap, &member.snap, &mut scratch) == 0) {
             continue;
         }
         if population.len() < pop_size {
-            population.push((score, snap));
-        } else if let Some(worst) = population.iter_mut().max_by_key(|member| member.0)
-            && score <= worst.0
+            population.push(member);
+        } else if let Some(worst) = population.iter_mut().max_by_key(|other| other.rank())
+            && member.rank() <= worst.rank()
         {
-            *worst = (score, snap);
+            *worst = member;
         }
     }
     Outcome {

@@ -372,3 +372,19 @@ fn a_warm_start_is_never_lost() {
     let cold = solve(&problem, &Config { initial: Some(broken), ..config(0) });
     assert_feasible(&problem, &cold);
 }
+
+#[test]
+fn critical_operations_are_counted_on_every_critical_path() {
+    // Job 0 runs 5 + 5 on machines 0 and 1, job 1 runs 2 on machine 0.
+    let problem = Problem::job_shop("critical", 2, &[vec![(0, 5), (1, 5)], vec![(0, 2)]]);
+    let inst = Inst::new(&problem);
+    let count = |machine_0: Vec<usize>| {
+        let mut state = State::new(&inst, vec![0, 1, 0], vec![5, 5, 2], vec![machine_0, vec![1]]);
+        assert!(state.decode(&inst));
+        (state.makespan, state.critical_count())
+    };
+    // Job 1 after job 0's first operation has slack (ends at 7 of 10): job 0 alone is critical.
+    assert_eq!(count(vec![0, 2]), (10, 2));
+    // Job 1 first delays job 0: all three operations lie on the one critical path.
+    assert_eq!(count(vec![2, 0]), (12, 3));
+}

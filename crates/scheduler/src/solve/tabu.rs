@@ -761,6 +761,43 @@ impl Member {
     }
 }
 
+/// Iterations a population must go without a better member before it may be restarted.
+const RESTART_MIN_ITERATIONS: u64 = 500_000;
+
+/// One population's life. A population that has gone without a better member for as many iterations
+/// as it took to find its best (and at least [`RESTART_MIN_ITERATIONS`]) has settled on a plateau:
+/// the search drops it and builds a new one from fresh constructions; the best schedule so far stays
+/// in `Global`. Relinking within a settled population rarely leaves its plateau (on ta43 all eight
+/// members sat at one makespan from 8 s to 40 s), while a new population finds other basins: at
+/// 60 s this took ta41–50 from 1.35 % to 1.11 % (BENCHMARKS.md, "Restarting settled populations").
+/// At 10 s it rarely fires and measured within noise.
+struct Epoch {
+    started: u64,
+    improved: u64,
+    best: Option<(Score, usize)>,
+    /// Set by a restart: the next run starts from a new construction, not from the current state.
+    fresh: bool,
+}
+
+impl Epoch {
+    fn new(now: u64) -> Epoch {
+        Epoch { started: now, improved: now, best: None, fresh: false }
+    }
+
+    /// Notes a finished run's result (`Member::rank`) at iteration `now`.
+    fn record(&mut self, rank: (Score, usize), now: u64) {
+        if self.best.is_none_or(|best| rank < best) {
+            self.best = Some(rank);
+            self.improved = now;
+        }
+    }
+
+    fn exhausted(&self, now: u64) -> bool {
+        let productive = self.improved - self.started;
+        now - self.improved > productive.max(RESTART_MIN_ITERATIONS)
+    }
+}
+
 /// Runs one complete search with `seed`: constructive starts, then a small population improved by tabu
 /// search and recombined by path relinking (in the spirit of Peng, Lü & Cheng's TS/PR).
 pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
@@ -801,9 +838,16 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
     let mut population: Vec<Member> = Vec::with_capacity(pop_size);
     let mut scratch = Vec::new();
     let mut stuck_runs = 0;
+    let mut epoch = Epoch::new(0);
     while !global.done() {
+        if population.len() == pop_size && epoch.exhausted(global.iterations) {
+            // The global best is kept in `global`; the new population starts from scratch.
+            population.clear();
+            epoch = Epoch { fresh: true, ..Epoch::new(global.iterations) };
+        }
         if population.len() < pop_size {
-            if !population.is_empty() {
+            if !population.is_empty() || epoch.fresh {
+                epoch.fresh = false;
                 let rule = if search.rng.below(2) == 0 {
                     Rule::Random
                 } else {
@@ -833,6 +877,7 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
         if stuck_runs >= 20 {
             break;
         }
+        epoch.record(member.rank(), global.iterations);
         if population.iter().any(|other| distance(&other.snap, &member.snap, &mut scratch) == 0) {
             continue;
         }
@@ -854,7 +899,28 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
 
 #[cfg(test)]
 mod pair_tests {
-    use super::TabuPairs;
+    use super::{Epoch, RESTART_MIN_ITERATIONS, Score, TabuPairs};
+
+    #[test]
+    fn a_population_is_settled_after_as_long_without_progress_as_it_took() {
+        let start = 1_000;
+        let mut epoch = Epoch::new(start);
+        epoch.record((Score(0, 500, 0), 9), start + 10);
+        epoch.record((Score(0, 480, 0), 30), start + 2_000_000);
+        // Worse or equal members are no progress.
+        epoch.record((Score(0, 480, 0), 30), start + 3_000_000);
+        epoch.record((Score(0, 490, 0), 1), start + 3_500_000);
+        assert!(!epoch.exhausted(start + 4_000_000));
+        assert!(epoch.exhausted(start + 4_000_001));
+        // Fewer critical operations at the same score are progress.
+        epoch.record((Score(0, 480, 0), 29), start + 4_000_000);
+        assert!(!epoch.exhausted(start + 8_000_000));
+        // Early bests still wait the minimum.
+        let mut quick = Epoch::new(0);
+        quick.record((Score(0, 100, 0), 5), 1);
+        assert!(!quick.exhausted(RESTART_MIN_ITERATIONS + 1));
+        assert!(quick.exhausted(RESTART_MIN_ITERATIONS + 2));
+    }
 
     #[test]
     fn dense_and_sparse_tables_agree() {

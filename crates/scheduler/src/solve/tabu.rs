@@ -775,13 +775,11 @@ struct Epoch {
     started: u64,
     improved: u64,
     best: Option<(Score, usize)>,
-    /// Set by a restart: the next run starts from a new construction, not from the current state.
-    fresh: bool,
 }
 
 impl Epoch {
     fn new(now: u64) -> Epoch {
-        Epoch { started: now, improved: now, best: None, fresh: false }
+        Epoch { started: now, improved: now, best: None }
     }
 
     /// Notes a finished run's result (`Member::rank`) at iteration `now`.
@@ -843,11 +841,12 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
         if population.len() == pop_size && epoch.exhausted(global.iterations) {
             // The global best is kept in `global`; the new population starts from scratch.
             population.clear();
-            epoch = Epoch { fresh: true, ..Epoch::new(global.iterations) };
+            epoch = Epoch::new(global.iterations);
         }
         if population.len() < pop_size {
-            if !population.is_empty() || epoch.fresh {
-                epoch.fresh = false;
+            // Only the search's first run starts from the best initial construction.
+            let first_run = population.is_empty() && epoch.started == 0;
+            if !first_run {
                 let rule = if search.rng.below(2) == 0 {
                     Rule::Random
                 } else {

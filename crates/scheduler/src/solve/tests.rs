@@ -388,3 +388,11 @@ fn critical_operations_are_counted_on_every_critical_path() {
     // Job 1 first delays job 0: all three operations lie on the one critical path.
     assert_eq!(count(vec![2, 0]), (12, 3));
 }
+
+#[test]
+fn every_second_restarted_population_has_a_shorter_tenure() {
+    // 30 jobs on 10 machines: the usual base tenure is 10 + 30 / 10.
+    let inst = Inst::new(&random_job_shop(3, 30, 10));
+    let tenures: Vec<u64> = (0..5).map(|restarts| tabu::population_tenure(&inst, restarts)).collect();
+    assert_eq!(tenures, [13, 7, 13, 7, 13]);
+}

@@ -31,6 +31,8 @@ pub(crate) struct Inst {
     pub(crate) weight: Vec<i64>,
     /// Fixed (machine, start) per op.
     pub(crate) fixed: Vec<Option<(usize, i64)>>,
+    /// The operations with a fixed start, in index order.
+    pub(crate) fixed_ops: Vec<usize>,
     pub(crate) has_setups: bool,
     pub(crate) has_unavailable: bool,
     pub(crate) has_fixed: bool,
@@ -71,6 +73,7 @@ impl Inst {
             due: Vec::new(),
             weight: Vec::new(),
             fixed: Vec::new(),
+            fixed_ops: Vec::new(),
             has_setups: false,
             has_unavailable: false,
             has_fixed: false,
@@ -112,6 +115,7 @@ impl Inst {
         }
         inst.n_ops = inst.job_of.len();
         inst.job_start.push(inst.n_ops);
+        inst.fixed_ops = (0..inst.n_ops).filter(|&o| inst.fixed[o].is_some()).collect();
         inst.last_candidates = if inst.has_fixed {
             (0..inst.n_ops).collect()
         } else {

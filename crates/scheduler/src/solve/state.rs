@@ -27,6 +27,11 @@ pub(crate) struct State {
     /// Total lateness of fixed operations' predecessors (0 when every fixed start is honoured).
     pub(crate) penalty: i64,
     indeg: Vec<u32>,
+    /// Scratch of [`State::probe`]: operations whose head may change (stamped with `epoch`), and the
+    /// heads it changed, to put back.
+    dirty: Vec<u32>,
+    epoch: u32,
+    changed: Vec<(usize, i64)>,
 }
 
 /// The part of a state that defines it; copied into elite pools.
@@ -57,6 +62,9 @@ impl State {
             tardiness: 0,
             penalty: 0,
             indeg: vec![0; n],
+            dirty: vec![0; n],
+            epoch: 0,
+            changed: Vec::new(),
         };
         state.reindex_all();
         state
@@ -151,6 +159,85 @@ impl State {
         } else {
             self.decode_window::<false>(inst, r0, r1, r1)
         }
+    }
+
+    /// The score the state would have after a move, without keeping it. `r0..=r1` is the move's
+    /// window of the topological order (as for [`State::decode_from`]) and `targets` the operations
+    /// that gained a new machine predecessor outside it. The window is re-sorted into scratch, and
+    /// heads are recomputed along the order only where a predecessor changed, so the cost follows
+    /// what the move actually shifts, not the rest of the schedule; then every head is put back.
+    /// No tails. `None` on a cycle.
+    pub(crate) fn probe(
+        &mut self,
+        inst: &Inst,
+        (r0, r1): (usize, usize),
+        targets: &[usize],
+        objective: super::Objective,
+    ) -> Option<Score> {
+        if inst.has_extensions() {
+            self.probe_with::<true>(inst, r0, r1, targets, objective)
+        } else {
+            self.probe_with::<false>(inst, r0, r1, targets, objective)
+        }
+    }
+
+    fn probe_with<const EXT: bool>(
+        &mut self,
+        inst: &Inst,
+        r0: usize,
+        r1: usize,
+        targets: &[usize],
+        objective: super::Objective,
+    ) -> Option<Score> {
+        let n = inst.n_ops;
+        let r1 = r1.min(n.saturating_sub(1));
+        let window = if r0 <= r1 { r1 - r0 + 1 } else { 0 };
+        if window > 0 && !self.sort::<EXT>(inst, r0, r1, false) {
+            return None;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.dirty.fill(0);
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
+        for &o in targets {
+            if o != NONE {
+                self.dirty[o] = epoch;
+            }
+        }
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.clear();
+        for k in r0..n {
+            let in_window = k - r0 < window;
+            let o = if in_window { self.order[k - r0] } else { self.topo[k] };
+            if !in_window && self.dirty[o] != epoch {
+                continue;
+            }
+            let start = self.head::<EXT>(inst, o);
+            let moved = start != self.start[o];
+            if moved {
+                changed.push((o, self.start[o]));
+                self.start[o] = start;
+            }
+            // Inside the window the order and durations may have changed even where the head did not.
+            if moved || in_window {
+                for next in [inst.jnext[o], self.mn[o]] {
+                    if next != NONE {
+                        self.dirty[next] = epoch;
+                    }
+                }
+            }
+        }
+        let before = (self.makespan, self.tardiness, self.penalty);
+        self.finish_objectives::<EXT>(inst);
+        let score = self.score(objective);
+        (self.makespan, self.tardiness, self.penalty) = before;
+        for &(o, start) in &changed {
+            self.start[o] = start;
+        }
+        self.changed = changed;
+        Some(score)
     }
 
     /// Whether operation `o` is a node whose incoming arcs count (fixed operations start where they
@@ -265,17 +352,15 @@ impl State {
         let makespan = inst.last_candidates.iter().map(|&o| self.end(o)).max().unwrap_or(0);
         let mut penalty = 0;
         if EXT && inst.has_fixed {
-            for o in 0..inst.n_ops {
-                if inst.fixed[o].is_some() {
-                    let mp = self.mprev(o);
-                    let m = self.mach[o];
-                    let setup = inst.setup(m, mp, o);
-                    let machine_ready = if mp == NONE { 0 } else { self.end(mp) } + setup;
-                    penalty += (self.job_ready(inst, o).max(machine_ready) - self.start[o]).max(0);
-                    // The setup window in front of a fixed op depends on its predecessor and must
-                    // avoid breaks too.
-                    penalty += inst.fit(m, self.start[o], setup, self.dur[o]) - self.start[o];
-                }
+            for &o in &inst.fixed_ops {
+                let mp = self.mprev(o);
+                let m = self.mach[o];
+                let setup = inst.setup(m, mp, o);
+                let machine_ready = if mp == NONE { 0 } else { self.end(mp) } + setup;
+                penalty += (self.job_ready(inst, o).max(machine_ready) - self.start[o]).max(0);
+                // The setup window in front of a fixed op depends on its predecessor and must
+                // avoid breaks too.
+                penalty += inst.fit(m, self.start[o], setup, self.dur[o]) - self.start[o];
             }
         }
         self.makespan = makespan;
@@ -314,14 +399,21 @@ impl State {
             if inst.fixed[o].is_some() {
                 break;
             }
+            // The binding predecessor is the one that is ready last: `head` starts `o` at the
+            // later of the two ready times, or at the end of the break that time falls into, so
+            // the path runs on through a break (stopping there would leave only the moves inside
+            // one shift). In a plain shop the binding arc is the tight one.
             let mp = self.mprev(o);
-            let setup = if inst.has_setups && mp != NONE { inst.setup(self.mach[o], mp, o) } else { 0 };
-            if mp != NONE && self.end(mp) + setup == self.start[o] {
-                o = mp;
-                continue;
-            }
             let jp = inst.jprev[o];
-            if jp != NONE && self.end(jp) == self.start[o] {
+            let job_ready = self.job_ready(inst, o);
+            if mp != NONE {
+                let setup = if inst.has_setups { inst.setup(self.mach[o], mp, o) } else { 0 };
+                if self.end(mp) + setup >= job_ready {
+                    o = mp;
+                    continue;
+                }
+            }
+            if jp != NONE {
                 o = jp;
                 continue;
             }

@@ -396,3 +396,68 @@ fn every_second_restarted_population_has_a_shorter_tenure() {
     let tenures: Vec<u64> = (0..5).map(|restarts| tabu::population_tenure(&inst, restarts)).collect();
     assert_eq!(tenures, [13, 7, 13, 7, 13]);
 }
+
+#[test]
+fn a_critical_path_runs_through_a_break() {
+    // Both jobs on machine 0, which stops from 5 to 10: job 1 (3 long) follows job 0 (0 to 4) and
+    // does not fit before the break, so it starts at 10, still because of job 0.
+    let mut problem = Problem::job_shop("break path", 1, &[vec![(0, 4)], vec![(0, 3)]]);
+    problem.machines[0].unavailable = vec![Interval { start: 5, end: 10 }];
+    let inst = Inst::new(&problem);
+    let mut state = State::new(&inst, vec![0, 0], vec![4, 3], vec![vec![0, 1]]);
+    assert!(state.decode(&inst));
+    assert_eq!((state.start[1], state.makespan), (10, 13));
+    let mut path = Vec::new();
+    state.critical_path_to(&inst, 1, &mut path);
+    assert_eq!(path, [0, 1], "the break does not cut the path");
+}
+
+#[test]
+fn probing_a_move_equals_decoding_it_and_changes_nothing() {
+    let objectives = [Objective::Makespan, Objective::WeightedTardiness, Objective::TardinessThenMakespan];
+    let mut probed = 0;
+    for seed in 0..40 {
+        let problem = random_extended(seed, seed % 2 == 0, seed % 3 == 0, seed % 4 < 2, seed % 5 == 0);
+        if problem.validate().is_err() {
+            continue;
+        }
+        let inst = Inst::new(&problem);
+        let mut rng = rng::Rng::new(seed);
+        let mut state = construct::build(&inst, construct::Rule::Random, &mut rng);
+        assert!(state.decode(&inst));
+        let mut search = tabu::Search::new(&inst, state, seed);
+        let objective = objectives[seed as usize % 3];
+        for m in 0..inst.n_machines {
+            let len = search.state.seq[m].len();
+            for from in 0..len {
+                for to in 0..len {
+                    if from == to {
+                        continue;
+                    }
+                    let mv = tabu::Move::Shift { m, from, to };
+                    let before = (
+                        search.state.start.clone(),
+                        search.state.tail.clone(),
+                        search.state.score(objective),
+                    );
+                    let window = search.affected_ranks(mv);
+                    let targets = search.new_predecessor_targets(mv);
+                    search.apply(mv, false);
+                    let score = search.state.probe(&inst, window, &targets, objective);
+                    let mut full = search.state.clone();
+                    let exact = full.decode(&inst).then(|| full.score(objective));
+                    assert_eq!(score, exact, "seed {seed}, {mv:?}");
+                    search.apply(tabu::Move::Shift { m, from: to, to: from }, false);
+                    let after = (
+                        search.state.start.clone(),
+                        search.state.tail.clone(),
+                        search.state.score(objective),
+                    );
+                    assert!(before == after, "seed {seed}: the probe of {mv:?} left a trace");
+                    probed += 1;
+                }
+            }
+        }
+    }
+    assert!(probed > 500, "only {probed} moves probed");
+}

@@ -1,9 +1,10 @@
 //! Criterion bench of the search's inner loop: moves estimated per second on the critical-block
 //! neighbourhood, and full tabu iterations (evaluate, pick, apply, exact decode) per second, on random
-//! 15x15, 30x20 and flexible 20x10 shops generated in code.
+//! 15x15, 30x20 and flexible 20x10 shops generated in code; and moves probed exactly per second
+//! (the tardiness objectives' evaluation) on a plant-like shop with due dates, setups and shifts.
 
 use criterion::{Criterion, Throughput, criterion_main};
-use scheduler::{Alternative, Job, Machine, MoveBench, Operation, Problem};
+use scheduler::{Alternative, Interval, Job, Machine, MoveBench, Operation, Problem};
 
 /// Xorshift64 for the instance generator.
 struct Xorshift(u64);
@@ -45,6 +46,48 @@ fn random_shop(n_jobs: usize, n_machines: usize, flexibility: usize, seed: u64) 
     Problem { name: "bench".into(), machines: vec![Machine::default(); n_machines], jobs }
 }
 
+/// A plant-like shop: 300 jobs of 5 operations on 10 machines (2 alternatives each), released over
+/// the first days, due dates and weights, three setup families, and machines that stop for the
+/// night (two shifts of eight hours, then eight hours off, in minutes).
+fn plant(seed: u64) -> Problem {
+    let mut rng = Xorshift(seed.max(1));
+    let n_machines = 10;
+    let day = 24 * 60;
+    let machines = (0..n_machines)
+        .map(|_| Machine {
+            setup: (0..3)
+                .map(|a| (0..3).map(|b| if a == b { 0 } else { 15 + 10 * (a + b) as i64 }).collect())
+                .collect(),
+            initial_family: None,
+            unavailable: (0..60).map(|d| Interval { start: d * day + 16 * 60, end: (d + 1) * day }).collect(),
+        })
+        .collect();
+    let jobs = (0..300)
+        .map(|_| {
+            let family = rng.below(3) as usize;
+            let mut job = Job::new(
+                (0..5)
+                    .map(|_| {
+                        let first = rng.below(n_machines as u64) as usize;
+                        let duration = 20 + rng.below(160) as i64;
+                        let alternatives = (0..2)
+                            .map(|k| Alternative { machine: (first + 5 * k) % n_machines, duration })
+                            .collect();
+                        let mut op = Operation::new(alternatives);
+                        op.family = family;
+                        op
+                    })
+                    .collect(),
+            );
+            job.release = rng.below(3 * day as u64) as i64;
+            job.due = Some(job.release + 2 * day + rng.below(10 * day as u64) as i64);
+            job.weight = 1 + rng.below(3) as i64;
+            job
+        })
+        .collect();
+    Problem { name: "plant".into(), machines, jobs }
+}
+
 fn moves(c: &mut Criterion) {
     let shops = [
         ("jssp_15x15", random_shop(15, 15, 1, 7)),
@@ -65,6 +108,12 @@ fn moves(c: &mut Criterion) {
             group.bench_function(format!("iteration/{name}"), |b| b.iter(|| bench.iterate()));
         });
     }
+    let plant = plant(17);
+    MoveBench::with(&plant, 1, |bench| {
+        let per_pass = bench.probe_neighbourhood().max(1) as u64;
+        group.throughput(Throughput::Elements(per_pass));
+        group.bench_function("probe/plant_300x5", |b| b.iter(|| bench.probe_neighbourhood()));
+    });
     group.finish();
 }
 

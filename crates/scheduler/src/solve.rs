@@ -240,6 +240,16 @@ impl MoveBench<'_> {
         self.search.cands.len()
     }
 
+    /// Probes every move around the critical path to the last operation exactly under weighted
+    /// tardiness (the tardiness objectives' evaluation); returns how many.
+    pub fn probe_neighbourhood(&mut self) -> usize {
+        self.search.cands.clear();
+        self.search.makespan_path();
+        self.search.add_path_moves(false);
+        self.search.evaluate_candidates(0, false);
+        self.search.probe_candidates(Objective::WeightedTardiness).len()
+    }
+
     /// One full tabu iteration: evaluate, pick, apply, decode.
     pub fn iterate(&mut self) {
         self.search.iter += 1;

@@ -482,6 +482,33 @@ impl<'a> Search<'a> {
         self.step_makespan(best_makespan)
     }
 
+    /// The exact score after each candidate move ([`Score::WORST`] where it closes a cycle).
+    pub(crate) fn probe_candidates(&mut self, objective: Objective) -> Vec<Score> {
+        let inst = self.inst;
+        let mut scores: Vec<Score> = Vec::with_capacity(self.cands.len());
+        for idx in 0..self.cands.len() {
+            let mv = self.cands[idx].mv;
+            let (old_mach, old_pos) = match mv {
+                Move::Reassign { o, .. } => (self.state.mach[o], self.state.pos[o]),
+                Move::Shift { .. } => (0, 0),
+            };
+            let window = self.affected_ranks(mv);
+            let targets = self.new_predecessor_targets(mv);
+            self.apply(mv, false);
+            let score = self.state.probe(inst, window, &targets, objective).unwrap_or(Score::WORST);
+            #[cfg(debug_assertions)]
+            {
+                let mut full = self.state.clone();
+                let exact = if full.decode(inst) { full.score(objective) } else { Score::WORST };
+                assert_eq!(score, exact, "probe of {mv:?}");
+            }
+            scores.push(score);
+            let back = self.inverse(mv, old_mach, old_pos);
+            self.apply(back, false);
+        }
+        scores
+    }
+
     /// One iteration for tardiness objectives: moves on the critical paths of (up to a few) tardy jobs,
     /// evaluated exactly by [`State::probe`]. A move here shifts most of the schedule after it (in
     /// the generated factory of `microfactory bench plan` a probe recomputes about 1,400 of 2,615
@@ -515,27 +542,7 @@ impl<'a> Search<'a> {
             let k = self.rng.below(self.cands.len());
             self.cands.swap_remove(k);
         }
-        let mut scores: Vec<Score> = Vec::with_capacity(self.cands.len());
-        for idx in 0..self.cands.len() {
-            let mv = self.cands[idx].mv;
-            let (old_mach, old_pos) = match mv {
-                Move::Reassign { o, .. } => (self.state.mach[o], self.state.pos[o]),
-                Move::Shift { .. } => (0, 0),
-            };
-            let window = self.affected_ranks(mv);
-            let targets = self.new_predecessor_targets(mv);
-            self.apply(mv, false);
-            let score = self.state.probe(inst, window, &targets, objective).unwrap_or(Score::WORST);
-            #[cfg(debug_assertions)]
-            {
-                let mut full = self.state.clone();
-                let exact = if full.decode(inst) { full.score(objective) } else { Score::WORST };
-                assert_eq!(score, exact, "probe of {mv:?}");
-            }
-            scores.push(score);
-            let back = self.inverse(mv, old_mach, old_pos);
-            self.apply(back, false);
-        }
+        let scores = self.probe_candidates(objective);
         let mut pick = None;
         let mut pick_score = Score::WORST;
         let mut ties = 0;

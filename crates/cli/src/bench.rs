@@ -442,7 +442,8 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
         hours(optimised.makespan)
     );
     println!(
-        "| planner (search warm-started from the rules), {} s | {planner_seconds:.1} s | true | {:.0} | {:.1} |",
+        "| planner (search warm-started from the rules, {} threads), {} s | {planner_seconds:.1} s | true | {:.0} | {:.1} |",
+        planning::solver_threads(),
         options.time_limit,
         hours(plan.weighted_tardiness),
         hours((plan.makespan_end - now).whole_seconds())

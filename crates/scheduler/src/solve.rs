@@ -79,6 +79,10 @@ pub struct Config {
     /// A schedule to start from (a warm start): a dispatching rule's, or the previous plan's for a
     /// repair. Its machine sequences join the constructive starts; when it scores best the search
     /// begins there. Ignored unless it places every operation exactly once on an eligible machine.
+    /// With several threads only the even-numbered ones take it; the others start from the solver's
+    /// own constructions, because a good warm start is a deep local optimum the search rarely
+    /// leaves under tardiness objectives, and the result is the best over all threads, so it is
+    /// never worse than the warm start.
     pub initial: Option<Vec<ScheduledOperation>>,
 }
 
@@ -138,10 +142,18 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
     let outcomes: Vec<tabu::Outcome> = if threads == 1 {
         vec![tabu::search(&inst, &params, seeds[0])]
     } else {
+        // With a warm start, every second thread searches without it (see `Config::initial`).
+        let cold = tabu::Params { initial: None, ..params.clone() };
         std::thread::scope(|scope| {
-            let (inst, params) = (&inst, &params);
-            let handles: Vec<_> =
-                seeds.iter().map(|&seed| scope.spawn(move || tabu::search(inst, params, seed))).collect();
+            let (inst, params, cold) = (&inst, &params, &cold);
+            let handles: Vec<_> = seeds
+                .iter()
+                .enumerate()
+                .map(|(thread, &seed)| {
+                    let params = if thread % 2 == 1 { cold } else { params };
+                    scope.spawn(move || tabu::search(inst, params, seed))
+                })
+                .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))

@@ -418,6 +418,17 @@ pub fn objective(name: &str) -> Option<Objective> {
     }
 }
 
+/// Shortest time limit at which the planner tries every ATCS look-ahead for its warm start.
+const LOOKAHEAD_PORTFOLIO_FROM: Duration = Duration::from_secs(2);
+
+/// Threads of a planning search: two where the machine has them. With a warm start the second
+/// thread searches from the solver's own constructions (`scheduler::Config::initial`), and the
+/// better of the two plans wins: on three generated factories each thread had the better plan on
+/// some (BENCHMARKS.md, "Planning a generated high-mix factory").
+pub fn solver_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
 /// Solves `built` for at most `time_limit` and turns the schedule into a plan to store.
 pub fn solve(
     built: &Built,
@@ -445,18 +456,24 @@ pub fn solve(
         Objective::Makespan => (makespan, twt),
         Objective::WeightedTardiness | Objective::TardinessThenMakespan => (twt, makespan),
     };
-    // The search starts from the better of the dispatching rules (a warm start), so it only ever
+    // The search starts from the best of the dispatching rules (a warm start), so it only ever
     // improves on what a good dispatcher would do.
-    // The fastest answer (no time for search) uses ATCS alone, which beats EDD on tardiness.
-    let candidates: &[baseline::Rule] = if time_limit.is_zero() {
-        &[baseline::Rule::Atcs]
+    // The fastest answer (no time for search) uses ATCS alone, which beats EDD on tardiness. With
+    // time, ATCS also runs with other look-aheads: each costs one dispatch (about 50 ms on 2,600
+    // operations), so short searches such as repairs keep the two rules.
+    let lookaheads: &[f64] = if time_limit >= LOOKAHEAD_PORTFOLIO_FROM {
+        &baseline::ATCS_LOOKAHEADS
     } else {
-        &[baseline::Rule::Atcs, baseline::Rule::Edd]
+        &[baseline::ATCS_LOOKAHEAD]
     };
+    let mut candidates: Vec<(baseline::Rule, f64)> =
+        lookaheads.iter().map(|&k1| (baseline::Rule::Atcs, k1)).collect();
+    if !time_limit.is_zero() {
+        candidates.push((baseline::Rule::Edd, baseline::ATCS_LOOKAHEAD));
+    }
     let rules: Vec<Vec<scheduler::ScheduledOperation>> = candidates
         .iter()
-        .copied()
-        .map(|rule| baseline::dispatch(&built.problem, rule))
+        .map(|&(rule, k1)| baseline::dispatch_with(&built.problem, rule, k1))
         .filter(|candidate| scheduler::check(&built.problem, candidate).is_empty())
         .collect();
     let initial = rules
@@ -470,6 +487,7 @@ pub fn solve(
         objective,
         time_limit: Some(time_limit),
         initial,
+        threads: solver_threads(),
         ..scheduler::Config::default()
     };
     // A zero time limit asks for the fastest feasible plan: the best dispatching rule, no search.

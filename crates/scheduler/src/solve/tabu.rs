@@ -17,6 +17,7 @@ use super::state::{Snapshot, State};
 use super::{Clock, Objective, Score};
 
 /// Limits and goal of one search.
+#[derive(Clone)]
 pub(crate) struct Params<'a> {
     pub(crate) objective: Objective,
     pub(crate) time_limit: Option<Duration>,

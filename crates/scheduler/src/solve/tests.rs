@@ -366,6 +366,11 @@ fn a_warm_start_is_never_lost() {
     let warm = solve(&problem, &Config { initial: Some(good.operations.clone()), ..config(0) });
     assert_feasible(&problem, &warm);
     assert!(warm.makespan <= good.makespan, "{} > {}", warm.makespan, good.makespan);
+    // With threads, the odd ones search without it; the even ones still keep it.
+    let threaded =
+        solve(&problem, &Config { initial: Some(good.operations.clone()), threads: 3, ..config(0) });
+    assert_feasible(&problem, &threaded);
+    assert!(threaded.makespan <= good.makespan, "{} > {}", threaded.makespan, good.makespan);
     // A schedule that does not fit the problem is ignored, not trusted.
     let mut broken = good.operations.clone();
     broken.pop();

@@ -2,7 +2,8 @@
 //! Giffler–Thompson list scheduling (the next operation of every job competes for the machine that
 //! can finish one first; the rule picks among those that could start before that), with
 //! - EDD: earliest due date first;
-//! - ATCS: apparent tardiness cost with setups (Lee, Bhaskaran & Pinedo), `k1 = 2`, `k2 = 0.5`.
+//! - ATCS: apparent tardiness cost with setups (Lee, Bhaskaran & Pinedo), `k1 = 2` unless chosen
+//!   ([`dispatch_with`]), `k2 = 0.5`.
 //!
 //! They respect everything the checker checks (setups, breaks, releases, fixed work) but never
 //! insert work into earlier gaps, so they are what a good dispatcher at the machine would do.
@@ -23,8 +24,22 @@ struct Machine {
     family: Option<usize>,
 }
 
+/// ATCS's look-ahead `k1` in [`dispatch`] (the slack scale, in mean operation durations).
+pub const ATCS_LOOKAHEAD: f64 = 2.0;
+
+/// The look-aheads the planner tries when it has time (see `planning::solve`). Which one wins
+/// depends on the order book: on three generated 500-order factories the best start came from
+/// `k1` = 3, 1 and 4, up to 17 % better in weighted tardiness than `k1` = 2 (BENCHMARKS.md).
+pub const ATCS_LOOKAHEADS: [f64; 6] = [0.5, 1.0, 2.0, 3.0, 4.0, 6.0];
+
 /// Builds a schedule of `problem` with `rule`.
 pub fn dispatch(problem: &Problem, rule: Rule) -> Vec<ScheduledOperation> {
+    dispatch_with(problem, rule, ATCS_LOOKAHEAD)
+}
+
+/// [`dispatch`] with ATCS's look-ahead `k1` chosen: small values rank jobs by weight and slack
+/// sharply (only the nearly late count), large ones weigh in jobs due later.
+pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOperation> {
     let mut machines: Vec<Machine> =
         problem.machines.iter().map(|_| Machine { free_at: 0, family: None }).collect();
     let mut next = vec![0usize; problem.jobs.len()];
@@ -97,7 +112,7 @@ pub fn dispatch(problem: &Problem, rule: Rule) -> Vec<ScheduledOperation> {
                             } else {
                                 1.0
                             };
-                            job_data.weight as f64 / p * (-slack / (2.0 * mean_duration)).exp() * setup_term
+                            job_data.weight as f64 / p * (-slack / (k1 * mean_duration)).exp() * setup_term
                         }
                     }
                 };

@@ -466,3 +466,24 @@ fn probing_a_move_equals_decoding_it_and_changes_nothing() {
     }
     assert!(probed > 500, "only {probed} moves probed");
 }
+
+#[test]
+fn the_break_index_finds_what_a_binary_search_finds() {
+    let mut rng = rng::Rng::new(5);
+    for case in 0..200 {
+        // Calendars (evenly spread) and irregular ones, including long and touching intervals.
+        let mut intervals = Vec::new();
+        let mut t = rng.below(50) as i64 - 25;
+        for _ in 0..rng.below(40) {
+            let gap = if case % 2 == 0 { 100 } else { rng.below(300) as i64 };
+            let length = 1 + if case % 2 == 0 { 50 } else { rng.below(200) as i64 };
+            intervals.push((t + gap, t + gap + length));
+            t += gap + length;
+        }
+        let index = inst::BreakIndex::new(&intervals);
+        for x in -60..t + 60 {
+            let expected = intervals.partition_point(|iv| iv.1 <= x);
+            assert_eq!(index.first_ending_after(&intervals, x), expected, "case {case}, x {x}");
+        }
+    }
+}

@@ -362,14 +362,25 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     // The planner's fastest answer: the best rule, no search (time limit 0).
     let fast_started = Instant::now();
     let fast_built = planning::build(&store, now, &planning::Options::default())?;
-    let fast = planning::solve(&fast_built, now, "tardiness_then_makespan", Duration::ZERO)
-        .map_err(anyhow::Error::msg)?;
+    let fast = planning::solve(
+        &fast_built,
+        now,
+        "tardiness_then_makespan",
+        Duration::ZERO,
+        planning::solver_threads(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let fast_ms = fast_started.elapsed().as_secs_f64() * 1000.0;
     // What the planner returns with the full budget.
     let planned = Instant::now();
-    let plan =
-        planning::solve(&built, now, "tardiness_then_makespan", Duration::from_secs_f64(options.time_limit))
-            .map_err(anyhow::Error::msg)?;
+    let plan = planning::solve(
+        &built,
+        now,
+        "tardiness_then_makespan",
+        Duration::from_secs_f64(options.time_limit),
+        planning::solver_threads(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let planner_seconds = planned.elapsed().as_secs_f64();
     bar.inc(1);
     // Publish it, break the busiest machine, and repair.
@@ -397,10 +408,16 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     let repair_options = planning::Options {
         repair: Some(time::Duration::minutes(60)),
         down_for: time::Duration::minutes(60),
+        ..planning::Options::default()
     };
     let repaired_built = planning::build(&store, broken_at, &repair_options)?;
-    let repaired =
-        planning::solve(&repaired_built, broken_at, "tardiness_then_makespan", Duration::from_millis(250));
+    let repaired = planning::solve(
+        &repaired_built,
+        broken_at,
+        "tardiness_then_makespan",
+        Duration::from_millis(250),
+        planning::solver_threads(),
+    );
     let repair_ms = repair_started.elapsed().as_secs_f64() * 1000.0;
     let repair_valid = repaired.is_ok();
     bar.finish_and_clear();
@@ -562,7 +579,7 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
         store.raise_alarm(rule.id, machine.id, now, Some(85.0), "temperature above 80")?;
     }
     let built = server::planning::build(&store, now, &server::planning::Options::default())?;
-    let plan = server::planning::solve(&built, now, "tardiness_then_makespan", Duration::ZERO)
+    let plan = server::planning::solve(&built, now, "tardiness_then_makespan", Duration::ZERO, 1)
         .map_err(anyhow::Error::msg)?;
     let operations = plan.operations.len();
     let summary = store.create_plan(&plan)?;

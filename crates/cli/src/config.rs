@@ -113,6 +113,10 @@ auto_replan = true
 repair_time_limit_seconds = 2.0
 freeze_minutes = 60
 expected_repair_minutes = 60
+# Solver threads of every plan and repair. 0: two where the machine has two cores or more (the
+# second searches from the solver's own starts, the first from the best dispatching rule); 1 keeps
+# a core free for the rest of the server while a plan is computed. At most 64.
+solver_threads = 0
 
 [alarms]
 # http:// URLs that receive every alarm change (raised, acknowledged, cleared) as a JSON POST.

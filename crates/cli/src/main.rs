@@ -244,7 +244,8 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         sim.speed = speed;
     }
     let run_sim = demo && sim.enabled && !args.no_sim && mqtt.enabled && mqtt.external.is_none();
-    let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone());
+    let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone())
+        .with_planning(config.planning.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

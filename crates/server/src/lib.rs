@@ -84,6 +84,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     config: Arc<ServerConfig>,
     alarms: Arc<AlarmConfig>,
+    /// Planning settings of the API's plans (the replanner gets its own copy in [`RunOptions`]).
+    planning: Arc<PlanningConfig>,
     metrics: Arc<Metrics>,
     tokens: Arc<auth::TokenCache>,
     live: tokio::sync::broadcast::Sender<LiveEvent>,
@@ -121,6 +123,7 @@ impl AppState {
             clock,
             config: Arc::new(config),
             alarms: Arc::new(alarms),
+            planning: Arc::default(),
             metrics: Arc::default(),
             tokens: Arc::default(),
             live,
@@ -129,6 +132,13 @@ impl AppState {
             stopping,
             stop: Arc::new(stop),
         }
+    }
+
+    /// The same state with these planning settings for the API's plans (default: every setting at
+    /// its default).
+    pub fn with_planning(mut self, planning: PlanningConfig) -> AppState {
+        self.planning = Arc::new(planning);
+        self
     }
 
     /// Starts the background workers: the alarm engine and the ingest pipeline. [`run`] does

@@ -47,11 +47,13 @@ pub struct Options {
     pub repair: Option<time::Duration>,
     /// How long a machine that is down now is expected to stay down.
     pub down_for: time::Duration,
+    /// Solver threads ([`solver_threads`] by default).
+    pub threads: usize,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { repair: None, down_for: time::Duration::minutes(60) }
+        Options { repair: None, down_for: time::Duration::minutes(60), threads: solver_threads() }
     }
 }
 
@@ -335,12 +337,12 @@ pub fn plan(
     {
         return Ok(repaired);
     }
-    match solve(&built, now, objective_name, time_limit) {
+    match solve(&built, now, objective_name, time_limit, options.threads) {
         Ok(plan) => Ok(plan),
         Err(error) if options.repair.is_some() => {
             tracing::info!(%error, "repair infeasible; planning afresh");
             let fresh = build(store, now, &Options { repair: None, ..*options })?;
-            solve(&fresh, now, objective_name, time_limit).map_err(PlanError::Solver)
+            solve(&fresh, now, objective_name, time_limit, options.threads).map_err(PlanError::Solver)
         }
         Err(error) => Err(PlanError::Solver(error)),
     }
@@ -421,20 +423,23 @@ pub fn objective(name: &str) -> Option<Objective> {
 /// Shortest time limit at which the planner tries every ATCS look-ahead for its warm start.
 const LOOKAHEAD_PORTFOLIO_FROM: Duration = Duration::from_secs(2);
 
-/// Threads of a planning search: two where the machine has them. With a warm start the second
-/// thread searches from the solver's own constructions (`scheduler::Config::initial`), and the
-/// better of the two plans wins: on three generated factories each thread had the better plan on
-/// some (BENCHMARKS.md, "Planning a generated high-mix factory").
+/// The default threads of a planning search (`[planning] solver_threads = 0`): two where the
+/// machine has them. With a warm start the second thread searches from the solver's own
+/// constructions (`scheduler::Config::initial`), and the better of the two plans wins: on three
+/// generated factories each thread had the better plan on some (BENCHMARKS.md, "Planning a
+/// generated high-mix factory").
 pub fn solver_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
-/// Solves `built` for at most `time_limit` and turns the schedule into a plan to store.
+/// Solves `built` for at most `time_limit` with `threads` solver threads (at least one) and turns
+/// the schedule into a plan to store.
 pub fn solve(
     built: &Built,
     now: Timestamp,
     objective_name: &str,
     time_limit: Duration,
+    threads: usize,
 ) -> Result<NewPlan, String> {
     let started = std::time::Instant::now();
     let objective = objective(objective_name).ok_or_else(|| format!("unknown objective {objective_name}"))?;
@@ -487,7 +492,7 @@ pub fn solve(
         objective,
         time_limit: Some(time_limit),
         initial,
-        threads: solver_threads(),
+        threads: threads.max(1),
         ..scheduler::Config::default()
     };
     // A zero time limit asks for the fastest feasible plan: the best dispatching rule, no search.

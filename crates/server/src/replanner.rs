@@ -23,7 +23,23 @@ pub struct PlanningConfig {
     pub freeze_minutes: u32,
     /// How long a broken-down machine is expected to stay down, in minutes.
     pub expected_repair_minutes: u32,
+    /// Solver threads of every plan and repair; 0 picks two where the machine has two cores.
+    pub solver_threads: usize,
 }
+
+impl PlanningConfig {
+    /// [`PlanningConfig::solver_threads`] resolved: 0 becomes [`planning::solver_threads`], and
+    /// more than [`MAX_SOLVER_THREADS`] is capped.
+    pub fn threads(&self) -> usize {
+        match self.solver_threads {
+            0 => planning::solver_threads(),
+            n => n.min(MAX_SOLVER_THREADS),
+        }
+    }
+}
+
+/// Most solver threads a plan may use.
+pub const MAX_SOLVER_THREADS: usize = 64;
 
 impl Default for PlanningConfig {
     fn default() -> PlanningConfig {
@@ -32,6 +48,7 @@ impl Default for PlanningConfig {
             repair_time_limit_seconds: 2.0,
             freeze_minutes: 60,
             expected_repair_minutes: 60,
+            solver_threads: 0,
         }
     }
 }
@@ -63,6 +80,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             let options = planning::Options {
                 repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
                 down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
+                threads: config.threads(),
             };
             let limit = Duration::from_secs_f64(config.repair_time_limit_seconds.clamp(0.05, 60.0));
             let plan =
@@ -84,5 +102,20 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
         }
         // Breakdowns reported while repairing are covered by the plan just made.
         while events.try_recv().is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_SOLVER_THREADS, PlanningConfig};
+
+    #[test]
+    fn solver_threads_resolve_to_a_usable_count() {
+        let with = |solver_threads| PlanningConfig { solver_threads, ..PlanningConfig::default() }.threads();
+        let automatic = with(0);
+        assert!((1..=2).contains(&automatic), "{automatic}");
+        assert_eq!(automatic, crate::planning::solver_threads());
+        assert_eq!((with(1), with(3)), (1, 3));
+        assert_eq!(with(10_000), MAX_SOLVER_THREADS);
     }
 }

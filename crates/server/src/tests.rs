@@ -1057,10 +1057,10 @@ mod planning_properties {
             crate::demo::seed_generated(&store, orders, machines, seed, now).unwrap();
             let built = planning::build(&store, now, &planning::Options::default()).unwrap();
             for limit in [std::time::Duration::ZERO, std::time::Duration::from_millis(30)] {
-                let plan = planning::solve(&built, now, "tardiness_then_makespan", limit);
+                let plan = planning::solve(&built, now, "tardiness_then_makespan", limit, 1);
                 prop_assert!(plan.is_ok(), "{:?}", plan.err());
             }
-            let plan = planning::solve(&built, now, "tardiness_then_makespan", std::time::Duration::from_millis(30)).unwrap();
+            let plan = planning::solve(&built, now, "tardiness_then_makespan", std::time::Duration::from_millis(30), 1).unwrap();
             // Independently of the solver's checker: the generated factory works 06:00–22:00 Hong
             // Kong time, Monday to Saturday, so no setup or operation may touch the night or Sunday
             // (within the planning horizon).
@@ -1077,9 +1077,9 @@ mod planning_properties {
             let broken = model::MachineId((down % machines) as i64 + 1);
             let later = now + time::Duration::minutes(20);
             store.record_state(&model::StateChange { machine: broken, at: later, state: model::MachineState::Down, reason: None }).unwrap();
-            let options = planning::Options { repair: Some(time::Duration::minutes(60)), down_for: time::Duration::minutes(90) };
+            let options = planning::Options { repair: Some(time::Duration::minutes(60)), down_for: time::Duration::minutes(90), ..Default::default() };
             let repaired = planning::build(&store, later, &options).unwrap();
-            let repair = planning::solve(&repaired, later, "tardiness_then_makespan", std::time::Duration::from_millis(30));
+            let repair = planning::solve(&repaired, later, "tardiness_then_makespan", std::time::Duration::from_millis(30), 1);
             prop_assert!(repair.is_ok(), "{:?}", repair.err());
             for op in repair.unwrap().operations {
                 if op.machine_id == broken {

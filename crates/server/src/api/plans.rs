@@ -193,6 +193,7 @@ pub(crate) async fn create_plan(
     let options = planning::Options {
         repair: request.repair.then(|| time::Duration::minutes(i64::from(freeze))),
         down_for: time::Duration::minutes(60),
+        threads: state.planning.threads(),
     };
     let objective = request.objective.unwrap_or_else(|| "tardiness_then_makespan".into());
     if planning::objective(&objective).is_none() {

@@ -4,7 +4,7 @@
 //! critical operation to its best estimated position on another eligible machine. Moves are ranked by the
 //! head/tail estimate of the longest path through the changed operations; the chosen one is applied and
 //! the schedule decoded exactly. Tardiness objectives use the same moves on the critical paths of tardy
-//! jobs, evaluated exactly. Around the tabu search, a small population of solutions is recombined by path
+//! jobs, evaluated exactly; so does the makespan of a shop with breaks, which the estimate ignores. Around the tabu search, a small population of solutions is recombined by path
 //! relinking (see [`search`]). Under makespan, fewer critical operations at an equal makespan count as
 //! progress, which gives the search a direction on plateaus (see `Search::run`).
 
@@ -522,8 +522,11 @@ impl<'a> Search<'a> {
         scores
     }
 
-    /// One iteration for tardiness objectives: moves on the critical paths of (up to a few) tardy jobs,
-    /// evaluated exactly by [`State::probe`]. A move here shifts most of the schedule after it (in
+    /// One iteration for tardiness objectives, and for the makespan of shops with breaks: moves on
+    /// the critical paths of (up to a few) tardy jobs, or on the makespan's critical path, evaluated
+    /// exactly by [`State::probe`]. Makespan with breaks: on three generated factories (seeds 0
+    /// and 1, 10 s) the estimate-driven search ended at 758.0 h on average and this one at
+    /// 751.1 h; both find their best within a few seconds, as the calendar dominates the makespan. A move here shifts most of the schedule after it (in
     /// the generated factory of `microfactory bench plan` a probe recomputes about 1,400 of 2,615
     /// heads), and ranking the moves by an estimate from their machine and job neighbours first, then
     /// probing only the best 8 or 16, found no improvement at all in 10 s there: every sampled move
@@ -534,7 +537,10 @@ impl<'a> Search<'a> {
         let mut tardy: Vec<usize> = (0..inst.n_jobs)
             .filter(|&j| inst.due[j].is_some_and(|due| self.state.end(inst.job_start[j + 1] - 1) > due))
             .collect();
-        if tardy.is_empty() || objective == Objective::TardinessThenMakespan && self.state.tardiness == 0 {
+        if objective == Objective::Makespan
+            || tardy.is_empty()
+            || objective == Objective::TardinessThenMakespan && self.state.tardiness == 0
+        {
             self.makespan_path();
             self.add_path_moves(false);
         } else {
@@ -690,7 +696,10 @@ impl Search<'_> {
             global.iterations += 1;
             self.iter += 1;
             let moved = match objective {
-                Objective::Makespan => self.step_makespan(run_score.1.min(global.score.1)),
+                // The head/tail estimate knows no breaks: with them, makespan moves are probed too.
+                Objective::Makespan if !self.inst.has_unavailable => {
+                    self.step_makespan(run_score.1.min(global.score.1))
+                }
                 _ => self.step_exact(objective, run_score.min(global.score)),
             };
             let score = self.state.score(objective);

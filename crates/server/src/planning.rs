@@ -471,16 +471,14 @@ pub fn solve(
     } else {
         &[baseline::ATCS_LOOKAHEAD]
     };
-    let mut candidates: Vec<(baseline::Rule, f64)> =
-        lookaheads.iter().map(|&k1| (baseline::Rule::Atcs, k1)).collect();
-    if !time_limit.is_zero() {
-        candidates.push((baseline::Rule::Edd, baseline::ATCS_LOOKAHEAD));
-    }
-    let rules: Vec<Vec<scheduler::ScheduledOperation>> = candidates
+    let mut rules: Vec<Vec<scheduler::ScheduledOperation>> = lookaheads
         .iter()
-        .map(|&(rule, k1)| baseline::dispatch_with(&built.problem, rule, k1))
-        .filter(|candidate| scheduler::check(&built.problem, candidate).is_empty())
+        .map(|&k1| baseline::dispatch_with(&built.problem, baseline::Rule::Atcs, k1))
         .collect();
+    if !time_limit.is_zero() {
+        rules.push(baseline::dispatch(&built.problem, baseline::Rule::Edd));
+    }
+    rules.retain(|candidate| scheduler::check(&built.problem, candidate).is_empty());
     let initial = rules
         .iter()
         .min_by_key(|candidate| {

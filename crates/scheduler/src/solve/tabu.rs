@@ -4,8 +4,9 @@
 //! critical operation to its best estimated position on another eligible machine. Moves are ranked by the
 //! head/tail estimate of the longest path through the changed operations; the chosen one is applied and
 //! the schedule decoded exactly. Tardiness objectives use the same moves on the critical paths of tardy
-//! jobs, evaluated exactly; so does the makespan of a shop with breaks, which the estimate ignores. Around the tabu search, a small population of solutions is recombined by path
-//! relinking (see [`search`]). Under makespan, fewer critical operations at an equal makespan count as
+//! jobs, evaluated exactly; so does the makespan of a shop with breaks, which the estimate ignores.
+//! Around the tabu search, a small population of solutions is recombined by path relinking (see
+//! [`search`]). Under makespan, fewer critical operations at an equal makespan count as
 //! progress, which gives the search a direction on plateaus (see `Search::run`).
 
 use std::time::Duration;
@@ -526,21 +527,24 @@ impl<'a> Search<'a> {
     /// the critical paths of (up to a few) tardy jobs, or on the makespan's critical path, evaluated
     /// exactly by [`State::probe`]. Makespan with breaks: on three generated factories (seeds 0
     /// and 1, 10 s) the estimate-driven search ended at 758.0 h on average and this one at
-    /// 751.1 h; both find their best within a few seconds, as the calendar dominates the makespan. A move here shifts most of the schedule after it (in
-    /// the generated factory of `microfactory bench plan` a probe recomputes about 1,400 of 2,615
-    /// heads), and ranking the moves by an estimate from their machine and job neighbours first, then
-    /// probing only the best 8 or 16, found no improvement at all in 10 s there: every sampled move
-    /// is probed.
+    /// 751.1 h; both find their best within a few seconds, as the calendar dominates the makespan.
+    ///
+    /// A move here shifts most of the schedule after it (in the generated factory of `microfactory
+    /// bench plan` a probe recomputes about 1,400 of 2,615 heads), and ranking the moves by an
+    /// estimate from their machine and job neighbours first, then probing only the best 8 or 16,
+    /// found no improvement at all in 10 s there: every sampled move is probed.
     fn step_exact(&mut self, objective: Objective, best: Score) -> bool {
         let inst = self.inst;
         self.cands.clear();
-        let mut tardy: Vec<usize> = (0..inst.n_jobs)
-            .filter(|&j| inst.due[j].is_some_and(|due| self.state.end(inst.job_start[j + 1] - 1) > due))
-            .collect();
-        if objective == Objective::Makespan
-            || tardy.is_empty()
-            || objective == Objective::TardinessThenMakespan && self.state.tardiness == 0
-        {
+        // Late jobs only matter under a tardiness objective and while some job is late.
+        let mut tardy: Vec<usize> = if objective == Objective::Makespan || self.state.tardiness == 0 {
+            Vec::new()
+        } else {
+            (0..inst.n_jobs)
+                .filter(|&j| inst.due[j].is_some_and(|due| self.state.end(inst.job_start[j + 1] - 1) > due))
+                .collect()
+        };
+        if tardy.is_empty() {
             self.makespan_path();
             self.add_path_moves(false);
         } else {

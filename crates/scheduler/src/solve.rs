@@ -239,7 +239,10 @@ impl MoveBench<'_> {
         let mut state = construct::build(&inst, construct::Rule::MostWorkRemaining, &mut rng);
         state.decode(&inst);
         let best = state.makespan;
-        let mut bench = MoveBench { search: tabu::Search::new(&inst, state, seed), best };
+        let mut search = tabu::Search::new(&inst, state, seed);
+        // As in a makespan search (the hash is only kept, the tenure stays as it starts).
+        search.react();
+        let mut bench = MoveBench { search, best };
         body(&mut bench)
     }
 

@@ -130,6 +130,119 @@ const TARDY_PATH_TAIL: usize = 20;
 /// search, 4 seeds; 8 was worse again), the planner's by 1–4 % (BENCHMARKS.md).
 const TARDY_PROBES: usize = 16;
 
+/// Iterations at the start of a search that keep the usual tenure. Shortened from the start, the
+/// tenure rushed some shops (swv11, 50 × 10) into a schedule that no later run improved on (3,068
+/// after 0.4 s against 3,020 after 9 s with the usual tenure).
+const REACTIVE_WARM_UP: u64 = 100_000;
+/// A schedule seen again within this many iterations counts as a repetition (the search cycles).
+const REPEAT_WINDOW: u64 = 1_000;
+/// Iterations without a repetition after which the tenure shrinks a step.
+const CALM_WINDOW: u64 = 200;
+/// Lowest and highest tenure factor, and the steps up on a repetition and down when calm.
+const FACTOR_MIN: f64 = 0.3;
+const FACTOR_MAX: f64 = 3.0;
+const FACTOR_GROW: f64 = 1.1;
+const FACTOR_SHRINK: f64 = 0.9;
+/// The tenure never shrinks below this share of the mean number of candidate moves (nor above the
+/// usual tenure through it): a large neighbourhood needs a long tenure to keep from cycling
+/// (swv11–15, about 50 candidates per iteration, lose badly with a short one), a small one
+/// (la29, ft10, ta01–10: 16–25) gains.
+const FLOOR_PER_CANDIDATE: f64 = 0.3;
+/// Slots of the table of recently seen schedules (a power of two).
+const RECENT_SLOTS: usize = 1 << 14;
+
+/// Reactive tabu tenure, after Battiti and Tecchiolli's reactive tabu search: the tenure grows when
+/// the search comes back to a schedule it saw shortly before, and shrinks while it does not, within
+/// [`FACTOR_MIN`]..[`FACTOR_MAX`] of the usual tenure and never below [`FLOOR_PER_CANDIDATE`] of the
+/// neighbourhood's size. Schedules are recognised by a hash of their machine sequences, kept up to
+/// date move by move. Used under makespan (the estimate-driven search); measured in BENCHMARKS.md,
+/// "Reactive tabu tenure".
+struct Reactive {
+    /// XOR over all machines of a key per pair of neighbours (and per machine's first operation).
+    hash: u64,
+    /// Direct-mapped table of (hash, iteration) of recently seen schedules.
+    recent: Vec<(u64, u64)>,
+    factor: f64,
+    last_change: u64,
+    candidates: u64,
+    iterations: u64,
+}
+
+impl Reactive {
+    fn new() -> Reactive {
+        Reactive {
+            hash: 0,
+            recent: vec![(0, 0); RECENT_SLOTS],
+            factor: 1.0,
+            last_change: 0,
+            candidates: 0,
+            iterations: 0,
+        }
+    }
+
+    /// Forgets the schedules seen so far and hashes `state` afresh (a run starts from a new state).
+    fn start_run(&mut self, state: &State) {
+        self.hash = sequences_hash(state);
+        self.recent.fill((0, 0));
+    }
+
+    /// Counts one iteration's candidate moves.
+    fn count_candidates(&mut self, n: usize) {
+        self.candidates += n as u64;
+        self.iterations += 1;
+    }
+
+    /// Notes the schedule reached at iteration `iter` and adapts the factor.
+    fn observe(&mut self, iter: u64) {
+        let slot = &mut self.recent[(self.hash >> (64 - RECENT_SLOTS.trailing_zeros())) as usize];
+        let seen = *slot;
+        *slot = (self.hash, iter);
+        if seen.0 == self.hash && iter - seen.1 <= REPEAT_WINDOW {
+            self.factor = (self.factor * FACTOR_GROW).min(FACTOR_MAX);
+            self.last_change = iter;
+        } else if iter - self.last_change > CALM_WINDOW {
+            self.factor = (self.factor * FACTOR_SHRINK).max(FACTOR_MIN);
+            self.last_change = iter;
+        }
+    }
+
+    /// The base tenure at iteration `iter` given the usual one.
+    fn base(&self, usual: u64, iter: u64) -> u64 {
+        if iter < REACTIVE_WARM_UP || self.iterations == 0 {
+            return usual;
+        }
+        let scaled = ((usual as f64 * self.factor).round() as u64).max(1);
+        let mean_candidates = self.candidates as f64 / self.iterations as f64;
+        let floor = ((FLOOR_PER_CANDIDATE * mean_candidates).round() as u64).min(usual);
+        scaled.max(floor)
+    }
+}
+
+/// A hash key for "`b` follows `a` on a machine" (`a` may be a machine's start marker).
+fn neighbour_key(a: usize, b: usize) -> u64 {
+    let mut z = ((a as u64) << 32 ^ b as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// XOR of the neighbour keys of the operations at positions `from..to` of machine `m` (each with
+/// the one before it, or with the machine's start marker).
+fn sequence_hash(state: &State, m: usize, from: usize, to: usize) -> u64 {
+    let s = &state.seq[m];
+    let mut hash = 0;
+    for p in from..to.min(s.len()) {
+        let before = if p == 0 { (1 << 31) + m } else { s[p - 1] };
+        hash ^= neighbour_key(before, s[p]);
+    }
+    hash
+}
+
+/// The hash of all machine sequences of `state`.
+pub(crate) fn sequences_hash(state: &State) -> u64 {
+    (0..state.seq.len()).fold(0, |hash, m| hash ^ sequence_hash(state, m, 0, usize::MAX))
+}
+
 /// Searcher state reused across iterations (no allocation in the loop once warmed up).
 pub(crate) struct Search<'a> {
     pub(crate) inst: &'a Inst,
@@ -141,6 +254,8 @@ pub(crate) struct Search<'a> {
     tabu_alt: Vec<u64>,
     pub(crate) iter: u64,
     base_tenure: u64,
+    /// Reactive tenure, when enabled ([`Search::react`]).
+    reactive: Option<Reactive>,
     pub(crate) cands: Vec<Candidate>,
     path: Vec<usize>,
     order: Vec<usize>,
@@ -158,6 +273,7 @@ impl<'a> Search<'a> {
             tabu_alt: vec![0; n_alts],
             iter: 1,
             base_tenure: population_tenure(inst, 0),
+            reactive: None,
             cands: Vec::new(),
             path: Vec::new(),
             order: Vec::new(),
@@ -170,8 +286,20 @@ impl<'a> Search<'a> {
         self.tabu_alt.fill(0);
     }
 
+    /// Makes the tabu tenure reactive (see [`Reactive`]).
+    pub(crate) fn react(&mut self) {
+        self.reactive = Some(Reactive::new());
+    }
+
+    /// The incrementally kept hash of the machine sequences, when the tenure is reactive.
+    #[cfg(test)]
+    pub(crate) fn sequences_hash(&self) -> Option<u64> {
+        self.reactive.as_ref().map(|r| r.hash)
+    }
+
     fn tenure(&mut self) -> u64 {
-        self.base_tenure + self.rng.below(self.base_tenure as usize / 2 + 1) as u64
+        let base = self.reactive.as_ref().map_or(self.base_tenure, |r| r.base(self.base_tenure, self.iter));
+        base + self.rng.below(base as usize / 2 + 1) as u64
     }
 
     /// The op ending last (random among ties), among `Inst::last_candidates`.
@@ -331,13 +459,30 @@ impl<'a> Search<'a> {
                         self.tabu_pair.set(s[from - 1], inst.job_of[u], until, self.iter);
                     }
                 }
+                // The pairs that change: those ending at the positions `lo..=hi + 1`.
+                let (lo, end) = (from.min(to), from.max(to) + 2);
+                if let Some(r) = &mut self.reactive {
+                    r.hash ^= sequence_hash(&self.state, m, lo, end);
+                }
                 self.state.shift(m, from, to);
+                if let Some(r) = &mut self.reactive {
+                    r.hash ^= sequence_hash(&self.state, m, lo, end);
+                }
             }
             Move::Reassign { o, alt, p } => {
                 if record && let Some(old_alt) = inst.alt_on(o, self.state.mach[o]) {
                     self.tabu_alt[old_alt] = until;
                 }
+                let (m1, m2) = (self.state.mach[o], inst.alt_machine[alt]);
+                let both =
+                    |st: &State| sequence_hash(st, m1, 0, usize::MAX) ^ sequence_hash(st, m2, 0, usize::MAX);
+                if let Some(r) = &mut self.reactive {
+                    r.hash ^= both(&self.state);
+                }
                 self.state.reassign(inst, o, alt, p);
+                if let Some(r) = &mut self.reactive {
+                    r.hash ^= both(&self.state);
+                }
             }
         }
     }
@@ -480,6 +625,9 @@ impl<'a> Search<'a> {
         self.makespan_path();
         self.add_path_moves(true);
         self.evaluate_candidates(0, true);
+        if let Some(r) = &mut self.reactive {
+            r.count_candidates(self.cands.len());
+        }
         for _ in 0..4 {
             let Some(idx) = self.pick(best_makespan) else { return false };
             let mv = self.cands[idx].mv;
@@ -689,6 +837,9 @@ impl Search<'_> {
         let thin_plateaus = objective == Objective::Makespan;
         let critical_ops = |state: &State| if thin_plateaus { state.critical_count() } else { 0 };
         self.clear_tabu();
+        if let Some(r) = &mut self.reactive {
+            r.start_run(&self.state);
+        }
         let mut run_best = Snapshot::default();
         self.state.snapshot_into(&mut run_best);
         let mut run_score = self.state.score(objective);
@@ -706,6 +857,10 @@ impl Search<'_> {
                 }
                 _ => self.step_exact(objective, run_score.min(global.score)),
             };
+            if moved && let Some(r) = &mut self.reactive {
+                debug_assert_eq!(r.hash, sequences_hash(&self.state), "incremental hash");
+                r.observe(self.iter);
+            }
             let score = self.state.score(objective);
             // Counting critical operations is a pass over all of them: only on the run's plateau.
             let critical = if score <= run_score { critical_ops(&self.state) } else { usize::MAX };
@@ -905,6 +1060,9 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
     };
     global.offer(&state);
     let mut search = Search::new(inst, state, rng.next_u64());
+    if objective == Objective::Makespan && !inst.has_unavailable {
+        search.react();
+    }
     let stall_limit = params.stall_limit;
     let pop_size = 8;
     let mut population: Vec<Member> = Vec::with_capacity(pop_size);
@@ -975,7 +1133,48 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
 
 #[cfg(test)]
 mod pair_tests {
-    use super::{Epoch, RESTART_MIN_ITERATIONS, Score, TabuPairs};
+    use super::{
+        CALM_WINDOW, Epoch, FACTOR_MAX, FACTOR_MIN, REACTIVE_WARM_UP, RESTART_MIN_ITERATIONS, Reactive,
+        Score, TabuPairs,
+    };
+
+    #[test]
+    fn the_reactive_tenure_grows_on_repetitions_and_shrinks_when_calm() {
+        let mut r = Reactive::new();
+        r.count_candidates(20);
+        let usual = 12;
+        // The usual tenure during the warm-up, whatever the factor.
+        r.factor = FACTOR_MIN;
+        assert_eq!(r.base(usual, REACTIVE_WARM_UP - 1), usual);
+        // Shrunk to the floor: 30 % of 20 candidates.
+        assert_eq!(r.base(usual, REACTIVE_WARM_UP), 6);
+        // The floor never lifts the tenure above the usual one.
+        r.count_candidates(200);
+        assert_eq!(r.base(usual, REACTIVE_WARM_UP), usual);
+        // Coming back to one schedule again and again grows the factor up to its cap.
+        let mut r = Reactive::new();
+        r.hash = 42;
+        for iter in 1..100 {
+            r.observe(iter);
+        }
+        assert_eq!(r.factor, FACTOR_MAX);
+        // New schedules every iteration shrink it a step per calm window, down to the minimum.
+        let mut iter = 100;
+        r.observe(iter);
+        let before = r.factor;
+        for _ in 0..=CALM_WINDOW {
+            iter += 1;
+            r.hash = iter * 7919;
+            r.observe(iter);
+        }
+        assert!(r.factor < before);
+        for _ in 0..100 * CALM_WINDOW {
+            iter += 1;
+            r.hash = iter * 7919;
+            r.observe(iter);
+        }
+        assert_eq!(r.factor, FACTOR_MIN);
+    }
 
     #[test]
     fn a_population_is_settled_after_as_long_without_progress_as_it_took() {

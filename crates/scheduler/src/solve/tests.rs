@@ -418,6 +418,49 @@ fn a_critical_path_runs_through_a_break() {
 }
 
 #[test]
+fn the_schedule_hash_follows_every_move() {
+    let mut moves = 0;
+    for seed in 0..20 {
+        let problem = random_extended(seed, seed % 2 == 0, false, false, false);
+        let inst = Inst::new(&problem);
+        let mut rng = rng::Rng::new(seed);
+        let state = construct::build(&inst, construct::Rule::Random, &mut rng);
+        let mut search = tabu::Search::new(&inst, state, seed);
+        search.react();
+        // A fresh search hashes its state when a run starts; here the hash starts from nothing.
+        let empty = tabu::Search::new(&inst, search.state.clone(), seed);
+        assert_eq!(empty.sequences_hash(), None);
+        let mut hashes = std::collections::HashSet::new();
+        let mut schedules = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let before = tabu::sequences_hash(&search.state);
+            let o = rng.below(inst.n_ops);
+            let m = search.state.mach[o];
+            let alts: Vec<usize> =
+                (inst.alt_off[o]..inst.alt_off[o + 1]).filter(|&a| inst.alt_machine[a] != m).collect();
+            let mv = if !alts.is_empty() && rng.below(2) == 0 {
+                let alt = alts[rng.below(alts.len())];
+                let p = rng.below(search.state.seq[inst.alt_machine[alt]].len() + 1);
+                tabu::Move::Reassign { o, alt, p }
+            } else {
+                let len = search.state.seq[m].len();
+                tabu::Move::Shift { m, from: search.state.pos[o], to: rng.below(len) }
+            };
+            let start = search.sequences_hash().unwrap_or_default() ^ before;
+            search.apply(mv, false);
+            // The kept hash moved by exactly what the full hash moved.
+            let after = tabu::sequences_hash(&search.state);
+            assert_eq!(search.sequences_hash().unwrap_or_default() ^ after, start, "seed {seed}, {mv:?}");
+            hashes.insert(after);
+            schedules.insert(search.state.seq.clone());
+            moves += 1;
+        }
+        assert_eq!(hashes.len(), schedules.len(), "seed {seed}: one hash per set of sequences");
+    }
+    assert_eq!(moves, 4_000);
+}
+
+#[test]
 fn probing_a_move_equals_decoding_it_and_changes_nothing() {
     let objectives = [Objective::Makespan, Objective::WeightedTardiness, Objective::TardinessThenMakespan];
     let mut probed = 0;

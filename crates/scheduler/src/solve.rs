@@ -188,11 +188,9 @@ fn stall_limit(inst: &Inst, objective: Objective) -> u64 {
 
 /// SplitMix-style seed derivation so thread streams are unrelated.
 fn derive_seed(seed: u64, thread: u64) -> u64 {
-    let mut z =
-        seed.wrapping_add(thread.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    rng::mix(
+        seed.wrapping_add(thread.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0xD1B5_4A32_D192_ED03),
+    )
 }
 
 /// Decodes a snapshot into the public solution type.

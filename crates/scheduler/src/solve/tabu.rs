@@ -220,10 +220,7 @@ impl Reactive {
 
 /// A hash key for "`b` follows `a` on a machine" (`a` may be a machine's start marker).
 fn neighbour_key(a: usize, b: usize) -> u64 {
-    let mut z = ((a as u64) << 32 ^ b as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    super::rng::mix(((a as u64) << 32 ^ b as u64).wrapping_add(0x9E37_79B9_7F4A_7C15))
 }
 
 /// XOR of the neighbour keys of the operations at positions `from..to` of machine `m` (each with

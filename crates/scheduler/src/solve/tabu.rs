@@ -470,15 +470,19 @@ impl<'a> Search<'a> {
                 if record && let Some(old_alt) = inst.alt_on(o, self.state.mach[o]) {
                     self.tabu_alt[old_alt] = until;
                 }
-                let (m1, m2) = (self.state.mach[o], inst.alt_machine[alt]);
-                let both =
-                    |st: &State| sequence_hash(st, m1, 0, usize::MAX) ^ sequence_hash(st, m2, 0, usize::MAX);
+                // The pairs that change: on the old machine those ending at `o` and at its
+                // successor (then only the successor's), on the new one the pair ending at
+                // position `p` (then those ending at `o` and at its new successor).
+                let (m1, m2, q) = (self.state.mach[o], inst.alt_machine[alt], self.state.pos[o]);
+                debug_assert_ne!(m1, m2, "a reassignment changes the machine");
                 if let Some(r) = &mut self.reactive {
-                    r.hash ^= both(&self.state);
+                    r.hash ^=
+                        sequence_hash(&self.state, m1, q, q + 2) ^ sequence_hash(&self.state, m2, p, p + 1);
                 }
                 self.state.reassign(inst, o, alt, p);
                 if let Some(r) = &mut self.reactive {
-                    r.hash ^= both(&self.state);
+                    r.hash ^=
+                        sequence_hash(&self.state, m1, q, q + 1) ^ sequence_hash(&self.state, m2, p, p + 2);
                 }
             }
         }

@@ -445,8 +445,9 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum::bo
         Err(error) => return error.into_response(),
     };
     let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}",
-        issued.token
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{}",
+        issued.token,
+        secure_attribute(&headers),
     );
     let mut response = Redirect::to(&next).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -469,11 +470,34 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
         state.tokens.clear();
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("mf_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    let cookie = format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure_attribute(&headers)
     );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
+}
+
+/// `"; Secure"` when the browser reached the server over HTTPS through a TLS-terminating proxy
+/// (`X-Forwarded-Proto: https`, or `proto=https` in `Forwarded`; with a chain of proxies the first
+/// entry, the one nearest the browser), so the session cookie never travels over plain HTTP there;
+/// empty otherwise, because the server itself speaks plain HTTP on the factory network and a
+/// `Secure` cookie would not come back. Trusting the header costs nothing: a forged one only keeps
+/// the sender's own cookie off plain HTTP.
+fn secure_attribute(headers: &HeaderMap) -> &'static str {
+    let first = |name| {
+        let value = headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
+        value.split(',').next().unwrap_or("").trim()
+    };
+    let forwarded_proto = first("x-forwarded-proto").eq_ignore_ascii_case("https");
+    let forwarded =
+        first("forwarded").split(';').filter_map(|pair| pair.split_once('=')).any(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("proto")
+                && value.trim().trim_matches('"').eq_ignore_ascii_case("https")
+        });
+    if forwarded_proto || forwarded { "; Secure" } else { "" }
 }
 
 #[derive(Deserialize)]

@@ -27,12 +27,19 @@ impl Harness {
 
     /// Posts the sign-in form `body`; where it sends the browser, and the cookie it sets.
     async fn sign_in(&self, body: &str) -> (String, String) {
-        let request = Request::builder()
+        self.sign_in_with(body, None).await
+    }
+
+    /// Signs in with one extra request header, such as a proxy's `X-Forwarded-Proto`.
+    async fn sign_in_with(&self, body: &str, extra: Option<(&str, &str)>) -> (String, String) {
+        let mut request = Request::builder()
             .method("POST")
             .uri("/login")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(body.to_string()))
-            .unwrap();
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        let request = request.body(Body::from(body.to_string())).unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
         let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
         (header("location"), header("set-cookie"))
@@ -165,6 +172,18 @@ async fn pages_need_a_session_and_sign_in_sets_one() {
         h.sign_in(&format!("username=lee&password={password}&next=%2F%2Fevil.example")).await;
     assert_eq!(location, "/");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP must get its cookie back: {cookie}");
+    // Behind a TLS-terminating proxy the cookie is kept off plain HTTP.
+    let signed = format!("username=lee&password={password}");
+    for proxy in [("x-forwarded-proto", "https"), ("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")]
+    {
+        let (_, cookie) = h.sign_in_with(&signed, Some(proxy)).await;
+        assert!(cookie.ends_with("; Secure"), "{proxy:?}: {cookie}");
+    }
+    for plain in [("x-forwarded-proto", "http, https"), ("forwarded", "proto=http, proto=https")] {
+        let (_, cookie) = h.sign_in_with(&signed, Some(plain)).await;
+        assert!(!cookie.contains("Secure"), "{plain:?}: {cookie}");
+    }
     let token = cookie.trim_start_matches("mf_session=").split(';').next().unwrap().to_string();
     let overview = h.page("/", &token, "en").await;
     assert_eq!(overview.status, StatusCode::OK);

@@ -390,7 +390,15 @@ impl State {
     }
 
     /// A critical path ending at `last` (walking back over tight arcs), as ops in time order.
-    pub(crate) fn critical_path_to(&self, inst: &Inst, last: usize, path: &mut Vec<usize>) {
+    /// Where both the machine and the job predecessor are tight, `machine_on_tie()` says whether
+    /// the path follows the machine one (which keeps blocks long) or the job one.
+    pub(crate) fn critical_path_to(
+        &self,
+        inst: &Inst,
+        last: usize,
+        path: &mut Vec<usize>,
+        mut machine_on_tie: impl FnMut() -> bool,
+    ) {
         path.clear();
         let mut o = last;
         loop {
@@ -408,7 +416,8 @@ impl State {
             let job_ready = self.job_ready(inst, o);
             if mp != NONE {
                 let setup = if inst.has_setups { inst.setup(self.mach[o], mp, o) } else { 0 };
-                if self.end(mp) + setup >= job_ready {
+                let ready = self.end(mp) + setup;
+                if ready > job_ready || (ready == job_ready && (jp == NONE || machine_on_tie())) {
                     o = mp;
                     continue;
                 }

@@ -413,8 +413,24 @@ fn a_critical_path_runs_through_a_break() {
     assert!(state.decode(&inst));
     assert_eq!((state.start[1], state.makespan), (10, 13));
     let mut path = Vec::new();
-    state.critical_path_to(&inst, 1, &mut path);
+    state.critical_path_to(&inst, 1, &mut path, || true);
     assert_eq!(path, [0, 1], "the break does not cut the path");
+}
+
+#[test]
+fn a_critical_path_turns_where_both_predecessors_are_tight() {
+    // Operation 1 (job 0, machine 1) waits for its job predecessor 0 and its machine predecessor 2,
+    // which both end at 2: two critical paths end at it.
+    let problem = Problem::job_shop("tie", 2, &[vec![(0, 2), (1, 3)], vec![(1, 2), (0, 1)]]);
+    let inst = Inst::new(&problem);
+    let mut state = State::new(&inst, vec![0, 1, 1, 0], vec![2, 3, 2, 1], vec![vec![0, 3], vec![2, 1]]);
+    assert!(state.decode(&inst));
+    assert_eq!(state.makespan, 5);
+    let mut path = Vec::new();
+    state.critical_path_to(&inst, 1, &mut path, || true);
+    assert_eq!(path, [2, 1], "the machine predecessor");
+    state.critical_path_to(&inst, 1, &mut path, || false);
+    assert_eq!(path, [0, 1], "the job predecessor");
 }
 
 #[test]

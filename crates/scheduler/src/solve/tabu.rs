@@ -1009,15 +1009,27 @@ const RESTART_MIN_ITERATIONS: u64 = 500_000;
 /// members sat at one makespan from 8 s to 40 s), while a new population finds other basins: at
 /// 60 s this took ta41–50 from 1.35 % to 1.11 % (BENCHMARKS.md, "Restarting settled populations").
 /// At 10 s it rarely fires and measured within noise.
+///
+/// A population that is still improving its worst member has not settled either, even when its
+/// best came from a lucky first descent: the wait is counted from the last better best or worst
+/// member, its length from the best alone. Counting the best alone, swv11 and swv13 (seed 0) found
+/// 3,091 and 3,229 in their first 0.2 s, dropped the first population about three seconds later
+/// and ended there, against 3,041 and 3,131 without restarts; measuring the length from the worst
+/// too kept orb05 from its restarts (889 against 887; BENCHMARKS.md, "A population settles when
+/// its worst member does too").
 struct Epoch {
     started: u64,
+    /// When the best or the worst member last improved.
     improved: u64,
+    /// When the best member last improved.
+    best_improved: u64,
     best: Option<(Score, usize)>,
+    worst: Option<(Score, usize)>,
 }
 
 impl Epoch {
     fn new(now: u64) -> Epoch {
-        Epoch { started: now, improved: now, best: None }
+        Epoch { started: now, improved: now, best_improved: now, best: None, worst: None }
     }
 
     /// Notes a finished run's result (`Member::rank`) at iteration `now`.
@@ -1025,11 +1037,20 @@ impl Epoch {
         if self.best.is_none_or(|best| rank < best) {
             self.best = Some(rank);
             self.improved = now;
+            self.best_improved = now;
+        }
+    }
+
+    /// Notes the rank of the full population's worst member at iteration `now`.
+    fn record_worst(&mut self, rank: (Score, usize), now: u64) {
+        if self.worst.is_none_or(|worst| rank < worst) {
+            self.worst = Some(rank);
+            self.improved = now;
         }
     }
 
     fn exhausted(&self, now: u64) -> bool {
-        let productive = self.improved - self.started;
+        let productive = self.best_improved - self.started;
         now - self.improved > productive.max(RESTART_MIN_ITERATIONS)
     }
 }
@@ -1131,6 +1152,11 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
         {
             *worst = member;
         }
+        if population.len() == pop_size
+            && let Some(worst) = population.iter().map(Member::rank).max()
+        {
+            epoch.record_worst(worst, global.iterations);
+        }
     }
     Outcome {
         best: global.best,
@@ -1199,6 +1225,13 @@ mod pair_tests {
         // Fewer critical operations at the same score are progress.
         epoch.record((Score(0, 480, 0), 29), start + 4_000_000);
         assert!(!epoch.exhausted(start + 8_000_000));
+        // A better worst member is progress too; the wait stays as long as the best took.
+        let mut maturing = Epoch::new(0);
+        maturing.record((Score(0, 100, 0), 5), 1_000);
+        maturing.record_worst((Score(0, 140, 0), 5), 400_000);
+        maturing.record_worst((Score(0, 150, 0), 5), 450_000);
+        assert!(!maturing.exhausted(800_001), "the worst improved at 400,000");
+        assert!(maturing.exhausted(900_001));
         // Early bests still wait the minimum.
         let mut quick = Epoch::new(0);
         quick.record((Score(0, 100, 0), 5), 1);

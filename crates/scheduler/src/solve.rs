@@ -238,7 +238,8 @@ impl MoveBench<'_> {
         state.decode(&inst);
         let best = state.makespan;
         let mut search = tabu::Search::new(&inst, state, seed);
-        // As in a makespan search (the hash is only kept, the tenure stays as it starts).
+        // As in a makespan search: the schedule hash is kept up to date, and after the warm-up
+        // (`tabu::REACTIVE_WARM_UP` iterations) the tenure reacts.
         search.react();
         let mut bench = MoveBench { search, best };
         body(&mut bench)

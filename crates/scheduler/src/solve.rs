@@ -261,7 +261,7 @@ impl MoveBench<'_> {
         self.search.makespan_path();
         self.search.add_path_moves(false);
         self.search.evaluate_candidates(0, false);
-        self.search.probe_candidates(Objective::WeightedTardiness).len()
+        self.search.probe_candidates(Objective::WeightedTardiness)
     }
 
     /// One full tabu iteration: evaluate, pick, apply, decode.

@@ -257,6 +257,8 @@ pub(crate) struct Search<'a> {
     path: Vec<usize>,
     order: Vec<usize>,
     heads: Vec<i64>,
+    /// Exact scores of the candidates, by [`Search::probe_candidates`].
+    scores: Vec<Score>,
 }
 
 impl<'a> Search<'a> {
@@ -275,6 +277,7 @@ impl<'a> Search<'a> {
             path: Vec::new(),
             order: Vec::new(),
             heads: Vec::new(),
+            scores: Vec::new(),
         }
     }
 
@@ -653,10 +656,11 @@ impl<'a> Search<'a> {
         self.step_makespan(best_makespan)
     }
 
-    /// The exact score after each candidate move ([`Score::WORST`] where it closes a cycle).
-    pub(crate) fn probe_candidates(&mut self, objective: Objective) -> Vec<Score> {
+    /// Fills `self.scores` with the exact score after each candidate move ([`Score::WORST`] where
+    /// it closes a cycle); returns how many.
+    pub(crate) fn probe_candidates(&mut self, objective: Objective) -> usize {
         let inst = self.inst;
-        let mut scores: Vec<Score> = Vec::with_capacity(self.cands.len());
+        self.scores.clear();
         for idx in 0..self.cands.len() {
             let mv = self.cands[idx].mv;
             let (old_mach, old_pos) = match mv {
@@ -673,11 +677,11 @@ impl<'a> Search<'a> {
                 let exact = if full.decode(inst) { full.score(objective) } else { Score::WORST };
                 assert_eq!(score, exact, "probe of {mv:?}");
             }
-            scores.push(score);
+            self.scores.push(score);
             let back = self.inverse(mv, old_mach, old_pos);
             self.apply(back, false);
         }
-        scores
+        self.scores.len()
     }
 
     /// One iteration for tardiness objectives, and for the makespan of shops with breaks: moves on
@@ -723,7 +727,8 @@ impl<'a> Search<'a> {
             let k = self.rng.below(self.cands.len());
             self.cands.swap_remove(k);
         }
-        let scores = self.probe_candidates(objective);
+        self.probe_candidates(objective);
+        let scores = &self.scores;
         let mut pick = None;
         let mut pick_score = Score::WORST;
         let mut ties = 0;

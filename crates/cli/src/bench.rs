@@ -286,18 +286,40 @@ fn run_in(options: &IngestBench, qos: QoS, dir: &std::path::Path) -> anyhow::Res
     result
 }
 
+/// The generated high-mix factory planned by `bench plan` and written by `schedule generate`.
+#[derive(Debug, Args)]
+pub struct GeneratedFactory {
+    /// Released orders of the generated factory.
+    #[arg(long, default_value_t = 500)]
+    pub orders: usize,
+    /// Machines of the generated factory.
+    #[arg(long, default_value_t = 15)]
+    pub machines: usize,
+    /// Seed of the generated factory; the same seed gives the same factory.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl GeneratedFactory {
+    /// The planning time of the generated factory: fixed, so a seed always gives the same problem.
+    pub const NOW: time::OffsetDateTime = time::macros::datetime!(2026-11-30 06:00 +08:00);
+
+    /// A throw-away store holding the generated factory.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        if self.orders == 0 || self.machines == 0 {
+            bail!("--orders and --machines must be at least 1");
+        }
+        let store = Store::open_in_memory()?;
+        server::demo::seed_generated(&store, self.orders, self.machines, self.seed, Self::NOW)?;
+        Ok(store)
+    }
+}
+
 /// Options of `bench plan`.
 #[derive(Debug, Args)]
 pub struct PlanBench {
-    /// Released orders of the generated factory.
-    #[arg(long, default_value_t = 500)]
-    orders: usize,
-    /// Machines of the generated factory.
-    #[arg(long, default_value_t = 15)]
-    machines: usize,
-    /// Seed of the generated factory.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    factory: GeneratedFactory,
     /// Solver time of the full optimisation, in seconds.
     #[arg(long, default_value_t = 10.0)]
     time_limit: f64,
@@ -308,12 +330,11 @@ pub struct PlanBench {
 pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     use scheduler::{Config, Objective, check, objectives};
     use server::planning::{self, baseline};
-    if options.orders == 0 || options.machines == 0 || !(0.05..=600.0).contains(&options.time_limit) {
-        bail!("--orders and --machines must be at least 1, --time-limit from 0.05 to 600");
+    if !(0.05..=600.0).contains(&options.time_limit) {
+        bail!("--time-limit must be from 0.05 to 600 seconds");
     }
-    let now = time::macros::datetime!(2026-11-30 06:00 +08:00);
-    let store = Store::open_in_memory()?;
-    server::demo::seed_generated(&store, options.orders, options.machines, options.seed, now)?;
+    let now = GeneratedFactory::NOW;
+    let store = options.factory.store()?;
     let bar = indicatif::ProgressBar::new(6);
 
     let started = Instant::now();
@@ -427,7 +448,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
         "generated factory: {} orders, {operations} operations (lots split to fit shifts), {} machines, seed {}; build {build_ms:.0} ms",
         built.problem.jobs.len(),
         built.problem.machines.len(),
-        options.seed
+        options.factory.seed
     );
     println!("| schedule | time | valid | weighted tardiness (priority × h) | makespan (h) |");
     println!("| --- | ---: | --- | ---: | ---: |");

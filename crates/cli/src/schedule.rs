@@ -12,6 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use scheduler::formats::{self, Format};
 use scheduler::{Config, Objective, Problem, Solution};
 
+use crate::bench::GeneratedFactory;
+
 /// Job-shop scheduling: solve instance files and benchmark the solver.
 #[derive(Debug, Args)]
 pub struct ScheduleCommand {
@@ -32,15 +34,8 @@ enum ScheduleAction {
 
 #[derive(Debug, Args)]
 struct GenerateArgs {
-    /// Released orders.
-    #[arg(long, default_value_t = 500)]
-    orders: usize,
-    /// Machines.
-    #[arg(long, default_value_t = 15)]
-    machines: usize,
-    /// Seed; the same seed gives the same problem.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    factory: GeneratedFactory,
     /// Write to this file instead of standard output.
     #[arg(long, value_name = "PROBLEM.json")]
     output: Option<PathBuf>,
@@ -125,15 +120,12 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<()> {
 
 /// Builds the generated factory in a throw-away store and writes its planning problem.
 fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
-    if args.orders == 0 || args.machines == 0 {
-        bail!("--orders and --machines must be at least 1");
-    }
-    let now = time::macros::datetime!(2026-11-30 06:00 +08:00);
-    let store = store::Store::open_in_memory()?;
-    server::demo::seed_generated(&store, args.orders, args.machines, args.seed, now)?;
-    let built = server::planning::build(&store, now, &server::planning::Options::default())?;
+    let factory = &args.factory;
+    let store = factory.store()?;
+    let built =
+        server::planning::build(&store, GeneratedFactory::NOW, &server::planning::Options::default())?;
     let mut problem = built.problem;
-    problem.name = format!("generated-{}x{}-seed{}", args.orders, args.machines, args.seed);
+    problem.name = format!("generated-{}x{}-seed{}", factory.orders, factory.machines, factory.seed);
     let json = formats::to_json(&problem);
     match &args.output {
         Some(path) => std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?,

@@ -198,6 +198,13 @@ fn generated_planning_problems_solve_to_valid_schedules() {
     let dir = TempDir::new("generate");
     let problem = dir.0.join("problem.json");
     let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["schedule", "generate", "--machines", "0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--orders and --machines must be at least 1"), "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
         .args(["schedule", "generate", "--orders", "20", "--machines", "5", "--seed", "7", "--output"])
         .arg(&problem)
         .output()

@@ -130,9 +130,9 @@ const TARDY_PATH_TAIL: usize = 20;
 /// search, 4 seeds; 8 was worse again), the planner's by 1–4 % (BENCHMARKS.md).
 const TARDY_PROBES: usize = 16;
 
-/// Iterations at the start of a search that keep the usual tenure. Shortened from the start, the
-/// tenure rushed some shops (swv11, 50 × 10) into a schedule that no later run improved on (3,068
-/// after 0.4 s against 3,020 after 9 s with the usual tenure).
+/// Iterations at the start of a search, and of each restarted population, that keep the usual
+/// tenure. Shortened from the start, the tenure rushed some shops (swv11, 50 × 10) into a schedule
+/// that no later run improved on (3,068 after 0.4 s against 3,020 after 9 s with the usual tenure).
 const REACTIVE_WARM_UP: u64 = 100_000;
 /// A schedule seen again within this many iterations counts as a repetition (the search cycles).
 const REPEAT_WINDOW: u64 = 1_000;
@@ -157,6 +157,11 @@ const RECENT_SLOTS: usize = 1 << 14;
 /// neighbourhood's size. Schedules are recognised by a hash of their machine sequences, kept up to
 /// date move by move. Used under makespan (the estimate-driven search); measured in BENCHMARKS.md,
 /// "Reactive tabu tenure".
+///
+/// A restarted population starts the reaction afresh ([`Reactive::restart`]): carried over, the
+/// factor learnt by the populations before held the new one near the floor from its first
+/// iteration, which cost 60 s searches on ta41–50 1.08 → 1.21 % (BENCHMARKS.md, "The reactive
+/// tenure restarts with each population").
 struct Reactive {
     /// XOR over all machines of a key per pair of neighbours (and per machine's first operation).
     hash: u64,
@@ -166,6 +171,8 @@ struct Reactive {
     last_change: u64,
     candidates: u64,
     iterations: u64,
+    /// Iteration at which the current warm-up started.
+    warm_from: u64,
 }
 
 impl Reactive {
@@ -177,7 +184,17 @@ impl Reactive {
             last_change: 0,
             candidates: 0,
             iterations: 0,
+            warm_from: 0,
         }
+    }
+
+    /// Forgets what the tenure learnt (factor, neighbourhood size) and warms up again from
+    /// iteration `iter`: a new population is a new search.
+    fn restart(&mut self, iter: u64) {
+        self.factor = 1.0;
+        self.candidates = 0;
+        self.iterations = 0;
+        self.warm_from = iter;
     }
 
     /// Forgets the schedules seen so far and hashes `state` afresh (a run starts from a new state).
@@ -208,7 +225,7 @@ impl Reactive {
 
     /// The base tenure at iteration `iter` given the usual one.
     fn base(&self, usual: u64, iter: u64) -> u64 {
-        if iter < REACTIVE_WARM_UP || self.iterations == 0 {
+        if iter - self.warm_from < REACTIVE_WARM_UP || self.iterations == 0 {
             return usual;
         }
         let scaled = ((usual as f64 * self.factor).round() as u64).max(1);
@@ -1112,6 +1129,9 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
             epoch = Epoch::new(global.iterations);
             restarts += 1;
             search.base_tenure = population_tenure(inst, restarts);
+            if let Some(r) = &mut search.reactive {
+                r.restart(search.iter);
+            }
         }
         if population.len() < pop_size {
             // Only the search's first run starts from the best initial construction.
@@ -1214,6 +1234,14 @@ mod pair_tests {
             r.observe(iter);
         }
         assert_eq!(r.factor, FACTOR_MIN);
+        // A restart forgets the factor and warms up again.
+        r.count_candidates(20);
+        r.restart(iter);
+        assert_eq!(r.factor, 1.0);
+        r.factor = FACTOR_MIN;
+        assert_eq!(r.base(usual, iter + REACTIVE_WARM_UP - 1), usual);
+        r.count_candidates(20);
+        assert_eq!(r.base(usual, iter + REACTIVE_WARM_UP), 6);
     }
 
     #[test]

@@ -47,13 +47,48 @@ pub(crate) struct Inst {
     /// or every operation when some start is fixed (a fixed successor may start before its
     /// predecessor ends). The makespan is the latest end among them.
     pub(crate) last_candidates: Vec<usize>,
-    /// A simple lower bound on the makespan (job lengths, machine loads of single-machine ops). It
-    /// ignores setups and breaks, which only lengthen a schedule, and fixed starts, which only delay
-    /// jobs, so it stays valid.
+    /// A simple lower bound on the makespan (job lengths, machine loads of single-machine ops, and
+    /// the work each set of machines must do, [`Inst::machine_set_bound`]). It ignores setups and
+    /// breaks, which only lengthen a schedule, and fixed starts, which only delay jobs, so it stays
+    /// valid.
     pub(crate) lower_bound: i64,
 }
 
 impl Inst {
+    /// Most distinct sets of eligible machines [`Inst::machine_set_bound`] looks at.
+    const MACHINE_SETS: usize = 1_024;
+
+    /// The operations that may only run on a set `S` of machines keep those machines busy for at
+    /// least their shortest durations, so some machine of `S` works until `⌈work / |S|⌉` at least.
+    /// Taken over every distinct set of eligible machines in the shop (the first
+    /// [`Inst::MACHINE_SETS`] of them, up to 128 machines) and over all machines. Flexible shops
+    /// often reach it while the job and single-machine bounds are far below; without it their
+    /// search runs to the time limit at a proven optimum.
+    fn machine_set_bound(&self) -> i64 {
+        let shortest = |o: usize| self.alt_dur[self.alt_off[o]..self.alt_off[o + 1]].iter().copied().min();
+        let total: i64 = (0..self.n_ops).filter_map(shortest).sum();
+        let mut bound = if self.n_machines == 0 { 0 } else { ceil_div(total, self.n_machines as i64) };
+        if self.n_machines > 128 {
+            return bound;
+        }
+        let ops: Vec<(u128, i64)> = (0..self.n_ops)
+            .filter_map(|o| {
+                let set = self.alt_machine[self.alt_off[o]..self.alt_off[o + 1]]
+                    .iter()
+                    .fold(0u128, |set, &m| set | 1 << m);
+                Some((set, shortest(o)?))
+            })
+            .collect();
+        let mut sets: Vec<u128> = ops.iter().map(|&(set, _)| set).collect();
+        sets.sort_unstable();
+        sets.dedup();
+        for &set in sets.iter().take(Self::MACHINE_SETS) {
+            let work: i64 = ops.iter().filter(|&&(own, _)| own & !set == 0).map(|&(_, d)| d).sum();
+            bound = bound.max(ceil_div(work, i64::from(set.count_ones())));
+        }
+        bound
+    }
+
     pub(crate) fn new(problem: &Problem) -> Self {
         let n_jobs = problem.jobs.len();
         let n_machines = problem.machines.len();
@@ -133,6 +168,7 @@ impl Inst {
             }
         }
         inst.lower_bound = inst.lower_bound.max(load.into_iter().max().unwrap_or(0));
+        inst.lower_bound = inst.lower_bound.max(inst.machine_set_bound());
         for machine in &problem.machines {
             let n = machine.setup.len();
             inst.has_setups |= n > 0;
@@ -255,4 +291,9 @@ impl BreakIndex {
         }
         idx
     }
+}
+
+/// `⌈a / b⌉` for `a ≥ 0`, `b > 0`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
 }

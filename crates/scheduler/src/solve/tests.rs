@@ -199,6 +199,23 @@ fn flexible_shop_uses_the_faster_machine() {
 }
 
 #[test]
+fn a_flexible_shop_stops_at_the_work_bound_of_a_machine_set() {
+    // Six jobs of 4 that may run on machine 0 or 1, and one of 3 on machine 2: machines 0 and 1
+    // share 24 units of work, so 12 is optimal, though no job (4) or single machine (3) says so.
+    let op = |alts: &[(usize, i64)]| {
+        Operation::new(alts.iter().map(|&(machine, duration)| Alternative { machine, duration }).collect())
+    };
+    let mut jobs: Vec<Job> = (0..6).map(|_| Job::new(vec![op(&[(0, 4), (1, 4)])])).collect();
+    jobs.push(Job::new(vec![op(&[(2, 3)])]));
+    let problem = Problem { name: "pairs".into(), machines: vec![Machine::default(); 3], jobs };
+    assert_eq!(Inst::new(&problem).lower_bound, 12);
+    let solution = solve(&problem, &config(1_000_000));
+    assert_feasible(&problem, &solution);
+    assert_eq!(solution.makespan, 12);
+    assert!(solution.iterations < 1_000, "{}", solution.iterations);
+}
+
+#[test]
 fn setups_are_respected() {
     // One machine, families alternate: grouping by family avoids the big setups.
     let mut problem =

@@ -1,6 +1,6 @@
 //! Criterion bench of the search's inner loop: moves estimated per second on the critical-block
 //! neighbourhood, and full tabu iterations (evaluate, pick, apply, exact decode) per second, on random
-//! 15x15, 30x20 and flexible 20x10 shops generated in code; and moves probed exactly per second
+//! 15x15, 30x20 and flexible 20x10 shops (3 or 5 alternatives) generated in code; and moves probed exactly per second
 //! (the tardiness objectives' evaluation) on a plant-like shop with due dates, setups and shifts.
 
 use criterion::{Criterion, Throughput, criterion_main};
@@ -93,6 +93,7 @@ fn moves(c: &mut Criterion) {
         ("jssp_15x15", random_shop(15, 15, 1, 7)),
         ("jssp_30x20", random_shop(30, 20, 1, 11)),
         ("fjsp_20x10x3", random_shop(20, 10, 3, 13)),
+        ("fjsp_20x10x5", random_shop(20, 10, 5, 13)),
     ];
     let mut group = c.benchmark_group("moves");
     for (name, problem) in &shops {

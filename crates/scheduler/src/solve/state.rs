@@ -520,6 +520,8 @@ impl State {
     }
 
     /// Estimated longest path through op `o` inserted in machine `m` at position `p` with duration `d`.
+    /// `tabu::best_insert` computes the same from its machine's laid-out times; debug builds check
+    /// the two agree.
     pub(crate) fn estimate_insert(&self, inst: &Inst, o: usize, m: usize, p: usize, d: i64) -> i64 {
         let s = &self.seq[m];
         // Positions are in the sequence *with* `o` still present when `m` is its current machine.

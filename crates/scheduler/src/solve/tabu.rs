@@ -276,6 +276,21 @@ pub(crate) struct Search<'a> {
     heads: Vec<i64>,
     /// Exact scores of the candidates, by [`Search::probe_candidates`].
     scores: Vec<Score>,
+    /// Per machine, its sequence's times in order ([`Slot`]), for the reassignment moves.
+    lanes: Vec<Vec<Slot>>,
+    /// Whether a machine's lane is up to date within the current [`Search::add_path_moves`].
+    lanes_built: Vec<bool>,
+}
+
+/// The times of the operation at one position of a machine's sequence, laid out side by side so
+/// that [`best_insert`] reads a machine's sequence in order instead of through the operation
+/// indices: on multi-purpose shops most of an iteration goes into that scan.
+#[derive(Clone, Copy)]
+struct Slot {
+    start: i64,
+    end: i64,
+    /// Duration and tail: the longest path from the start of the operation to the sink.
+    rest: i64,
 }
 
 impl<'a> Search<'a> {
@@ -295,6 +310,8 @@ impl<'a> Search<'a> {
             order: Vec::new(),
             heads: Vec::new(),
             scores: Vec::new(),
+            lanes: vec![Vec::new(); inst.n_machines],
+            lanes_built: vec![false; inst.n_machines],
         }
     }
 
@@ -390,6 +407,8 @@ impl<'a> Search<'a> {
             i = j + 1;
         }
         if inst.flexible {
+            // Each call lays out afresh the machines it inserts into, once.
+            self.lanes_built.fill(false);
             for &o in path {
                 if inst.fixed[o].is_some() {
                     continue;
@@ -399,7 +418,17 @@ impl<'a> Search<'a> {
                     if m2 == st.mach[o] {
                         continue;
                     }
-                    if let Some((p, est)) = best_insert(inst, st, o, m2, inst.alt_dur[alt]) {
+                    let lane = &mut self.lanes[m2];
+                    if !self.lanes_built[m2] {
+                        self.lanes_built[m2] = true;
+                        lane.clear();
+                        lane.extend(st.seq[m2].iter().map(|&x| Slot {
+                            start: st.start[x],
+                            end: st.end(x),
+                            rest: st.dur[x] + st.tail[x],
+                        }));
+                    }
+                    if let Some((p, est)) = best_insert(inst, st, lane, o, m2, inst.alt_dur[alt]) {
                         self.cands.push(Candidate {
                             mv: Move::Reassign { o, alt, p },
                             estimate: est,
@@ -778,24 +807,40 @@ impl<'a> Search<'a> {
 }
 
 /// Best insertion position of `o` on machine `m2` (not its current one) by estimate, among positions that
-/// keep the graph acyclic (heads-based sufficient conditions).
-fn best_insert(inst: &Inst, st: &State, o: usize, m2: usize, d: i64) -> Option<(usize, i64)> {
+/// keep the graph acyclic (heads-based sufficient conditions). `lane` holds `m2`'s times.
+fn best_insert(inst: &Inst, st: &State, lane: &[Slot], o: usize, m2: usize, d: i64) -> Option<(usize, i64)> {
     let s = &st.seq[m2];
     let js = inst.jnext[o];
     let jp = inst.jprev[o];
     // Ops before the insertion point must not be reachable from o's job successor.
-    let limit_before = if js == NONE { i64::MAX } else { st.start[js] + st.dur[js] };
+    let limit_before = if js == NONE { i64::MAX } else { st.end(js) };
     // Ops after the insertion point must not reach o's job predecessor.
     let jp_start = if jp == NONE { i64::MIN } else { st.start[jp] };
+    // A machine's sequence runs in time order, so its ends rise along it and the positions the
+    // second test skips form a prefix, found by binary search. Should a fixed operation break the
+    // order, the search may start elsewhere; both tests still hold for every position it keeps.
+    let first = lane.partition_point(|x| jp_start >= x.end);
+    let ready = st.job_ready(inst, o);
+    let job_tail = st.job_tail(inst, o);
     let mut best: Option<(usize, i64)> = None;
-    for p in 0..=s.len() {
-        if p > 0 && st.start[s[p - 1]] >= limit_before {
+    for p in first..=lane.len() {
+        if p > 0 && lane[p - 1].start >= limit_before {
             break;
         }
-        if p < s.len() && jp_start >= st.start[s[p]] + st.dur[s[p]] {
+        if p < lane.len() && jp_start >= lane[p].end {
             continue;
         }
-        let est = st.estimate_insert(inst, o, m2, p, d);
+        // Longest path through `o` at `p`: from the later of its job predecessor and the operation
+        // before it, to the longer of its job successor's and the operation after it's tails.
+        let before = if p == 0 { NONE } else { s[p - 1] };
+        let before_end = if p == 0 { 0 } else { lane[p - 1].end };
+        let head = ready.max(before_end + inst.setup(m2, before, o));
+        let link = match lane.get(p) {
+            Some(after) => inst.setup(m2, o, s[p]) + after.rest,
+            None => 0,
+        };
+        let est = head + d + job_tail.max(link);
+        debug_assert_eq!(est, st.estimate_insert(inst, o, m2, p, d));
         if best.is_none_or(|(_, e)| est < e) {
             best = Some((p, est));
         }

@@ -86,7 +86,9 @@ struct SolveArgs {
 
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// Folder with `bounds.csv` and `<instance>.txt` / `<instance>.fjs` files.
+    /// Folder with `bounds.csv` and `<instance>.txt` / `<instance>.fjs` files. bounds.csv has a
+    /// header naming `instance` and `lower_bound` and/or `upper_bound` (other columns ignored);
+    /// gaps are to the upper bound, or to the lower bound where the upper one is left empty.
     dir: PathBuf,
     /// Time limit per run in seconds.
     #[arg(long, value_name = "SECONDS")]
@@ -221,11 +223,25 @@ fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
-/// One row of bounds.csv.
+/// One row of bounds.csv. Either bound may be unknown (an empty field), not both.
+#[derive(Debug)]
 struct Bound {
     instance: String,
-    lower: i64,
-    upper: i64,
+    lower: Option<i64>,
+    upper: Option<i64>,
+}
+
+impl Bound {
+    /// What gaps are measured against: the best known makespan, or the lower bound where none is
+    /// known (the gap is then an upper limit of the true one).
+    fn reference(&self) -> i64 {
+        self.upper.or(self.lower).unwrap_or(0)
+    }
+}
+
+/// A bound for the table and the CSV: the number, or `-` / empty when unknown.
+fn show(bound: Option<i64>, missing: &str) -> String {
+    bound.map_or_else(|| missing.to_owned(), |value| value.to_string())
 }
 
 /// One solver run of a bench.
@@ -266,39 +282,63 @@ impl InstanceResult {
     }
 
     fn mean_gap_pct(&self) -> f64 {
-        100.0 * (self.mean() - self.bound.upper as f64) / self.bound.upper as f64
+        let reference = self.bound.reference().max(1) as f64;
+        100.0 * (self.mean() - reference) / reference
     }
 
     fn hits(&self) -> usize {
-        self.runs.iter().filter(|run| run.makespan <= self.bound.upper).count()
+        self.runs.iter().filter(|run| run.makespan <= self.bound.reference()).count()
     }
 }
 
 fn read_bounds(dir: &Path) -> anyhow::Result<Vec<Bound>> {
     let path = dir.join("bounds.csv");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse_bounds(&text).with_context(|| format!("{} is not a valid bounds file", path.display()))
+}
+
+/// The rows of a bounds.csv: a header naming at least `instance` and one of `lower_bound` and
+/// `upper_bound` (other columns, in any order, are ignored), then one row per instance.
+fn parse_bounds(text: &str) -> anyhow::Result<Vec<Bound>> {
+    let mut lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
+    let Some((_, header)) = lines.next() else { bail!("empty file: expected a header line") };
+    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let column = |name: &str| columns.iter().position(|&c| c == name);
+    let (Some(instance_col), lower_col, upper_col) =
+        (column("instance"), column("lower_bound"), column("upper_bound"))
+    else {
+        bail!("line 1: expected a header with an `instance` column, found `{header}`");
+    };
+    if lower_col.is_none() && upper_col.is_none() {
+        bail!("line 1: expected a `lower_bound` or an `upper_bound` column, found `{header}`");
+    }
     let mut bounds = Vec::new();
-    for (idx, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
+    for (idx, line) in lines {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let number = |col: Option<usize>, name: &str| -> anyhow::Result<Option<i64>> {
+            match col.and_then(|c| fields.get(c)).copied().unwrap_or("") {
+                "" => Ok(None),
+                value => match value.parse::<i64>() {
+                    Ok(v) if v >= 0 => Ok(Some(v)),
+                    _ => bail!("line {}: {name}: expected a whole number ≥ 0, found `{value}`", idx + 1),
+                },
+            }
+        };
+        let instance = fields.get(instance_col).copied().unwrap_or("");
+        if instance.is_empty() {
+            bail!("line {}: the instance name is empty", idx + 1);
         }
-        let fields: Vec<&str> = line.splitn(7, ',').collect();
-        let (Some(instance), Some(lower), Some(upper)) = (fields.first(), fields.get(3), fields.get(4))
-        else {
-            bail!(
-                "{}: line {}: expected instance,jobs,machines,lower_bound,upper_bound,...",
-                path.display(),
-                idx + 1
-            );
-        };
-        let parse = |v: &str| {
-            v.trim().parse::<i64>().with_context(|| format!("{}: line {}", path.display(), idx + 1))
-        };
-        bounds.push(Bound {
-            instance: instance.trim().to_owned(),
-            lower: parse(lower)?,
-            upper: parse(upper)?,
-        });
+        let lower = number(lower_col, "lower_bound")?;
+        let upper = number(upper_col, "upper_bound")?;
+        if lower.is_none() && upper.is_none() {
+            bail!("line {}: {instance} has neither a lower_bound nor an upper_bound", idx + 1);
+        }
+        if let (Some(lower), Some(upper)) = (lower, upper)
+            && lower > upper
+        {
+            bail!("line {}: {instance}: lower_bound {lower} is above upper_bound {upper}", idx + 1);
+        }
+        bounds.push(Bound { instance: instance.to_owned(), lower, upper });
     }
     Ok(bounds)
 }
@@ -411,7 +451,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
                     result.bound.instance,
                     result.best(),
                     result.mean(),
-                    result.bound.upper,
+                    show(result.bound.upper, "-"),
                     result.mean_gap_pct()
                 );
                 // Without a terminal the bar is hidden and swallows lines; a log still wants them.
@@ -448,8 +488,8 @@ fn table(results: &[InstanceResult], seeds: u64) -> String {
             r.bound.instance,
             r.best(),
             r.mean(),
-            r.bound.lower,
-            r.bound.upper,
+            show(r.bound.lower, "-"),
+            show(r.bound.upper, "-"),
             r.mean_gap_pct(),
             r.hits(),
             seeds,
@@ -489,8 +529,8 @@ fn csv(results: &[InstanceResult]) -> String {
             "{},{},{},{},{},{},{:.2},{:.3},{},{},{:.3},{},{}",
             r.bound.instance,
             family(&r.bound.instance),
-            r.bound.lower,
-            r.bound.upper,
+            show(r.bound.lower, ""),
+            show(r.bound.upper, ""),
             r.runs.len(),
             r.best(),
             r.mean(),
@@ -508,6 +548,53 @@ fn csv(results: &[InstanceResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_are_read_by_column_name_and_may_be_unknown() {
+        let text = "instance,jobs,machines,lower_bound,upper_bound,optimal,source\n\
+                    ft06,6,6,55,55,true,a (lb: x; ub: y)\n\
+                    \n\
+                    open1,10,5,90,,false,b\n";
+        let bounds = parse_bounds(text).unwrap();
+        assert_eq!(bounds.len(), 2);
+        assert_eq!(
+            (bounds[0].instance.as_str(), bounds[0].lower, bounds[0].upper),
+            ("ft06", Some(55), Some(55))
+        );
+        assert_eq!((bounds[1].lower, bounds[1].upper, bounds[1].reference()), (Some(90), None, 90));
+        // Columns in another order, and only one of the bounds.
+        let bounds = parse_bounds("upper_bound,instance\n412,behnke16\n").unwrap();
+        assert_eq!(
+            (bounds[0].instance.as_str(), bounds[0].lower, bounds[0].reference()),
+            ("behnke16", None, 412)
+        );
+        // Gaps and hits go to the reference.
+        let mut result = InstanceResult::new(Bound { instance: "x".into(), lower: Some(100), upper: None });
+        for (seed, makespan) in [(0, 100), (1, 110)] {
+            result.runs.push(Run { seed, makespan, time_to_best: 0.0, iterations: 1, valid: true });
+        }
+        assert!((result.mean_gap_pct() - 5.0).abs() < 1e-9);
+        assert_eq!(result.hits(), 1);
+        assert!(csv(&[result]).contains("\nx,x,100,,2,100,105.00,5.000,1,true,"));
+    }
+
+    #[test]
+    fn malformed_bounds_name_the_line_and_the_problem() {
+        let error = |text: &str| format!("{:#}", parse_bounds(text).unwrap_err());
+        assert!(error("").contains("header"));
+        assert!(error("name,upper_bound\nft06,55\n").contains("`instance` column"));
+        assert!(error("instance,jobs\nft06,6\n").contains("`lower_bound` or an `upper_bound`"));
+        assert!(
+            error("instance,upper_bound\nft06,55\nft10,abc\n")
+                .contains("line 3: upper_bound: expected a whole number")
+        );
+        assert!(error("instance,lower_bound,upper_bound\nft06,,\n").contains("line 2: ft06 has neither"));
+        assert!(
+            error("instance,lower_bound,upper_bound\nft06,60,55\n")
+                .contains("lower_bound 60 is above upper_bound 55")
+        );
+        assert!(error("instance,upper_bound\n,55\n").contains("line 2: the instance name is empty"));
+    }
 
     #[test]
     fn families_group_benchmarks() {

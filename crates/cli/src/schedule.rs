@@ -301,16 +301,19 @@ fn read_bounds(dir: &Path) -> anyhow::Result<Vec<Bound>> {
 /// `upper_bound` (other columns, in any order, are ignored), then one row per instance.
 fn parse_bounds(text: &str) -> anyhow::Result<Vec<Bound>> {
     let mut lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
-    let Some((_, header)) = lines.next() else { bail!("empty file: expected a header line") };
+    let Some((header_idx, header)) = lines.next() else { bail!("empty file: expected a header line") };
     let columns: Vec<&str> = header.split(',').map(str::trim).collect();
     let column = |name: &str| columns.iter().position(|&c| c == name);
     let (Some(instance_col), lower_col, upper_col) =
         (column("instance"), column("lower_bound"), column("upper_bound"))
     else {
-        bail!("line 1: expected a header with an `instance` column, found `{header}`");
+        bail!("line {}: expected a header with an `instance` column, found `{header}`", header_idx + 1);
     };
     if lower_col.is_none() && upper_col.is_none() {
-        bail!("line 1: expected a `lower_bound` or an `upper_bound` column, found `{header}`");
+        bail!(
+            "line {}: expected a `lower_bound` or an `upper_bound` column, found `{header}`",
+            header_idx + 1
+        );
     }
     let mut bounds = Vec::new();
     for (idx, line) in lines {
@@ -582,7 +585,10 @@ mod tests {
     fn malformed_bounds_name_the_line_and_the_problem() {
         let error = |text: &str| format!("{:#}", parse_bounds(text).unwrap_err());
         assert!(error("").contains("header"));
-        assert!(error("name,upper_bound\nft06,55\n").contains("`instance` column"));
+        assert!(
+            error("\nname,upper_bound\nft06,55\n")
+                .contains("line 2: expected a header with an `instance` column")
+        );
         assert!(error("instance,jobs\nft06,6\n").contains("`lower_bound` or an `upper_bound`"));
         assert!(
             error("instance,upper_bound\nft06,55\nft10,abc\n")

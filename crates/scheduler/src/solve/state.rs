@@ -518,19 +518,4 @@ impl State {
         }
         best
     }
-
-    /// Estimated longest path through op `o` inserted in machine `m` at position `p` with duration `d`.
-    /// `tabu::best_insert` computes the same from its machine's laid-out times; debug builds check
-    /// the two agree.
-    pub(crate) fn estimate_insert(&self, inst: &Inst, o: usize, m: usize, p: usize, d: i64) -> i64 {
-        let s = &self.seq[m];
-        // Positions are in the sequence *with* `o` still present when `m` is its current machine.
-        let before = if p == 0 { NONE } else { s[p - 1] };
-        let after = if p < s.len() { s[p] } else { NONE };
-        let before_end = if before == NONE { 0 } else { self.end(before) };
-        let r = self.job_ready(inst, o).max(before_end + inst.setup(m, before, o));
-        let link =
-            if after == NONE { 0 } else { inst.setup(m, o, after) + self.dur[after] + self.tail[after] };
-        r + d + self.job_tail(inst, o).max(link)
-    }
 }

@@ -810,6 +810,13 @@ impl<'a> Search<'a> {
 /// keep the graph acyclic (heads-based sufficient conditions). `lane` holds `m2`'s times.
 fn best_insert(inst: &Inst, st: &State, lane: &[Slot], o: usize, m2: usize, d: i64) -> Option<(usize, i64)> {
     let s = &st.seq[m2];
+    debug_assert!(
+        lane.len() == s.len()
+            && lane.iter().zip(s).all(|(slot, &x)| {
+                (slot.start, slot.end, slot.rest) == (st.start[x], st.end(x), st.dur[x] + st.tail[x])
+            }),
+        "lane of machine {m2} out of date"
+    );
     let js = inst.jnext[o];
     let jp = inst.jprev[o];
     // Ops before the insertion point must not be reachable from o's job successor.
@@ -840,7 +847,6 @@ fn best_insert(inst: &Inst, st: &State, lane: &[Slot], o: usize, m2: usize, d: i
             None => 0,
         };
         let est = head + d + job_tail.max(link);
-        debug_assert_eq!(est, st.estimate_insert(inst, o, m2, p, d));
         if best.is_none_or(|(_, e)| est < e) {
             best = Some((p, est));
         }

@@ -963,10 +963,10 @@ impl Search<'_> {
         (Member { score: run_score, critical: run_critical, snap: run_best }, moved_any)
     }
 
-    /// Path relinking: walks the current state towards `guide` by moving a random share of the operations
-    /// whose machine or position differs to their place in `guide` (skipping steps that would close a
-    /// cycle). Leaves the state decoded.
-    fn relink(&mut self, guide: &Snapshot) {
+    /// Path relinking: walks the current state towards `guide` by moving a random share (at least
+    /// `least_share`, see [`RELINK_SHARE_MIN`]) of the operations whose machine or position differs
+    /// to their place in `guide` (skipping steps that would close a cycle). Leaves the state decoded.
+    fn relink(&mut self, guide: &Snapshot, least_share: f64) {
         let inst = self.inst;
         let mut guide_pos = vec![0usize; inst.n_ops];
         for sequence in &guide.seq {
@@ -983,7 +983,7 @@ impl Search<'_> {
         for k in (1..differing.len()).rev() {
             differing.swap(k, self.rng.below(k + 1));
         }
-        let share = 0.25 + 0.25 * self.rng.unit();
+        let share = least_share + (RELINK_SHARE_MAX - least_share) * self.rng.unit();
         let steps = (differing.len() as f64 * share) as usize;
         let mut done = 0;
         for &o in &differing {
@@ -1071,6 +1071,23 @@ impl Member {
         (self.score, self.critical)
     }
 }
+
+/// Share of the differing operations a relink moves, drawn uniformly per relink between the least
+/// share and [`RELINK_SHARE_MAX`]. Light steps (a few percent) keep the tabu run that follows near
+/// its parent, heavy ones (up to half) leave the parent's basin.
+///
+/// Flexible shops under makespan, whose runs are short (`solve::stall_limit`), gain from light
+/// steps as well: the multi-purpose shape of `bench/shop-shapes.py` (395 operations) ran about 170
+/// tabu runs in 10 s, and after a relink of 25–50 % nearly every run ended worse than the
+/// population's worst member. On 22 flexible shops (2 seeds, 10 s) 25–50 % gave 1.52 %, 5–15 % 1.48 %
+/// (multi-purpose shops better, Behnke shops and mk07 worse), 5–50 % 1.36 %; all 223 flexible
+/// shops 0.27 → 0.23 %. Classic shops keep 25–50 %: with 5–50 % the 30 hard ones measured 0.94
+/// against 0.93 % and a full run 0.42 against 0.40 %, the 50 × 10 swv shops worse; generated
+/// order books under weighted tardiness moved both ways by up to 17 % (BENCHMARKS.md, "Lighter
+/// relinks").
+const RELINK_SHARE_MIN: f64 = 0.25;
+const RELINK_SHARE_MIN_FLEXIBLE: f64 = 0.05;
+const RELINK_SHARE_MAX: f64 = 0.5;
 
 /// Iterations a population must go without a better member before it may be restarted.
 const RESTART_MIN_ITERATIONS: u64 = 500_000;
@@ -1167,6 +1184,11 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
         search.react();
     }
     let stall_limit = params.stall_limit;
+    let least_share = if inst.flexible && objective == Objective::Makespan {
+        RELINK_SHARE_MIN_FLEXIBLE
+    } else {
+        RELINK_SHARE_MIN
+    };
     let pop_size = 8;
     let mut population: Vec<Member> = Vec::with_capacity(pop_size);
     let mut scratch = Vec::new();
@@ -1214,7 +1236,7 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
             search.state.restore(&population[a].snap);
             search.state.decode(inst);
             let guide = population[b].snap.clone();
-            search.relink(&guide);
+            search.relink(&guide, least_share);
         }
         let (member, moved) = search.run(&mut global, stall_limit);
         // Shops without any neighbour (e.g. no two operations ever compete) cannot improve: stop early

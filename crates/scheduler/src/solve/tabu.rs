@@ -26,6 +26,8 @@ pub(crate) struct Params<'a> {
     pub(crate) clock: &'a dyn Clock,
     /// Iterations without improvement before restarting from an elite solution.
     pub(crate) stall_limit: u64,
+    /// The least share of the differing operations a relink moves (see [`RELINK_SHARE_MIN`]).
+    pub(crate) relink_least_share: f64,
     /// A warm start, see `Config::initial`.
     pub(crate) initial: Option<&'a [crate::ScheduledOperation]>,
 }
@@ -1076,7 +1078,7 @@ impl Member {
 /// share and [`RELINK_SHARE_MAX`]. Light steps (a few percent) keep the tabu run that follows near
 /// its parent, heavy ones (up to half) leave the parent's basin.
 ///
-/// Flexible shops under makespan, whose runs are short (`solve::stall_limit`), gain from light
+/// Flexible shops under makespan, whose runs are short (`solve::short_runs`), gain from light
 /// steps as well: the multi-purpose shape of `bench/shop-shapes.py` (395 operations) ran about 170
 /// tabu runs in 10 s, and after a relink of 25–50 % nearly every run ended worse than the
 /// population's worst member. On 22 flexible shops (2 seeds, 10 s) 25–50 % gave 1.52 %, 5–15 % 1.48 %
@@ -1085,8 +1087,8 @@ impl Member {
 /// against 0.93 % and a full run 0.42 against 0.40 %, the 50 × 10 swv shops worse; generated
 /// order books under weighted tardiness moved both ways by up to 17 % (BENCHMARKS.md, "Lighter
 /// relinks").
-const RELINK_SHARE_MIN: f64 = 0.25;
-const RELINK_SHARE_MIN_FLEXIBLE: f64 = 0.05;
+pub(crate) const RELINK_SHARE_MIN: f64 = 0.25;
+pub(crate) const RELINK_SHARE_MIN_FLEXIBLE: f64 = 0.05;
 const RELINK_SHARE_MAX: f64 = 0.5;
 
 /// Iterations a population must go without a better member before it may be restarted.
@@ -1184,11 +1186,6 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
         search.react();
     }
     let stall_limit = params.stall_limit;
-    let least_share = if inst.flexible && objective == Objective::Makespan {
-        RELINK_SHARE_MIN_FLEXIBLE
-    } else {
-        RELINK_SHARE_MIN
-    };
     let pop_size = 8;
     let mut population: Vec<Member> = Vec::with_capacity(pop_size);
     let mut scratch = Vec::new();
@@ -1236,7 +1233,7 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
             search.state.restore(&population[a].snap);
             search.state.decode(inst);
             let guide = population[b].snap.clone();
-            search.relink(&guide, least_share);
+            search.relink(&guide, params.relink_least_share);
         }
         let (member, moved) = search.run(&mut global, stall_limit);
         // Shops without any neighbour (e.g. no two operations ever compete) cannot improve: stop early

@@ -1232,8 +1232,7 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
             }
             search.state.restore(&population[a].snap);
             search.state.decode(inst);
-            let guide = population[b].snap.clone();
-            search.relink(&guide, params.relink_least_share);
+            search.relink(&population[b].snap, params.relink_least_share);
         }
         let (member, moved) = search.run(&mut global, stall_limit);
         // Shops without any neighbour (e.g. no two operations ever compete) cannot improve: stop early

@@ -50,7 +50,8 @@ fn brute_force(problem: &Problem) -> i64 {
     let mut index = vec![0usize; n_machines];
     loop {
         // Relax start times until stable; a cycle never stabilises within n rounds.
-        let mut start: Vec<Vec<i64>> = problem.jobs.iter().map(|j| vec![0; j.operations.len()]).collect();
+        let mut start: Vec<Vec<i64>> =
+            problem.jobs.iter().map(|j| vec![j.release; j.operations.len()]).collect();
         let n_ops = problem.n_operations();
         let mut stable = false;
         for _ in 0..=n_ops {
@@ -147,7 +148,8 @@ fn ft06_is_solved_to_optimality() {
 
 #[test]
 fn same_seed_same_iterations_same_schedule() {
-    let problem = random_job_shop(7, 8, 5);
+    // A square shop: its optimum lies above the lower bound, so both runs use their iterations.
+    let problem = random_job_shop(7, 8, 8);
     let a = solve(&problem, &Config { seed: 3, ..config(3_000) });
     let b = solve(&problem, &Config { seed: 3, ..config(3_000) });
     assert_eq!(a.operations, b.operations);
@@ -213,6 +215,46 @@ fn a_flexible_shop_stops_at_the_work_bound_of_a_machine_set() {
     assert_feasible(&problem, &solution);
     assert_eq!(solution.makespan, 12);
     assert!(solution.iterations < 1_000, "{}", solution.iterations);
+}
+
+#[test]
+fn a_shop_stops_at_the_one_machine_bound() {
+    // Both jobs start on machine 0 and have 10 more to do elsewhere: whichever goes second ends at
+    // 20, though no job (15) and no machine load (10) says so.
+    let problem = Problem::job_shop("tails", 3, &[vec![(0, 5), (1, 10)], vec![(0, 5), (2, 10)]]);
+    assert_eq!(Inst::new(&problem).lower_bound, 20);
+    let solution = solve(&problem, &config(1_000_000));
+    assert_feasible(&problem, &solution);
+    assert_eq!(solution.makespan, 20);
+    assert!(solution.iterations < 1_000, "{}", solution.iterations);
+}
+
+#[test]
+fn jacksons_preemptive_schedule_serves_the_longest_tail_first() {
+    // The long operation is interrupted at 2 by one with a longer tail, which delivers at 2 + 3 + 20.
+    assert_eq!(inst::jackson_preemptive(&mut [(0, 10, 0), (2, 3, 20)]), 25);
+    // Idle until the first head, then the longer tail first: 5 + 2 + 4 = 11 against 5 + 4 + 1.
+    assert_eq!(inst::jackson_preemptive(&mut [(5, 2, 1), (5, 2, 4)]), 11);
+    // A machine without single-machine operations bounds nothing.
+    assert_eq!(inst::jackson_preemptive(&mut []), 0);
+}
+
+#[test]
+fn the_lower_bound_never_exceeds_the_brute_force_optimum() {
+    let mut reached = 0;
+    for seed in 0..80 {
+        let (jobs, machines) = if seed % 2 == 0 { (3, 3) } else { (4, 2) };
+        let mut problem = random_job_shop(seed, jobs, machines);
+        // Releases make the heads differ from the job prefixes.
+        for (j, job) in problem.jobs.iter_mut().enumerate() {
+            job.release = (seed as i64 * 7 + j as i64 * 5) % 9;
+        }
+        let (bound, optimum) = (Inst::new(&problem).lower_bound, brute_force(&problem));
+        assert!(bound <= optimum, "seed {seed}: bound {bound} above the optimum {optimum}");
+        reached += usize::from(bound == optimum);
+    }
+    // The bound is tight on some of them, so the comparison tests something.
+    assert!(reached > 10, "{reached}");
 }
 
 #[test]

@@ -323,7 +323,6 @@ impl BreakIndex {
     }
 }
 
-/// `⌈a / b⌉` for `a ≥ 0`, `b > 0`.
 /// The latest `end + tail` in Jackson's preemptive schedule of `(head, duration, tail)` operations on
 /// one machine: whenever the machine is free or an operation becomes available, it runs the
 /// available operation with the longest tail. This is the optimum of the preemptive one-machine
@@ -355,6 +354,7 @@ pub(crate) fn jackson_preemptive(ops: &mut [(i64, i64, i64)]) -> i64 {
     bound.max(0)
 }
 
+/// `⌈a / b⌉` for `a ≥ 0`, `b > 0`.
 fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
 }

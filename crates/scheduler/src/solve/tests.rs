@@ -210,10 +210,15 @@ fn a_flexible_shop_stops_at_the_work_bound_of_a_machine_set() {
     let mut jobs: Vec<Job> = (0..6).map(|_| Job::new(vec![op(&[(0, 4), (1, 4)])])).collect();
     jobs.push(Job::new(vec![op(&[(2, 3)])]));
     let problem = Problem { name: "pairs".into(), machines: vec![Machine::default(); 3], jobs };
-    assert_eq!(Inst::new(&problem).lower_bound, 12);
-    let solution = solve(&problem, &config(1_000_000));
-    assert_feasible(&problem, &solution);
-    assert_eq!(solution.makespan, 12);
+    assert_stops_at_the_bound(&problem, 12);
+}
+
+/// `problem`'s lower bound is `optimum`, and the search stops as soon as it reaches it.
+fn assert_stops_at_the_bound(problem: &Problem, optimum: i64) {
+    assert_eq!(Inst::new(problem).lower_bound, optimum);
+    let solution = solve(problem, &config(1_000_000));
+    assert_feasible(problem, &solution);
+    assert_eq!(solution.makespan, optimum);
     assert!(solution.iterations < 1_000, "{}", solution.iterations);
 }
 
@@ -222,11 +227,7 @@ fn a_shop_stops_at_the_one_machine_bound() {
     // Both jobs start on machine 0 and have 10 more to do elsewhere: whichever goes second ends at
     // 20, though no job (15) and no machine load (10) says so.
     let problem = Problem::job_shop("tails", 3, &[vec![(0, 5), (1, 10)], vec![(0, 5), (2, 10)]]);
-    assert_eq!(Inst::new(&problem).lower_bound, 20);
-    let solution = solve(&problem, &config(1_000_000));
-    assert_feasible(&problem, &solution);
-    assert_eq!(solution.makespan, 20);
-    assert!(solution.iterations < 1_000, "{}", solution.iterations);
+    assert_stops_at_the_bound(&problem, 20);
 }
 
 #[test]

@@ -64,6 +64,10 @@ struct SolveArgs {
     /// Input format; `auto` looks at the extension and the text.
     #[arg(long, value_enum, default_value = "auto")]
     format: FormatArg,
+    /// Which instance of a file that holds several, from 0 (Taillard's published files hold ten;
+    /// the instance is then named `<file>#<index>`).
+    #[arg(long, default_value_t = 0)]
+    index: usize,
     /// Time limit in seconds.
     #[arg(long, value_name = "SECONDS")]
     time_limit: f64,
@@ -136,9 +140,10 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load(path: &Path, format: FormatArg) -> anyhow::Result<Problem> {
+/// Reads the instance at `index` of the file (0 for files that hold one).
+fn load(path: &Path, format: FormatArg, index: usize) -> anyhow::Result<Problem> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("instance");
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("instance");
     let format = match format {
         FormatArg::Auto => formats::detect(path.file_name().and_then(|s| s.to_str()), &text)?,
         FormatArg::Jssp => Format::Jssp,
@@ -146,7 +151,9 @@ fn load(path: &Path, format: FormatArg) -> anyhow::Result<Problem> {
         FormatArg::Fjs => Format::Fjs,
         FormatArg::Json => Format::Json,
     };
-    formats::parse(&text, format, name).with_context(|| format!("parsing {}", path.display()))
+    let name = if formats::count(&text, format) > 1 { format!("{stem}#{index}") } else { stem.to_string() };
+    formats::parse_instance(&text, format, &name, index)
+        .with_context(|| format!("parsing {}", path.display()))
 }
 
 fn config(
@@ -171,7 +178,7 @@ fn config(
 }
 
 fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
-    let problem = load(&args.file, args.format)?;
+    let problem = load(&args.file, args.format, args.index)?;
     let objective = match args.objective {
         ObjectiveArg::Makespan => Objective::Makespan,
         ObjectiveArg::Tardiness => Objective::WeightedTardiness,
@@ -398,7 +405,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             .map(|ext| args.dir.join(format!("{}.{ext}", bound.instance)))
             .find(|p| p.exists())
             .with_context(|| format!("no file for instance {} in {}", bound.instance, args.dir.display()))?;
-        problems.push(load(&file, FormatArg::Auto)?);
+        problems.push(load(&file, FormatArg::Auto, 0)?);
     }
     let configs = (0..seeds)
         .map(|seed| config(args.time_limit, args.threads, seed, None, Objective::Makespan))

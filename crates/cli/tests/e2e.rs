@@ -232,6 +232,37 @@ fn generated_planning_problems_solve_to_valid_schedules() {
 }
 
 #[test]
+fn schedule_solve_reads_any_instance_of_a_taillard_file() {
+    // Two instances in Taillard's published layout, one after the other.
+    let header = "Nb of jobs, Nb of Machines, Time seed, Machine seed, Upper bound, Lower bound";
+    let text = format!(
+        "{header}\n2 2 1 1 7 7\nTimes\n3 2\n4 1\nMachines\n1 2\n2 1\n\
+         {header}\n2 3 1 1 12 12\nTimes\n5 2 3\n4 5 6\nMachines\n3 2 1\n1 2 3\n"
+    );
+    let dir = TempDir::new("taillard");
+    let file = dir.0.join("tai2.txt");
+    std::fs::write(&file, text).unwrap();
+    let solve = |index: &str| {
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["schedule", "solve"])
+            .arg(&file)
+            .args(["--time-limit", "5", "--iterations", "100", "--index", index])
+            .output()
+            .unwrap()
+    };
+    let output = solve("1");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["instance"], "tai2#1");
+    assert_eq!((result["jobs"].as_u64(), result["machines"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(result["valid"], true, "{result}");
+    let output = solve("2");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expected instance 2 (from 0), but the file holds 2"), "{stderr}");
+}
+
+#[test]
 fn schedule_bench_runs_side_by_side_and_writes_every_seed() {
     let dir = TempDir::new("schedule-bench");
     // Two 2×2 shops whose optimum is 6: job 0 first on machine 0 is the only way to finish by 6.

@@ -28,6 +28,18 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// The name `FromStr` and the CLI's `--format` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jssp => "jssp",
+            Self::Taillard => "taillard",
+            Self::Fjs => "fjs",
+            Self::Json => "json",
+        }
+    }
+}
+
 impl std::str::FromStr for Format {
     type Err = Error;
 
@@ -78,11 +90,33 @@ pub fn detect(file_name: Option<&str>, text: &str) -> Result<Format> {
     }
 }
 
-/// Parses `text` in `format`; `name` becomes [`Problem::name`]. The result is validated.
+/// Parses `text` in `format`; `name` becomes [`Problem::name`]. The result is validated. A text
+/// that holds several instances gives its first ([`parse_instance`] reads the others).
 pub fn parse(text: &str, format: Format, name: &str) -> Result<Problem> {
+    parse_instance(text, format, name, 0)
+}
+
+/// How many instances `text` holds: Taillard's published files hold ten, one after the other;
+/// every other format holds one.
+pub fn count(text: &str, format: Format) -> usize {
+    match format {
+        Format::Taillard => taillard::count(text),
+        _ => 1,
+    }
+}
+
+/// Like [`parse`], for the instance at `index` (from 0) of a text that holds several (see
+/// [`count`]). An index past the last instance is an error that says how many there are.
+pub fn parse_instance(text: &str, format: Format, name: &str, index: usize) -> Result<Problem> {
+    if index > 0 && format != Format::Taillard {
+        return Err(Error::Parse {
+            line: 1,
+            expected: format!("instance {index} (from 0), but a {} file holds one", format.name()),
+        });
+    }
     let mut problem = match format {
         Format::Jssp => standard::parse(text)?,
-        Format::Taillard => taillard::parse(text)?,
+        Format::Taillard => taillard::parse(text, index)?,
         Format::Fjs => fjs::parse(text)?,
         Format::Json => json::parse(text)?,
     };

@@ -1,20 +1,37 @@
 //! Taillard layout reader: a header line (`Nb of jobs, Nb of Machines, ...` text is optional) whose
 //! next numeric line starts with `n m`, then a `Times` line and an `n x m` duration matrix, then a
-//! `Machines` line and an `n x m` matrix of 1-based machines. Only the first instance of a multi-instance
-//! file is read.
+//! `Machines` line and an `n x m` matrix of 1-based machines. Taillard's published files hold ten
+//! instances each, one after the other: [`count`] says how many a text holds and [`parse`] reads
+//! the one at an index (from 0).
 
 use super::{MAX_COUNT, MAX_TIME, Tokens};
 use crate::error::{Error, Result};
 use crate::problem::Problem;
 
-pub(super) fn parse(text: &str) -> Result<Problem> {
+fn is_times(line: &str) -> bool {
+    line.trim().eq_ignore_ascii_case("times")
+}
+
+/// How many instances (`Times` lines) the text holds.
+pub(super) fn count(text: &str) -> usize {
+    text.lines().filter(|line| is_times(line)).count()
+}
+
+pub(super) fn parse(text: &str, index: usize) -> Result<Problem> {
     let lines: Vec<(usize, &str)> =
         text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty()).collect();
     let is_numeric = |line: &str| line.split_whitespace().all(|t| t.parse::<f64>().is_ok());
-    let times_at = lines
-        .iter()
-        .position(|(_, l)| l.eq_ignore_ascii_case("times"))
-        .ok_or(Error::Parse { line: 1, expected: "a `Times` line".into() })?;
+    let mut times_lines = lines.iter().enumerate().filter(|(_, (_, l))| is_times(l)).map(|(at, _)| at);
+    let times_at = match times_lines.nth(index) {
+        Some(at) => at,
+        None if index == 0 => return Err(Error::Parse { line: 1, expected: "a `Times` line".into() }),
+        None => {
+            return Err(Error::Parse {
+                line: lines.last().map_or(1, |l| l.0),
+                expected: format!("instance {index} (from 0), but the file holds {}", count(text)),
+            });
+        }
+    };
     let header = lines[..times_at].iter().rev().find(|(_, l)| is_numeric(l)).ok_or(Error::Parse {
         line: lines[times_at].0,
         expected: "a `jobs machines ...` line before `Times`".into(),
@@ -25,10 +42,10 @@ pub(super) fn parse(text: &str) -> Result<Problem> {
     if n_jobs.saturating_mul(n_machines) > MAX_COUNT {
         return Err(Error::Parse { line: header.0, expected: "at most a million operations".into() });
     }
-    let machines_at = lines
+    let machines_at = lines[times_at..]
         .iter()
         .position(|(_, l)| l.eq_ignore_ascii_case("machines"))
-        .filter(|&at| at > times_at)
+        .map(|at| times_at + at)
         .ok_or(Error::Parse {
             line: lines[times_at].0,
             expected: "a `Machines` line after `Times`".into(),

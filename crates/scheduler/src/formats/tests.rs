@@ -18,6 +18,23 @@ fn reads_standard_and_taillard_alike() {
 }
 
 #[test]
+fn reads_any_instance_of_a_multi_instance_taillard_file() {
+    let second = "Nb of jobs, Nb of Machines, Time seed, Machine seed, Upper bound, Lower bound\n\
+        2 3 1 1 9 9\nTimes\n1 2 3\n4 5 6\nMachines\n3 2 1\n1 2 3\n";
+    let both = format!("{TAILLARD}{second}");
+    assert_eq!(count(&both, Format::Taillard), 2);
+    assert_eq!(count(STANDARD, Format::Jssp), 1);
+    assert_eq!(parse(&both, Format::Taillard, "t").unwrap(), parse(TAILLARD, Format::Taillard, "t").unwrap());
+    let p = parse_instance(&both, Format::Taillard, "t", 1).unwrap();
+    assert_eq!(p.machines.len(), 3);
+    assert_eq!(p.jobs[0].operations[0].alternatives[0], crate::Alternative { machine: 2, duration: 1 });
+    let err = parse_instance(&both, Format::Taillard, "t", 2).unwrap_err();
+    assert_eq!(err.to_string(), "line 16: expected instance 2 (from 0), but the file holds 2");
+    let err = parse_instance(STANDARD, Format::Jssp, "s", 1).unwrap_err();
+    assert_eq!(err.to_string(), "line 1: expected instance 1 (from 0), but a jssp file holds one");
+}
+
+#[test]
 fn reads_fjs_with_zero_based_machines() {
     let p = parse(FJS, Format::Fjs, "f").unwrap();
     assert_eq!(p.machines.len(), 3);

@@ -64,8 +64,9 @@ struct SolveArgs {
     /// Input format; `auto` looks at the extension and the text.
     #[arg(long, value_enum, default_value = "auto")]
     format: FormatArg,
-    /// Which instance of a file that holds several, from 0 (Taillard's published files hold ten;
-    /// the instance is then named `<file>#<index>`).
+    /// Which instance of a file that holds several, from 0: Taillard's published files hold ten
+    /// (named `<file>#<index>`), the OR-Library's `jobshop1.txt` one per `instance NAME` line
+    /// (named by that line).
     #[arg(long, default_value_t = 0)]
     index: usize,
     /// Time limit in seconds.

@@ -71,6 +71,9 @@ pub fn detect(file_name: Option<&str>, text: &str) -> Result<Format> {
     if text.lines().any(|line| line.trim().eq_ignore_ascii_case("times")) {
         return Ok(Format::Taillard);
     }
+    if content_lines(text).any(|(_, line)| standard::instance_name(line).is_some()) {
+        return Ok(Format::Jssp);
+    }
     let mut lines = content_lines(text).map(|(_, line)| line);
     let Some(head) = lines.next() else {
         return Err(Error::UnknownFormat("empty input".into()));
@@ -96,26 +99,28 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Problem> {
     parse_instance(text, format, name, 0)
 }
 
-/// How many instances `text` holds: Taillard's published files hold ten, one after the other;
-/// every other format holds one.
+/// How many instances `text` holds: Taillard's published files hold ten, one after the other, and
+/// the OR-Library's collected file (`jobshop1.txt`) holds one per `instance NAME` line; `.fjs`
+/// and JSON files hold one.
 pub fn count(text: &str, format: Format) -> usize {
     match format {
         Format::Taillard => taillard::count(text),
-        _ => 1,
+        Format::Jssp => standard::count(text),
+        Format::Fjs | Format::Json => 1,
     }
 }
 
 /// Like [`parse`], for the instance at `index` (from 0) of a text that holds several (see
 /// [`count`]). An index past the last instance is an error that says how many there are.
 pub fn parse_instance(text: &str, format: Format, name: &str, index: usize) -> Result<Problem> {
-    if index > 0 && format != Format::Taillard {
+    if index > 0 && matches!(format, Format::Fjs | Format::Json) {
         return Err(Error::Parse {
             line: 1,
             expected: format!("instance {index} (from 0), but a {} file holds one", format.name()),
         });
     }
     let mut problem = match format {
-        Format::Jssp => standard::parse(text)?,
+        Format::Jssp => standard::parse(text, index)?,
         Format::Taillard => taillard::parse(text, index)?,
         Format::Fjs => fjs::parse(text)?,
         Format::Json => json::parse(text)?,

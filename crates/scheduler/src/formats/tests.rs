@@ -31,7 +31,33 @@ fn reads_any_instance_of_a_multi_instance_taillard_file() {
     let err = parse_instance(&both, Format::Taillard, "t", 2).unwrap_err();
     assert_eq!(err.to_string(), "line 16: expected instance 2 (from 0), but the file holds 2");
     let err = parse_instance(STANDARD, Format::Jssp, "s", 1).unwrap_err();
-    assert_eq!(err.to_string(), "line 1: expected instance 1 (from 0), but a jssp file holds one");
+    assert_eq!(err.to_string(), "line 4: expected instance 1 (from 0), but the file holds 1");
+    let err = parse_instance(FJS, Format::Fjs, "f", 1).unwrap_err();
+    assert_eq!(err.to_string(), "line 1: expected instance 1 (from 0), but a fjs file holds one");
+}
+
+#[test]
+fn reads_any_instance_of_the_or_library_collection() {
+    // The layout of `jobshop1.txt`: a preamble, then per instance separators, an `instance NAME`
+    // line, a description and the numbers.
+    let text = " This file contains a set of job shop instances.\n\
+        +++++++++++++++++++++++++++++\n\n instance tiny\n\n +++++++++++++++++++++++++++++\n\
+        A 2x2 instance (made up, 2 machines)\n 2 2\n 0 3 1 2\n 1 4 0 1\n\
+        +++++++++++++++++++++++++++++\n\n instance next\n\n +++++++++++++++++++++++++++++\n\
+        Another 1x2 one\n 1 2\n 1 5 0 6\n +++++++++++++++++++++++++++++\n";
+    assert_eq!(detect(None, text).unwrap(), Format::Jssp);
+    assert_eq!(count(text, Format::Jssp), 2);
+    assert_eq!(count(STANDARD, Format::Jssp), 1);
+    let tiny = parse(text, Format::Jssp, "file").unwrap();
+    assert_eq!(tiny.name, "tiny");
+    assert_eq!(tiny.jobs, parse(STANDARD, Format::Jssp, "a").unwrap().jobs);
+    let next = parse_instance(text, Format::Jssp, "file", 1).unwrap();
+    assert_eq!(next.name, "next");
+    assert_eq!(next.jobs[0].operations[1].alternatives[0], crate::Alternative { machine: 0, duration: 6 });
+    let err = parse_instance(text, Format::Jssp, "file", 2).unwrap_err();
+    assert_eq!(err.to_string(), "line 19: expected instance 2 (from 0), but the file holds 2");
+    let err = parse("instance empty\n+++\n", Format::Jssp, "file").unwrap_err();
+    assert_eq!(err.to_string(), "line 1: expected a `jobs machines` line for instance empty");
 }
 
 #[test]

@@ -124,6 +124,31 @@ proptest! {
     }
 
     #[test]
+    fn garbage_in_collected_files_never_panics(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                Just("instance a".to_string()),
+                Just("Times".to_string()),
+                Just("Machines".to_string()),
+                Just("+++++".to_string()),
+                proptest::collection::vec(0u32..6, 0..7)
+                    .prop_map(|v| v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")),
+            ],
+            0..30,
+        ),
+        index in 0usize..4,
+    ) {
+        let text = lines.join("\n");
+        for format in [Format::Jssp, Format::Taillard] {
+            if let Ok(problem) = parse_instance(&text, format, "g", index) {
+                prop_assert!(problem.validate().is_ok());
+                prop_assert!(index < count(&text, format));
+            }
+        }
+        let _ = detect(None, &text);
+    }
+
+    #[test]
     fn numeric_garbage_never_panics(numbers in proptest::collection::vec(0u32..12, 0..60)) {
         let text: String = numbers.iter().map(|n| format!("{n} ")).collect();
         for format in [Format::Jssp, Format::Fjs] {

@@ -116,7 +116,7 @@ pub fn parse_instance(text: &str, format: Format, name: &str, index: usize) -> R
     if index > 0 && matches!(format, Format::Fjs | Format::Json) {
         return Err(Error::Parse {
             line: 1,
-            expected: format!("instance {index} (from 0), but a {} file holds one", format.name()),
+            expected: format!("instance {index} (from 0), but {} files hold one", format.name()),
         });
     }
     let mut problem = match format {

@@ -12,9 +12,9 @@ fn is_times(line: &str) -> bool {
     line.trim().eq_ignore_ascii_case("times")
 }
 
-/// How many instances (`Times` lines) the text holds.
+/// How many instances (`Times` lines) the text holds, or one.
 pub(super) fn count(text: &str) -> usize {
-    text.lines().filter(|line| is_times(line)).count()
+    text.lines().filter(|line| is_times(line)).count().max(1)
 }
 
 pub(super) fn parse(text: &str, index: usize) -> Result<Problem> {

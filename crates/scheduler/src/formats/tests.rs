@@ -33,7 +33,7 @@ fn reads_any_instance_of_a_multi_instance_taillard_file() {
     let err = parse_instance(STANDARD, Format::Jssp, "s", 1).unwrap_err();
     assert_eq!(err.to_string(), "line 4: expected instance 1 (from 0), but the file holds 1");
     let err = parse_instance(FJS, Format::Fjs, "f", 1).unwrap_err();
-    assert_eq!(err.to_string(), "line 1: expected instance 1 (from 0), but a fjs file holds one");
+    assert_eq!(err.to_string(), "line 1: expected instance 1 (from 0), but fjs files hold one");
 }
 
 #[test]

@@ -69,7 +69,24 @@ impl FileConfig {
         let Some(path) = path else { return Ok(FileConfig::default()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        let config: FileConfig =
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+        config.validate().with_context(|| format!("invalid config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Numbers the types accept but the server cannot use (TOML has `nan` and `inf` too): a clear
+    /// error at start instead of a stalled simulation or a planner that fails later.
+    fn validate(&self) -> anyhow::Result<()> {
+        let speed = self.sim.speed;
+        if !(speed.is_finite() && (0.1..=10_000.0).contains(&speed)) {
+            anyhow::bail!("[sim] speed must be from 0.1 to 10000, found {speed}");
+        }
+        let repair = self.planning.repair_time_limit_seconds;
+        if !(repair.is_finite() && (0.05..=60.0).contains(&repair)) {
+            anyhow::bail!("[planning] repair_time_limit_seconds must be from 0.05 to 60, found {repair}");
+        }
+        Ok(())
     }
 }
 
@@ -110,6 +127,7 @@ rollup_days = 730
 # work the active plan starts within freeze_minutes keeps its place, the broken machine is taken
 # out for expected_repair_minutes, everything else may move.
 auto_replan = true
+# Seconds the solver may take for a repair, 0.05 to 60.
 repair_time_limit_seconds = 2.0
 freeze_minutes = 60
 expected_repair_minutes = 60
@@ -143,7 +161,7 @@ host_id = "microfactory"
 [sim]
 # `demo` only: run the simulated factory, publishing through the embedded broker.
 enabled = true
-# Simulated seconds per real second (60: a 10-minute operation takes 10 seconds).
+# Simulated seconds per real second (60: a 10-minute operation takes 10 seconds), 0.1 to 10000.
 speed = 60.0
 # Seed of every random choice: the same seed gives the same factory.
 seed = 2026
@@ -164,6 +182,22 @@ mod tests {
         assert_eq!(parsed.planning, PlanningConfig::default());
         assert_eq!(parsed.store.durability, Some(DurabilityName::Full));
         assert_eq!(parsed.listen, Some(crate::DEFAULT_LISTEN.parse().unwrap()));
+    }
+
+    #[test]
+    fn numbers_the_server_cannot_use_are_rejected() {
+        let error = |text: &str| {
+            let config: FileConfig = toml::from_str(text).unwrap();
+            config.validate().unwrap_err().to_string()
+        };
+        assert_eq!(error("[sim]\nspeed = nan"), "[sim] speed must be from 0.1 to 10000, found NaN");
+        assert_eq!(error("[sim]\nspeed = 0.0"), "[sim] speed must be from 0.1 to 10000, found 0");
+        assert_eq!(
+            error("[planning]\nrepair_time_limit_seconds = inf"),
+            "[planning] repair_time_limit_seconds must be from 0.05 to 60, found inf"
+        );
+        let example: FileConfig = toml::from_str(EXAMPLE).unwrap();
+        assert!(example.validate().is_ok());
     }
 
     #[test]

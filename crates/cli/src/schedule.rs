@@ -69,10 +69,10 @@ struct SolveArgs {
     /// (named by that line).
     #[arg(long, default_value_t = 0)]
     index: usize,
-    /// Time limit in seconds.
+    /// Time limit in seconds, 0 to 1e9.
     #[arg(long, value_name = "SECONDS")]
     time_limit: f64,
-    /// Independent parallel searches (the best wins).
+    /// Independent parallel searches (the best wins), 1 to 64.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Random seed.
@@ -95,7 +95,7 @@ struct BenchArgs {
     /// header naming `instance` and `lower_bound` and/or `upper_bound` (other columns ignored);
     /// gaps are to the upper bound, or to the lower bound where the upper one is left empty.
     dir: PathBuf,
-    /// Time limit per run in seconds.
+    /// Time limit per run in seconds, 0 to 1e9.
     #[arg(long, value_name = "SECONDS")]
     time_limit: f64,
     /// Runs per instance, with seeds 0..N.
@@ -104,10 +104,10 @@ struct BenchArgs {
     /// Only instances whose name matches this glob (`*` and `?`; several globs separated by commas).
     #[arg(long)]
     filter: Option<String>,
-    /// Threads per run.
+    /// Threads per run, 1 to 64.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Runs side by side (each with `--threads` threads). Runs then share memory bandwidth and caches,
+    /// Runs side by side (each with `--threads` threads), 1 to 64. Runs then share memory bandwidth and caches,
     /// so keep `jobs × threads` at or below the number of cores and say so when quoting the figures.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -157,6 +157,10 @@ fn load(path: &Path, format: FormatArg, index: usize) -> anyhow::Result<Problem>
         .with_context(|| format!("parsing {}", path.display()))
 }
 
+/// Longest `--time-limit` in seconds (about 31 years): longer limits mean "no limit" in practice,
+/// and this keeps clock readings plus the limit far from overflowing.
+const MAX_TIME_LIMIT_S: f64 = 1e9;
+
 fn config(
     time_limit: f64,
     threads: usize,
@@ -164,13 +168,16 @@ fn config(
     iterations: Option<u64>,
     objective: Objective,
 ) -> anyhow::Result<Config> {
-    if !(time_limit.is_finite() && time_limit >= 0.0) {
-        bail!("--time-limit must be a non-negative number of seconds");
+    if !(time_limit.is_finite() && (0.0..=MAX_TIME_LIMIT_S).contains(&time_limit)) {
+        bail!("--time-limit must be a number of seconds from 0 to {MAX_TIME_LIMIT_S:e}, found {time_limit}");
+    }
+    if !(1..=scheduler::MAX_THREADS).contains(&threads) {
+        bail!("--threads must be from 1 to {}, found {threads}", scheduler::MAX_THREADS);
     }
     Ok(Config {
         objective,
         seed,
-        threads: threads.max(1),
+        threads,
         time_limit: Some(Duration::from_secs_f64(time_limit)),
         iteration_limit: iterations,
         clock: None,
@@ -394,8 +401,8 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if bounds.is_empty() {
         bail!("no instance of {} matches", args.dir.display());
     }
-    if args.jobs == 0 {
-        bail!("--jobs must be at least 1");
+    if !(1..=scheduler::MAX_THREADS).contains(&args.jobs) {
+        bail!("--jobs must be from 1 to {}, found {}", scheduler::MAX_THREADS, args.jobs);
     }
     let seeds = args.seeds.max(1);
     // Read every file first, so a missing or malformed one stops the bench before any run.
@@ -608,6 +615,20 @@ mod tests {
                 .contains("lower_bound 60 is above upper_bound 55")
         );
         assert!(error("instance,upper_bound\n,55\n").contains("line 2: the instance name is empty"));
+    }
+
+    #[test]
+    fn solver_settings_out_of_range_are_clear_errors() {
+        let error = |time_limit: f64, threads: usize| {
+            config(time_limit, threads, 0, None, Objective::Makespan).unwrap_err().to_string()
+        };
+        assert!(error(1e30, 1).contains("--time-limit must be a number of seconds from 0 to 1e9, found"));
+        assert!(error(f64::NAN, 1).contains("--time-limit"));
+        assert!(error(-1.0, 1).contains("--time-limit"));
+        assert_eq!(error(1.0, 0), "--threads must be from 1 to 64, found 0");
+        assert_eq!(error(1.0, 100_000), "--threads must be from 1 to 64, found 100000");
+        let fine = config(1e9, 64, 0, None, Objective::Makespan).unwrap();
+        assert_eq!((fine.threads, fine.time_limit), (64, Some(Duration::from_secs(1_000_000_000))));
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub struct Config {
     /// Seed of the random streams (thread `i` uses a seed derived from this one and `i`).
     pub seed: u64,
     /// Independent searches run in parallel (`std::thread::scope`); 1 runs on the caller's thread.
+    /// 0 counts as 1, and more than [`MAX_THREADS`] as [`MAX_THREADS`].
     pub threads: usize,
     /// Stop after this much time on [`Config::clock`]; `None` means no time limit.
     pub time_limit: Option<Duration>,
@@ -113,6 +114,9 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// Most searches one [`solve`] runs in parallel ([`Config::threads`]).
+pub const MAX_THREADS: usize = 64;
+
 /// Lexicographic score: (fixed-start penalty, primary objective, secondary objective).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Score(pub(crate) i64, pub(crate) i64, pub(crate) i64);
@@ -138,7 +142,7 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
         relink_least_share: relink_least_share(&inst, config.objective),
         initial: config.initial.as_deref(),
     };
-    let threads = config.threads.max(1);
+    let threads = config.threads.clamp(1, MAX_THREADS);
     let seeds: Vec<u64> = (0..threads as u64).map(|i| derive_seed(config.seed, i)).collect();
     let outcomes: Vec<tabu::Outcome> = if threads == 1 {
         vec![tabu::search(&inst, &params, seeds[0])]

@@ -39,7 +39,7 @@ impl PlanningConfig {
 }
 
 /// Most solver threads a plan may use.
-pub const MAX_SOLVER_THREADS: usize = 64;
+pub const MAX_SOLVER_THREADS: usize = scheduler::MAX_THREADS;
 
 impl Default for PlanningConfig {
     fn default() -> PlanningConfig {
@@ -82,7 +82,9 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                 down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
                 threads: config.threads(),
             };
-            let limit = Duration::from_secs_f64(config.repair_time_limit_seconds.clamp(0.05, 60.0));
+            // The config file is validated; this keeps a NaN from other callers from panicking.
+            let limit = Duration::try_from_secs_f64(config.repair_time_limit_seconds.clamp(0.05, 60.0))
+                .unwrap_or(Duration::from_secs(2));
             let plan =
                 planning::plan(&store, now, &active.objective, limit, &options).map_err(|e| e.to_string())?;
             let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;

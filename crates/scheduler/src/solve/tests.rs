@@ -159,6 +159,17 @@ fn same_seed_same_iterations_same_schedule() {
     assert_eq!(c.iterations, 2_000);
 }
 
+#[test]
+fn thread_counts_are_kept_within_bounds() {
+    let problem = random_job_shop(3, 4, 3);
+    // Iterations are summed over the threads that ran: 0 runs one, 100,000 runs `MAX_THREADS`.
+    let none = solve(&problem, &Config { threads: 0, ..config(10) });
+    assert_eq!(none.iterations, 10);
+    let many = solve(&problem, &Config { threads: 100_000, ..config(10) });
+    assert_eq!(many.iterations, 10 * MAX_THREADS as u64);
+    assert_feasible(&problem, &many);
+}
+
 /// A clock that advances one second per reading: the solver must stop on the time limit.
 struct TickingClock(AtomicU64);
 

@@ -30,13 +30,13 @@ pub enum BrokerKind {
 /// Options of `bench ingest`.
 #[derive(Debug, Args)]
 pub struct IngestBench {
-    /// Simulated devices, one MQTT connection each.
+    /// Simulated devices, one MQTT connection each (1 to 10000).
     #[arg(long, default_value_t = 20)]
     devices: u32,
-    /// Metrics per message.
+    /// Metrics per message (1 to 1000).
     #[arg(long, default_value_t = 10)]
     metrics: u32,
-    /// Seconds of publishing.
+    /// Seconds of publishing (1 to 86400).
     #[arg(long, default_value_t = 20)]
     duration: u64,
     /// Broker to publish through.
@@ -45,7 +45,8 @@ pub struct IngestBench {
     /// QoS of the device messages (0 or 1).
     #[arg(long, default_value_t = 0)]
     qos: u8,
-    /// Messages per second per device; 0 publishes as fast as the platform accepts (overload).
+    /// Messages per second per device, at most 100000; 0 publishes as fast as the platform accepts
+    /// (overload).
     #[arg(long, default_value_t = 0)]
     rate: u32,
 }
@@ -72,8 +73,15 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// Runs the bench and prints its table.
 pub fn run(options: IngestBench) -> anyhow::Result<()> {
-    if options.devices == 0 || options.metrics == 0 || options.duration == 0 {
-        bail!("--devices, --metrics and --duration must be at least 1");
+    if !(1..=10_000).contains(&options.devices)
+        || !(1..=1_000).contains(&options.metrics)
+        || !(1..=86_400).contains(&options.duration)
+        || options.rate > 100_000
+    {
+        bail!(
+            "--devices must be from 1 to 10000, --metrics from 1 to 1000, --duration from 1 to 86400 \
+             and --rate from 0 to 100000"
+        );
     }
     let qos = match options.qos {
         0 => QoS::AtMostOnce,
@@ -289,10 +297,10 @@ fn run_in(options: &IngestBench, qos: QoS, dir: &std::path::Path) -> anyhow::Res
 /// The generated high-mix factory planned by `bench plan` and written by `schedule generate`.
 #[derive(Debug, Args)]
 pub struct GeneratedFactory {
-    /// Released orders of the generated factory.
+    /// Released orders of the generated factory (1 to 100000).
     #[arg(long, default_value_t = 500)]
     pub orders: usize,
-    /// Machines of the generated factory.
+    /// Machines of the generated factory (1 to 1000).
     #[arg(long, default_value_t = 15)]
     pub machines: usize,
     /// Seed of the generated factory; the same seed gives the same factory.
@@ -306,8 +314,8 @@ impl GeneratedFactory {
 
     /// A throw-away store holding the generated factory.
     pub fn store(&self) -> anyhow::Result<Store> {
-        if self.orders == 0 || self.machines == 0 {
-            bail!("--orders and --machines must be at least 1");
+        if !(1..=100_000).contains(&self.orders) || !(1..=1_000).contains(&self.machines) {
+            bail!("--orders must be from 1 to 100000 and --machines from 1 to 1000");
         }
         let store = Store::open_in_memory()?;
         server::demo::seed_generated(&store, self.orders, self.machines, self.seed, Self::NOW)?;
@@ -504,13 +512,14 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
 /// Options of `bench dashboard`.
 #[derive(Debug, Args)]
 pub struct DashboardBench {
-    /// Machines of the generated factory.
+    /// Machines of the generated factory (1 to 1000).
     #[arg(long, default_value_t = 50)]
     machines: usize,
-    /// Open orders of the generated factory (450 give about 2,000 planned operations).
+    /// Open orders of the generated factory, at most 100000 (450 give about 2,000 planned
+    /// operations).
     #[arg(long, default_value_t = 450)]
     orders: usize,
-    /// Requests per page measured.
+    /// Requests per page measured (1 to 100000).
     #[arg(long, default_value_t = 100)]
     requests: u32,
     /// Seed of the generated factory.
@@ -526,8 +535,11 @@ pub struct DashboardBench {
 /// open alarms; prints the server time of each dashboard page (over HTTP on loopback, so the
 /// figures include the request and response, not just the rendering).
 pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
-    if options.machines == 0 || options.requests == 0 {
-        bail!("--machines and --requests must be at least 1");
+    if !(1..=1_000).contains(&options.machines)
+        || options.orders > 100_000
+        || !(1..=100_000).contains(&options.requests)
+    {
+        bail!("--machines must be from 1 to 1000, --orders from 0 to 100000 and --requests from 1 to 100000");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();

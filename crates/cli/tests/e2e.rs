@@ -203,7 +203,7 @@ fn generated_planning_problems_solve_to_valid_schedules() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--orders and --machines must be at least 1"), "{stderr}");
+    assert!(stderr.contains("--orders must be from 1 to 100000 and --machines from 1 to 1000"), "{stderr}");
     let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
         .args(["schedule", "generate", "--orders", "20", "--machines", "5", "--seed", "7", "--output"])
         .arg(&problem)

@@ -176,7 +176,8 @@ impl Problem {
 
     /// Checks that the problem describes a real shop; the solver and the checker rely on it.
     ///
-    /// Rejects: times or weights beyond [`MAX_TIME`], no machines, empty jobs, operations without alternatives, unknown machines, negative
+    /// Rejects: times or weights beyond [`MAX_TIME`] (or large enough together to overflow the
+    /// weighted tardiness), no machines, empty jobs, operations without alternatives, unknown machines, negative
     /// durations/weights/releases, zero durations on machines with setups, non-square or negative setup matrices, families outside a machine's
     /// matrix, empty or negative intervals, and fixed operations that are ineligible, overlap an
     /// unavailable interval, overlap each other on a machine (setups included), or break their job's
@@ -205,6 +206,7 @@ impl Problem {
         if any_too_big {
             return invalid(format!("a time or weight exceeds {MAX_TIME}"));
         }
+        self.validate_magnitudes()?;
         for (machine_idx, machine) in self.machines.iter().enumerate() {
             let n_families = machine.setup.len();
             if machine.setup.iter().any(|row| row.len() != n_families) {
@@ -285,6 +287,46 @@ impl Problem {
             }
         }
         self.validate_fixed_on_machines()
+    }
+
+    /// Rejects times and weights that are each within [`MAX_TIME`] but together could overflow the
+    /// objectives: no operation can end after the latest time the problem names (release, due date,
+    /// fixed start or end of a break) plus every operation's longest alternative and the largest
+    /// setup, one after another, so the weighted tardiness stays below the sum of the weights
+    /// times that horizon plus the earliest due date's distance below zero. That product must stay
+    /// far below `i64::MAX`, and so must the horizon.
+    fn validate_magnitudes(&self) -> Result<()> {
+        let largest_setup =
+            self.machines.iter().flat_map(|m| m.setup.iter().flatten()).copied().max().unwrap_or(0);
+        let named = self
+            .machines
+            .iter()
+            .flat_map(|m| m.unavailable.iter().map(|iv| iv.end))
+            .chain(self.jobs.iter().flat_map(|job| {
+                let fixed = job.operations.iter().filter_map(|op| op.fixed.map(|f| f.start));
+                fixed.chain([job.release, job.due.unwrap_or(0).abs()])
+            }))
+            .max()
+            .unwrap_or(0);
+        let work: i128 = self
+            .jobs
+            .iter()
+            .flat_map(|job| &job.operations)
+            .map(|op| {
+                let longest = op.alternatives.iter().map(|alt| alt.duration).max().unwrap_or(0);
+                i128::from(longest) + i128::from(largest_setup)
+            })
+            .sum();
+        let horizon = 2 * i128::from(named) + work;
+        let weights: i128 = self.jobs.iter().map(|job| i128::from(job.weight)).sum();
+        let limit = i128::from(i64::MAX / 4);
+        if horizon.saturating_mul(weights.max(1)) > limit {
+            return Err(Error::Invalid(format!(
+                "times and weights too large together: the weights ({weights}) times the longest \
+                 possible schedule ({horizon}) must stay below {limit}"
+            )));
+        }
+        Ok(())
     }
 
     fn validate_fixed_on_machines(&self) -> Result<()> {

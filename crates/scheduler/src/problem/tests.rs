@@ -66,3 +66,20 @@ fn rejects_times_that_could_overflow() {
     p.jobs[0].operations[0].alternatives[0].duration = i64::MAX;
     assert!(p.validate().unwrap_err().to_string().contains("exceeds"));
 }
+
+#[test]
+fn rejects_times_and_weights_that_could_overflow_together() {
+    // Each number is allowed, but two jobs of weight 10^12, both 10^12 late, weigh 2 × 10^24.
+    let mut p = Problem::job_shop("w", 1, &[vec![(0, MAX_TIME)], vec![(0, MAX_TIME)]]);
+    for job in &mut p.jobs {
+        job.due = Some(0);
+        job.weight = MAX_TIME;
+    }
+    let error = p.validate().unwrap_err().to_string();
+    assert!(error.contains("times and weights too large together"), "{error}");
+    // Weight 1 keeps the same times within range.
+    for job in &mut p.jobs {
+        job.weight = 1;
+    }
+    p.validate().unwrap();
+}

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -193,6 +194,8 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
         ObjectiveArg::TardinessThenMakespan => Objective::TardinessThenMakespan,
     };
     let config = config(args.time_limit, args.threads, args.seed, args.iterations, objective)?;
+    // Opened before the search, so a bad path fails at once, not after the time limit.
+    let output = args.output.as_deref().map(create).transpose()?;
     let started = Instant::now();
     let solution = scheduler::solve(&problem, &config);
     let wall = started.elapsed();
@@ -212,8 +215,8 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
         "operations": problem.n_operations(),
     });
     println!("{line}");
-    if let Some(path) = &args.output {
-        std::fs::write(path, plan_json(&problem, &solution).to_string())
+    if let Some((path, mut file)) = output {
+        file.write_all(plan_json(&problem, &solution).to_string().as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if !violations.is_empty() {
@@ -232,6 +235,12 @@ fn plan_json(problem: &Problem, solution: &Solution) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({"instance": problem.name, "makespan": solution.makespan, "operations": operations})
+}
+
+/// Creates (or truncates) the file at `path` for writing later, keeping the path for errors.
+fn create(path: &Path) -> anyhow::Result<(&Path, std::fs::File)> {
+    let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((path, file))
 }
 
 fn round3(value: f64) -> f64 {
@@ -418,6 +427,8 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let configs = (0..seeds)
         .map(|seed| config(args.time_limit, args.threads, seed, None, Objective::Makespan))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Opened before the runs, so a bad path fails at once, not after them.
+    let csv_file = args.csv.as_deref().map(create).transpose()?;
     let mut results: Vec<InstanceResult> = bounds.into_iter().map(InstanceResult::new).collect();
     let progress = indicatif::ProgressBar::with_draw_target(
         Some(results.len() as u64 * seeds),
@@ -483,8 +494,8 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     });
     progress.finish_and_clear();
     print!("{}", table(&results, seeds));
-    if let Some(path) = &args.csv {
-        std::fs::write(path, csv(&results)).with_context(|| format!("writing {}", path.display()))?;
+    if let Some((path, mut file)) = csv_file {
+        file.write_all(csv(&results).as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     if results.iter().any(|r| !r.valid()) {
         bail!("some schedules failed the feasibility check (valid = no)");

@@ -260,6 +260,17 @@ fn schedule_solve_reads_any_instance_of_a_taillard_file() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("expected instance 2 (from 0), but the file holds 2"), "{stderr}");
+    // An output path that cannot be written fails before the search, not after its time limit.
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["schedule", "solve"])
+        .arg(&file)
+        .args(["--time-limit", "1000", "--output"])
+        .arg(dir.0.join("missing").join("plan.json"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot write") && output.stdout.is_empty(), "{stderr}");
 }
 
 #[test]

@@ -78,13 +78,18 @@ impl FileConfig {
     /// Numbers the types accept but the server cannot use (TOML has `nan` and `inf` too): a clear
     /// error at start instead of a stalled simulation or a planner that fails later.
     fn validate(&self) -> anyhow::Result<()> {
-        let speed = self.sim.speed;
-        if !(speed.is_finite() && (0.1..=10_000.0).contains(&speed)) {
-            anyhow::bail!("[sim] speed must be from 0.1 to 10000, found {speed}");
+        // A range never contains NaN, so these also reject `nan`.
+        let (speed, speeds) = (self.sim.speed, SimSettings::SPEEDS);
+        if !speeds.contains(&speed) {
+            anyhow::bail!("[sim] speed must be from {} to {}, found {speed}", speeds.start(), speeds.end());
         }
-        let repair = self.planning.repair_time_limit_seconds;
-        if !(repair.is_finite() && (0.05..=60.0).contains(&repair)) {
-            anyhow::bail!("[planning] repair_time_limit_seconds must be from 0.05 to 60, found {repair}");
+        let (repair, repairs) = (self.planning.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
+        if !repairs.contains(&repair) {
+            anyhow::bail!(
+                "[planning] repair_time_limit_seconds must be from {} to {}, found {repair}",
+                repairs.start(),
+                repairs.end()
+            );
         }
         Ok(())
     }

@@ -238,8 +238,9 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     }
     let mut sim = config.sim.clone();
     if let Some(speed) = args.sim_speed {
-        if !(speed.is_finite() && (0.1..=10_000.0).contains(&speed)) {
-            bail!("--sim-speed must be from 0.1 to 10000");
+        let range = server::simulation::SimSettings::SPEEDS;
+        if !range.contains(&speed) {
+            bail!("--sim-speed must be from {} to {}", range.start(), range.end());
         }
         sim.speed = speed;
     }
@@ -357,8 +358,9 @@ fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
 fn simulate(args: SimArgs) -> anyhow::Result<()> {
     let config = FileConfig::load(args.common.config.as_deref())?;
     init_logging(&config)?;
-    if !(args.speed.is_finite() && (0.1..=10_000.0).contains(&args.speed)) {
-        bail!("--speed must be from 0.1 to 10000");
+    let range = server::simulation::SimSettings::SPEEDS;
+    if !range.contains(&args.speed) {
+        bail!("--speed must be from {} to {}", range.start(), range.end());
     }
     let (store, _) = open_store(&args.common, &config, "microfactory-data")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -28,6 +28,9 @@ pub struct PlanningConfig {
 }
 
 impl PlanningConfig {
+    /// The repair time limits accepted, in seconds; the config file is checked against them.
+    pub const REPAIR_TIME_LIMITS: std::ops::RangeInclusive<f64> = 0.05..=60.0;
+
     /// [`PlanningConfig::solver_threads`] resolved: 0 becomes [`planning::solver_threads`], and
     /// more than [`MAX_SOLVER_THREADS`] is capped.
     pub fn threads(&self) -> usize {
@@ -83,8 +86,11 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                 threads: config.threads(),
             };
             // The config file is validated; this keeps a NaN from other callers from panicking.
-            let limit = Duration::try_from_secs_f64(config.repair_time_limit_seconds.clamp(0.05, 60.0))
-                .unwrap_or(Duration::from_secs(2));
+            let range = PlanningConfig::REPAIR_TIME_LIMITS;
+            let limit = Duration::try_from_secs_f64(
+                config.repair_time_limit_seconds.clamp(*range.start(), *range.end()),
+            )
+            .unwrap_or(Duration::from_secs(2));
             let plan =
                 planning::plan(&store, now, &active.objective, limit, &options).map_err(|e| e.to_string())?;
             let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;

@@ -27,6 +27,11 @@ pub struct SimSettings {
     pub seed: u64,
 }
 
+impl SimSettings {
+    /// The speeds the simulator accepts, from the flags and the config file alike.
+    pub const SPEEDS: std::ops::RangeInclusive<f64> = 0.1..=10_000.0;
+}
+
 impl Default for SimSettings {
     fn default() -> SimSettings {
         SimSettings { enabled: true, speed: 60.0, seed: 2026 }

@@ -169,7 +169,8 @@ fn config(
     iterations: Option<u64>,
     objective: Objective,
 ) -> anyhow::Result<Config> {
-    if !(time_limit.is_finite() && (0.0..=MAX_TIME_LIMIT_S).contains(&time_limit)) {
+    // A range never contains NaN or infinity.
+    if !(0.0..=MAX_TIME_LIMIT_S).contains(&time_limit) {
         bail!("--time-limit must be a number of seconds from 0 to {MAX_TIME_LIMIT_S:e}, found {time_limit}");
     }
     if !(1..=scheduler::MAX_THREADS).contains(&threads) {

@@ -68,7 +68,7 @@ pub fn detect(file_name: Option<&str>, text: &str) -> Result<Format> {
     if trimmed.starts_with('{') {
         return Ok(Format::Json);
     }
-    if text.lines().any(|line| line.trim().eq_ignore_ascii_case("times")) {
+    if text.lines().any(taillard::is_times) {
         return Ok(Format::Taillard);
     }
     if content_lines(text).any(|(_, line)| standard::instance_name(line).is_some()) {

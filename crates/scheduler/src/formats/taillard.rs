@@ -8,7 +8,8 @@ use super::{MAX_COUNT, MAX_TIME, Tokens};
 use crate::error::{Error, Result};
 use crate::problem::Problem;
 
-fn is_times(line: &str) -> bool {
+/// Whether `line` is the `Times` line that opens an instance's durations.
+pub(super) fn is_times(line: &str) -> bool {
     line.trim().eq_ignore_ascii_case("times")
 }
 

@@ -205,20 +205,6 @@ fn open_store(
 fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let config = FileConfig::load(args.common.config.as_deref())?;
     init_logging(&config)?;
-    let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
-    let (store, dir) = open_store(&args.common, &config, default_dir)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let now = clock.now();
-    let preset = std::env::var(BOOTSTRAP_TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    let bootstrap = server::bootstrap(&store, preset.as_deref(), now)?;
-    if demo && let Some(summary) = server::demo::seed_if_empty(&store, now)? {
-        tracing::info!(
-            machines = summary.machines,
-            variants = summary.variants,
-            orders = summary.orders,
-            "seeded the demo factory"
-        );
-    }
     let listen = args
         .listen
         .or(config.listen)
@@ -245,6 +231,22 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         sim.speed = speed;
     }
     let run_sim = demo && sim.enabled && !args.no_sim && mqtt.enabled && mqtt.external.is_none();
+    // Every flag is checked above, before the data directory is created or seeded: a mistyped
+    // flag leaves nothing behind.
+    let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
+    let (store, dir) = open_store(&args.common, &config, default_dir)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let preset = std::env::var(BOOTSTRAP_TOKEN_VAR).ok().filter(|t| !t.is_empty());
+    let bootstrap = server::bootstrap(&store, preset.as_deref(), now)?;
+    if demo && let Some(summary) = server::demo::seed_if_empty(&store, now)? {
+        tracing::info!(
+            machines = summary.machines,
+            variants = summary.variants,
+            orders = summary.orders,
+            "seeded the demo factory"
+        );
+    }
     let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone())
         .with_planning(config.planning.clone());
 

@@ -194,6 +194,21 @@ fn a_bad_config_file_is_a_clear_error() {
 }
 
 #[test]
+fn a_bad_flag_leaves_no_data_directory_behind() {
+    let dir = TempDir::new("badflag");
+    let data = dir.0.join("demo-data");
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["demo", "--sim-speed", "0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--sim-speed must be from"), "{stderr}");
+    assert!(!data.exists(), "the demo created and seeded {} before rejecting the flag", data.display());
+}
+
+#[test]
 fn generated_planning_problems_solve_to_valid_schedules() {
     let dir = TempDir::new("generate");
     let problem = dir.0.join("problem.json");

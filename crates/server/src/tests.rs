@@ -525,6 +525,22 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
     assert_eq!(total["quality"], 0.9);
     assert!((total["oee"].as_f64().unwrap() - 0.50625).abs() < 1e-12);
     assert_eq!(total["losses"][0]["reason"], "jam");
+    // The machine first reported at 08:00, so a window from 06:00 starts its history there: the
+    // two hours before are not lost time. The ten machines that never reported keep their whole
+    // window, all of it offline without data.
+    let early = h
+        .get("/api/v1/oee?site=1&from=2026-11-25T06:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00")
+        .await
+        .json;
+    let machines = early["machines"].as_array().unwrap();
+    let third = machines.iter().find(|m| m["machine_id"] == 3).unwrap();
+    for (key, value) in total.as_object().unwrap() {
+        assert_eq!(third[key], *value, "{key}");
+    }
+    for quiet in machines.iter().filter(|m| m["machine_id"] != 3) {
+        assert_eq!(quiet["planned_busy_seconds"], 21_600.0, "{quiet}");
+        assert_eq!(quiet["losses"][0]["reason"], "no data", "{quiet}");
+    }
     let site = h
         .get("/api/v1/oee?site=1&from=2026-11-25T08:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00")
         .await

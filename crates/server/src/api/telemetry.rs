@@ -435,11 +435,22 @@ pub(crate) fn machine_kpis(
         }
         let (calendar, offset) = &sites[&machine.site_id];
         let spans = store.state_spans(machine.id, from_ms, to_ms)?;
+        let from_ms = history_start(&spans, from_ms);
         let production = store.production(machine.id, from_ms, to_ms)?;
         let kpis = oee::compute(calendar, *offset, from_ms, to_ms, &spans, &production);
         rows.push(MachineKpis { machine_id: machine.id, code: machine.code, kpis });
     }
     Ok(rows)
+}
+
+/// Where a machine's KPI window really starts: at `from_ms`, unless the machine's first state
+/// record came later. Time before a machine ever reported (it was not yet connected, or the
+/// platform was not yet running) is not planned time it lost; gaps after its first report still
+/// count as offline. A machine that never reported a state keeps the whole window, all of it
+/// offline without data, so a silent machine shows as such.
+fn history_start(spans: &[StateSpan], from_ms: i64) -> i64 {
+    // `state_spans` starts at `from_ms` whenever a state was in force there.
+    spans.first().map_or(from_ms, |first| first.start_ms.max(from_ms))
 }
 
 /// One telemetry message of an HTTP batch: the JSON topic payload plus the machine it is for.

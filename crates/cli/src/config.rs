@@ -91,6 +91,14 @@ impl FileConfig {
                 repairs.end()
             );
         }
+        // A persistent session needs a client id the broker accepts (MQTT 3.1.1 requires brokers
+        // to take 1 to 23 letters and digits; most take more).
+        let id = self.mqtt.client_id.as_deref().unwrap_or(&self.mqtt.host_id);
+        if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+            anyhow::bail!(
+                "[mqtt] client_id (or host_id) must be 1 to 256 characters without control characters, found {id:?}"
+            );
+        }
         Ok(())
     }
 }
@@ -162,6 +170,9 @@ listen = "127.0.0.1:1883"
 host_id = "microfactory"
 # username = "microfactory"
 # password = "..."
+# The platform's client id at the external broker (default: host_id). Keep it fixed and unique:
+# the broker holds this session's messages while the platform is away and sends them on return.
+# client_id = "microfactory"
 
 [sim]
 # `demo` only: run the simulated factory, publishing through the embedded broker.
@@ -201,6 +212,8 @@ mod tests {
             error("[planning]\nrepair_time_limit_seconds = inf"),
             "[planning] repair_time_limit_seconds must be from 0.05 to 60, found inf"
         );
+        assert!(error("[mqtt]\nclient_id = \"\"").starts_with("[mqtt] client_id (or host_id) must be"));
+        assert!(error("[mqtt]\nhost_id = \"a\\nb\"").ends_with("found \"a\\nb\""));
         let example: FileConfig = toml::from_str(EXAMPLE).unwrap();
         assert!(example.validate().is_ok());
     }

@@ -6,11 +6,11 @@ mod support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mqtt::{Client, ClientOptions, QoS};
-use support::{TOKEN, TempDir, request, start, start_with};
+use support::{TOKEN, TempDir, mosquitto, request, start, start_mosquitto, start_with};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
@@ -140,49 +140,65 @@ fn devices_sign_in_with_tokens_and_publish_only_for_their_site() {
 /// A machine's planned work: `(operation, part)` and start, in planned order.
 type Lane = Vec<((i64, i64), time::OffsetDateTime)>;
 
-fn mosquitto() -> Option<&'static str> {
-    ["mosquitto", "/usr/sbin/mosquitto"].into_iter().find(|b| Command::new(b).arg("-h").output().is_ok())
+/// Publishes one reading of `metric` for laser-01 at QoS 1 with `mosquitto_pub`.
+fn publish_reading(port: u16, metric: &str, value: f64) {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "mf/v1/hk-kt/laser-01/telemetry"])
+        .args(["-m", &format!(r#"{{"metrics": {{"{metric}": {value}}}}}"#)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The stored points of laser-01's `metric`.
+fn laser_points(address: std::net::SocketAddr, metric: &str) -> Vec<serde_json::Value> {
+    let path = format!("/api/v1/machines/6/series?metric={metric}");
+    let series = request(address, "GET", &path, Some(TOKEN), None).unwrap().json();
+    series["points"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
-fn the_platform_subscribes_to_an_external_mosquitto() {
-    let (Some(binary), true) = (mosquitto(), Command::new("mosquitto_pub").arg("--help").output().is_ok())
-    else {
-        assert!(
-            std::env::var("MF_REQUIRE_INTEROP").is_err(),
-            "MF_REQUIRE_INTEROP is set but mosquitto is missing"
-        );
-        eprintln!("skipped: install Debian's mosquitto and mosquitto-clients");
-        return;
-    };
+fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away() {
+    let Some(binary) = mosquitto() else { return };
     let dir = TempDir::new("mosquitto");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.0.join("mosquitto.conf");
     std::fs::write(&config, format!("listener {port} 127.0.0.1\nallow_anonymous true\n")).unwrap();
-    let mut broker = Command::new(binary)
-        .arg("-c")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let server = start_with("demo", &dir.0, &["--no-sim", "--mqtt-broker", &format!("127.0.0.1:{port}")]);
+    let mut broker = start_mosquitto(binary, &config, port);
+    let external = ["--no-sim", "--mqtt-broker", &format!("127.0.0.1:{port}")];
+    let server = start_with("demo", &dir.0, &external);
     // Give the platform's subscription a moment to be in place, then publish with mosquitto_pub.
     std::thread::sleep(Duration::from_millis(500));
-    let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "mf/v1/hk-kt/laser-01/telemetry"])
-        .args(["-m", r#"{"metrics": {"via_mosquitto": 42.5}}"#])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    publish_reading(port, "via_mosquitto", 42.5);
     let series = eventually(server.address, "/api/v1/machines/6/series?metric=via_mosquitto", |s| {
         s["points"].as_array().is_some_and(|p| !p.is_empty())
     });
     assert_eq!(series["points"][0]["last"], 42.5, "{series}");
+
+    // The platform is killed; a reading published meanwhile waits in its session at the broker.
+    drop(server);
+    publish_reading(port, "while_away", 7.25);
+    let server = start_with("demo", &dir.0, &external);
+    let series = eventually(server.address, "/api/v1/machines/6/series?metric=while_away", |s| {
+        s["points"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert_eq!(series["points"][0]["last"], 7.25, "the reading sent while the platform was away: {series}");
+
+    // The broker restarts (without persistence, so the session is gone): the platform connects
+    // and subscribes again by itself. Readings sent before it is back have no subscriber, so
+    // publish until one arrives.
+    let _ = broker.kill();
+    let _ = broker.wait();
+    broker = start_mosquitto(binary, &config, port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut points = Vec::new();
+    while points.is_empty() && Instant::now() < deadline {
+        publish_reading(port, "after_restart", 3.5);
+        std::thread::sleep(Duration::from_millis(250));
+        points = laser_points(server.address, "after_restart");
+    }
+    assert!(!points.is_empty(), "the platform did not come back after the broker restarted");
+    assert_eq!(points[0]["last"], 3.5);
     drop(server);
     let _ = broker.kill();
     let _ = broker.wait();

@@ -4,9 +4,16 @@
 //!
 //! Back-pressure: each `Subscription` is a bounded channel; when one is full the task stops
 //! reading from the socket until there is room (the broker then queues or drops, by its policy),
-//! while writes and pings continue. Clean sessions only and no automatic reconnect: when the
-//! connection ends every pending call fails with `Error::ConnectionClosed`, every subscription's
-//! channel ends, and the owner connects again.
+//! while writes and pings continue. No automatic reconnect: when the connection ends every pending
+//! call fails with `Error::ConnectionClosed`, every subscription's channel ends, and the owner
+//! connects again.
+//!
+//! Durable delivery: [`Client::connect_with_inbox`] hands every incoming message to one [`Inbox`]
+//! with a [`Receipt`], and acknowledges a QoS 1 message only once its receipt is released (in the
+//! order the messages came, as MQTT 3.1.1 requires). With `clean_session: false` and a stable
+//! client id, the server keeps the subscriptions and the unacknowledged or queued messages while
+//! the client is away and sends them again when it returns, so what the owner stores before
+//! releasing a receipt is never lost, even if the process dies in between.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -16,6 +23,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::broker::Receipt;
 use crate::codec::{
     self, Connect, ConnectReturnCode, LastWill, Packet, PacketId, Publish, QoS, Subscribe, SubscribeFilter,
     SubscribeReturnCode, Unsubscribe,
@@ -51,11 +59,16 @@ pub struct ClientOptions {
     pub subscription_capacity: usize,
     /// QoS 1 publishes awaiting PUBACK at most; more wait.
     pub max_inflight: usize,
+    /// Start a new session (the default). `false` asks the server to keep this client id's
+    /// session: its subscriptions, and QoS 1 messages not yet acknowledged or sent while the
+    /// client was away, which the server sends on the next connection.
+    pub clean_session: bool,
 }
 
 impl ClientOptions {
     /// Options with the given client id and defaults: 30 s keepalive, no credentials, no will,
-    /// 1 MiB packets, 10 s connect timeout, 1024-message subscriptions, 1024 in flight.
+    /// 1 MiB packets, 10 s connect timeout, 1024-message subscriptions, 1024 in flight, a clean
+    /// session.
     pub fn new(client_id: impl Into<String>) -> ClientOptions {
         ClientOptions {
             client_id: client_id.into(),
@@ -67,6 +80,7 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(10),
             subscription_capacity: 1024,
             max_inflight: 1024,
+            clean_session: true,
         }
     }
 }
@@ -83,6 +97,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("max_inflight", &self.max_inflight)
+            .field("clean_session", &self.clean_session)
             .finish()
     }
 }
@@ -127,6 +142,29 @@ impl Subscription {
     }
 }
 
+/// A message taken in through an [`Inbox`].
+#[derive(Debug)]
+pub struct Delivery {
+    /// The message as the server sent it (`dup` set on a redelivery).
+    pub publish: Publish,
+    /// For QoS 1, the PUBACK waits until this is dropped or released; empty for QoS 0 and 2.
+    pub receipt: Receipt,
+}
+
+/// Every message the server sends to a client connected with [`Client::connect_with_inbox`],
+/// whatever subscription (of this connection or of a kept session) it matched.
+#[derive(Debug)]
+pub struct Inbox {
+    messages: mpsc::Receiver<Delivery>,
+}
+
+impl Inbox {
+    /// The next message, `None` once the connection has ended.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        self.messages.recv().await
+    }
+}
+
 #[derive(Debug)]
 enum Command {
     Publish { publish: Publish, done: Option<oneshot::Sender<()>> },
@@ -139,6 +177,28 @@ impl Client {
     /// Opens a TCP connection (TCP_NODELAY), sends CONNECT and waits for CONNACK; a refusal is
     /// `Error::ConnectionRefused` with the server's return code.
     pub async fn connect(addr: impl ToSocketAddrs, options: ClientOptions) -> Result<Client, Error> {
+        Client::open(addr, options, None).await
+    }
+
+    /// Connects like [`Client::connect`], but every incoming message goes to the returned inbox
+    /// (holding `capacity` messages; reading from the server pauses while it is full) instead of
+    /// to subscriptions, which then only tell the server what to send. A QoS 1 message is
+    /// acknowledged once its [`Delivery::receipt`] is released and every earlier one's too.
+    pub async fn connect_with_inbox(
+        addr: impl ToSocketAddrs,
+        options: ClientOptions,
+        capacity: usize,
+    ) -> Result<(Client, Inbox), Error> {
+        let (inbox, messages) = mpsc::channel(capacity.max(1));
+        let client = Client::open(addr, options, Some(inbox)).await?;
+        Ok((client, Inbox { messages }))
+    }
+
+    async fn open(
+        addr: impl ToSocketAddrs,
+        options: ClientOptions,
+        inbox: Option<mpsc::Sender<Delivery>>,
+    ) -> Result<Client, Error> {
         let stream = tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| Error::Timeout("tcp connect"))??;
@@ -149,7 +209,7 @@ impl Client {
         let connect = Connect {
             client_id: options.client_id.clone(),
             keep_alive,
-            clean_session: true,
+            clean_session: options.clean_session,
             will: options.will.clone(),
             username: options.username.clone(),
             password: options.password.clone(),
@@ -184,6 +244,8 @@ impl Client {
             stalled: VecDeque::new(),
             qos2_received: HashSet::new(),
             ping_outstanding: false,
+            inbox,
+            held_acks: VecDeque::new(),
             options,
         };
         tokio::spawn(task.run(keep_alive));
@@ -270,13 +332,53 @@ impl Client {
     }
 }
 
-/// A message waiting for room in a full subscription channel; reading pauses meanwhile.
+/// A message waiting for room in a full subscription channel or inbox; reading pauses meanwhile.
 #[derive(Debug)]
 struct Stalled {
-    queue: mpsc::Sender<Publish>,
-    publish: Publish,
+    to: Waiting,
     /// Sent once this delivery is done (the PUBACK of a QoS 1 message).
     then_send: Option<Packet>,
+}
+
+/// Where a stalled message goes, and the message.
+#[derive(Debug)]
+enum Waiting {
+    Subscription(mpsc::Sender<Publish>, Publish),
+    Inbox(mpsc::Sender<Delivery>, Delivery),
+}
+
+/// Room reserved in the queue a stalled message waits for.
+enum Room {
+    Subscription(mpsc::OwnedPermit<Publish>),
+    Inbox(mpsc::OwnedPermit<Delivery>),
+}
+
+impl Waiting {
+    /// Waits for room in the queue; an error if its receiver is gone.
+    fn room(&self) -> impl Future<Output = Result<Room, ()>> + use<> {
+        let queue = match self {
+            Waiting::Subscription(queue, _) => Ok(queue.clone()),
+            Waiting::Inbox(queue, _) => Err(queue.clone()),
+        };
+        async move {
+            match queue {
+                Ok(queue) => queue.reserve_owned().await.map(Room::Subscription).map_err(drop),
+                Err(queue) => queue.reserve_owned().await.map(Room::Inbox).map_err(drop),
+            }
+        }
+    }
+
+    fn deliver(self, room: Room) {
+        match (self, room) {
+            (Waiting::Subscription(_, publish), Room::Subscription(permit)) => {
+                permit.send(publish);
+            }
+            (Waiting::Inbox(_, delivery), Room::Inbox(permit)) => {
+                permit.send(delivery);
+            }
+            _ => unreachable!("room is reserved in the queue the message waits for"),
+        }
+    }
 }
 
 /// The task that owns the socket.
@@ -296,6 +398,11 @@ struct Connection {
     qos2_received: HashSet<PacketId>,
     /// A PINGREQ went out and its PINGRESP has not come back.
     ping_outstanding: bool,
+    /// Where every message goes, for a client connected with an inbox.
+    inbox: Option<mpsc::Sender<Delivery>>,
+    /// With an inbox: delivered QoS 1 messages, oldest first, whose PUBACKs wait for their
+    /// receipts (the receiver completes when every copy of the receipt is gone).
+    held_acks: VecDeque<(PacketId, oneshot::Receiver<()>)>,
     options: ClientOptions,
 }
 
@@ -304,7 +411,9 @@ enum Event {
     Packet(Result<Option<Packet>, ReadError>),
     Wrote(std::io::Result<usize>),
     Command(Option<Command>),
-    Unstalled(Result<mpsc::OwnedPermit<Publish>, mpsc::error::SendError<()>>),
+    Unstalled(Result<Room, ()>),
+    /// The oldest held message's receipt was released.
+    Released,
     PingDue,
 }
 
@@ -322,16 +431,16 @@ impl Connection {
             let can_take_commands = disconnect.is_none()
                 && self.out.len() - self.written < MAX_PENDING_OUTPUT
                 && self.pending_acks.len() < self.options.max_inflight;
-            let stalled_queue = self.stalled.front().map(|stalled| stalled.queue.clone());
+            let room = self.stalled.front().map(|stalled| stalled.to.room());
+            let oldest_held = self.held_acks.front_mut().map(|(_, released)| released);
             let event = tokio::select! {
                 packet = self.input.next_packet(), if can_read => Event::Packet(packet),
                 wrote = self.write_half.write(&self.out[self.written..]), if self.written < self.out.len() => {
                     Event::Wrote(wrote)
                 }
                 command = self.commands.recv(), if can_take_commands => Event::Command(command),
-                permit = async { stalled_queue.expect("guarded").reserve_owned().await }, if stalled_queue.is_some() => {
-                    Event::Unstalled(permit)
-                }
+                room = async { room.expect("guarded").await }, if room.is_some() => Event::Unstalled(room),
+                _ = async { oldest_held.expect("guarded").await }, if oldest_held.is_some() => Event::Released,
                 _ = async { ping.as_mut().expect("guarded").tick().await }, if ping.is_some() => Event::PingDue,
             };
             match event {
@@ -376,15 +485,16 @@ impl Connection {
                     let (done, _) = oneshot::channel();
                     disconnect = Some(done);
                 }
-                Event::Unstalled(permit) => {
+                Event::Unstalled(room) => {
                     let stalled = self.stalled.pop_front().expect("select guarded on a stalled delivery");
-                    if let Ok(permit) = permit {
-                        permit.send(stalled.publish);
+                    if let Ok(room) = room {
+                        stalled.to.deliver(room);
                     }
                     if let Some(packet) = stalled.then_send {
                         self.send(&packet);
                     }
                 }
+                Event::Released => self.send_released_acks(),
                 Event::PingDue => {
                     // While reading is paused for a full subscription the PINGRESP may be sitting
                     // unread, so only a connection we are reading from can be declared dead.
@@ -446,6 +556,8 @@ impl Connection {
                 self.pending_unsubacks.insert(packet_id, done);
             }
             Command::Disconnect { done } => {
+                // What the owner released before disconnecting is acknowledged first.
+                self.send_released_acks();
                 self.send(&Packet::Disconnect);
                 return Some(done);
             }
@@ -516,9 +628,44 @@ impl Connection {
         Ok(())
     }
 
-    /// Hands a message to every matching subscription; a full one stalls reading (with the ack
-    /// held back until the last delivery of the message is done).
-    fn deliver(&mut self, publish: Publish, ack: Option<Packet>) {
+    /// Sends the PUBACKs of the held messages whose receipts are released, oldest first, up to
+    /// the first one still held (MQTT wants them in the order the messages came).
+    fn send_released_acks(&mut self) {
+        while let Some((id, released)) = self.held_acks.front_mut() {
+            if matches!(released.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+                break;
+            }
+            let id = *id;
+            self.held_acks.pop_front();
+            self.send(&Packet::PubAck(id));
+        }
+    }
+
+    /// Hands a message to the inbox or every matching subscription; a full one stalls reading
+    /// (with the ack held back until the last delivery of the message is done).
+    fn deliver(&mut self, publish: Publish, mut ack: Option<Packet>) {
+        if let Some(inbox) = &self.inbox {
+            let mut receipt = Receipt::default();
+            if let Some(Packet::PubAck(id)) = ack {
+                let (held, released) = Receipt::new();
+                self.held_acks.push_back((id, released));
+                receipt = held;
+                ack = None;
+            }
+            let delivery = Delivery { publish, receipt };
+            match inbox.try_send(delivery) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
+                    if let Some(ack) = ack {
+                        self.send(&ack);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Full(delivery)) => {
+                    let to = Waiting::Inbox(inbox.clone(), delivery);
+                    self.stalled.push_back(Stalled { to, then_send: ack });
+                }
+            }
+            return;
+        }
         let matching: Vec<mpsc::Sender<Publish>> = self
             .subscriptions
             .iter()
@@ -530,7 +677,8 @@ impl Connection {
             match queue.try_send(publish.clone()) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(publish)) => {
-                    self.stalled.push_back(Stalled { queue, publish, then_send: None });
+                    self.stalled
+                        .push_back(Stalled { to: Waiting::Subscription(queue, publish), then_send: None });
                 }
             }
         }
@@ -545,3 +693,6 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

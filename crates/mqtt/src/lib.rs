@@ -34,7 +34,7 @@ pub use broker::{
     AllowAll, AuthRejection, Broker, BrokerConfig, BrokerHandle, Counter, CounterSnapshot, Credentials,
     Hooks, Identity, Message, Receipt,
 };
-pub use client::{Client, ClientOptions, PendingAck, Subscription};
+pub use client::{Client, ClientOptions, Delivery, Inbox, PendingAck, Subscription};
 pub use codec::{CodecError, LastWill, Packet, PacketId, Publish, QoS};
 pub use error::Error;
 pub use topic::TopicError;

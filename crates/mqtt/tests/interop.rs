@@ -268,6 +268,66 @@ async fn our_client_works_against_mosquitto() {
     other.disconnect().await.unwrap();
 }
 
+async fn delivery(inbox: &mut mqtt::Inbox) -> mqtt::Delivery {
+    tokio::time::timeout(Duration::from_secs(5), inbox.recv()).await.expect("timed out").expect("closed")
+}
+
+fn keeper() -> ClientOptions {
+    let mut options = ClientOptions::new("keeper");
+    options.clean_session = false;
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_sends_again_what_an_inbox_did_not_release_before_a_crash() {
+    let Some(program) = require("mosquitto", "mosquitto") else { return };
+    let mosquitto = Mosquitto::start(&program).await;
+    let addr = mosquitto.addr;
+    let publisher = Client::connect(addr, ClientOptions::new("machine")).await.unwrap();
+
+    // The keeper takes a message and "crashes" before storing it: its runtime is dropped, which
+    // closes the socket without DISCONNECT and without releasing the receipt.
+    let publisher_in_thread = publisher.clone();
+    let held = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let held = runtime.block_on(async {
+            let (client, mut inbox) = Client::connect_with_inbox(addr, keeper(), 16).await.unwrap();
+            client.subscribe("plant/#", QoS::AtLeastOnce).await.unwrap();
+            publisher_in_thread
+                .publish("plant/m1/count", b"a".to_vec(), QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
+            delivery(&mut inbox).await
+        });
+        drop(runtime);
+        held
+    })
+    .await
+    .unwrap();
+    assert_eq!(&held.publish.payload[..], b"a");
+    publisher.publish("plant/m1/count", b"b".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+
+    // Back with the same client id and no new subscription: the unacknowledged message comes
+    // again (marked as a duplicate), then the one sent while away.
+    let (client, mut inbox) = Client::connect_with_inbox(addr, keeper(), 16).await.unwrap();
+    let again = delivery(&mut inbox).await;
+    assert_eq!((&again.publish.payload[..], again.publish.dup), (&b"a"[..], true));
+    let away = delivery(&mut inbox).await;
+    assert_eq!(&away.publish.payload[..], b"b");
+    again.receipt.release();
+    away.receipt.release();
+    // Released, they are acknowledged: the next session starts with the next message.
+    client.publish("plant/m1/ping", b"sync".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    assert_eq!(&delivery(&mut inbox).await.publish.payload[..], b"sync");
+    client.disconnect().await.unwrap();
+    publisher.publish("plant/m1/count", b"c".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    let (client, mut inbox) = Client::connect_with_inbox(addr, keeper(), 16).await.unwrap();
+    assert_eq!(&delivery(&mut inbox).await.publish.payload[..], b"c");
+    client.disconnect().await.unwrap();
+    drop(held);
+    publisher.disconnect().await.unwrap();
+}
+
 #[tokio::test]
 async fn mosquitto_publishes_the_will_from_our_connect_packet() {
     let Some(program) = require("mosquitto", "mosquitto") else { return };

@@ -6,20 +6,18 @@
 //! rebirth requests, alarm notifications) goes out the same way.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use ingest::Outgoing;
 use model::{Role, SiteId};
-use mqtt::{
-    AuthRejection, Broker, BrokerConfig, BrokerHandle, Client, ClientOptions, Credentials, Hooks, Identity,
-    QoS,
-};
+use mqtt::{AuthRejection, Broker, BrokerConfig, BrokerHandle, Credentials, Hooks, Identity, QoS};
 use serde::{Deserialize, Serialize};
 use store::Store;
 
 use crate::AppState;
 use crate::auth::token_digest;
 use crate::pipeline::{Incoming, Publisher};
+
+mod external;
 
 /// The topic filters the platform ingests.
 pub const INGEST_FILTERS: [&str; 2] = ["mf/v1/#", "spBv1.0/#"];
@@ -38,6 +36,9 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Password for the external broker (never logged).
     pub password: Option<String>,
+    /// Client id of the platform's persistent session at the external broker (default: `host_id`).
+    /// Keep it fixed: the broker holds the messages of this session while the platform is away.
+    pub client_id: Option<String>,
     /// The Sparkplug primary host id: the platform publishes `spBv1.0/STATE/{host_id}` (retained)
     /// so edge nodes know it is online.
     pub host_id: String,
@@ -51,6 +52,7 @@ impl Default for MqttConfig {
             external: None,
             username: None,
             password: None,
+            client_id: None,
             host_id: "microfactory".into(),
         }
     }
@@ -185,72 +187,7 @@ pub async fn start(
     let outgoing = state.take_outgoing();
     let stop = state.stopping.clone();
     if let Some(external) = &config.external {
-        let mut options = ClientOptions::new(format!("microfactory-{}", std::process::id()));
-        // Sparkplug primary host: offline as the will, online once connected.
-        let connected_ms = model::oee::unix_ms(state.clock.now()).max(0) as u64;
-        let host_state = |online| {
-            ingest::sparkplug::encode_host_state(
-                &config.host_id,
-                ingest::sparkplug::HostState { online, timestamp: connected_ms },
-            )
-        };
-        if let Ok(will) = host_state(false) {
-            options.will = Some(mqtt::LastWill {
-                topic: will.topic,
-                payload: will.payload,
-                qos: QoS::AtLeastOnce,
-                retain: true,
-            });
-        }
-        options.username = config.username.clone();
-        options.password = config.password.clone().map(String::into_bytes);
-        options.keep_alive = Duration::from_secs(30);
-        let client = Client::connect(external.as_str(), options).await?;
-        if let Ok(online) = host_state(true) {
-            client.publish(&online.topic, online.payload, QoS::AtLeastOnce, true).await?;
-        }
-        for filter in INGEST_FILTERS {
-            let mut subscription = client.subscribe(filter, QoS::AtLeastOnce).await?;
-            let state = state.clone();
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        message = subscription.recv() => {
-                            let Some(message) = message else { break };
-                            let incoming = Incoming {
-                                topic: message.topic,
-                                payload: message.payload,
-                                publisher: Publisher::AnySite,
-                                receipt: None,
-                            };
-                            state.ingest(incoming).await;
-                        }
-                        _ = stop.changed() => break,
-                    }
-                }
-                tracing::info!("external broker subscription ended");
-            });
-        }
-        if let Some(mut outgoing) = outgoing {
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        message = outgoing.recv() => {
-                            let Some(message) = message else { break };
-                            let qos = if message.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-                            if let Err(error) = client.publish(&message.topic, message.payload, qos, message.retain).await {
-                                tracing::warn!(%error, topic = %message.topic, "could not publish to the external broker");
-                            }
-                        }
-                        _ = stop.changed() => break,
-                    }
-                }
-                let _ = client.disconnect().await;
-            });
-        }
-        tracing::info!(broker = %external, "subscribed to the external MQTT broker");
+        external::start(state, config, external, outgoing).await?;
         return Ok(Mqtt { broker: None, address: None, offline: None });
     }
 

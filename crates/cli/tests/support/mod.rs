@@ -148,3 +148,36 @@ pub fn all_order_numbers(address: SocketAddr) -> Vec<String> {
         }
     }
 }
+
+/// Debian's `mosquitto` broker when it and `mosquitto_pub` are installed. Otherwise `None`, with a
+/// note, unless `MF_REQUIRE_INTEROP` is set (as CI does), which makes the absence a failure.
+pub fn mosquitto() -> Option<&'static str> {
+    let broker =
+        ["mosquitto", "/usr/sbin/mosquitto"].into_iter().find(|b| Command::new(b).arg("-h").output().is_ok());
+    let clients = Command::new("mosquitto_pub").arg("--help").output().is_ok();
+    if broker.is_none() || !clients {
+        assert!(
+            std::env::var("MF_REQUIRE_INTEROP").is_err(),
+            "MF_REQUIRE_INTEROP is set but mosquitto is missing"
+        );
+        eprintln!("skipped: install Debian's mosquitto and mosquitto-clients");
+        return None;
+    }
+    broker
+}
+
+/// Starts Mosquitto on `port` with `config` and waits until it listens.
+pub fn start_mosquitto(binary: &str, config: &Path, port: u16) -> Child {
+    let broker = Command::new(binary)
+        .arg("-c")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker
+}

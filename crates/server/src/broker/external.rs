@@ -1,0 +1,176 @@
+//! The platform as a client of an external broker. Delivery is at least once and durable: the
+//! platform keeps one persistent session (a fixed client id, `clean_session = false`) and
+//! acknowledges a QoS 1 message only after the pipeline has committed it. A message the platform
+//! received but had not stored when it stopped or crashed is sent again by the broker on the
+//! next connection, and so are the messages published while the platform was away. A lost
+//! connection is retried with a growing pause (1 s doubling to 30 s).
+
+use std::time::Duration;
+
+use ingest::Outgoing;
+use mqtt::{Client, ClientOptions, Inbox, QoS};
+use tokio::sync::{mpsc, watch};
+
+use super::{INGEST_FILTERS, MqttConfig};
+use crate::AppState;
+use crate::pipeline::{Incoming, Publisher};
+
+/// Messages taken from the broker and not yet handed to the pipeline, at most.
+const INBOX_CAPACITY: usize = 1024;
+/// The pause before the first reconnection attempt, and the longest pause.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// One connection's client, and the Sparkplug host state timestamp it announced.
+struct Connection {
+    client: Client,
+    inbox: Inbox,
+    since_ms: u64,
+}
+
+/// The client id of the platform's session: `mqtt.client_id`, or the Sparkplug host id.
+pub(super) fn client_id(config: &MqttConfig) -> String {
+    config.client_id.clone().unwrap_or_else(|| config.host_id.clone())
+}
+
+/// Connects once (an unreachable broker or refused credentials is an error at start-up), then
+/// serves the connection and reconnects in the background until the platform stops.
+pub(super) async fn start(
+    state: &AppState,
+    config: &MqttConfig,
+    address: &str,
+    outgoing: Option<mpsc::Receiver<Outgoing>>,
+) -> Result<(), mqtt::Error> {
+    let first = connect(state, config, address).await?;
+    tracing::info!(broker = %address, client_id = %client_id(config), "subscribed to the external MQTT broker");
+    let (current, watch_current) = watch::channel(Some(first.client.clone()));
+    if let Some(outgoing) = outgoing {
+        tokio::spawn(forward_outgoing(outgoing, watch_current, state.stopping.clone()));
+    }
+    tokio::spawn(serve(state.clone(), config.clone(), address.to_string(), first, current));
+    Ok(())
+}
+
+fn host_state(config: &MqttConfig, online: bool, timestamp: u64) -> Option<Outgoing> {
+    let host = ingest::sparkplug::HostState { online, timestamp };
+    ingest::sparkplug::encode_host_state(&config.host_id, host).ok()
+}
+
+async fn connect(state: &AppState, config: &MqttConfig, address: &str) -> Result<Connection, mqtt::Error> {
+    let mut options = ClientOptions::new(client_id(config));
+    options.clean_session = false;
+    options.username = config.username.clone();
+    options.password = config.password.clone().map(String::into_bytes);
+    options.keep_alive = Duration::from_secs(30);
+    // Sparkplug primary host: offline as the will, online once connected, with one timestamp.
+    let since_ms = model::oee::unix_ms(state.clock.now()).max(0) as u64;
+    options.will = host_state(config, false, since_ms).map(|will| mqtt::LastWill {
+        topic: will.topic,
+        payload: will.payload,
+        qos: QoS::AtLeastOnce,
+        retain: true,
+    });
+    let (client, inbox) = Client::connect_with_inbox(address, options, INBOX_CAPACITY).await?;
+    // Nothing here waits for the broker's answers: a kept session's messages may come first and
+    // fill the inbox, and the answers are read only once the caller takes from it.
+    if let Some(online) = host_state(config, true, since_ms) {
+        drop(client.start_publish(&online.topic, online.payload, QoS::AtLeastOnce, true).await?);
+    }
+    let subscriber = client.clone();
+    tokio::spawn(async move {
+        for filter in INGEST_FILTERS {
+            // The messages come through the inbox; the subscription only tells the broker.
+            if let Err(error) = subscriber.subscribe(filter, QoS::AtLeastOnce).await {
+                tracing::error!(%error, filter, "the external MQTT broker refused a subscription");
+            }
+        }
+    });
+    Ok(Connection { client, inbox, since_ms })
+}
+
+/// Hands every message to the pipeline with its receipt, and reconnects when the connection
+/// ends. `current` tells the outgoing forwarder which client to publish with.
+async fn serve(
+    state: AppState,
+    config: MqttConfig,
+    address: String,
+    first: Connection,
+    current: watch::Sender<Option<Client>>,
+) {
+    let mut stop = state.stopping.clone();
+    let mut connection = Some(first);
+    let mut pause = RETRY_FIRST;
+    loop {
+        if let Some(Connection { client, mut inbox, since_ms }) = connection.take() {
+            pause = RETRY_FIRST;
+            current.send_replace(Some(client.clone()));
+            loop {
+                tokio::select! {
+                    delivery = inbox.recv() => {
+                        let Some(delivery) = delivery else { break };
+                        let incoming = Incoming {
+                            topic: delivery.publish.topic,
+                            payload: delivery.publish.payload,
+                            publisher: Publisher::AnySite,
+                            receipt: Some(delivery.receipt),
+                        };
+                        state.ingest(incoming).await;
+                    }
+                    _ = stop.changed() => {
+                        // Sparkplug: say offline before a clean disconnect (which discards the will).
+                        // Not waiting for its PUBACK, which may sit behind a full inbox.
+                        if let Some(offline) = host_state(&config, false, since_ms) {
+                            let sent = client.start_publish(&offline.topic, offline.payload, QoS::AtLeastOnce, true);
+                            drop(sent.await);
+                        }
+                        let _ = client.disconnect().await;
+                        tracing::info!("left the external MQTT broker");
+                        return;
+                    }
+                }
+            }
+            current.send_replace(None);
+            tracing::warn!(broker = %address, "lost the connection to the external MQTT broker; reconnecting");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+        pause = (pause * 2).min(RETRY_MAX);
+        match connect(&state, &config, &address).await {
+            Ok(next) => {
+                tracing::info!(broker = %address, "reconnected to the external MQTT broker");
+                connection = Some(next);
+            }
+            Err(error) => {
+                tracing::warn!(%error, broker = %address, retry_in_s = pause.as_secs(), "cannot reach the external MQTT broker");
+            }
+        }
+    }
+}
+
+/// Publishes what the platform sends (rebirth requests, alarm notifications) with the client of
+/// the moment; while disconnected, messages are dropped (and logged at debug level).
+async fn forward_outgoing(
+    mut outgoing: mpsc::Receiver<Outgoing>,
+    current: watch::Receiver<Option<Client>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            message = outgoing.recv() => {
+                let Some(message) = message else { break };
+                let client = current.borrow().clone();
+                let Some(client) = client else {
+                    tracing::debug!(topic = %message.topic, "not connected to the external broker; message dropped");
+                    continue;
+                };
+                let qos = if message.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                if let Err(error) = client.publish(&message.topic, message.payload, qos, message.retain).await {
+                    tracing::warn!(%error, topic = %message.topic, "could not publish to the external broker");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}

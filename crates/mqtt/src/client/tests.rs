@@ -1,3 +1,5 @@
+//! The client against a scripted server: what it sends, and when.
+
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 

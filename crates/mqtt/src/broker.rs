@@ -147,8 +147,9 @@ struct ReceiptInner {
 }
 
 impl Receipt {
-    /// A receipt and the future that completes when every copy of it is gone.
-    pub(crate) fn new() -> (Receipt, tokio::sync::oneshot::Receiver<()>) {
+    /// A receipt and the future that completes when every copy of it is gone (the broker
+    /// acknowledges then; other sources may hold back their own acknowledgement the same way).
+    pub fn new() -> (Receipt, tokio::sync::oneshot::Receiver<()>) {
         let (done, released) = tokio::sync::oneshot::channel();
         (Receipt { _held: Some(Arc::new(ReceiptInner { _done: done })) }, released)
     }

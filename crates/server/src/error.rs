@@ -133,6 +133,11 @@ impl ApiError {
         )
     }
 
+    /// The server cannot do this now (503), for the reason in `detail`; the client may retry.
+    pub fn service_unavailable(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", detail)
+    }
+
     /// The store was busy for longer than its timeout (503); the client may retry.
     fn unavailable() -> ApiError {
         ApiError::new(

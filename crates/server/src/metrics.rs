@@ -29,6 +29,8 @@ pub enum MetricName {
     IngestDropped,
     /// Counter: ingest write transactions and the seconds they took.
     IngestBatches,
+    /// Counter: attempts to write an ingest batch that failed (the batch is written again).
+    IngestWriteFailures,
 }
 
 impl MetricName {
@@ -44,6 +46,7 @@ impl MetricName {
             MetricName::IngestReadings => "microfactory_ingest_readings_total",
             MetricName::IngestDropped => "microfactory_ingest_dropped_total",
             MetricName::IngestBatches => "microfactory_ingest_batches_total",
+            MetricName::IngestWriteFailures => "microfactory_ingest_write_failures_total",
         }
     }
 
@@ -60,6 +63,9 @@ impl MetricName {
             MetricName::IngestReadings => "Readings stored by the ingest pipeline.",
             MetricName::IngestDropped => "Readings, metrics, events or messages not stored, by reason.",
             MetricName::IngestBatches => "Ingest write transactions committed.",
+            MetricName::IngestWriteFailures => {
+                "Failed attempts to write an ingest batch; the batch is held (its MQTT messages unacknowledged) and written again."
+            }
         }
     }
 }
@@ -88,6 +94,7 @@ pub struct Metrics {
     ingest_readings: AtomicU64,
     ingest_batches: AtomicU64,
     ingest_batch_micros: AtomicU64,
+    ingest_write_failures: AtomicU64,
     ingest_dropped: Mutex<BTreeMap<&'static str, u64>>,
     drop_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
 }
@@ -130,6 +137,11 @@ impl Metrics {
         self.ingest_readings.fetch_add(readings, Ordering::Relaxed);
         self.ingest_batches.fetch_add(1, Ordering::Relaxed);
         self.ingest_batch_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a failed attempt to write an ingest batch.
+    pub fn count_ingest_write_failure(&self) {
+        self.ingest_write_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an input the alarm worker missed.
@@ -211,6 +223,11 @@ impl Metrics {
             "{}_seconds_sum {}",
             MetricName::IngestBatches.as_str().trim_end_matches("_total"),
             self.ingest_batch_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        counter(
+            &mut out,
+            MetricName::IngestWriteFailures,
+            self.ingest_write_failures.load(Ordering::Relaxed),
         );
         header(&mut out, MetricName::IngestDropped, "counter");
         for (reason, count) in self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).iter() {

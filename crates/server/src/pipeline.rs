@@ -85,6 +85,9 @@ impl WriteBatch {
 pub(crate) struct Queues {
     pub(crate) incoming: mpsc::Sender<Incoming>,
     pub(crate) writes: mpsc::Sender<WriteBatch>,
+    /// True while the write task holds a batch it could not write (a full disk, say), so that
+    /// HTTP ingest can answer at once instead of queueing behind it.
+    pub(crate) failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The receiving ends, taken once when the workers start.
@@ -96,7 +99,8 @@ pub(crate) struct Receivers {
 pub(crate) fn queues() -> (Queues, Receivers) {
     let (incoming, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
     let (writes, writes_rx) = mpsc::channel(WRITE_QUEUE);
-    (Queues { incoming, writes }, Receivers { incoming: incoming_rx, writes: writes_rx })
+    let failing = Arc::default();
+    (Queues { incoming, writes, failing }, Receivers { incoming: incoming_rx, writes: writes_rx })
 }
 
 impl AppState {
@@ -329,75 +333,109 @@ pub(crate) async fn write(
             batch = writes.recv() => batch,
             _ = done.changed() => {
                 while let Ok(batch) = writes.try_recv() {
-                    write_one(&state, batch).await;
+                    write_one(&state, batch, None).await;
                 }
                 return;
             }
         };
         let Some(batch) = batch else { return };
-        write_one(&state, batch).await;
+        write_one(&state, batch, Some(&mut done)).await;
     }
 }
 
-async fn write_one(state: &AppState, mut batch: WriteBatch) {
-    {
-        let started = Instant::now();
-        let readings = Arc::new(std::mem::take(&mut batch.readings));
-        let states = std::mem::take(&mut batch.states);
-        let operations = std::mem::take(&mut batch.operations);
-        let store = state.store.clone();
-        let (r, s, o) = (readings.clone(), states.clone(), operations.clone());
-        let outcome = tokio::task::spawn_blocking(move || {
-            // A busy database is worth a few retries; anything else is reported.
-            let mut attempt = 0;
-            loop {
-                match store.write_batch(&r, &s, &[], &o) {
-                    Err(error) if error.is_retryable() && attempt < 3 => {
-                        attempt += 1;
-                        std::thread::sleep(Duration::from_millis(50 << attempt));
-                    }
-                    other => return other,
-                }
-            }
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|result| result.map_err(|e| e.to_string()));
-        match &outcome {
-            Ok(stats) => {
-                state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
-                if !readings.is_empty() {
-                    state.alarm_input(AlarmInput::Readings(readings));
-                }
-                for change in states {
-                    state.publish(LiveEvent::MachineState {
-                        machine_id: change.machine,
-                        state: change.state,
-                        since: crate::rfc3339(change.at),
-                        reason: change.reason.clone(),
-                    });
-                    state.alarm_input(AlarmInput::State(change));
-                }
-                for event in operations {
-                    if let OperationEventKind::Finished { good, scrap } = event.kind {
-                        state.publish(LiveEvent::Production {
-                            machine_id: event.machine,
-                            good,
-                            scrap,
-                            at: crate::rfc3339(event.at),
-                        });
-                    }
-                }
-            }
-            Err(error) => {
-                state.metrics.count_ingest_drop("store_error");
-                tracing::error!(%error, readings = readings.len(), "an ingest batch could not be written");
-            }
-        }
+/// The first pause before writing a failed batch again, and the longest.
+const REWRITE_FIRST: Duration = Duration::from_secs(1);
+const REWRITE_MAX: Duration = Duration::from_secs(30);
+
+/// Writes one batch. A busy database is retried at once a few times. Any other failure (a full
+/// disk, an I/O error) tells a waiting HTTP request at once, but keeps the batch's MQTT receipts
+/// and writes the batch again, after 1 s doubling to 30 s, until it succeeds: publishers get no
+/// PUBACK for what is not stored, and the bounded queues hold the rest of the plant back
+/// meanwhile. `done` (absent while shutting down) ends the retries; the receipts are then kept
+/// from ever being released, so nothing unstored is acknowledged.
+async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mut watch::Receiver<bool>>) {
+    let started = Instant::now();
+    let readings = Arc::new(std::mem::take(&mut batch.readings));
+    let states = std::mem::take(&mut batch.states);
+    let operations = std::mem::take(&mut batch.operations);
+    let mut pause = REWRITE_FIRST;
+    let stats = loop {
+        let outcome = write_batch(state, &readings, &states, &operations).await;
         if let Some(ack) = batch.ack.take() {
-            let _ = ack.send(outcome);
+            let _ = ack.send(outcome.clone());
         }
-        // Only now may the broker acknowledge these messages to their publishers.
-        batch.receipts.clear();
+        let error = match outcome {
+            Ok(stats) => break stats,
+            Err(error) => error,
+        };
+        state.pipeline.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.count_ingest_write_failure();
+        let Some(done) = done.as_deref_mut() else {
+            tracing::error!(%error, readings = readings.len(), "an ingest batch could not be written at shutdown; its MQTT messages stay unacknowledged");
+            std::mem::forget(std::mem::take(&mut batch.receipts));
+            return;
+        };
+        tracing::error!(%error, readings = readings.len(), retry_in_s = pause.as_secs(), "an ingest batch could not be written; holding its MQTT acknowledgements and retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = done.changed() => {
+                tracing::error!(readings = readings.len(), "shutting down with an unwritten ingest batch; its MQTT messages stay unacknowledged");
+                std::mem::forget(std::mem::take(&mut batch.receipts));
+                return;
+            }
+        }
+        pause = (pause * 2).min(REWRITE_MAX);
+    };
+    state.pipeline.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
+    if !readings.is_empty() {
+        state.alarm_input(AlarmInput::Readings(readings));
     }
+    for change in states {
+        state.publish(LiveEvent::MachineState {
+            machine_id: change.machine,
+            state: change.state,
+            since: crate::rfc3339(change.at),
+            reason: change.reason.clone(),
+        });
+        state.alarm_input(AlarmInput::State(change));
+    }
+    for event in operations {
+        if let OperationEventKind::Finished { good, scrap } = event.kind {
+            state.publish(LiveEvent::Production {
+                machine_id: event.machine,
+                good,
+                scrap,
+                at: crate::rfc3339(event.at),
+            });
+        }
+    }
+    // Only now may the brokers acknowledge these messages to their publishers.
+    batch.receipts.clear();
+}
+
+/// One attempt at a batch, with a few quick retries while the database is busy.
+async fn write_batch(
+    state: &AppState,
+    readings: &Arc<Vec<Reading>>,
+    states: &[StateChange],
+    operations: &[OperationEvent],
+) -> Result<WriteStats, String> {
+    let store = state.store.clone();
+    let (r, s, o) = (readings.clone(), states.to_vec(), operations.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut attempt = 0;
+        loop {
+            match store.write_batch(&r, &s, &[], &o) {
+                Err(error) if error.is_retryable() && attempt < 3 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(50 << attempt));
+                }
+                other => return other,
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|result| result.map_err(|e| e.to_string()))
 }

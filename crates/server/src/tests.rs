@@ -706,6 +706,54 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
 }
 
 #[tokio::test]
+async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    h.store.simulate_full_disk(true).unwrap();
+    // Two hundred new series with long names need new pages, which the full disk refuses.
+    let metrics: serde_json::Map<String, Value> =
+        (0..200).map(|i| (format!("{:0>100}", i), json!(i as f64))).collect();
+    let payload = json!({"ts": "2026-11-24T08:59:00+08:00", "metrics": metrics}).to_string();
+    let (receipt, mut released) = mqtt::Receipt::new();
+    let incoming = crate::pipeline::Incoming {
+        topic: "mf/v1/hk-kt/cnc-01/telemetry".into(),
+        payload: payload.into_bytes(),
+        publisher: crate::pipeline::Publisher::AnySite,
+        receipt: Some(receipt),
+    };
+    h.state.ingest(incoming).await;
+    let failures = || {
+        h.state.metrics.render(&[]).lines().find_map(|line| {
+            line.strip_prefix("microfactory_ingest_write_failures_total ").map(|n| n.parse::<u64>().unwrap())
+        })
+    };
+    for _ in 0..200 {
+        if failures() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(failures() >= Some(1), "the batch's write did not fail");
+    // An HTTP ingest meanwhile is told at once that the store is not taking writes.
+    let one = json!([{"site": "hk-kt", "machine": "cnc-02", "ts": "2026-11-24T08:59:00+08:00", "metrics": {"x": 1}}]);
+    let reply = h.post_json("/api/v1/telemetry", ADMIN, &one).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
+    assert!(reply.json["detail"].as_str().unwrap().contains("retry later"), "{}", reply.text);
+    // The MQTT message is not acknowledged while its batch is not stored.
+    assert!(matches!(released.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)));
+    let count = |h: &Harness| h.store.metrics(model::MachineId(1)).unwrap().len();
+    assert_eq!(count(&h), 0);
+
+    // Room again: the held batch is written on its next attempt, and only then acknowledged.
+    h.store.simulate_full_disk(false).unwrap();
+    let released = tokio::time::timeout(std::time::Duration::from_secs(10), released).await;
+    assert!(released.is_ok(), "the receipt was not released after the disk had room again");
+    assert_eq!(count(&h), 200);
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -167,6 +167,17 @@ impl Store {
         self.read(|conn| Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?))
     }
 
+    /// Caps the database at its current size (`true`) or lifts the cap (`false`), so that writes
+    /// needing more room fail as on a full disk. For tests of what callers do then.
+    #[doc(hidden)]
+    pub fn simulate_full_disk(&self, full: bool) -> Result<()> {
+        let conn = self.writer();
+        let pages: i64 =
+            if full { conn.query_row("PRAGMA page_count", [], |row| row.get(0))? } else { 4_294_967_294 };
+        let _: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| row.get(0))?;
+        Ok(())
+    }
+
     /// Runs `f` on a reader connection (a snapshot that never sees half a write).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let Some(path) = &self.inner.path else {

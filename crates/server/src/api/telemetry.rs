@@ -477,6 +477,11 @@ pub(crate) struct IngestReport {
 /// Most messages one HTTP ingest request may carry.
 const MAX_MESSAGES: usize = 10_000;
 
+/// How long an HTTP ingest waits for its batch to be stored before answering 503.
+const INGEST_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+const STORE_FAILING: &str = "the store is not taking writes at the moment (see the server log); nothing of this request may be stored, retry later";
+
 pub(crate) async fn ingest_telemetry(
     State(state): State<AppState>,
     principal: Principal,
@@ -509,12 +514,25 @@ pub(crate) async fn ingest_telemetry(
             *dropped.entry(reason).or_insert(0) += 1;
         }
     }
+    if state.pipeline.failing.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::service_unavailable(STORE_FAILING));
+    }
     let (ack, outcome) = tokio::sync::oneshot::channel();
     batch.ack = Some(ack);
-    if state.pipeline.writes.send(batch).await.is_err() {
-        return Err(ApiError::internal("the ingest writer is not running"));
-    }
-    let stats = outcome.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    let written = async {
+        state
+            .pipeline
+            .writes
+            .send(batch)
+            .await
+            .map_err(|_| ApiError::internal("the ingest writer is not running"))?;
+        // The write task logs why the store failed.
+        outcome.await.map_err(ApiError::internal)?.map_err(|_| ApiError::service_unavailable(STORE_FAILING))
+    };
+    // Queued behind a batch the store refuses, the answer could take as long as the failure.
+    let stats = tokio::time::timeout(INGEST_ANSWER_TIMEOUT, written)
+        .await
+        .map_err(|_| ApiError::service_unavailable(STORE_FAILING))??;
     Ok(Json(IngestReport { accepted: stats.inserted, duplicates: stats.duplicates, dropped }))
 }
 

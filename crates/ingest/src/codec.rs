@@ -130,6 +130,9 @@ pub enum MachineEvent {
         good: u32,
         /// Scrapped parts produced.
         scrap: u32,
+        /// The ideal time per unit of this lot in milliseconds, when the machine reports it;
+        /// otherwise the operation's own unit time counts.
+        ideal_unit_ms: Option<u32>,
     },
     /// The machine reports why it is down (without necessarily changing state).
     Downtime {

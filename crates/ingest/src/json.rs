@@ -15,7 +15,7 @@
 //! | --- | --- |
 //! | `state` | `state`: `running`, `idle`, `setup`, `down`, `planned_stop` or `offline`; optional `reason` |
 //! | `operation_started` | `operation_id` (positive integer) |
-//! | `operation_finished` | `operation_id`, `good`, `scrap` (non-negative integers, at most 2^32 - 1) |
+//! | `operation_finished` | `operation_id`, `good`, `scrap` (non-negative integers, at most 2^32 - 1); optional `ideal_unit_seconds` (more than 0, at most 604800) when the ideal time per unit of this lot is not the operation's (a simulator running faster than real time reports its own) |
 //! | `downtime` | `reason` |
 //! | `online`, `offline` | — (an `offline` event without `ts` makes a good MQTT will) |
 //!
@@ -136,11 +136,15 @@ pub fn encode_event(
             put("type", "operation_started".into());
             put("operation_id", (*operation_id).into())
         }
-        MachineEvent::OperationFinished { operation_id, good, scrap } => {
+        MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms } => {
             put("type", "operation_finished".into());
             put("operation_id", (*operation_id).into());
             put("good", (*good).into());
-            put("scrap", (*scrap).into())
+            let last = put("scrap", (*scrap).into());
+            match ideal_unit_ms {
+                Some(ms) => put("ideal_unit_seconds", (f64::from(*ms) / 1000.0).into()),
+                None => last,
+            }
         }
         MachineEvent::Downtime { reason } => {
             put("type", "downtime".into());
@@ -541,6 +545,7 @@ struct EventWire {
     operation_id: Option<i64>,
     good: Option<u32>,
     scrap: Option<u32>,
+    ideal_unit_seconds: Option<f64>,
 }
 
 fn decode_events(key: &MachineKey, payload: &[u8], window: &TimeWindow, out: &mut Decoded) {
@@ -606,6 +611,17 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
             operation_id: operation_id()?,
             good: wire.good.ok_or("missing field `good`")?,
             scrap: wire.scrap.ok_or("missing field `scrap`")?,
+            ideal_unit_ms: match wire.ideal_unit_seconds {
+                None => None,
+                Some(seconds) if seconds > 0.0 && seconds <= MAX_IDEAL_UNIT_SECONDS => {
+                    Some(((seconds * 1000.0).round() as u32).max(1))
+                }
+                Some(seconds) => {
+                    return Err(format!(
+                        "ideal_unit_seconds must be more than 0 and at most {MAX_IDEAL_UNIT_SECONDS}, found {seconds}"
+                    ));
+                }
+            },
         },
         "downtime" => {
             MachineEvent::Downtime { reason: reason(&wire.reason)?.ok_or("missing field `reason`")? }
@@ -613,6 +629,9 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
         other => return Err(format!("unknown event type {:?}", clip(other))),
     })
 }
+
+/// The longest ideal time per unit an event may report: a week.
+const MAX_IDEAL_UNIT_SECONDS: f64 = 604_800.0;
 
 /// Reasons are for people: 1 to 200 characters, no control characters.
 fn is_reason(text: &str) -> bool {

@@ -256,12 +256,12 @@ pub(crate) fn collect(
                 at,
                 kind: OperationEventKind::Started,
             }),
-            MachineEvent::OperationFinished { operation_id, good, scrap } => {
+            MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms } => {
                 batch.operations.push(OperationEvent {
                     operation: OperationId(operation_id),
                     machine,
                     at,
-                    kind: OperationEventKind::Finished { good, scrap },
+                    kind: OperationEventKind::Finished { good, scrap, ideal_unit_ms },
                 })
             }
         }
@@ -401,7 +401,7 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
         state.alarm_input(AlarmInput::State(change));
     }
     for event in operations {
-        if let OperationEventKind::Finished { good, scrap } = event.kind {
+        if let OperationEventKind::Finished { good, scrap, .. } = event.kind {
             state.publish(LiveEvent::Production {
                 machine_id: event.machine,
                 good,

@@ -124,15 +124,22 @@ pub fn encode(factory: &Factory, outputs: &[Output]) -> Vec<Outgoing> {
                     Output::OperationStarted { machine, operation, at } => {
                         (*machine, *at, MachineEvent::OperationStarted { operation_id: operation.0 })
                     }
-                    Output::OperationFinished { machine, operation, good, scrap, at } => (
-                        *machine,
-                        *at,
-                        MachineEvent::OperationFinished {
-                            operation_id: operation.0,
-                            good: *good,
-                            scrap: *scrap,
-                        },
-                    ),
+                    Output::OperationFinished { machine, operation, good, scrap, ideal_unit_seconds, at } => {
+                        (
+                            *machine,
+                            *at,
+                            MachineEvent::OperationFinished {
+                                operation_id: operation.0,
+                                good: *good,
+                                scrap: *scrap,
+                                // At least 1 ms: at high speeds a unit takes less than that.
+                                ideal_unit_ms: Some(
+                                    (ideal_unit_seconds * 1000.0).round().clamp(1.0, f64::from(u32::MAX))
+                                        as u32,
+                                ),
+                            },
+                        )
+                    }
                     Output::Reading { .. } => continue,
                 };
                 let spec = &machines[machine].spec;

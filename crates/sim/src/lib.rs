@@ -107,6 +107,9 @@ pub enum Output {
         good: u32,
         /// Scrapped units.
         scrap: u32,
+        /// The ideal time per unit in real seconds: the operation's unit time divided by the
+        /// speed, so that OEE's performance stays meaningful when time is compressed.
+        ideal_unit_seconds: f64,
         /// When.
         at: Timestamp,
     },

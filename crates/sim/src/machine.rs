@@ -234,6 +234,7 @@ impl SimMachine {
                         operation: current.job.operation,
                         good: *good,
                         scrap: *scrap,
+                        ideal_unit_seconds: current.job.unit_seconds / config.speed,
                         at,
                     });
                     self.current = None;

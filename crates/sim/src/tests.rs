@@ -161,7 +161,7 @@ fn outputs_encode_as_json_topic_messages_the_decoder_reads_back() {
     let finished = decoded
         .events
         .iter()
-        .filter(|e| matches!(e.event, ingest::MachineEvent::OperationFinished { operation_id: 7, good, scrap } if good + scrap == 3))
+        .filter(|e| matches!(e.event, ingest::MachineEvent::OperationFinished { operation_id: 7, good, scrap, .. } if good + scrap == 3))
         .count();
     assert_eq!(finished, 1);
     assert!(messages.iter().all(|m| m.topic.starts_with("mf/v1/hk/")));

@@ -438,7 +438,8 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
                     .execute([order])?;
             }
         }
-        OperationEventKind::Finished { good, scrap } => {
+        OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {
+            let ideal_unit_seconds = ideal_unit_ms.map_or(unit_seconds, |ms| f64::from(ms) / 1000.0);
             if matches!(status.as_str(), "done" | "cancelled") {
                 return Ok(());
             }
@@ -456,7 +457,7 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
                 event.operation.0,
                 good,
                 scrap,
-                unit_seconds
+                ideal_unit_seconds
             ])?;
             let open = tx
                 .prepare_cached(

@@ -45,6 +45,9 @@ pub enum OperationEventKind {
         good: u32,
         /// Scrapped units.
         scrap: u32,
+        /// The ideal time per unit in milliseconds that the machine reported, which the
+        /// production record takes instead of the operation's unit time.
+        ideal_unit_ms: Option<u32>,
     },
 }
 

@@ -410,7 +410,7 @@ mod operation_event_tests {
             |op: &Operation, kind| OperationEvent { operation: op.id, machine: f.machines[1], at: NOW, kind };
         f.store.write_batch(&[], &[], &[], &[event(&ops[0], OperationEventKind::Started)]).unwrap();
         assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
-        let finished = OperationEventKind::Finished { good: 4, scrap: 1 };
+        let finished = OperationEventKind::Finished { good: 4, scrap: 1, ideal_unit_ms: None };
         f.store.write_batch(&[], &[], &[], &[event(&ops[0], finished), event(&ops[0], finished)]).unwrap();
         let after = f.store.operations(order.id).unwrap();
         assert_eq!(
@@ -422,10 +422,12 @@ mod operation_event_tests {
         let production = f.store.production(f.machines[1], 0, i64::MAX).unwrap();
         assert_eq!(production.len(), 1);
         assert_eq!(production[0].ideal_unit_seconds, 30.0);
-        f.store
-            .write_batch(&[], &[], &[], &[event(&ops[1], OperationEventKind::Finished { good: 5, scrap: 0 })])
-            .unwrap();
+        // A machine that reports its own ideal time per unit (a fast simulator) is taken at its word.
+        let reported = OperationEventKind::Finished { good: 5, scrap: 0, ideal_unit_ms: Some(500) };
+        f.store.write_batch(&[], &[], &[], &[event(&ops[1], reported)]).unwrap();
         assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Done);
+        let production = f.store.production(f.machines[1], 0, i64::MAX).unwrap();
+        assert_eq!(production[1].ideal_unit_seconds, 0.5);
         // Unknown operations and machines are ignored, not errors.
         let ghost = OperationEvent {
             operation: OperationId(999),
@@ -462,7 +464,10 @@ mod ready_tests {
             f.store.ready_operations(100).unwrap().is_empty(),
             "the first operation is running; the second waits"
         );
-        let done = OperationEvent { kind: OperationEventKind::Finished { good: 5, scrap: 0 }, ..started };
+        let done = OperationEvent {
+            kind: OperationEventKind::Finished { good: 5, scrap: 0, ideal_unit_ms: None },
+            ..started
+        };
         f.store.write_batch(&[], &[], &[], &[done]).unwrap();
         let ready = f.store.ready_operations(100).unwrap();
         assert_eq!(ready[0].0.seq, 1);

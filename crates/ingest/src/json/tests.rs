@@ -164,6 +164,10 @@ fn events_good_and_bad() {
             {"type": "operation_started", "operation_id": 0},
             {"type": "operation_finished", "operation_id": 1, "good": -1, "scrap": 0},
             {"type": "operation_finished", "operation_id": 1, "good": 1},
+            {"type": "operation_finished", "operation_id": 2, "good": 1, "scrap": 0, "ideal_unit_seconds": 0.25},
+            {"type": "operation_finished", "operation_id": 2, "good": 1, "scrap": 0, "ideal_unit_seconds": 0},
+            {"type": "operation_finished", "operation_id": 2, "good": 1, "scrap": 0, "ideal_unit_seconds": 1e9},
+            {"type": "operation_finished", "operation_id": 2, "good": 1, "scrap": 0, "ideal_unit_seconds": "fast"},
             {"type": "downtime", "reason": " "},
             {"type": "reboot"},
             {"state": "down"},
@@ -173,15 +177,19 @@ fn events_good_and_bad() {
             event hk/cnc-1 StateChange { state: Down, reason: Some("spindle overload") } at 2025-03-01T12:00:00Z
             event hk/cnc-1 StateChange { state: PlannedStop, reason: None } at 2025-03-01T12:00:00Z
             event hk/cnc-1 OperationStarted { operation_id: 42 } at 2025-03-01T12:00:00Z
-            event hk/cnc-1 OperationFinished { operation_id: 42, good: 10, scrap: 1 } at 2025-03-01T12:00:00Z
+            event hk/cnc-1 OperationFinished { operation_id: 42, good: 10, scrap: 1, ideal_unit_ms: None } at 2025-03-01T12:00:00Z
             event hk/cnc-1 Downtime { reason: "tool breakage" } at 2025-03-01T12:00:00Z
             event hk/cnc-1 Online at 2025-03-01T12:00:00Z
             event hk/cnc-1 Offline at 2025-03-01T12:00:00Z
+            event hk/cnc-1 OperationFinished { operation_id: 2, good: 1, scrap: 0, ideal_unit_ms: Some(250) } at 2025-03-01T12:00:00Z
             dropped invalid_event: unknown state "sleeping"
             dropped invalid_event: missing field `state`
             dropped invalid_event: operation_id 0 is not positive
             dropped invalid_event: invalid value: integer `-1`, expected u32
             dropped invalid_event: missing field `scrap`
+            dropped invalid_event: ideal_unit_seconds must be more than 0 and at most 604800, found 0
+            dropped invalid_event: ideal_unit_seconds must be more than 0 and at most 604800, found 1000000000
+            dropped invalid_event: invalid type: string "fast", expected f64
             dropped invalid_event: reason " " is not 1 to 200 characters without control characters
             dropped invalid_event: unknown event type "reboot"
             dropped invalid_event: missing field `type`
@@ -239,7 +247,8 @@ fn event_round_trip() {
         MachineEvent::StateChange { state: MachineState::Setup, reason: Some("family change".into()) },
         MachineEvent::StateChange { state: MachineState::Running, reason: None },
         MachineEvent::OperationStarted { operation_id: 7 },
-        MachineEvent::OperationFinished { operation_id: 7, good: 9, scrap: 1 },
+        MachineEvent::OperationFinished { operation_id: 7, good: 9, scrap: 1, ideal_unit_ms: None },
+        MachineEvent::OperationFinished { operation_id: 7, good: 9, scrap: 1, ideal_unit_ms: Some(1_500) },
         MachineEvent::Downtime { reason: "no material".into() },
     ];
     let mut decoder = JsonDecoder::default();

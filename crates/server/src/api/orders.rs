@@ -236,7 +236,7 @@ pub(crate) async fn finish_operation(
         &state,
         operation.id,
         machine,
-        store::OperationEventKind::Finished { good: request.good, scrap: request.scrap },
+        store::OperationEventKind::Finished { good: request.good, scrap: request.scrap, ideal_unit_ms: None },
     )
     .await
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mqtt::{Client, ClientOptions, QoS};
-use support::{TOKEN, TempDir, mosquitto, request, start, start_mosquitto, start_with};
+use support::{Mosquitto, TOKEN, TempDir, mosquitto, request, start, start_with};
 
 /// Readings of cnc-03 whose PUBACK has arrived, as (epoch ms, value).
 type Acknowledged = Arc<Mutex<Vec<(i64, f64)>>>;
@@ -95,6 +95,17 @@ fn missing<'a>(acked: &'a [(i64, f64)], stored: &std::collections::HashMap<i64, 
     acked.iter().filter(|(ts, value)| stored.get(ts) != Some(value)).collect()
 }
 
+fn assert_all_stored(acked: &[(i64, f64)], stored: &std::collections::HashMap<i64, f64>) {
+    let missing = missing(acked, stored);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged readings are missing, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
 #[test]
 fn every_acknowledged_mqtt_reading_survives_kill_9() {
     let dir = TempDir::new("mqtt-kill9");
@@ -118,14 +129,7 @@ fn every_acknowledged_mqtt_reading_survives_kill_9() {
 
     let server = start("serve", &dir.0);
     let stored = stored_readings(server.address, base_ms);
-    let missing = missing(&acked, &stored);
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged readings are missing, e.g. {:?}",
-        missing.len(),
-        acked.len(),
-        &missing[..missing.len().min(5)]
-    );
+    assert_all_stored(&acked, &stored);
     eprintln!(
         "{} readings acknowledged before kill -9, all stored; {} stored in all",
         acked.len(),
@@ -137,18 +141,12 @@ fn every_acknowledged_mqtt_reading_survives_kill_9() {
 fn every_reading_an_external_broker_acknowledged_survives_kill_9_of_the_platform() {
     let Some(binary) = mosquitto() else { return };
     let dir = TempDir::new("mosquitto-kill9");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = dir.0.join("mosquitto.conf");
     // No limit on the queue of the platform's session while it is away, and room for many
     // messages in flight, so the test measures the platform and not Mosquitto's defaults.
-    let settings = format!(
-        "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n"
-    );
-    std::fs::write(&config, settings).unwrap();
-    let mut broker = start_mosquitto(binary, &config, port);
-    let external = ["--no-sim", "--mqtt-broker", &format!("127.0.0.1:{port}")];
+    let broker = Mosquitto::start(binary, &dir.0, "max_queued_messages 0\nmax_inflight_messages 1000\n");
+    let external = ["--no-sim", "--mqtt-broker", &broker.address()];
     let mut server = start_with("demo", &dir.0, &external);
-    let broker_address: SocketAddr = ([127, 0, 0, 1], port).into();
+    let broker_address: SocketAddr = ([127, 0, 0, 1], broker.port).into();
 
     let acknowledged = Acknowledged::default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -176,16 +174,6 @@ fn every_reading_an_external_broker_acknowledged_survives_kill_9_of_the_platform
         std::thread::sleep(Duration::from_millis(200));
         stored = stored_readings(server.address, base_ms);
     }
-    let missing = missing(&acked, &stored);
-    assert!(
-        missing.is_empty(),
-        "{} of {} readings Mosquitto acknowledged are missing, e.g. {:?}",
-        missing.len(),
-        acked.len(),
-        &missing[..missing.len().min(5)]
-    );
+    assert_all_stored(&acked, &stored);
     eprintln!("{} readings acknowledged by Mosquitto around a kill -9, all stored", acked.len());
-    drop(server);
-    let _ = broker.kill();
-    let _ = broker.wait();
 }

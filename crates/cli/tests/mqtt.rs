@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mqtt::{Client, ClientOptions, QoS};
-use support::{TOKEN, TempDir, mosquitto, request, start, start_mosquitto, start_with};
+use support::{Mosquitto, TOKEN, TempDir, mosquitto, request, start, start_with};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
@@ -161,11 +161,9 @@ fn laser_points(address: std::net::SocketAddr, metric: &str) -> Vec<serde_json::
 fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away() {
     let Some(binary) = mosquitto() else { return };
     let dir = TempDir::new("mosquitto");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = dir.0.join("mosquitto.conf");
-    std::fs::write(&config, format!("listener {port} 127.0.0.1\nallow_anonymous true\n")).unwrap();
-    let mut broker = start_mosquitto(binary, &config, port);
-    let external = ["--no-sim", "--mqtt-broker", &format!("127.0.0.1:{port}")];
+    let mut broker = Mosquitto::start(binary, &dir.0, "");
+    let port = broker.port;
+    let external = ["--no-sim", "--mqtt-broker", &broker.address()];
     let server = start_with("demo", &dir.0, &external);
     // Give the platform's subscription a moment to be in place, then publish with mosquitto_pub.
     std::thread::sleep(Duration::from_millis(500));
@@ -187,9 +185,7 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
     // The broker restarts (without persistence, so the session is gone): the platform connects
     // and subscribes again by itself. Readings sent before it is back have no subscriber, so
     // publish until one arrives.
-    let _ = broker.kill();
-    let _ = broker.wait();
-    broker = start_mosquitto(binary, &config, port);
+    broker.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut points = Vec::new();
     while points.is_empty() && Instant::now() < deadline {
@@ -199,9 +195,6 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
     }
     assert!(!points.is_empty(), "the platform did not come back after the broker restarted");
     assert_eq!(points[0]["last"], 3.5);
-    drop(server);
-    let _ = broker.kill();
-    let _ = broker.wait();
 }
 
 #[test]

@@ -166,18 +166,55 @@ pub fn mosquitto() -> Option<&'static str> {
     broker
 }
 
-/// Starts Mosquitto on `port` with `config` and waits until it listens.
-pub fn start_mosquitto(binary: &str, config: &Path, port: u16) -> Child {
-    let broker = Command::new(binary)
-        .arg("-c")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+/// A Mosquitto broker on a free local port (anonymous, no persistence), killed when dropped.
+pub struct Mosquitto {
+    binary: &'static str,
+    config: PathBuf,
+    child: Child,
+    pub port: u16,
+}
+
+impl Mosquitto {
+    /// Writes a config with `extra` lines into `dir` and starts the broker.
+    pub fn start(binary: &'static str, dir: &Path, extra: &str) -> Mosquitto {
+        let port = free_port();
+        let config = dir.join("mosquitto.conf");
+        std::fs::write(&config, format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}")).unwrap();
+        let child = Mosquitto::spawn(binary, &config, port);
+        Mosquitto { binary, config, child, port }
     }
-    broker
+
+    /// Kills the broker (its sessions die with it) and starts it again on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Mosquitto::spawn(self.binary, &self.config, self.port);
+    }
+
+    /// The `--mqtt-broker` flag for this broker.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(binary: &str, config: &Path, port: u16) -> Child {
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -97,7 +97,7 @@ pub(crate) struct Text {
 pub(crate) const EN: Text = Text {
     title: "Plan",
     plan: "Plan",
-    no_plan: "No plan has been computed yet. Compute one from the open orders below.",
+    no_plan: "No plan has been computed yet. Compute one from the open orders with the form below.",
     no_plan_reader: "No plan has been computed yet; a planner can compute one.",
     statuses: ["Draft", "Active", "Superseded"],
     computed: "Computed",

@@ -13,9 +13,11 @@
 //! of growing memory.
 //!
 //! Durability: a reading is *accepted* when its batch has committed. HTTP ingest answers only then,
-//! and the embedded broker sends a QoS 1 PUBACK only then (the message's receipt is held until the
-//! commit). QoS 0 messages have no acknowledgement: a crash can lose those that arrived within the
-//! last [`FLUSH_EVERY`] or still wait in the bounded queues (see README, Durability).
+//! and the embedded broker (or, for an external broker, the platform's own client) sends a QoS 1
+//! PUBACK only then (the message's receipt is held until the commit). A batch the store refuses is
+//! written again until it succeeds, still holding its receipts. QoS 0 messages have no
+//! acknowledgement: a crash can lose those that arrived within the last [`FLUSH_EVERY`] or still
+//! wait in the bounded queues (see README, Durability).
 
 use std::collections::HashMap;
 use std::sync::Arc;

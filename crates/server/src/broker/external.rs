@@ -3,7 +3,9 @@
 //! acknowledges a QoS 1 message only after the pipeline has committed it. A message the platform
 //! received but had not stored when it stopped or crashed is sent again by the broker on the
 //! next connection, and so are the messages published while the platform was away. A lost
-//! connection is retried with a growing pause (1 s doubling to 30 s).
+//! connection is retried with a growing pause (1 s doubling to 30 s; it starts again at 1 s only
+//! after a connection lasted a minute, so two platforms sharing a client id, which knock each
+//! other off, do not churn).
 
 use std::time::Duration;
 
@@ -20,6 +22,10 @@ const INBOX_CAPACITY: usize = 1024;
 /// The pause before the first reconnection attempt, and the longest pause.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the pause to [`RETRY_FIRST`].
+const STABLE: Duration = Duration::from_secs(60);
+/// A connection lost sooner than this after it was made hints at a client id used twice.
+const SHORT_LIVED: Duration = Duration::from_secs(10);
 
 /// One connection's client, and the Sparkplug host state timestamp it announced.
 struct Connection {
@@ -102,7 +108,7 @@ async fn serve(
     let mut pause = RETRY_FIRST;
     loop {
         if let Some(Connection { client, mut inbox, since_ms }) = connection.take() {
-            pause = RETRY_FIRST;
+            let connected = std::time::Instant::now();
             current.send_replace(Some(client.clone()));
             loop {
                 tokio::select! {
@@ -130,7 +136,20 @@ async fn serve(
                 }
             }
             current.send_replace(None);
-            tracing::warn!(broker = %address, "lost the connection to the external MQTT broker; reconnecting");
+            let lasted = connected.elapsed();
+            if lasted >= STABLE {
+                pause = RETRY_FIRST;
+            }
+            if lasted < SHORT_LIVED {
+                tracing::warn!(
+                    broker = %address,
+                    client_id = %client_id(&config),
+                    lasted_s = lasted.as_secs_f64(),
+                    "lost the connection to the external MQTT broker soon after connecting; if another client uses the same client id, give each platform its own mqtt.client_id"
+                );
+            } else {
+                tracing::warn!(broker = %address, "lost the connection to the external MQTT broker; reconnecting");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}

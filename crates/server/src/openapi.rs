@@ -83,7 +83,7 @@ impl Doc {
         responses.insert(status.to_string(), success);
         let problem = json!({"description": "Problem details (RFC 9457)",
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
-        for code in ["400", "401", "403", "404", "409", "413", "415", "422"] {
+        for code in ["400", "401", "403", "404", "409", "413", "415", "422", "503"] {
             responses.insert(code.into(), problem.clone());
         }
         if path.contains("{id}") {

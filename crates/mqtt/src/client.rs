@@ -132,13 +132,14 @@ impl PendingAck {
 pub struct Subscription {
     /// The QoS the server granted.
     pub granted: QoS,
-    messages: mpsc::Receiver<Publish>,
+    messages: mpsc::Receiver<Delivery>,
 }
 
 impl Subscription {
     /// The next message, `None` once the connection has ended (or the filter was unsubscribed).
     pub async fn recv(&mut self) -> Option<Publish> {
-        self.messages.recv().await
+        // A subscription's deliveries carry no receipt: their PUBACKs do not wait.
+        self.messages.recv().await.map(|delivery| delivery.publish)
     }
 }
 
@@ -335,50 +336,10 @@ impl Client {
 /// A message waiting for room in a full subscription channel or inbox; reading pauses meanwhile.
 #[derive(Debug)]
 struct Stalled {
-    to: Waiting,
+    queue: mpsc::Sender<Delivery>,
+    delivery: Delivery,
     /// Sent once this delivery is done (the PUBACK of a QoS 1 message).
     then_send: Option<Packet>,
-}
-
-/// Where a stalled message goes, and the message.
-#[derive(Debug)]
-enum Waiting {
-    Subscription(mpsc::Sender<Publish>, Publish),
-    Inbox(mpsc::Sender<Delivery>, Delivery),
-}
-
-/// Room reserved in the queue a stalled message waits for.
-enum Room {
-    Subscription(mpsc::OwnedPermit<Publish>),
-    Inbox(mpsc::OwnedPermit<Delivery>),
-}
-
-impl Waiting {
-    /// Waits for room in the queue; an error if its receiver is gone.
-    fn room(&self) -> impl Future<Output = Result<Room, ()>> + use<> {
-        let queue = match self {
-            Waiting::Subscription(queue, _) => Ok(queue.clone()),
-            Waiting::Inbox(queue, _) => Err(queue.clone()),
-        };
-        async move {
-            match queue {
-                Ok(queue) => queue.reserve_owned().await.map(Room::Subscription).map_err(drop),
-                Err(queue) => queue.reserve_owned().await.map(Room::Inbox).map_err(drop),
-            }
-        }
-    }
-
-    fn deliver(self, room: Room) {
-        match (self, room) {
-            (Waiting::Subscription(_, publish), Room::Subscription(permit)) => {
-                permit.send(publish);
-            }
-            (Waiting::Inbox(_, delivery), Room::Inbox(permit)) => {
-                permit.send(delivery);
-            }
-            _ => unreachable!("room is reserved in the queue the message waits for"),
-        }
-    }
 }
 
 /// The task that owns the socket.
@@ -393,7 +354,7 @@ struct Connection {
     pending_acks: HashMap<PacketId, oneshot::Sender<()>>,
     pending_subacks: HashMap<PacketId, (String, oneshot::Sender<Result<Subscription, Error>>)>,
     pending_unsubacks: HashMap<PacketId, oneshot::Sender<()>>,
-    subscriptions: Vec<(String, mpsc::Sender<Publish>)>,
+    subscriptions: Vec<(String, mpsc::Sender<Delivery>)>,
     stalled: VecDeque<Stalled>,
     qos2_received: HashSet<PacketId>,
     /// A PINGREQ went out and its PINGRESP has not come back.
@@ -411,7 +372,7 @@ enum Event {
     Packet(Result<Option<Packet>, ReadError>),
     Wrote(std::io::Result<usize>),
     Command(Option<Command>),
-    Unstalled(Result<Room, ()>),
+    Unstalled(Result<mpsc::OwnedPermit<Delivery>, mpsc::error::SendError<()>>),
     /// The oldest held message's receipt was released.
     Released,
     PingDue,
@@ -431,7 +392,7 @@ impl Connection {
             let can_take_commands = disconnect.is_none()
                 && self.out.len() - self.written < MAX_PENDING_OUTPUT
                 && self.pending_acks.len() < self.options.max_inflight;
-            let room = self.stalled.front().map(|stalled| stalled.to.room());
+            let stalled_queue = self.stalled.front().map(|stalled| stalled.queue.clone());
             let oldest_held = self.held_acks.front_mut().map(|(_, released)| released);
             let event = tokio::select! {
                 packet = self.input.next_packet(), if can_read => Event::Packet(packet),
@@ -439,7 +400,9 @@ impl Connection {
                     Event::Wrote(wrote)
                 }
                 command = self.commands.recv(), if can_take_commands => Event::Command(command),
-                room = async { room.expect("guarded").await }, if room.is_some() => Event::Unstalled(room),
+                permit = async { stalled_queue.expect("guarded").reserve_owned().await }, if stalled_queue.is_some() => {
+                    Event::Unstalled(permit)
+                }
                 _ = async { oldest_held.expect("guarded").await }, if oldest_held.is_some() => Event::Released,
                 _ = async { ping.as_mut().expect("guarded").tick().await }, if ping.is_some() => Event::PingDue,
             };
@@ -485,10 +448,10 @@ impl Connection {
                     let (done, _) = oneshot::channel();
                     disconnect = Some(done);
                 }
-                Event::Unstalled(room) => {
+                Event::Unstalled(permit) => {
                     let stalled = self.stalled.pop_front().expect("select guarded on a stalled delivery");
-                    if let Ok(room) = room {
-                        stalled.to.deliver(room);
+                    if let Ok(permit) = permit {
+                        permit.send(stalled.delivery);
                     }
                     if let Some(packet) = stalled.then_send {
                         self.send(&packet);
@@ -641,44 +604,34 @@ impl Connection {
         }
     }
 
-    /// Hands a message to the inbox or every matching subscription; a full one stalls reading
-    /// (with the ack held back until the last delivery of the message is done).
+    /// Hands a message to the inbox or to every matching subscription; a full one stalls reading
+    /// (with the ack held back until the last delivery of the message is done). With an inbox, a
+    /// QoS 1 message's PUBACK waits for its receipt instead (see [`Connection::held_acks`]).
     fn deliver(&mut self, publish: Publish, mut ack: Option<Packet>) {
-        if let Some(inbox) = &self.inbox {
-            let mut receipt = Receipt::default();
-            if let Some(Packet::PubAck(id)) = ack {
-                let (held, released) = Receipt::new();
-                self.held_acks.push_back((id, released));
-                receipt = held;
-                ack = None;
-            }
-            let delivery = Delivery { publish, receipt };
-            match inbox.try_send(delivery) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
-                    if let Some(ack) = ack {
-                        self.send(&ack);
-                    }
+        let mut receipt = Receipt::default();
+        let queues: Vec<mpsc::Sender<Delivery>> = match &self.inbox {
+            Some(inbox) => {
+                if let Some(Packet::PubAck(id)) = ack.take_if(|ack| matches!(ack, Packet::PubAck(_))) {
+                    let (held, released) = Receipt::new();
+                    self.held_acks.push_back((id, released));
+                    receipt = held;
                 }
-                Err(mpsc::error::TrySendError::Full(delivery)) => {
-                    let to = Waiting::Inbox(inbox.clone(), delivery);
-                    self.stalled.push_back(Stalled { to, then_send: ack });
-                }
+                vec![inbox.clone()]
             }
-            return;
-        }
-        let matching: Vec<mpsc::Sender<Publish>> = self
-            .subscriptions
-            .iter()
-            .filter(|(filter, queue)| !queue.is_closed() && topic::matches(filter, &publish.topic))
-            .map(|(_, queue)| queue.clone())
-            .collect();
+            None => self
+                .subscriptions
+                .iter()
+                .filter(|(filter, queue)| !queue.is_closed() && topic::matches(filter, &publish.topic))
+                .map(|(_, queue)| queue.clone())
+                .collect(),
+        };
         let stalled_before = self.stalled.len();
-        for queue in matching {
-            match queue.try_send(publish.clone()) {
+        for queue in queues {
+            let delivery = Delivery { publish: publish.clone(), receipt: receipt.clone() };
+            match queue.try_send(delivery) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(publish)) => {
-                    self.stalled
-                        .push_back(Stalled { to: Waiting::Subscription(queue, publish), then_send: None });
+                Err(mpsc::error::TrySendError::Full(delivery)) => {
+                    self.stalled.push_back(Stalled { queue, delivery, then_send: None });
                 }
             }
         }

@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ingest::{DecodeConfig, Decoded, Decoder, MachineEvent, MachineKey};
@@ -89,7 +90,7 @@ pub(crate) struct Queues {
     pub(crate) writes: mpsc::Sender<WriteBatch>,
     /// True while the write task holds a batch it could not write (a full disk, say), so that
     /// HTTP ingest can answer at once instead of queueing behind it.
-    pub(crate) failing: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) failing: Arc<AtomicBool>,
 }
 
 /// The receiving ends, taken once when the workers start.
@@ -370,25 +371,27 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
             Ok(stats) => break stats,
             Err(error) => error,
         };
-        state.pipeline.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        state.pipeline.failing.store(true, Ordering::Relaxed);
         state.metrics.count_ingest_write_failure();
-        let Some(done) = done.as_deref_mut() else {
-            tracing::error!(%error, readings = readings.len(), "an ingest batch could not be written at shutdown; its MQTT messages stay unacknowledged");
+        tracing::error!(%error, readings = readings.len(), retry_in_s = pause.as_secs(), "an ingest batch could not be written; holding its MQTT acknowledgements");
+        let retry = match done.as_deref_mut() {
+            Some(done) => tokio::select! {
+                _ = tokio::time::sleep(pause) => true,
+                _ = done.changed() => false,
+            },
+            None => false,
+        };
+        if !retry {
+            tracing::error!(
+                readings = readings.len(),
+                "shutting down with an unwritten ingest batch; its MQTT messages stay unacknowledged"
+            );
             std::mem::forget(std::mem::take(&mut batch.receipts));
             return;
-        };
-        tracing::error!(%error, readings = readings.len(), retry_in_s = pause.as_secs(), "an ingest batch could not be written; holding its MQTT acknowledgements and retrying");
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = done.changed() => {
-                tracing::error!(readings = readings.len(), "shutting down with an unwritten ingest batch; its MQTT messages stay unacknowledged");
-                std::mem::forget(std::mem::take(&mut batch.receipts));
-                return;
-            }
         }
         pause = (pause * 2).min(REWRITE_MAX);
     };
-    state.pipeline.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    state.pipeline.failing.store(false, Ordering::Relaxed);
     state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
     if !readings.is_empty() {
         state.alarm_input(AlarmInput::Readings(readings));

@@ -141,6 +141,14 @@ pub enum MachineEvent {
     },
 }
 
+impl MachineEvent {
+    /// An ideal time per unit in seconds as `OperationFinished`'s `ideal_unit_ms`: rounded to the
+    /// millisecond, at least 1 (a fast simulator's units can take less) and at most `u32::MAX`.
+    pub fn ideal_unit_ms(seconds: f64) -> u32 {
+        (seconds * 1000.0).round().clamp(1.0, f64::from(u32::MAX)) as u32
+    }
+}
+
 /// A [`MachineEvent`] with its machine and time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimedEvent {

@@ -614,7 +614,7 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
             ideal_unit_ms: match wire.ideal_unit_seconds {
                 None => None,
                 Some(seconds) if seconds > 0.0 && seconds <= MAX_IDEAL_UNIT_SECONDS => {
-                    Some(((seconds * 1000.0).round() as u32).max(1))
+                    Some(MachineEvent::ideal_unit_ms(seconds))
                 }
                 Some(seconds) => {
                     return Err(format!(

@@ -132,11 +132,7 @@ pub fn encode(factory: &Factory, outputs: &[Output]) -> Vec<Outgoing> {
                                 operation_id: operation.0,
                                 good: *good,
                                 scrap: *scrap,
-                                // At least 1 ms: at high speeds a unit takes less than that.
-                                ideal_unit_ms: Some(
-                                    (ideal_unit_seconds * 1000.0).round().clamp(1.0, f64::from(u32::MAX))
-                                        as u32,
-                                ),
+                                ideal_unit_ms: Some(MachineEvent::ideal_unit_ms(*ideal_unit_seconds)),
                             },
                         )
                     }

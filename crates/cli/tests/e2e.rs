@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 
 use support::{TOKEN, TempDir, all_order_numbers, request, start};
 
+/// Runs `command` (the binary with some arguments), checks that it fails and returns its stderr.
+fn failure(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "{command:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 fn order_json(number: &str) -> String {
     format!(
         r#"{{"number":"{number}","customer":"E2E Ltd","variant_id":1,"quantity":3,"due":"2026-12-10T18:00:00+08:00"}}"#
@@ -122,15 +129,13 @@ fn orders_import_reports_bad_lines_and_imports_good_files_whole() {
          IMP-2,Acme,phone-stand-black,lots,2026-12-01T18:00:00+08:00\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
-        .args(["orders", "import"])
-        .arg(&bad)
-        .arg("--data-dir")
-        .arg(&dir.0)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["orders", "import"])
+            .arg(&bad)
+            .arg("--data-dir")
+            .arg(&dir.0),
+    );
     assert!(stderr.contains("line 3, quantity"), "{stderr}");
     assert!(stderr.contains("nothing was imported"), "{stderr}");
 
@@ -183,13 +188,8 @@ fn a_bad_config_file_is_a_clear_error() {
     let dir = TempDir::new("config");
     let path = dir.0.join("bad.toml");
     std::fs::write(&path, "listen = \"127.0.0.1:0\"\ncolour = \"blue\"\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr =
+        failure(Command::new(env!("CARGO_BIN_EXE_microfactory")).args(["serve", "--config"]).arg(&path));
     assert!(stderr.contains("invalid config file") && stderr.contains("colour"), "{stderr}");
 }
 
@@ -197,13 +197,11 @@ fn a_bad_config_file_is_a_clear_error() {
 fn a_bad_flag_leaves_no_data_directory_behind() {
     let dir = TempDir::new("badflag");
     let data = dir.0.join("demo-data");
-    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
-        .args(["demo", "--sim-speed", "0", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["demo", "--sim-speed", "0", "--data-dir"])
+            .arg(&data),
+    );
     assert!(stderr.contains("--sim-speed must be from"), "{stderr}");
     assert!(!data.exists(), "the demo created and seeded {} before rejecting the flag", data.display());
 }
@@ -212,12 +210,12 @@ fn a_bad_flag_leaves_no_data_directory_behind() {
 fn generated_planning_problems_solve_to_valid_schedules() {
     let dir = TempDir::new("generate");
     let problem = dir.0.join("problem.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
-        .args(["schedule", "generate", "--machines", "0"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failure(Command::new(env!("CARGO_BIN_EXE_microfactory")).args([
+        "schedule",
+        "generate",
+        "--machines",
+        "0",
+    ]));
     assert!(stderr.contains("--orders must be from 1 to 100000 and --machines from 1 to 1000"), "{stderr}");
     let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
         .args(["schedule", "generate", "--orders", "20", "--machines", "5", "--seed", "7", "--output"])
@@ -324,13 +322,11 @@ fn schedule_bench_runs_side_by_side_and_writes_every_seed() {
     }
 
     std::fs::write(dir.0.join("twin_b.txt"), "2 2\n1 3 0\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
-        .args(["schedule", "bench"])
-        .arg(&dir.0)
-        .args(["--time-limit", "0.2"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["schedule", "bench"])
+            .arg(&dir.0)
+            .args(["--time-limit", "0.2"]),
+    );
     assert!(stderr.contains("twin_b.txt") && stderr.contains("line"), "{stderr}");
 }

@@ -246,6 +246,14 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             orders = summary.orders,
             "seeded the demo factory"
         );
+        match server::demo::publish_first_plan(&store, now, config.planning.threads()) {
+            Ok(plan) => tracing::info!(
+                plan = plan.id,
+                late_orders = plan.late_orders,
+                "planned the demo's orders and published the plan"
+            ),
+            Err(error) => tracing::warn!(%error, "the demo starts without a plan"),
+        }
     }
     let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone())
         .with_planning(config.planning.clone());

@@ -36,6 +36,11 @@ fn demo_survives_a_graceful_restart_with_everything_in_place() {
     assert_eq!(machines.status, 200);
     assert_eq!(machines.json()["items"].as_array().unwrap().len(), 11);
     assert_eq!(request(server.address, "GET", "/api/v1/machines", None, None).unwrap().status, 401);
+    // A new demo starts with a published plan of its orders.
+    let plans = request(server.address, "GET", "/api/v1/plans", Some(TOKEN), None).unwrap().json();
+    let plans = plans["items"].as_array().unwrap();
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert_eq!(plans[0]["status"], "active");
     let created =
         request(server.address, "POST", "/api/v1/orders", Some(TOKEN), Some(&order_json("E2E-1"))).unwrap();
     assert_eq!(created.status, 201, "{}", created.body);
@@ -56,6 +61,8 @@ fn demo_survives_a_graceful_restart_with_everything_in_place() {
     let after = all_order_numbers(server.address);
     assert_eq!(after, before, "a restart keeps every order and does not seed twice");
     assert!(after.contains(&"E2E-1".to_string()));
+    let plans = request(server.address, "GET", "/api/v1/plans", Some(TOKEN), None).unwrap().json();
+    assert_eq!(plans["items"].as_array().unwrap().len(), 1, "a restart does not plan again");
     let machines = request(server.address, "GET", "/api/v1/machines", Some(TOKEN), None).unwrap();
     assert_eq!(machines.json()["items"].as_array().unwrap().len(), 11);
 }

@@ -27,6 +27,25 @@ pub fn seed_if_empty(store: &Store, now: Timestamp) -> Result<Option<DemoSummary
     seed(store, now).map(Some)
 }
 
+/// Solver time of the demo's first plan: a short search, so the first start stays quick.
+const FIRST_PLAN_SECONDS: f64 = 2.0;
+
+/// Plans the open orders with the planner's default objective and publishes the plan, so that a
+/// new demo shows a Gantt, dispatch lists, ETAs and orders at risk from its first minute and its
+/// simulated machines follow a plan rather than first in, first out. `seed_if_empty`'s caller
+/// runs it once, on the first start; later plans are the users' (or the automatic repairs').
+pub fn publish_first_plan(
+    store: &Store,
+    now: Timestamp,
+    threads: usize,
+) -> Result<PlanSummary, crate::planning::PlanError> {
+    let options = crate::planning::Options { threads, ..crate::planning::Options::default() };
+    let limit = std::time::Duration::from_secs_f64(FIRST_PLAN_SECONDS);
+    let plan = crate::planning::plan(store, now, crate::planning::DEFAULT_OBJECTIVE, limit, &options)?;
+    let created = store.create_plan(&plan)?;
+    Ok(store.publish_plan(created.id, now)?)
+}
+
 struct MachineSpec {
     code: &'static str,
     name: &'static str,

@@ -410,6 +410,10 @@ fn unsearched(
     }
 }
 
+/// The objective of a plan when none is asked for: fewest late orders (weighted by priority),
+/// then the earliest finish.
+pub const DEFAULT_OBJECTIVE: &str = "tardiness_then_makespan";
+
 /// The objectives a plan may minimise, by API name.
 pub fn objective(name: &str) -> Option<Objective> {
     match name {

@@ -195,7 +195,7 @@ pub(crate) async fn create_plan(
         down_for: time::Duration::minutes(60),
         threads: state.planning.threads(),
     };
-    let objective = request.objective.unwrap_or_else(|| "tardiness_then_makespan".into());
+    let objective = request.objective.unwrap_or_else(|| planning::DEFAULT_OBJECTIVE.into());
     if planning::objective(&objective).is_none() {
         return Err(ApiError::validation(vec![model::FieldError::new(
             "objective",

@@ -122,13 +122,26 @@ pub enum MachineEvent {
         /// The operation's id as the API shows it.
         operation_id: i64,
     },
+    /// Units made on a running operation since the machine's last report: they count toward OEE
+    /// when they are made, not only when the lot ends.
+    Produced {
+        /// The operation's id as the API shows it.
+        operation_id: i64,
+        /// Good parts made since the last report.
+        good: u32,
+        /// Scrapped parts made since the last report.
+        scrap: u32,
+        /// The ideal time per unit in milliseconds, as in `OperationFinished`.
+        ideal_unit_ms: Option<u32>,
+    },
     /// The machine finished (or stopped) working on an operation.
     OperationFinished {
         /// The operation's id as the API shows it.
         operation_id: i64,
-        /// Good parts produced.
+        /// Good parts produced and not yet reported by `Produced` (so 0 from a machine that
+        /// reported every unit as it went).
         good: u32,
-        /// Scrapped parts produced.
+        /// Scrapped parts produced and not yet reported by `Produced`.
         scrap: u32,
         /// The ideal time per unit of this lot in milliseconds, when the machine reports it;
         /// otherwise the operation's own unit time counts.

@@ -15,7 +15,8 @@
 //! | --- | --- |
 //! | `state` | `state`: `running`, `idle`, `setup`, `down`, `planned_stop` or `offline`; optional `reason` |
 //! | `operation_started` | `operation_id` (positive integer) |
-//! | `operation_finished` | `operation_id`, `good`, `scrap` (non-negative integers, at most 2^32 - 1); optional `ideal_unit_seconds` (more than 0, at most 604800) when the ideal time per unit of this lot is not the operation's (a simulator running faster than real time reports its own) |
+//! | `produced` | `operation_id`, `good`, optional `scrap` (0 when absent; together at least one unit): the units made since the machine's last report, while the lot runs; optional `ideal_unit_seconds` as for `operation_finished` |
+//! | `operation_finished` | `operation_id`, `good`, `scrap` (non-negative integers, at most 2^32 - 1): the units not yet reported by `produced` (0 and 0 from a machine that reported them all); optional `ideal_unit_seconds` (more than 0, at most 604800) when the ideal time per unit of this lot is not the operation's (a simulator running faster than real time reports its own) |
 //! | `downtime` | `reason` |
 //! | `online`, `offline` | — (an `offline` event without `ts` makes a good MQTT will) |
 //!
@@ -136,8 +137,14 @@ pub fn encode_event(
             put("type", "operation_started".into());
             put("operation_id", (*operation_id).into())
         }
-        MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms } => {
-            put("type", "operation_finished".into());
+        MachineEvent::Produced { operation_id, good, scrap, ideal_unit_ms }
+        | MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms } => {
+            let kind = if matches!(event, MachineEvent::Produced { .. }) {
+                "produced"
+            } else {
+                "operation_finished"
+            };
+            put("type", kind.into());
             put("operation_id", (*operation_id).into());
             put("good", (*good).into());
             let last = put("scrap", (*scrap).into());
@@ -611,18 +618,17 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
             operation_id: operation_id()?,
             good: wire.good.ok_or("missing field `good`")?,
             scrap: wire.scrap.ok_or("missing field `scrap`")?,
-            ideal_unit_ms: match wire.ideal_unit_seconds {
-                None => None,
-                Some(seconds) if seconds > 0.0 && seconds <= MAX_IDEAL_UNIT_SECONDS => {
-                    Some(MachineEvent::ideal_unit_ms(seconds))
-                }
-                Some(seconds) => {
-                    return Err(format!(
-                        "ideal_unit_seconds must be more than 0 and at most {MAX_IDEAL_UNIT_SECONDS}, found {seconds}"
-                    ));
-                }
-            },
+            ideal_unit_ms: ideal_unit_ms(wire.ideal_unit_seconds)?,
         },
+        "produced" => {
+            let good = wire.good.ok_or("missing field `good`")?;
+            let scrap = wire.scrap.unwrap_or(0);
+            if good == 0 && scrap == 0 {
+                return Err("a produced event reports at least one unit, good or scrap".into());
+            }
+            let ideal_unit_ms = ideal_unit_ms(wire.ideal_unit_seconds)?;
+            MachineEvent::Produced { operation_id: operation_id()?, good, scrap, ideal_unit_ms }
+        }
         "downtime" => {
             MachineEvent::Downtime { reason: reason(&wire.reason)?.ok_or("missing field `reason`")? }
         }
@@ -632,6 +638,19 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
 
 /// The longest ideal time per unit an event may report: a week.
 const MAX_IDEAL_UNIT_SECONDS: f64 = 604_800.0;
+
+/// An event's optional `ideal_unit_seconds` in milliseconds, checked.
+fn ideal_unit_ms(seconds: Option<f64>) -> Result<Option<u32>, String> {
+    match seconds {
+        None => Ok(None),
+        Some(seconds) if seconds > 0.0 && seconds <= MAX_IDEAL_UNIT_SECONDS => {
+            Ok(Some(MachineEvent::ideal_unit_ms(seconds)))
+        }
+        Some(seconds) => Err(format!(
+            "ideal_unit_seconds must be more than 0 and at most {MAX_IDEAL_UNIT_SECONDS}, found {seconds}"
+        )),
+    }
+}
 
 /// Reasons are for people: 1 to 200 characters, no control characters.
 fn is_reason(text: &str) -> bool {

@@ -246,6 +246,7 @@ pub(crate) fn collect(
         let Some(machine) = admit(&timed.key) else { continue };
         let at = timed.at;
         let change = |state, reason| StateChange { machine, at, state, reason };
+        let operation = |id, kind| OperationEvent { operation: OperationId(id), machine, at, kind };
         match timed.event {
             MachineEvent::Online => batch.states.push(change(MachineState::Idle, Some("online".into()))),
             MachineEvent::Offline => batch.states.push(change(MachineState::Offline, None)),
@@ -253,20 +254,15 @@ pub(crate) fn collect(
                 batch.states.push(change(model_state(state), reason))
             }
             MachineEvent::Downtime { reason } => batch.states.push(change(MachineState::Down, Some(reason))),
-            MachineEvent::OperationStarted { operation_id } => batch.operations.push(OperationEvent {
-                operation: OperationId(operation_id),
-                machine,
-                at,
-                kind: OperationEventKind::Started,
-            }),
-            MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms } => {
-                batch.operations.push(OperationEvent {
-                    operation: OperationId(operation_id),
-                    machine,
-                    at,
-                    kind: OperationEventKind::Finished { good, scrap, ideal_unit_ms },
-                })
+            MachineEvent::OperationStarted { operation_id } => {
+                batch.operations.push(operation(operation_id, OperationEventKind::Started))
             }
+            MachineEvent::Produced { operation_id, good, scrap, ideal_unit_ms } => batch
+                .operations
+                .push(operation(operation_id, OperationEventKind::Produced { good, scrap, ideal_unit_ms })),
+            MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms } => batch
+                .operations
+                .push(operation(operation_id, OperationEventKind::Finished { good, scrap, ideal_unit_ms })),
         }
     }
     for reason in &drops {
@@ -406,7 +402,10 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
         state.alarm_input(AlarmInput::State(change));
     }
     for event in operations {
-        if let OperationEventKind::Finished { good, scrap, .. } = event.kind {
+        if let OperationEventKind::Produced { good, scrap, .. }
+        | OperationEventKind::Finished { good, scrap, .. } = event.kind
+            && (good > 0 || scrap > 0)
+        {
             state.publish(LiveEvent::Production {
                 machine_id: event.machine,
                 good,

@@ -754,6 +754,50 @@ async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written
 }
 
 #[tokio::test]
+async fn units_counted_while_a_lot_runs_show_in_oee_before_the_lot_ends() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let released = h.get("/api/v1/orders?status=released&limit=1").await.json;
+    let order = released["items"][0]["id"].as_i64().unwrap();
+    let operation =
+        h.get(&format!("/api/v1/orders/{order}")).await.json["operations"][0]["id"].as_i64().unwrap();
+    // cnc-03 runs from 08:00 and counts 40 units at an ideal 81 s by 08:55; the lot is not done.
+    let events = json!([
+        {"ts": "2026-11-24T08:00:00+08:00", "type": "state", "state": "running"},
+        {"ts": "2026-11-24T08:30:00+08:00", "type": "produced", "operation_id": operation, "good": 20, "ideal_unit_seconds": 81},
+        {"ts": "2026-11-24T08:55:00+08:00", "type": "produced", "operation_id": operation, "good": 18, "scrap": 2, "ideal_unit_seconds": 81},
+    ]);
+    let (receipt, written) = mqtt::Receipt::new();
+    let incoming = crate::pipeline::Incoming {
+        topic: "mf/v1/hk-kt/cnc-03/events".into(),
+        payload: events.to_string().into_bytes(),
+        publisher: crate::pipeline::Publisher::AnySite,
+        receipt: Some(receipt),
+    };
+    h.state.ingest(incoming).await;
+    // The receipt is released (its sender dropped) once the batch is stored.
+    let stored = tokio::time::timeout(std::time::Duration::from_secs(10), written).await;
+    assert!(stored.is_ok(), "the events were not stored");
+    let oee =
+        h.get("/api/v1/oee?machine=3&from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00").await;
+    assert_eq!(oee.status, StatusCode::OK, "{}", oee.text);
+    let total = &oee.json["total"];
+    // 40 units × 81 s = 3,240 s of ideal time in an hour of running: performance 0.9.
+    assert_eq!(total["actual_production_seconds"], 3_600.0, "{total}");
+    assert!((total["effectiveness"].as_f64().unwrap() - 0.9).abs() < 1e-9, "{total}");
+    assert_eq!(total["quality"], 0.95, "{total}");
+    let detail = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    let first = &detail["operations"][0];
+    assert_eq!(
+        (&first["status"], &first["good"], &first["scrap"]),
+        (&json!("running"), &json!(38), &json!(2))
+    );
+    assert_eq!(first["machine_id"], 3);
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
     let h = harness();
     let workers = h.state.start_workers();

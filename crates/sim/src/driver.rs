@@ -124,17 +124,17 @@ pub fn encode(factory: &Factory, outputs: &[Output]) -> Vec<Outgoing> {
                     Output::OperationStarted { machine, operation, at } => {
                         (*machine, *at, MachineEvent::OperationStarted { operation_id: operation.0 })
                     }
-                    Output::OperationFinished { machine, operation, good, scrap, ideal_unit_seconds, at } => {
-                        (
-                            *machine,
-                            *at,
-                            MachineEvent::OperationFinished {
-                                operation_id: operation.0,
-                                good: *good,
-                                scrap: *scrap,
-                                ideal_unit_ms: Some(MachineEvent::ideal_unit_ms(*ideal_unit_seconds)),
-                            },
-                        )
+                    Output::Produced { machine, operation, good, scrap, ideal_unit_seconds, at }
+                    | Output::OperationFinished { machine, operation, good, scrap, ideal_unit_seconds, at } =>
+                    {
+                        let (operation_id, good, scrap) = (operation.0, *good, *scrap);
+                        let ideal_unit_ms = Some(MachineEvent::ideal_unit_ms(*ideal_unit_seconds));
+                        let event = if matches!(other, Output::Produced { .. }) {
+                            MachineEvent::Produced { operation_id, good, scrap, ideal_unit_ms }
+                        } else {
+                            MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms }
+                        };
+                        (*machine, *at, event)
                     }
                     Output::Reading { .. } => continue,
                 };

@@ -18,6 +18,10 @@ use model::{MachineId, MachineKind, MachineState, OperationId, Timestamp};
 pub use driver::{JobOffer, JobSource};
 pub use machine::{Job, SimMachine};
 
+/// How often a running machine reports the units it has made, in simulated seconds: every five
+/// minutes, so OEE follows a lot while it runs (a real machine's counter may report every unit).
+pub const COUNT_REPORT_SECONDS: f64 = 300.0;
+
 /// Settings of the simulated factory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
@@ -97,7 +101,23 @@ pub enum Output {
         /// When.
         at: Timestamp,
     },
-    /// An operation finished.
+    /// Units made on a running operation since its last report (every
+    /// [`COUNT_REPORT_SECONDS`] of simulated running time).
+    Produced {
+        /// Which machine.
+        machine: usize,
+        /// Which operation.
+        operation: OperationId,
+        /// Good units since the last report.
+        good: u32,
+        /// Scrapped units since the last report.
+        scrap: u32,
+        /// The ideal time per unit in real seconds, as in `OperationFinished`.
+        ideal_unit_seconds: f64,
+        /// When.
+        at: Timestamp,
+    },
+    /// An operation finished, with the units made since its last `Produced` report.
     OperationFinished {
         /// Which machine.
         machine: usize,

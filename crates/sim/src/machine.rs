@@ -25,8 +25,18 @@ pub struct Job {
 
 #[derive(Clone, Debug)]
 enum Phase {
-    Setup { remaining: f64 },
-    Running { unit_remaining: f64, done: u32, good: u32, scrap: u32 },
+    Setup {
+        remaining: f64,
+    },
+    /// `good` and `scrap` count the units not reported yet; `since_report` is the simulated
+    /// running time since the last report.
+    Running {
+        unit_remaining: f64,
+        done: u32,
+        good: u32,
+        scrap: u32,
+        since_report: f64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -199,7 +209,13 @@ impl SimMachine {
                 out.push(Output::OperationStarted { machine: index, operation: job.operation, at });
                 let unit = unit_time(&job, random);
                 self.current = Some(Current {
-                    phase: Phase::Running { unit_remaining: unit, done: 0, good: 0, scrap: 0 },
+                    phase: Phase::Running {
+                        unit_remaining: unit,
+                        done: 0,
+                        good: 0,
+                        scrap: 0,
+                        since_report: 0.0,
+                    },
                     job,
                 });
                 self.enter(index, MachineState::Running, None, at, out);
@@ -212,12 +228,19 @@ impl SimMachine {
                 *remaining -= dt;
                 if *remaining <= 0.0 {
                     let unit = unit_time(&current.job, random);
-                    current.phase = Phase::Running { unit_remaining: unit, done: 0, good: 0, scrap: 0 };
+                    current.phase = Phase::Running {
+                        unit_remaining: unit,
+                        done: 0,
+                        good: 0,
+                        scrap: 0,
+                        since_report: 0.0,
+                    };
                     self.enter(index, MachineState::Running, None, at, out);
                 }
             }
-            Phase::Running { unit_remaining, done, good, scrap } => {
+            Phase::Running { unit_remaining, done, good, scrap, since_report } => {
                 *unit_remaining -= dt;
+                *since_report += dt;
                 while *unit_remaining <= 0.0 && *done < current.job.quantity {
                     *done += 1;
                     // Worn bearings scrap more.
@@ -239,6 +262,17 @@ impl SimMachine {
                     });
                     self.current = None;
                     return;
+                }
+                if *since_report >= crate::COUNT_REPORT_SECONDS && (*good > 0 || *scrap > 0) {
+                    out.push(Output::Produced {
+                        machine: index,
+                        operation: current.job.operation,
+                        good: std::mem::take(good),
+                        scrap: std::mem::take(scrap),
+                        ideal_unit_seconds: current.job.unit_seconds / config.speed,
+                        at,
+                    });
+                    *since_report = 0.0;
                 }
                 self.health -= self.wear_per_hour * dt / 3600.0;
                 if self.health <= 0.0 {

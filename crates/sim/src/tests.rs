@@ -54,14 +54,30 @@ fn operations_go_through_setup_then_run_and_finish_with_every_unit_counted() {
     // Total simulated work ≈ 3 × 600 s setup... the second job shares the family: 2 setups
     // (1,200 s) + 35 units × ~31 s ≈ 2,300 s simulated ≈ 40 real seconds at speed 60.
     let out = run(&mut factory, 60);
-    let finished: Vec<(i64, u32)> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::OperationFinished { operation, good, scrap, .. } => Some((operation.0, good + scrap)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(finished, [(1, 20), (2, 10), (3, 5)]);
+    // Units are counted as they are made (every five simulated minutes) and at the finish.
+    let mut counted: Vec<(i64, u32)> = Vec::new();
+    let mut finished = Vec::new();
+    let mut reports = 0;
+    for o in &out {
+        let (operation, units) = match o {
+            Output::Produced { operation, good, scrap, .. } => {
+                reports += 1;
+                (operation.0, good + scrap)
+            }
+            Output::OperationFinished { operation, good, scrap, .. } => {
+                finished.push(operation.0);
+                (operation.0, good + scrap)
+            }
+            _ => continue,
+        };
+        match counted.last_mut() {
+            Some((last, sum)) if *last == operation => *sum += units,
+            _ => counted.push((operation, units)),
+        }
+    }
+    assert_eq!(finished, [1, 2, 3]);
+    assert_eq!(counted, [(1, 20), (2, 10), (3, 5)]);
+    assert!(reports >= 1, "the 20-unit lot runs for about ten simulated minutes and reports midway");
     let started: Vec<i64> = out
         .iter()
         .filter_map(|o| match o {

@@ -412,11 +412,13 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
     }))
 }
 
-/// Applies a machine's report on an operation: `Started` moves a released (or planned) operation
-/// and its order to `running` on that machine; `Finished` marks it `done` with its counts, records
-/// the production (with the operation's unit time as the ideal) and completes the order when every
-/// operation is done. Reports on unknown, cancelled or already finished operations are ignored:
-/// machines repeat themselves after reconnecting.
+/// Applies a machine's report on an operation. `Started` moves a released (or planned) operation
+/// and its order to `running` on that machine. `Produced` does the same if need be, adds its units
+/// to the operation's counts and records them as production. `Finished` adds the units not
+/// reported yet, records them (when there are any), marks the operation `done` and completes the
+/// order when every operation is done. Production records take the machine's ideal unit time when
+/// it sent one, the operation's unit time otherwise. Reports on unknown, cancelled or already
+/// finished operations are ignored: machines repeat themselves after reconnecting.
 pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Result<()> {
     use crate::telemetry::OperationEventKind;
     let found: Option<(i64, String, f64)> = tx
@@ -426,39 +428,53 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
     let Some((order, status, unit_seconds)) = found else { return Ok(()) };
     let machine_known =
         tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([event.machine.0])?;
-    if !machine_known {
+    if !machine_known || matches!(status.as_str(), "done" | "cancelled") {
         return Ok(());
     }
+    let start = || -> Result<()> {
+        if matches!(status.as_str(), "planned" | "released") {
+            tx.prepare_cached("UPDATE operations SET status = 'running', machine_id = ?2 WHERE id = ?1")?
+                .execute(params![event.operation.0, event.machine.0])?;
+            tx.prepare_cached(
+                "UPDATE orders SET status = 'running' WHERE id = ?1 AND status IN ('planned', 'released')",
+            )?
+            .execute([order])?;
+        }
+        Ok(())
+    };
+    let count = |good: u32, scrap: u32, ideal_unit_ms: Option<u32>| -> Result<()> {
+        tx.prepare_cached(
+            "UPDATE operations SET machine_id = ?2, good = good + ?3, scrap = scrap + ?4 WHERE id = ?1",
+        )?
+        .execute(params![event.operation.0, event.machine.0, good, scrap])?;
+        if good == 0 && scrap == 0 {
+            return Ok(());
+        }
+        let ideal_unit_seconds = ideal_unit_ms.map_or(unit_seconds, |ms| f64::from(ms) / 1000.0);
+        tx.prepare_cached(
+            "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            event.machine.0,
+            to_ms(event.at),
+            event.operation.0,
+            good,
+            scrap,
+            ideal_unit_seconds
+        ])?;
+        Ok(())
+    };
     match event.kind {
-        OperationEventKind::Started => {
-            if matches!(status.as_str(), "planned" | "released") {
-                tx.prepare_cached("UPDATE operations SET status = 'running', machine_id = ?2 WHERE id = ?1")?
-                    .execute(params![event.operation.0, event.machine.0])?;
-                tx.prepare_cached("UPDATE orders SET status = 'running' WHERE id = ?1 AND status IN ('planned', 'released')")?
-                    .execute([order])?;
-            }
+        OperationEventKind::Started => start()?,
+        OperationEventKind::Produced { good, scrap, ideal_unit_ms } => {
+            start()?;
+            count(good, scrap, ideal_unit_ms)?;
         }
         OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {
-            let ideal_unit_seconds = ideal_unit_ms.map_or(unit_seconds, |ms| f64::from(ms) / 1000.0);
-            if matches!(status.as_str(), "done" | "cancelled") {
-                return Ok(());
-            }
-            tx.prepare_cached(
-                "UPDATE operations SET status = 'done', machine_id = ?2, good = good + ?3, scrap = scrap + ?4 WHERE id = ?1",
-            )?
-            .execute(params![event.operation.0, event.machine.0, good, scrap])?;
-            tx.prepare_cached(
-                "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                event.machine.0,
-                to_ms(event.at),
-                event.operation.0,
-                good,
-                scrap,
-                ideal_unit_seconds
-            ])?;
+            count(good, scrap, ideal_unit_ms)?;
+            tx.prepare_cached("UPDATE operations SET status = 'done' WHERE id = ?1")?
+                .execute([event.operation.0])?;
             let open = tx
                 .prepare_cached(
                     "SELECT 1 FROM operations WHERE order_id = ?1 AND status NOT IN ('done', 'cancelled')",

@@ -30,7 +30,7 @@ pub struct OperationEvent {
     pub machine: MachineId,
     /// When.
     pub at: model::Timestamp,
-    /// Started, or finished with counts.
+    /// Started, units made, or finished.
     pub kind: OperationEventKind,
 }
 
@@ -39,7 +39,16 @@ pub struct OperationEvent {
 pub enum OperationEventKind {
     /// Work began.
     Started,
-    /// Work ended with these counts.
+    /// Units made while the work runs, since the machine's last report.
+    Produced {
+        /// Good units.
+        good: u32,
+        /// Scrapped units.
+        scrap: u32,
+        /// The ideal time per unit in milliseconds that the machine reported, as in `Finished`.
+        ideal_unit_ms: Option<u32>,
+    },
+    /// Work ended, with the units not reported yet by `Produced`.
     Finished {
         /// Good units.
         good: u32,

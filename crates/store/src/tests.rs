@@ -437,6 +437,49 @@ mod operation_event_tests {
         };
         f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
     }
+
+    #[test]
+    fn units_reported_while_a_lot_runs_count_when_made_and_the_finish_adds_the_rest() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        let op = f.store.operations(order.id).unwrap()[0].id;
+        let at = |minutes| NOW + time::Duration::minutes(minutes);
+        let event =
+            |minutes, kind| OperationEvent { operation: op, machine: f.machines[1], at: at(minutes), kind };
+        let produced = |good, scrap| OperationEventKind::Produced { good, scrap, ideal_unit_ms: None };
+        // No `Started` first: a count alone shows the operation running on that machine.
+        f.store.write_batch(&[], &[], &[], &[event(10, produced(2, 0)), event(20, produced(1, 1))]).unwrap();
+        let running = &f.store.operations(order.id).unwrap()[0];
+        assert_eq!(
+            (running.status, running.machine_id, running.good, running.scrap),
+            (OrderStatus::Running, Some(f.machines[1]), 3, 1)
+        );
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
+        let finished = |good, scrap| OperationEventKind::Finished { good, scrap, ideal_unit_ms: None };
+        f.store.write_batch(&[], &[], &[], &[event(30, finished(1, 0))]).unwrap();
+        let done = &f.store.operations(order.id).unwrap()[0];
+        assert_eq!((done.status, done.good, done.scrap), (OrderStatus::Done, 4, 1));
+        let production: Vec<(i64, u32, u32)> = f
+            .store
+            .production(f.machines[1], 0, i64::MAX)
+            .unwrap()
+            .iter()
+            .map(|p| ((p.at - NOW).whole_minutes(), p.good, p.scrap))
+            .collect();
+        assert_eq!(production, [(10, 2, 0), (20, 1, 1), (30, 1, 0)], "each count is recorded when reported");
+        // Counts after the finish, and a finish with nothing left to add, record nothing.
+        f.store.write_batch(&[], &[], &[], &[event(40, produced(5, 0))]).unwrap();
+        let second = f.store.operations(order.id).unwrap()[1].id;
+        let last = OperationEvent { operation: second, ..event(50, produced(3, 0)) };
+        f.store
+            .write_batch(&[], &[], &[], &[last.clone(), OperationEvent { kind: finished(0, 0), ..last }])
+            .unwrap();
+        let production = f.store.production(f.machines[1], 0, i64::MAX).unwrap();
+        assert_eq!(production.len(), 4, "{production:?}");
+        assert_eq!(f.store.operations(order.id).unwrap()[1].good, 3);
+        assert_eq!(f.store.operations(order.id).unwrap()[0].good, 4);
+    }
 }
 
 mod ready_tests {

@@ -168,6 +168,12 @@ fn events_good_and_bad() {
             {"type": "operation_finished", "operation_id": 2, "good": 1, "scrap": 0, "ideal_unit_seconds": 0},
             {"type": "operation_finished", "operation_id": 2, "good": 1, "scrap": 0, "ideal_unit_seconds": 1e9},
             {"type": "operation_finished", "operation_id": 2, "good": 1, "scrap": 0, "ideal_unit_seconds": "fast"},
+            {"type": "produced", "operation_id": 42, "good": 3},
+            {"type": "produced", "operation_id": 42, "good": 0, "scrap": 1, "ideal_unit_seconds": 1.5},
+            {"type": "produced", "operation_id": 42, "good": 0, "scrap": 0},
+            {"type": "produced", "operation_id": 42, "scrap": 2},
+            {"type": "produced", "good": 2},
+            {"type": "produced", "operation_id": 42, "good": 1, "ideal_unit_seconds": -1},
             {"type": "downtime", "reason": " "},
             {"type": "reboot"},
             {"state": "down"},
@@ -182,6 +188,8 @@ fn events_good_and_bad() {
             event hk/cnc-1 Online at 2025-03-01T12:00:00Z
             event hk/cnc-1 Offline at 2025-03-01T12:00:00Z
             event hk/cnc-1 OperationFinished { operation_id: 2, good: 1, scrap: 0, ideal_unit_ms: Some(250) } at 2025-03-01T12:00:00Z
+            event hk/cnc-1 Produced { operation_id: 42, good: 3, scrap: 0, ideal_unit_ms: None } at 2025-03-01T12:00:00Z
+            event hk/cnc-1 Produced { operation_id: 42, good: 0, scrap: 1, ideal_unit_ms: Some(1500) } at 2025-03-01T12:00:00Z
             dropped invalid_event: unknown state "sleeping"
             dropped invalid_event: missing field `state`
             dropped invalid_event: operation_id 0 is not positive
@@ -190,6 +198,10 @@ fn events_good_and_bad() {
             dropped invalid_event: ideal_unit_seconds must be more than 0 and at most 604800, found 0
             dropped invalid_event: ideal_unit_seconds must be more than 0 and at most 604800, found 1000000000
             dropped invalid_event: invalid type: string "fast", expected f64
+            dropped invalid_event: a produced event reports at least one unit, good or scrap
+            dropped invalid_event: missing field `good`
+            dropped invalid_event: missing field `operation_id`
+            dropped invalid_event: ideal_unit_seconds must be more than 0 and at most 604800, found -1
             dropped invalid_event: reason " " is not 1 to 200 characters without control characters
             dropped invalid_event: unknown event type "reboot"
             dropped invalid_event: missing field `type`
@@ -249,6 +261,8 @@ fn event_round_trip() {
         MachineEvent::OperationStarted { operation_id: 7 },
         MachineEvent::OperationFinished { operation_id: 7, good: 9, scrap: 1, ideal_unit_ms: None },
         MachineEvent::OperationFinished { operation_id: 7, good: 9, scrap: 1, ideal_unit_ms: Some(1_500) },
+        MachineEvent::Produced { operation_id: 7, good: 0, scrap: 2, ideal_unit_ms: None },
+        MachineEvent::Produced { operation_id: 7, good: 4, scrap: 0, ideal_unit_ms: Some(250) },
         MachineEvent::Downtime { reason: "no material".into() },
     ];
     let mut decoder = JsonDecoder::default();

@@ -63,8 +63,10 @@ pub type Position = (Operation, u32, u32);
 /// Makes the fixed operations fit together. Running operations all "start now" on their machine;
 /// when a machine has more than one (work was started before the previous job was reported
 /// finished), they run one after another, with the setup between them. A repair's frozen
-/// operation that then overlaps running work or another frozen one is replanned instead, with
-/// the rest of its job (only a prefix of a job may stay frozen).
+/// operation that then overlaps running work or another frozen one, or starts before the
+/// operation before it in its job ends (running work ends later than the active plan said when it
+/// started later or runs slower), is replanned instead, with the rest of its job (only a prefix
+/// of a job may stay frozen).
 fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64]) {
     let setup = |from: Option<usize>, to: usize| match from {
         Some(from) if from != to => family_setup[to],
@@ -87,17 +89,35 @@ fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64]) {
             ends[fixed.machine] = Some((start + duration, op.family));
         }
     }
+    let duration = |op: &scheduler::Operation, machine: usize| {
+        op.alternatives.iter().find(|a| a.machine == machine).map_or(0, |a| a.duration)
+    };
     loop {
-        let mut conflict = None;
+        // A frozen operation that starts before its job's previous operation ends.
+        let mut conflict = jobs.iter().enumerate().find_map(|(j, job)| {
+            job.operations.windows(2).enumerate().find_map(|(k, pair)| {
+                let (Some(before), Some(after)) = (pair[0].fixed, pair[1].fixed) else { return None };
+                let early = after.start < before.start + duration(&pair[0], before.machine);
+                (early && !running[j][k + 1]).then_some((j, k + 1))
+            })
+        });
         'machines: for machine in 0..machines {
+            if conflict.is_some() {
+                break;
+            }
             // (start, end, family, frozen, job, operation) of the fixed work on this machine.
             let mut work: Vec<(i64, i64, usize, bool, usize, usize)> = Vec::new();
             for (j, job) in jobs.iter().enumerate() {
                 for (k, op) in job.operations.iter().enumerate() {
                     if let Some(f) = op.fixed.filter(|f| f.machine == machine) {
-                        let duration =
-                            op.alternatives.iter().find(|a| a.machine == machine).map_or(0, |a| a.duration);
-                        work.push((f.start, f.start + duration, op.family, !running[j][k], j, k));
+                        work.push((
+                            f.start,
+                            f.start + duration(op, machine),
+                            op.family,
+                            !running[j][k],
+                            j,
+                            k,
+                        ));
                     }
                 }
             }
@@ -118,6 +138,19 @@ fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64]) {
             }
         }
     }
+}
+
+/// Seconds of work a running operation of `quantity` units has left at `now`: its units not yet
+/// counted, with its setup while none is, less the time since it last showed `progress` (its
+/// start or its latest count) as if it ran at its planned pace since; at least a second. Without
+/// the time since, every re-plan would push running work (and what follows it) later by the time
+/// elapsed since the last one.
+fn work_left(op: &Operation, quantity: u32, progress: Option<Timestamp>, now: Timestamp) -> i64 {
+    let made = op.good.saturating_add(op.scrap);
+    let setup = if made == 0 { i64::from(op.setup_seconds) } else { 0 };
+    let units = op.processing_seconds(quantity.saturating_sub(made)) as i64;
+    let since = progress.map_or(0, |at| (now - at).whole_seconds().max(0));
+    (setup + units - since).max(1)
 }
 
 /// Builds the problem at `now`.
@@ -174,6 +207,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         }
     }
 
+    let progress = store.running_progress()?;
     let mut families: HashMap<String, usize> = HashMap::new();
     let mut family_setup: Vec<i64> = Vec::new();
     let mut jobs = Vec::new();
@@ -217,7 +251,11 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             .clamp(1, order.quantity.max(1));
             for part in 0..parts {
                 let quantity = order.quantity / parts + u32::from(part < order.quantity % parts);
-                let duration = op.processing_seconds(quantity).max(1) as i64;
+                let duration = if running {
+                    work_left(&op, quantity, progress.get(&op.id).copied(), now)
+                } else {
+                    op.processing_seconds(quantity).max(1) as i64
+                };
                 let alternatives: Vec<Alternative> =
                     eligible.iter().map(|&machine| Alternative { machine, duration }).collect();
                 let fixed = match (running, op.machine_id.and_then(|m| machine_index.get(&m))) {
@@ -580,5 +618,37 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
         solve_ms: solution.elapsed.as_millis() as i64,
         operations,
         problem: scheduler::formats::to_json(&built.problem),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use scheduler::{Alternative, FixedStart, Job, Operation};
+
+    fn op(machine: usize, duration: i64, fixed: Option<i64>) -> Operation {
+        Operation {
+            alternatives: vec![Alternative { machine, duration }],
+            family: 0,
+            fixed: fixed.map(|start| FixedStart { machine, start }),
+        }
+    }
+
+    #[test]
+    fn frozen_work_before_its_running_predecessor_ends_is_replanned_with_the_rest_of_its_job() {
+        // Job 0: running on machine 0 for 100 s (from now), then frozen on machine 1 at 60 s (the
+        // active plan expected the running work to end sooner) and at 200 s: both are replanned.
+        // Job 1: running, then frozen after it ends: kept.
+        let job = |operations| Job { release: 0, due: None, weight: 1, operations };
+        let mut jobs = vec![
+            job(vec![op(0, 100, Some(0)), op(1, 50, Some(60)), op(1, 10, Some(200))]),
+            job(vec![op(2, 30, Some(0)), op(1, 20, Some(30))]),
+        ];
+        let running = [vec![true, false, false], vec![true, false]];
+        super::settle_fixed(&mut jobs, &running, &[0]);
+        let fixed: Vec<Vec<Option<i64>>> = jobs
+            .iter()
+            .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
+            .collect();
+        assert_eq!(fixed, [vec![Some(0), None, None], vec![Some(0), Some(30)]]);
     }
 }

@@ -1303,4 +1303,45 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
     }
 }
 
+#[tokio::test]
+async fn running_work_is_planned_for_the_work_it_has_left() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    let released = h.get("/api/v1/orders?status=released&limit=1").await.json;
+    let order = &released["items"][0];
+    let quantity = order["quantity"].as_i64().unwrap();
+    assert!(quantity >= 4, "{order}");
+    let detail = h.get(&format!("/api/v1/orders/{}", order["id"])).await.json;
+    let first = &detail["operations"][0];
+    let operation = first["id"].as_i64().unwrap();
+    let (unit, setup) = (first["unit_seconds"].as_f64().unwrap(), first["setup_seconds"].as_i64().unwrap());
+    let machine = first["eligible_machines"][0].as_i64().unwrap();
+    let event = |seconds_ago, kind| store::OperationEvent {
+        operation: model::OperationId(operation),
+        machine: model::MachineId(machine),
+        at: NOW - time::Duration::seconds(seconds_ago),
+        kind,
+    };
+    // How long the plan made at `NOW` gives the running operation, in seconds.
+    let planned = async || {
+        let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0})).await.json;
+        let lanes = h.get(&format!("/api/v1/plans/{}/gantt", plan["id"])).await.json;
+        let lane = lanes.as_array().unwrap().iter().find(|l| l["machine_id"] == machine).unwrap();
+        let item = lane["items"].as_array().unwrap().iter().find(|i| i["operation_id"] == operation).unwrap();
+        let format = &time::format_description::well_known::Rfc3339;
+        let at = |key: &str| time::OffsetDateTime::parse(item[key].as_str().unwrap(), format).unwrap();
+        (at("end") - at("start")).whole_seconds()
+    };
+    // Started ten minutes ago, nothing counted yet: setup and every unit, less those ten minutes.
+    h.store.write_batch(&[], &[], &[], &[event(600, store::OperationEventKind::Started)]).unwrap();
+    let whole = (unit * quantity as f64).ceil() as i64;
+    assert!(setup + whole > 600 && unit * 3.0 > 60.0, "a lot too short for this test: {first}");
+    assert_eq!(planned().await, setup + whole - 600);
+    // All but three units counted a minute ago (one of them scrap): three units less that minute.
+    let made = u32::try_from(quantity - 3).unwrap();
+    let produced = store::OperationEventKind::Produced { good: made - 1, scrap: 1, ideal_unit_ms: None };
+    h.store.write_batch(&[], &[], &[], &[event(60, produced)]).unwrap();
+    assert_eq!(planned().await, (unit * 3.0).ceil() as i64 - 60);
+}
+
 mod web;

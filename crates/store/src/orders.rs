@@ -1,6 +1,8 @@
 //! Customer orders and their operations. An order's operations are copied from its variant's
 //! routing when the order is created, in the same transaction.
 
+use std::collections::HashMap;
+
 use model::{MachineId, NewOrder, Operation, OperationId, Order, OrderId, OrderStatus, Timestamp, VariantId};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -233,6 +235,22 @@ impl Store {
         })
     }
 
+    /// When each running operation last showed progress: its start, or the latest count of units
+    /// a machine reported for it. The planner estimates the work left from it.
+    pub fn running_progress(&self) -> Result<HashMap<OperationId, Timestamp>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, progress_ms FROM operations WHERE status = 'running' AND progress_ms IS NOT NULL",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut out = HashMap::new();
+            while let Some(row) = rows.next()? {
+                out.insert(OperationId(row.get(0)?), from_ms(row.get(1)?)?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Operations ready to start, oldest order first: for every released or running order, its
     /// first operation not yet started, when every operation before it is done. With the order's
     /// quantity. This is first-in-first-out dispatch, used until a plan exists.
@@ -414,7 +432,8 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
 
 /// Applies a machine's report on an operation. `Started` moves a released (or planned) operation
 /// and its order to `running` on that machine. `Produced` does the same if need be, adds its units
-/// to the operation's counts and records them as production. `Finished` adds the units not
+/// to the operation's counts and records them as production; both mark when the operation last
+/// showed progress (`Store::running_progress`). `Finished` adds the units not
 /// reported yet, records them (when there are any), marks the operation `done` and completes the
 /// order when every operation is done. Production records take the machine's ideal unit time when
 /// it sent one, the operation's unit time otherwise. Reports on unknown, cancelled or already
@@ -433,8 +452,10 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
     }
     let start = || -> Result<()> {
         if matches!(status.as_str(), "planned" | "released") {
-            tx.prepare_cached("UPDATE operations SET status = 'running', machine_id = ?2 WHERE id = ?1")?
-                .execute(params![event.operation.0, event.machine.0])?;
+            tx.prepare_cached(
+                "UPDATE operations SET status = 'running', machine_id = ?2, progress_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![event.operation.0, event.machine.0, to_ms(event.at)])?;
             tx.prepare_cached(
                 "UPDATE orders SET status = 'running' WHERE id = ?1 AND status IN ('planned', 'released')",
             )?
@@ -470,6 +491,10 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         OperationEventKind::Produced { good, scrap, ideal_unit_ms } => {
             start()?;
             count(good, scrap, ideal_unit_ms)?;
+            tx.prepare_cached(
+                "UPDATE operations SET progress_ms = max(coalesce(progress_ms, ?2), ?2) WHERE id = ?1",
+            )?
+            .execute(params![event.operation.0, to_ms(event.at)])?;
         }
         OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {
             count(good, scrap, ideal_unit_ms)?;

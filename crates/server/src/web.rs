@@ -102,8 +102,12 @@ impl Ctx {
             format!("{sign}{days} {} {hours} {}", t.days, t.hours)
         } else if hours > 0 {
             format!("{sign}{hours} {} {minutes:02} {}", t.hours, t.minutes)
-        } else {
+        } else if minutes > 0 || seconds == 0 {
             format!("{sign}{minutes} {}", t.minutes)
+        } else {
+            // Under a minute: "0 min" beside a full bar (a short stop at the start of a shift)
+            // reads as nothing at all.
+            format!("{sign}{seconds} {}", t.seconds)
         }
     }
 

@@ -784,6 +784,23 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_in_the_largest_units_and_seconds_under_a_minute() {
+        let en = ctx(Lang::En, Role::Admin);
+        let cases = [
+            (0, "0 min"),
+            (42, "42 s"),
+            (60, "1 min"),
+            (3_725, "1 h 02 min"),
+            (90_000, "1 d 1 h"),
+            (-42, "−42 s"),
+        ];
+        for (seconds, text) in cases {
+            assert_eq!(en.duration(seconds), text);
+        }
+        assert_eq!(ctx(Lang::ZhHk, Role::Admin).duration(42), "42 秒");
+    }
+
+    #[test]
     fn a_week_of_ten_metrics_renders_complete() {
         // Speed is measured by `microfactory bench dashboard`, not here.
         let (_file, store, machine) = busy_week(10);

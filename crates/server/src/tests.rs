@@ -798,6 +798,45 @@ async fn units_counted_while_a_lot_runs_show_in_oee_before_the_lot_ends() {
 }
 
 #[tokio::test]
+async fn units_reported_over_http_for_an_operation_count_toward_it() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    let released = h.get("/api/v1/orders?status=released&limit=1").await.json;
+    let order = released["items"][0]["id"].as_i64().unwrap();
+    let operation = h.get(&format!("/api/v1/orders/{order}")).await.json["operations"][0].clone();
+    let (id, machine) =
+        (operation["id"].as_i64().unwrap(), operation["eligible_machines"][0].as_i64().unwrap());
+    let path = format!("/api/v1/machines/{machine}/production");
+    let reply = h.post_json(&path, &operator, &json!({"good": 4, "scrap": 1, "operation_id": id})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.json["ideal_unit_seconds"], operation["unit_seconds"], "{}", reply.text);
+    let counted = &h.get(&format!("/api/v1/orders/{order}")).await.json["operations"][0];
+    assert_eq!(
+        (&counted["status"], &counted["good"], &counted["scrap"]),
+        (&json!("running"), &json!(4), &json!(1))
+    );
+    assert_eq!(counted["machine_id"], machine);
+    // The finish adds the rest; units reported after it are refused, not silently dropped.
+    let finish = h
+        .post_json(&format!("/api/v1/operations/{id}/finish"), &operator, &json!({"good": 2, "scrap": 0}))
+        .await;
+    assert_eq!(finish.status, StatusCode::OK, "{}", finish.text);
+    assert_eq!((&finish.json["good"], &finish.json["scrap"]), (&json!(6), &json!(1)));
+    let late = h.post_json(&path, &operator, &json!({"good": 1, "operation_id": id})).await;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.text);
+    let unknown = h.post_json(&path, &operator, &json!({"good": 1, "operation_id": 999_999})).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unknown.text);
+    assert_eq!(unknown.json["errors"][0]["field"], "operation_id", "{}", unknown.text);
+    let machine = model::MachineId(machine);
+    let records = h.store.production(machine, 0, i64::MAX).unwrap();
+    let units: Vec<(u32, u32)> = records.iter().map(|r| (r.good, r.scrap)).collect();
+    assert_eq!(units, [(4, 1), (2, 0)]);
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn http_ingest_stores_durably_checks_sites_and_feeds_alarms() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -241,20 +241,26 @@ pub(crate) async fn finish_operation(
     .await
 }
 
-/// Sends the report through the ingest writer, so it is ordered with machine reports and reaches
-/// the live stream, and answers once it is stored.
+/// Reports now on `operation` and answers with it as stored.
 async fn report(
     state: &AppState,
     operation: model::OperationId,
     machine: model::MachineId,
     kind: store::OperationEventKind,
 ) -> ApiResult<Json<Operation>> {
-    let event = store::OperationEvent { operation, machine, at: state.clock.now(), kind };
+    write_operation_event(state, store::OperationEvent { operation, machine, at: state.clock.now(), kind })
+        .await?;
+    Ok(Json(state.store.operation(operation)?))
+}
+
+/// Sends a report on an operation through the ingest writer, so it is ordered with machine
+/// reports and reaches the live stream, and returns once it is stored.
+pub(crate) async fn write_operation_event(state: &AppState, event: store::OperationEvent) -> ApiResult<()> {
     let (ack, outcome) = tokio::sync::oneshot::channel();
     let batch = crate::pipeline::WriteBatch { operations: vec![event], ack: Some(ack), ..Default::default() };
     if state.pipeline.writes.send(batch).await.is_err() {
         return Err(ApiError::internal("the ingest writer is not running"));
     }
     outcome.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
-    Ok(Json(state.store.operation(operation)?))
+    Ok(())
 }

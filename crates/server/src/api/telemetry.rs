@@ -286,6 +286,8 @@ pub(crate) struct ProductionReport {
     /// Ideal seconds per unit; taken from the operation when `operation_id` is given.
     #[serde(default)]
     ideal_unit_seconds: Option<f64>,
+    /// The order operation the units belong to: they count toward it, as a machine's `produced`
+    /// event does (and start it if it had not started); 409 once it is done or cancelled.
     #[serde(default)]
     operation_id: Option<model::OperationId>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -326,19 +328,49 @@ pub(crate) async fn report_production(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let mut record = ProductionRecord {
+    let at = report.at.unwrap_or_else(|| state.clock.now());
+    if let Some(operation) = report.operation_id {
+        // Units of an order operation count toward it as a machine's `produced` event does.
+        let operation = match state.store.operation(operation) {
+            Ok(operation) => operation,
+            Err(store::StoreError::NotFound { .. }) => {
+                return Err(ApiError::validation(vec![FieldError::new("operation_id", "no such operation")]));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if matches!(operation.status, model::OrderStatus::Done | model::OrderStatus::Cancelled) {
+            return Err(ApiError::conflict(
+                Some("operation_id".into()),
+                format!(
+                    "the operation is {}; its units can no longer be reported",
+                    operation.status.as_str()
+                ),
+            ));
+        }
+        let ideal_unit_ms =
+            report.ideal_unit_seconds.filter(|s| *s > 0.0).map(ingest::MachineEvent::ideal_unit_ms);
+        let kind =
+            store::OperationEventKind::Produced { good: report.good, scrap: report.scrap, ideal_unit_ms };
+        let event = store::OperationEvent { operation: operation.id, machine: machine.id, at, kind };
+        super::orders::write_operation_event(&state, event).await?;
+        return Ok(Created(ProductionOut {
+            machine_id: machine.id,
+            at: rfc3339(oee::unix_ms(at)),
+            good: report.good,
+            scrap: report.scrap,
+            ideal_unit_seconds: ideal_unit_ms.map_or(operation.unit_seconds, |ms| f64::from(ms) / 1000.0),
+        }));
+    }
+    let record = ProductionRecord {
         machine: machine.id,
-        at: report.at.unwrap_or_else(|| state.clock.now()),
-        operation: report.operation_id,
+        at,
+        operation: None,
         good: report.good,
         scrap: report.scrap,
         ideal_unit_seconds: ideal,
     };
     let store = state.store.clone();
     let record = blocking(move || {
-        if let (Some(operation), None) = (record.operation, report.ideal_unit_seconds) {
-            record.ideal_unit_seconds = store.operation(operation)?.unit_seconds;
-        }
         store.record_production(&record)?;
         Ok(record)
     })

@@ -59,6 +59,14 @@ fn harness_with(alarms: crate::AlarmConfig) -> Harness {
 }
 
 impl Harness {
+    /// The first released order (as the API shows it) and its first operation.
+    async fn first_released_operation(&self) -> (Value, Value) {
+        let released = self.get("/api/v1/orders?status=released&limit=1").await.json;
+        let order = released["items"][0].clone();
+        let detail = self.get(&format!("/api/v1/orders/{}", order["id"])).await.json;
+        (order, detail["operations"][0].clone())
+    }
+
     /// A second site, `sz` (Shenzhen).
     fn second_site(&self) -> model::SiteId {
         let site = model::NewSite { code: "sz".into(), name: "Shenzhen".into(), utc_offset: "+08:00".into() };
@@ -757,10 +765,8 @@ async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written
 async fn units_counted_while_a_lot_runs_show_in_oee_before_the_lot_ends() {
     let h = harness();
     let workers = h.state.start_workers();
-    let released = h.get("/api/v1/orders?status=released&limit=1").await.json;
-    let order = released["items"][0]["id"].as_i64().unwrap();
-    let operation =
-        h.get(&format!("/api/v1/orders/{order}")).await.json["operations"][0]["id"].as_i64().unwrap();
+    let (order, operation) = h.first_released_operation().await;
+    let (order, operation) = (order["id"].as_i64().unwrap(), operation["id"].as_i64().unwrap());
     // cnc-03 runs from 08:00 and counts 40 units at an ideal 81 s by 08:55; the lot is not done.
     let events = json!([
         {"ts": "2026-11-24T08:00:00+08:00", "type": "state", "state": "running"},
@@ -802,9 +808,8 @@ async fn units_reported_over_http_for_an_operation_count_toward_it() {
     let h = harness();
     let workers = h.state.start_workers();
     let operator = token_for(Role::Operator);
-    let released = h.get("/api/v1/orders?status=released&limit=1").await.json;
-    let order = released["items"][0]["id"].as_i64().unwrap();
-    let operation = h.get(&format!("/api/v1/orders/{order}")).await.json["operations"][0].clone();
+    let (order, operation) = h.first_released_operation().await;
+    let order = order["id"].as_i64().unwrap();
     let (id, machine) =
         (operation["id"].as_i64().unwrap(), operation["eligible_machines"][0].as_i64().unwrap());
     let path = format!("/api/v1/machines/{machine}/production");
@@ -1346,12 +1351,9 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
 async fn running_work_is_planned_for_the_work_it_has_left() {
     let h = harness();
     let planner = token_for(Role::Planner);
-    let released = h.get("/api/v1/orders?status=released&limit=1").await.json;
-    let order = &released["items"][0];
+    let (order, first) = h.first_released_operation().await;
     let quantity = order["quantity"].as_i64().unwrap();
     assert!(quantity >= 4, "{order}");
-    let detail = h.get(&format!("/api/v1/orders/{}", order["id"])).await.json;
-    let first = &detail["operations"][0];
     let operation = first["id"].as_i64().unwrap();
     let (unit, setup) = (first["unit_seconds"].as_f64().unwrap(), first["setup_seconds"].as_i64().unwrap());
     let machine = first["eligible_machines"][0].as_i64().unwrap();

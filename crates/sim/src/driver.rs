@@ -124,15 +124,13 @@ pub fn encode(factory: &Factory, outputs: &[Output]) -> Vec<Outgoing> {
                     Output::OperationStarted { machine, operation, at } => {
                         (*machine, *at, MachineEvent::OperationStarted { operation_id: operation.0 })
                     }
-                    Output::Produced { machine, operation, good, scrap, ideal_unit_seconds, at }
-                    | Output::OperationFinished { machine, operation, good, scrap, ideal_unit_seconds, at } =>
-                    {
+                    Output::Units { machine, operation, good, scrap, ideal_unit_seconds, finished, at } => {
                         let (operation_id, good, scrap) = (operation.0, *good, *scrap);
                         let ideal_unit_ms = Some(MachineEvent::ideal_unit_ms(*ideal_unit_seconds));
-                        let event = if matches!(other, Output::Produced { .. }) {
-                            MachineEvent::Produced { operation_id, good, scrap, ideal_unit_ms }
-                        } else {
+                        let event = if *finished {
                             MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms }
+                        } else {
+                            MachineEvent::Produced { operation_id, good, scrap, ideal_unit_ms }
                         };
                         (*machine, *at, event)
                     }

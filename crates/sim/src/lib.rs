@@ -101,9 +101,9 @@ pub enum Output {
         /// When.
         at: Timestamp,
     },
-    /// Units made on a running operation since its last report (every
-    /// [`COUNT_REPORT_SECONDS`] of simulated running time).
-    Produced {
+    /// Units made on an operation since its last report: every [`COUNT_REPORT_SECONDS`] of
+    /// simulated running time, and when the operation finishes.
+    Units {
         /// Which machine.
         machine: usize,
         /// Which operation.
@@ -112,24 +112,11 @@ pub enum Output {
         good: u32,
         /// Scrapped units since the last report.
         scrap: u32,
-        /// The ideal time per unit in real seconds, as in `OperationFinished`.
-        ideal_unit_seconds: f64,
-        /// When.
-        at: Timestamp,
-    },
-    /// An operation finished, with the units made since its last `Produced` report.
-    OperationFinished {
-        /// Which machine.
-        machine: usize,
-        /// Which operation.
-        operation: OperationId,
-        /// Good units.
-        good: u32,
-        /// Scrapped units.
-        scrap: u32,
         /// The ideal time per unit in real seconds: the operation's unit time divided by the
         /// speed, so that OEE's performance stays meaningful when time is compressed.
         ideal_unit_seconds: f64,
+        /// Whether the operation finished with these units.
+        finished: bool,
         /// When.
         at: Timestamp,
     },

@@ -251,28 +251,22 @@ impl SimMachine {
                     }
                     *unit_remaining += unit_time(&current.job, random);
                 }
-                if *done >= current.job.quantity {
-                    out.push(Output::OperationFinished {
-                        machine: index,
-                        operation: current.job.operation,
-                        good: *good,
-                        scrap: *scrap,
-                        ideal_unit_seconds: current.job.unit_seconds / config.speed,
-                        at,
-                    });
-                    self.current = None;
-                    return;
-                }
-                if *since_report >= crate::COUNT_REPORT_SECONDS && (*good > 0 || *scrap > 0) {
-                    out.push(Output::Produced {
+                let finished = *done >= current.job.quantity;
+                if finished || (*since_report >= crate::COUNT_REPORT_SECONDS && (*good > 0 || *scrap > 0)) {
+                    out.push(Output::Units {
                         machine: index,
                         operation: current.job.operation,
                         good: std::mem::take(good),
                         scrap: std::mem::take(scrap),
                         ideal_unit_seconds: current.job.unit_seconds / config.speed,
+                        finished,
                         at,
                     });
                     *since_report = 0.0;
+                }
+                if finished {
+                    self.current = None;
+                    return;
                 }
                 self.health -= self.wear_per_hour * dt / 3600.0;
                 if self.health <= 0.0 {

@@ -59,17 +59,13 @@ fn operations_go_through_setup_then_run_and_finish_with_every_unit_counted() {
     let mut finished = Vec::new();
     let mut reports = 0;
     for o in &out {
-        let (operation, units) = match o {
-            Output::Produced { operation, good, scrap, .. } => {
-                reports += 1;
-                (operation.0, good + scrap)
-            }
-            Output::OperationFinished { operation, good, scrap, .. } => {
-                finished.push(operation.0);
-                (operation.0, good + scrap)
-            }
-            _ => continue,
-        };
+        let Output::Units { operation, good, scrap, finished: done, .. } = o else { continue };
+        let (operation, units) = (operation.0, good + scrap);
+        if *done {
+            finished.push(operation);
+        } else {
+            reports += 1;
+        }
         match counted.last_mut() {
             Some((last, sum)) if *last == operation => *sum += units,
             _ => counted.push((operation, units)),

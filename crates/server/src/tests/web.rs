@@ -250,6 +250,34 @@ async fn every_page_renders_in_both_languages() {
 }
 
 #[tokio::test]
+async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
+    let h = harness();
+    let (machine, order, _) = h.busy_factory().await;
+    let detail = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    let running = detail["operations"].as_array().unwrap().iter().find(|o| o["status"] == "running").unwrap();
+    let (operation, quantity) = (running["id"].as_i64().unwrap(), detail["quantity"].as_u64().unwrap());
+    let good_input = |page: &str| {
+        let at = page.find(r#"name="good""#).expect("a finish form");
+        let value = &page[at..][page[at..].find("value=\"").unwrap() + 7..];
+        value[..value.find('"').unwrap()].parse::<u64>().unwrap()
+    };
+    let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
+    assert_eq!(good_input(&page), quantity, "nothing counted yet: the whole lot");
+    assert!(!page.contains("Counted so far"));
+    let produced = store::OperationEventKind::Produced { good: 3, scrap: 1, ideal_unit_ms: None };
+    let event = store::OperationEvent {
+        operation: model::OperationId(operation),
+        machine: model::MachineId(machine),
+        at: NOW,
+        kind: produced,
+    };
+    h.store.write_batch(&[], &[], &[], &[event]).unwrap();
+    let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
+    assert!(page.contains("Counted so far: 3 Good · 1 Scrap"), "{page}");
+    assert_eq!(good_input(&page), quantity - 4, "the finish offers the rest of the lot");
+}
+
+#[tokio::test]
 async fn hidden_buttons_are_forbidden_behind() {
     let h = harness();
     let (machine, order, draft) = h.busy_factory().await;

@@ -24,6 +24,8 @@ pub(crate) struct Text {
     pub(crate) queue_empty: &'static str,
     pub(crate) no_active_plan: &'static str,
     pub(crate) finish: &'static str,
+    pub(crate) counted: &'static str,
+    pub(crate) finish_hint: &'static str,
     pub(crate) planned_start: &'static str,
     pub(crate) report_stop: &'static str,
     pub(crate) report_stop_hint: &'static str,
@@ -52,6 +54,8 @@ pub(crate) const EN: Text = Text {
     queue_empty: "The dispatch list for this machine is empty.",
     no_active_plan: "No plan is active, so there is no dispatch list yet.",
     finish: "Finish",
+    counted: "Counted so far",
+    finish_hint: "Finish with the units not counted yet: the rest of the lot is filled in.",
     planned_start: "Planned start",
     report_stop: "Report a stop",
     report_stop_hint: "Tap the reason the machine stopped; tap “Running again” when it restarts.",
@@ -77,6 +81,8 @@ pub(crate) const ZH: Text = Text {
     queue_empty: "此機器的派工清單是空的。",
     no_active_plan: "尚未發佈排程，暫無派工清單。",
     finish: "完成",
+    counted: "已計數",
+    finish_hint: "完成時只填尚未計數的數量：已預填此批的餘數。",
     planned_start: "計劃開始",
     report_stop: "報告停機",
     report_stop_hint: "點選停機原因；機器恢復運行時點選「恢復運行」。",
@@ -134,8 +140,15 @@ pub(crate) async fn page(
     for item in dispatch.queue {
         let operation = store.operation(item.operation.operation_id).or_page(&ctx)?;
         if operation.status == OrderStatus::Running {
-            if operation.machine_id == Some(machine.id) {
-                running.push(item);
+            // One panel per running operation, for its whole lot, however many parts the plan
+            // split it into.
+            if operation.machine_id == Some(machine.id)
+                && !running
+                    .iter()
+                    .any(|(shown, _): &(GanttItem, _)| shown.operation.operation_id == operation.id)
+            {
+                let lot = store.order(operation.order_id).or_page(&ctx)?.quantity;
+                running.push((item, Lot { quantity: lot, good: operation.good, scrap: operation.scrap }));
             }
         } else if next.len() < NEXT_SHOWN {
             next.push(item);
@@ -157,7 +170,7 @@ pub(crate) async fn page(
             section.panel aria-labelledby="current-heading" {
                 h2 #current-heading { (s.current_work) }
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
-                @for item in &running { (current(&ctx, item, may_report)) }
+                @for (item, lot) in &running { (current(&ctx, item, lot, may_report)) }
             }
             section.panel aria-labelledby="next-heading" {
                 h2 #next-heading { (s.next_work) }
@@ -213,19 +226,34 @@ pub(crate) async fn page(
     Ok(layout(&ctx, Nav::Station, s.title, body))
 }
 
-/// A running operation with the finish form.
-fn current(ctx: &Ctx, item: &GanttItem, may_report: bool) -> Markup {
+/// A running operation's lot and the units counted so far.
+struct Lot {
+    quantity: u32,
+    good: u32,
+    scrap: u32,
+}
+
+/// A running operation, its units counted so far and the finish form, which offers the rest of
+/// the lot: the finish adds to what the machine has counted.
+fn current(ctx: &Ctx, item: &GanttItem, lot: &Lot, may_report: bool) -> Markup {
     let t = ctx.t;
+    let left = lot.quantity.saturating_sub(lot.good.saturating_add(lot.scrap));
     html! {
         div.panel.current data-testid="running-operation" {
             p {
                 strong { (item.order_number) } " · " (item.operation_name) " · " (item.product) " · "
-                (t.quantity) " " (item.operation.quantity)
+                (t.quantity) " " (lot.quantity)
+            }
+            @if lot.good > 0 || lot.scrap > 0 {
+                p data-testid="counted" {
+                    (t.station_page.counted) ": " (lot.good) " " (t.good) " · " (lot.scrap) " " (t.scrap)
+                }
             }
             @if may_report {
+                p.muted { (t.station_page.finish_hint) }
                 form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/finish" } {
                     label { (t.good) input name="good" type="number" min="0" max="10000000" required data-type="int"
-                        inputmode="numeric" value=(item.operation.quantity); }
+                        inputmode="numeric" value=(left); }
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
                         inputmode="numeric" value="0"; }
                     button.primary type="submit" data-testid="finish-operation" { (t.station_page.finish) }

@@ -437,7 +437,8 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
 /// reported yet, records them (when there are any), marks the operation `done` and completes the
 /// order when every operation is done. Production records take the machine's ideal unit time when
 /// it sent one, the operation's unit time otherwise. Reports on unknown, cancelled or already
-/// finished operations are ignored: machines repeat themselves after reconnecting.
+/// finished operations are ignored, and so is a count already recorded at the same instant:
+/// machines repeat themselves after reconnecting.
 pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Result<()> {
     use crate::telemetry::OperationEventKind;
     let found: Option<(i64, String, f64)> = tx
@@ -489,6 +490,17 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
     match event.kind {
         OperationEventKind::Started => start()?,
         OperationEventKind::Produced { good, scrap, ideal_unit_ms } => {
+            // A count is an increment, so a resent one (the same machine, operation, instant and
+            // units: an MQTT redelivery after a crash) must not count twice.
+            let resent = tx
+                .prepare_cached(
+                    "SELECT 1 FROM production WHERE machine_id = ?1 AND ts_ms = ?2 AND operation_id = ?3
+                     AND good = ?4 AND scrap = ?5",
+                )?
+                .exists(params![event.machine.0, to_ms(event.at), event.operation.0, good, scrap])?;
+            if resent {
+                return Ok(());
+            }
             start()?;
             count(good, scrap, ideal_unit_ms)?;
             tx.prepare_cached(

@@ -450,6 +450,8 @@ mod operation_event_tests {
         let produced = |good, scrap| OperationEventKind::Produced { good, scrap, ideal_unit_ms: None };
         // No `Started` first: a count alone shows the operation running on that machine.
         f.store.write_batch(&[], &[], &[], &[event(10, produced(2, 0)), event(20, produced(1, 1))]).unwrap();
+        // A resent count (same instant, same units) is recorded once.
+        f.store.write_batch(&[], &[], &[], &[event(20, produced(1, 1))]).unwrap();
         let running = &f.store.operations(order.id).unwrap()[0];
         assert_eq!(
             (running.status, running.machine_id, running.good, running.scrap),

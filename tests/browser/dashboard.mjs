@@ -115,6 +115,14 @@ try {
     await page.waitForSelector('main svg');
   }
   await shot(page, 'machine');
+  // Units counted on this machine refresh its OEE panel without a reload.
+  await until('the live stream to connect', () => page.locator('.live-dot.on').count());
+  await page.evaluate(() => { window.notReloaded = true; });
+  const oee = page.locator('#machine-oee');
+  const shown = await oee.innerText();
+  await api('POST', `/api/v1/machines/${withMetric.machine.id}/production`, { good: 7, ideal_unit_seconds: 30 });
+  await until('the OEE panel to show the units', async () => (await oee.innerText()) !== shown);
+  check(await page.evaluate(() => window.notReloaded === true), 'the OEE panel refreshed live, without a reload');
 
   // The Gantt: bars, zoom.
   await page.goto(base + '/plan');

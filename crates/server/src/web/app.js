@@ -115,13 +115,17 @@ document.addEventListener('click', event => {
 });
 
 // Live updates: machine tiles and badges change in place; sections marked with
-// data-refresh-on="alarm production …" are fetched again (at most every 2 s).
+// data-refresh-on="alarm production …" are fetched again (at most every 2 s), and those that also
+// carry data-refresh-machine only for events of that machine.
 const pending = new Set();
 let refreshTimer = null;
 
-function scheduleRefresh(kind) {
+function scheduleRefresh(kind, machineId) {
   document.querySelectorAll('[data-refresh-on]').forEach(el => {
-    if (el.id && el.dataset.refreshOn.split(' ').includes(kind)) pending.add(el.id);
+    if (!el.id || !el.dataset.refreshOn.split(' ').includes(kind)) return;
+    const only = el.dataset.refreshMachine;
+    if (only && machineId !== undefined && only !== String(machineId)) return;
+    pending.add(el.id);
   });
   if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, 2000);
 }
@@ -166,12 +170,12 @@ function startLive() {
   source.addEventListener('open', () => dot && dot.classList.add('on'));
   source.addEventListener('error', () => dot && dot.classList.remove('on'));
   source.addEventListener('machine_state', message => {
-    applyState(JSON.parse(message.data));
-    scheduleRefresh('machine_state');
+    const event = JSON.parse(message.data);
+    applyState(event);
+    scheduleRefresh('machine_state', event.machine_id);
   });
-  for (const kind of ['alarm', 'production']) {
-    source.addEventListener(kind, () => scheduleRefresh(kind));
-  }
+  source.addEventListener('production', message => scheduleRefresh('production', JSON.parse(message.data).machine_id));
+  source.addEventListener('alarm', () => scheduleRefresh('alarm'));
   window.addEventListener('beforeunload', () => source.close());
 }
 

@@ -317,10 +317,13 @@ pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
     html! {
         (header(ctx, data))
         (range_bar(ctx, data))
-        (state_timeline(ctx, data))
-        div.halves {
-            (oee_breakdown(ctx, &data.kpis))
-            (pareto(ctx, &data.kpis))
+        // Fetched again when this machine changes state or counts units.
+        div #machine-oee data-refresh-on="machine_state production" data-refresh-machine=(data.machine.id.0) {
+            (state_timeline(ctx, data))
+            div.halves {
+                (oee_breakdown(ctx, &data.kpis))
+                (pareto(ctx, &data.kpis))
+            }
         }
         (charts(ctx, data))
         (alarms(ctx, data))
@@ -815,6 +818,11 @@ mod tests {
         assert!(html.contains("metric_9_c") && html.contains("°C"));
         assert!(html.contains("bearing failure"), "the Pareto and the timeline name the reason");
         assert!(html.contains("data-refresh-on=\"alarm\"") && html.contains("data-live"));
+        let refresh = format!(
+            "id=\"machine-oee\" data-refresh-on=\"machine_state production\" data-refresh-machine=\"{}\"",
+            machine.0
+        );
+        assert!(html.contains(&refresh), "the OEE panels follow this machine's counts and states");
         assert!(html.contains(r#"href="/machines/1?range=week" aria-current="true""#), "{html}");
         assert!(html.contains("/station?machine="));
         assert!(

@@ -424,7 +424,7 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
     let t = ctx.t;
     let o = t.orders_page;
     html! {
-        section.panel #order-list data-testid="order-list" {
+        section.panel #order-list data-testid="order-list" data-live data-refresh-on="production" {
             @if !listing.has_plan { p.muted { (o.no_active_plan) " " a href="/plan" { (t.nav_plan) } } }
             @if listing.rows.is_empty() {
                 p.muted { (o.none_found) }
@@ -588,7 +588,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                 dt { (t.lateness) } dd { (lateness(ctx, order.due, eta)) }
             }
         }
-        section.panel aria-labelledby="operations-heading" {
+        section.panel #order-operations aria-labelledby="operations-heading" data-live data-refresh-on="production" {
             h2 #operations-heading { (o.operations) }
             @if let Some(plan) = view.plan {
                 p.muted { (o.in_plan) " (" a href={ "/plan?id=" (plan) } { "#" (plan) } ")." }

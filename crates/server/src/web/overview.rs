@@ -140,7 +140,8 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
             section.panel aria-labelledby="machines-heading" {
                 h2 #machines-heading { (t.machines) }
                 @if data.machines.is_empty() { p.muted { (o.no_machines) } }
-                div.tiles data-live {
+                // States change in place; today's OEE is fetched again as units are counted.
+                div.tiles #overview-tiles data-live data-refresh-on="production" {
                     @for machine in &data.machines {
                         (tile(ctx, machine, data.states.get(&machine.id).copied(), data.kpis.get(&machine.id)))
                     }

@@ -503,27 +503,27 @@ async fn devices_publish_for_their_site_only_and_cannot_read() {
 async fn oee_over_the_api_matches_a_hand_computed_morning() {
     let h = harness();
     let operator = token_for(Role::Operator);
-    // Wednesday 2026-11-25, 08:00–12:00 Hong Kong time: all inside the demo's day shift, so
+    // Monday 2026-11-23, 08:00–12:00 Hong Kong time: all inside the demo's day shift, so
     // planned busy time is 4 h. Running 08:00–10:00, down 10:00–11:00 (jam), running 11:00–12:00:
     // APT = 3 h, availability 0.75. 100 units (90 good) at an ideal 81 s: 8,100 s of ideal time,
     // effectiveness 8,100 / 10,800 = 0.75, quality 0.9, OEE 0.75 × 0.75 × 0.9 = 0.50625.
     for (at, state, reason) in [
-        ("2026-11-25T08:00:00+08:00", "running", None),
-        ("2026-11-25T10:00:00+08:00", "down", Some("jam")),
-        ("2026-11-25T11:00:00+08:00", "running", None),
+        ("2026-11-23T08:00:00+08:00", "running", None),
+        ("2026-11-23T10:00:00+08:00", "down", Some("jam")),
+        ("2026-11-23T11:00:00+08:00", "running", None),
     ] {
         let body = json!({"state": state, "reason": reason, "at": at});
         let reply = h.post_json("/api/v1/machines/3/states", &operator, &body).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     }
     let production =
-        json!({"good": 90, "scrap": 10, "ideal_unit_seconds": 81.0, "at": "2026-11-25T09:30:00+08:00"});
+        json!({"good": 90, "scrap": 10, "ideal_unit_seconds": 81.0, "at": "2026-11-23T09:30:00+08:00"});
     assert_eq!(
         h.post_json("/api/v1/machines/3/production", &operator, &production).await.status,
         StatusCode::CREATED
     );
     let reply =
-        h.get("/api/v1/oee?machine=3&from=2026-11-25T08:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00").await;
+        h.get("/api/v1/oee?machine=3&from=2026-11-23T08:00:00%2B08:00&to=2026-11-23T12:00:00%2B08:00").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let total = &reply.json["total"];
     assert_eq!(total["planned_busy_seconds"], 14_400.0);
@@ -537,7 +537,7 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
     // two hours before are not lost time. The ten machines that never reported keep their whole
     // window, all of it offline without data.
     let early = h
-        .get("/api/v1/oee?site=1&from=2026-11-25T06:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00")
+        .get("/api/v1/oee?site=1&from=2026-11-23T06:00:00%2B08:00&to=2026-11-23T12:00:00%2B08:00")
         .await
         .json;
     let machines = early["machines"].as_array().unwrap();
@@ -550,17 +550,17 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
         assert_eq!(quiet["losses"][0]["reason"], "no data", "{quiet}");
     }
     let site = h
-        .get("/api/v1/oee?site=1&from=2026-11-25T08:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00")
+        .get("/api/v1/oee?site=1&from=2026-11-23T08:00:00%2B08:00&to=2026-11-23T12:00:00%2B08:00")
         .await
         .json;
     assert_eq!(site["machines"].as_array().unwrap().len(), 11);
     assert_eq!(site["total"]["planned_busy_seconds"], 11.0 * 14_400.0);
     let states = h
-        .get("/api/v1/machines/3/states?from=2026-11-25T09:00:00%2B08:00&to=2026-11-25T12:00:00%2B08:00")
+        .get("/api/v1/machines/3/states?from=2026-11-23T09:00:00%2B08:00&to=2026-11-23T12:00:00%2B08:00")
         .await
         .json;
     assert_eq!(states.as_array().unwrap().len(), 3);
-    assert_eq!(states[0]["from"], "2026-11-25T01:00:00Z");
+    assert_eq!(states[0]["from"], "2026-11-23T01:00:00Z");
     let current = h.get("/api/v1/machine-states").await.json;
     assert_eq!(current[0]["state"], "running");
     assert_eq!(h.get("/api/v1/oee?machine=3&line=1").await.status, StatusCode::BAD_REQUEST);
@@ -759,6 +759,36 @@ async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written
     assert_eq!(count(&h), 200);
     h.state.begin_stop();
     workers.finish().await;
+}
+
+#[tokio::test]
+async fn reported_times_must_be_recent_and_not_ahead_of_the_clock() {
+    let h = harness();
+    let operator = token_for(Role::Operator);
+    // The window of machines' own messages: five minutes ahead of `NOW` to seven days back.
+    for (at, ok) in [
+        ("2100-01-01T00:00:00Z", false),
+        ("2026-11-24T09:06:00+08:00", false),
+        ("2026-11-24T09:04:00+08:00", true),
+        ("2026-11-17T09:01:00+08:00", true),
+        ("2026-11-17T08:59:00+08:00", false),
+        ("1971-01-01T00:00:00Z", false),
+    ] {
+        let state =
+            h.post_json("/api/v1/machines/2/states", &operator, &json!({"state": "idle", "at": at})).await;
+        let units = json!({"good": 1, "ideal_unit_seconds": 10, "at": at});
+        let production = h.post_json("/api/v1/machines/2/production", &operator, &units).await;
+        for reply in [state, production] {
+            if ok {
+                assert_eq!(reply.status, StatusCode::CREATED, "{at}: {}", reply.text);
+            } else {
+                assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{at}: {}", reply.text);
+                assert_eq!(reply.json["field"], "at", "{}", reply.text);
+            }
+        }
+    }
+    let current = h.get("/api/v1/machine-states").await.json;
+    assert_eq!(current[0]["since"], "2026-11-24T01:04:00Z", "no state from the future took over");
 }
 
 #[tokio::test]

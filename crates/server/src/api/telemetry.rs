@@ -215,7 +215,8 @@ pub(crate) struct StateReport {
     state: MachineState,
     #[serde(default)]
     reason: Option<String>,
-    /// When the machine entered the state; now when absent.
+    /// When the machine entered the state (from seven days ago to five minutes from now); now when
+    /// absent.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     at: Option<Timestamp>,
@@ -230,6 +231,20 @@ fn check_reporter(principal: &Principal, machine: &Machine) -> ApiResult<()> {
             "the {} role may not report for this machine",
             principal.user.role.as_str()
         )))
+    }
+}
+
+/// A reported time (`at`) must fall in the window machines' own messages are taken in: at most
+/// five minutes ahead of the server's clock (devices' clocks drift) and at most seven days old
+/// (store and forward after an outage). A state "since 2100" would otherwise stay the machine's
+/// current state for good.
+fn check_at(at: Option<Timestamp>, now: Timestamp, out: &mut Vec<FieldError>) {
+    let window = ingest::DecodeConfig::default();
+    let Some(at) = at else { return };
+    let ahead = time::Duration::seconds(i64::from(window.max_future_skew_secs));
+    let age = time::Duration::seconds(i64::from(window.max_age_secs));
+    if at > now + ahead || at < now - age {
+        out.push(FieldError::new("at", "must be from seven days ago to five minutes from now"));
     }
 }
 
@@ -249,6 +264,7 @@ pub(crate) async fn report_state(
     check_reporter(&principal, &machine)?;
     let mut problems = Vec::new();
     check_reason(report.reason.as_deref(), &mut problems);
+    check_at(report.at, state.clock.now(), &mut problems);
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
@@ -290,6 +306,7 @@ pub(crate) struct ProductionReport {
     /// event does (and start it if it had not started); 409 once it is done or cancelled.
     #[serde(default)]
     operation_id: Option<model::OperationId>,
+    /// When the units were made (from seven days ago to five minutes from now); now when absent.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     at: Option<Timestamp>,
@@ -321,6 +338,7 @@ pub(crate) async fn report_production(
     if report.good == 0 && report.scrap == 0 {
         problems.push(FieldError::new("good", "report at least one unit, good or scrap"));
     }
+    check_at(report.at, state.clock.now(), &mut problems);
     if report.ideal_unit_seconds.is_none() && report.operation_id.is_none() {
         problems
             .push(FieldError::new("ideal_unit_seconds", "give the ideal time per unit or the operation_id"));

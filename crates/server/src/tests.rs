@@ -860,6 +860,18 @@ async fn units_reported_over_http_for_an_operation_count_toward_it() {
     assert_eq!((&finish.json["good"], &finish.json["scrap"]), (&json!(6), &json!(1)));
     let late = h.post_json(&path, &operator, &json!({"good": 1, "operation_id": id})).await;
     assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.text);
+    let eligible = operation["eligible_machines"].as_array().unwrap();
+    let other = (1..=11).find(|m| !eligible.contains(&json!(m))).unwrap();
+    let elsewhere = format!("/api/v1/machines/{other}/production");
+    let wrong_machine = h.post_json(&elsewhere, &operator, &json!({"good": 1, "operation_id": id})).await;
+    assert_eq!(wrong_machine.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong_machine.text);
+    let planned =
+        h.get("/api/v1/orders?status=planned&limit=1").await.json["items"][0]["id"].as_i64().unwrap();
+    let planned_op = h.get(&format!("/api/v1/orders/{planned}")).await.json["operations"][0].clone();
+    let planned_path = format!("/api/v1/machines/{}/production", planned_op["eligible_machines"][0]);
+    let unit = json!({"good": 1, "operation_id": planned_op["id"]});
+    let unreleased = h.post_json(&planned_path, &operator, &unit).await;
+    assert_eq!(unreleased.status, StatusCode::CONFLICT, "{}", unreleased.text);
     let unknown = h.post_json(&path, &operator, &json!({"good": 1, "operation_id": 999_999})).await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unknown.text);
     assert_eq!(unknown.json["errors"][0]["field"], "operation_id", "{}", unknown.text);

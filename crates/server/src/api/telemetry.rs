@@ -356,6 +356,12 @@ pub(crate) async fn report_production(
             }
             Err(error) => return Err(error.into()),
         };
+        if !operation.eligible_machines.contains(&machine.id) {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "operation_id",
+                "this machine is not an eligible machine of the operation",
+            )]));
+        }
         if matches!(operation.status, model::OrderStatus::Done | model::OrderStatus::Cancelled) {
             return Err(ApiError::conflict(
                 Some("operation_id".into()),
@@ -363,6 +369,15 @@ pub(crate) async fn report_production(
                     "the operation is {}; its units can no longer be reported",
                     operation.status.as_str()
                 ),
+            ));
+        }
+        // Counting units starts an operation; as with `/start`, only once its order is released.
+        if operation.status != model::OrderStatus::Running
+            && state.store.order(operation.order_id)?.status == model::OrderStatus::Planned
+        {
+            return Err(ApiError::conflict(
+                Some("operation_id".into()),
+                "release the order before reporting units of its operations",
             ));
         }
         let ideal_unit_ms =

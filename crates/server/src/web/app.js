@@ -164,8 +164,12 @@ function applyState(event) {
 }
 
 function startLive() {
-  if (!document.querySelector('[data-live]')) return;
   const dot = document.querySelector('.live-dot');
+  // A page without live parts has no stream: a grey dot there would read as a lost connection.
+  if (!document.querySelector('[data-live]')) {
+    if (dot) dot.style.visibility = 'hidden';
+    return;
+  }
   const source = new EventSource('/api/v1/stream');
   source.addEventListener('open', () => dot && dot.classList.add('on'));
   source.addEventListener('error', () => dot && dot.classList.remove('on'));

@@ -348,51 +348,7 @@ pub(crate) async fn report_production(
     }
     let at = report.at.unwrap_or_else(|| state.clock.now());
     if let Some(operation) = report.operation_id {
-        // Units of an order operation count toward it as a machine's `produced` event does.
-        let operation = match state.store.operation(operation) {
-            Ok(operation) => operation,
-            Err(store::StoreError::NotFound { .. }) => {
-                return Err(ApiError::validation(vec![FieldError::new("operation_id", "no such operation")]));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        if !operation.eligible_machines.contains(&machine.id) {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "operation_id",
-                "this machine is not an eligible machine of the operation",
-            )]));
-        }
-        if matches!(operation.status, model::OrderStatus::Done | model::OrderStatus::Cancelled) {
-            return Err(ApiError::conflict(
-                Some("operation_id".into()),
-                format!(
-                    "the operation is {}; its units can no longer be reported",
-                    operation.status.as_str()
-                ),
-            ));
-        }
-        // Counting units starts an operation; as with `/start`, only once its order is released.
-        if operation.status != model::OrderStatus::Running
-            && state.store.order(operation.order_id)?.status == model::OrderStatus::Planned
-        {
-            return Err(ApiError::conflict(
-                Some("operation_id".into()),
-                "release the order before reporting units of its operations",
-            ));
-        }
-        let ideal_unit_ms =
-            report.ideal_unit_seconds.filter(|s| *s > 0.0).map(ingest::MachineEvent::ideal_unit_ms);
-        let kind =
-            store::OperationEventKind::Produced { good: report.good, scrap: report.scrap, ideal_unit_ms };
-        let event = store::OperationEvent { operation: operation.id, machine: machine.id, at, kind };
-        super::orders::write_operation_event(&state, event).await?;
-        return Ok(Created(ProductionOut {
-            machine_id: machine.id,
-            at: rfc3339(oee::unix_ms(at)),
-            good: report.good,
-            scrap: report.scrap,
-            ideal_unit_seconds: ideal_unit_ms.map_or(operation.unit_seconds, |ms| f64::from(ms) / 1000.0),
-        }));
+        return Ok(Created(count_for_operation(&state, &machine, operation, &report, at).await?));
     }
     let record = ProductionRecord {
         machine: machine.id,
@@ -421,6 +377,57 @@ pub(crate) async fn report_production(
         scrap: record.scrap,
         ideal_unit_seconds: record.ideal_unit_seconds,
     }))
+}
+
+/// Units of an order operation: they count toward it as a machine's `produced` event does, so the
+/// operation must be one this machine can run, not finished, and of a released order.
+async fn count_for_operation(
+    state: &AppState,
+    machine: &Machine,
+    operation: model::OperationId,
+    report: &ProductionReport,
+    at: Timestamp,
+) -> ApiResult<ProductionOut> {
+    let operation = match state.store.operation(operation) {
+        Ok(operation) => operation,
+        Err(store::StoreError::NotFound { .. }) => {
+            return Err(ApiError::validation(vec![FieldError::new("operation_id", "no such operation")]));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !operation.eligible_machines.contains(&machine.id) {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "operation_id",
+            "this machine is not an eligible machine of the operation",
+        )]));
+    }
+    if matches!(operation.status, model::OrderStatus::Done | model::OrderStatus::Cancelled) {
+        return Err(ApiError::conflict(
+            Some("operation_id".into()),
+            format!("the operation is {}; its units can no longer be reported", operation.status.as_str()),
+        ));
+    }
+    // Counting units starts an operation; as with `/start`, only once its order is released.
+    if operation.status != model::OrderStatus::Running
+        && state.store.order(operation.order_id)?.status == model::OrderStatus::Planned
+    {
+        return Err(ApiError::conflict(
+            Some("operation_id".into()),
+            "release the order before reporting units of its operations",
+        ));
+    }
+    let ideal_unit_ms =
+        report.ideal_unit_seconds.filter(|s| *s > 0.0).map(ingest::MachineEvent::ideal_unit_ms);
+    let kind = store::OperationEventKind::Produced { good: report.good, scrap: report.scrap, ideal_unit_ms };
+    let event = store::OperationEvent { operation: operation.id, machine: machine.id, at, kind };
+    super::orders::write_operation_event(state, event).await?;
+    Ok(ProductionOut {
+        machine_id: machine.id,
+        at: rfc3339(oee::unix_ms(at)),
+        good: report.good,
+        scrap: report.scrap,
+        ideal_unit_seconds: ideal_unit_ms.map_or(operation.unit_seconds, |ms| f64::from(ms) / 1000.0),
+    })
 }
 
 #[derive(Debug, Deserialize)]

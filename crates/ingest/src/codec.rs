@@ -469,15 +469,19 @@ pub(crate) fn clip(text: &str) -> &str {
     }
 }
 
-/// The range of acceptable timestamps around one "now", in epoch milliseconds.
+/// The range of acceptable timestamps around one "now", in epoch milliseconds: from
+/// [`DecodeConfig::max_age_secs`] before it to [`DecodeConfig::max_future_skew_secs`] after it.
+/// Times reported over HTTP are held to the same window.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct TimeWindow {
+pub struct TimeWindow {
+    /// The "now" the window is around.
     pub now: OffsetDateTime,
     earliest_ms: i64,
     latest_ms: i64,
 }
 
 impl TimeWindow {
+    /// The window around `now` that `config` allows.
     pub fn new(now: OffsetDateTime, config: &DecodeConfig) -> TimeWindow {
         let now_ms = epoch_ms(now);
         TimeWindow {

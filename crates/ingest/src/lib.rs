@@ -14,5 +14,5 @@ pub mod sparkplug;
 
 pub use codec::{
     DecodeConfig, Decoded, Decoder, DropReason, Dropped, EncodeError, MachineEvent, MachineKey, MachineState,
-    Outgoing, RawReading, TimedEvent,
+    Outgoing, RawReading, TimeWindow, TimedEvent,
 };

@@ -239,11 +239,8 @@ fn check_reporter(principal: &Principal, machine: &Machine) -> ApiResult<()> {
 /// (store and forward after an outage). A state "since 2100" would otherwise stay the machine's
 /// current state for good.
 fn check_at(at: Option<Timestamp>, now: Timestamp, out: &mut Vec<FieldError>) {
-    let window = ingest::DecodeConfig::default();
-    let Some(at) = at else { return };
-    let ahead = time::Duration::seconds(i64::from(window.max_future_skew_secs));
-    let age = time::Duration::seconds(i64::from(window.max_age_secs));
-    if at > now + ahead || at < now - age {
+    let window = ingest::TimeWindow::new(now, &ingest::DecodeConfig::default());
+    if at.is_some_and(|at| window.check(at).is_err()) {
         out.push(FieldError::new("at", "must be from seven days ago to five minutes from now"));
     }
 }

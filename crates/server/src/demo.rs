@@ -28,7 +28,7 @@ pub fn seed_if_empty(store: &Store, now: Timestamp) -> Result<Option<DemoSummary
 }
 
 /// Solver time of the demo's first plan: a short search, so the first start stays quick.
-const FIRST_PLAN_SECONDS: f64 = 2.0;
+const FIRST_PLAN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Plans the open orders with the planner's default objective and publishes the plan, so that a
 /// new demo shows a Gantt, dispatch lists, ETAs and orders at risk from its first minute and its
@@ -40,8 +40,8 @@ pub fn publish_first_plan(
     threads: usize,
 ) -> Result<PlanSummary, crate::planning::PlanError> {
     let options = crate::planning::Options { threads, ..crate::planning::Options::default() };
-    let limit = std::time::Duration::from_secs_f64(FIRST_PLAN_SECONDS);
-    let plan = crate::planning::plan(store, now, crate::planning::DEFAULT_OBJECTIVE, limit, &options)?;
+    let plan =
+        crate::planning::plan(store, now, crate::planning::DEFAULT_OBJECTIVE, FIRST_PLAN_TIME, &options)?;
     let created = store.create_plan(&plan)?;
     Ok(store.publish_plan(created.id, now)?)
 }

@@ -135,7 +135,7 @@ pub(crate) async fn page(
     };
     let machine = store.machine(MachineId(id)).or_page(&ctx)?;
     let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
-    let mut running = Vec::new();
+    let mut running: Vec<(GanttItem, Lot)> = Vec::new();
     let mut next = Vec::new();
     for item in dispatch.queue {
         let operation = store.operation(item.operation.operation_id).or_page(&ctx)?;
@@ -143,9 +143,7 @@ pub(crate) async fn page(
             // One panel per running operation, for its whole lot, however many parts the plan
             // split it into.
             if operation.machine_id == Some(machine.id)
-                && !running
-                    .iter()
-                    .any(|(shown, _): &(GanttItem, _)| shown.operation.operation_id == operation.id)
+                && !running.iter().any(|(shown, _)| shown.operation.operation_id == operation.id)
             {
                 let lot = store.order(operation.order_id).or_page(&ctx)?.quantity;
                 running.push((item, Lot { quantity: lot, good: operation.good, scrap: operation.scrap }));

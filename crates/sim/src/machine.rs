@@ -39,6 +39,13 @@ enum Phase {
     },
 }
 
+impl Phase {
+    /// Running a lot from its first unit, which takes `unit_remaining`.
+    fn running(unit_remaining: f64) -> Phase {
+        Phase::Running { unit_remaining, done: 0, good: 0, scrap: 0, since_report: 0.0 }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Current {
     job: Job,
@@ -208,16 +215,7 @@ impl SimMachine {
             } else {
                 out.push(Output::OperationStarted { machine: index, operation: job.operation, at });
                 let unit = unit_time(&job, random);
-                self.current = Some(Current {
-                    phase: Phase::Running {
-                        unit_remaining: unit,
-                        done: 0,
-                        good: 0,
-                        scrap: 0,
-                        since_report: 0.0,
-                    },
-                    job,
-                });
+                self.current = Some(Current { phase: Phase::running(unit), job });
                 self.enter(index, MachineState::Running, None, at, out);
             }
             return;
@@ -228,13 +226,7 @@ impl SimMachine {
                 *remaining -= dt;
                 if *remaining <= 0.0 {
                     let unit = unit_time(&current.job, random);
-                    current.phase = Phase::Running {
-                        unit_remaining: unit,
-                        done: 0,
-                        good: 0,
-                        scrap: 0,
-                        since_report: 0.0,
-                    };
+                    current.phase = Phase::running(unit);
                     self.enter(index, MachineState::Running, None, at, out);
                 }
             }

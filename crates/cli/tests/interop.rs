@@ -1,7 +1,7 @@
 //! Interoperability: a third-party MQTT client (paho-mqtt, from PyPI) publishes JSON and Sparkplug
 //! B (protobuf built by Python's protobuf package from our .proto) to the embedded broker as a
 //! device account, and every reading is then queryable through the API with its exact value and
-//! timestamp. Skipped with a note when python3 lacks the packages, unless MF_REQUIRE_INTEROP=1
+//! timestamp; the Sparkplug device's part counter counts units through a count rule. Skipped with a note when python3 lacks the packages, unless MF_REQUIRE_INTEROP=1
 //! (CI sets it and installs them).
 
 mod support;
@@ -47,6 +47,23 @@ fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
         .unwrap()
         .to_string();
 
+    let machines =
+        request(server.address, "GET", "/api/v1/machines?limit=500", Some(TOKEN), None).unwrap().json();
+    let id_of = |code: &str| {
+        machines["items"].as_array().unwrap().iter().find(|m| m["code"] == code).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let rule = request(
+        server.address,
+        "PUT",
+        &format!("/api/v1/machines/{}/count-rule", id_of("cnc-02")),
+        Some(TOKEN),
+        Some(r#"{"good_metric": "paho_parts"}"#),
+    )
+    .unwrap();
+    assert_eq!(rule.status, 200, "{}", rule.body);
+
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/paho_publish.py");
     let output = Command::new("python3")
         .arg(script)
@@ -59,20 +76,16 @@ fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
     let expected = expected.as_array().unwrap();
     assert_eq!(expected.len(), 7);
 
-    let machines =
-        request(server.address, "GET", "/api/v1/machines?limit=500", Some(TOKEN), None).unwrap().json();
-    let id_of = |code: &str| {
-        machines["items"].as_array().unwrap().iter().find(|m| m["code"] == code).unwrap()["id"]
-            .as_i64()
-            .unwrap()
+    let format = &time::format_description::well_known::Rfc3339;
+    let window = |ts_ms: i64| {
+        let from = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000).unwrap();
+        (from, from + time::Duration::milliseconds(1))
     };
     for reading in expected {
         let machine = id_of(reading["machine"].as_str().unwrap());
         let metric = reading["metric"].as_str().unwrap();
         let ts_ms = reading["ts_ms"].as_i64().unwrap();
-        let from = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000).unwrap();
-        let to = from + time::Duration::milliseconds(1);
-        let format = &time::format_description::well_known::Rfc3339;
+        let (from, to) = window(ts_ms);
         let path = format!(
             "/api/v1/machines/{machine}/series?metric={metric}&from={}&to={}",
             from.format(format).unwrap(),
@@ -94,4 +107,16 @@ fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
         let stored = time::OffsetDateTime::parse(points[0]["ts"].as_str().unwrap(), format).unwrap();
         assert_eq!(stored, from, "{reading}");
     }
+    // The counter went from 12 to 13: one good unit, counted at the second reading's time.
+    let last = expected.iter().rev().find(|r| r["metric"] == "paho_parts").unwrap();
+    let (from, to) = window(last["ts_ms"].as_i64().unwrap());
+    let path = format!(
+        "/api/v1/oee?machine={}&from={}&to={}",
+        id_of("cnc-02"),
+        from.format(format).unwrap().replace('+', "%2B"),
+        to.format(format).unwrap().replace('+', "%2B")
+    );
+    let oee = request(server.address, "GET", &path, Some(TOKEN), None).unwrap();
+    assert_eq!(oee.status, 200, "{}", oee.body);
+    assert_eq!(oee.json()["total"]["good"], 1, "{}", oee.body);
 }

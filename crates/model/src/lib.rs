@@ -37,7 +37,7 @@ pub use product::{
     BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,
     Variant,
 };
-pub use telemetry::{MachineState, ProductionRecord, Reading, StateChange, StateRule};
+pub use telemetry::{CountRule, MachineState, ProductionRecord, Reading, StateChange, StateRule};
 pub use validate::{FieldError, Validate, check_code, check_name};
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! What machines report: numeric readings of named metrics, the state a machine is in, and
-//! production records (good and scrap counts against an ideal cycle time).
+//! production records (good and scrap counts against an ideal cycle time); and the rules that
+//! derive states and counts from metrics for machines that report neither.
 
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +141,67 @@ impl crate::Validate for StateRule {
         }
         if self.idle_above > self.running_above {
             out.push(crate::FieldError::new("idle_above", "must not be above running_above"));
+        }
+        out
+    }
+}
+
+/// Derives production counts from cumulative counter metrics, for machines that report counters
+/// instead of `produced` events (a Sparkplug B edge node's `parts_good`, say). Each time a counter
+/// rises, the rise is counted as units made: toward the operation running on the machine, or for
+/// the machine alone when none runs. A counter that falls was reset, and its new value counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountRule {
+    /// The counter of good units, e.g. `parts_good`.
+    pub good_metric: String,
+    /// The counter of scrapped units, when the machine has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrap_metric: Option<String>,
+    /// Ideal seconds per unit for units made while no operation runs on the machine (their
+    /// effectiveness is not known otherwise). Units of an operation use the operation's unit time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ideal_unit_seconds: Option<f64>,
+}
+
+impl CountRule {
+    /// Whether a metric's value counts good units (`Some(false)`), scrap (`Some(true)`), or
+    /// neither.
+    pub fn counts_scrap(&self, metric: &str) -> Option<bool> {
+        if metric == self.good_metric {
+            Some(false)
+        } else if self.scrap_metric.as_deref() == Some(metric) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// The units a counter's rise from `previous` to `value` means: the difference, or the new
+    /// value when the counter fell (it was reset). Fractions are dropped (counters count whole
+    /// units), and a negative value counts nothing.
+    pub fn units(previous: f64, value: f64) -> u32 {
+        let (previous, value) = (previous.floor(), value.floor());
+        let units = if value >= previous { value - previous } else { value };
+        // `as` saturates: a counter that jumps by more than u32::MAX counts u32::MAX.
+        units.max(0.0) as u32
+    }
+}
+
+impl crate::Validate for CountRule {
+    fn problems(&self) -> Vec<crate::FieldError> {
+        let mut out = Vec::new();
+        crate::alarm::check_metric_name("good_metric", &self.good_metric, &mut out);
+        if let Some(scrap) = &self.scrap_metric {
+            crate::alarm::check_metric_name("scrap_metric", scrap, &mut out);
+            if *scrap == self.good_metric {
+                out.push(crate::FieldError::new("scrap_metric", "must differ from good_metric"));
+            }
+        }
+        if let Some(ideal) = self.ideal_unit_seconds
+            && !(ideal.is_finite() && ideal > 0.0)
+        {
+            out.push(crate::FieldError::new("ideal_unit_seconds", "must be a positive number"));
         }
         out
     }

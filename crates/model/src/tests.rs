@@ -362,3 +362,35 @@ mod alarm_tests {
         assert_eq!(fields(bad.problems()), ["metric", "condition.minutes"]);
     }
 }
+
+mod count_rule_tests {
+    use super::fields;
+    use crate::{CountRule, Validate};
+
+    #[test]
+    fn counters_count_their_rise_and_a_reset_counts_from_zero() {
+        assert_eq!(CountRule::units(100.0, 103.0), 3);
+        assert_eq!(CountRule::units(100.0, 100.0), 0);
+        assert_eq!(CountRule::units(100.9, 101.2), 1, "whole units only");
+        assert_eq!(CountRule::units(1_000.0, 4.0), 4, "a reset counts the new value");
+        assert_eq!(CountRule::units(5.0, -2.0), 0);
+        assert_eq!(CountRule::units(0.0, 1e12), u32::MAX);
+    }
+
+    #[test]
+    fn count_rules_are_validated() {
+        let rule = CountRule { good_metric: "parts".into(), scrap_metric: None, ideal_unit_seconds: None };
+        assert!(rule.problems().is_empty());
+        assert_eq!(rule.counts_scrap("parts"), Some(false));
+        assert_eq!(rule.counts_scrap("temp"), None);
+        let bad = CountRule {
+            good_metric: String::new(),
+            scrap_metric: Some(String::new()),
+            ideal_unit_seconds: Some(0.0),
+        };
+        assert_eq!(
+            fields(bad.problems()),
+            ["good_metric", "scrap_metric", "scrap_metric", "ideal_unit_seconds"]
+        );
+    }
+}

@@ -71,6 +71,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
                 .put(telemetry::set_state_rule)
                 .delete(telemetry::delete_state_rule),
         )
+        .route(
+            "/machines/{id}/count-rule",
+            get(telemetry::get_count_rule)
+                .put(telemetry::set_count_rule)
+                .delete(telemetry::delete_count_rule),
+        )
         .route("/machine-states", get(telemetry::current_states))
         .route("/telemetry", post(telemetry::ingest_telemetry))
         .route("/oee", get(telemetry::oee_report))

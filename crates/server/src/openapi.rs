@@ -349,6 +349,31 @@ pub(crate) fn build() -> Value {
             None,
             (204, None),
         );
+        let count_rule = doc.schema::<model::CountRule>();
+        doc.op(
+            "get",
+            "/machines/{id}/count-rule",
+            "The rule counting the machine's units from counter metrics",
+            Who::Signed,
+            None,
+            (200, Some(count_rule.clone())),
+        );
+        doc.op(
+            "put",
+            "/machines/{id}/count-rule",
+            "Count the machine's units from counter metrics (for machines that report no unit counts)",
+            Who::Admin,
+            Some(count_rule.clone()),
+            (200, Some(count_rule)),
+        );
+        doc.op(
+            "delete",
+            "/machines/{id}/count-rule",
+            "Stop counting the machine's units from counters",
+            Who::Admin,
+            None,
+            (204, None),
+        );
         let ingest_report = doc.schema::<t::IngestReport>();
         let telemetry = json!({"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["site", "machine", "metrics"],
             "properties": {

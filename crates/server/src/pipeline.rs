@@ -401,17 +401,15 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
         });
         state.alarm_input(AlarmInput::State(change));
     }
-    for event in operations {
-        if let OperationEventKind::Produced { good, scrap, .. }
-        | OperationEventKind::Finished { good, scrap, .. } = event.kind
-            && (good > 0 || scrap > 0)
-        {
-            state.publish(LiveEvent::Production {
-                machine_id: event.machine,
-                good,
-                scrap,
-                at: crate::rfc3339(event.at),
-            });
+    let reported = operations.iter().filter_map(|event| match event.kind {
+        OperationEventKind::Produced { good, scrap, .. }
+        | OperationEventKind::Finished { good, scrap, .. } => Some((event.machine, event.at, good, scrap)),
+        OperationEventKind::Started => None,
+    });
+    let counted = stats.counted.iter().map(|units| (units.machine, units.at, units.good, units.scrap));
+    for (machine_id, at, good, scrap) in reported.chain(counted) {
+        if good > 0 || scrap > 0 {
+            state.publish(LiveEvent::Production { machine_id, good, scrap, at: crate::rfc3339(at) });
         }
     }
     // Only now may the brokers acknowledge these messages to their publishers.

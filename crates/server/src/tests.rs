@@ -1427,4 +1427,59 @@ async fn running_work_is_planned_for_the_work_it_has_left() {
     assert_eq!(planned().await, (unit * 3.0).ceil() as i64 - 60);
 }
 
+#[tokio::test]
+async fn counter_metrics_count_units_toward_the_running_operation() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let (order, first) = h.first_released_operation().await;
+    let operation = first["id"].as_i64().unwrap();
+    let machine = first["eligible_machines"][0].as_i64().unwrap();
+    let code = h.get(&format!("/api/v1/machines/{machine}")).await.json["code"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/machines/{machine}/count-rule");
+    let put = async |token: &str, rule: &Value| {
+        h.send("PUT", &path, Some(token), Some(("application/json", rule.to_string().into()))).await
+    };
+    let rule = json!({"good_metric": "parts_good", "scrap_metric": "parts_scrap"});
+    assert_eq!(put(&token_for(Role::Planner), &rule).await.status, StatusCode::FORBIDDEN);
+    let same = put(ADMIN, &json!({"good_metric": "parts", "scrap_metric": "parts"})).await;
+    assert_eq!(
+        (same.status, same.json["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("scrap_metric"))
+    );
+    assert_eq!(h.get(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(put(ADMIN, &rule).await.status, StatusCode::OK);
+    assert_eq!(h.get(&path).await.json, rule);
+    let started = h
+        .post_json(
+            &format!("/api/v1/operations/{operation}/start"),
+            &token_for(Role::Operator),
+            &json!({"machine_id": machine}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    let counters = |minute: u32, good: f64, scrap: f64| {
+        json!({"site": "hk-kt", "machine": code, "ts": format!("2026-11-24T08:{minute:02}:00+08:00"),
+            "metrics": {"parts_good": good, "parts_scrap": scrap}})
+    };
+    // The first readings are the baseline; then four good units and one scrapped.
+    let readings = json!([counters(40, 120.0, 3.0), counters(45, 122.0, 3.0), counters(50, 124.0, 4.0)]);
+    let reply = h.post_json("/api/v1/telemetry", ADMIN, &readings).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let counted = h.get(&format!("/api/v1/orders/{}", order["id"])).await.json["operations"][0].clone();
+    assert_eq!((counted["good"].as_i64(), counted["scrap"].as_i64()), (Some(4), Some(1)), "{counted}");
+    let oee = h
+        .get(&format!(
+            "/api/v1/oee?machine={machine}&from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00"
+        ))
+        .await
+        .json;
+    assert_eq!((oee["total"]["good"].as_u64(), oee["total"]["scrap"].as_u64()), (Some(4), Some(1)), "{oee}");
+    assert_eq!(h.send("DELETE", &path, Some(ADMIN), None).await.status, StatusCode::NO_CONTENT);
+    h.post_json("/api/v1/telemetry", ADMIN, &json!([counters(55, 130.0, 4.0)])).await;
+    let after = h.get(&format!("/api/v1/orders/{}", order["id"])).await.json["operations"][0].clone();
+    assert_eq!(after["good"].as_i64(), Some(4), "no rule, no counting: {after}");
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
 mod web;

@@ -29,7 +29,7 @@ pub use alarms::AlarmFilter;
 pub use auth::{ApiToken, TokenOwner};
 pub use orders::{OrderFilter, OrderStats};
 pub use plans::NewPlan;
-pub use telemetry::{OperationEvent, OperationEventKind, ROLLUP_MS, SeriesPoint, WriteStats};
+pub use telemetry::{CountedUnits, OperationEvent, OperationEventKind, ROLLUP_MS, SeriesPoint, WriteStats};
 
 /// How hard a commit tries to reach the disk before it returns. See the crate docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_maintenance_and_materials.sql"),
     include_str!("migrations/0007_token_expiry.sql"),
     include_str!("migrations/0008_operation_progress.sql"),
+    include_str!("migrations/0009_count_rules.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

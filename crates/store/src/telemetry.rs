@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::{Result, Store, StoreError, from_ms, lock, to_ms};
 
 /// What a batch write did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
     /// Readings stored.
     pub inserted: usize,
@@ -19,6 +19,23 @@ pub struct WriteStats {
     pub duplicates: usize,
     /// Readings of machines that do not exist (deleted since they were decoded).
     pub unknown_machine: usize,
+    /// Units counted from counter metrics by the machines' [`model::CountRule`]s.
+    pub counted: Vec<CountedUnits>,
+}
+
+/// Units a machine's counter metric counted (see [`model::CountRule`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountedUnits {
+    /// Which machine.
+    pub machine: MachineId,
+    /// The time of the counter reading.
+    pub at: model::Timestamp,
+    /// The operation they counted toward: the one running on the machine, if any.
+    pub operation: Option<OperationId>,
+    /// Good units.
+    pub good: u32,
+    /// Scrapped units.
+    pub scrap: u32,
 }
 
 /// A machine reporting progress on an order operation.
@@ -129,6 +146,7 @@ impl Store {
                 }
             }
             let mut minutes: HashMap<(i64, i64), MinuteAggregate> = HashMap::new();
+            let count_rules = if readings.is_empty() { HashMap::new() } else { count_rules(tx)? };
             let mut cache = lock(&self.inner.series);
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?1, ?2, ?3)",
@@ -144,6 +162,12 @@ impl Store {
                     continue;
                 }
                 stats.inserted += 1;
+                if !count_rules.is_empty()
+                    && let Some(rule) = count_rules.get(&reading.machine)
+                    && let Some(scrap) = rule.counts_scrap(&reading.metric)
+                {
+                    stats.counted.extend(count_units(tx, rule, series, reading, scrap)?);
+                }
                 let minute = ts.div_euclid(ROLLUP_MS) * ROLLUP_MS;
                 let agg = minutes.entry((series, minute)).or_insert_with(|| MinuteAggregate {
                     min: f64::INFINITY,
@@ -442,6 +466,87 @@ fn insert_production(tx: &Connection, record: &ProductionRecord) -> Result<()> {
     Ok(())
 }
 
+/// Every machine's count rule, by machine.
+fn count_rules(tx: &Connection) -> Result<HashMap<MachineId, model::CountRule>> {
+    let mut statement = tx.prepare_cached(
+        "SELECT machine_id, good_metric, scrap_metric, ideal_unit_seconds FROM machine_count_rules",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut out = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let rule = model::CountRule {
+            good_metric: row.get(1)?,
+            scrap_metric: row.get(2)?,
+            ideal_unit_seconds: row.get(3)?,
+        };
+        out.insert(MachineId(row.get(0)?), rule);
+    }
+    Ok(out)
+}
+
+/// Counts what a counter reading, just stored in `series`, adds since the series' previous
+/// reading, toward the operation running on the machine (the first by id when several are) or
+/// for the machine alone. Only the series' newest reading counts: a late one (older than one
+/// already stored) was covered by the rise to that newer reading. The first reading of a series
+/// only sets the baseline.
+fn count_units(
+    tx: &Connection,
+    rule: &model::CountRule,
+    series: i64,
+    reading: &Reading,
+    scrap: bool,
+) -> Result<Option<CountedUnits>> {
+    let ts = to_ms(reading.at);
+    let newer = tx
+        .prepare_cached("SELECT 1 FROM readings WHERE series_id = ?1 AND ts_ms > ?2")?
+        .exists(params![series, ts])?;
+    if newer {
+        return Ok(None);
+    }
+    let previous: Option<f64> = tx
+        .prepare_cached(
+            "SELECT value FROM readings WHERE series_id = ?1 AND ts_ms < ?2 ORDER BY ts_ms DESC LIMIT 1",
+        )?
+        .query_row(params![series, ts], |row| row.get(0))
+        .optional()?;
+    let Some(previous) = previous else { return Ok(None) };
+    let units = model::CountRule::units(previous, reading.value);
+    if units == 0 {
+        return Ok(None);
+    }
+    let (good, scrap) = if scrap { (0, units) } else { (units, 0) };
+    let running: Option<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM operations WHERE status = 'running' AND machine_id = ?1 ORDER BY id LIMIT 1",
+        )?
+        .query_row([reading.machine.0], |row| row.get(0))
+        .optional()?;
+    let operation = running.map(OperationId);
+    match operation {
+        Some(operation) => crate::orders::apply_operation_event(
+            tx,
+            &OperationEvent {
+                operation,
+                machine: reading.machine,
+                at: reading.at,
+                kind: OperationEventKind::Produced { good, scrap, ideal_unit_ms: None },
+            },
+        )?,
+        None => insert_production(
+            tx,
+            &ProductionRecord {
+                machine: reading.machine,
+                at: reading.at,
+                operation: None,
+                good,
+                scrap,
+                ideal_unit_seconds: rule.ideal_unit_seconds.unwrap_or(0.0),
+            },
+        )?,
+    }
+    Ok(Some(CountedUnits { machine: reading.machine, at: reading.at, operation, good, scrap }))
+}
+
 /// Series ids by machine, then metric name.
 pub(crate) type SeriesCache = HashMap<MachineId, HashMap<String, i64>>;
 
@@ -465,6 +570,33 @@ impl Store {
             let changed = tx.execute("DELETE FROM machine_state_rules WHERE machine_id = ?1", [machine.0])?;
             crate::touched(changed, "state rule of machine", machine.0)
         })
+    }
+
+    /// Sets (or replaces) the rule that derives a machine's production counts from counters.
+    pub fn set_count_rule(&self, machine: MachineId, rule: &model::CountRule) -> Result<()> {
+        self.write(|tx| {
+            crate::require(tx, "machines", machine.0, "machine")
+                .map_err(|_| StoreError::NotFound { entity: "machine", id: machine.0 })?;
+            tx.execute(
+                "INSERT OR REPLACE INTO machine_count_rules (machine_id, good_metric, scrap_metric, ideal_unit_seconds)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![machine.0, rule.good_metric, rule.scrap_metric, rule.ideal_unit_seconds],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Removes a machine's count rule.
+    pub fn delete_count_rule(&self, machine: MachineId) -> Result<()> {
+        self.write(|tx| {
+            let changed = tx.execute("DELETE FROM machine_count_rules WHERE machine_id = ?1", [machine.0])?;
+            crate::touched(changed, "count rule of machine", machine.0)
+        })
+    }
+
+    /// A machine's count rule, if it has one.
+    pub fn count_rule(&self, machine: MachineId) -> Result<Option<model::CountRule>> {
+        self.read(|conn| Ok(count_rules(conn)?.remove(&machine)))
     }
 
     /// Every machine's state rule.

@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 8);
+    assert_eq!(store.schema_version().unwrap(), 9);
 }
 
 #[test]
@@ -540,6 +540,106 @@ mod state_rule_tests {
         assert_eq!(rule.state_for(2.5), MachineState::Running);
         assert_eq!(rule.state_for(1.0), MachineState::Idle);
         assert_eq!(rule.state_for(0.1), MachineState::Offline);
+    }
+}
+
+mod count_rule_tests {
+    use super::*;
+
+    fn counter(machine: MachineId, metric: &str, minutes: i64, value: f64) -> Reading {
+        Reading { machine, metric: metric.into(), at: NOW + time::Duration::minutes(minutes), value }
+    }
+
+    /// (minutes after NOW, operation, good, scrap, ideal seconds) of a machine's production.
+    fn production(f: &Fixture, machine: MachineId) -> Vec<(i64, Option<OperationId>, u32, u32, f64)> {
+        f.store
+            .production(machine, 0, i64::MAX)
+            .unwrap()
+            .iter()
+            .map(|p| ((p.at - NOW).whole_minutes(), p.operation, p.good, p.scrap, p.ideal_unit_seconds))
+            .collect()
+    }
+
+    #[test]
+    fn count_rules_round_trip_and_refuse_unknown_machines() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let rule = CountRule {
+            good_metric: "parts_good".into(),
+            scrap_metric: Some("parts_scrap".into()),
+            ideal_unit_seconds: Some(12.5),
+        };
+        assert_eq!(f.store.count_rule(f.machines[0]).unwrap(), None);
+        f.store.set_count_rule(f.machines[0], &rule).unwrap();
+        assert_eq!(f.store.count_rule(f.machines[0]).unwrap(), Some(rule.clone()));
+        assert_eq!(f.store.count_rule(f.machines[1]).unwrap(), None);
+        assert!(matches!(f.store.set_count_rule(MachineId(99), &rule), Err(StoreError::NotFound { .. })));
+        f.store.delete_count_rule(f.machines[0]).unwrap();
+        assert!(matches!(f.store.delete_count_rule(f.machines[0]), Err(StoreError::NotFound { .. })));
+    }
+
+    #[test]
+    fn counter_rises_count_once_toward_the_running_operation_or_the_machine() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let good = |minutes, value| counter(m, "parts_good", minutes, value);
+        let scrap = |minutes, value| counter(m, "parts_scrap", minutes, value);
+        // Readings from before the rule set the baseline.
+        f.store.write_readings(&[good(0, 100.0)]).unwrap();
+        let rule = CountRule {
+            good_metric: "parts_good".into(),
+            scrap_metric: Some("parts_scrap".into()),
+            ideal_unit_seconds: Some(20.0),
+        };
+        f.store.set_count_rule(m, &rule).unwrap();
+        // No operation runs: the units count for the machine, at the rule's ideal time.
+        let stats = f.store.write_readings(&[good(1, 103.0), counter(m, "temp", 1, 40.0)]).unwrap();
+        assert_eq!(
+            stats.counted,
+            [CountedUnits {
+                machine: m,
+                at: NOW + time::Duration::minutes(1),
+                operation: None,
+                good: 3,
+                scrap: 0
+            }]
+        );
+        // An operation starts in the same batch as the next rise: the rise counts toward it.
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        let op = f.store.operations(order.id).unwrap()[0].id;
+        let started = OperationEvent {
+            operation: op,
+            machine: m,
+            at: NOW + time::Duration::minutes(2),
+            kind: OperationEventKind::Started,
+        };
+        // A scrap counter's first reading is its baseline only.
+        let stats = f.store.write_batch(&[good(3, 105.0), scrap(3, 7.0)], &[], &[], &[started]).unwrap();
+        assert_eq!(stats.counted.len(), 1);
+        assert_eq!(stats.counted[0].operation, Some(op));
+        // A resent reading counts nothing; nor does a late one (its rise is part of a newer one's).
+        let stats = f.store.write_readings(&[good(3, 105.0), good(2, 104.0), scrap(4, 8.0)]).unwrap();
+        assert_eq!((stats.inserted, stats.duplicates, stats.counted.len()), (2, 1, 1));
+        // Readings out of order within a batch count their total once, at the newest.
+        f.store.write_readings(&[good(6, 110.0), good(5, 107.0)]).unwrap();
+        // A counter that falls was reset: its new value counts.
+        f.store.write_readings(&[good(7, 2.0), good(8, 2.4)]).unwrap();
+        assert_eq!(
+            production(&f, m),
+            [
+                (1, None, 3, 0, 20.0),
+                (3, Some(op), 2, 0, 30.0),
+                (4, Some(op), 0, 1, 30.0),
+                (6, Some(op), 5, 0, 30.0),
+                (7, Some(op), 2, 0, 30.0),
+            ]
+        );
+        let running = &f.store.operations(order.id).unwrap()[0];
+        assert_eq!((running.good, running.scrap), (9, 1));
+        // Another machine's counter is not counted: it has no rule.
+        f.store.write_readings(&[counter(f.machines[1], "parts_good", 1, 1.0)]).unwrap();
+        f.store.write_readings(&[counter(f.machines[1], "parts_good", 2, 5.0)]).unwrap();
+        assert!(production(&f, f.machines[1]).is_empty());
     }
 }
 

@@ -645,3 +645,41 @@ pub(crate) async fn delete_state_rule(
     state.state_deriver().invalidate();
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
+
+pub(crate) async fn get_count_rule(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<model::CountRule>> {
+    let machine = state.store.machine(MachineId(id))?;
+    read(|| state.store.count_rule(machine.id))?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("machine {id} has no count rule")))
+}
+
+/// Counters are read by the store as each batch is written, so a new rule takes effect with the
+/// next reading; there is nothing to invalidate.
+pub(crate) async fn set_count_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+    JsonBody(rule): JsonBody<model::CountRule>,
+) -> ApiResult<Json<model::CountRule>> {
+    principal.require(crate::auth::Need::Administer)?;
+    super::validate(&rule)?;
+    let store = state.store.clone();
+    let stored = rule.clone();
+    blocking(move || store.set_count_rule(MachineId(id), &stored)).await?;
+    Ok(Json(rule))
+}
+
+pub(crate) async fn delete_count_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::http::StatusCode> {
+    principal.require(crate::auth::Need::Administer)?;
+    let store = state.store.clone();
+    blocking(move || store.delete_count_rule(MachineId(id))).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

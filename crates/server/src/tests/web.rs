@@ -132,6 +132,10 @@ fn sample_body(action: &str) -> Option<Value> {
                 "severity": "info"
             }))
         }
+        ("PUT", _) if last == "state-rule" => {
+            Some(json!({"metric": "power_kw", "running_above": 2.0, "idle_above": 0.3}))
+        }
+        ("PUT", _) if last == "count-rule" => Some(json!({"good_metric": "parts_good"})),
         ("POST", _) if last == "finish" => Some(json!({"good": 1, "scrap": 0})),
         ("PATCH", _) if path.starts_with("/api/v1/users/") && numeric => Some(json!({"role": "viewer"})),
         ("POST", "/api/v1/users") => {

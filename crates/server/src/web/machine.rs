@@ -54,6 +54,21 @@ pub(crate) struct Text {
     pub(crate) recent_alarms: &'static str,
     pub(crate) no_alarms: &'static str,
     pub(crate) all_alarms: &'static str,
+    pub(crate) rules: &'static str,
+    pub(crate) rules_hint: &'static str,
+    pub(crate) state_rule: &'static str,
+    pub(crate) no_state_rule: &'static str,
+    pub(crate) count_rule: &'static str,
+    pub(crate) no_count_rule: &'static str,
+    pub(crate) metric: &'static str,
+    pub(crate) running_above: &'static str,
+    pub(crate) idle_above: &'static str,
+    pub(crate) otherwise: &'static str,
+    pub(crate) good_counter: &'static str,
+    pub(crate) scrap_counter: &'static str,
+    pub(crate) idle_unit_time: &'static str,
+    pub(crate) optional: &'static str,
+    pub(crate) remove_rule: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -102,6 +117,21 @@ pub(crate) const EN: Text = Text {
     recent_alarms: "Recent alarms",
     no_alarms: "No alarms for this machine.",
     all_alarms: "All alarms",
+    rules: "Signals from metrics",
+    rules_hint: "For machines that send only metrics (a Sparkplug B node, a power meter): their state from one metric, their units from counters.",
+    state_rule: "State from a metric",
+    no_state_rule: "None: the machine reports its own states.",
+    count_rule: "Units from counters",
+    no_count_rule: "None: units are reported by the machine or at the station.",
+    metric: "Metric",
+    running_above: "Running above",
+    idle_above: "Idle above",
+    otherwise: "Otherwise",
+    good_counter: "Good-unit counter",
+    scrap_counter: "Scrap counter",
+    idle_unit_time: "Ideal seconds per unit while no operation runs",
+    optional: "optional",
+    remove_rule: "Remove this rule?",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -142,6 +172,21 @@ pub(crate) const ZH: Text = Text {
     recent_alarms: "最近警報",
     no_alarms: "此機器沒有警報。",
     all_alarms: "所有警報",
+    rules: "由量度數據推算",
+    rules_hint: "適用於只傳送量度數據的機器（Sparkplug B 節點、電錶）：由一項數據推算狀態，由計數器計算產量。",
+    state_rule: "由數據推算狀態",
+    no_state_rule: "無：機器自行報告狀態。",
+    count_rule: "由計數器計算產量",
+    no_count_rule: "無：產量由機器或工位報告。",
+    metric: "數據項目",
+    running_above: "高於此值為運行",
+    idle_above: "高於此值為閒置",
+    otherwise: "否則",
+    good_counter: "良品計數器",
+    scrap_counter: "廢品計數器",
+    idle_unit_time: "沒有工序運行時每件的理想秒數",
+    optional: "可選",
+    remove_rule: "移除此規則？",
 };
 
 /// Most alarms listed.
@@ -238,6 +283,8 @@ pub(crate) struct MachineData {
     spans: Vec<StateSpan>,
     kpis: Kpis,
     alarms: Vec<Alarm>,
+    state_rule: Option<model::StateRule>,
+    count_rule: Option<model::CountRule>,
 }
 
 /// Reads everything the machine page shows for `range` up to `now_ms`.
@@ -271,6 +318,8 @@ pub(crate) fn gather(
         .unwrap_or_default();
     let filter = AlarmFilter { machine: Some(id), ..AlarmFilter::default() };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
+    let state_rule = store.state_rules()?.into_iter().find(|(m, _)| *m == id).map(|(_, rule)| rule);
+    let count_rule = store.count_rule(id)?;
     Ok(MachineData {
         machine,
         site,
@@ -284,6 +333,8 @@ pub(crate) fn gather(
         spans,
         kpis,
         alarms,
+        state_rule,
+        count_rule,
     })
 }
 
@@ -327,6 +378,7 @@ pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
         }
         (charts(ctx, data))
         (alarms(ctx, data))
+        (rules(ctx, data))
     }
 }
 
@@ -685,6 +737,85 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
     }
 }
 
+/// The rules that derive the machine's state and units from its metrics: shown to everyone (they
+/// say where the timeline and the counts come from), edited by administrators.
+fn rules(ctx: &Ctx, data: &MachineData) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let admin = ctx.may(Need::Administer);
+    let base = format!("/api/v1/machines/{}", data.machine.id.0);
+    let metrics = format!("machine-metrics-{}", data.machine.id.0);
+    let optional = |label: &str| format!("{label} ({})", m.optional);
+    let remove = |what: &str| {
+        html! {
+            button.danger data-action={ "DELETE " (base) "/" (what) } data-confirm=(m.remove_rule) { (t.delete) }
+        }
+    };
+    html! {
+        section.panel #machine-rules aria-labelledby="machine-rules-heading" {
+            h2 #machine-rules-heading { (m.rules) }
+            p.muted { (m.rules_hint) }
+            datalist id=(metrics) { @for (metric, _) in &data.series { option value=(metric) {} } }
+            div.halves {
+                div data-testid="state-rule" {
+                    h3 { (m.state_rule) }
+                    @match &data.state_rule {
+                        Some(rule) => p {
+                            code { (rule.metric) } " · " (m.running_above) " " (rule.running_above)
+                            " · " (m.idle_above) " " (rule.idle_above) " · " (m.otherwise) " " (t.state(rule.otherwise))
+                        },
+                        None => p.muted { (m.no_state_rule) },
+                    }
+                    @if admin {
+                        form.row-form data-action={ "PUT " (base) "/state-rule" } {
+                            @let rule = data.state_rule.as_ref();
+                            label { (m.metric) input name="metric" required maxlength="128" list=(metrics)
+                                value=[rule.map(|r| r.metric.as_str())]; }
+                            label { (m.running_above) input name="running_above" type="number" step="any" required data-type="number"
+                                value=[rule.map(|r| r.running_above)]; }
+                            label { (m.idle_above) input name="idle_above" type="number" step="any" required data-type="number"
+                                value=[rule.map(|r| r.idle_above)]; }
+                            label { (m.otherwise)
+                                select name="otherwise" {
+                                    @for state in MachineState::ALL {
+                                        option value=(state.as_str())
+                                            selected[rule.map_or(state == MachineState::Offline, |r| r.otherwise == state)] { (t.state(state)) }
+                                    }
+                                }
+                            }
+                            button.primary type="submit" { (t.save) }
+                        }
+                        @if data.state_rule.is_some() { (remove("state-rule")) }
+                    }
+                }
+                div data-testid="count-rule" {
+                    h3 { (m.count_rule) }
+                    @match &data.count_rule {
+                        Some(rule) => p {
+                            (t.good) " " code { (rule.good_metric) }
+                            @if let Some(scrap) = &rule.scrap_metric { " · " (t.scrap) " " code { (scrap) } }
+                            @if let Some(ideal) = rule.ideal_unit_seconds { " · " (m.idle_unit_time) " " (ideal) }
+                        },
+                        None => p.muted { (m.no_count_rule) },
+                    }
+                    @if admin {
+                        form.row-form data-action={ "PUT " (base) "/count-rule" } {
+                            @let rule = data.count_rule.as_ref();
+                            label { (m.good_counter) input name="good_metric" required maxlength="128" list=(metrics)
+                                value=[rule.map(|r| r.good_metric.as_str())]; }
+                            label { (optional(m.scrap_counter)) input name="scrap_metric" maxlength="128" list=(metrics)
+                                value=[rule.and_then(|r| r.scrap_metric.as_deref())]; }
+                            label { (optional(m.idle_unit_time)) input name="ideal_unit_seconds" type="number" step="any" min="0" data-type="number"
+                                value=[rule.and_then(|r| r.ideal_unit_seconds)]; }
+                            button.primary type="submit" { (t.save) }
+                        }
+                        @if data.count_rule.is_some() { (remove("count-rule")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use model::{ProductionRecord, Reading, Role, StateChange, User, UserId};
@@ -848,6 +979,41 @@ mod tests {
         let viewer = render(&ctx(Lang::En, Role::Viewer), &data).into_string();
         assert!(!viewer.contains("data-action") && !viewer.contains("/station?machine="));
         assert!(viewer.contains("Recent alarms") && viewer.contains("&lt;b&gt;hot"));
+    }
+
+    #[test]
+    fn rules_are_shown_to_all_and_edited_by_administrators() {
+        let (_file, store, machine) = busy_week(1);
+        let data = gather(&store, machine, Range::Hour, unix_ms(NOW)).unwrap();
+        let admin = render(&ctx(Lang::En, Role::Admin), &data).into_string();
+        assert!(admin.contains(EN.no_state_rule) && admin.contains(EN.no_count_rule));
+        let put = format!("data-action=\"PUT /api/v1/machines/{}/count-rule\"", machine.0);
+        assert!(admin.contains(&put), "an administrator gets the forms");
+        assert!(!admin.contains("/count-rule\" data-confirm"), "nothing to remove yet");
+        let rule = model::CountRule {
+            good_metric: "parts_good".into(),
+            scrap_metric: Some("parts_scrap".into()),
+            ideal_unit_seconds: None,
+        };
+        store.set_count_rule(machine, &rule).unwrap();
+        let state = model::StateRule {
+            metric: "metric_0".into(),
+            running_above: 2.5,
+            idle_above: 0.5,
+            otherwise: MachineState::Offline,
+        };
+        store.set_state_rule(machine, &state).unwrap();
+        let data = gather(&store, machine, Range::Hour, unix_ms(NOW)).unwrap();
+        let admin = render(&ctx(Lang::En, Role::Admin), &data).into_string();
+        assert!(
+            admin.contains("value=\"parts_scrap\"") && admin.contains("value=\"2.5\""),
+            "forms start from the rules"
+        );
+        assert!(admin.contains(&format!("DELETE /api/v1/machines/{}/state-rule", machine.0)));
+        let planner = render(&ctx(Lang::ZhHk, Role::Planner), &data).into_string();
+        assert!(planner.contains(ZH.rules) && planner.contains("<code>parts_scrap</code>"));
+        assert!(planner.contains("<code>metric_0</code>") && planner.contains("2.5"));
+        assert!(!planner.contains("/count-rule") && !planner.contains("/state-rule"), "read only");
     }
 
     #[test]

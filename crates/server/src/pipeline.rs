@@ -294,6 +294,13 @@ pub(crate) async fn decode(
                 for reply in decoded.replies.drain(..) {
                     state.publish_mqtt(reply);
                 }
+                // The store applies a batch's operation events before its readings, so readings
+                // that arrived before an operation event are written first: a counter's rise
+                // reported just before a lot's finish counts toward that lot (see
+                // `store::Store::write_batch`).
+                if !batch.readings.is_empty() && decoded.events.iter().any(|e| is_operation(&e.event)) {
+                    send(&state, &mut batch).await;
+                }
                 collect(&state, &mut resolver, message.publisher, &mut decoded, &mut batch);
                 batch.receipts.extend(message.receipt);
                 if batch.readings.len() >= MAX_BATCH {
@@ -311,6 +318,16 @@ pub(crate) async fn decode(
     if !batch.is_empty() {
         send(&state, &mut batch).await;
     }
+}
+
+/// Whether an event changes an order operation (and so may depend on readings before it).
+fn is_operation(event: &MachineEvent) -> bool {
+    matches!(
+        event,
+        MachineEvent::OperationStarted { .. }
+            | MachineEvent::Produced { .. }
+            | MachineEvent::OperationFinished { .. }
+    )
 }
 
 async fn send(state: &AppState, batch: &mut WriteBatch) {

@@ -834,6 +834,51 @@ async fn units_counted_while_a_lot_runs_show_in_oee_before_the_lot_ends() {
 }
 
 #[tokio::test]
+async fn a_counter_rise_reported_just_before_a_finish_counts_toward_the_finished_lot() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let (order, operation) = h.first_released_operation().await;
+    let (order, operation) = (order["id"].as_i64().unwrap(), operation["id"].as_i64().unwrap());
+    let rule = model::CountRule { good_metric: "parts".into(), scrap_metric: None, ideal_unit_seconds: None };
+    h.store.set_count_rule(model::MachineId(3), &rule).unwrap();
+    // Four messages in quick succession, as a gateway sends them: they reach the decoder within
+    // one flush interval.
+    let messages = [
+        (
+            "events",
+            json!({"ts": "2026-11-24T08:00:00+08:00", "type": "operation_started", "operation_id": operation}),
+        ),
+        ("telemetry", json!({"ts": "2026-11-24T08:01:00+08:00", "metrics": {"parts": 100}})),
+        ("telemetry", json!({"ts": "2026-11-24T08:50:00+08:00", "metrics": {"parts": 105}})),
+        (
+            "events",
+            json!({"ts": "2026-11-24T08:50:01+08:00", "type": "operation_finished", "operation_id": operation, "good": 0, "scrap": 0}),
+        ),
+    ];
+    let mut last = None;
+    for (kind, payload) in messages {
+        let (receipt, written) = mqtt::Receipt::new();
+        let incoming = crate::pipeline::Incoming {
+            topic: format!("mf/v1/hk-kt/cnc-03/{kind}"),
+            payload: payload.to_string().into_bytes(),
+            publisher: crate::pipeline::Publisher::AnySite,
+            receipt: Some(receipt),
+        };
+        h.state.ingest(incoming).await;
+        last = Some(written);
+    }
+    let stored = tokio::time::timeout(std::time::Duration::from_secs(10), last.unwrap()).await;
+    assert!(stored.is_ok(), "the messages were not stored");
+    let detail = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    let first = &detail["operations"][0];
+    assert_eq!((&first["status"], &first["good"]), (&json!("done"), &json!(5)), "{first}");
+    let production = h.store.production(model::MachineId(3), 0, i64::MAX).unwrap();
+    assert!(production.iter().all(|p| p.operation.is_some()), "{production:?}");
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn units_reported_over_http_for_an_operation_count_toward_it() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -116,7 +116,10 @@ impl Store {
 
     /// Stores readings, state changes and production records in one transaction: the unit of
     /// durability of the ingest pipeline. State changes and production records of machines that
-    /// no longer exist are skipped (and not counted).
+    /// no longer exist are skipped (and not counted). Operation events are applied first, so the
+    /// units a count rule finds in `readings` count toward what runs after them: a caller that
+    /// must keep readings before an operation event writes them in an earlier batch (the
+    /// pipeline does).
     pub fn write_batch(
         &self,
         readings: &[Reading],

@@ -265,6 +265,12 @@ pub(crate) struct GanttItem {
     pub(crate) operation_name: String,
     /// The order is planned to finish after its due date.
     pub(crate) late: bool,
+    /// Where the operation stands now (`running` and `done` show progress against the plan).
+    pub(crate) status: model::OperationStatus,
+    /// Good units counted so far for the whole operation (every part of a split lot).
+    pub(crate) good: u32,
+    /// Scrapped units counted so far for the whole operation.
+    pub(crate) scrap: u32,
 }
 
 /// One machine's row of the Gantt chart.
@@ -307,14 +313,17 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
                     known
                 }
             };
-            let name = store.operation(op.operation_id)?.name;
+            let operation = store.operation(op.operation_id)?;
             if let Some(lane) = lanes.iter_mut().find(|l| l.machine_id == op.machine_id) {
                 lane.items.push(GanttItem {
                     late: late.get(&op.order_id).copied().unwrap_or(false),
                     operation: op,
                     order_number: number,
                     product,
-                    operation_name: name,
+                    operation_name: operation.name,
+                    status: operation.status,
+                    good: operation.good,
+                    scrap: operation.scrap,
                 });
             }
         }
@@ -364,6 +373,9 @@ pub(crate) fn dispatch_queue(store: &store::Store, machine: MachineId) -> store:
                 product,
                 operation_name: operation.name,
                 late,
+                status: operation.status,
+                good: operation.good,
+                scrap: operation.scrap,
             });
         }
         queue.sort_by_key(|item| item.operation.start);

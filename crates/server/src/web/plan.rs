@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use axum::extract::{Query, State};
 use maud::{Markup, PreEscaped, html};
 use model::oee::unix_ms;
-use model::{MachineId, OrderId, PlanStatus, PlanSummary, Timestamp};
+use model::{MachineId, OrderId, OrderStatus, PlanStatus, PlanSummary, Timestamp};
 use serde::Deserialize;
 use store::PageRequest;
 
@@ -387,6 +387,8 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                     span.gantt-legend {
                         span { span.gl.setup {} (p.setup) }
                         span { span.gl.late {} (p.order_late) }
+                        span { span.gl.running {} (t.order_status(OrderStatus::Running)) }
+                        span { span.gl.done {} (t.order_status(OrderStatus::Done)) }
                         span { span.gl.now {} (p.now) }
                     }
                 }
@@ -983,12 +985,17 @@ fn bar(
     let xs = scale.minutes(op.start);
     let x1 = scale.minutes(op.end);
     let ([r, g, b], white) = order_colour(op.order_id);
-    let _ = write!(
-        out,
-        r#"<a href="/orders/{}"{}><title>"#,
-        op.order_id.0,
-        if item.late { r#" class="late""# } else { "" }
-    );
+    let progress = match item.status {
+        OrderStatus::Running => Some("running"),
+        OrderStatus::Done => Some("done"),
+        _ => None,
+    };
+    let classes: Vec<&str> = [item.late.then_some("late"), progress].into_iter().flatten().collect();
+    let _ = write!(out, r#"<a href="/orders/{}""#, op.order_id.0);
+    if !classes.is_empty() {
+        let _ = write!(out, r#" class="{}""#, classes.join(" "));
+    }
+    out.push_str("><title>");
     escape(out, &item.order_number);
     out.push_str(" · ");
     escape(out, &item.product);
@@ -1007,6 +1014,13 @@ fn bar(
     let _ = write!(out, "{} {} · {} {}", t.start, time(op.start), t.end, time(op.end));
     if item.late {
         let _ = write!(out, "\n⚠ {}", p.order_late);
+    }
+    if progress.is_some() {
+        let mark = if item.status == OrderStatus::Done { '✓' } else { '▶' };
+        let _ = write!(out, "\n{mark} {}", t.order_status(item.status));
+        if item.good > 0 || item.scrap > 0 {
+            let _ = write!(out, " · {} {} · {} {}", t.good, item.good, t.scrap, item.scrap);
+        }
     }
     let _ = write!(
         out,
@@ -1038,6 +1052,17 @@ fn bar(
     );
     escape(out, &item.order_number);
     out.push_str("</text>");
+    if item.status == OrderStatus::Running {
+        // A dark stripe under the bar: the work is under way.
+        let _ = write!(
+            out,
+            r#"<rect class="run" data-x0="{a}" data-x1="{c}" x="{x}" y="25" width="{w}" height="3"/>"#,
+            a = N(x0),
+            c = N(x1),
+            x = N(scale.x(x0)),
+            w = N(((x1 - x0) * scale.px).max(1.0)),
+        );
+    }
     if item.late {
         let _ = write!(
             out,
@@ -1074,6 +1099,9 @@ mod tests {
             product: "Bracket <A>".into(),
             operation_name: "Milling".into(),
             late,
+            status: OrderStatus::Released,
+            good: 0,
+            scrap: 0,
         }
     }
 
@@ -1182,6 +1210,25 @@ mod tests {
         assert!(marker.contains("Order finishes late"), "the tooltip tells it in words");
         // Tooltips are escaped and complete.
         assert!(svg.contains("SO-0001 · Bracket &lt;A&gt;\nMilling · M01 · Quantity 40\nSetup 09:00 · Start 09:30 · End 13:00"), "{svg}");
+    }
+
+    #[test]
+    fn running_and_done_operations_show_their_progress_against_the_plan() {
+        let mut lanes = lanes();
+        lanes[0].items[0].status = OrderStatus::Done;
+        lanes[0].items[0].good = 40;
+        lanes[0].items[1].status = OrderStatus::Running;
+        (lanes[0].items[1].good, lanes[0].items[1].scrap) = (12, 1);
+        let svg = gantt(super::super::Lang::En.text(), 0, NOW, &lanes, &[]).into_string();
+        let bar = |head: &str| svg.split(head).nth(1).unwrap().split("</a>").next().unwrap().to_string();
+        let done = bar(r#"<a href="/orders/1" class="done">"#);
+        assert!(done.contains("✓ Done · Good 40 · Scrap 0") && !done.contains(r#"class="run""#), "{done}");
+        let running = bar(r#"<a href="/orders/2" class="late running">"#);
+        assert!(running.contains("▶ Running · Good 12 · Scrap 1"), "{running}");
+        // The stripe spans the bar (13:00–19:00: minutes 240 to 600 from the first setup).
+        assert!(running.contains(r#"<rect class="run" data-x0="240" data-x1="600""#), "{running}");
+        let zh = gantt(super::super::Lang::ZhHk.text(), 0, NOW, &lanes, &[]).into_string();
+        assert!(zh.contains("▶ 生產中") && zh.contains("✓ 已完成"), "{zh}");
     }
 
     #[test]

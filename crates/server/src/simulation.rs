@@ -168,7 +168,7 @@ pub fn site_factory(
     if machines.is_empty() {
         return Ok(None);
     }
-    let specs = machines
+    let specs: Vec<MachineSpec> = machines
         .into_iter()
         .map(|m| MachineSpec {
             id: m.id,
@@ -183,7 +183,29 @@ pub fn site_factory(
         speed: settings.speed,
         ..SimConfig::default()
     };
-    Ok(Some(Factory::new(specs, config, now)))
+    // What the site's machines were doing when the simulator last stopped goes on first, for
+    // what is left of each lot (the setup is done once a unit is counted); else those operations
+    // would stay running for good after a restart.
+    let mut resumed = Vec::new();
+    for (operation, quantity) in store.running_operations()? {
+        let Some(index) = specs.iter().position(|spec| Some(spec.id) == operation.machine_id) else {
+            continue;
+        };
+        let counted = operation.good.saturating_add(operation.scrap);
+        let job = Job {
+            operation: operation.id,
+            quantity: quantity.saturating_sub(counted),
+            unit_seconds: operation.unit_seconds,
+            setup_seconds: if counted > 0 { 0.0 } else { f64::from(operation.setup_seconds) },
+            family: operation.setup_family,
+        };
+        resumed.push((index, job));
+    }
+    let mut factory = Factory::new(specs, config, now);
+    for (index, job) in resumed {
+        factory.resume(index, job);
+    }
+    Ok(Some(factory))
 }
 
 /// Connects (retrying while the broker starts) and runs one site's simulator; the password is the

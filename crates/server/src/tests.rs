@@ -1527,4 +1527,27 @@ async fn counter_metrics_count_units_toward_the_running_operation() {
     workers.finish().await;
 }
 
+#[tokio::test]
+async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
+    let h = harness();
+    let (_, first) = h.first_released_operation().await;
+    let operation = model::OperationId(first["id"].as_i64().unwrap());
+    let machine = model::MachineId(first["eligible_machines"][0].as_i64().unwrap());
+    let event = |kind| store::OperationEvent { operation, machine, at: NOW, kind };
+    let site = h.store.site(h.store.machine(machine).unwrap().site_id).unwrap();
+    let settings = crate::simulation::SimSettings::default();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    assert!(!factory.knows(operation), "not started yet: the job source hands it out");
+    let produced = store::OperationEventKind::Produced { good: 2, scrap: 0, ideal_unit_ms: None };
+    h.store
+        .write_batch(&[], &[], &[], &[event(store::OperationEventKind::Started), event(produced)])
+        .unwrap();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    assert!(factory.knows(operation), "a restarted simulator goes on with the running lot");
+    let finished = store::OperationEventKind::Finished { good: 0, scrap: 0, ideal_unit_ms: None };
+    h.store.write_batch(&[], &[], &[], &[event(finished)]).unwrap();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    assert!(!factory.knows(operation));
+}
+
 mod web;

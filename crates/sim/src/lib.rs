@@ -150,6 +150,15 @@ impl Factory {
         }
     }
 
+    /// Puts work the machine at `index` had under way before the simulator started (a running
+    /// operation in the store) first in its line: it goes on before any queued job, and
+    /// [`Factory::clear_queues`] keeps it. `job` holds what is left of the lot.
+    pub fn resume(&mut self, index: usize, job: Job) {
+        if let Some(machine) = self.machines.get_mut(index) {
+            machine.resumed.push_back(job);
+        }
+    }
+
     /// Drops every queued job that has not started, e.g. when a new plan is published and work
     /// is handed out again.
     pub fn clear_queues(&mut self) {

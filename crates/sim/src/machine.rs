@@ -58,6 +58,9 @@ pub struct SimMachine {
     /// What the machine is.
     pub spec: MachineSpec,
     pub(crate) queue: VecDeque<Job>,
+    /// Work this machine had under way before the simulator (re)started: done before the queue,
+    /// and kept when the queue is handed out afresh.
+    pub(crate) resumed: VecDeque<Job>,
     current: Option<Current>,
     state: Option<MachineState>,
     down_remaining: f64,
@@ -87,6 +90,7 @@ impl SimMachine {
         SimMachine {
             spec,
             queue: VecDeque::new(),
+            resumed: VecDeque::new(),
             current: None,
             state: None,
             down_remaining: 0.0,
@@ -118,7 +122,7 @@ impl SimMachine {
 
     pub(crate) fn knows(&self, operation: OperationId) -> bool {
         self.current.as_ref().is_some_and(|c| c.job.operation == operation)
-            || self.queue.iter().any(|j| j.operation == operation)
+            || self.queue.iter().chain(&self.resumed).any(|j| j.operation == operation)
     }
 
     /// Drops the queued jobs that have not started (the one in progress goes on).
@@ -127,7 +131,8 @@ impl SimMachine {
     }
 
     pub(crate) fn queued_seconds(&self) -> f64 {
-        self.queue.iter().map(|j| j.setup_seconds + j.unit_seconds * f64::from(j.quantity)).sum()
+        let jobs = self.queue.iter().chain(&self.resumed);
+        jobs.map(|j| j.setup_seconds + j.unit_seconds * f64::from(j.quantity)).sum()
     }
 
     fn enter(
@@ -199,7 +204,7 @@ impl SimMachine {
             self.enter(index, resumed.0, resumed.1, at, out);
         }
         if self.current.is_none() {
-            let Some(job) = self.queue.pop_front() else {
+            let Some(job) = self.resumed.pop_front().or_else(|| self.queue.pop_front()) else {
                 self.enter(index, MachineState::Idle, None, at, out);
                 return;
             };

@@ -178,3 +178,34 @@ fn outputs_encode_as_json_topic_messages_the_decoder_reads_back() {
     assert_eq!(finished, 1);
     assert!(messages.iter().all(|m| m.topic.starts_with("mf/v1/hk/")));
 }
+
+#[test]
+fn resumed_work_goes_first_and_outlives_a_new_hand_out() {
+    let config = SimConfig { breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
+    let mut factory = Factory::new(specs(), config, START);
+    factory.enqueue(0, job(1, 5, "alu"));
+    // Lot 2 was under way before a restart: 3 units left, its setup done; lot 3 had every unit
+    // counted and only needs finishing.
+    factory.resume(0, Job { setup_seconds: 0.0, ..job(2, 3, "alu") });
+    factory.resume(0, Job { setup_seconds: 0.0, ..job(3, 0, "alu") });
+    assert!(factory.knows(OperationId(2)) && factory.knows(OperationId(3)));
+    factory.clear_queues();
+    assert!(!factory.knows(OperationId(1)), "the queue is handed out afresh");
+    factory.enqueue(0, job(1, 5, "alu"));
+    let out = run(&mut factory, 60);
+    let events: Vec<(i64, bool, u32)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::OperationStarted { operation, .. } => Some((operation.0, false, 0)),
+            Output::Units { operation, good, scrap, finished: true, .. } => {
+                Some((operation.0, true, good + scrap))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [(2, false, 0), (2, true, 3), (3, false, 0), (3, true, 0), (1, false, 0), (1, true, 5)],
+        "{out:?}"
+    );
+}

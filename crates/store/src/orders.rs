@@ -251,6 +251,23 @@ impl Store {
         })
     }
 
+    /// Operations under way (status `running`), with their order's quantity, oldest order first.
+    /// Their eligible machines are left empty: the machine doing one is its `machine_id`.
+    pub fn running_operations(&self) -> Result<Vec<(Operation, u32)>> {
+        self.read(|conn| {
+            let select = OPERATION_SELECT.replace(" FROM operations", ", o.quantity_ FROM operations");
+            let mut statement = conn.prepare_cached(&format!(
+                "{select} JOIN (SELECT id AS order_id_, quantity AS quantity_ FROM orders) o
+                 ON o.order_id_ = operations.order_id
+                 WHERE operations.status = 'running' ORDER BY operations.order_id, operations.seq"
+            ))?;
+            let rows = statement
+                .query_map([], |row| Ok((operation_row(row)?, row.get::<_, u32>(11)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().map(|(operation, quantity)| Ok((operation?, quantity))).collect()
+        })
+    }
+
     /// Operations ready to start, oldest order first: for every released or running order, its
     /// first operation not yet started, when every operation before it is done. With the order's
     /// quantity. This is first-in-first-out dispatch, used until a plan exists.

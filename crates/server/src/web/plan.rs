@@ -19,7 +19,7 @@ use store::PageRequest;
 
 use super::{Ctx, Nav, OrPage, PageResult, format_local, layout, percent};
 use crate::AppState;
-use crate::api::plans::{GanttLane, PlanDetail, Utilisation, detail, gantt_lanes};
+use crate::api::plans::{GanttItem, GanttLane, PlanDetail, Utilisation, detail, gantt_lanes};
 use crate::auth::Need;
 use crate::error::ApiError;
 
@@ -77,6 +77,12 @@ pub(crate) struct Text {
     pub(crate) shift_hint: &'static str,
     pub(crate) more: &'static str,
     pub(crate) late_list: &'static str,
+    pub(crate) behind: &'static str,
+    pub(crate) behind_hint: &'static str,
+    pub(crate) none_behind: &'static str,
+    pub(crate) not_started: &'static str,
+    pub(crate) overrunning: &'static str,
+    pub(crate) behind_by: &'static str,
     pub(crate) none_late: &'static str,
     pub(crate) gantt: &'static str,
     pub(crate) gantt_hint: &'static str,
@@ -150,6 +156,12 @@ pub(crate) const EN: Text = Text {
     more: "Not shown",
     late_list: "Orders this plan finishes late",
     none_late: "This plan finishes every order on time.",
+    behind: "Behind the plan",
+    behind_hint: "Work that should have started, or ended, more than 15 minutes ago. Re-plan to move the rest around it.",
+    none_behind: "The shop floor keeps to the plan.",
+    not_started: "Not started",
+    overrunning: "Still running",
+    behind_by: "Behind by",
     gantt: "Gantt chart",
     gantt_hint: "One row per machine. Point at a bar for details; select it to open the order. Ctrl + wheel zooms.",
     no_operations: "This plan has no operations: there were no open orders to plan.",
@@ -217,6 +229,12 @@ pub(crate) const ZH: Text = Text {
     more: "未顯示",
     late_list: "此排程會延誤的訂單",
     none_late: "此排程可準時完成所有訂單。",
+    behind: "落後於排程",
+    behind_hint: "應在 15 分鐘前開始或完成的工作。重新排程可讓其餘工作配合調整。",
+    none_behind: "生產現場按排程進行。",
+    not_started: "未開始",
+    overrunning: "仍在生產",
+    behind_by: "落後",
     gantt: "甘特圖",
     gantt_hint: "每部機器一行。將指標移到橫條上可查看詳情，點選可開啟訂單。按住 Ctrl 並轉動滾輪可縮放。",
     no_operations: "此排程沒有工序：計算時沒有未完成的訂單。",
@@ -398,6 +416,7 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                 }
             }
         }
+        @if summary.status == PlanStatus::Active { (behind_panel(ctx, &view.lanes)) }
         div.grid2 {
             div {
                 (diff_panel(ctx, &view.detail))
@@ -618,6 +637,73 @@ fn late_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
                     }
                 }
                 @if late.len() > ROWS_SHOWN { p.muted { (p.more) ": " (late.len() - ROWS_SHOWN) } }
+            }
+        }
+    }
+}
+
+/// How long work may be behind its planned start or end before the plan page lists it.
+const BEHIND_GRACE: time::Duration = time::Duration::minutes(15);
+
+/// The active plan's work that has fallen behind: not started though its planned start has
+/// passed, or still running past its planned end (each by more than [`BEHIND_GRACE`]); the
+/// furthest behind first. A split lot counts once: from its first part's start to its last
+/// part's end, shown with its first part.
+pub(crate) fn behind(lanes: &[GanttLane], now: Timestamp) -> Vec<(&GanttItem, &str, time::Duration)> {
+    let mut lots: HashMap<model::OperationId, (&GanttItem, &str, Timestamp, Timestamp)> = HashMap::new();
+    for lane in lanes {
+        for item in &lane.items {
+            let op = &item.operation;
+            let lot = lots.entry(op.operation_id).or_insert((item, &lane.code, op.setup_start, op.end));
+            if op.setup_start < lot.2 {
+                (lot.0, lot.1, lot.2) = (item, &lane.code, op.setup_start);
+            }
+            lot.3 = lot.3.max(op.end);
+        }
+    }
+    let mut out: Vec<_> = lots
+        .into_values()
+        .filter_map(|(item, code, start, end)| {
+            let due = match item.status {
+                OrderStatus::Planned | OrderStatus::Released => start,
+                OrderStatus::Running => end,
+                OrderStatus::Done | OrderStatus::Cancelled => return None,
+            };
+            (now - due > BEHIND_GRACE).then_some((item, code, now - due))
+        })
+        .collect();
+    out.sort_by_key(|(item, _, by)| (std::cmp::Reverse(*by), item.operation.operation_id));
+    out
+}
+
+fn behind_panel(ctx: &Ctx, lanes: &[GanttLane]) -> Markup {
+    let t = ctx.t;
+    let p = t.plan_page;
+    let behind = behind(lanes, ctx.now);
+    html! {
+        section.panel aria-labelledby="behind-heading" data-testid="behind-plan" {
+            h2 #behind-heading { (p.behind) @if !behind.is_empty() { " (" (behind.len()) ")" } }
+            @if behind.is_empty() {
+                p.muted { (p.none_behind) }
+            } @else {
+                p.muted { (p.behind_hint) }
+                table {
+                    thead { tr { th { (t.order) } th { (t.operation) } th { (t.machine) } th { (t.start) } th { (t.end) } th { (t.status) } th.num { (p.behind_by) } } }
+                    tbody {
+                        @for (item, code, by) in behind.iter().take(ROWS_SHOWN) {
+                            tr {
+                                td { a href={ "/orders/" (item.operation.order_id.0) } { (item.order_number) } }
+                                td { (item.operation_name) }
+                                td { a href={ "/machines/" (item.operation.machine_id.0) } { (code) } }
+                                td { (ctx.short_time(item.operation.setup_start)) }
+                                td { (ctx.short_time(item.operation.end)) }
+                                td { (if item.status == OrderStatus::Running { p.overrunning } else { p.not_started }) }
+                                td.num { (ctx.duration(by.whole_seconds())) }
+                            }
+                        }
+                    }
+                }
+                @if behind.len() > ROWS_SHOWN { p.muted { (p.more) ": " (behind.len() - ROWS_SHOWN) } }
             }
         }
     }
@@ -977,7 +1063,7 @@ fn bar(
     offset_minutes: i32,
     now: Timestamp,
     lane: &GanttLane,
-    item: &crate::api::plans::GanttItem,
+    item: &GanttItem,
 ) {
     let p = t.plan_page;
     let op = &item.operation;
@@ -1229,6 +1315,68 @@ mod tests {
         assert!(running.contains(r#"<rect class="run" data-x0="240" data-x1="600""#), "{running}");
         let zh = gantt(super::super::Lang::ZhHk.text(), 0, NOW, &lanes, &[]).into_string();
         assert!(zh.contains("▶ 生產中") && zh.contains("✓ 已完成"), "{zh}");
+    }
+
+    #[test]
+    fn work_behind_the_plan_is_found_once_per_lot_furthest_behind_first() {
+        let mut lanes = lanes();
+        // Lot 1 (setup from 09:00) is not started; lot 2 (13:00–19:00) runs.
+        lanes[0].items[1].status = OrderStatus::Running;
+        let at = |hour, minute| NOW.replace_time(time::Time::from_hms(hour, minute, 0).unwrap());
+        assert!(behind(&lanes, at(9, 15)).is_empty(), "fifteen minutes are within the grace");
+        let found = behind(&lanes, at(9, 20));
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].0.order_number.as_str(), found[0].1, found[0].2),
+            ("SO-0001", "M01", time::Duration::minutes(20))
+        );
+        // Lot 2 goes on past 19:00; lot 1 is still waiting, and now furthest behind.
+        let found = behind(&lanes, at(20, 0));
+        let orders: Vec<&str> = found.iter().map(|(item, _, _)| item.order_number.as_str()).collect();
+        assert_eq!(orders, ["SO-0001", "SO-0002"]);
+        assert_eq!(found[1].2, time::Duration::hours(1));
+        // A second part of lot 2 on the other machine, ending at 21:00: the lot is not late yet.
+        let mut part = item(2, at(15, 0), at(15, 0), at(21, 0), false);
+        part.operation.part = 1;
+        part.status = OrderStatus::Running;
+        lanes[1].items.push(part);
+        let found = behind(&lanes, at(20, 0));
+        assert_eq!(found.len(), 1, "one lot, judged by its last part's end");
+        lanes[0].items[0].status = OrderStatus::Done;
+        assert!(behind(&lanes, at(20, 0)).is_empty());
+    }
+
+    #[test]
+    fn the_behind_panel_lists_the_lots_in_words() {
+        let mut lanes = lanes();
+        lanes[0].items[1].status = OrderStatus::Running;
+        let user = model::User {
+            id: model::UserId(1),
+            username: "ada".into(),
+            role: model::Role::Viewer,
+            site_id: None,
+            created_at: NOW,
+        };
+        let ctx = |lang: super::super::Lang, now| Ctx {
+            user: user.clone(),
+            t: lang.text(),
+            now,
+            offset_minutes: 0,
+            here: "/plan".into(),
+        };
+        let html = behind_panel(&ctx(super::super::Lang::En, NOW), &lanes).into_string();
+        assert!(html.contains("Behind the plan (1)") && html.contains("Not started"), "{html}");
+        assert!(
+            html.contains(r#"<a href="/orders/1">SO-0001</a>"#)
+                && html.contains(r#"<a href="/machines/1">M01</a>"#)
+        );
+        assert!(html.contains("20 min"), "{html}");
+        let evening = datetime!(2026-11-24 20:00 UTC);
+        let zh = behind_panel(&ctx(super::super::Lang::ZhHk, evening), &lanes).into_string();
+        assert!(zh.contains("落後於排程 (2)") && zh.contains("仍在生產") && zh.contains("未開始"), "{zh}");
+        let calm =
+            behind_panel(&ctx(super::super::Lang::En, datetime!(2026-11-24 09:00 UTC)), &lanes).into_string();
+        assert!(calm.contains("keeps to the plan") && !calm.contains("<table"));
     }
 
     #[test]

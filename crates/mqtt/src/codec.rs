@@ -29,6 +29,12 @@ pub enum QoS {
 }
 
 impl QoS {
+    /// The QoS to publish a message of `level` with: 0 is at most once, anything higher at least
+    /// once (the most the platform's publishers use).
+    pub fn publish_level(level: u8) -> QoS {
+        if level == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce }
+    }
+
     /// The QoS for its wire value, `None` for 3.
     pub fn from_u8(value: u8) -> Option<QoS> {
         match value {

@@ -229,7 +229,7 @@ pub async fn start(
                 tokio::select! {
                     message = outgoing.recv() => {
                         let Some(message) = message else { break };
-                        let qos = if message.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                        let qos = QoS::publish_level(message.qos);
                         if let Err(error) = broker.publish(&message.topic, &message.payload, qos, message.retain).await {
                             tracing::debug!(%error, "could not publish");
                         }

@@ -217,9 +217,13 @@ pub(crate) fn collect(
     if let Some(first) = decoded.dropped.first() {
         state.metrics.log_drop_limited(first.reason.as_str(), &first.detail);
     }
-    let mut admit = |key: &MachineKey| -> Option<MachineId> {
+    // `quiet`: an unknown machine is no loss (a Sparkplug edge node that is a gateway, not a
+    // machine, comes online and goes offline like its devices).
+    let mut admit = |key: &MachineKey, quiet: bool| -> Option<MachineId> {
         let Some((machine, site)) = resolver.resolve(&state.store, key) else {
-            drops.push("unknown_machine");
+            if !quiet {
+                drops.push("unknown_machine");
+            }
             return None;
         };
         if let Publisher::Site(allowed) = publisher
@@ -232,7 +236,7 @@ pub(crate) fn collect(
     };
     let first_new = batch.readings.len();
     for raw in decoded.readings.drain(..) {
-        if let Some(machine) = admit(&raw.key) {
+        if let Some(machine) = admit(&raw.key, false) {
             batch.readings.push(Reading {
                 machine,
                 metric: raw.metric.to_string(),
@@ -243,7 +247,8 @@ pub(crate) fn collect(
     }
     state.state_deriver().derive(&state.store, &batch.readings[first_new..], &mut batch.states);
     for timed in decoded.events.drain(..) {
-        let Some(machine) = admit(&timed.key) else { continue };
+        let presence = matches!(timed.event, MachineEvent::Online | MachineEvent::Offline);
+        let Some(machine) = admit(&timed.key, presence) else { continue };
         let at = timed.at;
         let change = |state, reason| StateChange { machine, at, state, reason };
         let operation = |id, kind| OperationEvent { operation: OperationId(id), machine, at, kind };

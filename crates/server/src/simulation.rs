@@ -176,6 +176,7 @@ pub fn site_factory(
             code: m.code,
             kind: m.kind,
             rated_power_kw: m.rated_power_kw,
+            sparkplug: m.kind == model::MachineKind::InjectionMoulding,
         })
         .collect();
     let config = SimConfig {
@@ -222,6 +223,14 @@ pub async fn connect_and_run(
     let mut options = ClientOptions::new(format!("{username}-{}", std::process::id()));
     options.username = Some(username.clone());
     options.password = Some(token.into_bytes());
+    // The Sparkplug edge node's death certificate: the platform marks its machines offline when
+    // the simulator's connection drops.
+    options.will = sim::driver::Encoder::new(&factory).will().map(|will| mqtt::LastWill {
+        topic: will.topic,
+        payload: will.payload,
+        qos: mqtt::QoS::publish_level(will.qos),
+        retain: will.retain,
+    });
     let client = loop {
         match Client::connect(broker, options.clone()).await {
             Ok(client) => break client,

@@ -1,12 +1,19 @@
 //! Runs a [`Factory`] in real time and publishes what happens through an MQTT client with the
-//! JSON topic codec, exactly as a gateway on the shop floor would: telemetry on
+//! platform's own codecs, exactly as a gateway on the shop floor would: telemetry on
 //! `mf/v1/{site}/{machine}/telemetry` (QoS 0), states and operation progress on
-//! `mf/v1/{site}/{machine}/events` (QoS 1).
+//! `mf/v1/{site}/{machine}/events` (QoS 1). Machines marked [`MachineSpec::sparkplug`] send
+//! their telemetry as Sparkplug B devices of one edge node, [`EDGE_NODE`], instead: births, data
+//! by alias, the node's death as the MQTT will, and a rebirth when the platform asks for one.
+//! Their states and operation progress still go as JSON events, as an operator's station would
+//! send them.
+//!
+//! [`MachineSpec::sparkplug`]: crate::MachineSpec::sparkplug
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ingest::json::{encode_event, encode_telemetry};
+use ingest::sparkplug::{self, EdgeNode, MetricValue};
 use ingest::{MachineEvent, Outgoing};
 use model::{Clock, MachineId, OperationId};
 use mqtt::{Client, QoS};
@@ -51,6 +58,17 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut encoder = Encoder::new(&factory);
+    let mut commands = match encoder.command_topic() {
+        Some(topic) => match client.subscribe(&topic, QoS::AtMostOnce).await {
+            Ok(subscription) => Some(subscription),
+            Err(error) => {
+                tracing::warn!(%error, "simulator cannot listen for Sparkplug rebirth requests");
+                None
+            }
+        },
+        None => None,
+    };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_poll: Option<tokio::time::Instant> = None;
@@ -58,6 +76,13 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            command = async { commands.as_mut()?.recv().await }, if commands.is_some() => {
+                match command {
+                    Some(command) => encoder.command(&command.topic, &command.payload),
+                    None => commands = None,
+                }
+                continue;
+            }
             _ = stop.changed() => break,
         }
         if last_poll.is_none_or(|at| at.elapsed() >= JOB_POLL) {
@@ -77,8 +102,8 @@ pub async fn run(
             }
         }
         let outputs = factory.advance_to(clock.now());
-        for message in encode(&factory, &outputs) {
-            let qos = if message.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        for message in encoder.encode(&factory, &outputs) {
+            let qos = QoS::publish_level(message.qos);
             if let Err(error) = client.publish(&message.topic, message.payload, qos, false).await {
                 tracing::warn!(%error, "simulator lost its broker connection");
                 return;
@@ -88,63 +113,161 @@ pub async fn run(
     let _ = client.disconnect().await;
 }
 
+/// The Sparkplug B edge node the simulated Sparkplug machines hang off (the group is the site).
+pub const EDGE_NODE: &str = "sim-gw";
+
 /// Readings of one machine at one sample time, waiting to become one telemetry message.
 type Sample<'a> = Option<(usize, model::Timestamp, Vec<(&'a str, f64)>)>;
 
-/// Turns outputs into MQTT messages: one telemetry message per machine and sample time.
-pub fn encode(factory: &Factory, outputs: &[Output]) -> Vec<Outgoing> {
-    let machines = factory.machines();
-    let mut messages = Vec::new();
-    let mut pending: Sample<'_> = None;
-    let flush = |pending: &mut Sample<'_>, messages: &mut Vec<Outgoing>| {
-        if let Some((machine, at, metrics)) = pending.take() {
-            let spec = &machines[machine].spec;
+/// Turns a factory's outputs into MQTT messages, remembering the Sparkplug session: the edge
+/// node's sequence numbers and aliases, and which devices have been born.
+pub struct Encoder {
+    /// The edge node, when some machine speaks Sparkplug B, and its group (the site code).
+    edge: Option<EdgeNode>,
+    site: String,
+    node_born: bool,
+    /// Per machine: whether its DBIRTH went out in this session.
+    born: Vec<bool>,
+}
+
+impl Encoder {
+    /// An encoder for `factory`'s machines, before anything was published.
+    pub fn new(factory: &Factory) -> Encoder {
+        let machines = factory.machines();
+        let site =
+            machines.iter().find(|m| m.spec.sparkplug).map(|m| m.spec.site.clone()).unwrap_or_default();
+        let edge = (!site.is_empty()).then(|| EdgeNode::new(&site, EDGE_NODE, 0).ok()).flatten();
+        Encoder { edge, site, node_born: false, born: vec![false; machines.len()] }
+    }
+
+    /// The edge node's death certificate, to register as the MQTT will before connecting.
+    pub fn will(&self) -> Option<Outgoing> {
+        self.edge.as_ref().map(EdgeNode::will)
+    }
+
+    /// The topic on which the platform sends the edge node commands (rebirth requests).
+    pub fn command_topic(&self) -> Option<String> {
+        self.edge.as_ref()?;
+        let site = &self.site;
+        sparkplug::topic(site, sparkplug::MessageType::NCmd, EDGE_NODE, None).ok()
+    }
+
+    /// Takes a command for the edge node: after a rebirth request every birth goes out again
+    /// with the next telemetry.
+    pub fn command(&mut self, topic: &str, payload: &[u8]) {
+        if self.edge.as_ref().is_some_and(|edge| edge.is_rebirth_request(topic, payload)) {
+            self.node_born = false;
+            self.born.fill(false);
+        }
+    }
+
+    /// The messages for `outputs`: one telemetry message per machine and sample time, one event
+    /// message per state change or operation report.
+    pub fn encode(&mut self, factory: &Factory, outputs: &[Output]) -> Vec<Outgoing> {
+        let machines = factory.machines();
+        let mut messages = Vec::new();
+        let mut pending: Sample<'_> = None;
+        for output in outputs {
+            match output {
+                Output::Reading { machine, metric, value, at } => {
+                    if pending.as_ref().is_some_and(|(m, t, _)| m != machine || t != at) {
+                        self.flush(factory, pending.take(), &mut messages);
+                    }
+                    pending.get_or_insert_with(|| (*machine, *at, Vec::new())).2.push((metric, *value));
+                }
+                other => {
+                    self.flush(factory, pending.take(), &mut messages);
+                    let (machine, at, event) = match other {
+                        Output::State { machine, state, reason, at } => (
+                            *machine,
+                            *at,
+                            MachineEvent::StateChange { state: wire_state(*state), reason: reason.clone() },
+                        ),
+                        Output::OperationStarted { machine, operation, at } => {
+                            (*machine, *at, MachineEvent::OperationStarted { operation_id: operation.0 })
+                        }
+                        Output::Units {
+                            machine,
+                            operation,
+                            good,
+                            scrap,
+                            ideal_unit_seconds,
+                            finished,
+                            at,
+                        } => {
+                            let (operation_id, good, scrap) = (operation.0, *good, *scrap);
+                            let ideal_unit_ms = Some(MachineEvent::ideal_unit_ms(*ideal_unit_seconds));
+                            let event = if *finished {
+                                MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms }
+                            } else {
+                                MachineEvent::Produced { operation_id, good, scrap, ideal_unit_ms }
+                            };
+                            (*machine, *at, event)
+                        }
+                        Output::Reading { .. } => continue,
+                    };
+                    let spec = &machines[machine].spec;
+                    if let Ok(message) = encode_event(&spec.site, &spec.code, Some(at), &event) {
+                        messages.push(message);
+                    }
+                }
+            }
+        }
+        self.flush(factory, pending, &mut messages);
+        messages
+    }
+
+    /// One machine's sample as a message: JSON telemetry, or Sparkplug data (after the births it
+    /// needs).
+    fn flush(&mut self, factory: &Factory, sample: Sample<'_>, messages: &mut Vec<Outgoing>) {
+        let Some((machine, at, metrics)) = sample else { return };
+        let spec = &factory.machines()[machine].spec;
+        let Some(edge) = self.edge.as_mut().filter(|_| spec.sparkplug) else {
             if let Ok(mut message) = encode_telemetry(&spec.site, &spec.code, at, &metrics) {
                 message.qos = 0;
                 messages.push(message);
             }
+            return;
+        };
+        if !self.node_born {
+            match edge.birth(at, &[]) {
+                Ok(birth) => messages.push(birth),
+                Err(error) => {
+                    tracing::warn!(%error, "simulated edge node cannot be born");
+                    return;
+                }
+            }
+            self.node_born = true;
+            self.born.fill(false);
         }
-    };
-    for output in outputs {
-        match output {
-            Output::Reading { machine, metric, value, at } => {
-                if pending.as_ref().is_some_and(|(m, t, _)| m != machine || t != at) {
-                    flush(&mut pending, &mut messages);
-                }
-                pending.get_or_insert_with(|| (*machine, *at, Vec::new())).2.push((metric, *value));
+        let values: Vec<(&str, MetricValue)> =
+            metrics.iter().map(|(name, value)| (*name, MetricValue::Double(*value))).collect();
+        // A metric the device's birth did not name needs a new birth, as does a device not born.
+        if self.born[machine]
+            && let Ok(data) = edge.device_data(&spec.code, at, &values)
+        {
+            messages.push(data);
+            return;
+        }
+        match edge.device_birth(&spec.code, at, &values) {
+            Ok(birth) => {
+                self.born[machine] = true;
+                messages.push(birth);
             }
-            other => {
-                flush(&mut pending, &mut messages);
-                let (machine, at, event) = match other {
-                    Output::State { machine, state, reason, at } => (
-                        *machine,
-                        *at,
-                        MachineEvent::StateChange { state: wire_state(*state), reason: reason.clone() },
-                    ),
-                    Output::OperationStarted { machine, operation, at } => {
-                        (*machine, *at, MachineEvent::OperationStarted { operation_id: operation.0 })
-                    }
-                    Output::Units { machine, operation, good, scrap, ideal_unit_seconds, finished, at } => {
-                        let (operation_id, good, scrap) = (operation.0, *good, *scrap);
-                        let ideal_unit_ms = Some(MachineEvent::ideal_unit_ms(*ideal_unit_seconds));
-                        let event = if *finished {
-                            MachineEvent::OperationFinished { operation_id, good, scrap, ideal_unit_ms }
-                        } else {
-                            MachineEvent::Produced { operation_id, good, scrap, ideal_unit_ms }
-                        };
-                        (*machine, *at, event)
-                    }
-                    Output::Reading { .. } => continue,
-                };
-                let spec = &machines[machine].spec;
-                if let Ok(message) = encode_event(&spec.site, &spec.code, Some(at), &event) {
-                    messages.push(message);
-                }
+            Err(error) => {
+                tracing::warn!(%error, machine = %spec.code, "simulated Sparkplug device cannot be born");
+                return;
             }
+        }
+        // A birth says "online", which the platform records as idle: the station (JSON) then
+        // says what the machine is really doing, at the same instant, so that wins.
+        let sim = &factory.machines()[machine];
+        let reason = sim.reason().map(str::to_string);
+        let state = MachineEvent::StateChange { state: wire_state(sim.state()), reason };
+        if let Ok(message) = encode_event(&spec.site, &spec.code, Some(at), &state) {
+            messages.push(message);
         }
     }
-    flush(&mut pending, &mut messages);
-    messages
 }
 
 fn wire_state(state: model::MachineState) -> ingest::MachineState {

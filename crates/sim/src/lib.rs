@@ -65,6 +65,9 @@ pub struct MachineSpec {
     pub kind: MachineKind,
     /// Rated power in kW.
     pub rated_power_kw: f64,
+    /// Whether the machine sends its telemetry as a Sparkplug B device (see [`driver`]) rather
+    /// than as JSON.
+    pub sparkplug: bool,
 }
 
 /// Something that happened on a machine.

@@ -63,6 +63,8 @@ pub struct SimMachine {
     pub(crate) resumed: VecDeque<Job>,
     current: Option<Current>,
     state: Option<MachineState>,
+    /// Why the machine is in its state (a breakdown's cause, a setup's family).
+    reason: Option<String>,
     down_remaining: f64,
     last_family: Option<String>,
     /// Remaining bearing life, 1 (new) to 0 (fails).
@@ -93,6 +95,7 @@ impl SimMachine {
             resumed: VecDeque::new(),
             current: None,
             state: None,
+            reason: None,
             down_remaining: 0.0,
             last_family: None,
             health: random.between(0.3, 1.0),
@@ -108,6 +111,11 @@ impl SimMachine {
     /// The state the machine is in (idle before the first advance).
     pub fn state(&self) -> MachineState {
         self.state.unwrap_or(MachineState::Idle)
+    }
+
+    /// Why the machine is in its current state, when it says.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
     }
 
     /// Remaining bearing life, 1 (new) to 0 (fails).
@@ -145,6 +153,7 @@ impl SimMachine {
     ) {
         if self.state != Some(state) || state == MachineState::Setup || state == MachineState::Down {
             self.state = Some(state);
+            self.reason.clone_from(&reason);
             out.push(Output::State { machine: index, state, reason, at });
         }
     }

@@ -15,6 +15,7 @@ fn specs() -> Vec<MachineSpec> {
             code: "cnc-01".into(),
             kind: MachineKind::CncMill,
             rated_power_kw: 10.0,
+            sparkplug: false,
         },
         MachineSpec {
             id: MachineId(2),
@@ -22,6 +23,7 @@ fn specs() -> Vec<MachineSpec> {
             code: "imm-01".into(),
             kind: MachineKind::InjectionMoulding,
             rated_power_kw: 18.0,
+            sparkplug: false,
         },
     ]
 }
@@ -161,7 +163,7 @@ fn outputs_encode_as_json_topic_messages_the_decoder_reads_back() {
     let mut factory = Factory::new(specs(), config, START);
     factory.enqueue(0, job(7, 3, "alu"));
     let outputs = run(&mut factory, 30);
-    let messages = driver::encode(&factory, &outputs);
+    let messages = driver::Encoder::new(&factory).encode(&factory, &outputs);
     let mut decoder = ingest::Decoder::new(ingest::DecodeConfig::default());
     let mut decoded = ingest::Decoded::default();
     for message in &messages {
@@ -207,5 +209,51 @@ fn resumed_work_goes_first_and_outlives_a_new_hand_out() {
         events,
         [(2, false, 0), (2, true, 3), (3, false, 0), (3, true, 0), (1, false, 0), (1, true, 5)],
         "{out:?}"
+    );
+}
+
+#[test]
+fn sparkplug_machines_publish_births_then_data_the_decoder_reads_back() {
+    let config = SimConfig { breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
+    let mut specs = specs();
+    specs[1].sparkplug = true;
+    let mut factory = Factory::new(specs, config, START);
+    factory.enqueue(1, job(7, 3, "pp"));
+    let mut encoder = driver::Encoder::new(&factory);
+    let will = encoder.will().expect("a Sparkplug machine needs the node's death as the will");
+    assert_eq!(will.topic, "spBv1.0/hk/NDEATH/sim-gw");
+    assert_eq!(encoder.command_topic().as_deref(), Some("spBv1.0/hk/NCMD/sim-gw"));
+    let mut decoder = ingest::Decoder::new(ingest::DecodeConfig::default());
+    let mut decoded = ingest::Decoded::default();
+    let mut topics = Vec::new();
+    let mut readings = 0;
+    let now = START + time::Duration::seconds(40);
+    for step in 0..2 {
+        let outputs = run(&mut factory, 20 * (step + 1));
+        readings += outputs.iter().filter(|o| matches!(o, Output::Reading { .. })).count();
+        for message in encoder.encode(&factory, &outputs) {
+            topics.push(message.topic.clone());
+            decoder.decode(&message.topic, &message.payload, now, &mut decoded);
+        }
+        // The platform asks for a rebirth between the two steps.
+        let request = ingest::sparkplug::encode_rebirth_request("hk", driver::EDGE_NODE, now).unwrap();
+        encoder.command(&request.topic, &request.payload);
+    }
+    assert!(decoded.dropped.is_empty(), "{:?}", decoded.dropped);
+    assert_eq!(decoded.readings.len(), readings, "every reading of both machines, once");
+    let of =
+        |kind: &str| topics.iter().filter(|t| t.starts_with(&format!("spBv1.0/hk/{kind}/sim-gw"))).count();
+    assert_eq!((of("NBIRTH"), of("DBIRTH")), (2, 2), "born once per session: {topics:?}");
+    assert!(of("DDATA") > 10, "{topics:?}");
+    // Each birth ("online", which the platform takes as idle) is followed by the real state.
+    let births: Vec<usize> = (0..topics.len()).filter(|&i| topics[i].contains("/DBIRTH/")).collect();
+    assert!(births.iter().all(|&i| topics[i + 1] == "mf/v1/hk/imm-01/events"), "{topics:?}");
+    assert!(topics.iter().any(|t| t == "mf/v1/hk/cnc-01/telemetry"), "the other machine stays on JSON");
+    assert!(topics.iter().any(|t| t == "mf/v1/hk/imm-01/events"), "operation reports go as JSON events");
+    assert!(
+        decoded
+            .events
+            .iter()
+            .any(|e| matches!(e.event, ingest::MachineEvent::OperationFinished { operation_id: 7, .. }))
     );
 }

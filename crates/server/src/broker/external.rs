@@ -184,7 +184,7 @@ async fn forward_outgoing(
                     tracing::debug!(topic = %message.topic, "not connected to the external broker; message dropped");
                     continue;
                 };
-                let qos = if message.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                let qos = QoS::publish_level(message.qos);
                 if let Err(error) = client.publish(&message.topic, message.payload, qos, message.retain).await {
                     tracing::warn!(%error, topic = %message.topic, "could not publish to the external broker");
                 }

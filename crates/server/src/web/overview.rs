@@ -9,7 +9,7 @@ use store::{AlarmFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, layout, percent, state_class};
 use crate::AppState;
-use crate::api::plans::{Eta, etas};
+use crate::api::plans::{Eta, etas, gantt_lanes};
 use crate::api::telemetry::machine_kpis;
 use crate::auth::Need;
 use axum::extract::State;
@@ -29,6 +29,7 @@ pub(crate) struct Text {
     pub(crate) open_plan: &'static str,
     pub(crate) all_alarms: &'static str,
     pub(crate) no_machines: &'static str,
+    pub(crate) behind: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -45,6 +46,7 @@ pub(crate) const EN: Text = Text {
     open_plan: "Open the plan",
     all_alarms: "All alarms",
     no_machines: "No machines are set up yet.",
+    behind: "Operations behind the plan",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -61,6 +63,7 @@ pub(crate) const ZH: Text = Text {
     open_plan: "開啟排程",
     all_alarms: "所有警報",
     no_machines: "尚未設定機器。",
+    behind: "落後於排程的工序",
 };
 
 /// Most late orders listed.
@@ -76,10 +79,13 @@ pub(crate) struct Overview {
     sites: Vec<(String, Kpis)>,
     alarms: Vec<model::alarm::Alarm>,
     late: Option<Vec<Eta>>,
+    /// Lots behind the active plan (see `plan::behind`), when a plan is active.
+    behind: Option<usize>,
 }
 
 /// Reads everything the overview shows.
-pub(crate) fn gather(store: &store::Store, today_ms: i64, now_ms: i64) -> store::Result<Overview> {
+pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp) -> store::Result<Overview> {
+    let now_ms = model::oee::unix_ms(now);
     let machines = store.machines(None, None, PageRequest { after: None, limit: 10_000 })?.items;
     let states = store.current_states()?.into_iter().map(|c| (c.machine, (c.state, c.at))).collect();
     let rows = machine_kpis(store, machines.clone(), today_ms, now_ms.max(today_ms + 1))?;
@@ -97,22 +103,22 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now_ms: i64) -> store:
     let kpis = rows.into_iter().map(|row| (row.machine_id, row.kpis)).collect();
     let filter = AlarmFilter { open: true, ..AlarmFilter::default() };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
-    let late = match store.active_plan()? {
+    let (late, behind) = match store.active_plan()? {
         Some(plan) => {
             let mut late: Vec<Eta> =
                 etas(store, &store.plan_operations(plan.id, None)?)?.into_iter().filter(|e| e.late).collect();
             late.sort_by_key(|e| std::cmp::Reverse(e.eta - e.due));
-            Some(late)
+            let behind = super::plan::behind(&gantt_lanes(store, plan.id)?, now).len();
+            (Some(late), Some(behind))
         }
-        None => None,
+        None => (None, None),
     };
-    Ok(Overview { machines, states, kpis, sites, alarms, late })
+    Ok(Overview { machines, states, kpis, sites, alarms, late, behind })
 }
 
 /// `GET /`: the overview.
 pub(crate) async fn page(ctx: Ctx, State(state): State<AppState>) -> PageResult {
-    let now_ms = model::oee::unix_ms(ctx.now);
-    let data = gather(&state.store, ctx.today_start_ms(), now_ms).or_page(&ctx)?;
+    let data = gather(&state.store, ctx.today_start_ms(), ctx.now).or_page(&ctx)?;
     Ok(layout(&ctx, Nav::Overview, ctx.t.overview.title, render(&ctx, &data)))
 }
 
@@ -134,6 +140,11 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
             }
             div.kpi.bad[data.late.as_ref().is_some_and(|l| !l.is_empty())] {
                 span.value { (data.late.as_ref().map_or(0, Vec::len)) } span.label { (o.at_risk) }
+            }
+            @if let Some(behind) = data.behind {
+                a.kpi.bad[behind > 0] href="/plan#behind-heading" data-testid="behind-kpi" {
+                    span.value { (behind) } span.label { (o.behind) }
+                }
             }
         }
         div.grid2 {
@@ -231,5 +242,48 @@ fn tile(
                 strong { (percent(t, kpis.and_then(|k| k.oee))) }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn the_overview_counts_the_work_behind_the_active_plan() {
+        let now = datetime!(2026-11-24 09:00 +08:00);
+        let store = store::Store::open_in_memory().unwrap();
+        crate::demo::seed(&store, now).unwrap();
+        let today = model::oee::unix_ms(now) - 3_600_000;
+        assert_eq!(gather(&store, today, now).unwrap().behind, None, "no active plan, nothing to be behind");
+        let options = crate::planning::Options::default();
+        let plan = crate::planning::plan(
+            &store,
+            now,
+            crate::planning::DEFAULT_OBJECTIVE,
+            std::time::Duration::ZERO,
+            &options,
+        )
+        .unwrap();
+        let plan = store.create_plan(&plan).unwrap();
+        store.publish_plan(plan.id, now).unwrap();
+        assert_eq!(
+            gather(&store, today, now).unwrap().behind,
+            Some(0),
+            "a fresh plan starts nothing in the past"
+        );
+        // Three hours on and nothing started: every lot the plan started by then is behind.
+        let later = now + time::Duration::hours(3);
+        let lanes = gantt_lanes(&store, plan.id).unwrap();
+        let due: std::collections::HashSet<_> = lanes
+            .iter()
+            .flat_map(|lane| &lane.items)
+            .filter(|item| later - item.operation.setup_start > time::Duration::minutes(15))
+            .map(|item| item.operation.operation_id)
+            .collect();
+        assert!(!due.is_empty());
+        assert_eq!(gather(&store, today, later).unwrap().behind, Some(due.len()));
     }
 }

@@ -1,6 +1,10 @@
 //! Plans and their operations, and publishing one as the active plan.
 
-use model::{MachineId, OperationId, OrderId, PlanStatus, PlanSummary, PlannedOperation, Timestamp};
+use std::collections::HashMap;
+
+use model::{
+    MachineId, OperationId, OrderId, OrderStatus, PlanStatus, PlanSummary, PlannedOperation, Timestamp,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{Page, PageRequest, Result, Store, StoreError, from_ms, page, to_ms, touched};
@@ -101,6 +105,25 @@ impl Store {
                 .query_map(params![request.after, request.limit + 1], summary_row)?
                 .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
             Ok(page(rows, request.limit, |plan| plan.id))
+        })
+    }
+
+    /// Where every operation of plan `plan` stands now (its status in the order book).
+    pub fn plan_operation_statuses(&self, plan: i64) -> Result<HashMap<OperationId, OrderStatus>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT DISTINCT o.id, o.status FROM plan_operations p JOIN operations o ON o.id = p.operation_id
+                 WHERE p.plan_id = ?1",
+            )?;
+            let mut rows = statement.query([plan])?;
+            let mut out = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let status: String = row.get(1)?;
+                let status = OrderStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("operation status {status:?}")))?;
+                out.insert(OperationId(row.get(0)?), status);
+            }
+            Ok(out)
         })
     }
 

@@ -9,7 +9,7 @@ use store::{AlarmFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, layout, percent, state_class};
 use crate::AppState;
-use crate::api::plans::{Eta, etas, gantt_lanes};
+use crate::api::plans::{Eta, etas};
 use crate::api::telemetry::machine_kpis;
 use crate::auth::Need;
 use axum::extract::State;
@@ -105,11 +105,15 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
     let (late, behind) = match store.active_plan()? {
         Some(plan) => {
-            let mut late: Vec<Eta> =
-                etas(store, &store.plan_operations(plan.id, None)?)?.into_iter().filter(|e| e.late).collect();
+            let operations = store.plan_operations(plan.id, None)?;
+            let mut late: Vec<Eta> = etas(store, &operations)?.into_iter().filter(|e| e.late).collect();
             late.sort_by_key(|e| std::cmp::Reverse(e.eta - e.due));
-            let behind = super::plan::behind(&gantt_lanes(store, plan.id)?, now).len();
-            (Some(late), Some(behind))
+            let statuses = store.plan_operation_statuses(plan.id)?;
+            let parts: Vec<_> = operations
+                .iter()
+                .filter_map(|op| statuses.get(&op.operation_id).map(|status| (op, *status)))
+                .collect();
+            (Some(late), Some(super::plan::behind_lots(&parts, now).len()))
         }
         None => (None, None),
     };
@@ -250,6 +254,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::api::plans::gantt_lanes;
 
     #[test]
     fn the_overview_counts_the_work_behind_the_active_plan() {

@@ -645,35 +645,44 @@ fn late_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
 /// How long work may be behind its planned start or end before the plan page lists it.
 const BEHIND_GRACE: time::Duration = time::Duration::minutes(15);
 
-/// The active plan's work that has fallen behind: not started though its planned start has
-/// passed, or still running past its planned end (each by more than [`BEHIND_GRACE`]); the
-/// furthest behind first. A split lot counts once: from its first part's start to its last
-/// part's end, shown with its first part.
-pub(crate) fn behind(lanes: &[GanttLane], now: Timestamp) -> Vec<(&GanttItem, &str, time::Duration)> {
-    let mut lots: HashMap<model::OperationId, (&GanttItem, &str, Timestamp, Timestamp)> = HashMap::new();
-    for lane in lanes {
-        for item in &lane.items {
-            let op = &item.operation;
-            let lot = lots.entry(op.operation_id).or_insert((item, &lane.code, op.setup_start, op.end));
-            if op.setup_start < lot.2 {
-                (lot.0, lot.1, lot.2) = (item, &lane.code, op.setup_start);
-            }
-            lot.3 = lot.3.max(op.end);
+/// The lots of the active plan that have fallen behind: not started though their planned start
+/// has passed, or still running past their planned end (each by more than [`BEHIND_GRACE`]).
+/// A split lot counts once, from its first part's start to its last part's end. Returns, per
+/// lot, the index of its first part in `parts` and how far behind it is, the furthest first.
+pub(crate) fn behind_lots(
+    parts: &[(&model::PlannedOperation, OrderStatus)],
+    now: Timestamp,
+) -> Vec<(usize, time::Duration)> {
+    // Per operation: its first part, its start and its end.
+    let mut lots: HashMap<model::OperationId, (usize, Timestamp, Timestamp)> = HashMap::new();
+    for (index, (op, _)) in parts.iter().enumerate() {
+        let lot = lots.entry(op.operation_id).or_insert((index, op.setup_start, op.end));
+        if op.setup_start < lot.1 {
+            (lot.0, lot.1) = (index, op.setup_start);
         }
+        lot.2 = lot.2.max(op.end);
     }
-    let mut out: Vec<_> = lots
+    let mut out: Vec<(usize, time::Duration)> = lots
         .into_values()
-        .filter_map(|(item, code, start, end)| {
-            let due = match item.status {
+        .filter_map(|(index, start, end)| {
+            let due = match parts[index].1 {
                 OrderStatus::Planned | OrderStatus::Released => start,
                 OrderStatus::Running => end,
                 OrderStatus::Done | OrderStatus::Cancelled => return None,
             };
-            (now - due > BEHIND_GRACE).then_some((item, code, now - due))
+            (now - due > BEHIND_GRACE).then_some((index, now - due))
         })
         .collect();
-    out.sort_by_key(|(item, _, by)| (std::cmp::Reverse(*by), item.operation.operation_id));
+    out.sort_by_key(|&(index, by)| (std::cmp::Reverse(by), parts[index].0.operation_id));
     out
+}
+
+/// [`behind_lots`] of a Gantt chart's lanes: each lot's first part and its machine's code.
+pub(crate) fn behind(lanes: &[GanttLane], now: Timestamp) -> Vec<(&GanttItem, &str, time::Duration)> {
+    let items: Vec<(&GanttItem, &str)> =
+        lanes.iter().flat_map(|lane| lane.items.iter().map(move |item| (item, lane.code.as_str()))).collect();
+    let parts: Vec<_> = items.iter().map(|(item, _)| (&item.operation, item.status)).collect();
+    behind_lots(&parts, now).into_iter().map(|(index, by)| (items[index].0, items[index].1, by)).collect()
 }
 
 fn behind_panel(ctx: &Ctx, lanes: &[GanttLane]) -> Markup {

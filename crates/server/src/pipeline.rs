@@ -78,8 +78,16 @@ pub(crate) struct WriteBatch {
 }
 
 impl WriteBatch {
-    fn is_empty(&self) -> bool {
+    /// Whether there is nothing to store.
+    fn has_no_data(&self) -> bool {
         self.readings.is_empty() && self.states.is_empty() && self.operations.is_empty()
+    }
+
+    /// Whether there is nothing to store and nobody waits for it: a message whose contents were
+    /// all dropped still holds a receipt, which goes through the write task in turn (so
+    /// acknowledgements keep their order) and is released there.
+    fn is_empty(&self) -> bool {
+        self.has_no_data() && self.receipts.is_empty() && self.ack.is_none()
     }
 }
 
@@ -375,6 +383,13 @@ const REWRITE_MAX: Duration = Duration::from_secs(30);
 /// meanwhile. `done` (absent while shutting down) ends the retries; the receipts are then kept
 /// from ever being released, so nothing unstored is acknowledged.
 async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mut watch::Receiver<bool>>) {
+    if batch.has_no_data() {
+        if let Some(ack) = batch.ack.take() {
+            let _ = ack.send(Ok(WriteStats::default()));
+        }
+        // Nothing to store: the receipts are released now, after every batch before them.
+        return;
+    }
     let started = Instant::now();
     let readings = Arc::new(std::mem::take(&mut batch.readings));
     let states = std::mem::take(&mut batch.states);

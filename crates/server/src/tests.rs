@@ -1550,4 +1550,65 @@ async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
     assert!(!factory.knows(operation));
 }
 
+#[tokio::test]
+async fn a_sparkplug_gateway_node_needs_no_machine_of_its_own() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let mut edge = ingest::sparkplug::EdgeNode::new("hk-kt", "gw-7", 0).unwrap();
+    let value = |v| [("spindle_temp_c", ingest::sparkplug::MetricValue::Double(v))];
+    let at = NOW - time::Duration::minutes(1);
+    let messages = [
+        edge.birth(at, &[]).unwrap(),
+        edge.device_birth("cnc-01", at, &value(40.5)).unwrap(),
+        edge.device_data("cnc-01", at + time::Duration::seconds(5), &value(41.0)).unwrap(),
+    ];
+    let mut last = None;
+    for message in messages {
+        let (receipt, written) = mqtt::Receipt::new();
+        let incoming = crate::pipeline::Incoming {
+            topic: message.topic,
+            payload: message.payload,
+            publisher: crate::pipeline::Publisher::AnySite,
+            receipt: Some(receipt),
+        };
+        h.state.ingest(incoming).await;
+        last = Some(written);
+    }
+    let stored = tokio::time::timeout(std::time::Duration::from_secs(10), last.unwrap()).await;
+    assert!(stored.is_ok(), "the messages were not stored");
+    let metrics = h.get("/metrics").await.text;
+    assert!(!metrics.contains("unknown_machine"), "the gateway's birth is no loss: {metrics}");
+    let series = h
+        .get("/api/v1/machines/1/series?metric=spindle_temp_c&from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00")
+        .await
+        .json;
+    assert_eq!(series["points"].as_array().map(Vec::len), Some(2), "{series}");
+    // A message whose contents are all dropped (a device birth before its node's) is still
+    // acknowledged, though nothing else arrives after it.
+    let mut stray = ingest::sparkplug::EdgeNode::new("hk-kt", "gw-8", 0).unwrap();
+    let node_birth = stray.birth(at, &[]).unwrap();
+    let device_birth = stray.device_birth("no-such-machine", at, &value(1.0)).unwrap();
+    let send = async |message: ingest::Outgoing| {
+        let (receipt, written) = mqtt::Receipt::new();
+        let incoming = crate::pipeline::Incoming {
+            topic: message.topic,
+            payload: message.payload,
+            publisher: crate::pipeline::Publisher::AnySite,
+            receipt: Some(receipt),
+        };
+        h.state.ingest(incoming).await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), written).await.is_ok()
+    };
+    assert!(send(device_birth.clone()).await, "a dropped message is acknowledged");
+    assert!(
+        h.get("/metrics").await.text.contains("microfactory_ingest_dropped_total{reason=\"no_birth\"} 1")
+    );
+    // A reading of a machine that does not exist is a loss, and counted.
+    assert!(send(node_birth).await && send(device_birth).await);
+    let metrics = h.get("/metrics").await.text;
+    assert!(metrics.contains("microfactory_ingest_dropped_total{reason=\"unknown_machine\"} 1"), "{metrics}");
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
 mod web;

@@ -59,6 +59,20 @@ fn harness_with(alarms: crate::AlarmConfig) -> Harness {
 }
 
 impl Harness {
+    /// Hands an MQTT message to the pipeline as the broker would (from a trusted publisher, QoS 1).
+    /// The returned receiver ends when the broker may acknowledge it: once it is stored.
+    async fn publish(&self, topic: &str, payload: Vec<u8>) -> tokio::sync::oneshot::Receiver<()> {
+        let (receipt, released) = mqtt::Receipt::new();
+        let incoming = crate::pipeline::Incoming {
+            topic: topic.to_string(),
+            payload,
+            publisher: crate::pipeline::Publisher::AnySite,
+            receipt: Some(receipt),
+        };
+        self.state.ingest(incoming).await;
+        released
+    }
+
     /// The first released order (as the API shows it) and its first operation.
     async fn first_released_operation(&self) -> (Value, Value) {
         let released = self.get("/api/v1/orders?status=released&limit=1").await.json;
@@ -722,14 +736,7 @@ async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written
     let metrics: serde_json::Map<String, Value> =
         (0..200).map(|i| (format!("{:0>100}", i), json!(i as f64))).collect();
     let payload = json!({"ts": "2026-11-24T08:59:00+08:00", "metrics": metrics}).to_string();
-    let (receipt, mut released) = mqtt::Receipt::new();
-    let incoming = crate::pipeline::Incoming {
-        topic: "mf/v1/hk-kt/cnc-01/telemetry".into(),
-        payload: payload.into_bytes(),
-        publisher: crate::pipeline::Publisher::AnySite,
-        receipt: Some(receipt),
-    };
-    h.state.ingest(incoming).await;
+    let mut released = h.publish("mf/v1/hk-kt/cnc-01/telemetry", payload.into_bytes()).await;
     let failures = || {
         h.state.metrics.render(&[]).lines().find_map(|line| {
             line.strip_prefix("microfactory_ingest_write_failures_total ").map(|n| n.parse::<u64>().unwrap())
@@ -803,14 +810,7 @@ async fn units_counted_while_a_lot_runs_show_in_oee_before_the_lot_ends() {
         {"ts": "2026-11-24T08:30:00+08:00", "type": "produced", "operation_id": operation, "good": 20, "ideal_unit_seconds": 81},
         {"ts": "2026-11-24T08:55:00+08:00", "type": "produced", "operation_id": operation, "good": 18, "scrap": 2, "ideal_unit_seconds": 81},
     ]);
-    let (receipt, written) = mqtt::Receipt::new();
-    let incoming = crate::pipeline::Incoming {
-        topic: "mf/v1/hk-kt/cnc-03/events".into(),
-        payload: events.to_string().into_bytes(),
-        publisher: crate::pipeline::Publisher::AnySite,
-        receipt: Some(receipt),
-    };
-    h.state.ingest(incoming).await;
+    let written = h.publish("mf/v1/hk-kt/cnc-03/events", events.to_string().into_bytes()).await;
     // The receipt is released (its sender dropped) once the batch is stored.
     let stored = tokio::time::timeout(std::time::Duration::from_secs(10), written).await;
     assert!(stored.is_ok(), "the events were not stored");
@@ -857,15 +857,7 @@ async fn a_counter_rise_reported_just_before_a_finish_counts_toward_the_finished
     ];
     let mut last = None;
     for (kind, payload) in messages {
-        let (receipt, written) = mqtt::Receipt::new();
-        let incoming = crate::pipeline::Incoming {
-            topic: format!("mf/v1/hk-kt/cnc-03/{kind}"),
-            payload: payload.to_string().into_bytes(),
-            publisher: crate::pipeline::Publisher::AnySite,
-            receipt: Some(receipt),
-        };
-        h.state.ingest(incoming).await;
-        last = Some(written);
+        last = Some(h.publish(&format!("mf/v1/hk-kt/cnc-03/{kind}"), payload.to_string().into_bytes()).await);
     }
     let stored = tokio::time::timeout(std::time::Duration::from_secs(10), last.unwrap()).await;
     assert!(stored.is_ok(), "the messages were not stored");
@@ -1564,15 +1556,7 @@ async fn a_sparkplug_gateway_node_needs_no_machine_of_its_own() {
     ];
     let mut last = None;
     for message in messages {
-        let (receipt, written) = mqtt::Receipt::new();
-        let incoming = crate::pipeline::Incoming {
-            topic: message.topic,
-            payload: message.payload,
-            publisher: crate::pipeline::Publisher::AnySite,
-            receipt: Some(receipt),
-        };
-        h.state.ingest(incoming).await;
-        last = Some(written);
+        last = Some(h.publish(&message.topic, message.payload).await);
     }
     let stored = tokio::time::timeout(std::time::Duration::from_secs(10), last.unwrap()).await;
     assert!(stored.is_ok(), "the messages were not stored");
@@ -1589,14 +1573,7 @@ async fn a_sparkplug_gateway_node_needs_no_machine_of_its_own() {
     let node_birth = stray.birth(at, &[]).unwrap();
     let device_birth = stray.device_birth("no-such-machine", at, &value(1.0)).unwrap();
     let send = async |message: ingest::Outgoing| {
-        let (receipt, written) = mqtt::Receipt::new();
-        let incoming = crate::pipeline::Incoming {
-            topic: message.topic,
-            payload: message.payload,
-            publisher: crate::pipeline::Publisher::AnySite,
-            receipt: Some(receipt),
-        };
-        h.state.ingest(incoming).await;
+        let written = h.publish(&message.topic, message.payload).await;
         tokio::time::timeout(std::time::Duration::from_secs(10), written).await.is_ok()
     };
     assert!(send(device_birth.clone()).await, "a dropped message is acknowledged");

@@ -223,6 +223,21 @@ impl Store {
         })
     }
 
+    /// When the machine's latest raw reading was taken, of any metric; `None` when it has none
+    /// (never reported, or nothing within raw-data retention).
+    pub fn last_reading_at(&self, machine: MachineId) -> Result<Option<model::Timestamp>> {
+        self.read(|conn| {
+            // Per series, `max` over the primary key is one index lookup.
+            let latest: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT max((SELECT max(ts_ms) FROM readings WHERE series_id = s.id)) FROM series s
+                     WHERE s.machine_id = ?1",
+                )?
+                .query_row([machine.0], |row| row.get(0))?;
+            latest.map(from_ms).transpose()
+        })
+    }
+
     /// Readings of one series in `[from_ms, to_ms)`: raw when `step_ms` is `None` (at most
     /// `limit` points), otherwise aggregated per step (from the roll-ups when the step is a whole
     /// number of minutes, so long ranges stay fast and survive raw-data retention).

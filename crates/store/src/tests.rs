@@ -250,6 +250,24 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn the_last_reading_is_the_latest_of_any_metric() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        assert_eq!(f.store.last_reading_at(m).unwrap(), None);
+        let base = 1_800_000_000_000;
+        f.store
+            .write_readings(&[reading(m, "temp", base + 5_000, 1.0), reading(m, "power", base + 9_000, 2.0)])
+            .unwrap();
+        f.store
+            .write_readings(&[
+                reading(m, "temp", base + 7_000, 1.5),
+                reading(f.machines[1], "temp", base + 60_000, 0.0),
+            ])
+            .unwrap();
+        assert_eq!(f.store.last_reading_at(m).unwrap(), Some(from_ms(base + 9_000).unwrap()));
+    }
+
+    #[test]
     fn readings_roll_up_per_minute_and_duplicates_are_ignored() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[0];

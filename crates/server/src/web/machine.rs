@@ -21,6 +21,7 @@ pub(crate) struct Text {
     pub(crate) kinds: [&'static str; 7],
     pub(crate) line: &'static str,
     pub(crate) rated_power: &'static str,
+    pub(crate) last_reading: &'static str,
     pub(crate) current_state: &'static str,
     pub(crate) open_station: &'static str,
     pub(crate) range: &'static str,
@@ -84,6 +85,7 @@ pub(crate) const EN: Text = Text {
     ],
     line: "Line",
     rated_power: "Rated power",
+    last_reading: "Last reading",
     current_state: "Current state",
     open_station: "Open the station",
     range: "Time range",
@@ -139,6 +141,7 @@ pub(crate) const ZH: Text = Text {
     kinds: ["數控銑床", "注塑機", "激光切割機", "3D 打印機", "裝配工位", "品質檢驗", "其他"],
     line: "生產線",
     rated_power: "額定功率",
+    last_reading: "最新讀數",
     current_state: "目前狀態",
     open_station: "開啟工位",
     range: "時段",
@@ -285,6 +288,7 @@ pub(crate) struct MachineData {
     alarms: Vec<Alarm>,
     state_rule: Option<model::StateRule>,
     count_rule: Option<model::CountRule>,
+    last_reading: Option<Timestamp>,
 }
 
 /// Reads everything the machine page shows for `range` up to `now_ms`.
@@ -320,6 +324,7 @@ pub(crate) fn gather(
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
     let state_rule = store.state_rules()?.into_iter().find(|(m, _)| *m == id).map(|(_, rule)| rule);
     let count_rule = store.count_rule(id)?;
+    let last_reading = store.last_reading_at(id)?;
     Ok(MachineData {
         machine,
         site,
@@ -335,6 +340,7 @@ pub(crate) fn gather(
         alarms,
         state_rule,
         count_rule,
+        last_reading,
     })
 }
 
@@ -402,6 +408,9 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
                         span { (m.rated_power) ": " (svg::value_text(machine.rated_power_kw)) " kW" }
                     }
                     @for capability in &machine.capabilities { span.tag { (capability) } }
+                    span data-testid="last-reading" {
+                        (m.last_reading) ": " (data.last_reading.map_or_else(|| t.none.to_string(), |at| ctx.short_time(at)))
+                    }
                 }
             }
             div.head-side {
@@ -971,7 +980,8 @@ mod tests {
         store.raise_alarm(rule, machine, NOW, Some(1.0), "<b>hot</b>").unwrap();
         let data = gather(&store, machine, Range::Day, unix_ms(NOW)).unwrap();
         let zh = render(&ctx(Lang::ZhHk, Role::Operator), &data).into_string();
-        for label in ["狀態時間線", "停機柏拉圖", "最近警報", "確認", "開啟工位", "一日（24 小時）"]
+        for label in
+            ["狀態時間線", "停機柏拉圖", "最近警報", "確認", "開啟工位", "一日（24 小時）", "最新讀數"]
         {
             assert!(zh.contains(label), "{label}");
         }
@@ -979,6 +989,7 @@ mod tests {
         let viewer = render(&ctx(Lang::En, Role::Viewer), &data).into_string();
         assert!(!viewer.contains("data-action") && !viewer.contains("/station?machine="));
         assert!(viewer.contains("Recent alarms") && viewer.contains("&lt;b&gt;hot"));
+        assert!(viewer.contains("Last reading: 08:59"), "the week's last minute, local time");
     }
 
     #[test]
@@ -1024,6 +1035,7 @@ mod tests {
         let data = gather(&store, machine, Range::Hour, unix_ms(NOW)).unwrap();
         let html = render(&ctx(Lang::En, Role::Admin), &data).into_string();
         assert!(html.contains(EN.no_metrics) && html.contains(EN.no_alarms));
+        assert!(html.contains("Last reading: —"), "a machine that never reported says so");
         // Planned time without any state report is offline time, said in words.
         assert!(html.contains(EN.no_state) && !html.contains("no data"));
         let zh = render(&ctx(Lang::ZhHk, Role::Admin), &data).into_string();

@@ -69,6 +69,7 @@ pub(crate) struct Text {
     pub(crate) scrap_counter: &'static str,
     pub(crate) idle_unit_time: &'static str,
     pub(crate) optional: &'static str,
+    pub(crate) no_readings_short: &'static str,
     pub(crate) remove_rule: &'static str,
 }
 
@@ -133,6 +134,7 @@ pub(crate) const EN: Text = Text {
     scrap_counter: "Scrap counter",
     idle_unit_time: "Ideal seconds per unit while no operation runs",
     optional: "optional",
+    no_readings_short: "no readings in this range",
     remove_rule: "Remove this rule?",
 };
 
@@ -189,6 +191,7 @@ pub(crate) const ZH: Text = Text {
     scrap_counter: "廢品計數器",
     idle_unit_time: "沒有工序運行時每件的理想秒數",
     optional: "可選",
+    no_readings_short: "此時段內沒有讀數",
     remove_rule: "移除此規則？",
 };
 
@@ -754,6 +757,15 @@ fn rules(ctx: &Ctx, data: &MachineData) -> Markup {
     let base = format!("/api/v1/machines/{}", data.machine.id.0);
     let metrics = format!("machine-metrics-{}", data.machine.id.0);
     let optional = |label: &str| format!("{label} ({})", m.optional);
+    // A rule's metric with its latest value in the chosen range, so a commissioning engineer
+    // sees that the rule reads what the machine sends.
+    let latest = |metric: &str| {
+        let last = data.series.iter().find(|(name, _)| name == metric).and_then(|(_, points)| points.last());
+        html! {
+            @if let Some(point) = last { " (" (m.last) " " (svg::value_text(point.last)) ")" }
+            @else { " (" (m.no_readings_short) ")" }
+        }
+    };
     let remove = |what: &str| {
         html! {
             button.danger data-action={ "DELETE " (base) "/" (what) } data-confirm=(m.remove_rule) { (t.delete) }
@@ -769,7 +781,7 @@ fn rules(ctx: &Ctx, data: &MachineData) -> Markup {
                     h3 { (m.state_rule) }
                     @match &data.state_rule {
                         Some(rule) => p {
-                            code { (rule.metric) } " · " (m.running_above) " " (rule.running_above)
+                            code { (rule.metric) } (latest(&rule.metric)) " · " (m.running_above) " " (rule.running_above)
                             " · " (m.idle_above) " " (rule.idle_above) " · " (m.otherwise) " " (t.state(rule.otherwise))
                         },
                         None => p.muted { (m.no_state_rule) },
@@ -800,8 +812,8 @@ fn rules(ctx: &Ctx, data: &MachineData) -> Markup {
                     h3 { (m.count_rule) }
                     @match &data.count_rule {
                         Some(rule) => p {
-                            (t.good) " " code { (rule.good_metric) }
-                            @if let Some(scrap) = &rule.scrap_metric { " · " (t.scrap) " " code { (scrap) } }
+                            (t.good) " " code { (rule.good_metric) } (latest(&rule.good_metric))
+                            @if let Some(scrap) = &rule.scrap_metric { " · " (t.scrap) " " code { (scrap) } (latest(scrap)) }
                             @if let Some(ideal) = rule.ideal_unit_seconds { " · " (m.idle_unit_time) " " (ideal) }
                         },
                         None => p.muted { (m.no_count_rule) },
@@ -1008,7 +1020,7 @@ mod tests {
         };
         store.set_count_rule(machine, &rule).unwrap();
         let state = model::StateRule {
-            metric: "metric_0".into(),
+            metric: "metric_0_c".into(),
             running_above: 2.5,
             idle_above: 0.5,
             otherwise: MachineState::Offline,
@@ -1023,7 +1035,9 @@ mod tests {
         assert!(admin.contains(&format!("DELETE /api/v1/machines/{}/state-rule", machine.0)));
         let planner = render(&ctx(Lang::ZhHk, Role::Planner), &data).into_string();
         assert!(planner.contains(ZH.rules) && planner.contains("<code>parts_scrap</code>"));
-        assert!(planner.contains("<code>metric_0</code>") && planner.contains("2.5"));
+        assert!(planner.contains("<code>metric_0_c</code> (最新 ") && planner.contains("2.5"), "{planner}");
+        let admin = render(&ctx(Lang::En, Role::Admin), &data).into_string();
+        assert!(admin.contains("<code>parts_good</code> (no readings in this range)"), "{admin}");
         assert!(!planner.contains("/count-rule") && !planner.contains("/state-rule"), "read only");
     }
 

@@ -653,7 +653,7 @@ fn ideal_unit_ms(seconds: Option<f64>) -> Result<Option<u32>, String> {
 }
 
 /// Reasons are for people: 1 to 200 characters, no control characters.
-fn is_reason(text: &str) -> bool {
+pub(crate) fn is_reason(text: &str) -> bool {
     !text.trim().is_empty() && text.chars().count() <= 200 && !text.chars().any(char::is_control)
 }
 

@@ -24,8 +24,11 @@
 //!   NBIRTH is a stale will and ignored (`stale_death`). DDEATH marks its device offline.
 //! - Numeric, boolean and DateTime (epoch ms) values become readings; a String metric named
 //!   `state` or `…/state` (any case) whose value is a machine state becomes a
-//!   [`MachineEvent::StateChange`]; other strings are `not_numeric`; DataSet, Template, Bytes,
-//!   File, PropertySet and array types are `unsupported_type`. Metrics under `Node Control/`,
+//!   [`MachineEvent::StateChange`]; a String metric named `state_reason` or `…/state_reason`
+//!   gives the reason of the state change in the same payload (up to 200 characters without
+//!   control characters, else `invalid_event`; empty, or without a state change, it is ignored);
+//!   other strings are `not_numeric`; DataSet, Template, Bytes, File, PropertySet and array types
+//!   are `unsupported_type`. Metrics under `Node Control/`,
 //!   `Device Control/` and `Properties/`, and `bdSeq`, are session machinery and skipped silently.
 //! - NCMD and DCMD (commands to edge nodes, including our own rebirth requests) are ignored.
 
@@ -672,6 +675,7 @@ impl SparkplugDecoder {
                     rebirth_interval: time::Duration::seconds(i64::from(self.config.rebirth_interval_secs)),
                     names: &mut self.names,
                     out,
+                    reason: None,
                 };
                 let session = node_session(&mut self.groups, group, edge_node);
                 message.apply(kind, session);
@@ -719,6 +723,8 @@ struct Message<'a> {
     rebirth_interval: time::Duration,
     names: &'a mut Interner,
     out: &'a mut Decoded,
+    /// A `state_reason` metric of the payload being applied, waiting for its state change.
+    reason: Option<String>,
 }
 
 impl Message<'_> {
@@ -848,6 +854,7 @@ impl Message<'_> {
     /// Builds the metric table of a birth and emits its values.
     fn birth(&mut self, key: &MachineKey) -> MetricTable {
         let mut table = MetricTable::default();
+        let first_event = self.out.events.len();
         for metric in &self.payload.metrics {
             let Some(name) = metric.name.as_deref() else {
                 self.out.drop(DropReason::UnknownMetric, format!("birth metric of {key} without a name"));
@@ -867,12 +874,24 @@ impl Message<'_> {
                 self.metric_value(key, &def, metric);
             }
         }
+        self.give_reason(key, first_event);
         table
+    }
+
+    /// Gives the payload's `state_reason`, if any, to the state change the payload made (the
+    /// events of `key` from index `first_event` on).
+    fn give_reason(&mut self, key: &MachineKey, first_event: usize) {
+        let Some(reason) = self.reason.take() else { return };
+        let changes = self.out.events[first_event..].iter_mut().filter(|e| e.key == *key);
+        if let Some(MachineEvent::StateChange { reason: slot, .. }) = changes.map(|e| &mut e.event).last() {
+            *slot = Some(reason);
+        }
     }
 
     /// Emits the values of an NDATA or DDATA; returns whether some metric was unknown.
     fn data(&mut self, key: &MachineKey, table: &MetricTable) -> bool {
         let mut unknown = false;
+        let first_event = self.out.events.len();
         for metric in &self.payload.metrics {
             let def = match (metric.alias, metric.name.as_deref()) {
                 (Some(alias), _) => table
@@ -899,6 +918,7 @@ impl Message<'_> {
                 }
             }
         }
+        self.give_reason(key, first_event);
         unknown
     }
 
@@ -988,6 +1008,15 @@ impl Message<'_> {
                 value,
             }),
             Ok(_) => self.out.drop(DropReason::NonFinite, format!("metric {:?} of {key}", def.name)),
+            Err(NotNumber::Text(text)) if is_state_reason(&def.name) => {
+                // An empty reason is the usual "none" of a PLC tag.
+                if text.trim().is_empty() {
+                } else if crate::json::is_reason(text) {
+                    self.reason = Some(text.trim().to_string());
+                } else {
+                    self.out.drop(DropReason::InvalidEvent, format!("metric {:?} of {key}", def.name));
+                }
+            }
             Err(NotNumber::Text(text)) => match state_of(&def.name, text) {
                 Some(state) => self.event(key, at, MachineEvent::StateChange { state, reason: None }),
                 None => self.out.drop(DropReason::NotNumeric, format!("metric {:?} of {key}", def.name)),
@@ -1005,6 +1034,12 @@ fn is_session_machinery(name: &str) -> bool {
         || name.starts_with("Node Control/")
         || name.starts_with("Device Control/")
         || name.starts_with("Properties/")
+}
+
+/// Whether a String metric named `state_reason` or `…/state_reason` (any case) carries the
+/// reason of a state change.
+fn is_state_reason(name: &str) -> bool {
+    name.rsplit('/').next().unwrap_or(name).eq_ignore_ascii_case("state_reason")
 }
 
 /// A machine state carried by a String metric named `state` or `…/state`.

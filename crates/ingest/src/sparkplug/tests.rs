@@ -600,3 +600,50 @@ fn device_data_without_device_birth_and_drop_counts() {
     "#]]
     .assert_eq(&format!("{}\n{}", counts.join(" "), render(&out)));
 }
+
+#[test]
+fn a_state_reason_metric_gives_the_state_change_in_its_payload_its_reason() {
+    let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    let t0 = NOW - Duration::seconds(10);
+    let text = |text: &str| MetricValue::String(text.into());
+    let cnc = [
+        ("Machine/State", text("running")),
+        ("Machine/State_Reason", text("")),
+        ("Power", MetricValue::Double(3.0)),
+    ];
+    let messages = [
+        edge.birth(t0, &[]).unwrap(),
+        edge.device_birth("cnc-1", t0, &cnc).unwrap(),
+        // The reason may come before its state in the payload.
+        edge.device_data(
+            "cnc-1",
+            t0 + Duration::seconds(1),
+            &[("Machine/State_Reason", text(" tool breakage ")), ("Machine/State", text("down"))],
+        )
+        .unwrap(),
+        // A reason without a state change changes nothing; a bad one is dropped, the state kept.
+        edge.device_data("cnc-1", t0 + Duration::seconds(2), &[("Machine/State_Reason", text("waiting"))])
+            .unwrap(),
+        edge.device_data(
+            "cnc-1",
+            t0 + Duration::seconds(3),
+            &[("Machine/State", text("idle")), ("Machine/State_Reason", text("bad\nreason"))],
+        )
+        .unwrap(),
+    ];
+    let mut log = String::new();
+    for message in &messages {
+        log += &decode(&mut decoder, message, NOW);
+    }
+    expect![[r#"
+        event hk/edge-1 Online at 2025-03-01T11:59:50Z
+        reading hk/cnc-1 "Power" = 3 at 2025-03-01T11:59:50Z
+        event hk/cnc-1 Online at 2025-03-01T11:59:50Z
+        event hk/cnc-1 StateChange { state: Running, reason: None } at 2025-03-01T11:59:50Z
+        event hk/cnc-1 StateChange { state: Down, reason: Some("tool breakage") } at 2025-03-01T11:59:51Z
+        event hk/cnc-1 StateChange { state: Idle, reason: None } at 2025-03-01T11:59:53Z
+        dropped invalid_event: metric "Machine/State_Reason" of hk/cnc-1
+    "#]]
+    .assert_eq(&log);
+}

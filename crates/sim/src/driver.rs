@@ -3,9 +3,9 @@
 //! `mf/v1/{site}/{machine}/telemetry` (QoS 0), states and operation progress on
 //! `mf/v1/{site}/{machine}/events` (QoS 1). Machines marked [`MachineSpec::sparkplug`] send
 //! their telemetry as Sparkplug B devices of one edge node, [`EDGE_NODE`], instead: births, data
-//! by alias, the node's death as the MQTT will, and a rebirth when the platform asks for one.
-//! Their states and operation progress still go as JSON events, as an operator's station would
-//! send them.
+//! by alias, their state as the `state` and `state_reason` metrics, the node's death as the MQTT
+//! will, and a rebirth when the platform asks for one. Their operation progress still goes as JSON
+//! events, as an operator's station would send it.
 //!
 //! [`MachineSpec::sparkplug`]: crate::MachineSpec::sparkplug
 
@@ -128,6 +128,8 @@ pub struct Encoder {
     node_born: bool,
     /// Per machine: whether its DBIRTH went out in this session.
     born: Vec<bool>,
+    /// Per machine: its state and reason as of the outputs encoded so far, for its births.
+    states: Vec<Option<(model::MachineState, Option<String>)>>,
 }
 
 impl Encoder {
@@ -137,7 +139,8 @@ impl Encoder {
         let site =
             machines.iter().find(|m| m.spec.sparkplug).map(|m| m.spec.site.clone()).unwrap_or_default();
         let edge = (!site.is_empty()).then(|| EdgeNode::new(&site, EDGE_NODE, 0).ok()).flatten();
-        Encoder { edge, site, node_born: false, born: vec![false; machines.len()] }
+        let n = machines.len();
+        Encoder { edge, site, node_born: false, born: vec![false; n], states: vec![None; n] }
     }
 
     /// The edge node's death certificate, to register as the MQTT will before connecting.
@@ -174,6 +177,11 @@ impl Encoder {
                         self.flush(factory, pending.take(), &mut messages);
                     }
                     pending.get_or_insert_with(|| (*machine, *at, Vec::new())).2.push((metric, *value));
+                }
+                Output::State { machine, state, reason, at } if self.speaks_sparkplug(factory, *machine) => {
+                    self.flush(factory, pending.take(), &mut messages);
+                    self.states[*machine] = Some((*state, reason.clone()));
+                    self.sparkplug_state(factory, *machine, *at, *state, reason.as_deref(), &mut messages);
                 }
                 other => {
                     self.flush(factory, pending.take(), &mut messages);
@@ -217,6 +225,32 @@ impl Encoder {
         messages
     }
 
+    /// Whether machine `index` sends through the edge node.
+    fn speaks_sparkplug(&self, factory: &Factory, index: usize) -> bool {
+        self.edge.is_some() && factory.machines()[index].spec.sparkplug
+    }
+
+    /// A Sparkplug machine's state change as data: its `state` and `state_reason` metrics. A
+    /// device not born yet sends nothing: its birth carries its state.
+    fn sparkplug_state(
+        &mut self,
+        factory: &Factory,
+        index: usize,
+        at: model::Timestamp,
+        state: model::MachineState,
+        reason: Option<&str>,
+        messages: &mut Vec<Outgoing>,
+    ) {
+        let (Some(edge), true) = (self.edge.as_mut(), self.born[index]) else { return };
+        let code = &factory.machines()[index].spec.code;
+        match edge.device_data(code, at, &state_metrics(state, reason)) {
+            Ok(data) => messages.push(data),
+            Err(error) => {
+                tracing::warn!(%error, machine = %code, "simulated Sparkplug device cannot send its state")
+            }
+        }
+    }
+
     /// One machine's sample as a message: JSON telemetry, or Sparkplug data (after the births it
     /// needs).
     fn flush(&mut self, factory: &Factory, sample: Sample<'_>, messages: &mut Vec<Outgoing>) {
@@ -240,7 +274,7 @@ impl Encoder {
             self.node_born = true;
             self.born.fill(false);
         }
-        let values: Vec<(&str, MetricValue)> =
+        let mut values: Vec<(&str, MetricValue)> =
             metrics.iter().map(|(name, value)| (*name, MetricValue::Double(*value))).collect();
         // A metric the device's birth did not name needs a new birth, as does a device not born.
         if self.born[machine]
@@ -249,25 +283,33 @@ impl Encoder {
             messages.push(data);
             return;
         }
+        // The birth carries the state too: it says "online" (idle to the platform) and then, in
+        // the same message, what the machine is really doing.
+        let sim = &factory.machines()[machine];
+        let (state, reason) = match &self.states[machine] {
+            Some((state, reason)) => (*state, reason.as_deref()),
+            None => (sim.state(), sim.reason()),
+        };
+        values.extend(state_metrics(state, reason));
         match edge.device_birth(&spec.code, at, &values) {
             Ok(birth) => {
                 self.born[machine] = true;
                 messages.push(birth);
             }
             Err(error) => {
-                tracing::warn!(%error, machine = %spec.code, "simulated Sparkplug device cannot be born");
-                return;
+                tracing::warn!(%error, machine = %spec.code, "simulated Sparkplug device cannot be born")
             }
         }
-        // A birth says "online", which the platform records as idle: the station (JSON) then
-        // says what the machine is really doing, at the same instant, so that wins.
-        let sim = &factory.machines()[machine];
-        let reason = sim.reason().map(str::to_string);
-        let state = MachineEvent::StateChange { state: wire_state(sim.state()), reason };
-        if let Ok(message) = encode_event(&spec.site, &spec.code, Some(at), &state) {
-            messages.push(message);
-        }
     }
+}
+
+/// A machine state as the Sparkplug metrics the platform reads: `state`, and `state_reason`
+/// (empty for none).
+fn state_metrics(state: model::MachineState, reason: Option<&str>) -> [(&'static str, MetricValue); 2] {
+    [
+        ("state", MetricValue::String(state.as_str().to_string())),
+        ("state_reason", MetricValue::String(reason.unwrap_or_default().to_string())),
+    ]
 }
 
 fn wire_state(state: model::MachineState) -> ingest::MachineState {

@@ -245,9 +245,19 @@ fn sparkplug_machines_publish_births_then_data_the_decoder_reads_back() {
         |kind: &str| topics.iter().filter(|t| t.starts_with(&format!("spBv1.0/hk/{kind}/sim-gw"))).count();
     assert_eq!((of("NBIRTH"), of("DBIRTH")), (2, 2), "born once per session: {topics:?}");
     assert!(of("DDATA") > 10, "{topics:?}");
-    // Each birth ("online", which the platform takes as idle) is followed by the real state.
-    let births: Vec<usize> = (0..topics.len()).filter(|&i| topics[i].contains("/DBIRTH/")).collect();
-    assert!(births.iter().all(|&i| topics[i + 1] == "mf/v1/hk/imm-01/events"), "{topics:?}");
+    // States go as metrics, with their reasons; the birth carries the state too.
+    let states: Vec<(ingest::MachineState, Option<&str>)> = decoded
+        .events
+        .iter()
+        .filter(|e| &*e.key.machine == "imm-01")
+        .filter_map(|e| match &e.event {
+            ingest::MachineEvent::StateChange { state, reason } => Some((*state, reason.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert!(states.contains(&(ingest::MachineState::Setup, Some("pp"))), "{states:?}");
+    assert!(states.contains(&(ingest::MachineState::Running, None)), "{states:?}");
+
     assert!(topics.iter().any(|t| t == "mf/v1/hk/cnc-01/telemetry"), "the other machine stays on JSON");
     assert!(topics.iter().any(|t| t == "mf/v1/hk/imm-01/events"), "operation reports go as JSON events");
     assert!(

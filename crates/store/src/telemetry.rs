@@ -515,19 +515,18 @@ fn count_units(
     scrap: bool,
 ) -> Result<Option<CountedUnits>> {
     let ts = to_ms(reading.at);
-    let newer = tx
-        .prepare_cached("SELECT 1 FROM readings WHERE series_id = ?1 AND ts_ms > ?2")?
-        .exists(params![series, ts])?;
-    if newer {
+    // The series' newest other reading: a newer one makes this one late, an older one is the
+    // baseline.
+    let other: Option<(i64, f64)> = tx
+        .prepare_cached(
+            "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms != ?2 ORDER BY ts_ms DESC LIMIT 1",
+        )?
+        .query_row(params![series, ts], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((other_ts, previous)) = other else { return Ok(None) };
+    if other_ts > ts {
         return Ok(None);
     }
-    let previous: Option<f64> = tx
-        .prepare_cached(
-            "SELECT value FROM readings WHERE series_id = ?1 AND ts_ms < ?2 ORDER BY ts_ms DESC LIMIT 1",
-        )?
-        .query_row(params![series, ts], |row| row.get(0))
-        .optional()?;
-    let Some(previous) = previous else { return Ok(None) };
     let units = model::CountRule::units(previous, reading.value);
     if units == 0 {
         return Ok(None);

@@ -616,6 +616,11 @@ impl Store {
         self.read(|conn| Ok(count_rules(conn)?.remove(&machine)))
     }
 
+    /// A machine's state rule, if it has one.
+    pub fn state_rule(&self, machine: MachineId) -> Result<Option<model::StateRule>> {
+        Ok(self.state_rules()?.into_iter().find(|(m, _)| *m == machine).map(|(_, rule)| rule))
+    }
+
     /// Every machine's state rule.
     pub fn state_rules(&self) -> Result<Vec<(MachineId, model::StateRule)>> {
         self.read(|conn| {

@@ -611,11 +611,8 @@ pub(crate) async fn get_state_rule(
     Id(id): Id,
 ) -> ApiResult<Json<model::StateRule>> {
     let machine = state.store.machine(MachineId(id))?;
-    let rules = read(|| state.store.state_rules())?;
-    rules
-        .into_iter()
-        .find(|(m, _)| *m == machine.id)
-        .map(|(_, rule)| Json(rule))
+    read(|| state.store.state_rule(machine.id))?
+        .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("machine {id} has no state rule")))
 }
 

@@ -325,7 +325,7 @@ pub(crate) fn gather(
         .unwrap_or_default();
     let filter = AlarmFilter { machine: Some(id), ..AlarmFilter::default() };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
-    let state_rule = store.state_rules()?.into_iter().find(|(m, _)| *m == id).map(|(_, rule)| rule);
+    let state_rule = store.state_rule(id)?;
     let count_rule = store.count_rule(id)?;
     let last_reading = store.last_reading_at(id)?;
     Ok(MachineData {

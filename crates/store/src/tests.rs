@@ -552,6 +552,8 @@ mod state_rule_tests {
         };
         f.store.set_state_rule(f.machines[0], &rule).unwrap();
         assert_eq!(f.store.state_rules().unwrap(), vec![(f.machines[0], rule.clone())]);
+        assert_eq!(f.store.state_rule(f.machines[0]).unwrap(), Some(rule.clone()));
+        assert_eq!(f.store.state_rule(f.machines[1]).unwrap(), None);
         assert!(matches!(f.store.set_state_rule(MachineId(99), &rule), Err(StoreError::NotFound { .. })));
         f.store.delete_state_rule(f.machines[0]).unwrap();
         assert!(f.store.state_rules().unwrap().is_empty());

@@ -273,6 +273,28 @@ pub(crate) struct GanttItem {
     pub(crate) scrap: u32,
 }
 
+impl GanttItem {
+    /// A bar for `planned`, part of `operation` (its name, status and counts) of an order.
+    fn new(
+        planned: PlannedOperation,
+        operation: model::Operation,
+        order_number: String,
+        product: String,
+        late: bool,
+    ) -> Self {
+        GanttItem {
+            operation: planned,
+            order_number,
+            product,
+            operation_name: operation.name,
+            late,
+            status: operation.status,
+            good: operation.good,
+            scrap: operation.scrap,
+        }
+    }
+}
+
 /// One machine's row of the Gantt chart.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct GanttLane {
@@ -315,16 +337,8 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
             };
             let operation = store.operation(op.operation_id)?;
             if let Some(lane) = lanes.iter_mut().find(|l| l.machine_id == op.machine_id) {
-                lane.items.push(GanttItem {
-                    late: late.get(&op.order_id).copied().unwrap_or(false),
-                    operation: op,
-                    order_number: number,
-                    product,
-                    operation_name: operation.name,
-                    status: operation.status,
-                    good: operation.good,
-                    scrap: operation.scrap,
-                });
+                let late = late.get(&op.order_id).copied().unwrap_or(false);
+                lane.items.push(GanttItem::new(op, operation, number, product, late));
             }
         }
         Ok(lanes)
@@ -367,16 +381,7 @@ pub(crate) fn dispatch_queue(store: &store::Store, machine: MachineId) -> store:
             let order = store.order(op.order_id)?;
             let late = op.end > order.due;
             let product = store.variant(order.variant_id)?.name;
-            queue.push(GanttItem {
-                operation: op,
-                order_number: order.number,
-                product,
-                operation_name: operation.name,
-                late,
-                status: operation.status,
-                good: operation.good,
-                scrap: operation.scrap,
-            });
+            queue.push(GanttItem::new(op, operation, order.number, product, late));
         }
         queue.sort_by_key(|item| item.operation.start);
         Ok(Dispatch { machine_id: machine, plan_id: Some(plan.id), queue })

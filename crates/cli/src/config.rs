@@ -91,6 +91,32 @@ impl FileConfig {
                 repairs.end()
             );
         }
+        if self.retention.plan_days == 0 {
+            anyhow::bail!(
+                "[retention] plan_days must be at least 1 (the active plan is always kept), found 0"
+            );
+        }
+        let planning = &self.planning;
+        let minutes = [
+            ("freeze_minutes", planning.freeze_minutes),
+            ("expected_repair_minutes", planning.expected_repair_minutes),
+            ("deviation_minutes", planning.deviation_minutes),
+            ("repair_interval_minutes", planning.repair_interval_minutes),
+        ];
+        for (key, value) in minutes {
+            if !PlanningConfig::MINUTES.contains(&value) {
+                anyhow::bail!(
+                    "[planning] {key} must be at most {} (a week), found {value}",
+                    PlanningConfig::MINUTES.end()
+                );
+            }
+        }
+        if !PlanningConfig::RUSH_PRIORITIES.contains(&planning.rush_priority) {
+            anyhow::bail!(
+                "[planning] rush_priority must be from 0 (off) to 10, found {}",
+                planning.rush_priority
+            );
+        }
         // A persistent session needs a client id the broker accepts (MQTT 3.1.1 requires brokers
         // to take 1 to 23 letters and digits; most take more).
         let id = self.mqtt.client_id.as_deref().unwrap_or(&self.mqtt.host_id);
@@ -134,16 +160,30 @@ import_limit_bytes = 16777216
 raw_days = 30
 # Days the 1-minute roll-ups (min, max, avg, last, count) are kept; charts over long ranges use them.
 rollup_days = 730
+# Days plans are kept from when they were computed, at least 1. The active plan is always kept.
+plan_days = 90
 
 [planning]
-# When a machine with work in the active plan breaks down, compute and publish a repair plan:
-# work the active plan starts within freeze_minutes keeps its place, the broken machine is taken
-# out for expected_repair_minutes, everything else may move.
+# Repair the active plan and publish the repair by itself: every machine keeps the order of its
+# work, work the plan starts within freeze_minutes keeps its place, the rest moves only as far as
+# it must. This happens when a machine with planned work breaks down (it is taken out for
+# expected_repair_minutes), when a rush order arrives, and when work runs off the plan.
 auto_replan = true
-# Seconds the solver may take for a repair, 0.05 to 60.
+# Seconds the solver may take for a repair, 0.05 to 60 (used when keeping the order of work breaks
+# a rule, e.g. a calendar; the repair is then searched with the frozen work kept).
 repair_time_limit_seconds = 2.0
 freeze_minutes = 60
 expected_repair_minutes = 60
+# Repair when a lot runs this many minutes off the plan: still running past its planned end, not
+# started past its planned start (once the shop floor reports any work on the plan), or started or
+# finished this much ahead of it. 0 turns it off.
+deviation_minutes = 30
+# ... but not within this many minutes of the last published plan, so a planner's plan stands a
+# while and a shop floor that keeps drifting is not re-planned every minute.
+repair_interval_minutes = 10
+# A released order of this priority (1 to 10) or more that the active plan does not have is slotted
+# in at once. 0 turns it off.
+rush_priority = 8
 # Solver threads of every plan and repair. 0: two where the machine has two cores or more (the
 # second searches from the solver's own starts, the first from the best dispatching rule); 1 keeps
 # a core free for the rest of the server while a plan is computed. At most 64.
@@ -211,6 +251,15 @@ mod tests {
         assert_eq!(
             error("[planning]\nrepair_time_limit_seconds = inf"),
             "[planning] repair_time_limit_seconds must be from 0.05 to 60, found inf"
+        );
+        assert_eq!(
+            error("[planning]\ndeviation_minutes = 20000"),
+            "[planning] deviation_minutes must be at most 10080 (a week), found 20000"
+        );
+        assert!(error("[retention]\nplan_days = 0").starts_with("[retention] plan_days must be at least 1"));
+        assert_eq!(
+            error("[planning]\nrush_priority = 11"),
+            "[planning] rush_priority must be from 0 (off) to 10, found 11"
         );
         assert!(error("[mqtt]\nclient_id = \"\"").starts_with("[mqtt] client_id (or host_id) must be"));
         assert!(error("[mqtt]\nhost_id = \"a\\nb\"").ends_with("found \"a\\nb\""));

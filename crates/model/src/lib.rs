@@ -32,7 +32,7 @@ pub use oee::Kpis;
 pub use order::{
     MaintenanceWindow, NewMaintenanceWindow, NewOrder, Operation, OperationStatus, Order, OrderStatus,
 };
-pub use plan::{PlanStatus, PlanSummary, PlannedOperation};
+pub use plan::{PlanStatus, PlanSummary, PlanTrigger, PlannedOperation};
 pub use product::{
     BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,
     Variant,

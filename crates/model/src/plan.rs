@@ -87,4 +87,33 @@ pub struct PlanSummary {
     pub setup_seconds: i64,
     /// How long the solver ran, in milliseconds.
     pub solve_ms: i64,
+    /// When it became the active plan (absent while a draft).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub published_at: Option<Timestamp>,
+    /// Why the platform made and published it by itself; absent for plans asked for.
+    pub trigger: Option<PlanTrigger>,
+}
+
+/// What made the platform repair and publish the active plan by itself (`[planning]` settings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PlanTrigger {
+    /// A machine with planned work broke down.
+    Breakdown {
+        /// The machine's code.
+        machine: String,
+    },
+    /// Released orders of rush priority that the active plan did not have.
+    RushOrders {
+        /// Their order numbers.
+        orders: Vec<String>,
+    },
+    /// Work ran off the active plan by more than `planning.deviation_minutes`.
+    Deviation {
+        /// Lots behind: not started, or still running, that long after they were planned to.
+        late: u32,
+        /// Lots ahead: started, or finished, that long before they were planned to.
+        early: u32,
+    },
 }

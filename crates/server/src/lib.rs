@@ -43,7 +43,7 @@ use metrics::Metrics;
 pub use replanner::PlanningConfig;
 pub use webhook::parse_url as parse_webhook_url;
 
-/// How long telemetry is kept (the `[retention]` section of the config file).
+/// How long telemetry and old plans are kept (the `[retention]` section of the config file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
@@ -51,11 +51,13 @@ pub struct RetentionConfig {
     pub raw_days: u32,
     /// Days the 1-minute roll-ups are kept (charts over longer ranges read these).
     pub rollup_days: u32,
+    /// Days plans other than the active one are kept, from when they were computed (at least 1).
+    pub plan_days: u32,
 }
 
 impl Default for RetentionConfig {
     fn default() -> RetentionConfig {
-        RetentionConfig { raw_days: 30, rollup_days: 730 }
+        RetentionConfig { raw_days: 30, rollup_days: 730, plan_days: 90 }
     }
 }
 
@@ -100,6 +102,8 @@ pub struct AppState {
     outgoing_receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<ingest::Outgoing>>>>,
     /// Taken by the pipeline tasks when [`run`] starts them.
     pipeline_receivers: Arc<std::sync::Mutex<Option<pipeline::Receivers>>>,
+    /// Wakes the replanner to compare the active plan with the shop floor.
+    replan_wake: Arc<tokio::sync::Notify>,
     /// Turns true when the server begins to stop; long-lived streams and workers end then.
     stopping: tokio::sync::watch::Receiver<bool>,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
@@ -129,6 +133,7 @@ impl AppState {
             live,
             alarm_inputs,
             alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),
+            replan_wake: Arc::default(),
             stopping,
             stop: Arc::new(stop),
         }
@@ -139,6 +144,12 @@ impl AppState {
     pub fn with_planning(mut self, planning: PlanningConfig) -> AppState {
         self.planning = Arc::new(planning);
         self
+    }
+
+    /// Asks the replanner, when it runs, to compare the active plan with the shop floor now (orders
+    /// or operations changed) instead of at its next regular check.
+    pub(crate) fn wake_replanner(&self) {
+        self.replan_wake.notify_one();
     }
 
     /// Starts the background workers: the alarm engine and the ingest pipeline. [`run`] does
@@ -232,7 +243,7 @@ pub struct RunOptions {
     pub simulator: Option<simulation::SimSettings>,
     /// Prune old telemetry in the background.
     pub retention: Option<RetentionConfig>,
-    /// Planning settings (automatic repair on breakdowns).
+    /// Planning settings (automatic repairs).
     pub planning: Option<PlanningConfig>,
 }
 

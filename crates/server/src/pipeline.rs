@@ -438,6 +438,10 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
         });
         state.alarm_input(AlarmInput::State(change));
     }
+    // A start or a finish may put work off the plan: the replanner looks now, not at its next check.
+    if operations.iter().any(|event| !matches!(event.kind, OperationEventKind::Produced { .. })) {
+        state.wake_replanner();
+    }
     let reported = operations.iter().filter_map(|event| match event.kind {
         OperationEventKind::Produced { good, scrap, .. }
         | OperationEventKind::Finished { good, scrap, .. } => Some((event.machine, event.at, good, scrap)),

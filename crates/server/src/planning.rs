@@ -15,6 +15,7 @@
 //!   machines is split into consecutive parts that each fit (part `k + 1` follows part `k`).
 
 pub mod baseline;
+pub(crate) mod progress;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -496,6 +497,7 @@ pub fn solve(
             solve_ms: 0,
             operations: Vec::new(),
             problem: scheduler::formats::to_json(&built.problem),
+            trigger: None,
         });
     }
     built.problem.validate().map_err(|e| format!("the planning problem is invalid: {e}"))?;
@@ -618,6 +620,7 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
         solve_ms: solution.elapsed.as_millis() as i64,
         operations,
         problem: scheduler::formats::to_json(&built.problem),
+        trigger: None,
     }
 }
 

@@ -1,21 +1,31 @@
-//! Automatic repair re-planning: when a machine that has work in the active plan breaks down, a
-//! repair plan (near-term work frozen, the broken machine unavailable) is computed and published,
-//! so dispatch lists and the shop floor follow at once. On by default; see [`PlanningConfig`].
+//! Automatic repair re-planning. The active plan is repaired (near-term work frozen, every
+//! machine keeping the order of its work) and the repair published, so dispatch lists and the
+//! shop floor follow at once, when:
+//! - a machine with work in the plan breaks down (it is taken out for the expected repair time);
+//! - a released order of rush priority is missing from the plan (it is slotted in);
+//! - work runs off the plan, late or early, by more than `deviation_minutes` (everything after it
+//!   moves to where it can now happen), at most once per `repair_interval_minutes`.
+//!
+//! On by default; see [`PlanningConfig`]. Each repair says in its plan's `trigger` why it was made.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use model::{MachineId, OrderId, PlanSummary, PlanTrigger, Timestamp};
 use serde::{Deserialize, Serialize};
+use store::Store;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use crate::live::LiveEvent;
+use crate::planning::progress;
 use crate::{AppState, planning};
 
 /// Planning settings (the `[planning]` section of the config file).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlanningConfig {
-    /// Re-plan and publish automatically when a machine with planned work breaks down.
+    /// Repair and publish the active plan automatically (on the triggers below and breakdowns).
     pub auto_replan: bool,
     /// Solver time of an automatic repair, in seconds.
     pub repair_time_limit_seconds: f64,
@@ -23,6 +33,13 @@ pub struct PlanningConfig {
     pub freeze_minutes: u32,
     /// How long a broken-down machine is expected to stay down, in minutes.
     pub expected_repair_minutes: u32,
+    /// Repair when work runs this many minutes off the active plan, late or early (0: never).
+    pub deviation_minutes: u32,
+    /// A repair for work off the plan waits at least this many minutes after the last publish.
+    pub repair_interval_minutes: u32,
+    /// Released orders of this priority or more that the active plan lacks are slotted in by a
+    /// repair at once (0: never).
+    pub rush_priority: u8,
     /// Solver threads of every plan and repair; 0 picks two where the machine has two cores.
     pub solver_threads: usize,
 }
@@ -30,6 +47,10 @@ pub struct PlanningConfig {
 impl PlanningConfig {
     /// The repair time limits accepted, in seconds; the config file is checked against them.
     pub const REPAIR_TIME_LIMITS: std::ops::RangeInclusive<f64> = 0.05..=60.0;
+    /// The minutes accepted for the freeze, the expected repair, the deviation and the interval.
+    pub const MINUTES: std::ops::RangeInclusive<u32> = 0..=10_080;
+    /// The rush priorities accepted (order priorities run from 1 to 10; 0 turns it off).
+    pub const RUSH_PRIORITIES: std::ops::RangeInclusive<u8> = 0..=10;
 
     /// [`PlanningConfig::solver_threads`] resolved: 0 becomes [`planning::solver_threads`], and
     /// more than [`MAX_SOLVER_THREADS`] is capped.
@@ -51,6 +72,9 @@ impl Default for PlanningConfig {
             repair_time_limit_seconds: 2.0,
             freeze_minutes: 60,
             expected_repair_minutes: 60,
+            deviation_minutes: 30,
+            repair_interval_minutes: 10,
+            rush_priority: 8,
             solver_threads: 0,
         }
     }
@@ -58,59 +82,127 @@ impl Default for PlanningConfig {
 
 /// Breakdowns arriving within this window are handled by one repair.
 const DEBOUNCE: Duration = Duration::from_secs(3);
+/// How often the plan is compared with the shop floor when nothing wakes the replanner sooner.
+const CHECK_EVERY: Duration = Duration::from_secs(30);
 
-/// Runs until `stop` turns true.
+/// Runs until `stop` turns true. Wakes on breakdowns, on [`AppState::wake_replanner`] (orders
+/// and operations changed through the API) and every [`CHECK_EVERY`].
 pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch::Receiver<bool>) {
     let mut events = state.live.subscribe();
+    let mut every = tokio::time::interval(CHECK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Rush orders a repair has tried to slot in: one that cannot be planned is not tried again.
+    let mut slotted: HashSet<OrderId> = HashSet::new();
     loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
+        let breakdown = tokio::select! {
+            event = events.recv() => match event {
+                Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => Some(machine_id),
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+            () = state.replan_wake.notified() => None,
+            _ = every.tick() => None,
             _ = stop.changed() => return,
         };
-        let machine = match event {
-            Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => machine_id,
-            Ok(_) | Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        };
-        tokio::time::sleep(DEBOUNCE).await;
-        let (store, now, config) = (state.store.clone(), state.clock.now(), config.clone());
-        let outcome = tokio::task::spawn_blocking(move || -> Result<Option<(i64, usize)>, String> {
-            let Some(active) = store.active_plan().map_err(|e| e.to_string())? else { return Ok(None) };
-            let affected = store.plan_operations(active.id, Some(machine)).map_err(|e| e.to_string())?;
-            if affected.iter().all(|op| op.end <= now) {
-                return Ok(None);
-            }
-            let options = planning::Options {
-                repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
-                down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
-                threads: config.threads(),
-            };
-            // The config file is validated; this keeps a NaN from other callers from panicking.
-            let range = PlanningConfig::REPAIR_TIME_LIMITS;
-            let limit = Duration::try_from_secs_f64(
-                config.repair_time_limit_seconds.clamp(*range.start(), *range.end()),
-            )
-            .unwrap_or(Duration::from_secs(2));
-            let plan =
-                planning::plan(&store, now, &active.objective, limit, &options).map_err(|e| e.to_string())?;
-            let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;
-            store.publish_plan(summary.id, now).map_err(|e| e.to_string())?;
-            Ok(Some((summary.id, affected.len())))
+        if breakdown.is_some() {
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+        let (store, now, config_now) = (state.store.clone(), state.clock.now(), config.clone());
+        let mut tried = std::mem::take(&mut slotted);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = check_and_repair(&store, now, &config_now, breakdown, &mut tried);
+            (outcome, tried)
         })
         .await;
         match outcome {
-            Ok(Ok(Some((plan, affected)))) => {
-                tracing::info!(machine = %machine, plan, affected, "machine down: repaired plan published");
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(machine = %machine, %error, "automatic repair failed; the active plan stays")
+            Ok((outcome, tried)) => {
+                slotted = tried;
+                match outcome {
+                    Ok(Some((plan, trigger))) => {
+                        tracing::info!(plan, trigger = ?trigger, "automatic repair published")
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "automatic repair failed; the active plan stays"),
+                }
             }
             Err(error) => tracing::warn!(%error, "automatic repair task failed"),
         }
         // Breakdowns reported while repairing are covered by the plan just made.
         while events.try_recv().is_ok() {}
     }
+}
+
+/// Repairs and publishes the active plan when something calls for it (see [`due`]); returns the
+/// new plan's id and why it was made.
+pub(crate) fn check_and_repair(
+    store: &Store,
+    now: Timestamp,
+    config: &PlanningConfig,
+    breakdown: Option<MachineId>,
+    slotted: &mut HashSet<OrderId>,
+) -> Result<Option<(i64, PlanTrigger)>, String> {
+    let Some((active, trigger)) = due(store, now, config, breakdown, slotted).map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let options = planning::Options {
+        repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
+        down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
+        threads: config.threads(),
+    };
+    // The config file is validated; this keeps a NaN from other callers from panicking.
+    let range = PlanningConfig::REPAIR_TIME_LIMITS;
+    let limit =
+        Duration::try_from_secs_f64(config.repair_time_limit_seconds.clamp(*range.start(), *range.end()))
+            .unwrap_or(Duration::from_secs(2));
+    let mut plan =
+        planning::plan(store, now, &active.objective, limit, &options).map_err(|e| e.to_string())?;
+    plan.trigger = Some(trigger.clone());
+    let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;
+    store.publish_plan(summary.id, now).map_err(|e| e.to_string())?;
+    Ok(Some((summary.id, trigger)))
+}
+
+/// Whether the active plan needs an automatic repair now, and why: `breakdown` (a machine just
+/// reported down) when that machine has work in the plan not yet over; else rush orders missing
+/// from the plan and not in `slotted` (they are added to it); else work off the plan by more than
+/// the deviation, when the plan was published at least the repair interval ago.
+pub(crate) fn due(
+    store: &Store,
+    now: Timestamp,
+    config: &PlanningConfig,
+    breakdown: Option<MachineId>,
+    slotted: &mut HashSet<OrderId>,
+) -> Result<Option<(PlanSummary, PlanTrigger)>, store::StoreError> {
+    let Some(active) = store.active_plan()? else { return Ok(None) };
+    if let Some(machine) = breakdown
+        && store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > now)
+    {
+        let machine = store.machine(machine)?.code;
+        return Ok(Some((active, PlanTrigger::Breakdown { machine })));
+    }
+    if config.rush_priority > 0 {
+        let missing: Vec<(OrderId, String)> = store
+            .orders_missing_from_plan(active.id, config.rush_priority)?
+            .into_iter()
+            .filter(|(id, _)| !slotted.contains(id))
+            .collect();
+        if !missing.is_empty() {
+            slotted.extend(missing.iter().map(|(id, _)| *id));
+            let orders = missing.into_iter().map(|(_, number)| number).collect();
+            return Ok(Some((active, PlanTrigger::RushOrders { orders })));
+        }
+    }
+    let interval = time::Duration::minutes(i64::from(config.repair_interval_minutes));
+    if config.deviation_minutes > 0 && active.published_at.is_none_or(|at| now - at >= interval) {
+        let parts = progress::plan_parts(store, active.id)?;
+        let by = time::Duration::minutes(i64::from(config.deviation_minutes));
+        let (late, early) = progress::deviations(&parts, now, by);
+        if late + early > 0 {
+            return Ok(Some((active, PlanTrigger::Deviation { late, early })));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

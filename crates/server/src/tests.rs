@@ -1271,6 +1271,141 @@ async fn operators_start_and_finish_operations_and_repairs_keep_the_near_term() 
     workers.finish().await;
 }
 
+/// Creates and releases a rush order (priority 9) as a planner; returns its id and number.
+async fn rush_order(h: &Harness, number: &str) -> (i64, String) {
+    let planner = token_for(Role::Planner);
+    let mut order = valid_order();
+    order["number"] = json!(number);
+    order["priority"] = json!(9);
+    let created = h.post_json("/api/v1/orders", &planner, &order).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json["id"].as_i64().unwrap();
+    let released = h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(&planner), None).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.text);
+    (id, number.to_string())
+}
+
+/// Plans (0.2 s) and publishes as a planner; returns the plan's id.
+async fn publish_a_plan(h: &Harness) -> i64 {
+    let planner = token_for(Role::Planner);
+    let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.2})).await;
+    assert_eq!(plan.status, StatusCode::CREATED, "{}", plan.text);
+    let id = plan.json["id"].as_i64().unwrap();
+    let published = h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await;
+    assert_eq!(published.status, StatusCode::OK, "{}", published.text);
+    id
+}
+
+#[tokio::test]
+async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{PlanningConfig, due};
+    let h = harness();
+    let workers = h.state.start_workers();
+    let config = PlanningConfig::default();
+    let minutes = |m: i64| NOW + time::Duration::minutes(m);
+    let mut slotted = std::collections::HashSet::new();
+    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "no active plan yet");
+    let plan = publish_a_plan(&h).await;
+    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "just published");
+
+    // A machine with planned work breaks down.
+    let busy = h.store.plan_operations(plan, None).unwrap()[0].machine_id;
+    let code = h.store.machine(busy).unwrap().code;
+    let (active, trigger) = due(&h.store, NOW, &config, Some(busy), &mut slotted).unwrap().unwrap();
+    assert_eq!((active.id, trigger), (plan, PlanTrigger::Breakdown { machine: code }));
+
+    // A rush order is slotted in once; an order of ordinary priority waits for the next plan.
+    let mut ordinary = valid_order();
+    ordinary["number"] = json!("SO-T-ORD");
+    let ordinary =
+        h.post_json("/api/v1/orders", &token_for(Role::Planner), &ordinary).await.json["id"].clone();
+    h.send("POST", &format!("/api/v1/orders/{ordinary}/release"), Some(&token_for(Role::Planner)), None)
+        .await;
+    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "priority 2 is no rush");
+    let (rush, number) = rush_order(&h, "SO-T-RUSH").await;
+    let (_, trigger) = due(&h.store, NOW, &config, None, &mut slotted).unwrap().unwrap();
+    assert_eq!(trigger, PlanTrigger::RushOrders { orders: vec![number.clone()] });
+    assert!(slotted.contains(&model::OrderId(rush)));
+    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "tried once only");
+    let off = PlanningConfig { rush_priority: 0, ..config.clone() };
+    assert!(due(&h.store, NOW, &off, None, &mut std::collections::HashSet::new()).unwrap().is_none());
+
+    // Work started two hours ahead of the plan: a repair once the interval since the publish has
+    // passed, not before.
+    let parts = crate::planning::progress::plan_parts(&h.store, plan).unwrap();
+    let ahead = parts
+        .iter()
+        .find(|(op, status)| *status == model::OrderStatus::Released && op.setup_start > minutes(150))
+        .map(|(op, _)| op.clone())
+        .expect("work planned more than 2.5 hours ahead");
+    let started = h
+        .post_json(
+            &format!("/api/v1/operations/{}/start", ahead.operation_id.0),
+            &token_for(Role::Operator),
+            &json!({"machine_id": ahead.machine_id}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    let mut nothing_slotted = std::collections::HashSet::from([model::OrderId(rush)]);
+    assert!(
+        due(&h.store, minutes(9), &config, None, &mut nothing_slotted).unwrap().is_none(),
+        "within the interval"
+    );
+    let (_, trigger) = due(&h.store, minutes(10), &config, None, &mut nothing_slotted).unwrap().unwrap();
+    assert!(matches!(trigger, PlanTrigger::Deviation { early, .. } if early >= 1), "{trigger:?}");
+    let off = PlanningConfig { deviation_minutes: 0, ..config.clone() };
+    assert!(due(&h.store, minutes(10), &off, None, &mut nothing_slotted).unwrap().is_none());
+
+    // The repair is published with its reason and has the rush order.
+    let repaired = crate::replanner::check_and_repair(&h.store, minutes(10), &config, None, &mut slotted)
+        .unwrap()
+        .expect("a repair");
+    let active = h.store.active_plan().unwrap().unwrap();
+    assert_eq!((active.id, active.trigger.clone()), (repaired.0, Some(repaired.1)));
+    assert_eq!(active.published_at, Some(minutes(10)));
+    assert!(h.store.orders_missing_from_plan(active.id, 9).unwrap().is_empty(), "the rush order is planned");
+    let listed = h.get(&format!("/api/v1/plans/{}", active.id)).await.json;
+    assert_eq!(listed["trigger"]["kind"], "deviation", "{}", listed["trigger"]);
+    // The early start is in the repair, and nothing is off the plan any more.
+    let (late, early) = crate::planning::progress::deviations(
+        &crate::planning::progress::plan_parts(&h.store, active.id).unwrap(),
+        minutes(10),
+        time::Duration::minutes(30),
+    );
+    assert_eq!((late, early), (0, 0));
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
+async fn a_rush_order_is_planned_and_published_by_itself() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let plan = publish_a_plan(&h).await;
+    let config = crate::PlanningConfig { repair_time_limit_seconds: 0.2, ..crate::PlanningConfig::default() };
+    let replanner = tokio::spawn(crate::replanner::run(h.state.clone(), config, h.state.stopping.clone()));
+    // Past the replanner's first regular check: the next is 30 s away, so only the order's own
+    // call wakes it in time.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(h.store.active_plan().unwrap().map(|p| p.id), Some(plan));
+    let (_, number) = rush_order(&h, "SO-T-RUSH").await;
+    let mut active = None;
+    for _ in 0..100 {
+        active = h.store.active_plan().unwrap().filter(|p| p.id != plan);
+        if active.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let active = active.expect("a repair published within five seconds of the rush order");
+    assert_eq!(active.trigger, Some(model::PlanTrigger::RushOrders { orders: vec![number] }));
+    h.state.begin_stop();
+    replanner.await.unwrap();
+    workers.finish().await;
+}
+
 mod planning_properties {
     use proptest::prelude::*;
 

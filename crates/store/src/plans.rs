@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use model::{
-    MachineId, OperationId, OrderId, OrderStatus, PlanStatus, PlanSummary, PlannedOperation, Timestamp,
+    MachineId, OperationId, OrderId, OrderStatus, PlanStatus, PlanSummary, PlanTrigger, PlannedOperation,
+    Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -30,6 +31,8 @@ pub struct NewPlan {
     pub operations: Vec<PlannedOperation>,
     /// The solver's problem, in the scheduler's JSON format.
     pub problem: String,
+    /// Why the platform made it by itself (`None` for plans asked for).
+    pub trigger: Option<PlanTrigger>,
 }
 
 impl Store {
@@ -38,7 +41,7 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO plans (created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
-                 setup_seconds, solve_ms, problem) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 setup_seconds, solve_ms, problem, trigger_json) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     to_ms(plan.created_at),
                     plan.objective,
@@ -47,7 +50,8 @@ impl Store {
                     plan.late_orders,
                     plan.setup_seconds,
                     plan.solve_ms,
-                    plan.problem
+                    plan.problem,
+                    plan.trigger.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default())
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -127,6 +131,36 @@ impl Store {
         })
     }
 
+    /// Released or running orders of priority `min_priority` or more with open operations that
+    /// plan `plan` does not have, by id: each order's id and number.
+    pub fn orders_missing_from_plan(&self, plan: i64, min_priority: u8) -> Result<Vec<(OrderId, String)>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT r.id, r.number FROM orders r
+                     WHERE r.status IN ('released', 'running') AND r.priority >= ?2 AND EXISTS (
+                         SELECT 1 FROM operations o WHERE o.order_id = r.id AND o.status NOT IN ('done', 'cancelled')
+                         AND NOT EXISTS (SELECT 1 FROM plan_operations p WHERE p.plan_id = ?1 AND p.operation_id = o.id))
+                     ORDER BY r.id",
+                )?
+                .query_map(params![plan, min_priority], |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Deletes up to `limit` plans made before `before` that are not the active plan, oldest
+    /// first, with their operations; returns how many went.
+    pub fn prune_plans(&self, before: Timestamp, limit: u32) -> Result<usize> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM plans WHERE id IN (SELECT id FROM plans WHERE status != 'active' AND created_ms < ?1
+                 ORDER BY id LIMIT ?2)",
+                params![to_ms(before), limit],
+            )?)
+        })
+    }
+
     /// A plan's operations, by machine and start, optionally of one machine.
     pub fn plan_operations(&self, plan: i64, machine: Option<MachineId>) -> Result<Vec<PlannedOperation>> {
         self.read(|conn| {
@@ -196,7 +230,7 @@ impl Store {
 
 const PLAN_SELECT: &str =
     "SELECT id, created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
-    setup_seconds, solve_ms FROM plans";
+    setup_seconds, solve_ms, published_ms, trigger_json FROM plans";
 
 fn read_summary(conn: &Connection, id: i64) -> Result<PlanSummary> {
     conn.prepare_cached(&format!("{PLAN_SELECT} WHERE id = ?1"))?
@@ -214,6 +248,15 @@ fn summary_row(row: &Row<'_>) -> rusqlite::Result<Result<PlanSummary>> {
         (Ok(c), Ok(m)) => (c, m),
         (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
     };
+    let published_at = match row.get::<_, Option<i64>>(9)?.map(from_ms).transpose() {
+        Ok(at) => at,
+        Err(e) => return Ok(Err(e)),
+    };
+    let trigger = match row.get::<_, Option<String>>(10)?.map(|json| serde_json::from_str(&json)).transpose()
+    {
+        Ok(trigger) => trigger,
+        Err(e) => return Ok(Err(StoreError::Corrupt(format!("plan trigger: {e}")))),
+    };
     Ok(Ok(PlanSummary {
         id: row.get(0)?,
         created_at: created,
@@ -224,6 +267,8 @@ fn summary_row(row: &Row<'_>) -> rusqlite::Result<Result<PlanSummary>> {
         late_orders: row.get(6)?,
         setup_seconds: row.get(7)?,
         solve_ms: row.get(8)?,
+        published_at,
+        trigger,
     }))
 }
 

@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 10);
+    assert_eq!(store.schema_version().unwrap(), 11);
 }
 
 #[test]
@@ -691,6 +691,7 @@ mod plan_tests {
             solve_ms: 5,
             operations: vec![planned(10)],
             problem: "{}".into(),
+            trigger: None,
         };
         let first = f.store.create_plan(&new_plan(NOW)).unwrap();
         let second = f.store.create_plan(&new_plan(NOW + time::Duration::seconds(1))).unwrap();
@@ -703,11 +704,29 @@ mod plan_tests {
             f.store.publish_plan(first.id, NOW + time::Duration::seconds(3)),
             Err(StoreError::Conflict { .. })
         ));
-        let third = f.store.create_plan(&new_plan(NOW + time::Duration::seconds(4))).unwrap();
+        assert_eq!(active.published_at, Some(NOW + time::Duration::seconds(2)));
+        assert_eq!((first.published_at, first.trigger), (None, None));
+        let trigger = PlanTrigger::RushOrders { orders: vec!["SO-1".into()] };
+        let third = NewPlan { trigger: Some(trigger.clone()), ..new_plan(NOW + time::Duration::seconds(4)) };
+        let third = f.store.create_plan(&third).unwrap();
+        assert_eq!(third.trigger, Some(trigger));
         f.store.publish_plan(third.id, NOW + time::Duration::seconds(5)).unwrap();
         assert_eq!(f.store.plan(second.id).unwrap().status, PlanStatus::Superseded);
         assert_eq!(f.store.active_plan().unwrap().unwrap().id, third.id);
         assert_eq!(f.store.plans(all()).unwrap().items.len(), 3);
+        // Retention: plans made before the cut go, oldest first, a slice at a time; never the
+        // active plan, however old.
+        let later = NOW + time::Duration::days(1);
+        assert_eq!(f.store.prune_plans(NOW, 10).unwrap(), 0, "none made before the cut");
+        assert_eq!(f.store.prune_plans(later, 1).unwrap(), 1);
+        assert!(matches!(f.store.plan(first.id), Err(StoreError::NotFound { .. })));
+        assert_eq!(f.store.prune_plans(later, 10).unwrap(), 1);
+        assert_eq!(f.store.prune_plans(later, 10).unwrap(), 0);
+        assert!(matches!(f.store.plan_operations(second.id, None), Err(StoreError::NotFound { .. })));
+        assert_eq!(
+            f.store.plans(all()).unwrap().items.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![third.id]
+        );
     }
 }
 

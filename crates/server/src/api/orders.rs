@@ -72,8 +72,10 @@ pub(crate) async fn create_order(
     principal.require(Need::Plan)?;
     super::validate(&new)?;
     let now = state.clock.now();
-    let store = state.store;
-    Ok(Created(blocking(move || store.create_order(&new, now)).await?))
+    let store = state.store.clone();
+    let created = blocking(move || store.create_order(&new, now)).await?;
+    state.wake_replanner();
+    Ok(Created(created))
 }
 
 pub(crate) async fn update_order(
@@ -82,7 +84,11 @@ pub(crate) async fn update_order(
     Id(id): Id,
     JsonBody(new): JsonBody<NewOrder>,
 ) -> ApiResult<Json<Order>> {
-    replace(state, principal, Need::Plan, OrderId(id), new, Store::update_order).await
+    let replanner = state.clone();
+    let updated = replace(state, principal, Need::Plan, OrderId(id), new, Store::update_order).await?;
+    // A raised priority may make it a rush order.
+    replanner.wake_replanner();
+    Ok(updated)
 }
 
 pub(crate) async fn delete_order(
@@ -116,8 +122,10 @@ async fn change_status(
     next: OrderStatus,
 ) -> ApiResult<Json<Order>> {
     principal.require(Need::Plan)?;
-    let store = state.store;
-    Ok(Json(blocking(move || store.set_order_status(id, next)).await?))
+    let store = state.store.clone();
+    let order = blocking(move || store.set_order_status(id, next)).await?;
+    state.wake_replanner();
+    Ok(Json(order))
 }
 
 /// What an import reports back.
@@ -145,15 +153,18 @@ pub(crate) async fn import_orders(
         .await
         .map_err(|_| ApiError::payload_too_large(limit))?;
     let now = state.clock.now();
-    let store = state.store;
+    let store = state.store.clone();
     let outcome = tokio::task::spawn_blocking(move || import_csv(&store, &bytes, now))
         .await
         .map_err(ApiError::internal)?;
     match outcome {
-        ImportOutcome::Imported(orders) => Ok(Created(ImportResponse {
-            imported: orders.len(),
-            orders: orders.iter().map(|o| o.id).collect(),
-        })),
+        ImportOutcome::Imported(orders) => {
+            state.wake_replanner();
+            Ok(Created(ImportResponse {
+                imported: orders.len(),
+                orders: orders.iter().map(|o| o.id).collect(),
+            }))
+        }
         ImportOutcome::Rejected(errors) => Err(ApiError::validation(
             errors
                 .into_iter()

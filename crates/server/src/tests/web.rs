@@ -254,6 +254,35 @@ async fn every_page_renders_in_both_languages() {
 }
 
 #[tokio::test]
+async fn an_automatic_repair_says_why_it_was_made() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    publish_a_plan(&h).await;
+    let (_, number) = rush_order(&h, "SO-T-RUSH").await;
+    let config = crate::PlanningConfig::default();
+    let mut slotted = std::collections::HashSet::new();
+    let (plan, _) = crate::replanner::check_and_repair(&h.store, NOW, &config, None, &mut slotted)
+        .unwrap()
+        .expect("a repair");
+    let said = [
+        ("en", format!("Repaired and published automatically: rush orders {number} arrived.")),
+        ("zh-HK", format!("系統自動修補並發佈：收到急單 {number}。")),
+    ];
+    for (lang, said) in said {
+        let page = h.page(&format!("/plan?id={plan}"), ADMIN, lang).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let shown = page.text.split("data-testid=\"plan-trigger\"").nth(1).unwrap_or_default();
+        assert!(
+            shown.starts_with(&format!(">{said}<")),
+            "{lang}: {}",
+            shown.chars().take(200).collect::<String>()
+        );
+    }
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
     let h = harness();
     let (machine, order, _) = h.busy_factory().await;

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::api::plans::{Eta, etas};
 use crate::api::telemetry::machine_kpis;
 use crate::auth::Need;
+use crate::planning::progress;
 use axum::extract::State;
 
 /// The overview's labels.
@@ -113,7 +114,7 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
                 .iter()
                 .filter_map(|op| statuses.get(&op.operation_id).map(|status| (op, *status)))
                 .collect();
-            (Some(late), Some(super::plan::behind_lots(&parts, now).len()))
+            (Some(late), Some(progress::behind_lots(&parts, now, super::plan::BEHIND_GRACE).len()))
         }
         None => (None, None),
     };

@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use axum::extract::{Query, State};
 use maud::{Markup, PreEscaped, html};
 use model::oee::unix_ms;
-use model::{MachineId, OrderId, OrderStatus, PlanStatus, PlanSummary, Timestamp};
+use model::{MachineId, OrderId, OrderStatus, PlanStatus, PlanSummary, PlanTrigger, Timestamp};
 use serde::Deserialize;
 use store::PageRequest;
 
@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::api::plans::{GanttItem, GanttLane, PlanDetail, Utilisation, detail, gantt_lanes};
 use crate::auth::Need;
 use crate::error::ApiError;
+use crate::planning::progress;
 
 /// The plan page's labels.
 pub(crate) struct Text {
@@ -96,6 +97,15 @@ pub(crate) struct Text {
     pub(crate) utilisation: &'static str,
     pub(crate) part: &'static str,
     pub(crate) recent: &'static str,
+    /// `{why}` is replaced by the trigger's text.
+    pub(crate) automatic: &'static str,
+    pub(crate) automatic_short: &'static str,
+    /// `{machine}` is replaced by the machine's code.
+    pub(crate) trigger_breakdown: &'static str,
+    /// `{orders}` is replaced by the order numbers.
+    pub(crate) trigger_rush: &'static str,
+    /// `{late}` and `{early}` are replaced by the numbers of lots.
+    pub(crate) trigger_deviation: &'static str,
     /// Monday first.
     pub(crate) weekdays: [&'static str; 7],
 }
@@ -174,6 +184,11 @@ pub(crate) const EN: Text = Text {
     utilisation: "Utilisation",
     part: "part",
     recent: "Recent plans",
+    automatic: "Repaired and published automatically: {why}.",
+    automatic_short: "auto",
+    trigger_breakdown: "machine {machine} broke down",
+    trigger_rush: "rush orders {orders} arrived",
+    trigger_deviation: "work ran off the plan ({late} lots behind, {early} ahead)",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
 };
 
@@ -247,6 +262,11 @@ pub(crate) const ZH: Text = Text {
     utilisation: "使用率",
     part: "分批",
     recent: "最近的排程",
+    automatic: "系統自動修補並發佈：{why}。",
+    automatic_short: "自動",
+    trigger_breakdown: "機器 {machine} 故障",
+    trigger_rush: "收到急單 {orders}",
+    trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前）",
     weekdays: ["週一", "週二", "週三", "週四", "週五", "週六", "週日"],
 };
 
@@ -324,6 +344,17 @@ fn status_badge(p: &Text, status: PlanStatus) -> Markup {
     html! { span.badge.{"plan-" (status.as_str())} { (status_name(p, status)) } }
 }
 
+/// Why the platform made a plan by itself, in words.
+fn trigger_text(p: &Text, trigger: &PlanTrigger) -> String {
+    match trigger {
+        PlanTrigger::Breakdown { machine } => p.trigger_breakdown.replace("{machine}", machine),
+        PlanTrigger::RushOrders { orders } => p.trigger_rush.replace("{orders}", &orders.join(", ")),
+        PlanTrigger::Deviation { late, early } => {
+            p.trigger_deviation.replace("{late}", &late.to_string()).replace("{early}", &early.to_string())
+        }
+    }
+}
+
 /// An objective's name, or the API's name when it is not one the form offers.
 fn objective_name<'a>(p: &Text, objective: &'a str) -> &'a str {
     match OBJECTIVES.iter().position(|o| *o == objective) {
@@ -364,6 +395,9 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                 h1 { (p.plan) " #" (summary.id) " " (status_badge(p, summary.status)) }
                 p.muted {
                     (p.computed) " " (ctx.time(summary.created_at)) " · " (p.objective) ": " (objective_name(p, &summary.objective))
+                    @if let Some(trigger) = &summary.trigger {
+                        br; span data-testid="plan-trigger" { (p.automatic.replace("{why}", &trigger_text(p, trigger))) }
+                    }
                     @if summary.status == PlanStatus::Active { br; (p.is_active) }
                 }
             }
@@ -643,46 +677,17 @@ fn late_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
 }
 
 /// How long work may be behind its planned start or end before the plan page lists it.
-const BEHIND_GRACE: time::Duration = time::Duration::minutes(15);
+pub(crate) const BEHIND_GRACE: time::Duration = time::Duration::minutes(15);
 
-/// The lots of the active plan that have fallen behind: not started though their planned start
-/// has passed, or still running past their planned end (each by more than [`BEHIND_GRACE`]).
-/// A split lot counts once, from its first part's start to its last part's end. Returns, per
-/// lot, the index of its first part in `parts` and how far behind it is, the furthest first.
-pub(crate) fn behind_lots(
-    parts: &[(&model::PlannedOperation, OrderStatus)],
-    now: Timestamp,
-) -> Vec<(usize, time::Duration)> {
-    // Per operation: its first part, its start and its end.
-    let mut lots: HashMap<model::OperationId, (usize, Timestamp, Timestamp)> = HashMap::new();
-    for (index, (op, _)) in parts.iter().enumerate() {
-        let lot = lots.entry(op.operation_id).or_insert((index, op.setup_start, op.end));
-        if op.setup_start < lot.1 {
-            (lot.0, lot.1) = (index, op.setup_start);
-        }
-        lot.2 = lot.2.max(op.end);
-    }
-    let mut out: Vec<(usize, time::Duration)> = lots
-        .into_values()
-        .filter_map(|(index, start, end)| {
-            let due = match parts[index].1 {
-                OrderStatus::Planned | OrderStatus::Released => start,
-                OrderStatus::Running => end,
-                OrderStatus::Done | OrderStatus::Cancelled => return None,
-            };
-            (now - due > BEHIND_GRACE).then_some((index, now - due))
-        })
-        .collect();
-    out.sort_by_key(|&(index, by)| (std::cmp::Reverse(by), parts[index].0.operation_id));
-    out
-}
-
-/// [`behind_lots`] of a Gantt chart's lanes: each lot's first part and its machine's code.
+/// [`progress::behind_lots`] of a Gantt chart's lanes: each lot's first part and its machine's code.
 pub(crate) fn behind(lanes: &[GanttLane], now: Timestamp) -> Vec<(&GanttItem, &str, time::Duration)> {
     let items: Vec<(&GanttItem, &str)> =
         lanes.iter().flat_map(|lane| lane.items.iter().map(move |item| (item, lane.code.as_str()))).collect();
     let parts: Vec<_> = items.iter().map(|(item, _)| (&item.operation, item.status)).collect();
-    behind_lots(&parts, now).into_iter().map(|(index, by)| (items[index].0, items[index].1, by)).collect()
+    progress::behind_lots(&parts, now, BEHIND_GRACE)
+        .into_iter()
+        .map(|(index, by)| (items[index].0, items[index].1, by))
+        .collect()
 }
 
 fn behind_panel(ctx: &Ctx, lanes: &[GanttLane]) -> Markup {
@@ -733,7 +738,12 @@ fn recent_panel(ctx: &Ctx, view: &PlanView, shown: i64) -> Markup {
                                 a href={ "/plan?id=" (plan.id) } aria-current=[(plan.id == shown).then_some("page")] { "#" (plan.id) }
                             }
                             td { (ctx.short_time(plan.created_at)) }
-                            td { (status_badge(p, plan.status)) }
+                            td {
+                                (status_badge(p, plan.status))
+                                @if let Some(trigger) = &plan.trigger {
+                                    " " span.muted title=(trigger_text(p, trigger)) { (p.automatic_short) }
+                                }
+                            }
                             td.num { (plan.late_orders) }
                         }
                     }

@@ -1,0 +1,161 @@
+//! The shop floor against the active plan: which lots are behind it and which ahead, for the plan
+//! page, the overview and the automatic repairs.
+
+use std::collections::HashMap;
+
+use model::{OperationId, OrderStatus, PlannedOperation, Timestamp};
+use store::{Store, StoreError};
+
+/// One lot of a plan: a planned operation, over all its parts when it is split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Lot {
+    /// Index of its first part in the parts given.
+    pub index: usize,
+    /// When its first part's setup is planned to start.
+    pub start: Timestamp,
+    /// When its last part is planned to end.
+    pub end: Timestamp,
+    /// Where the operation stands now.
+    pub status: OrderStatus,
+}
+
+/// A plan's operations with where each stands now, as [`lots`] takes them.
+pub(crate) fn plan_parts(
+    store: &Store,
+    plan: i64,
+) -> Result<Vec<(PlannedOperation, OrderStatus)>, StoreError> {
+    let statuses = store.plan_operation_statuses(plan)?;
+    Ok(store
+        .plan_operations(plan, None)?
+        .into_iter()
+        .filter_map(|op| statuses.get(&op.operation_id).map(|status| (op, *status)))
+        .collect())
+}
+
+/// The lots of `parts` (planned operations, each with its status), in no particular order.
+pub(crate) fn lots<P: std::borrow::Borrow<PlannedOperation>>(parts: &[(P, OrderStatus)]) -> Vec<Lot> {
+    let mut lots: HashMap<OperationId, Lot> = HashMap::new();
+    for (index, (op, status)) in parts.iter().enumerate() {
+        let op = op.borrow();
+        let lot = lots.entry(op.operation_id).or_insert(Lot {
+            index,
+            start: op.setup_start,
+            end: op.end,
+            status: *status,
+        });
+        if op.setup_start < lot.start {
+            (lot.index, lot.start) = (index, op.setup_start);
+        }
+        lot.end = lot.end.max(op.end);
+    }
+    lots.into_values().collect()
+}
+
+/// The lots that have fallen behind: not started though their planned start has passed, or still
+/// running past their planned end, each by more than `grace`. Returns, per lot, the index of its
+/// first part in `parts` and how far behind it is, the furthest first.
+pub(crate) fn behind_lots<P: std::borrow::Borrow<PlannedOperation>>(
+    parts: &[(P, OrderStatus)],
+    now: Timestamp,
+    grace: time::Duration,
+) -> Vec<(usize, time::Duration)> {
+    let mut out: Vec<(usize, time::Duration)> = lots(parts)
+        .into_iter()
+        .filter_map(|lot| {
+            let due = match lot.status {
+                OrderStatus::Planned | OrderStatus::Released => lot.start,
+                OrderStatus::Running => lot.end,
+                OrderStatus::Done | OrderStatus::Cancelled => return None,
+            };
+            (now - due > grace).then_some((lot.index, now - due))
+        })
+        .collect();
+    out.sort_by_key(|&(index, by)| (std::cmp::Reverse(by), parts[index].0.borrow().operation_id));
+    out
+}
+
+/// How many lots run off the plan by more than `by`: `(late, early)`.
+///
+/// Late: still running that long past the planned end, or not started that long past the planned
+/// start. Not-started lots count only once the shop floor reports progress on the plan (some lot
+/// running or done), so a plant that does not report its work is not re-planned over and over.
+/// Early: started that long before the planned start, or finished that long before the planned
+/// end.
+pub(crate) fn deviations<P: std::borrow::Borrow<PlannedOperation>>(
+    parts: &[(P, OrderStatus)],
+    now: Timestamp,
+    by: time::Duration,
+) -> (u32, u32) {
+    let lots = lots(parts);
+    let reported = lots.iter().any(|lot| matches!(lot.status, OrderStatus::Running | OrderStatus::Done));
+    let (mut late, mut early) = (0, 0);
+    for lot in &lots {
+        let (is_late, is_early) = match lot.status {
+            OrderStatus::Planned | OrderStatus::Released => (reported && now - lot.start > by, false),
+            OrderStatus::Running => (now - lot.end > by, lot.start - now > by),
+            OrderStatus::Done => (false, lot.end - now > by),
+            OrderStatus::Cancelled => (false, false),
+        };
+        late += u32::from(is_late);
+        early += u32::from(is_early);
+    }
+    (late, early)
+}
+
+#[cfg(test)]
+mod tests {
+    use model::{MachineId, OrderId};
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NINE: Timestamp = datetime!(2026-11-24 09:00 UTC);
+
+    /// A part of operation `op`, planned from `start` to `end` minutes after nine.
+    fn part(op: i64, start: i64, end: i64) -> PlannedOperation {
+        PlannedOperation {
+            operation_id: OperationId(op),
+            order_id: OrderId(op),
+            part: 0,
+            quantity: 1,
+            machine_id: MachineId(1),
+            setup_start: NINE + time::Duration::minutes(start),
+            start: NINE + time::Duration::minutes(start),
+            end: NINE + time::Duration::minutes(end),
+        }
+    }
+
+    fn at(minutes: i64) -> Timestamp {
+        NINE + time::Duration::minutes(minutes)
+    }
+
+    #[test]
+    fn nothing_reported_is_never_late_until_the_floor_reports() {
+        let mut parts =
+            vec![(part(1, 0, 120), OrderStatus::Released), (part(2, 30, 90), OrderStatus::Released)];
+        let thirty = time::Duration::minutes(30);
+        assert_eq!(deviations(&parts, at(200), thirty), (0, 0), "a plant that reports nothing");
+        // Once one lot has started, the other's missed start counts.
+        parts[0].1 = OrderStatus::Running;
+        assert_eq!(deviations(&parts, at(61), thirty), (1, 0), "operation 2 did not start at 9:30");
+        assert_eq!(deviations(&parts, at(60), thirty), (0, 0), "thirty minutes are within the limit");
+        assert_eq!(deviations(&parts, at(200), thirty), (2, 0), "and operation 1 overran too");
+    }
+
+    #[test]
+    fn early_starts_and_finishes_count_as_early() {
+        let thirty = time::Duration::minutes(30);
+        let parts = vec![
+            (part(1, 0, 60), OrderStatus::Done),
+            (part(2, 60, 120), OrderStatus::Running),
+            (part(3, 120, 180), OrderStatus::Released),
+        ];
+        // At 9:20, operation 1 is done 40 minutes early and 2 started 40 minutes early.
+        assert_eq!(deviations(&parts, at(20), thirty), (0, 2));
+        assert_eq!(deviations(&parts, at(30), thirty), (0, 0));
+        // A split lot counts once, from its first part's start to its last part's end.
+        let split = vec![(part(4, 0, 60), OrderStatus::Done), (part(4, 60, 120), OrderStatus::Done)];
+        assert_eq!(deviations(&split, at(80), thirty), (0, 1));
+        assert_eq!(lots(&split).len(), 1);
+    }
+}

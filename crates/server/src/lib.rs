@@ -16,7 +16,7 @@ mod middleware;
 mod openapi;
 pub mod pipeline;
 pub mod planning;
-mod replanner;
+pub mod replanner;
 mod retention;
 pub mod simulation;
 mod web;

@@ -50,11 +50,19 @@ pub struct Options {
     pub down_for: time::Duration,
     /// Solver threads ([`solver_threads`] by default).
     pub threads: usize,
+    /// In a repair, orders of this priority or more that the active plan does not have go ahead
+    /// of all other work not yet fixed (0: they are slotted in by their ATCS start like others).
+    pub rush_priority: u8,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { repair: None, down_for: time::Duration::minutes(60), threads: solver_threads() }
+        Options {
+            repair: None,
+            down_for: time::Duration::minutes(60),
+            threads: solver_threads(),
+            rush_priority: 0,
+        }
     }
 }
 
@@ -371,8 +379,13 @@ pub fn plan(
     let built = build(store, now, options)?;
     if options.repair.is_some()
         && let Some(active) = store.active_plan()?
-        && let Some(repaired) =
-            right_shift(&built, &store.plan_operations(active.id, None)?, now, objective_name)
+        && let Some(repaired) = right_shift(
+            &built,
+            &store.plan_operations(active.id, None)?,
+            now,
+            objective_name,
+            options.rush_priority,
+        )
     {
         return Ok(repaired);
     }
@@ -389,12 +402,14 @@ pub fn plan(
 
 /// The stable repair: the active plan's machines and order kept, every operation pushed only as far
 /// as the new situation demands (outages, running work, frozen work); work the old plan did not have
-/// is slotted in by its ATCS start. `None` when the result would break a rule.
+/// is slotted in by its ATCS start, or, for orders of `rush_priority` or more, ahead of all work
+/// that is not fixed. `None` when the result would break a rule.
 fn right_shift(
     built: &Built,
     previous: &[PlannedOperation],
     now: Timestamp,
     objective_name: &str,
+    rush_priority: u8,
 ) -> Option<NewPlan> {
     let started = std::time::Instant::now();
     let old: HashMap<(model::OperationId, u32), (MachineId, i64)> = previous
@@ -409,7 +424,8 @@ fn right_shift(
     for scheduled in &atcs {
         assignment[scheduled.job][scheduled.op] = (scheduled.machine, scheduled.start);
     }
-    for (job, (_, positions)) in built.jobs.iter().enumerate() {
+    for (job, (order, positions)) in built.jobs.iter().enumerate() {
+        let rush = rush_priority > 0 && order.priority >= rush_priority;
         for (k, (operation, part, _)) in positions.iter().enumerate() {
             let spec = &built.problem.jobs[job].operations[k];
             if let Some(fixed) = spec.fixed {
@@ -419,6 +435,8 @@ fn right_shift(
                 && spec.alternatives.iter().any(|a| a.machine == index)
             {
                 assignment[job][k] = (index, *start);
+            } else if rush {
+                assignment[job][k].1 = RUSH_KEY;
             }
         }
     }
@@ -429,6 +447,9 @@ fn right_shift(
     let solution = unsearched(&built.problem, operations, started.elapsed());
     Some(to_plan(built, now, objective_name, &solution))
 }
+
+/// The list-scheduling priority of a rush order's new work in a repair: before any other.
+const RUSH_KEY: i64 = i64::MIN / 4;
 
 /// A schedule made without search (a dispatching rule or a right shift) as a solver answer;
 /// `elapsed` is the time it took to make, shown as the plan's solve time.

@@ -134,7 +134,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
 
 /// Repairs and publishes the active plan when something calls for it (see [`due`]); returns the
 /// new plan's id and why it was made.
-pub(crate) fn check_and_repair(
+pub fn check_and_repair(
     store: &Store,
     now: Timestamp,
     config: &PlanningConfig,
@@ -149,6 +149,7 @@ pub(crate) fn check_and_repair(
         repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
         down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
         threads: config.threads(),
+        rush_priority: config.rush_priority,
     };
     // The config file is validated; this keeps a NaN from other callers from panicking.
     let range = PlanningConfig::REPAIR_TIME_LIMITS;
@@ -167,7 +168,7 @@ pub(crate) fn check_and_repair(
 /// reported down) when that machine has work in the plan not yet over; else rush orders missing
 /// from the plan and not in `slotted` (they are added to it); else work off the plan by more than
 /// the deviation, when the plan was published at least the repair interval ago.
-pub(crate) fn due(
+pub fn due(
     store: &Store,
     now: Timestamp,
     config: &PlanningConfig,

@@ -1359,10 +1359,25 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     assert!(due(&h.store, minutes(10), &off, None, &mut nothing_slotted).unwrap().is_none());
 
     // The repair is published with its reason and has the rush order.
+    let before = h.store.plan_operations(plan, None).unwrap();
     let repaired = crate::replanner::check_and_repair(&h.store, minutes(10), &config, None, &mut slotted)
         .unwrap()
         .expect("a repair");
     let active = h.store.active_plan().unwrap().unwrap();
+    // The rush order goes ahead of all work on its first machine but what runs (the early start)
+    // or was frozen (planned to start within the hour).
+    let after = h.store.plan_operations(active.id, None).unwrap();
+    let first = after.iter().filter(|op| op.order_id.0 == rush).min_by_key(|op| op.start).unwrap();
+    let ahead_of_rush = |op: &&model::PlannedOperation| {
+        op.machine_id == first.machine_id && op.start < first.start && op.operation_id != ahead.operation_id
+    };
+    for op in after.iter().filter(ahead_of_rush) {
+        let was = before.iter().find(|old| (old.operation_id, old.part) == (op.operation_id, op.part));
+        assert!(
+            was.is_some_and(|old| old.start < minutes(70) && old.start == op.start),
+            "{op:?} went before the rush order ({first:?})"
+        );
+    }
     assert_eq!((active.id, active.trigger.clone()), (repaired.0, Some(repaired.1)));
     assert_eq!(active.published_at, Some(minutes(10)));
     assert!(h.store.orders_missing_from_plan(active.id, 9).unwrap().is_empty(), "the rush order is planned");

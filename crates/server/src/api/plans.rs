@@ -194,6 +194,7 @@ pub(crate) async fn create_plan(
         repair: request.repair.then(|| time::Duration::minutes(i64::from(freeze))),
         down_for: time::Duration::minutes(60),
         threads: state.planning.threads(),
+        rush_priority: state.planning.rush_priority,
     };
     let objective = request.objective.unwrap_or_else(|| planning::DEFAULT_OBJECTIVE.into());
     if planning::objective(&objective).is_none() {

@@ -19,9 +19,62 @@ pub enum Rule {
     Atcs,
 }
 
+/// A machine while a schedule is built.
 struct Machine {
+    /// When the last operation placed on it ends.
     free_at: i64,
+    /// The family of that operation.
     family: Option<usize>,
+    /// Fixed operations (running or frozen) on it not placed yet: other work must not overlap them.
+    reserved: Vec<Reserved>,
+}
+
+/// The time a fixed operation holds on its machine: from its start less the longest setup into
+/// its family, to its end.
+struct Reserved {
+    job: usize,
+    op: usize,
+    from: i64,
+    end: i64,
+    family: usize,
+}
+
+/// Every machine empty, holding the time of the fixed operations that run on it.
+fn machines(problem: &Problem) -> Vec<Machine> {
+    let mut machines: Vec<Machine> =
+        problem.machines.iter().map(|_| Machine { free_at: 0, family: None, reserved: Vec::new() }).collect();
+    for (job, spec) in problem.jobs.iter().enumerate() {
+        for (op, operation) in spec.operations.iter().enumerate() {
+            let Some(fixed) = operation.fixed else { continue };
+            let Some(alternative) = operation.alternatives.iter().find(|a| a.machine == fixed.machine) else {
+                continue;
+            };
+            let setups = &problem.machines[fixed.machine].setup;
+            let longest_setup =
+                setups.iter().map(|row| row.get(operation.family).copied().unwrap_or(0)).max();
+            machines[fixed.machine].reserved.push(Reserved {
+                job,
+                op,
+                from: fixed.start - longest_setup.unwrap_or(0),
+                end: fixed.start + alternative.duration,
+                family: operation.family,
+            });
+        }
+    }
+    machines
+}
+
+impl Machine {
+    /// Records operation `op` of `job` (of `family`) placed on this machine, ending at `end`.
+    fn place(&mut self, job: usize, op: usize, end: i64, family: usize) {
+        // A fixed operation can be placed after work that went past it; the machine is then
+        // still set up for that work.
+        if end >= self.free_at {
+            self.free_at = end;
+            self.family = Some(family);
+        }
+        self.reserved.retain(|r| (r.job, r.op) != (job, op));
+    }
 }
 
 /// ATCS's look-ahead `k1` in [`dispatch`] (the slack scale, in mean operation durations).
@@ -40,8 +93,7 @@ pub fn dispatch(problem: &Problem, rule: Rule) -> Vec<ScheduledOperation> {
 /// [`dispatch`] with ATCS's look-ahead `k1` chosen: small values rank jobs by weight and slack
 /// sharply (only the nearly late count), large ones weigh in jobs due later.
 pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOperation> {
-    let mut machines: Vec<Machine> =
-        problem.machines.iter().map(|_| Machine { free_at: 0, family: None }).collect();
+    let mut machines = machines(problem);
     let mut next = vec![0usize; problem.jobs.len()];
     let mut ready: Vec<i64> = problem.jobs.iter().map(|job| job.release).collect();
     let remaining_work = |job: usize, from: usize| -> i64 {
@@ -122,8 +174,7 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
         let Some((job, machine, start, end, _)) = chosen else { break };
         let op = &problem.jobs[job].operations[next[job]];
         schedule.push(ScheduledOperation { job, op: next[job], machine, start, end });
-        machines[machine].free_at = end;
-        machines[machine].family = Some(op.family);
+        machines[machine].place(job, next[job], end, op.family);
         ready[job] = end;
         next[job] += 1;
     }
@@ -132,8 +183,9 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
 }
 
 /// Earliest start of an operation on `machine` after everything already there: after the job is
-/// ready and the machine's setup, inside one gap between breaks (setup included). Returns the
-/// start and the setup it needs.
+/// ready and the machine's setup, inside one gap between breaks (setup included), clear of the
+/// fixed operations still to come (after one, with the setup from its family). A fixed operation
+/// starts where it is fixed. Returns the start and the setup it needs.
 fn earliest(
     problem: &Problem,
     machines: &[Machine],
@@ -144,24 +196,25 @@ fn earliest(
     fixed: Option<i64>,
 ) -> (i64, i64) {
     let state = &machines[machine];
-    let setup = if problem.machines[machine].setup.is_empty() {
-        0
-    } else {
-        problem.setup_time(machine, state.family.or(problem.machines[machine].initial_family), family)
-    };
+    let setup_after = |previous: Option<usize>| problem.setup_time(machine, previous, family);
+    let mut setup = setup_after(state.family);
     if let Some(start) = fixed {
         return (start, setup);
     }
     let mut start = ready.max(state.free_at + setup);
     loop {
         let (from, to) = (start - setup, start + duration);
-        match problem.machines[machine]
+        if let Some(blocked) = problem.machines[machine]
             .unavailable
             .iter()
             .find(|i| i.start < to && from < i.end && i.start != i.end)
         {
-            Some(blocked) => start = blocked.end + setup,
-            None => return (start, setup),
+            start = blocked.end + setup;
+        } else if let Some(held) = state.reserved.iter().find(|r| r.from < to && from < r.end) {
+            setup = setup_after(Some(held.family));
+            start = held.end + setup;
+        } else {
+            return (start, setup);
         }
     }
 }
@@ -173,8 +226,7 @@ fn earliest(
 /// `assignment[j][k]` is `(machine, key)` for operation `k` of job `j`; `None` when a machine is
 /// not an alternative of its operation.
 pub fn list_schedule(problem: &Problem, assignment: &[Vec<(usize, i64)>]) -> Option<Vec<ScheduledOperation>> {
-    let mut machines: Vec<Machine> =
-        problem.machines.iter().map(|_| Machine { free_at: 0, family: None }).collect();
+    let mut machines = machines(problem);
     let mut next = vec![0usize; problem.jobs.len()];
     let mut ready: Vec<i64> = problem.jobs.iter().map(|job| job.release).collect();
     let total: usize = problem.jobs.iter().map(|job| job.operations.len()).sum();
@@ -194,8 +246,7 @@ pub fn list_schedule(problem: &Problem, assignment: &[Vec<(usize, i64)>]) -> Opt
             earliest(problem, &machines, machine, ready[job], op.family, duration, op.fixed.map(|f| f.start));
         let end = start + duration;
         schedule.push(ScheduledOperation { job, op: position, machine, start, end });
-        machines[machine].free_at = machines[machine].free_at.max(end);
-        machines[machine].family = Some(op.family);
+        machines[machine].place(job, position, end, op.family);
         ready[job] = end;
         next[job] += 1;
         if let Some(&(_, key)) = assignment[job].get(next[job]) {
@@ -206,4 +257,55 @@ pub fn list_schedule(problem: &Problem, assignment: &[Vec<(usize, i64)>]) -> Opt
         schedule.sort_by_key(|s| (s.job, s.op));
         schedule
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use scheduler::{Alternative, FixedStart, Job, Machine, Operation, Problem};
+
+    use super::{Rule, dispatch, list_schedule};
+
+    /// One machine with two setup families (10 s to change), one job per operation.
+    fn shop(operations: Vec<(i64, usize, Option<i64>)>) -> Problem {
+        let jobs = operations
+            .into_iter()
+            .map(|(duration, family, fixed)| Job {
+                release: 0,
+                due: None,
+                weight: 1,
+                operations: vec![Operation {
+                    alternatives: vec![Alternative { machine: 0, duration }],
+                    family,
+                    fixed: fixed.map(|start| FixedStart { machine: 0, start }),
+                }],
+            })
+            .collect();
+        let machine = Machine { setup: vec![vec![0, 10], vec![10, 0]], ..Machine::default() };
+        Problem { name: "fixed".into(), machines: vec![machine], jobs }
+    }
+
+    #[test]
+    fn work_keeps_clear_of_fixed_operations_still_to_come() {
+        // Fixed work of family 1 from 50 to 80. Work of family 0 taking 45 s, listed first, would
+        // end at 45, too close for the setup into the fixed work: it goes after it, with a setup.
+        let problem = shop(vec![(30, 1, Some(50)), (45, 0, None), (20, 0, None)]);
+        let schedule = list_schedule(&problem, &[vec![(0, 50)], vec![(0, -10)], vec![(0, 5)]]).unwrap();
+        assert!(
+            scheduler::check(&problem, &schedule).is_empty(),
+            "{:?}",
+            scheduler::check(&problem, &schedule)
+        );
+        let starts: Vec<i64> = schedule.iter().map(|s| s.start).collect();
+        assert_eq!(starts, [50, 90, 135]);
+        // Short work fits before it.
+        let problem = shop(vec![(30, 1, Some(50)), (40, 0, None)]);
+        let schedule = list_schedule(&problem, &[vec![(0, 50)], vec![(0, -10)]]).unwrap();
+        assert_eq!(schedule.iter().map(|s| s.start).collect::<Vec<_>>(), [50, 0]);
+        // The dispatching rules too.
+        let problem = shop(vec![(30, 1, Some(50)), (45, 0, None), (60, 1, None)]);
+        for rule in [Rule::Edd, Rule::Atcs] {
+            let schedule = dispatch(&problem, rule);
+            assert!(scheduler::check(&problem, &schedule).is_empty(), "{rule:?}: {schedule:?}");
+        }
+    }
 }

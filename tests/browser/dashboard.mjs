@@ -135,6 +135,12 @@ try {
   check(after > before, `zooming in widens the Gantt (${before} → ${after} px)`);
   await page.click('[data-zoom=fit]');
   await shot(page, 'plan');
+  // Another plan published while the page is open: the page says so, without a reload.
+  await page.evaluate(() => { window.notReloaded = true; });
+  const newer = await api('POST', '/api/v1/plans', { time_limit_seconds: 0 });
+  await api('POST', `/api/v1/plans/${newer.id}/publish`);
+  await page.locator('[data-testid=plan-news]').waitFor({ state: 'visible', timeout: 10000 });
+  check(await page.evaluate(() => window.notReloaded === true), 'a newer plan is announced live on the plan page');
 
   // Orders and one order.
   await page.goto(base + '/orders');
@@ -214,6 +220,12 @@ try {
   });
   check(done.good === 7 && done.scrap === 1, 'the finish reported 7 good and 1 scrap');
   await station.waitForSelector(`form[data-action="POST /api/v1/operations/${operation}/finish"]`, { state: 'detached' });
+  // The queue follows a newly published plan without a reload.
+  await station.evaluate(() => { document.getElementById('next-work').dataset.old = 'yes'; });
+  const republished = await api('POST', '/api/v1/plans', { time_limit_seconds: 0 });
+  await api('POST', `/api/v1/plans/${republished.id}/publish`);
+  await station.waitForSelector('#next-work:not([data-old])', { timeout: 10000 });
+  check(true, 'the station queue refreshed live after a plan was published');
   // A viewer is not offered the station's buttons.
   const look = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const viewer = await signIn(look, 'browser-viewer', password);

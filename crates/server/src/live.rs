@@ -51,6 +51,14 @@ pub enum LiveEvent {
         /// The alarm as it now stands.
         alarm: Alarm,
     },
+    /// A plan became the active plan: dispatch lists changed.
+    Plan {
+        /// Which plan.
+        plan_id: i64,
+        /// Why the platform made it by itself, for automatic repairs.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trigger: Option<model::PlanTrigger>,
+    },
 }
 
 impl LiveEvent {
@@ -59,6 +67,7 @@ impl LiveEvent {
             LiveEvent::MachineState { .. } => "machine_state",
             LiveEvent::Production { .. } => "production",
             LiveEvent::Alarm { .. } => "alarm",
+            LiveEvent::Plan { .. } => "plan",
         }
     }
 }

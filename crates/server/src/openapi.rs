@@ -457,7 +457,7 @@ pub(crate) fn build() -> Value {
             None,
             (200, Some(alarm)),
         );
-        doc.op("get", "/stream", "Server-sent events: machine_state, production and alarm changes as they happen", Who::Signed, None,
+        doc.op("get", "/stream", "Server-sent events: machine_state, production, alarm and plan (a plan became active) changes as they happen", Who::Signed, None,
             (200, Some(json!({"type": "string", "description": "text/event-stream; each event's data is a JSON object with a `type` field"}))));
     }
 

@@ -119,7 +119,8 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                 slotted = tried;
                 match outcome {
                     Ok(Some((plan, trigger))) => {
-                        tracing::info!(plan, trigger = ?trigger, "automatic repair published")
+                        tracing::info!(plan, trigger = ?trigger, "automatic repair published");
+                        state.publish(LiveEvent::Plan { plan_id: plan, trigger: Some(trigger) });
                     }
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "automatic repair failed; the active plan stays"),

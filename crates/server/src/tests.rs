@@ -1120,9 +1120,14 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
 
     let dispatch = h.get("/api/v1/machines/1/dispatch").await.json;
     assert_eq!(dispatch["plan_id"], Value::Null, "no active plan yet");
+    let mut live = h.state.live.subscribe();
     let published = h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await;
     assert_eq!(published.status, StatusCode::OK, "{}", published.text);
     assert_eq!(published.json["status"], "active");
+    assert!(
+        matches!(live.try_recv(), Ok(crate::LiveEvent::Plan { plan_id, trigger: None }) if plan_id == id),
+        "publishing goes to the live stream"
+    );
     assert_eq!(
         h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await.status,
         StatusCode::CONFLICT
@@ -1405,6 +1410,7 @@ async fn a_rush_order_is_planned_and_published_by_itself() {
     // call wakes it in time.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(h.store.active_plan().unwrap().map(|p| p.id), Some(plan));
+    let mut live = h.state.live.subscribe();
     let (_, number) = rush_order(&h, "SO-T-RUSH").await;
     let mut active = None;
     for _ in 0..100 {
@@ -1416,6 +1422,17 @@ async fn a_rush_order_is_planned_and_published_by_itself() {
     }
     let active = active.expect("a repair published within five seconds of the rush order");
     assert_eq!(active.trigger, Some(model::PlanTrigger::RushOrders { orders: vec![number] }));
+    // The live stream tells dashboards, so stations show the new queue.
+    let announced = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if let Ok(crate::LiveEvent::Plan { plan_id, trigger }) = live.recv().await {
+                return (plan_id, trigger);
+            }
+        }
+    })
+    .await
+    .expect("a plan event");
+    assert_eq!(announced, (active.id, active.trigger.clone()));
     h.state.begin_stop();
     replanner.await.unwrap();
     workers.finish().await;

@@ -252,7 +252,9 @@ pub(crate) async fn publish_plan(
 ) -> ApiResult<Json<PlanSummary>> {
     principal.require(Need::Plan)?;
     let (store, now) = (state.store.clone(), state.clock.now());
-    Ok(Json(blocking(move || store.publish_plan(id, now)).await?))
+    let published = blocking(move || store.publish_plan(id, now)).await?;
+    state.publish(crate::LiveEvent::Plan { plan_id: published.id, trigger: published.trigger.clone() });
+    Ok(Json(published))
 }
 
 /// One bar of the Gantt chart.

@@ -180,6 +180,14 @@ function startLive() {
   });
   source.addEventListener('production', message => scheduleRefresh('production', JSON.parse(message.data).machine_id));
   source.addEventListener('alarm', () => scheduleRefresh('alarm'));
+  source.addEventListener('plan', message => {
+    const event = JSON.parse(message.data);
+    // A page showing another plan says a newer one is active; lists that follow the plan refresh.
+    document.querySelectorAll('[data-plan-news]').forEach(el => {
+      if (el.dataset.planNews !== String(event.plan_id)) el.hidden = false;
+    });
+    scheduleRefresh('plan');
+  });
   window.addEventListener('beforeunload', () => source.close());
 }
 

@@ -157,7 +157,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                 h2 #machines-heading { (t.machines) }
                 @if data.machines.is_empty() { p.muted { (o.no_machines) } }
                 // States change in place; today's OEE is fetched again as units are counted.
-                div.tiles #overview-tiles data-live data-refresh-on="production" {
+                div.tiles #overview-tiles data-live data-refresh-on="production plan" {
                     @for machine in &data.machines {
                         (tile(ctx, machine, data.states.get(&machine.id).copied(), data.kpis.get(&machine.id)))
                     }

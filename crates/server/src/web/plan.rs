@@ -59,6 +59,7 @@ pub(crate) struct Text {
     pub(crate) publish_hint: &'static str,
     pub(crate) superseded_note: &'static str,
     pub(crate) open_active: &'static str,
+    pub(crate) newer_published: &'static str,
     pub(crate) replan: &'static str,
     pub(crate) replan_hint: &'static str,
     pub(crate) time_limit: &'static str,
@@ -146,6 +147,7 @@ pub(crate) const EN: Text = Text {
     publish_hint: "Publishing makes this the plan the dispatch lists follow.",
     superseded_note: "This plan was replaced by a newer one and cannot be published again; compute a new plan instead.",
     open_active: "Open the active plan",
+    newer_published: "A newer plan has been published; the shop floor follows it now.",
     replan: "Re-plan",
     replan_hint: "Computes a new draft from the open orders. Nothing changes on the shop floor until it is published.",
     time_limit: "Solver time (s)",
@@ -224,6 +226,7 @@ pub(crate) const ZH: Text = Text {
     publish_hint: "發佈後，派工清單會依照此排程。",
     superseded_note: "此排程已被較新的排程取代，不能再次發佈；請重新計算排程。",
     open_active: "開啟現行排程",
+    newer_published: "已發佈較新的排程，車間現按新排程生產。",
     replan: "重新排程",
     replan_hint: "根據未完成的訂單計算新的草稿排程。發佈之前，車間安排不會改變。",
     time_limit: "求解時間（秒）",
@@ -402,6 +405,10 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                 }
             }
             @if may_plan { a.button href="#replan-heading" { (p.replan) } }
+        }
+        // Shown by the live stream when another plan is published while this page is open.
+        p.notice data-live data-plan-news=(summary.id) hidden data-testid="plan-news" {
+            (p.newer_published) " " a href="/plan" { (p.open_active) }
         }
         (kpis(ctx, summary))
         @if summary.status != PlanStatus::Active {

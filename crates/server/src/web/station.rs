@@ -170,7 +170,7 @@ pub(crate) async fn page(
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
                 @for (item, lot) in &running { (current(&ctx, item, lot, may_report)) }
             }
-            section.panel aria-labelledby="next-heading" {
+            section.panel #next-work aria-labelledby="next-heading" data-refresh-on="plan" {
                 h2 #next-heading { (s.next_work) }
                 @if dispatch.plan_id.is_none() {
                     p.muted { (s.no_active_plan) }

@@ -28,47 +28,49 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
         let now_ms = model::oee::unix_ms(state.clock.now());
         let raw_before = now_ms - i64::from(config.raw_days) * 86_400_000;
         let rollups_before = now_ms - i64::from(config.rollup_days) * 86_400_000;
-        let mut removed = 0;
-        loop {
-            let store = state.store.clone();
-            match tokio::task::spawn_blocking(move || store.prune(raw_before, rollups_before, SLICE)).await {
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => removed += n,
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "retention could not prune");
-                    break;
-                }
-                Err(_) => break,
-            }
-            if *stop.borrow() {
-                return;
-            }
-            // Leave the writer to ingest between slices.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if removed > 0 {
-            tracing::info!(rows = removed, "retention pruned old telemetry");
+        let telemetry = in_slices(&state, &stop, "telemetry", move |store| {
+            store.prune(raw_before, rollups_before, SLICE)
+        });
+        let Some(rows) = telemetry.await else { return };
+        if rows > 0 {
+            tracing::info!(rows, "retention pruned old telemetry");
         }
         let plans_before = state.clock.now() - time::Duration::days(i64::from(config.plan_days.max(1)));
-        let mut plans = 0;
-        loop {
-            let store = state.store.clone();
-            match tokio::task::spawn_blocking(move || store.prune_plans(plans_before, PLAN_SLICE)).await {
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => plans += n,
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "retention could not prune plans");
-                    break;
-                }
-                Err(_) => break,
-            }
-            if *stop.borrow() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let Some(plans) =
+            in_slices(&state, &stop, "plans", move |store| store.prune_plans(plans_before, PLAN_SLICE)).await
+        else {
+            return;
+        };
         if plans > 0 {
             tracing::info!(plans, "retention pruned old plans");
         }
+    }
+}
+
+/// Calls `prune` (which deletes one slice and says how many rows went) until it deletes nothing
+/// or fails, pausing between slices so ingest gets the writer; returns how many went, or `None`
+/// when the server began to stop.
+pub(crate) async fn in_slices(
+    state: &AppState,
+    stop: &watch::Receiver<bool>,
+    what: &'static str,
+    prune: impl Fn(&store::Store) -> store::Result<usize> + Clone + Send + 'static,
+) -> Option<usize> {
+    let mut removed = 0;
+    loop {
+        let (store, prune) = (state.store.clone(), prune.clone());
+        match tokio::task::spawn_blocking(move || prune(&store)).await {
+            Ok(Ok(0)) | Err(_) => return Some(removed),
+            Ok(Ok(n)) => removed += n,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, what, "retention could not prune");
+                return Some(removed);
+            }
+        }
+        if *stop.borrow() {
+            return None;
+        }
+        // Leave the writer to ingest between slices.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1438,6 +1438,21 @@ async fn a_rush_order_is_planned_and_published_by_itself() {
     workers.finish().await;
 }
 
+#[tokio::test]
+async fn retention_deletes_old_plans_but_the_active_one() {
+    let h = harness();
+    let first = publish_a_plan(&h).await;
+    let second = publish_a_plan(&h).await;
+    let later = NOW + time::Duration::days(91);
+    let pruned = crate::retention::in_slices(&h.state, &h.state.stopping, "plans", move |store| {
+        store.prune_plans(later, 1)
+    })
+    .await;
+    assert_eq!(pruned, Some(1));
+    assert_eq!(h.get(&format!("/api/v1/plans/{first}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get(&format!("/api/v1/plans/{second}")).await.json["status"], "active");
+}
+
 mod planning_properties {
     use proptest::prelude::*;
 

@@ -254,6 +254,24 @@ async fn every_page_renders_in_both_languages() {
 }
 
 #[tokio::test]
+async fn settings_show_the_automatic_re_planning_settings() {
+    let mut h = harness();
+    let planning =
+        crate::PlanningConfig { deviation_minutes: 0, rush_priority: 9, ..crate::PlanningConfig::default() };
+    h.state = h.state.clone().with_planning(planning);
+    h.app = crate::router(h.state.clone());
+    let page = h.page("/settings", &token_for(Role::Viewer), "en").await;
+    let panel = page.text.split("data-testid=\"planning-settings\"").nth(1).unwrap_or_default();
+    for row in [
+        "<th scope=\"row\">Repair and publish the active plan by itself</th><td>On</td>",
+        "<th scope=\"row\">Rush orders are slotted in at once from priority</th><td>9</td>",
+        "<th scope=\"row\">Work off the plan by more than this leads to a repair</th><td>Off</td>",
+    ] {
+        assert!(panel.contains(row), "{row} not in {}", panel.chars().take(1500).collect::<String>());
+    }
+}
+
+#[tokio::test]
 async fn an_automatic_repair_says_why_it_was_made() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -1,5 +1,5 @@
 //! The settings page: users (administrators only), API tokens (everyone their own, administrators
-//! all), and the way to the alarm rules.
+//! all), the way to the alarm rules, and the automatic re-planning settings (from the config file).
 
 use std::collections::HashMap;
 
@@ -44,6 +44,17 @@ pub(crate) struct Text {
     pub(crate) show_revoked: &'static str,
     pub(crate) alarm_rules: &'static str,
     pub(crate) alarm_rules_hint: &'static str,
+    pub(crate) planning: &'static str,
+    pub(crate) planning_hint: &'static str,
+    pub(crate) auto_replan: &'static str,
+    pub(crate) on: &'static str,
+    pub(crate) off: &'static str,
+    pub(crate) down_for: &'static str,
+    pub(crate) rush_priority: &'static str,
+    pub(crate) deviation: &'static str,
+    pub(crate) repair_interval: &'static str,
+    pub(crate) freeze: &'static str,
+    pub(crate) repair_time: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -77,6 +88,17 @@ pub(crate) const EN: Text = Text {
     show_revoked: "Revoked and expired tokens",
     alarm_rules: "Alarm rules",
     alarm_rules_hint: "Alarm rules are edited on the alarms page.",
+    planning: "Automatic re-planning",
+    planning_hint: "Set in the [planning] section of the configuration file; see the README.",
+    auto_replan: "Repair and publish the active plan by itself",
+    on: "On",
+    off: "Off",
+    down_for: "A broken-down machine is planned as down for",
+    rush_priority: "Rush orders are slotted in at once from priority",
+    deviation: "Work off the plan by more than this leads to a repair",
+    repair_interval: "Such a repair waits after the last published plan",
+    freeze: "Work starting within this keeps its place in a repair",
+    repair_time: "Solver time of a repair when keeping the order breaks a rule",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -110,7 +132,41 @@ pub(crate) const ZH: Text = Text {
     show_revoked: "已撤銷及已過期的權杖",
     alarm_rules: "警報規則",
     alarm_rules_hint: "警報規則在警報頁編輯。",
+    planning: "自動重新排程",
+    planning_hint: "在設定檔的 [planning] 部分設定；詳見 README。",
+    auto_replan: "自動修補並發佈現行排程",
+    on: "開",
+    off: "關",
+    down_for: "機器故障後預計停機",
+    rush_priority: "即時插入急單的優先級（由此起）",
+    deviation: "生產偏離排程超過此時間即修補",
+    repair_interval: "此類修補與上次發佈排程最少相隔",
+    freeze: "在此時間內開始的工作於修補時保持不變",
+    repair_time: "保持次序違反規則時的修補求解時間",
 };
+
+/// The automatic re-planning settings, read-only: they come from the config file.
+fn planning_panel(ctx: &Ctx, planning: &crate::PlanningConfig) -> maud::Markup {
+    let s = ctx.t.settings_page;
+    let minutes = |m: u32| ctx.duration(i64::from(m) * 60);
+    let or_off = |value: u32, shown: String| if value == 0 { s.off.to_string() } else { shown };
+    let rows = [
+        (s.auto_replan, if planning.auto_replan { s.on.to_string() } else { s.off.to_string() }),
+        (s.down_for, minutes(planning.expected_repair_minutes)),
+        (s.rush_priority, or_off(u32::from(planning.rush_priority), planning.rush_priority.to_string())),
+        (s.deviation, or_off(planning.deviation_minutes, minutes(planning.deviation_minutes))),
+        (s.repair_interval, minutes(planning.repair_interval_minutes)),
+        (s.freeze, minutes(planning.freeze_minutes)),
+        (s.repair_time, format!("{} s", planning.repair_time_limit_seconds)),
+    ];
+    html! {
+        section.panel aria-labelledby="planning-heading" data-testid="planning-settings" {
+            h2 #planning-heading { (s.planning) }
+            table { tbody { @for (label, value) in rows { tr { th scope="row" { (label) } td { (value) } } } } }
+            p.muted { (s.planning_hint) }
+        }
+    }
+}
 
 const ROLES: [Role; 5] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer, Role::Device];
 
@@ -241,6 +297,7 @@ pub(crate) async fn page(
             h2 { (s.alarm_rules) }
             p { (s.alarm_rules_hint) " " a href="/alarms#rules" { (t.nav_alarms) } }
         }
+        (planning_panel(&ctx, &state.planning))
     };
     Ok(layout(&ctx, Nav::Settings, s.title, body))
 }

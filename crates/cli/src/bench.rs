@@ -490,7 +490,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
         None => None,
     };
     let timed = Instant::now();
-    let idle = replanner::due(&store, rush_at, &config, None, &mut slotted)?;
+    let idle = replanner::due(&store, rush_at, &config, None, &slotted)?;
     let check_ms = timed.elapsed().as_secs_f64() * 1000.0;
     bar.finish_and_clear();
 

@@ -91,8 +91,11 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     let mut events = state.live.subscribe();
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Rush orders a repair has tried to slot in: one that cannot be planned is not tried again.
+    // Rush orders a published repair had: one that it could not plan is not tried again.
     let mut slotted: HashSet<OrderId> = HashSet::new();
+    // After a failed repair, only breakdowns are tried until then, so a repair that keeps failing
+    // is not retried (and logged) at every check.
+    let mut quiet_until: Option<Timestamp> = None;
     loop {
         let breakdown = tokio::select! {
             event = events.recv() => match event {
@@ -106,6 +109,8 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
         };
         if breakdown.is_some() {
             tokio::time::sleep(DEBOUNCE).await;
+        } else if quiet_until.is_some_and(|until| state.clock.now() < until) {
+            continue;
         }
         let (store, now, config_now) = (state.store.clone(), state.clock.now(), config.clone());
         let mut tried = std::mem::take(&mut slotted);
@@ -123,7 +128,11 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                         state.publish(LiveEvent::Plan { plan_id: plan, trigger: Some(trigger) });
                     }
                     Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "automatic repair failed; the active plan stays"),
+                    Err(error) => {
+                        let pause = time::Duration::minutes(i64::from(config.repair_interval_minutes.max(1)));
+                        quiet_until = Some(now + pause);
+                        tracing::warn!(%error, retry_in_minutes = pause.whole_minutes(), "automatic repair failed; the active plan stays");
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, "automatic repair task failed"),
@@ -134,7 +143,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
 }
 
 /// Repairs and publishes the active plan when something calls for it (see [`due`]); returns the
-/// new plan's id and why it was made.
+/// new plan's id and why it was made. The rush orders it was made for join `slotted`.
 pub fn check_and_repair(
     store: &Store,
     now: Timestamp,
@@ -142,7 +151,8 @@ pub fn check_and_repair(
     breakdown: Option<MachineId>,
     slotted: &mut HashSet<OrderId>,
 ) -> Result<Option<(i64, PlanTrigger)>, String> {
-    let Some((active, trigger)) = due(store, now, config, breakdown, slotted).map_err(|e| e.to_string())?
+    let Some(Due { active, trigger, rush }) =
+        due(store, now, config, breakdown, slotted).map_err(|e| e.to_string())?
     else {
         return Ok(None);
     };
@@ -162,26 +172,38 @@ pub fn check_and_repair(
     plan.trigger = Some(trigger.clone());
     let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;
     store.publish_plan(summary.id, now).map_err(|e| e.to_string())?;
+    slotted.extend(rush);
     Ok(Some((summary.id, trigger)))
+}
+
+/// A repair that is due: of which plan, why, and for which rush orders.
+#[derive(Debug)]
+pub struct Due {
+    /// The active plan to repair.
+    pub active: PlanSummary,
+    /// Why.
+    pub trigger: PlanTrigger,
+    /// The rush orders it is for (empty unless the trigger is rush orders).
+    pub rush: Vec<OrderId>,
 }
 
 /// Whether the active plan needs an automatic repair now, and why: `breakdown` (a machine just
 /// reported down) when that machine has work in the plan not yet over; else rush orders missing
-/// from the plan and not in `slotted` (they are added to it); else work off the plan by more than
-/// the deviation, when the plan was published at least the repair interval ago.
+/// from the plan and not in `slotted`; else work off the plan by more than the deviation, when
+/// the plan was published at least the repair interval ago.
 pub fn due(
     store: &Store,
     now: Timestamp,
     config: &PlanningConfig,
     breakdown: Option<MachineId>,
-    slotted: &mut HashSet<OrderId>,
-) -> Result<Option<(PlanSummary, PlanTrigger)>, store::StoreError> {
+    slotted: &HashSet<OrderId>,
+) -> Result<Option<Due>, store::StoreError> {
     let Some(active) = store.active_plan()? else { return Ok(None) };
     if let Some(machine) = breakdown
         && store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > now)
     {
         let machine = store.machine(machine)?.code;
-        return Ok(Some((active, PlanTrigger::Breakdown { machine })));
+        return Ok(Some(Due { active, trigger: PlanTrigger::Breakdown { machine }, rush: Vec::new() }));
     }
     if config.rush_priority > 0 {
         let missing: Vec<(OrderId, String)> = store
@@ -190,9 +212,8 @@ pub fn due(
             .filter(|(id, _)| !slotted.contains(id))
             .collect();
         if !missing.is_empty() {
-            slotted.extend(missing.iter().map(|(id, _)| *id));
-            let orders = missing.into_iter().map(|(_, number)| number).collect();
-            return Ok(Some((active, PlanTrigger::RushOrders { orders })));
+            let (rush, orders) = missing.into_iter().unzip();
+            return Ok(Some(Due { active, trigger: PlanTrigger::RushOrders { orders }, rush }));
         }
     }
     let interval = time::Duration::minutes(i64::from(config.repair_interval_minutes));
@@ -201,7 +222,11 @@ pub fn due(
         let by = time::Duration::minutes(i64::from(config.deviation_minutes));
         let (late, early) = progress::deviations(&parts, now, by);
         if late + early > 0 {
-            return Ok(Some((active, PlanTrigger::Deviation { late, early })));
+            return Ok(Some(Due {
+                active,
+                trigger: PlanTrigger::Deviation { late, early },
+                rush: Vec::new(),
+            }));
         }
     }
     Ok(None)

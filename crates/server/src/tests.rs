@@ -1311,31 +1311,34 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     let config = PlanningConfig::default();
     let minutes = |m: i64| NOW + time::Duration::minutes(m);
     let mut slotted = std::collections::HashSet::new();
-    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "no active plan yet");
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "no active plan yet");
     let plan = publish_a_plan(&h).await;
-    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "just published");
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "just published");
 
     // A machine with planned work breaks down.
     let busy = h.store.plan_operations(plan, None).unwrap()[0].machine_id;
     let code = h.store.machine(busy).unwrap().code;
-    let (active, trigger) = due(&h.store, NOW, &config, Some(busy), &mut slotted).unwrap().unwrap();
-    assert_eq!((active.id, trigger), (plan, PlanTrigger::Breakdown { machine: code }));
+    let breakdown = due(&h.store, NOW, &config, Some(busy), &slotted).unwrap().unwrap();
+    assert_eq!((breakdown.active.id, breakdown.trigger), (plan, PlanTrigger::Breakdown { machine: code }));
 
-    // A rush order is slotted in once; an order of ordinary priority waits for the next plan.
+    // A rush order is slotted in until a published repair had it; an order of ordinary priority
+    // waits for the next plan.
     let mut ordinary = valid_order();
     ordinary["number"] = json!("SO-T-ORD");
     let ordinary =
         h.post_json("/api/v1/orders", &token_for(Role::Planner), &ordinary).await.json["id"].clone();
     h.send("POST", &format!("/api/v1/orders/{ordinary}/release"), Some(&token_for(Role::Planner)), None)
         .await;
-    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "priority 2 is no rush");
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "priority 2 is no rush");
     let (rush, number) = rush_order(&h, "SO-T-RUSH").await;
-    let (_, trigger) = due(&h.store, NOW, &config, None, &mut slotted).unwrap().unwrap();
-    assert_eq!(trigger, PlanTrigger::RushOrders { orders: vec![number.clone()] });
-    assert!(slotted.contains(&model::OrderId(rush)));
-    assert!(due(&h.store, NOW, &config, None, &mut slotted).unwrap().is_none(), "tried once only");
+    let found = due(&h.store, NOW, &config, None, &slotted).unwrap().unwrap();
+    assert_eq!(found.trigger, PlanTrigger::RushOrders { orders: vec![number.clone()] });
+    assert_eq!(found.rush, [model::OrderId(rush)]);
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_some(), "due until a repair has it");
+    let had = std::collections::HashSet::from([model::OrderId(rush)]);
+    assert!(due(&h.store, NOW, &config, None, &had).unwrap().is_none(), "not again once a repair had it");
     let off = PlanningConfig { rush_priority: 0, ..config.clone() };
-    assert!(due(&h.store, NOW, &off, None, &mut std::collections::HashSet::new()).unwrap().is_none());
+    assert!(due(&h.store, NOW, &off, None, &slotted).unwrap().is_none());
 
     // Work started two hours ahead of the plan: a repair once the interval since the publish has
     // passed, not before.
@@ -1353,17 +1356,14 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
         )
         .await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.text);
-    let mut nothing_slotted = std::collections::HashSet::from([model::OrderId(rush)]);
-    assert!(
-        due(&h.store, minutes(9), &config, None, &mut nothing_slotted).unwrap().is_none(),
-        "within the interval"
-    );
-    let (_, trigger) = due(&h.store, minutes(10), &config, None, &mut nothing_slotted).unwrap().unwrap();
+    assert!(due(&h.store, minutes(9), &config, None, &had).unwrap().is_none(), "within the interval");
+    let trigger = due(&h.store, minutes(10), &config, None, &had).unwrap().unwrap().trigger;
     assert!(matches!(trigger, PlanTrigger::Deviation { early, .. } if early >= 1), "{trigger:?}");
     let off = PlanningConfig { deviation_minutes: 0, ..config.clone() };
-    assert!(due(&h.store, minutes(10), &off, None, &mut nothing_slotted).unwrap().is_none());
+    assert!(due(&h.store, minutes(10), &off, None, &had).unwrap().is_none());
 
-    // The repair is published with its reason and has the rush order.
+    // The repair (rush orders come before work off the plan) is published with its reason, has
+    // the rush order and the early start, and the rush order is not slotted in again.
     let before = h.store.plan_operations(plan, None).unwrap();
     let repaired = crate::replanner::check_and_repair(&h.store, minutes(10), &config, None, &mut slotted)
         .unwrap()
@@ -1387,7 +1387,8 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     assert_eq!(active.published_at, Some(minutes(10)));
     assert!(h.store.orders_missing_from_plan(active.id, 9).unwrap().is_empty(), "the rush order is planned");
     let listed = h.get(&format!("/api/v1/plans/{}", active.id)).await.json;
-    assert_eq!(listed["trigger"]["kind"], "deviation", "{}", listed["trigger"]);
+    assert_eq!(listed["trigger"]["kind"], "rush_orders", "{}", listed["trigger"]);
+    assert_eq!(slotted, had);
     // The early start is in the repair, and nothing is off the plan any more.
     let (late, early) = crate::planning::progress::deviations(
         &crate::planning::progress::plan_parts(&h.store, active.id).unwrap(),

@@ -83,6 +83,14 @@ impl FileConfig {
         if !speeds.contains(&speed) {
             anyhow::bail!("[sim] speed must be from {} to {}, found {speed}", speeds.start(), speeds.end());
         }
+        let (arrivals, rates) = (self.sim.orders_per_day, SimSettings::ORDERS_PER_DAY);
+        if !rates.contains(&arrivals) {
+            anyhow::bail!(
+                "[sim] orders_per_day must be from {} to {}, found {arrivals}",
+                rates.start(),
+                rates.end()
+            );
+        }
         let (repair, repairs) = (self.planning.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
         if !repairs.contains(&repair) {
             anyhow::bail!(
@@ -221,6 +229,9 @@ enabled = true
 speed = 60.0
 # Seed of every random choice: the same seed gives the same factory.
 seed = 2026
+# New customer orders per simulated day, released as they arrive; one in six is a rush order
+# (priority 9, due the next day), which the automatic repair slots in. 0 for none.
+orders_per_day = 10.0
 "#;
 
 #[cfg(test)]
@@ -248,6 +259,10 @@ mod tests {
         };
         assert_eq!(error("[sim]\nspeed = nan"), "[sim] speed must be from 0.1 to 10000, found NaN");
         assert_eq!(error("[sim]\nspeed = 0.0"), "[sim] speed must be from 0.1 to 10000, found 0");
+        assert_eq!(
+            error("[sim]\norders_per_day = -1.0"),
+            "[sim] orders_per_day must be from 0 to 1000, found -1"
+        );
         assert_eq!(
             error("[planning]\nrepair_time_limit_seconds = inf"),
             "[planning] repair_time_limit_seconds must be from 0.05 to 60, found inf"

@@ -390,8 +390,12 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for site in sites {
-            let settings =
-                server::simulation::SimSettings { enabled: true, speed: args.speed, seed: args.seed };
+            let settings = server::simulation::SimSettings {
+                enabled: true,
+                speed: args.speed,
+                seed: args.seed,
+                orders_per_day: 0.0,
+            };
             let Some(factory) = server::simulation::site_factory(&store, &site, &settings, clock.now())?
             else {
                 println!("site {} has no machines; skipped", site.code);

@@ -245,7 +245,11 @@ fn the_demo_factory_changes_states_and_production_over_time() {
 #[test]
 fn the_demo_follows_a_published_plan_and_repairs_it_after_a_breakdown() {
     let dir = TempDir::new("demo-plan");
-    let server = start_with("demo", &dir.0, &["--sim-speed", "600"]);
+    // No new orders arriving: their automatic repairs would publish other plans meanwhile.
+    let config = dir.0.join("config.toml");
+    std::fs::write(&config, "[sim]\norders_per_day = 0\n").unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let server = start_with("demo", &dir.0, &["--sim-speed", "600", "--config", &config]);
     // Let the simulated machines take their first work (first in, first out) before planning, so
     // the plan sees it running.
     std::thread::sleep(Duration::from_millis(1500));

@@ -421,42 +421,134 @@ fn calendar() -> Calendar {
 
 /// Orders due over the next fourteen days at 18:00 Hong Kong time, with quantities and priorities
 /// drawn from a fixed-seed generator.
-fn demo_orders(variants: &[(VariantId, (u32, u32))], now: Timestamp) -> Vec<NewOrder> {
+fn demo_orders(variants: &[Orderable], now: Timestamp) -> Vec<NewOrder> {
+    let mut random = random::SplitMix::new(0x6d66_2026);
+    (0..DEMO_ORDERS).map(|i| customer_order(&mut random, variants, now, i + 1, false)).collect()
+}
+
+/// One customer order: a random variant in a tidy batch size, due at 18:00 Hong Kong time one to
+/// fourteen days on with priority 1, 3 or 5; a rush order is due the next day with priority 9.
+fn customer_order(
+    random: &mut random::SplitMix,
+    variants: &[Orderable],
+    now: Timestamp,
+    serial: usize,
+    rush: bool,
+) -> NewOrder {
     let hong_kong = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
     let today = now.to_offset(hong_kong).date();
-    let mut random = random::SplitMix::new(0x6d66_2026);
-    (0..DEMO_ORDERS)
-        .map(|i| {
-            let (variant, (low, high)) = variants[random.below(variants.len() as u64) as usize];
-            let quantity = low + random.below(u64::from(high - low + 1)) as u32;
-            // Round to a tidy batch size, as customers order.
-            let quantity = if quantity >= 100 {
-                quantity / 50 * 50
-            } else if quantity >= 20 {
-                quantity / 5 * 5
-            } else {
-                quantity
-            };
-            let days = 1 + random.below(14) as i64;
-            let due = (today + Duration::days(days))
-                .with_time(Time::from_hms(18, 0, 0).unwrap_or(Time::MIDNIGHT))
-                .assume_offset(hong_kong);
-            let priority = match random.below(10) {
-                0 => 5,
-                1 | 2 => 3,
-                _ => 1,
-            };
-            NewOrder {
-                number: format!("SO-{}-{:03}", today.year() % 100 * 100 + today.month() as i32, i + 1),
-                customer: CUSTOMERS[random.below(CUSTOMERS.len() as u64) as usize].into(),
-                variant_id: variant,
-                quantity: quantity.max(1),
-                due,
-                priority,
-                material_ready: None,
+    let (variant, (low, high)) = variants[random.below(variants.len() as u64) as usize];
+    let quantity = low + random.below(u64::from(high - low + 1)) as u32;
+    // Round to a tidy batch size, as customers order; a rush order is a small one.
+    let quantity = if rush {
+        low
+    } else if quantity >= 100 {
+        quantity / 50 * 50
+    } else if quantity >= 20 {
+        quantity / 5 * 5
+    } else {
+        quantity
+    };
+    let days = if rush { 1 } else { 1 + random.below(14) as i64 };
+    let due = (today + Duration::days(days))
+        .with_time(Time::from_hms(18, 0, 0).unwrap_or(Time::MIDNIGHT))
+        .assume_offset(hong_kong);
+    let priority = match (rush, random.below(10)) {
+        (true, _) => 9,
+        (false, 0) => 5,
+        (false, 1 | 2) => 3,
+        (false, _) => 1,
+    };
+    NewOrder {
+        number: format!("SO-{}-{serial:03}", today.year() % 100 * 100 + today.month() as i32),
+        customer: CUSTOMERS[random.below(CUSTOMERS.len() as u64) as usize].into(),
+        variant_id: variant,
+        quantity: quantity.max(1),
+        due,
+        priority,
+        material_ready: None,
+    }
+}
+
+/// A variant customers order, with its typical order quantities (smallest, largest).
+type Orderable = (VariantId, (u32, u32));
+
+/// The demo's variants in the store, with their typical order quantities.
+fn stored_variants(store: &Store) -> Result<Vec<Orderable>, StoreError> {
+    let stored = store.variants(None, PageRequest { after: None, limit: 1000 })?.items;
+    let mut out = Vec::new();
+    for spec in &PRODUCTS {
+        for (suffix, _, _) in spec.variants {
+            let code = format!("{}-{suffix}", spec.code);
+            if let Some(variant) = stored.iter().find(|v| v.code == code) {
+                out.push((variant.id, spec.quantities));
             }
-        })
-        .collect()
+        }
+    }
+    Ok(out)
+}
+
+/// Creates and releases one newly arrived customer order (a rush order when `rush`), numbered
+/// after the orders already there; `None` when the store has none of the demo's variants.
+pub fn arrive(
+    store: &Store,
+    now: Timestamp,
+    random: &mut random::SplitMix,
+    rush: bool,
+) -> Result<Option<Order>, StoreError> {
+    let variants = stored_variants(store)?;
+    if variants.is_empty() {
+        return Ok(None);
+    }
+    let count = store.order_stats()?.by_status.iter().map(|(_, n)| *n as usize).sum::<usize>();
+    let mut order = customer_order(random, &variants, now, count + 1, rush);
+    // Numbers users gave their own orders may be taken: the next free one.
+    for serial in count + 1..count + 1000 {
+        order.number = match order.number.rsplit_once('-') {
+            Some((prefix, _)) => format!("{prefix}-{serial:03}"),
+            None => order.number,
+        };
+        match store.create_order(&order, now) {
+            Ok(created) => return store.set_order_status(created.id, OrderStatus::Released).map(Some),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(None)
+}
+
+/// New customer orders keep arriving while the demo runs, `orders_per_day` per simulated day at
+/// random intervals around the mean, one in six a rush order; each is released at once, and the
+/// replanner is woken so a rush order is slotted in. Runs until `stop`.
+pub(crate) async fn order_arrivals(
+    state: crate::AppState,
+    settings: crate::simulation::SimSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if settings.orders_per_day <= 0.0 || settings.speed <= 0.0 {
+        return;
+    }
+    let mean_seconds = 86_400.0 / settings.orders_per_day / settings.speed;
+    let mut random = random::SplitMix::new(settings.seed ^ 0x6f72_6465_7273);
+    loop {
+        let wait = std::time::Duration::from_secs_f64(mean_seconds * random.between(0.5, 1.5));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        let rush = random.chance(1.0 / 6.0);
+        let (store, now, mut draw) =
+            (state.store.clone(), state.clock.now(), random::SplitMix::new(random.next_u64()));
+        match tokio::task::spawn_blocking(move || arrive(&store, now, &mut draw, rush)).await {
+            Ok(Ok(Some(order))) => {
+                tracing::info!(order = %order.number, priority = order.priority, "demo: a new customer order arrived");
+                state.wake_replanner();
+            }
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => tracing::warn!(%error, "demo: a new order could not be stored"),
+            Err(_) => return,
+        }
+    }
 }
 
 /// A generated high-mix factory for benchmarks and tests: `machines` machines in five kinds, eight

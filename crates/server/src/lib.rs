@@ -270,6 +270,7 @@ pub async fn run(
         None => None,
     };
     if let (Some(settings), Some(address)) = (options.simulator, mqtt.as_ref().and_then(|m| m.address)) {
+        tokio::spawn(demo::order_arrivals(state.clone(), settings.clone(), state.stopping.clone()));
         let (store, clock, stop) = (state.store.clone(), state.clock.clone(), state.stopping.clone());
         let started =
             tokio::task::spawn_blocking(move || simulation::start(&store, address, &settings, clock, stop))

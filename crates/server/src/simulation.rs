@@ -25,16 +25,20 @@ pub struct SimSettings {
     pub speed: f64,
     /// Seed of every random choice.
     pub seed: u64,
+    /// New customer orders per simulated day (0: none), one in six a rush order.
+    pub orders_per_day: f64,
 }
 
 impl SimSettings {
     /// The speeds the simulator accepts, from the flags and the config file alike.
     pub const SPEEDS: std::ops::RangeInclusive<f64> = 0.1..=10_000.0;
+    /// The order arrival rates accepted, per simulated day.
+    pub const ORDERS_PER_DAY: std::ops::RangeInclusive<f64> = 0.0..=1_000.0;
 }
 
 impl Default for SimSettings {
     fn default() -> SimSettings {
-        SimSettings { enabled: true, speed: 60.0, seed: 2026 }
+        SimSettings { enabled: true, speed: 60.0, seed: 2026, orders_per_day: 10.0 }
     }
 }
 

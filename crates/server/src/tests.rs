@@ -1454,6 +1454,37 @@ async fn retention_deletes_old_plans_but_the_active_one() {
     assert_eq!(h.get(&format!("/api/v1/plans/{second}")).await.json["status"], "active");
 }
 
+#[tokio::test]
+async fn demo_orders_keep_arriving_released_with_free_numbers() {
+    let h = harness();
+    let before = h.store.order_stats().unwrap().by_status.iter().map(|(_, n)| *n).sum::<u64>();
+    // A user took the number the next arrival would get: it takes the one after.
+    let mut taken = valid_order();
+    taken["number"] = json!(format!("SO-2611-{:03}", before + 1));
+    assert_eq!(h.post_json("/api/v1/orders", ADMIN, &taken).await.status, StatusCode::CREATED);
+    let mut random = model::random::SplitMix::new(7);
+    let rush = crate::demo::arrive(&h.store, NOW, &mut random, true).unwrap().unwrap();
+    assert_eq!(rush.number, format!("SO-2611-{:03}", before + 2));
+    assert_eq!((rush.priority, rush.status), (9, model::OrderStatus::Released));
+    assert_eq!(rush.due, time::macros::datetime!(2026-11-25 18:00 +08:00));
+    let ordinary = crate::demo::arrive(&h.store, NOW, &mut random, false).unwrap().unwrap();
+    assert!(ordinary.priority < 8 && ordinary.due > NOW, "{ordinary:?}");
+
+    // The task: at 10,000 times real speed and 1,000 orders a simulated day, one every 9 ms or so.
+    let settings =
+        crate::simulation::SimSettings { speed: 10_000.0, orders_per_day: 1_000.0, ..Default::default() };
+    let arrivals =
+        tokio::spawn(crate::demo::order_arrivals(h.state.clone(), settings, h.state.stopping.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    h.state.begin_stop();
+    arrivals.await.unwrap();
+    let released =
+        h.get("/api/v1/orders?status=released&limit=500").await.json["items"].as_array().unwrap().len();
+    let after = h.store.order_stats().unwrap().by_status.iter().map(|(_, n)| *n).sum::<u64>();
+    assert!(after >= before + 3 + 5, "only {} orders arrived", after - before - 3);
+    assert!(released >= 7, "{released} released");
+}
+
 mod planning_properties {
     use proptest::prelude::*;
 

@@ -162,7 +162,7 @@ fn planning_panel(ctx: &Ctx, planning: &crate::PlanningConfig) -> maud::Markup {
     html! {
         section.panel aria-labelledby="planning-heading" data-testid="planning-settings" {
             h2 #planning-heading { (s.planning) }
-            table { tbody { @for (label, value) in rows { tr { th scope="row" { (label) } td { (value) } } } } }
+            table.settings-list { tbody { @for (label, value) in rows { tr { th scope="row" { (label) } td { (value) } } } } }
             p.muted { (s.planning_hint) }
         }
     }

@@ -150,6 +150,27 @@ try {
   await page.waitForURL('**/orders/*');
   await shot(page, 'order');
 
+  // A rush order entered on the orders page and released on its own page: the automatic repair
+  // publishes a plan that has it.
+  await page.goto(base + '/orders');
+  const form = page.locator('[data-testid=new-order]');
+  await form.locator('input[name=number]').fill('SO-BROWSER-RUSH');
+  await form.locator('input[name=customer]').fill('Browser Test Ltd');
+  await form.locator('input[name=quantity]').fill('5');
+  await form.locator('input[name=priority]').fill('9');
+  await form.locator('button[type=submit]').click();
+  await page.waitForURL('**/orders/*');
+  const entered = (await api('GET', '/api/v1/orders?limit=500')).items.find(o => o.number === 'SO-BROWSER-RUSH');
+  check(entered && entered.status === 'planned' && entered.priority === 9, 'the order form entered the order');
+  check(entered.due.endsWith('T10:00:00Z'), `the due time is 18:00 at the site (${entered.due})`);
+  await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
+  const repaired = await until('an automatic repair with the rush order', async () => {
+    const plans = await api('GET', '/api/v1/plans?limit=5');
+    return plans.items.find(p => p.status === 'active' && p.trigger && p.trigger.kind === 'rush_orders'
+      && p.trigger.orders.includes('SO-BROWSER-RUSH'));
+  });
+  check(Boolean(repaired), `the released rush order was slotted in by plan ${repaired.id}`);
+
   // Acknowledge the test alarm once it has fired.
   const alarm = await until('the test alarm to fire', async () => {
     const open = await api('GET', '/api/v1/alarms?status=active&limit=100');

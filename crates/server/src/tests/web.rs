@@ -142,6 +142,10 @@ fn sample_body(action: &str) -> Option<Value> {
             Some(json!({"username": "sample-user", "role": "viewer", "password": "a-long-sample-password"}))
         }
         ("POST", "/api/v1/tokens") => Some(json!({"name": "sample"})),
+        ("POST", "/api/v1/orders") => Some(json!({
+            "number": "SO-SAMPLE", "customer": "Sample", "variant_id": 1, "quantity": 1,
+            "due": "2026-12-01T18:00:00+08:00", "priority": 1
+        })),
         _ => panic!("no sample body for the dashboard action {action}; add one to sample_body"),
     }
 }

@@ -50,6 +50,7 @@ function formJson(form) {
       case 'int': value = parseInt(value, 10); break;
       case 'bool': value = value === true || value === 'true'; break;
       case 'datetime': value = new Date(value).toISOString(); break;
+      case 'site-datetime': value = siteTime(value); break;
     }
     const path = field.name.split('.');
     let node = out;
@@ -57,6 +58,15 @@ function formJson(form) {
     node[path[path.length - 1]] = value;
   }
   return out;
+}
+
+// A datetime-local value ("2026-12-01T18:00") in the site's time zone, as RFC 3339.
+function siteTime(local) {
+  const offset = Number(document.body.dataset.offsetMinutes) || 0;
+  const abs = Math.abs(offset);
+  const pad = n => String(n).padStart(2, '0');
+  const seconds = local.length === 16 ? local + ':00' : local;
+  return `${seconds}${offset < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
 async function perform(element, body) {

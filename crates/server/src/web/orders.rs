@@ -55,6 +55,11 @@ pub(crate) struct Text {
     pub(crate) cancel_confirm: &'static str,
     pub(crate) all_orders: &'static str,
     pub(crate) in_plan: &'static str,
+    pub(crate) new_order: &'static str,
+    pub(crate) number: &'static str,
+    pub(crate) new_order_hint: &'static str,
+    /// `{priority}` is replaced by `planning.rush_priority`.
+    pub(crate) rush_hint: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -96,6 +101,10 @@ pub(crate) const EN: Text = Text {
     cancel_confirm: "Cancel this order? Its unfinished operations are cancelled too. This cannot be undone.",
     all_orders: "All orders",
     in_plan: "ETAs and planned times are from the active plan",
+    new_order: "New order",
+    number: "Order number",
+    new_order_hint: "The order is entered as planned; release it on its page to send it to the shop floor.",
+    rush_hint: "Priority {priority} or more is a rush order: once released, the active plan is repaired at once to fit it in ahead of other work.",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -137,6 +146,10 @@ pub(crate) const ZH: Text = Text {
     cancel_confirm: "取消此訂單？其未完成的工序亦會一併取消，且無法復原。",
     all_orders: "所有訂單",
     in_plan: "預計完成及計劃時間取自現行排程",
+    new_order: "新增訂單",
+    number: "訂單編號",
+    new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁發放後才會送到車間。",
+    rush_hint: "優先級 {priority} 或以上為急單：發放後，系統會即時修補現行排程，把它排在其他工作之前。",
 };
 
 /// Orders per page.
@@ -332,12 +345,52 @@ pub(crate) async fn list(
     match parse_filter(&query, ctx.offset_minutes) {
         Ok((filter, request)) => {
             let listing = gather_list(&state.store, &filter, request).or_page(&ctx)?;
-            Ok(layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, Ok(&listing))))
+            let new_order = if ctx.may(Need::Plan) {
+                let variants =
+                    state.store.variants(None, PageRequest { after: None, limit: 1000 }).or_page(&ctx)?;
+                Some(new_order_form(&ctx, &variants.items, state.planning.rush_priority))
+            } else {
+                None
+            };
+            let body =
+                html! { (render_list(&ctx, &query, Ok(&listing))) @if let Some(form) = new_order { (form) } };
+            Ok(layout(&ctx, Nav::Orders, o.title, body))
         }
         Err(errors) => {
             let mut response = layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, Err(&errors)));
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
+        }
+    }
+}
+
+/// The form that enters an order (planners), due a week from today at 18:00 site time unless
+/// changed; it opens the new order's page, where it is released.
+fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> Markup {
+    let t = ctx.t;
+    let o = t.orders_page;
+    let local = ctx.now + time::Duration::minutes(i64::from(ctx.offset_minutes));
+    let due = format!("{}T18:00", local.date() + time::Duration::days(7));
+    html! {
+        section.panel aria-labelledby="new-order-heading" {
+            h2 #new-order-heading { (o.new_order) }
+            p.muted {
+                (o.new_order_hint)
+                @if rush_priority > 0 { " " (o.rush_hint.replace("{priority}", &rush_priority.to_string())) }
+            }
+            form.row-form data-action="POST /api/v1/orders" data-then="goto:/orders/{id}" data-testid="new-order" {
+                label { (o.number) input name="number" required maxlength="64"; }
+                label { (t.customer) input name="customer" required maxlength="200"; }
+                label { (t.product_variant)
+                    select name="variant_id" data-type="int" required {
+                        @for variant in variants { option value=(variant.id.0) { (variant.code) " · " (variant.name) } }
+                    }
+                }
+                label { (t.quantity) input name="quantity" type="number" min="1" step="1" required data-type="int"; }
+                label { (t.due) input name="due" type="datetime-local" required value=(due) data-type="site-datetime"; }
+                label title=(o.priority_hint) { (o.priority) input name="priority" type="number" min="1" max="10" step="1" value="1" required data-type="int"; }
+                button.primary type="submit" { (t.create) }
+            }
         }
     }
 }

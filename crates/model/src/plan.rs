@@ -115,5 +115,8 @@ pub enum PlanTrigger {
         late: u32,
         /// Lots ahead: started, or finished, that long before they were planned to.
         early: u32,
+        /// Lots of cancelled orders still holding machine time that far ahead.
+        #[serde(default)]
+        cancelled: u32,
     },
 }

@@ -220,11 +220,11 @@ pub fn due(
     if config.deviation_minutes > 0 && active.published_at.is_none_or(|at| now - at >= interval) {
         let parts = progress::plan_parts(store, active.id)?;
         let by = time::Duration::minutes(i64::from(config.deviation_minutes));
-        let (late, early) = progress::deviations(&parts, now, by);
-        if late + early > 0 {
+        let (late, early, cancelled) = progress::deviations(&parts, now, by);
+        if late + early + cancelled > 0 {
             return Ok(Some(Due {
                 active,
-                trigger: PlanTrigger::Deviation { late, early },
+                trigger: PlanTrigger::Deviation { late, early, cancelled },
                 rush: Vec::new(),
             }));
         }

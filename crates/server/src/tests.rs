@@ -1390,12 +1390,28 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     assert_eq!(listed["trigger"]["kind"], "rush_orders", "{}", listed["trigger"]);
     assert_eq!(slotted, had);
     // The early start is in the repair, and nothing is off the plan any more.
-    let (late, early) = crate::planning::progress::deviations(
+    let (late, early, cancelled) = crate::planning::progress::deviations(
         &crate::planning::progress::plan_parts(&h.store, active.id).unwrap(),
         minutes(10),
         time::Duration::minutes(30),
     );
-    assert_eq!((late, early), (0, 0));
+    assert_eq!((late, early, cancelled), (0, 0, 0));
+    // An order cancelled while its work is planned hours ahead: the next repair frees that time.
+    let later = after.iter().filter(|op| op.order_id.0 != rush).max_by_key(|op| op.end).unwrap();
+    let cancelled = h
+        .send(
+            "POST",
+            &format!("/api/v1/orders/{}/cancel", later.order_id.0),
+            Some(&token_for(Role::Planner)),
+            None,
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    let trigger = due(&h.store, minutes(20), &config, None, &slotted).unwrap().unwrap().trigger;
+    assert!(
+        matches!(trigger, PlanTrigger::Deviation { late: 0, early: 0, cancelled } if cancelled >= 1),
+        "{trigger:?}"
+    );
     h.state.begin_stop();
     workers.finish().await;
 }

@@ -74,32 +74,36 @@ pub(crate) fn behind_lots<P: std::borrow::Borrow<PlannedOperation>>(
     out
 }
 
-/// How many lots run off the plan by more than `by`: `(late, early)`.
+/// How many lots run off the plan by more than `by`: `(late, early, cancelled)`.
 ///
 /// Late: still running that long past the planned end, or not started that long past the planned
 /// start. Not-started lots count only once the shop floor reports progress on the plan (some lot
 /// running or done), so a plant that does not report its work is not re-planned over and over.
 /// Early: started that long before the planned start, or finished that long before the planned
-/// end.
+/// end. Cancelled: lots of cancelled work whose planned end is that far ahead (machine time the
+/// plan holds for work that will not run).
 pub(crate) fn deviations<P: std::borrow::Borrow<PlannedOperation>>(
     parts: &[(P, OrderStatus)],
     now: Timestamp,
     by: time::Duration,
-) -> (u32, u32) {
+) -> (u32, u32, u32) {
     let lots = lots(parts);
     let reported = lots.iter().any(|lot| matches!(lot.status, OrderStatus::Running | OrderStatus::Done));
-    let (mut late, mut early) = (0, 0);
+    let (mut late, mut early, mut cancelled) = (0, 0, 0);
     for lot in &lots {
-        let (is_late, is_early) = match lot.status {
-            OrderStatus::Planned | OrderStatus::Released => (reported && now - lot.start > by, false),
-            OrderStatus::Running => (now - lot.end > by, lot.start - now > by),
-            OrderStatus::Done => (false, lot.end - now > by),
-            OrderStatus::Cancelled => (false, false),
-        };
-        late += u32::from(is_late);
-        early += u32::from(is_early);
+        match lot.status {
+            OrderStatus::Planned | OrderStatus::Released => {
+                late += u32::from(reported && now - lot.start > by)
+            }
+            OrderStatus::Running => {
+                late += u32::from(now - lot.end > by);
+                early += u32::from(lot.start - now > by);
+            }
+            OrderStatus::Done => early += u32::from(lot.end - now > by),
+            OrderStatus::Cancelled => cancelled += u32::from(lot.end - now > by),
+        }
     }
-    (late, early)
+    (late, early, cancelled)
 }
 
 #[cfg(test)]
@@ -134,12 +138,12 @@ mod tests {
         let mut parts =
             vec![(part(1, 0, 120), OrderStatus::Released), (part(2, 30, 90), OrderStatus::Released)];
         let thirty = time::Duration::minutes(30);
-        assert_eq!(deviations(&parts, at(200), thirty), (0, 0), "a plant that reports nothing");
+        assert_eq!(deviations(&parts, at(200), thirty), (0, 0, 0), "a plant that reports nothing");
         // Once one lot has started, the other's missed start counts.
         parts[0].1 = OrderStatus::Running;
-        assert_eq!(deviations(&parts, at(61), thirty), (1, 0), "operation 2 did not start at 9:30");
-        assert_eq!(deviations(&parts, at(60), thirty), (0, 0), "thirty minutes are within the limit");
-        assert_eq!(deviations(&parts, at(200), thirty), (2, 0), "and operation 1 overran too");
+        assert_eq!(deviations(&parts, at(61), thirty), (1, 0, 0), "operation 2 did not start at 9:30");
+        assert_eq!(deviations(&parts, at(60), thirty), (0, 0, 0), "thirty minutes are within the limit");
+        assert_eq!(deviations(&parts, at(200), thirty), (2, 0, 0), "and operation 1 overran too");
     }
 
     #[test]
@@ -151,11 +155,19 @@ mod tests {
             (part(3, 120, 180), OrderStatus::Released),
         ];
         // At 9:20, operation 1 is done 40 minutes early and 2 started 40 minutes early.
-        assert_eq!(deviations(&parts, at(20), thirty), (0, 2));
-        assert_eq!(deviations(&parts, at(30), thirty), (0, 0));
+        assert_eq!(deviations(&parts, at(20), thirty), (0, 2, 0));
+        assert_eq!(deviations(&parts, at(30), thirty), (0, 0, 0));
         // A split lot counts once, from its first part's start to its last part's end.
         let split = vec![(part(4, 0, 60), OrderStatus::Done), (part(4, 60, 120), OrderStatus::Done)];
-        assert_eq!(deviations(&split, at(80), thirty), (0, 1));
+        assert_eq!(deviations(&split, at(80), thirty), (0, 1, 0));
         assert_eq!(lots(&split).len(), 1);
+        // Cancelled work still in the plan holds machine time until a repair frees it.
+        let cancelled =
+            vec![(part(5, 60, 120), OrderStatus::Cancelled), (part(6, 0, 20), OrderStatus::Cancelled)];
+        assert_eq!(
+            deviations(&cancelled, at(0), thirty),
+            (0, 0, 1),
+            "the lot ending in 20 minutes is let be"
+        );
     }
 }

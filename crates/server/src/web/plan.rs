@@ -105,7 +105,7 @@ pub(crate) struct Text {
     pub(crate) trigger_breakdown: &'static str,
     /// `{orders}` is replaced by the order numbers.
     pub(crate) trigger_rush: &'static str,
-    /// `{late}` and `{early}` are replaced by the numbers of lots.
+    /// `{late}`, `{early}` and `{cancelled}` are replaced by the numbers of lots.
     pub(crate) trigger_deviation: &'static str,
     /// Monday first.
     pub(crate) weekdays: [&'static str; 7],
@@ -190,7 +190,7 @@ pub(crate) const EN: Text = Text {
     automatic_short: "auto",
     trigger_breakdown: "machine {machine} broke down",
     trigger_rush: "rush orders {orders} arrived",
-    trigger_deviation: "work ran off the plan ({late} lots behind, {early} ahead)",
+    trigger_deviation: "work ran off the plan ({late} lots behind, {early} ahead, {cancelled} cancelled)",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
 };
 
@@ -269,7 +269,7 @@ pub(crate) const ZH: Text = Text {
     automatic_short: "自動",
     trigger_breakdown: "機器 {machine} 故障",
     trigger_rush: "收到急單 {orders}",
-    trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前）",
+    trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前，{cancelled} 批已取消）",
     weekdays: ["週一", "週二", "週三", "週四", "週五", "週六", "週日"],
 };
 
@@ -352,9 +352,11 @@ fn trigger_text(p: &Text, trigger: &PlanTrigger) -> String {
     match trigger {
         PlanTrigger::Breakdown { machine } => p.trigger_breakdown.replace("{machine}", machine),
         PlanTrigger::RushOrders { orders } => p.trigger_rush.replace("{orders}", &orders.join(", ")),
-        PlanTrigger::Deviation { late, early } => {
-            p.trigger_deviation.replace("{late}", &late.to_string()).replace("{early}", &early.to_string())
-        }
+        PlanTrigger::Deviation { late, early, cancelled } => p
+            .trigger_deviation
+            .replace("{late}", &late.to_string())
+            .replace("{early}", &early.to_string())
+            .replace("{cancelled}", &cancelled.to_string()),
     }
 }
 

@@ -99,7 +99,9 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     loop {
         let breakdown = tokio::select! {
             event = events.recv() => match event {
-                Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => Some(machine_id),
+                Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
+                    Some(Breakdown { machine: machine_id, reported: state.clock.now() })
+                }
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             },
@@ -137,9 +139,19 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             }
             Err(error) => tracing::warn!(%error, "automatic repair task failed"),
         }
-        // Breakdowns reported while repairing are covered by the plan just made.
-        while events.try_recv().is_ok() {}
+        // Breakdowns reported meanwhile wait in `events`: those the plan just made knew of are
+        // not repaired again (see `due`).
     }
+}
+
+/// A machine reported down, and when the report arrived (a plan made since then knew of it,
+/// whatever time the report gives for the stop itself).
+#[derive(Clone, Copy, Debug)]
+pub struct Breakdown {
+    /// Which machine.
+    pub machine: MachineId,
+    /// When the report was stored.
+    pub reported: Timestamp,
 }
 
 /// Repairs and publishes the active plan when something calls for it (see [`due`]); returns the
@@ -148,7 +160,7 @@ pub fn check_and_repair(
     store: &Store,
     now: Timestamp,
     config: &PlanningConfig,
-    breakdown: Option<MachineId>,
+    breakdown: Option<Breakdown>,
     slotted: &mut HashSet<OrderId>,
 ) -> Result<Option<(i64, PlanTrigger)>, String> {
     let Some(Due { active, trigger, rush }) =
@@ -188,18 +200,20 @@ pub struct Due {
 }
 
 /// Whether the active plan needs an automatic repair now, and why: `breakdown` (a machine just
-/// reported down) when that machine has work in the plan not yet over; else rush orders missing
+/// reported down) when that machine has work in the plan not yet over and the plan was made
+/// before the breakdown was reported (a plan made since knew of it); else rush orders missing
 /// from the plan and not in `slotted`; else work off the plan by more than the deviation, when
 /// the plan was published at least the repair interval ago.
 pub fn due(
     store: &Store,
     now: Timestamp,
     config: &PlanningConfig,
-    breakdown: Option<MachineId>,
+    breakdown: Option<Breakdown>,
     slotted: &HashSet<OrderId>,
 ) -> Result<Option<Due>, store::StoreError> {
     let Some(active) = store.active_plan()? else { return Ok(None) };
-    if let Some(machine) = breakdown
+    if let Some(Breakdown { machine, reported }) = breakdown
+        && active.created_at < reported
         && store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > now)
     {
         let machine = store.machine(machine)?.code;

@@ -1315,11 +1315,14 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     let plan = publish_a_plan(&h).await;
     assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "just published");
 
-    // A machine with planned work breaks down.
+    // A machine with planned work breaks down after the plan was made; a breakdown the plan knew
+    // of (reported before it was made) needs no repair.
     let busy = h.store.plan_operations(plan, None).unwrap()[0].machine_id;
     let code = h.store.machine(busy).unwrap().code;
-    let breakdown = due(&h.store, NOW, &config, Some(busy), &slotted).unwrap().unwrap();
+    let down = |reported| Some(crate::replanner::Breakdown { machine: busy, reported });
+    let breakdown = due(&h.store, minutes(1), &config, down(minutes(1)), &slotted).unwrap().unwrap();
     assert_eq!((breakdown.active.id, breakdown.trigger), (plan, PlanTrigger::Breakdown { machine: code }));
+    assert!(due(&h.store, minutes(1), &config, down(NOW), &slotted).unwrap().is_none(), "known to the plan");
 
     // A rush order is slotted in until a published repair had it; an order of ordinary priority
     // waits for the next plan.

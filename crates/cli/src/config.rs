@@ -170,6 +170,9 @@ raw_days = 30
 rollup_days = 730
 # Days plans are kept from when they were computed, at least 1. The active plan is always kept.
 plan_days = 90
+# Days a browser session stays listed on the settings page after it expired (every sign-in makes
+# one). API tokens do not expire and are kept.
+session_days = 30
 
 [planning]
 # Repair the active plan and publish the repair by itself: every machine keeps the order of its

@@ -43,7 +43,8 @@ use metrics::Metrics;
 pub use replanner::PlanningConfig;
 pub use webhook::parse_url as parse_webhook_url;
 
-/// How long telemetry and old plans are kept (the `[retention]` section of the config file).
+/// How long telemetry, old plans and ended browser sessions are kept (the `[retention]` section
+/// of the config file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
@@ -53,11 +54,13 @@ pub struct RetentionConfig {
     pub rollup_days: u32,
     /// Days plans other than the active one are kept, from when they were computed (at least 1).
     pub plan_days: u32,
+    /// Days ended browser sessions stay listed (and in the store) after they expired.
+    pub session_days: u32,
 }
 
 impl Default for RetentionConfig {
     fn default() -> RetentionConfig {
-        RetentionConfig { raw_days: 30, rollup_days: 730, plan_days: 90 }
+        RetentionConfig { raw_days: 30, rollup_days: 730, plan_days: 90, session_days: 30 }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Retention: every ten minutes, raw readings older than `raw_days`, roll-ups older than
-//! `rollup_days` and plans (but the active one) computed more than `plan_days` ago are deleted, a
-//! bounded slice at a time so ingest never waits long for the writer. Disks stay bounded: raw data
-//! for a month, minute roll-ups for two years and plans for three months by default (automatic
-//! repairs make a plan, with its problem, several times a day).
+//! `rollup_days`, plans (but the active one) computed more than `plan_days` ago and browser
+//! sessions expired more than `session_days` ago are deleted, a bounded slice at a time so ingest
+//! never waits long for the writer. Disks and lists stay bounded: raw data for a month, minute
+//! roll-ups for two years, plans for three months and ended sessions for a month by default
+//! (automatic repairs make a plan, with its problem, several times a day; every sign-in makes a
+//! session).
 
 use std::time::Duration;
 
@@ -43,6 +45,12 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
         };
         if plans > 0 {
             tracing::info!(plans, "retention pruned old plans");
+        }
+        let sessions_before = state.clock.now() - time::Duration::days(i64::from(config.session_days));
+        let prune_sessions = move |store: &store::Store| store.prune_sessions(sessions_before, SLICE);
+        let Some(sessions) = in_slices(&state, &stop, "sessions", prune_sessions).await else { return };
+        if sessions > 0 {
+            tracing::info!(sessions, "retention deleted ended browser sessions");
         }
     }
 }

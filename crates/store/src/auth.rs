@@ -214,6 +214,17 @@ impl Store {
         })
     }
 
+    /// Deletes up to `limit` tokens that expired before `before` (browser sessions; API tokens do
+    /// not expire), oldest first; returns how many went.
+    pub fn prune_sessions(&self, before: Timestamp, limit: u32) -> Result<usize> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM api_tokens WHERE id IN (SELECT id FROM api_tokens WHERE expires_ms < ?1 ORDER BY id LIMIT ?2)",
+                params![to_ms(before), limit],
+            )?)
+        })
+    }
+
     /// Revokes a token; `owner` restricts it to that user's tokens.
     pub fn revoke_token(&self, id: i64, owner: Option<UserId>, now: Timestamp) -> Result<()> {
         self.write(|tx| {

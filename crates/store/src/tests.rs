@@ -223,6 +223,14 @@ fn expiring_tokens_stop_at_their_expiry() {
     assert_eq!(owner.expires, Some(expires));
     assert!(store.token_owner(&digest, expires).unwrap().is_none());
     assert_eq!(store.tokens(None).unwrap()[0].expires_at, Some(expires));
+    // Retention deletes ended sessions, never tokens without an expiry.
+    store.create_token(user.id, "cli", &[9u8; 32], "mf_ghi", NOW).unwrap();
+    assert_eq!(store.prune_sessions(expires, 10).unwrap(), 0, "not yet expired before the cut");
+    let later = expires + time::Duration::days(30);
+    assert_eq!(store.prune_sessions(later, 10).unwrap(), 1);
+    assert_eq!(store.prune_sessions(later, 10).unwrap(), 0);
+    let left: Vec<String> = store.tokens(None).unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(left, ["cli"]);
 }
 
 #[test]

@@ -48,9 +48,21 @@ for (const role of ['planner', 'operator', 'viewer']) {
   await api('POST', '/api/v1/users', { username: 'browser-' + role, role, password });
 }
 
+// Computes and publishes a plan. The demo's automatic repairs (breakdowns, arriving rush orders)
+// may publish one in between, which makes ours stale (409): then plan again.
+async function publishPlan() {
+  for (let attempt = 1; ; attempt++) {
+    const draft = await api('POST', '/api/v1/plans', { time_limit_seconds: 0 });
+    try {
+      return await api('POST', `/api/v1/plans/${draft.id}/publish`);
+    } catch (error) {
+      if (attempt >= 5 || !String(error.message).includes(': 409 ')) throw error;
+    }
+  }
+}
+
 // A published plan, so the Gantt, the dispatch lists and the ETAs have something to show.
-const plan = await api('POST', '/api/v1/plans', { time_limit_seconds: 0 });
-await api('POST', `/api/v1/plans/${plan.id}/publish`);
+await publishPlan();
 
 // An alarm that fires on the first reading of a metric of the first machine with metrics.
 const machines = (await api('GET', '/api/v1/machines?limit=100')).items;
@@ -137,8 +149,7 @@ try {
   await shot(page, 'plan');
   // Another plan published while the page is open: the page says so, without a reload.
   await page.evaluate(() => { window.notReloaded = true; });
-  const newer = await api('POST', '/api/v1/plans', { time_limit_seconds: 0 });
-  await api('POST', `/api/v1/plans/${newer.id}/publish`);
+  await publishPlan();
   await page.locator('[data-testid=plan-news]').waitFor({ state: 'visible', timeout: 10000 });
   check(await page.evaluate(() => window.notReloaded === true), 'a newer plan is announced live on the plan page');
 
@@ -164,12 +175,15 @@ try {
   check(entered && entered.status === 'planned' && entered.priority === 9, 'the order form entered the order');
   check(entered.due.endsWith('T10:00:00Z'), `the due time is 18:00 at the site (${entered.due})`);
   await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
+  // (A breakdown repair in the demo may be the one that slots it in, so look for the order in
+  // the active plan rather than for the trigger.)
   const repaired = await until('an automatic repair with the rush order', async () => {
-    const plans = await api('GET', '/api/v1/plans?limit=5');
-    return plans.items.find(p => p.status === 'active' && p.trigger && p.trigger.kind === 'rush_orders'
-      && p.trigger.orders.includes('SO-BROWSER-RUSH'));
+    const active = (await api('GET', '/api/v1/plans?limit=5')).items.find(p => p.status === 'active');
+    if (!active || !active.trigger) return null;
+    const detail = await api('GET', `/api/v1/plans/${active.id}`);
+    return detail.etas.some(e => e.order_id === entered.id) ? active : null;
   });
-  check(Boolean(repaired), `the released rush order was slotted in by plan ${repaired.id}`);
+  check(true, `the released rush order was slotted in by plan ${repaired.id} (${repaired.trigger.kind})`);
 
   // Acknowledge the test alarm once it has fired.
   const alarm = await until('the test alarm to fire', async () => {
@@ -243,8 +257,7 @@ try {
   await station.waitForSelector(`form[data-action="POST /api/v1/operations/${operation}/finish"]`, { state: 'detached' });
   // The queue follows a newly published plan without a reload.
   await station.evaluate(() => { document.getElementById('next-work').dataset.old = 'yes'; });
-  const republished = await api('POST', '/api/v1/plans', { time_limit_seconds: 0 });
-  await api('POST', `/api/v1/plans/${republished.id}/publish`);
+  await publishPlan();
   await station.waitForSelector('#next-work:not([data-old])', { timeout: 10000 });
   check(true, 'the station queue refreshed live after a plan was published');
   // A viewer is not offered the station's buttons.

@@ -130,7 +130,9 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                         state.publish(LiveEvent::Plan { plan_id: plan, trigger: Some(trigger) });
                     }
                     Ok(None) => {}
-                    Err(error) => {
+                    // Nothing failed: the shop has a newer plan; the next pass looks at it.
+                    Err(RepairError::Stale) => state.wake_replanner(),
+                    Err(RepairError::Failed(error)) => {
                         let pause = time::Duration::minutes(i64::from(config.repair_interval_minutes.max(1)));
                         quiet_until = Some(now + pause);
                         tracing::warn!(%error, retry_in_minutes = pause.whole_minutes(), "automatic repair failed; the active plan stays");
@@ -162,9 +164,10 @@ pub fn check_and_repair(
     config: &PlanningConfig,
     breakdown: Option<Breakdown>,
     slotted: &mut HashSet<OrderId>,
-) -> Result<Option<(i64, PlanTrigger)>, String> {
+) -> Result<Option<(i64, PlanTrigger)>, RepairError> {
+    let failed = |error: &dyn std::fmt::Display| RepairError::Failed(error.to_string());
     let Some(Due { active, trigger, rush }) =
-        due(store, now, config, breakdown, slotted).map_err(|e| e.to_string())?
+        due(store, now, config, breakdown, slotted).map_err(|e| failed(&e))?
     else {
         return Ok(None);
     };
@@ -179,13 +182,27 @@ pub fn check_and_repair(
     let limit =
         Duration::try_from_secs_f64(config.repair_time_limit_seconds.clamp(*range.start(), *range.end()))
             .unwrap_or(Duration::from_secs(2));
-    let mut plan =
-        planning::plan(store, now, &active.objective, limit, &options).map_err(|e| e.to_string())?;
+    let mut plan = planning::plan(store, now, &active.objective, limit, &options).map_err(|e| failed(&e))?;
     plan.trigger = Some(trigger.clone());
-    let summary = store.create_plan(&plan).map_err(|e| e.to_string())?;
-    store.publish_plan(summary.id, now).map_err(|e| e.to_string())?;
+    let summary = store.create_plan(&plan).map_err(|e| failed(&e))?;
+    match store.publish_plan(summary.id, now) {
+        Ok(_) => {}
+        Err(store::StoreError::Conflict { .. }) => return Err(RepairError::Stale),
+        Err(error) => return Err(failed(&error)),
+    }
     slotted.extend(rush);
     Ok(Some((summary.id, trigger)))
+}
+
+/// Why an automatic repair was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// Another plan was published while the repair was computed: look again at once.
+    #[error("another plan was published meanwhile")]
+    Stale,
+    /// Planning or the store failed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// A repair that is due: of which plan, why, and for which rush orders.

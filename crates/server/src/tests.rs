@@ -1420,6 +1420,33 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
 }
 
 #[tokio::test]
+async fn a_repair_overtaken_by_a_newer_plan_is_stale_not_failed() {
+    let h = harness();
+    publish_a_plan(&h).await;
+    // A planner computes a plan, a rush order arrives, and the planner publishes the plan at 9:05
+    // while a repair computed at 9:01 for the rush order is under way.
+    let options = crate::planning::Options::default();
+    let draft = crate::planning::plan(
+        &h.store,
+        NOW,
+        crate::planning::DEFAULT_OBJECTIVE,
+        std::time::Duration::ZERO,
+        &options,
+    )
+    .unwrap();
+    let newer = h.store.create_plan(&draft).unwrap();
+    rush_order(&h, "SO-T-RUSH").await;
+    h.store.publish_plan(newer.id, NOW + time::Duration::minutes(5)).unwrap();
+    let mut slotted = std::collections::HashSet::new();
+    let config = crate::PlanningConfig::default();
+    let at = NOW + time::Duration::minutes(1);
+    let outcome = crate::replanner::check_and_repair(&h.store, at, &config, None, &mut slotted);
+    assert!(matches!(outcome, Err(crate::replanner::RepairError::Stale)), "{outcome:?}");
+    assert!(slotted.is_empty(), "the rush order is still to be slotted in");
+    assert_eq!(h.store.active_plan().unwrap().unwrap().id, newer.id);
+}
+
+#[tokio::test]
 async fn a_rush_order_is_planned_and_published_by_itself() {
     let h = harness();
     let workers = h.state.start_workers();

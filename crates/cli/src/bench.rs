@@ -455,7 +455,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     let config = server::PlanningConfig { repair_interval_minutes: 0, ..server::PlanningConfig::default() };
     let mut slotted = std::collections::HashSet::new();
     let timed = Instant::now();
-    let breakdown = replanner::Breakdown { machine: busiest, reported: broken_at };
+    let breakdown = replanner::Breakdown { machines: vec![busiest], reported: broken_at };
     let automatic = replanner::check_and_repair(&store, broken_at, &config, Some(breakdown), &mut slotted)
         .map_err(anyhow::Error::msg)?;
     let breakdown_ms = timed.elapsed().as_secs_f64() * 1000.0;

@@ -100,7 +100,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
         let breakdown = tokio::select! {
             event = events.recv() => match event {
                 Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
-                    Some(Breakdown { machine: machine_id, reported: state.clock.now() })
+                    Some(Breakdown { machines: vec![machine_id], reported: state.clock.now() })
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
@@ -109,8 +109,20 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             _ = every.tick() => None,
             _ = stop.changed() => return,
         };
-        if breakdown.is_some() {
+        let mut breakdown = breakdown;
+        if let Some(breakdown) = &mut breakdown {
+            // The breakdowns of the next few seconds make one repair (it reads every machine's
+            // state); other events go, as the loop ignores them.
             tokio::time::sleep(DEBOUNCE).await;
+            loop {
+                match events.try_recv() {
+                    Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
+                        breakdown.machines.push(machine_id);
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
         } else if quiet_until.is_some_and(|until| state.clock.now() < until) {
             continue;
         }
@@ -146,13 +158,13 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     }
 }
 
-/// A machine reported down, and when the report arrived (a plan made since then knew of it,
-/// whatever time the report gives for the stop itself).
-#[derive(Clone, Copy, Debug)]
+/// Machines reported down, and when the first report arrived (a plan made since then knew of
+/// it, whatever time the report gives for the stop itself).
+#[derive(Clone, Debug)]
 pub struct Breakdown {
-    /// Which machine.
-    pub machine: MachineId,
-    /// When the report was stored.
+    /// Which machines.
+    pub machines: Vec<MachineId>,
+    /// When the first report was taken in.
     pub reported: Timestamp,
 }
 
@@ -229,10 +241,11 @@ pub fn due(
     slotted: &HashSet<OrderId>,
 ) -> Result<Option<Due>, store::StoreError> {
     let Some(active) = store.active_plan()? else { return Ok(None) };
-    if let Some(Breakdown { machine, reported }) = breakdown
-        && active.created_at < reported
-        && store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > now)
-    {
+    let breakdown = breakdown.filter(|b| active.created_at < b.reported);
+    for machine in breakdown.iter().flat_map(|b| b.machines.iter().copied()) {
+        if !store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > now) {
+            continue;
+        }
         let machine = store.machine(machine)?.code;
         return Ok(Some(Due { active, trigger: PlanTrigger::Breakdown { machine }, rush: Vec::new() }));
     }

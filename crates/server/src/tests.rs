@@ -1319,10 +1319,17 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     // of (reported before it was made) needs no repair.
     let busy = h.store.plan_operations(plan, None).unwrap()[0].machine_id;
     let code = h.store.machine(busy).unwrap().code;
-    let down = |reported| Some(crate::replanner::Breakdown { machine: busy, reported });
+    let down = |reported| Some(crate::replanner::Breakdown { machines: vec![busy], reported });
     let breakdown = due(&h.store, minutes(1), &config, down(minutes(1)), &slotted).unwrap().unwrap();
     assert_eq!((breakdown.active.id, breakdown.trigger), (plan, PlanTrigger::Breakdown { machine: code }));
     assert!(due(&h.store, minutes(1), &config, down(NOW), &slotted).unwrap().is_none(), "known to the plan");
+    // Breakdowns reported together make one repair, named after a machine that has planned work.
+    let idle = model::MachineId(9_999);
+    let together = Some(crate::replanner::Breakdown { machines: vec![idle, busy], reported: minutes(1) });
+    let found = due(&h.store, minutes(1), &config, together, &slotted).unwrap().unwrap().trigger;
+    assert_eq!(found, PlanTrigger::Breakdown { machine: h.store.machine(busy).unwrap().code });
+    let alone = Some(crate::replanner::Breakdown { machines: vec![idle], reported: minutes(1) });
+    assert!(due(&h.store, minutes(1), &config, alone, &slotted).unwrap().is_none(), "no planned work");
 
     // A rush order is slotted in until a published repair had it; an order of ordinary priority
     // waits for the next plan.

@@ -1352,11 +1352,12 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
 
     // Work started two hours ahead of the plan: a repair once the interval since the publish has
     // passed, not before.
-    let parts = crate::planning::progress::plan_parts(&h.store, plan).unwrap();
+    let planned = h.store.plan_operations(plan, None).unwrap();
+    let parts = crate::planning::progress::with_statuses(&h.store, plan, &planned).unwrap();
     let ahead = parts
         .iter()
         .find(|(op, status)| *status == model::OrderStatus::Released && op.setup_start > minutes(150))
-        .map(|(op, _)| op.clone())
+        .map(|(op, _)| (*op).clone())
         .expect("work planned more than 2.5 hours ahead");
     let started = h
         .post_json(
@@ -1401,7 +1402,7 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     assert_eq!(slotted, had);
     // The early start is in the repair, and nothing is off the plan any more.
     let (late, early, cancelled) = crate::planning::progress::deviations(
-        &crate::planning::progress::plan_parts(&h.store, active.id).unwrap(),
+        &crate::planning::progress::with_statuses(&h.store, active.id, &after).unwrap(),
         minutes(10),
         time::Duration::minutes(30),
     );

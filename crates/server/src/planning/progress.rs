@@ -19,15 +19,15 @@ pub(crate) struct Lot {
     pub status: OrderStatus,
 }
 
-/// A plan's operations with where each stands now, as [`lots`] takes them.
-pub(crate) fn plan_parts(
+/// Plan `plan`'s `operations` with where each stands now, as [`lots`] takes them.
+pub(crate) fn with_statuses<'a>(
     store: &Store,
     plan: i64,
-) -> Result<Vec<(PlannedOperation, OrderStatus)>, StoreError> {
+    operations: &'a [PlannedOperation],
+) -> Result<Vec<(&'a PlannedOperation, OrderStatus)>, StoreError> {
     let statuses = store.plan_operation_statuses(plan)?;
-    Ok(store
-        .plan_operations(plan, None)?
-        .into_iter()
+    Ok(operations
+        .iter()
         .filter_map(|op| statuses.get(&op.operation_id).map(|status| (op, *status)))
         .collect())
 }

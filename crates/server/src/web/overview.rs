@@ -109,11 +109,7 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
             let operations = store.plan_operations(plan.id, None)?;
             let mut late: Vec<Eta> = etas(store, &operations)?.into_iter().filter(|e| e.late).collect();
             late.sort_by_key(|e| std::cmp::Reverse(e.eta - e.due));
-            let statuses = store.plan_operation_statuses(plan.id)?;
-            let parts: Vec<_> = operations
-                .iter()
-                .filter_map(|op| statuses.get(&op.operation_id).map(|status| (op, *status)))
-                .collect();
+            let parts = progress::with_statuses(store, plan.id, &operations)?;
             (Some(late), Some(progress::behind_lots(&parts, now, super::plan::BEHIND_GRACE).len()))
         }
         None => (None, None),

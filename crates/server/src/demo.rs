@@ -460,7 +460,7 @@ fn customer_order(
         (false, _) => 1,
     };
     NewOrder {
-        number: format!("SO-{}-{serial:03}", today.year() % 100 * 100 + today.month() as i32),
+        number: order_number(now, serial),
         customer: CUSTOMERS[random.below(CUSTOMERS.len() as u64) as usize].into(),
         variant_id: variant,
         quantity: quantity.max(1),
@@ -472,6 +472,12 @@ fn customer_order(
 
 /// A variant customers order, with its typical order quantities (smallest, largest).
 type Orderable = (VariantId, (u32, u32));
+
+/// The demo's order number `serial` of the month (Hong Kong time) of `now`: `SO-2612-049`.
+fn order_number(now: Timestamp, serial: usize) -> String {
+    let today = now.to_offset(UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC)).date();
+    format!("SO-{}-{serial:03}", today.year() % 100 * 100 + today.month() as i32)
+}
 
 /// The demo's variants in the store, with their typical order quantities.
 fn stored_variants(store: &Store) -> Result<Vec<Orderable>, StoreError> {
@@ -504,10 +510,7 @@ pub fn arrive(
     let mut order = customer_order(random, &variants, now, count + 1, rush);
     // Numbers users gave their own orders may be taken: the next free one.
     for serial in count + 1..count + 1000 {
-        order.number = match order.number.rsplit_once('-') {
-            Some((prefix, _)) => format!("{prefix}-{serial:03}"),
-            None => order.number,
-        };
+        order.number = order_number(now, serial);
         match store.create_order(&order, now) {
             Ok(created) => return store.set_order_status(created.id, OrderStatus::Released).map(Some),
             Err(StoreError::Conflict { .. }) => continue,

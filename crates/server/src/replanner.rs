@@ -97,7 +97,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     // is not retried (and logged) at every check.
     let mut quiet_until: Option<Timestamp> = None;
     loop {
-        let breakdown = tokio::select! {
+        let mut breakdown = tokio::select! {
             event = events.recv() => match event {
                 Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
                     Some(Breakdown { machines: vec![machine_id], reported: state.clock.now() })
@@ -109,7 +109,6 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             _ = every.tick() => None,
             _ = stop.changed() => return,
         };
-        let mut breakdown = breakdown;
         if let Some(breakdown) = &mut breakdown {
             // The breakdowns of the next few seconds make one repair (it reads every machine's
             // state); other events go, as the loop ignores them.
@@ -262,7 +261,8 @@ pub fn due(
     }
     let interval = time::Duration::minutes(i64::from(config.repair_interval_minutes));
     if config.deviation_minutes > 0 && active.published_at.is_none_or(|at| now - at >= interval) {
-        let parts = progress::plan_parts(store, active.id)?;
+        let operations = store.plan_operations(active.id, None)?;
+        let parts = progress::with_statuses(store, active.id, &operations)?;
         let by = time::Duration::minutes(i64::from(config.deviation_minutes));
         let (late, early, cancelled) = progress::deviations(&parts, now, by);
         if late + early + cancelled > 0 {

@@ -302,11 +302,14 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let maintenance = store.maintenance(None, now_ms)?;
     let mut problem_machines = Vec::with_capacity(machines.len());
     for (index, spans) in open_spans.iter().enumerate() {
-        // Running work continues until it ends; breaks start after it.
+        // Running work continues until it ends; breaks start after it. (Work a repair freezes is
+        // planned inside open time already, and the breaks around it stay.)
         let busy_until = problem_jobs
             .iter()
-            .flat_map(|job| &job.operations)
-            .filter_map(|op| {
+            .zip(&running_fixed)
+            .flat_map(|(job, running)| job.operations.iter().zip(running))
+            .filter(|(_, running)| **running)
+            .filter_map(|(op, _)| {
                 op.fixed
                     .filter(|f| f.machine == index)
                     .and_then(|f| op.duration_on(f.machine).map(|d| f.start + d))

@@ -1427,6 +1427,49 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     workers.finish().await;
 }
 
+/// A generated factory (60 orders, 6 machines, shifts) whose active plan is the ATCS dispatch,
+/// published at `now`, as a plan that a search can beat.
+fn dispatched_factory(now: model::Timestamp) -> (Store, model::PlanSummary) {
+    let store = Store::open_in_memory().unwrap();
+    crate::demo::seed_generated(&store, 60, 6, 11, now).unwrap();
+    let built = crate::planning::build(&store, now, &crate::planning::Options::default()).unwrap();
+    let dispatched =
+        crate::planning::solve(&built, now, crate::planning::DEFAULT_OBJECTIVE, std::time::Duration::ZERO, 1)
+            .unwrap();
+    let summary = store.create_plan(&dispatched).unwrap();
+    store.publish_plan(summary.id, now).unwrap();
+    (store, summary)
+}
+
+#[test]
+fn a_repair_keeps_the_closed_time_before_frozen_work() {
+    // The generated factory works from 06:00. At 05:30 a repair freezes the dispatch's work of
+    // 06:00 to 06:30; the half hour before it stays closed, so nothing is planned into it.
+    let (store, _) = dispatched_factory(datetime!(2026-11-30 05:00 +08:00));
+    let at = datetime!(2026-11-30 05:30 +08:00);
+    let options = crate::planning::Options {
+        repair: Some(time::Duration::minutes(60)),
+        threads: 1,
+        ..crate::planning::Options::default()
+    };
+    let built = crate::planning::build(&store, at, &options).unwrap();
+    let frozen = built.problem.jobs.iter().flat_map(|job| &job.operations).filter(|op| op.fixed.is_some());
+    assert!(frozen.count() > 0, "work frozen");
+    for machine in &built.problem.machines {
+        assert_eq!(machine.unavailable.first(), Some(&scheduler::Interval { start: 0, end: 1_800 }));
+    }
+    let plan = crate::planning::solve(
+        &built,
+        at,
+        "tardiness_then_makespan",
+        std::time::Duration::from_millis(300),
+        1,
+    )
+    .unwrap();
+    let opening = datetime!(2026-11-30 06:00 +08:00);
+    assert!(plan.operations.iter().all(|op| op.setup_start >= opening), "work before the shift starts");
+}
+
 #[tokio::test]
 async fn a_repair_overtaken_by_a_newer_plan_is_stale_not_failed() {
     let h = harness();

@@ -91,20 +91,37 @@ impl FileConfig {
                 rates.end()
             );
         }
-        let (repair, repairs) = (self.planning.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
-        if !repairs.contains(&repair) {
-            anyhow::bail!(
-                "[planning] repair_time_limit_seconds must be from {} to {}, found {repair}",
-                repairs.start(),
-                repairs.end()
-            );
+        let planning = &self.planning;
+        let numbers = [
+            (
+                "repair_time_limit_seconds",
+                planning.repair_time_limit_seconds,
+                PlanningConfig::REPAIR_TIME_LIMITS,
+            ),
+            (
+                "reoptimise_time_limit_seconds",
+                planning.reoptimise_time_limit_seconds,
+                PlanningConfig::REOPTIMISE_TIME_LIMITS,
+            ),
+            ("reoptimise_min_gain_percent", planning.reoptimise_min_gain_percent, PlanningConfig::MIN_GAINS),
+        ];
+        for (key, value, range) in numbers {
+            if !range.contains(&value) {
+                anyhow::bail!(
+                    "[planning] {key} must be from {} to {}, found {value}",
+                    range.start(),
+                    range.end()
+                );
+            }
+        }
+        if let Err(error) = planning.reoptimise_minutes() {
+            anyhow::bail!("[planning] reoptimise_at: {error}");
         }
         if self.retention.plan_days == 0 {
             anyhow::bail!(
                 "[retention] plan_days must be at least 1 (the active plan is always kept), found 0"
             );
         }
-        let planning = &self.planning;
         let minutes = [
             ("freeze_minutes", planning.freeze_minutes),
             ("expected_repair_minutes", planning.expected_repair_minutes),
@@ -199,6 +216,17 @@ rush_priority = 8
 # second searches from the solver's own starts, the first from the best dispatching rule); 1 keeps
 # a core free for the rest of the server while a plan is computed. At most 64.
 solver_threads = 0
+# Times of day (the site's local time, "HH:MM") of the scheduled re-optimisation. Repairs keep the
+# order of work on every machine, so after many of them a plan drifts from what a fresh search
+# would give. At these times the planner searches afresh over all open work (work the plan starts
+# within freeze_minutes keeps its place) and publishes the result when it beats the active plan by
+# reoptimise_min_gain_percent: fewer weighted late hours, or, with them no worse, an earlier end
+# (for the makespan objective the other way round). [] turns it off.
+reoptimise_at = ["05:00"]
+# Seconds the solver may take for it, 1 to 600.
+reoptimise_time_limit_seconds = 30.0
+# How much better, in percent (0 to 50), so a trifle does not reshuffle the shop floor.
+reoptimise_min_gain_percent = 1.0
 
 [alarms]
 # http:// URLs that receive every alarm change (raised, acknowledged, cleared) as a JSON POST.
@@ -278,6 +306,22 @@ mod tests {
         assert_eq!(
             error("[planning]\nrush_priority = 11"),
             "[planning] rush_priority must be from 0 (off) to 10, found 11"
+        );
+        assert_eq!(
+            error("[planning]\nreoptimise_min_gain_percent = 60.0"),
+            "[planning] reoptimise_min_gain_percent must be from 0 to 50, found 60"
+        );
+        assert_eq!(
+            error("[planning]\nreoptimise_at = [\"5:00\"]"),
+            "[planning] reoptimise_at: \"5:00\" is not a time of day such as \"05:30\""
+        );
+        assert_eq!(
+            error("[planning]\nreoptimise_at = [\"22:00\", \"24:00\"]"),
+            "[planning] reoptimise_at: \"24:00\" is not a time of day such as \"05:30\""
+        );
+        assert_eq!(
+            error("[planning]\nreoptimise_at = [\"22:00\", \"06:00\", \"22:00\"]"),
+            "[planning] reoptimise_at: \"22:00\" is given twice"
         );
         assert!(error("[mqtt]\nclient_id = \"\"").starts_with("[mqtt] client_id (or host_id) must be"));
         assert!(error("[mqtt]\nhost_id = \"a\\nb\"").ends_with("found \"a\\nb\""));

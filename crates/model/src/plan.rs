@@ -119,4 +119,18 @@ pub enum PlanTrigger {
         #[serde(default)]
         cancelled: u32,
     },
+    /// The scheduled re-optimisation (`planning.reoptimise_at`) searched afresh and found a plan
+    /// better than the active one by at least `planning.reoptimise_min_gain_percent`. The plan's
+    /// own figures are the "after".
+    Reoptimised {
+        /// Orders late in the active plan as it stood then (moved on to that time, as a repair
+        /// would have).
+        late_orders_before: u32,
+        /// Its Σ priority × seconds late.
+        weighted_tardiness_before: i64,
+        /// When its last operation ended.
+        #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "String")]
+        makespan_end_before: Timestamp,
+    },
 }

@@ -403,6 +403,80 @@ pub fn plan(
     }
 }
 
+/// What a scheduled re-optimisation found.
+pub struct Reoptimisation {
+    /// The active plan as it stands at that time (moved on as a repair would move it), when it
+    /// can still be kept: late orders, Σ priority × seconds late, end of the last operation.
+    pub current: Option<(u32, i64, Timestamp)>,
+    /// The searched plan, when it gains at least the minimum over the active plan (always when
+    /// that cannot be kept).
+    pub better: Option<NewPlan>,
+}
+
+/// A scheduled re-optimisation at `now`: a full search of `time_limit` over all open work, the
+/// work of the freeze horizon kept (`options.repair`), starting from the active plan moved on to
+/// now as well as from the dispatching rules. Repairs keep every machine's order, so a plan
+/// drifts after many of them; this is the fresh look. The result counts as better only when its
+/// primary figure (weighted tardiness, or the makespan for that objective) falls by
+/// `min_gain_percent`, or stays and its secondary figure falls by that much, so a trifle does not
+/// reshuffle the shop floor.
+pub fn reoptimise(
+    store: &Store,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+    options: &Options,
+    min_gain_percent: f64,
+) -> Result<Reoptimisation, PlanError> {
+    let objective = objective(objective_name)
+        .ok_or_else(|| PlanError::Solver(format!("unknown objective {objective_name}")))?;
+    let built = build(store, now, options)?;
+    let kept = match store.active_plan()? {
+        Some(active) => shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority),
+        None => None,
+    };
+    let current = kept.as_ref().map(|operations| {
+        let plan = to_plan(
+            &built,
+            now,
+            objective_name,
+            &unsearched(&built.problem, operations.clone(), Duration::ZERO),
+        );
+        (plan.late_orders, plan.weighted_tardiness, plan.makespan_end)
+    });
+    let searched = match solve_from(&built, now, objective_name, time_limit, options.threads, kept) {
+        Ok(plan) => plan,
+        Err(error) if current.is_none() => {
+            // As in `plan`: frozen work the shop floor overtook can make the problem infeasible.
+            tracing::info!(%error, "re-optimisation infeasible; planning afresh");
+            let fresh = build(store, now, &Options { repair: None, ..*options })?;
+            solve(&fresh, now, objective_name, time_limit, options.threads).map_err(PlanError::Solver)?
+        }
+        Err(error) => return Err(PlanError::Solver(error)),
+    };
+    let better = match current {
+        None => Some(searched),
+        Some((_, twt, end)) => {
+            let before = ((end - now).whole_seconds(), twt);
+            let after = ((searched.makespan_end - now).whole_seconds(), searched.weighted_tardiness);
+            gains(objective, before, after, min_gain_percent).then_some(searched)
+        }
+    };
+    Ok(Reoptimisation { current, better })
+}
+
+/// Whether `after` (makespan, weighted tardiness) beats `before` by at least `percent` under
+/// `objective`: in its primary figure, or in its secondary figure with the primary not worse.
+fn gains(objective: Objective, before: (i64, i64), after: (i64, i64), percent: f64) -> bool {
+    let order = |(makespan, twt): (i64, i64)| match objective {
+        Objective::Makespan => (makespan, twt),
+        Objective::WeightedTardiness | Objective::TardinessThenMakespan => (twt, makespan),
+    };
+    let ((primary, secondary), (new_primary, new_secondary)) = (order(before), order(after));
+    let by_enough = |old: i64, new: i64| new < old && (new as f64) <= old as f64 * (1.0 - percent / 100.0);
+    by_enough(primary, new_primary) || (new_primary <= primary && by_enough(secondary, new_secondary))
+}
+
 /// The stable repair: the active plan's machines and order kept, every operation pushed only as far
 /// as the new situation demands (outages, running work, frozen work); work the old plan did not have
 /// is slotted in by its ATCS start, or, for orders of `rush_priority` or more, ahead of all work
@@ -415,6 +489,18 @@ fn right_shift(
     rush_priority: u8,
 ) -> Option<NewPlan> {
     let started = std::time::Instant::now();
+    let operations = shifted(built, previous, now, rush_priority)?;
+    let solution = unsearched(&built.problem, operations, started.elapsed());
+    Some(to_plan(built, now, objective_name, &solution))
+}
+
+/// The schedule of [`right_shift`].
+fn shifted(
+    built: &Built,
+    previous: &[PlannedOperation],
+    now: Timestamp,
+    rush_priority: u8,
+) -> Option<Vec<scheduler::ScheduledOperation>> {
     let old: HashMap<(model::OperationId, u32), (MachineId, i64)> = previous
         .iter()
         .map(|op| ((op.operation_id, op.part), (op.machine_id, (op.setup_start - now).whole_seconds())))
@@ -444,11 +530,7 @@ fn right_shift(
         }
     }
     let operations = baseline::list_schedule(&built.problem, &assignment)?;
-    if !scheduler::check(&built.problem, &operations).is_empty() {
-        return None;
-    }
-    let solution = unsearched(&built.problem, operations, started.elapsed());
-    Some(to_plan(built, now, objective_name, &solution))
+    scheduler::check(&built.problem, &operations).is_empty().then_some(operations)
 }
 
 /// The list-scheduling priority of a rush order's new work in a repair: before any other.
@@ -508,6 +590,19 @@ pub fn solve(
     time_limit: Duration,
     threads: usize,
 ) -> Result<NewPlan, String> {
+    solve_from(built, now, objective_name, time_limit, threads, None)
+}
+
+/// [`solve`], with `current` (a valid schedule of `built`, such as the active plan moved on to
+/// now) among the warm starts: the plan is then never worse than `current`.
+fn solve_from(
+    built: &Built,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+    threads: usize,
+    current: Option<Vec<scheduler::ScheduledOperation>>,
+) -> Result<NewPlan, String> {
     let started = std::time::Instant::now();
     let objective = objective(objective_name).ok_or_else(|| format!("unknown objective {objective_name}"))?;
     if built.problem.jobs.is_empty() {
@@ -546,6 +641,7 @@ pub fn solve(
     if !time_limit.is_zero() {
         rules.push(baseline::dispatch(&built.problem, baseline::Rule::Edd));
     }
+    rules.extend(current);
     rules.retain(|candidate| scheduler::check(&built.problem, candidate).is_empty());
     let initial = rules
         .iter()
@@ -658,6 +754,26 @@ mod tests {
             family: 0,
             fixed: fixed.map(|start| FixedStart { machine, start }),
         }
+    }
+
+    #[test]
+    fn a_reoptimised_plan_must_gain_enough_in_the_objective_s_order() {
+        use scheduler::Objective::{Makespan, TardinessThenMakespan, WeightedTardiness};
+
+        use super::gains;
+        // (makespan, weighted tardiness) before and after, 1 %.
+        let tardiness_first = |before, after| gains(TardinessThenMakespan, before, after, 1.0);
+        assert!(tardiness_first((1_000, 10_000), (2_000, 9_900)), "1 % less tardiness, whatever the end");
+        assert!(!tardiness_first((1_000, 10_000), (1_100, 9_901)), "0.99 % is not enough");
+        assert!(tardiness_first((1_000, 10_000), (900, 9_901)), "0.99 % less tardiness, 10 % sooner");
+        assert!(tardiness_first((1_000, 10_000), (990, 10_000)), "as late, 1 % sooner");
+        assert!(!tardiness_first((1_000, 10_000), (900, 10_001)), "sooner but later on tardiness");
+        assert!(tardiness_first((1_000, 0), (990, 0)) && !tardiness_first((1_000, 0), (995, 0)));
+        assert!(!tardiness_first((1_000, 10), (1_000, 10)), "equal is no gain");
+        assert!(gains(WeightedTardiness, (1_000, 10_000), (1_000, 9_000), 1.0));
+        assert!(gains(Makespan, (1_000, 10_000), (990, 20_000), 1.0));
+        assert!(!gains(Makespan, (1_000, 10_000), (1_001, 0), 1.0));
+        assert!(gains(Makespan, (1_000, 10_000), (1_000, 9_999), 0.0), "0 %: any gain");
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! - work runs off the plan, late or early, by more than `deviation_minutes` (everything after it
 //!   moves to where it can now happen), at most once per `repair_interval_minutes`.
 //!
-//! On by default; see [`PlanningConfig`]. Each repair says in its plan's `trigger` why it was made.
+//! Repairs never re-order work, so at the times of day of `reoptimise_at` the plan is also searched
+//! afresh and the result published when it is clearly better (see [`planning::reoptimise`]).
+//!
+//! On by default; see [`PlanningConfig`]. Each automatic plan says in its `trigger` why it was made.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -42,6 +45,13 @@ pub struct PlanningConfig {
     pub rush_priority: u8,
     /// Solver threads of every plan and repair; 0 picks two where the machine has two cores.
     pub solver_threads: usize,
+    /// Times of day ("HH:MM", the site's local time) of the scheduled re-optimisation: a full
+    /// search over all open work, published when it beats the active plan (empty: never).
+    pub reoptimise_at: Vec<String>,
+    /// Solver time of a scheduled re-optimisation, in seconds.
+    pub reoptimise_time_limit_seconds: f64,
+    /// A re-optimised plan is published only when it is at least this much better, in percent.
+    pub reoptimise_min_gain_percent: f64,
 }
 
 impl PlanningConfig {
@@ -51,6 +61,34 @@ impl PlanningConfig {
     pub const MINUTES: std::ops::RangeInclusive<u32> = 0..=10_080;
     /// The rush priorities accepted (order priorities run from 1 to 10; 0 turns it off).
     pub const RUSH_PRIORITIES: std::ops::RangeInclusive<u8> = 0..=10;
+    /// The re-optimisation time limits accepted, in seconds.
+    pub const REOPTIMISE_TIME_LIMITS: std::ops::RangeInclusive<f64> = 1.0..=600.0;
+    /// The minimum gains accepted, in percent.
+    pub const MIN_GAINS: std::ops::RangeInclusive<f64> = 0.0..=50.0;
+
+    /// [`PlanningConfig::reoptimise_at`] as minutes after local midnight, sorted; the error names
+    /// the first entry that is not a time of day "HH:MM" or that repeats one.
+    pub fn reoptimise_minutes(&self) -> Result<Vec<u32>, String> {
+        let mut minutes = Vec::with_capacity(self.reoptimise_at.len());
+        for text in &self.reoptimise_at {
+            let parsed = text
+                .split_once(':')
+                .filter(|(h, m)| {
+                    let digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+                    digits(h) && digits(m)
+                })
+                .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
+                .filter(|&(h, m)| h < 24 && m < 60)
+                .map(|(h, m)| h * 60 + m);
+            match parsed {
+                Some(minute) if !minutes.contains(&minute) => minutes.push(minute),
+                Some(_) => return Err(format!("{text:?} is given twice")),
+                None => return Err(format!("{text:?} is not a time of day such as \"05:30\"")),
+            }
+        }
+        minutes.sort_unstable();
+        Ok(minutes)
+    }
 
     /// [`PlanningConfig::solver_threads`] resolved: 0 becomes [`planning::solver_threads`], and
     /// more than [`MAX_SOLVER_THREADS`] is capped.
@@ -76,6 +114,9 @@ impl Default for PlanningConfig {
             repair_interval_minutes: 10,
             rush_priority: 8,
             solver_threads: 0,
+            reoptimise_at: vec!["05:00".into()],
+            reoptimise_time_limit_seconds: 30.0,
+            reoptimise_min_gain_percent: 1.0,
         }
     }
 }
@@ -91,8 +132,12 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     let mut events = state.live.subscribe();
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Rush orders a published repair had: one that it could not plan is not tried again.
-    let mut slotted: HashSet<OrderId> = HashSet::new();
+    let mut memory = Memory::default();
+    // The config file is validated; a bad time is dropped with the others rather than panicking.
+    let schedule = config.reoptimise_minutes().unwrap_or_default();
+    let slot = |now| latest_slot(now, &schedule, site_offset_minutes(&state.store));
+    // A re-optimisation time passed before the start is not made up for.
+    let mut last_slot = slot(state.clock.now());
     // After a failed repair, only breakdowns are tried until then, so a repair that keeps failing
     // is not retried (and logged) at every check.
     let mut quiet_until: Option<Timestamp> = None;
@@ -109,6 +154,11 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             _ = every.tick() => None,
             _ = stop.changed() => return,
         };
+        let current_slot = slot(state.clock.now());
+        if current_slot != last_slot {
+            last_slot = current_slot;
+            memory.reoptimise = current_slot;
+        }
         if let Some(breakdown) = &mut breakdown {
             // The breakdowns of the next few seconds make one repair (it reads every machine's
             // state); other events go, as the loop ignores them.
@@ -126,15 +176,15 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             continue;
         }
         let (store, now, config_now) = (state.store.clone(), state.clock.now(), config.clone());
-        let mut tried = std::mem::take(&mut slotted);
+        let mut moved = std::mem::take(&mut memory);
         let outcome = tokio::task::spawn_blocking(move || {
-            let outcome = check_and_repair(&store, now, &config_now, breakdown, &mut tried);
-            (outcome, tried)
+            let outcome = check_and_repair(&store, now, &config_now, breakdown, &mut moved);
+            (outcome, moved)
         })
         .await;
         match outcome {
-            Ok((outcome, tried)) => {
-                slotted = tried;
+            Ok((outcome, moved)) => {
+                memory = moved;
                 match outcome {
                     Ok(Some((plan, trigger))) => {
                         tracing::info!(plan, trigger = ?trigger, "automatic repair published");
@@ -149,12 +199,51 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                         tracing::warn!(%error, retry_in_minutes = pause.whole_minutes(), "automatic repair failed; the active plan stays");
                     }
                 }
+                // A re-optimisation that waited for an urgent repair goes next.
+                if memory.reoptimise.is_some() {
+                    state.wake_replanner();
+                }
             }
             Err(error) => tracing::warn!(%error, "automatic repair task failed"),
         }
         // Breakdowns reported meanwhile wait in `events`: those the plan just made knew of are
         // not repaired again (see `due`).
     }
+}
+
+/// What the replanner carries from one check to the next.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Rush orders a published repair had: one that it could not plan is not tried again.
+    pub slotted: HashSet<OrderId>,
+    /// The scheduled re-optimisation time not yet acted on (it waits for urgent repairs only).
+    pub reoptimise: Option<Timestamp>,
+}
+
+/// The latest of the times of day `minutes` (after local midnight, at `offset_minutes` from UTC)
+/// at or before `now`; `None` when there are none.
+pub fn latest_slot(now: Timestamp, minutes: &[u32], offset_minutes: i32) -> Option<Timestamp> {
+    let zone = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap_or(time::UtcOffset::UTC);
+    let local = now.to_offset(zone);
+    let midnight = local.replace_time(time::Time::MIDNIGHT);
+    minutes
+        .iter()
+        .map(|&minute| {
+            let at = midnight + time::Duration::minutes(i64::from(minute));
+            if at > local { at - time::Duration::DAY } else { at }
+        })
+        .max()
+}
+
+/// The UTC offset of the (first) site, in minutes: plans and re-optimisation times follow its
+/// local time. 0 when there is no site yet.
+pub(crate) fn site_offset_minutes(store: &Store) -> i32 {
+    store
+        .sites(store::PageRequest { after: None, limit: 1 })
+        .ok()
+        .and_then(|page| page.items.into_iter().next())
+        .and_then(|site| model::parse_utc_offset(&site.utc_offset))
+        .unwrap_or(0)
 }
 
 /// Machines reported down, and when the first report arrived (a plan made since then knew of
@@ -167,42 +256,70 @@ pub struct Breakdown {
     pub reported: Timestamp,
 }
 
-/// Repairs and publishes the active plan when something calls for it (see [`due`]); returns the
-/// new plan's id and why it was made. The rush orders it was made for join `slotted`.
+/// Repairs and publishes the active plan when something calls for it (see [`due`]), or, when a
+/// scheduled re-optimisation is waiting and nothing more urgent than work off the plan is due,
+/// re-optimises it (see [`planning::reoptimise`]); returns the new plan's id and why it was made.
+/// The rush orders a repair was made for join `memory.slotted`.
 pub fn check_and_repair(
     store: &Store,
     now: Timestamp,
     config: &PlanningConfig,
     breakdown: Option<Breakdown>,
-    slotted: &mut HashSet<OrderId>,
+    memory: &mut Memory,
 ) -> Result<Option<(i64, PlanTrigger)>, RepairError> {
     let failed = |error: &dyn std::fmt::Display| RepairError::Failed(error.to_string());
-    let Some(Due { active, trigger, rush }) =
-        due(store, now, config, breakdown, slotted).map_err(|e| failed(&e))?
-    else {
-        return Ok(None);
-    };
+    let due = due(store, now, config, breakdown, &memory.slotted).map_err(|e| failed(&e))?;
+    let urgent = due.as_ref().is_some_and(|due| !matches!(due.trigger, PlanTrigger::Deviation { .. }));
     let options = planning::Options {
         repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
         down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
         threads: config.threads(),
         rush_priority: config.rush_priority,
     };
-    // The config file is validated; this keeps a NaN from other callers from panicking.
-    let range = PlanningConfig::REPAIR_TIME_LIMITS;
-    let limit =
-        Duration::try_from_secs_f64(config.repair_time_limit_seconds.clamp(*range.start(), *range.end()))
-            .unwrap_or(Duration::from_secs(2));
+    if !urgent && memory.reoptimise.take().is_some() {
+        let Some(active) = store.active_plan().map_err(|e| failed(&e))? else { return Ok(None) };
+        let limit = seconds(config.reoptimise_time_limit_seconds, PlanningConfig::REOPTIMISE_TIME_LIMITS);
+        let gain = config.reoptimise_min_gain_percent.clamp(0.0, *PlanningConfig::MIN_GAINS.end());
+        let found = planning::reoptimise(store, now, &active.objective, limit, &options, gain)
+            .map_err(|e| failed(&e))?;
+        let Some(mut plan) = found.better else {
+            tracing::info!(plan = active.id, current = ?found.current, "scheduled re-optimisation found nothing better enough; the active plan stays");
+            return Ok(None);
+        };
+        let (late_orders_before, weighted_tardiness_before, makespan_end_before) =
+            found.current.unwrap_or((active.late_orders, active.weighted_tardiness, active.makespan_end));
+        plan.trigger = Some(PlanTrigger::Reoptimised {
+            late_orders_before,
+            weighted_tardiness_before,
+            makespan_end_before,
+        });
+        return publish(store, now, plan).map(Some);
+    }
+    let Some(Due { active, trigger, rush }) = due else { return Ok(None) };
+    let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
     let mut plan = planning::plan(store, now, &active.objective, limit, &options).map_err(|e| failed(&e))?;
-    plan.trigger = Some(trigger.clone());
+    plan.trigger = Some(trigger);
+    let published = publish(store, now, plan)?;
+    memory.slotted.extend(rush);
+    Ok(Some(published))
+}
+
+/// A time limit from the config, kept in `range` (the config file is validated; this keeps a NaN
+/// from other callers from panicking).
+fn seconds(value: f64, range: std::ops::RangeInclusive<f64>) -> Duration {
+    Duration::try_from_secs_f64(value.clamp(*range.start(), *range.end())).unwrap_or(Duration::from_secs(2))
+}
+
+/// Stores `plan` and makes it the active plan; its id and trigger.
+fn publish(store: &Store, now: Timestamp, plan: store::NewPlan) -> Result<(i64, PlanTrigger), RepairError> {
+    let failed = |error: &dyn std::fmt::Display| RepairError::Failed(error.to_string());
+    let trigger = plan.trigger.clone().ok_or_else(|| failed(&"an automatic plan without its trigger"))?;
     let summary = store.create_plan(&plan).map_err(|e| failed(&e))?;
     match store.publish_plan(summary.id, now) {
-        Ok(_) => {}
-        Err(store::StoreError::Conflict { .. }) => return Err(RepairError::Stale),
-        Err(error) => return Err(failed(&error)),
+        Ok(_) => Ok((summary.id, trigger)),
+        Err(store::StoreError::Conflict { .. }) => Err(RepairError::Stale),
+        Err(error) => Err(failed(&error)),
     }
-    slotted.extend(rush);
-    Ok(Some((summary.id, trigger)))
 }
 
 /// Why an automatic repair was not published.
@@ -278,7 +395,42 @@ pub fn due(
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_SOLVER_THREADS, PlanningConfig};
+    use time::macros::datetime;
+
+    use super::{MAX_SOLVER_THREADS, PlanningConfig, latest_slot};
+
+    #[test]
+    fn reoptimisation_times_are_read_and_placed_in_the_site_s_day() {
+        let at = |times: &[&str]| PlanningConfig {
+            reoptimise_at: times.iter().map(|t| t.to_string()).collect(),
+            ..PlanningConfig::default()
+        };
+        assert_eq!(
+            at(&["22:00", "05:00", "00:00", "23:59"]).reoptimise_minutes(),
+            Ok(vec![0, 300, 1320, 1439])
+        );
+        assert_eq!(at(&[]).reoptimise_minutes(), Ok(vec![]));
+        for bad in ["5:00", "+5:00", "05:60", "24:00", "0500", "05:00:00", " 05:00", "-1:00"] {
+            assert!(at(&[bad]).reoptimise_minutes().is_err(), "{bad}");
+        }
+        // Hong Kong (+08:00), 05:00 and 22:00 local: 21:00 and 14:00 UTC.
+        let (times, hk) = ([300, 1320], 480);
+        let slot = |now| latest_slot(now, &times, hk);
+        assert_eq!(slot(datetime!(2026-12-06 20:59:59 UTC)), Some(datetime!(2026-12-06 14:00 UTC)));
+        assert_eq!(slot(datetime!(2026-12-06 21:00 UTC)), Some(datetime!(2026-12-06 21:00 UTC)));
+        assert_eq!(slot(datetime!(2026-12-07 13:00 UTC)), Some(datetime!(2026-12-06 21:00 UTC)));
+        // Local midnight falls on another UTC day: 01:00 local on the 7th is 17:00 UTC on the 6th.
+        assert_eq!(slot(datetime!(2026-12-06 17:00 UTC)), Some(datetime!(2026-12-06 14:00 UTC)));
+        assert_eq!(
+            latest_slot(datetime!(2026-12-06 03:00 UTC), &[300], -300),
+            Some(datetime!(2026-12-05 10:00 UTC))
+        );
+        assert_eq!(latest_slot(datetime!(2026-12-06 03:00 UTC), &[], hk), None);
+        // Whatever offset "now" carries.
+        assert_eq!(slot(datetime!(2026-12-07 04:59 +08:00)), Some(datetime!(2026-12-06 14:00 UTC)));
+        assert_eq!(slot(datetime!(2026-12-07 05:00 +08:00)), Some(datetime!(2026-12-06 21:00 UTC)));
+        assert_eq!(slot(datetime!(2026-12-06 12:00 -05:00)), Some(datetime!(2026-12-06 14:00 UTC)));
+    }
 
     #[test]
     fn solver_threads_resolve_to_a_usable_count() {

@@ -1310,7 +1310,8 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     let workers = h.state.start_workers();
     let config = PlanningConfig::default();
     let minutes = |m: i64| NOW + time::Duration::minutes(m);
-    let mut slotted = std::collections::HashSet::new();
+    let mut memory = crate::replanner::Memory::default();
+    let slotted = std::collections::HashSet::new();
     assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "no active plan yet");
     let plan = publish_a_plan(&h).await;
     assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "just published");
@@ -1376,7 +1377,7 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     // The repair (rush orders come before work off the plan) is published with its reason, has
     // the rush order and the early start, and the rush order is not slotted in again.
     let before = h.store.plan_operations(plan, None).unwrap();
-    let repaired = crate::replanner::check_and_repair(&h.store, minutes(10), &config, None, &mut slotted)
+    let repaired = crate::replanner::check_and_repair(&h.store, minutes(10), &config, None, &mut memory)
         .unwrap()
         .expect("a repair");
     let active = h.store.active_plan().unwrap().unwrap();
@@ -1399,7 +1400,7 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     assert!(h.store.orders_missing_from_plan(active.id, 9).unwrap().is_empty(), "the rush order is planned");
     let listed = h.get(&format!("/api/v1/plans/{}", active.id)).await.json;
     assert_eq!(listed["trigger"]["kind"], "rush_orders", "{}", listed["trigger"]);
-    assert_eq!(slotted, had);
+    assert_eq!(memory.slotted, had);
     // The early start is in the repair, and nothing is off the plan any more.
     let (late, early, cancelled) = crate::planning::progress::deviations(
         &crate::planning::progress::with_statuses(&h.store, active.id, &after).unwrap(),
@@ -1418,7 +1419,7 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
         )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
-    let trigger = due(&h.store, minutes(20), &config, None, &slotted).unwrap().unwrap().trigger;
+    let trigger = due(&h.store, minutes(20), &config, None, &memory.slotted).unwrap().unwrap().trigger;
     assert!(
         matches!(trigger, PlanTrigger::Deviation { late: 0, early: 0, cancelled } if cancelled >= 1),
         "{trigger:?}"
@@ -1470,6 +1471,125 @@ fn a_repair_keeps_the_closed_time_before_frozen_work() {
     assert!(plan.operations.iter().all(|op| op.setup_start >= opening), "work before the shift starts");
 }
 
+#[test]
+fn a_scheduled_reoptimisation_publishes_only_a_plan_clearly_better() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair};
+    let now = datetime!(2026-11-30 05:00 +08:00);
+    let (store, dispatched) = dispatched_factory(now);
+    let later = now + time::Duration::minutes(30);
+    let config = PlanningConfig {
+        reoptimise_time_limit_seconds: 1.0,
+        solver_threads: 1,
+        deviation_minutes: 0,
+        ..PlanningConfig::default()
+    };
+    let mut memory = Memory { reoptimise: Some(later), ..Memory::default() };
+    let (id, trigger) =
+        check_and_repair(&store, later, &config, None, &mut memory).unwrap().expect("a better plan");
+    assert!(memory.reoptimise.is_none(), "done once");
+    let PlanTrigger::Reoptimised { late_orders_before, weighted_tardiness_before, makespan_end_before } =
+        trigger
+    else {
+        panic!("{trigger:?}")
+    };
+    // Nothing ran or changed since the dispatch: "before" is the dispatch moved on by 30 minutes.
+    assert!(weighted_tardiness_before >= dispatched.weighted_tardiness, "{weighted_tardiness_before}");
+    assert!(late_orders_before >= dispatched.late_orders && makespan_end_before >= dispatched.makespan_end);
+    let active = store.active_plan().unwrap().unwrap();
+    assert_eq!((active.id, active.published_at), (id, Some(later)));
+    let gained = active.weighted_tardiness as f64 <= weighted_tardiness_before as f64 * 0.99
+        || (active.weighted_tardiness <= weighted_tardiness_before
+            && (active.makespan_end - later).as_seconds_f64()
+                <= (makespan_end_before - later).as_seconds_f64() * 0.99);
+    assert!(
+        gained,
+        "{} → {} (Σ priority × s late), ends {makespan_end_before} → {}",
+        weighted_tardiness_before, active.weighted_tardiness, active.makespan_end
+    );
+    // Work the dispatch started within the freeze horizon kept its machine and start.
+    let before = store.plan_operations(dispatched.id, None).unwrap();
+    let after = store.plan_operations(id, None).unwrap();
+    let horizon = later + time::Duration::minutes(i64::from(config.freeze_minutes));
+    let frozen: Vec<_> = before.iter().filter(|op| op.setup_start >= later && op.start < horizon).collect();
+    assert!(!frozen.is_empty(), "work planned within the hour");
+    for old in frozen {
+        let new = after.iter().find(|op| (op.operation_id, op.part) == (old.operation_id, old.part)).unwrap();
+        assert_eq!((new.machine_id, new.start), (old.machine_id, old.start), "frozen work moved");
+    }
+    // From the plan just published, a search with no time finds nothing better: it is not
+    // published again.
+    let options = crate::planning::Options {
+        repair: Some(time::Duration::minutes(60)),
+        threads: 1,
+        ..crate::planning::Options::default()
+    };
+    let again = crate::planning::reoptimise(
+        &store,
+        later,
+        &active.objective,
+        std::time::Duration::ZERO,
+        &options,
+        config.reoptimise_min_gain_percent,
+    )
+    .unwrap();
+    assert!(again.better.is_none());
+    assert_eq!(again.current, Some((active.late_orders, active.weighted_tardiness, active.makespan_end)));
+    // With the gain out of reach (half the end and no tardiness to lose), the search's plan is
+    // not published: the active plan stays, and the time is done with.
+    let unreachable = PlanningConfig { reoptimise_min_gain_percent: 50.0, ..config.clone() };
+    memory.reoptimise = Some(later);
+    let outcome = check_and_repair(&store, later, &unreachable, None, &mut memory).unwrap();
+    assert!(outcome.is_none(), "{outcome:?}");
+    assert_eq!((memory.reoptimise, store.active_plan().unwrap().unwrap().id), (None, id));
+    // A breakdown goes first; the re-optimisation waits for the next check.
+    let busy = after.iter().find(|op| op.end > later + time::Duration::hours(2)).unwrap().machine_id;
+    let down =
+        crate::replanner::Breakdown { machines: vec![busy], reported: later + time::Duration::minutes(1) };
+    let at = later + time::Duration::minutes(2);
+    memory.reoptimise = Some(at);
+    let (_, trigger) = check_and_repair(&store, at, &config, Some(down), &mut memory).unwrap().unwrap();
+    assert!(matches!(trigger, PlanTrigger::Breakdown { .. }), "{trigger:?}");
+    assert_eq!(memory.reoptimise, Some(at));
+}
+
+#[tokio::test]
+async fn the_replanner_re_optimises_at_the_scheduled_time_not_at_its_start() {
+    // Started at 04:59 Hong Kong time, after the day before's 05:00: that one is not made up for.
+    let start = datetime!(2026-11-30 04:59 +08:00);
+    let (store, dispatched) = dispatched_factory(start);
+    let clock = Arc::new(ManualClock::new(start));
+    let state =
+        AppState::new(store.clone(), clock.clone(), ServerConfig::default(), crate::AlarmConfig::default());
+    let config = crate::PlanningConfig {
+        reoptimise_at: vec!["05:00".into(), "17:00".into()],
+        reoptimise_time_limit_seconds: 1.0,
+        solver_threads: 1,
+        deviation_minutes: 0,
+        ..crate::PlanningConfig::default()
+    };
+    let replanner = tokio::spawn(crate::replanner::run(state.clone(), config, state.stopping.clone()));
+    let active = || store.active_plan().unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(active().id, dispatched.id, "nothing at the start");
+    clock.advance(time::Duration::minutes(2));
+    state.wake_replanner();
+    let mut found = None;
+    for _ in 0..200 {
+        found = Some(active()).filter(|plan| plan.id != dispatched.id);
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let found = found.expect("a re-optimised plan within ten seconds of 05:00");
+    assert!(matches!(found.trigger, Some(model::PlanTrigger::Reoptimised { .. })), "{:?}", found.trigger);
+    assert_eq!(found.published_at, Some(datetime!(2026-11-30 05:01 +08:00)));
+    state.begin_stop();
+    replanner.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_repair_overtaken_by_a_newer_plan_is_stale_not_failed() {
     let h = harness();
@@ -1488,12 +1608,12 @@ async fn a_repair_overtaken_by_a_newer_plan_is_stale_not_failed() {
     let newer = h.store.create_plan(&draft).unwrap();
     rush_order(&h, "SO-T-RUSH").await;
     h.store.publish_plan(newer.id, NOW + time::Duration::minutes(5)).unwrap();
-    let mut slotted = std::collections::HashSet::new();
+    let mut memory = crate::replanner::Memory::default();
     let config = crate::PlanningConfig::default();
     let at = NOW + time::Duration::minutes(1);
-    let outcome = crate::replanner::check_and_repair(&h.store, at, &config, None, &mut slotted);
+    let outcome = crate::replanner::check_and_repair(&h.store, at, &config, None, &mut memory);
     assert!(matches!(outcome, Err(crate::replanner::RepairError::Stale)), "{outcome:?}");
-    assert!(slotted.is_empty(), "the rush order is still to be slotted in");
+    assert!(memory.slotted.is_empty(), "the rush order is still to be slotted in");
     assert_eq!(h.store.active_plan().unwrap().unwrap().id, newer.id);
 }
 

@@ -176,13 +176,7 @@ impl FromRequestParts<AppState> for Ctx {
         if !principal.user.role.may_read() {
             return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
         }
-        let offset_minutes = state
-            .store
-            .sites(store::PageRequest { after: None, limit: 1 })
-            .ok()
-            .and_then(|page| page.items.into_iter().next())
-            .and_then(|site| model::parse_utc_offset(&site.utc_offset))
-            .unwrap_or(0);
+        let offset_minutes = crate::replanner::site_offset_minutes(&state.store);
         Ok(Ctx { user: principal.user, t, now: state.clock.now(), offset_minutes, here })
     }
 }

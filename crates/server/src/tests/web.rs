@@ -270,6 +270,8 @@ async fn settings_show_the_automatic_re_planning_settings() {
         "<th scope=\"row\">Repair and publish the active plan by itself</th><td>On</td>",
         "<th scope=\"row\">Rush orders are slotted in at once from priority</th><td>9</td>",
         "<th scope=\"row\">Work off the plan by more than this leads to a repair</th><td>Off</td>",
+        "<th scope=\"row\">Scheduled re-optimisation at (local time)</th><td>05:00</td>",
+        "<th scope=\"row\">A re-optimised plan is published when better by at least</th><td>1 %</td>",
     ] {
         assert!(panel.contains(row), "{row} not in {}", panel.chars().take(1500).collect::<String>());
     }
@@ -282,8 +284,8 @@ async fn an_automatic_repair_says_why_it_was_made() {
     publish_a_plan(&h).await;
     let (_, number) = rush_order(&h, "SO-T-RUSH").await;
     let config = crate::PlanningConfig::default();
-    let mut slotted = std::collections::HashSet::new();
-    let (plan, _) = crate::replanner::check_and_repair(&h.store, NOW, &config, None, &mut slotted)
+    let mut memory = crate::replanner::Memory::default();
+    let (plan, _) = crate::replanner::check_and_repair(&h.store, NOW, &config, None, &mut memory)
         .unwrap()
         .expect("a repair");
     let said = [
@@ -302,6 +304,53 @@ async fn an_automatic_repair_says_why_it_was_made() {
     }
     h.state.begin_stop();
     workers.finish().await;
+}
+
+#[tokio::test]
+async fn a_re_optimised_plan_shows_what_it_gained() {
+    let h = harness();
+    let mut plan = crate::planning::plan(
+        &h.store,
+        NOW,
+        crate::planning::DEFAULT_OBJECTIVE,
+        std::time::Duration::ZERO,
+        &crate::planning::Options::default(),
+    )
+    .unwrap();
+    plan.trigger = Some(model::PlanTrigger::Reoptimised {
+        late_orders_before: 4,
+        weighted_tardiness_before: 7_200,
+        makespan_end_before: NOW + time::Duration::days(2),
+    });
+    let late = plan.late_orders;
+    let plan = h.store.create_plan(&plan).unwrap().id;
+    let said = [
+        (
+            "en",
+            format!(
+                "Re-optimised at a scheduled time and published automatically, as it is better than the plan before: late orders 4 → {late}, weighted lateness "
+            ),
+        ),
+        (
+            "zh-HK",
+            format!("系統按預定時間重新優化，結果優於原排程，已自動發佈：延誤訂單 4 → {late}，加權延誤 "),
+        ),
+    ];
+    for (lang, said) in said {
+        let page = h.page(&format!("/plan?id={plan}"), ADMIN, lang).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let shown = page.text.split("data-testid=\"plan-trigger\"").nth(1).unwrap_or_default();
+        assert!(
+            shown.starts_with(&format!(">{said}")),
+            "{lang}: {}",
+            shown.chars().take(300).collect::<String>()
+        );
+        assert!(
+            shown.contains("11-26"),
+            "the end before, as a date: {}",
+            shown.chars().take(300).collect::<String>()
+        );
+    }
 }
 
 #[tokio::test]

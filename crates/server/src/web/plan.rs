@@ -107,6 +107,9 @@ pub(crate) struct Text {
     pub(crate) trigger_rush: &'static str,
     /// `{late}`, `{early}` and `{cancelled}` are replaced by the numbers of lots.
     pub(crate) trigger_deviation: &'static str,
+    /// A whole sentence: `{late_before}`, `{late}` (late orders), `{twt_before}`, `{twt}`
+    /// (weighted lateness), `{end_before}` and `{end}` (when the last work ends) are replaced.
+    pub(crate) reoptimised: &'static str,
     /// Monday first.
     pub(crate) weekdays: [&'static str; 7],
 }
@@ -191,6 +194,7 @@ pub(crate) const EN: Text = Text {
     trigger_breakdown: "machine {machine} broke down",
     trigger_rush: "rush orders {orders} arrived",
     trigger_deviation: "work ran off the plan ({late} lots behind, {early} ahead, {cancelled} cancelled)",
+    reoptimised: "Re-optimised at a scheduled time and published automatically, as it is better than the plan before: late orders {late_before} → {late}, weighted lateness {twt_before} → {twt}, last work ends {end_before} → {end}.",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
 };
 
@@ -270,6 +274,7 @@ pub(crate) const ZH: Text = Text {
     trigger_breakdown: "機器 {machine} 故障",
     trigger_rush: "收到急單 {orders}",
     trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前，{cancelled} 批已取消）",
+    reoptimised: "系統按預定時間重新優化，結果優於原排程，已自動發佈：延誤訂單 {late_before} → {late}，加權延誤 {twt_before} → {twt}，最後工序完成 {end_before} → {end}。",
     weekdays: ["週一", "週二", "週三", "週四", "週五", "週六", "週日"],
 };
 
@@ -347,9 +352,9 @@ fn status_badge(p: &Text, status: PlanStatus) -> Markup {
     html! { span.badge.{"plan-" (status.as_str())} { (status_name(p, status)) } }
 }
 
-/// Why the platform made a plan by itself, in words.
-fn trigger_text(p: &Text, trigger: &PlanTrigger) -> String {
-    match trigger {
+/// Why the platform made and published a plan by itself, as a sentence.
+fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger) -> String {
+    let why = match trigger {
         PlanTrigger::Breakdown { machine } => p.trigger_breakdown.replace("{machine}", machine),
         PlanTrigger::RushOrders { orders } => p.trigger_rush.replace("{orders}", &orders.join(", ")),
         PlanTrigger::Deviation { late, early, cancelled } => p
@@ -357,7 +362,18 @@ fn trigger_text(p: &Text, trigger: &PlanTrigger) -> String {
             .replace("{late}", &late.to_string())
             .replace("{early}", &early.to_string())
             .replace("{cancelled}", &cancelled.to_string()),
-    }
+        PlanTrigger::Reoptimised { late_orders_before, weighted_tardiness_before, makespan_end_before } => {
+            return p
+                .reoptimised
+                .replace("{late_before}", &late_orders_before.to_string())
+                .replace("{late}", &plan.late_orders.to_string())
+                .replace("{twt_before}", &ctx.duration(*weighted_tardiness_before))
+                .replace("{twt}", &ctx.duration(plan.weighted_tardiness))
+                .replace("{end_before}", &ctx.short_time(*makespan_end_before))
+                .replace("{end}", &ctx.short_time(plan.makespan_end));
+        }
+    };
+    p.automatic.replace("{why}", &why)
 }
 
 /// An objective's name, or the API's name when it is not one the form offers.
@@ -401,7 +417,7 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                 p.muted {
                     (p.computed) " " (ctx.time(summary.created_at)) " · " (p.objective) ": " (objective_name(p, &summary.objective))
                     @if let Some(trigger) = &summary.trigger {
-                        br; span data-testid="plan-trigger" { (p.automatic.replace("{why}", &trigger_text(p, trigger))) }
+                        br; span data-testid="plan-trigger" { (automatic_text(ctx, p, summary, trigger)) }
                     }
                     @if summary.status == PlanStatus::Active { br; (p.is_active) }
                 }
@@ -750,7 +766,7 @@ fn recent_panel(ctx: &Ctx, view: &PlanView, shown: i64) -> Markup {
                             td {
                                 (status_badge(p, plan.status))
                                 @if let Some(trigger) = &plan.trigger {
-                                    " " span.muted title=(trigger_text(p, trigger)) { (p.automatic_short) }
+                                    " " span.muted title=(automatic_text(ctx, p, plan, trigger)) { (p.automatic_short) }
                                 }
                             }
                             td.num { (plan.late_orders) }

@@ -55,6 +55,9 @@ pub(crate) struct Text {
     pub(crate) repair_interval: &'static str,
     pub(crate) freeze: &'static str,
     pub(crate) repair_time: &'static str,
+    pub(crate) reoptimise_at: &'static str,
+    pub(crate) reoptimise_time: &'static str,
+    pub(crate) reoptimise_gain: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -99,6 +102,9 @@ pub(crate) const EN: Text = Text {
     repair_interval: "Such a repair waits after the last published plan",
     freeze: "Work starting within this keeps its place in a repair",
     repair_time: "Solver time of a repair when keeping the order breaks a rule",
+    reoptimise_at: "Scheduled re-optimisation at (local time)",
+    reoptimise_time: "Solver time of a re-optimisation",
+    reoptimise_gain: "A re-optimised plan is published when better by at least",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -143,6 +149,9 @@ pub(crate) const ZH: Text = Text {
     repair_interval: "此類修補與上次發佈排程最少相隔",
     freeze: "在此時間內開始的工作於修補時保持不變",
     repair_time: "保持次序違反規則時的修補求解時間",
+    reoptimise_at: "預定重新優化時間（本地時間）",
+    reoptimise_time: "重新優化求解時間",
+    reoptimise_gain: "重新優化結果須至少改善",
 };
 
 /// The automatic re-planning settings, read-only: they come from the config file.
@@ -158,6 +167,16 @@ fn planning_panel(ctx: &Ctx, planning: &crate::PlanningConfig) -> maud::Markup {
         (s.repair_interval, minutes(planning.repair_interval_minutes)),
         (s.freeze, minutes(planning.freeze_minutes)),
         (s.repair_time, format!("{} s", planning.repair_time_limit_seconds)),
+        (
+            s.reoptimise_at,
+            if planning.reoptimise_at.is_empty() {
+                s.off.to_string()
+            } else {
+                planning.reoptimise_at.join(", ")
+            },
+        ),
+        (s.reoptimise_time, format!("{} s", planning.reoptimise_time_limit_seconds)),
+        (s.reoptimise_gain, format!("{} %", planning.reoptimise_min_gain_percent)),
     ];
     html! {
         section.panel aria-labelledby="planning-heading" data-testid="planning-settings" {

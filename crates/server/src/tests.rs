@@ -1711,9 +1711,11 @@ mod planning_properties {
         #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 
         /// Generated factories always plan and repair to schedules the independent checker accepts
-        /// (calendars, setups, routing order, eligibility, frozen work), whatever the seed.
+        /// (calendars, setups, routing order, eligibility, frozen work), whatever the seed and
+        /// whenever the repair happens (in a shift, at night, and, half the time, in the hour
+        /// before Tuesday's first shift, where frozen work follows closed time).
         #[test]
-        fn generated_factories_plan_and_repair_feasibly(seed in 0u64..10_000, orders in 5usize..40, machines in 3usize..9, down in 0usize..8) {
+        fn generated_factories_plan_and_repair_feasibly(seed in 0u64..10_000, orders in 5usize..40, machines in 3usize..9, down in 0usize..8, after in prop_oneof![20i64..3_000, 1_385i64..1_440]) {
             let now = time::macros::datetime!(2026-11-30 06:00 +08:00);
             let store = store::Store::open_in_memory().unwrap();
             crate::demo::seed_generated(&store, orders, machines, seed, now).unwrap();
@@ -1725,30 +1727,52 @@ mod planning_properties {
             let plan = planning::solve(&built, now, "tardiness_then_makespan", std::time::Duration::from_millis(30), 1).unwrap();
             // Independently of the solver's checker: the generated factory works 06:00–22:00 Hong
             // Kong time, Monday to Saturday, so no setup or operation may touch the night or Sunday
-            // (within the planning horizon).
-            let horizon = now + time::Duration::days(planning::HORIZON_DAYS);
-            for op in plan.operations.iter().filter(|op| op.end <= horizon) {
-                let (from, to) = (op.setup_start.to_offset(time::macros::offset!(+8)), op.end.to_offset(time::macros::offset!(+8)));
-                let minutes = |t: time::OffsetDateTime| i64::from(t.hour()) * 60 + i64::from(t.minute()) + i64::from(t.second() > 0);
-                prop_assert_eq!(from.date(), to.date(), "across midnight: {:?}", op);
-                prop_assert!(from.weekday() != time::Weekday::Sunday, "on a Sunday: {:?}", op);
-                prop_assert!(minutes(from) >= 6 * 60 && minutes(to) <= 22 * 60, "outside the shifts: {:?}", op);
-            }
+            // (within the planning horizon). Running work alone may go on past a shift's end.
+            let in_shifts = |operations: &[model::PlannedOperation], from: model::Timestamp| -> Result<(), TestCaseError> {
+                let horizon = from + time::Duration::days(planning::HORIZON_DAYS);
+                for op in operations.iter().filter(|op| op.end <= horizon && op.setup_start >= from) {
+                    let (start, end) = (op.setup_start.to_offset(time::macros::offset!(+8)), op.end.to_offset(time::macros::offset!(+8)));
+                    let minutes = |t: time::OffsetDateTime| i64::from(t.hour()) * 60 + i64::from(t.minute()) + i64::from(t.second() > 0);
+                    prop_assert_eq!(start.date(), end.date(), "across midnight: {:?}", op);
+                    prop_assert!(start.weekday() != time::Weekday::Sunday, "on a Sunday: {:?}", op);
+                    prop_assert!(minutes(start) >= 6 * 60 && minutes(end) <= 22 * 60, "outside the shifts: {:?}", op);
+                }
+                Ok(())
+            };
+            in_shifts(&plan.operations, now)?;
             let summary = store.create_plan(&plan).unwrap();
             store.publish_plan(summary.id, now).unwrap();
             let broken = model::MachineId((down % machines) as i64 + 1);
-            let later = now + time::Duration::minutes(20);
+            let later = now + time::Duration::minutes(after);
             store.record_state(&model::StateChange { machine: broken, at: later, state: model::MachineState::Down, reason: None }).unwrap();
-            let options = planning::Options { repair: Some(time::Duration::minutes(60)), down_for: time::Duration::minutes(90), ..Default::default() };
+            let options = planning::Options { repair: Some(time::Duration::minutes(60)), down_for: time::Duration::minutes(90), threads: 1, ..Default::default() };
             let repaired = planning::build(&store, later, &options).unwrap();
+            // Nothing runs, so all closed time of the next two days is closed in the problem,
+            // frozen work or not.
+            for (index, machine) in repaired.problem.machines.iter().enumerate() {
+                for step in 0..2 * 24 * 12 {
+                    let at = later + time::Duration::minutes(5 * step);
+                    let local = at.to_offset(time::macros::offset!(+8));
+                    if local.weekday() == time::Weekday::Sunday || local.hour() < 6 || local.hour() >= 22 {
+                        let second = (at - later).whole_seconds();
+                        prop_assert!(machine.unavailable.iter().any(|i| i.start <= second && second < i.end), "machine {index} open at {local}");
+                    }
+                }
+            }
             let repair = planning::solve(&repaired, later, "tardiness_then_makespan", std::time::Duration::from_millis(30), 1);
             prop_assert!(repair.is_ok(), "{:?}", repair.err());
-            for op in repair.unwrap().operations {
+            let repair = repair.unwrap();
+            for op in &repair.operations {
                 if op.machine_id == broken {
                     prop_assert!(op.setup_start >= later + time::Duration::minutes(90) || op.start < later + time::Duration::minutes(1),
                         "work on the broken machine while it is down: {op:?}");
                 }
             }
+            in_shifts(&repair.operations, later)?;
+            // The replanner's own repair (a right shift where it holds).
+            let shifted = planning::plan(&store, later, "tardiness_then_makespan", std::time::Duration::from_millis(30), &options);
+            prop_assert!(shifted.is_ok(), "{:?}", shifted.err());
+            in_shifts(&shifted.unwrap().operations, later)?;
         }
     }
 }

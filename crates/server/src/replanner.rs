@@ -187,7 +187,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                 memory = moved;
                 match outcome {
                     Ok(Some((plan, trigger))) => {
-                        tracing::info!(plan, trigger = ?trigger, "automatic repair published");
+                        tracing::info!(plan, trigger = ?trigger, "automatic plan published");
                         state.publish(LiveEvent::Plan { plan_id: plan, trigger: Some(trigger) });
                     }
                     Ok(None) => {}

@@ -221,7 +221,7 @@ solver_threads = 0
 # would give. At these times the planner searches afresh over all open work (work the plan starts
 # within freeze_minutes keeps its place) and publishes the result when it beats the active plan by
 # reoptimise_min_gain_percent: fewer weighted late hours, or, with them no worse, an earlier end
-# (for the makespan objective the other way round). [] turns it off.
+# (for the makespan objective the other way round). Needs auto_replan; [] turns it off.
 reoptimise_at = ["05:00"]
 # Seconds the solver may take for it, 1 to 600.
 reoptimise_time_limit_seconds = 30.0

@@ -107,6 +107,8 @@ pub struct AppState {
     pipeline_receivers: Arc<std::sync::Mutex<Option<pipeline::Receivers>>>,
     /// Wakes the replanner to compare the active plan with the shop floor.
     replan_wake: Arc<tokio::sync::Notify>,
+    /// What the replanner's last scheduled re-optimisation did (since the server started).
+    last_reoptimisation: Arc<std::sync::Mutex<Option<replanner::LastReoptimisation>>>,
     /// Turns true when the server begins to stop; long-lived streams and workers end then.
     stopping: tokio::sync::watch::Receiver<bool>,
     stop: Arc<tokio::sync::watch::Sender<bool>>,
@@ -137,6 +139,7 @@ impl AppState {
             alarm_inputs,
             alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),
             replan_wake: Arc::default(),
+            last_reoptimisation: Arc::default(),
             stopping,
             stop: Arc::new(stop),
         }
@@ -147,6 +150,15 @@ impl AppState {
     pub fn with_planning(mut self, planning: PlanningConfig) -> AppState {
         self.planning = Arc::new(planning);
         self
+    }
+
+    /// What the last scheduled re-optimisation did, if one ran since the server started.
+    pub(crate) fn last_reoptimisation(&self) -> Option<replanner::LastReoptimisation> {
+        *self.last_reoptimisation.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_last_reoptimisation(&self, last: replanner::LastReoptimisation) {
+        *self.last_reoptimisation.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(last);
     }
 
     /// Asks the replanner, when it runs, to compare the active plan with the shop floor now (orders

@@ -199,6 +199,9 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                         tracing::warn!(%error, retry_in_minutes = pause.whole_minutes(), "automatic repair failed; the active plan stays");
                     }
                 }
+                if let Some(last) = memory.reoptimised.take() {
+                    state.set_last_reoptimisation(last);
+                }
                 // A re-optimisation that waited for an urgent repair goes next.
                 if memory.reoptimise.is_some() {
                     state.wake_replanner();
@@ -218,6 +221,17 @@ pub struct Memory {
     pub slotted: HashSet<OrderId>,
     /// The scheduled re-optimisation time not yet acted on (it waits for urgent repairs only).
     pub reoptimise: Option<Timestamp>,
+    /// The last scheduled re-optimisation that ran, until the loop hands it to the dashboard.
+    pub reoptimised: Option<LastReoptimisation>,
+}
+
+/// What the last scheduled re-optimisation did, for the settings page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastReoptimisation {
+    /// When it ran.
+    pub at: Timestamp,
+    /// The plan it published; `None` when nothing was better enough and the active plan stayed.
+    pub published: Option<i64>,
 }
 
 /// The latest of the times of day `minutes` (after local midnight, at `offset_minutes` from UTC)
@@ -284,6 +298,7 @@ pub fn check_and_repair(
             .map_err(|e| failed(&e))?;
         let Some(mut plan) = found.better else {
             tracing::info!(plan = active.id, current = ?found.current, "scheduled re-optimisation found nothing better enough; the active plan stays");
+            memory.reoptimised = Some(LastReoptimisation { at: now, published: None });
             return Ok(None);
         };
         let (late_orders_before, weighted_tardiness_before, makespan_end_before) =
@@ -293,7 +308,9 @@ pub fn check_and_repair(
             weighted_tardiness_before,
             makespan_end_before,
         });
-        return publish(store, now, plan).map(Some);
+        let published = publish(store, now, plan)?;
+        memory.reoptimised = Some(LastReoptimisation { at: now, published: Some(published.0) });
+        return Ok(Some(published));
     }
     let Some(Due { active, trigger, rush }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);

@@ -1543,6 +1543,8 @@ fn a_scheduled_reoptimisation_publishes_only_a_plan_clearly_better() {
     let outcome = check_and_repair(&store, later, &unreachable, None, &mut memory).unwrap();
     assert!(outcome.is_none(), "{outcome:?}");
     assert_eq!((memory.reoptimise, store.active_plan().unwrap().unwrap().id), (None, id));
+    let kept = crate::replanner::LastReoptimisation { at: later, published: None };
+    assert_eq!(memory.reoptimised, Some(kept));
     // A breakdown goes first; the re-optimisation waits for the next check.
     let busy = after.iter().find(|op| op.end > later + time::Duration::hours(2)).unwrap().machine_id;
     let down =
@@ -1586,6 +1588,18 @@ async fn the_replanner_re_optimises_at_the_scheduled_time_not_at_its_start() {
     let found = found.expect("a re-optimised plan within ten seconds of 05:00");
     assert!(matches!(found.trigger, Some(model::PlanTrigger::Reoptimised { .. })), "{:?}", found.trigger);
     assert_eq!(found.published_at, Some(datetime!(2026-11-30 05:01 +08:00)));
+    // The settings page learns of it.
+    let last = crate::replanner::LastReoptimisation {
+        at: datetime!(2026-11-30 05:01 +08:00),
+        published: Some(found.id),
+    };
+    for _ in 0..100 {
+        if state.last_reoptimisation().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(state.last_reoptimisation(), Some(last));
     state.begin_stop();
     replanner.await.unwrap();
 }

@@ -272,9 +272,18 @@ async fn settings_show_the_automatic_re_planning_settings() {
         "<th scope=\"row\">Work off the plan by more than this leads to a repair</th><td>Off</td>",
         "<th scope=\"row\">Scheduled re-optimisation at (local time)</th><td>05:00</td>",
         "<th scope=\"row\">A re-optimised plan is published when better by at least</th><td>1 %</td>",
+        "<td data-testid=\"last-reoptimisation\">None since the server started</td>",
     ] {
         assert!(panel.contains(row), "{row} not in {}", panel.chars().take(1500).collect::<String>());
     }
+    h.state.set_last_reoptimisation(crate::replanner::LastReoptimisation { at: NOW, published: Some(7) });
+    let page = h.page("/settings", &token_for(Role::Viewer), "zh-HK").await;
+    let shown = page.text.split("data-testid=\"last-reoptimisation\"").nth(1).unwrap_or_default();
+    assert!(
+        shown.contains("<a href=\"/plan?id=7\">已發佈排程 #7</a>"),
+        "{}",
+        shown.chars().take(300).collect::<String>()
+    );
 }
 
 #[tokio::test]

@@ -58,6 +58,11 @@ pub(crate) struct Text {
     pub(crate) reoptimise_at: &'static str,
     pub(crate) reoptimise_time: &'static str,
     pub(crate) reoptimise_gain: &'static str,
+    pub(crate) reoptimised_last: &'static str,
+    pub(crate) reoptimised_none: &'static str,
+    /// `{plan}` is replaced by the plan's number.
+    pub(crate) reoptimised_published: &'static str,
+    pub(crate) reoptimised_kept: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -105,6 +110,10 @@ pub(crate) const EN: Text = Text {
     reoptimise_at: "Scheduled re-optimisation at (local time)",
     reoptimise_time: "Solver time of a re-optimisation",
     reoptimise_gain: "A re-optimised plan is published when better by at least",
+    reoptimised_last: "Last scheduled re-optimisation",
+    reoptimised_none: "None since the server started",
+    reoptimised_published: "published plan #{plan}",
+    reoptimised_kept: "nothing better enough; the active plan stayed",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -152,10 +161,18 @@ pub(crate) const ZH: Text = Text {
     reoptimise_at: "預定重新優化時間（本地時間）",
     reoptimise_time: "重新優化求解時間",
     reoptimise_gain: "重新優化結果須至少改善",
+    reoptimised_last: "上次預定重新優化",
+    reoptimised_none: "伺服器啟動後尚未進行",
+    reoptimised_published: "已發佈排程 #{plan}",
+    reoptimised_kept: "未有足夠改善，現行排程不變",
 };
 
 /// The automatic re-planning settings, read-only: they come from the config file.
-fn planning_panel(ctx: &Ctx, planning: &crate::PlanningConfig) -> maud::Markup {
+fn planning_panel(
+    ctx: &Ctx,
+    planning: &crate::PlanningConfig,
+    last: Option<crate::replanner::LastReoptimisation>,
+) -> maud::Markup {
     let s = ctx.t.settings_page;
     let minutes = |m: u32| ctx.duration(i64::from(m) * 60);
     let or_off = |value: u32, shown: String| if value == 0 { s.off.to_string() } else { shown };
@@ -178,10 +195,24 @@ fn planning_panel(ctx: &Ctx, planning: &crate::PlanningConfig) -> maud::Markup {
         (s.reoptimise_time, format!("{} s", planning.reoptimise_time_limit_seconds)),
         (s.reoptimise_gain, format!("{} %", planning.reoptimise_min_gain_percent)),
     ];
+    let last = match last {
+        None => html! { (s.reoptimised_none) },
+        Some(crate::replanner::LastReoptimisation { at, published: Some(plan) }) => html! {
+            (ctx.short_time(at)) ": " a href={ "/plan?id=" (plan) } { (s.reoptimised_published.replace("{plan}", &plan.to_string())) }
+        },
+        Some(crate::replanner::LastReoptimisation { at, published: None }) => html! {
+            (ctx.short_time(at)) ": " (s.reoptimised_kept)
+        },
+    };
     html! {
         section.panel aria-labelledby="planning-heading" data-testid="planning-settings" {
             h2 #planning-heading { (s.planning) }
-            table.settings-list { tbody { @for (label, value) in rows { tr { th scope="row" { (label) } td { (value) } } } } }
+            table.settings-list {
+                tbody {
+                    @for (label, value) in rows { tr { th scope="row" { (label) } td { (value) } } }
+                    tr { th scope="row" { (s.reoptimised_last) } td data-testid="last-reoptimisation" { (last) } }
+                }
+            }
             p.muted { (s.planning_hint) }
         }
     }
@@ -316,7 +347,7 @@ pub(crate) async fn page(
             h2 { (s.alarm_rules) }
             p { (s.alarm_rules_hint) " " a href="/alarms#rules" { (t.nav_alarms) } }
         }
-        (planning_panel(&ctx, &state.planning))
+        (planning_panel(&ctx, &state.planning, state.last_reoptimisation()))
     };
     Ok(layout(&ctx, Nav::Settings, s.title, body))
 }

@@ -7,6 +7,8 @@
 //! - due dates from the orders, weights from their priorities, release at the material-ready time;
 //! - sequence-dependent setups by setup family: switching a machine to family `f` takes the
 //!   largest setup time of the operations of family `f` (no setup between operations of one family);
+//!   a machine with no running work starts set up for the family of the operation it last counted
+//!   units for, so its first operation of another family needs a setup;
 //! - each machine unavailable outside its site's shift calendar over the planning horizon and in
 //!   its planned maintenance windows;
 //! - operations already running are fixed: on their machine, starting now (one after another
@@ -75,8 +77,9 @@ pub type Position = (Operation, u32, u32);
 /// operation that then overlaps running work or another frozen one, or starts before the
 /// operation before it in its job ends (running work ends later than the active plan said when it
 /// started later or runs slower), is replanned instead, with the rest of its job (only a prefix
-/// of a job may stay frozen).
-fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64]) {
+/// of a job may stay frozen). So is the first frozen operation of an idle machine that starts too
+/// soon for the setup from the `initial` family the machine is set up for.
+fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64], initial: &[Option<usize>]) {
     let setup = |from: Option<usize>, to: usize| match from {
         Some(from) if from != to => family_setup[to],
         _ => 0,
@@ -131,6 +134,14 @@ fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64]) {
                 }
             }
             work.sort_unstable();
+            // The setup from what the machine is set up for must fit before its first frozen work.
+            if let (Some(&first), Some(&Some(family))) = (work.first(), initial.get(machine))
+                && first.3
+                && first.0 - setup(Some(family), first.2) < 0
+            {
+                conflict = Some((first.4, first.5));
+                break 'machines;
+            }
             for pair in work.windows(2) {
                 let (previous, next) = (pair[0], pair[1]);
                 if next.0 - setup(Some(previous.2), next.2) < previous.1 {
@@ -294,7 +305,32 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         running_fixed.push(running_here);
         jobs.push((order, positions));
     }
-    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup);
+    // A machine without running work is set up for the family it last produced, so its first
+    // planned operation of another family needs a setup. (Running work starts now without one.)
+    let mut running_on = vec![false; machines.len()];
+    for (job, running) in problem_jobs.iter().zip(&running_fixed) {
+        for (op, _) in job.operations.iter().zip(running).filter(|(_, running)| **running) {
+            if let Some(fixed) = op.fixed {
+                running_on[fixed.machine] = true;
+            }
+        }
+    }
+    let idle: Vec<MachineId> =
+        machines.iter().zip(&running_on).filter(|(_, running)| !**running).map(|(m, _)| m.id).collect();
+    let last_families = store.last_setup_families(&idle)?;
+    let initial_family: Vec<Option<usize>> = machines
+        .iter()
+        .map(|machine| {
+            let family = last_families.get(&machine.id)?;
+            // A family no open work has is a change for every operation (its own setup is unused).
+            Some(*families.entry(family.clone()).or_insert_with(|| {
+                family_setup.push(0);
+                family_setup.len() - 1
+            }))
+        })
+        .collect();
+
+    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family);
 
     let n = family_setup.len();
     let setup: Vec<Vec<i64>> =
@@ -350,7 +386,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         unavailable = spans.into_iter().map(|(start, end)| Interval { start, end }).collect();
         problem_machines.push(scheduler::Machine {
             setup: if n > 0 { setup.clone() } else { Vec::new() },
-            initial_family: None,
+            initial_family: initial_family[index],
             unavailable,
         });
     }
@@ -697,9 +733,9 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
     for scheduled in &solution.operations {
         by_machine[scheduled.machine].push(scheduled);
     }
-    for lane in &mut by_machine {
+    for (machine, lane) in by_machine.iter_mut().enumerate() {
         lane.sort_by_key(|s| s.start);
-        let mut previous: Option<usize> = None;
+        let mut previous: Option<usize> = built.problem.machines[machine].initial_family;
         for scheduled in lane.iter() {
             let family = built.problem.jobs[scheduled.job].operations[scheduled.op].family;
             let setup = match previous {
@@ -787,11 +823,27 @@ mod tests {
             job(vec![op(2, 30, Some(0)), op(1, 20, Some(30))]),
         ];
         let running = [vec![true, false, false], vec![true, false]];
-        super::settle_fixed(&mut jobs, &running, &[0]);
+        super::settle_fixed(&mut jobs, &running, &[0], &[]);
         let fixed: Vec<Vec<Option<i64>>> = jobs
             .iter()
             .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
             .collect();
         assert_eq!(fixed, [vec![Some(0), None, None], vec![Some(0), Some(30)]]);
+    }
+
+    #[test]
+    fn frozen_work_too_soon_for_the_setup_from_the_machine_s_family_is_replanned() {
+        // Family 1 takes 40 s to set up. Machine 0 is set up for family 0: frozen work of family
+        // 1 at 30 s cannot be kept (job 0), at 40 s it can (job 1 on machine 1, same family set).
+        let job = |operations| Job { release: 0, due: None, weight: 1, operations };
+        let family_one = |machine, start| Operation { family: 1, ..op(machine, 10, Some(start)) };
+        let mut jobs = vec![job(vec![family_one(0, 30), op(2, 5, Some(45))]), job(vec![family_one(1, 40)])];
+        let running = [vec![false, false], vec![false]];
+        super::settle_fixed(&mut jobs, &running, &[0, 40], &[Some(0), Some(0)]);
+        let fixed: Vec<Vec<Option<i64>>> = jobs
+            .iter()
+            .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
+            .collect();
+        assert_eq!(fixed, [vec![None, None], vec![Some(40)]]);
     }
 }

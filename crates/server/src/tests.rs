@@ -871,6 +871,77 @@ async fn a_counter_rise_reported_just_before_a_finish_counts_toward_the_finished
 }
 
 #[tokio::test]
+async fn a_machine_is_planned_as_set_up_for_the_family_it_last_produced() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    // A machine with open work of two families, and a first operation of an order it may run.
+    let before = crate::planning::build(&h.store, NOW, &crate::planning::Options::default()).unwrap();
+    let on = |index: usize| -> Vec<(usize, &model::Operation)> {
+        let mut found = Vec::new();
+        for (j, (_, positions)) in before.jobs.iter().enumerate() {
+            for (k, (op, _, _)) in positions.iter().enumerate() {
+                if before.problem.jobs[j].operations[k].alternatives.iter().any(|a| a.machine == index) {
+                    found.push((k, op));
+                }
+            }
+        }
+        found
+    };
+    let (machine, operation) = (0..before.machines.len())
+        .find_map(|index| {
+            let work = on(index);
+            let (_, first) =
+                work.iter().find(|(k, op)| *k == 0 && op.status == model::OrderStatus::Released)?;
+            work.iter()
+                .any(|(_, op)| op.setup_family != first.setup_family)
+                .then(|| (before.machines[index].0, (*first).clone()))
+        })
+        .expect("a machine with work of two families");
+    let (id, family) = (operation.id.0, operation.setup_family.clone());
+    let path = format!("/api/v1/machines/{machine}/production");
+    let reply = h.post_json(&path, &operator, &json!({"good": 1, "operation_id": id})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let finish =
+        h.post_json(&format!("/api/v1/operations/{id}/finish"), &operator, &json!({"good": 1})).await;
+    assert_eq!(finish.status, StatusCode::OK, "{}", finish.text);
+    let built = crate::planning::build(&h.store, NOW, &crate::planning::Options::default()).unwrap();
+    let index = built.machines.iter().position(|m| m.0 == machine).unwrap();
+    let initial: Vec<usize> =
+        (0..built.machines.len()).filter(|&m| built.problem.machines[m].initial_family.is_some()).collect();
+    assert_eq!(initial, [index], "only the machine that produced is set up for something");
+    // Its open work of that family needs no setup; any other family needs its own.
+    let (mut same, mut other) = (0, 0);
+    for (j, (_, positions)) in built.jobs.iter().enumerate() {
+        for (k, (op, _, _)) in positions.iter().enumerate() {
+            let spec = &built.problem.jobs[j].operations[k];
+            if !spec.alternatives.iter().any(|a| a.machine == index) {
+                continue;
+            }
+            let setup = built.problem.setup_time(index, None, spec.family);
+            if op.setup_family == family {
+                assert_eq!(setup, 0, "{op:?}");
+                same += 1;
+            } else {
+                assert!(setup > 0 && setup == built.family_setup[spec.family], "{op:?}");
+                other += 1;
+            }
+        }
+    }
+    assert!(other > 0, "open work of another family ({same} of the same)");
+    // The plan shows that setup before the machine's first operation when it changes family.
+    let plan =
+        crate::planning::solve(&built, NOW, crate::planning::DEFAULT_OBJECTIVE, std::time::Duration::ZERO, 1)
+            .unwrap();
+    let first =
+        plan.operations.iter().filter(|op| op.machine_id.0 == machine).min_by_key(|op| op.start).unwrap();
+    let changes = h.store.operation(first.operation_id).unwrap().setup_family != family;
+    assert_eq!(first.start > first.setup_start, changes, "{first:?}");
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn units_reported_over_http_for_an_operation_count_toward_it() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -404,6 +404,25 @@ impl Store {
         })
     }
 
+    /// The setup family of the operation each of `machines` last produced units for (by the time
+    /// of its count): what the machine is set up for now, as far as the store knows. Machines that
+    /// never produced for an operation are left out.
+    pub fn last_setup_families(&self, machines: &[MachineId]) -> Result<HashMap<MachineId, String>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT o.setup_family FROM production p JOIN operations o ON o.id = p.operation_id
+                 WHERE p.machine_id = ?1 AND p.operation_id IS NOT NULL ORDER BY p.ts_ms DESC LIMIT 1",
+            )?;
+            let mut out = HashMap::new();
+            for machine in machines {
+                if let Some(family) = statement.query_row(params![machine.0], |row| row.get(0)).optional()? {
+                    out.insert(*machine, family);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Production records of a machine in `[from_ms, to_ms)`, oldest first.
     pub fn production(
         &self,

@@ -379,6 +379,60 @@ mod telemetry_tests {
         assert_eq!(f.store.production(f.machines[0], 0, 20_000).unwrap(), vec![record]);
         assert!(f.store.production(f.machines[0], 10_001, 20_000).unwrap().is_empty());
     }
+
+    #[test]
+    fn a_machine_is_set_up_for_the_family_it_last_produced_for() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let steel = f
+            .store
+            .create_routing(&NewRouting {
+                code: "r-steel".into(),
+                name: "Steel".into(),
+                steps: vec![RoutingStep {
+                    name: "mill".into(),
+                    eligible_machines: vec![f.machines[0]],
+                    setup_seconds: 900,
+                    unit_seconds: 40.0,
+                    setup_family: "steel".into(),
+                }],
+            })
+            .unwrap();
+        let product = f.store.variant(f.variant).unwrap().product_id;
+        let variant = f
+            .store
+            .create_variant(&NewVariant {
+                product_id: product,
+                code: "p-steel".into(),
+                name: "P steel".into(),
+                routing_id: Some(steel.id),
+                bom: Vec::new(),
+            })
+            .unwrap();
+        let alu = f.store.create_order(&new_order("SO-A", f.variant), from_ms(0).unwrap()).unwrap();
+        let steel = f.store.create_order(&new_order("SO-S", variant.id), from_ms(0).unwrap()).unwrap();
+        let (alu, steel) =
+            (f.store.operations(alu.id).unwrap()[0].id, f.store.operations(steel.id).unwrap()[0].id);
+        let count = |at: i64, operation: Option<OperationId>| ProductionRecord {
+            machine: f.machines[0],
+            at: from_ms(at).unwrap(),
+            operation,
+            good: 1,
+            scrap: 0,
+            ideal_unit_seconds: 30.0,
+        };
+        let families = |store: &Store| store.last_setup_families(&f.machines).unwrap();
+        assert!(families(&f.store).is_empty(), "nothing produced yet");
+        // Stored out of order: the latest count decides, and counts without an operation do not.
+        for record in [count(30_000, Some(steel)), count(10_000, Some(alu)), count(40_000, None)] {
+            f.store.record_production(&record).unwrap();
+        }
+        assert_eq!(
+            families(&f.store),
+            std::collections::HashMap::from([(f.machines[0], "steel".to_string())])
+        );
+        f.store.record_production(&count(50_000, Some(alu))).unwrap();
+        assert_eq!(families(&f.store), std::collections::HashMap::from([(f.machines[0], "alu".to_string())]));
+    }
 }
 
 mod alarm_tests {

@@ -175,6 +175,8 @@ try {
   check(entered && entered.status === 'planned' && entered.priority === 9, 'the order form entered the order');
   check(entered.due.endsWith('T10:00:00Z'), `the due time is 18:00 at the site (${entered.due})`);
   await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
+  // The page reloads once the order is released; wait for that before going elsewhere.
+  await page.locator('h1 .badge.status-released').waitFor({ timeout: 10000 });
   // (A breakdown repair in the demo may be the one that slots it in, so look for the order in
   // the active plan rather than for the trigger.)
   const repaired = await until('an automatic repair with the rush order', async () => {

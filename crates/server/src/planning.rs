@@ -78,8 +78,15 @@ pub type Position = (Operation, u32, u32);
 /// operation before it in its job ends (running work ends later than the active plan said when it
 /// started later or runs slower), is replanned instead, with the rest of its job (only a prefix
 /// of a job may stay frozen). So is the first frozen operation of an idle machine that starts too
-/// soon for the setup from the `initial` family the machine is set up for.
-fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64], initial: &[Option<usize>]) {
+/// soon for the setup from the `initial` family the machine is set up for. Running work on a
+/// machine that is down starts when it is expected back (`resume`, seconds from now).
+fn settle_fixed(
+    jobs: &mut [Job],
+    running: &[Vec<bool>],
+    family_setup: &[i64],
+    initial: &[Option<usize>],
+    resume: &[i64],
+) {
     let setup = |from: Option<usize>, to: usize| match from {
         Some(from) if from != to => family_setup[to],
         _ => 0,
@@ -94,7 +101,9 @@ fn settle_fixed(jobs: &mut [Job], running: &[Vec<bool>], family_setup: &[i64], i
     for (j, job) in jobs.iter_mut().enumerate() {
         for (k, op) in job.operations.iter_mut().enumerate() {
             let Some(fixed) = op.fixed.as_mut().filter(|_| running[j][k]) else { continue };
-            let start = ends[fixed.machine].map_or(0, |(end, family)| end + setup(Some(family), op.family));
+            let resumes = resume.get(fixed.machine).copied().unwrap_or(0);
+            let start =
+                ends[fixed.machine].map_or(resumes, |(end, family)| end + setup(Some(family), op.family));
             fixed.start = start;
             let duration =
                 op.alternatives.iter().find(|a| a.machine == fixed.machine).map_or(0, |a| a.duration);
@@ -208,12 +217,13 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         .map(|spans| spans.as_ref().map(|spans| spans.iter().map(|(s, e)| (e - s) / 1000).max().unwrap_or(0)))
         .collect();
 
-    // Machines down now are unavailable for the expected repair time.
-    let down: Vec<MachineId> = store
+    // Machines down now (and since when) are unavailable for the expected repair time; the work
+    // running on them stopped with them and resumes after it.
+    let down: HashMap<MachineId, Timestamp> = store
         .current_states()?
         .into_iter()
         .filter(|s| s.state == model::MachineState::Down)
-        .map(|s| s.machine)
+        .map(|s| (s.machine, s.at))
         .collect();
     // A repair keeps the active plan's near-term operations where they are.
     let mut frozen: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
@@ -221,7 +231,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         for op in store.plan_operations(active.id, None)? {
             let start = (op.start - now).whole_seconds();
             let setup = (op.start - op.setup_start).whole_seconds();
-            if start - setup >= 0 && op.start < now + freeze && !down.contains(&op.machine_id) {
+            if start - setup >= 0 && op.start < now + freeze && !down.contains_key(&op.machine_id) {
                 frozen.insert((op.operation_id, op.part), (op.machine_id, start));
             }
         }
@@ -272,7 +282,10 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             for part in 0..parts {
                 let quantity = order.quantity / parts + u32::from(part < order.quantity % parts);
                 let duration = if running {
-                    work_left(&op, quantity, progress.get(&op.id).copied(), now)
+                    // On a machine that is down, the work stopped when the machine did.
+                    let until =
+                        op.machine_id.and_then(|m| down.get(&m)).map_or(now, |since| (*since).min(now));
+                    work_left(&op, quantity, progress.get(&op.id).copied(), until)
                 } else {
                     op.processing_seconds(quantity).max(1) as i64
                 };
@@ -330,7 +343,10 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         })
         .collect();
 
-    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family);
+    let down_for = options.down_for.whole_seconds().max(0);
+    let resume: Vec<i64> =
+        machines.iter().map(|m| if down.contains_key(&m.id) { down_for } else { 0 }).collect();
+    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family, &resume);
 
     let n = family_setup.len();
     let setup: Vec<Vec<i64>> =
@@ -370,9 +386,8 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             }
         };
         let mut unavailable = unavailable;
-        if down.contains(&machines[index].id) {
-            unavailable
-                .push(Interval { start: busy_until, end: busy_until.max(options.down_for.whole_seconds()) });
+        if down.contains_key(&machines[index].id) && down_for > 0 {
+            unavailable.push(Interval { start: 0, end: down_for });
         }
         // Planned maintenance; running work finishes first.
         for window in maintenance.iter().filter(|w| w.machine_id == machines[index].id) {
@@ -823,7 +838,7 @@ mod tests {
             job(vec![op(2, 30, Some(0)), op(1, 20, Some(30))]),
         ];
         let running = [vec![true, false, false], vec![true, false]];
-        super::settle_fixed(&mut jobs, &running, &[0], &[]);
+        super::settle_fixed(&mut jobs, &running, &[0], &[], &[]);
         let fixed: Vec<Vec<Option<i64>>> = jobs
             .iter()
             .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
@@ -839,7 +854,7 @@ mod tests {
         let family_one = |machine, start| Operation { family: 1, ..op(machine, 10, Some(start)) };
         let mut jobs = vec![job(vec![family_one(0, 30), op(2, 5, Some(45))]), job(vec![family_one(1, 40)])];
         let running = [vec![false, false], vec![false]];
-        super::settle_fixed(&mut jobs, &running, &[0, 40], &[Some(0), Some(0)]);
+        super::settle_fixed(&mut jobs, &running, &[0, 40], &[Some(0), Some(0)], &[]);
         let fixed: Vec<Vec<Option<i64>>> = jobs
             .iter()
             .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())

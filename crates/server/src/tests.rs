@@ -942,6 +942,66 @@ async fn a_machine_is_planned_as_set_up_for_the_family_it_last_produced() {
 }
 
 #[tokio::test]
+async fn work_running_on_a_machine_that_breaks_down_resumes_after_the_repair_time() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    let (order, operation) = h.first_released_operation().await;
+    let (id, machine) =
+        (operation["id"].as_i64().unwrap(), operation["eligible_machines"][0].as_i64().unwrap());
+    let path = format!("/api/v1/machines/{machine}/production");
+    let reply = h.post_json(&path, &operator, &json!({"good": 1, "operation_id": id})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    // Down five minutes after that count; re-planned five minutes later, 90 minutes expected.
+    let broke = NOW + time::Duration::minutes(5);
+    h.store
+        .record_state(&model::StateChange {
+            machine: model::MachineId(machine),
+            at: broke,
+            state: model::MachineState::Down,
+            reason: None,
+        })
+        .unwrap();
+    let options = crate::planning::Options {
+        repair: Some(time::Duration::minutes(60)),
+        down_for: time::Duration::minutes(90),
+        threads: 1,
+        ..crate::planning::Options::default()
+    };
+    let now = broke + time::Duration::minutes(5);
+    let built = crate::planning::build(&h.store, now, &options).unwrap();
+    let (j, k) = built
+        .jobs
+        .iter()
+        .enumerate()
+        .find_map(|(j, (_, positions))| positions.iter().position(|(op, _, _)| op.id.0 == id).map(|k| (j, k)))
+        .unwrap();
+    let running = &built.problem.jobs[j].operations[k];
+    let index = built.machines.iter().position(|m| m.0 == machine).unwrap();
+    assert_eq!(
+        running.fixed,
+        Some(scheduler::FixedStart { machine: index, start: 90 * 60 }),
+        "resumes after the repair"
+    );
+    // It has left what it had when the machine stopped: its units less one, less the five
+    // minutes it ran after the count (not the ten up to now).
+    let quantity = order["quantity"].as_u64().unwrap() as u32;
+    let stored = h.store.operation(model::OperationId(id)).unwrap();
+    let left = (stored.processing_seconds(quantity - 1) as i64 - 300).max(1);
+    assert_eq!(running.alternatives[0].duration, left);
+    assert!(built.problem.machines[index].unavailable.iter().any(|i| i.start == 0 && i.end >= 90 * 60));
+    let plan =
+        crate::planning::solve(&built, now, crate::planning::DEFAULT_OBJECTIVE, std::time::Duration::ZERO, 1)
+            .unwrap();
+    let back = now + time::Duration::minutes(90);
+    for op in plan.operations.iter().filter(|op| op.machine_id.0 == machine) {
+        assert!(op.setup_start >= back, "work on the machine while it is down: {op:?}");
+    }
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn units_reported_over_http_for_an_operation_count_toward_it() {
     let h = harness();
     let workers = h.state.start_workers();

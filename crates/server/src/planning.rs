@@ -171,15 +171,38 @@ fn settle_fixed(
 
 /// Seconds of work a running operation of `quantity` units has left at `now`: its units not yet
 /// counted, with its setup while none is, less the time since it last showed `progress` (its
-/// start or its latest count) as if it ran at its planned pace since; at least a second. Without
+/// start or its latest count) as if it ran at its planned pace since, but for the `stopped`
+/// seconds its machine was down; at least a second. Without
 /// the time since, every re-plan would push running work (and what follows it) later by the time
 /// elapsed since the last one.
-fn work_left(op: &Operation, quantity: u32, progress: Option<Timestamp>, now: Timestamp) -> i64 {
+fn work_left(
+    op: &Operation,
+    quantity: u32,
+    progress: Option<Timestamp>,
+    now: Timestamp,
+    stopped: i64,
+) -> i64 {
     let made = op.good.saturating_add(op.scrap);
     let setup = if made == 0 { i64::from(op.setup_seconds) } else { 0 };
     let units = op.processing_seconds(quantity.saturating_sub(made)) as i64;
-    let since = progress.map_or(0, |at| (now - at).whole_seconds().max(0));
+    let since = progress.map_or(0, |at| ((now - at).whole_seconds() - stopped).max(0));
     (setup + units - since).max(1)
+}
+
+/// Seconds `machine` was down between `from` and `now`.
+fn down_seconds(
+    store: &Store,
+    machine: MachineId,
+    from: Timestamp,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let spans = store.state_spans(machine, unix_ms(from), unix_ms(now))?;
+    let down_ms: i64 = spans
+        .iter()
+        .filter(|span| span.state == model::MachineState::Down)
+        .map(|span| span.end_ms - span.start_ms)
+        .sum();
+    Ok(down_ms / 1000)
 }
 
 /// Builds the problem at `now`.
@@ -217,13 +240,13 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         .map(|spans| spans.as_ref().map(|spans| spans.iter().map(|(s, e)| (e - s) / 1000).max().unwrap_or(0)))
         .collect();
 
-    // Machines down now (and since when) are unavailable for the expected repair time; the work
-    // running on them stopped with them and resumes after it.
-    let down: HashMap<MachineId, Timestamp> = store
+    // Machines down now are unavailable for the expected repair time; the work running on them
+    // stopped with them and resumes after it.
+    let down: std::collections::HashSet<MachineId> = store
         .current_states()?
         .into_iter()
         .filter(|s| s.state == model::MachineState::Down)
-        .map(|s| (s.machine, s.at))
+        .map(|s| s.machine)
         .collect();
     // A repair keeps the active plan's near-term operations where they are.
     let mut frozen: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
@@ -231,7 +254,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         for op in store.plan_operations(active.id, None)? {
             let start = (op.start - now).whole_seconds();
             let setup = (op.start - op.setup_start).whole_seconds();
-            if start - setup >= 0 && op.start < now + freeze && !down.contains_key(&op.machine_id) {
+            if start - setup >= 0 && op.start < now + freeze && !down.contains(&op.machine_id) {
                 frozen.insert((op.operation_id, op.part), (op.machine_id, start));
             }
         }
@@ -282,10 +305,13 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             for part in 0..parts {
                 let quantity = order.quantity / parts + u32::from(part < order.quantity % parts);
                 let duration = if running {
-                    // On a machine that is down, the work stopped when the machine did.
-                    let until =
-                        op.machine_id.and_then(|m| down.get(&m)).map_or(now, |since| (*since).min(now));
-                    work_left(&op, quantity, progress.get(&op.id).copied(), until)
+                    // Work does not progress while its machine is down.
+                    let shown = progress.get(&op.id).copied();
+                    let stopped = match (shown, op.machine_id) {
+                        (Some(from), Some(machine)) => down_seconds(store, machine, from, now)?,
+                        _ => 0,
+                    };
+                    work_left(&op, quantity, shown, now, stopped)
                 } else {
                     op.processing_seconds(quantity).max(1) as i64
                 };
@@ -344,8 +370,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         .collect();
 
     let down_for = options.down_for.whole_seconds().max(0);
-    let resume: Vec<i64> =
-        machines.iter().map(|m| if down.contains_key(&m.id) { down_for } else { 0 }).collect();
+    let resume: Vec<i64> = machines.iter().map(|m| if down.contains(&m.id) { down_for } else { 0 }).collect();
     settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family, &resume);
 
     let n = family_setup.len();
@@ -386,7 +411,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             }
         };
         let mut unavailable = unavailable;
-        if down.contains_key(&machines[index].id) && down_for > 0 {
+        if down.contains(&machines[index].id) && down_for > 0 {
             unavailable.push(Interval { start: 0, end: down_for });
         }
         // Planned maintenance; running work finishes first.

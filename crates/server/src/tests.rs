@@ -997,6 +997,21 @@ async fn work_running_on_a_machine_that_breaks_down_resumes_after_the_repair_tim
     for op in plan.operations.iter().filter(|op| op.machine_id.0 == machine) {
         assert!(op.setup_start >= back, "work on the machine while it is down: {op:?}");
     }
+    // Back up after half an hour and re-planned ten minutes later: the lot runs now, and has done
+    // five minutes before the breakdown and ten since (the half hour down does not count).
+    let up = broke + time::Duration::minutes(30);
+    let running_again = model::StateChange {
+        machine: model::MachineId(machine),
+        at: up,
+        state: model::MachineState::Running,
+        reason: None,
+    };
+    h.store.record_state(&running_again).unwrap();
+    let later = up + time::Duration::minutes(10);
+    let built = crate::planning::build(&h.store, later, &options).unwrap();
+    let running = &built.problem.jobs[j].operations[k];
+    assert_eq!(running.fixed, Some(scheduler::FixedStart { machine: index, start: 0 }));
+    assert_eq!(running.alternatives[0].duration, (left - 600).max(1));
     h.state.begin_stop();
     workers.finish().await;
 }

@@ -132,7 +132,8 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     let mut events = state.live.subscribe();
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut memory = Memory::default();
+    // Machines that broke down before the replanner subscribed are found by the first check.
+    let mut memory = Memory { missed_events: true, ..Memory::default() };
     // The config file is validated; a bad time is dropped with the others rather than panicking.
     let schedule = config.reoptimise_minutes().unwrap_or_default();
     let slot = |now| latest_slot(now, &schedule, site_offset_minutes(&state.store));
@@ -147,7 +148,12 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                 Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
                     Some(Breakdown { machines: vec![machine_id], reported: state.clock.now() })
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the replanner fell behind the live stream; it reads the machines' states");
+                    memory.missed_events = true;
+                    continue;
+                }
                 Err(RecvError::Closed) => return,
             },
             () = state.replan_wake.notified() => None,
@@ -223,6 +229,9 @@ pub struct Memory {
     pub reoptimise: Option<Timestamp>,
     /// The last scheduled re-optimisation that ran, until the loop hands it to the dashboard.
     pub reoptimised: Option<LastReoptimisation>,
+    /// Breakdown events may have been missed (the live stream lagged, or the replanner just
+    /// started): the next check reads the machines' states instead.
+    pub missed_events: bool,
 }
 
 /// What the last scheduled re-optimisation did, for the settings page.
@@ -282,6 +291,12 @@ pub fn check_and_repair(
     memory: &mut Memory,
 ) -> Result<Option<(i64, PlanTrigger)>, RepairError> {
     let failed = |error: &dyn std::fmt::Display| RepairError::Failed(error.to_string());
+    let breakdown = match breakdown {
+        None if std::mem::take(&mut memory.missed_events) => {
+            missed_breakdowns(store, now).map_err(|e| failed(&e))?
+        }
+        breakdown => breakdown,
+    };
     let due = due(store, now, config, breakdown, &memory.slotted).map_err(|e| failed(&e))?;
     let urgent = due.as_ref().is_some_and(|due| !matches!(due.trigger, PlanTrigger::Deviation { .. }));
     let options = planning::Options {
@@ -319,6 +334,19 @@ pub fn check_and_repair(
     let published = publish(store, now, plan)?;
     memory.slotted.extend(rush);
     Ok(Some(published))
+}
+
+/// Machines down now that went down after the active plan was made, as a breakdown reported
+/// `now`: what the events would have said had none been missed.
+fn missed_breakdowns(store: &Store, now: Timestamp) -> Result<Option<Breakdown>, store::StoreError> {
+    let Some(active) = store.active_plan()? else { return Ok(None) };
+    let machines: Vec<MachineId> = store
+        .current_states()?
+        .into_iter()
+        .filter(|s| s.state == model::MachineState::Down && s.at > active.created_at)
+        .map(|s| s.machine)
+        .collect();
+    Ok((!machines.is_empty()).then_some(Breakdown { machines, reported: now }))
 }
 
 /// A time limit from the config, kept in `range` (the config file is validated; this keeps a NaN

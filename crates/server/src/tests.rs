@@ -1751,6 +1751,35 @@ async fn the_replanner_re_optimises_at_the_scheduled_time_not_at_its_start() {
 }
 
 #[tokio::test]
+async fn a_breakdown_whose_event_was_missed_is_found_in_the_machine_states() {
+    use crate::replanner::{Memory, check_and_repair};
+    let h = harness();
+    let plan = publish_a_plan(&h).await;
+    let busy = h.store.plan_operations(plan, None).unwrap()[0].machine_id;
+    let down = model::StateChange {
+        machine: busy,
+        at: NOW + time::Duration::minutes(2),
+        state: model::MachineState::Down,
+        reason: None,
+    };
+    h.store.record_state(&down).unwrap();
+    let config = crate::PlanningConfig { deviation_minutes: 0, ..crate::PlanningConfig::default() };
+    let at = NOW + time::Duration::minutes(3);
+    // Without a missed event, a check does not look at the states (the event repairs it).
+    assert!(check_and_repair(&h.store, at, &config, None, &mut Memory::default()).unwrap().is_none());
+    let mut memory = Memory { missed_events: true, ..Memory::default() };
+    let (repaired, trigger) =
+        check_and_repair(&h.store, at, &config, None, &mut memory).unwrap().expect("a repair");
+    let code = h.store.machine(busy).unwrap().code;
+    assert_eq!(trigger, model::PlanTrigger::Breakdown { machine: code });
+    assert!(!memory.missed_events, "looked once");
+    // The repair knew of the breakdown: reading the states again finds nothing to do.
+    memory.missed_events = true;
+    assert!(check_and_repair(&h.store, at, &config, None, &mut memory).unwrap().is_none());
+    assert_eq!(h.store.active_plan().unwrap().unwrap().id, repaired);
+}
+
+#[tokio::test]
 async fn a_repair_overtaken_by_a_newer_plan_is_stale_not_failed() {
     let h = harness();
     publish_a_plan(&h).await;

@@ -80,6 +80,17 @@ impl Default for ServerConfig {
     }
 }
 
+/// The UTC offset of the (first) site, in minutes: the dashboard's times and the replanner's
+/// re-optimisation times follow its local time. 0 when there is no site yet.
+pub(crate) fn site_offset_minutes(store: &Store) -> i32 {
+    store
+        .sites(store::PageRequest { after: None, limit: 1 })
+        .ok()
+        .and_then(|page| page.items.into_iter().next())
+        .and_then(|site| model::parse_utc_offset(&site.utc_offset))
+        .unwrap_or(0)
+}
+
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {

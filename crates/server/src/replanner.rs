@@ -136,7 +136,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     let mut memory = Memory { missed_events: true, ..Memory::default() };
     // The config file is validated; a bad time is dropped with the others rather than panicking.
     let schedule = config.reoptimise_minutes().unwrap_or_default();
-    let slot = |now| latest_slot(now, &schedule, site_offset_minutes(&state.store));
+    let slot = |now| latest_slot(now, &schedule, crate::site_offset_minutes(&state.store));
     // A re-optimisation time passed before the start is not made up for.
     let mut last_slot = slot(state.clock.now());
     // After a failed repair, only breakdowns are tried until then, so a repair that keeps failing
@@ -258,17 +258,6 @@ pub fn latest_slot(now: Timestamp, minutes: &[u32], offset_minutes: i32) -> Opti
         .max()
 }
 
-/// The UTC offset of the (first) site, in minutes: plans and re-optimisation times follow its
-/// local time. 0 when there is no site yet.
-pub(crate) fn site_offset_minutes(store: &Store) -> i32 {
-    store
-        .sites(store::PageRequest { after: None, limit: 1 })
-        .ok()
-        .and_then(|page| page.items.into_iter().next())
-        .and_then(|site| model::parse_utc_offset(&site.utc_offset))
-        .unwrap_or(0)
-}
-
 /// Machines reported down, and when the first report arrived (a plan made since then knew of
 /// it, whatever time the report gives for the stop itself).
 #[derive(Clone, Debug)]
@@ -290,14 +279,13 @@ pub fn check_and_repair(
     breakdown: Option<Breakdown>,
     memory: &mut Memory,
 ) -> Result<Option<(i64, PlanTrigger)>, RepairError> {
-    let failed = |error: &dyn std::fmt::Display| RepairError::Failed(error.to_string());
     let breakdown = match breakdown {
         None if std::mem::take(&mut memory.missed_events) => {
-            missed_breakdowns(store, now).map_err(|e| failed(&e))?
+            missed_breakdowns(store, now).map_err(RepairError::failed)?
         }
         breakdown => breakdown,
     };
-    let due = due(store, now, config, breakdown, &memory.slotted).map_err(|e| failed(&e))?;
+    let due = due(store, now, config, breakdown, &memory.slotted).map_err(RepairError::failed)?;
     let urgent = due.as_ref().is_some_and(|due| !matches!(due.trigger, PlanTrigger::Deviation { .. }));
     let options = planning::Options {
         repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
@@ -306,32 +294,28 @@ pub fn check_and_repair(
         rush_priority: config.rush_priority,
     };
     if !urgent && memory.reoptimise.take().is_some() {
-        let Some(active) = store.active_plan().map_err(|e| failed(&e))? else { return Ok(None) };
+        let Some(active) = store.active_plan().map_err(RepairError::failed)? else { return Ok(None) };
         let limit = seconds(config.reoptimise_time_limit_seconds, PlanningConfig::REOPTIMISE_TIME_LIMITS);
         let gain = config.reoptimise_min_gain_percent.clamp(0.0, *PlanningConfig::MIN_GAINS.end());
         let found = planning::reoptimise(store, now, &active.objective, limit, &options, gain)
-            .map_err(|e| failed(&e))?;
-        let Some(mut plan) = found.better else {
+            .map_err(RepairError::failed)?;
+        let Some(plan) = found.better else {
             tracing::info!(plan = active.id, current = ?found.current, "scheduled re-optimisation found nothing better enough; the active plan stays");
             memory.reoptimised = Some(LastReoptimisation { at: now, published: None });
             return Ok(None);
         };
         let (late_orders_before, weighted_tardiness_before, makespan_end_before) =
             found.current.unwrap_or((active.late_orders, active.weighted_tardiness, active.makespan_end));
-        plan.trigger = Some(PlanTrigger::Reoptimised {
-            late_orders_before,
-            weighted_tardiness_before,
-            makespan_end_before,
-        });
-        let published = publish(store, now, plan)?;
+        let trigger =
+            PlanTrigger::Reoptimised { late_orders_before, weighted_tardiness_before, makespan_end_before };
+        let published = publish(store, now, plan, trigger)?;
         memory.reoptimised = Some(LastReoptimisation { at: now, published: Some(published.0) });
         return Ok(Some(published));
     }
     let Some(Due { active, trigger, rush }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
-    let mut plan = planning::plan(store, now, &active.objective, limit, &options).map_err(|e| failed(&e))?;
-    plan.trigger = Some(trigger);
-    let published = publish(store, now, plan)?;
+    let plan = planning::plan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;
+    let published = publish(store, now, plan, trigger)?;
     memory.slotted.extend(rush);
     Ok(Some(published))
 }
@@ -355,15 +339,19 @@ fn seconds(value: f64, range: std::ops::RangeInclusive<f64>) -> Duration {
     Duration::try_from_secs_f64(value.clamp(*range.start(), *range.end())).unwrap_or(Duration::from_secs(2))
 }
 
-/// Stores `plan` and makes it the active plan; its id and trigger.
-fn publish(store: &Store, now: Timestamp, plan: store::NewPlan) -> Result<(i64, PlanTrigger), RepairError> {
-    let failed = |error: &dyn std::fmt::Display| RepairError::Failed(error.to_string());
-    let trigger = plan.trigger.clone().ok_or_else(|| failed(&"an automatic plan without its trigger"))?;
-    let summary = store.create_plan(&plan).map_err(|e| failed(&e))?;
+/// Stores `plan`, made by itself for `trigger`, and makes it the active plan; its id and trigger.
+fn publish(
+    store: &Store,
+    now: Timestamp,
+    mut plan: store::NewPlan,
+    trigger: PlanTrigger,
+) -> Result<(i64, PlanTrigger), RepairError> {
+    plan.trigger = Some(trigger.clone());
+    let summary = store.create_plan(&plan).map_err(RepairError::failed)?;
     match store.publish_plan(summary.id, now) {
         Ok(_) => Ok((summary.id, trigger)),
         Err(store::StoreError::Conflict { .. }) => Err(RepairError::Stale),
-        Err(error) => Err(failed(&error)),
+        Err(error) => Err(RepairError::failed(error)),
     }
 }
 
@@ -376,6 +364,12 @@ pub enum RepairError {
     /// Planning or the store failed.
     #[error("{0}")]
     Failed(String),
+}
+
+impl RepairError {
+    fn failed(error: impl std::fmt::Display) -> RepairError {
+        RepairError::Failed(error.to_string())
+    }
 }
 
 /// A repair that is due: of which plan, why, and for which rush orders.

@@ -176,7 +176,7 @@ impl FromRequestParts<AppState> for Ctx {
         if !principal.user.role.may_read() {
             return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
         }
-        let offset_minutes = crate::replanner::site_offset_minutes(&state.store);
+        let offset_minutes = crate::site_offset_minutes(&state.store);
         Ok(Ctx { user: principal.user, t, now: state.clock.now(), offset_minutes, here })
     }
 }

@@ -468,10 +468,24 @@ pub fn plan(
     {
         return Ok(repaired);
     }
-    match solve(&built, now, objective_name, time_limit, options.threads) {
+    solve_or_afresh(store, &built, now, objective_name, time_limit, options, None)
+}
+
+/// [`solve_from`] `built`; when that fails for a problem with frozen work (`options.repair`),
+/// which the shop floor may have overtaken, the plan is made afresh without it.
+fn solve_or_afresh(
+    store: &Store,
+    built: &Built,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+    options: &Options,
+    current: Option<Vec<scheduler::ScheduledOperation>>,
+) -> Result<NewPlan, PlanError> {
+    match solve_from(built, now, objective_name, time_limit, options.threads, current) {
         Ok(plan) => Ok(plan),
         Err(error) if options.repair.is_some() => {
-            tracing::info!(%error, "repair infeasible; planning afresh");
+            tracing::info!(%error, "frozen work infeasible; planning afresh");
             let fresh = build(store, now, &Options { repair: None, ..*options })?;
             solve(&fresh, now, objective_name, time_limit, options.threads).map_err(PlanError::Solver)
         }
@@ -520,16 +534,7 @@ pub fn reoptimise(
         );
         (plan.late_orders, plan.weighted_tardiness, plan.makespan_end)
     });
-    let searched = match solve_from(&built, now, objective_name, time_limit, options.threads, kept) {
-        Ok(plan) => plan,
-        Err(error) if current.is_none() => {
-            // As in `plan`: frozen work the shop floor overtook can make the problem infeasible.
-            tracing::info!(%error, "re-optimisation infeasible; planning afresh");
-            let fresh = build(store, now, &Options { repair: None, ..*options })?;
-            solve(&fresh, now, objective_name, time_limit, options.threads).map_err(PlanError::Solver)?
-        }
-        Err(error) => return Err(PlanError::Solver(error)),
-    };
+    let searched = solve_or_afresh(store, &built, now, objective_name, time_limit, options, kept)?;
     let better = match current {
         None => Some(searched),
         Some((_, twt, end)) => {

@@ -174,7 +174,11 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                     Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
                         breakdown.machines.push(machine_id);
                     }
-                    Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Ok(_) => {}
+                    // Breakdowns among what was missed are found in the machines' states.
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                        memory.missed_events = true
+                    }
                     Err(_) => break,
                 }
             }

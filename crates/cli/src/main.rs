@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod gantt;
 mod schedule;
 
 use std::io::IsTerminal as _;

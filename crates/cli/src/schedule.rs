@@ -26,6 +26,10 @@ pub struct ScheduleCommand {
 enum ScheduleAction {
     /// Solve one instance file and print one JSON line with the result.
     Solve(SolveArgs),
+    /// Check a schedule (the JSON `solve --output` writes, from any solver) against its instance
+    /// with the independent checker, print one JSON line with its objectives and what it breaks,
+    /// and optionally draw it.
+    Check(CheckArgs),
     /// Solve every instance of a folder listed in its bounds.csv and report gaps to the best known.
     Bench(BenchArgs),
     /// Write a realistic high-mix planning problem (product families, setups, due dates, shift
@@ -88,6 +92,27 @@ struct SolveArgs {
     /// Write the schedule as JSON to this file.
     #[arg(long, value_name = "PLAN.json")]
     output: Option<PathBuf>,
+    /// Draw the schedule as an SVG Gantt chart in this file (opens in any browser).
+    #[arg(long, value_name = "PLAN.svg")]
+    gantt: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Instance file (standard JSSP, Taillard, Brandimarte .fjs or the scheduler's JSON).
+    file: PathBuf,
+    /// The schedule: `{"operations":[{"job":j,"op":k,"machine":m,"start":s,"end":e},...]}` with
+    /// 0-based `job`, `op` (position within the job) and `machine`, as `solve --output` writes it.
+    plan: PathBuf,
+    /// Input format of the instance file; `auto` looks at the extension and the text.
+    #[arg(long, value_enum, default_value = "auto")]
+    format: FormatArg,
+    /// Which instance of a file that holds several, from 0 (as for `solve`).
+    #[arg(long, default_value_t = 0)]
+    index: usize,
+    /// Draw the schedule as an SVG Gantt chart in this file, also when it breaks rules.
+    #[arg(long, value_name = "PLAN.svg")]
+    gantt: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +146,7 @@ struct BenchArgs {
 pub fn run(command: ScheduleCommand) -> anyhow::Result<()> {
     match command.action {
         ScheduleAction::Solve(args) => solve_file(&args),
+        ScheduleAction::Check(args) => check_file(&args),
         ScheduleAction::Bench(args) => bench(&args),
         ScheduleAction::Generate(args) => generate(&args),
     }
@@ -197,6 +223,7 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
     let config = config(args.time_limit, args.threads, args.seed, args.iterations, objective)?;
     // Opened before the search, so a bad path fails at once, not after the time limit.
     let output = args.output.as_deref().map(create).transpose()?;
+    let gantt = args.gantt.as_deref().map(create).transpose()?;
     let started = Instant::now();
     let solution = scheduler::solve(&problem, &config);
     let wall = started.elapsed();
@@ -220,11 +247,97 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
         file.write_all(plan_json(&problem, &solution).to_string().as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some((path, mut file)) = gantt {
+        file.write_all(crate::gantt::svg(&problem, &solution.operations).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if !violations.is_empty() {
-        let listed: Vec<String> = violations.iter().take(5).map(ToString::to_string).collect();
-        bail!("the schedule breaks {} rule(s), e.g. {}", violations.len(), listed.join("; "));
+        bail!("the schedule breaks {}", breaks(&violations));
     }
     Ok(())
+}
+
+/// How many rules a schedule breaks, with the first few.
+fn breaks(violations: &[scheduler::Violation]) -> String {
+    let listed: Vec<String> = violations.iter().take(5).map(ToString::to_string).collect();
+    format!("{} rule(s), e.g. {}", violations.len(), listed.join("; "))
+}
+
+/// Checks a schedule written by any solver against its instance.
+fn check_file(args: &CheckArgs) -> anyhow::Result<()> {
+    let problem = load(&args.file, args.format, args.index)?;
+    let text =
+        std::fs::read_to_string(&args.plan).with_context(|| format!("reading {}", args.plan.display()))?;
+    let (name, operations) =
+        read_plan(&text).with_context(|| format!("reading the schedule {}", args.plan.display()))?;
+    if let Some(name) = name.filter(|name| *name != problem.name) {
+        eprintln!("note: the schedule names instance {name:?}, the file holds {:?}", problem.name);
+    }
+    let violations = scheduler::check(&problem, &operations);
+    let (makespan, tardiness) = scheduler::objectives(&problem, &operations);
+    let line = serde_json::json!({
+        "instance": problem.name,
+        "makespan": makespan,
+        "weighted_tardiness": tardiness,
+        "valid": violations.is_empty(),
+        "violations": violations.len(),
+        "operations": operations.len(),
+    });
+    println!("{line}");
+    if let Some(path) = &args.gantt {
+        std::fs::write(path, crate::gantt::svg(&problem, &operations))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !violations.is_empty() {
+        bail!("the schedule breaks {}", breaks(&violations));
+    }
+    Ok(())
+}
+
+/// One entry of a schedule file, as `solve --output` writes it.
+#[derive(serde::Deserialize)]
+struct PlanEntry {
+    job: usize,
+    op: usize,
+    machine: usize,
+    start: i64,
+    end: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct PlanFile {
+    instance: Option<String>,
+    operations: Vec<serde_json::Value>,
+}
+
+/// Reads a schedule file: the instance it names, if any, and its operations. Each entry must have
+/// the five fields with times within the scheduler's range; an entry that does not is reported by
+/// its position. Entries naming jobs, operations or machines the instance lacks are left to the
+/// checker, which reports them as broken rules.
+fn read_plan(text: &str) -> anyhow::Result<(Option<String>, Vec<scheduler::ScheduledOperation>)> {
+    let file: PlanFile = serde_json::from_str(text).map_err(|err| {
+        anyhow::anyhow!(
+            "expected {{\"operations\": [{{\"job\", \"op\", \"machine\", \"start\", \"end\"}}, ...]}}: {err}"
+        )
+    })?;
+    let mut operations = Vec::with_capacity(file.operations.len());
+    for (index, value) in file.operations.into_iter().enumerate() {
+        let entry: PlanEntry =
+            serde_json::from_value(value).with_context(|| format!("operations[{index}]"))?;
+        for (what, time) in [("start", entry.start), ("end", entry.end)] {
+            if time.abs() > scheduler::MAX_TIME {
+                bail!("operations[{index}]: {what} {time} is beyond ±{}", scheduler::MAX_TIME);
+            }
+        }
+        operations.push(scheduler::ScheduledOperation {
+            job: entry.job,
+            op: entry.op,
+            machine: entry.machine,
+            start: entry.start,
+            end: entry.end,
+        });
+    }
+    Ok((file.instance, operations))
 }
 
 fn plan_json(problem: &Problem, solution: &Solution) -> serde_json::Value {

@@ -294,6 +294,79 @@ fn schedule_solve_reads_any_instance_of_a_taillard_file() {
 }
 
 #[test]
+fn schedule_check_judges_any_plan_and_both_commands_draw_it() {
+    let dir = TempDir::new("schedule-check");
+    let shop = dir.0.join("twin.txt");
+    std::fs::write(&shop, "2 2\n0 3 1 2\n1 2 0 3\n").unwrap();
+    let (plan, svg) = (dir.0.join("plan.json"), dir.0.join("plan.svg"));
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["schedule", "solve"])
+        .arg(&shop)
+        .args(["--time-limit", "5", "--iterations", "100", "--output"])
+        .arg(&plan)
+        .arg("--gantt")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let drawing = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawing.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{drawing}");
+    assert!(
+        drawing.contains("twin · makespan 6") && drawing.matches("<title>job ").count() == 4,
+        "{drawing}"
+    );
+
+    let check = |plan: &std::path::Path, gantt: Option<&std::path::Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_microfactory"));
+        command.args(["schedule", "check"]).arg(&shop).arg(plan);
+        if let Some(gantt) = gantt {
+            command.arg("--gantt").arg(gantt);
+        }
+        command.output().unwrap()
+    };
+    let output = check(&plan, None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((result["valid"].as_bool(), result["makespan"].as_i64()), (Some(true), Some(6)), "{result}");
+
+    // Another solver's plan, one operation a unit early: judged, reported, and still drawn.
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let late = other["operations"].as_array_mut().unwrap().iter_mut().find(|it| it["start"] != 0).unwrap();
+    late["start"] = (late["start"].as_i64().unwrap() - 1).into();
+    late["end"] = (late["end"].as_i64().unwrap() - 1).into();
+    let broken = dir.0.join("broken.json");
+    std::fs::write(&broken, other.to_string()).unwrap();
+    let broken_svg = dir.0.join("broken.svg");
+    let output = check(&broken, Some(&broken_svg));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the schedule breaks"), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["valid"], false, "{result}");
+    assert!(result["violations"].as_u64() >= Some(1), "{result}");
+    assert!(std::fs::read_to_string(&broken_svg).unwrap().contains("twin · makespan"));
+
+    // Files that are not plans: an error that says where and what was expected.
+    for (text, expected) in [
+        ("{", "expected {\"operations\": [{\"job\", \"op\", \"machine\", \"start\", \"end\"}"),
+        (r#"{"operations":[{"job":0,"op":0,"machine":0,"start":0,"end":3},{"job":0}]}"#, "operations[1]"),
+        (
+            r#"{"operations":[{"job":0,"op":0,"machine":0,"start":0,"end":3},{"job":0}]}"#,
+            "missing field `op`",
+        ),
+        (r#"{"operations":[{"job":0,"op":0,"machine":0,"start":-1,"end":9e18}]}"#, "operations[0]"),
+        (r#"{"operations":[{"job":0,"op":0,"machine":0,"start":0,"end":2000000000000}]}"#, "beyond"),
+    ] {
+        std::fs::write(&broken, text).unwrap();
+        let output = check(&broken, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(expected), "{text}: {stderr}");
+        assert!(output.stdout.is_empty(), "{text}: nothing judged");
+    }
+}
+
+#[test]
 fn schedule_bench_runs_side_by_side_and_writes_every_seed() {
     let dir = TempDir::new("schedule-bench");
     // Two 2×2 shops whose optimum is 6: job 0 first on machine 0 is the only way to finish by 6.

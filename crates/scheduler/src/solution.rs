@@ -40,12 +40,15 @@ pub struct Solution {
     pub elapsed: Duration,
 }
 
-/// Makespan and total weighted tardiness of a list of scheduled operations.
+/// Makespan and total weighted tardiness of a list of scheduled operations. Entries of jobs the
+/// problem lacks count for the makespan only (the checker reports them).
 pub fn objectives(problem: &Problem, operations: &[ScheduledOperation]) -> (i64, i64) {
     let makespan = operations.iter().map(|it| it.end).max().unwrap_or(0);
     let mut completion = vec![0i64; problem.jobs.len()];
     for it in operations {
-        completion[it.job] = completion[it.job].max(it.end);
+        if let Some(done) = completion.get_mut(it.job) {
+            *done = (*done).max(it.end);
+        }
     }
     let tardiness = problem
         .jobs

@@ -29,6 +29,12 @@ fn reports_missing_and_unknown_operations() {
         check(&problem(), &s),
         vec![Violation::UnknownOperation { job: 5, op: 0 }, Violation::Coverage { job: 1, op: 1, count: 0 }]
     );
+    // The objectives of such a schedule are still measured, not a panic.
+    let mut problem = problem();
+    problem.jobs[0].due = Some(5);
+    problem.jobs[0].weight = 3;
+    s.push(op(9, 0, 7, 0, 8));
+    assert_eq!(crate::objectives(&problem, &s), (8, 3));
 }
 
 #[test]

@@ -210,6 +210,7 @@ fn config(
         iteration_limit: iterations,
         clock: None,
         initial: None,
+        on_improvement: None,
     })
 }
 
@@ -220,13 +221,20 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
         ObjectiveArg::Tardiness => Objective::WeightedTardiness,
         ObjectiveArg::TardinessThenMakespan => Objective::TardinessThenMakespan,
     };
-    let config = config(args.time_limit, args.threads, args.seed, args.iterations, objective)?;
+    let mut config = config(args.time_limit, args.threads, args.seed, args.iterations, objective)?;
     // Opened before the search, so a bad path fails at once, not after the time limit.
     let output = args.output.as_deref().map(create).transpose()?;
     let gantt = args.gantt.as_deref().map(create).transpose()?;
+    let watch = Watch::start(&problem.name, args.time_limit, objective);
+    if let Some(watch) = &watch {
+        config.on_improvement = Some(watch.hook());
+    }
     let started = Instant::now();
     let solution = scheduler::solve(&problem, &config);
     let wall = started.elapsed();
+    if let Some(watch) = watch {
+        watch.finish();
+    }
     let violations = scheduler::check(&problem, &solution.operations);
     let line = serde_json::json!({
         "instance": problem.name,
@@ -255,6 +263,106 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
         bail!("the schedule breaks {}", breaks(&violations));
     }
     Ok(())
+}
+
+/// A progress bar on standard error while `solve` searches, when that is a terminal: the time
+/// used of the limit and the best schedule so far (over all threads).
+struct Watch {
+    shared: std::sync::Arc<WatchShared>,
+    ticker: std::thread::JoinHandle<()>,
+}
+
+struct WatchShared {
+    bar: indicatif::ProgressBar,
+    objective: Objective,
+    best: std::sync::Mutex<Option<scheduler::Improvement>>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Watch {
+    /// Redraws this often.
+    const TICK: Duration = Duration::from_millis(100);
+
+    /// A started display, or `None` when standard error is not a terminal or the search is
+    /// short.
+    fn start(name: &str, time_limit: f64, objective: Objective) -> Option<Watch> {
+        let limit_ms = (time_limit * 1000.0) as u64;
+        if limit_ms < 1000 {
+            return None;
+        }
+        let bar =
+            indicatif::ProgressBar::with_draw_target(Some(limit_ms), indicatif::ProgressDrawTarget::stderr());
+        if bar.is_hidden() {
+            return None;
+        }
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} {bar:30} {elapsed} of {len_s}  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .with_key("len_s", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let seconds = state.len().unwrap_or(0) as f64 / 1000.0;
+                    let _ = if seconds.fract() == 0.0 {
+                        write!(out, "{seconds}s")
+                    } else {
+                        write!(out, "{seconds:.1}s")
+                    };
+                }),
+        );
+        bar.set_prefix(name.to_owned());
+        let shared = std::sync::Arc::new(WatchShared {
+            bar,
+            objective,
+            best: std::sync::Mutex::new(None),
+            done: std::sync::atomic::AtomicBool::new(false),
+        });
+        let ticking = std::sync::Arc::clone(&shared);
+        let started = Instant::now();
+        let ticker = std::thread::spawn(move || {
+            while !ticking.done.load(std::sync::atomic::Ordering::Relaxed) {
+                ticking.bar.set_position(started.elapsed().as_millis() as u64);
+                let best = *ticking.best.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(best) = best {
+                    ticking.bar.set_message(describe(&best, ticking.objective));
+                }
+                std::thread::sleep(Self::TICK);
+            }
+        });
+        Some(Watch { shared, ticker })
+    }
+
+    /// The solver's hook: keeps the best report of any thread.
+    fn hook(&self) -> std::sync::Arc<dyn Fn(scheduler::Improvement) + Send + Sync> {
+        let shared = std::sync::Arc::clone(&self.shared);
+        std::sync::Arc::new(move |found: scheduler::Improvement| {
+            let key = |it: &scheduler::Improvement| match shared.objective {
+                Objective::Makespan => (!it.feasible, it.makespan, 0),
+                _ => (!it.feasible, it.weighted_tardiness, it.makespan),
+            };
+            let mut best = shared.best.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if best.as_ref().is_none_or(|best| key(&found) < key(best)) {
+                *best = Some(found);
+            }
+        })
+    }
+
+    /// Stops the display and clears it, so only the result line remains.
+    fn finish(self) {
+        self.shared.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.ticker.join();
+        self.shared.bar.finish_and_clear();
+    }
+}
+
+/// The best schedule so far, in the objective's terms.
+fn describe(best: &scheduler::Improvement, objective: Objective) -> String {
+    let found = format!("found after {:.1} s", best.elapsed.as_secs_f64());
+    let unfixed = if best.feasible { "" } else { " (a fixed start still broken)" };
+    match objective {
+        Objective::Makespan => format!("best makespan {} {found}{unfixed}", best.makespan),
+        _ => format!(
+            "best weighted tardiness {}, makespan {} {found}{unfixed}",
+            best.weighted_tardiness, best.makespan
+        ),
+    }
 }
 
 /// How many rules a schedule breaks, with the first few.

@@ -367,6 +367,43 @@ fn schedule_check_judges_any_plan_and_both_commands_draw_it() {
 }
 
 #[test]
+fn schedule_solve_shows_its_progress_on_a_terminal_only() {
+    let dir = TempDir::new("schedule-progress");
+    // A square shop whose optimum lies above the simple bound, so the search runs its full time.
+    let shop = dir.0.join("la.txt");
+    let mut text = String::from("8 8\n");
+    for job in 0..8usize {
+        let route: Vec<String> =
+            (0..8).map(|k| format!("{} {}", (job * 3 + k * 5) % 8, 1 + (job * 7 + k * 11) % 19)).collect();
+        text.push_str(&route.join(" "));
+        text.push('\n');
+    }
+    std::fs::write(&shop, text).unwrap();
+    let solve = format!(
+        "'{}' schedule solve '{}' --time-limit 1.5",
+        env!("CARGO_BIN_EXE_microfactory"),
+        shop.display()
+    );
+    // `script` runs the command on a pseudo-terminal and copies what it shows to standard output.
+    let output = Command::new("script").args(["-q", "-e", "-c", &solve, "/dev/null"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown.contains("la ") && shown.contains("of 1.5s") && shown.contains("best makespan "),
+        "{shown}"
+    );
+    assert!(shown.contains(r#""instance":"la""#), "{shown}");
+    // Without a terminal, only the result line.
+    let output = Command::new("sh").args(["-c", &solve]).output().unwrap();
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
+}
+
+#[test]
 fn schedule_bench_runs_side_by_side_and_writes_every_seed() {
     let dir = TempDir::new("schedule-bench");
     // Two 2×2 shops whose optimum is 6: job 0 first on machine 0 is the only way to finish by 6.

@@ -26,4 +26,4 @@ pub use check::{Violation, check};
 pub use error::{Error, Result};
 pub use problem::{Alternative, FixedStart, Interval, Job, MAX_TIME, Machine, Operation, Problem};
 pub use solution::{ScheduledOperation, Solution, objectives};
-pub use solve::{Clock, Config, MAX_THREADS, MoveBench, Objective, Stopwatch, solve};
+pub use solve::{Clock, Config, Improvement, MAX_THREADS, MoveBench, Objective, Stopwatch, solve};

@@ -85,6 +85,25 @@ pub struct Config {
     /// leaves under tardiness objectives, and the result is the best over all threads, so it is
     /// never worse than the warm start.
     pub initial: Option<Vec<ScheduledOperation>>,
+    /// Called from the searching thread each time a thread finds a schedule better than its own
+    /// best so far (so, with several threads, not every call improves on every thread). For a
+    /// progress display; it must return quickly.
+    pub on_improvement: Option<Arc<dyn Fn(Improvement) + Send + Sync>>,
+}
+
+/// A thread's new best schedule, as [`Config::on_improvement`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Improvement {
+    /// Which thread found it, from 0.
+    pub thread: usize,
+    /// Its makespan.
+    pub makespan: i64,
+    /// Its total weighted tardiness.
+    pub weighted_tardiness: i64,
+    /// False while it still breaks a fixed start (see [`Solution::feasible`]).
+    pub feasible: bool,
+    /// Time since the solve began.
+    pub elapsed: Duration,
 }
 
 impl Default for Config {
@@ -97,6 +116,7 @@ impl Default for Config {
             iteration_limit: None,
             clock: None,
             initial: None,
+            on_improvement: None,
         }
     }
 }
@@ -110,6 +130,7 @@ impl std::fmt::Debug for Config {
             .field("time_limit", &self.time_limit)
             .field("iteration_limit", &self.iteration_limit)
             .field("initial", &self.initial.as_ref().map(Vec::len))
+            .field("on_improvement", &self.on_improvement.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -141,11 +162,13 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
         stall_limit: stall_limit(&inst, config.objective),
         relink_least_share: relink_least_share(&inst, config.objective),
         initial: config.initial.as_deref(),
+        began,
+        on_improvement: config.on_improvement.as_deref(),
     };
     let threads = config.threads.clamp(1, MAX_THREADS);
     let seeds: Vec<u64> = (0..threads as u64).map(|i| derive_seed(config.seed, i)).collect();
     let outcomes: Vec<tabu::Outcome> = if threads == 1 {
-        vec![tabu::search(&inst, &params, seeds[0])]
+        vec![tabu::search(&inst, &params, seeds[0], 0)]
     } else {
         // With a warm start, every second thread searches without it (see `Config::initial`).
         let cold = tabu::Params { initial: None, ..params.clone() };
@@ -156,7 +179,7 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
                 .enumerate()
                 .map(|(thread, &seed)| {
                     let params = if thread % 2 == 1 { cold } else { params };
-                    scope.spawn(move || tabu::search(inst, params, seed))
+                    scope.spawn(move || tabu::search(inst, params, seed, thread))
                 })
                 .collect();
             handles

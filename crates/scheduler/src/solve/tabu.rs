@@ -30,6 +30,10 @@ pub(crate) struct Params<'a> {
     pub(crate) relink_least_share: f64,
     /// A warm start, see `Config::initial`.
     pub(crate) initial: Option<&'a [crate::ScheduledOperation]>,
+    /// When the solve began on `clock`.
+    pub(crate) began: Duration,
+    /// See `Config::on_improvement`.
+    pub(crate) on_improvement: Option<&'a (dyn Fn(super::Improvement) + Send + Sync)>,
 }
 
 /// Result of one search.
@@ -872,6 +876,7 @@ fn shift_is_safe(inst: &Inst, st: &State, u: usize, v: usize, forward: bool) -> 
 /// Global bookkeeping of one search: best solution so far, limits.
 struct Global<'p, 'c> {
     params: &'p Params<'c>,
+    thread: usize,
     best: Snapshot,
     score: Score,
     time_to_best: Duration,
@@ -903,6 +908,15 @@ impl Global<'_, '_> {
             self.score = score;
             state.snapshot_into(&mut self.best);
             self.time_to_best = self.params.clock.elapsed();
+            if let Some(report) = self.params.on_improvement {
+                report(super::Improvement {
+                    thread: self.thread,
+                    makespan: state.makespan,
+                    weighted_tardiness: state.tardiness,
+                    feasible: state.penalty == 0,
+                    elapsed: self.time_to_best.saturating_sub(self.params.began),
+                });
+            }
         }
     }
 }
@@ -1147,9 +1161,10 @@ impl Epoch {
     }
 }
 
-/// Runs one complete search with `seed`: constructive starts, then a small population improved by tabu
-/// search and recombined by path relinking (in the spirit of Peng, Lü & Cheng's TS/PR).
-pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
+/// Runs one complete search with `seed` as thread `thread`: constructive starts, then a small
+/// population improved by tabu search and recombined by path relinking (in the spirit of Peng, Lü &
+/// Cheng's TS/PR).
+pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64, thread: usize) -> Outcome {
     let objective = params.objective;
     let mut rng = Rng::new(seed);
     let mut best_state: Option<State> = None;
@@ -1174,6 +1189,7 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64) -> Outcome {
     });
     let mut global = Global {
         params,
+        thread,
         best: Snapshot::default(),
         score: Score::WORST,
         time_to_best: Duration::ZERO,

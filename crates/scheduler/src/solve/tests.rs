@@ -160,6 +160,34 @@ fn same_seed_same_iterations_same_schedule() {
 }
 
 #[test]
+fn every_thread_reports_its_improvements_down_to_the_result() {
+    let problem = random_job_shop(7, 8, 8);
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&reports);
+    let watched = Config {
+        seed: 3,
+        threads: 2,
+        on_improvement: Some(Arc::new(move |it: Improvement| sink.lock().unwrap().push(it))),
+        ..config(3_000)
+    };
+    let solution = solve(&problem, &watched);
+    let reports = reports.lock().unwrap().clone();
+    for thread in 0..2 {
+        let mine: Vec<&Improvement> = reports.iter().filter(|it| it.thread == thread).collect();
+        assert!(mine.len() >= 2, "thread {thread} reports its start and at least one improvement: {mine:?}");
+        for pair in mine.windows(2) {
+            assert!(pair[1].makespan < pair[0].makespan, "{pair:?}");
+            assert!(pair[1].elapsed >= pair[0].elapsed && pair[1].elapsed <= solution.elapsed, "{pair:?}");
+        }
+    }
+    assert!(reports.iter().all(|it| it.thread < 2 && it.feasible && it.weighted_tardiness == 0));
+    assert_eq!(reports.iter().map(|it| it.makespan).min(), Some(solution.makespan));
+    // Watching changes nothing.
+    let unwatched = solve(&problem, &Config { seed: 3, threads: 2, ..config(3_000) });
+    assert_eq!(unwatched.operations, solution.operations);
+}
+
+#[test]
 fn thread_counts_are_kept_within_bounds() {
     let problem = random_job_shop(3, 4, 3);
     // Iterations are summed over the threads that ran: 0 runs one, 100,000 runs `MAX_THREADS`.

@@ -323,6 +323,30 @@ pub(crate) fn message_page(t: &Text, status: StatusCode, message: &str) -> Respo
     html_response(status, page)
 }
 
+/// What no route answers: a page in the reader's language for a browser (it asks for HTML), the
+/// JSON problem document for everything else.
+pub(crate) async fn not_found(headers: HeaderMap) -> Response {
+    match wants_html(&headers) {
+        Some(t) => message_page(t, StatusCode::NOT_FOUND, t.not_found_page),
+        None => ApiError::not_found("nothing here").into_response(),
+    }
+}
+
+/// A page address asked for with a method it does not take, such as a typed `/logout`: a page
+/// for a browser, the JSON problem document for everything else.
+pub(crate) async fn wrong_method(headers: HeaderMap) -> Response {
+    match wants_html(&headers) {
+        Some(t) => message_page(t, StatusCode::METHOD_NOT_ALLOWED, t.wrong_method_page),
+        None => ApiError::method_not_allowed().into_response(),
+    }
+}
+
+/// The reader's texts when the request asks for HTML, as a browser does.
+fn wants_html(headers: &HeaderMap) -> Option<&'static Text> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    accept.split(',').any(|kind| kind.trim().starts_with("text/html")).then(|| lang_of(headers).text())
+}
+
 /// Turns an error while building a page into a page: 404 and 403 in words, anything else as 500
 /// with the cause in the log.
 pub(crate) fn error_page(t: &Text, error: ApiError) -> Response {

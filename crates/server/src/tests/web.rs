@@ -258,6 +258,51 @@ async fn every_page_renders_in_both_languages() {
 }
 
 #[tokio::test]
+async fn an_unknown_address_is_a_page_for_a_browser_and_a_problem_for_a_program() {
+    let h = harness();
+    let get = |path: &'static str, accept: &'static str| {
+        let app = h.app.clone();
+        async move {
+            let request = Request::builder()
+                .uri(path)
+                .header("accept", accept)
+                .header("cookie", "mf_lang=zh-HK")
+                .body(Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let kind = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, kind, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    // What Chromium sends for a typed address.
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
+    let (status, kind, text) = get("/machines", browser).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(
+        text.contains(r#"<html lang="zh-HK">"#)
+            && text.contains("此處沒有內容")
+            && text.contains(r#"href="/""#),
+        "{text}"
+    );
+    for (path, accept) in [("/oee", "application/json"), ("/oee", "*/*"), ("/api/v1/nope", browser)] {
+        let (status, kind, text) = get(path, accept).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(kind.starts_with("application/problem+json"), "{path} with {accept}: {kind}");
+        assert!(text.contains("not-found"), "{text}");
+    }
+    // A typed address that only takes a form's POST.
+    let (status, kind, text) = get("/logout", browser).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(kind.starts_with("text/html") && text.contains("此網址不是可開啟的頁面"), "{text}");
+    let (status, kind, _) = get("/logout", "application/json").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(kind.starts_with("application/problem+json"), "{kind}");
+}
+
+#[tokio::test]
 async fn settings_show_the_automatic_re_planning_settings() {
     let mut h = harness();
     let planning =

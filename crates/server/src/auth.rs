@@ -118,7 +118,9 @@ impl FromRequestParts<AppState> for Principal {
                 token
             }
         };
-        Principal::from_token(token, state).await
+        let principal = Principal::from_token(token, state).await?;
+        crate::openapi::reject_undocumented_query(parts)?;
+        Ok(principal)
     }
 }
 

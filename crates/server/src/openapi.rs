@@ -2,21 +2,63 @@
 //! the handlers use (schemas derived with `schemars`), so it cannot drift from the wire format. A
 //! test checks that every path listed here answers and every API route is listed.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use axum::http::header;
+use axum::extract::MatchedPath;
+use axum::http::request::Parts;
+use axum::http::{Method, header};
 use axum::response::IntoResponse;
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Reader;
+use crate::error::ApiError;
 
 /// Serves the document. Needs a token of any role, like every API route.
 pub(crate) async fn document(_: Reader) -> impl IntoResponse {
     static DOCUMENT: OnceLock<Vec<u8>> = OnceLock::new();
     let body = DOCUMENT.get_or_init(|| serde_json::to_vec_pretty(&build()).unwrap_or_default());
     ([(header::CONTENT_TYPE, "application/json")], body.clone())
+}
+
+/// Refuses a query string on an API operation whose document lists no query parameter (a 400
+/// naming the first one), so that `GET /machine-states?machine=4` is an error rather than every
+/// machine's state: an operation that takes parameters rejects unknown ones itself (`QueryParams`
+/// with `deny_unknown_fields`). Called by the token check, so a caller without a valid token
+/// still learns only that (401). Paths outside `/api/v1` pass.
+pub(crate) fn reject_undocumented_query(parts: &Parts) -> Result<(), ApiError> {
+    static TAKES_QUERY: OnceLock<HashSet<(String, String)>> = OnceLock::new();
+    let Some(query) = parts.uri.query().filter(|query| !query.is_empty()) else { return Ok(()) };
+    let Some(path) =
+        parts.extensions.get::<MatchedPath>().and_then(|path| path.as_str().strip_prefix("/api/v1"))
+    else {
+        return Ok(());
+    };
+    let takes_query = TAKES_QUERY.get_or_init(|| {
+        let doc = build();
+        let mut operations = HashSet::new();
+        for (path, methods) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in methods.as_object().into_iter().flatten() {
+                let parameters = operation["parameters"].as_array().into_iter().flatten();
+                if parameters.into_iter().any(|parameter| parameter["in"] == "query") {
+                    operations.insert((method.clone(), path.clone()));
+                }
+            }
+        }
+        operations
+    });
+    let method =
+        if parts.method == Method::HEAD { "get".to_owned() } else { parts.method.as_str().to_lowercase() };
+    if takes_query.contains(&(method, path.to_owned())) {
+        return Ok(());
+    }
+    let first = form_urlencoded::parse(query.as_bytes()).next().map(|(name, _)| name.into_owned());
+    Err(ApiError::bad_request(
+        first.unwrap_or_else(|| "query".to_owned()),
+        "unknown query parameter: this operation takes none",
+    ))
 }
 
 /// Who may call an operation, for the description.

@@ -349,6 +349,25 @@ async fn lists_paginate_and_reject_bad_parameters() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}: {}", reply.text);
         assert_eq!(reply.json["field"], field, "{query}: {}", reply.text);
     }
+    // Operations without parameters refuse them too, rather than answer as if unfiltered.
+    for path in ["/api/v1/machine-states?machine=4", "/api/v1/me?x", "/api/v1/machines/1?fields=code"] {
+        let reply = h.get(path).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}: {}", reply.text);
+        let name = path.split_once('?').unwrap().1.split('=').next().unwrap();
+        assert_eq!(reply.json["field"], name, "{path}: {}", reply.text);
+    }
+    let reply = h.send("POST", "/api/v1/orders/1/release?force=true", Some(ADMIN), None).await;
+    assert_eq!(
+        (reply.status, reply.json["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("force")),
+        "{}",
+        reply.text
+    );
+    // Without a token, only that.
+    let reply = h.send("GET", "/api/v1/machine-states?machine=4", None, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // An empty query string is no parameter.
+    assert_eq!(h.get("/api/v1/machine-states?").await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -127,6 +127,7 @@ impl FileConfig {
             ("expected_repair_minutes", planning.expected_repair_minutes),
             ("deviation_minutes", planning.deviation_minutes),
             ("repair_interval_minutes", planning.repair_interval_minutes),
+            ("new_order_minutes", planning.new_order_minutes),
         ];
         for (key, value) in minutes {
             if !PlanningConfig::MINUTES.contains(&value) {
@@ -212,6 +213,10 @@ repair_interval_minutes = 10
 # A released order of this priority (1 to 10) or more that the active plan does not have is slotted
 # in at once. 0 turns it off.
 rush_priority = 8
+# Other released orders that the active plan does not have are slotted in (by ATCS, not ahead of
+# other work) once the active plan is this many minutes old: no such order waits longer, and
+# several released together make one repair. 0: they wait for the next repair for another reason.
+new_order_minutes = 15
 # Solver threads of every plan and repair. 0: two where the machine has two cores or more (the
 # second searches from the solver's own starts, the first from the best dispatching rule); 1 keeps
 # a core free for the rest of the server while a plan is computed. At most 64.

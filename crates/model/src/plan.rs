@@ -109,6 +109,12 @@ pub enum PlanTrigger {
         /// Their order numbers.
         orders: Vec<String>,
     },
+    /// Released orders below the rush priority that the active plan did not have, once it was
+    /// `planning.new_order_minutes` old.
+    NewOrders {
+        /// Their order numbers.
+        orders: Vec<String>,
+    },
     /// Work ran off the active plan by more than `planning.deviation_minutes`.
     Deviation {
         /// Lots behind: not started, or still running, that long after they were planned to.

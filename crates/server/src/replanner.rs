@@ -3,6 +3,7 @@
 //! shop floor follow at once, when:
 //! - a machine with work in the plan breaks down (it is taken out for the expected repair time);
 //! - a released order of rush priority is missing from the plan (it is slotted in);
+//! - other released orders are missing from a plan `new_order_minutes` old (they are slotted in);
 //! - work runs off the plan, late or early, by more than `deviation_minutes` (everything after it
 //!   moves to where it can now happen), at most once per `repair_interval_minutes`.
 //!
@@ -43,6 +44,10 @@ pub struct PlanningConfig {
     /// Released orders of this priority or more that the active plan lacks are slotted in by a
     /// repair at once (0: never).
     pub rush_priority: u8,
+    /// Other released orders that the active plan lacks are slotted in by a repair once the
+    /// active plan is this many minutes old, so that several released together make one repair
+    /// and none waits longer (0: never; they wait for the next repair).
+    pub new_order_minutes: u32,
     /// Solver threads of every plan and repair; 0 picks two where the machine has two cores.
     pub solver_threads: usize,
     /// Times of day ("HH:MM", the site's local time) of the scheduled re-optimisation: a full
@@ -57,7 +62,8 @@ pub struct PlanningConfig {
 impl PlanningConfig {
     /// The repair time limits accepted, in seconds; the config file is checked against them.
     pub const REPAIR_TIME_LIMITS: std::ops::RangeInclusive<f64> = 0.05..=60.0;
-    /// The minutes accepted for the freeze, the expected repair, the deviation and the interval.
+    /// The minutes accepted for the freeze, the expected repair, the deviation, the interval and
+    /// the wait of new orders.
     pub const MINUTES: std::ops::RangeInclusive<u32> = 0..=10_080;
     /// The rush priorities accepted (order priorities run from 1 to 10; 0 turns it off).
     pub const RUSH_PRIORITIES: std::ops::RangeInclusive<u8> = 0..=10;
@@ -113,6 +119,7 @@ impl Default for PlanningConfig {
             deviation_minutes: 30,
             repair_interval_minutes: 10,
             rush_priority: 8,
+            new_order_minutes: 15,
             solver_threads: 0,
             reoptimise_at: vec!["05:00".into()],
             reoptimise_time_limit_seconds: 30.0,
@@ -227,7 +234,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
 /// What the replanner carries from one check to the next.
 #[derive(Debug, Default)]
 pub struct Memory {
-    /// Rush orders a published repair had: one that it could not plan is not tried again.
+    /// Rush and new orders a published repair had: one that it could not plan is not tried again.
     pub slotted: HashSet<OrderId>,
     /// The scheduled re-optimisation time not yet acted on (it waits for urgent repairs only).
     pub reoptimise: Option<Timestamp>,
@@ -275,7 +282,7 @@ pub struct Breakdown {
 /// Repairs and publishes the active plan when something calls for it (see [`due`]), or, when a
 /// scheduled re-optimisation is waiting and nothing more urgent than work off the plan is due,
 /// re-optimises it (see [`planning::reoptimise`]); returns the new plan's id and why it was made.
-/// The rush orders a repair was made for join `memory.slotted`.
+/// The rush or new orders a repair was made for join `memory.slotted`.
 pub fn check_and_repair(
     store: &Store,
     now: Timestamp,
@@ -290,7 +297,11 @@ pub fn check_and_repair(
         breakdown => breakdown,
     };
     let due = due(store, now, config, breakdown, &memory.slotted).map_err(RepairError::failed)?;
-    let urgent = due.as_ref().is_some_and(|due| !matches!(due.trigger, PlanTrigger::Deviation { .. }));
+    // New orders and work off the plan wait for a re-optimisation that is due: it plans all open
+    // work afresh (and, should it publish nothing, the next check repairs).
+    let urgent = due.as_ref().is_some_and(|due| {
+        matches!(due.trigger, PlanTrigger::Breakdown { .. } | PlanTrigger::RushOrders { .. })
+    });
     let options = planning::Options {
         repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
         down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
@@ -316,11 +327,11 @@ pub fn check_and_repair(
         memory.reoptimised = Some(LastReoptimisation { at: now, published: Some(published.0) });
         return Ok(Some(published));
     }
-    let Some(Due { active, trigger, rush }) = due else { return Ok(None) };
+    let Some(Due { active, trigger, slotting }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
     let plan = planning::plan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;
     let published = publish(store, now, plan, trigger)?;
-    memory.slotted.extend(rush);
+    memory.slotted.extend(slotting);
     Ok(Some(published))
 }
 
@@ -376,22 +387,23 @@ impl RepairError {
     }
 }
 
-/// A repair that is due: of which plan, why, and for which rush orders.
+/// A repair that is due: of which plan, why, and for which rush or new orders.
 #[derive(Debug)]
 pub struct Due {
     /// The active plan to repair.
     pub active: PlanSummary,
     /// Why.
     pub trigger: PlanTrigger,
-    /// The rush orders it is for (empty unless the trigger is rush orders).
-    pub rush: Vec<OrderId>,
+    /// The orders it slots in (empty unless the trigger is rush or new orders).
+    pub slotting: Vec<OrderId>,
 }
 
 /// Whether the active plan needs an automatic repair now, and why: `breakdown` (a machine just
 /// reported down) when that machine has work in the plan not yet over and the plan was made
 /// before the breakdown was reported (a plan made since knew of it); else rush orders missing
-/// from the plan and not in `slotted`; else work off the plan by more than the deviation, when
-/// the plan was published at least the repair interval ago.
+/// from the plan and not in `slotted`; else other released orders missing from it and not in
+/// `slotted`, when it was published at least `new_order_minutes` ago; else work off the plan by
+/// more than the deviation, when the plan was published at least the repair interval ago.
 pub fn due(
     store: &Store,
     now: Timestamp,
@@ -406,7 +418,7 @@ pub fn due(
             continue;
         }
         let machine = store.machine(machine)?.code;
-        return Ok(Some(Due { active, trigger: PlanTrigger::Breakdown { machine }, rush: Vec::new() }));
+        return Ok(Some(Due { active, trigger: PlanTrigger::Breakdown { machine }, slotting: Vec::new() }));
     }
     if config.rush_priority > 0 {
         let missing: Vec<(OrderId, String)> = store
@@ -415,8 +427,20 @@ pub fn due(
             .filter(|(id, _)| !slotted.contains(id))
             .collect();
         if !missing.is_empty() {
-            let (rush, orders) = missing.into_iter().unzip();
-            return Ok(Some(Due { active, trigger: PlanTrigger::RushOrders { orders }, rush }));
+            let (slotting, orders) = missing.into_iter().unzip();
+            return Ok(Some(Due { active, trigger: PlanTrigger::RushOrders { orders }, slotting }));
+        }
+    }
+    let wait = time::Duration::minutes(i64::from(config.new_order_minutes));
+    if config.new_order_minutes > 0 && now - active.published_at.unwrap_or(active.created_at) >= wait {
+        let missing: Vec<(OrderId, String)> = store
+            .orders_missing_from_plan(active.id, 1)?
+            .into_iter()
+            .filter(|(id, _)| !slotted.contains(id))
+            .collect();
+        if !missing.is_empty() {
+            let (slotting, orders) = missing.into_iter().unzip();
+            return Ok(Some(Due { active, trigger: PlanTrigger::NewOrders { orders }, slotting }));
         }
     }
     let interval = time::Duration::minutes(i64::from(config.repair_interval_minutes));
@@ -429,7 +453,7 @@ pub fn due(
             return Ok(Some(Due {
                 active,
                 trigger: PlanTrigger::Deviation { late, early, cancelled },
-                rush: Vec::new(),
+                slotting: Vec::new(),
             }));
         }
     }

@@ -1509,7 +1509,7 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
     let (rush, number) = rush_order(&h, "SO-T-RUSH").await;
     let found = due(&h.store, NOW, &config, None, &slotted).unwrap().unwrap();
     assert_eq!(found.trigger, PlanTrigger::RushOrders { orders: vec![number.clone()] });
-    assert_eq!(found.rush, [model::OrderId(rush)]);
+    assert_eq!(found.slotting, [model::OrderId(rush)]);
     assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_some(), "due until a repair has it");
     let had = std::collections::HashSet::from([model::OrderId(rush)]);
     assert!(due(&h.store, NOW, &config, None, &had).unwrap().is_none(), "not again once a repair had it");
@@ -1589,6 +1589,55 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
         matches!(trigger, PlanTrigger::Deviation { late: 0, early: 0, cancelled } if cancelled >= 1),
         "{trigger:?}"
     );
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
+async fn released_orders_are_slotted_in_once_the_plan_is_a_while_old() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{PlanningConfig, check_and_repair, due};
+    let h = harness();
+    let workers = h.state.start_workers();
+    let config = PlanningConfig { deviation_minutes: 0, ..PlanningConfig::default() };
+    let minutes = |m: i64| NOW + time::Duration::minutes(m);
+    let mut memory = crate::replanner::Memory::default();
+    let planner = token_for(Role::Planner);
+    publish_a_plan(&h).await;
+    // Two orders of ordinary priority, released after the plan was published (at NOW).
+    let mut numbers = Vec::new();
+    for number in ["SO-T-NEW1", "SO-T-NEW2"] {
+        let mut order = valid_order();
+        order["number"] = json!(number);
+        let id = h.post_json("/api/v1/orders", &planner, &order).await.json["id"].clone();
+        let released = h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(&planner), None).await;
+        assert_eq!(released.status, StatusCode::OK, "{}", released.text);
+        numbers.push(number.to_string());
+    }
+    let none = std::collections::HashSet::new();
+    assert!(
+        due(&h.store, minutes(14), &config, None, &none).unwrap().is_none(),
+        "the plan is not 15 minutes old"
+    );
+    let found = due(&h.store, minutes(15), &config, None, &none).unwrap().expect("due at 15 minutes");
+    assert_eq!(found.trigger, PlanTrigger::NewOrders { orders: numbers.clone() });
+    assert_eq!(found.slotting.len(), 2);
+    let had: std::collections::HashSet<_> = found.slotting.iter().copied().collect();
+    assert!(
+        due(&h.store, minutes(15), &config, None, &had).unwrap().is_none(),
+        "not again once a repair had them"
+    );
+    let off = PlanningConfig { new_order_minutes: 0, ..config.clone() };
+    assert!(due(&h.store, minutes(600), &off, None, &none).unwrap().is_none(), "0 turns it off");
+    // The repair has both orders, says why, and the next check finds nothing to do.
+    let (id, trigger) =
+        check_and_repair(&h.store, minutes(15), &config, None, &mut memory).unwrap().expect("a repair");
+    assert_eq!(trigger, PlanTrigger::NewOrders { orders: numbers });
+    assert_eq!(h.store.active_plan().unwrap().unwrap().id, id);
+    assert!(h.store.orders_missing_from_plan(id, 1).unwrap().is_empty(), "both are planned");
+    assert_eq!(memory.slotted, had);
+    assert!(check_and_repair(&h.store, minutes(40), &config, None, &mut memory).unwrap().is_none());
     h.state.begin_stop();
     workers.finish().await;
 }

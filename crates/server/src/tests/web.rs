@@ -314,6 +314,7 @@ async fn settings_show_the_automatic_re_planning_settings() {
     for row in [
         "<th scope=\"row\">Repair and publish the active plan by itself</th><td>On</td>",
         "<th scope=\"row\">Rush orders are slotted in at once from priority</th><td>9</td>",
+        "<th scope=\"row\">Other released orders are slotted in at most after</th><td>15 min</td>",
         "<th scope=\"row\">Work off the plan by more than this leads to a repair</th><td>Off</td>",
         "<th scope=\"row\">Scheduled re-optimisation at (local time)</th><td>05:00</td>",
         "<th scope=\"row\">A re-optimised plan is published when better by at least</th><td>1 %</td>",
@@ -342,11 +343,27 @@ async fn an_automatic_repair_says_why_it_was_made() {
     let (plan, _) = crate::replanner::check_and_repair(&h.store, NOW, &config, None, &mut memory)
         .unwrap()
         .expect("a repair");
+    // Then an order of ordinary priority, slotted in once that repair is 15 minutes old.
+    let planner = token_for(Role::Planner);
+    let mut order = valid_order();
+    order["number"] = json!("SO-T-NEW");
+    let id = h.post_json("/api/v1/orders", &planner, &order).await.json["id"].clone();
+    h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(&planner), None).await;
+    let later = NOW + time::Duration::minutes(15);
+    let (new, _) = crate::replanner::check_and_repair(&h.store, later, &config, None, &mut memory)
+        .unwrap()
+        .expect("a repair for the new order");
     let said = [
-        ("en", format!("Repaired and published automatically: rush orders {number} arrived.")),
-        ("zh-HK", format!("系統自動修補並發佈：收到急單 {number}。")),
+        (plan, "en", format!("Repaired and published automatically: rush orders {number} arrived.")),
+        (plan, "zh-HK", format!("系統自動修補並發佈：收到急單 {number}。")),
+        (
+            new,
+            "en",
+            "Repaired and published automatically: released orders SO-T-NEW were not in the plan.".into(),
+        ),
+        (new, "zh-HK", "系統自動修補並發佈：已發放的訂單 SO-T-NEW 不在排程內。".into()),
     ];
-    for (lang, said) in said {
+    for (plan, lang, said) in said {
         let page = h.page(&format!("/plan?id={plan}"), ADMIN, lang).await;
         assert_eq!(page.status, StatusCode::OK);
         let shown = page.text.split("data-testid=\"plan-trigger\"").nth(1).unwrap_or_default();

@@ -105,6 +105,7 @@ pub(crate) struct Text {
     pub(crate) trigger_breakdown: &'static str,
     /// `{orders}` is replaced by the order numbers.
     pub(crate) trigger_rush: &'static str,
+    pub(crate) trigger_new: &'static str,
     /// `{late}`, `{early}` and `{cancelled}` are replaced by the numbers of lots.
     pub(crate) trigger_deviation: &'static str,
     /// A whole sentence: `{late_before}`, `{late}` (late orders), `{twt_before}`, `{twt}`
@@ -193,6 +194,7 @@ pub(crate) const EN: Text = Text {
     automatic_short: "auto",
     trigger_breakdown: "machine {machine} broke down",
     trigger_rush: "rush orders {orders} arrived",
+    trigger_new: "released orders {orders} were not in the plan",
     trigger_deviation: "work ran off the plan ({late} lots behind, {early} ahead, {cancelled} cancelled)",
     reoptimised: "Re-optimised at a scheduled time and published automatically, as it is better than the plan before: late orders {late_before} → {late}, weighted lateness {twt_before} → {twt}, last work ends {end_before} → {end}.",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
@@ -273,6 +275,7 @@ pub(crate) const ZH: Text = Text {
     automatic_short: "自動",
     trigger_breakdown: "機器 {machine} 故障",
     trigger_rush: "收到急單 {orders}",
+    trigger_new: "已發放的訂單 {orders} 不在排程內",
     trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前，{cancelled} 批已取消）",
     reoptimised: "系統按預定時間重新優化，結果優於原排程，已自動發佈：延誤訂單 {late_before} → {late}，加權延誤 {twt_before} → {twt}，最後工序完成 {end_before} → {end}。",
     weekdays: ["週一", "週二", "週三", "週四", "週五", "週六", "週日"],
@@ -356,7 +359,8 @@ fn status_badge(p: &Text, status: PlanStatus) -> Markup {
 fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger) -> String {
     let why = match trigger {
         PlanTrigger::Breakdown { machine } => p.trigger_breakdown.replace("{machine}", machine),
-        PlanTrigger::RushOrders { orders } => p.trigger_rush.replace("{orders}", &orders.join(", ")),
+        PlanTrigger::RushOrders { orders } => p.trigger_rush.replace("{orders}", &listed(orders)),
+        PlanTrigger::NewOrders { orders } => p.trigger_new.replace("{orders}", &listed(orders)),
         PlanTrigger::Deviation { late, early, cancelled } => p
             .trigger_deviation
             .replace("{late}", &late.to_string())
@@ -374,6 +378,16 @@ fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger
         }
     };
     p.automatic.replace("{why}", &why)
+}
+
+/// Order numbers for a sentence: the first ten, then how many more (an import may bring hundreds).
+fn listed(orders: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = orders.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if orders.len() > SHOWN {
+        text.push_str(&format!(" (+{})", orders.len() - SHOWN));
+    }
+    text
 }
 
 /// An objective's name, or the API's name when it is not one the form offers.

@@ -420,26 +420,21 @@ pub fn due(
         let machine = store.machine(machine)?.code;
         return Ok(Some(Due { active, trigger: PlanTrigger::Breakdown { machine }, slotting: Vec::new() }));
     }
+    // Released orders of `min_priority` or more that the plan lacks and no repair has had.
+    let missing = |min_priority: u8| -> Result<(Vec<OrderId>, Vec<String>), store::StoreError> {
+        let orders = store.orders_missing_from_plan(active.id, min_priority)?;
+        Ok(orders.into_iter().filter(|(id, _)| !slotted.contains(id)).unzip())
+    };
     if config.rush_priority > 0 {
-        let missing: Vec<(OrderId, String)> = store
-            .orders_missing_from_plan(active.id, config.rush_priority)?
-            .into_iter()
-            .filter(|(id, _)| !slotted.contains(id))
-            .collect();
-        if !missing.is_empty() {
-            let (slotting, orders) = missing.into_iter().unzip();
+        let (slotting, orders) = missing(config.rush_priority)?;
+        if !orders.is_empty() {
             return Ok(Some(Due { active, trigger: PlanTrigger::RushOrders { orders }, slotting }));
         }
     }
     let wait = time::Duration::minutes(i64::from(config.new_order_minutes));
     if config.new_order_minutes > 0 && now - active.published_at.unwrap_or(active.created_at) >= wait {
-        let missing: Vec<(OrderId, String)> = store
-            .orders_missing_from_plan(active.id, 1)?
-            .into_iter()
-            .filter(|(id, _)| !slotted.contains(id))
-            .collect();
-        if !missing.is_empty() {
-            let (slotting, orders) = missing.into_iter().unzip();
+        let (slotting, orders) = missing(1)?;
+        if !orders.is_empty() {
             return Ok(Some(Due { active, trigger: PlanTrigger::NewOrders { orders }, slotting }));
         }
     }

@@ -102,13 +102,17 @@ pub fn svg(problem: &Problem, operations: &[ScheduledOperation]) -> String {
     }
     while tick <= first + axis.span {
         let x = axis.x(tick);
+        // A label that would run off the right edge ends at its line instead.
+        let label = tick.to_string();
+        let fits = x + 2.0 + CHAR_PX * label.len() as f64 <= width;
+        let (tx, anchor) = if fits { (x + 2.0, "start") } else { (x - 2.0, "end") };
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{bottom}"/><text class="tick" x="{tx}" y="{ty}">{tick}</text>"#,
+            r#"<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{bottom}"/><text class="tick" x="{tx}" y="{ty}" text-anchor="{anchor}">{label}</text>"#,
             x = n(x),
             top = n(HEADER - 6.0),
             bottom = n(bottom),
-            tx = n(x + 2.0),
+            tx = n(tx),
             ty = n(HEADER - 9.0),
         );
         tick += step;
@@ -454,6 +458,20 @@ mod tests {
             assert_balanced(&svg);
             assert!(bars(&svg).is_empty());
         }
+    }
+
+    #[test]
+    fn the_last_tick_label_stays_inside_the_drawing() {
+        // A makespan of 200,000 puts the tick "200000" at the right edge of the plot.
+        let problem = Problem::job_shop("wide", 1, &[vec![(0, 200_000)]]);
+        let svg = svg(&problem, &[at(0, 0, 0, 0, 200_000)]);
+        let edge = format!(
+            r#"x="{}" y="{}" text-anchor="end">200000</text>"#,
+            n(LEFT + PLOT - 2.0),
+            n(HEADER - 9.0)
+        );
+        assert!(svg.contains(&edge), "{svg}");
+        assert!(svg.contains(r#"text-anchor="start">100000</text>"#), "{svg}");
     }
 
     #[test]

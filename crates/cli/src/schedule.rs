@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -268,15 +270,15 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
 /// A progress bar on standard error while `solve` searches, when that is a terminal: the time
 /// used of the limit and the best schedule so far (over all threads).
 struct Watch {
-    shared: std::sync::Arc<WatchShared>,
+    shared: Arc<WatchShared>,
     ticker: std::thread::JoinHandle<()>,
 }
 
 struct WatchShared {
     bar: indicatif::ProgressBar,
     objective: Objective,
-    best: std::sync::Mutex<Option<scheduler::Improvement>>,
-    done: std::sync::atomic::AtomicBool,
+    best: Mutex<Option<scheduler::Improvement>>,
+    done: AtomicBool,
 }
 
 impl Watch {
@@ -308,18 +310,14 @@ impl Watch {
                 }),
         );
         bar.set_prefix(name.to_owned());
-        let shared = std::sync::Arc::new(WatchShared {
-            bar,
-            objective,
-            best: std::sync::Mutex::new(None),
-            done: std::sync::atomic::AtomicBool::new(false),
-        });
-        let ticking = std::sync::Arc::clone(&shared);
+        let shared =
+            Arc::new(WatchShared { bar, objective, best: Mutex::new(None), done: AtomicBool::new(false) });
+        let ticking = Arc::clone(&shared);
         let started = Instant::now();
         let ticker = std::thread::spawn(move || {
-            while !ticking.done.load(std::sync::atomic::Ordering::Relaxed) {
+            while !ticking.done.load(Ordering::Relaxed) {
                 ticking.bar.set_position(started.elapsed().as_millis() as u64);
-                let best = *ticking.best.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let best = *ticking.best.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(best) = best {
                     ticking.bar.set_message(describe(&best, ticking.objective));
                 }
@@ -330,14 +328,14 @@ impl Watch {
     }
 
     /// The solver's hook: keeps the best report of any thread.
-    fn hook(&self) -> std::sync::Arc<dyn Fn(scheduler::Improvement) + Send + Sync> {
-        let shared = std::sync::Arc::clone(&self.shared);
-        std::sync::Arc::new(move |found: scheduler::Improvement| {
+    fn hook(&self) -> Arc<dyn Fn(scheduler::Improvement) + Send + Sync> {
+        let shared = Arc::clone(&self.shared);
+        Arc::new(move |found: scheduler::Improvement| {
             let key = |it: &scheduler::Improvement| match shared.objective {
                 Objective::Makespan => (!it.feasible, it.makespan, 0),
                 _ => (!it.feasible, it.weighted_tardiness, it.makespan),
             };
-            let mut best = shared.best.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut best = shared.best.lock().unwrap_or_else(PoisonError::into_inner);
             if best.as_ref().is_none_or(|best| key(&found) < key(best)) {
                 *best = Some(found);
             }
@@ -346,7 +344,7 @@ impl Watch {
 
     /// Stops the display and clears it, so only the result line remains.
     fn finish(self) {
-        self.shared.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.done.store(true, Ordering::Relaxed);
         let _ = self.ticker.join();
         self.shared.bar.finish_and_clear();
     }
@@ -402,14 +400,32 @@ fn check_file(args: &CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One entry of a schedule file, as `solve --output` writes it.
-#[derive(serde::Deserialize)]
+/// One entry of a schedule file: what `solve --output` writes and `check` reads.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct PlanEntry {
     job: usize,
     op: usize,
     machine: usize,
     start: i64,
     end: i64,
+}
+
+impl From<&scheduler::ScheduledOperation> for PlanEntry {
+    fn from(it: &scheduler::ScheduledOperation) -> PlanEntry {
+        PlanEntry { job: it.job, op: it.op, machine: it.machine, start: it.start, end: it.end }
+    }
+}
+
+impl From<PlanEntry> for scheduler::ScheduledOperation {
+    fn from(it: PlanEntry) -> scheduler::ScheduledOperation {
+        scheduler::ScheduledOperation {
+            job: it.job,
+            op: it.op,
+            machine: it.machine,
+            start: it.start,
+            end: it.end,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -437,25 +453,13 @@ fn read_plan(text: &str) -> anyhow::Result<(Option<String>, Vec<scheduler::Sched
                 bail!("operations[{index}]: {what} {time} is beyond ±{}", scheduler::MAX_TIME);
             }
         }
-        operations.push(scheduler::ScheduledOperation {
-            job: entry.job,
-            op: entry.op,
-            machine: entry.machine,
-            start: entry.start,
-            end: entry.end,
-        });
+        operations.push(entry.into());
     }
     Ok((file.instance, operations))
 }
 
 fn plan_json(problem: &Problem, solution: &Solution) -> serde_json::Value {
-    let operations: Vec<serde_json::Value> = solution
-        .operations
-        .iter()
-        .map(|it| {
-            serde_json::json!({"job": it.job, "op": it.op, "machine": it.machine, "start": it.start, "end": it.end})
-        })
-        .collect();
+    let operations: Vec<PlanEntry> = solution.operations.iter().map(PlanEntry::from).collect();
     serde_json::json!({"instance": problem.name, "makespan": solution.makespan, "operations": operations})
 }
 
@@ -668,7 +672,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             let (next, problems, configs) = (&next, &problems, &configs);
             scope.spawn(move || {
                 loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let k = next.fetch_add(1, Ordering::Relaxed);
                     if k >= total {
                         break;
                     }

@@ -42,8 +42,8 @@ pub fn svg(problem: &Problem, operations: &[ScheduledOperation]) -> String {
         .collect();
     let before = machine_predecessors(problem, &placed);
     let setups = setups(problem, &placed, &before);
-    let critical = critical(problem, &placed, &before, &setups);
     let makespan = placed.iter().map(|it| it.end).max().unwrap_or(0);
+    let critical = critical(problem, &placed, &before, &setups, makespan);
     let first = placed.iter().zip(&setups).map(|(it, setup)| it.start - setup).min().unwrap_or(0).min(0);
     let axis = Axis { first, span: (makespan - first).max(1) };
 
@@ -184,9 +184,14 @@ pub fn svg(problem: &Problem, operations: &[ScheduledOperation]) -> String {
         }
     }
     // Late jobs: a red mark at the end of the job's last operation.
-    for (job, spec) in problem.jobs.iter().enumerate() {
-        let Some(due) = spec.due else { continue };
-        let Some(last) = placed.iter().filter(|it| it.job == job).max_by_key(|it| it.end) else { continue };
+    let mut last: Vec<Option<&ScheduledOperation>> = vec![None; problem.jobs.len()];
+    for &it in &placed {
+        if last[it.job].is_none_or(|other| other.end < it.end) {
+            last[it.job] = Some(it);
+        }
+    }
+    for (job, (spec, last)) in problem.jobs.iter().zip(last).enumerate() {
+        let (Some(due), Some(last)) = (spec.due, last) else { continue };
         if last.end > due {
             let x = axis.x(last.end);
             let y = HEADER + LANE * last.machine as f64 + 3.0;
@@ -285,13 +290,13 @@ fn critical(
     placed: &[&ScheduledOperation],
     before: &[Option<usize>],
     setups: &[i64],
+    makespan: i64,
 ) -> Vec<bool> {
     let mut index_of: Vec<Vec<Option<usize>>> =
         problem.jobs.iter().map(|job| vec![None; job.operations.len()]).collect();
     for (index, it) in placed.iter().enumerate() {
         index_of[it.job][it.op] = Some(index);
     }
-    let makespan = placed.iter().map(|it| it.end).max().unwrap_or(0);
     let mut critical = vec![false; placed.len()];
     let mut stack: Vec<usize> = (0..placed.len()).filter(|&index| placed[index].end == makespan).collect();
     while let Some(index) = stack.pop() {

@@ -16,10 +16,16 @@ use serde_json::{Map, Value, json};
 use crate::auth::Reader;
 use crate::error::ApiError;
 
+/// The document, built at its first use.
+fn built() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(build)
+}
+
 /// Serves the document. Needs a token of any role, like every API route.
 pub(crate) async fn document(_: Reader) -> impl IntoResponse {
-    static DOCUMENT: OnceLock<Vec<u8>> = OnceLock::new();
-    let body = DOCUMENT.get_or_init(|| serde_json::to_vec_pretty(&build()).unwrap_or_default());
+    static BODY: OnceLock<Vec<u8>> = OnceLock::new();
+    let body = BODY.get_or_init(|| serde_json::to_vec_pretty(built()).unwrap_or_default());
     ([(header::CONTENT_TYPE, "application/json")], body.clone())
 }
 
@@ -37,7 +43,7 @@ pub(crate) fn reject_undocumented_query(parts: &Parts) -> Result<(), ApiError> {
         return Ok(());
     };
     let takes_query = TAKES_QUERY.get_or_init(|| {
-        let doc = build();
+        let doc = built();
         let mut operations = HashSet::new();
         for (path, methods) in doc["paths"].as_object().into_iter().flatten() {
             for (method, operation) in methods.as_object().into_iter().flatten() {

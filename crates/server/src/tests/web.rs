@@ -25,6 +25,13 @@ impl Harness {
         Reply { status, json: Value::String(location), text }
     }
 
+    /// The Plan page of plan `id` in `lang`, from its sentence on why the plan was made on.
+    async fn plan_trigger(&self, id: i64, lang: &str) -> String {
+        let page = self.page(&format!("/plan?id={id}"), ADMIN, lang).await;
+        assert_eq!(page.status, StatusCode::OK);
+        page.text.split("data-testid=\"plan-trigger\"").nth(1).unwrap_or_default().to_owned()
+    }
+
     /// Posts the sign-in form `body`; where it sends the browser, and the cookie it sets.
     async fn sign_in(&self, body: &str) -> (String, String) {
         self.sign_in_with(body, None).await
@@ -364,9 +371,7 @@ async fn an_automatic_repair_says_why_it_was_made() {
         (new, "zh-HK", "系統自動修補並發佈：已發放的訂單 SO-T-NEW 不在排程內。".into()),
     ];
     for (plan, lang, said) in said {
-        let page = h.page(&format!("/plan?id={plan}"), ADMIN, lang).await;
-        assert_eq!(page.status, StatusCode::OK);
-        let shown = page.text.split("data-testid=\"plan-trigger\"").nth(1).unwrap_or_default();
+        let shown = h.plan_trigger(plan, lang).await;
         assert!(
             shown.starts_with(&format!(">{said}<")),
             "{lang}: {}",
@@ -408,9 +413,7 @@ async fn a_re_optimised_plan_shows_what_it_gained() {
         ),
     ];
     for (lang, said) in said {
-        let page = h.page(&format!("/plan?id={plan}"), ADMIN, lang).await;
-        assert_eq!(page.status, StatusCode::OK);
-        let shown = page.text.split("data-testid=\"plan-trigger\"").nth(1).unwrap_or_default();
+        let shown = h.plan_trigger(plan, lang).await;
         assert!(
             shown.starts_with(&format!(">{said}")),
             "{lang}: {}",

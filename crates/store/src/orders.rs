@@ -527,6 +527,7 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         }
         OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {
             count(good, scrap, ideal_unit_ms)?;
+            crate::telemetry::await_confirmation(tx, event.machine, event.at, good, scrap)?;
             tx.prepare_cached("UPDATE operations SET status = 'done' WHERE id = ?1")?
                 .execute([event.operation.0])?;
             let open = tx

@@ -547,6 +547,7 @@ fn count_units(
         return Ok(None);
     }
     let units = model::CountRule::units(previous, reading.value);
+    let units = units - confirm_units(tx, reading.machine, ts, units, scrap)?;
     if units == 0 {
         return Ok(None);
     }
@@ -581,6 +582,68 @@ fn count_units(
         )?,
     }
     Ok(Some(CountedUnits { machine: reading.machine, at: reading.at, operation, good, scrap }))
+}
+
+/// How long after a finish at the station a machine's counter may still report the units that
+/// the finish added. A counter read every few minutes reports units made before the finish only
+/// after it; within this window its rises confirm those units before they count for anything
+/// else (the machine, or the next operation once that runs).
+pub(crate) const CONFIRM_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// Notes that a finish on `machine` at `at` added `good` and `scrap` units, for the machine's
+/// counters to confirm within [`CONFIRM_WINDOW_MS`]. Nothing to note when the machine has no
+/// count rule, and no scrap when its rule has no scrap counter. Units still waiting from an
+/// earlier finish inside its window add up.
+pub(crate) fn await_confirmation(
+    tx: &Connection,
+    machine: MachineId,
+    at: model::Timestamp,
+    good: u32,
+    scrap: u32,
+) -> Result<()> {
+    let rule: Option<Option<String>> = tx
+        .prepare_cached("SELECT scrap_metric FROM machine_count_rules WHERE machine_id = ?1")?
+        .query_row([machine.0], |row| row.get(0))
+        .optional()?;
+    let Some(scrap_metric) = rule else { return Ok(()) };
+    let scrap = if scrap_metric.is_some() { scrap } else { 0 };
+    if good == 0 && scrap == 0 {
+        return Ok(());
+    }
+    let at = to_ms(at);
+    tx.prepare_cached(
+        "INSERT INTO unconfirmed_counts (machine_id, good, scrap, until_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (machine_id) DO UPDATE SET
+             good = excluded.good + CASE WHEN until_ms >= ?5 THEN good ELSE 0 END,
+             scrap = excluded.scrap + CASE WHEN until_ms >= ?5 THEN scrap ELSE 0 END,
+             until_ms = excluded.until_ms",
+    )?
+    .execute(params![machine.0, good, scrap, at + CONFIRM_WINDOW_MS, at])?;
+    Ok(())
+}
+
+/// How many of a counter rise's `units` (scrap or good), read at `ts` on `machine`, confirm units
+/// a finish already added (`await_confirmation`); those are taken off what is still waiting.
+fn confirm_units(tx: &Connection, machine: MachineId, ts: i64, units: u32, scrap: bool) -> Result<u32> {
+    if units == 0 {
+        return Ok(0);
+    }
+    let waiting: Option<i64> = tx
+        .prepare_cached(
+            "SELECT CASE WHEN ?3 THEN scrap ELSE good END FROM unconfirmed_counts
+             WHERE machine_id = ?1 AND until_ms >= ?2",
+        )?
+        .query_row(params![machine.0, ts, scrap], |row| row.get(0))
+        .optional()?;
+    let Some(waiting) = waiting.filter(|&waiting| waiting > 0) else { return Ok(0) };
+    let confirmed = u32::try_from(waiting).unwrap_or(u32::MAX).min(units);
+    tx.prepare_cached(
+        "UPDATE unconfirmed_counts SET good = good - CASE WHEN ?3 THEN 0 ELSE ?2 END,
+             scrap = scrap - CASE WHEN ?3 THEN ?2 ELSE 0 END
+         WHERE machine_id = ?1",
+    )?
+    .execute(params![machine.0, confirmed, scrap])?;
+    Ok(confirmed)
 }
 
 /// Series ids by machine, then metric name.

@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 11);
+    assert_eq!(store.schema_version().unwrap(), 12);
 }
 
 #[test]
@@ -722,6 +722,67 @@ mod count_rule_tests {
         f.store.write_readings(&[counter(f.machines[1], "parts_good", 1, 1.0)]).unwrap();
         f.store.write_readings(&[counter(f.machines[1], "parts_good", 2, 5.0)]).unwrap();
         assert!(production(&f, f.machines[1]).is_empty());
+    }
+
+    #[test]
+    fn a_counter_that_lags_behind_a_finish_confirms_its_units_instead_of_counting_them_again() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let good = |minutes, value| counter(m, "parts_good", minutes, value);
+        let scrap = |minutes, value| counter(m, "parts_scrap", minutes, value);
+        let rule = CountRule {
+            good_metric: "parts_good".into(),
+            scrap_metric: Some("parts_scrap".into()),
+            ideal_unit_seconds: Some(20.0),
+        };
+        f.store.set_count_rule(m, &rule).unwrap();
+        f.store.write_readings(&[good(0, 0.0), scrap(0, 0.0)]).unwrap();
+        let lot = |number: &str| {
+            let order = f.store.create_order(&new_order(number, f.variant), NOW).unwrap();
+            f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+            f.store.operations(order.id).unwrap()[0].id
+        };
+        let (first, second) = (lot("SO-1"), lot("SO-2"));
+        let event = |operation, minutes, kind| OperationEvent {
+            operation,
+            machine: m,
+            at: NOW + time::Duration::minutes(minutes),
+            kind,
+        };
+        let finish = |good, scrap| OperationEventKind::Finished { good, scrap, ideal_unit_ms: None };
+        f.store.write_batch(&[], &[], &[], &[event(first, 1, OperationEventKind::Started)]).unwrap();
+        f.store.write_readings(&[good(2, 5.0)]).unwrap();
+        // The operator finishes the lot with the 3 good and 1 scrapped units the counters have
+        // not reported yet, and the next lot starts before they do.
+        f.store.write_batch(&[], &[], &[], &[event(first, 3, finish(3, 1))]).unwrap();
+        f.store.write_batch(&[], &[], &[], &[event(second, 4, OperationEventKind::Started)]).unwrap();
+        // The lagging rises confirm those units; only what goes beyond them is new.
+        let stats = f.store.write_readings(&[good(5, 7.0), scrap(5, 1.0)]).unwrap();
+        assert!(stats.counted.is_empty(), "{:?}", stats.counted);
+        let stats = f.store.write_readings(&[good(6, 10.0)]).unwrap();
+        assert_eq!(
+            (stats.counted.len(), stats.counted[0].operation, stats.counted[0].good),
+            (1, Some(second), 2)
+        );
+        let counts = |id| {
+            let op = f.store.operation(id).unwrap();
+            (op.good, op.scrap)
+        };
+        assert_eq!((counts(first), counts(second)), ((8, 1), (2, 0)));
+        // Units a finish added that no counter reports within ten minutes stop waiting: a later
+        // rise counts in full.
+        f.store.write_batch(&[], &[], &[], &[event(second, 7, finish(4, 0))]).unwrap();
+        f.store.write_readings(&[good(18, 13.0)]).unwrap();
+        assert_eq!(
+            production(&f, m),
+            [
+                (2, Some(first), 5, 0, 30.0),
+                (3, Some(first), 3, 1, 30.0),
+                (6, Some(second), 2, 0, 30.0),
+                (7, Some(second), 4, 0, 30.0),
+                (18, None, 3, 0, 20.0),
+            ]
+        );
     }
 }
 

@@ -94,6 +94,10 @@ pub struct Order {
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: Timestamp,
+    /// When its last operation finished; `null` until the order is done.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub finished_at: Option<Timestamp>,
 }
 
 /// An order to create. Its operations are derived from the variant's routing by the store.
@@ -222,6 +226,10 @@ pub struct Operation {
     pub good: u32,
     /// Units reported scrap.
     pub scrap: u32,
+    /// When it was reported finished; `null` until it is done.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub finished_at: Option<Timestamp>,
 }
 
 impl Operation {

@@ -262,7 +262,7 @@ impl Store {
                  WHERE operations.status = 'running' ORDER BY operations.order_id, operations.seq"
             ))?;
             let rows = statement
-                .query_map([], |row| Ok((operation_row(row)?, row.get::<_, u32>(11)?)))?
+                .query_map([], |row| Ok((operation_row(row)?, row.get::<_, u32>(OPERATION_COLUMNS)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter().map(|(operation, quantity)| Ok((operation?, quantity))).collect()
         })
@@ -284,7 +284,7 @@ impl Store {
                  WHERE operations.status IN ('planned', 'released') ORDER BY operations.order_id"
             ))?;
             let rows = statement
-                .query_map([limit], |row| Ok((operation_row(row)?, row.get::<_, u32>(11)?)))?
+                .query_map([limit], |row| Ok((operation_row(row)?, row.get::<_, u32>(OPERATION_COLUMNS)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut ready = Vec::with_capacity(rows.len());
             for (operation, quantity) in rows {
@@ -381,12 +381,13 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         status: OrderStatus::Planned,
         material_ready: new.material_ready.map(|t| from_ms(to_ms(t))).transpose()?,
         created_at: from_ms(to_ms(now))?,
+        finished_at: None,
     })
 }
 
 const ORDER_SELECT: &str =
-    "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms, material_ready_ms
-     FROM orders";
+    "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms, material_ready_ms,
+     finished_ms FROM orders";
 
 fn read_order(conn: &Connection, id: OrderId) -> Result<Order> {
     conn.prepare_cached(&format!("{ORDER_SELECT} WHERE id = ?1"))?
@@ -404,9 +405,9 @@ fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {
         (Ok(due), Ok(created)) => (due, created),
         (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
     };
-    let material_ready = match row.get::<_, Option<i64>>(9)?.map(from_ms).transpose() {
-        Ok(ready) => ready,
-        Err(e) => return Ok(Err(e)),
+    let (material_ready, finished_at) = match (optional_time(row, 9)?, optional_time(row, 10)?) {
+        (Ok(ready), Ok(finished)) => (ready, finished),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
     };
     Ok(Ok(Order {
         id: OrderId(row.get(0)?),
@@ -419,17 +420,30 @@ fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {
         status,
         material_ready,
         created_at,
+        finished_at,
     }))
 }
 
+/// Column `index` of `row` as an optional time.
+fn optional_time(row: &Row<'_>, index: usize) -> rusqlite::Result<Result<Option<Timestamp>>> {
+    Ok(row.get::<_, Option<i64>>(index)?.map(from_ms).transpose())
+}
+
+/// How many columns [`OPERATION_SELECT`] reads: a query that adds one reads it at this index.
+const OPERATION_COLUMNS: usize = 12;
+
 const OPERATION_SELECT: &str =
     "SELECT id, order_id, seq, name, setup_seconds, unit_seconds, setup_family, status,
-    machine_id, good, scrap FROM operations";
+    machine_id, good, scrap, finished_ms FROM operations";
 
 fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
     let status: String = row.get(7)?;
     let Some(status) = OrderStatus::parse(&status) else {
         return Ok(Err(StoreError::Corrupt(format!("unknown operation status {status:?}"))));
+    };
+    let finished_at = match optional_time(row, 11)? {
+        Ok(finished) => finished,
+        Err(e) => return Ok(Err(e)),
     };
     Ok(Ok(Operation {
         id: OperationId(row.get(0)?),
@@ -444,6 +458,7 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
         machine_id: row.get::<_, Option<i64>>(8)?.map(MachineId),
         good: row.get(9)?,
         scrap: row.get(10)?,
+        finished_at,
     }))
 }
 
@@ -528,16 +543,19 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {
             count(good, scrap, ideal_unit_ms)?;
             crate::telemetry::await_confirmation(tx, event.machine, event.at, good, scrap)?;
-            tx.prepare_cached("UPDATE operations SET status = 'done' WHERE id = ?1")?
-                .execute([event.operation.0])?;
+            tx.prepare_cached("UPDATE operations SET status = 'done', finished_ms = ?2 WHERE id = ?1")?
+                .execute(params![event.operation.0, to_ms(event.at)])?;
             let open = tx
                 .prepare_cached(
                     "SELECT 1 FROM operations WHERE order_id = ?1 AND status NOT IN ('done', 'cancelled')",
                 )?
                 .exists([order])?;
-            let next = if open { "running" } else { "done" };
-            tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1 AND status IN ('planned', 'released', 'running')")?
-                .execute(params![order, next])?;
+            let (next, finished) = if open { ("running", None) } else { ("done", Some(to_ms(event.at))) };
+            tx.prepare_cached(
+                "UPDATE orders SET status = ?2, finished_ms = ?3
+                 WHERE id = ?1 AND status IN ('planned', 'released', 'running')",
+            )?
+            .execute(params![order, next, finished])?;
         }
     }
     Ok(())

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_running_operations.sql"),
     include_str!("migrations/0011_plan_triggers.sql"),
     include_str!("migrations/0012_unconfirmed_counts.sql"),
+    include_str!("migrations/0013_finish_times.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 12);
+    assert_eq!(store.schema_version().unwrap(), 13);
 }
 
 #[test]
@@ -542,6 +542,9 @@ mod operation_event_tests {
         f.store.write_batch(&[], &[], &[], &[event(30, finished(1, 0))]).unwrap();
         let done = &f.store.operations(order.id).unwrap()[0];
         assert_eq!((done.status, done.good, done.scrap), (OrderStatus::Done, 4, 1));
+        assert_eq!(done.finished_at, Some(at(30)));
+        // The order is done, and finished, only with its last operation.
+        assert_eq!(f.store.order(order.id).unwrap().finished_at, None);
         let production: Vec<(i64, u32, u32)> = f
             .store
             .production(f.machines[1], 0, i64::MAX)
@@ -561,6 +564,13 @@ mod operation_event_tests {
         assert_eq!(production.len(), 4, "{production:?}");
         assert_eq!(f.store.operations(order.id).unwrap()[1].good, 3);
         assert_eq!(f.store.operations(order.id).unwrap()[0].good, 4);
+        let order = f.store.order(order.id).unwrap();
+        assert_eq!((order.status, order.finished_at), (OrderStatus::Done, Some(at(50))));
+        assert_eq!(
+            f.store.operations(order.id).unwrap()[0].finished_at,
+            Some(at(30)),
+            "a late report changes nothing"
+        );
     }
 }
 

@@ -456,6 +456,72 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
 }
 
 #[tokio::test]
+async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
+    let h = harness();
+    let (machine, order, _) = h.busy_factory().await;
+    let detail = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    let due: model::Timestamp = model::Timestamp::parse(
+        detail["due"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    // Every operation finishes; the last one two hours after the order was due, although the
+    // active plan still holds the order with an ETA in time.
+    let operations = detail["operations"].as_array().unwrap();
+    let events: Vec<store::OperationEvent> = operations
+        .iter()
+        .enumerate()
+        .map(|(index, operation)| store::OperationEvent {
+            operation: model::OperationId(operation["id"].as_i64().unwrap()),
+            machine: model::MachineId(machine),
+            at: due + time::Duration::hours(2)
+                - time::Duration::minutes((operations.len() - 1 - index) as i64),
+            kind: store::OperationEventKind::Finished { good: 1, scrap: 0, ideal_unit_ms: None },
+        })
+        .collect();
+    h.store.write_batch(&[], &[], &[], &events).unwrap();
+    let finished = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    assert_eq!(finished["status"], "done");
+    let at = finished["finished_at"].as_str().unwrap();
+    assert_eq!(
+        model::Timestamp::parse(at, &time::format_description::well_known::Rfc3339).unwrap(),
+        due + time::Duration::hours(2)
+    );
+    let last = &finished["operations"][operations.len() - 1];
+    assert_eq!(last["finished_at"], finished["finished_at"]);
+
+    let page = h.page(&format!("/orders/{order}"), ADMIN, "en").await.text;
+    assert!(page.contains("<dt>Finished</dt>"), "{page}");
+    assert!(!page.contains("<dt>ETA</dt>"), "{page}");
+    assert!(page.contains("▲ Late by 2 h"), "{page}");
+    let list = h.page("/orders?status=done", ADMIN, "en").await.text;
+    let row = &list[list.find(&format!("data-order-id=\"{order}\"")).expect("the order's row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("(actual)") && row.contains("▲ Late by 2 h"), "{row}");
+    let page = h.page(&format!("/orders/{order}"), ADMIN, "zh-HK").await.text;
+    assert!(page.contains("<dt>完成時間</dt>"), "{page}");
+}
+
+#[tokio::test]
+async fn a_cancelled_order_is_no_longer_at_risk() {
+    let h = harness();
+    let mut order = valid_order();
+    order["number"] = json!("SO-T-LATE");
+    order["due"] = json!("2026-11-24T09:01:00+08:00");
+    let id = h.post_json("/api/v1/orders", ADMIN, &order).await.json["id"].as_i64().unwrap();
+    h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(ADMIN), None).await;
+    publish_a_plan(&h).await;
+    let at_risk = |page: String| {
+        let risk = &page[page.find("id=\"risk-heading\"").expect("the risk panel")..];
+        risk.contains("SO-T-LATE")
+    };
+    assert!(at_risk(h.page("/", ADMIN, "en").await.text), "late in the active plan");
+    let cancelled = h.send("POST", &format!("/api/v1/orders/{id}/cancel"), Some(ADMIN), None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    assert!(!at_risk(h.page("/", ADMIN, "en").await.text), "the plan still holds it, but it is cancelled");
+}
+
+#[tokio::test]
 async fn hidden_buttons_are_forbidden_behind() {
     let h = harness();
     let (machine, order, draft) = h.busy_factory().await;

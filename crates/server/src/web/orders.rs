@@ -45,6 +45,7 @@ pub(crate) struct Text {
     pub(crate) name: &'static str,
     pub(crate) planned: &'static str,
     pub(crate) actual: &'static str,
+    pub(crate) finished: &'static str,
     pub(crate) setup_from: &'static str,
     pub(crate) planned_start: &'static str,
     pub(crate) planned_end: &'static str,
@@ -91,9 +92,10 @@ pub(crate) const EN: Text = Text {
     name: "Name",
     planned: "planned",
     actual: "actual",
+    finished: "Finished",
     setup_from: "Setup from",
     planned_start: "Planned start",
-    planned_end: "Planned end",
+    planned_end: "End (planned or actual)",
     parts: "parts",
     release: "Release to production",
     release_hint: "Releasing lets operators start the order's operations.",
@@ -136,9 +138,10 @@ pub(crate) const ZH: Text = Text {
     name: "名稱",
     planned: "計劃",
     actual: "實際",
+    finished: "完成時間",
     setup_from: "換線開始",
     planned_start: "計劃開始",
-    planned_end: "計劃完成",
+    planned_end: "完成（計劃或實際）",
     parts: "批",
     release: "下達生產",
     release_hint: "下達後，操作員便可開始此訂單的工序。",
@@ -303,6 +306,7 @@ impl Variants<'_> {
 pub(crate) struct Row {
     order: Order,
     product: String,
+    /// When the order finished, once done; otherwise its ETA in the active plan.
     eta: Option<Timestamp>,
 }
 
@@ -329,7 +333,7 @@ pub(crate) fn gather_list(
     let mut rows = Vec::with_capacity(page.items.len());
     for order in page.items {
         let product = variants.name(order.variant_id)?;
-        let eta = ends.get(&order.id).copied();
+        let eta = end_of(&order, ends.get(&order.id).copied());
         rows.push(Row { order, product, eta });
     }
     Ok(Listing { rows, next_cursor: page.next_cursor, has_plan: plan.is_some() })
@@ -397,6 +401,28 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
 
 fn status_badge(t: &super::Text, status: OrderStatus) -> Markup {
     html! { span.badge.{"status-" (status.as_str())} { (t.order_status(status)) } }
+}
+
+/// When `order` ends: when it finished, once it is done, otherwise `planned` (its ETA in the active
+/// plan). A plan made before the last operation finished still holds it, and would show an ETA
+/// that is past, or yet to come, for an order already delivered.
+fn end_of(order: &Order, planned: Option<Timestamp>) -> Option<Timestamp> {
+    match order.status {
+        OrderStatus::Done => order.finished_at,
+        _ => planned,
+    }
+}
+
+/// The ETA cell of the list: the time, marked as actual once the order is done.
+fn eta_cell(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
+    let t = ctx.t;
+    match eta {
+        Some(eta) if order.status == OrderStatus::Done => html! {
+            (ctx.short_time(eta)) " " span.muted title=(t.orders_page.finished) { "(" (t.orders_page.actual) ")" }
+        },
+        Some(eta) => html! { (ctx.short_time(eta)) },
+        None => html! { span.muted { (t.none) } },
+    }
 }
 
 /// The lateness cell: late by how much, or on time.
@@ -499,7 +525,7 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
                                 td.num { (order.quantity) }
                                 td.nw { (ctx.short_time(order.due)) }
                                 td { (status_badge(t, order.status)) }
-                                td.nw { @match row.eta { Some(eta) => { (ctx.short_time(eta)) } None => { span.muted { (t.none) } } } }
+                                td.nw { (eta_cell(ctx, order, row.eta)) }
                                 td.nw { (lateness(ctx, order.due, row.eta)) }
                                 td.num.muted.carbon title=(o.carbon_pending) { (t.none) }
                             }
@@ -599,7 +625,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
     let t = ctx.t;
     let o = t.orders_page;
     let order = &view.order;
-    let eta = view.planned.values().map(|p| p.end).max();
+    let eta = end_of(order, view.planned.values().map(|p| p.end).max());
     let code = |id: &MachineId| view.machines.get(id).map_or("?", String::as_str);
     let may_plan = ctx.may(Need::Plan);
     html! {
@@ -630,12 +656,17 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                 dt { (o.material_ready) }
                 dd { @match order.material_ready { Some(at) => { (ctx.time(at)) } None => { (o.material_on_hand) } } }
                 dt { (o.entered) } dd { (ctx.time(order.created_at)) }
-                dt { (t.eta) }
-                dd {
-                    @match (view.plan, eta) {
-                        (None, _) => { span.muted { (o.no_active_plan) } }
-                        (Some(_), None) => { span.muted { (o.not_in_plan) } }
-                        (Some(_), Some(eta)) => { (ctx.time(eta)) }
+                @if order.status == OrderStatus::Done {
+                    dt { (o.finished) }
+                    dd { @match eta { Some(at) => { (ctx.time(at)) } None => { span.muted { (t.none) } } } }
+                } @else {
+                    dt { (t.eta) }
+                    dd {
+                        @match (view.plan, eta) {
+                            (None, _) => { span.muted { (o.no_active_plan) } }
+                            (Some(_), None) => { span.muted { (o.not_in_plan) } }
+                            (Some(_), Some(eta)) => { (ctx.time(eta)) }
+                        }
                     }
                 }
                 dt { (t.lateness) } dd { (lateness(ctx, order.due, eta)) }
@@ -681,7 +712,13 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                                         @if planned.parts > 1 { " " span.muted { "(" (planned.parts) " " (o.parts) ")" } }
                                     }
                                 }
-                                None => { td.muted { (t.none) } td.muted { (t.none) } td.muted { (t.none) } }
+                                None => {
+                                    td.muted { (t.none) } td.muted { (t.none) }
+                                    @match operation.finished_at {
+                                        Some(at) => { td { (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" } } }
+                                        None => { td.muted { (t.none) } }
+                                    }
+                                }
                             }
                             td.num { (operation.good) }
                             td.num { (operation.scrap) }

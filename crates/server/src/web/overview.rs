@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use maud::{Markup, html};
-use model::{Kpis, Machine, MachineId, MachineState};
+use model::{Kpis, Machine, MachineId, MachineState, OrderStatus};
 use store::{AlarmFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, layout, percent, state_class};
@@ -107,7 +107,19 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
     let (late, behind) = match store.active_plan()? {
         Some(plan) => {
             let operations = store.plan_operations(plan.id, None)?;
-            let mut late: Vec<Eta> = etas(store, &operations)?.into_iter().filter(|e| e.late).collect();
+            let mut late: Vec<Eta> = Vec::new();
+            // A plan made before an order finished or was cancelled still holds it: such an
+            // order is no longer at risk, whatever that plan expected.
+            for eta in etas(store, &operations)? {
+                if eta.late
+                    && !matches!(
+                        store.order(eta.order_id)?.status,
+                        OrderStatus::Done | OrderStatus::Cancelled
+                    )
+                {
+                    late.push(eta);
+                }
+            }
             late.sort_by_key(|e| std::cmp::Reverse(e.eta - e.due));
             let parts = progress::with_statuses(store, plan.id, &operations)?;
             (Some(late), Some(progress::behind_lots(&parts, now, super::plan::BEHIND_GRACE).len()))

@@ -206,9 +206,19 @@ pub fn site_factory(
         };
         resumed.push((index, job));
     }
+    // A meter reads on from its last stored value, not from a new random one.
+    let mut meters = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        if let Some(kwh) = store.last_value(spec.id, sim::ENERGY_METRIC)? {
+            meters.push((index, kwh));
+        }
+    }
     let mut factory = Factory::new(specs, config, now);
     for (index, job) in resumed {
         factory.resume(index, job);
+    }
+    for (index, kwh) in meters {
+        factory.set_energy_meter(index, kwh);
     }
     Ok(Some(factory))
 }

@@ -2252,6 +2252,20 @@ async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
     h.store.write_batch(&[], &[], &[], &[event(finished)]).unwrap();
     let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
     assert!(!factory.knows(operation));
+    // Its energy meter reads on from the last value stored, not from a new one.
+    let meter = |factory: &sim::Factory| {
+        factory.machines().iter().find(|m| m.id() == machine).unwrap().energy_meter()
+    };
+    let fresh = meter(&factory);
+    let reading = |minutes, value| model::Reading {
+        machine,
+        metric: sim::ENERGY_METRIC.into(),
+        at: NOW + time::Duration::minutes(minutes),
+        value,
+    };
+    h.store.write_readings(&[reading(1, fresh + 812.5), reading(0, fresh + 700.0)]).unwrap();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    assert_eq!(meter(&factory), fresh + 812.5);
 }
 
 #[tokio::test]

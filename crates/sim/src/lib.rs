@@ -22,6 +22,9 @@ pub use machine::{Job, SimMachine};
 /// minutes, so OEE follows a lot while it runs (a real machine's counter may report every unit).
 pub const COUNT_REPORT_SECONDS: f64 = 300.0;
 
+/// The metric of every machine's cumulative energy meter, in kWh.
+pub const ENERGY_METRIC: &str = "energy_kwh";
+
 /// Settings of the simulated factory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
@@ -159,6 +162,14 @@ impl Factory {
     pub fn resume(&mut self, index: usize, job: Job) {
         if let Some(machine) = self.machines.get_mut(index) {
             machine.resumed.push_back(job);
+        }
+    }
+
+    /// Sets the energy meter of machine `index` to `kwh` (at least 0), e.g. to the last reading
+    /// stored before the simulator restarted: a meter counts on from where it stood.
+    pub fn set_energy_meter(&mut self, index: usize, kwh: f64) {
+        if let Some(machine) = self.machines.get_mut(index) {
+            machine.set_energy_meter(kwh);
         }
     }
 

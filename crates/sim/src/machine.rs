@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use model::random::SplitMix;
-use model::{MachineKind, MachineState, OperationId, Timestamp};
+use model::{MachineId, MachineKind, MachineState, OperationId, Timestamp};
 
 use crate::{MachineSpec, Output, SimConfig};
 
@@ -116,6 +116,24 @@ impl SimMachine {
     /// Why the machine is in its current state, when it says.
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
+    }
+
+    /// Which machine it simulates.
+    pub fn id(&self) -> MachineId {
+        self.spec.id
+    }
+
+    /// What its energy meter reads, in kWh.
+    pub fn energy_meter(&self) -> f64 {
+        self.energy_kwh
+    }
+
+    /// Sets its energy meter (see [`crate::Factory::set_energy_meter`]); a value that is not
+    /// finite is ignored.
+    pub(crate) fn set_energy_meter(&mut self, kwh: f64) {
+        if kwh.is_finite() {
+            self.energy_kwh = kwh.max(0.0);
+        }
     }
 
     /// Remaining bearing life, 1 (new) to 0 (fails).
@@ -357,7 +375,7 @@ impl SimMachine {
         };
         let power = self.power_kw();
         reading("power_kw", (power * random.between(0.95, 1.05)).max(0.0));
-        reading("energy_kwh", self.energy_kwh);
+        reading(crate::ENERGY_METRIC, self.energy_kwh);
         reading("temperature_c", self.temperature + random.between(-0.3, 0.3));
         if matches!(
             self.spec.kind,

@@ -238,6 +238,19 @@ impl Store {
         })
     }
 
+    /// The value of a machine's newest raw reading of `metric`, if it has one.
+    pub fn last_value(&self, machine: MachineId, metric: &str) -> Result<Option<f64>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT r.value FROM readings r JOIN series s ON s.id = r.series_id
+                     WHERE s.machine_id = ?1 AND s.metric = ?2 ORDER BY r.ts_ms DESC LIMIT 1",
+                )?
+                .query_row(params![machine.0, metric], |row| row.get(0))
+                .optional()?)
+        })
+    }
+
     /// Readings of one series in `[from_ms, to_ms)`: raw when `step_ms` is `None` (at most
     /// `limit` points), otherwise aggregated per step (from the roll-ups when the step is a whole
     /// number of minutes, so long ranges stay fast and survive raw-data retention).

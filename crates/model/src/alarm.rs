@@ -377,7 +377,8 @@ pub enum AlarmStatus {
     Active,
     /// Someone has seen it; the condition still holds.
     Acknowledged,
-    /// The condition no longer holds.
+    /// The condition no longer holds. Nobody may have acknowledged it yet
+    /// ([`Alarm::needs_acknowledgement`]).
     Cleared,
 }
 
@@ -430,4 +431,13 @@ pub struct Alarm {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     pub cleared_at: Option<Timestamp>,
+}
+
+impl Alarm {
+    /// Whether someone still has to acknowledge it: it is active, or it cleared before anyone
+    /// did. A hazard that came and went by itself (a gas leak of a minute at night) stays in the
+    /// open alarms until someone has seen it, as alarm management practice (ISA-18.2) has it.
+    pub fn needs_acknowledgement(&self) -> bool {
+        self.acknowledged_at.is_none() && self.status != AlarmStatus::Acknowledged
+    }
 }

@@ -539,6 +539,16 @@ async fn switch_language(Query(query): Query<LangQuery>) -> Response {
     response
 }
 
+/// An alarm's status as shown: a cleared alarm nobody acknowledged says so.
+pub(crate) fn alarm_status(t: &Text, alarm: &model::alarm::Alarm) -> Markup {
+    html! {
+        (t.alarm_status(alarm.status))
+        @if alarm.status == model::alarm::AlarmStatus::Cleared && alarm.needs_acknowledgement() {
+            " · " strong.late-text { (t.not_acknowledged) }
+        }
+    }
+}
+
 /// The CSS class of a machine state, `state-running` and so on.
 pub(crate) fn state_class(state: model::MachineState) -> String {
     format!("state-{}", state.as_str().replace('_', "-"))

@@ -13,7 +13,7 @@ use crate::{
 pub struct AlarmFilter {
     /// Only alarms in this status.
     pub status: Option<AlarmStatus>,
-    /// Only alarms that are not cleared (active or acknowledged).
+    /// Only open alarms: not cleared, or cleared before anyone acknowledged them.
     pub open: bool,
     /// Only alarms of this machine.
     pub machine: Option<MachineId>,
@@ -141,18 +141,23 @@ impl Store {
         })
     }
 
-    /// Records that `by` has seen an active alarm.
+    /// Records that `by` has seen an alarm that needs it (`Alarm::needs_acknowledgement`): an
+    /// active one becomes `acknowledged`, a cleared one stays `cleared`.
     pub fn acknowledge_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Alarm> {
         self.write(|tx| {
             let alarm = read_alarm(tx, id)?;
-            if alarm.status != AlarmStatus::Active {
+            if !alarm.needs_acknowledgement() {
                 return Err(StoreError::Conflict {
                     field: Some("status".into()),
-                    message: format!("only active alarms can be acknowledged; this one is {}", alarm.status.as_str()),
+                    message: format!(
+                        "the alarm was already acknowledged by {}",
+                        alarm.acknowledged_by.as_deref().unwrap_or("someone")
+                    ),
                 });
             }
             tx.execute(
-                "UPDATE alarms SET status = 'acknowledged', acknowledged_by = ?2, acknowledged_ms = ?3 WHERE id = ?1",
+                "UPDATE alarms SET status = CASE status WHEN 'active' THEN 'acknowledged' ELSE status END,
+                 acknowledged_by = ?2, acknowledged_ms = ?3 WHERE id = ?1",
                 params![id, by, to_ms(at)],
             )?;
             read_alarm(tx, id)
@@ -170,7 +175,8 @@ impl Store {
             let rows = conn
                 .prepare_cached(&format!(
                     "{ALARM_SELECT} WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR status = ?2)
-                     AND (?3 = 0 OR status != 'cleared') AND (?4 IS NULL OR machine_id = ?4)
+                     AND (?3 = 0 OR status != 'cleared' OR acknowledged_ms IS NULL)
+                     AND (?4 IS NULL OR machine_id = ?4)
                      ORDER BY id DESC LIMIT ?5"
                 ))?
                 .query_map(

@@ -470,10 +470,23 @@ mod alarm_tests {
         assert!(f.store.clear_alarm(rule.id, m, NOW).unwrap().is_none());
         let open = AlarmFilter { open: true, ..AlarmFilter::default() };
         assert!(f.store.alarms(&open, all()).unwrap().items.is_empty());
+        // An alarm that clears before anyone acknowledged it stays open until someone does, and
+        // stays cleared when they do.
+        let brief = f.store.raise_alarm(rule.id, m, NOW, Some(90.0), "hot again").unwrap();
+        let gone = f.store.clear_alarm(rule.id, m, NOW + time::Duration::minutes(1)).unwrap().unwrap();
+        assert!(gone.needs_acknowledgement());
+        assert!(f.store.open_alarm_keys().unwrap().is_empty(), "the engine may raise it again");
+        let listed = f.store.alarms(&open, all()).unwrap().items;
+        assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [brief.id]);
+        let seen = f.store.acknowledge_alarm(brief.id, "mei", NOW + time::Duration::minutes(5)).unwrap();
+        assert_eq!((seen.status, seen.acknowledged_by.as_deref()), (AlarmStatus::Cleared, Some("mei")));
+        assert!(!seen.needs_acknowledgement());
+        assert!(matches!(f.store.acknowledge_alarm(brief.id, "li", NOW), Err(StoreError::Conflict { .. })));
+        assert!(f.store.alarms(&open, all()).unwrap().items.is_empty());
         f.store.delete_alarm_rule(rule.id).unwrap();
         let history = f.store.alarms(&AlarmFilter::default(), all()).unwrap().items;
-        assert_eq!(history.len(), 1);
-        assert_eq!(history[0].rule_id, None);
+        assert_eq!(history.len(), 2);
+        assert!(history.iter().all(|alarm| alarm.rule_id.is_none()));
     }
 }
 

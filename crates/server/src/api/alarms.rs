@@ -74,7 +74,7 @@ pub(crate) struct AlarmsQuery {
     limit: Option<u32>,
     cursor: Option<String>,
     status: Option<AlarmStatus>,
-    /// Only alarms not yet cleared.
+    /// Only open alarms: not cleared, or cleared before anyone acknowledged them.
     open: Option<bool>,
     machine: Option<i64>,
 }

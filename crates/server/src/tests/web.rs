@@ -522,6 +522,41 @@ async fn a_cancelled_order_is_no_longer_at_risk() {
 }
 
 #[tokio::test]
+async fn an_alarm_that_cleared_unseen_stays_open_until_acknowledged() {
+    let h = harness();
+    let rule = h.store.alarm_rules().unwrap()[0].id;
+    let machine = model::MachineId(1);
+    let alarm = h.store.raise_alarm(rule, machine, NOW, Some(120.0), "Gas leak at night").unwrap();
+    h.store.clear_alarm(rule, machine, NOW + time::Duration::minutes(1)).unwrap();
+    let action = format!("data-action=\"POST /api/v1/alarms/{}/acknowledge\"", alarm.id);
+    for path in ["/", "/alarms"] {
+        let page = h.page(path, ADMIN, "en").await.text;
+        assert!(page.contains("Gas leak at night") && page.contains(&action), "{path}: {page}");
+        assert!(
+            page.contains("Cleared · <strong class=\"late-text\">not acknowledged</strong>"),
+            "{path}: {page}"
+        );
+    }
+    let page = h.page("/alarms", ADMIN, "zh-HK").await.text;
+    assert!(page.contains("已解除 · <strong class=\"late-text\">未確認</strong>"), "{page}");
+    let operator = token_for(Role::Operator);
+    let acked =
+        h.send("POST", &format!("/api/v1/alarms/{}/acknowledge", alarm.id), Some(&operator), None).await;
+    assert_eq!(acked.status, StatusCode::OK, "{}", acked.text);
+    assert_eq!(
+        (&acked.json["status"], &acked.json["acknowledged_by"]),
+        (&json!("cleared"), &json!("operator"))
+    );
+    let again =
+        h.send("POST", &format!("/api/v1/alarms/{}/acknowledge", alarm.id), Some(&operator), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    let page = h.page("/", ADMIN, "en").await.text;
+    assert!(!page.contains("Gas leak at night") && page.contains("No open alarms."), "{page}");
+    let open = h.get("/api/v1/alarms?open=true").await.json;
+    assert_eq!(open["items"], json!([]));
+}
+
+#[tokio::test]
 async fn hidden_buttons_are_forbidden_behind() {
     let h = harness();
     let (machine, order, draft) = h.busy_factory().await;

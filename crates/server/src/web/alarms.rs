@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 use model::MachineId;
-use model::alarm::{AlarmRule, AlarmStatus, Condition, Severity};
+use model::alarm::{AlarmRule, Condition, Severity};
 use serde::Deserialize;
 use store::{AlarmFilter, PageRequest};
 
-use super::{Ctx, Nav, OrPage, PageResult, encode, layout};
+use super::{Ctx, Nav, OrPage, PageResult, alarm_status, encode, layout};
 use crate::AppState;
 use crate::auth::Need;
 use crate::extract::page_request;
@@ -45,7 +45,7 @@ pub(crate) struct Text {
 pub(crate) const EN: Text = Text {
     title: "Alarms",
     show: "Show",
-    open_only: "Open (active or acknowledged)",
+    open_only: "Open (not cleared, or not acknowledged)",
     all: "All, newest first",
     all_machines: "All machines",
     none_found: "No alarms match.",
@@ -70,7 +70,7 @@ pub(crate) const EN: Text = Text {
 pub(crate) const ZH: Text = Text {
     title: "警報",
     show: "顯示",
-    open_only: "未解除（未處理或已確認）",
+    open_only: "未完結（未解除或未確認）",
     all: "全部，最新在前",
     all_machines: "所有機器",
     none_found: "沒有符合的警報。",
@@ -182,7 +182,7 @@ pub(crate) async fn page(
                                 td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
                                 td { (alarm.message) }
                                 td.num { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
-                                td { (t.alarm_status(alarm.status)) }
+                                td { (alarm_status(t, alarm)) }
                                 td { (ctx.time(alarm.raised_at)) }
                                 td {
                                     @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
@@ -191,7 +191,7 @@ pub(crate) async fn page(
                                 }
                                 td { @if let Some(at) = alarm.cleared_at { (ctx.short_time(at)) } }
                                 td {
-                                    @if alarm.status == AlarmStatus::Active && may_ack {
+                                    @if alarm.needs_acknowledgement() && may_ack {
                                         button.primary data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
                                             data-testid="acknowledge" { (t.acknowledge) }
                                     }

@@ -3,13 +3,13 @@
 
 use axum::extract::{Path, RawQuery, State};
 use maud::{Markup, html};
-use model::alarm::{Alarm, AlarmStatus};
+use model::alarm::Alarm;
 use model::oee::{StateSpan, unix_ms};
 use model::{Kpis, Machine, MachineId, MachineKind, MachineState, Timestamp};
 use store::{AlarmFilter, PageRequest, SeriesPoint};
 
 use super::svg::{self, BandPoint, HBar, Span, TimeChart, Timeline};
-use super::{Ctx, Nav, OrPage, PageResult, layout, percent, state_class};
+use super::{Ctx, Nav, OrPage, PageResult, alarm_status, layout, percent, state_class};
 use crate::AppState;
 use crate::api::telemetry::machine_kpis;
 use crate::auth::Need;
@@ -723,7 +723,7 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                                 td { (alarm.message) }
                                 td { (ctx.short_time(alarm.raised_at)) }
                                 td {
-                                    (t.alarm_status(alarm.status))
+                                    (alarm_status(t, alarm))
                                     @if let Some(by) = &alarm.acknowledged_by {
                                         span.muted { " · " (by) }
                                     }
@@ -732,7 +732,7 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                                     }
                                 }
                                 td {
-                                    @if alarm.status == AlarmStatus::Active && ctx.may(Need::Report) {
+                                    @if alarm.needs_acknowledgement() && ctx.may(Need::Report) {
                                         button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
                                             data-then="none" {
                                             (t.acknowledge)

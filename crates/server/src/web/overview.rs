@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use model::{Kpis, Machine, MachineId, MachineState, OrderStatus};
 use store::{AlarmFilter, PageRequest};
 
-use super::{Ctx, Nav, OrPage, PageResult, layout, percent, state_class};
+use super::{Ctx, Nav, OrPage, PageResult, alarm_status, layout, percent, state_class};
 use crate::AppState;
 use crate::api::plans::{Eta, etas};
 use crate::api::telemetry::machine_kpis;
@@ -38,8 +38,8 @@ pub(crate) const EN: Text = Text {
     oee_today: "OEE today",
     site_oee_today: "Site OEE today",
     running_now: "Running now",
-    active_alarms: "Active alarms",
-    no_alarms: "No active alarms.",
+    active_alarms: "Open alarms",
+    no_alarms: "No open alarms.",
     at_risk: "Orders at risk",
     at_risk_hint: "Orders the active plan finishes after their due date, latest first.",
     none_at_risk: "The active plan finishes every order on time.",
@@ -55,8 +55,8 @@ pub(crate) const ZH: Text = Text {
     oee_today: "今日 OEE",
     site_oee_today: "廠房今日 OEE",
     running_now: "運行中機器",
-    active_alarms: "未解除警報",
-    no_alarms: "沒有未解除的警報。",
+    active_alarms: "未完結警報",
+    no_alarms: "沒有未完結的警報。",
     at_risk: "可能延誤的訂單",
     at_risk_hint: "現行排程預計在交期後才完成的訂單，最遲者在前。",
     none_at_risk: "現行排程可準時完成所有訂單。",
@@ -79,6 +79,8 @@ pub(crate) struct Overview {
     kpis: HashMap<MachineId, Kpis>,
     sites: Vec<(String, Kpis)>,
     alarms: Vec<model::alarm::Alarm>,
+    /// Whether more alarms are open than `alarms` holds.
+    more_alarms: bool,
     late: Option<Vec<Eta>>,
     /// Lots behind the active plan (see `plan::behind`), when a plan is active.
     behind: Option<usize>,
@@ -103,7 +105,8 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
     }
     let kpis = rows.into_iter().map(|row| (row.machine_id, row.kpis)).collect();
     let filter = AlarmFilter { open: true, ..AlarmFilter::default() };
-    let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?.items;
+    let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?;
+    let (alarms, more_alarms) = (alarms.items, alarms.next_cursor.is_some());
     let (late, behind) = match store.active_plan()? {
         Some(plan) => {
             let operations = store.plan_operations(plan.id, None)?;
@@ -126,7 +129,7 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
         }
         None => (None, None),
     };
-    Ok(Overview { machines, states, kpis, sites, alarms, late, behind })
+    Ok(Overview { machines, states, kpis, sites, alarms, more_alarms, late, behind })
 }
 
 /// `GET /`: the overview.
@@ -149,7 +152,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
             }
             div.kpi { span.value { (running) " / " (data.machines.len()) } span.label { (o.running_now) } }
             div.kpi.bad[!data.alarms.is_empty()] {
-                span.value { (data.alarms.len()) } span.label { (o.active_alarms) }
+                span.value { (data.alarms.len()) @if data.more_alarms { "+" } } span.label { (o.active_alarms) }
             }
             div.kpi.bad[data.late.as_ref().is_some_and(|l| !l.is_empty())] {
                 span.value { (data.late.as_ref().map_or(0, Vec::len)) } span.label { (o.at_risk) }
@@ -187,12 +190,17 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                                         td { (alarm.message) }
                                         td { (ctx.short_time(alarm.raised_at)) }
                                         td {
-                                            @if alarm.status == model::alarm::AlarmStatus::Active && ctx.may(Need::Report) {
+                                            @if alarm.needs_acknowledgement() && ctx.may(Need::Report) {
+                                                @if alarm.status == model::alarm::AlarmStatus::Cleared {
+                                                    span.muted { (alarm_status(t, alarm)) } " "
+                                                }
                                                 button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
                                                     (t.acknowledge)
                                                 }
                                             } @else if let Some(by) = &alarm.acknowledged_by {
-                                                span.muted title=(by) { (t.alarm_status(alarm.status)) }
+                                                span.muted title=(by) { (alarm_status(t, alarm)) }
+                                            } @else {
+                                                span.muted { (alarm_status(t, alarm)) }
                                             }
                                         }
                                     }

@@ -175,7 +175,7 @@ impl Store {
             let rows = conn
                 .prepare_cached(&format!(
                     "{ALARM_SELECT} WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR status = ?2)
-                     AND (?3 = 0 OR status != 'cleared' OR acknowledged_ms IS NULL)
+                     AND (?3 = 0 OR {OPEN_ALARM})
                      AND (?4 IS NULL OR machine_id = ?4)
                      ORDER BY id DESC LIMIT ?5"
                 ))?
@@ -191,6 +191,27 @@ impl Store {
                 )?
                 .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
             Ok(page(rows, request.limit, |alarm| alarm.id))
+        })
+    }
+
+    /// The `limit` most urgent open alarms (see [`AlarmFilter::open`]) and how many are open:
+    /// those whose condition still holds before those that cleared unseen, then by severity
+    /// (critical first), then newest first.
+    pub fn most_urgent_alarms(&self, limit: u32) -> Result<(Vec<Alarm>, u64)> {
+        self.read(|conn| {
+            let alarms = conn
+                .prepare_cached(&format!(
+                    "{ALARM_SELECT} WHERE {OPEN_ALARM}
+                     ORDER BY status = 'cleared',
+                         CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, id DESC
+                     LIMIT ?1"
+                ))?
+                .query_map([limit], alarm_row)?
+                .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
+            let open: u64 = conn
+                .prepare_cached(&format!("SELECT count(*) FROM alarms WHERE {OPEN_ALARM}"))?
+                .query_row([], |row| row.get(0))?;
+            Ok((alarms, open))
         })
     }
 
@@ -253,6 +274,9 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
         },
     }))
 }
+
+/// The condition of an open alarm ([`AlarmFilter::open`]).
+const OPEN_ALARM: &str = "(status != 'cleared' OR acknowledged_ms IS NULL)";
 
 const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, value, status, raised_ms,
     acknowledged_by, acknowledged_ms, cleared_ms FROM alarms";

@@ -437,7 +437,37 @@ mod telemetry_tests {
 
 mod alarm_tests {
     use super::*;
-    use model::alarm::{AlarmStatus, Condition, NewAlarmRule, Severity};
+    use model::alarm::{Alarm, AlarmStatus, Condition, NewAlarmRule, Severity};
+
+    #[test]
+    fn the_most_urgent_open_alarms_come_first() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let rule = |name: &str, severity| {
+            let new = NewAlarmRule {
+                name: name.into(),
+                machine_id: None,
+                metric: Some("gas_ppm".into()),
+                condition: Condition::Above { threshold: 50.0 },
+                for_seconds: 0,
+                severity,
+                enabled: true,
+            };
+            f.store.create_alarm_rule(&new).unwrap().id
+        };
+        let (gas, hot, note) =
+            (rule("gas", Severity::Critical), rule("hot", Severity::Warning), rule("note", Severity::Info));
+        let m = f.machines[0];
+        let unseen = f.store.raise_alarm(gas, m, NOW, None, "gas").unwrap();
+        f.store.clear_alarm(gas, m, NOW).unwrap();
+        let info = f.store.raise_alarm(note, m, NOW, None, "note").unwrap();
+        let warning = f.store.raise_alarm(hot, m, NOW, None, "hot").unwrap();
+        let seen = f.store.raise_alarm(gas, f.machines[1], NOW, None, "gas").unwrap();
+        f.store.clear_alarm(gas, f.machines[1], NOW).unwrap();
+        f.store.acknowledge_alarm(seen.id, "mei", NOW).unwrap();
+        let ids = |(alarms, open): (Vec<Alarm>, u64)| (alarms.iter().map(|a| a.id).collect::<Vec<_>>(), open);
+        assert_eq!(ids(f.store.most_urgent_alarms(10).unwrap()), (vec![warning.id, info.id, unseen.id], 3));
+        assert_eq!(ids(f.store.most_urgent_alarms(1).unwrap()), (vec![warning.id], 3));
+    }
 
     #[test]
     fn alarms_move_through_their_life_cycle() {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use maud::{Markup, html};
 use model::{Kpis, Machine, MachineId, MachineState, OrderStatus};
-use store::{AlarmFilter, PageRequest};
+use store::PageRequest;
 
 use super::{Ctx, Nav, OrPage, PageResult, alarm_status, layout, percent, state_class};
 use crate::AppState;
@@ -23,6 +23,7 @@ pub(crate) struct Text {
     pub(crate) running_now: &'static str,
     pub(crate) active_alarms: &'static str,
     pub(crate) no_alarms: &'static str,
+    pub(crate) alarms_hint: &'static str,
     pub(crate) at_risk: &'static str,
     pub(crate) at_risk_hint: &'static str,
     pub(crate) none_at_risk: &'static str,
@@ -40,6 +41,7 @@ pub(crate) const EN: Text = Text {
     running_now: "Running now",
     active_alarms: "Open alarms",
     no_alarms: "No open alarms.",
+    alarms_hint: "Most urgent first: those still holding, then those that cleared unseen.",
     at_risk: "Orders at risk",
     at_risk_hint: "Orders the active plan finishes after their due date, latest first.",
     none_at_risk: "The active plan finishes every order on time.",
@@ -57,6 +59,7 @@ pub(crate) const ZH: Text = Text {
     running_now: "運行中機器",
     active_alarms: "未完結警報",
     no_alarms: "沒有未完結的警報。",
+    alarms_hint: "最緊急者在前：先列仍持續的，再列已解除但未確認的。",
     at_risk: "可能延誤的訂單",
     at_risk_hint: "現行排程預計在交期後才完成的訂單，最遲者在前。",
     none_at_risk: "現行排程可準時完成所有訂單。",
@@ -69,8 +72,8 @@ pub(crate) const ZH: Text = Text {
 
 /// Most late orders listed.
 const AT_RISK_SHOWN: usize = 15;
-/// Most alarms listed.
-const ALARMS_SHOWN: u32 = 20;
+/// Most alarms listed (the most urgent; the count and the alarms page have them all).
+const ALARMS_SHOWN: u32 = 8;
 
 /// What the overview shows, read from the store in one go.
 pub(crate) struct Overview {
@@ -79,8 +82,8 @@ pub(crate) struct Overview {
     kpis: HashMap<MachineId, Kpis>,
     sites: Vec<(String, Kpis)>,
     alarms: Vec<model::alarm::Alarm>,
-    /// Whether more alarms are open than `alarms` holds.
-    more_alarms: bool,
+    /// How many alarms are open; `alarms` holds the most urgent of them.
+    open_alarms: u64,
     late: Option<Vec<Eta>>,
     /// Lots behind the active plan (see `plan::behind`), when a plan is active.
     behind: Option<usize>,
@@ -104,9 +107,7 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
         sites.push((store.site(site)?.name, Kpis::combine(list)));
     }
     let kpis = rows.into_iter().map(|row| (row.machine_id, row.kpis)).collect();
-    let filter = AlarmFilter { open: true, ..AlarmFilter::default() };
-    let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN })?;
-    let (alarms, more_alarms) = (alarms.items, alarms.next_cursor.is_some());
+    let (alarms, open_alarms) = store.most_urgent_alarms(ALARMS_SHOWN)?;
     let (late, behind) = match store.active_plan()? {
         Some(plan) => {
             let operations = store.plan_operations(plan.id, None)?;
@@ -129,7 +130,7 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
         }
         None => (None, None),
     };
-    Ok(Overview { machines, states, kpis, sites, alarms, more_alarms, late, behind })
+    Ok(Overview { machines, states, kpis, sites, alarms, open_alarms, late, behind })
 }
 
 /// `GET /`: the overview.
@@ -152,7 +153,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
             }
             div.kpi { span.value { (running) " / " (data.machines.len()) } span.label { (o.running_now) } }
             div.kpi.bad[!data.alarms.is_empty()] {
-                span.value { (data.alarms.len()) @if data.more_alarms { "+" } } span.label { (o.active_alarms) }
+                span.value { (data.open_alarms) } span.label { (o.active_alarms) }
             }
             div.kpi.bad[data.late.as_ref().is_some_and(|l| !l.is_empty())] {
                 span.value { (data.late.as_ref().map_or(0, Vec::len)) } span.label { (o.at_risk) }
@@ -180,27 +181,34 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                     @if data.alarms.is_empty() {
                         p.muted { (o.no_alarms) }
                     } @else {
-                        table {
-                            thead { tr { th { (t.severity) } th { (t.machine) } th { (t.message) } th { (t.raised_at) } th {} } }
+                        p.muted { (o.alarms_hint) }
+                        // Three columns, so the narrow panel needs no scrolling: who and how
+                        // urgent, what (and whether it cleared), when (and the acknowledgement).
+                        table.alarms-brief {
+                            thead { tr { th { (t.machine) } th { (t.message) } th { (t.raised_at) } } }
                             tbody {
                                 @for alarm in &data.alarms {
                                     tr {
-                                        td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
-                                        td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
-                                        td { (alarm.message) }
-                                        td { (ctx.short_time(alarm.raised_at)) }
                                         td {
+                                            span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) }
+                                            br;
+                                            a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) }
+                                        }
+                                        td {
+                                            (alarm.message)
+                                            @if alarm.status == model::alarm::AlarmStatus::Cleared {
+                                                br; span.muted { (alarm_status(t, alarm)) }
+                                            }
+                                        }
+                                        td.nw {
+                                            (ctx.short_time(alarm.raised_at))
+                                            br;
                                             @if alarm.needs_acknowledgement() && ctx.may(Need::Report) {
-                                                @if alarm.status == model::alarm::AlarmStatus::Cleared {
-                                                    span.muted { (alarm_status(t, alarm)) } " "
-                                                }
                                                 button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
                                                     (t.acknowledge)
                                                 }
-                                            } @else if let Some(by) = &alarm.acknowledged_by {
-                                                span.muted title=(by) { (alarm_status(t, alarm)) }
-                                            } @else {
-                                                span.muted { (alarm_status(t, alarm)) }
+                                            } @else if alarm.status == model::alarm::AlarmStatus::Acknowledged {
+                                                span.muted title=[alarm.acknowledged_by.as_deref()] { (t.alarm_status(alarm.status)) }
                                             }
                                         }
                                     }

@@ -32,6 +32,15 @@ pub struct OrderStats {
     pub by_status: Vec<(OrderStatus, u64)>,
 }
 
+/// How orders that finished in a period kept their due dates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deliveries {
+    /// Orders that finished in the period.
+    pub finished: u64,
+    /// Of those, the ones that finished on or before their due time.
+    pub on_time: u64,
+}
+
 impl Store {
     /// Creates an order and its operations from the variant's routing.
     pub fn create_order(&self, new: &NewOrder, now: Timestamp) -> Result<Order> {
@@ -310,6 +319,19 @@ impl Store {
                 counts.push((status, count));
             }
             Ok(OrderStats { by_status: counts })
+        })
+    }
+
+    /// How the orders that finished at or after `since` kept their due dates.
+    pub fn deliveries(&self, since: Timestamp) -> Result<Deliveries> {
+        self.read(|conn| {
+            let (finished, on_time): (u64, Option<u64>) = conn
+                .prepare_cached(
+                    "SELECT count(*), sum(finished_ms <= due_ms) FROM orders
+                     WHERE status = 'done' AND finished_ms >= ?1",
+                )?
+                .query_row([to_ms(since)], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(Deliveries { finished, on_time: on_time.unwrap_or(0) })
         })
     }
 }

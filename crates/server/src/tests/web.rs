@@ -500,6 +500,14 @@ async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     assert!(row.contains("(actual)") && row.contains("▲ Late by 2 h"), "{row}");
     let page = h.page(&format!("/orders/{order}"), ADMIN, "zh-HK").await.text;
     assert!(page.contains("<dt>完成時間</dt>"), "{page}");
+    // The overview's delivery figure counts it, late.
+    let page = h.page("/", ADMIN, "en").await.text;
+    let kpi = &page[page.find("data-testid=\"on-time-kpi\"").expect("the on-time figure")..];
+    assert!(
+        kpi.starts_with("data-testid=\"on-time-kpi\"><span class=\"value\">0.0 %</span><span class=\"label\">Orders on time, last 30 days · 0 / 1</span>"),
+        "{}",
+        &kpi[..200]
+    );
 }
 
 #[tokio::test]

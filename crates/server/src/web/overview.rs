@@ -32,6 +32,8 @@ pub(crate) struct Text {
     pub(crate) all_alarms: &'static str,
     pub(crate) no_machines: &'static str,
     pub(crate) behind: &'static str,
+    pub(crate) on_time: &'static str,
+    pub(crate) on_time_hint: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -50,6 +52,8 @@ pub(crate) const EN: Text = Text {
     all_alarms: "All alarms",
     no_machines: "No machines are set up yet.",
     behind: "Operations behind the plan",
+    on_time: "Orders on time, last 30 days",
+    on_time_hint: "Orders finished in the last 30 days by their due time, of all finished then",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -68,10 +72,14 @@ pub(crate) const ZH: Text = Text {
     all_alarms: "所有警報",
     no_machines: "尚未設定機器。",
     behind: "落後於排程的工序",
+    on_time: "近 30 日準時完成的訂單",
+    on_time_hint: "近 30 日完成的訂單中，在交期或之前完成的數目",
 };
 
 /// Most late orders listed.
 const AT_RISK_SHOWN: usize = 15;
+/// The period of the on-time delivery figure, in days.
+const DELIVERY_DAYS: i64 = 30;
 /// Most alarms listed (the most urgent; the count and the alarms page have them all).
 const ALARMS_SHOWN: u32 = 8;
 
@@ -84,6 +92,8 @@ pub(crate) struct Overview {
     alarms: Vec<model::alarm::Alarm>,
     /// How many alarms are open; `alarms` holds the most urgent of them.
     open_alarms: u64,
+    /// How the orders finished in the last [`DELIVERY_DAYS`] days kept their due dates.
+    deliveries: store::Deliveries,
     late: Option<Vec<Eta>>,
     /// Lots behind the active plan (see `plan::behind`), when a plan is active.
     behind: Option<usize>,
@@ -130,7 +140,8 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
         }
         None => (None, None),
     };
-    Ok(Overview { machines, states, kpis, sites, alarms, open_alarms, late, behind })
+    let deliveries = store.deliveries(now - time::Duration::days(DELIVERY_DAYS))?;
+    Ok(Overview { machines, states, kpis, sites, alarms, open_alarms, deliveries, late, behind })
 }
 
 /// `GET /`: the overview.
@@ -157,6 +168,13 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
             }
             div.kpi.bad[data.late.as_ref().is_some_and(|l| !l.is_empty())] {
                 span.value { (data.late.as_ref().map_or(0, Vec::len)) } span.label { (o.at_risk) }
+            }
+            @let deliveries = data.deliveries;
+            div.kpi title=(o.on_time_hint) data-testid="on-time-kpi" {
+                span.value {
+                    (percent(t, (deliveries.finished > 0).then(|| deliveries.on_time as f64 / deliveries.finished as f64)))
+                }
+                span.label { (o.on_time) " · " (deliveries.on_time) " / " (deliveries.finished) }
             }
             @if let Some(behind) = data.behind {
                 a.kpi.bad[behind > 0] href="/plan#behind-heading" data-testid="behind-kpi" {

@@ -52,7 +52,7 @@ pub(crate) const EN: Text = Text {
     all_alarms: "All alarms",
     no_machines: "No machines are set up yet.",
     behind: "Operations behind the plan",
-    on_time: "Orders on time, last 30 days",
+    on_time: "On time, 30 days",
     on_time_hint: "Orders finished in the last 30 days by their due time, of all finished then",
 };
 
@@ -72,7 +72,7 @@ pub(crate) const ZH: Text = Text {
     all_alarms: "所有警報",
     no_machines: "尚未設定機器。",
     behind: "落後於排程的工序",
-    on_time: "近 30 日準時完成的訂單",
+    on_time: "準時完成（30 日）",
     on_time_hint: "近 30 日完成的訂單中，在交期或之前完成的數目",
 };
 

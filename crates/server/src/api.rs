@@ -87,6 +87,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/alarms", get(alarms::list_alarms))
         .route("/alarms/{id}/acknowledge", post(alarms::acknowledge))
+        .route("/alarms/acknowledge-cleared", post(alarms::acknowledge_cleared))
         .route("/stream", get(crate::live::stream))
         .route("/materials", get(catalog::list_materials).post(catalog::create_material))
         .route(

@@ -483,7 +483,7 @@ pub(crate) fn build() -> Value {
         let mut parameters = page_parameters();
         for (name, kind, description) in [
             ("status", "string", "Only alarms in this status: active, acknowledged, cleared."),
-            ("open", "boolean", "Only alarms not yet cleared."),
+            ("open", "boolean", "Only open alarms: not cleared, or cleared before anyone acknowledged them."),
             ("machine", "integer", "Only alarms of this machine."),
         ] {
             parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}}));
@@ -500,10 +500,20 @@ pub(crate) fn build() -> Value {
         doc.op(
             "post",
             "/alarms/{id}/acknowledge",
-            "Acknowledge an active alarm (operators and up)",
+            "Acknowledge an alarm that is active, or that cleared before anyone acknowledged it (operators and up)",
             Who::Signed,
             None,
             (200, Some(alarm)),
+        );
+        let request = doc.schema::<crate::api::alarms::AcknowledgeCleared>();
+        let acknowledged = doc.schema::<crate::api::alarms::Acknowledged>();
+        doc.op(
+            "post",
+            "/alarms/acknowledge-cleared",
+            "Acknowledge every alarm that cleared before anyone acknowledged it, of one machine or all (operators and up)",
+            Who::Signed,
+            Some(request),
+            (200, Some(acknowledged)),
         );
         doc.op("get", "/stream", "Server-sent events: machine_state, production, alarm and plan (a plan became active) changes as they happen", Who::Signed, None,
             (200, Some(json!({"type": "string", "description": "text/event-stream; each event's data is a JSON object with a `type` field"}))));

@@ -164,6 +164,34 @@ impl Store {
         })
     }
 
+    /// Records that `by` has seen every alarm that cleared before anyone acknowledged it, of
+    /// `machine` or of all machines; returns them, oldest first.
+    pub fn acknowledge_cleared_alarms(
+        &self,
+        machine: Option<MachineId>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Vec<Alarm>> {
+        self.write(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM alarms WHERE status = 'cleared' AND acknowledged_ms IS NULL
+                     AND (?1 IS NULL OR machine_id = ?1) ORDER BY id",
+                )?
+                .query_map([machine.map(|m| m.0)], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut acknowledge = tx.prepare_cached(
+                "UPDATE alarms SET acknowledged_by = ?2, acknowledged_ms = ?3 WHERE id = ?1",
+            )?;
+            ids.into_iter()
+                .map(|id| {
+                    acknowledge.execute(params![id, by, to_ms(at)])?;
+                    read_alarm(tx, id)
+                })
+                .collect()
+        })
+    }
+
     /// One alarm.
     pub fn alarm(&self, id: i64) -> Result<Alarm> {
         self.read(|conn| read_alarm(conn, id))

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use model::alarm::{Alarm, AlarmRule, AlarmStatus, NewAlarmRule};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use store::AlarmFilter;
 
 use super::{Created, blocking, read, validate};
@@ -93,6 +93,47 @@ pub(crate) async fn list_alarms(
     };
     let store = state.store;
     Ok(Json(read(|| store.alarms(&filter, request))?.into()))
+}
+
+/// What `POST /alarms/acknowledge-cleared` acknowledges.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcknowledgeCleared {
+    /// Only this machine's alarms; every machine's when absent.
+    #[serde(default)]
+    pub(crate) machine_id: Option<i64>,
+}
+
+/// How many alarms `POST /alarms/acknowledge-cleared` acknowledged.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Acknowledged {
+    /// Alarms acknowledged.
+    pub(crate) acknowledged: usize,
+}
+
+/// Acknowledges every alarm that cleared before anyone acknowledged it (of one machine, or all):
+/// after a storm of brief alarms, one by one would be a chore. Alarms still active are left to be
+/// acknowledged one at a time.
+pub(crate) async fn acknowledge_cleared(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(request): JsonBody<AcknowledgeCleared>,
+) -> ApiResult<Json<Acknowledged>> {
+    principal.require(Need::Report)?;
+    let machine = request.machine_id.map(model::MachineId);
+    let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
+    let alarms = blocking(move || {
+        if let Some(machine) = machine {
+            store.machine(machine)?;
+        }
+        store.acknowledge_cleared_alarms(machine, &by, now)
+    })
+    .await?;
+    let acknowledged = alarms.len();
+    for alarm in alarms {
+        state.publish(LiveEvent::Alarm { alarm });
+    }
+    Ok(Json(Acknowledged { acknowledged }))
 }
 
 pub(crate) async fn acknowledge(

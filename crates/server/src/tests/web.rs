@@ -565,6 +565,55 @@ async fn an_alarm_that_cleared_unseen_stays_open_until_acknowledged() {
 }
 
 #[tokio::test]
+async fn cleared_alarms_are_acknowledged_all_at_once_by_machine_or_everywhere() {
+    let h = harness();
+    let rule = h.store.alarm_rules().unwrap()[0].id;
+    let brief = |machine: i64, minutes: i64| {
+        let (machine, at) = (model::MachineId(machine), NOW + time::Duration::minutes(minutes));
+        let alarm = h.store.raise_alarm(rule, machine, at, Some(99.0), "brief").unwrap();
+        h.store.clear_alarm(rule, machine, at + time::Duration::seconds(30)).unwrap();
+        alarm.id
+    };
+    let (first, second, elsewhere) = (brief(1, 0), brief(1, 5), brief(2, 10));
+    let still = h
+        .store
+        .raise_alarm(rule, model::MachineId(1), NOW + time::Duration::minutes(20), None, "still")
+        .unwrap();
+    let page = h.page("/alarms?show=open&machine=1", ADMIN, "en").await.text;
+    assert!(
+        page.contains(r#"data-body="{&quot;machine_id&quot;:1}" data-testid="acknowledge-cleared""#),
+        "{page}"
+    );
+    let path = "/api/v1/alarms/acknowledge-cleared";
+    let viewer = token_for(Role::Viewer);
+    assert_eq!(h.post_json(path, &viewer, &json!({})).await.status, StatusCode::FORBIDDEN);
+    let operator = token_for(Role::Operator);
+    let unknown = h.post_json(path, &operator, &json!({"machine_id": 999})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    let wrong = h.post_json(path, &operator, &json!({"machine": 1})).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    let one = h.post_json(path, &operator, &json!({"machine_id": 1})).await;
+    assert_eq!((one.status, &one.json), (StatusCode::OK, &json!({"acknowledged": 2})), "{}", one.text);
+    let open: Vec<i64> = h.get("/api/v1/alarms?open=true").await.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(open, [still.id, elsewhere], "the active one waits for its own acknowledgement");
+    let by = h.store.alarm(first).unwrap();
+    assert_eq!(
+        (by.status, by.acknowledged_by.as_deref()),
+        (model::alarm::AlarmStatus::Cleared, Some("operator"))
+    );
+    assert!(!h.store.alarm(second).unwrap().needs_acknowledgement());
+    let rest = h.post_json(path, &operator, &json!({})).await;
+    assert_eq!(rest.json, json!({"acknowledged": 1}), "{}", rest.text);
+    let page = h.page("/alarms", ADMIN, "en").await.text;
+    assert!(!page.contains("acknowledge-cleared"), "nothing cleared is left to acknowledge");
+}
+
+#[tokio::test]
 async fn hidden_buttons_are_forbidden_behind() {
     let h = harness();
     let (machine, order, draft) = h.busy_factory().await;

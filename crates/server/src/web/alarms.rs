@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 use model::MachineId;
-use model::alarm::{AlarmRule, Condition, Severity};
+use model::alarm::{AlarmRule, AlarmStatus, Condition, Severity};
 use serde::Deserialize;
 use store::{AlarmFilter, PageRequest};
 
@@ -19,6 +19,8 @@ pub(crate) struct Text {
     pub(crate) title: &'static str,
     pub(crate) show: &'static str,
     pub(crate) open_only: &'static str,
+    pub(crate) acknowledge_cleared: &'static str,
+    pub(crate) acknowledge_cleared_hint: &'static str,
     pub(crate) all: &'static str,
     pub(crate) all_machines: &'static str,
     pub(crate) none_found: &'static str,
@@ -46,6 +48,8 @@ pub(crate) const EN: Text = Text {
     title: "Alarms",
     show: "Show",
     open_only: "Open (not cleared, or not acknowledged)",
+    acknowledge_cleared: "Acknowledge every cleared alarm",
+    acknowledge_cleared_hint: "of the machine chosen, or of all; alarms still active are acknowledged one by one.",
     all: "All, newest first",
     all_machines: "All machines",
     none_found: "No alarms match.",
@@ -71,6 +75,8 @@ pub(crate) const ZH: Text = Text {
     title: "警報",
     show: "顯示",
     open_only: "未完結（未解除或未確認）",
+    acknowledge_cleared: "確認所有已解除的警報",
+    acknowledge_cleared_hint: "限所選機器，未選則為全部；仍持續的警報須逐一確認。",
     all: "全部，最新在前",
     all_machines: "所有機器",
     none_found: "沒有符合的警報。",
@@ -167,6 +173,14 @@ pub(crate) async fn page(
             button type="submit" { (t.filter) }
         }
         section.panel #alarm-list data-live data-refresh-on="alarm" {
+            @if may_ack && page.items.iter().any(|alarm| alarm.status == AlarmStatus::Cleared && alarm.needs_acknowledgement()) {
+                p {
+                    button data-action="POST /api/v1/alarms/acknowledge-cleared"
+                        data-body=(serde_json::json!({ "machine_id": filter.machine.map(|m| m.0) }).to_string())
+                        data-testid="acknowledge-cleared" { (a.acknowledge_cleared) }
+                    " " span.muted { (a.acknowledge_cleared_hint) }
+                }
+            }
             @if page.items.is_empty() {
                 p.muted { (a.none_found) }
             } @else {

@@ -126,6 +126,7 @@ struct ServeArgs {
     #[arg(long, conflicts_with_all = ["mqtt_listen", "mqtt_broker"])]
     no_mqtt: bool,
     /// `demo` only: simulated seconds per real second of the simulated factory [default: 60].
+    /// Only the machines run faster; plans, due dates and ETAs keep the real clock.
     #[arg(long, value_name = "FACTOR")]
     sim_speed: Option<f64>,
     /// `demo` only: do not run the simulated factory.

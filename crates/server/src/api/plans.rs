@@ -48,6 +48,9 @@ pub(crate) struct Eta {
     #[schemars(with = "String")]
     pub(crate) eta: Timestamp,
     pub(crate) late: bool,
+    /// The order's status now, which the plan may no longer match (not in the API).
+    #[serde(skip)]
+    pub(crate) status: OrderStatus,
 }
 
 /// What changed against the plan that was active when this one was computed.
@@ -110,7 +113,14 @@ pub(crate) fn etas(
     let mut out = Vec::with_capacity(ends.len());
     for (order_id, eta) in ends {
         let order = store.order(order_id)?;
-        out.push(Eta { order_id, number: order.number, due: order.due, eta, late: eta > order.due });
+        out.push(Eta {
+            order_id,
+            number: order.number,
+            due: order.due,
+            eta,
+            late: eta > order.due,
+            status: order.status,
+        });
     }
     out.sort_by_key(|e| e.order_id);
     Ok(out)

@@ -121,19 +121,12 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
     let (late, behind) = match store.active_plan()? {
         Some(plan) => {
             let operations = store.plan_operations(plan.id, None)?;
-            let mut late: Vec<Eta> = Vec::new();
             // A plan made before an order finished or was cancelled still holds it: such an
             // order is no longer at risk, whatever that plan expected.
-            for eta in etas(store, &operations)? {
-                if eta.late
-                    && !matches!(
-                        store.order(eta.order_id)?.status,
-                        OrderStatus::Done | OrderStatus::Cancelled
-                    )
-                {
-                    late.push(eta);
-                }
-            }
+            let mut late: Vec<Eta> = etas(store, &operations)?
+                .into_iter()
+                .filter(|e| e.late && !matches!(e.status, OrderStatus::Done | OrderStatus::Cancelled))
+                .collect();
             late.sort_by_key(|e| std::cmp::Reverse(e.eta - e.due));
             let parts = progress::with_statuses(store, plan.id, &operations)?;
             (Some(late), Some(progress::behind_lots(&parts, now, super::plan::BEHIND_GRACE).len()))

@@ -440,4 +440,9 @@ impl Alarm {
     pub fn needs_acknowledgement(&self) -> bool {
         self.acknowledged_at.is_none() && self.status != AlarmStatus::Acknowledged
     }
+
+    /// Whether its condition cleared before anyone acknowledged it.
+    pub fn cleared_unseen(&self) -> bool {
+        self.status == AlarmStatus::Cleared && self.acknowledged_at.is_none()
+    }
 }

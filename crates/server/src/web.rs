@@ -543,7 +543,7 @@ async fn switch_language(Query(query): Query<LangQuery>) -> Response {
 pub(crate) fn alarm_status(t: &Text, alarm: &model::alarm::Alarm) -> Markup {
     html! {
         (t.alarm_status(alarm.status))
-        @if alarm.status == model::alarm::AlarmStatus::Cleared && alarm.needs_acknowledgement() {
+        @if alarm.cleared_unseen() {
             " · " strong.late-text { (t.not_acknowledged) }
         }
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 use model::MachineId;
-use model::alarm::{AlarmRule, AlarmStatus, Condition, Severity};
+use model::alarm::{Alarm, AlarmRule, Condition, Severity};
 use serde::Deserialize;
 use store::{AlarmFilter, PageRequest};
 
@@ -173,7 +173,7 @@ pub(crate) async fn page(
             button type="submit" { (t.filter) }
         }
         section.panel #alarm-list data-live data-refresh-on="alarm" {
-            @if may_ack && page.items.iter().any(|alarm| alarm.status == AlarmStatus::Cleared && alarm.needs_acknowledgement()) {
+            @if may_ack && page.items.iter().any(Alarm::cleared_unseen) {
                 p {
                     button data-action="POST /api/v1/alarms/acknowledge-cleared"
                         data-body=(serde_json::json!({ "machine_id": filter.machine.map(|m| m.0) }).to_string())

@@ -222,6 +222,9 @@ pub struct Operation {
     pub status: OperationStatus,
     /// The machine it ran or runs on, once started.
     pub machine_id: Option<MachineId>,
+    /// Units it is to process: the good units of the last operation before it that finished with
+    /// units counted, else the order's quantity. Scrap upstream is not processed downstream.
+    pub quantity: u32,
     /// Units reported good.
     pub good: u32,
     /// Units reported scrap.

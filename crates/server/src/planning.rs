@@ -3,7 +3,8 @@
 //!
 //! The problem, in seconds from "now":
 //! - one job per released or running order: its operations not yet done, in routing order, each
-//!   taking `ceil(quantity × unit seconds)` on every eligible machine;
+//!   taking `ceil(quantity × unit seconds)` on every eligible machine, where the quantity is the
+//!   good units the operation before passed on once it finished, else the order's quantity;
 //! - due dates from the orders, weights from their priorities, release at the material-ready time;
 //! - sequence-dependent setups by setup family: switching a machine to family `f` takes the
 //!   largest setup time of the operations of family `f` (no setup between operations of one family);
@@ -291,7 +292,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             family_setup[family] = family_setup[family].max(i64::from(op.setup_seconds));
             let eligible: Vec<usize> =
                 op.eligible_machines.iter().filter_map(|m| machine_index.get(m).copied()).collect();
-            let whole = op.processing_seconds(order.quantity).max(1) as i64;
+            let whole = op.processing_seconds(op.quantity).max(1) as i64;
             let setup = i64::from(op.setup_seconds);
             let window = eligible.iter().filter_map(|&m| longest_window[m]).min();
             let running = op.status == OrderStatus::Running;
@@ -301,9 +302,9 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
                 }
                 _ => 1,
             }
-            .clamp(1, order.quantity.max(1));
+            .clamp(1, op.quantity.max(1));
             for part in 0..parts {
-                let quantity = order.quantity / parts + u32::from(part < order.quantity % parts);
+                let quantity = op.quantity / parts + u32::from(part < op.quantity % parts);
                 let duration = if running {
                     // Work does not progress while its machine is down.
                     let shown = progress.get(&op.id).copied();

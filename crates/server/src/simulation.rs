@@ -87,8 +87,8 @@ impl JobSource for StoreJobs {
             .unwrap_or_default();
         let mut offers: Vec<(Option<model::Timestamp>, JobOffer)> = ready
             .into_iter()
-            .filter(|(operation, _)| operation.eligible_machines.iter().any(|m| site_machines.contains(m)))
-            .map(|(operation, quantity)| {
+            .filter(|operation| operation.eligible_machines.iter().any(|m| site_machines.contains(m)))
+            .map(|operation| {
                 let plan = planned.get(&operation.id).copied();
                 (
                     plan.map(|(_, start)| start),
@@ -100,7 +100,7 @@ impl JobSource for StoreJobs {
                         },
                         job: Job {
                             operation: operation.id,
-                            quantity,
+                            quantity: operation.quantity,
                             unit_seconds: operation.unit_seconds,
                             setup_seconds: f64::from(operation.setup_seconds),
                             family: operation.setup_family.clone(),
@@ -192,14 +192,14 @@ pub fn site_factory(
     // what is left of each lot (the setup is done once a unit is counted); else those operations
     // would stay running for good after a restart.
     let mut resumed = Vec::new();
-    for (operation, quantity) in store.running_operations()? {
+    for operation in store.running_operations()? {
         let Some(index) = specs.iter().position(|spec| Some(spec.id) == operation.machine_id) else {
             continue;
         };
         let counted = operation.good.saturating_add(operation.scrap);
         let job = Job {
             operation: operation.id,
-            quantity: quantity.saturating_sub(counted),
+            quantity: operation.quantity.saturating_sub(counted),
             unit_seconds: operation.unit_seconds,
             setup_seconds: if counted > 0 { 0.0 } else { f64::from(operation.setup_seconds) },
             family: operation.setup_family,

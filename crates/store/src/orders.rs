@@ -260,49 +260,41 @@ impl Store {
         })
     }
 
-    /// Operations under way (status `running`), with their order's quantity, oldest order first.
-    /// Their eligible machines are left empty: the machine doing one is its `machine_id`.
-    pub fn running_operations(&self) -> Result<Vec<(Operation, u32)>> {
+    /// Operations under way (status `running`), oldest order first. Their eligible machines are
+    /// left empty: the machine doing one is its `machine_id`.
+    pub fn running_operations(&self) -> Result<Vec<Operation>> {
         self.read(|conn| {
-            let select = OPERATION_SELECT.replace(" FROM operations", ", o.quantity_ FROM operations");
             let mut statement = conn.prepare_cached(&format!(
-                "{select} JOIN (SELECT id AS order_id_, quantity AS quantity_ FROM orders) o
-                 ON o.order_id_ = operations.order_id
-                 WHERE operations.status = 'running' ORDER BY operations.order_id, operations.seq"
+                "{OPERATION_SELECT} WHERE status = 'running' ORDER BY order_id, seq"
             ))?;
-            let rows = statement
-                .query_map([], |row| Ok((operation_row(row)?, row.get::<_, u32>(OPERATION_COLUMNS)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter().map(|(operation, quantity)| Ok((operation?, quantity))).collect()
+            let rows = statement.query_map([], operation_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().collect()
         })
     }
 
     /// Operations ready to start, oldest order first: for every released or running order, its
-    /// first operation not yet started, when every operation before it is done. With the order's
-    /// quantity. This is first-in-first-out dispatch, used until a plan exists.
-    pub fn ready_operations(&self, limit: u32) -> Result<Vec<(Operation, u32)>> {
+    /// first operation not yet started, when every operation before it is done. This is
+    /// first-in-first-out dispatch, used until a plan exists.
+    pub fn ready_operations(&self, limit: u32) -> Result<Vec<Operation>> {
         self.read(|conn| {
-            let select = OPERATION_SELECT.replace(" FROM operations", ", ready.quantity_ FROM operations");
             let mut statement = conn.prepare_cached(&format!(
-                "{select} JOIN (
-                    SELECT o.id AS order_id_, o.quantity AS quantity_, min(op.seq) AS seq_
+                "{OPERATION_SELECT} JOIN (
+                    SELECT o.id AS order_id_, min(op.seq) AS seq_
                     FROM orders o JOIN operations op ON op.order_id = o.id
                     WHERE o.status IN ('released', 'running') AND op.status NOT IN ('done', 'cancelled')
                     GROUP BY o.id ORDER BY o.id LIMIT ?1
                  ) ready ON ready.order_id_ = operations.order_id AND ready.seq_ = operations.seq
                  WHERE operations.status IN ('planned', 'released') ORDER BY operations.order_id"
             ))?;
-            let rows = statement
-                .query_map([limit], |row| Ok((operation_row(row)?, row.get::<_, u32>(OPERATION_COLUMNS)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = statement.query_map([limit], operation_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             let mut ready = Vec::with_capacity(rows.len());
-            for (operation, quantity) in rows {
+            for operation in rows {
                 let mut operation = operation?;
                 operation.eligible_machines = conn
                     .prepare_cached("SELECT machine_id FROM operation_machines WHERE operation_id = ?1 ORDER BY machine_id")?
                     .query_map([operation.id.0], |row| Ok(MachineId(row.get(0)?)))?
                     .collect::<rusqlite::Result<_>>()?;
-                ready.push((operation, quantity));
+                ready.push(operation);
             }
             Ok(ready)
         })
@@ -451,12 +443,18 @@ fn optional_time(row: &Row<'_>, index: usize) -> rusqlite::Result<Result<Option<
     Ok(row.get::<_, Option<i64>>(index)?.map(from_ms).transpose())
 }
 
-/// How many columns [`OPERATION_SELECT`] reads: a query that adds one reads it at this index.
-const OPERATION_COLUMNS: usize = 12;
-
+/// An operation's columns. The last, its quantity ([`Operation::quantity`]), is the good units of
+/// the last operation before it in its order that finished with units counted, else the order's.
 const OPERATION_SELECT: &str =
     "SELECT id, order_id, seq, name, setup_seconds, unit_seconds, setup_family, status,
-    machine_id, good, scrap, finished_ms FROM operations";
+    machine_id, good, scrap, finished_ms,
+    COALESCE(
+        (SELECT before.good FROM operations before
+         WHERE before.order_id = operations.order_id AND before.seq < operations.seq
+           AND before.status = 'done' AND before.good + before.scrap > 0
+         ORDER BY before.seq DESC LIMIT 1),
+        (SELECT quantity FROM orders WHERE orders.id = operations.order_id)
+    ) FROM operations";
 
 fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
     let status: String = row.get(7)?;
@@ -481,6 +479,7 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
         good: row.get(9)?,
         scrap: row.get(10)?,
         finished_at,
+        quantity: row.get(12)?,
     }))
 }
 

@@ -664,8 +664,8 @@ mod ready_tests {
         f.store.set_order_status(released.id, OrderStatus::Released).unwrap();
         let ready = f.store.ready_operations(100).unwrap();
         assert_eq!(ready.len(), 1);
-        let (first, quantity) = &ready[0];
-        assert_eq!((first.order_id, first.seq, *quantity), (released.id, 0, 5));
+        let first = &ready[0];
+        assert_eq!((first.order_id, first.seq, first.quantity), (released.id, 0, 5));
         assert_eq!(first.eligible_machines, f.machines.to_vec());
         let started = OperationEvent {
             operation: first.id,
@@ -679,13 +679,38 @@ mod ready_tests {
             "the first operation is running; the second waits"
         );
         let done = OperationEvent {
-            kind: OperationEventKind::Finished { good: 5, scrap: 0, ideal_unit_ms: None },
+            kind: OperationEventKind::Finished { good: 4, scrap: 1, ideal_unit_ms: None },
             ..started
         };
         f.store.write_batch(&[], &[], &[], &[done]).unwrap();
         let ready = f.store.ready_operations(100).unwrap();
-        assert_eq!(ready[0].0.seq, 1);
-        let _ = planned;
+        assert_eq!(ready[0].seq, 1);
+        assert_eq!(ready[0].quantity, 4, "the scrapped unit is not processed downstream");
+        // The same quantity wherever the operation is read.
+        assert_eq!(f.store.operation(ready[0].id).unwrap().quantity, 4);
+        let operations = f.store.operations(released.id).unwrap();
+        assert_eq!(operations.iter().map(|op| op.quantity).collect::<Vec<_>>(), [5, 4]);
+        // Not yet started orders process their whole quantity at every step.
+        let operations = f.store.operations(planned.id).unwrap();
+        assert_eq!(operations.iter().map(|op| op.quantity).collect::<Vec<_>>(), [5, 5]);
+    }
+
+    #[test]
+    fn a_finish_without_units_passes_the_order_quantity_on() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        let first = f.store.ready_operations(100).unwrap().remove(0);
+        let finished = OperationEvent {
+            operation: first.id,
+            machine: f.machines[0],
+            at: NOW,
+            kind: OperationEventKind::Finished { good: 0, scrap: 0, ideal_unit_ms: None },
+        };
+        f.store.write_batch(&[], &[], &[], &[finished]).unwrap();
+        let next = f.store.ready_operations(100).unwrap().remove(0);
+        assert_eq!((next.seq, next.quantity), (1, 5), "nothing counted: the lot is unknown, not empty");
+        assert_eq!(f.store.running_operations().unwrap(), []);
     }
 }
 

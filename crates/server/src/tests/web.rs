@@ -456,6 +456,52 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
 }
 
 #[tokio::test]
+async fn the_step_after_a_finished_one_processes_only_its_good_units() {
+    let h = harness();
+    let operator = token_for(Role::Operator);
+    let (order, operation) = h.first_released_operation().await;
+    let (order, quantity) = (order["id"].as_i64().unwrap(), order["quantity"].as_u64().unwrap());
+    let id = operation["id"].as_i64().unwrap();
+    assert_eq!(operation["quantity"], quantity);
+    let workers = h.state.start_workers();
+    let machine = &operation["eligible_machines"][0];
+    let start = h
+        .post_json(&format!("/api/v1/operations/{id}/start"), &operator, &json!({"machine_id": machine}))
+        .await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    let finish = h
+        .post_json(
+            &format!("/api/v1/operations/{id}/finish"),
+            &operator,
+            &json!({"good": quantity - 3, "scrap": 3}),
+        )
+        .await;
+    assert_eq!(finish.status, StatusCode::OK, "{}", finish.text);
+    let operations = h.get(&format!("/api/v1/orders/{order}")).await.json["operations"].clone();
+    assert_eq!(operations[0]["quantity"], quantity);
+    assert_eq!(operations[1]["quantity"], quantity - 3, "{operations}");
+    // The plan gives the next step the time of its good units, not of the order's quantity.
+    let built = crate::planning::build(&h.store, NOW, &crate::planning::Options::default()).unwrap();
+    let next = h.store.operation(model::OperationId(operations[1]["id"].as_i64().unwrap())).unwrap();
+    let (_, positions) =
+        built.jobs.iter().find(|(_, positions)| positions.iter().any(|(op, _, _)| op.id == next.id)).unwrap();
+    let planned: u32 =
+        positions.iter().filter(|(op, _, _)| op.id == next.id).map(|(_, _, units)| units).sum();
+    assert_eq!(u64::from(planned), quantity - 3);
+    // Its order page says so too.
+    for lang in ["en", "zh-HK"] {
+        let page = h.page(&format!("/orders/{order}"), ADMIN, lang).await.text;
+        let table = &page[page.find(r#"data-testid="order-operations""#).unwrap()..];
+        let second = &table[table.find("<tr>").unwrap()..][4..];
+        let second = &second[second.find("<tr>").unwrap()..];
+        let second = &second[second.find("<tr>").unwrap()..second.find("</tr>").unwrap()];
+        assert!(second.contains(&format!(r#"<td class="num">{}</td>"#, quantity - 3)), "{second}");
+    }
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let h = harness();
     let (machine, order, _) = h.busy_factory().await;

@@ -681,7 +681,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                 thead { tr {
                     th.num { (o.step) } th { (o.name) } th { (t.status) } th { (t.machine) }
                     th { (o.setup_from) } th { (o.planned_start) } th { (o.planned_end) }
-                    th.num { (t.good) } th.num { (t.scrap) }
+                    th.num { (t.quantity) } th.num { (t.good) } th.num { (t.scrap) }
                 } }
                 tbody {
                     @for operation in &view.operations {
@@ -720,6 +720,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                                     }
                                 }
                             }
+                            td.num { (operation.quantity) }
                             td.num { (operation.good) }
                             td.num { (operation.scrap) }
                         }

@@ -4,7 +4,7 @@
 
 use axum::extract::{Query, State};
 use maud::{Markup, html};
-use model::{MachineId, MachineState, OrderStatus};
+use model::{MachineId, MachineState, Operation, OrderStatus};
 use serde::Deserialize;
 use store::PageRequest;
 
@@ -135,7 +135,7 @@ pub(crate) async fn page(
     };
     let machine = store.machine(MachineId(id)).or_page(&ctx)?;
     let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
-    let mut running: Vec<(GanttItem, Lot)> = Vec::new();
+    let mut running: Vec<(GanttItem, Operation)> = Vec::new();
     let mut next = Vec::new();
     for item in dispatch.queue {
         let operation = store.operation(item.operation.operation_id).or_page(&ctx)?;
@@ -145,8 +145,7 @@ pub(crate) async fn page(
             if operation.machine_id == Some(machine.id)
                 && !running.iter().any(|(shown, _)| shown.operation.operation_id == operation.id)
             {
-                let lot = store.order(operation.order_id).or_page(&ctx)?.quantity;
-                running.push((item, Lot { quantity: lot, good: operation.good, scrap: operation.scrap }));
+                running.push((item, operation));
             }
         } else if next.len() < NEXT_SHOWN {
             next.push(item);
@@ -224,16 +223,9 @@ pub(crate) async fn page(
     Ok(layout(&ctx, Nav::Station, s.title, body))
 }
 
-/// A running operation's lot and the units counted so far.
-struct Lot {
-    quantity: u32,
-    good: u32,
-    scrap: u32,
-}
-
 /// A running operation, its units counted so far and the finish form, which offers the rest of
 /// the lot: the finish adds to what the machine has counted.
-fn current(ctx: &Ctx, item: &GanttItem, lot: &Lot, may_report: bool) -> Markup {
+fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, may_report: bool) -> Markup {
     let t = ctx.t;
     let left = lot.quantity.saturating_sub(lot.good.saturating_add(lot.scrap));
     html! {

@@ -205,6 +205,24 @@ try {
   await shot(page, 'alarms');
   await api('PUT', `/api/v1/alarm-rules/${rule.id}`, { ...rule, id: undefined, enabled: false });
 
+  // A rule entered on the alarms page with a deadband; the deadband is offered only for limits.
+  const ruleForm = page.locator('form[data-action="POST /api/v1/alarm-rules"]');
+  await ruleForm.locator('input[name=name]').fill('Browser coolant');
+  await ruleForm.locator('input[name=metric]').fill('coolant_c');
+  await ruleForm.locator('select[name="condition.kind"]').selectOption('stale');
+  check(await ruleForm.locator('input[name=deadband]').isHidden(), 'a staleness rule offers no deadband');
+  await ruleForm.locator('select[name="condition.kind"]').selectOption('above');
+  await ruleForm.locator('input[name="condition.threshold"]').fill('40');
+  await ruleForm.locator('input[name=deadband]').fill('1.5');
+  // The page reloads once the rule is stored.
+  await Promise.all([page.waitForEvent('load'), ruleForm.locator('button[type=submit]').click()]);
+  const coolant = await until('the rule entered on the page', async () => {
+    const rules = await api('GET', '/api/v1/alarm-rules');
+    return rules.find(r => r.name === 'Browser coolant');
+  });
+  check(coolant.deadband === 1.5 && coolant.condition.threshold === 40, 'the rule form stored the deadband');
+  await api('DELETE', `/api/v1/alarm-rules/${coolant.id}`);
+
   await page.goto(base + '/settings');
   await shot(page, 'settings');
 

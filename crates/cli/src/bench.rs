@@ -693,6 +693,7 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
         metric: Some("temperature".into()),
         condition: model::alarm::Condition::Above { threshold: 80.0 },
         for_seconds: 0,
+        deadband: 0.0,
         severity: model::alarm::Severity::Warning,
         enabled: true,
     })?;

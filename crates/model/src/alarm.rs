@@ -100,6 +100,11 @@ pub struct NewAlarmRule {
     /// How long the condition must hold before the alarm is raised (0 = at once).
     #[serde(default)]
     pub for_seconds: u32,
+    /// The return-to-normal band of `above`, `below` and `rate_above` (0 = none): a raised alarm
+    /// clears only once the value is back past the limit by more than this, so a value that
+    /// wavers around the limit raises one alarm, not one per crossing.
+    #[serde(default)]
+    pub deadband: f64,
     /// How urgent the alarm is.
     pub severity: Severity,
     /// Disabled rules raise nothing.
@@ -137,6 +142,20 @@ impl Validate for NewAlarmRule {
                 out.push(FieldError::new("condition.minutes", "must be at least 1"))
             }
             _ => {}
+        }
+        if !matches!(
+            self.condition,
+            Condition::Above { .. } | Condition::Below { .. } | Condition::RateAbove { .. }
+        ) && self.deadband != 0.0
+        {
+            out.push(FieldError::new("deadband", "only above, below and rate_above have a deadband"));
+        } else if let Condition::RateAbove { per_minute } = self.condition
+            && self.deadband >= per_minute
+            && per_minute > 0.0
+        {
+            out.push(FieldError::new("deadband", "must be below the rate limit, or the alarm never clears"));
+        } else {
+            check_range("deadband", self.deadband, 0.0, 1e12, &mut out);
         }
         if self.for_seconds > 86_400 {
             out.push(FieldError::new("for_seconds", "must be at most one day"));
@@ -232,12 +251,15 @@ impl Engine {
             {
                 continue;
             }
+            // A raised alarm holds until the value is back past the limit by the deadband.
+            let raised = self.tracks.get(&(rule.id, reading.machine)).is_some_and(|track| track.raised);
+            let band = if raised { rule.rule.deadband } else { 0.0 };
             let holds = match rule.rule.condition {
-                Condition::Above { threshold } => Some(reading.value > threshold),
-                Condition::Below { threshold } => Some(reading.value < threshold),
+                Condition::Above { threshold } => Some(reading.value > threshold - band),
+                Condition::Below { threshold } => Some(reading.value < threshold + band),
                 Condition::RateAbove { per_minute } => previous.and_then(|(at, value)| {
                     let minutes = (unix_ms(reading.at) - unix_ms(at)) as f64 / 60_000.0;
-                    (minutes > 0.0).then(|| ((reading.value - value) / minutes).abs() > per_minute)
+                    (minutes > 0.0).then(|| ((reading.value - value) / minutes).abs() > per_minute - band)
                 }),
                 // A fresh reading ends staleness.
                 Condition::Stale { .. } => Some(false),

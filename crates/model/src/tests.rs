@@ -240,6 +240,7 @@ mod alarm_tests {
                 metric: metric.map(str::to_string),
                 condition,
                 for_seconds,
+                deadband: 0.0,
                 severity: Severity::Critical,
                 enabled: true,
             },
@@ -360,6 +361,47 @@ mod alarm_tests {
         bad.condition = Condition::StoppedLonger { minutes: 0 };
         bad.for_seconds = 0;
         assert_eq!(fields(bad.problems()), ["metric", "condition.minutes"]);
+        bad.condition = Condition::Stale { seconds: 10 };
+        bad.deadband = 1.0;
+        assert_eq!(fields(bad.problems()), ["deadband"], "stale has no limit to come back past");
+        bad.condition = Condition::RateAbove { per_minute: 2.0 };
+        bad.deadband = 2.0;
+        assert_eq!(fields(bad.problems()), ["deadband"], "a rate alarm would never clear");
+        bad.deadband = 0.5;
+        assert_eq!(fields(bad.problems()), Vec::<String>::new());
+        bad.condition = Condition::Below { threshold: 3.0 };
+        bad.deadband = -1.0;
+        assert_eq!(fields(bad.problems()), ["deadband"]);
+    }
+
+    #[test]
+    fn a_value_wavering_around_the_limit_raises_one_alarm_with_a_deadband() {
+        // Noise of ±0.4 around 85 after a first crossing: 91, 84.7, 85.3, 84.6, 85.4, then 82.
+        let values = [91.0, 84.7, 85.3, 84.6, 85.4, 82.0];
+        let run = |deadband: f64| {
+            let mut rule = rule(1, Some("temp"), Condition::Above { threshold: 85.0 }, 0);
+            rule.rule.deadband = deadband;
+            let mut engine = Engine::new(vec![rule], &[]);
+            let mut out = Vec::new();
+            for (second, value) in values.iter().enumerate() {
+                engine.on_reading(&reading(1, "temp", second as i64, *value), &mut out);
+            }
+            out
+        };
+        assert_eq!(kinds(&run(0.0)), ["raise", "clear", "raise", "clear", "raise", "clear"]);
+        let banded = run(2.0);
+        assert_eq!(kinds(&banded), ["raise", "clear"], "clears only below 83");
+        assert!(matches!(banded[1], Transition::Clear { at, .. } if at == T0 + time::Duration::seconds(5)));
+        // Below: back above the limit plus the band; a rate: below the limit less the band.
+        let mut below = rule(2, Some("level"), Condition::Below { threshold: 10.0 }, 0);
+        below.rule.deadband = 1.0;
+        let mut engine = Engine::new(vec![below], &[]);
+        let mut out = Vec::new();
+        for (second, value) in [9.0, 10.5, 9.8, 11.2].into_iter().enumerate() {
+            engine.on_reading(&reading(1, "level", second as i64, value), &mut out);
+        }
+        assert_eq!(kinds(&out), ["raise", "clear"]);
+        assert!(matches!(out[1], Transition::Clear { at, .. } if at == T0 + time::Duration::seconds(3)));
     }
 }
 

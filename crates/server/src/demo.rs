@@ -352,33 +352,41 @@ pub fn seed(store: &Store, now: Timestamp) -> Result<DemoSummary, StoreError> {
 /// heaters, machines stuck for long, and sensors gone quiet.
 fn demo_alarm_rules() -> Vec<alarm::NewAlarmRule> {
     use model::alarm::{Condition, NewAlarmRule, Severity};
-    let rule = |name: &str, metric: Option<&str>, condition, for_seconds, severity| NewAlarmRule {
-        name: name.into(),
-        machine_id: None,
-        metric: metric.map(str::to_string),
-        condition,
-        for_seconds,
-        severity,
-        enabled: true,
-    };
+    let rule =
+        |name: &str, metric: Option<&str>, condition, (for_seconds, deadband), severity| NewAlarmRule {
+            name: name.into(),
+            machine_id: None,
+            metric: metric.map(str::to_string),
+            condition,
+            for_seconds,
+            deadband,
+            severity,
+            enabled: true,
+        };
     vec![
-        rule("Gas leak", Some("gas_ppm"), Condition::Above { threshold: 50.0 }, 5, Severity::Critical),
+        rule("Gas leak", Some("gas_ppm"), Condition::Above { threshold: 50.0 }, (5, 5.0), Severity::Critical),
         rule(
             "Over-temperature",
             Some("temperature_c"),
             Condition::Above { threshold: 85.0 },
-            30,
+            (30, 2.0),
             Severity::Warning,
         ),
         rule(
             "Vibration rising fast",
             Some("vibration_mm_s"),
             Condition::RateAbove { per_minute: 2.0 },
-            60,
+            (60, 0.5),
             Severity::Warning,
         ),
-        rule("Stopped for long", None, Condition::StoppedLonger { minutes: 30 }, 0, Severity::Warning),
-        rule("Sensor silent", Some("temperature_c"), Condition::Stale { seconds: 120 }, 0, Severity::Info),
+        rule("Stopped for long", None, Condition::StoppedLonger { minutes: 30 }, (0, 0.0), Severity::Warning),
+        rule(
+            "Sensor silent",
+            Some("temperature_c"),
+            Condition::Stale { seconds: 120 },
+            (0, 0.0),
+            Severity::Info,
+        ),
     ]
 }
 

@@ -691,6 +691,13 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     assert_eq!(viewer.status, StatusCode::FORBIDDEN);
     let bad = json!({"name": "x", "condition": {"kind": "above", "threshold": 1.0}, "severity": "warning"});
     assert_eq!(h.post_json("/api/v1/alarm-rules", ADMIN, &bad).await.json["field"], "metric");
+    let bad = json!({"name": "x", "metric": "t", "condition": {"kind": "stale", "seconds": 60}, "deadband": 2.0,
+                     "severity": "info"});
+    let refused = h.post_json("/api/v1/alarm-rules", ADMIN, &bad).await;
+    assert_eq!(
+        (refused.status, &refused.json["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("deadband"))
+    );
     // Let the worker pick up the new rule before the reading arrives.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 

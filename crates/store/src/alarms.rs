@@ -28,8 +28,8 @@ impl Store {
             }
             let (kind, param) = encode_condition(&new.condition);
             tx.execute(
-                "INSERT INTO alarm_rules (name, machine_id, metric, kind, param, for_seconds, severity, enabled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO alarm_rules (name, machine_id, metric, kind, param, for_seconds, severity, enabled,
+                 deadband) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     new.name,
                     new.machine_id.map(|m| m.0),
@@ -38,7 +38,8 @@ impl Store {
                     param,
                     new.for_seconds,
                     new.severity.as_str(),
-                    new.enabled
+                    new.enabled,
+                    new.deadband
                 ],
             )
             .map_err(constraint)?;
@@ -55,7 +56,7 @@ impl Store {
             let (kind, param) = encode_condition(&new.condition);
             let changed = tx.execute(
                 "UPDATE alarm_rules SET name = ?2, machine_id = ?3, metric = ?4, kind = ?5, param = ?6,
-                 for_seconds = ?7, severity = ?8, enabled = ?9 WHERE id = ?1",
+                 for_seconds = ?7, severity = ?8, enabled = ?9, deadband = ?10 WHERE id = ?1",
                 params![
                     id,
                     new.name,
@@ -65,7 +66,8 @@ impl Store {
                     param,
                     new.for_seconds,
                     new.severity.as_str(),
-                    new.enabled
+                    new.enabled,
+                    new.deadband
                 ],
             )?;
             touched(changed, "alarm rule", id)?;
@@ -276,8 +278,7 @@ fn decode_condition(kind: &str, param: f64) -> Result<Condition> {
     })
 }
 
-const RULE_SELECT: &str =
-    "SELECT id, name, machine_id, metric, kind, param, for_seconds, severity, enabled FROM alarm_rules";
+const RULE_SELECT: &str = "SELECT id, name, machine_id, metric, kind, param, for_seconds, severity, enabled, deadband FROM alarm_rules";
 
 fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
     let kind: String = row.get(4)?;
@@ -297,6 +298,7 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
             metric: row.get(3)?,
             condition,
             for_seconds: row.get(6)?,
+            deadband: row.get(9)?,
             severity,
             enabled: row.get(8)?,
         },

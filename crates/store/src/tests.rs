@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 13);
+    assert_eq!(store.schema_version().unwrap(), 14);
 }
 
 #[test]
@@ -449,6 +449,7 @@ mod alarm_tests {
                 metric: Some("gas_ppm".into()),
                 condition: Condition::Above { threshold: 50.0 },
                 for_seconds: 0,
+                deadband: 0.0,
                 severity,
                 enabled: true,
             };
@@ -480,6 +481,7 @@ mod alarm_tests {
                 metric: Some("temperature_c".into()),
                 condition: Condition::Above { threshold: 80.0 },
                 for_seconds: 30,
+                deadband: 1.5,
                 severity: Severity::Warning,
                 enabled: true,
             })

@@ -33,6 +33,8 @@ pub(crate) struct Text {
     pub(crate) condition: &'static str,
     pub(crate) limit: &'static str,
     pub(crate) for_seconds: &'static str,
+    pub(crate) deadband: &'static str,
+    pub(crate) deadband_hint: &'static str,
     pub(crate) enabled: &'static str,
     pub(crate) new_rule: &'static str,
     pub(crate) delete_rule: &'static str,
@@ -62,6 +64,8 @@ pub(crate) const EN: Text = Text {
     condition: "Condition",
     limit: "Limit",
     for_seconds: "Holds for (s)",
+    deadband: "Deadband",
+    deadband_hint: "A raised alarm clears only once the value is back past the limit by more than this.",
     enabled: "Enabled",
     new_rule: "New rule",
     delete_rule: "Delete this rule?",
@@ -89,6 +93,8 @@ pub(crate) const ZH: Text = Text {
     condition: "條件",
     limit: "限值",
     for_seconds: "持續（秒）",
+    deadband: "死區",
+    deadband_hint: "警報發出後，數值須回到限值另一側並超出此幅度才解除。",
     enabled: "啟用",
     new_rule: "新增規則",
     delete_rule: "刪除此規則？",
@@ -252,7 +258,10 @@ fn rule_table(ctx: &Ctx, rules: &[AlarmRule], names: &HashMap<MachineId, &str>) 
                             td { (rule.rule.name) }
                             td { (rule.rule.machine_id.and_then(|m| names.get(&m).copied()).unwrap_or(a.all_machines)) }
                             td { (rule.rule.metric.as_deref().unwrap_or(t.none)) }
-                            td { (a.conditions[kind]) " " (limit) " " (a.condition_units[kind]) }
+                            td {
+                                (a.conditions[kind]) " " (limit) " " (a.condition_units[kind])
+                                @if rule.rule.deadband > 0.0 { " · " (a.deadband) " " (rule.rule.deadband) }
+                            }
                             td.num { (rule.rule.for_seconds) }
                             td { span.badge.{"sev-" (rule.rule.severity.as_str())} { (t.severity(rule.rule.severity)) } }
                             td { (if rule.rule.enabled { a.yes } else { a.no }) }
@@ -320,6 +329,10 @@ fn rule_form(ctx: &Ctx, rule: Option<&AlarmRule>, machines: &[model::Machine]) -
             }
             label { (a.for_seconds) input name="for_seconds" type="number" min="0" step="1" data-type="int"
                 value=(rule.map_or(0, |r| r.rule.for_seconds)); }
+            label data-show-when="condition.kind=above,below,rate_above" title=(a.deadband_hint) {
+                (a.deadband) input name="deadband" type="number" min="0" step="any" data-type="number"
+                    value=(rule.map_or(0.0, |r| r.rule.deadband));
+            }
             label { (t.severity)
                 select name="severity" {
                     @for severity in [Severity::Info, Severity::Warning, Severity::Critical] {

@@ -112,6 +112,9 @@ impl Validate for Calendar {
         if self.holidays.len() > 1000 {
             out.push(FieldError::new("holidays", "must have at most 1000 entries"));
         }
+        for (i, holiday) in self.holidays.iter().enumerate() {
+            crate::validate::check_year(&format!("holidays[{i}]"), holiday.year(), &mut out);
+        }
         out
     }
 }

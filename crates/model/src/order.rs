@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{FieldError, Validate};
+use crate::validate::{FieldError, Validate, check_year};
 use crate::{MachineId, OperationId, OrderId, Timestamp, VariantId, check_code, check_name};
 
 /// Where an order or an operation stands. Moves forward only:
@@ -132,6 +132,26 @@ fn default_priority() -> u8 {
 /// Largest quantity one order may carry; larger demand is split into several orders.
 pub const MAX_ORDER_QUANTITY: u32 = 1_000_000;
 
+/// The most machine time one step of one order may take, in seconds (366 days): more is a slip
+/// in the quantity or the routing, and would push every plan out of reach.
+pub const MAX_STEP_SECONDS: f64 = 366.0 * 86_400.0;
+
+/// The problem with `quantity` units of the step `name` at `unit_seconds` each, if they take
+/// longer than [`MAX_STEP_SECONDS`].
+pub fn step_work_problem(quantity: u32, name: &str, unit_seconds: f64) -> Option<FieldError> {
+    let seconds = unit_seconds * f64::from(quantity);
+    (seconds > MAX_STEP_SECONDS).then(|| {
+        FieldError::new(
+            "quantity",
+            format!(
+                "{quantity} units of step \"{name}\" take {:.0} days at {unit_seconds} s each; \
+                 one step of an order may take at most 366 days",
+                seconds / 86_400.0
+            ),
+        )
+    })
+}
+
 impl Validate for NewOrder {
     fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
@@ -143,8 +163,9 @@ impl Validate for NewOrder {
         if !(1..=10).contains(&self.priority) {
             out.push(FieldError::new("priority", "must be from 1 to 10"));
         }
-        if !(2000..=2200).contains(&self.due.year()) {
-            out.push(FieldError::new("due", "must be a date between the years 2000 and 2200"));
+        check_year("due", self.due.year(), &mut out);
+        if let Some(ready) = self.material_ready {
+            check_year("material_ready", ready.year(), &mut out);
         }
         out
     }
@@ -189,6 +210,8 @@ impl Validate for NewMaintenanceWindow {
     fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
         check_name("reason", &self.reason, &mut out);
+        check_year("start", self.start.year(), &mut out);
+        check_year("end", self.end.year(), &mut out);
         if self.end <= self.start {
             out.push(FieldError::new("end", "must be after start"));
         } else if self.end - self.start > time::Duration::days(60) {

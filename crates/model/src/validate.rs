@@ -46,6 +46,14 @@ pub fn check_name(field: &str, name: &str, out: &mut Vec<FieldError>) {
     }
 }
 
+/// Dates of plans, orders and calendars: the years 2000 to 2200, so any plan built on them has
+/// room to end before the calendar does.
+pub(crate) fn check_year(field: &str, year: i32, out: &mut Vec<FieldError>) {
+    if !(2000..=2200).contains(&year) {
+        out.push(FieldError::new(field, "must be a date between the years 2000 and 2200"));
+    }
+}
+
 /// A finite number within `min..=max`.
 pub(crate) fn check_range(field: &str, value: f64, min: f64, max: f64, out: &mut Vec<FieldError>) {
     if !value.is_finite() || value < min || value > max {

@@ -31,6 +31,10 @@ use store::{NewPlan, OrderFilter, PageRequest, Store, StoreError};
 /// How far ahead the shift calendar is laid out; beyond it machines are taken as always open.
 pub const HORIZON_DAYS: i64 = 42;
 
+/// The furthest a plan may reach, in seconds from now: a thousand years, far short of the end of
+/// the calendar (year 9999) that plan times must fit in.
+const MAX_REACH_SECONDS: i64 = 1_000 * 366 * 86_400;
+
 /// What was planned and how to map the solver's indices back.
 pub struct Built {
     /// The problem for the solver.
@@ -207,7 +211,7 @@ fn down_seconds(
 }
 
 /// Builds the problem at `now`.
-pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, StoreError> {
+pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, PlanError> {
     let all = PageRequest { after: None, limit: 100_000 };
     let machines = store.machines(None, None, all)?.items;
     let machine_index: HashMap<MachineId, usize> =
@@ -431,6 +435,24 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             unavailable,
         });
     }
+    // Every schedule of the problem ends before all of its work done one piece after another,
+    // after the latest release and the last closed time: that has to have a date.
+    let latest_release = problem_jobs.iter().map(|job| job.release).max().unwrap_or(0);
+    let last_closed = problem_machines.iter().flat_map(|m| &m.unavailable).map(|i| i.end).max().unwrap_or(0);
+    let largest_setup = family_setup.iter().copied().max().unwrap_or(0);
+    let work = problem_jobs
+        .iter()
+        .flat_map(|job| &job.operations)
+        .map(|op| op.alternatives.iter().map(|a| a.duration).max().unwrap_or(0).saturating_add(largest_setup))
+        .fold(0i64, i64::saturating_add);
+    let reach = latest_release.saturating_add(last_closed).saturating_add(work);
+    if reach > MAX_REACH_SECONDS {
+        return Err(PlanError::TooFar(format!(
+            "the open work reaches {} years ahead (material dates and lots of all released orders); \
+             look for an order with an absurd quantity or material date and cancel or change it",
+            reach / (366 * 86_400)
+        )));
+    }
     let problem = Problem { name: format!("plan-{now_ms}"), machines: problem_machines, jobs: problem_jobs };
     Ok(Built { problem, machines: machines.iter().map(|m| m.id).collect(), jobs, family_setup })
 }
@@ -444,6 +466,9 @@ pub enum PlanError {
     /// The solver's schedule failed the checker, or the problem was invalid.
     #[error("{0}")]
     Solver(String),
+    /// The open work reaches too far ahead to be given dates.
+    #[error("{0}")]
+    TooFar(String),
 }
 
 /// Builds and solves a plan at `now`. A repair whose frozen work the shop floor has overtaken

@@ -237,6 +237,13 @@ async fn invalid_orders_name_the_field_and_change_nothing() {
         (with("customer", json!(["a"])), StatusCode::BAD_REQUEST, "customer"),
         (with("colour", json!("red")), StatusCode::BAD_REQUEST, "colour"),
         (json!({"customer": "x"}), StatusCode::BAD_REQUEST, "number"),
+        (
+            with("material_ready", json!("9999-12-31T23:59:59Z")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "material_ready",
+        ),
+        // Within the quantity's own limit, but years of work for one step.
+        (with("quantity", json!(1_000_000)), StatusCode::UNPROCESSABLE_ENTITY, "quantity"),
     ];
     for (body, status, field) in cases {
         let reply = h.post_json("/api/v1/orders", ADMIN, &body).await;
@@ -254,6 +261,42 @@ async fn invalid_orders_name_the_field_and_change_nothing() {
     let reply = h.send("POST", "/api/v1/orders", Some(ADMIN), Some(("text/plain", b"{}".to_vec()))).await;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(h.order_count(), before);
+}
+
+#[tokio::test]
+async fn open_work_beyond_any_date_is_a_conflict_for_the_planner_not_a_crash() {
+    let h = harness();
+    // An order stored before its material date was checked: material in the year 9999.
+    let variant = model::VariantId(valid_order()["variant_id"].as_i64().unwrap());
+    let far = model::NewOrder {
+        number: "SO-FAR".into(),
+        customer: "Far Future Ltd".into(),
+        variant_id: variant,
+        quantity: 5,
+        due: NOW + time::Duration::days(7),
+        priority: 5,
+        material_ready: Some(datetime!(9999-12-31 23:59 UTC)),
+    };
+    let order = h.store.create_order(&far, NOW).unwrap();
+    h.store.set_order_status(order.id, model::OrderStatus::Released).unwrap();
+    let reply = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+    assert!(reply.json["detail"].as_str().unwrap().contains("years ahead"), "{}", reply.text);
+    // The automatic repair meets the same error instead of a panic.
+    let options =
+        crate::planning::Options { repair: Some(time::Duration::minutes(60)), ..Default::default() };
+    let repair = crate::planning::plan(
+        &h.store,
+        NOW,
+        crate::planning::DEFAULT_OBJECTIVE,
+        std::time::Duration::ZERO,
+        &options,
+    );
+    assert!(matches!(repair, Err(crate::planning::PlanError::TooFar(_))));
+    // Cancelled, the order no longer stands in the way.
+    h.store.set_order_status(order.id, model::OrderStatus::Cancelled).unwrap();
+    let reply = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
 }
 
 #[tokio::test]

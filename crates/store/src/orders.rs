@@ -208,6 +208,15 @@ impl Store {
                     "cannot change; cancel the order and create a new one",
                 ));
             }
+            let steps: Vec<(String, f64)> = tx
+                .prepare_cached("SELECT name, unit_seconds FROM operations WHERE order_id = ?1 ORDER BY seq")?
+                .query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            if let Some(problem) =
+                steps.iter().find_map(|(name, unit)| model::step_work_problem(new.quantity, name, *unit))
+            {
+                return Err(StoreError::Invalid(vec![problem]));
+            }
             tx.execute(
                 "UPDATE orders SET number = ?2, customer = ?3, quantity = ?4, due_ms = ?5, priority = ?6,
                  material_ready_ms = ?7 WHERE id = ?1",
@@ -348,6 +357,13 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         }
         Some(Some(routing)) => read_routing(tx, model::RoutingId(routing))?,
     };
+    if let Some(problem) = routing
+        .steps
+        .iter()
+        .find_map(|step| model::step_work_problem(new.quantity, &step.name, step.unit_seconds))
+    {
+        return Err(StoreError::Invalid(vec![problem]));
+    }
     tx.prepare_cached(
         "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms,
          material_ready_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7, ?8)",

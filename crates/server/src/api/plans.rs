@@ -219,6 +219,7 @@ pub(crate) async fn create_plan(
             .map_err(|error| match error {
                 planning::PlanError::Store(error) => ApiError::from(error),
                 planning::PlanError::Solver(error) => ApiError::internal(error),
+                planning::PlanError::TooFar(message) => ApiError::conflict(None, message),
             })?;
         let summary = store.create_plan(&plan)?;
         Ok::<_, ApiError>(detail(&store, summary)?)

@@ -242,18 +242,32 @@ try {
   check(true, 'switching back gives English');
 
   // --- Operator on a tablet: start and finish an operation. ---------------------------------
-  // The first planned operation of a released order on some machine's dispatch list.
-  const choice = await until('a startable operation', async () => {
-    for (const m of machines) {
-      const dispatch = await api('GET', `/api/v1/machines/${m.id}/dispatch`);
-      for (const item of dispatch.queue) {
-        const order = await api('GET', `/api/v1/orders/${item.order_id}`);
-        const status = order.operations?.find(o => o.id === item.operation_id)?.status;
-        if (order.status === 'released' && (status === 'planned' || status === 'released')) return { machine: m, item };
-      }
-    }
-    return null;
+  // The simulated machines are busy, and an operator may not start work on a busy machine: a
+  // hand-worked bench added now (the simulator drives only the machines it started with) gets a
+  // one-step order, released and planned.
+  const site = machines[0].site_id;
+  const bench = await api('POST', '/api/v1/machines', {
+    site_id: site, code: 'hand-bench', name: 'Hand bench', kind: 'assembly', rated_power_kw: 0.5,
   });
+  const routing = await api('POST', '/api/v1/routings', {
+    code: 'hand-fit', name: 'Hand fitting',
+    steps: [{ name: 'fit by hand', eligible_machines: [bench.id], setup_seconds: 0, unit_seconds: 30, setup_family: 'hand' }],
+  });
+  const product = await api('POST', '/api/v1/products', { code: 'hand-kit', name: 'Hand kit', family: 'kits' });
+  const variant = await api('POST', '/api/v1/variants', {
+    product_id: product.id, code: 'hand-kit-a', name: 'Hand kit A', routing_id: routing.id,
+  });
+  const handOrder = await api('POST', '/api/v1/orders', {
+    number: 'SO-BROWSER-HAND', customer: 'Browser Test Ltd', variant_id: variant.id, quantity: 8,
+    due: new Date(Date.now() + 7 * 86400000).toISOString(), priority: 5,
+  });
+  await api('POST', `/api/v1/orders/${handOrder.id}/release`);
+  await publishPlan();
+  const choice = await until('the hand-worked order in the plan', async () => {
+    const dispatch = await api('GET', `/api/v1/machines/${bench.id}/dispatch`);
+    const item = dispatch.queue.find(i => i.order_id === handOrder.id);
+    return item ? { machine: bench, item } : null;
+  }, 60);
   const tablet = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB', hasTouch: true });
   const station = await signIn(tablet, 'browser-operator', password);
   await station.goto(base + '/station');

@@ -30,8 +30,8 @@ pub use ids::{
 };
 pub use oee::Kpis;
 pub use order::{
-    MAX_STEP_SECONDS, MaintenanceWindow, NewMaintenanceWindow, NewOrder, Operation, OperationStatus, Order,
-    OrderStatus, step_work_problem,
+    MAX_ORDER_QUANTITY, MAX_STEP_SECONDS, MaintenanceWindow, NewMaintenanceWindow, NewOrder, Operation,
+    OperationStatus, Order, OrderStatus, step_work_problem,
 };
 pub use plan::{PlanStatus, PlanSummary, PlanTrigger, PlannedOperation};
 pub use product::{

@@ -259,6 +259,30 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// The most units the operation may have counted in all, as people report them: twice its
+    /// quantity, and at least ten more than it. More is a slip of the keyboard that would wreck
+    /// its OEE and every plan after it. (Machines' own counts are taken as they come.)
+    pub fn unit_limit(&self) -> u64 {
+        (u64::from(self.quantity) * 2).max(u64::from(self.quantity) + 10)
+    }
+
+    /// The problem with a report of `good` and `scrap` more units, named after `field`, when they
+    /// would take the operation past [`Operation::unit_limit`].
+    pub fn units_problem(&self, field: &str, good: u32, scrap: u32) -> Option<FieldError> {
+        let counted = u64::from(self.good) + u64::from(self.scrap);
+        let limit = self.unit_limit();
+        (counted + u64::from(good) + u64::from(scrap) > limit).then(|| {
+            FieldError::new(
+                field,
+                format!(
+                    "the lot is {} units and {counted} are counted; at most {} more may be reported",
+                    self.quantity,
+                    limit.saturating_sub(counted)
+                ),
+            )
+        })
+    }
+
     /// Planned processing time for `quantity` units, excluding setup, in whole seconds (rounded up).
     pub fn processing_seconds(&self, quantity: u32) -> u64 {
         (self.unit_seconds * f64::from(quantity)).ceil() as u64

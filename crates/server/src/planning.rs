@@ -320,12 +320,20 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
                 } else {
                     op.processing_seconds(quantity).max(1) as i64
                 };
-                let alternatives: Vec<Alternative> =
-                    eligible.iter().map(|&machine| Alternative { machine, duration }).collect();
-                let fixed = match (running, op.machine_id.and_then(|m| machine_index.get(&m))) {
-                    (true, Some(&machine)) if eligible.contains(&machine) => {
-                        Some(FixedStart { machine, start: 0 })
-                    }
+                let here = op
+                    .machine_id
+                    .and_then(|m| machine_index.get(&m))
+                    .copied()
+                    .filter(|m| eligible.contains(m));
+                // Running work stays where it runs. It starts now only as the first open step of
+                // its order: a step a machine reported started while an earlier one is still open
+                // (out of routing order) is planned after that one, so the plan stays feasible.
+                let alternatives: Vec<Alternative> = match here.filter(|_| running) {
+                    Some(machine) => vec![Alternative { machine, duration }],
+                    None => eligible.iter().map(|&machine| Alternative { machine, duration }).collect(),
+                };
+                let fixed = match (running && operations.is_empty(), here) {
+                    (true, Some(machine)) => Some(FixedStart { machine, start: 0 }),
                     _ => frozen
                         .get(&(op.id, part))
                         .filter(|_| chain_frozen)

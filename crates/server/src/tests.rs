@@ -2147,7 +2147,8 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
     let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0})).await.json;
     let id = plan["id"].as_i64().unwrap();
     h.send("POST", &format!("/api/v1/plans/{id}/publish"), Some(&planner), None).await;
-    // Two operations of released orders started on cnc-01 (the second before the first finished).
+    // Two operations of released orders started on cnc-01 (the second before the first finished):
+    // an operator may not do that, but the machine itself may report it.
     let queue = h.get("/api/v1/machines/1/dispatch").await.json["queue"].as_array().unwrap().clone();
     let mut started = Vec::new();
     for item in &queue {
@@ -2159,9 +2160,20 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
         let reply = h
             .post_json(&format!("/api/v1/operations/{operation}/start"), &planner, &json!({"machine_id": 1}))
             .await;
-        if reply.status == StatusCode::OK {
-            started.push(operation);
+        if started.is_empty() {
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        } else {
+            assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+            assert_eq!(reply.json["field"], "machine_id", "{}", reply.text);
+            let machine_says = store::OperationEvent {
+                operation: model::OperationId(operation),
+                machine: model::MachineId(1),
+                at: NOW,
+                kind: store::OperationEventKind::Started,
+            };
+            h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
         }
+        started.push(operation);
         if started.len() == 2 {
             break;
         }
@@ -2186,6 +2198,66 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
         assert_eq!(runs.len(), 2, "both running operations stay on cnc-01: {cnc}");
         assert!(runs[0].1 <= runs[1].0, "they run one after the other: {runs:?}");
     }
+}
+
+#[tokio::test]
+async fn steps_start_in_order_and_a_lot_takes_no_more_than_twice_its_units() {
+    let h = harness();
+    let _workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    let (order, first) = h.first_released_operation().await;
+    let (order, quantity) = (order["id"].as_i64().unwrap(), order["quantity"].as_u64().unwrap());
+    let detail = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    let second = &detail["operations"][1];
+    let (second_id, second_machine) = (second["id"].as_i64().unwrap(), &second["eligible_machines"][0]);
+    let path = format!("/api/v1/operations/{second_id}/start");
+    let early = h.post_json(&path, &operator, &json!({"machine_id": second_machine})).await;
+    assert_eq!(
+        (early.status, &early.json["field"]),
+        (StatusCode::CONFLICT, &json!("status")),
+        "{}",
+        early.text
+    );
+    assert!(early.json["detail"].as_str().unwrap().contains("step 1"), "{}", early.text);
+    let units = json!({"good": 1, "operation_id": second_id});
+    let counted =
+        h.post_json(&format!("/api/v1/machines/{second_machine}/production"), &operator, &units).await;
+    assert_eq!(counted.status, StatusCode::CONFLICT, "units start an operation too: {}", counted.text);
+    // A machine may report the second step started anyway: the plan puts it after the first.
+    let machine_says = store::OperationEvent {
+        operation: model::OperationId(second_id),
+        machine: model::MachineId(second_machine.as_i64().unwrap()),
+        at: NOW,
+        kind: store::OperationEventKind::Started,
+    };
+    h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
+    for repair in [false, true] {
+        let body = json!({"time_limit_seconds": 0, "repair": repair});
+        let reply = h.post_json("/api/v1/plans", ADMIN, &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "repair {repair}: {}", reply.text);
+        let planned = h.get(&format!("/api/v1/plans/{}", reply.json["id"])).await;
+        assert_eq!(planned.status, StatusCode::OK);
+    }
+    // The first step: started, then finished with more than twice its lot is refused, and
+    // nothing is counted.
+    let id = first["id"].as_i64().unwrap();
+    let machine = &first["eligible_machines"][0];
+    let started = h
+        .post_json(&format!("/api/v1/operations/{id}/start"), &operator, &json!({"machine_id": machine}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    let finish = format!("/api/v1/operations/{id}/finish");
+    let too_many = h.post_json(&finish, &operator, &json!({"good": 2 * quantity + 11})).await;
+    assert_eq!(too_many.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", too_many.text);
+    assert!(too_many.json["detail"].as_str().unwrap().contains("at most"), "{}", too_many.text);
+    let units = json!({"good": 1_000_001, "operation_id": id});
+    let reply = h.post_json(&format!("/api/v1/machines/{machine}/production"), &operator, &units).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
+    assert_eq!(h.store.operation(model::OperationId(id)).unwrap().good, 0);
+    let done = h.post_json(&finish, &operator, &json!({"good": quantity + 2, "scrap": 1})).await;
+    assert_eq!(done.status, StatusCode::OK, "a few extra units are fine: {}", done.text);
+    let again = h.post_json(&finish, &operator, &json!({"good": 1})).await;
+    assert!(again.json["detail"].as_str().unwrap().contains("cannot finish again"), "{}", again.text);
 }
 
 #[tokio::test]

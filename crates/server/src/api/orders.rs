@@ -223,7 +223,42 @@ pub(crate) async fn start_operation(
             "release the order before starting its operations",
         ));
     }
+    check_start(&state.store, &operation, request.machine_id)?;
     report(&state, operation.id, request.machine_id, store::OperationEventKind::Started).await
+}
+
+/// Refuses to start `operation` on `machine` while a step before it in its order is not done, or
+/// while the machine runs other work: plans and tracking take an order's steps in routing order
+/// and one lot at a time on a machine. (Machines' own reports are taken as they come.)
+pub(crate) fn check_start(store: &Store, operation: &Operation, machine: model::MachineId) -> ApiResult<()> {
+    let steps = store.operations(operation.order_id)?;
+    if let Some(before) = steps.iter().find(|step| {
+        step.seq < operation.seq && !matches!(step.status, OrderStatus::Done | OrderStatus::Cancelled)
+    }) {
+        return Err(ApiError::conflict(
+            Some("status".into()),
+            format!(
+                "step {} \"{}\" of this order is {}; steps run in order, so finish it first",
+                before.seq + 1,
+                before.name,
+                before.status.as_str()
+            ),
+        ));
+    }
+    let running = store.running_operations()?;
+    if let Some(busy) = running.iter().find(|r| r.machine_id == Some(machine) && r.id != operation.id) {
+        let order = store.order(busy.order_id)?;
+        return Err(ApiError::conflict(
+            Some("machine_id".into()),
+            format!(
+                "the machine is running step {} \"{}\" of order {}; finish it first",
+                busy.seq + 1,
+                busy.name,
+                order.number
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) async fn finish_operation(
@@ -235,13 +270,16 @@ pub(crate) async fn finish_operation(
     principal.require(Need::Report)?;
     let operation = state.store.operation(model::OperationId(id))?;
     let Some(machine) = operation.machine_id.filter(|_| operation.status == OrderStatus::Running) else {
-        return Err(ApiError::conflict(
-            Some("status".into()),
-            format!("the operation is {}; start it first", operation.status.as_str()),
-        ));
+        let message = match operation.status {
+            OrderStatus::Done | OrderStatus::Cancelled => {
+                format!("the operation is {}; it cannot finish again", operation.status.as_str())
+            }
+            status => format!("the operation is {}; start it first", status.as_str()),
+        };
+        return Err(ApiError::conflict(Some("status".into()), message));
     };
-    if u64::from(request.good) + u64::from(request.scrap) > 10_000_000 {
-        return Err(ApiError::validation(vec![model::FieldError::new("good", "too many units")]));
+    if let Some(problem) = operation.units_problem("good", request.good, request.scrap) {
+        return Err(ApiError::validation(vec![problem]));
     }
     report(
         &state,

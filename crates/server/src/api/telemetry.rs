@@ -334,6 +334,8 @@ pub(crate) async fn report_production(
     }
     if report.good == 0 && report.scrap == 0 {
         problems.push(FieldError::new("good", "report at least one unit, good or scrap"));
+    } else if u64::from(report.good) + u64::from(report.scrap) > u64::from(model::MAX_ORDER_QUANTITY) {
+        problems.push(FieldError::new("good", "at most 1000000 units in one report"));
     }
     check_at(report.at, state.clock.now(), &mut problems);
     if report.ideal_unit_seconds.is_none() && report.operation_id.is_none() {
@@ -404,14 +406,19 @@ async fn count_for_operation(
             format!("the operation is {}; its units can no longer be reported", operation.status.as_str()),
         ));
     }
-    // Counting units starts an operation; as with `/start`, only once its order is released.
-    if operation.status != model::OrderStatus::Running
-        && state.store.order(operation.order_id)?.status == model::OrderStatus::Planned
-    {
-        return Err(ApiError::conflict(
-            Some("operation_id".into()),
-            "release the order before reporting units of its operations",
-        ));
+    // Counting units starts an operation; as with `/start`, only once its order is released, in
+    // routing order, on a machine free for it.
+    if operation.status != model::OrderStatus::Running {
+        if state.store.order(operation.order_id)?.status == model::OrderStatus::Planned {
+            return Err(ApiError::conflict(
+                Some("operation_id".into()),
+                "release the order before reporting units of its operations",
+            ));
+        }
+        super::orders::check_start(&state.store, &operation, machine.id)?;
+    }
+    if let Some(problem) = operation.units_problem("good", report.good, report.scrap) {
+        return Err(ApiError::validation(vec![problem]));
     }
     let ideal_unit_ms =
         report.ideal_unit_seconds.filter(|s| *s > 0.0).map(ingest::MachineEvent::ideal_unit_ms);

@@ -236,9 +236,10 @@ impl Engine {
         engine
     }
 
-    /// Replaces the rules (after an edit); state of unchanged rules is kept.
+    /// Replaces the rules (after an edit); state of unchanged enabled rules is kept.
     pub fn set_rules(&mut self, rules: Vec<AlarmRule>) {
-        self.tracks.retain(|(rule, _), _| rules.iter().any(|r| r.id == *rule));
+        // A disabled rule's alarms are cleared; enabled again, it starts afresh.
+        self.tracks.retain(|(rule, _), _| rules.iter().any(|r| r.id == *rule && r.rule.enabled));
         self.rules = rules;
     }
 

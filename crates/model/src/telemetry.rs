@@ -199,9 +199,13 @@ impl crate::Validate for CountRule {
             }
         }
         if let Some(ideal) = self.ideal_unit_seconds
-            && !(ideal.is_finite() && ideal > 0.0)
+            && !(ideal.is_finite() && ideal > 0.0 && ideal <= 7.0 * 86_400.0)
         {
-            out.push(crate::FieldError::new("ideal_unit_seconds", "must be a positive number"));
+            // As for a production report: at most a week a unit.
+            out.push(crate::FieldError::new(
+                "ideal_unit_seconds",
+                "must be a number above 0 and at most 604800",
+            ));
         }
         out
     }

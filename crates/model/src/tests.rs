@@ -434,5 +434,9 @@ mod count_rule_tests {
             fields(bad.problems()),
             ["good_metric", "scrap_metric", "scrap_metric", "ideal_unit_seconds"]
         );
+        let slow = CountRule { ideal_unit_seconds: Some(1e30), ..rule.clone() };
+        assert_eq!(fields(slow.problems()), ["ideal_unit_seconds"], "would make OEE astronomical");
+        let week = CountRule { ideal_unit_seconds: Some(604_800.0), ..rule };
+        assert!(week.problems().is_empty());
     }
 }

@@ -300,6 +300,54 @@ async fn open_work_beyond_any_date_is_a_conflict_for_the_planner_not_a_crash() {
 }
 
 #[tokio::test]
+async fn a_rule_disabled_or_deleted_leaves_no_alarm_holding() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    let body = json!({"name": "Coolant hot", "metric": "coolant_c", "condition": {"kind": "above", "threshold": 40.0},
+                      "severity": "warning"});
+    for delete in [false, true] {
+        let rule = h.post_json("/api/v1/alarm-rules", &planner, &body).await.json;
+        let id = rule["id"].as_i64().unwrap();
+        let alarm = h.store.raise_alarm(id, model::MachineId(1), NOW, Some(41.0), "Coolant hot").unwrap();
+        let path = format!("/api/v1/alarm-rules/{id}");
+        let status = if delete {
+            h.send("DELETE", &path, Some(&planner), None).await.status
+        } else {
+            let mut disabled = body.clone();
+            disabled["enabled"] = json!(false);
+            h.send("PUT", &path, Some(&planner), Some(("application/json", disabled.to_string().into())))
+                .await
+                .status
+        };
+        assert!(status.is_success(), "delete {delete}: {status}");
+        let stored = h.get("/api/v1/alarms?machine=1&limit=100").await.json;
+        let stored =
+            stored["items"].as_array().unwrap().iter().find(|a| a["id"] == alarm.id).unwrap().clone();
+        assert_eq!(stored["status"], "cleared", "delete {delete}: {stored}");
+        // Nobody acknowledged it: still open for people.
+        let open = h.get("/api/v1/alarms?open=true&limit=100").await.json;
+        assert!(open["items"].as_array().unwrap().iter().any(|a| a["id"] == alarm.id));
+    }
+}
+
+#[tokio::test]
+async fn a_line_with_machines_stays_at_their_site() {
+    let h = harness();
+    let sz = h.second_site();
+    let line = h.get("/api/v1/lines?limit=1").await.json["items"][0].clone();
+    let moved = json!({"site_id": sz.0, "code": line["code"], "name": line["name"]});
+    let path = format!("/api/v1/lines/{}", line["id"]);
+    let reply = h.send("PUT", &path, Some(ADMIN), Some(("application/json", moved.to_string().into()))).await;
+    assert_eq!(
+        (reply.status, &reply.json["field"]),
+        (StatusCode::CONFLICT, &json!("site_id")),
+        "{}",
+        reply.text
+    );
+    assert_eq!(h.get(&path).await.json["site_id"], line["site_id"]);
+}
+
+#[tokio::test]
 async fn problem_details_have_the_documented_shape() {
     let h = harness();
     let mut order = valid_order();

@@ -143,6 +143,29 @@ impl Store {
         })
     }
 
+    /// Clears every alarm of a rule that is not cleared yet, at `at`: for a rule deleted or
+    /// disabled, which no longer watches its condition. Those nobody acknowledged stay open for
+    /// people ([`Alarm::needs_acknowledgement`]).
+    pub fn clear_rule_alarms(&self, rule_id: i64, at: Timestamp) -> Result<Vec<Alarm>> {
+        self.write(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM alarms WHERE rule_id = ?1 AND status != 'cleared' ORDER BY id",
+                )?
+                .query_map([rule_id], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut cleared = Vec::with_capacity(ids.len());
+            for id in ids {
+                tx.execute(
+                    "UPDATE alarms SET status = 'cleared', cleared_ms = ?2 WHERE id = ?1",
+                    params![id, to_ms(at)],
+                )?;
+                cleared.push(read_alarm(tx, id)?);
+            }
+            Ok(cleared)
+        })
+    }
+
     /// Records that `by` has seen an alarm that needs it (`Alarm::needs_acknowledgement`): an
     /// active one becomes `acknowledged`, a cleared one stays `cleared`.
     pub fn acknowledge_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Alarm> {

@@ -75,11 +75,26 @@ impl Store {
     pub fn update_user(&self, id: UserId, role: Option<Role>, password_hash: Option<&str>) -> Result<User> {
         self.write(|tx| {
             if let Some(role) = role {
+                // Only device accounts are bound to a site, and they need one.
                 touched(
-                    tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![id.0, role.as_str()])?,
+                    tx.execute(
+                        "UPDATE users SET role = ?2, site_id = CASE WHEN ?2 = 'device' THEN site_id END
+                         WHERE id = ?1",
+                        params![id.0, role.as_str()],
+                    )?,
                     "user",
                     id.0,
                 )?;
+                let unbound: bool = tx
+                    .prepare_cached("SELECT role = 'device' AND site_id IS NULL FROM users WHERE id = ?1")?
+                    .query_row([id.0], |row| row.get(0))?;
+                if unbound {
+                    return Err(StoreError::invalid(
+                        "role",
+                        "a device account needs a site; create a new device account for it instead",
+                    ));
+                }
+                keep_an_admin(tx)?;
             }
             if let Some(hash) = password_hash {
                 touched(
@@ -97,7 +112,10 @@ impl Store {
 
     /// Deletes a user and their tokens.
     pub fn delete_user(&self, id: UserId) -> Result<()> {
-        self.write(|tx| touched(tx.execute("DELETE FROM users WHERE id = ?1", [id.0])?, "user", id.0))
+        self.write(|tx| {
+            touched(tx.execute("DELETE FROM users WHERE id = ?1", [id.0])?, "user", id.0)?;
+            keep_an_admin(tx)
+        })
     }
 
     /// Every user, by id.
@@ -255,4 +273,19 @@ fn user_row(row: &Row<'_>) -> rusqlite::Result<Result<User>> {
         site_id: row.get::<_, Option<i64>>(4)?.map(SiteId),
         created_at,
     }))
+}
+
+/// Refuses a change (in its transaction, so two admins demoting each other at once cannot both
+/// succeed) that would leave no admin: nobody could manage accounts, machines or sites again.
+fn keep_an_admin(tx: &rusqlite::Connection) -> Result<()> {
+    let admins: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM users WHERE role = 'admin'")?
+        .query_row([], |row| row.get(0))?;
+    if admins == 0 {
+        return Err(StoreError::Conflict {
+            field: Some("role".into()),
+            message: "the last admin must stay an admin".into(),
+        });
+    }
+    Ok(())
 }

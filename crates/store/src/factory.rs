@@ -112,6 +112,17 @@ impl Store {
     pub fn update_line(&self, id: LineId, new: &NewLine) -> Result<Line> {
         self.write(|tx| {
             require(tx, "sites", new.site_id.0, "site_id")?;
+            let elsewhere: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM machines WHERE line_id = ?1 AND site_id != ?2)",
+                )?
+                .query_row(params![id.0, new.site_id.0], |row| row.get(0))?;
+            if elsewhere {
+                return Err(StoreError::Conflict {
+                    field: Some("site_id".into()),
+                    message: "machines stand in this line at its site; move them out first".into(),
+                });
+            }
             let changed = tx
                 .execute(
                     "UPDATE lines SET site_id = ?2, code = ?3, name = ?4 WHERE id = ?1",

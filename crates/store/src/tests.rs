@@ -992,3 +992,27 @@ mod maintenance_tests {
         assert_eq!(f.store.order(created.id).unwrap().material_ready, Some(NOW + time::Duration::days(2)));
     }
 }
+
+mod account_tests {
+    use super::*;
+
+    #[test]
+    fn the_last_admin_stays_and_only_device_accounts_have_a_site() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let site = f.store.sites(PageRequest { after: None, limit: 10 }).unwrap().items[0].id;
+        let first = f.store.create_user("ada", Role::Admin, None, "$argon2id$x", NOW).unwrap();
+        let second = f.store.create_user("bo", Role::Admin, None, "$argon2id$x", NOW).unwrap();
+        f.store.update_user(second.id, Some(Role::Viewer), None).unwrap();
+        let last = f.store.update_user(first.id, Some(Role::Viewer), None);
+        assert!(matches!(last, Err(StoreError::Conflict { .. })), "{last:?}");
+        assert!(matches!(f.store.delete_user(first.id), Err(StoreError::Conflict { .. })));
+        let first = f.store.users().unwrap().into_iter().find(|u| u.id == first.id).unwrap();
+        assert_eq!(first.role, Role::Admin, "nothing changed");
+        // A viewer made a device has no site to publish for; a device made a viewer loses its site.
+        let device = f.store.update_user(second.id, Some(Role::Device), None);
+        assert!(matches!(device, Err(StoreError::Invalid(_))), "{device:?}");
+        let gateway = f.store.create_user("gw", Role::Device, Some(site), "$argon2id$x", NOW).unwrap();
+        let viewer = f.store.update_user(gateway.id, Some(Role::Viewer), None).unwrap();
+        assert_eq!((viewer.role, viewer.site_id), (Role::Viewer, None));
+    }
+}

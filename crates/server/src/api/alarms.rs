@@ -50,9 +50,17 @@ pub(crate) async fn update_rule(
 ) -> ApiResult<Json<AlarmRule>> {
     principal.require(Need::Plan)?;
     validate(&new)?;
-    let store = state.store.clone();
-    let rule = blocking(move || store.update_alarm_rule(id, &new)).await?;
+    let (store, now) = (state.store.clone(), state.clock.now());
+    let (rule, cleared) = blocking(move || {
+        let rule = store.update_alarm_rule(id, &new)?;
+        let cleared = if rule.rule.enabled { Vec::new() } else { store.clear_rule_alarms(id, now)? };
+        Ok((rule, cleared))
+    })
+    .await?;
     state.alarm_input(AlarmInput::RulesChanged);
+    for alarm in cleared {
+        state.publish(LiveEvent::Alarm { alarm });
+    }
     Ok(Json(rule))
 }
 
@@ -62,9 +70,19 @@ pub(crate) async fn delete_rule(
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     principal.require(Need::Plan)?;
-    let store = state.store.clone();
-    blocking(move || store.delete_alarm_rule(id)).await?;
+    let (store, now) = (state.store.clone(), state.clock.now());
+    // A rule that no longer watches leaves no alarm holding for good.
+    let cleared = blocking(move || {
+        store.alarm_rule(id)?;
+        let cleared = store.clear_rule_alarms(id, now)?;
+        store.delete_alarm_rule(id)?;
+        Ok(cleared)
+    })
+    .await?;
     state.alarm_input(AlarmInput::RulesChanged);
+    for alarm in cleared {
+        state.publish(LiveEvent::Alarm { alarm });
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

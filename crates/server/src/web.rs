@@ -549,6 +549,49 @@ pub(crate) fn alarm_status(t: &Text, alarm: &model::alarm::Alarm) -> Markup {
     }
 }
 
+/// The most urgent alarms in three columns, so a narrow panel needs no scrolling: who and how
+/// urgent, what (and whether it cleared), when (and the acknowledgement, for those who may).
+pub(crate) fn alarms_brief(
+    ctx: &Ctx,
+    alarms: &[model::alarm::Alarm],
+    names: &std::collections::HashMap<model::MachineId, &str>,
+) -> Markup {
+    let t = ctx.t;
+    html! {
+        table.alarms-brief {
+            thead { tr { th { (t.machine) } th { (t.message) } th { (t.raised_at) } } }
+            tbody {
+                @for alarm in alarms {
+                    tr {
+                        td {
+                            span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) }
+                            br;
+                            a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) }
+                        }
+                        td {
+                            (alarm.message)
+                            @if alarm.status == model::alarm::AlarmStatus::Cleared {
+                                br; span.muted { (alarm_status(t, alarm)) }
+                            }
+                        }
+                        td.nw {
+                            (ctx.short_time(alarm.raised_at))
+                            br;
+                            @if alarm.needs_acknowledgement() && ctx.may(crate::auth::Need::Report) {
+                                button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
+                                    (t.acknowledge)
+                                }
+                            } @else if alarm.status == model::alarm::AlarmStatus::Acknowledged {
+                                span.muted title=[alarm.acknowledged_by.as_deref()] { (t.alarm_status(alarm.status)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The CSS class of a machine state, `state-running` and so on.
 pub(crate) fn state_class(state: model::MachineState) -> String {
     format!("state-{}", state.as_str().replace('_', "-"))

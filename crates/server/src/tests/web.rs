@@ -502,6 +502,52 @@ async fn the_step_after_a_finished_one_processes_only_its_good_units() {
 }
 
 #[tokio::test]
+async fn an_overdue_order_outside_the_plan_is_at_risk_and_a_station_shows_its_machine_s_alarms() {
+    let h = harness();
+    h.busy_factory().await;
+    // Entered after the active plan, already two days past its due time.
+    let overdue = model::NewOrder {
+        number: "SO-OVERDUE".into(),
+        customer: "Late Ltd".into(),
+        variant_id: model::VariantId(1),
+        quantity: 3,
+        due: NOW - time::Duration::days(2),
+        priority: 5,
+        material_ready: None,
+    };
+    let order = h.store.create_order(&overdue, NOW).unwrap();
+    for (lang, overview, list) in [
+        ("en", "1 open order is past its due time and not in the active plan:", "Overdue by"),
+        ("zh-HK", "1 張未完成訂單已過交期，且不在現行排程中：", "已逾期"),
+    ] {
+        let page = h.page("/", ADMIN, lang).await.text;
+        let at = page.find(r#"data-testid="overdue-unplanned""#).expect("the overdue line");
+        assert!(page[at..].contains(overview) && page[at..].contains("SO-OVERDUE"), "{lang}");
+        let page = h.page(&format!("/orders/{}", order.id.0), ADMIN, lang).await.text;
+        assert!(page.contains(list), "{lang}: the order page says it is overdue");
+    }
+    // Ten open alarms: the overview lists the eight most urgent and says so.
+    let rule = h.store.alarm_rules().unwrap()[0].id;
+    for machine in 2..=10 {
+        h.store.raise_alarm(rule, model::MachineId(machine), NOW, Some(60.0), "Gas leak").unwrap();
+    }
+    let page = h.page("/", ADMIN, "en").await.text;
+    assert!(
+        page.contains("The 8 most urgent of 10 open alarms."),
+        "{}",
+        &page[page.find("overview-alarms").unwrap()..][..2000]
+    );
+    // The station of a machine with an alarm shows it, with the acknowledgement for an operator.
+    let station = h.page("/station?machine=3", ADMIN, "en").await.text;
+    let at = station.find(r#"id="station-alarms""#).expect("the alarm panel");
+    assert!(!station[at..at + 120].contains("hidden"), "{}", &station[at..at + 120]);
+    assert!(station[at..].contains("Gas leak") && station[at..].contains("/acknowledge"));
+    let quiet = h.page("/station?machine=11", ADMIN, "en").await.text;
+    let at = quiet.find(r#"id="station-alarms""#).unwrap();
+    assert!(quiet[at..at + 150].contains("hidden"), "no alarms, no panel");
+}
+
+#[tokio::test]
 async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let h = harness();
     let (machine, order, _) = h.busy_factory().await;

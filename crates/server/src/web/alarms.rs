@@ -202,7 +202,7 @@ pub(crate) async fn page(
                                 td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
                                 td { (alarm.message) }
                                 td.num { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
-                                td { (alarm_status(t, alarm)) }
+                                td.nw { (alarm_status(t, alarm)) }
                                 td { (ctx.time(alarm.raised_at)) }
                                 td {
                                     @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {

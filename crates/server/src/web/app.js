@@ -160,7 +160,14 @@ function applyState(event) {
     for (const state of Object.keys(states)) el.classList.remove('state-' + state.replace('_', '-'));
     el.classList.add('state-' + event.state.replace('_', '-'));
     el.dataset.state = event.state;
-    el.querySelectorAll('[data-state-label]').forEach(label => { label.textContent = states[event.state] || event.state; });
+    el.querySelectorAll('[data-state-label]').forEach(label => {
+      label.textContent = states[event.state] || event.state;
+      // A badge coloured by its own state class (the station's) takes the new one too.
+      if ([...label.classList].some(name => name.startsWith('state-'))) {
+        for (const state of Object.keys(states)) label.classList.remove('state-' + state.replace('_', '-'));
+        label.classList.add('state-' + event.state.replace('_', '-'));
+      }
+    });
     el.querySelectorAll('[data-since]').forEach(since => {
       // Shown in the site's time zone, as the server renders times, not the browser's.
       const offset = Number(document.body.dataset.offsetMinutes) || 0;

@@ -35,6 +35,7 @@ pub(crate) struct Text {
     pub(crate) no_active_plan: &'static str,
     pub(crate) not_in_plan: &'static str,
     pub(crate) late_by: &'static str,
+    pub(crate) overdue_by: &'static str,
     pub(crate) priority: &'static str,
     pub(crate) priority_hint: &'static str,
     pub(crate) material_ready: &'static str,
@@ -82,6 +83,7 @@ pub(crate) const EN: Text = Text {
     no_active_plan: "No plan is active, so no order has an ETA yet.",
     not_in_plan: "Not in the active plan",
     late_by: "Late by",
+    overdue_by: "Overdue by",
     priority: "Priority",
     priority_hint: "1 normal to 10 most urgent",
     material_ready: "Material ready",
@@ -128,6 +130,7 @@ pub(crate) const ZH: Text = Text {
     no_active_plan: "尚未發佈排程，訂單暫無預計完成時間。",
     not_in_plan: "不在現行排程內",
     late_by: "延誤",
+    overdue_by: "已逾期",
     priority: "優先級",
     priority_hint: "1 為一般，10 為最緊急",
     material_ready: "物料齊備",
@@ -426,13 +429,20 @@ fn eta_cell(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
 }
 
 /// The lateness cell: late by how much, or on time.
-fn lateness(ctx: &Ctx, due: Timestamp, eta: Option<Timestamp>) -> Markup {
+fn lateness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
     let t = ctx.t;
+    let due = order.due;
     match eta {
         Some(eta) if eta > due => html! {
             span.late-text { "▲ " (t.orders_page.late_by) " " (ctx.duration((eta - due).whole_seconds())) }
         },
         Some(_) => html! { span.ok-text { "✓ " (t.on_time) } },
+        // Not in the active plan, but already past its due time: late whatever a plan says.
+        None if due < ctx.now && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) => {
+            html! {
+                span.late-text { "▲ " (t.orders_page.overdue_by) " " (ctx.duration((ctx.now - due).whole_seconds())) }
+            }
+        }
         None => html! { span.muted { (t.none) } },
     }
 }
@@ -510,7 +520,7 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
             } @else {
                 table.orders {
                     thead { tr {
-                        th { (t.order) } th { (t.customer) } th { (t.product_variant) } th.num { (t.quantity) }
+                        th { (t.order) } th { (t.customer) } th.product { (t.product_variant) } th.num { (t.quantity) }
                         th { (t.due) } th { (t.status) } th { (t.eta) } th { (t.lateness) }
                         th.num.carbon title=(o.carbon_pending) { (o.carbon) }
                     } }
@@ -521,12 +531,12 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
                             tr.late[late] data-testid="order-row" data-order-id=(order.id.0) {
                                 td.nw { a href={ "/orders/" (order.id.0) } { (order.number) } }
                                 td { a.quiet href=(list_url(&customer_query(&order.customer), None)) { (order.customer) } }
-                                td { (row.product) }
+                                td.product { (row.product) }
                                 td.num { (order.quantity) }
                                 td.nw { (ctx.short_time(order.due)) }
                                 td { (status_badge(t, order.status)) }
                                 td.nw { (eta_cell(ctx, order, row.eta)) }
-                                td.nw { (lateness(ctx, order.due, row.eta)) }
+                                td.nw { (lateness(ctx, order, row.eta)) }
                                 td.num.muted.carbon title=(o.carbon_pending) { (t.none) }
                             }
                         }
@@ -669,7 +679,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                         }
                     }
                 }
-                dt { (t.lateness) } dd { (lateness(ctx, order.due, eta)) }
+                dt { (t.lateness) } dd { (lateness(ctx, order, eta)) }
             }
         }
         section.panel #order-operations aria-labelledby="operations-heading" data-live data-refresh-on="production" {
@@ -708,8 +718,13 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                                     td { @if planned.setup_start < planned.start { (ctx.short_time(planned.setup_start)) } @else { span.muted { (t.none) } } }
                                     td { (ctx.short_time(planned.start)) }
                                     td {
-                                        (ctx.short_time(planned.end))
-                                        @if planned.parts > 1 { " " span.muted { "(" (planned.parts) " " (o.parts) ")" } }
+                                        @if let Some(at) = operation.finished_at {
+                                            // Done since the plan was made: its real end, not the planned one.
+                                            (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" }
+                                        } @else {
+                                            (ctx.short_time(planned.end))
+                                            @if planned.parts > 1 { " " span.muted { "(" (planned.parts) " " (o.parts) ")" } }
+                                        }
                                     }
                                 }
                                 None => {

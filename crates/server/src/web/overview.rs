@@ -7,11 +7,10 @@ use maud::{Markup, html};
 use model::{Kpis, Machine, MachineId, MachineState, OrderStatus};
 use store::PageRequest;
 
-use super::{Ctx, Nav, OrPage, PageResult, alarm_status, layout, percent, state_class};
+use super::{Ctx, Nav, OrPage, PageResult, alarms_brief, layout, percent, state_class};
 use crate::AppState;
 use crate::api::plans::{Eta, etas};
 use crate::api::telemetry::machine_kpis;
-use crate::auth::Need;
 use crate::planning::progress;
 use axum::extract::State;
 
@@ -25,11 +24,15 @@ pub(crate) struct Text {
     pub(crate) no_alarms: &'static str,
     pub(crate) alarms_hint: &'static str,
     pub(crate) at_risk: &'static str,
+    /// "3 open orders are past their due time and not in the active plan:"
+    pub(crate) overdue_unplanned: fn(usize) -> String,
     pub(crate) at_risk_hint: &'static str,
     pub(crate) none_at_risk: &'static str,
     pub(crate) no_active_plan: &'static str,
     pub(crate) open_plan: &'static str,
     pub(crate) all_alarms: &'static str,
+    /// "The 8 most urgent of 12 open alarms."
+    pub(crate) shown_of: fn(usize, u64) -> String,
     pub(crate) no_machines: &'static str,
     pub(crate) behind: &'static str,
     pub(crate) on_time: &'static str,
@@ -47,9 +50,17 @@ pub(crate) const EN: Text = Text {
     at_risk: "Orders at risk",
     at_risk_hint: "Orders the active plan finishes after their due date, latest first.",
     none_at_risk: "The active plan finishes every order on time.",
+    overdue_unplanned: |n| {
+        if n == 1 {
+            "1 open order is past its due time and not in the active plan:".to_string()
+        } else {
+            format!("{n} open orders are past their due time and not in the active plan:")
+        }
+    },
     no_active_plan: "No plan is active yet, so no order has an ETA.",
     open_plan: "Open the plan",
     all_alarms: "All alarms",
+    shown_of: |shown, open| format!("The {shown} most urgent of {open} open alarms."),
     no_machines: "No machines are set up yet.",
     behind: "Operations behind the plan",
     on_time: "On time, 30 days",
@@ -67,9 +78,11 @@ pub(crate) const ZH: Text = Text {
     at_risk: "可能延誤的訂單",
     at_risk_hint: "現行排程預計在交期後才完成的訂單，最遲者在前。",
     none_at_risk: "現行排程可準時完成所有訂單。",
+    overdue_unplanned: |n| format!("{n} 張未完成訂單已過交期，且不在現行排程中："),
     no_active_plan: "尚未發佈排程，訂單暫無預計完成時間。",
     open_plan: "開啟排程",
     all_alarms: "所有警報",
+    shown_of: |shown, open| format!("顯示 {open} 個未完結警報中最緊急的 {shown} 個。"),
     no_machines: "尚未設定機器。",
     behind: "落後於排程的工序",
     on_time: "準時完成（30 日）",
@@ -95,6 +108,9 @@ pub(crate) struct Overview {
     /// How the orders finished in the last [`DELIVERY_DAYS`] days kept their due dates.
     deliveries: store::Deliveries,
     late: Option<Vec<Eta>>,
+    /// Open orders past their due time that the active plan does not hold (entered or released
+    /// since it was made), most overdue first; every such order without an active plan.
+    overdue: Vec<model::Order>,
     /// Lots behind the active plan (see `plan::behind`), when a plan is active.
     behind: Option<usize>,
 }
@@ -118,12 +134,15 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
     }
     let kpis = rows.into_iter().map(|row| (row.machine_id, row.kpis)).collect();
     let (alarms, open_alarms) = store.most_urgent_alarms(ALARMS_SHOWN)?;
+    let mut planned = std::collections::HashSet::new();
     let (late, behind) = match store.active_plan()? {
         Some(plan) => {
             let operations = store.plan_operations(plan.id, None)?;
+            let all = etas(store, &operations)?;
+            planned.extend(all.iter().map(|e| e.order_id));
             // A plan made before an order finished or was cancelled still holds it: such an
             // order is no longer at risk, whatever that plan expected.
-            let mut late: Vec<Eta> = etas(store, &operations)?
+            let mut late: Vec<Eta> = all
                 .into_iter()
                 .filter(|e| e.late && !matches!(e.status, OrderStatus::Done | OrderStatus::Cancelled))
                 .collect();
@@ -133,8 +152,18 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
         }
         None => (None, None),
     };
+    let past_due = store::OrderFilter { due_before: Some(now), ..Default::default() };
+    let mut overdue: Vec<model::Order> = store
+        .orders(&past_due, PageRequest { after: None, limit: 500 })?
+        .items
+        .into_iter()
+        .filter(|o| {
+            !matches!(o.status, OrderStatus::Done | OrderStatus::Cancelled) && !planned.contains(&o.id)
+        })
+        .collect();
+    overdue.sort_by_key(|o| o.due);
     let deliveries = store.deliveries(now - time::Duration::days(DELIVERY_DAYS))?;
-    Ok(Overview { machines, states, kpis, sites, alarms, open_alarms, deliveries, late, behind })
+    Ok(Overview { machines, states, kpis, sites, alarms, open_alarms, deliveries, late, overdue, behind })
 }
 
 /// `GET /`: the overview.
@@ -159,8 +188,9 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
             div.kpi.bad[!data.alarms.is_empty()] {
                 span.value { (data.open_alarms) } span.label { (o.active_alarms) }
             }
-            div.kpi.bad[data.late.as_ref().is_some_and(|l| !l.is_empty())] {
-                span.value { (data.late.as_ref().map_or(0, Vec::len)) } span.label { (o.at_risk) }
+            @let at_risk = data.late.as_ref().map_or(0, Vec::len) + data.overdue.len();
+            div.kpi.bad[at_risk > 0] {
+                span.value { (at_risk) } span.label { (o.at_risk) }
             }
             @let deliveries = data.deliveries;
             div.kpi title=(o.on_time_hint) data-testid="on-time-kpi" {
@@ -193,38 +223,9 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                         p.muted { (o.no_alarms) }
                     } @else {
                         p.muted { (o.alarms_hint) }
-                        // Three columns, so the narrow panel needs no scrolling: who and how
-                        // urgent, what (and whether it cleared), when (and the acknowledgement).
-                        table.alarms-brief {
-                            thead { tr { th { (t.machine) } th { (t.message) } th { (t.raised_at) } } }
-                            tbody {
-                                @for alarm in &data.alarms {
-                                    tr {
-                                        td {
-                                            span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) }
-                                            br;
-                                            a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) }
-                                        }
-                                        td {
-                                            (alarm.message)
-                                            @if alarm.status == model::alarm::AlarmStatus::Cleared {
-                                                br; span.muted { (alarm_status(t, alarm)) }
-                                            }
-                                        }
-                                        td.nw {
-                                            (ctx.short_time(alarm.raised_at))
-                                            br;
-                                            @if alarm.needs_acknowledgement() && ctx.may(Need::Report) {
-                                                button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
-                                                    (t.acknowledge)
-                                                }
-                                            } @else if alarm.status == model::alarm::AlarmStatus::Acknowledged {
-                                                span.muted title=[alarm.acknowledged_by.as_deref()] { (t.alarm_status(alarm.status)) }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+                        (alarms_brief(ctx, &data.alarms, &names))
+                        @if (data.alarms.len() as u64) < data.open_alarms {
+                            p.muted { ((o.shown_of)(data.alarms.len(), data.open_alarms)) }
                         }
                     }
                     p { a href="/alarms" { (o.all_alarms) } }
@@ -233,7 +234,8 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                     h2 #risk-heading { (o.at_risk) }
                     @match &data.late {
                         None => { p.muted { (o.no_active_plan) " " a href="/plan" { (o.open_plan) } } }
-                        Some(late) if late.is_empty() => { p.muted { (o.none_at_risk) } }
+                        Some(late) if late.is_empty() && data.overdue.is_empty() => { p.muted { (o.none_at_risk) } }
+                        Some(late) if late.is_empty() => {}
                         Some(late) => {
                             p.muted { (o.at_risk_hint) }
                             table {
@@ -249,6 +251,17 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                                     }
                                 }
                             }
+                        }
+                    }
+                    @if !data.overdue.is_empty() {
+                        p data-testid="overdue-unplanned" {
+                            span.late-text { ((o.overdue_unplanned)(data.overdue.len())) } " "
+                            @for (index, order) in data.overdue.iter().take(AT_RISK_SHOWN).enumerate() {
+                                @if index > 0 { ", " }
+                                a href={ "/orders/" (order.id.0) } { (order.number) }
+                                " (" (ctx.short_time(order.due)) ")"
+                            }
+                            @if data.overdue.len() > AT_RISK_SHOWN { ", …" }
                         }
                     }
                 }

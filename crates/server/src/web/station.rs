@@ -6,9 +6,9 @@ use axum::extract::{Query, State};
 use maud::{Markup, html};
 use model::{MachineId, MachineState, Operation, OrderStatus};
 use serde::Deserialize;
-use store::PageRequest;
+use store::{AlarmFilter, PageRequest};
 
-use super::{Ctx, Nav, OrPage, PageResult, layout, state_class};
+use super::{Ctx, Nav, OrPage, PageResult, alarms_brief, layout, state_class};
 use crate::AppState;
 use crate::api::plans::{GanttItem, dispatch_queue};
 use crate::auth::Need;
@@ -19,6 +19,7 @@ pub(crate) struct Text {
     pub(crate) choose_machine: &'static str,
     pub(crate) other_machine: &'static str,
     pub(crate) current_work: &'static str,
+    pub(crate) machine_alarms: &'static str,
     pub(crate) nothing_running: &'static str,
     pub(crate) next_work: &'static str,
     pub(crate) queue_empty: &'static str,
@@ -49,6 +50,7 @@ pub(crate) const EN: Text = Text {
     choose_machine: "Choose your machine",
     other_machine: "Another machine",
     current_work: "Running now",
+    machine_alarms: "Open alarms on this machine",
     nothing_running: "Nothing is running on this machine.",
     next_work: "Next from the dispatch list",
     queue_empty: "The dispatch list for this machine is empty.",
@@ -76,6 +78,7 @@ pub(crate) const ZH: Text = Text {
     choose_machine: "選擇你的機器",
     other_machine: "其他機器",
     current_work: "正在生產",
+    machine_alarms: "本機未完結警報",
     nothing_running: "此機器沒有正在進行的工序。",
     next_work: "派工清單上的下一項",
     queue_empty: "此機器的派工清單是空的。",
@@ -98,6 +101,9 @@ pub(crate) fn reason_label(t: &super::Text, reason: &str) -> Option<&'static str
 
 /// How many queued operations are shown after the running ones.
 const NEXT_SHOWN: usize = 6;
+
+/// How many of a machine's open alarms the station shows, newest first.
+const ALARMS_SHOWN: u32 = 5;
 
 #[derive(Deserialize)]
 pub(crate) struct StationQuery {
@@ -135,6 +141,10 @@ pub(crate) async fn page(
     };
     let machine = store.machine(MachineId(id)).or_page(&ctx)?;
     let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
+    // The operator at the machine sees its hazards first.
+    let filter = AlarmFilter { status: None, open: true, machine: Some(machine.id) };
+    let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN }).or_page(&ctx)?.items;
+    let names = std::collections::HashMap::from([(machine.id, machine.code.as_str())]);
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();
     let mut next = Vec::new();
     for item in dispatch.queue {
@@ -164,6 +174,11 @@ pub(crate) async fn page(
                 a.button href="/station" { (s.other_machine) }
             }
             @if !may_report { p.muted { (s.read_only) } }
+            section.panel #station-alarms aria-labelledby="station-alarms-heading" data-refresh-on="alarm"
+                hidden[alarms.is_empty()] {
+                h2 #station-alarms-heading { (s.machine_alarms) }
+                (alarms_brief(&ctx, &alarms, &names))
+            }
             section.panel aria-labelledby="current-heading" {
                 h2 #current-heading { (s.current_work) }
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
@@ -184,7 +199,7 @@ pub(crate) async fn page(
                         tbody {
                             @for item in &next {
                                 tr.late[item.late] data-testid="next-operation" {
-                                    td { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
+                                    td.nw { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
                                     td { (item.operation_name) }
                                     td { (item.product) }
                                     td.num { (item.operation.quantity) }

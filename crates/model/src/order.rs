@@ -110,14 +110,16 @@ pub struct NewOrder {
     pub customer: String,
     /// See [`Order::variant_id`].
     pub variant_id: VariantId,
-    /// See [`Order::quantity`].
+    /// See [`Order::quantity`]; 1 to 1,000,000.
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub quantity: u32,
     /// See [`Order::due`].
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub due: Timestamp,
-    /// See [`Order::priority`]; 1 when left out.
+    /// See [`Order::priority`]; 1 to 10, 1 when left out.
     #[serde(default = "default_priority")]
+    #[schemars(range(min = 1, max = 10))]
     pub priority: u8,
     /// See [`Order::material_ready`]; material on hand when left out.
     #[serde(default, with = "time::serde::rfc3339::option")]

@@ -61,7 +61,9 @@ impl ApiError {
 
     /// The request could not be read (400): bad JSON, wrong types, a malformed parameter.
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        let errors = vec![FieldError::new(field, message)];
+        // Field names and messages may quote the input (an unknown field's name): cut them
+        // short, so a huge name does not come back many times over.
+        let errors = vec![FieldError::new(clip(field.into(), 100), clip(message.into(), 300))];
         let detail = summarise(&errors);
         ApiError {
             errors,
@@ -152,6 +154,16 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+}
+
+/// `text` cut to at most `max` characters, marked with "…" when cut.
+fn clip(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max).collect();
+    cut.push('…');
+    cut
 }
 
 fn summarise(errors: &[FieldError]) -> String {

@@ -223,6 +223,16 @@ impl Store {
         })
     }
 
+    /// Every metric name any machine has reported, sorted (at most a thousand).
+    pub fn metric_names(&self) -> Result<Vec<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT DISTINCT metric FROM series ORDER BY metric LIMIT 1000")?
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// When the machine's latest raw reading was taken, of any metric; `None` when it has none
     /// (never reported, or nothing within raw-data retention).
     pub fn last_reading_at(&self, machine: MachineId) -> Result<Option<model::Timestamp>> {

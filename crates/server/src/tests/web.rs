@@ -368,7 +368,7 @@ async fn an_automatic_repair_says_why_it_was_made() {
             "en",
             "Repaired and published automatically: released orders SO-T-NEW were not in the plan.".into(),
         ),
-        (new, "zh-HK", "系統自動修補並發佈：已發放的訂單 SO-T-NEW 不在排程內。".into()),
+        (new, "zh-HK", "系統自動修補並發佈：已下達的訂單 SO-T-NEW 不在排程內。".into()),
     ];
     for (plan, lang, said) in said {
         let shown = h.plan_trigger(plan, lang).await;
@@ -545,6 +545,29 @@ async fn an_overdue_order_outside_the_plan_is_at_risk_and_a_station_shows_its_ma
     let quiet = h.page("/station?machine=11", ADMIN, "en").await.text;
     let at = quiet.find(r#"id="station-alarms""#).unwrap();
     assert!(quiet[at..at + 150].contains("hidden"), "no alarms, no panel");
+}
+
+#[tokio::test]
+async fn a_rule_on_a_metric_no_machine_reports_is_flagged() {
+    let h = harness();
+    let reading =
+        model::Reading { machine: model::MachineId(1), metric: "temperature_c".into(), at: NOW, value: 30.0 };
+    h.store.write_readings(&[reading]).unwrap();
+    let typo = json!({"name": "Typo", "metric": "temprature_c", "condition": {"kind": "above", "threshold": 80.0},
+                      "severity": "warning"});
+    assert_eq!(h.post_json("/api/v1/alarm-rules", ADMIN, &typo).await.status, StatusCode::CREATED);
+    let page = h.page("/alarms", ADMIN, "en").await.text;
+    assert!(
+        page.contains(r#"<datalist id="known-metrics"><option value="temperature_c">"#),
+        "the form offers it"
+    );
+    let rows: Vec<&str> = page.split(r#"data-testid="rule-row""#).skip(1).collect();
+    let flagged = |metric: &str| {
+        let row = rows.iter().find(|row| row.contains(&format!("<td>{metric}"))).unwrap();
+        row[..row.find("</tr>").unwrap()].contains("unknown-metric")
+    };
+    assert!(flagged("temprature_c"));
+    assert!(!flagged("temperature_c"));
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ pub(crate) struct Text {
     pub(crate) for_seconds: &'static str,
     pub(crate) deadband: &'static str,
     pub(crate) deadband_hint: &'static str,
+    pub(crate) unknown_metric: &'static str,
     pub(crate) enabled: &'static str,
     pub(crate) new_rule: &'static str,
     pub(crate) delete_rule: &'static str,
@@ -65,6 +66,7 @@ pub(crate) const EN: Text = Text {
     limit: "Limit",
     for_seconds: "Holds for (s)",
     deadband: "Deadband",
+    unknown_metric: "No machine reports this metric",
     deadband_hint: "A raised alarm clears only once the value is back past the limit by more than this.",
     enabled: "Enabled",
     new_rule: "New rule",
@@ -94,6 +96,7 @@ pub(crate) const ZH: Text = Text {
     limit: "限值",
     for_seconds: "持續（秒）",
     deadband: "死區",
+    unknown_metric: "沒有機器報告此指標",
     deadband_hint: "警報發出後，數值須回到限值另一側並超出此幅度才解除。",
     enabled: "啟用",
     new_rule: "新增規則",
@@ -148,6 +151,7 @@ pub(crate) async fn page(
         store.machines(None, None, PageRequest { after: None, limit: 10_000 }).or_page(&ctx)?.items;
     let names: HashMap<MachineId, &str> = machines.iter().map(|m| (m.id, m.code.as_str())).collect();
     let rules = store.alarm_rules().or_page(&ctx)?;
+    let metrics = store.metric_names().or_page(&ctx)?;
     let may_ack = ctx.may(Need::Report);
     let keep = |cursor: Option<&str>| {
         let mut query = format!("/alarms?show={}", if all { "all" } else { "open" });
@@ -228,7 +232,9 @@ pub(crate) async fn page(
         }
         section.panel #rules aria-labelledby="rules-heading" {
             h2 #rules-heading { (a.rules) }
-            (rule_table(&ctx, &rules, &names))
+            // The metrics machines report, offered in the rule forms against typos.
+            datalist #known-metrics { @for metric in &metrics { option value=(metric) {} } }
+            (rule_table(&ctx, &rules, &names, &metrics))
             @if ctx.may(Need::Plan) {
                 h2 { (a.new_rule) }
                 (rule_form(&ctx, None, &machines))
@@ -238,7 +244,12 @@ pub(crate) async fn page(
     Ok(layout(&ctx, Nav::Alarms, a.title, body))
 }
 
-fn rule_table(ctx: &Ctx, rules: &[AlarmRule], names: &HashMap<MachineId, &str>) -> Markup {
+fn rule_table(
+    ctx: &Ctx,
+    rules: &[AlarmRule],
+    names: &HashMap<MachineId, &str>,
+    metrics: &[String],
+) -> Markup {
     let t = ctx.t;
     let a = t.alarms_page;
     let may_edit = ctx.may(Need::Plan);
@@ -257,7 +268,12 @@ fn rule_table(ctx: &Ctx, rules: &[AlarmRule], names: &HashMap<MachineId, &str>) 
                         tr data-testid="rule-row" {
                             td { (rule.rule.name) }
                             td { (rule.rule.machine_id.and_then(|m| names.get(&m).copied()).unwrap_or(a.all_machines)) }
-                            td { (rule.rule.metric.as_deref().unwrap_or(t.none)) }
+                            td {
+                                (rule.rule.metric.as_deref().unwrap_or(t.none))
+                                @if let Some(metric) = &rule.rule.metric && !metrics.contains(metric) {
+                                    br; span.late-text data-testid="unknown-metric" { (a.unknown_metric) }
+                                }
+                            }
                             td {
                                 (a.conditions[kind]) " " (limit) " " (a.condition_units[kind])
                                 @if rule.rule.deadband > 0.0 { " · " (a.deadband) " " (rule.rule.deadband) }
@@ -310,7 +326,7 @@ fn rule_form(ctx: &Ctx, rule: Option<&AlarmRule>, machines: &[model::Machine]) -
                     }
                 }
             }
-            label data-show-when="condition.kind=above,below,rate_above,stale" { (a.metric) input name="metric" required maxlength="200" value=[rule.and_then(|r| r.rule.metric.as_deref())]; }
+            label data-show-when="condition.kind=above,below,rate_above,stale" { (a.metric) input name="metric" required maxlength="200" list="known-metrics" value=[rule.and_then(|r| r.rule.metric.as_deref())]; }
             label { (a.condition)
                 select name="condition.kind" data-switch {
                     @for (index, name) in KINDS.iter().enumerate() {

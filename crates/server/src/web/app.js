@@ -29,7 +29,9 @@ async function api(method, url, body) {
   if (!response.ok) {
     let message = (data && (data.detail || data.title)) || response.statusText;
     if (data && Array.isArray(data.errors) && data.errors.length) {
-      message += ' — ' + data.errors.map(e => `${e.field}: ${e.message}`).join('; ');
+      // The detail often is the field errors already; say them once.
+      const fields = data.errors.map(e => `${e.field}: ${e.message}`).join('; ');
+      if (fields !== message) message += ' — ' + fields;
     }
     throw new Error(`${text.failed || 'Failed'} (${response.status}): ${message}`);
   }

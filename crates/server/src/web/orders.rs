@@ -154,8 +154,8 @@ pub(crate) const ZH: Text = Text {
     in_plan: "預計完成及計劃時間取自現行排程",
     new_order: "新增訂單",
     number: "訂單編號",
-    new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁發放後才會送到車間。",
-    rush_hint: "優先級 {priority} 或以上為急單：發放後，系統會即時修補現行排程，把它排在其他工作之前。",
+    new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁下達後才會送到車間。",
+    rush_hint: "優先級 {priority} 或以上為急單：下達後，系統會即時修補現行排程，把它排在其他工作之前。",
 };
 
 /// Orders per page.

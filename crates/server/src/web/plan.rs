@@ -275,7 +275,7 @@ pub(crate) const ZH: Text = Text {
     automatic_short: "自動",
     trigger_breakdown: "機器 {machine} 故障",
     trigger_rush: "收到急單 {orders}",
-    trigger_new: "已發放的訂單 {orders} 不在排程內",
+    trigger_new: "已下達的訂單 {orders} 不在排程內",
     trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前，{cancelled} 批已取消）",
     reoptimised: "系統按預定時間重新優化，結果優於原排程，已自動發佈：延誤訂單 {late_before} → {late}，加權延誤 {twt_before} → {twt}，最後工序完成 {end_before} → {end}。",
     weekdays: ["週一", "週二", "週三", "週四", "週五", "週六", "週日"],

@@ -156,7 +156,7 @@ pub(crate) const ZH: Text = Text {
     off: "關",
     down_for: "機器故障後預計停機",
     rush_priority: "即時插入急單的優先級（由此起）",
-    new_orders: "其他已發放訂單最遲於此時間內插入",
+    new_orders: "其他已下達訂單最遲於此時間內插入",
     deviation: "生產偏離排程超過此時間即修補",
     repair_interval: "此類修補與上次發佈排程最少相隔",
     freeze: "在此時間內開始的工作於修補時保持不變",

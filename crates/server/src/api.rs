@@ -5,7 +5,9 @@ pub(crate) mod access;
 pub(crate) mod alarms;
 /// The request and response types of the access handlers, for the OpenAPI document.
 pub(crate) mod access_schemas {
-    pub(crate) use super::access::{Login, NewTokenResponse, NewUser, TokenInfo, TokenRequest, UserChange};
+    pub(crate) use super::access::{
+        Login, NewTokenResponse, NewUser, PasswordChange, TokenInfo, TokenRequest, UserChange,
+    };
 }
 mod catalog;
 mod factory;
@@ -47,6 +49,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/auth/login", post(access::login))
         .route("/me", get(access::me))
+        .route("/me/password", post(access::change_own_password))
         .route("/users", get(access::list_users).post(access::create_user))
         .route("/users/{id}", axum::routing::patch(access::update_user).delete(access::delete_user))
         .route("/tokens", get(access::list_tokens).post(access::create_token))

@@ -643,6 +643,15 @@ pub(crate) fn build() -> Value {
         (201, Some(new_token.clone())),
     );
     doc.op("get", "/me", "The calling user", Who::Signed, None, (200, Some(user.clone())));
+    let password_change = doc.schema::<crate::api::access_schemas::PasswordChange>();
+    doc.op(
+        "post",
+        "/me/password",
+        "Change your own password (the current one is needed; not for device accounts)",
+        Who::Signed,
+        Some(password_change),
+        (204, None),
+    );
     doc.op("get", "/users", "List users", Who::Admin, None, (200, Some(users)));
     doc.op("post", "/users", "Create a user", Who::Admin, Some(new_user), (201, Some(user.clone())));
     doc.op(

@@ -353,6 +353,37 @@ async fn a_line_with_machines_stays_at_their_site() {
 }
 
 #[tokio::test]
+async fn users_change_their_own_password_with_the_current_one() {
+    let h = harness();
+    let body = json!({"username": "mei", "role": "operator", "password": "first-password-of-mei"});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &body).await.status, StatusCode::CREATED);
+    let login = |password: &str| json!({"username": "mei", "password": password});
+    let signed = h.post_json("/api/v1/auth/login", "", &login("first-password-of-mei")).await;
+    let token = signed.json["token"].as_str().unwrap().to_string();
+    let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let wrong = h
+        .post_json("/api/v1/me/password", &token, &change("a-guess-at-it-here", "second-password-of-mei"))
+        .await;
+    assert_eq!(
+        (wrong.status, &wrong.json["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("current_password"))
+    );
+    let short = h.post_json("/api/v1/me/password", &token, &change("first-password-of-mei", "short")).await;
+    assert_eq!(
+        (short.status, &short.json["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("new_password"))
+    );
+    let done = h
+        .post_json("/api/v1/me/password", &token, &change("first-password-of-mei", "second-password-of-mei"))
+        .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
+    let old = h.post_json("/api/v1/auth/login", "", &login("first-password-of-mei")).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let new = h.post_json("/api/v1/auth/login", "", &login("second-password-of-mei")).await;
+    assert_eq!(new.status, StatusCode::CREATED, "{}", new.text);
+}
+
+#[tokio::test]
 async fn problem_details_have_the_documented_shape() {
     let h = harness();
     let mut order = valid_order();

@@ -120,6 +120,54 @@ pub(crate) struct UserChange {
     password: Option<String>,
 }
 
+/// A signed-in user's own new password, with the current one.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordChange {
+    /// The password now.
+    current_password: String,
+    /// The new password.
+    new_password: String,
+}
+
+/// `POST /me/password`: every user with a password changes their own (the first admin's is
+/// random, shown once). The current password must be right; the user's other sessions and tokens
+/// stay.
+pub(crate) async fn change_own_password(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(change): JsonBody<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    if principal.user.role == Role::Device {
+        return Err(ApiError::forbidden("device accounts sign in with tokens, not passwords"));
+    }
+    let mut problems = Vec::new();
+    check_password(&change.new_password, &mut problems);
+    if let Some(problem) = problems.pop() {
+        return Err(ApiError::validation(vec![FieldError::new("new_password", problem.message)]));
+    }
+    let (store, username) = (state.store.clone(), principal.user.username.clone());
+    let hash = blocking(move || store.user_credentials(&username)).await?.map(|(_, hash)| hash);
+    let current = change.current_password;
+    let right = match hash {
+        Some(hash) => tokio::task::spawn_blocking(move || verify_password(&current, &hash))
+            .await
+            .map_err(ApiError::internal)?,
+        None => false,
+    };
+    if !right {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "current_password",
+            "is not the password now",
+        )]));
+    }
+    let hash = hash_off_runtime(change.new_password).await?;
+    let (store, id) = (state.store.clone(), principal.user.id);
+    blocking(move || store.update_user(id, None, Some(&hash))).await?;
+    tracing::info!(user = %principal.user.username, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn check_password(password: &str, out: &mut Vec<FieldError>) {
     if password.chars().count() < auth::MIN_PASSWORD_LEN || password.len() > 1024 {
         out.push(FieldError::new(

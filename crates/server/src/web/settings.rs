@@ -29,6 +29,9 @@ pub(crate) struct Text {
     pub(crate) delete_user: &'static str,
     pub(crate) you: &'static str,
     pub(crate) tokens: &'static str,
+    pub(crate) own_password: &'static str,
+    pub(crate) current_password: &'static str,
+    pub(crate) changed_password: &'static str,
     pub(crate) tokens_hint: &'static str,
     pub(crate) token_name: &'static str,
     pub(crate) owner: &'static str,
@@ -82,6 +85,9 @@ pub(crate) const EN: Text = Text {
     delete_user: "Delete this user and revoke their tokens?",
     you: "you",
     tokens: "API tokens",
+    own_password: "Your password",
+    current_password: "Current password",
+    changed_password: "New password",
     tokens_hint: "Tokens let machines, scripts and other systems call the API. Sign-ins in a browser also hold one.",
     token_name: "What it is for",
     owner: "Owner",
@@ -134,6 +140,9 @@ pub(crate) const ZH: Text = Text {
     delete_user: "刪除此用戶並撤銷其權杖？",
     you: "你",
     tokens: "API 權杖",
+    own_password: "你的密碼",
+    current_password: "現時密碼",
+    changed_password: "新密碼",
     tokens_hint: "權杖讓機器、程式及其他系統呼叫 API。瀏覽器登入亦會持有一個權杖。",
     token_name: "用途",
     owner: "擁有人",
@@ -325,6 +334,19 @@ pub(crate) async fn page(
                         }
                     }
                     button.primary type="submit" { (t.create) }
+                }
+            }
+        }
+        @if ctx.user.role != Role::Device {
+            section.panel aria-labelledby="password-heading" {
+                h2 #password-heading { (s.own_password) }
+                form.row-form data-action="POST /api/v1/me/password" data-then="none" data-testid="own-password" {
+                    label { (s.current_password)
+                        input name="current_password" type="password" required autocomplete="current-password"; }
+                    label { (s.changed_password)
+                        input name="new_password" type="password" required minlength=(crate::auth::MIN_PASSWORD_LEN)
+                            maxlength="1024" autocomplete="new-password"; }
+                    button.primary type="submit" { (t.save) }
                 }
             }
         }

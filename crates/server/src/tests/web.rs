@@ -499,6 +499,13 @@ async fn the_step_after_a_finished_one_processes_only_its_good_units() {
         let second = &second[second.find("<tr>").unwrap()..];
         let second = &second[second.find("<tr>").unwrap()..second.find("</tr>").unwrap()];
         assert!(second.contains(&format!(r#"<td class="num">{}</td>"#, quantity - 3)), "{second}");
+        let short = if lang == "en" {
+            format!("{} of {quantity} expected, 3 short", quantity - 3)
+        } else {
+            "短缺 3".into()
+        };
+        let at = page.find(r#"data-testid="short-output""#).expect("the order says it will be short");
+        assert!(page[at..].contains(&short), "{lang}");
     }
     h.state.begin_stop();
     workers.finish().await;

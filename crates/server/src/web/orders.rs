@@ -47,6 +47,9 @@ pub(crate) struct Text {
     pub(crate) planned: &'static str,
     pub(crate) actual: &'static str,
     pub(crate) finished: &'static str,
+    pub(crate) output: &'static str,
+    /// "329 of 350 expected, 21 short"
+    pub(crate) output_short: fn(u32, u32) -> String,
     pub(crate) setup_from: &'static str,
     pub(crate) planned_start: &'static str,
     pub(crate) planned_end: &'static str,
@@ -95,6 +98,8 @@ pub(crate) const EN: Text = Text {
     planned: "planned",
     actual: "actual",
     finished: "Finished",
+    output: "Good output",
+    output_short: |output, quantity| format!("{output} of {quantity} expected, {} short", quantity - output),
     setup_from: "Setup from",
     planned_start: "Planned start",
     planned_end: "End (planned or actual)",
@@ -142,6 +147,8 @@ pub(crate) const ZH: Text = Text {
     planned: "計劃",
     actual: "實際",
     finished: "完成時間",
+    output: "良品產出",
+    output_short: |output, quantity| format!("預計 {output}／{quantity}，短缺 {}", quantity - output),
     setup_from: "換線開始",
     planned_start: "計劃開始",
     planned_end: "完成（計劃或實際）",
@@ -660,6 +667,12 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                 dt { (t.customer) } dd { (order.customer) }
                 dt { (t.product_variant) } dd { (view.product) }
                 dt { (t.quantity) } dd { (order.quantity) }
+                // Scrap upstream does not travel on: the last step gets (or made) fewer good units.
+                @let last = view.operations.iter().rev().find(|op| op.status != OrderStatus::Cancelled);
+                @let output = last.map(|op| if op.status == OrderStatus::Done { op.good } else { op.quantity });
+                @if let Some(output) = output.filter(|output| *output < order.quantity) {
+                    dt { (o.output) } dd.late-text data-testid="short-output" { ((o.output_short)(output, order.quantity)) }
+                }
                 dt { (t.due) } dd { (ctx.time(order.due)) }
                 dt { (o.priority) } dd title=(o.priority_hint) { (order.priority) " / 10" }
                 dt { (t.status) } dd { (t.order_status(order.status)) }

@@ -227,15 +227,40 @@ pub(crate) async fn start_operation(
     report(&state, operation.id, request.machine_id, store::OperationEventKind::Started).await
 }
 
-/// Refuses to start `operation` on `machine` while a step before it in its order is not done, or
-/// while the machine runs other work: plans and tracking take an order's steps in routing order
-/// and one lot at a time on a machine. (Machines' own reports are taken as they come.)
-pub(crate) fn check_start(store: &Store, operation: &Operation, machine: model::MachineId) -> ApiResult<()> {
+/// Why an operator may not start an operation on a machine now.
+pub(crate) enum StartBlocker {
+    /// A step before it in its order is not done (nor cancelled).
+    EarlierStep(Operation),
+    /// The machine runs another operation.
+    MachineBusy(Operation),
+}
+
+/// What stops `operation` from starting on `machine`, if anything: plans and tracking take an
+/// order's steps in routing order and one lot at a time on a machine. (Machines' own reports are
+/// taken as they come.)
+pub(crate) fn start_blocker(
+    store: &Store,
+    operation: &Operation,
+    machine: model::MachineId,
+) -> Result<Option<StartBlocker>, store::StoreError> {
     let steps = store.operations(operation.order_id)?;
-    if let Some(before) = steps.iter().find(|step| {
+    if let Some(before) = steps.into_iter().find(|step| {
         step.seq < operation.seq && !matches!(step.status, OrderStatus::Done | OrderStatus::Cancelled)
     }) {
-        return Err(ApiError::conflict(
+        return Ok(Some(StartBlocker::EarlierStep(before)));
+    }
+    let running = store.running_operations()?;
+    Ok(running
+        .into_iter()
+        .find(|r| r.machine_id == Some(machine) && r.id != operation.id)
+        .map(StartBlocker::MachineBusy))
+}
+
+/// [`start_blocker`] as the API's 409.
+pub(crate) fn check_start(store: &Store, operation: &Operation, machine: model::MachineId) -> ApiResult<()> {
+    match start_blocker(store, operation, machine)? {
+        None => Ok(()),
+        Some(StartBlocker::EarlierStep(before)) => Err(ApiError::conflict(
             Some("status".into()),
             format!(
                 "step {} \"{}\" of this order is {}; steps run in order, so finish it first",
@@ -243,22 +268,20 @@ pub(crate) fn check_start(store: &Store, operation: &Operation, machine: model::
                 before.name,
                 before.status.as_str()
             ),
-        ));
+        )),
+        Some(StartBlocker::MachineBusy(busy)) => {
+            let order = store.order(busy.order_id)?;
+            Err(ApiError::conflict(
+                Some("machine_id".into()),
+                format!(
+                    "the machine is running step {} \"{}\" of order {}; finish it first",
+                    busy.seq + 1,
+                    busy.name,
+                    order.number
+                ),
+            ))
+        }
     }
-    let running = store.running_operations()?;
-    if let Some(busy) = running.iter().find(|r| r.machine_id == Some(machine) && r.id != operation.id) {
-        let order = store.order(busy.order_id)?;
-        return Err(ApiError::conflict(
-            Some("machine_id".into()),
-            format!(
-                "the machine is running step {} \"{}\" of order {}; finish it first",
-                busy.seq + 1,
-                busy.name,
-                order.number
-            ),
-        ));
-    }
-    Ok(())
 }
 
 pub(crate) async fn finish_operation(

@@ -444,6 +444,10 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
     };
     let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
     assert_eq!(good_input(&page), quantity, "nothing counted yet: the whole lot");
+    // With a lot running, the next ones say why they cannot start instead of offering to.
+    assert!(page.contains(r#"data-testid="next-operation""#), "work queued behind the running lot");
+    assert!(!page.contains(r#"data-testid="start-operation""#));
+    assert!(page.contains("Finish the running lot first"));
     assert!(!page.contains("Counted so far"));
     let produced = store::OperationEventKind::Produced { good: 3, scrap: 1, ideal_unit_ms: None };
     let event = store::OperationEvent {

@@ -10,6 +10,7 @@ use store::{AlarmFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, alarms_brief, layout, state_class};
 use crate::AppState;
+use crate::api::orders::{StartBlocker, start_blocker};
 use crate::api::plans::{GanttItem, dispatch_queue};
 use crate::auth::Need;
 
@@ -20,6 +21,9 @@ pub(crate) struct Text {
     pub(crate) other_machine: &'static str,
     pub(crate) current_work: &'static str,
     pub(crate) machine_alarms: &'static str,
+    /// "Waits for step 2"
+    pub(crate) waits_for_step: fn(u32) -> String,
+    pub(crate) finish_running_first: &'static str,
     pub(crate) nothing_running: &'static str,
     pub(crate) next_work: &'static str,
     pub(crate) queue_empty: &'static str,
@@ -51,6 +55,8 @@ pub(crate) const EN: Text = Text {
     other_machine: "Another machine",
     current_work: "Running now",
     machine_alarms: "Open alarms on this machine",
+    waits_for_step: |step| format!("Waits for step {step}"),
+    finish_running_first: "Finish the running lot first",
     nothing_running: "Nothing is running on this machine.",
     next_work: "Next from the dispatch list",
     queue_empty: "The dispatch list for this machine is empty.",
@@ -79,6 +85,8 @@ pub(crate) const ZH: Text = Text {
     other_machine: "其他機器",
     current_work: "正在生產",
     machine_alarms: "本機未完結警報",
+    waits_for_step: |step| format!("等待第 {step} 步完成"),
+    finish_running_first: "請先完成正在生產的批次",
     nothing_running: "此機器沒有正在進行的工序。",
     next_work: "派工清單上的下一項",
     queue_empty: "此機器的派工清單是空的。",
@@ -158,7 +166,8 @@ pub(crate) async fn page(
                 running.push((item, operation));
             }
         } else if next.len() < NEXT_SHOWN {
-            next.push(item);
+            let blocker = start_blocker(store, &operation, machine.id).or_page(&ctx)?;
+            next.push((item, blocker));
         }
     }
     let state = states.get(&machine.id).copied().unwrap_or(MachineState::Offline);
@@ -197,7 +206,7 @@ pub(crate) async fn page(
                             th { (s.planned_start) } th {}
                         } }
                         tbody {
-                            @for item in &next {
+                            @for (item, blocker) in &next {
                                 tr.late[item.late] data-testid="next-operation" {
                                     td.nw { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
                                     td { (item.operation_name) }
@@ -205,11 +214,20 @@ pub(crate) async fn page(
                                     td.num { (item.operation.quantity) }
                                     td { (ctx.short_time(item.operation.start)) }
                                     td {
-                                        @if may_report {
-                                            button.primary data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/start" }
-                                                data-body={ "{\"machine_id\":" (machine.id.0) "}" } data-testid="start-operation" {
-                                                (t.start)
+                                        @match blocker {
+                                            Some(StartBlocker::EarlierStep(before)) => {
+                                                span.muted data-testid="start-blocked" { ((s.waits_for_step)(before.seq + 1)) }
                                             }
+                                            Some(StartBlocker::MachineBusy(_)) => {
+                                                span.muted data-testid="start-blocked" { (s.finish_running_first) }
+                                            }
+                                            None if may_report => {
+                                                button.primary data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/start" }
+                                                    data-body={ "{\"machine_id\":" (machine.id.0) "}" } data-testid="start-operation" {
+                                                    (t.start)
+                                                }
+                                            }
+                                            None => {}
                                         }
                                     }
                                 }

@@ -251,6 +251,11 @@ async fn invalid_orders_name_the_field_and_change_nothing() {
         assert_eq!(reply.json["field"], field, "{body}: {}", reply.text);
         assert_eq!(reply.json["status"], status.as_u16());
     }
+    // A record is an object, not an array of its fields in order.
+    let positional = json!(["SO-ARR", "Test Ltd", 1, 5, "2026-12-20T10:00:00Z", 1, null]);
+    let reply = h.post_json("/api/v1/orders", ADMIN, &positional).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert!(reply.json["detail"].as_str().unwrap().contains("invalid type: sequence"), "{}", reply.text);
     // An unknown field of 100 KB does not come back many times over.
     let long = with(&"x".repeat(100_000), json!(1));
     let reply = h.post_json("/api/v1/orders", ADMIN, &long).await;

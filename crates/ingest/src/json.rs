@@ -614,15 +614,20 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
             MachineEvent::StateChange { state, reason: reason(&wire.reason)? }
         }
         "operation_started" => MachineEvent::OperationStarted { operation_id: operation_id()? },
-        "operation_finished" => MachineEvent::OperationFinished {
-            operation_id: operation_id()?,
-            good: wire.good.ok_or("missing field `good`")?,
-            scrap: wire.scrap.ok_or("missing field `scrap`")?,
-            ideal_unit_ms: ideal_unit_ms(wire.ideal_unit_seconds)?,
-        },
+        "operation_finished" => {
+            let (good, scrap) = plausible(
+                wire.good.ok_or("missing field `good`")?,
+                wire.scrap.ok_or("missing field `scrap`")?,
+            )?;
+            MachineEvent::OperationFinished {
+                operation_id: operation_id()?,
+                good,
+                scrap,
+                ideal_unit_ms: ideal_unit_ms(wire.ideal_unit_seconds)?,
+            }
+        }
         "produced" => {
-            let good = wire.good.ok_or("missing field `good`")?;
-            let scrap = wire.scrap.unwrap_or(0);
+            let (good, scrap) = plausible(wire.good.ok_or("missing field `good`")?, wire.scrap.unwrap_or(0))?;
             if good == 0 && scrap == 0 {
                 return Err("a produced event reports at least one unit, good or scrap".into());
             }
@@ -634,6 +639,20 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
         }
         other => return Err(format!("unknown event type {:?}", clip(other))),
     })
+}
+
+/// The most units one event may report: more than the largest order is a garbled count, and
+/// taken as one it would wreck the operation's OEE and every plan after it.
+pub const MAX_EVENT_UNITS: u64 = 1_000_000;
+
+/// `good` and `scrap`, when together they are at most [`MAX_EVENT_UNITS`].
+fn plausible(good: u32, scrap: u32) -> Result<(u32, u32), String> {
+    if u64::from(good) + u64::from(scrap) > MAX_EVENT_UNITS {
+        return Err(format!(
+            "good and scrap together must be at most {MAX_EVENT_UNITS}, found {good} and {scrap}"
+        ));
+    }
+    Ok((good, scrap))
 }
 
 /// The longest ideal time per unit an event may report: a week.

@@ -179,13 +179,19 @@ impl CountRule {
 
     /// The units a counter's rise from `previous` to `value` means: the difference, or the new
     /// value when the counter fell (it was reset). Fractions are dropped (counters count whole
-    /// units), and a negative value counts nothing.
+    /// units), and a negative value counts nothing. So does a rise of more than
+    /// [`CountRule::MAX_RISE`]: a garbled reading, not units made.
     pub fn units(previous: f64, value: f64) -> u32 {
         let (previous, value) = (previous.floor(), value.floor());
         let units = if value >= previous { value - previous } else { value };
-        // `as` saturates: a counter that jumps by more than u32::MAX counts u32::MAX.
-        units.max(0.0) as u32
+        if !(0.0..=f64::from(CountRule::MAX_RISE)).contains(&units) {
+            return 0;
+        }
+        units as u32
     }
+
+    /// The largest rise between two readings of a counter that counts as units made.
+    pub const MAX_RISE: u32 = 1_000_000;
 }
 
 impl crate::Validate for CountRule {

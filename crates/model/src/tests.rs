@@ -416,7 +416,9 @@ mod count_rule_tests {
         assert_eq!(CountRule::units(100.9, 101.2), 1, "whole units only");
         assert_eq!(CountRule::units(1_000.0, 4.0), 4, "a reset counts the new value");
         assert_eq!(CountRule::units(5.0, -2.0), 0);
-        assert_eq!(CountRule::units(0.0, 1e12), u32::MAX);
+        assert_eq!(CountRule::units(0.0, 1e12), 0, "a garbled reading counts nothing");
+        assert_eq!(CountRule::units(0.0, 1_000_000.0), 1_000_000);
+        assert_eq!(CountRule::units(5.0, 1_000_006.0), 0);
     }
 
     #[test]

@@ -263,6 +263,7 @@ pub(crate) fn build() -> Value {
             ("due_after", "date-time", "Only orders due at or after this RFC 3339 time."),
             ("machine", "integer", "Only orders with an operation that may run on this machine."),
             ("customer", "string", "Only orders of this customer (exact match)."),
+            ("search", "string", "Only orders whose number or customer contains this text (1 to 200 characters; ASCII letters in any case)."),
         ],
     );
     let order = doc.schema::<model::Order>();

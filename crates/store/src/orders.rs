@@ -23,6 +23,8 @@ pub struct OrderFilter {
     pub machine: Option<MachineId>,
     /// Only orders of this customer (exact match).
     pub customer: Option<String>,
+    /// Only orders whose number or customer contains this text (ASCII letters in any case).
+    pub search: Option<String>,
 }
 
 /// How many orders are in each status.
@@ -137,6 +139,16 @@ impl Store {
         if let Some(customer) = &filter.customer {
             sql.push_str(" AND customer = ?");
             values.push(Value::Text(customer.clone()));
+        }
+        if let Some(text) = &filter.search {
+            sql.push_str(r" AND (number LIKE ? ESCAPE '\' OR customer LIKE ? ESCAPE '\')");
+            let escaped: String = text
+                .chars()
+                .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+                .collect();
+            let pattern = format!("%{escaped}%");
+            values.push(Value::Text(pattern.clone()));
+            values.push(Value::Text(pattern));
         }
         if let Some(machine) = filter.machine {
             sql.push_str(

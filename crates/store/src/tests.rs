@@ -156,6 +156,20 @@ fn order_lists_paginate_and_filter() {
     assert_eq!(f.store.orders(&on_machine, all()).unwrap().items.len(), 25);
     let released = OrderFilter { status: Some(OrderStatus::Released), ..OrderFilter::default() };
     assert!(f.store.orders(&released, all()).unwrap().items.is_empty());
+    // Search: a part of the number or of the customer, letters in any case; `%` and `_` are text.
+    let mut other = new_order("XR-100%", f.variant);
+    other.customer = "Harbour Audio Co".into();
+    f.store.create_order(&other, NOW).unwrap();
+    let search = |text: &str| {
+        let filter = OrderFilter { search: Some(text.into()), ..OrderFilter::default() };
+        f.store.orders(&filter, all()).unwrap().items.into_iter().map(|o| o.number).collect::<Vec<_>>()
+    };
+    assert_eq!(search("harbour"), ["XR-100%"]);
+    assert_eq!(search("xr-1"), ["XR-100%"]);
+    assert_eq!(search("100%"), ["XR-100%"]);
+    assert_eq!(search("%").len(), 1, "a percent sign matches only itself");
+    assert_eq!(search("SO-2_").len(), 0, "an underscore matches only itself");
+    assert_eq!(search("acme").len(), 25);
 }
 
 #[test]

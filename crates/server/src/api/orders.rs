@@ -25,6 +25,7 @@ pub(crate) struct OrdersQuery {
     due_after: Option<String>,
     machine: Option<i64>,
     customer: Option<String>,
+    search: Option<String>,
 }
 
 pub(crate) async fn list_orders(
@@ -33,12 +34,16 @@ pub(crate) async fn list_orders(
     QueryParams(query): QueryParams<OrdersQuery>,
 ) -> ApiResult<Json<ListResponse<Order>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
+    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
+        return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
+    }
     let filter = OrderFilter {
         status: query.status,
         due_before: timestamp_param("due_before", query.due_before.as_deref())?,
         due_after: timestamp_param("due_after", query.due_after.as_deref())?,
         machine: query.machine.map(model::MachineId),
         customer: query.customer,
+        search: query.search,
     };
     let store = state.store;
     Ok(Json(read(|| store.orders(&filter, request))?.into()))

@@ -585,6 +585,28 @@ async fn a_rule_on_a_metric_no_machine_reports_is_flagged() {
 }
 
 #[tokio::test]
+async fn orders_are_found_by_a_part_of_their_number_or_customer() {
+    let h = harness();
+    let all = h.get("/api/v1/orders?limit=500").await.json["items"].as_array().unwrap().clone();
+    let customer = all[0]["customer"].as_str().unwrap().to_string();
+    let word = customer.split(' ').next().unwrap().to_lowercase();
+    let expected =
+        all.iter().filter(|o| o["customer"].as_str().unwrap().to_lowercase().contains(&word)).count();
+    let found = h.get(&format!("/api/v1/orders?limit=500&search={word}")).await.json;
+    assert_eq!(found["items"].as_array().unwrap().len(), expected, "{word}");
+    assert!(expected > 0 && expected < all.len());
+    for lang in ["en", "zh-HK"] {
+        let page = h.page(&format!("/orders?search={word}"), ADMIN, lang).await.text;
+        assert_eq!(page.matches(r#"data-testid="order-row""#).count(), expected, "{lang}");
+        assert!(page.contains(&format!(r#"name="search" type="search" value="{word}""#)), "{lang}");
+    }
+    let number = all[1]["number"].as_str().unwrap();
+    let found = h.get(&format!("/api/v1/orders?search={}", &number[number.len() - 3..])).await.json;
+    assert!(found["items"].as_array().unwrap().iter().any(|o| o["number"] == number));
+    assert_eq!(h.get("/api/v1/orders?search=").await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let h = harness();
     let (machine, order, _) = h.busy_factory().await;

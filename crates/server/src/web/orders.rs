@@ -22,6 +22,9 @@ pub(crate) struct Text {
     pub(crate) due_from: &'static str,
     pub(crate) due_until: &'static str,
     pub(crate) customer_hint: &'static str,
+    pub(crate) search: &'static str,
+    pub(crate) search_hint: &'static str,
+    pub(crate) bad_search: &'static str,
     pub(crate) clear: &'static str,
     pub(crate) bad_filters: &'static str,
     pub(crate) bad_status: &'static str,
@@ -73,6 +76,9 @@ pub(crate) const EN: Text = Text {
     due_from: "Due on or after",
     due_until: "Due on or before",
     customer_hint: "Exact name",
+    search: "Search",
+    search_hint: "Order number or customer",
+    bad_search: "Search: at most 200 characters.",
     clear: "Clear filters",
     bad_filters: "Some filters are not valid, so no orders are listed:",
     bad_status: "not a known status.",
@@ -122,6 +128,9 @@ pub(crate) const ZH: Text = Text {
     due_from: "交期由",
     due_until: "交期至",
     customer_hint: "完整名稱",
+    search: "搜尋",
+    search_hint: "訂單編號或客戶",
+    bad_search: "搜尋：最多 200 個字元。",
     clear: "清除篩選",
     bad_filters: "部分篩選條件無效，因此未列出訂單：",
     bad_status: "不是有效的狀態。",
@@ -175,6 +184,7 @@ const CUSTOMER_MAX: usize = 200;
 #[derive(Clone, Debug, Default, Deserialize)]
 pub(crate) struct OrdersQuery {
     pub(crate) status: Option<String>,
+    pub(crate) search: Option<String>,
     pub(crate) customer: Option<String>,
     pub(crate) due_after: Option<String>,
     pub(crate) due_before: Option<String>,
@@ -189,6 +199,7 @@ pub(crate) enum FilterError {
     DueBefore,
     Range,
     Customer,
+    Search,
     Cursor,
 }
 
@@ -237,6 +248,10 @@ pub(crate) fn parse_filter(
     if customer.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
         errors.push(FilterError::Customer);
     }
+    let search = present(&query.search).map(str::to_string);
+    if search.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
+        errors.push(FilterError::Search);
+    }
     let request =
         page_request(Some(PAGE), query.cursor.as_deref()).map_err(|_| errors.push(FilterError::Cursor));
     match request {
@@ -247,6 +262,7 @@ pub(crate) fn parse_filter(
                 due_before: before.and_then(|d| d.next_day()).map(|d| local_midnight(d, offset_minutes)),
                 machine: None,
                 customer,
+                search,
             },
             request,
         )),
@@ -260,6 +276,7 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<i64>) -> String {
     let mut separator = '?';
     let fields = [
         ("status", &query.status),
+        ("search", &query.search),
         ("customer", &query.customer),
         ("due_after", &query.due_after),
         ("due_before", &query.due_before),
@@ -463,7 +480,7 @@ pub(crate) fn render_list(
     let t = ctx.t;
     let o = t.orders_page;
     let selected = present(&query.status);
-    let filtered = [&query.status, &query.customer, &query.due_after, &query.due_before]
+    let filtered = [&query.status, &query.search, &query.customer, &query.due_after, &query.due_before]
         .into_iter()
         .any(|v| present(v).is_some());
     html! {
@@ -476,6 +493,10 @@ pub(crate) fn render_list(
                         option value=(status.as_str()) selected[selected == Some(status.as_str())] { (t.order_status(status)) }
                     }
                 }
+            }
+            label { (o.search)
+                input name="search" type="search" value=(query.search.as_deref().unwrap_or(""))
+                    placeholder=(o.search_hint) maxlength="200";
             }
             label { (t.customer)
                 input name="customer" type="search" value=(query.customer.as_deref().unwrap_or(""))
@@ -512,6 +533,7 @@ fn filter_message(t: &super::Text, error: FilterError, query: &OrdersQuery) -> S
         FilterError::DueBefore => format!("{}: “{}” — {}", o.due_until, given(&query.due_before), o.bad_date),
         FilterError::Range => o.bad_range.to_string(),
         FilterError::Customer => o.bad_customer.to_string(),
+        FilterError::Search => o.bad_search.to_string(),
         FilterError::Cursor => o.bad_cursor.to_string(),
     }
 }

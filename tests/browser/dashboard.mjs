@@ -294,6 +294,11 @@ try {
   await publishPlan();
   await station.waitForSelector('#next-work:not([data-old])', { timeout: 10000 });
   check(true, 'the station queue refreshed live after a plan was published');
+  // The tablet's chooser offers the machine it last opened first.
+  await station.goto(base + '/station');
+  const first = station.locator('.station .machines a').first();
+  check((await first.getAttribute('data-machine-id')) === String(choice.machine.id)
+    && (await first.getAttribute('class')).includes('last-used'), 'the chooser puts the last machine first');
   // A viewer is not offered the station's buttons.
   const look = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const viewer = await signIn(look, 'browser-viewer', password);

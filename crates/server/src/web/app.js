@@ -269,12 +269,28 @@ document.addEventListener('change', event => {
   if (event.target.matches('select[data-switch]')) applyShowWhen(event.target.form);
 });
 
+// A station tablet stands at one machine: the chooser puts the machine this browser last opened
+// first, marked, so the operator does not hunt for it after every sign-in.
+function rememberStation() {
+  const open = document.querySelector('.station h1[data-machine-id]');
+  if (open) localStorage.setItem('mf-station', open.dataset.machineId);
+  const chooser = document.querySelector('.station .machines');
+  const last = localStorage.getItem('mf-station');
+  const tile = chooser && last && chooser.querySelector(`a[data-machine-id="${CSS.escape(last)}"]`);
+  if (tile) {
+    chooser.prepend(tile);
+    tile.classList.add('last-used');
+    tile.dataset.testid = 'last-used';
+  }
+}
+
 document.addEventListener('DOMContentLoaded', () => {
   document.querySelectorAll('form').forEach(form => {
     if (form.querySelector('[data-show-when]')) applyShowWhen(form);
   });
   const message = sessionStorage.getItem('mf-flash');
   if (message) { sessionStorage.removeItem('mf-flash'); flash(message); }
+  rememberStation();
   startLive();
   document.querySelectorAll('svg[data-gantt]').forEach(svg => {
     if (svg.parentElement && svg.parentElement.clientWidth < Number(svg.getAttribute('width'))) zoomGantt(svg, 'fit');

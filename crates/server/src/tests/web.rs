@@ -529,6 +529,13 @@ async fn an_overdue_order_outside_the_plan_is_at_risk_and_a_station_shows_its_ma
         priority: 5,
         material_ready: None,
     };
+    // Many cancelled orders of the past, due before it, do not crowd it out.
+    let past: Vec<model::NewOrder> = (0..501)
+        .map(|i| model::NewOrder { number: format!("SO-PAST-{i}"), ..overdue.clone() })
+        .collect();
+    for order in h.store.create_orders(&past, NOW).unwrap() {
+        h.store.set_order_status(order.id, model::OrderStatus::Cancelled).unwrap();
+    }
     let order = h.store.create_order(&overdue, NOW).unwrap();
     for (lang, overview, list) in [
         ("en", "1 open order is past its due time and not in the active plan:", "Overdue by"),

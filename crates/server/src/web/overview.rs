@@ -152,15 +152,14 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
         }
         None => (None, None),
     };
-    let past_due = store::OrderFilter { due_before: Some(now), ..Default::default() };
-    let mut overdue: Vec<model::Order> = store
-        .orders(&past_due, PageRequest { after: None, limit: 500 })?
-        .items
-        .into_iter()
-        .filter(|o| {
-            !matches!(o.status, OrderStatus::Done | OrderStatus::Cancelled) && !planned.contains(&o.id)
-        })
-        .collect();
+    // By open status, so the done orders of the past (all due before now) do not crowd them out.
+    let mut overdue = Vec::new();
+    for status in [OrderStatus::Planned, OrderStatus::Released, OrderStatus::Running] {
+        let past_due =
+            store::OrderFilter { status: Some(status), due_before: Some(now), ..Default::default() };
+        let page = store.orders(&past_due, PageRequest { after: None, limit: 500 })?;
+        overdue.extend(page.items.into_iter().filter(|o| !planned.contains(&o.id)));
+    }
     overdue.sort_by_key(|o| o.due);
     let deliveries = store.deliveries(now - time::Duration::days(DELIVERY_DAYS))?;
     Ok(Overview { machines, states, kpis, sites, alarms, open_alarms, deliveries, late, overdue, behind })

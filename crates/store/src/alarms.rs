@@ -47,8 +47,14 @@ impl Store {
         })
     }
 
-    /// Replaces an alarm rule.
-    pub fn update_alarm_rule(&self, id: i64, new: &NewAlarmRule) -> Result<AlarmRule> {
+    /// Replaces an alarm rule. A rule disabled no longer watches its condition: its alarms are
+    /// cleared at `at`, and returned.
+    pub fn update_alarm_rule(
+        &self,
+        id: i64,
+        new: &NewAlarmRule,
+        at: Timestamp,
+    ) -> Result<(AlarmRule, Vec<Alarm>)> {
         self.write(|tx| {
             if let Some(machine) = new.machine_id {
                 require(tx, "machines", machine.0, "machine_id")?;
@@ -71,13 +77,19 @@ impl Store {
                 ],
             )?;
             touched(changed, "alarm rule", id)?;
-            Ok(AlarmRule { id, rule: new.clone() })
+            let cleared = if new.enabled { Vec::new() } else { clear_rule_alarms(tx, id, at)? };
+            Ok((AlarmRule { id, rule: new.clone() }, cleared))
         })
     }
 
-    /// Deletes an alarm rule; the alarms it raised stay in the history.
-    pub fn delete_alarm_rule(&self, id: i64) -> Result<()> {
-        self.write(|tx| touched(tx.execute("DELETE FROM alarm_rules WHERE id = ?1", [id])?, "alarm rule", id))
+    /// Deletes an alarm rule; the alarms it raised stay in the history, those still holding
+    /// cleared at `at` (and returned), since nothing watches them any more.
+    pub fn delete_alarm_rule(&self, id: i64, at: Timestamp) -> Result<Vec<Alarm>> {
+        self.write(|tx| {
+            let cleared = clear_rule_alarms(tx, id, at)?;
+            touched(tx.execute("DELETE FROM alarm_rules WHERE id = ?1", [id])?, "alarm rule", id)?;
+            Ok(cleared)
+        })
     }
 
     /// One rule.
@@ -140,29 +152,6 @@ impl Store {
                 params![id, to_ms(at)],
             )?;
             read_alarm(tx, id).map(Some)
-        })
-    }
-
-    /// Clears every alarm of a rule that is not cleared yet, at `at`: for a rule deleted or
-    /// disabled, which no longer watches its condition. Those nobody acknowledged stay open for
-    /// people ([`Alarm::needs_acknowledgement`]).
-    pub fn clear_rule_alarms(&self, rule_id: i64, at: Timestamp) -> Result<Vec<Alarm>> {
-        self.write(|tx| {
-            let ids: Vec<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM alarms WHERE rule_id = ?1 AND status != 'cleared' ORDER BY id",
-                )?
-                .query_map([rule_id], |row| row.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut cleared = Vec::with_capacity(ids.len());
-            for id in ids {
-                tx.execute(
-                    "UPDATE alarms SET status = 'cleared', cleared_ms = ?2 WHERE id = ?1",
-                    params![id, to_ms(at)],
-                )?;
-                cleared.push(read_alarm(tx, id)?);
-            }
-            Ok(cleared)
         })
     }
 
@@ -299,6 +288,23 @@ fn decode_condition(kind: &str, param: f64) -> Result<Condition> {
         "stopped_longer" => Condition::StoppedLonger { minutes: param as u32 },
         other => return Err(StoreError::Corrupt(format!("unknown alarm condition {other:?}"))),
     })
+}
+
+/// Clears every alarm of a rule that is not cleared yet, at `at`, and returns them. Those nobody
+/// acknowledged stay open for people ([`Alarm::needs_acknowledgement`]).
+fn clear_rule_alarms(tx: &Connection, rule_id: i64, at: Timestamp) -> Result<Vec<Alarm>> {
+    let ids: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM alarms WHERE rule_id = ?1 AND status != 'cleared' ORDER BY id")?
+        .query_map([rule_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut clear =
+        tx.prepare_cached("UPDATE alarms SET status = 'cleared', cleared_ms = ?2 WHERE id = ?1")?;
+    ids.into_iter()
+        .map(|id| {
+            clear.execute(params![id, to_ms(at)])?;
+            read_alarm(tx, id)
+        })
+        .collect()
 }
 
 const RULE_SELECT: &str = "SELECT id, name, machine_id, metric, kind, param, for_seconds, severity, enabled, deadband FROM alarm_rules";

@@ -529,7 +529,7 @@ mod alarm_tests {
         assert!(!seen.needs_acknowledgement());
         assert!(matches!(f.store.acknowledge_alarm(brief.id, "li", NOW), Err(StoreError::Conflict { .. })));
         assert!(f.store.alarms(&open, all()).unwrap().items.is_empty());
-        f.store.delete_alarm_rule(rule.id).unwrap();
+        f.store.delete_alarm_rule(rule.id, NOW).unwrap();
         let history = f.store.alarms(&AlarmFilter::default(), all()).unwrap().items;
         assert_eq!(history.len(), 2);
         assert!(history.iter().all(|alarm| alarm.rule_id.is_none()));

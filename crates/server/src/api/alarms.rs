@@ -51,16 +51,9 @@ pub(crate) async fn update_rule(
     principal.require(Need::Plan)?;
     validate(&new)?;
     let (store, now) = (state.store.clone(), state.clock.now());
-    let (rule, cleared) = blocking(move || {
-        let rule = store.update_alarm_rule(id, &new)?;
-        let cleared = if rule.rule.enabled { Vec::new() } else { store.clear_rule_alarms(id, now)? };
-        Ok((rule, cleared))
-    })
-    .await?;
+    let (rule, cleared) = blocking(move || store.update_alarm_rule(id, &new, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
-    for alarm in cleared {
-        state.publish(LiveEvent::Alarm { alarm });
-    }
+    publish(&state, cleared);
     Ok(Json(rule))
 }
 
@@ -71,19 +64,17 @@ pub(crate) async fn delete_rule(
 ) -> ApiResult<StatusCode> {
     principal.require(Need::Plan)?;
     let (store, now) = (state.store.clone(), state.clock.now());
-    // A rule that no longer watches leaves no alarm holding for good.
-    let cleared = blocking(move || {
-        store.alarm_rule(id)?;
-        let cleared = store.clear_rule_alarms(id, now)?;
-        store.delete_alarm_rule(id)?;
-        Ok(cleared)
-    })
-    .await?;
+    let cleared = blocking(move || store.delete_alarm_rule(id, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
-    for alarm in cleared {
+    publish(&state, cleared);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends each changed alarm to the live stream.
+fn publish(state: &AppState, alarms: Vec<Alarm>) {
+    for alarm in alarms {
         state.publish(LiveEvent::Alarm { alarm });
     }
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,9 +139,7 @@ pub(crate) async fn acknowledge_cleared(
     })
     .await?;
     let acknowledged = alarms.len();
-    for alarm in alarms {
-        state.publish(LiveEvent::Alarm { alarm });
-    }
+    publish(&state, alarms);
     Ok(Json(Acknowledged { acknowledged }))
 }
 

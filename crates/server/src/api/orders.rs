@@ -240,13 +240,15 @@ pub(crate) enum StartBlocker {
     MachineBusy(Operation),
 }
 
-/// What stops `operation` from starting on `machine`, if anything: plans and tracking take an
-/// order's steps in routing order and one lot at a time on a machine. (Machines' own reports are
-/// taken as they come.)
+/// What stops `operation` from starting on `machine`, if anything, given the operations
+/// `running` now (`Store::running_operations`): plans and tracking take an order's steps in
+/// routing order and one lot at a time on a machine. (Machines' own reports are taken as they
+/// come.)
 pub(crate) fn start_blocker(
     store: &Store,
     operation: &Operation,
     machine: model::MachineId,
+    running: &[Operation],
 ) -> Result<Option<StartBlocker>, store::StoreError> {
     let steps = store.operations(operation.order_id)?;
     if let Some(before) = steps.into_iter().find(|step| {
@@ -254,16 +256,16 @@ pub(crate) fn start_blocker(
     }) {
         return Ok(Some(StartBlocker::EarlierStep(before)));
     }
-    let running = store.running_operations()?;
     Ok(running
-        .into_iter()
+        .iter()
         .find(|r| r.machine_id == Some(machine) && r.id != operation.id)
+        .cloned()
         .map(StartBlocker::MachineBusy))
 }
 
 /// [`start_blocker`] as the API's 409.
 pub(crate) fn check_start(store: &Store, operation: &Operation, machine: model::MachineId) -> ApiResult<()> {
-    match start_blocker(store, operation, machine)? {
+    match start_blocker(store, operation, machine, &store.running_operations()?)? {
         None => Ok(()),
         Some(StartBlocker::EarlierStep(before)) => Err(ApiError::conflict(
             Some("status".into()),

@@ -155,6 +155,7 @@ pub(crate) async fn page(
     let names = std::collections::HashMap::from([(machine.id, machine.code.as_str())]);
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();
     let mut next = Vec::new();
+    let running_now = store.running_operations().or_page(&ctx)?;
     for item in dispatch.queue {
         let operation = store.operation(item.operation.operation_id).or_page(&ctx)?;
         if operation.status == OrderStatus::Running {
@@ -166,7 +167,7 @@ pub(crate) async fn page(
                 running.push((item, operation));
             }
         } else if next.len() < NEXT_SHOWN {
-            let blocker = start_blocker(store, &operation, machine.id).or_page(&ctx)?;
+            let blocker = start_blocker(store, &operation, machine.id, &running_now).or_page(&ctx)?;
             next.push((item, blocker));
         }
     }

@@ -530,9 +530,8 @@ async fn an_overdue_order_outside_the_plan_is_at_risk_and_a_station_shows_its_ma
         material_ready: None,
     };
     // Many cancelled orders of the past, due before it, do not crowd it out.
-    let past: Vec<model::NewOrder> = (0..501)
-        .map(|i| model::NewOrder { number: format!("SO-PAST-{i}"), ..overdue.clone() })
-        .collect();
+    let past: Vec<model::NewOrder> =
+        (0..501).map(|i| model::NewOrder { number: format!("SO-PAST-{i}"), ..overdue.clone() }).collect();
     for order in h.store.create_orders(&past, NOW).unwrap() {
         h.store.set_order_status(order.id, model::OrderStatus::Cancelled).unwrap();
     }

@@ -68,8 +68,9 @@ pub enum Condition {
         /// How long silence is tolerated.
         seconds: u32,
     },
-    /// The machine has been out of `running` (down, idle, setup or offline; planned stops do not
-    /// count) for longer than `minutes`.
+    /// The machine has been stopped (down, in setup or offline) for longer than `minutes`. Idle,
+    /// waiting for work, is not a stop, nor is a planned stop: a machine with nothing to do raises
+    /// nothing (work it leaves waiting shows as work behind the plan).
     StoppedLonger {
         /// How long a stop is tolerated.
         minutes: u32,
@@ -283,7 +284,10 @@ impl Engine {
                 continue;
             }
             let track = self.tracks.entry((rule.id, change.machine)).or_default();
-            let stopped = !matches!(change.state, MachineState::Running | MachineState::PlannedStop);
+            let stopped = !matches!(
+                change.state,
+                MachineState::Running | MachineState::PlannedStop | MachineState::Idle
+            );
             if stopped {
                 if track.since.is_none() {
                     track.since = Some((change.at, None));

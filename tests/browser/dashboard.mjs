@@ -102,6 +102,11 @@ try {
   await page.waitForSelector('[data-testid=machine-tile]');
   check((await page.locator('[data-testid=machine-tile]').count()) === machines.length, 'one tile per machine');
   await until('the live stream to connect', () => page.locator('.live-dot.on').count());
+  // The demo's factory clock runs at 60 times real time: its minute moves within seconds.
+  const factoryTime = page.locator('[data-testid=sim-clock] [data-sim-clock-time]');
+  const shownFirst = await factoryTime.textContent();
+  check(/^\d{4}-\d\d-\d\d \d\d:\d\d$/.test(shownFirst), `the header shows the factory time: ${shownFirst}`);
+  await until('the factory clock to run', async () => (await factoryTime.textContent()) !== shownFirst, 5);
   await shot(page, 'overview');
 
   // A state reported through the API turns the tile without a reload.

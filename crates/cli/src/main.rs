@@ -125,8 +125,9 @@ struct ServeArgs {
     /// Do not connect machines over MQTT at all.
     #[arg(long, conflicts_with_all = ["mqtt_listen", "mqtt_broker"])]
     no_mqtt: bool,
-    /// `demo` only: simulated seconds per real second of the simulated factory [default: 60].
-    /// Only the machines run faster; plans, due dates and ETAs keep the real clock.
+    /// `demo` only: simulated seconds per real second [default: 60]. The whole demo factory runs
+    /// on a clock this much faster than real time (machines, orders, plans, due dates, alarms);
+    /// sign-ins and tokens keep real time.
     #[arg(long, value_name = "FACTOR")]
     sim_speed: Option<f64>,
     /// `demo` only: do not run the simulated factory.
@@ -237,10 +238,12 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     // flag leaves nothing behind.
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
     let (store, dir) = open_store(&args.common, &config, default_dir)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let wall: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (clock, clock_speed) =
+        if demo { demo_clock(&store, &wall, &sim, run_sim)? } else { (wall.clone(), 1.0) };
     let now = clock.now();
     let preset = std::env::var(BOOTSTRAP_TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    let bootstrap = server::bootstrap(&store, preset.as_deref(), now)?;
+    let bootstrap = server::bootstrap(&store, preset.as_deref(), wall.now())?;
     if demo && let Some(summary) = server::demo::seed_if_empty(&store, now)? {
         tracing::info!(
             machines = summary.machines,
@@ -258,7 +261,8 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         }
     }
     let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone())
-        .with_planning(config.planning.clone());
+        .with_planning(config.planning.clone())
+        .with_wall_clock(wall, clock_speed);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -284,7 +288,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         };
         let mqtt_address = mqtt_listener.as_ref().and_then(|l| l.local_addr().ok());
         tracing::info!(%address, data_dir = %dir.display(), "serving");
-        print_welcome(address, mqtt_address, bootstrap.as_ref(), demo);
+        print_welcome(address, mqtt_address, bootstrap.as_ref(), demo, clock_speed);
         let options = server::RunOptions {
             mqtt: mqtt.enabled.then(|| (mqtt.clone(), mqtt_listener)),
             simulator: run_sim.then_some(sim),
@@ -297,11 +301,45 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     })
 }
 
+/// The demo's factory clock and its speed: as fast as the simulated machines (or real time
+/// without them), going on from the latest time the demo's store recorded, so that a restart never
+/// turns its clock back.
+fn demo_clock(
+    store: &Store,
+    wall: &Arc<dyn Clock>,
+    sim: &server::simulation::SimSettings,
+    run_sim: bool,
+) -> anyhow::Result<(Arc<dyn Clock>, f64)> {
+    let speed = if run_sim { sim.speed } else { 1.0 };
+    let latest = store.latest_recorded_at().context("cannot read the demo's latest time")?;
+    let start = match latest {
+        Some(latest) if latest > wall.now() => latest + time::Duration::SECOND,
+        _ => wall.now(),
+    };
+    if start > wall.now() {
+        let factory_time = start.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        tracing::info!(%factory_time, "the demo's factory clock goes on from where it stopped");
+    }
+    Ok((Arc::new(model::FastClock::new(wall.clone(), start, speed)), speed))
+}
+
 /// Tells the person at the terminal where to go and how to sign in. Printed to stdout, never to
 /// the log: the first-start credentials are secrets.
-fn print_welcome(address: SocketAddr, mqtt: Option<SocketAddr>, bootstrap: Option<&Bootstrap>, demo: bool) {
+fn print_welcome(
+    address: SocketAddr,
+    mqtt: Option<SocketAddr>,
+    bootstrap: Option<&Bootstrap>,
+    demo: bool,
+    clock_speed: f64,
+) {
     let what = if demo { "microfactory demo" } else { "microfactory" };
     println!("{what} is running at http://{address}/");
+    if clock_speed != 1.0 {
+        println!(
+            "The simulated factory runs {clock_speed}x faster than real time, on its own clock (shown on \
+             every page); --sim-speed changes it."
+        );
+    }
     if let Some(mqtt) = mqtt {
         println!("Machines publish to mqtt://{mqtt} (password: an API token of a device or admin).");
     }
@@ -398,7 +436,7 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 orders_per_day: 0.0,
             };
-            let Some(factory) = server::simulation::site_factory(&store, &site, &settings, clock.now())?
+            let Some(factory) = server::simulation::site_factory(&store, &site, &settings, 1.0, clock.now())?
             else {
                 println!("site {} has no machines; skipped", site.code);
                 continue;

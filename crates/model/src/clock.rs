@@ -48,3 +48,56 @@ impl Clock for ManualClock {
         *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// A clock that runs `speed` times as fast as another, from `start`: the demo's factory clock,
+/// on which its simulated machines, plans, due dates and alarms all keep one time.
+pub struct FastClock {
+    wall: std::sync::Arc<dyn Clock>,
+    wall_start: Timestamp,
+    start: Timestamp,
+    speed: f64,
+}
+
+impl FastClock {
+    /// A clock that reads `start` now and then runs `speed` seconds per second of `wall`.
+    pub fn new(wall: std::sync::Arc<dyn Clock>, start: Timestamp, speed: f64) -> FastClock {
+        let wall_start = wall.now();
+        FastClock { wall, wall_start, start, speed }
+    }
+
+    /// Seconds of this clock per second of the wall clock.
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+}
+
+impl std::fmt::Debug for FastClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastClock").field("start", &self.start).field("speed", &self.speed).finish()
+    }
+}
+
+impl Clock for FastClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = (self.wall.now() - self.wall_start).as_seconds_f64().max(0.0);
+        self.start + time::Duration::seconds_f64(elapsed * self.speed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_fast_clock_starts_where_it_is_told_and_runs_at_its_speed() {
+        let wall_start = time::macros::datetime!(2026-12-06 12:00 UTC);
+        let wall = Arc::new(ManualClock::new(wall_start));
+        let start = time::macros::datetime!(2026-12-09 08:00 UTC);
+        let fast = FastClock::new(wall.clone(), start, 60.0);
+        assert_eq!(fast.now(), start);
+        wall.advance(time::Duration::seconds(90));
+        assert_eq!(fast.now(), start + time::Duration::minutes(90));
+        assert_eq!(fast.speed(), 60.0);
+    }
+}

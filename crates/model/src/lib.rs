@@ -23,7 +23,7 @@ mod validate;
 
 pub use auth::{Role, User};
 pub use calendar::{Calendar, Shift, Weekday};
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, FastClock, ManualClock, SystemClock, Timestamp};
 pub use factory::{Line, Machine, MachineKind, NewLine, NewMachine, NewSite, Site, parse_utc_offset};
 pub use ids::{
     LineId, MachineId, MaterialId, OperationId, OrderId, ProductId, RoutingId, SiteId, UserId, VariantId,

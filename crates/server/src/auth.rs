@@ -146,7 +146,7 @@ impl Principal {
     /// The owner of `token`, from the cache or the store; 401 when it is unknown or revoked.
     pub(crate) async fn from_token(token: &str, state: &AppState) -> Result<Principal, ApiError> {
         let digest = token_digest(token);
-        let now = state.clock.now();
+        let now = state.wall_clock.now();
         if let Some(principal) = state.tokens.get(&digest, now) {
             return Ok(principal);
         }

@@ -198,8 +198,11 @@ pub async fn start(
     let address = listener.local_addr().ok();
     // Durable acks: a device's QoS 1 PUBACK means its reading is stored.
     let broker_config = BrokerConfig { durable_acks: true, ..BrokerConfig::default() };
-    let broker =
-        Broker::start(listener, broker_config, PlatformHooks::new(state.store.clone(), state.clock.clone()));
+    let broker = Broker::start(
+        listener,
+        broker_config,
+        PlatformHooks::new(state.store.clone(), state.wall_clock.clone()),
+    );
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();

@@ -96,8 +96,14 @@ pub(crate) fn site_offset_minutes(store: &Store) -> i32 {
 pub struct AppState {
     /// The database.
     pub store: Store,
-    /// The source of "now".
+    /// The source of "now" for everything about the factory: its machines, orders, plans and
+    /// alarms.
     pub clock: Arc<dyn Clock>,
+    /// Real time, for accounts, sign-ins and tokens, whose lifetimes people count in real days.
+    /// The same as `clock` except in the demo, whose factory clock runs fast.
+    pub wall_clock: Arc<dyn Clock>,
+    /// Seconds of `clock` per second of `wall_clock`.
+    clock_speed: f64,
     config: Arc<ServerConfig>,
     alarms: Arc<AlarmConfig>,
     /// Planning settings of the API's plans (the replanner gets its own copy in [`RunOptions`]).
@@ -140,7 +146,9 @@ impl AppState {
             pipeline,
             pipeline_receivers: Arc::new(std::sync::Mutex::new(Some(pipeline_receivers))),
             store,
+            wall_clock: clock.clone(),
             clock,
+            clock_speed: 1.0,
             config: Arc::new(config),
             alarms: Arc::new(alarms),
             planning: Arc::default(),
@@ -161,6 +169,19 @@ impl AppState {
     pub fn with_planning(mut self, planning: PlanningConfig) -> AppState {
         self.planning = Arc::new(planning);
         self
+    }
+
+    /// The same state with a factory clock that runs `clock_speed` seconds per second of `wall`,
+    /// the real-time clock of accounts, sign-ins and tokens: the demo's (default: one clock).
+    pub fn with_wall_clock(mut self, wall: Arc<dyn Clock>, clock_speed: f64) -> AppState {
+        self.wall_clock = wall;
+        self.clock_speed = clock_speed;
+        self
+    }
+
+    /// Seconds of the factory clock per real second: 1, except in the demo.
+    pub fn clock_speed(&self) -> f64 {
+        self.clock_speed
     }
 
     /// What the last scheduled re-optimisation did, if one ran since the server started.
@@ -299,11 +320,13 @@ pub async fn run(
     if let (Some(settings), Some(address)) = (options.simulator, mqtt.as_ref().and_then(|m| m.address)) {
         tokio::spawn(demo::order_arrivals(state.clone(), settings.clone(), state.stopping.clone()));
         let (store, clock, stop) = (state.store.clone(), state.clock.clone(), state.stopping.clone());
-        let started =
-            tokio::task::spawn_blocking(move || simulation::start(&store, address, &settings, clock, stop))
-                .await
-                .map_err(std::io::Error::other)?
-                .map_err(std::io::Error::other)?;
+        let clock_speed = state.clock_speed;
+        let started = tokio::task::spawn_blocking(move || {
+            simulation::start(&store, address, &settings, clock, clock_speed, stop)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
         tracing::info!(sites = started, "simulated factory started");
     }
     let stopper = state.clone();

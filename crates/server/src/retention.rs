@@ -46,7 +46,7 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
         if plans > 0 {
             tracing::info!(plans, "retention pruned old plans");
         }
-        let sessions_before = state.clock.now() - time::Duration::days(i64::from(config.session_days));
+        let sessions_before = state.wall_clock.now() - time::Duration::days(i64::from(config.session_days));
         let prune_sessions = move |store: &store::Store| store.prune_sessions(sessions_before, SLICE);
         let Some(sessions) = in_slices(&state, &stop, "sessions", prune_sessions).await else { return };
         if sessions > 0 {

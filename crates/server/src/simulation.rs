@@ -21,7 +21,7 @@ use crate::auth::{new_token, shown_prefix, token_digest};
 pub struct SimSettings {
     /// Whether `demo` runs the simulated factory.
     pub enabled: bool,
-    /// Simulated seconds per real second.
+    /// Simulated seconds per real second; in the demo, also the speed of the factory clock.
     pub speed: f64,
     /// Seed of every random choice.
     pub seed: u64,
@@ -128,19 +128,21 @@ pub enum SimError {
 
 /// Starts one simulator per site, each signed in as a fresh device account `sim-{site}` (its
 /// previous simulator tokens are revoked). Returns at once; the simulators retry until the broker
-/// accepts them and run until `stop`.
+/// accepts them and run until `stop`. `clock` runs `clock_speed` seconds per real second (see
+/// [`site_factory`]).
 pub fn start(
     store: &Store,
     broker: SocketAddr,
     settings: &SimSettings,
     clock: Arc<dyn Clock>,
+    clock_speed: f64,
     stop: watch::Receiver<bool>,
 ) -> Result<usize, SimError> {
     let now = clock.now();
     let sites = store.sites(PageRequest { after: None, limit: 1000 })?.items;
     let mut started = 0;
     for site in sites {
-        let Some(factory) = site_factory(store, &site, settings, now)? else { continue };
+        let Some(factory) = site_factory(store, &site, settings, clock_speed, now)? else { continue };
         let username = format!("sim-{}", site.code);
         let user = match store.users()?.into_iter().find(|u| u.username == username) {
             Some(user) => user,
@@ -161,11 +163,13 @@ pub fn start(
 }
 
 /// The simulated factory of one site, built from its machines in the store; `None` when the site
-/// has no machines.
+/// has no machines. Its clock runs `clock_speed` seconds per real second: 1 for a platform on real
+/// time, the simulator's speed for the demo's fast factory clock.
 pub fn site_factory(
     store: &Store,
     site: &model::Site,
     settings: &SimSettings,
+    clock_speed: f64,
     now: model::Timestamp,
 ) -> Result<Option<Factory>, StoreError> {
     let machines = store.machines(Some(site.id), None, PageRequest { after: None, limit: 10_000 })?.items;
@@ -183,10 +187,19 @@ pub fn site_factory(
             sparkplug: m.kind == model::MachineKind::InjectionMoulding,
         })
         .collect();
+    let defaults = SimConfig::default();
     let config = SimConfig {
         seed: settings.seed.wrapping_add(site.id.0 as u64),
         speed: settings.speed,
-        ..SimConfig::default()
+        clock_speed,
+        // On a fast clock a sample every two real seconds would leave minutes of the clock between
+        // readings, and staleness rules would fire; at most a minute of it, then.
+        sample_seconds: if clock_speed > 1.0 {
+            (60.0 / clock_speed).clamp(0.1, defaults.sample_seconds)
+        } else {
+            defaults.sample_seconds
+        },
+        ..defaults
     };
     // What the site's machines were doing when the simulator last stopped goes on first, for
     // what is left of each lot (the setup is done once a unit is counted); else those operations

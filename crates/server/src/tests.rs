@@ -2451,17 +2451,17 @@ async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
     let event = |kind| store::OperationEvent { operation, machine, at: NOW, kind };
     let site = h.store.site(h.store.machine(machine).unwrap().site_id).unwrap();
     let settings = crate::simulation::SimSettings::default();
-    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, 1.0, NOW).unwrap().unwrap();
     assert!(!factory.knows(operation), "not started yet: the job source hands it out");
     let produced = store::OperationEventKind::Produced { good: 2, scrap: 0, ideal_unit_ms: None };
     h.store
         .write_batch(&[], &[], &[], &[event(store::OperationEventKind::Started), event(produced)])
         .unwrap();
-    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, 1.0, NOW).unwrap().unwrap();
     assert!(factory.knows(operation), "a restarted simulator goes on with the running lot");
     let finished = store::OperationEventKind::Finished { good: 0, scrap: 0, ideal_unit_ms: None };
     h.store.write_batch(&[], &[], &[], &[event(finished)]).unwrap();
-    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, 1.0, NOW).unwrap().unwrap();
     assert!(!factory.knows(operation));
     // Its energy meter reads on from the last value stored, not from a new one.
     let meter = |factory: &sim::Factory| {
@@ -2475,7 +2475,7 @@ async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
         value,
     };
     h.store.write_readings(&[reading(1, fresh + 812.5), reading(0, fresh + 700.0)]).unwrap();
-    let factory = crate::simulation::site_factory(&h.store, &site, &settings, NOW).unwrap().unwrap();
+    let factory = crate::simulation::site_factory(&h.store, &site, &settings, 1.0, NOW).unwrap().unwrap();
     assert_eq!(meter(&factory), fresh + 812.5);
 }
 

@@ -69,6 +69,8 @@ pub(crate) struct Ctx {
     pub(crate) t: &'static Text,
     /// Now, on the server's clock.
     pub(crate) now: Timestamp,
+    /// Seconds of the server's clock per real second: 1, except in the demo.
+    pub(crate) clock_speed: f64,
     /// Minutes east of UTC in which times are shown (the first site's offset).
     pub(crate) offset_minutes: i32,
     /// The path and query of this page, to come back to after a language switch.
@@ -177,7 +179,8 @@ impl FromRequestParts<AppState> for Ctx {
             return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
         }
         let offset_minutes = crate::site_offset_minutes(&state.store);
-        Ok(Ctx { user: principal.user, t, now: state.clock.now(), offset_minutes, here })
+        let (now, clock_speed) = (state.clock.now(), state.clock_speed());
+        Ok(Ctx { user: principal.user, t, now, clock_speed, offset_minutes, here })
     }
 }
 
@@ -227,6 +230,14 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
                         }
                     }
                     div.who {
+                        @if ctx.clock_speed != 1.0 {
+                            // The demo's factory clock; the script keeps it running.
+                            span.sim-clock data-testid="sim-clock" title=(t.sim_clock_title)
+                                data-now=(crate::rfc3339(ctx.now)) data-speed=(ctx.clock_speed) {
+                                (t.sim_clock) " " strong data-sim-clock-time { (ctx.time(ctx.now)) }
+                                " · " (format!("{}×", ctx.clock_speed))
+                            }
+                        }
                         span.live-dot title=(t.live) aria-hidden="true" {}
                         a.lang href={ "/lang?to=" (other.code()) "&back=" (encode(&ctx.here)) }
                             hreflang=(other.code()) lang=(other.code()) title=(t.switch_language) data-testid="switch-language" {
@@ -483,7 +494,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = session_cookie(&headers)
         && let Ok(principal) = Principal::from_token(token, &state).await
     {
-        let (store, now, owner) = (state.store.clone(), state.clock.now(), principal.user.id);
+        let (store, now, owner) = (state.store.clone(), state.wall_clock.now(), principal.user.id);
         let revoked =
             tokio::task::spawn_blocking(move || store.revoke_token(principal.token_id, Some(owner), now));
         if !matches!(revoked.await, Ok(Ok(()))) {

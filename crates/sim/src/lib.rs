@@ -5,9 +5,13 @@
 //! up to time t?" with [`Output`]s; publishing them over MQTT is the caller's job, so this core is
 //! pure and testable with a manual clock.
 //!
-//! Time: every output carries a real timestamp (the `now` passed in), and `speed` compresses how
-//! long things take (at speed 60, a 10-minute operation finishes in 10 seconds), so the demo shows
-//! activity without publishing into the future.
+//! Time: every output carries a timestamp of the clock whose `now` is passed in, and `speed`
+//! compresses how long things take (at speed 60, a 10-minute operation finishes in 10 real
+//! seconds). Against a platform on real time the outputs carry real time, so a fast simulator never
+//! publishes into the future. The demo's platform runs on a clock as fast as the simulator
+//! ([`SimConfig::clock_speed`]), so the machines keep pace with its plans; what the viewer watches
+//! (temperatures settling, incidents lasting long enough for alarms) keeps to real seconds either
+//! way.
 
 pub mod driver;
 mod machine;
@@ -32,6 +36,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Time compression: simulated seconds per real second.
     pub speed: f64,
+    /// Seconds of the clock passed to [`Factory::advance_to`] per real second: 1 for a real-time
+    /// clock, the demo's speed for its fast factory clock (then equal to `speed`).
+    pub clock_speed: f64,
     /// Real seconds between telemetry samples per machine.
     pub sample_seconds: f64,
     /// Random breakdowns per running hour (simulated time), besides wear-out failures.
@@ -47,6 +54,7 @@ impl Default for SimConfig {
         SimConfig {
             seed: 2026,
             speed: 60.0,
+            clock_speed: 1.0,
             sample_seconds: 2.0,
             breakdowns_per_hour: 0.05,
             incidents_per_hour: 0.02,
@@ -118,8 +126,9 @@ pub enum Output {
         good: u32,
         /// Scrapped units since the last report.
         scrap: u32,
-        /// The ideal time per unit in real seconds: the operation's unit time divided by the
-        /// speed, so that OEE's performance stays meaningful when time is compressed.
+        /// The ideal time per unit in seconds of the clock: the fastest the machine makes a unit
+        /// of the operation, divided by the speed and multiplied by the clock's speed, so that
+        /// OEE's performance stays meaningful when time is compressed.
         ideal_unit_seconds: f64,
         /// Whether the operation finished with these units.
         finished: bool,
@@ -203,7 +212,7 @@ impl Factory {
         if now <= self.now {
             return out;
         }
-        let real_seconds = (now - self.now).as_seconds_f64();
+        let real_seconds = (now - self.now).as_seconds_f64() / self.config.clock_speed;
         for (index, machine) in self.machines.iter_mut().enumerate() {
             machine.advance(index, self.now, real_seconds, &self.config, &mut self.random, &mut out);
         }

@@ -267,3 +267,80 @@ fn sparkplug_machines_publish_births_then_data_the_decoder_reads_back() {
             .any(|e| matches!(e.event, ingest::MachineEvent::OperationFinished { operation_id: 7, .. }))
     );
 }
+
+#[test]
+fn on_a_clock_as_fast_as_the_machines_the_same_work_is_stamped_in_the_clock_s_time() {
+    // The demo: the platform's clock runs 60 times as fast as real time, as do the machines. The
+    // simulator then does exactly what it does against a real-time clock, stamped in the fast
+    // clock's time, and a unit's ideal time is in the fast clock's seconds too.
+    let config = SimConfig { breakdowns_per_hour: 1.0, incidents_per_hour: 1.0, ..SimConfig::default() };
+    let mut real = Factory::new(specs(), config.clone(), START);
+    let mut fast = Factory::new(specs(), SimConfig { clock_speed: 60.0, ..config }, START);
+    for factory in [&mut real, &mut fast] {
+        factory.enqueue(0, job(1, 20, "alu"));
+        factory.enqueue(1, job(2, 10, "abs"));
+    }
+    let on_real = run(&mut real, 90);
+    let mut on_fast = Vec::new();
+    for s in 1..=90 {
+        on_fast.extend(fast.advance_to(START + time::Duration::seconds(60 * s)));
+    }
+    let scaled = |at: Timestamp| START + (at - START) * 60;
+    let expected: Vec<Output> = on_real
+        .into_iter()
+        .map(|output| match output {
+            Output::Reading { machine, metric, value, at } => {
+                Output::Reading { machine, metric, value, at: scaled(at) }
+            }
+            Output::State { machine, state, reason, at } => {
+                Output::State { machine, state, reason, at: scaled(at) }
+            }
+            Output::OperationStarted { machine, operation, at } => {
+                Output::OperationStarted { machine, operation, at: scaled(at) }
+            }
+            Output::Units { machine, operation, good, scrap, ideal_unit_seconds, finished, at } => {
+                Output::Units {
+                    machine,
+                    operation,
+                    good,
+                    scrap,
+                    ideal_unit_seconds: ideal_unit_seconds * 60.0,
+                    finished,
+                    at: scaled(at),
+                }
+            }
+        })
+        .collect();
+    assert!(expected.iter().any(|o| matches!(o, Output::Units { finished: true, .. })));
+    assert_eq!(on_fast, expected);
+}
+
+#[test]
+fn no_lot_runs_faster_than_its_ideal_cycle_time() {
+    // Performance (ideal time of the units made over the running time) never passes 100 %. In
+    // real time, so that the simulator's steps do not round the running time up.
+    let config =
+        SimConfig { speed: 1.0, breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
+    // Small lots, where chance alone could make every unit quick.
+    for seed in 0..40 {
+        let mut factory = Factory::new(specs(), SimConfig { seed, ..config.clone() }, START);
+        factory.enqueue(0, job(1, 3, "alu"));
+        let out = run(&mut factory, 800);
+        let started = out.iter().find_map(|o| match o {
+            Output::State { state: MachineState::Running, at, .. } => Some(*at),
+            _ => None,
+        });
+        let (mut ideal, mut finished) = (0.0, None);
+        for o in &out {
+            if let Output::Units { good, scrap, ideal_unit_seconds, finished: done, at, .. } = o {
+                ideal += f64::from(good + scrap) * ideal_unit_seconds;
+                if *done {
+                    finished = Some(*at);
+                }
+            }
+        }
+        let running = (finished.expect("the lot finishes") - started.unwrap()).as_seconds_f64();
+        assert!(ideal <= running, "seed {seed}: {ideal} s of ideal time in {running} s");
+        assert!(ideal > 0.75 * running, "seed {seed}: {ideal} s of ideal time in {running} s");
+    }
+}

@@ -248,6 +248,27 @@ impl Store {
         })
     }
 
+    /// The latest time anything on the shop floor was recorded at: a reading, a machine state, a
+    /// production report, an order, a plan or an alarm; `None` in an empty store. The demo's fast
+    /// clock goes on from here after a restart, so its time never runs backwards.
+    pub fn latest_recorded_at(&self) -> Result<Option<model::Timestamp>> {
+        self.read(|conn| {
+            let latest: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT max(
+                        coalesce((SELECT max((SELECT max(ts_ms) FROM readings WHERE series_id = s.id))
+                                  FROM series s), 0),
+                        coalesce((SELECT max(since_ms) FROM machine_states), 0),
+                        coalesce((SELECT max(ts_ms) FROM production), 0),
+                        coalesce((SELECT max(created_ms) FROM orders), 0),
+                        coalesce((SELECT max(created_ms) FROM plans), 0),
+                        coalesce((SELECT max(max(raised_ms, coalesce(cleared_ms, 0))) FROM alarms), 0))",
+                )?
+                .query_row([], |row| row.get(0))?;
+            latest.filter(|ms| *ms > 0).map(from_ms).transpose()
+        })
+    }
+
     /// The value of a machine's newest raw reading of `metric`, if it has one.
     pub fn last_value(&self, machine: MachineId, metric: &str) -> Result<Option<f64>> {
         self.read(|conn| {

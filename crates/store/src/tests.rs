@@ -290,6 +290,25 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn the_latest_recorded_time_is_the_newest_of_readings_states_and_orders() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        assert_eq!(f.store.latest_recorded_at().unwrap(), None);
+        f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        assert_eq!(f.store.latest_recorded_at().unwrap(), Some(NOW));
+        let later = NOW + time::Duration::hours(30);
+        f.store.write_readings(&[reading(m, "temp", to_ms(later), 1.0)]).unwrap();
+        assert_eq!(f.store.latest_recorded_at().unwrap(), Some(later));
+        let latest = later + time::Duration::minutes(5);
+        f.store
+            .record_state(&StateChange { machine: m, at: latest, state: MachineState::Down, reason: None })
+            .unwrap();
+        // An older reading changes nothing.
+        f.store.write_readings(&[reading(m, "power", to_ms(NOW), 1.0)]).unwrap();
+        assert_eq!(f.store.latest_recorded_at().unwrap(), Some(latest));
+    }
+
+    #[test]
     fn readings_roll_up_per_minute_and_duplicates_are_ignored() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[0];

@@ -87,7 +87,7 @@ pub(crate) async fn issue_token(
     lifetime: Option<time::Duration>,
 ) -> ApiResult<Created<NewTokenResponse>> {
     let token = new_token().map_err(ApiError::internal)?;
-    let (digest, prefix, now) = (token_digest(&token), shown_prefix(&token), state.clock.now());
+    let (digest, prefix, now) = (token_digest(&token), shown_prefix(&token), state.wall_clock.now());
     let store = state.store.clone();
     let (user_id, name, expires) = (user.id, name.to_string(), lifetime.map(|l| now + l));
     let record =
@@ -208,7 +208,7 @@ pub(crate) async fn create_user(
         return Err(ApiError::validation(problems));
     }
     let hash = hash_off_runtime(new.password).await?;
-    let (store, now) = (state.store, state.clock.now());
+    let (store, now) = (state.store, state.wall_clock.now());
     Ok(Created(blocking(move || store.create_user(&new.username, new.role, new.site_id, &hash, now)).await?))
 }
 
@@ -341,7 +341,7 @@ pub(crate) async fn revoke_token(
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     let owner = if principal.user.role.may_administer() { None } else { Some(principal.user.id) };
-    let (store, now) = (state.store.clone(), state.clock.now());
+    let (store, now) = (state.store.clone(), state.wall_clock.now());
     blocking(move || {
         // Someone else's token is forbidden, not missing: it exists, the caller may not touch it.
         if let Some(owner) = owner

@@ -829,6 +829,55 @@ async fn hidden_buttons_are_forbidden_behind() {
 }
 
 #[tokio::test]
+async fn on_the_demo_s_fast_clock_sessions_keep_real_time_and_the_factory_its_own() {
+    let store = seeded_store(NOW);
+    let wall = Arc::new(ManualClock::new(NOW));
+    let factory = Arc::new(model::FastClock::new(wall.clone(), NOW, 60.0));
+    let state = AppState::new(store.clone(), factory, ServerConfig::default(), crate::AlarmConfig::default())
+        .with_wall_clock(wall.clone(), 60.0);
+    let h = Harness { app: crate::router(state.clone()), store, state };
+    let password = "a-long-test-password-3";
+    let hash = crate::auth::hash_password(password).unwrap();
+    h.store.create_user("kim", Role::Viewer, None, &hash, NOW).unwrap();
+    let (_, cookie) = h.sign_in(&format!("username=kim&password={password}")).await;
+    let token = cookie.trim_start_matches("mf_session=").split(';').next().unwrap().to_string();
+    // An hour of real time is 60 hours of the factory's: the twelve-hour session lives on.
+    wall.advance(time::Duration::hours(1));
+    let overview = h.page("/", &token, "en").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    // The header shows the factory's clock (the site is in Hong Kong, UTC+8).
+    let factory_now = NOW + time::Duration::hours(60);
+    let clock = overview.text.split("data-testid=\"sim-clock\"").nth(1).unwrap_or_default();
+    assert!(clock.contains(&format!("data-now=\"{}\"", crate::rfc3339(factory_now))), "{clock:.300}");
+    assert!(clock.contains("2026-11-26 21:00") && clock.contains("60×"), "{clock:.300}");
+    // What happens in the factory is on its clock; the session's token on the real one.
+    let mut order = valid_order();
+    order["due"] = json!("2026-12-20T00:00:00Z");
+    let created = h.post_json("/api/v1/orders", ADMIN, &order).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let created_at = created.json["created_at"].as_str().unwrap();
+    assert_eq!(
+        time::OffsetDateTime::parse(created_at, &time::format_description::well_known::Rfc3339).unwrap(),
+        factory_now
+    );
+    let tokens = h.get("/api/v1/tokens").await.json;
+    let session = tokens.as_array().unwrap().iter().find(|t| t["name"] == "browser session").unwrap();
+    let session_created = session["created_at"].as_str().unwrap();
+    assert_eq!(
+        time::OffsetDateTime::parse(session_created, &time::format_description::well_known::Rfc3339).unwrap(),
+        NOW,
+        "{session}"
+    );
+    // The session ends after twelve real hours.
+    wall.advance(time::Duration::hours(12));
+    assert_eq!(h.page("/", &token, "en").await.status, StatusCode::SEE_OTHER);
+    // On a real-time server there is no factory clock in the header.
+    let plain = harness().page("/", ADMIN, "en").await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(!plain.text.contains("sim-clock"));
+}
+
+#[tokio::test]
 async fn browser_sessions_expire_after_twelve_hours() {
     let store = seeded_store(NOW);
     let clock = Arc::new(ManualClock::new(NOW));

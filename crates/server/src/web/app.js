@@ -284,7 +284,24 @@ function rememberStation() {
   }
 }
 
+// The demo's factory clock in the header runs on at its speed, shown in the site's time zone.
+function runSimClock() {
+  const clock = document.querySelector('[data-sim-clock-time]');
+  const holder = clock && clock.closest('[data-now]');
+  if (!holder) return;
+  const start = Date.parse(holder.dataset.now);
+  const speed = Number(holder.dataset.speed) || 1;
+  const offset = Number(document.body.dataset.offsetMinutes) || 0;
+  const loaded = Date.now();
+  const show = () => {
+    const at = new Date(start + (Date.now() - loaded) * speed + offset * 60000);
+    clock.textContent = at.toISOString().slice(0, 16).replace('T', ' ');
+  };
+  setInterval(show, Math.max(250, Math.min(1000, 60000 / speed)));
+}
+
 document.addEventListener('DOMContentLoaded', () => {
+  runSimClock();
   document.querySelectorAll('form').forEach(form => {
     if (form.querySelector('[data-show-when]')) applyShowWhen(form);
   });

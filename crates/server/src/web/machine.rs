@@ -849,7 +849,14 @@ mod tests {
 
     fn ctx(lang: Lang, role: Role) -> Ctx {
         let user = User { id: UserId(1), username: "ada".into(), role, site_id: None, created_at: NOW };
-        Ctx { user, t: lang.text(), now: NOW, offset_minutes: 480, here: "/machines/1".into() }
+        Ctx {
+            user,
+            t: lang.text(),
+            now: NOW,
+            clock_speed: 1.0,
+            offset_minutes: 480,
+            here: "/machines/1".into(),
+        }
     }
 
     /// The demo factory with a week of one reading a minute for `metrics` metrics on its first

@@ -1419,6 +1419,7 @@ mod tests {
             user: user.clone(),
             t: lang.text(),
             now,
+            clock_speed: 1.0,
             offset_minutes: 0,
             here: "/plan".into(),
         };

@@ -246,9 +246,11 @@ pub(crate) async fn page(
     let users = if admin { store.users().or_page(&ctx)? } else { vec![ctx.user.clone()] };
     let names: HashMap<UserId, &str> = users.iter().map(|u| (u.id, u.username.as_str())).collect();
     let tokens = store.tokens(if admin { None } else { Some(ctx.user.id) }).or_page(&ctx)?;
+    // Tokens age on the real-time clock, which runs slower than the demo's factory clock.
+    let wall_now = state.wall_clock.now();
     let (live, revoked): (Vec<_>, Vec<_>) = tokens
         .iter()
-        .partition(|token| token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > ctx.now));
+        .partition(|token| token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > wall_now));
     let session = crate::auth::session_cookie(&headers).map(crate::auth::shown_prefix);
     let sites = if admin {
         store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items
@@ -266,7 +268,7 @@ pub(crate) async fn page(
                 td {
                     @if let Some(at) = token.revoked_at {
                         (s.revoked) " " (ctx.short_time(at))
-                    } @else if let Some(at) = token.expires_at.filter(|at| *at <= ctx.now) {
+                    } @else if let Some(at) = token.expires_at.filter(|at| *at <= wall_now) {
                         (s.expired) " " (ctx.short_time(at))
                     } @else {
                         button.danger data-action={ "DELETE /api/v1/tokens/" (token.id) } data-confirm=(s.revoke_confirm) { (s.revoke) }

@@ -55,12 +55,16 @@ impl StoreJobs {
     }
 }
 
+/// How long before its planned start a simulated operator may begin planned work: less than the
+/// replanner's default deviation, so that a shop following its plan is not repaired for it.
+pub const EARLY_START: time::Duration = time::Duration::minutes(10);
+
 impl JobSource for StoreJobs {
     fn revision(&mut self) -> Option<i64> {
         self.store.active_plan().ok().flatten().map(|plan| plan.id)
     }
 
-    fn ready(&mut self) -> Vec<JobOffer> {
+    fn ready(&mut self, now: model::Timestamp) -> Vec<JobOffer> {
         let ready = match self.store.ready_operations(500) {
             Ok(ready) => ready,
             Err(error) => {
@@ -78,7 +82,7 @@ impl JobSource for StoreJobs {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|op| op.part == 0)
-                .map(|op| (op.operation_id, (op.machine_id, op.start)))
+                .map(|op| (op.operation_id, (op.machine_id, op.setup_start)))
                 .collect();
         let site_machines: Vec<model::MachineId> = self
             .store
@@ -88,6 +92,11 @@ impl JobSource for StoreJobs {
         let mut offers: Vec<(Option<model::Timestamp>, JobOffer)> = ready
             .into_iter()
             .filter(|operation| operation.eligible_machines.iter().any(|m| site_machines.contains(m)))
+            // The simulated operators follow their dispatch lists: planned work waits until its
+            // planned time is near, rather than jumping ahead of work planned before it.
+            .filter(|operation| {
+                planned.get(&operation.id).is_none_or(|(_, start)| *start <= now + EARLY_START)
+            })
             .map(|operation| {
                 let plan = planned.get(&operation.id).copied();
                 (

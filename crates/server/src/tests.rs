@@ -2526,3 +2526,41 @@ async fn a_sparkplug_gateway_node_needs_no_machine_of_its_own() {
 }
 
 mod web;
+
+#[test]
+fn simulated_operators_take_planned_work_only_near_its_planned_time() {
+    use sim::JobSource;
+    let now = datetime!(2026-11-30 05:00 +08:00);
+    let (store, plan) = dispatched_factory(now);
+    let planned: std::collections::HashMap<_, _> = store
+        .plan_operations(plan.id, None)
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.part == 0)
+        .map(|op| (op.operation_id, (op.machine_id, op.setup_start)))
+        .collect();
+    let site = store.sites(store::PageRequest { after: None, limit: 10 }).unwrap().items[0].id;
+    let mut jobs = crate::simulation::StoreJobs::new(store.clone(), site);
+    // The generated factory's shifts begin at 06:00.
+    assert!(jobs.ready(now).is_empty(), "nothing is planned to start before the shift");
+    let at = datetime!(2026-11-30 05:55 +08:00);
+    let offered = jobs.ready(at);
+    assert!(!offered.is_empty(), "the shift's first work");
+    for offer in &offered {
+        let (machine, start) = planned[&offer.operation];
+        assert!(start <= at + crate::simulation::EARLY_START, "{:?} planned at {start}", offer.operation);
+        assert_eq!(offer.eligible, [machine]);
+    }
+    // First steps planned for later are ready too, but wait for their time.
+    let waiting = store
+        .ready_operations(500)
+        .unwrap()
+        .iter()
+        .filter(|op| planned[&op.id].1 > at + crate::simulation::EARLY_START)
+        .count();
+    assert!(waiting > 0);
+    assert_eq!(
+        jobs.ready(datetime!(2026-12-30 05:00 +08:00)).len(),
+        store.ready_operations(500).unwrap().len()
+    );
+}

@@ -35,8 +35,8 @@ pub struct JobOffer {
 /// Where the simulator gets work from: called every few seconds; returns the operations ready
 /// to start (the driver skips those it already has).
 pub trait JobSource: Send + 'static {
-    /// Operations ready to run.
-    fn ready(&mut self) -> Vec<JobOffer>;
+    /// Operations ready to run at `now`, on the clock the factory runs on.
+    fn ready(&mut self, now: model::Timestamp) -> Vec<JobOffer>;
 
     /// Changes whenever the work should be handed out afresh (a new plan was published); the
     /// driver then drops the jobs queued but not started and asks again.
@@ -92,7 +92,7 @@ pub async fn run(
                 revision = current;
                 factory.clear_queues();
             }
-            for offer in jobs.ready() {
+            for offer in jobs.ready(clock.now()) {
                 if factory.knows(offer.operation) {
                     continue;
                 }

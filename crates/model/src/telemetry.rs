@@ -190,6 +190,26 @@ impl CountRule {
         units as u32
     }
 
+    /// [`CountRule::units`] from `previous` to `value`, unless `previous` was a garbled reading
+    /// between `before` (the reading before it) and `value`: then from `before`. A garbled reading
+    /// is a spike (a rise of more than [`CountRule::MAX_RISE`] from `before`) or a dip (below
+    /// `before`, with `value` back at or above it, as a counter read as 0 once). Without this,
+    /// the fall back from a spike, or the rise back from a dip, would count the counter's whole
+    /// value. The price: a counter reset to a small value and counting back past its old value
+    /// within one reading counts only the units past it.
+    pub fn units_after(before: Option<f64>, previous: f64, value: f64) -> u32 {
+        let (rounded_previous, rounded_value) = (previous.floor(), value.floor());
+        match before.map(f64::floor) {
+            Some(before)
+                if rounded_previous - before > f64::from(CountRule::MAX_RISE)
+                    || (rounded_previous < before && rounded_value >= before) =>
+            {
+                CountRule::units(before, value)
+            }
+            _ => CountRule::units(previous, value),
+        }
+    }
+
     /// The largest rise between two readings of a counter that counts as units made.
     pub const MAX_RISE: u32 = 1_000_000;
 }

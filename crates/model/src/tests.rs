@@ -428,6 +428,18 @@ mod count_rule_tests {
         assert_eq!(CountRule::units(0.0, 1e12), 0, "a garbled reading counts nothing");
         assert_eq!(CountRule::units(0.0, 1_000_000.0), 1_000_000);
         assert_eq!(CountRule::units(5.0, 1_000_006.0), 0);
+        // One garbled reading between two good ones: only the units made count.
+        assert_eq!(CountRule::units_after(Some(100.0), 1e12, 105.0), 5, "after a spike");
+        assert_eq!(CountRule::units_after(Some(5_000.0), 0.0, 5_010.0), 10, "after a dip to 0");
+        assert_eq!(CountRule::units_after(Some(5_000.0), 3.0, 8.0), 5, "a real reset goes on counting");
+        assert_eq!(CountRule::units_after(Some(100.0), 103.0, 105.0), 2);
+        assert_eq!(CountRule::units_after(None, 1_000.0, 4.0), 4, "no reading before: a reset");
+        assert_eq!(
+            CountRule::units_after(Some(100.0), 1e12, 1e12 + 5.0),
+            0,
+            "a jump that holds counts nothing"
+        );
+        assert_eq!(CountRule::units_after(Some(1e12), 1e12 + 5.0, 1e12 + 9.0), 4, "and then counts on");
     }
 
     #[test]

@@ -578,19 +578,20 @@ fn count_units(
     scrap: bool,
 ) -> Result<Option<CountedUnits>> {
     let ts = to_ms(reading.at);
-    // The series' newest other reading: a newer one makes this one late, an older one is the
-    // baseline.
-    let other: Option<(i64, f64)> = tx
+    // The series' newest other readings: a newer one makes this one late, an older one is the
+    // baseline, and the one before that tells whether the baseline was garbled.
+    let others: Vec<(i64, f64)> = tx
         .prepare_cached(
-            "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms != ?2 ORDER BY ts_ms DESC LIMIT 1",
+            "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms != ?2 ORDER BY ts_ms DESC LIMIT 2",
         )?
-        .query_row(params![series, ts], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    let Some((other_ts, previous)) = other else { return Ok(None) };
+        .query_map(params![series, ts], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(&(other_ts, previous)) = others.first() else { return Ok(None) };
     if other_ts > ts {
         return Ok(None);
     }
-    let units = model::CountRule::units(previous, reading.value);
+    let before = others.get(1).map(|&(_, value)| value);
+    let units = model::CountRule::units_after(before, previous, reading.value);
     let units = units - confirm_units(tx, reading.machine, ts, units, scrap)?;
     if units == 0 {
         return Ok(None);

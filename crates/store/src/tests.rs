@@ -874,6 +874,29 @@ mod count_rule_tests {
     }
 
     #[test]
+    fn a_garbled_counter_reading_between_good_ones_adds_no_units() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let good = |minutes, value| counter(m, "parts_good", minutes, value);
+        let rule = CountRule {
+            good_metric: "parts_good".into(),
+            scrap_metric: None,
+            ideal_unit_seconds: Some(20.0),
+        };
+        f.store.set_count_rule(m, &rule).unwrap();
+        f.store.write_readings(&[good(0, 5_000.0)]).unwrap();
+        f.store.write_readings(&[good(1, 5_003.0)]).unwrap();
+        // A spike (a bit flipped on the wire), then the counter as it was: 5 units, not 5,008.
+        f.store.write_readings(&[good(2, 4_294_967_295.0)]).unwrap();
+        f.store.write_readings(&[good(3, 5_008.0)]).unwrap();
+        // A read that failed as 0, then the counter again: 4 units, not 5,012.
+        f.store.write_readings(&[good(4, 0.0)]).unwrap();
+        f.store.write_readings(&[good(5, 5_012.0)]).unwrap();
+        let counted: Vec<(i64, u32)> = production(&f, m).iter().map(|p| (p.0, p.2)).collect();
+        assert_eq!(counted, [(1, 3), (3, 5), (5, 4)]);
+    }
+
+    #[test]
     fn a_counter_that_lags_behind_a_finish_confirms_its_units_instead_of_counting_them_again() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[0];

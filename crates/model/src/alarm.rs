@@ -68,9 +68,9 @@ pub enum Condition {
         /// How long silence is tolerated.
         seconds: u32,
     },
-    /// The machine has been stopped (down, in setup or offline) for longer than `minutes`. Idle,
-    /// waiting for work, is not a stop, nor is a planned stop: a machine with nothing to do raises
-    /// nothing (work it leaves waiting shows as work behind the plan).
+    /// The machine has been stopped (down or offline) for longer than `minutes`. Idle (waiting
+    /// for work), a setup and a planned stop are not stops: they are planned or have nothing to
+    /// do, and work they hold up shows as work behind the plan.
     StoppedLonger {
         /// How long a stop is tolerated.
         minutes: u32,
@@ -284,10 +284,7 @@ impl Engine {
                 continue;
             }
             let track = self.tracks.entry((rule.id, change.machine)).or_default();
-            let stopped = !matches!(
-                change.state,
-                MachineState::Running | MachineState::PlannedStop | MachineState::Idle
-            );
+            let stopped = matches!(change.state, MachineState::Down | MachineState::Offline);
             if stopped {
                 if track.since.is_none() {
                     track.since = Some((change.at, None));

@@ -330,17 +330,20 @@ mod alarm_tests {
             reason: None,
         };
         engine.on_state(&change(0, MachineState::Down), &mut out);
-        engine.on_state(&change(120, MachineState::Setup), &mut out);
+        engine.on_state(&change(120, MachineState::Offline), &mut out);
         engine.on_tick(T0 + time::Duration::minutes(9), &[MachineId(4)], &mut out);
         assert!(out.is_empty());
         engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(4)], &mut out);
         engine.on_tick(T0 + time::Duration::minutes(11), &[MachineId(4)], &mut out);
-        assert_eq!(kinds(&out), ["raise"], "down, then a setup: one stop of ten minutes");
+        assert_eq!(kinds(&out), ["raise"], "down, then offline: one stop of ten minutes");
         engine.on_state(&change(700, MachineState::Running), &mut out);
         assert_eq!(kinds(&out), ["raise", "clear"]);
-        // Idle is waiting for work, not a stop: hours of it raise nothing, and it ends a stop.
+        // Idle is waiting for work and a setup is planned, not stops: hours of them raise nothing,
+        // and they end a stop.
         out.clear();
         engine.on_state(&change(800, MachineState::Idle), &mut out);
+        engine.on_tick(T0 + time::Duration::hours(2), &[MachineId(4)], &mut out);
+        engine.on_state(&change(7_300, MachineState::Setup), &mut out);
         engine.on_tick(T0 + time::Duration::hours(5), &[MachineId(4)], &mut out);
         assert!(out.is_empty(), "{out:?}");
         engine.on_state(&change(18_000, MachineState::Down), &mut out);

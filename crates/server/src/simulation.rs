@@ -235,7 +235,18 @@ pub fn site_factory(
             meters.push((index, kwh));
         }
     }
+    // Each machine is set up for what the planner thinks it is: the family it last made units of.
+    let ids: Vec<model::MachineId> = specs.iter().map(|spec| spec.id).collect();
+    let families = store.last_setup_families(&ids)?;
+    let families: Vec<(usize, String)> = ids
+        .iter()
+        .enumerate()
+        .filter_map(|(index, id)| families.get(id).map(|family| (index, family.clone())))
+        .collect();
     let mut factory = Factory::new(specs, config, now);
+    for (index, family) in families {
+        factory.set_setup_family(index, family);
+    }
     for (index, job) in resumed {
         factory.resume(index, job);
     }

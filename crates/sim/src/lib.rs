@@ -174,6 +174,15 @@ impl Factory {
         }
     }
 
+    /// Sets the setup family machine `index` is set up for, e.g. that of the last operation it
+    /// made units for before the simulator restarted. A machine without one takes its first job
+    /// without a setup, as the planner assumes of a machine whose setup it does not know.
+    pub fn set_setup_family(&mut self, index: usize, family: String) {
+        if let Some(machine) = self.machines.get_mut(index) {
+            machine.set_setup_family(family);
+        }
+    }
+
     /// Sets the energy meter of machine `index` to `kwh` (at least 0), e.g. to the last reading
     /// stored before the simulator restarted: a meter counts on from where it stood.
     pub fn set_energy_meter(&mut self, index: usize, kwh: f64) {

@@ -128,6 +128,11 @@ impl SimMachine {
         self.energy_kwh
     }
 
+    /// Sets the family it is set up for (see [`crate::Factory::set_setup_family`]).
+    pub(crate) fn set_setup_family(&mut self, family: String) {
+        self.last_family = Some(family);
+    }
+
     /// Sets its energy meter (see [`crate::Factory::set_energy_meter`]); a value that is not
     /// finite is ignored.
     pub(crate) fn set_energy_meter(&mut self, kwh: f64) {
@@ -236,7 +241,7 @@ impl SimMachine {
                 return;
             };
             let needs_setup =
-                job.setup_seconds > 0.0 && self.last_family.as_deref() != Some(job.family.as_str());
+                job.setup_seconds > 0.0 && self.last_family.as_deref().is_some_and(|last| last != job.family);
             self.last_family = Some(job.family.clone());
             if needs_setup {
                 // The operation starts with its setup: the machine is committed to it from here.

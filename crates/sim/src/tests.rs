@@ -50,6 +50,7 @@ fn run(factory: &mut Factory, seconds: i64) -> Vec<Output> {
 fn operations_go_through_setup_then_run_and_finish_with_every_unit_counted() {
     let config = SimConfig { breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
     let mut factory = Factory::new(specs(), config, START);
+    factory.set_setup_family(0, "steel".into());
     factory.enqueue(0, job(1, 20, "alu"));
     factory.enqueue(0, job(2, 10, "alu"));
     factory.enqueue(0, job(3, 5, "steel"));
@@ -218,6 +219,7 @@ fn sparkplug_machines_publish_births_then_data_the_decoder_reads_back() {
     let mut specs = specs();
     specs[1].sparkplug = true;
     let mut factory = Factory::new(specs, config, START);
+    factory.set_setup_family(1, "abs".into());
     factory.enqueue(1, job(7, 3, "pp"));
     let mut encoder = driver::Encoder::new(&factory);
     let will = encoder.will().expect("a Sparkplug machine needs the node's death as the will");
@@ -343,4 +345,28 @@ fn no_lot_runs_faster_than_its_ideal_cycle_time() {
         assert!(ideal <= running, "seed {seed}: {ideal} s of ideal time in {running} s");
         assert!(ideal > 0.75 * running, "seed {seed}: {ideal} s of ideal time in {running} s");
     }
+}
+
+#[test]
+fn a_machine_takes_its_first_job_without_a_setup_unless_it_is_set_up_for_another_family() {
+    // As the planner assumes: a machine whose setup is unknown needs none for its first job.
+    let config = SimConfig { breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
+    let states = |family: Option<&str>| {
+        let mut factory = Factory::new(specs(), config.clone(), START);
+        if let Some(family) = family {
+            factory.set_setup_family(0, family.into());
+        }
+        factory.enqueue(0, job(1, 2, "alu"));
+        run(&mut factory, 30)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::State { machine: 0, state, .. } => Some(state),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    use MachineState::{Idle, Running, Setup};
+    assert_eq!(states(None), [Idle, Running, Idle]);
+    assert_eq!(states(Some("alu")), [Idle, Running, Idle]);
+    assert_eq!(states(Some("steel")), [Idle, Setup, Running, Idle]);
 }

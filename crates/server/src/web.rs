@@ -88,10 +88,16 @@ impl Ctx {
         format_local(at, self.offset_minutes, false)
     }
 
-    /// `at` as local time of day, `14:05`, with the date when it is not today.
+    /// `at` as local time of day, `14:05`, with the month and day when it is not today
+    /// (`12-06 14:05`), and the year too when it is not this year.
     pub(crate) fn short_time(&self, at: Timestamp) -> String {
         let local = |ts: Timestamp| ts.to_offset(offset(self.offset_minutes)).date();
-        format_local(at, self.offset_minutes, local(at) == local(self.now))
+        let (date, today) = (local(at), local(self.now));
+        if date == today || date.year() != today.year() {
+            return format_local(at, self.offset_minutes, date == today);
+        }
+        let format = time::macros::format_description!("[month]-[day] [hour]:[minute]");
+        at.to_offset(offset(self.offset_minutes)).format(&format).unwrap_or_default()
     }
 
     /// A length of time such as `2 h 05 min` or `3 d 4 h`.

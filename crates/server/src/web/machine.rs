@@ -859,6 +859,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn short_times_name_the_day_only_when_it_is_not_today() {
+        let ctx = ctx(Lang::En, Role::Viewer);
+        assert_eq!(ctx.short_time(NOW + time::Duration::hours(2)), "11:00");
+        assert_eq!(ctx.short_time(datetime!(2026-11-23 23:30 UTC)), "07:30", "today in Hong Kong");
+        assert_eq!(ctx.short_time(NOW - time::Duration::days(1)), "11-23 09:00");
+        assert_eq!(ctx.short_time(datetime!(2027-01-02 10:00 +08:00)), "2027-01-02 10:00");
+    }
+
     /// The demo factory with a week of one reading a minute for `metrics` metrics on its first
     /// machine, a state change every 37 minutes and production every 10.
     /// A store file, removed with its journal when dropped (bind it first, so it outlives the

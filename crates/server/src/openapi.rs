@@ -264,6 +264,7 @@ pub(crate) fn build() -> Value {
             ("machine", "integer", "Only orders with an operation that may run on this machine."),
             ("customer", "string", "Only orders of this customer (exact match)."),
             ("search", "string", "Only orders whose number or customer contains this text (1 to 200 characters; ASCII letters in any case)."),
+            ("sort", "string", "`created` (default: as entered) or `due` (earliest due first, then as entered). The cursor works with either."),
         ],
     );
     let order = doc.schema::<model::Order>();

@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use alarms::AlarmFilter;
 pub use auth::{ApiToken, TokenOwner};
-pub use orders::{Deliveries, OrderFilter, OrderStats};
+pub use orders::{Deliveries, OrderFilter, OrderSort, OrderStats};
 pub use plans::NewPlan;
 pub use telemetry::{CountedUnits, OperationEvent, OperationEventKind, ROLLUP_MS, SeriesPoint, WriteStats};
 

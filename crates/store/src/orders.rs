@@ -25,6 +25,18 @@ pub struct OrderFilter {
     pub customer: Option<String>,
     /// Only orders whose number or customer contains this text (ASCII letters in any case).
     pub search: Option<String>,
+    /// The order of the list.
+    pub sort: OrderSort,
+}
+
+/// The order of an order list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OrderSort {
+    /// As created (by id).
+    #[default]
+    Created,
+    /// Earliest due first, then as created.
+    Due,
 }
 
 /// How many orders are in each status.
@@ -120,51 +132,54 @@ impl Store {
         })
     }
 
-    /// Orders in id order, narrowed by `filter`.
+    /// Orders narrowed by `filter`, in id order (as created) or by due time (`filter.sort`). The
+    /// cursor is the last order's id either way.
     pub fn orders(&self, filter: &OrderFilter, request: PageRequest) -> Result<Page<Order>> {
-        let mut sql = format!("{ORDER_SELECT} WHERE id > ?");
-        let mut values = vec![Value::Integer(request.after.unwrap_or(0))];
-        if let Some(status) = filter.status {
-            sql.push_str(" AND status = ?");
-            values.push(Value::Text(status.as_str().into()));
+        let (conditions, mut values) = order_conditions(filter);
+        let mut sql = format!("{ORDER_SELECT} WHERE 1 = 1{conditions}");
+        match (filter.sort, request.after) {
+            (OrderSort::Created, after) => {
+                sql.push_str(" AND id > ? ORDER BY id");
+                values.push(Value::Integer(after.unwrap_or(0)));
+            }
+            (OrderSort::Due, None) => sql.push_str(" ORDER BY due_ms, id"),
+            (OrderSort::Due, Some(after)) => {
+                // After the cursor's order in (due, id) order.
+                sql.push_str(" AND (due_ms, id) > (?, ?) ORDER BY due_ms, id");
+                values.extend([Value::Null, Value::Integer(after)]);
+            }
         }
-        if let Some(before) = filter.due_before {
-            sql.push_str(" AND due_ms < ?");
-            values.push(Value::Integer(to_ms(before)));
-        }
-        if let Some(after) = filter.due_after {
-            sql.push_str(" AND due_ms >= ?");
-            values.push(Value::Integer(to_ms(after)));
-        }
-        if let Some(customer) = &filter.customer {
-            sql.push_str(" AND customer = ?");
-            values.push(Value::Text(customer.clone()));
-        }
-        if let Some(text) = &filter.search {
-            sql.push_str(r" AND (number LIKE ? ESCAPE '\' OR customer LIKE ? ESCAPE '\')");
-            let escaped: String = text
-                .chars()
-                .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
-                .collect();
-            let pattern = format!("%{escaped}%");
-            values.push(Value::Text(pattern.clone()));
-            values.push(Value::Text(pattern));
-        }
-        if let Some(machine) = filter.machine {
-            sql.push_str(
-                " AND id IN (SELECT o.order_id FROM operation_machines om
-                   JOIN operations o ON o.id = om.operation_id WHERE om.machine_id = ?)",
-            );
-            values.push(Value::Integer(machine.0));
-        }
-        sql.push_str(" ORDER BY id LIMIT ?");
+        sql.push_str(" LIMIT ?");
         values.push(Value::Integer(i64::from(request.limit) + 1));
         self.read(|conn| {
+            if let (OrderSort::Due, Some(after)) = (filter.sort, request.after) {
+                let due: Option<i64> = conn
+                    .prepare_cached("SELECT due_ms FROM orders WHERE id = ?1")?
+                    .query_row([after], |row| row.get(0))
+                    .optional()?;
+                let Some(due) = due else {
+                    return Err(StoreError::Conflict {
+                        field: Some("cursor".into()),
+                        message: "the order at the cursor was deleted; list again from the start".into(),
+                    });
+                };
+                let slot = values.len() - 3;
+                values[slot] = Value::Integer(due);
+            }
             let rows = conn
                 .prepare_cached(&sql)?
                 .query_map(params_from_iter(values), order_row)?
                 .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
             Ok(page(rows, request.limit, |order| order.id.0))
+        })
+    }
+
+    /// How many orders `filter` lets through, over all pages.
+    pub fn count_orders(&self, filter: &OrderFilter) -> Result<u64> {
+        let (conditions, values) = order_conditions(filter);
+        let sql = format!("SELECT count(*) FROM orders WHERE 1 = 1{conditions}");
+        self.read(|conn| {
+            Ok(conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |row| row.get(0))?)
         })
     }
 
@@ -436,6 +451,46 @@ fn read_order(conn: &Connection, id: OrderId) -> Result<Order> {
         .query_row([id.0], order_row)
         .optional()?
         .ok_or(StoreError::NotFound { entity: "order", id: id.0 })?
+}
+
+/// The SQL conditions (each starting with ` AND`) and their values that narrow the orders table
+/// to `filter`.
+fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
+    let (mut sql, mut values) = (String::new(), Vec::new());
+    if let Some(status) = filter.status {
+        sql.push_str(" AND status = ?");
+        values.push(Value::Text(status.as_str().into()));
+    }
+    if let Some(before) = filter.due_before {
+        sql.push_str(" AND due_ms < ?");
+        values.push(Value::Integer(to_ms(before)));
+    }
+    if let Some(after) = filter.due_after {
+        sql.push_str(" AND due_ms >= ?");
+        values.push(Value::Integer(to_ms(after)));
+    }
+    if let Some(customer) = &filter.customer {
+        sql.push_str(" AND customer = ?");
+        values.push(Value::Text(customer.clone()));
+    }
+    if let Some(text) = &filter.search {
+        sql.push_str(r" AND (number LIKE ? ESCAPE '\' OR customer LIKE ? ESCAPE '\')");
+        let escaped: String = text
+            .chars()
+            .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        values.push(Value::Text(pattern.clone()));
+        values.push(Value::Text(pattern));
+    }
+    if let Some(machine) = filter.machine {
+        sql.push_str(
+            " AND id IN (SELECT o.order_id FROM operation_machines om
+               JOIN operations o ON o.id = om.operation_id WHERE om.machine_id = ?)",
+        );
+        values.push(Value::Integer(machine.0));
+    }
+    (sql, values)
 }
 
 fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {

@@ -170,6 +170,45 @@ fn order_lists_paginate_and_filter() {
     assert_eq!(search("%").len(), 1, "a percent sign matches only itself");
     assert_eq!(search("SO-2_").len(), 0, "an underscore matches only itself");
     assert_eq!(search("acme").len(), 25);
+    assert_eq!(
+        f.store.count_orders(&OrderFilter { search: Some("acme".into()), ..OrderFilter::default() }).unwrap(),
+        25
+    );
+}
+
+#[test]
+fn orders_list_by_due_time_page_by_page_and_count_over_all_pages() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    // Due on days 5, 3, 3, 1, 4, 2, 5 of December, created in that order.
+    for (i, day) in [5, 3, 3, 1, 4, 2, 5].into_iter().enumerate() {
+        let mut order = new_order(&format!("SO-{i}"), f.variant);
+        order.due = datetime!(2026-12-01 10:00 UTC) + time::Duration::days(day - 1);
+        f.store.create_order(&order, NOW).unwrap();
+    }
+    let by_due = OrderFilter { sort: OrderSort::Due, ..OrderFilter::default() };
+    let (mut numbers, mut after) = (Vec::new(), None);
+    loop {
+        let page = f.store.orders(&by_due, PageRequest { after, limit: 2 }).unwrap();
+        numbers.extend(page.items.into_iter().map(|o| o.number));
+        match page.next_cursor {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(numbers, ["SO-3", "SO-5", "SO-1", "SO-2", "SO-4", "SO-0", "SO-6"], "ties as created");
+    let early = OrderFilter { due_before: Some(datetime!(2026-12-03 12:00 UTC)), ..by_due.clone() };
+    assert_eq!(f.store.count_orders(&early).unwrap(), 4);
+    assert_eq!(f.store.count_orders(&OrderFilter::default()).unwrap(), 7);
+    // A cursor whose order was deleted since cannot say where the list went on.
+    let first = f.store.orders(&by_due, PageRequest { after: None, limit: 1 }).unwrap();
+    let cursor = first.next_cursor.unwrap();
+    f.store.set_order_status(OrderId(cursor), OrderStatus::Cancelled).unwrap();
+    f.store.delete_order(OrderId(cursor)).unwrap();
+    let gone = f.store.orders(&by_due, PageRequest { after: Some(cursor), limit: 1 });
+    assert!(
+        matches!(gone, Err(StoreError::Conflict { field: Some(ref field), .. }) if field == "cursor"),
+        "{gone:?}"
+    );
 }
 
 #[test]

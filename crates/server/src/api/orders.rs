@@ -26,6 +26,7 @@ pub(crate) struct OrdersQuery {
     machine: Option<i64>,
     customer: Option<String>,
     search: Option<String>,
+    sort: Option<String>,
 }
 
 pub(crate) async fn list_orders(
@@ -37,7 +38,13 @@ pub(crate) async fn list_orders(
     if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
         return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
     }
+    let sort = match query.sort.as_deref() {
+        None | Some("created") => store::OrderSort::Created,
+        Some("due") => store::OrderSort::Due,
+        Some(_) => return Err(ApiError::bad_request("sort", "must be created or due")),
+    };
     let filter = OrderFilter {
+        sort,
         status: query.status,
         due_before: timestamp_param("due_before", query.due_before.as_deref())?,
         due_after: timestamp_param("due_after", query.due_after.as_deref())?,

@@ -613,6 +613,49 @@ async fn orders_are_found_by_a_part_of_their_number_or_customer() {
 }
 
 #[tokio::test]
+async fn orders_list_earliest_due_first_when_asked_and_say_how_many_match() {
+    let h = harness();
+    let all = h.get("/api/v1/orders?limit=500").await.json["items"].as_array().unwrap().clone();
+    let due = |o: &Value| {
+        time::OffsetDateTime::parse(
+            o["due"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let mut expected: Vec<(time::OffsetDateTime, i64)> =
+        all.iter().map(|o| (due(o), o["id"].as_i64().unwrap())).collect();
+    expected.sort();
+    assert!(
+        expected.iter().map(|(_, id)| *id).collect::<Vec<_>>()
+            != all.iter().map(|o| o["id"].as_i64().unwrap()).collect::<Vec<_>>(),
+        "the demo's orders are not entered in due order"
+    );
+    // The API, page by page.
+    let (mut ids, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let page = h.get(&format!("/api/v1/orders?sort=due&limit=7{cursor}")).await.json;
+        ids.extend(page["items"].as_array().unwrap().iter().map(|o| o["id"].as_i64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids, expected.iter().map(|(_, id)| *id).collect::<Vec<_>>());
+    assert_eq!(h.get("/api/v1/orders?sort=price").await.status, StatusCode::BAD_REQUEST);
+    // The page: the first rows by due time, the total over all pages, the choice kept.
+    let page = h.page("/orders?sort=due", ADMIN, "en").await.text;
+    let first = page.split(r#"data-testid="order-row" data-order-id=""#).nth(1).unwrap();
+    assert!(first.starts_with(&format!("{}\"", expected[0].1)), "{first:.80}");
+    assert!(page.contains(&format!("{} orders", all.len())), "the total");
+    assert!(page.contains(r#"<option value="due" selected>"#));
+    let zh = h.page("/orders?sort=due", ADMIN, "zh-HK").await.text;
+    assert!(zh.contains(&format!("共 {} 張訂單", all.len())));
+    let bad = h.page("/orders?sort=price", ADMIN, "en").await.text;
+    assert!(bad.contains("Sort: not a known order."), "{bad:.200}");
+}
+
+#[tokio::test]
 async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let h = harness();
     let (machine, order, _) = h.busy_factory().await;

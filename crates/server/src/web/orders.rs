@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use maud::{Markup, html};
 use model::{MachineId, Operation, Order, OrderId, OrderStatus, PlannedOperation, Timestamp, VariantId};
 use serde::Deserialize;
-use store::{OrderFilter, PageRequest};
+use store::{OrderFilter, OrderSort, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, encode, layout};
 use crate::AppState;
@@ -25,6 +25,12 @@ pub(crate) struct Text {
     pub(crate) search: &'static str,
     pub(crate) search_hint: &'static str,
     pub(crate) bad_search: &'static str,
+    pub(crate) sort: &'static str,
+    pub(crate) sort_created: &'static str,
+    pub(crate) sort_due: &'static str,
+    pub(crate) bad_sort: &'static str,
+    /// "48 orders"
+    pub(crate) total: fn(u64) -> String,
     pub(crate) clear: &'static str,
     pub(crate) bad_filters: &'static str,
     pub(crate) bad_status: &'static str,
@@ -79,6 +85,11 @@ pub(crate) const EN: Text = Text {
     search: "Search",
     search_hint: "Order number or customer",
     bad_search: "Search: at most 200 characters.",
+    sort: "Sort",
+    sort_created: "As entered",
+    sort_due: "Due first",
+    bad_sort: "Sort: not a known order.",
+    total: |n| if n == 1 { "1 order".into() } else { format!("{n} orders") },
     clear: "Clear filters",
     bad_filters: "Some filters are not valid, so no orders are listed:",
     bad_status: "not a known status.",
@@ -131,6 +142,11 @@ pub(crate) const ZH: Text = Text {
     search: "搜尋",
     search_hint: "訂單編號或客戶",
     bad_search: "搜尋：最多 200 個字元。",
+    sort: "排序",
+    sort_created: "按輸入次序",
+    sort_due: "交期最早先",
+    bad_sort: "排序：不是有效的次序。",
+    total: |n| format!("共 {n} 張訂單"),
     clear: "清除篩選",
     bad_filters: "部分篩選條件無效，因此未列出訂單：",
     bad_status: "不是有效的狀態。",
@@ -188,6 +204,7 @@ pub(crate) struct OrdersQuery {
     pub(crate) customer: Option<String>,
     pub(crate) due_after: Option<String>,
     pub(crate) due_before: Option<String>,
+    pub(crate) sort: Option<String>,
     pub(crate) cursor: Option<String>,
 }
 
@@ -200,6 +217,7 @@ pub(crate) enum FilterError {
     Range,
     Customer,
     Search,
+    Sort,
     Cursor,
 }
 
@@ -252,6 +270,14 @@ pub(crate) fn parse_filter(
     if search.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
         errors.push(FilterError::Search);
     }
+    let sort = match present(&query.sort) {
+        None | Some("created") => OrderSort::Created,
+        Some("due") => OrderSort::Due,
+        Some(_) => {
+            errors.push(FilterError::Sort);
+            OrderSort::Created
+        }
+    };
     let request =
         page_request(Some(PAGE), query.cursor.as_deref()).map_err(|_| errors.push(FilterError::Cursor));
     match request {
@@ -263,6 +289,7 @@ pub(crate) fn parse_filter(
                 machine: None,
                 customer,
                 search,
+                sort,
             },
             request,
         )),
@@ -280,6 +307,7 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<i64>) -> String {
         ("customer", &query.customer),
         ("due_after", &query.due_after),
         ("due_before", &query.due_before),
+        ("sort", &query.sort),
     ];
     for (name, value) in fields {
         if let Some(value) = present(value) {
@@ -342,6 +370,8 @@ pub(crate) struct Listing {
     rows: Vec<Row>,
     next_cursor: Option<i64>,
     has_plan: bool,
+    /// Orders the filter lets through, over all pages.
+    total: u64,
 }
 
 /// Reads a page of orders with their products and active-plan ETAs.
@@ -363,7 +393,8 @@ pub(crate) fn gather_list(
         let eta = end_of(&order, ends.get(&order.id).copied());
         rows.push(Row { order, product, eta });
     }
-    Ok(Listing { rows, next_cursor: page.next_cursor, has_plan: plan.is_some() })
+    let total = store.count_orders(filter)?;
+    Ok(Listing { rows, next_cursor: page.next_cursor, has_plan: plan.is_some(), total })
 }
 
 /// `GET /orders`.
@@ -504,6 +535,12 @@ pub(crate) fn render_list(
             }
             label { (o.due_from) input name="due_after" type="date" value=(query.due_after.as_deref().unwrap_or("")); }
             label { (o.due_until) input name="due_before" type="date" value=(query.due_before.as_deref().unwrap_or("")); }
+            label { (o.sort)
+                select name="sort" data-testid="order-sort" {
+                    option value="" { (o.sort_created) }
+                    option value="due" selected[present(&query.sort) == Some("due")] { (o.sort_due) }
+                }
+            }
             button.primary type="submit" { (t.filter) }
             @if filtered { a.button href="/orders" { (o.clear) } }
         }
@@ -534,6 +571,7 @@ fn filter_message(t: &super::Text, error: FilterError, query: &OrdersQuery) -> S
         FilterError::Range => o.bad_range.to_string(),
         FilterError::Customer => o.bad_customer.to_string(),
         FilterError::Search => o.bad_search.to_string(),
+        FilterError::Sort => o.bad_sort.to_string(),
         FilterError::Cursor => o.bad_cursor.to_string(),
     }
 }
@@ -544,6 +582,7 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
     html! {
         section.panel #order-list data-testid="order-list" data-live data-refresh-on="production" {
             @if !listing.has_plan { p.muted { (o.no_active_plan) " " a href="/plan" { (t.nav_plan) } } }
+            @if listing.total > 0 { p.muted data-testid="order-total" { ((o.total)(listing.total)) } }
             @if listing.rows.is_empty() {
                 p.muted { (o.none_found) }
             } @else {

@@ -120,3 +120,32 @@ fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
     assert_eq!(oee.status, 200, "{}", oee.body);
     assert_eq!(oee.json()["total"]["good"], 1, "{}", oee.body);
 }
+
+#[test]
+fn the_openapi_document_is_valid_openapi_3_1() {
+    let has_validator = Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_validator {
+        assert!(
+            std::env::var("MF_REQUIRE_INTEROP").is_err(),
+            "MF_REQUIRE_INTEROP is set but openapi-spec-validator is missing"
+        );
+        eprintln!("skipped: python3 with openapi-spec-validator is not available");
+        return;
+    }
+    let dir = TempDir::new("openapi");
+    let server = start("serve", &dir.0);
+    let reply = request(server.address, "GET", "/api/v1/openapi.json", Some(TOKEN), None).unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["openapi"], "3.1.0");
+    let path = dir.0.join("openapi.json");
+    std::fs::write(&path, &reply.body).unwrap();
+    let output = Command::new("python3")
+        .args(["-c", "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -210,7 +210,13 @@ fn page_parameters() -> Vec<Value> {
 
 /// The whole document.
 pub(crate) fn build() -> Value {
-    let mut doc = Doc { generator: SchemaSettings::openapi3().into_generator(), paths: Map::new() };
+    // OpenAPI 3.1 schemas are JSON Schema 2020-12 (`"type": ["string", "null"]`, not 3.0's
+    // `nullable`), with the definitions under the components.
+    let settings = SchemaSettings::draft2020_12().with(|settings| {
+        settings.definitions_path = "/components/schemas".into();
+        settings.meta_schema = None;
+    });
+    let mut doc = Doc { generator: settings.into_generator(), paths: Map::new() };
     doc.resource::<model::Site, model::NewSite>("/sites", "site", Who::Admin, &[]);
     let calendar = doc.schema::<model::Calendar>();
     doc.op(

@@ -175,6 +175,69 @@ impl FromRequestParts<AppState> for Reader {
     }
 }
 
+/// Callers whose role covers one [`Need`], checked before the request's body is read: a caller
+/// who may not take an action learns nothing from it about the body's schema or rules. Write
+/// handlers take these instead of [`Principal`].
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $need:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Principal);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<$name, ApiError> {
+                let principal = Principal::from_request_parts(parts, state).await?;
+                principal.require($need)?;
+                Ok($name(principal))
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// A caller allowed to change orders, plans, rules and the catalogue ([`Need::Plan`]).
+    Planner,
+    Need::Plan
+);
+role_extractor!(
+    /// A caller allowed to change the factory's structure and its accounts ([`Need::Administer`]).
+    Administrator,
+    Need::Administer
+);
+role_extractor!(
+    /// A caller allowed to report production and acknowledge alarms ([`Need::Report`]).
+    Reporter,
+    Need::Report
+);
+
+role_extractor!(
+    /// A caller allowed to publish telemetry ([`Need::Ingest`]; a device only for its own site,
+    /// which the handler checks).
+    Ingester,
+    Need::Ingest
+);
+
+/// A caller allowed to report for machines: people who report production, and device accounts
+/// (whose site the handler checks against the machine's).
+pub struct MachineReporter(pub Principal);
+
+impl FromRequestParts<AppState> for MachineReporter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<MachineReporter, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let role = principal.user.role;
+        if !(role.may_report_production() || role.may_ingest()) {
+            return Err(ApiError::forbidden(format!(
+                "the {} role may not report for machines",
+                role.as_str()
+            )));
+        }
+        Ok(MachineReporter(principal))
+    }
+}
+
 /// A resolved token: who owns it, when it was looked up, and when it expires.
 struct Cached {
     principal: Principal,

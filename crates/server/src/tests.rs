@@ -2564,3 +2564,61 @@ fn simulated_operators_take_planned_work_only_near_its_planned_time() {
         store.ready_operations(500).unwrap().len()
     );
 }
+
+#[tokio::test]
+async fn a_role_that_may_not_write_is_refused_before_its_body_is_read() {
+    // 403 for a caller whose role may not take the action, whatever the body: the body's schema
+    // and validation rules are none of a viewer's business.
+    let h = harness();
+    let doc = h.get("/api/v1/openapi.json").await.json;
+    let mut checked = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let who = operation["description"].as_str().unwrap_or_default();
+            if operation.get("requestBody").is_none()
+                || !(who.starts_with("Roles: admin, planner.") || who.starts_with("Role: admin."))
+            {
+                continue;
+            }
+            let url = format!("/api/v1{}", path.replace("{id}", "1"));
+            for body in [&b"{\"broken\": "[..], b"[1, 2]", b"{}"] {
+                let reply = h
+                    .send(
+                        &method.to_uppercase(),
+                        &url,
+                        Some(&token_for(Role::Viewer)),
+                        Some(("application/json", body.to_vec())),
+                    )
+                    .await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {url} {}: {}",
+                    String::from_utf8_lossy(body),
+                    reply.text
+                );
+            }
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    assert!(checked.len() >= 20, "{checked:?}");
+    // So are the shop floor's reports and telemetry, which a viewer may not send either.
+    for path in [
+        "/api/v1/machines/1/states",
+        "/api/v1/machines/1/production",
+        "/api/v1/telemetry",
+        "/api/v1/operations/1/start",
+        "/api/v1/operations/1/finish",
+        "/api/v1/alarms/acknowledge-cleared",
+    ] {
+        let reply = h
+            .send(
+                "POST",
+                path,
+                Some(&token_for(Role::Viewer)),
+                Some(("application/json", b"{\"broken\": ".to_vec())),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}: {}", reply.text);
+    }
+}

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::{Created, blocking};
 use crate::AppState;
 use crate::auth::{
-    self, Need, Principal, hash_password, new_token, shown_prefix, token_digest, verify_password,
+    self, Administrator, Need, Principal, hash_password, new_token, shown_prefix, token_digest,
+    verify_password,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody};
@@ -188,7 +189,7 @@ pub(crate) async fn list_users(
 
 pub(crate) async fn create_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     JsonBody(new): JsonBody<NewUser>,
 ) -> ApiResult<Created<User>> {
     principal.require(Need::Administer)?;
@@ -218,7 +219,7 @@ async fn hash_off_runtime(password: String) -> ApiResult<String> {
 
 pub(crate) async fn update_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
     JsonBody(change): JsonBody<UserChange>,
 ) -> ApiResult<Json<User>> {

@@ -11,7 +11,7 @@ use store::AlarmFilter;
 use super::{Created, blocking, read, validate};
 use crate::AppState;
 use crate::alarm_worker::AlarmInput;
-use crate::auth::{Need, Principal, Reader};
+use crate::auth::{Need, Planner, Principal, Reader, Reporter};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 use crate::live::LiveEvent;
@@ -31,7 +31,7 @@ pub(crate) async fn get_rule(
 
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     JsonBody(new): JsonBody<NewAlarmRule>,
 ) -> ApiResult<Created<AlarmRule>> {
     principal.require(Need::Plan)?;
@@ -44,7 +44,7 @@ pub(crate) async fn create_rule(
 
 pub(crate) async fn update_rule(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
     JsonBody(new): JsonBody<NewAlarmRule>,
 ) -> ApiResult<Json<AlarmRule>> {
@@ -125,7 +125,7 @@ pub(crate) struct Acknowledged {
 /// acknowledged one at a time.
 pub(crate) async fn acknowledge_cleared(
     State(state): State<AppState>,
-    principal: Principal,
+    Reporter(principal): Reporter,
     JsonBody(request): JsonBody<AcknowledgeCleared>,
 ) -> ApiResult<Json<Acknowledged>> {
     principal.require(Need::Report)?;

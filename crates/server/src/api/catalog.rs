@@ -13,7 +13,7 @@ use store::Store;
 
 use super::{Created, PageQuery, create, fetch, read, remove, replace};
 use crate::AppState;
-use crate::auth::{Need, Principal, Reader};
+use crate::auth::{Need, Planner, Principal, Reader};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 
@@ -29,7 +29,7 @@ pub(crate) async fn list_materials(
 
 pub(crate) async fn create_material(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     JsonBody(new): JsonBody<NewMaterial>,
 ) -> ApiResult<Created<Material>> {
     create(state, principal, Need::Plan, new, Store::create_material).await
@@ -45,7 +45,7 @@ pub(crate) async fn get_material(
 
 pub(crate) async fn update_material(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
     JsonBody(new): JsonBody<NewMaterial>,
 ) -> ApiResult<Json<Material>> {
@@ -72,7 +72,7 @@ pub(crate) async fn list_products(
 
 pub(crate) async fn create_product(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     JsonBody(new): JsonBody<NewProduct>,
 ) -> ApiResult<Created<Product>> {
     create(state, principal, Need::Plan, new, Store::create_product).await
@@ -88,7 +88,7 @@ pub(crate) async fn get_product(
 
 pub(crate) async fn update_product(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
     JsonBody(new): JsonBody<NewProduct>,
 ) -> ApiResult<Json<Product>> {
@@ -123,7 +123,7 @@ pub(crate) async fn list_variants(
 
 pub(crate) async fn create_variant(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     JsonBody(new): JsonBody<NewVariant>,
 ) -> ApiResult<Created<Variant>> {
     create(state, principal, Need::Plan, new, Store::create_variant).await
@@ -139,7 +139,7 @@ pub(crate) async fn get_variant(
 
 pub(crate) async fn update_variant(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
     JsonBody(new): JsonBody<NewVariant>,
 ) -> ApiResult<Json<Variant>> {
@@ -166,7 +166,7 @@ pub(crate) async fn list_routings(
 
 pub(crate) async fn create_routing(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     JsonBody(new): JsonBody<NewRouting>,
 ) -> ApiResult<Created<Routing>> {
     create(state, principal, Need::Plan, new, Store::create_routing).await
@@ -182,7 +182,7 @@ pub(crate) async fn get_routing(
 
 pub(crate) async fn update_routing(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
     JsonBody(new): JsonBody<NewRouting>,
 ) -> ApiResult<Json<Routing>> {

@@ -10,7 +10,7 @@ use store::Store;
 
 use super::{Created, PageQuery, blocking, create, fetch, read, remove, replace, validate};
 use crate::AppState;
-use crate::auth::{Need, Principal, Reader};
+use crate::auth::{Administrator, Need, Principal, Reader};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 
@@ -26,7 +26,7 @@ pub(crate) async fn list_sites(
 
 pub(crate) async fn create_site(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     JsonBody(new): JsonBody<NewSite>,
 ) -> ApiResult<Created<Site>> {
     create(state, principal, Need::Administer, new, Store::create_site).await
@@ -38,7 +38,7 @@ pub(crate) async fn get_site(State(state): State<AppState>, _: Reader, Id(id): I
 
 pub(crate) async fn update_site(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
     JsonBody(new): JsonBody<NewSite>,
 ) -> ApiResult<Json<Site>> {
@@ -63,7 +63,7 @@ pub(crate) async fn get_calendar(
 
 pub(crate) async fn set_calendar(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
     JsonBody(calendar): JsonBody<Calendar>,
 ) -> ApiResult<Json<Calendar>> {
@@ -98,7 +98,7 @@ pub(crate) async fn list_lines(
 
 pub(crate) async fn create_line(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     JsonBody(new): JsonBody<NewLine>,
 ) -> ApiResult<Created<Line>> {
     create(state, principal, Need::Administer, new, Store::create_line).await
@@ -110,7 +110,7 @@ pub(crate) async fn get_line(State(state): State<AppState>, _: Reader, Id(id): I
 
 pub(crate) async fn update_line(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
     JsonBody(new): JsonBody<NewLine>,
 ) -> ApiResult<Json<Line>> {
@@ -147,7 +147,7 @@ pub(crate) async fn list_machines(
 
 pub(crate) async fn create_machine(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     JsonBody(new): JsonBody<NewMachine>,
 ) -> ApiResult<Created<Machine>> {
     create(state, principal, Need::Administer, new, Store::create_machine).await
@@ -163,7 +163,7 @@ pub(crate) async fn get_machine(
 
 pub(crate) async fn update_machine(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
     JsonBody(new): JsonBody<NewMachine>,
 ) -> ApiResult<Json<Machine>> {

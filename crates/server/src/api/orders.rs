@@ -10,7 +10,7 @@ use store::{OrderFilter, Store};
 
 use super::{Created, blocking, read, remove, replace};
 use crate::AppState;
-use crate::auth::{Need, Principal, Reader};
+use crate::auth::{Need, Planner, Principal, Reader, Reporter};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request, timestamp_param};
 use crate::import::{ImportOutcome, import_csv};
@@ -77,7 +77,7 @@ pub(crate) async fn get_order(
 
 pub(crate) async fn create_order(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     JsonBody(new): JsonBody<NewOrder>,
 ) -> ApiResult<Created<Order>> {
     // The creation time comes from the clock, so this cannot go through the shared `create`.
@@ -92,7 +92,7 @@ pub(crate) async fn create_order(
 
 pub(crate) async fn update_order(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
     JsonBody(new): JsonBody<NewOrder>,
 ) -> ApiResult<Json<Order>> {
@@ -208,7 +208,7 @@ pub(crate) struct FinishRequest {
 
 pub(crate) async fn start_operation(
     State(state): State<AppState>,
-    principal: Principal,
+    Reporter(principal): Reporter,
     Id(id): Id,
     JsonBody(request): JsonBody<StartRequest>,
 ) -> ApiResult<Json<Operation>> {
@@ -300,7 +300,7 @@ pub(crate) fn check_start(store: &Store, operation: &Operation, machine: model::
 
 pub(crate) async fn finish_operation(
     State(state): State<AppState>,
-    principal: Principal,
+    Reporter(principal): Reporter,
     Id(id): Id,
     JsonBody(request): JsonBody<FinishRequest>,
 ) -> ApiResult<Json<Operation>> {

@@ -10,7 +10,7 @@ use model::{MachineId, OrderId, OrderStatus, PlanSummary, PlannedOperation, Time
 use serde::{Deserialize, Serialize};
 
 use super::{Created, blocking, read};
-use crate::auth::{Need, Principal, Reader};
+use crate::auth::{Need, Planner, Principal, Reader};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 use crate::{AppState, planning};
@@ -182,7 +182,7 @@ pub(crate) fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanD
 
 pub(crate) async fn create_plan(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     JsonBody(request): JsonBody<PlanRequest>,
 ) -> ApiResult<Created<PlanDetail>> {
     principal.require(Need::Plan)?;
@@ -415,7 +415,7 @@ pub(crate) async fn list_maintenance(
 
 pub(crate) async fn create_maintenance(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
     JsonBody(new): JsonBody<model::NewMaintenanceWindow>,
 ) -> ApiResult<Created<model::MaintenanceWindow>> {

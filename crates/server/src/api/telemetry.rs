@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{Created, blocking, read};
 use crate::AppState;
 use crate::alarm_worker::AlarmInput;
-use crate::auth::{Principal, Reader};
+use crate::auth::{Administrator, Ingester, MachineReporter, Principal, Reader};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, QueryParams, timestamp_param};
 use crate::live::LiveEvent;
@@ -253,7 +253,7 @@ fn check_reason(reason: Option<&str>, out: &mut Vec<FieldError>) {
 
 pub(crate) async fn report_state(
     State(state): State<AppState>,
-    principal: Principal,
+    MachineReporter(principal): MachineReporter,
     Id(id): Id,
     JsonBody(report): JsonBody<StateReport>,
 ) -> ApiResult<Created<CurrentState>> {
@@ -321,7 +321,7 @@ pub(crate) struct ProductionOut {
 
 pub(crate) async fn report_production(
     State(state): State<AppState>,
-    principal: Principal,
+    MachineReporter(principal): MachineReporter,
     Id(id): Id,
     JsonBody(report): JsonBody<ProductionReport>,
 ) -> ApiResult<Created<ProductionOut>> {
@@ -560,7 +560,7 @@ const STORE_FAILING: &str = "the store is not taking writes at the moment (see t
 
 pub(crate) async fn ingest_telemetry(
     State(state): State<AppState>,
-    principal: Principal,
+    Ingester(principal): Ingester,
     JsonBody(messages): JsonBody<Vec<TelemetryMessage>>,
 ) -> ApiResult<Json<IngestReport>> {
     use crate::pipeline::{Publisher, Resolver, WriteBatch, collect};
@@ -625,7 +625,7 @@ pub(crate) async fn get_state_rule(
 
 pub(crate) async fn set_state_rule(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
     JsonBody(rule): JsonBody<model::StateRule>,
 ) -> ApiResult<Json<model::StateRule>> {
@@ -665,7 +665,7 @@ pub(crate) async fn get_count_rule(
 /// next reading; there is nothing to invalidate.
 pub(crate) async fn set_count_rule(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
     JsonBody(rule): JsonBody<model::CountRule>,
 ) -> ApiResult<Json<model::CountRule>> {

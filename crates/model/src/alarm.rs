@@ -375,21 +375,69 @@ fn step(
 }
 
 fn raise(rule: &AlarmRule, machine: MachineId, at: Timestamp, value: Option<f64>) -> Transition {
-    let metric = rule.rule.metric.as_deref().unwrap_or("state");
-    let detail = match (&rule.rule.condition, value) {
-        (Condition::Above { threshold }, Some(v)) => format!("{metric} = {v} above {threshold}"),
-        (Condition::Below { threshold }, Some(v)) => format!("{metric} = {v} below {threshold}"),
-        (Condition::RateAbove { per_minute }, _) => format!("{metric} changing faster than {per_minute}/min"),
-        (Condition::Stale { seconds }, _) => format!("no {metric} data for over {seconds} s"),
-        (Condition::StoppedLonger { minutes }, _) => format!("stopped for over {minutes} min"),
-        (_, None) => metric.to_string(),
+    let cause = AlarmCause {
+        rule_name: rule.rule.name.clone(),
+        metric: rule.rule.metric.clone(),
+        condition: rule.rule.condition.clone(),
     };
-    Transition::Raise {
-        rule_id: rule.id,
-        machine,
-        at,
-        value,
-        message: format!("{}: {detail}", rule.rule.name),
+    Transition::Raise { rule_id: rule.id, machine, at, value, message: cause.message(value, &ENGLISH) }
+}
+
+/// What raised an alarm: its rule's name, metric and condition when it was raised.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AlarmCause {
+    /// The rule's name.
+    pub rule_name: String,
+    /// The metric watched (none for `stopped_longer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// The condition that held.
+    pub condition: Condition,
+}
+
+/// The words of an alarm's message in one language (see [`AlarmCause::message`]); `{metric}`,
+/// `{value}` and `{limit}` are filled in.
+pub struct AlarmWords {
+    /// A value above its limit.
+    pub above: &'static str,
+    /// A value below its limit.
+    pub below: &'static str,
+    /// A value changing faster than its limit per minute.
+    pub rate_above: &'static str,
+    /// No reading for longer than the limit in seconds.
+    pub stale: &'static str,
+    /// Stopped for longer than the limit in minutes.
+    pub stopped_longer: &'static str,
+}
+
+/// The English words of alarm messages, as stored and sent with every alarm.
+pub const ENGLISH: AlarmWords = AlarmWords {
+    above: "{metric} = {value} above {limit}",
+    below: "{metric} = {value} below {limit}",
+    rate_above: "{metric} changing faster than {limit}/min",
+    stale: "no {metric} data for over {limit} s",
+    stopped_longer: "stopped for over {limit} min",
+};
+
+impl AlarmCause {
+    /// "Rule name: what happened", for an alarm that tripped at `value`, in `words`.
+    pub fn message(&self, value: Option<f64>, words: &AlarmWords) -> String {
+        let metric = self.metric.as_deref().unwrap_or("state");
+        let fill = |pattern: &str, limit: String| {
+            pattern
+                .replace("{metric}", metric)
+                .replace("{value}", &value.map(|v| v.to_string()).unwrap_or_default())
+                .replace("{limit}", &limit)
+        };
+        let detail = match (&self.condition, value) {
+            (Condition::Above { threshold }, Some(_)) => fill(words.above, threshold.to_string()),
+            (Condition::Below { threshold }, Some(_)) => fill(words.below, threshold.to_string()),
+            (Condition::RateAbove { per_minute }, _) => fill(words.rate_above, per_minute.to_string()),
+            (Condition::Stale { seconds }, _) => fill(words.stale, seconds.to_string()),
+            (Condition::StoppedLonger { minutes }, _) => fill(words.stopped_longer, minutes.to_string()),
+            (_, None) => metric.to_string(),
+        };
+        format!("{}: {detail}", self.rule_name)
     }
 }
 
@@ -435,8 +483,11 @@ pub struct Alarm {
     pub machine_id: MachineId,
     /// How urgent.
     pub severity: Severity,
-    /// What happened.
+    /// What happened, in English.
     pub message: String,
+    /// What raised it, to say it in other languages; absent for alarms raised before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<AlarmCause>,
     /// The value that tripped it, for metric conditions.
     pub value: Option<f64>,
     /// Where it stands.

@@ -190,6 +190,15 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
+/// An alarm's message in the page's language: from its cause when the alarm kept one, else the
+/// English message it was raised with.
+pub(crate) fn alarm_message(t: &Text, alarm: &model::alarm::Alarm) -> String {
+    match &alarm.cause {
+        Some(cause) => cause.message(alarm.value, t.alarm_words),
+        None => alarm.message.clone(),
+    }
+}
+
 /// Percent-encodes a query value.
 pub(crate) fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
@@ -586,7 +595,7 @@ pub(crate) fn alarms_brief(
                             a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) }
                         }
                         td {
-                            (alarm.message)
+                            (alarm_message(t, alarm))
                             @if alarm.status == model::alarm::AlarmStatus::Cleared {
                                 br; span.muted { (alarm_status(t, alarm)) }
                             }

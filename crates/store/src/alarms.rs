@@ -1,6 +1,6 @@
 //! Alarm rules and alarms: what the alarm worker raises and clears, and what people acknowledge.
 
-use model::alarm::{Alarm, AlarmRule, AlarmStatus, Condition, NewAlarmRule, Severity};
+use model::alarm::{Alarm, AlarmCause, AlarmRule, AlarmStatus, Condition, NewAlarmRule, Severity};
 use model::{MachineId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -121,15 +121,20 @@ impl Store {
         message: &str,
     ) -> Result<Alarm> {
         self.write(|tx| {
-            let severity: String = tx
-                .prepare_cached("SELECT severity FROM alarm_rules WHERE id = ?1")?
-                .query_row([rule_id], |row| row.get(0))
+            // The rule's severity, and what it watches for the alarm's cause (`Alarm::cause`).
+            let rule: (String, String, Option<String>, String, f64) = tx
+                .prepare_cached("SELECT severity, name, metric, kind, param FROM alarm_rules WHERE id = ?1")?
+                .query_row([rule_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })
                 .optional()?
                 .ok_or(StoreError::NotFound { entity: "alarm rule", id: rule_id })?;
+            let (severity, name, metric, kind, param) = rule;
             tx.execute(
-                "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6)",
-                params![rule_id, machine.0, severity, message, value, to_ms(at)],
+                "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms,
+                                     rule_name, metric, condition_kind, condition_param)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9, ?10)",
+                params![rule_id, machine.0, severity, message, value, to_ms(at), name, metric, kind, param],
             )
             .map_err(constraint)?;
             read_alarm(tx, tx.last_insert_rowid())
@@ -338,7 +343,7 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
 const OPEN_ALARM: &str = "(status != 'cleared' OR acknowledged_ms IS NULL)";
 
 const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, value, status, raised_ms,
-    acknowledged_by, acknowledged_ms, cleared_ms FROM alarms";
+    acknowledged_by, acknowledged_ms, cleared_ms, rule_name, metric, condition_kind, condition_param FROM alarms";
 
 fn read_alarm(conn: &Connection, id: i64) -> Result<Alarm> {
     conn.prepare_cached(&format!("{ALARM_SELECT} WHERE id = ?1"))?
@@ -366,6 +371,17 @@ fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
         Ok(times) => times,
         Err(e) => return Ok(Err(e)),
     };
+    let cause = match (
+        row.get::<_, Option<String>>(11)?,
+        row.get::<_, Option<String>>(13)?,
+        row.get::<_, Option<f64>>(14)?,
+    ) {
+        (Some(rule_name), Some(kind), Some(param)) => match decode_condition(&kind, param) {
+            Ok(condition) => Some(AlarmCause { rule_name, metric: row.get(12)?, condition }),
+            Err(e) => return Ok(Err(e)),
+        },
+        _ => None,
+    };
     Ok(Ok(Alarm {
         id: row.get(0)?,
         rule_id: row.get(1)?,
@@ -378,5 +394,6 @@ fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
         acknowledged_by: row.get(8)?,
         acknowledged_at,
         cleared_at,
+        cause,
     }))
 }

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_unconfirmed_counts.sql"),
     include_str!("migrations/0013_finish_times.sql"),
     include_str!("migrations/0014_alarm_deadband.sql"),
+    include_str!("migrations/0015_alarm_causes.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 14);
+    assert_eq!(store.schema_version().unwrap(), 15);
 }
 
 #[test]
@@ -509,7 +509,7 @@ mod telemetry_tests {
 
 mod alarm_tests {
     use super::*;
-    use model::alarm::{Alarm, AlarmStatus, Condition, NewAlarmRule, Severity};
+    use model::alarm::{Alarm, AlarmCause, AlarmStatus, Condition, NewAlarmRule, Severity};
 
     #[test]
     fn the_most_urgent_open_alarms_come_first() {
@@ -562,6 +562,17 @@ mod alarm_tests {
         let m = f.machines[0];
         let alarm = f.store.raise_alarm(rule.id, m, NOW, Some(85.0), "hot").unwrap();
         assert_eq!((alarm.status, alarm.severity), (AlarmStatus::Active, Severity::Warning));
+        // What raised it is kept with it, and outlives later edits of the rule.
+        let cause = AlarmCause {
+            rule_name: "Over-temperature".into(),
+            metric: Some("temperature_c".into()),
+            condition: Condition::Above { threshold: 80.0 },
+        };
+        assert_eq!(alarm.cause.as_ref(), Some(&cause));
+        let mut edited = rule.rule.clone();
+        edited.condition = Condition::Above { threshold: 90.0 };
+        f.store.update_alarm_rule(rule.id, &edited, NOW).unwrap();
+        assert_eq!(f.store.alarm(alarm.id).unwrap().cause, Some(cause));
         assert_eq!(f.store.open_alarm_keys().unwrap(), vec![(rule.id, m)]);
         let acked = f.store.acknowledge_alarm(alarm.id, "mei", NOW).unwrap();
         assert_eq!(

@@ -656,6 +656,36 @@ async fn orders_list_earliest_due_first_when_asked_and_say_how_many_match() {
 }
 
 #[tokio::test]
+async fn alarm_messages_are_said_in_the_page_s_language() {
+    let h = harness();
+    let rule = json!({"name": "Gas leak", "metric": "gas_ppm", "condition": {"kind": "above", "threshold": 50.0},
+                      "for_seconds": 0, "severity": "critical"});
+    let rule = h.post_json("/api/v1/alarm-rules", ADMIN, &rule).await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.text);
+    let id = rule.json["id"].as_i64().unwrap();
+    let alarm = h
+        .store
+        .raise_alarm(id, model::MachineId(4), NOW, Some(72.5), "Gas leak: gas_ppm = 72.5 above 50")
+        .unwrap();
+    for (lang, said) in
+        [("en", "Gas leak: gas_ppm = 72.5 above 50"), ("zh-HK", "Gas leak: gas_ppm = 72.5，高於 50")]
+    {
+        for path in ["/alarms", "/", "/machines/4"] {
+            let page = h.page(path, ADMIN, lang).await.text;
+            assert!(page.contains(said), "{lang} {path}");
+        }
+    }
+    // The API keeps the English message and gives the cause for others to say it their way.
+    let listed = h.get("/api/v1/alarms").await.json;
+    let item = listed["items"].as_array().unwrap().iter().find(|a| a["id"] == alarm.id).unwrap().clone();
+    assert_eq!(item["message"], "Gas leak: gas_ppm = 72.5 above 50");
+    assert_eq!(
+        item["cause"],
+        json!({"rule_name": "Gas leak", "metric": "gas_ppm", "condition": {"kind": "above", "threshold": 50.0}})
+    );
+}
+
+#[tokio::test]
 async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let h = harness();
     let (machine, order, _) = h.busy_factory().await;
@@ -739,7 +769,10 @@ async fn an_alarm_that_cleared_unseen_stays_open_until_acknowledged() {
     let action = format!("data-action=\"POST /api/v1/alarms/{}/acknowledge\"", alarm.id);
     for path in ["/", "/alarms"] {
         let page = h.page(path, ADMIN, "en").await.text;
-        assert!(page.contains("Gas leak at night") && page.contains(&action), "{path}: {page}");
+        assert!(
+            page.contains("Gas leak: gas_ppm = 120 above 50") && page.contains(&action),
+            "{path}: {page}"
+        );
         assert!(
             page.contains("Cleared · <strong class=\"late-text\">not acknowledged</strong>"),
             "{path}: {page}"

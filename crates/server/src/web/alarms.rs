@@ -204,7 +204,7 @@ pub(crate) async fn page(
                             tr data-testid="alarm-row" data-alarm-id=(alarm.id) {
                                 td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
                                 td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
-                                td { (alarm.message) }
+                                td { (super::alarm_message(t, alarm)) }
                                 td.num { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
                                 td.nw { (alarm_status(t, alarm)) }
                                 td { (ctx.time(alarm.raised_at)) }

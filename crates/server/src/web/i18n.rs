@@ -83,6 +83,8 @@ pub(crate) struct Text {
     pub(crate) back_to_overview: &'static str,
     pub(crate) none: &'static str,
     pub(crate) live: &'static str,
+    /// Alarm messages in this language (the rule's name stays as its author wrote it).
+    pub(crate) alarm_words: &'static model::alarm::AlarmWords,
     /// The demo's factory clock in the header, and what it means.
     pub(crate) sim_clock: &'static str,
     pub(crate) sim_clock_title: &'static str,
@@ -224,6 +226,7 @@ const EN: Text = Text {
     back_to_overview: "Back to the overview",
     none: "—",
     live: "Live",
+    alarm_words: &model::alarm::ENGLISH,
     sim_clock: "Factory time",
     sim_clock_title: "The simulated factory runs this many times faster than real time. Machines, orders, plans and alarms all keep its clock; sign-ins and tokens keep real time.",
     connection_lost: "Live updates interrupted; reconnecting…",
@@ -311,6 +314,7 @@ const ZH: Text = Text {
     back_to_overview: "返回總覽",
     none: "—",
     live: "即時",
+    alarm_words: &ZH_ALARMS,
     sim_clock: "工廠時間",
     sim_clock_title: "模擬工廠以此倍數快於真實時間運行。機器、訂單、計劃及警報都按工廠時間；登入及權杖按真實時間。",
     connection_lost: "即時更新中斷，正在重新連線…",
@@ -370,4 +374,13 @@ const ZH: Text = Text {
     station_page: &station::ZH,
     alarms_page: &alarms::ZH,
     settings_page: &settings::ZH,
+};
+
+/// Alarm messages in Chinese.
+const ZH_ALARMS: model::alarm::AlarmWords = model::alarm::AlarmWords {
+    above: "{metric} = {value}，高於 {limit}",
+    below: "{metric} = {value}，低於 {limit}",
+    rate_above: "{metric} 每分鐘變化超過 {limit}",
+    stale: "{metric} 超過 {limit} 秒沒有數據",
+    stopped_longer: "停機超過 {limit} 分鐘",
 };

@@ -720,7 +720,7 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                         @for alarm in &data.alarms {
                             tr {
                                 td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
-                                td { (alarm.message) }
+                                td { (super::alarm_message(t, alarm)) }
                                 td { (ctx.short_time(alarm.raised_at)) }
                                 td {
                                     (alarm_status(t, alarm))
@@ -1004,8 +1004,11 @@ mod tests {
     #[test]
     fn the_page_is_translated_and_respects_the_role() {
         let (_file, store, machine) = busy_week(1);
-        let rule = store.alarm_rules().unwrap()[0].id;
-        store.raise_alarm(rule, machine, NOW, Some(1.0), "<b>hot</b>").unwrap();
+        // A rule's name is its author's text: it is escaped.
+        let rule = store.alarm_rules().unwrap()[0].clone();
+        let named = model::alarm::NewAlarmRule { name: "<b>hot</b>".into(), ..rule.rule.clone() };
+        store.update_alarm_rule(rule.id, &named, NOW).unwrap();
+        store.raise_alarm(rule.id, machine, NOW, Some(1.0), "<b>hot</b>").unwrap();
         let data = gather(&store, machine, Range::Day, unix_ms(NOW)).unwrap();
         let zh = render(&ctx(Lang::ZhHk, Role::Operator), &data).into_string();
         for label in

@@ -7,7 +7,9 @@
 //! - **Actual production time (APT)**: time in the `running` state within planned busy time.
 //! - **Availability** = APT / PBT.
 //! - **Effectiveness** (performance) = Σ (ideal unit time × produced quantity) / APT, with produced =
-//!   good + scrap, counting production reported within planned busy time.
+//!   good + scrap, counting production reported within planned busy time. A report's ideal time is
+//!   taken to end when it is reported and counts only where it falls inside planned busy time, so
+//!   units made before the period began do not lift its performance.
 //! - **Quality rate** = good / produced.
 //! - **OEE** = availability × effectiveness × quality rate.
 //!
@@ -163,7 +165,12 @@ pub fn compute(
             kpis.produced += produced;
             kpis.good += u64::from(record.good);
             kpis.scrap += u64::from(record.scrap);
-            kpis.ideal_production_seconds += record.ideal_unit_seconds * produced as f64;
+            // The units were made before they were reported, at best in their ideal time: only the
+            // part of that time inside the period's busy time counts, so that units reported just
+            // after the period began do not count time from before it (performance above 100 %).
+            let ideal_ms = (record.ideal_unit_seconds * produced as f64 * 1000.0).round() as i64;
+            kpis.ideal_production_seconds +=
+                total_ms(&intersect(&busy, &[(at - ideal_ms, at)])) as f64 / 1000.0;
         }
     }
     kpis.finish();

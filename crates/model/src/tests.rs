@@ -208,6 +208,36 @@ mod oee_tests {
     }
 
     #[test]
+    fn units_reported_just_after_the_period_began_count_only_their_time_inside_it() {
+        // Wednesday's day shift from 08:00; the machine ran from 07:56. At 08:02 it reports a unit
+        // of 228 s ideal time, most of it made before the period: 120 s of it count, against
+        // 120 s of running (performance 100 %, not 190 %).
+        let from = datetime!(2026-12-02 08:00 +08:00);
+        let reported = from + time::Duration::minutes(2);
+        let states = vec![
+            span(from - time::Duration::minutes(4), reported, MachineState::Running, None),
+            span(reported, from + time::Duration::hours(1), MachineState::Idle, None),
+        ];
+        let unit = ProductionRecord {
+            machine: MachineId(1),
+            at: reported,
+            operation: None,
+            good: 1,
+            scrap: 0,
+            ideal_unit_seconds: 228.0,
+        };
+        let kpis = compute(&calendar(), 480, ms(from), ms(from) + 4 * 60_000, &states, &[unit.clone()]);
+        assert_eq!(
+            (kpis.produced, kpis.ideal_production_seconds, kpis.actual_production_seconds),
+            (1, 120.0, 120.0)
+        );
+        assert_eq!(kpis.effectiveness, Some(1.0));
+        // Over the whole shift the unit's ideal time counts in full.
+        let day = compute(&calendar(), 480, ms(from) - HOUR, ms(from) + 9 * HOUR, &states, &[unit]);
+        assert_eq!(day.ideal_production_seconds, 120.0, "the shift began at 08:00: 108 s were outside it");
+    }
+
+    #[test]
     fn gaps_in_the_timeline_count_as_offline_and_sums_recompute_ratios() {
         let from = datetime!(2026-12-02 08:00 +08:00);
         let states = vec![span(from, from + time::Duration::hours(3), MachineState::Running, None)];

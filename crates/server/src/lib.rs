@@ -320,9 +320,9 @@ pub async fn run(
     if let (Some(settings), Some(address)) = (options.simulator, mqtt.as_ref().and_then(|m| m.address)) {
         tokio::spawn(demo::order_arrivals(state.clone(), settings.clone(), state.stopping.clone()));
         let (store, clock, stop) = (state.store.clone(), state.clock.clone(), state.stopping.clone());
-        let clock_speed = state.clock_speed;
+        let (clock_speed, wall_now) = (state.clock_speed, state.wall_clock.now());
         let started = tokio::task::spawn_blocking(move || {
-            simulation::start(&store, address, &settings, clock, clock_speed, stop)
+            simulation::start(&store, address, &settings, (clock, clock_speed), wall_now, stop)
         })
         .await
         .map_err(std::io::Error::other)?

@@ -138,13 +138,14 @@ pub enum SimError {
 /// Starts one simulator per site, each signed in as a fresh device account `sim-{site}` (its
 /// previous simulator tokens are revoked). Returns at once; the simulators retry until the broker
 /// accepts them and run until `stop`. `clock` runs `clock_speed` seconds per real second (see
-/// [`site_factory`]).
+/// [`site_factory`]); the accounts and tokens are dated `wall_now`, on the real-time clock of
+/// credentials.
 pub fn start(
     store: &Store,
     broker: SocketAddr,
     settings: &SimSettings,
-    clock: Arc<dyn Clock>,
-    clock_speed: f64,
+    (clock, clock_speed): (Arc<dyn Clock>, f64),
+    wall_now: model::Timestamp,
     stop: watch::Receiver<bool>,
 ) -> Result<usize, SimError> {
     let now = clock.now();
@@ -155,15 +156,15 @@ pub fn start(
         let username = format!("sim-{}", site.code);
         let user = match store.users()?.into_iter().find(|u| u.username == username) {
             Some(user) => user,
-            None => store.create_user(&username, Role::Device, Some(site.id), "!", now)?,
+            None => store.create_user(&username, Role::Device, Some(site.id), "!", wall_now)?,
         };
         for token in store.tokens(Some(user.id))? {
             if token.revoked_at.is_none() {
-                store.revoke_token(token.id, Some(user.id), now)?;
+                store.revoke_token(token.id, Some(user.id), wall_now)?;
             }
         }
         let token = new_token()?;
-        store.create_token(user.id, "simulator", &token_digest(&token), &shown_prefix(&token), now)?;
+        store.create_token(user.id, "simulator", &token_digest(&token), &shown_prefix(&token), wall_now)?;
         let jobs = StoreJobs { store: store.clone(), site: site.id };
         tokio::spawn(connect_and_run(broker, username, token, factory, jobs, clock.clone(), stop.clone()));
         started += 1;

@@ -671,7 +671,8 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
     // Monday 2026-11-23, 08:00–12:00 Hong Kong time: all inside the demo's day shift, so
     // planned busy time is 4 h. Running 08:00–10:00, down 10:00–11:00 (jam), running 11:00–12:00:
     // APT = 3 h, availability 0.75. 100 units (90 good) at an ideal 81 s: 8,100 s of ideal time,
-    // effectiveness 8,100 / 10,800 = 0.75, quality 0.9, OEE 0.75 × 0.75 × 0.9 = 0.50625.
+    // effectiveness 8,100 / 10,800 = 0.75, quality 0.9, OEE 0.75 × 0.75 × 0.9 = 0.50625. (They are
+    // reported at 11:30: their 8,100 s of ideal time, 09:15–11:30, fall inside the period.)
     for (at, state, reason) in [
         ("2026-11-23T08:00:00+08:00", "running", None),
         ("2026-11-23T10:00:00+08:00", "down", Some("jam")),
@@ -682,7 +683,7 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     }
     let production =
-        json!({"good": 90, "scrap": 10, "ideal_unit_seconds": 81.0, "at": "2026-11-23T09:30:00+08:00"});
+        json!({"good": 90, "scrap": 10, "ideal_unit_seconds": 81.0, "at": "2026-11-23T11:30:00+08:00"});
     assert_eq!(
         h.post_json("/api/v1/machines/3/production", &operator, &production).await.status,
         StatusCode::CREATED

@@ -152,7 +152,16 @@ async function refresh() {
   for (const id of ids) {
     const now = document.getElementById(id);
     const next = fresh.getElementById(id);
-    if (now && next) now.replaceWith(document.importNode(next, true));
+    if (!now || !next) continue;
+    // Someone is typing in it: try again later rather than lose the entry.
+    const typing = document.activeElement && now.contains(document.activeElement)
+      && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);
+    if (typing) {
+      pending.add(id);
+      if (!refreshTimer) refreshTimer = setTimeout(refresh, 2000);
+      continue;
+    }
+    now.replaceWith(document.importNode(next, true));
   }
 }
 

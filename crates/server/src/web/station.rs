@@ -189,12 +189,16 @@ pub(crate) async fn page(
                 h2 #station-alarms-heading { (s.machine_alarms) }
                 (alarms_brief(&ctx, &alarms, &names))
             }
-            section.panel aria-labelledby="current-heading" {
+            // Live: what runs and what is next change as the machine reports (a section whose field
+            // has the focus waits, so an operator's entry is never lost).
+            section.panel #current-work aria-labelledby="current-heading" data-refresh-on="production plan machine_state"
+                data-refresh-machine=(machine.id.0) {
                 h2 #current-heading { (s.current_work) }
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
                 @for (item, lot) in &running { (current(&ctx, item, lot, may_report)) }
             }
-            section.panel #next-work aria-labelledby="next-heading" data-refresh-on="plan" {
+            section.panel #next-work aria-labelledby="next-heading" data-refresh-on="plan production"
+                data-refresh-machine=(machine.id.0) {
                 h2 #next-heading { (s.next_work) }
                 @if dispatch.plan_id.is_none() {
                     p.muted { (s.no_active_plan) }

@@ -151,6 +151,10 @@ try {
   const after = Number(await gantt.getAttribute('width'));
   check(after > before, `zooming in widens the Gantt (${before} → ${after} px)`);
   await page.click('[data-zoom=fit]');
+  // The "now" line keeps up with the factory clock while the page stays open.
+  const nowLine = gantt.locator('line.now');
+  const nowFirst = Number(await nowLine.getAttribute('x1'));
+  await until('the now line to move', async () => Number(await nowLine.getAttribute('x1')) > nowFirst, 5);
   await shot(page, 'plan');
   // Another plan published while the page is open: the page says so, without a reload.
   await page.evaluate(() => { window.notReloaded = true; });

@@ -226,7 +226,8 @@ mod oee_tests {
             scrap: 0,
             ideal_unit_seconds: 228.0,
         };
-        let kpis = compute(&calendar(), 480, ms(from), ms(from) + 4 * 60_000, &states, &[unit.clone()]);
+        let kpis =
+            compute(&calendar(), 480, ms(from), ms(from) + 4 * 60_000, &states, std::slice::from_ref(&unit));
         assert_eq!(
             (kpis.produced, kpis.ideal_production_seconds, kpis.actual_production_seconds),
             (1, 120.0, 120.0)

@@ -103,8 +103,8 @@ pub(crate) const ZH: Text = Text {
     delete_rule: "刪除此規則？",
     yes: "是",
     no: "否",
-    conditions: ["高於", "低於", "變化快於", "無讀數超過", "停機超過"],
-    condition_units: ["", "", "每分鐘", "秒", "分鐘"],
+    conditions: ["高於", "低於", "變化速度超過", "無讀數超過", "停機超過"],
+    condition_units: ["", "", "／分鐘", "秒", "分鐘"],
 };
 
 const KINDS: [&str; 5] = ["above", "below", "rate_above", "stale", "stopped_longer"];
@@ -196,7 +196,7 @@ pub(crate) async fn page(
             } @else {
                 table {
                     thead { tr {
-                        th { (t.severity) } th { (t.machine) } th { (t.message) } th.num { (a.value) } th { (t.status) }
+                        th { (t.severity) } th { (t.machine) } th { (t.message) } th.num.wide-only { (a.value) } th { (t.status) }
                         th { (t.raised_at) } th { (t.acknowledged_by) } th { (a.cleared_at) } th {}
                     } }
                     tbody {
@@ -205,9 +205,9 @@ pub(crate) async fn page(
                                 td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
                                 td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
                                 td { (super::alarm_message(t, alarm)) }
-                                td.num { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
-                                td.nw { (alarm_status(t, alarm)) }
-                                td { (ctx.time(alarm.raised_at)) }
+                                td.num.wide-only { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
+                                td.status { (alarm_status(t, alarm)) }
+                                td.nw { (ctx.short_time(alarm.raised_at)) }
                                 td {
                                     @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
                                         (by) " · " (ctx.short_time(at))

@@ -293,24 +293,43 @@ function rememberStation() {
   }
 }
 
-// The demo's factory clock in the header runs on at its speed, shown in the site's time zone.
-function runSimClock() {
+// Time runs on in the page: the demo's factory clock in the header (at its speed, in the site's
+// time zone) and the Gantt's "now" line, which a page left open would otherwise leave behind.
+function runClocks() {
   const clock = document.querySelector('[data-sim-clock-time]');
   const holder = clock && clock.closest('[data-now]');
-  if (!holder) return;
-  const start = Date.parse(holder.dataset.now);
-  const speed = Number(holder.dataset.speed) || 1;
+  const speed = holder ? Number(holder.dataset.speed) || 1 : 1;
+  const lines = [...document.querySelectorAll('svg[data-gantt] .now[data-x0]')];
+  if (!holder && !lines.length) return;
+  const start = holder ? Date.parse(holder.dataset.now) : 0;
   const offset = Number(document.body.dataset.offsetMinutes) || 0;
   const loaded = Date.now();
-  const show = () => {
-    const at = new Date(start + (Date.now() - loaded) * speed + offset * 60000);
-    clock.textContent = at.toISOString().slice(0, 16).replace('T', ' ');
+  const firstX0 = lines.map(el => Number(el.dataset.x0));
+  const tick = () => {
+    const elapsed = (Date.now() - loaded) * speed;
+    if (holder) {
+      const at = new Date(start + elapsed + offset * 60000);
+      clock.textContent = at.toISOString().slice(0, 16).replace('T', ' ');
+    }
+    lines.forEach((el, i) => {
+      const svg = el.closest('svg');
+      const x0 = Math.min(firstX0[i] + elapsed / 60000, Number(svg.dataset.span));
+      el.dataset.x0 = x0;
+      const x = Number(svg.dataset.left) + x0 * Number(svg.dataset.px) * (Number(svg.dataset.zoom) || 1);
+      if (el.tagName === 'line') { el.setAttribute('x1', x); el.setAttribute('x2', x); }
+      else {
+        el.setAttribute('x', x + 3);
+        const shown = new Date(Date.now() + (elapsed - (Date.now() - loaded)) + offset * 60000);
+        if (holder) el.textContent = el.textContent.replace(/\d\d:\d\d$/, clock.textContent.slice(11));
+        else el.textContent = el.textContent.replace(/\d\d:\d\d$/, shown.toISOString().slice(11, 16));
+      }
+    });
   };
-  setInterval(show, Math.max(250, Math.min(1000, 60000 / speed)));
+  setInterval(tick, Math.max(250, Math.min(1000, 60000 / speed)));
 }
 
 document.addEventListener('DOMContentLoaded', () => {
-  runSimClock();
+  runClocks();
   document.querySelectorAll('form').forEach(form => {
     if (form.querySelector('[data-show-when]')) applyShowWhen(form);
   });

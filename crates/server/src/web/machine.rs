@@ -560,7 +560,8 @@ struct ParetoRow<'a> {
 fn pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
     let (t, m) = (ctx.t, ctx.t.machine_page);
     let mut losses: Vec<&model::oee::Loss> =
-        kpis.losses.iter().filter(|l| l.seconds.is_finite() && l.seconds > 0.0).collect();
+        // Under a second (a state reported a moment before the period ended) is no downtime.
+        kpis.losses.iter().filter(|l| l.seconds.is_finite() && l.seconds >= 1.0).collect();
     losses.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     let total: f64 = losses.iter().map(|l| l.seconds).sum();
     let mut rows: Vec<ParetoRow> = losses

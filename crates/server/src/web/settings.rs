@@ -44,6 +44,10 @@ pub(crate) struct Text {
     pub(crate) revoke_confirm: &'static str,
     pub(crate) new_token: &'static str,
     pub(crate) this_session: &'static str,
+    /// After a number of seconds.
+    pub(crate) seconds_unit: &'static str,
+    /// In the demo, whose factory clock runs fast: which clock the token times keep.
+    pub(crate) tokens_real_time: &'static str,
     pub(crate) show_revoked: &'static str,
     pub(crate) alarm_rules: &'static str,
     pub(crate) alarm_rules_hint: &'static str,
@@ -100,6 +104,8 @@ pub(crate) const EN: Text = Text {
     revoke_confirm: "Revoke this token? Whatever uses it stops working.",
     new_token: "New token",
     this_session: "this browser session",
+    seconds_unit: "s",
+    tokens_real_time: "Sign-ins and tokens keep real time, not the factory time at the top of the page.",
     show_revoked: "Revoked and expired tokens",
     alarm_rules: "Alarm rules",
     alarm_rules_hint: "Alarm rules are edited on the alarms page.",
@@ -155,6 +161,8 @@ pub(crate) const ZH: Text = Text {
     revoke_confirm: "撤銷此權杖？使用它的程式將無法再連線。",
     new_token: "新增權杖",
     this_session: "此瀏覽器登入",
+    seconds_unit: "秒",
+    tokens_real_time: "登入及權杖按真實時間，而非頁首的工廠時間。",
     show_revoked: "已撤銷及已過期的權杖",
     alarm_rules: "警報規則",
     alarm_rules_hint: "警報規則在警報頁編輯。",
@@ -196,7 +204,7 @@ fn planning_panel(
         (s.deviation, or_off(planning.deviation_minutes, minutes(planning.deviation_minutes))),
         (s.repair_interval, minutes(planning.repair_interval_minutes)),
         (s.freeze, minutes(planning.freeze_minutes)),
-        (s.repair_time, format!("{} s", planning.repair_time_limit_seconds)),
+        (s.repair_time, format!("{} {}", planning.repair_time_limit_seconds, s.seconds_unit)),
         (
             s.reoptimise_at,
             if planning.reoptimise_at.is_empty() {
@@ -205,7 +213,7 @@ fn planning_panel(
                 planning.reoptimise_at.join(", ")
             },
         ),
-        (s.reoptimise_time, format!("{} s", planning.reoptimise_time_limit_seconds)),
+        (s.reoptimise_time, format!("{} {}", planning.reoptimise_time_limit_seconds, s.seconds_unit)),
         (s.reoptimise_gain, format!("{} %", planning.reoptimise_min_gain_percent)),
     ];
     let last = match last {
@@ -355,6 +363,7 @@ pub(crate) async fn page(
         section.panel aria-labelledby="tokens-heading" {
             h2 #tokens-heading { (s.tokens) }
             p.muted { (s.tokens_hint) }
+            @if ctx.clock_speed != 1.0 { p.muted data-testid="tokens-real-time" { (s.tokens_real_time) } }
             table {
                 thead { tr { th { (s.token_name) } th { (s.owner) } th { (s.prefix) } th { (s.created) } th { (s.expires) } th {} } }
                 tbody { @for token in &live { (token_row(token)) } }

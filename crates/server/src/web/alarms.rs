@@ -197,23 +197,23 @@ pub(crate) async fn page(
                 table {
                     thead { tr {
                         th { (t.severity) } th { (t.machine) } th { (t.message) } th.num.wide-only { (a.value) } th { (t.status) }
-                        th { (t.raised_at) } th { (t.acknowledged_by) } th { (a.cleared_at) } th {}
+                        th { (t.raised_at) } th.wide-only { (t.acknowledged_by) } th.wide-only { (a.cleared_at) } th {}
                     } }
                     tbody {
                         @for alarm in &page.items {
                             tr data-testid="alarm-row" data-alarm-id=(alarm.id) {
                                 td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
-                                td { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
+                                td.nw { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
                                 td { (super::alarm_message(t, alarm)) }
                                 td.num.wide-only { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
                                 td.status { (alarm_status(t, alarm)) }
                                 td.nw { (ctx.short_time(alarm.raised_at)) }
-                                td {
+                                td.wide-only {
                                     @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
                                         (by) " · " (ctx.short_time(at))
                                     }
                                 }
-                                td { @if let Some(at) = alarm.cleared_at { (ctx.short_time(at)) } }
+                                td.wide-only { @if let Some(at) = alarm.cleared_at { (ctx.short_time(at)) } }
                                 td {
                                     @if alarm.needs_acknowledgement() && may_ack {
                                         button.primary data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }

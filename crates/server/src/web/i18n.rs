@@ -83,6 +83,10 @@ pub(crate) struct Text {
     pub(crate) back_to_overview: &'static str,
     pub(crate) none: &'static str,
     pub(crate) live: &'static str,
+    /// Between a label and its value (`": "`, or the full-width `"："`).
+    pub(crate) colon: &'static str,
+    /// Between two sentences (a space, or nothing after a full stop in Chinese).
+    pub(crate) sentence_gap: &'static str,
     /// Alarm messages in this language (the rule's name stays as its author wrote it).
     pub(crate) alarm_words: &'static model::alarm::AlarmWords,
     /// The demo's factory clock in the header, and what it means.
@@ -226,6 +230,8 @@ const EN: Text = Text {
     back_to_overview: "Back to the overview",
     none: "—",
     live: "Live",
+    colon: ": ",
+    sentence_gap: " ",
     alarm_words: &model::alarm::ENGLISH,
     sim_clock: "Factory time",
     sim_clock_title: "The simulated factory runs this many times faster than real time. Machines, orders, plans and alarms all keep its clock; sign-ins and tokens keep real time.",
@@ -314,6 +320,8 @@ const ZH: Text = Text {
     back_to_overview: "返回總覽",
     none: "—",
     live: "即時",
+    colon: "：",
+    sentence_gap: "",
     alarm_words: &ZH_ALARMS,
     sim_clock: "工廠時間",
     sim_clock_title: "模擬工廠以此倍數快於真實時間運行。機器、訂單、計劃及警報都按工廠時間；登入及權杖按真實時間。",

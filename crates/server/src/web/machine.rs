@@ -405,14 +405,14 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
                 h1 { span.code { (machine.code) } " " (machine.name) }
                 p.meta {
                     span { (kind) }
-                    span { (t.site) ": " (data.site) }
-                    @if let Some(line) = &data.line { span { (m.line) ": " (line) } }
+                    span { (t.site) (t.colon) (data.site) }
+                    @if let Some(line) = &data.line { span { (m.line) (t.colon) (line) } }
                     @if machine.rated_power_kw > 0.0 {
-                        span { (m.rated_power) ": " (svg::value_text(machine.rated_power_kw)) " kW" }
+                        span { (m.rated_power) (t.colon) (svg::value_text(machine.rated_power_kw)) " kW" }
                     }
                     @for capability in &machine.capabilities { span.tag { (capability) } }
                     span data-testid="last-reading" {
-                        (m.last_reading) ": " (data.last_reading.map_or_else(|| t.none.to_string(), |at| ctx.short_time(at)))
+                        (m.last_reading) (t.colon) (data.last_reading.map_or_else(|| t.none.to_string(), |at| ctx.short_time(at)))
                     }
                 }
             }
@@ -1018,6 +1018,7 @@ mod tests {
             assert!(zh.contains(label), "{label}");
         }
         assert!(zh.contains("/acknowledge") && zh.contains("&lt;b&gt;hot"));
+        assert!(zh.contains("最新讀數："), "a full-width colon in Chinese");
         let viewer = render(&ctx(Lang::En, Role::Viewer), &data).into_string();
         assert!(!viewer.contains("data-action") && !viewer.contains("/station?machine="));
         assert!(viewer.contains("Recent alarms") && viewer.contains("&lt;b&gt;hot"));

@@ -126,7 +126,7 @@ pub(crate) const EN: Text = Text {
     cancel_order: "Cancel order",
     cancel_confirm: "Cancel this order? Its unfinished operations are cancelled too. This cannot be undone.",
     all_orders: "All orders",
-    in_plan: "ETAs and planned times are from the active plan",
+    in_plan: "ETAs and planned times are from the active plan ({plan}).",
     new_order: "New order",
     number: "Order number",
     new_order_hint: "The order is entered as planned; release it on its page to send it to the shop floor.",
@@ -183,7 +183,7 @@ pub(crate) const ZH: Text = Text {
     cancel_order: "取消訂單",
     cancel_confirm: "取消此訂單？其未完成的工序亦會一併取消，且無法復原。",
     all_orders: "所有訂單",
-    in_plan: "預計完成及計劃時間取自現行排程",
+    in_plan: "預計完成及計劃時間取自現行排程（{plan}）。",
     new_order: "新增訂單",
     number: "訂單編號",
     new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁下達後才會送到車間。",
@@ -438,7 +438,7 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
             h2 #new-order-heading { (o.new_order) }
             p.muted {
                 (o.new_order_hint)
-                @if rush_priority > 0 { " " (o.rush_hint.replace("{priority}", &rush_priority.to_string())) }
+                @if rush_priority > 0 { (t.sentence_gap) (o.rush_hint.replace("{priority}", &rush_priority.to_string())) }
             }
             form.row-form data-action="POST /api/v1/orders" data-then="goto:/orders/{id}" data-testid="new-order" {
                 label { (o.number) input name="number" required maxlength="64"; }
@@ -759,7 +759,8 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
         section.panel #order-operations aria-labelledby="operations-heading" data-live data-refresh-on="production" {
             h2 #operations-heading { (o.operations) }
             @if let Some(plan) = view.plan {
-                p.muted { (o.in_plan) " (" a href={ "/plan?id=" (plan) } { "#" (plan) } ")." }
+                @let (before, after) = o.in_plan.split_once("{plan}").unwrap_or((o.in_plan, ""));
+                p.muted { (before) a href={ "/plan?id=" (plan) } { "#" (plan) } (after) }
             }
             table data-testid="order-operations" {
                 thead { tr {

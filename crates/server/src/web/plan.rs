@@ -429,7 +429,7 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
             div {
                 h1 { (p.plan) " #" (summary.id) " " (status_badge(p, summary.status)) }
                 p.muted {
-                    (p.computed) " " (ctx.time(summary.created_at)) " · " (p.objective) ": " (objective_name(p, &summary.objective))
+                    (p.computed) " " (ctx.time(summary.created_at)) " · " (p.objective) (ctx.t.colon) (objective_name(p, &summary.objective))
                     @if let Some(trigger) = &summary.trigger {
                         br; span data-testid="plan-trigger" { (automatic_text(ctx, p, summary, trigger)) }
                     }
@@ -677,7 +677,7 @@ fn diff_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
                                 }
                             }
                         }
-                        @if changes.len() > ROWS_SHOWN { p.muted { (p.more) ": " (changes.len() - ROWS_SHOWN) } }
+                        @if changes.len() > ROWS_SHOWN { p.muted { (p.more) (ctx.t.colon) (changes.len() - ROWS_SHOWN) } }
                     }
                 }
             }
@@ -709,7 +709,7 @@ fn late_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
                         }
                     }
                 }
-                @if late.len() > ROWS_SHOWN { p.muted { (p.more) ": " (late.len() - ROWS_SHOWN) } }
+                @if late.len() > ROWS_SHOWN { p.muted { (p.more) (ctx.t.colon) (late.len() - ROWS_SHOWN) } }
             }
         }
     }
@@ -756,7 +756,7 @@ fn behind_panel(ctx: &Ctx, lanes: &[GanttLane]) -> Markup {
                         }
                     }
                 }
-                @if behind.len() > ROWS_SHOWN { p.muted { (p.more) ": " (behind.len() - ROWS_SHOWN) } }
+                @if behind.len() > ROWS_SHOWN { p.muted { (p.more) (ctx.t.colon) (behind.len() - ROWS_SHOWN) } }
             }
         }
     }

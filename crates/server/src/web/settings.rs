@@ -222,7 +222,7 @@ fn planning_panel(
             (ctx.short_time(at)) ": " a href={ "/plan?id=" (plan) } { (s.reoptimised_published.replace("{plan}", &plan.to_string())) }
         },
         Some(crate::replanner::LastReoptimisation { at, published: None }) => html! {
-            (ctx.short_time(at)) ": " (s.reoptimised_kept)
+            (ctx.short_time(at)) (ctx.t.colon) (s.reoptimised_kept)
         },
     };
     html! {

@@ -274,7 +274,7 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, may_report: bool) -> Ma
             }
             @if lot.good > 0 || lot.scrap > 0 {
                 p data-testid="counted" {
-                    (t.station_page.counted) ": " (lot.good) " " (t.good) " · " (lot.scrap) " " (t.scrap)
+                    (t.station_page.counted) (t.colon) (lot.good) " " (t.good) " · " (lot.scrap) " " (t.scrap)
                 }
             }
             @if may_report {

@@ -254,6 +254,11 @@ pub struct Operation {
     pub good: u32,
     /// Units reported scrap.
     pub scrap: u32,
+    /// When it started on the shop floor; `null` until it runs (and for operations started before
+    /// start times were kept).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub started_at: Option<Timestamp>,
     /// When it was reported finished; `null` until it is done.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]

@@ -537,7 +537,7 @@ const OPERATION_SELECT: &str =
            AND before.status = 'done' AND before.good + before.scrap > 0
          ORDER BY before.seq DESC LIMIT 1),
         (SELECT quantity FROM orders WHERE orders.id = operations.order_id)
-    ) FROM operations";
+    ), started_ms FROM operations";
 
 fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
     let status: String = row.get(7)?;
@@ -546,6 +546,10 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
     };
     let finished_at = match optional_time(row, 11)? {
         Ok(finished) => finished,
+        Err(e) => return Ok(Err(e)),
+    };
+    let started_at = match optional_time(row, 13)? {
+        Ok(started) => started,
         Err(e) => return Ok(Err(e)),
     };
     Ok(Ok(Operation {
@@ -561,6 +565,7 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
         machine_id: row.get::<_, Option<i64>>(8)?.map(MachineId),
         good: row.get(9)?,
         scrap: row.get(10)?,
+        started_at,
         finished_at,
         quantity: row.get(12)?,
     }))
@@ -590,7 +595,8 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
     let start = || -> Result<()> {
         if matches!(status.as_str(), "planned" | "released") {
             tx.prepare_cached(
-                "UPDATE operations SET status = 'running', machine_id = ?2, progress_ms = ?3 WHERE id = ?1",
+                "UPDATE operations SET status = 'running', machine_id = ?2, progress_ms = ?3, started_ms = ?3
+                 WHERE id = ?1",
             )?
             .execute(params![event.operation.0, event.machine.0, to_ms(event.at)])?;
             tx.prepare_cached(

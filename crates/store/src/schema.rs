@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_finish_times.sql"),
     include_str!("migrations/0014_alarm_deadband.sql"),
     include_str!("migrations/0015_alarm_causes.sql"),
+    include_str!("migrations/0016_start_times.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -695,6 +695,18 @@ async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
+    // The first step was started at the station: its start is kept and shown, not the plan's.
+    let started = detail["operations"][0]["started_at"].as_str().expect("a start time");
+    assert_eq!(
+        model::Timestamp::parse(started, &time::format_description::well_known::Rfc3339).unwrap(),
+        NOW
+    );
+    assert!(detail["operations"][1].get("started_at").is_none_or(Value::is_null));
+    let page = h.page(&format!("/orders/{order}"), ADMIN, "en").await.text;
+    let steps = &page[page.find("order-operations").unwrap()..];
+    let first_step = &steps[..steps.find("</tr>").unwrap() + 5];
+    let first_step = &steps[first_step.len()..][..steps[first_step.len()..].find("</tr>").unwrap()];
+    assert!(first_step.contains("09:00 <span class=\"muted\">(actual)</span>"), "{first_step}");
     // Every operation finishes; the last one two hours after the order was due, although the
     // active plan still holds the order with an ETA in time.
     let operations = detail["operations"].as_array().unwrap();

@@ -791,7 +791,14 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                             @match planned {
                                 Some(planned) => {
                                     td { @if planned.setup_start < planned.start { (ctx.short_time(planned.setup_start)) } @else { span.muted { (t.none) } } }
-                                    td { (ctx.short_time(planned.start)) }
+                                    td {
+                                        @if let Some(at) = operation.started_at {
+                                            // Started since the plan was made: its real start.
+                                            (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" }
+                                        } @else {
+                                            (ctx.short_time(planned.start))
+                                        }
+                                    }
                                     td {
                                         @if let Some(at) = operation.finished_at {
                                             // Done since the plan was made: its real end, not the planned one.
@@ -803,7 +810,11 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                                     }
                                 }
                                 None => {
-                                    td.muted { (t.none) } td.muted { (t.none) }
+                                    td.muted { (t.none) }
+                                    @match operation.started_at {
+                                        Some(at) => { td { (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" } } }
+                                        None => { td.muted { (t.none) } }
+                                    }
                                     @match operation.finished_at {
                                         Some(at) => { td { (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" } } }
                                         None => { td.muted { (t.none) } }

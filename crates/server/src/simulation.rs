@@ -64,6 +64,20 @@ impl JobSource for StoreJobs {
         self.store.active_plan().ok().flatten().map(|plan| plan.id)
     }
 
+    fn stopped(&mut self) -> Vec<(model::MachineId, model::Timestamp)> {
+        match self.store.current_states() {
+            Ok(states) => states
+                .into_iter()
+                .filter(|s| matches!(s.state, model::MachineState::Down | model::MachineState::PlannedStop))
+                .map(|s| (s.machine, s.at))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "simulator cannot read machine states");
+                Vec::new()
+            }
+        }
+    }
+
     fn ready(&mut self, now: model::Timestamp) -> Vec<JobOffer> {
         let ready = match self.store.ready_operations(500) {
             Ok(ready) => ready,

@@ -38,6 +38,13 @@ pub trait JobSource: Send + 'static {
     /// Operations ready to run at `now`, on the clock the factory runs on.
     fn ready(&mut self, now: model::Timestamp) -> Vec<JobOffer>;
 
+    /// The machines stopped on the platform (down or in a planned stop), with since when. Those a
+    /// person stopped (a stop reported at the station) the simulator holds until the platform
+    /// says they run again (see [`Factory::hold`]).
+    fn stopped(&mut self) -> Vec<(MachineId, model::Timestamp)> {
+        Vec::new()
+    }
+
     /// Changes whenever the work should be handed out afresh (a new plan was published); the
     /// driver then drops the jobs queued but not started and asks again.
     fn revision(&mut self) -> Option<i64> {
@@ -72,6 +79,8 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_poll: Option<tokio::time::Instant> = None;
+    // States of machines released from a hold, reported with the next outputs.
+    let mut held = Vec::new();
     let mut revision = None;
     loop {
         tokio::select! {
@@ -92,6 +101,7 @@ pub async fn run(
                 revision = current;
                 factory.clear_queues();
             }
+            held = factory.hold(&jobs.stopped());
             for offer in jobs.ready(clock.now()) {
                 if factory.knows(offer.operation) {
                     continue;
@@ -101,7 +111,8 @@ pub async fn run(
                 }
             }
         }
-        let outputs = factory.advance_to(clock.now());
+        let mut outputs = std::mem::take(&mut held);
+        outputs.extend(factory.advance_to(clock.now()));
         for message in encoder.encode(&factory, &outputs) {
             let qos = QoS::publish_level(message.qos);
             if let Err(error) = client.publish(&message.topic, message.payload, qos, false).await {

@@ -191,6 +191,28 @@ impl Factory {
         }
     }
 
+    /// Holds the machines that `stopped` lists (store id, and since when the platform has had it
+    /// stopped), and releases the others; returns the states the released ones report again. A
+    /// stop older than the machine's own last state is that state not yet seen by the platform (a
+    /// breakdown of its own, or the end of one), not a person's: it holds nothing.
+    pub fn hold(&mut self, stopped: &[(MachineId, Timestamp)]) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (index, machine) in self.machines.iter_mut().enumerate() {
+            let stop = stopped.iter().find(|(id, _)| *id == machine.spec.id).map(|(_, at)| *at);
+            let held = match stop {
+                None => false,
+                Some(_) if machine.held() => true,
+                Some(at) => {
+                    machine.state() != MachineState::Down && machine.state_since().is_none_or(|own| at > own)
+                }
+            };
+            if held != machine.held() {
+                machine.set_held(held, index, self.now, &mut out);
+            }
+        }
+        out
+    }
+
     /// Drops every queued job that has not started, e.g. when a new plan is published and work
     /// is handed out again.
     pub fn clear_queues(&mut self) {

@@ -76,6 +76,11 @@ pub struct SimMachine {
     incident_remaining: f64,
     incident_peak: f64,
     sample_due: f64,
+    /// When it last reported a state of its own.
+    state_since: Option<Timestamp>,
+    /// Stopped by a person on the platform (a stop reported at the station): it makes nothing and
+    /// reports no state of its own until the platform says otherwise.
+    held: bool,
 }
 
 /// Reasons and simulated repair minutes of random breakdowns.
@@ -105,6 +110,8 @@ impl SimMachine {
             incident_remaining: 0.0,
             incident_peak: 0.0,
             sample_due: 0.0,
+            held: false,
+            state_since: None,
         }
     }
 
@@ -116,6 +123,30 @@ impl SimMachine {
     /// Why the machine is in its current state, when it says.
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
+    }
+
+    /// Whether a person on the platform has stopped it (see [`crate::Factory::hold`]).
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// When it last reported a state of its own.
+    pub fn state_since(&self) -> Option<Timestamp> {
+        self.state_since
+    }
+
+    /// Holds or releases it at `at`. Released, it reports its own state again, which the
+    /// platform's stop had replaced.
+    pub(crate) fn set_held(&mut self, held: bool, index: usize, at: Timestamp, out: &mut Vec<Output>) {
+        if self.held && !held {
+            out.push(Output::State { machine: index, state: self.state(), reason: self.reason.clone(), at });
+        }
+        self.held = held;
+    }
+
+    /// The state its physics follow: stopped while held.
+    fn running_state(&self) -> MachineState {
+        if self.held { MachineState::Down } else { self.state() }
     }
 
     /// Which machine it simulates.
@@ -177,6 +208,7 @@ impl SimMachine {
         if self.state != Some(state) || state == MachineState::Setup || state == MachineState::Down {
             self.state = Some(state);
             self.reason.clone_from(&reason);
+            self.state_since = Some(at);
             out.push(Output::State { machine: index, state, reason, at });
         }
     }
@@ -201,7 +233,9 @@ impl SimMachine {
             elapsed += dt_real;
             let at = from + time::Duration::seconds_f64(elapsed * config.clock_speed);
             let dt = dt_real * config.speed;
-            self.process(index, dt, at, config, random, out);
+            if !self.held {
+                self.process(index, dt, at, config, random, out);
+            }
             self.physics(dt, dt_real, config, random);
             self.sample_due -= dt_real;
             if self.sample_due <= 0.0 {
@@ -332,7 +366,7 @@ impl SimMachine {
             MachineKind::Printer3d => (35.0, 60.0),
             _ => (24.0, 27.0),
         };
-        let mut target = match self.state() {
+        let mut target = match self.running_state() {
             MachineState::Running => hot_temp + 10.0 * (1.0 - self.health),
             MachineState::Setup | MachineState::Idle => idle_temp,
             _ => 24.0,
@@ -360,7 +394,7 @@ impl SimMachine {
     }
 
     fn power_kw(&self) -> f64 {
-        let share = match self.state() {
+        let share = match self.running_state() {
             MachineState::Running => 0.75,
             MachineState::Setup => 0.2,
             MachineState::Idle => 0.12,
@@ -387,7 +421,7 @@ impl SimMachine {
             self.spec.kind,
             MachineKind::CncMill | MachineKind::InjectionMoulding | MachineKind::LaserCutter
         ) {
-            let vibration = match self.state() {
+            let vibration = match self.running_state() {
                 MachineState::Running => 1.2 * (1.0 + 3.0 * (1.0 - self.health).powi(2)),
                 MachineState::Setup | MachineState::Idle => 0.3,
                 _ => 0.05,

@@ -370,3 +370,47 @@ fn a_machine_takes_its_first_job_without_a_setup_unless_it_is_set_up_for_another
     assert_eq!(states(Some("alu")), [Idle, Running, Idle]);
     assert_eq!(states(Some("steel")), [Idle, Setup, Running, Idle]);
 }
+
+#[test]
+fn a_machine_a_person_stopped_makes_nothing_until_the_platform_says_it_runs() {
+    let config = SimConfig { breakdowns_per_hour: 0.0, incidents_per_hour: 0.0, ..SimConfig::default() };
+    let mut factory = Factory::new(specs(), config, START);
+    factory.set_setup_family(0, "alu".into());
+    factory.enqueue(0, job(1, 200, "alu"));
+    let units = |out: &[Output]| -> u32 {
+        out.iter()
+            .map(|o| match o {
+                Output::Units { machine: 0, good, scrap, .. } => good + scrap,
+                _ => 0,
+            })
+            .sum()
+    };
+    fn step(factory: &mut Factory, second: &mut i64, seconds: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        for _ in 0..seconds {
+            *second += 1;
+            out.extend(factory.advance_to(START + time::Duration::seconds(*second)));
+        }
+        out
+    }
+    let mut second = 0;
+    assert!(units(&step(&mut factory, &mut second, 30)) > 0, "it runs");
+    // A person reports a stop at the station (after the machine's own last state).
+    let stopped_at = START + time::Duration::seconds(second);
+    assert!(factory.hold(&[(MachineId(1), stopped_at)]).is_empty());
+    assert!(factory.machines()[0].held());
+    let during = step(&mut factory, &mut second, 60);
+    assert_eq!(units(&during), 0, "a stopped machine makes nothing");
+    assert!(!during.iter().any(|o| matches!(o, Output::State { machine: 0, .. })), "nor says it runs");
+    // A stop the platform has not yet seen end (older than the machine's own state) holds nothing.
+    assert!(factory.hold(&[(MachineId(1), stopped_at), (MachineId(2), START)]).is_empty());
+    assert!(factory.machines()[0].held());
+    assert!(!factory.machines()[1].held());
+    // Running again on the platform: released, it says so and goes on.
+    let released = factory.hold(&[]);
+    assert!(
+        matches!(released[..], [Output::State { machine: 0, state: MachineState::Running, .. }]),
+        "{released:?}"
+    );
+    assert!(units(&step(&mut factory, &mut second, 30)) > 0, "it runs again");
+}

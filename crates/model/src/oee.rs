@@ -7,9 +7,9 @@
 //! - **Actual production time (APT)**: time in the `running` state within planned busy time.
 //! - **Availability** = APT / PBT.
 //! - **Effectiveness** (performance) = Σ (ideal unit time × produced quantity) / APT, with produced =
-//!   good + scrap, counting production reported within planned busy time. A report's ideal time is
-//!   taken to end when it is reported and counts only where it falls inside planned busy time, so
-//!   units made before the period began do not lift its performance.
+//!   good + scrap, counting production reported within planned busy time. A report's ideal time
+//!   counts at most up to the period's busy time before it, so units made before the period began
+//!   do not lift its performance.
 //! - **Quality rate** = good / produced.
 //! - **OEE** = availability × effectiveness × quality rate.
 //!
@@ -165,12 +165,13 @@ pub fn compute(
             kpis.produced += produced;
             kpis.good += u64::from(record.good);
             kpis.scrap += u64::from(record.scrap);
-            // The units were made before they were reported, at best in their ideal time: only the
-            // part of that time inside the period's busy time counts, so that units reported just
-            // after the period began do not count time from before it (performance above 100 %).
+            // The units were made before they were reported, in busy time: at most the period's
+            // busy time before the report counts, so that units reported just after the period
+            // began do not count time from before it (performance above 100 %). Planned stops and
+            // gaps between shifts before the report cost nothing.
             let ideal_ms = (record.ideal_unit_seconds * produced as f64 * 1000.0).round() as i64;
-            kpis.ideal_production_seconds +=
-                total_ms(&intersect(&busy, &[(at - ideal_ms, at)])) as f64 / 1000.0;
+            let busy_before = total_ms(&intersect(&busy, &[(i64::MIN, at)]));
+            kpis.ideal_production_seconds += ideal_ms.min(busy_before) as f64 / 1000.0;
         }
     }
     kpis.finish();

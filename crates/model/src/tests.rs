@@ -233,9 +233,32 @@ mod oee_tests {
             (1, 120.0, 120.0)
         );
         assert_eq!(kpis.effectiveness, Some(1.0));
-        // Over the whole shift the unit's ideal time counts in full.
-        let day = compute(&calendar(), 480, ms(from) - HOUR, ms(from) + 9 * HOUR, &states, &[unit]);
-        assert_eq!(day.ideal_production_seconds, 120.0, "the shift began at 08:00: 108 s were outside it");
+        // The day shift began at 08:00: the 108 s before it are outside busy time even over a
+        // longer period.
+        let day = compute(
+            &calendar(),
+            480,
+            ms(from) - HOUR,
+            ms(from) + 9 * HOUR,
+            &states,
+            std::slice::from_ref(&unit),
+        );
+        assert_eq!(day.ideal_production_seconds, 120.0);
+        // Reported after a planned stop, units made before it keep all their ideal time.
+        let lunch = (from + time::Duration::hours(4), from + time::Duration::hours(5));
+        let states = vec![
+            span(from, lunch.0, MachineState::Running, None),
+            span(lunch.0, lunch.1, MachineState::PlannedStop, Some("lunch")),
+            span(lunch.1, from + time::Duration::hours(6), MachineState::Running, None),
+        ];
+        let batch = ProductionRecord {
+            at: lunch.1 + time::Duration::minutes(10),
+            good: 60,
+            ideal_unit_seconds: 60.0,
+            ..unit
+        };
+        let kpis = compute(&calendar(), 480, ms(from), ms(from) + 9 * HOUR, &states, &[batch]);
+        assert_eq!(kpis.ideal_production_seconds, 3600.0, "an hour of ideal time, most of it before lunch");
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub struct AppState {
     pub wall_clock: Arc<dyn Clock>,
     /// Seconds of `clock` per second of `wall_clock`.
     clock_speed: f64,
+    /// Whether `clock` is a factory clock of its own (the demo's), even at speed 1.
+    own_clock: bool,
     config: Arc<ServerConfig>,
     alarms: Arc<AlarmConfig>,
     /// Planning settings of the API's plans (the replanner gets its own copy in [`RunOptions`]).
@@ -149,6 +151,7 @@ impl AppState {
             wall_clock: clock.clone(),
             clock,
             clock_speed: 1.0,
+            own_clock: false,
             config: Arc::new(config),
             alarms: Arc::new(alarms),
             planning: Arc::default(),
@@ -176,12 +179,19 @@ impl AppState {
     pub fn with_wall_clock(mut self, wall: Arc<dyn Clock>, clock_speed: f64) -> AppState {
         self.wall_clock = wall;
         self.clock_speed = clock_speed;
+        self.own_clock = true;
         self
     }
 
     /// Seconds of the factory clock per real second: 1, except in the demo.
     pub fn clock_speed(&self) -> f64 {
         self.clock_speed
+    }
+
+    /// The factory clock's speed when it is a clock of its own (the demo's), shown on every page;
+    /// `None` when the factory keeps real time.
+    pub(crate) fn own_clock_speed(&self) -> Option<f64> {
+        self.own_clock.then_some(self.clock_speed)
     }
 
     /// What the last scheduled re-optimisation did, if one ran since the server started.

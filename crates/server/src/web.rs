@@ -69,8 +69,8 @@ pub(crate) struct Ctx {
     pub(crate) t: &'static Text,
     /// Now, on the server's clock.
     pub(crate) now: Timestamp,
-    /// Seconds of the server's clock per real second: 1, except in the demo.
-    pub(crate) clock_speed: f64,
+    /// The speed of the demo's own factory clock (seconds per real second); `None` on real time.
+    pub(crate) clock_speed: Option<f64>,
     /// Minutes east of UTC in which times are shown (the first site's offset).
     pub(crate) offset_minutes: i32,
     /// The path and query of this page, to come back to after a language switch.
@@ -185,7 +185,7 @@ impl FromRequestParts<AppState> for Ctx {
             return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
         }
         let offset_minutes = crate::site_offset_minutes(&state.store);
-        let (now, clock_speed) = (state.clock.now(), state.clock_speed());
+        let (now, clock_speed) = (state.clock.now(), state.own_clock_speed());
         Ok(Ctx { user: principal.user, t, now, clock_speed, offset_minutes, here })
     }
 }
@@ -245,12 +245,12 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
                         }
                     }
                     div.who {
-                        @if ctx.clock_speed != 1.0 {
+                        @if let Some(speed) = ctx.clock_speed {
                             // The demo's factory clock; the script keeps it running.
                             span.sim-clock data-testid="sim-clock" title=(t.sim_clock_title)
-                                data-now=(crate::rfc3339(ctx.now)) data-speed=(ctx.clock_speed) {
+                                data-now=(crate::rfc3339(ctx.now)) data-speed=(speed) {
                                 (t.sim_clock) " " strong data-sim-clock-time { (ctx.time(ctx.now)) }
-                                " · " (format!("{}×", ctx.clock_speed))
+                                " · " (format!("{speed}×"))
                             }
                         }
                         span.live-dot title=(t.live) aria-hidden="true" {}

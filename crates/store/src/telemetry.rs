@@ -249,7 +249,8 @@ impl Store {
     }
 
     /// The latest time anything on the shop floor was recorded at: a reading, a machine state, a
-    /// production report, an order, a plan or an alarm; `None` in an empty store. The demo's fast
+    /// production report, an order, an operation's start or finish, a plan or an alarm; `None` in
+    /// an empty store. The demo's fast
     /// clock goes on from here after a restart, so its time never runs backwards.
     pub fn latest_recorded_at(&self) -> Result<Option<model::Timestamp>> {
         self.read(|conn| {
@@ -262,6 +263,7 @@ impl Store {
                         coalesce((SELECT max(ts_ms) FROM production), 0),
                         coalesce((SELECT max(created_ms) FROM orders), 0),
                         coalesce((SELECT max(created_ms) FROM plans), 0),
+                        coalesce((SELECT max(max(coalesce(started_ms, 0), coalesce(finished_ms, 0))) FROM operations), 0),
                         coalesce((SELECT max(max(raised_ms, coalesce(cleared_ms, 0))) FROM alarms), 0))",
                 )?
                 .query_row([], |row| row.get(0))?;

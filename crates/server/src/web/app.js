@@ -142,6 +142,15 @@ function scheduleRefresh(kind, machineId) {
   if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, 2000);
 }
 
+function beingEdited(section) {
+  return [...section.querySelectorAll('input, select, textarea')].some(field => {
+    if (field === document.activeElement) return true;
+    if (field.type === 'checkbox' || field.type === 'radio') return field.checked !== field.defaultChecked;
+    if (field.tagName === 'SELECT') return [...field.options].some(o => o.selected !== o.defaultSelected);
+    return field.value !== field.defaultValue;
+  });
+}
+
 async function refresh() {
   const ids = [...pending];
   pending.clear();
@@ -153,14 +162,10 @@ async function refresh() {
     const now = document.getElementById(id);
     const next = fresh.getElementById(id);
     if (!now || !next) continue;
-    // Someone is typing in it: try again later rather than lose the entry.
-    const typing = document.activeElement && now.contains(document.activeElement)
-      && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);
-    if (typing) {
-      pending.add(id);
-      if (!refreshTimer) refreshTimer = setTimeout(refresh, 2000);
-      continue;
-    }
+    // Someone is entering something in it (a field has the focus or differs from what the page
+    // gave it): leave it as it is rather than lose the entry; the next event after it is sent
+    // or cleared refreshes it.
+    if (beingEdited(now)) continue;
     now.replaceWith(document.importNode(next, true));
   }
 }
@@ -313,7 +318,9 @@ function runClocks() {
     }
     lines.forEach((el, i) => {
       const svg = el.closest('svg');
-      const x0 = Math.min(firstX0[i] + elapsed / 60000, Number(svg.dataset.span));
+      const x0 = firstX0[i] + elapsed / 60000;
+      // Past the chart's end the plan has nothing more to show against now.
+      el.style.display = x0 > Number(svg.dataset.span) ? 'none' : '';
       el.dataset.x0 = x0;
       const x = Number(svg.dataset.left) + x0 * Number(svg.dataset.px) * (Number(svg.dataset.zoom) || 1);
       if (el.tagName === 'line') { el.setAttribute('x1', x); el.setAttribute('x2', x); }

@@ -854,7 +854,7 @@ mod tests {
             user,
             t: lang.text(),
             now: NOW,
-            clock_speed: 1.0,
+            clock_speed: None,
             offset_minutes: 480,
             here: "/machines/1".into(),
         }

@@ -1419,7 +1419,7 @@ mod tests {
             user: user.clone(),
             t: lang.text(),
             now,
-            clock_speed: 1.0,
+            clock_speed: None,
             offset_minutes: 0,
             here: "/plan".into(),
         };

@@ -219,7 +219,7 @@ fn planning_panel(
     let last = match last {
         None => html! { (s.reoptimised_none) },
         Some(crate::replanner::LastReoptimisation { at, published: Some(plan) }) => html! {
-            (ctx.short_time(at)) ": " a href={ "/plan?id=" (plan) } { (s.reoptimised_published.replace("{plan}", &plan.to_string())) }
+            (ctx.short_time(at)) (ctx.t.colon) a href={ "/plan?id=" (plan) } { (s.reoptimised_published.replace("{plan}", &plan.to_string())) }
         },
         Some(crate::replanner::LastReoptimisation { at, published: None }) => html! {
             (ctx.short_time(at)) (ctx.t.colon) (s.reoptimised_kept)
@@ -363,7 +363,7 @@ pub(crate) async fn page(
         section.panel aria-labelledby="tokens-heading" {
             h2 #tokens-heading { (s.tokens) }
             p.muted { (s.tokens_hint) }
-            @if ctx.clock_speed != 1.0 { p.muted data-testid="tokens-real-time" { (s.tokens_real_time) } }
+            @if ctx.clock_speed.is_some() { p.muted data-testid="tokens-real-time" { (s.tokens_real_time) } }
             table {
                 thead { tr { th { (s.token_name) } th { (s.owner) } th { (s.prefix) } th { (s.created) } th { (s.expires) } th {} } }
                 tbody { @for token in &live { (token_row(token)) } }

@@ -189,8 +189,8 @@ pub(crate) async fn page(
                 h2 #station-alarms-heading { (s.machine_alarms) }
                 (alarms_brief(&ctx, &alarms, &names))
             }
-            // Live: what runs and what is next change as the machine reports (a section whose field
-            // has the focus waits, so an operator's entry is never lost).
+            // Live: what runs and what is next change as the machine reports (a section with a
+            // field being edited is left alone, so an operator's entry is not overwritten).
             section.panel #current-work aria-labelledby="current-heading" data-refresh-on="production plan machine_state"
                 data-refresh-machine=(machine.id.0) {
                 h2 #current-heading { (s.current_work) }

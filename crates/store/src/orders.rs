@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use model::{MachineId, NewOrder, Operation, OperationId, Order, OrderId, OrderStatus, Timestamp, VariantId};
+use model::{
+    FieldError, MachineId, NewOrder, Operation, OperationId, Order, OrderId, OrderStatus, Timestamp,
+    VariantId,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
@@ -27,6 +30,9 @@ pub struct OrderFilter {
     pub search: Option<String>,
     /// The order of the list.
     pub sort: OrderSort,
+    /// With [`OrderSort::Due`] and a cursor: the due time (Unix ms) of the order at the cursor,
+    /// so the list goes on from (due, id) however that order has changed since.
+    pub cursor_due_ms: Option<i64>,
 }
 
 /// The order of an order list.
@@ -133,7 +139,8 @@ impl Store {
     }
 
     /// Orders narrowed by `filter`, in id order (as created) or by due time (`filter.sort`). The
-    /// cursor is the last order's id either way.
+    /// cursor is the last order's id either way; by due time, `filter.cursor_due_ms` must give its
+    /// due time too.
     pub fn orders(&self, filter: &OrderFilter, request: PageRequest) -> Result<Page<Order>> {
         let (conditions, mut values) = order_conditions(filter);
         let mut sql = format!("{ORDER_SELECT} WHERE 1 = 1{conditions}");
@@ -144,28 +151,19 @@ impl Store {
             }
             (OrderSort::Due, None) => sql.push_str(" ORDER BY due_ms, id"),
             (OrderSort::Due, Some(after)) => {
-                // After the cursor's order in (due, id) order.
+                let Some(due) = filter.cursor_due_ms else {
+                    return Err(StoreError::Invalid(vec![FieldError::new(
+                        "cursor",
+                        "a cursor of a list by due time carries the due time",
+                    )]));
+                };
                 sql.push_str(" AND (due_ms, id) > (?, ?) ORDER BY due_ms, id");
-                values.extend([Value::Null, Value::Integer(after)]);
+                values.extend([Value::Integer(due), Value::Integer(after)]);
             }
         }
         sql.push_str(" LIMIT ?");
         values.push(Value::Integer(i64::from(request.limit) + 1));
         self.read(|conn| {
-            if let (OrderSort::Due, Some(after)) = (filter.sort, request.after) {
-                let due: Option<i64> = conn
-                    .prepare_cached("SELECT due_ms FROM orders WHERE id = ?1")?
-                    .query_row([after], |row| row.get(0))
-                    .optional()?;
-                let Some(due) = due else {
-                    return Err(StoreError::Conflict {
-                        field: Some("cursor".into()),
-                        message: "the order at the cursor was deleted; list again from the start".into(),
-                    });
-                };
-                let slot = values.len() - 3;
-                values[slot] = Value::Integer(due);
-            }
             let rows = conn
                 .prepare_cached(&sql)?
                 .query_map(params_from_iter(values), order_row)?

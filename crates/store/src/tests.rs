@@ -186,9 +186,11 @@ fn orders_list_by_due_time_page_by_page_and_count_over_all_pages() {
         f.store.create_order(&order, NOW).unwrap();
     }
     let by_due = OrderFilter { sort: OrderSort::Due, ..OrderFilter::default() };
-    let (mut numbers, mut after) = (Vec::new(), None);
+    let (mut numbers, mut after, mut due) = (Vec::new(), None, None);
     loop {
-        let page = f.store.orders(&by_due, PageRequest { after, limit: 2 }).unwrap();
+        let filter = OrderFilter { cursor_due_ms: due, ..by_due.clone() };
+        let page = f.store.orders(&filter, PageRequest { after, limit: 2 }).unwrap();
+        due = page.items.last().map(|o| to_ms(o.due));
         numbers.extend(page.items.into_iter().map(|o| o.number));
         match page.next_cursor {
             Some(next) => after = Some(next),
@@ -199,16 +201,17 @@ fn orders_list_by_due_time_page_by_page_and_count_over_all_pages() {
     let early = OrderFilter { due_before: Some(datetime!(2026-12-03 12:00 UTC)), ..by_due.clone() };
     assert_eq!(f.store.count_orders(&early).unwrap(), 4);
     assert_eq!(f.store.count_orders(&OrderFilter::default()).unwrap(), 7);
-    // A cursor whose order was deleted since cannot say where the list went on.
-    let first = f.store.orders(&by_due, PageRequest { after: None, limit: 1 }).unwrap();
-    let cursor = first.next_cursor.unwrap();
+    // The cursor carries the due time: the list goes on from there even when the order at the
+    // cursor has gone since.
+    let first = f.store.orders(&by_due, PageRequest { after: None, limit: 2 }).unwrap();
+    let (cursor, cursor_due) = (first.next_cursor.unwrap(), to_ms(first.items[1].due));
     f.store.set_order_status(OrderId(cursor), OrderStatus::Cancelled).unwrap();
     f.store.delete_order(OrderId(cursor)).unwrap();
-    let gone = f.store.orders(&by_due, PageRequest { after: Some(cursor), limit: 1 });
-    assert!(
-        matches!(gone, Err(StoreError::Conflict { field: Some(ref field), .. }) if field == "cursor"),
-        "{gone:?}"
-    );
+    let on = OrderFilter { cursor_due_ms: Some(cursor_due), ..by_due.clone() };
+    let next = f.store.orders(&on, PageRequest { after: Some(cursor), limit: 1 }).unwrap();
+    assert_eq!(next.items[0].number, "SO-1");
+    let without = f.store.orders(&by_due, PageRequest { after: Some(cursor), limit: 1 });
+    assert!(matches!(without, Err(StoreError::Invalid(_))), "{without:?}");
 }
 
 #[test]

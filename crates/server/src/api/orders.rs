@@ -34,17 +34,20 @@ pub(crate) async fn list_orders(
     _: Reader,
     QueryParams(query): QueryParams<OrdersQuery>,
 ) -> ApiResult<Json<ListResponse<Order>>> {
-    let request = page_request(query.limit, query.cursor.as_deref())?;
-    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
-        return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
-    }
     let sort = match query.sort.as_deref() {
         None | Some("created") => store::OrderSort::Created,
         Some("due") => store::OrderSort::Due,
         Some(_) => return Err(ApiError::bad_request("sort", "must be created or due")),
     };
+    let (cursor, cursor_due_ms) = split_order_cursor(sort, query.cursor.as_deref())
+        .map_err(|()| ApiError::bad_request("cursor", "not a cursor returned by this API for this order"))?;
+    let request = page_request(query.limit, cursor)?;
+    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
+        return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
+    }
     let filter = OrderFilter {
         sort,
+        cursor_due_ms,
         status: query.status,
         due_before: timestamp_param("due_before", query.due_before.as_deref())?,
         due_after: timestamp_param("due_after", query.due_after.as_deref())?,
@@ -53,7 +56,37 @@ pub(crate) async fn list_orders(
         search: query.search,
     };
     let store = state.store;
-    Ok(Json(read(|| store.orders(&filter, request))?.into()))
+    let page = read(|| store.orders(&filter, request))?;
+    let next_cursor = order_cursor(sort, &page);
+    Ok(Json(ListResponse { items: page.items, next_cursor }))
+}
+
+/// An orders list's next cursor: the last order's id and, in a list by due time, its due time
+/// too (`"{due_ms}.{id}"`), so the next page needs no lookup and holds however that order changes.
+pub(crate) fn order_cursor(sort: store::OrderSort, page: &store::Page<Order>) -> Option<String> {
+    let id = page.next_cursor?;
+    match sort {
+        store::OrderSort::Created => Some(id.to_string()),
+        store::OrderSort::Due => {
+            page.items.last().map(|order| format!("{}.{id}", model::oee::unix_ms(order.due)))
+        }
+    }
+}
+
+/// Splits a cursor of [`order_cursor`] for `sort` into its id (as [`page_request`] reads it) and
+/// due time; `Err` when it is not a cursor of such a list.
+pub(crate) fn split_order_cursor(
+    sort: store::OrderSort,
+    cursor: Option<&str>,
+) -> Result<(Option<&str>, Option<i64>), ()> {
+    match (sort, cursor) {
+        (_, None | Some("")) => Ok((None, None)),
+        (store::OrderSort::Created, Some(cursor)) => Ok((Some(cursor), None)),
+        (store::OrderSort::Due, Some(cursor)) => {
+            let (due, id) = cursor.split_once('.').ok_or(())?;
+            Ok((Some(id), Some(due.parse().map_err(|_| ())?)))
+        }
+    }
 }
 
 /// An order with its operations.

@@ -278,11 +278,13 @@ pub(crate) fn parse_filter(
             OrderSort::Created
         }
     };
-    let request =
-        page_request(Some(PAGE), query.cursor.as_deref()).map_err(|_| errors.push(FilterError::Cursor));
+    let split = crate::api::orders::split_order_cursor(sort, query.cursor.as_deref());
+    let (cursor, cursor_due_ms) = split.unwrap_or((Some("not a cursor"), None));
+    let request = page_request(Some(PAGE), cursor).map_err(|_| errors.push(FilterError::Cursor));
     match request {
         Ok(request) if errors.is_empty() => Ok((
             OrderFilter {
+                cursor_due_ms,
                 status,
                 due_after: after.map(|d| local_midnight(d, offset_minutes)),
                 due_before: before.and_then(|d| d.next_day()).map(|d| local_midnight(d, offset_minutes)),
@@ -298,7 +300,7 @@ pub(crate) fn parse_filter(
 }
 
 /// The list's URL with the filters of `query` and the given cursor.
-pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<i64>) -> String {
+pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<&str>) -> String {
     let mut url = String::from("/orders");
     let mut separator = '?';
     let fields = [
@@ -321,7 +323,7 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<i64>) -> String {
     if let Some(cursor) = cursor {
         url.push(separator);
         url.push_str("cursor=");
-        url.push_str(&cursor.to_string());
+        url.push_str(&encode(cursor));
     }
     url
 }
@@ -368,7 +370,7 @@ pub(crate) struct Row {
 /// What the list shows.
 pub(crate) struct Listing {
     rows: Vec<Row>,
-    next_cursor: Option<i64>,
+    next_cursor: Option<String>,
     has_plan: bool,
     /// Orders the filter lets through, over all pages.
     total: u64,
@@ -381,6 +383,7 @@ pub(crate) fn gather_list(
     request: PageRequest,
 ) -> store::Result<Listing> {
     let page = store.orders(filter, request)?;
+    let next_cursor = crate::api::orders::order_cursor(filter.sort, &page);
     let plan = store.active_plan()?;
     let ends = match &plan {
         Some(plan) => plan_ends(&store.plan_operations(plan.id, None)?),
@@ -394,7 +397,7 @@ pub(crate) fn gather_list(
         rows.push(Row { order, product, eta });
     }
     let total = store.count_orders(filter)?;
-    Ok(Listing { rows, next_cursor: page.next_cursor, has_plan: plan.is_some(), total })
+    Ok(Listing { rows, next_cursor, has_plan: plan.is_some(), total })
 }
 
 /// `GET /orders`.
@@ -613,7 +616,7 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
             }
             div.pager {
                 @if query.cursor.as_deref().is_some_and(|c| !c.is_empty()) { a href=(list_url(query, None)) { (t.first_page) } }
-                @if let Some(next) = listing.next_cursor { a href=(list_url(query, Some(next))) rel="next" { (t.next_page) } }
+                @if let Some(next) = &listing.next_cursor { a href=(list_url(query, Some(next))) rel="next" { (t.next_page) } }
             }
         }
     }
@@ -921,7 +924,7 @@ mod tests {
     fn page_links_keep_the_filters() {
         let q =
             query(&[("status", "planned"), ("customer", "A & B Ltd"), ("due_after", ""), ("cursor", "50")]);
-        assert_eq!(list_url(&q, Some(100)), "/orders?status=planned&customer=A+%26+B+Ltd&cursor=100");
+        assert_eq!(list_url(&q, Some("100")), "/orders?status=planned&customer=A+%26+B+Ltd&cursor=100");
         assert_eq!(list_url(&q, None), "/orders?status=planned&customer=A+%26+B+Ltd");
         assert_eq!(list_url(&OrdersQuery::default(), None), "/orders");
     }

@@ -449,6 +449,16 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
     assert!(!page.contains(r#"data-testid="start-operation""#));
     assert!(page.contains("Finish the running lot first"));
     assert!(!page.contains("Counted so far"));
+    // The stop buttons carry the machine's state, which makes "Running again" stand out when it
+    // is stopped (and keeps it plain while it runs).
+    let state = h.get("/api/v1/machine-states").await.json;
+    let now =
+        state.as_array().unwrap().iter().find(|s| s["machine_id"] == machine).map(|s| s["state"].clone());
+    let shown = now.and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_else(|| "offline".into());
+    assert!(
+        page.contains(&format!(r#"<div class="reasons" data-machine-id="{machine}" data-state="{shown}">"#)),
+        "{shown}"
+    );
     let produced = store::OperationEventKind::Produced { good: 3, scrap: 1, ideal_unit_ms: None };
     let event = store::OperationEvent {
         operation: model::OperationId(operation),

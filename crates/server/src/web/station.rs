@@ -245,8 +245,10 @@ pub(crate) async fn page(
                 section.panel aria-labelledby="stop-heading" {
                     h2 #stop-heading { (s.report_stop) }
                     p.muted { (s.report_stop_hint) }
-                    div.reasons {
-                        button.primary data-action={ "POST /api/v1/machines/" (machine.id.0) "/states" }
+                    // "Running again" is the main action only while the machine is stopped; the
+                    // live stream keeps `data-state` current.
+                    div.reasons data-machine-id=(machine.id.0) data-state=(state.as_str()) {
+                        button.resume data-action={ "POST /api/v1/machines/" (machine.id.0) "/states" }
                             data-body="{\"state\":\"running\"}" data-then="none" { (s.resume) }
                         @for ((state, reason), label) in REASONS.iter().zip(s.reasons) {
                             button data-action={ "POST /api/v1/machines/" (machine.id.0) "/states" }

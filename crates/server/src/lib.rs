@@ -102,10 +102,9 @@ pub struct AppState {
     /// Real time, for accounts, sign-ins and tokens, whose lifetimes people count in real days.
     /// The same as `clock` except in the demo, whose factory clock runs fast.
     pub wall_clock: Arc<dyn Clock>,
-    /// Seconds of `clock` per second of `wall_clock`.
-    clock_speed: f64,
-    /// Whether `clock` is a factory clock of its own (the demo's), even at speed 1.
-    own_clock: bool,
+    /// Seconds of `clock` per second of `wall_clock` when `clock` is a factory clock of its own
+    /// (the demo's, shown on every page, even at speed 1); `None` when the factory keeps real time.
+    own_clock_speed: Option<f64>,
     config: Arc<ServerConfig>,
     alarms: Arc<AlarmConfig>,
     /// Planning settings of the API's plans (the replanner gets its own copy in [`RunOptions`]).
@@ -150,8 +149,7 @@ impl AppState {
             store,
             wall_clock: clock.clone(),
             clock,
-            clock_speed: 1.0,
-            own_clock: false,
+            own_clock_speed: None,
             config: Arc::new(config),
             alarms: Arc::new(alarms),
             planning: Arc::default(),
@@ -178,20 +176,14 @@ impl AppState {
     /// the real-time clock of accounts, sign-ins and tokens: the demo's (default: one clock).
     pub fn with_wall_clock(mut self, wall: Arc<dyn Clock>, clock_speed: f64) -> AppState {
         self.wall_clock = wall;
-        self.clock_speed = clock_speed;
-        self.own_clock = true;
+        self.own_clock_speed = Some(clock_speed);
         self
     }
 
-    /// Seconds of the factory clock per real second: 1, except in the demo.
-    pub fn clock_speed(&self) -> f64 {
-        self.clock_speed
-    }
-
-    /// The factory clock's speed when it is a clock of its own (the demo's), shown on every page;
-    /// `None` when the factory keeps real time.
+    /// The factory clock's speed when it is a clock of its own (the demo's); `None` when the
+    /// factory keeps real time.
     pub(crate) fn own_clock_speed(&self) -> Option<f64> {
-        self.own_clock.then_some(self.clock_speed)
+        self.own_clock_speed
     }
 
     /// What the last scheduled re-optimisation did, if one ran since the server started.
@@ -330,7 +322,7 @@ pub async fn run(
     if let (Some(settings), Some(address)) = (options.simulator, mqtt.as_ref().and_then(|m| m.address)) {
         tokio::spawn(demo::order_arrivals(state.clone(), settings.clone(), state.stopping.clone()));
         let (store, clock, stop) = (state.store.clone(), state.clock.clone(), state.stopping.clone());
-        let (clock_speed, wall_now) = (state.clock_speed, state.wall_clock.now());
+        let (clock_speed, wall_now) = (state.own_clock_speed.unwrap_or(1.0), state.wall_clock.now());
         let started = tokio::task::spawn_blocking(move || {
             simulation::start(&store, address, &settings, (clock, clock_speed), wall_now, stop)
         })

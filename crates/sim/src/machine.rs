@@ -145,7 +145,7 @@ impl SimMachine {
     }
 
     /// The state its physics follow: stopped while held.
-    fn running_state(&self) -> MachineState {
+    fn physical_state(&self) -> MachineState {
         if self.held { MachineState::Down } else { self.state() }
     }
 
@@ -366,7 +366,7 @@ impl SimMachine {
             MachineKind::Printer3d => (35.0, 60.0),
             _ => (24.0, 27.0),
         };
-        let mut target = match self.running_state() {
+        let mut target = match self.physical_state() {
             MachineState::Running => hot_temp + 10.0 * (1.0 - self.health),
             MachineState::Setup | MachineState::Idle => idle_temp,
             _ => 24.0,
@@ -394,7 +394,7 @@ impl SimMachine {
     }
 
     fn power_kw(&self) -> f64 {
-        let share = match self.running_state() {
+        let share = match self.physical_state() {
             MachineState::Running => 0.75,
             MachineState::Setup => 0.2,
             MachineState::Idle => 0.12,
@@ -421,7 +421,7 @@ impl SimMachine {
             self.spec.kind,
             MachineKind::CncMill | MachineKind::InjectionMoulding | MachineKind::LaserCutter
         ) {
-            let vibration = match self.running_state() {
+            let vibration = match self.physical_state() {
                 MachineState::Running => 1.2 * (1.0 + 3.0 * (1.0 - self.health).powi(2)),
                 MachineState::Setup | MachineState::Idle => 0.3,
                 _ => 0.05,

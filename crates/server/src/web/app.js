@@ -312,10 +312,9 @@ function runClocks() {
   const firstX0 = lines.map(el => Number(el.dataset.x0));
   const tick = () => {
     const elapsed = (Date.now() - loaded) * speed;
-    if (holder) {
-      const at = new Date(start + elapsed + offset * 60000);
-      clock.textContent = at.toISOString().slice(0, 16).replace('T', ' ');
-    }
+    // Local time of day on the page's clock: the factory's in the demo, else the browser's.
+    const local = new Date((holder ? start + elapsed : Date.now()) + offset * 60000).toISOString();
+    if (holder) clock.textContent = local.slice(0, 16).replace('T', ' ');
     lines.forEach((el, i) => {
       const svg = el.closest('svg');
       const x0 = firstX0[i] + elapsed / 60000;
@@ -326,9 +325,7 @@ function runClocks() {
       if (el.tagName === 'line') { el.setAttribute('x1', x); el.setAttribute('x2', x); }
       else {
         el.setAttribute('x', x + 3);
-        const shown = new Date(Date.now() + (elapsed - (Date.now() - loaded)) + offset * 60000);
-        if (holder) el.textContent = el.textContent.replace(/\d\d:\d\d$/, clock.textContent.slice(11));
-        else el.textContent = el.textContent.replace(/\d\d:\d\d$/, shown.toISOString().slice(11, 16));
+        el.textContent = el.textContent.replace(/\d\d:\d\d$/, local.slice(11, 16));
       }
     });
   };

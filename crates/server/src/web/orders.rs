@@ -279,8 +279,11 @@ pub(crate) fn parse_filter(
         }
     };
     let split = crate::api::orders::split_order_cursor(sort, query.cursor.as_deref());
-    let (cursor, cursor_due_ms) = split.unwrap_or((Some("not a cursor"), None));
-    let request = page_request(Some(PAGE), cursor).map_err(|_| errors.push(FilterError::Cursor));
+    let cursor_due_ms = split.ok().and_then(|(_, due)| due);
+    let request = split
+        .ok()
+        .and_then(|(cursor, _)| page_request(Some(PAGE), cursor).ok())
+        .ok_or_else(|| errors.push(FilterError::Cursor));
     match request {
         Ok(request) if errors.is_empty() => Ok((
             OrderFilter {

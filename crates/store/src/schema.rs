@@ -22,10 +22,29 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_alarm_deadband.sql"),
     include_str!("migrations/0015_alarm_causes.sql"),
     include_str!("migrations/0016_start_times.sql"),
+    include_str!("migrations/0017_ids_never_reused.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.
+///
+/// Foreign keys are off while they run (SQLite ignores the switch inside a transaction), so a
+/// migration may rebuild a table the documented way, create, copy, drop and rename, without the
+/// drop cascading into the tables that refer to it. Each migration must then leave no dangling
+/// reference, which `PRAGMA foreign_key_check` confirms before it commits (unless one was there
+/// before, which is no reason to refuse an upgrade).
 pub(crate) fn migrate(conn: &Connection) -> Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Brings the schema to `target` (at most the latest version); tests use it to build old databases.
+pub(crate) fn migrate_to(conn: &Connection, target: usize) -> Result<()> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let migrated = apply(conn, &MIGRATIONS[..target]);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    migrated
+}
+
+fn apply(conn: &Connection, migrations: &[&str]) -> Result<()> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if current as usize > MIGRATIONS.len() {
         return Err(StoreError::Corrupt(format!(
@@ -33,9 +52,38 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (index, sql) in migrations.iter().enumerate().skip(current as usize) {
         let version = index + 1;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"))?;
+        let dangling_before = dangling_reference(conn)?.is_some();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = conn
+            .execute_batch(&format!("{sql}; PRAGMA user_version = {version};"))
+            .map_err(StoreError::from)
+            .and_then(|()| match dangling_reference(conn)? {
+                Some(found) if !dangling_before => {
+                    Err(StoreError::Corrupt(format!("migration {version} left {found}")))
+                }
+                _ => Ok(()),
+            });
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(error) => {
+                conn.execute_batch("ROLLBACK")?;
+                return Err(error);
+            }
+        }
     }
     Ok(())
+}
+
+/// The first row that refers to a row that does not exist, if any, described for an error.
+fn dangling_reference(conn: &Connection) -> Result<Option<String>> {
+    let mut check = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = check.query([])?;
+    let Some(row) = rows.next()? else { return Ok(None) };
+    let table: String = row.get(0)?;
+    let rowid: Option<i64> = row.get(1)?;
+    let parent: String = row.get(2)?;
+    let rowid = rowid.map_or_else(|| "a row".to_owned(), |id| format!("row {id}"));
+    Ok(Some(format!("{rowid} of {table} referring to a missing row of {parent}")))
 }

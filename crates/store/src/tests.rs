@@ -79,7 +79,94 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 16);
+    assert_eq!(store.schema_version().unwrap(), 17);
+}
+
+#[test]
+fn ids_are_never_handed_out_twice() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let first = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    f.store.delete_order(first.id).unwrap();
+    let second = f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
+    assert!(second.id.0 > first.id.0, "the deleted order's id {} came back", first.id.0);
+
+    f.store.create_user("root", Role::Admin, None, "$argon2id$fake", NOW).unwrap();
+    let ada = f.store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
+    f.store.delete_user(ada.id).unwrap();
+    let bob = f.store.create_user("bob", Role::Viewer, None, "$argon2id$fake", NOW).unwrap();
+    assert!(bob.id.0 > ada.id.0, "the deleted user's id {} came back", ada.id.0);
+}
+
+/// A database made by the previous version, with rows in every table the id migration rebuilds.
+fn version_16_store(path: &Path) -> Store {
+    let writer = Connection::open(path).unwrap();
+    configure(&writer, Durability::Full).unwrap();
+    schema::migrate_to(&writer, 16).unwrap();
+    Store::from_writer(Some(path.to_path_buf()), Durability::Full, writer)
+}
+
+#[test]
+fn upgrading_keeps_every_row_and_reference() {
+    use model::alarm::{Condition, NewAlarmRule, Severity};
+
+    let dir = std::env::temp_dir().join(format!("mf-store-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("upgrade.db");
+    let _ = std::fs::remove_file(&path);
+    let (orders, operations, users, tokens, rules, variant) = {
+        let f = fixture(version_16_store(&path));
+        assert_eq!(f.store.schema_version().unwrap(), 16);
+        for number in ["SO-1", "SO-2", "SO-3"] {
+            f.store.create_order(&new_order(number, f.variant), NOW).unwrap();
+        }
+        let user = f.store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
+        f.store.create_token(user.id, "cli", &[9u8; 32], "mf_abc", NOW).unwrap();
+        f.store
+            .create_alarm_rule(&NewAlarmRule {
+                name: "gas".into(),
+                machine_id: Some(f.machines[0]),
+                metric: Some("gas_ppm".into()),
+                condition: Condition::Above { threshold: 50.0 },
+                for_seconds: 0,
+                deadband: 0.0,
+                severity: Severity::Critical,
+                enabled: true,
+            })
+            .unwrap();
+        let orders = f.store.orders(&OrderFilter::default(), all()).unwrap().items;
+        let operations: Vec<_> = orders.iter().flat_map(|o| f.store.operations(o.id).unwrap()).collect();
+        (
+            orders,
+            operations,
+            f.store.users().unwrap(),
+            f.store.tokens(None).unwrap(),
+            f.store.alarm_rules().unwrap(),
+            f.variant,
+        )
+    };
+
+    let store = Store::open(&path, Durability::Full).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 17);
+    assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
+    let after: Vec<_> = orders.iter().flat_map(|o| store.operations(o.id).unwrap()).collect();
+    assert_eq!(after, operations);
+    assert_eq!(store.users().unwrap(), users);
+    assert_eq!(store.tokens(None).unwrap(), tokens);
+    assert_eq!(store.alarm_rules().unwrap(), rules);
+    let dangling: i64 = store
+        .read(|conn| {
+            Ok(conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0))?)
+        })
+        .unwrap();
+    assert_eq!(dangling, 0);
+    // The rebuilt tables still cascade: deleting an order takes its operations along.
+    let newest = orders.iter().map(|o| o.id).max().unwrap();
+    store.delete_order(newest).unwrap();
+    assert!(store.operations(newest).is_err());
+    let next = store.create_order(&new_order("SO-4", variant), NOW).unwrap();
+    assert!(next.id.0 > newest.0);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -140,6 +140,11 @@ try {
   await api('POST', `/api/v1/machines/${withMetric.machine.id}/production`, { good: 7, ideal_unit_seconds: 30 });
   await until('the OEE panel to show the units', async () => (await oee.innerText()) !== shown);
   check(await page.evaluate(() => window.notReloaded === true), 'the OEE panel refreshed live, without a reload');
+  // The charts' window ends now: they are drawn again as the factory clock moves on (a day's
+  // 5-minute step is 5 s at the demo's 60 times).
+  await page.evaluate(() => { document.getElementById('machine-charts').dataset.drawn = 'before'; });
+  await until('the charts to be drawn again', async () => (await page.locator('#machine-charts[data-drawn]').count()) === 0, 20);
+  check(await page.evaluate(() => window.notReloaded === true), 'the charts were drawn again without a reload');
 
   // The Gantt: bars, zoom.
   await page.goto(base + '/plan');

@@ -128,7 +128,7 @@ document.addEventListener('click', event => {
 
 // Live updates: machine tiles and badges change in place; sections marked with
 // data-refresh-on="alarm production …" are fetched again (at most every 2 s), and those that also
-// carry data-refresh-machine only for events of that machine.
+// carry data-refresh-machine only for events of that machine (see also startTicks).
 const pending = new Set();
 let refreshTimer = null;
 
@@ -168,6 +168,25 @@ async function refresh() {
     if (beingEdited(now)) continue;
     now.replaceWith(document.importNode(next, true));
   }
+}
+
+// Sections that show a window ending now (the machine page's charts) are fetched again as time
+// passes: every data-refresh-every milliseconds of the page's clock (the demo's runs faster), at
+// most every 5 s of real time, and only while the page is in view.
+function startTicks() {
+  const holder = document.querySelector('[data-now][data-speed]');
+  const speed = holder ? Number(holder.dataset.speed) || 1 : 1;
+  const byPeriod = new Map();
+  document.querySelectorAll('[data-refresh-every]').forEach(el => {
+    const every = Math.max(5000, Number(el.dataset.refreshEvery) / speed);
+    if (!el.id || !Number.isFinite(every)) return;
+    byPeriod.set(every, [...(byPeriod.get(every) || []), el.id]);
+  });
+  byPeriod.forEach((ids, every) => setInterval(() => {
+    if (document.hidden) return;
+    ids.forEach(id => pending.add(id));
+    if (!refreshTimer) refreshTimer = setTimeout(refresh, 0);
+  }, every));
 }
 
 function applyState(event) {
@@ -334,6 +353,7 @@ function runClocks() {
 
 document.addEventListener('DOMContentLoaded', () => {
   runClocks();
+  startTicks();
   document.querySelectorAll('form').forEach(form => {
     if (form.querySelector('[data-show-when]')) applyShowWhen(form);
   });

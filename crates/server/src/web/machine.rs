@@ -377,8 +377,9 @@ pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
     html! {
         (header(ctx, data))
         (range_bar(ctx, data))
-        // Fetched again when this machine changes state or counts units.
-        div #machine-oee data-refresh-on="machine_state production" data-refresh-machine=(data.machine.id.0) {
+        // Fetched again when this machine changes state or counts units, and as the window moves.
+        div #machine-oee data-refresh-on="machine_state production" data-refresh-machine=(data.machine.id.0)
+            data-refresh-every=(data.step_ms) {
             (state_timeline(ctx, data))
             div.halves {
                 (oee_breakdown(ctx, &data.kpis))
@@ -411,7 +412,7 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
                         span { (m.rated_power) (t.colon) (svg::value_text(machine.rated_power_kw)) " kW" }
                     }
                     @for capability in &machine.capabilities { span.tag { (capability) } }
-                    span data-testid="last-reading" {
+                    span #last-reading data-testid="last-reading" data-refresh-every=(data.step_ms) {
                         (m.last_reading) (t.colon) (data.last_reading.map_or_else(|| t.none.to_string(), |at| ctx.short_time(at)))
                     }
                 }
@@ -437,7 +438,7 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
 fn range_bar(ctx: &Ctx, data: &MachineData) -> Markup {
     let m = ctx.t.machine_page;
     html! {
-        div.range-bar {
+        div.range-bar #machine-range data-refresh-every=(data.step_ms) {
             nav.presets aria-label=(m.range) {
                 @for range in Range::ALL {
                     a href={ "/machines/" (data.machine.id.0) "?range=" (range.code()) }
@@ -641,7 +642,8 @@ fn step_text(ctx: &Ctx, step_ms: i64) -> String {
 fn charts(ctx: &Ctx, data: &MachineData) -> Markup {
     let m = ctx.t.machine_page;
     html! {
-        section.panel aria-labelledby="charts-heading" {
+        // The window ends now, so the charts are drawn again once a step has passed.
+        section.panel #machine-charts aria-labelledby="charts-heading" data-refresh-every=(data.step_ms) {
             h2 #charts-heading { (m.measurements) }
             @if data.series.is_empty() {
                 p.muted { (m.no_metrics) }

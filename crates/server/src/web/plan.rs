@@ -46,6 +46,7 @@ pub(crate) struct Text {
     pub(crate) seconds: &'static str,
     pub(crate) is_active: &'static str,
     pub(crate) compare_title: &'static str,
+    pub(crate) computed_apart: &'static str,
     pub(crate) this_plan: &'static str,
     pub(crate) active_plan: &'static str,
     pub(crate) measure: &'static str,
@@ -138,6 +139,7 @@ pub(crate) const EN: Text = Text {
     seconds: "s",
     is_active: "This is the active plan: the dispatch lists on the shop floor follow it.",
     compare_title: "Compared with the active plan",
+    computed_apart: "The two plans were computed {gap} apart, so work finished or added in between also changes these figures.",
     this_plan: "This plan",
     active_plan: "Active plan",
     measure: "Measure",
@@ -219,6 +221,7 @@ pub(crate) const ZH: Text = Text {
     seconds: "秒",
     is_active: "這是現行排程：車間的派工清單依照此排程。",
     compare_title: "與現行排程比較",
+    computed_apart: "兩個排程相隔{gap}計算，期間完成或新增的工作亦會改變這些數字。",
     this_plan: "此排程",
     active_plan: "現行排程",
     measure: "指標",
@@ -539,6 +542,9 @@ pub(crate) fn verdict(this: i64, active: i64) -> Verdict {
     }
 }
 
+/// How far apart two plans' computations are before their comparison says it is rough.
+const COMPARED_APART_SECONDS: i64 = 3600;
+
 fn comparison(ctx: &Ctx, this: &PlanSummary, active: &PlanSummary) -> Markup {
     let t = ctx.t;
     let p = t.plan_page;
@@ -579,7 +585,12 @@ fn comparison(ctx: &Ctx, this: &PlanSummary, active: &PlanSummary) -> Markup {
             active.setup_seconds,
         ),
     ];
+    // Plans of other moments plan other work: say so when they are far apart.
+    let apart = seconds(this.created_at, active.created_at).abs();
     html! {
+        @if apart >= COMPARED_APART_SECONDS {
+            p.muted data-testid="computed-apart" { (p.computed_apart.replace("{gap}", &ctx.duration(apart))) }
+        }
         table.compare data-testid="plan-comparison" {
             thead { tr {
                 th { (p.measure) }
@@ -1436,6 +1447,44 @@ mod tests {
         let calm =
             behind_panel(&ctx(super::super::Lang::En, datetime!(2026-11-24 09:00 UTC)), &lanes).into_string();
         assert!(calm.contains("keeps to the plan") && !calm.contains("<table"));
+    }
+
+    #[test]
+    fn plans_computed_far_apart_are_compared_with_a_caution() {
+        let user = model::User {
+            id: model::UserId(1),
+            username: "ada".into(),
+            role: model::Role::Viewer,
+            site_id: None,
+            created_at: NOW,
+        };
+        let ctx = Ctx {
+            user,
+            t: super::super::Lang::En.text(),
+            now: NOW,
+            clock_speed: None,
+            offset_minutes: 0,
+            here: "/plan/2".into(),
+        };
+        let plan = |id, created_at| PlanSummary {
+            id,
+            created_at,
+            status: PlanStatus::Draft,
+            objective: "makespan".into(),
+            makespan_end: NOW + time::Duration::hours(30),
+            weighted_tardiness: 0,
+            late_orders: 0,
+            setup_seconds: 600,
+            solve_ms: 3000,
+            published_at: None,
+            trigger: None,
+        };
+        let active = plan(1, NOW - time::Duration::hours(16));
+        let html = comparison(&ctx, &plan(2, NOW), &active).into_string();
+        assert!(html.contains("computed 16 h 00 min apart"), "{html}");
+        let close =
+            comparison(&ctx, &plan(2, NOW), &plan(1, NOW - time::Duration::minutes(20))).into_string();
+        assert!(!close.contains("computed-apart") && close.contains("plan-comparison"), "{close}");
     }
 
     #[test]

@@ -237,6 +237,20 @@ impl Engine {
         engine
     }
 
+    /// Takes up what the machines were doing when the engine starts (after a restart): each
+    /// machine's current state, so a long stop that began before is still caught, and each series'
+    /// latest reading. A series counts as heard from at `now` at the earliest, so silence while the
+    /// platform itself was down does not raise "stale" for every sensor at once.
+    pub fn resume(&mut self, states: &[StateChange], latest: &[Reading], now: Timestamp) {
+        for change in states {
+            self.states.insert(change.machine, (change.at, change.state));
+        }
+        for reading in latest {
+            self.last_reading
+                .insert((reading.machine, reading.metric.clone()), (reading.at.max(now), reading.value));
+        }
+    }
+
     /// Replaces the rules (after an edit); state of unchanged enabled rules is kept.
     pub fn set_rules(&mut self, rules: Vec<AlarmRule>) {
         // A disabled rule's alarms are cleared; enabled again, it starts afresh.
@@ -323,6 +337,14 @@ impl Engine {
                     }
                     Condition::StoppedLonger { minutes } => {
                         let track = self.tracks.entry((rule.id, machine)).or_default();
+                        // A rule created (or an engine started) while the machine was already
+                        // stopped counts from when it stopped.
+                        if track.since.is_none()
+                            && let Some((at, MachineState::Down | MachineState::Offline)) =
+                                self.states.get(&machine)
+                        {
+                            track.since = Some((*at, None));
+                        }
                         if let Some((since, _)) = track.since
                             && !track.raised
                             && unix_ms(now) - unix_ms(since)

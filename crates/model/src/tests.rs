@@ -407,6 +407,50 @@ mod alarm_tests {
     }
 
     #[test]
+    fn stops_that_began_before_the_rule_or_the_restart_still_count() {
+        let down = |machine: i64, minutes: i64| StateChange {
+            machine: MachineId(machine),
+            at: T0 + time::Duration::minutes(minutes),
+            state: MachineState::Down,
+            reason: None,
+        };
+        let stop_rule = rule(1, None, Condition::StoppedLonger { minutes: 10 }, 0);
+        // A rule created while machine 4 has been down for 8 minutes.
+        let mut engine = Engine::new(Vec::new(), &[]);
+        let mut out = Vec::new();
+        engine.on_state(&down(4, 0), &mut out);
+        engine.set_rules(vec![stop_rule.clone()]);
+        engine.on_tick(T0 + time::Duration::minutes(8), &[MachineId(4)], &mut out);
+        assert!(out.is_empty());
+        engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(4)], &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+
+        // An engine started after a restart, machine 5 down since minute 0 and machine 6 long
+        // down with its alarm already up.
+        let mut engine = Engine::new(vec![stop_rule], &[(1, MachineId(6))]);
+        engine.resume(&[down(5, 0), down(6, -600)], &[], T0 + time::Duration::minutes(3));
+        let mut out = Vec::new();
+        engine.on_tick(T0 + time::Duration::minutes(9), &[MachineId(5), MachineId(6)], &mut out);
+        assert!(out.is_empty());
+        engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(5), MachineId(6)], &mut out);
+        assert_eq!(kinds(&out), ["raise"], "machine 5 raises; machine 6's alarm is up already: {out:?}");
+    }
+
+    #[test]
+    fn sensors_silent_before_a_restart_count_from_the_restart() {
+        let mut engine =
+            Engine::new(vec![rule(2, Some("vibration"), Condition::Stale { seconds: 60 }, 0)], &[]);
+        // The last reading is 10 minutes old when the engine starts: the platform was down.
+        let restart = T0 + time::Duration::minutes(10);
+        engine.resume(&[], &[reading(1, "vibration", 0, 1.0)], restart);
+        let mut out = Vec::new();
+        engine.on_tick(restart + time::Duration::seconds(30), &[MachineId(1)], &mut out);
+        assert!(out.is_empty(), "no storm of stale alarms at start: {out:?}");
+        engine.on_tick(restart + time::Duration::seconds(61), &[MachineId(1)], &mut out);
+        assert_eq!(kinds(&out), ["raise"], "still silent a minute after the start");
+    }
+
+    #[test]
     fn alarms_already_up_are_not_raised_again_after_a_restart() {
         let mut engine = Engine::new(
             vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 0)],

@@ -69,15 +69,18 @@ pub(crate) async fn run(
             rules,
             open,
             machines.into_iter().map(|m| m.id).collect::<Vec<MachineId>>(),
+            store.current_states()?,
+            store.latest_readings()?,
         ))
     })
     .await;
-    let (rules, open, mut machines) = match loaded {
+    let (rules, open, mut machines, states, latest) = match loaded {
         Ok(Ok(loaded)) => loaded,
         Ok(Err(error)) => return tracing::error!(%error, "alarm worker cannot load its rules"),
         Err(error) => return tracing::error!(%error, "alarm worker failed to start"),
     };
     let mut engine = Engine::new(rules, &open);
+    engine.resume(&states, &latest, state.clock.now());
     let webhooks = webhook::spawn(state.alarms.webhooks.clone(), stop.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(state.alarms.tick_seconds.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

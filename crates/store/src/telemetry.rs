@@ -271,6 +271,29 @@ impl Store {
         })
     }
 
+    /// The newest raw reading of every series (of every machine and metric) that has one.
+    pub fn latest_readings(&self) -> Result<Vec<Reading>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT s.machine_id, s.metric, r.ts_ms, r.value FROM series s
+                 JOIN readings r ON r.series_id = s.id
+                  AND r.ts_ms = (SELECT max(ts_ms) FROM readings WHERE series_id = s.id)
+                 ORDER BY s.id",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(Reading {
+                    machine: MachineId(row.get(0)?),
+                    metric: row.get(1)?,
+                    at: from_ms(row.get(2)?)?,
+                    value: row.get(3)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// The value of a machine's newest raw reading of `metric`, if it has one.
     pub fn last_value(&self, machine: MachineId, metric: &str) -> Result<Option<f64>> {
         self.read(|conn| {

@@ -416,6 +416,16 @@ mod telemetry_tests {
             ])
             .unwrap();
         assert_eq!(f.store.last_reading_at(m).unwrap(), Some(from_ms(base + 9_000).unwrap()));
+        let mut latest = f.store.latest_readings().unwrap();
+        latest.sort_by(|a, b| (a.machine, &a.metric).cmp(&(b.machine, &b.metric)));
+        assert_eq!(
+            latest,
+            [
+                reading(m, "power", base + 9_000, 2.0),
+                reading(m, "temp", base + 7_000, 1.5),
+                reading(f.machines[1], "temp", base + 60_000, 0.0)
+            ]
+        );
     }
 
     #[test]

@@ -234,8 +234,10 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         sim.speed = speed;
     }
     let run_sim = demo && sim.enabled && !args.no_sim && mqtt.enabled && mqtt.external.is_none();
-    // Every flag is checked above, before the data directory is created or seeded: a mistyped
-    // flag leaves nothing behind.
+    // Every flag is checked above, and the ports are taken here, before the data directory is
+    // created or seeded: a mistyped flag or a port in use leaves nothing behind, and the first
+    // admin's password is never created by a start that then fails before showing it.
+    let (listener, mqtt_listener) = bind_listeners(listen, &mqtt, demo)?;
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
     let (store, dir) = open_store(&args.common, &config, default_dir)?;
     let wall: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -269,22 +271,13 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener).context("cannot listen for HTTP")?;
         let address = listener.local_addr()?;
-        let mqtt_listener = match (mqtt.enabled, &mqtt.external) {
-            (true, None) => Some(match tokio::net::TcpListener::bind(mqtt.listen).await {
-                Ok(listener) => listener,
-                // The demo should start even where another broker (say Mosquitto) holds 1883.
-                Err(error) if demo && error.kind() == std::io::ErrorKind::AddrInUse => {
-                    let fallback = SocketAddr::new(mqtt.listen.ip(), 0);
-                    tracing::warn!(wanted = %mqtt.listen, "MQTT port in use; the demo broker takes a free port instead");
-                    tokio::net::TcpListener::bind(fallback).await.context("cannot listen for MQTT")?
-                }
-                Err(error) => return Err(error).with_context(|| format!("cannot listen for MQTT on {}", mqtt.listen)),
-            }),
-            _ => None,
+        let mqtt_listener = match mqtt_listener {
+            Some(listener) => {
+                Some(tokio::net::TcpListener::from_std(listener).context("cannot listen for MQTT")?)
+            }
+            None => None,
         };
         let mqtt_address = mqtt_listener.as_ref().and_then(|l| l.local_addr().ok());
         tracing::info!(%address, data_dir = %dir.display(), "serving");
@@ -299,6 +292,35 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Takes the HTTP port and, with the embedded broker, the MQTT port. Where another broker (say
+/// Mosquitto) holds the MQTT port, the demo takes a free one instead, so that it still starts.
+fn bind_listeners(
+    listen: SocketAddr,
+    mqtt: &server::broker::MqttConfig,
+    demo: bool,
+) -> anyhow::Result<(std::net::TcpListener, Option<std::net::TcpListener>)> {
+    let bind = |address: SocketAddr| {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        Ok::<_, std::io::Error>(listener)
+    };
+    let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let mqtt_listener = match (mqtt.enabled, &mqtt.external) {
+        (true, None) => Some(match bind(mqtt.listen) {
+            Ok(listener) => listener,
+            Err(error) if demo && error.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!(wanted = %mqtt.listen, "MQTT port in use; the demo broker takes a free port instead");
+                bind(SocketAddr::new(mqtt.listen.ip(), 0)).context("cannot listen for MQTT")?
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot listen for MQTT on {}", mqtt.listen));
+            }
+        }),
+        _ => None,
+    };
+    Ok((listener, mqtt_listener))
 }
 
 /// The demo's factory clock and its speed: as fast as the simulated machines (or real time

@@ -214,6 +214,29 @@ fn a_bad_flag_leaves_no_data_directory_behind() {
 }
 
 #[test]
+fn a_port_in_use_fails_before_the_first_admin_is_created() {
+    let dir = TempDir::new("portinuse");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    for extra in [
+        &["--no-mqtt", "--listen", port.as_str()][..],
+        &["--listen", "127.0.0.1:0", "--mqtt-listen", port.as_str()],
+    ] {
+        let data = dir.0.join("data");
+        let stderr = failure(
+            Command::new(env!("CARGO_BIN_EXE_microfactory"))
+                .arg("serve")
+                .args(extra)
+                .arg("--data-dir")
+                .arg(&data),
+        );
+        assert!(stderr.contains(port.as_str()) && stderr.contains("in use"), "{stderr}");
+        // Nothing was created, so the next start is a first start that shows the admin's password.
+        assert!(!data.exists(), "a failed start left {} behind", data.display());
+    }
+}
+
+#[test]
 fn generated_planning_problems_solve_to_valid_schedules() {
     let dir = TempDir::new("generate");
     let problem = dir.0.join("problem.json");

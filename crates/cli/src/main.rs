@@ -464,10 +464,15 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
                 continue;
             };
             let jobs = server::simulation::StoreJobs::new(store.clone(), site.id);
+            // One connection per site, each with a client id of its own: a second connection
+            // with the same id would take the first one over.
             tasks.push(tokio::spawn(server::simulation::connect_and_run(
                 broker,
-                args.username.clone(),
-                args.token.clone(),
+                server::simulation::SimLogin {
+                    client_id: format!("{}-{}-{}", args.username, site.code, std::process::id()),
+                    username: args.username.clone(),
+                    token: args.token.clone(),
+                },
                 factory,
                 jobs,
                 clock.clone(),

@@ -180,7 +180,8 @@ pub fn start(
         let token = new_token()?;
         store.create_token(user.id, "simulator", &token_digest(&token), &shown_prefix(&token), wall_now)?;
         let jobs = StoreJobs { store: store.clone(), site: site.id };
-        tokio::spawn(connect_and_run(broker, username, token, factory, jobs, clock.clone(), stop.clone()));
+        let login = SimLogin { client_id: format!("{username}-{}", std::process::id()), username, token };
+        tokio::spawn(connect_and_run(broker, login, factory, jobs, clock.clone(), stop.clone()));
         started += 1;
     }
     Ok(started)
@@ -273,18 +274,26 @@ pub fn site_factory(
     Ok(Some(factory))
 }
 
-/// Connects (retrying while the broker starts) and runs one site's simulator; the password is the
-/// token, held only in memory.
+/// How a simulator signs in to the broker.
+pub struct SimLogin {
+    /// Its own per connection: a second connection with the same id takes the first one over.
+    pub client_id: String,
+    /// The account's name.
+    pub username: String,
+    /// The password: an API token, held only in memory.
+    pub token: String,
+}
+
+/// Connects (retrying while the broker starts) and runs one site's simulator.
 pub async fn connect_and_run(
     broker: SocketAddr,
-    username: String,
-    token: String,
+    SimLogin { client_id, username, token }: SimLogin,
     factory: Factory,
     jobs: impl JobSource,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut options = ClientOptions::new(format!("{username}-{}", std::process::id()));
+    let mut options = ClientOptions::new(client_id);
     options.username = Some(username.clone());
     options.password = Some(token.into_bytes());
     // The Sparkplug edge node's death certificate: the platform marks its machines offline when

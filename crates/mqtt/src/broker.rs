@@ -4,7 +4,9 @@
 //!
 //! Policies, in short (details on the items):
 //! - **QoS**: 0 and 1 end to end. Incoming QoS 2 is accepted (PUBREC/PUBREL/PUBCOMP) and routed
-//!   once; subscriptions are granted at most QoS 1, so the broker never sends QoS 2.
+//!   once; subscriptions are granted at most QoS 1, so the broker never sends QoS 2. With durable
+//!   acks a PUBREC waits for the in-process subscribers as a PUBACK does.
+//! - **Topics**: at most `topic::MAX_TOPIC_LEVELS` levels; a deeper one is a protocol error.
 //! - **Sessions**: clean sessions only. `clean_session = 0` is accepted but nothing is kept after
 //!   the connection ends (CONNACK's session-present flag is always 0), so unacknowledged QoS 1
 //!   messages to a client that disconnects are lost.
@@ -64,10 +66,11 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// How long a new connection may take to send CONNECT.
     pub connect_timeout: Duration,
-    /// Durable acknowledgements: a QoS 1 PUBACK is sent only once every copy of the message has
-    /// been released by the subscribers it was routed to — so an in-process subscriber that holds
-    /// the message's [`Receipt`] until the message is stored makes "acknowledged" mean "durable".
-    /// PUBACKs still go out in the order the PUBLISHes came in.
+    /// Durable acknowledgements: a QoS 1 PUBACK (or QoS 2 PUBREC) is sent only once every
+    /// in-process subscriber it was routed to has released its copy — so one that holds the
+    /// message's [`Receipt`] until the message is stored makes "acknowledged" mean "durable".
+    /// Copies for network subscribers and the retained store hold nothing back. The acks still go
+    /// out in the order the PUBLISHes came in.
     pub durable_acks: bool,
 }
 

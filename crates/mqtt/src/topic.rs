@@ -8,6 +8,10 @@ mod tests;
 /// Longest topic in bytes: the two-byte length prefix of an MQTT string.
 pub const MAX_TOPIC_LEN: usize = 65_535;
 
+/// Most levels in a topic name or filter, as in Mosquitto. The subscription tree has one node per
+/// level and is walked recursively, so without a bound one deep filter could exhaust the stack.
+pub const MAX_TOPIC_LEVELS: usize = 200;
+
 /// Why a topic name or filter is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
@@ -17,6 +21,9 @@ pub enum TopicError {
     /// The topic is longer than an MQTT string can be.
     #[error("topic is longer than 65535 bytes")]
     TooLong,
+    /// More than [`MAX_TOPIC_LEVELS`] levels.
+    #[error("topic has more than 200 levels")]
+    TooDeep,
     /// U+0000 is forbidden in MQTT strings.
     #[error("topic contains the null character")]
     Nul,
@@ -87,6 +94,9 @@ fn validate_common(topic: &str) -> Result<(), TopicError> {
     }
     if topic.contains('\0') {
         return Err(TopicError::Nul);
+    }
+    if topic.bytes().filter(|b| *b == b'/').count() >= MAX_TOPIC_LEVELS {
+        return Err(TopicError::TooDeep);
     }
     Ok(())
 }

@@ -140,13 +140,13 @@ pub(crate) async fn serve<H: Hooks>(
     let acks = router.config.durable_acks.then(|| {
         // Bounded by the in-flight window: a client that floods QoS 1 waits for its acks.
         let (acks, mut pending) =
-            mpsc::channel::<(PacketId, tokio::sync::oneshot::Receiver<()>)>(router.config.max_inflight);
+            mpsc::channel::<(Packet, tokio::sync::oneshot::Receiver<()>)>(router.config.max_inflight);
         let control = control_tx.clone();
         tokio::spawn(async move {
-            while let Some((id, released)) = pending.recv().await {
+            while let Some((ack, released)) = pending.recv().await {
                 // Released or dropped, the message is done with; acknowledge it now.
                 let _ = released.await;
-                if control.send(Control::Send(Packet::PubAck(id))).await.is_err() {
+                if control.send(Control::Send(ack)).await.is_err() {
                     break;
                 }
             }
@@ -225,9 +225,10 @@ struct Session<H> {
     control: mpsc::Sender<Control>,
     /// QoS 2 packet ids routed and not yet released, so a redelivered PUBLISH is not routed twice.
     qos2_received: HashSet<PacketId>,
-    /// With durable acks: QoS 1 packet ids in arrival order, each with the signal that its message
-    /// has been released by every subscriber; a task sends the PUBACKs in that order.
-    acks: Option<mpsc::Sender<(PacketId, tokio::sync::oneshot::Receiver<()>)>>,
+    /// With durable acks: the PUBACK (QoS 1) or PUBREC (QoS 2) of each message in arrival order,
+    /// each with the signal that its message has been released by every subscriber; a task sends
+    /// them in that order.
+    acks: Option<mpsc::Sender<(Packet, tokio::sync::oneshot::Receiver<()>)>>,
 }
 
 impl<H: Hooks> Session<H> {
@@ -274,18 +275,37 @@ impl<H: Hooks> Session<H> {
                             let (receipt, released) = super::Receipt::new();
                             message.receipt = receipt;
                             self.route_if(allowed, message).await;
-                            acks.send((id, released)).await.map_err(|_| End::SocketClosed)?;
+                            acks.send((Packet::PubAck(id), released)).await.map_err(|_| End::SocketClosed)?;
                         }
                         None => {
                             self.route_if(allowed, message).await;
                             self.send(Packet::PubAck(id)).await?;
                         }
                     },
+                    // PUBREC is the publisher's leave to forget the message, so with durable acks
+                    // it waits for the subscribers as a PUBACK does.
                     (QoS::ExactlyOnce, Some(id)) => {
-                        if self.qos2_received.insert(id) {
-                            self.route_if(allowed, message).await;
+                        let first = self.qos2_received.insert(id);
+                        match &self.acks {
+                            Some(acks) => {
+                                // A resent PUBLISH was routed already: its receipt goes at once, and
+                                // its PUBREC waits in turn behind the first copy's.
+                                let (receipt, released) = super::Receipt::new();
+                                if first {
+                                    message.receipt = receipt;
+                                    self.route_if(allowed, message).await;
+                                }
+                                acks.send((Packet::PubRec(id), released))
+                                    .await
+                                    .map_err(|_| End::SocketClosed)?;
+                            }
+                            None => {
+                                if first {
+                                    self.route_if(allowed, message).await;
+                                }
+                                self.send(Packet::PubRec(id)).await?;
+                            }
                         }
-                        self.send(Packet::PubRec(id)).await?;
                     }
                     (_, None) => return Err(End::ProtocolError),
                 }

@@ -213,6 +213,10 @@ impl Router {
                 Err(_) => Delivery::Closed,
             },
             Sink::Network { queue, kick } => {
+                // A copy on its way to another client says nothing about durability: it must not
+                // hold back the publisher's PUBACK (a subscriber that never acknowledges would
+                // otherwise stall every publisher it listens to).
+                let message = Message { receipt: super::Receipt::default(), ..message };
                 let qos = message.qos.min(granted);
                 let retain = message.retain;
                 let outbound = Outbound { message, qos, retain };
@@ -251,7 +255,9 @@ impl Router {
         let new_bytes = state.retained_bytes - old_size + retained_size(message);
         let room_for_topic = old_size > 0 || state.retained.len() < self.config.max_retained;
         if room_for_topic && new_bytes <= self.config.max_retained_bytes {
-            state.retained.insert(topic.to_owned(), message.clone());
+            // Kept without the receipt, or the publisher's PUBACK would wait until it is replaced.
+            let kept = Message { receipt: super::Receipt::default(), ..message.clone() };
+            state.retained.insert(topic.to_owned(), kept);
             state.retained_bytes = new_bytes;
         } else {
             self.counters.incr(Counter::DroppedRetainedFull);

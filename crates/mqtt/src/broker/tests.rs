@@ -551,3 +551,102 @@ async fn durable_acks_wait_until_the_in_process_subscriber_lets_go() {
     .unwrap();
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_filter_deeper_than_the_limit_closes_only_that_connection() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let (mut stream, connack) = raw_connect(addr, device_connect("dev-a-deep", 0, None)).await;
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+    // 15,000 levels: the subscription tree, walked recursively, would overflow the stack.
+    let deep = vec!["+"; 15_000].join("/");
+    let mut out = vec![0x82];
+    let body_len = 2 + 2 + deep.len() + 1;
+    let mut remaining = body_len;
+    loop {
+        let byte = (remaining % 128) as u8;
+        remaining /= 128;
+        out.push(if remaining > 0 { byte | 0x80 } else { byte });
+        if remaining == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&(deep.len() as u16).to_be_bytes());
+    out.extend_from_slice(deep.as_bytes());
+    out.push(0);
+    stream.write_all(&out).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "no SUBACK for a filter of 15,000 levels: {:?}", &rest[..rest.len().min(8)]);
+    assert_eq!(broker.counters().get(Counter::ProtocolErrors), 1);
+    let viewer = Client::connect(addr, options("viewer-1", "viewer")).await.unwrap();
+    viewer.subscribe(&vec!["+"; 200].join("/"), QoS::AtLeastOnce).await.unwrap();
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn durable_acks_wait_for_the_store_only_not_for_retained_copies_or_other_clients() {
+    let config = BrokerConfig { durable_acks: true, max_inflight: 8, ..BrokerConfig::default() };
+    let (broker, addr) = start(config).await;
+    // The store: takes every message and lets go of it at once.
+    let mut store = broker.subscribe("site/a/#").unwrap();
+    let stored = tokio::spawn(async move {
+        let mut count = 0;
+        while store.recv().await.is_some() {
+            count += 1;
+        }
+        count
+    });
+    // Another client subscribes at QoS 1 and never acknowledges anything.
+    let (mut silent, _) = raw_connect(addr, device_connect("dev-a-silent", 0, None)).await;
+    let mut out = Vec::new();
+    let subscribe = Packet::Subscribe(codec::Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        filters: vec![codec::SubscribeFilter { filter: "site/a/#".into(), qos: QoS::AtLeastOnce }],
+    });
+    codec::encode(&subscribe, &mut out).unwrap();
+    silent.write_all(&out).await.unwrap();
+    let mut suback = [0u8; 5];
+    silent.read_exact(&mut suback).await.unwrap();
+
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    let publishing = async {
+        // A retained message is kept by the broker, yet acknowledged once stored.
+        device.publish("site/a/status", b"online".to_vec(), QoS::AtLeastOnce, true).await.unwrap();
+        // Far more than the silent client's in-flight window of 8.
+        for i in 0..300 {
+            device
+                .publish("site/a/telemetry", format!("{i}").into_bytes(), QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), publishing).await.expect("a PUBACK was held back");
+    broker.shutdown().await;
+    assert_eq!(stored.await.unwrap(), 301);
+    drop(silent);
+}
+
+#[tokio::test]
+async fn with_durable_acks_a_qos2_pubrec_waits_until_the_message_is_stored() {
+    let (broker, addr) = start(BrokerConfig { durable_acks: true, ..BrokerConfig::default() }).await;
+    let mut store = broker.subscribe("site/a/#").unwrap();
+    let (mut stream, _) = raw_connect(addr, device_connect("dev-a-q2", 0, None)).await;
+    let mut out = Vec::new();
+    let id = codec::PacketId::new(7);
+    codec::encode_publish("site/a/x", b"once", QoS::ExactlyOnce, false, false, id, &mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let held = recv(&mut store).await;
+    let mut pubrec = [0u8; 4];
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.read_exact(&mut pubrec)).await;
+    assert!(early.is_err(), "PUBREC before the store let go of the message");
+    // The same PUBLISH again (DUP): routed once, and its PUBREC waits behind the first.
+    stream.write_all(&out).await.unwrap();
+    drop(held);
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut pubrec)).await.unwrap().unwrap();
+        assert_eq!(pubrec, [0x50, 2, 0, 7]);
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(200), store.recv()).await.is_err(), "routed twice");
+    broker.shutdown().await;
+}

@@ -57,6 +57,12 @@ fn filter_validation_follows_the_wildcard_rules() {
     assert_eq!(validate_topic_filter(""), Err(TopicError::Empty));
     assert_eq!(validate_topic_filter("a\0b"), Err(TopicError::Nul));
     assert_eq!(validate_topic_filter(&"a".repeat(65_536)), Err(TopicError::TooLong));
+    // Deep filters: 200 levels are fine, 201 are not (the subscription tree recurses per level).
+    let levels = |n: usize| vec!["+"; n].join("/");
+    assert_eq!(validate_topic_filter(&levels(200)), Ok(()));
+    assert_eq!(validate_topic_filter(&levels(201)), Err(TopicError::TooDeep));
+    assert_eq!(validate_topic_filter(&levels(15_000)), Err(TopicError::TooDeep));
+    assert_eq!(validate_topic_name(&vec!["a"; 201].join("/")), Err(TopicError::TooDeep));
 }
 
 #[test]

@@ -111,8 +111,39 @@ fn devices_sign_in_with_tokens_and_publish_only_for_their_site() {
             .unwrap();
         let events = br#"{"type": "state", "state": "down", "reason": "e-stop"}"#.to_vec();
         client.publish("mf/v1/hk-kt/cnc-02/events", events, QoS::AtLeastOnce, false).await.unwrap();
+        // A device reads none of its site's data, only the commands for its edge nodes.
+        assert!(client.subscribe("mf/v1/hk-kt/#", QoS::AtLeastOnce).await.is_err(), "a device read its site");
+        client.subscribe("spBv1.0/hk-kt/NCMD/gw-hk-1", QoS::AtMostOnce).await.unwrap();
         client.disconnect().await.unwrap();
+        // Another device may not take its client id, even with a user name it starts with.
+        let own = Client::connect(server.mqtt, options("gw-hk-1", "gw-hk", &token)).await.unwrap();
+        let lookalike = device_token(server.address, "gw-h", 1);
+        assert!(Client::connect(server.mqtt, options("gw-hk-1", "gw-h", &lookalike)).await.is_err());
+        assert!(!own.is_closed(), "the device was knocked offline");
+        // Revoking the token closes the connection that signed in with it.
+        let tokens = request(server.address, "GET", "/api/v1/tokens", Some(TOKEN), None).unwrap().json();
+        let id = tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["prefix"].as_str().is_some_and(|p| token.starts_with(p)))
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let revoked =
+            request(server.address, "DELETE", &format!("/api/v1/tokens/{id}"), Some(TOKEN), None).unwrap();
+        assert_eq!(revoked.status, 204, "{}", revoked.body);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !own.is_closed() {
+            assert!(Instant::now() < deadline, "the revoked token's connection stayed open");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
+    let metrics = request(server.address, "GET", "/metrics", Some(TOKEN), None).unwrap().body;
+    assert!(
+        metrics.contains(r#"microfactory_ingest_dropped_total{reason="not_permitted"} 1"#),
+        "the publish to another site is counted: {metrics}"
+    );
     // The PUBACK came after the commit, so the reading is there at once.
     let home =
         request(server.address, "GET", "/api/v1/machines/1/series?metric=mqtt_test", Some(TOKEN), None)

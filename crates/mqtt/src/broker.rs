@@ -18,6 +18,9 @@
 //!   closed or failed, 1.5 × keepalive without a packet, protocol error, or disconnected as a slow
 //!   subscriber. Not on a client-id takeover (the device is back, so "offline" would be wrong) and
 //!   not at broker shutdown.
+//! - **Client ids**: a new connection takes over a client id only from a connection of the same
+//!   identity; another identity is refused (return code 2), so one device cannot knock another
+//!   offline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -330,6 +333,17 @@ impl BrokerHandle {
         };
         self.router.route(message).await;
         Ok(())
+    }
+
+    /// The identities of the open client connections, each once.
+    pub fn connected_identities(&self) -> Vec<Identity> {
+        self.router.identities()
+    }
+
+    /// Closes every client connection whose identity `revoked` picks (a token revoked, a user
+    /// deleted); their wills are published. Returns how many were closed.
+    pub fn disconnect_where(&self, revoked: impl Fn(&Identity) -> bool) -> usize {
+        self.router.kick_where(revoked)
     }
 
     /// Copies every counter.

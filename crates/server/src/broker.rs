@@ -62,36 +62,87 @@ impl Default for MqttConfig {
 ///
 /// - The MQTT password is an API token; the user name is informational.
 /// - Admin tokens may publish and subscribe anywhere (automation, the built-in simulator).
-/// - Device tokens may publish and subscribe only under their site: `mf/v1/{site}/…` and
-///   `spBv1.0/{site}/…` (the Sparkplug group id is the site code); they may also subscribe to the
-///   primary host's `spBv1.0/STATE/…`. A device's client id must
-///   start with its user name, so one device cannot knock another offline by taking its id.
+/// - Device tokens may publish only under their site: `mf/v1/{site}/…` and `spBv1.0/{site}/…`
+///   (the Sparkplug group id is the site code). They read nothing of the site's data: they may
+///   subscribe only to the commands for their site's edge nodes (`spBv1.0/{site}/NCMD/…` and
+///   `DCMD/…`) and to the primary host's `spBv1.0/STATE/…`. A device's client id must start with
+///   its user name, and the broker lets only the same identity take a client id over.
 /// - Every other role is refused (return code 5).
+/// - A connection's identity names its token, and `watch_tokens` closes connections whose token
+///   no longer gives that identity (revoked, expired, the user deleted or changed).
+/// - A device's publish outside its site is dropped, counted in `/metrics` as `not_permitted`
+///   and logged (at most every 10 s), so a gateway set up with the wrong site code is found.
 #[derive(Clone)]
 pub struct PlatformHooks {
     store: Store,
     clock: std::sync::Arc<dyn model::Clock>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl PlatformHooks {
-    /// Hooks over `store`'s users and tokens, telling expired tokens by `clock`.
-    pub fn new(store: Store, clock: std::sync::Arc<dyn model::Clock>) -> PlatformHooks {
-        PlatformHooks { store, clock }
+    /// Hooks over `store`'s users and tokens, telling expired tokens by `clock`; refused publishes
+    /// are counted in `metrics`.
+    pub fn new(
+        store: Store,
+        clock: std::sync::Arc<dyn model::Clock>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> PlatformHooks {
+        PlatformHooks { store, clock, metrics }
     }
 }
 
-const ADMIN_IDENTITY: &str = "admin";
+/// `admin:{token id}`.
+fn admin_identity(token_id: i64) -> Identity {
+    Identity::new(format!("admin:{token_id}"))
+}
 
-/// `device:{site id}:{site code}:{user name}`.
-fn device_identity(site: SiteId, site_code: &str, username: &str) -> Identity {
-    Identity::new(format!("device:{}:{site_code}:{username}", site.0))
+fn is_admin(identity: &Identity) -> bool {
+    identity.as_str().starts_with("admin:")
+}
+
+/// `device:{token id}:{site id}:{site code}:{user name}`.
+fn device_identity(token_id: i64, site: SiteId, site_code: &str, username: &str) -> Identity {
+    Identity::new(format!("device:{token_id}:{}:{site_code}:{username}", site.0))
 }
 
 /// The site id and code of a device identity.
 fn device_site(identity: &Identity) -> Option<(SiteId, &str)> {
-    let mut parts = identity.as_str().strip_prefix("device:")?.splitn(3, ':');
+    let mut parts = identity.as_str().strip_prefix("device:")?.splitn(4, ':');
+    let _token = parts.next()?;
     let id = parts.next()?.parse().ok()?;
     Some((SiteId(id), parts.next()?))
+}
+
+/// The token an identity was signed in with.
+fn identity_token(identity: &Identity) -> Option<i64> {
+    let rest =
+        identity.as_str().strip_prefix("admin:").or_else(|| identity.as_str().strip_prefix("device:"))?;
+    rest.split(':').next()?.parse().ok()
+}
+
+/// The identity a token's owner signs in as, or why not (the site of a device with one).
+fn identity_of(owner: &store::TokenOwner, site: Option<&model::Site>) -> Result<Identity, AuthRejection> {
+    match (owner.user.role, site) {
+        (Role::Admin, _) => Ok(admin_identity(owner.token_id)),
+        (Role::Device, Some(site)) => {
+            Ok(device_identity(owner.token_id, site.id, &site.code, &owner.user.username))
+        }
+        _ => Err(AuthRejection::NotAuthorized),
+    }
+}
+
+/// Whether a device may subscribe to `filter`: the commands for its site's edge nodes, and the
+/// primary host's state.
+fn device_may_read(filter: &str, site: &str) -> bool {
+    filter.starts_with("spBv1.0/STATE/")
+        || ["NCMD", "DCMD"].iter().any(|kind| {
+            filter
+                .strip_prefix("spBv1.0/")
+                .and_then(|rest| rest.strip_prefix(site))
+                .and_then(|rest| rest.strip_prefix('/'))
+                .and_then(|rest| rest.strip_prefix(kind))
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
 }
 
 fn under_site(topic: &str, site: &str) -> bool {
@@ -121,29 +172,86 @@ impl Hooks for PlatformHooks {
         .await
         .map_err(|_| AuthRejection::ServerUnavailable)?
         .map_err(|_| AuthRejection::ServerUnavailable)?;
-        match found {
-            (None, _) => Err(AuthRejection::BadUserNameOrPassword),
-            (Some(owner), _) if owner.user.role == Role::Admin => Ok(Identity::new(ADMIN_IDENTITY)),
-            (Some(owner), Some(site)) if owner.user.role == Role::Device => {
-                if client_id.starts_with(&owner.user.username) {
-                    Ok(device_identity(site.id, &site.code, &owner.user.username))
-                } else {
-                    Err(AuthRejection::IdentifierRejected)
-                }
-            }
-            _ => Err(AuthRejection::NotAuthorized),
+        let Some(owner) = found.0 else { return Err(AuthRejection::BadUserNameOrPassword) };
+        let identity = identity_of(&owner, found.1.as_ref())?;
+        if owner.user.role == Role::Device && !client_id.starts_with(&owner.user.username) {
+            return Err(AuthRejection::IdentifierRejected);
         }
+        Ok(identity)
     }
 
     fn may_publish(&self, identity: &Identity, topic: &str) -> bool {
-        identity.as_str() == ADMIN_IDENTITY
-            || device_site(identity).is_some_and(|(_, site)| under_site(topic, site))
+        if is_admin(identity) {
+            return true;
+        }
+        let allowed = device_site(identity).is_some_and(|(_, site)| under_site(topic, site));
+        if !allowed {
+            self.metrics.count_ingest_drop("not_permitted");
+            let who = identity.as_str().rsplit(':').next().unwrap_or_default();
+            self.metrics
+                .log_drop_limited("not_permitted", &format!("device {who} may not publish to {topic}"));
+        }
+        allowed
     }
 
     fn may_subscribe(&self, identity: &Identity, filter: &str) -> bool {
-        // Edge nodes watch the primary host's STATE before they publish.
-        self.may_publish(identity, filter)
-            || (device_site(identity).is_some() && filter.starts_with("spBv1.0/STATE/"))
+        is_admin(identity) || device_site(identity).is_some_and(|(_, site)| device_may_read(filter, site))
+    }
+}
+
+/// How often the identities of open connections are checked against their tokens.
+const TOKEN_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Closes, every [`TOKEN_CHECK`], the connections whose token no longer gives the identity they
+/// signed in with: revoked, expired, its user deleted, demoted or moved to another site.
+async fn watch_tokens(
+    broker: BrokerHandle,
+    store: Store,
+    clock: std::sync::Arc<dyn model::Clock>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(TOKEN_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let identities = broker.connected_identities();
+        if identities.is_empty() {
+            continue;
+        }
+        let (store, now) = (store.clone(), clock.now());
+        let stale = tokio::task::spawn_blocking(move || {
+            let mut stale = Vec::new();
+            for identity in identities {
+                let still = identity_token(&identity)
+                    .map(|token| {
+                        let Some(owner) = store.live_token(token, now)? else { return Ok(None) };
+                        let site = match owner.user.site_id {
+                            Some(site) => Some(store.site(site)?),
+                            None => None,
+                        };
+                        Ok::<_, store::StoreError>(identity_of(&owner, site.as_ref()).ok())
+                    })
+                    .transpose()?
+                    .flatten();
+                if still.as_ref() != Some(&identity) {
+                    stale.push(identity);
+                }
+            }
+            Ok::<_, store::StoreError>(stale)
+        })
+        .await;
+        match stale {
+            Ok(Ok(stale)) if !stale.is_empty() => {
+                let closed = broker.disconnect_where(|identity| stale.contains(identity));
+                tracing::info!(closed, "closed MQTT connections whose token no longer holds");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not check MQTT connections' tokens"),
+            Err(error) => tracing::warn!(%error, "MQTT token check failed"),
+        }
     }
 }
 
@@ -201,8 +309,9 @@ pub async fn start(
     let broker = Broker::start(
         listener,
         broker_config,
-        PlatformHooks::new(state.store.clone(), state.wall_clock.clone()),
+        PlatformHooks::new(state.store.clone(), state.wall_clock.clone(), state.metrics.clone()),
     );
+    tokio::spawn(watch_tokens(broker.clone(), state.store.clone(), state.wall_clock.clone(), stop.clone()));
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();
@@ -273,8 +382,10 @@ mod tests {
 
     #[test]
     fn devices_stay_under_their_site() {
-        let identity = device_identity(SiteId(3), "hk-kt", "gw-1");
+        let identity = device_identity(12, SiteId(3), "hk-kt", "gw-1");
         assert_eq!(device_site(&identity), Some((SiteId(3), "hk-kt")));
+        assert_eq!(identity_token(&identity), Some(12));
+        assert_eq!(identity_token(&admin_identity(5)), Some(5));
         let hooks_allow =
             |topic: &str| device_site(&identity).is_some_and(|(_, site)| under_site(topic, site));
         assert!(hooks_allow("mf/v1/hk-kt/cnc-01/telemetry"));
@@ -284,6 +395,21 @@ mod tests {
         assert!(!hooks_allow("spBv1.0/STATE/host"));
         assert!(!hooks_allow("mf/v1/+/cnc-01/telemetry"));
         assert!(!hooks_allow("#"));
-        assert_eq!(device_site(&Identity::new("admin")), None);
+        assert_eq!(device_site(&admin_identity(1)), None);
+        // What a device may read: commands to its own site's edge nodes and the host's state.
+        for filter in ["spBv1.0/hk-kt/NCMD/gw-1", "spBv1.0/hk-kt/DCMD/gw-1/#", "spBv1.0/STATE/microfactory"] {
+            assert!(device_may_read(filter, "hk-kt"), "{filter}");
+        }
+        for filter in [
+            "mf/v1/hk-kt/#",
+            "spBv1.0/hk-kt/#",
+            "spBv1.0/hk-kt/+/gw-1",
+            "spBv1.0/hk-kt/NDATA/gw-1",
+            "spBv1.0/sz/NCMD/gw-1",
+            "spBv1.0/hk-kt2/NCMD/gw-1",
+            "spBv1.0/hk-kt/NCMDX/gw-1",
+        ] {
+            assert!(!device_may_read(filter, "hk-kt"), "{filter}");
+        }
     }
 }

@@ -186,26 +186,13 @@ impl Store {
 
     /// Who the unrevoked, unexpired (at `now`) token with this digest belongs to.
     pub fn token_owner(&self, digest: &[u8; 32], now: Timestamp) -> Result<Option<TokenOwner>> {
-        self.read(|conn| {
-            let found = conn
-                .prepare_cached(
-                    "SELECT u.id, u.username, u.role, u.created_ms, u.site_id, t.id, t.expires_ms FROM api_tokens t
-                     JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1 AND t.revoked_ms IS NULL
-                     AND (t.expires_ms IS NULL OR t.expires_ms > ?2)",
-                )?
-                .query_row(params![&digest[..], to_ms(now)], |row| {
-                    Ok((user_row(row)?, row.get::<_, i64>(5)?, row.get::<_, Option<i64>>(6)?))
-                })
-                .optional()?;
-            match found {
-                None => Ok(None),
-                Some((user, token_id, expires_ms)) => Ok(Some(TokenOwner {
-                    user: user?,
-                    token_id,
-                    expires: expires_ms.map(from_ms).transpose()?,
-                })),
-            }
-        })
+        self.read(|conn| live_token(conn, "t.token_hash = ?1", &digest[..], now))
+    }
+
+    /// Like [`Store::token_owner`], by the token's id: whether a token someone signed in with
+    /// still works, and for whom (a connection that outlives its token's revocation is closed).
+    pub fn live_token(&self, token_id: i64, now: Timestamp) -> Result<Option<TokenOwner>> {
+        self.read(|conn| live_token(conn, "t.id = ?1", token_id, now))
     }
 
     /// Tokens of one user, or of everyone.
@@ -288,4 +275,29 @@ fn keep_an_admin(tx: &rusqlite::Connection) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The owner of the token `which` picks (with `key` as `?1`), if it is neither revoked nor expired.
+fn live_token(
+    conn: &rusqlite::Connection,
+    which: &str,
+    key: impl rusqlite::ToSql,
+    now: Timestamp,
+) -> Result<Option<TokenOwner>> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT u.id, u.username, u.role, u.created_ms, u.site_id, t.id, t.expires_ms FROM api_tokens t
+             JOIN users u ON u.id = t.user_id WHERE {which} AND t.revoked_ms IS NULL
+             AND (t.expires_ms IS NULL OR t.expires_ms > ?2)"
+        ))?
+        .query_row(params![key, to_ms(now)], |row| {
+            Ok((user_row(row)?, row.get::<_, i64>(5)?, row.get::<_, Option<i64>>(6)?))
+        })
+        .optional()?;
+    match found {
+        None => Ok(None),
+        Some((user, token_id, expires_ms)) => {
+            Ok(Some(TokenOwner { user: user?, token_id, expires: expires_ms.map(from_ms).transpose()? }))
+        }
+    }
 }

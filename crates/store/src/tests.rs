@@ -348,8 +348,10 @@ fn tokens_authenticate_until_revoked() {
     let digest = [7u8; 32];
     let token = store.create_token(user.id, "cli", &digest, "mf_abc", NOW).unwrap();
     assert_eq!(store.token_owner(&digest, NOW).unwrap().unwrap().user, user);
+    assert_eq!(store.live_token(token.id, NOW).unwrap().unwrap().user, user);
     store.revoke_token(token.id, Some(user.id), NOW).unwrap();
     assert!(store.token_owner(&digest, NOW).unwrap().is_none());
+    assert!(store.live_token(token.id, NOW).unwrap().is_none());
     assert_eq!(store.tokens(Some(user.id)).unwrap()[0].revoked_at, Some(NOW));
 }
 

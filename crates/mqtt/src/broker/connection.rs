@@ -133,7 +133,12 @@ pub(crate) async fn serve<H: Hooks>(
     let (data_tx, data_rx) = mpsc::channel(router.config.subscriber_queue_capacity);
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE_CAPACITY);
     let sink = Sink::Network { queue: data_tx, kick: kick.clone() };
-    router.connect(key, &connect.client_id, sink.clone());
+    if !router.connect(key, &connect.client_id, &identity, sink.clone()) {
+        router.counters.incr(Counter::AuthFailures);
+        tracing::debug!(%peer, client_id = %connect.client_id, %identity, "mqtt client id held by another identity");
+        refuse(&mut write_half, ConnectReturnCode::IdentifierRejected).await;
+        return;
+    }
     let accepted = ConnAck { session_present: false, code: ConnectReturnCode::Accepted };
     // Cannot fail: the queue is new and empty.
     let _ = control_tx.try_send(Control::Send(Packet::ConnAck(accepted)));

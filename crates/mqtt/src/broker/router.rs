@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::counters::{Counter, Counters};
 use super::subscriptions::{SubscriberKey, Subscriptions};
-use super::{BrokerConfig, Message};
+use super::{BrokerConfig, Identity, Message};
 use crate::codec::QoS;
 
 /// Why the broker closes a connection from outside its own task.
@@ -24,6 +24,9 @@ pub(crate) enum Kick {
     SlowSubscriber,
     /// Writing to its socket failed; the will is published.
     WriteFailed,
+    /// The application withdrew its permission (`BrokerHandle::disconnect_where`); the will is
+    /// published.
+    Revoked,
 }
 
 /// A message on its way to a network subscriber, with the QoS and retain flag for that delivery.
@@ -45,6 +48,8 @@ pub(crate) enum Sink {
 struct Subscriber {
     sink: Sink,
     filters: HashSet<String>,
+    /// Who is connected (network subscribers only).
+    identity: Option<Identity>,
 }
 
 #[derive(Debug, Default)]
@@ -87,16 +92,58 @@ impl Router {
     }
 
     /// Registers a connection under its client id, kicking out (takeover) any connection holding
-    /// the same id.
-    pub(crate) fn connect(&self, key: SubscriberKey, client_id: &str, sink: Sink) {
+    /// the same id — if that one has the same identity. Another identity may not take a client id
+    /// over (one device could knock another offline): then nothing is registered and the answer is
+    /// false.
+    pub(crate) fn connect(
+        &self,
+        key: SubscriberKey,
+        client_id: &str,
+        identity: &Identity,
+        sink: Sink,
+    ) -> bool {
         let mut state = self.lock();
-        if let Some(old_key) = state.clients.insert(client_id.to_owned(), key)
-            && let Some(Subscriber { sink: Sink::Network { kick, .. }, .. }) = state.subscribers.get(&old_key)
+        if let Some(old_key) = state.clients.get(client_id)
+            && let Some(old) = state.subscribers.get(old_key)
         {
-            kick.send_replace(Some(Kick::Takeover));
-            self.counters.incr(Counter::Takeovers);
+            if old.identity.as_ref() != Some(identity) {
+                return false;
+            }
+            if let Sink::Network { kick, .. } = &old.sink {
+                kick.send_replace(Some(Kick::Takeover));
+                self.counters.incr(Counter::Takeovers);
+            }
         }
-        state.subscribers.insert(key, Subscriber { sink, filters: HashSet::new() });
+        state.clients.insert(client_id.to_owned(), key);
+        state
+            .subscribers
+            .insert(key, Subscriber { sink, filters: HashSet::new(), identity: Some(identity.clone()) });
+        true
+    }
+
+    /// The identities of the open connections, each once.
+    pub(crate) fn identities(&self) -> Vec<Identity> {
+        let state = self.lock();
+        let mut identities: Vec<Identity> =
+            state.subscribers.values().filter_map(|s| s.identity.clone()).collect();
+        identities.sort_unstable();
+        identities.dedup();
+        identities
+    }
+
+    /// Closes every connection whose identity `revoked` picks; returns how many.
+    pub(crate) fn kick_where(&self, revoked: impl Fn(&Identity) -> bool) -> usize {
+        let state = self.lock();
+        let mut kicked = 0;
+        for subscriber in state.subscribers.values() {
+            if let (Some(identity), Sink::Network { kick, .. }) = (&subscriber.identity, &subscriber.sink)
+                && revoked(identity)
+            {
+                kick.send_replace(Some(Kick::Revoked));
+                kicked += 1;
+            }
+        }
+        kicked
     }
 
     /// Removes a subscriber and its subscriptions (and, for a connection, its client id if it still
@@ -137,9 +184,10 @@ impl Router {
     /// Registers an in-process subscriber with one filter; returns its key and retained matches.
     pub(crate) fn subscribe_in_process(&self, filter: &str, queue: mpsc::Sender<Message>) -> Vec<Message> {
         let key = self.next_key();
-        self.lock()
-            .subscribers
-            .insert(key, Subscriber { sink: Sink::InProcess(queue), filters: HashSet::new() });
+        self.lock().subscribers.insert(
+            key,
+            Subscriber { sink: Sink::InProcess(queue), filters: HashSet::new(), identity: None },
+        );
         self.subscribe(key, filter, QoS::AtLeastOnce)
     }
 

@@ -262,6 +262,38 @@ async fn a_second_connection_with_the_same_client_id_takes_over() {
     assert_eq!(broker.counters().get(Counter::Takeovers), 1);
     second.publish("site/a/ok", b"1".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
     assert!(wills.try_recv().is_err(), "no will on takeover");
+    // Another identity may not take the id: refused, and the device stays connected.
+    let intruder = Client::connect(addr, options("machine-7", "viewer")).await.unwrap_err();
+    assert!(
+        matches!(intruder, Error::ConnectionRefused(ConnectReturnCode::IdentifierRejected)),
+        "{intruder}"
+    );
+    second.publish("site/a/ok", b"2".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
+    assert!(!second.is_closed());
+    assert_eq!(broker.counters().get(Counter::Takeovers), 1);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_whose_permission_is_withdrawn_are_closed_with_their_will() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    let mut wills = broker.subscribe("site/a/death").unwrap();
+    let mut device_options = options("dev-a-1", "dev-a");
+    device_options.will = Some(LastWill {
+        topic: "site/a/death".into(),
+        payload: b"gone".to_vec(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    });
+    let device = Client::connect(addr, device_options).await.unwrap();
+    let viewer = Client::connect(addr, options("viewer-1", "viewer")).await.unwrap();
+    assert_eq!(broker.connected_identities(), [Identity::new("device site=a"), Identity::new("viewer")]);
+    assert_eq!(broker.disconnect_where(|identity| identity.as_str() == "device site=a"), 1);
+    wait_for("the device to be disconnected", || device.is_closed()).await;
+    assert_eq!(&*recv(&mut wills).await.payload, b"gone");
+    assert!(!viewer.is_closed());
+    wait_for("the device to be forgotten", || broker.connected_identities() == [Identity::new("viewer")])
+        .await;
     broker.shutdown().await;
 }
 

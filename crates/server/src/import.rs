@@ -80,7 +80,20 @@ fn row_error(line: u64, problem: FieldError) -> RowError {
 }
 
 fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(csv);
+    // Windows line endings: the reader takes "\r\n" as two line ends when it numbers lines, so
+    // every error would name the line above the bad one.
+    let csv: std::borrow::Cow<'_, [u8]> = if csv.windows(2).any(|pair| pair == b"\r\n") {
+        let mut unix = Vec::with_capacity(csv.len());
+        for (index, byte) in csv.iter().enumerate() {
+            if !(*byte == b'\r' && csv.get(index + 1) == Some(&b'\n')) {
+                unix.push(*byte);
+            }
+        }
+        unix.into()
+    } else {
+        csv.into()
+    };
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(&*csv);
     let header_error =
         |message: String| Parse::Rows(vec![RowError { line: 1, column: "header".into(), message }]);
     let headers = reader.headers().map_err(|e| header_error(e.to_string()))?.clone();

@@ -559,6 +559,14 @@ async fn csv_import_is_all_or_nothing_and_reports_lines() {
         reply.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["line 3.variant", "line 4.quantity", "line 4.due"]);
     assert_eq!(h.order_count(), before);
+    // The same file as Windows writes it names the same lines.
+    let windows = bad.replace('\n', "\r\n");
+    let reply = h
+        .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", windows.into_bytes())))
+        .await;
+    let fields: Vec<&str> =
+        reply.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["line 3.variant", "line 4.quantity", "line 4.due"]);
     let good = "number,customer,variant,quantity,due,priority\n\
                 CSV-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,3\n\
                 CSV-2,\"Lam & Sons, Ltd\",iot-enclosure-s-grey,200,2026-12-03T18:00:00+08:00,\n";

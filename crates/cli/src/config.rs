@@ -117,6 +117,15 @@ impl FileConfig {
         if let Err(error) = planning.reoptimise_minutes() {
             anyhow::bail!("[planning] reoptimise_at: {error}");
         }
+        for (key, days) in
+            [("raw_days", self.retention.raw_days), ("rollup_days", self.retention.rollup_days)]
+        {
+            if days == 0 {
+                anyhow::bail!(
+                    "[retention] {key} must be at least 1 (0 would delete every reading at start), found 0"
+                );
+            }
+        }
         if self.retention.plan_days == 0 {
             anyhow::bail!(
                 "[retention] plan_days must be at least 1 (the active plan is always kept), found 0"
@@ -309,6 +318,10 @@ mod tests {
             "[planning] deviation_minutes must be at most 10080 (a week), found 20000"
         );
         assert!(error("[retention]\nplan_days = 0").starts_with("[retention] plan_days must be at least 1"));
+        assert!(error("[retention]\nraw_days = 0").starts_with("[retention] raw_days must be at least 1"));
+        assert!(
+            error("[retention]\nrollup_days = 0").starts_with("[retention] rollup_days must be at least 1")
+        );
         assert_eq!(
             error("[planning]\nrush_priority = 11"),
             "[planning] rush_priority must be from 0 (off) to 10, found 11"

@@ -177,6 +177,7 @@ fn main() -> anyhow::Result<()> {
 fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
     let filter =
         std::env::var("RUST_LOG").ok().or_else(|| config.log.clone()).unwrap_or_else(|| "info".into());
+    check_log_filter(&filter).with_context(|| format!("invalid log filter {filter:?}"))?;
     let targets: Targets = filter.parse().with_context(|| format!("invalid log filter {filter:?}"))?;
     tracing_subscriber::registry()
         .with(
@@ -187,6 +188,22 @@ fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
         .with(targets)
         .try_init()
         .context("cannot set up logging")
+}
+
+/// A filter is levels (`info`) and `target=level` pairs. A bare word that is not a level would
+/// be read as a target to log at every level, with everything else off: a typo such as
+/// `verbose` would silence the whole log, warnings included.
+fn check_log_filter(filter: &str) -> anyhow::Result<()> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive.split_once('=').map_or(directive, |(_, level)| level.trim());
+        if !LEVELS.iter().any(|known| known.eq_ignore_ascii_case(level)) {
+            bail!(
+                "{level:?} is not a level (trace, debug, info, warn, error or off); name a target as target=level"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn open_store(

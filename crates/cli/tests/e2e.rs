@@ -198,6 +198,28 @@ fn a_bad_config_file_is_a_clear_error() {
     let stderr =
         failure(Command::new(env!("CARGO_BIN_EXE_microfactory")).args(["serve", "--config"]).arg(&path));
     assert!(stderr.contains("invalid config file") && stderr.contains("colour"), "{stderr}");
+    // A log filter that is no level would silence the log; it is refused instead.
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\nlog = \"verbose\"\n").unwrap();
+    let data = dir.0.join("data");
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["serve", "--no-mqtt", "--config"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("RUST_LOG"),
+    );
+    assert!(
+        stderr.contains("invalid log filter") && stderr.contains("\"verbose\" is not a level"),
+        "{stderr}"
+    );
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["serve", "--no-mqtt", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("RUST_LOG", "server=debugg"),
+    );
+    assert!(stderr.contains("\"debugg\" is not a level"), "{stderr}");
 }
 
 #[test]

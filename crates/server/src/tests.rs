@@ -561,9 +561,8 @@ async fn csv_import_is_all_or_nothing_and_reports_lines() {
     assert_eq!(h.order_count(), before);
     // The same file as Windows writes it names the same lines.
     let windows = bad.replace('\n', "\r\n");
-    let reply = h
-        .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", windows.into_bytes())))
-        .await;
+    let reply =
+        h.send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", windows.into_bytes()))).await;
     let fields: Vec<&str> =
         reply.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["line 3.variant", "line 4.quantity", "line 4.due"]);

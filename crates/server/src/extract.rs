@@ -47,6 +47,9 @@ pub(crate) async fn read_body(request: Request, state: &AppState) -> Result<Byte
 
 /// Decodes JSON, naming the path of the first offending field on failure.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // No body at all reads as an empty object: a request whose fields are all optional needs
+    // none, and one with required fields names the first missing one.
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { bytes };
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(ObjectsOnly(&mut deserializer)).map_err(|error| {
         let path = error.path().to_string();
@@ -56,10 +59,11 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let field = match message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
             Some(missing) if path == "." => missing.to_string(),
             Some(missing) => format!("{path}.{missing}"),
-            None if path == "." => "body".to_string(),
+            // "?": a syntax error, where no field is known.
+            None if path == "." || path == "?" => "body".to_string(),
             None => path,
         };
-        ApiError::bad_request(field, strip_position(&message))
+        ApiError::bad_request(field, plain_message(&strip_position(&message)))
     })?;
     deserializer.end().map_err(|e| ApiError::bad_request("body", strip_position(&e.to_string())))?;
     Ok(value)
@@ -95,6 +99,25 @@ fn strip_position(message: &str) -> String {
     message.split(" at line ").next().unwrap_or(message).to_string()
 }
 
+/// What the person who sent a bad value needs to know, instead of a parser's inner words.
+fn plain_message(message: &str) -> String {
+    // The time crate's words for a malformed RFC 3339 time ("the 'separator' component could not
+    // be parsed" for a date without a time).
+    const TIME: [&str; 4] = [
+        "component could not be parsed",
+        "component is out of range",
+        "unexpected trailing characters",
+        "a character literal was not valid",
+    ];
+    if TIME.iter().any(|words| message.contains(words)) {
+        return "must be an RFC 3339 time with its UTC offset, e.g. 2026-12-01T18:00:00+08:00".into();
+    }
+    if message == "invalid digit found in string" {
+        return "must be a whole number".into();
+    }
+    message.to_string()
+}
+
 /// Query parameters decoded into `T`; unknown or malformed parameters give a 400 naming them.
 pub struct QueryParams<T>(pub T);
 
@@ -109,7 +132,7 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for QueryParams<T> {
             let message = error.into_inner().to_string();
             let field =
                 if path == "." { message.split('`').nth(1).unwrap_or("query").to_string() } else { path };
-            ApiError::bad_request(field, message)
+            ApiError::bad_request(field, plain_message(&message))
         })
     }
 }

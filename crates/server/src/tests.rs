@@ -265,6 +265,33 @@ async fn invalid_orders_name_the_field_and_change_nothing() {
         .send("POST", "/api/v1/orders", Some(ADMIN), Some(("application/json", b"{\"number\":".to_vec())))
         .await;
     assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    // Messages speak to the sender, not of the parser: a date without its time, a syntax error.
+    for due in ["2026-12-10", "2026-12-10T18:00:00"] {
+        let reply = h.post_json("/api/v1/orders", ADMIN, &with("due", json!(due))).await;
+        assert_eq!(
+            reply.json["detail"],
+            "due: must be an RFC 3339 time with its UTC offset, e.g. 2026-12-01T18:00:00+08:00",
+            "{due}: {}",
+            reply.text
+        );
+    }
+    let trailing = h
+        .send(
+            "POST",
+            "/api/v1/orders",
+            Some(ADMIN),
+            Some(("application/json", b"{\"number\": \"x\",}".to_vec())),
+        )
+        .await;
+    assert_eq!(
+        (trailing.status, &trailing.json["field"]),
+        (StatusCode::BAD_REQUEST, &json!("body")),
+        "{}",
+        trailing.text
+    );
+    // No body at all is an empty object: the first missing field is named.
+    let empty = h.send("POST", "/api/v1/orders", Some(ADMIN), Some(("application/json", Vec::new()))).await;
+    assert_eq!(empty.json["field"], "number", "{}", empty.text);
     let huge = vec![b' '; 10 * 1024 * 1024];
     let reply = h.send("POST", "/api/v1/orders", Some(ADMIN), Some(("application/json", huge))).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text);

@@ -206,17 +206,33 @@ fn check_log_filter(filter: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a command may start a new store where there is none: `serve` and `demo` do; the
+/// commands that work on a factory's data (`orders import`, `sim`) refuse, so a mistyped
+/// `--data-dir` is an error rather than a new, empty factory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NewStore {
+    Create,
+    Refuse,
+}
+
 fn open_store(
     common: &CommonArgs,
     config: &FileConfig,
     default_dir: &str,
+    new: NewStore,
 ) -> anyhow::Result<(Store, PathBuf)> {
     let dir =
         common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| default_dir.into());
+    let path = dir.join(DATABASE_FILE);
+    if new == NewStore::Refuse && !path.exists() {
+        bail!(
+            "no microfactory data in {} (check --data-dir, or start `microfactory serve` there first)",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let durability = config.store.durability.map(Into::into).unwrap_or_default();
-    let path = dir.join(DATABASE_FILE);
     let store = Store::open(&path, durability)
         .with_context(|| format!("cannot open the store at {}", path.display()))?;
     Ok((store, dir))
@@ -256,7 +272,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     // admin's password is never created by a start that then fails before showing it.
     let (listener, mqtt_listener) = bind_listeners(listen, &mqtt, demo)?;
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
-    let (store, dir) = open_store(&args.common, &config, default_dir)?;
+    let (store, dir) = open_store(&args.common, &config, default_dir, NewStore::Create)?;
     let wall: Arc<dyn Clock> = Arc::new(SystemClock);
     let (clock, clock_speed) =
         if demo { demo_clock(&store, &wall, &sim, run_sim)? } else { (wall.clone(), 1.0) };
@@ -427,7 +443,7 @@ fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     let config = FileConfig::load(common.config.as_deref())?;
     init_logging(&config)?;
     let csv = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (store, _) = open_store(common, &config, "microfactory-data")?;
+    let (store, _) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
     match import_csv(&store, &csv, SystemClock.now()) {
         ImportOutcome::Imported(orders) => {
             println!("imported {} orders from {}", orders.len(), file.display());
@@ -451,7 +467,7 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
     if !range.contains(&args.speed) {
         bail!("--speed must be from {} to {}", range.start(), range.end());
     }
-    let (store, _) = open_store(&args.common, &config, "microfactory-data")?;
+    let (store, _) = open_store(&args.common, &config, "microfactory-data", NewStore::Refuse)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sites = store.sites(store::PageRequest { after: None, limit: 1000 })?.items;
     let sites: Vec<_> =

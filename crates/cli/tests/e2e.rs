@@ -145,6 +145,17 @@ fn orders_import_reports_bad_lines_and_imports_good_files_whole() {
     );
     assert!(stderr.contains("line 3, quantity"), "{stderr}");
     assert!(stderr.contains("nothing was imported"), "{stderr}");
+    // A mistyped data directory is an error, not a new empty factory.
+    let typo = dir.0.join("no-such-dir");
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["orders", "import"])
+            .arg(&bad)
+            .arg("--data-dir")
+            .arg(&typo),
+    );
+    assert!(stderr.contains("no microfactory data in"), "{stderr}");
+    assert!(!typo.exists(), "{} was created", typo.display());
 
     let good = dir.0.join("good.csv");
     std::fs::write(

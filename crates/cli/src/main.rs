@@ -27,6 +27,9 @@ use crate::config::FileConfig;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Name of the database file inside the data directory.
 const DATABASE_FILE: &str = "microfactory.db";
+/// Written by `demo` beside its database: that data keeps the demo's fast factory clock and its
+/// simulated machines, and `serve` refuses it.
+const DEMO_MARKER: &str = "DEMO";
 /// Environment variable whose value becomes the first admin API token on a new store.
 const BOOTSTRAP_TOKEN_VAR: &str = "MICROFACTORY_BOOTSTRAP_TOKEN";
 
@@ -274,6 +277,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
     let (store, dir) = open_store(&args.common, &config, default_dir, NewStore::Create)?;
     let wall: Arc<dyn Clock> = Arc::new(SystemClock);
+    keep_demo_apart(&store, &dir, demo, wall.now())?;
     let (clock, clock_speed) =
         if demo { demo_clock(&store, &wall, &sim, run_sim)? } else { (wall.clone(), 1.0) };
     let now = clock.now();
@@ -325,6 +329,40 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Keeps the demo's data and a factory's own apart: the demo's clock runs fast and its simulated
+/// machines publish, so `serve` refuses a directory the demo wrote, and `demo` refuses one that
+/// holds a factory's data. A demo directory from before the marker is known by its clock having
+/// run ahead of real time.
+fn keep_demo_apart(store: &Store, dir: &Path, demo: bool, now: time::OffsetDateTime) -> anyhow::Result<()> {
+    let marker = dir.join(DEMO_MARKER);
+    if !demo {
+        if marker.exists() {
+            bail!(
+                "{} holds the demo's data (its factory clock runs fast); serve a data directory of your own",
+                dir.display()
+            );
+        }
+        return Ok(());
+    }
+    if !marker.exists() {
+        let empty = store.count_users().context("cannot read the store")? == 0;
+        let ran_ahead = store
+            .latest_recorded_at()
+            .context("cannot read the store")?
+            .is_some_and(|latest| latest > now + time::Duration::HOUR);
+        if !empty && !ran_ahead {
+            bail!(
+                "{} holds a factory's own data; the demo would run its fast clock and simulated machines \
+                 on it. Give the demo a directory of its own (--data-dir)",
+                dir.display()
+            );
+        }
+        std::fs::write(&marker, "This directory holds the data of `microfactory demo`.\n")
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    Ok(())
 }
 
 /// Takes the HTTP port and, with the embedded broker, the MQTT port. Where another broker (say

@@ -127,7 +127,7 @@ fn every_acknowledged_mqtt_reading_survives_kill_9() {
     });
     assert!(acked.len() >= 400, "only {} readings were acknowledged", acked.len());
 
-    let server = start("serve", &dir.0);
+    let server = start("demo", &dir.0);
     let stored = stored_readings(server.address, base_ms);
     assert_all_stored(&acked, &stored);
     eprintln!(
@@ -167,7 +167,7 @@ fn every_reading_an_external_broker_acknowledged_survives_kill_9_of_the_platform
     let acked = acknowledged.lock().unwrap().clone();
     assert!(acked.len() >= 2_000, "only {} readings were acknowledged", acked.len());
 
-    let server = start_with("serve", &dir.0, &external);
+    let server = start_with("demo", &dir.0, &external);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut stored = stored_readings(server.address, base_ms);
     while !missing(&acked, &stored).is_empty() && Instant::now() < deadline {

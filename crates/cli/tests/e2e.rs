@@ -111,7 +111,7 @@ fn every_acknowledged_order_survives_kill_9_exactly_once() {
     assert!(acknowledged.len() >= ORDERS / 4, "only {} orders were acknowledged", acknowledged.len());
     assert!(acknowledged.len() < ORDERS, "the kill came after every order was done; the test proved nothing");
 
-    let server = start("serve", &dir.0);
+    let server = start("demo", &dir.0);
     let stored = all_order_numbers(server.address);
     for number in &acknowledged {
         let copies = stored.iter().filter(|n| *n == number).count();
@@ -174,7 +174,7 @@ fn orders_import_reports_bad_lines_and_imports_good_files_whole() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("imported 2 orders"));
-    let server = start("serve", &dir.0);
+    let server = start("demo", &dir.0);
     let numbers = all_order_numbers(server.address);
     assert!(numbers.contains(&"IMP-1".to_string()) && numbers.contains(&"IMP-2".to_string()));
 }
@@ -267,6 +267,28 @@ fn a_port_in_use_fails_before_the_first_admin_is_created() {
         // Nothing was created, so the next start is a first start that shows the admin's password.
         assert!(!data.exists(), "a failed start left {} behind", data.display());
     }
+}
+
+#[test]
+fn the_demo_and_a_factory_keep_their_data_apart() {
+    let dir = TempDir::new("apart");
+    let (factory, demo) = (dir.0.join("factory"), dir.0.join("demo"));
+    for (command, data) in [("serve", &factory), ("demo", &demo)] {
+        let mut server = start(command, data);
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+    }
+    let run = |command: &str, data: &std::path::Path| {
+        failure(
+            Command::new(env!("CARGO_BIN_EXE_microfactory"))
+                .args([command, "--no-mqtt", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(data),
+        )
+    };
+    let stderr = run("demo", &factory);
+    assert!(stderr.contains("holds a factory's own data"), "{stderr}");
+    let stderr = run("serve", &demo);
+    assert!(stderr.contains("holds the demo's data"), "{stderr}");
 }
 
 #[test]

@@ -115,7 +115,9 @@ impl Kpis {
 /// Computes the KPIs of one machine over `[from_ms, to_ms)`.
 ///
 /// `states` may be unsorted and may extend past the period; time not covered by any span counts
-/// as `offline`. `utc_offset_minutes` is the site's offset, in which the calendar is written.
+/// as `offline`. `utc_offset_minutes` is the site's offset, in which the calendar is written. A
+/// calendar without shifts plans the whole period, as the planner reads it: a new site works
+/// around the clock until its shifts are entered.
 pub fn compute(
     calendar: &Calendar,
     utc_offset_minutes: i32,
@@ -124,7 +126,11 @@ pub fn compute(
     states: &[StateSpan],
     production: &[ProductionRecord],
 ) -> Kpis {
-    let shifts = shift_spans(calendar, utc_offset_minutes, from_ms, to_ms);
+    let shifts = if calendar.shifts.is_empty() {
+        vec![(from_ms, to_ms)]
+    } else {
+        shift_spans(calendar, utc_offset_minutes, from_ms, to_ms)
+    };
     let mut sorted: Vec<&StateSpan> = states.iter().collect();
     sorted.sort_by_key(|s| s.start_ms);
     let planned_stops: Vec<Span> = sorted

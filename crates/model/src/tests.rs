@@ -208,6 +208,28 @@ mod oee_tests {
     }
 
     #[test]
+    fn a_site_without_shifts_works_around_the_clock() {
+        // As the planner reads an empty calendar: the whole period is planned, so a new site's
+        // output counts before anyone enters its shifts, nights and Sundays included.
+        let from = datetime!(2026-12-06 00:00 +08:00); // a Sunday
+        let to = from + time::Duration::hours(24);
+        let states = vec![span(from, from + time::Duration::hours(20), MachineState::Running, None)];
+        let unit = ProductionRecord {
+            machine: MachineId(1),
+            at: from + time::Duration::hours(3),
+            operation: None,
+            good: 38,
+            scrap: 2,
+            ideal_unit_seconds: 60.0,
+        };
+        let empty = Calendar { shifts: vec![], holidays: vec![] };
+        let kpis = compute(&empty, 480, ms(from), ms(to), &states, &[unit]);
+        assert_eq!(kpis.planned_busy_seconds, 24.0 * 3600.0);
+        assert_eq!(kpis.availability, Some(20.0 / 24.0));
+        assert_eq!((kpis.produced, kpis.good), (40, 38));
+    }
+
+    #[test]
     fn units_reported_just_after_the_period_began_count_only_their_time_inside_it() {
         // Wednesday's day shift from 08:00; the machine ran from 07:56. At 08:02 it reports a unit
         // of 228 s ideal time, most of it made before the period: 120 s of it count, against

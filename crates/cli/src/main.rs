@@ -143,7 +143,8 @@ struct ServeArgs {
 #[derive(Debug, Subcommand)]
 enum OrdersCommand {
     /// Import orders from a CSV file straight into the store, all or nothing. Columns: number,
-    /// customer, variant (code), quantity, due (RFC 3339), optional priority (1-10).
+    /// customer, variant (code), quantity, due (RFC 3339), optional priority (1-10) and
+    /// material_ready (RFC 3339).
     Import {
         /// The CSV file, with a header row.
         file: PathBuf,
@@ -260,6 +261,9 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     }
     if args.no_mqtt {
         mqtt.enabled = false;
+    }
+    if !demo && (args.sim_speed.is_some() || args.no_sim) {
+        bail!("--sim-speed and --no-sim are for `microfactory demo` only");
     }
     let mut sim = config.sim.clone();
     if let Some(speed) = args.sim_speed {

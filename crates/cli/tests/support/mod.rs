@@ -52,7 +52,7 @@ fn free_port() -> u16 {
 /// Starts `microfactory <command>` on free ports over `data_dir`, without the simulated factory,
 /// and waits until it is healthy.
 pub fn start(command: &str, data_dir: &Path) -> Server {
-    start_with(command, data_dir, &["--no-sim"])
+    start_with(command, data_dir, if command == "demo" { &["--no-sim"] } else { &[] })
 }
 
 /// Like [`start`], with extra arguments.

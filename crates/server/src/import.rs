@@ -96,7 +96,13 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(&*csv);
     let header_error =
         |message: String| Parse::Rows(vec![RowError { line: 1, column: "header".into(), message }]);
-    let headers = reader.headers().map_err(|e| header_error(e.to_string()))?.clone();
+    let headers = reader.headers().map_err(|e| header_error(csv_message(&e)))?.clone();
+    if headers.len() == 1 && headers.get(0).is_some_and(|name| name.contains(';') || name.contains('\t')) {
+        return Err(header_error(
+            "the columns must be separated by commas; this file uses semicolons or tabs (save it as \"CSV UTF-8\")"
+                .into(),
+        ));
+    }
     let mut columns = HashMap::new();
     for (index, name) in headers.iter().enumerate() {
         let name = name.to_ascii_lowercase();
@@ -126,7 +132,7 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
             Ok(record) => record,
             Err(error) => {
                 let line = error.position().map_or(0, |p| p.line());
-                errors.push(RowError { line, column: "row".into(), message: error.to_string() });
+                errors.push(RowError { line, column: "row".into(), message: csv_message(&error) });
                 bad_rows += 1;
                 continue;
             }
@@ -214,4 +220,15 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
         });
     }
     Err(Parse::Rows(errors))
+}
+
+/// A CSV reader's error in the words of someone fixing the file.
+fn csv_message(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8 text; save it as \"CSV UTF-8\"".into(),
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("has {len} fields where the header has {expected_len} (a missing or extra comma?)")
+        }
+        _ => error.to_string(),
+    }
 }

@@ -237,7 +237,14 @@ impl Store {
                 "UPDATE api_tokens SET revoked_ms = ?3 WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND revoked_ms IS NULL",
                 params![id, owner.map(|u| u.0), to_ms(now)],
             )?;
-            touched(changed, "token", id)
+            // Revoking a revoked token again is done already, as a repeated DELETE should be.
+            let revoked_before = changed == 0
+                && tx
+                    .prepare_cached(
+                        "SELECT 1 FROM api_tokens WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND revoked_ms IS NOT NULL",
+                    )?
+                    .exists(params![id, owner.map(|u| u.0)])?;
+            touched(if revoked_before { 1 } else { changed }, "token", id)
         })
     }
 }

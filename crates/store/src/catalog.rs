@@ -7,7 +7,7 @@ use model::{
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::{Page, PageRequest, Result, Store, StoreError, constraint, page, require, touched};
+use crate::{Page, PageRequest, Result, Store, StoreError, constraint, delete_row, page, require, touched};
 
 impl Store {
     /// Creates a material.
@@ -39,13 +39,7 @@ impl Store {
 
     /// Deletes a material no bill of materials uses.
     pub fn delete_material(&self, id: MaterialId) -> Result<()> {
-        self.write(|tx| {
-            touched(
-                tx.execute("DELETE FROM materials WHERE id = ?1", [id.0]).map_err(constraint)?,
-                "material",
-                id.0,
-            )
-        })
+        self.write(|tx| delete_row(tx, "materials", "material", id.0))
     }
 
     /// One material.
@@ -97,13 +91,7 @@ impl Store {
 
     /// Deletes a product without variants.
     pub fn delete_product(&self, id: ProductId) -> Result<()> {
-        self.write(|tx| {
-            touched(
-                tx.execute("DELETE FROM products WHERE id = ?1", [id.0]).map_err(constraint)?,
-                "product",
-                id.0,
-            )
-        })
+        self.write(|tx| delete_row(tx, "products", "product", id.0))
     }
 
     /// One product.
@@ -163,13 +151,7 @@ impl Store {
 
     /// Deletes a variant no order refers to.
     pub fn delete_variant(&self, id: VariantId) -> Result<()> {
-        self.write(|tx| {
-            touched(
-                tx.execute("DELETE FROM variants WHERE id = ?1", [id.0]).map_err(constraint)?,
-                "variant",
-                id.0,
-            )
-        })
+        self.write(|tx| delete_row(tx, "variants", "variant", id.0))
     }
 
     /// One variant with its bill of materials.
@@ -241,13 +223,7 @@ impl Store {
 
     /// Deletes a routing no variant uses.
     pub fn delete_routing(&self, id: RoutingId) -> Result<()> {
-        self.write(|tx| {
-            touched(
-                tx.execute("DELETE FROM routings WHERE id = ?1", [id.0]).map_err(constraint)?,
-                "routing",
-                id.0,
-            )
-        })
+        self.write(|tx| delete_row(tx, "routings", "routing", id.0))
     }
 
     /// One routing with its steps.

@@ -6,7 +6,7 @@ use model::{
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::{Page, PageRequest, Result, Store, StoreError, constraint, page, require, touched};
+use crate::{Page, PageRequest, Result, Store, StoreError, constraint, delete_row, page, require, touched};
 
 impl Store {
     /// Creates a site with an empty calendar.
@@ -37,9 +37,7 @@ impl Store {
 
     /// Deletes a site that no line or machine refers to any more.
     pub fn delete_site(&self, id: SiteId) -> Result<()> {
-        self.write(|tx| {
-            touched(tx.execute("DELETE FROM sites WHERE id = ?1", [id.0]).map_err(constraint)?, "site", id.0)
-        })
+        self.write(|tx| delete_row(tx, "sites", "site", id.0))
     }
 
     /// One site.
@@ -136,9 +134,7 @@ impl Store {
 
     /// Deletes a line no machine stands in.
     pub fn delete_line(&self, id: LineId) -> Result<()> {
-        self.write(|tx| {
-            touched(tx.execute("DELETE FROM lines WHERE id = ?1", [id.0]).map_err(constraint)?, "line", id.0)
-        })
+        self.write(|tx| delete_row(tx, "lines", "line", id.0))
     }
 
     /// One line.
@@ -218,13 +214,7 @@ impl Store {
     /// Deletes a machine no routing or order refers to.
     pub fn delete_machine(&self, id: MachineId) -> Result<()> {
         crate::lock(&self.inner.series).clear();
-        self.write(|tx| {
-            touched(
-                tx.execute("DELETE FROM machines WHERE id = ?1", [id.0]).map_err(constraint)?,
-                "machine",
-                id.0,
-            )
-        })
+        self.write(|tx| delete_row(tx, "machines", "machine", id.0))
     }
 
     /// One machine.

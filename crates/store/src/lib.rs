@@ -273,6 +273,80 @@ fn constraint(error: rusqlite::Error) -> StoreError {
     StoreError::Database(error)
 }
 
+/// Deletes the row `id` of `table`; one still in use is a conflict that says what uses it
+/// ("still used by 3 orders and 1 routing step") rather than only that something does.
+fn delete_row(tx: &Connection, table: &'static str, entity: &'static str, id: i64) -> Result<()> {
+    match tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [id]) {
+        Ok(changed) => touched(changed, entity, id),
+        Err(rusqlite::Error::SqliteFailure(e, Some(message)))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation && message.contains("FOREIGN KEY") =>
+        {
+            let users = referrers(tx, table, id)?;
+            let message = if users.is_empty() {
+                format!("the {entity} is still in use")
+            } else {
+                let named: Vec<String> =
+                    users.iter().map(|(what, count)| count_words(*count, what)).collect();
+                format!("the {entity} is still used by {}; remove or change those first", named.join(", "))
+            };
+            Err(StoreError::Conflict { field: None, message })
+        }
+        Err(error) => Err(constraint(error)),
+    }
+}
+
+/// The rows that keep row `id` of `table` from being deleted, by what they are: every single-column
+/// foreign key to `table` whose deletion rule is neither cascade nor set null.
+fn referrers(tx: &Connection, table: &str, id: i64) -> Result<Vec<(String, u64)>> {
+    let tables: Vec<String> = tx
+        .prepare_cached(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut found = Vec::new();
+    for child in tables {
+        // (id, seq, parent table, from column, on delete) of each key column.
+        let keys: Vec<(i64, i64, String, String, String)> = tx
+            .prepare(&format!(
+                "SELECT id, seq, \"table\", \"from\", on_delete FROM pragma_foreign_key_list('{child}')"
+            ))?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (key, _, parent, column, on_delete) in &keys {
+            let single = keys.iter().filter(|k| k.0 == *key).count() == 1;
+            if parent != table || !single || matches!(on_delete.as_str(), "CASCADE" | "SET NULL") {
+                continue;
+            }
+            let count: u64 =
+                tx.query_row(&format!("SELECT count(*) FROM {child} WHERE {column} = ?1"), [id], |row| {
+                    row.get(0)
+                })?;
+            if count > 0 {
+                found.push((child.clone(), count));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// "1 order", "3 routing steps": a table's rows in words.
+fn count_words(count: u64, table: &str) -> String {
+    let (one, many) = match table {
+        "routing_step_machines" => ("routing step", "routing steps"),
+        "operation_machines" | "operations" => ("order operation", "order operations"),
+        "bom_lines" => ("bill-of-materials line", "bill-of-materials lines"),
+        "lines" => ("line", "lines"),
+        _ => ("", ""),
+    };
+    if !one.is_empty() {
+        return format!("{count} {}", if count == 1 { one } else { many });
+    }
+    let plural = table.replace('_', " ");
+    let singular = plural.strip_suffix('s').unwrap_or(&plural).to_string();
+    format!("{count} {}", if count == 1 { singular } else { plural })
+}
+
 /// Fails with a field error unless a row with `id` exists in `table`.
 fn require(tx: &Connection, table: &'static str, id: i64, field: &str) -> Result<()> {
     let sql = format!("SELECT 1 FROM {table} WHERE id = ?1");

@@ -268,10 +268,12 @@ impl Store {
                 .prepare_cached("SELECT 1 FROM operations WHERE order_id = ?1 AND (good > 0 OR scrap > 0 OR status IN ('running','done'))")?
                 .exists([id.0])?;
             if worked || !matches!(order.status, OrderStatus::Planned | OrderStatus::Cancelled) {
-                return Err(StoreError::Conflict {
-                    field: Some("status".into()),
-                    message: "orders with shop-floor history cannot be deleted; cancel them instead".into(),
-                });
+                let message = if worked {
+                    "orders with shop-floor history cannot be deleted; cancel them instead"
+                } else {
+                    "a released order is on the shop floor's dispatch lists and cannot be deleted; cancel it instead"
+                };
+                return Err(StoreError::Conflict { field: Some("status".into()), message: message.into() });
             }
             tx.execute("DELETE FROM orders WHERE id = ?1", [id.0])?;
             Ok(())

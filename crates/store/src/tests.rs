@@ -317,8 +317,23 @@ fn status_changes_follow_the_life_cycle() {
 #[test]
 fn referenced_rows_cannot_be_deleted() {
     let f = fixture(Store::open_in_memory().unwrap());
+    f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
+    // The conflict says what uses the row: machine 1 is eligible for one routing step and for the
+    // first step of both orders.
     let error = f.store.delete_machine(f.machines[0]).unwrap_err();
-    assert!(matches!(error, StoreError::Conflict { .. }), "{error:?}");
+    let StoreError::Conflict { message, .. } = &error else { panic!("{error:?}") };
+    assert_eq!(
+        message,
+        "the machine is still used by 2 order operations, 1 routing step; remove or change those first"
+    );
+    let site = f.store.machine(f.machines[0]).unwrap().site_id;
+    let StoreError::Conflict { message, .. } = f.store.delete_site(site).unwrap_err() else { panic!() };
+    assert_eq!(message, "the site is still used by 2 machines; remove or change those first");
+    let StoreError::Conflict { message, .. } = f.store.delete_variant(f.variant).unwrap_err() else {
+        panic!()
+    };
+    assert!(message.starts_with("the variant is still used by 2 orders"), "{message}");
 }
 
 #[test]
@@ -352,6 +367,9 @@ fn tokens_authenticate_until_revoked() {
     store.revoke_token(token.id, Some(user.id), NOW).unwrap();
     assert!(store.token_owner(&digest, NOW).unwrap().is_none());
     assert!(store.live_token(token.id, NOW).unwrap().is_none());
+    // Revoking it again is no error (a repeated DELETE); an unknown token is.
+    store.revoke_token(token.id, Some(user.id), NOW).unwrap();
+    assert!(matches!(store.revoke_token(token.id + 100, None, NOW), Err(StoreError::NotFound { .. })));
     assert_eq!(store.tokens(Some(user.id)).unwrap()[0].revoked_at, Some(NOW));
 }
 

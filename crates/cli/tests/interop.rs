@@ -29,8 +29,7 @@ fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
     }
     let dir = TempDir::new("paho");
     let server = start("demo", &dir.0);
-    let user =
-        r#"{"username": "gw-paho", "role": "device", "password": "not used by mqtt 123", "site_id": 1}"#;
+    let user = r#"{"username": "gw-paho", "role": "device", "site_id": 1}"#;
     let created = request(server.address, "POST", "/api/v1/users", Some(TOKEN), Some(user)).unwrap();
     assert_eq!(created.status, 201, "{}", created.body);
     let user_id = created.json()["id"].as_i64().unwrap();

@@ -712,6 +712,25 @@ async fn devices_publish_for_their_site_only_and_cannot_read() {
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     let user = json!({"username": "gw2", "role": "device", "password": "a long enough password"});
     assert_eq!(h.post_json("/api/v1/users", ADMIN, &user).await.json["field"], "site_id");
+    // A device account needs no password and cannot sign in with one: it uses tokens.
+    let device = json!({"username": "gw3", "role": "device", "site_id": 1});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &device).await.status, StatusCode::CREATED);
+    let person = json!({"username": "ada", "role": "viewer"});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &person).await.json["field"], "password");
+    let old_device = h
+        .store
+        .create_user(
+            "gw4",
+            Role::Device,
+            Some(model::SiteId(1)),
+            &crate::auth::hash_password("an old device password").unwrap(),
+            NOW,
+        )
+        .unwrap();
+    let login = json!({"username": old_device.username, "password": "an old device password"});
+    let reply = h.post_json("/api/v1/auth/login", "", &login).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    assert!(reply.text.contains("device accounts sign in with tokens"), "{}", reply.text);
 }
 
 #[tokio::test]

@@ -69,6 +69,9 @@ pub(crate) async fn check_credentials(
         .await
         .map_err(ApiError::internal)?;
     match (user, valid) {
+        (Some(user), true) if user.role == Role::Device => {
+            Err(ApiError::forbidden("device accounts sign in with tokens, not passwords"))
+        }
         (Some(user), true) => Ok(user),
         _ => {
             // Quoted and cut short: the name comes from anyone, and must not forge log lines.
@@ -106,8 +109,10 @@ pub(crate) async fn me(principal: Principal) -> Json<User> {
 pub(crate) struct NewUser {
     username: String,
     role: Role,
-    /// At least 12 characters.
-    password: String,
+    /// At least 12 characters; required for people. Device accounts sign in with tokens only and
+    /// need none (one given for them is not kept).
+    #[serde(default)]
+    password: Option<String>,
     /// For `device` accounts (required there): the site the device publishes for.
     #[serde(default)]
     site_id: Option<model::SiteId>,
@@ -195,7 +200,11 @@ pub(crate) async fn create_user(
     principal.require(Need::Administer)?;
     let mut problems = Vec::new();
     model::check_code("username", &new.username, &mut problems);
-    check_password(&new.password, &mut problems);
+    match (&new.password, new.role) {
+        (_, Role::Device) => {}
+        (Some(password), _) => check_password(password, &mut problems),
+        (None, _) => problems.push(FieldError::new("password", "people sign in with a password: give one")),
+    }
     match (new.role, new.site_id) {
         (Role::Device, None) => {
             problems.push(FieldError::new("site_id", "a device account needs the site it publishes for"))
@@ -208,7 +217,11 @@ pub(crate) async fn create_user(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let hash = hash_off_runtime(new.password).await?;
+    // "!" is no hash any password matches: a device cannot sign in with one.
+    let hash = match (new.role, new.password) {
+        (Role::Device, _) | (_, None) => "!".to_string(),
+        (_, Some(password)) => hash_off_runtime(password).await?,
+    };
     let (store, now) = (state.store, state.wall_clock.now());
     Ok(Created(blocking(move || store.create_user(&new.username, new.role, new.site_id, &hash, now)).await?))
 }

@@ -336,7 +336,8 @@ pub(crate) async fn page(
                             @for role in ROLES { option value=(role.as_str()) selected[role == Role::Operator] { (t.role(role)) } }
                         }
                     }
-                    label { (s.new_password) input name="password" type="password" minlength="12" required autocomplete="new-password"
+                    // Device accounts sign in with tokens only, so they are given no password.
+                    label data-show-when=(people_roles()) { (s.new_password) input name="password" type="password" minlength="12" required autocomplete="new-password"
                         title=(s.password_hint); }
                     label data-show-when="role=device" { (s.device_site)
                         select name="site_id" data-type="int" {
@@ -387,4 +388,10 @@ pub(crate) async fn page(
         (planning_panel(&ctx, &state.planning, state.last_reoptimisation()))
     };
     Ok(layout(&ctx, Nav::Settings, s.title, body))
+}
+
+/// `role=…` for `data-show-when`: every role but `device`.
+fn people_roles() -> String {
+    let roles: Vec<&str> = ROLES.iter().filter(|r| **r != Role::Device).map(|r| r.as_str()).collect();
+    format!("role={}", roles.join(","))
 }

@@ -144,6 +144,14 @@ fn devices_sign_in_with_tokens_and_publish_only_for_their_site() {
         metrics.contains(r#"microfactory_ingest_dropped_total{reason="not_permitted"} 1"#),
         "the publish to another site is counted: {metrics}"
     );
+    // The broker's own counts: the wrong token, the id of another name and the look-alike taking
+    // a client id were refused; so was the subscription to the site's data.
+    assert!(metrics.contains(r#"microfactory_mqtt_events_total{event="auth_failures"} 3"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"microfactory_mqtt_events_total{event="subscriptions_denied"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("microfactory_mqtt_connections_open "), "{metrics}");
     // The PUBACK came after the commit, so the reading is there at once.
     let home =
         request(server.address, "GET", "/api/v1/machines/1/series?metric=mqtt_test", Some(TOKEN), None)

@@ -312,6 +312,7 @@ pub async fn start(
         PlatformHooks::new(state.store.clone(), state.wall_clock.clone(), state.metrics.clone()),
     );
     tokio::spawn(watch_tokens(broker.clone(), state.store.clone(), state.wall_clock.clone(), stop.clone()));
+    state.metrics.watch_broker(broker.clone());
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();

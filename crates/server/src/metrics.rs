@@ -31,6 +31,10 @@ pub enum MetricName {
     IngestBatches,
     /// Counter: attempts to write an ingest batch that failed (the batch is written again).
     IngestWriteFailures,
+    /// Counter: what the embedded MQTT broker counted, by event.
+    MqttEvents,
+    /// Gauge: MQTT client connections open at the embedded broker.
+    MqttConnectionsOpen,
 }
 
 impl MetricName {
@@ -47,6 +51,8 @@ impl MetricName {
             MetricName::IngestDropped => "microfactory_ingest_dropped_total",
             MetricName::IngestBatches => "microfactory_ingest_batches_total",
             MetricName::IngestWriteFailures => "microfactory_ingest_write_failures_total",
+            MetricName::MqttEvents => "microfactory_mqtt_events_total",
+            MetricName::MqttConnectionsOpen => "microfactory_mqtt_connections_open",
         }
     }
 
@@ -66,6 +72,10 @@ impl MetricName {
             MetricName::IngestWriteFailures => {
                 "Failed attempts to write an ingest batch; the batch is held (its MQTT messages unacknowledged) and written again."
             }
+            MetricName::MqttEvents => {
+                "Events at the embedded MQTT broker: messages, drops, connections, refused sign-ins, protocol errors."
+            }
+            MetricName::MqttConnectionsOpen => "MQTT client connections open at the embedded broker.",
         }
     }
 }
@@ -97,6 +107,8 @@ pub struct Metrics {
     ingest_write_failures: AtomicU64,
     ingest_dropped: Mutex<BTreeMap<&'static str, u64>>,
     drop_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
+    /// The embedded broker, once it runs, for its counters.
+    broker: std::sync::OnceLock<mqtt::BrokerHandle>,
 }
 
 impl Metrics {
@@ -120,6 +132,11 @@ impl Metrics {
             detail,
             "ingest dropped bad input (logged at most every 10 s per reason; counted in /metrics)"
         );
+    }
+
+    /// Exports the embedded broker's counters from now on.
+    pub fn watch_broker(&self, broker: mqtt::BrokerHandle) {
+        let _ = self.broker.set(broker);
     }
 
     /// Counts a message taken in by the ingest pipeline.
@@ -232,6 +249,17 @@ impl Metrics {
         header(&mut out, MetricName::IngestDropped, "counter");
         for (reason, count) in self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", MetricName::IngestDropped.as_str());
+        }
+        if let Some(broker) = self.broker.get() {
+            let counters = broker.counters();
+            header(&mut out, MetricName::MqttEvents, "counter");
+            for (counter, value) in counters.iter().filter(|(c, _)| *c != mqtt::Counter::ConnectionsOpen) {
+                let event = counter.name().trim_start_matches("mqtt_");
+                let _ = writeln!(out, "{}{{event=\"{event}\"}} {value}", MetricName::MqttEvents.as_str());
+            }
+            header(&mut out, MetricName::MqttConnectionsOpen, "gauge");
+            let open = counters.get(mqtt::Counter::ConnectionsOpen);
+            let _ = writeln!(out, "{} {open}", MetricName::MqttConnectionsOpen.as_str());
         }
         header(&mut out, MetricName::Orders, "gauge");
         for (status, count) in orders {

@@ -42,6 +42,9 @@ pub enum ImportOutcome {
 
 const REQUIRED: [&str; 5] = ["number", "customer", "variant", "quantity", "due"];
 const OPTIONAL: [&str; 2] = ["priority", "material_ready"];
+/// A valid time that stands in for one that did not parse while the rest of its row is checked.
+const STAND_IN_TIME: Timestamp = time::macros::datetime!(2100-01-01 00:00 UTC);
+
 /// Bad rows reported at most; past this the report says how many more there were.
 const MAX_REPORTED: usize = 100;
 
@@ -182,29 +185,49 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
         if !number.is_empty() && !seen_numbers.insert(number.clone()) {
             bad("number", "appears on an earlier line of this file");
         }
-        if let (Some(variant), Ok(quantity), Ok(due), Ok(priority), Ok(material_ready)) =
-            (variant, quantity, due, priority, material_ready)
-        {
-            let order = NewOrder {
-                number,
-                customer: field("customer").to_string(),
-                variant_id: variant,
-                quantity,
-                due,
-                priority,
-                material_ready,
-            };
-            row_errors.extend(order.problems().into_iter().map(|p| row_error(line, p)));
-            if row_errors.is_empty() {
-                orders.push(order);
-                lines.push(line);
-            }
+        // The order's own rules run even when some fields did not parse, with stand-ins for
+        // those, so one report names every problem of the row; problems of a field that did not
+        // parse are left out, as it is named already.
+        let readable = variant.is_some()
+            && quantity.is_ok()
+            && due.is_ok()
+            && priority.is_ok()
+            && material_ready.is_ok();
+        let order = NewOrder {
+            number,
+            customer: field("customer").to_string(),
+            variant_id: variant.unwrap_or(VariantId(0)),
+            quantity: quantity.unwrap_or(1),
+            due: due.unwrap_or(STAND_IN_TIME),
+            priority: priority.unwrap_or(1),
+            material_ready: material_ready.unwrap_or(None),
+        };
+        let named: HashSet<String> = row_errors.iter().map(|e| e.column.clone()).collect();
+        row_errors.extend(
+            order.problems().into_iter().map(|p| row_error(line, p)).filter(|e| !named.contains(&e.column)),
+        );
+        if readable && row_errors.is_empty() {
+            orders.push(order);
+            lines.push(line);
         }
         if !row_errors.is_empty() {
             bad_rows += 1;
             errors.extend(row_errors);
         }
     }
+    // Every number already in use, not only the first the store would trip over.
+    let taken = store.taken_order_numbers(orders.iter().map(|o| o.number.as_str())).map_err(Parse::Store)?;
+    for (order, line) in orders.iter().zip(&lines) {
+        if taken.contains(&order.number.as_str()) {
+            errors.push(RowError {
+                line: *line,
+                column: "number".into(),
+                message: "number is already in use".into(),
+            });
+            bad_rows += 1;
+        }
+    }
+    errors.sort_by_key(|e| e.line);
     if orders.is_empty() && errors.is_empty() {
         errors.push(RowError { line: 2, column: "row".into(), message: "the file has no orders".into() });
     }

@@ -622,6 +622,35 @@ async fn csv_import_is_all_or_nothing_and_reports_lines() {
         .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", good.as_bytes().to_vec())))
         .await;
     assert_eq!(again.json["field"], "line 2.number", "{}", again.text);
+    assert_eq!(
+        again.json["errors"].as_array().unwrap().len(),
+        2,
+        "every number in use is named: {}",
+        again.text
+    );
+    // One report names every problem of a row, those of its format and those of its values.
+    let mixed = "number,customer,variant,quantity,due,priority\n\
+                 BAD-2,Acme,no-such-variant,abc,2026-12-20,11\n\
+                 BAD-3,,phone-stand-black,0,,\n";
+    let reply = h
+        .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", mixed.as_bytes().to_vec())))
+        .await;
+    let fields: Vec<&str> =
+        reply.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        [
+            "line 2.variant",
+            "line 2.quantity",
+            "line 2.due",
+            "line 2.priority",
+            "line 3.due",
+            "line 3.customer",
+            "line 3.quantity"
+        ],
+        "{}",
+        reply.text
+    );
     let viewer = h
         .send(
             "POST",

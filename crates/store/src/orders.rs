@@ -260,6 +260,23 @@ impl Store {
         })
     }
 
+    /// Which of `numbers` are order numbers already in use.
+    pub fn taken_order_numbers<'a>(
+        &self,
+        numbers: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<&'a str>> {
+        self.read(|conn| {
+            let mut exists = conn.prepare_cached("SELECT 1 FROM orders WHERE number = ?1")?;
+            let mut taken = Vec::new();
+            for number in numbers {
+                if exists.exists([number])? {
+                    taken.push(number);
+                }
+            }
+            Ok(taken)
+        })
+    }
+
     /// Deletes an order that never reached the shop floor (planned or cancelled without work).
     pub fn delete_order(&self, id: OrderId) -> Result<()> {
         self.write(|tx| {

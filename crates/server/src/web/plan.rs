@@ -1415,10 +1415,8 @@ mod tests {
         assert!(behind(&lanes, at(20, 0)).is_empty());
     }
 
-    #[test]
-    fn the_behind_panel_lists_the_lots_in_words() {
-        let mut lanes = lanes();
-        lanes[0].items[1].status = OrderStatus::Running;
+    /// A viewer's page context in `lang` at `now`, on UTC.
+    fn viewer_ctx(lang: super::super::Lang, now: Timestamp) -> Ctx {
         let user = model::User {
             id: model::UserId(1),
             username: "ada".into(),
@@ -1426,14 +1424,14 @@ mod tests {
             site_id: None,
             created_at: NOW,
         };
-        let ctx = |lang: super::super::Lang, now| Ctx {
-            user: user.clone(),
-            t: lang.text(),
-            now,
-            clock_speed: None,
-            offset_minutes: 0,
-            here: "/plan".into(),
-        };
+        Ctx { user, t: lang.text(), now, clock_speed: None, offset_minutes: 0, here: "/plan".into() }
+    }
+
+    #[test]
+    fn the_behind_panel_lists_the_lots_in_words() {
+        let mut lanes = lanes();
+        lanes[0].items[1].status = OrderStatus::Running;
+        let ctx = viewer_ctx;
         let html = behind_panel(&ctx(super::super::Lang::En, NOW), &lanes).into_string();
         assert!(html.contains("Behind the plan (1)") && html.contains("Not started"), "{html}");
         assert!(
@@ -1451,21 +1449,7 @@ mod tests {
 
     #[test]
     fn plans_computed_far_apart_are_compared_with_a_caution() {
-        let user = model::User {
-            id: model::UserId(1),
-            username: "ada".into(),
-            role: model::Role::Viewer,
-            site_id: None,
-            created_at: NOW,
-        };
-        let ctx = Ctx {
-            user,
-            t: super::super::Lang::En.text(),
-            now: NOW,
-            clock_speed: None,
-            offset_minutes: 0,
-            here: "/plan/2".into(),
-        };
+        let ctx = viewer_ctx(super::super::Lang::En, NOW);
         let plan = |id, created_at| PlanSummary {
             id,
             created_at,

@@ -224,6 +224,9 @@ pub struct Engine {
     tracks: HashMap<(i64, MachineId), Track>,
     last_reading: HashMap<(MachineId, String), (Timestamp, f64)>,
     states: HashMap<MachineId, (Timestamp, MachineState)>,
+    /// When the engine started after a restart: silence before it was the platform's, not the
+    /// sensors', so staleness counts from here at the earliest (rates use the true times).
+    heard_from: Option<Timestamp>,
 }
 
 impl Engine {
@@ -246,9 +249,9 @@ impl Engine {
             self.states.insert(change.machine, (change.at, change.state));
         }
         for reading in latest {
-            self.last_reading
-                .insert((reading.machine, reading.metric.clone()), (reading.at.max(now), reading.value));
+            self.last_reading.insert((reading.machine, reading.metric.clone()), (reading.at, reading.value));
         }
+        self.heard_from = Some(now);
     }
 
     /// Replaces the rules (after an edit); state of unchanged enabled rules is kept.
@@ -327,10 +330,11 @@ impl Engine {
                         let Some((last, _)) = self.last_reading.get(&(machine, metric.clone())) else {
                             continue;
                         };
-                        let silent = unix_ms(now) - unix_ms(*last) > i64::from(seconds) * 1000;
+                        let last = self.heard_from.map_or(*last, |start| start.max(*last));
+                        let silent = unix_ms(now) - unix_ms(last) > i64::from(seconds) * 1000;
                         let track = self.tracks.entry((rule.id, machine)).or_default();
                         if silent && track.since.is_none() {
-                            track.since = Some((*last + time::Duration::seconds(i64::from(seconds)), None));
+                            track.since = Some((last + time::Duration::seconds(i64::from(seconds)), None));
                         }
                         let holds = track.since.is_some();
                         step(rule, machine, track, holds, now, None, out);

@@ -473,6 +473,18 @@ mod alarm_tests {
     }
 
     #[test]
+    fn rates_across_a_restart_use_the_readings_true_times() {
+        let mut engine =
+            Engine::new(vec![rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0)], &[]);
+        // 100 ten minutes before the restart, 130 a second after it: 3 per minute, calm.
+        let restart = T0 + time::Duration::minutes(10);
+        engine.resume(&[], &[reading(1, "vibration", 0, 100.0)], restart);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "vibration", 601, 130.0), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
     fn alarms_already_up_are_not_raised_again_after_a_restart() {
         let mut engine = Engine::new(
             vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 0)],

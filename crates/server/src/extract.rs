@@ -19,17 +19,40 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<JsonBody<T>, ApiError> {
-        let is_json =
-            request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(
-                |value| {
-                    value.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-                },
-            );
-        if !is_json {
+        if !declares_json(&request) {
             return Err(ApiError::unsupported_media_type("application/json"));
         }
         let bytes = read_body(request, state).await?;
         decode_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Whether the request says its body is JSON.
+fn declares_json(request: &Request) -> bool {
+    request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {
+        value.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// Like [`JsonBody`] for a request whose fields are all optional: no body at all (with or without
+/// a content type) is the defaults. Only such requests take it; elsewhere an empty body is an
+/// error, so a script whose body variable came out empty does not act on defaults (acknowledge
+/// every cleared alarm, say).
+pub struct JsonOrDefault<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for JsonOrDefault<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<JsonOrDefault<T>, ApiError> {
+        let is_json = declares_json(&request);
+        let bytes = read_body(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            Ok(JsonOrDefault(T::default()))
+        } else if !is_json {
+            Err(ApiError::unsupported_media_type("application/json"))
+        } else {
+            decode_json(&bytes).map(JsonOrDefault)
+        }
     }
 }
 
@@ -47,9 +70,9 @@ pub(crate) async fn read_body(request: Request, state: &AppState) -> Result<Byte
 
 /// Decodes JSON, naming the path of the first offending field on failure.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // No body at all reads as an empty object: a request whose fields are all optional needs
-    // none, and one with required fields names the first missing one.
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { bytes };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("body", "is empty; send a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(ObjectsOnly(&mut deserializer)).map_err(|error| {
         let path = error.path().to_string();
@@ -63,7 +86,8 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None if path == "." || path == "?" => "body".to_string(),
             None => path,
         };
-        ApiError::bad_request(field, plain_message(&strip_position(&message)))
+        let message = plain_message(&field, &strip_position(&message));
+        ApiError::bad_request(field, message)
     })?;
     deserializer.end().map_err(|e| ApiError::bad_request("body", strip_position(&e.to_string())))?;
     Ok(value)
@@ -99,10 +123,12 @@ fn strip_position(message: &str) -> String {
     message.split(" at line ").next().unwrap_or(message).to_string()
 }
 
-/// What the person who sent a bad value needs to know, instead of a parser's inner words.
-fn plain_message(message: &str) -> String {
-    // The time crate's words for a malformed RFC 3339 time ("the 'separator' component could not
-    // be parsed" for a date without a time).
+/// What the person who sent a bad value of `field` needs to know, instead of a parser's inner
+/// words.
+fn plain_message(field: &str, message: &str) -> String {
+    // The time crate's words for a malformed date or time ("the 'separator' component could not
+    // be parsed" for a date where a time belongs). The API's dates are a calendar's holidays; every
+    // other such field is an RFC 3339 time.
     const TIME: [&str; 4] = [
         "component could not be parsed",
         "component is out of range",
@@ -110,10 +136,14 @@ fn plain_message(message: &str) -> String {
         "a character literal was not valid",
     ];
     if TIME.iter().any(|words| message.contains(words)) {
-        return "must be an RFC 3339 time with its UTC offset, e.g. 2026-12-01T18:00:00+08:00".into();
+        return if field.starts_with("holidays") {
+            "must be a date, e.g. 2026-12-25".into()
+        } else {
+            "must be an RFC 3339 time with its UTC offset, e.g. 2026-12-01T18:00:00+08:00".into()
+        };
     }
     if message == "invalid digit found in string" {
-        return "must be a whole number".into();
+        return "must be a whole number (0 or more)".into();
     }
     message.to_string()
 }
@@ -132,7 +162,8 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for QueryParams<T> {
             let message = error.into_inner().to_string();
             let field =
                 if path == "." { message.split('`').nth(1).unwrap_or("query").to_string() } else { path };
-            ApiError::bad_request(field, plain_message(&message))
+            let message = plain_message(&field, &message);
+            ApiError::bad_request(field, message)
         })
     }
 }

@@ -289,9 +289,34 @@ async fn invalid_orders_name_the_field_and_change_nothing() {
         "{}",
         trailing.text
     );
-    // No body at all is an empty object: the first missing field is named.
+    // No body at all is an error, not the defaults (only requests whose fields are all optional,
+    // such as a plan's, take none); a calendar's holiday is a date, not a time.
     let empty = h.send("POST", "/api/v1/orders", Some(ADMIN), Some(("application/json", Vec::new()))).await;
-    assert_eq!(empty.json["field"], "number", "{}", empty.text);
+    assert_eq!(
+        (empty.status, &empty.json["detail"]),
+        (StatusCode::BAD_REQUEST, &json!("body: is empty; send a JSON object")),
+        "{}",
+        empty.text
+    );
+    let acknowledge = h
+        .send(
+            "POST",
+            "/api/v1/alarms/acknowledge-cleared",
+            Some(ADMIN),
+            Some(("application/json", Vec::new())),
+        )
+        .await;
+    assert_eq!(acknowledge.status, StatusCode::BAD_REQUEST, "{}", acknowledge.text);
+    let calendar = json!({"shifts": [], "holidays": ["2026-12-1"]});
+    let reply = h
+        .send(
+            "PUT",
+            "/api/v1/sites/1/calendar",
+            Some(ADMIN),
+            Some(("application/json", calendar.to_string().into_bytes())),
+        )
+        .await;
+    assert_eq!(reply.json["detail"], "holidays[0]: must be a date, e.g. 2026-12-25", "{}", reply.text);
     let huge = vec![b' '; 10 * 1024 * 1024];
     let reply = h.send("POST", "/api/v1/orders", Some(ADMIN), Some(("application/json", huge))).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text);
@@ -1456,6 +1481,12 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
         h.post_json("/api/v1/plans", &token_for(Role::Operator), &json!({})).await.status,
         StatusCode::FORBIDDEN
     );
+    // All of a plan request is optional, so no body at all is the defaults.
+    for content_type in [Some("application/json"), None] {
+        let body = content_type.map(|c| (c, Vec::new()));
+        let reply = h.send("POST", "/api/v1/plans", Some(&planner), body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{content_type:?}: {}", reply.text);
+    }
     let reply = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.5})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let plan = reply.json;

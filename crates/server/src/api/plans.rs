@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::{Created, blocking, read};
 use crate::auth::{Need, Planner, Principal, Reader};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+use crate::extract::{Id, JsonBody, JsonOrDefault, ListResponse, QueryParams, page_request};
 use crate::{AppState, planning};
 
-/// A plan request.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+/// A plan request; every field is optional, and no body at all is the defaults.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanRequest {
     /// Solver time in seconds, 0 to 60 (default 3); 0 returns the best dispatching rule's plan at
@@ -183,7 +183,7 @@ pub(crate) fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanD
 pub(crate) async fn create_plan(
     State(state): State<AppState>,
     Planner(principal): Planner,
-    JsonBody(request): JsonBody<PlanRequest>,
+    JsonOrDefault(request): JsonOrDefault<PlanRequest>,
 ) -> ApiResult<Created<PlanDetail>> {
     principal.require(Need::Plan)?;
     let seconds = request.time_limit_seconds.unwrap_or(3.0);

@@ -19,8 +19,12 @@
 //!   subscriber. Not on a client-id takeover (the device is back, so "offline" would be wrong) and
 //!   not at broker shutdown.
 //! - **Client ids**: a new connection takes over a client id only from a connection of the same
-//!   identity; another identity is refused (return code 2), so one device cannot knock another
-//!   offline.
+//!   account (`Identity::account`); another account is refused (return code 2), so one device
+//!   cannot knock another offline, while a device back with a new token still takes over its old,
+//!   half-open connection.
+//! - **Withdrawn permission** (`BrokerHandle::disconnect_where`): the connection is closed and its
+//!   will published, as when it drops (the will was permitted when it connected, and tells the
+//!   platform the device is gone).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -95,28 +99,44 @@ impl Default for BrokerConfig {
 }
 
 /// Who published a message, as `Hooks::authenticate` named the connection (for example
-/// `"device site=hk-kt"`). Cheap to clone.
+/// `"device site=hk-kt"`), and the account it belongs to: a client id is taken over only by a
+/// connection of the same account. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Identity(Arc<str>);
+pub struct Identity {
+    name: Arc<str>,
+    account: Arc<str>,
+}
 
 impl Identity {
     /// The identity of messages published through `BrokerHandle::publish`.
     pub const BROKER: &'static str = "$broker";
 
-    /// Wraps any text.
+    /// Wraps any text, as its own account.
     pub fn new(name: impl Into<Arc<str>>) -> Identity {
-        Identity(name.into())
+        let name = name.into();
+        Identity { account: name.clone(), name }
+    }
+
+    /// An identity of `account` (one account may sign in as several identities: with each of its
+    /// tokens, say).
+    pub fn of_account(name: impl Into<Arc<str>>, account: impl Into<Arc<str>>) -> Identity {
+        Identity { name: name.into(), account: account.into() }
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The account it belongs to.
+    pub fn account(&self) -> &str {
+        &self.account
     }
 }
 
 impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 

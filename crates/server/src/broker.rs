@@ -91,18 +91,28 @@ impl PlatformHooks {
     }
 }
 
-/// `admin:{token id}`.
-fn admin_identity(token_id: i64) -> Identity {
-    Identity::new(format!("admin:{token_id}"))
+/// `admin:{token id}`, of the account `user:{user id}`.
+fn admin_identity(token_id: i64, user: model::UserId) -> Identity {
+    Identity::of_account(format!("admin:{token_id}"), format!("user:{}", user.0))
 }
 
 fn is_admin(identity: &Identity) -> bool {
     identity.as_str().starts_with("admin:")
 }
 
-/// `device:{token id}:{site id}:{site code}:{user name}`.
-fn device_identity(token_id: i64, site: SiteId, site_code: &str, username: &str) -> Identity {
-    Identity::new(format!("device:{token_id}:{}:{site_code}:{username}", site.0))
+/// `device:{token id}:{site id}:{site code}:{user name}`, of the account `user:{user id}`: a
+/// device back with a new token takes over its old connection's client id.
+fn device_identity(
+    token_id: i64,
+    user: model::UserId,
+    site: SiteId,
+    site_code: &str,
+    username: &str,
+) -> Identity {
+    Identity::of_account(
+        format!("device:{token_id}:{}:{site_code}:{username}", site.0),
+        format!("user:{}", user.0),
+    )
 }
 
 /// The site id and code of a device identity.
@@ -123,9 +133,9 @@ fn identity_token(identity: &Identity) -> Option<i64> {
 /// The identity a token's owner signs in as, or why not (the site of a device with one).
 fn identity_of(owner: &store::TokenOwner, site: Option<&model::Site>) -> Result<Identity, AuthRejection> {
     match (owner.user.role, site) {
-        (Role::Admin, _) => Ok(admin_identity(owner.token_id)),
+        (Role::Admin, _) => Ok(admin_identity(owner.token_id, owner.user.id)),
         (Role::Device, Some(site)) => {
-            Ok(device_identity(owner.token_id, site.id, &site.code, &owner.user.username))
+            Ok(device_identity(owner.token_id, owner.user.id, site.id, &site.code, &owner.user.username))
         }
         _ => Err(AuthRejection::NotAuthorized),
     }
@@ -188,8 +198,10 @@ impl Hooks for PlatformHooks {
         if !allowed {
             self.metrics.count_ingest_drop("not_permitted");
             let who = identity.as_str().rsplit(':').next().unwrap_or_default();
+            // Clipped: a topic may be 64 KB.
+            let topic: String = topic.chars().take(128).collect();
             self.metrics
-                .log_drop_limited("not_permitted", &format!("device {who} may not publish to {topic}"));
+                .log_drop_limited("not_permitted", &format!("device {who} may not publish to {topic:?}"));
         }
         allowed
     }
@@ -383,10 +395,11 @@ mod tests {
 
     #[test]
     fn devices_stay_under_their_site() {
-        let identity = device_identity(12, SiteId(3), "hk-kt", "gw-1");
+        let identity = device_identity(12, model::UserId(4), SiteId(3), "hk-kt", "gw-1");
         assert_eq!(device_site(&identity), Some((SiteId(3), "hk-kt")));
         assert_eq!(identity_token(&identity), Some(12));
-        assert_eq!(identity_token(&admin_identity(5)), Some(5));
+        assert_eq!(identity_token(&admin_identity(5, model::UserId(1))), Some(5));
+        assert_eq!(identity.account(), "user:4");
         let hooks_allow =
             |topic: &str| device_site(&identity).is_some_and(|(_, site)| under_site(topic, site));
         assert!(hooks_allow("mf/v1/hk-kt/cnc-01/telemetry"));
@@ -396,7 +409,7 @@ mod tests {
         assert!(!hooks_allow("spBv1.0/STATE/host"));
         assert!(!hooks_allow("mf/v1/+/cnc-01/telemetry"));
         assert!(!hooks_allow("#"));
-        assert_eq!(device_site(&admin_identity(1)), None);
+        assert_eq!(device_site(&admin_identity(1, model::UserId(1))), None);
         // What a device may read: commands to its own site's edge nodes and the host's state.
         for filter in ["spBv1.0/hk-kt/NCMD/gw-1", "spBv1.0/hk-kt/DCMD/gw-1/#", "spBv1.0/STATE/microfactory"] {
             assert!(device_may_read(filter, "hk-kt"), "{filter}");

@@ -439,7 +439,7 @@ async fn write_loop(
         if !writer.out.is_empty() {
             if let Err(error) = write_half.write_all(&writer.out).await {
                 tracing::debug!(%error, "mqtt write failed");
-                kick.send_replace(Some(Kick::WriteFailed));
+                super::router::kick_once(&kick, Kick::WriteFailed);
                 return;
             }
             writer.out.clear();

@@ -106,11 +106,12 @@ impl Router {
         if let Some(old_key) = state.clients.get(client_id)
             && let Some(old) = state.subscribers.get(old_key)
         {
-            if old.identity.as_ref() != Some(identity) {
+            if old.identity.as_ref().map(Identity::account) != Some(identity.account()) {
                 return false;
             }
-            if let Sink::Network { kick, .. } = &old.sink {
-                kick.send_replace(Some(Kick::Takeover));
+            if let Sink::Network { kick, .. } = &old.sink
+                && kick_once(kick, Kick::Takeover)
+            {
                 self.counters.incr(Counter::Takeovers);
             }
         }
@@ -138,8 +139,8 @@ impl Router {
         for subscriber in state.subscribers.values() {
             if let (Some(identity), Sink::Network { kick, .. }) = (&subscriber.identity, &subscriber.sink)
                 && revoked(identity)
+                && kick_once(kick, Kick::Revoked)
             {
-                kick.send_replace(Some(Kick::Revoked));
                 kicked += 1;
             }
         }
@@ -282,7 +283,7 @@ impl Router {
                     Ok(()) => Delivery::Delivered,
                     Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                         self.counters.incr(Counter::DroppedSlowSubscriber);
-                        kick.send_replace(Some(Kick::SlowSubscriber));
+                        kick_once(kick, Kick::SlowSubscriber);
                         Delivery::Dropped
                     }
                     Err(mpsc::error::SendTimeoutError::Closed(_)) => Delivery::Dropped,
@@ -311,6 +312,18 @@ impl Router {
             self.counters.incr(Counter::DroppedRetainedFull);
         }
     }
+}
+
+/// Asks a connection to close for `why`, unless it was asked already: the first reason decides
+/// (whether its will is published), and a later one does not overwrite it. Whether this asked.
+pub(crate) fn kick_once(kick: &watch::Sender<Option<Kick>>, why: Kick) -> bool {
+    kick.send_if_modified(|pending| {
+        let first = pending.is_none();
+        if first {
+            *pending = Some(why);
+        }
+        first
+    })
 }
 
 fn retained_size(message: &Message) -> usize {

@@ -19,6 +19,10 @@ impl Hooks for TestHooks {
     async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Identity, AuthRejection> {
         match (credentials.username, credentials.password) {
             (Some("dev-a"), Some(b"secret")) => Ok(Identity::new("device site=a")),
+            // The same account signed in with another of its tokens.
+            (Some("dev-a-new-token"), Some(b"secret")) => {
+                Ok(Identity::of_account("device site=a, new token", "device site=a"))
+            }
             (Some("viewer"), Some(b"secret")) => Ok(Identity::new("viewer")),
             (Some("nobody"), _) => Err(AuthRejection::NotAuthorized),
             _ => Err(AuthRejection::BadUserNameOrPassword),
@@ -262,15 +266,19 @@ async fn a_second_connection_with_the_same_client_id_takes_over() {
     assert_eq!(broker.counters().get(Counter::Takeovers), 1);
     second.publish("site/a/ok", b"1".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
     assert!(wills.try_recv().is_err(), "no will on takeover");
-    // Another identity may not take the id: refused, and the device stays connected.
+    // The same account with another token may: a device back with a new token.
+    let rotated = Client::connect(addr, options("machine-7", "dev-a-new-token")).await.unwrap();
+    wait_for("the second connection to close", || second.is_closed()).await;
+    assert_eq!(broker.counters().get(Counter::Takeovers), 2);
+    let second = rotated;
+    // Another account may not take the id: refused, and the device stays connected.
     let intruder = Client::connect(addr, options("machine-7", "viewer")).await.unwrap_err();
     assert!(
         matches!(intruder, Error::ConnectionRefused(ConnectReturnCode::IdentifierRejected)),
         "{intruder}"
     );
-    second.publish("site/a/ok", b"2".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
     assert!(!second.is_closed());
-    assert_eq!(broker.counters().get(Counter::Takeovers), 1);
+    assert_eq!(broker.counters().get(Counter::Takeovers), 2);
     broker.shutdown().await;
 }
 

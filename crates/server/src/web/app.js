@@ -131,6 +131,9 @@ document.addEventListener('click', event => {
 // carry data-refresh-machine only for events of that machine (see also startTicks).
 const pending = new Set();
 let refreshTimer = null;
+// One page fetch at a time: a slow server must not get a pile of them, and an older answer must
+// not replace a newer one. What comes up meanwhile waits in `pending` for the next.
+let refreshing = false;
 
 function scheduleRefresh(kind, machineId) {
   document.querySelectorAll('[data-refresh-on]').forEach(el => {
@@ -152,9 +155,20 @@ function beingEdited(section) {
 }
 
 async function refresh() {
+  refreshTimer = null;
+  if (refreshing) return;
   const ids = [...pending];
   pending.clear();
-  refreshTimer = null;
+  refreshing = true;
+  try {
+    await refreshSections(ids);
+  } finally {
+    refreshing = false;
+    if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, 2000);
+  }
+}
+
+async function refreshSections(ids) {
   const response = await fetch(window.location.href, { credentials: 'same-origin' }).catch(() => null);
   if (!response || !response.ok) return;
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');

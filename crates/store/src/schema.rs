@@ -40,40 +40,63 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
 pub(crate) fn migrate_to(conn: &Connection, target: usize) -> Result<()> {
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
     let migrated = apply(conn, &MIGRATIONS[..target]);
+    // Whatever happened, no transaction stays open (the switch would be ignored inside one) and
+    // foreign keys are on again before the connection is used.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     conn.execute_batch("PRAGMA foreign_keys = ON")?;
-    migrated
+    let on: bool = conn.query_row("PRAGMA foreign_keys", [], |row| row.get(0))?;
+    if !on {
+        return Err(StoreError::Corrupt("foreign keys could not be turned on after migrating".into()));
+    }
+    if migrated? {
+        // A table rebuild grows the write-ahead log to the size of the tables; give it back.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
+    Ok(())
 }
 
-fn apply(conn: &Connection, migrations: &[&str]) -> Result<()> {
-    let current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if current as usize > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "database schema version {current} is newer than this program ({}); upgrade microfactory",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, sql) in migrations.iter().enumerate().skip(current as usize) {
-        let version = index + 1;
+/// Applies what `migrations` the database lacks; whether it applied any.
+fn apply(conn: &Connection, migrations: &[&str]) -> Result<bool> {
+    let version = |conn: &Connection| -> Result<usize> {
+        let current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if current as usize > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {current} is newer than this program ({}); upgrade microfactory",
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(current as usize)
+    };
+    let mut applied_any = false;
+    while version(conn)? < migrations.len() {
         let dangling_before = dangling_reference(conn)?.is_some();
         conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Read again under the write lock: another process (an import beside `serve`) may have
+        // applied it meanwhile.
+        let current = version(conn)?;
+        if current >= migrations.len() {
+            conn.execute_batch("COMMIT")?;
+            break;
+        }
+        let target = current + 1;
+        let sql = migrations[current];
         let applied = conn
-            .execute_batch(&format!("{sql}; PRAGMA user_version = {version};"))
+            .execute_batch(&format!("{sql}; PRAGMA user_version = {target};"))
             .map_err(StoreError::from)
             .and_then(|()| match dangling_reference(conn)? {
                 Some(found) if !dangling_before => {
-                    Err(StoreError::Corrupt(format!("migration {version} left {found}")))
+                    Err(StoreError::Corrupt(format!("migration {target} left {found}")))
                 }
                 _ => Ok(()),
-            });
-        match applied {
-            Ok(()) => conn.execute_batch("COMMIT")?,
-            Err(error) => {
-                conn.execute_batch("ROLLBACK")?;
-                return Err(error);
-            }
-        }
+            })
+            .and_then(|()| Ok(conn.execute_batch("COMMIT")?));
+        // On failure `migrate_to` rolls back what is still open; the first error is the one told.
+        applied?;
+        applied_any = true;
     }
-    Ok(())
+    Ok(applied_any)
 }
 
 /// The first row that refers to a row that does not exist, if any, described for an error.

@@ -132,7 +132,7 @@ pub(crate) async fn serve<H: Hooks>(
     let kick = Arc::new(kick_tx);
     let (data_tx, data_rx) = mpsc::channel(router.config.subscriber_queue_capacity);
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE_CAPACITY);
-    let sink = Sink::Network { queue: data_tx, kick: kick.clone() };
+    let sink = Sink::network(data_tx, kick.clone());
     if !router.connect(key, &connect.client_id, &identity, sink.clone()) {
         router.counters.incr(Counter::AuthFailures);
         tracing::debug!(%peer, client_id = %connect.client_id, %identity, "mqtt client id held by another identity");
@@ -340,7 +340,10 @@ impl<H: Hooks> Session<H> {
                 }
                 self.send(Packet::SubAck(SubAck { packet_id: subscribe.packet_id, return_codes })).await?;
                 for (message, granted) in retained {
-                    if self.router.deliver(&self.sink, message, granted).await
+                    if self
+                        .router
+                        .deliver(&self.sink, message, granted, super::router::Wait::UpToTimeout)
+                        .await
                         == super::router::Delivery::Delivered
                     {
                         self.router.counters.incr(Counter::MessagesDelivered);

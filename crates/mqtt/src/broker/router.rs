@@ -40,8 +40,29 @@ pub(crate) struct Outbound {
 /// Where a subscriber's messages go.
 #[derive(Debug, Clone)]
 pub(crate) enum Sink {
-    Network { queue: mpsc::Sender<Outbound>, kick: Arc<watch::Sender<Option<Kick>>> },
+    Network {
+        queue: mpsc::Sender<Outbound>,
+        kick: Arc<watch::Sender<Option<Kick>>>,
+        /// Since when its queue has been full without a break, if it is.
+        full_since: Arc<Mutex<Option<std::time::Instant>>>,
+    },
     InProcess(mpsc::Sender<Message>),
+}
+
+impl Sink {
+    /// A network subscriber's sink.
+    pub(crate) fn network(queue: mpsc::Sender<Outbound>, kick: Arc<watch::Sender<Option<Kick>>>) -> Sink {
+        Sink::Network { queue, kick, full_since: Arc::default() }
+    }
+}
+
+/// Whether a delivery may wait for room in a network subscriber's queue: a publisher's never does
+/// (one slow subscriber must not slow the plant's ingest), the retained messages a subscriber asked
+/// for on its own connection may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Never,
+    UpToTimeout,
 }
 
 #[derive(Debug)]
@@ -213,11 +234,11 @@ impl Router {
     /// Delivers a message (already checked against `may_publish`) to every matching subscriber and
     /// stores or clears it as retained. Back-pressure policy:
     ///
-    /// - in-process subscribers: awaits room in their bounded queue, so a slow consumer slows the
-    ///   publisher (and through it the publisher's TCP socket);
-    /// - network subscribers, QoS 0: dropped when the queue is full (`DroppedQueueFull`);
-    /// - network subscribers, QoS 1: awaits room for up to `slow_subscriber_timeout`, then drops it
-    ///   (`DroppedSlowSubscriber`) and disconnects that subscriber.
+    /// - in-process subscribers: awaits room in their bounded queue, so a slow consumer (the
+    ///   store) slows the publisher (and through it the publisher's TCP socket);
+    /// - network subscribers: never waited for. A message that finds the queue full is dropped
+    ///   (`DroppedQueueFull`); once the queue has stayed full for `slow_subscriber_timeout`, the
+    ///   subscriber is disconnected as too slow (`DroppedSlowSubscriber`).
     pub(crate) async fn route(&self, message: Message) {
         self.counters.incr(Counter::MessagesReceived);
         let targets = {
@@ -243,7 +264,7 @@ impl Router {
         for (key, sink, granted) in targets {
             let mut delivered = message.clone();
             delivered.retain = false;
-            match self.deliver(&sink, delivered, granted).await {
+            match self.deliver(&sink, delivered, granted, Wait::Never).await {
                 Delivery::Delivered => self.counters.incr(Counter::MessagesDelivered),
                 Delivery::Dropped => {}
                 Delivery::Closed => closed.push(key),
@@ -255,13 +276,13 @@ impl Router {
     }
 
     /// Delivers one message to one subscriber under the back-pressure policy of `route`.
-    pub(crate) async fn deliver(&self, sink: &Sink, message: Message, granted: QoS) -> Delivery {
+    pub(crate) async fn deliver(&self, sink: &Sink, message: Message, granted: QoS, wait: Wait) -> Delivery {
         match sink {
             Sink::InProcess(queue) => match queue.send(message).await {
                 Ok(()) => Delivery::Delivered,
                 Err(_) => Delivery::Closed,
             },
-            Sink::Network { queue, kick } => {
+            Sink::Network { queue, kick, full_since } => {
                 // A copy on its way to another client says nothing about durability: it must not
                 // hold back the publisher's PUBACK (a subscriber that never acknowledges would
                 // otherwise stall every publisher it listens to).
@@ -269,24 +290,35 @@ impl Router {
                 let qos = message.qos.min(granted);
                 let retain = message.retain;
                 let outbound = Outbound { message, qos, retain };
-                if qos == QoS::AtMostOnce {
-                    return match queue.try_send(outbound) {
+                if qos != QoS::AtMostOnce && wait == Wait::UpToTimeout {
+                    return match queue.send_timeout(outbound, self.config.slow_subscriber_timeout).await {
                         Ok(()) => Delivery::Delivered,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            self.counters.incr(Counter::DroppedQueueFull);
+                        Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                            self.counters.incr(Counter::DroppedSlowSubscriber);
+                            kick_once(kick, Kick::SlowSubscriber);
                             Delivery::Dropped
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Dropped,
+                        Err(mpsc::error::SendTimeoutError::Closed(_)) => Delivery::Dropped,
                     };
                 }
-                match queue.send_timeout(outbound, self.config.slow_subscriber_timeout).await {
-                    Ok(()) => Delivery::Delivered,
-                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                        self.counters.incr(Counter::DroppedSlowSubscriber);
-                        kick_once(kick, Kick::SlowSubscriber);
+                let mut since = full_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                match queue.try_send(outbound) {
+                    Ok(()) => {
+                        *since = None;
+                        Delivery::Delivered
+                    }
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        let now = std::time::Instant::now();
+                        let full_for = now.duration_since(*since.get_or_insert(now));
+                        if qos != QoS::AtMostOnce && full_for >= self.config.slow_subscriber_timeout {
+                            self.counters.incr(Counter::DroppedSlowSubscriber);
+                            kick_once(kick, Kick::SlowSubscriber);
+                        } else {
+                            self.counters.incr(Counter::DroppedQueueFull);
+                        }
                         Delivery::Dropped
                     }
-                    Err(mpsc::error::SendTimeoutError::Closed(_)) => Delivery::Dropped,
+                    Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Dropped,
                 }
             }
         }

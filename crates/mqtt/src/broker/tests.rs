@@ -540,14 +540,17 @@ async fn a_stuck_qos1_subscriber_is_disconnected_after_the_timeout_and_its_will_
     stream.read_exact(&mut suback).await.unwrap();
     assert_eq!(suback, [0x90, 3, 0, 1, 1]);
 
-    // It never sends PUBACK: 8 in flight, 8 queued, then a publisher waits 200 ms and gives up.
-    for _ in 0..100 {
-        broker.publish("site/a/bulk", b"x", QoS::AtLeastOnce, false).await.unwrap();
-        if broker.counters().get(Counter::DroppedSlowSubscriber) > 0 {
-            break;
-        }
+    // It never sends PUBACK: 8 in flight, 8 queued, then what finds the queue full is dropped
+    // without the publisher waiting, and once it has been full for 200 ms the subscriber goes.
+    let started = std::time::Instant::now();
+    while broker.counters().get(Counter::DroppedSlowSubscriber) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the stuck subscriber was never dropped");
+        let publish = broker.publish("site/a/bulk", b"x", QoS::AtLeastOnce, false);
+        tokio::time::timeout(Duration::from_millis(50), publish).await.expect("a publisher waited").unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(broker.counters().get(Counter::DroppedSlowSubscriber), 1);
+    assert!(broker.counters().get(Counter::DroppedQueueFull) > 0);
     assert_eq!(&*recv(&mut wills).await.payload, b"stuck");
     let mut rest = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await.unwrap().unwrap();
@@ -689,4 +692,49 @@ async fn with_durable_acks_a_qos2_pubrec_waits_until_the_message_is_stored() {
     }
     assert!(tokio::time::timeout(Duration::from_millis(200), store.recv()).await.is_err(), "routed twice");
     broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_cannot_keep_up_never_holds_a_publisher_back() {
+    let config = BrokerConfig {
+        subscriber_queue_capacity: 16,
+        max_inflight: 8,
+        slow_subscriber_timeout: Duration::from_secs(30),
+        ..BrokerConfig::default()
+    };
+    let (broker, addr) = start(config).await;
+    let mut store = broker.subscribe("site/a/#").unwrap();
+    let stored = tokio::spawn(async move {
+        let mut count = 0;
+        while store.recv().await.is_some() {
+            count += 1;
+        }
+        count
+    });
+    // Subscribed at QoS 1, reading nothing: its 8 in flight and 16 queued fill at once.
+    let (mut slow, _) = raw_connect(addr, device_connect("dev-a-slow", 0, None)).await;
+    let mut out = Vec::new();
+    let subscribe = Packet::Subscribe(codec::Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        filters: vec![codec::SubscribeFilter { filter: "site/a/#".into(), qos: QoS::AtLeastOnce }],
+    });
+    codec::encode(&subscribe, &mut out).unwrap();
+    slow.write_all(&out).await.unwrap();
+    let mut suback = [0u8; 5];
+    slow.read_exact(&mut suback).await.unwrap();
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    let publishing = async {
+        for i in 0..300 {
+            device
+                .publish("site/a/telemetry", format!("{i}").into_bytes(), QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
+        }
+    };
+    // Well inside the 30 s the slow subscriber may stay full: the publisher never waited for it.
+    tokio::time::timeout(Duration::from_secs(5), publishing).await.expect("the publisher was held back");
+    assert!(broker.counters().get(Counter::DroppedQueueFull) >= 250);
+    broker.shutdown().await;
+    assert_eq!(stored.await.unwrap(), 300, "the store got every message");
+    drop(slow);
 }

@@ -785,6 +785,27 @@ async fn devices_publish_for_their_site_only_and_cannot_read() {
     let reply = h.post_json("/api/v1/auth/login", "", &login).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
     assert!(reply.text.contains("device accounts sign in with tokens"), "{}", reply.text);
+    // A device is given no password later either, and becomes a person only with one.
+    let path = format!("/api/v1/users/{}", old_device.id.0);
+    let patch = |body: Value| {
+        h.send("PATCH", &path, Some(ADMIN), Some(("application/json", body.to_string().into_bytes())))
+    };
+    let reply = patch(json!({"password": "a device password"})).await;
+    assert_eq!(
+        (reply.status, &reply.json["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("password")),
+        "{}",
+        reply.text
+    );
+    let reply = patch(json!({"role": "operator"})).await;
+    assert_eq!(
+        (reply.status, &reply.json["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("password")),
+        "{}",
+        reply.text
+    );
+    let reply = patch(json!({"role": "operator", "password": "an operator's password"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 }
 
 #[tokio::test]

@@ -74,6 +74,26 @@ impl Store {
     /// Changes a user's role or password hash.
     pub fn update_user(&self, id: UserId, role: Option<Role>, password_hash: Option<&str>) -> Result<User> {
         self.write(|tx| {
+            let was: Option<String> = tx
+                .prepare_cached("SELECT role FROM users WHERE id = ?1")?
+                .query_row([id.0], |row| row.get(0))
+                .optional()?;
+            let Some(was) = was else { return Err(StoreError::NotFound { entity: "user", id: id.0 }) };
+            let device_before = was == Role::Device.as_str();
+            let device_after = role.map_or(device_before, |role| role == Role::Device);
+            // Devices sign in with tokens only; a person needs a password to sign in at all.
+            if device_after && password_hash.is_some() {
+                return Err(StoreError::invalid(
+                    "password",
+                    "device accounts have no password; they sign in with tokens",
+                ));
+            }
+            if device_before && !device_after && password_hash.is_none() {
+                return Err(StoreError::invalid(
+                    "password",
+                    "give a password with the new role: the device account had none",
+                ));
+            }
             if let Some(role) = role {
                 // Only device accounts are bound to a site, and they need one.
                 touched(

@@ -1245,7 +1245,12 @@ mod account_tests {
         let device = f.store.update_user(second.id, Some(Role::Device), None);
         assert!(matches!(device, Err(StoreError::Invalid(_))), "{device:?}");
         let gateway = f.store.create_user("gw", Role::Device, Some(site), "$argon2id$x", NOW).unwrap();
-        let viewer = f.store.update_user(gateway.id, Some(Role::Viewer), None).unwrap();
+        // Only with a password: the device had none to sign in with.
+        assert!(matches!(
+            f.store.update_user(gateway.id, Some(Role::Viewer), None),
+            Err(StoreError::Invalid(_))
+        ));
+        let viewer = f.store.update_user(gateway.id, Some(Role::Viewer), Some("$argon2id$y")).unwrap();
         assert_eq!((viewer.role, viewer.site_id), (Role::Viewer, None));
     }
 }

@@ -315,9 +315,12 @@ pub(crate) async fn page(
                                                     }
                                                     button type="submit" { (s.change_role) }
                                                 }
-                                                form.row-form data-action={ "PATCH /api/v1/users/" (user.id.0) } {
-                                                    label { (s.new_password) input name="password" type="password" minlength="12" required autocomplete="new-password"; }
-                                                    button type="submit" { (s.set_password) }
+                                                // Devices sign in with tokens only.
+                                                @if user.role != Role::Device {
+                                                    form.row-form data-action={ "PATCH /api/v1/users/" (user.id.0) } {
+                                                        label { (s.new_password) input name="password" type="password" minlength="12" required autocomplete="new-password"; }
+                                                        button type="submit" { (s.set_password) }
+                                                    }
                                                 }
                                                 button.danger data-action={ "DELETE /api/v1/users/" (user.id.0) } data-confirm=(s.delete_user) { (t.delete) }
                                             }

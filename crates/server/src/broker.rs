@@ -177,14 +177,18 @@ impl Hooks for PlatformHooks {
                 Some(site) => Some(store.site(site)?),
                 None => None,
             };
-            Ok::<_, store::StoreError>((owner, site))
+            let id_owner = store.longest_username_prefix(&client_id)?;
+            Ok::<_, store::StoreError>((owner, site, id_owner))
         })
         .await
         .map_err(|_| AuthRejection::ServerUnavailable)?
         .map_err(|_| AuthRejection::ServerUnavailable)?;
-        let Some(owner) = found.0 else { return Err(AuthRejection::BadUserNameOrPassword) };
-        let identity = identity_of(&owner, found.1.as_ref())?;
-        if owner.user.role == Role::Device && !client_id.starts_with(&owner.user.username) {
+        let (owner, site, id_owner) = found;
+        let Some(owner) = owner else { return Err(AuthRejection::BadUserNameOrPassword) };
+        let identity = identity_of(&owner, site.as_ref())?;
+        // A device's client id starts with its user name, and with no longer one: `press10-1` is
+        // press10's, so press1 cannot claim it while press10 is away.
+        if owner.user.role == Role::Device && id_owner.as_deref() != Some(owner.user.username.as_str()) {
             return Err(AuthRejection::IdentifierRejected);
         }
         Ok(identity)

@@ -198,9 +198,14 @@ fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
 /// be read as a target to log at every level, with everything else off: a typo such as
 /// `verbose` would silence the whole log, warnings included.
 fn check_log_filter(filter: &str) -> anyhow::Result<()> {
-    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    // As tracing reads them: names, or 0 (off) to 5 (trace); an empty level after `=` is error.
+    const LEVELS: [&str; 12] =
+        ["trace", "debug", "info", "warn", "error", "off", "0", "1", "2", "3", "4", "5"];
     for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let level = directive.split_once('=').map_or(directive, |(_, level)| level.trim());
+        if directive.contains('=') && level.is_empty() {
+            continue;
+        }
         if !LEVELS.iter().any(|known| known.eq_ignore_ascii_case(level)) {
             bail!(
                 "{level:?} is not a level (trace, debug, info, warn, error or off); name a target as target=level"
@@ -341,6 +346,12 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
 /// run ahead of real time.
 fn keep_demo_apart(store: &Store, dir: &Path, demo: bool, now: time::OffsetDateTime) -> anyhow::Result<()> {
     let marker = dir.join(DEMO_MARKER);
+    let ran_ahead = || -> anyhow::Result<bool> {
+        Ok(store
+            .latest_recorded_at()
+            .context("cannot read the store")?
+            .is_some_and(|latest| latest > now + time::Duration::HOUR))
+    };
     if !demo {
         if marker.exists() {
             bail!(
@@ -348,18 +359,22 @@ fn keep_demo_apart(store: &Store, dir: &Path, demo: bool, now: time::OffsetDateT
                 dir.display()
             );
         }
+        if ran_ahead()? {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                "the store holds times more than an hour ahead of this clock: a demo's data, or a clock set wrong \
+                 before; plans and OEE will look odd until real time catches up"
+            );
+        }
         return Ok(());
     }
     if !marker.exists() {
         let empty = store.count_users().context("cannot read the store")? == 0;
-        let ran_ahead = store
-            .latest_recorded_at()
-            .context("cannot read the store")?
-            .is_some_and(|latest| latest > now + time::Duration::HOUR);
-        if !empty && !ran_ahead {
+        if !empty && !ran_ahead()? {
             bail!(
                 "{} holds a factory's own data; the demo would run its fast clock and simulated machines \
-                 on it. Give the demo a directory of its own (--data-dir)",
+                 on it. Give the demo a directory of its own (--data-dir); if it is an older demo's, \
+                 delete it or put a file named {DEMO_MARKER} in it",
                 dir.display()
             );
         }
@@ -562,4 +577,28 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_log_filter;
+
+    #[test]
+    fn log_filters_are_levels_or_target_levels() {
+        for good in [
+            "info",
+            "Info",
+            "info,store=debug",
+            "warn,server::pipeline=trace",
+            "store=4",
+            "3",
+            "store=",
+            "off",
+        ] {
+            assert!(check_log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["verbose", "server=debugg", "info,loud"] {
+            assert!(check_log_filter(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -274,19 +274,29 @@ fn constraint(error: rusqlite::Error) -> StoreError {
 }
 
 /// Deletes the row `id` of `table`; one still in use is a conflict that says what uses it
-/// ("still used by 3 orders and 1 routing step") rather than only that something does.
+/// ("still used by 3 orders, 1 routing step") rather than only that something does.
 fn delete_row(tx: &Connection, table: &'static str, entity: &'static str, id: i64) -> Result<()> {
-    match tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [id]) {
+    match tx.execute(&format!("DELETE FROM \"{table}\" WHERE id = ?1"), [id]) {
         Ok(changed) => touched(changed, entity, id),
-        Err(rusqlite::Error::SqliteFailure(e, Some(message)))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation && message.contains("FOREIGN KEY") =>
-        {
-            let users = referrers(tx, table, id)?;
-            let message = if users.is_empty() {
+        // SQLITE_CONSTRAINT_FOREIGNKEY.
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == 787 => {
+            // One phrase per kind of user: an order operation may be tied to a machine twice
+            // (eligible for it, and assigned to it), and counts once.
+            let mut named: Vec<(&'static str, &'static str, u64)> = Vec::new();
+            for (child, count) in referrers(tx, table, id)? {
+                let (one, many) = row_words(&child);
+                match named.iter_mut().find(|(o, _, _)| *o == one) {
+                    Some(entry) => entry.2 = entry.2.max(count),
+                    None => named.push((one, many, count)),
+                }
+            }
+            let message = if named.is_empty() {
                 format!("the {entity} is still in use")
             } else {
-                let named: Vec<String> =
-                    users.iter().map(|(what, count)| count_words(*count, what)).collect();
+                let named: Vec<String> = named
+                    .iter()
+                    .map(|(one, many, count)| format!("{count} {}", if *count == 1 { one } else { many }))
+                    .collect();
                 format!("the {entity} is still used by {}; remove or change those first", named.join(", "))
             };
             Err(StoreError::Conflict { field: None, message })
@@ -295,8 +305,9 @@ fn delete_row(tx: &Connection, table: &'static str, entity: &'static str, id: i6
     }
 }
 
-/// The rows that keep row `id` of `table` from being deleted, by what they are: every single-column
-/// foreign key to `table` whose deletion rule is neither cascade nor set null.
+/// The rows that keep row `id` of `table` from being deleted, by the table they are in: every
+/// single-column foreign key to `table` whose deletion rule is neither cascade nor set null. The
+/// names come from the schema itself, never from a request.
 fn referrers(tx: &Connection, table: &str, id: i64) -> Result<Vec<(String, u64)>> {
     let tables: Vec<String> = tx
         .prepare_cached(
@@ -308,20 +319,18 @@ fn referrers(tx: &Connection, table: &str, id: i64) -> Result<Vec<(String, u64)>
     for child in tables {
         // (id, seq, parent table, from column, on delete) of each key column.
         let keys: Vec<(i64, i64, String, String, String)> = tx
-            .prepare(&format!(
-                "SELECT id, seq, \"table\", \"from\", on_delete FROM pragma_foreign_key_list('{child}')"
-            ))?
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
+            .prepare_cached(
+                "SELECT id, seq, \"table\", \"from\", on_delete FROM pragma_foreign_key_list(?1)",
+            )?
+            .query_map([&child], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
             .collect::<rusqlite::Result<_>>()?;
         for (key, _, parent, column, on_delete) in &keys {
             let single = keys.iter().filter(|k| k.0 == *key).count() == 1;
             if parent != table || !single || matches!(on_delete.as_str(), "CASCADE" | "SET NULL") {
                 continue;
             }
-            let count: u64 =
-                tx.query_row(&format!("SELECT count(*) FROM {child} WHERE {column} = ?1"), [id], |row| {
-                    row.get(0)
-                })?;
+            let sql = format!("SELECT count(*) FROM \"{child}\" WHERE \"{column}\" = ?1");
+            let count: u64 = tx.query_row(&sql, [id], |row| row.get(0))?;
             if count > 0 {
                 found.push((child.clone(), count));
             }
@@ -330,21 +339,19 @@ fn referrers(tx: &Connection, table: &str, id: i64) -> Result<Vec<(String, u64)>
     Ok(found)
 }
 
-/// "1 order", "3 routing steps": a table's rows in words.
-fn count_words(count: u64, table: &str) -> String {
-    let (one, many) = match table {
-        "routing_step_machines" => ("routing step", "routing steps"),
+/// A table's rows in words, one and many.
+fn row_words(table: &str) -> (&'static str, &'static str) {
+    match table {
+        "routing_step_machines" | "routing_steps" => ("routing step", "routing steps"),
         "operation_machines" | "operations" => ("order operation", "order operations"),
         "bom_lines" => ("bill-of-materials line", "bill-of-materials lines"),
         "lines" => ("line", "lines"),
-        _ => ("", ""),
-    };
-    if !one.is_empty() {
-        return format!("{count} {}", if count == 1 { one } else { many });
+        "machines" => ("machine", "machines"),
+        "users" => ("user", "users"),
+        "variants" => ("variant", "variants"),
+        "orders" => ("order", "orders"),
+        _ => ("other record", "other records"),
     }
-    let plural = table.replace('_', " ");
-    let singular = plural.strip_suffix('s').unwrap_or(&plural).to_string();
-    format!("{count} {}", if count == 1 { singular } else { plural })
 }
 
 /// Fails with a field error unless a row with `id` exists in `table`.

@@ -84,7 +84,8 @@ fn row_error(line: u64, problem: FieldError) -> RowError {
 
 fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> {
     // Windows line endings: the reader takes "\r\n" as two line ends when it numbers lines, so
-    // every error would name the line above the bad one.
+    // every error would name the line above the bad one. (A line break inside a quoted field, a
+    // customer's name on two lines, becomes "\n" too; nothing the import keeps is multi-line.)
     let csv: std::borrow::Cow<'_, [u8]> = if csv.windows(2).any(|pair| pair == b"\r\n") {
         let mut unix = Vec::with_capacity(csv.len());
         for (index, byte) in csv.iter().enumerate() {

@@ -183,6 +183,17 @@ pub(crate) async fn serve<H: Hooks>(
     };
     tracing::debug!(%peer, client_id = %connect.client_id, ?end, "mqtt client disconnected");
     match end {
+        End::Kicked(Kick::SlowSubscriber) => tracing::warn!(
+            %peer,
+            client_id = %connect.client_id,
+            "mqtt subscriber disconnected as too slow: its queue stayed full (what found it full was dropped)"
+        ),
+        End::Kicked(Kick::Revoked) => {
+            tracing::info!(%peer, client_id = %connect.client_id, "mqtt client disconnected: its permission was withdrawn")
+        }
+        _ => {}
+    }
+    match end {
         End::KeepaliveTimeout => router.counters.incr(Counter::KeepaliveTimeouts),
         End::ProtocolError => router.counters.incr(Counter::ProtocolErrors),
         _ => {}

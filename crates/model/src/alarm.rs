@@ -191,8 +191,11 @@ pub enum Transition {
         rule_id: i64,
         /// The machine.
         machine: MachineId,
-        /// When the condition started to hold (not when the delay ran out).
+        /// When the condition started to hold.
         at: Timestamp,
+        /// When it had held long enough: the delay ran out (the time of the reading or tick
+        /// that found it so).
+        fired: Timestamp,
         /// The value that tripped it, for metric conditions.
         value: Option<f64>,
         /// A sentence for people.
@@ -355,7 +358,7 @@ impl Engine {
                                 >= i64::from(minutes) * 60_000 + i64::from(rule.rule.for_seconds) * 1000
                         {
                             track.raised = true;
-                            out.push(raise(rule, machine, since, None));
+                            out.push(raise(rule, machine, since, now, None));
                         }
                     }
                     _ => {
@@ -396,17 +399,23 @@ fn step(
     let held_ms = unix_ms(at) - unix_ms(since);
     if !track.raised && held_ms >= i64::from(rule.rule.for_seconds) * 1000 {
         track.raised = true;
-        out.push(raise(rule, machine, since, value.or(first_value)));
+        out.push(raise(rule, machine, since, at, value.or(first_value)));
     }
 }
 
-fn raise(rule: &AlarmRule, machine: MachineId, at: Timestamp, value: Option<f64>) -> Transition {
+fn raise(
+    rule: &AlarmRule,
+    machine: MachineId,
+    at: Timestamp,
+    fired: Timestamp,
+    value: Option<f64>,
+) -> Transition {
     let cause = AlarmCause {
         rule_name: rule.rule.name.clone(),
         metric: rule.rule.metric.clone(),
         condition: rule.rule.condition.clone(),
     };
-    Transition::Raise { rule_id: rule.id, machine, at, value, message: cause.message(value, &ENGLISH) }
+    Transition::Raise { rule_id: rule.id, machine, at, fired, value, message: cause.message(value, &ENGLISH) }
 }
 
 /// What raised an alarm: its rule's name, metric and condition when it was raised.
@@ -522,6 +531,11 @@ pub struct Alarm {
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub raised_at: Timestamp,
+    /// When the alarm came up: the condition had held for the rule's delay (for `stopped_longer`,
+    /// its minutes). Absent for alarms raised before it was kept.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub fired_at: Option<Timestamp>,
     /// Who acknowledged it.
     pub acknowledged_by: Option<String>,
     /// When it was acknowledged.

@@ -350,8 +350,9 @@ mod alarm_tests {
         engine.on_reading(&reading(1, "gas_ppm", 6, 95.0), &mut out);
         engine.on_reading(&reading(1, "gas_ppm", 7, 99.0), &mut out);
         assert_eq!(kinds(&out), ["raise"]);
-        let Transition::Raise { at, value, message, .. } = &out[0] else { unreachable!() };
+        let Transition::Raise { at, fired, value, message, .. } = &out[0] else { unreachable!() };
         assert_eq!((*at, *value), (T0, Some(95.0)));
+        assert_eq!(*fired, T0 + time::Duration::seconds(6), "it came up once the 5 s had passed");
         assert_eq!(message, "rule 1: gas_ppm = 95 above 50");
         engine.on_reading(&reading(2, "gas_ppm", 8, 99.0), &mut out);
         assert_eq!(out.len(), 1, "another machine has its own delay");
@@ -412,6 +413,8 @@ mod alarm_tests {
         engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(4)], &mut out);
         engine.on_tick(T0 + time::Duration::minutes(11), &[MachineId(4)], &mut out);
         assert_eq!(kinds(&out), ["raise"], "down, then offline: one stop of ten minutes");
+        let Transition::Raise { at, fired, .. } = &out[0] else { unreachable!() };
+        assert_eq!((*at, *fired), (T0, T0 + time::Duration::minutes(10)));
         engine.on_state(&change(700, MachineState::Running), &mut out);
         assert_eq!(kinds(&out), ["raise", "clear"]);
         // Idle is waiting for work and a setup is planned, not stops: hours of them raise nothing,

@@ -123,8 +123,8 @@ async fn apply(state: &AppState, transition: Transition, webhooks: &webhook::Sen
     let store = state.store.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let alarm = match transition {
-            Transition::Raise { rule_id, machine, at, value, message } => {
-                store.raise_alarm(rule_id, machine, at, value, &message).map(Some)
+            Transition::Raise { rule_id, machine, at, fired, value, message } => {
+                store.raise_alarm_fired(rule_id, machine, at, fired, value, &message).map(Some)
             }
             Transition::Clear { rule_id, machine, at } => store.clear_alarm(rule_id, machine, at),
         }?;

@@ -192,6 +192,18 @@ impl FromRequestParts<AppState> for Ctx {
 
 /// An alarm's message in the page's language: from its cause when the alarm kept one, else the
 /// English message it was raised with.
+/// When an alarm came up, and, when its condition had begun a minute or more before (a delay, a
+/// long stop), since when: "07:27" over "since 06:57".
+pub(crate) fn alarm_raised(ctx: &Ctx, alarm: &model::alarm::Alarm) -> Markup {
+    let fired = alarm.fired_at.unwrap_or(alarm.raised_at);
+    html! {
+        (ctx.short_time(fired))
+        @if fired - alarm.raised_at >= time::Duration::MINUTE {
+            br; span.muted.nw { (ctx.t.since.to_lowercase()) " " (ctx.short_time(alarm.raised_at)) }
+        }
+    }
+}
+
 pub(crate) fn alarm_message(t: &Text, alarm: &model::alarm::Alarm) -> String {
     match &alarm.cause {
         Some(cause) => cause.message(alarm.value, t.alarm_words),
@@ -601,7 +613,7 @@ pub(crate) fn alarms_brief(
                             }
                         }
                         td.nw {
-                            (ctx.short_time(alarm.raised_at))
+                            (alarm_raised(ctx, alarm))
                             br;
                             @if alarm.needs_acknowledgement() && ctx.may(crate::auth::Need::Report) {
                                 button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {

@@ -120,6 +120,21 @@ impl Store {
         value: Option<f64>,
         message: &str,
     ) -> Result<Alarm> {
+        self.raise_alarm_fired(rule_id, machine, at, at, value, message)
+    }
+
+    /// Like [`Store::raise_alarm`] for a condition that began at `since` and fired (held past its
+    /// delay) at `fired`.
+    pub fn raise_alarm_fired(
+        &self,
+        rule_id: i64,
+        machine: MachineId,
+        since: Timestamp,
+        fired: Timestamp,
+        value: Option<f64>,
+        message: &str,
+    ) -> Result<Alarm> {
+        let at = since;
         self.write(|tx| {
             // The rule's severity, and what it watches for the alarm's cause (`Alarm::cause`).
             let rule: (String, String, Option<String>, String, f64) = tx
@@ -132,9 +147,21 @@ impl Store {
             let (severity, name, metric, kind, param) = rule;
             tx.execute(
                 "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms,
-                                     rule_name, metric, condition_kind, condition_param)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9, ?10)",
-                params![rule_id, machine.0, severity, message, value, to_ms(at), name, metric, kind, param],
+                                     rule_name, metric, condition_kind, condition_param, fired_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    rule_id,
+                    machine.0,
+                    severity,
+                    message,
+                    value,
+                    to_ms(at),
+                    name,
+                    metric,
+                    kind,
+                    param,
+                    to_ms(fired.max(at))
+                ],
             )
             .map_err(constraint)?;
             read_alarm(tx, tx.last_insert_rowid())
@@ -343,7 +370,8 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
 const OPEN_ALARM: &str = "(status != 'cleared' OR acknowledged_ms IS NULL)";
 
 const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, value, status, raised_ms,
-    acknowledged_by, acknowledged_ms, cleared_ms, rule_name, metric, condition_kind, condition_param FROM alarms";
+    acknowledged_by, acknowledged_ms, cleared_ms, rule_name, metric, condition_kind, condition_param, fired_ms
+    FROM alarms";
 
 fn read_alarm(conn: &Connection, id: i64) -> Result<Alarm> {
     conn.prepare_cached(&format!("{ALARM_SELECT} WHERE id = ?1"))?
@@ -365,9 +393,10 @@ fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
             from_ms(row.get(7)?)?,
             row.get::<_, Option<i64>>(9)?.map(from_ms).transpose()?,
             row.get::<_, Option<i64>>(10)?.map(from_ms).transpose()?,
+            row.get::<_, Option<i64>>(15)?.map(from_ms).transpose()?,
         ))
     })();
-    let (raised_at, acknowledged_at, cleared_at) = match times {
+    let (raised_at, acknowledged_at, cleared_at, fired_at) = match times {
         Ok(times) => times,
         Err(e) => return Ok(Err(e)),
     };
@@ -391,6 +420,7 @@ fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
         value: row.get(5)?,
         status,
         raised_at,
+        fired_at,
         acknowledged_by: row.get(8)?,
         acknowledged_at,
         cleared_at,

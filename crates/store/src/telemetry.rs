@@ -264,7 +264,7 @@ impl Store {
                         coalesce((SELECT max(created_ms) FROM orders), 0),
                         coalesce((SELECT max(created_ms) FROM plans), 0),
                         coalesce((SELECT max(max(coalesce(started_ms, 0), coalesce(finished_ms, 0))) FROM operations), 0),
-                        coalesce((SELECT max(max(raised_ms, coalesce(cleared_ms, 0))) FROM alarms), 0))",
+                        coalesce((SELECT max(max(raised_ms, coalesce(fired_ms, 0), coalesce(cleared_ms, 0))) FROM alarms), 0))",
                 )?
                 .query_row([], |row| row.get(0))?;
             latest.filter(|ms| *ms > 0).map(from_ms).transpose()

@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 17);
+    assert_eq!(store.schema_version().unwrap(), 18);
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 17);
+    assert_eq!(store.schema_version().unwrap(), 18);
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
     let after: Vec<_> = orders.iter().flat_map(|o| store.operations(o.id).unwrap()).collect();
     assert_eq!(after, operations);

@@ -695,6 +695,38 @@ async fn alarm_messages_are_said_in_the_page_s_language() {
         item["cause"],
         json!({"rule_name": "Gas leak", "metric": "gas_ppm", "condition": {"kind": "above", "threshold": 50.0}})
     );
+    assert_eq!(item["fired_at"], item["raised_at"], "without a delay it came up as the condition began");
+}
+
+#[tokio::test]
+async fn an_alarm_shows_when_it_came_up_and_since_when_its_condition_held() {
+    let h = harness();
+    let rule = json!({"name": "Long stop", "condition": {"kind": "stopped_longer", "minutes": 30}, "severity": "warning"});
+    let id = h.post_json("/api/v1/alarm-rules", ADMIN, &rule).await.json["id"].as_i64().unwrap();
+    // Down at 08:57, raised at 09:27: the page leads with 09:27 and says since when.
+    let since = NOW - time::Duration::minutes(30);
+    h.store.raise_alarm_fired(id, model::MachineId(4), since, NOW, None, "Long stop").unwrap();
+    let fired = NOW.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap());
+    let (fired_text, since_text) = (
+        format!("{:02}:{:02}", fired.hour(), fired.minute()),
+        format!(
+            "{:02}:{:02}",
+            (fired - time::Duration::minutes(30)).hour(),
+            (fired - time::Duration::minutes(30)).minute()
+        ),
+    );
+    for path in ["/alarms", "/", "/machines/4"] {
+        let page = h.page(path, ADMIN, "en").await.text;
+        let at = page.find(&fired_text).unwrap_or_else(|| panic!("{path}: no {fired_text}"));
+        assert!(
+            page[at..].contains(&format!("since {since_text}")),
+            "{path}: {}",
+            &page[at..(at + 200).min(page.len())]
+        );
+    }
+    let listed = h.get("/api/v1/alarms").await.json;
+    let item = &listed["items"][0];
+    assert_ne!(item["fired_at"], item["raised_at"], "{item}");
 }
 
 #[tokio::test]

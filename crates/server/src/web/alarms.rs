@@ -207,7 +207,7 @@ pub(crate) async fn page(
                                 td { (super::alarm_message(t, alarm)) }
                                 td.num.wide-only { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
                                 td.status { (alarm_status(t, alarm)) }
-                                td.nw { (ctx.short_time(alarm.raised_at)) }
+                                td.nw { (super::alarm_raised(&ctx, alarm)) }
                                 td.wide-only {
                                     @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
                                         (by) " · " (ctx.short_time(at))

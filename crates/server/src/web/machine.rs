@@ -724,7 +724,7 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                             tr {
                                 td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
                                 td { (super::alarm_message(t, alarm)) }
-                                td { (ctx.short_time(alarm.raised_at)) }
+                                td { (super::alarm_raised(ctx, alarm)) }
                                 td {
                                     (alarm_status(t, alarm))
                                     @if let Some(by) = &alarm.acknowledged_by {

@@ -126,6 +126,14 @@ impl FileConfig {
                 );
             }
         }
+        if let Some(secret) = &self.alarms.webhook_secret
+            && secret.len() < 16
+        {
+            anyhow::bail!(
+                "[alarms] webhook_secret must be at least 16 characters (a receiver checks signatures with it), found {}",
+                secret.len()
+            );
+        }
         if self.retention.plan_days == 0 {
             anyhow::bail!(
                 "[retention] plan_days must be at least 1 (the active plan is always kept), found 0"
@@ -248,6 +256,10 @@ reoptimise_min_gain_percent = 1.0
 webhooks = []
 # How often delays, stale-data and long-stop conditions are checked, in seconds.
 tick_seconds = 2
+# A secret shared with the webhook receivers, at least 16 characters: each POST then carries
+# X-Microfactory-Timestamp (Unix seconds) and X-Microfactory-Signature (sha256=<hex>, the
+# HMAC-SHA256 of "{timestamp}.{body}"), so receivers can tell the platform's notifications apart.
+# webhook_secret = "…"
 
 [mqtt]
 # Connect machines over MQTT (Sparkplug B 3.0 on spBv1.0/#, JSON on mf/v1/{site}/{machine}/...).
@@ -319,6 +331,10 @@ mod tests {
         );
         assert!(error("[retention]\nplan_days = 0").starts_with("[retention] plan_days must be at least 1"));
         assert!(error("[retention]\nraw_days = 0").starts_with("[retention] raw_days must be at least 1"));
+        assert!(
+            error("[alarms]\nwebhook_secret = \"short\"")
+                .starts_with("[alarms] webhook_secret must be at least 16")
+        );
         assert!(
             error("[retention]\nrollup_days = 0").starts_with("[retention] rollup_days must be at least 1")
         );

@@ -22,11 +22,15 @@ pub struct AlarmConfig {
     pub webhooks: Vec<String>,
     /// How often time-based conditions (delays, stale data, long stops) are checked, in seconds.
     pub tick_seconds: u64,
+    /// A secret shared with the webhook receivers: each POST is signed with it
+    /// (`X-Microfactory-Signature`), so a receiver can tell the platform's notifications from
+    /// anyone else's on the network. At least 16 characters; never logged.
+    pub webhook_secret: Option<webhook::Secret>,
 }
 
 impl Default for AlarmConfig {
     fn default() -> AlarmConfig {
-        AlarmConfig { webhooks: Vec::new(), tick_seconds: 2 }
+        AlarmConfig { webhooks: Vec::new(), tick_seconds: 2, webhook_secret: None }
     }
 }
 
@@ -81,7 +85,8 @@ pub(crate) async fn run(
     };
     let mut engine = Engine::new(rules, &open);
     engine.resume(&states, &latest, state.clock.now());
-    let webhooks = webhook::spawn(state.alarms.webhooks.clone(), stop.clone());
+    let webhooks =
+        webhook::spawn(state.alarms.webhooks.clone(), state.alarms.webhook_secret.clone(), stop.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(state.alarms.tick_seconds.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut transitions = Vec::new();

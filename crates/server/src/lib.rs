@@ -41,7 +41,7 @@ pub use error::{ApiError, ApiResult};
 pub use live::LiveEvent;
 use metrics::Metrics;
 pub use replanner::PlanningConfig;
-pub use webhook::parse_url as parse_webhook_url;
+pub use webhook::{Secret as WebhookSecret, parse_url as parse_webhook_url};
 
 /// How long telemetry, old plans and ended browser sessions are kept (the `[retention]` section
 /// of the config file).

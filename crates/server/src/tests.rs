@@ -933,7 +933,20 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
                     if body.len() >= length {
-                        bodies_tx.send(body.to_string()).unwrap();
+                        // Signed with the shared secret over the timestamp and the body.
+                        let header = |name: &str| {
+                            head.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_default().to_string()
+                        };
+                        let timestamp: i64 = header("X-Microfactory-Timestamp: ").parse().unwrap_or(0);
+                        let expected = crate::webhook::signature(
+                            &crate::webhook::Secret::new("a secret the receiver shares"),
+                            timestamp,
+                            body.as_bytes(),
+                        );
+                        let signed = header("X-Microfactory-Signature: ") == expected;
+                        bodies_tx
+                            .send(if signed { body.to_string() } else { format!("unsigned: {head}") })
+                            .unwrap();
                         break;
                     }
                 }
@@ -946,7 +959,9 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     });
 
     let now = NOW;
-    let h = harness_with(crate::AlarmConfig { webhooks: vec![hook], tick_seconds: 1 });
+    let secret = Some(crate::webhook::Secret::new("a secret the receiver shares"));
+    let h =
+        harness_with(crate::AlarmConfig { webhooks: vec![hook], tick_seconds: 1, webhook_secret: secret });
     let _workers = h.state.start_workers();
 
     // Open the live stream before anything happens.

@@ -1,11 +1,17 @@
 //! Alarm webhooks: every alarm change is POSTed as JSON to each configured `http://` URL, retried
 //! with exponential backoff (1, 2, 4, 8, 16 s) and then given up and logged. A bounded queue keeps
 //! a dead receiver from growing memory: when it is full, new notifications are dropped and logged.
-//! Plain HTTP only: the receivers are on the factory network (a TLS client is a later addition).
+//! Plain HTTP only: the receivers are on the factory network (a TLS client is a later addition);
+//! signing makes up for authenticity, not for secrecy.
+//! With `alarms.webhook_secret` each POST carries `X-Microfactory-Timestamp` (Unix seconds) and
+//! `X-Microfactory-Signature: sha256=<hex>`, the HMAC-SHA256 (RFC 2104) of `"{timestamp}.{body}"`
+//! under the secret: a receiver recomputes it to know the notification is the platform's and
+//! checks the timestamp against replays.
 
 use std::time::Duration;
 
 use model::alarm::Alarm;
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -62,21 +68,78 @@ impl Sender {
     }
 }
 
+/// The secret webhooks are signed with; shown as `***` by `Debug`, so it never reaches a log.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// Characters in it.
+    pub fn len(&self) -> usize {
+        self.0.chars().count()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `sha256=<hex>`: the HMAC-SHA256 of `"{timestamp}.{body}"` under `secret`.
+pub fn signature(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
+    let mac = hmac_sha256(secret.0.as_bytes(), &[timestamp.to_string().as_bytes(), b".", body]);
+    let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// HMAC-SHA256 (RFC 2104) of the concatenated `parts` under `key`.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|k| k ^ byte);
+    let mut inner = Sha256::new();
+    inner.update(pad(0x36));
+    for part in parts {
+        inner.update(part);
+    }
+    let mut outer = Sha256::new();
+    outer.update(pad(0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
 /// Starts one delivery task per URL (invalid URLs were rejected at start-up).
-pub(crate) fn spawn(urls: Vec<String>, stop: watch::Receiver<bool>) -> Sender {
+pub(crate) fn spawn(urls: Vec<String>, secret: Option<Secret>, stop: watch::Receiver<bool>) -> Sender {
     let mut queues = Vec::new();
     for url in urls {
         let Ok(target) = parse_url(&url) else { continue };
         let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(QUEUE);
         let mut stop = stop.clone();
         let name = url.clone();
+        let secret = secret.clone();
         tokio::spawn(async move {
             loop {
                 let body = tokio::select! {
                     body = receiver.recv() => match body { Some(body) => body, None => return },
                     _ = stop.changed() => return,
                 };
-                deliver(&name, &target, &body).await;
+                deliver(&name, &target, &body, secret.as_ref()).await;
             }
         });
         queues.push((url, sender));
@@ -84,10 +147,22 @@ pub(crate) fn spawn(urls: Vec<String>, stop: watch::Receiver<bool>) -> Sender {
     Sender { queues }
 }
 
-async fn deliver(name: &str, target: &HttpUrl, body: &[u8]) {
+async fn deliver(name: &str, target: &HttpUrl, body: &[u8], secret: Option<&Secret>) {
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=ATTEMPTS {
-        match post(target, body).await {
+        // Signed afresh for each attempt, so a retry is not mistaken for a replay. Real time:
+        // receivers compare it with their own clocks, also in the fast demo.
+        let headers = match secret {
+            Some(secret) => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                format!(
+                    "X-Microfactory-Timestamp: {now}\r\nX-Microfactory-Signature: {}\r\n",
+                    signature(secret, now, body)
+                )
+            }
+            None => String::new(),
+        };
+        match post(target, body, &headers).await {
             Ok(status) if (200..300).contains(&status) => return,
             Ok(status) => tracing::warn!(url = %name, attempt, status, "webhook refused the alarm"),
             Err(error) => tracing::warn!(url = %name, attempt, %error, "webhook unreachable"),
@@ -100,13 +175,13 @@ async fn deliver(name: &str, target: &HttpUrl, body: &[u8]) {
     tracing::error!(url = %name, "webhook gave up after {ATTEMPTS} attempts");
 }
 
-/// One POST; returns the response status.
-pub async fn post(target: &HttpUrl, body: &[u8]) -> std::io::Result<u16> {
+/// One POST with `headers` (whole `Name: value\r\n` lines) added; returns the response status.
+async fn post(target: &HttpUrl, body: &[u8], headers: &str) -> std::io::Result<u16> {
     let exchange = async {
         let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
         stream.set_nodelay(true)?;
         let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: microfactory\r\n\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: microfactory\r\n{headers}\r\n",
             target.path,
             target.host,
             target.port,
@@ -132,4 +207,34 @@ pub async fn post(target: &HttpUrl, body: &[u8]) -> std::io::Result<u16> {
     tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
         .map_err(|_| std::io::Error::other("timed out"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        let hex = |bytes: [u8; 32]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        // Test case 2: a short key.
+        assert_eq!(
+            hex(hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"])),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than a block is hashed first.
+        assert_eq!(
+            hex(hmac_sha256(&[0xaa; 131], &[b"Test Using Larger Than Block-Size Key - Hash Key First"])),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn a_signature_covers_the_timestamp_and_the_body_and_hides_the_secret() {
+        let secret = Secret::new("a shared webhook secret");
+        let signed = signature(&secret, 1_796_090_400, b"{}");
+        assert!(signed.starts_with("sha256=") && signed.len() == 7 + 64, "{signed}");
+        assert_ne!(signed, signature(&secret, 1_796_090_401, b"{}"));
+        assert_ne!(signed, signature(&secret, 1_796_090_400, b"{ }"));
+        assert_eq!(format!("{secret:?}"), "***");
+    }
 }

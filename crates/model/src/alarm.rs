@@ -339,7 +339,8 @@ impl Engine {
                         if silent && track.since.is_none() {
                             track.since = Some((last + time::Duration::seconds(i64::from(seconds)), None));
                         }
-                        let holds = track.since.is_some();
+                        // Only a reading ends staleness: an alarm up at a restart stays up.
+                        let holds = track.since.is_some() || track.raised;
                         step(rule, machine, track, holds, now, None, out);
                     }
                     Condition::StoppedLonger { minutes } => {

@@ -476,6 +476,23 @@ mod alarm_tests {
     }
 
     #[test]
+    fn a_stale_alarm_up_at_a_restart_stays_up_until_a_reading() {
+        let mut engine = Engine::new(
+            vec![rule(2, Some("vibration"), Condition::Stale { seconds: 60 }, 0)],
+            &[(2, MachineId(1))],
+        );
+        let restart = T0 + time::Duration::minutes(10);
+        engine.resume(&[], &[reading(1, "vibration", 0, 1.0)], restart);
+        let mut out = Vec::new();
+        for seconds in [2, 30, 90] {
+            engine.on_tick(restart + time::Duration::seconds(seconds), &[MachineId(1)], &mut out);
+        }
+        assert!(out.is_empty(), "neither cleared nor raised again: {out:?}");
+        engine.on_reading(&reading(1, "vibration", 700, 1.0), &mut out);
+        assert_eq!(kinds(&out), ["clear"]);
+    }
+
+    #[test]
     fn rates_across_a_restart_use_the_readings_true_times() {
         let mut engine =
             Engine::new(vec![rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0)], &[]);

@@ -62,8 +62,9 @@ pub struct BrokerConfig {
     /// sending to it until PUBACKs arrive (its queue then fills and the policy above applies).
     pub max_inflight: usize,
     /// How long a network subscriber's queue may stay full before it is disconnected as too slow.
-    /// Meanwhile what finds it full is dropped and counted: publishers never wait for a network
-    /// subscriber (only the retained messages a subscriber asked for wait, up to this long).
+    /// Meanwhile what finds it full is dropped and counted, QoS 1 included (as a broker's queue
+    /// limit does): publishers never wait for a network subscriber (only the retained messages a
+    /// subscriber asked for wait, up to this long).
     pub slow_subscriber_timeout: Duration,
     /// Retained messages kept at most; retaining a new topic beyond this is dropped and counted.
     pub max_retained: usize,

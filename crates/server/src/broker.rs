@@ -177,7 +177,10 @@ impl Hooks for PlatformHooks {
                 Some(site) => Some(store.site(site)?),
                 None => None,
             };
-            let id_owner = store.longest_username_prefix(&client_id)?;
+            let id_owner = match &owner {
+                Some(owner) if owner.user.role == Role::Device => store.longest_device_prefix(&client_id)?,
+                _ => None,
+            };
             Ok::<_, store::StoreError>((owner, site, id_owner))
         })
         .await
@@ -189,6 +192,22 @@ impl Hooks for PlatformHooks {
         // A device's client id starts with its user name, and with no longer one: `press10-1` is
         // press10's, so press1 cannot claim it while press10 is away.
         if owner.user.role == Role::Device && id_owner.as_deref() != Some(owner.user.username.as_str()) {
+            // Said where people look: a device that worked yesterday may be refused because a
+            // device account with a longer name was created since. (Clipped: ids may be long.)
+            let client_id: String = credentials.client_id.chars().take(64).collect();
+            match &id_owner {
+                Some(other) => tracing::warn!(
+                    device = %owner.user.username,
+                    client_id = ?client_id,
+                    owner = %other,
+                    "MQTT client id refused: it starts with another device account's longer name"
+                ),
+                None => tracing::info!(
+                    device = %owner.user.username,
+                    client_id = ?client_id,
+                    "MQTT client id refused: a device's client id starts with its user name"
+                ),
+            }
             return Err(AuthRejection::IdentifierRejected);
         }
         Ok(identity)

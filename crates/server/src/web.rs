@@ -190,8 +190,6 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
-/// An alarm's message in the page's language: from its cause when the alarm kept one, else the
-/// English message it was raised with.
 /// When an alarm came up, and, when its condition had begun a minute or more before (a delay, a
 /// long stop), since when: "07:27" over "since 06:57".
 pub(crate) fn alarm_raised(ctx: &Ctx, alarm: &model::alarm::Alarm) -> Markup {
@@ -204,6 +202,8 @@ pub(crate) fn alarm_raised(ctx: &Ctx, alarm: &model::alarm::Alarm) -> Markup {
     }
 }
 
+/// An alarm's message in the page's language: from its cause when the alarm kept one, else the
+/// English message it was raised with.
 pub(crate) fn alarm_message(t: &Text, alarm: &model::alarm::Alarm) -> String {
     match &alarm.cause {
         Some(cause) => cause.message(alarm.value, t.alarm_words),

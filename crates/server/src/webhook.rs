@@ -68,10 +68,17 @@ impl Sender {
     }
 }
 
-/// The secret webhooks are signed with; shown as `***` by `Debug`, so it never reaches a log.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The secret webhooks are signed with; shown and written as `***` (`Debug`, `Serialize`), so it
+/// never reaches a log or a dump of the settings.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
 
 impl Secret {
     /// Wraps a secret.

@@ -130,12 +130,13 @@ impl Store {
         })
     }
 
-    /// The longest user name that `text` starts with, if any: whose a device's MQTT client id is.
-    pub fn longest_username_prefix(&self, text: &str) -> Result<Option<String>> {
+    /// The longest device account name that `text` starts with, if any: whose a device's MQTT
+    /// client id is.
+    pub fn longest_device_prefix(&self, text: &str) -> Result<Option<String>> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT username FROM users WHERE substr(?1, 1, length(username)) = username
+                    "SELECT username FROM users WHERE role = 'device' AND substr(?1, 1, length(username)) = username
                      ORDER BY length(username) DESC LIMIT 1",
                 )?
                 .query_row([text], |row| row.get(0))

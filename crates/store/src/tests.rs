@@ -121,7 +121,11 @@ fn upgrading_keeps_every_row_and_reference() {
         }
         let user = f.store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
         f.store.create_token(user.id, "cli", &[9u8; 32], "mf_abc", NOW).unwrap();
-        f.store
+        // A device with a password, as older versions kept one.
+        let site = f.store.machine(f.machines[0]).unwrap().site_id;
+        f.store.create_user("gw", Role::Device, Some(site), "$argon2id$device", NOW).unwrap();
+        let rule = f
+            .store
             .create_alarm_rule(&NewAlarmRule {
                 name: "gas".into(),
                 machine_id: Some(f.machines[0]),
@@ -131,6 +135,18 @@ fn upgrading_keeps_every_row_and_reference() {
                 deadband: 0.0,
                 severity: Severity::Critical,
                 enabled: true,
+            })
+            .unwrap();
+        // An alarm as version 16 wrote it, without the time it fired.
+        f.store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms,
+                                         rule_name, metric, condition_kind, condition_param)
+                     VALUES (?1, ?2, 'critical', 'gas', 72.5, 'active', ?3, 'gas', 'gas_ppm', 'above', 50.0)",
+                    rusqlite::params![rule.id, f.machines[0].0, to_ms(NOW)],
+                )?;
+                Ok(())
             })
             .unwrap();
         let orders = f.store.orders(&OrderFilter::default(), all()).unwrap().items;
@@ -151,6 +167,13 @@ fn upgrading_keeps_every_row_and_reference() {
     let after: Vec<_> = orders.iter().flat_map(|o| store.operations(o.id).unwrap()).collect();
     assert_eq!(after, operations);
     assert_eq!(store.users().unwrap(), users);
+    let alarms = store.alarms(&AlarmFilter::default(), all()).unwrap().items;
+    assert_eq!(alarms.len(), 1);
+    assert_eq!((alarms[0].raised_at, alarms[0].fired_at, alarms[0].value), (NOW, None, Some(72.5)));
+    let (_, device_hash) = store.user_credentials("gw").unwrap().unwrap();
+    assert_eq!(device_hash, "!", "a device's old password is gone");
+    let (_, person_hash) = store.user_credentials("ada").unwrap().unwrap();
+    assert_eq!(person_hash, "$argon2id$fake");
     assert_eq!(store.tokens(None).unwrap(), tokens);
     assert_eq!(store.alarm_rules().unwrap(), rules);
     let dangling: i64 = store

@@ -12,10 +12,10 @@ pub enum Counter {
     MessagesDelivered,
     /// Messages that matched no subscription.
     MessagesUnrouted,
-    /// QoS 0 messages dropped because a network subscriber's queue was full.
+    /// Messages (of any QoS) dropped because a network subscriber's queue was full.
     DroppedQueueFull,
-    /// QoS 1 messages dropped because a network subscriber's queue stayed full for
-    /// `slow_subscriber_timeout`; the subscriber is disconnected.
+    /// Network subscribers disconnected because their queue stayed full for
+    /// `slow_subscriber_timeout` (one count each; the message that found it so is dropped).
     DroppedSlowSubscriber,
     /// Publishes dropped because `Hooks::may_publish` said no.
     DroppedNotPermitted,

@@ -130,9 +130,10 @@ impl Router {
             if old.identity.as_ref().map(Identity::account) != Some(identity.account()) {
                 return false;
             }
-            if let Sink::Network { kick, .. } = &old.sink
-                && kick_once(kick, Kick::Takeover)
-            {
+            // A takeover overrides any earlier reason to close: the device is back, so its will
+            // ("offline") must not follow its new connection's birth.
+            if let Sink::Network { kick, .. } = &old.sink {
+                kick.send_replace(Some(Kick::Takeover));
                 self.counters.incr(Counter::Takeovers);
             }
         }
@@ -292,10 +293,12 @@ impl Router {
                 let outbound = Outbound { message, qos, retain };
                 if qos != QoS::AtMostOnce && wait == Wait::UpToTimeout {
                     return match queue.send_timeout(outbound, self.config.slow_subscriber_timeout).await {
-                        Ok(()) => Delivery::Delivered,
+                        Ok(()) => {
+                            *full_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+                            Delivery::Delivered
+                        }
                         Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                            self.counters.incr(Counter::DroppedSlowSubscriber);
-                            kick_once(kick, Kick::SlowSubscriber);
+                            self.drop_slow(kick);
                             Delivery::Dropped
                         }
                         Err(mpsc::error::SendTimeoutError::Closed(_)) => Delivery::Dropped,
@@ -310,9 +313,8 @@ impl Router {
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         let now = std::time::Instant::now();
                         let full_for = now.duration_since(*since.get_or_insert(now));
-                        if qos != QoS::AtMostOnce && full_for >= self.config.slow_subscriber_timeout {
-                            self.counters.incr(Counter::DroppedSlowSubscriber);
-                            kick_once(kick, Kick::SlowSubscriber);
+                        if full_for >= self.config.slow_subscriber_timeout {
+                            self.drop_slow(kick);
                         } else {
                             self.counters.incr(Counter::DroppedQueueFull);
                         }
@@ -321,6 +323,16 @@ impl Router {
                     Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Dropped,
                 }
             }
+        }
+    }
+
+    /// Drops a message for a subscriber that is too slow, and disconnects it: counted as a slow
+    /// subscriber once, when it is told to go, and as a full queue after that.
+    fn drop_slow(&self, kick: &watch::Sender<Option<Kick>>) {
+        if kick_once(kick, Kick::SlowSubscriber) {
+            self.counters.incr(Counter::DroppedSlowSubscriber);
+        } else {
+            self.counters.incr(Counter::DroppedQueueFull);
         }
     }
 

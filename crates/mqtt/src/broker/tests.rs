@@ -738,3 +738,12 @@ async fn a_subscriber_that_cannot_keep_up_never_holds_a_publisher_back() {
     assert_eq!(stored.await.unwrap(), 300, "the store got every message");
     drop(slow);
 }
+
+#[test]
+fn the_first_reason_to_close_a_connection_decides() {
+    use super::router::{Kick, kick_once};
+    let (kick, reason) = watch::channel(None);
+    assert!(kick_once(&kick, Kick::Revoked));
+    assert!(!kick_once(&kick, Kick::SlowSubscriber), "a second reason is not taken");
+    assert_eq!(*reason.borrow(), Some(Kick::Revoked));
+}

@@ -68,7 +68,11 @@ pub(crate) async fn check_credentials(
     // An account without a password (a device's "!") costs the same work as any other, so the
     // answer's time does not tell which names are devices.
     let usable = argon2::password_hash::PasswordHash::new(&hash).is_ok();
-    let hash = if usable { hash } else { dummy_hash() };
+    let hash = if usable {
+        hash
+    } else {
+        tokio::task::spawn_blocking(dummy_hash).await.map_err(ApiError::internal)?
+    };
     // The work is done either way; only then does an unusable hash make it fail.
     let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await

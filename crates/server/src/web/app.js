@@ -161,17 +161,21 @@ async function refresh() {
   pending.clear();
   refreshing = true;
   try {
-    await refreshSections(ids);
+    // Not fetched (the server away, slow or refusing): the sections wait for the next try.
+    if (!(await refreshSections(ids))) ids.forEach(id => pending.add(id));
   } finally {
     refreshing = false;
     if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, 2000);
   }
 }
 
+// Whether the page was fetched; a fetch that hangs is given up after 20 s.
 async function refreshSections(ids) {
-  const response = await fetch(window.location.href, { credentials: 'same-origin' }).catch(() => null);
-  if (!response || !response.ok) return;
-  const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
+  const options = { credentials: 'same-origin', signal: AbortSignal.timeout(20000) };
+  const response = await fetch(window.location.href, options).catch(() => null);
+  const text = response && response.ok ? await response.text().catch(() => null) : null;
+  if (text === null) return false;
+  const fresh = new DOMParser().parseFromString(text, 'text/html');
   for (const id of ids) {
     const now = document.getElementById(id);
     const next = fresh.getElementById(id);
@@ -182,6 +186,7 @@ async function refreshSections(ids) {
     if (beingEdited(now)) continue;
     now.replaceWith(document.importNode(next, true));
   }
+  return true;
 }
 
 // Sections that show a window ending now (the machine page's charts) are fetched again as time

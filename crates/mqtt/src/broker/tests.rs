@@ -91,6 +91,33 @@ fn device_connect(client_id: &str, keep_alive: u16, will: Option<LastWill>) -> C
     }
 }
 
+/// Subscribes a raw connection to one filter and returns the SUBACK's bytes.
+async fn raw_subscribe(stream: &mut TcpStream, filter: &str, qos: QoS) -> [u8; 5] {
+    let mut out = Vec::new();
+    let subscribe = Packet::Subscribe(codec::Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        filters: vec![codec::SubscribeFilter { filter: filter.into(), qos }],
+    });
+    codec::encode(&subscribe, &mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut suback = [0u8; 5];
+    stream.read_exact(&mut suback).await.unwrap();
+    suback
+}
+
+/// An in-process subscriber standing in for the store: takes every message under `filter` and
+/// lets go of it at once; the task ends with how many it took when the broker shuts down.
+fn counting_store(broker: &BrokerHandle, filter: &str) -> tokio::task::JoinHandle<usize> {
+    let mut store = broker.subscribe(filter).unwrap();
+    tokio::spawn(async move {
+        let mut count = 0;
+        while store.recv().await.is_some() {
+            count += 1;
+        }
+        count
+    })
+}
+
 #[tokio::test]
 async fn bad_credentials_are_refused_with_the_right_return_code() {
     let (broker, addr) = start(BrokerConfig::default()).await;
@@ -322,16 +349,7 @@ async fn slow_network_subscribers_lose_qos0_messages_instead_of_growing_queues()
         },
     )
     .await;
-    let mut out = Vec::new();
-    let subscribe = Packet::Subscribe(codec::Subscribe {
-        packet_id: codec::PacketId::new(1).unwrap(),
-        filters: vec![codec::SubscribeFilter { filter: "bulk/#".into(), qos: QoS::AtMostOnce }],
-    });
-    codec::encode(&subscribe, &mut out).unwrap();
-    stream.write_all(&out).await.unwrap();
-    let mut suback = [0u8; 5];
-    stream.read_exact(&mut suback).await.unwrap();
-    assert_eq!(suback, [0x90, 3, 0, 1, 0]);
+    assert_eq!(raw_subscribe(&mut stream, "bulk/#", QoS::AtMostOnce).await, [0x90, 3, 0, 1, 0]);
 
     let payload = vec![7u8; 1024];
     let n_messages = 20_000u64;
@@ -529,16 +547,7 @@ async fn a_stuck_qos1_subscriber_is_disconnected_after_the_timeout_and_its_will_
         retain: false,
     };
     let (mut stream, _) = raw_connect(addr, device_connect("stuck", 0, Some(will))).await;
-    let mut out = Vec::new();
-    let subscribe = Packet::Subscribe(codec::Subscribe {
-        packet_id: codec::PacketId::new(1).unwrap(),
-        filters: vec![codec::SubscribeFilter { filter: "site/a/bulk".into(), qos: QoS::AtLeastOnce }],
-    });
-    codec::encode(&subscribe, &mut out).unwrap();
-    stream.write_all(&out).await.unwrap();
-    let mut suback = [0u8; 5];
-    stream.read_exact(&mut suback).await.unwrap();
-    assert_eq!(suback, [0x90, 3, 0, 1, 1]);
+    assert_eq!(raw_subscribe(&mut stream, "site/a/bulk", QoS::AtLeastOnce).await, [0x90, 3, 0, 1, 1]);
 
     // It never sends PUBACK: 8 in flight, 8 queued, then what finds the queue full is dropped
     // without the publisher waiting, and once it has been full for 200 ms the subscriber goes.
@@ -631,26 +640,10 @@ async fn a_filter_deeper_than_the_limit_closes_only_that_connection() {
 async fn durable_acks_wait_for_the_store_only_not_for_retained_copies_or_other_clients() {
     let config = BrokerConfig { durable_acks: true, max_inflight: 8, ..BrokerConfig::default() };
     let (broker, addr) = start(config).await;
-    // The store: takes every message and lets go of it at once.
-    let mut store = broker.subscribe("site/a/#").unwrap();
-    let stored = tokio::spawn(async move {
-        let mut count = 0;
-        while store.recv().await.is_some() {
-            count += 1;
-        }
-        count
-    });
+    let stored = counting_store(&broker, "site/a/#");
     // Another client subscribes at QoS 1 and never acknowledges anything.
     let (mut silent, _) = raw_connect(addr, device_connect("dev-a-silent", 0, None)).await;
-    let mut out = Vec::new();
-    let subscribe = Packet::Subscribe(codec::Subscribe {
-        packet_id: codec::PacketId::new(1).unwrap(),
-        filters: vec![codec::SubscribeFilter { filter: "site/a/#".into(), qos: QoS::AtLeastOnce }],
-    });
-    codec::encode(&subscribe, &mut out).unwrap();
-    silent.write_all(&out).await.unwrap();
-    let mut suback = [0u8; 5];
-    silent.read_exact(&mut suback).await.unwrap();
+    raw_subscribe(&mut silent, "site/a/#", QoS::AtLeastOnce).await;
 
     let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
     let publishing = async {
@@ -703,25 +696,10 @@ async fn a_subscriber_that_cannot_keep_up_never_holds_a_publisher_back() {
         ..BrokerConfig::default()
     };
     let (broker, addr) = start(config).await;
-    let mut store = broker.subscribe("site/a/#").unwrap();
-    let stored = tokio::spawn(async move {
-        let mut count = 0;
-        while store.recv().await.is_some() {
-            count += 1;
-        }
-        count
-    });
+    let stored = counting_store(&broker, "site/a/#");
     // Subscribed at QoS 1, reading nothing: its 8 in flight and 16 queued fill at once.
     let (mut slow, _) = raw_connect(addr, device_connect("dev-a-slow", 0, None)).await;
-    let mut out = Vec::new();
-    let subscribe = Packet::Subscribe(codec::Subscribe {
-        packet_id: codec::PacketId::new(1).unwrap(),
-        filters: vec![codec::SubscribeFilter { filter: "site/a/#".into(), qos: QoS::AtLeastOnce }],
-    });
-    codec::encode(&subscribe, &mut out).unwrap();
-    slow.write_all(&out).await.unwrap();
-    let mut suback = [0u8; 5];
-    slow.read_exact(&mut suback).await.unwrap();
+    raw_subscribe(&mut slow, "site/a/#", QoS::AtLeastOnce).await;
     let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
     let publishing = async {
         for i in 0..300 {

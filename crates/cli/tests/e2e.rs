@@ -292,6 +292,57 @@ fn the_demo_and_a_factory_keep_their_data_apart() {
 }
 
 #[test]
+fn the_readme_s_factory_set_up_runs_as_written() {
+    let tools = ["bash", "curl", "mosquitto_pub", "sed"];
+    let installed = |tool: &&str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if let Some(missing) = tools.iter().find(|tool| !installed(tool)) {
+        assert!(
+            std::env::var("MF_REQUIRE_INTEROP").is_err(),
+            "MF_REQUIRE_INTEROP is set but {missing} is missing"
+        );
+        eprintln!("skipped: {missing} is not installed");
+        return;
+    }
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("## Setting up a factory").expect("the README's set-up section")..];
+    let start_at = section.find("```sh\n").expect("its shell block") + "```sh\n".len();
+    let script = &section[start_at..start_at + section[start_at..].find("\n```").unwrap()];
+    let dir = TempDir::new("readme-setup");
+    let server = start("serve", &dir.0);
+    // As written, but for the broker's port, which is a free one here.
+    let script = script.replace("-p 1883", &format!("-p {}", server.mqtt.port()));
+    let output = Command::new("bash")
+        .args(["-c", &format!("set -e\n{script}")])
+        .env("API", format!("http://{}/api/v1", server.address))
+        .env("TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan = request(server.address, "GET", "/api/v1/plans/1", Some(TOKEN), None).unwrap().json();
+    assert_eq!(plan["status"], "active", "{plan}");
+    let series = request(
+        server.address,
+        "GET",
+        "/api/v1/machines/1/series?metric=spindle_power_kw",
+        Some(TOKEN),
+        None,
+    )
+    .unwrap()
+    .json();
+    assert_eq!(series["points"][0]["last"], 7.2, "{series}");
+}
+
+#[test]
 fn generated_planning_problems_solve_to_valid_schedules() {
     let dir = TempDir::new("generate");
     let problem = dir.0.join("problem.json");

@@ -1,5 +1,6 @@
 //! End-to-end tests of the real binary: the demo main job, restarts, crash durability under
-//! concurrent writes, graceful shutdown, the CSV import command and the help texts.
+//! concurrent writes, graceful shutdown, the CSV import command, the help texts, start-up
+//! refusals (ports, flags, data directories, log filters) and the README's set-up block.
 
 mod support;
 

@@ -57,6 +57,15 @@ enum Command {
     /// Run the simulated factory against a broker (embedded or external), with the machines and
     /// released orders of the store in --data-dir.
     Sim(SimArgs),
+    /// Copy the store in --data-dir to a new file, consistent and compacted, while the platform
+    /// keeps running. Restore: stop the platform and put the copy in an empty data directory as
+    /// microfactory.db.
+    Backup {
+        /// The new file to write (it must not exist).
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Solve and benchmark job-shop and flexible job-shop scheduling problems.
     Schedule(schedule::ScheduleCommand),
     /// Measure the platform (prints tables for BENCHMARKS.md).
@@ -166,6 +175,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => serve(args, true),
         Command::Orders(OrdersCommand::Import { file, common }) => import(&file, &common),
         Command::Sim(args) => simulate(args),
+        Command::Backup { file, common } => backup(&file, &common),
         Command::Schedule(command) => schedule::run(command),
         Command::Bench(BenchCommand::Ingest(options)) => bench::run(options),
         Command::Bench(BenchCommand::Plan(options)) => bench::plan(options),
@@ -494,6 +504,26 @@ async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("interrupted; finishing requests in flight"),
         () = terminate => tracing::info!("terminated; finishing requests in flight"),
     }
+}
+
+fn backup(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
+    let config = FileConfig::load(common.config.as_deref())?;
+    init_logging(&config)?;
+    if file.exists() {
+        bail!("{} exists already; name a new file (a backup never overwrites one)", file.display());
+    }
+    let (store, dir) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
+    let started = std::time::Instant::now();
+    store.backup_to(file).with_context(|| format!("cannot back up to {}", file.display()))?;
+    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backed up {} to {} ({:.1} MB in {:.1} s); to restore, stop the platform and put it in an empty data directory as {DATABASE_FILE}",
+        dir.display(),
+        file.display(),
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {

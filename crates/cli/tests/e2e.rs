@@ -188,7 +188,7 @@ fn help_documents_every_command() {
         String::from_utf8(output.stdout).unwrap()
     };
     let top = help(&["--help"]);
-    for command in ["serve", "demo", "orders", "config", "sim", "schedule", "bench"] {
+    for command in ["serve", "demo", "orders", "config", "sim", "backup", "schedule", "bench"] {
         assert!(top.contains(command), "--help does not mention {command}");
     }
     for flag in ["--listen", "--data-dir", "--config", "--mqtt-listen", "--mqtt-broker"] {
@@ -341,6 +341,45 @@ fn the_readme_s_factory_set_up_runs_as_written() {
     .unwrap()
     .json();
     assert_eq!(series["points"][0]["last"], 7.2, "{series}");
+}
+
+#[test]
+fn a_backup_taken_while_serving_restores_to_a_working_store() {
+    let dir = TempDir::new("backup");
+    let (live, copy, restored) = (dir.0.join("live"), dir.0.join("copy.db"), dir.0.join("restored"));
+    let server = start("serve", &live);
+    let site = |code: &str| format!(r#"{{"code": "{code}", "name": "{code}", "utc_offset": "+08:00"}}"#);
+    let created = request(server.address, "POST", "/api/v1/sites", Some(TOKEN), Some(&site("hk"))).unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let backup = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .arg("backup")
+            .arg(file)
+            .arg("--data-dir")
+            .arg(&live)
+            .output()
+            .unwrap()
+    };
+    let output = backup(&copy);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("backed up"));
+    // Not in the copy: written after it.
+    request(server.address, "POST", "/api/v1/sites", Some(TOKEN), Some(&site("sz"))).unwrap();
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .arg("backup")
+            .arg(&copy)
+            .arg("--data-dir")
+            .arg(&live),
+    );
+    assert!(stderr.contains("exists already"), "{stderr}");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::copy(&copy, restored.join("microfactory.db")).unwrap();
+    let again = start("serve", &restored);
+    let sites = request(again.address, "GET", "/api/v1/sites", Some(TOKEN), None).unwrap().json();
+    let codes: Vec<&str> =
+        sites["items"].as_array().unwrap().iter().map(|s| s["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["hk"]);
 }
 
 #[test]

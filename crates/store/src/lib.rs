@@ -162,6 +162,23 @@ impl Store {
         Store { inner: Arc::new(inner) }
     }
 
+    /// Writes a consistent copy of the whole database to `path` (a new file) while the store
+    /// stays in use: SQLite's `VACUUM INTO` reads one snapshot, so writes that go on meanwhile are
+    /// either wholly in the copy or not at all. The copy is compacted and carries no log.
+    pub fn backup_to(&self, path: &Path) -> Result<()> {
+        if path.exists() {
+            return Err(StoreError::invalid(
+                "path",
+                &format!("{} exists already; name a new file", path.display()),
+            ));
+        }
+        let target = path.to_str().ok_or_else(|| StoreError::invalid("path", "must be valid UTF-8"))?;
+        self.read(|conn| {
+            conn.execute("VACUUM INTO ?1", [target])?;
+            Ok(())
+        })
+    }
+
     /// The schema version the database is at.
     pub fn schema_version(&self) -> Result<u32> {
         self.read(|conn| Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?))

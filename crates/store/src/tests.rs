@@ -443,6 +443,32 @@ fn file_store_survives_reopen_and_reads_through_the_pool() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_backup_is_a_whole_store_that_opens_on_its_own() {
+    let dir = std::env::temp_dir().join(format!("mf-store-backup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = fixture(Store::open(&dir.join("live.db"), Durability::Full).unwrap());
+    f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    let copy = dir.join("backup.db");
+    f.store.backup_to(&copy).unwrap();
+    // Written after the copy: not in it.
+    f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
+    assert!(matches!(f.store.backup_to(&copy), Err(StoreError::Invalid(_))), "an existing file is kept");
+    let restored = Store::open(&copy, Durability::Full).unwrap();
+    let numbers: Vec<String> = restored
+        .orders(&OrderFilter::default(), all())
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.number)
+        .collect();
+    assert_eq!(numbers, ["SO-1"]);
+    assert_eq!(restored.machines(None, None, all()).unwrap().items.len(), 2);
+    drop((f, restored));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 mod telemetry_tests {
     use super::*;
 

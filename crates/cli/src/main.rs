@@ -509,13 +509,19 @@ async fn shutdown_signal() {
 fn backup(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     let config = FileConfig::load(common.config.as_deref())?;
     init_logging(&config)?;
-    if file.exists() {
-        bail!("{} exists already; name a new file (a backup never overwrites one)", file.display());
+    // Read only: the backup neither creates, migrates nor changes the store it copies, so one
+    // taken with a newer binary before an upgrade is still the old store.
+    let dir = common
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(|| "microfactory-data".into());
+    let database = dir.join(DATABASE_FILE);
+    if !database.exists() {
+        bail!("no microfactory data in {} (check --data-dir)", dir.display());
     }
-    let (store, dir) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
     let started = std::time::Instant::now();
-    store.backup_to(file).with_context(|| format!("cannot back up to {}", file.display()))?;
-    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let bytes = store::backup_database(&database, file).map_err(|e| anyhow::anyhow!("backup failed: {e}"))?;
     println!(
         "backed up {} to {} ({:.1} MB in {:.1} s); to restore, stop the platform and put it in an empty data directory as {DATABASE_FILE}",
         dir.display(),

@@ -162,23 +162,6 @@ impl Store {
         Store { inner: Arc::new(inner) }
     }
 
-    /// Writes a consistent copy of the whole database to `path` (a new file) while the store
-    /// stays in use: SQLite's `VACUUM INTO` reads one snapshot, so writes that go on meanwhile are
-    /// either wholly in the copy or not at all. The copy is compacted and carries no log.
-    pub fn backup_to(&self, path: &Path) -> Result<()> {
-        if path.exists() {
-            return Err(StoreError::invalid(
-                "path",
-                &format!("{} exists already; name a new file", path.display()),
-            ));
-        }
-        let target = path.to_str().ok_or_else(|| StoreError::invalid("path", "must be valid UTF-8"))?;
-        self.read(|conn| {
-            conn.execute("VACUUM INTO ?1", [target])?;
-            Ok(())
-        })
-    }
-
     /// The schema version the database is at.
     pub fn schema_version(&self) -> Result<u32> {
         self.read(|conn| Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?))
@@ -265,6 +248,62 @@ fn to_ms(ts: Timestamp) -> i64 {
 fn from_ms(ms: i64) -> Result<Timestamp> {
     Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|_| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+/// Writes a consistent copy of the database at `database` to `target`, a new file, while the
+/// platform keeps using it. SQLite's `VACUUM INTO` reads one snapshot (what is written meanwhile is
+/// either wholly in the copy or not) from a read-only connection that neither migrates nor
+/// changes the live store, into a temporary file beside `target` that only becomes `target` once
+/// it is complete and on disk: an interrupted backup leaves no file that could be mistaken for one.
+/// The copy is compacted, carries no log, and is readable by its owner only.
+pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u64, String> {
+    if !database.exists() {
+        return Err(format!("no database at {}", database.display()));
+    }
+    // Absolute: a name starting with "file:" would otherwise read as a URI.
+    let target = std::path::absolute(target).map_err(|e| format!("{}: {e}", target.display()))?;
+    if target.exists() {
+        return Err(format!(
+            "{} exists already; name a new file (a backup never overwrites one)",
+            target.display()
+        ));
+    }
+    let partial = target.with_file_name(format!(
+        "{}.partial-{}",
+        target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let written = (|| -> std::result::Result<u64, String> {
+        let source = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("cannot open {}: {e}", database.display()))?;
+        source.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
+        let into = partial.to_str().ok_or_else(|| format!("{} is not UTF-8", partial.display()))?;
+        source
+            .execute("VACUUM INTO ?1", [into])
+            .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        drop(source);
+        // VACUUM INTO does not sync: the copy must be on disk before it is called a backup.
+        let file = std::fs::File::open(&partial).map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // It holds password hashes and token digests.
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+        }
+        // A hard link fails if the target appeared meanwhile, so nothing is overwritten.
+        std::fs::hard_link(&partial, &target)
+            .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+        if let Some(parent) = target.parent()
+            && let Ok(dir) = std::fs::File::open(parent)
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
+    })();
+    let _ = std::fs::remove_file(&partial);
+    written
 }
 
 /// Turns SQLite constraint failures into conflicts that name the field, e.g.

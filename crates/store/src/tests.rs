@@ -448,13 +448,29 @@ fn a_backup_is_a_whole_store_that_opens_on_its_own() {
     let dir = std::env::temp_dir().join(format!("mf-store-backup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let f = fixture(Store::open(&dir.join("live.db"), Durability::Full).unwrap());
+    let live = dir.join("live.db");
+    let f = fixture(Store::open(&live, Durability::Full).unwrap());
     f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
     let copy = dir.join("backup.db");
-    f.store.backup_to(&copy).unwrap();
+    assert!(backup_database(&live, &copy).unwrap() > 0);
     // Written after the copy: not in it.
     f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
-    assert!(matches!(f.store.backup_to(&copy), Err(StoreError::Invalid(_))), "an existing file is kept");
+    let again = backup_database(&live, &copy).unwrap_err();
+    assert!(again.contains("exists already"), "{again}");
+    // A backup that fails half-way (here: its folder is gone) leaves no file at all.
+    let nowhere = dir.join("gone").join("backup.db");
+    assert!(backup_database(&live, &nowhere).is_err());
+    // Nothing is left behind but the backup itself.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     let restored = Store::open(&copy, Durability::Full).unwrap();
     let numbers: Vec<String> = restored
         .orders(&OrderFilter::default(), all())

@@ -318,8 +318,10 @@ fn the_readme_s_factory_set_up_runs_as_written() {
     // As written, but for the broker's port, which is a free one here.
     let script = script.replace("-p 1883", &format!("-p {}", server.mqtt.port()));
     let output = Command::new("bash")
-        .args(["-c", &format!("set -e\n{script}")])
+        .args(["-c", &format!("set -eo pipefail\n{script}")])
         .env("API", format!("http://{}/api/v1", server.address))
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
         .env("TOKEN", TOKEN)
         .output()
         .unwrap();

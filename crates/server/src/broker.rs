@@ -77,6 +77,9 @@ pub struct PlatformHooks {
     store: Store,
     clock: std::sync::Arc<dyn model::Clock>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// When each device's refused client id was last logged: a refused gateway retries every
+    /// few seconds, and the log says it once a minute.
+    refusals_logged: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl PlatformHooks {
@@ -87,7 +90,7 @@ impl PlatformHooks {
         clock: std::sync::Arc<dyn model::Clock>,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> PlatformHooks {
-        PlatformHooks { store, clock, metrics }
+        PlatformHooks { store, clock, metrics, refusals_logged: std::sync::Arc::default() }
     }
 }
 
@@ -195,7 +198,18 @@ impl Hooks for PlatformHooks {
             // Said where people look: a device that worked yesterday may be refused because a
             // device account with a longer name was created since. (Clipped: ids may be long.)
             let client_id: String = credentials.client_id.chars().take(64).collect();
+            let due = {
+                let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
+                let now = std::time::Instant::now();
+                let due =
+                    logged.get(&owner.user.username).is_none_or(|at| now.duration_since(*at).as_secs() >= 60);
+                if due {
+                    logged.insert(owner.user.username.clone(), now);
+                }
+                due
+            };
             match &id_owner {
+                _ if !due => {}
                 Some(other) => tracing::warn!(
                     device = %owner.user.username,
                     client_id = ?client_id,

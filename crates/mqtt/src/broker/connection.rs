@@ -199,7 +199,11 @@ pub(crate) async fn serve<H: Hooks>(
         _ => {}
     }
     router.disconnect(key, Some(&connect.client_id));
+    // Taken over meanwhile, after it was already closing for another reason: the device is back,
+    // so its "offline" must not follow the new connection's birth.
+    let taken_over = *kick_rx.borrow() == Some(Kick::Takeover);
     if end.publishes_will()
+        && !taken_over
         && let Some(will) = connect.will.take()
     {
         // Routing may wait for a full in-process channel; shutdown must not wait behind it.

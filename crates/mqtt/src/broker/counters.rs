@@ -69,7 +69,7 @@ impl Counter {
             Counter::MessagesDelivered => "mqtt_messages_delivered",
             Counter::MessagesUnrouted => "mqtt_messages_unrouted",
             Counter::DroppedQueueFull => "mqtt_dropped_queue_full",
-            Counter::DroppedSlowSubscriber => "mqtt_dropped_slow_subscriber",
+            Counter::DroppedSlowSubscriber => "mqtt_slow_subscribers_disconnected",
             Counter::DroppedNotPermitted => "mqtt_dropped_not_permitted",
             Counter::DroppedRetainedFull => "mqtt_dropped_retained_full",
             Counter::ConnectionsAccepted => "mqtt_connections_accepted",

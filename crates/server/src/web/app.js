@@ -154,27 +154,45 @@ function beingEdited(section) {
   });
 }
 
+// After a failed fetch the next waits longer, up to a minute; a success brings it back to 2 s.
+let retryDelay = 2000;
+
 async function refresh() {
   refreshTimer = null;
   if (refreshing) return;
   const ids = [...pending];
   pending.clear();
   refreshing = true;
+  let outcome = 'failed';
   try {
-    // Not fetched (the server away, slow or refusing): the sections wait for the next try.
-    if (!(await refreshSections(ids))) ids.forEach(id => pending.add(id));
+    outcome = await refreshSections(ids);
+  } catch (error) {
+    outcome = 'failed';
   } finally {
     refreshing = false;
-    if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, 2000);
+    // Not fetched (the server away or slow): the sections wait for the next try. A page that is
+    // gone or no longer ours (4xx) is not asked for again.
+    if (outcome === 'failed') ids.forEach(id => pending.add(id));
+    retryDelay = outcome === 'failed' ? Math.min(retryDelay * 2, 60000) : 2000;
+    if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, outcome === 'failed' ? retryDelay : 2000);
   }
 }
 
-// Whether the page was fetched; a fetch that hangs is given up after 20 s.
+// 'done', 'gone' (4xx) or 'failed'; a fetch that hangs is given up after 20 s.
 async function refreshSections(ids) {
-  const options = { credentials: 'same-origin', signal: AbortSignal.timeout(20000) };
-  const response = await fetch(window.location.href, options).catch(() => null);
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 20000);
+  const response = await fetch(window.location.href, { credentials: 'same-origin', signal: controller.signal })
+    .catch(() => null);
   const text = response && response.ok ? await response.text().catch(() => null) : null;
-  if (text === null) return false;
+  clearTimeout(timer);
+  if (response && response.status >= 400 && response.status < 500) return 'gone';
+  if (text === null) return 'failed';
+  // The session ended: the page came back as the sign-in page. Show it rather than go stale.
+  if (response.redirected && new URL(response.url).pathname === '/login') {
+    window.location.reload();
+    return 'gone';
+  }
   const fresh = new DOMParser().parseFromString(text, 'text/html');
   for (const id of ids) {
     const now = document.getElementById(id);
@@ -186,7 +204,7 @@ async function refreshSections(ids) {
     if (beingEdited(now)) continue;
     now.replaceWith(document.importNode(next, true));
   }
-  return true;
+  return 'done';
 }
 
 // Sections that show a window ending now (the machine page's charts) are fetched again as time

@@ -234,12 +234,14 @@ enum NewStore {
     Refuse,
 }
 
-fn open_store(
+/// The data directory (flag, then config file, then `default_dir`) and its database file; with
+/// [`NewStore::Refuse`], an error when the file is not there.
+fn database_path(
     common: &CommonArgs,
     config: &FileConfig,
     default_dir: &str,
     new: NewStore,
-) -> anyhow::Result<(Store, PathBuf)> {
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let dir =
         common.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| default_dir.into());
     let path = dir.join(DATABASE_FILE);
@@ -249,6 +251,16 @@ fn open_store(
             dir.display()
         );
     }
+    Ok((dir, path))
+}
+
+fn open_store(
+    common: &CommonArgs,
+    config: &FileConfig,
+    default_dir: &str,
+    new: NewStore,
+) -> anyhow::Result<(Store, PathBuf)> {
+    let (dir, path) = database_path(common, config, default_dir, new)?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let durability = config.store.durability.map(Into::into).unwrap_or_default();
@@ -511,15 +523,7 @@ fn backup(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     init_logging(&config)?;
     // Read only: the backup neither creates, migrates nor changes the store it copies, so one
     // taken with a newer binary before an upgrade is still the old store.
-    let dir = common
-        .data_dir
-        .clone()
-        .or_else(|| config.data_dir.clone())
-        .unwrap_or_else(|| "microfactory-data".into());
-    let database = dir.join(DATABASE_FILE);
-    if !database.exists() {
-        bail!("no microfactory data in {} (check --data-dir)", dir.display());
-    }
+    let (dir, database) = database_path(common, &config, "microfactory-data", NewStore::Refuse)?;
     let started = std::time::Instant::now();
     let bytes = store::backup_database(&database, file).map_err(|e| anyhow::anyhow!("backup failed: {e}"))?;
     println!(

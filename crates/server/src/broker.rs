@@ -133,15 +133,24 @@ fn identity_token(identity: &Identity) -> Option<i64> {
     rest.split(':').next()?.parse().ok()
 }
 
-/// The identity a token's owner signs in as, or why not (the site of a device with one).
-fn identity_of(owner: &store::TokenOwner, site: Option<&model::Site>) -> Result<Identity, AuthRejection> {
-    match (owner.user.role, site) {
+/// The identity a token's owner signs in as (a device's names its site), or why not. Sign-in and
+/// `watch_tokens` both derive it here, so a connection is closed exactly when signing in again
+/// would give another identity.
+fn owner_identity(
+    store: &Store,
+    owner: &store::TokenOwner,
+) -> store::Result<Result<Identity, AuthRejection>> {
+    let site = match owner.user.site_id {
+        Some(site) => Some(store.site(site)?),
+        None => None,
+    };
+    Ok(match (owner.user.role, site) {
         (Role::Admin, _) => Ok(admin_identity(owner.token_id, owner.user.id)),
         (Role::Device, Some(site)) => {
             Ok(device_identity(owner.token_id, owner.user.id, site.id, &site.code, &owner.user.username))
         }
         _ => Err(AuthRejection::NotAuthorized),
-    }
+    })
 }
 
 /// Whether a device may subscribe to `filter`: the commands for its site's edge nodes, and the
@@ -167,6 +176,37 @@ fn under_site(topic: &str, site: &str) -> bool {
     })
 }
 
+impl PlatformHooks {
+    /// Says where people look why a device's client id was refused, once a minute per device: a
+    /// device that worked yesterday may be refused because a device account with a longer name was
+    /// created since. `owner` is that account, if any.
+    fn log_refused_id(&self, device: &str, client_id: &str, owner: Option<&str>) {
+        {
+            let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            if logged.get(device).is_some_and(|at| now.duration_since(*at).as_secs() < 60) {
+                return;
+            }
+            logged.insert(device.to_string(), now);
+        }
+        // Clipped: ids may be long.
+        let client_id: String = client_id.chars().take(64).collect();
+        match owner {
+            Some(owner) => tracing::warn!(
+                device,
+                client_id = ?client_id,
+                owner,
+                "MQTT client id refused: it starts with another device account's longer name"
+            ),
+            None => tracing::info!(
+                device,
+                client_id = ?client_id,
+                "MQTT client id refused: a device's client id starts with its user name"
+            ),
+        }
+    }
+}
+
 impl Hooks for PlatformHooks {
     async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Identity, AuthRejection> {
         let Some(password) = credentials.password else { return Err(AuthRejection::BadUserNameOrPassword) };
@@ -175,53 +215,25 @@ impl Hooks for PlatformHooks {
         let client_id = credentials.client_id.to_string();
         let (store, now) = (self.store.clone(), self.clock.now());
         let found = tokio::task::spawn_blocking(move || {
-            let owner = store.token_owner(&digest, now)?;
-            let site = match owner.as_ref().and_then(|o| o.user.site_id) {
-                Some(site) => Some(store.site(site)?),
-                None => None,
-            };
-            let id_owner = match &owner {
-                Some(owner) if owner.user.role == Role::Device => store.longest_device_prefix(&client_id)?,
+            let Some(owner) = store.token_owner(&digest, now)? else { return Ok(None) };
+            let identity = owner_identity(&store, &owner)?;
+            let id_owner = match owner.user.role {
+                Role::Device => store.longest_device_prefix(&client_id)?,
                 _ => None,
             };
-            Ok::<_, store::StoreError>((owner, site, id_owner))
+            Ok::<_, store::StoreError>(Some((owner, identity, id_owner)))
         })
         .await
         .map_err(|_| AuthRejection::ServerUnavailable)?
         .map_err(|_| AuthRejection::ServerUnavailable)?;
-        let (owner, site, id_owner) = found;
-        let Some(owner) = owner else { return Err(AuthRejection::BadUserNameOrPassword) };
-        let identity = identity_of(&owner, site.as_ref())?;
+        let Some((owner, identity, id_owner)) = found else {
+            return Err(AuthRejection::BadUserNameOrPassword);
+        };
+        let identity = identity?;
         // A device's client id starts with its user name, and with no longer one: `press10-1` is
         // press10's, so press1 cannot claim it while press10 is away.
         if owner.user.role == Role::Device && id_owner.as_deref() != Some(owner.user.username.as_str()) {
-            // Said where people look: a device that worked yesterday may be refused because a
-            // device account with a longer name was created since. (Clipped: ids may be long.)
-            let client_id: String = credentials.client_id.chars().take(64).collect();
-            let due = {
-                let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
-                let now = std::time::Instant::now();
-                let due =
-                    logged.get(&owner.user.username).is_none_or(|at| now.duration_since(*at).as_secs() >= 60);
-                if due {
-                    logged.insert(owner.user.username.clone(), now);
-                }
-                due
-            };
-            match &id_owner {
-                _ if !due => {}
-                Some(other) => tracing::warn!(
-                    device = %owner.user.username,
-                    client_id = ?client_id,
-                    owner = %other,
-                    "MQTT client id refused: it starts with another device account's longer name"
-                ),
-                None => tracing::info!(
-                    device = %owner.user.username,
-                    client_id = ?client_id,
-                    "MQTT client id refused: a device's client id starts with its user name"
-                ),
-            }
+            self.log_refused_id(&owner.user.username, credentials.client_id, id_owner.as_deref());
             return Err(AuthRejection::IdentifierRejected);
         }
         Ok(identity)
@@ -277,11 +289,7 @@ async fn watch_tokens(
                 let still = identity_token(&identity)
                     .map(|token| {
                         let Some(owner) = store.live_token(token, now)? else { return Ok(None) };
-                        let site = match owner.user.site_id {
-                            Some(site) => Some(store.site(site)?),
-                            None => None,
-                        };
-                        Ok::<_, store::StoreError>(identity_of(&owner, site.as_ref()).ok())
+                        Ok::<_, store::StoreError>(owner_identity(&store, &owner)?.ok())
                     })
                     .transpose()?
                     .flatten();

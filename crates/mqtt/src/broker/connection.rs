@@ -183,6 +183,8 @@ pub(crate) async fn serve<H: Hooks>(
     };
     tracing::debug!(%peer, client_id = %connect.client_id, ?end, "mqtt client disconnected");
     match end {
+        End::KeepaliveTimeout => router.counters.incr(Counter::KeepaliveTimeouts),
+        End::ProtocolError => router.counters.incr(Counter::ProtocolErrors),
         End::Kicked(Kick::SlowSubscriber) => tracing::warn!(
             %peer,
             client_id = %connect.client_id,
@@ -191,11 +193,6 @@ pub(crate) async fn serve<H: Hooks>(
         End::Kicked(Kick::Revoked) => {
             tracing::info!(%peer, client_id = %connect.client_id, "mqtt client disconnected: its permission was withdrawn")
         }
-        _ => {}
-    }
-    match end {
-        End::KeepaliveTimeout => router.counters.incr(Counter::KeepaliveTimeouts),
-        End::ProtocolError => router.counters.incr(Counter::ProtocolErrors),
         _ => {}
     }
     router.disconnect(key, Some(&connect.client_id));

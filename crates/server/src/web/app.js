@@ -166,15 +166,15 @@ async function refresh() {
   let outcome = 'failed';
   try {
     outcome = await refreshSections(ids);
-  } catch (error) {
-    outcome = 'failed';
+  } catch {
+    // Counted as failed.
   } finally {
     refreshing = false;
     // Not fetched (the server away or slow): the sections wait for the next try. A page that is
     // gone or no longer ours (4xx) is not asked for again.
     if (outcome === 'failed') ids.forEach(id => pending.add(id));
     retryDelay = outcome === 'failed' ? Math.min(retryDelay * 2, 60000) : 2000;
-    if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, outcome === 'failed' ? retryDelay : 2000);
+    if (pending.size && !refreshTimer) refreshTimer = setTimeout(refresh, retryDelay);
   }
 }
 
@@ -211,8 +211,7 @@ async function refreshSections(ids) {
 // passes: every data-refresh-every milliseconds of the page's clock (the demo's runs faster), at
 // most every 5 s of real time, and only while the page is in view.
 function startTicks() {
-  const holder = document.querySelector('[data-now][data-speed]');
-  const speed = holder ? Number(holder.dataset.speed) || 1 : 1;
+  const speed = clockSpeed(document.querySelector('[data-now][data-speed]'));
   const byPeriod = new Map();
   document.querySelectorAll('[data-refresh-every]').forEach(el => {
     const every = Math.max(5000, Number(el.dataset.refreshEvery) / speed);
@@ -354,12 +353,18 @@ function rememberStation() {
   }
 }
 
+// How many seconds the page's clock runs per real second: the demo's factory clock (the header
+// element carrying data-speed), else 1.
+function clockSpeed(holder) {
+  return holder ? Number(holder.dataset.speed) || 1 : 1;
+}
+
 // Time runs on in the page: the demo's factory clock in the header (at its speed, in the site's
 // time zone) and the Gantt's "now" line, which a page left open would otherwise leave behind.
 function runClocks() {
   const clock = document.querySelector('[data-sim-clock-time]');
   const holder = clock && clock.closest('[data-now]');
-  const speed = holder ? Number(holder.dataset.speed) || 1 : 1;
+  const speed = clockSpeed(holder);
   const lines = [...document.querySelectorAll('svg[data-gantt] .now[data-x0]')];
   if (!holder && !lines.length) return;
   const start = holder ? Date.parse(holder.dataset.now) : 0;

@@ -34,12 +34,7 @@ fn missing(scripts: &Path) -> Option<&'static str> {
 fn dashboard_works_in_chromium() {
     let root = repository();
     let scripts = root.join("tests/browser");
-    if let Some(what) = missing(&scripts) {
-        assert!(
-            std::env::var("MF_REQUIRE_BROWSER").is_err(),
-            "MF_REQUIRE_BROWSER is set but {what} is missing"
-        );
-        eprintln!("skipped: {what} is not available");
+    if support::skip_without(missing(&scripts), "MF_REQUIRE_BROWSER") {
         return;
     }
     let dir = TempDir::new("browser");

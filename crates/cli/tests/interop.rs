@@ -20,12 +20,8 @@ fn python_has_packages() -> bool {
 
 #[test]
 fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
-    if !python_has_packages() {
-        assert!(
-            std::env::var("MF_REQUIRE_INTEROP").is_err(),
-            "MF_REQUIRE_INTEROP is set but paho-mqtt/protobuf/grpcio-tools are missing"
-        );
-        eprintln!("skipped: python3 with paho-mqtt, protobuf and grpcio-tools is not available");
+    let missing = (!python_has_packages()).then_some("python3 with paho-mqtt, protobuf and grpcio-tools");
+    if support::skip_without(missing, "MF_REQUIRE_INTEROP") {
         return;
     }
     let dir = TempDir::new("paho");
@@ -127,12 +123,10 @@ fn the_openapi_document_is_valid_openapi_3_1() {
         .args(["-c", "import openapi_spec_validator"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_validator {
-        assert!(
-            std::env::var("MF_REQUIRE_INTEROP").is_err(),
-            "MF_REQUIRE_INTEROP is set but openapi-spec-validator is missing"
-        );
-        eprintln!("skipped: python3 with openapi-spec-validator is not available");
+    if support::skip_without(
+        (!has_validator).then_some("python3 with openapi-spec-validator"),
+        "MF_REQUIRE_INTEROP",
+    ) {
         return;
     }
     let dir = TempDir::new("openapi");
@@ -173,12 +167,7 @@ http.server.HTTPServer(("127.0.0.1", port), Hook).serve_forever()
 #[test]
 fn webhook_signatures_verify_with_python_hmac() {
     let has_python = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !has_python {
-        assert!(
-            std::env::var("MF_REQUIRE_INTEROP").is_err(),
-            "MF_REQUIRE_INTEROP is set but python3 is missing"
-        );
-        eprintln!("skipped: python3 is not available");
+    if support::skip_without((!has_python).then_some("python3"), "MF_REQUIRE_INTEROP") {
         return;
     }
     let dir = TempDir::new("webhook-hmac");

@@ -209,6 +209,8 @@ pub enum DropReason {
     UnknownMetric,
     /// A NaN or infinite value.
     NonFinite,
+    /// A value of magnitude above [`MAX_MAGNITUDE`].
+    OutOfRange,
     /// A timestamp that is not RFC 3339 or epoch milliseconds, or out of range.
     BadTimestamp,
     /// A timestamp more than [`DecodeConfig::max_future_skew_secs`] after "now".
@@ -228,9 +230,24 @@ pub enum DropReason {
     StaleDeath,
 }
 
+/// The largest magnitude a stored reading may have. No measurement comes near it, and it keeps
+/// every sum the roll-ups and queries form finite (it would take 10^208 readings to overflow one).
+pub const MAX_MAGNITUDE: f64 = 1e100;
+
+/// Why a decoded number cannot be stored as a reading, if it cannot.
+pub(crate) fn unstorable(value: f64) -> Option<DropReason> {
+    if !value.is_finite() {
+        Some(DropReason::NonFinite)
+    } else if value.abs() > MAX_MAGNITUDE {
+        Some(DropReason::OutOfRange)
+    } else {
+        None
+    }
+}
+
 impl DropReason {
     /// Every reason, for registering metrics.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::PayloadTooLarge,
         DropReason::BadTopic,
         DropReason::MalformedJson,
@@ -245,6 +262,7 @@ impl DropReason {
         DropReason::UnknownAlias,
         DropReason::UnknownMetric,
         DropReason::NonFinite,
+        DropReason::OutOfRange,
         DropReason::BadTimestamp,
         DropReason::FutureTimestamp,
         DropReason::TooOld,
@@ -271,6 +289,7 @@ impl DropReason {
             DropReason::UnknownAlias => "unknown_alias",
             DropReason::UnknownMetric => "unknown_metric",
             DropReason::NonFinite => "non_finite",
+            DropReason::OutOfRange => "out_of_range",
             DropReason::BadTimestamp => "bad_timestamp",
             DropReason::FutureTimestamp => "future_timestamp",
             DropReason::TooOld => "too_old",

@@ -34,7 +34,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::codec::{
     DecodeConfig, Decoded, DropReason, EncodeError, Interner, KeyCache, MachineEvent, MachineKey,
     MachineState, Outgoing, RawReading, TimeWindow, TimedEvent, check_code, clip, epoch_ms, is_code,
-    is_metric_name,
+    is_metric_name, unstorable,
 };
 
 /// Every topic of the JSON scheme starts with this.
@@ -314,9 +314,10 @@ impl TelemetryBody<'_> {
         };
         for (metric, value) in self.pending.drain(..) {
             match value {
-                MetricValue::Number(value) => {
-                    self.out.readings.push(RawReading { key: self.key.clone(), metric, at, value })
-                }
+                MetricValue::Number(value) => match unstorable(value) {
+                    None => self.out.readings.push(RawReading { key: self.key.clone(), metric, at, value }),
+                    Some(reason) => self.out.drop(reason, format!("metric {metric:?} is {value:e}")),
+                },
                 MetricValue::Wrong(kind) => {
                     self.out.drop(DropReason::WrongTypes, format!("metric {metric:?} is {kind}"))
                 }

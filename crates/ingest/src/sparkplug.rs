@@ -42,6 +42,7 @@ use time::OffsetDateTime;
 use crate::codec::{
     DecodeConfig, Decoded, DropReason, EncodeError, Interner, MachineEvent, MachineKey, MachineState,
     Outgoing, RawReading, TimeWindow, TimedEvent, check_code, clip, epoch_ms, is_code, is_metric_name,
+    unstorable,
 };
 
 pub mod proto;
@@ -1001,13 +1002,15 @@ impl Message<'_> {
             Err(reason) => return self.out.drop(reason, format!("metric {:?} of {key}", def.name)),
         };
         match numeric_value(def.datatype, metric.value.as_ref()) {
-            Ok(value) if value.is_finite() => self.out.readings.push(RawReading {
-                key: key.clone(),
-                metric: Arc::clone(&def.name),
-                at,
-                value,
-            }),
-            Ok(_) => self.out.drop(DropReason::NonFinite, format!("metric {:?} of {key}", def.name)),
+            Ok(value) => match unstorable(value) {
+                None => self.out.readings.push(RawReading {
+                    key: key.clone(),
+                    metric: Arc::clone(&def.name),
+                    at,
+                    value,
+                }),
+                Some(reason) => self.out.drop(reason, format!("metric {:?} of {key}", def.name)),
+            },
             Err(NotNumber::Text(text)) if is_state_reason(&def.name) => {
                 // An empty reason is the usual "none" of a PLC tag.
                 if text.trim().is_empty() {

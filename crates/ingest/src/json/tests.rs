@@ -49,16 +49,19 @@ fn telemetry_epoch_millis_missing_ts_and_arrays() {
 fn one_bad_metric_keeps_the_others() {
     check(
         TELEMETRY,
-        r#"{"ts": 1740830400000, "metrics": {"ok": 1, "s": "text", "n": null, "arr": [1, 2], "obj": {"a": 1}, "": 5, "ctl\u0001": 6, "ok2": false}}"#,
+        r#"{"ts": 1740830400000, "metrics": {"ok": 1, "s": "text", "n": null, "arr": [1, 2], "obj": {"a": 1}, "": 5, "ctl\u0001": 6, "ok2": false, "huge": 1e101, "tiny": -1.7e308, "edge": -1e100}}"#,
         expect![[r#"
             reading hk/cnc-1 "ok" = 1 at 2025-03-01T12:00:00Z
             reading hk/cnc-1 "ok2" = 0 at 2025-03-01T12:00:00Z
+            reading hk/cnc-1 "edge" = -10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 at 2025-03-01T12:00:00Z
             dropped wrong_types: metric "s" is a string
             dropped wrong_types: metric "n" is null
             dropped wrong_types: metric "arr" is an array
             dropped wrong_types: metric "obj" is an object
             dropped bad_metric_name: metric name ""
             dropped bad_metric_name: metric name "ctl\u{1}"
+            dropped out_of_range: metric "huge" is 1e101
+            dropped out_of_range: metric "tiny" is -1.7e308
         "#]],
     );
 }

@@ -372,11 +372,13 @@ fn demo_alarm_rules() -> Vec<alarm::NewAlarmRule> {
             (30, 2.0),
             Severity::Warning,
         ),
+        // Worn bearings: running vibration grows as a bearing wears and passes 4 mm/s (between
+        // ISO 10816's "restricted" and "damage" zones for small machines) in its last hours.
         rule(
-            "Vibration rising fast",
+            "Vibration high",
             Some("vibration_mm_s"),
-            Condition::RateAbove { per_minute: 2.0 },
-            (60, 0.5),
+            Condition::Above { threshold: 4.0 },
+            (300, 0.3),
             Severity::Warning,
         ),
         rule("Stopped for long", None, Condition::StoppedLonger { minutes: 30 }, (0, 0.0), Severity::Warning),
@@ -677,4 +679,108 @@ pub fn seed_generated(
         store.set_order_status(order.id, OrderStatus::Released)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use model::alarm::{AlarmRule, Engine, Transition};
+    use sim::{Factory, Job, MachineSpec, Output, SimConfig};
+    use time::macros::datetime;
+
+    use super::*;
+
+    /// The demo's vibration rule on the simulator's readings, on the demo's clock: it comes up
+    /// before every worn-out bearing fails, on that machine, and never on a healthy one.
+    #[test]
+    fn the_vibration_rule_warns_before_a_bearing_fails() {
+        let rules: Vec<AlarmRule> = demo_alarm_rules()
+            .into_iter()
+            .filter(|rule| rule.metric.as_deref() == Some("vibration_mm_s"))
+            .map(|rule| AlarmRule { id: 1, rule })
+            .collect();
+        assert_eq!(rules.len(), 1);
+        let mut engine = Engine::new(rules, &[]);
+        let start = datetime!(2026-11-24 06:00 UTC);
+        let specs: Vec<MachineSpec> = (0..4)
+            .map(|i| MachineSpec {
+                id: MachineId(i + 1),
+                site: "hk".into(),
+                code: format!("cnc-{i}"),
+                kind: MachineKind::CncMill,
+                rated_power_kw: 10.0,
+                sparkplug: false,
+            })
+            .collect();
+        // As `demo` runs it: 60 times real time, on a clock as fast, a sample every 20 s of it.
+        let config = SimConfig {
+            speed: 60.0,
+            clock_speed: 60.0,
+            sample_seconds: 1.0 / 3.0,
+            breakdowns_per_hour: 0.0,
+            incidents_per_hour: 0.0,
+            ..SimConfig::default()
+        };
+        let mut factory = Factory::new(specs, config, start);
+        for machine in 0..4 {
+            for lot in 0..200 {
+                let job = Job {
+                    operation: OperationId(machine as i64 * 1000 + lot),
+                    quantity: 60,
+                    unit_seconds: 40.0,
+                    setup_seconds: 900.0,
+                    family: format!("f{}", lot % 3),
+                };
+                factory.enqueue(machine, job);
+            }
+        }
+        let mut raised: Vec<(MachineId, Timestamp)> = Vec::new();
+        let mut failures: Vec<(MachineId, Timestamp)> = Vec::new();
+        let mut transitions = Vec::new();
+        for minute in 1..=150 * 60 {
+            for output in factory.advance_to(start + Duration::minutes(minute)) {
+                match output {
+                    Output::Reading { machine, metric, value, at } => {
+                        let reading = Reading {
+                            machine: MachineId(machine as i64 + 1),
+                            metric: metric.into(),
+                            at,
+                            value,
+                        };
+                        engine.on_reading(&reading, &mut transitions);
+                    }
+                    Output::State { machine, state: MachineState::Down, reason: Some(reason), at }
+                        if reason == "bearing failure" =>
+                    {
+                        failures.push((MachineId(machine as i64 + 1), at));
+                    }
+                    _ => {}
+                }
+            }
+            for transition in transitions.drain(..) {
+                if let Transition::Raise { machine, fired, .. } = transition {
+                    raised.push((machine, fired));
+                }
+            }
+        }
+        assert!(failures.len() >= 3, "150 hours of running wear out some bearings: {failures:?}");
+        // Each failure had a warning in the hours before it.
+        for (machine, failed) in &failures {
+            let lead = raised
+                .iter()
+                .filter(|(m, at)| m == machine && at < failed)
+                .map(|(_, at)| *failed - *at)
+                .min();
+            assert!(
+                lead.is_some_and(|lead| lead <= Duration::hours(8)),
+                "no warning in the 8 hours before machine {machine:?} failed at {failed}: {lead:?}"
+            );
+        }
+        // Each warning came from a bearing that failed within hours.
+        for (machine, at) in &raised {
+            let failed_within = failures
+                .iter()
+                .any(|(m, failed)| m == machine && failed > at && *failed - *at <= Duration::hours(8));
+            assert!(failed_within, "machine {machine:?} warned at {at} without failing soon after");
+        }
+    }
 }

@@ -71,6 +71,9 @@ pub(crate) struct Text {
     pub(crate) optional: &'static str,
     pub(crate) no_readings_short: &'static str,
     pub(crate) remove_rule: &'static str,
+    /// Names of common measurements, by the metric name without its unit suffix
+    /// (`temperature` of `temperature_c`).
+    pub(crate) measurement_names: &'static [(&'static str, &'static str)],
 }
 
 pub(crate) const EN: Text = Text {
@@ -136,6 +139,20 @@ pub(crate) const EN: Text = Text {
     optional: "optional",
     no_readings_short: "no readings in this range",
     remove_rule: "Remove this rule?",
+    measurement_names: &[
+        ("power", "Power"),
+        ("energy", "Energy"),
+        ("temperature", "Temperature"),
+        ("vibration", "Vibration"),
+        ("gas", "Gas"),
+        ("pressure", "Pressure"),
+        ("humidity", "Humidity"),
+        ("spindle_speed", "Spindle speed"),
+        ("speed", "Speed"),
+        ("current", "Current"),
+        ("voltage", "Voltage"),
+        ("flow", "Flow"),
+    ],
 };
 
 pub(crate) const ZH: Text = Text {
@@ -193,6 +210,20 @@ pub(crate) const ZH: Text = Text {
     optional: "可選",
     no_readings_short: "此時段內沒有讀數",
     remove_rule: "移除此規則？",
+    measurement_names: &[
+        ("power", "功率"),
+        ("energy", "電能"),
+        ("temperature", "溫度"),
+        ("vibration", "振動"),
+        ("gas", "氣體濃度"),
+        ("pressure", "壓力"),
+        ("humidity", "濕度"),
+        ("spindle_speed", "主軸轉速"),
+        ("speed", "速度"),
+        ("current", "電流"),
+        ("voltage", "電壓"),
+        ("flow", "流量"),
+    ],
 };
 
 /// Most alarms listed.
@@ -258,6 +289,23 @@ fn step_ms(span_ms: i64) -> i64 {
 
 /// The unit a metric's name ends in, by the usual suffixes (`temperature_c`, `power_kw`).
 fn unit(metric: &str) -> &'static str {
+    unit_suffix(metric).map_or("", |(_, unit)| unit)
+}
+
+/// A chart's title: the measurement's name in the page's language when the metric is a common
+/// one (`temperature_c` → "Temperature"), followed by the metric's own name, which is what the
+/// API and the rules use; the metric's name alone otherwise.
+fn metric_title(m: &Text, metric: &str) -> String {
+    let stem = unit_suffix(metric).map_or(metric, |(suffix, _)| &metric[..metric.len() - suffix.len()]);
+    let stem = stem.to_ascii_lowercase();
+    match m.measurement_names.iter().find(|(key, _)| *key == stem) {
+        Some((_, name)) => format!("{name} · {metric}"),
+        None => metric.to_string(),
+    }
+}
+
+/// The unit suffix a metric's name ends in, and the unit it stands for.
+fn unit_suffix(metric: &str) -> Option<(&'static str, &'static str)> {
     const UNITS: [(&str, &str); 12] = [
         ("_kwh", "kWh"),
         ("_kw", "kW"),
@@ -272,7 +320,7 @@ fn unit(metric: &str) -> &'static str {
         ("_mm", "mm"),
         ("_s", "s"),
     ];
-    UNITS.into_iter().find(|(suffix, _)| metric.ends_with(suffix)).map_or("", |(_, unit)| unit)
+    UNITS.into_iter().find(|(suffix, _)| metric.ends_with(suffix))
 }
 
 /// What the machine page shows, read from the store in one go.
@@ -660,10 +708,11 @@ fn charts(ctx: &Ctx, data: &MachineData) -> Markup {
 /// One metric's chart, or a line saying it has no readings in the range.
 fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) -> Markup {
     let m = ctx.t.machine_page;
+    let title = metric_title(m, metric);
     let Some(last) = points.last() else {
         return html! {
             div.chart-card.empty {
-                strong { (metric) }
+                strong { (title) }
                 p.muted { (m.no_readings) }
             }
         };
@@ -687,11 +736,11 @@ fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) ->
         last_text.push_str(" · ");
         last_text.push_str(&ctx.short_time(at));
     }
-    let aria = format!("{metric}: {}. {last_text}", m.chart_label);
+    let aria = format!("{title}: {}. {last_text}", m.chart_label);
     html! {
         div.chart-card {
             (svg::time_chart(&TimeChart {
-                title: metric,
+                title: &title,
                 aria_label: &aria,
                 last_text: &last_text,
                 last_value: Some(last.last),
@@ -955,6 +1004,10 @@ mod tests {
         assert_eq!(unit("power_kw"), "kW");
         assert_eq!(unit("vibration_mm_s"), "mm/s");
         assert_eq!(unit("count"), "");
+        assert_eq!(metric_title(&EN, "temperature_c"), "Temperature · temperature_c");
+        assert_eq!(metric_title(&ZH, "Spindle_Speed_rpm"), "主軸轉速 · Spindle_Speed_rpm");
+        assert_eq!(metric_title(&EN, "speed"), "Speed · speed");
+        assert_eq!(metric_title(&EN, "cycle_count"), "cycle_count");
     }
 
     #[test]

@@ -537,6 +537,15 @@ pub struct Alarm {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     pub fired_at: Option<Timestamp>,
+    /// How many times the condition came up: it can clear and come back before anyone
+    /// acknowledges the alarm, and each return makes it active again (`raised_at` and `fired_at`
+    /// are then the latest return's).
+    #[serde(default = "one")]
+    pub occurrences: u32,
+    /// When the first occurrence's condition began, for an alarm that came back.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub first_raised_at: Option<Timestamp>,
     /// Who acknowledged it.
     pub acknowledged_by: Option<String>,
     /// When it was acknowledged.
@@ -547,6 +556,10 @@ pub struct Alarm {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     pub cleared_at: Option<Timestamp>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Alarm {

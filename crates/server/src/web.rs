@@ -191,13 +191,17 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 /// When an alarm came up, and, when its condition had begun a minute or more before (a delay, a
-/// long stop), since when: "07:27" over "since 06:57".
+/// long stop), since when: "07:27" over "since 06:57"; for an alarm that came back, how often and
+/// when it first came: "3× · first 06:12".
 pub(crate) fn alarm_raised(ctx: &Ctx, alarm: &model::alarm::Alarm) -> Markup {
     let fired = alarm.fired_at.unwrap_or(alarm.raised_at);
     html! {
         (ctx.short_time(fired))
         @if fired - alarm.raised_at >= time::Duration::MINUTE {
             br; span.muted.nw { (ctx.t.since.to_lowercase()) " " (ctx.short_time(alarm.raised_at)) }
+        }
+        @if let Some(first) = alarm.first_raised_at.filter(|_| alarm.occurrences > 1) {
+            br; span.muted.nw { (alarm.occurrences) "× · " (ctx.t.first_time) " " (ctx.short_time(first)) }
         }
     }
 }

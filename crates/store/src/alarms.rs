@@ -145,6 +145,26 @@ impl Store {
                 .optional()?
                 .ok_or(StoreError::NotFound { entity: "alarm rule", id: rule_id })?;
             let (severity, name, metric, kind, param) = rule;
+            // Back before anyone acknowledged its last occurrence: the same alarm, active again.
+            let unseen: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM alarms WHERE rule_id = ?1 AND machine_id = ?2 AND status = 'cleared'
+                     AND acknowledged_ms IS NULL ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![rule_id, machine.0], |row| row.get(0))
+                .optional()?;
+            if let Some(id) = unseen {
+                tx.execute(
+                    "UPDATE alarms SET status = 'active', cleared_ms = NULL, occurrences = occurrences + 1,
+                         first_raised_ms = coalesce(first_raised_ms, raised_ms), raised_ms = ?2, fired_ms = ?3,
+                         severity = ?4, message = ?5, value = ?6, rule_name = ?7, metric = ?8,
+                         condition_kind = ?9, condition_param = ?10
+                     WHERE id = ?1",
+                    params![id, to_ms(at), to_ms(fired.max(at)), severity, message, value, name, metric, kind, param],
+                )
+                .map_err(constraint)?;
+                return read_alarm(tx, id);
+            }
             tx.execute(
                 "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms,
                                      rule_name, metric, condition_kind, condition_param, fired_ms)
@@ -370,7 +390,8 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
 const OPEN_ALARM: &str = "(status != 'cleared' OR acknowledged_ms IS NULL)";
 
 const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, value, status, raised_ms,
-    acknowledged_by, acknowledged_ms, cleared_ms, rule_name, metric, condition_kind, condition_param, fired_ms
+    acknowledged_by, acknowledged_ms, cleared_ms, rule_name, metric, condition_kind, condition_param, fired_ms,
+    occurrences, first_raised_ms
     FROM alarms";
 
 fn read_alarm(conn: &Connection, id: i64) -> Result<Alarm> {
@@ -394,9 +415,10 @@ fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
             row.get::<_, Option<i64>>(9)?.map(from_ms).transpose()?,
             row.get::<_, Option<i64>>(10)?.map(from_ms).transpose()?,
             row.get::<_, Option<i64>>(15)?.map(from_ms).transpose()?,
+            row.get::<_, Option<i64>>(17)?.map(from_ms).transpose()?,
         ))
     })();
-    let (raised_at, acknowledged_at, cleared_at, fired_at) = match times {
+    let (raised_at, acknowledged_at, cleared_at, fired_at, first_raised_at) = match times {
         Ok(times) => times,
         Err(e) => return Ok(Err(e)),
     };
@@ -421,6 +443,8 @@ fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
         status,
         raised_at,
         fired_at,
+        occurrences: row.get(16)?,
+        first_raised_at,
         acknowledged_by: row.get(8)?,
         acknowledged_at,
         cleared_at,

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_start_times.sql"),
     include_str!("migrations/0017_ids_never_reused.sql"),
     include_str!("migrations/0018_alarm_fired_times.sql"),
+    include_str!("migrations/0019_alarm_occurrences.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

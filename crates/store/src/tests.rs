@@ -79,7 +79,7 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 18);
+    assert_eq!(store.schema_version().unwrap(), 19);
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 18);
+    assert_eq!(store.schema_version().unwrap(), 19);
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
     let after: Vec<_> = orders.iter().flat_map(|o| store.operations(o.id).unwrap()).collect();
     assert_eq!(after, operations);
@@ -794,6 +794,57 @@ mod alarm_tests {
         let history = f.store.alarms(&AlarmFilter::default(), all()).unwrap().items;
         assert_eq!(history.len(), 2);
         assert!(history.iter().all(|alarm| alarm.rule_id.is_none()));
+    }
+
+    /// ISA-18.2's return to normal, unacknowledged: a condition that comes back before anyone
+    /// acknowledged the alarm makes the same alarm active again and counts it.
+    #[test]
+    fn an_alarm_back_before_anyone_saw_it_is_the_same_alarm_again() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let new = NewAlarmRule {
+            name: "Vibration high".into(),
+            machine_id: None,
+            metric: Some("vibration_mm_s".into()),
+            condition: Condition::Above { threshold: 4.0 },
+            for_seconds: 300,
+            deadband: 0.3,
+            severity: Severity::Warning,
+            enabled: true,
+        };
+        let rule = f.store.create_alarm_rule(&new).unwrap().id;
+        let (m, other) = (f.machines[0], f.machines[1]);
+        let minutes = |n| NOW + time::Duration::minutes(n);
+        let first = f.store.raise_alarm_fired(rule, m, NOW, minutes(5), Some(4.2), "first").unwrap();
+        assert_eq!((first.occurrences, first.first_raised_at), (1, None));
+        f.store.clear_alarm(rule, m, minutes(20)).unwrap();
+        // Another machine's alarm of the same rule is another alarm.
+        let elsewhere = f.store.raise_alarm(rule, other, minutes(30), Some(4.4), "elsewhere").unwrap();
+        let again = f.store.raise_alarm_fired(rule, m, minutes(40), minutes(45), Some(4.6), "again").unwrap();
+        assert_eq!(again.id, first.id);
+        assert_ne!(elsewhere.id, first.id);
+        assert_eq!(
+            (again.status, again.occurrences, again.first_raised_at, again.raised_at, again.fired_at),
+            (AlarmStatus::Active, 2, Some(NOW), minutes(40), Some(minutes(45)))
+        );
+        assert_eq!((again.value, again.message.as_str(), again.cleared_at), (Some(4.6), "again", None));
+        assert_eq!(f.store.open_alarm_keys().unwrap(), vec![(rule, m), (rule, other)]);
+        f.store.clear_alarm(rule, m, minutes(50)).unwrap();
+        let third = f.store.raise_alarm(rule, m, minutes(60), Some(4.8), "third").unwrap();
+        assert_eq!((third.id, third.occurrences, third.first_raised_at), (first.id, 3, Some(NOW)));
+        // Once someone has seen it, a return is a new alarm: acknowledged while active, then
+        // cleared; or cleared, then acknowledged.
+        f.store.acknowledge_alarm(first.id, "mei", minutes(61)).unwrap();
+        f.store.clear_alarm(rule, m, minutes(70)).unwrap();
+        let fourth = f.store.raise_alarm(rule, m, minutes(80), Some(4.9), "fourth").unwrap();
+        assert_ne!(fourth.id, first.id);
+        assert_eq!((fourth.occurrences, fourth.first_raised_at), (1, None));
+        f.store.clear_alarm(rule, m, minutes(90)).unwrap();
+        f.store.acknowledge_alarm(fourth.id, "mei", minutes(91)).unwrap();
+        let fifth = f.store.raise_alarm(rule, m, minutes(100), Some(5.0), "fifth").unwrap();
+        assert!(fifth.id != fourth.id && fifth.id != first.id);
+        let history =
+            f.store.alarms(&AlarmFilter { machine: Some(m), ..AlarmFilter::default() }, all()).unwrap();
+        assert_eq!(history.items.len(), 3);
     }
 }
 

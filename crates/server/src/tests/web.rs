@@ -730,6 +730,43 @@ async fn an_alarm_shows_when_it_came_up_and_since_when_its_condition_held() {
 }
 
 #[tokio::test]
+async fn an_alarm_that_came_back_says_how_often_and_since_when() {
+    let h = harness();
+    let rule = json!({"name": "Hot", "metric": "temperature_c", "condition": {"kind": "above", "threshold": 80.0},
+                      "severity": "warning"});
+    let id = h.post_json("/api/v1/alarm-rules", ADMIN, &rule).await.json["id"].as_i64().unwrap();
+    let m = model::MachineId(4);
+    let first = NOW - time::Duration::hours(2);
+    h.store.raise_alarm(id, m, first, Some(81.0), "Hot").unwrap();
+    h.store.clear_alarm(id, m, first + time::Duration::minutes(10)).unwrap();
+    h.store.raise_alarm(id, m, NOW - time::Duration::hours(1), Some(82.0), "Hot").unwrap();
+    h.store.clear_alarm(id, m, NOW - time::Duration::minutes(50)).unwrap();
+    let alarm = h.store.raise_alarm(id, m, NOW, Some(83.0), "Hot").unwrap();
+    let local = first.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap());
+    let first_text = format!("{:02}:{:02}", local.hour(), local.minute());
+    for (lang, said) in
+        [("en", format!("3× · first {first_text}")), ("zh-HK", format!("3× · 首次 {first_text}"))]
+    {
+        for path in ["/alarms", "/", "/machines/4"] {
+            let page = h.page(path, ADMIN, lang).await.text;
+            assert!(page.contains(&said), "{lang} {path}: no {said}");
+        }
+    }
+    let listed = h.get("/api/v1/alarms").await.json;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "one alarm, three times");
+    let item = &listed["items"][0];
+    assert_eq!(
+        (item["id"].as_i64(), item["occurrences"].as_u64(), item["status"].as_str()),
+        (Some(alarm.id), Some(3), Some("active"))
+    );
+    let first_raised = item["first_raised_at"].as_str().unwrap();
+    assert_eq!(
+        model::Timestamp::parse(first_raised, &time::format_description::well_known::Rfc3339).unwrap(),
+        first
+    );
+}
+
+#[tokio::test]
 async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let h = harness();
     let (machine, order, _) = h.busy_factory().await;
@@ -856,17 +893,18 @@ async fn an_alarm_that_cleared_unseen_stays_open_until_acknowledged() {
 #[tokio::test]
 async fn cleared_alarms_are_acknowledged_all_at_once_by_machine_or_everywhere() {
     let h = harness();
-    let rule = h.store.alarm_rules().unwrap()[0].id;
-    let brief = |machine: i64, minutes: i64| {
+    let rules: Vec<i64> = h.store.alarm_rules().unwrap().iter().map(|r| r.id).collect();
+    // Each of another rule: the same rule's alarm back before anyone saw it is the same alarm.
+    let brief = |rule: i64, machine: i64, minutes: i64| {
         let (machine, at) = (model::MachineId(machine), NOW + time::Duration::minutes(minutes));
         let alarm = h.store.raise_alarm(rule, machine, at, Some(99.0), "brief").unwrap();
         h.store.clear_alarm(rule, machine, at + time::Duration::seconds(30)).unwrap();
         alarm.id
     };
-    let (first, second, elsewhere) = (brief(1, 0), brief(1, 5), brief(2, 10));
+    let (first, second, elsewhere) = (brief(rules[0], 1, 0), brief(rules[1], 1, 5), brief(rules[0], 2, 10));
     let still = h
         .store
-        .raise_alarm(rule, model::MachineId(1), NOW + time::Duration::minutes(20), None, "still")
+        .raise_alarm(rules[2], model::MachineId(1), NOW + time::Duration::minutes(20), None, "still")
         .unwrap();
     let page = h.page("/alarms?show=open&machine=1", ADMIN, "en").await.text;
     assert!(

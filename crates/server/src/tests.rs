@@ -1353,6 +1353,14 @@ async fn units_reported_over_http_for_an_operation_count_toward_it() {
         (&json!("running"), &json!(4), &json!(1))
     );
     assert_eq!(counted["machine_id"], machine);
+    // A lot runs on one machine: another eligible machine may not count units of it.
+    let twin = operation["eligible_machines"].as_array().unwrap().iter().find(|m| **m != machine).unwrap();
+    let twin_path = format!("/api/v1/machines/{twin}/production");
+    let taken = h.post_json(&twin_path, &operator, &json!({"good": 1, "operation_id": id})).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text);
+    assert!(taken.json["detail"].as_str().unwrap().contains("is running on"), "{}", taken.text);
+    let still = &h.get(&format!("/api/v1/orders/{order}")).await.json["operations"][0];
+    assert_eq!((&still["machine_id"], &still["good"]), (&json!(machine), &json!(4)));
     // The finish adds the rest; units reported after it are refused, not silently dropped.
     let finish = h
         .post_json(&format!("/api/v1/operations/{id}/finish"), &operator, &json!({"good": 2, "scrap": 0}))

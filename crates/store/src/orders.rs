@@ -594,7 +594,9 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
 /// showed progress (`Store::running_progress`). `Finished` adds the units not
 /// reported yet, records them (when there are any), marks the operation `done` and completes the
 /// order when every operation is done. Production records take the machine's ideal unit time when
-/// it sent one, the operation's unit time otherwise. Reports on unknown, cancelled or already
+/// it sent one, the operation's unit time otherwise. Units another machine reports for a lot
+/// running on one are recorded as that other machine's production and counted toward the lot, which
+/// stays on its machine. Reports on unknown, cancelled or already
 /// finished operations are ignored, and so is a count already recorded at the same instant:
 /// machines repeat themselves after reconnecting.
 pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Result<()> {
@@ -625,7 +627,9 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
     };
     let count = |good: u32, scrap: u32, ideal_unit_ms: Option<u32>| -> Result<()> {
         tx.prepare_cached(
-            "UPDATE operations SET machine_id = ?2, good = good + ?3, scrap = scrap + ?4 WHERE id = ?1",
+            "UPDATE operations SET good = good + ?3, scrap = scrap + ?4,
+                 machine_id = CASE WHEN status = 'running' AND machine_id IS NOT NULL THEN machine_id ELSE ?2 END
+             WHERE id = ?1",
         )?
         .execute(params![event.operation.0, event.machine.0, good, scrap])?;
         if good == 0 && scrap == 0 {

@@ -889,6 +889,29 @@ mod operation_event_tests {
         f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
     }
 
+    /// Units another machine reports for a running lot are that machine's production and count
+    /// toward the lot, which stays on the machine it runs on (so that machine is not free).
+    #[test]
+    fn a_lot_stays_on_its_machine_when_another_reports_units_of_it() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        let op = f.store.operations(order.id).unwrap()[0].id;
+        let report = |machine: usize, minutes, good| OperationEvent {
+            operation: op,
+            machine: f.machines[machine],
+            at: NOW + time::Duration::minutes(minutes),
+            kind: OperationEventKind::Produced { good, scrap: 0, ideal_unit_ms: None },
+        };
+        f.store.write_batch(&[], &[], &[], &[report(1, 10, 2), report(0, 20, 1)]).unwrap();
+        let lot = &f.store.operations(order.id).unwrap()[0];
+        assert_eq!((lot.status, lot.machine_id, lot.good), (OrderStatus::Running, Some(f.machines[1]), 3));
+        let elsewhere = f.store.production(f.machines[0], 0, i64::MAX).unwrap();
+        assert_eq!(elsewhere.iter().map(|p| (p.good, p.operation)).collect::<Vec<_>>(), [(1, Some(op))]);
+        let running: Vec<_> = f.store.running_operations().unwrap().iter().map(|o| o.machine_id).collect();
+        assert_eq!(running, [Some(f.machines[1])]);
+    }
+
     #[test]
     fn units_reported_while_a_lot_runs_count_when_made_and_the_finish_adds_the_rest() {
         let f = fixture(Store::open_in_memory().unwrap());

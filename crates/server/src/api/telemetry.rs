@@ -406,6 +406,17 @@ async fn count_for_operation(
             format!("the operation is {}; its units can no longer be reported", operation.status.as_str()),
         ));
     }
+    // A lot runs on one machine at a time: units of a lot running elsewhere are that machine's to
+    // report (or the lot is finished there first and the rest made here as a lot of its own).
+    if operation.status == model::OrderStatus::Running
+        && let Some(running_on) = operation.machine_id.filter(|m| *m != machine.id)
+    {
+        let code = state.store.machine(running_on).map(|m| m.code).unwrap_or_else(|_| running_on.to_string());
+        return Err(ApiError::conflict(
+            Some("operation_id".into()),
+            format!("the operation is running on {code}; report its units there"),
+        ));
+    }
     // Counting units starts an operation; as with `/start`, only once its order is released, in
     // routing order, on a machine free for it.
     if operation.status != model::OrderStatus::Running {

@@ -878,6 +878,39 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
         h.get("/api/v1/oee?from=2026-11-25T08:00:00Z&to=2026-11-24T08:00:00Z").await.json["field"],
         "from"
     );
+
+    // What has not happened yet counts neither way: a window past now ends at now (09:00 on the
+    // 24th), and one wholly in the future has no planned time.
+    let ahead = h
+        .get("/api/v1/oee?machine=3&from=2026-11-23T11:00:00%2B08:00&to=2026-11-26T00:00:00%2B08:00")
+        .await
+        .json;
+    assert_eq!(ahead["to"], "2026-11-24T01:00:00Z");
+    assert_eq!(ahead["total"]["actual_production_seconds"], 22.0 * 3600.0, "{ahead}");
+    let future = h
+        .get("/api/v1/oee?machine=3&from=2026-11-25T00:00:00%2B08:00&to=2026-11-26T00:00:00%2B08:00")
+        .await
+        .json;
+    assert_eq!(future["total"]["planned_busy_seconds"], 0.0, "{future}");
+    assert_eq!(future["total"]["actual_production_seconds"], 0.0, "{future}");
+    // Units counted before a machine's first state count: its history starts with them.
+    let units = json!({"good": 8, "scrap": 2, "ideal_unit_seconds": 30.0, "at": "2026-11-23T07:50:00+08:00"});
+    assert_eq!(
+        h.post_json("/api/v1/machines/4/production", &operator, &units).await.status,
+        StatusCode::CREATED
+    );
+    let state = json!({"state": "running", "at": "2026-11-23T08:00:00+08:00"});
+    assert_eq!(h.post_json("/api/v1/machines/4/states", &operator, &state).await.status, StatusCode::CREATED);
+    let fourth = h
+        .get("/api/v1/oee?machine=4&from=2026-11-23T06:00:00%2B08:00&to=2026-11-23T12:00:00%2B08:00")
+        .await
+        .json;
+    assert_eq!(
+        (&fourth["total"]["produced"], &fourth["total"]["quality"]),
+        (&json!(10), &json!(0.8)),
+        "{fourth}"
+    );
+    assert_eq!(fourth["total"]["planned_busy_seconds"], 4.0 * 3600.0 + 600.0, "from the first units on");
 }
 
 #[tokio::test]

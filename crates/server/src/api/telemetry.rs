@@ -478,7 +478,10 @@ pub(crate) async fn oee_report(
     _: Reader,
     QueryParams(query): QueryParams<OeeQuery>,
 ) -> ApiResult<Json<OeeReport>> {
-    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), state.clock.now(), 24)?;
+    let now = state.clock.now();
+    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), now, 24)?;
+    // What has not happened yet is neither available nor lost: the KPIs end at now.
+    let to = to.min(oee::unix_ms(now)).max(from);
     let chosen =
         [query.machine.is_some(), query.line.is_some(), query.site.is_some()].iter().filter(|b| **b).count();
     if chosen > 1 {
@@ -522,8 +525,8 @@ pub(crate) fn machine_kpis(
         }
         let (calendar, offset) = &sites[&machine.site_id];
         let spans = store.state_spans(machine.id, from_ms, to_ms)?;
-        let from_ms = history_start(&spans, from_ms);
         let production = store.production(machine.id, from_ms, to_ms)?;
+        let from_ms = history_start(&spans, &production, from_ms);
         let kpis = oee::compute(calendar, *offset, from_ms, to_ms, &spans, &production);
         rows.push(MachineKpis { machine_id: machine.id, code: machine.code, kpis });
     }
@@ -531,13 +534,16 @@ pub(crate) fn machine_kpis(
 }
 
 /// Where a machine's KPI window really starts: at `from_ms`, unless the machine's first state
-/// record came later. Time before a machine ever reported (it was not yet connected, or the
-/// platform was not yet running) is not planned time it lost; gaps after its first report still
-/// count as offline. A machine that never reported a state keeps the whole window, all of it
-/// offline without data, so a silent machine shows as such.
-fn history_start(spans: &[StateSpan], from_ms: i64) -> i64 {
+/// record and first counted units came later. Time before a machine ever reported (it was not yet
+/// connected, or the platform was not yet running) is not planned time it lost; gaps after its
+/// first report still count as offline, and units counted before its first state count. A machine
+/// that never reported a state keeps the whole window, all of it offline without data, so a silent
+/// machine shows as such.
+fn history_start(spans: &[StateSpan], production: &[ProductionRecord], from_ms: i64) -> i64 {
     // `state_spans` starts at `from_ms` whenever a state was in force there.
-    spans.first().map_or(from_ms, |first| first.start_ms.max(from_ms))
+    let Some(first) = spans.first() else { return from_ms };
+    let first_units = production.first().map_or(i64::MAX, |record| oee::unix_ms(record.at));
+    first.start_ms.min(first_units).max(from_ms)
 }
 
 /// One telemetry message of an HTTP batch: the JSON topic payload plus the machine it is for.

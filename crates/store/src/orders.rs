@@ -57,7 +57,8 @@ pub struct OrderStats {
 pub struct Deliveries {
     /// Orders that finished in the period.
     pub finished: u64,
-    /// Of those, the ones that finished on or before their due time.
+    /// Of those, the ones that finished on or before their due time and in full: their last step
+    /// made at least the ordered quantity of good units (on time in full, OTIF).
     pub on_time: u64,
 }
 
@@ -367,13 +368,15 @@ impl Store {
         })
     }
 
-    /// How the orders that finished at or after `since` kept their due dates.
+    /// How the orders that finished at or after `since` kept their due dates and quantities.
     pub fn deliveries(&self, since: Timestamp) -> Result<Deliveries> {
         self.read(|conn| {
             let (finished, on_time): (u64, Option<u64>) = conn
                 .prepare_cached(
-                    "SELECT count(*), sum(finished_ms <= due_ms) FROM orders
-                     WHERE status = 'done' AND finished_ms >= ?1",
+                    "SELECT count(*), sum(finished_ms <= due_ms AND coalesce(
+                         (SELECT good FROM operations op WHERE op.order_id = orders.id
+                          AND op.status != 'cancelled' ORDER BY seq DESC LIMIT 1), 0) >= quantity)
+                     FROM orders WHERE status = 'done' AND finished_ms >= ?1",
                 )?
                 .query_row([to_ms(since)], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(Deliveries { finished, on_time: on_time.unwrap_or(0) })

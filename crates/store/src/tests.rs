@@ -972,7 +972,7 @@ mod operation_event_tests {
 fn deliveries_count_the_orders_finished_since_and_those_on_time() {
     let f = fixture(Store::open_in_memory().unwrap());
     let due = datetime!(2026-12-01 10:00 UTC);
-    let finish = |number: &str, at: Timestamp| {
+    let finish_with = |number: &str, at: Timestamp, good: u32| {
         let order = f.store.create_order(&new_order(number, f.variant), NOW).unwrap();
         f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
         let events: Vec<OperationEvent> = f
@@ -984,20 +984,23 @@ fn deliveries_count_the_orders_finished_since_and_those_on_time() {
                 operation: op.id,
                 machine: f.machines[1],
                 at,
-                kind: OperationEventKind::Finished { good: 5, scrap: 0, ideal_unit_ms: None },
+                kind: OperationEventKind::Finished { good, scrap: 5 - good, ideal_unit_ms: None },
             })
             .collect();
         f.store.write_batch(&[], &[], &[], &events).unwrap();
     };
+    let finish = |number: &str, at: Timestamp| finish_with(number, at, 5);
     finish("SO-EARLY", due - time::Duration::days(1));
     finish("SO-ON-THE-DOT", due);
     finish("SO-LATE", due + time::Duration::minutes(1));
     finish("SO-LONG-AGO", due - time::Duration::days(40));
+    // On time but short: not delivered in full.
+    finish_with("SO-SHORT", due - time::Duration::days(1), 3);
     // Released but not finished: not counted.
     let open = f.store.create_order(&new_order("SO-OPEN", f.variant), NOW).unwrap();
     f.store.set_order_status(open.id, OrderStatus::Released).unwrap();
     let since = due - time::Duration::days(30);
-    assert_eq!(f.store.deliveries(since).unwrap(), Deliveries { finished: 3, on_time: 2 });
+    assert_eq!(f.store.deliveries(since).unwrap(), Deliveries { finished: 4, on_time: 2 });
     assert_eq!(
         f.store.deliveries(due + time::Duration::days(1)).unwrap(),
         Deliveries { finished: 0, on_time: 0 }

@@ -827,7 +827,7 @@ async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let page = h.page("/", ADMIN, "en").await.text;
     let kpi = &page[page.find("data-testid=\"on-time-kpi\"").expect("the on-time figure")..];
     assert!(
-        kpi.starts_with("data-testid=\"on-time-kpi\"><span class=\"value\">0.0 %</span><span class=\"label\">On time, 30 days · 0 / 1</span>"),
+        kpi.starts_with("data-testid=\"on-time-kpi\"><span class=\"value\">0.0 %</span><span class=\"label\">On time in full, 30 days · 0 / 1</span>"),
         "{}",
         &kpi[..200]
     );

@@ -473,6 +473,7 @@ fn status_badge(t: &super::Text, status: OrderStatus) -> Markup {
 fn end_of(order: &Order, planned: Option<Timestamp>) -> Option<Timestamp> {
     match order.status {
         OrderStatus::Done => order.finished_at,
+        OrderStatus::Cancelled => None,
         _ => planned,
     }
 }

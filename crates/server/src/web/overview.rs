@@ -63,8 +63,8 @@ pub(crate) const EN: Text = Text {
     shown_of: |shown, open| format!("The {shown} most urgent of {open} open alarms."),
     no_machines: "No machines are set up yet.",
     behind: "Operations behind the plan",
-    on_time: "On time, 30 days",
-    on_time_hint: "Orders finished in the last 30 days by their due time, of all finished then",
+    on_time: "On time in full, 30 days",
+    on_time_hint: "Orders finished in the last 30 days by their due time and with every unit ordered, of all finished then",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -85,8 +85,8 @@ pub(crate) const ZH: Text = Text {
     shown_of: |shown, open| format!("顯示 {open} 個未完結警報中最緊急的 {shown} 個。"),
     no_machines: "尚未設定機器。",
     behind: "落後於排程的工序",
-    on_time: "準時完成（30 日）",
-    on_time_hint: "近 30 日完成的訂單中，在交期或之前完成的數目",
+    on_time: "準時足量完成（30 日）",
+    on_time_hint: "近 30 日完成的訂單中，在交期或之前並以訂購數量完成的數目",
 };
 
 /// Most late orders listed.

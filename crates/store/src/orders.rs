@@ -286,7 +286,9 @@ impl Store {
                 .prepare_cached("SELECT 1 FROM operations WHERE order_id = ?1 AND (good > 0 OR scrap > 0 OR status IN ('running','done'))")?
                 .exists([id.0])?;
             if worked || !matches!(order.status, OrderStatus::Planned | OrderStatus::Cancelled) {
-                let message = if worked {
+                let message = if order.status == OrderStatus::Done {
+                    "a done order is part of the shop floor's history (its production, OEE and deliveries) and cannot be deleted"
+                } else if worked {
                     "orders with shop-floor history cannot be deleted; cancel them instead"
                 } else {
                     "a released order is on the shop floor's dispatch lists and cannot be deleted; cancel it instead"

@@ -34,6 +34,9 @@ pub(crate) struct Text {
     pub(crate) changed_password: &'static str,
     pub(crate) tokens_hint: &'static str,
     pub(crate) token_name: &'static str,
+    /// The names the platform gives the tokens it issues itself (a sign-in in the browser, a
+    /// `POST /api/v1/login`), said in the page's language.
+    pub(crate) issued_token_names: [(&'static str, &'static str); 2],
     pub(crate) owner: &'static str,
     pub(crate) prefix: &'static str,
     pub(crate) revoked: &'static str,
@@ -94,6 +97,7 @@ pub(crate) const EN: Text = Text {
     changed_password: "New password",
     tokens_hint: "Tokens let machines, scripts and other systems call the API. Sign-ins in a browser also hold one.",
     token_name: "What it is for",
+    issued_token_names: [("browser session", "browser session"), ("login", "sign-in over the API")],
     owner: "Owner",
     prefix: "Starts with",
     revoked: "Revoked",
@@ -151,6 +155,7 @@ pub(crate) const ZH: Text = Text {
     changed_password: "新密碼",
     tokens_hint: "權杖讓機器、程式及其他系統呼叫 API。瀏覽器登入亦會持有一個權杖。",
     token_name: "用途",
+    issued_token_names: [("browser session", "瀏覽器登入"), ("login", "經 API 登入")],
     owner: "擁有人",
     prefix: "開頭",
     revoked: "已撤銷",
@@ -268,7 +273,7 @@ pub(crate) async fn page(
     let token_row = |token: &store::ApiToken| {
         html! {
             tr data-testid="token-row" {
-                td { (token.name) @if session.as_deref() == Some(token.prefix.as_str()) && token.revoked_at.is_none() { " " span.muted { "(" (s.this_session) ")" } } }
+                td { (s.issued_token_names.iter().find(|(name, _)| *name == token.name).map_or(token.name.as_str(), |(_, said)| *said)) @if session.as_deref() == Some(token.prefix.as_str()) && token.revoked_at.is_none() { " " span.muted { "(" (s.this_session) ")" } } }
                 td { (names.get(&token.user_id).copied().unwrap_or("?")) }
                 td { code { (token.prefix) "…" } }
                 td { (ctx.time(token.created_at)) }

@@ -543,7 +543,8 @@ fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     let (store, _) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
     match import_csv(&store, &csv, SystemClock.now()) {
         ImportOutcome::Imported(orders) => {
-            println!("imported {} orders from {}", orders.len(), file.display());
+            let noun = if orders.len() == 1 { "order" } else { "orders" };
+            println!("imported {} {noun} from {}", orders.len(), file.display());
             Ok(())
         }
         ImportOutcome::Rejected(errors) => {

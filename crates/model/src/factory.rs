@@ -163,7 +163,8 @@ pub struct Machine {
     pub kind: MachineKind,
     /// Free-form capability tags (e.g. `5-axis`, `abs`, `max-600x400`), matched by routings and people.
     pub capabilities: Vec<String>,
-    /// Rated electrical power in kW, the basis of energy estimates when no meter is connected.
+    /// Rated electrical power in kW, the basis of energy estimates when no meter is connected; 0
+    /// when not known.
     pub rated_power_kw: f64,
 }
 
@@ -185,7 +186,8 @@ pub struct NewMachine {
     /// See [`Machine::capabilities`].
     #[serde(default)]
     pub capabilities: Vec<String>,
-    /// See [`Machine::rated_power_kw`].
+    /// See [`Machine::rated_power_kw`]; 0 (not known) when absent, as for a hand work bench.
+    #[serde(default)]
     pub rated_power_kw: f64,
 }
 

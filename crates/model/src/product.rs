@@ -189,6 +189,13 @@ impl Validate for NewRouting {
                     "must name at least one machine",
                 ));
             }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(twice) = step.eligible_machines.iter().find(|m| !seen.insert(**m)) {
+                out.push(FieldError::new(
+                    format!("steps[{i}].eligible_machines"),
+                    format!("names machine {twice} twice"),
+                ));
+            }
             if step.setup_seconds > 7 * 86_400 {
                 out.push(FieldError::new(format!("steps[{i}].setup_seconds"), "must be at most one week"));
             }

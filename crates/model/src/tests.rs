@@ -100,6 +100,21 @@ fn routing_steps_are_checked_one_by_one() {
     assert_eq!(fields(routing.problems()), ["steps[0].eligible_machines", "steps[0].unit_seconds"]);
 }
 
+#[test]
+fn a_routing_step_names_each_machine_once() {
+    let step = RoutingStep {
+        name: "mill".into(),
+        eligible_machines: vec![MachineId(1), MachineId(1), MachineId(2)],
+        setup_seconds: 60,
+        unit_seconds: 30.0,
+        setup_family: "alu".into(),
+    };
+    let routing = NewRouting { code: "r1".into(), name: "Routing".into(), steps: vec![step] };
+    let problems = routing.problems();
+    assert_eq!(fields(problems.clone()), ["steps[0].eligible_machines"]);
+    assert_eq!(problems[0].message, "names machine 1 twice");
+}
+
 mod oee_tests {
     use super::*;
     use crate::oee::{self, StateSpan, compute, shift_spans};

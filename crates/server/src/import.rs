@@ -97,7 +97,8 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
     } else {
         csv.into()
     };
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(&*csv);
+    // Row lengths are checked below: a trailing comma (empty fields past the header's) is fine.
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(&*csv);
     let header_error =
         |message: String| Parse::Rows(vec![RowError { line: 1, column: "header".into(), message }]);
     let headers = reader.headers().map_err(|e| header_error(csv_message(&e)))?.clone();
@@ -142,6 +143,24 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
             }
         };
         let line = record.position().map_or(0, |p| p.line());
+        let trailing_empty =
+            record.len() > headers.len() && record.iter().skip(headers.len()).all(str::is_empty);
+        if record.len() != headers.len() && !trailing_empty {
+            // An unclosed quote swallows the line ends after it, so its field runs on to the end.
+            let message = if record.iter().any(|field| field.contains('\n')) {
+                "a quote (\") opened on this line is never closed, so the rest of the file was read as one field"
+                    .to_string()
+            } else {
+                format!(
+                    "has {} fields where the header has {} (a missing or extra comma?)",
+                    record.len(),
+                    headers.len()
+                )
+            };
+            errors.push(RowError { line, column: "row".into(), message });
+            bad_rows += 1;
+            continue;
+        }
         let field = |name: &str| columns.get(name).and_then(|i| record.get(*i)).unwrap_or("");
         let mut row_errors = Vec::new();
         let mut bad = |column: &str, message: &str| {
@@ -250,9 +269,6 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
 fn csv_message(error: &csv::Error) -> String {
     match error.kind() {
         csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8 text; save it as \"CSV UTF-8\"".into(),
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("has {len} fields where the header has {expected_len} (a missing or extra comma?)")
-        }
         _ => error.to_string(),
     }
 }

@@ -624,18 +624,21 @@ async fn csv_import_is_all_or_nothing_and_reports_lines() {
     let latin1 =
         b"number,customer,variant,quantity,due\nX,Caf\xe9 Ltd,phone-stand-black,1,2026-12-01T18:00:00Z\n";
     let short = b"number,customer,variant,quantity,due\nX,Acme,phone-stand-black,1\n";
+    let unclosed = b"number,customer,variant,quantity,due\nX,\"Acme,phone-stand-black,1,2026-12-01T18:00:00Z\nY,Acme,phone-stand-black,1,2026-12-01T18:00:00Z\n";
     for (file, words) in [
         (&semicolons[..], "separated by commas"),
         (&latin1[..], "not UTF-8"),
         (&short[..], "has 4 fields where the header has 5"),
+        (&unclosed[..], "line 2.row\",\"message\":\"a quote (\\\") opened on this line is never closed"),
     ] {
         let reply =
             h.send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", file.to_vec()))).await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
         assert!(reply.text.contains(words), "{words}: {}", reply.text);
     }
+    // A trailing comma (as some spreadsheets leave) is no extra field.
     let good = "number,customer,variant,quantity,due,priority\n\
-                CSV-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,3\n\
+                CSV-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,3,\n\
                 CSV-2,\"Lam & Sons, Ltd\",iot-enclosure-s-grey,200,2026-12-03T18:00:00+08:00,\n";
     let reply = h
         .send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", good.as_bytes().to_vec())))

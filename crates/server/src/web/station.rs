@@ -39,10 +39,12 @@ pub(crate) struct Text {
     pub(crate) reasons: [&'static str; 6],
 }
 
-/// The stop reasons offered, as (state, reason stored in English so the Pareto groups them).
+/// The stop reasons offered, as (state, reason stored in English so the Pareto groups them). A
+/// tool change is set-up work of minutes, not a breakdown: as `down` it would make the re-planner
+/// move the machine's work back by a whole expected repair.
 const REASONS: [(MachineState, &str); 6] = [
     (MachineState::Down, "breakdown"),
-    (MachineState::Down, "tool change"),
+    (MachineState::Setup, "tool change"),
     (MachineState::Idle, "waiting for material"),
     (MachineState::Idle, "no operator"),
     (MachineState::Setup, "changeover"),

@@ -104,6 +104,12 @@ pub enum PlanTrigger {
         /// The machine's code.
         machine: String,
     },
+    /// Work was planned on a machine during a maintenance window entered after the plan was made
+    /// (beyond the freeze window, where it can still move).
+    Maintenance {
+        /// The machine's code.
+        machine: String,
+    },
     /// Released orders of rush priority that the active plan did not have.
     RushOrders {
         /// Their order numbers.

@@ -429,8 +429,10 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         }
         // Planned maintenance; running work finishes first.
         for window in maintenance.iter().filter(|w| w.machine_id == machines[index].id) {
-            let start = (window.start - now).whole_seconds().max(busy_until);
-            let end = (window.end - now).whole_seconds();
+            let start = (window.start - now).whole_milliseconds().div_euclid(1000) as i64;
+            let start = start.max(busy_until);
+            // Rounded out: work starts only once the window has wholly passed.
+            let end = ((window.end - now).whole_milliseconds() as i64 + 999).div_euclid(1000);
             if start < end {
                 unavailable.push(Interval { start, end });
             }

@@ -400,7 +400,8 @@ pub struct Due {
 
 /// Whether the active plan needs an automatic repair now, and why: `breakdown` (a machine just
 /// reported down) when that machine has work in the plan not yet over and the plan was made
-/// before the breakdown was reported (a plan made since knew of it); else rush orders missing
+/// before the breakdown was reported (a plan made since knew of it); else work planned in a
+/// maintenance window where a repair can move it (past the freeze window); else rush orders missing
 /// from the plan and not in `slotted`; else other released orders missing from it and not in
 /// `slotted`, when it was published at least `new_order_minutes` ago; else work off the plan by
 /// more than the deviation, when the plan was published at least the repair interval ago.
@@ -419,6 +420,23 @@ pub fn due(
         }
         let machine = store.machine(machine)?.code;
         return Ok(Some(Due { active, trigger: PlanTrigger::Breakdown { machine }, slotting: Vec::new() }));
+    }
+    // Maintenance entered since: work planned in a window, where a repair can still move it (past
+    // the freeze window; a repair keeps what starts before then, so it would find the same).
+    let movable_from = now + time::Duration::minutes(i64::from(config.freeze_minutes));
+    for window in store.maintenance(None, model::oee::unix_ms(now))? {
+        let clashes = store
+            .plan_operations(active.id, Some(window.machine_id))?
+            .iter()
+            .any(|op| op.setup_start >= movable_from && op.setup_start < window.end && op.end > window.start);
+        if clashes {
+            let machine = store.machine(window.machine_id)?.code;
+            return Ok(Some(Due {
+                active,
+                trigger: PlanTrigger::Maintenance { machine },
+                slotting: Vec::new(),
+            }));
+        }
     }
     // Released orders of `min_priority` or more that the plan lacks and no repair has had.
     let missing = |min_priority: u8| -> Result<(Vec<OrderId>, Vec<String>), store::StoreError> {

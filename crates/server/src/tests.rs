@@ -1816,6 +1816,52 @@ async fn publish_a_plan(h: &Harness) -> i64 {
 }
 
 #[tokio::test]
+async fn maintenance_entered_over_planned_work_makes_a_repair_that_moves_it() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{PlanningConfig, due};
+    let h = harness();
+    let config = PlanningConfig::default();
+    let slotted = std::collections::HashSet::new();
+    let plan = publish_a_plan(&h).await;
+    let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
+    let operations = h.store.plan_operations(plan, None).unwrap();
+    let later =
+        operations.iter().find(|op| op.setup_start >= freeze_end).expect("work after the freeze window");
+    let (machine, code) = (later.machine_id, h.store.machine(later.machine_id).unwrap().code);
+    // A window over work inside the freeze window alone is no reason: a repair keeps that work.
+    let frozen =
+        operations.iter().find(|op| op.setup_start < freeze_end && op.end > NOW && op.machine_id != machine);
+    if let Some(frozen) = frozen {
+        let window = json!({"start": crate::rfc3339(frozen.setup_start), "end": crate::rfc3339(frozen.end), "reason": "oil"});
+        let path = format!("/api/v1/machines/{}/maintenance", frozen.machine_id);
+        assert_eq!(h.post_json(&path, &token_for(Role::Planner), &window).await.status, StatusCode::CREATED);
+        assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "frozen work stays");
+    }
+    let (start, end) =
+        (later.setup_start - time::Duration::minutes(5), later.end + time::Duration::seconds(1));
+    let window =
+        json!({"start": crate::rfc3339(start), "end": crate::rfc3339(end), "reason": "spindle service"});
+    let path = format!("/api/v1/machines/{machine}/maintenance");
+    assert_eq!(h.post_json(&path, &token_for(Role::Planner), &window).await.status, StatusCode::CREATED);
+    let found = due(&h.store, NOW, &config, None, &slotted).unwrap().expect("a repair is due");
+    assert_eq!((found.active.id, found.trigger), (plan, PlanTrigger::Maintenance { machine: code.clone() }));
+    let mut memory = crate::replanner::Memory::default();
+    let (repaired, trigger) =
+        crate::replanner::check_and_repair(&h.store, NOW, &config, None, &mut memory).unwrap().unwrap();
+    assert_eq!(trigger, PlanTrigger::Maintenance { machine: code });
+    let clashing: Vec<_> = h
+        .store
+        .plan_operations(repaired, Some(machine))
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.setup_start >= freeze_end && op.setup_start < end && op.end > start)
+        .collect();
+    assert!(clashing.is_empty(), "{clashing:?}");
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "repaired once");
+}
+
+#[tokio::test]
 async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan() {
     use model::PlanTrigger;
 

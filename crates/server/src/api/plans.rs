@@ -422,7 +422,10 @@ pub(crate) async fn create_maintenance(
     principal.require(Need::Plan)?;
     super::validate(&new)?;
     let store = state.store.clone();
-    Ok(Created(blocking(move || store.create_maintenance(MachineId(id), &new)).await?))
+    let window = blocking(move || store.create_maintenance(MachineId(id), &new)).await?;
+    // The active plan may have work in the window: the replanner looks now.
+    state.wake_replanner();
+    Ok(Created(window))
 }
 
 pub(crate) async fn delete_maintenance(

@@ -136,7 +136,11 @@ impl Harness {
     }
 
     async fn post_json(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.send("POST", path, Some(token), Some(("application/json", body.to_string().into_bytes()))).await
+        self.send_json("POST", path, token, body).await
+    }
+
+    async fn send_json(&self, method: &str, path: &str, token: &str, body: &Value) -> Reply {
+        self.send(method, path, Some(token), Some(("application/json", body.to_string().into_bytes()))).await
     }
 
     fn order_count(&self) -> usize {

@@ -215,15 +215,23 @@ impl Store {
         })
     }
 
-    /// Changes what a customer asked for while the order is still `planned`.
+    /// Changes what a customer asked for while the order is open: anything but its variant while it
+    /// is `planned`, and anything but its variant and quantity once released or running.
     pub fn update_order(&self, id: OrderId, new: &NewOrder) -> Result<Order> {
         self.write(|tx| {
             let order = read_order(tx, id)?;
-            if order.status != OrderStatus::Planned {
+            if matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) {
                 return Err(StoreError::Conflict {
                     field: Some("status".into()),
+                    message: format!("the order is {}; it can no longer be changed", order.status.as_str()),
+                });
+            }
+            // Released work is on the dispatch lists (and may be under way) in its lot sizes.
+            if order.status != OrderStatus::Planned && new.quantity != order.quantity {
+                return Err(StoreError::Conflict {
+                    field: Some("quantity".into()),
                     message: format!(
-                        "only planned orders can be changed; this one is {}",
+                        "the quantity of a {} order is fixed; for more units enter another order",
                         order.status.as_str()
                     ),
                 });

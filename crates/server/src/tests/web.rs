@@ -1073,3 +1073,45 @@ async fn browser_sessions_expire_after_twelve_hours() {
     let session = listed.as_array().unwrap().iter().find(|t| t["name"] == "browser session").unwrap();
     assert!(session["expires_at"].is_string(), "{session}");
 }
+
+#[tokio::test]
+async fn a_released_order_takes_a_new_due_time_and_priority_but_keeps_its_quantity() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    let (order, _) = h.first_released_operation().await;
+    let id = order["id"].as_i64().unwrap();
+    let path = format!("/api/v1/orders/{id}");
+    let mut changed = json!({
+        "number": order["number"], "customer": order["customer"], "variant_id": order["variant_id"],
+        "quantity": order["quantity"], "due": "2026-12-24T18:00:00+08:00", "priority": 9,
+    });
+    let reply = h.send_json("PUT", &path, &planner, &changed).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!((&reply.json["priority"], &reply.json["due"]), (&json!(9), &json!("2026-12-24T10:00:00Z")));
+    assert_eq!(reply.json["status"], "released");
+    changed["quantity"] = json!(order["quantity"].as_u64().unwrap() + 1);
+    let more = h.send_json("PUT", &path, &planner, &changed).await;
+    assert_eq!(
+        (more.status, &more.json["field"]),
+        (StatusCode::CONFLICT, &json!("quantity")),
+        "{}",
+        more.text
+    );
+    // The order page offers the change to planners, the quantity carried along unseen.
+    let page = h.page(&format!("/orders/{id}"), &planner, "en").await.text;
+    let form = &page[page.find("data-testid=\"change-order\"").expect("the change form")..];
+    assert!(
+        form.contains(&format!(
+            "type=\"hidden\" name=\"quantity\" data-type=\"int\" value=\"{}\"",
+            order["quantity"]
+        )),
+        "{form:.800}"
+    );
+    let viewer = h.page(&format!("/orders/{id}"), &token_for(Role::Viewer), "en").await.text;
+    assert!(!viewer.contains("change-order"));
+    // A cancelled order is history.
+    h.send("POST", &format!("/api/v1/orders/{id}/cancel"), Some(&planner), None).await;
+    changed["quantity"] = order["quantity"].clone();
+    let late = h.send_json("PUT", &path, &planner, &changed).await;
+    assert_eq!((late.status, &late.json["field"]), (StatusCode::CONFLICT, &json!("status")), "{}", late.text);
+}

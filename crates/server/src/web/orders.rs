@@ -65,6 +65,8 @@ pub(crate) struct Text {
     pub(crate) parts: &'static str,
     pub(crate) release: &'static str,
     pub(crate) release_hint: &'static str,
+    pub(crate) change_order: &'static str,
+    pub(crate) change_hint: &'static str,
     pub(crate) cancel_order: &'static str,
     pub(crate) cancel_confirm: &'static str,
     pub(crate) all_orders: &'static str,
@@ -123,6 +125,8 @@ pub(crate) const EN: Text = Text {
     parts: "parts",
     release: "Release to production",
     release_hint: "Releasing lets operators start the order's operations.",
+    change_order: "Change the order",
+    change_hint: "A new due time or priority reaches the plan at once (a rush priority is slotted in). Once released, the quantity is fixed.",
     cancel_order: "Cancel order",
     cancel_confirm: "Cancel this order? Its unfinished operations are cancelled too. This cannot be undone.",
     all_orders: "All orders",
@@ -180,6 +184,8 @@ pub(crate) const ZH: Text = Text {
     parts: "批",
     release: "下達生產",
     release_hint: "下達後，操作員便可開始此訂單的工序。",
+    change_order: "修改訂單",
+    change_hint: "新的交期或優先級會即時交給計劃（急單優先級會即時插入）。下達後數量不能更改。",
     cancel_order: "取消訂單",
     cancel_confirm: "取消此訂單？其未完成的工序亦會一併取消，且無法復原。",
     all_orders: "所有訂單",
@@ -463,6 +469,38 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
     }
 }
 
+/// The planner's form that changes an open order: the whole order goes back (`PUT`), with what
+/// may not change (the variant; the quantity once released) carried along unseen.
+fn change_order_form(ctx: &Ctx, order: &Order) -> Markup {
+    let (t, o) = (ctx.t, ctx.t.orders_page);
+    let local = |at: Timestamp| {
+        let at = at + time::Duration::minutes(i64::from(ctx.offset_minutes));
+        format!("{}T{:02}:{:02}", at.date(), at.hour(), at.minute())
+    };
+    html! {
+        details.panel data-testid="change-order" {
+            summary { (o.change_order) }
+            p.muted { (o.change_hint) }
+            form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) } {
+                input type="hidden" name="variant_id" data-type="int" value=(order.variant_id.0);
+                label { (o.number) input name="number" required maxlength="64" value=(order.number); }
+                label { (t.customer) input name="customer" required maxlength="200" value=(order.customer); }
+                @if order.status == OrderStatus::Planned {
+                    label { (t.quantity) input name="quantity" type="number" min="1" step="1" required data-type="int" value=(order.quantity); }
+                } @else {
+                    input type="hidden" name="quantity" data-type="int" value=(order.quantity);
+                }
+                label { (t.due) input name="due" type="datetime-local" required value=(local(order.due)) data-type="site-datetime"; }
+                label title=(o.priority_hint) { (o.priority) input name="priority" type="number" min="1" max="10" step="1" required data-type="int" value=(order.priority); }
+                label { (o.material_ready)
+                    input name="material_ready" type="datetime-local" value=[order.material_ready.map(local)] data-type="site-datetime";
+                }
+                button.primary type="submit" { (t.save) }
+            }
+        }
+    }
+}
+
 fn status_badge(t: &super::Text, status: OrderStatus) -> Markup {
     html! { span.badge.{"status-" (status.as_str())} { (t.order_status(status)) } }
 }
@@ -729,6 +767,9 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                     }
                 }
             }
+        }
+        @if may_plan && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) {
+            (change_order_form(ctx, order))
         }
         section.panel {
             dl.pairs.wide data-testid="order-facts" {

@@ -219,7 +219,7 @@ pub fn site_factory(
         clock_speed,
         // On a fast clock a sample every two real seconds would leave minutes of the clock between
         // readings, and staleness rules would fire: one every 20 s of the clock, then (the driver
-        // publishes every half real second, so up to about 200× the demo's 120 s staleness rule
+        // publishes every half real second, so up to about 1,000× the demo's 600 s staleness rule
         // keeps a wide margin).
         sample_seconds: if clock_speed > 1.0 {
             (20.0 / clock_speed).clamp(0.05, defaults.sample_seconds)

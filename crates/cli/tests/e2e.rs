@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{TOKEN, TempDir, all_order_numbers, request, start};
+use support::{TOKEN, TempDir, all_order_numbers, request, signal, start};
 
 /// Runs `command` (the binary with some arguments), checks that it fails and returns its stderr.
 fn failure(command: &mut Command) -> String {
@@ -22,11 +22,6 @@ fn order_json(number: &str) -> String {
     format!(
         r#"{{"number":"{number}","customer":"E2E Ltd","variant_id":1,"quantity":3,"due":"2026-12-10T18:00:00+08:00"}}"#
     )
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap();
-    assert!(status.success());
 }
 
 #[test]

@@ -163,27 +163,73 @@ pub struct Message {
 
 /// Holds back the PUBACK of a QoS 1 message while any copy of it is alive (see
 /// [`BrokerConfig::durable_acks`]). Empty for QoS 0 and when durable acks are off.
+///
+/// The copy an in-process subscriber gets is *guarded*: dropped without [`Receipt::release`] (its
+/// holder stopped with the message still queued, say) it abandons the message, so nothing that
+/// subscriber did not take care of is ever acknowledged.
 #[derive(Debug, Clone, Default)]
 pub struct Receipt {
-    _held: Option<Arc<ReceiptInner>>,
+    held: Option<Arc<ReceiptInner>>,
+    guarded: bool,
 }
 
 #[derive(Debug)]
 struct ReceiptInner {
-    // Dropping the sender (with the last copy of the receipt) completes the waiting PUBACK.
-    _done: tokio::sync::oneshot::Sender<()>,
+    /// Told when the last copy goes, unless one was abandoned: then it is dropped unsent.
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+    abandoned: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for ReceiptInner {
+    fn drop(&mut self) {
+        if !self.abandoned.load(std::sync::atomic::Ordering::Acquire)
+            && let Some(done) = self.done.take()
+        {
+            let _ = done.send(());
+        }
+    }
 }
 
 impl Receipt {
-    /// A receipt and the future that completes when every copy of it is gone (the broker
-    /// acknowledges then; other sources may hold back their own acknowledgement the same way).
+    /// A receipt and the future that completes when every copy of it is gone: with `Ok` when the
+    /// message may be acknowledged, with an error when a holder abandoned it (see
+    /// [`Receipt::abandon`]). The broker acknowledges on `Ok`; other sources may hold back their
+    /// own acknowledgement the same way.
     pub fn new() -> (Receipt, tokio::sync::oneshot::Receiver<()>) {
         let (done, released) = tokio::sync::oneshot::channel();
-        (Receipt { _held: Some(Arc::new(ReceiptInner { _done: done })) }, released)
+        let inner = ReceiptInner { done: Some(done), abandoned: std::sync::atomic::AtomicBool::new(false) };
+        (Receipt { held: Some(Arc::new(inner)), guarded: false }, released)
     }
 
-    /// Lets go of this copy (the same as dropping it; reads better at the call site).
-    pub fn release(self) {}
+    /// This copy, guarded: dropped without [`Receipt::release`] it abandons the message.
+    pub(crate) fn guarded(mut self) -> Receipt {
+        self.guarded = true;
+        self
+    }
+
+    /// Lets go of this copy: the holder has taken care of the message (stored it, or judged it
+    /// not worth storing).
+    pub fn release(mut self) {
+        self.guarded = false;
+    }
+
+    /// Lets go of this copy as a holder that could not keep the message (the store stopped before
+    /// it was written): it is never acknowledged, and the broker closes the publisher's connection
+    /// so that the publisher sends it again once reconnected (acknowledgements must keep the
+    /// messages' order, so none after it can be sent either).
+    pub fn abandon(mut self) {
+        self.guarded = true;
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if self.guarded
+            && let Some(inner) = &self.held
+        {
+            inner.abandoned.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 impl PartialEq for Receipt {

@@ -373,8 +373,8 @@ enum Event {
     Wrote(std::io::Result<usize>),
     Command(Option<Command>),
     Unstalled(Result<mpsc::OwnedPermit<Delivery>, mpsc::error::SendError<()>>),
-    /// The oldest held message's receipt was released.
-    Released,
+    /// The oldest held message's receipt was told: released (true) or abandoned (false).
+    Released(bool),
     PingDue,
 }
 
@@ -403,7 +403,9 @@ impl Connection {
                 permit = async { stalled_queue.expect("guarded").reserve_owned().await }, if stalled_queue.is_some() => {
                     Event::Unstalled(permit)
                 }
-                _ = async { oldest_held.expect("guarded").await }, if oldest_held.is_some() => Event::Released,
+                released = async { oldest_held.expect("guarded").await }, if oldest_held.is_some() => {
+                    Event::Released(released.is_ok())
+                }
                 _ = async { ping.as_mut().expect("guarded").tick().await }, if ping.is_some() => Event::PingDue,
             };
             match event {
@@ -457,7 +459,22 @@ impl Connection {
                         self.send(&packet);
                     }
                 }
-                Event::Released => self.send_released_acks(),
+                Event::Released(kept) => {
+                    // The oldest held message's receipt has been told: its receiver is spent.
+                    let oldest = self.held_acks.pop_front();
+                    let acked = kept && {
+                        if let Some((id, _)) = oldest {
+                            self.send(&Packet::PubAck(id));
+                        }
+                        self.send_released_acks()
+                    };
+                    if !acked {
+                        tracing::info!(
+                            "mqtt client closing: a message could not be stored; the server sends it again"
+                        );
+                        return;
+                    }
+                }
                 Event::PingDue => {
                     // While reading is paused for a full subscription the PINGRESP may be sitting
                     // unread, so only a connection we are reading from can be declared dead.
@@ -519,7 +536,8 @@ impl Connection {
                 self.pending_unsubacks.insert(packet_id, done);
             }
             Command::Disconnect { done } => {
-                // What the owner released before disconnecting is acknowledged first.
+                // What the owner released before disconnecting is acknowledged first (up to what
+                // it abandoned, which the server sends again).
                 self.send_released_acks();
                 self.send(&Packet::Disconnect);
                 return Some(done);
@@ -592,16 +610,21 @@ impl Connection {
     }
 
     /// Sends the PUBACKs of the held messages whose receipts are released, oldest first, up to
-    /// the first one still held (MQTT wants them in the order the messages came).
-    fn send_released_acks(&mut self) {
+    /// the first one still held (MQTT wants them in the order the messages came). False when one
+    /// was abandoned ([`Receipt::abandon`]): it, and every message after it, must stay
+    /// unacknowledged, so the connection has to close for the server to send them again.
+    fn send_released_acks(&mut self) -> bool {
         while let Some((id, released)) = self.held_acks.front_mut() {
-            if matches!(released.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
-                break;
+            match released.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => break,
+                Err(oneshot::error::TryRecvError::Closed) => return false,
+                Ok(()) => {}
             }
             let id = *id;
             self.held_acks.pop_front();
             self.send(&Packet::PubAck(id));
         }
+        true
     }
 
     /// Hands a message to the inbox or to every matching subscription; a full one stalls reading
@@ -627,7 +650,8 @@ impl Connection {
         };
         let stalled_before = self.stalled.len();
         for queue in queues {
-            let delivery = Delivery { publish: publish.clone(), receipt: receipt.clone() };
+            // The owner's copy abandons the message unless the owner releases it (see `Receipt`).
+            let delivery = Delivery { publish: publish.clone(), receipt: receipt.clone().guarded() };
             match queue.try_send(delivery) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(delivery)) => {

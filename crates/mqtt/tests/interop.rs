@@ -318,11 +318,15 @@ async fn mosquitto_sends_again_what_an_inbox_did_not_release_before_a_crash() {
     away.receipt.release();
     // Released, they are acknowledged: the next session starts with the next message.
     client.publish("plant/m1/ping", b"sync".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
-    assert_eq!(&delivery(&mut inbox).await.publish.payload[..], b"sync");
+    let sync = delivery(&mut inbox).await;
+    assert_eq!(&sync.publish.payload[..], b"sync");
+    sync.receipt.release();
     client.disconnect().await.unwrap();
     publisher.publish("plant/m1/count", b"c".to_vec(), QoS::AtLeastOnce, false).await.unwrap();
     let (client, mut inbox) = Client::connect_with_inbox(addr, keeper(), 16).await.unwrap();
-    assert_eq!(&delivery(&mut inbox).await.publish.payload[..], b"c");
+    let last = delivery(&mut inbox).await;
+    assert_eq!(&last.publish.payload[..], b"c");
+    last.receipt.release();
     client.disconnect().await.unwrap();
     drop(held);
     publisher.disconnect().await.unwrap();

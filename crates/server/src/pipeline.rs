@@ -51,8 +51,10 @@ pub struct Incoming {
     pub payload: Vec<u8>,
     /// Who sent it.
     pub publisher: Publisher,
-    /// Held until the message's batch has committed; the broker sends the QoS 1 PUBACK when it
-    /// is dropped, so an acknowledged MQTT message is a durable one.
+    /// Held until the message's batch has committed, then released: the broker sends the QoS 1
+    /// PUBACK only then, so an acknowledged MQTT message is a durable one. Dropped unreleased (the
+    /// pipeline stopped with the message queued, or its batch unwritten), the broker's copy
+    /// abandons the message: no PUBACK, and the publisher sends it again after reconnecting.
     pub receipt: Option<mqtt::Receipt>,
 }
 
@@ -380,14 +382,15 @@ const REWRITE_MAX: Duration = Duration::from_secs(30);
 /// disk, an I/O error) tells a waiting HTTP request at once, but keeps the batch's MQTT receipts
 /// and writes the batch again, after 1 s doubling to 30 s, until it succeeds: publishers get no
 /// PUBACK for what is not stored, and the bounded queues hold the rest of the plant back
-/// meanwhile. `done` (absent while shutting down) ends the retries; the receipts are then kept
-/// from ever being released, so nothing unstored is acknowledged.
+/// meanwhile. `done` (absent while shutting down) ends the retries; the receipts are then
+/// dropped unreleased, so nothing unstored is acknowledged.
 async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mut watch::Receiver<bool>>) {
     if batch.has_no_data() {
         if let Some(ack) = batch.ack.take() {
             let _ = ack.send(Ok(WriteStats::default()));
         }
         // Nothing to store: the receipts are released now, after every batch before them.
+        batch.receipts.drain(..).for_each(mqtt::Receipt::release);
         return;
     }
     let started = Instant::now();
@@ -419,7 +422,7 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
                 readings = readings.len(),
                 "shutting down with an unwritten ingest batch; its MQTT messages stay unacknowledged"
             );
-            std::mem::forget(std::mem::take(&mut batch.receipts));
+            // Dropped unreleased, the receipts abandon their messages.
             return;
         }
         pause = (pause * 2).min(REWRITE_MAX);
@@ -454,7 +457,7 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
         }
     }
     // Only now may the brokers acknowledge these messages to their publishers.
-    batch.receipts.clear();
+    batch.receipts.drain(..).for_each(mqtt::Receipt::release);
 }
 
 /// One attempt at a batch, with a few quick retries while the database is busy.

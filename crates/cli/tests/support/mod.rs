@@ -55,6 +55,12 @@ impl Drop for Server {
     }
 }
 
+/// Sends the signal `name` (`TERM`, `INT`) to process `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

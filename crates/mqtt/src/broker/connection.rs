@@ -45,7 +45,7 @@ impl End {
     fn publishes_will(self) -> bool {
         match self {
             End::SocketClosed | End::KeepaliveTimeout | End::ProtocolError => true,
-            End::Kicked(kick) => kick != Kick::Takeover,
+            End::Kicked(kick) => !matches!(kick, Kick::Takeover | Kick::Abandoned),
             End::Disconnect | End::Shutdown => false,
         }
     }
@@ -146,11 +146,16 @@ pub(crate) async fn serve<H: Hooks>(
         // Bounded by the in-flight window: a client that floods QoS 1 waits for its acks.
         let (acks, mut pending) =
             mpsc::channel::<(Packet, tokio::sync::oneshot::Receiver<()>)>(router.config.max_inflight);
-        let control = control_tx.clone();
+        let (control, kick) = (control_tx.clone(), kick.clone());
         tokio::spawn(async move {
             while let Some((ack, released)) = pending.recv().await {
-                // Released or dropped, the message is done with; acknowledge it now.
-                let _ = released.await;
+                // Every copy gone, the message is done with: acknowledge it now. One abandoned
+                // (not stored) gets no acknowledgement, nor may any after it (they keep their
+                // order): the client is disconnected and sends them again.
+                if released.await.is_err() {
+                    super::router::kick_once(&kick, Kick::Abandoned);
+                    break;
+                }
                 if control.send(Control::Send(ack)).await.is_err() {
                     break;
                 }
@@ -189,6 +194,11 @@ pub(crate) async fn serve<H: Hooks>(
             %peer,
             client_id = %connect.client_id,
             "mqtt subscriber disconnected as too slow: its queue stayed full (what found it full was dropped)"
+        ),
+        End::Kicked(Kick::Abandoned) => tracing::info!(
+            %peer,
+            client_id = %connect.client_id,
+            "mqtt client disconnected: a message it sent could not be stored; it sends it again after reconnecting"
         ),
         End::Kicked(Kick::Revoked) => {
             tracing::info!(%peer, client_id = %connect.client_id, "mqtt client disconnected: its permission was withdrawn")

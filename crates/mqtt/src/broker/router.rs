@@ -27,6 +27,9 @@ pub(crate) enum Kick {
     /// The application withdrew its permission (`BrokerHandle::disconnect_where`); the will is
     /// published.
     Revoked,
+    /// A message it published was abandoned unacknowledged ([`super::Receipt::abandon`]): it
+    /// reconnects and sends it again. The device is not gone, so no will.
+    Abandoned,
 }
 
 /// A message on its way to a network subscriber, with the QoS and retain flag for that delivery.
@@ -279,10 +282,14 @@ impl Router {
     /// Delivers one message to one subscriber under the back-pressure policy of `route`.
     pub(crate) async fn deliver(&self, sink: &Sink, message: Message, granted: QoS, wait: Wait) -> Delivery {
         match sink {
-            Sink::InProcess(queue) => match queue.send(message).await {
-                Ok(()) => Delivery::Delivered,
-                Err(_) => Delivery::Closed,
-            },
+            // The application's copy abandons the message unless the application releases it
+            // (see `Receipt`): one still queued when it stops is not acknowledged.
+            Sink::InProcess(queue) => {
+                match queue.send(Message { receipt: message.receipt.clone().guarded(), ..message }).await {
+                    Ok(()) => Delivery::Delivered,
+                    Err(_) => Delivery::Closed,
+                }
+            }
             Sink::Network { queue, kick, full_since } => {
                 // A copy on its way to another client says nothing about durability: it must not
                 // hold back the publisher's PUBACK (a subscriber that never acknowledges would

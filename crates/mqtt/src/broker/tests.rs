@@ -111,7 +111,8 @@ fn counting_store(broker: &BrokerHandle, filter: &str) -> tokio::task::JoinHandl
     let mut store = broker.subscribe(filter).unwrap();
     tokio::spawn(async move {
         let mut count = 0;
-        while store.recv().await.is_some() {
+        while let Some(message) = store.recv().await {
+            message.receipt.release();
             count += 1;
         }
         count
@@ -590,7 +591,7 @@ async fn durable_acks_wait_until_the_in_process_subscriber_lets_go() {
     two.receipt.release();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!first.is_finished() && !second.is_finished(), "PUBACKs go out in arrival order");
-    drop(one);
+    one.receipt.release();
     tokio::time::timeout(Duration::from_secs(5), first).await.unwrap().unwrap().unwrap();
     tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
     // Messages nobody subscribed to are acknowledged at once.
@@ -601,6 +602,52 @@ async fn durable_acks_wait_until_the_in_process_subscriber_lets_go() {
     .await
     .unwrap()
     .unwrap();
+    broker.shutdown().await;
+}
+
+/// What the in-process subscriber drops unreleased (it stopped before storing it) is never
+/// acknowledged: the publisher is disconnected and sends it again after reconnecting.
+#[tokio::test]
+async fn a_message_the_store_drops_unreleased_is_never_acknowledged() {
+    let (broker, addr) = start(BrokerConfig { durable_acks: true, ..BrokerConfig::default() }).await;
+    let mut store = broker.subscribe("site/a/#").unwrap();
+    let (mut stream, _) = raw_connect(addr, device_connect("dev-a-lost", 0, None)).await;
+    let mut out = Vec::new();
+    codec::encode_publish(
+        "site/a/x",
+        b"1",
+        QoS::AtLeastOnce,
+        false,
+        false,
+        codec::PacketId::new(5),
+        &mut out,
+    )
+    .unwrap();
+    stream.write_all(&out).await.unwrap();
+    let taken = recv(&mut store).await;
+    drop(taken);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "no PUBACK for a message nobody stored: {rest:?}");
+    // One still queued for the subscriber when it goes is not acknowledged either.
+    let (mut second, _) = raw_connect(addr, device_connect("dev-a-queued", 0, None)).await;
+    out.clear();
+    codec::encode_publish(
+        "site/a/y",
+        b"2",
+        QoS::AtLeastOnce,
+        false,
+        false,
+        codec::PacketId::new(6),
+        &mut out,
+    )
+    .unwrap();
+    second.write_all(&out).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(store);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "no PUBACK for a message left in the queue: {rest:?}");
     broker.shutdown().await;
 }
 
@@ -678,7 +725,7 @@ async fn with_durable_acks_a_qos2_pubrec_waits_until_the_message_is_stored() {
     assert!(early.is_err(), "PUBREC before the store let go of the message");
     // The same PUBLISH again (DUP): routed once, and its PUBREC waits behind the first.
     stream.write_all(&out).await.unwrap();
-    drop(held);
+    held.receipt.release();
     for _ in 0..2 {
         tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut pubrec)).await.unwrap().unwrap();
         assert_eq!(pubrec, [0x50, 2, 0, 7]);

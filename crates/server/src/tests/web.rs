@@ -152,6 +152,10 @@ fn sample_body(action: &str) -> Option<Value> {
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": "not-the-password", "new_password": "a-long-sample-password"}))
         }
+        ("PUT", _) if path.starts_with("/api/v1/orders/") && numeric => Some(json!({
+            "number": "SO-SAMPLE-2", "customer": "Sample", "variant_id": 1, "quantity": 1,
+            "due": "2026-12-01T18:00:00+08:00", "priority": 1
+        })),
         ("POST", "/api/v1/orders") => Some(json!({
             "number": "SO-SAMPLE", "customer": "Sample", "variant_id": 1, "quantity": 1,
             "due": "2026-12-01T18:00:00+08:00", "priority": 1

@@ -27,6 +27,8 @@ use crate::config::FileConfig;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Name of the database file inside the data directory.
 const DATABASE_FILE: &str = "microfactory.db";
+/// The file `serve` and `demo` lock in the data directory while they run (see `lock_data_dir`).
+const LOCK_FILE: &str = "microfactory.lock";
 /// Written by `demo` beside its database: that data keeps the demo's fast factory clock and its
 /// simulated machines, and `serve` refuses it.
 const DEMO_MARKER: &str = "DEMO";
@@ -254,6 +256,47 @@ fn database_path(
     Ok((dir, path))
 }
 
+/// Creates the data directory, if missing, for its owner only.
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// Takes the data directory for this process's `serve` or `demo`: a second one on the same
+/// directory would run its own replanner, retention and alarms over the same store. Held until
+/// the process ends (the operating system lets go of it then, even after `kill -9`).
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::Write as _;
+    create_data_dir(dir)?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let by = if holder.is_empty() { String::new() } else { format!(" (process {holder})") };
+            bail!("another microfactory is already running on {}{by}; stop it first", dir.display());
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
 fn open_store(
     common: &CommonArgs,
     config: &FileConfig,
@@ -261,8 +304,18 @@ fn open_store(
     new: NewStore,
 ) -> anyhow::Result<(Store, PathBuf)> {
     let (dir, path) = database_path(common, config, default_dir, new)?;
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    create_data_dir(&dir)?;
+    // The store holds password hashes and token digests: its files are the owner's only (SQLite
+    // gives its WAL and shared-memory files the database file's permissions).
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create the store at {}", path.display()))?;
+    }
     let durability = config.store.durability.map(Into::into).unwrap_or_default();
     let store = Store::open(&path, durability)
         .with_context(|| format!("cannot open the store at {}", path.display()))?;
@@ -306,6 +359,8 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     // admin's password is never created by a start that then fails before showing it.
     let (listener, mqtt_listener) = bind_listeners(listen, &mqtt, demo)?;
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
+    let (dir, _) = database_path(&args.common, &config, default_dir, NewStore::Create)?;
+    let _lock = lock_data_dir(&dir)?;
     let (store, dir) = open_store(&args.common, &config, default_dir, NewStore::Create)?;
     let wall: Arc<dyn Clock> = Arc::new(SystemClock);
     keep_demo_apart(&store, &dir, demo, wall.now())?;

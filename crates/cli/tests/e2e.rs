@@ -608,3 +608,27 @@ fn schedule_bench_runs_side_by_side_and_writes_every_seed() {
     );
     assert!(stderr.contains("twin_b.txt") && stderr.contains("line"), "{stderr}");
 }
+
+/// One platform per data directory: a second `serve` on it is refused before it touches the
+/// store, and the store's files are the owner's only.
+#[test]
+fn a_second_platform_on_the_same_data_directory_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new("one-per-dir");
+    let data = dir.0.join("data");
+    let server = start("serve", &data);
+    let port = || format!("127.0.0.1:{}", support::free_port());
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["serve", "--listen", &port(), "--mqtt-listen", &port(), "--data-dir"])
+            .arg(&data)
+            .env("MICROFACTORY_BOOTSTRAP_TOKEN", TOKEN),
+    );
+    assert!(stderr.contains("another microfactory is already running on"), "{stderr}");
+    assert!(stderr.contains(&format!("(process {})", server.child.id())), "{stderr}");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("microfactory.db")), 0o600);
+    assert_eq!(mode(&data.join("microfactory.db-wal")), 0o600);
+    drop(server);
+}

@@ -160,6 +160,50 @@ impl FileConfig {
                 planning.rush_priority
             );
         }
+        let http = &self.http;
+        for (key, value) in
+            [("body_limit_bytes", http.body_limit_bytes), ("import_limit_bytes", http.import_limit_bytes)]
+        {
+            if !ServerConfig::BODY_LIMITS.contains(&value) {
+                anyhow::bail!(
+                    "[http] {key} must be from {} to {} (1 KiB to 1 GiB), found {value}",
+                    ServerConfig::BODY_LIMITS.start(),
+                    ServerConfig::BODY_LIMITS.end()
+                );
+            }
+        }
+        if !ServerConfig::MAX_CONNECTIONS.contains(&http.max_connections) {
+            anyhow::bail!(
+                "[http] max_connections must be from {} to {}, found {}",
+                ServerConfig::MAX_CONNECTIONS.start(),
+                ServerConfig::MAX_CONNECTIONS.end(),
+                http.max_connections
+            );
+        }
+        if !ServerConfig::HEADER_TIMEOUTS.contains(&http.header_timeout_seconds) {
+            anyhow::bail!(
+                "[http] header_timeout_seconds must be from {} to {}, found {}",
+                ServerConfig::HEADER_TIMEOUTS.start(),
+                ServerConfig::HEADER_TIMEOUTS.end(),
+                http.header_timeout_seconds
+            );
+        }
+        if planning.solver_threads > server::replanner::MAX_SOLVER_THREADS {
+            anyhow::bail!(
+                "[planning] solver_threads must be from 0 (automatic) to {}, found {}",
+                server::replanner::MAX_SOLVER_THREADS,
+                planning.solver_threads
+            );
+        }
+        if !(1..=3600).contains(&self.alarms.tick_seconds) {
+            anyhow::bail!("[alarms] tick_seconds must be from 1 to 3600, found {}", self.alarms.tick_seconds);
+        }
+        let host_id = &self.mqtt.host_id;
+        if host_id.is_empty() || host_id.contains(['/', '+', '#']) {
+            anyhow::bail!(
+                "[mqtt] host_id names the topic spBv1.0/STATE/{{host_id}}: it must not be empty or hold / + #, found {host_id:?}"
+            );
+        }
         // A persistent session needs a client id the broker accepts (MQTT 3.1.1 requires brokers
         // to take 1 to 23 letters and digits; most take more).
         let id = self.mqtt.client_id.as_deref().unwrap_or(&self.mqtt.host_id);
@@ -197,6 +241,11 @@ durability = "full"
 body_limit_bytes = 1048576
 # Largest CSV order import accepted, in bytes.
 import_limit_bytes = 16777216
+# Open connections at most (browsers, scripts, event streams); more are closed as they arrive.
+max_connections = 1024
+# Seconds a client may take to send a request's headers, or stay idle between requests, before
+# its connection is closed.
+header_timeout_seconds = 30
 
 [retention]
 # Days raw readings are kept; older ones are deleted every ten minutes.

@@ -342,6 +342,21 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     if args.no_mqtt {
         mqtt.enabled = false;
     }
+    match &mqtt.external {
+        None if mqtt.username.is_some() || mqtt.password.is_some() => bail!(
+            "[mqtt] username and password are the platform's sign-in at an external broker; set external (or --mqtt-broker) too, or remove them"
+        ),
+        // Checked here, before anything starts: a typo must not surface only after the first
+        // admin's password was shown.
+        Some(address)
+            if address
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) =>
+        {
+            bail!("the external MQTT broker must be given as HOST:PORT, found {address:?}")
+        }
+        _ => {}
+    }
     if !demo && (args.sim_speed.is_some() || args.no_sim) {
         bail!("--sim-speed and --no-sim are for `microfactory demo` only");
     }

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod demo;
 mod error;
 mod extract;
+mod http;
 pub mod import;
 mod live;
 mod metrics;
@@ -72,11 +73,30 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Largest CSV import accepted, in bytes.
     pub import_limit_bytes: usize,
+    /// Open HTTP connections at most; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, and may stay idle between
+    /// requests, before it is closed.
+    pub header_timeout_seconds: u64,
+}
+
+impl ServerConfig {
+    /// The range of `body_limit_bytes` and `import_limit_bytes`.
+    pub const BODY_LIMITS: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024 * 1024;
+    /// The range of `max_connections`.
+    pub const MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 1..=100_000;
+    /// The range of `header_timeout_seconds`.
+    pub const HEADER_TIMEOUTS: std::ops::RangeInclusive<u64> = 1..=3600;
 }
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
-        ServerConfig { body_limit_bytes: 1024 * 1024, import_limit_bytes: 16 * 1024 * 1024 }
+        ServerConfig {
+            body_limit_bytes: 1024 * 1024,
+            import_limit_bytes: 16 * 1024 * 1024,
+            max_connections: 1024,
+            header_timeout_seconds: 30,
+        }
     }
 }
 
@@ -336,7 +356,7 @@ pub async fn run(
         shutdown.await;
         stopper.begin_stop();
     };
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let served = http::serve(listener, router(state.clone()), &state.config, &state.metrics, shutdown).await;
     if let Some(mqtt) = mqtt {
         mqtt.shutdown().await;
     }

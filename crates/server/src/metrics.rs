@@ -35,6 +35,10 @@ pub enum MetricName {
     MqttEvents,
     /// Gauge: MQTT client connections open at the embedded broker.
     MqttConnectionsOpen,
+    /// Gauge: HTTP connections open.
+    HttpConnectionsOpen,
+    /// Counter: HTTP connections closed on arrival because `http.max_connections` were open.
+    HttpConnectionsRefused,
 }
 
 impl MetricName {
@@ -53,6 +57,8 @@ impl MetricName {
             MetricName::IngestWriteFailures => "microfactory_ingest_write_failures_total",
             MetricName::MqttEvents => "microfactory_mqtt_events_total",
             MetricName::MqttConnectionsOpen => "microfactory_mqtt_connections_open",
+            MetricName::HttpConnectionsOpen => "microfactory_http_connections_open",
+            MetricName::HttpConnectionsRefused => "microfactory_http_connections_refused_total",
         }
     }
 
@@ -76,6 +82,10 @@ impl MetricName {
                 "Events at the embedded MQTT broker: messages, drops, connections, refused sign-ins, protocol errors."
             }
             MetricName::MqttConnectionsOpen => "MQTT client connections open at the embedded broker.",
+            MetricName::HttpConnectionsOpen => "HTTP connections open.",
+            MetricName::HttpConnectionsRefused => {
+                "HTTP connections closed as they arrived because http.max_connections were open."
+            }
         }
     }
 }
@@ -105,6 +115,8 @@ pub struct Metrics {
     ingest_batches: AtomicU64,
     ingest_batch_micros: AtomicU64,
     ingest_write_failures: AtomicU64,
+    http_connections_open: AtomicU64,
+    http_connections_refused: AtomicU64,
     ingest_dropped: Mutex<BTreeMap<&'static str, u64>>,
     drop_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
     /// The embedded broker, once it runs, for its counters.
@@ -166,8 +178,26 @@ impl Metrics {
         self.alarm_inputs_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one served request.
+    /// Counts an HTTP connection taken in.
+    pub(crate) fn http_connection_opened(&self) {
+        self.http_connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP connection gone.
+    pub(crate) fn http_connection_closed(&self) {
+        self.http_connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP connection closed on arrival, as too many were open.
+    pub(crate) fn count_http_connection_refused(&self) {
+        self.http_connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one served request. A method outside HTTP's usual ones counts as `other`: anyone
+    /// can send any method name, and each would otherwise add a series for good.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"];
+        let method = METHODS.into_iter().find(|known| *known == method).unwrap_or("other");
         let seconds = elapsed.as_secs_f64();
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let stats = match routes.get_mut(route) {
@@ -261,6 +291,18 @@ impl Metrics {
             let open = counters.get(mqtt::Counter::ConnectionsOpen);
             let _ = writeln!(out, "{} {open}", MetricName::MqttConnectionsOpen.as_str());
         }
+        header(&mut out, MetricName::HttpConnectionsOpen, "gauge");
+        let _ = writeln!(
+            out,
+            "{} {}",
+            MetricName::HttpConnectionsOpen.as_str(),
+            self.http_connections_open.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            MetricName::HttpConnectionsRefused,
+            self.http_connections_refused.load(Ordering::Relaxed),
+        );
         header(&mut out, MetricName::Orders, "gauge");
         for (status, count) in orders {
             let _ = writeln!(out, "{}{{status=\"{status}\"}} {count}", MetricName::Orders.as_str());

@@ -739,6 +739,13 @@ async fn metrics_count_requests() {
     );
     assert!(text.contains(r#"microfactory_orders{status="released"}"#), "{text}");
     assert!(text.contains("microfactory_http_request_duration_seconds_bucket"), "{text}");
+    // Made-up methods share one series: anyone could otherwise grow the metrics without end.
+    for method in ["BAR1", "BAR2"] {
+        h.send(method, "/healthz", None, None).await;
+    }
+    let text = h.get("/metrics").await.text;
+    assert!(!text.contains("BAR"), "{text}");
+    assert!(text.contains(r#"{method="other",route="/healthz",status="405"} 2"#), "{text}");
 }
 
 #[tokio::test]

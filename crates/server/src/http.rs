@@ -1,0 +1,162 @@
+//! The HTTP server loop: one hyper HTTP/1.1 connection per accepted socket, serving the router,
+//! with the limits a server on a factory network needs and `axum::serve` does not set: at most
+//! `max_connections` open (more are closed as they arrive), and a connection that does not send a
+//! request's headers within `header_timeout_seconds`, or stays idle that long between requests,
+//! is closed. On shutdown it stops accepting, lets each connection finish the request in hand,
+//! and gives up on what is still open (event streams) after [`GRACE`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::ServerConfig;
+use crate::metrics::Metrics;
+
+/// How long a shutdown waits for open connections before it drops them.
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: &ServerConfig,
+    metrics: &Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let header_timeout = Duration::from_secs(config.header_timeout_seconds);
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut refused_logged: Option<std::time::Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        // Reap finished connections as we go, so the set does not grow with every one served.
+        while connections.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, say: wait a moment rather than spin.
+                tracing::warn!(%error, "cannot accept an HTTP connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.count_http_connection_refused();
+            if refused_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                refused_logged = Some(std::time::Instant::now());
+                tracing::warn!(
+                    max_connections = config.max_connections,
+                    "HTTP connection closed: too many open (http.max_connections; logged at most once a minute)"
+                );
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let mut stopping = stopping.clone();
+        let metrics = metrics.clone();
+        connections.spawn(async move {
+            metrics.http_connection_opened();
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            metrics.http_connection_closed();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    if tokio::time::timeout(GRACE, async { while connections.join_next().await.is_some() {} }).await.is_err()
+    {
+        tracing::info!(open = connections.len(), "closing the HTTP connections still open (event streams)");
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::ServerConfig;
+    use crate::metrics::Metrics;
+
+    /// Reads until the server closes the connection; what it sent.
+    async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out))
+            .await
+            .expect("the server kept the connection open")
+            .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn connections_are_capped_and_idle_ones_time_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/", get(|| async { "hello" }));
+        let config =
+            ServerConfig { max_connections: 2, header_timeout_seconds: 1, ..ServerConfig::default() };
+        let metrics = Arc::new(Metrics::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn({
+            let metrics = metrics.clone();
+            async move {
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                super::serve(listener, app, &config, &metrics, shutdown).await
+            }
+        });
+        let started = Instant::now();
+        // Two that say nothing take every place: a third is closed at once.
+        let mut first = TcpStream::connect(address).await.unwrap();
+        let mut second = TcpStream::connect(address).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut third = TcpStream::connect(address).await.unwrap();
+        assert!(until_closed(&mut third).await.is_empty());
+        assert!(started.elapsed() < Duration::from_millis(900), "closed at once, not by the timeout");
+        // Silent past the header timeout, they are closed.
+        for stream in [&mut first, &mut second] {
+            until_closed(stream).await;
+        }
+        // Half a request's headers is no better.
+        let mut slow = TcpStream::connect(address).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        until_closed(&mut slow).await;
+        // And there is room again.
+        let mut fine = TcpStream::connect(address).await.unwrap();
+        fine.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let answer = String::from_utf8(until_closed(&mut fine).await).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"), "{answer}");
+        let text = metrics.render(&[]);
+        assert!(text.contains("microfactory_http_connections_refused_total 1"), "{text}");
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+}

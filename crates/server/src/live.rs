@@ -80,28 +80,69 @@ impl AppState {
 }
 
 /// `GET /api/v1/stream`: server-sent events until the client leaves or the server stops.
+/// How often an open stream checks that its token still works: one revoked or expired, or whose
+/// user was deleted or lost the right to read, ends the stream within this time.
+pub(crate) const RECHECK_EVERY: Duration =
+    if cfg!(test) { Duration::from_millis(200) } else { Duration::from_secs(10) };
+
+/// What the stream carries from one event to the next.
+struct Listening {
+    receiver: tokio::sync::broadcast::Receiver<LiveEvent>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    recheck: tokio::time::Interval,
+    state: AppState,
+    principal: crate::auth::Principal,
+}
+
 pub(crate) async fn stream(
     State(state): State<AppState>,
-    _: Reader,
+    Reader(principal): Reader,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let receiver = state.live.subscribe();
-    let stop = state.stopping.clone();
-    let events = futures_util::stream::unfold((receiver, stop), |(mut receiver, mut stop)| async move {
-        if *stop.borrow() {
-            return None;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.reset();
+    let listening = Listening {
+        receiver: state.live.subscribe(),
+        stop: state.stopping.clone(),
+        recheck,
+        state,
+        principal,
+    };
+    let events = futures_util::stream::unfold(listening, |mut listening| async move {
+        loop {
+            if *listening.stop.borrow() {
+                return None;
+            }
+            let event = tokio::select! {
+                received = listening.receiver.recv() => match received {
+                    Ok(event) => Event::default()
+                        .event(event.name())
+                        .json_data(&event)
+                        .unwrap_or_else(|_| Event::default().event("error")),
+                    Err(RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = listening.stop.changed() => return None,
+                _ = listening.recheck.tick() => {
+                    if still_allowed(&listening.state, &listening.principal).await {
+                        continue;
+                    }
+                    return None;
+                }
+            };
+            return Some((Ok(event), listening));
         }
-        let event = tokio::select! {
-            received = receiver.recv() => match received {
-                Ok(event) => Event::default()
-                    .event(event.name())
-                    .json_data(&event)
-                    .unwrap_or_else(|_| Event::default().event("error")),
-                Err(RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
-                Err(RecvError::Closed) => return None,
-            },
-            _ = stop.changed() => return None,
-        };
-        Some((Ok(event), (receiver, stop)))
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Whether the token a stream was opened with still lets its user read.
+async fn still_allowed(state: &AppState, principal: &crate::auth::Principal) -> bool {
+    let (store, token, now) = (state.store.clone(), principal.token_id, state.wall_clock.now());
+    match tokio::task::spawn_blocking(move || store.live_token(token, now)).await {
+        Ok(Ok(Some(owner))) => owner.user.id == principal.user.id && owner.user.role.may_read(),
+        Ok(Ok(None)) => false,
+        // The store did not answer: keep streaming rather than drop every client at a hiccup.
+        _ => true,
+    }
 }

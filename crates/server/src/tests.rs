@@ -2889,3 +2889,33 @@ async fn a_role_that_may_not_write_is_refused_before_its_body_is_read() {
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}: {}", reply.text);
     }
 }
+
+/// The live stream ends once its token no longer works, as other requests are refused at once.
+#[tokio::test]
+async fn the_live_stream_ends_when_its_token_is_revoked() {
+    use futures_util::StreamExt as _;
+    let h = harness();
+    let user = h.store.create_user("watcher", Role::Viewer, None, "$argon2id$unused", NOW).unwrap();
+    let token = "watcher-token-0123456789abcdef";
+    let created = h
+        .store
+        .create_token(user.id, "wall screen", &token_digest(token), &shown_prefix(token), NOW)
+        .unwrap();
+    let request = Request::builder()
+        .uri("/api/v1/stream")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.into_body().into_data_stream();
+    // Still open after a recheck while the token works.
+    let open = tokio::time::timeout(crate::live::RECHECK_EVERY * 2, stream.next()).await;
+    assert!(open.is_err() || open.unwrap().is_some(), "the stream ended with its token still good");
+    h.store.revoke_token(created.id, None, NOW).unwrap();
+    let ended = tokio::time::timeout(crate::live::RECHECK_EVERY * 3, async {
+        while stream.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its revoked token");
+}

@@ -421,6 +421,18 @@ async fn users_change_their_own_password_with_the_current_one() {
     let login = |password: &str| json!({"username": "mei", "password": password});
     let signed = h.post_json("/api/v1/auth/login", "", &login("first-password-of-mei")).await;
     let token = signed.json["token"].as_str().unwrap().to_string();
+    // Another sign-in (on another computer), and a token made to last from it (for a script).
+    let elsewhere =
+        h.post_json("/api/v1/auth/login", "", &login("first-password-of-mei")).await.json["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let script = h.post_json("/api/v1/tokens", &elsewhere, &json!({"name": "script"})).await.json["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let h = &h;
+    let me = |token: String| async move { h.send("GET", "/api/v1/me", Some(&token), None).await.status };
     let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
     let wrong = h
         .post_json("/api/v1/me/password", &token, &change("a-guess-at-it-here", "second-password-of-mei"))
@@ -438,10 +450,26 @@ async fn users_change_their_own_password_with_the_current_one() {
         .post_json("/api/v1/me/password", &token, &change("first-password-of-mei", "second-password-of-mei"))
         .await;
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
+    // The other sign-in ends; this one and the lasting token stay.
+    assert_eq!(me(elsewhere).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(token.clone()).await, StatusCode::OK);
+    assert_eq!(me(script.clone()).await, StatusCode::OK);
     let old = h.post_json("/api/v1/auth/login", "", &login("first-password-of-mei")).await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
     let new = h.post_json("/api/v1/auth/login", "", &login("second-password-of-mei")).await;
     assert_eq!(new.status, StatusCode::CREATED, "{}", new.text);
+    // A password bought a sign-in that ends by itself, as a browser session does.
+    let tokens = h.get("/api/v1/tokens").await.json;
+    let logins: Vec<&Value> = tokens.as_array().unwrap().iter().filter(|t| t["name"] == "login").collect();
+    assert!(logins.iter().all(|t| t["expires_at"].is_string()), "{logins:?}");
+    // A password an admin sets ends every sign-in of the user.
+    let mei = new.json["user"]["id"].as_i64().unwrap();
+    let reset = json!({"password": "third-password-of-mei"});
+    let reply = h.send_json("PATCH", &format!("/api/v1/users/{mei}"), ADMIN, &reset).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(me(token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(new.json["token"].as_str().unwrap().to_string()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(script).await, StatusCode::OK);
 }
 
 #[tokio::test]

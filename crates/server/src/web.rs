@@ -37,7 +37,7 @@ pub(crate) use i18n::{Lang, Text};
 /// The cookie holding the chosen language.
 const LANG_COOKIE: &str = "mf_lang";
 /// How long a browser session lasts, in seconds (12 hours: a shift and then some).
-const SESSION_SECONDS: u32 = 12 * 3600;
+pub(crate) const SESSION_SECONDS: u32 = 12 * 3600;
 
 /// The dashboard's routes.
 pub(crate) fn routes() -> Router<AppState> {

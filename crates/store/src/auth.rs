@@ -264,6 +264,19 @@ impl Store {
         })
     }
 
+    /// Revokes every sign-in of `user` (the tokens a password bought, which expire by themselves:
+    /// browser sessions and API log-ins) but `keep`, as after a password change; how many. Tokens
+    /// made to last (for scripts and machines) stay, listed where their owner can revoke them.
+    pub fn revoke_sign_ins(&self, user: UserId, keep: Option<i64>, now: Timestamp) -> Result<usize> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE api_tokens SET revoked_ms = ?3 WHERE user_id = ?1 AND (?2 IS NULL OR id != ?2)
+                 AND expires_ms IS NOT NULL AND revoked_ms IS NULL",
+                params![user.0, keep, to_ms(now)],
+            )?)
+        })
+    }
+
     /// Revokes a token; `owner` restricts it to that user's tokens.
     pub fn revoke_token(&self, id: i64, owner: Option<UserId>, now: Timestamp) -> Result<()> {
         self.write(|tx| {

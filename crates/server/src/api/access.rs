@@ -47,7 +47,10 @@ pub(crate) async fn login(
     JsonBody(login): JsonBody<Login>,
 ) -> ApiResult<Created<NewTokenResponse>> {
     let user = check_credentials(&state, login.username, login.password).await?;
-    issue_token(&state, user, "login", None).await
+    // A password buys a sign-in, which ends as a browser session does; a token to keep is made
+    // with `POST /tokens`.
+    let lifetime = time::Duration::seconds(i64::from(crate::web::SESSION_SECONDS));
+    issue_token(&state, user, "login", Some(lifetime)).await
 }
 
 /// The user with these credentials; 401 (after the same work either way) when there is none.
@@ -147,8 +150,8 @@ pub(crate) struct PasswordChange {
 }
 
 /// `POST /me/password`: every user with a password changes their own (the first admin's is
-/// random, shown once). The current password must be right; the user's other sessions and tokens
-/// stay.
+/// random, shown once). The current password must be right. The user's other sign-ins (browser
+/// sessions, API log-ins) end; tokens made to last stay.
 pub(crate) async fn change_own_password(
     State(state): State<AppState>,
     principal: Principal,
@@ -179,8 +182,14 @@ pub(crate) async fn change_own_password(
     }
     let hash = hash_off_runtime(change.new_password).await?;
     let (store, id) = (state.store.clone(), principal.user.id);
-    blocking(move || store.update_user(id, None, Some(&hash))).await?;
-    tracing::info!(user = %principal.user.username, "password changed");
+    let (keep, now) = (principal.token_id, state.wall_clock.now());
+    let ended = blocking(move || {
+        store.update_user(id, None, Some(&hash))?;
+        store.revoke_sign_ins(id, Some(keep), now)
+    })
+    .await?;
+    state.tokens.clear();
+    tracing::info!(user = %principal.user.username, other_sign_ins_ended = ended, "password changed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -261,8 +270,16 @@ pub(crate) async fn update_user(
         }
         None => None,
     };
-    let store = state.store.clone();
-    let user = blocking(move || store.update_user(UserId(id), change.role, hash.as_deref())).await?;
+    let (store, now) = (state.store.clone(), state.wall_clock.now());
+    let user = blocking(move || {
+        let user = store.update_user(UserId(id), change.role, hash.as_deref())?;
+        // A password set by an admin (forgotten, or taken) ends the user's sign-ins.
+        if hash.is_some() {
+            store.revoke_sign_ins(UserId(id), None, now)?;
+        }
+        Ok(user)
+    })
+    .await?;
     state.tokens.clear();
     Ok(Json(user))
 }

@@ -22,6 +22,8 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     errors: Vec<FieldError>,
+    /// Seconds to wait before trying again, sent as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -47,7 +49,7 @@ impl ApiError {
         title: &'static str,
         detail: impl Into<String>,
     ) -> ApiError {
-        ApiError { status, kind, title, detail: detail.into(), errors: Vec::new() }
+        ApiError { status, kind, title, detail: detail.into(), errors: Vec::new(), retry_after: None }
     }
 
     /// The input broke domain rules (422), one entry per offending field.
@@ -140,6 +142,14 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", detail)
     }
 
+    /// Too many attempts (429): the client may try again after `wait`.
+    pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(wait.as_secs().max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests", detail)
+        }
+    }
+
     /// The store was busy for longer than its timeout (503); the client may retry.
     fn unavailable() -> ApiError {
         ApiError::new(
@@ -187,6 +197,13 @@ impl From<StoreError> for ApiError {
                 inner
             }
             error if error.is_retryable() => ApiError::unavailable(),
+            // Nothing the client did wrong, and nothing to hide: the store cannot write now.
+            error if error.is_storage_failure() => {
+                tracing::error!(%error, "the store cannot write");
+                ApiError::service_unavailable(
+                    "the store cannot write now (a full disk or a read-only file system); retry once an administrator has made room",
+                )
+            }
             error => ApiError::internal(error),
         }
     }
@@ -211,6 +228,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

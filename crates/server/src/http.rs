@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::ServerConfig;
 use crate::metrics::Metrics;
+
+/// The address a request came from, in its extensions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub(crate) std::net::SocketAddr);
 
 /// How long a shutdown waits for open connections before it drops them.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
@@ -62,7 +65,16 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let peer = stream.peer_addr().ok().map(Peer);
+        let app = app.clone();
+        // Each request learns where it came from (sign-in throttling counts by address).
+        let service =
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                if let Some(peer) = peer {
+                    request.extensions_mut().insert(peer);
+                }
+                tower::ServiceExt::oneshot(app.clone(), request)
+            });
         let mut stopping = stopping.clone();
         let metrics = metrics.clone();
         connections.spawn(async move {

@@ -20,6 +20,7 @@ pub mod planning;
 pub mod replanner;
 mod retention;
 pub mod simulation;
+mod throttle;
 mod web;
 mod webhook;
 
@@ -131,6 +132,8 @@ pub struct AppState {
     planning: Arc<PlanningConfig>,
     metrics: Arc<Metrics>,
     tokens: Arc<auth::TokenCache>,
+    /// Failed sign-ins, to slow password guessing down.
+    sign_ins: Arc<throttle::SignInThrottle>,
     live: tokio::sync::broadcast::Sender<LiveEvent>,
     alarm_inputs: tokio::sync::mpsc::Sender<AlarmInput>,
     /// Taken by the alarm worker when [`run`] starts it.
@@ -175,6 +178,7 @@ impl AppState {
             planning: Arc::default(),
             metrics: Arc::default(),
             tokens: Arc::default(),
+            sign_ins: Arc::default(),
             live,
             alarm_inputs,
             alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),

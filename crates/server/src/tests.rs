@@ -2947,3 +2947,38 @@ async fn the_live_stream_ends_when_its_token_is_revoked() {
     .await;
     assert!(ended.is_ok(), "the stream outlived its revoked token");
 }
+
+/// Password guessing slows down: after five failures in a row a name waits, even with the right
+/// password, and is told how long.
+#[tokio::test]
+async fn failed_sign_ins_make_the_next_ones_wait() {
+    let h = harness();
+    let body = json!({"username": "kai", "role": "viewer", "password": "the-password-of-kai"});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &body).await.status, StatusCode::CREATED);
+    let login = |password: &str| json!({"username": "kai", "password": password});
+    for _ in 0..5 {
+        let wrong = h.post_json("/api/v1/auth/login", "", &login("a-wrong-guess-here")).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text);
+    }
+    let held = h.post_json("/api/v1/auth/login", "", &login("the-password-of-kai")).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.text);
+    assert!(held.json["detail"].as_str().unwrap().starts_with("too many failed sign-ins; try again in"));
+    // The sign-in page says so too, in the reader's language.
+    let form = "username=KAI&password=the-password-of-kai";
+    let request = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept-language", "zh-HK")
+        .body(Body::from(form))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let page = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    assert!(String::from_utf8_lossy(&page).contains("登入失敗次數過多"));
+    // Other names are not held back.
+    let admin = h
+        .post_json("/api/v1/auth/login", "", &json!({"username": "nobody", "password": "x-x-x-x-x-x-x"}))
+        .await;
+    assert_eq!(admin.status, StatusCode::UNAUTHORIZED);
+}

@@ -481,16 +481,25 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::http::Peer>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let t = lang_of(&headers).text();
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
         return login_form(t, "/", Some(t.sign_in_title), StatusCode::BAD_REQUEST);
     };
     let next = local_path(form.next.as_deref()).to_string();
-    let user = match crate::api::access::check_credentials(&state, form.username, form.password).await {
+    let peer = peer.map(|peer| peer.0.0.ip());
+    let user = match crate::api::access::check_credentials(&state, form.username, form.password, peer).await {
         Ok(user) => user,
         Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
             return login_form(t, &next, Some(t.settings_page.wrong_credentials), StatusCode::UNAUTHORIZED);
+        }
+        Err(error) if error.status() == StatusCode::TOO_MANY_REQUESTS => {
+            return login_form(t, &next, Some(t.too_many_sign_ins), StatusCode::TOO_MANY_REQUESTS);
         }
         Err(error) => return error.into_response(),
     };

@@ -89,6 +89,22 @@ impl StoreError {
         )
     }
 
+    /// Whether the database could not write for want of room or permission, or the disk failed:
+    /// a full disk, a read-only file system, an I/O error. The write may succeed later.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::ReadOnly
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+        )
+    }
+
     fn invalid(field: &str, message: &str) -> StoreError {
         StoreError::Invalid(vec![FieldError::new(field, message)])
     }

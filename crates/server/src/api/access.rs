@@ -44,21 +44,31 @@ fn dummy_hash() -> String {
 
 pub(crate) async fn login(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::http::Peer>>,
     JsonBody(login): JsonBody<Login>,
 ) -> ApiResult<Created<NewTokenResponse>> {
-    let user = check_credentials(&state, login.username, login.password).await?;
+    let peer = peer.map(|peer| peer.0.0.ip());
+    let user = check_credentials(&state, login.username, login.password, peer).await?;
     // A password buys a sign-in, which ends as a browser session does; a token to keep is made
     // with `POST /tokens`.
     let lifetime = time::Duration::seconds(i64::from(crate::web::SESSION_SECONDS));
     issue_token(&state, user, "login", Some(lifetime)).await
 }
 
-/// The user with these credentials; 401 (after the same work either way) when there is none.
+/// The user with these credentials; 401 (after the same work either way) when there is none, and
+/// 429 while too many sign-ins of the name or from `peer` failed of late (see `throttle`).
 pub(crate) async fn check_credentials(
     state: &AppState,
     username: String,
     password: String,
+    peer: Option<std::net::IpAddr>,
 ) -> ApiResult<User> {
+    if let Some(wait) = state.sign_ins.wait(&username, peer) {
+        return Err(ApiError::too_many_requests(
+            format!("too many failed sign-ins; try again in {} s", wait.as_secs().max(1)),
+            wait,
+        ));
+    }
     let login = Login { username, password };
     let store = state.store.clone();
     let username = login.username.clone();
@@ -85,11 +95,18 @@ pub(crate) async fn check_credentials(
         (Some(user), true) if user.role == Role::Device => {
             Err(ApiError::forbidden("device accounts sign in with tokens, not passwords"))
         }
-        (Some(user), true) => Ok(user),
-        _ => {
-            // Quoted and cut short: the name comes from anyone, and must not forge log lines.
-            let username: String = login.username.chars().take(64).collect();
-            tracing::info!(username = ?username, "failed log-in");
+        (Some(user), true) => {
+            state.sign_ins.succeeded(&login.username, peer);
+            Ok(user)
+        }
+        (user, _) => {
+            state.sign_ins.failed(&login.username, peer);
+            // The name of an account, never what was typed otherwise: a password typed into the
+            // name field must not end up in the log.
+            match user {
+                Some(user) => tracing::info!(user = %user.username, "failed log-in"),
+                None => tracing::info!("failed log-in with an unknown user name"),
+            }
             Err(ApiError::unauthorized("wrong user name or password"))
         }
     }

@@ -114,6 +114,8 @@ pub(crate) struct Text {
     pub(crate) due: &'static str,
     pub(crate) status: &'static str,
     pub(crate) since: &'static str,
+    /// The sign-in page, while sign-ins wait after too many failures.
+    pub(crate) too_many_sign_ins: &'static str,
     /// Before the time an alarm that came back first came up: "3× · first 06:12".
     pub(crate) first_time: &'static str,
     pub(crate) eta: &'static str,
@@ -259,6 +261,7 @@ const EN: Text = Text {
     due: "Due",
     status: "Status",
     since: "Since",
+    too_many_sign_ins: "Too many failed sign-ins: wait a minute, then try again.",
     first_time: "first",
     eta: "ETA",
     lateness: "Lateness",
@@ -350,6 +353,7 @@ const ZH: Text = Text {
     due: "交期",
     status: "狀態",
     since: "開始於",
+    too_many_sign_ins: "登入失敗次數過多：請等候一分鐘再試。",
     first_time: "首次",
     eta: "預計完成",
     lateness: "延誤",

@@ -15,8 +15,9 @@ use crate::{SiteId, Timestamp, UserId};
 /// | sites, lines, machines, calendars | yes | no | no | no |
 /// | users and other people's tokens | yes | no | no | no |
 ///
-/// A fifth role, `device`, is for machines and gateways: it may publish telemetry for its own
-/// site (over MQTT or HTTP) and nothing else, not even read.
+/// A fifth role, `device`, is for machines and gateways: it may report for its own site's
+/// machines (telemetry over MQTT or HTTP, and states and produced units over HTTP) and nothing
+/// else, not even read or make itself tokens.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
 )]

@@ -99,7 +99,13 @@ impl FromRequestParts<AppState> for Principal {
             Some(header) => header
                 .to_str()
                 .ok()
-                .and_then(|value| value.strip_prefix("Bearer "))
+                // The scheme's name is case-insensitive (RFC 9110, section 11.1).
+                .and_then(|value| {
+                    value
+                        .get(..7)
+                        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                        .map(|_| &value[7..])
+                })
                 .map(str::trim)
                 .filter(|token| !token.is_empty())
                 .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?,

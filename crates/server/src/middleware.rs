@@ -40,9 +40,15 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
     let context = RequestContext { id, path: request.uri().path().to_string() };
+    let api = context.path.starts_with("/api/");
     let span = tracing::debug_span!("request", id, %method, route = %route);
     let mut response = CONTEXT.scope(context, next.run(request)).instrument(span).await;
-    response.headers_mut().insert("x-request-id", HeaderValue::from(id));
+    let headers = response.headers_mut();
+    headers.insert("x-request-id", HeaderValue::from(id));
+    // API answers are a user's own data (and some carry a new token): no cache keeps them.
+    if api && !headers.contains_key(axum::http::header::CACHE_CONTROL) {
+        headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     state.metrics.record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
     response
 }

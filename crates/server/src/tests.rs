@@ -755,6 +755,21 @@ async fn catalogue_crud_round_trips() {
 }
 
 #[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_case() {
+    let h = harness();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let request = Request::builder()
+            .uri("/api/v1/me")
+            .header("authorization", format!("{scheme} {ADMIN}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = h.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "API answers are not cached");
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_requests() {
     let h = harness();
     h.get("/api/v1/machines").await;
@@ -2981,4 +2996,25 @@ async fn failed_sign_ins_make_the_next_ones_wait() {
         .post_json("/api/v1/auth/login", "", &json!({"username": "nobody", "password": "x-x-x-x-x-x-x"}))
         .await;
     assert_eq!(admin.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn tokens_are_bounded_and_devices_cannot_make_their_own() {
+    let h = harness();
+    let device = h.device_token("gw-tokens", model::SiteId(1));
+    let made = h.post_json("/api/v1/tokens", &device, &json!({"name": "spare"})).await;
+    assert_eq!(made.status, StatusCode::FORBIDDEN, "{}", made.text);
+    let viewer = token_for(Role::Viewer);
+    let mut created = 0;
+    loop {
+        let reply = h.post_json("/api/v1/tokens", &viewer, &json!({"name": format!("t{created}")})).await;
+        if reply.status != StatusCode::CREATED {
+            assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+            break;
+        }
+        created += 1;
+        assert!(created <= 100, "no limit");
+    }
+    // The viewer's own test token counts too.
+    assert_eq!(created, 99);
 }

@@ -437,7 +437,15 @@ struct LoginQuery {
 /// Only a path on this site is a place to go back to (no `//host` or `https:`).
 fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next,
+        // Control characters cannot go into a Location header.
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.contains('\\')
+                && !next.chars().any(char::is_control) =>
+        {
+            next
+        }
         _ => "/",
     }
 }

@@ -264,6 +264,17 @@ impl Store {
         })
     }
 
+    /// How many tokens made to last (no expiry) `user` holds unrevoked.
+    pub fn lasting_token_count(&self, user: UserId) -> Result<u64> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND expires_ms IS NULL AND revoked_ms IS NULL",
+                )?
+                .query_row([user.0], |row| row.get(0))?)
+        })
+    }
+
     /// Revokes every sign-in of `user` (the tokens a password bought, which expire by themselves:
     /// browser sessions and API log-ins) but `keep`, as after a password change; how many. Tokens
     /// made to last (for scripts and machines) stay, listed where their owner can revoke them.

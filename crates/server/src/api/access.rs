@@ -370,11 +370,19 @@ pub(crate) async fn list_tokens(
     ))
 }
 
+/// Unrevoked tokens made to last, per user, at most.
+const MAX_LASTING_TOKENS: u64 = 100;
+
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> ApiResult<Created<NewTokenResponse>> {
+    // A device's tokens come from an administrator: a stolen one must not breed others that
+    // outlive its revocation.
+    if principal.user.role == Role::Device {
+        return Err(ApiError::forbidden("device accounts get their tokens from an administrator"));
+    }
     let mut problems = Vec::new();
     model::check_name("name", &request.name, &mut problems);
     if !problems.is_empty() {
@@ -390,6 +398,13 @@ pub(crate) async fn create_token(
         }
         _ => principal.user.clone(),
     };
+    let (store, id) = (state.store.clone(), user.id);
+    if blocking(move || store.lasting_token_count(id)).await? >= MAX_LASTING_TOKENS {
+        return Err(ApiError::conflict(
+            Some("user_id".into()),
+            format!("a user holds at most {MAX_LASTING_TOKENS} tokens; revoke one no longer used first"),
+        ));
+    }
     issue_token(&state, user, &request.name, None).await
 }
 

@@ -193,6 +193,11 @@ async fn pages_need_a_session_and_sign_in_sets_one() {
     let (location, cookie) =
         h.sign_in(&format!("username=lee&password={password}&next=%2F%2Fevil.example")).await;
     assert_eq!(location, "/");
+    // A control character cannot go into a Location header: back to the start, not a 500.
+    let (location, _) = h.sign_in(&format!("username=lee&password={password}&next=%2Fx%01")).await;
+    assert_eq!(location, "/");
+    let switched = h.send("GET", "/lang?to=zh-HK&back=/%01", None, None).await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER, "{}", switched.text);
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     assert!(!cookie.contains("Secure"), "plain HTTP must get its cookie back: {cookie}");
     // Behind a TLS-terminating proxy the cookie is kept off plain HTTP.

@@ -99,7 +99,7 @@ fn run_in(options: &IngestBench, qos: QoS, dir: &std::path::Path) -> anyhow::Res
     let store = Store::open(&dir.join("bench.db"), Durability::Full)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let token = "bench-admin-token-0123456789";
-    server::bootstrap(&store, Some(token), clock.now())?;
+    server::bootstrap(&store, Some(token), clock.now(), false)?;
     server::demo::seed(&store, clock.now())?;
     let probe_machine =
         store.machine_keys()?.into_iter().find(|k| k.1 == "qc-01").context("demo machine qc-01")?.2;
@@ -633,7 +633,7 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
     let now = clock.now();
     let store = Store::open_in_memory()?;
     let token = server::auth::new_token()?;
-    server::bootstrap(&store, Some(&token), now)?;
+    server::bootstrap(&store, Some(&token), now, false)?;
     server::demo::seed_generated(&store, options.orders, options.machines, options.seed, now)?;
     let bar = indicatif::ProgressBar::new(options.machines as u64);
     let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;

@@ -29,6 +29,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DATABASE_FILE: &str = "microfactory.db";
 /// The file `serve` and `demo` lock in the data directory while they run (see `lock_data_dir`).
 const LOCK_FILE: &str = "microfactory.lock";
+/// Present in the data directory from a first start until it has shown the admin's credentials.
+const CREDENTIALS_NOT_SHOWN_FILE: &str = "first-start-credentials-not-shown";
 /// Written by `demo` beside its database: that data keeps the demo's fast factory clock and its
 /// simulated machines, and `serve` refuses it.
 const DEMO_MARKER: &str = "DEMO";
@@ -375,6 +377,10 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let (listener, mqtt_listener) = bind_listeners(listen, &mqtt, demo)?;
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
     let (dir, _) = database_path(&args.common, &config, default_dir, NewStore::Create)?;
+    let preset = std::env::var(BOOTSTRAP_TOKEN_VAR).ok().filter(|t| !t.is_empty());
+    if let Some(token) = &preset {
+        server::check_bootstrap_token(token)?;
+    }
     let _lock = lock_data_dir(&dir)?;
     let (store, dir) = open_store(&args.common, &config, default_dir, NewStore::Create)?;
     let wall: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -382,8 +388,22 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let (clock, clock_speed) =
         if demo { demo_clock(&store, &wall, &sim, run_sim)? } else { (wall.clone(), 1.0) };
     let now = clock.now();
-    let preset = std::env::var(BOOTSTRAP_TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    let bootstrap = server::bootstrap(&store, preset.as_deref(), wall.now())?;
+    // The first start's credentials are shown once: until they have been, a marker file says so,
+    // and a start that finds it (the first one stopped before showing them) makes new ones.
+    let unshown = dir.join(CREDENTIALS_NOT_SHOWN_FILE);
+    let again = unshown.exists();
+    if again || store.count_users()? == 0 {
+        std::fs::write(&unshown, "the first admin's credentials have not been shown yet\n")
+            .with_context(|| format!("cannot write {}", unshown.display()))?;
+    } else if preset.is_some() {
+        tracing::info!("{BOOTSTRAP_TOKEN_VAR} is set but the store has its users already; it is not used");
+    }
+    let bootstrap = server::bootstrap(&store, preset.as_deref(), wall.now(), again)?;
+    if again && bootstrap.is_some() {
+        tracing::warn!(
+            "the first start stopped before it showed the admin's credentials; they are made again"
+        );
+    }
     if demo && let Some(summary) = server::demo::seed_if_empty(&store, now)? {
         tracing::info!(
             machines = summary.machines,
@@ -420,6 +440,11 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         let mqtt_address = mqtt_listener.as_ref().and_then(|l| l.local_addr().ok());
         tracing::info!(%address, data_dir = %dir.display(), "serving");
         print_welcome(address, mqtt_address, bootstrap.as_ref(), demo, clock_speed);
+        if unshown.exists() {
+            use std::io::Write as _;
+            std::io::stdout().flush().context("cannot show the admin's credentials")?;
+            std::fs::remove_file(&unshown).with_context(|| format!("cannot remove {}", unshown.display()))?;
+        }
         let options = server::RunOptions {
             mqtt: mqtt.enabled.then(|| (mqtt.clone(), mqtt_listener)),
             simulator: run_sim.then_some(sim),

@@ -632,3 +632,45 @@ fn a_second_platform_on_the_same_data_directory_is_refused() {
     assert_eq!(mode(&data.join("microfactory.db-wal")), 0o600);
     drop(server);
 }
+
+/// The first admin's credentials are shown once; a first start that stopped before showing them
+/// (the marker file still there) shows new ones at the next start.
+#[test]
+fn credentials_a_first_start_never_showed_are_made_again() {
+    use std::io::BufRead as _;
+    let dir = TempDir::new("unshown");
+    let data = dir.0.join("data");
+    let server = start("serve", &data);
+    let marker = data.join("first-start-credentials-not-shown");
+    assert!(!marker.exists(), "a first start that showed its credentials leaves no marker");
+    drop(server);
+    std::fs::write(&marker, "").unwrap();
+    let port = || format!("127.0.0.1:{}", support::free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["serve", "--listen", &port(), "--mqtt-listen", &port(), "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut password = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(shown) = line.trim().strip_prefix("password:") {
+            password = Some(shown.trim().to_string());
+        }
+        if line.starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while marker.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(password.is_some_and(|p| p.len() >= 12), "no new password shown");
+    assert!(!marker.exists(), "the marker stays once the credentials were shown");
+}

@@ -336,24 +336,44 @@ pub struct Bootstrap {
     pub token_from_env: bool,
 }
 
+/// Checks a preset bootstrap token before anything is created with it.
+pub fn check_bootstrap_token(preset_token: &str) -> Result<(), BootstrapError> {
+    if preset_token.len() < MIN_BOOTSTRAP_TOKEN_LEN {
+        return Err(BootstrapError::TokenTooShort);
+    }
+    Ok(())
+}
+
 /// On an empty store, creates the `admin` user with a random password and a first API token
-/// (`preset_token` when given); returns `None` when users already exist.
+/// (`preset_token` when given); returns `None` when users already exist. With `again` (a first
+/// start that stopped before it showed the credentials), the `admin` user gets a new password and
+/// a new first token instead, and its other tokens are revoked: nobody has seen the old ones.
 pub fn bootstrap(
     store: &Store,
     preset_token: Option<&str>,
     now: Timestamp,
+    again: bool,
 ) -> Result<Option<Bootstrap>, BootstrapError> {
-    if store.count_users()? > 0 {
+    let existing = store.users()?;
+    let admin = existing.iter().find(|user| user.username == "admin" && user.role == Role::Admin);
+    let (first, redo) = (existing.is_empty(), again && admin.is_some());
+    if !(first || redo) {
         return Ok(None);
     }
-    if let Some(token) = preset_token
-        && token.len() < MIN_BOOTSTRAP_TOKEN_LEN
-    {
-        return Err(BootstrapError::TokenTooShort);
+    if let Some(token) = preset_token {
+        check_bootstrap_token(token)?;
     }
     let password = new_password()?;
     let hash = hash_password(&password).map_err(|_| BootstrapError::Hash)?;
-    let user = store.create_user("admin", Role::Admin, None, &hash, now)?;
+    let user = match admin {
+        Some(admin) => {
+            for token in store.tokens(Some(admin.id))? {
+                store.revoke_token(token.id, None, now)?;
+            }
+            store.update_user(admin.id, None, Some(&hash))?
+        }
+        None => store.create_user("admin", Role::Admin, None, &hash, now)?,
+    };
     let token = match preset_token {
         Some(token) => token.to_string(),
         None => new_token()?,

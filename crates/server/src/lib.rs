@@ -38,7 +38,7 @@ use store::Store;
 use tokio::net::TcpListener;
 
 pub use alarm_worker::{AlarmConfig, AlarmInput};
-pub use auth::{Bootstrap, BootstrapError, bootstrap};
+pub use auth::{Bootstrap, BootstrapError, bootstrap, check_bootstrap_token};
 pub use error::{ApiError, ApiResult};
 pub use live::LiveEvent;
 use metrics::Metrics;

@@ -33,7 +33,7 @@ struct Reply {
 /// An in-memory store with the demo factory, the admin token and one user per other role.
 fn seeded_store(now: model::Timestamp) -> Store {
     let store = Store::open_in_memory().unwrap();
-    crate::bootstrap(&store, Some(ADMIN), now).unwrap().unwrap();
+    crate::bootstrap(&store, Some(ADMIN), now, false).unwrap().unwrap();
     crate::demo::seed(&store, now).unwrap();
     for role in [Role::Planner, Role::Operator, Role::Viewer] {
         let user = store.create_user(role.as_str(), role, None, "$argon2id$unused", now).unwrap();
@@ -3017,4 +3017,21 @@ async fn tokens_are_bounded_and_devices_cannot_make_their_own() {
     }
     // The viewer's own test token counts too.
     assert_eq!(created, 99);
+}
+
+/// A first start that stopped before it showed the credentials makes them again: new password,
+/// new first token, the unseen ones revoked.
+#[test]
+fn a_first_start_that_never_showed_its_credentials_makes_new_ones() {
+    let store = Store::open_in_memory().unwrap();
+    let first = crate::bootstrap(&store, None, NOW, false).unwrap().unwrap();
+    assert!(crate::bootstrap(&store, None, NOW, false).unwrap().is_none(), "users exist");
+    let again = crate::bootstrap(&store, None, NOW, true).unwrap().unwrap();
+    assert_ne!((&again.password, &again.token), (&first.password, &first.token));
+    let (_, hash) = store.user_credentials("admin").unwrap().unwrap();
+    assert!(crate::auth::verify_password(&again.password, &hash));
+    assert!(!crate::auth::verify_password(&first.password, &hash));
+    let tokens = store.tokens(None).unwrap();
+    assert_eq!(tokens.iter().filter(|t| t.revoked_at.is_none()).count(), 1, "{tokens:?}");
+    assert_eq!(store.users().unwrap().len(), 1);
 }

@@ -1,5 +1,5 @@
 //! Retention: every ten minutes, raw readings older than `raw_days`, roll-ups older than
-//! `rollup_days`, plans (but the active one) computed more than `plan_days` ago and browser
+//! `rollup_days` (both counted back from the newest reading when that is earlier than now), plans (but the active one) computed more than `plan_days` ago and browser
 //! sessions expired more than `session_days` ago are deleted, a bounded slice at a time so ingest
 //! never waits long for the writer. Disks and lists stay bounded: raw data for a month, minute
 //! roll-ups for two years, plans for three months and ended sessions for a month by default
@@ -27,9 +27,15 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
             _ = every.tick() => {}
             _ = stop.changed() => return,
         }
+        // Counted back from the newest reading when that is earlier than now: a clock set weeks
+        // ahead (a dead RTC battery, a wrong manual setting) must not delete the factory's data.
         let now_ms = model::oee::unix_ms(state.clock.now());
-        let raw_before = now_ms - i64::from(config.raw_days) * 86_400_000;
-        let rollups_before = now_ms - i64::from(config.rollup_days) * 86_400_000;
+        let store = state.store.clone();
+        let newest = tokio::task::spawn_blocking(move || store.newest_reading_ms()).await;
+        let Ok(Ok(newest)) = newest else { continue };
+        let basis = counted_from(newest, now_ms);
+        let raw_before = basis - i64::from(config.raw_days) * 86_400_000;
+        let rollups_before = basis - i64::from(config.rollup_days) * 86_400_000;
         let telemetry = in_slices(&state, &stop, "telemetry", move |store| {
             store.prune(raw_before, rollups_before, SLICE)
         });
@@ -53,6 +59,11 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
             tracing::info!(sessions, "retention deleted ended browser sessions");
         }
     }
+}
+
+/// The time retention counts telemetry ages back from: now, or the newest reading when earlier.
+fn counted_from(newest_reading_ms: Option<i64>, now_ms: i64) -> i64 {
+    newest_reading_ms.map_or(now_ms, |newest| newest.min(now_ms))
 }
 
 /// Calls `prune` (which deletes one slice and says how many rows went) until it deletes nothing
@@ -80,5 +91,19 @@ pub(crate) async fn in_slices(
         }
         // Leave the writer to ingest between slices.
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn telemetry_ages_count_from_the_newest_reading_when_the_clock_ran_ahead() {
+        let day = 86_400_000;
+        // The clock jumped 40 days ahead of the last reading: ages count from the reading.
+        assert_eq!(super::counted_from(Some(100 * day), 140 * day), 100 * day);
+        // Readings are current (or stamped ahead by a device): ages count from now.
+        assert_eq!(super::counted_from(Some(140 * day), 140 * day), 140 * day);
+        assert_eq!(super::counted_from(Some(141 * day), 140 * day), 140 * day);
+        assert_eq!(super::counted_from(None, 140 * day), 140 * day);
     }
 }

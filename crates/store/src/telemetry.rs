@@ -271,6 +271,17 @@ impl Store {
         })
     }
 
+    /// When the newest raw reading was taken, in epoch milliseconds; `None` without readings.
+    pub fn newest_reading_ms(&self) -> Result<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT max((SELECT max(ts_ms) FROM readings WHERE series_id = s.id)) FROM series s",
+                )?
+                .query_row([], |row| row.get(0))?)
+        })
+    }
+
     /// The newest raw reading of every series (of every machine and metric) that has one.
     pub fn latest_readings(&self) -> Result<Vec<Reading>> {
         self.read(|conn| {

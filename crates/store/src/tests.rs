@@ -77,6 +77,20 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 }
 
 #[test]
+fn the_newest_reading_is_found_across_series() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    assert_eq!(f.store.newest_reading_ms().unwrap(), None);
+    let reading = |machine: usize, metric: &str, minutes: i64| Reading {
+        machine: f.machines[machine],
+        metric: metric.into(),
+        at: NOW + time::Duration::minutes(minutes),
+        value: 1.0,
+    };
+    f.store.write_readings(&[reading(0, "a", 5), reading(1, "b", 9), reading(1, "a", 2)]).unwrap();
+    assert_eq!(f.store.newest_reading_ms().unwrap(), Some(oee::unix_ms(NOW + time::Duration::minutes(9))));
+}
+
+#[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
     assert_eq!(store.schema_version().unwrap(), 19);

@@ -368,8 +368,12 @@ pub async fn run(
     served
 }
 
-/// Liveness and readiness: 200 when the store answers. Needs no token.
+/// Liveness and readiness: 200 when the store answers and takes writes (503 while ingest cannot
+/// write: a full disk, a read-only file system). Needs no token.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.pipeline.failing.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store cannot write (see the log)\n");
+    }
     let store = state.store;
     match tokio::task::spawn_blocking(move || store.schema_version()).await {
         Ok(Ok(_)) => (StatusCode::OK, "ok\n"),

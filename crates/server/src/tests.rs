@@ -1162,6 +1162,23 @@ async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written
     let reply = h.post_json("/api/v1/telemetry", ADMIN, &one).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.text);
     assert!(reply.json["detail"].as_str().unwrap().contains("retry later"), "{}", reply.text);
+    // Health says so; an API write is told the store cannot write (503), not an internal error.
+    let health = h.send("GET", "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text);
+    let many: Vec<Value> = (0..300)
+        .map(|i| json!({"number": format!("FULL-{i:04}-{}", "x".repeat(40)), "customer": "c".repeat(150), "variant_id": 1, "quantity": 1, "due": "2026-12-01T18:00:00+08:00"}))
+        .collect();
+    let mut refused = None;
+    for order in &many {
+        let reply = h.post_json("/api/v1/orders", ADMIN, order).await;
+        if reply.status != StatusCode::CREATED {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("the full disk took every order");
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text);
+    assert!(refused.json["detail"].as_str().unwrap().contains("cannot write now"), "{}", refused.text);
     // The MQTT message is not acknowledged while its batch is not stored.
     assert!(matches!(released.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)));
     let count = |h: &Harness| h.store.metrics(model::MachineId(1)).unwrap().len();
@@ -1170,8 +1187,9 @@ async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written
     // Room again: the held batch is written on its next attempt, and only then acknowledged.
     h.store.simulate_full_disk(false).unwrap();
     let released = tokio::time::timeout(std::time::Duration::from_secs(10), released).await;
-    assert!(released.is_ok(), "the receipt was not released after the disk had room again");
+    assert!(matches!(released, Ok(Ok(()))), "the receipt was not released after the disk had room again");
     assert_eq!(count(&h), 200);
+    assert_eq!(h.send("GET", "/healthz", None, None).await.status, StatusCode::OK);
     h.state.begin_stop();
     workers.finish().await;
 }

@@ -284,12 +284,20 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
             target.display()
         ));
     }
-    let partial = target.with_file_name(format!(
-        "{}.partial-{}",
-        target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_stale_partials(&target, &name);
+    let partial = target.with_file_name(format!("{name}.partial-{}", std::process::id()));
+    let journal = target.with_file_name(format!("{name}.partial-{}-journal", std::process::id()));
     let written = (|| -> std::result::Result<u64, String> {
+        // Created empty for its owner alone before SQLite writes into it (VACUUM INTO takes an
+        // empty file), so not even the half-written copy is ever readable by others.
+        {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        }
         let source = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| format!("cannot open {}: {e}", database.display()))?;
         source.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
@@ -319,7 +327,30 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
         Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
     })();
     let _ = std::fs::remove_file(&partial);
+    let _ = std::fs::remove_file(&journal);
     written
+}
+
+/// Removes what backups to `target` that were killed left behind (`NAME.partial-PID` and its
+/// `-journal`), when their process is gone.
+fn remove_stale_partials(target: &Path, name: &str) {
+    let Some(dir) = target.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!("{name}.partial-");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else { continue };
+        let pid = rest.strip_suffix("-journal").unwrap_or(rest);
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this id runs (as far as this system shows; true where it cannot tell).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
 }
 
 /// Turns SQLite constraint failures into conflicts that name the field, e.g.

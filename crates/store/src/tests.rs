@@ -466,7 +466,17 @@ fn a_backup_is_a_whole_store_that_opens_on_its_own() {
     let f = fixture(Store::open(&live, Durability::Full).unwrap());
     f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
     let copy = dir.join("backup.db");
+    // What a killed backup left (its process long gone) is cleaned up by the next one; another
+    // running backup's file is left alone.
+    let dead = u32::MAX - 7;
+    std::fs::write(dir.join(format!("backup.db.partial-{dead}")), "half a copy").unwrap();
+    std::fs::write(dir.join(format!("backup.db.partial-{dead}-journal")), "").unwrap();
+    let alive = std::process::id();
+    std::fs::write(dir.join(format!("backup.db.partial-{alive}0-unrelated")), "").unwrap();
     assert!(backup_database(&live, &copy).unwrap() > 0);
+    assert!(!dir.join(format!("backup.db.partial-{dead}")).exists());
+    assert!(!dir.join(format!("backup.db.partial-{dead}-journal")).exists());
+    std::fs::remove_file(dir.join(format!("backup.db.partial-{alive}0-unrelated"))).unwrap();
     // Written after the copy: not in it.
     f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
     let again = backup_database(&live, &copy).unwrap_err();

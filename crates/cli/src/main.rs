@@ -117,8 +117,8 @@ enum BenchCommand {
 /// Flags shared by the commands that touch the data directory.
 #[derive(Debug, Args)]
 struct CommonArgs {
-    /// Folder holding the database; created if missing [default: microfactory-data, or
-    /// microfactory-demo for `demo`].
+    /// Folder holding the database; `serve` and `demo` create it if missing, the other commands
+    /// need one with a store [default: microfactory-data, or microfactory-demo for `demo`].
     #[arg(long, value_name = "DIR", env = "MICROFACTORY_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// TOML configuration file (see `microfactory config example`).
@@ -193,8 +193,11 @@ fn main() -> anyhow::Result<()> {
 
 /// Sets up logging to stderr: `RUST_LOG` wins, then the config file, then `info`.
 fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
-    let filter =
-        std::env::var("RUST_LOG").ok().or_else(|| config.log.clone()).unwrap_or_else(|| "info".into());
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|filter| !filter.trim().is_empty())
+        .or_else(|| config.log.clone())
+        .unwrap_or_else(|| "info".into());
     check_log_filter(&filter).with_context(|| format!("invalid log filter {filter:?}"))?;
     let targets: Targets = filter.parse().with_context(|| format!("invalid log filter {filter:?}"))?;
     tracing_subscriber::registry()

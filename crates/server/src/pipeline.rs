@@ -429,6 +429,13 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     };
     state.pipeline.failing.store(false, Ordering::Relaxed);
     state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
+    if stats.too_many_metrics > 0 {
+        for _ in 0..stats.too_many_metrics {
+            state.metrics.count_ingest_drop("too_many_metrics");
+        }
+        let detail = format!("a machine has {} metrics already", store::MAX_METRICS_PER_MACHINE);
+        state.metrics.log_drop_limited("too_many_metrics", &detail);
+    }
     if !readings.is_empty() {
         state.alarm_input(AlarmInput::Readings(readings));
     }

@@ -29,7 +29,10 @@ pub use alarms::AlarmFilter;
 pub use auth::{ApiToken, TokenOwner};
 pub use orders::{Deliveries, OrderFilter, OrderSort, OrderStats};
 pub use plans::NewPlan;
-pub use telemetry::{CountedUnits, OperationEvent, OperationEventKind, ROLLUP_MS, SeriesPoint, WriteStats};
+pub use telemetry::{
+    CountedUnits, MAX_METRICS_PER_MACHINE, OperationEvent, OperationEventKind, ROLLUP_MS, SeriesPoint,
+    WriteStats,
+};
 
 /// How hard a commit tries to reach the disk before it returns. See the crate docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

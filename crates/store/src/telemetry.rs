@@ -19,6 +19,8 @@ pub struct WriteStats {
     pub duplicates: usize,
     /// Readings of machines that do not exist (deleted since they were decoded).
     pub unknown_machine: usize,
+    /// Readings of a new metric of a machine that has [`MAX_METRICS_PER_MACHINE`] already.
+    pub too_many_metrics: usize,
     /// Units counted from counter metrics by the machines' [`model::CountRule`]s.
     pub counted: Vec<CountedUnits>,
 }
@@ -155,9 +157,16 @@ impl Store {
                 "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?1, ?2, ?3)",
             )?;
             for reading in readings {
-                let Some(series) = series_id(tx, &mut cache, reading.machine, &reading.metric)? else {
-                    stats.unknown_machine += 1;
-                    continue;
+                let series = match series_id(tx, &mut cache, reading.machine, &reading.metric)? {
+                    Series::Id(id) => id,
+                    Series::UnknownMachine => {
+                        stats.unknown_machine += 1;
+                        continue;
+                    }
+                    Series::TooMany => {
+                        stats.too_many_metrics += 1;
+                        continue;
+                    }
                 };
                 let ts = to_ms(reading.at);
                 if insert.execute(params![series, ts, reading.value])? == 0 {
@@ -532,17 +541,23 @@ impl Store {
     }
 }
 
-/// The id of a machine's series for `metric`, created on first use; `None` when the machine does
-/// not exist. Ids are cached by machine and name (looked up without allocating): a series is never
-/// renamed, only deleted with its machine, which clears the cache.
-fn series_id(
-    tx: &Connection,
-    cache: &mut SeriesCache,
-    machine: MachineId,
-    metric: &str,
-) -> Result<Option<i64>> {
+/// Metrics a machine may have at most: a device that invents names (a counter in the name, say)
+/// must not grow the store and the machine page without end.
+pub const MAX_METRICS_PER_MACHINE: u64 = 1000;
+
+/// What [`series_id`] found.
+enum Series {
+    Id(i64),
+    UnknownMachine,
+    TooMany,
+}
+
+/// The id of a machine's series for `metric`, created on first use while the machine has fewer
+/// than [`MAX_METRICS_PER_MACHINE`]. Ids are cached by machine and name (looked up without
+/// allocating): a series is never renamed, only deleted with its machine, which clears the cache.
+fn series_id(tx: &Connection, cache: &mut SeriesCache, machine: MachineId, metric: &str) -> Result<Series> {
     if let Some(id) = cache.get(&machine).and_then(|names| names.get(metric)) {
-        return Ok(Some(*id));
+        return Ok(Series::Id(*id));
     }
     let found: Option<i64> = tx
         .prepare_cached("SELECT id FROM series WHERE machine_id = ?1 AND metric = ?2")?
@@ -553,7 +568,13 @@ fn series_id(
         None => {
             let exists = tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([machine.0])?;
             if !exists {
-                return Ok(None);
+                return Ok(Series::UnknownMachine);
+            }
+            let count: u64 = tx
+                .prepare_cached("SELECT count(*) FROM series WHERE machine_id = ?1")?
+                .query_row([machine.0], |row| row.get(0))?;
+            if count >= MAX_METRICS_PER_MACHINE {
+                return Ok(Series::TooMany);
             }
             tx.prepare_cached("INSERT INTO series (machine_id, metric) VALUES (?1, ?2)")?
                 .execute(params![machine.0, metric])?;
@@ -563,7 +584,7 @@ fn series_id(
     // A rolled-back insert would leave a stale id here; `Store::write` clears the cache whenever
     // a transaction fails.
     cache.entry(machine).or_default().insert(metric.to_string(), id);
-    Ok(Some(id))
+    Ok(Series::Id(id))
 }
 
 /// Inserts a production record; an operation id that does not exist (any more) is stored as none.

@@ -91,6 +91,28 @@ fn the_newest_reading_is_found_across_series() {
 }
 
 #[test]
+fn a_machine_takes_a_thousand_metrics_at_most() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let readings: Vec<Reading> = (0..1005)
+        .map(|i| Reading { machine: f.machines[0], metric: format!("junk_{i}"), at: NOW, value: 1.0 })
+        .collect();
+    let stats = f.store.write_batch(&readings, &[], &[], &[]).unwrap();
+    assert_eq!((stats.inserted, stats.too_many_metrics), (1000, 5));
+    assert_eq!(f.store.metrics(f.machines[0]).unwrap().len(), 1000);
+    // Known metrics still take readings, and other machines their own.
+    let more = [
+        Reading {
+            machine: f.machines[0],
+            metric: "junk_7".into(),
+            at: NOW + time::Duration::seconds(1),
+            value: 2.0,
+        },
+        Reading { machine: f.machines[1], metric: "junk_2000".into(), at: NOW, value: 2.0 },
+    ];
+    assert_eq!(f.store.write_batch(&more, &[], &[], &[]).unwrap().inserted, 2);
+}
+
+#[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
     assert_eq!(store.schema_version().unwrap(), 19);

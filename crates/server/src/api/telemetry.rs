@@ -626,6 +626,9 @@ pub(crate) async fn ingest_telemetry(
     let stats = tokio::time::timeout(INGEST_ANSWER_TIMEOUT, written)
         .await
         .map_err(|_| ApiError::service_unavailable(STORE_FAILING))??;
+    if stats.too_many_metrics > 0 {
+        dropped.insert("too_many_metrics", stats.too_many_metrics);
+    }
     Ok(Json(IngestReport { accepted: stats.inserted, duplicates: stats.duplicates, dropped }))
 }
 

@@ -20,7 +20,7 @@ mod station;
 mod svg;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -212,6 +212,18 @@ pub(crate) fn alarm_message(t: &Text, alarm: &model::alarm::Alarm) -> String {
     match &alarm.cause {
         Some(cause) => cause.message(alarm.value, t.alarm_words),
         None => alarm.message.clone(),
+    }
+}
+
+/// A page's query string, read leniently: one that does not parse (`?machine=abc`) counts as
+/// absent, and the page shows what it shows without it, rather than a bare 400 in a browser.
+pub(crate) struct PageQuery<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned + Default, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PageQuery(serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default()))
     }
 }
 
@@ -429,7 +441,7 @@ impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct LoginQuery {
     next: Option<String>,
 }
@@ -450,7 +462,7 @@ fn local_path(next: Option<&str>) -> &str {
     }
 }
 
-async fn login_page(headers: HeaderMap, Query(query): Query<LoginQuery>) -> Response {
+async fn login_page(headers: HeaderMap, PageQuery(query): PageQuery<LoginQuery>) -> Response {
     let t = lang_of(&headers).text();
     login_form(t, local_path(query.next.as_deref()), None, StatusCode::OK)
 }
@@ -581,14 +593,14 @@ fn secure_attribute(headers: &HeaderMap) -> &'static str {
     if forwarded_proto || forwarded { "; Secure" } else { "" }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct LangQuery {
     to: String,
     back: Option<String>,
 }
 
 /// Sets the language cookie and goes back to the page the switch was on.
-async fn switch_language(Query(query): Query<LangQuery>) -> Response {
+async fn switch_language(PageQuery(query): PageQuery<LangQuery>) -> Response {
     let lang = Lang::parse(&query.to).unwrap_or(Lang::En);
     let mut response = Redirect::to(local_path(query.back.as_deref())).into_response();
     let cookie = format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", lang.code());

@@ -274,6 +274,12 @@ async fn every_page_renders_in_both_languages() {
     }
     assert_eq!(h.page("/machines/999999", ADMIN, "en").await.status, StatusCode::NOT_FOUND);
     assert_eq!(h.page("/orders/999999", ADMIN, "en").await.status, StatusCode::NOT_FOUND);
+    // A query that does not parse is left out, not answered with a bare 400.
+    for path in ["/station?machine=abc", "/alarms?machine=x&show=open", "/login?next=%zz"] {
+        let page = h.page(path, ADMIN, "en").await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        assert!(page.text.starts_with("<!DOCTYPE html>"), "{path}");
+    }
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use maud::{Markup, html};
 use model::MachineId;
 use model::alarm::{Alarm, AlarmRule, Condition, Severity};
@@ -127,7 +127,7 @@ fn condition_parts(condition: &Condition) -> (usize, f64) {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(crate) struct AlarmsQuery {
     show: Option<String>,
     machine: Option<i64>,
@@ -138,7 +138,7 @@ pub(crate) struct AlarmsQuery {
 pub(crate) async fn page(
     ctx: Ctx,
     State(state): State<AppState>,
-    Query(query): Query<AlarmsQuery>,
+    super::PageQuery(query): super::PageQuery<AlarmsQuery>,
 ) -> PageResult {
     let t = ctx.t;
     let a = t.alarms_page;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use maud::{Markup, html};
 use model::{MachineId, Operation, Order, OrderId, OrderStatus, PlannedOperation, Timestamp, VariantId};
@@ -413,7 +413,7 @@ pub(crate) fn gather_list(
 pub(crate) async fn list(
     ctx: Ctx,
     State(state): State<AppState>,
-    Query(query): Query<OrdersQuery>,
+    super::PageQuery(query): super::PageQuery<OrdersQuery>,
 ) -> PageResult {
     let o = ctx.t.orders_page;
     match parse_filter(&query, ctx.offset_minutes) {

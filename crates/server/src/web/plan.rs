@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use maud::{Markup, PreEscaped, html};
 use model::oee::unix_ms;
 use model::{MachineId, OrderId, OrderStatus, PlanStatus, PlanSummary, PlanTrigger, Timestamp};
@@ -294,7 +294,7 @@ const RECENT_SHOWN: u32 = 10;
 /// Rows of the ETA-change and late-order tables.
 const ROWS_SHOWN: usize = 20;
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(crate) struct PlanQuery {
     id: Option<String>,
 }
@@ -327,7 +327,7 @@ pub(crate) fn gather(store: &store::Store, id: Option<i64>) -> store::Result<Opt
 pub(crate) async fn page(
     ctx: Ctx,
     State(state): State<AppState>,
-    Query(query): Query<PlanQuery>,
+    super::PageQuery(query): super::PageQuery<PlanQuery>,
 ) -> PageResult {
     let id = match query.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
         None => None,

@@ -2,7 +2,7 @@
 //! dispatch list, start and finish with good and scrap counts, and downtime reasons. Big touch
 //! targets; everything an operator does here is one API call.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use maud::{Markup, html};
 use model::{MachineId, MachineState, Operation, OrderStatus};
 use serde::Deserialize;
@@ -115,7 +115,7 @@ const NEXT_SHOWN: usize = 6;
 /// How many of a machine's open alarms the station shows, newest first.
 const ALARMS_SHOWN: u32 = 5;
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(crate) struct StationQuery {
     machine: Option<i64>,
 }
@@ -124,7 +124,7 @@ pub(crate) struct StationQuery {
 pub(crate) async fn page(
     ctx: Ctx,
     State(state): State<AppState>,
-    Query(query): Query<StationQuery>,
+    super::PageQuery(query): super::PageQuery<StationQuery>,
 ) -> PageResult {
     let t = ctx.t;
     let store = &state.store;

@@ -508,6 +508,11 @@ async fn login(
     body: axum::body::Bytes,
 ) -> Response {
     let t = lang_of(&headers).text();
+    // Another site's form must not sign a visitor in (to an account of that site's choosing):
+    // browsers say where a form post comes from.
+    if headers.get("sec-fetch-site").is_some_and(|site| site.as_bytes() == b"cross-site") {
+        return login_form(t, "/", Some(t.forbidden_page), StatusCode::FORBIDDEN);
+    }
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
         return login_form(t, "/", Some(t.sign_in_title), StatusCode::BAD_REQUEST);
     };

@@ -193,6 +193,19 @@ async fn pages_need_a_session_and_sign_in_sets_one() {
     let (location, cookie) =
         h.sign_in(&format!("username=lee&password={password}&next=%2F%2Fevil.example")).await;
     assert_eq!(location, "/");
+    // Another site's form cannot sign anyone in.
+    let (cross_cookie, cross_site) = {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::from(format!("username=lee&password={password}")))
+            .unwrap();
+        let response = h.app.clone().oneshot(request).await.unwrap();
+        (response.headers().get("set-cookie").cloned(), response.status())
+    };
+    assert_eq!((cross_site, cross_cookie), (StatusCode::FORBIDDEN, None));
     // A control character cannot go into a Location header: back to the start, not a 500.
     let (location, _) = h.sign_in(&format!("username=lee&password={password}&next=%2Fx%01")).await;
     assert_eq!(location, "/");

@@ -39,7 +39,7 @@ pub use product::{
     Variant,
 };
 pub use telemetry::{CountRule, MachineState, ProductionRecord, Reading, StateChange, StateRule};
-pub use validate::{FieldError, Validate, check_code, check_name};
+pub use validate::{FieldError, Validate, check_code, check_name, is_invisible};
 
 #[cfg(test)]
 mod tests;

@@ -633,3 +633,16 @@ mod count_rule_tests {
         assert!(week.problems().is_empty());
     }
 }
+
+#[test]
+fn names_need_something_visible_and_no_direction_controls() {
+    let check = |name: &str| {
+        let mut out = Vec::new();
+        check_name("name", name, &mut out);
+        out.into_iter().map(|e| e.message).collect::<Vec<_>>()
+    };
+    assert_eq!(check("\u{200B}\u{200B}"), ["must not be blank"]);
+    assert_eq!(check(" \u{FEFF} "), ["must not be blank"]);
+    assert_eq!(check("invoice\u{202E}fdp.exe"), ["must not contain text-direction controls"]);
+    assert!(check("Lam & Sons 林記").is_empty());
+}

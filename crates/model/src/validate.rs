@@ -37,13 +37,27 @@ pub fn check_code(field: &str, code: &str, out: &mut Vec<FieldError>) {
 
 /// Names are for people: non-blank, at most 200 characters, no control characters.
 pub fn check_name(field: &str, name: &str, out: &mut Vec<FieldError>) {
-    if name.trim().is_empty() {
+    if name.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
         out.push(FieldError::new(field, "must not be blank"));
     } else if name.chars().count() > 200 {
         out.push(FieldError::new(field, "must be at most 200 characters"));
     } else if name.chars().any(char::is_control) {
         out.push(FieldError::new(field, "must not contain control characters"));
+    } else if name.chars().any(is_bidi_control) {
+        // They turn text around on the screen, so a name could pass for another.
+        out.push(FieldError::new(field, "must not contain text-direction controls"));
     }
+}
+
+/// Characters that take no room on the screen: zero-width spaces and joiners, the word joiner
+/// and the byte-order mark.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}') || is_bidi_control(c)
+}
+
+/// Unicode's explicit text-direction controls (embeddings, overrides, isolates and marks).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Dates of plans, orders and calendars: the years 2000 to 2200, so any plan built on them has

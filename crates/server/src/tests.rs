@@ -414,6 +414,29 @@ async fn a_line_with_machines_stays_at_their_site() {
 }
 
 #[tokio::test]
+async fn user_names_differ_by_more_than_case_and_passwords_by_more_than_spaces() {
+    let h = harness();
+    let twin = json!({"username": "ADMIN", "role": "viewer", "password": "a-long-enough-password"});
+    let reply = h.post_json("/api/v1/users", ADMIN, &twin).await;
+    assert_eq!(
+        (reply.status, &reply.json["field"]),
+        (StatusCode::CONFLICT, &json!("username")),
+        "{}",
+        reply.text
+    );
+    for blank in [" ".repeat(12), "\u{200B}".repeat(12), format!("ab{}", " ".repeat(12))] {
+        let body = json!({"username": "sam", "role": "viewer", "password": blank});
+        let reply = h.post_json("/api/v1/users", ADMIN, &body).await;
+        assert_eq!(
+            (reply.status, &reply.json["field"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!("password")),
+            "{}",
+            reply.text
+        );
+    }
+}
+
+#[tokio::test]
 async fn users_change_their_own_password_with_the_current_one() {
     let h = harness();
     let body = json!({"username": "mei", "role": "operator", "password": "first-password-of-mei"});

@@ -56,6 +56,17 @@ impl Store {
             if let Some(site) = site {
                 crate::require(tx, "sites", site.0, "site_id")?;
             }
+            // One person, one name: `Admin` beside `admin` would only mislead.
+            let taken: Option<String> = tx
+                .prepare_cached("SELECT username FROM users WHERE lower(username) = lower(?1)")?
+                .query_row([username], |row| row.get(0))
+                .optional()?;
+            if let Some(taken) = taken {
+                return Err(StoreError::Conflict {
+                    field: Some("username".into()),
+                    message: format!("username is already in use (as {taken:?}; names differ by more than case)"),
+                });
+            }
             tx.execute(
                 "INSERT INTO users (username, role, site_id, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![username, role.as_str(), site.map(|s| s.0), password_hash, to_ms(now)],

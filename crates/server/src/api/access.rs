@@ -211,10 +211,17 @@ pub(crate) async fn change_own_password(
 }
 
 fn check_password(password: &str, out: &mut Vec<FieldError>) {
+    // Spaces and invisible characters count, but a password of nothing else is no password.
+    let seen = password.chars().filter(|c| !c.is_whitespace() && !model::is_invisible(*c)).count();
     if password.chars().count() < auth::MIN_PASSWORD_LEN || password.len() > 1024 {
         out.push(FieldError::new(
             "password",
             format!("must be {} to 1024 characters", auth::MIN_PASSWORD_LEN),
+        ));
+    } else if seen < auth::MIN_PASSWORD_LEN / 2 {
+        out.push(FieldError::new(
+            "password",
+            format!("needs at least {} characters other than spaces", auth::MIN_PASSWORD_LEN / 2),
         ));
     }
 }

@@ -3076,3 +3076,31 @@ fn a_first_start_that_never_showed_its_credentials_makes_new_ones() {
     assert_eq!(tokens.iter().filter(|t| t.revoked_at.is_none()).count(), 1, "{tokens:?}");
     assert_eq!(store.users().unwrap().len(), 1);
 }
+
+/// A machine without a state source of its own (a hand work bench) is shown running from a start
+/// at the station to the finish, so its OEE is not that of a machine that never ran.
+#[tokio::test]
+async fn a_start_and_a_finish_at_the_station_set_the_machine_s_state() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    let (_, operation) = h.first_released_operation().await;
+    let (id, machine) =
+        (operation["id"].as_i64().unwrap(), operation["eligible_machines"][0].as_i64().unwrap());
+    let state_of = |states: Value| {
+        states.as_array().unwrap().iter().find(|s| s["machine_id"] == machine).map(|s| s["state"].clone())
+    };
+    assert_eq!(state_of(h.get("/api/v1/machine-states").await.json), None);
+    let started = h
+        .post_json(&format!("/api/v1/operations/{id}/start"), &operator, &json!({"machine_id": machine}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    assert_eq!(state_of(h.get("/api/v1/machine-states").await.json), Some(json!("running")));
+    let finished = h
+        .post_json(&format!("/api/v1/operations/{id}/finish"), &operator, &json!({"good": 1, "scrap": 0}))
+        .await;
+    assert_eq!(finished.status, StatusCode::OK, "{}", finished.text);
+    assert_eq!(state_of(h.get("/api/v1/machine-states").await.json), Some(json!("idle")));
+    h.state.begin_stop();
+    workers.finish().await;
+}

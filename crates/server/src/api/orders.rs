@@ -360,23 +360,47 @@ pub(crate) async fn finish_operation(
     .await
 }
 
-/// Reports now on `operation` and answers with it as stored.
+/// Reports now on `operation` and answers with it as stored. A start shows the machine running,
+/// and a finish idle, unless it says so already: a hand work bench or an unconnected machine has
+/// no other source of states, and without them its OEE would read as never running. A connected
+/// machine's own next report has the last word.
 async fn report(
     state: &AppState,
     operation: model::OperationId,
     machine: model::MachineId,
     kind: store::OperationEventKind,
 ) -> ApiResult<Json<Operation>> {
-    write_operation_event(state, store::OperationEvent { operation, machine, at: state.clock.now(), kind })
-        .await?;
+    let at = state.clock.now();
+    let now_state = state.store.current_states()?.into_iter().find(|c| c.machine == machine).map(|c| c.state);
+    let change = match kind {
+        store::OperationEventKind::Started if now_state != Some(model::MachineState::Running) => {
+            Some(model::MachineState::Running)
+        }
+        store::OperationEventKind::Finished { .. } if now_state == Some(model::MachineState::Running) => {
+            Some(model::MachineState::Idle)
+        }
+        _ => None,
+    };
+    let states =
+        change.map(|state| model::StateChange { machine, at, state, reason: None }).into_iter().collect();
+    write_reports(state, vec![store::OperationEvent { operation, machine, at, kind }], states).await?;
     Ok(Json(state.store.operation(operation)?))
 }
 
 /// Sends a report on an operation through the ingest writer, so it is ordered with machine
 /// reports and reaches the live stream, and returns once it is stored.
 pub(crate) async fn write_operation_event(state: &AppState, event: store::OperationEvent) -> ApiResult<()> {
+    write_reports(state, vec![event], Vec::new()).await
+}
+
+/// Writes operation events and machine states through the ingest writer in one batch.
+async fn write_reports(
+    state: &AppState,
+    operations: Vec<store::OperationEvent>,
+    states: Vec<model::StateChange>,
+) -> ApiResult<()> {
     let (ack, outcome) = tokio::sync::oneshot::channel();
-    let batch = crate::pipeline::WriteBatch { operations: vec![event], ack: Some(ack), ..Default::default() };
+    let batch = crate::pipeline::WriteBatch { operations, states, ack: Some(ack), ..Default::default() };
     if state.pipeline.writes.send(batch).await.is_err() {
         return Err(ApiError::internal("the ingest writer is not running"));
     }

@@ -5,6 +5,7 @@
 # BENCHMARKS.md.
 #
 # Usage: bench/api-orders.sh [DURATION_SECONDS] [CONNECTIONS]
+# MICROFACTORY_BIN=path runs that binary instead of building this checkout (to compare builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-20}
@@ -13,11 +14,12 @@ port=18181
 token=bench-token-0123456789abcdef
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 
-cargo build --release -q -p cli
+binary=${MICROFACTORY_BIN:-target/release/microfactory}
+[ -n "${MICROFACTORY_BIN:-}" ] || cargo build --release -q -p cli
 data=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
 MICROFACTORY_BOOTSTRAP_TOKEN=$token RUST_LOG=warn \
-  target/release/microfactory demo --no-sim --listen 127.0.0.1:$port --mqtt-listen 127.0.0.1:$((port + 1)) --data-dir "$data" >/dev/null &
+  "$binary" demo --no-sim --listen 127.0.0.1:$port --mqtt-listen 127.0.0.1:$((port + 1)) --data-dir "$data" >/dev/null &
 server=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/healthz >/dev/null && break; sleep 0.1; done
 

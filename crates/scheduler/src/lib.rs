@@ -16,6 +16,7 @@
 //! ```
 
 pub mod check;
+mod compact;
 mod error;
 pub mod formats;
 mod problem;
@@ -23,6 +24,7 @@ mod solution;
 mod solve;
 
 pub use check::{Violation, check};
+pub use compact::compact;
 pub use error::{Error, Result};
 pub use problem::{Alternative, FixedStart, Interval, Job, MAX_TIME, Machine, Operation, Problem};
 pub use solution::{ScheduledOperation, Solution, objectives};

@@ -780,6 +780,13 @@ fn solve_from(
         Some(operations) => unsearched(&built.problem, operations, started.elapsed()),
         None => scheduler::solve(&built.problem, &config),
     };
+    // Work the search left waiting while its machine stood idle starts in that idle time: no job
+    // ends later, and the dispatch lists and ETAs show what can really start.
+    if scheduler::compact(&built.problem, &mut solution.operations) > 0 {
+        let (makespan, weighted_tardiness) = scheduler::objectives(&built.problem, &solution.operations);
+        solution.makespan = makespan;
+        solution.weighted_tardiness = weighted_tardiness;
+    }
     let violations = scheduler::check(&built.problem, &solution.operations);
     if !violations.is_empty() {
         return Err(format!(

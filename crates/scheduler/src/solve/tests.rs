@@ -440,6 +440,51 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Compacting a solver's schedule keeps it valid, never makes a job finish later, and leaves no
+    /// operation that could start earlier in a gap of its machine.
+    #[test]
+    fn compacting_keeps_schedules_valid_and_no_later(
+        seed in 0u64..1_000_000,
+        flexible: bool, setups: bool, breaks: bool, fixed: bool,
+    ) {
+        let problem = random_extended(seed, flexible, setups, breaks, fixed);
+        prop_assume!(problem.validate().is_ok());
+        let solution = solve(&problem, &Config { objective: Objective::WeightedTardiness, seed, ..config(50) });
+        let mut compacted = solution.operations.clone();
+        crate::compact(&problem, &mut compacted);
+        let violations = check(&problem, &compacted);
+        prop_assert!(violations.is_empty(), "{:?}", violations);
+        for (before, after) in solution.operations.iter().zip(&compacted) {
+            prop_assert!(after.start <= before.start, "{before:?} -> {after:?}");
+        }
+        let mut again = compacted.clone();
+        prop_assert_eq!(crate::compact(&problem, &mut again), 0, "a second pass finds nothing");
+    }
+}
+
+#[test]
+fn a_ready_operation_fills_an_idle_gap_before_a_later_one() {
+    // Machine 1 runs job 0's second step (ready at 10) first, then job 1's only step (ready at 0),
+    // as a search may leave it when neither order changes the makespan: job 1 waits from 0 to 14
+    // while machine 1 is idle until 10. Compacted, job 1 runs 0 to 4 and job 0 keeps its times.
+    let problem = Problem::job_shop("gap", 2, &[vec![(0, 10), (1, 5)], vec![(1, 4)]]);
+    let op = |job, op, machine, start, end| ScheduledOperation { job, op, machine, start, end };
+    let mut schedule = vec![op(0, 0, 0, 0, 10), op(0, 1, 1, 10, 15), op(1, 0, 1, 15, 19)];
+    assert!(check(&problem, &schedule).is_empty());
+    assert_eq!(crate::compact(&problem, &mut schedule), 1);
+    assert_eq!(schedule, [op(0, 0, 0, 0, 10), op(0, 1, 1, 10, 15), op(1, 0, 1, 0, 4)]);
+    // With a setup between families that leaves no room, it stays.
+    let mut tight = problem.clone();
+    tight.machines[1].setup = vec![vec![0, 0], vec![8, 0]];
+    tight.jobs[1].operations[0].family = 1;
+    let mut schedule = vec![op(0, 0, 0, 0, 10), op(0, 1, 1, 10, 15), op(1, 0, 1, 15, 19)];
+    assert!(check(&tight, &schedule).is_empty());
+    assert_eq!(crate::compact(&tight, &mut schedule), 0, "4 + 8 setup does not fit before 10");
+}
+
 #[test]
 fn a_shop_without_neighbours_stops_before_the_time_limit() {
     // One operation behind a break: the bound (5) is never reached and no move exists.

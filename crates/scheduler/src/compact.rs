@@ -12,16 +12,35 @@ use crate::solution::ScheduledOperation;
 /// Moves operations of `schedule` (a valid one) into earlier idle time of their machines, as long
 /// as any moves; returns how many moves were made. The schedule stays valid.
 pub fn compact(problem: &Problem, schedule: &mut [ScheduledOperation]) -> usize {
+    // Where each operation's job predecessor is in `schedule`.
+    let at: std::collections::HashMap<(usize, usize), usize> =
+        schedule.iter().enumerate().map(|(i, s)| ((s.job, s.op), i)).collect();
+    let predecessor: Vec<Option<usize>> =
+        schedule.iter().map(|s| s.op.checked_sub(1).and_then(|op| at.get(&(s.job, op)).copied())).collect();
+    let n_machines = schedule.iter().map(|s| s.machine + 1).max().unwrap_or(0);
+    let by_time = |schedule: &[ScheduledOperation], ops: &mut Vec<usize>| {
+        ops.sort_by_key(|&i| (schedule[i].start, schedule[i].end));
+    };
     let mut moves = 0;
     for _round in 0..100 {
+        let mut machines: Vec<Vec<usize>> = vec![Vec::new(); n_machines];
+        for (i, s) in schedule.iter().enumerate() {
+            machines[s.machine].push(i);
+        }
+        for ops in &mut machines {
+            by_time(schedule, ops);
+        }
         let mut order: Vec<usize> = (0..schedule.len()).collect();
-        order.sort_by_key(|&i| (schedule[i].start, schedule[i].end));
+        by_time(schedule, &mut order);
         let before = moves;
         for i in order {
-            if let Some(start) = earliest_start(problem, schedule, i) {
+            let ready = predecessor[i].map(|p| schedule[p].end);
+            let machine = schedule[i].machine;
+            if let Some(start) = earliest_start(problem, schedule, &machines[machine], i, ready) {
                 let duration = schedule[i].end - schedule[i].start;
                 schedule[i].start = start;
                 schedule[i].end = start + duration;
+                by_time(schedule, &mut machines[machine]);
                 moves += 1;
             }
         }
@@ -33,19 +52,22 @@ pub fn compact(problem: &Problem, schedule: &mut [ScheduledOperation]) -> usize 
 }
 
 /// The earliest start, before its current one, where operation `index` of `schedule` fits on its
-/// machine; `None` when there is none (or it is fixed).
-fn earliest_start(problem: &Problem, schedule: &[ScheduledOperation], index: usize) -> Option<i64> {
+/// machine, whose operations `sequence` lists in time order; `ready` is when its job predecessor
+/// ends (`None` for a job's first). `None` when there is no such start (or it is fixed).
+fn earliest_start(
+    problem: &Problem,
+    schedule: &[ScheduledOperation],
+    sequence: &[usize],
+    index: usize,
+    ready: Option<i64>,
+) -> Option<i64> {
     let x = schedule[index];
     let job = problem.jobs.get(x.job)?;
     let operation = job.operations.get(x.op)?;
-    if operation.fixed.is_some() {
+    if operation.fixed.is_some() || (x.op > 0 && ready.is_none()) {
         return None;
     }
-    let ready = if x.op == 0 {
-        job.release
-    } else {
-        schedule.iter().find(|s| s.job == x.job && s.op == x.op - 1)?.end
-    };
+    let ready = ready.unwrap_or(job.release).max(job.release);
     if ready >= x.start {
         return None;
     }
@@ -66,13 +88,8 @@ fn earliest_start(problem: &Problem, schedule: &[ScheduledOperation], index: usi
             || machine.unavailable.iter().all(|iv| iv.start >= iv.end || iv.end <= from || iv.start >= to)
     };
     // The other operations of the machine, in order.
-    let mut sequence: Vec<&ScheduledOperation> = schedule
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| *i != index && s.machine == x.machine)
-        .map(|(_, s)| s)
-        .collect();
-    sequence.sort_by_key(|s| (s.start, s.end));
+    let sequence: Vec<&ScheduledOperation> =
+        sequence.iter().filter(|&&i| i != index).map(|&i| &schedule[i]).collect();
     let position = sequence.partition_point(|s| (s.start, s.end) < (x.start, x.end));
     let previous = position.checked_sub(1).map(|p| sequence[p]);
     let next = sequence.get(position).copied();

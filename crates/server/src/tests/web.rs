@@ -1143,3 +1143,32 @@ async fn a_released_order_takes_a_new_due_time_and_priority_but_keeps_its_quanti
     let late = h.send_json("PUT", &path, &planner, &changed).await;
     assert_eq!((late.status, &late.json["field"]), (StatusCode::CONFLICT, &json!("status")), "{}", late.text);
 }
+
+/// A draft computed before the plan now active cannot be published: its page says so up front.
+#[tokio::test]
+async fn a_stale_draft_says_so_before_the_click() {
+    let store = seeded_store(NOW);
+    let clock = Arc::new(ManualClock::new(NOW));
+    let state =
+        AppState::new(store.clone(), clock.clone(), ServerConfig::default(), crate::AlarmConfig::default());
+    let h = Harness { app: crate::router(state.clone()), store, state };
+    let planner = token_for(Role::Planner);
+    let h = &h;
+    let draft = || async {
+        let plan = h
+            .post_json("/api/v1/plans", &token_for(Role::Planner), &json!({"time_limit_seconds": 0.0}))
+            .await;
+        assert_eq!(plan.status, StatusCode::CREATED, "{}", plan.text);
+        plan.json["id"].as_i64().unwrap()
+    };
+    let older = draft().await;
+    clock.advance(time::Duration::minutes(5));
+    let newer = draft().await;
+    let fresh = h.page(&format!("/plan?id={older}"), &planner, "en").await.text;
+    assert!(fresh.contains("data-testid=\"publish-plan\"") && !fresh.contains("draft-stale"));
+    let published = h.send("POST", &format!("/api/v1/plans/{newer}/publish"), Some(&planner), None).await;
+    assert_eq!(published.status, StatusCode::OK, "{}", published.text);
+    let stale = h.page(&format!("/plan?id={older}"), &planner, "en").await.text;
+    assert!(stale.contains("data-testid=\"draft-stale\""), "the warning");
+    assert!(!stale.contains("data-testid=\"publish-plan\""), "no button that can only fail");
+}

@@ -61,6 +61,7 @@ pub(crate) struct Text {
     pub(crate) superseded_note: &'static str,
     pub(crate) open_active: &'static str,
     pub(crate) newer_published: &'static str,
+    pub(crate) draft_stale: &'static str,
     pub(crate) replan: &'static str,
     pub(crate) replan_hint: &'static str,
     pub(crate) time_limit: &'static str,
@@ -155,6 +156,7 @@ pub(crate) const EN: Text = Text {
     superseded_note: "This plan was replaced by a newer one and cannot be published again; compute a new plan instead.",
     open_active: "Open the active plan",
     newer_published: "A newer plan has been published; the shop floor follows it now.",
+    draft_stale: "A plan was published after this draft was computed (the shop floor moved on), so it can no longer be published: compute a new plan below.",
     replan: "Re-plan",
     replan_hint: "Computes a new draft from the open orders. Nothing changes on the shop floor until it is published.",
     time_limit: "Solver time (s)",
@@ -238,6 +240,7 @@ pub(crate) const ZH: Text = Text {
     superseded_note: "此排程已被較新的排程取代，不能再次發佈；請重新計算排程。",
     open_active: "開啟現行排程",
     newer_published: "已發佈較新的排程，車間現按新排程生產。",
+    draft_stale: "此草稿計算後已有另一排程發佈（車間已有變化），因此不能再發佈：請在下方重新計算排程。",
     replan: "重新排程",
     replan_hint: "根據未完成的訂單計算新的草稿排程。發佈之前，車間安排不會改變。",
     time_limit: "求解時間（秒）",
@@ -457,7 +460,11 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                     Some(active) => { (comparison(ctx, summary, active)) }
                     None => { p { (p.no_active) } }
                 }
-                @if summary.status == PlanStatus::Draft {
+                @let stale = active.and_then(|a| a.published_at).is_some_and(|at| at > summary.created_at);
+                @if summary.status == PlanStatus::Draft && stale {
+                    // Publishing would be refused: say so before the click, not after.
+                    p.late-text data-testid="draft-stale" { (p.draft_stale) }
+                } @else if summary.status == PlanStatus::Draft {
                     @if may_plan {
                         div.toolbar.publish {
                             button.primary data-action={ "POST /api/v1/plans/" (summary.id) "/publish" }

@@ -316,6 +316,23 @@ pub(crate) struct GanttLane {
     pub(crate) code: String,
     pub(crate) name: String,
     pub(crate) items: Vec<GanttItem>,
+    /// When the machine does not work within the plan's span: outside its site's shifts, and
+    /// its planned maintenance.
+    pub(crate) closed: Vec<ClosedSpan>,
+}
+
+/// A stretch a machine does not work.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ClosedSpan {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub(crate) from: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub(crate) to: Timestamp,
+    /// The maintenance window's reason; absent for time outside the shifts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) maintenance: Option<String>,
 }
 
 pub(crate) async fn gantt(
@@ -335,9 +352,60 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
             etas(store, &operations)?.into_iter().map(|e| (e.order_id, e.late)).collect();
         let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;
         let mut orders: HashMap<OrderId, (String, String)> = HashMap::new();
+        // Closed time within the plan's span, by site calendar and by machine maintenance.
+        let first = operations.iter().map(|op| op.setup_start).min();
+        let last = operations.iter().map(|op| op.end).max();
+        let mut off_shift: HashMap<model::SiteId, Vec<ClosedSpan>> = HashMap::new();
+        let mut maintenance: HashMap<MachineId, Vec<ClosedSpan>> = HashMap::new();
+        if let (Some(first), Some(last)) = (first, last) {
+            let (from_ms, to_ms) = (model::oee::unix_ms(first), model::oee::unix_ms(last));
+            for machine in &machines {
+                if off_shift.contains_key(&machine.site_id) {
+                    continue;
+                }
+                let calendar = store.calendar(machine.site_id)?;
+                let offset = model::parse_utc_offset(&store.site(machine.site_id)?.utc_offset).unwrap_or(0);
+                let spans = if calendar.shifts.is_empty() {
+                    Vec::new()
+                } else {
+                    let open = model::oee::shift_spans(&calendar, offset, from_ms, to_ms);
+                    model::oee::subtract(&[(from_ms, to_ms)], &open)
+                };
+                let closed = spans
+                    .into_iter()
+                    .filter_map(|(from, to)| {
+                        let at =
+                            |ms: i64| Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
+                        Some(ClosedSpan { from: at(from)?, to: at(to)?, maintenance: None })
+                    })
+                    .collect();
+                off_shift.insert(machine.site_id, closed);
+            }
+            for window in store.maintenance(None, from_ms)? {
+                if window.start < last {
+                    maintenance.entry(window.machine_id).or_default().push(ClosedSpan {
+                        from: window.start.max(first),
+                        to: window.end.min(last),
+                        maintenance: Some(window.reason),
+                    });
+                }
+            }
+        }
         let mut lanes: Vec<GanttLane> = machines
             .into_iter()
-            .map(|m| GanttLane { machine_id: m.id, code: m.code, name: m.name, items: Vec::new() })
+            .map(|m| {
+                let mut closed: Vec<ClosedSpan> = off_shift
+                    .get(&m.site_id)
+                    .map(|spans| {
+                        spans
+                            .iter()
+                            .map(|s| ClosedSpan { from: s.from, to: s.to, maintenance: None })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                closed.extend(maintenance.remove(&m.id).unwrap_or_default());
+                GanttLane { machine_id: m.id, code: m.code, name: m.name, items: Vec::new(), closed }
+            })
             .collect();
         for op in operations {
             let (number, product) = match orders.get(&op.order_id) {

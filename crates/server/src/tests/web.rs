@@ -1172,3 +1172,28 @@ async fn a_stale_draft_says_so_before_the_click() {
     assert!(stale.contains("data-testid=\"draft-stale\""), "the warning");
     assert!(!stale.contains("data-testid=\"publish-plan\""), "no button that can only fail");
 }
+
+/// The Gantt shades when a machine does not work: outside its site's shifts, and its maintenance.
+#[tokio::test]
+async fn the_gantt_shows_closed_time_and_maintenance() {
+    let h = harness();
+    let day = json!({"shifts": [{"name": "day", "days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "08:00", "end": "18:00"}], "holidays": []});
+    let set = h.send_json("PUT", "/api/v1/sites/1/calendar", ADMIN, &day).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    let window = json!({"start": "2026-11-25T09:00:00+08:00", "end": "2026-11-25T11:00:00+08:00", "reason": "spindle service"});
+    assert_eq!(
+        h.post_json("/api/v1/machines/1/maintenance", ADMIN, &window).await.status,
+        StatusCode::CREATED
+    );
+    let plan = publish_a_plan(&h).await;
+    let lanes = h.get(&format!("/api/v1/plans/{plan}/gantt")).await.json;
+    let first = &lanes[0]["closed"];
+    assert!(first.as_array().unwrap().iter().any(|c| c["maintenance"] == "spindle service"), "{first}");
+    assert!(
+        first.as_array().unwrap().iter().any(|c| c.get("maintenance").is_none()),
+        "nights are closed: {first}"
+    );
+    let page = h.page(&format!("/plan?id={plan}"), ADMIN, "en").await.text;
+    assert!(page.contains(r#"<rect class="maint""#) && page.contains("Maintenance: spindle service"));
+    assert!(page.contains(r#"<rect class="off""#) && page.contains("Outside the shifts"));
+}

@@ -61,6 +61,8 @@ pub(crate) struct Text {
     pub(crate) superseded_note: &'static str,
     pub(crate) open_active: &'static str,
     pub(crate) newer_published: &'static str,
+    pub(crate) maintenance: &'static str,
+    pub(crate) off_shift: &'static str,
     pub(crate) draft_stale: &'static str,
     pub(crate) replan: &'static str,
     pub(crate) replan_hint: &'static str,
@@ -156,6 +158,8 @@ pub(crate) const EN: Text = Text {
     superseded_note: "This plan was replaced by a newer one and cannot be published again; compute a new plan instead.",
     open_active: "Open the active plan",
     newer_published: "A newer plan has been published; the shop floor follows it now.",
+    maintenance: "Maintenance",
+    off_shift: "Outside the shifts",
     draft_stale: "A plan was published after this draft was computed (the shop floor moved on), so it can no longer be published: compute a new plan below.",
     replan: "Re-plan",
     replan_hint: "Computes a new draft from the open orders. Nothing changes on the shop floor until it is published.",
@@ -240,6 +244,8 @@ pub(crate) const ZH: Text = Text {
     superseded_note: "此排程已被較新的排程取代，不能再次發佈；請重新計算排程。",
     open_active: "開啟現行排程",
     newer_published: "已發佈較新的排程，車間現按新排程生產。",
+    maintenance: "保養",
+    off_shift: "非當班時間",
     draft_stale: "此草稿計算後已有另一排程發佈（車間已有變化），因此不能再發佈：請在下方重新計算排程。",
     replan: "重新排程",
     replan_hint: "根據未完成的訂單計算新的草稿排程。發佈之前，車間安排不會改變。",
@@ -1109,6 +1115,37 @@ pub(crate) fn gantt(
                 bar = N((LEFT - 16.0) * share),
             );
         }
+        // Closed time first, under the bars: outside the shifts, and maintenance.
+        for closed in &lane.closed {
+            let (x0, x1) = (scale.minutes(closed.from).max(0.0), scale.minutes(closed.to).min(scale.span));
+            if x1 <= x0 {
+                continue;
+            }
+            let class = if closed.maintenance.is_some() { "maint" } else { "off" };
+            let _ = write!(
+                out,
+                r#"<rect class="{class}" data-x0="{a}" data-x1="{b}" x="{x}" y="2" width="{w}" height="{h}"><title>"#,
+                a = N(x0),
+                b = N(x1),
+                x = N(scale.x(x0)),
+                w = N((x1 - x0) * scale.px),
+                h = N(LANE - 4.0),
+            );
+            match &closed.maintenance {
+                Some(reason) => {
+                    escape(&mut out, p.maintenance);
+                    out.push_str(": ");
+                    escape(&mut out, reason);
+                }
+                None => escape(&mut out, p.off_shift),
+            }
+            let _ = write!(
+                out,
+                " · {} – {}</title></rect>",
+                clock(closed.from, offset_minutes, now),
+                clock(closed.to, offset_minutes, now)
+            );
+        }
         for item in &lane.items {
             bar(&mut out, t, &scale, offset_minutes, now, lane, item);
         }
@@ -1277,6 +1314,7 @@ mod tests {
                 machine_id: MachineId(1),
                 code: "M01".into(),
                 name: "Mill".into(),
+                closed: Vec::new(),
                 items: vec![
                     // Setup 09:00–09:30, run to 13:00, on time.
                     item(
@@ -1300,6 +1338,7 @@ mod tests {
                 machine_id: MachineId(2),
                 code: "L02".into(),
                 name: "Lathe".into(),
+                closed: Vec::new(),
                 items: Vec::new(),
             },
         ]

@@ -199,8 +199,10 @@ impl Store {
                 .query_row(params![rule_id, machine.0], |row| row.get(0))
                 .optional()?;
             let Some(id) = open else { return Ok(None) };
+            // Not before it came up: readings held back (a full disk, a slow link) can arrive with
+            // times older than the tick that raised a stale-data alarm.
             tx.execute(
-                "UPDATE alarms SET status = 'cleared', cleared_ms = ?2 WHERE id = ?1",
+                "UPDATE alarms SET status = 'cleared', cleared_ms = max(?2, coalesce(fired_ms, raised_ms)) WHERE id = ?1",
                 params![id, to_ms(at)],
             )?;
             read_alarm(tx, id).map(Some)

@@ -891,6 +891,9 @@ mod alarm_tests {
         let history =
             f.store.alarms(&AlarmFilter { machine: Some(m), ..AlarmFilter::default() }, all()).unwrap();
         assert_eq!(history.items.len(), 3);
+        // A clear never comes before the raise, whatever time its reading carries.
+        let cleared = f.store.clear_alarm(rule, m, minutes(50)).unwrap().unwrap();
+        assert_eq!(cleared.cleared_at, Some(minutes(100)));
     }
 }
 

@@ -106,35 +106,46 @@ fn assert_all_stored(acked: &[(i64, f64)], stored: &std::collections::HashMap<i6
     );
 }
 
-#[test]
-fn every_acknowledged_mqtt_reading_survives_kill_9() {
-    let dir = TempDir::new("mqtt-kill9");
+/// Publishes readings to a demo from 16 lanes until `at_least` are acknowledged, stops the demo
+/// with `stop`, starts it again, and checks that every reading acknowledged until the process
+/// ended is stored. Returns (acknowledged, stored in all).
+fn acknowledged_readings_survive(
+    name: &str,
+    at_least: usize,
+    stop: impl FnOnce(&mut support::Server),
+) -> (usize, usize) {
+    let dir = TempDir::new(name);
     let mut server = start("demo", &dir.0);
     let acknowledged = Acknowledged::default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let base_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64 - 120_000;
-    let mut options = ClientOptions::new("durability-test");
+    let mut options = ClientOptions::new(name);
     options.username = Some("admin".into());
     options.password = Some(TOKEN.as_bytes().to_vec());
-    let stop = Arc::new(AtomicBool::new(false));
-    let publishers = publish_readings(&runtime, server.mqtt, options, base_ms, acknowledged.clone(), stop);
-    wait_for_acknowledged(&acknowledged, 400);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    let publishing = Arc::new(AtomicBool::new(false));
+    let publishers =
+        publish_readings(&runtime, server.mqtt, options, base_ms, acknowledged.clone(), publishing);
+    wait_for_acknowledged(&acknowledged, at_least);
+    stop(&mut server);
     let acked = acknowledged.lock().unwrap().clone();
     runtime.block_on(async {
         let _ = tokio::time::timeout(Duration::from_secs(10), publishers).await;
     });
-    assert!(acked.len() >= 400, "only {} readings were acknowledged", acked.len());
+    assert!(acked.len() >= at_least, "only {} readings were acknowledged", acked.len());
 
     let server = start("demo", &dir.0);
     let stored = stored_readings(server.address, base_ms);
     assert_all_stored(&acked, &stored);
-    eprintln!(
-        "{} readings acknowledged before kill -9, all stored; {} stored in all",
-        acked.len(),
-        stored.len()
-    );
+    (acked.len(), stored.len())
+}
+
+#[test]
+fn every_acknowledged_mqtt_reading_survives_kill_9() {
+    let (acked, stored) = acknowledged_readings_survive("mqtt-kill9", 400, |server| {
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+    });
+    eprintln!("{acked} readings acknowledged before kill -9, all stored; {stored} stored in all");
 }
 
 /// A normal stop (SIGTERM) under a sustained publish: what is acknowledged is stored, including
@@ -142,40 +153,12 @@ fn every_acknowledged_mqtt_reading_survives_kill_9() {
 /// publisher would send it again), and the platform exits.
 #[test]
 fn every_acknowledged_mqtt_reading_survives_a_stop_under_load() {
-    let dir = TempDir::new("mqtt-sigterm");
-    let mut server = start("demo", &dir.0);
-    let acknowledged = Acknowledged::default();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let base_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64 - 120_000;
-    let mut options = ClientOptions::new("durability-stop-test");
-    options.username = Some("admin".into());
-    options.password = Some(TOKEN.as_bytes().to_vec());
-    let stop = Arc::new(AtomicBool::new(false));
-    let publishers = publish_readings(&runtime, server.mqtt, options, base_ms, acknowledged.clone(), stop);
-    wait_for_acknowledged(&acknowledged, 2_000);
-    support::signal(server.child.id(), "TERM");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the platform did not stop on SIGTERM under load");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status}");
-    let acked = acknowledged.lock().unwrap().clone();
-    runtime.block_on(async {
-        let _ = tokio::time::timeout(Duration::from_secs(10), publishers).await;
+    let (acked, stored) = acknowledged_readings_survive("mqtt-sigterm", 2_000, |server| {
+        support::signal(server.child.id(), "TERM");
+        let status = support::wait_for_exit(&mut server.child, Duration::from_secs(20));
+        assert!(status.success(), "{status}");
     });
-
-    let server = start("demo", &dir.0);
-    let stored = stored_readings(server.address, base_ms);
-    assert_all_stored(&acked, &stored);
-    eprintln!(
-        "{} readings acknowledged around a SIGTERM, all stored; {} stored in all",
-        acked.len(),
-        stored.len()
-    );
+    eprintln!("{acked} readings acknowledged around a SIGTERM, all stored; {stored} stored in all");
 }
 
 #[test]

@@ -43,14 +43,7 @@ fn demo_survives_a_graceful_restart_with_everything_in_place() {
     let before = all_order_numbers(server.address);
 
     signal(server.child.id(), "TERM");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = support::wait_for_exit(&mut server.child, Duration::from_secs(20));
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 
     let server = start("demo", &dir.0);

@@ -84,6 +84,10 @@ pub(crate) fn split_order_cursor(
         (store::OrderSort::Created, Some(cursor)) => Ok((Some(cursor), None)),
         (store::OrderSort::Due, Some(cursor)) => {
             let (due, id) = cursor.split_once('.').ok_or(())?;
+            // Both halves are numbers: an empty id would quietly start the list again.
+            if id.parse::<u64>().is_err() {
+                return Err(());
+            }
             Ok((Some(id), Some(due.parse().map_err(|_| ())?)))
         }
     }

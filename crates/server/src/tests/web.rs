@@ -683,6 +683,8 @@ async fn orders_list_earliest_due_first_when_asked_and_say_how_many_match() {
     assert_eq!(h.get("/api/v1/orders?sort=price").await.status, StatusCode::BAD_REQUEST);
     // A cursor of the list as entered is not one of the list by due time.
     assert_eq!(h.get("/api/v1/orders?sort=due&cursor=5").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.get("/api/v1/orders?sort=due&cursor=1796896800000.").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.get("/api/v1/orders?sort=due&cursor=1796896800000.x").await.status, StatusCode::BAD_REQUEST);
     // The page: the first rows by due time, the total over all pages, the choice kept.
     let page = h.page("/orders?sort=due", ADMIN, "en").await.text;
     let first = page.split(r#"data-testid="order-row" data-order-id=""#).nth(1).unwrap();

@@ -201,8 +201,9 @@ impl Receipt {
         (Receipt { held: Some(Arc::new(inner)), guarded: false }, released)
     }
 
-    /// This copy, guarded: dropped without [`Receipt::release`] it abandons the message.
-    pub(crate) fn guarded(mut self) -> Receipt {
+    /// This copy, guarded: dropped without [`Receipt::release`] it abandons the message. The broker
+    /// hands its in-process subscribers such copies; a source of its own does the same.
+    pub fn guarded(mut self) -> Receipt {
         self.guarded = true;
         self
     }

@@ -360,14 +360,17 @@ pub(crate) async fn write(
     mut done: watch::Receiver<bool>,
 ) {
     loop {
+        // Checked on every turn, not only awaited: `changed` fires once, and a stop that came
+        // while a batch was being retried has been seen already.
+        if *done.borrow() {
+            while let Ok(batch) = writes.try_recv() {
+                write_one(&state, batch, None).await;
+            }
+            return;
+        }
         let batch = tokio::select! {
             batch = writes.recv() => batch,
-            _ = done.changed() => {
-                while let Ok(batch) = writes.try_recv() {
-                    write_one(&state, batch, None).await;
-                }
-                return;
-            }
+            _ = done.changed() => continue,
         };
         let Some(batch) = batch else { return };
         write_one(&state, batch, Some(&mut done)).await;
@@ -411,11 +414,11 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
         state.metrics.count_ingest_write_failure();
         tracing::error!(%error, readings = readings.len(), retry_in_s = pause.as_secs(), "an ingest batch could not be written; holding its MQTT acknowledgements");
         let retry = match done.as_deref_mut() {
-            Some(done) => tokio::select! {
+            Some(done) if !*done.borrow() => tokio::select! {
                 _ = tokio::time::sleep(pause) => true,
                 _ = done.changed() => false,
             },
-            None => false,
+            _ => false,
         };
         if !retry {
             tracing::error!(

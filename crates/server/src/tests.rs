@@ -67,7 +67,7 @@ impl Harness {
             topic: topic.to_string(),
             payload,
             publisher: crate::pipeline::Publisher::AnySite,
-            receipt: Some(receipt),
+            receipt: Some(receipt.guarded()),
         };
         self.state.ingest(incoming).await;
         released
@@ -3103,4 +3103,28 @@ async fn a_start_and_a_finish_at_the_station_set_the_machine_s_state() {
     assert_eq!(state_of(h.get("/api/v1/machine-states").await.json), Some(json!("idle")));
     h.state.begin_stop();
     workers.finish().await;
+}
+
+/// Stopping while a batch cannot be written does not wait for the disk: the batch's messages stay
+/// unacknowledged (their receipts are abandoned) and the workers finish.
+#[tokio::test]
+async fn a_stop_with_a_full_disk_finishes_and_acknowledges_nothing_unstored() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    h.store.simulate_full_disk(true).unwrap();
+    let metrics: serde_json::Map<String, Value> =
+        (0..200).map(|i| (format!("{:0>100}", i), json!(i as f64))).collect();
+    let payload = json!({"ts": "2026-11-24T08:59:00+08:00", "metrics": metrics}).to_string();
+    let first = h.publish("mf/v1/hk-kt/cnc-01/telemetry", payload.clone().into_bytes()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Another batch arrives while the first is being retried.
+    let second = h.publish("mf/v1/hk-kt/cnc-02/telemetry", payload.into_bytes()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    h.state.begin_stop();
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(10), workers.finish()).await;
+    assert!(finished.is_ok(), "the workers kept retrying after the stop");
+    for receipt in [first, second] {
+        let told = tokio::time::timeout(std::time::Duration::from_secs(5), receipt).await;
+        assert!(matches!(told, Ok(Err(_))), "an unstored message was acknowledged: {told:?}");
+    }
 }

@@ -145,7 +145,7 @@ impl ApiError {
     /// Too many attempts (429): the client may try again after `wait`.
     pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> ApiError {
         ApiError {
-            retry_after: Some(wait.as_secs().max(1)),
+            retry_after: Some(ceil_seconds(wait)),
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests", detail)
         }
     }
@@ -164,6 +164,16 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// Seconds to wait before trying again, for a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+}
+
+/// Whole seconds, rounded up (a client that waits this long is not early), at least 1.
+pub(crate) fn ceil_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// `text` cut to at most `max` characters, marked with "…" when cut.

@@ -20,6 +20,23 @@ use crate::metrics::Metrics;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Peer(pub(crate) std::net::SocketAddr);
 
+/// The client a request comes from: the peer, or, when the peer is a proxy on this computer, the
+/// address it names last in `X-Forwarded-For` (the one it saw). Nobody else may name a client: the
+/// header is anyone's to write.
+fn forwarded_for(peer: Peer, headers: &hyper::HeaderMap) -> Peer {
+    if !peer.0.ip().is_loopback() {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|address| address.trim().parse::<std::net::IpAddr>().ok())
+        .next_back()
+        .map_or(peer, |ip| Peer(std::net::SocketAddr::new(ip, 0)))
+}
+
 /// How long a shutdown waits for open connections before it drops them.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
@@ -71,7 +88,8 @@ pub(crate) async fn serve(
         let service =
             hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 if let Some(peer) = peer {
-                    request.extensions_mut().insert(peer);
+                    let client = forwarded_for(peer, request.headers());
+                    request.extensions_mut().insert(client);
                 }
                 tower::ServiceExt::oneshot(app.clone(), request)
             });
@@ -107,6 +125,21 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_local_proxy_names_the_client_and_nobody_else_does() {
+        let headers = |value: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert("x-forwarded-for", value.parse().unwrap());
+            headers
+        };
+        let local = super::Peer("127.0.0.1:5000".parse().unwrap());
+        let remote = super::Peer("192.0.2.4:5000".parse().unwrap());
+        let ip = |peer: super::Peer| peer.0.ip().to_string();
+        assert_eq!(ip(super::forwarded_for(local, &headers("203.0.113.9, 198.51.100.2"))), "198.51.100.2");
+        assert_eq!(ip(super::forwarded_for(local, &headers("not an address"))), "127.0.0.1");
+        assert_eq!(ip(super::forwarded_for(remote, &headers("203.0.113.9"))), "192.0.2.4");
+    }
+
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 

@@ -3030,6 +3030,8 @@ async fn failed_sign_ins_make_the_next_ones_wait() {
         .unwrap();
     let response = h.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}: rounded up, never short");
     let page = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
     assert!(String::from_utf8_lossy(&page).contains("登入失敗次數過多"));
     // Other names are not held back.

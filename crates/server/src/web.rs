@@ -511,7 +511,7 @@ async fn login(
     // Another site's form must not sign a visitor in (to an account of that site's choosing):
     // browsers say where a form post comes from.
     if headers.get("sec-fetch-site").is_some_and(|site| site.as_bytes() == b"cross-site") {
-        return login_form(t, "/", Some(t.forbidden_page), StatusCode::FORBIDDEN);
+        return login_form(t, "/", Some(t.sign_in_here), StatusCode::FORBIDDEN);
     }
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
         return login_form(t, "/", Some(t.sign_in_title), StatusCode::BAD_REQUEST);
@@ -524,9 +524,13 @@ async fn login(
             return login_form(t, &next, Some(t.settings_page.wrong_credentials), StatusCode::UNAUTHORIZED);
         }
         Err(error) if error.status() == StatusCode::TOO_MANY_REQUESTS => {
-            return login_form(t, &next, Some(t.too_many_sign_ins), StatusCode::TOO_MANY_REQUESTS);
+            let seconds = error.retry_after().unwrap_or(1);
+            let said = t.too_many_sign_ins.replace("{seconds}", &seconds.to_string());
+            let mut page = login_form(t, &next, Some(&said), StatusCode::TOO_MANY_REQUESTS);
+            page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return page;
         }
-        Err(error) => return error.into_response(),
+        Err(error) => return login_form(t, &next, Some(t.sign_in_failed), error.status()),
     };
     if !user.role.may_read() {
         return login_form(t, &next, Some(t.forbidden_page), StatusCode::FORBIDDEN);
@@ -540,7 +544,7 @@ async fn login(
     .await
     {
         Ok(issued) => issued.0,
-        Err(error) => return error.into_response(),
+        Err(error) => return login_form(t, &next, Some(t.sign_in_failed), error.status()),
     };
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{}",

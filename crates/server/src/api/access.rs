@@ -65,7 +65,7 @@ pub(crate) async fn check_credentials(
 ) -> ApiResult<User> {
     if let Some(wait) = state.sign_ins.wait(&username, peer) {
         return Err(ApiError::too_many_requests(
-            format!("too many failed sign-ins; try again in {} s", wait.as_secs().max(1)),
+            format!("too many failed sign-ins; try again in {} s", crate::error::ceil_seconds(wait)),
             wait,
         ));
     }

@@ -114,8 +114,12 @@ pub(crate) struct Text {
     pub(crate) due: &'static str,
     pub(crate) status: &'static str,
     pub(crate) since: &'static str,
-    /// The sign-in page, while sign-ins wait after too many failures.
+    /// The sign-in page, while sign-ins wait after too many failures (`{seconds}`: how long).
     pub(crate) too_many_sign_ins: &'static str,
+    /// The sign-in page, refusing a form another site posted.
+    pub(crate) sign_in_here: &'static str,
+    /// The sign-in page, when the platform could not record the sign-in.
+    pub(crate) sign_in_failed: &'static str,
     /// Before the time an alarm that came back first came up: "3× · first 06:12".
     pub(crate) first_time: &'static str,
     pub(crate) eta: &'static str,
@@ -261,7 +265,9 @@ const EN: Text = Text {
     due: "Due",
     status: "Status",
     since: "Since",
-    too_many_sign_ins: "Too many failed sign-ins: wait a minute, then try again.",
+    too_many_sign_ins: "Too many failed sign-ins: try again in {seconds} s.",
+    sign_in_here: "Sign in on this page: a sign-in sent from another site is refused.",
+    sign_in_failed: "The platform cannot sign you in just now (its store may be full or read-only); tell an administrator.",
     first_time: "first",
     eta: "ETA",
     lateness: "Lateness",
@@ -353,7 +359,9 @@ const ZH: Text = Text {
     due: "交期",
     status: "狀態",
     since: "開始於",
-    too_many_sign_ins: "登入失敗次數過多：請等候一分鐘再試。",
+    too_many_sign_ins: "登入失敗次數過多：請於 {seconds} 秒後再試。",
+    sign_in_here: "請在此頁登入：從其他網站送出的登入會被拒絕。",
+    sign_in_failed: "平台暫時未能讓你登入（其資料庫可能已滿或唯讀）；請通知管理員。",
     first_time: "首次",
     eta: "預計完成",
     lateness: "延誤",

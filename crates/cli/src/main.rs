@@ -271,6 +271,28 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
+/// Makes the data directory and the store's files readable by their owner only, as they are
+/// created now; an older version (or a `mkdir`) left them readable by everyone on the computer,
+/// password hashes included.
+fn owner_only(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let files = ["", "-wal", "-shm"].map(|suffix| dir.join(format!("{DATABASE_FILE}{suffix}")));
+    let paths =
+        std::iter::once((dir.to_path_buf(), 0o700)).chain(files.into_iter().map(|file| (file, 0o600)));
+    for (path, mode) in paths {
+        let Ok(metadata) = std::fs::metadata(&path) else { continue };
+        if metadata.permissions().mode() & 0o077 == 0 {
+            continue;
+        }
+        match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)) {
+            Ok(()) => tracing::info!(path = %path.display(), "made readable by its owner only"),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "readable by others; could not change that")
+            }
+        }
+    }
+}
+
 /// Takes the data directory for this process's `serve` or `demo`: a second one on the same
 /// directory would run its own replanner, retention and alarms over the same store. Held until
 /// the process ends (the operating system lets go of it then, even after `kill -9`).
@@ -385,6 +407,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         server::check_bootstrap_token(token)?;
     }
     let _lock = lock_data_dir(&dir)?;
+    owner_only(&dir);
     let (store, dir) = open_store(&args.common, &config, default_dir, NewStore::Create)?;
     let wall: Arc<dyn Clock> = Arc::new(SystemClock);
     keep_demo_apart(&store, &dir, demo, wall.now())?;

@@ -609,6 +609,9 @@ fn a_second_platform_on_the_same_data_directory_is_refused() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = TempDir::new("one-per-dir");
     let data = dir.0.join("data");
+    // Made beforehand, readable by everyone (as `mkdir` or an older version left it).
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let server = start("serve", &data);
     let port = || format!("127.0.0.1:{}", support::free_port());
     let stderr = failure(

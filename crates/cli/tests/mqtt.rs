@@ -239,6 +239,20 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
     }
     assert!(!points.is_empty(), "the platform did not come back after the broker restarted");
     assert_eq!(points[0]["last"], 3.5);
+
+    // Started while the broker is down, the platform runs and connects once the broker is back.
+    drop(server);
+    broker.kill();
+    let server = start_with("demo", &dir.0, &external);
+    broker.restart();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut points = Vec::new();
+    while points.is_empty() && Instant::now() < deadline {
+        publish_reading(port, "broker_late", 1.5);
+        std::thread::sleep(Duration::from_millis(500));
+        points = laser_points(server.address, "broker_late");
+    }
+    assert!(!points.is_empty(), "the platform did not connect to a broker that came up after it");
 }
 
 #[test]

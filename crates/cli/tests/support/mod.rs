@@ -214,9 +214,14 @@ impl Mosquitto {
 
     /// Kills the broker (its sessions die with it) and starts it again on the same port.
     pub fn restart(&mut self) {
+        self.kill();
+        self.child = Mosquitto::spawn(self.binary, &self.config, self.port);
+    }
+
+    /// Kills the broker; `restart` brings it back on the same port.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Mosquitto::spawn(self.binary, &self.config, self.port);
     }
 
     /// The `--mqtt-broker` flag for this broker.

@@ -39,17 +39,27 @@ pub(super) fn client_id(config: &MqttConfig) -> String {
     config.client_id.clone().unwrap_or_else(|| config.host_id.clone())
 }
 
-/// Connects once (an unreachable broker or refused credentials is an error at start-up), then
-/// serves the connection and reconnects in the background until the platform stops.
+/// Connects (refused credentials are an error at start-up: a setting to fix; a broker that cannot
+/// be reached yet is not: the platform starts and keeps trying, as after losing it), then serves
+/// the connection and reconnects in the background until the platform stops.
 pub(super) async fn start(
     state: &AppState,
     config: &MqttConfig,
     address: &str,
     outgoing: Option<mpsc::Receiver<Outgoing>>,
 ) -> Result<(), mqtt::Error> {
-    let first = connect(state, config, address).await?;
-    tracing::info!(broker = %address, client_id = %client_id(config), "subscribed to the external MQTT broker");
-    let (current, watch_current) = watch::channel(Some(first.client.clone()));
+    let first = match connect(state, config, address).await {
+        Ok(first) => {
+            tracing::info!(broker = %address, client_id = %client_id(config), "subscribed to the external MQTT broker");
+            Some(first)
+        }
+        Err(error @ mqtt::Error::ConnectionRefused(_)) => return Err(error),
+        Err(error) => {
+            tracing::warn!(%error, broker = %address, "cannot reach the external MQTT broker yet; trying again in the background");
+            None
+        }
+    };
+    let (current, watch_current) = watch::channel(first.as_ref().map(|first| first.client.clone()));
     if let Some(outgoing) = outgoing {
         tokio::spawn(forward_outgoing(outgoing, watch_current, state.stopping.clone()));
     }
@@ -100,11 +110,11 @@ async fn serve(
     state: AppState,
     config: MqttConfig,
     address: String,
-    first: Connection,
+    first: Option<Connection>,
     current: watch::Sender<Option<Client>>,
 ) {
     let mut stop = state.stopping.clone();
-    let mut connection = Some(first);
+    let mut connection = first;
     let mut pause = RETRY_FIRST;
     loop {
         if let Some(Connection { client, mut inbox, since_ms }) = connection.take() {

@@ -142,6 +142,16 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", detail)
     }
 
+    /// The request's body did not arrive within `within` (408).
+    pub fn request_timeout(within: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            format!("the request's body did not arrive within {} s", within.as_secs()),
+        )
+    }
+
     /// Too many attempts (429): the client may try again after `wait`.
     pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> ApiError {
         ApiError {

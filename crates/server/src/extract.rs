@@ -56,10 +56,15 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for JsonOrDefault<T> {
     }
 }
 
-/// Reads the whole body, mapping an over-long one to 413.
+/// Reads the whole body, mapping an over-long one to 413, and one that does not arrive within
+/// `http.header_timeout_seconds` to 408 (a client trickling a body must not hold a connection).
 pub(crate) async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
     let limit = state.config.body_limit_bytes;
-    Bytes::from_request(request, state).await.map_err(|rejection| {
+    let within = std::time::Duration::from_secs(state.config.header_timeout_seconds);
+    let read = tokio::time::timeout(within, Bytes::from_request(request, state))
+        .await
+        .map_err(|_| ApiError::request_timeout(within))?;
+    read.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(limit)
         } else {

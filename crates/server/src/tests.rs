@@ -3130,3 +3130,37 @@ async fn a_stop_with_a_full_disk_finishes_and_acknowledges_nothing_unstored() {
         assert!(matches!(told, Ok(Err(_))), "an unstored message was acknowledged: {told:?}");
     }
 }
+
+/// A body that trickles in (or stops) gets 408 once `http.header_timeout_seconds` has passed,
+/// rather than holding its connection for good.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_refused() {
+    let store = seeded_store(NOW);
+    let config = ServerConfig { header_timeout_seconds: 1, ..ServerConfig::default() };
+    let state =
+        AppState::new(store.clone(), Arc::new(ManualClock::new(NOW)), config, crate::AlarmConfig::default());
+    let app = crate::router(state);
+    use futures_util::StreamExt as _;
+    let stalled = || {
+        futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"username\":"))
+        })
+        .chain(futures_util::stream::pending())
+    };
+    for path in ["/api/v1/auth/login", "/login"] {
+        let request = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(
+                "content-type",
+                if path == "/login" { "application/x-www-form-urlencoded" } else { "application/json" },
+            )
+            .header("content-length", "1000")
+            .body(Body::from_stream(stalled()))
+            .unwrap();
+        let answer =
+            tokio::time::timeout(std::time::Duration::from_secs(5), app.clone().oneshot(request)).await;
+        let response = answer.expect("the server kept waiting for the body").unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{path}");
+    }
+}

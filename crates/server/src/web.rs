@@ -505,9 +505,13 @@ async fn login(
     State(state): State<AppState>,
     peer: Option<axum::Extension<crate::http::Peer>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     let t = lang_of(&headers).text();
+    let body = match crate::extract::read_body(request, &state).await {
+        Ok(body) => body,
+        Err(error) => return login_form(t, "/", Some(t.sign_in_title), error.status()),
+    };
     // Another site's form must not sign a visitor in (to an account of that site's choosing):
     // browsers say where a form post comes from.
     if headers.get("sec-fetch-site").is_some_and(|site| site.as_bytes() == b"cross-site") {

@@ -198,8 +198,11 @@ pub(crate) async fn import_orders(
         return Err(ApiError::unsupported_media_type("text/csv"));
     }
     let limit = state.config.import_limit_bytes;
-    let bytes = axum::body::to_bytes(request.into_body(), limit)
+    // A file of up to 16 MB may take a while on a slow link: ten times the header allowance.
+    let within = std::time::Duration::from_secs(state.config.header_timeout_seconds * 10);
+    let bytes = tokio::time::timeout(within, axum::body::to_bytes(request.into_body(), limit))
         .await
+        .map_err(|_| ApiError::request_timeout(within))?
         .map_err(|_| ApiError::payload_too_large(limit))?;
     let now = state.clock.now();
     let store = state.store.clone();

@@ -1,6 +1,7 @@
 //! The HTTP server loop: one hyper HTTP/1.1 connection per accepted socket, serving the router,
 //! with the limits a server on a factory network needs and `axum::serve` does not set: at most
-//! `max_connections` open (more are closed as they arrive), and a connection that does not send a
+//! `max_connections` open (more are closed as they arrive; one address holds at most a quarter of
+//! them), and a connection that does not send a
 //! request's headers within `header_timeout_seconds`, or stays idle that long between requests,
 //! is closed. On shutdown it stops accepting, lets each connection finish the request in hand,
 //! and gives up on what is still open (event streams) after [`GRACE`].
@@ -40,6 +41,48 @@ fn forwarded_for(peer: Peer, headers: &hyper::HeaderMap) -> Peer {
 /// How long a shutdown waits for open connections before it drops them.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
+/// Open connections one address may hold at most (a proxy on this computer aside), so that one
+/// client cannot take every place: a quarter of `http.max_connections`, at least 16.
+fn per_address_limit(config: &ServerConfig) -> usize {
+    (config.max_connections / 4).max(16)
+}
+
+/// Open connections by address, for [`per_address_limit`].
+type ByAddress = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One address's hold on a connection place, given back when dropped.
+struct AddressHold {
+    counts: ByAddress,
+    address: std::net::IpAddr,
+}
+
+impl Drop for AddressHold {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Takes a place for `address` unless it holds `limit` already; loopback (a local proxy, the
+/// platform's own tools) is not limited.
+fn hold(counts: &ByAddress, address: std::net::IpAddr, limit: usize) -> Option<AddressHold> {
+    if address.is_loopback() {
+        return Some(AddressHold { counts: Arc::default(), address });
+    }
+    let mut held = counts.lock().unwrap_or_else(|p| p.into_inner());
+    let count = held.entry(address).or_insert(0);
+    if *count >= limit {
+        return None;
+    }
+    *count += 1;
+    Some(AddressHold { counts: counts.clone(), address })
+}
+
 /// Serves `app` on `listener` until `shutdown` completes.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -53,6 +96,8 @@ pub(crate) async fn serve(
     let (stop, stopping) = watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut refused_logged: Option<std::time::Instant> = None;
+    let by_address = ByAddress::default();
+    let per_address = per_address_limit(config);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -69,6 +114,17 @@ pub(crate) async fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        let address = stream.peer_addr().ok().map(|peer| peer.ip());
+        let address_hold = match address {
+            Some(address) => match hold(&by_address, address, per_address) {
+                Some(hold) => Some(hold),
+                None => {
+                    metrics.count_http_connection_refused();
+                    continue;
+                }
+            },
+            None => None,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             metrics.count_http_connection_refused();
@@ -110,7 +166,7 @@ pub(crate) async fn serve(
                 }
             }
             metrics.http_connection_closed();
-            drop(permit);
+            drop((permit, address_hold));
         });
     }
     drop(listener);
@@ -125,6 +181,21 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_address_holds_a_share_of_the_places() {
+        let counts = super::ByAddress::default();
+        let (far, near): (std::net::IpAddr, std::net::IpAddr) =
+            ("192.0.2.9".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let held: Vec<_> = (0..3).map(|_| super::hold(&counts, far, 3).expect("a place")).collect();
+        assert!(super::hold(&counts, far, 3).is_none(), "a fourth");
+        assert!(super::hold(&counts, "192.0.2.10".parse().unwrap(), 3).is_some(), "another address");
+        assert!((0..10).all(|_| super::hold(&counts, near, 3).is_some()), "a local proxy is not limited");
+        drop(held);
+        assert!(super::hold(&counts, far, 3).is_some(), "given back on close");
+        let config = ServerConfig::default();
+        assert_eq!(super::per_address_limit(&config), 256);
+    }
+
     #[test]
     fn a_local_proxy_names_the_client_and_nobody_else_does() {
         let headers = |value: &str| {

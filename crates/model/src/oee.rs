@@ -282,3 +282,9 @@ fn total_ms(spans: &[Span]) -> i64 {
 pub fn unix_ms(at: Timestamp) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// The timestamp of milliseconds since the Unix epoch (the inverse of [`unix_ms`]); `None` out of
+/// the representable range.
+pub fn from_unix_ms(ms: i64) -> Option<Timestamp> {
+    Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}

@@ -21,6 +21,21 @@ use crate::metrics::Metrics;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Peer(pub(crate) std::net::SocketAddr);
 
+/// The address of the client a request comes from (see [`forwarded_for`]); `None` for a request
+/// that did not come through [`serve`] (a test calling the router).
+pub(crate) struct ClientAddress(pub(crate) Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(parts.extensions.get::<Peer>().map(|peer| peer.0.ip())))
+    }
+}
+
 /// The client a request comes from: the peer, or, when the peer is a proxy on this computer, the
 /// address it names last in `X-Forwarded-For` (the one it saw). Nobody else may name a client: the
 /// header is anyone's to write.
@@ -115,9 +130,9 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let address = stream.peer_addr().ok().map(|peer| peer.ip());
-        let address_hold = match address {
-            Some(address) => match hold(&by_address, address, per_address) {
+        let peer = stream.peer_addr().ok().map(Peer);
+        let address_hold = match peer {
+            Some(Peer(address)) => match hold(&by_address, address.ip(), per_address) {
                 Some(hold) => Some(hold),
                 None => {
                     metrics.count_http_connection_refused();
@@ -138,7 +153,6 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let peer = stream.peer_addr().ok().map(Peer);
         let app = app.clone();
         // Each request learns where it came from (sign-in throttling counts by address).
         let service =
@@ -181,6 +195,16 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::ServerConfig;
+    use crate::metrics::Metrics;
+
     #[test]
     fn one_address_holds_a_share_of_the_places() {
         let counts = super::ByAddress::default();
@@ -210,16 +234,6 @@ mod tests {
         assert_eq!(ip(super::forwarded_for(local, &headers("not an address"))), "127.0.0.1");
         assert_eq!(ip(super::forwarded_for(remote, &headers("203.0.113.9"))), "192.0.2.4");
     }
-
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
-    use axum::routing::get;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::{TcpListener, TcpStream};
-
-    use crate::ServerConfig;
-    use crate::metrics::Metrics;
 
     /// Reads until the server closes the connection; what it sent.
     async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {

@@ -158,7 +158,12 @@ impl Metrics {
 
     /// Counts something the pipeline dropped.
     pub fn count_ingest_drop(&self, reason: &'static str) {
-        *self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += 1;
+        self.count_ingest_drops(reason, 1);
+    }
+
+    /// Counts `n` things the pipeline dropped for one reason.
+    pub fn count_ingest_drops(&self, reason: &'static str, n: u64) {
+        *self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += n;
     }
 
     /// Counts a committed ingest batch.

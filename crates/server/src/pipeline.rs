@@ -433,9 +433,7 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     state.pipeline.failing.store(false, Ordering::Relaxed);
     state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
     if stats.too_many_metrics > 0 {
-        for _ in 0..stats.too_many_metrics {
-            state.metrics.count_ingest_drop("too_many_metrics");
-        }
+        state.metrics.count_ingest_drops("too_many_metrics", stats.too_many_metrics as u64);
         let detail = format!("a machine has {} metrics already", store::MAX_METRICS_PER_MACHINE);
         state.metrics.log_drop_limited("too_many_metrics", &detail);
     }

@@ -503,7 +503,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<crate::http::Peer>>,
+    crate::http::ClientAddress(peer): crate::http::ClientAddress,
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Response {
@@ -521,7 +521,6 @@ async fn login(
         return login_form(t, "/", Some(t.sign_in_title), StatusCode::BAD_REQUEST);
     };
     let next = local_path(form.next.as_deref()).to_string();
-    let peer = peer.map(|peer| peer.0.0.ip());
     let user = match crate::api::access::check_credentials(&state, form.username, form.password, peer).await {
         Ok(user) => user,
         Err(error) if error.status() == StatusCode::UNAUTHORIZED => {

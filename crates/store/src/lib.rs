@@ -312,13 +312,6 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
         // VACUUM INTO does not sync: the copy must be on disk before it is called a backup.
         let file = std::fs::File::open(&partial).map_err(|e| e.to_string())?;
         file.sync_all().map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            // It holds password hashes and token digests.
-            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| e.to_string())?;
-        }
         // A hard link fails if the target appeared meanwhile, so nothing is overwritten.
         std::fs::hard_link(&partial, &target)
             .map_err(|e| format!("cannot create {}: {e}", target.display()))?;

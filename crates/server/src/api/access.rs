@@ -44,10 +44,9 @@ fn dummy_hash() -> String {
 
 pub(crate) async fn login(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<crate::http::Peer>>,
+    crate::http::ClientAddress(peer): crate::http::ClientAddress,
     JsonBody(login): JsonBody<Login>,
 ) -> ApiResult<Created<NewTokenResponse>> {
-    let peer = peer.map(|peer| peer.0.0.ip());
     let user = check_credentials(&state, login.username, login.password, peer).await?;
     // A password buys a sign-in, which ends as a browser session does; a token to keep is made
     // with `POST /tokens`.

@@ -322,7 +322,7 @@ pub(crate) struct GanttLane {
 }
 
 /// A stretch a machine does not work.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct ClosedSpan {
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
@@ -371,11 +371,10 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
                     let open = model::oee::shift_spans(&calendar, offset, from_ms, to_ms);
                     model::oee::subtract(&[(from_ms, to_ms)], &open)
                 };
+                let at = model::oee::from_unix_ms;
                 let closed = spans
                     .into_iter()
                     .filter_map(|(from, to)| {
-                        let at =
-                            |ms: i64| Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok();
                         Some(ClosedSpan { from: at(from)?, to: at(to)?, maintenance: None })
                     })
                     .collect();
@@ -394,15 +393,7 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
         let mut lanes: Vec<GanttLane> = machines
             .into_iter()
             .map(|m| {
-                let mut closed: Vec<ClosedSpan> = off_shift
-                    .get(&m.site_id)
-                    .map(|spans| {
-                        spans
-                            .iter()
-                            .map(|s| ClosedSpan { from: s.from, to: s.to, maintenance: None })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let mut closed = off_shift.get(&m.site_id).cloned().unwrap_or_default();
                 closed.extend(maintenance.remove(&m.id).unwrap_or_default());
                 GanttLane { machine_id: m.id, code: m.code, name: m.name, items: Vec::new(), closed }
             })

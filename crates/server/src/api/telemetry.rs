@@ -44,10 +44,7 @@ fn period(from: Option<&str>, to: Option<&str>, now: Timestamp, default_hours: i
 }
 
 fn rfc3339(ms: i64) -> String {
-    Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|ts| ts.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    oee::from_unix_ms(ms).and_then(|ts| ts.format(&Rfc3339).ok()).unwrap_or_default()
 }
 
 /// A machine's metric names.

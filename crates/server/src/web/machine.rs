@@ -4,7 +4,7 @@
 use axum::extract::{Path, RawQuery, State};
 use maud::{Markup, html};
 use model::alarm::Alarm;
-use model::oee::{StateSpan, unix_ms};
+use model::oee::{StateSpan, from_unix_ms, unix_ms};
 use model::{Kpis, Machine, MachineId, MachineKind, MachineState, Timestamp};
 use store::{AlarmFilter, PageRequest, SeriesPoint};
 
@@ -415,11 +415,6 @@ pub(crate) async fn page(
     Ok(layout(&ctx, Nav::Overview, &title, render(&ctx, &data)))
 }
 
-/// A Unix millisecond as a timestamp.
-fn at(ms: i64) -> Option<Timestamp> {
-    Timestamp::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
 /// The machine page's HTML.
 pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
     html! {
@@ -493,7 +488,7 @@ fn range_bar(ctx: &Ctx, data: &MachineData) -> Markup {
                         aria-current=[(range == data.range).then_some("true")] { (range.label(m)) }
                 }
             }
-            @if let (Some(from), Some(to)) = (at(data.from_ms), at(data.to_ms)) {
+            @if let (Some(from), Some(to)) = (from_unix_ms(data.from_ms), from_unix_ms(data.to_ms)) {
                 span.muted { (ctx.time(from)) " – " (ctx.time(to)) }
             }
         }
@@ -502,7 +497,7 @@ fn range_bar(ctx: &Ctx, data: &MachineData) -> Markup {
 
 fn state_timeline(ctx: &Ctx, data: &MachineData) -> Markup {
     let (t, m) = (ctx.t, ctx.t.machine_page);
-    let when = |ms: i64| at(ms).map(|ts| ctx.short_time(ts)).unwrap_or_default();
+    let when = |ms: i64| from_unix_ms(ms).map(|ts| ctx.short_time(ts)).unwrap_or_default();
     let spans: Vec<Span> = data
         .spans
         .iter()
@@ -731,7 +726,7 @@ fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) ->
     }
     // A step's start is the reading's time only when steps are short.
     if data.step_ms <= 60_000
-        && let Some(at) = at(last.ts_ms)
+        && let Some(at) = from_unix_ms(last.ts_ms)
     {
         last_text.push_str(" · ");
         last_text.push_str(&ctx.short_time(at));

@@ -368,10 +368,18 @@ pub async fn run(
     served
 }
 
+/// How long a write that failed for want of room keeps `/healthz` at 503 when nothing writes
+/// after it: long enough for a monitor polling every 30 s to see it, short enough that a quiet
+/// shop whose disk has room again does not stay "unhealthy" until somebody saves something.
+const WRITE_FAILURE_SHOWN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Liveness and readiness: 200 when the store answers and takes writes (503 while ingest cannot
-/// write: a full disk, a read-only file system). Needs no token.
+/// write, or within a minute of any write failing for want of room or permission with none
+/// succeeding since: a full disk, a read-only file system). Needs no token.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.pipeline.failing.load(std::sync::atomic::Ordering::Relaxed) {
+    if state.pipeline.failing.load(std::sync::atomic::Ordering::Relaxed)
+        || state.store.write_failed_within(WRITE_FAILURE_SHOWN)
+    {
         return (StatusCode::SERVICE_UNAVAILABLE, "store cannot write (see the log)\n");
     }
     let store = state.store;

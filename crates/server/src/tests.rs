@@ -1159,6 +1159,29 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
 }
 
 #[tokio::test]
+async fn health_says_so_when_only_api_writes_fail() {
+    let h = harness();
+    h.store.simulate_full_disk(true).unwrap();
+    let order = |i: usize| json!({"number": format!("FULL-{i:04}-{}", "x".repeat(40)), "customer": "c".repeat(150), "variant_id": 1, "quantity": 1, "due": "2026-12-01T18:00:00+08:00"});
+    let mut refused = None;
+    for i in 0..300 {
+        let reply = h.post_json("/api/v1/orders", ADMIN, &order(i)).await;
+        if reply.status != StatusCode::CREATED {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("the full disk took every order");
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text);
+    // No telemetry came in, so ingest has nothing to fail on: the API's failure is what counts.
+    let health = h.send("GET", "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text);
+    h.store.simulate_full_disk(false).unwrap();
+    assert_eq!(h.post_json("/api/v1/orders", ADMIN, &order(999)).await.status, StatusCode::CREATED);
+    assert_eq!(h.send("GET", "/healthz", None, None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -148,6 +148,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Series ids by machine and metric name; see `Store::series_id`.
     series: Mutex<telemetry::SeriesCache>,
+    /// When the last write failed for want of room or permission (`StoreError::is_storage_failure`);
+    /// `None` once a write has succeeded since.
+    write_failed_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// How many idle reader connections the pool keeps.
@@ -177,6 +180,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             series: Mutex::default(),
+            write_failed_at: Mutex::default(),
         };
         Store { inner: Arc::new(inner) }
     }
@@ -224,14 +228,29 @@ impl Store {
         result
     }
 
+    /// Whether a write failed for want of room or permission (a full disk, a read-only file
+    /// system, an I/O error) within `within`, with no write succeeding since. A health check
+    /// reports that without writing anything itself.
+    pub fn write_failed_within(&self, within: std::time::Duration) -> bool {
+        lock(&self.inner.write_failed_at).is_some_and(|at| at.elapsed() <= within)
+    }
+
     /// Runs `f` inside one write transaction; commits when it returns `Ok`, rolls back otherwise.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = f(&tx).and_then(|value| Ok(tx.commit().map(|()| value)?));
-        if outcome.is_err() {
-            // Ids cached during a rolled-back transaction may name rows that no longer exist.
-            lock(&self.inner.series).clear();
+        let outcome = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => f(&tx).and_then(|value| Ok(tx.commit().map(|()| value)?)),
+            Err(error) => Err(error.into()),
+        };
+        match &outcome {
+            Ok(_) => *lock(&self.inner.write_failed_at) = None,
+            Err(error) => {
+                // Ids cached during a rolled-back transaction may name rows that no longer exist.
+                lock(&self.inner.series).clear();
+                if error.is_storage_failure() {
+                    *lock(&self.inner.write_failed_at) = Some(std::time::Instant::now());
+                }
+            }
         }
         outcome
     }

@@ -91,6 +91,38 @@ fn the_newest_reading_is_found_across_series() {
 }
 
 #[test]
+fn a_write_failing_for_want_of_room_is_remembered_until_one_succeeds() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let minute = std::time::Duration::from_secs(60);
+    assert!(!f.store.write_failed_within(minute));
+    f.store.simulate_full_disk(true).unwrap();
+    let mut refused = None;
+    for i in 0..1000 {
+        let mut order = new_order(&format!("FULL-{i:04}-{}", "x".repeat(40)), f.variant);
+        order.customer = "c".repeat(150);
+        if let Err(error) = f.store.create_order(&order, NOW) {
+            refused = Some(error);
+            break;
+        }
+    }
+    let refused = refused.expect("the capped database took every order");
+    assert!(refused.is_storage_failure(), "{refused}");
+    assert!(f.store.write_failed_within(minute));
+    assert!(
+        !f.store.write_failed_within(std::time::Duration::ZERO),
+        "the failure is older than no time at all"
+    );
+    // A refusal of another kind (a duplicate number) says nothing about the disk.
+    let first = f.store.orders(&OrderFilter::default(), all()).unwrap().items.remove(0);
+    let duplicate = f.store.create_order(&new_order(&first.number, f.variant), NOW).unwrap_err();
+    assert!(matches!(duplicate, StoreError::Conflict { .. }), "{duplicate}");
+    assert!(f.store.write_failed_within(minute));
+    f.store.simulate_full_disk(false).unwrap();
+    f.store.create_order(&new_order("ROOM-1", f.variant), NOW).unwrap();
+    assert!(!f.store.write_failed_within(minute));
+}
+
+#[test]
 fn a_machine_takes_a_thousand_metrics_at_most() {
     let f = fixture(Store::open_in_memory().unwrap());
     let readings: Vec<Reading> = (0..1005)

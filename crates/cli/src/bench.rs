@@ -457,7 +457,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     let mut memory = replanner::Memory::default();
     let timed = Instant::now();
     let breakdown = replanner::Breakdown { machines: vec![busiest], reported: broken_at };
-    let automatic = replanner::check_and_repair(&store, broken_at, &config, Some(breakdown), &mut memory)
+    let automatic = replanner::check_and_repair(&store, &broken_at, &config, Some(breakdown), &mut memory)
         .map_err(anyhow::Error::msg)?;
     let breakdown_ms = timed.elapsed().as_secs_f64() * 1000.0;
     let rush_at = broken_at + time::Duration::minutes(1);
@@ -478,7 +478,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     )?;
     store.set_order_status(rush.id, model::OrderStatus::Released)?;
     let timed = Instant::now();
-    let rushed = replanner::check_and_repair(&store, rush_at, &config, None, &mut memory)
+    let rushed = replanner::check_and_repair(&store, &rush_at, &config, None, &mut memory)
         .map_err(anyhow::Error::msg)?;
     let rush_ms = timed.elapsed().as_secs_f64() * 1000.0;
     let rush_done = match &rushed {
@@ -499,7 +499,7 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     let config = server::PlanningConfig { reoptimise_time_limit_seconds: options.time_limit, ..config };
     memory.reoptimise = Some(reoptimise_at);
     let timed = Instant::now();
-    let reoptimised = replanner::check_and_repair(&store, reoptimise_at, &config, None, &mut memory)
+    let reoptimised = replanner::check_and_repair(&store, &reoptimise_at, &config, None, &mut memory)
         .map_err(anyhow::Error::msg)?;
     let reoptimise_s = timed.elapsed().as_secs_f64();
     let gained = match &reoptimised {

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use model::{MachineId, OrderId, PlanSummary, PlanTrigger, Timestamp};
+use model::{Clock, MachineId, OrderId, PlanSummary, PlanTrigger, Timestamp};
 use serde::{Deserialize, Serialize};
 use store::Store;
 use tokio::sync::broadcast::error::RecvError;
@@ -192,10 +192,11 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
         } else if quiet_until.is_some_and(|until| state.clock.now() < until) {
             continue;
         }
-        let (store, now, config_now) = (state.store.clone(), state.clock.now(), config.clone());
+        let (store, clock, now, config_now) =
+            (state.store.clone(), state.clock.clone(), state.clock.now(), config.clone());
         let mut moved = std::mem::take(&mut memory);
         let outcome = tokio::task::spawn_blocking(move || {
-            let outcome = check_and_repair(&store, now, &config_now, breakdown, &mut moved);
+            let outcome = check_and_repair(&store, &*clock, &config_now, breakdown, &mut moved);
             (outcome, moved)
         })
         .await;
@@ -282,14 +283,16 @@ pub struct Breakdown {
 /// Repairs and publishes the active plan when something calls for it (see [`due`]), or, when a
 /// scheduled re-optimisation is waiting and nothing more urgent than work off the plan is due,
 /// re-optimises it (see [`planning::reoptimise`]); returns the new plan's id and why it was made.
-/// The rush or new orders a repair was made for join `memory.slotted`.
+/// The rush or new orders a repair was made for join `memory.slotted`. Plans are made for the
+/// time `clock` reads at the start and published at the time it reads when the search is done.
 pub fn check_and_repair(
     store: &Store,
-    now: Timestamp,
+    clock: &dyn Clock,
     config: &PlanningConfig,
     breakdown: Option<Breakdown>,
     memory: &mut Memory,
 ) -> Result<Option<(i64, PlanTrigger)>, RepairError> {
+    let now = clock.now();
     let breakdown = match breakdown {
         None if std::mem::take(&mut memory.missed_events) => {
             missed_breakdowns(store, now).map_err(RepairError::failed)?
@@ -323,14 +326,14 @@ pub fn check_and_repair(
             found.current.unwrap_or((active.late_orders, active.weighted_tardiness, active.makespan_end));
         let trigger =
             PlanTrigger::Reoptimised { late_orders_before, weighted_tardiness_before, makespan_end_before };
-        let published = publish(store, now, plan, trigger)?;
+        let published = publish(store, clock.now().max(now), plan, trigger)?;
         memory.reoptimised = Some(LastReoptimisation { at: now, published: Some(published.0) });
         return Ok(Some(published));
     }
     let Some(Due { active, trigger, slotting }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
     let plan = planning::plan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;
-    let published = publish(store, now, plan, trigger)?;
+    let published = publish(store, clock.now().max(now), plan, trigger)?;
     memory.slotted.extend(slotting);
     Ok(Some(published))
 }

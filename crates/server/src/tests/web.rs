@@ -378,7 +378,7 @@ async fn an_automatic_repair_says_why_it_was_made() {
     let (_, number) = rush_order(&h, "SO-T-RUSH").await;
     let config = crate::PlanningConfig::default();
     let mut memory = crate::replanner::Memory::default();
-    let (plan, _) = crate::replanner::check_and_repair(&h.store, NOW, &config, None, &mut memory)
+    let (plan, _) = crate::replanner::check_and_repair(&h.store, &NOW, &config, None, &mut memory)
         .unwrap()
         .expect("a repair");
     // Then an order of ordinary priority, slotted in once that repair is 15 minutes old.
@@ -388,7 +388,7 @@ async fn an_automatic_repair_says_why_it_was_made() {
     let id = h.post_json("/api/v1/orders", &planner, &order).await.json["id"].clone();
     h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(&planner), None).await;
     let later = NOW + time::Duration::minutes(15);
-    let (new, _) = crate::replanner::check_and_repair(&h.store, later, &config, None, &mut memory)
+    let (new, _) = crate::replanner::check_and_repair(&h.store, &later, &config, None, &mut memory)
         .unwrap()
         .expect("a repair for the new order");
     let said = [

@@ -73,10 +73,23 @@ pub(crate) struct WriteBatch {
     pub(crate) readings: Vec<Reading>,
     pub(crate) states: Vec<StateChange>,
     pub(crate) operations: Vec<OperationEvent>,
-    /// Told the outcome once the batch has committed (HTTP ingest waits for it).
-    pub(crate) ack: Option<oneshot::Sender<Result<WriteStats, String>>>,
+    /// Told the outcome once the batch has committed or failed (an HTTP request waits for it).
+    /// Such a batch is written once: a failure is the request's answer, and nothing of it stays.
+    pub(crate) ack: Option<oneshot::Sender<Result<WriteStats, WriteError>>>,
     /// MQTT receipts of the batch's messages, released after the commit.
     pub(crate) receipts: Vec<mqtt::Receipt>,
+}
+
+/// Why a batch was not written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    /// The store failed or refused it: a full disk, or a person's report that no longer fits the
+    /// operation (`StoreError::Conflict`, see `store::OperationEvent::checked`).
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    /// The write itself did not finish (it panicked).
+    #[error("the write did not finish: {0}")]
+    Lost(String),
 }
 
 impl WriteBatch {
@@ -261,7 +274,8 @@ pub(crate) fn collect(
         let Some(machine) = admit(&timed.key, presence) else { continue };
         let at = timed.at;
         let change = |state, reason| StateChange { machine, at, state, reason };
-        let operation = |id, kind| OperationEvent { operation: OperationId(id), machine, at, kind };
+        let operation =
+            |id, kind| OperationEvent { operation: OperationId(id), machine, at, kind, checked: false };
         match timed.event {
             MachineEvent::Online => batch.states.push(change(MachineState::Idle, Some("online".into()))),
             MachineEvent::Offline => batch.states.push(change(MachineState::Offline, None)),
@@ -381,10 +395,11 @@ pub(crate) async fn write(
 const REWRITE_FIRST: Duration = Duration::from_secs(1);
 const REWRITE_MAX: Duration = Duration::from_secs(30);
 
-/// Writes one batch. A busy database is retried at once a few times. Any other failure (a full
-/// disk, an I/O error) tells a waiting HTTP request at once, but keeps the batch's MQTT receipts
-/// and writes the batch again, after 1 s doubling to 30 s, until it succeeds: publishers get no
-/// PUBACK for what is not stored, and the bounded queues hold the rest of the plant back
+/// Writes one batch. A busy database is retried at once a few times. A batch an HTTP request
+/// waits for is then done: the request is told the failure (a full disk, or a report the store
+/// refused), and nothing of it is stored. Any other batch holds MQTT receipts: on a failure it
+/// keeps them and is written again, after 1 s doubling to 30 s, until it succeeds: publishers get
+/// no PUBACK for what is not stored, and the bounded queues hold the rest of the plant back
 /// meanwhile. `done` (absent while shutting down) ends the retries; the receipts are then
 /// dropped unreleased, so nothing unstored is acknowledged.
 async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mut watch::Receiver<bool>>) {
@@ -402,14 +417,25 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     let operations = std::mem::take(&mut batch.operations);
     let mut pause = REWRITE_FIRST;
     let stats = loop {
-        let outcome = write_batch(state, &readings, &states, &operations).await;
-        if let Some(ack) = batch.ack.take() {
-            let _ = ack.send(outcome.clone());
-        }
-        let error = match outcome {
-            Ok(stats) => break stats,
+        let error = match write_batch(state, &readings, &states, &operations).await {
+            Ok(stats) => {
+                if let Some(ack) = batch.ack.take() {
+                    let _ = ack.send(Ok(stats.clone()));
+                }
+                break stats;
+            }
             Err(error) => error,
         };
+        if let Some(ack) = batch.ack.take() {
+            debug_assert!(batch.receipts.is_empty(), "a batch a request waits for holds no MQTT messages");
+            if !matches!(&error, WriteError::Store(e) if matches!(e, store::StoreError::Conflict { .. } | store::StoreError::Invalid(_)))
+            {
+                state.metrics.count_ingest_write_failure();
+                tracing::error!(%error, "a reported batch could not be written; the request is told");
+            }
+            let _ = ack.send(Err(error));
+            return;
+        }
         state.pipeline.failing.store(true, Ordering::Relaxed);
         state.metrics.count_ingest_write_failure();
         tracing::error!(%error, readings = readings.len(), retry_in_s = pause.as_secs(), "an ingest batch could not be written; holding its MQTT acknowledgements");
@@ -474,7 +500,7 @@ async fn write_batch(
     readings: &Arc<Vec<Reading>>,
     states: &[StateChange],
     operations: &[OperationEvent],
-) -> Result<WriteStats, String> {
+) -> Result<WriteStats, WriteError> {
     let store = state.store.clone();
     let (r, s, o) = (readings.clone(), states.to_vec(), operations.to_vec());
     tokio::task::spawn_blocking(move || {
@@ -490,6 +516,6 @@ async fn write_batch(
         }
     })
     .await
-    .map_err(|e| e.to_string())
-    .and_then(|result| result.map_err(|e| e.to_string()))
+    .map_err(|e| WriteError::Lost(e.to_string()))?
+    .map_err(WriteError::Store)
 }

@@ -1488,6 +1488,64 @@ async fn work_running_on_a_machine_that_breaks_down_resumes_after_the_repair_tim
     workers.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_sent_at_once_are_checked_one_after_the_other() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    let released = h.get("/api/v1/orders?status=released&limit=50").await.json;
+    let mut firsts = Vec::new();
+    for order in released["items"].as_array().unwrap() {
+        let detail = h.get(&format!("/api/v1/orders/{}", order["id"])).await.json;
+        firsts.push(detail["operations"][0].clone());
+    }
+    // Two lots that may each start on one machine, and a second machine for the first.
+    let (a, b, machine) = firsts
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            let b = firsts[i + 1..]
+                .iter()
+                .find(|b| b["eligible_machines"].as_array().unwrap().contains(&a["eligible_machines"][0]))?;
+            Some((a["id"].as_i64()?, b["id"].as_i64()?, a["eligible_machines"][0].as_i64()?))
+        })
+        .expect("two released lots sharing a machine");
+    let start = |op: i64, machine: i64| {
+        let (h, operator) = (&h, &operator);
+        async move {
+            let body = json!({"machine_id": machine});
+            h.post_json(&format!("/api/v1/operations/{op}/start"), operator, &body).await
+        }
+    };
+    let statuses = |replies: &[&Reply]| {
+        let mut statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+        statuses.sort();
+        statuses
+    };
+    // Two lots started on one machine at once: one starts, the other is told the machine is busy.
+    let (one, other) = tokio::join!(start(a, machine), start(b, machine));
+    assert_eq!(statuses(&[&one, &other]), [200, 409], "{} / {}", one.text, other.text);
+    let running = h.store.running_operations().unwrap();
+    assert_eq!(running.iter().filter(|op| op.machine_id == Some(model::MachineId(machine))).count(), 1);
+    let started = if one.status == StatusCode::OK { a } else { b };
+    // One lot finished twice at once: the second is told it cannot finish again, and the units
+    // counted are the first's.
+    let finish = |good: u32| {
+        let (h, operator) = (&h, &operator);
+        async move {
+            h.post_json(&format!("/api/v1/operations/{started}/finish"), operator, &json!({"good": good}))
+                .await
+        }
+    };
+    let (one, other) = tokio::join!(finish(3), finish(4));
+    assert_eq!(statuses(&[&one, &other]), [200, 409], "{} / {}", one.text, other.text);
+    let done = h.store.operation(model::OperationId(started)).unwrap();
+    let winner = if one.status == StatusCode::OK { 3 } else { 4 };
+    assert_eq!((done.status, done.good), (model::OrderStatus::Done, winner));
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
 #[tokio::test]
 async fn units_reported_over_http_for_an_operation_count_toward_it() {
     let h = harness();
@@ -2645,6 +2703,7 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
                 machine: model::MachineId(1),
                 at: NOW,
                 kind: store::OperationEventKind::Started,
+                checked: false,
             };
             h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
         }
@@ -2704,6 +2763,7 @@ async fn steps_start_in_order_and_a_lot_takes_no_more_than_twice_its_units() {
         machine: model::MachineId(second_machine.as_i64().unwrap()),
         at: NOW,
         kind: store::OperationEventKind::Started,
+        checked: false,
     };
     h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
     for repair in [false, true] {
@@ -2750,6 +2810,7 @@ async fn running_work_is_planned_for_the_work_it_has_left() {
         machine: model::MachineId(machine),
         at: NOW - time::Duration::seconds(seconds_ago),
         kind,
+        checked: false,
     };
     // How long the plan made at `NOW` gives the running operation, in seconds.
     let planned = async || {
@@ -2834,7 +2895,7 @@ async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
     let (_, first) = h.first_released_operation().await;
     let operation = model::OperationId(first["id"].as_i64().unwrap());
     let machine = model::MachineId(first["eligible_machines"][0].as_i64().unwrap());
-    let event = |kind| store::OperationEvent { operation, machine, at: NOW, kind };
+    let event = |kind| store::OperationEvent { operation, machine, at: NOW, kind, checked: false };
     let site = h.store.site(h.store.machine(machine).unwrap().site_id).unwrap();
     let settings = crate::simulation::SimSettings::default();
     let factory = crate::simulation::site_factory(&h.store, &site, &settings, 1.0, NOW).unwrap().unwrap();

@@ -123,20 +123,7 @@ impl Store {
 
     /// One operation, with its eligible machines.
     pub fn operation(&self, id: OperationId) -> Result<Operation> {
-        self.read(|conn| {
-            let mut operation = conn
-                .prepare_cached(&format!("{OPERATION_SELECT} WHERE id = ?1"))?
-                .query_row([id.0], operation_row)
-                .optional()?
-                .ok_or(StoreError::NotFound { entity: "operation", id: id.0 })??;
-            operation.eligible_machines = conn
-                .prepare_cached(
-                    "SELECT machine_id FROM operation_machines WHERE operation_id = ?1 ORDER BY machine_id",
-                )?
-                .query_map([id.0], |row| Ok(MachineId(row.get(0)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(operation)
-        })
+        self.read(|conn| load_operation(conn, id))
     }
 
     /// Orders narrowed by `filter`, in id order (as created) or by due time (`filter.sort`). The
@@ -614,6 +601,9 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
 /// machines repeat themselves after reconnecting.
 pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Result<()> {
     use crate::telemetry::OperationEventKind;
+    if event.checked {
+        check_report(tx, event)?;
+    }
     let found: Option<(i64, String, f64)> = tx
         .prepare_cached("SELECT order_id, status, unit_seconds FROM operations WHERE id = ?1")?
         .query_row([event.operation.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
@@ -667,13 +657,15 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         OperationEventKind::Started => start()?,
         OperationEventKind::Produced { good, scrap, ideal_unit_ms } => {
             // A count is an increment, so a resent one (the same machine, operation, instant and
-            // units: an MQTT redelivery after a crash) must not count twice.
-            let resent = tx
-                .prepare_cached(
-                    "SELECT 1 FROM production WHERE machine_id = ?1 AND ts_ms = ?2 AND operation_id = ?3
+            // units: an MQTT redelivery after a crash) must not count twice. A person's report is
+            // answered once, so each counts.
+            let resent = !event.checked
+                && tx
+                    .prepare_cached(
+                        "SELECT 1 FROM production WHERE machine_id = ?1 AND ts_ms = ?2 AND operation_id = ?3
                      AND good = ?4 AND scrap = ?5",
-                )?
-                .exists(params![event.machine.0, to_ms(event.at), event.operation.0, good, scrap])?;
+                    )?
+                    .exists(params![event.machine.0, to_ms(event.at), event.operation.0, good, scrap])?;
             if resent {
                 return Ok(());
             }
@@ -701,6 +693,170 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
             )?
             .execute(params![order, next, finished])?;
         }
+    }
+    Ok(())
+}
+
+/// One operation, with its eligible machines, read on `conn`.
+fn load_operation(conn: &Connection, id: OperationId) -> Result<Operation> {
+    let mut operation = conn
+        .prepare_cached(&format!("{OPERATION_SELECT} WHERE id = ?1"))?
+        .query_row([id.0], operation_row)
+        .optional()?
+        .ok_or(StoreError::NotFound { entity: "operation", id: id.0 })??;
+    operation.eligible_machines = conn
+        .prepare_cached(
+            "SELECT machine_id FROM operation_machines WHERE operation_id = ?1 ORDER BY machine_id",
+        )?
+        .query_map([id.0], |row| Ok(MachineId(row.get(0)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(operation)
+}
+
+/// Whether a person's report fits the operation as it stands, inside the write that applies it:
+/// a start needs a planned or released step of a released order, every earlier step done (or
+/// cancelled) and the machine free of other work; a finish needs the step running; units need it
+/// not finished, running on this machine or free to start there, and no more than
+/// [`Operation::unit_limit`] in all. A conflict names the field at fault.
+fn check_report(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Result<()> {
+    use crate::telemetry::OperationEventKind;
+    let conflict = |field: &str, message: String| StoreError::Conflict { field: Some(field.into()), message };
+    let operation = match load_operation(tx, event.operation) {
+        Err(StoreError::NotFound { .. }) => {
+            return Err(conflict("operation_id", "the operation no longer exists".into()));
+        }
+        other => other?,
+    };
+    let status = operation.status;
+    let machine_code = |id: MachineId| -> Result<String> {
+        Ok(tx
+            .prepare_cached("SELECT code FROM machines WHERE id = ?1")?
+            .query_row([id.0], |row| row.get(0))
+            .optional()?
+            .unwrap_or_else(|| id.to_string()))
+    };
+    let units = |good: u32, scrap: u32| match operation.units_problem("good", good, scrap) {
+        Some(problem) => Err(StoreError::Invalid(vec![problem])),
+        None => Ok(()),
+    };
+    match event.kind {
+        OperationEventKind::Started => {
+            if !matches!(status, OrderStatus::Planned | OrderStatus::Released) {
+                let running_on = match operation.machine_id.filter(|_| status == OrderStatus::Running) {
+                    Some(machine) => format!(" on {}", machine_code(machine)?),
+                    None => String::new(),
+                };
+                return Err(conflict(
+                    "status",
+                    format!(
+                        "the operation is {}{running_on}; only planned or released operations start",
+                        status.as_str()
+                    ),
+                ));
+            }
+            check_start(
+                tx,
+                &operation,
+                event.machine,
+                ("status", "release the order before starting its operations"),
+            )
+        }
+        OperationEventKind::Finished { good, scrap, .. } => {
+            match status {
+                OrderStatus::Running => {}
+                OrderStatus::Done | OrderStatus::Cancelled => {
+                    return Err(conflict(
+                        "status",
+                        format!("the operation is {}; it cannot finish again", status.as_str()),
+                    ));
+                }
+                status => {
+                    return Err(conflict(
+                        "status",
+                        format!("the operation is {}; start it first", status.as_str()),
+                    ));
+                }
+            }
+            units(good, scrap)
+        }
+        OperationEventKind::Produced { good, scrap, .. } => {
+            match (status, operation.machine_id) {
+                (OrderStatus::Done | OrderStatus::Cancelled, _) => {
+                    return Err(conflict(
+                        "operation_id",
+                        format!("the operation is {}; its units can no longer be reported", status.as_str()),
+                    ));
+                }
+                // A lot runs on one machine at a time: units of a lot running elsewhere are that
+                // machine's to report (or the lot is finished there and the rest made here).
+                (OrderStatus::Running, Some(on)) if on != event.machine => {
+                    return Err(conflict(
+                        "operation_id",
+                        format!("the operation is running on {}; report its units there", machine_code(on)?),
+                    ));
+                }
+                (OrderStatus::Running, _) => {}
+                // Counting units starts an operation, as a start does.
+                _ => check_start(
+                    tx,
+                    &operation,
+                    event.machine,
+                    ("operation_id", "release the order before reporting units of its operations"),
+                )?,
+            }
+            units(good, scrap)
+        }
+    }
+}
+
+/// What stops `operation` from starting on `machine`: an order not released yet (`unreleased`:
+/// the field and message to say so with), an earlier step not done, or other work running on the
+/// machine.
+fn check_start(
+    tx: &Connection,
+    operation: &Operation,
+    machine: MachineId,
+    unreleased: (&str, &str),
+) -> Result<()> {
+    let conflict = |field: &str, message: String| StoreError::Conflict { field: Some(field.into()), message };
+    let order_status: String = tx
+        .prepare_cached("SELECT status FROM orders WHERE id = ?1")?
+        .query_row([operation.order_id.0], |row| row.get(0))?;
+    if order_status == "planned" {
+        return Err(conflict(unreleased.0, unreleased.1.into()));
+    }
+    let earlier: Option<(u32, String, String)> = tx
+        .prepare_cached(
+            "SELECT seq, name, status FROM operations
+             WHERE order_id = ?1 AND seq < ?2 AND status NOT IN ('done', 'cancelled')
+             ORDER BY seq LIMIT 1",
+        )?
+        .query_row(params![operation.order_id.0, operation.seq], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    if let Some((seq, name, status)) = earlier {
+        return Err(conflict(
+            "status",
+            format!(
+                "step {} \"{name}\" of this order is {status}; steps run in order, so finish it first",
+                seq + 1
+            ),
+        ));
+    }
+    let busy: Option<(u32, String, String)> = tx
+        .prepare_cached(
+            "SELECT o.seq, o.name, r.number FROM operations o JOIN orders r ON r.id = o.order_id
+             WHERE o.status = 'running' AND o.machine_id = ?1 AND o.id <> ?2
+             ORDER BY o.order_id, o.seq LIMIT 1",
+        )?
+        .query_row(params![machine.0, operation.id.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    if let Some((seq, name, number)) = busy {
+        return Err(conflict(
+            "machine_id",
+            format!("the machine is running step {} \"{name}\" of order {number}; finish it first", seq + 1),
+        ));
     }
     Ok(())
 }

@@ -51,6 +51,11 @@ pub struct OperationEvent {
     pub at: model::Timestamp,
     /// Started, units made, or finished.
     pub kind: OperationEventKind,
+    /// A person's report (the API's start, finish and production reports): checked against the
+    /// operation as it stands inside the write, and refused with [`StoreError::Conflict`] or
+    /// [`StoreError::Invalid`] when it does not fit, so two reports at once cannot both pass. A
+    /// machine's own report (`false`) is taken as it comes.
+    pub checked: bool,
 }
 
 /// What happened to the operation.
@@ -669,6 +674,7 @@ fn count_units(
                 machine: reading.machine,
                 at: reading.at,
                 kind: OperationEventKind::Produced { good, scrap, ideal_unit_ms: None },
+                checked: false,
             },
         )?,
         None => insert_production(

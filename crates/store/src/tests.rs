@@ -938,8 +938,13 @@ mod operation_event_tests {
         let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
         f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
         let ops = f.store.operations(order.id).unwrap();
-        let event =
-            |op: &Operation, kind| OperationEvent { operation: op.id, machine: f.machines[1], at: NOW, kind };
+        let event = |op: &Operation, kind| OperationEvent {
+            operation: op.id,
+            machine: f.machines[1],
+            at: NOW,
+            kind,
+            checked: false,
+        };
         f.store.write_batch(&[], &[], &[], &[event(&ops[0], OperationEventKind::Started)]).unwrap();
         assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
         let finished = OperationEventKind::Finished { good: 4, scrap: 1, ideal_unit_ms: None };
@@ -966,6 +971,7 @@ mod operation_event_tests {
             machine: MachineId(999),
             at: NOW,
             kind: OperationEventKind::Started,
+            checked: false,
         };
         f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
     }
@@ -983,6 +989,7 @@ mod operation_event_tests {
             machine: f.machines[machine],
             at: NOW + time::Duration::minutes(minutes),
             kind: OperationEventKind::Produced { good, scrap: 0, ideal_unit_ms: None },
+            checked: false,
         };
         f.store.write_batch(&[], &[], &[], &[report(1, 10, 2), report(0, 20, 1)]).unwrap();
         let lot = &f.store.operations(order.id).unwrap()[0];
@@ -994,14 +1001,95 @@ mod operation_event_tests {
     }
 
     #[test]
+    fn a_person_s_report_is_checked_inside_its_write() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = |number: &str| {
+            let order = f.store.create_order(&new_order(number, f.variant), NOW).unwrap();
+            f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+            f.store.operations(order.id).unwrap()
+        };
+        let (a, b) = (order("SO-A"), order("SO-B"));
+        let report = |op: &Operation, machine: usize, minutes: i64, kind| OperationEvent {
+            operation: op.id,
+            machine: f.machines[machine],
+            at: NOW + time::Duration::minutes(minutes),
+            kind,
+            checked: true,
+        };
+        let write = |event: OperationEvent| f.store.write_batch(&[], &[], &[], &[event]);
+        let refusal = |result: Result<WriteStats>| match result {
+            Err(StoreError::Conflict { field, message }) => (field.unwrap_or_default(), message),
+            Err(StoreError::Invalid(errors)) => (errors[0].field.clone(), errors[0].message.clone()),
+            other => panic!("not refused: {other:?}"),
+        };
+        let produced = |good, scrap| OperationEventKind::Produced { good, scrap, ideal_unit_ms: None };
+        let finished = |good, scrap| OperationEventKind::Finished { good, scrap, ideal_unit_ms: None };
+
+        // Step 2 waits for step 1; a planned order's steps wait for the release.
+        let (field, message) = refusal(write(report(&a[1], 1, 1, OperationEventKind::Started)));
+        assert_eq!(field, "status");
+        assert!(message.contains("step 1 \"mill\" of this order is released"), "{message}");
+        let planned = f.store.create_order(&new_order("SO-P", f.variant), NOW).unwrap();
+        let planned = f.store.operations(planned.id).unwrap();
+        let (_, message) = refusal(write(report(&planned[0], 0, 1, OperationEventKind::Started)));
+        assert_eq!(message, "release the order before starting its operations");
+
+        // One lot at a time on a machine, and one machine at a time for a lot.
+        write(report(&a[0], 0, 2, OperationEventKind::Started)).unwrap();
+        let (field, message) = refusal(write(report(&b[0], 0, 3, OperationEventKind::Started)));
+        assert_eq!(field, "machine_id");
+        assert!(message.contains("running step 1 \"mill\" of order SO-A"), "{message}");
+        let (_, message) = refusal(write(report(&a[0], 1, 3, OperationEventKind::Started)));
+        assert!(message.contains("running on cnc-1"), "{message}");
+        let (field, message) = refusal(write(report(&a[0], 1, 3, produced(1, 0))));
+        assert_eq!(field, "operation_id");
+        assert!(message.contains("running on cnc-1; report its units there"), "{message}");
+        // Units count toward a starting lot only where it may start.
+        let (field, _) = refusal(write(report(&b[0], 0, 3, produced(1, 0))));
+        assert_eq!(field, "machine_id");
+
+        // A person's identical reports each count (a machine's resent one would not), up to the
+        // lot's limit: 5 units, so at most 15 in all.
+        write(report(&a[0], 0, 4, produced(5, 0))).unwrap();
+        write(report(&a[0], 0, 4, produced(5, 0))).unwrap();
+        assert_eq!(f.store.operation(a[0].id).unwrap().good, 10);
+        let (field, message) = refusal(write(report(&a[0], 0, 5, produced(6, 0))));
+        assert_eq!(field, "good");
+        assert!(message.contains("at most 5 more"), "{message}");
+        let (_, message) = refusal(write(report(&a[0], 0, 5, finished(6, 0))));
+        assert!(message.contains("at most 5 more"), "{message}");
+
+        // A finish needs the lot running, once.
+        write(report(&a[0], 0, 6, finished(0, 0))).unwrap();
+        let (field, message) = refusal(write(report(&a[0], 0, 7, finished(1, 0))));
+        assert_eq!(
+            (field.as_str(), message.as_str()),
+            ("status", "the operation is done; it cannot finish again")
+        );
+        let (_, message) = refusal(write(report(&b[1], 1, 7, finished(1, 0))));
+        assert_eq!(message, "the operation is released; start it first");
+        let (_, message) = refusal(write(report(&a[0], 0, 7, produced(1, 0))));
+        assert_eq!(message, "the operation is done; its units can no longer be reported");
+        // Nothing of a refused report was written.
+        let done = f.store.operation(a[0].id).unwrap();
+        assert_eq!((done.status, done.good), (OrderStatus::Done, 10));
+        assert_eq!(f.store.operation(b[0].id).unwrap().status, OrderStatus::Released);
+    }
+
+    #[test]
     fn units_reported_while_a_lot_runs_count_when_made_and_the_finish_adds_the_rest() {
         let f = fixture(Store::open_in_memory().unwrap());
         let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
         f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
         let op = f.store.operations(order.id).unwrap()[0].id;
         let at = |minutes| NOW + time::Duration::minutes(minutes);
-        let event =
-            |minutes, kind| OperationEvent { operation: op, machine: f.machines[1], at: at(minutes), kind };
+        let event = |minutes, kind| OperationEvent {
+            operation: op,
+            machine: f.machines[1],
+            at: at(minutes),
+            kind,
+            checked: false,
+        };
         let produced = |good, scrap| OperationEventKind::Produced { good, scrap, ideal_unit_ms: None };
         // No `Started` first: a count alone shows the operation running on that machine.
         f.store.write_batch(&[], &[], &[], &[event(10, produced(2, 0)), event(20, produced(1, 1))]).unwrap();
@@ -1066,6 +1154,7 @@ fn deliveries_count_the_orders_finished_since_and_those_on_time() {
                 machine: f.machines[1],
                 at,
                 kind: OperationEventKind::Finished { good, scrap: 5 - good, ideal_unit_ms: None },
+                checked: false,
             })
             .collect();
         f.store.write_batch(&[], &[], &[], &events).unwrap();
@@ -1107,6 +1196,7 @@ mod ready_tests {
             machine: f.machines[0],
             at: NOW,
             kind: OperationEventKind::Started,
+            checked: false,
         };
         f.store.write_batch(&[], &[], &[], std::slice::from_ref(&started)).unwrap();
         assert!(
@@ -1141,6 +1231,7 @@ mod ready_tests {
             machine: f.machines[0],
             at: NOW,
             kind: OperationEventKind::Finished { good: 0, scrap: 0, ideal_unit_ms: None },
+            checked: false,
         };
         f.store.write_batch(&[], &[], &[], &[finished]).unwrap();
         let next = f.store.ready_operations(100).unwrap().remove(0);
@@ -1243,6 +1334,7 @@ mod count_rule_tests {
             machine: m,
             at: NOW + time::Duration::minutes(2),
             kind: OperationEventKind::Started,
+            checked: false,
         };
         // A scrap counter's first reading is its baseline only.
         let stats = f.store.write_batch(&[good(3, 105.0), scrap(3, 7.0)], &[], &[], &[started]).unwrap();
@@ -1320,6 +1412,7 @@ mod count_rule_tests {
             machine: m,
             at: NOW + time::Duration::minutes(minutes),
             kind,
+            checked: false,
         };
         let finish = |good, scrap| OperationEventKind::Finished { good, scrap, ideal_unit_ms: None };
         f.store.write_batch(&[], &[], &[], &[event(first, 1, OperationEventKind::Started)]).unwrap();

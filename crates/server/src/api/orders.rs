@@ -260,82 +260,9 @@ pub(crate) async fn start_operation(
             "not an eligible machine of this operation",
         )]));
     }
-    if !matches!(operation.status, OrderStatus::Planned | OrderStatus::Released) {
-        return Err(ApiError::conflict(
-            Some("status".into()),
-            format!(
-                "the operation is {}; only planned or released operations start",
-                operation.status.as_str()
-            ),
-        ));
-    }
-    if state.store.order(operation.order_id)?.status == OrderStatus::Planned {
-        return Err(ApiError::conflict(
-            Some("status".into()),
-            "release the order before starting its operations",
-        ));
-    }
-    check_start(&state.store, &operation, request.machine_id)?;
+    // The store checks the rest (its status, its order, earlier steps, the machine's other work)
+    // inside the write, so two stations starting at once cannot both succeed.
     report(&state, operation.id, request.machine_id, store::OperationEventKind::Started).await
-}
-
-/// Why an operator may not start an operation on a machine now.
-pub(crate) enum StartBlocker {
-    /// A step before it in its order is not done (nor cancelled).
-    EarlierStep(Operation),
-    /// The machine runs another operation.
-    MachineBusy(Operation),
-}
-
-/// What stops `operation` from starting on `machine`, if anything, given the operations
-/// `running` now (`Store::running_operations`): plans and tracking take an order's steps in
-/// routing order and one lot at a time on a machine. (Machines' own reports are taken as they
-/// come.)
-pub(crate) fn start_blocker(
-    store: &Store,
-    operation: &Operation,
-    machine: model::MachineId,
-    running: &[Operation],
-) -> Result<Option<StartBlocker>, store::StoreError> {
-    let steps = store.operations(operation.order_id)?;
-    if let Some(before) = steps.into_iter().find(|step| {
-        step.seq < operation.seq && !matches!(step.status, OrderStatus::Done | OrderStatus::Cancelled)
-    }) {
-        return Ok(Some(StartBlocker::EarlierStep(before)));
-    }
-    Ok(running
-        .iter()
-        .find(|r| r.machine_id == Some(machine) && r.id != operation.id)
-        .cloned()
-        .map(StartBlocker::MachineBusy))
-}
-
-/// [`start_blocker`] as the API's 409.
-pub(crate) fn check_start(store: &Store, operation: &Operation, machine: model::MachineId) -> ApiResult<()> {
-    match start_blocker(store, operation, machine, &store.running_operations()?)? {
-        None => Ok(()),
-        Some(StartBlocker::EarlierStep(before)) => Err(ApiError::conflict(
-            Some("status".into()),
-            format!(
-                "step {} \"{}\" of this order is {}; steps run in order, so finish it first",
-                before.seq + 1,
-                before.name,
-                before.status.as_str()
-            ),
-        )),
-        Some(StartBlocker::MachineBusy(busy)) => {
-            let order = store.order(busy.order_id)?;
-            Err(ApiError::conflict(
-                Some("machine_id".into()),
-                format!(
-                    "the machine is running step {} \"{}\" of order {}; finish it first",
-                    busy.seq + 1,
-                    busy.name,
-                    order.number
-                ),
-            ))
-        }
-    }
 }
 
 pub(crate) async fn finish_operation(
@@ -346,18 +273,11 @@ pub(crate) async fn finish_operation(
 ) -> ApiResult<Json<Operation>> {
     principal.require(Need::Report)?;
     let operation = state.store.operation(model::OperationId(id))?;
-    let Some(machine) = operation.machine_id.filter(|_| operation.status == OrderStatus::Running) else {
-        let message = match operation.status {
-            OrderStatus::Done | OrderStatus::Cancelled => {
-                format!("the operation is {}; it cannot finish again", operation.status.as_str())
-            }
-            status => format!("the operation is {}; start it first", status.as_str()),
-        };
-        return Err(ApiError::conflict(Some("status".into()), message));
+    // The store refuses the finish inside the write unless the operation is running then, and
+    // the units beyond its limit; a step that is not running has no machine of its own to name.
+    let Some(machine) = operation.machine_id.or_else(|| operation.eligible_machines.first().copied()) else {
+        return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to finish on"));
     };
-    if let Some(problem) = operation.units_problem("good", request.good, request.scrap) {
-        return Err(ApiError::validation(vec![problem]));
-    }
     report(
         &state,
         operation.id,
@@ -390,7 +310,8 @@ async fn report(
     };
     let states =
         change.map(|state| model::StateChange { machine, at, state, reason: None }).into_iter().collect();
-    write_reports(state, vec![store::OperationEvent { operation, machine, at, kind }], states).await?;
+    write_reports(state, vec![store::OperationEvent { operation, machine, at, kind, checked: true }], states)
+        .await?;
     Ok(Json(state.store.operation(operation)?))
 }
 
@@ -411,6 +332,9 @@ async fn write_reports(
     if state.pipeline.writes.send(batch).await.is_err() {
         return Err(ApiError::internal("the ingest writer is not running"));
     }
-    outcome.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
-    Ok(())
+    match outcome.await.map_err(ApiError::internal)? {
+        Ok(_) => Ok(()),
+        Err(crate::pipeline::WriteError::Store(error)) => Err(error.into()),
+        Err(error) => Err(ApiError::internal(error)),
+    }
 }

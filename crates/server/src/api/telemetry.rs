@@ -397,41 +397,14 @@ async fn count_for_operation(
             "this machine is not an eligible machine of the operation",
         )]));
     }
-    if matches!(operation.status, model::OrderStatus::Done | model::OrderStatus::Cancelled) {
-        return Err(ApiError::conflict(
-            Some("operation_id".into()),
-            format!("the operation is {}; its units can no longer be reported", operation.status.as_str()),
-        ));
-    }
-    // A lot runs on one machine at a time: units of a lot running elsewhere are that machine's to
-    // report (or the lot is finished there first and the rest made here as a lot of its own).
-    if operation.status == model::OrderStatus::Running
-        && let Some(running_on) = operation.machine_id.filter(|m| *m != machine.id)
-    {
-        let code = state.store.machine(running_on).map(|m| m.code).unwrap_or_else(|_| running_on.to_string());
-        return Err(ApiError::conflict(
-            Some("operation_id".into()),
-            format!("the operation is running on {code}; report its units there"),
-        ));
-    }
-    // Counting units starts an operation; as with `/start`, only once its order is released, in
-    // routing order, on a machine free for it.
-    if operation.status != model::OrderStatus::Running {
-        if state.store.order(operation.order_id)?.status == model::OrderStatus::Planned {
-            return Err(ApiError::conflict(
-                Some("operation_id".into()),
-                "release the order before reporting units of its operations",
-            ));
-        }
-        super::orders::check_start(&state.store, &operation, machine.id)?;
-    }
-    if let Some(problem) = operation.units_problem("good", report.good, report.scrap) {
-        return Err(ApiError::validation(vec![problem]));
-    }
+    // The store checks the rest inside the write (the operation not finished, not running on
+    // another machine, free to start here if it has not started, the units within its limit), so
+    // reports at once cannot together pass what each would be refused alone.
     let ideal_unit_ms =
         report.ideal_unit_seconds.filter(|s| *s > 0.0).map(ingest::MachineEvent::ideal_unit_ms);
     let kind = store::OperationEventKind::Produced { good: report.good, scrap: report.scrap, ideal_unit_ms };
-    let event = store::OperationEvent { operation: operation.id, machine: machine.id, at, kind };
+    let event =
+        store::OperationEvent { operation: operation.id, machine: machine.id, at, kind, checked: true };
     super::orders::write_operation_event(state, event).await?;
     Ok(ProductionOut {
         machine_id: machine.id,

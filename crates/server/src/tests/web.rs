@@ -493,6 +493,7 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
         machine: model::MachineId(machine),
         at: NOW,
         kind: produced,
+        checked: false,
     };
     h.store.write_batch(&[], &[], &[], &[event]).unwrap();
     let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
@@ -830,6 +831,7 @@ async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
             at: due + time::Duration::hours(2)
                 - time::Duration::minutes((operations.len() - 1 - index) as i64),
             kind: store::OperationEventKind::Finished { good: 1, scrap: 0, ideal_unit_ms: None },
+            checked: false,
         })
         .collect();
     h.store.write_batch(&[], &[], &[], &events).unwrap();

@@ -10,7 +10,6 @@ use store::{AlarmFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, alarms_brief, layout, state_class};
 use crate::AppState;
-use crate::api::orders::{StartBlocker, start_blocker};
 use crate::api::plans::{GanttItem, dispatch_queue};
 use crate::auth::Need;
 
@@ -225,7 +224,7 @@ pub(crate) async fn page(
                                             Some(StartBlocker::EarlierStep(before)) => {
                                                 span.muted data-testid="start-blocked" { ((s.waits_for_step)(before.seq + 1)) }
                                             }
-                                            Some(StartBlocker::MachineBusy(_)) => {
+                                            Some(StartBlocker::MachineBusy) => {
                                                 span.muted data-testid="start-blocked" { (s.finish_running_first) }
                                             }
                                             None if may_report => {
@@ -293,4 +292,35 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, may_report: bool) -> Ma
             }
         }
     }
+}
+
+/// Why an operator may not start an operation on a machine now.
+enum StartBlocker {
+    /// A step before it in its order is not done (nor cancelled).
+    EarlierStep(Operation),
+    /// The machine runs another operation.
+    MachineBusy,
+}
+
+/// What stops `operation` from starting on `machine`, if anything, given the operations
+/// `running` now (`Store::running_operations`): plans and tracking take an order's steps in
+/// routing order and one lot at a time on a machine. This is what the station shows; the store
+/// enforces the same rules when a start is written (`store::OperationEvent::checked`). (Machines'
+/// own reports are taken as they come.)
+fn start_blocker(
+    store: &store::Store,
+    operation: &Operation,
+    machine: MachineId,
+    running: &[Operation],
+) -> Result<Option<StartBlocker>, store::StoreError> {
+    let steps = store.operations(operation.order_id)?;
+    if let Some(before) = steps.into_iter().find(|step| {
+        step.seq < operation.seq && !matches!(step.status, OrderStatus::Done | OrderStatus::Cancelled)
+    }) {
+        return Ok(Some(StartBlocker::EarlierStep(before)));
+    }
+    Ok(running
+        .iter()
+        .find(|r| r.machine_id == Some(machine) && r.id != operation.id)
+        .map(|_| StartBlocker::MachineBusy))
 }

@@ -210,8 +210,20 @@ fn down_seconds(
     Ok(down_ms / 1000)
 }
 
-/// Builds the problem at `now`.
+/// The instant a plan made at `now` counts its seconds from: `now` rounded up to a whole second.
+/// Shifts, breaks, maintenance and material dates fall on whole seconds, so counted from there
+/// they stay exactly as long as they are (from a fraction, rounding each closed period outward
+/// took a second off every shift, and a lot that filled a shift exactly no longer fitted in any).
+pub fn origin(now: Timestamp) -> Timestamp {
+    match now.nanosecond() {
+        0 => now,
+        _ => now.replace_nanosecond(0).unwrap_or(now) + time::Duration::SECOND,
+    }
+}
+
+/// Builds the problem at `now` (taken as [`origin`]`(now)`).
 pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, PlanError> {
+    let now = origin(now);
     let all = PageRequest { after: None, limit: 100_000 };
     let machines = store.machines(None, None, all)?.items;
     let machine_index: HashMap<MachineId, usize> =
@@ -300,9 +312,12 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             let setup = i64::from(op.setup_seconds);
             let window = eligible.iter().filter_map(|&m| longest_window[m]).min();
             let running = op.status == OrderStatus::Running;
+            // A lot longer than the longest stretch its machines work without a break is split
+            // into parts that each fit one (the units shared evenly, so none holds more than fit).
             let parts = match window {
                 Some(window) if !running && window > setup && whole + setup > window => {
-                    (whole as f64 / (window - setup) as f64).ceil() as u32
+                    let fit = ((window - setup) as f64 / op.unit_seconds).floor().max(1.0);
+                    (f64::from(op.quantity) / fit).ceil() as u32
                 }
                 _ => 1,
             }
@@ -352,7 +367,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         let release = order
             .material_ready
             .filter(|_| !operations.iter().any(|op| op.fixed.is_some()))
-            .map_or(0, |ready| (ready - now).whole_seconds().max(0));
+            .map_or(0, |ready| ((ready - now).whole_milliseconds() as i64 + 999).div_euclid(1000).max(0));
         problem_jobs.push(Job { release, due: Some(due), weight: i64::from(order.priority), operations });
         running_fixed.push(running_here);
         jobs.push((order, positions));
@@ -370,15 +385,25 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let idle: Vec<MachineId> =
         machines.iter().zip(&running_on).filter(|(_, running)| !**running).map(|(m, _)| m.id).collect();
     let last_families = store.last_setup_families(&idle)?;
+    // An idle machine that never produced is set up for nothing yet: a family of its own, which
+    // no operation has, so its first lot needs its setup too.
+    let mut unknown = None;
     let initial_family: Vec<Option<usize>> = machines
         .iter()
-        .map(|machine| {
-            let family = last_families.get(&machine.id)?;
-            // A family no open work has is a change for every operation (its own setup is unused).
-            Some(*families.entry(family.clone()).or_insert_with(|| {
+        .zip(&running_on)
+        .map(|(machine, running)| {
+            if *running {
+                return None;
+            }
+            let new_family = || {
                 family_setup.push(0);
                 family_setup.len() - 1
-            }))
+            };
+            Some(match last_families.get(&machine.id) {
+                // A family no open work has is a change for every operation (its own setup is unused).
+                Some(family) => *families.entry(family.clone()).or_insert_with(new_family),
+                None => *unknown.get_or_insert_with(new_family),
+            })
         })
         .collect();
 
@@ -491,6 +516,7 @@ pub fn plan(
     time_limit: Duration,
     options: &Options,
 ) -> Result<NewPlan, PlanError> {
+    let now = origin(now);
     let built = build(store, now, options)?;
     if options.repair.is_some()
         && let Some(active) = store.active_plan()?
@@ -556,6 +582,7 @@ pub fn reoptimise(
 ) -> Result<Reoptimisation, PlanError> {
     let objective = objective(objective_name)
         .ok_or_else(|| PlanError::Solver(format!("unknown objective {objective_name}")))?;
+    let now = origin(now);
     let built = build(store, now, options)?;
     let kept = match store.active_plan()? {
         Some(active) => shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority),
@@ -707,7 +734,7 @@ pub fn solve(
     time_limit: Duration,
     threads: usize,
 ) -> Result<NewPlan, String> {
-    solve_from(built, now, objective_name, time_limit, threads, None)
+    solve_from(built, origin(now), objective_name, time_limit, threads, None)
 }
 
 /// [`solve`], with `current` (a valid schedule of `built`, such as the active plan moved on to

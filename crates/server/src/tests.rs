@@ -1379,9 +1379,14 @@ async fn a_machine_is_planned_as_set_up_for_the_family_it_last_produced() {
     assert_eq!(finish.status, StatusCode::OK, "{}", finish.text);
     let built = crate::planning::build(&h.store, NOW, &crate::planning::Options::default()).unwrap();
     let index = built.machines.iter().position(|m| m.0 == machine).unwrap();
-    let initial: Vec<usize> =
-        (0..built.machines.len()).filter(|&m| built.problem.machines[m].initial_family.is_some()).collect();
+    // The others never produced: each is set up for nothing, a family no operation has.
+    let used: std::collections::HashSet<usize> =
+        built.problem.jobs.iter().flat_map(|job| job.operations.iter().map(|op| op.family)).collect();
+    let initial: Vec<usize> = (0..built.machines.len())
+        .filter(|&m| built.problem.machines[m].initial_family.is_some_and(|f| used.contains(&f)))
+        .collect();
     assert_eq!(initial, [index], "only the machine that produced is set up for something");
+    assert!(built.problem.machines.iter().all(|m| m.initial_family.is_some()), "no machine runs work");
     // Its open work of that family needs no setup; any other family needs its own.
     let (mut same, mut other) = (0, 0);
     for (j, (_, positions)) in built.jobs.iter().enumerate() {
@@ -2227,14 +2232,156 @@ fn dispatched_factory(now: model::Timestamp) -> (Store, model::PlanSummary) {
     (store, summary)
 }
 
+/// A shop of `machines` fresh machines at `+08:00` working 08:00–12:00 and 13:00–17:00 every day,
+/// and one released order per `(quantity, unit_seconds, setup_seconds)`, each of one step that
+/// any machine can do, due at `due`.
+fn two_shift_shop(machines: usize, lots: &[(u32, f64, u32)], due: model::Timestamp) -> Store {
+    use model::*;
+    let store = Store::open_in_memory().unwrap();
+    let site = store
+        .create_site(&NewSite { code: "hk".into(), name: "HK".into(), utc_offset: "+08:00".into() })
+        .unwrap();
+    let days = vec![
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+    let shift = |name: &str, start: &str, end: &str| Shift {
+        name: name.into(),
+        days: days.clone(),
+        start: start.into(),
+        end: end.into(),
+    };
+    let calendar = Calendar {
+        shifts: vec![shift("am", "08:00", "12:00"), shift("pm", "13:00", "17:00")],
+        holidays: vec![],
+    };
+    store.set_calendar(site.id, &calendar).unwrap();
+    let machines: Vec<MachineId> = (0..machines)
+        .map(|i| {
+            let machine = NewMachine {
+                site_id: site.id,
+                line_id: None,
+                code: format!("m{i}"),
+                name: format!("M{i}"),
+                kind: MachineKind::CncMill,
+                capabilities: vec![],
+                rated_power_kw: 0.0,
+            };
+            store.create_machine(&machine).unwrap().id
+        })
+        .collect();
+    let product =
+        store.create_product(&NewProduct { code: "p".into(), name: "P".into(), family: "f".into() }).unwrap();
+    for (i, &(quantity, unit_seconds, setup_seconds)) in lots.iter().enumerate() {
+        let step = RoutingStep {
+            name: "make".into(),
+            eligible_machines: machines.clone(),
+            setup_seconds,
+            unit_seconds,
+            setup_family: "alu".into(),
+        };
+        let routing = store
+            .create_routing(&NewRouting { code: format!("r{i}"), name: format!("R{i}"), steps: vec![step] })
+            .unwrap();
+        let variant = store
+            .create_variant(&NewVariant {
+                product_id: product.id,
+                code: format!("v{i}"),
+                name: format!("V{i}"),
+                routing_id: Some(routing.id),
+                bom: vec![],
+            })
+            .unwrap();
+        let order = NewOrder {
+            number: format!("SO-{i}"),
+            customer: "c".into(),
+            variant_id: variant.id,
+            quantity,
+            due,
+            priority: 1,
+            material_ready: None,
+        };
+        let order = store.create_order(&order, NOW).unwrap();
+        store.set_order_status(order.id, OrderStatus::Released).unwrap();
+    }
+    store
+}
+
+#[test]
+fn shifts_keep_their_length_whatever_the_fraction_of_a_second_a_plan_is_made_at() {
+    // 60 units of 240 s, no setup, fill a four-hour shift exactly; planned at 07:00:00.4.
+    let now = datetime!(2026-11-30 07:00:00.4 +08:00);
+    let store = two_shift_shop(1, &[(60, 240.0, 0)], datetime!(2026-11-30 18:00 +08:00));
+    let plan = crate::planning::plan(
+        &store,
+        now,
+        "tardiness_then_makespan",
+        std::time::Duration::from_millis(200),
+        &crate::planning::Options { threads: 1, ..crate::planning::Options::default() },
+    )
+    .unwrap();
+    let bars: Vec<_> = plan.operations.iter().map(|op| (op.quantity, op.start, op.end)).collect();
+    assert_eq!(
+        bars,
+        [(60, datetime!(2026-11-30 08:00 +08:00), datetime!(2026-11-30 12:00 +08:00))],
+        "one bar filling the first shift"
+    );
+    assert_eq!(plan.late_orders, 0);
+}
+
+#[test]
+fn a_split_lot_has_no_part_longer_than_a_shift_and_a_fresh_machine_needs_its_setup() {
+    let now = datetime!(2026-11-30 07:00 +08:00);
+    // 7 units of 4,000 s: at most three fit a four-hour shift, so three parts (3 + 2 + 2).
+    let store = two_shift_shop(1, &[(7, 4000.0, 0)], datetime!(2026-12-03 18:00 +08:00));
+    let options = crate::planning::Options { threads: 1, ..crate::planning::Options::default() };
+    let plan = crate::planning::plan(
+        &store,
+        now,
+        "tardiness_then_makespan",
+        std::time::Duration::from_millis(200),
+        &options,
+    )
+    .unwrap();
+    let mut quantities: Vec<u32> = plan.operations.iter().map(|op| op.quantity).collect();
+    quantities.sort();
+    assert_eq!(quantities, [2, 2, 3]);
+    for op in &plan.operations {
+        assert!(op.end - op.setup_start <= time::Duration::hours(4), "{op:?}");
+        assert!(op.end <= datetime!(2026-12-02 00:00 +08:00), "placed far out: {op:?}");
+    }
+    // A machine that never produced is set up for nothing: its first lot sets up first.
+    let store = two_shift_shop(1, &[(10, 60.0, 900)], datetime!(2026-12-03 18:00 +08:00));
+    let plan = crate::planning::plan(
+        &store,
+        now,
+        "tardiness_then_makespan",
+        std::time::Duration::from_millis(200),
+        &options,
+    )
+    .unwrap();
+    let first = &plan.operations[0];
+    assert_eq!(
+        (first.setup_start, first.start),
+        (datetime!(2026-11-30 08:00 +08:00), datetime!(2026-11-30 08:15 +08:00))
+    );
+    assert_eq!(plan.setup_seconds, 900);
+}
+
 #[test]
 fn a_repair_keeps_the_closed_time_before_frozen_work() {
     // The generated factory works from 06:00. At 05:30 a repair freezes the dispatch's work of
-    // 06:00 to 06:30; the half hour before it stays closed, so nothing is planned into it.
+    // 06:00 to 07:00 (its fresh machines set up first); the half hour before it stays closed, so
+    // nothing is planned into it.
     let (store, _) = dispatched_factory(datetime!(2026-11-30 05:00 +08:00));
     let at = datetime!(2026-11-30 05:30 +08:00);
     let options = crate::planning::Options {
-        repair: Some(time::Duration::minutes(60)),
+        repair: Some(time::Duration::minutes(90)),
         threads: 1,
         ..crate::planning::Options::default()
     };
@@ -2264,10 +2411,12 @@ fn a_scheduled_reoptimisation_publishes_only_a_plan_clearly_better() {
     let now = datetime!(2026-11-30 05:00 +08:00);
     let (store, dispatched) = dispatched_factory(now);
     let later = now + time::Duration::minutes(30);
+    // Frozen for 90 minutes from 05:30: the fresh machines set up from 06:00, then work starts.
     let config = PlanningConfig {
         reoptimise_time_limit_seconds: 1.0,
         solver_threads: 1,
         deviation_minutes: 0,
+        freeze_minutes: 90,
         ..PlanningConfig::default()
     };
     let mut memory = Memory { reoptimise: Some(later), ..Memory::default() };

@@ -225,7 +225,8 @@ struct Track {
 pub struct Engine {
     rules: Vec<AlarmRule>,
     tracks: HashMap<(i64, MachineId), Track>,
-    last_reading: HashMap<(MachineId, String), (Timestamp, f64)>,
+    /// Each series' latest reading: its time, its value, and when it reached the engine.
+    last_reading: HashMap<(MachineId, String), (Timestamp, f64, Timestamp)>,
     states: HashMap<MachineId, (Timestamp, MachineState)>,
     /// When the engine started after a restart: silence before it was the platform's, not the
     /// sensors', so staleness counts from here at the earliest (rates use the true times).
@@ -252,7 +253,8 @@ impl Engine {
             self.states.insert(change.machine, (change.at, change.state));
         }
         for reading in latest {
-            self.last_reading.insert((reading.machine, reading.metric.clone()), (reading.at, reading.value));
+            let key = (reading.machine, reading.metric.clone());
+            self.last_reading.insert(key, (reading.at, reading.value, reading.at));
         }
         self.heard_from = Some(now);
     }
@@ -264,10 +266,21 @@ impl Engine {
         self.rules = rules;
     }
 
-    /// Feeds one reading.
+    /// Feeds one reading as it happens (it reaches the engine at its own time).
     pub fn on_reading(&mut self, reading: &Reading, out: &mut Vec<Transition>) {
+        self.on_reading_at(reading, reading.at, out);
+    }
+
+    /// Feeds one reading that reached the platform at `arrived`. A series' time goes on from its
+    /// latest reading only as fast as the clock since that reading arrived: a gateway sending
+    /// five minutes of buffered readings does not make a value seem to have held for five minutes
+    /// before the readings after it, which say otherwise, have arrived too.
+    pub fn on_reading_at(&mut self, reading: &Reading, arrived: Timestamp, out: &mut Vec<Transition>) {
         let key = (reading.machine, reading.metric.clone());
-        let previous = self.last_reading.insert(key, (reading.at, reading.value));
+        let previous = self
+            .last_reading
+            .insert(key, (reading.at, reading.value, arrived))
+            .map(|(at, value, _)| (at, value));
         for rule in &self.rules {
             if !applies(rule, reading.machine) || rule.rule.metric.as_deref() != Some(reading.metric.as_str())
             {
@@ -330,7 +343,7 @@ impl Engine {
                     Condition::Stale { seconds } => {
                         let Some(metric) = &rule.rule.metric else { continue };
                         // Only series that have ever reported can go stale.
-                        let Some((last, _)) = self.last_reading.get(&(machine, metric.clone())) else {
+                        let Some((last, _, _)) = self.last_reading.get(&(machine, metric.clone())) else {
                             continue;
                         };
                         let last = self.heard_from.map_or(*last, |start| start.max(*last));
@@ -365,7 +378,15 @@ impl Engine {
                     _ => {
                         let track = self.tracks.entry((rule.id, machine)).or_default();
                         if track.since.is_some() {
-                            step(rule, machine, track, true, now, None, out);
+                            // How far the series has got: its latest reading, and the time since
+                            // it arrived (now, for readings sent as they happen).
+                            let series_now = rule
+                                .rule
+                                .metric
+                                .as_ref()
+                                .and_then(|metric| self.last_reading.get(&(machine, metric.clone())))
+                                .map_or(now, |(at, _, arrived)| now.min(*at + (now - *arrived)));
+                            step(rule, machine, track, true, series_now, None, out);
                         }
                     }
                 }

@@ -390,6 +390,30 @@ mod alarm_tests {
     }
 
     #[test]
+    fn buffered_readings_hold_only_as_long_as_they_say() {
+        // A gateway sends five minutes late: 85 at T0, then 70 ten seconds later, arriving 3 s
+        // apart. The value held above 80 for 10 s, less than the rule's 20 s.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 20)], &[]);
+        let mut out = Vec::new();
+        let arrived = T0 + time::Duration::minutes(5);
+        engine.on_reading_at(&reading(1, "temp", 0, 85.0), arrived, &mut out);
+        engine.on_tick(arrived + time::Duration::seconds(2), &[MachineId(1)], &mut out);
+        engine.on_reading_at(&reading(1, "temp", 10, 70.0), arrived + time::Duration::seconds(3), &mut out);
+        engine.on_tick(arrived + time::Duration::seconds(60), &[MachineId(1)], &mut out);
+        assert!(out.is_empty(), "{:?}", kinds(&out));
+        // Had nothing followed, the value holds from its arrival on: raised once 20 s have passed
+        // since then, dated when the condition began.
+        engine.on_reading_at(&reading(1, "temp", 30, 90.0), arrived + time::Duration::seconds(61), &mut out);
+        engine.on_tick(arrived + time::Duration::seconds(80), &[MachineId(1)], &mut out);
+        assert!(out.is_empty(), "{:?}", kinds(&out));
+        engine.on_tick(arrived + time::Duration::seconds(82), &[MachineId(1)], &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+        let Transition::Raise { at, .. } = &out[0] else { unreachable!() };
+        assert_eq!(*at, T0 + time::Duration::seconds(30));
+    }
+
+    #[test]
     fn rate_of_change_and_stale_data() {
         let rules = vec![
             rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0),

@@ -94,8 +94,9 @@ pub(crate) async fn run(
         tokio::select! {
             input = inputs.recv() => match input {
                 Some(AlarmInput::Readings(readings)) => {
+                    let arrived = state.clock.now();
                     for reading in readings.iter() {
-                        engine.on_reading(reading, &mut transitions);
+                        engine.on_reading_at(reading, arrived, &mut transitions);
                     }
                 }
                 Some(AlarmInput::State(change)) => engine.on_state(&change, &mut transitions),

@@ -364,23 +364,53 @@ impl Store {
                 // Stepped reads walk the primary key in time order and fold rows into steps here:
                 // a GROUP BY on a computed bucket (with a correlated subquery for `last`) cost
                 // several times more on a week of roll-ups.
+                // Whole minutes come from the roll-ups; a part of a minute at either end from the
+                // raw readings while they are kept (older ones: the whole minute's roll-up).
                 Some(step) if step % ROLLUP_MS == 0 => {
-                    let mut statement = conn.prepare_cached(
-                        "SELECT minute_ms, min, max, sum, count, last, last_ts_ms FROM rollups_1m
-                         WHERE series_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 ORDER BY minute_ms",
+                    let oldest_raw: Option<i64> = conn
+                        .prepare_cached("SELECT min(ts_ms) FROM readings WHERE series_id = ?1")?
+                        .query_row([series], |row| row.get(0))?;
+                    let raw_from = oldest_raw.unwrap_or(i64::MAX);
+                    let floor = |ms: i64| ms.div_euclid(ROLLUP_MS) * ROLLUP_MS;
+                    let ceil = |ms: i64| floor(ms + ROLLUP_MS - 1);
+                    let head_raw = from_ms % ROLLUP_MS != 0 && from_ms >= raw_from;
+                    let tail_raw = to_ms % ROLLUP_MS != 0 && floor(to_ms) >= raw_from;
+                    let minutes_from = if head_raw { ceil(from_ms) } else { floor(from_ms) };
+                    let minutes_to = if tail_raw { floor(to_ms) } else { ceil(to_ms) };
+                    let head_to = if head_raw { ceil(from_ms).min(to_ms) } else { from_ms };
+                    let mut steps = Steps::new(step, limit);
+                    let mut raw = conn.prepare_cached(
+                        "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+                         ORDER BY ts_ms",
                     )?;
-                    let rows = statement.query(params![series, from_ms, to_ms])?;
-                    fold_steps(rows, step, limit, |row| {
-                        Ok(Fold {
-                            ts_ms: row.get(0)?,
-                            min: row.get(1)?,
-                            max: row.get(2)?,
-                            sum: row.get(3)?,
-                            count: row.get(4)?,
-                            last: row.get(5)?,
-                            last_ts_ms: row.get(6)?,
-                        })
-                    })?
+                    let raw_fold = |row: &rusqlite::Row<'_>| {
+                        let (ts_ms, value): (i64, f64) = (row.get(0)?, row.get(1)?);
+                        Ok(Fold { ts_ms, min: value, max: value, sum: value, count: 1, last: value, last_ts_ms: ts_ms })
+                    };
+                    let mut going = fold_into(&mut steps, raw.query(params![series, from_ms, head_to])?, raw_fold)?;
+                    if going && minutes_from < minutes_to {
+                        let mut minutes = conn.prepare_cached(
+                            "SELECT minute_ms, min, max, sum, count, last, last_ts_ms FROM rollups_1m
+                             WHERE series_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 ORDER BY minute_ms",
+                        )?;
+                        let rows = minutes.query(params![series, minutes_from, minutes_to])?;
+                        going = fold_into(&mut steps, rows, |row| {
+                            Ok(Fold {
+                                ts_ms: row.get(0)?,
+                                min: row.get(1)?,
+                                max: row.get(2)?,
+                                sum: row.get(3)?,
+                                count: row.get(4)?,
+                                last: row.get(5)?,
+                                last_ts_ms: row.get(6)?,
+                            })
+                        })?;
+                    }
+                    if going && tail_raw {
+                        let tail_from = floor(to_ms).max(head_to);
+                        fold_into(&mut steps, raw.query(params![series, tail_from, to_ms])?, raw_fold)?;
+                    }
+                    steps.finish()
                 }
                 Some(step) => {
                     let mut statement = conn.prepare_cached(
@@ -838,18 +868,29 @@ impl Store {
 /// Folds `rows` (in time order, each decoded by `decode`) into at most `limit` steps of `step` ms,
 /// reading no further than the last step needs.
 fn fold_steps(
-    mut rows: rusqlite::Rows<'_>,
+    rows: rusqlite::Rows<'_>,
     step: i64,
     limit: u32,
     decode: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Fold>,
 ) -> rusqlite::Result<Vec<SeriesPoint>> {
     let mut steps = Steps::new(step, limit);
+    fold_into(&mut steps, rows, decode)?;
+    Ok(steps.finish())
+}
+
+/// Adds `rows` (in time order, after what `steps` holds) to `steps`; false once the steps are
+/// complete, so no further rows are needed.
+fn fold_into(
+    steps: &mut Steps,
+    mut rows: rusqlite::Rows<'_>,
+    decode: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Fold>,
+) -> rusqlite::Result<bool> {
     while let Some(row) = rows.next()? {
         if !steps.add(decode(row)?) {
-            break;
+            return Ok(false);
         }
     }
-    Ok(steps.finish())
+    Ok(true)
 }
 
 /// A reading or a minute roll-up, as folded into a step.

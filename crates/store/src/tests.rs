@@ -618,6 +618,37 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn minute_steps_take_the_parts_of_minutes_at_either_end_from_the_raw_readings() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let base = 1_800_000_000_000; // a whole minute
+        let at = |s: i64| base + s;
+        let readings = [(10_000, 1.0), (40_000, 3.0), (50_000, 2.0), (80_000, 10.0), (179_999, 5.0)];
+        let batch: Vec<Reading> = readings.iter().map(|&(ms, v)| reading(m, "t", at(ms), v)).collect();
+        f.store.write_readings(&batch).unwrap();
+        let steps = |from: i64, to: i64| -> Vec<(i64, f64, f64, u64)> {
+            f.store
+                .series(m, "t", at(from), at(to), Some(60_000), 1000)
+                .unwrap()
+                .iter()
+                .map(|p| (p.ts_ms - base, p.min, p.max, p.count))
+                .collect()
+        };
+        // From :30 of the first minute to :30 of the third: 3 and 2, then 10; not 1, not 5.
+        assert_eq!(steps(30_000, 150_000), [(0, 2.0, 3.0, 2), (60_000, 10.0, 10.0, 1)]);
+        // Within one minute.
+        assert_eq!(steps(35_000, 45_000), [(0, 3.0, 3.0, 1)]);
+        // Whole minutes as before.
+        assert_eq!(steps(0, 180_000).len(), 3);
+        // Once the raw readings are gone, the end minutes come whole from the roll-ups.
+        f.store.prune(at(180_000), 0, 1000).unwrap();
+        assert_eq!(
+            steps(30_000, 150_000),
+            [(0, 1.0, 3.0, 3), (60_000, 10.0, 10.0, 1), (120_000, 5.0, 5.0, 1)]
+        );
+    }
+
+    #[test]
     fn readings_roll_up_per_minute_and_duplicates_are_ignored() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[0];

@@ -37,6 +37,9 @@ pub struct TokenOwner {
     pub expires: Option<Timestamp>,
 }
 
+/// Unrevoked tokens made to last, per user, at most.
+pub const MAX_LASTING_TOKENS: u64 = 100;
+
 impl Store {
     /// How many users exist; zero means the store is new and needs a first admin.
     pub fn count_users(&self) -> Result<u64> {
@@ -200,7 +203,8 @@ impl Store {
         self.create_expiring_token(user, name, digest, prefix, now, None)
     }
 
-    /// Like [`Store::create_token`], for a token that stops working at `expires` (when given).
+    /// Like [`Store::create_token`], for a token that stops working at `expires` (when given). A
+    /// user holds at most [`MAX_LASTING_TOKENS`] unrevoked tokens without an end (a conflict).
     pub fn create_expiring_token(
         &self,
         user: UserId,
@@ -211,6 +215,22 @@ impl Store {
         expires: Option<Timestamp>,
     ) -> Result<ApiToken> {
         self.write(|tx| {
+            // Counted inside the write, so tokens asked for at once cannot pass the limit together.
+            if expires.is_none() {
+                let lasting: u64 = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND expires_ms IS NULL AND revoked_ms IS NULL",
+                    )?
+                    .query_row([user.0], |row| row.get(0))?;
+                if lasting >= MAX_LASTING_TOKENS {
+                    return Err(StoreError::Conflict {
+                        field: Some("user_id".into()),
+                        message: format!(
+                            "a user holds at most {MAX_LASTING_TOKENS} tokens; revoke one no longer used first"
+                        ),
+                    });
+                }
+            }
             tx.execute(
                 "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_ms, expires_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -272,17 +292,6 @@ impl Store {
                 "DELETE FROM api_tokens WHERE id IN (SELECT id FROM api_tokens WHERE expires_ms < ?1 ORDER BY id LIMIT ?2)",
                 params![to_ms(before), limit],
             )?)
-        })
-    }
-
-    /// How many tokens made to last (no expiry) `user` holds unrevoked.
-    pub fn lasting_token_count(&self, user: UserId) -> Result<u64> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND expires_ms IS NULL AND revoked_ms IS NULL",
-                )?
-                .query_row([user.0], |row| row.get(0))?)
         })
     }
 

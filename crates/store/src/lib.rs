@@ -26,7 +26,7 @@ use model::{FieldError, Timestamp};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use alarms::AlarmFilter;
-pub use auth::{ApiToken, TokenOwner};
+pub use auth::{ApiToken, MAX_LASTING_TOKENS, TokenOwner};
 pub use orders::{Deliveries, OrderFilter, OrderSort, OrderStats};
 pub use plans::NewPlan;
 pub use telemetry::{

@@ -455,6 +455,27 @@ fn calendars_round_trip() {
 }
 
 #[test]
+fn a_user_holds_a_hundred_lasting_tokens_at_most() {
+    let store = Store::open_in_memory().unwrap();
+    let user = store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
+    let digest = |i: u32| {
+        let mut d = [0u8; 32];
+        d[..4].copy_from_slice(&i.to_le_bytes());
+        d
+    };
+    let tokens: Vec<ApiToken> = (0..MAX_LASTING_TOKENS as u32)
+        .map(|i| store.create_token(user.id, "t", &digest(i), "mf_x", NOW).unwrap())
+        .collect();
+    let refused = store.create_token(user.id, "t", &digest(1000), "mf_x", NOW).unwrap_err();
+    assert!(matches!(&refused, StoreError::Conflict { field: Some(f), .. } if f == "user_id"), "{refused}");
+    // Sign-ins, which expire by themselves, do not count; a revoked token frees its place.
+    let later = Some(NOW + time::Duration::hours(12));
+    store.create_expiring_token(user.id, "login", &digest(1001), "mf_x", NOW, later).unwrap();
+    store.revoke_token(tokens[0].id, Some(user.id), NOW).unwrap();
+    store.create_token(user.id, "t", &digest(1002), "mf_x", NOW).unwrap();
+}
+
+#[test]
 fn tokens_authenticate_until_revoked() {
     let store = Store::open_in_memory().unwrap();
     let user = store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();

@@ -376,9 +376,6 @@ pub(crate) async fn list_tokens(
     ))
 }
 
-/// Unrevoked tokens made to last, per user, at most.
-const MAX_LASTING_TOKENS: u64 = 100;
-
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
@@ -404,13 +401,7 @@ pub(crate) async fn create_token(
         }
         _ => principal.user.clone(),
     };
-    let (store, id) = (state.store.clone(), user.id);
-    if blocking(move || store.lasting_token_count(id)).await? >= MAX_LASTING_TOKENS {
-        return Err(ApiError::conflict(
-            Some("user_id".into()),
-            format!("a user holds at most {MAX_LASTING_TOKENS} tokens; revoke one no longer used first"),
-        ));
-    }
+    // The store refuses more than `store::MAX_LASTING_TOKENS` (a conflict).
     issue_token(&state, user, &request.name, None).await
 }
 

@@ -95,6 +95,15 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Principal, ApiError> {
+        let principal = Principal::authenticate(parts, state).await?;
+        crate::openapi::reject_undocumented_query(parts)?;
+        Ok(principal)
+    }
+}
+
+impl Principal {
+    /// The caller, from the bearer token or the session cookie (401 without a valid one).
+    async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
         let token = match parts.headers.get(header::AUTHORIZATION) {
             Some(header) => header
                 .to_str()
@@ -124,7 +133,14 @@ impl FromRequestParts<AppState> for Principal {
                 token
             }
         };
-        let principal = Principal::from_token(token, state).await?;
+        Principal::from_token(token, state).await
+    }
+
+    /// The caller, if its role covers `need`, and then the query checked: a caller who may not
+    /// do something is told that (403) before anything about its request (400).
+    async fn with_need(parts: &Parts, state: &AppState, need: Need) -> Result<Principal, ApiError> {
+        let principal = Principal::authenticate(parts, state).await?;
+        principal.require(need)?;
         crate::openapi::reject_undocumented_query(parts)?;
         Ok(principal)
     }
@@ -175,9 +191,7 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Reader, ApiError> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        principal.require(Need::Read)?;
-        Ok(Reader(principal))
+        Ok(Reader(Principal::with_need(parts, state, Need::Read).await?))
     }
 }
 
@@ -193,9 +207,7 @@ macro_rules! role_extractor {
             type Rejection = ApiError;
 
             async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<$name, ApiError> {
-                let principal = Principal::from_request_parts(parts, state).await?;
-                principal.require($need)?;
-                Ok($name(principal))
+                Ok($name(Principal::with_need(parts, state, $need).await?))
             }
         }
     };
@@ -232,7 +244,7 @@ impl FromRequestParts<AppState> for MachineReporter {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<MachineReporter, ApiError> {
-        let principal = Principal::from_request_parts(parts, state).await?;
+        let principal = Principal::authenticate(parts, state).await?;
         let role = principal.user.role;
         if !(role.may_report_production() || role.may_ingest()) {
             return Err(ApiError::forbidden(format!(
@@ -240,6 +252,7 @@ impl FromRequestParts<AppState> for MachineReporter {
                 role.as_str()
             )));
         }
+        crate::openapi::reject_undocumented_query(parts)?;
         Ok(MachineReporter(principal))
     }
 }

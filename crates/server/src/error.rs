@@ -95,6 +95,11 @@ impl ApiError {
         ApiError { errors, ..ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail) }
     }
 
+    /// The record changed since the client read it (412): its `If-Match` names an older version.
+    pub fn precondition_failed(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", "Precondition failed", detail)
+    }
+
     /// The body is larger than allowed (413).
     pub fn payload_too_large(limit: usize) -> ApiError {
         ApiError::new(

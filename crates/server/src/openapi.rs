@@ -67,12 +67,25 @@ pub(crate) fn reject_undocumented_query(parts: &Parts) -> Result<(), ApiError> {
     ))
 }
 
-/// Who may call an operation, for the description.
+/// Who may call an operation, for the description; one per role extractor of `auth` (a test
+/// calls every operation as every role and compares).
 #[derive(Clone, Copy)]
 enum Who {
+    /// No token needed.
     Anyone,
-    Signed,
+    /// Any role, devices too (`auth::Principal`).
+    Any,
+    /// `auth::Reader`.
+    Reader,
+    /// `auth::Reporter`.
+    Reporter,
+    /// `auth::MachineReporter`.
+    MachineReporter,
+    /// `auth::Ingester`.
+    Ingest,
+    /// `auth::Planner`.
     Planner,
+    /// `auth::Administrator`.
     Admin,
 }
 
@@ -80,7 +93,13 @@ impl Who {
     fn text(self) -> &'static str {
         match self {
             Who::Anyone => "No token needed.",
-            Who::Signed => "Any role.",
+            Who::Any => "Any role.",
+            Who::Reader => "Roles: admin, planner, operator, viewer (not device).",
+            Who::Reporter => "Roles: admin, planner, operator.",
+            Who::MachineReporter => {
+                "Roles: admin, planner, operator, and device for a machine of its own site."
+            }
+            Who::Ingest => "Roles: admin, and device for its own site.",
             Who::Planner => "Roles: admin, planner.",
             Who::Admin => "Role: admin.",
         }
@@ -134,8 +153,36 @@ impl Doc {
         for code in ["400", "401", "403", "404", "409", "413", "415", "422", "503"] {
             responses.insert(code.into(), problem.clone());
         }
+        if matches!(method, "post" | "put") {
+            responses.insert("408".into(), problem.clone());
+        }
+        if path == "/auth/login" {
+            responses.insert("429".into(), problem.clone());
+        }
         if path.contains("{id}") {
             parameters.insert(0, json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}));
+        }
+        // One record (see `conditional`): tagged when read, and changed only as last read when asked.
+        if path.ends_with('}') {
+            match method {
+                "get" => {
+                    responses[&status.to_string()]["headers"] = json!({"ETag": {"description":
+                        "The record's version: send it as If-Match with a change, or as If-None-Match to read it again only if changed.",
+                        "schema": {"type": "string"}}});
+                    responses.insert(
+                        "304".into(),
+                        json!({"description": "Not modified: If-None-Match named the current ETag"}),
+                    );
+                    parameters.push(json!({"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}));
+                }
+                "put" | "delete" => {
+                    parameters.push(json!({"name": "If-Match", "in": "header", "required": false,
+                        "description": "The ETag of the version read: the change is refused (412) if the record has changed since.",
+                        "schema": {"type": "string"}}));
+                    responses.insert("412".into(), problem.clone());
+                }
+                _ => {}
+            }
         }
         let mut operation = json!({
             "summary": summary,
@@ -180,7 +227,7 @@ impl Doc {
             "get",
             base,
             &format!("List {noun}s, oldest first"),
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(list)),
             parameters,
@@ -193,7 +240,7 @@ impl Doc {
             Some(new.clone()),
             (201, Some(item.clone())),
         );
-        self.op("get", &one, &format!("Get one {noun}"), Who::Signed, None, (200, Some(item.clone())));
+        self.op("get", &one, &format!("Get one {noun}"), Who::Reader, None, (200, Some(item.clone())));
         self.op("put", &one, &format!("Replace a {noun}"), change, Some(new), (200, Some(item)));
         self.op("delete", &one, &format!("Delete a {noun} nothing refers to"), change, None, (204, None));
     }
@@ -223,7 +270,7 @@ pub(crate) fn build() -> Value {
         "get",
         "/sites/{id}/calendar",
         "Get a site's shift calendar",
-        Who::Signed,
+        Who::Reader,
         None,
         (200, Some(calendar.clone())),
     );
@@ -325,7 +372,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/machines/{id}/metrics",
             "Metric names a machine has reported",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(metrics)),
         );
@@ -342,7 +389,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/machines/{id}/series",
             "A metric's readings, raw or aggregated (default: the last hour)",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(series)),
             series_params,
@@ -351,7 +398,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/machines/{id}/states",
             "The machine's state timeline (default: the last 24 hours)",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(spans)),
             period(),
@@ -360,7 +407,7 @@ pub(crate) fn build() -> Value {
             "post",
             "/machines/{id}/states",
             "Report that the machine entered a state (operators, or the site's devices)",
-            Who::Signed,
+            Who::MachineReporter,
             Some(report),
             (201, Some(one_state)),
         );
@@ -368,7 +415,7 @@ pub(crate) fn build() -> Value {
             "post",
             "/machines/{id}/production",
             "Report finished units (operators, or the site's devices)",
-            Who::Signed,
+            Who::MachineReporter,
             Some(production),
             (201, Some(production_out)),
         );
@@ -376,7 +423,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/machine-states",
             "Every machine's current state",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(current)),
         );
@@ -385,7 +432,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/machines/{id}/state-rule",
             "The rule deriving the machine's state from a metric",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(state_rule.clone())),
         );
@@ -410,7 +457,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/machines/{id}/count-rule",
             "The rule counting the machine's units from counter metrics",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(count_rule.clone())),
         );
@@ -438,10 +485,9 @@ pub(crate) fn build() -> Value {
                 "ts": {"description": "RFC 3339 time or Unix epoch milliseconds; the time received when absent."},
                 "metrics": {"type": "object", "additionalProperties": {"type": ["number", "boolean"]}}}}});
         doc.op(
-            "post",
-            "/telemetry",
+            "post", "/telemetry",
             "Store telemetry over HTTP (admins, or devices for their own site); answers once the readings are durable",
-            Who::Signed,
+            Who::Ingest,
             Some(telemetry),
             (200, Some(ingest_report)),
         );
@@ -451,7 +497,7 @@ pub(crate) fn build() -> Value {
             q("site", "integer", false, "Every machine of a site (default: every machine)."),
         ];
         oee_params.extend(period());
-        doc.op_with("get", "/oee", "ISO 22400 OEE, availability, effectiveness, quality and downtime Pareto (default: the last 24 hours)", Who::Signed, None, (200, Some(oee)), oee_params);
+        doc.op_with("get", "/oee", "ISO 22400 OEE, availability, effectiveness, quality and downtime Pareto (default: the last 24 hours)", Who::Reader, None, (200, Some(oee)), oee_params);
     }
 
     {
@@ -462,7 +508,7 @@ pub(crate) fn build() -> Value {
         let alarms = json!({"type": "object", "required": ["items"], "properties": {
             "items": {"type": "array", "items": alarm.clone()},
             "next_cursor": {"type": "string", "description": "Pass as `cursor` for the next (older) page."}}});
-        doc.op("get", "/alarm-rules", "List alarm rules", Who::Signed, None, (200, Some(rules)));
+        doc.op("get", "/alarm-rules", "List alarm rules", Who::Reader, None, (200, Some(rules)));
         doc.op(
             "post",
             "/alarm-rules",
@@ -471,7 +517,7 @@ pub(crate) fn build() -> Value {
             Some(new_rule.clone()),
             (201, Some(rule.clone())),
         );
-        doc.op("get", "/alarm-rules/{id}", "Get an alarm rule", Who::Signed, None, (200, Some(rule.clone())));
+        doc.op("get", "/alarm-rules/{id}", "Get an alarm rule", Who::Reader, None, (200, Some(rule.clone())));
         doc.op(
             "put",
             "/alarm-rules/{id}",
@@ -500,30 +546,28 @@ pub(crate) fn build() -> Value {
             "get",
             "/alarms",
             "List alarms, newest first",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(alarms)),
             parameters,
         );
         doc.op(
-            "post",
-            "/alarms/{id}/acknowledge",
+            "post", "/alarms/{id}/acknowledge",
             "Acknowledge an alarm that is active, or that cleared before anyone acknowledged it (operators and up)",
-            Who::Signed,
+            Who::Reporter,
             None,
             (200, Some(alarm)),
         );
         let request = doc.schema::<crate::api::alarms::AcknowledgeCleared>();
         let acknowledged = doc.schema::<crate::api::alarms::Acknowledged>();
         doc.op(
-            "post",
-            "/alarms/acknowledge-cleared",
+            "post", "/alarms/acknowledge-cleared",
             "Acknowledge every alarm that cleared before anyone acknowledged it, of one machine or all (operators and up)",
-            Who::Signed,
+            Who::Reporter,
             Some(request),
             (200, Some(acknowledged)),
         );
-        doc.op("get", "/stream", "Server-sent events: machine_state, production, alarm and plan (a plan became active) changes as they happen", Who::Signed, None,
+        doc.op("get", "/stream", "Server-sent events: machine_state, production, alarm and plan (a plan became active) changes as they happen", Who::Reader, None,
             (200, Some(json!({"type": "string", "description": "text/event-stream; each event's data is a JSON object with a `type` field"}))));
     }
 
@@ -540,7 +584,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/plans",
             "List plans, newest first",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(list)),
             page_parameters(),
@@ -559,7 +603,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/plans/{id}",
             "A plan with order ETAs and its diff against the plan active when it was computed",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(detail)),
         );
@@ -575,7 +619,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/plans/{id}/gantt",
             "The plan per machine: operations with order, times and lateness",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(gantt)),
         );
@@ -583,15 +627,14 @@ pub(crate) fn build() -> Value {
             "get",
             "/machines/{id}/dispatch",
             "The active plan's queue for this machine",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(dispatch)),
         );
         doc.op(
-            "get",
-            "/plans/{id}/problem",
+            "get", "/plans/{id}/problem",
             "The solver problem of a plan (the scheduler's JSON format; `microfactory schedule solve --format json` solves it)",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(json!({"type": "object"}))),
         );
@@ -602,7 +645,7 @@ pub(crate) fn build() -> Value {
             "get",
             "/machines/{id}/maintenance",
             "The machine's planned maintenance windows",
-            Who::Signed,
+            Who::Reader,
             None,
             (200, Some(windows)),
         );
@@ -622,7 +665,7 @@ pub(crate) fn build() -> Value {
             "post",
             "/operations/{id}/start",
             "Start an operation on a machine (operators and up)",
-            Who::Signed,
+            Who::Reporter,
             Some(start),
             (200, Some(operation.clone())),
         );
@@ -630,7 +673,7 @@ pub(crate) fn build() -> Value {
             "post",
             "/operations/{id}/finish",
             "Finish a running operation with good and scrap counts (operators and up)",
-            Who::Signed,
+            Who::Reporter,
             Some(finish),
             (200, Some(operation)),
         );
@@ -652,13 +695,13 @@ pub(crate) fn build() -> Value {
         Some(login),
         (201, Some(new_token.clone())),
     );
-    doc.op("get", "/me", "The calling user", Who::Signed, None, (200, Some(user.clone())));
+    doc.op("get", "/me", "The calling user", Who::Any, None, (200, Some(user.clone())));
     let password_change = doc.schema::<crate::api::access_schemas::PasswordChange>();
     doc.op(
         "post",
         "/me/password",
         "Change your own password (the current one is needed; not for device accounts)",
-        Who::Signed,
+        Who::Reader,
         Some(password_change),
         (204, None),
     );
@@ -673,21 +716,21 @@ pub(crate) fn build() -> Value {
         (200, Some(user)),
     );
     doc.op("delete", "/users/{id}", "Delete a user and their tokens", Who::Admin, None, (204, None));
-    doc.op("get", "/tokens", "List your tokens (admins: everyone's)", Who::Signed, None, (200, Some(tokens)));
+    doc.op("get", "/tokens", "List your tokens (admins: everyone's)", Who::Any, None, (200, Some(tokens)));
     doc.op(
         "post",
         "/tokens",
         "Create an API token; the secret is shown only in this response",
-        Who::Signed,
+        Who::Reader,
         Some(token_request),
         (201, Some(new_token)),
     );
-    doc.op("delete", "/tokens/{id}", "Revoke a token (admins: anyone's)", Who::Signed, None, (204, None));
+    doc.op("delete", "/tokens/{id}", "Revoke a token (admins: anyone's)", Who::Any, None, (204, None));
     doc.op(
         "get",
         "/openapi.json",
         "This document",
-        Who::Signed,
+        Who::Reader,
         None,
         (200, Some(json!({"type": "object"}))),
     );

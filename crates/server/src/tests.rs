@@ -1493,6 +1493,127 @@ async fn work_running_on_a_machine_that_breaks_down_resumes_after_the_repair_tim
     workers.finish().await;
 }
 
+#[tokio::test]
+async fn every_operation_admits_the_roles_its_description_names() {
+    let h = harness();
+    let device = h.device_token("gateway-hk", model::SiteId(1));
+    let roles = ["admin", "planner", "operator", "viewer", "device"];
+    let token = |role: &str| match role {
+        "device" => device.clone(),
+        "admin" => ADMIN.to_string(),
+        other => token_for(Role::parse(other).unwrap()),
+    };
+    let doc = crate::openapi::build();
+    let mut wrong = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            let text = operation["description"].as_str().unwrap();
+            if text == "No token needed." || path == "/stream" {
+                continue;
+            }
+            let named: Vec<&str> = if text == "Any role." {
+                roles.to_vec()
+            } else {
+                roles
+                    .iter()
+                    .copied()
+                    .filter(|r| text.contains(r) && !text.contains(&format!("not {r}")))
+                    .collect()
+            };
+            // A record that does not exist, an unknown query parameter and an unknown field: a
+            // role that may act learns what is wrong (404, 400); one that may not is refused
+            // before anything about its request is looked at.
+            let uri = format!("/api/v1{}?zzz=1", path.replace("{id}", "999999"));
+            for role in roles {
+                let mut request = Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(&uri)
+                    .header("authorization", format!("Bearer {}", token(role)));
+                let body = if matches!(method.as_str(), "post" | "put") {
+                    request = request.header("content-type", "application/json");
+                    Body::from(r#"{"zzz_bogus": 1}"#)
+                } else {
+                    Body::empty()
+                };
+                let status = h.app.clone().oneshot(request.body(body).unwrap()).await.unwrap().status();
+                let admitted = status != StatusCode::FORBIDDEN;
+                if admitted != named.contains(&role) {
+                    wrong.push(format!("{method} {path} as {role}: {status}, described as \"{text}\""));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_names_the_version_it_changes_and_a_changed_record_is_refused() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    // A planned order, as a planner reads it.
+    let created = h
+        .post_json(
+            "/api/v1/orders",
+            &planner,
+            &json!({"number": "SO-TAG-1", "customer": "Acme", "variant_id": 1, "quantity": 5, "due": "2026-12-01T18:00:00+08:00"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let path = format!("/api/v1/orders/{}", created.json["id"]);
+    let call = |method: &'static str, headers: Vec<(&'static str, String)>, body: Option<Value>| {
+        let (h, path, planner) = (&h, path.clone(), planner.clone());
+        async move {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(&path)
+                .header("authorization", format!("Bearer {planner}"));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let request = match body {
+                Some(body) => {
+                    request.header("content-type", "application/json").body(Body::from(body.to_string()))
+                }
+                None => request.body(Body::empty()),
+            }
+            .unwrap();
+            let response = h.app.clone().oneshot(request).await.unwrap();
+            let tag = response.headers().get("etag").map(|v| v.to_str().unwrap().to_string());
+            (response.status(), tag)
+        }
+    };
+    let (status, tag) = call("GET", vec![], None).await;
+    assert_eq!(status, StatusCode::OK);
+    let tag = tag.expect("a record's GET carries an ETag");
+    assert_eq!(call("GET", vec![("if-none-match", tag.clone())], None).await.0, StatusCode::NOT_MODIFIED);
+    let edit = |customer: &str| json!({"number": "SO-TAG-1", "customer": customer, "variant_id": 1, "quantity": 5, "due": "2026-12-01T18:00:00+08:00"});
+    // Two planners edit the version both read, at once: one edit is saved, the other refused.
+    let (one, other) = tokio::join!(
+        call("PUT", vec![("if-match", tag.clone())], Some(edit("Acme One"))),
+        call("PUT", vec![("if-match", tag.clone())], Some(edit("Acme Two"))),
+    );
+    let mut statuses = [one.0.as_u16(), other.0.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 412]);
+    let saved = h.get(&path).await.json["customer"].clone();
+    assert!(saved == "Acme One" || saved == "Acme Two", "{saved}");
+    // The new version's tag works; the old one deletes nothing; an edit without If-Match is not held.
+    let (_, now_tag) = call("GET", vec![], None).await;
+    let now_tag = now_tag.unwrap();
+    assert_ne!(now_tag, tag);
+    assert_eq!(
+        call("DELETE", vec![("if-match", tag.clone())], None).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        call("PUT", vec![("if-match", now_tag.clone())], Some(edit("Acme Three"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(call("PUT", vec![], Some(edit("Acme Four"))).await.0, StatusCode::OK);
+    assert_eq!(call("DELETE", vec![("if-match", "*".into())], None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(call("DELETE", vec![("if-match", "*".into())], None).await.0, StatusCode::PRECONDITION_FAILED);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_sent_at_once_are_checked_one_after_the_other() {
     let h = harness();

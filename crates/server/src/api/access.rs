@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Created, blocking};
 use crate::AppState;
 use crate::auth::{
-    self, Administrator, Need, Principal, hash_password, new_token, shown_prefix, token_digest,
+    self, Administrator, Need, Principal, Reader, hash_password, new_token, shown_prefix, token_digest,
     verify_password,
 };
 use crate::error::{ApiError, ApiResult};
@@ -45,8 +45,14 @@ fn dummy_hash() -> String {
 pub(crate) async fn login(
     State(state): State<AppState>,
     crate::http::ClientAddress(peer): crate::http::ClientAddress,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     JsonBody(login): JsonBody<Login>,
 ) -> ApiResult<Created<NewTokenResponse>> {
+    // Like every operation that takes no query; this one needs no token, so no token check does it.
+    if let Some(query) = query.filter(|query| !query.is_empty()) {
+        let name = query.split(['=', '&']).next().unwrap_or("query").to_string();
+        return Err(ApiError::bad_request(name, "unknown query parameter: this operation takes none"));
+    }
     let user = check_credentials(&state, login.username, login.password, peer).await?;
     // A password buys a sign-in, which ends as a browser session does; a token to keep is made
     // with `POST /tokens`.
@@ -170,12 +176,10 @@ pub(crate) struct PasswordChange {
 /// sessions, API log-ins) end; tokens made to last stay.
 pub(crate) async fn change_own_password(
     State(state): State<AppState>,
-    principal: Principal,
+    // Devices sign in with tokens, not passwords: `Reader` refuses them before the body is read.
+    Reader(principal): Reader,
     JsonBody(change): JsonBody<PasswordChange>,
 ) -> ApiResult<StatusCode> {
-    if principal.user.role == Role::Device {
-        return Err(ApiError::forbidden("device accounts sign in with tokens, not passwords"));
-    }
     let mut problems = Vec::new();
     check_password(&change.new_password, &mut problems);
     if let Some(problem) = problems.pop() {
@@ -227,9 +231,8 @@ fn check_password(password: &str, out: &mut Vec<FieldError>) {
 
 pub(crate) async fn list_users(
     State(state): State<AppState>,
-    principal: Principal,
+    _: Administrator,
 ) -> ApiResult<Json<Vec<User>>> {
-    principal.require(Need::Administer)?;
     let store = state.store;
     Ok(Json(blocking(move || store.users()).await?))
 }
@@ -309,10 +312,9 @@ pub(crate) async fn update_user(
 
 pub(crate) async fn delete_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
-    principal.require(Need::Administer)?;
     if id == principal.user.id.0 {
         return Err(ApiError::conflict(None, "admins cannot delete themselves"));
     }
@@ -378,14 +380,11 @@ pub(crate) async fn list_tokens(
 
 pub(crate) async fn create_token(
     State(state): State<AppState>,
-    principal: Principal,
+    // A device's tokens come from an administrator: a stolen one must not breed others that
+    // outlive its revocation. `Reader` refuses devices before the body is read.
+    Reader(principal): Reader,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> ApiResult<Created<NewTokenResponse>> {
-    // A device's tokens come from an administrator: a stolen one must not breed others that
-    // outlive its revocation.
-    if principal.user.role == Role::Device {
-        return Err(ApiError::forbidden("device accounts get their tokens from an administrator"));
-    }
     let mut problems = Vec::new();
     model::check_name("name", &request.name, &mut problems);
     if !problems.is_empty() {

@@ -13,7 +13,7 @@ use store::Store;
 
 use super::{Created, PageQuery, create, fetch, read, remove, replace};
 use crate::AppState;
-use crate::auth::{Need, Planner, Principal, Reader};
+use crate::auth::{Need, Planner, Reader};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 
@@ -54,7 +54,7 @@ pub(crate) async fn update_material(
 
 pub(crate) async fn delete_material(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Plan, MaterialId(id), Store::delete_material).await
@@ -97,7 +97,7 @@ pub(crate) async fn update_product(
 
 pub(crate) async fn delete_product(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Plan, ProductId(id), Store::delete_product).await
@@ -148,7 +148,7 @@ pub(crate) async fn update_variant(
 
 pub(crate) async fn delete_variant(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Plan, VariantId(id), Store::delete_variant).await
@@ -191,7 +191,7 @@ pub(crate) async fn update_routing(
 
 pub(crate) async fn delete_routing(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Plan, RoutingId(id), Store::delete_routing).await

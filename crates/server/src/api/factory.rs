@@ -10,7 +10,7 @@ use store::Store;
 
 use super::{Created, PageQuery, blocking, create, fetch, read, remove, replace, validate};
 use crate::AppState;
-use crate::auth::{Administrator, Need, Principal, Reader};
+use crate::auth::{Administrator, Need, Reader};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
 
@@ -47,7 +47,7 @@ pub(crate) async fn update_site(
 
 pub(crate) async fn delete_site(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Administer, SiteId(id), Store::delete_site).await
@@ -119,7 +119,7 @@ pub(crate) async fn update_line(
 
 pub(crate) async fn delete_line(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Administer, LineId(id), Store::delete_line).await
@@ -172,7 +172,7 @@ pub(crate) async fn update_machine(
 
 pub(crate) async fn delete_machine(
     State(state): State<AppState>,
-    principal: Principal,
+    Administrator(principal): Administrator,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Administer, MachineId(id), Store::delete_machine).await

@@ -142,7 +142,7 @@ pub(crate) async fn update_order(
 
 pub(crate) async fn delete_order(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     remove(state, principal, Need::Plan, OrderId(id), Store::delete_order).await
@@ -150,7 +150,7 @@ pub(crate) async fn delete_order(
 
 pub(crate) async fn release_order(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
 ) -> ApiResult<Json<Order>> {
     change_status(state, principal, OrderId(id), OrderStatus::Released).await
@@ -158,7 +158,7 @@ pub(crate) async fn release_order(
 
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
-    principal: Principal,
+    Planner(principal): Planner,
     Id(id): Id,
 ) -> ApiResult<Json<Order>> {
     change_status(state, principal, OrderId(id), OrderStatus::Cancelled).await
@@ -186,10 +186,9 @@ pub(crate) struct ImportResponse {
 
 pub(crate) async fn import_orders(
     State(state): State<AppState>,
-    principal: Principal,
+    _: Planner,
     request: Request,
 ) -> ApiResult<Created<ImportResponse>> {
-    principal.require(Need::Plan)?;
     let is_csv =
         request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(
             |value| value.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")),

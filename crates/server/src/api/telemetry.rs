@@ -630,10 +630,9 @@ pub(crate) async fn set_state_rule(
 
 pub(crate) async fn delete_state_rule(
     State(state): State<AppState>,
-    principal: Principal,
+    _: Administrator,
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
-    principal.require(crate::auth::Need::Administer)?;
     let store = state.store.clone();
     blocking(move || store.delete_state_rule(MachineId(id))).await?;
     state.state_deriver().invalidate();
@@ -669,10 +668,9 @@ pub(crate) async fn set_count_rule(
 
 pub(crate) async fn delete_count_rule(
     State(state): State<AppState>,
-    principal: Principal,
+    _: Administrator,
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
-    principal.require(crate::auth::Need::Administer)?;
     let store = state.store.clone();
     blocking(move || store.delete_count_rule(MachineId(id))).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)

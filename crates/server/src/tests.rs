@@ -691,6 +691,15 @@ async fn csv_import_is_all_or_nothing_and_reports_lines() {
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
         assert!(reply.text.contains(words), "{words}: {}", reply.text);
     }
+    // An empty file is no import at all (400), as an empty body is everywhere.
+    for empty in ["", " \r\n"] {
+        let reply =
+            h.send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", empty.into()))).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+        assert!(reply.text.contains("the CSV file is empty"), "{}", reply.text);
+    }
+    // Orders of a machine that does not exist: the filter is wrong.
+    assert_eq!(h.get("/api/v1/orders?machine=99999").await.status, StatusCode::NOT_FOUND);
     // A trailing comma (as some spreadsheets leave) is no extra field.
     let good = "number,customer,variant,quantity,due,priority\n\
                 CSV-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,3,\n\

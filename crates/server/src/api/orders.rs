@@ -56,6 +56,10 @@ pub(crate) async fn list_orders(
         search: query.search,
     };
     let store = state.store;
+    // Orders for a machine that does not exist are not "none": the filter is wrong (as /oee says).
+    if let Some(machine) = filter.machine {
+        read(|| store.machine(machine))?;
+    }
     let page = read(|| store.orders(&filter, request))?;
     let next_cursor = order_cursor(sort, &page);
     Ok(Json(ListResponse { items: page.items, next_cursor }))
@@ -203,6 +207,13 @@ pub(crate) async fn import_orders(
         .await
         .map_err(|_| ApiError::request_timeout(within))?
         .map_err(|_| ApiError::payload_too_large(limit))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        // As everywhere: an empty body is a 400, so a script whose file came out empty acts on nothing.
+        return Err(ApiError::bad_request(
+            "body",
+            "the CSV file is empty: send a header line and at least one order",
+        ));
+    }
     let now = state.clock.now();
     let store = state.store.clone();
     let outcome = tokio::task::spawn_blocking(move || import_csv(&store, &bytes, now))

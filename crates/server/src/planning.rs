@@ -21,6 +21,8 @@ pub mod baseline;
 pub(crate) mod progress;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use model::oee::{shift_spans, unix_ms};
@@ -45,6 +47,9 @@ pub struct Built {
     pub jobs: Vec<(Order, Vec<Position>)>,
     /// Setup seconds of each family, by family index.
     pub family_setup: Vec<i64>,
+    /// When it was built: the plan's `created_at` (the schedule counts from [`origin`] of it), so
+    /// a plan published since counts as newer however close it came.
+    pub made_at: Timestamp,
 }
 
 /// How to build the problem.
@@ -223,6 +228,7 @@ pub fn origin(now: Timestamp) -> Timestamp {
 
 /// Builds the problem at `now` (taken as [`origin`]`(now)`).
 pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, PlanError> {
+    let made_at = now;
     let now = origin(now);
     let all = PageRequest { after: None, limit: 100_000 };
     let machines = store.machines(None, None, all)?.items;
@@ -489,7 +495,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         )));
     }
     let problem = Problem { name: format!("plan-{now_ms}"), machines: problem_machines, jobs: problem_jobs };
-    Ok(Built { problem, machines: machines.iter().map(|m| m.id).collect(), jobs, family_setup })
+    Ok(Built { problem, machines: machines.iter().map(|m| m.id).collect(), jobs, family_setup, made_at })
 }
 
 /// Why a plan could not be made.
@@ -516,8 +522,8 @@ pub fn plan(
     time_limit: Duration,
     options: &Options,
 ) -> Result<NewPlan, PlanError> {
-    let now = origin(now);
     let built = build(store, now, options)?;
+    let now = origin(now);
     if options.repair.is_some()
         && let Some(active) = store.active_plan()?
         && let Some(repaired) = right_shift(
@@ -530,11 +536,15 @@ pub fn plan(
     {
         return Ok(repaired);
     }
-    solve_or_afresh(store, &built, now, objective_name, time_limit, options, None)
+    solve_or_afresh(store, &built, now, objective_name, time_limit, options, None, None)
 }
 
 /// [`solve_from`] `built`; when that fails for a problem with frozen work (`options.repair`),
 /// which the shop floor may have overtaken, the plan is made afresh without it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a private step of `plan` and `reoptimise`, passing their arguments on"
+)]
 fn solve_or_afresh(
     store: &Store,
     built: &Built,
@@ -543,13 +553,15 @@ fn solve_or_afresh(
     time_limit: Duration,
     options: &Options,
     current: Option<Vec<scheduler::ScheduledOperation>>,
+    interrupt: Option<&Arc<AtomicBool>>,
 ) -> Result<NewPlan, PlanError> {
-    match solve_from(built, now, objective_name, time_limit, options.threads, current) {
+    match solve_from(built, now, objective_name, time_limit, options.threads, current, interrupt) {
         Ok(plan) => Ok(plan),
         Err(error) if options.repair.is_some() => {
             tracing::info!(%error, "frozen work infeasible; planning afresh");
-            let fresh = build(store, now, &Options { repair: None, ..*options })?;
-            solve(&fresh, now, objective_name, time_limit, options.threads).map_err(PlanError::Solver)
+            let fresh = build(store, built.made_at, &Options { repair: None, ..*options })?;
+            solve_from(&fresh, now, objective_name, time_limit, options.threads, None, interrupt)
+                .map_err(PlanError::Solver)
         }
         Err(error) => Err(PlanError::Solver(error)),
     }
@@ -561,8 +573,10 @@ pub struct Reoptimisation {
     /// can still be kept: late orders, Σ priority × seconds late, end of the last operation.
     pub current: Option<(u32, i64, Timestamp)>,
     /// The searched plan, when it gains at least the minimum over the active plan (always when
-    /// that cannot be kept).
+    /// that cannot be kept); never when the search was interrupted.
     pub better: Option<NewPlan>,
+    /// The search was cut short by `interrupt` (something urgent came up): it should run again.
+    pub interrupted: bool,
 }
 
 /// A scheduled re-optimisation at `now`: a full search of `time_limit` over all open work, the
@@ -571,7 +585,7 @@ pub struct Reoptimisation {
 /// drifts after many of them; this is the fresh look. The result counts as better only when its
 /// primary figure (weighted tardiness, or the makespan for that objective) falls by
 /// `min_gain_percent`, or stays and its secondary figure falls by that much, so a trifle does not
-/// reshuffle the shop floor.
+/// reshuffle the shop floor. Setting `interrupt` ends the search early, and nothing is offered.
 pub fn reoptimise(
     store: &Store,
     now: Timestamp,
@@ -579,11 +593,12 @@ pub fn reoptimise(
     time_limit: Duration,
     options: &Options,
     min_gain_percent: f64,
+    interrupt: &Arc<AtomicBool>,
 ) -> Result<Reoptimisation, PlanError> {
     let objective = objective(objective_name)
         .ok_or_else(|| PlanError::Solver(format!("unknown objective {objective_name}")))?;
-    let now = origin(now);
     let built = build(store, now, options)?;
+    let now = origin(now);
     let kept = match store.active_plan()? {
         Some(active) => shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority),
         None => None,
@@ -597,7 +612,11 @@ pub fn reoptimise(
         );
         (plan.late_orders, plan.weighted_tardiness, plan.makespan_end)
     });
-    let searched = solve_or_afresh(store, &built, now, objective_name, time_limit, options, kept)?;
+    let searched =
+        solve_or_afresh(store, &built, now, objective_name, time_limit, options, kept, Some(interrupt))?;
+    if interrupt.load(Ordering::Relaxed) {
+        return Ok(Reoptimisation { current, better: None, interrupted: true });
+    }
     let better = match current {
         None => Some(searched),
         Some((_, twt, end)) => {
@@ -606,7 +625,7 @@ pub fn reoptimise(
             gains(objective, before, after, min_gain_percent).then_some(searched)
         }
     };
-    Ok(Reoptimisation { current, better })
+    Ok(Reoptimisation { current, better, interrupted: false })
 }
 
 /// Whether `after` (makespan, weighted tardiness) beats `before` by at least `percent` under
@@ -734,7 +753,7 @@ pub fn solve(
     time_limit: Duration,
     threads: usize,
 ) -> Result<NewPlan, String> {
-    solve_from(built, origin(now), objective_name, time_limit, threads, None)
+    solve_from(built, origin(now), objective_name, time_limit, threads, None, None)
 }
 
 /// [`solve`], with `current` (a valid schedule of `built`, such as the active plan moved on to
@@ -746,12 +765,13 @@ fn solve_from(
     time_limit: Duration,
     threads: usize,
     current: Option<Vec<scheduler::ScheduledOperation>>,
+    interrupt: Option<&Arc<AtomicBool>>,
 ) -> Result<NewPlan, String> {
     let started = std::time::Instant::now();
     let objective = objective(objective_name).ok_or_else(|| format!("unknown objective {objective_name}"))?;
     if built.problem.jobs.is_empty() {
         return Ok(NewPlan {
-            created_at: now,
+            created_at: built.made_at,
             objective: objective_name.to_string(),
             makespan_end: now,
             weighted_tardiness: 0,
@@ -799,6 +819,10 @@ fn solve_from(
         time_limit: Some(time_limit),
         initial,
         threads: threads.max(1),
+        clock: interrupt.map(|stop| {
+            Arc::new(Interruptible { watch: scheduler::Stopwatch::start(), stop: stop.clone() })
+                as Arc<dyn scheduler::Clock>
+        }),
         ..scheduler::Config::default()
     };
     // A zero time limit asks for the fastest feasible plan: the best dispatching rule, no search.
@@ -835,6 +859,24 @@ fn solve_from(
         }
     }
     Ok(to_plan(built, now, objective_name, &solution))
+}
+
+/// The search's clock, which runs out at once when `stop` is set: the search then ends with the
+/// best schedule found so far.
+struct Interruptible {
+    watch: scheduler::Stopwatch,
+    stop: Arc<AtomicBool>,
+}
+
+impl scheduler::Clock for Interruptible {
+    fn elapsed(&self) -> Duration {
+        if self.stop.load(Ordering::Relaxed) {
+            // Past any time limit, and still growing with the watch, so it never decreases.
+            Duration::from_secs(1 << 40) + self.watch.elapsed()
+        } else {
+            self.watch.elapsed()
+        }
+    }
 }
 
 /// Maps a schedule back to wall-clock planned operations with the plan's figures.
@@ -882,7 +924,7 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
         .filter(|(job, end)| job.due.is_some_and(|due| **end > due))
         .count();
     NewPlan {
-        created_at: now,
+        created_at: built.made_at,
         objective: objective_name.to_string(),
         makespan_end: at(solution.makespan),
         weighted_tardiness: solution.weighted_tardiness,

@@ -13,6 +13,8 @@
 //! On by default; see [`PlanningConfig`]. Each automatic plan says in its `trigger` why it was made.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use model::{Clock, MachineId, OrderId, PlanSummary, PlanTrigger, Timestamp};
@@ -194,12 +196,51 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
         }
         let (store, clock, now, config_now) =
             (state.store.clone(), state.clock.clone(), state.clock.now(), config.clone());
+        let (interrupt, slotted) = (memory.interrupt.clone(), memory.slotted.clone());
+        interrupt.store(false, Ordering::Relaxed);
         let mut moved = std::mem::take(&mut memory);
-        let outcome = tokio::task::spawn_blocking(move || {
+        let mut pass = tokio::task::spawn_blocking(move || {
             let outcome = check_and_repair(&store, &*clock, &config_now, breakdown, &mut moved);
             (outcome, moved)
-        })
-        .await;
+        });
+        // Meanwhile a breakdown or a rush order cuts a re-optimisation's search short (a repair
+        // is short and takes no notice). What is read here is not seen by the next pass's
+        // `select`: it reads the machines' states, and is woken again.
+        let (mut missed, mut woken, mut stopping) = (false, false, false);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut pass => break outcome,
+                event = events.recv(), if !interrupt.load(Ordering::Relaxed) => match event {
+                    Ok(LiveEvent::MachineState { state: model::MachineState::Down, .. }) => {
+                        missed = true;
+                        interrupt.store(true, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => missed = true,
+                    Err(RecvError::Closed) => {}
+                },
+                () = state.replan_wake.notified(), if !interrupt.load(Ordering::Relaxed) => {
+                    woken = true;
+                    if rush_waiting(&state.store, &config, &slotted) {
+                        interrupt.store(true, Ordering::Relaxed);
+                    }
+                }
+                _ = stop.changed(), if !stopping => {
+                    stopping = true;
+                    interrupt.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        if stopping {
+            return;
+        }
+        if woken || missed {
+            state.wake_replanner();
+        }
+        let outcome = outcome.map(|(outcome, mut moved)| {
+            moved.missed_events |= missed;
+            (outcome, moved)
+        });
         match outcome {
             Ok((outcome, moved)) => {
                 memory = moved;
@@ -232,6 +273,18 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     }
 }
 
+/// Whether a released rush order is missing from the active plan that no repair has tried yet
+/// (one that could not be planned must not cut every re-optimisation short).
+fn rush_waiting(store: &Store, config: &PlanningConfig, slotted: &HashSet<OrderId>) -> bool {
+    if config.rush_priority == 0 {
+        return false;
+    }
+    let missing = store.active_plan().and_then(|active| {
+        active.map_or(Ok(Vec::new()), |a| store.orders_missing_from_plan(a.id, config.rush_priority))
+    });
+    missing.is_ok_and(|orders| orders.iter().any(|(id, _)| !slotted.contains(id)))
+}
+
 /// What the replanner carries from one check to the next.
 #[derive(Debug, Default)]
 pub struct Memory {
@@ -244,6 +297,9 @@ pub struct Memory {
     /// Breakdown events may have been missed (the live stream lagged, or the replanner just
     /// started): the next check reads the machines' states instead.
     pub missed_events: bool,
+    /// Set while a scheduled re-optimisation searches, to end it at once for an urgent repair
+    /// (a breakdown, a rush order); it then runs again after that.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 /// What the last scheduled re-optimisation did, for the settings page.
@@ -315,8 +371,17 @@ pub fn check_and_repair(
         let Some(active) = store.active_plan().map_err(RepairError::failed)? else { return Ok(None) };
         let limit = seconds(config.reoptimise_time_limit_seconds, PlanningConfig::REOPTIMISE_TIME_LIMITS);
         let gain = config.reoptimise_min_gain_percent.clamp(0.0, *PlanningConfig::MIN_GAINS.end());
-        let found = planning::reoptimise(store, now, &active.objective, limit, &options, gain)
-            .map_err(RepairError::failed)?;
+        let found =
+            planning::reoptimise(store, now, &active.objective, limit, &options, gain, &memory.interrupt)
+                .map_err(RepairError::failed)?;
+        if found.interrupted {
+            tracing::info!(
+                plan = active.id,
+                "scheduled re-optimisation interrupted for an urgent repair; it runs again after it"
+            );
+            memory.reoptimise = Some(now);
+            return Ok(None);
+        }
         let Some(plan) = found.better else {
             tracing::info!(plan = active.id, current = ?found.current, "scheduled re-optimisation found nothing better enough; the active plan stays");
             memory.reoptimised = Some(LastReoptimisation { at: now, published: None });

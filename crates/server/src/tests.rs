@@ -2534,6 +2534,33 @@ fn a_repair_keeps_the_closed_time_before_frozen_work() {
 }
 
 #[test]
+fn an_urgent_repair_cuts_a_reoptimisation_short_and_it_runs_again_after() {
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair};
+    let now = datetime!(2026-11-30 05:00 +08:00);
+    let (store, dispatched) = dispatched_factory(now);
+    let later = now + time::Duration::minutes(30);
+    // A search of ten minutes, which the test would wait for unless it is cut short.
+    let config = PlanningConfig {
+        reoptimise_time_limit_seconds: 600.0,
+        solver_threads: 1,
+        deviation_minutes: 0,
+        ..PlanningConfig::default()
+    };
+    let mut memory = Memory { reoptimise: Some(later), ..Memory::default() };
+    let interrupt = memory.interrupt.clone();
+    let cut = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let outcome = check_and_repair(&store, &later, &config, None, &mut memory).unwrap();
+    cut.join().unwrap();
+    assert!(outcome.is_none(), "nothing is published from a search cut short");
+    assert!(memory.reoptimise.is_some(), "the re-optimisation is still to do");
+    assert!(memory.reoptimised.is_none());
+    assert_eq!(store.active_plan().unwrap().unwrap().id, dispatched.id);
+}
+
+#[test]
 fn a_scheduled_reoptimisation_publishes_only_a_plan_clearly_better() {
     use model::PlanTrigger;
 
@@ -2608,6 +2635,7 @@ fn a_scheduled_reoptimisation_publishes_only_a_plan_clearly_better() {
         std::time::Duration::ZERO,
         &options,
         config.reoptimise_min_gain_percent,
+        &Arc::default(),
     )
     .unwrap();
     assert!(again.better.is_none());

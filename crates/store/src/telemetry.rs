@@ -483,6 +483,25 @@ impl Store {
         })
     }
 
+    /// One machine's latest state, if it ever reported one.
+    pub fn current_state(&self, machine: MachineId) -> Result<Option<StateChange>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT since_ms, state, reason FROM machine_states WHERE machine_id = ?1
+                     ORDER BY since_ms DESC LIMIT 1",
+                )?
+                .query_row([machine.0], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?))
+                })
+                .optional()?;
+            row.map(|(since, state, reason)| {
+                Ok(StateChange { machine, at: from_ms(since)?, state: parse_state(&state)?, reason })
+            })
+            .transpose()
+        })
+    }
+
     /// The state timeline of a machine clipped to `[from_ms, to_ms)`: the state in force at
     /// `from_ms` and every change after it. Time before the first known state is not covered.
     pub fn state_spans(&self, machine: MachineId, from_ms: i64, to_ms: i64) -> Result<Vec<StateSpan>> {

@@ -91,6 +91,30 @@ fn the_newest_reading_is_found_across_series() {
 }
 
 #[test]
+fn one_machine_s_current_state_is_its_latest() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let change = |machine: usize, minutes: i64, state: MachineState| StateChange {
+        machine: f.machines[machine],
+        at: NOW + time::Duration::minutes(minutes),
+        state,
+        reason: None,
+    };
+    assert_eq!(f.store.current_state(f.machines[0]).unwrap(), None);
+    let changes = [
+        change(0, 5, MachineState::Running),
+        change(0, 1, MachineState::Down),
+        change(1, 9, MachineState::Idle),
+    ];
+    f.store.write_batch(&[], &changes, &[], &[]).unwrap();
+    assert_eq!(f.store.current_state(f.machines[0]).unwrap(), Some(changes[0].clone()));
+    let all = f.store.current_states().unwrap();
+    assert_eq!(
+        all.iter().find(|c| c.machine == f.machines[1]),
+        f.store.current_state(f.machines[1]).unwrap().as_ref()
+    );
+}
+
+#[test]
 fn a_write_failing_for_want_of_room_is_remembered_until_one_succeeds() {
     let f = fixture(Store::open_in_memory().unwrap());
     let minute = std::time::Duration::from_secs(60);

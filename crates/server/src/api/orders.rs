@@ -308,7 +308,7 @@ async fn report(
     kind: store::OperationEventKind,
 ) -> ApiResult<Json<Operation>> {
     let at = state.clock.now();
-    let now_state = state.store.current_states()?.into_iter().find(|c| c.machine == machine).map(|c| c.state);
+    let now_state = state.store.current_state(machine)?.map(|c| c.state);
     let change = match kind {
         store::OperationEventKind::Started if now_state != Some(model::MachineState::Running) => {
             Some(model::MachineState::Running)

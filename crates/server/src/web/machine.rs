@@ -355,7 +355,7 @@ pub(crate) fn gather(
         Some(line) => Some(store.line(line)?.name),
         None => None,
     };
-    let current = store.current_states()?.into_iter().find(|c| c.machine == id).map(|c| (c.state, c.at));
+    let current = store.current_state(id)?.map(|c| (c.state, c.at));
     let (from_ms, to_ms) = (now_ms - range.millis(), now_ms);
     let step = step_ms(to_ms - from_ms);
     // Buckets are aligned to the epoch, so one more may straddle each end.

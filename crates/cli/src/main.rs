@@ -208,7 +208,34 @@ fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
         )
         .with(targets)
         .try_init()
-        .context("cannot set up logging")
+        .context("cannot set up logging")?;
+    for target in unknown_log_targets(&filter) {
+        tracing::warn!(
+            target = %target,
+            "the log filter names {target:?}, which is none of the platform's modules ({}): it selects nothing of ours",
+            OUR_LOG_TARGETS.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The crates whose modules log, as log filters name them.
+const OUR_LOG_TARGETS: [&str; 8] =
+    ["microfactory", "server", "store", "model", "mqtt", "ingest", "scheduler", "sim"];
+
+/// Targets of `target=level` directives outside [`OUR_LOG_TARGETS`] (`stroe=debug`): probably
+/// misspelt, as the libraries underneath log nothing of interest at these levels.
+fn unknown_log_targets(filter: &str) -> Vec<String> {
+    filter
+        .split(',')
+        .filter_map(|directive| directive.split_once('='))
+        .map(|(target, _)| target.trim())
+        .filter(|target| {
+            let root = target.split("::").next().unwrap_or(target);
+            !target.is_empty() && !OUR_LOG_TARGETS.contains(&root)
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// A filter is levels (`info`) and `target=level` pairs. A bare word that is not a level would
@@ -743,7 +770,14 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_log_filter;
+    use super::{check_log_filter, unknown_log_targets};
+
+    #[test]
+    fn misspelt_log_targets_are_found() {
+        assert_eq!(unknown_log_targets("info,stroe=debug,server::pipeline=trace,store=warn"), ["stroe"]);
+        assert!(unknown_log_targets("debug").is_empty());
+        assert_eq!(unknown_log_targets("hyper=trace"), ["hyper"]);
+    }
 
     #[test]
     fn log_filters_are_levels_or_target_levels() {

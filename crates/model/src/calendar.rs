@@ -21,6 +21,10 @@ pub enum Weekday {
 }
 
 impl Weekday {
+    /// Every day of the week, Monday first.
+    pub const ALL: [Weekday; 7] =
+        [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+
     /// The weekday of the `time` crate that matches.
     pub fn from_time(day: time::Weekday) -> Weekday {
         match day {

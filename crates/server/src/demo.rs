@@ -397,15 +397,7 @@ fn demo_alarm_rules() -> Vec<alarm::NewAlarmRule> {
 fn calendar() -> Calendar {
     // A lights-out micro-factory: three shifts every day (the simulated factory runs around the
     // clock too, so its OEE is meaningful at any hour), public holidays off.
-    let every_day = vec![
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ];
+    let every_day = Weekday::ALL.to_vec();
     Calendar {
         shifts: vec![
             Shift {

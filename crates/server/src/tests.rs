@@ -2371,15 +2371,7 @@ fn two_shift_shop(machines: usize, lots: &[(u32, f64, u32)], due: model::Timesta
     let site = store
         .create_site(&NewSite { code: "hk".into(), name: "HK".into(), utc_offset: "+08:00".into() })
         .unwrap();
-    let days = vec![
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ];
+    let days = Weekday::ALL.to_vec();
     let shift = |name: &str, start: &str, end: &str| Shift {
         name: name.into(),
         days: days.clone(),

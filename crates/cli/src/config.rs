@@ -134,6 +134,9 @@ impl FileConfig {
                 secret.len()
             );
         }
+        for url in &self.alarms.webhooks {
+            server::parse_webhook_url(url).map_err(|e| anyhow::anyhow!("[alarms] webhooks: {e}"))?;
+        }
         if self.retention.plan_days == 0 {
             anyhow::bail!(
                 "[retention] plan_days must be at least 1 (the active plan is always kept), found 0"

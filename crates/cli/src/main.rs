@@ -63,7 +63,7 @@ enum Command {
     Sim(SimArgs),
     /// Copy the store in --data-dir to a new file, consistent and compacted, while the platform
     /// keeps running. Restore: stop the platform and put the copy in an empty data directory as
-    /// microfactory.db.
+    /// microfactory.db (with a file named DEMO for a demo's store).
     Backup {
         /// The new file to write (it must not exist).
         file: PathBuf,
@@ -259,6 +259,50 @@ fn check_log_filter(filter: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first-start marker's content before the admin exists.
+const MARKER_PENDING: &str = "the first admin's credentials have not been shown yet";
+
+/// The first-start marker's content once `admin` exists: it names that admin.
+fn marker_for(admin: &model::User) -> String {
+    format!(
+        "the credentials of {} (created {} ms) have not been shown yet",
+        admin.username,
+        model::oee::unix_ms(admin.created_at)
+    )
+}
+
+/// The `admin` user a first start creates, if there is one.
+fn first_admin(store: &Store) -> anyhow::Result<Option<model::User>> {
+    Ok(store.users()?.into_iter().find(|user| user.username == "admin" && user.role == model::Role::Admin))
+}
+
+/// Whether a first start on *this* store stopped before it showed the admin's credentials: the
+/// marker names this store's admin, or was written just before the admin was made. A marker from
+/// another store (a backup restored into a directory whose own first start was cut short) would
+/// otherwise reset a working admin: it is removed, with a warning.
+fn unshown_on_this_store(marker: &Path, store: &Store) -> anyhow::Result<bool> {
+    let content = match std::fs::read_to_string(marker) {
+        Ok(content) => content,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", marker.display())),
+    };
+    let content = content.trim();
+    let this_store = match first_admin(store)? {
+        Some(admin) => {
+            content == marker_for(&admin) || (content == MARKER_PENDING && store.count_users()? == 1)
+        }
+        None => store.count_users()? == 0,
+    };
+    if !this_store {
+        tracing::warn!(
+            marker = %marker.display(),
+            "a first-start marker of another store was left in the data directory; the store's admin is kept and the marker removed"
+        );
+        std::fs::remove_file(marker).with_context(|| format!("cannot remove {}", marker.display()))?;
+    }
+    Ok(this_store)
+}
+
 /// Whether a command may start a new store where there is none: `serve` and `demo` do; the
 /// commands that work on a factory's data (`orders import`, `sim`) refuse, so a mistyped
 /// `--data-dir` is an error rather than a new, empty factory.
@@ -371,8 +415,26 @@ fn open_store(
             .with_context(|| format!("cannot create the store at {}", path.display()))?;
     }
     let durability = config.store.durability.map(Into::into).unwrap_or_default();
-    let store = Store::open(&path, durability)
-        .with_context(|| format!("cannot open the store at {}", path.display()))?;
+    // Only the platform itself upgrades a store: the other commands may run beside an older
+    // server, which could not read it afterwards.
+    if new == NewStore::Create
+        && let Ok(Some((found, known))) = Store::schema_versions(&path)
+        && found < known
+    {
+        tracing::info!(
+            from = found,
+            to = known,
+            "upgrading the store's schema (a large store may take a while)"
+        );
+    }
+    let opened = match new {
+        NewStore::Create => Store::open(&path, durability),
+        NewStore::Refuse => Store::open_current(&path, durability),
+    };
+    let store = opened.with_context(|| format!("cannot open the store at {}", path.display()))?;
+    if let Some((from, to)) = store.migrated() {
+        tracing::info!(from, to, "upgraded the store's schema");
+    }
     Ok((store, dir))
 }
 
@@ -383,9 +445,6 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         .listen
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
-    for url in &config.alarms.webhooks {
-        server::parse_webhook_url(url).map_err(|e| anyhow::anyhow!("invalid alarm webhook: {e}"))?;
-    }
     let mut mqtt = config.mqtt.clone();
     if let Some(address) = args.mqtt_listen {
         mqtt.listen = address;
@@ -444,14 +503,23 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     // The first start's credentials are shown once: until they have been, a marker file says so,
     // and a start that finds it (the first one stopped before showing them) makes new ones.
     let unshown = dir.join(CREDENTIALS_NOT_SHOWN_FILE);
-    let again = unshown.exists();
+    let again = unshown_on_this_store(&unshown, &store)?;
+    let write_marker = |content: &str| {
+        std::fs::write(&unshown, format!("{content}\n"))
+            .with_context(|| format!("cannot write {}", unshown.display()))
+    };
     if again || store.count_users()? == 0 {
-        std::fs::write(&unshown, "the first admin's credentials have not been shown yet\n")
-            .with_context(|| format!("cannot write {}", unshown.display()))?;
+        write_marker(MARKER_PENDING)?;
     } else if preset.is_some() {
         tracing::info!("{BOOTSTRAP_TOKEN_VAR} is set but the store has its users already; it is not used");
     }
     let bootstrap = server::bootstrap(&store, preset.as_deref(), wall.now(), again)?;
+    if bootstrap.is_some() {
+        // From now on the marker names the admin it was made for, so it binds to this store.
+        if let Some(admin) = first_admin(&store)? {
+            write_marker(&marker_for(&admin))?;
+        }
+    }
     if again && bootstrap.is_some() {
         tracing::warn!(
             "the first start stopped before it showed the admin's credentials; they are made again"
@@ -675,7 +743,7 @@ fn backup(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let bytes = store::backup_database(&database, file).map_err(|e| anyhow::anyhow!("backup failed: {e}"))?;
     println!(
-        "backed up {} to {} ({:.1} MB in {:.1} s); to restore, stop the platform and put it in an empty data directory as {DATABASE_FILE}",
+        "backed up {} to {} ({:.1} MB in {:.1} s); to restore, stop the platform and put it in an empty data directory as {DATABASE_FILE} (a demo's store also needs a file named {DEMO_MARKER} there)",
         dir.display(),
         file.display(),
         bytes as f64 / 1e6,

@@ -640,7 +640,8 @@ fn credentials_a_first_start_never_showed_are_made_again() {
     let marker = data.join("first-start-credentials-not-shown");
     assert!(!marker.exists(), "a first start that showed its credentials leaves no marker");
     drop(server);
-    std::fs::write(&marker, "").unwrap();
+    // What a first start writes before it makes the admin (and what older versions wrote).
+    std::fs::write(&marker, "the first admin's credentials have not been shown yet\n").unwrap();
     let port = || format!("127.0.0.1:{}", support::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_microfactory"))
         .args(["serve", "--listen", &port(), "--mqtt-listen", &port(), "--data-dir"])
@@ -667,6 +668,15 @@ fn credentials_a_first_start_never_showed_are_made_again() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(password.is_some_and(|p| p.len() >= 12), "no new password shown");
+    let password = password.filter(|p| p.len() >= 12).expect("no new password shown");
     assert!(!marker.exists(), "the marker stays once the credentials were shown");
+
+    // A marker another store's first start left (a backup restored into its directory) names
+    // another admin: this store's admin keeps its password, and the marker goes.
+    std::fs::write(&marker, "the credentials of admin (created 1 ms) have not been shown yet\n").unwrap();
+    let server = start("serve", &data);
+    let login = format!(r#"{{"username": "admin", "password": "{password}"}}"#);
+    let signed_in = request(server.address, "POST", "/api/v1/auth/login", None, Some(&login)).unwrap();
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    assert!(!marker.exists(), "the other store's marker was removed");
 }

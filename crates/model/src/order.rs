@@ -274,11 +274,14 @@ impl Operation {
     }
 
     /// The problem with a report of `good` and `scrap` more units, named after `field`, when they
-    /// would take the operation past [`Operation::unit_limit`].
+    /// would take the operation past [`Operation::unit_limit`]. A report of no units adds nothing
+    /// and is never one, also when a machine's own counts went past the limit (a finish must stay
+    /// possible then).
     pub fn units_problem(&self, field: &str, good: u32, scrap: u32) -> Option<FieldError> {
         let counted = u64::from(self.good) + u64::from(self.scrap);
         let limit = self.unit_limit();
-        (counted + u64::from(good) + u64::from(scrap) > limit).then(|| {
+        let adding = u64::from(good) + u64::from(scrap);
+        (adding > 0 && counted + adding > limit).then(|| {
             FieldError::new(
                 field,
                 format!(

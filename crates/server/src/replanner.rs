@@ -389,6 +389,9 @@ pub fn check_and_repair(
         };
         let (late_orders_before, weighted_tardiness_before, makespan_end_before) =
             found.current.unwrap_or((active.late_orders, active.weighted_tardiness, active.makespan_end));
+        // Stored times are whole milliseconds; a moved-on plan's end may carry nanoseconds.
+        let makespan_end_before =
+            model::oee::from_unix_ms(model::oee::unix_ms(makespan_end_before)).unwrap_or(makespan_end_before);
         let trigger =
             PlanTrigger::Reoptimised { late_orders_before, weighted_tardiness_before, makespan_end_before };
         let published = publish(store, clock.now().max(now), plan, trigger)?;

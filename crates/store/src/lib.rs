@@ -80,6 +80,38 @@ pub enum StoreError {
     /// The database holds something this version cannot read.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A newer version of the program wrote the database.
+    #[error(
+        "the store was written by a newer microfactory (schema version {found}; this program knows up to {known}): run that version, or restore a backup made before the upgrade"
+    )]
+    NewerSchema {
+        /// The database's schema version.
+        found: u32,
+        /// The latest this program knows.
+        known: u32,
+    },
+    /// An older version wrote the database, and this caller may not upgrade it (see
+    /// [`Store::open_current`]).
+    #[error(
+        "the store is at schema version {found} and this program at {known}: start `microfactory serve` of this version on it first, which upgrades it (commands that may run beside a server do not)"
+    )]
+    OlderSchema {
+        /// The database's schema version.
+        found: u32,
+        /// The latest this program knows.
+        known: u32,
+    },
+    /// A migration failed; the database stays at the version before it.
+    #[error("migration {version} failed, the store stays at schema version {}: {source}", version - 1)]
+    Migration {
+        /// The version the migration leads to.
+        version: u32,
+        /// Why.
+        source: Box<StoreError>,
+    },
+    /// The files next to the database would damage it if it were opened.
+    #[error("{0}")]
+    Unsafe(String),
 }
 
 impl StoreError {
@@ -148,6 +180,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Series ids by machine and metric name; see `Store::series_id`.
     series: Mutex<telemetry::SeriesCache>,
+    /// The schema versions before and after the migrations `open` applied, if it applied any.
+    migrated: Option<(u32, u32)>,
     /// When the last write failed for want of room or permission (`StoreError::is_storage_failure`);
     /// `None` once a write has succeeded since.
     write_failed_at: Mutex<Option<std::time::Instant>>,
@@ -157,12 +191,51 @@ struct Inner {
 const MAX_IDLE_READERS: usize = 8;
 
 impl Store {
-    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date
+    /// ([`Store::migrated`] says from which version).
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        check_files(path)?;
         let writer = Connection::open(path)?;
         configure(&writer, durability)?;
-        schema::migrate(&writer)?;
+        let migrated = schema::migrate(&writer)?;
+        let mut store = Store::from_writer(Some(path.to_path_buf()), durability, writer);
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.migrated = migrated;
+        }
+        Ok(store)
+    }
+
+    /// Opens the database at `path`, which must be at this program's schema version: for tools
+    /// that may run beside a server (an import), which must not upgrade the store under an older
+    /// server that then could not read it ([`StoreError::OlderSchema`]).
+    pub fn open_current(path: &Path, durability: Durability) -> Result<Store> {
+        check_files(path)?;
+        let writer = Connection::open(path)?;
+        configure(&writer, durability)?;
+        let (found, known) = schema::versions(&writer)?;
+        if found < known {
+            return Err(StoreError::OlderSchema { found, known });
+        }
         Ok(Store::from_writer(Some(path.to_path_buf()), durability, writer))
+    }
+
+    /// The schema version of the database at `path` and the latest this program knows, read
+    /// without changing anything (`None` when there is no database there yet): callers say so
+    /// before an upgrade that may take a while.
+    pub fn schema_versions(path: &Path) -> Result<Option<(u32, u32)>> {
+        if std::fs::metadata(path).map_or(true, |meta| meta.len() == 0) {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Ok(Some(schema::versions(&conn)?))
+    }
+
+    /// The schema versions before and after the migrations [`Store::open`] applied, if any.
+    pub fn migrated(&self) -> Option<(u32, u32)> {
+        self.inner.migrated
     }
 
     /// A private in-memory database, for tests.
@@ -180,6 +253,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             series: Mutex::default(),
+            migrated: None,
             write_failed_at: Mutex::default(),
         };
         Store { inner: Arc::new(inner) }
@@ -260,6 +334,31 @@ impl Store {
     }
 }
 
+/// Refuses to open a database that is a copy (a backup made by `VACUUM INTO` is in rollback
+/// mode, bytes 18 and 19 of its header 1; the store turns WAL on at its first open) while a
+/// write-ahead log lies beside it: that log belongs to another database (a backup restored over
+/// a stopped store's files), and SQLite would apply it to the copy and ruin it.
+fn check_files(path: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let mut header = [0u8; 20];
+    let copy = std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .is_ok_and(|()| header[18] == 1 && header[19] == 1);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    let foreign_log = std::fs::metadata(&wal).is_ok_and(|meta| meta.len() > 0);
+    if copy && foreign_log {
+        return Err(StoreError::Unsafe(format!(
+            "{} is a copy (a backup), but {} of another database lies beside it, and opening it would apply that log to the copy and damage it; move {} and its -shm file out of the directory (if you restored a backup there), then start again",
+            path.display(),
+            wal.display(),
+            wal.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A poisoned lock only means another thread panicked while holding it; SQLite's own state is
 /// still consistent (an open transaction is rolled back when its guard drops), so carry on.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -307,7 +406,7 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
         ));
     }
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    remove_stale_partials(&target, &name);
+    remove_stale_partials(&target);
     let partial = target.with_file_name(format!("{name}.partial-{}", std::process::id()));
     let journal = target.with_file_name(format!("{name}.partial-{}-journal", std::process::id()));
     let written = (|| -> std::result::Result<u64, String> {
@@ -346,15 +445,15 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
     written
 }
 
-/// Removes what backups to `target` that were killed left behind (`NAME.partial-PID` and its
-/// `-journal`), when their process is gone.
-fn remove_stale_partials(target: &Path, name: &str) {
+/// Removes what killed backups left in `target`'s folder (`NAME.partial-PID` and its `-journal`,
+/// whatever the name: backups dated by name never meet the same name again), when their process
+/// is gone.
+fn remove_stale_partials(target: &Path) {
     let Some(dir) = target.parent() else { return };
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let prefix = format!("{name}.partial-");
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = file.strip_prefix(&prefix) else { continue };
+        let Some((_, rest)) = file.rsplit_once(".partial-") else { continue };
         let pid = rest.strip_suffix("-journal").unwrap_or(rest);
         let Ok(pid) = pid.parse::<u32>() else { continue };
         if pid != std::process::id() && !process_alive(pid) {

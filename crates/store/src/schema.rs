@@ -34,8 +34,23 @@ const MIGRATIONS: &[&str] = &[
 /// drop cascading into the tables that refer to it. Each migration must then leave no dangling
 /// reference, which `PRAGMA foreign_key_check` confirms before it commits (unless one was there
 /// before, which is no reason to refuse an upgrade).
-pub(crate) fn migrate(conn: &Connection) -> Result<()> {
-    migrate_to(conn, MIGRATIONS.len())
+/// Returns the versions before and after, when it applied any.
+pub(crate) fn migrate(conn: &Connection) -> Result<Option<(u32, u32)>> {
+    let (before, _) = versions(conn)?;
+    migrate_to(conn, MIGRATIONS.len())?;
+    let (after, _) = versions(conn)?;
+    Ok((after != before).then_some((before, after)))
+}
+
+/// The database's schema version and the latest this program knows; an error when the database
+/// is newer.
+pub(crate) fn versions(conn: &Connection) -> Result<(u32, u32)> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = MIGRATIONS.len() as u32;
+    if found > known {
+        return Err(StoreError::NewerSchema { found, known });
+    }
+    Ok((found, known))
 }
 
 /// Brings the schema to `target` (at most the latest version); tests use it to build old databases.
@@ -61,16 +76,7 @@ pub(crate) fn migrate_to(conn: &Connection, target: usize) -> Result<()> {
 
 /// Applies what `migrations` the database lacks; whether it applied any.
 fn apply(conn: &Connection, migrations: &[&str]) -> Result<bool> {
-    let version = |conn: &Connection| -> Result<usize> {
-        let current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if current as usize > MIGRATIONS.len() {
-            return Err(StoreError::Corrupt(format!(
-                "database schema version {current} is newer than this program ({}); upgrade microfactory",
-                MIGRATIONS.len()
-            )));
-        }
-        Ok(current as usize)
-    };
+    let version = |conn: &Connection| -> Result<usize> { Ok(versions(conn)?.0 as usize) };
     let mut applied_any = false;
     while version(conn)? < migrations.len() {
         let dangling_before = dangling_reference(conn)?.is_some();
@@ -95,7 +101,8 @@ fn apply(conn: &Connection, migrations: &[&str]) -> Result<bool> {
             })
             .and_then(|()| Ok(conn.execute_batch("COMMIT")?));
         // On failure `migrate_to` rolls back what is still open; the first error is the one told.
-        applied?;
+        applied
+            .map_err(|source| StoreError::Migration { version: target as u32, source: Box::new(source) })?;
         applied_any = true;
     }
     Ok(applied_any)

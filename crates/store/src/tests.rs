@@ -557,6 +557,65 @@ fn file_store_survives_reopen_and_reads_through_the_pool() {
 }
 
 #[test]
+fn stores_of_other_schema_versions_and_foreign_logs_are_refused_with_reasons() {
+    let dir = std::env::temp_dir().join(format!("mf-store-versions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // An older store: a tool beside a server must not upgrade it; the platform does, and says so.
+    let old = dir.join("old.db");
+    {
+        let conn = Connection::open(&old).unwrap();
+        schema::migrate_to(&conn, 18).unwrap();
+    }
+    let known = Store::schema_versions(&old).unwrap().unwrap().1;
+    assert_eq!(Store::schema_versions(&old).unwrap(), Some((18, known)));
+    let refused = Store::open_current(&old, Durability::Full).err().unwrap();
+    assert!(matches!(refused, StoreError::OlderSchema { found: 18, .. }), "{refused}");
+    assert!(refused.to_string().contains("start `microfactory serve` of this version"), "{refused}");
+    let upgraded = Store::open(&old, Durability::Full).unwrap();
+    assert_eq!(upgraded.migrated(), Some((18, known)));
+    drop(upgraded);
+    assert!(Store::open(&old, Durability::Full).unwrap().migrated().is_none());
+    assert!(Store::open_current(&old, Durability::Full).is_ok());
+    // A newer one: not corrupt, written by a newer version.
+    let newer = dir.join("newer.db");
+    Connection::open(&newer).unwrap().execute_batch(&format!("PRAGMA user_version = {}", known + 1)).unwrap();
+    let refused = Store::open(&newer, Durability::Full).err().unwrap();
+    assert!(refused.to_string().contains("written by a newer microfactory"), "{refused}");
+    // A migration that fails says which, and leaves the store as it was.
+    let clash = dir.join("clash.db");
+    {
+        let conn = Connection::open(&clash).unwrap();
+        schema::migrate_to(&conn, 18).unwrap();
+        conn.execute_batch("ALTER TABLE alarms ADD COLUMN occurrences INTEGER").unwrap();
+    }
+    let failed = Store::open(&clash, Durability::Full).err().unwrap();
+    assert!(
+        failed.to_string().starts_with("migration 19 failed, the store stays at schema version 18"),
+        "{failed}"
+    );
+    assert_eq!(Store::schema_versions(&clash).unwrap().unwrap().0, 18);
+    // A backup restored beside the log of the store it replaced is not opened (which would ruin it).
+    let live = dir.join("live.db");
+    let store = Store::open(&live, Durability::Full).unwrap();
+    let f = fixture(store);
+    let copy = dir.join("copy.db");
+    backup_database(&live, &copy).unwrap();
+    f.store.create_order(&new_order("SO-AFTER", f.variant), NOW).unwrap();
+    let live_log = dir.join("live.db-wal");
+    assert!(std::fs::metadata(&live_log).unwrap().len() > 0);
+    std::fs::copy(&live_log, dir.join("copy.db-wal")).unwrap();
+    let refused = Store::open(&copy, Durability::Full).err().unwrap();
+    assert!(matches!(refused, StoreError::Unsafe(_)), "{refused}");
+    assert!(refused.to_string().contains("copy.db-wal"), "{refused}");
+    std::fs::remove_file(dir.join("copy.db-wal")).unwrap();
+    let restored = Store::open(&copy, Durability::Full).unwrap();
+    assert_eq!(restored.orders(&OrderFilter::default(), all()).unwrap().items.len(), 0);
+    drop((f, restored));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_backup_is_a_whole_store_that_opens_on_its_own() {
     let dir = std::env::temp_dir().join(format!("mf-store-backup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -570,11 +629,14 @@ fn a_backup_is_a_whole_store_that_opens_on_its_own() {
     let dead = u32::MAX - 7;
     std::fs::write(dir.join(format!("backup.db.partial-{dead}")), "half a copy").unwrap();
     std::fs::write(dir.join(format!("backup.db.partial-{dead}-journal")), "").unwrap();
+    // Also one of a backup by another name (dated backups never repeat a name).
+    std::fs::write(dir.join(format!("mf-2026-12-05.db.partial-{dead}")), "half a copy").unwrap();
     let alive = std::process::id();
     std::fs::write(dir.join(format!("backup.db.partial-{alive}0-unrelated")), "").unwrap();
     assert!(backup_database(&live, &copy).unwrap() > 0);
     assert!(!dir.join(format!("backup.db.partial-{dead}")).exists());
     assert!(!dir.join(format!("backup.db.partial-{dead}-journal")).exists());
+    assert!(!dir.join(format!("mf-2026-12-05.db.partial-{dead}")).exists());
     std::fs::remove_file(dir.join(format!("backup.db.partial-{alive}0-unrelated"))).unwrap();
     // Written after the copy: not in it.
     f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
@@ -1135,6 +1197,12 @@ mod operation_event_tests {
         let (_, message) = refusal(write(report(&a[0], 0, 5, finished(6, 0))));
         assert!(message.contains("at most 5 more"), "{message}");
 
+        // A machine's own count goes past the limit (taken as it comes): no person may add more,
+        // but the finish that adds nothing goes through.
+        let machine_count = OperationEvent { checked: false, ..report(&a[0], 0, 5, produced(20, 0)) };
+        write(machine_count).unwrap();
+        let (_, message) = refusal(write(report(&a[0], 0, 5, produced(1, 0))));
+        assert!(message.contains("30 are counted; at most 0 more"), "{message}");
         // A finish needs the lot running, once.
         write(report(&a[0], 0, 6, finished(0, 0))).unwrap();
         let (field, message) = refusal(write(report(&a[0], 0, 7, finished(1, 0))));
@@ -1148,7 +1216,7 @@ mod operation_event_tests {
         assert_eq!(message, "the operation is done; its units can no longer be reported");
         // Nothing of a refused report was written.
         let done = f.store.operation(a[0].id).unwrap();
-        assert_eq!((done.status, done.good), (OrderStatus::Done, 10));
+        assert_eq!((done.status, done.good), (OrderStatus::Done, 30));
         assert_eq!(f.store.operation(b[0].id).unwrap().status, OrderStatus::Released);
     }
 

@@ -225,8 +225,9 @@ struct Track {
 pub struct Engine {
     rules: Vec<AlarmRule>,
     tracks: HashMap<(i64, MachineId), Track>,
-    /// Each series' latest reading: its time, its value, and when it reached the engine.
-    last_reading: HashMap<(MachineId, String), (Timestamp, f64, Timestamp)>,
+    /// Each series' latest reading: its time, its value, and when it reached the engine (`None`
+    /// for one taken up from the store at a restart, whose readings may still be on their way).
+    last_reading: HashMap<(MachineId, String), (Timestamp, f64, Option<Timestamp>)>,
     states: HashMap<MachineId, (Timestamp, MachineState)>,
     /// When the engine started after a restart: silence before it was the platform's, not the
     /// sensors', so staleness counts from here at the earliest (rates use the true times).
@@ -254,7 +255,7 @@ impl Engine {
         }
         for reading in latest {
             let key = (reading.machine, reading.metric.clone());
-            self.last_reading.insert(key, (reading.at, reading.value, reading.at));
+            self.last_reading.insert(key, (reading.at, reading.value, None));
         }
         self.heard_from = Some(now);
     }
@@ -277,9 +278,16 @@ impl Engine {
     /// before the readings after it, which say otherwise, have arrived too.
     pub fn on_reading_at(&mut self, reading: &Reading, arrived: Timestamp, out: &mut Vec<Transition>) {
         let key = (reading.machine, reading.metric.clone());
+        // A reading older than the series' latest arrived out of order: the newer one says what
+        // the value is now, so it changes no condition (it would otherwise bring an old value
+        // back as the current one).
+        if self.last_reading.get(&key).is_some_and(|(latest, _, seen)| seen.is_some() && reading.at < *latest)
+        {
+            return;
+        }
         let previous = self
             .last_reading
-            .insert(key, (reading.at, reading.value, arrived))
+            .insert(key, (reading.at, reading.value, Some(arrived)))
             .map(|(at, value, _)| (at, value));
         for rule in &self.rules {
             if !applies(rule, reading.machine) || rule.rule.metric.as_deref() != Some(reading.metric.as_str())
@@ -385,7 +393,10 @@ impl Engine {
                                 .metric
                                 .as_ref()
                                 .and_then(|metric| self.last_reading.get(&(machine, metric.clone())))
-                                .map_or(now, |(at, _, arrived)| now.min(*at + (now - *arrived)));
+                                .and_then(|(at, _, arrived)| {
+                                    arrived.map(|arrived| now.min(*at + (now - arrived)))
+                                })
+                                .unwrap_or(now);
                             step(rule, machine, track, true, series_now, None, out);
                         }
                     }

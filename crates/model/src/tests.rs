@@ -414,6 +414,28 @@ mod alarm_tests {
     }
 
     #[test]
+    fn a_reading_older_than_the_latest_changes_nothing() {
+        // 70 now, then two buffered readings of 90 from half a minute before: the value is 70.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 60)], &[]);
+        let mut out = Vec::new();
+        let now = T0 + time::Duration::seconds(30);
+        engine.on_reading_at(&reading(1, "temp", 30, 70.0), now, &mut out);
+        engine.on_reading_at(&reading(1, "temp", 0, 90.0), now, &mut out);
+        engine.on_reading_at(&reading(1, "temp", 5, 90.0), now, &mut out);
+        engine.on_tick(now + time::Duration::seconds(120), &[MachineId(1)], &mut out);
+        assert!(out.is_empty(), "{:?}", kinds(&out));
+        // After a restart the store's latest reading is taken up, but readings stored just before
+        // may still be on their way to the engine: they count.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 5)], &[]);
+        engine.resume(&[], &[reading(1, "temp", 6, 95.0)], now);
+        engine.on_reading_at(&reading(1, "temp", 0, 85.0), now, &mut out);
+        engine.on_reading_at(&reading(1, "temp", 6, 95.0), now, &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+    }
+
+    #[test]
     fn rate_of_change_and_stale_data() {
         let rules = vec![
             rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0),

@@ -103,7 +103,7 @@ impl FromRequestParts<AppState> for Principal {
 
 impl Principal {
     /// The caller, from the bearer token or the session cookie (401 without a valid one).
-    async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
         let token = match parts.headers.get(header::AUTHORIZATION) {
             Some(header) => header
                 .to_str()

@@ -1,11 +1,14 @@
-//! Conditional requests (RFC 9110 §13) on single records: a `GET` of one record answers with a
-//! strong `ETag`, a digest of its body, and `304` to an `If-None-Match` naming it; a `PUT` or
-//! `DELETE` with `If-Match` goes ahead only while the record still has one of the tags it names
-//! (`412` otherwise). The record is read again for that and the change made under one lock, so
-//! two planners who read the same version cannot both save their edit: the second is told to
-//! read it again. Requests without `If-Match` are not held back.
+//! Conditional requests (RFC 9110 §13) on records (the paths read with `GET` and changed with
+//! `PUT` or `DELETE`, `openapi::is_record`): a `GET` answers with a strong `ETag`, a digest of
+//! its body, and `304` to an `If-None-Match` naming it; a `PUT` or `DELETE` with `If-Match` goes
+//! ahead only while the record still has one of the tags it names (`412` otherwise). The record
+//! is read again for that and the change made under the record's own lock, so two planners who
+//! read the same version cannot both save their edit: the second is told to read it again. A
+//! caller whose role may not make the change is told that (403) first, as everywhere, and learns
+//! nothing of the record's version. Requests without `If-Match` are not held back.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -16,13 +19,17 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
+use crate::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 
-/// What the layer needs: the API's routes (to read a record again) and the lock.
+/// What the layer needs: the API's routes (to read a record again), the state (to know the
+/// caller) and one lock per record being changed conditionally.
 #[derive(Clone)]
 pub(crate) struct Conditional {
     pub(crate) api: Router,
-    pub(crate) lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) state: AppState,
+    pub(crate) locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Bodies of single records are small; a larger one gets no tag rather than a large buffer.
@@ -30,17 +37,19 @@ const MAX_TAGGED_BODY: usize = 4 << 20;
 
 /// The layer (see the module docs).
 pub(crate) async fn layer(State(conditional): State<Conditional>, request: Request, next: Next) -> Response {
-    let one_record = request.extensions().get::<MatchedPath>().is_some_and(|p| p.as_str().ends_with('}'));
-    if !one_record {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let Some(route) =
+        route.as_deref().and_then(|r| r.strip_prefix("/api/v1")).filter(|r| crate::openapi::is_record(r))
+    else {
         return next.run(request).await;
-    }
+    };
     match *request.method() {
         Method::GET => {
             let wanted = request.headers().get(header::IF_NONE_MATCH).cloned();
             let response = next.run(request).await;
             let (response, tag) = tagged(response).await;
             match (tag, wanted) {
-                (Some(tag), Some(wanted)) if names(&wanted, &tag) => {
+                (Some(tag), Some(wanted)) if names(&wanted, &tag, Comparison::Weak) => {
                     let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
                     not_modified.headers_mut().insert(header::ETAG, tag);
                     not_modified
@@ -52,31 +61,74 @@ pub(crate) async fn layer(State(conditional): State<Conditional>, request: Reque
             let Some(wanted) = request.headers().get(header::IF_MATCH).cloned() else {
                 return next.run(request).await;
             };
-            let _held = conditional.lock.lock().await;
+            let (method, headers) = (request.method().clone(), request.headers().clone());
+            if !may_change(&conditional.state, &method, headers, route).await {
+                // The handler says why (401, 403).
+                return next.run(request).await;
+            }
+            let path = request.uri().path().to_owned();
+            let lock = record_lock(&conditional.locks, &path);
+            let held = lock.lock().await;
             let get = read_again(&request);
             let current = match conditional.api.clone().oneshot(get).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            if !current.status().is_success() {
-                // Not there, or not to be read by this caller: the request answers for itself.
-                return match current.status() {
-                    StatusCode::NOT_FOUND => {
-                        ApiError::precondition_failed("the record does not exist (any more)").into_response()
-                    }
-                    _ => next.run(request).await,
-                };
-            }
-            let (_, tag) = tagged(current).await;
-            match tag {
-                Some(tag) if names(&wanted, &tag) => next.run(request).await,
-                _ => ApiError::precondition_failed(
-                    "the record changed since it was read (If-Match names an older version); read it again and redo the change",
-                )
-                .into_response(),
-            }
+            let response = if current.status() == StatusCode::NOT_FOUND {
+                ApiError::precondition_failed("the record does not exist (any more)").into_response()
+            } else if !current.status().is_success() {
+                // Not to be read by this caller: the request answers for itself.
+                next.run(request).await
+            } else {
+                match tagged(current).await.1 {
+                    Some(tag) if names(&wanted, &tag, Comparison::Strong) => next.run(request).await,
+                    _ => ApiError::precondition_failed(
+                        "the record changed since it was read (If-Match names an older version); read it again and redo the change",
+                    )
+                    .into_response(),
+                }
+            };
+            drop(held);
+            forget_if_unused(&conditional.locks, &path, lock);
+            response
         }
         _ => next.run(request).await,
+    }
+}
+
+/// Whether the caller's role may make this change, as the operation's documentation names them
+/// (a test holds the documentation to what the handlers do).
+async fn may_change(state: &AppState, method: &Method, headers: HeaderMap, route: &str) -> bool {
+    let Some(roles) = crate::openapi::admitted_roles(method, route) else { return true };
+    let mut parts = Request::new(()).into_parts().0;
+    parts.headers = headers;
+    match Principal::authenticate(&parts, state).await {
+        Ok(principal) => roles.contains(&principal.user.role),
+        Err(_) => false,
+    }
+}
+
+/// The lock of the record at `path`, made when first needed.
+fn record_lock(
+    locks: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    path: &str,
+) -> Arc<tokio::sync::Mutex<()>> {
+    let mut locks = locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    locks.entry(path.to_owned()).or_default().clone()
+}
+
+/// Forgets the lock of the record at `path` once nobody holds or waits for it (`ours` was the
+/// last caller's), so the map stays as small as the changes in flight. Locks are only handed out
+/// under the map's mutex, so none can be taken meanwhile.
+fn forget_if_unused(
+    locks: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    path: &str,
+    ours: Arc<tokio::sync::Mutex<()>>,
+) {
+    let mut locks = locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    drop(ours);
+    if locks.get(path).is_some_and(|kept| Arc::strong_count(kept) == 1) {
+        locks.remove(path);
     }
 }
 
@@ -105,20 +157,39 @@ async fn tagged(response: Response) -> (Response, Option<HeaderValue>) {
     let Ok(bytes) = axum::body::to_bytes(body, MAX_TAGGED_BODY).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR.into_response(), None);
     };
-    let digest = Sha256::digest(&bytes);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    let tag = HeaderValue::from_str(&format!("\"{hex}\"")).ok();
+    let tag = HeaderValue::from_str(&tag_of(&bytes)).ok();
     if let Some(tag) = &tag {
         parts.headers.insert(header::ETAG, tag.clone());
     }
     (Response::from_parts(parts, Body::from(bytes)), tag)
 }
 
-/// Whether an `If-Match` or `If-None-Match` value names `tag`: `*`, or a list of tags (a weak
-/// `W/` one compares by its opaque part, as `If-None-Match` does).
-fn names(wanted: &HeaderValue, tag: &HeaderValue) -> bool {
+/// The strong tag of a record whose `GET` body is `body`: a page that shows a record and offers
+/// to change it sends this as `If-Match`, so a change made since the page was drawn is not
+/// overwritten unseen.
+pub(crate) fn tag_of(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// How tags compare (RFC 9110 §8.8.3.2): `If-Match` strongly (a weak `W/` tag never matches),
+/// `If-None-Match` weakly (by the opaque part).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    Strong,
+    Weak,
+}
+
+/// Whether an `If-Match` or `If-None-Match` value names `tag`: `*`, or a list of tags.
+fn names(wanted: &HeaderValue, tag: &HeaderValue, comparison: Comparison) -> bool {
     let (Ok(wanted), Ok(tag)) = (wanted.to_str(), tag.to_str()) else { return false };
-    wanted.split(',').map(str::trim).any(|one| one == "*" || one.trim_start_matches("W/") == tag)
+    wanted.split(',').map(str::trim).any(|one| match (one.strip_prefix("W/"), comparison) {
+        _ if one == "*" => true,
+        (Some(_), Comparison::Strong) => false,
+        (Some(opaque), Comparison::Weak) => opaque == tag,
+        (None, _) => one == tag,
+    })
 }
 
 #[cfg(test)]
@@ -126,17 +197,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_are_matched_in_lists_and_by_star() {
+    fn tags_are_matched_in_lists_and_by_star_weak_ones_only_for_reading() {
         let tag = HeaderValue::from_static("\"abc\"");
-        for (wanted, matches) in [
-            ("\"abc\"", true),
-            ("\"x\", \"abc\"", true),
-            ("*", true),
-            ("W/\"abc\"", true),
-            ("\"abd\"", false),
-            ("abc", false),
+        for (wanted, strong, weak) in [
+            ("\"abc\"", true, true),
+            ("\"x\", \"abc\"", true, true),
+            ("*", true, true),
+            ("W/\"abc\"", false, true),
+            ("\"abd\"", false, false),
+            ("abc", false, false),
         ] {
-            assert_eq!(names(&HeaderValue::from_static(wanted), &tag), matches, "{wanted}");
+            let wanted = HeaderValue::from_static(wanted);
+            assert_eq!(names(&wanted, &tag, Comparison::Strong), strong, "{wanted:?}");
+            assert_eq!(names(&wanted, &tag, Comparison::Weak), weak, "{wanted:?}");
         }
     }
 }

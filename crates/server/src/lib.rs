@@ -271,8 +271,11 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
-    let conditional =
-        conditional::Conditional { api: api.clone().with_state(state.clone()), lock: Arc::default() };
+    let conditional = conditional::Conditional {
+        api: api.clone().with_state(state.clone()),
+        state: state.clone(),
+        locks: Arc::default(),
+    };
     let api = api.layer(axum::middleware::from_fn_with_state(conditional, conditional::layer));
     Router::new()
         .route("/healthz", get(healthz))

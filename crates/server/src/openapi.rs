@@ -67,6 +67,59 @@ pub(crate) fn reject_undocumented_query(parts: &Parts) -> Result<(), ApiError> {
     ))
 }
 
+/// The roles an operation's description names (`None` for an operation that needs no token, or
+/// one the document does not list). `path` is the route's pattern under `/api/v1`.
+pub(crate) fn admitted_roles(method: &Method, path: &str) -> Option<&'static [model::Role]> {
+    static ROLES: OnceLock<std::collections::HashMap<(String, String), Vec<model::Role>>> = OnceLock::new();
+    let roles = ROLES.get_or_init(|| {
+        let all = [
+            model::Role::Admin,
+            model::Role::Planner,
+            model::Role::Operator,
+            model::Role::Viewer,
+            model::Role::Device,
+        ];
+        let mut roles = std::collections::HashMap::new();
+        for (path, methods) in built()["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in methods.as_object().into_iter().flatten() {
+                let text = operation["description"].as_str().unwrap_or_default();
+                if text == Who::Anyone.text() {
+                    continue;
+                }
+                let named: Vec<model::Role> = all
+                    .into_iter()
+                    .filter(|role| {
+                        let name = role.as_str();
+                        text == Who::Any.text()
+                            || (text.contains(name) && !text.contains(&format!("not {name}")))
+                    })
+                    .collect();
+                roles.insert((method.clone(), path.clone()), named);
+            }
+        }
+        roles
+    });
+    roles.get(&(method.as_str().to_lowercase(), path.to_owned())).map(Vec::as_slice)
+}
+
+/// The records: paths read with `GET` and changed with `PUT` or `DELETE` (under `/api/v1`),
+/// which get versions (see `conditional`).
+pub(crate) fn is_record(path: &str) -> bool {
+    static RECORDS: OnceLock<HashSet<String>> = OnceLock::new();
+    RECORDS
+        .get_or_init(|| {
+            let mut records = HashSet::new();
+            for (path, methods) in built()["paths"].as_object().into_iter().flatten() {
+                let has = |method: &str| methods.get(method).is_some();
+                if has("get") && (has("put") || has("delete")) {
+                    records.insert(path.clone());
+                }
+            }
+            records
+        })
+        .contains(path)
+}
+
 /// Who may call an operation, for the description; one per role extractor of `auth` (a test
 /// calls every operation as every role and compares).
 #[derive(Clone, Copy)]
@@ -161,28 +214,6 @@ impl Doc {
         }
         if path.contains("{id}") {
             parameters.insert(0, json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}));
-        }
-        // One record (see `conditional`): tagged when read, and changed only as last read when asked.
-        if path.ends_with('}') {
-            match method {
-                "get" => {
-                    responses[&status.to_string()]["headers"] = json!({"ETag": {"description":
-                        "The record's version: send it as If-Match with a change, or as If-None-Match to read it again only if changed.",
-                        "schema": {"type": "string"}}});
-                    responses.insert(
-                        "304".into(),
-                        json!({"description": "Not modified: If-None-Match named the current ETag"}),
-                    );
-                    parameters.push(json!({"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}));
-                }
-                "put" | "delete" => {
-                    parameters.push(json!({"name": "If-Match", "in": "header", "required": false,
-                        "description": "The ETag of the version read: the change is refused (412) if the record has changed since.",
-                        "schema": {"type": "string"}}));
-                    responses.insert("412".into(), problem.clone());
-                }
-                _ => {}
-            }
         }
         let mut operation = json!({
             "summary": summary,
@@ -735,6 +766,37 @@ pub(crate) fn build() -> Value {
         (200, Some(json!({"type": "object"}))),
     );
 
+    // Records (see `conditional`): tagged when read, and changed only as last read when asked.
+    let problem = json!({"description": "Problem details (RFC 9457)",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    for methods in doc.paths.values_mut() {
+        let has = |method: &str| methods.get(method).is_some();
+        if !(has("get") && (has("put") || has("delete"))) {
+            continue;
+        }
+        let get = &mut methods["get"];
+        for (status, response) in get["responses"].as_object_mut().into_iter().flatten() {
+            if status.starts_with('2') {
+                response["headers"] = json!({"ETag": {"description":
+                    "The record's version: send it as If-Match with a change, or as If-None-Match to read it again only if changed.",
+                    "schema": {"type": "string"}}});
+            }
+        }
+        get["responses"]["304"] =
+            json!({"description": "Not modified: If-None-Match named the current ETag"});
+        if let Some(parameters) = get["parameters"].as_array_mut() {
+            parameters.push(json!({"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}));
+        }
+        for method in ["put", "delete"] {
+            let Some(operation) = methods.get_mut(method) else { continue };
+            if let Some(parameters) = operation["parameters"].as_array_mut() {
+                parameters.push(json!({"name": "If-Match", "in": "header", "required": false,
+                    "description": "The ETag of the version read: the change is refused (412) if the record has changed since.",
+                    "schema": {"type": "string"}}));
+            }
+            operation["responses"]["412"] = problem.clone();
+        }
+    }
     let mut schemas = doc.generator.take_definitions(true);
     schemas.insert("Problem".into(), json!({
         "type": "object",

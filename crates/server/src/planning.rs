@@ -290,6 +290,9 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let mut problem_jobs = Vec::new();
     // Per job, per operation: whether it is fixed because it is running (not frozen by a repair).
     let mut running_fixed: Vec<Vec<bool>> = Vec::new();
+    // Every order's open operations first: a family's setup is the largest of its operations',
+    // and a lot is split to fit a shift with that setup (the one the plan charges).
+    let mut open_work = Vec::with_capacity(orders.len());
     for order in orders {
         let open: Vec<Operation> = store
             .operations(order.id)?
@@ -297,9 +300,18 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             .filter(|op| !matches!(op.status, OrderStatus::Done | OrderStatus::Cancelled))
             .filter(|op| op.eligible_machines.iter().any(|m| machine_index.contains_key(m)))
             .collect();
-        if open.is_empty() {
-            continue;
+        for op in &open {
+            let family = *families.entry(op.setup_family.clone()).or_insert_with(|| {
+                family_setup.push(0);
+                family_setup.len() - 1
+            });
+            family_setup[family] = family_setup[family].max(i64::from(op.setup_seconds));
         }
+        if !open.is_empty() {
+            open_work.push((order, open));
+        }
+    }
+    for (order, open) in open_work {
         let mut operations = Vec::with_capacity(open.len());
         let mut positions = Vec::with_capacity(open.len());
         let mut running_here = Vec::with_capacity(open.len());
@@ -307,15 +319,11 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         // it may have to move too.
         let mut chain_frozen = true;
         for op in open {
-            let family = *families.entry(op.setup_family.clone()).or_insert_with(|| {
-                family_setup.push(0);
-                family_setup.len() - 1
-            });
-            family_setup[family] = family_setup[family].max(i64::from(op.setup_seconds));
+            let family = families[&op.setup_family];
             let eligible: Vec<usize> =
                 op.eligible_machines.iter().filter_map(|m| machine_index.get(m).copied()).collect();
             let whole = op.processing_seconds(op.quantity).max(1) as i64;
-            let setup = i64::from(op.setup_seconds);
+            let setup = family_setup[family];
             let window = eligible.iter().filter_map(|&m| longest_window[m]).min();
             let running = op.status == OrderStatus::Running;
             // A lot longer than the longest stretch its machines work without a break is split

@@ -692,7 +692,7 @@ async fn csv_import_is_all_or_nothing_and_reports_lines() {
         assert!(reply.text.contains(words), "{words}: {}", reply.text);
     }
     // An empty file is no import at all (400), as an empty body is everywhere.
-    for empty in ["", " \r\n"] {
+    for empty in ["", " \r\n", "\u{feff}\r\n"] {
         let reply =
             h.send("POST", "/api/v1/orders/import", Some(ADMIN), Some(("text/csv", empty.into()))).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
@@ -1614,6 +1614,28 @@ async fn an_edit_names_the_version_it_changes_and_a_changed_record_is_refused() 
         call("DELETE", vec![("if-match", tag.clone())], None).await.0,
         StatusCode::PRECONDITION_FAILED
     );
+    // A weak tag never matches a change (RFC 9110: If-Match compares strongly).
+    let weak = format!("W/{now_tag}");
+    assert_eq!(
+        call("PUT", vec![("if-match", weak)], Some(edit("Acme W"))).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    // A role that may not change it is told that first, and learns nothing of its version.
+    let viewer = Request::builder()
+        .method("DELETE")
+        .uri(&path)
+        .header("authorization", format!("Bearer {}", token_for(Role::Viewer)))
+        .header("if-match", "\"stale\"")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.app.clone().oneshot(viewer).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // Records below another record are versioned too: a site's calendar.
+    let request = Request::builder()
+        .uri("/api/v1/sites/1/calendar")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert!(h.app.clone().oneshot(request).await.unwrap().headers().contains_key("etag"));
     assert_eq!(
         call("PUT", vec![("if-match", now_tag.clone())], Some(edit("Acme Three"))).await.0,
         StatusCode::OK
@@ -1621,6 +1643,24 @@ async fn an_edit_names_the_version_it_changes_and_a_changed_record_is_refused() 
     assert_eq!(call("PUT", vec![], Some(edit("Acme Four"))).await.0, StatusCode::OK);
     assert_eq!(call("DELETE", vec![("if-match", "*".into())], None).await.0, StatusCode::NO_CONTENT);
     assert_eq!(call("DELETE", vec![("if-match", "*".into())], None).await.0, StatusCode::PRECONDITION_FAILED);
+}
+
+#[tokio::test]
+async fn cancelling_an_order_stops_the_machine_running_its_lot() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let (order, operation) = h.first_released_operation().await;
+    let machine = operation["eligible_machines"][0].as_i64().unwrap();
+    let start = json!({"machine_id": machine});
+    let path = format!("/api/v1/operations/{}/start", operation["id"]);
+    assert_eq!(h.post_json(&path, &token_for(Role::Operator), &start).await.status, StatusCode::OK);
+    let state = |h: &Harness| h.store.current_state(model::MachineId(machine)).unwrap().map(|c| c.state);
+    assert_eq!(state(&h), Some(model::MachineState::Running));
+    let cancel = format!("/api/v1/orders/{}/cancel", order["id"]);
+    assert_eq!(h.send("POST", &cancel, Some(&token_for(Role::Planner)), None).await.status, StatusCode::OK);
+    assert_eq!(state(&h), Some(model::MachineState::Idle));
+    h.state.begin_stop();
+    workers.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2476,6 +2516,33 @@ fn a_split_lot_has_no_part_longer_than_a_shift_and_a_fresh_machine_needs_its_set
     for op in &plan.operations {
         assert!(op.end - op.setup_start <= time::Duration::hours(4), "{op:?}");
         assert!(op.end <= datetime!(2026-12-02 00:00 +08:00), "placed far out: {op:?}");
+    }
+    // A lot filling a shift exactly without a setup, in a family another step sets up for ten
+    // minutes: the plan charges the family's setup on the fresh machine, so the lot is split.
+    let store = two_shift_shop(1, &[(24, 600.0, 0), (1, 60.0, 600)], datetime!(2026-12-03 18:00 +08:00));
+    // The step that sets up for ten minutes waits for its material, so the long lot comes first.
+    let small = store.order_by_number("SO-1").unwrap().unwrap();
+    let waiting = model::NewOrder {
+        number: small.number.clone(),
+        customer: small.customer.clone(),
+        variant_id: small.variant_id,
+        quantity: small.quantity,
+        due: small.due,
+        priority: small.priority,
+        material_ready: Some(datetime!(2026-12-20 08:00 +08:00)),
+    };
+    store.update_order(small.id, &waiting).unwrap();
+    let plan = crate::planning::plan(
+        &store,
+        now,
+        "tardiness_then_makespan",
+        std::time::Duration::from_millis(200),
+        &options,
+    )
+    .unwrap();
+    for op in plan.operations.iter().filter(|op| op.order_id != small.id) {
+        assert!(op.end - op.setup_start <= time::Duration::hours(4), "{op:?}");
+        assert!(op.end <= datetime!(2026-12-01 00:00 +08:00), "placed far out: {op:?}");
     }
     // A machine that never produced is set up for nothing: its first lot sets up first.
     let store = two_shift_shop(1, &[(10, 60.0, 900)], datetime!(2026-12-03 18:00 +08:00));

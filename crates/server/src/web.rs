@@ -329,6 +329,7 @@ fn i18n_data(t: &Text) -> Markup {
         "states": states,
         "done": t.done_message,
         "failed": t.failed_message,
+        "changed_since": t.changed_since,
         "confirm": t.confirm,
         "lost": t.connection_lost,
         "close": t.close,

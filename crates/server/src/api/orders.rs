@@ -105,6 +105,12 @@ pub(crate) struct OrderDetail {
     operations: Vec<Operation>,
 }
 
+/// The `ETag` that `GET /orders/{id}` gives this order (see `conditional`).
+pub(crate) fn order_tag(order: &Order, operations: &[Operation]) -> String {
+    let detail = OrderDetail { order: order.clone(), operations: operations.to_vec() };
+    crate::conditional::tag_of(&serde_json::to_vec(&detail).unwrap_or_default())
+}
+
 pub(crate) async fn get_order(
     State(state): State<AppState>,
     _: Reader,
@@ -175,8 +181,31 @@ async fn change_status(
     next: OrderStatus,
 ) -> ApiResult<Json<Order>> {
     principal.require(Need::Plan)?;
+    // Machines running a lot of the order when it is cancelled stop with it: as a finish at the
+    // station does, each is shown idle (unless it says otherwise by then), so OEE does not count
+    // running time for work that no longer exists.
+    let running: Vec<model::MachineId> = match next {
+        OrderStatus::Cancelled => read(|| state.store.operations(id))?
+            .into_iter()
+            .filter(|op| op.status == OrderStatus::Running)
+            .filter_map(|op| op.machine_id)
+            .collect(),
+        _ => Vec::new(),
+    };
     let store = state.store.clone();
     let order = blocking(move || store.set_order_status(id, next)).await?;
+    let at = state.clock.now();
+    let mut idle = Vec::new();
+    for machine in running {
+        if read(|| state.store.current_state(machine))?
+            .is_some_and(|c| c.state == model::MachineState::Running)
+        {
+            idle.push(model::StateChange { machine, at, state: model::MachineState::Idle, reason: None });
+        }
+    }
+    if !idle.is_empty() {
+        write_reports(&state, Vec::new(), idle).await?;
+    }
     state.wake_replanner();
     Ok(Json(order))
 }
@@ -207,7 +236,7 @@ pub(crate) async fn import_orders(
         .await
         .map_err(|_| ApiError::request_timeout(within))?
         .map_err(|_| ApiError::payload_too_large(limit))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes).iter().all(u8::is_ascii_whitespace) {
         // As everywhere: an empty body is a 400, so a script whose file came out empty acts on nothing.
         return Err(ApiError::bad_request(
             "body",

@@ -1139,6 +1139,16 @@ async fn a_released_order_takes_a_new_due_time_and_priority_but_keeps_its_quanti
         )),
         "{form:.800}"
     );
+    // It names the version it shows, as the API tags it: a change made since is refused.
+    let request = Request::builder()
+        .uri(&path)
+        .header("authorization", format!("Bearer {planner}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let tag = response.headers()["etag"].to_str().unwrap().to_string();
+    let shown = maud::html! { (tag) }.into_string();
+    assert!(form.contains(&format!("data-if-match=\"{shown}\"")), "{form:.800}");
     let viewer = h.page(&format!("/orders/{id}"), &token_for(Role::Viewer), "en").await.text;
     assert!(!viewer.contains("change-order"));
     // A cancelled order is history.

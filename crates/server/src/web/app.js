@@ -17,8 +17,11 @@ function flash(message, bad) {
 
 // Calls the API with the session cookie and the CSRF header; resolves to the JSON answer (or
 // null for 204), rejects with a message built from the problem details.
-async function api(method, url, body) {
+async function api(method, url, body, ifMatch) {
   const init = { method, headers: { ...CSRF }, credentials: 'same-origin' };
+  // The version of the record the page showed: the server refuses the change (412) if it
+  // changed since.
+  if (ifMatch) init.headers['If-Match'] = ifMatch;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -28,6 +31,7 @@ async function api(method, url, body) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     let message = (data && (data.detail || data.title)) || response.statusText;
+    if (response.status === 412 && text.changed_since) message = text.changed_since;
     if (data && Array.isArray(data.errors) && data.errors.length) {
       // The detail often is the field errors already; say them once.
       const fields = data.errors.map(e => `${e.field}: ${e.message}`).join('; ');
@@ -77,7 +81,7 @@ async function perform(element, body) {
   const controls = element.tagName === 'FORM' ? element.querySelectorAll('button') : [element];
   controls.forEach(c => { c.disabled = true; });
   try {
-    const answer = await api(method, url, body);
+    const answer = await api(method, url, body, element.dataset.ifMatch);
     const then = element.dataset.then || 'reload';
     if (then === 'token' && answer && answer.token) {
       showSecret(answer.token);

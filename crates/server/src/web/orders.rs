@@ -471,7 +471,7 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
 
 /// The planner's form that changes an open order: the whole order goes back (`PUT`), with what
 /// may not change (the variant; the quantity once released) carried along unseen.
-fn change_order_form(ctx: &Ctx, order: &Order) -> Markup {
+fn change_order_form(ctx: &Ctx, order: &Order, operations: &[Operation]) -> Markup {
     let (t, o) = (ctx.t, ctx.t.orders_page);
     let local = |at: Timestamp| {
         let at = at + time::Duration::minutes(i64::from(ctx.offset_minutes));
@@ -481,7 +481,9 @@ fn change_order_form(ctx: &Ctx, order: &Order) -> Markup {
         details.panel data-testid="change-order" {
             summary { (o.change_order) }
             p.muted { (o.change_hint) }
-            form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) } {
+            // The version shown: a change someone made since is not overwritten unseen (412).
+            form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) }
+                data-if-match=(crate::api::orders::order_tag(order, operations)) {
                 input type="hidden" name="variant_id" data-type="int" value=(order.variant_id.0);
                 label { (o.number) input name="number" required maxlength="64" value=(order.number); }
                 label { (t.customer) input name="customer" required maxlength="200" value=(order.customer); }
@@ -769,7 +771,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
             }
         }
         @if may_plan && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) {
-            (change_order_form(ctx, order))
+            (change_order_form(ctx, order, &view.operations))
         }
         section.panel {
             dl.pairs.wide data-testid="order-facts" {

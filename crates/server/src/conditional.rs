@@ -8,14 +8,15 @@
 //! nothing of the record's version. Requests without `If-Match` are not held back.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
@@ -35,14 +36,80 @@ pub(crate) struct Conditional {
 /// Bodies of single records are small; a larger one gets no tag rather than a large buffer.
 const MAX_TAGGED_BODY: usize = 4 << 20;
 
-/// The layer (see the module docs).
-pub(crate) async fn layer(State(conditional): State<Conditional>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let Some(route) =
-        route.as_deref().and_then(|r| r.strip_prefix("/api/v1")).filter(|r| crate::openapi::is_record(r))
-    else {
-        return next.run(request).await;
-    };
+/// The layer (see the module docs), as a tower layer: a request that is not about a record goes
+/// straight to the routes, with nothing boxed or cloned on the way (`axum::middleware::from_fn`
+/// would, for every request of the API).
+#[derive(Clone)]
+pub(crate) struct ConditionalLayer(pub(crate) Arc<Conditional>);
+
+impl<S> tower::Layer<S> for ConditionalLayer {
+    type Service = ConditionalService<S>;
+
+    fn layer(&self, inner: S) -> ConditionalService<S> {
+        ConditionalService { inner, conditional: self.0.clone() }
+    }
+}
+
+/// See [`ConditionalLayer`].
+#[derive(Clone)]
+pub(crate) struct ConditionalService<S> {
+    inner: S,
+    conditional: Arc<Conditional>,
+}
+
+type Boxed = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> tower::Service<Request> for ConditionalService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, Boxed>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .and_then(|p| p.as_str().strip_prefix("/api/v1"))
+            .filter(|r| crate::openapi::is_record(r))
+            .map(str::to_owned);
+        let Some(route) = route else {
+            return Either::Left(self.inner.call(request));
+        };
+        // The service polled ready goes with the request; a fresh clone stays for the next one.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        let conditional = self.conditional.clone();
+        Either::Right(Box::pin(async move { Ok(handle(&conditional, &route, request, Next(ready)).await) }))
+    }
+}
+
+/// The routes below the layer, for one request.
+struct Next<S>(S);
+
+impl<S> Next<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    async fn run(self, request: Request) -> Response {
+        match self.0.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A request about the record at `route` (see the module docs).
+async fn handle<S>(conditional: &Conditional, route: &str, request: Request, next: Next<S>) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     match *request.method() {
         Method::GET => {
             let wanted = request.headers().get(header::IF_NONE_MATCH).cloned();

@@ -271,12 +271,12 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
-    let conditional = conditional::Conditional {
+    let conditional = Arc::new(conditional::Conditional {
         api: api.clone().with_state(state.clone()),
         state: state.clone(),
         locks: Arc::default(),
-    };
-    let api = api.layer(axum::middleware::from_fn_with_state(conditional, conditional::layer));
+    });
+    let api = api.layer(conditional::ConditionalLayer(conditional));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

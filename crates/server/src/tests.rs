@@ -2592,20 +2592,32 @@ fn a_repair_keeps_the_closed_time_before_frozen_work() {
     assert!(plan.operations.iter().all(|op| op.setup_start >= opening), "work before the shift starts");
 }
 
-#[test]
-fn an_urgent_repair_cuts_a_reoptimisation_short_and_it_runs_again_after() {
-    use crate::replanner::{Memory, PlanningConfig, check_and_repair};
+/// The generated factory dispatched at 05:00, a re-optimisation due at 05:30 (returned) with a
+/// search of `seconds` on one thread and the work of `freeze_minutes` kept.
+fn reoptimisation_due(
+    seconds: f64,
+    freeze_minutes: u32,
+) -> (Store, model::PlanSummary, model::Timestamp, crate::replanner::PlanningConfig, crate::replanner::Memory)
+{
     let now = datetime!(2026-11-30 05:00 +08:00);
     let (store, dispatched) = dispatched_factory(now);
     let later = now + time::Duration::minutes(30);
-    // A search of ten minutes, which the test would wait for unless it is cut short.
-    let config = PlanningConfig {
-        reoptimise_time_limit_seconds: 600.0,
+    let config = crate::replanner::PlanningConfig {
+        reoptimise_time_limit_seconds: seconds,
         solver_threads: 1,
         deviation_minutes: 0,
-        ..PlanningConfig::default()
+        freeze_minutes,
+        ..crate::replanner::PlanningConfig::default()
     };
-    let mut memory = Memory { reoptimise: Some(later), ..Memory::default() };
+    let memory = crate::replanner::Memory { reoptimise: Some(later), ..crate::replanner::Memory::default() };
+    (store, dispatched, later, config, memory)
+}
+
+#[test]
+fn an_urgent_repair_cuts_a_reoptimisation_short_and_it_runs_again_after() {
+    use crate::replanner::check_and_repair;
+    // A search of ten minutes, which the test would wait for unless it is cut short.
+    let (store, dispatched, later, config, mut memory) = reoptimisation_due(600.0, 60);
     let interrupt = memory.interrupt.clone();
     let cut = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -2623,19 +2635,9 @@ fn an_urgent_repair_cuts_a_reoptimisation_short_and_it_runs_again_after() {
 fn a_scheduled_reoptimisation_publishes_only_a_plan_clearly_better() {
     use model::PlanTrigger;
 
-    use crate::replanner::{Memory, PlanningConfig, check_and_repair};
-    let now = datetime!(2026-11-30 05:00 +08:00);
-    let (store, dispatched) = dispatched_factory(now);
-    let later = now + time::Duration::minutes(30);
+    use crate::replanner::{PlanningConfig, check_and_repair};
     // Frozen for 90 minutes from 05:30: the fresh machines set up from 06:00, then work starts.
-    let config = PlanningConfig {
-        reoptimise_time_limit_seconds: 1.0,
-        solver_threads: 1,
-        deviation_minutes: 0,
-        freeze_minutes: 90,
-        ..PlanningConfig::default()
-    };
-    let mut memory = Memory { reoptimise: Some(later), ..Memory::default() };
+    let (store, dispatched, later, config, mut memory) = reoptimisation_due(1.0, 90);
     // A clock that moves a minute each time it is read: the search takes time on the shop's clock.
     struct Ticking(std::sync::Mutex<model::Timestamp>);
     impl model::Clock for Ticking {

@@ -287,9 +287,19 @@ fn unshown_on_this_store(marker: &Path, store: &Store) -> anyhow::Result<bool> {
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", marker.display())),
     };
     let content = content.trim();
+    // A marker written just before the admin was made (the start was killed in between) goes
+    // with an admin made after it: a restored store's admin is older than the marker.
+    let written = std::fs::metadata(marker).and_then(|meta| meta.modified()).ok();
+    let made_since = |admin: &model::User| {
+        written.is_none_or(|written| {
+            let written = time::OffsetDateTime::from(written);
+            admin.created_at >= written - time::Duration::minutes(1)
+        })
+    };
     let this_store = match first_admin(store)? {
         Some(admin) => {
-            content == marker_for(&admin) || (content == MARKER_PENDING && store.count_users()? == 1)
+            content == marker_for(&admin)
+                || (content == MARKER_PENDING && store.count_users()? == 1 && made_since(&admin))
         }
         None => store.count_users()? == 0,
     };
@@ -432,7 +442,8 @@ fn open_store(
         NewStore::Refuse => Store::open_current(&path, durability),
     };
     let store = opened.with_context(|| format!("cannot open the store at {}", path.display()))?;
-    if let Some((from, to)) = store.migrated() {
+    // (From version 0: a new store, made now.)
+    if let Some((from, to)) = store.migrated().filter(|(from, _)| *from > 0) {
         tracing::info!(from, to, "upgraded the store's schema");
     }
     Ok((store, dir))
@@ -756,6 +767,9 @@ fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     let config = FileConfig::load(common.config.as_deref())?;
     init_logging(&config)?;
     let csv = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if csv.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&csv).iter().all(u8::is_ascii_whitespace) {
+        bail!("{} is empty: a CSV import needs a header line and at least one order", file.display());
+    }
     let (store, _) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
     match import_csv(&store, &csv, SystemClock.now()) {
         ImportOutcome::Imported(orders) => {

@@ -671,6 +671,18 @@ fn credentials_a_first_start_never_showed_are_made_again() {
     let password = password.filter(|p| p.len() >= 12).expect("no new password shown");
     assert!(!marker.exists(), "the marker stays once the credentials were shown");
 
+    // A marker written before the store's admin was made (a first start killed at once, then a
+    // backup restored there) does not reset it either.
+    std::fs::write(&marker, "the first admin's credentials have not been shown yet\n").unwrap();
+    // (Its time says when: long after this store's admin was made.)
+    let later = std::fs::metadata(&marker).unwrap().modified().unwrap() + Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&marker).unwrap().set_modified(later).unwrap();
+    let server = start("serve", &data);
+    let login = format!(r#"{{"username": "admin", "password": "{password}"}}"#);
+    let signed_in = request(server.address, "POST", "/api/v1/auth/login", None, Some(&login)).unwrap();
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    assert!(!marker.exists(), "the marker of a start before this store was removed");
+    drop(server);
     // A marker another store's first start left (a backup restored into its directory) names
     // another admin: this store's admin keeps its password, and the marker goes.
     std::fs::write(&marker, "the credentials of admin (created 1 ms) have not been shown yet\n").unwrap();

@@ -378,10 +378,21 @@ pub fn bootstrap(
     }
     let password = new_password()?;
     let hash = hash_password(&password).map_err(|_| BootstrapError::Hash)?;
+    // Made again with the same preset token (the environment still holds it): that one is
+    // whoever set it knows already, and stays; the others go.
+    let preset_live = match (preset_token, admin) {
+        (Some(token), Some(admin)) => store
+            .token_owner(&token_digest(token), now)?
+            .filter(|owner| owner.user.id == admin.id)
+            .map(|owner| owner.token_id),
+        _ => None,
+    };
     let user = match admin {
         Some(admin) => {
             for token in store.tokens(Some(admin.id))? {
-                store.revoke_token(token.id, None, now)?;
+                if Some(token.id) != preset_live && token.revoked_at.is_none() {
+                    store.revoke_token(token.id, None, now)?;
+                }
             }
             store.update_user(admin.id, None, Some(&hash))?
         }
@@ -391,7 +402,9 @@ pub fn bootstrap(
         Some(token) => token.to_string(),
         None => new_token()?,
     };
-    store.create_token(user.id, "bootstrap", &token_digest(&token), &shown_prefix(&token), now)?;
+    if preset_live.is_none() {
+        store.create_token(user.id, "bootstrap", &token_digest(&token), &shown_prefix(&token), now)?;
+    }
     Ok(Some(Bootstrap { username: user.username, password, token, token_from_env: preset_token.is_some() }))
 }
 

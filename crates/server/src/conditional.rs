@@ -133,6 +133,21 @@ where
                 // The handler says why (401, 403).
                 return next.run(request).await;
             }
+            // The body is read before the record's lock is taken: a client sending it slowly
+            // holds up nobody else's change of the record.
+            let (parts, body) = request.into_parts();
+            let config = &conditional.state.config;
+            let within = std::time::Duration::from_secs(config.header_timeout_seconds);
+            let bytes =
+                match tokio::time::timeout(within, axum::body::to_bytes(body, config.body_limit_bytes)).await
+                {
+                    Err(_) => return ApiError::request_timeout(within).into_response(),
+                    Ok(Err(_)) => {
+                        return ApiError::payload_too_large(config.body_limit_bytes).into_response();
+                    }
+                    Ok(Ok(bytes)) => bytes,
+                };
+            let request = Request::from_parts(parts, Body::from(bytes));
             let path = request.uri().path().to_owned();
             let lock = record_lock(&conditional.locks, &path);
             let held = lock.lock().await;

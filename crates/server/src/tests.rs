@@ -1641,6 +1641,23 @@ async fn an_edit_names_the_version_it_changes_and_a_changed_record_is_refused() 
         StatusCode::OK
     );
     assert_eq!(call("PUT", vec![], Some(edit("Acme Four"))).await.0, StatusCode::OK);
+    // A conditional change whose body does not come holds up no other change of the record: the
+    // body is read before the record's lock is taken.
+    let (_, current) = call("GET", vec![], None).await;
+    let stalled = Request::builder()
+        .method("PUT")
+        .uri(&path)
+        .header("authorization", format!("Bearer {planner}"))
+        .header("content-type", "application/json")
+        .header("if-match", current.clone().unwrap())
+        .body(Body::from_stream(futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>()))
+        .unwrap();
+    let stalled = tokio::spawn(h.app.clone().oneshot(stalled));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let other = call("PUT", vec![("if-match", current.unwrap())], Some(edit("Acme Five")));
+    let other = tokio::time::timeout(std::time::Duration::from_secs(10), other).await;
+    assert_eq!(other.expect("held up by a body that never came").0, StatusCode::OK);
+    stalled.abort();
     assert_eq!(call("DELETE", vec![("if-match", "*".into())], None).await.0, StatusCode::NO_CONTENT);
     assert_eq!(call("DELETE", vec![("if-match", "*".into())], None).await.0, StatusCode::PRECONDITION_FAILED);
 }
@@ -3541,6 +3558,13 @@ fn a_first_start_that_never_showed_its_credentials_makes_new_ones() {
     let tokens = store.tokens(None).unwrap();
     assert_eq!(tokens.iter().filter(|t| t.revoked_at.is_none()).count(), 1, "{tokens:?}");
     assert_eq!(store.users().unwrap().len(), 1);
+    // With the token preset in the environment, which a restart still has: it stays and works.
+    let store = Store::open_in_memory().unwrap();
+    crate::bootstrap(&store, Some(ADMIN), NOW, false).unwrap().unwrap();
+    let again = crate::bootstrap(&store, Some(ADMIN), NOW, true).unwrap().unwrap();
+    assert_eq!(again.token, ADMIN);
+    let owner = store.token_owner(&token_digest(ADMIN), NOW).unwrap().expect("the preset token works");
+    assert_eq!(owner.user.username, "admin");
 }
 
 /// A machine without a state source of its own (a hand work bench) is shown running from a start

@@ -211,11 +211,12 @@ impl Store {
     pub fn open_current(path: &Path, durability: Durability) -> Result<Store> {
         check_files(path)?;
         let writer = Connection::open(path)?;
-        configure(&writer, durability)?;
+        // Asked before anything is set: a refused store is left exactly as it was.
         let (found, known) = schema::versions(&writer)?;
         if found < known {
             return Err(StoreError::OlderSchema { found, known });
         }
+        configure(&writer, durability)?;
         Ok(Store::from_writer(Some(path.to_path_buf()), durability, writer))
     }
 
@@ -397,6 +398,7 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
     if !database.exists() {
         return Err(format!("no database at {}", database.display()));
     }
+    check_files(database).map_err(|error| error.to_string())?;
     // Absolute: a name starting with "file:" would otherwise read as a URI.
     let target = std::path::absolute(target).map_err(|e| format!("{}: {e}", target.display()))?;
     if target.exists() {

@@ -569,8 +569,10 @@ fn stores_of_other_schema_versions_and_foreign_logs_are_refused_with_reasons() {
     }
     let known = Store::schema_versions(&old).unwrap().unwrap().1;
     assert_eq!(Store::schema_versions(&old).unwrap(), Some((18, known)));
+    let before = std::fs::read(&old).unwrap();
     let refused = Store::open_current(&old, Durability::Full).err().unwrap();
     assert!(matches!(refused, StoreError::OlderSchema { found: 18, .. }), "{refused}");
+    assert!(std::fs::read(&old).unwrap() == before, "a refused store is left as it was");
     assert!(refused.to_string().contains("start `microfactory serve` of this version"), "{refused}");
     let upgraded = Store::open(&old, Durability::Full).unwrap();
     assert_eq!(upgraded.migrated(), Some((18, known)));
@@ -608,6 +610,8 @@ fn stores_of_other_schema_versions_and_foreign_logs_are_refused_with_reasons() {
     let refused = Store::open(&copy, Durability::Full).err().unwrap();
     assert!(matches!(refused, StoreError::Unsafe(_)), "{refused}");
     assert!(refused.to_string().contains("copy.db-wal"), "{refused}");
+    let backup = backup_database(&copy, &dir.join("again.db")).unwrap_err();
+    assert!(backup.contains("copy.db-wal"), "{backup}");
     std::fs::remove_file(dir.join("copy.db-wal")).unwrap();
     let restored = Store::open(&copy, Durability::Full).unwrap();
     assert_eq!(restored.orders(&OrderFilter::default(), all()).unwrap().items.len(), 0);

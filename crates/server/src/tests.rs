@@ -698,8 +698,17 @@ async fn csv_import_is_all_or_nothing_and_reports_lines() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
         assert!(reply.text.contains("the CSV file is empty"), "{}", reply.text);
     }
-    // Orders of a machine that does not exist: the filter is wrong.
-    assert_eq!(h.get("/api/v1/orders?machine=99999").await.status, StatusCode::NOT_FOUND);
+    // A filter naming something that does not exist is wrong (not "none"), on every list.
+    for path in [
+        "/api/v1/orders?machine=99999",
+        "/api/v1/alarms?machine=99999",
+        "/api/v1/machines?site=99999",
+        "/api/v1/machines?line=99999",
+        "/api/v1/lines?site=99999",
+        "/api/v1/variants?product=99999",
+    ] {
+        assert_eq!(h.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
     // A trailing comma (as some spreadsheets leave) is no extra field.
     let good = "number,customer,variant,quantity,due,priority\n\
                 CSV-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,3,\n\

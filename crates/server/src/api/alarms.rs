@@ -100,6 +100,10 @@ pub(crate) async fn list_alarms(
         machine: query.machine.map(model::MachineId),
     };
     let store = state.store;
+    // A filter naming nothing that exists is wrong, not "none" (as everywhere).
+    if let Some(machine) = filter.machine {
+        read(|| store.machine(machine))?;
+    }
     Ok(Json(read(|| store.alarms(&filter, request))?.into()))
 }
 

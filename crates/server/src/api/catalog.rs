@@ -118,6 +118,10 @@ pub(crate) async fn list_variants(
 ) -> ApiResult<Json<ListResponse<Variant>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
+    // A filter naming nothing that exists is wrong, not "none" (as everywhere).
+    if let Some(product) = query.product {
+        read(|| store.product(ProductId(product)))?;
+    }
     Ok(Json(read(|| store.variants(query.product.map(ProductId), request))?.into()))
 }
 

@@ -93,6 +93,10 @@ pub(crate) async fn list_lines(
 ) -> ApiResult<Json<ListResponse<Line>>> {
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let store = state.store;
+    // A filter naming nothing that exists is wrong, not "none" (as everywhere).
+    if let Some(site) = query.site {
+        read(|| store.site(SiteId(site)))?;
+    }
     Ok(Json(read(|| store.lines(query.site.map(SiteId), request))?.into()))
 }
 
@@ -142,6 +146,13 @@ pub(crate) async fn list_machines(
     let request = page_request(query.limit, query.cursor.as_deref())?;
     let (site, line) = (query.site.map(SiteId), query.line.map(LineId));
     let store = state.store;
+    // A filter naming nothing that exists is wrong, not "none" (as everywhere).
+    if let Some(site) = site {
+        read(|| store.site(site))?;
+    }
+    if let Some(line) = line {
+        read(|| store.line(line))?;
+    }
     Ok(Json(read(|| store.machines(site, line, request))?.into()))
 }
 

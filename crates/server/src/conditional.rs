@@ -3,7 +3,8 @@
 //! its body, and `304` to an `If-None-Match` naming it; a `PUT` or `DELETE` with `If-Match` goes
 //! ahead only while the record still has one of the tags it names (`412` otherwise). The record
 //! is read again for that and the change made under the record's own lock, so two planners who
-//! read the same version cannot both save their edit: the second is told to read it again. A
+//! read the same version cannot both save their edit: the second is told to read it again (the
+//! first gets the new version's tag with its answer). A
 //! caller whose role may not make the change is told that (403) first, as everywhere, and learns
 //! nothing of the record's version. Requests without `If-Match` are not held back.
 
@@ -156,6 +157,8 @@ where
                 Ok(response) => response,
                 Err(never) => match never {},
             };
+            let again = read_again(&request);
+            let replaced = request.method() == Method::PUT;
             let response = if current.status() == StatusCode::NOT_FOUND {
                 ApiError::precondition_failed("the record does not exist (any more)").into_response()
             } else if !current.status().is_success() {
@@ -163,7 +166,21 @@ where
                 next.run(request).await
             } else {
                 match tagged(current).await.1 {
-                    Some(tag) if names(&wanted, &tag, Comparison::Strong) => next.run(request).await,
+                    Some(tag) if names(&wanted, &tag, Comparison::Strong) => {
+                        let mut response = next.run(request).await;
+                        // The version the change made, still under the lock: the client's next
+                        // conditional change needs no read first.
+                        if replaced && response.status().is_success() {
+                            let after = match conditional.api.clone().oneshot(again).await {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            };
+                            if let Some(tag) = tagged(after).await.1 {
+                                response.headers_mut().insert(header::ETAG, tag);
+                            }
+                        }
+                        response
+                    }
                     _ => ApiError::precondition_failed(
                         "the record changed since it was read (If-Match names an older version); read it again and redo the change",
                     )

@@ -795,6 +795,15 @@ pub(crate) fn build() -> Value {
                     "schema": {"type": "string"}}));
             }
             operation["responses"]["412"] = problem.clone();
+            if method == "put" {
+                for (status, response) in operation["responses"].as_object_mut().into_iter().flatten() {
+                    if status.starts_with('2') {
+                        response["headers"] = json!({"ETag": {"description":
+                            "With If-Match: the version the change made, for the next change.",
+                            "schema": {"type": "string"}}});
+                    }
+                }
+            }
         }
     }
     let mut schemas = doc.generator.take_definitions(true);

@@ -88,14 +88,17 @@ pub type Position = (Operation, u32, u32);
 /// operation before it in its job ends (running work ends later than the active plan said when it
 /// started later or runs slower), is replanned instead, with the rest of its job (only a prefix
 /// of a job may stay frozen). So is the first frozen operation of an idle machine that starts too
-/// soon for the setup from the `initial` family the machine is set up for. Running work on a
-/// machine that is down starts when it is expected back (`resume`, seconds from now).
+/// soon for the setup from the `initial` family the machine is set up for, or whose setup would
+/// fall in closed time (`open(machine, from, to)`: whether the machine works all of that span, in
+/// seconds from now). Running work on a machine that is down starts when it is expected back
+/// (`resume`, seconds from now).
 fn settle_fixed(
     jobs: &mut [Job],
     running: &[Vec<bool>],
     family_setup: &[i64],
     initial: &[Option<usize>],
     resume: &[i64],
+    open: &dyn Fn(usize, i64, i64) -> bool,
 ) {
     let setup = |from: Option<usize>, to: usize| match from {
         Some(from) if from != to => family_setup[to],
@@ -156,7 +159,8 @@ fn settle_fixed(
             // The setup from what the machine is set up for must fit before its first frozen work.
             if let (Some(&first), Some(&Some(family))) = (work.first(), initial.get(machine))
                 && first.3
-                && first.0 - setup(Some(family), first.2) < 0
+                && let needed = setup(Some(family), first.2)
+                && (first.0 - needed < 0 || (needed > 0 && !open(machine, first.0 - needed, first.0)))
             {
                 conflict = Some((first.4, first.5));
                 break 'machines;
@@ -423,7 +427,15 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
 
     let down_for = options.down_for.whole_seconds().max(0);
     let resume: Vec<i64> = machines.iter().map(|m| if down.contains(&m.id) { down_for } else { 0 }).collect();
-    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family, &resume);
+    // Whether a machine works all of `[from, to)` (seconds from now) by its site's calendar.
+    let open = |machine: usize, from: i64, to: i64| match &open_spans[machine] {
+        None => true,
+        Some(spans) => {
+            let (from, to) = (now_ms + from * 1000, now_ms + to * 1000);
+            spans.iter().any(|&(start, end)| start <= from && to <= end)
+        }
+    };
+    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family, &resume, &open);
 
     let n = family_setup.len();
     let setup: Vec<Vec<i64>> =
@@ -988,7 +1000,7 @@ mod tests {
             job(vec![op(2, 30, Some(0)), op(1, 20, Some(30))]),
         ];
         let running = [vec![true, false, false], vec![true, false]];
-        super::settle_fixed(&mut jobs, &running, &[0], &[], &[]);
+        super::settle_fixed(&mut jobs, &running, &[0], &[], &[], &|_, _, _| true);
         let fixed: Vec<Vec<Option<i64>>> = jobs
             .iter()
             .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
@@ -1004,7 +1016,7 @@ mod tests {
         let family_one = |machine, start| Operation { family: 1, ..op(machine, 10, Some(start)) };
         let mut jobs = vec![job(vec![family_one(0, 30), op(2, 5, Some(45))]), job(vec![family_one(1, 40)])];
         let running = [vec![false, false], vec![false]];
-        super::settle_fixed(&mut jobs, &running, &[0, 40], &[Some(0), Some(0)], &[]);
+        super::settle_fixed(&mut jobs, &running, &[0, 40], &[Some(0), Some(0)], &[], &|_, _, _| true);
         let fixed: Vec<Vec<Option<i64>>> = jobs
             .iter()
             .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())

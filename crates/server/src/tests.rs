@@ -2529,14 +2529,11 @@ fn a_split_lot_has_no_part_longer_than_a_shift_and_a_fresh_machine_needs_its_set
     // 7 units of 4,000 s: at most three fit a four-hour shift, so three parts (3 + 2 + 2).
     let store = two_shift_shop(1, &[(7, 4000.0, 0)], datetime!(2026-12-03 18:00 +08:00));
     let options = crate::planning::Options { threads: 1, ..crate::planning::Options::default() };
-    let plan = crate::planning::plan(
-        &store,
-        now,
-        "tardiness_then_makespan",
-        std::time::Duration::from_millis(200),
-        &options,
-    )
-    .unwrap();
+    let plan_of = |store: &Store| {
+        let limit = std::time::Duration::from_millis(200);
+        crate::planning::plan(store, now, "tardiness_then_makespan", limit, &options).unwrap()
+    };
+    let plan = plan_of(&store);
     let mut quantities: Vec<u32> = plan.operations.iter().map(|op| op.quantity).collect();
     quantities.sort();
     assert_eq!(quantities, [2, 2, 3]);
@@ -2559,28 +2556,14 @@ fn a_split_lot_has_no_part_longer_than_a_shift_and_a_fresh_machine_needs_its_set
         material_ready: Some(datetime!(2026-12-20 08:00 +08:00)),
     };
     store.update_order(small.id, &waiting).unwrap();
-    let plan = crate::planning::plan(
-        &store,
-        now,
-        "tardiness_then_makespan",
-        std::time::Duration::from_millis(200),
-        &options,
-    )
-    .unwrap();
+    let plan = plan_of(&store);
     for op in plan.operations.iter().filter(|op| op.order_id != small.id) {
         assert!(op.end - op.setup_start <= time::Duration::hours(4), "{op:?}");
         assert!(op.end <= datetime!(2026-12-01 00:00 +08:00), "placed far out: {op:?}");
     }
     // A machine that never produced is set up for nothing: its first lot sets up first.
     let store = two_shift_shop(1, &[(10, 60.0, 900)], datetime!(2026-12-03 18:00 +08:00));
-    let plan = crate::planning::plan(
-        &store,
-        now,
-        "tardiness_then_makespan",
-        std::time::Duration::from_millis(200),
-        &options,
-    )
-    .unwrap();
+    let plan = plan_of(&store);
     let first = &plan.operations[0];
     assert_eq!(
         (first.setup_start, first.start),

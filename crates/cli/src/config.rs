@@ -78,19 +78,8 @@ impl FileConfig {
     /// Numbers the types accept but the server cannot use (TOML has `nan` and `inf` too): a clear
     /// error at start instead of a stalled simulation or a planner that fails later.
     fn validate(&self) -> anyhow::Result<()> {
-        // A range never contains NaN, so these also reject `nan`.
-        let (speed, speeds) = (self.sim.speed, SimSettings::SPEEDS);
-        if !speeds.contains(&speed) {
-            anyhow::bail!("[sim] speed must be from {} to {}, found {speed}", speeds.start(), speeds.end());
-        }
-        let (arrivals, rates) = (self.sim.orders_per_day, SimSettings::ORDERS_PER_DAY);
-        if !rates.contains(&arrivals) {
-            anyhow::bail!(
-                "[sim] orders_per_day must be from {} to {}, found {arrivals}",
-                rates.start(),
-                rates.end()
-            );
-        }
+        in_range("[sim] speed", self.sim.speed, SimSettings::SPEEDS, "")?;
+        in_range("[sim] orders_per_day", self.sim.orders_per_day, SimSettings::ORDERS_PER_DAY, "")?;
         let planning = &self.planning;
         let numbers = [
             (
@@ -106,13 +95,7 @@ impl FileConfig {
             ("reoptimise_min_gain_percent", planning.reoptimise_min_gain_percent, PlanningConfig::MIN_GAINS),
         ];
         for (key, value, range) in numbers {
-            if !range.contains(&value) {
-                anyhow::bail!(
-                    "[planning] {key} must be from {} to {}, found {value}",
-                    range.start(),
-                    range.end()
-                );
-            }
+            in_range(&format!("[planning] {key}"), value, range, "")?;
         }
         if let Err(error) = planning.reoptimise_minutes() {
             anyhow::bail!("[planning] reoptimise_at: {error}");
@@ -167,30 +150,15 @@ impl FileConfig {
         for (key, value) in
             [("body_limit_bytes", http.body_limit_bytes), ("import_limit_bytes", http.import_limit_bytes)]
         {
-            if !ServerConfig::BODY_LIMITS.contains(&value) {
-                anyhow::bail!(
-                    "[http] {key} must be from {} to {} (1 KiB to 1 GiB), found {value}",
-                    ServerConfig::BODY_LIMITS.start(),
-                    ServerConfig::BODY_LIMITS.end()
-                );
-            }
+            in_range(&format!("[http] {key}"), value, ServerConfig::BODY_LIMITS, " (1 KiB to 1 GiB)")?;
         }
-        if !ServerConfig::MAX_CONNECTIONS.contains(&http.max_connections) {
-            anyhow::bail!(
-                "[http] max_connections must be from {} to {}, found {}",
-                ServerConfig::MAX_CONNECTIONS.start(),
-                ServerConfig::MAX_CONNECTIONS.end(),
-                http.max_connections
-            );
-        }
-        if !ServerConfig::HEADER_TIMEOUTS.contains(&http.header_timeout_seconds) {
-            anyhow::bail!(
-                "[http] header_timeout_seconds must be from {} to {}, found {}",
-                ServerConfig::HEADER_TIMEOUTS.start(),
-                ServerConfig::HEADER_TIMEOUTS.end(),
-                http.header_timeout_seconds
-            );
-        }
+        in_range("[http] max_connections", http.max_connections, ServerConfig::MAX_CONNECTIONS, "")?;
+        in_range(
+            "[http] header_timeout_seconds",
+            http.header_timeout_seconds,
+            ServerConfig::HEADER_TIMEOUTS,
+            "",
+        )?;
         if planning.solver_threads > server::replanner::MAX_SOLVER_THREADS {
             anyhow::bail!(
                 "[planning] solver_threads must be from 0 (automatic) to {}, found {}",
@@ -198,9 +166,7 @@ impl FileConfig {
                 planning.solver_threads
             );
         }
-        if !(1..=3600).contains(&self.alarms.tick_seconds) {
-            anyhow::bail!("[alarms] tick_seconds must be from 1 to 3600, found {}", self.alarms.tick_seconds);
-        }
+        in_range("[alarms] tick_seconds", self.alarms.tick_seconds, 1..=3600, "")?;
         let host_id = &self.mqtt.host_id;
         if host_id.is_empty() || host_id.contains(['/', '+', '#']) {
             anyhow::bail!(
@@ -217,6 +183,20 @@ impl FileConfig {
         }
         Ok(())
     }
+}
+
+/// Fails unless `value` is in `range`: "`what` must be from A to B`note`, found V". A range
+/// holds no NaN, so this also refuses TOML's `nan`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    what: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    note: &str,
+) -> anyhow::Result<()> {
+    if !range.contains(&value) {
+        anyhow::bail!("{what} must be from {} to {}{note}, found {value}", range.start(), range.end());
+    }
+    Ok(())
 }
 
 /// The commented example printed by `microfactory config example`. A test parses it, so it

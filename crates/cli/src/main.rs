@@ -767,7 +767,7 @@ fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     let config = FileConfig::load(common.config.as_deref())?;
     init_logging(&config)?;
     let csv = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if csv.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&csv).iter().all(u8::is_ascii_whitespace) {
+    if server::import::is_empty_file(&csv) {
         bail!("{} is empty: a CSV import needs a header line and at least one order", file.display());
     }
     let (store, _) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;

@@ -48,6 +48,12 @@ const STAND_IN_TIME: Timestamp = time::macros::datetime!(2100-01-01 00:00 UTC);
 /// Bad rows reported at most; past this the report says how many more there were.
 const MAX_REPORTED: usize = 100;
 
+/// Whether `csv` holds nothing but perhaps a byte-order mark and blank space: no import at all,
+/// which callers refuse before parsing (the API with a 400, as any empty body).
+pub fn is_empty_file(csv: &[u8]) -> bool {
+    csv.strip_prefix(b"\xef\xbb\xbf").unwrap_or(csv).iter().all(u8::is_ascii_whitespace)
+}
+
 /// Parses, checks and imports `csv` in one transaction.
 pub fn import_csv(store: &Store, csv: &[u8], now: Timestamp) -> ImportOutcome {
     let (orders, lines) = match parse(store, csv) {

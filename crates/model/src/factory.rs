@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{FieldError, Validate, check_range};
-use crate::{LineId, MachineId, SiteId, check_code, check_name};
+use crate::{LineId, MachineId, SiteId, Zone, check_code, check_name};
 
 /// One factory location. Sites are the unit of a head-office view and carry the time zone the
 /// shift calendar is written in.
@@ -15,8 +15,20 @@ pub struct Site {
     pub code: String,
     /// Human name.
     pub name: String,
-    /// Fixed UTC offset of local time, `+HH:MM` or `-HH:MM` (Hong Kong: `+08:00`).
-    pub utc_offset: String,
+    /// Fixed UTC offset of local time, `+HH:MM` or `-HH:MM` (Hong Kong: `+08:00`); `null` when
+    /// the site follows [`Site::time_zone`].
+    pub utc_offset: Option<String>,
+    /// IANA time zone of local time (`Europe/Berlin`), whose daylight-saving changes move its
+    /// shifts; `null` when the site keeps [`Site::utc_offset`].
+    pub time_zone: Option<String>,
+}
+
+impl Site {
+    /// The site's local time (UTC when its zone is unknown to this machine, which the API's
+    /// validation rules out).
+    pub fn zone(&self) -> Zone {
+        zone_of(self.utc_offset.as_deref(), self.time_zone.as_deref()).unwrap_or(Zone::UTC)
+    }
 }
 
 /// A site to create, or the new contents of an existing one.
@@ -27,8 +39,33 @@ pub struct NewSite {
     pub code: String,
     /// See [`Site::name`].
     pub name: String,
-    /// See [`Site::utc_offset`].
-    pub utc_offset: String,
+    /// See [`Site::utc_offset`]. Give this or `time_zone`, not both.
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    /// See [`Site::time_zone`]. Give this or `utc_offset`, not both.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+impl NewSite {
+    /// The time zone name as the database spells it (`Europe/Berlin` for `europe/berlin`), so the
+    /// stored site shows the canonical name.
+    pub fn canonical(mut self) -> NewSite {
+        if let Some(name) =
+            self.time_zone.as_deref().and_then(Zone::named).and_then(|z| z.name().map(str::to_owned))
+        {
+            self.time_zone = Some(name);
+        }
+        self
+    }
+}
+
+fn zone_of(utc_offset: Option<&str>, time_zone: Option<&str>) -> Option<Zone> {
+    match (utc_offset, time_zone) {
+        (Some(offset), None) => parse_utc_offset(offset).map(Zone::fixed),
+        (None, Some(name)) => Zone::named(name),
+        _ => None,
+    }
 }
 
 impl Validate for NewSite {
@@ -36,8 +73,26 @@ impl Validate for NewSite {
         let mut out = Vec::new();
         check_code("code", &self.code, &mut out);
         check_name("name", &self.name, &mut out);
-        if parse_utc_offset(&self.utc_offset).is_none() {
-            out.push(FieldError::new("utc_offset", "must look like +08:00 (from -12:00 to +14:00)"));
+        match (&self.utc_offset, &self.time_zone) {
+            (Some(offset), None) if parse_utc_offset(offset).is_none() => {
+                out.push(FieldError::new("utc_offset", "must look like +08:00 (from -12:00 to +14:00)"));
+            }
+            (None, Some(name)) if Zone::named(name).is_none() => {
+                out.push(FieldError::new(
+                    "time_zone",
+                    "must be an IANA time zone name such as Europe/Berlin",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                out.push(FieldError::new("time_zone", "give either utc_offset or time_zone, not both"));
+            }
+            (None, None) => {
+                out.push(FieldError::new(
+                    "utc_offset",
+                    "give utc_offset (+08:00) or time_zone (Asia/Hong_Kong)",
+                ));
+            }
+            _ => {}
         }
         out
     }

@@ -20,6 +20,7 @@ mod product;
 pub mod random;
 mod telemetry;
 mod validate;
+mod zone;
 
 pub use auth::{Role, User};
 pub use calendar::{Calendar, Shift, Weekday};
@@ -40,6 +41,7 @@ pub use product::{
 };
 pub use telemetry::{CountRule, MachineState, ProductionRecord, Reading, StateChange, StateRule};
 pub use validate::{FieldError, Validate, check_code, check_name, is_invisible};
+pub use zone::Zone;
 
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 
-use crate::{Calendar, MachineState, ProductionRecord, Timestamp, Weekday};
+use crate::{Calendar, MachineState, ProductionRecord, Timestamp, Weekday, Zone};
 
 /// A half-open time interval in Unix milliseconds.
 pub type Span = (i64, i64);
@@ -115,12 +115,12 @@ impl Kpis {
 /// Computes the KPIs of one machine over `[from_ms, to_ms)`.
 ///
 /// `states` may be unsorted and may extend past the period; time not covered by any span counts
-/// as `offline`. `utc_offset_minutes` is the site's offset, in which the calendar is written. A
+/// as `offline`. `zone` is the site's local time, in which the calendar is written. A
 /// calendar without shifts plans the whole period, as the planner reads it: a new site works
 /// around the clock until its shifts are entered.
 pub fn compute(
     calendar: &Calendar,
-    utc_offset_minutes: i32,
+    zone: &Zone,
     from_ms: i64,
     to_ms: i64,
     states: &[StateSpan],
@@ -129,7 +129,7 @@ pub fn compute(
     let shifts = if calendar.shifts.is_empty() {
         vec![(from_ms, to_ms)]
     } else {
-        shift_spans(calendar, utc_offset_minutes, from_ms, to_ms)
+        shift_spans(calendar, zone, from_ms, to_ms)
     };
     let mut sorted: Vec<&StateSpan> = states.iter().collect();
     sorted.sort_by_key(|s| s.start_ms);
@@ -192,12 +192,13 @@ fn add_loss(losses: &mut Vec<Loss>, state: MachineState, reason: Option<&str>, s
     }
 }
 
-/// The calendar's working time within `[from_ms, to_ms)`, as sorted disjoint spans.
-pub fn shift_spans(calendar: &Calendar, utc_offset_minutes: i32, from_ms: i64, to_ms: i64) -> Vec<Span> {
+/// The calendar's working time within `[from_ms, to_ms)`, as sorted disjoint spans. Shifts start
+/// and end at their local times of day, so with a zone's daylight-saving change a shift across
+/// it is an hour shorter or longer.
+pub fn shift_spans(calendar: &Calendar, zone: &Zone, from_ms: i64, to_ms: i64) -> Vec<Span> {
     const DAY_MS: i64 = 86_400_000;
-    let offset_ms = i64::from(utc_offset_minutes) * 60_000;
-    let first_day = (from_ms + offset_ms).div_euclid(DAY_MS) - 1;
-    let last_day = (to_ms + offset_ms).div_euclid(DAY_MS);
+    let first_day = (from_ms + i64::from(zone.offset_minutes_at(from_ms)) * 60_000).div_euclid(DAY_MS) - 1;
+    let last_day = (to_ms + i64::from(zone.offset_minutes_at(to_ms)) * 60_000).div_euclid(DAY_MS);
     let mut spans = Vec::new();
     for day in first_day..=last_day {
         let Some(date) = date_of_day(day) else { continue };
@@ -211,9 +212,9 @@ pub fn shift_spans(calendar: &Calendar, utc_offset_minutes: i32, from_ms: i64, t
                 continue;
             }
             let local_midnight = day * DAY_MS;
-            let start_ms = local_midnight + i64::from(start) * 60_000 - offset_ms;
+            let start_ms = zone.instant_of_local(local_midnight + i64::from(start) * 60_000);
             let end_minutes = if end > start { i64::from(end) } else { i64::from(end) + 1440 };
-            let end_ms = local_midnight + end_minutes * 60_000 - offset_ms;
+            let end_ms = zone.instant_of_local(local_midnight + end_minutes * 60_000);
             spans.push((start_ms.max(from_ms), end_ms.min(to_ms)));
         }
     }

@@ -44,6 +44,25 @@ fn status_life_cycle_only_moves_forward() {
 }
 
 #[test]
+fn a_site_keeps_one_offset_or_one_known_time_zone() {
+    let site = |utc_offset: Option<&str>, time_zone: Option<&str>| NewSite {
+        code: "a".into(),
+        name: "A".into(),
+        utc_offset: utc_offset.map(str::to_owned),
+        time_zone: time_zone.map(str::to_owned),
+    };
+    let fields = |new: NewSite| new.problems().into_iter().map(|p| p.field).collect::<Vec<_>>();
+    assert!(fields(site(Some("+08:00"), None)).is_empty());
+    assert!(fields(site(None, Some("Asia/Hong_Kong"))).is_empty());
+    assert_eq!(fields(site(None, None)), ["utc_offset"]);
+    assert_eq!(fields(site(Some("+08:00"), Some("Asia/Hong_Kong"))), ["time_zone"]);
+    assert_eq!(fields(site(None, Some("Mars/Olympus_Mons"))), ["time_zone"]);
+    assert_eq!(fields(site(None, Some("Etc/Unknown"))), ["time_zone"]);
+    assert_eq!(fields(site(Some("+8"), None)), ["utc_offset"]);
+    assert_eq!(site(None, Some("asia/hong_kong")).canonical().time_zone.as_deref(), Some("Asia/Hong_Kong"));
+}
+
+#[test]
 fn utc_offsets_parse_within_range() {
     assert_eq!(parse_utc_offset("+08:00"), Some(480));
     assert_eq!(parse_utc_offset("-03:30"), Some(-210));
@@ -121,9 +140,70 @@ mod oee_tests {
     use time::macros::datetime;
 
     const HOUR: i64 = 3_600_000;
+    const HK: Zone = Zone::fixed(480);
 
     fn ms(at: Timestamp) -> i64 {
         oee::unix_ms(at)
+    }
+
+    #[test]
+    fn shifts_follow_a_named_zone_across_its_daylight_saving_changes() {
+        let berlin = Zone::named("europe/berlin").unwrap();
+        assert_eq!(berlin.name(), Some("Europe/Berlin"));
+        let every_day = vec![
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+            Weekday::Sat,
+            Weekday::Sun,
+        ];
+        let night = Calendar {
+            shifts: vec![Shift {
+                name: "night".into(),
+                days: every_day,
+                start: "22:00".into(),
+                end: "06:00".into(),
+            }],
+            holidays: vec![],
+        };
+        let hours = |spans: Vec<(i64, i64)>| spans.iter().map(|(s, e)| e - s).sum::<i64>() / HOUR;
+        // Clocks go from 02:00 to 03:00 on Sunday 2026-03-29: Saturday's night shift is 7 h, from
+        // 21:00 UTC (22:00 CET) to 04:00 UTC (06:00 CEST).
+        let spring = shift_spans(
+            &night,
+            &berlin,
+            ms(datetime!(2026-03-28 12:00 UTC)),
+            ms(datetime!(2026-03-29 12:00 UTC)),
+        );
+        assert_eq!(spring, vec![(ms(datetime!(2026-03-28 21:00 UTC)), ms(datetime!(2026-03-29 04:00 UTC)))]);
+        // Back from 03:00 to 02:00 on Sunday 2026-10-25: 9 h, 20:00 UTC (22:00 CEST) to 05:00 UTC.
+        let autumn = shift_spans(
+            &night,
+            &berlin,
+            ms(datetime!(2026-10-24 12:00 UTC)),
+            ms(datetime!(2026-10-25 12:00 UTC)),
+        );
+        assert_eq!(autumn, vec![(ms(datetime!(2026-10-24 20:00 UTC)), ms(datetime!(2026-10-25 05:00 UTC)))]);
+        assert_eq!(hours(spring), 7);
+        assert_eq!(hours(autumn), 9);
+        // The same calendar on a fixed offset keeps 8 h every night.
+        let fixed = shift_spans(
+            &night,
+            &Zone::fixed(60),
+            ms(datetime!(2026-03-28 12:00 UTC)),
+            ms(datetime!(2026-03-29 12:00 UTC)),
+        );
+        assert_eq!(hours(fixed), 8);
+
+        // A time the clocks skip falls after the jump; a repeated time is its first occurrence.
+        let skipped = berlin.at_local(time::macros::date!(2026 - 03 - 29), 150);
+        assert_eq!(skipped, datetime!(2026-03-29 01:30 UTC));
+        let repeated = berlin.at_local(time::macros::date!(2026 - 10 - 25), 150);
+        assert_eq!(repeated, datetime!(2026-10-25 00:30 UTC));
+        assert_eq!(berlin.local(datetime!(2026-07-01 10:00 UTC)).offset().whole_minutes(), 120);
+        assert_eq!(berlin.local(datetime!(2026-12-01 10:00 UTC)).offset().whole_minutes(), 60);
     }
 
     /// Monday to Friday 08:00–17:00 and a 22:00–06:00 night shift on Mondays, Hong Kong time.
@@ -157,7 +237,7 @@ mod oee_tests {
         // plus Tuesday's day shift 08:00–10:00 (2 h).
         let from = ms(datetime!(2026-11-30 20:00 +08:00));
         let to = ms(datetime!(2026-12-01 10:00 +08:00));
-        let spans = shift_spans(&calendar(), 480, from, to);
+        let spans = shift_spans(&calendar(), &HK, from, to);
         assert_eq!(
             spans,
             vec![
@@ -168,7 +248,7 @@ mod oee_tests {
         // Christmas (a Friday) is a holiday: no planned time at all.
         let christmas = shift_spans(
             &calendar(),
-            480,
+            &HK,
             ms(datetime!(2026-12-25 00:00 +08:00)),
             ms(datetime!(2026-12-26 00:00 +08:00)),
         );
@@ -209,7 +289,7 @@ mod oee_tests {
         };
         let production =
             vec![record(day(11, 0), 120, 10), record(day(16, 0), 150, 20), record(day(18, 0), 100, 0)];
-        let kpis = compute(&calendar(), 480, ms(day(0, 0)), ms(day(23, 59)), &states, &production);
+        let kpis = compute(&calendar(), &HK, ms(day(0, 0)), ms(day(23, 59)), &states, &production);
         assert_eq!(kpis.planned_busy_seconds, 8.0 * 3600.0);
         assert_eq!(kpis.actual_production_seconds, 5.5 * 3600.0);
         assert_eq!((kpis.produced, kpis.good, kpis.scrap), (300, 270, 30));
@@ -238,7 +318,7 @@ mod oee_tests {
             ideal_unit_seconds: 60.0,
         };
         let empty = Calendar { shifts: vec![], holidays: vec![] };
-        let kpis = compute(&empty, 480, ms(from), ms(to), &states, &[unit]);
+        let kpis = compute(&empty, &HK, ms(from), ms(to), &states, &[unit]);
         assert_eq!(kpis.planned_busy_seconds, 24.0 * 3600.0);
         assert_eq!(kpis.availability, Some(20.0 / 24.0));
         assert_eq!((kpis.produced, kpis.good), (40, 38));
@@ -264,7 +344,7 @@ mod oee_tests {
             ideal_unit_seconds: 228.0,
         };
         let kpis =
-            compute(&calendar(), 480, ms(from), ms(from) + 4 * 60_000, &states, std::slice::from_ref(&unit));
+            compute(&calendar(), &HK, ms(from), ms(from) + 4 * 60_000, &states, std::slice::from_ref(&unit));
         assert_eq!(
             (kpis.produced, kpis.ideal_production_seconds, kpis.actual_production_seconds),
             (1, 120.0, 120.0)
@@ -274,7 +354,7 @@ mod oee_tests {
         // longer period.
         let day = compute(
             &calendar(),
-            480,
+            &HK,
             ms(from) - HOUR,
             ms(from) + 9 * HOUR,
             &states,
@@ -294,7 +374,7 @@ mod oee_tests {
             ideal_unit_seconds: 60.0,
             ..unit
         };
-        let kpis = compute(&calendar(), 480, ms(from), ms(from) + 9 * HOUR, &states, &[batch]);
+        let kpis = compute(&calendar(), &HK, ms(from), ms(from) + 9 * HOUR, &states, &[batch]);
         assert_eq!(kpis.ideal_production_seconds, 3600.0, "an hour of ideal time, most of it before lunch");
     }
 
@@ -302,12 +382,12 @@ mod oee_tests {
     fn gaps_in_the_timeline_count_as_offline_and_sums_recompute_ratios() {
         let from = datetime!(2026-12-02 08:00 +08:00);
         let states = vec![span(from, from + time::Duration::hours(3), MachineState::Running, None)];
-        let a = compute(&calendar(), 480, ms(from), ms(from) + 9 * HOUR, &states, &[]);
+        let a = compute(&calendar(), &HK, ms(from), ms(from) + 9 * HOUR, &states, &[]);
         assert_eq!(a.availability, Some(3.0 / 9.0));
         assert_eq!(a.losses[0].reason, "no data");
         assert_eq!(a.losses[0].seconds, 6.0 * 3600.0);
         assert_eq!(a.oee, None, "no production means effectiveness is undefined");
-        let b = compute(&calendar(), 480, ms(from), ms(from) + 9 * HOUR, &[], &[]);
+        let b = compute(&calendar(), &HK, ms(from), ms(from) + 9 * HOUR, &[], &[]);
         assert_eq!(b.oee, Some(0.0));
         let both = Kpis::combine([&a, &b]);
         assert_eq!(both.planned_busy_seconds, 18.0 * 3600.0);

@@ -266,7 +266,8 @@ pub fn seed(store: &Store, now: Timestamp) -> Result<DemoSummary, StoreError> {
     let site = store.create_site(&NewSite {
         code: "hk-kt".into(),
         name: "Kwun Tong micro-factory".into(),
-        utc_offset: "+08:00".into(),
+        utc_offset: None,
+        time_zone: Some("Asia/Hong_Kong".into()),
     })?;
     store.set_calendar(site.id, &calendar())?;
     let mut lines = Vec::new();
@@ -575,7 +576,8 @@ pub fn seed_generated(
     let site = store.create_site(&NewSite {
         code: "gen".into(),
         name: "Generated factory".into(),
-        utc_offset: "+08:00".into(),
+        utc_offset: Some("+08:00".into()),
+        time_zone: None,
     })?;
     let days = vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat];
     store.set_calendar(

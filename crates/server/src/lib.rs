@@ -102,15 +102,14 @@ impl Default for ServerConfig {
     }
 }
 
-/// The UTC offset of the (first) site, in minutes: the dashboard's times and the replanner's
-/// re-optimisation times follow its local time. 0 when there is no site yet.
-pub(crate) fn site_offset_minutes(store: &Store) -> i32 {
+/// The local time of the (first) site: the dashboard's times and the replanner's re-optimisation
+/// times follow it. UTC when there is no site yet.
+pub(crate) fn site_zone(store: &Store) -> model::Zone {
     store
         .sites(store::PageRequest { after: None, limit: 1 })
         .ok()
         .and_then(|page| page.items.into_iter().next())
-        .and_then(|site| model::parse_utc_offset(&site.utc_offset))
-        .unwrap_or(0)
+        .map_or(model::Zone::UTC, |site| site.zone())
 }
 
 /// Everything a request handler may need; cheap to clone.

@@ -252,11 +252,10 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let mut open_spans = Vec::with_capacity(machines.len());
     for machine in &machines {
         if let std::collections::hash_map::Entry::Vacant(entry) = calendars.entry(machine.site_id) {
-            let site = store.site(machine.site_id)?;
-            let offset = model::parse_utc_offset(&site.utc_offset).unwrap_or(0);
+            let zone = store.site(machine.site_id)?.zone();
             let calendar = store.calendar(machine.site_id)?;
             let spans =
-                (!calendar.shifts.is_empty()).then(|| shift_spans(&calendar, offset, now_ms, horizon_ms));
+                (!calendar.shifts.is_empty()).then(|| shift_spans(&calendar, &zone, now_ms, horizon_ms));
             entry.insert(spans);
         }
         open_spans.push(calendars[&machine.site_id].clone());

@@ -145,7 +145,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     let mut memory = Memory { missed_events: true, ..Memory::default() };
     // The config file is validated; a bad time is dropped with the others rather than panicking.
     let schedule = config.reoptimise_minutes().unwrap_or_default();
-    let slot = |now| latest_slot(now, &schedule, crate::site_offset_minutes(&state.store));
+    let slot = |now| latest_slot(now, &schedule, &crate::site_zone(&state.store));
     // A re-optimisation time passed before the start is not made up for.
     let mut last_slot = slot(state.clock.now());
     // After a failed repair, only breakdowns are tried until then, so a repair that keeps failing
@@ -311,17 +311,15 @@ pub struct LastReoptimisation {
     pub published: Option<i64>,
 }
 
-/// The latest of the times of day `minutes` (after local midnight, at `offset_minutes` from UTC)
-/// at or before `now`; `None` when there are none.
-pub fn latest_slot(now: Timestamp, minutes: &[u32], offset_minutes: i32) -> Option<Timestamp> {
-    let zone = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap_or(time::UtcOffset::UTC);
-    let local = now.to_offset(zone);
-    let midnight = local.replace_time(time::Time::MIDNIGHT);
+/// The latest of the times of day `minutes` (after local midnight in `zone`) at or before `now`;
+/// `None` when there are none. A time the clocks skip that day counts as just after the jump.
+pub fn latest_slot(now: Timestamp, minutes: &[u32], zone: &model::Zone) -> Option<Timestamp> {
+    let today = zone.local(now).date();
     minutes
         .iter()
-        .map(|&minute| {
-            let at = midnight + time::Duration::minutes(i64::from(minute));
-            if at > local { at - time::Duration::DAY } else { at }
+        .filter_map(|&minute| {
+            let at = zone.at_local(today, minute);
+            if at <= now { Some(at) } else { today.previous_day().map(|day| zone.at_local(day, minute)) }
         })
         .max()
 }
@@ -565,7 +563,7 @@ mod tests {
             assert!(at(&[bad]).reoptimise_minutes().is_err(), "{bad}");
         }
         // Hong Kong (+08:00), 05:00 and 22:00 local: 21:00 and 14:00 UTC.
-        let (times, hk) = ([300, 1320], 480);
+        let (times, hk) = ([300, 1320], &model::Zone::fixed(480));
         let slot = |now| latest_slot(now, &times, hk);
         assert_eq!(slot(datetime!(2026-12-06 20:59:59 UTC)), Some(datetime!(2026-12-06 14:00 UTC)));
         assert_eq!(slot(datetime!(2026-12-06 21:00 UTC)), Some(datetime!(2026-12-06 21:00 UTC)));
@@ -573,7 +571,7 @@ mod tests {
         // Local midnight falls on another UTC day: 01:00 local on the 7th is 17:00 UTC on the 6th.
         assert_eq!(slot(datetime!(2026-12-06 17:00 UTC)), Some(datetime!(2026-12-06 14:00 UTC)));
         assert_eq!(
-            latest_slot(datetime!(2026-12-06 03:00 UTC), &[300], -300),
+            latest_slot(datetime!(2026-12-06 03:00 UTC), &[300], &model::Zone::fixed(-300)),
             Some(datetime!(2026-12-05 10:00 UTC))
         );
         assert_eq!(latest_slot(datetime!(2026-12-06 03:00 UTC), &[], hk), None);
@@ -581,6 +579,12 @@ mod tests {
         assert_eq!(slot(datetime!(2026-12-07 04:59 +08:00)), Some(datetime!(2026-12-06 14:00 UTC)));
         assert_eq!(slot(datetime!(2026-12-07 05:00 +08:00)), Some(datetime!(2026-12-06 21:00 UTC)));
         assert_eq!(slot(datetime!(2026-12-06 12:00 -05:00)), Some(datetime!(2026-12-06 14:00 UTC)));
+        // Berlin: 05:00 is 04:00 UTC on Saturday 2026-03-28 and 03:00 UTC on Sunday, after the
+        // clocks moved to summer time.
+        let berlin = model::Zone::named("Europe/Berlin").unwrap();
+        let early = |now| latest_slot(now, &[300], &berlin);
+        assert_eq!(early(datetime!(2026-03-29 02:59 UTC)), Some(datetime!(2026-03-28 04:00 UTC)));
+        assert_eq!(early(datetime!(2026-03-29 03:00 UTC)), Some(datetime!(2026-03-29 03:00 UTC)));
     }
 
     #[test]

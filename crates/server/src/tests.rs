@@ -83,7 +83,12 @@ impl Harness {
 
     /// A second site, `sz` (Shenzhen).
     fn second_site(&self) -> model::SiteId {
-        let site = model::NewSite { code: "sz".into(), name: "Shenzhen".into(), utc_offset: "+08:00".into() };
+        let site = model::NewSite {
+            code: "sz".into(),
+            name: "Shenzhen".into(),
+            utc_offset: Some("+08:00".into()),
+            time_zone: None,
+        };
         self.store.create_site(&site).unwrap().id
     }
 
@@ -904,6 +909,52 @@ async fn devices_publish_for_their_site_only_and_cannot_read() {
     );
     let reply = patch(json!({"role": "operator", "password": "an operator's password"})).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_site_may_follow_a_named_time_zone_and_its_summer_time() {
+    let h = &harness();
+    let site = |body: Value| async move { h.post_json("/api/v1/sites", ADMIN, &body).await };
+    let reply = site(json!({"code": "de", "name": "Berlin", "time_zone": "europe/berlin"})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(
+        (&reply.json["time_zone"], &reply.json["utc_offset"]),
+        (&json!("Europe/Berlin"), &Value::Null)
+    );
+    for (body, field) in [
+        (json!({"code": "x1", "name": "X", "time_zone": "Mars/Olympus_Mons"}), "time_zone"),
+        (
+            json!({"code": "x2", "name": "X", "time_zone": "Asia/Hong_Kong", "utc_offset": "+08:00"}),
+            "time_zone",
+        ),
+        (json!({"code": "x3", "name": "X"}), "utc_offset"),
+        (json!({"code": "x4", "name": "X", "time_zone": 8}), "time_zone"),
+    ] {
+        let reply = site(body.clone()).await;
+        assert!(reply.status.is_client_error(), "{body}: {}", reply.text);
+        assert_eq!(reply.json["field"], field, "{body}: {}", reply.text);
+    }
+
+    // The demo's site, moved to Berlin with a night shift every day: Saturday 2026-10-24's night
+    // shift is 9 hours, as the clocks go back an hour on Sunday morning.
+    let berlin = json!({"code": "hk-kt", "name": "Moved", "time_zone": "Europe/Berlin"});
+    let reply = h.send_json("PUT", "/api/v1/sites/1", ADMIN, &berlin).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let night = json!({"shifts": [{"name": "night", "days": days, "start": "22:00", "end": "06:00"}]});
+    let reply = h.send_json("PUT", "/api/v1/sites/1/calendar", ADMIN, &night).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let busy = |from: &str, to: &str| {
+        let path = format!("/api/v1/oee?machine=3&from={from}&to={to}");
+        async move { h.get(&path).await.json["total"]["planned_busy_seconds"].clone() }
+    };
+    assert_eq!(busy("2026-10-24T12:00:00Z", "2026-10-25T12:00:00Z").await, 9.0 * 3600.0);
+    assert_eq!(busy("2026-10-25T12:00:00Z", "2026-10-26T12:00:00Z").await, 8.0 * 3600.0);
+    // Back to a fixed offset: the night is 8 hours whatever the season.
+    let fixed = json!({"code": "hk-kt", "name": "Moved", "utc_offset": "+01:00"});
+    let reply = h.send_json("PUT", "/api/v1/sites/1", ADMIN, &fixed).await;
+    assert_eq!((&reply.json["time_zone"], &reply.json["utc_offset"]), (&Value::Null, &json!("+01:00")));
+    assert_eq!(busy("2026-10-24T12:00:00Z", "2026-10-25T12:00:00Z").await, 8.0 * 3600.0);
 }
 
 #[tokio::test]
@@ -2436,7 +2487,12 @@ fn two_shift_shop(machines: usize, lots: &[(u32, f64, u32)], due: model::Timesta
     use model::*;
     let store = Store::open_in_memory().unwrap();
     let site = store
-        .create_site(&NewSite { code: "hk".into(), name: "HK".into(), utc_offset: "+08:00".into() })
+        .create_site(&NewSite {
+            code: "hk".into(),
+            name: "HK".into(),
+            utc_offset: Some("+08:00".into()),
+            time_zone: None,
+        })
         .unwrap();
     let days = Weekday::ALL.to_vec();
     let shift = |name: &str, start: &str, end: &str| Shift {

@@ -71,8 +71,8 @@ pub(crate) struct Ctx {
     pub(crate) now: Timestamp,
     /// The speed of the demo's own factory clock (seconds per real second); `None` on real time.
     pub(crate) clock_speed: Option<f64>,
-    /// Minutes east of UTC in which times are shown (the first site's offset).
-    pub(crate) offset_minutes: i32,
+    /// The local time in which times are shown (the first site's).
+    pub(crate) zone: model::Zone,
     /// The path and query of this page, to come back to after a language switch.
     pub(crate) here: String,
 }
@@ -85,19 +85,19 @@ impl Ctx {
 
     /// `at` as local date and time, `2026-11-24 14:05`.
     pub(crate) fn time(&self, at: Timestamp) -> String {
-        format_local(at, self.offset_minutes, false)
+        format_local(at, &self.zone, false)
     }
 
     /// `at` as local time of day, `14:05`, with the month and day when it is not today
     /// (`12-06 14:05`), and the year too when it is not this year.
     pub(crate) fn short_time(&self, at: Timestamp) -> String {
-        let local = |ts: Timestamp| ts.to_offset(offset(self.offset_minutes)).date();
+        let local = |ts: Timestamp| self.zone.local(ts).date();
         let (date, today) = (local(at), local(self.now));
         if date == today || date.year() != today.year() {
-            return format_local(at, self.offset_minutes, date == today);
+            return format_local(at, &self.zone, date == today);
         }
         let format = time::macros::format_description!("[month]-[day] [hour]:[minute]");
-        at.to_offset(offset(self.offset_minutes)).format(&format).unwrap_or_default()
+        self.zone.local(at).format(&format).unwrap_or_default()
     }
 
     /// A length of time such as `2 h 05 min` or `3 d 4 h`.
@@ -121,18 +121,12 @@ impl Ctx {
 
     /// The start of today in the shown time zone, as a Unix millisecond.
     pub(crate) fn today_start_ms(&self) -> i64 {
-        let local = self.now.to_offset(offset(self.offset_minutes));
-        let midnight = local.replace_time(time::Time::MIDNIGHT);
-        model::oee::unix_ms(midnight)
+        model::oee::unix_ms(self.zone.at_local(self.zone.local(self.now).date(), 0))
     }
 }
 
-fn offset(minutes: i32) -> time::UtcOffset {
-    time::UtcOffset::from_whole_seconds(minutes * 60).unwrap_or(time::UtcOffset::UTC)
-}
-
-fn format_local(at: Timestamp, minutes: i32, time_only: bool) -> String {
-    let local = at.to_offset(offset(minutes));
+fn format_local(at: Timestamp, zone: &model::Zone, time_only: bool) -> String {
+    let local = zone.local(at);
     let format = if time_only {
         time::macros::format_description!("[hour]:[minute]")
     } else {
@@ -184,9 +178,9 @@ impl FromRequestParts<AppState> for Ctx {
         if !principal.user.role.may_read() {
             return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
         }
-        let offset_minutes = crate::site_offset_minutes(&state.store);
+        let zone = crate::site_zone(&state.store);
         let (now, clock_speed) = (state.clock.now(), state.own_clock_speed());
-        Ok(Ctx { user: principal.user, t, now, clock_speed, offset_minutes, here })
+        Ok(Ctx { user: principal.user, t, now, clock_speed, zone, here })
     }
 }
 
@@ -259,7 +253,7 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
         (DOCTYPE)
         html lang=(t.lang.code()) {
             (head(t, title, true))
-            body data-lang=(t.lang.code()) data-offset-minutes=(ctx.offset_minutes) {
+            body data-lang=(t.lang.code()) data-offset-minutes=(ctx.zone.offset_minutes_at(model::oee::unix_ms(ctx.now))) data-time-zone=[ctx.zone.name()] {
                 a.skip href="#main" { (t.skip_to_content) }
                 header.top {
                     a.brand href="/" { (t.product) }

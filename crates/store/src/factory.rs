@@ -13,8 +13,8 @@ impl Store {
     pub fn create_site(&self, new: &NewSite) -> Result<Site> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO sites (code, name, utc_offset) VALUES (?1, ?2, ?3)",
-                params![new.code, new.name, new.utc_offset],
+                "INSERT INTO sites (code, name, utc_offset, time_zone) VALUES (?1, ?2, ?3, ?4)",
+                params![new.code, new.name, new.utc_offset.as_deref().unwrap_or(""), new.time_zone],
             )
             .map_err(constraint)?;
             Ok(site_from(SiteId(tx.last_insert_rowid()), new))
@@ -26,8 +26,8 @@ impl Store {
         self.write(|tx| {
             let changed = tx
                 .execute(
-                    "UPDATE sites SET code = ?2, name = ?3, utc_offset = ?4 WHERE id = ?1",
-                    params![id.0, new.code, new.name, new.utc_offset],
+                    "UPDATE sites SET code = ?2, name = ?3, utc_offset = ?4, time_zone = ?5 WHERE id = ?1",
+                    params![id.0, new.code, new.name, new.utc_offset.as_deref().unwrap_or(""), new.time_zone],
                 )
                 .map_err(constraint)?;
             touched(changed, "site", id.0)?;
@@ -43,7 +43,7 @@ impl Store {
     /// One site.
     pub fn site(&self, id: SiteId) -> Result<Site> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT id, code, name, utc_offset FROM sites WHERE id = ?1")?
+            conn.prepare_cached("SELECT id, code, name, utc_offset, time_zone FROM sites WHERE id = ?1")?
                 .query_row([id.0], site_row)
                 .optional()?
                 .ok_or(StoreError::NotFound { entity: "site", id: id.0 })
@@ -55,7 +55,7 @@ impl Store {
         self.read(|conn| {
             let rows = conn
                 .prepare_cached(
-                    "SELECT id, code, name, utc_offset FROM sites WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    "SELECT id, code, name, utc_offset, time_zone FROM sites WHERE id > ?1 ORDER BY id LIMIT ?2",
                 )?
                 .query_map(params![request.after.unwrap_or(0), request.limit + 1], site_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -285,11 +285,25 @@ fn check_machine_refs(tx: &Connection, new: &NewMachine) -> Result<()> {
 }
 
 fn site_from(id: SiteId, new: &NewSite) -> Site {
-    Site { id, code: new.code.clone(), name: new.name.clone(), utc_offset: new.utc_offset.clone() }
+    Site {
+        id,
+        code: new.code.clone(),
+        name: new.name.clone(),
+        utc_offset: new.utc_offset.clone(),
+        time_zone: new.time_zone.clone(),
+    }
 }
 
 fn site_row(row: &Row<'_>) -> rusqlite::Result<Site> {
-    Ok(Site { id: SiteId(row.get(0)?), code: row.get(1)?, name: row.get(2)?, utc_offset: row.get(3)? })
+    // A site following a named zone keeps an empty offset (the column predates zones).
+    let utc_offset: String = row.get(3)?;
+    Ok(Site {
+        id: SiteId(row.get(0)?),
+        code: row.get(1)?,
+        name: row.get(2)?,
+        utc_offset: (!utc_offset.is_empty()).then_some(utc_offset),
+        time_zone: row.get(4)?,
+    })
 }
 
 fn line_from(id: LineId, new: &NewLine) -> Line {

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_ids_never_reused.sql"),
     include_str!("migrations/0018_alarm_fired_times.sql"),
     include_str!("migrations/0019_alarm_occurrences.sql"),
+    include_str!("migrations/0020_site_time_zones.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -21,10 +21,20 @@ struct Fixture {
 
 fn fixture(store: Store) -> Fixture {
     let site = store
-        .create_site(&NewSite { code: "hk".into(), name: "Kwun Tong".into(), utc_offset: "+08:00".into() })
+        .create_site(&NewSite {
+            code: "hk".into(),
+            name: "Kwun Tong".into(),
+            utc_offset: Some("+08:00".into()),
+            time_zone: None,
+        })
         .unwrap();
+    fixture_at(store, site.id)
+}
+
+/// The machines, products and routing of [`fixture`], at a site that exists already.
+fn fixture_at(store: Store, site: SiteId) -> Fixture {
     let machine = |code: &str| NewMachine {
-        site_id: site.id,
+        site_id: site,
         line_id: None,
         code: code.into(),
         name: code.into(),
@@ -171,7 +181,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 19);
+    assert_eq!(store.schema_version().unwrap(), 20);
 }
 
 #[test]
@@ -206,8 +216,19 @@ fn upgrading_keeps_every_row_and_reference() {
     let path = dir.join("upgrade.db");
     let _ = std::fs::remove_file(&path);
     let (orders, operations, users, tokens, rules, variant) = {
-        let f = fixture(version_16_store(&path));
-        assert_eq!(f.store.schema_version().unwrap(), 16);
+        let store = version_16_store(&path);
+        assert_eq!(store.schema_version().unwrap(), 16);
+        // A site as version 16 kept it: a fixed offset, no time zone column yet.
+        let site = store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO sites (code, name, utc_offset) VALUES ('hk', 'Kwun Tong', '+08:00')",
+                    [],
+                )?;
+                Ok(SiteId(tx.last_insert_rowid()))
+            })
+            .unwrap();
+        let f = fixture_at(store, site);
         for number in ["SO-1", "SO-2", "SO-3"] {
             f.store.create_order(&new_order(number, f.variant), NOW).unwrap();
         }
@@ -254,7 +275,9 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 19);
+    assert_eq!(store.schema_version().unwrap(), 20);
+    let site = &store.sites(all()).unwrap().items[0];
+    assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
     let after: Vec<_> = orders.iter().flat_map(|o| store.operations(o.id).unwrap()).collect();
     assert_eq!(after, operations);
@@ -462,7 +485,12 @@ fn referenced_rows_cannot_be_deleted() {
 fn calendars_round_trip() {
     let store = Store::open_in_memory().unwrap();
     let site = store
-        .create_site(&NewSite { code: "hk".into(), name: "HK".into(), utc_offset: "+08:00".into() })
+        .create_site(&NewSite {
+            code: "hk".into(),
+            name: "HK".into(),
+            utc_offset: Some("+08:00".into()),
+            time_zone: None,
+        })
         .unwrap();
     let calendar = Calendar {
         shifts: vec![Shift {

@@ -29,7 +29,7 @@ pub(crate) async fn create_site(
     Administrator(principal): Administrator,
     JsonBody(new): JsonBody<NewSite>,
 ) -> ApiResult<Created<Site>> {
-    create(state, principal, Need::Administer, new, Store::create_site).await
+    create(state, principal, Need::Administer, new.canonical(), Store::create_site).await
 }
 
 pub(crate) async fn get_site(State(state): State<AppState>, _: Reader, Id(id): Id) -> ApiResult<Json<Site>> {
@@ -42,7 +42,7 @@ pub(crate) async fn update_site(
     Id(id): Id,
     JsonBody(new): JsonBody<NewSite>,
 ) -> ApiResult<Json<Site>> {
-    replace(state, principal, Need::Administer, SiteId(id), new, Store::update_site).await
+    replace(state, principal, Need::Administer, SiteId(id), new.canonical(), Store::update_site).await
 }
 
 pub(crate) async fn delete_site(

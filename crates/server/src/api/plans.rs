@@ -363,11 +363,11 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
                     continue;
                 }
                 let calendar = store.calendar(machine.site_id)?;
-                let offset = model::parse_utc_offset(&store.site(machine.site_id)?.utc_offset).unwrap_or(0);
+                let zone = store.site(machine.site_id)?.zone();
                 let spans = if calendar.shifts.is_empty() {
                     Vec::new()
                 } else {
-                    let open = model::oee::shift_spans(&calendar, offset, from_ms, to_ms);
+                    let open = model::oee::shift_spans(&calendar, &zone, from_ms, to_ms);
                     model::oee::subtract(&[(from_ms, to_ms)], &open)
                 };
                 let at = model::oee::from_unix_ms;

@@ -489,15 +489,13 @@ pub(crate) fn machine_kpis(
     let mut rows = Vec::with_capacity(machines.len());
     for machine in machines {
         if let std::collections::hash_map::Entry::Vacant(entry) = sites.entry(machine.site_id) {
-            let site = store.site(machine.site_id)?;
-            let offset = model::parse_utc_offset(&site.utc_offset).unwrap_or(0);
-            entry.insert((store.calendar(machine.site_id)?, offset));
+            entry.insert((store.calendar(machine.site_id)?, store.site(machine.site_id)?.zone()));
         }
-        let (calendar, offset) = &sites[&machine.site_id];
+        let (calendar, zone) = &sites[&machine.site_id];
         let spans = store.state_spans(machine.id, from_ms, to_ms)?;
         let production = store.production(machine.id, from_ms, to_ms)?;
         let from_ms = history_start(&spans, &production, from_ms);
-        let kpis = oee::compute(calendar, *offset, from_ms, to_ms, &spans, &production);
+        let kpis = oee::compute(calendar, zone, from_ms, to_ms, &spans, &production);
         rows.push(MachineKpis { machine_id: machine.id, code: machine.code, kpis });
     }
     Ok(rows)

@@ -66,12 +66,34 @@ function formJson(form) {
   return out;
 }
 
+// Minutes east of UTC that the site's clocks show at the instant `ms`: from its time zone's
+// rules when it has one (summer time), else the fixed offset the page was drawn with.
+let zoneFormat;
+function siteOffset(ms) {
+  const fixed = Number(document.body.dataset.offsetMinutes) || 0;
+  const zone = document.body.dataset.timeZone;
+  if (!zone) return fixed;
+  try {
+    zoneFormat ??= new Intl.DateTimeFormat('en-US', {
+      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric',
+      hour: 'numeric', minute: 'numeric', second: 'numeric',
+    });
+    const part = Object.fromEntries(zoneFormat.formatToParts(new Date(ms)).map(p => [p.type, Number(p.value)]));
+    const wall = Date.UTC(part.year, part.month - 1, part.day, part.hour, part.minute, part.second);
+    return Math.round((wall - Math.floor(ms / 1000) * 1000) / 60000);
+  } catch {
+    return fixed;
+  }
+}
+
 // A datetime-local value ("2026-12-01T18:00") in the site's time zone, as RFC 3339.
 function siteTime(local) {
-  const offset = Number(document.body.dataset.offsetMinutes) || 0;
+  const seconds = local.length === 16 ? local + ':00' : local;
+  const wall = Date.parse(seconds + 'Z');
+  // The offset at about that time, then at the instant it gives (right across a change).
+  const offset = siteOffset(wall - siteOffset(wall) * 60000);
   const abs = Math.abs(offset);
   const pad = n => String(n).padStart(2, '0');
-  const seconds = local.length === 16 ? local + ':00' : local;
   return `${seconds}${offset < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
@@ -245,8 +267,8 @@ function applyState(event) {
     });
     el.querySelectorAll('[data-since]').forEach(since => {
       // Shown in the site's time zone, as the server renders times, not the browser's.
-      const offset = Number(document.body.dataset.offsetMinutes) || 0;
-      const at = new Date(Date.parse(event.since) + offset * 60000);
+      const instant = Date.parse(event.since);
+      const at = new Date(instant + siteOffset(instant) * 60000);
       since.textContent = at.toISOString().slice(11, 16);
     });
     el.classList.remove('changed');
@@ -372,13 +394,13 @@ function runClocks() {
   const lines = [...document.querySelectorAll('svg[data-gantt] .now[data-x0]')];
   if (!holder && !lines.length) return;
   const start = holder ? Date.parse(holder.dataset.now) : 0;
-  const offset = Number(document.body.dataset.offsetMinutes) || 0;
   const loaded = Date.now();
   const firstX0 = lines.map(el => Number(el.dataset.x0));
   const tick = () => {
     const elapsed = (Date.now() - loaded) * speed;
     // Local time of day on the page's clock: the factory's in the demo, else the browser's.
-    const local = new Date((holder ? start + elapsed : Date.now()) + offset * 60000).toISOString();
+    const instant = holder ? start + elapsed : Date.now();
+    const local = new Date(instant + siteOffset(instant) * 60000).toISOString();
     if (holder) clock.textContent = local.slice(0, 16).replace('T', ' ');
     lines.forEach((el, i) => {
       const svg = el.closest('svg');

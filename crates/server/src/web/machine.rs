@@ -529,7 +529,7 @@ fn state_timeline(ctx: &Ctx, data: &MachineData) -> Markup {
             (svg::timeline(&Timeline {
                 from_ms: data.from_ms,
                 to_ms: data.to_ms,
-                offset_minutes: ctx.offset_minutes,
+                zone: ctx.zone.clone(),
                 spans: &spans,
                 aria_label: m.timeline_label,
                 width: 1000.0,
@@ -742,7 +742,7 @@ fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) ->
                 empty_text: m.no_readings,
                 from_ms: data.from_ms,
                 to_ms: data.to_ms,
-                offset_minutes: ctx.offset_minutes,
+                zone: ctx.zone.clone(),
                 points: &band,
                 gap_ms: data.step_ms * 5 / 2,
                 colour: LINE_COLOUR,
@@ -901,7 +901,7 @@ mod tests {
             t: lang.text(),
             now: NOW,
             clock_speed: None,
-            offset_minutes: 480,
+            zone: model::Zone::fixed(480),
             here: "/machines/1".into(),
         }
     }

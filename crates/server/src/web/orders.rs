@@ -231,9 +231,9 @@ fn parse_date(text: &str) -> Option<time::Date> {
     time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
 
-/// The start of `date` on the local clock `offset_minutes` east of UTC.
-fn local_midnight(date: time::Date, offset_minutes: i32) -> Timestamp {
-    time::PrimitiveDateTime::new(date, time::Time::MIDNIGHT).assume_offset(super::offset(offset_minutes))
+/// The start of `date` on the local clock of `zone`.
+fn local_midnight(date: time::Date, zone: &model::Zone) -> Timestamp {
+    zone.at_local(date, 0)
 }
 
 fn present(value: &Option<String>) -> Option<&str> {
@@ -244,7 +244,7 @@ fn present(value: &Option<String>) -> Option<&str> {
 /// inclusive: due on or after the start of `due_after`, and before the end of `due_before`.
 pub(crate) fn parse_filter(
     query: &OrdersQuery,
-    offset_minutes: i32,
+    zone: &model::Zone,
 ) -> Result<(OrderFilter, PageRequest), Vec<FilterError>> {
     let mut errors = Vec::new();
     let status = match present(&query.status) {
@@ -295,8 +295,8 @@ pub(crate) fn parse_filter(
             OrderFilter {
                 cursor_due_ms,
                 status,
-                due_after: after.map(|d| local_midnight(d, offset_minutes)),
-                due_before: before.and_then(|d| d.next_day()).map(|d| local_midnight(d, offset_minutes)),
+                due_after: after.map(|d| local_midnight(d, zone)),
+                due_before: before.and_then(|d| d.next_day()).map(|d| local_midnight(d, zone)),
                 machine: None,
                 customer,
                 search,
@@ -416,7 +416,7 @@ pub(crate) async fn list(
     super::PageQuery(query): super::PageQuery<OrdersQuery>,
 ) -> PageResult {
     let o = ctx.t.orders_page;
-    match parse_filter(&query, ctx.offset_minutes) {
+    match parse_filter(&query, &ctx.zone) {
         Ok((filter, request)) => {
             let listing = gather_list(&state.store, &filter, request).or_page(&ctx)?;
             let new_order = if ctx.may(Need::Plan) {
@@ -443,8 +443,7 @@ pub(crate) async fn list(
 fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> Markup {
     let t = ctx.t;
     let o = t.orders_page;
-    let local = ctx.now + time::Duration::minutes(i64::from(ctx.offset_minutes));
-    let due = format!("{}T18:00", local.date() + time::Duration::days(7));
+    let due = format!("{}T18:00", ctx.zone.local(ctx.now).date() + time::Duration::days(7));
     html! {
         section.panel aria-labelledby="new-order-heading" {
             h2 #new-order-heading { (o.new_order) }
@@ -474,7 +473,7 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
 fn change_order_form(ctx: &Ctx, order: &Order, operations: &[Operation]) -> Markup {
     let (t, o) = (ctx.t, ctx.t.orders_page);
     let local = |at: Timestamp| {
-        let at = at + time::Duration::minutes(i64::from(ctx.offset_minutes));
+        let at = ctx.zone.local(at);
         format!("{}T{:02}:{:02}", at.date(), at.hour(), at.minute())
     };
     html! {
@@ -905,7 +904,8 @@ mod tests {
 
     #[test]
     fn an_empty_query_lists_everything_from_the_start() {
-        let (filter, request) = parse_filter(&query(&[("status", ""), ("customer", "  ")]), 480).unwrap();
+        let (filter, request) =
+            parse_filter(&query(&[("status", ""), ("customer", "  ")]), &model::Zone::fixed(480)).unwrap();
         assert_eq!(filter.status, None);
         assert_eq!(filter.customer, None);
         assert_eq!(filter.due_after, None);
@@ -922,7 +922,7 @@ mod tests {
             ("due_before", "2026-11-30"),
             ("cursor", "150"),
         ]);
-        let (filter, request) = parse_filter(&q, 480).unwrap();
+        let (filter, request) = parse_filter(&q, &model::Zone::fixed(480)).unwrap();
         assert_eq!(filter.status, Some(OrderStatus::Released));
         assert_eq!(filter.customer.as_deref(), Some("Kwun Tong Metal"));
         // Midnight in Hong Kong is 16:00 UTC the day before.
@@ -933,7 +933,7 @@ mod tests {
             "the whole of the 30th is included"
         );
         assert_eq!(request.after, Some(150));
-        assert_eq!(local_midnight(date!(2026 - 11 - 24), 0), datetime!(2026-11-24 00:00 UTC));
+        assert_eq!(local_midnight(date!(2026 - 11 - 24), &model::Zone::UTC), datetime!(2026-11-24 00:00 UTC));
     }
 
     #[test]
@@ -945,13 +945,13 @@ mod tests {
             ("cursor", "abc"),
         ]);
         assert_eq!(
-            parse_filter(&q, 0).unwrap_err(),
+            parse_filter(&q, &model::Zone::UTC).unwrap_err(),
             [FilterError::Status, FilterError::DueAfter, FilterError::DueBefore, FilterError::Cursor]
         );
         let q = query(&[("due_after", "2026-12-01"), ("due_before", "2026-11-01")]);
-        assert_eq!(parse_filter(&q, 0).unwrap_err(), [FilterError::Range]);
+        assert_eq!(parse_filter(&q, &model::Zone::UTC).unwrap_err(), [FilterError::Range]);
         let q = query(&[("customer", &"x".repeat(201))]);
-        assert_eq!(parse_filter(&q, 0).unwrap_err(), [FilterError::Customer]);
+        assert_eq!(parse_filter(&q, &model::Zone::UTC).unwrap_err(), [FilterError::Customer]);
         // Every error has words in both languages, quoting what was given.
         let q = query(&[("status", "lost"), ("due_after", "24/11/2026")]);
         assert_eq!(

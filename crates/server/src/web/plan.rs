@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use axum::extract::State;
 use maud::{Markup, PreEscaped, html};
 use model::oee::unix_ms;
-use model::{MachineId, OrderId, OrderStatus, PlanStatus, PlanSummary, PlanTrigger, Timestamp};
+use model::{MachineId, OrderId, OrderStatus, PlanStatus, PlanSummary, PlanTrigger, Timestamp, Zone};
 use serde::Deserialize;
 use store::PageRequest;
 
@@ -505,7 +505,7 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                 }
                 p.muted.hint { (p.gantt_hint) }
                 div.gantt-wrap {
-                    (gantt(t, ctx.offset_minutes, ctx.now, &view.lanes, &view.detail.utilisation))
+                    (gantt(t, &ctx.zone, ctx.now, &view.lanes, &view.detail.utilisation))
                 }
             }
         }
@@ -852,11 +852,13 @@ pub(crate) struct Scale {
 impl Scale {
     /// A scale from `first` to `last` widened to whole hours of the local clock, fitting
     /// [`FIT_WIDTH`].
-    pub(crate) fn new(first: Timestamp, last: Timestamp, offset_minutes: i32) -> Scale {
+    pub(crate) fn new(first: Timestamp, last: Timestamp, zone: &Zone) -> Scale {
         const HOUR: i64 = 3_600_000;
-        let offset = i64::from(offset_minutes) * 60_000;
-        let origin_ms = (unix_ms(first) + offset).div_euclid(HOUR) * HOUR - offset;
-        let end_ms = (unix_ms(last) + offset + HOUR - 1).div_euclid(HOUR) * HOUR - offset;
+        let (first, last) = (unix_ms(first), unix_ms(last));
+        let (start, end) = (zone.offset_minutes_at(first), zone.offset_minutes_at(last));
+        let (start, end) = (i64::from(start) * 60_000, i64::from(end) * 60_000);
+        let origin_ms = (first + start).div_euclid(HOUR) * HOUR - start;
+        let end_ms = (last + end + HOUR - 1).div_euclid(HOUR) * HOUR - end;
         let span = ((end_ms - origin_ms) as f64 / 60_000.0).max(60.0);
         Scale { origin_ms, span, px: (FIT_WIDTH - LEFT - RIGHT) / span }
     }
@@ -968,16 +970,18 @@ const MAX_HOUR_MARKS: i64 = 1500;
 
 /// The axis marks at local midnights and whole local hours, with the first day's label at the
 /// origin. All levels are drawn: the zoom script hides labels without room, and hour grid lines
-/// are faint enough not to crowd a zoomed-out chart.
-pub(crate) fn ticks(scale: &Scale, offset_minutes: i32, weekdays: &[&str; 7]) -> Vec<Tick> {
-    let offset = i64::from(offset_minutes);
-    let origin = scale.origin_ms.div_euclid(60_000) + offset;
-    let end = origin + scale.span.round() as i64;
+/// are faint enough not to crowd a zoomed-out chart. Marks are counted in minutes of the local
+/// clock and placed at the instants those show, so across a daylight-saving change a day is 23
+/// or 25 hours wide.
+pub(crate) fn ticks(scale: &Scale, zone: &Zone, weekdays: &[&str; 7]) -> Vec<Tick> {
+    let origin = scale.origin_ms.div_euclid(60_000) + i64::from(zone.offset_minutes_at(scale.origin_ms));
+    let span_end = scale.origin_ms + (scale.span.round() as i64) * 60_000;
+    let end = span_end.div_euclid(60_000) + i64::from(zone.offset_minutes_at(span_end));
+    // The wall-clock minute `minute` as a date and time (read as UTC), and where it falls.
     let local = |minute: i64| {
-        time::OffsetDateTime::from_unix_timestamp((minute - offset) * 60)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-            .to_offset(super::offset(offset_minutes))
+        time::OffsetDateTime::from_unix_timestamp(minute * 60).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     };
+    let x = |minute: i64| (zone.instant_of_local(minute * 60_000) - scale.origin_ms) as f64 / 60_000.0;
     let day_label = |minute: i64| {
         let at = local(minute);
         let weekday = weekdays[at.weekday().number_days_from_monday() as usize];
@@ -986,24 +990,14 @@ pub(crate) fn ticks(scale: &Scale, offset_minutes: i32, weekdays: &[&str; 7]) ->
     let mut out = Vec::new();
     let first_midnight = (origin.div_euclid(1440) + 1) * 1440;
     if origin.rem_euclid(1440) != 0 {
-        out.push(Tick {
-            at: 0.0,
-            until: (first_midnight - origin) as f64,
-            label: day_label(origin),
-            day: true,
-        });
+        out.push(Tick { at: 0.0, until: x(first_midnight), label: day_label(origin), day: true });
     }
     let mut midnight = if origin.rem_euclid(1440) == 0 { origin } else { first_midnight };
     while midnight < end {
         // Days since the epoch, a Thursday: Mondays are 4 apart from it modulo 7.
         let monday = (midnight.div_euclid(1440) + 3).rem_euclid(7) == 0;
         let level = if monday { 7 * 1440 } else { 1440 };
-        out.push(Tick {
-            at: (midnight - origin) as f64,
-            until: (midnight - origin + level) as f64,
-            label: day_label(midnight),
-            day: true,
-        });
+        out.push(Tick { at: x(midnight), until: x(midnight + level), label: day_label(midnight), day: true });
         midnight += 1440;
     }
     let hours = (end - origin) / 60;
@@ -1012,10 +1006,14 @@ pub(crate) fn ticks(scale: &Scale, offset_minutes: i32, weekdays: &[&str; 7]) ->
     while hour < end {
         let of_day = hour.rem_euclid(1440) / 60;
         let level = [12, 6, 3, 1].into_iter().find(|step| of_day % step == 0).unwrap_or(1);
+        // A skipped hour (spring forward) falls on the next one's place, which keeps its label.
+        if out.last().is_some_and(|last| !last.day && last.at >= x(hour)) {
+            out.pop();
+        }
         if of_day != 0 && level >= finest {
             out.push(Tick {
-                at: (hour - origin) as f64,
-                until: (hour - origin + level * 60) as f64,
+                at: x(hour),
+                until: x(hour + level * 60),
                 label: format!("{of_day:02}:00"),
                 day: false,
             });
@@ -1026,15 +1024,15 @@ pub(crate) fn ticks(scale: &Scale, offset_minutes: i32, weekdays: &[&str; 7]) ->
 }
 
 /// Local time for a tooltip: the time of day, with the date unless it is `now`'s day.
-fn clock(at: Timestamp, offset_minutes: i32, now: Timestamp) -> String {
-    let local = |ts: Timestamp| ts.to_offset(super::offset(offset_minutes)).date();
-    format_local(at, offset_minutes, local(at) == local(now))
+fn clock(at: Timestamp, zone: &Zone, now: Timestamp) -> String {
+    let local = |ts: Timestamp| zone.local(ts).date();
+    format_local(at, zone, local(at) == local(now))
 }
 
 /// The Gantt chart of `lanes` as one SVG (see the module documentation).
 pub(crate) fn gantt(
     t: &super::Text,
-    offset_minutes: i32,
+    zone: &Zone,
     now: Timestamp,
     lanes: &[GanttLane],
     utilisation: &[Utilisation],
@@ -1043,7 +1041,7 @@ pub(crate) fn gantt(
     let items = lanes.iter().flat_map(|lane| &lane.items);
     let first = items.clone().map(|item| item.operation.setup_start).min().unwrap_or(now);
     let last = items.clone().map(|item| item.operation.end).max().unwrap_or(now);
-    let scale = Scale::new(first, last, offset_minutes);
+    let scale = Scale::new(first, last, zone);
     let busy: HashMap<MachineId, f64> = utilisation.iter().map(|u| (u.machine_id, u.utilisation)).collect();
     let body = HEADER + LANE * lanes.len() as f64;
     let height = body + FOOTER;
@@ -1071,7 +1069,7 @@ pub(crate) fn gantt(
     }
     let _ = write!(out, r#"<rect class="lc" x="0" y="0" width="{LEFT}" height="{height}"/>"#);
     // The time axis and its grid lines.
-    for tick in ticks(&scale, offset_minutes, &p.weekdays) {
+    for tick in ticks(&scale, zone, &p.weekdays) {
         let x = scale.x(tick.at);
         let (class, top, y) = if tick.day { ("d", 0.0, 14.0) } else { ("h", 20.0, 32.0) };
         if tick.at > 0.0 {
@@ -1142,12 +1140,12 @@ pub(crate) fn gantt(
             let _ = write!(
                 out,
                 " · {} – {}</title></rect>",
-                clock(closed.from, offset_minutes, now),
-                clock(closed.to, offset_minutes, now)
+                clock(closed.from, zone, now),
+                clock(closed.to, zone, now)
             );
         }
         for item in &lane.items {
-            bar(&mut out, t, &scale, offset_minutes, now, lane, item);
+            bar(&mut out, t, &scale, zone, now, lane, item);
         }
         out.push_str("</g>");
     }
@@ -1165,7 +1163,7 @@ pub(crate) fn gantt(
             ty = N(height - 5.0),
         );
         escape(&mut out, p.now);
-        let _ = write!(out, " {}</text>", clock(now, offset_minutes, now));
+        let _ = write!(out, " {}</text>", clock(now, zone, now));
     }
     out.push_str("</svg>");
     PreEscaped(out)
@@ -1177,7 +1175,7 @@ fn bar(
     out: &mut String,
     t: &super::Text,
     scale: &Scale,
-    offset_minutes: i32,
+    zone: &Zone,
     now: Timestamp,
     lane: &GanttLane,
     item: &GanttItem,
@@ -1210,7 +1208,7 @@ fn bar(
     out.push_str(" · ");
     escape(out, &lane.code);
     let _ = writeln!(out, " · {} {}", t.quantity, op.quantity);
-    let time = |at| clock(at, offset_minutes, now);
+    let time = |at| clock(at, zone, now);
     if op.setup_start < op.start {
         let _ = write!(out, "{} {} · ", p.setup, time(op.setup_start));
     }
@@ -1353,7 +1351,7 @@ mod tests {
     fn svg() -> String {
         let utilisation =
             vec![Utilisation { machine_id: MachineId(1), busy_seconds: 36_000, utilisation: 0.5 }];
-        gantt(super::super::Lang::En.text(), 0, NOW, &lanes(), &utilisation).into_string()
+        gantt(super::super::Lang::En.text(), &Zone::UTC, NOW, &lanes(), &utilisation).into_string()
     }
 
     #[test]
@@ -1424,7 +1422,7 @@ mod tests {
         lanes[0].items[0].good = 40;
         lanes[0].items[1].status = OrderStatus::Running;
         (lanes[0].items[1].good, lanes[0].items[1].scrap) = (12, 1);
-        let svg = gantt(super::super::Lang::En.text(), 0, NOW, &lanes, &[]).into_string();
+        let svg = gantt(super::super::Lang::En.text(), &Zone::UTC, NOW, &lanes, &[]).into_string();
         let bar = |head: &str| svg.split(head).nth(1).unwrap().split("</a>").next().unwrap().to_string();
         let done = bar(r#"<a href="/orders/1" class="done">"#);
         assert!(done.contains("✓ Done · Good 40 · Scrap 0") && !done.contains(r#"class="run""#), "{done}");
@@ -1432,7 +1430,7 @@ mod tests {
         assert!(running.contains("▶ Running · Good 12 · Scrap 1"), "{running}");
         // The stripe spans the bar (13:00–19:00: minutes 240 to 600 from the first setup).
         assert!(running.contains(r#"<rect class="run" data-x0="240" data-x1="600""#), "{running}");
-        let zh = gantt(super::super::Lang::ZhHk.text(), 0, NOW, &lanes, &[]).into_string();
+        let zh = gantt(super::super::Lang::ZhHk.text(), &Zone::UTC, NOW, &lanes, &[]).into_string();
         assert!(zh.contains("▶ 生產中") && zh.contains("✓ 已完成"), "{zh}");
     }
 
@@ -1474,7 +1472,7 @@ mod tests {
             site_id: None,
             created_at: NOW,
         };
-        Ctx { user, t: lang.text(), now, clock_speed: None, offset_minutes: 0, here: "/plan".into() }
+        Ctx { user, t: lang.text(), now, clock_speed: None, zone: Zone::UTC, here: "/plan".into() }
     }
 
     #[test]
@@ -1530,8 +1528,8 @@ mod tests {
         assert!(svg.contains(&format!(r#"<line class="now" data-x0="20" x1="{x}" x2="{x}""#)), "{svg}");
         assert!(svg.contains(">Now 09:20</text>"));
         // Hour marks every hour from the origin, and the day's label at the origin.
-        let scale = Scale::new(datetime!(2026-11-24 09:00 UTC), datetime!(2026-11-24 19:00 UTC), 0);
-        let marks = ticks(&scale, 0, &EN.weekdays);
+        let scale = Scale::new(datetime!(2026-11-24 09:00 UTC), datetime!(2026-11-24 19:00 UTC), &Zone::UTC);
+        let marks = ticks(&scale, &Zone::UTC, &EN.weekdays);
         assert_eq!(marks[0], Tick { at: 0.0, until: 900.0, label: "11-24 Tue".into(), day: true });
         let hours: Vec<&str> = marks.iter().filter(|t| !t.day).map(|t| t.label.as_str()).collect();
         assert_eq!(
@@ -1554,9 +1552,10 @@ mod tests {
     #[test]
     fn the_axis_follows_the_local_clock_and_thins_out_over_weeks() {
         // Hong Kong, UTC+8: 01:30 UTC is 09:30 local, so the origin is 09:00 local.
-        let scale = Scale::new(datetime!(2026-11-24 01:30 UTC), datetime!(2026-11-25 02:10 UTC), 480);
+        let scale =
+            Scale::new(datetime!(2026-11-24 01:30 UTC), datetime!(2026-11-25 02:10 UTC), &Zone::fixed(480));
         assert_eq!(scale.minutes(datetime!(2026-11-24 01:00 UTC)), 0.0);
-        let marks = ticks(&scale, 480, &EN.weekdays);
+        let marks = ticks(&scale, &Zone::fixed(480), &EN.weekdays);
         let days: Vec<(f64, &str)> =
             marks.iter().filter(|t| t.day).map(|t| (t.at, t.label.as_str())).collect();
         // The first label at the origin, then local midnight 15 hours later.
@@ -1565,8 +1564,8 @@ mod tests {
         assert_eq!(hours.len(), 26 - 1, "every local hour but midnight");
         assert!(hours.iter().all(|t| t.label.ends_with(":00") && (t.at % 60.0) == 0.0));
         // Over five weeks: Mondays are the weekly level, and hour marks still come every hour.
-        let scale = Scale::new(datetime!(2026-11-02 00:00 UTC), datetime!(2026-12-07 00:00 UTC), 0);
-        let marks = ticks(&scale, 0, &ZH.weekdays);
+        let scale = Scale::new(datetime!(2026-11-02 00:00 UTC), datetime!(2026-12-07 00:00 UTC), &Zone::UTC);
+        let marks = ticks(&scale, &Zone::UTC, &ZH.weekdays);
         let mondays: Vec<&str> = marks
             .iter()
             .filter(|t| t.day && t.until - t.at == 7.0 * 1440.0)
@@ -1576,10 +1575,35 @@ mod tests {
         assert_eq!(marks.iter().filter(|t| t.day).count(), 35);
         assert_eq!(marks.iter().filter(|t| !t.day).count(), 35 * 23);
         // Over a year, only every 6 hours.
-        let scale = Scale::new(datetime!(2026-01-01 00:00 UTC), datetime!(2027-01-01 00:00 UTC), 0);
-        let marks = ticks(&scale, 0, &EN.weekdays);
+        let scale = Scale::new(datetime!(2026-01-01 00:00 UTC), datetime!(2027-01-01 00:00 UTC), &Zone::UTC);
+        let marks = ticks(&scale, &Zone::UTC, &EN.weekdays);
         assert!(marks.iter().filter(|t| !t.day).all(|t| t.at % 360.0 == 0.0));
         assert!(marks.iter().all(|t| t.until > t.at));
+    }
+
+    #[test]
+    fn the_axis_keeps_to_local_hours_across_summer_time() {
+        let berlin = Zone::named("Europe/Berlin").unwrap();
+        // Sunday 2026-03-29 has 23 hours: 02:00 does not exist, 03:00 comes an hour after 01:00.
+        let scale = Scale::new(datetime!(2026-03-28 22:00 UTC), datetime!(2026-03-30 00:00 UTC), &berlin);
+        let marks = ticks(&scale, &berlin, &EN.weekdays);
+        let days: Vec<(f64, f64, &str)> =
+            marks.iter().filter(|t| t.day).map(|t| (t.at, t.until, t.label.as_str())).collect();
+        assert_eq!(days[1], (60.0, 60.0 + 23.0 * 60.0, "03-29 Sun"), "{days:?}");
+        let at = |label: &str| {
+            marks.iter().filter(|t| !t.day && t.label == label).map(|t| t.at).collect::<Vec<_>>()
+        };
+        // (Monday's 01:00 is the last mark; 02:00 on Monday is where the chart ends.)
+        assert_eq!((at("01:00"), at("02:00"), at("03:00")), (vec![120.0, 1500.0], vec![], vec![180.0]));
+        // Sunday 2026-10-25 has 25 hours; 02:00 is marked once, at its first occurrence.
+        let scale = Scale::new(datetime!(2026-10-24 21:00 UTC), datetime!(2026-10-26 00:00 UTC), &berlin);
+        let marks = ticks(&scale, &berlin, &EN.weekdays);
+        let sunday = marks.iter().find(|t| t.day && t.label == "10-25 Sun").unwrap();
+        assert_eq!((sunday.at, sunday.until - sunday.at), (60.0, 25.0 * 60.0));
+        let at = |label: &str| {
+            marks.iter().filter(|t| !t.day && t.label == label).map(|t| t.at).collect::<Vec<_>>()
+        };
+        assert_eq!((at("02:00"), at("03:00")), (vec![180.0], vec![300.0]));
     }
 
     #[test]
@@ -1593,7 +1617,7 @@ mod tests {
             datetime!(2026-11-24 19:02 UTC),
             false,
         ));
-        let svg = gantt(super::super::Lang::En.text(), 0, NOW, &lanes, &[]).into_string();
+        let svg = gantt(super::super::Lang::En.text(), &Zone::UTC, NOW, &lanes, &[]).into_string();
         let third = svg.split(r#"<a href="/orders/3">"#).nth(1).unwrap();
         assert!(third.split("</a>").next().unwrap().contains(r#"style="display:none">SO-0003<"#), "{third}");
         let first = svg.split(r#"<a href="/orders/1">"#).nth(1).unwrap();

@@ -10,8 +10,8 @@
 //! in `app.css`.
 
 use maud::{Markup, html};
-use model::MachineState;
-use time::{OffsetDateTime, UtcOffset};
+use model::{MachineState, Zone};
+use time::OffsetDateTime;
 
 /// The fill of a machine state, the same colours as the style sheet's `--running` and so on.
 pub(crate) fn state_fill(state: MachineState) -> &'static str {
@@ -172,9 +172,10 @@ pub(crate) struct TimeTick {
 /// Steps a time axis may use, in minutes.
 const TIME_STEPS: [i64; 16] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 2880, 10_080, 43_200];
 
-/// At most `most` ticks on round local times (minutes `offset_minutes` east of UTC) within
-/// `from_ms..=to_ms`.
-pub(crate) fn time_ticks(from_ms: i64, to_ms: i64, offset_minutes: i32, most: usize) -> Vec<TimeTick> {
+/// At most `most` ticks on round local times of `zone` within `from_ms..=to_ms`. Across a
+/// daylight-saving change the ticks keep to round local times, so one step is an hour longer or
+/// shorter.
+pub(crate) fn time_ticks(from_ms: i64, to_ms: i64, zone: &Zone, most: usize) -> Vec<TimeTick> {
     if to_ms <= from_ms || most == 0 {
         return Vec::new();
     }
@@ -182,17 +183,25 @@ pub(crate) fn time_ticks(from_ms: i64, to_ms: i64, offset_minutes: i32, most: us
     let step_minutes =
         TIME_STEPS.into_iter().find(|step| span_minutes / step < most as i64).unwrap_or(TIME_STEPS[15]);
     let step = step_minutes * 60_000;
-    let shift = i64::from(offset_minutes) * 60_000;
-    let offset = UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap_or(UtcOffset::UTC);
-    let mut at = (from_ms + shift).div_euclid(step) * step - shift;
-    if at < from_ms {
-        at += step;
-    }
-    let mut ticks = Vec::new();
-    while at <= to_ms && ticks.len() <= most {
-        let local = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-            .to_offset(offset);
+    // Round times are counted on the local clock (milliseconds of wall time, read as UTC).
+    let shift = i64::from(zone.offset_minutes_at(from_ms)) * 60_000;
+    let mut wall = (from_ms + shift).div_euclid(step) * step;
+    let mut ticks: Vec<TimeTick> = Vec::new();
+    while ticks.len() <= most {
+        let at = zone.instant_of_local(wall);
+        let local = OffsetDateTime::from_unix_timestamp_nanos(i128::from(wall) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        wall += step;
+        if at > to_ms {
+            break;
+        }
+        if at < from_ms {
+            continue;
+        }
+        // A time the clocks skipped lands on the instant of the next, which keeps its label.
+        if ticks.last().is_some_and(|last| last.at_ms >= at) {
+            ticks.pop();
+        }
         let midnight = local.hour() == 0 && local.minute() == 0;
         let label = if midnight || step_minutes >= 1440 {
             format!("{:02}-{:02}", u8::from(local.month()), local.day())
@@ -200,7 +209,6 @@ pub(crate) fn time_ticks(from_ms: i64, to_ms: i64, offset_minutes: i32, most: us
             format!("{:02}:{:02}", local.hour(), local.minute())
         };
         ticks.push(TimeTick { at_ms: at, label });
-        at += step;
     }
     ticks
 }
@@ -244,8 +252,8 @@ pub(crate) struct TimeChart<'a> {
     pub(crate) empty_text: &'a str,
     pub(crate) from_ms: i64,
     pub(crate) to_ms: i64,
-    /// The time zone of the time axis, minutes east of UTC.
-    pub(crate) offset_minutes: i32,
+    /// The local time of the time axis.
+    pub(crate) zone: Zone,
     /// In time order.
     pub(crate) points: &'a [BandPoint],
     /// Neighbours further apart than this (or than three times the usual spacing, whichever is
@@ -303,7 +311,7 @@ pub(crate) fn time_chart(chart: &TimeChart) -> Markup {
     let ticks = nice_ticks(low, high, 5);
     let x = Scale::new((chart.from_ms as f64, chart.to_ms as f64), (0.0, PLOT_W));
     let y = Scale::new((ticks.min, ticks.max), (PLOT_H, 0.0));
-    let time_ticks = time_ticks(chart.from_ms, chart.to_ms, chart.offset_minutes, 6);
+    let time_ticks = time_ticks(chart.from_ms, chart.to_ms, &chart.zone, 6);
     let clamp_x = |at: i64| x.at(at.clamp(chart.from_ms, chart.to_ms) as f64);
     let label_chars = ticks.values.iter().map(|v| ticks.label(*v).chars().count()).max().unwrap_or(1);
 
@@ -463,7 +471,7 @@ pub(crate) struct Span<'a> {
 pub(crate) struct Timeline<'a> {
     pub(crate) from_ms: i64,
     pub(crate) to_ms: i64,
-    pub(crate) offset_minutes: i32,
+    pub(crate) zone: Zone,
     /// In time order, not overlapping; time no span covers is drawn as unknown.
     pub(crate) spans: &'a [Span<'a>],
     pub(crate) aria_label: &'a str,
@@ -481,7 +489,7 @@ pub(crate) struct Timeline<'a> {
 pub(crate) fn timeline(chart: &Timeline) -> Markup {
     let width = chart.width.max(120.0);
     let x = Scale::new((chart.from_ms as f64, chart.to_ms as f64), (0.0, width));
-    let ticks = time_ticks(chart.from_ms, chart.to_ms, chart.offset_minutes, (width / 85.0) as usize);
+    let ticks = time_ticks(chart.from_ms, chart.to_ms, &chart.zone, (width / 85.0) as usize);
     // (x0, x1, span), runs of slivers merged into rectangles at most half a unit wide.
     let mut rects: Vec<(f64, f64, &Span)> = Vec::with_capacity(chart.spans.len());
     for span in chart.spans {
@@ -599,18 +607,32 @@ mod tests {
     fn time_ticks_fall_on_round_local_times() {
         // 2026-11-24 09:07 +08:00 to 17:07: every hour or two, on the hour in Hong Kong.
         let from = 1_795_482_420_000;
-        let ticks = time_ticks(from, from + 8 * HOUR, 480, 6);
+        let ticks = time_ticks(from, from + 8 * HOUR, &Zone::fixed(480), 6);
         assert!(!ticks.is_empty() && ticks.len() <= 7, "{ticks:?}");
         assert!(ticks.iter().all(|t| (t.at_ms + 8 * HOUR) % (2 * HOUR) == 0), "{ticks:?}");
         assert_eq!(ticks[0].label, "10:00");
         // Over midnight the date replaces 00:00; a week is labelled by days.
-        let day = time_ticks(from, from + 24 * HOUR, 480, 8);
+        let day = time_ticks(from, from + 24 * HOUR, &Zone::fixed(480), 8);
         assert!(day.iter().any(|t| t.label == "11-25"), "{day:?}");
-        let week = time_ticks(from, from + 7 * 24 * HOUR, 480, 8);
+        let week = time_ticks(from, from + 7 * 24 * HOUR, &Zone::fixed(480), 8);
         assert_eq!(week.first().map(|t| t.label.as_str()), Some("11-25"));
         assert!(week.iter().all(|t| t.label.contains('-')), "{week:?}");
-        assert!(time_ticks(from, from, 480, 5).is_empty());
-        assert!(time_ticks(from, from - 1, 480, 5).is_empty());
+        assert!(time_ticks(from, from, &Zone::fixed(480), 5).is_empty());
+        assert!(time_ticks(from, from - 1, &Zone::fixed(480), 5).is_empty());
+    }
+
+    #[test]
+    fn time_ticks_keep_to_local_hours_across_summer_time() {
+        // Berlin, 2026-03-29 00:00 to 06:00 local (23:00 to 04:00 UTC): 02:00 does not exist.
+        let berlin = Zone::named("Europe/Berlin").unwrap();
+        let from = 1_774_738_800_000; // 2026-03-28 23:00 UTC
+        let ticks = time_ticks(from, from + 5 * HOUR, &berlin, 6);
+        let labels: Vec<(i64, &str)> =
+            ticks.iter().map(|t| ((t.at_ms - from) / HOUR, t.label.as_str())).collect();
+        assert_eq!(
+            labels,
+            [(0, "03-29"), (1, "01:00"), (2, "03:00"), (3, "04:00"), (4, "05:00"), (5, "06:00")]
+        );
     }
 
     #[test]
@@ -636,7 +658,7 @@ mod tests {
             empty_text: "No data",
             from_ms: 0,
             to_ms: 60 * 60_000,
-            offset_minutes: 480,
+            zone: Zone::fixed(480),
             points,
             gap_ms: 120_000,
             colour: "#0b5cad",
@@ -702,7 +724,7 @@ mod tests {
         let line = timeline(&Timeline {
             from_ms: 0,
             to_ms: HOUR,
-            offset_minutes: 0,
+            zone: Zone::UTC,
             spans: &spans,
             aria_label: "t",
             width: 1000.0,
@@ -747,7 +769,7 @@ mod tests {
         let svg = timeline(&Timeline {
             from_ms: 0,
             to_ms: 7 * 24 * HOUR,
-            offset_minutes: 0,
+            zone: Zone::UTC,
             spans: &spans,
             aria_label: "states",
             width: 1000.0,
@@ -760,7 +782,7 @@ mod tests {
         let empty = timeline(&Timeline {
             from_ms: 0,
             to_ms: HOUR,
-            offset_minutes: 0,
+            zone: Zone::UTC,
             spans: &[],
             aria_label: "none",
             width: 1000.0,

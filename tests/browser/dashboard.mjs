@@ -171,6 +171,14 @@ try {
   await page.goto(base + '/orders');
   await page.waitForSelector('main table');
   await shot(page, 'orders');
+  // A keyboard user in the list keeps their place when it refreshes (on every production report).
+  const link = page.locator('#order-list a[href^="/orders/"]').nth(3);
+  const href = await link.getAttribute('href');
+  await link.focus();
+  await page.evaluate(() => { document.getElementById('order-list').dataset.old = 'yes'; });
+  await page.waitForSelector('#order-list:not([data-old])', { timeout: 20000 });
+  check(await page.evaluate(h => document.activeElement.getAttribute('href') === h, href),
+    'the keyboard focus stays on its order when the list refreshes');
   await page.locator('main table a[href^="/orders/"]').first().click();
   await page.waitForURL('**/orders/*');
   await shot(page, 'order');

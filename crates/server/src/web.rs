@@ -287,6 +287,8 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
                     }
                 }
                 div #flash role="status" aria-live="polite" {}
+                // New alarms in a live section, said once (the section itself is replaced).
+                div #announce.visually-hidden aria-live="assertive" {}
                 main #main tabindex="-1" { (body) }
                 (i18n_data(t))
             }
@@ -640,13 +642,13 @@ pub(crate) fn alarms_brief(
             thead { tr { th { (t.machine) } th { (t.message) } th { (t.raised_at) } } }
             tbody {
                 @for alarm in alarms {
-                    tr {
+                    tr data-alarm=(alarm.id) {
                         td {
                             span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) }
                             br;
                             a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) }
                         }
-                        td {
+                        td id={ "alarm-" (alarm.id) "-message" } {
                             (alarm_message(t, alarm))
                             @if alarm.status == model::alarm::AlarmStatus::Cleared {
                                 br; span.muted { (alarm_status(t, alarm)) }
@@ -656,7 +658,8 @@ pub(crate) fn alarms_brief(
                             (alarm_raised(ctx, alarm))
                             br;
                             @if alarm.needs_acknowledgement() && ctx.may(crate::auth::Need::Report) {
-                                button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none" {
+                                button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none"
+                                    aria-describedby={ "alarm-" (alarm.id) "-message" } {
                                     (t.acknowledge)
                                 }
                             } @else if alarm.status == model::alarm::AlarmStatus::Acknowledged {

@@ -197,14 +197,14 @@ pub(crate) async fn page(
                 table {
                     thead { tr {
                         th { (t.severity) } th { (t.machine) } th { (t.message) } th.num.wide-only { (a.value) } th { (t.status) }
-                        th { (t.raised_at) } th.wide-only { (t.acknowledged_by) } th.wide-only { (a.cleared_at) } th {}
+                        th { (t.raised_at) } th.wide-only { (t.acknowledged_by) } th.wide-only { (a.cleared_at) } th { span.visually-hidden { (t.actions) } }
                     } }
                     tbody {
                         @for alarm in &page.items {
                             tr data-testid="alarm-row" data-alarm-id=(alarm.id) {
                                 td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
                                 td.nw { a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) } }
-                                td { (super::alarm_message(t, alarm)) }
+                                td id={ "alarm-" (alarm.id) "-message" } { (super::alarm_message(t, alarm)) }
                                 td.num.wide-only { @if let Some(value) = alarm.value { (format!("{value:.2}")) } }
                                 td.status { (alarm_status(t, alarm)) }
                                 td.nw { (super::alarm_raised(&ctx, alarm)) }
@@ -217,6 +217,7 @@ pub(crate) async fn page(
                                 td {
                                     @if alarm.needs_acknowledgement() && may_ack {
                                         button.primary data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
+                                            aria-describedby={ "alarm-" (alarm.id) "-message" }
                                             data-testid="acknowledge" { (t.acknowledge) }
                                     }
                                 }
@@ -260,7 +261,7 @@ fn rule_table(
             table {
                 thead { tr {
                     th { (a.rule_name) } th { (t.machine) } th { (a.metric) } th { (a.condition) }
-                    th.num { (a.for_seconds) } th { (t.severity) } th { (a.enabled) } th {}
+                    th.num { (a.for_seconds) } th { (t.severity) } th { (a.enabled) } th { span.visually-hidden { (t.actions) } }
                 } }
                 tbody {
                     @for rule in rules {

@@ -35,7 +35,7 @@ async function api(method, url, body, ifMatch) {
     if (data && Array.isArray(data.errors) && data.errors.length) {
       // The detail often is the field errors already; say them once.
       const fields = data.errors.map(e => `${e.field}: ${e.message}`).join('; ');
-      if (fields !== message) message += ' — ' + fields;
+      if (!data.errors.every(e => message.includes(e.message))) message += ' — ' + fields;
     }
     throw new Error(`${text.failed || 'Failed'} (${response.status}): ${message}`);
   }
@@ -97,6 +97,36 @@ function siteTime(local) {
   return `${seconds}${offset < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
+// Where the keyboard focus is within `root`, as something to find again in a new copy of it: the
+// element's id, else what it does or links to, else its place among the focusable elements.
+const FOCUSABLE = 'a[href], button, input, select, textarea, summary, [tabindex]';
+function focusKey(root) {
+  const active = document.activeElement;
+  if (!active || active === document.body || !root.contains(active)) return null;
+  let selector = null;
+  for (const name of ['id', 'data-action', 'href', 'name', 'data-testid']) {
+    const value = active.getAttribute(name);
+    if (value) { selector = `${active.tagName.toLowerCase()}[${name}="${CSS.escape(value)}"]`; break; }
+  }
+  return { selector, index: [...root.querySelectorAll(FOCUSABLE)].indexOf(active) };
+}
+
+// Puts the focus back where `key` says, in `root` or its new copy; when that element is gone, on
+// the one now in its place, else on the section itself, so the next Tab goes on from there and
+// not from the top of the page.
+function restoreFocus(root, key) {
+  if (!key || !root) return;
+  const same = key.selector ? [...root.querySelectorAll(key.selector)] : [];
+  const all = [...root.querySelectorAll(FOCUSABLE)].filter(el => !el.disabled);
+  let target = same.length === 1 ? same[0] : all[Math.min(key.index, all.length - 1)];
+  if (!target) {
+    if (root === document.body) return;
+    target = root;
+    if (!root.hasAttribute('tabindex')) root.setAttribute('tabindex', '-1');
+  }
+  target.focus({ preventScroll: true });
+}
+
 async function perform(element, body) {
   const [method, url] = element.dataset.action.split(' ');
   if (element.dataset.confirm && !window.confirm(element.dataset.confirm)) return;
@@ -113,26 +143,35 @@ async function perform(element, body) {
       flash(text.done || 'Done.');
     } else {
       sessionStorage.setItem('mf-flash', text.done || 'Done.');
+      // The reloaded page puts the focus back on what was used, or near it.
+      sessionStorage.setItem('mf-focus', JSON.stringify({ key: focusKey(document.body), action: element.dataset.action }));
       window.location.reload();
     }
   } catch (error) {
     flash(error.message, true);
   } finally {
+    // A control that had the focus loses it while disabled: give it back.
+    const lost = document.activeElement === document.body || !document.activeElement;
     controls.forEach(c => { c.disabled = false; });
+    if (lost && element.isConnected) (element.tagName === 'FORM' ? element.querySelector('button') || element : element).focus();
   }
 }
 
 function showSecret(secret) {
   const dialog = document.createElement('dialog');
   const note = document.createElement('p');
+  note.id = 'secret-note';
   note.textContent = text.token_once || '';
+  dialog.setAttribute('aria-labelledby', note.id);
   const code = document.createElement('code');
   code.className = 'secret';
   code.textContent = secret;
   const close = document.createElement('button');
   close.textContent = text.close || 'Close';
   close.className = 'primary';
-  close.addEventListener('click', () => { dialog.close(); window.location.reload(); });
+  close.addEventListener('click', () => dialog.close());
+  // Closed by the button or by Escape: the page shows the new token in its list.
+  dialog.addEventListener('close', () => window.location.reload());
   dialog.append(note, code, close);
   document.body.append(dialog);
   dialog.showModal();
@@ -228,9 +267,26 @@ async function refreshSections(ids) {
     // gave it): leave it as it is rather than lose the entry; the next event after it is sent
     // or cleared refreshes it.
     if (beingEdited(now)) continue;
-    now.replaceWith(document.importNode(next, true));
+    const key = focusKey(now);
+    const copy = document.importNode(next, true);
+    const before = new Set([...now.querySelectorAll('[data-alarm]')].map(row => row.dataset.alarm));
+    now.replaceWith(copy);
+    restoreFocus(copy, key);
+    // New alarms in a section that says them: read out once, as the section itself is replaced.
+    if (copy.hasAttribute('data-announce')) {
+      const fresh = [...copy.querySelectorAll('[data-alarm]')].filter(row => !before.has(row.dataset.alarm));
+      if (fresh.length && !copy.hidden) announce(fresh.map(row => row.textContent.replace(/\s+/g, ' ').trim()).join('. '));
+    }
   }
   return 'done';
+}
+
+function announce(message) {
+  const box = document.getElementById('announce');
+  if (!box) return;
+  box.textContent = '';
+  // A change after an empty one is read even when the words are the same as last time.
+  setTimeout(() => { box.textContent = message; }, 50);
 }
 
 // Sections that show a window ending now (the machine page's charts) are fetched again as time
@@ -427,6 +483,19 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   const message = sessionStorage.getItem('mf-flash');
   if (message) { sessionStorage.removeItem('mf-flash'); flash(message); }
+  const focus = sessionStorage.getItem('mf-focus');
+  if (focus) {
+    sessionStorage.removeItem('mf-focus');
+    try {
+      const { key, action } = JSON.parse(focus);
+      const used = action && [...document.querySelectorAll('[data-action]')].find(el => el.dataset.action === action);
+      const target = used && used.tagName === 'FORM' ? used.querySelector('button') : used;
+      if (target) target.focus();
+      else restoreFocus(document.body, key);
+    } catch {
+      // A stale or garbled entry: the page keeps its usual focus.
+    }
+  }
   rememberStation();
   startLive();
   document.querySelectorAll('svg[data-gantt]').forEach(svg => {

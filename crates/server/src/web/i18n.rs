@@ -61,6 +61,10 @@ pub(crate) struct Text {
     pub(crate) own_name: &'static str,
     pub(crate) product: &'static str,
     pub(crate) skip_to_content: &'static str,
+    /// Header of a table's column of buttons, for screen readers.
+    pub(crate) actions: &'static str,
+    /// A link past a long chart, for keyboard users.
+    pub(crate) skip_chart: &'static str,
     pub(crate) nav_label: &'static str,
     pub(crate) nav_overview: &'static str,
     pub(crate) nav_orders: &'static str,
@@ -219,6 +223,8 @@ const EN: Text = Text {
     own_name: "English",
     product: "microfactory",
     skip_to_content: "Skip to content",
+    actions: "Actions",
+    skip_chart: "Skip the chart",
     nav_label: "Main",
     nav_overview: "Overview",
     nav_orders: "Orders",
@@ -314,6 +320,8 @@ const ZH: Text = Text {
     own_name: "繁體中文",
     product: "microfactory 微工廠",
     skip_to_content: "跳至內容",
+    actions: "操作",
+    skip_chart: "略過圖表",
     nav_label: "主選單",
     nav_overview: "總覽",
     nav_orders: "訂單",

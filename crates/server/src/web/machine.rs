@@ -761,13 +761,13 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
             } @else {
                 table {
                     thead {
-                        tr { th { (t.severity) } th { (t.message) } th { (t.raised_at) } th { (t.status) } th {} }
+                        tr { th { (t.severity) } th { (t.message) } th { (t.raised_at) } th { (t.status) } th { span.visually-hidden { (t.actions) } } }
                     }
                     tbody {
                         @for alarm in &data.alarms {
                             tr {
                                 td { span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) } }
-                                td { (super::alarm_message(t, alarm)) }
+                                td id={ "alarm-" (alarm.id) "-message" } { (super::alarm_message(t, alarm)) }
                                 td { (super::alarm_raised(ctx, alarm)) }
                                 td {
                                     (alarm_status(t, alarm))
@@ -781,7 +781,7 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                                 td {
                                     @if alarm.needs_acknowledgement() && ctx.may(Need::Report) {
                                         button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
-                                            data-then="none" {
+                                            aria-describedby={ "alarm-" (alarm.id) "-message" } data-then="none" {
                                             (t.acknowledge)
                                         }
                                     }

@@ -562,6 +562,8 @@ pub(crate) fn render_list(
         .any(|v| present(v).is_some());
     html! {
         h1 { (o.title) }
+        // The form to enter an order is below the list: one step away for a keyboard.
+        @if ctx.may(Need::Plan) { p { a href="#new-order-heading" { (o.new_order) " ↓" } } }
         form.filters method="get" action="/orders" data-testid="order-filters" {
             label { (t.status)
                 select name="status" {

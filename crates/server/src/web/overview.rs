@@ -216,7 +216,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                 }
             }
             div {
-                section.panel #overview-alarms aria-labelledby="alarms-heading" data-refresh-on="alarm" {
+                section.panel #overview-alarms aria-labelledby="alarms-heading" data-refresh-on="alarm" data-announce {
                     h2 #alarms-heading { (o.active_alarms) }
                     @if data.alarms.is_empty() {
                         p.muted { (o.no_alarms) }

@@ -504,9 +504,12 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                     }
                 }
                 p.muted.hint { (p.gantt_hint) }
+                // Every bar is a link: a keyboard need not walk through all of them.
+                a.skip-inline href="#after-gantt" { (t.skip_chart) }
                 div.gantt-wrap {
                     (gantt(t, &ctx.zone, ctx.now, &view.lanes, &view.detail.utilisation))
                 }
+                div #after-gantt tabindex="-1" {}
             }
         }
         @if summary.status == PlanStatus::Active { (behind_panel(ctx, &view.lanes)) }

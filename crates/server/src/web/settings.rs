@@ -296,7 +296,7 @@ pub(crate) async fn page(
             section.panel aria-labelledby="users-heading" {
                 h2 #users-heading { (s.users) }
                 table {
-                    thead { tr { th { (t.username) } th { (s.role) } th { (t.site) } th { (s.created) } th {} } }
+                    thead { tr { th { (t.username) } th { (s.role) } th { (t.site) } th { (s.created) } th { span.visually-hidden { (t.actions) } } } }
                     tbody {
                         @for user in &users {
                             @let me = user.id == ctx.user.id;
@@ -374,7 +374,7 @@ pub(crate) async fn page(
             p.muted { (s.tokens_hint) }
             @if ctx.clock_speed.is_some() { p.muted data-testid="tokens-real-time" { (s.tokens_real_time) } }
             table {
-                thead { tr { th { (s.token_name) } th { (s.owner) } th { (s.prefix) } th { (s.created) } th { (s.expires) } th {} } }
+                thead { tr { th { (s.token_name) } th { (s.owner) } th { (s.prefix) } th { (s.created) } th { (s.expires) } th { span.visually-hidden { (t.actions) } } } }
                 tbody { @for token in &live { (token_row(token)) } }
             }
             @if !revoked.is_empty() {

@@ -185,7 +185,7 @@ pub(crate) async fn page(
                 a.button href="/station" { (s.other_machine) }
             }
             @if !may_report { p.muted { (s.read_only) } }
-            section.panel #station-alarms aria-labelledby="station-alarms-heading" data-refresh-on="alarm"
+            section.panel #station-alarms aria-labelledby="station-alarms-heading" data-refresh-on="alarm" data-announce
                 hidden[alarms.is_empty()] {
                 h2 #station-alarms-heading { (s.machine_alarms) }
                 (alarms_brief(&ctx, &alarms, &names))
@@ -209,7 +209,7 @@ pub(crate) async fn page(
                     table {
                         thead { tr {
                             th { (t.order) } th { (t.operation) } th { (t.product_variant) } th.num { (t.quantity) }
-                            th { (s.planned_start) } th {}
+                            th { (s.planned_start) } th { span.visually-hidden { (t.actions) } }
                         } }
                         tbody {
                             @for (item, blocker) in &next {

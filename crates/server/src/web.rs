@@ -465,7 +465,14 @@ async fn login_page(headers: HeaderMap, PageQuery(query): PageQuery<LoginQuery>)
 }
 
 fn login_form(t: &Text, next: &str, error: Option<&str>, status: StatusCode) -> Response {
+    sign_in_page(t, next, "", error, status)
+}
+
+/// The sign-in page; after a refused sign-in it keeps the user name, so only the password is
+/// typed again (the focus is there, and the field is marked as what was wrong).
+fn sign_in_page(t: &Text, next: &str, username: &str, error: Option<&str>, status: StatusCode) -> Response {
     let other = t.lang.other();
+    let again = !username.is_empty();
     let page = html! {
         (DOCTYPE)
         html lang=(t.lang.code()) {
@@ -475,9 +482,12 @@ fn login_form(t: &Text, next: &str, error: Option<&str>, status: StatusCode) -> 
                     h1 { (t.sign_in_title) }
                     form method="post" action="/login" {
                         input type="hidden" name="next" value=(next);
-                        label { (t.username) input name="username" autocomplete="username" required autofocus; }
-                        label { (t.password) input name="password" type="password" autocomplete="current-password" required; }
-                        @if let Some(error) = error { p.error role="alert" { (error) } }
+                        label { (t.username) input name="username" autocomplete="username" value=(username) required autofocus[!again]; }
+                        label { (t.password)
+                            input name="password" type="password" autocomplete="current-password" required autofocus[again]
+                                aria-invalid=[again.then_some("true")] aria-describedby=[error.map(|_| "login-error")];
+                        }
+                        @if let Some(error) = error { p.error #login-error role="alert" { (error) } }
                         button.primary type="submit" { (t.sign_in) }
                     }
                     p {
@@ -518,15 +528,17 @@ async fn login(
         return login_form(t, "/", Some(t.sign_in_title), StatusCode::BAD_REQUEST);
     };
     let next = local_path(form.next.as_deref()).to_string();
+    let username = form.username.clone();
     let user = match crate::api::access::check_credentials(&state, form.username, form.password, peer).await {
         Ok(user) => user,
         Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
-            return login_form(t, &next, Some(t.settings_page.wrong_credentials), StatusCode::UNAUTHORIZED);
+            let wrong = Some(t.settings_page.wrong_credentials);
+            return sign_in_page(t, &next, &username, wrong, StatusCode::UNAUTHORIZED);
         }
         Err(error) if error.status() == StatusCode::TOO_MANY_REQUESTS => {
             let seconds = error.retry_after().unwrap_or(1);
             let said = t.too_many_sign_ins.replace("{seconds}", &seconds.to_string());
-            let mut page = login_form(t, &next, Some(&said), StatusCode::TOO_MANY_REQUESTS);
+            let mut page = sign_in_page(t, &next, &username, Some(&said), StatusCode::TOO_MANY_REQUESTS);
             page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             return page;
         }

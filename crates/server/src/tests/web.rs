@@ -188,6 +188,13 @@ async fn pages_need_a_session_and_sign_in_sets_one() {
         h.send("POST", "/login", None, Some(("application/x-www-form-urlencoded", wrong.into()))).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.text.contains("Wrong user name or password"), "{}", refused.text);
+    // The user name stays; the password is typed again, and is marked as what was wrong.
+    assert!(
+        refused.text.contains(r#"name="username" autocomplete="username" value="lee""#),
+        "{}",
+        refused.text
+    );
+    assert!(refused.text.contains(r#"required autofocus aria-invalid="true""#), "{}", refused.text);
 
     // Open redirects are refused: only local paths are places to go back to.
     let (location, cookie) =

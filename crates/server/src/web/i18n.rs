@@ -91,6 +91,8 @@ pub(crate) struct Text {
     pub(crate) colon: &'static str,
     /// Between two sentences (a space, or nothing after a full stop in Chinese).
     pub(crate) sentence_gap: &'static str,
+    /// The end of a sentence: ". " or "。".
+    pub(crate) full_stop: &'static str,
     /// Alarm messages in this language (the rule's name stays as its author wrote it).
     pub(crate) alarm_words: &'static model::alarm::AlarmWords,
     /// The demo's factory clock in the header, and what it means.
@@ -248,6 +250,7 @@ const EN: Text = Text {
     live: "Live",
     colon: ": ",
     sentence_gap: " ",
+    full_stop: ". ",
     alarm_words: &model::alarm::ENGLISH,
     sim_clock: "Factory time",
     sim_clock_title: "The simulated factory runs this many times faster than real time. Machines, orders, plans and alarms all keep its clock; sign-ins and tokens keep real time.",
@@ -345,6 +348,7 @@ const ZH: Text = Text {
     live: "即時",
     colon: "：",
     sentence_gap: "",
+    full_stop: "。",
     alarm_words: &ZH_ALARMS,
     sim_clock: "工廠時間",
     sim_clock_title: "模擬工廠以此倍數快於真實時間運行。機器、訂單、計劃及警報都按工廠時間；登入及權杖按真實時間。",

@@ -731,7 +731,7 @@ fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) ->
         last_text.push_str(" · ");
         last_text.push_str(&ctx.short_time(at));
     }
-    let aria = format!("{title}: {}. {last_text}", m.chart_label);
+    let aria = format!("{title}{}{}{}{last_text}", ctx.t.colon, m.chart_label, ctx.t.full_stop);
     html! {
         div.chart-card {
             (svg::time_chart(&TimeChart {

@@ -192,7 +192,8 @@ pub(crate) async fn page(
             }
             // Live: what runs and what is next change as the machine reports (a section with a
             // field being edited is left alone, so an operator's entry is not overwritten).
-            section.panel #current-work aria-labelledby="current-heading" data-refresh-on="production plan machine_state"
+            // Coloured by the machine's state: a lot in progress on a stopped machine is not green.
+            section.panel.(state_class(state)) #current-work aria-labelledby="current-heading" data-refresh-on="production plan machine_state"
                 data-refresh-machine=(machine.id.0) {
                 h2 #current-heading { (s.current_work) }
                 @if running.is_empty() { p.muted { (s.nothing_running) } }

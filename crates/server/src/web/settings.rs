@@ -273,7 +273,7 @@ pub(crate) async fn page(
     let token_row = |token: &store::ApiToken| {
         html! {
             tr data-testid="token-row" {
-                td { (s.issued_token_names.iter().find(|(name, _)| *name == token.name).map_or(token.name.as_str(), |(_, said)| *said)) @if session.as_deref() == Some(token.prefix.as_str()) && token.revoked_at.is_none() { " " span.muted { "(" (s.this_session) ")" } } }
+                td id={ "token-" (token.id) "-name" } { (s.issued_token_names.iter().find(|(name, _)| *name == token.name).map_or(token.name.as_str(), |(_, said)| *said)) @if session.as_deref() == Some(token.prefix.as_str()) && token.revoked_at.is_none() { " " span.muted { "(" (s.this_session) ")" } } }
                 td { (names.get(&token.user_id).copied().unwrap_or("?")) }
                 td { code { (token.prefix) "…" } }
                 td { (ctx.time(token.created_at)) }
@@ -284,7 +284,8 @@ pub(crate) async fn page(
                     } @else if let Some(at) = token.expires_at.filter(|at| *at <= wall_now) {
                         (s.expired) " " (ctx.short_time(at))
                     } @else {
-                        button.danger data-action={ "DELETE /api/v1/tokens/" (token.id) } data-confirm=(s.revoke_confirm) { (s.revoke) }
+                        button.danger data-action={ "DELETE /api/v1/tokens/" (token.id) } data-confirm=(s.revoke_confirm)
+                            aria-describedby={ "token-" (token.id) "-name" } { (s.revoke) }
                     }
                 }
             }

@@ -215,7 +215,7 @@ pub(crate) async fn page(
                         tbody {
                             @for (item, blocker) in &next {
                                 tr.late[item.late] data-testid="next-operation" {
-                                    td.nw { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
+                                    td.nw id={ "lot-" (item.operation.operation_id.0) "-" (item.operation.part) } { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
                                     td { (item.operation_name) }
                                     td { (item.product) }
                                     td.num { (item.operation.quantity) }
@@ -230,7 +230,8 @@ pub(crate) async fn page(
                                             }
                                             None if may_report => {
                                                 button.primary data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/start" }
-                                                    data-body={ "{\"machine_id\":" (machine.id.0) "}" } data-testid="start-operation" {
+                                                    data-body={ "{\"machine_id\":" (machine.id.0) "}" } data-testid="start-operation"
+                                                    aria-describedby={ "lot-" (item.operation.operation_id.0) "-" (item.operation.part) } {
                                                     (t.start)
                                                 }
                                             }

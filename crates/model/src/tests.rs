@@ -150,52 +150,28 @@ mod oee_tests {
     fn shifts_follow_a_named_zone_across_its_daylight_saving_changes() {
         let berlin = Zone::named("europe/berlin").unwrap();
         assert_eq!(berlin.name(), Some("Europe/Berlin"));
-        let every_day = vec![
-            Weekday::Mon,
-            Weekday::Tue,
-            Weekday::Wed,
-            Weekday::Thu,
-            Weekday::Fri,
-            Weekday::Sat,
-            Weekday::Sun,
-        ];
         let night = Calendar {
             shifts: vec![Shift {
                 name: "night".into(),
-                days: every_day,
+                days: Weekday::ALL.to_vec(),
                 start: "22:00".into(),
                 end: "06:00".into(),
             }],
             holidays: vec![],
         };
-        let hours = |spans: Vec<(i64, i64)>| spans.iter().map(|(s, e)| e - s).sum::<i64>() / HOUR;
+        // The night shifts within the 24 hours from noon UTC.
+        let nights = |zone: &Zone, noon: Timestamp| shift_spans(&night, zone, ms(noon), ms(noon) + 24 * HOUR);
+        let hours = |spans: &[(i64, i64)]| spans.iter().map(|(s, e)| e - s).sum::<i64>() / HOUR;
         // Clocks go from 02:00 to 03:00 on Sunday 2026-03-29: Saturday's night shift is 7 h, from
         // 21:00 UTC (22:00 CET) to 04:00 UTC (06:00 CEST).
-        let spring = shift_spans(
-            &night,
-            &berlin,
-            ms(datetime!(2026-03-28 12:00 UTC)),
-            ms(datetime!(2026-03-29 12:00 UTC)),
-        );
+        let spring = nights(&berlin, datetime!(2026-03-28 12:00 UTC));
         assert_eq!(spring, vec![(ms(datetime!(2026-03-28 21:00 UTC)), ms(datetime!(2026-03-29 04:00 UTC)))]);
         // Back from 03:00 to 02:00 on Sunday 2026-10-25: 9 h, 20:00 UTC (22:00 CEST) to 05:00 UTC.
-        let autumn = shift_spans(
-            &night,
-            &berlin,
-            ms(datetime!(2026-10-24 12:00 UTC)),
-            ms(datetime!(2026-10-25 12:00 UTC)),
-        );
+        let autumn = nights(&berlin, datetime!(2026-10-24 12:00 UTC));
         assert_eq!(autumn, vec![(ms(datetime!(2026-10-24 20:00 UTC)), ms(datetime!(2026-10-25 05:00 UTC)))]);
-        assert_eq!(hours(spring), 7);
-        assert_eq!(hours(autumn), 9);
+        assert_eq!((hours(&spring), hours(&autumn)), (7, 9));
         // The same calendar on a fixed offset keeps 8 h every night.
-        let fixed = shift_spans(
-            &night,
-            &Zone::fixed(60),
-            ms(datetime!(2026-03-28 12:00 UTC)),
-            ms(datetime!(2026-03-29 12:00 UTC)),
-        );
-        assert_eq!(hours(fixed), 8);
+        assert_eq!(hours(&nights(&Zone::fixed(60), datetime!(2026-03-28 12:00 UTC))), 8);
 
         // A time the clocks skip falls after the jump; a repeated time is its first occurrence.
         let skipped = berlin.at_local(time::macros::date!(2026 - 03 - 29), 150);

@@ -83,6 +83,15 @@ impl Ctx {
         need.allows(self.user.role)
     }
 
+    /// The same context with times in the local time of `site`: a page about one machine shows
+    /// its site's clock, not the first site's.
+    pub(crate) fn at_site(mut self, store: &store::Store, site: model::SiteId) -> Ctx {
+        if let Ok(site) = store.site(site) {
+            self.zone = site.zone();
+        }
+        self
+    }
+
     /// `at` as local date and time, `2026-11-24 14:05`.
     pub(crate) fn time(&self, at: Timestamp) -> String {
         format_local(at, &self.zone, false)

@@ -280,6 +280,25 @@ fn pages(machine: i64, order: i64, draft: i64) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_machine_s_pages_show_its_own_site_s_local_time() {
+    let h = harness();
+    let site = json!({"code": "de", "name": "Berlin", "time_zone": "Europe/Berlin"});
+    let site = h.post_json("/api/v1/sites", ADMIN, &site).await.json["id"].clone();
+    let machine =
+        json!({"site_id": site, "code": "de-1", "name": "Lathe", "kind": "other", "rated_power_kw": 3});
+    let reply = h.post_json("/api/v1/machines", ADMIN, &machine).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let id = &reply.json["id"];
+    // NOW (09:00 UTC on 2026-11-24) is 10:00 in Berlin and 17:00 in Hong Kong, the first site.
+    for path in [format!("/machines/{id}"), format!("/station?machine={id}")] {
+        let page = h.page(&path, ADMIN, "en").await.text;
+        assert!(page.contains(r#"data-offset-minutes="60" data-time-zone="Europe/Berlin""#), "{path}");
+    }
+    let overview = h.page("/", ADMIN, "en").await.text;
+    assert!(overview.contains(r#"data-offset-minutes="480" data-time-zone="Asia/Hong_Kong""#));
+}
+
+#[tokio::test]
 async fn every_page_renders_in_both_languages() {
     let h = harness();
     let (machine, order, draft) = h.busy_factory().await;

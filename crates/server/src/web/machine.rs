@@ -411,6 +411,7 @@ pub(crate) async fn page(
     let now_ms = unix_ms(ctx.now);
     let store = state.store.clone();
     let data = crate::api::blocking(move || gather(&store, id, range, now_ms)).await.or_page(&ctx)?;
+    let ctx = ctx.at_site(&state.store, data.machine.site_id);
     let title = format!("{} {} · {}", data.machine.code, data.machine.name, ctx.t.machine_page.title);
     Ok(layout(&ctx, Nav::Overview, &title, render(&ctx, &data)))
 }

@@ -149,6 +149,7 @@ pub(crate) async fn page(
         return Ok(layout(&ctx, Nav::Station, t.station_page.title, body));
     };
     let machine = store.machine(MachineId(id)).or_page(&ctx)?;
+    let ctx = ctx.at_site(store, machine.site_id);
     let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
     // The operator at the machine sees its hazards first.
     let filter = AlarmFilter { status: None, open: true, machine: Some(machine.id) };

@@ -2580,6 +2580,38 @@ fn shifts_keep_their_length_whatever_the_fraction_of_a_second_a_plan_is_made_at(
 }
 
 #[test]
+fn plans_keep_shifts_at_their_local_times_across_a_change_to_summer_time() {
+    // Six lots each filling a four-hour shift, in Berlin from Friday 2027-03-26; the clocks go
+    // forward early on Sunday the 28th, so Sunday's shifts begin an hour earlier in UTC.
+    let store = two_shift_shop(1, &[(60, 240.0, 0); 6], datetime!(2027-04-30 18:00 UTC));
+    let berlin = model::NewSite {
+        code: "hk".into(),
+        name: "Berlin now".into(),
+        utc_offset: None,
+        time_zone: Some("Europe/Berlin".into()),
+    };
+    store.update_site(model::SiteId(1), &berlin).unwrap();
+    let now = datetime!(2027-03-26 07:00 +01:00);
+    let options = crate::planning::Options { threads: 1, ..crate::planning::Options::default() };
+    let limit = std::time::Duration::from_millis(200);
+    let plan = crate::planning::plan(&store, now, "tardiness_then_makespan", limit, &options).unwrap();
+    let mut starts: Vec<_> = plan.operations.iter().map(|op| (op.start, op.end - op.start)).collect();
+    starts.sort();
+    let four_hours = time::Duration::hours(4);
+    assert_eq!(
+        starts,
+        [
+            (datetime!(2027-03-26 07:00 UTC), four_hours),
+            (datetime!(2027-03-26 12:00 UTC), four_hours),
+            (datetime!(2027-03-27 07:00 UTC), four_hours),
+            (datetime!(2027-03-27 12:00 UTC), four_hours),
+            (datetime!(2027-03-28 06:00 UTC), four_hours),
+            (datetime!(2027-03-28 11:00 UTC), four_hours),
+        ]
+    );
+}
+
+#[test]
 fn a_split_lot_has_no_part_longer_than_a_shift_and_a_fresh_machine_needs_its_setup() {
     let now = datetime!(2026-11-30 07:00 +08:00);
     // 7 units of 4,000 s: at most three fit a four-hour shift, so three parts (3 + 2 + 2).

@@ -835,7 +835,9 @@ fn solve_from(
         .cloned();
     let config = scheduler::Config {
         objective,
-        time_limit: Some(time_limit),
+        // The dispatching rules' time counts against the limit (at least a tenth of it is left
+        // for the search), so that the limit bounds the whole plan on a large order book too.
+        time_limit: Some(time_limit.saturating_sub(started.elapsed()).max(time_limit / 10)),
         initial,
         threads: threads.max(1),
         clock: interrupt.map(|stop| {

@@ -80,6 +80,9 @@ impl Builder<'_> {
     }
 }
 
+/// A job's best machine for its next op: (completion, machine load, alt, start, fixed ops passed).
+type Pick = (i64, i64, usize, i64, usize);
+
 /// Builds one schedule with `rule` and returns it as an undecoded state.
 pub(crate) fn build(inst: &Inst, rule: Rule, rng: &mut Rng) -> State {
     let n = inst.n_ops;
@@ -119,26 +122,50 @@ pub(crate) fn build(inst: &Inst, rule: Rule, rng: &mut Rng) -> State {
         skip_fixed(&mut next, &mut ready, j, &b, &dur);
     }
     let noise: Vec<f64> = (0..inst.n_jobs).map(|_| rng.unit()).collect();
+    // Best machine for the job's next op `o`: earliest completion, then lowest machine load, as
+    // (completion, load, alt, start, fixed ops passed).
+    let evaluate = |o: usize, ready: i64, b: &Builder<'_>| {
+        let mut pick = (i64::MAX, i64::MAX, 0, 0, 0);
+        for a in inst.alt_off[o]..inst.alt_off[o + 1] {
+            let m = inst.alt_machine[a];
+            let (t, passed) = b.earliest(o, m, inst.alt_dur[a], ready);
+            let key = (t + inst.alt_dur[a], b.free[m]);
+            if (key.0, key.1) < (pick.0, pick.1) {
+                pick = (key.0, key.1, a, t, passed);
+            }
+        }
+        pick
+    };
+    // Each job's pick depends only on its next op and the state of that op's machines, so after a
+    // commit only the jobs waiting on that machine (`(job, op)` pairs; stale ones are skipped) and
+    // the job itself are evaluated again: a step is a scan, not a search per job and machine.
+    let mut picks: Vec<Option<Pick>> = vec![None; inst.n_jobs];
+    let mut waiting: Vec<Vec<(usize, usize)>> = vec![Vec::new(); inst.n_machines];
+    let enter = |j: usize,
+                 o: usize,
+                 picks: &mut [Option<_>],
+                 waiting: &mut [Vec<(usize, usize)>],
+                 b: &Builder<'_>,
+                 ready: i64| {
+        if o >= inst.job_start[j + 1] {
+            picks[j] = None;
+            return;
+        }
+        picks[j] = Some(evaluate(o, ready, b));
+        for a in inst.alt_off[o]..inst.alt_off[o + 1] {
+            waiting[inst.alt_machine[a]].push((j, o));
+        }
+    };
+    for j in 0..inst.n_jobs {
+        enter(j, next[j], &mut picks, &mut waiting, &b, ready[j]);
+    }
     // (job, alt, start, passed) candidates of the current step.
     let mut cands: Vec<(usize, usize, i64, usize)> = Vec::with_capacity(inst.n_jobs);
     loop {
         cands.clear();
         let mut best_completion = i64::MAX;
-        for j in 0..inst.n_jobs {
-            let o = next[j];
-            if o >= inst.job_start[j + 1] {
-                continue;
-            }
-            // Best machine for this op: earliest completion, then lowest machine load.
-            let mut pick = (i64::MAX, i64::MAX, 0, 0, 0);
-            for a in inst.alt_off[o]..inst.alt_off[o + 1] {
-                let m = inst.alt_machine[a];
-                let (t, passed) = b.earliest(o, m, inst.alt_dur[a], ready[j]);
-                let key = (t + inst.alt_dur[a], b.free[m]);
-                if (key.0, key.1) < (pick.0, pick.1) {
-                    pick = (key.0, key.1, a, t, passed);
-                }
-            }
+        for (j, pick) in picks.iter().enumerate() {
+            let Some(pick) = pick else { continue };
             best_completion = best_completion.min(pick.0);
             cands.push((j, pick.2, pick.3, pick.4));
         }
@@ -177,6 +204,13 @@ pub(crate) fn build(inst: &Inst, rule: Rule, rng: &mut Rng) -> State {
         ready[j] = t + dur[o];
         next[j] += 1;
         skip_fixed(&mut next, &mut ready, j, &b, &dur);
+        let mut entries = std::mem::take(&mut waiting[m]);
+        entries.retain(|&(other, op)| next[other] == op && other != j);
+        for &(other, op) in &entries {
+            picks[other] = Some(evaluate(op, ready[other], &b));
+        }
+        waiting[m] = entries;
+        enter(j, next[j], &mut picks, &mut waiting, &b, ready[j]);
     }
     let mut seq = std::mem::take(&mut b.seq);
     for (m, s) in seq.iter_mut().enumerate() {

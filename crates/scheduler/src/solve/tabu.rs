@@ -1168,8 +1168,12 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64, thread: usize)
     let objective = params.objective;
     let mut rng = Rng::new(seed);
     let mut best_state: Option<State> = None;
-    // Every rule once, plus a second randomised construction.
+    // Every rule once, plus a second randomised construction; on a shop so large that the
+    // constructions use up the time limit, only those built by then.
     for rule in RULES.into_iter().chain(std::iter::once(Rule::Random)) {
+        if best_state.is_some() && params.time_limit.is_some_and(|limit| params.clock.elapsed() >= limit) {
+            break;
+        }
         let mut st = build(inst, rule, &mut rng);
         if st.decode(inst) && best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
             best_state = Some(st);

@@ -27,6 +27,8 @@ struct Machine {
     family: Option<usize>,
     /// Fixed operations (running or frozen) on it not placed yet: other work must not overlap them.
     reserved: Vec<Reserved>,
+    /// Its unavailable time, sorted and merged, so that a lookup is a binary search.
+    breaks: Vec<(i64, i64)>,
 }
 
 /// The time a fixed operation holds on its machine: from its start less the longest setup into
@@ -41,8 +43,23 @@ struct Reserved {
 
 /// Every machine empty, holding the time of the fixed operations that run on it.
 fn machines(problem: &Problem) -> Vec<Machine> {
-    let mut machines: Vec<Machine> =
-        problem.machines.iter().map(|_| Machine { free_at: 0, family: None, reserved: Vec::new() }).collect();
+    let mut machines: Vec<Machine> = problem
+        .machines
+        .iter()
+        .map(|machine| {
+            let mut spans: Vec<(i64, i64)> =
+                machine.unavailable.iter().filter(|i| i.start < i.end).map(|i| (i.start, i.end)).collect();
+            spans.sort_unstable();
+            let mut breaks: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+            for (start, end) in spans {
+                match breaks.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => breaks.push((start, end)),
+                }
+            }
+            Machine { free_at: 0, family: None, reserved: Vec::new(), breaks }
+        })
+        .collect();
     for (job, spec) in problem.jobs.iter().enumerate() {
         for (op, operation) in spec.operations.iter().enumerate() {
             let Some(fixed) = operation.fixed else { continue };
@@ -77,6 +94,17 @@ impl Machine {
     }
 }
 
+/// A job's next operation on one of its machines, as [`dispatch_with`] keeps it.
+#[derive(Clone, Copy)]
+struct Candidate {
+    machine: usize,
+    /// Its index among the operation's alternatives.
+    alternative: usize,
+    start: i64,
+    end: i64,
+    setup: i64,
+}
+
 /// ATCS's look-ahead `k1` in [`dispatch`] (the slack scale, in mean operation durations).
 pub const ATCS_LOOKAHEAD: f64 = 2.0;
 
@@ -96,12 +124,18 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
     let mut machines = machines(problem);
     let mut next = vec![0usize; problem.jobs.len()];
     let mut ready: Vec<i64> = problem.jobs.iter().map(|job| job.release).collect();
-    let remaining_work = |job: usize, from: usize| -> i64 {
-        problem.jobs[job].operations[from..]
-            .iter()
-            .map(|op| op.alternatives.iter().map(|a| a.duration).min().unwrap_or(0))
-            .sum()
-    };
+    // The least work left in each job from each of its operations on.
+    let remaining_work: Vec<Vec<i64>> = problem
+        .jobs
+        .iter()
+        .map(|job| {
+            let mut rest = vec![0; job.operations.len() + 1];
+            for (k, op) in job.operations.iter().enumerate().rev() {
+                rest[k] = rest[k + 1] + op.alternatives.iter().map(|a| a.duration).min().unwrap_or(0);
+            }
+            rest
+        })
+        .collect();
     let total: usize = problem.jobs.iter().map(|job| job.operations.len()).sum();
     let mean_duration =
         (problem.jobs.iter().flat_map(|j| &j.operations).map(|op| op.alternatives[0].duration).sum::<i64>()
@@ -117,66 +151,122 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
             .collect();
         setups.iter().sum::<i64>() as f64 / setups.len().max(1) as f64
     };
-    let mut schedule = Vec::with_capacity(total);
-    while schedule.len() < total {
-        // Every job's next operation, on its machine that finishes it first.
-        let mut best: Option<(i64, usize)> = None; // (completion, machine)
-        let mut candidates = Vec::new();
-        for (job, position) in next.iter().enumerate() {
-            let Some(op) = problem.jobs[job].operations.get(*position) else { continue };
-            for alternative in &op.alternatives {
-                if op.fixed.is_some_and(|f| f.machine != alternative.machine) {
-                    continue;
-                }
-                let (start, setup) = earliest(
-                    problem,
-                    &machines,
-                    alternative.machine,
-                    ready[job],
-                    op.family,
-                    alternative.duration,
-                    op.fixed.map(|f| f.start),
-                );
-                let end = start + alternative.duration;
-                candidates.push((job, alternative.machine, start, end, setup));
-                if best.is_none_or(|(c, _)| end < c) {
-                    best = Some((end, alternative.machine));
-                }
+    // Every job's next operation on each of its machines, in the order of its alternatives. An
+    // entry depends only on the job and that machine, so a placement changes the entries on its
+    // machine (`waiting[machine]`: `(job, position, entry)`, stale ones skipped) and the job's
+    // own. Each machine keeps its best entry (`best_on`: earliest end, then job, then entry), so a
+    // step looks at the machines and at the work waiting for one of them, not at every job.
+    let mut options: Vec<Vec<Candidate>> = vec![Vec::new(); problem.jobs.len()];
+    let mut waiting: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); problem.machines.len()];
+    let mut best_on: Vec<Option<(i64, usize, usize)>> = vec![None; problem.machines.len()];
+    let entry = |job: usize, position: usize, alternative: usize, machines: &[Machine], ready: i64| {
+        let op = &problem.jobs[job].operations[position];
+        let alternative = &op.alternatives[alternative];
+        let (start, setup) = earliest(
+            problem,
+            machines,
+            alternative.machine,
+            ready,
+            op.family,
+            alternative.duration,
+            op.fixed.map(|f| f.start),
+        );
+        (start, start + alternative.duration, setup)
+    };
+    // The entries of the job's operation at `position`, each filed with its machine.
+    let enter = |job: usize,
+                 position: usize,
+                 machines: &[Machine],
+                 ready: i64,
+                 options: &mut [Vec<Candidate>],
+                 waiting: &mut [Vec<(usize, usize, usize)>],
+                 best_on: &mut [Option<(i64, usize, usize)>]| {
+        options[job].clear();
+        let Some(op) = problem.jobs[job].operations.get(position) else { return };
+        for (index, alternative) in op.alternatives.iter().enumerate() {
+            if op.fixed.is_some_and(|f| f.machine != alternative.machine) {
+                continue;
+            }
+            let (start, end, setup) = entry(job, position, index, machines, ready);
+            let k = options[job].len();
+            options[job].push(Candidate {
+                machine: alternative.machine,
+                alternative: index,
+                start,
+                end,
+                setup,
+            });
+            waiting[alternative.machine].push((job, position, k));
+            let key = (end, job, k);
+            let best = &mut best_on[alternative.machine];
+            if best.is_none_or(|b| key < b) {
+                *best = Some(key);
             }
         }
-        let Some((completion, machine)) = best else { break };
-        let conflict: Vec<_> = candidates.iter().filter(|c| c.1 == machine && c.2 < completion).collect();
-        let now = conflict.iter().map(|c| c.2).min().unwrap_or(0);
-        let chosen = conflict
-            .iter()
-            .max_by(|a, b| {
-                let score = |c: &&&(usize, usize, i64, i64, i64)| -> f64 {
-                    let (job, _, start, end, setup) = ***c;
-                    let job_data = &problem.jobs[job];
-                    let due = job_data.due.unwrap_or(i64::MAX / 4);
-                    match rule {
-                        Rule::Edd => -(due as f64) - start as f64 * 1e-9,
-                        Rule::Atcs => {
-                            let p = (end - start).max(1) as f64;
-                            let slack = (due - remaining_work(job, next[job]) - now).max(0) as f64;
-                            let setup_term = if mean_setup > 0.0 {
-                                (-(setup as f64) / (0.5 * mean_setup)).exp()
-                            } else {
-                                1.0
-                            };
-                            job_data.weight as f64 / p * (-slack / (k1 * mean_duration)).exp() * setup_term
-                        }
-                    }
-                };
-                score(a).total_cmp(&score(b))
-            })
-            .map(|c| **c);
-        let Some((job, machine, start, end, _)) = chosen else { break };
+    };
+    for (job, &ready) in ready.iter().enumerate() {
+        enter(job, 0, &machines, ready, &mut options, &mut waiting, &mut best_on);
+    }
+    let mut schedule = Vec::with_capacity(total);
+    let mut conflict: Vec<(usize, usize)> = Vec::new();
+    while schedule.len() < total {
+        // The machine that can finish an operation first (the first such, in job order).
+        let Some((completion, first_job, first_entry)) = best_on.iter().flatten().min().copied() else {
+            break;
+        };
+        let machine = options[first_job][first_entry].machine;
+        // The operations that could start on it before then, in job order.
+        conflict.clear();
+        conflict.extend(
+            waiting[machine]
+                .iter()
+                .filter(|&&(job, position, k)| next[job] == position && options[job][k].start < completion)
+                .map(|&(job, _, k)| (job, k)),
+        );
+        conflict.sort_unstable();
+        let now = conflict.iter().map(|&(job, k)| options[job][k].start).min().unwrap_or(0);
+        let score = |&(job, k): &(usize, usize)| -> f64 {
+            let Candidate { start, end, setup, .. } = options[job][k];
+            let job_data = &problem.jobs[job];
+            let due = job_data.due.unwrap_or(i64::MAX / 4);
+            match rule {
+                Rule::Edd => -(due as f64) - start as f64 * 1e-9,
+                Rule::Atcs => {
+                    let p = (end - start).max(1) as f64;
+                    let slack = (due - remaining_work[job][next[job]] - now).max(0) as f64;
+                    let setup_term =
+                        if mean_setup > 0.0 { (-(setup as f64) / (0.5 * mean_setup)).exp() } else { 1.0 };
+                    job_data.weight as f64 / p * (-slack / (k1 * mean_duration)).exp() * setup_term
+                }
+            }
+        };
+        let Some((job, k)) = conflict.iter().max_by(|a, b| score(a).total_cmp(&score(b))).copied() else {
+            break;
+        };
+        let Candidate { start, end, .. } = options[job][k];
         let op = &problem.jobs[job].operations[next[job]];
         schedule.push(ScheduledOperation { job, op: next[job], machine, start, end });
         machines[machine].place(job, next[job], end, op.family);
         ready[job] = end;
         next[job] += 1;
+        // The job's entries on other machines are stale now: those machines' bests may have been
+        // among them.
+        let old: Vec<usize> = options[job].iter().map(|o| o.machine).filter(|&m| m != machine).collect();
+        // Everything waiting for this machine meets it in its new state.
+        let mut entries = std::mem::take(&mut waiting[machine]);
+        entries.retain(|&(other, position, _)| next[other] == position);
+        for &(other, position, k) in &entries {
+            let (start, end, setup) =
+                entry(other, position, options[other][k].alternative, &machines, ready[other]);
+            let slot = &mut options[other][k];
+            (slot.start, slot.end, slot.setup) = (start, end, setup);
+        }
+        waiting[machine] = entries;
+        for m in old.into_iter().chain(std::iter::once(machine)) {
+            waiting[m].retain(|&(other, position, _)| next[other] == position);
+            best_on[m] = waiting[m].iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
+        }
+        enter(job, next[job], &machines, ready[job], &mut options, &mut waiting, &mut best_on);
     }
     schedule.sort_by_key(|s| (s.job, s.op));
     schedule
@@ -204,12 +294,11 @@ fn earliest(
     let mut start = ready.max(state.free_at + setup);
     loop {
         let (from, to) = (start - setup, start + duration);
-        if let Some(blocked) = problem.machines[machine]
-            .unavailable
-            .iter()
-            .find(|i| i.start < to && from < i.end && i.start != i.end)
-        {
-            start = blocked.end + setup;
+        // The first break ending after the window opens; it blocks the window if it starts
+        // before the window closes (breaks are disjoint and sorted, so no other can).
+        let first = state.breaks.partition_point(|&(_, end)| end <= from);
+        if let Some(&(_, end)) = state.breaks.get(first).filter(|&&(begin, _)| begin < to) {
+            start = end + setup;
         } else if let Some(held) = state.reserved.iter().find(|r| r.from < to && from < r.end) {
             setup = setup_after(Some(held.family));
             start = held.end + setup;

@@ -1084,6 +1084,23 @@ async fn series_are_queryable_raw_and_aggregated() {
     assert_eq!(points.len(), 3);
     assert_eq!(points[1]["min"], 26.0);
     assert_eq!(points[1]["count"], 60);
+    assert!(per_minute.get("next_from").is_none(), "{per_minute}");
+    // More points than `limit`: the oldest come, and `next_from` asks for the rest.
+    let path = "/api/v1/machines/2/series?metric=spindle_temp_c&to=2026-11-24T08:03:00%2B08:00&limit=100";
+    let first = h.get(&format!("{path}&from=2026-11-24T08:00:00%2B08:00")).await.json;
+    assert_eq!(first["points"].as_array().unwrap().len(), 100);
+    assert_eq!(first["next_from"], "2026-11-24T00:01:40Z");
+    let rest = h.get(&format!("{path}&from=2026-11-24T00:01:40Z")).await.json;
+    assert_eq!(rest["points"].as_array().unwrap().len(), 80);
+    assert_eq!(rest["points"][0]["ts"], "2026-11-24T00:01:40Z");
+    assert!(rest.get("next_from").is_none(), "{rest}");
+    let steps =
+        "/api/v1/machines/2/series?metric=spindle_temp_c&from=2026-11-24T00:00:00Z&to=2026-11-24T00:03:00Z";
+    let steps = h.get(&format!("{steps}&step=60&limit=2")).await.json;
+    assert_eq!(
+        (steps["points"].as_array().unwrap().len(), &steps["next_from"]),
+        (2, &json!("2026-11-24T00:02:00Z"))
+    );
     let names = h.get("/api/v1/machines/2/metrics").await.json;
     assert_eq!(names["metrics"], json!(["spindle_temp_c"]));
     let bad = h.get("/api/v1/machines/2/series?metric=x&step=0").await;

@@ -97,7 +97,12 @@ pub(crate) struct Series {
     /// Seconds per point, or absent for raw readings.
     #[serde(skip_serializing_if = "Option::is_none")]
     step: Option<u32>,
+    /// In time order, oldest first; at most `limit` of them.
     points: Vec<Point>,
+    /// Present when there were more points before `to` than `limit`: the `from` that asks for
+    /// the rest (the time of the first point left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_from: Option<String>,
 }
 
 pub(crate) async fn series(
@@ -118,7 +123,10 @@ pub(crate) async fn series(
     let store = state.store;
     store.machine(machine)?;
     let step_ms = query.step.map(|s| i64::from(s) * 1000);
-    let points = read(|| store.series(machine, &query.metric, from, to, step_ms, limit))?;
+    // One point more than asked for tells whether the answer is whole.
+    let mut points = read(|| store.series(machine, &query.metric, from, to, step_ms, limit + 1))?;
+    let left_out = points.split_off(points.len().min(limit as usize));
+    let next_from = left_out.first().map(|p| rfc3339(p.ts_ms));
     Ok(Json(Series {
         machine_id: machine,
         metric: query.metric,
@@ -136,6 +144,7 @@ pub(crate) async fn series(
                 count: p.count,
             })
             .collect(),
+        next_from,
     }))
 }
 

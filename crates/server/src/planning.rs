@@ -817,11 +817,20 @@ fn solve_from(
     } else {
         &[baseline::ATCS_LOOKAHEAD]
     };
-    let mut rules: Vec<Vec<scheduler::ScheduledOperation>> = lookaheads
-        .iter()
-        .map(|&k1| baseline::dispatch_with(&built.problem, baseline::Rule::Atcs, k1))
-        .collect();
-    if !time_limit.is_zero() {
+    // The usual look-ahead first; the others while the rules have used less than a quarter of
+    // the time (on a very large order book one dispatch takes seconds).
+    let usual = lookaheads.iter().position(|&k1| k1 == baseline::ATCS_LOOKAHEAD).unwrap_or(0);
+    let mut by_lookahead: Vec<Option<Vec<scheduler::ScheduledOperation>>> = vec![None; lookaheads.len()];
+    for index in std::iter::once(usual).chain((0..lookaheads.len()).filter(|&i| i != usual)) {
+        if index != usual && started.elapsed() >= time_limit / 4 {
+            break;
+        }
+        by_lookahead[index] =
+            Some(baseline::dispatch_with(&built.problem, baseline::Rule::Atcs, lookaheads[index]));
+    }
+    let mut rules: Vec<Vec<scheduler::ScheduledOperation>> = by_lookahead.into_iter().flatten().collect();
+    // EDD too, unless the rules so far took half the time already (a very large order book).
+    if !time_limit.is_zero() && started.elapsed() < time_limit / 2 {
         rules.push(baseline::dispatch(&built.problem, baseline::Rule::Edd));
     }
     rules.extend(current);

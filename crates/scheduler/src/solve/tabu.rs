@@ -1167,24 +1167,30 @@ impl Epoch {
 pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64, thread: usize) -> Outcome {
     let objective = params.objective;
     let mut rng = Rng::new(seed);
-    let mut best_state: Option<State> = None;
-    // Every rule once, plus a second randomised construction; on a shop so large that the
-    // constructions use up the time limit, only those built by then.
+    // The warm start, if any, then every rule once, plus a second randomised construction; on a
+    // shop so large that the constructions use up the time limit, only those built by then. The
+    // warm start is taken when it beats every construction.
+    let warm = params
+        .initial
+        .and_then(|initial| warm_start(inst, initial))
+        .and_then(|mut st| st.decode(inst).then_some(st));
+    let mut built: Option<State> = None;
     for rule in RULES.into_iter().chain(std::iter::once(Rule::Random)) {
-        if best_state.is_some() && params.time_limit.is_some_and(|limit| params.clock.elapsed() >= limit) {
+        let time_up = params.time_limit.is_some_and(|limit| params.clock.elapsed() >= limit);
+        if time_up && (built.is_some() || warm.is_some()) {
             break;
         }
         let mut st = build(inst, rule, &mut rng);
-        if st.decode(inst) && best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
-            best_state = Some(st);
+        if st.decode(inst) && built.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
+            built = Some(st);
         }
     }
-    if let Some(mut st) = params.initial.and_then(|initial| warm_start(inst, initial))
-        && st.decode(inst)
-        && best_state.as_ref().is_none_or(|b| st.score(objective) < b.score(objective))
-    {
-        best_state = Some(st);
-    }
+    let best_state = match (warm, built) {
+        (Some(warm), Some(built)) => {
+            Some(if warm.score(objective) < built.score(objective) { warm } else { built })
+        }
+        (warm, built) => built.or(warm),
+    };
     let state = best_state.unwrap_or_else(|| {
         // Fixed ops are graph sources, so constructions are acyclic; keep a fallback anyway.
         let mut st = build(inst, Rule::EarliestCompletion, &mut rng);

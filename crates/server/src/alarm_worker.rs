@@ -91,21 +91,38 @@ pub(crate) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut transitions = Vec::new();
     loop {
-        tokio::select! {
+        let input = tokio::select! {
             input = inputs.recv() => match input {
-                Some(AlarmInput::Readings(readings)) => {
+                Some(input) => Some(input),
+                None => return,
+            },
+            _ = tick.tick() => {
+                engine.on_tick(state.clock.now(), &machines, &mut transitions);
+                None
+            }
+            _ = stop.changed() => return,
+        };
+        // What else is waiting goes into the same batch (up to a bound), so that a burst of
+        // readings is one write to the store, not one per alarm change.
+        let mut next = input;
+        let mut taken = 0;
+        while let Some(input) = next {
+            match input {
+                AlarmInput::Readings(readings) => {
                     let arrived = state.clock.now();
                     for reading in readings.iter() {
                         engine.on_reading_at(reading, arrived, &mut transitions);
                     }
                 }
-                Some(AlarmInput::State(change)) => engine.on_state(&change, &mut transitions),
-                Some(AlarmInput::RulesChanged) => {
+                AlarmInput::State(change) => engine.on_state(&change, &mut transitions),
+                AlarmInput::RulesChanged => {
                     let store = state.store.clone();
                     let reloaded = tokio::task::spawn_blocking(move || {
-                        let machines = store.machines(None, None, PageRequest { after: None, limit: 100_000 })?.items;
+                        let machines =
+                            store.machines(None, None, PageRequest { after: None, limit: 100_000 })?.items;
                         Ok::<_, store::StoreError>((store.alarm_rules()?, machines))
-                    }).await;
+                    })
+                    .await;
                     match reloaded {
                         Ok(Ok((rules, all))) => {
                             engine.set_rules(rules);
@@ -114,49 +131,63 @@ pub(crate) async fn run(
                         _ => tracing::warn!("alarm worker could not reload its rules; keeping the old ones"),
                     }
                 }
-                None => return,
-            },
-            _ = tick.tick() => engine.on_tick(state.clock.now(), &machines, &mut transitions),
-            _ = stop.changed() => return,
+            }
+            taken += 1;
+            next = if taken < BATCH_INPUTS && transitions.len() < BATCH_TRANSITIONS {
+                inputs.try_recv().ok()
+            } else {
+                None
+            };
         }
-        for transition in transitions.drain(..) {
-            apply(&state, transition, &webhooks).await;
+        if !transitions.is_empty() {
+            apply(&state, std::mem::take(&mut transitions), &webhooks).await;
         }
     }
 }
 
-async fn apply(state: &AppState, transition: Transition, webhooks: &webhook::Sender) {
+/// At most this many inputs, or about this many alarm changes, go into one batch.
+const BATCH_INPUTS: usize = 256;
+const BATCH_TRANSITIONS: usize = 1000;
+
+/// Stores a batch of alarm changes in one transaction, then tells the world about each.
+async fn apply(state: &AppState, transitions: Vec<Transition>, webhooks: &webhook::Sender) {
     let store = state.store.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        let alarm = match transition {
-            Transition::Raise { rule_id, machine, at, fired, value, message } => {
-                store.raise_alarm_fired(rule_id, machine, at, fired, value, &message).map(Some)
-            }
-            Transition::Clear { rule_id, machine, at } => store.clear_alarm(rule_id, machine, at),
-        }?;
-        let site = match &alarm {
-            Some(alarm) => Some(store.site(store.machine(alarm.machine_id)?.site_id)?.code),
-            None => None,
-        };
-        Ok::<_, store::StoreError>(alarm.zip(site))
+        let alarms = store.apply_alarm_transitions(&transitions)?;
+        // The MQTT topic names the site: one lookup per machine in the batch.
+        let mut sites: std::collections::HashMap<MachineId, String> = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(alarms.len());
+        for alarm in alarms.into_iter().flatten() {
+            let site = match sites.get(&alarm.machine_id) {
+                Some(code) => code.clone(),
+                None => {
+                    let code = store.site(store.machine(alarm.machine_id)?.site_id)?.code;
+                    sites.insert(alarm.machine_id, code.clone());
+                    code
+                }
+            };
+            out.push((alarm, site));
+        }
+        Ok::<_, store::StoreError>(out)
     })
     .await;
     match stored {
-        Ok(Ok(Some((alarm, site)))) => {
-            if let Ok(payload) = serde_json::to_vec(&alarm) {
-                state.publish_mqtt(ingest::Outgoing {
-                    topic: format!("mf/v1/{site}/alarms"),
-                    payload,
-                    qos: 1,
-                    retain: false,
-                });
+        Ok(Ok(changed)) => {
+            for (alarm, site) in changed {
+                if let Ok(payload) = serde_json::to_vec(&alarm) {
+                    state.publish_mqtt(ingest::Outgoing {
+                        topic: format!("mf/v1/{site}/alarms"),
+                        payload,
+                        qos: 1,
+                        retain: false,
+                    });
+                }
+                tracing::info!(alarm = alarm.id, machine = %alarm.machine_id, status = alarm.status.as_str(), message = %alarm.message, "alarm");
+                webhooks.send(&alarm);
+                state.publish(LiveEvent::Alarm { alarm });
             }
-            tracing::info!(alarm = alarm.id, machine = %alarm.machine_id, status = alarm.status.as_str(), message = %alarm.message, "alarm");
-            webhooks.send(&alarm);
-            state.publish(LiveEvent::Alarm { alarm });
         }
-        Ok(Ok(None)) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "could not store an alarm change"),
+        Ok(Err(error)) => tracing::warn!(%error, "could not store alarm changes"),
         Err(error) => tracing::error!(%error, "alarm store task failed"),
     }
 }

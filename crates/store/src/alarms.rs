@@ -1,6 +1,8 @@
 //! Alarm rules and alarms: what the alarm worker raises and clears, and what people acknowledge.
 
-use model::alarm::{Alarm, AlarmCause, AlarmRule, AlarmStatus, Condition, NewAlarmRule, Severity};
+use model::alarm::{
+    Alarm, AlarmCause, AlarmRule, AlarmStatus, Condition, NewAlarmRule, Severity, Transition,
+};
 use model::{MachineId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -134,78 +136,33 @@ impl Store {
         value: Option<f64>,
         message: &str,
     ) -> Result<Alarm> {
-        let at = since;
-        self.write(|tx| {
-            // The rule's severity, and what it watches for the alarm's cause (`Alarm::cause`).
-            let rule: (String, String, Option<String>, String, f64) = tx
-                .prepare_cached("SELECT severity, name, metric, kind, param FROM alarm_rules WHERE id = ?1")?
-                .query_row([rule_id], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
-                })
-                .optional()?
-                .ok_or(StoreError::NotFound { entity: "alarm rule", id: rule_id })?;
-            let (severity, name, metric, kind, param) = rule;
-            // Back before anyone acknowledged its last occurrence: the same alarm, active again.
-            let unseen: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM alarms WHERE rule_id = ?1 AND machine_id = ?2 AND status = 'cleared'
-                     AND acknowledged_ms IS NULL ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![rule_id, machine.0], |row| row.get(0))
-                .optional()?;
-            if let Some(id) = unseen {
-                tx.execute(
-                    "UPDATE alarms SET status = 'active', cleared_ms = NULL, occurrences = occurrences + 1,
-                         first_raised_ms = coalesce(first_raised_ms, raised_ms), raised_ms = ?2, fired_ms = ?3,
-                         severity = ?4, message = ?5, value = ?6, rule_name = ?7, metric = ?8,
-                         condition_kind = ?9, condition_param = ?10
-                     WHERE id = ?1",
-                    params![id, to_ms(at), to_ms(fired.max(at)), severity, message, value, name, metric, kind, param],
-                )
-                .map_err(constraint)?;
-                return read_alarm(tx, id);
-            }
-            tx.execute(
-                "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms,
-                                     rule_name, metric, condition_kind, condition_param, fired_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    rule_id,
-                    machine.0,
-                    severity,
-                    message,
-                    value,
-                    to_ms(at),
-                    name,
-                    metric,
-                    kind,
-                    param,
-                    to_ms(fired.max(at))
-                ],
-            )
-            .map_err(constraint)?;
-            read_alarm(tx, tx.last_insert_rowid())
-        })
+        self.write(|tx| raise_in(tx, rule_id, machine, since, fired, value, message))
     }
 
     /// Clears the open alarm of `rule_id` on `machine`, if there is one.
     pub fn clear_alarm(&self, rule_id: i64, machine: MachineId, at: Timestamp) -> Result<Option<Alarm>> {
+        self.write(|tx| clear_in(tx, rule_id, machine, at))
+    }
+
+    /// Stores what the alarm engine decided, in order, in one transaction: an alarm storm costs
+    /// one write (and one sync to disk) per batch, not one per alarm. Answers each change's alarm
+    /// (`None` for a clear with nothing open, or a raise whose rule was deleted meanwhile).
+    pub fn apply_alarm_transitions(&self, transitions: &[Transition]) -> Result<Vec<Option<Alarm>>> {
         self.write(|tx| {
-            let open: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM alarms WHERE rule_id = ?1 AND machine_id = ?2 AND status != 'cleared'
-                     ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![rule_id, machine.0], |row| row.get(0))
-                .optional()?;
-            let Some(id) = open else { return Ok(None) };
-            // Not before it came up: readings held back (a full disk, a slow link) can arrive with
-            // times older than the tick that raised a stale-data alarm.
-            tx.execute(
-                "UPDATE alarms SET status = 'cleared', cleared_ms = max(?2, coalesce(fired_ms, raised_ms)) WHERE id = ?1",
-                params![id, to_ms(at)],
-            )?;
-            read_alarm(tx, id).map(Some)
+            let mut out = Vec::with_capacity(transitions.len());
+            for transition in transitions {
+                out.push(match transition {
+                    Transition::Raise { rule_id, machine, at, fired, value, message } => {
+                        match raise_in(tx, *rule_id, *machine, *at, *fired, *value, message) {
+                            Ok(alarm) => Some(alarm),
+                            Err(StoreError::NotFound { .. }) => None,
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    Transition::Clear { rule_id, machine, at } => clear_in(tx, *rule_id, *machine, *at)?,
+                });
+            }
+            Ok(out)
         })
     }
 
@@ -395,6 +352,92 @@ const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, v
     acknowledged_by, acknowledged_ms, cleared_ms, rule_name, metric, condition_kind, condition_param, fired_ms,
     occurrences, first_raised_ms
     FROM alarms";
+
+/// The rule's latest alarm on the machine that cleared before anyone acknowledged it (index
+/// `alarms_unseen`).
+pub(crate) const UNSEEN_ALARM: &str = "SELECT id FROM alarms WHERE rule_id = ?1 AND machine_id = ?2
+     AND status = 'cleared' AND acknowledged_ms IS NULL ORDER BY id DESC LIMIT 1";
+
+/// [`Store::raise_alarm_fired`] inside a transaction.
+fn raise_in(
+    tx: &rusqlite::Transaction<'_>,
+    rule_id: i64,
+    machine: MachineId,
+    since: Timestamp,
+    fired: Timestamp,
+    value: Option<f64>,
+    message: &str,
+) -> Result<Alarm> {
+    let at = since;
+    // The rule's severity, and what it watches for the alarm's cause (`Alarm::cause`).
+    let rule: (String, String, Option<String>, String, f64) = tx
+        .prepare_cached("SELECT severity, name, metric, kind, param FROM alarm_rules WHERE id = ?1")?
+        .query_row([rule_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+        .optional()?
+        .ok_or(StoreError::NotFound { entity: "alarm rule", id: rule_id })?;
+    let (severity, name, metric, kind, param) = rule;
+    // Back before anyone acknowledged its last occurrence: the same alarm, active again.
+    let unseen: Option<i64> = tx
+        .prepare_cached(UNSEEN_ALARM)?
+        .query_row(params![rule_id, machine.0], |row| row.get(0))
+        .optional()?;
+    if let Some(id) = unseen {
+        tx.execute(
+            "UPDATE alarms SET status = 'active', cleared_ms = NULL, occurrences = occurrences + 1,
+                 first_raised_ms = coalesce(first_raised_ms, raised_ms), raised_ms = ?2, fired_ms = ?3,
+                 severity = ?4, message = ?5, value = ?6, rule_name = ?7, metric = ?8,
+                 condition_kind = ?9, condition_param = ?10
+             WHERE id = ?1",
+            params![id, to_ms(at), to_ms(fired.max(at)), severity, message, value, name, metric, kind, param],
+        )
+        .map_err(constraint)?;
+        return read_alarm(tx, id);
+    }
+    tx.execute(
+        "INSERT INTO alarms (rule_id, machine_id, severity, message, value, status, raised_ms,
+                             rule_name, metric, condition_kind, condition_param, fired_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            rule_id,
+            machine.0,
+            severity,
+            message,
+            value,
+            to_ms(at),
+            name,
+            metric,
+            kind,
+            param,
+            to_ms(fired.max(at))
+        ],
+    )
+    .map_err(constraint)?;
+    read_alarm(tx, tx.last_insert_rowid())
+}
+
+/// [`Store::clear_alarm`] inside a transaction.
+fn clear_in(
+    tx: &rusqlite::Transaction<'_>,
+    rule_id: i64,
+    machine: MachineId,
+    at: Timestamp,
+) -> Result<Option<Alarm>> {
+    let open: Option<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM alarms WHERE rule_id = ?1 AND machine_id = ?2 AND status != 'cleared'
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![rule_id, machine.0], |row| row.get(0))
+        .optional()?;
+    let Some(id) = open else { return Ok(None) };
+    // Not before it came up: readings held back (a full disk, a slow link) can arrive with times
+    // older than the tick that raised a stale-data alarm.
+    tx.execute(
+        "UPDATE alarms SET status = 'cleared', cleared_ms = max(?2, coalesce(fired_ms, raised_ms)) WHERE id = ?1",
+        params![id, to_ms(at)],
+    )?;
+    read_alarm(tx, id).map(Some)
+}
 
 fn read_alarm(conn: &Connection, id: i64) -> Result<Alarm> {
     conn.prepare_cached(&format!("{ALARM_SELECT} WHERE id = ?1"))?

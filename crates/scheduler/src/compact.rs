@@ -21,6 +21,28 @@ pub fn compact(problem: &Problem, schedule: &mut [ScheduledOperation]) -> usize 
     let by_time = |schedule: &[ScheduledOperation], ops: &mut Vec<usize>| {
         ops.sort_by_key(|&i| (schedule[i].start, schedule[i].end));
     };
+    // Each machine's breaks sorted and merged, so that finding one in a window is a binary search.
+    let breaks: Vec<Vec<(i64, i64)>> = problem
+        .machines
+        .iter()
+        .map(|machine| {
+            let mut spans: Vec<(i64, i64)> = machine
+                .unavailable
+                .iter()
+                .filter(|iv| iv.start < iv.end)
+                .map(|iv| (iv.start, iv.end))
+                .collect();
+            spans.sort_unstable();
+            let mut merged: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+            for (start, end) in spans {
+                match merged.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => merged.push((start, end)),
+                }
+            }
+            merged
+        })
+        .collect();
     let mut moves = 0;
     for _round in 0..100 {
         let mut machines: Vec<Vec<usize>> = vec![Vec::new(); n_machines];
@@ -36,7 +58,8 @@ pub fn compact(problem: &Problem, schedule: &mut [ScheduledOperation]) -> usize 
         for i in order {
             let ready = predecessor[i].map(|p| schedule[p].end);
             let machine = schedule[i].machine;
-            if let Some(start) = earliest_start(problem, schedule, &machines[machine], i, ready) {
+            let breaks = breaks.get(machine).map_or(&[][..], Vec::as_slice);
+            if let Some(start) = earliest_start(problem, schedule, &machines[machine], breaks, i, ready) {
                 let duration = schedule[i].end - schedule[i].start;
                 schedule[i].start = start;
                 schedule[i].end = start + duration;
@@ -53,11 +76,13 @@ pub fn compact(problem: &Problem, schedule: &mut [ScheduledOperation]) -> usize 
 
 /// The earliest start, before its current one, where operation `index` of `schedule` fits on its
 /// machine, whose operations `sequence` lists in time order; `ready` is when its job predecessor
-/// ends (`None` for a job's first). `None` when there is no such start (or it is fixed).
+/// ends (`None` for a job's first); `breaks` are the machine's breaks, sorted and merged. `None`
+/// when there is no such start (or it is fixed).
 fn earliest_start(
     problem: &Problem,
     schedule: &[ScheduledOperation],
     sequence: &[usize],
+    breaks: &[(i64, i64)],
     index: usize,
     ready: Option<i64>,
 ) -> Option<i64> {
@@ -82,11 +107,13 @@ fn earliest_start(
             None => 0,
         }
     };
-    // The window [from, to) is free of breaks (an empty one always is).
-    let free = |from: i64, to: i64| {
-        from >= to
-            || machine.unavailable.iter().all(|iv| iv.start >= iv.end || iv.end <= from || iv.start >= to)
+    // The break that overlaps the window [from, to), if any (an empty window overlaps none): the
+    // first one ending after the window opens, if it starts before the window closes.
+    let blocking = |from: i64, to: i64| {
+        let first = breaks.partition_point(|&(_, end)| end <= from);
+        breaks.get(first).filter(|&&(start, _)| from < to && start < to).copied()
     };
+    let free = |from: i64, to: i64| blocking(from, to).is_none();
     // The other operations of the machine, in order.
     let sequence: Vec<&ScheduledOperation> =
         sequence.iter().filter(|&&i| i != index).map(|&i| &schedule[i]).collect();
@@ -110,11 +137,8 @@ fn earliest_start(
         let setup_in = setup(before.map(family), family(&x));
         let mut start = ready.max(before.map_or(0, |b| b.end) + setup_in).max(setup_in);
         // Past every break the setup and the work would touch (each step passes one).
-        while let Some(blocking) = machine.unavailable.iter().find(|iv| {
-            let (from, to) = (start - setup_in, start + duration);
-            from < to && iv.start < iv.end && iv.start < to && iv.end > from
-        }) {
-            start = blocking.end + setup_in;
+        while let Some((_, end)) = blocking(start - setup_in, start + duration) {
+            start = end + setup_in;
         }
         if start >= x.start || best.is_some_and(|b| start >= b) {
             continue;

@@ -30,8 +30,12 @@ use model::{MachineId, Operation, Order, OrderStatus, PlannedOperation, Timestam
 use scheduler::{Alternative, FixedStart, Interval, Job, Objective, Problem};
 use store::{NewPlan, OrderFilter, PageRequest, Store, StoreError};
 
-/// How far ahead the shift calendar is laid out; beyond it machines are taken as always open.
+/// How far ahead the shift calendar is laid out at least; further when the open work needs it
+/// (see `build`), up to [`MAX_HORIZON_DAYS`]. Beyond it machines are taken as always open.
 pub const HORIZON_DAYS: i64 = 42;
+
+/// The furthest the shift calendar is laid out: five years.
+pub const MAX_HORIZON_DAYS: i64 = 5 * 366;
 
 /// The furthest a plan may reach, in seconds from now: a thousand years, far short of the end of
 /// the calendar (year 9999) that plan times must fit in.
@@ -436,6 +440,44 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     };
     settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family, &resume, &open);
 
+    // The calendar is laid out as far as the work could reach (a large order book runs for
+    // months): all of it one piece after another, from the latest release, twice over in the
+    // open share of the week (a piece that does not fit what is left of a shift waits for the
+    // next one). At least `HORIZON_DAYS`, at most `MAX_HORIZON_DAYS`.
+    let work: i64 = problem_jobs
+        .iter()
+        .flat_map(|job| &job.operations)
+        .map(|op| {
+            let duration = op.alternatives.iter().map(|a| a.duration).min().unwrap_or(0);
+            duration + family_setup.get(op.family).copied().unwrap_or(0)
+        })
+        .sum();
+    let latest_release = problem_jobs.iter().map(|job| job.release).max().unwrap_or(0);
+    let mut horizons: HashMap<model::SiteId, i64> = HashMap::new();
+    let mut machine_horizon = vec![horizon_ms; machines.len()];
+    for ((machine, spans), reach) in machines.iter().zip(&mut open_spans).zip(&mut machine_horizon) {
+        let Some(spans) = spans else { continue };
+        let horizon = *match horizons.entry(machine.site_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let open_week: i64 = spans
+                    .iter()
+                    .map(|(s, e)| (e.min(&(now_ms + 7 * 86_400_000)) - s).max(0))
+                    .sum::<i64>()
+                    .max(1);
+                let stretch = 7.0 * 86_400_000.0 / open_week as f64;
+                let reach = latest_release * 1000 + (2.0 * work as f64 * 1000.0 * stretch) as i64;
+                let days = (reach / 86_400_000 + 7).clamp(HORIZON_DAYS, MAX_HORIZON_DAYS);
+                entry.insert(now_ms + days * 86_400_000)
+            }
+        };
+        if horizon > horizon_ms {
+            let calendar = store.calendar(machine.site_id)?;
+            *spans = shift_spans(&calendar, &store.site(machine.site_id)?.zone(), now_ms, horizon);
+            *reach = horizon;
+        }
+    }
+
     let n = family_setup.len();
     let setup: Vec<Vec<i64>> =
         (0..n).map(|from| (0..n).map(|to| if from == to { 0 } else { family_setup[to] }).collect()).collect();
@@ -459,7 +501,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         let unavailable = match spans {
             None => Vec::new(),
             Some(open) => {
-                let closed = model::oee::subtract(&[(now_ms, horizon_ms)], open);
+                let closed = model::oee::subtract(&[(now_ms, machine_horizon[index])], open);
                 closed
                     .into_iter()
                     .map(|(start, end)| Interval {
@@ -497,7 +539,6 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     }
     // Every schedule of the problem ends before all of its work done one piece after another,
     // after the latest release and the last closed time: that has to have a date.
-    let latest_release = problem_jobs.iter().map(|job| job.release).max().unwrap_or(0);
     let last_closed = problem_machines.iter().flat_map(|m| &m.unavailable).map(|i| i.end).max().unwrap_or(0);
     let largest_setup = family_setup.iter().copied().max().unwrap_or(0);
     let work = problem_jobs

@@ -2597,6 +2597,29 @@ fn shifts_keep_their_length_whatever_the_fraction_of_a_second_a_plan_is_made_at(
 }
 
 #[test]
+fn work_months_ahead_keeps_to_the_shifts_too() {
+    // 100 lots of four hours on one machine working two four-hour shifts a day: 50 days of work,
+    // past the six weeks of calendar a plan used to lay out (beyond them it ran around the clock).
+    let store = two_shift_shop(1, &[(60, 240.0, 0); 100], datetime!(2027-06-30 18:00 +08:00));
+    let now = datetime!(2026-11-30 07:00 +08:00);
+    let options = crate::planning::Options { threads: 1, ..crate::planning::Options::default() };
+    let plan =
+        crate::planning::plan(&store, now, "tardiness_then_makespan", std::time::Duration::ZERO, &options)
+            .unwrap();
+    let hk = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+    let last = plan.operations.iter().map(|op| op.end).max().unwrap();
+    assert!(last > now + time::Duration::days(49), "{last}");
+    for op in &plan.operations {
+        let (from, to) = (op.setup_start.to_offset(hk), op.end.to_offset(hk));
+        let shift = if from.hour() < 12 { (8, 12) } else { (13, 17) };
+        assert!(
+            from.date() == to.date() && from.hour() >= shift.0 && (to.hour(), to.minute()) <= (shift.1, 0),
+            "{from} to {to} is not inside one shift"
+        );
+    }
+}
+
+#[test]
 fn plans_keep_shifts_at_their_local_times_across_a_change_to_summer_time() {
     // Six lots each filling a four-hour shift, in Berlin from Friday 2027-03-26; the clocks go
     // forward early on Sunday the 28th, so Sunday's shifts begin an hour earlier in UTC.

@@ -199,6 +199,10 @@ try {
   await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
   // The page reloads once the order is released; wait for that before going elsewhere.
   await page.locator('h1 .badge.status-released').waitFor({ timeout: 10000 });
+  // The Release button is gone after the reload; the focus is near where it was, not on <body>.
+  await page.waitForFunction(() => document.activeElement && document.activeElement !== document.body, null, { timeout: 5000 })
+    .catch(() => {});
+  check(await page.evaluate(() => document.activeElement !== document.body), 'the focus comes back after an action reloads the page');
   // (A breakdown repair in the demo may be the one that slots it in, so look for the order in
   // the active plan rather than for the trigger.)
   const repaired = await until('an automatic repair with the rush order', async () => {

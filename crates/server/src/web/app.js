@@ -119,6 +119,9 @@ function restoreFocus(root, key) {
   const same = key.selector ? [...root.querySelectorAll(key.selector)] : [];
   const all = [...root.querySelectorAll(FOCUSABLE)].filter(el => !el.disabled);
   let target = same.length === 1 ? same[0] : all[Math.min(key.index, all.length - 1)];
+  // Inside a closed <details> nothing takes the focus: its summary does.
+  const closed = target && target.closest('details:not([open])');
+  if (closed && target.tagName !== 'SUMMARY') target = closed.querySelector('summary') || closed;
   if (!target) {
     if (root === document.body) return;
     target = root;
@@ -130,13 +133,16 @@ function restoreFocus(root, key) {
 async function perform(element, body) {
   const [method, url] = element.dataset.action.split(' ');
   if (element.dataset.confirm && !window.confirm(element.dataset.confirm)) return;
+  // Where the focus is now: disabling the control below takes it away.
+  const focused = focusKey(document.body);
+  const remember = () => sessionStorage.setItem('mf-focus', JSON.stringify({ key: focused, action: element.dataset.action }));
   const controls = element.tagName === 'FORM' ? element.querySelectorAll('button') : [element];
   controls.forEach(c => { c.disabled = true; });
   try {
     const answer = await api(method, url, body, element.dataset.ifMatch);
     const then = element.dataset.then || 'reload';
     if (then === 'token' && answer && answer.token) {
-      showSecret(answer.token);
+      showSecret(answer.token, remember);
     } else if (then.startsWith('goto:')) {
       window.location.assign(then.slice(5).replace('{id}', answer && answer.id));
     } else if (then === 'none') {
@@ -144,7 +150,7 @@ async function perform(element, body) {
     } else {
       sessionStorage.setItem('mf-flash', text.done || 'Done.');
       // The reloaded page puts the focus back on what was used, or near it.
-      sessionStorage.setItem('mf-focus', JSON.stringify({ key: focusKey(document.body), action: element.dataset.action }));
+      remember();
       window.location.reload();
     }
   } catch (error) {
@@ -157,7 +163,7 @@ async function perform(element, body) {
   }
 }
 
-function showSecret(secret) {
+function showSecret(secret, remember) {
   const dialog = document.createElement('dialog');
   const note = document.createElement('p');
   note.id = 'secret-note';
@@ -171,7 +177,7 @@ function showSecret(secret) {
   close.className = 'primary';
   close.addEventListener('click', () => dialog.close());
   // Closed by the button or by Escape: the page shows the new token in its list.
-  dialog.addEventListener('close', () => window.location.reload());
+  dialog.addEventListener('close', () => { remember(); window.location.reload(); });
   dialog.append(note, code, close);
   document.body.append(dialog);
   dialog.showModal();
@@ -275,10 +281,28 @@ async function refreshSections(ids) {
     // New alarms in a section that says them: read out once, as the section itself is replaced.
     if (copy.hasAttribute('data-announce')) {
       const fresh = [...copy.querySelectorAll('[data-alarm]')].filter(row => !before.has(row.dataset.alarm));
-      if (fresh.length && !copy.hidden) announce(fresh.map(row => row.textContent.replace(/\s+/g, ' ').trim()).join('. '));
+      if (fresh.length && !copy.hidden) announce(fresh.map(spoken).join('. '));
     }
   }
   return 'done';
+}
+
+// A table row as a sentence: its cells' words, cells apart, buttons left out.
+function spoken(row) {
+  const words = cell => {
+    const parts = [];
+    const walk = node => {
+      if (node.nodeType === Node.TEXT_NODE) {
+        const text = node.textContent.trim();
+        if (text) parts.push(text);
+      } else if (node.nodeType === Node.ELEMENT_NODE && node.tagName !== 'BUTTON') {
+        node.childNodes.forEach(walk);
+      }
+    };
+    walk(cell);
+    return parts.join(' ');
+  };
+  return [...row.cells].map(words).filter(Boolean).join(', ');
 }
 
 function announce(message) {
@@ -489,9 +513,10 @@ document.addEventListener('DOMContentLoaded', () => {
     try {
       const { key, action } = JSON.parse(focus);
       const used = action && [...document.querySelectorAll('[data-action]')].find(el => el.dataset.action === action);
-      const target = used && used.tagName === 'FORM' ? used.querySelector('button') : used;
-      if (target) target.focus();
-      else restoreFocus(document.body, key);
+      const control = used && used.tagName === 'FORM' ? used.querySelector('button') : used;
+      if (control && !control.closest('details:not([open])')) control.focus();
+      else if (key) restoreFocus(document.body, key);
+      else if (control) restoreFocus(document.body, { selector: null, index: [...document.querySelectorAll(FOCUSABLE)].indexOf(control) });
     } catch {
       // A stale or garbled entry: the page keeps its usual focus.
     }

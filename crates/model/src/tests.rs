@@ -57,7 +57,11 @@ fn a_site_keeps_one_offset_or_one_known_time_zone() {
     assert_eq!(fields(site(None, None)), ["utc_offset"]);
     assert_eq!(fields(site(Some("+08:00"), Some("Asia/Hong_Kong"))), ["time_zone"]);
     assert_eq!(fields(site(None, Some("Mars/Olympus_Mons"))), ["time_zone"]);
-    assert_eq!(fields(site(None, Some("Etc/Unknown"))), ["time_zone"]);
+    for not_a_place in
+        ["Etc/Unknown", "Factory", "posixrules", "localtime", "posix/Europe/Berlin", "right/UTC"]
+    {
+        assert_eq!(fields(site(None, Some(not_a_place))), ["time_zone"], "{not_a_place}");
+    }
     assert_eq!(fields(site(Some("+8"), None)), ["utc_offset"]);
     assert_eq!(site(None, Some("asia/hong_kong")).canonical().time_zone.as_deref(), Some("Asia/Hong_Kong"));
 }

@@ -31,6 +31,14 @@ impl Zone {
     /// The IANA time zone `name` (case does not matter), or `None` when the database does not
     /// know it.
     pub fn named(name: &str) -> Option<Zone> {
+        // Files of a system's zone folder that are not places: the "Factory" placeholder, the
+        // POSIX default rules, the host's own setting, and the variant trees.
+        let lower = name.to_ascii_lowercase();
+        if ["factory", "posixrules", "localtime"].contains(&lower.as_str())
+            || ["posix/", "right/"].iter().any(|tree| lower.starts_with(tree))
+        {
+            return None;
+        }
         let zone = jiff::tz::db().get(name).ok()?;
         // `Etc/Unknown` is the database's "no idea", not a place.
         zone.iana_name().filter(|found| !found.eq_ignore_ascii_case("Etc/Unknown"))?;

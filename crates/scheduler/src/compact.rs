@@ -22,27 +22,7 @@ pub fn compact(problem: &Problem, schedule: &mut [ScheduledOperation]) -> usize 
         ops.sort_by_key(|&i| (schedule[i].start, schedule[i].end));
     };
     // Each machine's breaks sorted and merged, so that finding one in a window is a binary search.
-    let breaks: Vec<Vec<(i64, i64)>> = problem
-        .machines
-        .iter()
-        .map(|machine| {
-            let mut spans: Vec<(i64, i64)> = machine
-                .unavailable
-                .iter()
-                .filter(|iv| iv.start < iv.end)
-                .map(|iv| (iv.start, iv.end))
-                .collect();
-            spans.sort_unstable();
-            let mut merged: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
-            for (start, end) in spans {
-                match merged.last_mut() {
-                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
-                    _ => merged.push((start, end)),
-                }
-            }
-            merged
-        })
-        .collect();
+    let breaks: Vec<Vec<(i64, i64)>> = problem.machines.iter().map(crate::Machine::breaks).collect();
     let mut moves = 0;
     for _round in 0..100 {
         let mut machines: Vec<Vec<usize>> = vec![Vec::new(); n_machines];

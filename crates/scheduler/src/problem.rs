@@ -46,6 +46,25 @@ pub struct Machine {
     pub unavailable: Vec<Interval>,
 }
 
+impl Machine {
+    /// The unavailable time as `(start, end)` pairs, sorted, without empty ones, and with those
+    /// that overlap or touch merged: the first pair ending after a time is found by binary search,
+    /// and it is the only one that can block a window opening then.
+    pub fn breaks(&self) -> Vec<(i64, i64)> {
+        let mut spans: Vec<(i64, i64)> =
+            self.unavailable.iter().filter(|iv| iv.start < iv.end).map(|iv| (iv.start, iv.end)).collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
+    }
+}
+
 /// A half-open time interval `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Interval {

@@ -205,20 +205,7 @@ impl Inst {
             inst.n_families.push(n);
             inst.setup.push(machine.setup.iter().flatten().copied().collect());
             inst.initial_family.push(machine.initial_family);
-            let mut intervals: Vec<(i64, i64)> = machine
-                .unavailable
-                .iter()
-                .filter(|iv| iv.end > iv.start)
-                .map(|iv| (iv.start, iv.end))
-                .collect();
-            intervals.sort_unstable();
-            let mut merged: Vec<(i64, i64)> = Vec::with_capacity(intervals.len());
-            for (start, end) in intervals {
-                match merged.last_mut() {
-                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
-                    _ => merged.push((start, end)),
-                }
-            }
+            let merged = machine.breaks();
             inst.has_unavailable |= !merged.is_empty();
             inst.breaks_index.push(BreakIndex::new(&merged));
             inst.unavailable.push(merged);

@@ -46,19 +46,7 @@ fn machines(problem: &Problem) -> Vec<Machine> {
     let mut machines: Vec<Machine> = problem
         .machines
         .iter()
-        .map(|machine| {
-            let mut spans: Vec<(i64, i64)> =
-                machine.unavailable.iter().filter(|i| i.start < i.end).map(|i| (i.start, i.end)).collect();
-            spans.sort_unstable();
-            let mut breaks: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
-            for (start, end) in spans {
-                match breaks.last_mut() {
-                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
-                    _ => breaks.push((start, end)),
-                }
-            }
-            Machine { free_at: 0, family: None, reserved: Vec::new(), breaks }
-        })
+        .map(|machine| Machine { free_at: 0, family: None, reserved: Vec::new(), breaks: machine.breaks() })
         .collect();
     for (job, spec) in problem.jobs.iter().enumerate() {
         for (op, operation) in spec.operations.iter().enumerate() {

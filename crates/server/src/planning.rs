@@ -453,11 +453,12 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         })
         .sum();
     let latest_release = problem_jobs.iter().map(|job| job.release).max().unwrap_or(0);
-    let mut horizons: HashMap<model::SiteId, i64> = HashMap::new();
+    // Per site: how far, and the open time that far (when past the first lay-out).
+    let mut horizons: HashMap<model::SiteId, (i64, Option<Vec<model::oee::Span>>)> = HashMap::new();
     let mut machine_horizon = vec![horizon_ms; machines.len()];
     for ((machine, spans), reach) in machines.iter().zip(&mut open_spans).zip(&mut machine_horizon) {
         let Some(spans) = spans else { continue };
-        let horizon = *match horizons.entry(machine.site_id) {
+        let (horizon, extended) = match horizons.entry(machine.site_id) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let open_week: i64 = spans
@@ -468,13 +469,20 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
                 let stretch = 7.0 * 86_400_000.0 / open_week as f64;
                 let reach = latest_release * 1000 + (2.0 * work as f64 * 1000.0 * stretch) as i64;
                 let days = (reach / 86_400_000 + 7).clamp(HORIZON_DAYS, MAX_HORIZON_DAYS);
-                entry.insert(now_ms + days * 86_400_000)
+                let horizon = now_ms + days * 86_400_000;
+                let extended = if horizon > horizon_ms {
+                    let (calendar, zone) =
+                        (store.calendar(machine.site_id)?, store.site(machine.site_id)?.zone());
+                    Some(shift_spans(&calendar, &zone, now_ms, horizon))
+                } else {
+                    None
+                };
+                entry.insert((horizon, extended))
             }
         };
-        if horizon > horizon_ms {
-            let calendar = store.calendar(machine.site_id)?;
-            *spans = shift_spans(&calendar, &store.site(machine.site_id)?.zone(), now_ms, horizon);
-            *reach = horizon;
+        if let Some(extended) = extended {
+            spans.clone_from(extended);
+            *reach = *horizon;
         }
     }
 

@@ -133,8 +133,14 @@ function restoreFocus(root, key) {
 async function perform(element, body) {
   const [method, url] = element.dataset.action.split(' ');
   if (element.dataset.confirm && !window.confirm(element.dataset.confirm)) return;
-  // Where the focus is now: disabling the control below takes it away.
+  // Where the focus is now: disabling the control below takes it away. A form counts from its
+  // first control: when the form is gone after the reload, what takes its place is there.
   const focused = focusKey(document.body);
+  if (focused && element.tagName === 'FORM') {
+    const first = element.querySelector(FOCUSABLE);
+    const index = first ? [...document.body.querySelectorAll(FOCUSABLE)].indexOf(first) : -1;
+    if (index >= 0) focused.index = Math.min(focused.index, index);
+  }
   const remember = () => sessionStorage.setItem('mf-focus', JSON.stringify({ key: focused, action: element.dataset.action }));
   const controls = element.tagName === 'FORM' ? element.querySelectorAll('button') : [element];
   controls.forEach(c => { c.disabled = true; });

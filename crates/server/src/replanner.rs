@@ -246,7 +246,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
                 memory = moved;
                 match outcome {
                     Ok(Some((plan, trigger))) => {
-                        tracing::info!(plan, trigger = ?trigger, "automatic plan published");
+                        tracing::info!(plan, trigger = %in_brief(&trigger), "automatic plan published");
                         state.publish(LiveEvent::Plan { plan_id: plan, trigger: Some(trigger) });
                     }
                     Ok(None) => {}
@@ -309,6 +309,20 @@ pub struct LastReoptimisation {
     pub at: Timestamp,
     /// The plan it published; `None` when nothing was better enough and the active plan stayed.
     pub published: Option<i64>,
+}
+
+/// A trigger for a log line: at most ten order numbers (the first plan of a large order book
+/// names thousands, which made one line of 105 KB).
+fn in_brief(trigger: &PlanTrigger) -> String {
+    const SHOWN: usize = 10;
+    match trigger {
+        PlanTrigger::RushOrders { orders } | PlanTrigger::NewOrders { orders } if orders.len() > SHOWN => {
+            let kind =
+                if matches!(trigger, PlanTrigger::RushOrders { .. }) { "RushOrders" } else { "NewOrders" };
+            format!("{kind} {{ orders: {:?} and {} more }}", &orders[..SHOWN], orders.len() - SHOWN)
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// The latest of the times of day `minutes` (after local midnight in `zone`) at or before `now`;
@@ -546,7 +560,7 @@ pub fn due(
 mod tests {
     use time::macros::datetime;
 
-    use super::{MAX_SOLVER_THREADS, PlanningConfig, latest_slot};
+    use super::{MAX_SOLVER_THREADS, PlanTrigger, PlanningConfig, in_brief, latest_slot};
 
     #[test]
     fn reoptimisation_times_are_read_and_placed_in_the_site_s_day() {
@@ -585,6 +599,16 @@ mod tests {
         let early = |now| latest_slot(now, &[300], &berlin);
         assert_eq!(early(datetime!(2026-03-29 02:59 UTC)), Some(datetime!(2026-03-28 04:00 UTC)));
         assert_eq!(early(datetime!(2026-03-29 03:00 UTC)), Some(datetime!(2026-03-29 03:00 UTC)));
+    }
+
+    #[test]
+    fn a_logged_trigger_names_at_most_ten_orders() {
+        let orders: Vec<String> = (0..8070).map(|i| format!("SO-{i}")).collect();
+        let line = in_brief(&PlanTrigger::NewOrders { orders });
+        assert!(line.starts_with(r#"NewOrders { orders: ["SO-0", "SO-1""#), "{line}");
+        assert!(line.ends_with(r#""SO-9"] and 8060 more }"#), "{line}");
+        let few = PlanTrigger::RushOrders { orders: vec!["SO-1".into()] };
+        assert_eq!(in_brief(&few), format!("{few:?}"));
     }
 
     #[test]

@@ -74,6 +74,14 @@ fn fixture_at(store: Store, site: SiteId) -> Fixture {
     Fixture { store, variant: variant.id, machines: [m1, m2] }
 }
 
+/// An empty folder of its own for a test's database files (emptied if an earlier run left one).
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mf-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn new_order(number: &str, variant: VariantId) -> NewOrder {
     NewOrder {
         number: number.into(),
@@ -225,10 +233,8 @@ fn version_16_store(path: &Path) -> Store {
 fn upgrading_keeps_every_row_and_reference() {
     use model::alarm::{Condition, NewAlarmRule, Severity};
 
-    let dir = std::env::temp_dir().join(format!("mf-store-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("upgrade");
     let path = dir.join("upgrade.db");
-    let _ = std::fs::remove_file(&path);
     let (orders, operations, users, tokens, rules, variant) = {
         let store = version_16_store(&path);
         assert_eq!(store.schema_version().unwrap(), 16);
@@ -583,10 +589,8 @@ fn expiring_tokens_stop_at_their_expiry() {
 
 #[test]
 fn file_store_survives_reopen_and_reads_through_the_pool() {
-    let dir = std::env::temp_dir().join(format!("mf-store-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("test");
     let path = dir.join("reopen.db");
-    let _ = std::fs::remove_file(&path);
     {
         let f = fixture(Store::open(&path, Durability::Full).unwrap());
         f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
@@ -600,9 +604,7 @@ fn file_store_survives_reopen_and_reads_through_the_pool() {
 
 #[test]
 fn stores_of_other_schema_versions_and_foreign_logs_are_refused_with_reasons() {
-    let dir = std::env::temp_dir().join(format!("mf-store-versions-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("versions");
     // An older store: a tool beside a server must not upgrade it; the platform does, and says so.
     let old = dir.join("old.db");
     {
@@ -663,9 +665,7 @@ fn stores_of_other_schema_versions_and_foreign_logs_are_refused_with_reasons() {
 
 #[test]
 fn a_backup_is_a_whole_store_that_opens_on_its_own() {
-    let dir = std::env::temp_dir().join(format!("mf-store-backup-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("backup");
     let live = dir.join("live.db");
     let f = fixture(Store::open(&live, Durability::Full).unwrap());
     f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();

@@ -237,10 +237,8 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
         machines[machine].place(job, next[job], end, op.family);
         ready[job] = end;
         next[job] += 1;
-        // The job's entries on other machines are stale now: those machines' bests may have been
-        // among them.
-        let old: Vec<usize> = options[job].iter().map(|o| o.machine).filter(|&m| m != machine).collect();
-        // Everything waiting for this machine meets it in its new state.
+        // Everything still waiting for this machine meets it in its new state; the job's entries
+        // on its other machines are stale now, and those machines' bests may have been among them.
         let mut entries = std::mem::take(&mut waiting[machine]);
         entries.retain(|&(other, position, _)| next[other] == position);
         for &(other, position, k) in &entries {
@@ -249,8 +247,9 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
             let slot = &mut options[other][k];
             (slot.start, slot.end, slot.setup) = (start, end, setup);
         }
+        best_on[machine] = entries.iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
         waiting[machine] = entries;
-        for m in old.into_iter().chain(std::iter::once(machine)) {
+        for m in options[job].iter().map(|o| o.machine).filter(|&m| m != machine) {
             waiting[m].retain(|&(other, position, _)| next[other] == position);
             best_on[m] = waiting[m].iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
         }

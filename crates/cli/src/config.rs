@@ -100,14 +100,24 @@ impl FileConfig {
         if let Err(error) = planning.reoptimise_minutes() {
             anyhow::bail!("[planning] reoptimise_at: {error}");
         }
-        for (key, days) in
-            [("raw_days", self.retention.raw_days), ("rollup_days", self.retention.rollup_days)]
-        {
+        let retention = &self.retention;
+        for (key, days) in [
+            ("raw_days", retention.raw_days),
+            ("rollup_days", retention.rollup_days),
+            ("hourly_rollup_days", retention.hourly_rollup_days),
+        ] {
             if days == 0 {
                 anyhow::bail!(
                     "[retention] {key} must be at least 1 (0 would delete every reading at start), found 0"
                 );
             }
+        }
+        if retention.hourly_rollup_days < retention.rollup_days {
+            anyhow::bail!(
+                "[retention] hourly_rollup_days ({}) must be at least rollup_days ({}): steps of whole hours read the hour roll-ups",
+                retention.hourly_rollup_days,
+                retention.rollup_days
+            );
         }
         if let Some(secret) = &self.alarms.webhook_secret
             && secret.len() < 16
@@ -234,7 +244,9 @@ header_timeout_seconds = 30
 # Days raw readings are kept; older ones are deleted every ten minutes.
 raw_days = 30
 # Days the 1-minute roll-ups (min, max, avg, last, count) are kept; charts over long ranges use them.
-rollup_days = 730
+rollup_days = 90
+# Days the 1-hour roll-ups are kept, at least rollup_days; steps of whole hours read them.
+hourly_rollup_days = 3650
 # Days plans are kept from when they were computed, at least 1. The active plan is always kept.
 plan_days = 90
 # Days a browser session stays listed on the settings page after it expired (every sign-in makes
@@ -369,6 +381,14 @@ mod tests {
         );
         assert!(
             error("[retention]\nrollup_days = 0").starts_with("[retention] rollup_days must be at least 1")
+        );
+        assert!(
+            error("[retention]\nhourly_rollup_days = 0")
+                .starts_with("[retention] hourly_rollup_days must be at least 1")
+        );
+        assert!(
+            error("[retention]\nrollup_days = 400\nhourly_rollup_days = 365")
+                .starts_with("[retention] hourly_rollup_days (365) must be at least rollup_days (400)")
         );
         assert_eq!(
             error("[planning]\nrush_priority = 11"),

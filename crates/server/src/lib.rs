@@ -55,6 +55,8 @@ pub struct RetentionConfig {
     pub raw_days: u32,
     /// Days the 1-minute roll-ups are kept (charts over longer ranges read these).
     pub rollup_days: u32,
+    /// Days the 1-hour roll-ups are kept (steps of whole hours read these).
+    pub hourly_rollup_days: u32,
     /// Days plans other than the active one are kept, from when they were computed (at least 1).
     pub plan_days: u32,
     /// Days ended browser sessions stay listed (and in the store) after they expired.
@@ -63,7 +65,13 @@ pub struct RetentionConfig {
 
 impl Default for RetentionConfig {
     fn default() -> RetentionConfig {
-        RetentionConfig { raw_days: 30, rollup_days: 730, plan_days: 90, session_days: 30 }
+        RetentionConfig {
+            raw_days: 30,
+            rollup_days: 90,
+            hourly_rollup_days: 3650,
+            plan_days: 90,
+            session_days: 30,
+        }
     }
 }
 

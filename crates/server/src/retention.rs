@@ -1,10 +1,11 @@
-//! Retention: every ten minutes, raw readings older than `raw_days`, roll-ups older than
-//! `rollup_days` (both counted back from the newest reading when that is earlier than now), plans (but the active one) computed more than `plan_days` ago and browser
-//! sessions expired more than `session_days` ago are deleted, a bounded slice at a time so ingest
-//! never waits long for the writer. Disks and lists stay bounded: raw data for a month, minute
-//! roll-ups for two years, plans for three months and ended sessions for a month by default
-//! (automatic repairs make a plan, with its problem, several times a day; every sign-in makes a
-//! session).
+//! Retention: every ten minutes, raw readings older than `raw_days`, minute roll-ups older than
+//! `rollup_days` and hour roll-ups older than `hourly_rollup_days` (all counted back from the
+//! newest reading when that is earlier than now), plans (but the active one) computed more than
+//! `plan_days` ago and browser sessions expired more than `session_days` ago are deleted, a
+//! bounded slice at a time so ingest never waits long for the writer. Disks and lists stay
+//! bounded: raw data for a month, minute roll-ups for three months, hour roll-ups for ten years,
+//! plans for three months and ended sessions for a month by default (automatic repairs make a
+//! plan, with its problem, several times a day; every sign-in makes a session).
 
 use std::time::Duration;
 
@@ -34,11 +35,13 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
         let newest = tokio::task::spawn_blocking(move || store.newest_reading_ms()).await;
         let Ok(Ok(newest)) = newest else { continue };
         let basis = counted_from(newest, now_ms);
-        let raw_before = basis - i64::from(config.raw_days) * 86_400_000;
-        let rollups_before = basis - i64::from(config.rollup_days) * 86_400_000;
-        let telemetry = in_slices(&state, &stop, "telemetry", move |store| {
-            store.prune(raw_before, rollups_before, SLICE)
-        });
+        let days_back = |days: u32| basis - i64::from(days) * 86_400_000;
+        let before = store::PruneBefore {
+            raw_ms: days_back(config.raw_days),
+            minutes_ms: days_back(config.rollup_days),
+            hours_ms: days_back(config.hourly_rollup_days),
+        };
+        let telemetry = in_slices(&state, &stop, "telemetry", move |store| store.prune(before, SLICE));
         let Some(rows) = telemetry.await else { return };
         if rows > 0 {
             tracing::info!(rows, "retention pruned old telemetry");

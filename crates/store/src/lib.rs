@@ -30,8 +30,8 @@ pub use auth::{ApiToken, MAX_LASTING_TOKENS, TokenOwner};
 pub use orders::{Deliveries, OrderFilter, OrderSort, OrderStats};
 pub use plans::NewPlan;
 pub use telemetry::{
-    CountedUnits, MAX_METRICS_PER_MACHINE, OperationEvent, OperationEventKind, ROLLUP_MS, SeriesPoint,
-    WriteStats,
+    CountedUnits, HOUR_ROLLUP_MS, MAX_METRICS_PER_MACHINE, OperationEvent, OperationEventKind, PruneBefore,
+    ROLLUP_MS, SeriesPoint, WriteStats,
 };
 
 /// How hard a commit tries to reach the disk before it returns. See the crate docs.

@@ -101,17 +101,85 @@ pub struct SeriesPoint {
     pub count: u64,
 }
 
-/// How many milliseconds a roll-up row covers.
+/// What [`Store::prune`] deletes: rows older than these times, in epoch milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct PruneBefore {
+    /// Raw readings taken before this.
+    pub raw_ms: i64,
+    /// Minute roll-ups of minutes that began before this.
+    pub minutes_ms: i64,
+    /// Hour roll-ups of hours that began before this.
+    pub hours_ms: i64,
+}
+
+/// How many milliseconds a minute roll-up row covers.
 pub const ROLLUP_MS: i64 = 60_000;
 
-#[derive(Default)]
-struct MinuteAggregate {
+/// How many milliseconds an hour roll-up row covers.
+pub const HOUR_ROLLUP_MS: i64 = 3_600_000;
+
+/// The readings of one series in one minute or hour, as a roll-up row holds them.
+struct Aggregate {
     min: f64,
     max: f64,
     sum: f64,
     count: u64,
     last: f64,
     last_ts: i64,
+}
+
+impl Aggregate {
+    const EMPTY: Aggregate = Aggregate {
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        sum: 0.0,
+        count: 0,
+        last: 0.0,
+        last_ts: i64::MIN,
+    };
+
+    fn merge(&mut self, other: &Aggregate) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.count += other.count;
+        if other.last_ts >= self.last_ts {
+            self.last = other.last;
+            self.last_ts = other.last_ts;
+        }
+    }
+}
+
+/// Adds a batch's aggregates to a roll-up table (`rollups_1m` keyed by `minute_ms`, or
+/// `rollups_1h` by `hour_ms`).
+fn upsert_rollups(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    key: &str,
+    rows: &HashMap<(i64, i64), Aggregate>,
+) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (series_id, {key}, min, max, sum, count, last, last_ts_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (series_id, {key}) DO UPDATE SET
+           min = min(min, excluded.min), max = max(max, excluded.max),
+           sum = sum + excluded.sum, count = count + excluded.count,
+           last = CASE WHEN excluded.last_ts_ms >= last_ts_ms THEN excluded.last ELSE last END,
+           last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)"
+    ))?;
+    for (&(series, start), agg) in rows {
+        upsert.execute(params![
+            series,
+            start,
+            agg.min,
+            agg.max,
+            agg.sum,
+            agg.count,
+            agg.last,
+            agg.last_ts
+        ])?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -155,7 +223,7 @@ impl Store {
                     insert_production(tx, record)?;
                 }
             }
-            let mut minutes: HashMap<(i64, i64), MinuteAggregate> = HashMap::new();
+            let mut minutes: HashMap<(i64, i64), Aggregate> = HashMap::new();
             let count_rules = if readings.is_empty() { HashMap::new() } else { count_rules(tx)? };
             let mut cache = lock(&self.inner.series);
             let mut insert = tx.prepare_cached(
@@ -186,42 +254,17 @@ impl Store {
                     stats.counted.extend(count_units(tx, rule, series, reading, scrap)?);
                 }
                 let minute = ts.div_euclid(ROLLUP_MS) * ROLLUP_MS;
-                let agg = minutes.entry((series, minute)).or_insert_with(|| MinuteAggregate {
-                    min: f64::INFINITY,
-                    max: f64::NEG_INFINITY,
-                    last_ts: i64::MIN,
-                    ..MinuteAggregate::default()
-                });
-                agg.min = agg.min.min(reading.value);
-                agg.max = agg.max.max(reading.value);
-                agg.sum += reading.value;
-                agg.count += 1;
-                if ts >= agg.last_ts {
-                    agg.last = reading.value;
-                    agg.last_ts = ts;
-                }
+                let value = reading.value;
+                let one = Aggregate { min: value, max: value, sum: value, count: 1, last: value, last_ts: ts };
+                minutes.entry((series, minute)).or_insert(Aggregate::EMPTY).merge(&one);
             }
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO rollups_1m (series_id, minute_ms, min, max, sum, count, last, last_ts_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (series_id, minute_ms) DO UPDATE SET
-                   min = min(min, excluded.min), max = max(max, excluded.max),
-                   sum = sum + excluded.sum, count = count + excluded.count,
-                   last = CASE WHEN excluded.last_ts_ms >= last_ts_ms THEN excluded.last ELSE last END,
-                   last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)",
-            )?;
-            for ((series, minute), agg) in minutes {
-                upsert.execute(params![
-                    series,
-                    minute,
-                    agg.min,
-                    agg.max,
-                    agg.sum,
-                    agg.count,
-                    agg.last,
-                    agg.last_ts
-                ])?;
+            let mut hours: HashMap<(i64, i64), Aggregate> = HashMap::new();
+            for (&(series, minute), agg) in &minutes {
+                let hour = minute.div_euclid(HOUR_ROLLUP_MS) * HOUR_ROLLUP_MS;
+                hours.entry((series, hour)).or_insert(Aggregate::EMPTY).merge(agg);
             }
+            upsert_rollups(tx, "rollups_1m", "minute_ms", &minutes)?;
+            upsert_rollups(tx, "rollups_1h", "hour_ms", &hours)?;
             Ok(())
         })?;
         Ok(stats)
@@ -361,89 +404,60 @@ impl Store {
                         Ok(SeriesPoint { ts_ms: row.get(0)?, min: value, max: value, avg: value, last: value, count: 1 })
                     })?
                     .collect::<rusqlite::Result<_>>()?,
-                // Stepped reads walk the primary key in time order and fold rows into steps here:
+                // Stepped reads walk the primary keys in time order and fold rows into steps here:
                 // a GROUP BY on a computed bucket (with a correlated subquery for `last`) cost
                 // several times more on a week of roll-ups.
-                // Whole minutes come from the roll-ups; a part of a minute at either end from the
-                // raw readings while they are kept (older ones: the whole minute's roll-up).
-                Some(step) if step % ROLLUP_MS == 0 => {
-                    let oldest_raw: Option<i64> = conn
-                        .prepare_cached("SELECT min(ts_ms) FROM readings WHERE series_id = ?1")?
-                        .query_row([series], |row| row.get(0))?;
-                    let raw_from = oldest_raw.unwrap_or(i64::MAX);
-                    let floor = |ms: i64| ms.div_euclid(ROLLUP_MS) * ROLLUP_MS;
-                    let ceil = |ms: i64| floor(ms + ROLLUP_MS - 1);
-                    let head_raw = from_ms % ROLLUP_MS != 0 && from_ms >= raw_from;
-                    let tail_raw = to_ms % ROLLUP_MS != 0 && floor(to_ms) >= raw_from;
-                    let minutes_from = if head_raw { ceil(from_ms) } else { floor(from_ms) };
-                    let minutes_to = if tail_raw { floor(to_ms) } else { ceil(to_ms) };
-                    let head_to = if head_raw { ceil(from_ms).min(to_ms) } else { from_ms };
-                    let mut steps = Steps::new(step, limit);
-                    let mut raw = conn.prepare_cached(
-                        "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
-                         ORDER BY ts_ms",
-                    )?;
-                    let raw_fold = |row: &rusqlite::Row<'_>| {
-                        let (ts_ms, value): (i64, f64) = (row.get(0)?, row.get(1)?);
-                        Ok(Fold { ts_ms, min: value, max: value, sum: value, count: 1, last: value, last_ts_ms: ts_ms })
-                    };
-                    let mut going = fold_into(&mut steps, raw.query(params![series, from_ms, head_to])?, raw_fold)?;
-                    if going && minutes_from < minutes_to {
-                        let mut minutes = conn.prepare_cached(
-                            "SELECT minute_ms, min, max, sum, count, last, last_ts_ms FROM rollups_1m
-                             WHERE series_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 ORDER BY minute_ms",
-                        )?;
-                        let rows = minutes.query(params![series, minutes_from, minutes_to])?;
-                        going = fold_into(&mut steps, rows, |row| {
-                            Ok(Fold {
-                                ts_ms: row.get(0)?,
-                                min: row.get(1)?,
-                                max: row.get(2)?,
-                                sum: row.get(3)?,
-                                count: row.get(4)?,
-                                last: row.get(5)?,
-                                last_ts_ms: row.get(6)?,
-                            })
-                        })?;
-                    }
-                    if going && tail_raw {
-                        let tail_from = floor(to_ms).max(head_to);
-                        fold_into(&mut steps, raw.query(params![series, tail_from, to_ms])?, raw_fold)?;
-                    }
-                    steps.finish()
-                }
                 Some(step) => {
-                    let mut statement = conn.prepare_cached(
-                        "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
-                         ORDER BY ts_ms",
-                    )?;
-                    let rows = statement.query(params![series, from_ms, to_ms])?;
-                    fold_steps(rows, step, limit, |row| {
-                        let (ts_ms, value): (i64, f64) = (row.get(0)?, row.get(1)?);
-                        Ok(Fold { ts_ms, min: value, max: value, sum: value, count: 1, last: value, last_ts_ms: ts_ms })
-                    })?
+                    let top = if step % HOUR_ROLLUP_MS == 0 {
+                        Level::Hour
+                    } else if step % ROLLUP_MS == 0 {
+                        Level::Minute
+                    } else {
+                        Level::Raw
+                    };
+                    let oldest = |sql: &str| -> rusqlite::Result<i64> {
+                        let oldest: Option<i64> = conn.prepare_cached(sql)?.query_row([series], |row| row.get(0))?;
+                        Ok(oldest.unwrap_or(i64::MAX))
+                    };
+                    let levels = Levels {
+                        conn,
+                        series,
+                        raw_from: oldest("SELECT min(ts_ms) FROM readings WHERE series_id = ?1")?,
+                        minutes_from: match top {
+                            Level::Hour => oldest("SELECT min(minute_ms) FROM rollups_1m WHERE series_id = ?1")?,
+                            _ => i64::MAX,
+                        },
+                    };
+                    let mut steps = Steps::new(step, limit);
+                    levels.fold(&mut steps, top, from_ms, to_ms)?;
+                    steps.finish()
                 }
             };
             Ok(points)
         })
     }
 
-    /// Deletes raw readings older than `raw_before_ms` and roll-ups older than `rollups_before_ms`,
-    /// at most `batch` rows of each per call so the writer is never held for long; returns how
-    /// many rows went. Call repeatedly until it returns 0.
-    pub fn prune(&self, raw_before_ms: i64, rollups_before_ms: i64, batch: u32) -> Result<usize> {
+    /// Deletes raw readings taken before `before.raw_ms`, minute roll-ups of minutes before
+    /// `before.minutes_ms` and hour roll-ups of hours before `before.hours_ms`, at most `batch`
+    /// rows of each per call so the writer is never held for long; returns how many rows went.
+    /// Call repeatedly until it returns 0.
+    pub fn prune(&self, before: PruneBefore, batch: u32) -> Result<usize> {
         self.write(|tx| {
-            let raw = tx.execute(
-                "DELETE FROM readings WHERE (series_id, ts_ms) IN
-                   (SELECT series_id, ts_ms FROM readings WHERE ts_ms < ?1 LIMIT ?2)",
-                params![raw_before_ms, batch],
-            )?;
-            let rollups = tx.execute(
-                "DELETE FROM rollups_1m WHERE (series_id, minute_ms) IN
-                   (SELECT series_id, minute_ms FROM rollups_1m WHERE minute_ms < ?1 LIMIT ?2)",
-                params![rollups_before_ms, batch],
-            )?;
-            Ok(raw + rollups)
+            let mut deleted = 0;
+            for (table, key, before_ms) in [
+                ("readings", "ts_ms", before.raw_ms),
+                ("rollups_1m", "minute_ms", before.minutes_ms),
+                ("rollups_1h", "hour_ms", before.hours_ms),
+            ] {
+                deleted += tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE (series_id, {key}) IN
+                           (SELECT series_id, {key} FROM {table} WHERE {key} < ?1 LIMIT ?2)"
+                    ),
+                    params![before_ms, batch],
+                )?;
+            }
+            Ok(deleted)
         })
     }
 
@@ -884,17 +898,90 @@ impl Store {
     }
 }
 
-/// Folds `rows` (in time order, each decoded by `decode`) into at most `limit` steps of `step` ms,
-/// reading no further than the last step needs.
-fn fold_steps(
-    rows: rusqlite::Rows<'_>,
-    step: i64,
-    limit: u32,
-    decode: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Fold>,
-) -> rusqlite::Result<Vec<SeriesPoint>> {
-    let mut steps = Steps::new(step, limit);
-    fold_into(&mut steps, rows, decode)?;
-    Ok(steps.finish())
+/// The detail a stepped read takes rows from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Raw,
+    Minute,
+    Hour,
+}
+
+/// Where a stepped read of one series finds its rows. Each step takes the coarsest rows that fit
+/// in it; the parts of a minute or hour at either end of the range come from the finer level
+/// while that is kept (older ones: the whole minute's or hour's row).
+struct Levels<'c> {
+    conn: &'c Connection,
+    series: i64,
+    /// The oldest raw reading of the series; `i64::MAX` without one.
+    raw_from: i64,
+    /// The oldest minute roll-up; `i64::MAX` without one (or when not needed).
+    minutes_from: i64,
+}
+
+impl Levels<'_> {
+    /// Folds the rows of `[from_ms, to_ms)` into `steps`; false once the steps are complete.
+    fn fold(&self, steps: &mut Steps, level: Level, from_ms: i64, to_ms: i64) -> rusqlite::Result<bool> {
+        if from_ms >= to_ms {
+            return Ok(true);
+        }
+        let (width, finer, finer_from, table, key) = match level {
+            Level::Raw => {
+                let mut raw = self.conn.prepare_cached(
+                    "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+                     ORDER BY ts_ms",
+                )?;
+                return fold_into(steps, raw.query(params![self.series, from_ms, to_ms])?, |row| {
+                    let (ts_ms, value): (i64, f64) = (row.get(0)?, row.get(1)?);
+                    Ok(Fold {
+                        ts_ms,
+                        min: value,
+                        max: value,
+                        sum: value,
+                        count: 1,
+                        last: value,
+                        last_ts_ms: ts_ms,
+                    })
+                });
+            }
+            Level::Minute => (ROLLUP_MS, Level::Raw, self.raw_from, "rollups_1m", "minute_ms"),
+            Level::Hour => (HOUR_ROLLUP_MS, Level::Minute, self.minutes_from, "rollups_1h", "hour_ms"),
+        };
+        let floor = |ms: i64| ms.div_euclid(width) * width;
+        let ceil = |ms: i64| floor(ms + width - 1);
+        let head_finer = from_ms.rem_euclid(width) != 0 && from_ms >= finer_from;
+        let tail_finer = to_ms.rem_euclid(width) != 0 && floor(to_ms) >= finer_from;
+        let rows_from = if head_finer { ceil(from_ms) } else { floor(from_ms) };
+        let rows_to = if tail_finer { floor(to_ms) } else { ceil(to_ms) };
+        let head_to = if head_finer { ceil(from_ms).min(to_ms) } else { from_ms };
+        if head_finer && !self.fold(steps, finer, from_ms, head_to)? {
+            return Ok(false);
+        }
+        if rows_from < rows_to {
+            let mut rows = self.conn.prepare_cached(&format!(
+                "SELECT {key}, min, max, sum, count, last, last_ts_ms FROM {table}
+                 WHERE series_id = ?1 AND {key} >= ?2 AND {key} < ?3 ORDER BY {key}"
+            ))?;
+            let rows = rows.query(params![self.series, rows_from, rows_to])?;
+            let going = fold_into(steps, rows, |row| {
+                Ok(Fold {
+                    ts_ms: row.get(0)?,
+                    min: row.get(1)?,
+                    max: row.get(2)?,
+                    sum: row.get(3)?,
+                    count: row.get(4)?,
+                    last: row.get(5)?,
+                    last_ts_ms: row.get(6)?,
+                })
+            })?;
+            if !going {
+                return Ok(false);
+            }
+        }
+        if tail_finer {
+            return self.fold(steps, finer, floor(to_ms).max(head_to), to_ms);
+        }
+        Ok(true)
+    }
 }
 
 /// Adds `rows` (in time order, after what `steps` holds) to `steps`; false once the steps are

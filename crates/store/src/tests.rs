@@ -189,7 +189,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 21);
+    assert_eq!(store.schema_version().unwrap(), 22);
 }
 
 #[test]
@@ -221,12 +221,52 @@ fn ids_are_never_handed_out_twice() {
     assert!(bob.id.0 > ada.id.0, "the deleted user's id {} came back", ada.id.0);
 }
 
-/// A database made by the previous version, with rows in every table the id migration rebuilds.
-fn version_16_store(path: &Path) -> Store {
+/// A database as an earlier version made it, at schema `version`.
+fn store_at_version(path: &Path, version: usize) -> Store {
     let writer = Connection::open(path).unwrap();
     configure(&writer, Durability::Full).unwrap();
-    schema::migrate_to(&writer, 16).unwrap();
+    schema::migrate_to(&writer, version).unwrap();
     Store::from_writer(Some(path.to_path_buf()), Durability::Full, writer)
+}
+
+#[test]
+fn upgrading_sums_the_stored_minutes_into_hours() {
+    let dir = fresh_dir("hours");
+    let path = dir.join("hours.db");
+    let (machine, base) = {
+        let store = store_at_version(&path, 21);
+        let f = fixture(store);
+        let base: i64 = 1_800_000_000_000; // a whole hour
+        f.store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO series (id, machine_id, metric) VALUES (7, ?1, 't')",
+                    [f.machines[0].0],
+                )?;
+                // Minutes of two hours, not in time order; each the roll-up of one or two readings.
+                let mut minute = tx.prepare(
+                    "INSERT INTO rollups_1m (series_id, minute_ms, min, max, sum, count, last, last_ts_ms)
+                     VALUES (7, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for (m, min, max, sum, count, last, last_s) in [
+                    (59, 4.0, 4.0, 4.0, 1, 4.0, 10),
+                    (0, 1.0, 9.0, 10.0, 2, 9.0, 50),
+                    (30, -2.0, 3.0, 1.0, 2, -2.0, 40),
+                    (61, 7.0, 7.0, 7.0, 1, 7.0, 0),
+                ] {
+                    let at = base + m * 60_000;
+                    minute.execute(rusqlite::params![at, min, max, sum, count, last, at + last_s * 1000])?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        (f.machines[0], base)
+    };
+    let store = Store::open(&path, Durability::Full).unwrap();
+    let hours = store.series(machine, "t", base, base + 7_200_000, Some(3_600_000), 10).unwrap();
+    let rows: Vec<_> = hours.iter().map(|p| (p.ts_ms - base, p.min, p.max, p.avg, p.last, p.count)).collect();
+    // The first hour: minute 59 holds its latest reading (59:10); the mean is (4 + 10 + 1) / 5.
+    assert_eq!(rows, [(0, -2.0, 9.0, 3.0, 4.0, 5), (3_600_000, 7.0, 7.0, 7.0, 7.0, 1)]);
 }
 
 #[test]
@@ -236,7 +276,7 @@ fn upgrading_keeps_every_row_and_reference() {
     let dir = fresh_dir("upgrade");
     let path = dir.join("upgrade.db");
     let (orders, operations, users, tokens, rules, variant) = {
-        let store = version_16_store(&path);
+        let store = store_at_version(&path, 16);
         assert_eq!(store.schema_version().unwrap(), 16);
         // A site as version 16 kept it: a fixed offset, no time zone column yet.
         let site = store
@@ -295,7 +335,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 21);
+    assert_eq!(store.schema_version().unwrap(), 22);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -794,11 +834,54 @@ mod telemetry_tests {
         // Whole minutes as before.
         assert_eq!(steps(0, 180_000).len(), 3);
         // Once the raw readings are gone, the end minutes come whole from the roll-ups.
-        f.store.prune(at(180_000), 0, 1000).unwrap();
+        f.store.prune(PruneBefore { raw_ms: at(180_000), minutes_ms: 0, hours_ms: 0 }, 1000).unwrap();
         assert_eq!(
             steps(30_000, 150_000),
             [(0, 1.0, 3.0, 3), (60_000, 10.0, 10.0, 1), (120_000, 5.0, 5.0, 1)]
         );
+    }
+
+    #[test]
+    fn hour_steps_read_the_hour_rollups_and_the_ends_from_finer_rows() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let base = 1_800_000_000_000; // a whole hour
+        let (minute, hour) = (60_000, 3_600_000);
+        // One reading a minute, at :30 of each, for three hours; the value is the minute's number.
+        let batch: Vec<Reading> =
+            (0..180).map(|i| reading(m, "t", base + i * minute + 30_000, i as f64)).collect();
+        f.store.write_readings(&batch).unwrap();
+        let steps = |from: i64, to: i64| -> Vec<(i64, f64, f64, f64, u64)> {
+            f.store
+                .series(m, "t", base + from, base + to, Some(hour), 1000)
+                .unwrap()
+                .iter()
+                .map(|p| (p.ts_ms - base, p.min, p.max, p.last, p.count))
+                .collect()
+        };
+        // Half past the first hour to half past the third: minutes 30–149, the middle hour whole.
+        let half = 30 * minute;
+        let expected =
+            [(0, 30.0, 59.0, 59.0, 30), (hour, 60.0, 119.0, 119.0, 60), (2 * hour, 120.0, 149.0, 149.0, 30)];
+        assert_eq!(steps(half, 2 * hour + half), expected);
+        // A part of a minute at the start comes from the raw readings: minute 30's is at :30.
+        assert_eq!(steps(half + 40_000, 2 * hour)[0], (0, 31.0, 59.0, 59.0, 29));
+        // The middle hour is the hour roll-up's row: the same as the minutes give.
+        let by_minutes =
+            f.store.series(m, "t", base + hour, base + 2 * hour, Some(2 * minute), 1000).unwrap();
+        assert_eq!(by_minutes.iter().map(|p| p.count).sum::<u64>(), 60);
+        // Once raw readings and minutes are pruned, the end hours come whole from their rows.
+        let gone = PruneBefore { raw_ms: base + 3 * hour, minutes_ms: base + 3 * hour, hours_ms: 0 };
+        assert_eq!(f.store.prune(gone, 1000).unwrap(), 360);
+        assert_eq!(
+            steps(half, 2 * hour + half),
+            [(0, 0.0, 59.0, 59.0, 60), (hour, 60.0, 119.0, 119.0, 60), (2 * hour, 120.0, 179.0, 179.0, 60)]
+        );
+        // Steps shorter than an hour have nothing left to read.
+        assert!(f.store.series(m, "t", base, base + 3 * hour, Some(minute), 1000).unwrap().is_empty());
+        let all = PruneBefore { raw_ms: 0, minutes_ms: 0, hours_ms: base + 2 * hour };
+        assert_eq!(f.store.prune(all, 1000).unwrap(), 2);
+        assert_eq!(steps(0, 3 * hour), [(2 * hour, 120.0, 179.0, 179.0, 60)]);
     }
 
     #[test]
@@ -851,7 +934,12 @@ mod telemetry_tests {
         let raw_limited = f.store.series(m, "temp", base, base + 30_000, Some(10_000), 2).unwrap();
         assert_eq!(raw_limited.iter().map(|p| p.last).collect::<Vec<_>>(), [9.0, 19.0]);
 
-        assert_eq!(f.store.prune(base + 60_000, base, 1000).unwrap(), 60);
+        assert_eq!(
+            f.store
+                .prune(PruneBefore { raw_ms: base + 60_000, minutes_ms: base, hours_ms: base }, 1000)
+                .unwrap(),
+            60
+        );
         assert_eq!(f.store.series(m, "temp", base, base + 120_000, None, 1000).unwrap().len(), 60);
         // Roll-ups outlive raw readings.
         assert_eq!(f.store.series(m, "temp", base, base + 120_000, Some(60_000), 1000).unwrap().len(), 2);

@@ -6,6 +6,7 @@ mod alarm_worker;
 mod api;
 pub mod auth;
 pub mod broker;
+mod compress;
 mod conditional;
 pub mod demo;
 mod error;
@@ -292,6 +293,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::not_found)
         .method_not_allowed_fallback(web::wrong_method)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(axum::middleware::from_fn(compress::gzip))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
         .with_state(state)
 }

@@ -1167,11 +1167,14 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let request = Request::builder()
         .uri("/api/v1/stream")
         .header("authorization", format!("Bearer {ADMIN}"))
+        .header("accept-encoding", "gzip")
         .body(Body::empty())
         .unwrap();
     let response = h.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
+    // A stream goes as it is, event by event.
+    assert!(response.headers().get("content-encoding").is_none());
     let mut stream = response.into_body().into_data_stream();
 
     let rule = json!({"name": "Over-temperature", "metric": "temperature_c", "condition": {"kind": "above", "threshold": 80.0},
@@ -2110,6 +2113,57 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
     let second = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.2})).await.json;
     assert_eq!(second["diff"]["against"], id);
     assert!(second["diff"]["compared_operations"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn large_answers_go_gzip_compressed_to_clients_that_take_it() {
+    use std::io::Read;
+    let h = harness();
+    let fetch = |path: String, accept: Option<&'static str>| {
+        let app = h.app.clone();
+        async move {
+            let mut request = Request::builder().uri(path).header("authorization", format!("Bearer {ADMIN}"));
+            if let Some(accept) = accept {
+                request = request.header("accept-encoding", accept);
+            }
+            let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+            let headers = response.headers().clone();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (headers, bytes.to_vec())
+        }
+    };
+    let gunzip = |bytes: &[u8]| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).unwrap();
+        text
+    };
+    let (plain_headers, plain) = fetch("/api/v1/openapi.json".into(), None).await;
+    assert!(plain_headers.get("content-encoding").is_none());
+    assert_eq!(plain_headers["vary"], "accept-encoding");
+    let (headers, gzipped) = fetch("/api/v1/openapi.json".into(), Some("br, gzip;q=0.8")).await;
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert!(gzipped.len() * 5 < plain.len(), "{} bytes gzipped from {}", gzipped.len(), plain.len());
+    assert_eq!(gunzip(&gzipped).as_bytes(), plain);
+    // Refused by weight, or not offered: as it is.
+    let (headers, _) = fetch("/api/v1/openapi.json".into(), Some("gzip;q=0, br")).await;
+    assert!(headers.get("content-encoding").is_none());
+
+    // A plan's problem is stored gzipped and sent so, or unpacked for a client without gzip.
+    let plan = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0.1})).await.json;
+    let id = plan["id"].as_i64().unwrap();
+    let (headers, gzipped) = fetch(format!("/api/v1/plans/{id}/problem"), Some("gzip")).await;
+    assert_eq!(headers["content-encoding"], "gzip");
+    let (headers, plain) = fetch(format!("/api/v1/plans/{id}/problem"), None).await;
+    assert!(headers.get("content-encoding").is_none());
+    assert_eq!(gunzip(&gzipped).as_bytes(), plain);
+    let problem: Value = serde_json::from_slice(&plain).unwrap();
+    assert!(problem["jobs"].as_array().is_some_and(|jobs| !jobs.is_empty()));
+
+    // Small answers and records with a tag go as they are.
+    let (headers, _) = fetch("/healthz".into(), Some("gzip")).await;
+    assert!(headers.get("content-encoding").is_none());
+    let (headers, _) = fetch("/api/v1/machines/1".into(), Some("gzip")).await;
+    assert!(headers.get("etag").is_some() && headers.get("content-encoding").is_none());
 }
 
 #[tokio::test]

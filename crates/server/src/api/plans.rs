@@ -247,13 +247,22 @@ pub(crate) async fn get_plan(
     Ok(Json(read(|| detail(&store, store.plan(id)?))?))
 }
 
+/// The problem as stored (gzip) to a client that takes gzip, else decompressed here.
 pub(crate) async fn plan_problem(
     State(state): State<AppState>,
     _: Reader,
     Id(id): Id,
-) -> ApiResult<impl axum::response::IntoResponse> {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, VARY};
+    use axum::response::IntoResponse;
+    let json = (CONTENT_TYPE, "application/json");
+    if crate::compress::accepts_gzip(&headers) {
+        let stored = read(|| state.store.plan_problem_gzip(id))?;
+        return Ok(([json, (CONTENT_ENCODING, "gzip"), (VARY, "accept-encoding")], stored).into_response());
+    }
     let problem = read(|| state.store.plan_problem(id))?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], problem))
+    Ok(([json, (VARY, "accept-encoding")], problem).into_response())
 }
 
 pub(crate) async fn publish_plan(

@@ -458,6 +458,12 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     };
     state.pipeline.failing.store(false, Ordering::Relaxed);
     state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
+    for refused in &stats.refused {
+        let reason = refused.reason.as_str();
+        state.metrics.count_ingest_drop(reason);
+        let detail = format!("machine {} reported on operation {}", refused.machine.0, refused.operation.0);
+        state.metrics.log_drop_limited(reason, &detail);
+    }
     if stats.too_many_metrics > 0 {
         state.metrics.count_ingest_drops("too_many_metrics", stats.too_many_metrics as u64);
         let detail = format!("a machine has {} metrics already", store::MAX_METRICS_PER_MACHINE);

@@ -31,7 +31,7 @@ pub use orders::{Deliveries, OrderFilter, OrderSort, OrderStats};
 pub use plans::NewPlan;
 pub use telemetry::{
     CountedUnits, HOUR_ROLLUP_MS, MAX_METRICS_PER_MACHINE, OperationEvent, OperationEventKind, PruneBefore,
-    ROLLUP_MS, SeriesPoint, WriteStats,
+    ROLLUP_MS, Refusal, RefusedReport, SeriesPoint, WriteStats,
 };
 
 /// How hard a commit tries to reach the disk before it returns. See the crate docs.

@@ -697,6 +697,30 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
     Ok(())
 }
 
+/// Why a machine's own report on an operation is not applied, if it is not: the machine is not
+/// one of the operation's eligible machines, or the order is not released yet. Reports on
+/// operations or machines that no longer exist are left to [`apply_operation_event`], which
+/// skips them.
+pub(crate) fn refuse_machine_report(
+    tx: &Connection,
+    event: &crate::telemetry::OperationEvent,
+) -> Result<Option<crate::telemetry::Refusal>> {
+    use crate::telemetry::Refusal;
+    let found: Option<(String, bool)> = tx
+        .prepare_cached(
+            "SELECT r.status, EXISTS (SELECT 1 FROM operation_machines m
+                                      WHERE m.operation_id = o.id AND m.machine_id = ?2)
+             FROM operations o JOIN orders r ON r.id = o.order_id WHERE o.id = ?1",
+        )?
+        .query_row(params![event.operation.0, event.machine.0], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(match found {
+        Some((_, false)) => Some(Refusal::NotEligible),
+        Some((status, true)) if status == "planned" => Some(Refusal::Unreleased),
+        _ => None,
+    })
+}
+
 /// One operation, with its eligible machines, read on `conn`.
 fn load_operation(conn: &Connection, id: OperationId) -> Result<Operation> {
     let mut operation = conn

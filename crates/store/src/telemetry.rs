@@ -23,6 +23,40 @@ pub struct WriteStats {
     pub too_many_metrics: usize,
     /// Units counted from counter metrics by the machines' [`model::CountRule`]s.
     pub counted: Vec<CountedUnits>,
+    /// Machines' own operation reports that were not applied (see [`RefusedReport`]).
+    pub refused: Vec<RefusedReport>,
+}
+
+/// A machine's own report on an operation that no person could have made either, so it was
+/// not applied: a device may report only on work its machine may do, of released orders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedReport {
+    /// The operation named.
+    pub operation: OperationId,
+    /// The machine that reported.
+    pub machine: MachineId,
+    /// Why.
+    pub reason: Refusal,
+}
+
+/// Why a machine's report was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The machine is not one of the operation's eligible machines (another site's work, or
+    /// another kind of machine's).
+    NotEligible,
+    /// The operation's order is still `planned`: it is released before work on it starts.
+    Unreleased,
+}
+
+impl Refusal {
+    /// The reason's name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::NotEligible => "report_not_eligible",
+            Refusal::Unreleased => "report_unreleased",
+        }
+    }
 }
 
 /// Units a machine's counter metric counted (see [`model::CountRule`]).
@@ -54,7 +88,9 @@ pub struct OperationEvent {
     /// A person's report (the API's start, finish and production reports): checked against the
     /// operation as it stands inside the write, and refused with [`StoreError::Conflict`] or
     /// [`StoreError::Invalid`] when it does not fit, so two reports at once cannot both pass. A
-    /// machine's own report (`false`) is taken as it comes.
+    /// machine's own report (`false`) is taken as the machine saw it (it may start a step before
+    /// the previous one is recorded done), but only on work the machine may do, of a released
+    /// order: others are not applied and are listed in [`WriteStats::refused`].
     pub checked: bool,
 }
 
@@ -205,6 +241,12 @@ impl Store {
         let mut stats = WriteStats::default();
         self.write(|tx| {
             for event in operations {
+                if !event.checked
+                    && let Some(reason) = crate::orders::refuse_machine_report(tx, event)?
+                {
+                    stats.refused.push(RefusedReport { operation: event.operation, machine: event.machine, reason });
+                    continue;
+                }
                 crate::orders::apply_operation_event(tx, event)?;
             }
             let exists = |machine: MachineId| -> Result<bool> {

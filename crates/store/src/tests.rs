@@ -1248,6 +1248,50 @@ mod operation_event_tests {
         f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
     }
 
+    /// A device may report only what a person at its machine could: work the machine may do, of
+    /// a released order. Other reports are listed and change nothing.
+    #[test]
+    fn machines_report_only_on_their_own_work_of_released_orders() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        let ops = f.store.operations(order.id).unwrap();
+        let report = |op: usize, machine: usize, kind| OperationEvent {
+            operation: ops[op].id,
+            machine: f.machines[machine],
+            at: NOW,
+            kind,
+            checked: false,
+        };
+        let finished = OperationEventKind::Finished { good: 20, scrap: 0, ideal_unit_ms: None };
+        let produced = OperationEventKind::Produced { good: 3, scrap: 0, ideal_unit_ms: None };
+        // The order is still planned.
+        let stats = f
+            .store
+            .write_batch(&[], &[], &[], &[report(0, 0, OperationEventKind::Started), report(0, 0, finished)])
+            .unwrap();
+        let reasons: Vec<_> = stats.refused.iter().map(|r| (r.operation, r.machine, r.reason)).collect();
+        let unreleased = (ops[0].id, f.machines[0], Refusal::Unreleased);
+        assert_eq!(reasons, [unreleased, unreleased]);
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        // cnc-1 does not deburr (step 2 is cnc-2's only).
+        let stats =
+            f.store.write_batch(&[], &[], &[], &[report(1, 0, produced), report(1, 0, finished)]).unwrap();
+        assert!(stats.refused.iter().all(|r| r.reason == Refusal::NotEligible) && stats.refused.len() == 2);
+        let after = f.store.operations(order.id).unwrap();
+        let untouched = |op: &Operation| {
+            matches!(op.status, OrderStatus::Planned | OrderStatus::Released)
+                && op.good == 0
+                && op.machine_id.is_none()
+        };
+        assert!(after.iter().all(untouched), "{after:?}");
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Released);
+        assert!(f.store.production(f.machines[0], 0, i64::MAX).unwrap().is_empty());
+        // Its own work of a released order it reports as it saw it.
+        let stats = f.store.write_batch(&[], &[], &[], &[report(0, 0, OperationEventKind::Started)]).unwrap();
+        assert!(stats.refused.is_empty());
+        assert_eq!(f.store.operations(order.id).unwrap()[0].status, OrderStatus::Running);
+    }
+
     /// Units another machine reports for a running lot are that machine's production and count
     /// toward the lot, which stays on the machine it runs on (so that machine is not free).
     #[test]

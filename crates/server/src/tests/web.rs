@@ -826,7 +826,7 @@ async fn an_alarm_that_came_back_says_how_often_and_since_when() {
 #[tokio::test]
 async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
     let h = harness();
-    let (machine, order, _) = h.busy_factory().await;
+    let (_, order, _) = h.busy_factory().await;
     let detail = h.get(&format!("/api/v1/orders/{order}")).await.json;
     let due: model::Timestamp = model::Timestamp::parse(
         detail["due"].as_str().unwrap(),
@@ -853,7 +853,7 @@ async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
         .enumerate()
         .map(|(index, operation)| store::OperationEvent {
             operation: model::OperationId(operation["id"].as_i64().unwrap()),
-            machine: model::MachineId(machine),
+            machine: model::MachineId(operation["eligible_machines"][0].as_i64().unwrap()),
             at: due + time::Duration::hours(2)
                 - time::Duration::minutes((operations.len() - 1 - index) as i64),
             kind: store::OperationEventKind::Finished { good: 1, scrap: 0, ideal_unit_ms: None },

@@ -490,14 +490,25 @@ async fn users_change_their_own_password_with_the_current_one() {
     let tokens = h.get("/api/v1/tokens").await.json;
     let logins: Vec<&Value> = tokens.as_array().unwrap().iter().filter(|t| t["name"] == "login").collect();
     assert!(logins.iter().all(|t| t["expires_at"].is_string()), "{logins:?}");
-    // A password an admin sets ends every sign-in of the user.
+    // A password an admin sets for a forgotten one ends every sign-in of the user, and may keep
+    // the lasting tokens.
     let mei = new.json["user"]["id"].as_i64().unwrap();
-    let reset = json!({"password": "third-password-of-mei"});
-    let reply = h.send_json("PATCH", &format!("/api/v1/users/{mei}"), ADMIN, &reset).await;
+    let path = format!("/api/v1/users/{mei}");
+    let forgotten = json!({"password": "third-password-of-mei", "keep_tokens": true});
+    let reply = h.send_json("PATCH", &path, ADMIN, &forgotten).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(me(token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(new.json["token"].as_str().unwrap().to_string()).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me(script).await, StatusCode::OK);
+    assert_eq!(me(script.clone()).await, StatusCode::OK);
+    let alone = h.send_json("PATCH", &path, ADMIN, &json!({"keep_tokens": true})).await;
+    assert_eq!(
+        (alone.status, &alone.json["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("keep_tokens"))
+    );
+    // By default (the account was taken) the tokens a taker could have made end too.
+    let taken = json!({"password": "fourth-password-of-mei"});
+    assert_eq!(h.send_json("PATCH", &path, ADMIN, &taken).await.status, StatusCode::OK);
+    assert_eq!(me(script).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -39,14 +39,21 @@ pub(crate) struct SignInThrottle {
 }
 
 impl SignInThrottle {
-    /// How long the next attempt for `username` from `peer` must wait; `None` when it may go now.
-    pub(crate) fn wait(&self, username: &str, peer: Option<IpAddr>) -> Option<Duration> {
-        self.wait_at(username, peer, Instant::now())
+    /// Starts a sign-in for `username` from `peer`: how long it must wait first (`Err`), or, when
+    /// it may go now, counted as failed until [`Self::succeeded`] says otherwise. Counting it
+    /// before the password is checked (which takes a while) holds back guesses sent all at once
+    /// as it does guesses sent one after another.
+    pub(crate) fn begin(&self, username: &str, peer: Option<IpAddr>) -> Result<(), Duration> {
+        self.begin_at(username, peer, Instant::now())
     }
 
-    /// Records a failed sign-in.
-    pub(crate) fn failed(&self, username: &str, peer: Option<IpAddr>) {
-        self.failed_at(username, peer, Instant::now());
+    fn begin_at(&self, username: &str, peer: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(wait) = wait_in(&failures, username, peer, now) {
+            return Err(wait);
+        }
+        count_failure(&mut failures, username, peer, now);
+        Ok(())
     }
 
     /// Records a successful sign-in: its user name and address start afresh.
@@ -57,45 +64,60 @@ impl SignInThrottle {
         }
     }
 
+    #[cfg(test)]
     fn wait_at(&self, username: &str, peer: Option<IpAddr>, now: Instant) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        keys(username, peer)
-            .filter_map(|key| {
-                let seen = failures.get(&key)?;
-                let (free, max) = match key {
-                    Key::User(_) => (FREE_PER_USER, MAX_WAIT_USER),
-                    Key::Peer(_) => (FREE_PER_PEER, MAX_WAIT_PEER),
-                };
-                if seen.count < free || now.duration_since(seen.last) >= WINDOW {
-                    return None;
-                }
-                let doublings = (seen.count - free).min(16);
-                let wait = Duration::from_secs(1u64 << doublings).min(max);
-                (seen.last + wait).checked_duration_since(now).filter(|left| !left.is_zero())
-            })
-            .max()
+        wait_in(&self.failures.lock().unwrap_or_else(|p| p.into_inner()), username, peer, now)
     }
 
+    #[cfg(test)]
     fn failed_at(&self, username: &str, peer: Option<IpAddr>, now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        count_failure(&mut self.failures.lock().unwrap_or_else(|p| p.into_inner()), username, peer, now);
+    }
+}
+
+/// How long the next attempt must wait, by the failures recorded so far.
+fn wait_in(
+    failures: &HashMap<Key, Failures>,
+    username: &str,
+    peer: Option<IpAddr>,
+    now: Instant,
+) -> Option<Duration> {
+    keys(username, peer)
+        .filter_map(|key| {
+            let seen = failures.get(&key)?;
+            let (free, max) = match key {
+                Key::User(_) => (FREE_PER_USER, MAX_WAIT_USER),
+                Key::Peer(_) => (FREE_PER_PEER, MAX_WAIT_PEER),
+            };
+            if seen.count < free || now.duration_since(seen.last) >= WINDOW {
+                return None;
+            }
+            let doublings = (seen.count - free).min(16);
+            let wait = Duration::from_secs(1u64 << doublings).min(max);
+            (seen.last + wait).checked_duration_since(now).filter(|left| !left.is_zero())
+        })
+        .max()
+}
+
+/// Records a failure of the name and the address.
+fn count_failure(failures: &mut HashMap<Key, Failures>, username: &str, peer: Option<IpAddr>, now: Instant) {
+    if failures.len() >= MAX_ENTRIES {
+        failures.retain(|_, seen| now.duration_since(seen.last) < WINDOW);
         if failures.len() >= MAX_ENTRIES {
-            failures.retain(|_, seen| now.duration_since(seen.last) < WINDOW);
-            if failures.len() >= MAX_ENTRIES {
-                // Still full of recent ones (a scan of many names): forget the oldest half.
-                let mut ages: Vec<Instant> = failures.values().map(|seen| seen.last).collect();
-                ages.sort_unstable();
-                let cut = ages[ages.len() / 2];
-                failures.retain(|_, seen| seen.last > cut);
-            }
+            // Still full of recent ones (a scan of many names): forget the oldest half.
+            let mut ages: Vec<Instant> = failures.values().map(|seen| seen.last).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            failures.retain(|_, seen| seen.last > cut);
         }
-        for key in keys(username, peer) {
-            let seen = failures.entry(key).or_insert(Failures { count: 0, last: now });
-            if now.duration_since(seen.last) >= WINDOW {
-                seen.count = 0;
-            }
-            seen.count = seen.count.saturating_add(1);
-            seen.last = now;
+    }
+    for key in keys(username, peer) {
+        let seen = failures.entry(key).or_insert(Failures { count: 0, last: now });
+        if now.duration_since(seen.last) >= WINDOW {
+            seen.count = 0;
         }
+        seen.count = seen.count.saturating_add(1);
+        seen.last = now;
     }
 }
 
@@ -134,6 +156,20 @@ mod tests {
         assert_eq!(throttle.wait_at("admin", None, at(3900) + WINDOW), None);
         throttle.succeeded("admin", peer);
         assert_eq!(throttle.wait_at("admin", peer, at(3901)), None);
+    }
+
+    #[test]
+    fn sign_ins_sent_at_once_count_before_their_passwords_are_checked() {
+        let throttle = SignInThrottle::default();
+        let (peer, t0) = (Some("192.0.2.7".parse().unwrap()), Instant::now());
+        // Five go ahead before any of them is answered; the sixth waits.
+        for _ in 0..FREE_PER_USER {
+            assert_eq!(throttle.begin_at("admin", peer, t0), Ok(()));
+        }
+        assert_eq!(throttle.begin_at("admin", peer, t0), Err(Duration::from_secs(1)));
+        // One of them had the password: the name and the address start afresh.
+        throttle.succeeded("admin", peer);
+        assert_eq!(throttle.begin_at("admin", peer, t0), Ok(()));
     }
 
     #[test]

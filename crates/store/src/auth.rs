@@ -308,6 +308,17 @@ impl Store {
         })
     }
 
+    /// Revokes every token of `user` made to last (for scripts and machines), as after an admin
+    /// set a new password for an account someone else may have used; how many.
+    pub fn revoke_lasting_tokens(&self, user: UserId, now: Timestamp) -> Result<usize> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE api_tokens SET revoked_ms = ?2 WHERE user_id = ?1 AND expires_ms IS NULL AND revoked_ms IS NULL",
+                params![user.0, to_ms(now)],
+            )?)
+        })
+    }
+
     /// Revokes a token; `owner` restricts it to that user's tokens.
     pub fn revoke_token(&self, id: i64, owner: Option<UserId>, now: Timestamp) -> Result<()> {
         self.write(|tx| {

@@ -68,7 +68,7 @@ pub(crate) async fn check_credentials(
     password: String,
     peer: Option<std::net::IpAddr>,
 ) -> ApiResult<User> {
-    if let Some(wait) = state.sign_ins.wait(&username, peer) {
+    if let Err(wait) = state.sign_ins.begin(&username, peer) {
         return Err(ApiError::too_many_requests(
             format!("too many failed sign-ins; try again in {} s", crate::error::ceil_seconds(wait)),
             wait,
@@ -80,21 +80,15 @@ pub(crate) async fn check_credentials(
     let found = blocking(move || store.user_credentials(&username)).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
-        None => (None, tokio::task::spawn_blocking(dummy_hash).await.map_err(ApiError::internal)?),
+        None => (None, auth::password_work(dummy_hash).await?),
     };
     let password = login.password;
     // An account without a password (a device's "!") costs the same work as any other, so the
     // answer's time does not tell which names are devices.
     let usable = argon2::password_hash::PasswordHash::new(&hash).is_ok();
-    let hash = if usable {
-        hash
-    } else {
-        tokio::task::spawn_blocking(dummy_hash).await.map_err(ApiError::internal)?
-    };
+    let hash = if usable { hash } else { auth::password_work(dummy_hash).await? };
     // The work is done either way; only then does an unusable hash make it fail.
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let verified = auth::password_work(move || verify_password(&password, &hash)).await?;
     let valid = usable && verified;
     match (user, valid) {
         (Some(user), true) if user.role == Role::Device => {
@@ -105,7 +99,7 @@ pub(crate) async fn check_credentials(
             Ok(user)
         }
         (user, _) => {
-            state.sign_ins.failed(&login.username, peer);
+            // Counted as failed when it began.
             // The name of an account, never what was typed otherwise: a password typed into the
             // name field must not end up in the log.
             match user {
@@ -158,7 +152,12 @@ pub(crate) struct NewUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
     role: Option<Role>,
+    /// A new password. It ends every sign-in of the user and, unless `keep_tokens`, every token
+    /// made to last too: the fix for an account someone else has used.
     password: Option<String>,
+    /// With `password`: keep the user's tokens made to last (for scripts and machines), as when
+    /// the password was only forgotten. Default false.
+    keep_tokens: Option<bool>,
 }
 
 /// A signed-in user's own new password, with the current one.
@@ -189,9 +188,7 @@ pub(crate) async fn change_own_password(
     let hash = blocking(move || store.user_credentials(&username)).await?.map(|(_, hash)| hash);
     let current = change.current_password;
     let right = match hash {
-        Some(hash) => tokio::task::spawn_blocking(move || verify_password(&current, &hash))
-            .await
-            .map_err(ApiError::internal)?,
+        Some(hash) => auth::password_work(move || verify_password(&current, &hash)).await?,
         None => false,
     };
     if !right {
@@ -272,7 +269,7 @@ pub(crate) async fn create_user(
 }
 
 async fn hash_off_runtime(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)?
+    auth::password_work(move || hash_password(&password)).await?
 }
 
 pub(crate) async fn update_user(
@@ -296,12 +293,23 @@ pub(crate) async fn update_user(
         }
         None => None,
     };
+    if change.keep_tokens.is_some() && hash.is_none() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "keep_tokens",
+            "only goes with a new password",
+        )]));
+    }
+    let lasting_too = !change.keep_tokens.unwrap_or(false);
     let (store, now) = (state.store.clone(), state.wall_clock.now());
     let user = blocking(move || {
         let user = store.update_user(UserId(id), change.role, hash.as_deref())?;
-        // A password set by an admin (forgotten, or taken) ends the user's sign-ins.
+        // A password set by an admin (forgotten, or taken) ends the user's sign-ins, and
+        // unless asked otherwise the tokens a taker could have made with one.
         if hash.is_some() {
             store.revoke_sign_ins(UserId(id), None, now)?;
+            if lasting_too {
+                store.revoke_lasting_tokens(UserId(id), now)?;
+            }
         }
         Ok(user)
     })

@@ -167,13 +167,21 @@ fn device_may_read(filter: &str, site: &str) -> bool {
         })
 }
 
-fn under_site(topic: &str, site: &str) -> bool {
-    ["mf/v1/", "spBv1.0/"].iter().any(|prefix| {
-        topic
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix(site))
-            .is_some_and(|rest| rest.starts_with('/'))
-    })
+/// What a device of `site` may publish: its machines' JSON telemetry and events, and its edge
+/// nodes' Sparkplug births, deaths and data. Not the platform's own topics (the alarm feed
+/// `mf/v1/{site}/alarms`, Sparkplug commands and host state), which others trust.
+fn device_may_publish(topic: &str, site: &str) -> bool {
+    if let Some((topic_site, _, _)) = ingest::json::parse_topic(topic) {
+        return topic_site == site;
+    }
+    topic
+        .strip_prefix("spBv1.0/")
+        .and_then(|rest| rest.strip_prefix(site))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(kind, node)| {
+            !node.is_empty() && matches!(kind, "NBIRTH" | "NDEATH" | "DBIRTH" | "DDEATH" | "NDATA" | "DDATA")
+        })
 }
 
 impl PlatformHooks {
@@ -243,7 +251,7 @@ impl Hooks for PlatformHooks {
         if is_admin(identity) {
             return true;
         }
-        let allowed = device_site(identity).is_some_and(|(_, site)| under_site(topic, site));
+        let allowed = device_site(identity).is_some_and(|(_, site)| device_may_publish(topic, site));
         if !allowed {
             self.metrics.count_ingest_drop("not_permitted");
             let who = identity.as_str().rsplit(':').next().unwrap_or_default();
@@ -446,9 +454,17 @@ mod tests {
         assert_eq!(identity_token(&admin_identity(5, model::UserId(1))), Some(5));
         assert_eq!(identity.account(), "user:4");
         let hooks_allow =
-            |topic: &str| device_site(&identity).is_some_and(|(_, site)| under_site(topic, site));
+            |topic: &str| device_site(&identity).is_some_and(|(_, site)| device_may_publish(topic, site));
         assert!(hooks_allow("mf/v1/hk-kt/cnc-01/telemetry"));
+        assert!(hooks_allow("mf/v1/hk-kt/cnc-01/events"));
         assert!(hooks_allow("spBv1.0/hk-kt/NDATA/gw-1"));
+        assert!(hooks_allow("spBv1.0/hk-kt/DBIRTH/gw-1/press-2"));
+        // Not what the platform publishes for others to trust.
+        assert!(!hooks_allow("mf/v1/hk-kt/alarms"));
+        assert!(!hooks_allow("mf/v1/hk-kt/cnc-01/commands"));
+        assert!(!hooks_allow("spBv1.0/hk-kt/NCMD/gw-1"));
+        assert!(!hooks_allow("spBv1.0/hk-kt/DCMD/gw-1/press-2"));
+        assert!(!hooks_allow("spBv1.0/hk-kt/NDATA/"));
         assert!(!hooks_allow("mf/v1/hk-kt2/cnc-01/telemetry"));
         assert!(!hooks_allow("mf/v1/sz/cnc-01/telemetry"));
         assert!(!hooks_allow("spBv1.0/STATE/host"));

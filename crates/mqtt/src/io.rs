@@ -34,6 +34,11 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         PacketReader { read_half, data: Vec::with_capacity(READ_CHUNK), start: 0, max_packet_size }
     }
 
+    /// Changes the largest packet accepted from here on.
+    pub(crate) fn set_max_packet_size(&mut self, max_packet_size: usize) {
+        self.max_packet_size = max_packet_size;
+    }
+
     /// The next packet, `Ok(None)` at a clean end of stream.
     pub(crate) async fn next_packet(&mut self) -> Result<Option<Packet>, ReadError> {
         loop {

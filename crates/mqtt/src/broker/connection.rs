@@ -59,6 +59,9 @@ enum Control {
     Acked(PacketId),
 }
 
+/// The largest CONNECT packet accepted (client id, user name, token and will together).
+pub(crate) const MAX_CONNECT_PACKET: usize = 16 * 1024;
+
 /// Serves one accepted socket until it closes.
 pub(crate) async fn serve<H: Hooks>(
     stream: TcpStream,
@@ -73,7 +76,9 @@ pub(crate) async fn serve<H: Hooks>(
     router.counters.incr(Counter::ConnectionsOpen);
     let _open = OpenConnection(&router);
     let (read_half, mut write_half) = stream.into_split();
-    let mut input = PacketReader::new(read_half, router.config.max_packet_size);
+    // Until it signs in, a connection may send no more than a CONNECT needs: unauthenticated
+    // clients announcing megabyte packets would otherwise hold a megabyte each.
+    let mut input = PacketReader::new(read_half, router.config.max_packet_size.min(MAX_CONNECT_PACKET));
 
     let connect = tokio::select! {
         first = tokio::time::timeout(router.config.connect_timeout, input.next_packet()) => first,
@@ -127,6 +132,7 @@ pub(crate) async fn serve<H: Hooks>(
     };
     // The password is not needed any more; don't keep it in memory for the connection's lifetime.
     connect.password = None;
+    input.set_max_packet_size(router.config.max_packet_size);
 
     let (kick_tx, mut kick_rx) = watch::channel(None);
     let kick = Arc::new(kick_tx);

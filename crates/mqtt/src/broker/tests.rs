@@ -425,6 +425,35 @@ async fn malformed_and_oversized_input_closes_only_that_connection() {
 }
 
 #[tokio::test]
+async fn a_connect_larger_than_sign_in_needs_closes_the_connection() {
+    let (broker, addr) = start(BrokerConfig::default()).await;
+    // A CONNECT announcing 100 KB (under the 1 MiB packet limit of signed-in clients).
+    let mut big = TcpStream::connect(addr).await.unwrap();
+    let remaining = 100_000u32;
+    let mut header = vec![0x10];
+    let mut left = remaining;
+    loop {
+        let byte = (left % 128) as u8;
+        left /= 128;
+        header.push(if left > 0 { byte | 0x80 } else { byte });
+        if left == 0 {
+            break;
+        }
+    }
+    big.write_all(&header).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), big.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "closed without an answer");
+    assert_eq!(broker.counters().get(Counter::ProtocolErrors), 1);
+    // Signed in, a client may send packets of that size.
+    let mut messages = broker.subscribe("site/a/big").unwrap();
+    let device = Client::connect(addr, options("dev-a-1", "dev-a")).await.unwrap();
+    device.publish("site/a/big", vec![7u8; 100_000], QoS::AtLeastOnce, false).await.unwrap();
+    assert_eq!(recv(&mut messages).await.payload.len(), 100_000);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
 async fn shutdown_closes_clients_and_in_process_subscriptions() {
     let (broker, addr) = start(BrokerConfig::default()).await;
     let mut messages = broker.subscribe("#").unwrap();

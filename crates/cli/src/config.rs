@@ -63,16 +63,64 @@ impl From<DurabilityName> for store::Durability {
     }
 }
 
+/// A parse error by line and column, without the line itself: the line may hold a password.
+fn described(error: &toml::de::Error, text: &str) -> String {
+    let message = error.message().trim_end();
+    // Serde's "invalid type: integer `123`, expected a string" quotes the value.
+    let redacted;
+    let message = match message.split_once(", expected ") {
+        Some((found, expected))
+            if found.starts_with("invalid type") || found.starts_with("invalid value") =>
+        {
+            redacted = format!("{}, expected {expected}", found.split(':').next().unwrap_or(found));
+            redacted.as_str()
+        }
+        _ => message,
+    };
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
+    }
+}
+
+/// Says on stderr when a config file with secrets can be read by other users of the computer.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: config file {} holds secrets and other users may read it (mode {:o}); chmod 600 it",
+            path.display(),
+            metadata.permissions().mode() & 0o777
+        );
+    }
+}
+
 impl FileConfig {
     /// Reads `path`, or returns the defaults when no file is given.
     pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
         let Some(path) = path else { return Ok(FileConfig::default()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config: FileConfig =
-            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+        let config: FileConfig = toml::from_str(&text).map_err(|error| {
+            anyhow::anyhow!("invalid config file {}: {}", path.display(), described(&error, &text))
+        })?;
         config.validate().with_context(|| format!("invalid config file {}", path.display()))?;
+        if config.holds_secrets() {
+            warn_if_readable_by_others(path);
+        }
         Ok(config)
+    }
+
+    /// Whether the file sets a password or a signing secret.
+    fn holds_secrets(&self) -> bool {
+        self.mqtt.password.is_some() || self.alarms.webhook_secret.is_some()
     }
 
     /// Numbers the types accept but the server cannot use (TOML has `nan` and `inf` too): a clear
@@ -414,6 +462,26 @@ mod tests {
         assert!(error("[mqtt]\nhost_id = \"a\\nb\"").ends_with("found \"a\\nb\""));
         let example: FileConfig = toml::from_str(EXAMPLE).unwrap();
         assert!(example.validate().is_ok());
+    }
+
+    #[test]
+    fn a_parse_error_names_the_place_but_never_the_value() {
+        let dir = std::env::temp_dir().join(format!("mf-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for text in [
+            "[alarms]\nwebhook_secrett = \"WEBHOOK-SECRET-1234567\"\n",
+            "[mqtt]\npassword = \"MQTT-PASSWORD-SECRET-xyz123\n",
+            "[mqtt]\npassword = 12345678901234567\n",
+        ] {
+            let path = dir.join("microfactory.toml");
+            std::fs::write(&path, text).unwrap();
+            let error = format!("{:#}", FileConfig::load(Some(&path)).unwrap_err());
+            assert!(error.contains("line 2"), "{error}");
+            for secret in ["WEBHOOK-SECRET", "MQTT-PASSWORD", "12345678901234567"] {
+                assert!(!error.contains(secret), "{error}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

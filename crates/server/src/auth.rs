@@ -22,6 +22,8 @@ use crate::error::ApiError;
 const TOKEN_PREFIX: &str = "mf_";
 /// How many characters of a token are kept in clear to recognise it in lists.
 const SHOWN_PREFIX_LEN: usize = 10;
+/// How many characters of a token chosen by a person are kept in clear.
+const CHOSEN_PREFIX_LEN: usize = 3;
 /// Shortest token accepted from `MICROFACTORY_BOOTSTRAP_TOKEN`.
 pub const MIN_BOOTSTRAP_TOKEN_LEN: usize = 16;
 /// Shortest password accepted.
@@ -313,9 +315,12 @@ pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The part of a token that may be shown again later.
+/// The part of a token that may be shown again later: `mf_` and 7 of its 64 random hex digits,
+/// or of a token chosen by a person (`MICROFACTORY_BOOTSTRAP_TOKEN`) its first 3 characters
+/// only, as a short one would otherwise be mostly in clear.
 pub fn shown_prefix(token: &str) -> String {
-    token.chars().take(SHOWN_PREFIX_LEN).collect()
+    let shown = if token.starts_with(TOKEN_PREFIX) { SHOWN_PREFIX_LEN } else { CHOSEN_PREFIX_LEN };
+    token.chars().take(shown).collect()
 }
 
 /// Password hashes computed at once at most. Each argon2id run holds 19 MiB, so a burst of

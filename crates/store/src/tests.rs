@@ -189,7 +189,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 22);
+    assert_eq!(store.schema_version().unwrap(), 23);
 }
 
 #[test]
@@ -294,6 +294,8 @@ fn upgrading_keeps_every_row_and_reference() {
         }
         let user = f.store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
         f.store.create_token(user.id, "cli", &[9u8; 32], "mf_abc", NOW).unwrap();
+        // A bootstrap token a person chose, listed with its first 10 characters.
+        f.store.create_token(user.id, "bootstrap", &[8u8; 32], "bootstrap-", NOW).unwrap();
         // A device with a password, as older versions kept one.
         let site = f.store.machine(f.machines[0]).unwrap().site_id;
         f.store.create_user("gw", Role::Device, Some(site), "$argon2id$device", NOW).unwrap();
@@ -335,7 +337,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 22);
+    assert_eq!(store.schema_version().unwrap(), 23);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -349,7 +351,12 @@ fn upgrading_keeps_every_row_and_reference() {
     assert_eq!(device_hash, "!", "a device's old password is gone");
     let (_, person_hash) = store.user_credentials("ada").unwrap().unwrap();
     assert_eq!(person_hash, "$argon2id$fake");
-    assert_eq!(store.tokens(None).unwrap(), tokens);
+    let upgraded = store.tokens(None).unwrap();
+    let prefixes: Vec<&str> = upgraded.iter().map(|t| t.prefix.as_str()).collect();
+    assert_eq!(prefixes, ["mf_abc", "boo"]);
+    let unchanged =
+        |list: &[ApiToken]| -> Vec<_> { list.iter().map(|t| (t.id, t.name.clone(), t.created_at)).collect() };
+    assert_eq!(unchanged(&upgraded), unchanged(&tokens));
     assert_eq!(store.alarm_rules().unwrap(), rules);
     let dangling: i64 = store
         .read(|conn| {

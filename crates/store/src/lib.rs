@@ -449,19 +449,35 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
 
 /// Removes what killed backups left in `target`'s folder (`NAME.partial-PID` and its `-journal`,
 /// whatever the name: backups dated by name never meet the same name again), when their process
-/// is gone.
+/// is gone and the file is what a backup writes: empty, a SQLite database or a SQLite journal.
+/// Anything else by such a name is somebody else's and stays.
 fn remove_stale_partials(target: &Path) {
     let Some(dir) = target.parent() else { return };
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
         let Some((_, rest)) = file.rsplit_once(".partial-") else { continue };
-        let pid = rest.strip_suffix("-journal").unwrap_or(rest);
+        let (pid, magic): (&str, &[u8]) = match rest.strip_suffix("-journal") {
+            Some(pid) => (pid, &[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]),
+            None => (rest, b"SQLite format 3\0"),
+        };
         let Ok(pid) = pid.parse::<u32>() else { continue };
-        if pid != std::process::id() && !process_alive(pid) {
+        if pid != std::process::id() && !process_alive(pid) && begins_with(&entry.path(), magic) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Whether the regular file at `path` is empty or begins with `magic`.
+fn begins_with(path: &Path, magic: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else { return false };
+    if !metadata.is_file() {
+        return false;
+    }
+    let mut head = Vec::with_capacity(magic.len());
+    let read = std::fs::File::open(path).and_then(|f| f.take(magic.len() as u64).read_to_end(&mut head));
+    read.is_ok() && (head.is_empty() || head == magic)
 }
 
 /// Whether a process with this id runs (as far as this system shows; true where it cannot tell).

@@ -720,16 +720,21 @@ fn a_backup_is_a_whole_store_that_opens_on_its_own() {
     // What a killed backup left (its process long gone) is cleaned up by the next one; another
     // running backup's file is left alone.
     let dead = u32::MAX - 7;
-    std::fs::write(dir.join(format!("backup.db.partial-{dead}")), "half a copy").unwrap();
+    let half_a_copy = b"SQLite format 3\0 and then half of the pages";
+    std::fs::write(dir.join(format!("backup.db.partial-{dead}")), half_a_copy).unwrap();
     std::fs::write(dir.join(format!("backup.db.partial-{dead}-journal")), "").unwrap();
     // Also one of a backup by another name (dated backups never repeat a name).
-    std::fs::write(dir.join(format!("mf-2026-12-05.db.partial-{dead}")), "half a copy").unwrap();
+    std::fs::write(dir.join(format!("mf-2026-12-05.db.partial-{dead}")), half_a_copy).unwrap();
     let alive = std::process::id();
     std::fs::write(dir.join(format!("backup.db.partial-{alive}0-unrelated")), "").unwrap();
+    // A file of somebody else's that happens to be named so is no backup's.
+    std::fs::write(dir.join(format!("notes.partial-{dead}")), "somebody's notes").unwrap();
     assert!(backup_database(&live, &copy).unwrap() > 0);
     assert!(!dir.join(format!("backup.db.partial-{dead}")).exists());
     assert!(!dir.join(format!("backup.db.partial-{dead}-journal")).exists());
     assert!(!dir.join(format!("mf-2026-12-05.db.partial-{dead}")).exists());
+    assert!(dir.join(format!("notes.partial-{dead}")).exists());
+    std::fs::remove_file(dir.join(format!("notes.partial-{dead}"))).unwrap();
     std::fs::remove_file(dir.join(format!("backup.db.partial-{alive}0-unrelated"))).unwrap();
     // Written after the copy: not in it.
     f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();

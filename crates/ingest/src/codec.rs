@@ -458,7 +458,9 @@ pub fn is_code(code: &str) -> bool {
         && code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Whether `name` is a metric name: 1 to 128 characters, none of them control characters.
+/// Whether `name` is a metric name: 1 to 128 characters, none of them control characters or
+/// text-direction controls (which would turn it around on the pages, so one name could pass for
+/// another, as the API refuses for the names people type).
 pub fn is_metric_name(name: &str) -> bool {
     if name.is_empty() || name.len() > 4 * 128 {
         return false;
@@ -468,7 +470,7 @@ pub fn is_metric_name(name: &str) -> bool {
     }
     let mut count = 0;
     for c in name.chars() {
-        if c.is_control() {
+        if c.is_control() || model::is_bidi_control(c) {
             return false;
         }
         count += 1;

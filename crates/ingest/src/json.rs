@@ -600,9 +600,10 @@ fn event_of(wire: &EventWire) -> Result<MachineEvent, String> {
     };
     let reason = |reason: &Option<String>| -> Result<Option<String>, String> {
         match reason {
-            Some(text) if !is_reason(text) => {
-                Err(format!("reason {:?} is not 1 to 200 characters without control characters", clip(text)))
-            }
+            Some(text) if !is_reason(text) => Err(format!(
+                "reason {:?} is not 1 to 200 characters without control or text-direction characters",
+                clip(text)
+            )),
             other => Ok(other.clone()),
         }
     };
@@ -672,9 +673,12 @@ fn ideal_unit_ms(seconds: Option<f64>) -> Result<Option<u32>, String> {
     }
 }
 
-/// Reasons are for people: 1 to 200 characters, no control characters.
+/// Reasons are for people: 1 to 200 characters, no control characters or text-direction
+/// controls.
 pub(crate) fn is_reason(text: &str) -> bool {
-    !text.trim().is_empty() && text.chars().count() <= 200 && !text.chars().any(char::is_control)
+    !text.trim().is_empty()
+        && text.chars().count() <= 200
+        && !text.chars().any(|c| c.is_control() || model::is_bidi_control(c))
 }
 
 fn unsigned_ms(at: OffsetDateTime) -> Result<u64, EncodeError> {

@@ -56,7 +56,7 @@ pub fn is_invisible(c: char) -> bool {
 }
 
 /// Unicode's explicit text-direction controls (embeddings, overrides, isolates and marks).
-fn is_bidi_control(c: char) -> bool {
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

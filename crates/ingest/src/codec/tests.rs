@@ -60,6 +60,9 @@ fn codes_and_metric_names() {
     assert!(!is_metric_name(&"x".repeat(129)));
     assert!(!is_metric_name(""));
     assert!(!is_metric_name("tab\there"));
+    // A right-to-left override would show `temp\u{202e}_c` as another name.
+    assert!(!is_metric_name("temp\u{202e}_c"));
+    assert!(!is_metric_name("\u{2066}power_kw\u{2069}"));
 }
 
 #[test]

@@ -180,6 +180,7 @@ fn events_good_and_bad() {
             {"type": "produced", "operation_id": 42, "good": 4294967295, "scrap": 4294967295},
             {"type": "operation_finished", "operation_id": 42, "good": 999999, "scrap": 2},
             {"type": "downtime", "reason": " "},
+            {"type": "state", "state": "down", "reason": "Tool change \u202egniraeb"},
             {"type": "reboot"},
             {"state": "down"},
             {"type": "online", "ts": "2030-01-01T00:00:00Z"},
@@ -209,7 +210,8 @@ fn events_good_and_bad() {
             dropped invalid_event: ideal_unit_seconds must be more than 0 and at most 604800, found -1
             dropped invalid_event: good and scrap together must be at most 1000000, found 4294967295 and 4294967295
             dropped invalid_event: good and scrap together must be at most 1000000, found 999999 and 2
-            dropped invalid_event: reason " " is not 1 to 200 characters without control characters
+            dropped invalid_event: reason " " is not 1 to 200 characters without control or text-direction characters
+            dropped invalid_event: reason "Tool change \u{202e}gniraeb" is not 1 to 200 characters without control or text-direction characters
             dropped invalid_event: unknown event type "reboot"
             dropped invalid_event: missing field `type`
             dropped future_timestamp: ts "2030-01-01T00:00:00Z"

@@ -96,6 +96,7 @@ pub(crate) async fn check_credentials(
         }
         (Some(user), true) => {
             state.sign_ins.succeeded(&login.username, peer);
+            tracing::info!(user = %user.username, peer = ?peer, "signed in");
             Ok(user)
         }
         (user, _) => {
@@ -103,8 +104,8 @@ pub(crate) async fn check_credentials(
             // The name of an account, never what was typed otherwise: a password typed into the
             // name field must not end up in the log.
             match user {
-                Some(user) => tracing::info!(user = %user.username, "failed log-in"),
-                None => tracing::info!("failed log-in with an unknown user name"),
+                Some(user) => tracing::info!(user = %user.username, peer = ?peer, "failed log-in"),
+                None => tracing::info!(peer = ?peer, "failed log-in with an unknown user name"),
             }
             Err(ApiError::unauthorized("wrong user name or password"))
         }
@@ -265,7 +266,9 @@ pub(crate) async fn create_user(
         (_, Some(password)) => hash_off_runtime(password).await?,
     };
     let (store, now) = (state.store, state.wall_clock.now());
-    Ok(Created(blocking(move || store.create_user(&new.username, new.role, new.site_id, &hash, now)).await?))
+    let user = blocking(move || store.create_user(&new.username, new.role, new.site_id, &hash, now)).await?;
+    tracing::info!(by = %principal.user.username, user = %user.username, role = user.role.as_str(), "user created");
+    Ok(Created(user))
 }
 
 async fn hash_off_runtime(password: String) -> ApiResult<String> {
@@ -301,6 +304,7 @@ pub(crate) async fn update_user(
     }
     let lasting_too = !change.keep_tokens.unwrap_or(false);
     let (store, now) = (state.store.clone(), state.wall_clock.now());
+    let (new_role, new_password) = (change.role, hash.is_some());
     let user = blocking(move || {
         let user = store.update_user(UserId(id), change.role, hash.as_deref())?;
         // A password set by an admin (forgotten, or taken) ends the user's sign-ins, and
@@ -315,6 +319,14 @@ pub(crate) async fn update_user(
     })
     .await?;
     state.tokens.clear();
+    tracing::info!(
+        by = %principal.user.username,
+        user = %user.username,
+        role = new_role.map(Role::as_str),
+        password_set = new_password,
+        lasting_tokens_revoked = new_password && lasting_too,
+        "user changed"
+    );
     Ok(Json(user))
 }
 
@@ -329,6 +341,7 @@ pub(crate) async fn delete_user(
     let store = state.store.clone();
     blocking(move || store.delete_user(UserId(id))).await?;
     state.tokens.clear();
+    tracing::info!(by = %principal.user.username, user_id = id, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -409,7 +422,10 @@ pub(crate) async fn create_token(
         _ => principal.user.clone(),
     };
     // The store refuses more than `store::MAX_LASTING_TOKENS` (a conflict).
-    issue_token(&state, user, &request.name, None).await
+    let (for_user, name) = (user.username.clone(), request.name.clone());
+    let created = issue_token(&state, user, &request.name, None).await?;
+    tracing::info!(by = %principal.user.username, user = %for_user, name = %name, "lasting token created");
+    Ok(created)
 }
 
 pub(crate) async fn revoke_token(
@@ -431,5 +447,6 @@ pub(crate) async fn revoke_token(
     })
     .await??;
     state.tokens.clear();
+    tracing::info!(by = %principal.user.username, token_id = id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -143,6 +143,8 @@ pub struct AppState {
     tokens: Arc<auth::TokenCache>,
     /// Failed sign-ins, to slow password guessing down.
     sign_ins: Arc<throttle::SignInThrottle>,
+    /// Plans asked for through the API are computed one at a time (each takes the cores).
+    plan_turn: Arc<tokio::sync::Semaphore>,
     live: tokio::sync::broadcast::Sender<LiveEvent>,
     alarm_inputs: tokio::sync::mpsc::Sender<AlarmInput>,
     /// Taken by the alarm worker when [`run`] starts it.
@@ -188,6 +190,7 @@ impl AppState {
             metrics: Arc::default(),
             tokens: Arc::default(),
             sign_ins: Arc::default(),
+            plan_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             live,
             alarm_inputs,
             alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),

@@ -590,6 +590,19 @@ pub fn plan(
     time_limit: Duration,
     options: &Options,
 ) -> Result<NewPlan, PlanError> {
+    plan_unless(store, now, objective_name, time_limit, options, None)
+}
+
+/// [`plan`], with a flag that someone who no longer wants the plan (the client went away) sets:
+/// the search then ends at once with what it has.
+pub fn plan_unless(
+    store: &Store,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+    options: &Options,
+    cancel: Option<&Arc<AtomicBool>>,
+) -> Result<NewPlan, PlanError> {
     let built = build(store, now, options)?;
     let now = origin(now);
     if options.repair.is_some()
@@ -604,7 +617,7 @@ pub fn plan(
     {
         return Ok(repaired);
     }
-    solve_or_afresh(store, &built, now, objective_name, time_limit, options, None, None)
+    solve_or_afresh(store, &built, now, objective_name, time_limit, options, None, cancel)
 }
 
 /// [`solve_from`] `built`; when that fails for a problem with frozen work (`options.repair`),
@@ -905,7 +918,10 @@ fn solve_from(
         ..scheduler::Config::default()
     };
     // A zero time limit asks for the fastest feasible plan: the best dispatching rule, no search.
-    let fast = time_limit.is_zero().then(|| config.initial.clone()).flatten();
+    // So does an interruption before the search: its clock would start from the interrupted
+    // time and not see it.
+    let interrupted = interrupt.is_some_and(|stop| stop.load(Ordering::Relaxed));
+    let fast = (time_limit.is_zero() || interrupted).then(|| config.initial.clone()).flatten();
     let mut solution = match fast {
         Some(operations) => unsearched(&built.problem, operations, started.elapsed()),
         None => scheduler::solve(&built.problem, &config),

@@ -2127,6 +2127,34 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
 }
 
 #[tokio::test]
+async fn asked_for_plans_take_turns_and_one_nobody_waits_for_is_not_stored() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    let plans = || h.store.plans(store::PageRequest { after: None, limit: 100 }).unwrap().items.len();
+    let before = plans();
+    // A client that goes away while its plan is computed: the request is dropped.
+    let app = h.app.clone();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/plans")
+        .header("authorization", format!("Bearer {planner}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"time_limit_seconds": 30}).to_string()))
+        .unwrap();
+    let gone = tokio::spawn(async move { app.oneshot(request).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    gone.abort();
+    // Two at once: each waits its turn, both are made.
+    let body = json!({"time_limit_seconds": 0.2});
+    let (first, second) = tokio::join!(
+        h.post_json("/api/v1/plans", &planner, &body),
+        h.post_json("/api/v1/plans", &planner, &body)
+    );
+    assert_eq!((first.status, second.status), (StatusCode::CREATED, StatusCode::CREATED), "{}", second.text);
+    assert_eq!(plans(), before + 2, "the plan nobody waited for is not stored");
+}
+
+#[tokio::test]
 async fn large_answers_go_gzip_compressed_to_clients_that_take_it() {
     use std::io::Read;
     let h = harness();

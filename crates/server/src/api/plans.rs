@@ -2,6 +2,8 @@
 //! against the active plan), publish it, draw its Gantt data, and each machine's dispatch list.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -213,20 +215,50 @@ pub(crate) async fn create_plan(
             "must be tardiness_then_makespan, weighted_tardiness or makespan",
         )]));
     }
+    // One plan at a time: a second waits its turn (at most the longest plan), and its time
+    // limit starts then.
+    let turn = tokio::time::timeout(PLAN_TURN_WAIT, state.plan_turn.clone().acquire_owned())
+        .await
+        .map_err(|_| {
+            ApiError::service_unavailable("other plans are being computed; try again when they are done")
+        })?
+        .map_err(ApiError::internal)?;
+    // A client that goes away (the request is dropped) ends the search, and nothing is stored.
+    let cancel: Arc<AtomicBool> = Arc::default();
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let (store, now) = (state.store.clone(), state.clock.now());
     let planned = tokio::task::spawn_blocking(move || {
-        let plan = planning::plan(&store, now, &objective, Duration::from_secs_f64(seconds), &options)
-            .map_err(|error| match error {
+        let _turn = turn;
+        let limit = Duration::from_secs_f64(seconds);
+        let plan = planning::plan_unless(&store, now, &objective, limit, &options, Some(&cancel)).map_err(
+            |error| match error {
                 planning::PlanError::Store(error) => ApiError::from(error),
                 planning::PlanError::Solver(error) => ApiError::internal(error),
                 planning::PlanError::TooFar(message) => ApiError::conflict(None, message),
-            })?;
+            },
+        )?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(ApiError::service_unavailable("the plan was cancelled"));
+        }
         let summary = store.create_plan(&plan)?;
         Ok::<_, ApiError>(detail(&store, summary)?)
     })
     .await
     .map_err(ApiError::internal)??;
     Ok(Created(planned))
+}
+
+/// How long an asked-for plan waits for the plans before it: one of the longest (60 s) and a
+/// little more.
+const PLAN_TURN_WAIT: Duration = Duration::from_secs(75);
+
+/// Sets its flag when dropped: when the request's future is, because the client went away.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 pub(crate) async fn list_plans(

@@ -119,6 +119,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/plans/{id}/problem", get(plans::plan_problem))
         .route("/operations/{id}/start", post(orders::start_operation))
         .route("/operations/{id}/finish", post(orders::finish_operation))
+        .route("/operations/{id}/pause", post(orders::pause_operation))
         .route("/machines/{id}/dispatch", get(plans::dispatch))
         .route("/machines/{id}/maintenance", get(plans::list_maintenance).post(plans::create_maintenance))
         .route("/maintenance/{id}", axum::routing::delete(plans::delete_maintenance))

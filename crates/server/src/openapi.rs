@@ -705,6 +705,15 @@ pub(crate) fn build() -> Value {
             "/operations/{id}/finish",
             "Finish a running operation with good and scrap counts (operators and up)",
             Who::Reporter,
+            Some(finish.clone()),
+            (200, Some(operation.clone())),
+        );
+        doc.op(
+            "post",
+            "/operations/{id}/pause",
+            "Stop a running operation for now with the good and scrap units made since its last count; \
+             it waits to be started again for the rest, which the next plan schedules (operators and up)",
+            Who::Reporter,
             Some(finish),
             (200, Some(operation)),
         );

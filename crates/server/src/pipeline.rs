@@ -487,6 +487,7 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     }
     let reported = operations.iter().filter_map(|event| match event.kind {
         OperationEventKind::Produced { good, scrap, .. }
+        | OperationEventKind::Paused { good, scrap }
         | OperationEventKind::Finished { good, scrap, .. } => Some((event.machine, event.at, good, scrap)),
         OperationEventKind::Started => None,
     });

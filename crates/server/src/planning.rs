@@ -15,7 +15,9 @@
 //! - operations already running are fixed: on their machine, starting now (one after another
 //!   when several are running on one machine);
 //! - operations are not interrupted by breaks, so a lot too long for the longest shift of its
-//!   machines is split into consecutive parts that each fit (part `k + 1` follows part `k`).
+//!   machines is split into consecutive parts that each fit (part `k + 1` follows part `k`); the
+//!   station stops a running lot for now after a part (`POST /operations/{id}/pause`), and a
+//!   stopped lot is planned for the units it has left.
 
 pub mod baseline;
 pub(crate) mod progress;
@@ -329,22 +331,28 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             let family = families[&op.setup_family];
             let eligible: Vec<usize> =
                 op.eligible_machines.iter().filter_map(|m| machine_index.get(m).copied()).collect();
-            let whole = op.processing_seconds(op.quantity).max(1) as i64;
+            let running = op.status == OrderStatus::Running;
+            // A lot stopped for now (`Paused`) is planned for the units it has left.
+            let lot = if running {
+                op.quantity
+            } else {
+                op.quantity.saturating_sub(op.good.saturating_add(op.scrap)).max(1)
+            };
+            let whole = op.processing_seconds(lot).max(1) as i64;
             let setup = family_setup[family];
             let window = eligible.iter().filter_map(|&m| longest_window[m]).min();
-            let running = op.status == OrderStatus::Running;
             // A lot longer than the longest stretch its machines work without a break is split
             // into parts that each fit one (the units shared evenly, so none holds more than fit).
             let parts = match window {
                 Some(window) if !running && window > setup && whole + setup > window => {
                     let fit = ((window - setup) as f64 / op.unit_seconds).floor().max(1.0);
-                    (f64::from(op.quantity) / fit).ceil() as u32
+                    (f64::from(lot) / fit).ceil() as u32
                 }
                 _ => 1,
             }
-            .clamp(1, op.quantity.max(1));
+            .clamp(1, lot.max(1));
             for part in 0..parts {
-                let quantity = op.quantity / parts + u32::from(part < op.quantity % parts);
+                let quantity = lot / parts + u32::from(part < lot % parts);
                 let duration = if running {
                     // Work does not progress while its machine is down.
                     let shown = progress.get(&op.id).copied();

@@ -617,8 +617,8 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
     let start = || -> Result<()> {
         if matches!(status.as_str(), "planned" | "released") {
             tx.prepare_cached(
-                "UPDATE operations SET status = 'running', machine_id = ?2, progress_ms = ?3, started_ms = ?3
-                 WHERE id = ?1",
+                "UPDATE operations SET status = 'running', machine_id = ?2, progress_ms = ?3,
+                 started_ms = coalesce(started_ms, ?3) WHERE id = ?1",
             )?
             .execute(params![event.operation.0, event.machine.0, to_ms(event.at)])?;
             tx.prepare_cached(
@@ -675,6 +675,15 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
                 "UPDATE operations SET progress_ms = max(coalesce(progress_ms, ?2), ?2) WHERE id = ?1",
             )?
             .execute(params![event.operation.0, to_ms(event.at)])?;
+        }
+        OperationEventKind::Paused { good, scrap } => {
+            count(good, scrap, None)?;
+            crate::telemetry::await_confirmation(tx, event.machine, event.at, good, scrap)?;
+            // Waiting to be started again (on any of its machines) for the units left.
+            tx.prepare_cached(
+                "UPDATE operations SET status = 'released', progress_ms = NULL WHERE id = ?1 AND status = 'running'",
+            )?
+            .execute([event.operation.0])?;
         }
         OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {
             count(good, scrap, ideal_unit_ms)?;
@@ -784,6 +793,27 @@ fn check_report(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Re
                 event.machine,
                 ("status", "release the order before starting its operations"),
             )
+        }
+        OperationEventKind::Paused { good, scrap } => {
+            if status != OrderStatus::Running {
+                return Err(conflict(
+                    "status",
+                    format!("the operation is {}; only a running lot stops for now", status.as_str()),
+                ));
+            }
+            units(good, scrap)?;
+            let made =
+                u64::from(operation.good) + u64::from(operation.scrap) + u64::from(good) + u64::from(scrap);
+            if made >= u64::from(operation.quantity) {
+                return Err(StoreError::Invalid(vec![FieldError::new(
+                    "good",
+                    format!(
+                        "with these, {made} of the lot's {} units are made: nothing is left for later, so finish it",
+                        operation.quantity
+                    ),
+                )]));
+            }
+            Ok(())
         }
         OperationEventKind::Finished { good, scrap, .. } => {
             match status {

@@ -83,6 +83,19 @@ impl Store {
         self.read(|conn| read_summary(conn, id))
     }
 
+    /// The units of each part a plan splits an operation into, in part order (one entry when it
+    /// is not split; none when the plan does not have it).
+    pub fn plan_part_quantities(&self, plan: i64, operation: OperationId) -> Result<Vec<u32>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT quantity FROM plan_operations WHERE plan_id = ?1 AND operation_id = ?2 ORDER BY part",
+                )?
+                .query_map(params![plan, operation.0], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// The solver problem a plan was computed from (the scheduler's JSON format).
     pub fn plan_problem(&self, id: i64) -> Result<String> {
         let stored = self.plan_problem_gzip(id)?;

@@ -108,6 +108,15 @@ pub enum OperationEventKind {
         /// The ideal time per unit in milliseconds that the machine reported, as in `Finished`.
         ideal_unit_ms: Option<u32>,
     },
+    /// Work stopped for now with part of the lot made (a lot split across shifts, the end of a
+    /// shift): the units not reported yet count, and the operation waits to be started again for
+    /// the rest. Only a person reports this (`checked`).
+    Paused {
+        /// Good units.
+        good: u32,
+        /// Scrapped units.
+        scrap: u32,
+    },
     /// Work ended, with the units not reported yet by `Produced`.
     Finished {
         /// Good units.

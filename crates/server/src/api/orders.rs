@@ -321,6 +321,25 @@ pub(crate) async fn finish_operation(
     .await
 }
 
+/// Stops a running operation for now (a lot split across shifts, the end of a shift): its units
+/// so far count and it waits to be started again, on any of its machines, for the rest.
+pub(crate) async fn pause_operation(
+    State(state): State<AppState>,
+    Reporter(principal): Reporter,
+    Id(id): Id,
+    JsonBody(request): JsonBody<FinishRequest>,
+) -> ApiResult<Json<Operation>> {
+    principal.require(Need::Report)?;
+    let operation = state.store.operation(model::OperationId(id))?;
+    // The store refuses it inside the write unless the operation is running then, and when
+    // nothing would be left for later (that is a finish).
+    let Some(machine) = operation.machine_id.or_else(|| operation.eligible_machines.first().copied()) else {
+        return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to stop on"));
+    };
+    let kind = store::OperationEventKind::Paused { good: request.good, scrap: request.scrap };
+    report(&state, operation.id, machine, kind).await
+}
+
 /// Reports now on `operation` and answers with it as stored. A start shows the machine running,
 /// and a finish idle, unless it says so already: a hand work bench or an unconnected machine has
 /// no other source of states, and without them its OEE would read as never running. A connected
@@ -337,7 +356,9 @@ async fn report(
         store::OperationEventKind::Started if now_state != Some(model::MachineState::Running) => {
             Some(model::MachineState::Running)
         }
-        store::OperationEventKind::Finished { .. } if now_state == Some(model::MachineState::Running) => {
+        store::OperationEventKind::Finished { .. } | store::OperationEventKind::Paused { .. }
+            if now_state == Some(model::MachineState::Running) =>
+        {
             Some(model::MachineState::Idle)
         }
         _ => None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use model::{MachineId, OrderId, OrderStatus, PlanSummary, PlannedOperation, Timestamp};
+use model::{MachineId, Operation, OrderId, OrderStatus, PlanSummary, PlannedOperation, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{Created, blocking, read};
@@ -331,7 +331,7 @@ impl GanttItem {
     /// A bar for `planned`, part of `operation` (its name, status and counts) of an order.
     fn new(
         planned: PlannedOperation,
-        operation: model::Operation,
+        operation: Operation,
         order_number: String,
         product: String,
         late: bool,
@@ -480,15 +480,35 @@ pub(crate) async fn dispatch(
 }
 
 /// The active plan's queue of work not yet done on `machine`, in planned order.
+/// The units part `part` of a lot planned in parts of `parts` units still has to make: the units
+/// counted so far made the first parts, and the lot may have become smaller since the plan was
+/// made (the step before it scrapped units), which takes units off its last parts.
+pub(crate) fn units_left(operation: &Operation, parts: &[u32], part: u32) -> u32 {
+    let made = operation.good.saturating_add(operation.scrap);
+    let open = operation.quantity.saturating_sub(made);
+    let before: u32 = parts.iter().take(part as usize).sum();
+    let this = parts.get(part as usize).copied().unwrap_or(0);
+    // This part's units, counted from the first unit still to make.
+    let from = before.max(made).min(before + this).saturating_sub(made).min(open);
+    let to = (before + this).saturating_sub(made).min(open);
+    to - from
+}
+
 pub(crate) fn dispatch_queue(store: &store::Store, machine: MachineId) -> store::Result<Dispatch> {
     {
         let Some(plan) = store.active_plan()? else {
             return Ok(Dispatch { machine_id: machine, plan_id: None, queue: Vec::new() });
         };
         let mut queue = Vec::new();
-        for op in store.plan_operations(plan.id, Some(machine))? {
+        for mut op in store.plan_operations(plan.id, Some(machine))? {
             let operation = store.operation(op.operation_id)?;
             if matches!(operation.status, OrderStatus::Done | OrderStatus::Cancelled) {
+                continue;
+            }
+            let parts = store.plan_part_quantities(plan.id, op.operation_id)?;
+            op.quantity = units_left(&operation, &parts, op.part);
+            // A part made already (the lot stopped for now after it) is off the list.
+            if op.quantity == 0 && operation.status != OrderStatus::Running {
                 continue;
             }
             let order = store.order(op.order_id)?;
@@ -535,4 +555,36 @@ pub(crate) async fn delete_maintenance(
     let store = state.store.clone();
     blocking(move || store.delete_maintenance(id)).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_units_made_fill_the_first_parts_and_a_smaller_lot_shortens_the_last() {
+        let lot = |quantity: u32, good: u32, scrap: u32| Operation { quantity, good, scrap, ..operation() };
+        let left = |op: &Operation, parts: &[u32]| -> Vec<u32> {
+            (0..parts.len() as u32).map(|part| units_left(op, parts, part)).collect()
+        };
+        assert_eq!(left(&lot(300, 0, 0), &[150, 150]), [150, 150]);
+        // Stopped for now after 149 good and 1 scrap: the first part is made.
+        assert_eq!(left(&lot(300, 149, 1), &[150, 150]), [0, 150]);
+        assert_eq!(left(&lot(300, 40, 0), &[100, 100, 100]), [60, 100, 100]);
+        assert_eq!(left(&lot(300, 250, 0), &[100, 100, 100]), [0, 0, 50]);
+        // The step before scrapped 3 of 10: the lot is 7.
+        assert_eq!(left(&lot(7, 0, 0), &[10]), [7]);
+        assert_eq!(left(&lot(7, 2, 0), &[5, 5]), [3, 2]);
+        // More made than planned: nothing left anywhere.
+        assert_eq!(left(&lot(10, 12, 0), &[5, 5]), [0, 0]);
+    }
+
+    fn operation() -> Operation {
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "order_id": 1, "seq": 0, "name": "hob", "eligible_machines": [1],
+            "setup_seconds": 0, "unit_seconds": 1.0, "setup_family": "g", "quantity": 1,
+            "status": "released", "good": 0, "scrap": 0
+        }))
+        .unwrap()
+    }
 }

@@ -143,7 +143,7 @@ fn sample_body(action: &str) -> Option<Value> {
             Some(json!({"metric": "power_kw", "running_above": 2.0, "idle_above": 0.3}))
         }
         ("PUT", _) if last == "count-rule" => Some(json!({"good_metric": "parts_good"})),
-        ("POST", _) if last == "finish" => Some(json!({"good": 1, "scrap": 0})),
+        ("POST", _) if last == "finish" || last == "pause" => Some(json!({"good": 1, "scrap": 0})),
         ("PATCH", _) if path.starts_with("/api/v1/users/") && numeric => Some(json!({"role": "viewer"})),
         ("POST", "/api/v1/users") => {
             Some(json!({"username": "sample-user", "role": "viewer", "password": "a-long-sample-password"}))
@@ -576,6 +576,61 @@ async fn the_step_after_a_finished_one_processes_only_its_good_units() {
         let at = page.find(r#"data-testid="short-output""#).expect("the order says it will be short");
         assert!(page[at..].contains(&short), "{lang}");
     }
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
+async fn a_lot_stopped_for_now_counts_its_units_and_is_planned_and_started_again_for_the_rest() {
+    let h = harness();
+    let operator = token_for(Role::Operator);
+    let (order, operation) = h.first_released_operation().await;
+    let (order, quantity) = (order["id"].as_i64().unwrap(), order["quantity"].as_u64().unwrap());
+    let id = operation["id"].as_i64().unwrap();
+    let workers = h.state.start_workers();
+    let machine = operation["eligible_machines"][0].as_i64().unwrap();
+    let post = |action: &'static str, body: Value| {
+        let (h, operator) = (&h, operator.clone());
+        async move { h.post_json(&format!("/api/v1/operations/{id}/{action}"), &operator, &body).await }
+    };
+    let plan = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await.json;
+    let publish = format!("/api/v1/plans/{}/publish", plan["id"]);
+    assert_eq!(h.send("POST", &publish, Some(ADMIN), None).await.status, StatusCode::OK);
+    // Only a running lot stops for now.
+    let early = post("pause", json!({"good": 1})).await;
+    assert_eq!(
+        (early.status, &early.json["field"]),
+        (StatusCode::CONFLICT, &json!("status")),
+        "{}",
+        early.text
+    );
+    assert_eq!(post("start", json!({"machine_id": machine})).await.status, StatusCode::OK);
+    let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
+    assert!(page.contains(r#"data-testid="pause-operation""#), "the station offers to stop for now");
+    // Nothing left for later is a finish, not a stop.
+    let whole = post("pause", json!({"good": quantity})).await;
+    assert_eq!((whole.status, &whole.json["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("good")));
+    let first = quantity / 2;
+    let stopped = post("pause", json!({"good": first - 1, "scrap": 1})).await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    assert_eq!(
+        (&stopped.json["status"], &stopped.json["good"], &stopped.json["scrap"]),
+        (&json!("released"), &json!(first - 1), &json!(1))
+    );
+    // The next plan gives it the time of the units it has left.
+    let built = crate::planning::build(&h.store, NOW, &crate::planning::Options::default()).unwrap();
+    let (_, positions) = built.jobs.iter().find(|(o, _)| o.id.0 == order).unwrap();
+    let planned: u32 = positions.iter().filter(|(op, _, _)| op.id.0 == id).map(|(_, _, units)| units).sum();
+    assert_eq!(u64::from(planned), quantity - first);
+    // Started again (on any of its machines) and finished with the rest: the lot is whole, and
+    // it keeps the time it first started.
+    let other = operation["eligible_machines"].as_array().unwrap().last().unwrap().as_i64().unwrap();
+    let again = post("start", json!({"machine_id": other})).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json["started_at"], stopped.json["started_at"]);
+    let done = post("finish", json!({"good": quantity - first})).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!((&done.json["status"], &done.json["good"]), (&json!("done"), &json!(quantity - 1)));
     h.state.begin_stop();
     workers.finish().await;
 }

@@ -30,6 +30,10 @@ pub(crate) struct Text {
     pub(crate) finish: &'static str,
     pub(crate) counted: &'static str,
     pub(crate) finish_hint: &'static str,
+    pub(crate) stop_for_now: &'static str,
+    pub(crate) stop_for_now_hint: &'static str,
+    /// "part 2" of a lot the plan split
+    pub(crate) part: fn(u32) -> String,
     pub(crate) planned_start: &'static str,
     pub(crate) report_stop: &'static str,
     pub(crate) report_stop_hint: &'static str,
@@ -65,6 +69,9 @@ pub(crate) const EN: Text = Text {
     finish: "Finish",
     counted: "Counted so far",
     finish_hint: "Finish with the units not counted yet: the rest of the lot is filled in.",
+    stop_for_now: "Stop for now",
+    stop_for_now_hint: "When the rest of the lot is made later (the plan splits it into parts, or the shift ends), stop for now with the units made since the last count: what is left goes back to the dispatch list.",
+    part: |part| format!("part {part}"),
     planned_start: "Planned start",
     report_stop: "Report a stop",
     report_stop_hint: "Tap the reason the machine stopped; tap “Running again” when it restarts.",
@@ -95,6 +102,9 @@ pub(crate) const ZH: Text = Text {
     finish: "完成",
     counted: "已計數",
     finish_hint: "完成時只填尚未計數的數量：已預填此批的餘數。",
+    stop_for_now: "暫停此批",
+    stop_for_now_hint: "餘下的數量稍後再做時（排程把此批分段，或班次結束），請以上次計數後完成的數量暫停此批：餘數會回到派工清單。",
+    part: |part| format!("第 {part} 段"),
     planned_start: "計劃開始",
     report_stop: "報告停機",
     report_stop_hint: "點選停機原因；機器恢復運行時點選「恢復運行」。",
@@ -158,6 +168,14 @@ pub(crate) async fn page(
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();
     let mut next = Vec::new();
     let running_now = store.running_operations().or_page(&ctx)?;
+    // How many parts of each lot this machine's list holds: a lot the plan split is worked a
+    // part at a time, stopping for now after each but the last.
+    let mut parts: std::collections::HashMap<model::OperationId, u32> = std::collections::HashMap::new();
+    for item in &dispatch.queue {
+        *parts.entry(item.operation.operation_id).or_default() += 1;
+    }
+    let split =
+        |item: &GanttItem| item.operation.part > 0 || parts.get(&item.operation.operation_id) > Some(&1);
     for item in dispatch.queue {
         let operation = store.operation(item.operation.operation_id).or_page(&ctx)?;
         if operation.status == OrderStatus::Running {
@@ -198,7 +216,7 @@ pub(crate) async fn page(
                 data-refresh-machine=(machine.id.0) {
                 h2 #current-heading { (s.current_work) }
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
-                @for (item, lot) in &running { (current(&ctx, item, lot, may_report)) }
+                @for (item, lot) in &running { (current(&ctx, item, lot, split(item), may_report)) }
             }
             section.panel #next-work aria-labelledby="next-heading" data-refresh-on="plan production"
                 data-refresh-machine=(machine.id.0) {
@@ -217,7 +235,10 @@ pub(crate) async fn page(
                             @for (item, blocker) in &next {
                                 tr.late[item.late] data-testid="next-operation" {
                                     td.nw id={ "lot-" (item.operation.operation_id.0) "-" (item.operation.part) } { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
-                                    td { (item.operation_name) }
+                                    td {
+                                        (item.operation_name)
+                                        @if split(item) { " · " span.muted { ((s.part)(item.operation.part + 1)) } }
+                                    }
                                     td { (item.product) }
                                     td.num { (item.operation.quantity) }
                                     td { (ctx.short_time(item.operation.start)) }
@@ -267,11 +288,15 @@ pub(crate) async fn page(
     Ok(layout(&ctx, Nav::Station, s.title, body))
 }
 
-/// A running operation, its units counted so far and the finish form, which offers the rest of
-/// the lot: the finish adds to what the machine has counted.
-fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, may_report: bool) -> Markup {
+/// A running operation, its units counted so far, the finish form, which offers the rest of the
+/// lot (the finish adds to what the machine has counted), and the form that stops it for now,
+/// which offers what is left of the plan's first part when the plan split the lot (`split`).
+fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report: bool) -> Markup {
     let t = ctx.t;
     let left = lot.quantity.saturating_sub(lot.good.saturating_add(lot.scrap));
+    // The dispatch list gives the units this part has left (`dispatch_queue`).
+    let part_left = item.operation.quantity;
+    let this_part = (split && part_left > 0 && part_left < left).then_some(part_left);
     html! {
         div.panel.current data-testid="running-operation" {
             p {
@@ -291,6 +316,14 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, may_report: bool) -> Ma
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
                         inputmode="numeric" value="0"; }
                     button.primary type="submit" data-testid="finish-operation" { (t.station_page.finish) }
+                }
+                p.muted { (t.station_page.stop_for_now_hint) }
+                form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/pause" } {
+                    label { (t.good) input name="good" type="number" min="0" max="10000000" required data-type="int"
+                        inputmode="numeric" value=[this_part]; }
+                    label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
+                        inputmode="numeric" value="0"; }
+                    button type="submit" data-testid="pause-operation" { (t.station_page.stop_for_now) }
                 }
             }
         }

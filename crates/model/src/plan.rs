@@ -104,6 +104,12 @@ pub enum PlanTrigger {
         /// The machine's code.
         machine: String,
     },
+    /// A machine the active plan kept out for its expected repair time runs again: its work
+    /// (and what waits for it) moves back to when it can now happen.
+    Recovered {
+        /// The machine's code.
+        machine: String,
+    },
     /// Work was planned on a machine during a maintenance window entered after the plan was made
     /// (beyond the freeze window, where it can still move).
     Maintenance {

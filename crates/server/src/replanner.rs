@@ -2,6 +2,7 @@
 //! machine keeping the order of its work) and the repair published, so dispatch lists and the
 //! shop floor follow at once, when:
 //! - a machine with work in the plan breaks down (it is taken out for the expected repair time);
+//! - a machine the plan took out so runs again (its work moves back to when it can now happen);
 //! - a released order of rush priority is missing from the plan (it is slotted in);
 //! - other released orders are missing from a plan `new_order_minutes` old (they are slotted in);
 //! - work runs off the plan, late or early, by more than `deviation_minutes` (everything after it
@@ -151,11 +152,19 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     // After a failed repair, only breakdowns are tried until then, so a repair that keeps failing
     // is not retried (and logged) at every check.
     let mut quiet_until: Option<Timestamp> = None;
+    // Machines reported down since the start: another state from one of them is a recovery.
+    let mut down: HashSet<MachineId> = HashSet::new();
+    let mut recovered: Vec<MachineId> = Vec::new();
     loop {
         let mut breakdown = tokio::select! {
             event = events.recv() => match event {
                 Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
+                    down.insert(machine_id);
                     Some(Breakdown { machines: vec![machine_id], reported: state.clock.now() })
+                }
+                Ok(LiveEvent::MachineState { machine_id, .. }) if down.remove(&machine_id) => {
+                    recovered.push(machine_id);
+                    None
                 }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
@@ -181,7 +190,11 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             loop {
                 match events.try_recv() {
                     Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
+                        down.insert(machine_id);
                         breakdown.machines.push(machine_id);
+                    }
+                    Ok(LiveEvent::MachineState { machine_id, .. }) if down.remove(&machine_id) => {
+                        recovered.push(machine_id);
                     }
                     Ok(_) => {}
                     // Breakdowns among what was missed are found in the machines' states.
@@ -198,6 +211,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             (state.store.clone(), state.clock.clone(), state.clock.now(), config.clone());
         let (interrupt, slotted) = (memory.interrupt.clone(), memory.slotted.clone());
         interrupt.store(false, Ordering::Relaxed);
+        memory.recovered.append(&mut recovered);
         let mut moved = std::mem::take(&mut memory);
         let mut pass = tokio::task::spawn_blocking(move || {
             let outcome = check_and_repair(&store, &*clock, &config_now, breakdown, &mut moved);
@@ -211,9 +225,14 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             tokio::select! {
                 outcome = &mut pass => break outcome,
                 event = events.recv(), if !interrupt.load(Ordering::Relaxed) => match event {
-                    Ok(LiveEvent::MachineState { state: model::MachineState::Down, .. }) => {
+                    Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
+                        down.insert(machine_id);
                         missed = true;
                         interrupt.store(true, Ordering::Relaxed);
+                    }
+                    Ok(LiveEvent::MachineState { machine_id, .. }) if down.remove(&machine_id) => {
+                        recovered.push(machine_id);
+                        woken = true;
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => missed = true,
@@ -300,6 +319,8 @@ pub struct Memory {
     /// Set while a scheduled re-optimisation searches, to end it at once for an urgent repair
     /// (a breakdown, a rush order); it then runs again after that.
     pub interrupt: Arc<AtomicBool>,
+    /// Machines reported down that have reported another state since, for the next check.
+    pub recovered: Vec<MachineId>,
 }
 
 /// What the last scheduled re-optimisation did, for the settings page.
@@ -367,7 +388,9 @@ pub fn check_and_repair(
         }
         breakdown => breakdown,
     };
-    let due = due(store, now, config, breakdown, &memory.slotted).map_err(RepairError::failed)?;
+    let recovered = std::mem::take(&mut memory.recovered);
+    let due =
+        due_after(store, now, config, breakdown, &recovered, &memory.slotted).map_err(RepairError::failed)?;
     // New orders and work off the plan wait for a re-optimisation that is due: it plans all open
     // work afresh (and, should it publish nothing, the next check repairs).
     let urgent = due.as_ref().is_some_and(|due| {
@@ -495,6 +518,20 @@ pub fn due(
     breakdown: Option<Breakdown>,
     slotted: &HashSet<OrderId>,
 ) -> Result<Option<Due>, store::StoreError> {
+    due_after(store, now, config, breakdown, &[], slotted)
+}
+
+/// [`due`], also after `recovered` machines (reported down, then another state) ran again: a
+/// plan made while one of them was down kept it out for the expected repair time, so when it has
+/// work in that plan not yet over, the plan is repaired (after breakdowns, before the rest).
+pub fn due_after(
+    store: &Store,
+    now: Timestamp,
+    config: &PlanningConfig,
+    breakdown: Option<Breakdown>,
+    recovered: &[MachineId],
+    slotted: &HashSet<OrderId>,
+) -> Result<Option<Due>, store::StoreError> {
     let Some(active) = store.active_plan()? else { return Ok(None) };
     let breakdown = breakdown.filter(|b| active.created_at < b.reported);
     for machine in breakdown.iter().flat_map(|b| b.machines.iter().copied()) {
@@ -503,6 +540,22 @@ pub fn due(
         }
         let machine = store.machine(machine)?.code;
         return Ok(Some(Due { active, trigger: PlanTrigger::Breakdown { machine }, slotting: Vec::new() }));
+    }
+    let made_ms = model::oee::unix_ms(active.created_at);
+    for &machine in recovered {
+        let down_then = store
+            .state_spans(machine, made_ms, made_ms + 1)?
+            .iter()
+            .any(|span| span.state == model::MachineState::Down);
+        let back = store.current_state(machine)?.is_some_and(|c| c.state != model::MachineState::Down);
+        if !down_then
+            || !back
+            || !store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > now)
+        {
+            continue;
+        }
+        let machine = store.machine(machine)?.code;
+        return Ok(Some(Due { active, trigger: PlanTrigger::Recovered { machine }, slotting: Vec::new() }));
     }
     // Maintenance entered since: work planned in a window, where a repair can still move it (past
     // the freeze window; a repair keeps what starts before then, so it would find the same).

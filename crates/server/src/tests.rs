@@ -2355,6 +2355,40 @@ async fn publish_a_plan(h: &Harness) -> i64 {
 }
 
 #[tokio::test]
+async fn a_machine_running_again_after_a_breakdown_gets_its_work_back_at_once() {
+    use crate::replanner::{Breakdown, Memory, PlanningConfig, check_and_repair, due_after};
+    use model::PlanTrigger;
+    let h = harness();
+    let config = PlanningConfig::default();
+    let minutes = |m: i64| NOW + time::Duration::minutes(m);
+    let plan = publish_a_plan(&h).await;
+    let busy = h.store.plan_operations(plan, None).unwrap()[0].machine_id;
+    let code = h.store.machine(busy).unwrap().code;
+    let first_start = |plan: i64| h.store.plan_operations(plan, Some(busy)).unwrap()[0].setup_start;
+    let state = |at, state| model::StateChange { machine: busy, at, state, reason: None };
+    let slotted = std::collections::HashSet::new();
+    // Back before any plan kept it out: nothing to give back.
+    assert!(due_after(&h.store, minutes(1), &config, None, &[busy], &slotted).unwrap().is_none());
+    h.store.record_state(&state(minutes(1), model::MachineState::Down)).unwrap();
+    let mut memory = Memory::default();
+    let down = Some(Breakdown { machines: vec![busy], reported: minutes(1) });
+    let (repaired, trigger) =
+        check_and_repair(&h.store, &minutes(2), &config, down, &mut memory).unwrap().expect("a repair");
+    assert_eq!(trigger, PlanTrigger::Breakdown { machine: code.clone() });
+    let out_until = minutes(2) + time::Duration::minutes(i64::from(config.expected_repair_minutes));
+    assert!(first_start(repaired) >= out_until, "kept out for the expected repair");
+    // Running again after ten minutes: the next check gives the machine its work back.
+    h.store.record_state(&state(minutes(11), model::MachineState::Running)).unwrap();
+    memory.recovered = vec![busy];
+    let (back, trigger) =
+        check_and_repair(&h.store, &minutes(12), &config, None, &mut memory).unwrap().expect("a repair");
+    assert_eq!(trigger, PlanTrigger::Recovered { machine: code });
+    assert!(first_start(back) < out_until, "{} is no earlier than {out_until}", first_start(back));
+    // Once only: the plan made since knew it was running.
+    assert!(due_after(&h.store, minutes(13), &config, None, &[busy], &slotted).unwrap().is_none());
+}
+
+#[tokio::test]
 async fn maintenance_entered_over_planned_work_makes_a_repair_that_moves_it() {
     use model::PlanTrigger;
 

@@ -53,6 +53,17 @@ pub(crate) struct Eta {
     /// The order's status now, which the plan may no longer match (not in the API).
     #[serde(skip)]
     pub(crate) status: OrderStatus,
+    /// The order's priority now (not in the API).
+    #[serde(skip)]
+    pub(crate) priority: u8,
+}
+
+/// Late orders and Σ priority × seconds late of a plan's `etas`, against the orders' due dates
+/// and priorities now (the plan's own figures are those it was computed with).
+pub(crate) fn figures_now(etas: &[Eta]) -> (u32, i64) {
+    etas.iter().filter(|e| e.late).fold((0, 0), |(late, weighted), e| {
+        (late + 1, weighted + i64::from(e.priority) * (e.eta - e.due).whole_seconds())
+    })
 }
 
 /// What changed against the plan that was active when this one was computed.
@@ -83,6 +94,11 @@ pub(crate) struct Utilisation {
 pub(crate) struct PlanDetail {
     #[serde(flatten)]
     pub(crate) summary: PlanSummary,
+    /// Orders the plan finishes late against their due dates now: `late_orders` is the count
+    /// when the plan was computed, and an order's due date may have changed since.
+    pub(crate) late_orders_now: u32,
+    /// Σ priority × seconds late against the orders' due dates and priorities now.
+    pub(crate) weighted_tardiness_now: i64,
     pub(crate) etas: Vec<Eta>,
     pub(crate) utilisation: Vec<Utilisation>,
     pub(crate) diff: PlanDiff,
@@ -122,6 +138,7 @@ pub(crate) fn etas(
             eta,
             late: eta > order.due,
             status: order.status,
+            priority: order.priority,
         });
     }
     out.sort_by_key(|e| e.order_id);
@@ -179,7 +196,8 @@ pub(crate) fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanD
         None => PlanDiff::default(),
     };
     let utilisation = utilisation(&summary, &operations);
-    Ok(PlanDetail { summary, etas: new_etas, utilisation, diff })
+    let (late_orders_now, weighted_tardiness_now) = figures_now(&new_etas);
+    Ok(PlanDetail { summary, late_orders_now, weighted_tardiness_now, etas: new_etas, utilisation, diff })
 }
 
 pub(crate) async fn create_plan(

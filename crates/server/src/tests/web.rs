@@ -1292,3 +1292,40 @@ async fn the_gantt_shows_closed_time_and_maintenance() {
     assert!(page.contains(r#"<rect class="maint""#) && page.contains("Maintenance: spindle service"));
     assert!(page.contains(r#"<rect class="off""#) && page.contains("Outside the shifts"));
 }
+
+#[tokio::test]
+async fn a_plan_s_late_orders_are_also_counted_against_the_due_dates_now() {
+    let h = harness();
+    let plan = publish_a_plan(&h).await;
+    let before = h.get(&format!("/api/v1/plans/{plan}")).await.json;
+    let late = before["late_orders"].as_u64().unwrap();
+    assert_eq!(before["late_orders_now"], late, "unchanged orders: the same figures");
+    assert_eq!(before["weighted_tardiness_now"], before["weighted_tardiness"]);
+    // An order the plan finishes in time becomes due before its ETA.
+    let etas = before["etas"].as_array().unwrap();
+    let on_time = etas.iter().find(|e| e["late"] == false).expect("an order in time");
+    let id = on_time["order_id"].as_i64().unwrap();
+    let mut order = h.get(&format!("/api/v1/orders/{id}")).await.json;
+    let eta = model::Timestamp::parse(
+        on_time["eta"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let due =
+        (eta - time::Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let change = json!({"number": order["number"].take(), "customer": order["customer"].take(),
+        "variant_id": order["variant_id"].take(), "quantity": order["quantity"].take(), "due": due,
+        "priority": order["priority"].take()});
+    let put = h.send_json("PUT", &format!("/api/v1/orders/{id}"), ADMIN, &change).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let after = h.get(&format!("/api/v1/plans/{plan}")).await.json;
+    assert_eq!(after["late_orders"], late, "the figures it was computed with stay");
+    assert_eq!(after["late_orders_now"], late + 1);
+    let priority = change["priority"].as_i64().unwrap();
+    let weighted = before["weighted_tardiness"].as_i64().unwrap() + priority * 3600;
+    assert_eq!(after["weighted_tardiness_now"], weighted);
+    // The plan page counts as its list of late orders does.
+    let page = h.page("/plan", ADMIN, "en").await.text;
+    let kpis = &page[page.find(r#"data-testid="plan-kpis""#).unwrap()..];
+    assert!(kpis.contains(&format!(r#"<span class="value">{}</span>"#, late + 1)), "{}", &kpis[..300]);
+}

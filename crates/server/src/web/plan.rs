@@ -331,7 +331,20 @@ pub(crate) fn gather(store: &store::Store, id: Option<i64>) -> store::Result<Opt
         },
     };
     let lanes = gantt_lanes(store, summary.id)?;
-    let detail = detail(store, summary)?;
+    let mut detail = detail(store, summary)?;
+    // The page shows both plans against the orders' due dates and priorities now, as its list
+    // of late orders does: an order's due date may have changed since either was computed.
+    detail.summary.late_orders = detail.late_orders_now;
+    detail.summary.weighted_tardiness = detail.weighted_tardiness_now;
+    let active = match active {
+        Some(mut active) if active.id != detail.summary.id => {
+            let etas = crate::api::plans::etas(store, &store.plan_operations(active.id, None)?)?;
+            (active.late_orders, active.weighted_tardiness) = crate::api::plans::figures_now(&etas);
+            Some(active)
+        }
+        Some(_) => Some(detail.summary.clone()),
+        None => None,
+    };
     Ok(Some(PlanView { detail, active, lanes, recent }))
 }
 

@@ -3,7 +3,8 @@
 //! shop floor follow at once, when:
 //! - a machine with work in the plan breaks down (it is taken out for the expected repair time);
 //! - a machine the plan took out so runs again (its work moves back to when it can now happen);
-//! - a released order of rush priority is missing from the plan (it is slotted in);
+//! - a released order of rush priority is missing from the plan, or was raised to rush priority
+//!   since it was made (it is slotted in ahead of all work not running or frozen);
 //! - other released orders are missing from a plan `new_order_minutes` old (they are slotted in);
 //! - work runs off the plan, late or early, by more than `deviation_minutes` (everything after it
 //!   moves to where it can now happen), at most once per `repair_interval_minutes`.
@@ -435,7 +436,9 @@ pub fn check_and_repair(
     }
     let Some(Due { active, trigger, slotting }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
-    let plan = planning::plan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;
+    // Orders slotted in as rush orders take no place the active plan gave them.
+    let plan = planning::plan_reslotting(store, now, &active.objective, limit, &options, &slotting)
+        .map_err(RepairError::failed)?;
     let published = publish(store, clock.now().max(now), plan, trigger)?;
     memory.slotted.extend(slotting);
     Ok(Some(published))
@@ -580,7 +583,13 @@ pub fn due_after(
         Ok(orders.into_iter().filter(|(id, _)| !slotted.contains(id)).unzip())
     };
     if config.rush_priority > 0 {
-        let (slotting, orders) = missing(config.rush_priority)?;
+        let (mut slotting, mut orders) = missing(config.rush_priority)?;
+        // Orders the plan has, raised to rush priority since it was made: moved ahead as well.
+        let raised = store.orders_raised_since(active.id, active.created_at, config.rush_priority)?;
+        for (id, number) in raised.into_iter().filter(|(id, _)| !slotted.contains(id)) {
+            slotting.push(id);
+            orders.push(number);
+        }
         if !orders.is_empty() {
             return Ok(Some(Due { active, trigger: PlanTrigger::RushOrders { orders }, slotting }));
         }

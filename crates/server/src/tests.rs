@@ -2389,6 +2389,50 @@ async fn a_machine_running_again_after_a_breakdown_gets_its_work_back_at_once() 
 }
 
 #[tokio::test]
+async fn an_order_raised_to_rush_priority_is_moved_ahead_by_a_repair() {
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
+    use model::PlanTrigger;
+    let h = harness();
+    let config = PlanningConfig::default();
+    let plan = publish_a_plan(&h).await;
+    let detail = h.get(&format!("/api/v1/plans/{plan}")).await.json;
+    let last = detail["etas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|e| e["eta"].as_str().unwrap().to_string())
+        .unwrap();
+    let (id, number) = (last["order_id"].as_i64().unwrap(), last["number"].as_str().unwrap().to_string());
+    let eta_in = |plan: i64| {
+        let detail =
+            h.store.plan(plan).map(|summary| crate::api::plans::detail(&h.store, summary).unwrap()).unwrap();
+        detail.etas.iter().find(|e| e.order_id.0 == id).unwrap().eta
+    };
+    let before = eta_in(plan);
+    // Raised to rush priority after the plan was made (a minute on, as the planner's edit).
+    let mut order = h.get(&format!("/api/v1/orders/{id}")).await.json;
+    assert!(order["priority"].as_u64().unwrap() < u64::from(config.rush_priority));
+    let mut change = json!({});
+    for key in ["number", "customer", "variant_id", "quantity", "due"] {
+        change[key] = order[key].take();
+    }
+    change["priority"] = json!(10);
+    let at = NOW + time::Duration::minutes(1);
+    let new: model::NewOrder = serde_json::from_value(change).unwrap();
+    h.store.update_order(model::OrderId(id), &new, at).unwrap();
+    let mut memory = Memory::default();
+    let (repaired, trigger) =
+        check_and_repair(&h.store, &(at + time::Duration::minutes(1)), &config, None, &mut memory)
+            .unwrap()
+            .expect("a repair");
+    assert_eq!(trigger, PlanTrigger::RushOrders { orders: vec![number] });
+    assert!(eta_in(repaired) < before, "{} is no earlier than {before}", eta_in(repaired));
+    // Once: the repair had it.
+    let later = at + time::Duration::minutes(2);
+    assert!(due(&h.store, later, &config, None, &memory.slotted).unwrap().is_none());
+}
+
+#[tokio::test]
 async fn maintenance_entered_over_planned_work_makes_a_repair_that_moves_it() {
     use model::PlanTrigger;
 
@@ -2810,7 +2854,7 @@ fn a_split_lot_has_no_part_longer_than_a_shift_and_a_fresh_machine_needs_its_set
         priority: small.priority,
         material_ready: Some(datetime!(2026-12-20 08:00 +08:00)),
     };
-    store.update_order(small.id, &waiting).unwrap();
+    store.update_order(small.id, &waiting, NOW).unwrap();
     let plan = plan_of(&store);
     for op in plan.operations.iter().filter(|op| op.order_id != small.id) {
         assert!(op.end - op.setup_start <= time::Duration::hours(4), "{op:?}");

@@ -204,7 +204,7 @@ impl Store {
 
     /// Changes what a customer asked for while the order is open: anything but its variant while it
     /// is `planned`, and anything but its variant and quantity once released or running.
-    pub fn update_order(&self, id: OrderId, new: &NewOrder) -> Result<Order> {
+    pub fn update_order(&self, id: OrderId, new: &NewOrder, now: Timestamp) -> Result<Order> {
         self.write(|tx| {
             let order = read_order(tx, id)?;
             if matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) {
@@ -239,8 +239,9 @@ impl Store {
                 return Err(StoreError::Invalid(vec![problem]));
             }
             tx.execute(
-                "UPDATE orders SET number = ?2, customer = ?3, quantity = ?4, due_ms = ?5, priority = ?6,
-                 material_ready_ms = ?7 WHERE id = ?1",
+                "UPDATE orders SET number = ?2, customer = ?3, quantity = ?4, due_ms = ?5,
+                 priority_raised_ms = CASE WHEN ?6 > priority THEN ?8 ELSE priority_raised_ms END,
+                 priority = ?6, material_ready_ms = ?7 WHERE id = ?1",
                 params![
                     id.0,
                     new.number,
@@ -248,7 +249,8 @@ impl Store {
                     new.quantity,
                     to_ms(new.due),
                     new.priority,
-                    new.material_ready.map(to_ms)
+                    new.material_ready.map(to_ms),
+                    to_ms(now)
                 ],
             )
             .map_err(constraint)?;

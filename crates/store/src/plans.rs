@@ -183,6 +183,29 @@ impl Store {
         })
     }
 
+    /// Released orders of `min_priority` or more with open work in plan `plan` whose priority was
+    /// raised after `since` (the plan's computation): rush orders the plan placed as ordinary ones.
+    pub fn orders_raised_since(
+        &self,
+        plan: i64,
+        since: Timestamp,
+        min_priority: u8,
+    ) -> Result<Vec<(OrderId, String)>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT r.id, r.number FROM orders r
+                     WHERE r.status IN ('released', 'running') AND r.priority >= ?2 AND r.priority_raised_ms > ?3
+                     AND EXISTS (SELECT 1 FROM operations o JOIN plan_operations p ON p.operation_id = o.id
+                                 WHERE o.order_id = r.id AND p.plan_id = ?1 AND o.status NOT IN ('done', 'cancelled'))
+                     ORDER BY r.id",
+                )?
+                .query_map(params![plan, min_priority, to_ms(since)], |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// Deletes up to `limit` plans made before `before` that are not the active plan, oldest
     /// first, with their operations; returns how many went.
     pub fn prune_plans(&self, before: Timestamp, limit: u32) -> Result<usize> {

@@ -8,7 +8,7 @@ use model::{NewOrder, Operation, Order, OrderId, OrderStatus};
 use serde::{Deserialize, Serialize};
 use store::{OrderFilter, Store};
 
-use super::{Created, blocking, read, remove, replace};
+use super::{Created, blocking, read, remove};
 use crate::AppState;
 use crate::auth::{Need, Planner, Reader, Reporter};
 use crate::error::{ApiError, ApiResult};
@@ -143,11 +143,13 @@ pub(crate) async fn update_order(
     Id(id): Id,
     JsonBody(new): JsonBody<NewOrder>,
 ) -> ApiResult<Json<Order>> {
-    let replanner = state.clone();
-    let updated = replace(state, principal, Need::Plan, OrderId(id), new, Store::update_order).await?;
+    principal.require(Need::Plan)?;
+    super::validate(&new)?;
+    let (store, now) = (state.store.clone(), state.clock.now());
+    let updated = blocking(move || store.update_order(OrderId(id), &new, now)).await?;
     // A raised priority may make it a rush order.
-    replanner.wake_replanner();
-    Ok(updated)
+    state.wake_replanner();
+    Ok(Json(updated))
 }
 
 pub(crate) async fn delete_order(

@@ -1031,6 +1031,15 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
         .json;
     assert_eq!(states.as_array().unwrap().len(), 3);
     assert_eq!(states[0]["from"], "2026-11-23T01:00:00Z");
+    // The state in force now ends at now (09:00 on the 24th), not at a `to` ahead of it.
+    let ahead = h
+        .get("/api/v1/machines/3/states?from=2026-11-23T09:00:00%2B08:00&to=2026-11-26T00:00:00Z")
+        .await
+        .json;
+    let last = ahead.as_array().unwrap().last().unwrap();
+    assert_eq!(last["to"], "2026-11-24T01:00:00Z", "{ahead}");
+    let future = h.get("/api/v1/machines/3/states?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z").await;
+    assert_eq!((future.status, future.json), (StatusCode::OK, json!([])));
     let current = h.get("/api/v1/machine-states").await.json;
     assert_eq!(current[0]["state"], "running");
     assert_eq!(h.get("/api/v1/oee?machine=3&line=1").await.status, StatusCode::BAD_REQUEST);

@@ -178,10 +178,16 @@ pub(crate) async fn states(
     Id(id): Id,
     QueryParams(query): QueryParams<PeriodQuery>,
 ) -> ApiResult<Json<Vec<Span>>> {
-    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), state.clock.now(), 24)?;
+    let now = state.clock.now();
+    let (from, to) = period(query.from.as_deref(), query.to.as_deref(), now, 24)?;
+    // The state in force now is known up to now, not up to a `to` ahead of it.
+    let to = to.min(oee::unix_ms(now));
     let machine = MachineId(id);
     let store = state.store;
     store.machine(machine)?;
+    if from >= to {
+        return Ok(Json(Vec::new()));
+    }
     Ok(Json(spans_out(read(|| store.state_spans(machine, from, to))?)))
 }
 

@@ -5,12 +5,15 @@
 //! answers with an `ETag` (a strong tag names one encoding's bytes; records are small anyway) and
 //! answers already encoded (a plan's stored problem).
 
+use std::convert::Infallible;
+use std::io::Write;
+
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::io::Write;
+use futures_util::future::Either;
+use tower::ServiceExt;
 
 use crate::error::ApiError;
 
@@ -21,17 +24,64 @@ const MAX_BYTES: u64 = 64 << 20;
 /// Answers from this size on are compressed on the blocking pool, off the request threads.
 const BLOCKING_FROM: usize = 64 << 10;
 
-/// The middleware (see the module docs).
-pub(crate) async fn gzip(request: Request, next: Next) -> Response {
-    let accepts = accepts_gzip(request.headers());
-    let mut response = next.run(request).await;
+/// The layer (see the module docs), as a tower layer: a request from a client that does not take
+/// gzip goes straight to the routes, with nothing boxed or cloned on the way
+/// (`axum::middleware::from_fn` would, for every request).
+#[derive(Clone, Copy)]
+pub(crate) struct GzipLayer;
+
+impl<S> tower::Layer<S> for GzipLayer {
+    type Service = GzipService<S>;
+
+    fn layer(&self, inner: S) -> GzipService<S> {
+        GzipService { inner }
+    }
+}
+
+/// See [`GzipLayer`].
+#[derive(Clone)]
+pub(crate) struct GzipService<S> {
+    inner: S,
+}
+
+type Boxed = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> tower::Service<Request> for GzipService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, Boxed>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if !accepts_gzip(request.headers()) {
+            return Either::Left(self.inner.call(request));
+        }
+        // The service polled ready goes with the request; a fresh clone stays for the next one.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        Either::Right(Box::pin(async move {
+            let response = match ready.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            Ok(gzip(response).await)
+        }))
+    }
+}
+
+/// `response` gzipped when it is worth it (see the module docs), for a client that takes gzip.
+async fn gzip(mut response: Response) -> Response {
     if !compressible(&response) {
         return response;
     }
     response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if !accepts {
-        return response;
-    }
     let (mut parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BYTES as usize).await {
         Ok(bytes) => bytes,

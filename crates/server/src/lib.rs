@@ -296,7 +296,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::not_found)
         .method_not_allowed_fallback(web::wrong_method)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
-        .layer(axum::middleware::from_fn(compress::gzip))
+        .layer(compress::GzipLayer)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
         .with_state(state)
 }

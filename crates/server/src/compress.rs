@@ -13,7 +13,8 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
-use tower::ServiceExt;
+
+use crate::middleware::{Boxed, run, take_ready};
 
 use crate::error::ApiError;
 
@@ -44,8 +45,6 @@ pub(crate) struct GzipService<S> {
     inner: S,
 }
 
-type Boxed = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
 impl<S> tower::Service<Request> for GzipService<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -63,16 +62,8 @@ where
         if !accepts_gzip(request.headers()) {
             return Either::Left(self.inner.call(request));
         }
-        // The service polled ready goes with the request; a fresh clone stays for the next one.
-        let fresh = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, fresh);
-        Either::Right(Box::pin(async move {
-            let response = match ready.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            Ok(gzip(response).await)
-        }))
+        let ready = take_ready(&mut self.inner);
+        Either::Right(Box::pin(async move { Ok(gzip(run(ready, request).await).await) }))
     }
 }
 

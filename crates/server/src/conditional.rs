@@ -24,6 +24,7 @@ use tower::ServiceExt;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::middleware::{Boxed, run, take_ready};
 
 /// What the layer needs: the API's routes (to read a record again), the state (to know the
 /// caller) and one lock per record being changed conditionally.
@@ -58,8 +59,6 @@ pub(crate) struct ConditionalService<S> {
     conditional: Arc<Conditional>,
 }
 
-type Boxed = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
 impl<S> tower::Service<Request> for ConditionalService<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -83,9 +82,7 @@ where
         let Some(route) = route else {
             return Either::Left(self.inner.call(request));
         };
-        // The service polled ready goes with the request; a fresh clone stays for the next one.
-        let fresh = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, fresh);
+        let ready = take_ready(&mut self.inner);
         let conditional = self.conditional.clone();
         Either::Right(Box::pin(async move { Ok(handle(&conditional, &route, request, Next(ready)).await) }))
     }
@@ -99,10 +96,7 @@ where
     S: tower::Service<Request, Response = Response, Error = Infallible>,
 {
     async fn run(self, request: Request) -> Response {
-        match self.0.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+        run(self.0, request).await
     }
 }
 

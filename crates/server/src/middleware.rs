@@ -52,3 +52,27 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     state.metrics.record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
     response
 }
+
+/// The future of a tower layer's service for the requests it works on (the others go to the
+/// routes below with their own future, unboxed).
+pub(crate) type Boxed =
+    std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+/// The service below a layer, polled ready, to go with one request; a fresh clone stays behind
+/// for the next.
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let fresh = inner.clone();
+    std::mem::replace(inner, fresh)
+}
+
+/// Serves `request` with `service` (the routes below a layer, which never fail).
+pub(crate) async fn run<S>(service: S, request: Request) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    use tower::ServiceExt;
+    match service.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}

@@ -598,37 +598,15 @@ pub fn plan(
     time_limit: Duration,
     options: &Options,
 ) -> Result<NewPlan, PlanError> {
-    plan_unless(store, now, objective_name, time_limit, options, None)
+    plan_with(store, now, objective_name, time_limit, options, None, &[])
 }
 
-/// [`plan`], where a repair (`options.repair`) keeps none of the places the active plan gave the
-/// work of `reslot` orders not yet running or frozen: they are slotted in as new orders are (by
-/// ATCS, and ahead of all other such work when of rush priority).
-pub fn plan_reslotting(
-    store: &Store,
-    now: Timestamp,
-    objective_name: &str,
-    time_limit: Duration,
-    options: &Options,
-    reslot: &[model::OrderId],
-) -> Result<NewPlan, PlanError> {
-    plan_with(store, now, objective_name, time_limit, options, None, reslot)
-}
-
-/// [`plan`], with a flag that someone who no longer wants the plan (the client went away) sets:
-/// the search then ends at once with what it has.
-pub fn plan_unless(
-    store: &Store,
-    now: Timestamp,
-    objective_name: &str,
-    time_limit: Duration,
-    options: &Options,
-    cancel: Option<&Arc<AtomicBool>>,
-) -> Result<NewPlan, PlanError> {
-    plan_with(store, now, objective_name, time_limit, options, cancel, &[])
-}
-
-fn plan_with(
+/// [`plan`], with a flag that someone who no longer wants the plan (the client went away) sets
+/// (the search then ends at once with what it has), and where a repair (`options.repair`) keeps
+/// none of the places the active plan gave the work of `reslot` orders not yet running or frozen:
+/// they are slotted in as new orders are (by ATCS, and ahead of all other such work when of rush
+/// priority).
+pub fn plan_with(
     store: &Store,
     now: Timestamp,
     objective_name: &str,

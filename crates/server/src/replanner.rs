@@ -437,7 +437,7 @@ pub fn check_and_repair(
     let Some(Due { active, trigger, slotting }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
     // Orders slotted in as rush orders take no place the active plan gave them.
-    let plan = planning::plan_reslotting(store, now, &active.objective, limit, &options, &slotting)
+    let plan = planning::plan_with(store, now, &active.objective, limit, &options, None, &slotting)
         .map_err(RepairError::failed)?;
     let published = publish(store, clock.now().max(now), plan, trigger)?;
     memory.slotted.extend(slotting);

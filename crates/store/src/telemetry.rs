@@ -174,6 +174,10 @@ struct Aggregate {
 }
 
 impl Aggregate {
+    fn one(ts: i64, value: f64) -> Aggregate {
+        Aggregate { min: value, max: value, sum: value, count: 1, last: value, last_ts: ts }
+    }
+
     const EMPTY: Aggregate = Aggregate {
         min: f64::INFINITY,
         max: f64::NEG_INFINITY,
@@ -305,9 +309,7 @@ impl Store {
                     stats.counted.extend(count_units(tx, rule, series, reading, scrap)?);
                 }
                 let minute = ts.div_euclid(ROLLUP_MS) * ROLLUP_MS;
-                let value = reading.value;
-                let one = Aggregate { min: value, max: value, sum: value, count: 1, last: value, last_ts: ts };
-                minutes.entry((series, minute)).or_insert(Aggregate::EMPTY).merge(&one);
+                minutes.entry((series, minute)).or_insert(Aggregate::EMPTY).merge(&Aggregate::one(ts, reading.value));
             }
             let mut hours: HashMap<(i64, i64), Aggregate> = HashMap::new();
             for (&(series, minute), agg) in &minutes {
@@ -983,15 +985,7 @@ impl Levels<'_> {
                 )?;
                 return fold_into(steps, raw.query(params![self.series, from_ms, to_ms])?, |row| {
                     let (ts_ms, value): (i64, f64) = (row.get(0)?, row.get(1)?);
-                    Ok(Fold {
-                        ts_ms,
-                        min: value,
-                        max: value,
-                        sum: value,
-                        count: 1,
-                        last: value,
-                        last_ts_ms: ts_ms,
-                    })
+                    Ok((ts_ms, Aggregate::one(ts_ms, value)))
                 });
             }
             Level::Minute => (ROLLUP_MS, Level::Raw, self.raw_from, "rollups_1m", "minute_ms"),
@@ -1014,15 +1008,15 @@ impl Levels<'_> {
             ))?;
             let rows = rows.query(params![self.series, rows_from, rows_to])?;
             let going = fold_into(steps, rows, |row| {
-                Ok(Fold {
-                    ts_ms: row.get(0)?,
+                let aggregate = Aggregate {
                     min: row.get(1)?,
                     max: row.get(2)?,
                     sum: row.get(3)?,
                     count: row.get(4)?,
                     last: row.get(5)?,
-                    last_ts_ms: row.get(6)?,
-                })
+                    last_ts: row.get(6)?,
+                };
+                Ok((row.get(0)?, aggregate))
             })?;
             if !going {
                 return Ok(false);
@@ -1040,7 +1034,7 @@ impl Levels<'_> {
 fn fold_into(
     steps: &mut Steps,
     mut rows: rusqlite::Rows<'_>,
-    decode: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Fold>,
+    decode: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<(i64, Aggregate)>,
 ) -> rusqlite::Result<bool> {
     while let Some(row) = rows.next()? {
         if !steps.add(decode(row)?) {
@@ -1050,70 +1044,49 @@ fn fold_into(
     Ok(true)
 }
 
-/// A reading or a minute roll-up, as folded into a step.
-struct Fold {
-    ts_ms: i64,
-    min: f64,
-    max: f64,
-    sum: f64,
-    count: u64,
-    last: f64,
-    last_ts_ms: i64,
-}
-
-/// Folds rows read in time order into steps of `step` milliseconds (each starting at a multiple of
-/// the step), keeping at most `limit` steps.
+/// Folds rows read in time order (each a reading or a roll-up row, at its time) into steps of
+/// `step` milliseconds (each starting at a multiple of the step), keeping at most `limit` steps.
 struct Steps {
     step: i64,
     limit: usize,
     points: Vec<SeriesPoint>,
-    /// Sum and time of the latest value of the step being filled.
-    sum: f64,
-    last_ts_ms: i64,
+    /// The step being filled: its start and what it holds so far.
+    filling: Option<(i64, Aggregate)>,
 }
 
 impl Steps {
     fn new(step: i64, limit: u32) -> Self {
-        Steps { step: step.max(1), limit: limit as usize, points: Vec::new(), sum: 0.0, last_ts_ms: i64::MIN }
+        Steps { step: step.max(1), limit: limit as usize, points: Vec::new(), filling: None }
     }
 
     /// Adds a row; false once `limit` steps are complete and the row starts another.
-    fn add(&mut self, row: Fold) -> bool {
-        let start = row.ts_ms.div_euclid(self.step) * self.step;
-        if let Some(point) = self.points.last_mut()
-            && point.ts_ms == start
+    fn add(&mut self, (ts_ms, row): (i64, Aggregate)) -> bool {
+        let start = ts_ms.div_euclid(self.step) * self.step;
+        if let Some((at, filling)) = &mut self.filling
+            && *at == start
         {
-            point.min = point.min.min(row.min);
-            point.max = point.max.max(row.max);
-            point.count += row.count;
-            self.sum += row.sum;
-            if row.last_ts_ms >= self.last_ts_ms {
-                point.last = row.last;
-                self.last_ts_ms = row.last_ts_ms;
-            }
+            filling.merge(&row);
             return true;
         }
         self.close();
         if self.points.len() >= self.limit {
             return false;
         }
-        self.points.push(SeriesPoint {
-            ts_ms: start,
-            min: row.min,
-            max: row.max,
-            avg: 0.0,
-            last: row.last,
-            count: row.count,
-        });
-        self.sum = row.sum;
-        self.last_ts_ms = row.last_ts_ms;
+        self.filling = Some((start, row));
         true
     }
 
-    /// Sets the mean of the step being filled.
+    /// Ends the step being filled.
     fn close(&mut self) {
-        if let Some(point) = self.points.last_mut() {
-            point.avg = self.sum / point.count.max(1) as f64;
+        if let Some((ts_ms, step)) = self.filling.take() {
+            self.points.push(SeriesPoint {
+                ts_ms,
+                min: step.min,
+                max: step.max,
+                avg: step.sum / step.count.max(1) as f64,
+                last: step.last,
+                count: step.count,
+            });
         }
     }
 

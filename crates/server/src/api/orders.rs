@@ -308,19 +308,25 @@ pub(crate) async fn finish_operation(
     JsonBody(request): JsonBody<FinishRequest>,
 ) -> ApiResult<Json<Operation>> {
     principal.require(Need::Report)?;
-    let operation = state.store.operation(model::OperationId(id))?;
     // The store refuses the finish inside the write unless the operation is running then, and
-    // the units beyond its limit; a step that is not running has no machine of its own to name.
+    // the units beyond its limit.
+    let kind =
+        store::OperationEventKind::Finished { good: request.good, scrap: request.scrap, ideal_unit_ms: None };
+    report_on_its_machine(&state, model::OperationId(id), kind).await
+}
+
+/// Reports `kind` on the operation where it runs; a step that is not running (the store refuses
+/// the report then) is named with its first eligible machine.
+async fn report_on_its_machine(
+    state: &AppState,
+    id: model::OperationId,
+    kind: store::OperationEventKind,
+) -> ApiResult<Json<Operation>> {
+    let operation = state.store.operation(id)?;
     let Some(machine) = operation.machine_id.or_else(|| operation.eligible_machines.first().copied()) else {
-        return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to finish on"));
+        return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to report on"));
     };
-    report(
-        &state,
-        operation.id,
-        machine,
-        store::OperationEventKind::Finished { good: request.good, scrap: request.scrap, ideal_unit_ms: None },
-    )
-    .await
+    report(state, operation.id, machine, kind).await
 }
 
 /// Stops a running operation for now (a lot split across shifts, the end of a shift): its units
@@ -332,14 +338,10 @@ pub(crate) async fn pause_operation(
     JsonBody(request): JsonBody<FinishRequest>,
 ) -> ApiResult<Json<Operation>> {
     principal.require(Need::Report)?;
-    let operation = state.store.operation(model::OperationId(id))?;
     // The store refuses it inside the write unless the operation is running then, and when
     // nothing would be left for later (that is a finish).
-    let Some(machine) = operation.machine_id.or_else(|| operation.eligible_machines.first().copied()) else {
-        return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to stop on"));
-    };
     let kind = store::OperationEventKind::Paused { good: request.good, scrap: request.scrap };
-    report(&state, operation.id, machine, kind).await
+    report_on_its_machine(&state, model::OperationId(id), kind).await
 }
 
 /// Reports now on `operation` and answers with it as stored. A start shows the machine running,

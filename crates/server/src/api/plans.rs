@@ -248,13 +248,12 @@ pub(crate) async fn create_plan(
     let planned = tokio::task::spawn_blocking(move || {
         let _turn = turn;
         let limit = Duration::from_secs_f64(seconds);
-        let plan = planning::plan_unless(&store, now, &objective, limit, &options, Some(&cancel)).map_err(
-            |error| match error {
+        let plan = planning::plan_with(&store, now, &objective, limit, &options, Some(&cancel), &[])
+            .map_err(|error| match error {
                 planning::PlanError::Store(error) => ApiError::from(error),
                 planning::PlanError::Solver(error) => ApiError::internal(error),
                 planning::PlanError::TooFar(message) => ApiError::conflict(None, message),
-            },
-        )?;
+            })?;
         if cancel.load(Ordering::Relaxed) {
             return Err(ApiError::service_unavailable("the plan was cancelled"));
         }

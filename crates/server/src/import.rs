@@ -3,7 +3,7 @@
 //!
 //! The file has a header row naming the columns, in any order: `number`, `customer`, `variant`
 //! (a variant code), `quantity`, `due` (RFC 3339, e.g. `2026-12-01T18:00:00+08:00`) and optionally
-//! `priority` (1–10, default 1) and `material_ready` (RFC 3339; when the material arrives). An import is all or nothing: every row is checked first, and if
+//! `priority` (1–10, default 1) and `material_ready` (RFC 3339; when the material arrives); the columns only an export has are read past. An import is all or nothing: every row is checked first, and if
 //! any row is bad, every bad row is reported with its line number and nothing is written.
 
 use std::collections::{HashMap, HashSet};
@@ -42,6 +42,9 @@ pub enum ImportOutcome {
 
 const REQUIRED: [&str; 5] = ["number", "customer", "variant", "quantity", "due"];
 const OPTIONAL: [&str; 2] = ["priority", "material_ready"];
+/// The columns `GET /orders/export` adds after the import's: read past, so an export (edited in a
+/// spreadsheet) imports as it is.
+const EXPORT_ONLY: [&str; 5] = ["status", "created_at", "finished_at", "eta", "late"];
 /// A valid time that stands in for one that did not parse while the rest of its row is checked.
 const STAND_IN_TIME: Timestamp = time::macros::datetime!(2100-01-01 00:00 UTC);
 
@@ -117,6 +120,9 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
     let mut columns = HashMap::new();
     for (index, name) in headers.iter().enumerate() {
         let name = name.to_ascii_lowercase();
+        if EXPORT_ONLY.contains(&name.as_str()) {
+            continue;
+        }
         if !REQUIRED.contains(&name.as_str()) && !OPTIONAL.contains(&name.as_str()) {
             return Err(header_error(format!(
                 "unknown column {name:?}; expected {} and optionally {}",

@@ -374,6 +374,27 @@ pub(crate) fn build() -> Value {
         None,
         (200, Some(order)),
     );
+    doc.op(
+        "get",
+        "/orders/export",
+        "Every order the filters match, as CSV: the import's columns, then status, created_at, finished_at, \
+         the active plan's eta and late (at most 100,000 orders; 409 beyond)",
+        Who::Reader,
+        None,
+        (200, None),
+    );
+    let list = doc.paths["/orders"]["get"]["parameters"].clone();
+    if let Some(export) = doc.paths.get_mut("/orders/export").and_then(|p| p.get_mut("get")) {
+        let filters: Vec<Value> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| !matches!(p["name"].as_str(), Some("limit" | "cursor")))
+            .cloned()
+            .collect();
+        export["parameters"] = json!(filters);
+        export["responses"]["200"]["content"] = json!({"text/csv": {"schema": {"type": "string"}}});
+    }
     doc.op("post", "/orders/import", "Import orders from CSV, all or nothing", Who::Planner, None,
         (201, Some(json!({"type": "object", "properties": {"imported": {"type": "integer"}, "orders": {"type": "array", "items": {"type": "integer"}}}}))));
     if let Some(import) = doc.paths.get_mut("/orders/import").and_then(|p| p.get_mut("post")) {

@@ -65,6 +65,133 @@ pub(crate) async fn list_orders(
     Ok(Json(ListResponse { items: page.items, next_cursor }))
 }
 
+/// The filters of an export: those of `GET /orders`, without paging.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportQuery {
+    status: Option<OrderStatus>,
+    due_before: Option<String>,
+    due_after: Option<String>,
+    machine: Option<i64>,
+    customer: Option<String>,
+    search: Option<String>,
+    sort: Option<String>,
+}
+
+/// Most orders one export holds.
+const MAX_EXPORT: u32 = 100_000;
+
+/// `GET /orders/export`: every order the filters match, as CSV for a spreadsheet. The import's
+/// columns come first, so an exported file can be edited and imported into another store, then
+/// what the platform knows of each order: status, when it was entered and finished, and the
+/// active plan's ETA.
+pub(crate) async fn export_orders(
+    State(state): State<AppState>,
+    _: Reader,
+    QueryParams(query): QueryParams<ExportQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let sort = match query.sort.as_deref() {
+        None | Some("created") => store::OrderSort::Created,
+        Some("due") => store::OrderSort::Due,
+        Some(_) => return Err(ApiError::bad_request("sort", "must be created or due")),
+    };
+    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
+        return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
+    }
+    let filter = OrderFilter {
+        sort,
+        cursor_due_ms: None,
+        status: query.status,
+        due_before: timestamp_param("due_before", query.due_before.as_deref())?,
+        due_after: timestamp_param("due_after", query.due_after.as_deref())?,
+        machine: query.machine.map(model::MachineId),
+        customer: query.customer,
+        search: query.search,
+    };
+    let store = state.store;
+    let csv = blocking(move || {
+        if let Some(machine) = filter.machine {
+            store.machine(machine)?;
+        }
+        let orders = store.orders(&filter, store::PageRequest { after: None, limit: MAX_EXPORT + 1 })?.items;
+        if orders.len() > MAX_EXPORT as usize {
+            return Ok(Err(ApiError::conflict(
+                None,
+                format!("more than {MAX_EXPORT} orders match; narrow the filters (status, due dates)"),
+            )));
+        }
+        let etas: std::collections::HashMap<OrderId, model::Timestamp> = match store.active_plan()? {
+            Some(plan) => super::plans::etas(&store, &store.plan_operations(plan.id, None)?)?
+                .into_iter()
+                .map(|eta| (eta.order_id, eta.eta))
+                .collect(),
+            None => std::collections::HashMap::new(),
+        };
+        let mut variants = std::collections::HashMap::new();
+        let mut out = csv::Writer::from_writer(Vec::new());
+        let header = [
+            "number",
+            "customer",
+            "variant",
+            "quantity",
+            "due",
+            "priority",
+            "material_ready",
+            "status",
+            "created_at",
+            "finished_at",
+            "eta",
+            "late",
+        ];
+        let written = out.write_record(header).map(|()| {
+            for order in &orders {
+                if let std::collections::hash_map::Entry::Vacant(entry) = variants.entry(order.variant_id) {
+                    entry.insert(store.variant(order.variant_id).map(|v| v.code).unwrap_or_default());
+                }
+                let eta = etas.get(&order.id);
+                let time = |at: Option<model::Timestamp>| at.map(crate::rfc3339).unwrap_or_default();
+                let record = [
+                    spreadsheet_safe(&order.number),
+                    spreadsheet_safe(&order.customer),
+                    spreadsheet_safe(&variants[&order.variant_id]),
+                    order.quantity.to_string(),
+                    crate::rfc3339(order.due),
+                    order.priority.to_string(),
+                    time(order.material_ready),
+                    order.status.as_str().to_string(),
+                    crate::rfc3339(order.created_at),
+                    time(order.finished_at),
+                    time(eta.copied()),
+                    eta.map_or(String::new(), |eta| (*eta > order.due).to_string()),
+                ];
+                if out.write_record(&record).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(written
+            .and_then(|()| out.into_inner().map_err(|e| e.into_error().into()))
+            .map_err(ApiError::internal))
+    })
+    .await??;
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"orders.csv\""),
+    ];
+    Ok((headers, csv).into_response())
+}
+
+/// A text field as a spreadsheet takes it as text: one that starts like a formula (`=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a leading `'`, so opening an export cannot run what a
+/// customer's name holds.
+fn spreadsheet_safe(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_string(),
+    }
+}
+
 /// An orders list's next cursor: the last order's id and, in a list by due time, its due time
 /// too (`"{due_ms}.{id}"`), so the next page needs no lookup and holds however that order changes.
 pub(crate) fn order_cursor(sort: store::OrderSort, page: &store::Page<Order>) -> Option<String> {

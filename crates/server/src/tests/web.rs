@@ -1329,3 +1329,23 @@ async fn a_plan_s_late_orders_are_also_counted_against_the_due_dates_now() {
     let kpis = &page[page.find(r#"data-testid="plan-kpis""#).unwrap()..];
     assert!(kpis.contains(&format!(r#"<span class="value">{}</span>"#, late + 1)), "{}", &kpis[..300]);
 }
+
+#[tokio::test]
+async fn the_orders_page_exports_what_its_filter_lets_through() {
+    let h = harness();
+    let page = h.page("/orders?status=released&due_after=2026-11-20&sort=due", ADMIN, "en").await.text;
+    let at = page.find(r#"data-testid="export-orders""#).expect("an export link");
+    let tag = &page[page[..at].rfind("<a ").unwrap()..at];
+    let href = tag.split("href=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    assert!(
+        href.starts_with("/api/v1/orders/export?status=released&due_after=2026-11-19T16%3A00%3A00Z"),
+        "{href}"
+    );
+    // The same cookie signs the download in.
+    let export = h.page(&href, ADMIN, "en").await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text);
+    let rows = csv::Reader::from_reader(export.text.as_bytes()).records().count();
+    let total = &page[page.find(r#"data-testid="order-total""#).unwrap()..];
+    let total = &total[total.find('>').unwrap() + 1..];
+    assert!(total.starts_with(&format!("{rows} order")), "{rows} rows: {}", &total[..40]);
+}

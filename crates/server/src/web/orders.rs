@@ -31,6 +31,7 @@ pub(crate) struct Text {
     pub(crate) bad_sort: &'static str,
     /// "48 orders"
     pub(crate) total: fn(u64) -> String,
+    pub(crate) export_csv: &'static str,
     pub(crate) clear: &'static str,
     pub(crate) bad_filters: &'static str,
     pub(crate) bad_status: &'static str,
@@ -92,6 +93,7 @@ pub(crate) const EN: Text = Text {
     sort_due: "Due first",
     bad_sort: "Sort: not a known order.",
     total: |n| if n == 1 { "1 order".into() } else { format!("{n} orders") },
+    export_csv: "Export as CSV",
     clear: "Clear filters",
     bad_filters: "Some filters are not valid, so no orders are listed:",
     bad_status: "not a known status.",
@@ -151,6 +153,7 @@ pub(crate) const ZH: Text = Text {
     sort_due: "交期最早先",
     bad_sort: "排序：不是有效的次序。",
     total: |n| format!("共 {n} 張訂單"),
+    export_csv: "匯出 CSV",
     clear: "清除篩選",
     bad_filters: "部分篩選條件無效，因此未列出訂單：",
     bad_status: "不是有效的狀態。",
@@ -337,6 +340,32 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<&str>) -> String {
     url
 }
 
+/// `GET /api/v1/orders/export` with `filter` (its due bounds as the instants the page's dates
+/// stand for in the site's time).
+fn export_url(filter: &OrderFilter) -> String {
+    let mut url = String::from("/api/v1/orders/export");
+    let status = filter.status.map(|s| s.as_str().to_string());
+    let sort = (filter.sort == OrderSort::Due).then(|| "due".to_string());
+    let fields = [
+        ("status", status),
+        ("search", filter.search.clone()),
+        ("customer", filter.customer.clone()),
+        ("due_after", filter.due_after.map(crate::rfc3339)),
+        ("due_before", filter.due_before.map(crate::rfc3339)),
+        ("machine", filter.machine.map(|m| m.0.to_string())),
+        ("sort", sort),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(name);
+            url.push('=');
+            url.push_str(&encode(&value));
+        }
+    }
+    url
+}
+
 /// A query for one customer's orders.
 fn customer_query(customer: &str) -> OrdersQuery {
     OrdersQuery { customer: Some(customer.to_string()), ..OrdersQuery::default() }
@@ -383,6 +412,8 @@ pub(crate) struct Listing {
     has_plan: bool,
     /// Orders the filter lets through, over all pages.
     total: u64,
+    /// The API's CSV export of every order the filter lets through.
+    export: String,
 }
 
 /// Reads a page of orders with their products and active-plan ETAs.
@@ -406,7 +437,7 @@ pub(crate) fn gather_list(
         rows.push(Row { order, product, eta });
     }
     let total = store.count_orders(filter)?;
-    Ok(Listing { rows, next_cursor, has_plan: plan.is_some(), total })
+    Ok(Listing { rows, next_cursor, has_plan: plan.is_some(), total, export: export_url(filter) })
 }
 
 /// `GET /orders`.
@@ -630,7 +661,11 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
     html! {
         section.panel #order-list data-testid="order-list" data-live data-refresh-on="production" {
             @if !listing.has_plan { p.muted { (o.no_active_plan) " " a href="/plan" { (t.nav_plan) } } }
-            @if listing.total > 0 { p.muted data-testid="order-total" { ((o.total)(listing.total)) } }
+            @if listing.total > 0 {
+                p.muted data-testid="order-total" {
+                    ((o.total)(listing.total)) " · " a href=(listing.export) download data-testid="export-orders" { (o.export_csv) }
+                }
+            }
             @if listing.rows.is_empty() {
                 p.muted { (o.none_found) }
             } @else {

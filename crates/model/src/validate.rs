@@ -55,9 +55,10 @@ pub fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}') || is_bidi_control(c)
 }
 
-/// Unicode's explicit text-direction controls (embeddings, overrides, isolates and marks).
+/// Unicode's explicit text-direction controls (embeddings, overrides, isolates and marks, the
+/// Arabic letter mark among them).
 pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Dates of plans, orders and calendars: the years 2000 to 2200, so any plan built on them has

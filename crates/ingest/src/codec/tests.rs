@@ -62,6 +62,7 @@ fn codes_and_metric_names() {
     assert!(!is_metric_name("tab\there"));
     // A right-to-left override would show `temp\u{202e}_c` as another name.
     assert!(!is_metric_name("temp\u{202e}_c"));
+    assert!(!is_metric_name("e\u{061c}f"), "the Arabic letter mark is one too");
     assert!(!is_metric_name("\u{2066}power_kw\u{2069}"));
 }
 

@@ -56,14 +56,33 @@ pub(crate) struct Eta {
     /// The order's priority now (not in the API).
     #[serde(skip)]
     pub(crate) priority: u8,
+    /// When the order finished, once done (not in the API).
+    #[serde(skip)]
+    pub(crate) finished: Option<Timestamp>,
+}
+
+impl Eta {
+    /// Seconds the order is late now, if it is: a done order by when it finished, a cancelled
+    /// one never, an open one by the plan's ETA.
+    pub(crate) fn late_now(&self) -> Option<i64> {
+        let end = match self.status {
+            OrderStatus::Cancelled => return None,
+            OrderStatus::Done => self.finished.unwrap_or(self.eta),
+            _ => self.eta,
+        };
+        (end > self.due).then(|| (end - self.due).whole_seconds())
+    }
 }
 
 /// Late orders and Σ priority × seconds late of a plan's `etas`, against the orders' due dates
-/// and priorities now (the plan's own figures are those it was computed with).
+/// and priorities now (the plan's own figures are those it was computed with): orders cancelled
+/// since do not count, and those done by when they finished (see [`Eta::late_now`]).
 pub(crate) fn figures_now(etas: &[Eta]) -> (u32, i64) {
-    etas.iter().filter(|e| e.late).fold((0, 0), |(late, weighted), e| {
-        (late + 1, weighted + i64::from(e.priority) * (e.eta - e.due).whole_seconds())
-    })
+    etas.iter()
+        .filter_map(|e| e.late_now().map(|seconds| (e.priority, seconds)))
+        .fold((0, 0), |(late, weighted), (priority, seconds)| {
+            (late + 1, weighted + i64::from(priority) * seconds)
+        })
 }
 
 /// What changed against the plan that was active when this one was computed.
@@ -139,6 +158,7 @@ pub(crate) fn etas(
             late: eta > order.due,
             status: order.status,
             priority: order.priority,
+            finished: order.finished_at,
         });
     }
     out.sort_by_key(|e| e.order_id);
@@ -366,6 +386,30 @@ impl GanttItem {
     }
 }
 
+/// A bar for `operation` running on `machine` where the active plan does not have it (started
+/// on another of its machines than planned): from its start to `now`, with the units it has left.
+pub(crate) fn unplanned_item(
+    store: &store::Store,
+    operation: Operation,
+    machine: MachineId,
+    now: Timestamp,
+) -> store::Result<GanttItem> {
+    let order = store.order(operation.order_id)?;
+    let product = store.variant(order.variant_id)?.name;
+    let started = operation.started_at.unwrap_or(now);
+    let planned = PlannedOperation {
+        operation_id: operation.id,
+        order_id: order.id,
+        part: 0,
+        quantity: operation.quantity.saturating_sub(operation.good.saturating_add(operation.scrap)),
+        machine_id: machine,
+        setup_start: started,
+        start: started,
+        end: now.max(started),
+    };
+    Ok(GanttItem::new(planned, operation, order.number, product, false))
+}
+
 /// One machine's row of the Gantt chart.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct GanttLane {
@@ -497,18 +541,22 @@ pub(crate) async fn dispatch(
 }
 
 /// The active plan's queue of work not yet done on `machine`, in planned order.
-/// The units part `part` of a lot planned in parts of `parts` units still has to make: the units
-/// counted so far made the first parts, and the lot may have become smaller since the plan was
-/// made (the step before it scrapped units), which takes units off its last parts.
+/// The units part `part` of a lot planned in parts of `parts` units still has to make. The parts
+/// hold the units the lot had left when the plan was made (all of them, unless it had been
+/// stopped for now with some made); the units counted since made the first parts; and the lot
+/// may have become smaller since (the step before it scrapped units), which takes units off its
+/// last parts.
 pub(crate) fn units_left(operation: &Operation, parts: &[u32], part: u32) -> u32 {
     let made = operation.good.saturating_add(operation.scrap);
-    let open = operation.quantity.saturating_sub(made);
+    let planned: u32 = parts.iter().sum();
+    // The units of the lot before its first part: those made before the plan.
+    let base = operation.quantity.saturating_sub(planned);
     let before: u32 = parts.iter().take(part as usize).sum();
     let this = parts.get(part as usize).copied().unwrap_or(0);
-    // This part's units, counted from the first unit still to make.
-    let from = before.max(made).min(before + this).saturating_sub(made).min(open);
-    let to = (before + this).saturating_sub(made).min(open);
-    to - from
+    // This part's units, as positions in the lot, less those made and those the lot no longer has.
+    let from = (base + before).max(made);
+    let to = (base + before + this).min(operation.quantity);
+    to.saturating_sub(from)
 }
 
 pub(crate) fn dispatch_queue(store: &store::Store, machine: MachineId) -> store::Result<Dispatch> {
@@ -594,6 +642,11 @@ mod tests {
         assert_eq!(left(&lot(7, 2, 0), &[5, 5]), [3, 2]);
         // More made than planned: nothing left anywhere.
         assert_eq!(left(&lot(10, 12, 0), &[5, 5]), [0, 0]);
+        // A plan made after the lot stopped for now with 40 made holds the 260 left, in two
+        // parts; 160 more made take the first and 30 of the second; planned again, 100 remain.
+        assert_eq!(left(&lot(300, 40, 0), &[130, 130]), [130, 130]);
+        assert_eq!(left(&lot(300, 200, 0), &[130, 130]), [0, 100]);
+        assert_eq!(left(&lot(300, 200, 0), &[100]), [100]);
     }
 
     fn operation() -> Operation {

@@ -1328,6 +1328,11 @@ async fn a_plan_s_late_orders_are_also_counted_against_the_due_dates_now() {
     let page = h.page("/plan", ADMIN, "en").await.text;
     let kpis = &page[page.find(r#"data-testid="plan-kpis""#).unwrap()..];
     assert!(kpis.contains(&format!(r#"<span class="value">{}</span>"#, late + 1)), "{}", &kpis[..300]);
+    // Cancelled since, it is late no more.
+    let cancel = h.send("POST", &format!("/api/v1/orders/{id}/cancel"), Some(ADMIN), None).await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text);
+    let after = h.get(&format!("/api/v1/plans/{plan}")).await.json;
+    assert_eq!(after["late_orders_now"], late);
 }
 
 #[tokio::test]
@@ -1348,4 +1353,34 @@ async fn the_orders_page_exports_what_its_filter_lets_through() {
     let total = &page[page.find(r#"data-testid="order-total""#).unwrap()..];
     let total = &total[total.find('>').unwrap() + 1..];
     assert!(total.starts_with(&format!("{rows} order")), "{rows} rows: {}", &total[..40]);
+}
+
+#[tokio::test]
+async fn a_lot_started_on_another_machine_than_planned_shows_at_that_machine_s_station() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let (_, operation) = h.first_released_operation().await;
+    let id = operation["id"].as_i64().unwrap();
+    let plan = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await.json;
+    let publish = format!("/api/v1/plans/{}/publish", plan["id"]);
+    assert_eq!(h.send("POST", &publish, Some(ADMIN), None).await.status, StatusCode::OK);
+    let planned_on = h.store.plan_operations(plan["id"].as_i64().unwrap(), None).unwrap();
+    let planned_on = planned_on.iter().find(|op| op.operation_id.0 == id).unwrap().machine_id.0;
+    let eligible: Vec<i64> =
+        operation["eligible_machines"].as_array().unwrap().iter().map(|m| m.as_i64().unwrap()).collect();
+    let elsewhere = *eligible.iter().find(|m| **m != planned_on).expect("a second eligible machine");
+    let start = h
+        .post_json(
+            &format!("/api/v1/operations/{id}/start"),
+            &token_for(Role::Operator),
+            &json!({"machine_id": elsewhere}),
+        )
+        .await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    let page = h.page(&format!("/station?machine={elsewhere}"), ADMIN, "en").await.text;
+    assert!(page.contains(r#"data-testid="running-operation""#), "the lot shows where it runs");
+    assert!(page.contains(&format!(r#"data-action="POST /api/v1/operations/{id}/finish""#)));
+    assert!(page.contains(&format!(r#"data-action="POST /api/v1/operations/{id}/pause""#)));
+    h.state.begin_stop();
+    workers.finish().await;
 }

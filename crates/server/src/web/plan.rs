@@ -736,8 +736,10 @@ fn diff_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
 fn late_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
     let t = ctx.t;
     let p = t.plan_page;
-    let mut late: Vec<_> = detail.etas.iter().filter(|e| e.late).collect();
-    late.sort_by_key(|e| std::cmp::Reverse(e.eta - e.due));
+    // As the figures above count them: against due dates now, by finish times once done.
+    let mut late: Vec<_> =
+        detail.etas.iter().filter_map(|e| e.late_now().map(|seconds| (e, seconds))).collect();
+    late.sort_by_key(|(_, seconds)| std::cmp::Reverse(*seconds));
     html! {
         section.panel aria-labelledby="late-heading" {
             h2 #late-heading { (p.late_list) }
@@ -747,12 +749,12 @@ fn late_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
                 table {
                     thead { tr { th { (t.order) } th { (t.due) } th { (t.eta) } th.num { (t.lateness) } } }
                     tbody {
-                        @for eta in late.iter().take(ROWS_SHOWN) {
+                        @for (eta, seconds) in late.iter().take(ROWS_SHOWN) {
                             tr.late {
                                 td { a href={ "/orders/" (eta.order_id.0) } { (eta.number) } }
                                 td { (ctx.short_time(eta.due)) }
-                                td { (ctx.short_time(eta.eta)) }
-                                td.num { (ctx.duration((eta.eta - eta.due).whole_seconds())) }
+                                td { (ctx.short_time(eta.finished.unwrap_or(eta.eta))) }
+                                td.num { (ctx.duration(*seconds)) }
                             }
                         }
                     }

@@ -191,6 +191,15 @@ pub(crate) async fn page(
             next.push((item, blocker));
         }
     }
+    // A lot running here that the active plan has on another machine (started elsewhere than
+    // planned) shows here too, so it is finished or stopped where it runs.
+    for operation in running_now.iter().filter(|op| op.machine_id == Some(machine.id)) {
+        if !running.iter().any(|(shown, _)| shown.operation.operation_id == operation.id) {
+            let item = crate::api::plans::unplanned_item(store, operation.clone(), machine.id, ctx.now)
+                .or_page(&ctx)?;
+            running.push((item, operation.clone()));
+        }
+    }
     let state = states.get(&machine.id).copied().unwrap_or(MachineState::Offline);
     let may_report = ctx.may(Need::Report);
     let s = t.station_page;

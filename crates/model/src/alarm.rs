@@ -165,10 +165,13 @@ impl Validate for NewAlarmRule {
     }
 }
 
-/// Metric names: 1 to 128 printable characters.
+/// Metric names: 1 to 128 printable characters, without text-direction controls (ingest drops
+/// metrics named with one, so a rule on such a name could never fire).
 pub fn check_metric_name(field: &str, name: &str, out: &mut Vec<FieldError>) {
     if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
         out.push(FieldError::new(field, "must be 1 to 128 printable characters"));
+    } else if name.chars().any(crate::is_bidi_control) {
+        out.push(FieldError::new(field, "must not contain text-direction controls"));
     }
 }
 

@@ -657,6 +657,12 @@ mod alarm_tests {
         bad.condition = Condition::Below { threshold: 3.0 };
         bad.deadband = -1.0;
         assert_eq!(fields(bad.problems()), ["deadband"]);
+        // A metric name with a text-direction control is one no machine can report.
+        bad.deadband = 0.0;
+        for name in ["t\u{202e}x", "a\u{061c}b"] {
+            bad.metric = Some(name.into());
+            assert_eq!(fields(bad.problems()), ["metric"], "{name:?}");
+        }
     }
 
     #[test]

@@ -2197,6 +2197,18 @@ async fn orders_export_as_csv_with_the_list_s_filters() {
     assert!(released.windows(2).all(|pair| pair[0][4] <= pair[1][4]), "by due time");
     assert_eq!(export("?limit=5").await.status, StatusCode::BAD_REQUEST);
     assert_eq!(export("?machine=999").await.status, StatusCode::NOT_FOUND);
+    // ETA and lateness as the orders page judges them: a cancelled order has neither.
+    let plan = publish_a_plan(&h).await;
+    let planned = h.store.plan_operations(plan, None).unwrap()[0].order_id.0;
+    let cancel = h.send("POST", &format!("/api/v1/orders/{planned}/cancel"), Some(ADMIN), None).await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text);
+    let number =
+        h.get(&format!("/api/v1/orders/{planned}")).await.json["number"].as_str().unwrap().to_string();
+    let rows: Vec<csv::StringRecord> =
+        csv::Reader::from_reader(export("").await.text.as_bytes()).records().map(Result::unwrap).collect();
+    let cancelled = rows.iter().find(|row| row[0] == *number).unwrap();
+    assert_eq!((&cancelled[7], &cancelled[10], &cancelled[11]), ("cancelled", "", ""));
+    assert!(rows.iter().any(|row| !row[10].is_empty()), "open orders of the plan have an ETA");
     // An export imports as it is, its own columns read past (here under new numbers).
     let mut again = csv::Writer::from_writer(Vec::new());
     again.write_record(&header).unwrap();

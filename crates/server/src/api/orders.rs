@@ -109,7 +109,7 @@ pub(crate) async fn export_orders(
         customer: query.customer,
         search: query.search,
     };
-    let store = state.store;
+    let (store, now) = (state.store, state.clock.now());
     let csv = blocking(move || {
         if let Some(machine) = filter.machine {
             store.machine(machine)?;
@@ -149,7 +149,17 @@ pub(crate) async fn export_orders(
                 if let std::collections::hash_map::Entry::Vacant(entry) = variants.entry(order.variant_id) {
                     entry.insert(store.variant(order.variant_id).map(|v| v.code).unwrap_or_default());
                 }
-                let eta = etas.get(&order.id);
+                // As the orders page judges them: a done order by when it finished, a cancelled
+                // one not at all, an open one by the active plan's ETA (or, outside the plan, as
+                // overdue once its due time has passed).
+                let (eta, late) = match order.status {
+                    OrderStatus::Cancelled => (None, None),
+                    OrderStatus::Done => (None, order.finished_at.map(|at| at > order.due)),
+                    _ => match etas.get(&order.id) {
+                        Some(eta) => (Some(*eta), Some(*eta > order.due)),
+                        None => (None, (order.due < now).then_some(true)),
+                    },
+                };
                 let time = |at: Option<model::Timestamp>| at.map(crate::rfc3339).unwrap_or_default();
                 let record = [
                     spreadsheet_safe(&order.number),
@@ -162,8 +172,8 @@ pub(crate) async fn export_orders(
                     order.status.as_str().to_string(),
                     crate::rfc3339(order.created_at),
                     time(order.finished_at),
-                    time(eta.copied()),
-                    eta.map_or(String::new(), |eta| (*eta > order.due).to_string()),
+                    time(eta),
+                    late.map_or(String::new(), |late| late.to_string()),
                 ];
                 if out.write_record(&record).is_err() {
                     return;
@@ -186,7 +196,8 @@ pub(crate) async fn export_orders(
 /// `@`, a tab or a carriage return) gets a leading `'`, so opening an export cannot run what a
 /// customer's name holds.
 fn spreadsheet_safe(text: &str) -> String {
-    match text.chars().next() {
+    // Spreadsheets skip leading spaces before they look for a formula.
+    match text.trim_start_matches(' ').chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
         _ => text.to_string(),
     }

@@ -34,27 +34,13 @@ pub(crate) async fn list_orders(
     _: Reader,
     QueryParams(query): QueryParams<OrdersQuery>,
 ) -> ApiResult<Json<ListResponse<Order>>> {
-    let sort = match query.sort.as_deref() {
-        None | Some("created") => store::OrderSort::Created,
-        Some("due") => store::OrderSort::Due,
-        Some(_) => return Err(ApiError::bad_request("sort", "must be created or due")),
-    };
-    let (cursor, cursor_due_ms) = split_order_cursor(sort, query.cursor.as_deref())
+    let (cursor, limit) = (query.cursor.clone(), query.limit);
+    let mut filter = orders_filter(query)?;
+    let sort = filter.sort;
+    let (cursor, cursor_due_ms) = split_order_cursor(sort, cursor.as_deref())
         .map_err(|()| ApiError::bad_request("cursor", "not a cursor returned by this API for this order"))?;
-    let request = page_request(query.limit, cursor)?;
-    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
-        return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
-    }
-    let filter = OrderFilter {
-        sort,
-        cursor_due_ms,
-        status: query.status,
-        due_before: timestamp_param("due_before", query.due_before.as_deref())?,
-        due_after: timestamp_param("due_after", query.due_after.as_deref())?,
-        machine: query.machine.map(model::MachineId),
-        customer: query.customer,
-        search: query.search,
-    };
+    let request = page_request(limit, cursor)?;
+    filter.cursor_due_ms = cursor_due_ms;
     let store = state.store;
     // Orders for a machine that does not exist are not "none": the filter is wrong (as /oee says).
     if let Some(machine) = filter.machine {
@@ -65,17 +51,26 @@ pub(crate) async fn list_orders(
     Ok(Json(ListResponse { items: page.items, next_cursor }))
 }
 
-/// The filters of an export: those of `GET /orders`, without paging.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ExportQuery {
-    status: Option<OrderStatus>,
-    due_before: Option<String>,
-    due_after: Option<String>,
-    machine: Option<i64>,
-    customer: Option<String>,
-    search: Option<String>,
-    sort: Option<String>,
+/// The filter of an orders list's query (its paging aside).
+fn orders_filter(query: OrdersQuery) -> ApiResult<OrderFilter> {
+    let sort = match query.sort.as_deref() {
+        None | Some("created") => store::OrderSort::Created,
+        Some("due") => store::OrderSort::Due,
+        Some(_) => return Err(ApiError::bad_request("sort", "must be created or due")),
+    };
+    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
+        return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
+    }
+    Ok(OrderFilter {
+        sort,
+        cursor_due_ms: None,
+        status: query.status,
+        due_before: timestamp_param("due_before", query.due_before.as_deref())?,
+        due_after: timestamp_param("due_after", query.due_after.as_deref())?,
+        machine: query.machine.map(model::MachineId),
+        customer: query.customer,
+        search: query.search,
+    })
 }
 
 /// Most orders one export holds.
@@ -88,27 +83,19 @@ const MAX_EXPORT: u32 = 100_000;
 pub(crate) async fn export_orders(
     State(state): State<AppState>,
     _: Reader,
-    QueryParams(query): QueryParams<ExportQuery>,
+    QueryParams(query): QueryParams<OrdersQuery>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let sort = match query.sort.as_deref() {
-        None | Some("created") => store::OrderSort::Created,
-        Some("due") => store::OrderSort::Due,
-        Some(_) => return Err(ApiError::bad_request("sort", "must be created or due")),
-    };
-    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
-        return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
+    // Everything the filter lets through, so no paging.
+    for (name, given) in [("limit", query.limit.is_some()), ("cursor", query.cursor.is_some())] {
+        if given {
+            return Err(ApiError::bad_request(
+                name,
+                "an export has every matching order; it takes no paging",
+            ));
+        }
     }
-    let filter = OrderFilter {
-        sort,
-        cursor_due_ms: None,
-        status: query.status,
-        due_before: timestamp_param("due_before", query.due_before.as_deref())?,
-        due_after: timestamp_param("due_after", query.due_after.as_deref())?,
-        machine: query.machine.map(model::MachineId),
-        customer: query.customer,
-        search: query.search,
-    };
+    let filter = orders_filter(query)?;
     let (store, now) = (state.store, state.clock.now());
     let csv = blocking(move || {
         if let Some(machine) = filter.machine {

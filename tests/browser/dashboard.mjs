@@ -191,11 +191,13 @@ try {
   await form.locator('input[name=customer]').fill('Browser Test Ltd');
   await form.locator('input[name=quantity]').fill('5');
   await form.locator('input[name=priority]').fill('9');
+  const offersMaterial = await form.locator('input[name=material_ready]').count() === 1;
   await form.locator('button[type=submit]').click();
   await page.waitForURL('**/orders/*');
   const entered = (await api('GET', '/api/v1/orders?limit=500')).items.find(o => o.number === 'SO-BROWSER-RUSH');
   check(entered && entered.status === 'planned' && entered.priority === 9, 'the order form entered the order');
   check(entered.due.endsWith('T10:00:00Z'), `the due time is 18:00 at the site (${entered.due})`);
+  check(offersMaterial && entered.material_ready == null, 'the form offers a material date, and one left empty is not sent');
   await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
   // The page reloads once the order is released; wait for that before going elsewhere.
   await page.locator('h1 .badge.status-released').waitFor({ timeout: 10000 });

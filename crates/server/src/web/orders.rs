@@ -493,6 +493,8 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
                 label { (t.quantity) input name="quantity" type="number" min="1" step="1" required data-type="int"; }
                 label { (t.due) input name="due" type="datetime-local" required value=(due) data-type="site-datetime"; }
                 label title=(o.priority_hint) { (o.priority) input name="priority" type="number" min="1" max="10" step="1" value="1" required data-type="int"; }
+                // Optional: when the material arrives (no step of the order starts before).
+                label { (o.material_ready) input name="material_ready" type="datetime-local" data-type="site-datetime"; }
                 button.primary type="submit" { (t.create) }
             }
         }

@@ -98,29 +98,39 @@ impl Store {
 
     /// The solver problem a plan was computed from (the scheduler's JSON format).
     pub fn plan_problem(&self, id: i64) -> Result<String> {
-        let stored = self.plan_problem_gzip(id)?;
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(stored.as_slice())
-            .read_to_string(&mut text)
-            .map_err(|e| StoreError::Corrupt(format!("plan {id}'s problem: {e}")))?;
-        Ok(text)
+        match self.stored_problem(id)? {
+            Ok(compressed) => {
+                let mut text = String::new();
+                flate2::read::GzDecoder::new(compressed.as_slice())
+                    .read_to_string(&mut text)
+                    .map_err(|e| StoreError::Corrupt(format!("plan {id}'s problem: {e}")))?;
+                Ok(text)
+            }
+            Err(text) => {
+                String::from_utf8(text).map_err(|e| StoreError::Corrupt(format!("plan {id}'s problem: {e}")))
+            }
+        }
     }
 
     /// The same, gzip-compressed, as stored (to send as it is to a client that takes gzip).
     pub fn plan_problem_gzip(&self, id: i64) -> Result<Vec<u8>> {
-        let stored = self.read(|conn| {
+        Ok(self.stored_problem(id)?.unwrap_or_else(|text| gzip(&text)))
+    }
+
+    /// A plan's problem as stored: gzip-compressed (`Ok`), or as text (`Err`) in rows stored
+    /// before 2026-12-07.
+    fn stored_problem(&self, id: i64) -> Result<std::result::Result<Vec<u8>, Vec<u8>>> {
+        self.read(|conn| {
             conn.query_row("SELECT problem FROM plans WHERE id = ?1", [id], |row| {
                 Ok(match row.get_ref(0)? {
-                    ValueRef::Blob(bytes) => Ok(bytes.to_vec()),
-                    // Stored before 2026-12-07, as text.
                     ValueRef::Text(text) => Err(text.to_vec()),
+                    ValueRef::Blob(bytes) => Ok(bytes.to_vec()),
                     _ => Ok(Vec::new()),
                 })
             })
             .optional()?
             .ok_or(StoreError::NotFound { entity: "plan", id })
-        })?;
-        Ok(stored.unwrap_or_else(|text| gzip(&text)))
+        })
     }
 
     /// The active plan, if any.

@@ -1818,6 +1818,17 @@ mod plan_tests {
         let first = f.store.create_plan(&new_plan(NOW)).unwrap();
         let second = f.store.create_plan(&new_plan(NOW + time::Duration::seconds(1))).unwrap();
         assert_eq!(f.store.plan_operations(first.id, None).unwrap(), vec![planned(10)]);
+        // The problem is kept gzipped; one stored as text by an older version reads the same.
+        assert_eq!(f.store.plan_problem(first.id).unwrap(), "{}");
+        let gzipped = f.store.plan_problem_gzip(first.id).unwrap();
+        assert_eq!(&gzipped[..2], [0x1f, 0x8b]);
+        f.store
+            .write(|tx| {
+                Ok(tx.execute("UPDATE plans SET problem = '{\"old\": 1}' WHERE id = ?1", [second.id])?)
+            })
+            .unwrap();
+        assert_eq!(f.store.plan_problem(second.id).unwrap(), "{\"old\": 1}");
+        assert_eq!(&f.store.plan_problem_gzip(second.id).unwrap()[..2], [0x1f, 0x8b]);
         assert!(f.store.active_plan().unwrap().is_none());
         let active = f.store.publish_plan(second.id, NOW + time::Duration::seconds(2)).unwrap();
         assert_eq!(active.status, PlanStatus::Active);

@@ -565,13 +565,20 @@ pub(crate) fn dispatch_queue(store: &store::Store, machine: MachineId) -> store:
             return Ok(Dispatch { machine_id: machine, plan_id: None, queue: Vec::new() });
         };
         let mut queue = Vec::new();
+        let mut parts_of: HashMap<model::OperationId, Vec<u32>> = HashMap::new();
         for mut op in store.plan_operations(plan.id, Some(machine))? {
             let operation = store.operation(op.operation_id)?;
             if matches!(operation.status, OrderStatus::Done | OrderStatus::Cancelled) {
                 continue;
             }
-            let parts = store.plan_part_quantities(plan.id, op.operation_id)?;
-            op.quantity = units_left(&operation, &parts, op.part);
+            // Several parts of one lot may be on this list: its parts are read once.
+            let parts = match parts_of.entry(op.operation_id) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(new) => {
+                    new.insert(store.plan_part_quantities(plan.id, op.operation_id)?)
+                }
+            };
+            op.quantity = units_left(&operation, parts, op.part);
             // A part made already (the lot stopped for now after it) is off the list.
             if op.quantity == 0 && operation.status != OrderStatus::Running {
                 continue;

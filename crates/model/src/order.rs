@@ -98,6 +98,10 @@ pub struct Order {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<String>")]
     pub finished_at: Option<Timestamp>,
+    /// Good units its last step made, once the order is done; `null` before. Fewer than
+    /// `quantity` when the order ended short (scrap not made again).
+    #[serde(default)]
+    pub delivered: Option<u32>,
 }
 
 /// An order to create. Its operations are derived from the variant's routing by the store.

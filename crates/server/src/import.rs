@@ -44,7 +44,7 @@ const REQUIRED: [&str; 5] = ["number", "customer", "variant", "quantity", "due"]
 const OPTIONAL: [&str; 2] = ["priority", "material_ready"];
 /// The columns `GET /orders/export` adds after the import's: read past, so an export (edited in a
 /// spreadsheet) imports as it is.
-const EXPORT_ONLY: [&str; 5] = ["status", "created_at", "finished_at", "eta", "late"];
+const EXPORT_ONLY: [&str; 6] = ["status", "created_at", "finished_at", "delivered", "eta", "late"];
 /// A valid time that stands in for one that did not parse while the rest of its row is checked.
 const STAND_IN_TIME: Timestamp = time::macros::datetime!(2100-01-01 00:00 UTC);
 

@@ -439,9 +439,38 @@ pub fn check_and_repair(
     // Orders slotted in as rush orders take no place the active plan gave them.
     let plan = planning::plan_with(store, now, &active.objective, limit, &options, None, &slotting)
         .map_err(RepairError::failed)?;
+    // A machine that broke down or runs again before its planned work is due changes nothing: the
+    // active plan stays, and the stations are not sent a new plan for it.
+    if matches!(trigger, PlanTrigger::Breakdown { .. } | PlanTrigger::Recovered { .. })
+        && moves_nothing(
+            &store.plan_operations(active.id, None).map_err(RepairError::failed)?,
+            &plan.operations,
+        )
+    {
+        tracing::info!(plan = active.id, trigger = %in_brief(&trigger), "the repair moved no work; the active plan stays");
+        return Ok(None);
+    }
     let published = publish(store, clock.now().max(now), plan, trigger)?;
     memory.slotted.extend(slotting);
     Ok(Some(published))
+}
+
+/// Whether `repaired` plans every piece of work as `active` does: on the same machine, with the
+/// same units, its setup, start and end within a minute. Work `active` has and `repaired` not
+/// (finished since) does not count.
+fn moves_nothing(active: &[model::PlannedOperation], repaired: &[model::PlannedOperation]) -> bool {
+    let near = |a: Timestamp, b: Timestamp| (a - b).abs() < time::Duration::minutes(1);
+    let planned: std::collections::HashMap<_, _> =
+        active.iter().map(|op| ((op.operation_id, op.part), op)).collect();
+    repaired.iter().all(|op| {
+        planned.get(&(op.operation_id, op.part)).is_some_and(|was| {
+            was.machine_id == op.machine_id
+                && was.quantity == op.quantity
+                && near(was.setup_start, op.setup_start)
+                && near(was.start, op.start)
+                && near(was.end, op.end)
+        })
+    })
 }
 
 /// Machines down now that went down after the active plan was made, as a breakdown reported

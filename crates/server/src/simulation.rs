@@ -239,7 +239,8 @@ pub fn site_factory(
         let counted = operation.good.saturating_add(operation.scrap);
         let job = Job {
             operation: operation.id,
-            quantity: operation.quantity.saturating_sub(counted),
+            // Good units are what the lot is for; the scrapped ones are being made again.
+            quantity: operation.quantity.saturating_sub(operation.good),
             unit_seconds: operation.unit_seconds,
             setup_seconds: if counted > 0 { 0.0 } else { f64::from(operation.setup_seconds) },
             family: operation.setup_family,

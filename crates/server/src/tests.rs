@@ -2207,8 +2207,14 @@ async fn orders_export_as_csv_with_the_list_s_filters() {
     let rows: Vec<csv::StringRecord> =
         csv::Reader::from_reader(export("").await.text.as_bytes()).records().map(Result::unwrap).collect();
     let cancelled = rows.iter().find(|row| row[0] == *number).unwrap();
-    assert_eq!((&cancelled[7], &cancelled[10], &cancelled[11]), ("cancelled", "", ""));
-    assert!(rows.iter().any(|row| !row[10].is_empty()), "open orders of the plan have an ETA");
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (status, delivered, eta, late) =
+        (column("status"), column("delivered"), column("eta"), column("late"));
+    assert_eq!(
+        (&cancelled[status], &cancelled[delivered], &cancelled[eta], &cancelled[late]),
+        ("cancelled", "", "", "")
+    );
+    assert!(rows.iter().any(|row| !row[eta].is_empty()), "open orders of the plan have an ETA");
     // An export imports as it is, its own columns read past (here under new numbers).
     let mut again = csv::Writer::from_writer(Vec::new());
     again.write_record(&header).unwrap();
@@ -2458,6 +2464,51 @@ async fn a_machine_running_again_after_a_breakdown_gets_its_work_back_at_once() 
     assert!(first_start(back) < out_until, "{} is no earlier than {out_until}", first_start(back));
     // Once only: the plan made since knew it was running.
     assert!(due_after(&h.store, minutes(13), &config, None, &[busy], &slotted).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_breakdown_before_a_machine_s_work_is_due_leaves_the_plan_as_it_is() {
+    use crate::replanner::{Breakdown, Memory, PlanningConfig, check_and_repair};
+    let h = harness();
+    let config = PlanningConfig::default();
+    let plan = publish_a_plan(&h).await;
+    let operations = h.store.plan_operations(plan, None).unwrap();
+    // Reported a second after the plan was made: the shop floor is where the plan has it.
+    let reported = NOW + time::Duration::seconds(1);
+    let back = reported + time::Duration::minutes(i64::from(config.expected_repair_minutes));
+    // A machine whose work all starts after its expected repair, and one with work before.
+    let first_start = |machine: model::MachineId| {
+        operations.iter().filter(|op| op.machine_id == machine).map(|op| op.setup_start).min().unwrap()
+    };
+    let mut machines: Vec<model::MachineId> = operations.iter().map(|op| op.machine_id).collect();
+    machines.sort_by_key(|m| first_start(*m));
+    machines.dedup();
+    let (soon, later) = (machines[0], *machines.last().unwrap());
+    assert!(
+        first_start(soon) < back && first_start(later) > back + time::Duration::minutes(1),
+        "{operations:?}"
+    );
+    let down = |machine| {
+        h.store
+            .record_state(&model::StateChange {
+                machine,
+                at: reported,
+                state: model::MachineState::Down,
+                reason: None,
+            })
+            .unwrap();
+        Some(Breakdown { machines: vec![machine], reported })
+    };
+    let mut memory = Memory::default();
+    let at = reported;
+    let slotted = std::collections::HashSet::new();
+    let due = crate::replanner::due(&h.store, at, &config, down(later), &slotted).unwrap().expect("due");
+    assert!(matches!(due.trigger, model::PlanTrigger::Breakdown { .. }));
+    assert_eq!(check_and_repair(&h.store, &at, &config, down(later), &mut memory).unwrap(), None);
+    assert_eq!(h.store.active_plan().unwrap().unwrap().id, plan, "the plan stays");
+    let (repaired, _) =
+        check_and_repair(&h.store, &at, &config, down(soon), &mut memory).unwrap().expect("a repair");
+    assert_ne!(repaired, plan);
 }
 
 #[tokio::test]
@@ -3091,10 +3142,20 @@ fn a_scheduled_reoptimisation_publishes_only_a_plan_clearly_better() {
     assert_eq!((memory.reoptimise, store.active_plan().unwrap().unwrap().id), (None, id));
     let kept = crate::replanner::LastReoptimisation { at: later, published: None };
     assert_eq!(memory.reoptimised, Some(kept));
-    // A breakdown goes first; the re-optimisation waits for the next check.
-    let busy = after.iter().find(|op| op.end > later + time::Duration::hours(2)).unwrap().machine_id;
-    let down =
-        crate::replanner::Breakdown { machines: vec![busy], reported: later + time::Duration::minutes(1) };
+    // A breakdown goes first; the re-optimisation waits for the next check. (The machine has work
+    // soon, so the repair moves it.)
+    let busy = after
+        .iter()
+        .find(|op| {
+            op.setup_start < later + time::Duration::minutes(45) && op.end > later + time::Duration::hours(2)
+        })
+        .unwrap()
+        .machine_id;
+    let reported = later + time::Duration::minutes(1);
+    let state =
+        model::StateChange { machine: busy, at: reported, state: model::MachineState::Down, reason: None };
+    store.record_state(&state).unwrap();
+    let down = crate::replanner::Breakdown { machines: vec![busy], reported };
     let at = later + time::Duration::minutes(2);
     memory.reoptimise = Some(at);
     let (_, trigger) = check_and_repair(&store, &at, &config, Some(down), &mut memory).unwrap().unwrap();

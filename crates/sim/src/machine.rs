@@ -13,7 +13,9 @@ use crate::{MachineSpec, Output, SimConfig};
 pub struct Job {
     /// The order operation.
     pub operation: OperationId,
-    /// Units to make.
+    /// Good units to make: the machine makes a replacement for each unit it scraps, as a shop
+    /// making to order does (up to twice the lot in all, should it scrap
+    /// nearly everything).
     pub quantity: u32,
     /// Seconds per unit (simulated time).
     pub unit_seconds: f64,
@@ -28,11 +30,12 @@ enum Phase {
     Setup {
         remaining: f64,
     },
-    /// `good` and `scrap` count the units not reported yet; `since_report` is the simulated
-    /// running time since the last report.
+    /// `good` and `scrap` count the units not reported yet, `made_good` and `made` every unit of
+    /// the lot so far; `since_report` is the simulated running time since the last report.
     Running {
         unit_remaining: f64,
-        done: u32,
+        made_good: u32,
+        made: u32,
         good: u32,
         scrap: u32,
         since_report: f64,
@@ -42,7 +45,7 @@ enum Phase {
 impl Phase {
     /// Running a lot from its first unit, which takes `unit_remaining`.
     fn running(unit_remaining: f64) -> Phase {
-        Phase::Running { unit_remaining, done: 0, good: 0, scrap: 0, since_report: 0.0 }
+        Phase::Running { unit_remaining, made_good: 0, made: 0, good: 0, scrap: 0, since_report: 0.0 }
     }
 }
 
@@ -301,20 +304,24 @@ impl SimMachine {
                     self.enter(index, MachineState::Running, None, at, out);
                 }
             }
-            Phase::Running { unit_remaining, done, good, scrap, since_report } => {
+            Phase::Running { unit_remaining, made_good, made, good, scrap, since_report } => {
                 *unit_remaining -= dt;
                 *since_report += dt;
-                while *unit_remaining <= 0.0 && *done < current.job.quantity {
-                    *done += 1;
+                let quantity = current.job.quantity;
+                let attempts = quantity.saturating_mul(MAX_ATTEMPTS_PER_UNIT);
+                let finished = |made_good: u32, made: u32| made_good >= quantity || made >= attempts;
+                while *unit_remaining <= 0.0 && !finished(*made_good, *made) {
+                    *made += 1;
                     // Worn bearings scrap more.
                     if random.chance(config.scrap_rate * (1.0 + 4.0 * (1.0 - self.health).powi(2))) {
                         *scrap += 1;
                     } else {
                         *good += 1;
+                        *made_good += 1;
                     }
                     *unit_remaining += unit_time(&current.job, random);
                 }
-                let finished = *done >= current.job.quantity;
+                let finished = finished(*made_good, *made);
                 if finished || (*since_report >= crate::COUNT_REPORT_SECONDS && (*good > 0 || *scrap > 0)) {
                     out.push(Output::Units {
                         machine: index,
@@ -439,6 +446,10 @@ impl SimMachine {
 /// The fastest a unit is made, as a share of the job's unit time (the planning standard): the
 /// ideal cycle time the machine reports, so that performance never passes 100 %.
 const FASTEST_UNIT: f64 = 0.95;
+
+/// A machine gives up on a lot after this many units per good unit ordered (it would be scrapping
+/// most of them): it reports what it made and the order ends short.
+const MAX_ATTEMPTS_PER_UNIT: u32 = 2;
 
 fn unit_time(job: &Job, random: &mut SplitMix) -> f64 {
     job.unit_seconds * random.between(FASTEST_UNIT, 1.12)

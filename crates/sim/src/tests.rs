@@ -62,8 +62,9 @@ fn operations_go_through_setup_then_run_and_finish_with_every_unit_counted() {
     let mut finished = Vec::new();
     let mut reports = 0;
     for o in &out {
-        let Output::Units { operation, good, scrap, finished: done, .. } = o else { continue };
-        let (operation, units) = (operation.0, good + scrap);
+        let Output::Units { operation, good, finished: done, .. } = o else { continue };
+        // Scrapped units are made again: each lot ends with its quantity of good units.
+        let (operation, units) = (operation.0, *good);
         if *done {
             finished.push(operation);
         } else {
@@ -180,6 +181,35 @@ fn outputs_encode_as_json_topic_messages_the_decoder_reads_back() {
         .count();
     assert_eq!(finished, 1);
     assert!(messages.iter().all(|m| m.topic.starts_with("mf/v1/hk/")));
+}
+
+#[test]
+fn scrapped_units_are_made_again_until_the_lot_is_good_or_hopeless() {
+    let units = |scrap_rate: f64| {
+        let config = SimConfig {
+            breakdowns_per_hour: 0.0,
+            incidents_per_hour: 0.0,
+            scrap_rate,
+            ..SimConfig::default()
+        };
+        let mut factory = Factory::new(specs(), config, START);
+        factory.set_setup_family(0, "alu".into());
+        factory.enqueue(0, job(1, 10, "alu"));
+        let out = run(&mut factory, 60);
+        let (mut good, mut scrap, mut finished) = (0, 0, false);
+        for o in &out {
+            if let Output::Units { good: g, scrap: s, finished: f, .. } = o {
+                (good, scrap, finished) = (good + g, scrap + s, finished || *f);
+            }
+        }
+        assert!(finished, "{out:?}");
+        (good, scrap)
+    };
+    let (good, scrap) = units(0.4);
+    assert_eq!(good, 10);
+    assert!(scrap > 0, "at 40 % scrap some of 10 units are scrapped");
+    // A machine scrapping everything gives up after twice the lot.
+    assert_eq!(units(1.0), (0, 20));
 }
 
 #[test]

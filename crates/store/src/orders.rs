@@ -13,6 +13,15 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use crate::catalog::read_routing;
 use crate::{Page, PageRequest, Result, Store, StoreError, constraint, from_ms, page, to_ms};
 
+/// What an order (the row of `orders`) delivered, as SQL: the good units of its last operation not
+/// cancelled ([`Order::delivered`], once it is done). A macro, so that `concat!` can use it.
+macro_rules! delivered {
+    () => {
+        "coalesce((SELECT op.good FROM operations op
+           WHERE op.order_id = orders.id AND op.status != 'cancelled' ORDER BY op.seq DESC LIMIT 1), 0)"
+    };
+}
+
 /// Which orders a list returns. Every field narrows the list; `None` does not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderFilter {
@@ -371,12 +380,11 @@ impl Store {
     pub fn deliveries(&self, since: Timestamp) -> Result<Deliveries> {
         self.read(|conn| {
             let (finished, on_time): (u64, Option<u64>) = conn
-                .prepare_cached(
-                    "SELECT count(*), sum(finished_ms <= due_ms AND coalesce(
-                         (SELECT good FROM operations op WHERE op.order_id = orders.id
-                          AND op.status != 'cancelled' ORDER BY seq DESC LIMIT 1), 0) >= quantity)
-                     FROM orders WHERE status = 'done' AND finished_ms >= ?1",
-                )?
+                .prepare_cached(concat!(
+                    "SELECT count(*), sum(finished_ms <= due_ms AND ",
+                    delivered!(),
+                    " >= quantity) FROM orders WHERE status = 'done' AND finished_ms >= ?1"
+                ))?
                 .query_row([to_ms(since)], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(Deliveries { finished, on_time: on_time.unwrap_or(0) })
         })
@@ -458,12 +466,17 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         material_ready: new.material_ready.map(|t| from_ms(to_ms(t))).transpose()?,
         created_at: from_ms(to_ms(now))?,
         finished_at: None,
+        delivered: None,
     })
 }
 
-const ORDER_SELECT: &str =
+/// An order's columns; the last is what it delivered, once it is done.
+const ORDER_SELECT: &str = concat!(
     "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms, material_ready_ms,
-     finished_ms FROM orders";
+     finished_ms, CASE WHEN status = 'done' THEN ",
+    delivered!(),
+    " END FROM orders"
+);
 
 fn read_order(conn: &Connection, id: OrderId) -> Result<Order> {
     conn.prepare_cached(&format!("{ORDER_SELECT} WHERE id = ?1"))?
@@ -537,6 +550,7 @@ fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {
         material_ready,
         created_at,
         finished_at,
+        delivered: row.get(11)?,
     }))
 }
 

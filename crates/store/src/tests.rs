@@ -1494,6 +1494,7 @@ fn deliveries_count_the_orders_finished_since_and_those_on_time() {
         f.store.write_batch(&[], &[], &[], &events).unwrap();
     };
     let finish = |number: &str, at: Timestamp| finish_with(number, at, 5);
+    let delivered = |number: &str| f.store.order_by_number(number).unwrap().unwrap().delivered;
     finish("SO-EARLY", due - time::Duration::days(1));
     finish("SO-ON-THE-DOT", due);
     finish("SO-LATE", due + time::Duration::minutes(1));
@@ -1503,6 +1504,11 @@ fn deliveries_count_the_orders_finished_since_and_those_on_time() {
     // Released but not finished: not counted.
     let open = f.store.create_order(&new_order("SO-OPEN", f.variant), NOW).unwrap();
     f.store.set_order_status(open.id, OrderStatus::Released).unwrap();
+    // An order says what it delivered once it is done.
+    assert_eq!(
+        (delivered("SO-EARLY"), delivered("SO-SHORT"), delivered("SO-OPEN")),
+        (Some(5), Some(3), None)
+    );
     let since = due - time::Duration::days(30);
     assert_eq!(f.store.deliveries(since).unwrap(), Deliveries { finished: 4, on_time: 2 });
     assert_eq!(

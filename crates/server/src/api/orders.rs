@@ -128,6 +128,7 @@ pub(crate) async fn export_orders(
             "status",
             "created_at",
             "finished_at",
+            "delivered",
             "eta",
             "late",
         ];
@@ -159,6 +160,7 @@ pub(crate) async fn export_orders(
                     order.status.as_str().to_string(),
                     crate::rfc3339(order.created_at),
                     time(order.finished_at),
+                    order.delivered.map_or(String::new(), |units| units.to_string()),
                     time(eta),
                     late.map_or(String::new(), |late| late.to_string()),
                 ];

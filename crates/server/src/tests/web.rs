@@ -576,6 +576,25 @@ async fn the_step_after_a_finished_one_processes_only_its_good_units() {
         let at = page.find(r#"data-testid="short-output""#).expect("the order says it will be short");
         assert!(page[at..].contains(&short), "{lang}");
     }
+    // Once the rest is made, the order says what it delivered, and the list that it ended short.
+    for step in operations.as_array().unwrap().iter().skip(1) {
+        let (id, machine) = (step["id"].as_i64().unwrap(), &step["eligible_machines"][0]);
+        let start = h
+            .post_json(&format!("/api/v1/operations/{id}/start"), &operator, &json!({"machine_id": machine}))
+            .await;
+        assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+        let finish = h
+            .post_json(&format!("/api/v1/operations/{id}/finish"), &operator, &json!({"good": quantity - 3}))
+            .await;
+        assert_eq!(finish.status, StatusCode::OK, "{}", finish.text);
+    }
+    let done = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    assert_eq!((&done["status"], &done["delivered"]), (&json!("done"), &json!(quantity - 3)));
+    for (lang, short) in [("en", "3 short"), ("zh-HK", "短缺 3")] {
+        let page = h.page("/orders?status=done", ADMIN, lang).await.text;
+        let at = page.find(r#"data-testid="short""#).expect("the list says the order ended short");
+        assert!(page[at..].starts_with(&format!(r#"data-testid="short">{short}<"#)), "{lang}");
+    }
     h.state.begin_stop();
     workers.finish().await;
 }

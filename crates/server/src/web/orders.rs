@@ -60,6 +60,8 @@ pub(crate) struct Text {
     pub(crate) output: &'static str,
     /// "329 of 350 expected, 21 short"
     pub(crate) output_short: fn(u32, u32) -> String,
+    /// What a done order's list row adds when it delivered fewer than ordered (units short).
+    pub(crate) short: fn(u32) -> String,
     pub(crate) setup_from: &'static str,
     pub(crate) planned_start: &'static str,
     pub(crate) planned_end: &'static str,
@@ -121,6 +123,7 @@ pub(crate) const EN: Text = Text {
     finished: "Finished",
     output: "Good output",
     output_short: |output, quantity| format!("{output} of {quantity} expected, {} short", quantity - output),
+    short: |n| format!("{n} short"),
     setup_from: "Setup from",
     planned_start: "Planned start",
     planned_end: "End (planned or actual)",
@@ -181,6 +184,7 @@ pub(crate) const ZH: Text = Text {
     finished: "完成時間",
     output: "良品產出",
     output_short: |output, quantity| format!("預計 {output}／{quantity}，短缺 {}", quantity - output),
+    short: |n| format!("短缺 {n}"),
     setup_from: "換線開始",
     planned_start: "計劃開始",
     planned_end: "完成（計劃或實際）",
@@ -562,8 +566,19 @@ fn eta_cell(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
     }
 }
 
-/// The lateness cell: late by how much, or on time.
+/// The lateness cell: late by how much, or on time; and how many units short, for an order done
+/// with fewer good units than ordered.
 fn lateness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
+    let short = order.delivered.filter(|d| *d < order.quantity).map(|d| order.quantity - d);
+    html! {
+        (timeliness(ctx, order, eta))
+        @if let Some(short) = short {
+            " · " span.late-text data-testid="short" { ((ctx.t.orders_page.short)(short)) }
+        }
+    }
+}
+
+fn timeliness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
     let t = ctx.t;
     let due = order.due;
     match eta {

@@ -127,6 +127,14 @@ pub enum PlanTrigger {
         /// Their order numbers.
         orders: Vec<String>,
     },
+    /// Work started on another of its machines than the active plan has it on (the shop floor
+    /// chose another machine): the work of both machines moves to where it can now happen.
+    Elsewhere {
+        /// The machine it runs on (its code).
+        machine: String,
+        /// The orders of that work (their numbers).
+        orders: Vec<String>,
+    },
     /// Work ran off the active plan by more than `planning.deviation_minutes`.
     Deviation {
         /// Lots behind: not started, or still running, that long after they were planned to.

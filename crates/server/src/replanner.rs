@@ -6,6 +6,7 @@
 //! - a released order of rush priority is missing from the plan, or was raised to rush priority
 //!   since it was made (it is slotted in ahead of all work not running or frozen);
 //! - other released orders are missing from a plan `new_order_minutes` old (they are slotted in);
+//! - a lot starts on another of its machines than the plan has it on;
 //! - work runs off the plan, late or early, by more than `deviation_minutes` (everything after it
 //!   moves to where it can now happen), at most once per `repair_interval_minutes`.
 //!
@@ -455,6 +456,27 @@ pub fn check_and_repair(
     Ok(Some(published))
 }
 
+/// Work running on a machine that plan `plan` does not have it on, as a trigger naming the first
+/// such machine and the orders of the work running there off the plan.
+fn started_elsewhere(store: &Store, plan: i64) -> Result<Option<PlanTrigger>, store::StoreError> {
+    let planned: HashSet<(model::OperationId, MachineId)> =
+        store.plan_operations(plan, None)?.iter().map(|op| (op.operation_id, op.machine_id)).collect();
+    let ops: HashSet<model::OperationId> = planned.iter().map(|(op, _)| *op).collect();
+    let elsewhere: Vec<(MachineId, OrderId)> = store
+        .running_operations()?
+        .into_iter()
+        .filter_map(|op| op.machine_id.map(|machine| (op.id, machine, op.order_id)))
+        .filter(|(op, machine, _)| ops.contains(op) && !planned.contains(&(*op, *machine)))
+        .map(|(_, machine, order)| (machine, order))
+        .collect();
+    let Some(&(machine, _)) = elsewhere.first() else { return Ok(None) };
+    let mut orders = Vec::new();
+    for (_, order) in elsewhere.iter().filter(|(m, _)| *m == machine) {
+        orders.push(store.order(*order)?.number);
+    }
+    Ok(Some(PlanTrigger::Elsewhere { machine: store.machine(machine)?.code, orders }))
+}
+
 /// Whether `repaired` plans every piece of work as `active` does: on the same machine, with the
 /// same units, its setup, start and end within a minute. Work `active` has and `repaired` not
 /// (finished since) does not count.
@@ -631,7 +653,11 @@ pub fn due_after(
         }
     }
     let interval = time::Duration::minutes(i64::from(config.repair_interval_minutes));
-    if config.deviation_minutes > 0 && active.published_at.is_none_or(|at| now - at >= interval) {
+    let settled = active.published_at.is_none_or(|at| now - at >= interval);
+    if config.deviation_minutes > 0 && settled {
+        if let Some(trigger) = started_elsewhere(store, active.id)? {
+            return Ok(Some(Due { active, trigger, slotting: Vec::new() }));
+        }
         let operations = store.plan_operations(active.id, None)?;
         let parts = progress::with_statuses(store, active.id, &operations)?;
         let by = time::Duration::minutes(i64::from(config.deviation_minutes));

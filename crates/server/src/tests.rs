@@ -2512,6 +2512,48 @@ async fn a_breakdown_before_a_machine_s_work_is_due_leaves_the_plan_as_it_is() {
 }
 
 #[tokio::test]
+async fn work_started_on_another_machine_than_planned_is_repaired_around() {
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
+    use model::PlanTrigger;
+    let h = harness();
+    let config = PlanningConfig { repair_interval_minutes: 0, ..PlanningConfig::default() };
+    let plan = publish_a_plan(&h).await;
+    // A first step that may run on another machine than the plan gave it.
+    let (op, other) = h
+        .store
+        .plan_operations(plan, None)
+        .unwrap()
+        .into_iter()
+        .find_map(|planned| {
+            let op = h.store.operation(planned.operation_id).unwrap();
+            let other = op.eligible_machines.iter().copied().find(|m| *m != planned.machine_id);
+            (op.seq == 0).then_some(()).and(other).map(|other| (op, other))
+        })
+        .expect("a first step with two machines");
+    let slotted = std::collections::HashSet::new();
+    let at = NOW + time::Duration::minutes(1);
+    assert!(due(&h.store, at, &config, None, &slotted).unwrap().is_none(), "on plan");
+    let started = store::OperationEvent {
+        operation: op.id,
+        machine: other,
+        at,
+        kind: store::OperationEventKind::Started,
+        checked: true,
+    };
+    h.store.write_batch(&[], &[], &[], &[started]).unwrap();
+    let number = h.store.order(op.order_id).unwrap().number;
+    let code = h.store.machine(other).unwrap().code;
+    let (repaired, trigger) =
+        check_and_repair(&h.store, &at, &config, None, &mut Memory::default()).unwrap().expect("a repair");
+    assert_eq!(trigger, PlanTrigger::Elsewhere { machine: code, orders: vec![number] });
+    let parts = h.store.plan_operations(repaired, None).unwrap();
+    assert!(parts.iter().filter(|p| p.operation_id == op.id).all(|p| p.machine_id == other), "{parts:?}");
+    assert!(due(&h.store, at, &config, None, &slotted).unwrap().is_none(), "repaired once");
+    let detail = h.get(&format!("/api/v1/plans/{repaired}")).await.json;
+    assert_eq!(detail["trigger"]["kind"], "elsewhere", "{detail}");
+}
+
+#[tokio::test]
 async fn an_order_raised_to_rush_priority_is_moved_ahead_by_a_repair() {
     use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
     use model::PlanTrigger;

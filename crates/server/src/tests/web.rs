@@ -1403,3 +1403,36 @@ async fn a_lot_started_on_another_machine_than_planned_shows_at_that_machine_s_s
     h.state.begin_stop();
     workers.finish().await;
 }
+
+#[tokio::test]
+async fn a_machine_page_warns_of_performance_above_one_hundred_per_cent() {
+    let h = harness();
+    let (machine, order, _) = h.busy_factory().await;
+    let detail = h.get(&format!("/api/v1/orders/{order}")).await.json;
+    let running = detail["operations"].as_array().unwrap().iter().find(|o| o["status"] == "running").unwrap();
+    let page = h.page(&format!("/machines/{machine}"), ADMIN, "en").await.text;
+    assert!(!page.contains(r#"data-testid="above-ideal""#));
+    // Units whose ideal time is far more than the machine ran: impossible, so said.
+    // It ran for an hour and then stood idle for one; the units came in at the end.
+    for (hours, state) in [(2, model::MachineState::Running), (1, model::MachineState::Idle)] {
+        let at = NOW - time::Duration::hours(hours);
+        let change = model::StateChange { machine: model::MachineId(machine), at, state, reason: None };
+        h.store.record_state(&change).unwrap();
+    }
+    let produced = store::OperationEventKind::Produced { good: 10, scrap: 0, ideal_unit_ms: Some(600_000) };
+    let event = store::OperationEvent {
+        operation: model::OperationId(running["id"].as_i64().unwrap()),
+        machine: model::MachineId(machine),
+        at: NOW - time::Duration::minutes(1),
+        kind: produced,
+        checked: false,
+    };
+    h.store.write_batch(&[], &[], &[], &[event]).unwrap();
+    let oee = h.get(&format!("/api/v1/oee?machine={machine}")).await.json;
+    assert!(oee["total"]["effectiveness"].as_f64().unwrap() > 1.0, "{oee}");
+    for (lang, text) in [("en", "Performance is above 100 %"), ("zh-HK", "表現率高於 100%")] {
+        let page = h.page(&format!("/machines/{machine}"), ADMIN, lang).await.text;
+        let at = page.find(r#"data-testid="above-ideal""#).expect("a warning");
+        assert!(page[at..].contains(text), "{lang}");
+    }
+}

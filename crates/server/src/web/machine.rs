@@ -36,6 +36,8 @@ pub(crate) struct Text {
     pub(crate) ideal_production: &'static str,
     pub(crate) produced: &'static str,
     pub(crate) no_planned_time: &'static str,
+    /// Said when performance is above 100 %: the counts or the ideal times are wrong.
+    pub(crate) above_ideal: &'static str,
     pub(crate) pareto: &'static str,
     pub(crate) pareto_hint: &'static str,
     pub(crate) loss: &'static str,
@@ -104,6 +106,7 @@ pub(crate) const EN: Text = Text {
     ideal_production: "Ideal production time",
     produced: "Produced",
     no_planned_time: "No production was planned in this time range, so there is no OEE.",
+    above_ideal: "Performance is above 100 %: the units counted took less than their ideal time. Check the steps' unit times (the planning standard) and the machine's counts.",
     pareto: "Downtime Pareto",
     pareto_hint: "Unplanned stops within planned time, longest first.",
     loss: "Loss",
@@ -175,6 +178,7 @@ pub(crate) const ZH: Text = Text {
     ideal_production: "理想生產時間",
     produced: "總產量",
     no_planned_time: "此時段內沒有計劃生產，因此沒有 OEE。",
+    above_ideal: "表現率高於 100%：所計件數用時少於理想時間。請檢查工序的單件時間（計劃標準）及機器的計數。",
     pareto: "停機柏拉圖",
     pareto_hint: "計劃時間內的非計劃停機，時間最長者在前。",
     loss: "損失",
@@ -581,6 +585,10 @@ fn oee_breakdown(ctx: &Ctx, kpis: &Kpis) -> Markup {
             h2 #oee-heading { (m.oee_breakdown) }
             @if kpis.planned_busy_seconds <= 0.0 { p.muted { (m.no_planned_time) } }
             (svg::hbars(&bars, 1.0, m.oee_label))
+            // A tenth of a per cent over is rounding; more means impossible counts or ideal times.
+            @if kpis.effectiveness.is_some_and(|e| e > 1.001) {
+                p.notice role="note" data-testid="above-ideal" { "⚠ " (m.above_ideal) }
+            }
             dl.facts {
                 div { dt { (m.planned_busy) } dd { (seconds(kpis.planned_busy_seconds)) } }
                 div { dt { (m.actual_production) } dd { (seconds(kpis.actual_production_seconds)) } }

@@ -228,6 +228,9 @@ pub enum DropReason {
     /// An NDEATH whose `bdSeq` does not match the current session's NBIRTH (a will left over
     /// from an earlier connection).
     StaleDeath,
+    /// A Sparkplug message with the same `seq` as the one before it from its node: a resend (a
+    /// QoS 1 message whose acknowledgement was lost), already taken in.
+    RepeatedSeq,
 }
 
 /// The largest magnitude a stored reading may have. No measurement comes near it, and it keeps
@@ -247,7 +250,7 @@ pub(crate) fn unstorable(value: f64) -> Option<DropReason> {
 
 impl DropReason {
     /// Every reason, for registering metrics.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::PayloadTooLarge,
         DropReason::BadTopic,
         DropReason::MalformedJson,
@@ -270,6 +273,7 @@ impl DropReason {
         DropReason::NoBirth,
         DropReason::AwaitingRebirth,
         DropReason::StaleDeath,
+        DropReason::RepeatedSeq,
     ];
 
     /// The snake_case name used as a metric label.
@@ -297,7 +301,18 @@ impl DropReason {
             DropReason::NoBirth => "no_birth",
             DropReason::AwaitingRebirth => "awaiting_rebirth",
             DropReason::StaleDeath => "stale_death",
+            DropReason::RepeatedSeq => "repeated_seq",
         }
+    }
+
+    /// Whether this is well-formed input that is not stored by design (a string metric, a null
+    /// or transient value, a resend) rather than bad input or lost protocol state: such input is
+    /// counted apart and not logged as a problem.
+    pub fn is_skip(self) -> bool {
+        matches!(
+            self,
+            DropReason::NotNumeric | DropReason::NullValue | DropReason::Transient | DropReason::RepeatedSeq
+        )
     }
 }
 
@@ -581,7 +596,7 @@ pub(crate) struct KeyCache {
 }
 
 impl KeyCache {
-    const CAPACITY: usize = 16_384;
+    pub(crate) const CAPACITY: usize = 16_384;
 
     pub fn get(&mut self, joined: &str, make: impl FnOnce() -> MachineKey) -> MachineKey {
         if let Some(key) = self.keys.get(joined) {

@@ -4,7 +4,7 @@
 //! **Telemetry** is one object, or an array of them, each
 //! `{"ts": <RFC 3339 string | epoch milliseconds>, "metrics": {"<name>": <number | bool>, …}}`.
 //! Metric names are 1 to 128 printable characters; booleans become 0 and 1. `ts` may be left
-//! out, meaning "when the platform received it". A metric whose value is a string, null, array or
+//! out, meaning "when the platform received it" (see [`Received`]). A metric whose value is a string, null, array or
 //! object is dropped as `wrong_types` and the others in the object are kept; a bad or out-of-window
 //! `ts` drops that object. Unknown top-level fields are ignored (forward compatibility).
 //!
@@ -23,6 +23,8 @@
 //! `reason` is 1 to 200 characters without control characters. A bad event is dropped as
 //! `invalid_event` and the others in the array are kept.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -170,6 +172,29 @@ pub struct JsonDecoder {
     names: Interner,
     keys: KeyCache,
     pending: Vec<(Arc<str>, MetricValue)>,
+    /// Per machine (`site/machine`), the last time in epoch milliseconds given to what came
+    /// without `ts` (see [`Received`]); cleared when it holds [`KeyCache`]'s capacity.
+    received: HashMap<Box<str>, i64>,
+}
+
+/// The time given to readings and events that carry no `ts`: when they were received, but at
+/// least a millisecond after the last such time given to the same machine. The store keeps one
+/// reading per series and millisecond (and counts a report of the same time and units once, as a
+/// resend), so messages received within one millisecond, as a client sends what it queued while
+/// it reconnected, would otherwise collapse into the first. A machine sending more than a thousand
+/// messages a second without `ts` runs ahead of the clock by the excess.
+struct Received {
+    now_ms: i64,
+    last_ms: Cell<i64>,
+}
+
+impl Received {
+    fn next(&self) -> Result<OffsetDateTime, (DropReason, String)> {
+        let ms = self.last_ms.get().saturating_add(1).max(self.now_ms);
+        self.last_ms.set(ms);
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .map_err(|_| (DropReason::BadTimestamp, format!("time received {ms} ms")))
+    }
 }
 
 impl JsonDecoder {
@@ -194,19 +219,34 @@ impl JsonDecoder {
         let joined = &topic[TOPIC_PREFIX.len()..TOPIC_PREFIX.len() + site.len() + 1 + machine.len()];
         let key = self.keys.get(joined, || MachineKey::new(site, machine));
         let window = TimeWindow::new(now, &self.config);
+        let last = self.received.get(joined).copied().unwrap_or(i64::MIN);
+        let received = Received { now_ms: epoch_ms(now), last_ms: Cell::new(last) };
         match kind {
-            TopicKind::Telemetry => self.decode_telemetry(&key, payload, &window, out),
-            TopicKind::Events => decode_events(&key, payload, &window, out),
+            TopicKind::Telemetry => self.decode_telemetry(&key, payload, (&window, &received), out),
+            TopicKind::Events => decode_events(&key, payload, (&window, &received), out),
+        }
+        if received.last_ms.get() != last {
+            if self.received.len() >= KeyCache::CAPACITY {
+                self.received.clear();
+            }
+            self.received.insert(Box::from(joined), received.last_ms.get());
         }
     }
 
-    fn decode_telemetry(&mut self, key: &MachineKey, payload: &[u8], window: &TimeWindow, out: &mut Decoded) {
+    fn decode_telemetry(&mut self, key: &MachineKey, payload: &[u8], times: Times<'_>, out: &mut Decoded) {
         self.pending.clear();
         let n_readings = out.readings.len();
         let n_dropped = out.dropped.len();
         let mut deserializer = serde_json::Deserializer::from_slice(payload);
-        let seed =
-            TelemetryBody { key, window, names: &mut self.names, pending: &mut self.pending, out: &mut *out };
+        let (window, received) = times;
+        let seed = TelemetryBody {
+            key,
+            window,
+            received,
+            names: &mut self.names,
+            pending: &mut self.pending,
+            out: &mut *out,
+        };
         let result = seed.deserialize(&mut deserializer).and_then(|()| deserializer.end());
         if let Err(error) = result {
             // All or nothing for syntax errors: what was decoded before the error is withdrawn,
@@ -231,6 +271,7 @@ enum MetricValue {
 struct TelemetryBody<'a> {
     key: &'a MachineKey,
     window: &'a TimeWindow,
+    received: &'a Received,
     names: &'a mut Interner,
     pending: &'a mut Vec<(Arc<str>, MetricValue)>,
     out: &'a mut Decoded,
@@ -304,7 +345,7 @@ impl TelemetryBody<'_> {
         if !saw_metrics {
             return Err(de::Error::missing_field("metrics"));
         }
-        let at = match ts.map_or(Ok(self.window.now), |ts| ts.resolve(self.window)) {
+        let at = match ts.map_or_else(|| self.received.next(), |ts| ts.resolve(self.window)) {
             Ok(at) => at,
             Err((reason, detail)) => {
                 let n = self.pending.len();
@@ -556,7 +597,10 @@ struct EventWire {
     ideal_unit_seconds: Option<f64>,
 }
 
-fn decode_events(key: &MachineKey, payload: &[u8], window: &TimeWindow, out: &mut Decoded) {
+/// The window a message's times must fall in, and the time for what carries none.
+type Times<'a> = (&'a TimeWindow, &'a Received);
+
+fn decode_events(key: &MachineKey, payload: &[u8], times: Times<'_>, out: &mut Decoded) {
     let value: serde_json::Value = match serde_json::from_slice(payload) {
         Ok(value) => value,
         Err(error) => return out.drop(DropReason::MalformedJson, format!("events: {error}")),
@@ -564,15 +608,15 @@ fn decode_events(key: &MachineKey, payload: &[u8], window: &TimeWindow, out: &mu
     match value {
         serde_json::Value::Array(items) => {
             for item in items {
-                decode_event(key, item, window, out);
+                decode_event(key, item, times, out);
             }
         }
-        item @ serde_json::Value::Object(_) => decode_event(key, item, window, out),
+        item @ serde_json::Value::Object(_) => decode_event(key, item, times, out),
         _ => out.drop(DropReason::MalformedJson, "events: expected an object or an array of objects"),
     }
 }
 
-fn decode_event(key: &MachineKey, item: serde_json::Value, window: &TimeWindow, out: &mut Decoded) {
+fn decode_event(key: &MachineKey, item: serde_json::Value, (window, received): Times<'_>, out: &mut Decoded) {
     if !item.is_object() {
         return out.drop(DropReason::InvalidEvent, "an event is a JSON object");
     }
@@ -584,7 +628,7 @@ fn decode_event(key: &MachineKey, item: serde_json::Value, window: &TimeWindow, 
         Ok(event) => event,
         Err(detail) => return out.drop(DropReason::InvalidEvent, detail),
     };
-    let at = match wire.ts.map_or(Ok(window.now), |ts| ts.resolve(window)) {
+    let at = match wire.ts.map_or_else(|| received.next(), |ts| ts.resolve(window)) {
         Ok(at) => at,
         Err((reason, detail)) => return out.drop(reason, detail),
     };

@@ -11,6 +11,8 @@
 //!
 //! - Data or device messages from an edge node without a current birth are dropped (`no_birth`)
 //!   and a rebirth is requested: an NCMD with `Node Control/Rebirth = true`.
+//! - A message with the `seq` of the one before it is a resend and dropped (`repeated_seq`, as
+//!   QoS 1 delivers a message again when its acknowledgement was lost).
 //! - A `seq` other than the expected one drops that message (`sequence_gap`), requests a rebirth
 //!   and drops further messages from that node (`awaiting_rebirth`) until its NBIRTH: after a gap
 //!   the alias tables cannot be trusted (a DBIRTH may have been lost). Rebirth requests to one
@@ -18,7 +20,11 @@
 //! - A data metric is resolved by alias, else by name; unknown ones are dropped (and a rebirth
 //!   is requested). Its time is its own timestamp, else the payload's, else the time received.
 //! - Births are readings too (they carry current values) and emit [`MachineEvent::Online`]. An
-//!   NBIRTH while devices are online marks them offline until their DBIRTHs follow.
+//!   NBIRTH while devices are online marks them offline until their DBIRTHs follow. A birth
+//!   takes effect at its timestamp, but never before the node's last death as recorded here (a
+//!   death is stamped when received, and a node's clock may run behind the platform's), and a
+//!   `state` metric in a birth is the machine's state from the birth on, even when its own
+//!   timestamp is a little earlier: the birth says what the machine does now.
 //! - NDEATH (normally the MQTT will, with the `bdSeq` of the NBIRTH it belongs to) marks the node
 //!   and its devices offline at the time received; a `bdSeq` that does not match the current
 //!   NBIRTH is a stale will and ignored (`stale_death`). DDEATH marks its device offline.
@@ -584,6 +590,8 @@ struct NodeSession {
     metrics: MetricTable,
     devices: HashMap<Box<str>, DeviceSession>,
     last_rebirth_request: Option<OffsetDateTime>,
+    /// When its last NDEATH was received (and recorded).
+    died_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -706,6 +714,7 @@ fn node_session<'s>(
                 metrics: MetricTable::default(),
                 devices: HashMap::new(),
                 last_rebirth_request: None,
+                died_at: None,
             },
         );
     }
@@ -771,6 +780,14 @@ impl Message<'_> {
                 session.state = NodeState::Born { next_seq: next_seq.wrapping_add(1) };
                 true
             }
+            // The message before again: a resend, not a gap.
+            NodeState::Born { next_seq } if seq == Some(u64::from(next_seq.wrapping_sub(1))) => {
+                self.out.drop(
+                    DropReason::RepeatedSeq,
+                    format!("{} from {}: seq {} again", kind.as_str(), session.key, next_seq.wrapping_sub(1)),
+                );
+                false
+            }
             NodeState::Born { next_seq } => {
                 let got = seq.map_or("none".to_string(), |seq| seq.to_string());
                 self.out.drop(
@@ -815,7 +832,7 @@ impl Message<'_> {
                 .drop(DropReason::MalformedProtobuf, format!("NBIRTH from {}: seq {seq} > 255", session.key));
             return;
         };
-        let at = self.payload_time();
+        let at = self.birth_time(session);
         for (_, device) in session.devices.drain() {
             if let Ok(at) = at {
                 self.out.events.push(TimedEvent { key: device.key, at, event: MachineEvent::Offline });
@@ -838,22 +855,32 @@ impl Message<'_> {
             Ok(at) => self.event(&key, at, MachineEvent::Online),
             Err(reason) => self.out.drop(reason, format!("NBIRTH time of {key}")),
         }
-        session.metrics = self.birth(&key);
+        session.metrics = self.birth(&key, at.ok());
     }
 
     fn device_birth(&mut self, session: &mut NodeSession) {
         let device = self.device.unwrap_or_default();
         let key = MachineKey { site: Arc::clone(&session.key.site), machine: Arc::from(device) };
-        match self.payload_time() {
+        let at = self.birth_time(session);
+        match at {
             Ok(at) => self.event(&key, at, MachineEvent::Online),
             Err(reason) => self.out.drop(reason, format!("DBIRTH time of {key}")),
         }
-        let metrics = self.birth(&key);
+        let metrics = self.birth(&key, at.ok());
         session.devices.insert(Box::from(device), DeviceSession { key, metrics });
     }
 
-    /// Builds the metric table of a birth and emits its values.
-    fn birth(&mut self, key: &MachineKey) -> MetricTable {
+    /// When a birth takes effect: its payload's time, but after the node's last recorded death.
+    fn birth_time(&self, session: &NodeSession) -> Result<OffsetDateTime, DropReason> {
+        let at = self.payload_time()?;
+        Ok(match session.died_at {
+            Some(died) if at <= died => died + time::Duration::milliseconds(1),
+            _ => at,
+        })
+    }
+
+    /// Builds the metric table of a birth that took effect `at` and emits its values.
+    fn birth(&mut self, key: &MachineKey, at: Option<OffsetDateTime>) -> MetricTable {
         let mut table = MetricTable::default();
         let first_event = self.out.events.len();
         for metric in &self.payload.metrics {
@@ -873,6 +900,12 @@ impl Message<'_> {
             table.by_name.insert(Arc::clone(&def.name), def.clone());
             if !is_session_machinery(name) {
                 self.metric_value(key, &def, metric);
+            }
+        }
+        // The state a birth reports is the state from the birth on, not before it.
+        for event in &mut self.out.events[first_event..] {
+            if event.key == *key && matches!(event.event, MachineEvent::StateChange { .. }) {
+                event.at = event.at.max(at.unwrap_or(event.at));
             }
         }
         self.give_reason(key, first_event);
@@ -980,6 +1013,7 @@ impl Message<'_> {
         }
         let key = session.key.clone();
         self.event(&key, at, MachineEvent::Offline);
+        session.died_at = Some(at);
         session.state = NodeState::Unborn;
         session.bd_seq = None;
         session.metrics = MetricTable::default();

@@ -27,6 +27,8 @@ pub enum MetricName {
     IngestReadings,
     /// Counter: readings, metrics or events dropped, by reason.
     IngestDropped,
+    /// Counter: well-formed input the pipeline does not store by design, by reason.
+    IngestSkipped,
     /// Counter: ingest write transactions and the seconds they took.
     IngestBatches,
     /// Counter: attempts to write an ingest batch that failed (the batch is written again).
@@ -53,6 +55,7 @@ impl MetricName {
             MetricName::IngestMessages => "microfactory_ingest_messages_total",
             MetricName::IngestReadings => "microfactory_ingest_readings_total",
             MetricName::IngestDropped => "microfactory_ingest_dropped_total",
+            MetricName::IngestSkipped => "microfactory_ingest_skipped_total",
             MetricName::IngestBatches => "microfactory_ingest_batches_total",
             MetricName::IngestWriteFailures => "microfactory_ingest_write_failures_total",
             MetricName::MqttEvents => "microfactory_mqtt_events_total",
@@ -74,6 +77,9 @@ impl MetricName {
             MetricName::IngestMessages => "Messages taken in by the ingest pipeline (MQTT and HTTP).",
             MetricName::IngestReadings => "Readings stored by the ingest pipeline.",
             MetricName::IngestDropped => "Readings, metrics, events or messages not stored, by reason.",
+            MetricName::IngestSkipped => {
+                "Well-formed metrics or messages not stored by design (strings, null or transient values, resends), by reason."
+            }
             MetricName::IngestBatches => "Ingest write transactions committed.",
             MetricName::IngestWriteFailures => {
                 "Failed attempts to write an ingest batch; the batch is held (its MQTT messages unacknowledged) and written again."
@@ -118,6 +124,7 @@ pub struct Metrics {
     http_connections_open: AtomicU64,
     http_connections_refused: AtomicU64,
     ingest_dropped: Mutex<BTreeMap<&'static str, u64>>,
+    ingest_skipped: Mutex<BTreeMap<&'static str, u64>>,
     drop_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
     /// The embedded broker, once it runs, for its counters.
     broker: std::sync::OnceLock<mqtt::BrokerHandle>,
@@ -164,6 +171,11 @@ impl Metrics {
     /// Counts `n` things the pipeline dropped for one reason.
     pub fn count_ingest_drops(&self, reason: &'static str, n: u64) {
         *self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += n;
+    }
+
+    /// Counts something the pipeline did not store by design.
+    pub fn count_ingest_skip(&self, reason: &'static str) {
+        *self.ingest_skipped.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += 1;
     }
 
     /// Counts a committed ingest batch.
@@ -284,6 +296,10 @@ impl Metrics {
         header(&mut out, MetricName::IngestDropped, "counter");
         for (reason, count) in self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", MetricName::IngestDropped.as_str());
+        }
+        header(&mut out, MetricName::IngestSkipped, "counter");
+        for (reason, count) in self.ingest_skipped.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", MetricName::IngestSkipped.as_str());
         }
         if let Some(broker) = self.broker.get() {
             let counters = broker.counters();

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ingest::{DecodeConfig, Decoded, Decoder, MachineEvent, MachineKey};
+use ingest::{DecodeConfig, Decoded, Decoder, Dropped, MachineEvent, MachineKey};
 use model::{MachineId, MachineState, OperationId, Reading, SiteId, StateChange};
 use store::{OperationEvent, OperationEventKind, WriteStats};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -236,8 +236,14 @@ pub(crate) fn collect(
     decoded: &mut Decoded,
     batch: &mut WriteBatch,
 ) -> Vec<&'static str> {
-    let mut drops: Vec<&'static str> = decoded.dropped.iter().map(|d| d.reason.as_str()).collect();
-    if let Some(first) = decoded.dropped.first() {
+    // Input not stored by design (a string metric, a resend) is counted apart and not logged.
+    let (skipped, dropped): (Vec<&Dropped>, Vec<&Dropped>) =
+        decoded.dropped.iter().partition(|d| d.reason.is_skip());
+    for skip in skipped {
+        state.metrics.count_ingest_skip(skip.reason.as_str());
+    }
+    let mut drops: Vec<&'static str> = dropped.iter().map(|d| d.reason.as_str()).collect();
+    if let Some(first) = dropped.first() {
         state.metrics.log_drop_limited(first.reason.as_str(), &first.detail);
     }
     // `quiet`: an unknown machine is no loss (a Sparkplug edge node that is a gateway, not a

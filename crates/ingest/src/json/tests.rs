@@ -46,6 +46,38 @@ fn telemetry_epoch_millis_missing_ts_and_arrays() {
 }
 
 #[test]
+fn messages_without_ts_received_within_a_millisecond_keep_apart_per_machine() {
+    let mut decoder = JsonDecoder::new(DecodeConfig::default());
+    let mut out = Decoded::default();
+    let later = NOW + time::Duration::seconds(1);
+    let messages: [(&str, &str, OffsetDateTime); 7] = [
+        (TELEMETRY, r#"{"metrics": {"n": 1}}"#, NOW),
+        (TELEMETRY, r#"{"metrics": {"n": 2}}"#, NOW),
+        // A time of its own takes none of the machine's received times.
+        (TELEMETRY, r#"{"ts": 1740830400000, "metrics": {"n": 3}}"#, NOW),
+        (EVENTS, r#"{"type": "produced", "operation_id": 4, "good": 1}"#, NOW),
+        // Another machine has its own.
+        ("mf/v1/hk/cnc-2/telemetry", r#"{"metrics": {"n": 5}}"#, NOW),
+        (EVENTS, r#"{"type": "produced", "operation_id": 4, "good": 1}"#, NOW),
+        // The clock moved past them: its own time again.
+        (TELEMETRY, r#"{"metrics": {"n": 7}}"#, later),
+    ];
+    for (topic, payload, now) in messages {
+        decoder.decode(topic, payload.as_bytes(), now, &mut out);
+    }
+    expect![[r#"
+        reading hk/cnc-1 "n" = 1 at 2025-03-01T12:00:00Z
+        reading hk/cnc-1 "n" = 2 at 2025-03-01T12:00:00.001Z
+        reading hk/cnc-1 "n" = 3 at 2025-03-01T12:00:00Z
+        reading hk/cnc-2 "n" = 5 at 2025-03-01T12:00:00Z
+        reading hk/cnc-1 "n" = 7 at 2025-03-01T12:00:01Z
+        event hk/cnc-1 Produced { operation_id: 4, good: 1, scrap: 0, ideal_unit_ms: None } at 2025-03-01T12:00:00.002Z
+        event hk/cnc-1 Produced { operation_id: 4, good: 1, scrap: 0, ideal_unit_ms: None } at 2025-03-01T12:00:00.003Z
+    "#]]
+    .assert_eq(&render(&out));
+}
+
+#[test]
 fn one_bad_metric_keeps_the_others() {
     check(
         TELEMETRY,
@@ -188,14 +220,14 @@ fn events_good_and_bad() {
         expect![[r#"
             event hk/cnc-1 StateChange { state: Down, reason: Some("spindle overload") } at 2025-03-01T12:00:00Z
             event hk/cnc-1 StateChange { state: PlannedStop, reason: None } at 2025-03-01T12:00:00Z
-            event hk/cnc-1 OperationStarted { operation_id: 42 } at 2025-03-01T12:00:00Z
-            event hk/cnc-1 OperationFinished { operation_id: 42, good: 10, scrap: 1, ideal_unit_ms: None } at 2025-03-01T12:00:00Z
-            event hk/cnc-1 Downtime { reason: "tool breakage" } at 2025-03-01T12:00:00Z
-            event hk/cnc-1 Online at 2025-03-01T12:00:00Z
-            event hk/cnc-1 Offline at 2025-03-01T12:00:00Z
-            event hk/cnc-1 OperationFinished { operation_id: 2, good: 1, scrap: 0, ideal_unit_ms: Some(250) } at 2025-03-01T12:00:00Z
-            event hk/cnc-1 Produced { operation_id: 42, good: 3, scrap: 0, ideal_unit_ms: None } at 2025-03-01T12:00:00Z
-            event hk/cnc-1 Produced { operation_id: 42, good: 0, scrap: 1, ideal_unit_ms: Some(1500) } at 2025-03-01T12:00:00Z
+            event hk/cnc-1 OperationStarted { operation_id: 42 } at 2025-03-01T12:00:00.001Z
+            event hk/cnc-1 OperationFinished { operation_id: 42, good: 10, scrap: 1, ideal_unit_ms: None } at 2025-03-01T12:00:00.002Z
+            event hk/cnc-1 Downtime { reason: "tool breakage" } at 2025-03-01T12:00:00.003Z
+            event hk/cnc-1 Online at 2025-03-01T12:00:00.004Z
+            event hk/cnc-1 Offline at 2025-03-01T12:00:00.005Z
+            event hk/cnc-1 OperationFinished { operation_id: 2, good: 1, scrap: 0, ideal_unit_ms: Some(250) } at 2025-03-01T12:00:00.006Z
+            event hk/cnc-1 Produced { operation_id: 42, good: 3, scrap: 0, ideal_unit_ms: None } at 2025-03-01T12:00:00.007Z
+            event hk/cnc-1 Produced { operation_id: 42, good: 0, scrap: 1, ideal_unit_ms: Some(1500) } at 2025-03-01T12:00:00.008Z
             dropped invalid_event: unknown state "sleeping"
             dropped invalid_event: missing field `state`
             dropped invalid_event: operation_id 0 is not positive

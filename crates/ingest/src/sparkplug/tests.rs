@@ -649,3 +649,69 @@ fn a_state_reason_metric_gives_the_state_change_in_its_payload_its_reason() {
     "#]]
     .assert_eq(&log);
 }
+
+#[test]
+fn a_birth_says_what_the_machine_does_from_the_birth_on_even_with_a_slow_clock() {
+    let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    let state = [("state", MetricValue::String("running".into()))];
+    let mut log = String::new();
+    log += &decode(&mut decoder, &edge.birth(NOW, &[]).unwrap(), NOW);
+    log += &decode(&mut decoder, &edge.device_birth("cnc-1", NOW, &state).unwrap(), NOW);
+    // The node dies (its will, stamped when received) and is back a second later, its clock three
+    // seconds behind the platform's: its births still come after the death.
+    log += &decode(&mut decoder, &edge.will(), NOW + Duration::seconds(10));
+    let back = NOW + Duration::seconds(11);
+    let slow = back - Duration::seconds(3);
+    let mut edge = EdgeNode::new("hk", "edge-1", 1).unwrap();
+    log += &decode(&mut decoder, &edge.birth(slow, &[]).unwrap(), back);
+    log += &decode(&mut decoder, &edge.device_birth("cnc-1", slow, &state).unwrap(), back);
+    // A state metric taken a moment before its birth was sent is the state after the online.
+    let metric = Metric {
+        name: Some("state".into()),
+        timestamp: Some(ms(back) - 5),
+        datatype: Some(DataType::String.code()),
+        value: Some(metric::Value::StringValue("setup".into())),
+        ..Metric::default()
+    };
+    let payload =
+        Payload { timestamp: Some(ms(back)), seq: Some(2), metrics: vec![metric], ..Payload::default() };
+    log += &raw(&mut decoder, "spBv1.0/hk/DBIRTH/edge-1/cnc-2", &payload, back);
+    expect![[r#"
+        event hk/edge-1 Online at 2025-03-01T12:00:00Z
+        event hk/cnc-1 Online at 2025-03-01T12:00:00Z
+        event hk/cnc-1 StateChange { state: Running, reason: None } at 2025-03-01T12:00:00Z
+        event hk/cnc-1 Offline at 2025-03-01T12:00:10Z
+        event hk/edge-1 Offline at 2025-03-01T12:00:10Z
+        event hk/edge-1 Online at 2025-03-01T12:00:10.001Z
+        event hk/cnc-1 Online at 2025-03-01T12:00:10.001Z
+        event hk/cnc-1 StateChange { state: Running, reason: None } at 2025-03-01T12:00:10.001Z
+        event hk/cnc-2 Online at 2025-03-01T12:00:11Z
+        event hk/cnc-2 StateChange { state: Setup, reason: None } at 2025-03-01T12:00:11Z
+    "#]]
+    .assert_eq(&log);
+}
+
+#[test]
+fn a_resent_message_is_a_repeat_not_a_gap() {
+    let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    let temperature = |value: f64| [("Temperature", MetricValue::Double(value))];
+    let mut log = decode(&mut decoder, &edge.birth(NOW, &temperature(20.0)).unwrap(), NOW);
+    let first = edge.data(NOW, &temperature(21.0)).unwrap();
+    let second = edge.data(NOW + Duration::seconds(1), &temperature(22.0)).unwrap();
+    // The first again (its acknowledgement was lost), then the next: nothing lost, no rebirth.
+    for message in [&first, &first, &second] {
+        log += &decode(&mut decoder, message, NOW + Duration::seconds(2));
+    }
+    expect![[r#"
+        reading hk/edge-1 "Temperature" = 20 at 2025-03-01T12:00:00Z
+        event hk/edge-1 Online at 2025-03-01T12:00:00Z
+        reading hk/edge-1 "Temperature" = 21 at 2025-03-01T12:00:00Z
+        dropped repeated_seq: NDATA from hk/edge-1: seq 1 again
+        reading hk/edge-1 "Temperature" = 22 at 2025-03-01T12:00:01Z
+    "#]]
+    .assert_eq(&log);
+    assert!(DropReason::RepeatedSeq.is_skip() && DropReason::NotNumeric.is_skip());
+    assert!(!DropReason::SequenceGap.is_skip());
+}

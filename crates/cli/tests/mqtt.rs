@@ -186,9 +186,21 @@ fn devices_sign_in_with_tokens_and_publish_only_for_their_site() {
 
 /// Publishes one reading of `metric` for laser-01 at QoS 1 with `mosquitto_pub`.
 fn publish_reading(port: u16, metric: &str, value: f64) {
+    mosquitto_pub(port, &format!(r#"{{"metrics": {{"{metric}": {value}}}}}"#), &[]);
+}
+
+/// Publishes one retained reading, with `ts` (so that a delivery again, its acknowledgement lost
+/// in a kill, is stored once).
+fn publish_retained(port: u16, metric: &str, value: f64) {
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    mosquitto_pub(port, &format!(r#"{{"ts": {ts}, "metrics": {{"{metric}": {value}}}}}"#), &["-r"]);
+}
+
+fn mosquitto_pub(port: u16, message: &str, options: &[&str]) {
     let status = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "mf/v1/hk-kt/laser-01/telemetry"])
-        .args(["-m", &format!(r#"{{"metrics": {{"{metric}": {value}}}}}"#)])
+        .args(["-m", message])
+        .args(options)
         .status()
         .unwrap();
     assert!(status.success());
@@ -216,6 +228,11 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
         s["points"].as_array().is_some_and(|p| !p.is_empty())
     });
     assert_eq!(series["points"][0]["last"], 42.5, "{series}");
+    // A retained reading is taken in once, not again with each subscription.
+    publish_retained(port, "retained_kw", 4.2);
+    eventually(server.address, "/api/v1/machines/6/series?metric=retained_kw", |s| {
+        s["points"].as_array().is_some_and(|p| !p.is_empty())
+    });
 
     // The platform is killed; a reading published meanwhile waits in its session at the broker.
     drop(server);
@@ -225,6 +242,14 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
         s["points"].as_array().is_some_and(|p| !p.is_empty())
     });
     assert_eq!(series["points"][0]["last"], 7.25, "the reading sent while the platform was away: {series}");
+    let skipped = r#"microfactory_ingest_skipped_total{reason="retained"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !request(server.address, "GET", "/metrics", Some(TOKEN), None).unwrap().body.contains(skipped) {
+        assert!(Instant::now() < deadline, "the retained reading was not skipped on the reconnect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let retained = laser_points(server.address, "retained_kw");
+    assert_eq!(retained.len(), 1, "the retained reading again after a reconnect: {retained:?}");
 
     // The broker restarts (without persistence, so the session is gone): the platform connects
     // and subscribes again by itself. Readings sent before it is back have no subscriber, so

@@ -124,6 +124,13 @@ async fn serve(
                 tokio::select! {
                     delivery = inbox.recv() => {
                         let Some(delivery) = delivery else { break };
+                        // A retained message comes again with every subscription (each connect): it
+                        // was taken in when it was published, or queued in the session meanwhile.
+                        // Its receipt, dropped here, acknowledges it.
+                        if delivery.publish.retain {
+                            state.metrics.count_ingest_skip("retained");
+                            continue;
+                        }
                         let incoming = Incoming {
                             topic: delivery.publish.topic,
                             payload: delivery.publish.payload,

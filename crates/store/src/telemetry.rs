@@ -257,7 +257,11 @@ impl Store {
                 if !event.checked
                     && let Some(reason) = crate::orders::refuse_machine_report(tx, event)?
                 {
-                    stats.refused.push(RefusedReport { operation: event.operation, machine: event.machine, reason });
+                    stats.refused.push(RefusedReport {
+                        operation: event.operation,
+                        machine: event.machine,
+                        reason,
+                    });
                     continue;
                 }
                 crate::orders::apply_operation_event(tx, event)?;
@@ -267,10 +271,7 @@ impl Store {
             };
             for change in states {
                 if exists(change.machine)? {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO machine_states (machine_id, since_ms, state, reason) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![change.machine.0, to_ms(change.at), change.state.as_str(), change.reason])?;
+                    insert_state(tx, change)?;
                 }
             }
             for record in production {
@@ -309,7 +310,10 @@ impl Store {
                     stats.counted.extend(count_units(tx, rule, series, reading, scrap)?);
                 }
                 let minute = ts.div_euclid(ROLLUP_MS) * ROLLUP_MS;
-                minutes.entry((series, minute)).or_insert(Aggregate::EMPTY).merge(&Aggregate::one(ts, reading.value));
+                minutes
+                    .entry((series, minute))
+                    .or_insert(Aggregate::EMPTY)
+                    .merge(&Aggregate::one(ts, reading.value));
             }
             let mut hours: HashMap<(i64, i64), Aggregate> = HashMap::new();
             for (&(series, minute), agg) in &minutes {
@@ -519,11 +523,7 @@ impl Store {
     pub fn record_state(&self, change: &StateChange) -> Result<()> {
         self.write(|tx| {
             crate::require(tx, "machines", change.machine.0, "machine")?;
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO machine_states (machine_id, since_ms, state, reason) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![change.machine.0, to_ms(change.at), change.state.as_str(), change.reason])?;
-            Ok(())
+            insert_state(tx, change)
         })
     }
 
@@ -806,6 +806,31 @@ fn count_units(
         )?,
     }
     Ok(Some(CountedUnits { machine: reading.machine, at: reading.at, operation, good, scrap }))
+}
+
+/// Records `change` in the machine's timeline, unless it says what the timeline already says at
+/// that time: the same state, with no reason or the same one (a gateway repeating its state, or
+/// a will's offline for a machine already offline). Such a repeat would split the span, and
+/// the part after it would lose the reason the downtime Pareto shows.
+fn insert_state(tx: &Connection, change: &StateChange) -> Result<()> {
+    let at = to_ms(change.at);
+    let before: Option<(String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT state, reason FROM machine_states WHERE machine_id = ?1 AND since_ms <= ?2
+             ORDER BY since_ms DESC LIMIT 1",
+        )?
+        .query_row(params![change.machine.0, at], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let repeat = before.is_some_and(|(state, reason)| {
+        state == change.state.as_str() && (change.reason.is_none() || change.reason == reason)
+    });
+    if !repeat {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO machine_states (machine_id, since_ms, state, reason) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![change.machine.0, at, change.state.as_str(), change.reason])?;
+    }
+    Ok(())
 }
 
 /// How long after a finish at the station a machine's counter may still report the units that

@@ -991,6 +991,42 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn a_repeated_state_keeps_its_span_and_reason() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[1];
+        let change = |ms: i64, state: MachineState, reason: Option<&str>| StateChange {
+            machine: m,
+            at: from_ms(ms).unwrap(),
+            state,
+            reason: reason.map(str::to_string),
+        };
+        f.store.record_state(&change(1_000, MachineState::Down, Some("mould jam"))).unwrap();
+        // Repeated without a reason, or with the same one: nothing changes.
+        let batch =
+            [change(2_000, MachineState::Down, None), change(3_000, MachineState::Down, Some("mould jam"))];
+        f.store.write_batch(&[], &batch, &[], &[]).unwrap();
+        // Another reason is another stop; a state without one after it keeps that one's.
+        f.store.record_state(&change(4_000, MachineState::Down, Some("heater fault"))).unwrap();
+        f.store.record_state(&change(5_000, MachineState::Down, None)).unwrap();
+        f.store.record_state(&change(6_000, MachineState::Running, None)).unwrap();
+        let spans: Vec<_> = f
+            .store
+            .state_spans(m, 0, 7_000)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.start_ms, s.end_ms, s.state, s.reason))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (1_000, 4_000, MachineState::Down, Some("mould jam".to_string())),
+                (4_000, 6_000, MachineState::Down, Some("heater fault".to_string())),
+                (6_000, 7_000, MachineState::Running, None),
+            ]
+        );
+    }
+
+    #[test]
     fn production_records_round_trip() {
         let f = fixture(Store::open_in_memory().unwrap());
         let record = ProductionRecord {

@@ -1380,6 +1380,37 @@ async fn reported_times_must_be_recent_and_not_ahead_of_the_clock() {
 }
 
 #[tokio::test]
+async fn a_production_report_sent_again_counts_once() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    let (_, operation) = h.first_released_operation().await;
+    let (id, machine) =
+        (operation["id"].as_i64().unwrap(), operation["eligible_machines"][0].as_i64().unwrap());
+    let path = format!("/api/v1/machines/{machine}/production");
+    let at = "2026-11-24T08:59:00+08:00";
+    let units = json!({"good": 4, "scrap": 1, "operation_id": id, "at": at});
+    let free = json!({"good": 2, "ideal_unit_seconds": 10, "at": at});
+    // A client retrying after a timeout sends each report again.
+    for _ in 0..2 {
+        for report in [&units, &free] {
+            let reply = h.post_json(&path, &operator, report).await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        }
+    }
+    let counted = h.store.operation(model::OperationId(id)).unwrap();
+    assert_eq!((counted.good, counted.scrap), (4, 1));
+    let oee = h.get(&format!("/api/v1/oee?machine={machine}")).await.json;
+    assert_eq!((&oee["total"]["good"], &oee["total"]["scrap"]), (&json!(6), &json!(1)), "{oee}");
+    // Another report at another time counts.
+    let later = json!({"good": 4, "scrap": 1, "operation_id": id, "at": "2026-11-24T09:00:00+08:00"});
+    assert_eq!(h.post_json(&path, &operator, &later).await.status, StatusCode::CREATED);
+    assert_eq!(h.store.operation(model::OperationId(id)).unwrap().good, 8);
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn units_counted_while_a_lot_runs_show_in_oee_before_the_lot_ends() {
     let h = harness();
     let workers = h.state.start_workers();

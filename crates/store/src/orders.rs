@@ -673,15 +673,14 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         OperationEventKind::Started => start()?,
         OperationEventKind::Produced { good, scrap, ideal_unit_ms } => {
             // A count is an increment, so a resent one (the same machine, operation, instant and
-            // units: an MQTT redelivery after a crash) must not count twice. A person's report is
-            // answered once, so each counts.
-            let resent = !event.checked
-                && tx
-                    .prepare_cached(
-                        "SELECT 1 FROM production WHERE machine_id = ?1 AND ts_ms = ?2 AND operation_id = ?3
+            // units: an MQTT redelivery after a crash, an HTTP client's retry after a timeout)
+            // must not count twice.
+            let resent = tx
+                .prepare_cached(
+                    "SELECT 1 FROM production WHERE machine_id = ?1 AND ts_ms = ?2 AND operation_id = ?3
                      AND good = ?4 AND scrap = ?5",
-                    )?
-                    .exists(params![event.machine.0, to_ms(event.at), event.operation.0, good, scrap])?;
+                )?
+                .exists(params![event.machine.0, to_ms(event.at), event.operation.0, good, scrap])?;
             if resent {
                 return Ok(());
             }

@@ -606,11 +606,25 @@ impl Store {
         })
     }
 
-    /// Records finished units.
+    /// Records finished units; the same units at the same instant again (a retry) are recorded
+    /// once.
     pub fn record_production(&self, record: &ProductionRecord) -> Result<()> {
         self.write(|tx| {
             crate::require(tx, "machines", record.machine.0, "machine")?;
-            insert_production(tx, record)
+            // The same units at the same instant again: a client's retry, recorded once.
+            let resent = tx
+                .prepare_cached(
+                    "SELECT 1 FROM production WHERE machine_id = ?1 AND ts_ms = ?2 AND operation_id IS ?3
+                     AND good = ?4 AND scrap = ?5",
+                )?
+                .exists(params![
+                    record.machine.0,
+                    to_ms(record.at),
+                    record.operation.map(|o| o.0),
+                    record.good,
+                    record.scrap
+                ])?;
+            if resent { Ok(()) } else { insert_production(tx, record) }
         })
     }
 

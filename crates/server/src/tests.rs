@@ -1380,6 +1380,44 @@ async fn reported_times_must_be_recent_and_not_ahead_of_the_clock() {
 }
 
 #[tokio::test]
+async fn plan_utilisation_is_against_the_machines_open_time() {
+    let h = harness();
+    // One day shift every day, and a maintenance window on machine 1.
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let day = json!({"shifts": [{"name": "day", "days": days, "start": "08:00", "end": "16:00"}]});
+    assert_eq!(h.send_json("PUT", "/api/v1/sites/1/calendar", ADMIN, &day).await.status, StatusCode::OK);
+    let window =
+        json!({"start": "2026-11-25T08:00:00+08:00", "end": "2026-11-25T12:00:00+08:00", "reason": "oil"});
+    assert_eq!(
+        h.post_json("/api/v1/machines/1/maintenance", ADMIN, &window).await.status,
+        StatusCode::CREATED
+    );
+    let plan = publish_a_plan(&h).await;
+    let detail = h.get(&format!("/api/v1/plans/{plan}")).await.json;
+    let span = {
+        let at = |key: &str| {
+            time::OffsetDateTime::parse(
+                detail[key].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        };
+        (at("makespan_end") - at("created_at")).whole_seconds()
+    };
+    assert!(span > 2 * 86_400, "a plan over days: {span} s");
+    for u in detail["utilisation"].as_array().unwrap() {
+        let (busy, open) = (u["busy_seconds"].as_i64().unwrap(), u["open_seconds"].as_i64().unwrap());
+        // A third of each day at most is open, less the maintenance on machine 1.
+        assert!(open <= span / 3 + 8 * 3600, "{u}");
+        if u["machine_id"] == 1 {
+            assert!(open <= span / 3 + 4 * 3600, "{u}");
+        }
+        let expected = (busy as f64 / open as f64).min(1.0);
+        assert!((u["utilisation"].as_f64().unwrap() - expected).abs() < 1e-9, "{u}");
+    }
+}
+
+#[tokio::test]
 async fn a_production_report_sent_again_counts_once() {
     let h = harness();
     let workers = h.state.start_workers();

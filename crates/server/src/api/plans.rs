@@ -104,7 +104,11 @@ pub(crate) struct Utilisation {
     pub(crate) machine_id: MachineId,
     /// Seconds of processing and setup planned.
     pub(crate) busy_seconds: i64,
-    /// Busy seconds over the plan's span (from its computation to its last end), 0 to 1.
+    /// Seconds the machine is open within the plan's span (from its computation to its last
+    /// end): its site's shifts (all of it when the site has none), less its maintenance.
+    pub(crate) open_seconds: i64,
+    /// Busy seconds over open seconds, 0 to 1 (1 also when running work goes on through closed
+    /// time).
     pub(crate) utilisation: f64,
 }
 
@@ -123,19 +127,43 @@ pub(crate) struct PlanDetail {
     pub(crate) diff: PlanDiff,
 }
 
-fn utilisation(summary: &PlanSummary, operations: &[PlannedOperation]) -> Vec<Utilisation> {
-    let span = (summary.makespan_end - summary.created_at).whole_seconds().max(1);
+fn utilisation(
+    store: &store::Store,
+    summary: &PlanSummary,
+    operations: &[PlannedOperation],
+) -> Result<Vec<Utilisation>, store::StoreError> {
+    let (from_ms, to_ms) =
+        (model::oee::unix_ms(summary.created_at), model::oee::unix_ms(summary.makespan_end));
     let mut busy: std::collections::BTreeMap<MachineId, i64> = std::collections::BTreeMap::new();
     for op in operations {
         *busy.entry(op.machine_id).or_default() += (op.end - op.setup_start).whole_seconds();
     }
-    busy.into_iter()
-        .map(|(machine_id, busy_seconds)| Utilisation {
-            machine_id,
-            busy_seconds,
-            utilisation: busy_seconds as f64 / span as f64,
-        })
-        .collect()
+    let mut maintenance: HashMap<MachineId, Vec<model::oee::Span>> = HashMap::new();
+    for window in store.maintenance(None, from_ms)? {
+        let span = (model::oee::unix_ms(window.start), model::oee::unix_ms(window.end));
+        maintenance.entry(window.machine_id).or_default().push(span);
+    }
+    let mut open_by_site: HashMap<model::SiteId, Vec<model::oee::Span>> = HashMap::new();
+    let mut out = Vec::with_capacity(busy.len());
+    for (machine_id, busy_seconds) in busy {
+        let site = store.machine(machine_id)?.site_id;
+        if let std::collections::hash_map::Entry::Vacant(entry) = open_by_site.entry(site) {
+            let calendar = store.calendar(site)?;
+            entry.insert(if calendar.shifts.is_empty() || to_ms <= from_ms {
+                vec![(from_ms, to_ms.max(from_ms))]
+            } else {
+                model::oee::shift_spans(&calendar, &store.site(site)?.zone(), from_ms, to_ms)
+            });
+        }
+        let mut closed = maintenance.remove(&machine_id).unwrap_or_default();
+        closed.sort_unstable();
+        let open = model::oee::subtract(&open_by_site[&site], &closed);
+        let open_seconds = open.iter().map(|(start, end)| end - start).sum::<i64>() / 1000;
+        let utilisation =
+            if open_seconds > 0 { (busy_seconds as f64 / open_seconds as f64).min(1.0) } else { 1.0 };
+        out.push(Utilisation { machine_id, busy_seconds, open_seconds, utilisation });
+    }
+    Ok(out)
 }
 
 pub(crate) fn etas(
@@ -215,7 +243,7 @@ pub(crate) fn detail(store: &store::Store, summary: PlanSummary) -> Result<PlanD
         }
         None => PlanDiff::default(),
     };
-    let utilisation = utilisation(&summary, &operations);
+    let utilisation = utilisation(store, &summary, &operations)?;
     let (late_orders_now, weighted_tardiness_now) = figures_now(&new_etas);
     Ok(PlanDetail { summary, late_orders_now, weighted_tardiness_now, etas: new_etas, utilisation, diff })
 }

@@ -1377,8 +1377,12 @@ mod tests {
     }
 
     fn svg() -> String {
-        let utilisation =
-            vec![Utilisation { machine_id: MachineId(1), busy_seconds: 36_000, utilisation: 0.5 }];
+        let utilisation = vec![Utilisation {
+            machine_id: MachineId(1),
+            busy_seconds: 36_000,
+            open_seconds: 72_000,
+            utilisation: 0.5,
+        }];
         gantt(super::super::Lang::En.text(), &Zone::UTC, NOW, &lanes(), &utilisation).into_string()
     }
 

@@ -138,20 +138,28 @@ impl AppState {
     }
 }
 
-/// Resolves `(site code, machine code)` to machines, reloading from the store on a miss at most
-/// once a second, so machines created at run time are found without hammering the store.
+/// Resolves `(site code, machine code)` to machines. Reads them again at once after sites or
+/// machines changed (a code may now name another machine, or none), and on a miss at most once a
+/// second, so machines created at run time are found without hammering the store.
 pub(crate) struct Resolver {
     machines: HashMap<(Arc<str>, Arc<str>), (MachineId, SiteId)>,
     loaded: Option<Instant>,
+    /// The store's [`store::Store::machine_keys_generation`] when `machines` was read.
+    generation: u64,
 }
 
 impl Resolver {
     pub(crate) fn new() -> Resolver {
-        Resolver { machines: HashMap::new(), loaded: None }
+        Resolver { machines: HashMap::new(), loaded: None, generation: 0 }
     }
 
     pub(crate) fn resolve(&mut self, store: &store::Store, key: &MachineKey) -> Option<(MachineId, SiteId)> {
         let lookup = (key.site.clone(), key.machine.clone());
+        let generation = store.machine_keys_generation();
+        if generation != self.generation {
+            self.machines.clear();
+            self.loaded = None;
+        }
         if let Some(found) = self.machines.get(&lookup) {
             return Some(*found);
         }
@@ -159,6 +167,7 @@ impl Resolver {
             return None;
         }
         self.loaded = Some(Instant::now());
+        self.generation = generation;
         match store.machine_keys() {
             Ok(keys) => {
                 self.machines = keys

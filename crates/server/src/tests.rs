@@ -1417,6 +1417,46 @@ async fn plan_utilisation_is_against_the_machines_open_time() {
     }
 }
 
+#[test]
+fn topics_name_the_machine_that_has_the_code_now() {
+    let store = Store::open_in_memory().unwrap();
+    let site = store
+        .create_site(&model::NewSite {
+            code: "hk".into(),
+            name: "HK".into(),
+            utc_offset: None,
+            time_zone: None,
+        })
+        .unwrap();
+    let machine = |code: &str| model::NewMachine {
+        site_id: site.id,
+        line_id: None,
+        code: code.into(),
+        name: code.into(),
+        kind: model::MachineKind::CncMill,
+        capabilities: vec![],
+        rated_power_kw: 0.0,
+    };
+    let first = store.create_machine(&machine("a")).unwrap().id;
+    let mut resolver = crate::pipeline::Resolver::new();
+    let key = |code: &str| ingest::MachineKey::new("hk", code);
+    let found = |resolver: &mut crate::pipeline::Resolver, code: &str| {
+        resolver.resolve(&store, &key(code)).map(|r| r.0)
+    };
+    assert_eq!(found(&mut resolver, "a"), Some(first));
+    // Renamed, and its old code given to a new machine: the old code names the new one at once.
+    store.update_machine(first, &machine("b")).unwrap();
+    let second = store.create_machine(&machine("a")).unwrap().id;
+    assert_eq!((found(&mut resolver, "a"), found(&mut resolver, "b")), (Some(second), Some(first)));
+    // Swapped codes (by way of a third), and a deleted machine.
+    store.update_machine(first, &machine("c")).unwrap();
+    store.update_machine(second, &machine("b")).unwrap();
+    store.update_machine(first, &machine("a")).unwrap();
+    assert_eq!((found(&mut resolver, "a"), found(&mut resolver, "b")), (Some(first), Some(second)));
+    store.delete_machine(second).unwrap();
+    assert_eq!(found(&mut resolver, "b"), None);
+}
+
 #[tokio::test]
 async fn a_production_report_sent_again_counts_once() {
     let h = harness();

@@ -11,7 +11,7 @@ use crate::{Page, PageRequest, Result, Store, StoreError, constraint, delete_row
 impl Store {
     /// Creates a site with an empty calendar.
     pub fn create_site(&self, new: &NewSite) -> Result<Site> {
-        self.write(|tx| {
+        self.changing_machine_keys(|tx| {
             tx.execute(
                 "INSERT INTO sites (code, name, utc_offset, time_zone) VALUES (?1, ?2, ?3, ?4)",
                 params![new.code, new.name, new.utc_offset.as_deref().unwrap_or(""), new.time_zone],
@@ -23,7 +23,7 @@ impl Store {
 
     /// Replaces a site's fields.
     pub fn update_site(&self, id: SiteId, new: &NewSite) -> Result<Site> {
-        self.write(|tx| {
+        self.changing_machine_keys(|tx| {
             let changed = tx
                 .execute(
                     "UPDATE sites SET code = ?2, name = ?3, utc_offset = ?4, time_zone = ?5 WHERE id = ?1",
@@ -37,7 +37,7 @@ impl Store {
 
     /// Deletes a site that no line or machine refers to any more.
     pub fn delete_site(&self, id: SiteId) -> Result<()> {
-        self.write(|tx| delete_row(tx, "sites", "site", id.0))
+        self.changing_machine_keys(|tx| delete_row(tx, "sites", "site", id.0))
     }
 
     /// One site.
@@ -166,7 +166,7 @@ impl Store {
 
     /// Creates a machine.
     pub fn create_machine(&self, new: &NewMachine) -> Result<Machine> {
-        self.write(|tx| {
+        self.changing_machine_keys(|tx| {
             check_machine_refs(tx, new)?;
             tx.execute(
                 "INSERT INTO machines (site_id, line_id, code, name, kind, capabilities, rated_power_kw)
@@ -188,7 +188,7 @@ impl Store {
 
     /// Replaces a machine's fields.
     pub fn update_machine(&self, id: MachineId, new: &NewMachine) -> Result<Machine> {
-        self.write(|tx| {
+        self.changing_machine_keys(|tx| {
             check_machine_refs(tx, new)?;
             let changed = tx
                 .execute(
@@ -214,7 +214,7 @@ impl Store {
     /// Deletes a machine no routing or order refers to.
     pub fn delete_machine(&self, id: MachineId) -> Result<()> {
         crate::lock(&self.inner.series).clear();
-        self.write(|tx| delete_row(tx, "machines", "machine", id.0))
+        self.changing_machine_keys(|tx| delete_row(tx, "machines", "machine", id.0))
     }
 
     /// One machine.
@@ -225,6 +225,16 @@ impl Store {
                 .optional()?
                 .ok_or(StoreError::NotFound { entity: "machine", id: id.0 })?
         })
+    }
+
+    /// A write to sites or machines; once it is committed, [`Store::machine_keys_generation`]
+    /// moves on.
+    fn changing_machine_keys<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let out = self.write(f);
+        if out.is_ok() {
+            self.machine_keys_changed();
+        }
+        out
     }
 
     /// Every machine's `(site code, machine code, machine id, site id)`: what the ingest pipeline

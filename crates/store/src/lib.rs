@@ -185,6 +185,9 @@ struct Inner {
     /// When the last write failed for want of room or permission (`StoreError::is_storage_failure`);
     /// `None` once a write has succeeded since.
     write_failed_at: Mutex<Option<std::time::Instant>>,
+    /// Counts the changes to sites and machines, which change what topics name: see
+    /// [`Store::machine_keys_generation`].
+    machine_keys_generation: std::sync::atomic::AtomicU64,
 }
 
 /// How many idle reader connections the pool keeps.
@@ -256,8 +259,21 @@ impl Store {
             series: Mutex::default(),
             migrated: None,
             write_failed_at: Mutex::default(),
+            machine_keys_generation: std::sync::atomic::AtomicU64::new(0),
         };
         Store { inner: Arc::new(inner) }
+    }
+
+    /// A number that changes whenever a site or machine is created, changed or deleted, so that
+    /// what caches [`Store::machine_keys`] (the ingest pipeline) knows to read them again: a
+    /// machine's code may have moved to another machine, or its site changed.
+    pub fn machine_keys_generation(&self) -> u64 {
+        self.inner.machine_keys_generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Notes a committed change to sites or machines (see [`Store::machine_keys_generation`]).
+    pub(crate) fn machine_keys_changed(&self) {
+        self.inner.machine_keys_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The schema version the database is at.

@@ -126,9 +126,11 @@ async fn serve(
                         let Some(delivery) = delivery else { break };
                         // A retained message comes again with every subscription (each connect): it
                         // was taken in when it was published, or queued in the session meanwhile.
-                        // Its receipt, dropped here, acknowledges it.
+                        // Released, so that it is acknowledged (an unreleased receipt abandons it,
+                        // and the connection would end for the broker to send it again).
                         if delivery.publish.retain {
                             state.metrics.count_ingest_skip("retained");
+                            delivery.receipt.release();
                             continue;
                         }
                         let incoming = Incoming {

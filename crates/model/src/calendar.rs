@@ -74,6 +74,12 @@ pub struct Calendar {
 }
 
 impl Calendar {
+    /// Whether the site works around the clock every day: no shifts entered and no holidays. A
+    /// calendar with holidays and no shifts works around the clock on every other day.
+    pub fn always_open(&self) -> bool {
+        self.shifts.is_empty() && self.holidays.is_empty()
+    }
+
     /// Working minutes planned on `date`, counting each shift on the day it starts.
     pub fn planned_minutes(&self, date: Date) -> u32 {
         if self.holidays.contains(&date) {

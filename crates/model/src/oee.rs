@@ -126,7 +126,7 @@ pub fn compute(
     states: &[StateSpan],
     production: &[ProductionRecord],
 ) -> Kpis {
-    let shifts = if calendar.shifts.is_empty() {
+    let shifts = if calendar.always_open() {
         vec![(from_ms, to_ms)]
     } else {
         shift_spans(calendar, zone, from_ms, to_ms)
@@ -194,7 +194,8 @@ fn add_loss(losses: &mut Vec<Loss>, state: MachineState, reason: Option<&str>, s
 
 /// The calendar's working time within `[from_ms, to_ms)`, as sorted disjoint spans. Shifts start
 /// and end at their local times of day, so with a zone's daylight-saving change a shift across
-/// it is an hour shorter or longer.
+/// it is an hour shorter or longer. A calendar without shifts works whole days, but for its
+/// holidays.
 pub fn shift_spans(calendar: &Calendar, zone: &Zone, from_ms: i64, to_ms: i64) -> Vec<Span> {
     const DAY_MS: i64 = 86_400_000;
     let first_day = (from_ms + i64::from(zone.offset_minutes_at(from_ms)) * 60_000).div_euclid(DAY_MS) - 1;
@@ -205,13 +206,18 @@ pub fn shift_spans(calendar: &Calendar, zone: &Zone, from_ms: i64, to_ms: i64) -
         if calendar.holidays.contains(&date) {
             continue;
         }
+        let local_midnight = day * DAY_MS;
+        if calendar.shifts.is_empty() {
+            let (start, end) =
+                (zone.instant_of_local(local_midnight), zone.instant_of_local(local_midnight + DAY_MS));
+            spans.push((start.max(from_ms), end.min(to_ms)));
+        }
         let weekday = Weekday::from_time(date.weekday());
         for shift in &calendar.shifts {
             let Some((start, end)) = shift.minutes() else { continue };
             if !shift.days.contains(&weekday) {
                 continue;
             }
-            let local_midnight = day * DAY_MS;
             let start_ms = zone.instant_of_local(local_midnight + i64::from(start) * 60_000);
             let end_minutes = if end > start { i64::from(end) } else { i64::from(end) + 1440 };
             let end_ms = zone.instant_of_local(local_midnight + end_minutes * 60_000);

@@ -116,6 +116,18 @@ pub enum PlanTrigger {
         /// The machine's code.
         machine: String,
     },
+    /// Work was planned in what is now closed time of its site (its shifts or holidays changed
+    /// after the plan was made), beyond the freeze window.
+    Calendar {
+        /// The site's code.
+        site: String,
+    },
+    /// Orders whose material is now to arrive after the active plan starts their work (their
+    /// `material_ready` moved), beyond the freeze window.
+    MaterialLater {
+        /// Their order numbers.
+        orders: Vec<String>,
+    },
     /// Released orders of rush priority that the active plan did not have.
     RushOrders {
         /// Their order numbers.

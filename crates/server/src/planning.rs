@@ -260,8 +260,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         if let std::collections::hash_map::Entry::Vacant(entry) = calendars.entry(machine.site_id) {
             let zone = store.site(machine.site_id)?.zone();
             let calendar = store.calendar(machine.site_id)?;
-            let spans =
-                (!calendar.shifts.is_empty()).then(|| shift_spans(&calendar, &zone, now_ms, horizon_ms));
+            let spans = (!calendar.always_open()).then(|| shift_spans(&calendar, &zone, now_ms, horizon_ms));
             entry.insert(spans);
         }
         open_spans.push(calendars[&machine.site_id].clone());
@@ -662,6 +661,28 @@ fn solve_or_afresh(
         }
         Err(error) => Err(PlanError::Solver(error)),
     }
+}
+
+/// A re-plan for a change of the rules the active plan was made under (maintenance entered over
+/// its work, shifts or holidays changed, material later than planned): the work of the freeze
+/// horizon kept (`options.repair`), and a search of `time_limit` started from the active plan moved
+/// on to now, where that still fits the rules, as well as from the dispatching rules. Unlike a
+/// repair it may move work to other machines and re-order it: the old order may no longer fit,
+/// and work pushed back in one piece behind a long closure would be late for no reason.
+pub fn replan(
+    store: &Store,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+    options: &Options,
+) -> Result<NewPlan, PlanError> {
+    let built = build(store, now, options)?;
+    let now = origin(now);
+    let kept = match store.active_plan()? {
+        Some(active) => shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority),
+        None => None,
+    };
+    solve_or_afresh(store, &built, now, objective_name, time_limit, options, kept, None)
 }
 
 /// What a scheduled re-optimisation found.

@@ -437,6 +437,15 @@ pub fn check_and_repair(
     }
     let Some(Due { active, trigger, slotting }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
+    // The rules the plan was made under changed: searched afresh from it, not right-shifted.
+    if matches!(
+        trigger,
+        PlanTrigger::Maintenance { .. } | PlanTrigger::Calendar { .. } | PlanTrigger::MaterialLater { .. }
+    ) {
+        let plan =
+            planning::replan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;
+        return publish(store, clock.now().max(now), plan, trigger).map(Some);
+    }
     // Orders slotted in as rush orders take no place the active plan gave them.
     let plan = planning::plan_with(store, now, &active.objective, limit, &options, None, &slotting)
         .map_err(RepairError::failed)?;
@@ -454,6 +463,56 @@ pub fn check_and_repair(
     let published = publish(store, clock.now().max(now), plan, trigger)?;
     memory.slotted.extend(slotting);
     Ok(Some(published))
+}
+
+/// The code of a site whose calendar closes time that plan `plan` has work in, from
+/// `movable_from` on (where a re-plan can still move it) until the planner's calendar horizon
+/// (beyond it, a plan does not follow the calendar): its shifts or holidays changed since.
+fn site_closed_under_work(
+    store: &Store,
+    plan: i64,
+    movable_from: Timestamp,
+    now: Timestamp,
+) -> Result<Option<String>, store::StoreError> {
+    let horizon = now + time::Duration::days(planning::HORIZON_DAYS);
+    let operations: Vec<model::PlannedOperation> = store
+        .plan_operations(plan, None)?
+        .into_iter()
+        .filter(|op| op.setup_start >= movable_from && op.end <= horizon)
+        .collect();
+    let (Some(from), Some(to)) =
+        (operations.iter().map(|op| op.setup_start).min(), operations.iter().map(|op| op.end).max())
+    else {
+        return Ok(None);
+    };
+    let (from_ms, to_ms) = (model::oee::unix_ms(from), model::oee::unix_ms(to));
+    use std::collections::hash_map::{Entry, HashMap};
+    let mut sites: HashMap<MachineId, model::SiteId> = HashMap::new();
+    // Per site, its open time; `None` when it is always open.
+    let mut open: HashMap<model::SiteId, Option<Vec<model::oee::Span>>> = HashMap::new();
+    for op in &operations {
+        let site = match sites.entry(op.machine_id) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => *entry.insert(store.machine(op.machine_id)?.site_id),
+        };
+        if let Entry::Vacant(entry) = open.entry(site) {
+            let calendar = store.calendar(site)?;
+            entry.insert(if calendar.always_open() {
+                None
+            } else {
+                Some(model::oee::shift_spans(&calendar, &store.site(site)?.zone(), from_ms, to_ms))
+            });
+        }
+        let Some(spans) = &open[&site] else { continue };
+        let (start, end) = (model::oee::unix_ms(op.setup_start), model::oee::unix_ms(op.end));
+        // The open span that starts last at or before the work's start must hold all of it.
+        let holding = spans.partition_point(|(s, _)| *s <= start);
+        let fits = holding > 0 && spans[holding - 1].1 >= end;
+        if !fits && start < end {
+            return Ok(Some(store.site(site)?.code));
+        }
+    }
+    Ok(None)
 }
 
 /// Work running on a machine that plan `plan` does not have it on, as a trigger naming the first
@@ -627,6 +686,18 @@ pub fn due_after(
                 slotting: Vec::new(),
             }));
         }
+    }
+    if let Some(site) = site_closed_under_work(store, active.id, movable_from, now)? {
+        return Ok(Some(Due { active, trigger: PlanTrigger::Calendar { site }, slotting: Vec::new() }));
+    }
+    let later = store.orders_material_after_plan(active.id, movable_from)?;
+    if !later.is_empty() {
+        let orders = later.into_iter().map(|(_, number)| number).collect();
+        return Ok(Some(Due {
+            active,
+            trigger: PlanTrigger::MaterialLater { orders },
+            slotting: Vec::new(),
+        }));
     }
     // Released orders of `min_priority` or more that the plan lacks and no repair has had.
     let missing = |min_priority: u8| -> Result<(Vec<OrderId>, Vec<String>), store::StoreError> {

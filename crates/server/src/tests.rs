@@ -2753,6 +2753,95 @@ async fn maintenance_entered_over_planned_work_makes_a_repair_that_moves_it() {
 }
 
 #[tokio::test]
+async fn changed_shifts_and_later_material_re_plan_the_work_they_concern() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
+    let h = harness();
+    let config = PlanningConfig::default();
+    let slotted = std::collections::HashSet::new();
+    let plan = publish_a_plan(&h).await;
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "as planned");
+    // The site goes down to one day shift on weekdays, with a holiday tomorrow.
+    let weekdays = ["mon", "tue", "wed", "thu", "fri"];
+    let day = json!({"shifts": [{"name": "day", "days": weekdays, "start": "08:00", "end": "16:00"}], "holidays": ["2026-11-25"]});
+    assert_eq!(h.send_json("PUT", "/api/v1/sites/1/calendar", ADMIN, &day).await.status, StatusCode::OK);
+    let found = due(&h.store, NOW, &config, None, &slotted).unwrap().expect("a re-plan is due");
+    assert_eq!((found.active.id, found.trigger), (plan, PlanTrigger::Calendar { site: "hk-kt".into() }));
+    let mut memory = Memory::default();
+    let (replanned, trigger) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
+    assert_eq!(trigger, PlanTrigger::Calendar { site: "hk-kt".into() });
+    let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
+    let holiday = (datetime!(2026-11-25 00:00 +08:00), datetime!(2026-11-26 00:00 +08:00));
+    for op in
+        h.store.plan_operations(replanned, None).unwrap().iter().filter(|op| op.setup_start >= freeze_end)
+    {
+        assert!(op.end <= holiday.0 || op.setup_start >= holiday.1, "{op:?} on the holiday");
+    }
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "re-planned once");
+    // An order's material now comes later than its planned start.
+    let operations = h.store.plan_operations(replanned, None).unwrap();
+    // The order whose work starts first after the freeze window, none of it within.
+    let mut firsts: std::collections::HashMap<model::OrderId, &model::PlannedOperation> = Default::default();
+    for op in &operations {
+        let entry = firsts.entry(op.order_id).or_insert(op);
+        if op.start < entry.start {
+            *entry = op;
+        }
+    }
+    let first =
+        firsts.values().filter(|op| op.start >= freeze_end).min_by_key(|op| (op.start, op.order_id)).unwrap();
+    let order = h.store.order(first.order_id).unwrap();
+    assert_eq!(order.status, model::OrderStatus::Released);
+    let ready = first.start + time::Duration::days(3);
+    let mut change: model::NewOrder = serde_json::from_value(json!({
+        "number": order.number, "customer": order.customer, "variant_id": order.variant_id,
+        "quantity": order.quantity, "due": crate::rfc3339(order.due), "priority": order.priority,
+    }))
+    .unwrap();
+    change.material_ready = Some(ready);
+    h.store.update_order(order.id, &change, NOW).unwrap();
+    let found = due(&h.store, NOW, &config, None, &slotted).unwrap().expect("a re-plan is due");
+    assert_eq!(found.trigger, PlanTrigger::MaterialLater { orders: vec![order.number.clone()] });
+    let (again, _) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
+    let starts = h.store.plan_operations(again, None).unwrap();
+    // (A machine may be set up for it before the material is there.)
+    let mine: Vec<_> = starts.iter().filter(|op| op.order_id == order.id).collect();
+    assert!(
+        !mine.is_empty() && mine.iter().all(|op| op.start >= ready),
+        "ready {ready}, first was {first:?}: {mine:?}"
+    );
+    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "re-planned once");
+}
+
+#[tokio::test]
+async fn a_long_maintenance_moves_work_to_the_other_machines_it_may_run_on() {
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair};
+    let h = harness();
+    let config = PlanningConfig::default();
+    let plan = publish_a_plan(&h).await;
+    let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
+    let operations = h.store.plan_operations(plan, None).unwrap();
+    // A machine with later work that another machine may do as well.
+    let (machine, moved) = operations
+        .iter()
+        .filter(|op| op.setup_start >= freeze_end)
+        .find_map(|op| {
+            let eligible = h.store.operation(op.operation_id).unwrap().eligible_machines;
+            (eligible.len() > 1).then_some((op.machine_id, op.operation_id))
+        })
+        .expect("work with a choice of machines");
+    let window = json!({"start": crate::rfc3339(freeze_end), "end": crate::rfc3339(NOW + time::Duration::days(40)), "reason": "rebuild"});
+    let path = format!("/api/v1/machines/{machine}/maintenance");
+    assert_eq!(h.post_json(&path, &token_for(Role::Planner), &window).await.status, StatusCode::CREATED);
+    let (replanned, _) =
+        check_and_repair(&h.store, &NOW, &config, None, &mut Memory::default()).unwrap().unwrap();
+    let after = h.store.plan_operations(replanned, None).unwrap();
+    let now_on = after.iter().find(|op| op.operation_id == moved).unwrap();
+    assert_ne!(now_on.machine_id, machine, "not pushed past a 40-day closure: {now_on:?}");
+}
+
+#[tokio::test]
 async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan() {
     use model::PlanTrigger;
 

@@ -1412,10 +1412,12 @@ mod operation_event_tests {
         let (field, _) = refusal(write(report(&b[0], 0, 3, produced(1, 0))));
         assert_eq!(field, "machine_id");
 
-        // A person's identical reports each count (a machine's resent one would not), up to the
-        // lot's limit: 5 units, so at most 15 in all.
+        // The same report at the same instant again is a retry and counts once; reports at other
+        // instants count, up to the lot's limit: 5 units, so at most 15 in all.
         write(report(&a[0], 0, 4, produced(5, 0))).unwrap();
         write(report(&a[0], 0, 4, produced(5, 0))).unwrap();
+        assert_eq!(f.store.operation(a[0].id).unwrap().good, 5);
+        write(report(&a[0], 0, 5, produced(5, 0))).unwrap();
         assert_eq!(f.store.operation(a[0].id).unwrap().good, 10);
         let (field, message) = refusal(write(report(&a[0], 0, 5, produced(6, 0))));
         assert_eq!(field, "good");

@@ -69,13 +69,15 @@ pub(crate) async fn set_calendar(
 ) -> ApiResult<Json<Calendar>> {
     principal.require(Need::Administer)?;
     validate(&calendar)?;
-    let store = state.store;
-    blocking(move || {
+    let store = state.store.clone();
+    let calendar = blocking(move || {
         store.set_calendar(SiteId(id), &calendar)?;
         store.calendar(SiteId(id))
     })
-    .await
-    .map(Json)
+    .await?;
+    // The active plan may have work in time now closed: the replanner looks now.
+    state.wake_replanner();
+    Ok(Json(calendar))
 }
 
 #[derive(Debug, Deserialize)]

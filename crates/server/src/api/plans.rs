@@ -149,7 +149,7 @@ fn utilisation(
         let site = store.machine(machine_id)?.site_id;
         if let std::collections::hash_map::Entry::Vacant(entry) = open_by_site.entry(site) {
             let calendar = store.calendar(site)?;
-            entry.insert(if calendar.shifts.is_empty() || to_ms <= from_ms {
+            entry.insert(if calendar.always_open() || to_ms <= from_ms {
                 vec![(from_ms, to_ms.max(from_ms))]
             } else {
                 model::oee::shift_spans(&calendar, &store.site(site)?.zone(), from_ms, to_ms)
@@ -494,7 +494,7 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
                 }
                 let calendar = store.calendar(machine.site_id)?;
                 let zone = store.site(machine.site_id)?.zone();
-                let spans = if calendar.shifts.is_empty() {
+                let spans = if calendar.always_open() {
                     Vec::new()
                 } else {
                     let open = model::oee::shift_spans(&calendar, &zone, from_ms, to_ms);

@@ -110,6 +110,8 @@ pub(crate) struct Text {
     pub(crate) trigger_maintenance: &'static str,
     pub(crate) trigger_recovered: &'static str,
     pub(crate) trigger_elsewhere: &'static str,
+    pub(crate) trigger_calendar: &'static str,
+    pub(crate) trigger_material: &'static str,
     /// `{orders}` is replaced by the order numbers.
     pub(crate) trigger_rush: &'static str,
     pub(crate) trigger_new: &'static str,
@@ -207,6 +209,8 @@ pub(crate) const EN: Text = Text {
     trigger_maintenance: "work was planned during maintenance of {machine}",
     trigger_recovered: "machine {machine} runs again",
     trigger_elsewhere: "work of orders {orders} started on {machine}, not where the plan had it",
+    trigger_calendar: "the shifts or holidays of site {site} changed, and work was planned in closed time",
+    trigger_material: "material of orders {orders} now arrives after their planned start",
     trigger_rush: "rush orders {orders} arrived",
     trigger_new: "released orders {orders} were not in the plan",
     trigger_deviation: "work ran off the plan ({late} lots behind, {early} ahead, {cancelled} cancelled)",
@@ -295,6 +299,8 @@ pub(crate) const ZH: Text = Text {
     trigger_maintenance: "機器 {machine} 保養期間排有工作",
     trigger_recovered: "機器 {machine} 已恢復運行",
     trigger_elsewhere: "訂單 {orders} 的工序改在機器 {machine} 上開工，而非排程所定的機器",
+    trigger_calendar: "廠區 {site} 的班次或假期已更改，原排程有工作落在非工作時間",
+    trigger_material: "訂單 {orders} 的物料現時會在計劃開工之後才到",
     trigger_rush: "收到急單 {orders}",
     trigger_new: "已下達的訂單 {orders} 不在排程內",
     trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前，{cancelled} 批已取消）",
@@ -395,6 +401,8 @@ fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger
         PlanTrigger::Breakdown { machine } => p.trigger_breakdown.replace("{machine}", machine),
         PlanTrigger::Maintenance { machine } => p.trigger_maintenance.replace("{machine}", machine),
         PlanTrigger::Recovered { machine } => p.trigger_recovered.replace("{machine}", machine),
+        PlanTrigger::Calendar { site } => p.trigger_calendar.replace("{site}", site),
+        PlanTrigger::MaterialLater { orders } => p.trigger_material.replace("{orders}", &listed(orders)),
         PlanTrigger::Elsewhere { machine, orders } => {
             p.trigger_elsewhere.replace("{machine}", machine).replace("{orders}", &listed(orders))
         }

@@ -1417,6 +1417,29 @@ async fn plan_utilisation_is_against_the_machines_open_time() {
     }
 }
 
+#[tokio::test]
+async fn maintenance_is_planned_stop_time_in_oee() {
+    let h = harness();
+    // Idle for the last four hours (around the clock: the harness site's three shifts).
+    let idle = model::StateChange {
+        machine: model::MachineId(3),
+        at: NOW - time::Duration::hours(4),
+        state: model::MachineState::Idle,
+        reason: None,
+    };
+    h.store.record_state(&idle).unwrap();
+    let period = "from=2026-11-24T05:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00";
+    let busy = |oee: &Value| oee["total"]["planned_busy_seconds"].as_f64().unwrap();
+    let before = h.get(&format!("/api/v1/oee?machine=3&{period}")).await.json;
+    let window = json!({"start": "2026-11-24T07:00:00+08:00", "end": "2026-11-24T08:00:00+08:00", "reason": "calibration"});
+    assert_eq!(
+        h.post_json("/api/v1/machines/3/maintenance", ADMIN, &window).await.status,
+        StatusCode::CREATED
+    );
+    let after = h.get(&format!("/api/v1/oee?machine=3&{period}")).await.json;
+    assert_eq!(busy(&before) - busy(&after), 3600.0, "{before} {after}");
+}
+
 #[test]
 fn topics_name_the_machine_that_has_the_code_now() {
     let store = Store::open_in_memory().unwrap();

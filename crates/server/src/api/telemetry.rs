@@ -507,9 +507,22 @@ pub(crate) fn machine_kpis(
             entry.insert((store.calendar(machine.site_id)?, store.site(machine.site_id)?.zone()));
         }
         let (calendar, zone) = &sites[&machine.site_id];
-        let spans = store.state_spans(machine.id, from_ms, to_ms)?;
+        let mut spans = store.state_spans(machine.id, from_ms, to_ms)?;
         let production = store.production(machine.id, from_ms, to_ms)?;
         let from_ms = history_start(&spans, &production, from_ms);
+        // Maintenance windows are planned stops, as a `planned_stop` state is: not planned time.
+        for window in store.maintenance(Some(machine.id), from_ms)? {
+            let (start, end) = (oee::unix_ms(window.start).max(from_ms), oee::unix_ms(window.end).min(to_ms));
+            if start < end {
+                let reason = Some(window.reason);
+                spans.push(StateSpan {
+                    start_ms: start,
+                    end_ms: end,
+                    state: MachineState::PlannedStop,
+                    reason,
+                });
+            }
+        }
         let kpis = oee::compute(calendar, zone, from_ms, to_ms, &spans, &production);
         rows.push(MachineKpis { machine_id: machine.id, code: machine.code, kpis });
     }

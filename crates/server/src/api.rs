@@ -224,7 +224,7 @@ async fn remove<I>(
     principal: Principal,
     need: Need,
     id: I,
-    call: fn(&Store, I) -> store::Result<()>,
+    call: impl FnOnce(&Store, I) -> store::Result<()> + Send + 'static,
 ) -> ApiResult<StatusCode>
 where
     I: Send + 'static,

@@ -266,15 +266,28 @@ impl Doc {
         self.op(
             "post",
             base,
-            &format!("Create a {noun}"),
+            &format!("Create {} {noun}", article(noun)),
             change,
             Some(new.clone()),
             (201, Some(item.clone())),
         );
         self.op("get", &one, &format!("Get one {noun}"), Who::Reader, None, (200, Some(item.clone())));
-        self.op("put", &one, &format!("Replace a {noun}"), change, Some(new), (200, Some(item)));
-        self.op("delete", &one, &format!("Delete a {noun} nothing refers to"), change, None, (204, None));
+        self.op(
+            "put",
+            &one,
+            &format!("Replace {} {noun}", article(noun)),
+            change,
+            Some(new),
+            (200, Some(item)),
+        );
+        let delete = format!("Delete {} {noun} nothing refers to", article(noun));
+        self.op("delete", &one, &delete, change, None, (204, None));
     }
+}
+
+/// "an" before a noun that starts with a vowel, else "a".
+fn article(noun: &str) -> &'static str {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
 }
 
 fn page_parameters() -> Vec<Value> {
@@ -328,6 +341,17 @@ pub(crate) fn build() -> Value {
             ("line", "integer", "Only machines of this line."),
         ],
     );
+    if let Some(delete) = doc.paths.get_mut("/machines/{id}").and_then(|p| p.get_mut("delete")) {
+        delete["summary"] = json!(
+            "Delete a machine nothing refers to; one with a history (states, counts, readings, alarms) only with with_history=true, and that history with it"
+        );
+        let flag = json!({"name": "with_history", "in": "query", "required": false, "schema": {"type": "boolean"},
+            "description": "Delete the machine's states, counts, readings, alarms and alarm rules too (409 without it when it has any)."});
+        match delete["parameters"].as_array_mut() {
+            Some(parameters) => parameters.push(flag),
+            None => delete["parameters"] = json!([flag]),
+        }
+    }
     doc.resource::<model::Material, model::NewMaterial>("/materials", "material", Who::Planner, &[]);
     doc.resource::<model::Product, model::NewProduct>("/products", "product", Who::Planner, &[]);
     doc.resource::<model::Variant, model::NewVariant>(
@@ -378,7 +402,7 @@ pub(crate) fn build() -> Value {
         "get",
         "/orders/export",
         "Every order the filters match, as CSV: the import's columns, then status, created_at, finished_at, \
-         the active plan's eta and late (at most 100,000 orders; 409 beyond)",
+         delivered, the active plan's eta and late (at most 100,000 orders; 409 beyond)",
         Who::Reader,
         None,
         (200, None),

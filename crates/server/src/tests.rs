@@ -1418,6 +1418,37 @@ async fn plan_utilisation_is_against_the_machines_open_time() {
 }
 
 #[tokio::test]
+async fn a_machine_with_a_history_is_deleted_only_with_it() {
+    let h = harness();
+    let machine = json!({"site_id": 1, "code": "tmp-1", "name": "Temporary", "kind": "other"});
+    let id = h.post_json("/api/v1/machines", ADMIN, &machine).await.json["id"].as_i64().unwrap();
+    let state = json!({"state": "down", "reason": "jam"});
+    assert_eq!(
+        h.post_json(&format!("/api/v1/machines/{id}/states"), ADMIN, &state).await.status,
+        StatusCode::CREATED
+    );
+    let units = json!({"good": 3, "ideal_unit_seconds": 10});
+    assert_eq!(
+        h.post_json(&format!("/api/v1/machines/{id}/production"), ADMIN, &units).await.status,
+        StatusCode::CREATED
+    );
+    let refused = h.send("DELETE", &format!("/api/v1/machines/{id}"), Some(ADMIN), None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert!(refused.text.contains("1 state change, 1 count of units"), "{}", refused.text);
+    assert_eq!(h.get(&format!("/api/v1/machines/{id}/states")).await.status, StatusCode::OK);
+    let path = format!("/api/v1/machines/{id}?with_history=true");
+    assert_eq!(h.send("DELETE", &path, Some(ADMIN), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(h.get(&format!("/api/v1/machines/{id}")).await.status, StatusCode::NOT_FOUND);
+    // Without a history, as before.
+    let machine = json!({"site_id": 1, "code": "tmp-2", "name": "Typo", "kind": "other"});
+    let id = h.post_json("/api/v1/machines", ADMIN, &machine).await.json["id"].as_i64().unwrap();
+    assert_eq!(
+        h.send("DELETE", &format!("/api/v1/machines/{id}"), Some(ADMIN), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
 async fn maintenance_is_planned_stop_time_in_oee() {
     let h = harness();
     // Idle for the last four hours (around the clock: the harness site's three shifts).
@@ -1476,7 +1507,7 @@ fn topics_name_the_machine_that_has_the_code_now() {
     store.update_machine(second, &machine("b")).unwrap();
     store.update_machine(first, &machine("a")).unwrap();
     assert_eq!((found(&mut resolver, "a"), found(&mut resolver, "b")), (Some(first), Some(second)));
-    store.delete_machine(second).unwrap();
+    store.delete_machine(second, false).unwrap();
     assert_eq!(found(&mut resolver, "b"), None);
 }
 

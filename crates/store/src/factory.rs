@@ -211,10 +211,24 @@ impl Store {
         })
     }
 
-    /// Deletes a machine no routing or order refers to.
-    pub fn delete_machine(&self, id: MachineId) -> Result<()> {
+    /// Deletes a machine no routing or order refers to. A machine with a history (states, counted
+    /// units, readings, alarms or alarm rules of its own) is deleted only `with_history`, which
+    /// deletes all of that too; otherwise the answer is a conflict that says what it has.
+    pub fn delete_machine(&self, id: MachineId, with_history: bool) -> Result<()> {
         crate::lock(&self.inner.series).clear();
-        self.changing_machine_keys(|tx| delete_row(tx, "machines", "machine", id.0))
+        self.changing_machine_keys(|tx| {
+            if !with_history {
+                let has = machine_history(tx, id)?;
+                if !has.is_empty() {
+                    let message = format!(
+                        "the machine has a history ({}); delete it with ?with_history=true to delete that too",
+                        has.join(", ")
+                    );
+                    return Err(StoreError::Conflict { field: None, message });
+                }
+            }
+            delete_row(tx, "machines", "machine", id.0)
+        })
     }
 
     /// One machine.
@@ -402,4 +416,27 @@ fn weekday_str(day: Weekday) -> &'static str {
 
 fn parse_weekday(text: &str) -> Option<Weekday> {
     WEEKDAYS.iter().find(|(_, s)| *s == text).map(|(d, _)| *d)
+}
+
+/// What machine `id` has recorded, as "3 state changes", "1 open alarm" and the like.
+fn machine_history(tx: &rusqlite::Transaction<'_>, id: MachineId) -> Result<Vec<String>> {
+    let kinds: [(&str, &str, &str); 5] = [
+        ("SELECT count(*) FROM machine_states WHERE machine_id = ?1", "state change", "state changes"),
+        ("SELECT count(*) FROM production WHERE machine_id = ?1", "count of units", "counts of units"),
+        (
+            "SELECT count(*) FROM series WHERE machine_id = ?1",
+            "metric with readings",
+            "metrics with readings",
+        ),
+        ("SELECT count(*) FROM alarms WHERE machine_id = ?1", "alarm", "alarms"),
+        ("SELECT count(*) FROM alarm_rules WHERE machine_id = ?1", "alarm rule", "alarm rules"),
+    ];
+    let mut out = Vec::new();
+    for (sql, one, many) in kinds {
+        let count: u64 = tx.prepare_cached(sql)?.query_row([id.0], |row| row.get(0))?;
+        if count > 0 {
+            out.push(format!("{count} {}", if count == 1 { one } else { many }));
+        }
+    }
+    Ok(out)
 }

@@ -533,7 +533,7 @@ fn referenced_rows_cannot_be_deleted() {
     f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
     // The conflict says what uses the row: machine 1 is eligible for one routing step and for the
     // first step of both orders.
-    let error = f.store.delete_machine(f.machines[0]).unwrap_err();
+    let error = f.store.delete_machine(f.machines[0], false).unwrap_err();
     let StoreError::Conflict { message, .. } = &error else { panic!("{error:?}") };
     assert_eq!(
         message,

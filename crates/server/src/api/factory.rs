@@ -183,10 +183,22 @@ pub(crate) async fn update_machine(
     replace(state, principal, Need::Administer, MachineId(id), new, Store::update_machine).await
 }
 
+/// `DELETE /machines/{id}`'s query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteMachineQuery {
+    /// Delete a machine with a history (states, counts, readings, alarms) and that history too.
+    #[serde(default)]
+    with_history: bool,
+}
+
 pub(crate) async fn delete_machine(
     State(state): State<AppState>,
     Administrator(principal): Administrator,
     Id(id): Id,
+    QueryParams(query): QueryParams<DeleteMachineQuery>,
 ) -> ApiResult<StatusCode> {
-    remove(state, principal, Need::Administer, MachineId(id), Store::delete_machine).await
+    let with_history = query.with_history;
+    let call = move |store: &Store, id| store.delete_machine(id, with_history);
+    remove(state, principal, Need::Administer, MachineId(id), call).await
 }

@@ -128,6 +128,12 @@ pub enum PlanTrigger {
         /// Their order numbers.
         orders: Vec<String>,
     },
+    /// Work the active plan has on a machine it may no longer run on (a routing's machines
+    /// changed), beyond the freeze window.
+    Routing {
+        /// The orders of that work (their numbers).
+        orders: Vec<String>,
+    },
     /// Released orders of rush priority that the active plan did not have.
     RushOrders {
         /// Their order numbers.

@@ -440,7 +440,10 @@ pub fn check_and_repair(
     // The rules the plan was made under changed: searched afresh from it, not right-shifted.
     if matches!(
         trigger,
-        PlanTrigger::Maintenance { .. } | PlanTrigger::Calendar { .. } | PlanTrigger::MaterialLater { .. }
+        PlanTrigger::Maintenance { .. }
+            | PlanTrigger::Calendar { .. }
+            | PlanTrigger::MaterialLater { .. }
+            | PlanTrigger::Routing { .. }
     ) {
         let plan =
             planning::replan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;
@@ -689,6 +692,11 @@ pub fn due_after(
     }
     if let Some(site) = site_closed_under_work(store, active.id, movable_from, now)? {
         return Ok(Some(Due { active, trigger: PlanTrigger::Calendar { site }, slotting: Vec::new() }));
+    }
+    let moved = store.orders_on_ineligible_machines(active.id, movable_from)?;
+    if !moved.is_empty() {
+        let orders = moved.into_iter().map(|(_, number)| number).collect();
+        return Ok(Some(Due { active, trigger: PlanTrigger::Routing { orders }, slotting: Vec::new() }));
     }
     let later = store.orders_material_after_plan(active.id, movable_from)?;
     if !later.is_empty() {

@@ -2869,6 +2869,59 @@ async fn changed_shifts_and_later_material_re_plan_the_work_they_concern() {
 }
 
 #[tokio::test]
+async fn a_machine_taken_out_of_a_routing_loses_its_open_work_and_the_plan_follows() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
+    let h = harness();
+    let config = PlanningConfig::default();
+    let plan = publish_a_plan(&h).await;
+    let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
+    // Later work of a step with a choice of machines, and the routing it came from.
+    let (machine, operation) = h
+        .store
+        .plan_operations(plan, None)
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.start >= freeze_end)
+        .find_map(|op| {
+            let operation = h.store.operation(op.operation_id).unwrap();
+            (operation.eligible_machines.len() > 1 && operation.status == model::OrderStatus::Released)
+                .then_some((op.machine_id, operation))
+        })
+        .expect("work with a choice of machines");
+    let order = h.store.order(operation.order_id).unwrap();
+    let routing = h.store.variant(order.variant_id).unwrap().routing_id.unwrap();
+    let mut body = h.get(&format!("/api/v1/routings/{}", routing.0)).await.json;
+    let steps = body["steps"].as_array_mut().unwrap();
+    let step = &mut steps[operation.seq as usize];
+    let kept: Vec<Value> = step["eligible_machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| **m != json!(machine.0))
+        .cloned()
+        .collect();
+    step["eligible_machines"] = json!(kept);
+    let body = json!({"code": body["code"], "name": body["name"], "steps": body["steps"]});
+    let reply = h.send_json("PUT", &format!("/api/v1/routings/{}", routing.0), ADMIN, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let now_eligible = h.store.operation(operation.id).unwrap().eligible_machines;
+    assert!(!now_eligible.contains(&machine) && !now_eligible.is_empty(), "{now_eligible:?}");
+    let found = due(&h.store, NOW, &config, None, &Default::default()).unwrap().expect("a re-plan is due");
+    assert!(
+        matches!(&found.trigger, PlanTrigger::Routing { orders } if orders.contains(&order.number)),
+        "{:?}",
+        found.trigger
+    );
+    let (replanned, _) =
+        check_and_repair(&h.store, &NOW, &config, None, &mut Memory::default()).unwrap().unwrap();
+    let parts = h.store.plan_operations(replanned, None).unwrap();
+    assert!(parts.iter().filter(|p| p.operation_id == operation.id).all(|p| p.machine_id != machine));
+    assert!(due(&h.store, NOW, &config, None, &Default::default()).unwrap().is_none(), "re-planned once");
+}
+
+#[tokio::test]
 async fn a_long_maintenance_moves_work_to_the_other_machines_it_may_run_on() {
     use crate::replanner::{Memory, PlanningConfig, check_and_repair};
     let h = harness();

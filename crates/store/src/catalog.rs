@@ -217,6 +217,7 @@ impl Store {
             touched(changed, "routing", id.0)?;
             tx.execute("DELETE FROM routing_steps WHERE routing_id = ?1", [id.0])?;
             write_steps(tx, id, &new.steps)?;
+            reassign_open_operations(tx, id, &new.steps)?;
             Ok(Routing { id, code: new.code.clone(), name: new.name.clone(), steps: new.steps.clone() })
         })
     }
@@ -277,6 +278,34 @@ pub(crate) fn read_routing(conn: &Connection, id: RoutingId) -> Result<Routing> 
         step.eligible_machines.push(MachineId(row.get(1)?));
     }
     Ok(Routing { id, code, name, steps })
+}
+
+/// Gives the operations not yet begun of open orders made by routing `id` the machines of the step
+/// they were made from (the step at their place, when it still has their name): a machine taken out
+/// of a routing no longer gets that work, and one added to it may take it. Work under way, done or
+/// cancelled keeps the machines it had.
+fn reassign_open_operations(tx: &Connection, id: RoutingId, steps: &[RoutingStep]) -> Result<()> {
+    let open: Vec<(i64, usize, String)> = tx
+        .prepare_cached(
+            "SELECT o.id, o.seq, o.name FROM operations o
+             JOIN orders r ON r.id = o.order_id JOIN variants v ON v.id = r.variant_id
+             WHERE v.routing_id = ?1 AND r.status IN ('planned', 'released', 'running')
+               AND o.status IN ('planned', 'released') AND o.good = 0 AND o.scrap = 0",
+        )?
+        .query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut clear = tx.prepare_cached("DELETE FROM operation_machines WHERE operation_id = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO operation_machines (operation_id, machine_id) VALUES (?1, ?2)",
+    )?;
+    for (operation, seq, name) in open {
+        let Some(step) = steps.get(seq).filter(|step| step.name == name) else { continue };
+        clear.execute([operation])?;
+        for machine in &step.eligible_machines {
+            insert.execute(params![operation, machine.0])?;
+        }
+    }
+    Ok(())
 }
 
 fn write_steps(tx: &Connection, id: RoutingId, steps: &[RoutingStep]) -> Result<()> {

@@ -193,6 +193,29 @@ impl Store {
         })
     }
 
+    /// Orders with work that plan `plan` has on a machine the work may no longer run on (its
+    /// routing changed since), not begun and starting at or after `movable_from`.
+    pub fn orders_on_ineligible_machines(
+        &self,
+        plan: i64,
+        movable_from: Timestamp,
+    ) -> Result<Vec<(OrderId, String)>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT DISTINCT r.id, r.number FROM plan_operations p
+                     JOIN operations o ON o.id = p.operation_id JOIN orders r ON r.id = o.order_id
+                     WHERE p.plan_id = ?1 AND p.start_ms >= ?2 AND o.status IN ('planned', 'released')
+                       AND NOT EXISTS (SELECT 1 FROM operation_machines m
+                                       WHERE m.operation_id = o.id AND m.machine_id = p.machine_id)
+                     ORDER BY r.id",
+                )?
+                .query_map(params![plan, to_ms(movable_from)], |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// Released orders whose material now arrives after plan `plan` starts their work, where it
     /// has not started (`material_ready` later than the plan's first processing start of the order:
     /// a machine may be set up before the material is there), and that first start at or after

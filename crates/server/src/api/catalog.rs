@@ -190,7 +190,11 @@ pub(crate) async fn update_routing(
     Id(id): Id,
     JsonBody(new): JsonBody<NewRouting>,
 ) -> ApiResult<Json<Routing>> {
-    replace(state, principal, Need::Plan, RoutingId(id), new, Store::update_routing).await
+    let replanner = state.clone();
+    let routing = replace(state, principal, Need::Plan, RoutingId(id), new, Store::update_routing).await?;
+    // Open work may have other machines now: the replanner looks whether the plan still fits.
+    replanner.wake_replanner();
+    Ok(routing)
 }
 
 pub(crate) async fn delete_routing(

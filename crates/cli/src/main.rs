@@ -819,12 +819,16 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 orders_per_day: 0.0,
             };
-            let Some(factory) = server::simulation::site_factory(&store, &site, &settings, 1.0, clock.now())?
-            else {
+            if server::simulation::site_factory(&store, &site, &settings, 1.0, clock.now())?.is_none() {
                 println!("site {} has no machines; skipped", site.code);
                 continue;
+            }
+            let simulated = server::simulation::SimSite {
+                store: store.clone(),
+                site: site.id,
+                settings,
+                clock_speed: 1.0,
             };
-            let jobs = server::simulation::StoreJobs::new(store.clone(), site.id);
             // One connection per site, each with a client id of its own: a second connection
             // with the same id would take the first one over.
             tasks.push(tokio::spawn(server::simulation::connect_and_run(
@@ -834,8 +838,7 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
                     username: args.username.clone(),
                     token: args.token.clone(),
                 },
-                factory,
-                jobs,
+                simulated,
                 clock.clone(),
                 stop.clone(),
             )));

@@ -166,7 +166,9 @@ pub fn start(
     let sites = store.sites(PageRequest { after: None, limit: 1000 })?.items;
     let mut started = 0;
     for site in sites {
-        let Some(factory) = site_factory(store, &site, settings, clock_speed, now)? else { continue };
+        if site_factory(store, &site, settings, clock_speed, now)?.is_none() {
+            continue;
+        }
         let username = format!("sim-{}", site.code);
         let user = match store.users()?.into_iter().find(|u| u.username == username) {
             Some(user) => user,
@@ -179,9 +181,9 @@ pub fn start(
         }
         let token = new_token()?;
         store.create_token(user.id, "simulator", &token_digest(&token), &shown_prefix(&token), wall_now)?;
-        let jobs = StoreJobs { store: store.clone(), site: site.id };
         let login = SimLogin { client_id: format!("{username}-{}", std::process::id()), username, token };
-        tokio::spawn(connect_and_run(broker, login, factory, jobs, clock.clone(), stop.clone()));
+        let simulated = SimSite { store: store.clone(), site: site.id, settings: settings.clone(), clock_speed };
+        tokio::spawn(connect_and_run(broker, login, simulated, clock.clone(), stop.clone()));
         started += 1;
     }
     Ok(started)
@@ -285,38 +287,102 @@ pub struct SimLogin {
     pub token: String,
 }
 
-/// Connects (retrying while the broker starts) and runs one site's simulator.
+/// The site a simulator simulates, and how: what it builds its factory from, again whenever the
+/// site's machines change.
+pub struct SimSite {
+    /// Where the machines and work are.
+    pub store: Store,
+    /// The site.
+    pub site: model::SiteId,
+    /// Speed and seed.
+    pub settings: SimSettings,
+    /// Simulated seconds per second of `clock` (see [`site_factory`]).
+    pub clock_speed: f64,
+}
+
+/// Connects (retrying while the broker starts) and runs one site's simulator until `stop`. When
+/// its connection is lost (the broker went, or the site's code changed and with it what the
+/// account may publish), or when sites or machines change (a machine renamed, added or removed),
+/// it builds the factory again from the store (the lots under way resume) and reconnects.
 pub async fn connect_and_run(
     broker: SocketAddr,
     SimLogin { client_id, username, token }: SimLogin,
-    factory: Factory,
-    jobs: impl JobSource,
+    simulated: SimSite,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut options = ClientOptions::new(client_id);
-    options.username = Some(username.clone());
-    options.password = Some(token.into_bytes());
-    // The Sparkplug edge node's death certificate: the platform marks its machines offline when
-    // the simulator's connection drops.
-    options.will = sim::driver::Encoder::new(&factory).will().map(|will| mqtt::LastWill {
-        topic: will.topic,
-        payload: will.payload,
-        qos: mqtt::QoS::publish_level(will.qos),
-        retain: will.retain,
-    });
-    let client = loop {
-        match Client::connect(broker, options.clone()).await {
-            Ok(client) => break client,
-            Err(error) => {
-                tracing::debug!(%error, "simulator waiting for the broker");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stop.changed() => return,
-                }
+    let SimSite { store, site, settings, clock_speed } = simulated;
+    let pause = |stop: &mut watch::Receiver<bool>| {
+        let mut stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+                _ = stop.changed() => true,
             }
         }
     };
-    tracing::info!(%username, %broker, "simulated factory connected");
-    sim::driver::run(client, factory, jobs, clock, stop).await;
+    loop {
+        let generation = store.machine_keys_generation();
+        let built = store.site(site).and_then(|s| site_factory(&store, &s, &settings, clock_speed, clock.now()));
+        let factory = match built {
+            Ok(Some(factory)) => factory,
+            // No machines (any more), or the store failed: look again later.
+            Ok(None) | Err(_) => {
+                if pause(&mut stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut options = ClientOptions::new(client_id.clone());
+        options.username = Some(username.clone());
+        options.password = Some(token.clone().into_bytes());
+        // The Sparkplug edge node's death certificate: the platform marks its machines offline
+        // when the simulator's connection drops.
+        options.will = sim::driver::Encoder::new(&factory).will().map(|will| mqtt::LastWill {
+            topic: will.topic,
+            payload: will.payload,
+            qos: mqtt::QoS::publish_level(will.qos),
+            retain: will.retain,
+        });
+        let client = loop {
+            match Client::connect(broker, options.clone()).await {
+                Ok(client) => break client,
+                Err(error) => {
+                    tracing::debug!(%error, "simulator waiting for the broker");
+                    if pause(&mut stop).await {
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::info!(%username, %broker, "simulated factory connected");
+        // This run ends at the stop, or once sites or machines changed.
+        let (changed, run_stop) = watch::channel(false);
+        let watcher = {
+            let (store, mut stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => break,
+                    }
+                    if store.machine_keys_generation() != generation {
+                        break;
+                    }
+                }
+                let _ = changed.send(true);
+            })
+        };
+        let jobs = StoreJobs { store: store.clone(), site };
+        sim::driver::run(client, factory, jobs, clock.clone(), run_stop).await;
+        watcher.abort();
+        if *stop.borrow() {
+            return;
+        }
+        tracing::info!(%username, "simulated factory starts again: its connection ended or its machines changed");
+        if pause(&mut stop).await {
+            return;
+        }
+    }
 }

@@ -182,7 +182,8 @@ pub fn start(
         let token = new_token()?;
         store.create_token(user.id, "simulator", &token_digest(&token), &shown_prefix(&token), wall_now)?;
         let login = SimLogin { client_id: format!("{username}-{}", std::process::id()), username, token };
-        let simulated = SimSite { store: store.clone(), site: site.id, settings: settings.clone(), clock_speed };
+        let simulated =
+            SimSite { store: store.clone(), site: site.id, settings: settings.clone(), clock_speed };
         tokio::spawn(connect_and_run(broker, login, simulated, clock.clone(), stop.clone()));
         started += 1;
     }
@@ -323,7 +324,8 @@ pub async fn connect_and_run(
     };
     loop {
         let generation = store.machine_keys_generation();
-        let built = store.site(site).and_then(|s| site_factory(&store, &s, &settings, clock_speed, clock.now()));
+        let built =
+            store.site(site).and_then(|s| site_factory(&store, &s, &settings, clock_speed, clock.now()));
         let factory = match built {
             Ok(Some(factory)) => factory,
             // No machines (any more), or the store failed: look again later.

@@ -184,14 +184,12 @@ impl Store {
         self.write(|tx| {
             let order = read_order(tx, id)?;
             if !order.status.can_become(next) {
-                return Err(StoreError::Conflict {
-                    field: Some("status".into()),
-                    message: format!(
-                        "an order that is {} cannot become {}",
-                        order.status.as_str(),
-                        next.as_str()
-                    ),
-                });
+                let message = if order.status == next {
+                    format!("the order is {} already", next.as_str())
+                } else {
+                    format!("an order that is {} cannot become {}", order.status.as_str(), next.as_str())
+                };
+                return Err(StoreError::Conflict { field: Some("status".into()), message });
             }
             tx.execute("UPDATE orders SET status = ?2 WHERE id = ?1", params![id.0, next.as_str()])?;
             let from: &[OrderStatus] = match next {
@@ -227,7 +225,7 @@ impl Store {
                 return Err(StoreError::Conflict {
                     field: Some("quantity".into()),
                     message: format!(
-                        "the quantity of a {} order is fixed; for more units enter another order",
+                        "the quantity of a {} order is fixed, as its lots are on the dispatch lists; for more units enter another order; for fewer, cancel it (and delete it, to use its number again) and enter it anew",
                         order.status.as_str()
                     ),
                 });
@@ -294,6 +292,8 @@ impl Store {
             if worked || !matches!(order.status, OrderStatus::Planned | OrderStatus::Cancelled) {
                 let message = if order.status == OrderStatus::Done {
                     "a done order is part of the shop floor's history (its production, OEE and deliveries) and cannot be deleted"
+                } else if worked && order.status == OrderStatus::Cancelled {
+                    "a cancelled order with shop-floor history (started or counted work) is kept for that history and cannot be deleted"
                 } else if worked {
                     "orders with shop-floor history cannot be deleted; cancel them instead"
                 } else {

@@ -144,6 +144,10 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     let mut events = state.live.subscribe();
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A re-optimisation time is looked for every second, which on the demo's fast clock is much
+    // less than `CHECK_EVERY` of factory time.
+    let mut slot_tick = tokio::time::interval(Duration::from_secs(1));
+    slot_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Machines that broke down before the replanner subscribed are found by the first check.
     let mut memory = Memory { missed_events: true, ..Memory::default() };
     // The config file is validated; a bad time is dropped with the others rather than panicking.
@@ -158,6 +162,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     let mut down: HashSet<MachineId> = HashSet::new();
     let mut recovered: Vec<MachineId> = Vec::new();
     loop {
+        let mut slot_only = false;
         let mut breakdown = tokio::select! {
             event = events.recv() => match event {
                 Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
@@ -178,12 +183,18 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             },
             () = state.replan_wake.notified() => None,
             _ = every.tick() => None,
+            _ = slot_tick.tick() => {
+                slot_only = true;
+                None
+            }
             _ = stop.changed() => return,
         };
         let current_slot = slot(state.clock.now());
         if current_slot != last_slot {
             last_slot = current_slot;
             memory.reoptimise = current_slot;
+        } else if slot_only {
+            continue;
         }
         if let Some(breakdown) = &mut breakdown {
             // The breakdowns of the next few seconds make one repair (it reads every machine's

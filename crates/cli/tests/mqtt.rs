@@ -281,6 +281,41 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
 }
 
 #[test]
+fn sparkplug_data_queued_at_an_external_broker_while_the_platform_was_away_is_read_by_its_births() {
+    use ingest::sparkplug::{EdgeNode, MetricValue};
+    let Some(binary) = mosquitto() else { return };
+    let dir = TempDir::new("mosquitto-sparkplug");
+    let broker = Mosquitto::start(binary, &dir.0, "");
+    let external = ["--no-sim", "--mqtt-broker", &broker.address()];
+    let server = start_with("demo", &dir.0, &external);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let address: std::net::SocketAddr = ([127, 0, 0, 1], broker.port).into();
+    let mut edge = EdgeNode::new("hk-kt", "gw-sp", 0).unwrap();
+    let client = runtime.block_on(Client::connect(address, ClientOptions::new("gw-sp"))).unwrap();
+    let now = time::OffsetDateTime::now_utc;
+    let send = |message: ingest::Outgoing| {
+        runtime.block_on(client.publish(&message.topic, message.payload, QoS::AtLeastOnce, false)).unwrap();
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    send(edge.birth(now(), &[]).unwrap());
+    send(edge.device_birth("laser-01", now(), &[("queued_kw", MetricValue::Double(1.0))]).unwrap());
+    eventually(server.address, "/api/v1/machines/6/series?metric=queued_kw", |s| {
+        s["points"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    // The platform is away; the node goes on sending by alias, and the broker keeps the data.
+    drop(server);
+    send(edge.device_data("laser-01", now(), &[("queued_kw", MetricValue::Double(2.5))]).unwrap());
+    let server = start_with("demo", &dir.0, &external);
+    let series = eventually(server.address, "/api/v1/machines/6/series?metric=queued_kw", |s| {
+        s["points"].as_array().is_some_and(|p| p.iter().any(|point| point["last"] == 2.5))
+    });
+    let points = series["points"].as_array().unwrap();
+    assert!(points.iter().any(|point| point["last"] == 2.5), "the data sent while away: {series}");
+    let metrics = request(server.address, "GET", "/metrics", Some(TOKEN), None).unwrap().body;
+    assert!(!metrics.contains(r#"reason="no_birth""#), "{metrics}");
+}
+
+#[test]
 fn the_demo_factory_changes_states_and_production_over_time() {
     let dir = TempDir::new("demo-sim");
     let server = start_with("demo", &dir.0, &["--sim-speed", "600"]);

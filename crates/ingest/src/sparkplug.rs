@@ -580,6 +580,71 @@ pub struct SparkplugDecoder {
     names: Interner,
     /// Reused between messages so decoding allocates little.
     scratch: Payload,
+    /// Edge nodes whose births or death changed since [`SparkplugDecoder::take_changed_sessions`].
+    changed: std::collections::BTreeSet<(Box<str>, Box<str>)>,
+}
+
+/// What a platform keeps of an edge node's session between runs, so that data it sent while the
+/// platform was away (queued for the platform's session at an external broker) can be read by
+/// its aliases before any new birth comes: the birth certificates, as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The group (site code).
+    pub group: String,
+    /// The edge node.
+    pub edge_node: String,
+    /// The node's and its devices' metric definitions and `bdSeq`; `None` once it has no birth
+    /// to keep (it died, or lost its sequence).
+    pub births: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Births {
+    bd_seq: Option<u64>,
+    metrics: Vec<StoredMetric>,
+    devices: Vec<(String, Vec<StoredMetric>)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredMetric {
+    name: String,
+    alias: Option<u64>,
+    datatype: u32,
+}
+
+impl MetricTable {
+    fn stored(&self) -> Vec<StoredMetric> {
+        let mut aliases: HashMap<&str, u64> = HashMap::new();
+        for (alias, def) in &self.by_alias {
+            aliases.insert(&def.name, *alias);
+        }
+        let mut out: Vec<StoredMetric> = self
+            .by_name
+            .values()
+            .map(|def| StoredMetric {
+                name: def.name.to_string(),
+                alias: aliases.get(&*def.name).copied(),
+                datatype: def.datatype.code(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn from_stored(stored: Vec<StoredMetric>, names: &mut Interner) -> MetricTable {
+        let mut table = MetricTable::default();
+        for metric in stored {
+            let datatype = DataType::from_code(metric.datatype).unwrap_or(DataType::Unknown);
+            let def = MetricDef { name: names.intern(&metric.name), datatype };
+            if let Some(alias) = metric.alias {
+                table.by_alias.insert(alias, def.clone());
+            }
+            table.by_name.insert(Arc::clone(&def.name), def);
+        }
+        table
+    }
 }
 
 #[derive(Debug)]
@@ -600,6 +665,9 @@ enum NodeState {
     Unborn,
     /// Born; the next message must carry this `seq`.
     Born { next_seq: u8 },
+    /// Born before the platform (re)started, its births restored from the store
+    /// ([`SparkplugDecoder::restore`]): the next message's `seq`, whatever it is, is taken up.
+    Restored,
     /// A `seq` gap happened; waiting for a new NBIRTH.
     AwaitingRebirth,
 }
@@ -633,8 +701,62 @@ impl SparkplugDecoder {
         self.groups
             .values()
             .flat_map(HashMap::values)
-            .filter(|node| matches!(node.state, NodeState::Born { .. }))
+            .filter(|node| matches!(node.state, NodeState::Born { .. } | NodeState::Restored))
             .count()
+    }
+
+    /// The sessions whose births or death changed since the last call, to be stored (see
+    /// [`StoredSession`]).
+    pub fn take_changed_sessions(&mut self) -> Vec<StoredSession> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .into_iter()
+            .map(|(group, edge_node)| {
+                let births =
+                    self.groups.get(&group).and_then(|nodes| nodes.get(&edge_node)).and_then(|node| {
+                        matches!(node.state, NodeState::Born { .. } | NodeState::Restored).then(|| {
+                            let births = Births {
+                                bd_seq: node.bd_seq,
+                                metrics: node.metrics.stored(),
+                                devices: node
+                                    .devices
+                                    .iter()
+                                    .map(|(name, device)| (name.to_string(), device.metrics.stored()))
+                                    .collect(),
+                            };
+                            serde_json::to_string(&births).unwrap_or_default()
+                        })
+                    });
+                StoredSession { group: group.into(), edge_node: edge_node.into(), births }
+            })
+            .collect()
+    }
+
+    /// Takes up a session stored by an earlier run (its births), as if its node had just been
+    /// born: its data is read by the stored aliases, from whatever `seq` comes next. A stored
+    /// session that does not read back is left out, and that node asked for a rebirth as usual.
+    pub fn restore(&mut self, stored: &StoredSession) -> Result<(), String> {
+        let Some(births) = &stored.births else { return Ok(()) };
+        if !is_code(&stored.group) || !is_code(&stored.edge_node) {
+            return Err(format!("{}/{} is not a group and edge node", stored.group, stored.edge_node));
+        }
+        let births: Births = serde_json::from_str(births).map_err(|e| e.to_string())?;
+        let metrics = MetricTable::from_stored(births.metrics, &mut self.names);
+        let mut devices = HashMap::new();
+        for (device, stored_metrics) in births.devices {
+            if !is_code(&device) {
+                return Err(format!("device {device:?} is not a code"));
+            }
+            let key = MachineKey::new(&stored.group, &device);
+            let metrics = MetricTable::from_stored(stored_metrics, &mut self.names);
+            devices.insert(Box::from(device.as_str()), DeviceSession { key, metrics });
+        }
+        let session = node_session(&mut self.groups, &stored.group, &stored.edge_node);
+        session.state = NodeState::Restored;
+        session.bd_seq = births.bd_seq;
+        session.metrics = metrics;
+        session.devices = devices;
+        Ok(())
     }
 
     /// Decodes one message received at `now` on `topic`, appending to `out`.
@@ -687,7 +809,15 @@ impl SparkplugDecoder {
                     reason: None,
                 };
                 let session = node_session(&mut self.groups, group, edge_node);
+                let before = std::mem::discriminant(&session.state);
                 message.apply(kind, session);
+                let births_changed = matches!(
+                    kind,
+                    MessageType::NBirth | MessageType::DBirth | MessageType::NDeath | MessageType::DDeath
+                );
+                if births_changed || std::mem::discriminant(&session.state) != before {
+                    self.changed.insert((Box::from(group), Box::from(edge_node)));
+                }
             }
             Err(error) => out.drop(DropReason::MalformedProtobuf, format!("{}: {error}", kind.as_str())),
         }
@@ -780,6 +910,11 @@ impl Message<'_> {
                 session.state = NodeState::Born { next_seq: next_seq.wrapping_add(1) };
                 true
             }
+            NodeState::Restored if seq.is_some_and(|seq| seq <= 255) => {
+                let seq = seq.unwrap_or(0) as u8;
+                session.state = NodeState::Born { next_seq: seq.wrapping_add(1) };
+                true
+            }
             // The message before again: a resend, not a gap.
             NodeState::Born { next_seq } if seq == Some(u64::from(next_seq.wrapping_sub(1))) => {
                 self.out.drop(
@@ -793,6 +928,15 @@ impl Message<'_> {
                 self.out.drop(
                     DropReason::SequenceGap,
                     format!("{} from {}: seq {got}, expected {next_seq}", kind.as_str(), session.key),
+                );
+                session.state = NodeState::AwaitingRebirth;
+                self.request_rebirth(session);
+                false
+            }
+            NodeState::Restored => {
+                self.out.drop(
+                    DropReason::SequenceGap,
+                    format!("{} from {}: no valid seq after a restart", kind.as_str(), session.key),
                 );
                 session.state = NodeState::AwaitingRebirth;
                 self.request_rebirth(session);
@@ -976,7 +1120,7 @@ impl Message<'_> {
             Some(device_session) => device_session.key,
             None => MachineKey { site: Arc::clone(&session.key.site), machine: Arc::from(device) },
         };
-        if matches!(session.state, NodeState::Born { .. }) {
+        if matches!(session.state, NodeState::Born { .. } | NodeState::Restored) {
             // A DDEATH takes part in the node's sequence; a gap is reported but the device is
             // offline all the same.
             self.check_session(MessageType::DDeath, session);

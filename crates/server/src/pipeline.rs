@@ -73,6 +73,9 @@ pub(crate) struct WriteBatch {
     pub(crate) readings: Vec<Reading>,
     pub(crate) states: Vec<StateChange>,
     pub(crate) operations: Vec<OperationEvent>,
+    /// Sparkplug B sessions whose births changed: `(group, edge node, births or None once dead)`,
+    /// stored before the batch, so a birth is kept once its message is acknowledged.
+    pub(crate) sessions: Vec<(String, String, Option<String>)>,
     /// Told the outcome once the batch has committed or failed (an HTTP request waits for it).
     /// Such a batch is written once: a failure is the request's answer, and nothing of it stays.
     pub(crate) ack: Option<oneshot::Sender<Result<WriteStats, WriteError>>>,
@@ -95,7 +98,10 @@ pub(crate) enum WriteError {
 impl WriteBatch {
     /// Whether there is nothing to store.
     fn has_no_data(&self) -> bool {
-        self.readings.is_empty() && self.states.is_empty() && self.operations.is_empty()
+        self.readings.is_empty()
+            && self.states.is_empty()
+            && self.operations.is_empty()
+            && self.sessions.is_empty()
     }
 
     /// Whether there is nothing to store and nobody waits for it: a message whose contents were
@@ -323,6 +329,19 @@ pub(crate) async fn decode(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut decoder = Decoder::new(DecodeConfig::default());
+    // Sparkplug sessions of the last run: data an external broker kept for the platform meanwhile
+    // is read by their aliases.
+    match state.store.sparkplug_sessions() {
+        Ok(sessions) => {
+            for (group, edge_node, births) in sessions {
+                let stored = ingest::sparkplug::StoredSession { group, edge_node, births: Some(births) };
+                if let Err(error) = decoder.sparkplug.restore(&stored) {
+                    tracing::warn!(%error, group = %stored.group, node = %stored.edge_node, "a stored Sparkplug session does not read back; the node is asked for a rebirth");
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot read the stored Sparkplug sessions"),
+    }
     let mut decoded = Decoded::default();
     let mut resolver = Resolver::new();
     let mut batch = WriteBatch::default();
@@ -335,6 +354,9 @@ pub(crate) async fn decode(
                 state.metrics.count_ingest_message();
                 decoded.clear();
                 decoder.decode(&message.topic, &message.payload, state.clock.now(), &mut decoded);
+                for stored in decoder.sparkplug.take_changed_sessions() {
+                    batch.sessions.push((stored.group, stored.edge_node, stored.births));
+                }
                 for reply in decoded.replies.drain(..) {
                     state.publish_mqtt(reply);
                 }
@@ -430,9 +452,10 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     let readings = Arc::new(std::mem::take(&mut batch.readings));
     let states = std::mem::take(&mut batch.states);
     let operations = std::mem::take(&mut batch.operations);
+    let sessions = Arc::new(std::mem::take(&mut batch.sessions));
     let mut pause = REWRITE_FIRST;
     let stats = loop {
-        let error = match write_batch(state, &readings, &states, &operations).await {
+        let error = match write_batch(state, (&readings, &states, &operations), &sessions).await {
             Ok(stats) => {
                 if let Some(ack) = batch.ack.take() {
                     let _ = ack.send(Ok(stats.clone()));
@@ -516,19 +539,22 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     batch.receipts.drain(..).for_each(mqtt::Receipt::release);
 }
 
-/// One attempt at a batch, with a few quick retries while the database is busy.
+/// One attempt at a batch (its Sparkplug sessions first), with a few quick retries while the
+/// database is busy.
 async fn write_batch(
     state: &AppState,
-    readings: &Arc<Vec<Reading>>,
-    states: &[StateChange],
-    operations: &[OperationEvent],
+    (readings, states, operations): (&Arc<Vec<Reading>>, &[StateChange], &[OperationEvent]),
+    sessions: &Arc<Vec<(String, String, Option<String>)>>,
 ) -> Result<WriteStats, WriteError> {
     let store = state.store.clone();
     let (r, s, o) = (readings.clone(), states.to_vec(), operations.to_vec());
+    let sessions = sessions.clone();
     tokio::task::spawn_blocking(move || {
         let mut attempt = 0;
         loop {
-            match store.write_batch(&r, &s, &[], &o) {
+            let written =
+                store.save_sparkplug_sessions(&sessions).and_then(|()| store.write_batch(&r, &s, &[], &o));
+            match written {
                 Err(error) if error.is_retryable() && attempt < 3 => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(50 << attempt));

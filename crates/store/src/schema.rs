@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0022_hourly_rollups.sql"),
     include_str!("migrations/0023_chosen_token_prefixes.sql"),
     include_str!("migrations/0024_priority_raised.sql"),
+    include_str!("migrations/0025_sparkplug_sessions.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -606,6 +606,39 @@ impl Store {
         })
     }
 
+    /// Stores Sparkplug B sessions' births (`(group, edge node, births)`), or forgets them where
+    /// `births` is `None` (the node died).
+    pub fn save_sparkplug_sessions(&self, sessions: &[(String, String, Option<String>)]) -> Result<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            for (group, node, births) in sessions {
+                match births {
+                    Some(births) => tx
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO sparkplug_sessions (group_code, edge_node, births) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![group, node, births])?,
+                    None => tx
+                        .prepare_cached("DELETE FROM sparkplug_sessions WHERE group_code = ?1 AND edge_node = ?2")?
+                        .execute(params![group, node])?,
+                };
+            }
+            Ok(())
+        })
+    }
+
+    /// The Sparkplug B sessions stored: `(group, edge node, births)`.
+    pub fn sparkplug_sessions(&self) -> Result<Vec<(String, String, String)>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT group_code, edge_node, births FROM sparkplug_sessions ORDER BY 1, 2")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     /// Records finished units; the same units at the same instant again (a retry) are recorded
     /// once.
     pub fn record_production(&self, record: &ProductionRecord) -> Result<()> {

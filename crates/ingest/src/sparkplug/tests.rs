@@ -715,3 +715,41 @@ fn a_resent_message_is_a_repeat_not_a_gap() {
     assert!(DropReason::RepeatedSeq.is_skip() && DropReason::NotNumeric.is_skip());
     assert!(!DropReason::SequenceGap.is_skip());
 }
+
+#[test]
+fn a_session_stored_and_restored_reads_data_sent_while_the_platform_was_away() {
+    let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    let node = [("Temperature", MetricValue::Double(20.0))];
+    let cnc = [("Spindle/Power", MetricValue::Float(3.5))];
+    decode(&mut decoder, &edge.birth(NOW, &node).unwrap(), NOW);
+    decode(&mut decoder, &edge.device_birth("cnc-1", NOW, &cnc).unwrap(), NOW);
+    let stored = decoder.take_changed_sessions();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].births.is_some(), "{stored:?}");
+    assert!(decoder.take_changed_sessions().is_empty(), "taken once");
+    // Data is sent while the platform is away; a new decoder (the platform started again) takes
+    // up the stored births and reads it by alias, from whatever seq it carries.
+    let _unseen = edge.data(NOW, &[("Temperature", MetricValue::Double(21.0))]).unwrap();
+    let queued = edge
+        .device_data("cnc-1", NOW + Duration::seconds(1), &[("Spindle/Power", MetricValue::Float(4.5))])
+        .unwrap();
+    let next = edge.data(NOW + Duration::seconds(2), &[("Temperature", MetricValue::Double(22.0))]).unwrap();
+    let mut restarted = SparkplugDecoder::default();
+    restarted.restore(&stored[0]).unwrap();
+    assert_eq!(restarted.n_born_nodes(), 1);
+    let mut log = decode(&mut restarted, &queued, NOW + Duration::seconds(5));
+    log += &decode(&mut restarted, &next, NOW + Duration::seconds(5));
+    expect![[r#"
+        reading hk/cnc-1 "Spindle/Power" = 4.5 at 2025-03-01T12:00:01Z
+        reading hk/edge-1 "Temperature" = 22 at 2025-03-01T12:00:02Z
+    "#]]
+    .assert_eq(&log);
+    // A death is stored as no births to keep.
+    decode(&mut restarted, &edge.will(), NOW + Duration::seconds(6));
+    let gone = restarted.take_changed_sessions();
+    assert_eq!((gone.len(), gone[0].births.as_deref()), (1, None));
+    // Garbage in the store is refused, not taken up.
+    let bad = StoredSession { births: Some("{".into()), ..stored[0].clone() };
+    assert!(SparkplugDecoder::default().restore(&bad).is_err());
+}

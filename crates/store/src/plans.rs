@@ -38,6 +38,16 @@ pub struct NewPlan {
 }
 
 impl Store {
+    /// The `(id, number)` of the orders `sql` selects, with `values` bound to it.
+    fn order_numbers(&self, sql: &str, values: impl rusqlite::Params) -> Result<Vec<(OrderId, String)>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(sql)?
+                .query_map(values, |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     /// Stores a draft plan. Its problem is kept gzip-compressed (8 to 17 times smaller).
     pub fn create_plan(&self, plan: &NewPlan) -> Result<PlanSummary> {
         let problem = gzip(plan.problem.as_bytes());
@@ -178,19 +188,14 @@ impl Store {
     /// Released or running orders of priority `min_priority` or more with open operations that
     /// plan `plan` does not have, by id: each order's id and number.
     pub fn orders_missing_from_plan(&self, plan: i64, min_priority: u8) -> Result<Vec<(OrderId, String)>> {
-        self.read(|conn| {
-            let rows = conn
-                .prepare_cached(
-                    "SELECT r.id, r.number FROM orders r
-                     WHERE r.status IN ('released', 'running') AND r.priority >= ?2 AND EXISTS (
-                         SELECT 1 FROM operations o WHERE o.order_id = r.id AND o.status NOT IN ('done', 'cancelled')
-                         AND NOT EXISTS (SELECT 1 FROM plan_operations p WHERE p.plan_id = ?1 AND p.operation_id = o.id))
-                     ORDER BY r.id",
-                )?
-                .query_map(params![plan, min_priority], |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        self.order_numbers(
+            "SELECT r.id, r.number FROM orders r
+             WHERE r.status IN ('released', 'running') AND r.priority >= ?2 AND EXISTS (
+                 SELECT 1 FROM operations o WHERE o.order_id = r.id AND o.status NOT IN ('done', 'cancelled')
+                 AND NOT EXISTS (SELECT 1 FROM plan_operations p WHERE p.plan_id = ?1 AND p.operation_id = o.id))
+             ORDER BY r.id",
+            params![plan, min_priority],
+        )
     }
 
     /// Orders with work that plan `plan` has on a machine the work may no longer run on (its
@@ -200,20 +205,15 @@ impl Store {
         plan: i64,
         movable_from: Timestamp,
     ) -> Result<Vec<(OrderId, String)>> {
-        self.read(|conn| {
-            let rows = conn
-                .prepare_cached(
-                    "SELECT DISTINCT r.id, r.number FROM plan_operations p
-                     JOIN operations o ON o.id = p.operation_id JOIN orders r ON r.id = o.order_id
-                     WHERE p.plan_id = ?1 AND p.start_ms >= ?2 AND o.status IN ('planned', 'released')
-                       AND NOT EXISTS (SELECT 1 FROM operation_machines m
-                                       WHERE m.operation_id = o.id AND m.machine_id = p.machine_id)
-                     ORDER BY r.id",
-                )?
-                .query_map(params![plan, to_ms(movable_from)], |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        self.order_numbers(
+            "SELECT DISTINCT r.id, r.number FROM plan_operations p
+             JOIN operations o ON o.id = p.operation_id JOIN orders r ON r.id = o.order_id
+             WHERE p.plan_id = ?1 AND p.start_ms >= ?2 AND o.status IN ('planned', 'released')
+               AND NOT EXISTS (SELECT 1 FROM operation_machines m
+                               WHERE m.operation_id = o.id AND m.machine_id = p.machine_id)
+             ORDER BY r.id",
+            params![plan, to_ms(movable_from)],
+        )
     }
 
     /// Released orders whose material now arrives after plan `plan` starts their work, where it
@@ -225,22 +225,17 @@ impl Store {
         plan: i64,
         movable_from: Timestamp,
     ) -> Result<Vec<(OrderId, String)>> {
-        self.read(|conn| {
-            let rows = conn
-                .prepare_cached(
-                    "SELECT r.id, r.number FROM orders r
-                     JOIN (SELECT o.order_id, min(p.start_ms) AS first FROM plan_operations p
-                           JOIN operations o ON o.id = p.operation_id WHERE p.plan_id = ?1 GROUP BY o.order_id) f
-                       ON f.order_id = r.id
-                     WHERE r.status = 'released' AND r.material_ready_ms > f.first AND f.first >= ?2
-                       AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.order_id = r.id
-                                       AND o.status IN ('running', 'done'))
-                     ORDER BY r.id",
-                )?
-                .query_map(params![plan, to_ms(movable_from)], |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        self.order_numbers(
+            "SELECT r.id, r.number FROM orders r
+             JOIN (SELECT o.order_id, min(p.start_ms) AS first FROM plan_operations p
+                   JOIN operations o ON o.id = p.operation_id WHERE p.plan_id = ?1 GROUP BY o.order_id) f
+               ON f.order_id = r.id
+             WHERE r.status = 'released' AND r.material_ready_ms > f.first AND f.first >= ?2
+               AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.order_id = r.id
+                               AND o.status IN ('running', 'done'))
+             ORDER BY r.id",
+            params![plan, to_ms(movable_from)],
+        )
     }
 
     /// Released orders of `min_priority` or more with open work in plan `plan` whose priority was
@@ -251,19 +246,14 @@ impl Store {
         since: Timestamp,
         min_priority: u8,
     ) -> Result<Vec<(OrderId, String)>> {
-        self.read(|conn| {
-            let rows = conn
-                .prepare_cached(
-                    "SELECT r.id, r.number FROM orders r
-                     WHERE r.status IN ('released', 'running') AND r.priority >= ?2 AND r.priority_raised_ms > ?3
-                     AND EXISTS (SELECT 1 FROM operations o JOIN plan_operations p ON p.operation_id = o.id
-                                 WHERE o.order_id = r.id AND p.plan_id = ?1 AND o.status NOT IN ('done', 'cancelled'))
-                     ORDER BY r.id",
-                )?
-                .query_map(params![plan, min_priority, to_ms(since)], |row| Ok((OrderId(row.get(0)?), row.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        self.order_numbers(
+            "SELECT r.id, r.number FROM orders r
+             WHERE r.status IN ('released', 'running') AND r.priority >= ?2 AND r.priority_raised_ms > ?3
+             AND EXISTS (SELECT 1 FROM operations o JOIN plan_operations p ON p.operation_id = o.id
+                         WHERE o.order_id = r.id AND p.plan_id = ?1 AND o.status NOT IN ('done', 'cancelled'))
+             ORDER BY r.id",
+            params![plan, min_priority, to_ms(since)],
+        )
     }
 
     /// Deletes up to `limit` plans made before `before` that are not the active plan, oldest

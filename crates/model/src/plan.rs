@@ -153,6 +153,12 @@ pub enum PlanTrigger {
         /// The orders of that work (their numbers).
         orders: Vec<String>,
     },
+    /// A maintenance window of the machine was removed: the work the active plan had kept out of
+    /// it may come earlier, so the plan is searched afresh.
+    MaintenanceRemoved {
+        /// The machine's code.
+        machine: String,
+    },
     /// Work ran off the active plan by more than `planning.deviation_minutes`.
     Deviation {
         /// Lots behind: not started, or still running, that long after they were planned to.

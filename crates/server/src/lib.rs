@@ -159,6 +159,9 @@ pub struct AppState {
     pipeline_receivers: Arc<std::sync::Mutex<Option<pipeline::Receivers>>>,
     /// Wakes the replanner to compare the active plan with the shop floor.
     replan_wake: Arc<tokio::sync::Notify>,
+    /// Re-plans asked for by changes the replanner cannot see in the store (a maintenance window
+    /// removed), taken by it at its next check.
+    requested_replans: Arc<std::sync::Mutex<Vec<model::PlanTrigger>>>,
     /// What the replanner's last scheduled re-optimisation did (since the server started).
     last_reoptimisation: Arc<std::sync::Mutex<Option<replanner::LastReoptimisation>>>,
     /// Turns true when the server begins to stop; long-lived streams and workers end then.
@@ -195,6 +198,7 @@ impl AppState {
             alarm_inputs,
             alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),
             replan_wake: Arc::default(),
+            requested_replans: Arc::default(),
             last_reoptimisation: Arc::default(),
             stopping,
             stop: Arc::new(stop),
@@ -235,6 +239,24 @@ impl AppState {
     /// or operations changed) instead of at its next regular check.
     pub(crate) fn wake_replanner(&self) {
         self.replan_wake.notify_one();
+    }
+
+    /// Asks the replanner for a searched re-plan of the active plan for `trigger` (with
+    /// `auto_replan` on), and wakes it.
+    pub(crate) fn request_replan(&self, trigger: model::PlanTrigger) {
+        let mut requested = self.requested_replans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Without a replanner (`auto_replan` off) nobody takes them: a few are enough to keep.
+        if requested.len() >= 64 {
+            requested.remove(0);
+        }
+        requested.push(trigger);
+        drop(requested);
+        self.wake_replanner();
+    }
+
+    /// The re-plans asked for since the last call.
+    pub(crate) fn take_requested_replans(&self) -> Vec<model::PlanTrigger> {
+        std::mem::take(&mut *self.requested_replans.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Starts the background workers: the alarm engine and the ingest pipeline. [`run`] does

@@ -225,6 +225,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
         let (interrupt, slotted) = (memory.interrupt.clone(), memory.slotted.clone());
         interrupt.store(false, Ordering::Relaxed);
         memory.recovered.append(&mut recovered);
+        memory.requested.extend(state.take_requested_replans());
         let mut moved = std::mem::take(&mut memory);
         let mut pass = tokio::task::spawn_blocking(move || {
             let outcome = check_and_repair(&store, &*clock, &config_now, breakdown, &mut moved);
@@ -334,6 +335,9 @@ pub struct Memory {
     pub interrupt: Arc<AtomicBool>,
     /// Machines reported down that have reported another state since, for the next check.
     pub recovered: Vec<MachineId>,
+    /// Re-plans asked for by changes the store does not show (a maintenance window removed):
+    /// made with a search, after anything more urgent.
+    pub requested: Vec<PlanTrigger>,
 }
 
 /// What the last scheduled re-optimisation did, for the settings page.
@@ -446,12 +450,26 @@ pub fn check_and_repair(
         memory.reoptimised = Some(LastReoptimisation { at: now, published: Some(published.0) });
         return Ok(Some(published));
     }
-    let Some(Due { active, trigger, slotting }) = due else { return Ok(None) };
     let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
+    let due = match due {
+        Some(due) => Some(due),
+        None if !memory.requested.is_empty() => {
+            let trigger = memory.requested.remove(0);
+            memory.requested.retain(|other| *other != trigger);
+            store.active_plan().map_err(RepairError::failed)?.map(|active| Due {
+                active,
+                trigger,
+                slotting: Vec::new(),
+            })
+        }
+        None => None,
+    };
+    let Some(Due { active, trigger, slotting }) = due else { return Ok(None) };
     // The rules the plan was made under changed: searched afresh from it, not right-shifted.
     if matches!(
         trigger,
         PlanTrigger::Maintenance { .. }
+            | PlanTrigger::MaintenanceRemoved { .. }
             | PlanTrigger::Calendar { .. }
             | PlanTrigger::MaterialLater { .. }
             | PlanTrigger::Routing { .. }

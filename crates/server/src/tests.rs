@@ -2949,6 +2949,57 @@ async fn a_long_maintenance_moves_work_to_the_other_machines_it_may_run_on() {
 }
 
 #[tokio::test]
+async fn a_maintenance_window_removed_lets_its_machine_s_work_come_back() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair};
+    let h = harness();
+    let config = PlanningConfig::default();
+    let plan = publish_a_plan(&h).await;
+    let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
+    let first_on = |plan: i64, machine: model::MachineId| {
+        h.store
+            .plan_operations(plan, Some(machine))
+            .unwrap()
+            .iter()
+            .map(|op| op.setup_start)
+            .filter(|at| *at >= freeze_end)
+            .min()
+    };
+    let machine = h
+        .store
+        .plan_operations(plan, None)
+        .unwrap()
+        .into_iter()
+        .find(|op| op.setup_start >= freeze_end)
+        .unwrap()
+        .machine_id;
+    let window = json!({"start": crate::rfc3339(freeze_end), "end": crate::rfc3339(NOW + time::Duration::days(5)), "reason": "rebuild"});
+    let reply = h
+        .post_json(&format!("/api/v1/machines/{}/maintenance", machine.0), &token_for(Role::Planner), &window)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let mut memory = Memory::default();
+    let (kept_out, _) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
+    assert!(first_on(kept_out, machine).is_none_or(|at| at >= NOW + time::Duration::days(5)));
+    // Called off: a re-plan brings the machine's work back.
+    let path = format!("/api/v1/maintenance/{}", reply.json["id"]);
+    assert_eq!(h.send("DELETE", &path, Some(ADMIN), None).await.status, StatusCode::NO_CONTENT);
+    let code = h.store.machine(machine).unwrap().code;
+    memory.requested = h.state.take_requested_replans();
+    assert_eq!(memory.requested, [PlanTrigger::MaintenanceRemoved { machine: code.clone() }]);
+    let (back, trigger) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
+    assert_eq!(trigger, PlanTrigger::MaintenanceRemoved { machine: code });
+    // Searched from the plan that kept it out: never worse than that, free to use the machine.
+    let figures = |plan: i64| {
+        let summary = h.store.plan(plan).unwrap();
+        (summary.weighted_tardiness, summary.makespan_end)
+    };
+    assert!(figures(back) <= figures(kept_out), "{:?} after {:?}", figures(back), figures(kept_out));
+    assert!(memory.requested.is_empty());
+}
+
+#[tokio::test]
 async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan() {
     use model::PlanTrigger;
 

@@ -403,13 +403,18 @@ impl Store {
     }
 
     /// Removes a maintenance window.
-    pub fn delete_maintenance(&self, id: i64) -> Result<()> {
+    pub fn delete_maintenance(&self, id: i64) -> Result<MachineId> {
         self.write(|tx| {
+            let machine: Option<i64> = tx
+                .prepare_cached("SELECT machine_id FROM maintenance_windows WHERE id = ?1")?
+                .query_row([id], |row| row.get(0))
+                .optional()?;
             touched(
                 tx.execute("DELETE FROM maintenance_windows WHERE id = ?1", [id])?,
                 "maintenance window",
                 id,
-            )
+            )?;
+            Ok(MachineId(machine.unwrap_or_default()))
         })
     }
 

@@ -653,7 +653,10 @@ pub(crate) async fn delete_maintenance(
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
     let store = state.store.clone();
-    blocking(move || store.delete_maintenance(id)).await?;
+    let machine =
+        blocking(move || store.delete_maintenance(id).and_then(|machine| store.machine(machine))).await?;
+    // The work kept out of the window may come earlier now.
+    state.request_replan(model::PlanTrigger::MaintenanceRemoved { machine: machine.code });
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

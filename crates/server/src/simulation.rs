@@ -103,13 +103,23 @@ impl JobSource for StoreJobs {
             .machines(Some(self.site), None, PageRequest { after: None, limit: 10_000 })
             .map(|page| page.items.into_iter().map(|m| m.id).collect())
             .unwrap_or_default();
+        // Work no plan has yet is started only while the site is open (not at night, nor on a
+        // holiday); planned work keeps to its planned time, which is open time already.
+        let open_now = match (self.store.calendar(self.site), self.store.site(self.site)) {
+            (Ok(calendar), Ok(site)) if !calendar.always_open() => {
+                let at = model::oee::unix_ms(now);
+                !model::oee::shift_spans(&calendar, &site.zone(), at, at + 1).is_empty()
+            }
+            _ => true,
+        };
         let mut offers: Vec<(Option<model::Timestamp>, JobOffer)> = ready
             .into_iter()
             .filter(|operation| operation.eligible_machines.iter().any(|m| site_machines.contains(m)))
             // The simulated operators follow their dispatch lists: planned work waits until its
             // planned time is near, rather than jumping ahead of work planned before it.
-            .filter(|operation| {
-                planned.get(&operation.id).is_none_or(|(_, start)| *start <= now + EARLY_START)
+            .filter(|operation| match planned.get(&operation.id) {
+                Some((_, start)) => *start <= now + EARLY_START,
+                None => open_now,
             })
             .map(|operation| {
                 let plan = planned.get(&operation.id).copied();

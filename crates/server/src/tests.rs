@@ -4218,6 +4218,26 @@ fn simulated_operators_take_planned_work_only_near_its_planned_time() {
         jobs.ready(datetime!(2026-12-30 05:00 +08:00)).len(),
         store.ready_operations(500).unwrap().len()
     );
+    // Work no plan has yet waits for the shift too.
+    let variant = store
+        .orders(&store::OrderFilter::default(), store::PageRequest { after: None, limit: 1 })
+        .unwrap()
+        .items[0]
+        .variant_id;
+    let new = model::NewOrder {
+        number: "SO-UNPLANNED".into(),
+        customer: "Walk-in".into(),
+        variant_id: variant,
+        quantity: 1,
+        due: now + time::Duration::days(3),
+        priority: 1,
+        material_ready: None,
+    };
+    let order = store.create_order(&new, now).unwrap();
+    store.set_order_status(order.id, model::OrderStatus::Released).unwrap();
+    let first = store.operations(order.id).unwrap()[0].id;
+    assert!(!jobs.ready(now).iter().any(|offer| offer.operation == first), "not before the shift");
+    assert!(jobs.ready(datetime!(2026-11-30 06:30 +08:00)).iter().any(|offer| offer.operation == first));
 }
 
 #[tokio::test]

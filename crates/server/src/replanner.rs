@@ -497,16 +497,16 @@ pub fn check_and_repair(
     Ok(Some(published))
 }
 
-/// The code of a site whose calendar closes time that plan `plan` has work in, from
-/// `movable_from` on (where a re-plan can still move it) until the planner's calendar horizon
-/// (beyond it, a plan does not follow the calendar): its shifts or holidays changed since.
+/// The code of a site whose calendar closes time that plan `plan`, made at `made_at`, has work
+/// in, from `movable_from` on (where a re-plan can still move it) until that plan's calendar
+/// horizon (beyond it, a plan does not follow the calendar): its shifts or holidays changed since.
 fn site_closed_under_work(
     store: &Store,
     plan: i64,
     movable_from: Timestamp,
-    now: Timestamp,
+    made_at: Timestamp,
 ) -> Result<Option<String>, store::StoreError> {
-    let horizon = now + time::Duration::days(planning::HORIZON_DAYS);
+    let horizon = made_at + time::Duration::days(planning::HORIZON_DAYS);
     let operations: Vec<model::PlannedOperation> = store
         .plan_operations(plan, None)?
         .into_iter()
@@ -719,7 +719,7 @@ pub fn due_after(
             }));
         }
     }
-    if let Some(site) = site_closed_under_work(store, active.id, movable_from, now)? {
+    if let Some(site) = site_closed_under_work(store, active.id, movable_from, active.created_at)? {
         return Ok(Some(Due { active, trigger: PlanTrigger::Calendar { site }, slotting: Vec::new() }));
     }
     let moved = store.orders_on_ineligible_machines(active.id, movable_from)?;

@@ -24,7 +24,8 @@
 //!   takes effect at its timestamp, but never before the node's last death as recorded here (a
 //!   death is stamped when received, and a node's clock may run behind the platform's), and a
 //!   `state` metric in a birth is the machine's state from the birth on, even when its own
-//!   timestamp is a little earlier: the birth says what the machine does now.
+//!   timestamp is a little earlier: the birth says what the machine does now. A state the node
+//!   reports later takes effect no earlier than its birth either, unless it is `is_historical`.
 //! - NDEATH (normally the MQTT will, with the `bdSeq` of the NBIRTH it belongs to) marks the node
 //!   and its devices offline at the time received; a `bdSeq` that does not match the current
 //!   NBIRTH is a stale will and ignored (`stale_death`). DDEATH marks its device offline.
@@ -657,6 +658,8 @@ struct NodeSession {
     last_rebirth_request: Option<OffsetDateTime>,
     /// When its last NDEATH was received (and recorded).
     died_at: Option<OffsetDateTime>,
+    /// When its current birth took effect (see `Message::birth_time`).
+    born_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -807,9 +810,11 @@ impl SparkplugDecoder {
                     names: &mut self.names,
                     out,
                     reason: None,
+                    not_before: None,
                 };
                 let session = node_session(&mut self.groups, group, edge_node);
                 let before = std::mem::discriminant(&session.state);
+                message.not_before = session.born_at;
                 message.apply(kind, session);
                 let births_changed = matches!(
                     kind,
@@ -845,6 +850,7 @@ fn node_session<'s>(
                 devices: HashMap::new(),
                 last_rebirth_request: None,
                 died_at: None,
+                born_at: None,
             },
         );
     }
@@ -865,6 +871,9 @@ struct Message<'a> {
     out: &'a mut Decoded,
     /// A `state_reason` metric of the payload being applied, waiting for its state change.
     reason: Option<String>,
+    /// When the node's current birth took effect: a state it reports (not as history) takes
+    /// effect no earlier, as a node's clock may run behind the platform's.
+    not_before: Option<OffsetDateTime>,
 }
 
 impl Message<'_> {
@@ -995,6 +1004,7 @@ impl Message<'_> {
             }
         }
         let key = session.key.clone();
+        session.born_at = at.ok();
         match at {
             Ok(at) => self.event(&key, at, MachineEvent::Online),
             Err(reason) => self.out.drop(reason, format!("NBIRTH time of {key}")),
@@ -1199,7 +1209,15 @@ impl Message<'_> {
                 }
             }
             Err(NotNumber::Text(text)) => match state_of(&def.name, text) {
-                Some(state) => self.event(key, at, MachineEvent::StateChange { state, reason: None }),
+                Some(state) => {
+                    // Not before the birth: a slow clock must not put the state behind the death
+                    // the platform recorded, where it would change nothing. History stays history.
+                    let at = match self.not_before {
+                        Some(born) if metric.is_historical != Some(true) => at.max(born),
+                        _ => at,
+                    };
+                    self.event(key, at, MachineEvent::StateChange { state, reason: None })
+                }
                 None => self.out.drop(DropReason::NotNumeric, format!("metric {:?} of {key}", def.name)),
             },
             Err(NotNumber::Drop(reason, what)) => {

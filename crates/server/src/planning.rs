@@ -375,11 +375,15 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
                     Some(machine) => vec![Alternative { machine, duration }],
                     None => eligible.iter().map(|&machine| Alternative { machine, duration }).collect(),
                 };
+                // Frozen work stays, unless its material now comes after its start.
+                let material_there = |start: i64| {
+                    order.material_ready.is_none_or(|ready| now + time::Duration::seconds(start) >= ready)
+                };
                 let fixed = match (running && operations.is_empty(), here) {
                     (true, Some(machine)) => Some(FixedStart { machine, start: 0 }),
                     _ => frozen
                         .get(&(op.id, part))
-                        .filter(|_| chain_frozen)
+                        .filter(|(_, start)| chain_frozen && material_there(*start))
                         .and_then(|(machine, start)| machine_index.get(machine).map(|&m| (m, *start)))
                         .filter(|(machine, _)| eligible.contains(machine))
                         .map(|(machine, start)| FixedStart { machine, start }),

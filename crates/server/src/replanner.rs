@@ -727,7 +727,8 @@ pub fn due_after(
         let orders = moved.into_iter().map(|(_, number)| number).collect();
         return Ok(Some(Due { active, trigger: PlanTrigger::Routing { orders }, slotting: Vec::new() }));
     }
-    let later = store.orders_material_after_plan(active.id, movable_from)?;
+    // Even within the freeze: work cannot start before its material is there.
+    let later = store.orders_material_after_plan(active.id, now)?;
     if !later.is_empty() {
         let orders = later.into_iter().map(|(_, number)| number).collect();
         return Ok(Some(Due {

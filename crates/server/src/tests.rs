@@ -2922,6 +2922,53 @@ async fn a_machine_taken_out_of_a_routing_loses_its_open_work_and_the_plan_follo
 }
 
 #[tokio::test]
+async fn material_late_for_frozen_work_re_plans_it_too() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
+    let h = harness();
+    let config = PlanningConfig::default();
+    let plan = publish_a_plan(&h).await;
+    let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
+    // An order whose first work starts within the freeze window, not yet begun.
+    let operations = h.store.plan_operations(plan, None).unwrap();
+    let mut firsts: std::collections::HashMap<model::OrderId, &model::PlannedOperation> = Default::default();
+    for op in &operations {
+        let entry = firsts.entry(op.order_id).or_insert(op);
+        if op.start < entry.start {
+            *entry = op;
+        }
+    }
+    let first = firsts
+        .values()
+        .filter(|op| op.start >= NOW && op.start < freeze_end)
+        .min_by_key(|op| (op.start, op.order_id))
+        .expect("work starting within the freeze window");
+    let order = h.store.order(first.order_id).unwrap();
+    let ready = NOW + time::Duration::hours(5);
+    let mut change: model::NewOrder = serde_json::from_value(json!({
+        "number": order.number, "customer": order.customer, "variant_id": order.variant_id,
+        "quantity": order.quantity, "due": crate::rfc3339(order.due), "priority": order.priority,
+    }))
+    .unwrap();
+    change.material_ready = Some(ready);
+    h.store.update_order(order.id, &change, NOW).unwrap();
+    let found = due(&h.store, NOW, &config, None, &Default::default()).unwrap().expect("a re-plan is due");
+    assert_eq!(found.trigger, PlanTrigger::MaterialLater { orders: vec![order.number.clone()] });
+    let (again, _) =
+        check_and_repair(&h.store, &NOW, &config, None, &mut Memory::default()).unwrap().unwrap();
+    let mine: Vec<_> = h
+        .store
+        .plan_operations(again, None)
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.order_id == order.id)
+        .collect();
+    assert!(!mine.is_empty() && mine.iter().all(|op| op.start >= ready), "{mine:?}");
+    assert!(due(&h.store, NOW, &config, None, &Default::default()).unwrap().is_none(), "re-planned once");
+}
+
+#[tokio::test]
 async fn a_long_maintenance_moves_work_to_the_other_machines_it_may_run_on() {
     use crate::replanner::{Memory, PlanningConfig, check_and_repair};
     let h = harness();

@@ -227,6 +227,13 @@ impl Store {
                     return Err(StoreError::Conflict { field: None, message });
                 }
             }
+            // Readings and roll-ups refer to series by id alone: they go with the machine's series.
+            for table in ["readings", "rollups_1m", "rollups_1h"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE series_id IN (SELECT id FROM series WHERE machine_id = ?1)"),
+                    [id.0],
+                )?;
+            }
             delete_row(tx, "machines", "machine", id.0)
         })
     }

@@ -218,23 +218,18 @@ impl Store {
 
     /// Released orders whose material now arrives after plan `plan` starts their work, where it
     /// has not started (`material_ready` later than the plan's first processing start of the order:
-    /// a machine may be set up before the material is there), and that first start at or after
-    /// `movable_from` (earlier work a repair keeps in place).
-    pub fn orders_material_after_plan(
-        &self,
-        plan: i64,
-        movable_from: Timestamp,
-    ) -> Result<Vec<(OrderId, String)>> {
+    /// a machine may be set up before the material is there) and is still to come after `now`.
+    pub fn orders_material_after_plan(&self, plan: i64, now: Timestamp) -> Result<Vec<(OrderId, String)>> {
         self.order_numbers(
             "SELECT r.id, r.number FROM orders r
              JOIN (SELECT o.order_id, min(p.start_ms) AS first FROM plan_operations p
                    JOIN operations o ON o.id = p.operation_id WHERE p.plan_id = ?1 GROUP BY o.order_id) f
                ON f.order_id = r.id
-             WHERE r.status = 'released' AND r.material_ready_ms > f.first AND f.first >= ?2
+             WHERE r.status = 'released' AND r.material_ready_ms > f.first AND r.material_ready_ms > ?2
                AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.order_id = r.id
                                AND o.status IN ('running', 'done'))
              ORDER BY r.id",
-            params![plan, to_ms(movable_from)],
+            params![plan, to_ms(now)],
         )
     }
 

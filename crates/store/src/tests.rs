@@ -189,7 +189,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 25);
+    assert_eq!(store.schema_version().unwrap(), 26);
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 25);
+    assert_eq!(store.schema_version().unwrap(), 26);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -773,6 +773,36 @@ mod telemetry_tests {
 
     fn reading(machine: MachineId, metric: &str, ms: i64, value: f64) -> Reading {
         Reading { machine, metric: metric.into(), at: from_ms(ms).unwrap(), value }
+    }
+
+    #[test]
+    fn a_deleted_machine_s_readings_never_come_back_under_another_series() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let site = f.store.machine(f.machines[0]).unwrap().site_id;
+        let machine = |code: &str| NewMachine {
+            site_id: site,
+            line_id: None,
+            code: code.into(),
+            name: code.into(),
+            kind: MachineKind::Other,
+            capabilities: vec![],
+            rated_power_kw: 0.0,
+        };
+        let base = 1_800_000_000_000;
+        let gone = f.store.create_machine(&machine("gone")).unwrap().id;
+        let readings: Vec<Reading> =
+            (0..3).map(|i| reading(gone, "secret", base + i * 1000, 41.0 + i as f64)).collect();
+        f.store.write_batch(&readings, &[], &[], &[]).unwrap();
+        f.store.delete_machine(gone, true).unwrap();
+        // A new series on another machine, which a reused id would have given the old readings.
+        f.store.write_batch(&[reading(f.machines[0], "brand_new", base + 5000, 1.0)], &[], &[], &[]).unwrap();
+        let raw = f.store.series(f.machines[0], "brand_new", base, base + 60_000, None, 100).unwrap();
+        assert_eq!(raw.len(), 1, "{raw:?}");
+        let minutes = f
+            .store
+            .series(f.machines[0], "brand_new", base - 60_000, base + 120_000, Some(60_000), 100)
+            .unwrap();
+        assert_eq!(minutes.iter().map(|p| p.count).sum::<u64>(), 1, "{minutes:?}");
     }
 
     #[test]

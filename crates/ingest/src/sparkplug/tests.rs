@@ -753,3 +753,23 @@ fn a_session_stored_and_restored_reads_data_sent_while_the_platform_was_away() {
     let bad = StoredSession { births: Some("{".into()), ..stored[0].clone() };
     assert!(SparkplugDecoder::default().restore(&bad).is_err());
 }
+
+#[test]
+fn a_slow_node_s_state_after_its_rebirth_comes_after_the_death_too() {
+    let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    let state = |value: &str| [("state", MetricValue::String(value.into()))];
+    decode(&mut decoder, &edge.birth(NOW, &[]).unwrap(), NOW);
+    decode(&mut decoder, &edge.device_birth("cnc-1", NOW, &state("running")).unwrap(), NOW);
+    decode(&mut decoder, &edge.will(), NOW + Duration::seconds(10));
+    // Back a second later, its clock three seconds behind; it stops 0.9 s after its rebirth.
+    let (back, slow) = (NOW + Duration::seconds(11), NOW + Duration::seconds(8));
+    let mut edge = EdgeNode::new("hk", "edge-1", 1).unwrap();
+    decode(&mut decoder, &edge.birth(slow, &[]).unwrap(), back);
+    decode(&mut decoder, &edge.device_birth("cnc-1", slow, &state("running")).unwrap(), back);
+    let stop = edge.device_data("cnc-1", slow + Duration::milliseconds(900), &state("down")).unwrap();
+    expect![[r#"
+        event hk/cnc-1 StateChange { state: Down, reason: None } at 2025-03-01T12:00:10.001Z
+    "#]]
+    .assert_eq(&decode(&mut decoder, &stop, back + Duration::milliseconds(900)));
+}

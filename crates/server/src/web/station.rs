@@ -22,6 +22,8 @@ pub(crate) struct Text {
     pub(crate) machine_alarms: &'static str,
     /// "Waits for step 2"
     pub(crate) waits_for_step: fn(u32) -> String,
+    /// Beside a lot whose material is still to come: when it is expected.
+    pub(crate) material_due: fn(&str) -> String,
     pub(crate) finish_running_first: &'static str,
     pub(crate) nothing_running: &'static str,
     pub(crate) next_work: &'static str,
@@ -61,6 +63,7 @@ pub(crate) const EN: Text = Text {
     current_work: "Running now",
     machine_alarms: "Open alarms on this machine",
     waits_for_step: |step| format!("Waits for step {step}"),
+    material_due: |at| format!("Material due {at}"),
     finish_running_first: "Finish the running lot first",
     nothing_running: "Nothing is running on this machine.",
     next_work: "Next from the dispatch list",
@@ -94,6 +97,7 @@ pub(crate) const ZH: Text = Text {
     current_work: "正在生產",
     machine_alarms: "本機未完結警報",
     waits_for_step: |step| format!("等待第 {step} 步完成"),
+    material_due: |at| format!("物料預計 {at} 到"),
     finish_running_first: "請先完成正在生產的批次",
     nothing_running: "此機器沒有正在進行的工序。",
     next_work: "派工清單上的下一項",
@@ -188,7 +192,10 @@ pub(crate) async fn page(
             }
         } else if next.len() < NEXT_SHOWN {
             let blocker = start_blocker(store, &operation, machine.id, &running_now).or_page(&ctx)?;
-            next.push((item, blocker));
+            // Material still to come is said beside the start (it may be there early).
+            let material =
+                store.order(operation.order_id).or_page(&ctx)?.material_ready.filter(|at| *at > ctx.now);
+            next.push((item, blocker, material));
         }
     }
     // A lot running here that the active plan has on another machine (started elsewhere than
@@ -241,7 +248,7 @@ pub(crate) async fn page(
                             th { (s.planned_start) } th { span.visually-hidden { (t.actions) } }
                         } }
                         tbody {
-                            @for (item, blocker) in &next {
+                            @for (item, blocker, material) in &next {
                                 tr.late[item.late] data-testid="next-operation" {
                                     td.nw id={ "lot-" (item.operation.operation_id.0) "-" (item.operation.part) } { (item.order_number) @if item.late { " " span.badge.state-down { (t.late) } } }
                                     td {
@@ -252,6 +259,9 @@ pub(crate) async fn page(
                                     td.num { (item.operation.quantity) }
                                     td { (ctx.short_time(item.operation.start)) }
                                     td {
+                                        @if let Some(material) = material {
+                                            span.late-text data-testid="material-due" { ((s.material_due)(&ctx.short_time(*material))) } " "
+                                        }
                                         @match blocker {
                                             Some(StartBlocker::EarlierStep(before)) => {
                                                 span.muted data-testid="start-blocked" { ((s.waits_for_step)(before.seq + 1)) }

@@ -476,6 +476,16 @@ pub fn check_and_repair(
     ) {
         let plan =
             planning::replan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;
+        // A window removed where no work waited behind it changes nothing.
+        if matches!(trigger, PlanTrigger::MaintenanceRemoved { .. })
+            && moves_nothing(
+                &store.plan_operations(active.id, None).map_err(RepairError::failed)?,
+                &plan.operations,
+            )
+        {
+            tracing::info!(plan = active.id, trigger = %in_brief(&trigger), "the re-plan moved no work; the active plan stays");
+            return Ok(None);
+        }
         return publish(store, clock.now().max(now), plan, trigger).map(Some);
     }
     // Orders slotted in as rush orders take no place the active plan gave them.

@@ -3013,13 +3013,17 @@ async fn a_maintenance_window_removed_lets_its_machine_s_work_come_back() {
             .filter(|at| *at >= freeze_end)
             .min()
     };
+    // A machine with later work that only it may do: kept out, it waits for the window.
     let machine = h
         .store
         .plan_operations(plan, None)
         .unwrap()
         .into_iter()
-        .find(|op| op.setup_start >= freeze_end)
-        .unwrap()
+        .find(|op| {
+            op.setup_start >= freeze_end
+                && h.store.operation(op.operation_id).unwrap().eligible_machines.len() == 1
+        })
+        .expect("work only one machine may do")
         .machine_id;
     let window = json!({"start": crate::rfc3339(freeze_end), "end": crate::rfc3339(NOW + time::Duration::days(5)), "reason": "rebuild"});
     let reply = h
@@ -3037,13 +3041,25 @@ async fn a_maintenance_window_removed_lets_its_machine_s_work_come_back() {
     assert_eq!(memory.requested, [PlanTrigger::MaintenanceRemoved { machine: code.clone() }]);
     let (back, trigger) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
     assert_eq!(trigger, PlanTrigger::MaintenanceRemoved { machine: code });
-    // Searched from the plan that kept it out: never worse than that, free to use the machine.
+    // Searched from the plan that kept it out: its work comes back before the window's end.
     let figures = |plan: i64| {
         let summary = h.store.plan(plan).unwrap();
         (summary.weighted_tardiness, summary.makespan_end)
     };
     assert!(figures(back) <= figures(kept_out), "{:?} after {:?}", figures(back), figures(kept_out));
+    let again = first_on(back, machine).expect("work on the machine");
+    assert!(again < NOW + time::Duration::days(5), "{again}");
     assert!(memory.requested.is_empty());
+    // A window over no work, entered and removed: nothing to publish either time.
+    let far = json!({"start": crate::rfc3339(NOW + time::Duration::days(300)), "end": crate::rfc3339(NOW + time::Duration::days(301)), "reason": "audit"});
+    let reply = h
+        .post_json(&format!("/api/v1/machines/{}/maintenance", machine.0), &token_for(Role::Planner), &far)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap(), None, "no work in it");
+    let path = format!("/api/v1/maintenance/{}", reply.json["id"]);
+    assert_eq!(h.send("DELETE", &path, Some(ADMIN), None).await.status, StatusCode::NO_CONTENT);
+    assert!(h.state.take_requested_replans().is_empty(), "no work waited behind it");
 }
 
 #[tokio::test]

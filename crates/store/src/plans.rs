@@ -398,18 +398,19 @@ impl Store {
     }
 
     /// Removes a maintenance window.
-    pub fn delete_maintenance(&self, id: i64) -> Result<MachineId> {
+    pub fn delete_maintenance(&self, id: i64) -> Result<(MachineId, Timestamp)> {
         self.write(|tx| {
-            let machine: Option<i64> = tx
-                .prepare_cached("SELECT machine_id FROM maintenance_windows WHERE id = ?1")?
-                .query_row([id], |row| row.get(0))
+            let window: Option<(i64, i64)> = tx
+                .prepare_cached("SELECT machine_id, start_ms FROM maintenance_windows WHERE id = ?1")?
+                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
             touched(
                 tx.execute("DELETE FROM maintenance_windows WHERE id = ?1", [id])?,
                 "maintenance window",
                 id,
             )?;
-            Ok(MachineId(machine.unwrap_or_default()))
+            let (machine, start) = window.unwrap_or_default();
+            Ok((MachineId(machine), from_ms(start)?))
         })
     }
 

@@ -653,10 +653,19 @@ pub(crate) async fn delete_maintenance(
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
     let store = state.store.clone();
-    let machine =
-        blocking(move || store.delete_maintenance(id).and_then(|machine| store.machine(machine))).await?;
-    // The work kept out of the window may come earlier now.
-    state.request_replan(model::PlanTrigger::MaintenanceRemoved { machine: machine.code });
+    let (machine, waiting) = blocking(move || {
+        let (machine, start) = store.delete_maintenance(id)?;
+        // Work the active plan has on the machine from the window's start on may come earlier.
+        let waiting = match store.active_plan()? {
+            Some(active) => store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > start),
+            None => false,
+        };
+        Ok::<_, store::StoreError>((store.machine(machine)?, waiting))
+    })
+    .await?;
+    if waiting {
+        state.request_replan(model::PlanTrigger::MaintenanceRemoved { machine: machine.code });
+    }
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

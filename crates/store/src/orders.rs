@@ -14,7 +14,8 @@ use crate::catalog::read_routing;
 use crate::{Page, PageRequest, Result, Store, StoreError, constraint, from_ms, page, to_ms};
 
 /// What an order (the row of `orders`) delivered, as SQL: the good units of its last operation not
-/// cancelled ([`Order::delivered`], once it is done). A macro, so that `concat!` can use it.
+/// cancelled ([`Order::delivered`]), stored with the order when it is done. A macro, so that
+/// `concat!` can use it.
 macro_rules! delivered {
     () => {
         "coalesce((SELECT op.good FROM operations op
@@ -110,7 +111,9 @@ impl Store {
     /// An order's operations in routing order.
     pub fn operations(&self, order: OrderId) -> Result<Vec<Operation>> {
         self.read(|conn| {
-            read_order(conn, order)?;
+            if !conn.prepare_cached("SELECT 1 FROM orders WHERE id = ?1")?.exists([order.0])? {
+                return Err(StoreError::NotFound { entity: "order", id: order.0 });
+            }
             let mut operations = conn
                 .prepare_cached(&format!("{OPERATION_SELECT} WHERE order_id = ?1 ORDER BY seq"))?
                 .query_map([order.0], operation_row)?
@@ -380,11 +383,10 @@ impl Store {
     pub fn deliveries(&self, since: Timestamp) -> Result<Deliveries> {
         self.read(|conn| {
             let (finished, on_time): (u64, Option<u64>) = conn
-                .prepare_cached(concat!(
-                    "SELECT count(*), sum(finished_ms <= due_ms AND ",
-                    delivered!(),
-                    " >= quantity) FROM orders WHERE status = 'done' AND finished_ms >= ?1"
-                ))?
+                .prepare_cached(
+                    "SELECT count(*), sum(finished_ms <= due_ms AND coalesce(delivered, 0) >= quantity)
+                     FROM orders WHERE status = 'done' AND finished_ms >= ?1",
+                )?
                 .query_row([to_ms(since)], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(Deliveries { finished, on_time: on_time.unwrap_or(0) })
         })
@@ -471,12 +473,9 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
 }
 
 /// An order's columns; the last is what it delivered, once it is done.
-const ORDER_SELECT: &str = concat!(
+const ORDER_SELECT: &str =
     "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms, material_ready_ms,
-     finished_ms, CASE WHEN status = 'done' THEN ",
-    delivered!(),
-    " END FROM orders"
-);
+     finished_ms, delivered FROM orders";
 
 fn read_order(conn: &Connection, id: OrderId) -> Result<Order> {
     conn.prepare_cached(&format!("{ORDER_SELECT} WHERE id = ?1"))?
@@ -711,10 +710,11 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
                 )?
                 .exists([order])?;
             let (next, finished) = if open { ("running", None) } else { ("done", Some(to_ms(event.at))) };
-            tx.prepare_cached(
-                "UPDATE orders SET status = ?2, finished_ms = ?3
-                 WHERE id = ?1 AND status IN ('planned', 'released', 'running')",
-            )?
+            tx.prepare_cached(concat!(
+                "UPDATE orders SET status = ?2, finished_ms = ?3, delivered = CASE WHEN ?2 = 'done' THEN ",
+                delivered!(),
+                " END WHERE id = ?1 AND status IN ('planned', 'released', 'running')"
+            ))?
             .execute(params![order, next, finished])?;
         }
     }

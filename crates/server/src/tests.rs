@@ -2585,6 +2585,32 @@ async fn rush_order(h: &Harness, number: &str) -> (i64, String) {
 }
 
 /// Plans (0.2 s) and publishes as a planner; returns the plan's id.
+/// Each order's first planned work in `operations` (by processing start).
+fn first_work(
+    operations: &[model::PlannedOperation],
+) -> std::collections::HashMap<model::OrderId, &model::PlannedOperation> {
+    let mut firsts: std::collections::HashMap<model::OrderId, &model::PlannedOperation> = Default::default();
+    for op in operations {
+        let entry = firsts.entry(op.order_id).or_insert(op);
+        if op.start < entry.start {
+            *entry = op;
+        }
+    }
+    firsts
+}
+
+/// Sets when order `id`'s material is ready, the rest of it as it is.
+fn set_material_ready(store: &Store, id: model::OrderId, ready: model::Timestamp) {
+    let order = store.order(id).unwrap();
+    let mut change: model::NewOrder = serde_json::from_value(json!({
+        "number": order.number, "customer": order.customer, "variant_id": order.variant_id,
+        "quantity": order.quantity, "due": crate::rfc3339(order.due), "priority": order.priority,
+    }))
+    .unwrap();
+    change.material_ready = Some(ready);
+    store.update_order(id, &change, NOW).unwrap();
+}
+
 async fn publish_a_plan(h: &Harness) -> i64 {
     let planner = token_for(Role::Planner);
     let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.2})).await;
@@ -2836,25 +2862,13 @@ async fn changed_shifts_and_later_material_re_plan_the_work_they_concern() {
     // An order's material now comes later than its planned start.
     let operations = h.store.plan_operations(replanned, None).unwrap();
     // The order whose work starts first after the freeze window, none of it within.
-    let mut firsts: std::collections::HashMap<model::OrderId, &model::PlannedOperation> = Default::default();
-    for op in &operations {
-        let entry = firsts.entry(op.order_id).or_insert(op);
-        if op.start < entry.start {
-            *entry = op;
-        }
-    }
+    let firsts = first_work(&operations);
     let first =
         firsts.values().filter(|op| op.start >= freeze_end).min_by_key(|op| (op.start, op.order_id)).unwrap();
     let order = h.store.order(first.order_id).unwrap();
     assert_eq!(order.status, model::OrderStatus::Released);
     let ready = first.start + time::Duration::days(3);
-    let mut change: model::NewOrder = serde_json::from_value(json!({
-        "number": order.number, "customer": order.customer, "variant_id": order.variant_id,
-        "quantity": order.quantity, "due": crate::rfc3339(order.due), "priority": order.priority,
-    }))
-    .unwrap();
-    change.material_ready = Some(ready);
-    h.store.update_order(order.id, &change, NOW).unwrap();
+    set_material_ready(&h.store, order.id, ready);
     let found = due(&h.store, NOW, &config, None, &slotted).unwrap().expect("a re-plan is due");
     assert_eq!(found.trigger, PlanTrigger::MaterialLater { orders: vec![order.number.clone()] });
     let (again, _) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
@@ -2932,13 +2946,7 @@ async fn material_late_for_frozen_work_re_plans_it_too() {
     let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
     // An order whose first work starts within the freeze window, not yet begun.
     let operations = h.store.plan_operations(plan, None).unwrap();
-    let mut firsts: std::collections::HashMap<model::OrderId, &model::PlannedOperation> = Default::default();
-    for op in &operations {
-        let entry = firsts.entry(op.order_id).or_insert(op);
-        if op.start < entry.start {
-            *entry = op;
-        }
-    }
+    let firsts = first_work(&operations);
     let first = firsts
         .values()
         .filter(|op| op.start >= NOW && op.start < freeze_end)
@@ -2946,13 +2954,7 @@ async fn material_late_for_frozen_work_re_plans_it_too() {
         .expect("work starting within the freeze window");
     let order = h.store.order(first.order_id).unwrap();
     let ready = NOW + time::Duration::hours(5);
-    let mut change: model::NewOrder = serde_json::from_value(json!({
-        "number": order.number, "customer": order.customer, "variant_id": order.variant_id,
-        "quantity": order.quantity, "due": crate::rfc3339(order.due), "priority": order.priority,
-    }))
-    .unwrap();
-    change.material_ready = Some(ready);
-    h.store.update_order(order.id, &change, NOW).unwrap();
+    set_material_ready(&h.store, order.id, ready);
     let found = due(&h.store, NOW, &config, None, &Default::default()).unwrap().expect("a re-plan is due");
     assert_eq!(found.trigger, PlanTrigger::MaterialLater { orders: vec![order.number.clone()] });
     let (again, _) =

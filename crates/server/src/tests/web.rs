@@ -1447,14 +1447,7 @@ async fn the_station_says_when_material_still_to_come_is_due() {
     let dispatch = h.get(&format!("/api/v1/machines/{machine}/dispatch")).await.json;
     let next = dispatch["queue"].as_array().unwrap().iter().find(|item| item["status"] != "running").unwrap();
     let id = next["order_id"].as_i64().unwrap();
-    let order = h.store.order(model::OrderId(id)).unwrap();
-    let mut change: model::NewOrder = serde_json::from_value(json!({
-        "number": order.number, "customer": order.customer, "variant_id": order.variant_id,
-        "quantity": order.quantity, "due": crate::rfc3339(order.due), "priority": order.priority,
-    }))
-    .unwrap();
-    change.material_ready = Some(NOW + time::Duration::days(1));
-    h.store.update_order(order.id, &change, NOW).unwrap();
+    set_material_ready(&h.store, model::OrderId(id), NOW + time::Duration::days(1));
     for (lang, text) in [("en", "Material due"), ("zh-HK", "物料預計")] {
         let page = h.page(&format!("/station?machine={machine}"), ADMIN, lang).await.text;
         let at = page.find(r#"data-testid="material-due""#).expect("the material's time");

@@ -2611,6 +2611,43 @@ fn set_material_ready(store: &Store, id: model::OrderId, ready: model::Timestamp
     store.update_order(id, &change, NOW).unwrap();
 }
 
+/// Gives the order of plan `plan` whose work starts first within `starts` (none of it before) a
+/// material time `delay` after that start, and checks that the replanner re-plans it, once, with
+/// none of its work starting before the material (a machine may be set up before).
+fn delayed_material_is_re_planned(
+    h: &Harness,
+    plan: i64,
+    starts: std::ops::Range<model::Timestamp>,
+    delay: time::Duration,
+) {
+    use model::PlanTrigger;
+
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
+    let config = PlanningConfig::default();
+    let operations = h.store.plan_operations(plan, None).unwrap();
+    let firsts = first_work(&operations);
+    let first = firsts
+        .values()
+        .filter(|op| starts.contains(&op.start))
+        .min_by_key(|op| (op.start, op.order_id))
+        .expect("an order starting then");
+    let order = h.store.order(first.order_id).unwrap();
+    assert_eq!(order.status, model::OrderStatus::Released);
+    let ready = first.start + delay;
+    set_material_ready(&h.store, order.id, ready);
+    let found = due(&h.store, NOW, &config, None, &Default::default()).unwrap().expect("a re-plan is due");
+    assert_eq!(found.trigger, PlanTrigger::MaterialLater { orders: vec![order.number.clone()] });
+    let (again, _) =
+        check_and_repair(&h.store, &NOW, &config, None, &mut Memory::default()).unwrap().unwrap();
+    let starts = h.store.plan_operations(again, None).unwrap();
+    let mine: Vec<_> = starts.iter().filter(|op| op.order_id == order.id).collect();
+    assert!(
+        !mine.is_empty() && mine.iter().all(|op| op.start >= ready),
+        "ready {ready}, first was {first:?}: {mine:?}"
+    );
+    assert!(due(&h.store, NOW, &config, None, &Default::default()).unwrap().is_none(), "re-planned once");
+}
+
 async fn publish_a_plan(h: &Harness) -> i64 {
     let planner = token_for(Role::Planner);
     let plan = h.post_json("/api/v1/plans", &planner, &json!({"time_limit_seconds": 0.2})).await;
@@ -2859,27 +2896,13 @@ async fn changed_shifts_and_later_material_re_plan_the_work_they_concern() {
         assert!(op.end <= holiday.0 || op.setup_start >= holiday.1, "{op:?} on the holiday");
     }
     assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "re-planned once");
-    // An order's material now comes later than its planned start.
-    let operations = h.store.plan_operations(replanned, None).unwrap();
-    // The order whose work starts first after the freeze window, none of it within.
-    let firsts = first_work(&operations);
-    let first =
-        firsts.values().filter(|op| op.start >= freeze_end).min_by_key(|op| (op.start, op.order_id)).unwrap();
-    let order = h.store.order(first.order_id).unwrap();
-    assert_eq!(order.status, model::OrderStatus::Released);
-    let ready = first.start + time::Duration::days(3);
-    set_material_ready(&h.store, order.id, ready);
-    let found = due(&h.store, NOW, &config, None, &slotted).unwrap().expect("a re-plan is due");
-    assert_eq!(found.trigger, PlanTrigger::MaterialLater { orders: vec![order.number.clone()] });
-    let (again, _) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
-    let starts = h.store.plan_operations(again, None).unwrap();
-    // (A machine may be set up for it before the material is there.)
-    let mine: Vec<_> = starts.iter().filter(|op| op.order_id == order.id).collect();
-    assert!(
-        !mine.is_empty() && mine.iter().all(|op| op.start >= ready),
-        "ready {ready}, first was {first:?}: {mine:?}"
+    // An order's material now comes later than its planned start (after the freeze window).
+    delayed_material_is_re_planned(
+        &h,
+        replanned,
+        freeze_end..NOW + time::Duration::days(400),
+        time::Duration::days(3),
     );
-    assert!(due(&h.store, NOW, &config, None, &slotted).unwrap().is_none(), "re-planned once");
 }
 
 #[tokio::test]
@@ -2937,37 +2960,13 @@ async fn a_machine_taken_out_of_a_routing_loses_its_open_work_and_the_plan_follo
 
 #[tokio::test]
 async fn material_late_for_frozen_work_re_plans_it_too() {
-    use model::PlanTrigger;
-
-    use crate::replanner::{Memory, PlanningConfig, check_and_repair, due};
+    use crate::replanner::PlanningConfig;
     let h = harness();
     let config = PlanningConfig::default();
     let plan = publish_a_plan(&h).await;
     let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
     // An order whose first work starts within the freeze window, not yet begun.
-    let operations = h.store.plan_operations(plan, None).unwrap();
-    let firsts = first_work(&operations);
-    let first = firsts
-        .values()
-        .filter(|op| op.start >= NOW && op.start < freeze_end)
-        .min_by_key(|op| (op.start, op.order_id))
-        .expect("work starting within the freeze window");
-    let order = h.store.order(first.order_id).unwrap();
-    let ready = NOW + time::Duration::hours(5);
-    set_material_ready(&h.store, order.id, ready);
-    let found = due(&h.store, NOW, &config, None, &Default::default()).unwrap().expect("a re-plan is due");
-    assert_eq!(found.trigger, PlanTrigger::MaterialLater { orders: vec![order.number.clone()] });
-    let (again, _) =
-        check_and_repair(&h.store, &NOW, &config, None, &mut Memory::default()).unwrap().unwrap();
-    let mine: Vec<_> = h
-        .store
-        .plan_operations(again, None)
-        .unwrap()
-        .into_iter()
-        .filter(|op| op.order_id == order.id)
-        .collect();
-    assert!(!mine.is_empty() && mine.iter().all(|op| op.start >= ready), "{mine:?}");
-    assert!(due(&h.store, NOW, &config, None, &Default::default()).unwrap().is_none(), "re-planned once");
+    delayed_material_is_re_planned(&h, plan, NOW..freeze_end, time::Duration::hours(5));
 }
 
 #[tokio::test]

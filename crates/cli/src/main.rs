@@ -819,7 +819,7 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 orders_per_day: 0.0,
             };
-            if server::simulation::site_factory(&store, &site, &settings, 1.0, clock.now())?.is_none() {
+            if !server::simulation::has_machines(&store, site.id)? {
                 println!("site {} has no machines; skipped", site.code);
                 continue;
             }

@@ -172,11 +172,10 @@ pub fn start(
     wall_now: model::Timestamp,
     stop: watch::Receiver<bool>,
 ) -> Result<usize, SimError> {
-    let now = clock.now();
     let sites = store.sites(PageRequest { after: None, limit: 1000 })?.items;
     let mut started = 0;
     for site in sites {
-        if site_factory(store, &site, settings, clock_speed, now)?.is_none() {
+        if !has_machines(store, site.id)? {
             continue;
         }
         let username = format!("sim-{}", site.code);
@@ -198,6 +197,11 @@ pub fn start(
         started += 1;
     }
     Ok(started)
+}
+
+/// Whether `site` has a machine to simulate.
+pub fn has_machines(store: &Store, site: model::SiteId) -> Result<bool, StoreError> {
+    Ok(!store.machines(Some(site), None, PageRequest { after: None, limit: 1 })?.items.is_empty())
 }
 
 /// The simulated factory of one site, built from its machines in the store; `None` when the site

@@ -226,10 +226,14 @@ impl JsonDecoder {
             TopicKind::Events => decode_events(&key, payload, (&window, &received), out),
         }
         if received.last_ms.get() != last {
-            if self.received.len() >= KeyCache::CAPACITY {
-                self.received.clear();
+            if let Some(kept) = self.received.get_mut(joined) {
+                *kept = received.last_ms.get();
+            } else {
+                if self.received.len() >= KeyCache::CAPACITY {
+                    self.received.clear();
+                }
+                self.received.insert(Box::from(joined), received.last_ms.get());
             }
-            self.received.insert(Box::from(joined), received.last_ms.get());
         }
     }
 

@@ -636,7 +636,9 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
     server::bootstrap(&store, Some(&token), now, false)?;
     server::demo::seed_generated(&store, options.orders, options.machines, options.seed, now)?;
     let bar = indicatif::ProgressBar::new(options.machines as u64);
-    let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;
+    let machines = store
+        .machines(&store::MachineFilter::default(), store::PageRequest { after: None, limit: 10_000 })?
+        .items;
     let mut random = model::random::SplitMix::new(options.seed);
     let day_ago = now - time::Duration::hours(24);
     let states = [

@@ -263,6 +263,22 @@ impl Engine {
         self.heard_from = Some(now);
     }
 
+    /// Stops watching `machine` (it was retired or deleted): its alarms up clear at `at`, and what
+    /// the engine knew of it is forgotten.
+    pub fn forget(&mut self, machine: MachineId, at: Timestamp, out: &mut Vec<Transition>) {
+        let mut cleared: Vec<i64> = self
+            .tracks
+            .iter()
+            .filter(|((_, m), track)| *m == machine && track.raised)
+            .map(|((rule, _), _)| *rule)
+            .collect();
+        cleared.sort_unstable();
+        out.extend(cleared.into_iter().map(|rule_id| Transition::Clear { rule_id, machine, at }));
+        self.tracks.retain(|(_, m), _| *m != machine);
+        self.last_reading.retain(|(m, _), _| *m != machine);
+        self.states.remove(&machine);
+    }
+
     /// Replaces the rules (after an edit); state of unchanged enabled rules is kept.
     pub fn set_rules(&mut self, rules: Vec<AlarmRule>) {
         // A disabled rule's alarms are cleared; enabled again, it starts afresh.

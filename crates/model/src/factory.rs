@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{FieldError, Validate, check_range};
-use crate::{LineId, MachineId, SiteId, Zone, check_code, check_name};
+use crate::{LineId, MachineId, SiteId, Timestamp, Zone, check_code, check_name};
 
 /// One factory location. Sites are the unit of a head-office view and carry the time zone the
 /// shift calendar is written in.
@@ -221,6 +221,19 @@ pub struct Machine {
     /// Rated electrical power in kW, the basis of energy estimates when no meter is connected; 0
     /// when not known.
     pub rated_power_kw: f64,
+    /// When the machine was retired (taken out of service for good), if it was: it keeps its
+    /// history but is no longer planned, watched by alarm rules, shown among the working machines
+    /// or counted in OEE from then on.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub retired_at: Option<Timestamp>,
+}
+
+impl Machine {
+    /// Whether the machine is in service (not retired).
+    pub fn in_service(&self) -> bool {
+        self.retired_at.is_none()
+    }
 }
 
 /// A machine to create, or the new contents of an existing one.
@@ -244,6 +257,10 @@ pub struct NewMachine {
     /// See [`Machine::rated_power_kw`]; 0 (not known) when absent, as for a hand work bench.
     #[serde(default)]
     pub rated_power_kw: f64,
+    /// `true` retires the machine (see [`Machine::retired_at`]), `false` puts a retired machine
+    /// back in service; absent keeps it as it is (a new machine is in service).
+    #[serde(default)]
+    pub retired: Option<bool>,
 }
 
 impl Validate for NewMachine {

@@ -7,9 +7,13 @@
 //! - **Actual production time (APT)**: time in the `running` state within planned busy time.
 //! - **Availability** = APT / PBT.
 //! - **Effectiveness** (performance) = Σ (ideal unit time × produced quantity) / APT, with produced =
-//!   good + scrap, counting production reported within planned busy time. A report's ideal time
-//!   counts at most up to the period's busy time before it, so units made before the period began
-//!   do not lift its performance.
+//!   good + scrap. A report's units were made before it, in planned busy time: their work ends at
+//!   the report, or at the end of the last busy time before it when the report comes after a
+//!   shift ended (a lot counted after the bell), and its ideal time lies in the busy time just
+//!   before that end. A lot the machine was running for after the shift ended (its state
+//!   `running` between the end of busy time and the report) was made in overtime and is left out. The units count in the period where their work ended; the ideal time counts in
+//!   each period by the part of it that lies there, so a lot made across midnight lifts both days'
+//!   performance by what was made in each, and periods add up to their whole.
 //! - **Quality rate** = good / produced.
 //! - **OEE** = availability × effectiveness × quality rate.
 //!
@@ -115,9 +119,11 @@ impl Kpis {
 /// Computes the KPIs of one machine over `[from_ms, to_ms)`.
 ///
 /// `states` may be unsorted and may extend past the period; time not covered by any span counts
-/// as `offline`. `zone` is the site's local time, in which the calendar is written. A
-/// calendar without shifts plans the whole period, as the planner reads it: a new site works
-/// around the clock until its shifts are entered.
+/// as `offline`. `production` may extend past the period too: a report after it may have ideal
+/// time within it (planned stops among `states` after the period place that time). `zone` is the
+/// site's local time, in which the calendar is written. A calendar without shifts plans the whole
+/// period, as the planner reads it: a new site works around the clock until its shifts are
+/// entered.
 pub fn compute(
     calendar: &Calendar,
     zone: &Zone,
@@ -126,10 +132,13 @@ pub fn compute(
     states: &[StateSpan],
     production: &[ProductionRecord],
 ) -> Kpis {
+    // Busy time up to the last report, where its units' ideal time is placed; the period's part
+    // is what the KPIs count.
+    let horizon = production.iter().map(|record| unix_ms(record.at)).max().unwrap_or(to_ms).max(to_ms);
     let shifts = if calendar.always_open() {
-        vec![(from_ms, to_ms)]
+        vec![(from_ms, horizon)]
     } else {
-        shift_spans(calendar, zone, from_ms, to_ms)
+        shift_spans(calendar, zone, from_ms, horizon)
     };
     let mut sorted: Vec<&StateSpan> = states.iter().collect();
     sorted.sort_by_key(|s| s.start_ms);
@@ -138,7 +147,8 @@ pub fn compute(
         .filter(|s| s.state == MachineState::PlannedStop)
         .map(|s| (s.start_ms, s.end_ms))
         .collect();
-    let busy = subtract(&shifts, &merge(planned_stops));
+    let busy_to_horizon = subtract(&shifts, &merge(planned_stops));
+    let busy = intersect(&busy_to_horizon, &[(from_ms, to_ms)]);
 
     let mut kpis = Kpis { planned_busy_seconds: total_ms(&busy) as f64 / 1000.0, ..Kpis::default() };
     // Walk the busy time and attribute every millisecond to the state covering it.
@@ -165,20 +175,41 @@ pub fn compute(
         add_loss(&mut kpis.losses, MachineState::Offline, Some("no data"), uncovered as f64 / 1000.0);
     }
     for record in production {
-        let at = record.at.unix_timestamp_nanos() as i64 / 1_000_000;
-        if busy.iter().any(|(start, end)| (*start..*end).contains(&at)) {
-            let produced = u64::from(record.good) + u64::from(record.scrap);
+        // The work ended at the report, or at the end of the busy time last before it; with none
+        // since the period began, it was all made before.
+        let at = unix_ms(record.at);
+        let Some(end) =
+            busy_to_horizon.iter().take_while(|(start, _)| *start < at).last().map(|(_, end)| (*end).min(at))
+        else {
+            continue;
+        };
+        // A machine running between the end of busy time and the report made the lot in overtime,
+        // which is left out of every term.
+        if end < at
+            && sorted.iter().any(|s| s.state == MachineState::Running && s.start_ms < at && s.end_ms > end)
+        {
+            continue;
+        }
+        let produced = u64::from(record.good) + u64::from(record.scrap);
+        if from_ms < end && end <= to_ms {
             kpis.produced += produced;
             kpis.good += u64::from(record.good);
             kpis.scrap += u64::from(record.scrap);
-            // The units were made before they were reported, in busy time: at most the period's
-            // busy time before the report counts, so that units reported just after the period
-            // began do not count time from before it (performance above 100 %). Planned stops and
-            // gaps between shifts before the report cost nothing.
-            let ideal_ms = (record.ideal_unit_seconds * produced as f64 * 1000.0).round() as i64;
-            let busy_before = total_ms(&intersect(&busy, &[(i64::MIN, at)]));
-            kpis.ideal_production_seconds += ideal_ms.min(busy_before) as f64 / 1000.0;
         }
+        // Its ideal time fills the busy time back from the end; the part within the period counts
+        // (what reaches back before the period belongs to earlier ones).
+        let mut left = (record.ideal_unit_seconds * produced as f64 * 1000.0).round() as i64;
+        let mut inside = 0;
+        for &(start, stop) in busy_to_horizon.iter().rev().filter(|(start, _)| *start < end) {
+            let stop = stop.min(end);
+            let taken = left.min(stop - start);
+            inside += (stop.min(to_ms) - (stop - taken).max(from_ms)).max(0);
+            left -= taken;
+            if left == 0 {
+                break;
+            }
+        }
+        kpis.ideal_production_seconds += inside as f64 / 1000.0;
     }
     kpis.finish();
     kpis

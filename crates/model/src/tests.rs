@@ -359,6 +359,60 @@ mod oee_tests {
     }
 
     #[test]
+    fn units_count_where_their_work_ended_and_their_ideal_time_where_it_lay() {
+        // The day shift, 08:00–17:00 on Wednesday 2026-12-02, running all of it.
+        let start = datetime!(2026-12-02 08:00 +08:00);
+        let end = datetime!(2026-12-02 17:00 +08:00);
+        let states = vec![span(start, end, MachineState::Running, None)];
+        let lot = |at: Timestamp, good: u32, scrap: u32| ProductionRecord {
+            machine: MachineId(1),
+            at,
+            operation: None,
+            good,
+            scrap,
+            ideal_unit_seconds: 60.0,
+        };
+        let period = |from: Timestamp, to: Timestamp, production: &[ProductionRecord]| {
+            compute(&calendar(), &HK, ms(from), ms(to), &states, production)
+        };
+        // A lot counted 5 minutes after the bell: made in the shift, so it counts there, units
+        // and ideal time, and in the day around it.
+        let late = [lot(end + time::Duration::minutes(5), 50, 5)];
+        let shift = period(start, end, &late);
+        assert_eq!((shift.good, shift.scrap, shift.ideal_production_seconds), (50, 5, 3300.0));
+        let day = period(datetime!(2026-12-02 00:00 +08:00), datetime!(2026-12-03 00:00 +08:00), &late);
+        assert_eq!((day.good, day.scrap, day.ideal_production_seconds), (50, 5, 3300.0));
+        // A lot of an hour counted at 12:30: split at noon, 30 minutes of ideal time fall in each
+        // half of the day and the units in the afternoon; the halves add up to the whole.
+        let noon = datetime!(2026-12-02 12:00 +08:00);
+        let across = [lot(noon + time::Duration::minutes(30), 60, 0)];
+        let (morning, afternoon) = (period(start, noon, &across), period(noon, end, &across));
+        assert_eq!((morning.produced, morning.ideal_production_seconds), (0, 1800.0));
+        assert_eq!((afternoon.produced, afternoon.ideal_production_seconds), (60, 1800.0));
+        assert_eq!(period(start, end, &across).ideal_production_seconds, 3600.0);
+        // Counted exactly at noon, the lot is the morning's, units and all.
+        let at_noon = [lot(noon, 60, 0)];
+        assert_eq!(period(start, noon, &at_noon).produced, 60);
+        let after = period(noon, end, &at_noon);
+        assert_eq!((after.produced, after.ideal_production_seconds), (0, 0.0));
+        // Counted at 06:30 next morning, before the shift (Wednesday has no night shift), a lot
+        // was made the evening before; at 08:10, in the first 10 minutes of Thursday's shift.
+        let thursday = (datetime!(2026-12-03 08:00 +08:00), datetime!(2026-12-03 17:00 +08:00));
+        let dawn = [lot(datetime!(2026-12-03 06:30 +08:00), 10, 0)];
+        let evening = period(noon, end, &dawn);
+        assert_eq!((evening.produced, evening.ideal_production_seconds), (10, 600.0));
+        assert_eq!(period(thursday.0, thursday.1, &dawn).produced, 0);
+        let early = [lot(datetime!(2026-12-03 08:10 +08:00), 10, 0)];
+        assert_eq!(period(noon, end, &early).produced, 0);
+        let shift = period(thursday.0, thursday.1, &early);
+        assert_eq!((shift.produced, shift.ideal_production_seconds), (10, 600.0));
+        // Running on after the bell, the machine made a lot counted then in overtime: left out.
+        let overtime = vec![span(start, end + time::Duration::hours(1), MachineState::Running, None)];
+        let kpis = compute(&calendar(), &HK, ms(start), ms(end), &overtime, &late);
+        assert_eq!((kpis.produced, kpis.ideal_production_seconds), (0, 0.0));
+    }
+
+    #[test]
     fn gaps_in_the_timeline_count_as_offline_and_sums_recompute_ratios() {
         let from = datetime!(2026-12-02 08:00 +08:00);
         let states = vec![span(from, from + time::Duration::hours(3), MachineState::Running, None)];
@@ -580,6 +634,28 @@ mod alarm_tests {
         assert!(out.is_empty());
         engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(5), MachineId(6)], &mut out);
         assert_eq!(kinds(&out), ["raise"], "machine 5 raises; machine 6's alarm is up already: {out:?}");
+    }
+
+    #[test]
+    fn a_machine_forgotten_has_its_alarms_cleared_and_starts_afresh() {
+        let mut engine =
+            Engine::new(vec![rule(2, Some("vibration"), Condition::Stale { seconds: 60 }, 0)], &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "vibration", 0, 1.0), &mut out);
+        engine.on_reading(&reading(3, "vibration", 0, 1.0), &mut out);
+        let machines = [MachineId(1), MachineId(3)];
+        engine.on_tick(T0 + time::Duration::minutes(5), &machines, &mut out);
+        assert_eq!(kinds(&out), ["raise", "raise"]);
+        out.clear();
+        let retired = T0 + time::Duration::minutes(6);
+        engine.forget(MachineId(1), retired, &mut out);
+        assert!(
+            matches!(out[..], [Transition::Clear { rule_id: 2, machine: MachineId(1), at }] if at == retired),
+            "{out:?}"
+        );
+        out.clear();
+        engine.on_tick(T0 + time::Duration::minutes(7), &machines, &mut out);
+        assert!(out.is_empty(), "machine 1 has no reading to go stale; machine 3's alarm is up: {out:?}");
     }
 
     #[test]

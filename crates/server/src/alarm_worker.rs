@@ -7,7 +7,7 @@ use std::time::Duration;
 use model::alarm::{Engine, Transition};
 use model::{MachineId, Reading, StateChange};
 use serde::{Deserialize, Serialize};
-use store::PageRequest;
+use store::{MachineFilter, PageRequest};
 use tokio::sync::{mpsc, watch};
 
 use crate::AppState;
@@ -68,17 +68,11 @@ pub(crate) async fn run(
     let loaded = tokio::task::spawn_blocking(move || {
         let rules = store.alarm_rules()?;
         let open = store.open_alarm_keys()?;
-        let machines = store.machines(None, None, PageRequest { after: None, limit: 100_000 })?.items;
-        Ok::<_, store::StoreError>((
-            rules,
-            open,
-            machines.into_iter().map(|m| m.id).collect::<Vec<MachineId>>(),
-            store.current_states()?,
-            store.latest_readings()?,
-        ))
+        let watched = Watched::load(&store)?;
+        Ok::<_, store::StoreError>((rules, open, watched, store.current_states()?, store.latest_readings()?))
     })
     .await;
-    let (rules, open, mut machines, states, latest) = match loaded {
+    let (rules, open, mut watched, states, latest) = match loaded {
         Ok(Ok(loaded)) => loaded,
         Ok(Err(error)) => return tracing::error!(%error, "alarm worker cannot load its rules"),
         Err(error) => return tracing::error!(%error, "alarm worker failed to start"),
@@ -97,11 +91,15 @@ pub(crate) async fn run(
                 None => return,
             },
             _ = tick.tick() => {
-                engine.on_tick(state.clock.now(), &machines, &mut transitions);
+                watched.refresh(&state, &mut engine, &mut transitions).await;
+                engine.on_tick(state.clock.now(), &watched.machines, &mut transitions);
                 None
             }
             _ = stop.changed() => return,
         };
+        if input.is_some() {
+            watched.refresh(&state, &mut engine, &mut transitions).await;
+        }
         // What else is waiting goes into the same batch (up to a bound), so that a burst of
         // readings is one write to the store, not one per alarm change.
         let mut next = input;
@@ -110,24 +108,19 @@ pub(crate) async fn run(
             match input {
                 AlarmInput::Readings(readings) => {
                     let arrived = state.clock.now();
-                    for reading in readings.iter() {
+                    for reading in readings.iter().filter(|r| watched.contains(r.machine)) {
                         engine.on_reading_at(reading, arrived, &mut transitions);
                     }
                 }
-                AlarmInput::State(change) => engine.on_state(&change, &mut transitions),
+                AlarmInput::State(change) => {
+                    if watched.contains(change.machine) {
+                        engine.on_state(&change, &mut transitions);
+                    }
+                }
                 AlarmInput::RulesChanged => {
                     let store = state.store.clone();
-                    let reloaded = tokio::task::spawn_blocking(move || {
-                        let machines =
-                            store.machines(None, None, PageRequest { after: None, limit: 100_000 })?.items;
-                        Ok::<_, store::StoreError>((store.alarm_rules()?, machines))
-                    })
-                    .await;
-                    match reloaded {
-                        Ok(Ok((rules, all))) => {
-                            engine.set_rules(rules);
-                            machines = all.into_iter().map(|m| m.id).collect();
-                        }
+                    match tokio::task::spawn_blocking(move || store.alarm_rules()).await {
+                        Ok(Ok(rules)) => engine.set_rules(rules),
                         _ => tracing::warn!("alarm worker could not reload its rules; keeping the old ones"),
                     }
                 }
@@ -141,6 +134,46 @@ pub(crate) async fn run(
         }
         if !transitions.is_empty() {
             apply(&state, std::mem::take(&mut transitions), &webhooks).await;
+        }
+    }
+}
+
+/// The machines the rules watch: those in service. Read again whenever machines change (created,
+/// retired, put back in service, deleted); a machine that leaves has its alarms cleared.
+struct Watched {
+    /// In id order.
+    machines: Vec<MachineId>,
+    /// The store's [`store::Store::machine_keys_generation`] when `machines` was read.
+    generation: u64,
+}
+
+impl Watched {
+    fn load(store: &store::Store) -> store::Result<Watched> {
+        let generation = store.machine_keys_generation();
+        let all = PageRequest { after: None, limit: 100_000 };
+        let machines =
+            store.machines(&MachineFilter::IN_SERVICE, all)?.items.into_iter().map(|m| m.id).collect();
+        Ok(Watched { machines, generation })
+    }
+
+    fn contains(&self, machine: MachineId) -> bool {
+        self.machines.binary_search(&machine).is_ok()
+    }
+
+    async fn refresh(&mut self, state: &AppState, engine: &mut Engine, out: &mut Vec<Transition>) {
+        if state.store.machine_keys_generation() == self.generation {
+            return;
+        }
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || Watched::load(&store)).await {
+            Ok(Ok(now)) => {
+                let at = state.clock.now();
+                for &gone in self.machines.iter().filter(|m| !now.contains(**m)) {
+                    engine.forget(gone, at, out);
+                }
+                *self = now;
+            }
+            _ => tracing::warn!("alarm worker could not read the machines again; watching the ones it knew"),
         }
     }
 }

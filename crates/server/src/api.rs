@@ -177,7 +177,7 @@ async fn create<N, T>(
     principal: Principal,
     need: Need,
     new: N,
-    call: fn(&Store, &N) -> store::Result<T>,
+    call: impl FnOnce(&Store, &N) -> store::Result<T> + Send + 'static,
 ) -> ApiResult<Created<T>>
 where
     N: Validate + Send + 'static,
@@ -196,7 +196,7 @@ async fn replace<I, N, T>(
     need: Need,
     id: I,
     new: N,
-    call: fn(&Store, I, &N) -> store::Result<T>,
+    call: impl FnOnce(&Store, I, &N) -> store::Result<T> + Send + 'static,
 ) -> ApiResult<Json<T>>
 where
     I: Send + 'static,

@@ -277,15 +277,19 @@ pub fn seed(store: &Store, now: Timestamp) -> Result<DemoSummary, StoreError> {
     }
     let mut machines = Vec::new();
     for spec in &MACHINES {
-        let machine = store.create_machine(&NewMachine {
-            site_id: site.id,
-            line_id: Some(lines[spec.line]),
-            code: spec.code.into(),
-            name: spec.name.into(),
-            kind: spec.kind,
-            capabilities: spec.capabilities.iter().map(|c| c.to_string()).collect(),
-            rated_power_kw: spec.kw,
-        })?;
+        let machine = store.create_machine(
+            &NewMachine {
+                site_id: site.id,
+                line_id: Some(lines[spec.line]),
+                code: spec.code.into(),
+                name: spec.name.into(),
+                kind: spec.kind,
+                capabilities: spec.capabilities.iter().map(|c| c.to_string()).collect(),
+                rated_power_kw: spec.kw,
+                retired: None,
+            },
+            now,
+        )?;
         machines.push((spec.code, machine.id));
     }
     let machine_id = |code: &str| machines.iter().find(|(c, _)| *c == code).map(|(_, id)| *id);
@@ -605,15 +609,19 @@ pub fn seed_generated(
     let mut by_kind: Vec<Vec<MachineId>> = vec![Vec::new(); kinds.len()];
     for i in 0..machines.max(1) {
         let kind = i % kinds.len();
-        let machine = store.create_machine(&NewMachine {
-            site_id: site.id,
-            line_id: None,
-            code: format!("m{i:02}"),
-            name: format!("{} {}", kinds[kind].as_str(), i / kinds.len() + 1),
-            kind: kinds[kind],
-            capabilities: Vec::new(),
-            rated_power_kw: 5.0,
-        })?;
+        let machine = store.create_machine(
+            &NewMachine {
+                site_id: site.id,
+                line_id: None,
+                code: format!("m{i:02}"),
+                name: format!("{} {}", kinds[kind].as_str(), i / kinds.len() + 1),
+                kind: kinds[kind],
+                capabilities: Vec::new(),
+                rated_power_kw: 5.0,
+                retired: None,
+            },
+            now,
+        )?;
         by_kind[kind].push(machine.id);
     }
     let mut variants = Vec::new();

@@ -339,6 +339,11 @@ pub(crate) fn build() -> Value {
         &[
             ("site", "integer", "Only machines of this site."),
             ("line", "integer", "Only machines of this line."),
+            (
+                "retired",
+                "boolean",
+                "Only retired machines (true) or only those in service (false); all when absent.",
+            ),
         ],
     );
     if let Some(delete) = doc.paths.get_mut("/machines/{id}").and_then(|p| p.get_mut("delete")) {

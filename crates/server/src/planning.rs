@@ -241,7 +241,8 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let made_at = now;
     let now = origin(now);
     let all = PageRequest { after: None, limit: 100_000 };
-    let machines = store.machines(None, None, all)?.items;
+    // Retired machines take no work (retiring one takes it out of every open operation's machines).
+    let machines = store.machines(&store::MachineFilter::IN_SERVICE, all)?.items;
     let machine_index: HashMap<MachineId, usize> =
         machines.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
 

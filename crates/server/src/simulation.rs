@@ -100,7 +100,7 @@ impl JobSource for StoreJobs {
                 .collect();
         let site_machines: Vec<model::MachineId> = self
             .store
-            .machines(Some(self.site), None, PageRequest { after: None, limit: 10_000 })
+            .machines(&in_service(self.site), PageRequest { after: None, limit: 10_000 })
             .map(|page| page.items.into_iter().map(|m| m.id).collect())
             .unwrap_or_default();
         // Work no plan has yet is started only while the site is open (not at night, nor on a
@@ -201,7 +201,12 @@ pub fn start(
 
 /// Whether `site` has a machine to simulate.
 pub fn has_machines(store: &Store, site: model::SiteId) -> Result<bool, StoreError> {
-    Ok(!store.machines(Some(site), None, PageRequest { after: None, limit: 1 })?.items.is_empty())
+    Ok(!store.machines(&in_service(site), PageRequest { after: None, limit: 1 })?.items.is_empty())
+}
+
+/// `site`'s machines in service: the ones simulated (a retired machine makes nothing).
+fn in_service(site: model::SiteId) -> store::MachineFilter {
+    store::MachineFilter { site: Some(site), ..store::MachineFilter::IN_SERVICE }
 }
 
 /// The simulated factory of one site, built from its machines in the store; `None` when the site
@@ -214,7 +219,7 @@ pub fn site_factory(
     clock_speed: f64,
     now: model::Timestamp,
 ) -> Result<Option<Factory>, StoreError> {
-    let machines = store.machines(Some(site.id), None, PageRequest { after: None, limit: 10_000 })?.items;
+    let machines = store.machines(&in_service(site.id), PageRequest { after: None, limit: 10_000 })?.items;
     if machines.is_empty() {
         return Ok(None);
     }

@@ -127,11 +127,6 @@ impl Ctx {
             format!("{sign}{seconds} {}", t.seconds)
         }
     }
-
-    /// The start of today in the shown time zone, as a Unix millisecond.
-    pub(crate) fn today_start_ms(&self) -> i64 {
-        model::oee::unix_ms(self.zone.at_local(self.zone.local(self.now).date(), 0))
-    }
 }
 
 fn format_local(at: Timestamp, zone: &model::Zone, time_only: bool) -> String {

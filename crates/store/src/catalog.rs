@@ -326,7 +326,16 @@ fn write_steps(tx: &Connection, id: RoutingId, steps: &[RoutingStep]) -> Result<
             step.setup_family
         ])?;
         for (i, machine) in step.eligible_machines.iter().enumerate() {
-            require(tx, "machines", machine.0, &format!("steps[{seq}].eligible_machines[{i}]"))?;
+            let field = format!("steps[{seq}].eligible_machines[{i}]");
+            require(tx, "machines", machine.0, &field)?;
+            let retired: bool = tx.query_row(
+                "SELECT retired_ms IS NOT NULL FROM machines WHERE id = ?1",
+                [machine.0],
+                |row| row.get(0),
+            )?;
+            if retired {
+                return Err(StoreError::invalid(&field, &format!("machine {machine} is retired")));
+            }
             insert_machine.execute(params![id.0, seq, machine.0])?;
         }
     }

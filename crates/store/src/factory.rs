@@ -2,11 +2,14 @@
 
 use model::{
     Calendar, Line, LineId, Machine, MachineId, MachineKind, NewLine, NewMachine, NewSite, Shift, Site,
-    SiteId, Weekday,
+    SiteId, Timestamp, Weekday,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::{Page, PageRequest, Result, Store, StoreError, constraint, delete_row, page, require, touched};
+use crate::{
+    Page, PageRequest, Result, Store, StoreError, constraint, delete_row, from_ms, page, require, to_ms,
+    touched,
+};
 
 impl Store {
     /// Creates a site with an empty calendar.
@@ -164,8 +167,8 @@ impl Store {
         })
     }
 
-    /// Creates a machine.
-    pub fn create_machine(&self, new: &NewMachine) -> Result<Machine> {
+    /// Creates a machine (retired at `now` when `new` says so).
+    pub fn create_machine(&self, new: &NewMachine, now: Timestamp) -> Result<Machine> {
         self.changing_machine_keys(|tx| {
             check_machine_refs(tx, new)?;
             tx.execute(
@@ -182,32 +185,54 @@ impl Store {
                 ],
             )
             .map_err(constraint)?;
-            Ok(machine_from(MachineId(tx.last_insert_rowid()), new))
+            let id = MachineId(tx.last_insert_rowid());
+            let retired_at = new.retired.unwrap_or(false).then_some(now);
+            if let Some(at) = retired_at {
+                tx.execute("UPDATE machines SET retired_ms = ?2 WHERE id = ?1", params![id.0, to_ms(at)])?;
+            }
+            Ok(machine_from(id, new, retired_at))
         })
     }
 
-    /// Replaces a machine's fields.
-    pub fn update_machine(&self, id: MachineId, new: &NewMachine) -> Result<Machine> {
+    /// Replaces a machine's fields. Retiring it (see [`Machine::retired_at`]) at `now` takes it out
+    /// of every routing step and out of the open work not running that could go to it; it is
+    /// refused while work runs on it, or while it is the only machine in service left to a routing
+    /// step or to open work. Putting it back in service does not put it back in routings.
+    pub fn update_machine(&self, id: MachineId, new: &NewMachine, now: Timestamp) -> Result<Machine> {
         self.changing_machine_keys(|tx| {
             check_machine_refs(tx, new)?;
-            let changed = tx
-                .execute(
-                    "UPDATE machines SET site_id = ?2, line_id = ?3, code = ?4, name = ?5, kind = ?6,
-                     capabilities = ?7, rated_power_kw = ?8 WHERE id = ?1",
-                    params![
-                        id.0,
-                        new.site_id.0,
-                        new.line_id.map(|l| l.0),
-                        new.code,
-                        new.name,
-                        new.kind.as_str(),
-                        new.capabilities.join(","),
-                        new.rated_power_kw
-                    ],
-                )
-                .map_err(constraint)?;
-            touched(changed, "machine", id.0)?;
-            Ok(machine_from(id, new))
+            let was: Option<Option<i64>> = tx
+                .query_row("SELECT retired_ms FROM machines WHERE id = ?1", [id.0], |row| row.get(0))
+                .optional()?;
+            let Some(was) = was else { return Err(StoreError::NotFound { entity: "machine", id: id.0 }) };
+            let retired_ms = match new.retired {
+                None => was,
+                Some(false) => None,
+                Some(true) => match was {
+                    Some(since) => Some(since),
+                    None => {
+                        retire(tx, id)?;
+                        Some(to_ms(now))
+                    }
+                },
+            };
+            tx.execute(
+                "UPDATE machines SET site_id = ?2, line_id = ?3, code = ?4, name = ?5, kind = ?6,
+                 capabilities = ?7, rated_power_kw = ?8, retired_ms = ?9 WHERE id = ?1",
+                params![
+                    id.0,
+                    new.site_id.0,
+                    new.line_id.map(|l| l.0),
+                    new.code,
+                    new.name,
+                    new.kind.as_str(),
+                    new.capabilities.join(","),
+                    new.rated_power_kw,
+                    retired_ms
+                ],
+            )
+            .map_err(constraint)?;
+            Ok(machine_from(id, new, retired_ms.map(from_ms).transpose()?))
         })
     }
 
@@ -273,21 +298,23 @@ impl Store {
         })
     }
 
-    /// Machines in id order, optionally of one site and/or line.
-    pub fn machines(
-        &self,
-        site: Option<SiteId>,
-        line: Option<LineId>,
-        request: PageRequest,
-    ) -> Result<Page<Machine>> {
+    /// Machines in id order that `filter` lets through.
+    pub fn machines(&self, filter: &MachineFilter, request: PageRequest) -> Result<Page<Machine>> {
         self.read(|conn| {
             let rows = conn
                 .prepare_cached(&format!(
                     "{MACHINE_SELECT} WHERE id > ?1 AND (?2 IS NULL OR site_id = ?2) AND (?3 IS NULL OR line_id = ?3)
-                     ORDER BY id LIMIT ?4"
+                       AND (?4 IS NULL OR (retired_ms IS NOT NULL) = ?4)
+                     ORDER BY id LIMIT ?5"
                 ))?
                 .query_map(
-                    params![request.after.unwrap_or(0), site.map(|s| s.0), line.map(|l| l.0), request.limit + 1],
+                    params![
+                        request.after.unwrap_or(0),
+                        filter.site.map(|s| s.0),
+                        filter.line.map(|l| l.0),
+                        filter.retired,
+                        request.limit + 1
+                    ],
                     machine_row,
                 )?
                 .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
@@ -296,8 +323,90 @@ impl Store {
     }
 }
 
+/// Which machines [`Store::machines`] lists: those of a site, a line, retired or in service; all
+/// by default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachineFilter {
+    /// Only this site's.
+    pub site: Option<SiteId>,
+    /// Only this line's.
+    pub line: Option<LineId>,
+    /// Only retired machines (`true`) or only those in service (`false`).
+    pub retired: Option<bool>,
+}
+
+impl MachineFilter {
+    /// Every machine in service.
+    pub const IN_SERVICE: MachineFilter = MachineFilter { site: None, line: None, retired: Some(false) };
+}
+
 const MACHINE_SELECT: &str =
-    "SELECT id, site_id, line_id, code, name, kind, capabilities, rated_power_kw FROM machines";
+    "SELECT id, site_id, line_id, code, name, kind, capabilities, rated_power_kw, retired_ms FROM machines";
+
+/// Checks that machine `id` may retire and takes it out of routings and open work (see
+/// [`Store::update_machine`]).
+fn retire(tx: &Connection, id: MachineId) -> Result<()> {
+    let refuse = |message: String| Err(StoreError::Conflict { field: Some("retired".into()), message });
+    let running: Vec<(String, String)> = tx
+        .prepare_cached(
+            "SELECT r.number, o.name FROM operations o JOIN orders r ON r.id = o.order_id
+             WHERE o.machine_id = ?1 AND o.status = 'running' ORDER BY r.id, o.seq LIMIT 5",
+        )?
+        .query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !running.is_empty() {
+        let work: Vec<String> = running.iter().map(|(order, step)| format!("{order} ({step})")).collect();
+        return refuse(format!("work runs on the machine: {}; finish or pause it first", work.join(", ")));
+    }
+    // Another machine in service that can do the work: of every routing step and every open
+    // operation not running (paused ones too) that the machine could do.
+    let alone: Vec<(String, String)> = tx
+        .prepare_cached(
+            "SELECT r.code, s.name FROM routing_step_machines sm
+             JOIN routing_steps s ON s.routing_id = sm.routing_id AND s.seq = sm.seq
+             JOIN routings r ON r.id = sm.routing_id
+             WHERE sm.machine_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM routing_step_machines other JOIN machines m ON m.id = other.machine_id
+                               WHERE other.routing_id = sm.routing_id AND other.seq = sm.seq
+                                 AND other.machine_id != ?1 AND m.retired_ms IS NULL)
+             ORDER BY r.id, s.seq LIMIT 5",
+        )?
+        .query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !alone.is_empty() {
+        let steps: Vec<String> = alone.iter().map(|(routing, step)| format!("{routing} ({step})")).collect();
+        return refuse(format!(
+            "it is the only machine in service for routing steps {}; add another machine to them first",
+            steps.join(", ")
+        ));
+    }
+    let open = "SELECT operation_id FROM operation_machines om JOIN operations o ON o.id = om.operation_id
+                JOIN orders r ON r.id = o.order_id
+                WHERE om.machine_id = ?1 AND o.status IN ('planned', 'released')
+                  AND r.status IN ('planned', 'released', 'running')";
+    let stranded: Vec<String> = tx
+        .prepare_cached(&format!(
+            "SELECT DISTINCT r.number FROM operations o JOIN orders r ON r.id = o.order_id
+             WHERE o.id IN ({open})
+               AND NOT EXISTS (SELECT 1 FROM operation_machines other JOIN machines m ON m.id = other.machine_id
+                               WHERE other.operation_id = o.id AND other.machine_id != ?1 AND m.retired_ms IS NULL)
+             ORDER BY r.id LIMIT 5"
+        ))?
+        .query_map([id.0], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !stranded.is_empty() {
+        return refuse(format!(
+            "open orders can be made on no other machine in service: {}; give their steps another machine first",
+            stranded.join(", ")
+        ));
+    }
+    tx.execute(
+        &format!("DELETE FROM operation_machines WHERE machine_id = ?1 AND operation_id IN ({open})"),
+        [id.0],
+    )?;
+    tx.execute("DELETE FROM routing_step_machines WHERE machine_id = ?1", [id.0])?;
+    Ok(())
+}
 
 fn check_machine_refs(tx: &Connection, new: &NewMachine) -> Result<()> {
     require(tx, "sites", new.site_id.0, "site_id")?;
@@ -345,7 +454,7 @@ fn line_row(row: &Row<'_>) -> rusqlite::Result<Line> {
     Ok(Line { id: LineId(row.get(0)?), site_id: SiteId(row.get(1)?), code: row.get(2)?, name: row.get(3)? })
 }
 
-fn machine_from(id: MachineId, new: &NewMachine) -> Machine {
+fn machine_from(id: MachineId, new: &NewMachine, retired_at: Option<Timestamp>) -> Machine {
     Machine {
         id,
         site_id: new.site_id,
@@ -355,6 +464,7 @@ fn machine_from(id: MachineId, new: &NewMachine) -> Machine {
         kind: new.kind,
         capabilities: new.capabilities.clone(),
         rated_power_kw: new.rated_power_kw,
+        retired_at,
     }
 }
 
@@ -375,6 +485,10 @@ fn machine_row(row: &Row<'_>) -> rusqlite::Result<Result<Machine>> {
         kind,
         capabilities: capabilities.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
         rated_power_kw: row.get(7)?,
+        retired_at: match row.get::<_, Option<i64>>(8)?.map(from_ms).transpose() {
+            Ok(at) => at,
+            Err(error) => return Ok(Err(error)),
+        },
     }))
 }
 

@@ -41,23 +41,32 @@ fn fixture_at(store: Store, site: SiteId) -> Fixture {
         kind: MachineKind::CncMill,
         capabilities: vec!["3-axis".into()],
         rated_power_kw: 7.5,
+        retired: None,
     };
-    let m1 = store.create_machine(&machine("cnc-1")).unwrap().id;
-    let m2 = store.create_machine(&machine("cnc-2")).unwrap().id;
+    let m1 = store.create_machine(&machine("cnc-1"), NOW).unwrap().id;
+    let m2 = store.create_machine(&machine("cnc-2"), NOW).unwrap().id;
     let product =
         store.create_product(&NewProduct { code: "p".into(), name: "P".into(), family: "f".into() }).unwrap();
-    let step = |name: &str, machines: Vec<MachineId>| RoutingStep {
-        name: name.into(),
-        eligible_machines: machines,
-        setup_seconds: 600,
-        unit_seconds: 30.0,
-        setup_family: "alu".into(),
-    };
+    // Written as every schema version since the first keeps routings: the upgrade tests build this
+    // fixture in old versions.
     let routing = store
-        .create_routing(&NewRouting {
-            code: "r".into(),
-            name: "R".into(),
-            steps: vec![step("mill", vec![m1, m2]), step("deburr", vec![m2])],
+        .write(|tx| {
+            tx.execute("INSERT INTO routings (code, name) VALUES ('r', 'R')", [])?;
+            let id = tx.last_insert_rowid();
+            for (seq, name, machines) in [(0, "mill", vec![m1, m2]), (1, "deburr", vec![m2])] {
+                tx.execute(
+                    "INSERT INTO routing_steps (routing_id, seq, name, setup_seconds, unit_seconds, setup_family)
+                     VALUES (?1, ?2, ?3, 600, 30.0, 'alu')",
+                    rusqlite::params![id, seq, name],
+                )?;
+                for machine in machines {
+                    tx.execute(
+                        "INSERT INTO routing_step_machines (routing_id, seq, machine_id) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![id, seq, machine.0],
+                    )?;
+                }
+            }
+            Ok(RoutingId(id))
         })
         .unwrap();
     let material =
@@ -67,7 +76,7 @@ fn fixture_at(store: Store, site: SiteId) -> Fixture {
             product_id: product.id,
             code: "p-black".into(),
             name: "P black".into(),
-            routing_id: Some(routing.id),
+            routing_id: Some(routing),
             bom: vec![BomLine { material_id: material.id, kg_per_unit: 0.25 }],
         })
         .unwrap();
@@ -189,7 +198,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 27);
+    assert_eq!(store.schema_version().unwrap(), 28);
 }
 
 #[test]
@@ -299,7 +308,6 @@ fn upgrading_keeps_every_row_and_reference() {
         // A bootstrap token a person chose, listed with its first 10 characters.
         f.store.create_token(user.id, "bootstrap", &[8u8; 32], "bootstrap-", NOW).unwrap();
         // A device with a password, as older versions kept one.
-        let site = f.store.machine(f.machines[0]).unwrap().site_id;
         f.store.create_user("gw", Role::Device, Some(site), "$argon2id$device", NOW).unwrap();
         let rule = f
             .store
@@ -338,7 +346,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 27);
+    assert_eq!(store.schema_version().unwrap(), 28);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -646,7 +654,7 @@ fn file_store_survives_reopen_and_reads_through_the_pool() {
     let store = Store::open(&path, Durability::Normal).unwrap();
     let orders = store.orders(&OrderFilter::default(), all()).unwrap().items;
     assert_eq!(orders.len(), 1);
-    assert_eq!(store.machines(None, None, all()).unwrap().items.len(), 2);
+    assert_eq!(store.machines(&MachineFilter::default(), all()).unwrap().items.len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -764,7 +772,7 @@ fn a_backup_is_a_whole_store_that_opens_on_its_own() {
         .map(|o| o.number)
         .collect();
     assert_eq!(numbers, ["SO-1"]);
-    assert_eq!(restored.machines(None, None, all()).unwrap().items.len(), 2);
+    assert_eq!(restored.machines(&MachineFilter::default(), all()).unwrap().items.len(), 2);
     drop((f, restored));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -788,9 +796,10 @@ mod telemetry_tests {
             kind: MachineKind::Other,
             capabilities: vec![],
             rated_power_kw: 0.0,
+            retired: None,
         };
         let base = 1_800_000_000_000;
-        let gone = f.store.create_machine(&machine("gone")).unwrap().id;
+        let gone = f.store.create_machine(&machine("gone"), NOW).unwrap().id;
         let readings: Vec<Reading> =
             (0..3).map(|i| reading(gone, "secret", base + i * 1000, 41.0 + i as f64)).collect();
         f.store.write_batch(&readings, &[], &[], &[]).unwrap();

@@ -138,6 +138,8 @@ pub(crate) struct MachinesQuery {
     cursor: Option<String>,
     site: Option<i64>,
     line: Option<i64>,
+    /// `true`: only retired machines; `false`: only those in service; absent: all.
+    retired: Option<bool>,
 }
 
 pub(crate) async fn list_machines(
@@ -155,7 +157,8 @@ pub(crate) async fn list_machines(
     if let Some(line) = line {
         read(|| store.line(line))?;
     }
-    Ok(Json(read(|| store.machines(site, line, request))?.into()))
+    let filter = store::MachineFilter { site, line, retired: query.retired };
+    Ok(Json(read(|| store.machines(&filter, request))?.into()))
 }
 
 pub(crate) async fn create_machine(
@@ -163,7 +166,8 @@ pub(crate) async fn create_machine(
     Administrator(principal): Administrator,
     JsonBody(new): JsonBody<NewMachine>,
 ) -> ApiResult<Created<Machine>> {
-    create(state, principal, Need::Administer, new, Store::create_machine).await
+    let now = state.clock.now();
+    create(state, principal, Need::Administer, new, move |store, new| store.create_machine(new, now)).await
 }
 
 pub(crate) async fn get_machine(
@@ -180,7 +184,9 @@ pub(crate) async fn update_machine(
     Id(id): Id,
     JsonBody(new): JsonBody<NewMachine>,
 ) -> ApiResult<Json<Machine>> {
-    replace(state, principal, Need::Administer, MachineId(id), new, Store::update_machine).await
+    let now = state.clock.now();
+    let call = move |store: &Store, id, new: &NewMachine| store.update_machine(id, new, now);
+    replace(state, principal, Need::Administer, MachineId(id), new, call).await
 }
 
 /// `DELETE /machines/{id}`'s query.

@@ -479,7 +479,10 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
         let operations = store.plan_operations(id, None)?;
         let late: HashMap<OrderId, bool> =
             etas(store, &operations)?.into_iter().map(|e| (e.order_id, e.late)).collect();
-        let machines = store.machines(None, None, store::PageRequest { after: None, limit: 10_000 })?.items;
+        let all = store::MachineFilter::default();
+        let machines = store.machines(&all, store::PageRequest { after: None, limit: 10_000 })?.items;
+        let retired: std::collections::HashSet<MachineId> =
+            machines.iter().filter(|m| !m.in_service()).map(|m| m.id).collect();
         let mut orders: HashMap<OrderId, (String, String)> = HashMap::new();
         // Closed time within the plan's span, by site calendar and by machine maintenance.
         let first = operations.iter().map(|op| op.setup_start).min();
@@ -543,6 +546,8 @@ pub(crate) fn gantt_lanes(store: &store::Store, id: i64) -> store::Result<Vec<Ga
                 lane.items.push(GanttItem::new(op, operation, number, product, late));
             }
         }
+        // A retired machine keeps its lane only in plans that gave it work.
+        lanes.retain(|lane| !lane.items.is_empty() || !retired.contains(&lane.machine_id));
         Ok(lanes)
     }
 }

@@ -477,13 +477,15 @@ pub(crate) async fn oee_report(
         let machines: Vec<Machine> = match query.machine {
             Some(id) => vec![store.machine(MachineId(id))?],
             None => {
-                store
-                    .machines(
-                        query.site.map(SiteId),
-                        query.line.map(model::LineId),
-                        PageRequest { after: None, limit: 10_000 },
-                    )?
-                    .items
+                let filter = store::MachineFilter {
+                    site: query.site.map(SiteId),
+                    line: query.line.map(model::LineId),
+                    retired: None,
+                };
+                let mut machines = store.machines(&filter, PageRequest { after: None, limit: 10_000 })?.items;
+                // A machine retired before the period has nothing in it.
+                machines.retain(|m| m.retired_at.is_none_or(|at| oee::unix_ms(at) > from));
+                machines
             }
         };
         machine_kpis(&store, machines, from, to)
@@ -493,7 +495,8 @@ pub(crate) async fn oee_report(
     Ok(Json(OeeReport { from: rfc3339(from), to: rfc3339(to), total, machines: report }))
 }
 
-/// ISO 22400 KPIs of each of `machines` from `from_ms` to `to_ms`, under its site's calendar.
+/// ISO 22400 KPIs of each of `machines` from `from_ms` to `to_ms`, under its site's calendar; a
+/// retired machine's end at its retirement.
 pub(crate) fn machine_kpis(
     store: &store::Store,
     machines: Vec<Machine>,
@@ -507,12 +510,16 @@ pub(crate) fn machine_kpis(
             entry.insert((store.calendar(machine.site_id)?, store.site(machine.site_id)?.zone()));
         }
         let (calendar, zone) = &sites[&machine.site_id];
-        let mut spans = store.state_spans(machine.id, from_ms, to_ms)?;
-        let production = store.production(machine.id, from_ms, to_ms)?;
-        let from_ms = history_start(&spans, &production, from_ms);
+        let to_ms = machine.retired_at.map_or(to_ms, |at| to_ms.min(oee::unix_ms(at)).max(from_ms));
+        // Units reported up to a day after the period may have been made within it (a lot
+        // counted when it ends, after the period or the shift): see `oee::compute`.
+        let until = to_ms.saturating_add(LATE_REPORTS_MS);
+        let mut spans = store.state_spans(machine.id, from_ms, until)?;
+        let production = store.production(machine.id, from_ms, until)?;
+        let from_ms = history_start(&spans, &production, from_ms, to_ms);
         // Maintenance windows are planned stops, as a `planned_stop` state is: not planned time.
         for window in store.maintenance(Some(machine.id), from_ms)? {
-            let (start, end) = (oee::unix_ms(window.start).max(from_ms), oee::unix_ms(window.end).min(to_ms));
+            let (start, end) = (oee::unix_ms(window.start).max(from_ms), oee::unix_ms(window.end).min(until));
             if start < end {
                 let reason = Some(window.reason);
                 spans.push(StateSpan {
@@ -529,17 +536,26 @@ pub(crate) fn machine_kpis(
     Ok(rows)
 }
 
+/// How long after a period units reported may still have been made within it.
+const LATE_REPORTS_MS: i64 = 86_400_000;
+
 /// Where a machine's KPI window really starts: at `from_ms`, unless the machine's first state
-/// record and first counted units came later. Time before a machine ever reported (it was not yet
-/// connected, or the platform was not yet running) is not planned time it lost; gaps after its
-/// first report still count as offline, and units counted before its first state count. A machine
-/// that never reported a state keeps the whole window, all of it offline without data, so a silent
-/// machine shows as such.
-fn history_start(spans: &[StateSpan], production: &[ProductionRecord], from_ms: i64) -> i64 {
+/// record and the work of its first counted units (their ideal time before the report) came later.
+/// Time before a machine ever reported (it was not yet connected, or the platform was not yet
+/// running) is not planned time it lost; gaps after its first report still count as offline, and
+/// units counted before its first state count. A machine that never reported anything keeps the
+/// whole window, all of it offline without data, so a silent machine shows as such.
+fn history_start(spans: &[StateSpan], production: &[ProductionRecord], from_ms: i64, to_ms: i64) -> i64 {
+    let first_work = production.first().map_or(i64::MAX, |record| {
+        let produced = f64::from(record.good) + f64::from(record.scrap);
+        oee::unix_ms(record.at) - (record.ideal_unit_seconds * produced * 1000.0).round() as i64
+    });
     // `state_spans` starts at `from_ms` whenever a state was in force there.
-    let Some(first) = spans.first() else { return from_ms };
-    let first_units = production.first().map_or(i64::MAX, |record| oee::unix_ms(record.at));
-    first.start_ms.min(first_units).max(from_ms)
+    let first_state = spans.first().map_or(i64::MAX, |span| span.start_ms);
+    match first_state.min(first_work) {
+        i64::MAX => from_ms,
+        first => first.clamp(from_ms, to_ms.max(from_ms)),
+    }
 }
 
 /// One telemetry message of an HTTP batch: the JSON topic payload plus the machine it is for.

@@ -1454,3 +1454,26 @@ async fn the_station_says_when_material_still_to_come_is_due() {
         assert!(page[at..].contains(text), "{lang}");
     }
 }
+
+#[tokio::test]
+async fn a_retired_machine_is_shown_as_retired_and_offers_no_station() {
+    let h = harness();
+    let machine = json!({"site_id": 1, "code": "old-1", "name": "Old saw", "kind": "other"});
+    let old = h.post_json("/api/v1/machines", ADMIN, &machine).await.json["id"].as_i64().unwrap();
+    assert!(h.page("/station", ADMIN, "en").await.text.contains("old-1"));
+    let mut retire = machine.clone();
+    retire["retired"] = json!(true);
+    assert_eq!(
+        h.send_json("PUT", &format!("/api/v1/machines/{old}"), ADMIN, &retire).await.status,
+        StatusCode::OK
+    );
+    for (lang, text) in [("en", "Retired on"), ("zh", "退役")] {
+        let page = h.page(&format!("/machines/{old}"), ADMIN, lang).await.text;
+        assert!(page.contains(r#"data-testid="retired""#) && page.contains(text), "{lang}");
+        assert!(!page.contains(&format!("/station?machine={old}")), "{lang}");
+        let station = h.page(&format!("/station?machine={old}"), ADMIN, lang).await.text;
+        assert!(station.contains(r#"data-testid="retired""#) && station.contains(text), "{lang}");
+    }
+    assert!(!h.page("/station", ADMIN, "en").await.text.contains("old-1"));
+    assert!(!h.page("/", ADMIN, "en").await.text.contains("old-1"), "not among the working machines");
+}

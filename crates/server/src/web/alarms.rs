@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use model::MachineId;
 use model::alarm::{Alarm, AlarmRule, Condition, Severity};
 use serde::Deserialize;
-use store::{AlarmFilter, PageRequest};
+use store::{AlarmFilter, MachineFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, alarm_status, encode, layout};
 use crate::AppState;
@@ -147,8 +147,10 @@ pub(crate) async fn page(
     let filter = AlarmFilter { open: !all, machine: query.machine.map(MachineId), ..AlarmFilter::default() };
     let request = page_request(Some(50), query.cursor.as_deref()).or_page(&ctx)?;
     let page = store.alarms(&filter, request).or_page(&ctx)?;
-    let machines =
-        store.machines(None, None, PageRequest { after: None, limit: 10_000 }).or_page(&ctx)?.items;
+    let machines = store
+        .machines(&MachineFilter::default(), PageRequest { after: None, limit: 10_000 })
+        .or_page(&ctx)?
+        .items;
     let names: HashMap<MachineId, &str> = machines.iter().map(|m| (m.id, m.code.as_str())).collect();
     let rules = store.alarm_rules().or_page(&ctx)?;
     let metrics = store.metric_names().or_page(&ctx)?;

@@ -22,6 +22,8 @@ pub(crate) struct Text {
     pub(crate) line: &'static str,
     pub(crate) rated_power: &'static str,
     pub(crate) last_reading: &'static str,
+    /// `{date}`: when the machine retired.
+    pub(crate) retired: &'static str,
     pub(crate) current_state: &'static str,
     pub(crate) open_station: &'static str,
     pub(crate) range: &'static str,
@@ -92,6 +94,7 @@ pub(crate) const EN: Text = Text {
     line: "Line",
     rated_power: "Rated power",
     last_reading: "Last reading",
+    retired: "Retired on {date}: no longer planned or watched by alarm rules; its history is kept.",
     current_state: "Current state",
     open_station: "Open the station",
     range: "Time range",
@@ -164,6 +167,7 @@ pub(crate) const ZH: Text = Text {
     line: "生產線",
     rated_power: "額定功率",
     last_reading: "最新讀數",
+    retired: "已於 {date} 退役：不再排產，亦不受警報規則監察；歷史記錄保留。",
     current_state: "目前狀態",
     open_station: "開啟工位",
     range: "時段",
@@ -475,10 +479,13 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
                         span data-since { (since.map_or_else(|| t.none.to_string(), |at| ctx.short_time(at))) }
                     }
                 }
-                @if ctx.may(Need::Report) {
+                @if ctx.may(Need::Report) && machine.in_service() {
                     a.button.primary href={ "/station?machine=" (machine.id.0) } { (m.open_station) }
                 }
             }
+        }
+        @if let Some(at) = machine.retired_at {
+            p.notice role="note" data-testid="retired" { (m.retired.replace("{date}", &ctx.short_time(at))) }
         }
     }
 }
@@ -947,7 +954,11 @@ mod tests {
         drop(TempDb(file.0.clone()));
         let store = store::Store::open(&file.0, store::Durability::Normal).unwrap();
         crate::demo::seed(&store, NOW).unwrap();
-        let machine = store.machines(None, None, PageRequest { after: None, limit: 1 }).unwrap().items[0].id;
+        let machine = store
+            .machines(&store::MachineFilter::default(), PageRequest { after: None, limit: 1 })
+            .unwrap()
+            .items[0]
+            .id;
         let minutes = 7 * 24 * 60;
         let start = NOW - time::Duration::minutes(minutes);
         let mut readings = Vec::with_capacity(minutes as usize * metrics);
@@ -1125,7 +1136,11 @@ mod tests {
     fn a_quiet_machine_says_so_and_an_unknown_one_is_not_found() {
         let store = store::Store::open_in_memory().unwrap();
         crate::demo::seed(&store, NOW).unwrap();
-        let machine = store.machines(None, None, PageRequest { after: None, limit: 1 }).unwrap().items[0].id;
+        let machine = store
+            .machines(&store::MachineFilter::default(), PageRequest { after: None, limit: 1 })
+            .unwrap()
+            .items[0]
+            .id;
         let data = gather(&store, machine, Range::Hour, unix_ms(NOW)).unwrap();
         let html = render(&ctx(Lang::En, Role::Admin), &data).into_string();
         assert!(html.contains(EN.no_metrics) && html.contains(EN.no_alarms));

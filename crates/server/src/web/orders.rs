@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use maud::{Markup, html};
 use model::{MachineId, Operation, Order, OrderId, OrderStatus, PlannedOperation, Timestamp, VariantId};
 use serde::Deserialize;
-use store::{OrderFilter, OrderSort, PageRequest};
+use store::{MachineFilter, OrderFilter, OrderSort, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, encode, layout};
 use crate::AppState;
@@ -773,7 +773,7 @@ pub(crate) fn gather_order(store: &store::Store, id: OrderId) -> store::Result<O
     let operations = store.operations(id)?;
     let product = store.variant(order.variant_id)?.name;
     let machines = store
-        .machines(None, None, PageRequest { after: None, limit: 10_000 })?
+        .machines(&MachineFilter::default(), PageRequest { after: None, limit: 10_000 })?
         .items
         .into_iter()
         .map(|m| (m.id, m.code))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use maud::{Markup, html};
 use model::{Kpis, Machine, MachineId, MachineState, OrderStatus};
-use store::PageRequest;
+use store::{MachineFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, alarms_brief, layout, percent, state_class};
 use crate::AppState;
@@ -115,24 +115,29 @@ pub(crate) struct Overview {
     behind: Option<usize>,
 }
 
-/// Reads everything the overview shows.
-pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp) -> store::Result<Overview> {
+/// Reads everything the overview shows. "Today" is each site's own day, from its local midnight.
+pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Result<Overview> {
     let now_ms = model::oee::unix_ms(now);
-    let machines = store.machines(None, None, PageRequest { after: None, limit: 10_000 })?.items;
+    let machines =
+        store.machines(&MachineFilter::IN_SERVICE, PageRequest { after: None, limit: 10_000 })?.items;
     let states = store.current_states()?.into_iter().map(|c| (c.machine, (c.state, c.at))).collect();
-    let rows = machine_kpis(store, machines.clone(), today_ms, now_ms.max(today_ms + 1))?;
-    let mut by_site: Vec<(model::SiteId, Vec<&Kpis>)> = Vec::new();
-    for (machine, row) in machines.iter().zip(&rows) {
+    let mut by_site: Vec<(model::SiteId, Vec<Machine>)> = Vec::new();
+    for machine in &machines {
         match by_site.iter_mut().find(|(site, _)| *site == machine.site_id) {
-            Some((_, list)) => list.push(&row.kpis),
-            None => by_site.push((machine.site_id, vec![&row.kpis])),
+            Some((_, list)) => list.push(machine.clone()),
+            None => by_site.push((machine.site_id, vec![machine.clone()])),
         }
     }
     let mut sites = Vec::with_capacity(by_site.len());
+    let mut kpis = HashMap::with_capacity(machines.len());
     for (site, list) in by_site {
-        sites.push((store.site(site)?.name, Kpis::combine(list)));
+        let site = store.site(site)?;
+        let zone = site.zone();
+        let today_ms = model::oee::unix_ms(zone.at_local(zone.local(now).date(), 0));
+        let rows = machine_kpis(store, list, today_ms, now_ms.max(today_ms + 1))?;
+        sites.push((site.name, Kpis::combine(rows.iter().map(|row| &row.kpis))));
+        kpis.extend(rows.into_iter().map(|row| (row.machine_id, row.kpis)));
     }
-    let kpis = rows.into_iter().map(|row| (row.machine_id, row.kpis)).collect();
     let (alarms, open_alarms) = store.most_urgent_alarms(ALARMS_SHOWN)?;
     let mut planned = std::collections::HashSet::new();
     let (late, behind) = match store.active_plan()? {
@@ -167,7 +172,7 @@ pub(crate) fn gather(store: &store::Store, today_ms: i64, now: model::Timestamp)
 
 /// `GET /`: the overview.
 pub(crate) async fn page(ctx: Ctx, State(state): State<AppState>) -> PageResult {
-    let data = gather(&state.store, ctx.today_start_ms(), ctx.now).or_page(&ctx)?;
+    let data = gather(&state.store, ctx.now).or_page(&ctx)?;
     Ok(layout(&ctx, Nav::Overview, ctx.t.overview.title, render(&ctx, &data)))
 }
 
@@ -309,8 +314,7 @@ mod tests {
         let now = datetime!(2026-11-24 09:00 +08:00);
         let store = store::Store::open_in_memory().unwrap();
         crate::demo::seed(&store, now).unwrap();
-        let today = model::oee::unix_ms(now) - 3_600_000;
-        assert_eq!(gather(&store, today, now).unwrap().behind, None, "no active plan, nothing to be behind");
+        assert_eq!(gather(&store, now).unwrap().behind, None, "no active plan, nothing to be behind");
         let options = crate::planning::Options::default();
         let plan = crate::planning::plan(
             &store,
@@ -322,11 +326,7 @@ mod tests {
         .unwrap();
         let plan = store.create_plan(&plan).unwrap();
         store.publish_plan(plan.id, now).unwrap();
-        assert_eq!(
-            gather(&store, today, now).unwrap().behind,
-            Some(0),
-            "a fresh plan starts nothing in the past"
-        );
+        assert_eq!(gather(&store, now).unwrap().behind, Some(0), "a fresh plan starts nothing in the past");
         // Three hours on and nothing started: every lot the plan started by then is behind.
         let later = now + time::Duration::hours(3);
         let lanes = gantt_lanes(&store, plan.id).unwrap();
@@ -337,6 +337,58 @@ mod tests {
             .map(|item| item.operation.operation_id)
             .collect();
         assert!(!due.is_empty());
-        assert_eq!(gather(&store, today, later).unwrap().behind, Some(due.len()));
+        assert_eq!(gather(&store, later).unwrap().behind, Some(due.len()));
+    }
+
+    #[test]
+    fn each_site_s_today_begins_at_its_own_midnight() {
+        // 09:00 in Hong Kong is 20:00 the day before in New York.
+        let now = datetime!(2026-11-24 09:00 +08:00);
+        let store = store::Store::open_in_memory().unwrap();
+        let mut machines = Vec::new();
+        for (code, zone) in [("hk", "Asia/Hong_Kong"), ("ny", "America/New_York")] {
+            let site = model::NewSite {
+                code: code.into(),
+                name: code.into(),
+                utc_offset: None,
+                time_zone: Some(zone.into()),
+            };
+            let site = store.create_site(&site).unwrap();
+            let machine = model::NewMachine {
+                site_id: site.id,
+                line_id: None,
+                code: "m".into(),
+                name: "M".into(),
+                kind: model::MachineKind::Other,
+                capabilities: vec![],
+                rated_power_kw: 0.0,
+                retired: None,
+            };
+            let machine = store.create_machine(&machine, now).unwrap().id;
+            // Running since 08:00 New York time on the 23rd, ten units at 10:00 there: today
+            // in New York, yesterday in Hong Kong (22:00 on the 23rd).
+            let change = model::StateChange {
+                machine,
+                at: datetime!(2026-11-23 08:00 -05:00),
+                state: MachineState::Running,
+                reason: None,
+            };
+            store.record_state(&change).unwrap();
+            store
+                .record_production(&model::ProductionRecord {
+                    machine,
+                    at: datetime!(2026-11-23 10:00 -05:00),
+                    operation: None,
+                    good: 10,
+                    scrap: 0,
+                    ideal_unit_seconds: 60.0,
+                })
+                .unwrap();
+            machines.push(machine);
+        }
+        let overview = gather(&store, now).unwrap();
+        assert_eq!(overview.kpis[&machines[0]].produced, 0, "Hong Kong's day began at 16:00 UTC");
+        assert_eq!(overview.kpis[&machines[1]].produced, 10, "New York's at 05:00 UTC on the 23rd");
+        assert_eq!(overview.kpis[&machines[1]].planned_busy_seconds, 12.0 * 3600.0);
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use maud::{Markup, html};
 use model::{MachineId, MachineState, Operation, OrderStatus};
 use serde::Deserialize;
-use store::{AlarmFilter, PageRequest};
+use store::{AlarmFilter, MachineFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, alarms_brief, layout, state_class};
 use crate::AppState;
@@ -144,8 +144,10 @@ pub(crate) async fn page(
     let states: std::collections::HashMap<MachineId, MachineState> =
         store.current_states().or_page(&ctx)?.into_iter().map(|c| (c.machine, c.state)).collect();
     let Some(id) = query.machine else {
-        let machines =
-            store.machines(None, None, PageRequest { after: None, limit: 10_000 }).or_page(&ctx)?.items;
+        let machines = store
+            .machines(&MachineFilter::IN_SERVICE, PageRequest { after: None, limit: 10_000 })
+            .or_page(&ctx)?
+            .items;
         let body = html! {
             div.station {
                 h1 { (t.station_page.choose_machine) }
@@ -164,6 +166,18 @@ pub(crate) async fn page(
     };
     let machine = store.machine(MachineId(id)).or_page(&ctx)?;
     let ctx = ctx.at_site(store, machine.site_id);
+    if let Some(at) = machine.retired_at {
+        let body = html! {
+            div.station {
+                h1 { span.code { (machine.code) } " " (machine.name) }
+                p.notice role="note" data-testid="retired" {
+                    (t.machine_page.retired.replace("{date}", &ctx.short_time(at)))
+                }
+                p { a href={ "/machines/" (machine.id.0) } { (t.machine_page.title) " " (machine.code) } }
+            }
+        };
+        return Ok(layout(&ctx, Nav::Station, t.station_page.title, body));
+    }
     let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
     // The operator at the machine sees its hazards first.
     let filter = AlarmFilter { status: None, open: true, machine: Some(machine.id) };

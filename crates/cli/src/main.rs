@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use model::{Clock, SystemClock};
-use server::import::{ImportOutcome, import_csv};
+use server::import::{Existing, ImportOutcome, import_csv};
 use server::{AppState, Bootstrap};
 use store::Store;
 use tracing_subscriber::filter::Targets;
@@ -161,6 +161,10 @@ enum OrdersCommand {
     Import {
         /// The CSV file, with a header row.
         file: PathBuf,
+        /// Skip the rows of order numbers already in use (and import the rest) instead of refusing
+        /// the file: a file sent again imports only what is new.
+        #[arg(long)]
+        skip_existing: bool,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -177,7 +181,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args, false),
         Command::Demo(args) => serve(args, true),
-        Command::Orders(OrdersCommand::Import { file, common }) => import(&file, &common),
+        Command::Orders(OrdersCommand::Import { file, skip_existing, common }) => {
+            import(&file, skip_existing, &common)
+        }
         Command::Sim(args) => simulate(args),
         Command::Backup { file, common } => backup(&file, &common),
         Command::Schedule(command) => schedule::run(command),
@@ -763,7 +769,7 @@ fn backup(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
+fn import(file: &Path, skip_existing: bool, common: &CommonArgs) -> anyhow::Result<()> {
     let config = FileConfig::load(common.config.as_deref())?;
     init_logging(&config)?;
     let csv = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -771,10 +777,14 @@ fn import(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
         bail!("{} is empty: a CSV import needs a header line and at least one order", file.display());
     }
     let (store, _) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
-    match import_csv(&store, &csv, SystemClock.now()) {
-        ImportOutcome::Imported(orders) => {
+    let existing = if skip_existing { Existing::Skip } else { Existing::Refuse };
+    match import_csv(&store, &csv, SystemClock.now(), existing) {
+        ImportOutcome::Imported(orders, skipped) => {
             let noun = if orders.len() == 1 { "order" } else { "orders" };
             println!("imported {} {noun} from {}", orders.len(), file.display());
+            if !skipped.is_empty() {
+                println!("skipped {} already there", skipped.len());
+            }
             Ok(())
         }
         ImportOutcome::Rejected(errors) => {

@@ -105,7 +105,8 @@ fn paho_mqtt_json_and_sparkplug_readings_are_stored_exactly() {
     }
     // The counter went from 12 to 13: one good unit, counted at the second reading's time.
     let last = expected.iter().rev().find(|r| r["metric"] == "paho_parts").unwrap();
-    let (from, to) = window(last["ts_ms"].as_i64().unwrap());
+    // Units count in the period their work ended in, up to and including its end.
+    let (from, to) = window(last["ts_ms"].as_i64().unwrap() - 1);
     let path = format!(
         "/api/v1/oee?machine={}&from={}&to={}",
         id_of("cnc-02"),

@@ -581,12 +581,12 @@ pub struct Alarm {
     pub status: AlarmStatus,
     /// When the condition started to hold.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub raised_at: Timestamp,
     /// When the alarm came up: the condition had held for the rule's delay (for `stopped_longer`,
     /// its minutes). Absent for alarms raised before it was kept.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub fired_at: Option<Timestamp>,
     /// How many times the condition came up: it can clear and come back before anyone
     /// acknowledges the alarm, and each return makes it active again (`raised_at` and `fired_at`
@@ -595,17 +595,17 @@ pub struct Alarm {
     pub occurrences: u32,
     /// When the first occurrence's condition began, for an alarm that came back.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub first_raised_at: Option<Timestamp>,
     /// Who acknowledged it.
     pub acknowledged_by: Option<String>,
     /// When it was acknowledged.
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub acknowledged_at: Option<Timestamp>,
     /// When the condition stopped holding.
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub cleared_at: Option<Timestamp>,
 }
 

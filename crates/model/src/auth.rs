@@ -94,6 +94,6 @@ pub struct User {
     pub site_id: Option<SiteId>,
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub created_at: Timestamp,
 }

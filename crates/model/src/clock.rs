@@ -7,6 +7,24 @@ use time::OffsetDateTime;
 /// A point in time with a UTC offset (RFC 3339 on the wire).
 pub type Timestamp = OffsetDateTime;
 
+/// The JSON Schema of a [`Timestamp`] as the API writes and reads it: an RFC 3339 string
+/// (`#[schemars(with = "model::DateTime")]` on a field serialised with `time::serde::rfc3339`).
+pub struct DateTime;
+
+impl schemars::JsonSchema for DateTime {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DateTime".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time"})
+    }
+}
+
 /// The source of "now".
 pub trait Clock: Send + Sync + 'static {
     /// The current time.

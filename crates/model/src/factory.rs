@@ -225,7 +225,7 @@ pub struct Machine {
     /// history but is no longer planned, watched by alarm rules, shown among the working machines
     /// or counted in OEE from then on.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub retired_at: Option<Timestamp>,
 }
 

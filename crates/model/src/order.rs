@@ -77,31 +77,38 @@ pub struct Order {
     /// What is ordered.
     pub variant_id: VariantId,
     /// How many units.
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub quantity: u32,
     /// When the customer expects it.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub due: Timestamp,
     /// Weight in due-date planning, 1 (normal) to 10 (most urgent).
+    #[schemars(range(min = 1, max = 10))]
     pub priority: u8,
     /// Life-cycle status.
     pub status: OrderStatus,
     /// When the order's material is available; the planner starts no work on it earlier.
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub material_ready: Option<Timestamp>,
     /// When the order was entered.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub created_at: Timestamp,
     /// When its last operation finished; `null` until the order is done.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub finished_at: Option<Timestamp>,
     /// Good units its last step made, once the order is done; `null` before. Fewer than
     /// `quantity` when the order ended short (scrap not made again).
     #[serde(default)]
     pub delivered: Option<u32>,
+    /// Moves up, counted across all orders, whenever the order or one of its operations changes
+    /// (not when a plan moves its ETA): `GET /orders?changed_after=` lists the orders changed
+    /// since a revision, in the order of their revisions.
+    #[serde(default)]
+    pub revision: i64,
 }
 
 /// An order to create. Its operations are derived from the variant's routing by the store.
@@ -119,7 +126,7 @@ pub struct NewOrder {
     pub quantity: u32,
     /// See [`Order::due`].
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub due: Timestamp,
     /// See [`Order::priority`]; 1 to 10, 1 when left out.
     #[serde(default = "default_priority")]
@@ -127,7 +134,7 @@ pub struct NewOrder {
     pub priority: u8,
     /// See [`Order::material_ready`]; material on hand when left out.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub material_ready: Option<Timestamp>,
 }
 
@@ -186,11 +193,11 @@ pub struct MaintenanceWindow {
     pub machine_id: MachineId,
     /// Start.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub start: Timestamp,
     /// End (exclusive).
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub end: Timestamp,
     /// What is done, e.g. `spindle bearing replacement`.
     pub reason: String,
@@ -202,11 +209,11 @@ pub struct MaintenanceWindow {
 pub struct NewMaintenanceWindow {
     /// See [`MaintenanceWindow::start`].
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub start: Timestamp,
     /// See [`MaintenanceWindow::end`].
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub end: Timestamp,
     /// See [`MaintenanceWindow::reason`].
     pub reason: String,
@@ -261,11 +268,11 @@ pub struct Operation {
     /// When it started on the shop floor; `null` until it runs (and for operations started before
     /// start times were kept).
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub started_at: Option<Timestamp>,
     /// When it was reported finished; `null` until it is done.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub finished_at: Option<Timestamp>,
 }
 

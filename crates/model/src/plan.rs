@@ -50,15 +50,15 @@ pub struct PlannedOperation {
     pub machine_id: MachineId,
     /// When its setup begins (equal to `start` when it needs none).
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub setup_start: Timestamp,
     /// When processing begins.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub start: Timestamp,
     /// When it ends.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub end: Timestamp,
 }
 
@@ -69,7 +69,7 @@ pub struct PlanSummary {
     pub id: i64,
     /// When it was computed.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub created_at: Timestamp,
     /// Where it stands.
     pub status: PlanStatus,
@@ -77,7 +77,7 @@ pub struct PlanSummary {
     pub objective: String,
     /// When the last planned operation ends.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::DateTime")]
     pub makespan_end: Timestamp,
     /// Σ priority × seconds late over orders.
     pub weighted_tardiness: i64,
@@ -89,7 +89,7 @@ pub struct PlanSummary {
     pub solve_ms: i64,
     /// When it became the active plan (absent while a draft).
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::DateTime>")]
     pub published_at: Option<Timestamp>,
     /// Why the platform made and published it by itself; absent for plans asked for.
     pub trigger: Option<PlanTrigger>,
@@ -180,7 +180,7 @@ pub enum PlanTrigger {
         weighted_tardiness_before: i64,
         /// When its last operation ended.
         #[serde(with = "time::serde::rfc3339")]
-        #[schemars(with = "String")]
+        #[schemars(with = "crate::DateTime")]
         makespan_end_before: Timestamp,
     },
 }

@@ -128,6 +128,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/orders/{id}/release", post(orders::release_order))
         .route("/orders/{id}/cancel", post(orders::cancel_order))
         .route("/orders/export", get(orders::export_orders))
+        .route("/orders/deleted", get(orders::deleted_orders))
         .route(
             "/orders/import",
             post(orders::import_orders).layer(DefaultBodyLimit::max(state.config.import_limit_bytes)),

@@ -24,6 +24,9 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     /// Seconds to wait before trying again, sent as `Retry-After`.
     retry_after: Option<u64>,
+    /// The id of the record a conflict is with (an order number already in use): a client that
+    /// sent the same order again learns which one it has.
+    existing_id: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +43,8 @@ struct ProblemBody<'a> {
     errors: &'a [FieldError],
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    existing_id: Option<i64>,
 }
 
 impl ApiError {
@@ -49,7 +54,26 @@ impl ApiError {
         title: &'static str,
         detail: impl Into<String>,
     ) -> ApiError {
-        ApiError { status, kind, title, detail: detail.into(), errors: Vec::new(), retry_after: None }
+        ApiError {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            existing_id: None,
+        }
+    }
+
+    /// Whether this is a conflict (409).
+    pub(crate) fn is_conflict(&self) -> bool {
+        self.status == StatusCode::CONFLICT
+    }
+
+    /// Names the record the conflict is with (`existing_id` in the body).
+    pub(crate) fn with_existing(mut self, id: i64) -> ApiError {
+        self.existing_id = Some(id);
+        self
     }
 
     /// The input broke domain rules (422), one entry per offending field.
@@ -246,6 +270,7 @@ impl IntoResponse for ApiError {
             field: self.errors.first().map(|e| e.field.as_str()),
             errors: &self.errors,
             request_id: context.map(|ctx| ctx.id),
+            existing_id: self.existing_id,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, json).into_response();

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use model::{FieldError, NewOrder, Order, Timestamp, Validate, VariantId};
+use model::{FieldError, NewOrder, Order, OrderId, Timestamp, Validate, VariantId};
 use store::{Store, StoreError};
 use time::format_description::well_known::Rfc3339;
 
@@ -32,8 +32,9 @@ impl std::fmt::Display for RowError {
 /// What an import did.
 #[derive(Debug)]
 pub enum ImportOutcome {
-    /// Every row was imported.
-    Imported(Vec<Order>),
+    /// Every row was imported, but for the rows of orders already there when those are skipped
+    /// ([`Existing::Skip`]): their numbers and ids, in the file's order.
+    Imported(Vec<Order>, Vec<(String, OrderId)>),
     /// Some rows were bad; nothing was imported.
     Rejected(Vec<RowError>),
     /// The store failed; nothing was imported.
@@ -57,15 +58,39 @@ pub fn is_empty_file(csv: &[u8]) -> bool {
     csv.strip_prefix(b"\xef\xbb\xbf").unwrap_or(csv).iter().all(u8::is_ascii_whitespace)
 }
 
+/// What an import does with a row whose order number is in use already.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuses the file, naming the row: a file is new orders.
+    #[default]
+    Refuse,
+    /// Leaves the order as it is and imports the rest: a file sent again, or a list of open
+    /// orders sent every few minutes, imports only what is new. A file with no orders then
+    /// imports nothing, and is no error.
+    Skip,
+}
+
 /// Parses, checks and imports `csv` in one transaction.
-pub fn import_csv(store: &Store, csv: &[u8], now: Timestamp) -> ImportOutcome {
-    let (orders, lines) = match parse(store, csv) {
+pub fn import_csv(store: &Store, csv: &[u8], now: Timestamp, existing: Existing) -> ImportOutcome {
+    let (orders, lines, skipped) = match parse(store, csv, existing) {
         Ok(parsed) => parsed,
         Err(Parse::Rows(errors)) => return ImportOutcome::Rejected(errors),
         Err(Parse::Store(error)) => return ImportOutcome::Failed(error),
     };
+    let mut known = Vec::with_capacity(skipped.len());
+    for number in skipped {
+        match store.order_by_number(&number) {
+            Ok(Some(order)) => known.push((number, order.id)),
+            // Deleted since it was looked at: still none of this file's business.
+            Ok(None) => {}
+            Err(error) => return ImportOutcome::Failed(error),
+        }
+    }
+    if orders.is_empty() {
+        return ImportOutcome::Imported(Vec::new(), known);
+    }
     match store.create_orders(&orders, now) {
-        Ok(created) => ImportOutcome::Imported(created),
+        Ok(created) => ImportOutcome::Imported(created, known),
         Err(StoreError::InRow { index, source }) => {
             let line = lines[index];
             let errors = match *source {
@@ -91,7 +116,10 @@ fn row_error(line: u64, problem: FieldError) -> RowError {
     RowError { line, column, message: problem.message }
 }
 
-fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> {
+/// The file's new orders and their lines, and the numbers of those skipped as already there.
+type Parsed = (Vec<NewOrder>, Vec<u64>, Vec<String>);
+
+fn parse(store: &Store, csv: &[u8], existing: Existing) -> Result<Parsed, Parse> {
     // Windows line endings: the reader takes "\r\n" as two line ends when it numbers lines, so
     // every error would name the line above the bad one. (A line break inside a quoted field, a
     // customer's name on two lines, becomes "\n" too; nothing the import keeps is multi-line.)
@@ -118,8 +146,15 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
         ));
     }
     let mut columns = HashMap::new();
+    // Columns without a name, as a spreadsheet writes past the last one used: read past while
+    // they are empty.
+    let mut unnamed = Vec::new();
     for (index, name) in headers.iter().enumerate() {
         let name = name.to_ascii_lowercase();
+        if name.is_empty() {
+            unnamed.push(index);
+            continue;
+        }
         if EXPORT_ONLY.contains(&name.as_str()) {
             continue;
         }
@@ -173,11 +208,20 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
             bad_rows += 1;
             continue;
         }
-        let field = |name: &str| columns.get(name).and_then(|i| record.get(*i)).unwrap_or("");
+        let field = |name: &str| {
+            let text = columns.get(name).and_then(|i| record.get(*i)).unwrap_or("");
+            match name {
+                "number" | "customer" | "variant" => unescape(text),
+                _ => text,
+            }
+        };
         let mut row_errors = Vec::new();
         let mut bad = |column: &str, message: &str| {
             row_errors.push(RowError { line, column: column.into(), message: message.into() })
         };
+        if let Some(index) = unnamed.iter().find(|i| record.get(**i).is_some_and(|text| !text.is_empty())) {
+            bad("row", &format!("has a value in column {}, which has no name in the header", index + 1));
+        }
 
         let code = field("variant");
         let variant = match variants.get(code) {
@@ -248,23 +292,49 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
         }
     }
     // Every number already in use, not only the first the store would trip over.
-    let taken = store.taken_order_numbers(orders.iter().map(|o| o.number.as_str())).map_err(Parse::Store)?;
-    for (order, line) in orders.iter().zip(&lines) {
-        if taken.contains(&order.number.as_str()) {
-            errors.push(RowError {
-                line: *line,
-                column: "number".into(),
-                message: "number is already in use".into(),
-            });
-            bad_rows += 1;
+    let taken: HashSet<String> = store
+        .taken_order_numbers(orders.iter().map(|o| o.number.as_str()))
+        .map_err(Parse::Store)?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut skipped = Vec::new();
+    match existing {
+        Existing::Refuse => {
+            for (order, line) in orders.iter().zip(&lines) {
+                if taken.contains(&order.number) {
+                    errors.push(RowError {
+                        line: *line,
+                        column: "number".into(),
+                        message: "number is already in use (?existing=skip imports the other rows)".into(),
+                    });
+                    bad_rows += 1;
+                }
+            }
+            if orders.is_empty() && errors.is_empty() {
+                errors.push(RowError {
+                    line: 2,
+                    column: "row".into(),
+                    message: "the file has no orders".into(),
+                });
+            }
+        }
+        Existing::Skip => {
+            let mut kept = (Vec::with_capacity(orders.len()), Vec::with_capacity(lines.len()));
+            for (order, line) in orders.into_iter().zip(lines) {
+                if taken.contains(&order.number) {
+                    skipped.push(order.number);
+                } else {
+                    kept.0.push(order);
+                    kept.1.push(line);
+                }
+            }
+            (orders, lines) = kept;
         }
     }
     errors.sort_by_key(|e| e.line);
-    if orders.is_empty() && errors.is_empty() {
-        errors.push(RowError { line: 2, column: "row".into(), message: "the file has no orders".into() });
-    }
     if errors.is_empty() {
-        return Ok((orders, lines));
+        return Ok((orders, lines, skipped));
     }
     if errors.len() > MAX_REPORTED {
         errors.truncate(MAX_REPORTED);
@@ -275,6 +345,16 @@ fn parse(store: &Store, csv: &[u8]) -> Result<(Vec<NewOrder>, Vec<u64>), Parse> 
         });
     }
     Err(Parse::Rows(errors))
+}
+
+/// A text field as the export wrote it: one that starts like a formula there got a leading `'`
+/// (see `spreadsheet_safe` in the orders API), which the import takes off again, so an export
+/// imports as it is.
+fn unescape(text: &str) -> &str {
+    match text.strip_prefix('\'') {
+        Some(rest) if rest.trim_start_matches(' ').starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => text,
+    }
 }
 
 /// A CSV reader's error in the words of someone fixing the file.

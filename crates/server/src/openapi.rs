@@ -376,8 +376,10 @@ pub(crate) fn build() -> Value {
             ("due_after", "date-time", "Only orders due at or after this RFC 3339 time."),
             ("machine", "integer", "Only orders with an operation that may run on this machine."),
             ("customer", "string", "Only orders of this customer (exact match)."),
+            ("number", "string", "Only the order of this number (exact match): how an integration finds an order it knows by number."),
             ("search", "string", "Only orders whose number or customer contains this text (1 to 200 characters; ASCII letters in any case)."),
-            ("sort", "string", "`created` (default: as entered) or `due` (earliest due first, then as entered). The cursor works with either."),
+            ("sort", "string", "`created` (default: as entered) or `due` (earliest due first, then as entered). The cursor works with either, but a list by due time meets an order again, or not at all, when its due time changes while the pages are read: for a complete list read by `created` or `changed_after`."),
+            ("changed_after", "integer", "Only orders changed after this revision (an order's `revision`), least recently changed first: an integration keeps the highest revision it has seen and asks for what changed since (0: every order). An order that changes again while the pages are read comes again later, never not at all. Not with `sort`. Deleted orders: `GET /orders/deleted`."),
         ],
     );
     let order = doc.schema::<model::Order>();
@@ -422,13 +424,34 @@ pub(crate) fn build() -> Value {
             .cloned()
             .collect();
         export["parameters"] = json!(filters);
-        export["responses"]["200"]["content"] = json!({"text/csv": {"schema": {"type": "string"}}});
+        export["responses"]["200"] = json!({"description": "The orders as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}});
     }
+    let deleted = json!({"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "required": ["id", "number", "revision"], "properties": {
+            "id": {"type": "integer"}, "number": {"type": "string"},
+            "revision": {"type": "integer", "description": "The revision the deletion took, in the sequence of `Order.revision`."}}}},
+        "next_cursor": {"type": "string", "description": "Pass as `cursor` for the next page; absent on the last page."}}});
+    let mut deleted_params = page_parameters();
+    deleted_params.push(json!({"name": "changed_after", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0},
+        "description": "Only orders deleted after this revision (default 0: every order deleted)."}));
+    doc.op_with(
+        "get",
+        "/orders/deleted",
+        "Orders deleted after a revision, in the order of their revisions",
+        Who::Reader,
+        None,
+        (200, Some(deleted)),
+        deleted_params,
+    );
     doc.op("post", "/orders/import", "Import orders from CSV, all or nothing", Who::Planner, None,
-        (201, Some(json!({"type": "object", "properties": {"imported": {"type": "integer"}, "orders": {"type": "array", "items": {"type": "integer"}}}}))));
+        (201, Some(json!({"type": "object", "properties": {"imported": {"type": "integer"}, "orders": {"type": "array", "items": {"type": "integer"}},
+            "skipped": {"type": "array", "items": {"type": "object", "properties": {"number": {"type": "string"}, "id": {"type": "integer"}}}}}}))));
     if let Some(import) = doc.paths.get_mut("/orders/import").and_then(|p| p.get_mut("post")) {
         import["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}},
-            "description": "Header row, then one order per row: number, customer, variant (code), quantity, due (RFC 3339), optional priority (1-10)."});
+            "description": "Header row, then one order per row: number, customer, variant (code), quantity, due (RFC 3339), optional priority (1-10) and material_ready (RFC 3339). The columns an export adds after these are read past, as are empty columns without a name."});
+        import["parameters"] = json!([{"name": "existing", "in": "query", "required": false,
+            "schema": {"type": "string", "enum": ["refuse", "skip"]},
+            "description": "What to do with a row whose order number is in use: `refuse` the file (default), or `skip` the row, leave that order as it is and import the rest (the answer lists them under `skipped`; 200 when nothing was new)."}]);
     }
 
     {
@@ -650,6 +673,10 @@ pub(crate) fn build() -> Value {
         );
         doc.op("get", "/stream", "Server-sent events: machine_state, production, alarm and plan (a plan became active) changes as they happen", Who::Reader, None,
             (200, Some(json!({"type": "string", "description": "text/event-stream; each event's data is a JSON object with a `type` field"}))));
+        if let Some(stream) = doc.paths.get_mut("/stream").and_then(|p| p.get_mut("get")) {
+            stream["responses"]["200"] = json!({"description": "The event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+        }
     }
 
     {
@@ -879,9 +906,14 @@ pub(crate) fn build() -> Value {
             "field": {"type": "string", "description": "The first offending field, when there is one."},
             "errors": {"type": "array", "items": {"type": "object", "properties": {
                 "field": {"type": "string"}, "message": {"type": "string"}}}},
-            "request_id": {"type": "integer", "description": "Also in the x-request-id header and the server log."}
+            "request_id": {"type": "integer", "description": "Also in the x-request-id header and the server log."},
+            "existing_id": {"type": "integer", "description": "With a 409 for a number in use: the id of the record that has it."}
         }
     }));
+    let mut paths = Value::Object(std::mem::take(&mut doc.paths));
+    let mut schemas = Value::Object(schemas.into_iter().collect());
+    plain_descriptions(&mut paths);
+    plain_descriptions(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -892,10 +924,46 @@ pub(crate) fn build() -> Value {
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": doc.paths,
+        "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas
         }
     })
+}
+
+/// Descriptions drawn from the code's documentation name fields as its links do
+/// (`` See [`Order::number`] ``): a reader of the API sees the field's name (`` `number` ``).
+fn plain_descriptions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                match item {
+                    Value::String(text) if key == "description" && text.contains("[`") => {
+                        *text = plain_links(text);
+                    }
+                    _ => plain_descriptions(item),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_descriptions),
+        _ => {}
+    }
+}
+
+/// `` [`Type::field`] `` as `` `field` `` (and `` [`Type`] `` as `` `Type` ``).
+fn plain_links(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("[`") {
+        let Some(end) = rest[start..].find("`]") else { break };
+        let inner = &rest[start + 2..start + end];
+        out.push_str(&rest[..start]);
+        out.push('`');
+        out.push_str(inner.rsplit("::").next().unwrap_or(inner));
+        out.push('`');
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
 }

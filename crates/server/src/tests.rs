@@ -4651,3 +4651,152 @@ async fn a_retired_machine_leaves_routings_plans_and_oee_and_keeps_its_history()
     h.state.begin_stop();
     workers.finish().await;
 }
+
+#[tokio::test]
+async fn an_integration_follows_every_changed_and_deleted_order_by_revision() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    // Every order once, least recently changed first, whatever changes while the pages are read.
+    let total = h.get("/api/v1/orders?limit=500").await.json["items"].as_array().unwrap().len();
+    let mut seen: Vec<(i64, i64)> = Vec::new();
+    let mut path = "/api/v1/orders?changed_after=0&limit=10".to_string();
+    let mut changed = None;
+    loop {
+        let page = h.get(&path).await.json;
+        for order in page["items"].as_array().unwrap() {
+            seen.push((order["id"].as_i64().unwrap(), order["revision"].as_i64().unwrap()));
+        }
+        if changed.is_none() {
+            // One order already read changes: it comes again, later.
+            let first = seen[0].0;
+            let cancel =
+                h.send("POST", &format!("/api/v1/orders/{first}/cancel"), Some(&planner), None).await;
+            assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text);
+            changed = Some(first);
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/orders?changed_after=0&limit=10&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let revisions: Vec<i64> = seen.iter().map(|(_, r)| *r).collect();
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "by revision");
+    let mut ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+    assert_eq!(seen.last().map(|(id, _)| *id), changed, "the changed order last");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "none missed");
+    assert_eq!(seen.len(), total + 1, "the changed one twice");
+
+    // From the highest revision seen: what changes next, and nothing else.
+    let high = *revisions.last().unwrap();
+    assert!(changed_since(&h, high).await.is_empty());
+    let workers = h.state.start_workers();
+    let (order, operation) = h.first_released_operation().await;
+    let machine = operation["eligible_machines"][0].as_i64().unwrap();
+    let start = format!("/api/v1/operations/{}/start", operation["id"]);
+    let started = h.post_json(&start, &token_for(Role::Operator), &json!({"machine_id": machine})).await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+    assert_eq!(
+        changed_since(&h, high).await,
+        [order["id"].as_i64().unwrap()],
+        "an operation's start moves its order"
+    );
+    // A deleted order is listed apart, with its revision.
+    let planned = h.get("/api/v1/orders?status=planned&limit=1").await.json["items"][0].clone();
+    let id = planned["id"].as_i64().unwrap();
+    assert_eq!(
+        h.send("DELETE", &format!("/api/v1/orders/{id}"), Some(&planner), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let deleted = h.get(&format!("/api/v1/orders/deleted?changed_after={high}")).await.json;
+    assert_eq!(deleted["items"].as_array().unwrap().len(), 1, "{deleted}");
+    assert_eq!(
+        (&deleted["items"][0]["id"], &deleted["items"][0]["number"]),
+        (&planned["id"], &planned["number"])
+    );
+    assert!(deleted["items"][0]["revision"].as_i64().unwrap() > high);
+    // Wrong asks are refused.
+    for bad in [
+        "/api/v1/orders?changed_after=-1",
+        "/api/v1/orders?changed_after=0&sort=due",
+        "/api/v1/orders/deleted?changed_after=-1",
+    ] {
+        assert_eq!(h.get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // The export takes it too: the changes as CSV.
+    let export = h.get(&format!("/api/v1/orders/export?changed_after={high}")).await;
+    assert_eq!(export.text.lines().count(), 2, "{}", export.text);
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+/// The ids of the orders changed after `revision`.
+async fn changed_since(h: &Harness, revision: i64) -> Vec<i64> {
+    let items = h.get(&format!("/api/v1/orders?changed_after={revision}")).await.json["items"].clone();
+    items.as_array().unwrap().iter().map(|o| o["id"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn an_order_file_sent_again_imports_only_what_is_new() {
+    let h = harness();
+    let import = |path: &'static str, file: String| {
+        let app = &h;
+        async move { app.send("POST", path, Some(ADMIN), Some(("text/csv", file.into_bytes()))).await }
+    };
+    // As a spreadsheet saves it: empty columns past the last one used.
+    let first = "number,customer,variant,quantity,due,,\n\
+                 ERP-1,Acme,phone-stand-black,10,2026-12-01T18:00:00+08:00,,\n"
+        .to_string();
+    let reply = import("/api/v1/orders/import?existing=skip", first.clone()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let erp1 = reply.json["orders"][0].clone();
+    let second = format!("{first}ERP-2,Acme,phone-stand-black,5,2026-12-02T18:00:00+08:00,,\n");
+    let reply = import("/api/v1/orders/import?existing=skip", second.clone()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.json["imported"], 1);
+    assert_eq!(reply.json["skipped"], json!([{"number": "ERP-1", "id": erp1}]));
+    // Nothing new, or nothing at all: nothing to do, no error.
+    let reply = import("/api/v1/orders/import?existing=skip", second.clone()).await;
+    assert_eq!((reply.status, &reply.json["imported"]), (StatusCode::OK, &json!(0)), "{}", reply.text);
+    let header_only = "number,customer,variant,quantity,due\n".to_string();
+    let reply = import("/api/v1/orders/import?existing=skip", header_only.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // Without it, as before: a file is new orders.
+    let reply = import("/api/v1/orders/import", second).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
+    assert!(reply.text.contains("existing=skip"), "{}", reply.text);
+    assert_eq!(import("/api/v1/orders/import", header_only).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(import("/api/v1/orders/import?existing=update", first).await.status, StatusCode::BAD_REQUEST);
+    // A value under a column without a name is not read past.
+    let stray =
+        "number,customer,variant,quantity,due,\nERP-3,Acme,phone-stand-black,1,2026-12-02T18:00:00+08:00,x\n";
+    let reply = import("/api/v1/orders/import", stray.to_string()).await;
+    assert!(reply.text.contains("column 6, which has no name"), "{}", reply.text);
+
+    // The same order posted again says which order has the number; the list finds it by number.
+    let order = json!({"number": "ERP-1", "customer": "Acme", "variant_id": 1, "quantity": 10, "due": "2026-12-01T18:00:00+08:00"});
+    let again = h.post_json("/api/v1/orders", &token_for(Role::Planner), &order).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert_eq!(again.json["existing_id"], erp1);
+    let found = h.get("/api/v1/orders?number=ERP-1").await.json["items"].clone();
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["id"], erp1);
+
+    // What the export escapes against spreadsheet formulas imports as it was.
+    let dashed =
+        "number,customer,variant,quantity,due\n-ERP-9,=Acme,phone-stand-black,1,2026-12-02T18:00:00+08:00\n";
+    assert_eq!(import("/api/v1/orders/import", dashed.to_string()).await.status, StatusCode::CREATED);
+    let export = h.get("/api/v1/orders/export?number=-ERP-9").await.text;
+    assert!(export.contains("'-ERP-9,'=Acme"), "{export}");
+    let item = h.get("/api/v1/orders?number=-ERP-9").await.json["items"][0]["id"].as_i64().unwrap();
+    let planner = token_for(Role::Planner);
+    assert_eq!(
+        h.send("DELETE", &format!("/api/v1/orders/{item}"), Some(&planner), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let reply = import("/api/v1/orders/import", export).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let back = h.get("/api/v1/orders?number=-ERP-9").await.json["items"][0].clone();
+    assert_eq!(back["customer"], "=Acme");
+}

@@ -36,6 +36,8 @@ pub struct OrderFilter {
     pub machine: Option<MachineId>,
     /// Only orders of this customer (exact match).
     pub customer: Option<String>,
+    /// Only the order of this number (exact match).
+    pub number: Option<String>,
     /// Only orders whose number or customer contains this text (ASCII letters in any case).
     pub search: Option<String>,
     /// The order of the list.
@@ -43,6 +45,8 @@ pub struct OrderFilter {
     /// With [`OrderSort::Due`] and a cursor: the due time (Unix ms) of the order at the cursor,
     /// so the list goes on from (due, id) however that order has changed since.
     pub cursor_due_ms: Option<i64>,
+    /// With [`OrderSort::Revision`]: only orders changed after this revision ([`Order::revision`]).
+    pub changed_after: i64,
 }
 
 /// The order of an order list.
@@ -53,6 +57,8 @@ pub enum OrderSort {
     Created,
     /// Earliest due first, then as created.
     Due,
+    /// By [`Order::revision`], least recently changed first; the cursor is the last revision.
+    Revision,
 }
 
 /// How many orders are in each status.
@@ -149,6 +155,10 @@ impl Store {
                 sql.push_str(" AND id > ? ORDER BY id");
                 values.push(Value::Integer(after.unwrap_or(0)));
             }
+            (OrderSort::Revision, after) => {
+                sql.push_str(" AND revision > ? ORDER BY revision");
+                values.push(Value::Integer(after.unwrap_or(0).max(filter.changed_after)));
+            }
             (OrderSort::Due, None) => sql.push_str(" ORDER BY due_ms, id"),
             (OrderSort::Due, Some(after)) => {
                 let Some(due) = filter.cursor_due_ms else {
@@ -168,7 +178,24 @@ impl Store {
                 .prepare_cached(&sql)?
                 .query_map(params_from_iter(values), order_row)?
                 .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
-            Ok(page(rows, request.limit, |order| order.id.0))
+            let by_revision = filter.sort == OrderSort::Revision;
+            Ok(page(rows, request.limit, |order| if by_revision { order.revision } else { order.id.0 }))
+        })
+    }
+
+    /// Orders deleted after revision `after`, in the order of their revisions: `(id, number,
+    /// revision)`; the cursor is the last revision.
+    pub fn deleted_orders(&self, after: i64, request: PageRequest) -> Result<Page<(OrderId, String, i64)>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, number, revision FROM deleted_orders WHERE revision > ?1 ORDER BY revision LIMIT ?2",
+                )?
+                .query_map(params![after.max(request.after.unwrap_or(0)), request.limit + 1], |row| {
+                    Ok((OrderId(row.get(0)?), row.get(1)?, row.get(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(page(rows, request.limit, |(_, _, revision)| *revision))
         })
     }
 
@@ -456,6 +483,8 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
             insert_machine.execute(params![operation, machine.0])?;
         }
     }
+    // Set by the insert trigger (operations inserted after it do not move it).
+    let revision = tx.query_row("SELECT revision FROM orders WHERE id = ?1", [id.0], |row| row.get(0))?;
     Ok(Order {
         id,
         number: new.number.clone(),
@@ -469,13 +498,14 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         created_at: from_ms(to_ms(now))?,
         finished_at: None,
         delivered: None,
+        revision,
     })
 }
 
 /// An order's columns; the last is what it delivered, once it is done.
 const ORDER_SELECT: &str =
     "SELECT id, number, customer, variant_id, quantity, due_ms, priority, status, created_ms, material_ready_ms,
-     finished_ms, delivered FROM orders";
+     finished_ms, delivered, revision FROM orders";
 
 fn read_order(conn: &Connection, id: OrderId) -> Result<Order> {
     conn.prepare_cached(&format!("{ORDER_SELECT} WHERE id = ?1"))?
@@ -503,6 +533,10 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
     if let Some(customer) = &filter.customer {
         sql.push_str(" AND customer = ?");
         values.push(Value::Text(customer.clone()));
+    }
+    if let Some(number) = &filter.number {
+        sql.push_str(" AND number = ?");
+        values.push(Value::Text(number.clone()));
     }
     if let Some(text) = &filter.search {
         sql.push_str(r" AND (number LIKE ? ESCAPE '\' OR customer LIKE ? ESCAPE '\')");
@@ -550,6 +584,7 @@ fn order_row(row: &Row<'_>) -> rusqlite::Result<Result<Order>> {
         created_at,
         finished_at,
         delivered: row.get(11)?,
+        revision: row.get(12)?,
     }))
 }
 

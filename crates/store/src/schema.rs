@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0026_series_ids_never_reused.sql"),
     include_str!("migrations/0027_orders_delivered.sql"),
     include_str!("migrations/0028_machines_retired.sql"),
+    include_str!("migrations/0029_order_revisions.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

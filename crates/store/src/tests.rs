@@ -198,7 +198,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 28);
+    assert_eq!(store.schema_version().unwrap(), 29);
 }
 
 #[test]
@@ -298,10 +298,63 @@ fn upgrading_keeps_every_row_and_reference() {
             })
             .unwrap();
         let f = fixture_at(store, site);
-        // As created: this version's order queries read columns version 16 did not have.
+        // Written as version 16 kept orders (this version's order code reads and writes columns
+        // it did not have), each with the fixture routing's two operations; as read after the
+        // upgrade, which numbers the revisions of the orders there by their ids.
         let orders: Vec<Order> = ["SO-1", "SO-2", "SO-3"]
             .into_iter()
-            .map(|number| f.store.create_order(&new_order(number, f.variant), NOW).unwrap())
+            .map(|number| {
+                let new = new_order(number, f.variant);
+                let id = f
+                    .store
+                    .write(|tx| {
+                        tx.execute(
+                            "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7)",
+                            rusqlite::params![
+                                new.number,
+                                new.customer,
+                                new.variant_id.0,
+                                new.quantity,
+                                to_ms(new.due),
+                                new.priority,
+                                to_ms(NOW)
+                            ],
+                        )?;
+                        let id = tx.last_insert_rowid();
+                        for (seq, name, machines) in [(0, "mill", &f.machines[..]), (1, "deburr", &f.machines[1..])] {
+                            tx.execute(
+                                "INSERT INTO operations (order_id, seq, name, setup_seconds, unit_seconds, setup_family, status)
+                                 VALUES (?1, ?2, ?3, 600, 30.0, 'alu', 'planned')",
+                                rusqlite::params![id, seq, name],
+                            )?;
+                            let operation = tx.last_insert_rowid();
+                            for machine in machines {
+                                tx.execute(
+                                    "INSERT INTO operation_machines (operation_id, machine_id) VALUES (?1, ?2)",
+                                    rusqlite::params![operation, machine.0],
+                                )?;
+                            }
+                        }
+                        Ok(id)
+                    })
+                    .unwrap();
+                Order {
+                    id: OrderId(id),
+                    number: new.number,
+                    customer: new.customer,
+                    variant_id: new.variant_id,
+                    quantity: new.quantity,
+                    due: new.due,
+                    priority: new.priority,
+                    status: OrderStatus::Planned,
+                    material_ready: None,
+                    created_at: NOW,
+                    finished_at: None,
+                    delivered: None,
+                    revision: id,
+                }
+            })
             .collect();
         let user = f.store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
         f.store.create_token(user.id, "cli", &[9u8; 32], "mf_abc", NOW).unwrap();
@@ -346,7 +399,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 28);
+    assert_eq!(store.schema_version().unwrap(), 29);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);

@@ -354,15 +354,15 @@ pub(crate) struct TokenInfo {
     /// The first characters of the token.
     prefix: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "model::DateTime")]
     created_at: model::Timestamp,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<model::DateTime>")]
     revoked_at: Option<model::Timestamp>,
     /// When the token stops working by itself (browser sessions); absent when it lasts until
     /// revoked.
     #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<model::DateTime>")]
     expires_at: Option<model::Timestamp>,
 }
 

@@ -25,8 +25,10 @@ pub(crate) struct OrdersQuery {
     due_after: Option<String>,
     machine: Option<i64>,
     customer: Option<String>,
+    number: Option<String>,
     search: Option<String>,
     sort: Option<String>,
+    changed_after: Option<i64>,
 }
 
 pub(crate) async fn list_orders(
@@ -53,10 +55,20 @@ pub(crate) async fn list_orders(
 
 /// The filter of an orders list's query (its paging aside).
 fn orders_filter(query: OrdersQuery) -> ApiResult<OrderFilter> {
-    let sort = match query.sort.as_deref() {
-        None | Some("created") => store::OrderSort::Created,
-        Some("due") => store::OrderSort::Due,
-        Some(_) => return Err(ApiError::bad_request("sort", "must be created or due")),
+    let sort = match (query.sort.as_deref(), query.changed_after) {
+        (None, Some(revision)) if revision >= 0 => store::OrderSort::Revision,
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request("changed_after", "must be a revision, 0 or more"));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "sort",
+                "changed_after lists orders by revision; leave sort out",
+            ));
+        }
+        (None | Some("created"), None) => store::OrderSort::Created,
+        (Some("due"), None) => store::OrderSort::Due,
+        (Some(_), None) => return Err(ApiError::bad_request("sort", "must be created or due")),
     };
     if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
         return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
@@ -64,11 +76,13 @@ fn orders_filter(query: OrdersQuery) -> ApiResult<OrderFilter> {
     Ok(OrderFilter {
         sort,
         cursor_due_ms: None,
+        changed_after: query.changed_after.unwrap_or(0),
         status: query.status,
         due_before: timestamp_param("due_before", query.due_before.as_deref())?,
         due_after: timestamp_param("due_after", query.due_after.as_deref())?,
         machine: query.machine.map(model::MachineId),
         customer: query.customer,
+        number: query.number,
         search: query.search,
     })
 }
@@ -197,7 +211,7 @@ fn spreadsheet_safe(text: &str) -> String {
 pub(crate) fn order_cursor(sort: store::OrderSort, page: &store::Page<Order>) -> Option<String> {
     let id = page.next_cursor?;
     match sort {
-        store::OrderSort::Created => Some(id.to_string()),
+        store::OrderSort::Created | store::OrderSort::Revision => Some(id.to_string()),
         store::OrderSort::Due => {
             page.items.last().map(|order| format!("{}.{id}", model::oee::unix_ms(order.due)))
         }
@@ -212,7 +226,7 @@ pub(crate) fn split_order_cursor(
 ) -> Result<(Option<&str>, Option<i64>), ()> {
     match (sort, cursor) {
         (_, None | Some("")) => Ok((None, None)),
-        (store::OrderSort::Created, Some(cursor)) => Ok((Some(cursor), None)),
+        (store::OrderSort::Created | store::OrderSort::Revision, Some(cursor)) => Ok((Some(cursor), None)),
         (store::OrderSort::Due, Some(cursor)) => {
             let (due, id) = cursor.split_once('.').ok_or(())?;
             // Both halves are numbers: an empty id would quietly start the list again.
@@ -222,6 +236,42 @@ pub(crate) fn split_order_cursor(
             Ok((Some(id), Some(due.parse().map_err(|_| ())?)))
         }
     }
+}
+
+/// `GET /orders/deleted`'s query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeletedQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    changed_after: Option<i64>,
+}
+
+/// An order that was deleted, and the revision its deletion took.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct DeletedOrder {
+    id: OrderId,
+    number: String,
+    revision: i64,
+}
+
+/// `GET /orders/deleted?changed_after=`: the orders deleted after a revision, in the order of
+/// their revisions, so an integration that follows `GET /orders?changed_after=` learns of them too.
+pub(crate) async fn deleted_orders(
+    State(state): State<AppState>,
+    _: Reader,
+    QueryParams(query): QueryParams<DeletedQuery>,
+) -> ApiResult<Json<ListResponse<DeletedOrder>>> {
+    let after = query.changed_after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::bad_request("changed_after", "must be a revision, 0 or more"));
+    }
+    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let store = state.store;
+    let page = read(|| store.deleted_orders(after, request))?;
+    let items =
+        page.items.into_iter().map(|(id, number, revision)| DeletedOrder { id, number, revision }).collect();
+    Ok(Json(ListResponse { items, next_cursor: page.next_cursor.map(|revision| revision.to_string()) }))
 }
 
 /// An order with its operations.
@@ -259,7 +309,18 @@ pub(crate) async fn create_order(
     super::validate(&new)?;
     let now = state.clock.now();
     let store = state.store.clone();
-    let created = blocking(move || store.create_order(&new, now)).await?;
+    let number = new.number.clone();
+    let created = match blocking(move || store.create_order(&new, now)).await {
+        Ok(created) => created,
+        // The same order sent again (a retry after a timeout): say which one is there.
+        Err(error) if error.is_conflict() => {
+            return Err(match read(|| state.store.order_by_number(&number))? {
+                Some(existing) => error.with_existing(existing.id.0),
+                None => error,
+            });
+        }
+        Err(error) => return Err(error),
+    };
     state.wake_replanner();
     Ok(Created(created))
 }
@@ -339,13 +400,37 @@ async fn change_status(state: AppState, id: OrderId, next: OrderStatus) -> ApiRe
 pub(crate) struct ImportResponse {
     imported: usize,
     orders: Vec<OrderId>,
+    /// With `?existing=skip`: the rows of orders already there, left as they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<SkippedOrder>,
+}
+
+/// An order a `?existing=skip` import left as it was.
+#[derive(Serialize)]
+pub(crate) struct SkippedOrder {
+    number: String,
+    id: OrderId,
+}
+
+/// `POST /orders/import`'s query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportQuery {
+    /// `refuse` (the default) or `skip`: what to do with rows of order numbers in use.
+    existing: Option<String>,
 }
 
 pub(crate) async fn import_orders(
     State(state): State<AppState>,
     _: Planner,
+    QueryParams(query): QueryParams<ImportQuery>,
     request: Request,
-) -> ApiResult<Created<ImportResponse>> {
+) -> ApiResult<(StatusCode, Json<ImportResponse>)> {
+    let existing = match query.existing.as_deref() {
+        None | Some("refuse") => crate::import::Existing::Refuse,
+        Some("skip") => crate::import::Existing::Skip,
+        Some(_) => return Err(ApiError::bad_request("existing", "must be refuse or skip")),
+    };
     let is_csv =
         request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(
             |value| value.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")),
@@ -369,16 +454,27 @@ pub(crate) async fn import_orders(
     }
     let now = state.clock.now();
     let store = state.store.clone();
-    let outcome = tokio::task::spawn_blocking(move || import_csv(&store, &bytes, now))
+    let outcome = tokio::task::spawn_blocking(move || import_csv(&store, &bytes, now, existing))
         .await
         .map_err(ApiError::internal)?;
     match outcome {
-        ImportOutcome::Imported(orders) => {
-            state.wake_replanner();
-            Ok(Created(ImportResponse {
-                imported: orders.len(),
-                orders: orders.iter().map(|o| o.id).collect(),
-            }))
+        ImportOutcome::Imported(orders, skipped) => {
+            // Created when something was; a file of orders all there already changed nothing.
+            let status = if orders.is_empty() {
+                StatusCode::OK
+            } else {
+                state.wake_replanner();
+                StatusCode::CREATED
+            };
+            let skipped = skipped.into_iter().map(|(number, id)| SkippedOrder { number, id }).collect();
+            Ok((
+                status,
+                Json(ImportResponse {
+                    imported: orders.len(),
+                    orders: orders.iter().map(|o| o.id).collect(),
+                    skipped,
+                }),
+            ))
         }
         ImportOutcome::Rejected(errors) => Err(ApiError::validation(
             errors

@@ -44,10 +44,10 @@ pub(crate) struct Eta {
     pub(crate) order_id: OrderId,
     pub(crate) number: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "model::DateTime")]
     pub(crate) due: Timestamp,
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "model::DateTime")]
     pub(crate) eta: Timestamp,
     pub(crate) late: bool,
     /// The order's status now, which the plan may no longer match (not in the API).
@@ -454,10 +454,10 @@ pub(crate) struct GanttLane {
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct ClosedSpan {
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "model::DateTime")]
     pub(crate) from: Timestamp,
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "model::DateTime")]
     pub(crate) to: Timestamp,
     /// The maintenance window's reason; absent for time outside the shifts.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -230,7 +230,7 @@ pub(crate) struct StateReport {
     /// When the machine entered the state (from seven days ago to five minutes from now); now when
     /// absent.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<model::DateTime>")]
     at: Option<Timestamp>,
 }
 
@@ -317,7 +317,7 @@ pub(crate) struct ProductionReport {
     operation_id: Option<model::OperationId>,
     /// When the units were made (from seven days ago to five minutes from now); now when absent.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<model::DateTime>")]
     at: Option<Timestamp>,
 }
 

@@ -301,11 +301,13 @@ pub(crate) fn parse_filter(
         Ok(request) if errors.is_empty() => Ok((
             OrderFilter {
                 cursor_due_ms,
+                changed_after: 0,
                 status,
                 due_after: after.map(|d| local_midnight(d, zone)),
                 due_before: before.and_then(|d| d.next_day()).map(|d| local_midnight(d, zone)),
                 machine: None,
                 customer,
+                number: None,
                 search,
                 sort,
             },

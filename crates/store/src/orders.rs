@@ -13,6 +13,21 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use crate::catalog::read_routing;
 use crate::{Page, PageRequest, Result, Store, StoreError, constraint, from_ms, page, to_ms};
 
+/// The routing orders of `variant` are made by.
+fn variant_routing(tx: &Connection, variant: VariantId) -> Result<model::Routing> {
+    let routing: Option<Option<i64>> = tx
+        .prepare_cached("SELECT routing_id FROM variants WHERE id = ?1")?
+        .query_row([variant.0], |row| row.get(0))
+        .optional()?;
+    match routing {
+        None => Err(StoreError::invalid("variant_id", &format!("no such variant (id {variant})"))),
+        Some(None) => {
+            Err(StoreError::invalid("variant_id", "the variant has no routing, so it cannot be made"))
+        }
+        Some(Some(routing)) => read_routing(tx, model::RoutingId(routing)),
+    }
+}
+
 /// What an order (the row of `orders`) delivered, as SQL: the good units of its last operation not
 /// cancelled ([`Order::delivered`]), stored with the order when it is done. A macro, so that
 /// `concat!` can use it.
@@ -81,21 +96,29 @@ pub struct Deliveries {
 impl Store {
     /// Creates an order and its operations from the variant's routing.
     pub fn create_order(&self, new: &NewOrder, now: Timestamp) -> Result<Order> {
-        self.write(|tx| insert_order(tx, new, now))
+        self.write(|tx| {
+            let mut batch = Batch::begin(tx)?;
+            let order = insert_order(tx, new, now, &mut batch)?;
+            batch.end(tx)?;
+            Ok(order)
+        })
     }
 
     /// Creates all of `orders` or none of them. On failure the error says which one failed
     /// ([`StoreError::InRow`]).
     pub fn create_orders(&self, orders: &[NewOrder], now: Timestamp) -> Result<Vec<Order>> {
         self.write(|tx| {
-            orders
+            let mut batch = Batch::begin(tx)?;
+            let created = orders
                 .iter()
                 .enumerate()
                 .map(|(index, new)| {
-                    insert_order(tx, new, now)
+                    insert_order(tx, new, now, &mut batch)
                         .map_err(|error| StoreError::InRow { index, source: Box::new(error) })
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()?;
+            batch.end(tx)?;
+            Ok(created)
         })
     }
 
@@ -420,25 +443,34 @@ impl Store {
     }
 }
 
-fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order> {
-    let routing: Option<Option<i64>> = tx
-        .prepare_cached("SELECT routing_id FROM variants WHERE id = ?1")?
-        .query_row([new.variant_id.0], |row| row.get(0))
-        .optional()?;
-    let routing = match routing {
+/// What the orders created in one transaction share: their revisions, numbered on from the
+/// counter (the insert trigger leaves an order created with one as it is) and counted once at the
+/// end, and their variants' routings, read once each.
+struct Batch {
+    next_revision: i64,
+    routings: HashMap<VariantId, model::Routing>,
+}
+
+impl Batch {
+    fn begin(tx: &Connection) -> Result<Batch> {
+        let last: i64 = tx.query_row("SELECT value FROM order_revision", [], |row| row.get(0))?;
+        Ok(Batch { next_revision: last + 1, routings: HashMap::new() })
+    }
+
+    fn end(self, tx: &Connection) -> Result<()> {
+        tx.execute("UPDATE order_revision SET value = ?1", [self.next_revision - 1])?;
+        Ok(())
+    }
+}
+
+fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp, batch: &mut Batch) -> Result<Order> {
+    let routing = match batch.routings.get(&new.variant_id) {
+        Some(routing) => routing.clone(),
         None => {
-            return Err(StoreError::invalid(
-                "variant_id",
-                &format!("no such variant (id {})", new.variant_id),
-            ));
+            let routing = variant_routing(tx, new.variant_id)?;
+            batch.routings.insert(new.variant_id, routing.clone());
+            routing
         }
-        Some(None) => {
-            return Err(StoreError::invalid(
-                "variant_id",
-                "the variant has no routing, so it cannot be made",
-            ));
-        }
-        Some(Some(routing)) => read_routing(tx, model::RoutingId(routing))?,
     };
     if let Some(problem) = routing
         .steps
@@ -447,9 +479,10 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
     {
         return Err(StoreError::Invalid(vec![problem]));
     }
+    let revision = batch.next_revision;
     tx.prepare_cached(
         "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms,
-         material_ready_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7, ?8)",
+         material_ready_ms, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned', ?7, ?8, ?9)",
     )?
     .execute(params![
         new.number,
@@ -459,9 +492,11 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
         to_ms(new.due),
         new.priority,
         to_ms(now),
-        new.material_ready.map(to_ms)
+        new.material_ready.map(to_ms),
+        revision
     ])
     .map_err(constraint)?;
+    batch.next_revision += 1;
     let id = OrderId(tx.last_insert_rowid());
     let mut insert_operation = tx.prepare_cached(
         "INSERT INTO operations (order_id, seq, name, setup_seconds, unit_seconds, setup_family, status)
@@ -483,8 +518,6 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp) -> Result<Order
             insert_machine.execute(params![operation, machine.0])?;
         }
     }
-    // Set by the insert trigger (operations inserted after it do not move it).
-    let revision = tx.query_row("SELECT revision FROM orders WHERE id = ?1", [id.0], |row| row.get(0))?;
     Ok(Order {
         id,
         number: new.number.clone(),

@@ -2056,10 +2056,8 @@ mod account_tests {
 #[test]
 fn every_change_of_an_order_takes_the_next_revision() {
     let f = fixture(Store::open_in_memory().unwrap());
-    let batch = f
-        .store
-        .create_orders(&[new_order("SO-1", f.variant), new_order("SO-2", f.variant)], NOW)
-        .unwrap();
+    let batch =
+        f.store.create_orders(&[new_order("SO-1", f.variant), new_order("SO-2", f.variant)], NOW).unwrap();
     let single = f.store.create_order(&new_order("SO-3", f.variant), NOW).unwrap();
     let revisions: Vec<i64> = batch.iter().chain([&single]).map(|o| o.revision).collect();
     assert_eq!(revisions, [1, 2, 3], "numbered as created, once each");
@@ -2070,7 +2068,9 @@ fn every_change_of_an_order_takes_the_next_revision() {
     let released = read(batch[0].id);
     assert!(released > 3, "{released}");
     let operation = f.store.operations(batch[1].id).unwrap()[0].id;
-    f.store.write(|tx| Ok(tx.execute("UPDATE operations SET good = 1 WHERE id = ?1", [operation.0])?)).unwrap();
+    f.store
+        .write(|tx| Ok(tx.execute("UPDATE operations SET good = 1 WHERE id = ?1", [operation.0])?))
+        .unwrap();
     assert_eq!(read(batch[1].id), released + 1);
     let next = f.store.create_order(&new_order("SO-4", f.variant), NOW).unwrap();
     assert_eq!(next.revision, released + 2, "creating goes on from the same count");

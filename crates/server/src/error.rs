@@ -134,6 +134,16 @@ impl ApiError {
         )
     }
 
+    /// The body is compressed (`Content-Encoding`), which no endpoint takes (415).
+    pub fn unsupported_encoding() -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body uncompressed (without Content-Encoding)",
+        )
+    }
+
     /// The body is not in a format this endpoint takes (415).
     pub fn unsupported_media_type(expected: &str) -> ApiError {
         ApiError::new(

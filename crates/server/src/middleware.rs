@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::AppState;
@@ -42,7 +42,18 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     let context = RequestContext { id, path: request.uri().path().to_string() };
     let api = context.path.starts_with("/api/");
     let span = tracing::debug_span!("request", id, %method, route = %route);
-    let mut response = CONTEXT.scope(context, next.run(request)).instrument(span).await;
+    // Bodies are read as sent: a compressed one would be taken for garbage (a CSV "not UTF-8").
+    let encoded = request
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .is_some_and(|value| !value.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let answer = async move {
+        if encoded {
+            return crate::error::ApiError::unsupported_encoding().into_response();
+        }
+        next.run(request).await
+    };
+    let mut response = CONTEXT.scope(context, answer).instrument(span).await;
     let headers = response.headers_mut();
     headers.insert("x-request-id", HeaderValue::from(id));
     // API answers are a user's own data (and some carry a new token): no cache keeps them.

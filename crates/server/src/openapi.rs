@@ -363,7 +363,14 @@ pub(crate) fn build() -> Value {
         "/variants",
         "variant",
         Who::Planner,
-        &[("product", "integer", "Only variants of this product.")],
+        &[
+            ("product", "integer", "Only variants of this product."),
+            (
+                "code",
+                "string",
+                "Only the variant of this code (exact): how an integration finds the id of a code it knows.",
+            ),
+        ],
     );
     doc.resource::<model::Routing, model::NewRouting>("/routings", "routing", Who::Planner, &[]);
     doc.resource::<model::Order, model::NewOrder>(

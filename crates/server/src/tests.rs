@@ -4768,6 +4768,17 @@ async fn an_order_file_sent_again_imports_only_what_is_new() {
     assert!(reply.text.contains("existing=skip"), "{}", reply.text);
     assert_eq!(import("/api/v1/orders/import", header_only).await.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(import("/api/v1/orders/import?existing=update", first).await.status, StatusCode::BAD_REQUEST);
+    // A compressed file is refused as such, not read as garbage.
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/orders/import")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "text/csv")
+        .header("content-encoding", "gzip")
+        .body(Body::from(vec![0x1f, 0x8b, 8, 0]))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // A value under a column without a name is not read past.
     let stray =
         "number,customer,variant,quantity,due,\nERP-3,Acme,phone-stand-black,1,2026-12-02T18:00:00+08:00,x\n";
@@ -4779,6 +4790,10 @@ async fn an_order_file_sent_again_imports_only_what_is_new() {
     let again = h.post_json("/api/v1/orders", &token_for(Role::Planner), &order).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
     assert_eq!(again.json["existing_id"], erp1);
+    let variant = h.get("/api/v1/variants?code=phone-stand-black").await.json["items"].clone();
+    assert_eq!(variant.as_array().map(Vec::len), Some(1), "{variant}");
+    assert_eq!(variant[0]["code"], "phone-stand-black");
+    assert_eq!(h.get("/api/v1/variants?code=no-such").await.json["items"], json!([]));
     let found = h.get("/api/v1/orders?number=ERP-1").await.json["items"].clone();
     assert_eq!(found.as_array().unwrap().len(), 1);
     assert_eq!(found[0]["id"], erp1);

@@ -109,6 +109,8 @@ pub(crate) struct VariantsQuery {
     limit: Option<u32>,
     cursor: Option<String>,
     product: Option<i64>,
+    /// The variant of this code (exact): how an integration finds the id of a code it knows.
+    code: Option<String>,
 }
 
 pub(crate) async fn list_variants(
@@ -121,6 +123,15 @@ pub(crate) async fn list_variants(
     // A filter naming nothing that exists is wrong, not "none" (as everywhere).
     if let Some(product) = query.product {
         read(|| store.product(ProductId(product)))?;
+    }
+    if let Some(code) = query.code {
+        // One variant at most: a list of it (or none), as the other filters answer.
+        let found = read(|| store.variant_by_code(&code))?;
+        let items = found
+            .into_iter()
+            .filter(|v| query.product.is_none_or(|p| v.product_id == ProductId(p)))
+            .collect();
+        return Ok(Json(ListResponse { items, next_cursor: None }));
     }
     Ok(Json(read(|| store.variants(query.product.map(ProductId), request))?.into()))
 }

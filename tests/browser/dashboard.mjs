@@ -271,8 +271,10 @@ try {
 
   // --- Operator on a tablet: start and finish an operation. ---------------------------------
   // The simulated machines are busy, and an operator may not start work on a busy machine: a
-  // hand-worked bench added now (the simulator drives only the machines it started with) gets a
-  // one-step order, released and planned.
+  // hand-worked bench added now gets a one-step order, released and planned. The simulator takes
+  // up new machines too and starts their planned work when its time comes; the order's material
+  // arrives three factory hours from now (three real minutes at 60x), so the plan starts it no
+  // earlier and the operator, whom material on its way does not stop, is first.
   const site = machines[0].site_id;
   const bench = await api('POST', '/api/v1/machines', {
     site_id: site, code: 'hand-bench', name: 'Hand bench', kind: 'assembly', rated_power_kw: 0.5,
@@ -285,9 +287,11 @@ try {
   const variant = await api('POST', '/api/v1/variants', {
     product_id: product.id, code: 'hand-kit-a', name: 'Hand kit A', routing_id: routing.id,
   });
+  const factoryNow = Date.parse((await publishPlan()).created_at);
   const handOrder = await api('POST', '/api/v1/orders', {
     number: 'SO-BROWSER-HAND', customer: 'Browser Test Ltd', variant_id: variant.id, quantity: 8,
-    due: new Date(Date.now() + 7 * 86400000).toISOString(), priority: 5,
+    due: new Date(factoryNow + 7 * 86400000).toISOString(), priority: 5,
+    material_ready: new Date(factoryNow + 3 * 3600000).toISOString(),
   });
   await api('POST', `/api/v1/orders/${handOrder.id}/release`);
   await publishPlan();

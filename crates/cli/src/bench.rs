@@ -222,7 +222,7 @@ fn run_in(options: &IngestBench, qos: QoS, dir: &std::path::Path) -> anyhow::Res
             probe.publish(&message.topic, message.payload, QoS::AtLeastOnce, false).await?;
             let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
             loop {
-                let points = store.series(probe_machine, "bench_probe", at_ms, at_ms + 1, None, 1)?;
+                let points = store.series(probe_machine, "bench_probe", at_ms, at_ms + 1, None, 0, 1)?;
                 if !points.is_empty() {
                     latencies.push(sent.elapsed());
                     break;

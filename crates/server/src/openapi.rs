@@ -489,7 +489,7 @@ pub(crate) fn build() -> Value {
         );
         let mut series_params = vec![q("metric", "string", true, "The metric name.")];
         series_params.extend(period());
-        series_params.push(q("step", "integer", false, "Seconds per aggregated point (min, max, avg, last, count); absent for raw readings. Whole minutes read the 1-minute roll-ups."));
+        series_params.push(q("step", "integer", false, "Seconds per aggregated point (min, max, avg, last, count); absent for raw readings. Steps start at the site's local midnight on the first day of the range (step=86400: its days). Whole minutes read the 1-minute roll-ups."));
         series_params.push(q(
             "limit",
             "integer",

@@ -1088,6 +1088,34 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
 }
 
 #[tokio::test]
+async fn steps_of_a_day_are_the_site_s_days() {
+    let h = harness();
+    // Half an hour before and after midnight in Hong Kong, the harness site's zone (UTC+8).
+    let readings: Vec<model::Reading> =
+        [(datetime!(2026-11-22 23:30 +08:00), 1.0), (datetime!(2026-11-23 00:30 +08:00), 100.0)]
+            .into_iter()
+            .map(|(at, value)| model::Reading {
+                machine: model::MachineId(2),
+                metric: "load".into(),
+                at,
+                value,
+            })
+            .collect();
+    h.store.write_readings(&readings).unwrap();
+    let days = h
+        .get("/api/v1/machines/2/series?metric=load&from=2026-11-22T00:00:00%2B08:00&to=2026-11-24T00:00:00%2B08:00&step=86400")
+        .await
+        .json;
+    let points: Vec<(&str, f64)> = days["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["ts"].as_str().unwrap(), p["avg"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(points, [("2026-11-21T16:00:00Z", 1.0), ("2026-11-22T16:00:00Z", 100.0)], "{days}");
+}
+
+#[tokio::test]
 async fn series_are_queryable_raw_and_aggregated() {
     let h = harness();
     let base = datetime!(2026-11-24 08:00 +08:00);

@@ -434,7 +434,11 @@ impl Store {
 
     /// Readings of one series in `[from_ms, to_ms)`: raw when `step_ms` is `None` (at most
     /// `limit` points), otherwise aggregated per step (from the roll-ups when the step is a whole
-    /// number of minutes, so long ranges stay fast and survive raw-data retention).
+    /// number of minutes, so long ranges stay fast and survive raw-data retention). Steps start at
+    /// `origin_ms` and whole steps from it (0: the Unix epoch; a site's local midnight for days
+    /// of its own). Roll-up rows go to the step of their start, so an origin between whole hours
+    /// (a zone half an hour off UTC) places an hour's roll-up in the step it begins in.
+    #[allow(clippy::too_many_arguments, reason = "a query's parameters, each named where it is called")]
     pub fn series(
         &self,
         machine: MachineId,
@@ -442,6 +446,7 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
         step_ms: Option<i64>,
+        origin_ms: i64,
         limit: u32,
     ) -> Result<Vec<SeriesPoint>> {
         self.read(|conn| {
@@ -485,7 +490,7 @@ impl Store {
                             _ => i64::MAX,
                         },
                     };
-                    let mut steps = Steps::new(step, limit);
+                    let mut steps = Steps::new(step, origin_ms, limit);
                     levels.fold(&mut steps, top, from_ms, to_ms)?;
                     steps.finish()
                 }
@@ -1120,6 +1125,8 @@ fn fold_into(
 /// `step` milliseconds (each starting at a multiple of the step), keeping at most `limit` steps.
 struct Steps {
     step: i64,
+    /// Where steps start: this, and whole steps from it.
+    origin: i64,
     limit: usize,
     points: Vec<SeriesPoint>,
     /// The step being filled: its start and what it holds so far.
@@ -1127,13 +1134,20 @@ struct Steps {
 }
 
 impl Steps {
-    fn new(step: i64, limit: u32) -> Self {
-        Steps { step: step.max(1), limit: limit as usize, points: Vec::new(), filling: None }
+    fn new(step: i64, origin: i64, limit: u32) -> Self {
+        let step = step.max(1);
+        Steps {
+            step,
+            origin: origin.rem_euclid(step),
+            limit: limit as usize,
+            points: Vec::new(),
+            filling: None,
+        }
     }
 
     /// Adds a row; false once `limit` steps are complete and the row starts another.
     fn add(&mut self, (ts_ms, row): (i64, Aggregate)) -> bool {
-        let start = ts_ms.div_euclid(self.step) * self.step;
+        let start = (ts_ms - self.origin).div_euclid(self.step) * self.step + self.origin;
         if let Some((at, filling)) = &mut self.filling
             && *at == start
         {

@@ -272,7 +272,7 @@ fn upgrading_sums_the_stored_minutes_into_hours() {
         (f.machines[0], base)
     };
     let store = Store::open(&path, Durability::Full).unwrap();
-    let hours = store.series(machine, "t", base, base + 7_200_000, Some(3_600_000), 10).unwrap();
+    let hours = store.series(machine, "t", base, base + 7_200_000, Some(3_600_000), 0, 10).unwrap();
     let rows: Vec<_> = hours.iter().map(|p| (p.ts_ms - base, p.min, p.max, p.avg, p.last, p.count)).collect();
     // The first hour: minute 59 holds its latest reading (59:10); the mean is (4 + 10 + 1) / 5.
     assert_eq!(rows, [(0, -2.0, 9.0, 3.0, 4.0, 5), (3_600_000, 7.0, 7.0, 7.0, 7.0, 1)]);
@@ -859,11 +859,11 @@ mod telemetry_tests {
         f.store.delete_machine(gone, true).unwrap();
         // A new series on another machine, which a reused id would have given the old readings.
         f.store.write_batch(&[reading(f.machines[0], "brand_new", base + 5000, 1.0)], &[], &[], &[]).unwrap();
-        let raw = f.store.series(f.machines[0], "brand_new", base, base + 60_000, None, 100).unwrap();
+        let raw = f.store.series(f.machines[0], "brand_new", base, base + 60_000, None, 0, 100).unwrap();
         assert_eq!(raw.len(), 1, "{raw:?}");
         let minutes = f
             .store
-            .series(f.machines[0], "brand_new", base - 60_000, base + 120_000, Some(60_000), 100)
+            .series(f.machines[0], "brand_new", base - 60_000, base + 120_000, Some(60_000), 0, 100)
             .unwrap();
         assert_eq!(minutes.iter().map(|p| p.count).sum::<u64>(), 1, "{minutes:?}");
     }
@@ -926,7 +926,7 @@ mod telemetry_tests {
         f.store.write_readings(&batch).unwrap();
         let steps = |from: i64, to: i64| -> Vec<(i64, f64, f64, u64)> {
             f.store
-                .series(m, "t", at(from), at(to), Some(60_000), 1000)
+                .series(m, "t", at(from), at(to), Some(60_000), 0, 1000)
                 .unwrap()
                 .iter()
                 .map(|p| (p.ts_ms - base, p.min, p.max, p.count))
@@ -958,7 +958,7 @@ mod telemetry_tests {
         f.store.write_readings(&batch).unwrap();
         let steps = |from: i64, to: i64| -> Vec<(i64, f64, f64, f64, u64)> {
             f.store
-                .series(m, "t", base + from, base + to, Some(hour), 1000)
+                .series(m, "t", base + from, base + to, Some(hour), 0, 1000)
                 .unwrap()
                 .iter()
                 .map(|p| (p.ts_ms - base, p.min, p.max, p.last, p.count))
@@ -973,7 +973,7 @@ mod telemetry_tests {
         assert_eq!(steps(half + 40_000, 2 * hour)[0], (0, 31.0, 59.0, 59.0, 29));
         // The middle hour is the hour roll-up's row: the same as the minutes give.
         let by_minutes =
-            f.store.series(m, "t", base + hour, base + 2 * hour, Some(2 * minute), 1000).unwrap();
+            f.store.series(m, "t", base + hour, base + 2 * hour, Some(2 * minute), 0, 1000).unwrap();
         assert_eq!(by_minutes.iter().map(|p| p.count).sum::<u64>(), 60);
         // Once raw readings and minutes are pruned, the end hours come whole from their rows.
         let gone = PruneBefore { raw_ms: base + 3 * hour, minutes_ms: base + 3 * hour, hours_ms: 0 };
@@ -983,7 +983,7 @@ mod telemetry_tests {
             [(0, 0.0, 59.0, 59.0, 60), (hour, 60.0, 119.0, 119.0, 60), (2 * hour, 120.0, 179.0, 179.0, 60)]
         );
         // Steps shorter than an hour have nothing left to read.
-        assert!(f.store.series(m, "t", base, base + 3 * hour, Some(minute), 1000).unwrap().is_empty());
+        assert!(f.store.series(m, "t", base, base + 3 * hour, Some(minute), 0, 1000).unwrap().is_empty());
         let all = PruneBefore { raw_ms: 0, minutes_ms: 0, hours_ms: base + 2 * hour };
         assert_eq!(f.store.prune(all, 1000).unwrap(), 2);
         assert_eq!(steps(0, 3 * hour), [(2 * hour, 120.0, 179.0, 179.0, 60)]);
@@ -1002,16 +1002,16 @@ mod telemetry_tests {
         let unknown = f.store.write_readings(&[reading(MachineId(999), "temp", base, 1.0)]).unwrap();
         assert_eq!(unknown.unknown_machine, 1);
 
-        let raw = f.store.series(m, "temp", base, base + 120_000, None, 1000).unwrap();
+        let raw = f.store.series(m, "temp", base, base + 120_000, None, 0, 1000).unwrap();
         assert_eq!(raw.len(), 120);
-        let minutes = f.store.series(m, "temp", base, base + 120_000, Some(60_000), 1000).unwrap();
+        let minutes = f.store.series(m, "temp", base, base + 120_000, Some(60_000), 0, 1000).unwrap();
         assert_eq!(minutes.len(), 2);
         assert_eq!(
             (minutes[0].min, minutes[0].max, minutes[0].avg, minutes[0].last, minutes[0].count),
             (0.0, 59.0, 29.5, 59.0, 60)
         );
         assert_eq!((minutes[1].min, minutes[1].last, minutes[1].count), (60.0, 119.0, 60));
-        let ten_seconds = f.store.series(m, "temp", base, base + 30_000, Some(10_000), 1000).unwrap();
+        let ten_seconds = f.store.series(m, "temp", base, base + 30_000, Some(10_000), 0, 1000).unwrap();
         assert_eq!(ten_seconds.len(), 3);
         assert_eq!((ten_seconds[1].min, ten_seconds[1].avg, ten_seconds[1].last), (10.0, 14.5, 19.0));
         assert_eq!(f.store.metrics(m).unwrap(), ["temp"]);
@@ -1022,7 +1022,7 @@ mod telemetry_tests {
         let hourly: Vec<Reading> =
             (0..180).map(|i| reading(m, "load", day + i * 60_000 + 30_000, (i % 60) as f64)).collect();
         f.store.write_readings(&hourly).unwrap();
-        let hours = f.store.series(m, "load", day, day + 3 * hour, Some(hour), 1000).unwrap();
+        let hours = f.store.series(m, "load", day, day + 3 * hour, Some(hour), 0, 1000).unwrap();
         let summary: Vec<_> =
             hours.iter().map(|p| (p.ts_ms - day, p.min, p.max, p.avg, p.last, p.count)).collect();
         assert_eq!(
@@ -1033,10 +1033,10 @@ mod telemetry_tests {
                 (2 * hour, 0.0, 59.0, 29.5, 59.0, 60)
             ]
         );
-        let first_two = f.store.series(m, "load", day, day + 3 * hour, Some(hour), 2).unwrap();
+        let first_two = f.store.series(m, "load", day, day + 3 * hour, Some(hour), 0, 2).unwrap();
         assert_eq!(first_two.len(), 2);
         assert_eq!((first_two[1].ts_ms - day, first_two[1].avg, first_two[1].count), (hour, 29.5, 60));
-        let raw_limited = f.store.series(m, "temp", base, base + 30_000, Some(10_000), 2).unwrap();
+        let raw_limited = f.store.series(m, "temp", base, base + 30_000, Some(10_000), 0, 2).unwrap();
         assert_eq!(raw_limited.iter().map(|p| p.last).collect::<Vec<_>>(), [9.0, 19.0]);
 
         assert_eq!(
@@ -1045,9 +1045,9 @@ mod telemetry_tests {
                 .unwrap(),
             60
         );
-        assert_eq!(f.store.series(m, "temp", base, base + 120_000, None, 1000).unwrap().len(), 60);
+        assert_eq!(f.store.series(m, "temp", base, base + 120_000, None, 0, 1000).unwrap().len(), 60);
         // Roll-ups outlive raw readings.
-        assert_eq!(f.store.series(m, "temp", base, base + 120_000, Some(60_000), 1000).unwrap().len(), 2);
+        assert_eq!(f.store.series(m, "temp", base, base + 120_000, Some(60_000), 0, 1000).unwrap().len(), 2);
     }
 
     #[test]

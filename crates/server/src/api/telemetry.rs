@@ -121,10 +121,16 @@ pub(crate) async fn series(
     }
     let machine = MachineId(id);
     let store = state.store;
-    store.machine(machine)?;
+    let site = store.site(store.machine(machine)?.site_id)?;
     let step_ms = query.step.map(|s| i64::from(s) * 1000);
+    // Steps start at the site's midnight on the period's first day, so steps of a day are its
+    // days (and steps of hours its hours, in a zone half an hour off UTC).
+    let zone = site.zone();
+    let origin = oee::unix_ms(
+        zone.at_local(zone.local(oee::from_unix_ms(from).unwrap_or(state.clock.now())).date(), 0),
+    );
     // One point more than asked for tells whether the answer is whole.
-    let mut points = read(|| store.series(machine, &query.metric, from, to, step_ms, limit + 1))?;
+    let mut points = read(|| store.series(machine, &query.metric, from, to, step_ms, origin, limit + 1))?;
     let left_out = points.split_off(points.len().min(limit as usize));
     let next_from = left_out.first().map(|p| rfc3339(p.ts_ms));
     Ok(Json(Series {

@@ -370,7 +370,7 @@ pub(crate) fn gather(
     let limit = (MAX_POINTS + 2) as u32;
     let mut series = Vec::new();
     for metric in store.metrics(id)? {
-        let points = store.series(id, &metric, from_ms, to_ms, Some(step), limit)?;
+        let points = store.series(id, &metric, from_ms, to_ms, Some(step), 0, limit)?;
         series.push((metric, points));
     }
     let spans = store.state_spans(id, from_ms, to_ms)?;

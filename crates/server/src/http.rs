@@ -170,7 +170,7 @@ pub(crate) async fn serve(
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(SendTimeout::new(stream, SEND_TIMEOUT)), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
@@ -193,6 +193,85 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// How long a connection may take none of what it is sent before it is closed: a frozen wall
+/// board's event stream, or a client gone without a word, holds its place and its buffers no
+/// longer than this.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A socket whose writes fail (`TimedOut`) once one has waited `limit` for the peer to take data.
+/// Waiting for a request is the header and idle timeouts' business; this is the other way.
+struct SendTimeout<S> {
+    inner: S,
+    limit: Duration,
+    /// Set while a write waits: when it gives up.
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> SendTimeout<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        SendTimeout { inner, limit, deadline: None }
+    }
+
+    /// What a write that is still waiting (`Pending`) comes to: still waiting, or out of time.
+    fn waiting<T>(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match deadline.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client took nothing of the answer for too long",
+            ))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SendTimeout<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
+            std::task::Poll::Pending => self.waiting(cx),
+            ready => {
+                self.deadline = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.inner).poll_flush(cx) {
+            std::task::Poll::Pending => self.waiting(cx),
+            ready => {
+                self.deadline = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -202,6 +281,7 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::{TcpListener, TcpStream};
 
+    use super::SendTimeout;
     use crate::ServerConfig;
     use crate::metrics::Metrics;
 
@@ -288,5 +368,34 @@ mod tests {
         assert!(text.contains("microfactory_http_connections_refused_total 1"), "{text}");
         let _ = stop.send(());
         server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_takes_nothing_is_given_up_on() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut sending = SendTimeout::new(near, Duration::from_millis(200));
+        let started = Instant::now();
+        let chunk = [7u8; 32];
+        let error = loop {
+            if let Err(error) = sending.write_all(&chunk).await {
+                break error;
+            }
+        };
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // A peer that reads keeps it going: the wait starts again with each write that goes.
+        let (near, mut reader) = tokio::io::duplex(64);
+        let mut sending = SendTimeout::new(near, Duration::from_millis(200));
+        let reading = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            reader.read_to_end(&mut sink).await.map(|_| sink.len())
+        });
+        for _ in 0..20 {
+            sending.write_all(&chunk).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(sending);
+        assert_eq!(reading.await.unwrap().unwrap(), 20 * 32);
+        drop(far.read(&mut [0u8; 1]).await);
     }
 }

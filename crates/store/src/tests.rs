@@ -2079,3 +2079,28 @@ fn every_change_of_an_order_takes_the_next_revision() {
     assert_eq!(deleted, [(next.id, "SO-4".to_string(), released + 3)]);
     assert!(f.store.deleted_orders(released + 3, all()).unwrap().items.is_empty());
 }
+
+#[test]
+fn the_write_ahead_log_shrinks_after_a_burst() {
+    let dir = fresh_dir("wal");
+    let path = dir.join("wal.db");
+    let store = Store::open(&path, Durability::Normal).unwrap();
+    let wal = || std::fs::metadata(dir.join("wal.db-wal")).map_or(0, |m| m.len());
+    // 24 MB in one transaction: the log holds all of it until the commit's checkpoint.
+    store
+        .write(|tx| {
+            tx.execute_batch("CREATE TABLE burst (data BLOB)")?;
+            for _ in 0..24 {
+                tx.execute("INSERT INTO burst (data) VALUES (randomblob(1048576))", [])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(wal() > 24 * 1024 * 1024, "{}", wal());
+    // The next write starts the log over, and cuts the file back.
+    store.write(|tx| Ok(tx.execute("DELETE FROM burst", [])?)).unwrap();
+    store.write(|tx| Ok(tx.execute_batch("DROP TABLE burst")?)).unwrap();
+    assert!(wal() <= 16 * 1024 * 1024, "{}", wal());
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

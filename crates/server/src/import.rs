@@ -45,7 +45,8 @@ const REQUIRED: [&str; 5] = ["number", "customer", "variant", "quantity", "due"]
 const OPTIONAL: [&str; 2] = ["priority", "material_ready"];
 /// The columns `GET /orders/export` adds after the import's: read past, so an export (edited in a
 /// spreadsheet) imports as it is.
-const EXPORT_ONLY: [&str; 6] = ["status", "created_at", "finished_at", "delivered", "eta", "late"];
+const EXPORT_ONLY: [&str; 8] =
+    ["status", "created_at", "finished_at", "delivered", "eta", "late", "id", "revision"];
 /// A valid time that stands in for one that did not parse while the rest of its row is checked.
 const STAND_IN_TIME: Timestamp = time::macros::datetime!(2100-01-01 00:00 UTC);
 
@@ -72,6 +73,21 @@ pub enum Existing {
 
 /// Parses, checks and imports `csv` in one transaction.
 pub fn import_csv(store: &Store, csv: &[u8], now: Timestamp, existing: Existing) -> ImportOutcome {
+    // A number taken by someone else between the file's check and its write is in use by the
+    // time of the write: skipping, the file is read again (a few times at most) and skips it too.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let outcome = import_once(store, csv, now, existing);
+        let raced = matches!(&outcome, ImportOutcome::Rejected(errors)
+            if errors.iter().any(|e| e.column == "number" && e.message.starts_with("number is already in use")));
+        if existing == Existing::Refuse || !raced || tries == 3 {
+            return outcome;
+        }
+    }
+}
+
+fn import_once(store: &Store, csv: &[u8], now: Timestamp, existing: Existing) -> ImportOutcome {
     let (orders, lines, skipped) = match parse(store, csv, existing) {
         Ok(parsed) => parsed,
         Err(Parse::Rows(errors)) => return ImportOutcome::Rejected(errors),
@@ -351,8 +367,10 @@ fn parse(store: &Store, csv: &[u8], existing: Existing) -> Result<Parsed, Parse>
 /// (see `spreadsheet_safe` in the orders API), which the import takes off again, so an export
 /// imports as it is.
 fn unescape(text: &str) -> &str {
+    let formula = |text: &str| text.trim_start_matches(' ').starts_with(['=', '+', '-', '@', '\t', '\r']);
     match text.strip_prefix('\'') {
-        Some(rest) if rest.trim_start_matches(' ').starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        // `'=Acme` was `=Acme`; `''=Acme` was `'=Acme` (a quote of its own, kept).
+        Some(rest) if formula(rest) || rest.strip_prefix('\'').is_some_and(formula) => rest,
         _ => text,
     }
 }

@@ -416,7 +416,7 @@ pub(crate) fn build() -> Value {
         "get",
         "/orders/export",
         "Every order the filters match, as CSV: the import's columns, then status, created_at, finished_at, \
-         delivered, the active plan's eta and late (at most 100,000 orders; 409 beyond)",
+         delivered, the active plan's eta and late, id and revision (at most 100,000 orders; 409 beyond)",
         Who::Reader,
         None,
         (200, None),
@@ -456,6 +456,9 @@ pub(crate) fn build() -> Value {
     if let Some(import) = doc.paths.get_mut("/orders/import").and_then(|p| p.get_mut("post")) {
         import["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "Header row, then one order per row: number, customer, variant (code), quantity, due (RFC 3339), optional priority (1-10) and material_ready (RFC 3339). The columns an export adds after these are read past, as are empty columns without a name."});
+        let created = import["responses"]["201"].clone();
+        import["responses"]["200"] = json!({"description": "With existing=skip: nothing was new, nothing imported",
+            "content": created["content"].clone()});
         import["parameters"] = json!([{"name": "existing", "in": "query", "required": false,
             "schema": {"type": "string", "enum": ["refuse", "skip"]},
             "description": "What to do with a row whose order number is in use: `refuse` the file (default), or `skip` the row, leave that order as it is and import the rest (the answer lists them under `skipped`; 200 when nothing was new)."}]);
@@ -472,11 +475,17 @@ pub(crate) fn build() -> Value {
         let production = doc.schema::<t::ProductionReport>();
         let production_out = doc.schema::<t::ProductionOut>();
         let oee = doc.schema::<t::OeeReport>();
-        let q = |name: &str, kind: &str, required: bool, description: &str| json!({"name": name, "in": "query", "required": required, "description": description, "schema": {"type": kind}});
+        let q = |name: &str, kind: &str, required: bool, description: &str| {
+            let schema = match kind {
+                "date-time" => json!({"type": "string", "format": "date-time"}),
+                other => json!({"type": other}),
+            };
+            json!({"name": name, "in": "query", "required": required, "description": description, "schema": schema})
+        };
         let period = || {
             vec![
-                q("from", "string", false, "Start, RFC 3339 (default: `to` minus the default span)."),
-                q("to", "string", false, "End, RFC 3339 (default: now)."),
+                q("from", "date-time", false, "Start, RFC 3339 (default: `to` minus the default span)."),
+                q("to", "date-time", false, "End, RFC 3339 (default: now)."),
             ]
         };
         doc.op(

@@ -4842,4 +4842,15 @@ async fn an_order_file_sent_again_imports_only_what_is_new() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let back = h.get("/api/v1/orders?number=-ERP-9").await.json["items"][0].clone();
     assert_eq!(back["customer"], "=Acme");
+    // A quote the customer's name starts with survives too.
+    let quoted = json!({"number": "ERP-Q", "customer": "'=Quoted", "variant_id": 1, "quantity": 1, "due": "2026-12-02T18:00:00+08:00"});
+    let id = h.post_json("/api/v1/orders", &planner, &quoted).await.json["id"].as_i64().unwrap();
+    let export = h.get("/api/v1/orders/export?number=ERP-Q").await.text;
+    assert!(export.contains("ERP-Q,''=Quoted"), "{export}");
+    assert_eq!(
+        h.send("DELETE", &format!("/api/v1/orders/{id}"), Some(&planner), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(import("/api/v1/orders/import", export).await.status, StatusCode::CREATED);
+    assert_eq!(h.get("/api/v1/orders?number=ERP-Q").await.json["items"][0]["customer"], "'=Quoted");
 }

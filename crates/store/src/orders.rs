@@ -956,6 +956,11 @@ fn check_start(
     unreleased: (&str, &str),
 ) -> Result<()> {
     let conflict = |field: &str, message: String| StoreError::Conflict { field: Some(field.into()), message };
+    // Checked here, in the write, too: a machine retired or taken out of the routing since the
+    // caller looked gets no work.
+    if !operation.eligible_machines.contains(&machine) {
+        return Err(conflict("machine_id", "not an eligible machine of this operation".into()));
+    }
     let order_status: String = tx
         .prepare_cached("SELECT status FROM orders WHERE id = ?1")?
         .query_row([operation.order_id.0], |row| row.get(0))?;

@@ -1490,6 +1490,13 @@ mod operation_event_tests {
         let planned = f.store.operations(planned.id).unwrap();
         let (_, message) = refusal(write(report(&planned[0], 0, 1, OperationEventKind::Started)));
         assert_eq!(message, "release the order before starting its operations");
+        // Only on one of its machines, checked in the write (a machine retired or taken out of the
+        // routing since the caller looked): the deburring step runs on cnc-2 alone.
+        let (field, message) = refusal(write(report(&b[1], 0, 1, OperationEventKind::Started)));
+        assert_eq!(
+            (field.as_str(), message.as_str()),
+            ("machine_id", "not an eligible machine of this operation")
+        );
 
         // One lot at a time on a machine, and one machine at a time for a lot.
         write(report(&a[0], 0, 2, OperationEventKind::Started)).unwrap();

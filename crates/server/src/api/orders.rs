@@ -145,6 +145,8 @@ pub(crate) async fn export_orders(
             "delivered",
             "eta",
             "late",
+            "id",
+            "revision",
         ];
         let written = out.write_record(header).map(|()| {
             for order in &orders {
@@ -177,6 +179,8 @@ pub(crate) async fn export_orders(
                     order.delivered.map_or(String::new(), |units| units.to_string()),
                     time(eta),
                     late.map_or(String::new(), |late| late.to_string()),
+                    order.id.to_string(),
+                    order.revision.to_string(),
                 ];
                 if out.write_record(&record).is_err() {
                     return;
@@ -197,12 +201,15 @@ pub(crate) async fn export_orders(
 
 /// A text field as a spreadsheet takes it as text: one that starts like a formula (`=`, `+`, `-`,
 /// `@`, a tab or a carriage return) gets a leading `'`, so opening an export cannot run what a
-/// customer's name holds.
+/// customer's name holds. The import takes one such `'` off again, so a text that starts with
+/// `'` and then a formula's first character gets one more, and comes back as it was.
 fn spreadsheet_safe(text: &str) -> String {
     // Spreadsheets skip leading spaces before they look for a formula.
-    match text.trim_start_matches(' ').chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
-        _ => text.to_string(),
+    let formula = |text: &str| text.trim_start_matches(' ').starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula(text) || text.strip_prefix('\'').is_some_and(formula) {
+        format!("'{text}")
+    } else {
+        text.to_string()
     }
 }
 

@@ -79,6 +79,7 @@ pub(crate) struct SeriesQuery {
 /// One point of a series as sent.
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct Point {
+    #[schemars(with = "model::DateTime")]
     ts: String,
     min: f64,
     max: f64,
@@ -92,7 +93,9 @@ pub(crate) struct Point {
 pub(crate) struct Series {
     machine_id: MachineId,
     metric: String,
+    #[schemars(with = "model::DateTime")]
     from: String,
+    #[schemars(with = "model::DateTime")]
     to: String,
     /// Seconds per point, or absent for raw readings.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,6 +105,7 @@ pub(crate) struct Series {
     /// Present when there were more points before `to` than `limit`: the `from` that asks for
     /// the rest (the time of the first point left out).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<model::DateTime>")]
     next_from: Option<String>,
 }
 
@@ -164,7 +168,9 @@ pub(crate) struct PeriodQuery {
 /// One span of the state timeline as sent.
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct Span {
+    #[schemars(with = "model::DateTime")]
     from: String,
+    #[schemars(with = "model::DateTime")]
     to: String,
     state: MachineState,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,6 +208,7 @@ pub(crate) async fn states(
 pub(crate) struct CurrentState {
     machine_id: MachineId,
     state: MachineState,
+    #[schemars(with = "model::DateTime")]
     since: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -331,6 +338,7 @@ pub(crate) struct ProductionReport {
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct ProductionOut {
     machine_id: MachineId,
+    #[schemars(with = "model::DateTime")]
     at: String,
     good: u32,
     scrap: u32,
@@ -458,7 +466,9 @@ pub(crate) struct MachineKpis {
 /// The OEE answer: the total over the machines asked for, and each machine.
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct OeeReport {
+    #[schemars(with = "model::DateTime")]
     from: String,
+    #[schemars(with = "model::DateTime")]
     to: String,
     total: Kpis,
     machines: Vec<MachineKpis>,

@@ -485,7 +485,7 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
             }
         }
         @if let Some(at) = machine.retired_at {
-            p.notice role="note" data-testid="retired" { (m.retired.replace("{date}", &ctx.short_time(at))) }
+            p.notice role="note" data-testid="retired" { (m.retired.replace("{date}", &ctx.time(at))) }
         }
     }
 }

@@ -171,7 +171,7 @@ pub(crate) async fn page(
             div.station {
                 h1 { span.code { (machine.code) } " " (machine.name) }
                 p.notice role="note" data-testid="retired" {
-                    (t.machine_page.retired.replace("{date}", &ctx.short_time(at)))
+                    (t.machine_page.retired.replace("{date}", &ctx.time(at)))
                 }
                 p { a href={ "/machines/" (machine.id.0) } { (t.machine_page.title) " " (machine.code) } }
             }

@@ -153,6 +153,10 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // A bounded send buffer: a client that reads nothing fills it within minutes (an event
+        // stream's keep-alives and events), and `SEND_TIMEOUT` later its place is free again;
+        // left to the kernel, it would grow to megabytes first.
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
         let app = app.clone();
         // Each request learns where it came from (sign-in throttling counts by address).
         let service =
@@ -192,6 +196,10 @@ pub(crate) async fn serve(
     }
     Ok(())
 }
+
+/// The send buffer asked for each connection, in bytes (Linux doubles it): ample for a local
+/// network, where a megabyte a second needs a few kilobytes in flight.
+const SEND_BUFFER: usize = 128 * 1024;
 
 /// How long a connection may take none of what it is sent before it is closed: a frozen wall
 /// board's event stream, or a client gone without a word, holds its place and its buffers no

@@ -11,8 +11,9 @@
 //!   the report, or at the end of the last busy time before it when the report comes after a
 //!   shift ended (a lot counted after the bell), and its ideal time lies in the busy time just
 //!   before that end. A lot the machine was running for after the shift ended (its state
-//!   `running` between the end of busy time and the report) was made in overtime and is left out. The units count in the period where their work ended; the ideal time counts in
-//!   each period by the part of it that lies there, so a lot made across midnight lifts both days'
+//!   `running` between the end of busy time and the report) was made in overtime and is left
+//!   out. The units count in the period where their work ended; the ideal time counts in each
+//!   period by the part of it that lies there, so a lot made across midnight lifts both days'
 //!   performance by what was made in each, and periods add up to their whole.
 //! - **Quality rate** = good / produced.
 //! - **OEE** = availability × effectiveness × quality rate.

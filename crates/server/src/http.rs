@@ -220,8 +220,17 @@ impl<S> SendTimeout<S> {
         SendTimeout { inner, limit, deadline: None }
     }
 
-    /// What a write that is still waiting (`Pending`) comes to: still waiting, or out of time.
-    fn waiting<T>(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<T>> {
+    /// What a write or flush that `polled` so comes to: done (the wait, if any, is over), still
+    /// waiting, or out of time.
+    fn settle<T>(
+        &mut self,
+        polled: std::task::Poll<std::io::Result<T>>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.deadline = None;
+            return polled;
+        }
         let limit = self.limit;
         let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         match deadline.as_mut().poll(cx) {
@@ -250,26 +259,16 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> 
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
-            std::task::Poll::Pending => self.waiting(cx),
-            ready => {
-                self.deadline = None;
-                ready
-            }
-        }
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.settle(polled, cx)
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match std::pin::Pin::new(&mut self.inner).poll_flush(cx) {
-            std::task::Poll::Pending => self.waiting(cx),
-            ready => {
-                self.deadline = None;
-                ready
-            }
-        }
+        let polled = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.settle(polled, cx)
     }
 
     fn poll_shutdown(

@@ -4665,6 +4665,11 @@ async fn a_retired_machine_leaves_routings_plans_and_oee_and_keeps_its_history()
     let oee = h.get(&format!("/api/v1/oee?machine={old}&{period}")).await.json;
     assert_eq!(oee["total"]["planned_busy_seconds"].as_f64(), Some(7200.0), "{oee}");
     assert_eq!(h.get(&format!("/api/v1/machines/{old}/states")).await.status, StatusCode::OK);
+    // No maintenance on a machine that is planned no more.
+    let window =
+        json!({"start": "2026-11-25T08:00:00+08:00", "end": "2026-11-25T12:00:00+08:00", "reason": "oil"});
+    let refused = h.post_json(&format!("/api/v1/machines/{old}/maintenance"), ADMIN, &window).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
     // Planning passes it by.
     let plan = publish_a_plan(&h).await;
     let lanes = h.get(&format!("/api/v1/plans/{plan}/gantt")).await.json;

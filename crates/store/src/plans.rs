@@ -383,6 +383,15 @@ impl Store {
     ) -> Result<model::MaintenanceWindow> {
         self.write(|tx| {
             crate::require(tx, "machines", machine.0, "machine").map_err(|_| StoreError::NotFound { entity: "machine", id: machine.0 })?;
+            // A retired machine is planned no more: a window on it would stop nothing.
+            let retired: bool =
+                tx.query_row("SELECT retired_ms IS NOT NULL FROM machines WHERE id = ?1", [machine.0], |row| {
+                    row.get(0)
+                })?;
+            if retired {
+                let message = "the machine is retired; put it back in service first".to_string();
+                return Err(StoreError::Conflict { field: Some("machine".into()), message });
+            }
             tx.execute(
                 "INSERT INTO maintenance_windows (machine_id, start_ms, end_ms, reason) VALUES (?1, ?2, ?3, ?4)",
                 params![machine.0, to_ms(new.start), to_ms(new.end), new.reason],

@@ -97,6 +97,11 @@ impl Zone {
         at.to_offset(offset)
     }
 
+    /// The local midnight that began the day `at` falls in.
+    pub fn day_start(&self, at: Timestamp) -> Timestamp {
+        self.at_local(self.local(at).date(), 0)
+    }
+
     /// The instant at which local clocks show `date` at `minutes` after midnight (see
     /// [`Zone::instant_of_local`] for times skipped or repeated).
     pub fn at_local(&self, date: time::Date, minutes: u32) -> Timestamp {

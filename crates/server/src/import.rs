@@ -78,20 +78,32 @@ pub fn import_csv(store: &Store, csv: &[u8], now: Timestamp, existing: Existing)
     let mut tries = 0;
     loop {
         tries += 1;
-        let outcome = import_once(store, csv, now, existing);
-        let raced = matches!(&outcome, ImportOutcome::Rejected(errors)
-            if errors.iter().any(|e| e.column == "number" && e.message.starts_with("number is already in use")));
-        if existing == Existing::Refuse || !raced || tries == 3 {
-            return outcome;
+        match import_checked(store, csv, now, existing) {
+            Ok(outcome) => return outcome,
+            Err(Taken { .. }) if existing == Existing::Skip && tries < 3 => {}
+            Err(Taken { line, message }) => {
+                return ImportOutcome::Rejected(vec![RowError { line, column: "number".into(), message }]);
+            }
         }
     }
 }
 
-fn import_once(store: &Store, csv: &[u8], now: Timestamp, existing: Existing) -> ImportOutcome {
+/// A number in use by the time of the write: someone else took it after the file was checked.
+struct Taken {
+    line: u64,
+    message: String,
+}
+
+fn import_checked(
+    store: &Store,
+    csv: &[u8],
+    now: Timestamp,
+    existing: Existing,
+) -> Result<ImportOutcome, Taken> {
     let (orders, lines, skipped) = match parse(store, csv, existing) {
         Ok(parsed) => parsed,
-        Err(Parse::Rows(errors)) => return ImportOutcome::Rejected(errors),
-        Err(Parse::Store(error)) => return ImportOutcome::Failed(error),
+        Err(Parse::Rows(errors)) => return Ok(ImportOutcome::Rejected(errors)),
+        Err(Parse::Store(error)) => return Ok(ImportOutcome::Failed(error)),
     };
     let mut known = Vec::with_capacity(skipped.len());
     for number in skipped {
@@ -99,27 +111,31 @@ fn import_once(store: &Store, csv: &[u8], now: Timestamp, existing: Existing) ->
             Ok(Some(order)) => known.push((number, order.id)),
             // Deleted since it was looked at: still none of this file's business.
             Ok(None) => {}
-            Err(error) => return ImportOutcome::Failed(error),
+            Err(error) => return Ok(ImportOutcome::Failed(error)),
         }
     }
     if orders.is_empty() {
-        return ImportOutcome::Imported(Vec::new(), known);
+        return Ok(ImportOutcome::Imported(Vec::new(), known));
     }
-    match store.create_orders(&orders, now) {
+    Ok(match store.create_orders(&orders, now) {
         Ok(created) => ImportOutcome::Imported(created, known),
         Err(StoreError::InRow { index, source }) => {
             let line = lines[index];
             let errors = match *source {
+                // The check found every number free (a repeat within the file is a row error).
+                StoreError::Conflict { field: Some(field), message } if field == "number" => {
+                    return Err(Taken { line, message });
+                }
                 StoreError::Conflict { field, message } => {
                     vec![RowError { line, column: field.unwrap_or_else(|| "row".into()), message }]
                 }
                 StoreError::Invalid(problems) => problems.into_iter().map(|p| row_error(line, p)).collect(),
-                other => return ImportOutcome::Failed(other),
+                other => return Ok(ImportOutcome::Failed(other)),
             };
             ImportOutcome::Rejected(errors)
         }
         Err(error) => ImportOutcome::Failed(error),
-    }
+    })
 }
 
 enum Parse {

@@ -328,12 +328,7 @@ fn write_steps(tx: &Connection, id: RoutingId, steps: &[RoutingStep]) -> Result<
         for (i, machine) in step.eligible_machines.iter().enumerate() {
             let field = format!("steps[{seq}].eligible_machines[{i}]");
             require(tx, "machines", machine.0, &field)?;
-            let retired: bool = tx.query_row(
-                "SELECT retired_ms IS NOT NULL FROM machines WHERE id = ?1",
-                [machine.0],
-                |row| row.get(0),
-            )?;
-            if retired {
+            if crate::factory::is_retired(tx, *machine)? {
                 return Err(StoreError::invalid(&field, &format!("machine {machine} is retired")));
             }
             insert_machine.execute(params![id.0, seq, machine.0])?;

@@ -344,6 +344,15 @@ impl MachineFilter {
 const MACHINE_SELECT: &str =
     "SELECT id, site_id, line_id, code, name, kind, capabilities, rated_power_kw, retired_ms FROM machines";
 
+/// Whether machine `id` is retired (false for one that does not exist).
+pub(crate) fn is_retired(tx: &Connection, id: MachineId) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT retired_ms IS NOT NULL FROM machines WHERE id = ?1")?
+        .query_row([id.0], |row| row.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// Checks that machine `id` may retire and takes it out of routings and open work (see
 /// [`Store::update_machine`]).
 fn retire(tx: &Connection, id: MachineId) -> Result<()> {

@@ -444,8 +444,8 @@ impl Store {
 }
 
 /// What the orders created in one transaction share: their revisions, numbered on from the
-/// counter (the insert trigger leaves an order created with one as it is) and counted once at the
-/// end, and their variants' routings, read once each.
+/// counter and counted once at the end (there is no trigger on insert: see migration 0029), and
+/// their variants' routings, read once each.
 struct Batch {
     next_revision: i64,
     routings: HashMap<VariantId, model::Routing>,
@@ -464,12 +464,10 @@ impl Batch {
 }
 
 fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp, batch: &mut Batch) -> Result<Order> {
-    let routing = match batch.routings.get(&new.variant_id) {
-        Some(routing) => routing.clone(),
-        None => {
-            let routing = variant_routing(tx, new.variant_id)?;
-            batch.routings.insert(new.variant_id, routing.clone());
-            routing
+    let routing = match batch.routings.entry(new.variant_id) {
+        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+        std::collections::hash_map::Entry::Vacant(first) => {
+            first.insert(variant_routing(tx, new.variant_id)?)
         }
     };
     if let Some(problem) = routing

@@ -384,11 +384,7 @@ impl Store {
         self.write(|tx| {
             crate::require(tx, "machines", machine.0, "machine").map_err(|_| StoreError::NotFound { entity: "machine", id: machine.0 })?;
             // A retired machine is planned no more: a window on it would stop nothing.
-            let retired: bool =
-                tx.query_row("SELECT retired_ms IS NOT NULL FROM machines WHERE id = ?1", [machine.0], |row| {
-                    row.get(0)
-                })?;
-            if retired {
+            if crate::factory::is_retired(tx, machine)? {
                 let message = "the machine is retired; put it back in service first".to_string();
                 return Err(StoreError::Conflict { field: Some("machine".into()), message });
             }

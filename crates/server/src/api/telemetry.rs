@@ -130,9 +130,7 @@ pub(crate) async fn series(
     // Steps start at the site's midnight on the period's first day, so steps of a day are its
     // days (and steps of hours its hours, in a zone half an hour off UTC).
     let zone = site.zone();
-    let origin = oee::unix_ms(
-        zone.at_local(zone.local(oee::from_unix_ms(from).unwrap_or(state.clock.now())).date(), 0),
-    );
+    let origin = oee::unix_ms(zone.day_start(oee::from_unix_ms(from).unwrap_or(state.clock.now())));
     // One point more than asked for tells whether the answer is whole.
     let mut points = read(|| store.series(machine, &query.metric, from, to, step_ms, origin, limit + 1))?;
     let left_out = points.split_off(points.len().min(limit as usize));

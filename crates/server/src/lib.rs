@@ -42,7 +42,7 @@ use tokio::net::TcpListener;
 pub use alarm_worker::{AlarmConfig, AlarmInput};
 pub use auth::{Bootstrap, BootstrapError, bootstrap, check_bootstrap_token};
 pub use error::{ApiError, ApiResult};
-pub use live::LiveEvent;
+pub use live::{LiveEvent, Stamped};
 use metrics::Metrics;
 pub use replanner::PlanningConfig;
 pub use webhook::{Secret as WebhookSecret, parse_url as parse_webhook_url};
@@ -145,7 +145,7 @@ pub struct AppState {
     sign_ins: Arc<throttle::SignInThrottle>,
     /// Plans asked for through the API are computed one at a time (each takes the cores).
     plan_turn: Arc<tokio::sync::Semaphore>,
-    live: tokio::sync::broadcast::Sender<LiveEvent>,
+    live: Arc<live::Live>,
     alarm_inputs: tokio::sync::mpsc::Sender<AlarmInput>,
     /// Taken by the alarm worker when [`run`] starts it.
     alarm_receiver: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<AlarmInput>>>>,
@@ -172,7 +172,8 @@ pub struct AppState {
 impl AppState {
     /// State over `store`, reading time from `clock`.
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServerConfig, alarms: AlarmConfig) -> AppState {
-        let (live, _) = tokio::sync::broadcast::channel(live::LIVE_CAPACITY);
+        // Names this run of the server in the live stream's event ids.
+        let live = live::Live::new(model::oee::unix_ms(clock.now()));
         let (alarm_inputs, alarm_receiver) = tokio::sync::mpsc::channel(alarm_worker::ALARM_QUEUE);
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let (pipeline, pipeline_receivers) = pipeline::queues();

@@ -687,7 +687,7 @@ pub(crate) fn build() -> Value {
             Some(request),
             (200, Some(acknowledged)),
         );
-        doc.op("get", "/stream", "Server-sent events: machine_state, production, alarm and plan (a plan became active) changes as they happen", Who::Reader, None,
+        doc.op("get", "/stream", "Server-sent events: machine_state, production, alarm and plan (a plan became active) changes as they happen. Each has an id; reconnecting with it in Last-Event-ID first sends the events missed (of the last 4,096), or a `lagged` event (data: how many were lost, or `unknown` after a server restart)", Who::Reader, None,
             (200, Some(json!({"type": "string", "description": "text/event-stream; each event's data is a JSON object with a `type` field"}))));
         if let Some(stream) = doc.paths.get_mut("/stream").and_then(|p| p.get_mut("get")) {
             stream["responses"]["200"] = json!({"description": "The event stream",

@@ -523,17 +523,16 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     if operations.iter().any(|event| !matches!(event.kind, OperationEventKind::Produced { .. })) {
         state.wake_replanner();
     }
-    let reported = operations.iter().filter_map(|event| match event.kind {
-        OperationEventKind::Produced { good, scrap, .. }
-        | OperationEventKind::Paused { good, scrap }
-        | OperationEventKind::Finished { good, scrap, .. } => Some((event.machine, event.at, good, scrap)),
-        OperationEventKind::Started => None,
-    });
-    let counted = stats.counted.iter().map(|units| (units.machine, units.at, units.good, units.scrap));
-    for (machine_id, at, good, scrap) in reported.chain(counted) {
-        if good > 0 || scrap > 0 {
-            state.publish(LiveEvent::Production { machine_id, good, scrap, at: crate::rfc3339(at) });
-        }
+    // Units recorded, by reports (not resent or refused ones) and by count rules.
+    for units in &stats.counted {
+        state.publish(LiveEvent::Production {
+            machine_id: units.machine,
+            operation_id: units.operation,
+            order_id: units.order,
+            good: units.good,
+            scrap: units.scrap,
+            at: crate::rfc3339(units.at),
+        });
     }
     // Only now may the brokers acknowledge these messages to their publishers.
     batch.receipts.drain(..).for_each(mqtt::Receipt::release);

@@ -164,7 +164,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
     loop {
         let mut slot_only = false;
         let mut breakdown = tokio::select! {
-            event = events.recv() => match event {
+            event = events.recv() => match event.map(crate::Stamped::into_event) {
                 Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
                     down.insert(machine_id);
                     Some(Breakdown { machines: vec![machine_id], reported: state.clock.now() })
@@ -201,7 +201,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
             // state); other events go, as the loop ignores them.
             tokio::time::sleep(DEBOUNCE).await;
             loop {
-                match events.try_recv() {
+                match events.try_recv().map(crate::Stamped::into_event) {
                     Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
                         down.insert(machine_id);
                         breakdown.machines.push(machine_id);
@@ -238,7 +238,7 @@ pub(crate) async fn run(state: AppState, config: PlanningConfig, mut stop: watch
         let outcome = loop {
             tokio::select! {
                 outcome = &mut pass => break outcome,
-                event = events.recv(), if !interrupt.load(Ordering::Relaxed) => match event {
+                event = events.recv(), if !interrupt.load(Ordering::Relaxed) => match event.map(crate::Stamped::into_event) {
                     Ok(LiveEvent::MachineState { machine_id, state: model::MachineState::Down, .. }) => {
                         down.insert(machine_id);
                         missed = true;

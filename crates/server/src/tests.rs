@@ -1264,7 +1264,7 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
             .unwrap()
             .unwrap();
     let frame = String::from_utf8_lossy(&frame).into_owned();
-    assert!(frame.starts_with("event: alarm"), "{frame}");
+    assert!(frame.starts_with("id: ") && frame.contains("\nevent: alarm\n"), "{frame}");
     assert!(frame.contains("Over-temperature: temperature_c = 93.5 above 80"), "{frame}");
 
     let open = h.get("/api/v1/alarms?open=true").await.json;
@@ -1572,6 +1572,98 @@ async fn a_production_report_sent_again_counts_once() {
     let later = json!({"good": 4, "scrap": 1, "operation_id": id, "at": "2026-11-24T09:00:00+08:00"});
     assert_eq!(h.post_json(&path, &operator, &later).await.status, StatusCode::CREATED);
     assert_eq!(h.store.operation(model::OperationId(id)).unwrap().good, 8);
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+/// The live stream's frames from `last_event_id` on (none: from now).
+async fn open_stream(
+    h: &Harness,
+    last_event_id: Option<&str>,
+) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin {
+    let mut request =
+        Request::builder().uri("/api/v1/stream").header("authorization", format!("Bearer {ADMIN}"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = h.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().into_data_stream()
+}
+
+/// The next event of a stream (keep-alive comments skipped) as its `id`, `event` and `data`.
+async fn next_event(
+    stream: &mut (impl futures_util::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),
+) -> (String, String, String) {
+    loop {
+        let frame =
+            tokio::time::timeout(std::time::Duration::from_secs(10), futures_util::StreamExt::next(stream))
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream goes on")
+                .unwrap();
+        let frame = String::from_utf8_lossy(&frame).into_owned();
+        let field = |name: &str| {
+            frame.lines().find_map(|line| line.strip_prefix(name)).map_or_else(String::new, str::to_owned)
+        };
+        if !field("event: ").is_empty() {
+            return (field("id: "), field("event: "), field("data: "));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_stream_numbers_its_events_and_a_client_back_gets_what_it_missed() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let operator = token_for(Role::Operator);
+    let (order, operation) = h.first_released_operation().await;
+    let (id, machine) =
+        (operation["id"].as_i64().unwrap(), operation["eligible_machines"][0].as_i64().unwrap());
+    let path = format!("/api/v1/machines/{machine}/production");
+    let mut stream = open_stream(&h, None).await;
+    let units = json!({"good": 4, "scrap": 1, "operation_id": id, "at": "2026-11-24T08:59:00+08:00"});
+    for _ in 0..2 {
+        assert_eq!(h.post_json(&path, &operator, &units).await.status, StatusCode::CREATED);
+    }
+    let (first_id, kind, data) = next_event(&mut stream).await;
+    assert_eq!(kind, "production");
+    let event: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(
+        (&event["machine_id"], &event["operation_id"], &event["order_id"], &event["good"], &event["scrap"]),
+        (&json!(machine), &json!(id), &order["id"], &json!(4), &json!(1)),
+        "{data}"
+    );
+    // The client goes away; meanwhile more happens. The retry above was no news.
+    drop(stream);
+    let free = json!({"good": 2, "ideal_unit_seconds": 10, "at": "2026-11-24T09:00:00+08:00"});
+    for _ in 0..2 {
+        assert_eq!(h.post_json(&path, &operator, &free).await.status, StatusCode::CREATED);
+    }
+    let more = json!({"good": 1, "operation_id": id, "at": "2026-11-24T09:01:00+08:00"});
+    assert_eq!(h.post_json(&path, &operator, &more).await.status, StatusCode::CREATED);
+    // Back with the id of the last event it had, it gets the two it missed, in order, then news.
+    let mut back = open_stream(&h, Some(&first_id)).await;
+    let (run, seq) = first_id.split_once('-').unwrap();
+    let seq: u64 = seq.parse().unwrap();
+    let missed = [next_event(&mut back).await, next_event(&mut back).await];
+    assert_eq!(missed[0].0, format!("{run}-{}", seq + 1));
+    assert_eq!(missed[1].0, format!("{run}-{}", seq + 2));
+    assert!(missed[0].2.contains("\"good\":2") && !missed[0].2.contains("operation_id"), "{:?}", missed[0]);
+    assert!(missed[1].2.contains(&format!("\"operation_id\":{id}")), "{:?}", missed[1]);
+    let last = json!({"good": 1, "operation_id": id, "at": "2026-11-24T09:02:00+08:00"});
+    assert_eq!(h.post_json(&path, &operator, &last).await.status, StatusCode::CREATED);
+    assert_eq!(next_event(&mut back).await.0, format!("{run}-{}", seq + 3));
+    // An id of another run of the server (or garbage) cannot be resumed: the client is told it
+    // missed an unknown number of events, and reloads what it shows.
+    for stale in ["1-5", "nonsense", &format!("{run}-{}", seq + 1000)] {
+        let mut other = open_stream(&h, Some(stale)).await;
+        assert_eq!(
+            next_event(&mut other).await,
+            (String::new(), "lagged".into(), "unknown".into()),
+            "{stale}"
+        );
+    }
     h.state.begin_stop();
     workers.finish().await;
 }
@@ -2305,7 +2397,7 @@ async fn plans_are_feasible_published_once_and_feed_dispatch_lists() {
     assert_eq!(published.status, StatusCode::OK, "{}", published.text);
     assert_eq!(published.json["status"], "active");
     assert!(
-        matches!(live.try_recv(), Ok(crate::LiveEvent::Plan { plan_id, trigger: None }) if plan_id == id),
+        matches!(live.try_recv().map(crate::Stamped::into_event), Ok(crate::LiveEvent::Plan { plan_id, trigger: None }) if plan_id == id),
         "publishing goes to the live stream"
     );
     assert_eq!(
@@ -3790,7 +3882,9 @@ async fn a_rush_order_is_planned_and_published_by_itself() {
     // The live stream tells dashboards, so stations show the new queue.
     let announced = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
-            if let Ok(crate::LiveEvent::Plan { plan_id, trigger }) = live.recv().await {
+            if let Ok(crate::LiveEvent::Plan { plan_id, trigger }) =
+                live.recv().await.map(crate::Stamped::into_event)
+            {
                 return (plan_id, trigger);
             }
         }

@@ -680,7 +680,10 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
 /// stays on its machine. Reports on unknown, cancelled or already
 /// finished operations are ignored, and so is a count already recorded at the same instant:
 /// machines repeat themselves after reconnecting.
-pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Result<()> {
+pub(crate) fn apply_operation_event(
+    tx: &Connection,
+    event: &crate::telemetry::OperationEvent,
+) -> Result<Option<OrderId>> {
     use crate::telemetry::OperationEventKind;
     if event.checked {
         check_report(tx, event)?;
@@ -689,11 +692,11 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         .prepare_cached("SELECT order_id, status, unit_seconds FROM operations WHERE id = ?1")?
         .query_row([event.operation.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
-    let Some((order, status, unit_seconds)) = found else { return Ok(()) };
+    let Some((order, status, unit_seconds)) = found else { return Ok(None) };
     let machine_known =
         tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([event.machine.0])?;
     if !machine_known || matches!(status.as_str(), "done" | "cancelled") {
-        return Ok(());
+        return Ok(None);
     }
     let start = || -> Result<()> {
         if matches!(status.as_str(), "planned" | "released") {
@@ -709,7 +712,8 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         }
         Ok(())
     };
-    let count = |good: u32, scrap: u32, ideal_unit_ms: Option<u32>| -> Result<()> {
+    // Whether units were recorded.
+    let count = |good: u32, scrap: u32, ideal_unit_ms: Option<u32>| -> Result<bool> {
         tx.prepare_cached(
             "UPDATE operations SET good = good + ?3, scrap = scrap + ?4,
                  machine_id = CASE WHEN status = 'running' AND machine_id IS NOT NULL THEN machine_id ELSE ?2 END
@@ -717,7 +721,7 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
         )?
         .execute(params![event.operation.0, event.machine.0, good, scrap])?;
         if good == 0 && scrap == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let ideal_unit_seconds = ideal_unit_ms.map_or(unit_seconds, |ms| f64::from(ms) / 1000.0);
         tx.prepare_cached(
@@ -732,10 +736,13 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
             scrap,
             ideal_unit_seconds
         ])?;
-        Ok(())
+        Ok(true)
     };
-    match event.kind {
-        OperationEventKind::Started => start()?,
+    let recorded = match event.kind {
+        OperationEventKind::Started => {
+            start()?;
+            false
+        }
         OperationEventKind::Produced { good, scrap, ideal_unit_ms } => {
             // A count is an increment, so a resent one (the same machine, operation, instant and
             // units: an MQTT redelivery after a crash, an HTTP client's retry after a timeout)
@@ -747,26 +754,28 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
                 )?
                 .exists(params![event.machine.0, to_ms(event.at), event.operation.0, good, scrap])?;
             if resent {
-                return Ok(());
+                return Ok(None);
             }
             start()?;
-            count(good, scrap, ideal_unit_ms)?;
+            let recorded = count(good, scrap, ideal_unit_ms)?;
             tx.prepare_cached(
                 "UPDATE operations SET progress_ms = max(coalesce(progress_ms, ?2), ?2) WHERE id = ?1",
             )?
             .execute(params![event.operation.0, to_ms(event.at)])?;
+            recorded
         }
         OperationEventKind::Paused { good, scrap } => {
-            count(good, scrap, None)?;
+            let recorded = count(good, scrap, None)?;
             crate::telemetry::await_confirmation(tx, event.machine, event.at, good, scrap)?;
             // Waiting to be started again (on any of its machines) for the units left.
             tx.prepare_cached(
                 "UPDATE operations SET status = 'released', progress_ms = NULL WHERE id = ?1 AND status = 'running'",
             )?
             .execute([event.operation.0])?;
+            recorded
         }
         OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {
-            count(good, scrap, ideal_unit_ms)?;
+            let recorded = count(good, scrap, ideal_unit_ms)?;
             crate::telemetry::await_confirmation(tx, event.machine, event.at, good, scrap)?;
             tx.prepare_cached("UPDATE operations SET status = 'done', finished_ms = ?2 WHERE id = ?1")?
                 .execute(params![event.operation.0, to_ms(event.at)])?;
@@ -782,9 +791,10 @@ pub(crate) fn apply_operation_event(tx: &Connection, event: &crate::telemetry::O
                 " END WHERE id = ?1 AND status IN ('planned', 'released', 'running')"
             ))?
             .execute(params![order, next, finished])?;
+            recorded
         }
-    }
-    Ok(())
+    };
+    Ok(recorded.then_some(OrderId(order)))
 }
 
 /// Why a machine's own report on an operation is not applied, if it is not: the machine is not

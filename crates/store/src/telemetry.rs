@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use model::oee::StateSpan;
-use model::{MachineId, MachineState, OperationId, ProductionRecord, Reading, StateChange};
+use model::{MachineId, MachineState, OperationId, OrderId, ProductionRecord, Reading, StateChange};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -21,7 +21,8 @@ pub struct WriteStats {
     pub unknown_machine: usize,
     /// Readings of a new metric of a machine that has [`MAX_METRICS_PER_MACHINE`] already.
     pub too_many_metrics: usize,
-    /// Units counted from counter metrics by the machines' [`model::CountRule`]s.
+    /// Units recorded: by the operation reports applied (a resent one is not applied again) and
+    /// by the machines' [`model::CountRule`]s from counter metrics.
     pub counted: Vec<CountedUnits>,
     /// Machines' own operation reports that were not applied (see [`RefusedReport`]).
     pub refused: Vec<RefusedReport>,
@@ -66,8 +67,11 @@ pub struct CountedUnits {
     pub machine: MachineId,
     /// The time of the counter reading.
     pub at: model::Timestamp,
-    /// The operation they counted toward: the one running on the machine, if any.
+    /// The operation they counted toward (for a count rule, the one running on the machine), if
+    /// any.
     pub operation: Option<OperationId>,
+    /// That operation's order.
+    pub order: Option<OrderId>,
     /// Good units.
     pub good: u32,
     /// Scrapped units.
@@ -127,6 +131,18 @@ pub enum OperationEventKind {
         /// production record takes instead of the operation's unit time.
         ideal_unit_ms: Option<u32>,
     },
+}
+
+impl OperationEventKind {
+    /// The good and scrapped units it reports (none for a start).
+    pub fn units(self) -> (u32, u32) {
+        match self {
+            OperationEventKind::Started => (0, 0),
+            OperationEventKind::Produced { good, scrap, .. }
+            | OperationEventKind::Paused { good, scrap }
+            | OperationEventKind::Finished { good, scrap, .. } => (good, scrap),
+        }
+    }
 }
 
 /// One point of a series query: raw (`count == 1`) or aggregated over a step.
@@ -264,7 +280,17 @@ impl Store {
                     });
                     continue;
                 }
-                crate::orders::apply_operation_event(tx, event)?;
+                if let Some(order) = crate::orders::apply_operation_event(tx, event)? {
+                    let (good, scrap) = event.kind.units();
+                    stats.counted.push(CountedUnits {
+                        machine: event.machine,
+                        at: event.at,
+                        operation: Some(event.operation),
+                        order: Some(order),
+                        good,
+                        scrap,
+                    });
+                }
             }
             let exists = |machine: MachineId| -> Result<bool> {
                 Ok(tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([machine.0])?)
@@ -645,8 +671,8 @@ impl Store {
     }
 
     /// Records finished units; the same units at the same instant again (a retry) are recorded
-    /// once.
-    pub fn record_production(&self, record: &ProductionRecord) -> Result<()> {
+    /// once. Whether they were recorded now (`false`: they had been).
+    pub fn record_production(&self, record: &ProductionRecord) -> Result<bool> {
         self.write(|tx| {
             crate::require(tx, "machines", record.machine.0, "machine")?;
             // The same units at the same instant again: a client's retry, recorded once.
@@ -662,7 +688,10 @@ impl Store {
                     record.good,
                     record.scrap
                 ])?;
-            if resent { Ok(()) } else { insert_production(tx, record) }
+            if !resent {
+                insert_production(tx, record)?;
+            }
+            Ok(!resent)
         })
     }
 
@@ -834,7 +863,7 @@ fn count_units(
         .query_row([reading.machine.0], |row| row.get(0))
         .optional()?;
     let operation = running.map(OperationId);
-    match operation {
+    let order = match operation {
         Some(operation) => crate::orders::apply_operation_event(
             tx,
             &OperationEvent {
@@ -845,19 +874,22 @@ fn count_units(
                 checked: false,
             },
         )?,
-        None => insert_production(
-            tx,
-            &ProductionRecord {
-                machine: reading.machine,
-                at: reading.at,
-                operation: None,
-                good,
-                scrap,
-                ideal_unit_seconds: rule.ideal_unit_seconds.unwrap_or(0.0),
-            },
-        )?,
-    }
-    Ok(Some(CountedUnits { machine: reading.machine, at: reading.at, operation, good, scrap }))
+        None => {
+            insert_production(
+                tx,
+                &ProductionRecord {
+                    machine: reading.machine,
+                    at: reading.at,
+                    operation: None,
+                    good,
+                    scrap,
+                    ideal_unit_seconds: rule.ideal_unit_seconds.unwrap_or(0.0),
+                },
+            )?;
+            None
+        }
+    };
+    Ok(Some(CountedUnits { machine: reading.machine, at: reading.at, operation, order, good, scrap }))
 }
 
 /// Records `change` in the machine's timeline, unless it says what the timeline already says at

@@ -1799,6 +1799,7 @@ mod count_rule_tests {
                 machine: m,
                 at: NOW + time::Duration::minutes(1),
                 operation: None,
+                order: None,
                 good: 3,
                 scrap: 0
             }]

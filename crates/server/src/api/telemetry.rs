@@ -382,17 +382,22 @@ pub(crate) async fn report_production(
         ideal_unit_seconds: ideal,
     };
     let store = state.store.clone();
-    let record = blocking(move || {
-        store.record_production(&record)?;
-        Ok(record)
+    let (record, recorded) = blocking(move || {
+        let recorded = store.record_production(&record)?;
+        Ok((record, recorded))
     })
     .await?;
-    state.publish(LiveEvent::Production {
-        machine_id: record.machine,
-        good: record.good,
-        scrap: record.scrap,
-        at: rfc3339(oee::unix_ms(record.at)),
-    });
+    // A retry changes nothing, so it is no news either.
+    if recorded {
+        state.publish(LiveEvent::Production {
+            machine_id: record.machine,
+            operation_id: None,
+            order_id: None,
+            good: record.good,
+            scrap: record.scrap,
+            at: rfc3339(oee::unix_ms(record.at)),
+        });
+    }
     Ok(Created(ProductionOut {
         machine_id: record.machine,
         at: rfc3339(oee::unix_ms(record.at)),

@@ -380,6 +380,12 @@ function startLive() {
   });
   source.addEventListener('production', message => scheduleRefresh('production', JSON.parse(message.data).machine_id));
   source.addEventListener('alarm', () => scheduleRefresh('alarm'));
+  // Back after a dropped connection, the browser names the last event it had and the server
+  // sends what came since. When it cannot (too much came, or the server was restarted), it says
+  // so, and every live part of the page is read again.
+  source.addEventListener('lagged', () => {
+    for (const kind of ['machine_state', 'production', 'alarm', 'plan']) scheduleRefresh(kind);
+  });
   source.addEventListener('plan', message => {
     const event = JSON.parse(message.data);
     // A page showing another plan says a newer one is active; lists that follow the plan refresh.

@@ -495,6 +495,8 @@ pub struct AlarmWords {
     pub stale: &'static str,
     /// Stopped for longer than the limit in minutes.
     pub stopped_longer: &'static str,
+    /// Between the rule's name and what happened: ": ".
+    pub separator: &'static str,
 }
 
 /// The English words of alarm messages, as stored and sent with every alarm.
@@ -504,16 +506,34 @@ pub const ENGLISH: AlarmWords = AlarmWords {
     rate_above: "{metric} changing faster than {limit}/min",
     stale: "no {metric} data for over {limit} s",
     stopped_longer: "stopped for over {limit} min",
+    separator: ": ",
 };
 
 impl AlarmCause {
     /// "Rule name: what happened", for an alarm that tripped at `value`, in `words`.
     pub fn message(&self, value: Option<f64>, words: &AlarmWords) -> String {
-        let metric = self.metric.as_deref().unwrap_or("state");
+        self.message_naming(value, words, &|metric| metric.to_owned())
+    }
+
+    /// [`AlarmCause::message`] with the metric said as `name` says it ("溫度（temperature_c）").
+    /// The value is given to two decimals at most, as the alarm lists show it.
+    pub fn message_naming(
+        &self,
+        value: Option<f64>,
+        words: &AlarmWords,
+        name: &dyn Fn(&str) -> String,
+    ) -> String {
+        let metric = self.metric.as_deref().map_or_else(|| "state".to_owned(), name);
+        let shown = value.map(|v| {
+            let text = format!("{v:.2}");
+            let text =
+                if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
+            text.to_owned()
+        });
         let fill = |pattern: &str, limit: String| {
             pattern
-                .replace("{metric}", metric)
-                .replace("{value}", &value.map(|v| v.to_string()).unwrap_or_default())
+                .replace("{metric}", &metric)
+                .replace("{value}", shown.as_deref().unwrap_or_default())
                 .replace("{limit}", &limit)
         };
         let detail = match (&self.condition, value) {
@@ -522,9 +542,9 @@ impl AlarmCause {
             (Condition::RateAbove { per_minute }, _) => fill(words.rate_above, per_minute.to_string()),
             (Condition::Stale { seconds }, _) => fill(words.stale, seconds.to_string()),
             (Condition::StoppedLonger { minutes }, _) => fill(words.stopped_longer, minutes.to_string()),
-            (_, None) => metric.to_string(),
+            (_, None) => metric.clone(),
         };
-        format!("{}: {detail}", self.rule_name)
+        format!("{}{}{detail}", self.rule_name, words.separator)
     }
 }
 

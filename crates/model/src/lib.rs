@@ -40,7 +40,7 @@ pub use product::{
     Variant,
 };
 pub use telemetry::{CountRule, MachineState, ProductionRecord, Reading, StateChange, StateRule};
-pub use validate::{FieldError, Validate, check_code, check_name, is_bidi_control, is_invisible};
+pub use validate::{FieldError, Validate, check_code, check_name, fold_width, is_bidi_control, is_invisible};
 pub use zone::Zone;
 
 #[cfg(test)]

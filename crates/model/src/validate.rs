@@ -75,3 +75,23 @@ pub(crate) fn check_range(field: &str, value: f64, min: f64, max: f64, out: &mut
         out.push(FieldError::new(field, format!("must be a number from {min} to {max}")));
     }
 }
+
+/// `text` with full-width letters, digits and signs (U+FF01 to U+FF5E) and the ideographic space
+/// as their ASCII forms: what a Chinese input method left in full-width mode types for "ABC 1".
+pub fn fold_width(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod width_tests {
+    #[test]
+    fn full_width_ascii_folds_and_the_rest_stays() {
+        assert_eq!(super::fold_width("ＡＢＣ貿易　ｏｐ１（香港）"), "ABC貿易 op1(香港)");
+    }
+}

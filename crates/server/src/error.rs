@@ -269,8 +269,12 @@ impl From<StoreError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let context = RequestContext::current();
+        let chinese = context.as_ref().is_some_and(|ctx| ctx.chinese);
+        if chinese {
+            self.in_chinese();
+        }
         let body = ProblemBody {
             r#type: format!("urn:microfactory:problem:{}", self.kind),
             title: self.title,
@@ -292,6 +296,33 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if chinese {
+            headers.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static("zh-HK"));
+        }
         response
+    }
+}
+
+impl ApiError {
+    /// The detail and the field errors' messages in the dashboard's Chinese, where known.
+    fn in_chinese(&mut self) {
+        use crate::web::problems;
+        let summarised = !self.errors.is_empty() && self.detail == summarise(&self.errors);
+        // A conflict's detail is its one error's message; one that names its field ("number is
+        // already in use") is said with the field's label.
+        let named = self.status == StatusCode::CONFLICT
+            && self.errors.first().is_some_and(|e| self.detail.starts_with(&format!("{} ", e.field)));
+        self.detail = if summarised || named {
+            let parts: Vec<String> =
+                self.errors.iter().map(|e| problems::field_error(&e.field, &e.message)).collect();
+            parts.join("；")
+        } else {
+            problems::message(&self.detail).unwrap_or_else(|| self.detail.clone())
+        };
+        for error in &mut self.errors {
+            if let Some(message) = problems::message(&error.message) {
+                error.message = message;
+            }
+        }
     }
 }

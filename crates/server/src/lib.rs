@@ -349,6 +349,13 @@ pub(crate) fn rfc3339(at: model::Timestamp) -> String {
     at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+/// `at` in RFC 3339 with the offset `zone` has then: `2026-12-20T18:00:00+08:00`.
+pub(crate) fn rfc3339_in(zone: &model::Zone, at: model::Timestamp) -> String {
+    let offset = time::UtcOffset::from_whole_seconds(zone.offset_minutes_at(model::oee::unix_ms(at)) * 60)
+        .unwrap_or(time::UtcOffset::UTC);
+    rfc3339(at.to_offset(offset))
+}
+
 /// What [`run`] starts besides the HTTP server.
 #[derive(Default)]
 pub struct RunOptions {

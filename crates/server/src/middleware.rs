@@ -18,6 +18,9 @@ pub struct RequestContext {
     pub id: u64,
     /// The request path, without the query.
     pub path: String,
+    /// A call of the dashboard's script (it sends the CSRF header) from a page in Chinese: its
+    /// problem details are in Chinese too (`web::problems`).
+    pub(crate) chinese: bool,
 }
 
 tokio::task_local! {
@@ -39,7 +42,9 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let context = RequestContext { id, path: request.uri().path().to_string() };
+    let chinese = request.headers().contains_key(crate::auth::CSRF_HEADER)
+        && crate::web::lang_of(request.headers()) == crate::web::i18n::Lang::ZhHk;
+    let context = RequestContext { id, path: request.uri().path().to_string(), chinese };
     let api = context.path.starts_with("/api/");
     let span = tracing::debug_span!("request", id, %method, route = %route);
     // Bodies are read as sent: a compressed one would be taken for garbage (a CSV "not UTF-8").

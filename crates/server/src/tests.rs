@@ -544,6 +544,59 @@ async fn problem_details_have_the_documented_shape() {
 }
 
 #[tokio::test]
+async fn the_dashboard_s_calls_from_a_chinese_page_are_refused_in_chinese() {
+    let h = harness();
+    let send = |body: Value, dashboard: bool| {
+        let app = h.app.clone();
+        async move {
+            let mut request = Request::builder()
+                .method("POST")
+                .uri("/api/v1/orders")
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .header("content-type", "application/json")
+                .header("cookie", "mf_lang=zh-HK");
+            if dashboard {
+                request = request.header(crate::auth::CSRF_HEADER, "1");
+            }
+            let response = app.oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+            let (status, language) = (response.status(), response.headers().get("content-language").cloned());
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, language, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let mut order = valid_order();
+    order["quantity"] = json!(2_000_000);
+    let (status, language, problem) = send(order.clone(), true).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(language.as_ref().map(|l| l.to_str().unwrap()), Some("zh-HK"));
+    assert_eq!(problem["detail"], "數量：須為 1 至 1000000", "{problem}");
+    // The field stays a field name, for the page to find its input.
+    assert_eq!(
+        (&problem["errors"][0]["field"], &problem["errors"][0]["message"]),
+        (&json!("quantity"), &json!("須為 1 至 1000000"))
+    );
+    // An API client is answered in English whatever its cookies.
+    let (_, language, problem) = send(order, false).await;
+    assert_eq!((language, &problem["detail"]), (None, &json!("quantity: must be from 1 to 1000000")));
+    // A conflict naming its field says it with the field's label.
+    assert_eq!(send(valid_order(), true).await.0, StatusCode::CREATED);
+    let (status, _, problem) = send(valid_order(), true).await;
+    assert_eq!(
+        (status, &problem["detail"]),
+        (StatusCode::CONFLICT, &json!("訂單編號：已被使用")),
+        "{problem}"
+    );
+    // The rule for codes, in the words the form's hint uses.
+    let mut order = valid_order();
+    order["number"] = json!("訂單-001");
+    let (_, _, problem) = send(order, true).await;
+    assert_eq!(
+        problem["detail"], "訂單編號：只可包含英文字母、數字及「-」「_」「.」（例如 HK-2612-001）",
+        "{problem}"
+    );
+}
+
+#[tokio::test]
 async fn duplicate_numbers_conflict() {
     let h = harness();
     assert_eq!(h.post_json("/api/v1/orders", ADMIN, &valid_order()).await.status, StatusCode::CREATED);
@@ -2466,6 +2519,8 @@ async fn orders_export_as_csv_with_the_list_s_filters() {
     };
     let all = export("").await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    // A spreadsheet knows UTF-8 by its byte-order mark (Excel would read Big5 or GBK without it).
+    assert!(all.text.starts_with("\u{feff}number,customer,"), "{}", &all.text[..40]);
     let mut reader = csv::Reader::from_reader(all.text.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(&header[..6], ["number", "customer", "variant", "quantity", "due", "priority"]);
@@ -2474,6 +2529,8 @@ async fn orders_export_as_csv_with_the_list_s_filters() {
     // A field that starts like a formula is exported as text.
     let mine = rows.iter().find(|row| &row[0] == "SO-T-1").unwrap();
     assert_eq!(&mine[1], "'=HYPERLINK(\"http://x\")");
+    // Times in the site's time, as the orders page shows them, still exact instants.
+    assert_eq!(&mine[4], "2026-12-01T18:00:00+08:00", "{mine:?}");
     assert_eq!(&mine[7], "planned");
     // The list's filters apply.
     let released = export("?status=released&sort=due").await;

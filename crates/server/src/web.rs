@@ -10,11 +10,12 @@
 //! first.
 
 mod alarms;
-mod i18n;
+pub(crate) mod i18n;
 mod machine;
 mod orders;
 mod overview;
 mod plan;
+pub(crate) mod problems;
 mod settings;
 mod station;
 mod svg;
@@ -105,8 +106,13 @@ impl Ctx {
         if date == today || date.year() != today.year() {
             return format_local(at, &self.zone, date == today);
         }
-        let format = time::macros::format_description!("[month]-[day] [hour]:[minute]");
-        self.zone.local(at).format(&format).unwrap_or_default()
+        let local = self.zone.local(at);
+        format!(
+            "{} {:02}:{:02}",
+            (self.t.month_day)(u8::from(local.month()), local.day()),
+            local.hour(),
+            local.minute()
+        )
     }
 
     /// A length of time such as `2 h 05 min` or `3 d 4 h`.
@@ -118,7 +124,12 @@ impl Ctx {
         if days > 0 {
             format!("{sign}{days} {} {hours} {}", t.days, t.hours)
         } else if hours > 0 {
-            format!("{sign}{hours} {} {minutes:02} {}", t.hours, t.minutes)
+            // "2 h 05 min" in English; Chinese writes "2 小時 5 分鐘", and a whole hour as "2 小時".
+            match t.lang {
+                Lang::En => format!("{sign}{hours} {} {minutes:02} {}", t.hours, t.minutes),
+                Lang::ZhHk if minutes == 0 => format!("{sign}{hours} {}", t.hours),
+                Lang::ZhHk => format!("{sign}{hours} {} {minutes} {}", t.hours, t.minutes),
+            }
         } else if minutes > 0 || seconds == 0 {
             format!("{sign}{minutes} {}", t.minutes)
         } else {
@@ -142,10 +153,16 @@ fn format_local(at: Timestamp, zone: &model::Zone, time_only: bool) -> String {
 /// A ratio as a percentage with one decimal, or the "none" mark.
 pub(crate) fn percent(t: &Text, ratio: Option<f64>) -> String {
     match ratio {
+        // Chinese writes no space before the sign.
+        Some(ratio) if ratio.is_finite() && t.lang == Lang::ZhHk => format!("{:.1}%", ratio * 100.0),
         Some(ratio) if ratio.is_finite() => format!("{:.1} %", ratio * 100.0),
         _ => t.none.to_string(),
     }
 }
+
+/// What an input of a code (an order number, a user name) takes, as `model::check_code` does:
+/// the browser says so before the form is sent.
+pub(crate) const CODE_PATTERN: &str = "[A-Za-z0-9._\\-]{1,64}";
 
 /// The language asked for: the cookie, else the browser's preference, else English.
 pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
@@ -159,8 +176,22 @@ pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
         .and_then(|(_, value)| Lang::parse(value));
     cookie
         .or_else(|| {
+            // The most preferred language the dashboard has, by the weights (`q`) the browser
+            // gives; of equal weights the first.
             let accept = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
-            accept.split(',').find_map(|part| Lang::parse(part.split(';').next().unwrap_or("")))
+            let mut offered: Vec<(f32, Lang)> = accept
+                .split(',')
+                .filter_map(|part| {
+                    let mut pieces = part.split(';');
+                    let lang = Lang::parse(pieces.next().unwrap_or(""))?;
+                    let weight = pieces
+                        .find_map(|p| p.trim().strip_prefix("q="))
+                        .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+                    (weight > 0.0).then_some((weight, lang))
+                })
+                .collect();
+            offered.sort_by(|a, b| b.0.total_cmp(&a.0));
+            offered.first().map(|(_, lang)| *lang)
         })
         .unwrap_or(Lang::En)
 }
@@ -208,7 +239,9 @@ pub(crate) fn alarm_raised(ctx: &Ctx, alarm: &model::alarm::Alarm) -> Markup {
 /// English message it was raised with.
 pub(crate) fn alarm_message(t: &Text, alarm: &model::alarm::Alarm) -> String {
     match &alarm.cause {
-        Some(cause) => cause.message(alarm.value, t.alarm_words),
+        Some(cause) => {
+            cause.message_naming(alarm.value, t.alarm_words, &|metric| machine::metric_said(t, metric))
+        }
         None => alarm.message.clone(),
     }
 }
@@ -284,7 +317,7 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
                             hreflang=(other.code()) lang=(other.code()) title=(t.switch_language) data-testid="switch-language" {
                             (other.text().own_name)
                         }
-                        span { (t.signed_in_as) " " strong { (ctx.user.username) } " (" (t.role(ctx.user.role)) ")" }
+                        span { (t.signed_in_as) " " strong { (ctx.user.username) } (ctx.t.space_lparen) (t.role(ctx.user.role)) (ctx.t.rparen) }
                         form method="post" action="/logout" {
                             button.link type="submit" { (t.sign_out) }
                         }

@@ -175,12 +175,13 @@ impl Store {
         })
     }
 
-    /// A user and their password hash, for logging in.
+    /// A user and their password hash, for logging in: the name in any case (names differ by
+    /// more than case).
     pub fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
         self.read(|conn| {
             let found = conn
                 .prepare_cached(
-                    "SELECT id, username, role, created_ms, site_id, password_hash FROM users WHERE username = ?1",
+                    "SELECT id, username, role, created_ms, site_id, password_hash FROM users WHERE lower(username) = lower(?1)",
                 )?
                 .query_row([username], |row| Ok((user_row(row)?, row.get::<_, String>(5)?)))
                 .optional()?;

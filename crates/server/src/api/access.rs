@@ -68,6 +68,9 @@ pub(crate) async fn check_credentials(
     password: String,
     peer: Option<std::net::IpAddr>,
 ) -> ApiResult<User> {
+    // User names are ASCII and differ by more than case: " OP1" and "ｏｐ１" (typed with a
+    // Chinese input method in full-width mode) are op1.
+    let username = model::fold_width(username.trim()).to_ascii_lowercase();
     if let Err(wait) = state.sign_ins.begin(&username, peer) {
         return Err(ApiError::too_many_requests(
             format!("too many failed sign-ins; try again in {} s", crate::error::ceil_seconds(wait)),

@@ -83,7 +83,8 @@ fn orders_filter(query: OrdersQuery) -> ApiResult<OrderFilter> {
         machine: query.machine.map(model::MachineId),
         customer: query.customer,
         number: query.number,
-        search: query.search,
+        // Full-width letters and digits (an input method left in full-width mode) find the same.
+        search: query.search.as_deref().map(model::fold_width),
     })
 }
 
@@ -112,6 +113,9 @@ pub(crate) async fn export_orders(
     let filter = orders_filter(query)?;
     let (store, now) = (state.store, state.clock.now());
     let csv = blocking(move || {
+        // Times as the orders page shows them, in the site's time (with its offset, so they
+        // stay exact instants); the import takes them back as they are.
+        let zone = crate::site_zone(&store);
         if let Some(machine) = filter.machine {
             store.machine(machine)?;
         }
@@ -130,7 +134,9 @@ pub(crate) async fn export_orders(
             None => std::collections::HashMap::new(),
         };
         let mut variants = std::collections::HashMap::new();
-        let mut out = csv::Writer::from_writer(Vec::new());
+        // A byte-order mark first, so a spreadsheet opens the file as UTF-8, not in the
+        // computer's own code page (Big5, GBK), which garbles every Chinese name.
+        let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
         let header = [
             "number",
             "customer",
@@ -164,17 +170,18 @@ pub(crate) async fn export_orders(
                         None => (None, (order.due < now).then_some(true)),
                     },
                 };
-                let time = |at: Option<model::Timestamp>| at.map(crate::rfc3339).unwrap_or_default();
+                let local = |at: model::Timestamp| crate::rfc3339_in(&zone, at);
+                let time = |at: Option<model::Timestamp>| at.map(local).unwrap_or_default();
                 let record = [
                     spreadsheet_safe(&order.number),
                     spreadsheet_safe(&order.customer),
                     spreadsheet_safe(&variants[&order.variant_id]),
                     order.quantity.to_string(),
-                    crate::rfc3339(order.due),
+                    local(order.due),
                     order.priority.to_string(),
                     time(order.material_ready),
                     order.status.as_str().to_string(),
-                    crate::rfc3339(order.created_at),
+                    local(order.created_at),
                     time(order.finished_at),
                     order.delivered.map_or(String::new(), |units| units.to_string()),
                     time(eta),

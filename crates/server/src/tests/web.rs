@@ -523,7 +523,7 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
     };
     h.store.write_batch(&[], &[], &[], &[event]).unwrap();
     let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
-    assert!(page.contains("Counted so far: 3 Good · 1 Scrap"), "{page}");
+    assert!(page.contains("Counted so far: Good 3 · Scrap 1"), "{page}");
     assert_eq!(good_input(&page), quantity - 4, "the finish offers the rest of the lot");
 }
 
@@ -810,9 +810,10 @@ async fn alarm_messages_are_said_in_the_page_s_language() {
         .store
         .raise_alarm(id, model::MachineId(4), NOW, Some(72.5), "Gas leak: gas_ppm = 72.5 above 50")
         .unwrap();
-    for (lang, said) in
-        [("en", "Gas leak: gas_ppm = 72.5 above 50"), ("zh-HK", "Gas leak: gas_ppm = 72.5，高於 50")]
-    {
+    for (lang, said) in [
+        ("en", "Gas leak: gas_ppm = 72.5 above 50"),
+        ("zh-HK", "Gas leak：氣體濃度（gas_ppm） = 72.5，高於 50"),
+    ] {
         for path in ["/alarms", "/", "/machines/4"] {
             let page = h.page(path, ADMIN, lang).await.text;
             assert!(page.contains(said), "{lang} {path}");

@@ -91,12 +91,12 @@ pub(crate) const ZH: Text = Text {
     rules: "警報規則",
     no_rules: "尚未設定規則。",
     rule_name: "名稱",
-    metric: "指標",
+    metric: "數據項目",
     condition: "條件",
     limit: "限值",
     for_seconds: "持續（秒）",
     deadband: "死區",
-    unknown_metric: "沒有機器報告此指標",
+    unknown_metric: "沒有機器報告此數據項目",
     deadband_hint: "警報發出後，數值須回到限值另一側並超出此幅度才解除。",
     enabled: "啟用",
     new_rule: "新增規則",
@@ -339,7 +339,7 @@ fn rule_form(ctx: &Ctx, rule: Option<&AlarmRule>, machines: &[model::Machine]) -
             }
             @for (field, kinds, unit) in LIMITS {
                 label data-show-when={ "condition.kind=" (kinds.join(",")) } {
-                    (a.limit) @if unit < a.condition_units.len() && !a.condition_units[unit].is_empty() { " (" (a.condition_units[unit]) ")" }
+                    (a.limit) @if unit < a.condition_units.len() && !a.condition_units[unit].is_empty() { (ctx.t.space_lparen) (a.condition_units[unit]) (ctx.t.rparen) }
                     @let whole = matches!(field, "seconds" | "minutes");
                     input name={ "condition." (field) } type="number" step=(if whole { "1" } else { "any" })
                         data-type=(if whole { "int" } else { "number" }) required

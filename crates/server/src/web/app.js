@@ -37,7 +37,7 @@ async function api(method, url, body, ifMatch) {
       const fields = data.errors.map(e => `${e.field}: ${e.message}`).join('; ');
       if (!data.errors.every(e => message.includes(e.message))) message += ' — ' + fields;
     }
-    throw new Error(`${text.failed || 'Failed'} (${response.status}): ${message}`);
+    throw new Error((text.failed || 'Not done ({status}): {message}').replace('{status}', response.status).replace('{message}', message));
   }
   return data;
 }
@@ -152,9 +152,9 @@ async function perform(element, body) {
     } else if (then.startsWith('goto:')) {
       window.location.assign(then.slice(5).replace('{id}', answer && answer.id));
     } else if (then === 'none') {
-      flash(text.done || 'Done.');
+      flash(element.dataset.done || text.done || 'Done.');
     } else {
-      sessionStorage.setItem('mf-flash', text.done || 'Done.');
+      sessionStorage.setItem('mf-flash', element.dataset.done || text.done || 'Done.');
       // The reloaded page puts the focus back on what was used, or near it.
       remember();
       window.location.reload();

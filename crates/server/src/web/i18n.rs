@@ -30,7 +30,7 @@ impl Lang {
         let code = code.trim().to_ascii_lowercase();
         if code == "en" || code.starts_with("en-") {
             Some(Lang::En)
-        } else if code == "zh" || code.starts_with("zh-") {
+        } else if code == "zh" || code.starts_with("zh-") || code == "yue" || code.starts_with("yue-") {
             Some(Lang::ZhHk)
         } else {
             None
@@ -89,6 +89,13 @@ pub(crate) struct Text {
     pub(crate) live: &'static str,
     /// Between a label and its value (`": "`, or the full-width `"："`).
     pub(crate) colon: &'static str,
+    /// What an order number or a user name may hold, on its input.
+    pub(crate) code_hint: &'static str,
+    /// Brackets around a remark: "(", ")", and " (" after a word ("admin (Administrator)"; in
+    /// Chinese full-width and without the space: "admin（管理員）").
+    pub(crate) lparen: &'static str,
+    pub(crate) rparen: &'static str,
+    pub(crate) space_lparen: &'static str,
     /// Between two sentences (a space, or nothing after a full stop in Chinese).
     pub(crate) sentence_gap: &'static str,
     /// The end of a sentence: ". " or "。".
@@ -99,6 +106,9 @@ pub(crate) struct Text {
     pub(crate) sim_clock: &'static str,
     pub(crate) sim_clock_title: &'static str,
     pub(crate) connection_lost: &'static str,
+    /// A date of this year without its year: "12-08" (in Chinese "12月8日", which no one reads as
+    /// 12 August).
+    pub(crate) month_day: fn(u8, u8) -> String,
     pub(crate) done_message: &'static str,
     pub(crate) failed_message: &'static str,
     /// A change refused because the record changed since the page showed it (412).
@@ -249,14 +259,19 @@ const EN: Text = Text {
     none: "—",
     live: "Live",
     colon: ": ",
+    code_hint: "Letters A–Z, digits, - _ and . only, e.g. HK-2612-001",
+    lparen: "(",
+    rparen: ")",
+    space_lparen: " (",
     sentence_gap: " ",
     full_stop: ". ",
     alarm_words: &model::alarm::ENGLISH,
     sim_clock: "Factory time",
     sim_clock_title: "The simulated factory runs this many times faster than real time. Machines, orders, plans and alarms all keep its clock; sign-ins and tokens keep real time.",
     connection_lost: "Live updates interrupted; reconnecting…",
+    month_day: |month, day| format!("{month:02}-{day:02}"),
     done_message: "Done.",
-    failed_message: "Not done",
+    failed_message: "Not done ({status}): {message}",
     changed_since: "Someone changed this since the page was shown; reload it to see their change, then make yours again.",
     confirm: "Are you sure?",
     save: "Save",
@@ -347,14 +362,19 @@ const ZH: Text = Text {
     none: "—",
     live: "即時",
     colon: "：",
+    code_hint: "只可使用英文字母、數字及 - _ .（例如 HK-2612-001）",
+    lparen: "（",
+    rparen: "）",
+    space_lparen: "（",
     sentence_gap: "",
     full_stop: "。",
     alarm_words: &ZH_ALARMS,
     sim_clock: "工廠時間",
-    sim_clock_title: "模擬工廠以此倍數快於真實時間運行。機器、訂單、計劃及警報都按工廠時間；登入及權杖按真實時間。",
+    sim_clock_title: "模擬工廠以此倍數快於真實時間運行。機器、訂單、排程及警報都按工廠時間；登入及權杖按真實時間。",
     connection_lost: "即時更新中斷，正在重新連線…",
-    done_message: "完成。",
-    failed_message: "未能完成",
+    month_day: |month, day| format!("{month}月{day}日"),
+    done_message: "已儲存。",
+    failed_message: "未能完成（{status}）：{message}",
     changed_since: "此頁顯示後已有人更改；請重新載入查看其更改，再作出你的更改。",
     confirm: "確定嗎？",
     save: "儲存",
@@ -377,7 +397,7 @@ const ZH: Text = Text {
     since: "開始於",
     too_many_sign_ins: "登入失敗次數過多：請於 {seconds} 秒後再試。",
     sign_in_here: "請在此頁登入：從其他網站送出的登入會被拒絕。",
-    sign_in_failed: "平台暫時未能讓你登入（其資料庫可能已滿或唯讀）；請通知管理員。",
+    sign_in_failed: "平台暫時未能讓你登入（其數據庫可能已滿或唯讀）；請通知管理員。",
     first_time: "首次",
     eta: "預計完成",
     lateness: "延誤",
@@ -423,4 +443,29 @@ const ZH_ALARMS: model::alarm::AlarmWords = model::alarm::AlarmWords {
     rate_above: "{metric} 每分鐘變化超過 {limit}",
     stale: "{metric} 超過 {limit} 秒沒有數據",
     stopped_longer: "停機超過 {limit} 分鐘",
+    separator: "：",
 };
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::Lang;
+
+    fn asked(accept: &str) -> Lang {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_str(accept).unwrap());
+        super::super::lang_of(&headers)
+    }
+
+    #[test]
+    fn the_browser_s_most_preferred_language_is_taken_by_its_weights() {
+        assert_eq!(asked("zh-HK;q=0.5,en;q=0.9"), Lang::En);
+        assert_eq!(asked("en;q=0.4, zh-TW;q=0.8"), Lang::ZhHk);
+        assert_eq!(asked("fr, zh-CN, en"), Lang::ZhHk, "of equal weights the first the dashboard has");
+        assert_eq!(asked("yue-HK, en;q=0.5"), Lang::ZhHk, "Cantonese reads Traditional Chinese");
+        assert_eq!(asked("zh;q=0, en;q=0.1"), Lang::En, "q=0 is not acceptable");
+        assert_eq!(asked("de"), Lang::En);
+        assert_eq!(asked("zh;q=abc"), Lang::En, "a garbled weight is left out");
+    }
+}

@@ -303,11 +303,27 @@ fn unit(metric: &str) -> &'static str {
 /// A chart's title: the measurement's name in the page's language when the metric is a common
 /// one (`temperature_c` → "Temperature"), followed by the metric's own name, which is what the
 /// API and the rules use; the metric's name alone otherwise.
-fn metric_title(m: &Text, metric: &str) -> String {
+/// A metric as a sentence says it: "溫度（temperature_c）" where the page knows its name, else
+/// its id. In English the id reads well enough as it is.
+pub(crate) fn metric_said(t: &super::Text, metric: &str) -> String {
+    if t.lang == super::Lang::En {
+        return metric.to_owned();
+    }
+    match measurement_name(t.machine_page, metric) {
+        Some(name) => format!("{name}{}{metric}{}", t.lparen, t.rparen),
+        None => metric.to_owned(),
+    }
+}
+
+fn measurement_name(m: &Text, metric: &str) -> Option<&'static str> {
     let stem = unit_suffix(metric).map_or(metric, |(suffix, _)| &metric[..metric.len() - suffix.len()]);
     let stem = stem.to_ascii_lowercase();
-    match m.measurement_names.iter().find(|(key, _)| *key == stem) {
-        Some((_, name)) => format!("{name} · {metric}"),
+    m.measurement_names.iter().find(|(key, _)| *key == stem).map(|(_, name)| *name)
+}
+
+fn metric_title(m: &Text, metric: &str) -> String {
+    match measurement_name(m, metric) {
+        Some(name) => format!("{name} · {metric}"),
         None => metric.to_string(),
     }
 }
@@ -515,13 +531,17 @@ fn state_timeline(ctx: &Ctx, data: &MachineData) -> Markup {
         .iter()
         .map(|s| {
             let reason = s.reason.as_deref().filter(|r| !r.is_empty());
+            // A reason the station offers is said in the reader's language, as in the Pareto.
+            let reason = reason.map(|r| super::station::reason_label(t, r).unwrap_or(r));
             let title = format!(
-                "{}{}\n{} – {} ({})",
+                "{}{}\n{} – {}{}{}{}",
                 t.state(s.state),
                 reason.map(|r| format!(" — {r}")).unwrap_or_default(),
                 when(s.start_ms),
                 when(s.end_ms),
+                t.space_lparen,
                 ctx.duration((s.end_ms - s.start_ms) / 1000),
+                t.rparen,
             );
             Span { start_ms: s.start_ms, end_ms: s.end_ms, fill: svg::state_fill(s.state), title }
         })
@@ -826,7 +846,7 @@ fn rules(ctx: &Ctx, data: &MachineData) -> Markup {
         let last = data.series.iter().find(|(name, _)| name == metric).and_then(|(_, points)| points.last());
         html! {
             @if let Some(point) = last { " (" (m.last) " " (svg::value_text(point.last)) ")" }
-            @else { " (" (m.no_readings_short) ")" }
+            @else { (ctx.t.space_lparen) (m.no_readings_short) (ctx.t.rparen) }
         }
     };
     let remove = |what: &str| {

@@ -173,7 +173,7 @@ pub(crate) const ZH: Text = Text {
     overdue_by: "已逾期",
     priority: "優先級",
     priority_hint: "1 為一般，10 為最緊急",
-    material_ready: "物料齊備",
+    material_ready: "物料到貨時間（可選）",
     material_on_hand: "已有物料",
     entered: "建立時間",
     operations: "工序",
@@ -183,16 +183,16 @@ pub(crate) const ZH: Text = Text {
     actual: "實際",
     finished: "完成時間",
     output: "良品產出",
-    output_short: |output, quantity| format!("預計 {output}／{quantity}，短缺 {}", quantity - output),
+    output_short: |output, quantity| format!("{output}／{quantity}（短缺 {}）", quantity - output),
     short: |n| format!("短缺 {n}"),
-    setup_from: "換線開始",
+    setup_from: "調機開始",
     planned_start: "計劃開始",
     planned_end: "完成（計劃或實際）",
     parts: "批",
     release: "下達生產",
     release_hint: "下達後，操作員便可開始此訂單的工序。",
     change_order: "修改訂單",
-    change_hint: "新的交期或優先級會即時交給計劃（急單優先級會即時插入）。下達後數量不能更改。",
+    change_hint: "新的交期或優先級會即時反映到排程（急單優先級會即時插入）。下達後數量不能更改。",
     cancel_order: "取消訂單",
     cancel_confirm: "取消此訂單？其未完成的工序亦會一併取消，且無法復原。",
     all_orders: "所有訂單",
@@ -279,7 +279,7 @@ pub(crate) fn parse_filter(
     if customer.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
         errors.push(FilterError::Customer);
     }
-    let search = present(&query.search).map(str::to_string);
+    let search = present(&query.search).map(model::fold_width);
     if search.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
         errors.push(FilterError::Search);
     }
@@ -489,7 +489,7 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
                 @if rush_priority > 0 { (t.sentence_gap) (o.rush_hint.replace("{priority}", &rush_priority.to_string())) }
             }
             form.row-form data-action="POST /api/v1/orders" data-then="goto:/orders/{id}" data-testid="new-order" {
-                label { (o.number) input name="number" required maxlength="64"; }
+                label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) placeholder="HK-2612-001"; }
                 label { (t.customer) input name="customer" required maxlength="200"; }
                 label { (t.product_variant)
                     select name="variant_id" data-type="int" required {
@@ -523,7 +523,7 @@ fn change_order_form(ctx: &Ctx, order: &Order, operations: &[Operation]) -> Mark
             form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) }
                 data-if-match=(crate::api::orders::order_tag(order, operations)) {
                 input type="hidden" name="variant_id" data-type="int" value=(order.variant_id.0);
-                label { (o.number) input name="number" required maxlength="64" value=(order.number); }
+                label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) value=(order.number); }
                 label { (t.customer) input name="customer" required maxlength="200" value=(order.customer); }
                 @if order.status == OrderStatus::Planned {
                     label { (t.quantity) input name="quantity" type="number" min="1" step="1" required data-type="int" value=(order.quantity); }
@@ -561,7 +561,7 @@ fn eta_cell(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
     let t = ctx.t;
     match eta {
         Some(eta) if order.status == OrderStatus::Done => html! {
-            (ctx.short_time(eta)) " " span.muted title=(t.orders_page.finished) { "(" (t.orders_page.actual) ")" }
+            (ctx.short_time(eta)) " " span.muted title=(t.orders_page.finished) { (ctx.t.lparen) (t.orders_page.actual) (ctx.t.rparen) }
         },
         Some(eta) => html! { (ctx.short_time(eta)) },
         None => html! { span.muted { (t.none) } },
@@ -882,13 +882,13 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                             td { (status_badge(t, operation.status)) }
                             td {
                                 @if let Some(machine) = operation.machine_id {
-                                    a href={ "/machines/" (machine.0) } { (code(&machine)) } " " span.muted { "(" (o.actual) ")" }
+                                    a href={ "/machines/" (machine.0) } { (code(&machine)) } " " span.muted { (ctx.t.lparen) (o.actual) (ctx.t.rparen) }
                                 } @else if let Some(planned) = planned {
                                     @for (index, machine) in planned.machines.iter().enumerate() {
                                         @if index > 0 { ", " }
                                         a href={ "/machines/" (machine.0) } { (code(machine)) }
                                     }
-                                    " " span.muted { "(" (o.planned) ")" }
+                                    " " span.muted { (ctx.t.lparen) (o.planned) (ctx.t.rparen) }
                                 } @else {
                                     span.muted { (t.none) }
                                 }
@@ -899,7 +899,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                                     td {
                                         @if let Some(at) = operation.started_at {
                                             // Started since the plan was made: its real start.
-                                            (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" }
+                                            (ctx.short_time(at)) " " span.muted { (ctx.t.lparen) (o.actual) (ctx.t.rparen) }
                                         } @else {
                                             (ctx.short_time(planned.start))
                                         }
@@ -907,7 +907,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                                     td {
                                         @if let Some(at) = operation.finished_at {
                                             // Done since the plan was made: its real end, not the planned one.
-                                            (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" }
+                                            (ctx.short_time(at)) " " span.muted { (ctx.t.lparen) (o.actual) (ctx.t.rparen) }
                                         } @else {
                                             (ctx.short_time(planned.end))
                                             @if planned.parts > 1 { " " span.muted { "(" (planned.parts) " " (o.parts) ")" } }
@@ -917,11 +917,11 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                                 None => {
                                     td.muted { (t.none) }
                                     @match operation.started_at {
-                                        Some(at) => { td { (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" } } }
+                                        Some(at) => { td { (ctx.short_time(at)) " " span.muted { (ctx.t.lparen) (o.actual) (ctx.t.rparen) } } }
                                         None => { td.muted { (t.none) } }
                                     }
                                     @match operation.finished_at {
-                                        Some(at) => { td { (ctx.short_time(at)) " " span.muted { "(" (o.actual) ")" } } }
+                                        Some(at) => { td { (ctx.short_time(at)) " " span.muted { (ctx.t.lparen) (o.actual) (ctx.t.rparen) } } }
                                         None => { td.muted { (t.none) } }
                                     }
                                 }

@@ -263,7 +263,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                             @for (index, order) in data.overdue.iter().take(AT_RISK_SHOWN).enumerate() {
                                 @if index > 0 { ", " }
                                 a href={ "/orders/" (order.id.0) } { (order.number) }
-                                " (" (ctx.short_time(order.due)) ")"
+                                (ctx.t.space_lparen) (ctx.short_time(order.due)) (ctx.t.rparen)
                             }
                             @if data.overdue.len() > AT_RISK_SHOWN { ", …" }
                         }

@@ -124,6 +124,8 @@ pub(crate) struct Text {
     pub(crate) reoptimised: &'static str,
     /// Monday first.
     pub(crate) weekdays: [&'static str; 7],
+    /// A day's heading on the Gantt axis from its month, day and weekday: "12-08 Tue".
+    pub(crate) day_heading: fn(u8, u8, &str) -> String,
 }
 
 pub(crate) const EN: Text = Text {
@@ -220,6 +222,7 @@ pub(crate) const EN: Text = Text {
     trigger_deviation: "work ran off the plan ({late} lots behind, {early} ahead, {cancelled} cancelled)",
     reoptimised: "Re-optimised at a scheduled time and published automatically, as it is better than the plan before: late orders {late_before} → {late}, weighted lateness {twt_before} → {twt}, last work ends {end_before} → {end}.",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    day_heading: |month, day, weekday| format!("{month:02}-{day:02} {weekday}"),
 };
 
 pub(crate) const ZH: Text = Text {
@@ -232,10 +235,10 @@ pub(crate) const ZH: Text = Text {
     objective: "目標",
     objectives: ["延誤訂單最少，其次最早完工", "加權延誤最少", "最早完成全部工作"],
     late_orders: "延誤訂單",
-    weighted_tardiness: "延誤 × 優先級",
+    weighted_tardiness: "加權延誤（延誤 × 優先級）",
     weighted_hint: "各訂單優先級 × 延誤時間的總和",
     plan_end: "排程完成於",
-    setup_time: "換線時間",
+    setup_time: "調機時間",
     solve_time: "求解時間",
     milliseconds: "毫秒",
     seconds: "秒",
@@ -244,8 +247,8 @@ pub(crate) const ZH: Text = Text {
     computed_apart: "兩個排程相隔{gap}計算，期間完成或新增的工作亦會改變這些數字。",
     this_plan: "此排程",
     active_plan: "現行排程",
-    measure: "指標",
-    verdict: "此排程",
+    measure: "項目",
+    verdict: "比較結果",
     better: "較佳",
     worse: "較差",
     same: "相同",
@@ -276,7 +279,7 @@ pub(crate) const ZH: Text = Text {
     new_eta: "新預計完成時間",
     shift: "變動",
     shift_hint: "+ 延後，− 提早",
-    more: "未顯示",
+    more: "另有未顯示",
     late_list: "此排程會延誤的訂單",
     none_late: "此排程可準時完成所有訂單。",
     behind: "落後於排程",
@@ -286,12 +289,12 @@ pub(crate) const ZH: Text = Text {
     overrunning: "仍在生產",
     behind_by: "落後",
     gantt: "甘特圖",
-    gantt_hint: "每部機器一行。將指標移到橫條上可查看詳情，點選可開啟訂單。按住 Ctrl 並轉動滾輪可縮放。",
+    gantt_hint: "每部機器一行。將滑鼠游標移到橫條上可查看詳情，按一下可開啟訂單。按住 Ctrl 並轉動滾輪可縮放。",
     no_operations: "此排程沒有工序：計算時沒有未完成的訂單。",
     zoom_in: "放大",
     zoom_out: "縮小",
-    fit: "全覽",
-    setup: "換線",
+    fit: "顯示全部",
+    setup: "調機",
     order_late: "訂單將延誤",
     now: "現在",
     utilisation: "使用率",
@@ -303,7 +306,7 @@ pub(crate) const ZH: Text = Text {
     trigger_maintenance: "機器 {machine} 保養期間排有工作",
     trigger_recovered: "機器 {machine} 已恢復運行",
     trigger_elsewhere: "訂單 {orders} 的工序改在機器 {machine} 上開工，而非排程所定的機器",
-    trigger_calendar: "廠區 {site} 的班次或假期已更改，原排程有工作落在非工作時間",
+    trigger_calendar: "廠房 {site} 的班次或假期已更改，原排程有工作落在非工作時間",
     trigger_material: "訂單 {orders} 的物料現時會在計劃開工之後才到",
     trigger_routing: "訂單 {orders} 的工序排在其工藝路線已不再列出的機器上",
     trigger_maintenance_removed: "機器 {machine} 的保養時段已取消，其工作可提前",
@@ -311,7 +314,9 @@ pub(crate) const ZH: Text = Text {
     trigger_new: "已下達的訂單 {orders} 不在排程內",
     trigger_deviation: "生產偏離排程（{late} 批落後，{early} 批提前，{cancelled} 批已取消）",
     reoptimised: "系統按預定時間重新優化，結果優於原排程，已自動發佈：延誤訂單 {late_before} → {late}，加權延誤 {twt_before} → {twt}，最後工序完成 {end_before} → {end}。",
-    weekdays: ["週一", "週二", "週三", "週四", "週五", "週六", "週日"],
+    weekdays: ["一", "二", "三", "四", "五", "六", "日"],
+    // Day before month would be read the other way round in Hong Kong: say which is which.
+    day_heading: |month, day, weekday| format!("{month}月{day}日（{weekday}）"),
 };
 
 /// The objectives the re-plan form offers, as the API names them.
@@ -455,15 +460,16 @@ fn objective_name<'a>(p: &Text, objective: &'a str) -> &'a str {
     }
 }
 
-/// How long the solver ran: milliseconds under ten seconds, else seconds.
+/// How long the solver ran: milliseconds under a second, else seconds to a tenth ("2 s", "2.3 s").
 fn solve_time(p: &Text, ms: i64) -> String {
     if ms < 1 {
         // A right shift or a dispatching rule alone can take less than a millisecond.
         format!("< 1 {}", p.milliseconds)
-    } else if ms < 10_000 {
+    } else if ms < 1000 {
         format!("{ms} {}", p.milliseconds)
     } else {
-        format!("{:.1} {}", ms as f64 / 1000.0, p.seconds)
+        let seconds = format!("{:.1}", ms as f64 / 1000.0);
+        format!("{} {}", seconds.strip_suffix(".0").unwrap_or(&seconds), p.seconds)
     }
 }
 
@@ -666,8 +672,8 @@ fn comparison(ctx: &Ctx, this: &PlanSummary, active: &PlanSummary) -> Markup {
                         td.num { (ours) }
                         td.num { (theirs) }
                         @match verdict(*a, *b) {
-                            Verdict::Better => { td.better { "▲ " (p.better) " (" (difference) ")" } }
-                            Verdict::Worse => { td.worse { "▼ " (p.worse) " (" (difference) ")" } }
+                            Verdict::Better => { td.better { "▲ " (p.better) (ctx.t.space_lparen) (difference) (ctx.t.rparen) } }
+                            Verdict::Worse => { td.worse { "▼ " (p.worse) (ctx.t.space_lparen) (difference) (ctx.t.rparen) } }
                             Verdict::Same => { td.muted { "= " (p.same) } }
                         }
                     }
@@ -737,7 +743,7 @@ fn diff_panel(ctx: &Ctx, detail: &PlanDetail) -> Markup {
                         p.muted { (p.no_eta_changes) }
                     } @else {
                         table {
-                            thead { tr { th { (t.order) } th { (p.new_eta) } th.num title=(p.shift_hint) { (p.shift) " (" (p.shift_hint) ")" } } }
+                            thead { tr { th { (t.order) } th { (p.new_eta) } th.num title=(p.shift_hint) { (p.shift) (ctx.t.space_lparen) (p.shift_hint) (ctx.t.rparen) } } }
                             tbody {
                                 @for (order, shift) in changes.iter().take(ROWS_SHOWN) {
                                     @let (number, eta) = numbers.get(order).copied().unwrap_or(("?", detail.summary.created_at));
@@ -809,7 +815,7 @@ fn behind_panel(ctx: &Ctx, lanes: &[GanttLane]) -> Markup {
     let behind = behind(lanes, ctx.now);
     html! {
         section.panel aria-labelledby="behind-heading" data-testid="behind-plan" {
-            h2 #behind-heading { (p.behind) @if !behind.is_empty() { " (" (behind.len()) ")" } }
+            h2 #behind-heading { (p.behind) @if !behind.is_empty() { (ctx.t.space_lparen) (behind.len()) (ctx.t.rparen) } }
             @if behind.is_empty() {
                 p.muted { (p.none_behind) }
             } @else {
@@ -1019,7 +1025,7 @@ const MAX_HOUR_MARKS: i64 = 1500;
 /// are faint enough not to crowd a zoomed-out chart. Marks are counted in minutes of the local
 /// clock and placed at the instants those show, so across a daylight-saving change a day is 23
 /// or 25 hours wide.
-pub(crate) fn ticks(scale: &Scale, zone: &Zone, weekdays: &[&str; 7]) -> Vec<Tick> {
+pub(crate) fn ticks(scale: &Scale, zone: &Zone, p: &Text) -> Vec<Tick> {
     let origin = scale.origin_ms.div_euclid(60_000) + i64::from(zone.offset_minutes_at(scale.origin_ms));
     let span_end = scale.origin_ms + (scale.span.round() as i64) * 60_000;
     let end = span_end.div_euclid(60_000) + i64::from(zone.offset_minutes_at(span_end));
@@ -1030,8 +1036,8 @@ pub(crate) fn ticks(scale: &Scale, zone: &Zone, weekdays: &[&str; 7]) -> Vec<Tic
     let x = |minute: i64| (zone.instant_of_local(minute * 60_000) - scale.origin_ms) as f64 / 60_000.0;
     let day_label = |minute: i64| {
         let at = local(minute);
-        let weekday = weekdays[at.weekday().number_days_from_monday() as usize];
-        format!("{:02}-{:02} {weekday}", u8::from(at.month()), at.day())
+        let weekday = p.weekdays[at.weekday().number_days_from_monday() as usize];
+        (p.day_heading)(u8::from(at.month()), at.day(), weekday)
     };
     let mut out = Vec::new();
     let first_midnight = (origin.div_euclid(1440) + 1) * 1440;
@@ -1115,7 +1121,7 @@ pub(crate) fn gantt(
     }
     let _ = write!(out, r#"<rect class="lc" x="0" y="0" width="{LEFT}" height="{height}"/>"#);
     // The time axis and its grid lines.
-    for tick in ticks(&scale, zone, &p.weekdays) {
+    for tick in ticks(&scale, zone, p) {
         let x = scale.x(tick.at);
         let (class, top, y) = if tick.day { ("d", 0.0, 14.0) } else { ("h", 20.0, 32.0) };
         if tick.at > 0.0 {
@@ -1449,6 +1455,8 @@ mod tests {
         assert_eq!(solve_time(&EN, 42), "42 ms");
         assert_eq!(solve_time(&EN, 12_345), "12.3 s");
         assert_eq!(solve_time(&ZH, 0), "< 1 毫秒");
+        assert_eq!(solve_time(&ZH, 1000), "1 秒", "not 1000 ms");
+        assert_eq!(solve_time(&EN, 2_340), "2.3 s");
     }
 
     #[test]
@@ -1539,7 +1547,7 @@ mod tests {
         assert!(html.contains("20 min"), "{html}");
         let evening = datetime!(2026-11-24 20:00 UTC);
         let zh = behind_panel(&ctx(super::super::Lang::ZhHk, evening), &lanes).into_string();
-        assert!(zh.contains("落後於排程 (2)") && zh.contains("仍在生產") && zh.contains("未開始"), "{zh}");
+        assert!(zh.contains("落後於排程（2）") && zh.contains("仍在生產") && zh.contains("未開始"), "{zh}");
         let calm =
             behind_panel(&ctx(super::super::Lang::En, datetime!(2026-11-24 09:00 UTC)), &lanes).into_string();
         assert!(calm.contains("keeps to the plan") && !calm.contains("<table"));
@@ -1579,7 +1587,7 @@ mod tests {
         assert!(svg.contains(">Now 09:20</text>"));
         // Hour marks every hour from the origin, and the day's label at the origin.
         let scale = Scale::new(datetime!(2026-11-24 09:00 UTC), datetime!(2026-11-24 19:00 UTC), &Zone::UTC);
-        let marks = ticks(&scale, &Zone::UTC, &EN.weekdays);
+        let marks = ticks(&scale, &Zone::UTC, &EN);
         assert_eq!(marks[0], Tick { at: 0.0, until: 900.0, label: "11-24 Tue".into(), day: true });
         let hours: Vec<&str> = marks.iter().filter(|t| !t.day).map(|t| t.label.as_str()).collect();
         assert_eq!(
@@ -1605,7 +1613,7 @@ mod tests {
         let scale =
             Scale::new(datetime!(2026-11-24 01:30 UTC), datetime!(2026-11-25 02:10 UTC), &Zone::fixed(480));
         assert_eq!(scale.minutes(datetime!(2026-11-24 01:00 UTC)), 0.0);
-        let marks = ticks(&scale, &Zone::fixed(480), &EN.weekdays);
+        let marks = ticks(&scale, &Zone::fixed(480), &EN);
         let days: Vec<(f64, &str)> =
             marks.iter().filter(|t| t.day).map(|t| (t.at, t.label.as_str())).collect();
         // The first label at the origin, then local midnight 15 hours later.
@@ -1615,18 +1623,21 @@ mod tests {
         assert!(hours.iter().all(|t| t.label.ends_with(":00") && (t.at % 60.0) == 0.0));
         // Over five weeks: Mondays are the weekly level, and hour marks still come every hour.
         let scale = Scale::new(datetime!(2026-11-02 00:00 UTC), datetime!(2026-12-07 00:00 UTC), &Zone::UTC);
-        let marks = ticks(&scale, &Zone::UTC, &ZH.weekdays);
+        let marks = ticks(&scale, &Zone::UTC, &ZH);
         let mondays: Vec<&str> = marks
             .iter()
             .filter(|t| t.day && t.until - t.at == 7.0 * 1440.0)
             .map(|t| t.label.as_str())
             .collect();
-        assert_eq!(mondays, ["11-02 週一", "11-09 週一", "11-16 週一", "11-23 週一", "11-30 週一"]);
+        assert_eq!(
+            mondays,
+            ["11月2日（一）", "11月9日（一）", "11月16日（一）", "11月23日（一）", "11月30日（一）"]
+        );
         assert_eq!(marks.iter().filter(|t| t.day).count(), 35);
         assert_eq!(marks.iter().filter(|t| !t.day).count(), 35 * 23);
         // Over a year, only every 6 hours.
         let scale = Scale::new(datetime!(2026-01-01 00:00 UTC), datetime!(2027-01-01 00:00 UTC), &Zone::UTC);
-        let marks = ticks(&scale, &Zone::UTC, &EN.weekdays);
+        let marks = ticks(&scale, &Zone::UTC, &EN);
         assert!(marks.iter().filter(|t| !t.day).all(|t| t.at % 360.0 == 0.0));
         assert!(marks.iter().all(|t| t.until > t.at));
     }
@@ -1636,7 +1647,7 @@ mod tests {
         let berlin = Zone::named("Europe/Berlin").unwrap();
         // Sunday 2026-03-29 has 23 hours: 02:00 does not exist, 03:00 comes an hour after 01:00.
         let scale = Scale::new(datetime!(2026-03-28 22:00 UTC), datetime!(2026-03-30 00:00 UTC), &berlin);
-        let marks = ticks(&scale, &berlin, &EN.weekdays);
+        let marks = ticks(&scale, &berlin, &EN);
         let days: Vec<(f64, f64, &str)> =
             marks.iter().filter(|t| t.day).map(|t| (t.at, t.until, t.label.as_str())).collect();
         assert_eq!(days[1], (60.0, 60.0 + 23.0 * 60.0, "03-29 Sun"), "{days:?}");
@@ -1647,7 +1658,7 @@ mod tests {
         assert_eq!((at("01:00"), at("02:00"), at("03:00")), (vec![120.0, 1500.0], vec![], vec![180.0]));
         // Sunday 2026-10-25 has 25 hours; 02:00 is marked once, at its first occurrence.
         let scale = Scale::new(datetime!(2026-10-24 21:00 UTC), datetime!(2026-10-26 00:00 UTC), &berlin);
-        let marks = ticks(&scale, &berlin, &EN.weekdays);
+        let marks = ticks(&scale, &berlin, &EN);
         let sunday = marks.iter().find(|t| t.day && t.label == "10-25 Sun").unwrap();
         assert_eq!((sunday.at, sunday.until - sunday.at), (60.0, 25.0 * 60.0));
         let at = |label: &str| {

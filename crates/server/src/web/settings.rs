@@ -149,7 +149,7 @@ pub(crate) const ZH: Text = Text {
     set_password: "設定密碼",
     delete_user: "刪除此用戶並撤銷其權杖？",
     you: "你",
-    tokens: "API 權杖",
+    tokens: "API 存取權杖（Token）",
     own_password: "你的密碼",
     current_password: "現時密碼",
     changed_password: "新密碼",
@@ -161,11 +161,11 @@ pub(crate) const ZH: Text = Text {
     revoked: "已撤銷",
     expired: "已過期",
     expires: "到期",
-    never: "撤銷時",
+    never: "直至撤銷",
     revoke: "撤銷",
     revoke_confirm: "撤銷此權杖？使用它的程式將無法再連線。",
     new_token: "新增權杖",
-    this_session: "此瀏覽器登入",
+    this_session: "本機",
     seconds_unit: "秒",
     tokens_real_time: "登入及權杖按真實時間，而非頁首的工廠時間。",
     show_revoked: "已撤銷及已過期的權杖",
@@ -177,12 +177,12 @@ pub(crate) const ZH: Text = Text {
     on: "開",
     off: "關",
     down_for: "機器故障後預計停機",
-    rush_priority: "即時插入急單的優先級（由此起）",
+    rush_priority: "急單門檻（優先級達此數值即即時插入）",
     new_orders: "其他已下達訂單最遲於此時間內插入",
     deviation: "生產偏離排程超過此時間即修補",
     repair_interval: "此類修補與上次發佈排程最少相隔",
     freeze: "在此時間內開始的工作於修補時保持不變",
-    repair_time: "保持次序違反規則時的修補求解時間",
+    repair_time: "修補排程的求解時間上限",
     reoptimise_at: "預定重新優化時間（本地時間）",
     reoptimise_time: "重新優化求解時間",
     reoptimise_gain: "重新優化結果須至少改善",
@@ -273,7 +273,7 @@ pub(crate) async fn page(
     let token_row = |token: &store::ApiToken| {
         html! {
             tr data-testid="token-row" {
-                td id={ "token-" (token.id) "-name" } { (s.issued_token_names.iter().find(|(name, _)| *name == token.name).map_or(token.name.as_str(), |(_, said)| *said)) @if session.as_deref() == Some(token.prefix.as_str()) && token.revoked_at.is_none() { " " span.muted { "(" (s.this_session) ")" } } }
+                td id={ "token-" (token.id) "-name" } { (s.issued_token_names.iter().find(|(name, _)| *name == token.name).map_or(token.name.as_str(), |(_, said)| *said)) @if session.as_deref() == Some(token.prefix.as_str()) && token.revoked_at.is_none() { " " span.muted { (ctx.t.lparen) (s.this_session) (ctx.t.rparen) } } }
                 td { (names.get(&token.user_id).copied().unwrap_or("?")) }
                 td { code { (token.prefix) "…" } }
                 td { (ctx.time(token.created_at)) }
@@ -302,7 +302,7 @@ pub(crate) async fn page(
                         @for user in &users {
                             @let me = user.id == ctx.user.id;
                             tr data-testid="user-row" {
-                                td { (user.username) @if me { " " span.muted { "(" (s.you) ")" } } }
+                                td { (user.username) @if me { " " span.muted { (ctx.t.lparen) (s.you) (ctx.t.rparen) } } }
                                 td { (t.role(user.role)) }
                                 td { @if let Some(site) = user.site_id { (sites.iter().find(|x| x.id == site).map_or("?", |x| x.code.as_str())) } }
                                 td { (ctx.time(user.created_at)) }
@@ -339,7 +339,8 @@ pub(crate) async fn page(
                 }
                 h2 { (s.new_user) }
                 form.row-form data-action="POST /api/v1/users" data-testid="new-user" {
-                    label { (t.username) input name="username" required maxlength="64" autocomplete="off"; }
+                    label { (t.username) input name="username" required maxlength="64" autocomplete="off"
+                        pattern=(super::CODE_PATTERN) title=(t.code_hint); }
                     label { (s.role)
                         select name="role" data-switch {
                             @for role in ROLES { option value=(role.as_str()) selected[role == Role::Operator] { (t.role(role)) } }
@@ -380,7 +381,7 @@ pub(crate) async fn page(
             }
             @if !revoked.is_empty() {
                 details {
-                    summary { (s.show_revoked) " (" (revoked.len()) ")" }
+                    summary { (s.show_revoked) (ctx.t.space_lparen) (revoked.len()) (ctx.t.rparen) }
                     table { tbody { @for token in &revoked { (token_row(token)) } } }
                 }
             }

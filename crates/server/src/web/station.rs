@@ -42,6 +42,13 @@ pub(crate) struct Text {
     pub(crate) resume: &'static str,
     pub(crate) read_only: &'static str,
     pub(crate) reasons: [&'static str; 6],
+    /// What the page says after each action: a start, a finish, a stop for now, a stop reported
+    /// (with its reason), running again.
+    pub(crate) done_started: &'static str,
+    pub(crate) done_finished: &'static str,
+    pub(crate) done_paused: &'static str,
+    pub(crate) done_stop: fn(&str) -> String,
+    pub(crate) done_resumed: &'static str,
 }
 
 /// The stop reasons offered, as (state, reason stored in English so the Pareto groups them). A
@@ -88,6 +95,11 @@ pub(crate) const EN: Text = Text {
         "Changeover",
         "Planned maintenance",
     ],
+    done_started: "Lot started.",
+    done_finished: "Lot finished.",
+    done_paused: "Stopped for now; what is left is back on the dispatch list.",
+    done_stop: |reason| format!("Stop reported: {reason}."),
+    done_resumed: "Running again.",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -107,14 +119,19 @@ pub(crate) const ZH: Text = Text {
     counted: "已計數",
     finish_hint: "完成時只填尚未計數的數量：已預填此批的餘數。",
     stop_for_now: "暫停此批",
-    stop_for_now_hint: "餘下的數量稍後再做時（排程把此批分段，或班次結束），請以上次計數後完成的數量暫停此批：餘數會回到派工清單。",
+    stop_for_now_hint: "未做完但要停下（例如換更或排程分段）：填上次計數後做好的數量，按「暫停此批」；未做的數量會回到派工清單。",
     part: |part| format!("第 {part} 段"),
     planned_start: "計劃開始",
     report_stop: "報告停機",
-    report_stop_hint: "點選停機原因；機器恢復運行時點選「恢復運行」。",
+    report_stop_hint: "按停機原因；機器恢復運行時按「恢復運行」。",
     resume: "恢復運行",
     read_only: "你的角色可以查看此頁，但不能在此報告。",
     reasons: ["故障", "換刀", "等待物料", "沒有操作員", "換線", "計劃保養"],
+    done_started: "此批已開始。",
+    done_finished: "此批已完成。",
+    done_paused: "已暫停此批，餘數已回到派工清單。",
+    done_stop: |reason| format!("已報告停機：{reason}。"),
+    done_resumed: "已恢復運行。",
 };
 
 /// The translated name of a stop reason the station offers (they are stored in English).
@@ -157,6 +174,10 @@ pub(crate) async fn page(
                         a.button.tile.(state_class(state)) href={ "/station?machine=" (machine.id.0) }
                             data-machine-id=(machine.id.0) {
                             span { strong { (machine.code) } " " span.badge data-state-label { (t.state(state)) } }
+                            // Operators know a machine by its name more than by its code.
+                            @if machine.name != machine.code {
+                                div.name title=(machine.name) { (machine.name) }
+                            }
                         }
                     }
                 }
@@ -286,6 +307,7 @@ pub(crate) async fn page(
                                             None if may_report => {
                                                 button.primary data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/start" }
                                                     data-body={ "{\"machine_id\":" (machine.id.0) "}" } data-testid="start-operation"
+                                                    data-done=(s.done_started)
                                                     aria-describedby={ "lot-" (item.operation.operation_id.0) "-" (item.operation.part) } {
                                                     (t.start)
                                                 }
@@ -307,11 +329,11 @@ pub(crate) async fn page(
                     // live stream keeps `data-state` current.
                     div.reasons data-machine-id=(machine.id.0) data-state=(state.as_str()) {
                         button.resume data-action={ "POST /api/v1/machines/" (machine.id.0) "/states" }
-                            data-body="{\"state\":\"running\"}" data-then="none" { (s.resume) }
+                            data-body="{\"state\":\"running\"}" data-then="none" data-done=(s.done_resumed) { (s.resume) }
                         @for ((state, reason), label) in REASONS.iter().zip(s.reasons) {
                             button data-action={ "POST /api/v1/machines/" (machine.id.0) "/states" }
                                 data-body=(serde_json::json!({ "state": state.as_str(), "reason": reason }).to_string())
-                                data-then="none" { (label) }
+                                data-then="none" data-done=((s.done_stop)(label)) { (label) }
                         }
                     }
                 }
@@ -338,12 +360,13 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report
             }
             @if lot.good > 0 || lot.scrap > 0 {
                 p data-testid="counted" {
-                    (t.station_page.counted) (t.colon) (lot.good) " " (t.good) " · " (lot.scrap) " " (t.scrap)
+                    (t.station_page.counted) (t.colon) (t.good) " " (lot.good) " · " (t.scrap) " " (lot.scrap)
                 }
             }
             @if may_report {
                 p.muted { (t.station_page.finish_hint) }
-                form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/finish" } {
+                form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/finish" }
+                    data-done=(t.station_page.done_finished) {
                     label { (t.good) input name="good" type="number" min="0" max="10000000" required data-type="int"
                         inputmode="numeric" value=(left); }
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
@@ -351,7 +374,8 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report
                     button.primary type="submit" data-testid="finish-operation" { (t.station_page.finish) }
                 }
                 p.muted { (t.station_page.stop_for_now_hint) }
-                form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/pause" } {
+                form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/pause" }
+                    data-done=(t.station_page.done_paused) {
                     label { (t.good) input name="good" type="number" min="0" max="10000000" required data-type="int"
                         inputmode="numeric" value=[this_part]; }
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"

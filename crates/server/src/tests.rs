@@ -3670,6 +3670,51 @@ fn a_repair_keeps_the_closed_time_before_frozen_work() {
     assert!(plan.operations.iter().all(|op| op.setup_start >= opening), "work before the shift starts");
 }
 
+#[test]
+fn a_repair_just_after_planned_starts_passed_moves_work_only_as_far_as_they_slipped() {
+    // Dispatched at 05:00, work from 06:00. Ten seconds after the first lots were due to start,
+    // none has: a repair with nothing else changed (the next eight hours frozen) may move work by
+    // those seconds, not put the late lots behind the frozen work (which held everything else back
+    // by hours).
+    let (store, dispatched) = dispatched_factory(datetime!(2026-11-30 05:00 +08:00));
+    let at = datetime!(2026-11-30 06:00:10 +08:00);
+    let options = crate::planning::Options {
+        repair: Some(time::Duration::minutes(480)),
+        threads: 1,
+        ..crate::planning::Options::default()
+    };
+    let repaired = crate::planning::plan(
+        &store,
+        at,
+        crate::planning::DEFAULT_OBJECTIVE,
+        std::time::Duration::from_millis(200),
+        &options,
+    )
+    .unwrap();
+    let before: std::collections::HashMap<_, _> = store
+        .plan_operations(dispatched.id, None)
+        .unwrap()
+        .into_iter()
+        .map(|op| ((op.operation_id, op.part), (op.machine_id, op.start)))
+        .collect();
+    let mut slipped = 0;
+    for op in &repaired.operations {
+        let (machine, start) = before[&(op.operation_id, op.part)];
+        assert_eq!(op.machine_id, machine, "a repair keeps the machines");
+        let later = (op.start - start).whole_seconds();
+        assert!(later <= 10, "{:?} moved {later} s later", op.operation_id);
+        slipped += usize::from(later > 0);
+    }
+    assert!(slipped > 0, "the lots due at 06:00 start 10 s late, and what follows them");
+    let summary = store.plan(dispatched.id).unwrap();
+    assert!(
+        repaired.late_orders <= summary.late_orders,
+        "{} late, {} before",
+        repaired.late_orders,
+        summary.late_orders
+    );
+}
+
 /// The generated factory dispatched at 05:00, a re-optimisation due at 05:30 (returned) with a
 /// search of `seconds` on one thread and the work of `freeze_minutes` kept.
 fn reoptimisation_due(

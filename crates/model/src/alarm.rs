@@ -524,12 +524,7 @@ impl AlarmCause {
         name: &dyn Fn(&str) -> String,
     ) -> String {
         let metric = self.metric.as_deref().map_or_else(|| "state".to_owned(), name);
-        let shown = value.map(|v| {
-            let text = format!("{v:.2}");
-            let text =
-                if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
-            text.to_owned()
-        });
+        let shown = value.map(|v| format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_owned());
         let fill = |pattern: &str, limit: String| {
             pattern
                 .replace("{metric}", &metric)

@@ -431,7 +431,9 @@ mod oee_tests {
 
 mod alarm_tests {
     use super::*;
-    use crate::alarm::{AlarmRule, Condition, Engine, NewAlarmRule, Severity, Transition};
+    use crate::alarm::{
+        AlarmCause, AlarmRule, Condition, ENGLISH, Engine, NewAlarmRule, Severity, Transition,
+    };
     use time::macros::datetime;
 
     const T0: Timestamp = datetime!(2026-11-24 09:00 UTC);
@@ -634,6 +636,19 @@ mod alarm_tests {
         assert!(out.is_empty());
         engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(5), MachineId(6)], &mut out);
         assert_eq!(kinds(&out), ["raise"], "machine 5 raises; machine 6's alarm is up already: {out:?}");
+    }
+
+    #[test]
+    fn messages_give_the_value_to_two_decimals_at_most() {
+        let cause = AlarmCause {
+            rule_name: "Hot".into(),
+            metric: Some("temperature_c".into()),
+            condition: Condition::Above { threshold: 85.0 },
+        };
+        let said = |value: f64| cause.message(Some(value), &ENGLISH);
+        assert_eq!(said(87.148), "Hot: temperature_c = 87.15 above 85");
+        assert_eq!(said(93.5), "Hot: temperature_c = 93.5 above 85");
+        assert_eq!(said(90.0), "Hot: temperature_c = 90 above 85");
     }
 
     #[test]

@@ -280,31 +280,6 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         .filter(|s| s.state == model::MachineState::Down)
         .map(|s| s.machine)
         .collect();
-    // A repair keeps the active plan's near-term operations where they are. On each machine only
-    // the work up to the first lot whose planned start has passed without it starting: that lot
-    // is still to come, first, so what follows it on the machine moves with it (frozen behind it,
-    // it would have to go after all of them, and its order's later steps after that).
-    let mut frozen: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
-    if let (Some(freeze), Some(active)) = (options.repair, store.active_plan()?) {
-        let mut planned = store.plan_operations(active.id, None)?;
-        planned.sort_by_key(|op| (op.machine_id, op.setup_start, op.start));
-        let mut overtaken: std::collections::HashSet<MachineId> = std::collections::HashSet::new();
-        for op in planned {
-            if overtaken.contains(&op.machine_id) {
-                continue;
-            }
-            let start = (op.start - now).whole_seconds();
-            let setup = (op.start - op.setup_start).whole_seconds();
-            if start - setup >= 0 {
-                if op.start < now + freeze && !down.contains(&op.machine_id) {
-                    frozen.insert((op.operation_id, op.part), (op.machine_id, start));
-                }
-            } else if missed_start(store, op.operation_id)? {
-                overtaken.insert(op.machine_id);
-            }
-        }
-    }
-
     let progress = store.running_progress()?;
     let mut families: HashMap<String, usize> = HashMap::new();
     let mut family_setup: Vec<i64> = Vec::new();
@@ -333,6 +308,37 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             open_work.push((order, open));
         }
     }
+    // A repair keeps the active plan's near-term operations where they are. On each machine only
+    // the work up to the first lot whose planned start has passed without it starting: that lot
+    // is still to come, first, so what follows it on the machine moves with it (frozen behind it,
+    // it would have to go after all of them, and its order's later steps after that).
+    let mut frozen: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
+    if let (Some(freeze), Some(active)) = (options.repair, store.active_plan()?) {
+        let waiting: std::collections::HashSet<model::OperationId> = open_work
+            .iter()
+            .flat_map(|(_, open)| open)
+            .filter(|op| matches!(op.status, OrderStatus::Planned | OrderStatus::Released))
+            .map(|op| op.id)
+            .collect();
+        let mut planned = store.plan_operations(active.id, None)?;
+        planned.sort_by_key(|op| (op.machine_id, op.setup_start, op.start));
+        let mut overtaken: std::collections::HashSet<MachineId> = std::collections::HashSet::new();
+        for op in planned {
+            if overtaken.contains(&op.machine_id) {
+                continue;
+            }
+            let start = (op.start - now).whole_seconds();
+            let setup = (op.start - op.setup_start).whole_seconds();
+            if start - setup >= 0 {
+                if op.start < now + freeze && !down.contains(&op.machine_id) {
+                    frozen.insert((op.operation_id, op.part), (op.machine_id, start));
+                }
+            } else if waiting.contains(&op.operation_id) {
+                overtaken.insert(op.machine_id);
+            }
+        }
+    }
+
     for (order, open) in open_work {
         let mut operations = Vec::with_capacity(open.len());
         let mut positions = Vec::with_capacity(open.len());
@@ -774,18 +780,6 @@ fn gains(objective: Objective, before: (i64, i64), after: (i64, i64), percent: f
     let ((primary, secondary), (new_primary, new_secondary)) = (order(before), order(after));
     let by_enough = |old: i64, new: i64| new < old && (new as f64) <= old as f64 * (1.0 - percent / 100.0);
     by_enough(primary, new_primary) || (new_primary <= primary && by_enough(secondary, new_secondary))
-}
-
-/// Whether a planned lot whose start has passed is still waiting to start (neither running, nor
-/// done, nor cancelled): the shop floor is behind the plan there.
-fn missed_start(store: &Store, operation: model::OperationId) -> store::Result<bool> {
-    match store.operation(operation) {
-        Ok(operation) => {
-            Ok(matches!(operation.status, model::OperationStatus::Planned | model::OperationStatus::Released))
-        }
-        Err(StoreError::NotFound { .. }) => Ok(false),
-        Err(error) => Err(error),
-    }
 }
 
 /// The stable repair: the active plan's machines and order kept, every operation pushed only as far

@@ -154,8 +154,9 @@ fn format_local(at: Timestamp, zone: &model::Zone, time_only: bool) -> String {
 pub(crate) fn percent(t: &Text, ratio: Option<f64>) -> String {
     match ratio {
         // Chinese writes no space before the sign.
-        Some(ratio) if ratio.is_finite() && t.lang == Lang::ZhHk => format!("{:.1}%", ratio * 100.0),
-        Some(ratio) if ratio.is_finite() => format!("{:.1} %", ratio * 100.0),
+        Some(ratio) if ratio.is_finite() => {
+            format!("{:.1}{}%", ratio * 100.0, if t.lang == Lang::En { " " } else { "" })
+        }
         _ => t.none.to_string(),
     }
 }

@@ -186,7 +186,8 @@ impl Store {
             )
             .map_err(constraint)?;
             let id = MachineId(tx.last_insert_rowid());
-            // As stored, to the millisecond.
+            // As stored, to the millisecond. Set apart from the insert, which the upgrade tests run
+            // on stores from before the column.
             let retired_at = new.retired.unwrap_or(false).then(|| from_ms(to_ms(now))).transpose()?;
             if let Some(at) = retired_at {
                 tx.execute("UPDATE machines SET retired_ms = ?2 WHERE id = ?1", params![id.0, to_ms(at)])?;

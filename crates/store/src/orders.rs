@@ -679,11 +679,11 @@ fn operation_row(row: &Row<'_>) -> rusqlite::Result<Result<Operation>> {
 /// running on one are recorded as that other machine's production and counted toward the lot, which
 /// stays on its machine. Reports on unknown, cancelled or already
 /// finished operations are ignored, and so is a count already recorded at the same instant:
-/// machines repeat themselves after reconnecting.
+/// machines repeat themselves after reconnecting. Returns the units it recorded, if any.
 pub(crate) fn apply_operation_event(
     tx: &Connection,
     event: &crate::telemetry::OperationEvent,
-) -> Result<Option<OrderId>> {
+) -> Result<Option<crate::telemetry::CountedUnits>> {
     use crate::telemetry::OperationEventKind;
     if event.checked {
         check_report(tx, event)?;
@@ -794,7 +794,22 @@ pub(crate) fn apply_operation_event(
             recorded
         }
     };
-    Ok(recorded.then_some(OrderId(order)))
+    Ok(recorded.then(|| {
+        let (good, scrap) = match event.kind {
+            OperationEventKind::Started => (0, 0),
+            OperationEventKind::Produced { good, scrap, .. }
+            | OperationEventKind::Paused { good, scrap }
+            | OperationEventKind::Finished { good, scrap, .. } => (good, scrap),
+        };
+        crate::telemetry::CountedUnits {
+            machine: event.machine,
+            at: event.at,
+            operation: Some(event.operation),
+            order: Some(OrderId(order)),
+            good,
+            scrap,
+        }
+    }))
 }
 
 /// Why a machine's own report on an operation is not applied, if it is not: the machine is not

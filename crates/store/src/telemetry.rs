@@ -133,18 +133,6 @@ pub enum OperationEventKind {
     },
 }
 
-impl OperationEventKind {
-    /// The good and scrapped units it reports (none for a start).
-    pub fn units(self) -> (u32, u32) {
-        match self {
-            OperationEventKind::Started => (0, 0),
-            OperationEventKind::Produced { good, scrap, .. }
-            | OperationEventKind::Paused { good, scrap }
-            | OperationEventKind::Finished { good, scrap, .. } => (good, scrap),
-        }
-    }
-}
-
 /// One point of a series query: raw (`count == 1`) or aggregated over a step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesPoint {
@@ -280,17 +268,7 @@ impl Store {
                     });
                     continue;
                 }
-                if let Some(order) = crate::orders::apply_operation_event(tx, event)? {
-                    let (good, scrap) = event.kind.units();
-                    stats.counted.push(CountedUnits {
-                        machine: event.machine,
-                        at: event.at,
-                        operation: Some(event.operation),
-                        order: Some(order),
-                        good,
-                        scrap,
-                    });
-                }
+                stats.counted.extend(crate::orders::apply_operation_event(tx, event)?);
             }
             let exists = |machine: MachineId| -> Result<bool> {
                 Ok(tx.prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?.exists([machine.0])?)
@@ -862,8 +840,8 @@ fn count_units(
         )?
         .query_row([reading.machine.0], |row| row.get(0))
         .optional()?;
-    let operation = running.map(OperationId);
-    let order = match operation {
+    match running.map(OperationId) {
+        // Toward the running lot, as its machine's own report would count.
         Some(operation) => crate::orders::apply_operation_event(
             tx,
             &OperationEvent {
@@ -873,23 +851,27 @@ fn count_units(
                 kind: OperationEventKind::Produced { good, scrap, ideal_unit_ms: None },
                 checked: false,
             },
-        )?,
+        ),
         None => {
-            insert_production(
-                tx,
-                &ProductionRecord {
-                    machine: reading.machine,
-                    at: reading.at,
-                    operation: None,
-                    good,
-                    scrap,
-                    ideal_unit_seconds: rule.ideal_unit_seconds.unwrap_or(0.0),
-                },
-            )?;
-            None
+            let record = ProductionRecord {
+                machine: reading.machine,
+                at: reading.at,
+                operation: None,
+                good,
+                scrap,
+                ideal_unit_seconds: rule.ideal_unit_seconds.unwrap_or(0.0),
+            };
+            insert_production(tx, &record)?;
+            Ok(Some(CountedUnits {
+                machine: reading.machine,
+                at: reading.at,
+                operation: None,
+                order: None,
+                good,
+                scrap,
+            }))
         }
-    };
-    Ok(Some(CountedUnits { machine: reading.machine, at: reading.at, operation, order, good, scrap }))
+    }
 }
 
 /// Records `change` in the machine's timeline, unless it says what the timeline already says at

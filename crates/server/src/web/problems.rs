@@ -38,13 +38,11 @@ const FIELDS: &[(&str, &str)] = &[
     ("start", "開始"),
     ("end", "結束"),
     ("at", "時間"),
-    ("expires_in_days", "有效日數"),
     ("time_limit_seconds", "求解時間"),
     ("good_metric", "良品數據項目"),
     ("scrap_metric", "廢品數據項目"),
     ("ideal_unit_seconds", "理想單件時間（秒）"),
     ("search", "搜尋"),
-    ("customer_search", "客戶"),
 ];
 
 /// English messages and their Chinese, `{}` standing for a part carried over (`{0}`, `{1}` … in
@@ -158,7 +156,7 @@ const MESSAGES: &[(&str, &str)] = &[
         "每位用戶最多持有 {0} 個權杖：請先撤銷不再使用的",
     ),
     ("only administrators may revoke other people's tokens", "只有管理員可撤銷他人的權杖"),
-    ("the current password is wrong", "現有密碼不正確"),
+    ("is not the password now", "不正確"),
     ("the {} role may not do this", "你的角色（{0}）不能執行此操作"),
     // Records.
     ("the record is still referenced by others", "此記錄仍被其他記錄使用"),

@@ -53,9 +53,11 @@ pub struct Built {
     pub jobs: Vec<(Order, Vec<Position>)>,
     /// Setup seconds of each family, by family index.
     pub family_setup: Vec<i64>,
-    /// When it was built: the plan's `created_at` (the schedule counts from [`origin`] of it), so
-    /// a plan published since counts as newer however close it came.
+    /// When it was built: the plan's `created_at` (the schedule counts from [`origin`] of it).
     pub made_at: Timestamp,
+    /// The plan active when it was built (0: none), read first: a plan published since makes it
+    /// stale, however the clocks went.
+    pub based_on: i64,
 }
 
 /// How to build the problem.
@@ -240,6 +242,7 @@ pub fn origin(now: Timestamp) -> Timestamp {
 pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, PlanError> {
     let made_at = now;
     let now = origin(now);
+    let active = store.active_plan()?;
     let all = PageRequest { after: None, limit: 100_000 };
     // Retired machines take no work (retiring one takes it out of every open operation's machines).
     let machines = store.machines(&store::MachineFilter::IN_SERVICE, all)?.items;
@@ -313,7 +316,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     // is still to come, first, so what follows it on the machine moves with it (frozen behind it,
     // it would have to go after all of them, and its order's later steps after that).
     let mut frozen: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
-    if let (Some(freeze), Some(active)) = (options.repair, store.active_plan()?) {
+    if let (Some(freeze), Some(active)) = (options.repair, &active) {
         let waiting: std::collections::HashSet<model::OperationId> = open_work
             .iter()
             .flat_map(|(_, open)| open)
@@ -594,7 +597,15 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         )));
     }
     let problem = Problem { name: format!("plan-{now_ms}"), machines: problem_machines, jobs: problem_jobs };
-    Ok(Built { problem, machines: machines.iter().map(|m| m.id).collect(), jobs, family_setup, made_at })
+    let based_on = active.map_or(0, |active| active.id);
+    Ok(Built {
+        problem,
+        machines: machines.iter().map(|m| m.id).collect(),
+        jobs,
+        family_setup,
+        made_at,
+        based_on,
+    })
 }
 
 /// Why a plan could not be made.
@@ -679,7 +690,11 @@ fn solve_or_afresh(
         Ok(plan) => Ok(plan),
         Err(error) if options.repair.is_some() => {
             tracing::info!(%error, "frozen work infeasible; planning afresh");
-            let fresh = build(store, built.made_at, &Options { repair: None, ..*options })?;
+            // Judged against the plan the first build read, as it began first.
+            let fresh = Built {
+                based_on: built.based_on,
+                ..build(store, built.made_at, &Options { repair: None, ..*options })?
+            };
             solve_from(&fresh, now, objective_name, time_limit, options.threads, None, interrupt)
                 .map_err(PlanError::Solver)
         }
@@ -923,6 +938,7 @@ fn solve_from(
             operations: Vec::new(),
             problem: scheduler::formats::to_json(&built.problem),
             trigger: None,
+            based_on: Some(built.based_on),
         });
     }
     built.problem.validate().map_err(|e| format!("the planning problem is invalid: {e}"))?;
@@ -1090,6 +1106,7 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
         operations,
         problem: scheduler::formats::to_json(&built.problem),
         trigger: None,
+        based_on: Some(built.based_on),
     }
 }
 

@@ -764,15 +764,19 @@ pub fn due_after(
             return Ok(Some(Due { active, trigger: PlanTrigger::RushOrders { orders }, slotting }));
         }
     }
+    // How long ago the active plan was published; one published "later" than now (by a clock
+    // that ran ahead and was set right since) has waited long enough.
+    let published = active.published_at.unwrap_or(active.created_at);
+    let waited = |wait: time::Duration| now - published >= wait || published > now;
     let wait = time::Duration::minutes(i64::from(config.new_order_minutes));
-    if config.new_order_minutes > 0 && now - active.published_at.unwrap_or(active.created_at) >= wait {
+    if config.new_order_minutes > 0 && waited(wait) {
         let (slotting, orders) = missing(1)?;
         if !orders.is_empty() {
             return Ok(Some(Due { active, trigger: PlanTrigger::NewOrders { orders }, slotting }));
         }
     }
     let interval = time::Duration::minutes(i64::from(config.repair_interval_minutes));
-    let settled = active.published_at.is_none_or(|at| now - at >= interval);
+    let settled = active.published_at.is_none() || waited(interval);
     if config.deviation_minutes > 0 && settled {
         if let Some(trigger) = started_elsewhere(store, active.id)? {
             return Ok(Some(Due { active, trigger, slotting: Vec::new() }));

@@ -3932,8 +3932,8 @@ async fn a_breakdown_whose_event_was_missed_is_found_in_the_machine_states() {
 async fn a_repair_overtaken_by_a_newer_plan_is_stale_not_failed() {
     let h = harness();
     publish_a_plan(&h).await;
-    // A planner computes a plan, a rush order arrives, and the planner publishes the plan at 9:05
-    // while a repair computed at 9:01 for the rush order is under way.
+    // A planner computes a plan, a rush order arrives, and the planner publishes the plan while
+    // a repair for the rush order is under way (judged by plans, not times: both at 9:01).
     let options = crate::planning::Options::default();
     let draft = crate::planning::plan(
         &h.store,
@@ -3945,11 +3945,31 @@ async fn a_repair_overtaken_by_a_newer_plan_is_stale_not_failed() {
     .unwrap();
     let newer = h.store.create_plan(&draft).unwrap();
     rush_order(&h, "SO-T-RUSH").await;
-    h.store.publish_plan(newer.id, NOW + time::Duration::minutes(5)).unwrap();
+    /// A clock that the repair reads at its start and again to publish, and the planner's plan
+    /// published between the two.
+    struct PublishedMeanwhile {
+        at: model::Timestamp,
+        store: Store,
+        plan: i64,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+    impl model::Clock for PublishedMeanwhile {
+        fn now(&self) -> model::Timestamp {
+            if self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1 {
+                self.store.publish_plan(self.plan, self.at).unwrap();
+            }
+            self.at
+        }
+    }
+    let clock = PublishedMeanwhile {
+        at: NOW + time::Duration::minutes(1),
+        store: h.store.clone(),
+        plan: newer.id,
+        reads: std::sync::atomic::AtomicUsize::new(0),
+    };
     let mut memory = crate::replanner::Memory::default();
     let config = crate::PlanningConfig::default();
-    let at = NOW + time::Duration::minutes(1);
-    let outcome = crate::replanner::check_and_repair(&h.store, &at, &config, None, &mut memory);
+    let outcome = crate::replanner::check_and_repair(&h.store, &clock, &config, None, &mut memory);
     assert!(matches!(outcome, Err(crate::replanner::RepairError::Stale)), "{outcome:?}");
     assert!(memory.slotted.is_empty(), "the rush order is still to be slotted in");
     assert_eq!(h.store.active_plan().unwrap().unwrap().id, newer.id);

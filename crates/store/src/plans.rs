@@ -35,6 +35,9 @@ pub struct NewPlan {
     pub problem: String,
     /// Why the platform made it by itself (`None` for plans asked for).
     pub trigger: Option<PlanTrigger>,
+    /// The plan that was active when it was computed (`Some(0)`: none was; `None`: not known,
+    /// and another plan's publication after `created_at` makes it stale).
+    pub based_on: Option<i64>,
 }
 
 impl Store {
@@ -54,7 +57,8 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO plans (created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
-                 setup_seconds, solve_ms, problem, trigger_json) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 setup_seconds, solve_ms, problem, trigger_json, based_on)
+                 VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     to_ms(plan.created_at),
                     plan.objective,
@@ -64,7 +68,8 @@ impl Store {
                     plan.setup_seconds,
                     plan.solve_ms,
                     problem,
-                    plan.trigger.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default())
+                    plan.trigger.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default()),
+                    plan.based_on
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -295,8 +300,10 @@ impl Store {
     }
 
     /// Makes a draft plan the active one; the previous active plan is superseded. A plan is stale,
-    /// and refused, when another plan was published after it was computed, or when it is not a
-    /// draft.
+    /// and refused, when another plan was published after it was computed (the active plan is not
+    /// the one it was based on; for a plan without that, one was published after its
+    /// `created_at`), or when it is not a draft. Judged by plans, not times, a plan published
+    /// under a clock that ran ahead does not make every later plan stale once the clock is right.
     pub fn publish_plan(&self, id: i64, now: Timestamp) -> Result<PlanSummary> {
         self.write(|tx| {
             let plan = read_summary(tx, id)?;
@@ -306,13 +313,19 @@ impl Store {
                     message: format!("only draft plans can be published; this one is {}", plan.status.as_str()),
                 });
             }
-            let newer: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM plans WHERE published_ms IS NOT NULL AND published_ms > ?1 ORDER BY published_ms DESC LIMIT 1",
-                    [to_ms(plan.created_at)],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let based_on: Option<i64> = tx.query_row("SELECT based_on FROM plans WHERE id = ?1", [id], |row| row.get(0))?;
+            let active: Option<i64> =
+                tx.query_row("SELECT id FROM plans WHERE status = 'active'", [], |row| row.get(0)).optional()?;
+            let newer = match based_on {
+                Some(based_on) => active.filter(|active| *active != based_on),
+                None => tx
+                    .query_row(
+                        "SELECT id FROM plans WHERE published_ms IS NOT NULL AND published_ms > ?1 ORDER BY published_ms DESC LIMIT 1",
+                        [to_ms(plan.created_at)],
+                        |row| row.get(0),
+                    )
+                    .optional()?,
+            };
             if let Some(newer) = newer {
                 return Err(StoreError::Conflict {
                     field: None,

@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0027_orders_delivered.sql"),
     include_str!("migrations/0028_machines_retired.sql"),
     include_str!("migrations/0029_order_revisions.sql"),
+    include_str!("migrations/0030_retention_basis.sql"),
+    include_str!("migrations/0031_plans_based_on.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -400,6 +400,28 @@ impl Store {
         })
     }
 
+    /// The time retention last counted telemetry ages back from, if it ever did.
+    pub fn retention_basis(&self) -> Result<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT basis_ms FROM retention_basis WHERE id = 1")?
+                .query_row([], |row| row.get(0))
+                .optional()?)
+        })
+    }
+
+    /// Keeps `basis_ms` as the time retention counts back from.
+    pub fn set_retention_basis(&self, basis_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO retention_basis (id, basis_ms) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET basis_ms = excluded.basis_ms",
+                [basis_ms],
+            )?;
+            Ok(())
+        })
+    }
+
     /// The newest raw reading of every series (of every machine and metric) that has one.
     pub fn latest_readings(&self) -> Result<Vec<Reading>> {
         self.read(|conn| {

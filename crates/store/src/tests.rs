@@ -104,6 +104,15 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 }
 
 #[test]
+fn the_retention_basis_is_kept() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.retention_basis().unwrap(), None);
+    store.set_retention_basis(1_000).unwrap();
+    store.set_retention_basis(2_000).unwrap();
+    assert_eq!(store.retention_basis().unwrap(), Some(2_000));
+}
+
+#[test]
 fn the_newest_reading_is_found_across_series() {
     let f = fixture(Store::open_in_memory().unwrap());
     assert_eq!(f.store.newest_reading_ms().unwrap(), None);
@@ -198,7 +207,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 29);
+    assert_eq!(store.schema_version().unwrap(), 31);
 }
 
 #[test]
@@ -399,7 +408,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 29);
+    assert_eq!(store.schema_version().unwrap(), 31);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -1959,6 +1968,7 @@ mod plan_tests {
             operations: vec![planned(10)],
             problem: "{}".into(),
             trigger: None,
+            based_on: None,
         };
         let first = f.store.create_plan(&new_plan(NOW)).unwrap();
         let second = f.store.create_plan(&new_plan(NOW + time::Duration::seconds(1))).unwrap();
@@ -2005,6 +2015,17 @@ mod plan_tests {
             f.store.plans(all()).unwrap().items.iter().map(|p| p.id).collect::<Vec<_>>(),
             vec![third.id]
         );
+        // A plan that knows what it was based on is judged by plans, not times: computed while the
+        // third was active, it may be published although the third's publication is stamped
+        // later (a clock that ran ahead then); one based on the second is stale.
+        let on_second = f.store.create_plan(&NewPlan { based_on: Some(second.id), ..new_plan(NOW) }).unwrap();
+        let on_third = f.store.create_plan(&NewPlan { based_on: Some(third.id), ..new_plan(NOW) }).unwrap();
+        let stale = f.store.publish_plan(on_second.id, NOW + time::Duration::seconds(6));
+        assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+        f.store.publish_plan(on_third.id, NOW + time::Duration::seconds(6)).unwrap();
+        // Based on no plan (none was active): stale once one is.
+        let on_none = f.store.create_plan(&NewPlan { based_on: Some(0), ..new_plan(NOW) }).unwrap();
+        assert!(f.store.publish_plan(on_none.id, NOW).is_err());
     }
 }
 

@@ -182,13 +182,26 @@ pub struct JsonDecoder {
 /// reading per series and millisecond (and counts a report of the same time and units once, as a
 /// resend), so messages received within one millisecond, as a client sends what it queued while
 /// it reconnected, would otherwise collapse into the first. A machine sending more than a thousand
-/// messages a second without `ts` runs ahead of the clock by the excess.
+/// messages a second without `ts` runs ahead of the clock by the excess; more than
+/// [`RECEIVED_AHEAD_MS`] ahead means the clock was set back (or ran ahead before), and times
+/// follow the clock again.
 struct Received {
     now_ms: i64,
     last_ms: Cell<i64>,
 }
 
+/// How far the last time given without `ts` may be ahead of the clock before it is taken to be a
+/// clock set back, not a burst: readings would otherwise be stamped a millisecond apart, in the
+/// future, for as long as the clock was set back (two seconds apart became one millisecond, and a
+/// rate alarm fired on it).
+const RECEIVED_AHEAD_MS: i64 = 2_000;
+
 impl Received {
+    fn new(now_ms: i64, last_ms: i64) -> Received {
+        let last_ms = if last_ms > now_ms.saturating_add(RECEIVED_AHEAD_MS) { i64::MIN } else { last_ms };
+        Received { now_ms, last_ms: Cell::new(last_ms) }
+    }
+
     fn next(&self) -> Result<OffsetDateTime, (DropReason, String)> {
         let ms = self.last_ms.get().saturating_add(1).max(self.now_ms);
         self.last_ms.set(ms);
@@ -220,7 +233,7 @@ impl JsonDecoder {
         let key = self.keys.get(joined, || MachineKey::new(site, machine));
         let window = TimeWindow::new(now, &self.config);
         let last = self.received.get(joined).copied().unwrap_or(i64::MIN);
-        let received = Received { now_ms: epoch_ms(now), last_ms: Cell::new(last) };
+        let received = Received::new(epoch_ms(now), last);
         match kind {
             TopicKind::Telemetry => self.decode_telemetry(&key, payload, (&window, &received), out),
             TopicKind::Events => decode_events(&key, payload, (&window, &received), out),

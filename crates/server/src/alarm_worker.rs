@@ -64,12 +64,18 @@ pub(crate) async fn run(
     mut inputs: mpsc::Receiver<AlarmInput>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let store = state.store.clone();
+    let (store, now) = (state.store.clone(), state.clock.now());
     let loaded = tokio::task::spawn_blocking(move || {
         let rules = store.alarm_rules()?;
         let open = store.open_alarm_keys()?;
         let watched = Watched::load(&store)?;
-        Ok::<_, store::StoreError>((rules, open, watched, store.current_states()?, store.latest_readings()?))
+        Ok::<_, store::StoreError>((
+            rules,
+            open,
+            watched,
+            store.current_states(now)?,
+            store.latest_readings()?,
+        ))
     })
     .await;
     let (rules, open, mut watched, states, latest) = match loaded {

@@ -278,7 +278,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     // Machines down now are unavailable for the expected repair time; the work running on them
     // stopped with them and resumes after it.
     let down: std::collections::HashSet<MachineId> = store
-        .current_states()?
+        .current_states(made_at)?
         .into_iter()
         .filter(|s| s.state == model::MachineState::Down)
         .map(|s| s.machine)

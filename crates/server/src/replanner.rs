@@ -601,7 +601,7 @@ fn moves_nothing(active: &[model::PlannedOperation], repaired: &[model::PlannedO
 fn missed_breakdowns(store: &Store, now: Timestamp) -> Result<Option<Breakdown>, store::StoreError> {
     let Some(active) = store.active_plan()? else { return Ok(None) };
     let machines: Vec<MachineId> = store
-        .current_states()?
+        .current_states(now)?
         .into_iter()
         .filter(|s| s.state == model::MachineState::Down && s.at > active.created_at)
         .map(|s| s.machine)
@@ -702,7 +702,7 @@ pub fn due_after(
             .state_spans(machine, made_ms, made_ms + 1)?
             .iter()
             .any(|span| span.state == model::MachineState::Down);
-        let back = store.current_state(machine)?.is_some_and(|c| c.state != model::MachineState::Down);
+        let back = store.current_state(machine, now)?.is_some_and(|c| c.state != model::MachineState::Down);
         if !down_then
             || !back
             || !store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > now)

@@ -46,12 +46,13 @@ impl Default for SimSettings {
 pub struct StoreJobs {
     store: Store,
     site: model::SiteId,
+    clock: Arc<dyn Clock>,
 }
 
 impl StoreJobs {
     /// Ready operations of `site`'s machines from `store`.
-    pub fn new(store: Store, site: model::SiteId) -> StoreJobs {
-        StoreJobs { store, site }
+    pub fn new(store: Store, site: model::SiteId, clock: Arc<dyn Clock>) -> StoreJobs {
+        StoreJobs { store, site, clock }
     }
 }
 
@@ -65,7 +66,7 @@ impl JobSource for StoreJobs {
     }
 
     fn stopped(&mut self) -> Vec<(model::MachineId, model::Timestamp)> {
-        match self.store.current_states() {
+        match self.store.current_states(self.clock.now()) {
             Ok(states) => states
                 .into_iter()
                 .filter(|s| matches!(s.state, model::MachineState::Down | model::MachineState::PlannedStop))
@@ -395,7 +396,7 @@ pub async fn connect_and_run(
                 let _ = changed.send(true);
             })
         };
-        let jobs = StoreJobs { store: store.clone(), site };
+        let jobs = StoreJobs::new(store.clone(), site, clock.clone());
         sim::driver::run(client, factory, jobs, clock.clone(), run_stop).await;
         watcher.abort();
         if *stop.borrow() {

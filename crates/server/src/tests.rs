@@ -2114,7 +2114,7 @@ async fn cancelling_an_order_stops_the_machine_running_its_lot() {
     let start = json!({"machine_id": machine});
     let path = format!("/api/v1/operations/{}/start", operation["id"]);
     assert_eq!(h.post_json(&path, &token_for(Role::Operator), &start).await.status, StatusCode::OK);
-    let state = |h: &Harness| h.store.current_state(model::MachineId(machine)).unwrap().map(|c| c.state);
+    let state = |h: &Harness| h.store.current_state(model::MachineId(machine), NOW).unwrap().map(|c| c.state);
     assert_eq!(state(&h), Some(model::MachineState::Running));
     let cancel = format!("/api/v1/orders/{}/cancel", order["id"]);
     assert_eq!(h.send("POST", &cancel, Some(&token_for(Role::Planner)), None).await.status, StatusCode::OK);
@@ -4507,7 +4507,7 @@ fn simulated_operators_take_planned_work_only_near_its_planned_time() {
         .map(|op| (op.operation_id, (op.machine_id, op.setup_start)))
         .collect();
     let site = store.sites(store::PageRequest { after: None, limit: 10 }).unwrap().items[0].id;
-    let mut jobs = crate::simulation::StoreJobs::new(store.clone(), site);
+    let mut jobs = crate::simulation::StoreJobs::new(store.clone(), site, Arc::new(now));
     // The generated factory's shifts begin at 06:00.
     assert!(jobs.ready(now).is_empty(), "nothing is planned to start before the shift");
     let at = datetime!(2026-11-30 05:55 +08:00);

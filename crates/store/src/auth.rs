@@ -250,7 +250,10 @@ impl Store {
         })
     }
 
-    /// Who the unrevoked, unexpired (at `now`) token with this digest belongs to.
+    /// Who the unrevoked, unexpired (at `now`) token with this digest belongs to. A token that
+    /// expires and was made more than five minutes after `now` (a sign-in while the clock ran
+    /// ahead) counts as expired: it would otherwise last as long as the clock was wrong, years
+    /// after a boot with a wrong year. Tokens without an expiry are kept.
     pub fn token_owner(&self, digest: &[u8; 32], now: Timestamp) -> Result<Option<TokenOwner>> {
         self.read(|conn| live_token(conn, "t.token_hash = ?1", &digest[..], now))
     }
@@ -385,7 +388,7 @@ fn live_token(
         .prepare_cached(&format!(
             "SELECT u.id, u.username, u.role, u.created_ms, u.site_id, t.id, t.expires_ms FROM api_tokens t
              JOIN users u ON u.id = t.user_id WHERE {which} AND t.revoked_ms IS NULL
-             AND (t.expires_ms IS NULL OR t.expires_ms > ?2)"
+             AND (t.expires_ms IS NULL OR (t.expires_ms > ?2 AND t.created_ms <= ?2 + 300000))"
         ))?
         .query_row(params![key, to_ms(now)], |row| {
             Ok((user_row(row)?, row.get::<_, i64>(5)?, row.get::<_, Option<i64>>(6)?))

@@ -10,6 +10,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Result, Store, StoreError, from_ms, lock, to_ms};
 
+/// How far after now a state may be stamped and count as current: as far ahead as reports are
+/// taken (five minutes; a device's clock a little fast).
+pub const STATES_AHEAD_MS: i64 = 300_000;
+
 /// What a batch write did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
@@ -558,16 +562,20 @@ impl Store {
         })
     }
 
-    /// Every machine's latest state and since when, for machines that ever reported one.
-    pub fn current_states(&self) -> Result<Vec<StateChange>> {
+    /// Every machine's latest state at `now` and since when, for machines that ever reported one.
+    /// A state stamped more than [`STATES_AHEAD_MS`] after `now` is not one yet: a clock that ran
+    /// ahead stamped it, and it would otherwise stay "current" over every true report until that
+    /// time came.
+    pub fn current_states(&self, now: model::Timestamp) -> Result<Vec<StateChange>> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT s.machine_id, s.since_ms, s.state, s.reason FROM machine_states s
-                 JOIN (SELECT machine_id, max(since_ms) AS since FROM machine_states GROUP BY machine_id) latest
+                 JOIN (SELECT machine_id, max(since_ms) AS since FROM machine_states WHERE since_ms <= ?1
+                       GROUP BY machine_id) latest
                    ON latest.machine_id = s.machine_id AND latest.since = s.since_ms
                  ORDER BY s.machine_id",
             )?;
-            let mut rows = statement.query([])?;
+            let mut rows = statement.query([to_ms(now).saturating_add(STATES_AHEAD_MS)])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push(StateChange {
@@ -581,15 +589,15 @@ impl Store {
         })
     }
 
-    /// One machine's latest state, if it ever reported one.
-    pub fn current_state(&self, machine: MachineId) -> Result<Option<StateChange>> {
+    /// One machine's latest state at `now` (see [`Store::current_states`]), if it ever reported one.
+    pub fn current_state(&self, machine: MachineId, now: model::Timestamp) -> Result<Option<StateChange>> {
         self.read(|conn| {
             let row = conn
                 .prepare_cached(
-                    "SELECT since_ms, state, reason FROM machine_states WHERE machine_id = ?1
+                    "SELECT since_ms, state, reason FROM machine_states WHERE machine_id = ?1 AND since_ms <= ?2
                      ORDER BY since_ms DESC LIMIT 1",
                 )?
-                .query_row([machine.0], |row| {
+                .query_row(params![machine.0, to_ms(now).saturating_add(STATES_AHEAD_MS)], |row| {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?))
                 })
                 .optional()?;

@@ -135,19 +135,26 @@ fn one_machine_s_current_state_is_its_latest() {
         state,
         reason: None,
     };
-    assert_eq!(f.store.current_state(f.machines[0]).unwrap(), None);
+    let now = NOW + time::Duration::minutes(10);
+    assert_eq!(f.store.current_state(f.machines[0], now).unwrap(), None);
     let changes = [
         change(0, 5, MachineState::Running),
         change(0, 1, MachineState::Down),
         change(1, 9, MachineState::Idle),
+        // Stamped by a clock that ran an hour ahead: not the state yet.
+        change(0, 70, MachineState::Offline),
     ];
     f.store.write_batch(&[], &changes, &[], &[]).unwrap();
-    assert_eq!(f.store.current_state(f.machines[0]).unwrap(), Some(changes[0].clone()));
-    let all = f.store.current_states().unwrap();
+    assert_eq!(f.store.current_state(f.machines[0], now).unwrap(), Some(changes[0].clone()));
+    let all = f.store.current_states(now).unwrap();
+    assert_eq!(all.iter().find(|c| c.machine == f.machines[0]), Some(&changes[0]));
     assert_eq!(
         all.iter().find(|c| c.machine == f.machines[1]),
-        f.store.current_state(f.machines[1]).unwrap().as_ref()
+        f.store.current_state(f.machines[1], now).unwrap().as_ref()
     );
+    // Once its time has come (or within the five minutes reports may be ahead), it is.
+    let later = NOW + time::Duration::minutes(66);
+    assert_eq!(f.store.current_state(f.machines[0], later).unwrap(), Some(changes[3].clone()));
 }
 
 #[test]
@@ -706,6 +713,21 @@ fn expiring_tokens_stop_at_their_expiry() {
 }
 
 #[test]
+fn a_sign_in_made_while_the_clock_ran_ahead_ends_when_it_is_set_right() {
+    let store = Store::open_in_memory().unwrap();
+    let user = store.create_user("ada", Role::Planner, None, "$argon2id$fake", NOW).unwrap();
+    // Not a year later; a token without an expiry made then keeps working.
+    let ahead = NOW + time::Duration::days(365);
+    let sign_in = [10u8; 32];
+    let signed_in = Some(ahead + time::Duration::hours(12));
+    store.create_expiring_token(user.id, "session", &sign_in, "mf_jkl", ahead, signed_in).unwrap();
+    assert!(store.token_owner(&sign_in, ahead).unwrap().is_some());
+    assert!(store.token_owner(&sign_in, NOW).unwrap().is_none());
+    store.create_token(user.id, "gateway", &[11u8; 32], "mf_mno", ahead).unwrap();
+    assert!(store.token_owner(&[11u8; 32], NOW).unwrap().is_some());
+}
+
+#[test]
 fn file_store_survives_reopen_and_reads_through_the_pool() {
     let dir = fresh_dir("test");
     let path = dir.join("reopen.db");
@@ -1082,7 +1104,7 @@ mod telemetry_tests {
                 (9_000, 10_000, MachineState::Down)
             ]
         );
-        let current = f.store.current_states().unwrap();
+        let current = f.store.current_states(NOW + time::Duration::days(1)).unwrap();
         assert_eq!(current.len(), 1);
         assert_eq!(current[0].state, MachineState::Down);
         assert!(

@@ -78,6 +78,27 @@ fn messages_without_ts_received_within_a_millisecond_keep_apart_per_machine() {
 }
 
 #[test]
+fn messages_without_ts_follow_a_clock_set_back() {
+    let mut decoder = JsonDecoder::new(DecodeConfig::default());
+    let mut out = Decoded::default();
+    let seconds = |s: i64| NOW + time::Duration::seconds(s);
+    // A clock set back by two minutes (an NTP step), then messages two seconds apart: they keep
+    // their times, not a millisecond after the last before the step. A step back within the
+    // slack a burst may run ahead by (here one second) still keeps them apart.
+    for (n, now) in [(1, seconds(120)), (2, seconds(0)), (3, seconds(2)), (4, seconds(1)), (5, seconds(4))] {
+        decoder.decode(TELEMETRY, format!(r#"{{"metrics": {{"n": {n}}}}}"#).as_bytes(), now, &mut out);
+    }
+    expect![[r#"
+        reading hk/cnc-1 "n" = 1 at 2025-03-01T12:02:00Z
+        reading hk/cnc-1 "n" = 2 at 2025-03-01T12:00:00Z
+        reading hk/cnc-1 "n" = 3 at 2025-03-01T12:00:02Z
+        reading hk/cnc-1 "n" = 4 at 2025-03-01T12:00:02.001Z
+        reading hk/cnc-1 "n" = 5 at 2025-03-01T12:00:04Z
+    "#]]
+    .assert_eq(&render(&out));
+}
+
+#[test]
 fn one_bad_metric_keeps_the_others() {
     check(
         TELEMETRY,

@@ -396,7 +396,7 @@ async fn change_status(state: AppState, id: OrderId, next: OrderStatus) -> ApiRe
     let at = state.clock.now();
     let mut idle = Vec::new();
     for machine in running {
-        if read(|| state.store.current_state(machine))?
+        if read(|| state.store.current_state(machine, at))?
             .is_some_and(|c| c.state == model::MachineState::Running)
         {
             idle.push(model::StateChange { machine, at, state: model::MachineState::Idle, reason: None });
@@ -592,7 +592,7 @@ async fn report(
     kind: store::OperationEventKind,
 ) -> ApiResult<Json<Operation>> {
     let at = state.clock.now();
-    let now_state = state.store.current_state(machine)?.map(|c| c.state);
+    let now_state = state.store.current_state(machine, at)?.map(|c| c.state);
     let change = match kind {
         store::OperationEventKind::Started if now_state != Some(model::MachineState::Running) => {
             Some(model::MachineState::Running)

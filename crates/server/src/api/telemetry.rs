@@ -216,8 +216,8 @@ pub(crate) async fn current_states(
     State(state): State<AppState>,
     _: Reader,
 ) -> ApiResult<Json<Vec<CurrentState>>> {
-    let store = state.store;
-    let states = read(|| store.current_states())?;
+    let (store, now) = (state.store, state.clock.now());
+    let states = read(|| store.current_states(now))?;
     Ok(Json(
         states
             .into_iter()

@@ -379,7 +379,8 @@ pub(crate) fn gather(
         Some(line) => Some(store.line(line)?.name),
         None => None,
     };
-    let current = store.current_state(id)?.map(|c| (c.state, c.at));
+    let now = from_unix_ms(now_ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let current = store.current_state(id, now)?.map(|c| (c.state, c.at));
     let (from_ms, to_ms) = (now_ms - range.millis(), now_ms);
     let step = step_ms(to_ms - from_ms);
     // Buckets are aligned to the epoch, so one more may straddle each end.

@@ -120,7 +120,7 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Resu
     let now_ms = model::oee::unix_ms(now);
     let machines =
         store.machines(&MachineFilter::IN_SERVICE, PageRequest { after: None, limit: 10_000 })?.items;
-    let states = store.current_states()?.into_iter().map(|c| (c.machine, (c.state, c.at))).collect();
+    let states = store.current_states(now)?.into_iter().map(|c| (c.machine, (c.state, c.at))).collect();
     let mut by_site: Vec<(model::SiteId, Vec<Machine>)> = Vec::new();
     for machine in &machines {
         match by_site.iter_mut().find(|(site, _)| *site == machine.site_id) {

@@ -159,7 +159,7 @@ pub(crate) async fn page(
     let t = ctx.t;
     let store = &state.store;
     let states: std::collections::HashMap<MachineId, MachineState> =
-        store.current_states().or_page(&ctx)?.into_iter().map(|c| (c.machine, c.state)).collect();
+        store.current_states(ctx.now).or_page(&ctx)?.into_iter().map(|c| (c.machine, c.state)).collect();
     let Some(id) = query.machine else {
         let machines = store
             .machines(&MachineFilter::IN_SERVICE, PageRequest { after: None, limit: 10_000 })

@@ -51,8 +51,12 @@ pub struct Built {
     pub machines: Vec<MachineId>,
     /// For every job: its order and what each of the job's positions is.
     pub jobs: Vec<(Order, Vec<Position>)>,
-    /// Setup seconds of each family, by family index.
+    /// Setup seconds into each family, by family index. A family is a setup family with one
+    /// setup time: steps of one setup family whose setups differ are families of one group.
     pub family_setup: Vec<i64>,
+    /// The group (the setup family's name) of each family: work of one group follows other work
+    /// of it without a setup.
+    pub family_group: Vec<usize>,
     /// When it was built: the plan's `created_at` (the schedule counts from [`origin`] of it).
     pub made_at: Timestamp,
     /// The plan active when it was built (0: none), read first: a plan published since makes it
@@ -89,27 +93,42 @@ impl Default for Options {
 /// One position of a job: the store operation, the part of its lot, and the units in that part.
 pub type Position = (Operation, u32, u32);
 
+/// What a repair knows of one position of a job besides the problem.
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    /// It runs now (fixed where it runs, not frozen by the repair).
+    running: bool,
+    /// Where and when the active plan had it: machine index and start in seconds from now
+    /// (before now for work that was to have started).
+    planned: Option<(usize, i64)>,
+}
+
 /// Makes the fixed operations fit together. Running operations all "start now" on their machine;
 /// when a machine has more than one (work was started before the previous job was reported
 /// finished), they run one after another, with the setup between them. A repair's frozen
 /// operation that then overlaps running work or another frozen one, or starts before the
 /// operation before it in its job ends (running work ends later than the active plan said when it
 /// started later or runs slower), is replanned instead, with the rest of its job (only a prefix
-/// of a job may stay frozen). So is the first frozen operation of an idle machine that starts too
+/// of a job may stay frozen), and so is the frozen work that the active plan had after it on
+/// its machine (only a prefix of a machine's work may stay frozen: work still to come cannot go
+/// behind work frozen after it, or it would wait for all of it, and its job's later steps with it;
+/// this is how a lot whose planned start passed without it starting takes the rest of its
+/// machine's work along). So is the first frozen operation of an idle machine that starts too
 /// soon for the setup from the `initial` family the machine is set up for, or whose setup would
 /// fall in closed time (`open(machine, from, to)`: whether the machine works all of that span, in
 /// seconds from now). Running work on a machine that is down starts when it is expected back
 /// (`resume`, seconds from now).
 fn settle_fixed(
     jobs: &mut [Job],
-    running: &[Vec<bool>],
+    held: &[Vec<Held>],
     family_setup: &[i64],
+    family_group: &[usize],
     initial: &[Option<usize>],
     resume: &[i64],
     open: &dyn Fn(usize, i64, i64) -> bool,
 ) {
     let setup = |from: Option<usize>, to: usize| match from {
-        Some(from) if from != to => family_setup[to],
+        Some(from) if family_group[from] != family_group[to] => family_setup[to],
         _ => 0,
     };
     let machines = jobs
@@ -121,7 +140,7 @@ fn settle_fixed(
     let mut ends: Vec<Option<(i64, usize)>> = vec![None; machines];
     for (j, job) in jobs.iter_mut().enumerate() {
         for (k, op) in job.operations.iter_mut().enumerate() {
-            let Some(fixed) = op.fixed.as_mut().filter(|_| running[j][k]) else { continue };
+            let Some(fixed) = op.fixed.as_mut().filter(|_| held[j][k].running) else { continue };
             let resumes = resume.get(fixed.machine).copied().unwrap_or(0);
             let start =
                 ends[fixed.machine].map_or(resumes, |(end, family)| end + setup(Some(family), op.family));
@@ -140,9 +159,33 @@ fn settle_fixed(
             job.operations.windows(2).enumerate().find_map(|(k, pair)| {
                 let (Some(before), Some(after)) = (pair[0].fixed, pair[1].fixed) else { return None };
                 let early = after.start < before.start + duration(&pair[0], before.machine);
-                (early && !running[j][k + 1]).then_some((j, k + 1))
+                (early && !held[j][k + 1].running).then_some((j, k + 1))
             })
         });
+        // Frozen work the active plan had after work now free on the same machine.
+        if conflict.is_none() {
+            let mut first_free = vec![i64::MAX; machines];
+            for (job, held) in jobs.iter().zip(held) {
+                for (op, held) in job.operations.iter().zip(held) {
+                    if let (None, false, Some((machine, start))) = (op.fixed, held.running, held.planned)
+                        && let Some(first) = first_free.get_mut(machine)
+                    {
+                        *first = (*first).min(start);
+                    }
+                }
+            }
+            conflict = jobs.iter().zip(held).enumerate().find_map(|(j, (job, held))| {
+                job.operations
+                    .iter()
+                    .zip(held)
+                    .position(|(op, held)| {
+                        op.fixed.is_some_and(|f| {
+                            !held.running && first_free.get(f.machine).is_some_and(|first| f.start >= *first)
+                        })
+                    })
+                    .map(|k| (j, k))
+            });
+        }
         'machines: for machine in 0..machines {
             if conflict.is_some() {
                 break;
@@ -156,7 +199,7 @@ fn settle_fixed(
                             f.start,
                             f.start + duration(op, machine),
                             op.family,
-                            !running[j][k],
+                            !held[j][k].running,
                             j,
                             k,
                         ));
@@ -184,7 +227,7 @@ fn settle_fixed(
         }
         let Some((j, k)) = conflict else { return };
         for (index, op) in jobs[j].operations.iter_mut().enumerate().skip(k) {
-            if !running[j][index] {
+            if !held[j][index].running {
                 op.fixed = None;
             }
         }
@@ -284,14 +327,17 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         .map(|s| s.machine)
         .collect();
     let progress = store.running_progress()?;
-    let mut families: HashMap<String, usize> = HashMap::new();
+    // Families by (setup family, setup seconds), and groups by setup family.
+    let mut families: HashMap<(String, u32), usize> = HashMap::new();
+    let mut groups: HashMap<String, usize> = HashMap::new();
     let mut family_setup: Vec<i64> = Vec::new();
+    let mut family_group: Vec<usize> = Vec::new();
     let mut jobs = Vec::new();
     let mut problem_jobs = Vec::new();
     // Per job, per operation: whether it is fixed because it is running (not frozen by a repair).
-    let mut running_fixed: Vec<Vec<bool>> = Vec::new();
-    // Every order's open operations first: a family's setup is the largest of its operations',
-    // and a lot is split to fit a shift with that setup (the one the plan charges).
+    let mut held: Vec<Vec<Held>> = Vec::new();
+    // Every order's open operations first: each step's family, whose setup is the step's own (a
+    // lot is split to fit a shift with it).
     let mut open_work = Vec::with_capacity(orders.len());
     for order in orders {
         let open: Vec<Operation> = store
@@ -301,43 +347,29 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             .filter(|op| op.eligible_machines.iter().any(|m| machine_index.contains_key(m)))
             .collect();
         for op in &open {
-            let family = *families.entry(op.setup_family.clone()).or_insert_with(|| {
-                family_setup.push(0);
+            let group_count = groups.len();
+            let group = *groups.entry(op.setup_family.clone()).or_insert(group_count);
+            families.entry((op.setup_family.clone(), op.setup_seconds)).or_insert_with(|| {
+                family_setup.push(i64::from(op.setup_seconds));
+                family_group.push(group);
                 family_setup.len() - 1
             });
-            family_setup[family] = family_setup[family].max(i64::from(op.setup_seconds));
         }
         if !open.is_empty() {
             open_work.push((order, open));
         }
     }
-    // A repair keeps the active plan's near-term operations where they are. On each machine only
-    // the work up to the first lot whose planned start has passed without it starting: that lot
-    // is still to come, first, so what follows it on the machine moves with it (frozen behind it,
-    // it would have to go after all of them, and its order's later steps after that).
+    // A repair keeps the active plan's near-term operations where they are (see `settle_fixed`
+    // for what it then lets go), and knows where the plan had the rest.
     let mut frozen: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
+    let mut planned_at: HashMap<(model::OperationId, u32), (MachineId, i64)> = HashMap::new();
     if let (Some(freeze), Some(active)) = (options.repair, &active) {
-        let waiting: std::collections::HashSet<model::OperationId> = open_work
-            .iter()
-            .flat_map(|(_, open)| open)
-            .filter(|op| matches!(op.status, OrderStatus::Planned | OrderStatus::Released))
-            .map(|op| op.id)
-            .collect();
-        let mut planned = store.plan_operations(active.id, None)?;
-        planned.sort_by_key(|op| (op.machine_id, op.setup_start, op.start));
-        let mut overtaken: std::collections::HashSet<MachineId> = std::collections::HashSet::new();
-        for op in planned {
-            if overtaken.contains(&op.machine_id) {
-                continue;
-            }
+        for op in store.plan_operations(active.id, None)? {
             let start = (op.start - now).whole_seconds();
             let setup = (op.start - op.setup_start).whole_seconds();
-            if start - setup >= 0 {
-                if op.start < now + freeze && !down.contains(&op.machine_id) {
-                    frozen.insert((op.operation_id, op.part), (op.machine_id, start));
-                }
-            } else if waiting.contains(&op.operation_id) {
-                overtaken.insert(op.machine_id);
+            planned_at.insert((op.operation_id, op.part), (op.machine_id, start - setup));
+            if start - setup >= 0 && op.start < now + freeze && !down.contains(&op.machine_id) {
+                frozen.insert((op.operation_id, op.part), (op.machine_id, start));
             }
         }
     }
@@ -345,12 +377,12 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     for (order, open) in open_work {
         let mut operations = Vec::with_capacity(open.len());
         let mut positions = Vec::with_capacity(open.len());
-        let mut running_here = Vec::with_capacity(open.len());
+        let mut held_here = Vec::with_capacity(open.len());
         // Only a prefix of a job can stay frozen: once one operation is replanned, the ones after
         // it may have to move too.
         let mut chain_frozen = true;
         for op in open {
-            let family = families[&op.setup_family];
+            let family = families[&(op.setup_family.clone(), op.setup_seconds)];
             let eligible: Vec<usize> =
                 op.eligible_machines.iter().filter_map(|m| machine_index.get(m).copied()).collect();
             let running = op.status == OrderStatus::Running;
@@ -412,7 +444,11 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
                         .map(|(machine, start)| FixedStart { machine, start }),
                 };
                 chain_frozen &= fixed.is_some();
-                running_here.push(running && fixed.is_some());
+                // Where the active plan had it (a part it had not, none).
+                let planned = planned_at
+                    .get(&(op.id, part))
+                    .and_then(|(machine, start)| machine_index.get(machine).map(|&m| (m, *start)));
+                held_here.push(Held { running: running && fixed.is_some(), planned });
                 operations.push(scheduler::Operation { alternatives, family, fixed });
                 positions.push((op.clone(), part, quantity));
             }
@@ -424,14 +460,14 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             .filter(|_| !operations.iter().any(|op| op.fixed.is_some()))
             .map_or(0, |ready| ((ready - now).whole_milliseconds() as i64 + 999).div_euclid(1000).max(0));
         problem_jobs.push(Job { release, due: Some(due), weight: i64::from(order.priority), operations });
-        running_fixed.push(running_here);
+        held.push(held_here);
         jobs.push((order, positions));
     }
     // A machine without running work is set up for the family it last produced, so its first
     // planned operation of another family needs a setup. (Running work starts now without one.)
     let mut running_on = vec![false; machines.len()];
-    for (job, running) in problem_jobs.iter().zip(&running_fixed) {
-        for (op, _) in job.operations.iter().zip(running).filter(|(_, running)| **running) {
+    for (job, held) in problem_jobs.iter().zip(&held) {
+        for (op, _) in job.operations.iter().zip(held).filter(|(_, held)| held.running) {
             if let Some(fixed) = op.fixed {
                 running_on[fixed.machine] = true;
             }
@@ -443,6 +479,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     // An idle machine that never produced is set up for nothing yet: a family of its own, which
     // no operation has, so its first lot needs its setup too.
     let mut unknown = None;
+    let mut unknown_families: HashMap<String, usize> = HashMap::new();
     let initial_family: Vec<Option<usize>> = machines
         .iter()
         .zip(&running_on)
@@ -450,13 +487,22 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             if *running {
                 return None;
             }
+            // Set up for a family open work has: any family of its group (no setup between them).
+            let last = last_families.get(&machine.id);
+            if let Some(&group) = last.and_then(|family| groups.get(family))
+                && let Some(family) = family_group.iter().position(|g| *g == group)
+            {
+                return Some(family);
+            }
+            // A group of its own: a family no open work has is a change for every operation (its
+            // own setup is unused).
             let new_family = || {
                 family_setup.push(0);
+                family_group.push(usize::MAX - family_group.len());
                 family_setup.len() - 1
             };
-            Some(match last_families.get(&machine.id) {
-                // A family no open work has is a change for every operation (its own setup is unused).
-                Some(family) => *families.entry(family.clone()).or_insert_with(new_family),
+            Some(match last {
+                Some(family) => *unknown_families.entry(family.clone()).or_insert_with(new_family),
                 None => *unknown.get_or_insert_with(new_family),
             })
         })
@@ -472,7 +518,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             spans.iter().any(|&(start, end)| start <= from && to <= end)
         }
     };
-    settle_fixed(&mut problem_jobs, &running_fixed, &family_setup, &initial_family, &resume, &open);
+    settle_fixed(&mut problem_jobs, &held, &family_setup, &family_group, &initial_family, &resume, &open);
 
     // The calendar is laid out as far as the work could reach (a large order book runs for
     // months): all of it one piece after another, from the latest release, twice over in the
@@ -521,8 +567,13 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     }
 
     let n = family_setup.len();
-    let setup: Vec<Vec<i64>> =
-        (0..n).map(|from| (0..n).map(|to| if from == to { 0 } else { family_setup[to] }).collect()).collect();
+    let setup: Vec<Vec<i64>> = (0..n)
+        .map(|from| {
+            (0..n)
+                .map(|to| if family_group[from] == family_group[to] { 0 } else { family_setup[to] })
+                .collect()
+        })
+        .collect();
     let maintenance = store.maintenance(None, now_ms)?;
     let mut problem_machines = Vec::with_capacity(machines.len());
     for (index, spans) in open_spans.iter().enumerate() {
@@ -530,9 +581,9 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         // planned inside open time already, and the breaks around it stay.)
         let busy_until = problem_jobs
             .iter()
-            .zip(&running_fixed)
-            .flat_map(|(job, running)| job.operations.iter().zip(running))
-            .filter(|(_, running)| **running)
+            .zip(&held)
+            .flat_map(|(job, held)| job.operations.iter().zip(held))
+            .filter(|(_, held)| held.running)
             .filter_map(|(op, _)| {
                 op.fixed
                     .filter(|f| f.machine == index)
@@ -603,6 +654,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         machines: machines.iter().map(|m| m.id).collect(),
         jobs,
         family_setup,
+        family_group,
         made_at,
         based_on,
     })
@@ -1068,7 +1120,9 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
         for scheduled in lane.iter() {
             let family = built.problem.jobs[scheduled.job].operations[scheduled.op].family;
             let setup = match previous {
-                Some(p) if p != family => built.family_setup[family],
+                Some(p) if built.family_group.get(p) != built.family_group.get(family) => {
+                    built.family_setup[family]
+                }
                 _ => 0,
             };
             setup_seconds += setup;
@@ -1114,6 +1168,13 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
 mod tests {
     use scheduler::{Alternative, FixedStart, Job, Operation};
 
+    use super::Held;
+
+    /// Positions that run (`true`) or not, none of them in an active plan.
+    fn held(running: Vec<bool>) -> Vec<Held> {
+        running.into_iter().map(|running| Held { running, planned: None }).collect()
+    }
+
     fn op(machine: usize, duration: i64, fixed: Option<i64>) -> Operation {
         Operation {
             alternatives: vec![Alternative { machine, duration }],
@@ -1152,8 +1213,8 @@ mod tests {
             job(vec![op(0, 100, Some(0)), op(1, 50, Some(60)), op(1, 10, Some(200))]),
             job(vec![op(2, 30, Some(0)), op(1, 20, Some(30))]),
         ];
-        let running = [vec![true, false, false], vec![true, false]];
-        super::settle_fixed(&mut jobs, &running, &[0], &[], &[], &|_, _, _| true);
+        let running = [vec![true, false, false], vec![true, false]].map(held);
+        super::settle_fixed(&mut jobs, &running, &[0], &[0], &[], &[], &|_, _, _| true);
         let fixed: Vec<Vec<Option<i64>>> = jobs
             .iter()
             .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
@@ -1168,12 +1229,37 @@ mod tests {
         let job = |operations| Job { release: 0, due: None, weight: 1, operations };
         let family_one = |machine, start| Operation { family: 1, ..op(machine, 10, Some(start)) };
         let mut jobs = vec![job(vec![family_one(0, 30), op(2, 5, Some(45))]), job(vec![family_one(1, 40)])];
-        let running = [vec![false, false], vec![false]];
-        super::settle_fixed(&mut jobs, &running, &[0, 40], &[Some(0), Some(0)], &[], &|_, _, _| true);
+        let running = [vec![false, false], vec![false]].map(held);
+        super::settle_fixed(&mut jobs, &running, &[0, 40], &[0, 1], &[Some(0), Some(0)], &[], &|_, _, _| {
+            true
+        });
         let fixed: Vec<Vec<Option<i64>>> = jobs
             .iter()
             .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
             .collect();
         assert_eq!(fixed, [vec![None, None], vec![Some(40)]]);
+    }
+
+    #[test]
+    fn frozen_work_behind_work_still_to_come_on_its_machine_goes_with_it() {
+        // Job 0 was to start on machine 0 ten seconds ago and has not: it is free, and so is the
+        // work frozen after it there (job 1 at 50 s), with the rest of its job (job 1 at 200 s on
+        // machine 1), and what follows that on machine 1 (job 2 at 300 s). Job 3 on machine 1,
+        // before them all, stays.
+        let job = |operations| Job { release: 0, due: None, weight: 1, operations };
+        let mut jobs = vec![
+            job(vec![op(0, 40, None)]),
+            job(vec![op(0, 40, Some(50)), op(1, 10, Some(200))]),
+            job(vec![op(1, 10, Some(300))]),
+            job(vec![op(1, 10, Some(20))]),
+        ];
+        let at = |machine, start| Held { running: false, planned: Some((machine, start)) };
+        let held = [vec![at(0, -10)], vec![at(0, 50), at(1, 200)], vec![at(1, 300)], vec![at(1, 20)]];
+        super::settle_fixed(&mut jobs, &held, &[0], &[0], &[], &[], &|_, _, _| true);
+        let fixed: Vec<Vec<Option<i64>>> = jobs
+            .iter()
+            .map(|job| job.operations.iter().map(|op| op.fixed.map(|f| f.start)).collect())
+            .collect();
+        assert_eq!(fixed, [vec![None], vec![None, None], vec![None], vec![Some(20)]]);
     }
 }

@@ -3537,6 +3537,30 @@ fn shifts_keep_their_length_whatever_the_fraction_of_a_second_a_plan_is_made_at(
 }
 
 #[test]
+fn each_step_is_set_up_for_its_own_setup_time_and_work_of_one_family_follows_without_one() {
+    // Two lots of the setup family "alu" on one fresh machine, one step set up in 5 minutes and
+    // the other in 15 (a laser and a mill of one family): the first planned takes its own
+    // setup, not the family's longest, and the second follows it without one.
+    let store = two_shift_shop(1, &[(10, 60.0, 300), (10, 60.0, 900)], datetime!(2026-11-30 18:00 +08:00));
+    let now = datetime!(2026-11-30 07:00 +08:00);
+    let options = crate::planning::Options { threads: 1, ..crate::planning::Options::default() };
+    let plan = crate::planning::plan(
+        &store,
+        now,
+        "tardiness_then_makespan",
+        std::time::Duration::from_millis(200),
+        &options,
+    )
+    .unwrap();
+    let mut bars: Vec<_> = plan.operations.iter().collect();
+    bars.sort_by_key(|op| op.start);
+    let own = |op: &model::PlannedOperation| store.operation(op.operation_id).unwrap().setup_seconds;
+    let setups: Vec<i64> = bars.iter().map(|op| (op.start - op.setup_start).whole_seconds()).collect();
+    assert_eq!(setups, [i64::from(own(bars[0])), 0], "{bars:?}");
+    assert_eq!(plan.setup_seconds, i64::from(own(bars[0])));
+}
+
+#[test]
 fn work_months_ahead_keeps_to_the_shifts_too() {
     // 100 lots of four hours on one machine working two four-hour shifts a day: 50 days of work,
     // past the six weeks of calendar a plan used to lay out (beyond them it ran around the clock).

@@ -779,6 +779,15 @@ pub(crate) fn apply_operation_event(
             crate::telemetry::await_confirmation(tx, event.machine, event.at, good, scrap)?;
             tx.prepare_cached("UPDATE operations SET status = 'done', finished_ms = ?2 WHERE id = ?1")?
                 .execute(params![event.operation.0, to_ms(event.at)])?;
+            // Every unit scrapped: the later steps have nothing to work on, so they are done
+            // too, with none, instead of being planned as lots of nothing.
+            tx.prepare_cached(
+                "UPDATE operations SET status = 'done', finished_ms = ?2
+                 WHERE order_id = ?3 AND status IN ('planned', 'released')
+                   AND seq > (SELECT seq FROM operations WHERE id = ?1)
+                   AND (SELECT good = 0 AND scrap > 0 FROM operations WHERE id = ?1)",
+            )?
+            .execute(params![event.operation.0, to_ms(event.at), order])?;
             let open = tx
                 .prepare_cached(
                     "SELECT 1 FROM operations WHERE order_id = ?1 AND status NOT IN ('done', 'cancelled')",

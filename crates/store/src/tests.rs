@@ -1489,6 +1489,30 @@ mod operation_event_tests {
     }
 
     #[test]
+    fn a_step_that_scrapped_every_unit_leaves_the_later_steps_nothing_and_ends_the_order() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-Z", f.variant), NOW).unwrap();
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        let steps = f.store.operations(order.id).unwrap();
+        let report = |kind| OperationEvent {
+            operation: steps[0].id,
+            machine: f.machines[0],
+            at: NOW + time::Duration::minutes(5),
+            kind,
+            checked: true,
+        };
+        f.store.write_batch(&[], &[], &[], &[report(OperationEventKind::Started)]).unwrap();
+        let finished = OperationEventKind::Finished { good: 0, scrap: 5, ideal_unit_ms: None };
+        f.store.write_batch(&[], &[], &[], &[report(finished)]).unwrap();
+        let steps = f.store.operations(order.id).unwrap();
+        assert!(steps.len() > 1);
+        assert!(steps.iter().all(|op| op.status == OrderStatus::Done), "{steps:?}");
+        assert_eq!((steps[1].quantity, steps[1].good), (0, 0));
+        let order = f.store.order(order.id).unwrap();
+        assert_eq!((order.status, order.delivered), (OrderStatus::Done, Some(0)));
+    }
+
+    #[test]
     fn a_person_s_report_is_checked_inside_its_write() {
         let f = fixture(Store::open_in_memory().unwrap());
         let order = |number: &str| {

@@ -349,7 +349,8 @@ impl TelemetryBody<'_> {
         let mut saw_metrics = false;
         while let Some(field) = map.next_key::<Field>()? {
             match field {
-                Field::Ts => ts = Some(map.next_value::<Timestamp>()?),
+                // `"ts": null` is no time, as in events: the time received.
+                Field::Ts => ts = map.next_value::<Option<Timestamp>>()?,
                 Field::Metrics => {
                     saw_metrics = true;
                     map.next_value_seed(Metrics { names: self.names, pending: self.pending })?;
@@ -551,6 +552,10 @@ impl Timestamp {
         result.map_err(|reason| {
             let shown = match &self {
                 Timestamp::Text(text) => format!("{:?}", clip(text)),
+                // A gateway sending Unix seconds: say so, rather than only "too old".
+                Timestamp::Millis(ms) if window.check_ms(ms.saturating_mul(1000)).is_ok() => {
+                    format!("{ms}, which looks like seconds: ts is in milliseconds")
+                }
                 Timestamp::Millis(ms) => ms.to_string(),
                 Timestamp::FractionalMillis(ms) => ms.to_string(),
                 Timestamp::Wrong => "neither text nor a number".to_string(),

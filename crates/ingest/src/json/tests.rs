@@ -120,6 +120,18 @@ fn one_bad_metric_keeps_the_others() {
 }
 
 #[test]
+fn a_null_ts_is_the_time_received_and_seconds_are_named() {
+    check(
+        TELEMETRY,
+        r#"[{"ts": null, "metrics": {"n": 1}}, {"ts": 1740830400, "metrics": {"s": 1}}]"#,
+        expect![[r#"
+            reading hk/cnc-1 "n" = 1 at 2025-03-01T12:00:00Z
+            dropped too_old: ts 1740830400, which looks like seconds: ts is in milliseconds (1 metrics)
+        "#]],
+    );
+}
+
+#[test]
 fn timestamps_outside_the_window_drop_their_object() {
     check(
         TELEMETRY,

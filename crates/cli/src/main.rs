@@ -687,7 +687,10 @@ fn demo_clock(
         let factory_time = start.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         tracing::info!(%factory_time, "the demo's factory clock goes on from where it stopped");
     }
-    Ok((Arc::new(model::FastClock::new(wall.clone(), start, speed)), speed))
+    // It runs with the time that really passes: a step of the system clock would otherwise move
+    // the factory by sixty times the step (a day's step: two months of alarms and gaps).
+    let steady: Arc<dyn Clock> = Arc::new(model::SteadyClock::new(wall.as_ref()));
+    Ok((Arc::new(model::FastClock::new(steady, start, speed)), speed))
 }
 
 /// Tells the person at the terminal where to go and how to sign in. Printed to stdout, never to

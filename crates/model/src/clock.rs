@@ -42,6 +42,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock as it read at the start, moved on by the time that really passed since (the
+/// monotonic clock): a step of the system clock (NTP setting it right, someone setting it by
+/// hand) does not move it. For a clock that must run evenly, as the demo's factory clock does.
+#[derive(Debug, Clone, Copy)]
+pub struct SteadyClock {
+    start: Timestamp,
+    started: std::time::Instant,
+}
+
+impl SteadyClock {
+    /// A clock reading what `wall` reads now, then running with the monotonic clock.
+    pub fn new(wall: &dyn Clock) -> SteadyClock {
+        SteadyClock { start: wall.now(), started: std::time::Instant::now() }
+    }
+}
+
+impl Clock for SteadyClock {
+    fn now(&self) -> Timestamp {
+        self.start + self.started.elapsed()
+    }
+}
+
 /// A time is a clock that stands still at it: for callers that take a clock but are tested, or
 /// replayed, at one fixed moment.
 impl Clock for Timestamp {
@@ -114,6 +136,16 @@ impl Clock for FastClock {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_steady_clock_does_not_follow_a_step_of_the_wall_clock() {
+        let start = time::macros::datetime!(2026-12-06 12:00 UTC);
+        let wall = ManualClock::new(start);
+        let steady = SteadyClock::new(&wall);
+        wall.advance(time::Duration::days(1));
+        let read = steady.now();
+        assert!(read >= start && read - start < time::Duration::minutes(1), "{read}");
+    }
 
     #[test]
     fn a_fast_clock_starts_where_it_is_told_and_runs_at_its_speed() {

@@ -175,7 +175,12 @@ impl Metrics {
 
     /// Counts something the pipeline did not store by design.
     pub fn count_ingest_skip(&self, reason: &'static str) {
-        *self.ingest_skipped.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += 1;
+        self.count_ingest_skips(reason, 1);
+    }
+
+    /// Counts `n` things the pipeline did not store by design, for one reason.
+    pub fn count_ingest_skips(&self, reason: &'static str, n: u64) {
+        *self.ingest_skipped.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += n;
     }
 
     /// Counts a committed ingest batch.

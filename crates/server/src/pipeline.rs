@@ -496,6 +496,11 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
     };
     state.pipeline.failing.store(false, Ordering::Relaxed);
     state.metrics.count_ingest_written(stats.inserted as u64, started.elapsed());
+    // A series keeps one reading per millisecond: a resent message, or a gateway that stamps
+    // whole seconds and sends a second value in the same one, is counted, not lost unseen.
+    if stats.duplicates > 0 {
+        state.metrics.count_ingest_skips("same_millisecond", stats.duplicates as u64);
+    }
     for refused in &stats.refused {
         let reason = refused.reason.as_str();
         state.metrics.count_ingest_drop(reason);

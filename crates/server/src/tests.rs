@@ -1377,6 +1377,22 @@ async fn health_says_so_when_only_api_writes_fail() {
 }
 
 #[tokio::test]
+async fn a_second_value_at_a_millisecond_a_series_has_one_at_is_counted_not_lost_unseen() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    // A gateway that stamps whole seconds sends two values in one second.
+    for value in [1.0, 99.0] {
+        let payload = json!({"ts": "2026-11-24T08:59:00+08:00", "metrics": {"dup": value}}).to_string();
+        let stored = h.publish("mf/v1/hk-kt/cnc-01/telemetry", payload.into_bytes()).await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), stored).await.unwrap().unwrap();
+    }
+    let text = h.state.metrics.render(&[]);
+    assert!(text.contains(r#"microfactory_ingest_skipped_total{reason="same_millisecond"} 1"#), "{text}");
+    h.state.begin_stop();
+    workers.finish().await;
+}
+
+#[tokio::test]
 async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -398,6 +398,15 @@ fn configure(conn: &Connection, durability: Durability) -> Result<()> {
     let _: i64 =
         conn.query_row(&format!("PRAGMA journal_size_limit={WAL_SIZE_LIMIT}"), [], |row| row.get(0))?;
     conn.execute_batch(&format!("PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"))?;
+    // `fold_width(text)`: full-width letters and digits as ASCII, for searches that find
+    // "ＡＢＣ貿易" by "ABC" (see `model::fold_width`).
+    conn.create_scalar_function(
+        "fold_width",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|text| model::fold_width(&text))),
+    )?;
     Ok(())
 }
 

@@ -570,8 +570,11 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
         values.push(Value::Text(number.clone()));
     }
     if let Some(text) = &filter.search {
-        sql.push_str(r" AND (number LIKE ? ESCAPE '\' OR customer LIKE ? ESCAPE '\')");
-        let escaped: String = text
+        // Both sides folded: what was typed or stored with full-width letters finds the same.
+        sql.push_str(
+            r" AND (fold_width(number) LIKE ? ESCAPE '\' OR fold_width(customer) LIKE ? ESCAPE '\')",
+        );
+        let escaped: String = model::fold_width(text)
             .chars()
             .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
             .collect();

@@ -551,6 +551,14 @@ fn order_lists_paginate_and_filter() {
         f.store.count_orders(&OrderFilter { search: Some("acme".into()), ..OrderFilter::default() }).unwrap(),
         25
     );
+    // Full-width letters and digits, typed or stored (a Chinese input method in full-width mode),
+    // find the same as ASCII.
+    let mut wide = new_order("HK-2612-7", f.variant);
+    wide.customer = "ＡＢＣ貿易（香港）".into();
+    f.store.create_order(&wide, NOW).unwrap();
+    assert_eq!(search("abc"), ["HK-2612-7"]);
+    assert_eq!(search("ＨＫ－２６１２"), ["HK-2612-7"]);
+    assert_eq!(search("ｘｒ"), ["XR-100%"]);
 }
 
 #[test]

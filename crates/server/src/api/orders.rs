@@ -83,8 +83,7 @@ fn orders_filter(query: OrdersQuery) -> ApiResult<OrderFilter> {
         machine: query.machine.map(model::MachineId),
         customer: query.customer,
         number: query.number,
-        // Full-width letters and digits (an input method left in full-width mode) find the same.
-        search: query.search.as_deref().map(model::fold_width),
+        search: query.search,
     })
 }
 

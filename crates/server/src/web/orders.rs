@@ -279,7 +279,7 @@ pub(crate) fn parse_filter(
     if customer.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
         errors.push(FilterError::Customer);
     }
-    let search = present(&query.search).map(model::fold_width);
+    let search = present(&query.search).map(str::to_string);
     if search.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_MAX) {
         errors.push(FilterError::Search);
     }

@@ -570,10 +570,9 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
         values.push(Value::Text(number.clone()));
     }
     if let Some(text) = &filter.search {
-        // Both sides folded: what was typed or stored with full-width letters finds the same.
-        sql.push_str(
-            r" AND (fold_width(number) LIKE ? ESCAPE '\' OR fold_width(customer) LIKE ? ESCAPE '\')",
-        );
+        // Both sides folded: what was typed or stored with full-width letters finds the same
+        // (numbers are ASCII already).
+        sql.push_str(r" AND (number LIKE ? ESCAPE '\' OR fold_width(customer) LIKE ? ESCAPE '\')");
         let escaped: String = model::fold_width(text)
             .chars()
             .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })

@@ -78,7 +78,12 @@ pub(crate) fn check_range(field: &str, value: f64, min: f64, max: f64, out: &mut
 
 /// `text` with full-width letters, digits and signs (U+FF01 to U+FF5E) and the ideographic space
 /// as their ASCII forms: what a Chinese input method left in full-width mode types for "ABC 1".
-pub fn fold_width(text: &str) -> String {
+/// Borrowed when there is nothing to fold.
+pub fn fold_width(text: &str) -> std::borrow::Cow<'_, str> {
+    let wide = |c: char| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}');
+    if !text.chars().any(wide) {
+        return std::borrow::Cow::Borrowed(text);
+    }
     text.chars()
         .map(|c| match c {
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),

@@ -398,14 +398,22 @@ fn configure(conn: &Connection, durability: Durability) -> Result<()> {
     let _: i64 =
         conn.query_row(&format!("PRAGMA journal_size_limit={WAL_SIZE_LIMIT}"), [], |row| row.get(0))?;
     conn.execute_batch(&format!("PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"))?;
-    // `fold_width(text)`: full-width letters and digits as ASCII, for searches that find
-    // "ＡＢＣ貿易" by "ABC" (see `model::fold_width`).
+    // `fold_width(text)`: the text with full-width letters and digits as ASCII (see
+    // `model::fold_width`), for searches that find "ＡＢＣ貿易" by "ABC"; NULL when there is
+    // nothing to fold, so a search over every order copies no text (`coalesce` it).
     conn.create_scalar_function(
         "fold_width",
         1,
         rusqlite::functions::FunctionFlags::SQLITE_UTF8
             | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|text| model::fold_width(&text))),
+        |ctx| {
+            let rusqlite::types::ValueRef::Text(bytes) = ctx.get_raw(0) else { return Ok(None) };
+            let text = std::str::from_utf8(bytes).unwrap_or_default();
+            Ok(match model::fold_width(text) {
+                std::borrow::Cow::Owned(folded) => Some(folded),
+                std::borrow::Cow::Borrowed(_) => None,
+            })
+        },
     )?;
     Ok(())
 }

@@ -572,7 +572,9 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
     if let Some(text) = &filter.search {
         // Both sides folded: what was typed or stored with full-width letters finds the same
         // (numbers are ASCII already).
-        sql.push_str(r" AND (number LIKE ? ESCAPE '\' OR fold_width(customer) LIKE ? ESCAPE '\')");
+        sql.push_str(
+            r" AND (number LIKE ? ESCAPE '\' OR coalesce(fold_width(customer), customer) LIKE ? ESCAPE '\')",
+        );
         let escaped: String = model::fold_width(text)
             .chars()
             .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })

@@ -98,9 +98,14 @@ pub type Position = (Operation, u32, u32);
 struct Held {
     /// It runs now (fixed where it runs, not frozen by the repair).
     running: bool,
-    /// Where and when the active plan had it: machine index and start in seconds from now
+    /// Where and when the active plan had it: machine index and setup start in seconds from now
     /// (before now for work that was to have started).
     planned: Option<(usize, i64)>,
+    /// Late work that runs as soon as what it waits for allows: a lot whose planned start passed
+    /// without it starting, or one after such a lot in its job. Unlike work held up for long (by
+    /// a machine that is down, by material), it keeps its place on its machine: the frozen work
+    /// after it there moves with it.
+    slipped: bool,
 }
 
 /// Makes the fixed operations fit together. Running operations all "start now" on their machine;
@@ -109,11 +114,12 @@ struct Held {
 /// operation that then overlaps running work or another frozen one, or starts before the
 /// operation before it in its job ends (running work ends later than the active plan said when it
 /// started later or runs slower), is replanned instead, with the rest of its job (only a prefix
-/// of a job may stay frozen), and so is the frozen work that the active plan had after it on
-/// its machine (only a prefix of a machine's work may stay frozen: work still to come cannot go
-/// behind work frozen after it, or it would wait for all of it, and its job's later steps with it;
-/// this is how a lot whose planned start passed without it starting takes the rest of its
-/// machine's work along). So is the first frozen operation of an idle machine that starts too
+/// of a job may stay frozen); such work has slipped, as has work `held` marks so. The frozen work
+/// that the active plan had after slipped work on its machine is replanned too (slipped work
+/// cannot go behind work frozen after it, or it would wait for all of it, and its job's later
+/// steps with it; this is how a lot whose planned start passed without it starting takes the
+/// rest of its machine's work along, while work held up for long by a machine that is down lets
+/// the frozen work after it keep its place). So is the first frozen operation of an idle machine that starts too
 /// soon for the setup from the `initial` family the machine is set up for, or whose setup would
 /// fall in closed time (`open(machine, from, to)`: whether the machine works all of that span, in
 /// seconds from now). Running work on a machine that is down starts when it is expected back
@@ -137,6 +143,8 @@ fn settle_fixed(
         .filter_map(|op| op.fixed.map(|f| f.machine + 1))
         .max()
         .unwrap_or(0);
+    let mut slipped: Vec<Vec<bool>> =
+        held.iter().map(|positions| positions.iter().map(|held| held.slipped).collect()).collect();
     let mut ends: Vec<Option<(i64, usize)>> = vec![None; machines];
     for (j, job) in jobs.iter_mut().enumerate() {
         for (k, op) in job.operations.iter_mut().enumerate() {
@@ -162,12 +170,13 @@ fn settle_fixed(
                 (early && !held[j][k + 1].running).then_some((j, k + 1))
             })
         });
-        // Frozen work the active plan had after work now free on the same machine.
+        // Frozen work the active plan had after slipped work on the same machine.
         if conflict.is_none() {
             let mut first_free = vec![i64::MAX; machines];
-            for (job, held) in jobs.iter().zip(held) {
-                for (op, held) in job.operations.iter().zip(held) {
-                    if let (None, false, Some((machine, start))) = (op.fixed, held.running, held.planned)
+            for ((job, held), slipped) in jobs.iter().zip(held).zip(&slipped) {
+                for ((op, held), slipped) in job.operations.iter().zip(held).zip(slipped) {
+                    if let (None, false, true, Some((machine, start))) =
+                        (op.fixed, held.running, *slipped, held.planned)
                         && let Some(first) = first_free.get_mut(machine)
                     {
                         *first = (*first).min(start);
@@ -229,6 +238,7 @@ fn settle_fixed(
         for (index, op) in jobs[j].operations.iter_mut().enumerate().skip(k) {
             if !held[j][index].running {
                 op.fixed = None;
+                slipped[j][index] = true;
             }
         }
     }
@@ -381,6 +391,8 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         // Only a prefix of a job can stay frozen: once one operation is replanned, the ones after
         // it may have to move too.
         let mut chain_frozen = true;
+        // Whether the chain broke at a lot that slipped (see `Held::slipped`).
+        let mut chain_slipped = false;
         for op in open {
             let family = families[&(op.setup_family.clone(), op.setup_seconds)];
             let eligible: Vec<usize> =
@@ -448,7 +460,12 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
                 let planned = planned_at
                     .get(&(op.id, part))
                     .and_then(|(machine, start)| machine_index.get(machine).map(|&m| (m, *start)));
-                held_here.push(Held { running: running && fixed.is_some(), planned });
+                let missed = !running && planned.is_some_and(|(_, start)| start < 0);
+                let slipped = fixed.is_none() && !running && (missed || chain_slipped);
+                if fixed.is_none() && !running {
+                    chain_slipped = slipped;
+                }
+                held_here.push(Held { running: running && fixed.is_some(), planned, slipped });
                 operations.push(scheduler::Operation { alternatives, family, fixed });
                 positions.push((op.clone(), part, quantity));
             }
@@ -1172,7 +1189,7 @@ mod tests {
 
     /// Positions that run (`true`) or not, none of them in an active plan.
     fn held(running: Vec<bool>) -> Vec<Held> {
-        running.into_iter().map(|running| Held { running, planned: None }).collect()
+        running.into_iter().map(|running| Held { running, planned: None, slipped: false }).collect()
     }
 
     fn op(machine: usize, duration: i64, fixed: Option<i64>) -> Operation {
@@ -1253,7 +1270,8 @@ mod tests {
             job(vec![op(1, 10, Some(300))]),
             job(vec![op(1, 10, Some(20))]),
         ];
-        let at = |machine, start| Held { running: false, planned: Some((machine, start)) };
+        let at =
+            |machine, start| Held { running: false, planned: Some((machine, start)), slipped: start < 0 };
         let held = [vec![at(0, -10)], vec![at(0, 50), at(1, 200)], vec![at(1, 300)], vec![at(1, 20)]];
         super::settle_fixed(&mut jobs, &held, &[0], &[0], &[], &[], &|_, _, _| true);
         let fixed: Vec<Vec<Option<i64>>> = jobs

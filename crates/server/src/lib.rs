@@ -159,6 +159,8 @@ pub struct AppState {
     pipeline_receivers: Arc<std::sync::Mutex<Option<pipeline::Receivers>>>,
     /// Wakes the replanner to compare the active plan with the shop floor.
     replan_wake: Arc<tokio::sync::Notify>,
+    /// The last time given to a report that came without its own (`AppState::report_time`).
+    last_report_ms: Arc<std::sync::atomic::AtomicI64>,
     /// Re-plans asked for by changes the replanner cannot see in the store (a maintenance window
     /// removed), taken by it at its next check.
     requested_replans: Arc<std::sync::Mutex<Vec<model::PlanTrigger>>>,
@@ -199,6 +201,7 @@ impl AppState {
             alarm_inputs,
             alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),
             replan_wake: Arc::default(),
+            last_report_ms: Arc::default(),
             requested_replans: Arc::default(),
             last_reoptimisation: Arc::default(),
             stopping,
@@ -234,6 +237,25 @@ impl AppState {
 
     pub(crate) fn set_last_reoptimisation(&self, last: replanner::LastReoptimisation) {
         *self.last_reoptimisation.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(last);
+    }
+
+    /// The time for a report sent without one (`at` left out): now, but at least a millisecond
+    /// after the last such time, as for MQTT messages without `ts`. A production report again at
+    /// the same instant with the same units is taken for a client's retry and counted once, so
+    /// reports received within one millisecond would otherwise lose all but the first. (A
+    /// clock set back more than two seconds is followed.)
+    pub(crate) fn report_time(&self) -> model::Timestamp {
+        use std::sync::atomic::Ordering;
+        let now = self.clock.now();
+        let now_ms = model::oee::unix_ms(now);
+        let mut last = self.last_report_ms.load(Ordering::Relaxed);
+        loop {
+            let ms = if last > now_ms + 2_000 { now_ms } else { (last + 1).max(now_ms) };
+            match self.last_report_ms.compare_exchange_weak(last, ms, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return if ms == now_ms { now } else { model::oee::from_unix_ms(ms).unwrap_or(now) },
+                Err(seen) => last = seen,
+            }
+        }
     }
 
     /// Asks the replanner, when it runs, to compare the active plan with the shop floor now (orders

@@ -219,7 +219,11 @@ pub(crate) async fn stream(
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.reset();
-    let last_id = headers.get("last-event-id").map(|value| value.to_str().unwrap_or_default());
+    // An empty one is none (a browser sends none before its first event).
+    let last_id = headers
+        .get("last-event-id")
+        .map(|value| value.to_str().unwrap_or_default())
+        .filter(|id| !id.is_empty());
     let live = state.live.clone();
     let (receiver, replay, lost) = live.resume(last_id);
     let first: Vec<Event> =
@@ -294,7 +298,7 @@ mod tests {
         let (_, replay, lost) = live.resume(Some("abc-5"));
         assert_eq!((seqs(&replay), lost), (vec![], None));
         for (id, outcome) in
-            [("abc-6", Some(None)), ("abd-3", Some(None)), ("abc-x", Some(None)), ("", Some(None))]
+            [("abc-6", Some(None)), ("abd-3", Some(None)), ("abc-x", Some(None)), ("-", Some(None))]
         {
             let (_, replay, lost) = live.resume(Some(id));
             assert_eq!((replay.len(), lost), (0, outcome), "{id}");

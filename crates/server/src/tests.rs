@@ -1641,6 +1641,17 @@ async fn a_production_report_sent_again_counts_once() {
     let later = json!({"good": 4, "scrap": 1, "operation_id": id, "at": "2026-11-24T09:00:00+08:00"});
     assert_eq!(h.post_json(&path, &operator, &later).await.status, StatusCode::CREATED);
     assert_eq!(h.store.operation(model::OperationId(id)).unwrap().good, 8);
+    // Reports without `at` in the same instant (the test's clock stands still) are no retries:
+    // each counts, with a time of its own.
+    for _ in 0..5 {
+        let plain = json!({"good": 1, "operation_id": id});
+        assert_eq!(h.post_json(&path, &operator, &plain).await.status, StatusCode::CREATED);
+        let free = json!({"good": 1, "ideal_unit_seconds": 10});
+        assert_eq!(h.post_json(&path, &operator, &free).await.status, StatusCode::CREATED);
+    }
+    assert_eq!(h.store.operation(model::OperationId(id)).unwrap().good, 13);
+    let records = h.store.production(model::MachineId(machine), 0, i64::MAX).unwrap();
+    assert_eq!(records.iter().filter(|r| r.operation.is_none()).map(|r| r.good).sum::<u32>(), 2 + 5);
     h.state.begin_stop();
     workers.finish().await;
 }

@@ -154,9 +154,7 @@ fn format_local(at: Timestamp, zone: &model::Zone, time_only: bool) -> String {
 pub(crate) fn percent(t: &Text, ratio: Option<f64>) -> String {
     match ratio {
         // Chinese writes no space before the sign.
-        Some(ratio) if ratio.is_finite() => {
-            format!("{:.1}{}%", ratio * 100.0, if t.lang == Lang::En { " " } else { "" })
-        }
+        Some(ratio) if ratio.is_finite() => format!("{:.1}{}", ratio * 100.0, t.percent),
         _ => t.none.to_string(),
     }
 }

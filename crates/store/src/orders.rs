@@ -784,12 +784,16 @@ pub(crate) fn apply_operation_event(
             tx.prepare_cached("UPDATE operations SET status = 'done', finished_ms = ?2 WHERE id = ?1")?
                 .execute(params![event.operation.0, to_ms(event.at)])?;
             // Every unit scrapped: the later steps have nothing to work on, so they are done
-            // too, with none, instead of being planned as lots of nothing.
+            // too, with none, instead of being planned as lots of nothing; unless a later step
+            // runs already (a machine started it out of order), which may still pass units on.
             tx.prepare_cached(
                 "UPDATE operations SET status = 'done', finished_ms = ?2
                  WHERE order_id = ?3 AND status IN ('planned', 'released')
                    AND seq > (SELECT seq FROM operations WHERE id = ?1)
-                   AND (SELECT good = 0 AND scrap > 0 FROM operations WHERE id = ?1)",
+                   AND (SELECT good = 0 AND scrap > 0 FROM operations WHERE id = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM operations later WHERE later.order_id = ?3
+                                   AND later.seq > (SELECT seq FROM operations WHERE id = ?1)
+                                   AND later.status = 'running')",
             )?
             .execute(params![event.operation.0, to_ms(event.at), order])?;
             let open = tx

@@ -290,7 +290,7 @@ pub(crate) async fn report_state(
     }
     let change = StateChange {
         machine: machine.id,
-        at: report.at.unwrap_or_else(|| state.clock.now()),
+        at: report.at.unwrap_or_else(|| state.report_time()),
         state: report.state,
         reason: report.reason,
     };
@@ -369,7 +369,7 @@ pub(crate) async fn report_production(
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));
     }
-    let at = report.at.unwrap_or_else(|| state.clock.now());
+    let at = report.at.unwrap_or_else(|| state.report_time());
     if let Some(operation) = report.operation_id {
         return Ok(Created(count_for_operation(&state, &machine, operation, &report, at).await?));
     }

@@ -93,6 +93,8 @@ pub(crate) struct Text {
     pub(crate) code_hint: &'static str,
     /// Brackets around a remark: "(", ")", and " (" after a word ("admin (Administrator)"; in
     /// Chinese full-width and without the space: "admin（管理員）").
+    /// Before a number's percent sign: " %" in English, nothing in Chinese ("44.2%").
+    pub(crate) percent: &'static str,
     pub(crate) lparen: &'static str,
     pub(crate) rparen: &'static str,
     pub(crate) space_lparen: &'static str,
@@ -260,6 +262,7 @@ const EN: Text = Text {
     live: "Live",
     colon: ": ",
     code_hint: "Letters A–Z, digits, - _ and . only, e.g. HK-2612-001",
+    percent: " %",
     lparen: "(",
     rparen: ")",
     space_lparen: " (",
@@ -363,6 +366,7 @@ const ZH: Text = Text {
     live: "即時",
     colon: "：",
     code_hint: "只可使用英文字母、數字及 - _ .（例如 HK-2612-001）",
+    percent: "%",
     lparen: "（",
     rparen: "）",
     space_lparen: "（",
@@ -412,7 +416,7 @@ const ZH: Text = Text {
     acknowledge: "確認",
     acknowledged_by: "確認人",
     not_acknowledged: "未確認",
-    oee: "設備綜合效率 (OEE)",
+    oee: "設備綜合效率（OEE）",
     availability: "可用率",
     performance: "表現率",
     quality: "良品率",

@@ -555,7 +555,7 @@ fn state_timeline(ctx: &Ctx, data: &MachineData) -> Markup {
         }
     }
     let unknown = range_ms - totals.iter().sum::<i64>();
-    let share = |ms: i64| format!("{:.0} %", ms as f64 / range_ms as f64 * 100.0);
+    let share = |ms: i64| format!("{:.0}{}", ms as f64 / range_ms as f64 * 100.0, t.percent);
     html! {
         section.panel aria-labelledby="timeline-heading" {
             h2 #timeline-heading { (m.timeline) }
@@ -699,8 +699,8 @@ fn pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
                                 @let fill = row.state.map_or("#9aa5b1", svg::state_fill);
                                 td.bar { (svg::meter(row.seconds / longest, fill, 100.0, 12.0)) }
                                 td.num { (ctx.duration(row.seconds.round() as i64)) }
-                                td.num { (format!("{:.0} %", row.seconds / total * 100.0)) }
-                                td.num { (format!("{:.0} %", row.cumulative * 100.0)) }
+                                td.num { (format!("{:.0}{}", row.seconds / total * 100.0, t.percent)) }
+                                td.num { (format!("{:.0}{}", row.cumulative * 100.0, t.percent)) }
                             }
                         }
                     }
@@ -840,7 +840,7 @@ fn rules(ctx: &Ctx, data: &MachineData) -> Markup {
     let admin = ctx.may(Need::Administer);
     let base = format!("/api/v1/machines/{}", data.machine.id.0);
     let metrics = format!("machine-metrics-{}", data.machine.id.0);
-    let optional = |label: &str| format!("{label} ({})", m.optional);
+    let optional = |label: &str| format!("{label}{}{}{}", ctx.t.space_lparen, m.optional, ctx.t.rparen);
     // A rule's metric with its latest value in the chosen range, so a commissioning engineer
     // sees that the rule reads what the machine sends.
     let latest = |metric: &str| {

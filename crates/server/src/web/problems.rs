@@ -107,6 +107,10 @@ const MESSAGES: &[(&str, &str)] = &[
     ("the operation is {}; its units can no longer be reported", "工序是「{0}」，不能再報告件數"),
     ("the operation is running on {}; report its units there", "工序正在 {0} 生產，請在該機器報告件數"),
     (
+        "the operation is running on {}; only planned or released operations start",
+        "工序正在 {0} 生產：只有已計劃或已下達的工序可以開始",
+    ),
+    (
         "the operation is {}; only planned or released operations start",
         "工序是「{0}」：只有已計劃或已下達的工序可以開始",
     ),
@@ -184,6 +188,17 @@ const WORDS: &[(&str, &str)] = &[
     ("operator", "操作員"),
     ("viewer", "檢視者"),
     ("device", "設備"),
+    ("order", "訂單"),
+    ("operation", "工序"),
+    ("machine", "機器"),
+    ("plan", "排程"),
+    ("user", "用戶"),
+    ("site", "廠房"),
+    ("line", "生產線"),
+    ("variant", "產品"),
+    ("routing", "工藝路線"),
+    ("material", "物料"),
+    ("alarm", "警報"),
 ];
 
 /// The Chinese label of a field the dashboard's forms have, if it has one.
@@ -267,6 +282,12 @@ mod tests {
             Some("此訂單第 2 步「Mill; finish」是「生產中」：工序須按次序進行，請先完成它")
         );
         assert_eq!(message("number is already in use").as_deref(), Some("已被使用"));
+        assert_eq!(message("order 99999 does not exist").as_deref(), Some("訂單 99999 不存在"));
+        assert_eq!(
+            message("the operation is running on p3d-01; only planned or released operations start")
+                .as_deref(),
+            Some("工序正在 p3d-01 生產：只有已計劃或已下達的工序可以開始")
+        );
         assert_eq!(message("something no one wrote"), None);
         assert_eq!(field_error("quantity", "must be from 1 to 1000000"), "數量：須為 1 至 1000000");
         assert_eq!(field_error("steps[2].x", "odd"), "steps[2].x：odd");

@@ -219,7 +219,7 @@ fn planning_panel(
             },
         ),
         (s.reoptimise_time, format!("{} {}", planning.reoptimise_time_limit_seconds, s.seconds_unit)),
-        (s.reoptimise_gain, format!("{} %", planning.reoptimise_min_gain_percent)),
+        (s.reoptimise_gain, format!("{}{}", planning.reoptimise_min_gain_percent, ctx.t.percent)),
     ];
     let last = match last {
         None => html! { (s.reoptimised_none) },

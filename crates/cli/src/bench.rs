@@ -597,6 +597,172 @@ pub fn plan(options: PlanBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Options of `bench repairs`.
+#[derive(Debug, Args)]
+pub struct RepairsBench {
+    /// Released orders of each generated factory (1 to 10000).
+    #[arg(long, default_value_t = 120)]
+    orders: usize,
+    /// Machines of each generated factory (1 to 100).
+    #[arg(long, default_value_t = 6)]
+    machines: usize,
+    /// Factories (seeds 1 to N; 1 to 100).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Solver time of each published plan, in seconds (0 to 600; 0 publishes the best dispatching
+    /// rule's plan, the same on every run).
+    #[arg(long, default_value_t = 2.0)]
+    time_limit: f64,
+    /// Solver time a repair may take when keeping every machine's order costs too much, in
+    /// seconds (0.05 to 60; the default of `planning.repair_time_limit_seconds`).
+    #[arg(long, default_value_t = 2.0)]
+    repair_time_limit: f64,
+}
+
+/// The minutes after publishing at which `bench repairs` repairs.
+const REPAIR_DELAYS: [i64; 3] = [1, 4, 10];
+
+/// The times of day (minutes after 05:00, the generated factory working 06:00–22:00) at which
+/// `bench repairs` publishes a plan.
+const PUBLISH_MINUTES: [i64; 8] = [0, 97, 194, 291, 388, 485, 582, 679];
+
+/// `bench repairs`: for each factory and time of day, a searched plan is published and repaired
+/// 1, 4 and 10 minutes later with nothing started, as the replanner repairs (two hours frozen);
+/// prints how far work moved and what it cost.
+pub fn repairs(options: RepairsBench) -> anyhow::Result<()> {
+    use server::planning;
+    if !(1..=10_000).contains(&options.orders)
+        || !(1..=100).contains(&options.machines)
+        || !(1..=100).contains(&options.seeds)
+    {
+        bail!("--orders must be from 1 to 10000, --machines from 1 to 100 and --seeds from 1 to 100");
+    }
+    if !(0.0..=600.0).contains(&options.time_limit) || !(0.05..=60.0).contains(&options.repair_time_limit) {
+        bail!("--time-limit must be from 0 to 600 seconds and --repair-time-limit from 0.05 to 60");
+    }
+    let start = time::macros::datetime!(2026-11-30 05:00 +08:00);
+    let bar = indicatif::ProgressBar::new(options.seeds * PUBLISH_MINUTES.len() as u64);
+    let mut rows = Vec::new();
+    for seed in 1..=options.seeds {
+        for minutes in PUBLISH_MINUTES {
+            let now = start + time::Duration::minutes(minutes);
+            let store = Store::open_in_memory()?;
+            server::demo::seed_generated(&store, options.orders, options.machines, seed, start)?;
+            let built = planning::build(&store, now, &planning::Options::default())?;
+            let plan = planning::solve(
+                &built,
+                now,
+                planning::DEFAULT_OBJECTIVE,
+                Duration::from_secs_f64(options.time_limit),
+                1,
+            )
+            .map_err(anyhow::Error::msg)?;
+            let summary = store.create_plan(&plan)?;
+            store.publish_plan(summary.id, now)?;
+            let starts: std::collections::HashMap<_, _> =
+                plan.operations.iter().map(|op| ((op.operation_id, op.part), op.start)).collect();
+            for delay in REPAIR_DELAYS {
+                let repair_options = planning::Options {
+                    repair: Some(time::Duration::minutes(120)),
+                    threads: 1,
+                    ..planning::Options::default()
+                };
+                let timed = Instant::now();
+                let repaired = planning::plan(
+                    &store,
+                    now + time::Duration::minutes(delay),
+                    planning::DEFAULT_OBJECTIVE,
+                    Duration::from_secs_f64(options.repair_time_limit),
+                    &repair_options,
+                )?;
+                let took = timed.elapsed().as_secs_f64();
+                let later: Vec<i64> = repaired
+                    .operations
+                    .iter()
+                    .filter_map(|op| {
+                        starts.get(&(op.operation_id, op.part)).map(|s| (op.start - *s).whole_seconds())
+                    })
+                    .collect();
+                rows.push(RepairRow {
+                    seed,
+                    published: now,
+                    delay,
+                    operations: repaired.operations.len(),
+                    far: later.iter().filter(|&&d| d > delay * 60 + 1800).count(),
+                    earlier: later.iter().filter(|&&d| d < -60).count(),
+                    latest_hours: later.iter().copied().max().unwrap_or(0) as f64 / 3600.0,
+                    late: (plan.late_orders, repaired.late_orders),
+                    twt: (plan.weighted_tardiness, repaired.weighted_tardiness),
+                    seconds: took,
+                });
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    println!(
+        "{} orders, {} machines, seeds 1–{}; plans searched {} s on one thread; repairs with two hours frozen, \
+         a search of up to {} s when keeping every machine's order costs more than 10 %",
+        options.orders, options.machines, options.seeds, options.time_limit, options.repair_time_limit
+    );
+    println!();
+    println!(
+        "| seed | published | after | ops later by > delay + 30 min | ops earlier | most later | late orders | weighted tardiness | time |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---|---:|---:|");
+    for row in &rows {
+        let (hour, minute, _) = row.published.to_offset(time::macros::offset!(+08:00)).time().as_hms();
+        println!(
+            "| {} | {hour:02}:{minute:02} | {} min | {} of {} | {} | {:.1} h | {} → {} | {:+.1} % | {:.2} s |",
+            row.seed,
+            row.delay,
+            row.far,
+            row.operations,
+            row.earlier,
+            row.latest_hours,
+            row.late.0,
+            row.late.1,
+            percent_change(row.twt.0, row.twt.1),
+            row.seconds
+        );
+    }
+    let repairs = rows.len();
+    let far: usize = rows.iter().map(|row| row.far).sum();
+    let operations: usize = rows.iter().map(|row| row.operations).sum();
+    let more_late: i64 = rows.iter().map(|row| i64::from(row.late.1) - i64::from(row.late.0)).sum();
+    let worse = rows.iter().filter(|row| row.late.1 > row.late.0).count();
+    let slowest = rows.iter().map(|row| row.seconds).fold(0.0, f64::max);
+    println!();
+    println!(
+        "{repairs} repairs: {far} of {operations} operations later by more than the delay and 30 min; \
+         {more_late:+} late orders in all ({worse} repairs with more); slowest {slowest:.2} s"
+    );
+    Ok(())
+}
+
+/// One repair of `bench repairs`.
+struct RepairRow {
+    seed: u64,
+    published: time::OffsetDateTime,
+    delay: i64,
+    operations: usize,
+    far: usize,
+    earlier: usize,
+    latest_hours: f64,
+    late: (u32, u32),
+    twt: (i64, i64),
+    seconds: f64,
+}
+
+/// `after` against `before`, in percent (0 when both are 0).
+fn percent_change(before: i64, after: i64) -> f64 {
+    match before {
+        0 if after == 0 => 0.0,
+        0 => f64::INFINITY,
+        _ => (after - before) as f64 / before as f64 * 100.0,
+    }
+}
+
 /// Options of `bench dashboard`.
 #[derive(Debug, Args)]
 pub struct DashboardBench {

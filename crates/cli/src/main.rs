@@ -109,6 +109,9 @@ enum BenchCommand {
     /// A generated high-mix factory (500 orders, 15 machines by default): first feasible plan,
     /// repair after a breakdown, and the optimised plan against EDD and ATCS dispatching.
     Plan(bench::PlanBench),
+    /// Repairs of searched plans of small generated factories a few minutes after they were
+    /// published, nothing started: how much work moves and how many orders turn late.
+    Repairs(bench::RepairsBench),
     /// A generated factory (50 machines, a day of history, about 2,000 planned operations): the
     /// server time of each dashboard page.
     Dashboard(bench::DashboardBench),
@@ -189,6 +192,7 @@ fn main() -> anyhow::Result<()> {
         Command::Schedule(command) => schedule::run(command),
         Command::Bench(BenchCommand::Ingest(options)) => bench::run(options),
         Command::Bench(BenchCommand::Plan(options)) => bench::plan(options),
+        Command::Bench(BenchCommand::Repairs(options)) => bench::repairs(options),
         Command::Bench(BenchCommand::Dashboard(options)) => bench::dashboard(options),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);

@@ -718,11 +718,13 @@ pub fn plan_with(
     cancel: Option<&Arc<AtomicBool>>,
     reslot: &[model::OrderId],
 ) -> Result<NewPlan, PlanError> {
+    let objective = known_objective(objective_name)?;
     let built = build(store, now, options)?;
     let now = origin(now);
+    let started = std::time::Instant::now();
     if options.repair.is_some()
         && let Some(active) = store.active_plan()?
-        && let Some(repaired) = right_shift(
+        && let Some(kept) = shifted(
             &built,
             &store
                 .plan_operations(active.id, None)?
@@ -730,14 +732,45 @@ pub fn plan_with(
                 .filter(|op| !reslot.contains(&op.order_id))
                 .collect::<Vec<_>>(),
             now,
-            objective_name,
             options.rush_priority,
+            objective,
         )
     {
+        let repaired = to_plan(
+            &built,
+            now,
+            objective_name,
+            &unsearched(&built.problem, kept.clone(), started.elapsed()),
+        );
+        let figures = |plan: &NewPlan| ((plan.makespan_end - now).whole_seconds(), plan.weighted_tardiness);
+        let before = ((active.makespan_end - now).whole_seconds(), active.weighted_tardiness);
+        // Keeping every machine's order can cost far more than what happened: a lot pushed past
+        // a shift's end waits for the next shift, and so does the last lot of every later shift on
+        // that machine and on the machines of their orders. Then a search from the kept order
+        // may move work; its plan is taken when it wins back enough.
+        if !gains(objective, figures(&repaired), before, REPAIR_LOSS_PERCENT) {
+            return Ok(repaired);
+        }
+        let searched =
+            solve_or_afresh(store, &built, now, objective_name, time_limit, options, Some(kept), cancel)?;
+        let cancelled = cancel.is_some_and(|stop| stop.load(Ordering::Relaxed));
+        if !cancelled && gains(objective, figures(&repaired), figures(&searched), REPAIR_LOSS_PERCENT) {
+            tracing::info!(
+                kept = repaired.weighted_tardiness,
+                searched = searched.weighted_tardiness,
+                "keeping every machine's order cost too much; a search moved work"
+            );
+            return Ok(searched);
+        }
         return Ok(repaired);
     }
     solve_or_afresh(store, &built, now, objective_name, time_limit, options, None, cancel)
 }
+
+/// How much worse than the active plan (in weighted tardiness, or in its end where that is the
+/// same; percent) a repair that keeps every machine's order may be before a search from it is
+/// tried, and how much better that search must be to be taken instead.
+const REPAIR_LOSS_PERCENT: f64 = 10.0;
 
 /// [`solve_from`] `built`; when that fails for a problem with frozen work (`options.repair`),
 /// which the shop floor may have overtaken, the plan is made afresh without it.
@@ -784,10 +817,13 @@ pub fn replan(
     time_limit: Duration,
     options: &Options,
 ) -> Result<NewPlan, PlanError> {
+    let objective = known_objective(objective_name)?;
     let built = build(store, now, options)?;
     let now = origin(now);
     let kept = match store.active_plan()? {
-        Some(active) => shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority),
+        Some(active) => {
+            shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority, objective)
+        }
         None => None,
     };
     solve_or_afresh(store, &built, now, objective_name, time_limit, options, kept, None)
@@ -821,12 +857,13 @@ pub fn reoptimise(
     min_gain_percent: f64,
     interrupt: &Arc<AtomicBool>,
 ) -> Result<Reoptimisation, PlanError> {
-    let objective = objective(objective_name)
-        .ok_or_else(|| PlanError::Solver(format!("unknown objective {objective_name}")))?;
+    let objective = known_objective(objective_name)?;
     let built = build(store, now, options)?;
     let now = origin(now);
     let kept = match store.active_plan()? {
-        Some(active) => shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority),
+        Some(active) => {
+            shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority, objective)
+        }
         None => None,
     };
     let current = kept.as_ref().map(|operations| {
@@ -867,28 +904,16 @@ fn gains(objective: Objective, before: (i64, i64), after: (i64, i64), percent: f
 }
 
 /// The stable repair: the active plan's machines and order kept, every operation pushed only as far
-/// as the new situation demands (outages, running work, frozen work); work the old plan did not have
+/// as the new situation demands (outages, running work, frozen work), and work that would wait behind
+/// work held up for longer going ahead into the time it leaves free; work the old plan did not have
 /// is slotted in by its ATCS start, or, for orders of `rush_priority` or more, ahead of all work
 /// that is not fixed. `None` when the result would break a rule.
-fn right_shift(
-    built: &Built,
-    previous: &[PlannedOperation],
-    now: Timestamp,
-    objective_name: &str,
-    rush_priority: u8,
-) -> Option<NewPlan> {
-    let started = std::time::Instant::now();
-    let operations = shifted(built, previous, now, rush_priority)?;
-    let solution = unsearched(&built.problem, operations, started.elapsed());
-    Some(to_plan(built, now, objective_name, &solution))
-}
-
-/// The schedule of [`right_shift`].
 fn shifted(
     built: &Built,
     previous: &[PlannedOperation],
     now: Timestamp,
     rush_priority: u8,
+    objective: Objective,
 ) -> Option<Vec<scheduler::ScheduledOperation>> {
     let old: HashMap<(model::OperationId, u32), (MachineId, i64)> = previous
         .iter()
@@ -918,8 +943,25 @@ fn shifted(
             }
         }
     }
-    let operations = baseline::list_schedule(&built.problem, &assignment)?;
-    scheduler::check(&built.problem, &operations).is_empty().then_some(operations)
+    // Work going ahead into the time that held-up work leaves free mostly costs far less, but not
+    // always (what goes ahead may take a place that more urgent work then lacks): the better of
+    // the two is kept, and the plain shift when they are equal.
+    let score = |operations: &[scheduler::ScheduledOperation]| {
+        let (makespan, twt) = scheduler::objectives(&built.problem, operations);
+        match objective {
+            Objective::Makespan => (makespan, twt),
+            Objective::WeightedTardiness | Objective::TardinessThenMakespan => (twt, makespan),
+        }
+    };
+    let [plain, filled] = [false, true].map(|fill_gaps| {
+        baseline::list_schedule(&built.problem, &assignment, fill_gaps)
+            .filter(|operations| scheduler::check(&built.problem, operations).is_empty())
+    });
+    match (plain, filled) {
+        (Some(plain), Some(filled)) if score(&filled) < score(&plain) => Some(filled),
+        (Some(plain), _) => Some(plain),
+        (None, filled) => filled,
+    }
 }
 
 /// The list-scheduling priority of a rush order's new work in a repair: before any other.
@@ -947,6 +989,11 @@ fn unsearched(
 /// The objective of a plan when none is asked for: fewest late orders (weighted by priority),
 /// then the earliest finish.
 pub const DEFAULT_OBJECTIVE: &str = "tardiness_then_makespan";
+
+/// [`objective`], or the error that it is unknown.
+fn known_objective(name: &str) -> Result<Objective, PlanError> {
+    objective(name).ok_or_else(|| PlanError::Solver(format!("unknown objective {name}")))
+}
 
 /// The objectives a plan may minimise, by API name.
 pub fn objective(name: &str) -> Option<Objective> {
@@ -1098,6 +1145,26 @@ fn solve_from(
             solution.makespan = makespan;
             solution.weighted_tardiness = twt;
         }
+    }
+    // The gaps a repair's list schedule would fill (work going ahead into time that work before
+    // it leaves free) are filled now, so that a repair with nothing changed moves nothing.
+    for _ in 0..4 {
+        let mut assignment: Vec<Vec<(usize, i64)>> =
+            built.problem.jobs.iter().map(|job| vec![(0, 0); job.operations.len()]).collect();
+        for op in &solution.operations {
+            assignment[op.job][op.op] = (op.machine, op.start);
+        }
+        let Some(relisted) = baseline::list_schedule(&built.problem, &assignment, true) else { break };
+        if relisted == solution.operations || !scheduler::check(&built.problem, &relisted).is_empty() {
+            break;
+        }
+        let (makespan, twt) = scheduler::objectives(&built.problem, &relisted);
+        if score(twt, makespan) > score(solution.weighted_tardiness, solution.makespan) {
+            break;
+        }
+        solution.operations = relisted;
+        solution.makespan = makespan;
+        solution.weighted_tardiness = twt;
     }
     Ok(to_plan(built, now, objective_name, &solution))
 }

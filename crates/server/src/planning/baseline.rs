@@ -297,12 +297,22 @@ fn earliest(
 
 /// List scheduling with the machine and the priority of every operation given: operations whose
 /// job predecessor is placed compete, the smallest key goes first, each as early as its machine
-/// allows. With the keys and machines of a previous plan this is a right-shift repair: the old
-/// sequences kept, everything pushed only as far as new breaks, outages and running work demand.
+/// allows after the work placed on it before, or, with `fill_gaps`, in the earliest gap of its
+/// machine that holds it (setups into it and out of it included), so it never delays work placed
+/// before it. With the keys and machines of a previous plan this is a right-shift repair: the old
+/// sequences kept, everything pushed only as far as new breaks, outages and running work demand
+/// (with `fill_gaps`, work may go ahead of work held up for longer, such as a lot whose earlier
+/// step a break now holds up, into the time that leaves free, rather than wait behind it).
 /// `assignment[j][k]` is `(machine, key)` for operation `k` of job `j`; `None` when a machine is
 /// not an alternative of its operation.
-pub fn list_schedule(problem: &Problem, assignment: &[Vec<(usize, i64)>]) -> Option<Vec<ScheduledOperation>> {
+pub fn list_schedule(
+    problem: &Problem,
+    assignment: &[Vec<(usize, i64)>],
+    fill_gaps: bool,
+) -> Option<Vec<ScheduledOperation>> {
     let mut machines = machines(problem);
+    // What is placed on each machine so far, by start: (start, end, family).
+    let mut placed: Vec<Vec<(i64, i64, usize)>> = vec![Vec::new(); machines.len()];
     let mut next = vec![0usize; problem.jobs.len()];
     let mut ready: Vec<i64> = problem.jobs.iter().map(|job| job.release).collect();
     let total: usize = problem.jobs.iter().map(|job| job.operations.len()).sum();
@@ -318,10 +328,24 @@ pub fn list_schedule(problem: &Problem, assignment: &[Vec<(usize, i64)>]) -> Opt
         let op = problem.jobs[job].operations.get(position)?;
         let (machine, _) = *assignment[job].get(position)?;
         let duration = op.alternatives.iter().find(|a| a.machine == machine)?.duration;
-        let (start, _) =
-            earliest(problem, &machines, machine, ready[job], op.family, duration, op.fixed.map(|f| f.start));
+        let start = match op.fixed {
+            Some(fixed) => fixed.start,
+            None if fill_gaps => earliest_gap(
+                problem,
+                &machines[machine],
+                &placed[machine],
+                machine,
+                ready[job],
+                op.family,
+                duration,
+            ),
+            None => earliest(problem, &machines, machine, ready[job], op.family, duration, None).0,
+        };
         let end = start + duration;
         schedule.push(ScheduledOperation { job, op: position, machine, start, end });
+        let on_machine = &mut placed[machine];
+        let at = on_machine.partition_point(|&(other, _, _)| other <= start);
+        on_machine.insert(at, (start, end, op.family));
         machines[machine].place(job, position, end, op.family);
         ready[job] = end;
         next[job] += 1;
@@ -333,6 +357,59 @@ pub fn list_schedule(problem: &Problem, assignment: &[Vec<(usize, i64)>]) -> Opt
         schedule.sort_by_key(|s| (s.job, s.op));
         schedule
     })
+}
+
+/// The earliest start from `ready` of work of `family` taking `duration` on `machine` (`state`),
+/// in a gap between the work `placed` there (by start) or after it: clear of breaks and of fixed
+/// work still to come, with the setup into it from the work before and the setup out of it into
+/// the work after (which starts where it was placed) both fitting.
+fn earliest_gap(
+    problem: &Problem,
+    state: &Machine,
+    placed: &[(i64, i64, usize)],
+    machine: usize,
+    ready: i64,
+    family: usize,
+    duration: i64,
+) -> i64 {
+    let open = |from: i64, to: i64| {
+        let first = state.breaks.partition_point(|&(_, end)| end <= from);
+        state.breaks.get(first).is_none_or(|&(begin, _)| begin >= to)
+    };
+    // Work placed before this gap starts at or before `ready`, so it can take nothing earlier.
+    let first_gap = placed.partition_point(|&(start, _, _)| start <= ready);
+    for gap in first_gap..=placed.len() {
+        let (free_at, before) = match gap.checked_sub(1).map(|i| placed[i]) {
+            Some((_, end, family)) => (end, Some(family)),
+            None => (0, None),
+        };
+        let after = placed.get(gap);
+        if let Some(&(next_start, _, _)) = after
+            && next_start - free_at.max(ready) < duration
+        {
+            continue;
+        }
+        let mut setup = problem.setup_time(machine, before, family);
+        let mut start = ready.max(free_at + setup);
+        loop {
+            let (from, to) = (start - setup, start + duration);
+            let first = state.breaks.partition_point(|&(_, end)| end <= from);
+            if let Some(&(_, end)) = state.breaks.get(first).filter(|&&(begin, _)| begin < to) {
+                start = end + setup;
+            } else if let Some(held) = state.reserved.iter().find(|r| r.from < to && from < r.end) {
+                setup = problem.setup_time(machine, Some(held.family), family);
+                start = held.end + setup;
+            } else {
+                break;
+            }
+        }
+        let Some(&(next_start, _, next_family)) = after else { return start };
+        let setup_out = problem.setup_time(machine, Some(family), next_family);
+        if start + duration + setup_out <= next_start && open(next_start - setup_out, next_start) {
+            return start;
+        }
+    }
+    unreachable!("the gap after the last placed work always holds it")
 }
 
 #[cfg(test)]
@@ -361,21 +438,50 @@ mod tests {
     }
 
     #[test]
+    fn list_scheduling_lets_work_go_ahead_of_work_held_up_into_the_time_it_leaves_free() {
+        // The first by key (family 0, 50 s) cannot start before 100 (its job's release, as if its
+        // earlier step were held up). The second (family 1, 30 s) goes ahead of it into the idle
+        // time, with the 10 s setup into the held-up work still before 100.
+        let mut problem = shop(vec![(50, 0, None), (30, 1, None)]);
+        problem.jobs[0].release = 100;
+        let schedule = list_schedule(&problem, &[vec![(0, 0)], vec![(0, 10)]], true).unwrap();
+        assert!(scheduler::check(&problem, &schedule).is_empty(), "{schedule:?}");
+        assert_eq!(schedule.iter().map(|s| s.start).collect::<Vec<_>>(), [100, 0]);
+        // Without filling gaps it waits behind it, and sets up after it.
+        let schedule = list_schedule(&problem, &[vec![(0, 0)], vec![(0, 10)]], false).unwrap();
+        assert_eq!(schedule.iter().map(|s| s.start).collect::<Vec<_>>(), [100, 160]);
+        // Work that would leave no time for that setup waits behind it.
+        let mut problem = shop(vec![(50, 0, None), (95, 1, None)]);
+        problem.jobs[0].release = 100;
+        let schedule = list_schedule(&problem, &[vec![(0, 0)], vec![(0, 10)]], true).unwrap();
+        assert!(scheduler::check(&problem, &schedule).is_empty(), "{schedule:?}");
+        assert_eq!(schedule.iter().map(|s| s.start).collect::<Vec<_>>(), [100, 160]);
+        // A break in the idle time counts: work that would run into it waits too.
+        let mut problem = shop(vec![(50, 0, None), (30, 0, None)]);
+        problem.jobs[0].release = 100;
+        problem.machines[0].unavailable = vec![scheduler::Interval { start: 20, end: 60 }];
+        let schedule = list_schedule(&problem, &[vec![(0, 0)], vec![(0, 10)]], true).unwrap();
+        assert!(scheduler::check(&problem, &schedule).is_empty(), "{schedule:?}");
+        assert_eq!(schedule.iter().map(|s| s.start).collect::<Vec<_>>(), [100, 60]);
+    }
+
+    #[test]
     fn work_keeps_clear_of_fixed_operations_still_to_come() {
         // Fixed work of family 1 from 50 to 80. Work of family 0 taking 45 s, listed first, would
         // end at 45, too close for the setup into the fixed work: it goes after it, with a setup.
+        // Work of 20 s, listed last, fits before the fixed work.
         let problem = shop(vec![(30, 1, Some(50)), (45, 0, None), (20, 0, None)]);
-        let schedule = list_schedule(&problem, &[vec![(0, 50)], vec![(0, -10)], vec![(0, 5)]]).unwrap();
+        let schedule = list_schedule(&problem, &[vec![(0, 50)], vec![(0, -10)], vec![(0, 5)]], true).unwrap();
         assert!(
             scheduler::check(&problem, &schedule).is_empty(),
             "{:?}",
             scheduler::check(&problem, &schedule)
         );
         let starts: Vec<i64> = schedule.iter().map(|s| s.start).collect();
-        assert_eq!(starts, [50, 90, 135]);
+        assert_eq!(starts, [50, 90, 0]);
         // Short work fits before it.
         let problem = shop(vec![(30, 1, Some(50)), (40, 0, None)]);
-        let schedule = list_schedule(&problem, &[vec![(0, 50)], vec![(0, -10)]]).unwrap();
+        let schedule = list_schedule(&problem, &[vec![(0, 50)], vec![(0, -10)]], true).unwrap();
         assert_eq!(schedule.iter().map(|s| s.start).collect::<Vec<_>>(), [50, 0]);
         // The dispatching rules too.
         let problem = shop(vec![(30, 1, Some(50)), (45, 0, None), (60, 1, None)]);

@@ -2,7 +2,8 @@
 //! `rollup_days`, hour roll-ups older than `hourly_rollup_days` and plans (but the active one)
 //! computed more than `plan_days` ago (all counted back from a basis: now, or the newest reading
 //! when that is earlier, but never further on from the last basis than twice the time that really
-//! passed since, see [`basis`]) and browser sessions expired more than `session_days` ago are deleted, a
+//! passed since, see [`basis`]) and browser sessions expired more than `session_days` ago (counted
+//! back from the wall clock the same way, since the start) are deleted, a
 //! bounded slice at a time so ingest never waits long for the writer. Disks and lists stay
 //! bounded: raw data for a month, minute roll-ups for three months, hour roll-ups for ten years,
 //! plans for three months and ended sessions for a month by default (automatic repairs make a
@@ -28,6 +29,10 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
     // was kept: none at a start, as the time the platform was down is not known.
     let speed = state.own_clock_speed().unwrap_or(1.0);
     let mut last_kept: Option<std::time::Instant> = None;
+    // Sessions expire by the wall clock: their ages count back from a basis of their own, kept
+    // the same way (in memory: at a start it is the wall clock), so a clock stepped ahead does not
+    // delete sign-ins that are still good once it is set right.
+    let mut session_basis: Option<i64> = None;
     // Said once for each time the basis falls a day or more behind what the clock says.
     let mut warned = false;
     loop {
@@ -40,6 +45,10 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
         // nor may the readings it stamped while it was wrong.
         let now_ms = model::oee::unix_ms(state.clock.now());
         let passed_ms = last_kept.map_or(0, |at| (at.elapsed().as_secs_f64() * speed * 1000.0) as i64);
+        let wall_passed_ms =
+            last_kept.map_or(0, |at| at.elapsed().as_millis().try_into().unwrap_or(i64::MAX));
+        let wall_basis = basis(session_basis, wall_passed_ms, model::oee::unix_ms(state.wall_clock.now()));
+        session_basis = Some(wall_basis);
         let store = state.store.clone();
         let found = tokio::task::spawn_blocking(move || -> store::Result<_> {
             let wanted = counted_from(store.newest_reading_ms()?, now_ms);
@@ -79,7 +88,9 @@ pub(crate) async fn run(state: AppState, config: RetentionConfig, mut stop: watc
         if plans > 0 {
             tracing::info!(plans, "retention pruned old plans");
         }
-        let sessions_before = state.wall_clock.now() - time::Duration::days(i64::from(config.session_days));
+        let sessions_before =
+            model::oee::from_unix_ms(wall_basis - i64::from(config.session_days) * 86_400_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let prune_sessions = move |store: &store::Store| store.prune_sessions(sessions_before, SLICE);
         let Some(sessions) = in_slices(&state, &stop, "sessions", prune_sessions).await else { return };
         if sessions > 0 {

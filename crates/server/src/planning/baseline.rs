@@ -273,12 +273,25 @@ fn earliest(
     fixed: Option<i64>,
 ) -> (i64, i64) {
     let state = &machines[machine];
-    let setup_after = |previous: Option<usize>| problem.setup_time(machine, previous, family);
-    let mut setup = setup_after(state.family);
+    let setup = problem.setup_time(machine, state.family, family);
     if let Some(start) = fixed {
         return (start, setup);
     }
-    let mut start = ready.max(state.free_at + setup);
+    clear_start(problem, state, machine, family, duration, ready.max(state.free_at + setup), setup)
+}
+
+/// The earliest start from `start` (set up for `setup` before it) of work of `family` taking
+/// `duration` on `machine` (`state`) whose setup and work miss every break and the time of fixed
+/// work still to come (after which the setup is the one from that work), and that setup.
+fn clear_start(
+    problem: &Problem,
+    state: &Machine,
+    machine: usize,
+    family: usize,
+    duration: i64,
+    mut start: i64,
+    mut setup: i64,
+) -> (i64, i64) {
     loop {
         let (from, to) = (start - setup, start + duration);
         // The first break ending after the window opens; it blocks the window if it starts
@@ -287,7 +300,7 @@ fn earliest(
         if let Some(&(_, end)) = state.breaks.get(first).filter(|&&(begin, _)| begin < to) {
             start = end + setup;
         } else if let Some(held) = state.reserved.iter().find(|r| r.from < to && from < r.end) {
-            setup = setup_after(Some(held.family));
+            setup = problem.setup_time(machine, Some(held.family), family);
             start = held.end + setup;
         } else {
             return (start, setup);
@@ -389,20 +402,9 @@ fn earliest_gap(
         {
             continue;
         }
-        let mut setup = problem.setup_time(machine, before, family);
-        let mut start = ready.max(free_at + setup);
-        loop {
-            let (from, to) = (start - setup, start + duration);
-            let first = state.breaks.partition_point(|&(_, end)| end <= from);
-            if let Some(&(_, end)) = state.breaks.get(first).filter(|&&(begin, _)| begin < to) {
-                start = end + setup;
-            } else if let Some(held) = state.reserved.iter().find(|r| r.from < to && from < r.end) {
-                setup = problem.setup_time(machine, Some(held.family), family);
-                start = held.end + setup;
-            } else {
-                break;
-            }
-        }
+        let setup = problem.setup_time(machine, before, family);
+        let (start, _) =
+            clear_start(problem, state, machine, family, duration, ready.max(free_at + setup), setup);
         let Some(&(next_start, _, next_family)) = after else { return start };
         let setup_out = problem.setup_time(machine, Some(family), next_family);
         if start + duration + setup_out <= next_start && open(next_start - setup_out, next_start) {

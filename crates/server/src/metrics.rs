@@ -146,9 +146,21 @@ impl Metrics {
             return;
         }
         last.insert(reason, now);
+        // Correctly stamped data from devices whose clocks are right is dropped while this
+        // server's own clock is wrong: say which clock may be off.
+        let hint = match reason {
+            "future_timestamp" => Some(
+                "stamped ahead of this server's clock by more than the allowed skew: the device's clock runs ahead, or this server's clock is behind",
+            ),
+            "too_old" => Some(
+                "stamped before the oldest time taken: the device's clock is behind (or it sent old data), or this server's clock runs ahead",
+            ),
+            _ => None,
+        };
         tracing::warn!(
             reason,
             detail,
+            hint,
             "ingest dropped bad input (logged at most every 10 s per reason; counted in /metrics)"
         );
     }

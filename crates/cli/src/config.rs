@@ -141,6 +141,11 @@ impl FileConfig {
                 PlanningConfig::REOPTIMISE_TIME_LIMITS,
             ),
             ("reoptimise_min_gain_percent", planning.reoptimise_min_gain_percent, PlanningConfig::MIN_GAINS),
+            (
+                "repair_search_loss_percent",
+                planning.repair_search_loss_percent,
+                PlanningConfig::SEARCH_LOSSES,
+            ),
         ];
         for (key, value, range) in numbers {
             in_range(&format!("[planning] {key}"), value, range, "")?;
@@ -308,8 +313,17 @@ session_days = 30
 # expected_repair_minutes), when a rush order arrives, and when work runs off the plan.
 auto_replan = true
 # Seconds the solver may take for a repair, 0.05 to 60 (used when keeping the order of work breaks
-# a rule, e.g. a calendar; the repair is then searched with the frozen work kept).
+# a rule, e.g. a calendar; the repair is then searched with the frozen work kept; and when keeping
+# it costs too much, below).
 repair_time_limit_seconds = 2.0
+# Keeping every machine's order can cost far more than what happened: on a tightly packed plan, a
+# lot that a few minutes' delay pushes past a shift's end waits for the next shift, and so does the
+# last lot of each later shift. A repair whose kept order is more than this much worse than the
+# active plan (weighted tardiness, or the end for the makespan objective; percent, 0 to 1000)
+# searches from it for repair_time_limit_seconds, with the work of the next freeze_minutes kept
+# where the kept order has it, and takes the search's plan when it is this much better. That plan
+# may reorder much of the rest and move work to other machines. 0 turns it off.
+repair_search_loss_percent = 10.0
 freeze_minutes = 60
 expected_repair_minutes = 60
 # Repair when a lot runs this many minutes off the plan: still running past its planned end, not

@@ -44,6 +44,7 @@ pub const MAX_HORIZON_DAYS: i64 = 5 * 366;
 const MAX_REACH_SECONDS: i64 = 1_000 * 366 * 86_400;
 
 /// What was planned and how to map the solver's indices back.
+#[derive(Clone)]
 pub struct Built {
     /// The problem for the solver.
     pub problem: Problem,
@@ -77,6 +78,9 @@ pub struct Options {
     /// In a repair, orders of this priority or more that the active plan does not have go ahead
     /// of all other work not yet fixed (0: they are slotted in by their ATCS start like others).
     pub rush_priority: u8,
+    /// A repair that keeps every machine's order but is more than this much worse than the active
+    /// plan (percent) searches, and takes the search's plan when it is this much better (0: never).
+    pub search_loss_percent: f64,
 }
 
 impl Default for Options {
@@ -86,6 +90,7 @@ impl Default for Options {
             down_for: time::Duration::minutes(60),
             threads: solver_threads(),
             rush_priority: 0,
+            search_loss_percent: REPAIR_SEARCH_LOSS_PERCENT,
         }
     }
 }
@@ -722,55 +727,100 @@ pub fn plan_with(
     let built = build(store, now, options)?;
     let now = origin(now);
     let started = std::time::Instant::now();
-    if options.repair.is_some()
+    if let Some(freeze) = options.repair
         && let Some(active) = store.active_plan()?
-        && let Some(kept) = shifted(
-            &built,
-            &store
-                .plan_operations(active.id, None)?
-                .into_iter()
-                .filter(|op| !reslot.contains(&op.order_id))
-                .collect::<Vec<_>>(),
-            now,
-            options.rush_priority,
-            objective,
-        )
     {
-        let repaired = to_plan(
-            &built,
-            now,
-            objective_name,
-            &unsearched(&built.problem, kept.clone(), started.elapsed()),
-        );
-        let figures = |plan: &NewPlan| ((plan.makespan_end - now).whole_seconds(), plan.weighted_tardiness);
-        let before = ((active.makespan_end - now).whole_seconds(), active.weighted_tardiness);
-        // Keeping every machine's order can cost far more than what happened: a lot pushed past
-        // a shift's end waits for the next shift, and so does the last lot of every later shift on
-        // that machine and on the machines of their orders. Then a search from the kept order
-        // may move work; its plan is taken when it wins back enough.
-        if !gains(objective, figures(&repaired), before, REPAIR_LOSS_PERCENT) {
+        let previous: Vec<PlannedOperation> = store
+            .plan_operations(active.id, None)?
+            .into_iter()
+            .filter(|op| !reslot.contains(&op.order_id))
+            .collect();
+        if let Some(kept) = shifted(&built, &previous, now, options.rush_priority, objective) {
+            let repaired = to_plan(
+                &built,
+                now,
+                objective_name,
+                &unsearched(&built.problem, kept.clone(), started.elapsed()),
+            );
+            // Keeping every machine's order can cost far more than what happened: a lot pushed
+            // past a shift's end waits for the next shift, and so does the last lot of every later
+            // shift on that machine and on the machines of their orders. Then a search from the
+            // kept order may move work (not the near term), and its plan is taken when it wins
+            // back enough.
+            let primary = |plan_twt: i64, end: Timestamp| match objective {
+                Objective::Makespan => (end - now).whole_seconds(),
+                Objective::WeightedTardiness | Objective::TardinessThenMakespan => plan_twt,
+            };
+            let kept_figure = primary(repaired.weighted_tardiness, repaired.makespan_end) as f64;
+            let active_figure = primary(active.weighted_tardiness, active.makespan_end) as f64;
+            let percent = options.search_loss_percent;
+            if percent <= 0.0 || kept_figure <= active_figure * (1.0 + percent / 100.0) {
+                return Ok(repaired);
+            }
+            let near = hold_near_term(&built, &previous, &kept, now, freeze);
+            let searched =
+                solve_from(&near, now, objective_name, time_limit, options.threads, Some(kept), cancel);
+            let cancelled = cancel.is_some_and(|stop| stop.load(Ordering::Relaxed));
+            if let Ok(searched) = searched
+                && !cancelled
+                && (primary(searched.weighted_tardiness, searched.makespan_end) as f64)
+                    <= kept_figure * (1.0 - percent.min(100.0) / 100.0)
+            {
+                tracing::info!(
+                    kept = repaired.weighted_tardiness,
+                    searched = searched.weighted_tardiness,
+                    "keeping every machine's order cost too much; a search moved work"
+                );
+                return Ok(searched);
+            }
             return Ok(repaired);
         }
-        let searched =
-            solve_or_afresh(store, &built, now, objective_name, time_limit, options, Some(kept), cancel)?;
-        let cancelled = cancel.is_some_and(|stop| stop.load(Ordering::Relaxed));
-        if !cancelled && gains(objective, figures(&repaired), figures(&searched), REPAIR_LOSS_PERCENT) {
-            tracing::info!(
-                kept = repaired.weighted_tardiness,
-                searched = searched.weighted_tardiness,
-                "keeping every machine's order cost too much; a search moved work"
-            );
-            return Ok(searched);
-        }
-        return Ok(repaired);
     }
     solve_or_afresh(store, &built, now, objective_name, time_limit, options, None, cancel)
 }
 
-/// How much worse than the active plan (in weighted tardiness, or in its end where that is the
-/// same; percent) a repair that keeps every machine's order may be before a search from it is
-/// tried, and how much better that search must be to be taken instead.
-const REPAIR_LOSS_PERCENT: f64 = 10.0;
+/// How much worse than the active plan (in weighted tardiness, or in its end for the makespan
+/// objective; percent) a repair that keeps every machine's order may be before a search from it is
+/// tried, and how much better that search must be to be taken instead, unless chosen
+/// ([`Options::search_loss_percent`]).
+pub const REPAIR_SEARCH_LOSS_PERCENT: f64 = 10.0;
+
+/// `built` with the work that the active plan (`previous`) started within `freeze` of now, and
+/// that the kept order (`kept`, a schedule of `built`) still starts within it, fixed where the
+/// kept order has it: a search may move the rest, not what the shop floor is about to do.
+fn hold_near_term(
+    built: &Built,
+    previous: &[PlannedOperation],
+    kept: &[scheduler::ScheduledOperation],
+    now: Timestamp,
+    freeze: time::Duration,
+) -> Built {
+    let horizon = freeze.whole_seconds();
+    let planned: HashMap<(model::OperationId, u32), i64> = previous
+        .iter()
+        .map(|op| ((op.operation_id, op.part), (op.setup_start - now).whole_seconds()))
+        .collect();
+    let mut near = built.clone();
+    let mut placed: HashMap<(usize, usize), &scheduler::ScheduledOperation> =
+        kept.iter().map(|op| ((op.job, op.op), op)).collect();
+    for (job, (_, positions)) in built.jobs.iter().enumerate() {
+        // A prefix of each job, as frozen work is.
+        for (k, (operation, part, _)) in positions.iter().enumerate() {
+            let Some(scheduled) = placed.remove(&(job, k)) else { break };
+            let spec = &mut near.problem.jobs[job].operations[k];
+            if spec.fixed.is_some() {
+                continue;
+            }
+            let near_term = scheduled.start < horizon
+                && planned.get(&(operation.id, *part)).is_some_and(|&start| start < horizon);
+            if !near_term {
+                break;
+            }
+            spec.fixed = Some(FixedStart { machine: scheduled.machine, start: scheduled.start });
+        }
+    }
+    near
+}
 
 /// [`solve_from`] `built`; when that fails for a problem with frozen work (`options.repair`),
 /// which the shop floor may have overtaken, the plan is made afresh without it.

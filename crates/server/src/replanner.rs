@@ -40,6 +40,11 @@ pub struct PlanningConfig {
     pub repair_time_limit_seconds: f64,
     /// Operations the active plan starts within this many minutes keep their place in a repair.
     pub freeze_minutes: u32,
+    /// A repair that keeps every machine's order but leaves the plan more than this much worse
+    /// than the active one (weighted tardiness, or the end for the makespan objective; percent)
+    /// searches from that order for `repair_time_limit_seconds`, and takes the search's plan when
+    /// it is this much better (0: never).
+    pub repair_search_loss_percent: f64,
     /// How long a broken-down machine is expected to stay down, in minutes.
     pub expected_repair_minutes: u32,
     /// Repair when work runs this many minutes off the active plan, late or early (0: never).
@@ -76,6 +81,8 @@ impl PlanningConfig {
     pub const REOPTIMISE_TIME_LIMITS: std::ops::RangeInclusive<f64> = 1.0..=600.0;
     /// The minimum gains accepted, in percent.
     pub const MIN_GAINS: std::ops::RangeInclusive<f64> = 0.0..=50.0;
+    /// The losses accepted before a repair searches, in percent.
+    pub const SEARCH_LOSSES: std::ops::RangeInclusive<f64> = 0.0..=1000.0;
 
     /// [`PlanningConfig::reoptimise_at`] as minutes after local midnight, sorted; the error names
     /// the first entry that is not a time of day "HH:MM" or that repeats one.
@@ -120,6 +127,7 @@ impl Default for PlanningConfig {
             auto_replan: true,
             repair_time_limit_seconds: 2.0,
             freeze_minutes: 60,
+            repair_search_loss_percent: planning::REPAIR_SEARCH_LOSS_PERCENT,
             expected_repair_minutes: 60,
             deviation_minutes: 30,
             repair_interval_minutes: 10,
@@ -418,6 +426,7 @@ pub fn check_and_repair(
         down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
         threads: config.threads(),
         rush_priority: config.rush_priority,
+        search_loss_percent: config.repair_search_loss_percent,
     };
     if !urgent && memory.reoptimise.take().is_some() {
         let Some(active) = store.active_plan().map_err(RepairError::failed)? else { return Ok(None) };

@@ -5178,12 +5178,19 @@ fn a_repair_with_nothing_changed_moves_nothing() {
 
 #[test]
 fn a_repair_that_keeping_every_machines_order_would_make_much_worse_searches() {
-    // A dispatched plan of a loaded generated factory, published at 09:51. Four minutes later
+    // A dispatched plan of a loaded generated factory. Four minutes after it was published
     // nothing has started: keeping every machine's order, lots that no longer fit before 22:00
-    // wait for the next morning, and work behind them shift after shift (a third more orders
-    // late than the plan's 36). The repair then searches from that order and takes what it finds.
-    let now = datetime!(2026-11-30 09:51 +08:00);
-    let (_, _, dispatched, repaired) = dispatched_and_repaired(3, now, now + time::Duration::minutes(4));
+    // wait for the next morning, and work behind them shift after shift (published at 09:51, the
+    // plain shift alone made 61 orders late, against the plan's 36). The repair then searches
+    // from that order and takes what it finds.
+    for now in [datetime!(2026-11-30 09:51 +08:00), datetime!(2026-11-30 06:30 +08:00)] {
+        searched_repair_keeps_the_near_term(now);
+    }
+}
+
+fn searched_repair_keeps_the_near_term(now: model::Timestamp) {
+    let at = now + time::Duration::minutes(4);
+    let (store, summary, dispatched, repaired) = dispatched_and_repaired(3, now, at);
     assert!(
         repaired.weighted_tardiness <= dispatched.weighted_tardiness
             && repaired.late_orders <= dispatched.late_orders,
@@ -5193,4 +5200,26 @@ fn a_repair_that_keeping_every_machines_order_would_make_much_worse_searches() {
         dispatched.weighted_tardiness,
         repaired.weighted_tardiness
     );
+    // The search moved other work, not what the shop floor is about to do: work due within the
+    // freeze (two hours) stays on its machine, and starts about when it was due. (Published at
+    // 06:30, a search free to move work that the freeze rules let go, as it follows a lot whose
+    // start passed, moved two such lots by hours.)
+    let mut near = 0;
+    for op in store.plan_operations(summary.id, None).unwrap() {
+        if op.setup_start >= now + time::Duration::hours(2) {
+            continue;
+        }
+        let now = repaired
+            .operations
+            .iter()
+            .find(|r| (r.operation_id, r.part) == (op.operation_id, op.part))
+            .unwrap();
+        assert_eq!(now.machine_id, op.machine_id, "near-term work changed machines: {op:?} -> {now:?}");
+        assert!(
+            (now.start - op.start).abs() < time::Duration::minutes(30),
+            "near-term work moved: {op:?} -> {now:?}"
+        );
+        near += 1;
+    }
+    assert!(near > 0, "no work due within the freeze");
 }

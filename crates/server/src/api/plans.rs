@@ -273,6 +273,7 @@ pub(crate) async fn create_plan(
         down_for: time::Duration::minutes(60),
         threads: state.planning.threads(),
         rush_priority: state.planning.rush_priority,
+        search_loss_percent: state.planning.repair_search_loss_percent,
     };
     let objective = request.objective.unwrap_or_else(|| planning::DEFAULT_OBJECTIVE.into());
     if planning::objective(&objective).is_none() {

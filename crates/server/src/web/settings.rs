@@ -66,6 +66,7 @@ pub(crate) struct Text {
     pub(crate) repair_interval: &'static str,
     pub(crate) freeze: &'static str,
     pub(crate) repair_time: &'static str,
+    pub(crate) repair_search: &'static str,
     pub(crate) reoptimise_at: &'static str,
     pub(crate) reoptimise_time: &'static str,
     pub(crate) reoptimise_gain: &'static str,
@@ -124,7 +125,8 @@ pub(crate) const EN: Text = Text {
     deviation: "Work off the plan by more than this leads to a repair",
     repair_interval: "Such a repair waits after the last published plan",
     freeze: "Work starting within this keeps its place in a repair",
-    repair_time: "Solver time of a repair when keeping the order breaks a rule",
+    repair_time: "Solver time of a repair when keeping the order breaks a rule or costs too much",
+    repair_search: "A repair searches when keeping the order makes the plan worse by more than",
     reoptimise_at: "Scheduled re-optimisation at (local time)",
     reoptimise_time: "Solver time of a re-optimisation",
     reoptimise_gain: "A re-optimised plan is published when better by at least",
@@ -183,6 +185,7 @@ pub(crate) const ZH: Text = Text {
     repair_interval: "此類修補與上次發佈排程最少相隔",
     freeze: "在此時間內開始的工作於修補時保持不變",
     repair_time: "修補排程的求解時間上限",
+    repair_search: "保持機台次序令排程變差超過此幅度時，修補改為搜尋",
     reoptimise_at: "預定重新優化時間（本地時間）",
     reoptimise_time: "重新優化求解時間",
     reoptimise_gain: "重新優化結果須至少改善",
@@ -210,6 +213,14 @@ fn planning_panel(
         (s.repair_interval, minutes(planning.repair_interval_minutes)),
         (s.freeze, minutes(planning.freeze_minutes)),
         (s.repair_time, format!("{} {}", planning.repair_time_limit_seconds, s.seconds_unit)),
+        (
+            s.repair_search,
+            if planning.repair_search_loss_percent <= 0.0 {
+                s.off.to_string()
+            } else {
+                format!("{}{}", planning.repair_search_loss_percent, ctx.t.percent)
+            },
+        ),
         (
             s.reoptimise_at,
             if planning.reoptimise_at.is_empty() {

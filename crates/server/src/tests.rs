@@ -3728,20 +3728,7 @@ fn a_repair_just_after_planned_starts_passed_moves_work_only_as_far_as_they_slip
     // those seconds, not put the late lots behind the frozen work (which held everything else back
     // by hours).
     let (store, dispatched) = dispatched_factory(datetime!(2026-11-30 05:00 +08:00));
-    let at = datetime!(2026-11-30 06:00:10 +08:00);
-    let options = crate::planning::Options {
-        repair: Some(time::Duration::minutes(480)),
-        threads: 1,
-        ..crate::planning::Options::default()
-    };
-    let repaired = crate::planning::plan(
-        &store,
-        at,
-        crate::planning::DEFAULT_OBJECTIVE,
-        std::time::Duration::from_millis(200),
-        &options,
-    )
-    .unwrap();
+    let repaired = repair_of(&store, datetime!(2026-11-30 06:00:10 +08:00), time::Duration::minutes(480));
     let before = store.plan_operations(dispatched.id, None).unwrap();
     for op in &repaired.operations {
         let planned = before.iter().find(|b| (b.operation_id, b.part) == (op.operation_id, op.part)).unwrap();
@@ -5125,8 +5112,8 @@ async fn an_order_file_sent_again_imports_only_what_is_new() {
 }
 
 /// A generated factory of 120 orders on 6 machines (`seed`; orders made at 05:00), its
-/// dispatched plan published at `now`, and a repair of it at `at` (two hours frozen, a search of
-/// 300 ms on one thread when it is needed): the published plan and the repair.
+/// dispatched plan published at `now`, and a repair of it at `at` (two hours frozen,
+/// [`repair_of`]): the published plan and the repair.
 fn dispatched_and_repaired(
     seed: u64,
     now: model::Timestamp,
@@ -5140,20 +5127,23 @@ fn dispatched_and_repaired(
             .unwrap();
     let summary = store.create_plan(&dispatched).unwrap();
     store.publish_plan(summary.id, now).unwrap();
-    let options = crate::planning::Options {
-        repair: Some(time::Duration::minutes(120)),
-        threads: 1,
-        ..crate::planning::Options::default()
-    };
-    let repaired = crate::planning::plan(
-        &store,
+    let repaired = repair_of(&store, at, time::Duration::minutes(120));
+    (store, summary, dispatched, repaired)
+}
+
+/// A repair of the active plan at `at` with the work of `freeze` kept, on one thread (a search of
+/// 300 ms where one is needed).
+fn repair_of(store: &Store, at: model::Timestamp, freeze: time::Duration) -> store::NewPlan {
+    let options =
+        crate::planning::Options { repair: Some(freeze), threads: 1, ..crate::planning::Options::default() };
+    crate::planning::plan(
+        store,
         at,
         crate::planning::DEFAULT_OBJECTIVE,
         std::time::Duration::from_millis(300),
         &options,
     )
-    .unwrap();
-    (store, summary, dispatched, repaired)
+    .unwrap()
 }
 
 #[test]

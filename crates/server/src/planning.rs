@@ -747,10 +747,7 @@ pub fn plan_with(
             // shift on that machine and on the machines of their orders. Then a search from the
             // kept order may move work (not the near term), and its plan is taken when it wins
             // back enough.
-            let primary = |plan_twt: i64, end: Timestamp| match objective {
-                Objective::Makespan => (end - now).whole_seconds(),
-                Objective::WeightedTardiness | Objective::TardinessThenMakespan => plan_twt,
-            };
+            let primary = |twt: i64, end: Timestamp| ranked(objective, twt, (end - now).whole_seconds()).0;
             let kept_figure = primary(repaired.weighted_tardiness, repaired.makespan_end) as f64;
             let active_figure = primary(active.weighted_tardiness, active.makespan_end) as f64;
             let percent = options.search_loss_percent;
@@ -773,7 +770,13 @@ pub fn plan_with(
                 );
                 return Ok(searched);
             }
-            return Ok(repaired);
+            tracing::info!(
+                kept = repaired.weighted_tardiness,
+                "keeping every machine's order cost much, but a search found too little better; the kept order stays"
+            );
+            // The plan took the search's time too.
+            let solve_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            return Ok(NewPlan { solve_ms, ..repaired });
         }
     }
     solve_or_afresh(store, &built, now, objective_name, time_limit, options, None, cancel)
@@ -944,10 +947,7 @@ pub fn reoptimise(
 /// Whether `after` (makespan, weighted tardiness) beats `before` by at least `percent` under
 /// `objective`: in its primary figure, or in its secondary figure with the primary not worse.
 fn gains(objective: Objective, before: (i64, i64), after: (i64, i64), percent: f64) -> bool {
-    let order = |(makespan, twt): (i64, i64)| match objective {
-        Objective::Makespan => (makespan, twt),
-        Objective::WeightedTardiness | Objective::TardinessThenMakespan => (twt, makespan),
-    };
+    let order = |(makespan, twt): (i64, i64)| ranked(objective, twt, makespan);
     let ((primary, secondary), (new_primary, new_secondary)) = (order(before), order(after));
     let by_enough = |old: i64, new: i64| new < old && (new as f64) <= old as f64 * (1.0 - percent / 100.0);
     by_enough(primary, new_primary) || (new_primary <= primary && by_enough(secondary, new_secondary))
@@ -998,10 +998,7 @@ fn shifted(
     // the two is kept, and the plain shift when they are equal.
     let score = |operations: &[scheduler::ScheduledOperation]| {
         let (makespan, twt) = scheduler::objectives(&built.problem, operations);
-        match objective {
-            Objective::Makespan => (makespan, twt),
-            Objective::WeightedTardiness | Objective::TardinessThenMakespan => (twt, makespan),
-        }
+        ranked(objective, twt, makespan)
     };
     let [plain, filled] = [false, true].map(|fill_gaps| {
         baseline::list_schedule(&built.problem, &assignment, fill_gaps)
@@ -1039,6 +1036,15 @@ fn unsearched(
 /// The objective of a plan when none is asked for: fewest late orders (weighted by priority),
 /// then the earliest finish.
 pub const DEFAULT_OBJECTIVE: &str = "tardiness_then_makespan";
+
+/// A schedule's weighted tardiness and makespan in the order `objective` compares them: the
+/// figure it minimises first.
+fn ranked(objective: Objective, weighted_tardiness: i64, makespan: i64) -> (i64, i64) {
+    match objective {
+        Objective::Makespan => (makespan, weighted_tardiness),
+        Objective::WeightedTardiness | Objective::TardinessThenMakespan => (weighted_tardiness, makespan),
+    }
+}
 
 /// [`objective`], or the error that it is unknown.
 fn known_objective(name: &str) -> Result<Objective, PlanError> {
@@ -1108,10 +1114,7 @@ fn solve_from(
         });
     }
     built.problem.validate().map_err(|e| format!("the planning problem is invalid: {e}"))?;
-    let score = |twt: i64, makespan: i64| match objective {
-        Objective::Makespan => (makespan, twt),
-        Objective::WeightedTardiness | Objective::TardinessThenMakespan => (twt, makespan),
-    };
+    let score = |twt: i64, makespan: i64| ranked(objective, twt, makespan);
     // The search starts from the best of the dispatching rules (a warm start), so it only ever
     // improves on what a good dispatcher would do.
     // The fastest answer (no time for search) uses ATCS alone, which beats EDD on tardiness. With

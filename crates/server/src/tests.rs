@@ -1897,6 +1897,44 @@ async fn a_machine_is_planned_as_set_up_for_the_family_it_last_produced() {
 }
 
 #[tokio::test]
+async fn a_repair_asked_for_over_the_api_keeps_a_broken_machine_out_for_the_configured_time() {
+    let h = harness();
+    let planning = crate::PlanningConfig { expected_repair_minutes: 600, ..crate::PlanningConfig::default() };
+    let state = h.state.clone().with_planning(planning);
+    let h = Harness { app: crate::router(state.clone()), store: h.store.clone(), state };
+    let plan = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await.json;
+    let id = plan["id"].as_i64().unwrap();
+    assert_eq!(
+        h.post_json(&format!("/api/v1/plans/{id}/publish"), ADMIN, &json!({})).await.status,
+        StatusCode::OK
+    );
+    let lanes = h.get(&format!("/api/v1/plans/{id}/gantt")).await.json;
+    let busy =
+        lanes.as_array().unwrap().iter().find(|lane| !lane["items"].as_array().unwrap().is_empty()).unwrap()
+            ["machine_id"]
+            .as_i64()
+            .unwrap();
+    let down = json!({"state": "down", "reason": "spindle fault"});
+    let reply = h.post_json(&format!("/api/v1/machines/{busy}/states"), ADMIN, &down).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let repaired =
+        h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0.3, "repair": true})).await;
+    assert_eq!(repaired.status, StatusCode::CREATED, "{}", repaired.text);
+    let after = h.get(&format!("/api/v1/plans/{}/gantt", repaired.json["id"])).await.json;
+    let back = NOW + time::Duration::minutes(600);
+    for lane in after.as_array().unwrap().iter().filter(|lane| lane["machine_id"] == busy) {
+        for item in lane["items"].as_array().unwrap() {
+            let start = time::OffsetDateTime::parse(
+                item["setup_start"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+            assert!(start >= back, "work on the broken machine before its expected repair: {item}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn work_running_on_a_machine_that_breaks_down_resumes_after_the_repair_time() {
     let h = harness();
     let workers = h.state.start_workers();

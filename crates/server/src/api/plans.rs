@@ -270,7 +270,7 @@ pub(crate) async fn create_plan(
     }
     let options = planning::Options {
         repair: request.repair.then(|| time::Duration::minutes(i64::from(freeze))),
-        down_for: time::Duration::minutes(60),
+        down_for: time::Duration::minutes(i64::from(state.planning.expected_repair_minutes)),
         threads: state.planning.threads(),
         rush_priority: state.planning.rush_priority,
         search_loss_percent: state.planning.repair_search_loss_percent,

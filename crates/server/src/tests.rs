@@ -3492,13 +3492,19 @@ async fn released_orders_are_slotted_in_once_the_plan_is_a_while_old() {
 fn dispatched_factory(now: model::Timestamp) -> (Store, model::PlanSummary) {
     let store = Store::open_in_memory().unwrap();
     crate::demo::seed_generated(&store, 60, 6, 11, now).unwrap();
-    let built = crate::planning::build(&store, now, &crate::planning::Options::default()).unwrap();
+    let (summary, _) = publish_dispatch(&store, now);
+    (store, summary)
+}
+
+/// The ATCS dispatch of what `store` holds at `now`, published then.
+fn publish_dispatch(store: &Store, now: model::Timestamp) -> (model::PlanSummary, store::NewPlan) {
+    let built = crate::planning::build(store, now, &crate::planning::Options::default()).unwrap();
     let dispatched =
         crate::planning::solve(&built, now, crate::planning::DEFAULT_OBJECTIVE, std::time::Duration::ZERO, 1)
             .unwrap();
     let summary = store.create_plan(&dispatched).unwrap();
     store.publish_plan(summary.id, now).unwrap();
-    (store, summary)
+    (summary, dispatched)
 }
 
 /// A shop of `machines` fresh machines at `+08:00` working 08:00–12:00 and 13:00–17:00 every day,
@@ -5159,12 +5165,7 @@ fn dispatched_and_repaired(
 ) -> (Store, model::PlanSummary, store::NewPlan, store::NewPlan) {
     let store = Store::open_in_memory().unwrap();
     crate::demo::seed_generated(&store, 120, 6, seed, datetime!(2026-11-30 05:00 +08:00)).unwrap();
-    let built = crate::planning::build(&store, now, &crate::planning::Options::default()).unwrap();
-    let dispatched =
-        crate::planning::solve(&built, now, crate::planning::DEFAULT_OBJECTIVE, std::time::Duration::ZERO, 1)
-            .unwrap();
-    let summary = store.create_plan(&dispatched).unwrap();
-    store.publish_plan(summary.id, now).unwrap();
+    let (summary, dispatched) = publish_dispatch(&store, now);
     let repaired = repair_of(&store, at, time::Duration::minutes(120));
     (store, summary, dispatched, repaired)
 }

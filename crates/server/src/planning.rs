@@ -63,6 +63,9 @@ pub struct Built {
     /// The plan active when it was built (0: none), read first: a plan published since makes it
     /// stale, however the clocks went.
     pub based_on: i64,
+    /// For every job, where a repair's active plan had each position: machine index and setup
+    /// start in seconds from now (none for work it had not, and in a build that is no repair).
+    pub planned: Vec<Vec<Option<(usize, i64)>>>,
 }
 
 /// How to build the problem.
@@ -349,7 +352,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let mut family_group: Vec<usize> = Vec::new();
     let mut jobs = Vec::new();
     let mut problem_jobs = Vec::new();
-    // Per job, per operation: whether it is fixed because it is running (not frozen by a repair).
+    // Per job, per operation: what a repair knows of it besides the problem.
     let mut held: Vec<Vec<Held>> = Vec::new();
     // Every order's open operations first: each step's family, whose setup is the step's own (a
     // lot is split to fit a shift with it).
@@ -671,6 +674,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     }
     let problem = Problem { name: format!("plan-{now_ms}"), machines: problem_machines, jobs: problem_jobs };
     let based_on = active.map_or(0, |active| active.id);
+    let planned = held.iter().map(|positions| positions.iter().map(|held| held.planned).collect()).collect();
     Ok(Built {
         problem,
         machines: machines.iter().map(|m| m.id).collect(),
@@ -679,6 +683,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         family_group,
         made_at,
         based_on,
+        planned,
     })
 }
 
@@ -724,60 +729,60 @@ pub fn plan_with(
     reslot: &[model::OrderId],
 ) -> Result<NewPlan, PlanError> {
     let objective = known_objective(objective_name)?;
-    let built = build(store, now, options)?;
+    let mut built = build(store, now, options)?;
     let now = origin(now);
     let started = std::time::Instant::now();
+    // Orders to slot in anew keep none of their places.
+    for ((order, _), planned) in built.jobs.iter().zip(&mut built.planned) {
+        if reslot.contains(&order.id) {
+            planned.fill(None);
+        }
+    }
     if let Some(freeze) = options.repair
         && let Some(active) = store.active_plan()?
+        && let Some(kept) = shifted(&built, options.rush_priority, objective)
     {
-        let previous: Vec<PlannedOperation> = store
-            .plan_operations(active.id, None)?
-            .into_iter()
-            .filter(|op| !reslot.contains(&op.order_id))
-            .collect();
-        if let Some(kept) = shifted(&built, &previous, now, options.rush_priority, objective) {
-            let repaired = to_plan(
-                &built,
-                now,
-                objective_name,
-                &unsearched(&built.problem, kept.clone(), started.elapsed()),
-            );
-            // Keeping every machine's order can cost far more than what happened: a lot pushed
-            // past a shift's end waits for the next shift, and so does the last lot of every later
-            // shift on that machine and on the machines of their orders. Then a search from the
-            // kept order may move work (not the near term), and its plan is taken when it wins
-            // back enough.
-            let primary = |twt: i64, end: Timestamp| ranked(objective, twt, (end - now).whole_seconds()).0;
-            let kept_figure = primary(repaired.weighted_tardiness, repaired.makespan_end) as f64;
-            let active_figure = primary(active.weighted_tardiness, active.makespan_end) as f64;
-            let percent = options.search_loss_percent;
-            if percent <= 0.0 || kept_figure <= active_figure * (1.0 + percent / 100.0) {
-                return Ok(repaired);
-            }
-            let near = hold_near_term(&built, &previous, &kept, now, freeze);
-            let searched =
-                solve_from(&near, now, objective_name, time_limit, options.threads, Some(kept), cancel);
-            let cancelled = cancel.is_some_and(|stop| stop.load(Ordering::Relaxed));
-            if let Ok(searched) = searched
-                && !cancelled
-                && (primary(searched.weighted_tardiness, searched.makespan_end) as f64)
-                    <= kept_figure * (1.0 - percent.min(100.0) / 100.0)
-            {
-                tracing::info!(
-                    kept = repaired.weighted_tardiness,
-                    searched = searched.weighted_tardiness,
-                    "keeping every machine's order cost too much; a search moved work"
-                );
-                return Ok(searched);
-            }
+        let repaired = to_plan(
+            &built,
+            now,
+            objective_name,
+            &unsearched(&built.problem, kept.clone(), started.elapsed()),
+        );
+        // Keeping every machine's order can cost far more than what happened: a lot pushed
+        // past a shift's end waits for the next shift, and so does the last lot of every later
+        // shift on that machine and on the machines of their orders. Then a search from the
+        // kept order may move work (not the near term), and its plan is taken when it wins
+        // back enough.
+        let primary = |twt: i64, end: Timestamp| ranked(objective, twt, (end - now).whole_seconds()).0;
+        let kept_figure = primary(repaired.weighted_tardiness, repaired.makespan_end) as f64;
+        let active_figure = primary(active.weighted_tardiness, active.makespan_end) as f64;
+        let percent = options.search_loss_percent;
+        if percent <= 0.0 || kept_figure <= active_figure * (1.0 + percent / 100.0) {
+            return Ok(repaired);
+        }
+        let near = hold_near_term(&built, &kept, freeze);
+        let searched =
+            solve_from(&near, now, objective_name, time_limit, options.threads, Some(kept), cancel);
+        let cancelled = cancel.is_some_and(|stop| stop.load(Ordering::Relaxed));
+        if let Ok(searched) = searched
+            && !cancelled
+            && (primary(searched.weighted_tardiness, searched.makespan_end) as f64)
+                <= kept_figure * (1.0 - percent.min(100.0) / 100.0)
+        {
             tracing::info!(
                 kept = repaired.weighted_tardiness,
-                "keeping every machine's order cost much, but a search found too little better; the kept order stays"
+                searched = searched.weighted_tardiness,
+                "keeping every machine's order cost too much; a search moved work"
             );
-            // The plan took the search's time too.
-            let solve_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            return Ok(NewPlan { solve_ms, ..repaired });
+            return Ok(searched);
         }
+        tracing::info!(
+            kept = repaired.weighted_tardiness,
+            "keeping every machine's order cost much, but a search found too little better; the kept order stays"
+        );
+        // The plan took the search's time too.
+        let solve_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        return Ok(NewPlan { solve_ms, ..repaired });
     }
     solve_or_afresh(store, &built, now, objective_name, time_limit, options, None, cancel)
 }
@@ -788,34 +793,23 @@ pub fn plan_with(
 /// ([`Options::search_loss_percent`]).
 pub const REPAIR_SEARCH_LOSS_PERCENT: f64 = 10.0;
 
-/// `built` with the work that the active plan (`previous`) started within `freeze` of now, and
-/// that the kept order (`kept`, a schedule of `built`) still starts within it, fixed where the
-/// kept order has it: a search may move the rest, not what the shop floor is about to do.
-fn hold_near_term(
-    built: &Built,
-    previous: &[PlannedOperation],
-    kept: &[scheduler::ScheduledOperation],
-    now: Timestamp,
-    freeze: time::Duration,
-) -> Built {
+/// `built` with the work that the active plan started within `freeze` of now, and that the kept
+/// order (`kept`, a schedule of `built`) still starts within it, fixed where the kept order has
+/// it: a search may move the rest, not what the shop floor is about to do.
+fn hold_near_term(built: &Built, kept: &[scheduler::ScheduledOperation], freeze: time::Duration) -> Built {
     let horizon = freeze.whole_seconds();
-    let planned: HashMap<(model::OperationId, u32), i64> = previous
-        .iter()
-        .map(|op| ((op.operation_id, op.part), (op.setup_start - now).whole_seconds()))
-        .collect();
     let mut near = built.clone();
     let mut placed: HashMap<(usize, usize), &scheduler::ScheduledOperation> =
         kept.iter().map(|op| ((op.job, op.op), op)).collect();
-    for (job, (_, positions)) in built.jobs.iter().enumerate() {
+    for (job, planned) in built.planned.iter().enumerate() {
         // A prefix of each job, as frozen work is.
-        for (k, (operation, part, _)) in positions.iter().enumerate() {
+        for (k, planned) in planned.iter().enumerate() {
             let Some(scheduled) = placed.remove(&(job, k)) else { break };
             let spec = &mut near.problem.jobs[job].operations[k];
             if spec.fixed.is_some() {
                 continue;
             }
-            let near_term = scheduled.start < horizon
-                && planned.get(&(operation.id, *part)).is_some_and(|&start| start < horizon);
+            let near_term = scheduled.start < horizon && planned.is_some_and(|(_, start)| start < horizon);
             if !near_term {
                 break;
             }
@@ -873,12 +867,7 @@ pub fn replan(
     let objective = known_objective(objective_name)?;
     let built = build(store, now, options)?;
     let now = origin(now);
-    let kept = match store.active_plan()? {
-        Some(active) => {
-            shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority, objective)
-        }
-        None => None,
-    };
+    let kept = shifted(&built, options.rush_priority, objective);
     solve_or_afresh(store, &built, now, objective_name, time_limit, options, kept, None)
 }
 
@@ -913,12 +902,7 @@ pub fn reoptimise(
     let objective = known_objective(objective_name)?;
     let built = build(store, now, options)?;
     let now = origin(now);
-    let kept = match store.active_plan()? {
-        Some(active) => {
-            shifted(&built, &store.plan_operations(active.id, None)?, now, options.rush_priority, objective)
-        }
-        None => None,
-    };
+    let kept = shifted(&built, options.rush_priority, objective);
     let current = kept.as_ref().map(|operations| {
         let plan = to_plan(
             &built,
@@ -957,37 +941,32 @@ fn gains(objective: Objective, before: (i64, i64), after: (i64, i64), percent: f
 /// as the new situation demands (outages, running work, frozen work), and work that would wait behind
 /// work held up for longer going ahead into the time it leaves free; work the old plan did not have
 /// is slotted in by its ATCS start, or, for orders of `rush_priority` or more, ahead of all work
-/// that is not fixed. `None` when the result would break a rule.
+/// that is not fixed (`Built::planned`: the places a repair build knows). `None` when the result
+/// would break a rule, or there was no active plan.
 fn shifted(
     built: &Built,
-    previous: &[PlannedOperation],
-    now: Timestamp,
     rush_priority: u8,
     objective: Objective,
 ) -> Option<Vec<scheduler::ScheduledOperation>> {
-    let old: HashMap<(model::OperationId, u32), (MachineId, i64)> = previous
-        .iter()
-        .map(|op| ((op.operation_id, op.part), (op.machine_id, (op.setup_start - now).whole_seconds())))
-        .collect();
-    let machine_index: HashMap<MachineId, usize> =
-        built.machines.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    if built.based_on == 0 {
+        return None;
+    }
     let atcs = baseline::dispatch(&built.problem, baseline::Rule::Atcs);
     let mut assignment: Vec<Vec<(usize, i64)>> =
         built.problem.jobs.iter().map(|job| vec![(0, 0); job.operations.len()]).collect();
     for scheduled in &atcs {
         assignment[scheduled.job][scheduled.op] = (scheduled.machine, scheduled.start);
     }
-    for (job, (order, positions)) in built.jobs.iter().enumerate() {
+    for (job, ((order, _), planned)) in built.jobs.iter().zip(&built.planned).enumerate() {
         let rush = rush_priority > 0 && order.priority >= rush_priority;
-        for (k, (operation, part, _)) in positions.iter().enumerate() {
+        for (k, planned) in planned.iter().enumerate() {
             let spec = &built.problem.jobs[job].operations[k];
             if let Some(fixed) = spec.fixed {
                 assignment[job][k] = (fixed.machine, fixed.start);
-            } else if let Some((machine, start)) = old.get(&(operation.id, *part))
-                && let Some(&index) = machine_index.get(machine)
+            } else if let Some((index, start)) = *planned
                 && spec.alternatives.iter().any(|a| a.machine == index)
             {
-                assignment[job][k] = (index, *start);
+                assignment[job][k] = (index, start);
             } else if rush {
                 assignment[job][k].1 = RUSH_KEY;
             }

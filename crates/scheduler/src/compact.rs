@@ -41,9 +41,18 @@ pub fn compact(problem: &Problem, schedule: &mut [ScheduledOperation]) -> usize 
             let breaks = breaks.get(machine).map_or(&[][..], Vec::as_slice);
             if let Some(start) = earliest_start(problem, schedule, &machines[machine], breaks, i, ready) {
                 let duration = schedule[i].end - schedule[i].start;
+                // Only this operation's key changes, and only to an earlier one: it moves left in
+                // its machine's order, after the operations of an equal key (as a stable sort
+                // would leave it).
+                let sequence = &mut machines[machine];
+                let key = |s: &ScheduledOperation| (s.start, s.end);
+                let old =
+                    sequence.iter().position(|&j| j == i).unwrap_or_else(|| unreachable!("on its machine"));
+                sequence.remove(old);
                 schedule[i].start = start;
                 schedule[i].end = start + duration;
-                by_time(schedule, &mut machines[machine]);
+                let new = sequence.partition_point(|&j| key(&schedule[j]) <= key(&schedule[i]));
+                sequence.insert(new, i);
                 moves += 1;
             }
         }
@@ -94,26 +103,29 @@ fn earliest_start(
         breaks.get(first).filter(|&&(start, _)| from < to && start < to).copied()
     };
     let free = |from: i64, to: i64| blocking(from, to).is_none();
-    // The other operations of the machine, in order.
-    let sequence: Vec<&ScheduledOperation> =
-        sequence.iter().filter(|&&i| i != index).map(|&i| &schedule[i]).collect();
-    let position = sequence.partition_point(|s| (s.start, s.end) < (x.start, x.end));
-    let previous = position.checked_sub(1).map(|p| sequence[p]);
-    let next = sequence.get(position).copied();
+    // The other operations of the machine, in order: those before `position` start earlier, and
+    // `next` is the first of the others from there on (`sequence` holds `index` itself too).
+    let position = sequence.partition_point(|&i| (schedule[i].start, schedule[i].end) < (x.start, x.end));
+    let other = |p: usize| &schedule[sequence[p]];
+    let previous = position.checked_sub(1).map(other);
+    let next = sequence[position..].iter().find(|&&i| i != index).map(|&i| &schedule[i]);
     // Taken out, its successor follows its predecessor: that setup must fit too.
     let leaves_valid = next.is_none_or(|n| {
         let window = n.start - setup(previous.map(family), family(n));
         window >= previous.map_or(0, |p| p.end) && free(window, n.end)
     });
+    if position > 0 && !leaves_valid {
+        return None;
+    }
     let duration = x.end - x.start;
+    // A gap whose next operation starts before `ready + duration` cannot hold it, so the search
+    // begins at the first gap after that.
+    let first = sequence[..position].partition_point(|&i| schedule[i].start < ready + duration);
     let mut best: Option<i64> = None;
-    for slot in 0..=position {
+    for slot in first..=position {
         // Between `before` and `after`; at `position` itself it keeps its neighbours.
-        if slot < position && !leaves_valid {
-            break;
-        }
-        let before = slot.checked_sub(1).map(|p| sequence[p]);
-        let after = if slot < position { Some(sequence[slot]) } else { next };
+        let before = slot.checked_sub(1).map(other);
+        let after = if slot < position { Some(other(slot)) } else { next };
         let setup_in = setup(before.map(family), family(&x));
         let mut start = ready.max(before.map_or(0, |b| b.end) + setup_in).max(setup_in);
         // Past every break the setup and the work would touch (each step passes one).

@@ -162,6 +162,7 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
         stall_limit: stall_limit(&inst, config.objective),
         relink_least_share: relink_least_share(&inst, config.objective),
         initial: config.initial.as_deref(),
+        warm_elsewhere: false,
         began,
         on_improvement: config.on_improvement.as_deref(),
     };
@@ -171,7 +172,7 @@ pub fn solve(problem: &Problem, config: &Config) -> Solution {
         vec![tabu::search(&inst, &params, seeds[0], 0)]
     } else {
         // With a warm start, every second thread searches without it (see `Config::initial`).
-        let cold = tabu::Params { initial: None, ..params.clone() };
+        let cold = tabu::Params { initial: None, warm_elsewhere: params.initial.is_some(), ..params.clone() };
         std::thread::scope(|scope| {
             let (inst, params, cold) = (&inst, &params, &cold);
             let handles: Vec<_> = seeds
@@ -275,7 +276,8 @@ impl MoveBench<'_> {
     pub fn with<R>(problem: &Problem, seed: u64, body: impl FnOnce(&mut MoveBench<'_>) -> R) -> R {
         let inst = Inst::new(problem);
         let mut rng = rng::Rng::new(seed);
-        let mut state = construct::build(&inst, construct::Rule::MostWorkRemaining, &mut rng);
+        let mut state = construct::build(&inst, construct::Rule::MostWorkRemaining, &mut rng, None)
+            .unwrap_or_else(|| unreachable!("nothing gives it up"));
         state.decode(&inst);
         let best = state.makespan;
         let mut search = tabu::Search::new(&inst, state, seed);

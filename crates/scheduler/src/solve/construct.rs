@@ -83,8 +83,18 @@ impl Builder<'_> {
 /// A job's best machine for its next op: (completion, machine load, alt, start, fixed ops passed).
 type Pick = (i64, i64, usize, i64, usize);
 
-/// Builds one schedule with `rule` and returns it as an undecoded state.
-pub(crate) fn build(inst: &Inst, rule: Rule, rng: &mut Rng) -> State {
+/// Steps of a construction between two looks at `give_up`.
+const GIVE_UP_EVERY: usize = 256;
+
+/// Builds one schedule with `rule` and returns it as an undecoded state; `None` when `give_up`
+/// said so (it is asked every [`GIVE_UP_EVERY`] steps: on an order book of 10,000 orders a
+/// construction takes seconds).
+pub(crate) fn build(
+    inst: &Inst,
+    rule: Rule,
+    rng: &mut Rng,
+    give_up: Option<&dyn Fn() -> bool>,
+) -> Option<State> {
     let n = inst.n_ops;
     let mut mach = vec![0; n];
     let mut dur = vec![0; n];
@@ -161,7 +171,10 @@ pub(crate) fn build(inst: &Inst, rule: Rule, rng: &mut Rng) -> State {
     }
     // (job, alt, start, passed) candidates of the current step.
     let mut cands: Vec<(usize, usize, i64, usize)> = Vec::with_capacity(inst.n_jobs);
-    loop {
+    for step in 0.. {
+        if step % GIVE_UP_EVERY == GIVE_UP_EVERY - 1 && give_up.is_some_and(|give_up| give_up()) {
+            return None;
+        }
         cands.clear();
         let mut best_completion = i64::MAX;
         for (j, pick) in picks.iter().enumerate() {
@@ -216,5 +229,5 @@ pub(crate) fn build(inst: &Inst, rule: Rule, rng: &mut Rng) -> State {
     for (m, s) in seq.iter_mut().enumerate() {
         s.extend_from_slice(&b.fixed_on[m][b.next_fixed[m]..]);
     }
-    State::new(inst, mach, dur, seq)
+    Some(State::new(inst, mach, dur, seq))
 }

@@ -30,6 +30,9 @@ pub(crate) struct Params<'a> {
     pub(crate) relink_least_share: f64,
     /// A warm start, see `Config::initial`.
     pub(crate) initial: Option<&'a [crate::ScheduledOperation]>,
+    /// Another thread has the warm start, so this one may end without a schedule when the time
+    /// runs out before its first construction is finished.
+    pub(crate) warm_elsewhere: bool,
     /// When the solve began on `clock`.
     pub(crate) began: Duration,
     /// See `Config::on_improvement`.
@@ -1175,12 +1178,17 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64, thread: usize)
         .and_then(|initial| warm_start(inst, initial))
         .and_then(|mut st| st.decode(inst).then_some(st));
     let mut built: Option<State> = None;
+    let time_up = || params.time_limit.is_some_and(|limit| params.clock.elapsed() >= limit);
     for rule in RULES.into_iter().chain(std::iter::once(Rule::Random)) {
-        let time_up = params.time_limit.is_some_and(|limit| params.clock.elapsed() >= limit);
-        if time_up && (built.is_some() || warm.is_some()) {
+        // A construction is cut short at the time limit when there is something else to go on.
+        let fallback = built.is_some() || warm.is_some() || params.warm_elsewhere;
+        if time_up() && fallback {
             break;
         }
-        let mut st = build(inst, rule, &mut rng);
+        let Some(mut st) = build(inst, rule, &mut rng, fallback.then_some(&time_up as &dyn Fn() -> bool))
+        else {
+            break;
+        };
         if st.decode(inst) && built.as_ref().is_none_or(|b| st.score(objective) < b.score(objective)) {
             built = Some(st);
         }
@@ -1191,12 +1199,26 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64, thread: usize)
         }
         (warm, built) => built.or(warm),
     };
-    let state = best_state.unwrap_or_else(|| {
-        // Fixed ops are graph sources, so constructions are acyclic; keep a fallback anyway.
-        let mut st = build(inst, Rule::EarliestCompletion, &mut rng);
-        st.decode(inst);
-        st
-    });
+    let state = match best_state {
+        Some(state) => state,
+        // Out of time before its first construction was built: the thread with the warm start
+        // answers.
+        None if params.warm_elsewhere => {
+            return Outcome {
+                best: Snapshot::default(),
+                score: Score::WORST,
+                iterations: 0,
+                time_to_best: Duration::ZERO,
+            };
+        }
+        None => {
+            // Fixed ops are graph sources, so constructions are acyclic; keep a fallback anyway.
+            let mut st = build(inst, Rule::EarliestCompletion, &mut rng, None)
+                .unwrap_or_else(|| unreachable!("a construction without `give_up` is finished"));
+            st.decode(inst);
+            st
+        }
+    };
     let mut global = Global {
         params,
         thread,
@@ -1244,7 +1266,9 @@ pub(crate) fn search(inst: &Inst, params: &Params<'_>, seed: u64, thread: usize)
                 } else {
                     RULES[search.rng.below(RULES.len())]
                 };
-                let mut st = build(inst, rule, &mut search.rng);
+                let Some(mut st) = build(inst, rule, &mut search.rng, Some(&|| global.done())) else {
+                    break;
+                };
                 if !st.decode(inst) {
                     continue;
                 }

@@ -523,6 +523,36 @@ fn a_warm_start_is_never_lost() {
 }
 
 #[test]
+fn constructions_give_up_when_told_and_a_thread_without_one_leaves_the_answer_to_the_warm_start() {
+    // 300 operations: more steps than a construction takes between two looks at `give_up`.
+    let problem = random_job_shop(5, 30, 10);
+    let inst = Inst::new(&problem);
+    let mut rng = rng::Rng::new(1);
+    assert!(construct::build(&inst, construct::Rule::Random, &mut rng, Some(&|| true)).is_none());
+    let built = |give_up: Option<&dyn Fn() -> bool>| {
+        let mut state = construct::build(&inst, construct::Rule::LeastSlack, &mut rng::Rng::new(2), give_up)
+            .expect("not given up");
+        state.decode(&inst);
+        state.makespan
+    };
+    assert_eq!(built(Some(&|| false)), built(None));
+    // The time is up before anything is built: the thread with the warm start answers with it,
+    // the one without gives up its construction instead of overrunning the limit.
+    let good = solve(&problem, &config(2_000));
+    let config = Config {
+        initial: Some(good.operations.clone()),
+        threads: 2,
+        time_limit: Some(Duration::from_secs(1)),
+        iteration_limit: None,
+        clock: Some(Arc::new(TickingClock(AtomicU64::new(0)))),
+        ..Config::default()
+    };
+    let answer = solve(&problem, &config);
+    assert_feasible(&problem, &answer);
+    assert_eq!(answer.makespan, good.makespan);
+}
+
+#[test]
 fn critical_operations_are_counted_on_every_critical_path() {
     // Job 0 runs 5 + 5 on machines 0 and 1, job 1 runs 2 on machine 0.
     let problem = Problem::job_shop("critical", 2, &[vec![(0, 5), (1, 5)], vec![(0, 2)]]);
@@ -584,7 +614,8 @@ fn the_schedule_hash_follows_every_move() {
         let problem = random_extended(seed, seed % 2 == 0, false, false, false);
         let inst = Inst::new(&problem);
         let mut rng = rng::Rng::new(seed);
-        let state = construct::build(&inst, construct::Rule::Random, &mut rng);
+        let state =
+            construct::build(&inst, construct::Rule::Random, &mut rng, None).expect("nothing gives it up");
         let mut search = tabu::Search::new(&inst, state, seed);
         search.react();
         // A fresh search hashes its state when a run starts; here the hash starts from nothing.
@@ -631,7 +662,8 @@ fn probing_a_move_equals_decoding_it_and_changes_nothing() {
         }
         let inst = Inst::new(&problem);
         let mut rng = rng::Rng::new(seed);
-        let mut state = construct::build(&inst, construct::Rule::Random, &mut rng);
+        let mut state =
+            construct::build(&inst, construct::Rule::Random, &mut rng, None).expect("nothing gives it up");
         assert!(state.decode(&inst));
         let mut search = tabu::Search::new(&inst, state, seed);
         let objective = objectives[seed as usize % 3];

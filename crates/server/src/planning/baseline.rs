@@ -203,7 +203,7 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
             break;
         };
         let machine = options[first_job][first_entry].machine;
-        // The operations that could start on it before then, in job order.
+        // The operations that could start on it before then.
         conflict.clear();
         conflict.extend(
             waiting[machine]
@@ -211,7 +211,6 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
                 .filter(|&&(job, position, k)| next[job] == position && options[job][k].start < completion)
                 .map(|&(job, _, k)| (job, k)),
         );
-        conflict.sort_unstable();
         let now = conflict.iter().map(|&(job, k)| options[job][k].start).min().unwrap_or(0);
         let score = |&(job, k): &(usize, usize)| -> f64 {
             let Candidate { start, end, setup, .. } = options[job][k];
@@ -228,7 +227,12 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
                 }
             }
         };
-        let Some((job, k)) = conflict.iter().max_by(|a, b| score(a).total_cmp(&score(b))).copied() else {
+        // The highest score; among equal ones the last in job order.
+        let Some((_, (job, k))) = conflict
+            .iter()
+            .map(|&entry| (score(&entry), entry))
+            .max_by(|(a, first), (b, second)| a.total_cmp(b).then(first.cmp(second)))
+        else {
             break;
         };
         let Candidate { start, end, .. } = options[job][k];
@@ -249,9 +253,13 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
         }
         best_on[machine] = entries.iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
         waiting[machine] = entries;
+        // Stale entries elsewhere are skipped wherever they are read; a machine's best is looked
+        // for again only where it was this job's.
         for m in options[job].iter().map(|o| o.machine).filter(|&m| m != machine) {
-            waiting[m].retain(|&(other, position, _)| next[other] == position);
-            best_on[m] = waiting[m].iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
+            if best_on[m].is_some_and(|(_, other, _)| other == job) {
+                waiting[m].retain(|&(other, position, _)| next[other] == position);
+                best_on[m] = waiting[m].iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
+            }
         }
         enter(job, next[job], &machines, ready[job], &mut options, &mut waiting, &mut best_on);
     }

@@ -102,9 +102,10 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
     }
 
-    /// Valid credentials, but the role may not do this (403).
+    /// Valid credentials, but not allowed: the role may not do this, a device not for another
+    /// site, a cookie session not without the CSRF header (403).
     pub fn forbidden(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed for this role", detail)
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
     }
 
     /// Nothing at this address (404).

@@ -1,6 +1,7 @@
 //! The layer every request passes: a request id, a tracing span, and the HTTP metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -52,6 +53,18 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         .headers()
         .get(axum::http::header::CONTENT_ENCODING)
         .is_some_and(|value| !value.as_bytes().eq_ignore_ascii_case(b"identity"));
+    // A body left unread (a request refused before its handler read it: 401, 403, 415…) is in the
+    // way of the next request on the connection, and the server may drop the connection for it.
+    // Such an answer says `Connection: close`, so a client pooling connections does not send
+    // its next request down one that is about to close.
+    let read_to_end = Arc::new(AtomicBool::new(false));
+    let has_body = !axum::body::HttpBody::is_end_stream(request.body());
+    let request = if has_body {
+        let read_to_end = read_to_end.clone();
+        request.map(|inner| axum::body::Body::new(Watched { inner, read_to_end }))
+    } else {
+        request
+    };
     let answer = async move {
         if encoded {
             return crate::error::ApiError::unsupported_encoding().into_response();
@@ -61,12 +74,45 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     let mut response = CONTEXT.scope(context, answer).instrument(span).await;
     let headers = response.headers_mut();
     headers.insert("x-request-id", HeaderValue::from(id));
+    if has_body && !read_to_end.load(Ordering::Relaxed) {
+        headers.insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     // API answers are a user's own data (and some carry a new token): no cache keeps them.
     if api && !headers.contains_key(axum::http::header::CACHE_CONTROL) {
         headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     state.metrics.record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// A request body that notes when it has been read to its end.
+struct Watched {
+    inner: axum::body::Body,
+    read_to_end: Arc<AtomicBool>,
+}
+
+impl axum::body::HttpBody for Watched {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read_to_end.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The future of a tower layer's service for the requests it works on (the others go to the

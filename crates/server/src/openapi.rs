@@ -210,12 +210,17 @@ impl Doc {
             responses.insert("408".into(), problem.clone());
         }
         if path == "/auth/login" {
-            responses.insert("429".into(), problem.clone());
+            let mut too_many = problem.clone();
+            too_many["headers"] = json!({"Retry-After": {"description": "Seconds until a sign-in is taken again.",
+                "schema": {"type": "integer", "minimum": 1}}});
+            responses.insert("429".into(), too_many);
         }
         if path.contains("{id}") {
             parameters.insert(0, json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}));
         }
         let mut operation = json!({
+            "operationId": operation_id(method, path),
+            "tags": [path.split('/').nth(1).unwrap_or_default()],
             "summary": summary,
             "description": who.text(),
             "parameters": parameters,
@@ -283,6 +288,24 @@ impl Doc {
         let delete = format!("Delete {} {noun} nothing refers to", article(noun));
         self.op("delete", &one, &delete, change, None, (204, None));
     }
+}
+
+/// A name for code generators, from the method and the path: `get /orders/{id}/operations` is
+/// `getOrdersByIdOperations`. Unique, as method and path are.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_string();
+    for segment in path.split(['/', '-', '_']).filter(|segment| !segment.is_empty()) {
+        let word = segment.trim_start_matches('{').trim_end_matches('}');
+        let word = if segment.starts_with('{') { format!("by_{word}") } else { word.to_string() };
+        for part in word.split('_') {
+            let mut letters = part.chars();
+            if let Some(first) = letters.next() {
+                id.extend(first.to_uppercase());
+                id.push_str(letters.as_str());
+            }
+        }
+    }
+    id
 }
 
 /// "an" before a noun that starts with a vowel, else "a".
@@ -505,6 +528,19 @@ pub(crate) fn build() -> Value {
             false,
             "Most points returned, 1 to 100000 (default 10000).",
         ));
+        let bounded = |parameter: &mut Value, least: i64, most: Option<i64>| {
+            parameter["schema"]["minimum"] = json!(least);
+            if let Some(most) = most {
+                parameter["schema"]["maximum"] = json!(most);
+            }
+        };
+        for parameter in &mut series_params {
+            match parameter["name"].as_str() {
+                Some("step") => bounded(parameter, 1, None),
+                Some("limit") => bounded(parameter, 1, Some(100_000)),
+                _ => {}
+            }
+        }
         doc.op_with(
             "get",
             "/machines/{id}/series",
@@ -616,6 +652,13 @@ pub(crate) fn build() -> Value {
             q("line", "integer", false, "Every machine of a line."),
             q("site", "integer", false, "Every machine of a site (default: every machine)."),
         ];
+        for parameter in &mut oee_params {
+            let text = format!(
+                "{} Give at most one of machine, line and site.",
+                parameter["description"].as_str().unwrap_or_default()
+            );
+            parameter["description"] = json!(text);
+        }
         oee_params.extend(period());
         doc.op_with("get", "/oee", "ISO 22400 OEE, availability, effectiveness, quality and downtime Pareto (default: the last 24 hours)", Who::Reader, None, (200, Some(oee)), oee_params);
     }
@@ -939,10 +982,14 @@ pub(crate) fn build() -> Value {
                 Lists are paginated with limit and cursor. Errors are RFC 9457 problem details naming the field."
         },
         "servers": [{"url": "/api/v1"}],
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE,
+                    "description": "The dashboard's sign-in. A request that changes something must also send the X-Microfactory-Csrf header (any value); without it the answer is 403."}
+            },
             "schemas": schemas
         }
     })

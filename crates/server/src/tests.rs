@@ -179,8 +179,12 @@ async fn every_documented_operation_exists_and_needs_a_token() {
     let doc = h.get("/api/v1/openapi.json").await.json;
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 20, "{}", paths.len());
+    let mut names = std::collections::HashSet::new();
     for (path, operations) in paths {
         for (method, operation) in operations.as_object().unwrap() {
+            // Code generators name their methods after these.
+            let name = operation["operationId"].as_str().unwrap();
+            assert!(names.insert(name.to_string()), "{name} twice");
             let url = format!("/api/v1{}", path.replace("{id}", "1"));
             let reply = h.send(&method.to_uppercase(), &url, None, None).await;
             let public = operation.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
@@ -912,6 +916,44 @@ async fn unknown_paths_and_methods_are_problems() {
 }
 
 #[tokio::test]
+async fn an_answer_that_leaves_the_request_body_unread_closes_the_connection() {
+    // A refusal before the handler reads the body leaves it in the way of the next request on the
+    // connection: the answer says so, so that a client pooling connections opens a new one.
+    let h = harness();
+    let connection = |token: Option<&'static str>, content_type: &'static str| {
+        let app = h.app.clone();
+        async move {
+            let mut request = Request::builder().method("POST").uri("/api/v1/orders");
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let request = request
+                .header("content-type", content_type)
+                .body(Body::from(valid_order().to_string()))
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            (response.status(), response.headers().get("connection").map(|v| v.to_str().unwrap().to_string()))
+        }
+    };
+    assert_eq!(connection(None, "application/json").await, (StatusCode::UNAUTHORIZED, Some("close".into())));
+    let viewer = Box::leak(token_for(Role::Viewer).into_boxed_str());
+    assert_eq!(
+        connection(Some(viewer), "application/json").await,
+        (StatusCode::FORBIDDEN, Some("close".into()))
+    );
+    assert_eq!(
+        connection(Some(ADMIN), "text/plain").await,
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("close".into()))
+    );
+    // Read to its end, the body leaves the connection as it was; so does a refusal without one.
+    assert_eq!(connection(Some(ADMIN), "application/json").await, (StatusCode::CREATED, None));
+    let request = Request::builder().uri("/api/v1/orders").body(Body::empty()).unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get("connection").is_none());
+}
+
+#[tokio::test]
 async fn devices_publish_for_their_site_only_and_cannot_read() {
     let h = harness();
     let other = h.second_site();
@@ -1096,6 +1138,14 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
     let current = h.get("/api/v1/machine-states").await.json;
     assert_eq!(current[0]["state"], "running");
     assert_eq!(h.get("/api/v1/oee?machine=3&line=1").await.status, StatusCode::BAD_REQUEST);
+    // A site, line or machine that does not exist is not an empty report.
+    for filter in ["site", "line", "machine"] {
+        assert_eq!(
+            h.get(&format!("/api/v1/oee?{filter}=999999")).await.status,
+            StatusCode::NOT_FOUND,
+            "{filter}"
+        );
+    }
     assert_eq!(
         h.get("/api/v1/oee?from=2026-11-25T08:00:00Z&to=2026-11-24T08:00:00Z").await.json["field"],
         "from"
@@ -1541,6 +1591,14 @@ async fn a_machine_with_a_history_is_deleted_only_with_it() {
     let path = format!("/api/v1/machines/{id}?with_history=true");
     assert_eq!(h.send("DELETE", &path, Some(ADMIN), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(h.get(&format!("/api/v1/machines/{id}")).await.status, StatusCode::NOT_FOUND);
+    // Order operations on record keep a machine, and the answer says what to do instead.
+    let refused = h.send("DELETE", "/api/v1/machines/1?with_history=true", Some(ADMIN), None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert!(
+        refused.text.contains("order operation") && refused.text.contains("retired instead"),
+        "{}",
+        refused.text
+    );
     // Without a history, as before.
     let machine = json!({"site_id": 1, "code": "tmp-2", "name": "Typo", "kind": "other"});
     let id = h.post_json("/api/v1/machines", ADMIN, &machine).await.json["id"].as_i64().unwrap();

@@ -261,7 +261,16 @@ impl Store {
                     [id.0],
                 )?;
             }
-            delete_row(tx, "machines", "machine", id.0)
+            // Work of finished orders cannot be removed or changed: such a machine is retired.
+            delete_row(tx, "machines", "machine", id.0).map_err(|error| match error {
+                StoreError::Conflict { field, message } if message.contains("order operation") => {
+                    let message = format!(
+                        "{message}; a machine whose work stays on record is retired instead (`\"retired\": true` in its PUT)"
+                    );
+                    StoreError::Conflict { field, message }
+                }
+                other => other,
+            })
         })
     }
 

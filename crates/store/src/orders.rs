@@ -258,7 +258,8 @@ impl Store {
                     params![id.0, status.as_str(), next.as_str()],
                 )?;
             }
-            Ok(Order { status: next, ..order })
+            // Read again: the triggers gave it (and its steps) new revisions.
+            read_order(tx, id)
         })
     }
 

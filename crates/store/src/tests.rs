@@ -604,10 +604,14 @@ fn status_changes_follow_the_life_cycle() {
     let f = fixture(Store::open_in_memory().unwrap());
     let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
     assert!(f.store.set_order_status(order.id, OrderStatus::Done).is_err());
-    f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+    let released = f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
     assert!(f.store.operations(order.id).unwrap().iter().all(|op| op.status == OrderStatus::Released));
-    f.store.set_order_status(order.id, OrderStatus::Cancelled).unwrap();
+    // What a change answers is the order as it now is, with the revision the change gave it.
+    assert_eq!(released, f.store.order(order.id).unwrap());
+    assert!(released.revision > order.revision);
+    let cancelled = f.store.set_order_status(order.id, OrderStatus::Cancelled).unwrap();
     assert!(f.store.operations(order.id).unwrap().iter().all(|op| op.status == OrderStatus::Cancelled));
+    assert_eq!(cancelled, f.store.order(order.id).unwrap());
     f.store.delete_order(order.id).unwrap();
     assert!(matches!(f.store.order(order.id), Err(StoreError::NotFound { .. })));
 }

@@ -496,6 +496,13 @@ pub(crate) async fn oee_report(
         let machines: Vec<Machine> = match query.machine {
             Some(id) => vec![store.machine(MachineId(id))?],
             None => {
+                // A filter naming nothing that exists is wrong, not "none" (as everywhere).
+                if let Some(site) = query.site {
+                    store.site(SiteId(site))?;
+                }
+                if let Some(line) = query.line {
+                    store.line(model::LineId(line))?;
+                }
                 let filter = store::MachineFilter {
                     site: query.site.map(SiteId),
                     line: query.line.map(model::LineId),

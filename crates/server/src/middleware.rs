@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use axum::body::HttpBody as _;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
@@ -54,16 +55,19 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         .get(axum::http::header::CONTENT_ENCODING)
         .is_some_and(|value| !value.as_bytes().eq_ignore_ascii_case(b"identity"));
     // A body left unread (a request refused before its handler read it: 401, 403, 415…) is in the
-    // way of the next request on the connection, and the server may drop the connection for it.
-    // Such an answer says `Connection: close`, so a client pooling connections does not send
-    // its next request down one that is about to close.
+    // way of the next request on the connection. It is read and dropped before the answer goes,
+    // up to the body limit and for at most `DRAIN_WITHIN`; one longer or slower gets
+    // `Connection: close`, so a client pooling connections does not send its next request down
+    // one that is about to close.
     let read_to_end = Arc::new(AtomicBool::new(false));
     let has_body = !axum::body::HttpBody::is_end_stream(request.body());
-    let request = if has_body {
-        let read_to_end = read_to_end.clone();
-        request.map(|inner| axum::body::Body::new(Watched { inner, read_to_end }))
+    let (request, body) = if has_body {
+        let (parts, inner) = request.into_parts();
+        let inner = Arc::new(std::sync::Mutex::new(inner));
+        let watched = Watched { inner: inner.clone(), read_to_end: read_to_end.clone() };
+        (Request::from_parts(parts, axum::body::Body::new(watched)), Some(inner))
     } else {
-        request
+        (request, None)
     };
     let answer = async move {
         if encoded {
@@ -72,11 +76,14 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         next.run(request).await
     };
     let mut response = CONTEXT.scope(context, answer).instrument(span).await;
+    if let Some(body) = body
+        && !read_to_end.load(Ordering::Relaxed)
+        && !drain(&body, state.config.body_limit_bytes).await
+    {
+        response.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let headers = response.headers_mut();
     headers.insert("x-request-id", HeaderValue::from(id));
-    if has_body && !read_to_end.load(Ordering::Relaxed) {
-        headers.insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
-    }
     // API answers are a user's own data (and some carry a new token): no cache keeps them.
     if api && !headers.contains_key(axum::http::header::CACHE_CONTROL) {
         headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -85,9 +92,39 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     response
 }
 
-/// A request body that notes when it has been read to its end.
+/// How long an unread request body may take to be read and dropped (see `track`).
+const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads what is left of a request body and drops it; whether it ended within `limit` bytes and
+/// [`DRAIN_WITHIN`].
+async fn drain(body: &std::sync::Mutex<axum::body::Body>, limit: usize) -> bool {
+    let mut body = match body.lock() {
+        Ok(mut held) => std::mem::take(&mut *held),
+        Err(_) => return false,
+    };
+    let mut read = 0usize;
+    let reading = async {
+        loop {
+            let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+            match frame {
+                None => return true,
+                Some(Ok(frame)) => {
+                    read += frame.data_ref().map_or(0, |data| data.len());
+                    if read > limit {
+                        return false;
+                    }
+                }
+                Some(Err(_)) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(DRAIN_WITHIN, reading).await.unwrap_or(false)
+}
+
+/// A request body that notes when it has been read to its end; the request's layer keeps a hold
+/// of it, to drain what the handler left.
 struct Watched {
-    inner: axum::body::Body,
+    inner: Arc<std::sync::Mutex<axum::body::Body>>,
     read_to_end: Arc<AtomicBool>,
 }
 
@@ -96,22 +133,23 @@ impl axum::body::HttpBody for Watched {
     type Error = axum::Error;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+        let Ok(mut inner) = self.inner.lock() else { return std::task::Poll::Ready(None) };
+        let polled = std::pin::Pin::new(&mut *inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || inner.is_end_stream() {
             self.read_to_end.store(true, Ordering::Relaxed);
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.lock().map_or(true, |inner| inner.is_end_stream())
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        self.inner.lock().map(|inner| inner.size_hint()).unwrap_or_default()
     }
 }
 

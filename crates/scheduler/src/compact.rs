@@ -114,13 +114,15 @@ fn earliest_start(
         let window = n.start - setup(previous.map(family), family(n));
         window >= previous.map_or(0, |p| p.end) && free(window, n.end)
     });
-    if position > 0 && !leaves_valid {
-        return None;
-    }
     let duration = x.end - x.start;
     // A gap whose next operation starts before `ready + duration` cannot hold it, so the search
-    // begins at the first gap after that.
-    let first = sequence[..position].partition_point(|&i| schedule[i].start < ready + duration);
+    // begins at the first gap after that; where taking it out would break its neighbours, it may
+    // still start earlier between them.
+    let first = if leaves_valid {
+        sequence[..position].partition_point(|&i| schedule[i].start < ready + duration)
+    } else {
+        position
+    };
     let mut best: Option<i64> = None;
     for slot in first..=position {
         // Between `before` and `after`; at `position` itself it keeps its neighbours.

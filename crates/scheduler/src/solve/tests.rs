@@ -486,6 +486,29 @@ fn a_ready_operation_fills_an_idle_gap_before_a_later_one() {
 }
 
 #[test]
+fn an_operation_its_neighbours_need_still_starts_earlier_between_them() {
+    // Family 0 to family 2 takes a setup of 100, any other change none. Job 1 (family 1) waits
+    // from 10 to 15 between job 0 (family 0) and job 2 (family 2); taken out, it would leave job 2
+    // a setup of 100 after job 0, but between them it can start at 10, and job 2 then at 15.
+    let mut problem = Problem::job_shop("between", 1, &[vec![(0, 10)], vec![(0, 5)], vec![(0, 5)]]);
+    problem.machines[0].setup = vec![vec![0, 0, 100], vec![0, 0, 0], vec![0, 0, 0]];
+    for (job, family) in [(1, 1), (2, 2)] {
+        problem.jobs[job].operations[0].family = family;
+    }
+    let op = |job, start| ScheduledOperation {
+        job,
+        op: 0,
+        machine: 0,
+        start,
+        end: start + if job == 0 { 10 } else { 5 },
+    };
+    let mut schedule = vec![op(0, 0), op(1, 15), op(2, 20)];
+    assert!(check(&problem, &schedule).is_empty());
+    assert_eq!(crate::compact(&problem, &mut schedule), 2);
+    assert_eq!(schedule, [op(0, 0), op(1, 10), op(2, 15)]);
+}
+
+#[test]
 fn a_shop_without_neighbours_stops_before_the_time_limit() {
     // One operation behind a break: the bound (5) is never reached and no move exists.
     let mut problem = Problem::job_shop("lonely", 1, &[vec![(0, 5)]]);

@@ -562,6 +562,7 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             Err(error) => tracing::warn!(%error, "the demo starts without a plan"),
         }
     }
+    let kept = store.clone();
     let state = AppState::new(store, clock, config.http.clone(), config.alarms.clone())
         .with_planning(config.planning.clone())
         .with_wall_clock(wall, clock_speed);
@@ -594,6 +595,15 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             planning: Some(config.planning.clone()),
         };
         server::run(listener, state, options, shutdown_signal()).await.context("the server failed")?;
+        // The log's writes go into the store file, so that a copy of the file alone taken after
+        // the stop holds them.
+        match kept.checkpoint() {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "some writes are still only in the store's write-ahead log (microfactory.db-wal); copy it with the store file"
+            ),
+            Err(error) => tracing::warn!(%error, "cannot write the store's log into its file"),
+        }
         tracing::info!("stopped");
         anyhow::Ok(())
     })

@@ -259,7 +259,7 @@ impl From<StoreError> for ApiError {
             error if error.is_retryable() => ApiError::unavailable(),
             // Nothing the client did wrong, and nothing to hide: the store cannot write now.
             error if error.is_storage_failure() => {
-                tracing::error!(%error, "the store cannot write");
+                log_storage_failure(&error);
                 ApiError::service_unavailable(
                     "the store cannot write now (a full disk or a read-only file system); retry once an administrator has made room",
                 )
@@ -267,6 +267,22 @@ impl From<StoreError> for ApiError {
             error => ApiError::internal(error),
         }
     }
+}
+
+/// Logs that the store cannot write, at most once per 10 s with how many refusals went unlogged
+/// since: a full disk refuses every write, and a line for each would fill what room the log has.
+fn log_storage_failure(error: &StoreError) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    static UNLOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let now = std::time::Instant::now();
+    if last.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(10)) {
+        UNLOGGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
+    *last = Some(now);
+    let unlogged = UNLOGGED.swap(0, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(%error, unlogged, "the store cannot write (logged at most every 10 s; `unlogged`: refusals since the last line)");
 }
 
 impl IntoResponse for ApiError {

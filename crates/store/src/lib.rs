@@ -200,6 +200,14 @@ impl Store {
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
         check_files(path)?;
         let writer = Connection::open(path)?;
+        // SQLite opens a file it may not write read-only without a word; a server on it would
+        // refuse every write until restarted, even once the file is writable again.
+        if writer.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::Unsafe(format!(
+                "{} can be read but not written by this user: give it (and its folder) to the user the platform runs as, then start again",
+                path.display()
+            )));
+        }
         configure(&writer, durability)?;
         let migrated = schema::migrate(&writer)?;
         let mut store = Store::from_writer(Some(path.to_path_buf()), durability, writer);
@@ -241,6 +249,16 @@ impl Store {
     /// The schema versions before and after the migrations [`Store::open`] applied, if any.
     pub fn migrated(&self) -> Option<(u32, u32)> {
         self.inner.migrated
+    }
+
+    /// Copies what the write-ahead log holds into the database file and empties the log, so that
+    /// the file alone holds every write (a copy of it after a stop is complete). For a clean
+    /// stop, once nothing writes any more; whether all of it went (a reader still open may hold
+    /// some back).
+    pub fn checkpoint(&self) -> Result<bool> {
+        let writer = self.writer();
+        let busy: i64 = writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        Ok(busy == 0)
     }
 
     /// A private in-memory database, for tests.
@@ -355,7 +373,9 @@ impl Store {
 /// Refuses to open a database that is a copy (a backup made by `VACUUM INTO` is in rollback
 /// mode, bytes 18 and 19 of its header 1; the store turns WAL on at its first open) while a
 /// write-ahead log lies beside it: that log belongs to another database (a backup restored over
-/// a stopped store's files), and SQLite would apply it to the copy and ruin it.
+/// a stopped store's files), and SQLite would apply it to the copy and ruin it. Refuses too a
+/// database file that is missing or empty while a log lies beside it: the log holds the store's
+/// newest writes, and a new store started there would overwrite it.
 fn check_files(path: &Path) -> Result<()> {
     use std::io::Read as _;
     let mut header = [0u8; 20];
@@ -365,7 +385,17 @@ fn check_files(path: &Path) -> Result<()> {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     let wal = PathBuf::from(wal);
-    let foreign_log = std::fs::metadata(&wal).is_ok_and(|meta| meta.len() > 0);
+    let log = std::fs::metadata(&wal).map_or(0, |meta| meta.len());
+    let empty = std::fs::metadata(path).map_or(true, |meta| meta.len() == 0);
+    if empty && log > 0 {
+        return Err(StoreError::Unsafe(format!(
+            "{} is missing or empty, but {} beside it holds {log} bytes of a store's newest writes, which a new store would overwrite: put the store file back (or restore a backup into an empty folder), or move {} out of the way to start a new factory here",
+            path.display(),
+            wal.display(),
+            wal.display()
+        )));
+    }
+    let foreign_log = log > 0;
     if copy && foreign_log {
         return Err(StoreError::Unsafe(format!(
             "{} is a copy (a backup), but {} of another database lies beside it, and opening it would apply that log to the copy and damage it; move {} and its -shm file out of the directory (if you restored a backup there), then start again",
@@ -442,6 +472,9 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
         return Err(format!("no database at {}", database.display()));
     }
     check_files(database).map_err(|error| error.to_string())?;
+    if std::fs::metadata(database).is_ok_and(|meta| meta.len() == 0) {
+        return Err(format!("{} is empty: there is nothing to back up", database.display()));
+    }
     // Absolute: a name starting with "file:" would otherwise read as a URI.
     let target = std::path::absolute(target).map_err(|e| format!("{}: {e}", target.display()))?;
     if target.exists() {
@@ -492,7 +525,8 @@ pub fn backup_database(database: &Path, target: &Path) -> std::result::Result<u6
 
 /// Removes what killed backups left in `target`'s folder (`NAME.partial-PID` and its `-journal`,
 /// whatever the name: backups dated by name never meet the same name again), when their process
-/// is gone and the file is what a backup writes: empty, a SQLite database or a SQLite journal.
+/// is gone and the file is what a backup writes: empty, a SQLite database or a SQLite journal, or
+/// one whose first page was not written yet (it begins with zeros: SQLite writes page 1 last).
 /// Anything else by such a name is somebody else's and stays.
 fn remove_stale_partials(target: &Path) {
     let Some(dir) = target.parent() else { return };
@@ -511,7 +545,7 @@ fn remove_stale_partials(target: &Path) {
     }
 }
 
-/// Whether the regular file at `path` is empty or begins with `magic`.
+/// Whether the regular file at `path` is empty or begins with `magic` or with as many zeros.
 fn begins_with(path: &Path, magic: &[u8]) -> bool {
     use std::io::Read;
     let Ok(metadata) = std::fs::symlink_metadata(path) else { return false };
@@ -520,7 +554,8 @@ fn begins_with(path: &Path, magic: &[u8]) -> bool {
     }
     let mut head = Vec::with_capacity(magic.len());
     let read = std::fs::File::open(path).and_then(|f| f.take(magic.len() as u64).read_to_end(&mut head));
-    read.is_ok() && (head.is_empty() || head == magic)
+    read.is_ok()
+        && (head.is_empty() || head == magic || (head.len() == magic.len() && head.iter().all(|&b| b == 0)))
 }
 
 /// Whether a process with this id runs (as far as this system shows; true where it cannot tell).

@@ -627,7 +627,7 @@ fn referenced_rows_cannot_be_deleted() {
     let StoreError::Conflict { message, .. } = &error else { panic!("{error:?}") };
     assert_eq!(
         message,
-        "the machine is still used by 2 order operations, 1 routing step; remove or change those first"
+        "the machine is still used by 2 order operations, 1 routing step; remove or change those first; a machine whose work stays on record is retired instead (`\"retired\": true` in its PUT)"
     );
     let site = f.store.machine(f.machines[0]).unwrap().site_id;
     let StoreError::Conflict { message, .. } = f.store.delete_site(site).unwrap_err() else { panic!() };
@@ -811,7 +811,30 @@ fn stores_of_other_schema_versions_and_foreign_logs_are_refused_with_reasons() {
     std::fs::remove_file(dir.join("copy.db-wal")).unwrap();
     let restored = Store::open(&copy, Durability::Full).unwrap();
     assert_eq!(restored.orders(&OrderFilter::default(), all()).unwrap().items.len(), 0);
-    drop((f, restored));
+    // A store file lost or emptied beside its log: a new store would overwrite the newest writes.
+    for lost in ["emptied.db", "gone.db"] {
+        let path = dir.join(lost);
+        if lost == "emptied.db" {
+            std::fs::write(&path, "").unwrap();
+        }
+        std::fs::copy(&live_log, dir.join(format!("{lost}-wal"))).unwrap();
+        let refused = Store::open(&path, Durability::Full).err().unwrap();
+        assert!(matches!(refused, StoreError::Unsafe(_)), "{refused}");
+        assert!(refused.to_string().contains("newest writes"), "{refused}");
+        assert!(std::fs::metadata(dir.join(format!("{lost}-wal"))).unwrap().len() > 0, "the log is kept");
+    }
+    std::fs::write(dir.join("nothing.db"), "").unwrap();
+    let empty = backup_database(&dir.join("nothing.db"), &dir.join("nothing-backup.db")).unwrap_err();
+    assert!(empty.contains("nothing to back up"), "{empty}");
+    // After a checkpoint (a clean stop) the store file alone holds every write.
+    assert!(f.store.checkpoint().unwrap());
+    assert_eq!(std::fs::metadata(&live_log).unwrap().len(), 0);
+    std::fs::copy(&live, dir.join("cold.db")).unwrap();
+    let cold = Store::open(&dir.join("cold.db"), Durability::Full).unwrap();
+    let numbers: Vec<String> =
+        cold.orders(&OrderFilter::default(), all()).unwrap().items.into_iter().map(|o| o.number).collect();
+    assert_eq!(numbers, ["SO-AFTER"]);
+    drop((f, restored, cold));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -827,6 +850,8 @@ fn a_backup_is_a_whole_store_that_opens_on_its_own() {
     let dead = u32::MAX - 7;
     let half_a_copy = b"SQLite format 3\0 and then half of the pages";
     std::fs::write(dir.join(format!("backup.db.partial-{dead}")), half_a_copy).unwrap();
+    // One killed before SQLite wrote its first page (it writes that last).
+    std::fs::write(dir.join(format!("early.db.partial-{dead}")), vec![0u8; 8192]).unwrap();
     std::fs::write(dir.join(format!("backup.db.partial-{dead}-journal")), "").unwrap();
     // Also one of a backup by another name (dated backups never repeat a name).
     std::fs::write(dir.join(format!("mf-2026-12-05.db.partial-{dead}")), half_a_copy).unwrap();
@@ -838,6 +863,7 @@ fn a_backup_is_a_whole_store_that_opens_on_its_own() {
     assert!(!dir.join(format!("backup.db.partial-{dead}")).exists());
     assert!(!dir.join(format!("backup.db.partial-{dead}-journal")).exists());
     assert!(!dir.join(format!("mf-2026-12-05.db.partial-{dead}")).exists());
+    assert!(!dir.join(format!("early.db.partial-{dead}")).exists());
     assert!(dir.join(format!("notes.partial-{dead}")).exists());
     std::fs::remove_file(dir.join(format!("notes.partial-{dead}"))).unwrap();
     std::fs::remove_file(dir.join(format!("backup.db.partial-{alive}0-unrelated"))).unwrap();

@@ -82,12 +82,21 @@ impl Machine {
     }
 }
 
-/// A job's next operation on one of its machines, as [`dispatch_with`] keeps it.
+/// A job's next operation on one of its machines, as [`dispatch_with`] keeps it: what it needs
+/// to place it there, and when it could start and end now.
 #[derive(Clone, Copy)]
-struct Candidate {
+struct Entry {
+    job: usize,
+    /// The operation's position in its job.
+    position: usize,
+    /// Its place among the job's entries (a tie-break).
+    k: usize,
     machine: usize,
-    /// Its index among the operation's alternatives.
-    alternative: usize,
+    family: usize,
+    duration: i64,
+    fixed: Option<i64>,
+    /// The least work left in the job from this operation on.
+    remaining: i64,
     start: i64,
     end: i64,
     setup: i64,
@@ -139,53 +148,54 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
             .collect();
         setups.iter().sum::<i64>() as f64 / setups.len().max(1) as f64
     };
-    // Every job's next operation on each of its machines, in the order of its alternatives. An
-    // entry depends only on the job and that machine, so a placement changes the entries on its
-    // machine (`waiting[machine]`: `(job, position, entry)`, stale ones skipped) and the job's
-    // own. Each machine keeps its best entry (`best_on`: earliest end, then job, then entry), so a
-    // step looks at the machines and at the work waiting for one of them, not at every job.
-    let mut options: Vec<Vec<Candidate>> = vec![Vec::new(); problem.jobs.len()];
-    let mut waiting: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); problem.machines.len()];
+    // Every job's next operation on each of its machines, in the order of its alternatives, filed
+    // with that machine (`waiting[machine]`), with what a step reads of it kept in the entry, so
+    // a step reads one list in order. An entry depends only on the job and that machine, so a
+    // placement changes the entries on its machine and the job's own (stale ones, of a job that
+    // has moved on, are skipped wherever they are read). Each machine keeps its best entry
+    // (`best_on`: earliest end, then job, then entry), so a step looks at the machines and at the
+    // work waiting for one of them, not at every job.
+    let mut waiting: Vec<Vec<Entry>> = vec![Vec::new(); problem.machines.len()];
     let mut best_on: Vec<Option<(i64, usize, usize)>> = vec![None; problem.machines.len()];
-    let entry = |job: usize, position: usize, alternative: usize, machines: &[Machine], ready: i64| {
-        let op = &problem.jobs[job].operations[position];
-        let alternative = &op.alternatives[alternative];
-        let (start, setup) = earliest(
-            problem,
-            machines,
-            alternative.machine,
-            ready,
-            op.family,
-            alternative.duration,
-            op.fixed.map(|f| f.start),
-        );
-        (start, start + alternative.duration, setup)
+    // Where each job's entries are: the machines of its next operation.
+    let mut entered: Vec<Vec<usize>> = vec![Vec::new(); problem.jobs.len()];
+    let evaluate = |entry: &mut Entry, machines: &[Machine], ready: i64| {
+        let (start, setup) =
+            earliest(problem, machines, entry.machine, ready, entry.family, entry.duration, entry.fixed);
+        (entry.start, entry.end, entry.setup) = (start, start + entry.duration, setup);
     };
     // The entries of the job's operation at `position`, each filed with its machine.
     let enter = |job: usize,
                  position: usize,
                  machines: &[Machine],
                  ready: i64,
-                 options: &mut [Vec<Candidate>],
-                 waiting: &mut [Vec<(usize, usize, usize)>],
+                 entered: &mut [Vec<usize>],
+                 waiting: &mut [Vec<Entry>],
                  best_on: &mut [Option<(i64, usize, usize)>]| {
-        options[job].clear();
+        entered[job].clear();
         let Some(op) = problem.jobs[job].operations.get(position) else { return };
-        for (index, alternative) in op.alternatives.iter().enumerate() {
+        for alternative in &op.alternatives {
             if op.fixed.is_some_and(|f| f.machine != alternative.machine) {
                 continue;
             }
-            let (start, end, setup) = entry(job, position, index, machines, ready);
-            let k = options[job].len();
-            options[job].push(Candidate {
+            let k = entered[job].len();
+            let mut entry = Entry {
+                job,
+                position,
+                k,
                 machine: alternative.machine,
-                alternative: index,
-                start,
-                end,
-                setup,
-            });
-            waiting[alternative.machine].push((job, position, k));
-            let key = (end, job, k);
+                family: op.family,
+                duration: alternative.duration,
+                fixed: op.fixed.map(|f| f.start),
+                remaining: remaining_work[job][position],
+                start: 0,
+                end: 0,
+                setup: 0,
+            };
+            evaluate(&mut entry, machines, ready);
+            entered[job].push(alternative.machine);
+            let key = (entry.end, job, k);
+            waiting[alternative.machine].push(entry);
             let best = &mut best_on[alternative.machine];
             if best.is_none_or(|b| key < b) {
                 *best = Some(key);
@@ -193,75 +203,74 @@ pub fn dispatch_with(problem: &Problem, rule: Rule, k1: f64) -> Vec<ScheduledOpe
         }
     };
     for (job, &ready) in ready.iter().enumerate() {
-        enter(job, 0, &machines, ready, &mut options, &mut waiting, &mut best_on);
+        enter(job, 0, &machines, ready, &mut entered, &mut waiting, &mut best_on);
     }
+    let best_of = |entries: &[Entry]| entries.iter().map(|e| (e.end, e.job, e.k)).min();
     let mut schedule = Vec::with_capacity(total);
-    let mut conflict: Vec<(usize, usize)> = Vec::new();
+    let mut conflict: Vec<usize> = Vec::new();
     while schedule.len() < total {
         // The machine that can finish an operation first (the first such, in job order).
-        let Some((completion, first_job, first_entry)) = best_on.iter().flatten().min().copied() else {
+        let Some((machine, (completion, _, _))) =
+            best_on.iter().enumerate().filter_map(|(m, best)| best.map(|b| (m, b))).min_by_key(|&(_, b)| b)
+        else {
             break;
         };
-        let machine = options[first_job][first_entry].machine;
         // The operations that could start on it before then.
+        let entries = &waiting[machine];
         conflict.clear();
         conflict.extend(
-            waiting[machine]
-                .iter()
-                .filter(|&&(job, position, k)| next[job] == position && options[job][k].start < completion)
-                .map(|&(job, _, k)| (job, k)),
+            (0..entries.len())
+                .filter(|&i| next[entries[i].job] == entries[i].position && entries[i].start < completion),
         );
-        let now = conflict.iter().map(|&(job, k)| options[job][k].start).min().unwrap_or(0);
-        let score = |&(job, k): &(usize, usize)| -> f64 {
-            let Candidate { start, end, setup, .. } = options[job][k];
-            let job_data = &problem.jobs[job];
+        let now = conflict.iter().map(|&i| entries[i].start).min().unwrap_or(0);
+        let score = |entry: &Entry| -> f64 {
+            let job_data = &problem.jobs[entry.job];
             let due = job_data.due.unwrap_or(i64::MAX / 4);
             match rule {
-                Rule::Edd => -(due as f64) - start as f64 * 1e-9,
+                Rule::Edd => -(due as f64) - entry.start as f64 * 1e-9,
                 Rule::Atcs => {
-                    let p = (end - start).max(1) as f64;
-                    let slack = (due - remaining_work[job][next[job]] - now).max(0) as f64;
-                    let setup_term =
-                        if mean_setup > 0.0 { (-(setup as f64) / (0.5 * mean_setup)).exp() } else { 1.0 };
+                    let p = (entry.end - entry.start).max(1) as f64;
+                    let slack = (due - entry.remaining - now).max(0) as f64;
+                    let setup_term = if mean_setup > 0.0 {
+                        (-(entry.setup as f64) / (0.5 * mean_setup)).exp()
+                    } else {
+                        1.0
+                    };
                     job_data.weight as f64 / p * (-slack / (k1 * mean_duration)).exp() * setup_term
                 }
             }
         };
         // The highest score; among equal ones the last in job order.
-        let Some((_, (job, k))) = conflict
+        let Some((_, _, chosen)) = conflict
             .iter()
-            .map(|&entry| (score(&entry), entry))
-            .max_by(|(a, first), (b, second)| a.total_cmp(b).then(first.cmp(second)))
+            .map(|&i| (score(&entries[i]), (entries[i].job, entries[i].k), i))
+            .max_by(|(a, first, _), (b, second, _)| a.total_cmp(b).then(first.cmp(second)))
         else {
             break;
         };
-        let Candidate { start, end, .. } = options[job][k];
-        let op = &problem.jobs[job].operations[next[job]];
-        schedule.push(ScheduledOperation { job, op: next[job], machine, start, end });
-        machines[machine].place(job, next[job], end, op.family);
+        let Entry { job, position, start, end, family, .. } = entries[chosen];
+        schedule.push(ScheduledOperation { job, op: position, machine, start, end });
+        machines[machine].place(job, position, end, family);
         ready[job] = end;
         next[job] += 1;
         // Everything still waiting for this machine meets it in its new state; the job's entries
         // on its other machines are stale now, and those machines' bests may have been among them.
         let mut entries = std::mem::take(&mut waiting[machine]);
-        entries.retain(|&(other, position, _)| next[other] == position);
-        for &(other, position, k) in &entries {
-            let (start, end, setup) =
-                entry(other, position, options[other][k].alternative, &machines, ready[other]);
-            let slot = &mut options[other][k];
-            (slot.start, slot.end, slot.setup) = (start, end, setup);
+        entries.retain(|e| next[e.job] == e.position);
+        for entry in &mut entries {
+            evaluate(entry, &machines, ready[entry.job]);
         }
-        best_on[machine] = entries.iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
+        best_on[machine] = best_of(&entries);
         waiting[machine] = entries;
         // Stale entries elsewhere are skipped wherever they are read; a machine's best is looked
         // for again only where it was this job's.
-        for m in options[job].iter().map(|o| o.machine).filter(|&m| m != machine) {
+        for &m in entered[job].iter().filter(|&&m| m != machine) {
             if best_on[m].is_some_and(|(_, other, _)| other == job) {
-                waiting[m].retain(|&(other, position, _)| next[other] == position);
-                best_on[m] = waiting[m].iter().map(|&(other, _, k)| (options[other][k].end, other, k)).min();
+                waiting[m].retain(|e| next[e.job] == e.position);
+                best_on[m] = best_of(&waiting[m]);
             }
         }
-        enter(job, next[job], &machines, ready[job], &mut options, &mut waiting, &mut best_on);
+        enter(job, next[job], &machines, ready[job], &mut entered, &mut waiting, &mut best_on);
     }
     schedule.sort_by_key(|s| (s.job, s.op));
     schedule

@@ -91,6 +91,22 @@ fn devices_sign_in_with_tokens_and_publish_only_for_their_site() {
         let state = tokio::time::timeout(Duration::from_secs(5), host.recv()).await.unwrap().unwrap();
         let state: serde_json::Value = serde_json::from_slice(&state.payload).unwrap();
         assert_eq!(state["online"], true, "{state}");
+        // Declared offline by another client (a will sent late, a mistake), it says online again
+        // at once, as Sparkplug 3.0 asks of a host: edge nodes wait for that before their births.
+        let admin = Client::connect(server.mqtt, options("ops-1", "admin", TOKEN)).await.unwrap();
+        let offline = br#"{"online": false, "timestamp": 1}"#.to_vec();
+        admin.publish("spBv1.0/STATE/microfactory", offline, QoS::AtLeastOnce, true).await.unwrap();
+        let mut said = Vec::new();
+        while said.last() != Some(&true) && said.len() < 3 {
+            let next = tokio::time::timeout(Duration::from_secs(5), host.recv()).await.unwrap().unwrap();
+            let next: serde_json::Value = serde_json::from_slice(&next.payload).unwrap();
+            said.push(next["online"].as_bool().unwrap());
+            if next["online"] == true {
+                assert_eq!(next["timestamp"], state["timestamp"], "the same session: {next}");
+            }
+        }
+        assert_eq!(said, [false, true]);
+        admin.disconnect().await.unwrap();
         client
             .publish(
                 "mf/v1/hk-kt/cnc-01/telemetry",

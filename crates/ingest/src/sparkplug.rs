@@ -22,7 +22,8 @@
 //! - Births are readings too (they carry current values) and emit [`MachineEvent::Online`]. An
 //!   NBIRTH while devices are online marks them offline until their DBIRTHs follow. A birth
 //!   takes effect at its timestamp, but never before the node's last death as recorded here (a
-//!   death is stamped when received, and a node's clock may run behind the platform's), and a
+//!   death is stamped when received, and a node's clock may run behind the platform's; a DBIRTH
+//!   not before its device's last DDEATH either), and a
 //!   `state` metric in a birth is the machine's state from the birth on, even when its own
 //!   timestamp is a little earlier: the birth says what the machine does now. A state the node
 //!   reports later takes effect no earlier than its birth either, unless it is `is_historical`.
@@ -658,6 +659,8 @@ struct NodeSession {
     last_rebirth_request: Option<OffsetDateTime>,
     /// When its last NDEATH was received (and recorded).
     died_at: Option<OffsetDateTime>,
+    /// When each of its devices last died (DDEATH), as recorded.
+    devices_died_at: HashMap<Box<str>, OffsetDateTime>,
     /// When its current birth took effect (see `Message::birth_time`).
     born_at: Option<OffsetDateTime>,
 }
@@ -850,6 +853,7 @@ fn node_session<'s>(
                 devices: HashMap::new(),
                 last_rebirth_request: None,
                 died_at: None,
+                devices_died_at: HashMap::new(),
                 born_at: None,
             },
         );
@@ -1015,7 +1019,11 @@ impl Message<'_> {
     fn device_birth(&mut self, session: &mut NodeSession) {
         let device = self.device.unwrap_or_default();
         let key = MachineKey { site: Arc::clone(&session.key.site), machine: Arc::from(device) };
-        let at = self.birth_time(session);
+        // Never before the device's own last death either.
+        let at = self.birth_time(session).map(|at| match session.devices_died_at.get(device) {
+            Some(&died) if at <= died => died + time::Duration::milliseconds(1),
+            _ => at,
+        });
         match at {
             Ok(at) => self.event(&key, at, MachineEvent::Online),
             Err(reason) => self.out.drop(reason, format!("DBIRTH time of {key}")),
@@ -1126,18 +1134,20 @@ impl Message<'_> {
 
     fn device_death(&mut self, session: &mut NodeSession) {
         let device = self.device.unwrap_or_default();
-        let key = match session.devices.remove(device) {
-            Some(device_session) => device_session.key,
-            None => MachineKey { site: Arc::clone(&session.key.site), machine: Arc::from(device) },
+        let (key, known) = match session.devices.remove(device) {
+            Some(device_session) => (device_session.key, true),
+            None => (MachineKey { site: Arc::clone(&session.key.site), machine: Arc::from(device) }, false),
         };
         if matches!(session.state, NodeState::Born { .. } | NodeState::Restored) {
             // A DDEATH takes part in the node's sequence; a gap is reported but the device is
             // offline all the same.
             self.check_session(MessageType::DDeath, session);
         }
-        match self.payload_time() {
-            Ok(at) => self.event(&key, at, MachineEvent::Offline),
-            Err(_) => self.event(&key, self.window.now, MachineEvent::Offline),
+        let at = self.payload_time().unwrap_or(self.window.now);
+        self.event(&key, at, MachineEvent::Offline);
+        // Kept for the devices the node had born only, so names made up cannot fill it.
+        if known {
+            session.devices_died_at.insert(Box::from(device), at);
         }
     }
 

@@ -329,6 +329,12 @@ impl AppState {
     }
 }
 
+/// Whether a message says that this platform, the Sparkplug host `host_id`, is offline.
+pub(crate) fn says_host_offline(topic: &str, payload: &[u8], host_id: &str) -> bool {
+    topic.strip_prefix("spBv1.0/STATE/") == Some(host_id)
+        && ingest::sparkplug::decode_host_state(payload).is_some_and(|state| !state.online)
+}
+
 /// The running MQTT side.
 pub struct Mqtt {
     broker: Option<BrokerHandle>,
@@ -378,9 +384,18 @@ pub async fn start(
     );
     tokio::spawn(watch_tokens(broker.clone(), state.store.clone(), state.wall_clock.clone(), stop.clone()));
     state.metrics.watch_broker(broker.clone());
+    let host_state = |online| {
+        let timestamp = model::oee::unix_ms(state.clock.now()).max(0) as u64;
+        ingest::sparkplug::encode_host_state(
+            &config.host_id,
+            ingest::sparkplug::HostState { online, timestamp },
+        )
+    };
+    let online = host_state(true).ok();
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();
+        let (broker, online, host_id) = (broker.clone(), online.clone(), config.host_id.clone());
         tokio::spawn(async move {
             while let Some(message) = messages.recv().await {
                 let publisher = match device_site(&message.publisher) {
@@ -389,6 +404,18 @@ pub async fn start(
                     None if message.publisher.as_str() == Identity::BROKER => continue,
                     None => Publisher::AnySite,
                 };
+                if let Some(online) = &online
+                    && says_host_offline(&message.topic, &message.payload, &host_id)
+                {
+                    // Sparkplug 3.0: a host that reads itself declared offline by another client
+                    // says it is online again at once.
+                    tracing::info!(topic = %message.topic, "the platform was declared offline by another client; saying it is online again");
+                    if let Err(error) =
+                        broker.publish(&online.topic, &online.payload, QoS::AtLeastOnce, true).await
+                    {
+                        tracing::warn!(%error, "could not say the platform is online again");
+                    }
+                }
                 let incoming = Incoming {
                     topic: message.topic.to_string(),
                     payload: message.payload.to_vec(),
@@ -417,14 +444,7 @@ pub async fn start(
             }
         });
     }
-    let host_state = |online| {
-        let timestamp = model::oee::unix_ms(state.clock.now()).max(0) as u64;
-        ingest::sparkplug::encode_host_state(
-            &config.host_id,
-            ingest::sparkplug::HostState { online, timestamp },
-        )
-    };
-    if let Ok(online) = host_state(true) {
+    if let Some(online) = &online {
         broker.publish(&online.topic, &online.payload, QoS::AtLeastOnce, true).await?;
     }
     tracing::info!(address = ?address, "embedded MQTT broker listening");

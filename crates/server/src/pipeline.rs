@@ -267,6 +267,11 @@ pub(crate) fn collect(
         let Some((machine, site)) = resolver.resolve(&state.store, key) else {
             if !quiet {
                 drops.push("unknown_machine");
+                // A machine code mistyped in a gateway shows up in the log, as a wrong site does.
+                state.metrics.log_drop_limited(
+                    "unknown_machine",
+                    &format!("no machine {key}: the topic's site and machine codes (Sparkplug: group and edge node or device id) name none"),
+                );
             }
             return None;
         };

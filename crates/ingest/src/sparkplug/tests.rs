@@ -693,6 +693,31 @@ fn a_birth_says_what_the_machine_does_from_the_birth_on_even_with_a_slow_clock()
 }
 
 #[test]
+fn a_device_born_again_with_a_slow_clock_comes_after_its_own_death() {
+    let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    let state = [("state", MetricValue::String("running".into()))];
+    decode(&mut decoder, &edge.birth(NOW, &[]).unwrap(), NOW);
+    decode(&mut decoder, &edge.device_birth("cnc-1", NOW, &state).unwrap(), NOW);
+    // The device dies and is born again a second later, the birth stamped two seconds before the
+    // death: it is online (and running) after the death, not before it.
+    let died = NOW + Duration::seconds(10);
+    let mut log = decode(&mut decoder, &edge.device_death("cnc-1", died).unwrap(), died);
+    let back = died + Duration::seconds(1);
+    log += &decode(
+        &mut decoder,
+        &edge.device_birth("cnc-1", died - Duration::seconds(2), &state).unwrap(),
+        back,
+    );
+    expect![[r#"
+        event hk/cnc-1 Offline at 2025-03-01T12:00:10Z
+        event hk/cnc-1 Online at 2025-03-01T12:00:10.001Z
+        event hk/cnc-1 StateChange { state: Running, reason: None } at 2025-03-01T12:00:10.001Z
+    "#]]
+    .assert_eq(&log);
+}
+
+#[test]
 fn a_resent_message_is_a_repeat_not_a_gap() {
     let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
     let mut decoder = SparkplugDecoder::default();

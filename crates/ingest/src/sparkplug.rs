@@ -1138,9 +1138,10 @@ impl Message<'_> {
             Some(device_session) => (device_session.key, true),
             None => (MachineKey { site: Arc::clone(&session.key.site), machine: Arc::from(device) }, false),
         };
-        if matches!(session.state, NodeState::Born { .. } | NodeState::Restored) {
-            // A DDEATH takes part in the node's sequence; a gap is reported but the device is
-            // offline all the same.
+        // A DDEATH takes part in the node's sequence; a gap is reported but the device is offline
+        // all the same. One without a `seq` (some libraries register it as a will) takes no part.
+        if matches!(session.state, NodeState::Born { .. } | NodeState::Restored) && self.payload.seq.is_some()
+        {
             self.check_session(MessageType::DDeath, session);
         }
         let at = self.payload_time().unwrap_or(self.window.now);
@@ -1251,10 +1252,15 @@ fn is_state_reason(name: &str) -> bool {
     name.rsplit('/').next().unwrap_or(name).eq_ignore_ascii_case("state_reason")
 }
 
-/// A machine state carried by a String metric named `state` or `…/state`.
+/// A machine state carried by a String metric named `state` or `…/state`, in any case (a PLC
+/// may send `RUNNING`).
 fn state_of(name: &str, text: &str) -> Option<MachineState> {
     let last = name.rsplit('/').next().unwrap_or(name);
-    if last.eq_ignore_ascii_case("state") { MachineState::parse(text.trim()) } else { None }
+    if last.eq_ignore_ascii_case("state") {
+        MachineState::parse(&text.trim().to_ascii_lowercase())
+    } else {
+        None
+    }
 }
 
 enum NotNumber<'a> {
@@ -1277,15 +1283,21 @@ fn numeric_value(datatype: DataType, value: Option<&metric::Value>) -> Result<f6
         _ => None,
     };
     let wrong = NotNumber::Drop(DropReason::WrongTypes, "value field does not fit the datatype");
+    let beyond = || NotNumber::Drop(DropReason::OutOfRange, "value beyond the range of its datatype");
+    let integer = |width: u32, signed: bool| -> Result<f64, NotNumber<'_>> {
+        let bits =
+            bits.ok_or(NotNumber::Drop(DropReason::WrongTypes, "value field does not fit the datatype"))?;
+        narrow(bits, width, signed).ok_or_else(beyond)
+    };
     Ok(match datatype {
-        DataType::Int8 => bits.ok_or(wrong)? as u8 as i8 as f64,
-        DataType::Int16 => bits.ok_or(wrong)? as u16 as i16 as f64,
-        DataType::Int32 => bits.ok_or(wrong)? as u32 as i32 as f64,
-        DataType::Int64 => bits.ok_or(wrong)? as i64 as f64,
-        DataType::UInt8 => bits.ok_or(wrong)? as u8 as f64,
-        DataType::UInt16 => bits.ok_or(wrong)? as u16 as f64,
-        DataType::UInt32 => bits.ok_or(wrong)? as u32 as f64,
-        DataType::UInt64 | DataType::DateTime => bits.ok_or(wrong)? as f64,
+        DataType::Int8 => integer(8, true)?,
+        DataType::Int16 => integer(16, true)?,
+        DataType::Int32 => integer(32, true)?,
+        DataType::Int64 => integer(64, true)?,
+        DataType::UInt8 => integer(8, false)?,
+        DataType::UInt16 => integer(16, false)?,
+        DataType::UInt32 => integer(32, false)?,
+        DataType::UInt64 | DataType::DateTime => integer(64, false)?,
         DataType::Float | DataType::Double => match value {
             V::FloatValue(v) => f64::from(*v),
             V::DoubleValue(v) => *v,
@@ -1310,6 +1322,21 @@ fn numeric_value(datatype: DataType, value: Option<&metric::Value>) -> Result<f6
         },
         _ => return Err(NotNumber::Drop(DropReason::UnsupportedType, datatype.name())),
     })
+}
+
+/// An integer of `width` bits sent in a 32- or 64-bit field: zero-extended, or for signed types
+/// also sign-extended to 32 or 64 bits (implementations differ); `None` when the bits hold a
+/// value the type cannot (a UInt8 of 300), rather than the low bits of it.
+fn narrow(bits: u64, width: u32, signed: bool) -> Option<f64> {
+    if width == 64 {
+        return Some(if signed { bits as i64 as f64 } else { bits as f64 });
+    }
+    let mask = (1u64 << width) - 1;
+    let low = bits & mask;
+    let value = if signed && low >> (width - 1) == 1 { low as i64 - (1i64 << width) } else { low as i64 };
+    let zero_extended = bits == low;
+    let sign_extended = signed && value < 0 && (bits == value as u64 || bits == u64::from(value as u32));
+    (zero_extended || sign_extended).then_some(value as f64)
 }
 
 #[cfg(test)]

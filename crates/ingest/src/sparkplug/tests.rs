@@ -247,7 +247,11 @@ fn values_by_datatype() {
         by_alias(2, V::IntValue(0x8000)),
         by_alias(3, V::IntValue(0x8000_0000)),
         by_alias(4, V::LongValue(u64::MAX)),
+        by_alias(5, V::IntValue(0xFF)),
+        // 511 is no UInt8: dropped, not read as its low byte.
         by_alias(5, V::IntValue(0x1FF)),
+        by_alias(1, V::LongValue(u64::MAX - 4)),
+        by_alias(1, V::IntValue(300)),
         by_alias(6, V::LongValue(4_000_000_000)),
         by_alias(7, V::LongValue(u64::MAX)),
         by_alias(8, V::FloatValue(1.5)),
@@ -293,6 +297,7 @@ fn values_by_datatype() {
         reading hk/e "i32" = -2147483648 at 2025-03-01T12:00:00Z
         reading hk/e "i64" = -1 at 2025-03-01T12:00:00Z
         reading hk/e "u8" = 255 at 2025-03-01T12:00:00Z
+        reading hk/e "i8" = -5 at 2025-03-01T12:00:00Z
         reading hk/e "u32" = 4000000000 at 2025-03-01T12:00:00Z
         reading hk/e "u64" = 18446744073709552000 at 2025-03-01T12:00:00Z
         reading hk/e "f" = 1.5 at 2025-03-01T12:00:00Z
@@ -301,6 +306,8 @@ fn values_by_datatype() {
         reading hk/e "unknown" = 2.5 at 2025-03-01T12:00:00Z
         reading hk/e "d" = 7 at 2025-03-01T12:00:00Z
         reading hk/e "d" = 8 at 2025-03-01T11:59:59Z
+        dropped out_of_range: metric "u8" of hk/e: value beyond the range of its datatype
+        dropped out_of_range: metric "i8" of hk/e: value beyond the range of its datatype
         dropped non_finite: metric "f" of hk/e
         dropped non_finite: metric "d" of hk/e
         dropped out_of_range: metric "d" of hk/e
@@ -621,7 +628,8 @@ fn a_state_reason_metric_gives_the_state_change_in_its_payload_its_reason() {
         edge.device_data(
             "cnc-1",
             t0 + Duration::seconds(1),
-            &[("Machine/State_Reason", text(" tool breakage ")), ("Machine/State", text("down"))],
+            // States in any case (a PLC may send them upper-case).
+            &[("Machine/State_Reason", text(" tool breakage ")), ("Machine/State", text("DOWN"))],
         )
         .unwrap(),
         // A reason without a state change changes nothing; a bad one is dropped, the state kept.
@@ -630,7 +638,7 @@ fn a_state_reason_metric_gives_the_state_change_in_its_payload_its_reason() {
         edge.device_data(
             "cnc-1",
             t0 + Duration::seconds(3),
-            &[("Machine/State", text("idle")), ("Machine/State_Reason", text("bad\nreason"))],
+            &[("Machine/State", text("Idle")), ("Machine/State_Reason", text("bad\nreason"))],
         )
         .unwrap(),
     ];
@@ -713,6 +721,29 @@ fn a_device_born_again_with_a_slow_clock_comes_after_its_own_death() {
         event hk/cnc-1 Offline at 2025-03-01T12:00:10Z
         event hk/cnc-1 Online at 2025-03-01T12:00:10.001Z
         event hk/cnc-1 StateChange { state: Running, reason: None } at 2025-03-01T12:00:10.001Z
+    "#]]
+    .assert_eq(&log);
+}
+
+#[test]
+fn a_device_death_without_seq_takes_no_part_in_the_sequence() {
+    // Some libraries register a DDEATH as a will, without a `seq`: the device goes offline, and
+    // the node's next message is no gap.
+    let mut edge = EdgeNode::new("hk", "edge-1", 0).unwrap();
+    let mut decoder = SparkplugDecoder::default();
+    decode(&mut decoder, &edge.birth(NOW, &[("Temperature", MetricValue::Double(19.0))]).unwrap(), NOW);
+    decode(&mut decoder, &edge.device_birth("cnc-1", NOW, &[]).unwrap(), NOW);
+    let will = Payload { timestamp: Some(ms(NOW)), seq: None, ..Payload::default() };
+    let later = NOW + Duration::seconds(1);
+    let mut log = raw(&mut decoder, "spBv1.0/hk/DDEATH/edge-1/cnc-1", &will, later);
+    log += &decode(
+        &mut decoder,
+        &edge.data(later, &[("Temperature", MetricValue::Double(20.0))]).unwrap(),
+        later,
+    );
+    expect![[r#"
+        event hk/cnc-1 Offline at 2025-03-01T12:00:00Z
+        reading hk/edge-1 "Temperature" = 20 at 2025-03-01T12:00:01Z
     "#]]
     .assert_eq(&log);
 }

@@ -760,7 +760,7 @@ pub fn plan_with(
         if percent <= 0.0 || kept_figure <= active_figure * (1.0 + percent / 100.0) {
             return Ok(repaired);
         }
-        let near = hold_near_term(&built, &kept, freeze);
+        let near = hold_near_term(&built, &kept, freeze, options.rush_priority);
         let searched =
             solve_from(&near, now, objective_name, time_limit, options.threads, Some(kept), cancel);
         let cancelled = cancel.is_some_and(|stop| stop.load(Ordering::Relaxed));
@@ -795,13 +795,30 @@ pub const REPAIR_SEARCH_LOSS_PERCENT: f64 = 10.0;
 
 /// `built` with the work that the active plan started within `freeze` of now, and that the kept
 /// order (`kept`, a schedule of `built`) still starts within it, fixed where the kept order has
-/// it: a search may move the rest, not what the shop floor is about to do.
-fn hold_near_term(built: &Built, kept: &[scheduler::ScheduledOperation], freeze: time::Duration) -> Built {
+/// it: a search may move the rest, not what the shop floor is about to do. So are the orders of
+/// `rush_priority` or more new to the plan, which the kept order put ahead of all other work: a
+/// search must not put them back.
+fn hold_near_term(
+    built: &Built,
+    kept: &[scheduler::ScheduledOperation],
+    freeze: time::Duration,
+    rush_priority: u8,
+) -> Built {
     let horizon = freeze.whole_seconds();
     let mut near = built.clone();
     let mut placed: HashMap<(usize, usize), &scheduler::ScheduledOperation> =
         kept.iter().map(|op| ((op.job, op.op), op)).collect();
-    for (job, planned) in built.planned.iter().enumerate() {
+    for (job, ((order, _), planned)) in built.jobs.iter().zip(&built.planned).enumerate() {
+        let rush =
+            rush_priority > 0 && order.priority >= rush_priority && planned.iter().all(Option::is_none);
+        if rush {
+            for (k, spec) in near.problem.jobs[job].operations.iter_mut().enumerate() {
+                if let (None, Some(scheduled)) = (spec.fixed, placed.remove(&(job, k))) {
+                    spec.fixed = Some(FixedStart { machine: scheduled.machine, start: scheduled.start });
+                }
+            }
+            continue;
+        }
         // A prefix of each job, as frozen work is.
         for (k, planned) in planned.iter().enumerate() {
             let Some(scheduled) = placed.remove(&(job, k)) else { break };

@@ -25,6 +25,67 @@ impl schemars::JsonSchema for DateTime {
     }
 }
 
+/// The JSON Schema of a time the API reads as either (`#[schemars(with = "model::DateTimeOrMillis")]`
+/// on a field read with [`rfc3339_or_millis`]): an RFC 3339 string or Unix epoch milliseconds,
+/// as machines' own messages give their `ts`.
+pub struct DateTimeOrMillis;
+
+impl schemars::JsonSchema for DateTimeOrMillis {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DateTimeOrMillis".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "integer", "description": "Unix epoch milliseconds"}
+        ]})
+    }
+}
+
+/// Reads an optional time given as an RFC 3339 string or as whole Unix epoch milliseconds
+/// (`#[serde(default, deserialize_with = "model::rfc3339_or_millis")]`).
+pub fn rfc3339_or_millis<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Timestamp>, D::Error> {
+    struct Either;
+    impl<'de> serde::de::Visitor<'de> for Either {
+        type Value = Option<Timestamp>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an RFC 3339 time or whole Unix epoch milliseconds")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{text:?} is not an RFC 3339 time (nor epoch milliseconds)")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Self::Value, E> {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{ms} epoch milliseconds is out of range")))
+        }
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Self::Value, E> {
+            let ms = i64::try_from(ms)
+                .map_err(|_| E::custom(format!("{ms} epoch milliseconds is out of range")))?;
+            self.visit_i64(ms)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+    deserializer.deserialize_option(Either)
+}
+
 /// The source of "now".
 pub trait Clock: Send + Sync + 'static {
     /// The current time.

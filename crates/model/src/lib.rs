@@ -24,7 +24,10 @@ mod zone;
 
 pub use auth::{Role, User};
 pub use calendar::{Calendar, Shift, Weekday};
-pub use clock::{Clock, DateTime, FastClock, ManualClock, SteadyClock, SystemClock, Timestamp};
+pub use clock::{
+    Clock, DateTime, DateTimeOrMillis, FastClock, ManualClock, SteadyClock, SystemClock, Timestamp,
+    rfc3339_or_millis,
+};
 pub use factory::{Line, Machine, MachineKind, NewLine, NewMachine, NewSite, Site, parse_utc_offset};
 pub use ids::{
     LineId, MachineId, MaterialId, OperationId, OrderId, ProductId, RoutingId, SiteId, UserId, VariantId,

@@ -1529,6 +1529,19 @@ async fn reported_times_must_be_recent_and_not_ahead_of_the_clock() {
     }
     let current = h.get("/api/v1/machine-states").await.json;
     assert_eq!(current[0]["since"], "2026-11-24T01:04:00Z", "no state from the future took over");
+    // As epoch milliseconds too, as machines' own messages give their times.
+    let ms = (NOW.unix_timestamp() + 270) * 1000;
+    let state =
+        h.post_json("/api/v1/machines/2/states", &operator, &json!({"state": "running", "at": ms})).await;
+    assert_eq!(state.status, StatusCode::CREATED, "{}", state.text);
+    let current = h.get("/api/v1/machine-states").await.json;
+    assert_eq!(current[0]["since"], "2026-11-24T01:04:30Z");
+    for wrong in [json!("yesterday"), json!(1.5), json!(true)] {
+        let reply =
+            h.post_json("/api/v1/machines/2/states", &operator, &json!({"state": "idle", "at": wrong})).await;
+        assert!(reply.status.is_client_error(), "{wrong}: {}", reply.text);
+        assert_eq!(reply.json["field"], "at", "{}", reply.text);
+    }
 }
 
 #[tokio::test]

@@ -238,10 +238,10 @@ pub(crate) struct StateReport {
     state: MachineState,
     #[serde(default)]
     reason: Option<String>,
-    /// When the machine entered the state (from seven days ago to five minutes from now); now when
-    /// absent.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<model::DateTime>")]
+    /// When the machine entered the state (RFC 3339 or epoch milliseconds; from seven days ago to
+    /// five minutes from now); now when absent.
+    #[serde(default, deserialize_with = "model::rfc3339_or_millis")]
+    #[schemars(with = "Option<model::DateTimeOrMillis>")]
     at: Option<Timestamp>,
 }
 
@@ -326,9 +326,10 @@ pub(crate) struct ProductionReport {
     /// event does (and start it if it had not started); 409 once it is done or cancelled.
     #[serde(default)]
     operation_id: Option<model::OperationId>,
-    /// When the units were made (from seven days ago to five minutes from now); now when absent.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<model::DateTime>")]
+    /// When the units were made (RFC 3339 or epoch milliseconds; from seven days ago to five minutes
+    /// from now); now when absent.
+    #[serde(default, deserialize_with = "model::rfc3339_or_millis")]
+    #[schemars(with = "Option<model::DateTimeOrMillis>")]
     at: Option<Timestamp>,
 }
 

@@ -423,6 +423,8 @@ fn open_store(
 ) -> anyhow::Result<(Store, PathBuf)> {
     let (dir, path) = database_path(common, config, default_dir, new)?;
     create_data_dir(&dir)?;
+    // Refused before anything is created or opened: nothing is left behind.
+    Store::check(&path).with_context(|| format!("cannot open the store at {}", path.display()))?;
     // The store holds password hashes and token digests: its files are the owner's only (SQLite
     // gives its WAL and shared-memory files the database file's permissions).
     if !path.exists() {

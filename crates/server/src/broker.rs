@@ -329,10 +329,42 @@ impl AppState {
     }
 }
 
-/// Whether a message says that this platform, the Sparkplug host `host_id`, is offline.
-pub(crate) fn says_host_offline(topic: &str, payload: &[u8], host_id: &str) -> bool {
+/// Whether a message on this platform's Sparkplug STATE topic (host `host_id`) says anything but
+/// that it is online: that it is offline, or something no edge node can read.
+pub(crate) fn says_host_not_online(topic: &str, payload: &[u8], host_id: &str) -> bool {
     topic.strip_prefix("spBv1.0/STATE/") == Some(host_id)
-        && ingest::sparkplug::decode_host_state(payload).is_some_and(|state| !state.online)
+        && !ingest::sparkplug::decode_host_state(payload).is_some_and(|state| state.online)
+}
+
+/// How often the platform says it is online again when others keep saying otherwise, at most,
+/// and how often it logs that it does.
+pub(crate) struct Reassert {
+    last: Option<std::time::Instant>,
+    logged: Option<std::time::Instant>,
+}
+
+impl Reassert {
+    pub(crate) const fn new() -> Reassert {
+        Reassert { last: None, logged: None }
+    }
+
+    /// Whether to say online again now (at most once a second: a client answering every online
+    /// with an offline would otherwise make a loop of tens of thousands a second); logs at most
+    /// every 10 s.
+    pub(crate) fn due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self.last.is_some_and(|last| now.duration_since(last) < std::time::Duration::from_secs(1)) {
+            return false;
+        }
+        self.last = Some(now);
+        if self.logged.is_none_or(|logged| now.duration_since(logged) >= std::time::Duration::from_secs(10)) {
+            self.logged = Some(now);
+            tracing::info!(
+                "another client said on the platform's Sparkplug STATE topic that it is not online; saying it is online again (logged at most every 10 s)"
+            );
+        }
+        true
+    }
 }
 
 /// The running MQTT side.
@@ -397,6 +429,7 @@ pub async fn start(
         let state = state.clone();
         let (broker, online, host_id) = (broker.clone(), online.clone(), config.host_id.clone());
         tokio::spawn(async move {
+            let mut reassert = Reassert::new();
             while let Some(message) = messages.recv().await {
                 let publisher = match device_site(&message.publisher) {
                     Some((site, _)) => Publisher::Site(site),
@@ -405,11 +438,11 @@ pub async fn start(
                     None => Publisher::AnySite,
                 };
                 if let Some(online) = &online
-                    && says_host_offline(&message.topic, &message.payload, &host_id)
+                    && says_host_not_online(&message.topic, &message.payload, &host_id)
+                    && reassert.due()
                 {
                     // Sparkplug 3.0: a host that reads itself declared offline by another client
                     // says it is online again at once.
-                    tracing::info!(topic = %message.topic, "the platform was declared offline by another client; saying it is online again");
                     if let Err(error) =
                         broker.publish(&online.topic, &online.payload, QoS::AtLeastOnce, true).await
                     {
@@ -465,6 +498,23 @@ pub enum MqttError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anything_but_online_on_the_platform_s_state_topic_is_answered_at_most_once_a_second() {
+        let ours = "spBv1.0/STATE/microfactory";
+        assert!(says_host_not_online(ours, br#"{"online": false, "timestamp": 1}"#, "microfactory"));
+        // What no edge node can read says it is not online either.
+        for unreadable in [&br#"{"online": false}"#[..], b"garbage", b""] {
+            assert!(says_host_not_online(ours, unreadable, "microfactory"));
+        }
+        assert!(!says_host_not_online(ours, br#"{"online": true, "timestamp": 1}"#, "microfactory"));
+        let other = "spBv1.0/STATE/other-host";
+        assert!(!says_host_not_online(other, b"garbage", "microfactory"));
+        // A client answering every online with an offline makes no loop.
+        let mut reassert = Reassert::new();
+        assert!(reassert.due());
+        assert!(!reassert.due());
+    }
 
     #[test]
     fn devices_stay_under_their_site() {

@@ -271,7 +271,8 @@ impl From<StoreError> for ApiError {
 
 /// Logs that the store cannot write, at most once per 10 s with how many refusals went unlogged
 /// since: a full disk refuses every write, and a line for each would fill what room the log has.
-fn log_storage_failure(error: &StoreError) {
+/// Shared by every path that answers a request with such a refusal.
+pub(crate) fn log_storage_failure(error: &dyn std::fmt::Display) {
     static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
     static UNLOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

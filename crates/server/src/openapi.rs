@@ -536,7 +536,7 @@ pub(crate) fn build() -> Value {
         };
         for parameter in &mut series_params {
             match parameter["name"].as_str() {
-                Some("step") => bounded(parameter, 1, None),
+                Some("step") => bounded(parameter, 1, Some(i64::from(u32::MAX))),
                 Some("limit") => bounded(parameter, 1, Some(100_000)),
                 _ => {}
             }

@@ -268,8 +268,9 @@ pub(crate) fn collect(
             if !quiet {
                 drops.push("unknown_machine");
                 // A machine code mistyped in a gateway shows up in the log, as a wrong site does.
-                state.metrics.log_drop_limited(
+                state.metrics.log_drop_limited_for(
                     "unknown_machine",
+                    &key.to_string(),
                     &format!("no machine {key}: the topic's site and machine codes (Sparkplug: group and edge node or device id) name none"),
                 );
             }
@@ -474,7 +475,7 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
             if !matches!(&error, WriteError::Store(e) if matches!(e, store::StoreError::Conflict { .. } | store::StoreError::Invalid(_)))
             {
                 state.metrics.count_ingest_write_failure();
-                tracing::error!(%error, "a reported batch could not be written; the request is told");
+                crate::error::log_storage_failure(&format!("a reported batch could not be written: {error}"));
             }
             let _ = ack.send(Err(error));
             return;

@@ -199,6 +199,7 @@ impl Store {
     /// ([`Store::migrated`] says from which version).
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
         check_files(path)?;
+        check_writable(path)?;
         let writer = Connection::open(path)?;
         // SQLite opens a file it may not write read-only without a word; a server on it would
         // refuse every write until restarted, even once the file is writable again.
@@ -217,11 +218,20 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the files at `path` may be opened as a store by this user ([`Store::open`] asks
+    /// the same): a copy beside another store's log, a missing or empty file beside a log, or
+    /// files this user cannot write are refused, before anything touches them.
+    pub fn check(path: &Path) -> Result<()> {
+        check_files(path)?;
+        check_writable(path)
+    }
+
     /// Opens the database at `path`, which must be at this program's schema version: for tools
     /// that may run beside a server (an import), which must not upgrade the store under an older
     /// server that then could not read it ([`StoreError::OlderSchema`]).
     pub fn open_current(path: &Path, durability: Durability) -> Result<Store> {
         check_files(path)?;
+        check_writable(path)?;
         let writer = Connection::open(path)?;
         // Asked before anything is set: a refused store is left exactly as it was.
         let (found, known) = schema::versions(&writer)?;
@@ -403,6 +413,27 @@ fn check_files(path: &Path) -> Result<()> {
             wal.display(),
             wal.display()
         )));
+    }
+    Ok(())
+}
+
+/// Refuses a store whose file, or write-ahead log files, this user cannot write, before SQLite
+/// touches them: it would open the store read-only without a word (every write then failing
+/// until a restart), and leave log files behind that the next start could not write either.
+fn check_writable(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        match std::fs::OpenOptions::new().write(true).open(&file) {
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::Unsafe(format!(
+                    "{} can be read but not written by this user: give it (and its folder) to the user the platform runs as, then start again",
+                    file.display()
+                )));
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -116,6 +116,7 @@ async fn serve(
     let mut stop = state.stopping.clone();
     let mut connection = first;
     let mut pause = RETRY_FIRST;
+    let mut reassert = super::Reassert::new();
     loop {
         if let Some(Connection { client, mut inbox, since_ms }) = connection.take() {
             let connected = std::time::Instant::now();
@@ -128,13 +129,13 @@ async fn serve(
                         // was taken in when it was published, or queued in the session meanwhile.
                         // Released, so that it is acknowledged (an unreleased receipt abandons it,
                         // and the connection would end for the broker to send it again).
-                        if super::says_host_offline(&delivery.publish.topic, &delivery.publish.payload, &config.host_id)
+                        if super::says_host_not_online(&delivery.publish.topic, &delivery.publish.payload, &config.host_id)
+                            && reassert.due()
                             && let Some(online) = host_state(&config, true, since_ms)
                         {
                             // Sparkplug 3.0: a host that reads itself declared offline (the will
                             // of a connection the broker dropped late, another client) says it is
                             // online again at once.
-                            tracing::info!("the platform was declared offline at the external broker; saying it is online again");
                             drop(client.start_publish(&online.topic, online.payload, QoS::AtLeastOnce, true).await);
                         }
                         if delivery.publish.retain {

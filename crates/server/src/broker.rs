@@ -80,17 +80,27 @@ pub struct PlatformHooks {
     /// When each device's refused client id was last logged: a refused gateway retries every
     /// few seconds, and the log says it once a minute.
     refusals_logged: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// The platform's own Sparkplug STATE topic, which only the platform publishes to.
+    host_state_topic: String,
 }
 
 impl PlatformHooks {
     /// Hooks over `store`'s users and tokens, telling expired tokens by `clock`; refused publishes
-    /// are counted in `metrics`.
+    /// are counted in `metrics`. `host_id` is the platform's Sparkplug host id: no client may
+    /// publish on its STATE topic, so none can say the platform is offline while it runs.
     pub fn new(
         store: Store,
         clock: std::sync::Arc<dyn model::Clock>,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
+        host_id: &str,
     ) -> PlatformHooks {
-        PlatformHooks { store, clock, metrics, refusals_logged: std::sync::Arc::default() }
+        PlatformHooks {
+            store,
+            clock,
+            metrics,
+            refusals_logged: std::sync::Arc::default(),
+            host_state_topic: format!("spBv1.0/STATE/{host_id}"),
+        }
     }
 }
 
@@ -248,6 +258,16 @@ impl Hooks for PlatformHooks {
     }
 
     fn may_publish(&self, identity: &Identity, topic: &str) -> bool {
+        if topic == self.host_state_topic {
+            self.metrics.count_ingest_drop("not_permitted");
+            self.metrics.log_drop_limited(
+                "not_permitted",
+                &format!(
+                    "{topic:?} is the platform's own Sparkplug STATE topic: only the platform publishes there"
+                ),
+            );
+            return false;
+        }
         if is_admin(identity) {
             return true;
         }
@@ -336,34 +356,47 @@ pub(crate) fn says_host_not_online(topic: &str, payload: &[u8], host_id: &str) -
         && !ingest::sparkplug::decode_host_state(payload).is_some_and(|state| state.online)
 }
 
-/// How often the platform says it is online again when others keep saying otherwise, at most,
-/// and how often it logs that it does.
+/// The platform saying it is online again when another client said otherwise on its STATE topic:
+/// at once, but at most once a second (a client answering every online with an offline would
+/// otherwise make a loop of tens of thousands a second), and logged at most every 10 s.
 pub(crate) struct Reassert {
-    last: Option<std::time::Instant>,
-    logged: Option<std::time::Instant>,
+    pending: bool,
+    last: Option<tokio::time::Instant>,
+    logged: Option<tokio::time::Instant>,
 }
 
 impl Reassert {
     pub(crate) const fn new() -> Reassert {
-        Reassert { last: None, logged: None }
+        Reassert { pending: false, last: None, logged: None }
     }
 
-    /// Whether to say online again now (at most once a second: a client answering every online
-    /// with an offline would otherwise make a loop of tens of thousands a second); logs at most
-    /// every 10 s.
-    pub(crate) fn due(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        if self.last.is_some_and(|last| now.duration_since(last) < std::time::Duration::from_secs(1)) {
-            return false;
-        }
+    /// Another client said the platform is not online: it says otherwise at [`Reassert::at`].
+    pub(crate) fn request(&mut self) {
+        self.pending = true;
+    }
+
+    /// Whether saying online again is due.
+    pub(crate) fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// When to say it: now, or a second after the last time.
+    pub(crate) fn at(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        self.last.map_or(now, |last| (last + std::time::Duration::from_secs(1)).max(now))
+    }
+
+    /// It was said.
+    pub(crate) fn done(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.pending = false;
         self.last = Some(now);
         if self.logged.is_none_or(|logged| now.duration_since(logged) >= std::time::Duration::from_secs(10)) {
             self.logged = Some(now);
             tracing::info!(
-                "another client said on the platform's Sparkplug STATE topic that it is not online; saying it is online again (logged at most every 10 s)"
+                "another client said on the platform's Sparkplug STATE topic that it is not online; said it is online again (logged at most every 10 s)"
             );
         }
-        true
     }
 }
 
@@ -412,24 +445,19 @@ pub async fn start(
     let broker = Broker::start(
         listener,
         broker_config,
-        PlatformHooks::new(state.store.clone(), state.wall_clock.clone(), state.metrics.clone()),
+        PlatformHooks::new(
+            state.store.clone(),
+            state.wall_clock.clone(),
+            state.metrics.clone(),
+            &config.host_id,
+        ),
     );
     tokio::spawn(watch_tokens(broker.clone(), state.store.clone(), state.wall_clock.clone(), stop.clone()));
     state.metrics.watch_broker(broker.clone());
-    let host_state = |online| {
-        let timestamp = model::oee::unix_ms(state.clock.now()).max(0) as u64;
-        ingest::sparkplug::encode_host_state(
-            &config.host_id,
-            ingest::sparkplug::HostState { online, timestamp },
-        )
-    };
-    let online = host_state(true).ok();
     for filter in INGEST_FILTERS {
         let mut messages = broker.subscribe(filter)?;
         let state = state.clone();
-        let (broker, online, host_id) = (broker.clone(), online.clone(), config.host_id.clone());
         tokio::spawn(async move {
-            let mut reassert = Reassert::new();
             while let Some(message) = messages.recv().await {
                 let publisher = match device_site(&message.publisher) {
                     Some((site, _)) => Publisher::Site(site),
@@ -437,18 +465,6 @@ pub async fn start(
                     None if message.publisher.as_str() == Identity::BROKER => continue,
                     None => Publisher::AnySite,
                 };
-                if let Some(online) = &online
-                    && says_host_not_online(&message.topic, &message.payload, &host_id)
-                    && reassert.due()
-                {
-                    // Sparkplug 3.0: a host that reads itself declared offline by another client
-                    // says it is online again at once.
-                    if let Err(error) =
-                        broker.publish(&online.topic, &online.payload, QoS::AtLeastOnce, true).await
-                    {
-                        tracing::warn!(%error, "could not say the platform is online again");
-                    }
-                }
                 let incoming = Incoming {
                     topic: message.topic.to_string(),
                     payload: message.payload.to_vec(),
@@ -477,7 +493,14 @@ pub async fn start(
             }
         });
     }
-    if let Some(online) = &online {
+    let host_state = |online| {
+        let timestamp = model::oee::unix_ms(state.clock.now()).max(0) as u64;
+        ingest::sparkplug::encode_host_state(
+            &config.host_id,
+            ingest::sparkplug::HostState { online, timestamp },
+        )
+    };
+    if let Ok(online) = host_state(true) {
         broker.publish(&online.topic, &online.payload, QoS::AtLeastOnce, true).await?;
     }
     tracing::info!(address = ?address, "embedded MQTT broker listening");
@@ -500,7 +523,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn anything_but_online_on_the_platform_s_state_topic_is_answered_at_most_once_a_second() {
+    fn anything_but_online_on_the_platform_s_state_topic_is_not_online() {
         let ours = "spBv1.0/STATE/microfactory";
         assert!(says_host_not_online(ours, br#"{"online": false, "timestamp": 1}"#, "microfactory"));
         // What no edge node can read says it is not online either.
@@ -510,10 +533,20 @@ mod tests {
         assert!(!says_host_not_online(ours, br#"{"online": true, "timestamp": 1}"#, "microfactory"));
         let other = "spBv1.0/STATE/other-host";
         assert!(!says_host_not_online(other, b"garbage", "microfactory"));
-        // A client answering every online with an offline makes no loop.
+    }
+
+    #[test]
+    fn the_platform_says_it_is_online_again_at_once_but_at_most_once_a_second() {
         let mut reassert = Reassert::new();
-        assert!(reassert.due());
-        assert!(!reassert.due());
+        assert!(!reassert.pending());
+        reassert.request();
+        assert!(reassert.pending() && reassert.at() <= tokio::time::Instant::now());
+        reassert.done();
+        assert!(!reassert.pending());
+        // A client answering every online with an offline makes no loop.
+        reassert.request();
+        let wait = reassert.at() - tokio::time::Instant::now();
+        assert!(wait > std::time::Duration::from_millis(900), "{wait:?}");
     }
 
     #[test]

@@ -129,14 +129,11 @@ async fn serve(
                         // was taken in when it was published, or queued in the session meanwhile.
                         // Released, so that it is acknowledged (an unreleased receipt abandons it,
                         // and the connection would end for the broker to send it again).
-                        if super::says_host_not_online(&delivery.publish.topic, &delivery.publish.payload, &config.host_id)
-                            && reassert.due()
-                            && let Some(online) = host_state(&config, true, since_ms)
-                        {
-                            // Sparkplug 3.0: a host that reads itself declared offline (the will
-                            // of a connection the broker dropped late, another client) says it is
-                            // online again at once.
-                            drop(client.start_publish(&online.topic, online.payload, QoS::AtLeastOnce, true).await);
+                        // Sparkplug 3.0: a host that reads itself declared offline (the will of
+                        // a connection the broker dropped late, another client) says it is online
+                        // again at once.
+                        if super::says_host_not_online(&delivery.publish.topic, &delivery.publish.payload, &config.host_id) {
+                            reassert.request();
                         }
                         if delivery.publish.retain {
                             state.metrics.count_ingest_skip("retained");
@@ -150,6 +147,12 @@ async fn serve(
                             receipt: Some(delivery.receipt),
                         };
                         state.ingest(incoming).await;
+                    }
+                    () = tokio::time::sleep_until(reassert.at()), if reassert.pending() => {
+                        if let Some(online) = host_state(&config, true, since_ms) {
+                            drop(client.start_publish(&online.topic, online.payload, QoS::AtLeastOnce, true).await);
+                        }
+                        reassert.done();
                     }
                     _ = stop.changed() => {
                         // Sparkplug: say offline before a clean disconnect (which discards the will).

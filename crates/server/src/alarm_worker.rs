@@ -43,6 +43,9 @@ pub enum AlarmInput {
     State(StateChange),
     /// Rules were created, changed or deleted.
     RulesChanged,
+    /// Alarms changed elsewhere (acknowledged, or cleared by a rule's edit or deletion), already
+    /// stored and on the live stream: MQTT and the webhooks hear of them as of the worker's own.
+    Changed(Vec<model::alarm::Alarm>),
 }
 
 /// How many inputs may wait for the worker; past that, inputs are dropped and counted rather
@@ -50,6 +53,14 @@ pub enum AlarmInput {
 pub(crate) const ALARM_QUEUE: usize = 8192;
 
 impl AppState {
+    /// Tells MQTT and the webhooks of alarms changed outside the worker (it waits for room in the
+    /// worker's queue rather than drop them).
+    pub(crate) async fn alarms_changed(&self, alarms: Vec<model::alarm::Alarm>) {
+        if !alarms.is_empty() && self.alarm_inputs.send(AlarmInput::Changed(alarms)).await.is_err() {
+            self.metrics.count_dropped_alarm_input();
+        }
+    }
+
     /// Hands an input to the alarm worker without waiting.
     pub fn alarm_input(&self, input: AlarmInput) {
         if self.alarm_inputs.try_send(input).is_err() {
@@ -130,6 +141,15 @@ pub(crate) async fn run(
                         _ => tracing::warn!("alarm worker could not reload its rules; keeping the old ones"),
                     }
                 }
+                AlarmInput::Changed(alarms) => {
+                    let store = state.store.clone();
+                    match tokio::task::spawn_blocking(move || with_sites(&store, alarms)).await {
+                        Ok(Ok(changed)) => notify(&state, changed, &webhooks, false),
+                        _ => tracing::warn!(
+                            "alarm worker could not tell MQTT and the webhooks of changed alarms"
+                        ),
+                    }
+                }
             }
             taken += 1;
             next = if taken < BATCH_INPUTS && transitions.len() < BATCH_TRANSITIONS {
@@ -193,40 +213,59 @@ async fn apply(state: &AppState, transitions: Vec<Transition>, webhooks: &webhoo
     let store = state.store.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let alarms = store.apply_alarm_transitions(&transitions)?;
-        // The MQTT topic names the site: one lookup per machine in the batch.
-        let mut sites: std::collections::HashMap<MachineId, String> = std::collections::HashMap::new();
-        let mut out = Vec::with_capacity(alarms.len());
-        for alarm in alarms.into_iter().flatten() {
-            let site = match sites.get(&alarm.machine_id) {
-                Some(code) => code.clone(),
-                None => {
-                    let code = store.site(store.machine(alarm.machine_id)?.site_id)?.code;
-                    sites.insert(alarm.machine_id, code.clone());
-                    code
-                }
-            };
-            out.push((alarm, site));
-        }
-        Ok::<_, store::StoreError>(out)
+        with_sites(&store, alarms.into_iter().flatten().collect())
     })
     .await;
     match stored {
-        Ok(Ok(changed)) => {
-            for (alarm, site) in changed {
-                if let Ok(payload) = serde_json::to_vec(&alarm) {
-                    state.publish_mqtt(ingest::Outgoing {
-                        topic: format!("mf/v1/{site}/alarms"),
-                        payload,
-                        qos: 1,
-                        retain: false,
-                    });
-                }
-                tracing::info!(alarm = alarm.id, machine = %alarm.machine_id, status = alarm.status.as_str(), message = %alarm.message, "alarm");
-                webhooks.send(&alarm);
-                state.publish(LiveEvent::Alarm { alarm });
-            }
-        }
+        Ok(Ok(changed)) => notify(state, changed, webhooks, true),
         Ok(Err(error)) => tracing::warn!(%error, "could not store alarm changes"),
         Err(error) => tracing::error!(%error, "alarm store task failed"),
+    }
+}
+
+/// Each alarm with the code of its machine's site, which the MQTT topic names: one lookup per
+/// machine.
+fn with_sites(
+    store: &store::Store,
+    alarms: Vec<model::alarm::Alarm>,
+) -> store::Result<Vec<(model::alarm::Alarm, String)>> {
+    let mut sites: std::collections::HashMap<MachineId, String> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(alarms.len());
+    for alarm in alarms {
+        let site = match sites.get(&alarm.machine_id) {
+            Some(code) => code.clone(),
+            None => {
+                let code = store.site(store.machine(alarm.machine_id)?.site_id)?.code;
+                sites.insert(alarm.machine_id, code.clone());
+                code
+            }
+        };
+        out.push((alarm, site));
+    }
+    Ok(out)
+}
+
+/// Tells MQTT (`mf/v1/{site}/alarms`), the webhooks and, with `live`, the live stream of each
+/// changed alarm.
+fn notify(
+    state: &AppState,
+    changed: Vec<(model::alarm::Alarm, String)>,
+    webhooks: &webhook::Sender,
+    live: bool,
+) {
+    for (alarm, site) in changed {
+        if let Ok(payload) = serde_json::to_vec(&alarm) {
+            state.publish_mqtt(ingest::Outgoing {
+                topic: format!("mf/v1/{site}/alarms"),
+                payload,
+                qos: 1,
+                retain: false,
+            });
+        }
+        tracing::info!(alarm = alarm.id, machine = %alarm.machine_id, status = alarm.status.as_str(), message = %alarm.message, "alarm");
+        webhooks.send(&alarm);
+        if live {
+            state.publish(LiveEvent::Alarm { alarm });
+        }
     }
 }

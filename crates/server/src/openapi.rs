@@ -700,7 +700,11 @@ pub(crate) fn build() -> Value {
         let mut parameters = page_parameters();
         for (name, kind, description) in [
             ("status", "string", "Only alarms in this status: active, acknowledged, cleared."),
-            ("open", "boolean", "Only open alarms: not cleared, or cleared before anyone acknowledged them."),
+            (
+                "open",
+                "boolean",
+                "true: only open alarms (not cleared, or cleared before anyone acknowledged them); false: only the others.",
+            ),
             ("machine", "integer", "Only alarms of this machine."),
         ] {
             parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}}));

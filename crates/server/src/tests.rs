@@ -1395,6 +1395,10 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let webhook =
         tokio::time::timeout(std::time::Duration::from_secs(10), bodies.recv()).await.unwrap().unwrap();
     assert!(webhook.contains("\"status\":\"active\""), "{webhook}");
+    // The acknowledgement is a change receivers hear of too.
+    let acknowledged =
+        tokio::time::timeout(std::time::Duration::from_secs(10), bodies.recv()).await.unwrap().unwrap();
+    assert!(acknowledged.contains("\"acknowledged_by\":\"operator\""), "{acknowledged}");
     let cleared =
         tokio::time::timeout(std::time::Duration::from_secs(10), bodies.recv()).await.unwrap().unwrap();
     assert!(cleared.contains("\"status\":\"cleared\""), "{cleared}");

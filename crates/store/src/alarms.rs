@@ -15,8 +15,9 @@ use crate::{
 pub struct AlarmFilter {
     /// Only alarms in this status.
     pub status: Option<AlarmStatus>,
-    /// Only open alarms: not cleared, or cleared before anyone acknowledged them.
-    pub open: bool,
+    /// `Some(true)`: only open alarms, not cleared, or cleared before anyone acknowledged them;
+    /// `Some(false)`: only the others (cleared and acknowledged).
+    pub open: Option<bool>,
     /// Only alarms of this machine.
     pub machine: Option<MachineId>,
 }
@@ -228,7 +229,7 @@ impl Store {
             let rows = conn
                 .prepare_cached(&format!(
                     "{ALARM_SELECT} WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR status = ?2)
-                     AND (?3 = 0 OR {OPEN_ALARM})
+                     AND (?3 IS NULL OR ?3 = {OPEN_ALARM})
                      AND (?4 IS NULL OR machine_id = ?4)
                      ORDER BY id DESC LIMIT ?5"
                 ))?

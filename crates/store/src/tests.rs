@@ -1335,7 +1335,7 @@ mod alarm_tests {
         let cleared = f.store.clear_alarm(rule.id, m, NOW).unwrap().unwrap();
         assert_eq!(cleared.status, AlarmStatus::Cleared);
         assert!(f.store.clear_alarm(rule.id, m, NOW).unwrap().is_none());
-        let open = AlarmFilter { open: true, ..AlarmFilter::default() };
+        let open = AlarmFilter { open: Some(true), ..AlarmFilter::default() };
         assert!(f.store.alarms(&open, all()).unwrap().items.is_empty());
         // An alarm that clears before anyone acknowledged it stays open until someone does, and
         // stays cleared when they do.
@@ -1345,6 +1345,12 @@ mod alarm_tests {
         assert!(f.store.open_alarm_keys().unwrap().is_empty(), "the engine may raise it again");
         let listed = f.store.alarms(&open, all()).unwrap().items;
         assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [brief.id]);
+        // And `open: false` lists the others only.
+        let closed = AlarmFilter { open: Some(false), ..AlarmFilter::default() };
+        assert_eq!(
+            f.store.alarms(&closed, all()).unwrap().items.iter().map(|a| a.id).collect::<Vec<_>>(),
+            [alarm.id]
+        );
         let seen = f.store.acknowledge_alarm(brief.id, "mei", NOW + time::Duration::minutes(5)).unwrap();
         assert_eq!((seen.status, seen.acknowledged_by.as_deref()), (AlarmStatus::Cleared, Some("mei")));
         assert!(!seen.needs_acknowledgement());

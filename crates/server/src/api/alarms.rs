@@ -53,7 +53,7 @@ pub(crate) async fn update_rule(
     let (store, now) = (state.store.clone(), state.clock.now());
     let (rule, cleared) = blocking(move || store.update_alarm_rule(id, &new, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
-    publish(&state, cleared);
+    publish(&state, cleared).await;
     Ok(Json(rule))
 }
 
@@ -65,15 +65,17 @@ pub(crate) async fn delete_rule(
     let (store, now) = (state.store.clone(), state.clock.now());
     let cleared = blocking(move || store.delete_alarm_rule(id, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
-    publish(&state, cleared);
+    publish(&state, cleared).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Sends each changed alarm to the live stream.
-fn publish(state: &AppState, alarms: Vec<Alarm>) {
-    for alarm in alarms {
-        state.publish(LiveEvent::Alarm { alarm });
+/// Sends each changed alarm to the live stream at once, and through the alarm worker to MQTT and
+/// the webhooks.
+async fn publish(state: &AppState, alarms: Vec<Alarm>) {
+    for alarm in &alarms {
+        state.publish(LiveEvent::Alarm { alarm: alarm.clone() });
     }
+    state.alarms_changed(alarms).await;
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +84,8 @@ pub(crate) struct AlarmsQuery {
     limit: Option<u32>,
     cursor: Option<String>,
     status: Option<AlarmStatus>,
-    /// Only open alarms: not cleared, or cleared before anyone acknowledged them.
+    /// `true`: only open alarms, not cleared, or cleared before anyone acknowledged them;
+    /// `false`: only the others.
     open: Option<bool>,
     machine: Option<i64>,
 }
@@ -94,11 +97,8 @@ pub(crate) async fn list_alarms(
 ) -> ApiResult<Json<ListResponse<Alarm>>> {
     // Newest first: the cursor is an upper bound on the id (see `Store::alarms`).
     let request = page_request(query.limit, query.cursor.as_deref())?;
-    let filter = AlarmFilter {
-        status: query.status,
-        open: query.open.unwrap_or(false),
-        machine: query.machine.map(model::MachineId),
-    };
+    let filter =
+        AlarmFilter { status: query.status, open: query.open, machine: query.machine.map(model::MachineId) };
     let store = state.store;
     // A filter naming nothing that exists is wrong, not "none" (as everywhere).
     if let Some(machine) = filter.machine {
@@ -142,7 +142,7 @@ pub(crate) async fn acknowledge_cleared(
     })
     .await?;
     let acknowledged = alarms.len();
-    publish(&state, alarms);
+    publish(&state, alarms).await;
     Ok(Json(Acknowledged { acknowledged }))
 }
 
@@ -153,6 +153,6 @@ pub(crate) async fn acknowledge(
 ) -> ApiResult<Json<Alarm>> {
     let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
     let alarm = blocking(move || store.acknowledge_alarm(id, &by, now)).await?;
-    state.publish(LiveEvent::Alarm { alarm: alarm.clone() });
+    publish(&state, vec![alarm.clone()]).await;
     Ok(Json(alarm))
 }

@@ -144,7 +144,11 @@ pub(crate) async fn page(
     let a = t.alarms_page;
     let store = &state.store;
     let all = query.show.as_deref() == Some("all");
-    let filter = AlarmFilter { open: !all, machine: query.machine.map(MachineId), ..AlarmFilter::default() };
+    let filter = AlarmFilter {
+        open: (!all).then_some(true),
+        machine: query.machine.map(MachineId),
+        ..AlarmFilter::default()
+    };
     let request = page_request(Some(50), query.cursor.as_deref()).or_page(&ctx)?;
     let page = store.alarms(&filter, request).or_page(&ctx)?;
     let machines = store

@@ -201,7 +201,7 @@ pub(crate) async fn page(
     }
     let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
     // The operator at the machine sees its hazards first.
-    let filter = AlarmFilter { status: None, open: true, machine: Some(machine.id) };
+    let filter = AlarmFilter { status: None, open: Some(true), machine: Some(machine.id) };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN }).or_page(&ctx)?.items;
     let names = std::collections::HashMap::from([(machine.id, machine.code.as_str())]);
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();

@@ -231,6 +231,8 @@ pub struct Engine {
     /// Each series' latest reading: its time, its value, and when it reached the engine (`None`
     /// for one taken up from the store at a restart, whose readings may still be on their way).
     last_reading: HashMap<(MachineId, String), (Timestamp, f64, Option<Timestamp>)>,
+    /// Each machine's state and since when it has been in it; for a stop (down or offline,
+    /// whatever the reports' reasons), since the stop began.
     states: HashMap<MachineId, (Timestamp, MachineState)>,
     /// When the engine started after a restart: silence before it was the platform's, not the
     /// sensors', so staleness counts from here at the earliest (rates use the true times).
@@ -336,7 +338,13 @@ impl Engine {
 
     /// Feeds a state change.
     pub fn on_state(&mut self, change: &StateChange, out: &mut Vec<Transition>) {
-        self.states.insert(change.machine, (change.at, change.state));
+        // A stop goes on through reports of other reasons (or offline): it counts from its start.
+        let stop = |state: MachineState| matches!(state, MachineState::Down | MachineState::Offline);
+        let since = match self.states.get(&change.machine) {
+            Some(&(at, state)) if stop(state) && stop(change.state) => at.min(change.at),
+            _ => change.at,
+        };
+        self.states.insert(change.machine, (since, change.state));
         for rule in &self.rules {
             if !applies(rule, change.machine)
                 || !matches!(rule.rule.condition, Condition::StoppedLonger { .. })

@@ -617,10 +617,12 @@ mod alarm_tests {
             reason: None,
         };
         let stop_rule = rule(1, None, Condition::StoppedLonger { minutes: 10 }, 0);
-        // A rule created while machine 4 has been down for 8 minutes.
+        // A rule created while machine 4 has been down for 8 minutes; the stop was reported again
+        // with another reason at minute 5, and it counts from its start all the same.
         let mut engine = Engine::new(Vec::new(), &[]);
         let mut out = Vec::new();
         engine.on_state(&down(4, 0), &mut out);
+        engine.on_state(&StateChange { reason: Some("another fault".into()), ..down(4, 5) }, &mut out);
         engine.set_rules(vec![stop_rule.clone()]);
         engine.on_tick(T0 + time::Duration::minutes(8), &[MachineId(4)], &mut out);
         assert!(out.is_empty());

@@ -80,13 +80,17 @@ pub(crate) async fn run(
         let rules = store.alarm_rules()?;
         let open = store.open_alarm_keys()?;
         let watched = Watched::load(&store)?;
-        Ok::<_, store::StoreError>((
-            rules,
-            open,
-            watched,
-            store.current_states(now)?,
-            store.latest_readings()?,
-        ))
+        // A machine stopped now counts from when its stop began, however many reports (other
+        // reasons, offline) came since.
+        let mut states = store.current_states(now)?;
+        for change in &mut states {
+            if matches!(change.state, model::MachineState::Down | model::MachineState::Offline)
+                && let Some(since) = store.stopped_since(change.machine, change.at)?
+            {
+                change.at = since;
+            }
+        }
+        Ok::<_, store::StoreError>((rules, open, watched, states, store.latest_readings()?))
     })
     .await;
     let (rules, open, mut watched, states, latest) = match loaded {

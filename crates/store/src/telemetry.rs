@@ -589,6 +589,27 @@ impl Store {
         })
     }
 
+    /// When `machine`'s run of stopped states (down or offline, however many reports with other
+    /// reasons it holds) that includes `at` began: the first such report after the last other
+    /// state before `at`. `None` when it is not stopped at `at`.
+    pub fn stopped_since(
+        &self,
+        machine: MachineId,
+        at: model::Timestamp,
+    ) -> Result<Option<model::Timestamp>> {
+        self.read(|conn| {
+            let since: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT min(since_ms) FROM machine_states
+                     WHERE machine_id = ?1 AND since_ms <= ?2 AND state IN ('down', 'offline')
+                       AND since_ms > coalesce((SELECT max(since_ms) FROM machine_states
+                           WHERE machine_id = ?1 AND since_ms <= ?2 AND state NOT IN ('down', 'offline')), -1)",
+                )?
+                .query_row(params![machine.0, to_ms(at)], |row| row.get(0))?;
+            since.map(from_ms).transpose()
+        })
+    }
+
     /// One machine's latest state at `now` (see [`Store::current_states`]), if it ever reported one.
     pub fn current_state(&self, machine: MachineId, now: model::Timestamp) -> Result<Option<StateChange>> {
         self.read(|conn| {

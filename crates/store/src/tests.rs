@@ -1120,6 +1120,33 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn a_stop_begins_at_its_first_report() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[1];
+        let change = |ms: i64, state: MachineState, reason: &str| StateChange {
+            machine: m,
+            at: from_ms(ms).unwrap(),
+            state,
+            reason: Some(reason.to_string()),
+        };
+        for (ms, state, reason) in [
+            (1_000, MachineState::Running, ""),
+            (2_000, MachineState::Down, "jam"),
+            (3_000, MachineState::Down, "still jammed"),
+            (4_000, MachineState::Offline, "gateway gone"),
+            (5_000, MachineState::Running, ""),
+            (6_000, MachineState::Down, "e-stop"),
+        ] {
+            f.store.record_state(&change(ms, state, reason)).unwrap();
+        }
+        let since = |ms: i64| f.store.stopped_since(m, from_ms(ms).unwrap()).unwrap().map(to_ms);
+        assert_eq!(
+            [since(4_500), since(3_000), since(5_500), since(6_000), since(500)],
+            [Some(2_000), Some(2_000), None, Some(6_000), None]
+        );
+    }
+
+    #[test]
     fn state_spans_cover_the_period_from_the_state_in_force() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[1];

@@ -281,11 +281,36 @@ impl Engine {
         self.states.remove(&machine);
     }
 
-    /// Replaces the rules (after an edit); state of unchanged enabled rules is kept.
-    pub fn set_rules(&mut self, rules: Vec<AlarmRule>) {
+    /// Replaces the rules (after an edit); state of unchanged enabled rules is kept. A threshold
+    /// rule new to a series (created, or enabled again) judges the series' latest value at once,
+    /// as if it had just arrived, rather than wait for the next reading.
+    pub fn set_rules(&mut self, rules: Vec<AlarmRule>, out: &mut Vec<Transition>) {
         // A disabled rule's alarms are cleared; enabled again, it starts afresh.
         self.tracks.retain(|(rule, _), _| rules.iter().any(|r| r.id == *rule && r.rule.enabled));
         self.rules = rules;
+        let mut latest: Vec<(MachineId, &String, Timestamp, f64)> = self
+            .last_reading
+            .iter()
+            .map(|((machine, metric), (at, value, _))| (*machine, metric, *at, *value))
+            .collect();
+        latest.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (machine, metric, at, value) in latest {
+            for rule in &self.rules {
+                if !applies(rule, machine) || rule.rule.metric.as_deref() != Some(metric.as_str()) {
+                    continue;
+                }
+                let holds = match rule.rule.condition {
+                    Condition::Above { threshold } => value > threshold,
+                    Condition::Below { threshold } => value < threshold,
+                    _ => continue,
+                };
+                if let std::collections::hash_map::Entry::Vacant(entry) =
+                    self.tracks.entry((rule.id, machine))
+                {
+                    step(rule, machine, entry.insert(Track::default()), holds, at, Some(value), out);
+                }
+            }
+        }
     }
 
     /// Feeds one reading as it happens (it reaches the engine at its own time).

@@ -609,6 +609,31 @@ mod alarm_tests {
     }
 
     #[test]
+    fn a_rule_created_or_enabled_again_judges_the_latest_value_at_once() {
+        let mut engine = Engine::new(Vec::new(), &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "temperature_c", 0, 99.0), &mut out);
+        engine.on_reading(&reading(2, "temperature_c", 0, 20.0), &mut out);
+        let hot = rule(1, Some("temperature_c"), Condition::Above { threshold: 50.0 }, 0);
+        engine.set_rules(vec![hot.clone()], &mut out);
+        assert_eq!(kinds(&out), ["raise"], "machine 1 is at 99 already: {out:?}");
+        let Transition::Raise { machine, at, .. } = &out[0] else { unreachable!() };
+        assert_eq!((*machine, *at), (MachineId(1), T0));
+        // Disabled, its alarm clears; enabled again while the value is still 99, it raises again.
+        let mut off = hot.clone();
+        off.rule.enabled = false;
+        out.clear();
+        engine.set_rules(vec![off], &mut out);
+        engine.set_rules(vec![hot.clone()], &mut out);
+        assert_eq!(kinds(&out), ["raise"], "{out:?}");
+        // An edit of another rule judges nothing again.
+        out.clear();
+        engine
+            .set_rules(vec![hot, rule(2, Some("gas_ppm"), Condition::Above { threshold: 5.0 }, 0)], &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
     fn stops_that_began_before_the_rule_or_the_restart_still_count() {
         let down = |machine: i64, minutes: i64| StateChange {
             machine: MachineId(machine),
@@ -623,7 +648,7 @@ mod alarm_tests {
         let mut out = Vec::new();
         engine.on_state(&down(4, 0), &mut out);
         engine.on_state(&StateChange { reason: Some("another fault".into()), ..down(4, 5) }, &mut out);
-        engine.set_rules(vec![stop_rule.clone()]);
+        engine.set_rules(vec![stop_rule.clone()], &mut out);
         engine.on_tick(T0 + time::Duration::minutes(8), &[MachineId(4)], &mut out);
         assert!(out.is_empty());
         engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(4)], &mut out);

@@ -518,6 +518,19 @@ async fn write_one(state: &AppState, mut batch: WriteBatch, mut done: Option<&mu
         let detail = format!("a machine has {} metrics already", store::MAX_METRICS_PER_MACHINE);
         state.metrics.log_drop_limited("too_many_metrics", &detail);
     }
+    // Alarms judge what the store holds: a second value at a millisecond (not stored) changes none.
+    let readings = if stats.not_stored.is_empty() {
+        readings
+    } else {
+        let mut skipped = stats.not_stored.iter().peekable();
+        let stored = readings
+            .iter()
+            .enumerate()
+            .filter(|(position, _)| skipped.next_if_eq(&position).is_none())
+            .map(|(_, reading)| reading.clone())
+            .collect();
+        Arc::new(stored)
+    };
     if !readings.is_empty() {
         state.alarm_input(AlarmInput::Readings(readings));
     }

@@ -1434,6 +1434,10 @@ async fn health_says_so_when_only_api_writes_fail() {
 async fn a_second_value_at_a_millisecond_a_series_has_one_at_is_counted_not_lost_unseen() {
     let h = harness();
     let workers = h.state.start_workers();
+    let planner = token_for(Role::Planner);
+    let rule = json!({"name": "Dup high", "metric": "dup", "condition": {"kind": "above", "threshold": 50.0}, "severity": "warning"});
+    let created = h.post_json("/api/v1/alarm-rules", &planner, &rule).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     // A gateway that stamps whole seconds sends two values in one second.
     for value in [1.0, 99.0] {
         let payload = json!({"ts": "2026-11-24T08:59:00+08:00", "metrics": {"dup": value}}).to_string();
@@ -1442,6 +1446,11 @@ async fn a_second_value_at_a_millisecond_a_series_has_one_at_is_counted_not_lost
     }
     let text = h.state.metrics.render(&[]);
     assert!(text.contains(r#"microfactory_ingest_skipped_total{reason="same_millisecond"} 1"#), "{text}");
+    // The value not stored raises no alarm either: alarms judge what the history shows.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let alarms = h.get("/api/v1/alarms?open=true").await.json;
+    let dup = alarms["items"].as_array().unwrap().iter().filter(|a| a["cause"]["metric"] == "dup").count();
+    assert_eq!(dup, 0, "{alarms}");
     h.state.begin_stop();
     workers.finish().await;
 }

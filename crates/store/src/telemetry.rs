@@ -21,6 +21,9 @@ pub struct WriteStats {
     pub inserted: usize,
     /// Readings ignored because the series already had a value at that timestamp.
     pub duplicates: usize,
+    /// The positions in the batch of the readings not stored (duplicates, unknown machines, too
+    /// many metrics), in order: what watches the readings (alarms) sees only the stored ones.
+    pub not_stored: Vec<usize>,
     /// Readings of machines that do not exist (deleted since they were decoded).
     pub unknown_machine: usize,
     /// Readings of a new metric of a machine that has [`MAX_METRICS_PER_MACHINE`] already.
@@ -293,21 +296,24 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO readings (series_id, ts_ms, value) VALUES (?1, ?2, ?3)",
             )?;
-            for reading in readings {
+            for (position, reading) in readings.iter().enumerate() {
                 let series = match series_id(tx, &mut cache, reading.machine, &reading.metric)? {
                     Series::Id(id) => id,
                     Series::UnknownMachine => {
                         stats.unknown_machine += 1;
+                        stats.not_stored.push(position);
                         continue;
                     }
                     Series::TooMany => {
                         stats.too_many_metrics += 1;
+                        stats.not_stored.push(position);
                         continue;
                     }
                 };
                 let ts = to_ms(reading.at);
                 if insert.execute(params![series, ts, reading.value])? == 0 {
                     stats.duplicates += 1;
+                    stats.not_stored.push(position);
                     continue;
                 }
                 stats.inserted += 1;

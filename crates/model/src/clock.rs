@@ -59,9 +59,12 @@ pub fn rfc3339_or_millis<'de, D: serde::Deserializer<'de>>(
             f.write_str("an RFC 3339 time or whole Unix epoch milliseconds")
         }
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map(Some)
-                .map_err(|_| E::custom(format!("{text:?} is not an RFC 3339 time (nor epoch milliseconds)")))
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map(Some).map_err(
+                |_| {
+                    let shown: String = text.chars().take(40).collect();
+                    E::custom(format!("{shown:?} is not an RFC 3339 time (nor epoch milliseconds)"))
+                },
+            )
         }
         fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Self::Value, E> {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

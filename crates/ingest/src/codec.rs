@@ -231,6 +231,9 @@ pub enum DropReason {
     /// A Sparkplug message with the same `seq` as the one before it from its node: a resend (a
     /// QoS 1 message whose acknowledgement was lost), already taken in.
     RepeatedSeq,
+    /// A birth metric whose alias another metric of the same birth has already: the alias stays
+    /// the first one's, and the metric is known by its name only.
+    DuplicateAlias,
 }
 
 /// The largest magnitude a stored reading may have. No measurement comes near it, and it keeps
@@ -250,7 +253,7 @@ pub(crate) fn unstorable(value: f64) -> Option<DropReason> {
 
 impl DropReason {
     /// Every reason, for registering metrics.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::PayloadTooLarge,
         DropReason::BadTopic,
         DropReason::MalformedJson,
@@ -274,6 +277,7 @@ impl DropReason {
         DropReason::AwaitingRebirth,
         DropReason::StaleDeath,
         DropReason::RepeatedSeq,
+        DropReason::DuplicateAlias,
     ];
 
     /// The snake_case name used as a metric label.
@@ -302,6 +306,7 @@ impl DropReason {
             DropReason::AwaitingRebirth => "awaiting_rebirth",
             DropReason::StaleDeath => "stale_death",
             DropReason::RepeatedSeq => "repeated_seq",
+            DropReason::DuplicateAlias => "duplicate_alias",
         }
     }
 

@@ -1057,7 +1057,21 @@ impl Message<'_> {
             let datatype = metric.datatype.and_then(DataType::from_code).unwrap_or(DataType::Unknown);
             let def = MetricDef { name: self.names.intern(name), datatype };
             if let Some(alias) = metric.alias {
-                table.by_alias.insert(alias, def.clone());
+                // The specification wants aliases unique in a node's births; a second use would
+                // send one series' data to another.
+                match table.by_alias.entry(alias) {
+                    std::collections::hash_map::Entry::Occupied(first) => self.out.drop(
+                        DropReason::DuplicateAlias,
+                        format!(
+                            "alias {alias} of {key} is {:?}'s already; {:?} is known by its name only",
+                            clip(&first.get().name),
+                            clip(name)
+                        ),
+                    ),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        entry.insert(def.clone());
+                    }
+                }
             }
             table.by_name.insert(Arc::clone(&def.name), def.clone());
             if !is_session_machinery(name) {

@@ -326,6 +326,37 @@ fn values_by_datatype() {
 }
 
 #[test]
+fn an_alias_given_twice_in_a_birth_stays_the_first_metric_s() {
+    use metric::Value as V;
+    let mut decoder = SparkplugDecoder::default();
+    let birth = Payload {
+        timestamp: Some(ms(NOW)),
+        seq: Some(0),
+        metrics: vec![def("da", 7, DataType::Double), def("db", 7, DataType::Double)],
+        ..Payload::default()
+    };
+    let mut log = raw(&mut decoder, "spBv1.0/hk/NBIRTH/e", &birth, NOW);
+    // Data by the alias is the first metric's; the second is known by its name.
+    let by_name = Metric { name: Some("db".into()), value: Some(V::DoubleValue(2.0)), ..Metric::default() };
+    let data = Payload {
+        timestamp: Some(ms(NOW)),
+        seq: Some(1),
+        metrics: vec![by_alias(7, V::DoubleValue(1.0)), by_name],
+        ..Payload::default()
+    };
+    log += &raw(&mut decoder, "spBv1.0/hk/NDATA/e", &data, NOW);
+    expect![[r#"
+        event hk/e Online at 2025-03-01T12:00:00Z
+        dropped wrong_types: metric "da" of hk/e: no value
+        dropped duplicate_alias: alias 7 of hk/e is "da"'s already; "db" is known by its name only
+        dropped wrong_types: metric "db" of hk/e: no value
+        reading hk/e "da" = 1 at 2025-03-01T12:00:00Z
+        reading hk/e "db" = 2 at 2025-03-01T12:00:00Z
+    "#]]
+    .assert_eq(&log);
+}
+
+#[test]
 fn malformed_and_ignored_messages() {
     let mut decoder =
         SparkplugDecoder::new(DecodeConfig { max_payload_bytes: 64, ..DecodeConfig::default() });

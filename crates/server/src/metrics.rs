@@ -125,10 +125,9 @@ pub struct Metrics {
     http_connections_refused: AtomicU64,
     ingest_dropped: Mutex<BTreeMap<&'static str, u64>>,
     ingest_skipped: Mutex<BTreeMap<&'static str, u64>>,
-    drop_logged: Mutex<BTreeMap<&'static str, std::time::Instant>>,
-    /// When a drop was last logged per reason and what it names (a machine code), for reasons
-    /// whose different subjects each deserve a line.
-    drop_logged_for: Mutex<std::collections::HashMap<(&'static str, String), std::time::Instant>>,
+    /// When a drop was last logged, per reason and what it names (a machine code; empty for a
+    /// reason logged as one).
+    drop_logged: Mutex<std::collections::HashMap<(&'static str, String), std::time::Instant>>,
     /// The embedded broker, once it runs, for its counters.
     broker: std::sync::OnceLock<mqtt::BrokerHandle>,
 }
@@ -143,12 +142,26 @@ impl Metrics {
     /// Logs a dropped input with its detail, at most once per 10 s per reason, so a flood of bad
     /// input cannot flood the log.
     pub fn log_drop_limited(&self, reason: &'static str, detail: &str) {
+        self.log_drop_limited_for(reason, "", detail);
+    }
+
+    /// [`Metrics::log_drop_limited`] once per 10 s per reason and `subject` (up to 256 subjects
+    /// at a time besides the reasons themselves), so that each of several mistyped machine codes
+    /// shows up.
+    pub fn log_drop_limited_for(&self, reason: &'static str, subject: &str, detail: &str) {
         let mut last = self.drop_logged.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
-        if last.get(reason).is_some_and(|at| now.duration_since(*at) < Duration::from_secs(10)) {
+        let key = (reason, subject.to_string());
+        if last.get(&key).is_some_and(|at| now.duration_since(*at) < Duration::from_secs(10)) {
             return;
         }
-        last.insert(reason, now);
+        if !subject.is_empty() && last.len() >= 256 {
+            last.retain(|_, at| now.duration_since(*at) < Duration::from_secs(10));
+            if last.len() >= 256 {
+                return;
+            }
+        }
+        last.insert(key, now);
         // Correctly stamped data from devices whose clocks are right is dropped while this
         // server's own clock is wrong: say which clock may be off.
         let hint = match reason {
@@ -164,30 +177,7 @@ impl Metrics {
             reason,
             detail,
             hint,
-            "ingest dropped bad input (logged at most every 10 s per reason; counted in /metrics)"
-        );
-    }
-
-    /// [`Metrics::log_drop_limited`] once per 10 s per reason and `subject` (up to 256 subjects
-    /// at a time), so that each of several mistyped machine codes shows up.
-    pub fn log_drop_limited_for(&self, reason: &'static str, subject: &str, detail: &str) {
-        let mut last = self.drop_logged_for.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        let key = (reason, subject.to_string());
-        if last.get(&key).is_some_and(|at| now.duration_since(*at) < Duration::from_secs(10)) {
-            return;
-        }
-        if last.len() >= 256 {
-            last.retain(|_, at| now.duration_since(*at) < Duration::from_secs(10));
-            if last.len() >= 256 {
-                return;
-            }
-        }
-        last.insert(key, now);
-        tracing::warn!(
-            reason,
-            detail,
-            "ingest dropped bad input (logged at most every 10 s per reason and subject; counted in /metrics)"
+            "ingest dropped bad input (logged at most every 10 s per reason, and per subject where one is named; counted in /metrics)"
         );
     }
 

@@ -198,8 +198,7 @@ impl Store {
     /// Opens (creating if needed) the database file at `path` and brings its schema up to date
     /// ([`Store::migrated`] says from which version).
     pub fn open(path: &Path, durability: Durability) -> Result<Store> {
-        check_files(path)?;
-        check_writable(path)?;
+        Store::check(path)?;
         let writer = Connection::open(path)?;
         // SQLite opens a file it may not write read-only without a word; a server on it would
         // refuse every write until restarted, even once the file is writable again.
@@ -230,8 +229,7 @@ impl Store {
     /// that may run beside a server (an import), which must not upgrade the store under an older
     /// server that then could not read it ([`StoreError::OlderSchema`]).
     pub fn open_current(path: &Path, durability: Durability) -> Result<Store> {
-        check_files(path)?;
-        check_writable(path)?;
+        Store::check(path)?;
         let writer = Connection::open(path)?;
         // Asked before anything is set: a refused store is left exactly as it was.
         let (found, known) = schema::versions(&writer)?;
@@ -426,7 +424,12 @@ fn check_writable(path: &Path) -> Result<()> {
         file.push(suffix);
         let file = PathBuf::from(file);
         match std::fs::OpenOptions::new().write(true).open(&file) {
-            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
                 return Err(StoreError::Unsafe(format!(
                     "{} can be read but not written by this user: give it (and its folder) to the user the platform runs as, then start again",
                     file.display()

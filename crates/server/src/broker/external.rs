@@ -116,7 +116,7 @@ async fn serve(
     let mut stop = state.stopping.clone();
     let mut connection = first;
     let mut pause = RETRY_FIRST;
-    let mut reassert = super::Reassert::new();
+    let mut reassert = Reassert::new();
     loop {
         if let Some(Connection { client, mut inbox, since_ms }) = connection.take() {
             let connected = std::time::Instant::now();
@@ -132,7 +132,7 @@ async fn serve(
                         // Sparkplug 3.0: a host that reads itself declared offline (the will of
                         // a connection the broker dropped late, another client) says it is online
                         // again at once.
-                        if super::says_host_not_online(&delivery.publish.topic, &delivery.publish.payload, &config.host_id) {
+                        if says_host_not_online(&delivery.publish.topic, &delivery.publish.payload, &config.host_id) {
                             reassert.request();
                         }
                         if delivery.publish.retain {
@@ -223,5 +223,88 @@ async fn forward_outgoing(
             }
             _ = stop.changed() => break,
         }
+    }
+}
+
+/// Whether a message on this platform's Sparkplug STATE topic (host `host_id`) says anything but
+/// that it is online: that it is offline, or something no edge node can read.
+fn says_host_not_online(topic: &str, payload: &[u8], host_id: &str) -> bool {
+    topic.strip_prefix("spBv1.0/STATE/") == Some(host_id)
+        && !ingest::sparkplug::decode_host_state(payload).is_some_and(|state| state.online)
+}
+
+/// The platform saying it is online again when another client said otherwise on its STATE topic:
+/// at once, but at most once a second (a client answering every online with an offline would
+/// otherwise make a loop of tens of thousands a second), and logged at most every 10 s.
+struct Reassert {
+    pending: bool,
+    last: Option<tokio::time::Instant>,
+    logged: Option<tokio::time::Instant>,
+}
+
+impl Reassert {
+    const fn new() -> Reassert {
+        Reassert { pending: false, last: None, logged: None }
+    }
+
+    /// Another client said the platform is not online: it says otherwise at [`Reassert::at`].
+    fn request(&mut self) {
+        self.pending = true;
+    }
+
+    /// Whether saying online again is due.
+    fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// When to say it: now, or a second after the last time.
+    fn at(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        self.last.map_or(now, |last| (last + Duration::from_secs(1)).max(now))
+    }
+
+    /// It was said.
+    fn done(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.pending = false;
+        self.last = Some(now);
+        if self.logged.is_none_or(|logged| now.duration_since(logged) >= Duration::from_secs(10)) {
+            self.logged = Some(now);
+            tracing::info!(
+                "another client said on the platform's Sparkplug STATE topic that it is not online; said it is online again (logged at most every 10 s)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anything_but_online_on_the_platform_s_state_topic_is_not_online() {
+        let ours = "spBv1.0/STATE/microfactory";
+        assert!(says_host_not_online(ours, br#"{"online": false, "timestamp": 1}"#, "microfactory"));
+        // What no edge node can read says it is not online either.
+        for unreadable in [&br#"{"online": false}"#[..], b"garbage", b""] {
+            assert!(says_host_not_online(ours, unreadable, "microfactory"));
+        }
+        assert!(!says_host_not_online(ours, br#"{"online": true, "timestamp": 1}"#, "microfactory"));
+        let other = "spBv1.0/STATE/other-host";
+        assert!(!says_host_not_online(other, b"garbage", "microfactory"));
+    }
+
+    #[test]
+    fn the_platform_says_it_is_online_again_at_once_but_at_most_once_a_second() {
+        let mut reassert = Reassert::new();
+        assert!(!reassert.pending());
+        reassert.request();
+        assert!(reassert.pending() && reassert.at() <= tokio::time::Instant::now());
+        reassert.done();
+        assert!(!reassert.pending());
+        // A client answering every online with an offline makes no loop.
+        reassert.request();
+        let wait = reassert.at() - tokio::time::Instant::now();
+        assert!(wait > Duration::from_millis(900), "{wait:?}");
     }
 }

@@ -98,7 +98,8 @@ pub struct NewAlarmRule {
     pub metric: Option<String>,
     /// The condition.
     pub condition: Condition,
-    /// How long the condition must hold before the alarm is raised (0 = at once).
+    /// How long the condition must hold before the alarm is raised (0 = at once); for
+    /// `stopped_longer`, on top of its minutes.
     #[serde(default)]
     pub for_seconds: u32,
     /// The return-to-normal band of `above`, `below` and `rate_above` (0 = none): a raised alarm
@@ -199,7 +200,8 @@ pub enum Transition {
         /// When it had held long enough: the delay ran out (the time of the reading or tick
         /// that found it so).
         fired: Timestamp,
-        /// The value that tripped it, for metric conditions.
+        /// The value that tripped it, for metric conditions; for `rate_above`, the rate per
+        /// minute.
         value: Option<f64>,
         /// A sentence for people.
         message: String,
@@ -215,6 +217,36 @@ pub enum Transition {
     },
 }
 
+/// A series' latest reading, as the engine judged it.
+#[derive(Clone, Copy)]
+struct Latest {
+    /// Its time for the engine: its stamp, or when it arrived if it was stamped later than that
+    /// (a device clock ahead of the platform's must not hold back the readings after it).
+    at: Timestamp,
+    /// Its stamp, for rates.
+    stamped: Timestamp,
+    value: f64,
+    /// When it reached the engine: `None` for one taken up from the store at a restart, whose
+    /// readings may still be on their way.
+    arrived: Option<Timestamp>,
+}
+
+/// An `above` or `below` rule's delay that may have been running when the platform stopped:
+/// the series' latest stored value meets the rule, and no alarm is up (see
+/// [`Engine::running_delays`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunningDelay {
+    /// The rule.
+    pub rule_id: i64,
+    /// The machine.
+    pub machine: MachineId,
+    /// The series' metric.
+    pub metric: String,
+    /// How far back the series' readings matter: the delay before its latest reading. A
+    /// condition that held from here on has held long enough.
+    pub look_back_to: Timestamp,
+}
+
 #[derive(Default)]
 struct Track {
     /// Since when the condition holds, if it does.
@@ -228,9 +260,8 @@ struct Track {
 pub struct Engine {
     rules: Vec<AlarmRule>,
     tracks: HashMap<(i64, MachineId), Track>,
-    /// Each series' latest reading: its time, its value, and when it reached the engine (`None`
-    /// for one taken up from the store at a restart, whose readings may still be on their way).
-    last_reading: HashMap<(MachineId, String), (Timestamp, f64, Option<Timestamp>)>,
+    /// Each series' latest reading.
+    last_reading: HashMap<(MachineId, String), Latest>,
     /// Each machine's state and since when it has been in it; for a stop (down or offline,
     /// whatever the reports' reasons), since the stop began.
     states: HashMap<MachineId, (Timestamp, MachineState)>,
@@ -260,9 +291,63 @@ impl Engine {
         }
         for reading in latest {
             let key = (reading.machine, reading.metric.clone());
-            self.last_reading.insert(key, (reading.at, reading.value, None));
+            let latest = Latest { at: reading.at, stamped: reading.at, value: reading.value, arrived: None };
+            self.last_reading.insert(key, latest);
         }
         self.heard_from = Some(now);
+    }
+
+    /// After [`Engine::resume`]: the delays of `above` and `below` rules that may have been
+    /// running when the platform stopped, in a stable order. Each one's series is read back from
+    /// the store and given to [`Engine::resume_delay`], so a value that began to hold before the
+    /// restart raises its alarm once it has held for the delay, counted from when it began (a
+    /// sensor that reports only on change sends nothing to start it again).
+    pub fn running_delays(&self) -> Vec<RunningDelay> {
+        let mut delays = Vec::new();
+        for ((machine, metric), latest) in &self.last_reading {
+            for rule in &self.rules {
+                if !applies(rule, *machine)
+                    || rule.rule.for_seconds == 0
+                    || rule.rule.metric.as_deref() != Some(metric.as_str())
+                    || holds_threshold(rule, latest.value) != Some(true)
+                    || self.tracks.get(&(rule.id, *machine)).is_some_and(|track| track.raised)
+                {
+                    continue;
+                }
+                let look_back_to = latest.at - time::Duration::seconds(i64::from(rule.rule.for_seconds));
+                delays.push(RunningDelay {
+                    rule_id: rule.id,
+                    machine: *machine,
+                    metric: metric.clone(),
+                    look_back_to,
+                });
+            }
+        }
+        delays.sort_by(|a, b| (a.machine, &a.metric, a.rule_id).cmp(&(b.machine, &b.metric, b.rule_id)));
+        delays
+    }
+
+    /// Starts a delay that was running at a restart from `newest_first`: the series' stored
+    /// readings from its latest back to [`RunningDelay::look_back_to`] and the one before it, if
+    /// any. The delay counts from the oldest reading of the run that meets the rule up to the
+    /// latest; the next tick raises the alarm if it has held long enough by then. Raises
+    /// nothing itself.
+    pub fn resume_delay(&mut self, delay: &RunningDelay, newest_first: &[Reading]) {
+        let Some(rule) = self.rules.iter().find(|r| r.id == delay.rule_id) else { return };
+        let mut since = None;
+        for reading in newest_first {
+            if holds_threshold(rule, reading.value) != Some(true) {
+                break;
+            }
+            since = Some((reading.at, Some(reading.value)));
+            if reading.at <= delay.look_back_to {
+                break;
+            }
+        }
+        let track = self.tracks.entry((delay.rule_id, delay.machine)).or_default();
+        if since.is_some() && track.since.is_none() && !track.raised {
+            track.since = since;
+        }
     }
 
     /// Stops watching `machine` (it was retired or deleted): its alarms up clear at `at`, and what
@@ -291,7 +376,7 @@ impl Engine {
         let mut latest: Vec<(MachineId, &String, Timestamp, f64)> = self
             .last_reading
             .iter()
-            .map(|((machine, metric), (at, value, _))| (*machine, metric, *at, *value))
+            .map(|((machine, metric), latest)| (*machine, metric, latest.at, latest.value))
             .collect();
         latest.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         for (machine, metric, at, value) in latest {
@@ -299,11 +384,7 @@ impl Engine {
                 if !applies(rule, machine) || rule.rule.metric.as_deref() != Some(metric.as_str()) {
                     continue;
                 }
-                let holds = match rule.rule.condition {
-                    Condition::Above { threshold } => value > threshold,
-                    Condition::Below { threshold } => value < threshold,
-                    _ => continue,
-                };
+                let Some(holds) = holds_threshold(rule, value) else { continue };
                 if let std::collections::hash_map::Entry::Vacant(entry) =
                     self.tracks.entry((rule.id, machine))
                 {
@@ -321,20 +402,23 @@ impl Engine {
     /// Feeds one reading that reached the platform at `arrived`. A series' time goes on from its
     /// latest reading only as fast as the clock since that reading arrived: a gateway sending
     /// five minutes of buffered readings does not make a value seem to have held for five minutes
-    /// before the readings after it, which say otherwise, have arrived too.
+    /// before the readings after it, which say otherwise, have arrived too. A reading stamped
+    /// later than it arrived (a device clock ahead of the platform's) is judged as of its arrival.
     pub fn on_reading_at(&mut self, reading: &Reading, arrived: Timestamp, out: &mut Vec<Transition>) {
         let key = (reading.machine, reading.metric.clone());
+        let at = reading.at.min(arrived);
         // A reading older than the series' latest arrived out of order: the newer one says what
         // the value is now, so it changes no condition (it would otherwise bring an old value
         // back as the current one).
-        if self.last_reading.get(&key).is_some_and(|(latest, _, seen)| seen.is_some() && reading.at < *latest)
+        if self
+            .last_reading
+            .get(&key)
+            .is_some_and(|latest| latest.arrived.is_some() && (at, reading.at) < (latest.at, latest.stamped))
         {
             return;
         }
-        let previous = self
-            .last_reading
-            .insert(key, (reading.at, reading.value, Some(arrived)))
-            .map(|(at, value, _)| (at, value));
+        let latest = Latest { at, stamped: reading.at, value: reading.value, arrived: Some(arrived) };
+        let previous = self.last_reading.insert(key, latest);
         for rule in &self.rules {
             if !applies(rule, reading.machine) || rule.rule.metric.as_deref() != Some(reading.metric.as_str())
             {
@@ -344,19 +428,28 @@ impl Engine {
             let raised = self.tracks.get(&(rule.id, reading.machine)).is_some_and(|track| track.raised);
             let band = if raised { rule.rule.deadband } else { 0.0 };
             let holds = match rule.rule.condition {
-                Condition::Above { threshold } => Some(reading.value > threshold - band),
-                Condition::Below { threshold } => Some(reading.value < threshold + band),
-                Condition::RateAbove { per_minute } => previous.and_then(|(at, value)| {
-                    let minutes = (unix_ms(reading.at) - unix_ms(at)) as f64 / 60_000.0;
-                    (minutes > 0.0).then(|| ((reading.value - value) / minutes).abs() > per_minute - band)
+                Condition::Above { threshold } => {
+                    Some((reading.value > threshold - band, Some(reading.value)))
+                }
+                Condition::Below { threshold } => {
+                    Some((reading.value < threshold + band, Some(reading.value)))
+                }
+                // Between the two readings' own stamps (none across a step back of the device's
+                // clock); the alarm's value is the rate per minute.
+                Condition::RateAbove { per_minute } => previous.and_then(|previous| {
+                    let minutes = (unix_ms(reading.at) - unix_ms(previous.stamped)) as f64 / 60_000.0;
+                    (minutes > 0.0).then(|| {
+                        let rate = ((reading.value - previous.value) / minutes).abs();
+                        (rate > per_minute - band, Some(rate))
+                    })
                 }),
                 // A fresh reading ends staleness.
-                Condition::Stale { .. } => Some(false),
+                Condition::Stale { .. } => Some((false, None)),
                 Condition::StoppedLonger { .. } => None,
             };
-            if let Some(holds) = holds {
+            if let Some((holds, value)) = holds {
                 let track = self.tracks.entry((rule.id, reading.machine)).or_default();
-                step(rule, reading.machine, track, holds, reading.at, Some(reading.value), out);
+                step(rule, reading.machine, track, holds, at, value, out);
             }
         }
     }
@@ -403,10 +496,13 @@ impl Engine {
                     Condition::Stale { seconds } => {
                         let Some(metric) = &rule.rule.metric else { continue };
                         // Only series that have ever reported can go stale.
-                        let Some((last, _, _)) = self.last_reading.get(&(machine, metric.clone())) else {
+                        let Some(latest) = self.last_reading.get(&(machine, metric.clone())) else {
                             continue;
                         };
-                        let last = self.heard_from.map_or(*last, |start| start.max(*last));
+                        // Silence is the platform's: readings a gateway sends late end it when
+                        // they arrive, and it counts from there.
+                        let last = latest.arrived.unwrap_or(latest.at);
+                        let last = self.heard_from.map_or(last, |start| start.max(last));
                         let silent = unix_ms(now) - unix_ms(last) > i64::from(seconds) * 1000;
                         let track = self.tracks.entry((rule.id, machine)).or_default();
                         if silent && track.since.is_none() {
@@ -445,8 +541,8 @@ impl Engine {
                                 .metric
                                 .as_ref()
                                 .and_then(|metric| self.last_reading.get(&(machine, metric.clone())))
-                                .and_then(|(at, _, arrived)| {
-                                    arrived.map(|arrived| now.min(*at + (now - arrived)))
+                                .and_then(|latest| {
+                                    latest.arrived.map(|arrived| now.min(latest.at + (now - arrived)))
                                 })
                                 .unwrap_or(now);
                             step(rule, machine, track, true, series_now, None, out);
@@ -455,6 +551,16 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// Whether `value` meets an `above` or `below` rule (without its deadband); `None` for the
+/// other conditions.
+fn holds_threshold(rule: &AlarmRule, value: f64) -> Option<bool> {
+    match rule.rule.condition {
+        Condition::Above { threshold } => Some(value > threshold),
+        Condition::Below { threshold } => Some(value < threshold),
+        _ => None,
     }
 }
 
@@ -623,7 +729,7 @@ pub struct Alarm {
     /// What raised it, to say it in other languages; absent for alarms raised before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<AlarmCause>,
-    /// The value that tripped it, for metric conditions.
+    /// The value that tripped it, for metric conditions; for `rate_above`, the rate per minute.
     pub value: Option<f64>,
     /// Where it stands.
     pub status: AlarmStatus,

@@ -552,6 +552,110 @@ mod alarm_tests {
     }
 
     #[test]
+    fn a_reading_stamped_ahead_of_the_platform_holds_back_none_after_it() {
+        // A device's clock jumps four minutes ahead for one reading, then is right again: the
+        // readings after it still raise, and the stale clock counts from its arrival.
+        let rules = vec![
+            rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 20),
+            rule(2, Some("temp"), Condition::Stale { seconds: 60 }, 0),
+        ];
+        let mut engine = Engine::new(rules, &[]);
+        let mut out = Vec::new();
+        engine.on_reading_at(&reading(1, "temp", 240, 70.0), T0, &mut out);
+        for seconds in [1, 11, 22] {
+            engine.on_reading_at(
+                &reading(1, "temp", seconds, 90.0),
+                T0 + time::Duration::seconds(seconds),
+                &mut out,
+            );
+        }
+        assert_eq!(kinds(&out), ["raise"], "90 from 1 s on, held 21 s");
+        let Transition::Raise { at, fired, .. } = &out[0] else { unreachable!() };
+        assert_eq!((*at, *fired), (T0 + time::Duration::seconds(1), T0 + time::Duration::seconds(22)));
+        out.clear();
+        engine.on_tick(T0 + time::Duration::seconds(83), &[MachineId(1)], &mut out);
+        assert_eq!(kinds(&out), ["raise"], "silent for 61 s since the last arrival");
+        // A reading stamped ahead, and one a little less ahead that arrived with it: the later
+        // stamp is the value.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 0)], &[]);
+        out.clear();
+        engine.on_reading_at(&reading(1, "temp", 100, 90.0), T0, &mut out);
+        engine.on_reading_at(&reading(1, "temp", 90, 20.0), T0, &mut out);
+        assert_eq!(kinds(&out), ["raise"], "{out:?}");
+    }
+
+    #[test]
+    fn a_gateway_replaying_what_it_buffered_ends_staleness_once() {
+        let mut engine =
+            Engine::new(vec![rule(2, Some("vibration"), Condition::Stale { seconds: 60 }, 0)], &[]);
+        let machines = [MachineId(1)];
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "vibration", 0, 1.0), &mut out);
+        engine.on_tick(T0 + time::Duration::seconds(300), &machines, &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+        // Back after five minutes: a reading of each second it missed, sent over 7 s.
+        let back = T0 + time::Duration::seconds(300);
+        for second in 1..=300 {
+            let arrived = back + time::Duration::milliseconds(second * 7000 / 300);
+            engine.on_reading_at(&reading(1, "vibration", second, 1.0), arrived, &mut out);
+            if second % 43 == 0 {
+                engine.on_tick(arrived, &machines, &mut out);
+            }
+        }
+        engine.on_tick(back + time::Duration::seconds(8), &machines, &mut out);
+        assert_eq!(kinds(&out), ["raise", "clear"], "one clear, no flapping");
+    }
+
+    #[test]
+    fn a_rate_alarm_says_the_rate() {
+        let mut engine =
+            Engine::new(vec![rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0)], &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "vibration", 0, 1.0), &mut out);
+        engine.on_reading(&reading(1, "vibration", 30, 6.0), &mut out);
+        let [Transition::Raise { value, .. }] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(*value, Some(10.0), "5 in half a minute");
+    }
+
+    #[test]
+    fn a_delay_running_at_a_restart_counts_from_when_the_value_began_to_hold() {
+        let rules = vec![
+            rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 60),
+            rule(2, Some("temp"), Condition::Below { threshold: 10.0 }, 60),
+            rule(3, Some("temp"), Condition::Above { threshold: 80.0 }, 0),
+        ];
+        // Rule 3 has its alarm up already.
+        let mut engine = Engine::new(rules, &[(3, MachineId(1))]);
+        let restart = T0 + time::Duration::seconds(50);
+        engine.resume(&[], &[reading(1, "temp", 40, 90.0), reading(2, "temp", 40, 50.0)], restart);
+        let delays = engine.running_delays();
+        assert_eq!(delays.len(), 1, "only rule 1 on machine 1 may have a delay running: {delays:?}");
+        assert_eq!(delays[0].look_back_to, T0 - time::Duration::seconds(20));
+        let stored =
+            [reading(1, "temp", 40, 90.0), reading(1, "temp", 20, 86.0), reading(1, "temp", 10, 85.0)];
+        let before = [reading(1, "temp", 0, 70.0)];
+        engine.resume_delay(&delays[0], &[&stored[..], &before[..]].concat());
+        let mut out = Vec::new();
+        engine.on_tick(T0 + time::Duration::seconds(69), &[MachineId(1)], &mut out);
+        assert!(out.is_empty(), "held 59 s: {out:?}");
+        engine.on_tick(T0 + time::Duration::seconds(71), &[MachineId(1)], &mut out);
+        let [Transition::Raise { rule_id: 1, at, value, .. }] = &out[..] else { panic!("{out:?}") };
+        assert_eq!((*at, *value), (T0 + time::Duration::seconds(10), Some(85.0)));
+        // Held through the whole look-back: it has held long enough at the first tick.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 60)], &[]);
+        engine.resume(&[], &[reading(1, "temp", 40, 90.0)], restart);
+        let held =
+            [reading(1, "temp", 40, 90.0), reading(1, "temp", -30, 95.0), reading(1, "temp", -90, 99.0)];
+        engine.resume_delay(&engine.running_delays()[0], &held);
+        out.clear();
+        engine.on_tick(restart, &[MachineId(1)], &mut out);
+        let [Transition::Raise { at, .. }] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(*at, T0 - time::Duration::seconds(30), "the oldest reading the look-back needed");
+    }
+
+    #[test]
     fn rate_of_change_and_stale_data() {
         let rules = vec![
             rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0),

@@ -100,6 +100,7 @@ pub(crate) async fn run(
     };
     let mut engine = Engine::new(rules, &open);
     engine.resume(&states, &latest, state.clock.now());
+    resume_delays(&state.store, &mut engine).await;
     let webhooks =
         webhook::spawn(state.alarms.webhooks.clone(), state.alarms.webhook_secret.clone(), stop.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(state.alarms.tick_seconds.max(1)));
@@ -164,6 +165,29 @@ pub(crate) async fn run(
         }
         if !transitions.is_empty() {
             apply(&state, std::mem::take(&mut transitions), &webhooks).await;
+        }
+    }
+}
+
+/// Starts again the delays that were running when the platform stopped, from the stored readings
+/// (see [`Engine::running_delays`]).
+async fn resume_delays(store: &store::Store, engine: &mut Engine) {
+    /// Readings read back per delay at most: a day of one a second.
+    const LIMIT: u32 = 86_401;
+    for delay in engine.running_delays() {
+        let (store, asked) = (store.clone(), delay.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let oldest = model::oee::unix_ms(asked.look_back_to);
+            store.readings_back(asked.machine, &asked.metric, oldest, i64::MAX, LIMIT)
+        })
+        .await;
+        match read {
+            Ok(Ok(readings)) => engine.resume_delay(&delay, &readings),
+            _ => tracing::warn!(
+                rule = delay.rule_id,
+                machine = delay.machine.0,
+                "alarm worker could not read back a series; its delay starts again with the next reading"
+            ),
         }
     }
 }

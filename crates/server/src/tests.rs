@@ -1266,6 +1266,58 @@ async fn series_are_queryable_raw_and_aggregated() {
 }
 
 #[tokio::test]
+async fn a_delay_running_when_the_platform_stopped_still_runs_out_after_the_restart() {
+    // An oven above 80 °C for a minute raises; it rose to 85 at 09:00:10 and reports only on
+    // change. The platform stopped at 09:00:40 and starts again at 09:01:05 with the clock
+    // manual: nothing new arrives, yet the alarm comes up once the minute from 09:00:10 is over.
+    let start = NOW + time::Duration::seconds(65);
+    let store = seeded_store(NOW);
+    let rule = model::alarm::NewAlarmRule {
+        name: "Oven hot".into(),
+        machine_id: None,
+        metric: Some("oven_c".into()),
+        condition: model::alarm::Condition::Above { threshold: 80.0 },
+        for_seconds: 60,
+        deadband: 0.0,
+        severity: model::alarm::Severity::Critical,
+        enabled: true,
+    };
+    let rule = store.create_alarm_rule(&rule).unwrap();
+    let reading = |seconds: i64, value: f64| model::Reading {
+        machine: model::MachineId(1),
+        metric: "oven_c".into(),
+        at: NOW + time::Duration::seconds(seconds),
+        value,
+    };
+    store.write_readings(&[reading(0, 70.0), reading(10, 85.0), reading(30, 86.0)]).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let config = crate::AlarmConfig { tick_seconds: 1, ..crate::AlarmConfig::default() };
+    let state = AppState::new(store.clone(), clock.clone(), ServerConfig::default(), config);
+    let _workers = state.start_workers();
+    let open = || {
+        let filter = store::AlarmFilter { open: Some(true), ..store::AlarmFilter::default() };
+        let all = store::PageRequest { after: None, limit: 100 };
+        let alarms = store.alarms(&filter, all).unwrap().items;
+        alarms.into_iter().filter(|a| a.rule_id == Some(rule.id)).collect::<Vec<_>>()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(open().is_empty(), "55 s of the minute have passed");
+    clock.advance(time::Duration::seconds(10));
+    let mut raised = Vec::new();
+    for _ in 0..100 {
+        raised = open();
+        if !raised.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let [alarm] = &raised[..] else { panic!("one alarm once the minute is over: {raised:?}") };
+    assert_eq!(alarm.raised_at, NOW + time::Duration::seconds(10), "from when the value rose");
+    assert_eq!(alarm.value, Some(85.0));
+    state.begin_stop();
+}
+
+#[tokio::test]
 async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks() {
     // A webhook receiver on a free port that records every body it is sent.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -468,6 +468,38 @@ impl Store {
         })
     }
 
+    /// One series' raw readings from `newest_ms` back to `oldest_ms` (both included), newest
+    /// first, and the newest one before `oldest_ms`, if any; at most `limit`.
+    pub fn readings_back(
+        &self,
+        machine: MachineId,
+        metric: &str,
+        oldest_ms: i64,
+        newest_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Reading>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT r.ts_ms, r.value FROM series s JOIN readings r ON r.series_id = s.id
+                 WHERE s.machine_id = ?1 AND s.metric = ?2 AND r.ts_ms <= ?4
+                   AND r.ts_ms >= coalesce(
+                     (SELECT max(ts_ms) FROM readings WHERE series_id = s.id AND ts_ms < ?3), ?3)
+                 ORDER BY r.ts_ms DESC LIMIT ?5",
+            )?;
+            let mut rows = statement.query(params![machine.0, metric, oldest_ms, newest_ms, limit])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(Reading {
+                    machine,
+                    metric: metric.to_owned(),
+                    at: from_ms(row.get(0)?)?,
+                    value: row.get(1)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// Readings of one series in `[from_ms, to_ms)`: raw when `step_ms` is `None` (at most
     /// `limit` points), otherwise aggregated per step (from the roll-ups when the step is a whole
     /// number of minutes, so long ranges stay fast and survive raw-data retention). Steps start at

@@ -966,6 +966,25 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn a_series_is_read_back_to_a_time_and_the_reading_before_it() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let base = 1_800_000_000_000;
+        let temp = |seconds: i64| reading(m, "temp", base + seconds * 1000, seconds as f64);
+        f.store
+            .write_readings(&[temp(0), temp(10), temp(20), temp(30), reading(m, "power", base, 1.0)])
+            .unwrap();
+        let back = |oldest: i64, limit| {
+            f.store.readings_back(m, "temp", base + oldest * 1000, i64::MAX, limit).unwrap()
+        };
+        assert_eq!(back(15, 100), [temp(30), temp(20), temp(10)]);
+        assert_eq!(back(20, 100), [temp(30), temp(20), temp(10)]);
+        assert_eq!(back(-5, 100), [temp(30), temp(20), temp(10), temp(0)]);
+        assert_eq!(back(15, 2), [temp(30), temp(20)]);
+        assert!(f.store.readings_back(m, "none", base, i64::MAX, 10).unwrap().is_empty());
+    }
+
+    #[test]
     fn the_latest_recorded_time_is_the_newest_of_readings_states_and_orders() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[0];

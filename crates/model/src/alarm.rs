@@ -265,6 +265,9 @@ pub struct Engine {
     /// Each machine's state and since when it has been in it; for a stop (down or offline,
     /// whatever the reports' reasons), since the stop began.
     states: HashMap<MachineId, (Timestamp, MachineState)>,
+    /// The time of each machine's latest state report taken in: an older one that comes after
+    /// it (late, or already taken up from the store) changes nothing.
+    reported: HashMap<MachineId, Timestamp>,
     /// When the engine started after a restart: silence before it was the platform's, not the
     /// sensors', so staleness counts from here at the earliest (rates use the true times).
     heard_from: Option<Timestamp>,
@@ -288,6 +291,7 @@ impl Engine {
     pub fn resume(&mut self, states: &[StateChange], latest: &[Reading], now: Timestamp) {
         for change in states {
             self.states.insert(change.machine, (change.at, change.state));
+            self.reported.insert(change.machine, change.at);
         }
         for reading in latest {
             let key = (reading.machine, reading.metric.clone());
@@ -364,6 +368,7 @@ impl Engine {
         self.tracks.retain(|(_, m), _| *m != machine);
         self.last_reading.retain(|(m, _), _| *m != machine);
         self.states.remove(&machine);
+        self.reported.remove(&machine);
     }
 
     /// Replaces the rules (after an edit); state of unchanged enabled rules is kept. A threshold
@@ -390,6 +395,38 @@ impl Engine {
                 {
                     step(rule, machine, entry.insert(Track::default()), holds, at, Some(value), out);
                 }
+            }
+        }
+    }
+
+    /// Brings the engine up to what the store holds, after inputs were lost (the worker's queue
+    /// was full): the rules as they are now, each machine's current state report newer than the
+    /// engine's (with when its stop began, for a stop), and each series' latest reading newer
+    /// than the engine's, taken as arriving at `now`. What happened between is not judged; what
+    /// holds now is.
+    pub fn catch_up(
+        &mut self,
+        rules: Vec<AlarmRule>,
+        states: &[(StateChange, Option<Timestamp>)],
+        latest: &[Reading],
+        now: Timestamp,
+        out: &mut Vec<Transition>,
+    ) {
+        self.set_rules(rules, out);
+        for (change, stop_began) in states {
+            if self.reported.get(&change.machine).is_some_and(|known| change.at <= *known) {
+                continue;
+            }
+            // The stop's start, so it counts from there; the report's own time is the newest known.
+            let from = StateChange { at: stop_began.unwrap_or(change.at).min(change.at), ..change.clone() };
+            self.reported.remove(&change.machine);
+            self.on_state(&from, out);
+            self.reported.insert(change.machine, change.at);
+        }
+        for reading in latest {
+            let key = (reading.machine, reading.metric.clone());
+            if self.last_reading.get(&key).is_none_or(|known| known.stamped < reading.at) {
+                self.on_reading_at(reading, now, out);
             }
         }
     }
@@ -456,6 +493,10 @@ impl Engine {
 
     /// Feeds a state change.
     pub fn on_state(&mut self, change: &StateChange, out: &mut Vec<Transition>) {
+        if self.reported.get(&change.machine).is_some_and(|latest| change.at < *latest) {
+            return;
+        }
+        self.reported.insert(change.machine, change.at);
         // A stop goes on through reports of other reasons (or offline): it counts from its start.
         let stop = |state: MachineState| matches!(state, MachineState::Down | MachineState::Offline);
         let since = match self.states.get(&change.machine) {

@@ -770,6 +770,42 @@ mod alarm_tests {
     }
 
     #[test]
+    fn an_engine_that_missed_inputs_catches_up_with_the_store() {
+        let state = |machine: i64, minutes: i64, state: MachineState| StateChange {
+            machine: MachineId(machine),
+            at: T0 + time::Duration::minutes(minutes),
+            state,
+            reason: None,
+        };
+        let stop_rule = rule(1, None, Condition::StoppedLonger { minutes: 10 }, 0);
+        let mut engine = Engine::new(vec![stop_rule.clone()], &[]);
+        let mut out = Vec::new();
+        engine.on_state(&state(1, 0, MachineState::Running), &mut out);
+        engine.on_state(&state(2, 0, MachineState::Running), &mut out);
+        // Missed: machine 1 down at minute 1, offline at minute 3; a hot reading of machine 2; a
+        // new rule. The store has them all.
+        let hot = rule(2, Some("temp"), Condition::Above { threshold: 80.0 }, 0);
+        let states = [
+            (state(1, 3, MachineState::Offline), Some(T0 + time::Duration::minutes(1))),
+            (state(2, 0, MachineState::Running), None),
+        ];
+        let now = T0 + time::Duration::minutes(4);
+        engine.catch_up(vec![stop_rule, hot], &states, &[reading(2, "temp", 200, 95.0)], now, &mut out);
+        assert_eq!(kinds(&out), ["raise"], "the reading, at once: {out:?}");
+        out.clear();
+        // A report older than what the engine has taken in changes nothing.
+        engine.on_state(&state(1, 2, MachineState::Running), &mut out);
+        let machines = [MachineId(1), MachineId(2)];
+        engine.on_tick(T0 + time::Duration::minutes(10), &machines, &mut out);
+        assert!(out.is_empty(), "9 minutes down: {out:?}");
+        engine.on_tick(T0 + time::Duration::minutes(11), &machines, &mut out);
+        let [Transition::Raise { rule_id: 1, machine: MachineId(1), at, .. }] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*at, T0 + time::Duration::minutes(1), "from when the stop began");
+    }
+
+    #[test]
     fn messages_give_the_value_to_two_decimals_at_most() {
         let cause = AlarmCause {
             rule_name: "Hot".into(),

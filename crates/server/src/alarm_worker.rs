@@ -53,12 +53,19 @@ pub enum AlarmInput {
 pub(crate) const ALARM_QUEUE: usize = 8192;
 
 impl AppState {
-    /// Tells MQTT and the webhooks of alarms changed outside the worker (it waits for room in the
-    /// worker's queue rather than drop them).
-    pub(crate) async fn alarms_changed(&self, alarms: Vec<model::alarm::Alarm>) {
-        if !alarms.is_empty() && self.alarm_inputs.send(AlarmInput::Changed(alarms)).await.is_err() {
-            self.metrics.count_dropped_alarm_input();
+    /// Tells MQTT and the webhooks of alarms changed outside the worker. A task waits for room in
+    /// the worker's queue rather than drop them, so the caller (someone acknowledging an alarm
+    /// during a storm) is answered at once.
+    pub(crate) fn alarms_changed(&self, alarms: Vec<model::alarm::Alarm>) {
+        if alarms.is_empty() {
+            return;
         }
+        let (inputs, metrics) = (self.alarm_inputs.clone(), self.metrics.clone());
+        tokio::spawn(async move {
+            if inputs.send(AlarmInput::Changed(alarms)).await.is_err() {
+                metrics.count_dropped_alarm_input();
+            }
+        });
     }
 
     /// Hands an input to the alarm worker without waiting.
@@ -82,14 +89,10 @@ pub(crate) async fn run(
         let watched = Watched::load(&store)?;
         // A machine stopped now counts from when its stop began, however many reports (other
         // reasons, offline) came since.
-        let mut states = store.current_states(now)?;
-        for change in &mut states {
-            if matches!(change.state, model::MachineState::Down | model::MachineState::Offline)
-                && let Some(since) = store.stopped_since(change.machine, change.at)?
-            {
-                change.at = since;
-            }
-        }
+        let states = current_states(&store, now)?
+            .into_iter()
+            .map(|(change, stop_began)| StateChange { at: stop_began.unwrap_or(change.at), ..change })
+            .collect::<Vec<_>>();
         Ok::<_, store::StoreError>((rules, open, watched, states, store.latest_readings()?))
     })
     .await;
@@ -106,6 +109,7 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(state.alarms.tick_seconds.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut transitions = Vec::new();
+    let mut lost = state.metrics.alarm_inputs_dropped();
     loop {
         let input = tokio::select! {
             input = inputs.recv() => match input {
@@ -114,6 +118,10 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 watched.refresh(&state, &mut engine, &mut transitions).await;
+                if state.metrics.alarm_inputs_dropped() != lost {
+                    lost = state.metrics.alarm_inputs_dropped();
+                    catch_up(&state, &watched, &mut engine, &mut transitions).await;
+                }
                 engine.on_tick(state.clock.now(), &watched.machines, &mut transitions);
                 None
             }
@@ -166,6 +174,46 @@ pub(crate) async fn run(
         if !transitions.is_empty() {
             apply(&state, std::mem::take(&mut transitions), &webhooks).await;
         }
+    }
+}
+
+/// Each machine's current state report, with when its stop began for one that is stopped.
+fn current_states(
+    store: &store::Store,
+    now: model::Timestamp,
+) -> store::Result<Vec<(StateChange, Option<model::Timestamp>)>> {
+    let mut states = Vec::new();
+    for change in store.current_states(now)? {
+        let stop_began = if matches!(change.state, model::MachineState::Down | model::MachineState::Offline) {
+            store.stopped_since(change.machine, change.at)?
+        } else {
+            None
+        };
+        states.push((change, stop_began));
+    }
+    Ok(states)
+}
+
+/// After inputs were dropped (the queue was full): the rules, states and latest readings as the
+/// store has them, so no rule edit, stop or value the engine missed stays unseen.
+async fn catch_up(state: &AppState, watched: &Watched, engine: &mut Engine, out: &mut Vec<Transition>) {
+    let (store, now) = (state.store.clone(), state.clock.now());
+    let read = tokio::task::spawn_blocking(move || {
+        Ok::<_, store::StoreError>((
+            store.alarm_rules()?,
+            current_states(&store, now)?,
+            store.latest_readings()?,
+        ))
+    })
+    .await;
+    match read {
+        Ok(Ok((rules, mut states, mut latest))) => {
+            states.retain(|(change, _)| watched.contains(change.machine));
+            latest.retain(|reading| watched.contains(reading.machine));
+            tracing::warn!("alarm worker missed inputs (its queue was full); caught up with the store");
+            engine.catch_up(rules, &states, &latest, state.clock.now(), out);
+        }
+        _ => tracing::warn!("alarm worker missed inputs and could not read the store to catch up"),
     }
 }
 

@@ -223,6 +223,11 @@ impl Metrics {
         self.ingest_write_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many inputs the alarm worker missed.
+    pub fn alarm_inputs_dropped(&self) -> u64 {
+        self.alarm_inputs_dropped.load(Ordering::Relaxed)
+    }
+
     /// Counts an input the alarm worker missed.
     pub fn count_dropped_alarm_input(&self) {
         self.alarm_inputs_dropped.fetch_add(1, Ordering::Relaxed);

@@ -1318,6 +1318,46 @@ async fn a_delay_running_when_the_platform_stopped_still_runs_out_after_the_rest
 }
 
 #[tokio::test]
+async fn an_alarm_worker_that_missed_inputs_catches_up_with_the_store() {
+    // A rule and a hot reading reach the store but not the worker (as when its queue was full):
+    // the next tick after a drop reads them from the store.
+    let h = harness_with(crate::AlarmConfig { tick_seconds: 1, ..crate::AlarmConfig::default() });
+    let _workers = h.state.start_workers();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let rule = model::alarm::NewAlarmRule {
+        name: "Oven hot".into(),
+        machine_id: None,
+        metric: Some("oven_c".into()),
+        condition: model::alarm::Condition::Above { threshold: 80.0 },
+        for_seconds: 0,
+        deadband: 0.0,
+        severity: model::alarm::Severity::Critical,
+        enabled: true,
+    };
+    let rule = h.store.create_alarm_rule(&rule).unwrap();
+    let hot = model::Reading { machine: model::MachineId(1), metric: "oven_c".into(), at: NOW, value: 95.0 };
+    h.store.write_readings(&[hot]).unwrap();
+    let open = || {
+        let filter = store::AlarmFilter { open: Some(true), ..store::AlarmFilter::default() };
+        let alarms = h.store.alarms(&filter, store::PageRequest { after: None, limit: 100 }).unwrap().items;
+        alarms.into_iter().filter(|a| a.rule_id == Some(rule.id)).count()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(open(), 0, "nothing was lost yet, so nothing is read again");
+    h.state.metrics.count_dropped_alarm_input();
+    let mut raised = 0;
+    for _ in 0..60 {
+        raised = open();
+        if raised > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(raised, 1);
+    h.state.begin_stop();
+}
+
+#[tokio::test]
 async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks() {
     // A webhook receiver on a free port that records every body it is sent.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

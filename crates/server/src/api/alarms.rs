@@ -53,7 +53,7 @@ pub(crate) async fn update_rule(
     let (store, now) = (state.store.clone(), state.clock.now());
     let (rule, cleared) = blocking(move || store.update_alarm_rule(id, &new, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
-    publish(&state, cleared).await;
+    publish(&state, cleared);
     Ok(Json(rule))
 }
 
@@ -65,17 +65,17 @@ pub(crate) async fn delete_rule(
     let (store, now) = (state.store.clone(), state.clock.now());
     let cleared = blocking(move || store.delete_alarm_rule(id, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
-    publish(&state, cleared).await;
+    publish(&state, cleared);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sends each changed alarm to the live stream at once, and through the alarm worker to MQTT and
 /// the webhooks.
-async fn publish(state: &AppState, alarms: Vec<Alarm>) {
+fn publish(state: &AppState, alarms: Vec<Alarm>) {
     for alarm in &alarms {
         state.publish(LiveEvent::Alarm { alarm: alarm.clone() });
     }
-    state.alarms_changed(alarms).await;
+    state.alarms_changed(alarms);
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +142,7 @@ pub(crate) async fn acknowledge_cleared(
     })
     .await?;
     let acknowledged = alarms.len();
-    publish(&state, alarms).await;
+    publish(&state, alarms);
     Ok(Json(Acknowledged { acknowledged }))
 }
 
@@ -153,6 +153,6 @@ pub(crate) async fn acknowledge(
 ) -> ApiResult<Json<Alarm>> {
     let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
     let alarm = blocking(move || store.acknowledge_alarm(id, &by, now)).await?;
-    publish(&state, vec![alarm.clone()]).await;
+    publish(&state, vec![alarm.clone()]);
     Ok(Json(alarm))
 }

@@ -118,9 +118,9 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 watched.refresh(&state, &mut engine, &mut transitions).await;
-                if state.metrics.alarm_inputs_dropped() != lost {
-                    lost = state.metrics.alarm_inputs_dropped();
-                    catch_up(&state, &watched, &mut engine, &mut transitions).await;
+                let dropped = state.metrics.alarm_inputs_dropped();
+                if dropped != lost && catch_up(&state, &watched, &mut engine, &mut transitions).await {
+                    lost = dropped;
                 }
                 engine.on_tick(state.clock.now(), &watched.machines, &mut transitions);
                 None
@@ -195,8 +195,14 @@ fn current_states(
 }
 
 /// After inputs were dropped (the queue was full): the rules, states and latest readings as the
-/// store has them, so no rule edit, stop or value the engine missed stays unseen.
-async fn catch_up(state: &AppState, watched: &Watched, engine: &mut Engine, out: &mut Vec<Transition>) {
+/// store has them, so no rule edit, stop or value the engine missed stays unseen. False when the
+/// store could not be read (the next tick tries again).
+async fn catch_up(
+    state: &AppState,
+    watched: &Watched,
+    engine: &mut Engine,
+    out: &mut Vec<Transition>,
+) -> bool {
     let (store, now) = (state.store.clone(), state.clock.now());
     let read = tokio::task::spawn_blocking(move || {
         Ok::<_, store::StoreError>((
@@ -212,8 +218,12 @@ async fn catch_up(state: &AppState, watched: &Watched, engine: &mut Engine, out:
             latest.retain(|reading| watched.contains(reading.machine));
             tracing::warn!("alarm worker missed inputs (its queue was full); caught up with the store");
             engine.catch_up(rules, &states, &latest, state.clock.now(), out);
+            true
         }
-        _ => tracing::warn!("alarm worker missed inputs and could not read the store to catch up"),
+        _ => {
+            tracing::warn!("alarm worker missed inputs and could not read the store to catch up");
+            false
+        }
     }
 }
 

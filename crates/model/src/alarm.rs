@@ -301,6 +301,16 @@ impl Engine {
         self.heard_from = Some(now);
     }
 
+    /// The platform's clock was stepped (not slewed) to `now`: silence counts from here at the
+    /// earliest, as after a restart, so a step forward does not make every sensor seem silent for
+    /// the size of the step, nor a step back silent for none.
+    pub fn clock_stepped(&mut self, now: Timestamp) {
+        for latest in self.last_reading.values_mut() {
+            latest.arrived = latest.arrived.map(|arrived| arrived.min(now));
+        }
+        self.heard_from = Some(now);
+    }
+
     /// After [`Engine::resume`]: the delays of `above` and `below` rules that may have been
     /// running when the platform stopped, in a stable order. Each one's series is read back from
     /// the store and given to [`Engine::resume_delay`], so a value that began to hold before the

@@ -608,6 +608,23 @@ mod alarm_tests {
     }
 
     #[test]
+    fn silence_counts_from_a_step_of_the_platform_clock() {
+        let machines = [MachineId(1)];
+        for step_minutes in [10, -10] {
+            let mut engine =
+                Engine::new(vec![rule(2, Some("vibration"), Condition::Stale { seconds: 60 }, 0)], &[]);
+            let mut out = Vec::new();
+            engine.on_reading_at(&reading(1, "vibration", 0, 1.0), T0, &mut out);
+            let stepped = T0 + time::Duration::minutes(step_minutes);
+            engine.clock_stepped(stepped);
+            engine.on_tick(stepped + time::Duration::seconds(30), &machines, &mut out);
+            assert!(out.is_empty(), "step {step_minutes} min: {out:?}");
+            engine.on_tick(stepped + time::Duration::seconds(61), &machines, &mut out);
+            assert_eq!(kinds(&out), ["raise"], "step {step_minutes} min: silent a minute after it");
+        }
+    }
+
+    #[test]
     fn a_rate_alarm_says_the_rate() {
         let mut engine =
             Engine::new(vec![rule(1, Some("vibration"), Condition::RateAbove { per_minute: 6.0 }, 0)], &[]);

@@ -110,6 +110,7 @@ pub(crate) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut transitions = Vec::new();
     let mut lost = state.metrics.alarm_inputs_dropped();
+    let mut last_tick = (state.clock.now(), std::time::Instant::now());
     loop {
         let input = tokio::select! {
             input = inputs.recv() => match input {
@@ -117,6 +118,16 @@ pub(crate) async fn run(
                 None => return,
             },
             _ = tick.tick() => {
+                let now = (state.clock.now(), std::time::Instant::now());
+                let expected = last_tick.0 + (now.1 - last_tick.1);
+                if (now.0 - expected).abs() > CLOCK_STEP {
+                    tracing::warn!(
+                        step_seconds = (now.0 - expected).whole_seconds(),
+                        "the system clock was stepped; alarms count silence from now"
+                    );
+                    engine.clock_stepped(now.0);
+                }
+                last_tick = now;
                 watched.refresh(&state, &mut engine, &mut transitions).await;
                 let dropped = state.metrics.alarm_inputs_dropped();
                 if dropped != lost && catch_up(&state, &watched, &mut engine, &mut transitions).await {
@@ -289,6 +300,10 @@ impl Watched {
         }
     }
 }
+
+/// A difference between the clock's advance and real time's, from one check to the next, beyond
+/// which the clock counts as stepped.
+const CLOCK_STEP: time::Duration = time::Duration::seconds(5);
 
 /// At most this many inputs, or about this many alarm changes, go into one batch.
 const BATCH_INPUTS: usize = 256;

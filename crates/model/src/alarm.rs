@@ -226,9 +226,12 @@ struct Latest {
     /// Its stamp, for rates.
     stamped: Timestamp,
     value: f64,
-    /// When it reached the engine: `None` for one taken up from the store at a restart, whose
-    /// readings may still be on their way.
+    /// When it reached the engine: `None` for one taken up from the store at a restart.
     arrived: Option<Timestamp>,
+    /// The newest stamp of the series' readings that were not stamped ahead of their arrival: a
+    /// reading older than this came out of order. A reading stamped ahead does not move it, so
+    /// the rightly stamped readings after it still count.
+    in_order_from: Option<Timestamp>,
 }
 
 /// An `above` or `below` rule's delay that may have been running when the platform stopped:
@@ -295,7 +298,13 @@ impl Engine {
         }
         for reading in latest {
             let key = (reading.machine, reading.metric.clone());
-            let latest = Latest { at: reading.at, stamped: reading.at, value: reading.value, arrived: None };
+            let latest = Latest {
+                at: reading.at,
+                stamped: reading.at,
+                value: reading.value,
+                arrived: None,
+                in_order_from: Some(reading.at),
+            };
             self.last_reading.insert(key, latest);
         }
         self.heard_from = Some(now);
@@ -312,7 +321,8 @@ impl Engine {
     }
 
     /// After [`Engine::resume`]: the delays of `above` and `below` rules that may have been
-    /// running when the platform stopped, in a stable order. Each one's series is read back from
+    /// running when the platform stopped, in a stable order; a rule without a delay is among them
+    /// (the platform may have stopped between storing a reading and raising its alarm). Each one's series is read back from
     /// the store and given to [`Engine::resume_delay`], so a value that began to hold before the
     /// restart raises its alarm once it has held for the delay, counted from when it began (a
     /// sensor that reports only on change sends nothing to start it again).
@@ -321,7 +331,6 @@ impl Engine {
         for ((machine, metric), latest) in &self.last_reading {
             for rule in &self.rules {
                 if !applies(rule, *machine)
-                    || rule.rule.for_seconds == 0
                     || rule.rule.metric.as_deref() != Some(metric.as_str())
                     || holds_threshold(rule, latest.value) != Some(true)
                     || self.tracks.get(&(rule.id, *machine)).is_some_and(|track| track.raised)
@@ -341,27 +350,28 @@ impl Engine {
         delays
     }
 
-    /// Starts a delay that was running at a restart from `newest_first`: the series' stored
-    /// readings from its latest back to [`RunningDelay::look_back_to`] and the one before it, if
-    /// any. The delay counts from the oldest reading of the run that meets the rule up to the
-    /// latest; the next tick raises the alarm if it has held long enough by then. Raises
-    /// nothing itself.
-    pub fn resume_delay(&mut self, delay: &RunningDelay, newest_first: &[Reading]) {
-        let Some(rule) = self.rules.iter().find(|r| r.id == delay.rule_id) else { return };
-        let mut since = None;
+    /// Starts a delay that was running at a restart from `newest_first`: a page of the series'
+    /// stored readings, from its latest (or from before the previous page) back towards
+    /// [`RunningDelay::look_back_to`] and the one before it. The delay counts from the oldest
+    /// reading of the run that meets the rule up to the latest; the next tick raises the alarm if
+    /// it has held long enough by then. Raises nothing itself. Returns the stamp before which the
+    /// next page is to be read, while the run may go on further back.
+    pub fn resume_delay(&mut self, delay: &RunningDelay, newest_first: &[Reading]) -> Option<Timestamp> {
+        let rule = self.rules.iter().find(|r| r.id == delay.rule_id)?;
+        let track = self.tracks.entry((delay.rule_id, delay.machine)).or_default();
+        if track.raised {
+            return None;
+        }
         for reading in newest_first {
             if holds_threshold(rule, reading.value) != Some(true) {
-                break;
+                return None;
             }
-            since = Some((reading.at, Some(reading.value)));
+            track.since = Some((reading.at, Some(reading.value)));
             if reading.at <= delay.look_back_to {
-                break;
+                return None;
             }
         }
-        let track = self.tracks.entry((delay.rule_id, delay.machine)).or_default();
-        if since.is_some() && track.since.is_none() && !track.raised {
-            track.since = since;
-        }
+        newest_first.last().map(|reading| reading.at)
     }
 
     /// Stops watching `machine` (it was retired or deleted): its alarms up clear at `at`, and what
@@ -385,8 +395,18 @@ impl Engine {
     /// rule new to a series (created, or enabled again) judges the series' latest value at once,
     /// as if it had just arrived, rather than wait for the next reading.
     pub fn set_rules(&mut self, rules: Vec<AlarmRule>, out: &mut Vec<Transition>) {
-        // A disabled rule's alarms are cleared; enabled again, it starts afresh.
-        self.tracks.retain(|(rule, _), _| rules.iter().any(|r| r.id == *rule && r.rule.enabled));
+        // A disabled rule's alarms are cleared; enabled again, it starts afresh. A rule whose
+        // condition changed (kind, limit, metric, machine, delay or band) starts afresh too: a
+        // delay that ran under the old condition does not run on under the new one. An alarm it
+        // has up stays up, judged by the new condition at once below.
+        let changed: Vec<i64> = rules
+            .iter()
+            .filter(|new| self.rules.iter().any(|old| old.id == new.id && !same_condition(old, new)))
+            .map(|rule| rule.id)
+            .collect();
+        self.tracks.retain(|(rule, _), track| {
+            rules.iter().any(|r| r.id == *rule && r.rule.enabled) && (track.raised || !changed.contains(rule))
+        });
         self.rules = rules;
         let mut latest: Vec<(MachineId, &String, Timestamp, f64)> = self
             .last_reading
@@ -400,10 +420,19 @@ impl Engine {
                     continue;
                 }
                 let Some(holds) = holds_threshold(rule, value) else { continue };
-                if let std::collections::hash_map::Entry::Vacant(entry) =
-                    self.tracks.entry((rule.id, machine))
-                {
-                    step(rule, machine, entry.insert(Track::default()), holds, at, Some(value), out);
+                match self.tracks.entry((rule.id, machine)) {
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        step(rule, machine, entry.insert(Track::default()), holds, at, Some(value), out);
+                    }
+                    // An alarm up under a changed rule holds while the value is past the new limit
+                    // by less than the band.
+                    std::collections::hash_map::Entry::Occupied(mut entry)
+                        if entry.get().raised && changed.contains(&rule.id) =>
+                    {
+                        let holds = holds_banded(rule, value, true).unwrap_or(holds);
+                        step(rule, machine, entry.get_mut(), holds, at, Some(value), out);
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {}
                 }
             }
         }
@@ -456,15 +485,22 @@ impl Engine {
         let at = reading.at.min(arrived);
         // A reading older than the series' latest arrived out of order: the newer one says what
         // the value is now, so it changes no condition (it would otherwise bring an old value
-        // back as the current one).
-        if self
-            .last_reading
-            .get(&key)
-            .is_some_and(|latest| latest.arrived.is_some() && (at, reading.at) < (latest.at, latest.stamped))
+        // back as the current one). After a restart, the latest is the store's, and what the
+        // store held before it has been judged from the store (`resume_delay`).
+        let previous = self.last_reading.get(&key);
+        let known = previous.and_then(|latest| latest.in_order_from);
+        // Two readings stamped ahead keep the order of their stamps too.
+        let both_ahead = previous.is_some_and(|latest| {
+            reading.at > arrived && latest.arrived.is_some_and(|seen| latest.stamped > seen)
+        });
+        if known.is_some_and(|known| reading.at < known)
+            || both_ahead && previous.is_some_and(|latest| reading.at < latest.stamped)
         {
             return;
         }
-        let latest = Latest { at, stamped: reading.at, value: reading.value, arrived: Some(arrived) };
+        let in_order_from = if reading.at <= arrived { Some(reading.at) } else { known };
+        let latest =
+            Latest { at, stamped: reading.at, value: reading.value, arrived: Some(arrived), in_order_from };
         let previous = self.last_reading.insert(key, latest);
         for rule in &self.rules {
             if !applies(rule, reading.machine) || rule.rule.metric.as_deref() != Some(reading.metric.as_str())
@@ -475,11 +511,8 @@ impl Engine {
             let raised = self.tracks.get(&(rule.id, reading.machine)).is_some_and(|track| track.raised);
             let band = if raised { rule.rule.deadband } else { 0.0 };
             let holds = match rule.rule.condition {
-                Condition::Above { threshold } => {
-                    Some((reading.value > threshold - band, Some(reading.value)))
-                }
-                Condition::Below { threshold } => {
-                    Some((reading.value < threshold + band, Some(reading.value)))
+                Condition::Above { .. } | Condition::Below { .. } => {
+                    holds_banded(rule, reading.value, raised).map(|holds| (holds, Some(reading.value)))
                 }
                 // Between the two readings' own stamps (none across a step back of the device's
                 // clock); the alarm's value is the rate per minute.
@@ -605,14 +638,29 @@ impl Engine {
     }
 }
 
+/// Whether two versions of a rule watch the same condition (they may differ in name, severity or
+/// being enabled).
+fn same_condition(old: &AlarmRule, new: &AlarmRule) -> bool {
+    let (old, new) = (&old.rule, &new.rule);
+    (&old.machine_id, &old.metric, &old.condition, old.for_seconds, old.deadband)
+        == (&new.machine_id, &new.metric, &new.condition, new.for_seconds, new.deadband)
+}
+
+/// Whether `value` meets an `above` or `below` rule, with its deadband when an alarm is up;
+/// `None` for the other conditions.
+fn holds_banded(rule: &AlarmRule, value: f64, raised: bool) -> Option<bool> {
+    let band = if raised { rule.rule.deadband } else { 0.0 };
+    match rule.rule.condition {
+        Condition::Above { threshold } => Some(value > threshold - band),
+        Condition::Below { threshold } => Some(value < threshold + band),
+        _ => None,
+    }
+}
+
 /// Whether `value` meets an `above` or `below` rule (without its deadband); `None` for the
 /// other conditions.
 fn holds_threshold(rule: &AlarmRule, value: f64) -> Option<bool> {
-    match rule.rule.condition {
-        Condition::Above { threshold } => Some(value > threshold),
-        Condition::Below { threshold } => Some(value < threshold),
-        _ => None,
-    }
+    holds_banded(rule, value, false)
 }
 
 fn applies(rule: &AlarmRule, machine: MachineId) -> bool {

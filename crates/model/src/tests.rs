@@ -541,13 +541,15 @@ mod alarm_tests {
         engine.on_reading_at(&reading(1, "temp", 5, 90.0), now, &mut out);
         engine.on_tick(now + time::Duration::seconds(120), &[MachineId(1)], &mut out);
         assert!(out.is_empty(), "{:?}", kinds(&out));
-        // After a restart the store's latest reading is taken up, but readings stored just before
-        // may still be on their way to the engine: they count.
+        // After a restart the store's latest reading is taken up; what the store held before it
+        // is judged from the store (`resume_delay`), and an older reading arriving later changes
+        // nothing either.
         let mut engine =
-            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 5)], &[]);
-        engine.resume(&[], &[reading(1, "temp", 6, 95.0)], now);
-        engine.on_reading_at(&reading(1, "temp", 0, 85.0), now, &mut out);
-        engine.on_reading_at(&reading(1, "temp", 6, 95.0), now, &mut out);
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 80.0 }, 0)], &[]);
+        engine.resume(&[], &[reading(1, "temp", 6, 70.0)], now);
+        engine.on_reading_at(&reading(1, "temp", 0, 95.0), now, &mut out);
+        assert!(out.is_empty(), "{:?}", kinds(&out));
+        engine.on_reading_at(&reading(1, "temp", 7, 95.0), now, &mut out);
         assert_eq!(kinds(&out), ["raise"]);
     }
 
@@ -622,6 +624,98 @@ mod alarm_tests {
             engine.on_tick(stepped + time::Duration::seconds(61), &machines, &mut out);
             assert_eq!(kinds(&out), ["raise"], "step {step_minutes} min: silent a minute after it");
         }
+    }
+
+    #[test]
+    fn a_reading_stamped_ahead_holds_back_no_rightly_stamped_one_that_arrives_with_it() {
+        // One request: 10 stamped two minutes ahead, then 90 stamped a moment before the batch
+        // reached the engine.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 0)], &[]);
+        let mut out = Vec::new();
+        let arrived = T0 + time::Duration::milliseconds(40);
+        engine.on_reading_at(&reading(1, "temp", 120, 10.0), arrived, &mut out);
+        engine.on_reading_at(&reading(1, "temp", 0, 90.0), arrived, &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+    }
+
+    #[test]
+    fn an_old_reading_after_a_restart_holds_back_no_resumed_delay() {
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 30)], &[]);
+        engine.resume(&[], &[reading(1, "temp", 0, 60.0)], T0 + time::Duration::seconds(18));
+        let delays = engine.running_delays();
+        assert_eq!(
+            engine.resume_delay(&delays[0], &[reading(1, "temp", 0, 60.0), reading(1, "temp", -10, 40.0)]),
+            None
+        );
+        let mut out = Vec::new();
+        engine.on_reading_at(&reading(1, "temp", -50, 60.0), T0 + time::Duration::seconds(19), &mut out);
+        engine.on_tick(T0 + time::Duration::seconds(29), &[MachineId(1)], &mut out);
+        assert!(out.is_empty());
+        engine.on_tick(T0 + time::Duration::seconds(31), &[MachineId(1)], &mut out);
+        assert_eq!(kinds(&out), ["raise"], "30 s after the value rose at T0");
+    }
+
+    #[test]
+    fn a_rule_without_a_delay_is_judged_from_the_store_at_a_restart() {
+        // The platform stopped between storing 90 and raising its alarm.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 0)], &[]);
+        let restart = T0 + time::Duration::seconds(5);
+        engine.resume(&[], &[reading(1, "temp", 0, 90.0)], restart);
+        let delays = engine.running_delays();
+        assert_eq!(delays.len(), 1);
+        assert_eq!(engine.resume_delay(&delays[0], &[reading(1, "temp", 0, 90.0)]), None);
+        let mut out = Vec::new();
+        engine.on_tick(restart, &[MachineId(1)], &mut out);
+        let [Transition::Raise { at, .. }] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(*at, T0);
+    }
+
+    #[test]
+    fn a_long_run_is_read_back_page_by_page() {
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 60)], &[]);
+        engine.resume(&[], &[reading(1, "temp", 40, 90.0)], T0 + time::Duration::seconds(45));
+        let delay = engine.running_delays().remove(0);
+        let first = [reading(1, "temp", 40, 90.0), reading(1, "temp", 30, 90.0)];
+        assert_eq!(engine.resume_delay(&delay, &first), Some(T0 + time::Duration::seconds(30)));
+        let second = [reading(1, "temp", 10, 90.0), reading(1, "temp", 0, 40.0)];
+        assert_eq!(engine.resume_delay(&delay, &second), None);
+        let mut out = Vec::new();
+        engine.on_tick(T0 + time::Duration::seconds(71), &[MachineId(1)], &mut out);
+        let [Transition::Raise { at, .. }] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(*at, T0 + time::Duration::seconds(10));
+    }
+
+    #[test]
+    fn a_rule_whose_condition_changes_judges_afresh() {
+        let above = |threshold: f64, delay: u32| rule(1, Some("temp"), Condition::Above { threshold }, delay);
+        let machines = [MachineId(1)];
+        // A delay running under "above 50" does not run out under "above 70" or "below 50".
+        for edited in [above(70.0, 15), rule(1, Some("temp"), Condition::Below { threshold: 50.0 }, 15)] {
+            let mut engine = Engine::new(vec![above(50.0, 15)], &[]);
+            let mut out = Vec::new();
+            engine.on_reading(&reading(1, "temp", 0, 60.0), &mut out);
+            engine.set_rules(vec![edited], &mut out);
+            engine.on_tick(T0 + time::Duration::seconds(20), &machines, &mut out);
+            assert!(out.is_empty(), "{out:?}");
+        }
+        // Lowered below the value: raised at once, without waiting for a reading.
+        let mut engine = Engine::new(vec![above(70.0, 0)], &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "temp", 0, 60.0), &mut out);
+        engine.set_rules(vec![above(50.0, 0)], &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+        // Raised above the value: the alarm up clears at once.
+        engine.set_rules(vec![above(70.0, 0)], &mut out);
+        assert_eq!(kinds(&out), ["raise", "clear"]);
+        // A new name or severity changes nothing.
+        let mut renamed = above(70.0, 0);
+        renamed.rule.name = "Hot".into();
+        engine.set_rules(vec![renamed], &mut out);
+        assert_eq!(out.len(), 2);
     }
 
     #[test]

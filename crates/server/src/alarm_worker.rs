@@ -241,22 +241,32 @@ async fn catch_up(
 /// Starts again the delays that were running when the platform stopped, from the stored readings
 /// (see [`Engine::running_delays`]).
 async fn resume_delays(store: &store::Store, engine: &mut Engine) {
-    /// Readings read back per delay at most: a day of one a second.
-    const LIMIT: u32 = 86_401;
+    /// Readings read back at a time.
+    const PAGE: u32 = 10_000;
     for delay in engine.running_delays() {
-        let (store, asked) = (store.clone(), delay.clone());
-        let read = tokio::task::spawn_blocking(move || {
-            let oldest = model::oee::unix_ms(asked.look_back_to);
-            store.readings_back(asked.machine, &asked.metric, oldest, i64::MAX, LIMIT)
-        })
-        .await;
-        match read {
-            Ok(Ok(readings)) => engine.resume_delay(&delay, &readings),
-            _ => tracing::warn!(
-                rule = delay.rule_id,
-                machine = delay.machine.0,
-                "alarm worker could not read back a series; its delay starts again with the next reading"
-            ),
+        let mut newest = i64::MAX;
+        loop {
+            let (store, asked) = (store.clone(), delay.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                let oldest = model::oee::unix_ms(asked.look_back_to);
+                store.readings_back(asked.machine, &asked.metric, oldest, newest, PAGE)
+            })
+            .await;
+            let page = match read {
+                Ok(Ok(page)) => page,
+                _ => {
+                    tracing::warn!(
+                        rule = delay.rule_id,
+                        machine = delay.machine.0,
+                        "alarm worker could not read back a series; its delay starts again with the next reading"
+                    );
+                    break;
+                }
+            };
+            match engine.resume_delay(&delay, &page) {
+                Some(before) if page.len() == PAGE as usize => newest = model::oee::unix_ms(before) - 1,
+                _ => break,
+            }
         }
     }
 }

@@ -93,6 +93,12 @@ pub fn rfc3339_or_millis<'de, D: serde::Deserializer<'de>>(
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// Seconds of this clock per second of real time (the demo's factory clock runs faster), so
+    /// that a step of the clock can be told from its own pace.
+    fn speed(&self) -> f64 {
+        1.0
+    }
 }
 
 /// The real wall clock, in UTC.
@@ -176,11 +182,6 @@ impl FastClock {
         let wall_start = wall.now();
         FastClock { wall, wall_start, start, speed }
     }
-
-    /// Seconds of this clock per second of the wall clock.
-    pub fn speed(&self) -> f64 {
-        self.speed
-    }
 }
 
 impl std::fmt::Debug for FastClock {
@@ -193,6 +194,10 @@ impl Clock for FastClock {
     fn now(&self) -> Timestamp {
         let elapsed = (self.wall.now() - self.wall_start).as_seconds_f64().max(0.0);
         self.start + time::Duration::seconds_f64(elapsed * self.speed)
+    }
+
+    fn speed(&self) -> f64 {
+        self.speed
     }
 }
 

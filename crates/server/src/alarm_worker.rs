@@ -119,10 +119,9 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 let now = (state.clock.now(), std::time::Instant::now());
-                let expected = last_tick.0 + (now.1 - last_tick.1);
-                if (now.0 - expected).abs() > CLOCK_STEP {
+                if let Some(step) = clock_step(last_tick, now, state.clock.speed()) {
                     tracing::warn!(
-                        step_seconds = (now.0 - expected).whole_seconds(),
+                        step_seconds = step.whole_seconds(),
                         "the system clock was stepped; alarms count silence from now"
                     );
                     engine.clock_stepped(now.0);
@@ -311,9 +310,21 @@ impl Watched {
     }
 }
 
-/// A difference between the clock's advance and real time's, from one check to the next, beyond
-/// which the clock counts as stepped.
+/// A difference between the clock's advance and real time's (at the clock's speed), from one
+/// check to the next, beyond which the clock counts as stepped.
 const CLOCK_STEP: time::Duration = time::Duration::seconds(5);
+
+/// How far the clock was stepped between two readings of it and of the monotonic clock, if it
+/// was (beyond [`CLOCK_STEP`]); `speed` is the clock's pace (see `model::Clock::speed`).
+fn clock_step(
+    last: (model::Timestamp, std::time::Instant),
+    now: (model::Timestamp, std::time::Instant),
+    speed: f64,
+) -> Option<time::Duration> {
+    let expected = last.0 + time::Duration::seconds_f64((now.1 - last.1).as_secs_f64() * speed);
+    let step = now.0 - expected;
+    (step.abs() > CLOCK_STEP).then_some(step)
+}
 
 /// At most this many inputs, or about this many alarm changes, go into one batch.
 const BATCH_INPUTS: usize = 256;
@@ -378,5 +389,22 @@ fn notify(
         if live {
             state.publish(LiveEvent::Alarm { alarm });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock_step;
+
+    #[test]
+    fn a_clock_step_is_told_from_the_clock_s_own_pace() {
+        let (start, started) = (time::macros::datetime!(2026-11-24 09:00 UTC), std::time::Instant::now());
+        let later = started + std::time::Duration::from_secs(2);
+        let at = |seconds: i64| start + time::Duration::seconds(seconds);
+        assert_eq!(clock_step((start, started), (at(2), later), 1.0), None);
+        assert_eq!(clock_step((start, started), (at(122), later), 60.0), None, "the demo's clock");
+        assert_eq!(clock_step((start, started), (at(602), later), 1.0), Some(time::Duration::minutes(10)));
+        assert_eq!(clock_step((start, started), (at(-598), later), 1.0), Some(time::Duration::minutes(-10)));
+        assert_eq!(clock_step((start, started), (at(2), later), 60.0), Some(time::Duration::seconds(-118)));
     }
 }

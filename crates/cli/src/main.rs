@@ -510,9 +510,16 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     // admin's password is never created by a start that then fails before showing it.
     let (listener, mqtt_listener) = bind_listeners(listen, &mqtt, demo)?;
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
-    let (dir, _) = database_path(&args.common, &config, default_dir, NewStore::Create)?;
+    let (dir, path) = database_path(&args.common, &config, default_dir, NewStore::Create)?;
+    // Before the store is opened, which upgrades its schema: a start refused here leaves a store
+    // its own version can still open.
+    keep_demo_apart_unopened(&dir, &path, demo)?;
     let preset = std::env::var(BOOTSTRAP_TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    if let Some(token) = &preset {
+    // Checked before anything is made on a first start; on a store with its users already it is
+    // not used, so a weak one left set from the first start does not stop an upgrade.
+    if let Some(token) = &preset
+        && !path.exists()
+    {
         server::check_bootstrap_token(token)?;
     }
     let _lock = lock_data_dir(&dir)?;
@@ -520,6 +527,13 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let (store, dir) = open_store(&args.common, &config, default_dir, NewStore::Create)?;
     let wall: Arc<dyn Clock> = Arc::new(SystemClock);
     keep_demo_apart(&store, &dir, demo, wall.now())?;
+    for names in store.user_names_differing_in_case().context("cannot read the store")? {
+        tracing::warn!(
+            names = %names.join(", "),
+            "user names that differ in case only (an earlier version allowed them): each signs in with its \
+             name written exactly as it was made; delete those no longer needed"
+        );
+    }
     let (clock, clock_speed) =
         if demo { demo_clock(&store, &wall, &sim, run_sim)? } else { (wall.clone(), 1.0) };
     let now = clock.now();
@@ -532,6 +546,9 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", unshown.display()))
     };
     if again || store.count_users()? == 0 {
+        if let Some(token) = &preset {
+            server::check_bootstrap_token(token)?;
+        }
         write_marker(MARKER_PENDING)?;
     } else if preset.is_some() {
         tracing::info!("{BOOTSTRAP_TOKEN_VAR} is set but the store has its users already; it is not used");
@@ -615,6 +632,32 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
 /// machines publish, so `serve` refuses a directory the demo wrote, and `demo` refuses one that
 /// holds a factory's data. A demo directory from before the marker is known by its clock having
 /// run ahead of real time.
+/// What [`keep_demo_apart`] can tell before the store is opened (and upgraded): `serve` refuses
+/// the demo's directory, and `demo` a factory's store of an older version.
+fn keep_demo_apart_unopened(dir: &Path, path: &Path, demo: bool) -> anyhow::Result<()> {
+    let marker = dir.join(DEMO_MARKER);
+    if !demo && marker.exists() {
+        bail!(
+            "{} holds the demo's data (its factory clock runs fast); serve a data directory of your own",
+            dir.display()
+        );
+    }
+    if demo
+        && !marker.exists()
+        && let Ok(Some((found, known))) = Store::schema_versions(path)
+        && found > 0
+        && found < known
+    {
+        bail!(
+            "{} holds data of an earlier version that is not the demo's; the demo would upgrade it, and that \
+             version could not open it again. Give the demo a directory of its own (--data-dir); if it is \
+             an older demo's, delete it or put a file named {DEMO_MARKER} in it",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn keep_demo_apart(store: &Store, dir: &Path, demo: bool, now: time::OffsetDateTime) -> anyhow::Result<()> {
     let marker = dir.join(DEMO_MARKER);
     let ran_ahead = || -> anyhow::Result<bool> {
@@ -624,12 +667,6 @@ fn keep_demo_apart(store: &Store, dir: &Path, demo: bool, now: time::OffsetDateT
             .is_some_and(|latest| latest > now + time::Duration::HOUR))
     };
     if !demo {
-        if marker.exists() {
-            bail!(
-                "{} holds the demo's data (its factory clock runs fast); serve a data directory of your own",
-                dir.display()
-            );
-        }
         if ran_ahead()? {
             tracing::warn!(
                 data_dir = %dir.display(),

@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{TOKEN, TempDir, all_order_numbers, request, signal, start};
+use support::{TOKEN, TempDir, all_order_numbers, free_port, request, signal, start};
 
 /// Runs `command` (the binary with some arguments), checks that it fails and returns its stderr.
 fn failure(command: &mut Command) -> String {
@@ -278,6 +278,47 @@ fn the_demo_and_a_factory_keep_their_data_apart() {
     assert!(stderr.contains("holds a factory's own data"), "{stderr}");
     let stderr = run("serve", &demo);
     assert!(stderr.contains("holds the demo's data"), "{stderr}");
+    // A factory's store of an earlier version is refused before it is upgraded, so that version
+    // can still open it.
+    let older = dir.0.join("older");
+    std::fs::create_dir_all(&older).unwrap();
+    let path = older.join("microfactory.db");
+    store::Store::create_at_version(&path, 18).unwrap();
+    let stderr = run("demo", &older);
+    assert!(stderr.contains("earlier version that is not the demo's"), "{stderr}");
+    assert_eq!(store::Store::schema_versions(&path).unwrap().map(|(found, _)| found), Some(18));
+}
+
+#[test]
+fn a_weak_bootstrap_token_stops_a_first_start_only() {
+    let dir = TempDir::new("weak-token");
+    let data = dir.0.join("data");
+    let serve = |port: u16| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_microfactory"));
+        command
+            .args(["serve", "--no-mqtt", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(&data)
+            .env("MICROFACTORY_BOOTSTRAP_TOKEN", "changeme")
+            .env("RUST_LOG", "warn");
+        command
+    };
+    let stderr = failure(&mut serve(free_port()));
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
+    assert!(!data.join("microfactory.db").exists(), "nothing was made");
+    // Once the store has its users, a weak value left set is not used, and not checked.
+    let mut server = start("serve", &data);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let port = free_port();
+    let mut child = serve(port).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let healthy = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        request(address, "GET", "/healthz", None, None).is_ok_and(|reply| reply.status == 200)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(healthy, "the second start answers");
 }
 
 #[test]
@@ -613,7 +654,7 @@ fn a_second_platform_on_the_same_data_directory_is_refused() {
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let server = start("serve", &data);
-    let port = || format!("127.0.0.1:{}", support::free_port());
+    let port = || format!("127.0.0.1:{}", free_port());
     let stderr = failure(
         Command::new(env!("CARGO_BIN_EXE_microfactory"))
             .args(["serve", "--listen", &port(), "--mqtt-listen", &port(), "--data-dir"])
@@ -642,13 +683,13 @@ fn credentials_a_first_start_never_showed_are_made_again() {
     drop(server);
     // What a first start writes before it makes the admin (and what older versions wrote).
     std::fs::write(&marker, "the first admin's credentials have not been shown yet\n").unwrap();
-    let port = || format!("127.0.0.1:{}", support::free_port());
+    let port = || format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_microfactory"))
         .args(["serve", "--listen", &port(), "--mqtt-listen", &port(), "--data-dir"])
         .arg(&data)
         .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());

@@ -354,10 +354,12 @@ const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, v
     occurrences, first_raised_ms
     FROM alarms";
 
-/// The rule's latest alarm on the machine that cleared before anyone acknowledged it (index
-/// `alarms_unseen`).
-pub(crate) const UNSEEN_ALARM: &str = "SELECT id FROM alarms WHERE rule_id = ?1 AND machine_id = ?2
-     AND status = 'cleared' AND acknowledged_ms IS NULL ORDER BY id DESC LIMIT 1";
+/// The rule's latest alarm on the machine, if it cleared before anyone acknowledged it (index
+/// `alarms_rule_machine`). Only the latest: an older one that cleared unseen (a store from before
+/// alarms came back) is not brought back over one acknowledged since.
+pub(crate) const UNSEEN_ALARM: &str = "SELECT id FROM
+     (SELECT id, status, acknowledged_ms FROM alarms WHERE rule_id = ?1 AND machine_id = ?2 ORDER BY id DESC LIMIT 1)
+     WHERE status = 'cleared' AND acknowledged_ms IS NULL";
 
 /// [`Store::raise_alarm_fired`] inside a transaction.
 fn raise_in(

@@ -176,12 +176,14 @@ impl Store {
     }
 
     /// A user and their password hash, for logging in: the name in any case (names differ by
-    /// more than case).
+    /// more than case). Of names an earlier version let differ in case only, the one written
+    /// exactly so, or else the oldest.
     pub fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
         self.read(|conn| {
             let found = conn
                 .prepare_cached(
-                    "SELECT id, username, role, created_ms, site_id, password_hash FROM users WHERE lower(username) = lower(?1)",
+                    "SELECT id, username, role, created_ms, site_id, password_hash FROM users
+                     WHERE lower(username) = lower(?1) ORDER BY username = ?1 DESC, id LIMIT 1",
                 )?
                 .query_row([username], |row| Ok((user_row(row)?, row.get::<_, String>(5)?)))
                 .optional()?;
@@ -189,6 +191,28 @@ impl Store {
                 None => Ok(None),
                 Some((user, hash)) => Ok(Some((user?, hash))),
             }
+        })
+    }
+
+    /// The user names that differ in case only (an earlier version let them be made), in groups.
+    pub fn user_names_differing_in_case(&self) -> Result<Vec<Vec<String>>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT username FROM users WHERE lower(username) IN
+                   (SELECT lower(username) FROM users GROUP BY lower(username) HAVING count(*) > 1)
+                 ORDER BY lower(username), id",
+            )?;
+            let names = statement
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut groups: Vec<Vec<String>> = Vec::new();
+            for name in names {
+                match groups.last_mut() {
+                    Some(group) if group[0].eq_ignore_ascii_case(&name) => group.push(name),
+                    _ => groups.push(vec![name]),
+                }
+            }
+            Ok(groups)
         })
     }
 

@@ -254,6 +254,14 @@ impl Store {
         Ok(Some(schema::versions(&conn)?))
     }
 
+    /// Makes a database at `path` with the schema of an earlier version (`version`, at least 1),
+    /// empty, as that version would have left it: for tests of what an upgrade does.
+    pub fn create_at_version(path: &Path, version: u32) -> Result<()> {
+        let conn = Connection::open(path)?;
+        configure(&conn, Durability::Full)?;
+        schema::migrate_to(&conn, (version as usize).clamp(1, schema::latest() as usize))
+    }
+
     /// The schema versions before and after the migrations [`Store::open`] applied, if any.
     pub fn migrated(&self) -> Option<(u32, u32)> {
         self.inner.migrated

@@ -37,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0029_order_revisions.sql"),
     include_str!("migrations/0030_retention_basis.sql"),
     include_str!("migrations/0031_plans_based_on.sql"),
+    include_str!("migrations/0032_old_log_ins_expire.sql"),
+    include_str!("migrations/0033_alarms_by_rule_and_machine.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.
@@ -63,6 +65,11 @@ pub(crate) fn versions(conn: &Connection) -> Result<(u32, u32)> {
         return Err(StoreError::NewerSchema { found, known });
     }
     Ok((found, known))
+}
+
+/// The latest schema version this program knows.
+pub(crate) fn latest() -> u32 {
+    MIGRATIONS.len() as u32
 }
 
 /// Brings the schema to `target` (at most the latest version); tests use it to build old databases.

@@ -214,21 +214,20 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 31);
+    assert_eq!(store.schema_version().unwrap(), 33);
 }
 
 #[test]
 fn a_raised_alarm_finds_its_unseen_predecessor_through_an_index() {
     // Without one, the lookup reads every cleared alarm: minutes behind in an alarm storm.
     let store = Store::open_in_memory().unwrap();
-    let plan: String = store
+    let plan: Vec<String> = store
         .read(|conn| {
-            Ok(conn.query_row(&format!("EXPLAIN QUERY PLAN {}", alarms::UNSEEN_ALARM), [1, 2], |row| {
-                row.get(3)
-            })?)
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", alarms::UNSEEN_ALARM))?;
+            Ok(statement.query_map([1, 2], |row| row.get(3))?.collect::<rusqlite::Result<_>>()?)
         })
         .unwrap();
-    assert!(plan.contains("alarms_unseen"), "{plan}");
+    assert!(plan.iter().any(|step| step.contains("USING INDEX alarms_rule_machine")), "{plan:?}");
 }
 
 #[test]
@@ -252,6 +251,53 @@ fn store_at_version(path: &Path, version: usize) -> Store {
     configure(&writer, Durability::Full).unwrap();
     schema::migrate_to(&writer, version).unwrap();
     Store::from_writer(Some(path.to_path_buf()), Durability::Full, writer)
+}
+
+#[test]
+fn names_an_earlier_version_let_differ_in_case_only_each_sign_in_as_written() {
+    let dir = fresh_dir("case");
+    let path = dir.join("case.db");
+    let store = Store::open(&path, Durability::Full).unwrap();
+    store.create_user("Alice", Role::Planner, None, "$argon2id$upper", NOW).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO users (username, role, password_hash, created_ms) VALUES ('alice', 'viewer', '$argon2id$lower', 0)",
+        )
+        .unwrap();
+    let found =
+        |typed: &str| store.user_credentials(typed).unwrap().map(|(user, hash)| (user.username, hash));
+    assert_eq!(found("alice"), Some(("alice".into(), "$argon2id$lower".into())));
+    assert_eq!(found("Alice"), Some(("Alice".into(), "$argon2id$upper".into())));
+    assert_eq!(found("ALICE"), Some(("Alice".into(), "$argon2id$upper".into())), "the oldest");
+    assert_eq!(store.user_names_differing_in_case().unwrap(), [["Alice", "alice"]]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn upgrading_ends_old_api_log_ins_twelve_hours_after_they_were_made() {
+    let dir = fresh_dir("logins");
+    let path = dir.join("logins.db");
+    let (login, script, revoked) = {
+        let old = store_at_version(&path, 31);
+        let user = old.create_user("op1", Role::Operator, None, "$argon2id$fake", NOW).unwrap();
+        let token =
+            |name: &str, byte: u8| old.create_token(user.id, name, &[byte; 32], "abc", NOW).unwrap().id;
+        let ids = (token("login", 1), token("login", 2), token("script", 3));
+        old.revoke_token(ids.1, None, NOW).unwrap();
+        (ids.0, ids.2, ids.1)
+    };
+    let store = Store::open(&path, Durability::Full).unwrap();
+    assert_eq!(store.migrated().map(|(from, _)| from), Some(31));
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    let expires = |id: i64| -> Option<i64> {
+        conn.query_row("SELECT expires_ms FROM api_tokens WHERE id = ?1", [id], |row| row.get(0)).unwrap()
+    };
+    assert_eq!(expires(login), Some(to_ms(NOW) + 12 * 3600 * 1000));
+    assert_eq!(expires(script), None, "a token made to last stays so");
+    assert_eq!(expires(revoked), None, "a revoked one is left as it was");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -415,7 +461,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 31);
+    assert_eq!(store.schema_version().unwrap(), 33);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -1308,6 +1354,47 @@ mod telemetry_tests {
 mod alarm_tests {
     use super::*;
     use model::alarm::{Alarm, AlarmCause, AlarmStatus, Condition, NewAlarmRule, Severity};
+
+    #[test]
+    fn an_alarm_comes_back_only_over_its_rule_s_latest_one() {
+        // As a store from before alarms came back may hold: an older alarm that cleared unseen
+        // under a newer one that was acknowledged. A return is a new alarm.
+        let f = fixture(Store::open_in_memory().unwrap());
+        let new = NewAlarmRule {
+            name: "gas".into(),
+            machine_id: None,
+            metric: Some("gas_ppm".into()),
+            condition: Condition::Above { threshold: 50.0 },
+            for_seconds: 0,
+            deadband: 0.0,
+            severity: Severity::Critical,
+            enabled: true,
+        };
+        let rule = f.store.create_alarm_rule(&new).unwrap().id;
+        let m = f.machines[0];
+        let old = f.store.raise_alarm(rule, m, NOW, None, "gas").unwrap().id;
+        f.store.acknowledge_alarm(old, "ada", NOW).unwrap();
+        f.store.clear_alarm(rule, m, NOW).unwrap();
+        let newer = f.store.raise_alarm(rule, m, NOW, None, "gas").unwrap().id;
+        assert_ne!(newer, old);
+        f.store.clear_alarm(rule, m, NOW).unwrap();
+        f.store
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE alarms SET acknowledged_ms = NULL, acknowledged_by = NULL WHERE id = ?1",
+                    [old],
+                )?;
+                tx.execute(
+                    "UPDATE alarms SET acknowledged_ms = 0, acknowledged_by = 'ada' WHERE id = ?1",
+                    [newer],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let back = f.store.raise_alarm(rule, m, NOW, None, "gas").unwrap();
+        assert!(back.id != old && back.id != newer, "{back:?}");
+        assert_eq!(f.store.alarm(old).unwrap().status, AlarmStatus::Cleared);
+    }
 
     #[test]
     fn the_most_urgent_open_alarms_come_first() {

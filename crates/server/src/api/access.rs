@@ -69,8 +69,10 @@ pub(crate) async fn check_credentials(
     peer: Option<std::net::IpAddr>,
 ) -> ApiResult<User> {
     // User names are ASCII and differ by more than case: " OP1" and "ｏｐ１" (typed with a
-    // Chinese input method in full-width mode) are op1.
-    let username = model::fold_width(username.trim()).to_ascii_lowercase();
+    // Chinese input method in full-width mode) are op1. (Earlier versions let two names differ
+    // in case only: each of those signs in with the name as it was written.)
+    let typed = model::fold_width(username.trim()).into_owned();
+    let username = typed.to_ascii_lowercase();
     if let Err(wait) = state.sign_ins.begin(&username, peer) {
         return Err(ApiError::too_many_requests(
             format!("too many failed sign-ins; try again in {} s", crate::error::ceil_seconds(wait)),
@@ -79,8 +81,7 @@ pub(crate) async fn check_credentials(
     }
     let login = Login { username, password };
     let store = state.store.clone();
-    let username = login.username.clone();
-    let found = blocking(move || store.user_credentials(&username)).await?;
+    let found = blocking(move || store.user_credentials(&typed)).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         None => (None, auth::password_work(dummy_hash).await?),

@@ -1265,6 +1265,20 @@ async fn series_are_queryable_raw_and_aggregated() {
     assert_eq!(h.get("/api/v1/machines/999/series?metric=x").await.status, StatusCode::NOT_FOUND);
 }
 
+/// A critical rule: `oven_c` above 80 for `seconds`, on every machine.
+fn oven_above_80_for(seconds: u32) -> model::alarm::NewAlarmRule {
+    model::alarm::NewAlarmRule {
+        name: "Oven hot".into(),
+        machine_id: None,
+        metric: Some("oven_c".into()),
+        condition: model::alarm::Condition::Above { threshold: 80.0 },
+        for_seconds: seconds,
+        deadband: 0.0,
+        severity: model::alarm::Severity::Critical,
+        enabled: true,
+    }
+}
+
 #[tokio::test]
 async fn a_delay_running_when_the_platform_stopped_still_runs_out_after_the_restart() {
     // An oven above 80 °C for a minute raises; it rose to 85 at 09:00:10 and reports only on
@@ -1272,16 +1286,7 @@ async fn a_delay_running_when_the_platform_stopped_still_runs_out_after_the_rest
     // manual: nothing new arrives, yet the alarm comes up once the minute from 09:00:10 is over.
     let start = NOW + time::Duration::seconds(65);
     let store = seeded_store(NOW);
-    let rule = model::alarm::NewAlarmRule {
-        name: "Oven hot".into(),
-        machine_id: None,
-        metric: Some("oven_c".into()),
-        condition: model::alarm::Condition::Above { threshold: 80.0 },
-        for_seconds: 60,
-        deadband: 0.0,
-        severity: model::alarm::Severity::Critical,
-        enabled: true,
-    };
+    let rule = oven_above_80_for(60);
     let rule = store.create_alarm_rule(&rule).unwrap();
     let reading = |seconds: i64, value: f64| model::Reading {
         machine: model::MachineId(1),
@@ -1324,16 +1329,7 @@ async fn an_alarm_worker_that_missed_inputs_catches_up_with_the_store() {
     let h = harness_with(crate::AlarmConfig { tick_seconds: 1, ..crate::AlarmConfig::default() });
     let _workers = h.state.start_workers();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let rule = model::alarm::NewAlarmRule {
-        name: "Oven hot".into(),
-        machine_id: None,
-        metric: Some("oven_c".into()),
-        condition: model::alarm::Condition::Above { threshold: 80.0 },
-        for_seconds: 0,
-        deadband: 0.0,
-        severity: model::alarm::Severity::Critical,
-        enabled: true,
-    };
+    let rule = oven_above_80_for(0);
     let rule = h.store.create_alarm_rule(&rule).unwrap();
     let hot = model::Reading { machine: model::MachineId(1), metric: "oven_c".into(), at: NOW, value: 95.0 };
     h.store.write_readings(&[hot]).unwrap();

@@ -1355,21 +1355,26 @@ mod alarm_tests {
     use super::*;
     use model::alarm::{Alarm, AlarmCause, AlarmStatus, Condition, NewAlarmRule, Severity};
 
-    #[test]
-    fn an_alarm_comes_back_only_over_its_rule_s_latest_one() {
-        // As a store from before alarms came back may hold: an older alarm that cleared unseen
-        // under a newer one that was acknowledged. A return is a new alarm.
-        let f = fixture(Store::open_in_memory().unwrap());
-        let new = NewAlarmRule {
-            name: "gas".into(),
+    /// `gas_ppm` above 50 at once, on every machine.
+    fn gas_rule(name: &str, severity: Severity) -> NewAlarmRule {
+        NewAlarmRule {
+            name: name.into(),
             machine_id: None,
             metric: Some("gas_ppm".into()),
             condition: Condition::Above { threshold: 50.0 },
             for_seconds: 0,
             deadband: 0.0,
-            severity: Severity::Critical,
+            severity,
             enabled: true,
-        };
+        }
+    }
+
+    #[test]
+    fn an_alarm_comes_back_only_over_its_rule_s_latest_one() {
+        // As a store from before alarms came back may hold: an older alarm that cleared unseen
+        // under a newer one that was acknowledged. A return is a new alarm.
+        let f = fixture(Store::open_in_memory().unwrap());
+        let new = gas_rule("gas", Severity::Critical);
         let rule = f.store.create_alarm_rule(&new).unwrap().id;
         let m = f.machines[0];
         let old = f.store.raise_alarm(rule, m, NOW, None, "gas").unwrap().id;
@@ -1399,19 +1404,7 @@ mod alarm_tests {
     #[test]
     fn the_most_urgent_open_alarms_come_first() {
         let f = fixture(Store::open_in_memory().unwrap());
-        let rule = |name: &str, severity| {
-            let new = NewAlarmRule {
-                name: name.into(),
-                machine_id: None,
-                metric: Some("gas_ppm".into()),
-                condition: Condition::Above { threshold: 50.0 },
-                for_seconds: 0,
-                deadband: 0.0,
-                severity,
-                enabled: true,
-            };
-            f.store.create_alarm_rule(&new).unwrap().id
-        };
+        let rule = |name: &str, severity| f.store.create_alarm_rule(&gas_rule(name, severity)).unwrap().id;
         let (gas, hot, note) =
             (rule("gas", Severity::Critical), rule("hot", Severity::Warning), rule("note", Severity::Info));
         let m = f.machines[0];

@@ -1141,7 +1141,8 @@ enum Level {
 
 /// Where a stepped read of one series finds its rows. Each step takes the coarsest rows that fit
 /// in it; the parts of a minute or hour at either end of the range come from the finer level
-/// while that is kept (older ones: the whole minute's or hour's row).
+/// wherever that holds every reading of the minute or hour, so no reading outside the range
+/// counts. Only where the finer rows were pruned does the whole minute's or hour's row stand in.
 struct Levels<'c> {
     conn: &'c Connection,
     series: i64,
@@ -1157,7 +1158,7 @@ impl Levels<'_> {
         if from_ms >= to_ms {
             return Ok(true);
         }
-        let (width, finer, finer_from, table, key) = match level {
+        let (width, finer, table, key) = match level {
             Level::Raw => {
                 let mut raw = self.conn.prepare_cached(
                     "SELECT ts_ms, value FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
@@ -1168,13 +1169,15 @@ impl Levels<'_> {
                     Ok((ts_ms, Aggregate::one(ts_ms, value)))
                 });
             }
-            Level::Minute => (ROLLUP_MS, Level::Raw, self.raw_from, "rollups_1m", "minute_ms"),
-            Level::Hour => (HOUR_ROLLUP_MS, Level::Minute, self.minutes_from, "rollups_1h", "hour_ms"),
+            Level::Minute => (ROLLUP_MS, Level::Raw, "rollups_1m", "minute_ms"),
+            Level::Hour => (HOUR_ROLLUP_MS, Level::Minute, "rollups_1h", "hour_ms"),
         };
         let floor = |ms: i64| ms.div_euclid(width) * width;
         let ceil = |ms: i64| floor(ms + width - 1);
-        let head_finer = from_ms.rem_euclid(width) != 0 && from_ms >= finer_from;
-        let tail_finer = to_ms.rem_euclid(width) != 0 && floor(to_ms) >= finer_from;
+        let head_finer =
+            from_ms.rem_euclid(width) != 0 && self.finer_covers(level, floor(from_ms), from_ms)?;
+        let tail_finer =
+            to_ms.rem_euclid(width) != 0 && self.finer_covers(level, floor(to_ms), floor(to_ms))?;
         let rows_from = if head_finer { ceil(from_ms) } else { floor(from_ms) };
         let rows_to = if tail_finer { floor(to_ms) } else { ceil(to_ms) };
         let head_to = if head_finer { ceil(from_ms).min(to_ms) } else { from_ms };
@@ -1206,6 +1209,46 @@ impl Levels<'_> {
             return self.fold(steps, finer, floor(to_ms).max(head_to), to_ms);
         }
         Ok(true)
+    }
+
+    /// Whether the level finer than `level` holds every reading from `part_from` to the end of
+    /// the `level` row that starts at `unit`. It does when it is kept from `part_from` on. When
+    /// its oldest row lies inside the unit, that is either where the series began (the finer rows
+    /// hold the whole unit) or where older rows were pruned (they do not): the finer rows then
+    /// cover the unit only if they count as many readings as the unit's own row.
+    fn finer_covers(&self, level: Level, unit: i64, part_from: i64) -> rusqlite::Result<bool> {
+        let (width, finer_from, coarse_sql, finer_sql) = match level {
+            Level::Raw => return Ok(true),
+            Level::Minute => (
+                ROLLUP_MS,
+                self.raw_from,
+                "SELECT count FROM rollups_1m WHERE series_id = ?1 AND minute_ms = ?2",
+                "SELECT count(*) FROM readings WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+            ),
+            Level::Hour => (
+                HOUR_ROLLUP_MS,
+                self.minutes_from,
+                "SELECT count FROM rollups_1h WHERE series_id = ?1 AND hour_ms = ?2",
+                "SELECT coalesce(sum(count), 0) FROM rollups_1m
+                 WHERE series_id = ?1 AND minute_ms >= ?2 AND minute_ms < ?3",
+            ),
+        };
+        if finer_from <= part_from {
+            return Ok(true);
+        }
+        if finer_from >= unit.saturating_add(width) {
+            return Ok(false);
+        }
+        let coarse: Option<i64> = self
+            .conn
+            .prepare_cached(coarse_sql)?
+            .query_row(params![self.series, unit], |row| row.get(0))
+            .optional()?;
+        let finer: i64 = self
+            .conn
+            .prepare_cached(finer_sql)?
+            .query_row(params![self.series, unit, unit.saturating_add(width)], |row| row.get(0))?;
+        Ok(finer >= coarse.unwrap_or(0))
     }
 }
 

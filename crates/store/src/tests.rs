@@ -1124,6 +1124,102 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn an_hour_step_in_a_series_first_hour_counts_only_the_readings_in_the_range() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let base = 1_800_000_000_000; // a whole hour
+        let (minute, hour) = (60_000, 3_600_000);
+        // One reading a minute from :10 to :49 of the series' first hour; the value counts from 0.
+        let batch: Vec<Reading> =
+            (0..40).map(|i| reading(m, "t", base + (10 + i) * minute, i as f64)).collect();
+        f.store.write_readings(&batch).unwrap();
+        let steps = |from: i64, to: i64, step: i64| -> Vec<(i64, f64, f64, u64)> {
+            f.store
+                .series(m, "t", base + from, base + to, Some(step), 0, 1000)
+                .unwrap()
+                .iter()
+                .map(|p| (p.ts_ms - base, p.min, p.max, p.count))
+                .collect()
+        };
+        let sum = |points: Vec<(i64, f64, f64, u64)>| points.iter().map(|p| p.3).sum::<u64>();
+        // `to` inside the hour: :10 to :19 only, as ten minute steps count them.
+        assert_eq!(steps(0, 20 * minute, hour), [(0, 0.0, 9.0, 10)]);
+        assert_eq!(sum(steps(0, 20 * minute, minute)), 10);
+        // `to` inside a minute too: :10 to :19 again.
+        assert_eq!(steps(0, 20 * minute - 1, hour), [(0, 0.0, 9.0, 10)]);
+        // `from` inside the hour, before the first reading or after it.
+        assert_eq!(steps(5 * minute, 2 * hour, hour), [(0, 0.0, 39.0, 40)]);
+        assert_eq!(steps(15 * minute, 2 * hour, hour), [(0, 5.0, 39.0, 35)]);
+        // Both ends inside the hour.
+        assert_eq!(steps(5 * minute, 20 * minute, hour), [(0, 0.0, 9.0, 10)]);
+        assert_eq!(steps(15 * minute + 1, 20 * minute, hour), [(0, 6.0, 9.0, 4)]);
+    }
+
+    #[test]
+    fn a_minute_step_in_a_series_first_minute_counts_only_the_readings_in_the_range() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let base = 1_800_000_000_000; // a whole minute
+        // A reading every ten seconds from :30 of the series' first minute to the end of the next.
+        let batch: Vec<Reading> = (3..12).map(|i| reading(m, "t", base + i * 10_000, i as f64)).collect();
+        f.store.write_readings(&batch).unwrap();
+        let steps = |from: i64, to: i64| -> Vec<(i64, f64, f64, u64)> {
+            f.store
+                .series(m, "t", base + from, base + to, Some(60_000), 0, 1000)
+                .unwrap()
+                .iter()
+                .map(|p| (p.ts_ms - base, p.min, p.max, p.count))
+                .collect()
+        };
+        // `to` inside the first minute: :30 and :40 only.
+        assert_eq!(steps(0, 45_000), [(0, 3.0, 4.0, 2)]);
+        // `from` inside it, before the first reading or after it.
+        assert_eq!(steps(10_000, 120_000), [(0, 3.0, 5.0, 3), (60_000, 6.0, 11.0, 6)]);
+        assert_eq!(steps(45_000, 120_000), [(0, 5.0, 5.0, 1), (60_000, 6.0, 11.0, 6)]);
+        // Both ends inside it.
+        assert_eq!(steps(10_000, 45_000), [(0, 3.0, 4.0, 2)]);
+        // An hour step reads the same minute from the raw readings.
+        let hours = f.store.series(m, "t", base, base + 45_000, Some(3_600_000), 0, 1000).unwrap();
+        assert_eq!(hours.iter().map(|p| (p.min, p.max, p.count)).collect::<Vec<_>>(), [(3.0, 4.0, 2)]);
+    }
+
+    #[test]
+    fn where_the_finer_rows_of_a_minute_or_hour_were_pruned_its_roll_up_still_answers() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let m = f.machines[0];
+        let base = 1_800_000_000_000; // a whole hour
+        let (minute, hour) = (60_000, 3_600_000);
+        // A reading every ten seconds from :10 to :49 of an hour; the value counts from 0.
+        let batch: Vec<Reading> =
+            (0..240).map(|i| reading(m, "t", base + 10 * minute + i * 10_000, i as f64)).collect();
+        f.store.write_readings(&batch).unwrap();
+        let steps = |from: i64, to: i64, step: i64| -> Vec<(i64, f64, f64, u64)> {
+            f.store
+                .series(m, "t", base + from, base + to, Some(step), 0, 1000)
+                .unwrap()
+                .iter()
+                .map(|p| (p.ts_ms - base, p.min, p.max, p.count))
+                .collect()
+        };
+        // Raw readings pruned up to :20:25, inside a minute: that minute comes whole from its row.
+        let raw_gone = PruneBefore { raw_ms: base + 20 * minute + 25_000, minutes_ms: 0, hours_ms: 0 };
+        assert_eq!(f.store.prune(raw_gone, 1000).unwrap(), 63);
+        assert_eq!(steps(20 * minute, 20 * minute + 45_000, minute), [(20 * minute, 60.0, 65.0, 6)]);
+        // The minutes before :30 pruned too: the hour comes whole from its row.
+        let minutes_gone = PruneBefore { raw_ms: 0, minutes_ms: base + 30 * minute, hours_ms: 0 };
+        assert_eq!(f.store.prune(minutes_gone, 1000).unwrap(), 20);
+        assert_eq!(steps(0, 20 * minute, hour), [(0, 0.0, 239.0, 240)]);
+        assert_eq!(steps(15 * minute, 2 * hour, hour), [(0, 0.0, 239.0, 240)]);
+        // With no raw readings left at all, minutes answer from their rows alone.
+        let all_raw_gone = PruneBefore { raw_ms: base + hour, minutes_ms: 0, hours_ms: 0 };
+        assert_eq!(f.store.prune(all_raw_gone, 1000).unwrap(), 177);
+        assert_eq!(
+            steps(35 * minute + 1, 36 * minute + 1, minute),
+            [(35 * minute, 150.0, 155.0, 6), (36 * minute, 156.0, 161.0, 6)]
+        );
+    }
+
+    #[test]
     fn readings_roll_up_per_minute_and_duplicates_are_ignored() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[0];

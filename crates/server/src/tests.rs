@@ -1191,6 +1191,58 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
 }
 
 #[tokio::test]
+async fn a_machine_s_oee_history_starts_at_its_first_report_ever_not_the_first_in_the_window() {
+    let h = harness();
+    let machines = h.get("/api/v1/machines?limit=500").await.json;
+    let id = |code: &str| {
+        let machine = machines["items"].as_array().unwrap().iter().find(|m| m["code"] == code).unwrap();
+        model::MachineId(machine["id"].as_i64().unwrap())
+    };
+    let (mould, qc) = (id("imm-01"), id("qc-01"));
+    // The harness site plans around the clock, in Hong Kong time; days 1 to 4 are 18 to 21 November.
+    let planned = |machine: model::MachineId, day: u32| {
+        let h = &h;
+        async move {
+            let (from, to) = (format!("2026-11-{}", 17 + day), format!("2026-11-{}", 18 + day));
+            let path = format!(
+                "/api/v1/oee?machine={}&from={from}T00:00:00%2B08:00&to={to}T00:00:00%2B08:00",
+                machine.0
+            );
+            h.get(&path).await.json["total"]["planned_busy_seconds"].as_f64().unwrap()
+        }
+    };
+    // The moulding machine first reports at 10:00 on day 3: nothing is planned before.
+    let first = model::StateChange {
+        machine: mould,
+        at: datetime!(2026-11-20 10:00 +08:00),
+        state: model::MachineState::Running,
+        reason: None,
+    };
+    h.store.record_state(&first).unwrap();
+    assert_eq!(planned(mould, 1).await, 0.0);
+    assert_eq!(planned(mould, 2).await, 0.0);
+    assert_eq!(planned(mould, 3).await, 14.0 * 3600.0);
+    assert_eq!(planned(mould, 4).await, 86_400.0);
+    // The QC cell reports counters only: 2 units at 10:00 on day 1 (30 s each, so from 09:59), and
+    // 3 units early on each later day. Each later day is planned in full, not from its first
+    // count's work (00:00:30).
+    let rule =
+        model::CountRule { good_metric: "good".into(), scrap_metric: None, ideal_unit_seconds: Some(30.0) };
+    h.store.set_count_rule(qc, &rule).unwrap();
+    for (at, value) in [
+        (datetime!(2026-11-18 09:58 +08:00), 100.0),
+        (datetime!(2026-11-18 10:00 +08:00), 102.0),
+        (datetime!(2026-11-19 00:02 +08:00), 105.0),
+        (datetime!(2026-11-20 00:02 +08:00), 108.0),
+    ] {
+        h.store.write_readings(&[model::Reading { machine: qc, metric: "good".into(), at, value }]).unwrap();
+    }
+    assert_eq!(planned(qc, 1).await, 14.0 * 3600.0 + 60.0);
+    assert_eq!(planned(qc, 2).await, 86_400.0);
+    assert_eq!(planned(qc, 3).await, 86_400.0);
+}
+
+#[tokio::test]
 async fn steps_of_a_day_are_the_site_s_days() {
     let h = harness();
     // Half an hour before and after midnight in Hong Kong, the harness site's zone (UTC+8).

@@ -704,6 +704,17 @@ impl Store {
         })
     }
 
+    /// When `machine` first reported a state, if it ever did: where its state timeline begins,
+    /// however long ago (one lookup in the timeline's primary key).
+    pub fn first_state_at(&self, machine: MachineId) -> Result<Option<model::Timestamp>> {
+        self.read(|conn| {
+            let first: Option<i64> = conn
+                .prepare_cached("SELECT min(since_ms) FROM machine_states WHERE machine_id = ?1")?
+                .query_row([machine.0], |row| row.get(0))?;
+            first.map(from_ms).transpose()
+        })
+    }
+
     /// Stores Sparkplug B sessions' births (`(group, edge node, births)`), or forgets them where
     /// `births` is `None` (the node died).
     pub fn save_sparkplug_sessions(&self, sessions: &[(String, String, Option<String>)]) -> Result<()> {
@@ -778,6 +789,40 @@ impl Store {
                 }
             }
             Ok(out)
+        })
+    }
+
+    /// A machine's first production record ever (of several at that time, the first stored), if
+    /// it has one: the units it was first counted for, however long ago (found through the
+    /// machine's index of records by time).
+    pub fn first_production(&self, machine: MachineId) -> Result<Option<ProductionRecord>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT ts_ms, operation_id, good, scrap, ideal_unit_seconds FROM production
+                     WHERE machine_id = ?1 ORDER BY ts_ms, id LIMIT 1",
+                )?
+                .query_row([machine.0], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Option<i64>>(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .optional()?;
+            row.map(|(at, operation, good, scrap, ideal_unit_seconds)| {
+                Ok(ProductionRecord {
+                    machine,
+                    at: from_ms(at)?,
+                    operation: operation.map(OperationId),
+                    good,
+                    scrap,
+                    ideal_unit_seconds,
+                })
+            })
+            .transpose()
         })
     }
 

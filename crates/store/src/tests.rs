@@ -1308,6 +1308,37 @@ mod telemetry_tests {
     }
 
     #[test]
+    fn a_machine_s_first_state_and_first_units_are_its_earliest_ever() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let (m, other) = (f.machines[0], f.machines[1]);
+        assert_eq!(f.store.first_state_at(m).unwrap(), None);
+        assert_eq!(f.store.first_production(m).unwrap(), None);
+        let base = 1_800_000_000_000;
+        let day = 86_400_000;
+        for (machine, ms) in [(m, base + 3 * day), (m, base), (other, base - day), (m, base + day)] {
+            let change =
+                StateChange { machine, at: from_ms(ms).unwrap(), state: MachineState::Running, reason: None };
+            f.store.record_state(&change).unwrap();
+        }
+        assert_eq!(f.store.first_state_at(m).unwrap(), Some(from_ms(base).unwrap()));
+        let units = |machine: MachineId, ms: i64, good: u32| ProductionRecord {
+            machine,
+            at: from_ms(ms).unwrap(),
+            operation: None,
+            good,
+            scrap: 0,
+            ideal_unit_seconds: 30.0,
+        };
+        // Recorded out of time order; two at the earliest time: the first stored is first.
+        for record in
+            [units(m, base + day, 1), units(m, base, 2), units(other, base - day, 3), units(m, base, 4)]
+        {
+            f.store.record_production(&record).unwrap();
+        }
+        assert_eq!(f.store.first_production(m).unwrap(), Some(units(m, base, 2)));
+    }
+
+    #[test]
     fn state_spans_cover_the_period_from_the_state_in_force() {
         let f = fixture(Store::open_in_memory().unwrap());
         let m = f.machines[1];

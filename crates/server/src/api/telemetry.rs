@@ -543,7 +543,9 @@ pub(crate) fn machine_kpis(
         let until = to_ms.saturating_add(LATE_REPORTS_MS);
         let mut spans = store.state_spans(machine.id, from_ms, until)?;
         let production = store.production(machine.id, from_ms, until)?;
-        let from_ms = history_start(&spans, &production, from_ms, to_ms);
+        let first_state = store.first_state_at(machine.id)?.map(oee::unix_ms);
+        let first_units = store.first_production(machine.id)?;
+        let from_ms = history_start(first_state, first_units.as_ref(), from_ms, to_ms);
         // Maintenance windows are planned stops, as a `planned_stop` state is: not planned time.
         for window in store.maintenance(Some(machine.id), from_ms)? {
             let (start, end) = (oee::unix_ms(window.start).max(from_ms), oee::unix_ms(window.end).min(until));
@@ -567,19 +569,25 @@ pub(crate) fn machine_kpis(
 const LATE_REPORTS_MS: i64 = 86_400_000;
 
 /// Where a machine's KPI window really starts: at `from_ms`, unless the machine's first state
-/// record and the work of its first counted units (their ideal time before the report) came later.
-/// Time before a machine ever reported (it was not yet connected, or the platform was not yet
-/// running) is not planned time it lost; gaps after its first report still count as offline, and
-/// units counted before its first state count. A machine that never reported anything keeps the
-/// whole window, all of it offline without data, so a silent machine shows as such.
-fn history_start(spans: &[StateSpan], production: &[ProductionRecord], from_ms: i64, to_ms: i64) -> i64 {
-    let first_work = production.first().map_or(i64::MAX, |record| {
+/// report ever (`first_state`) and the work of its first counted units ever (their ideal time
+/// before the report) both came later. Time before a machine ever reported (it was not yet
+/// connected, or the platform was not yet running) is not planned time it lost; gaps after its
+/// first report still count as offline, and units counted before its first state count. Both are
+/// the machine's first ever, not the first within the window: a day after a machine first reported
+/// is planned in full, however late in that day its first report or count came. A machine that
+/// never reported anything keeps the whole window, all of it offline without data, so a silent
+/// machine shows as such.
+fn history_start(
+    first_state: Option<i64>,
+    first_units: Option<&ProductionRecord>,
+    from_ms: i64,
+    to_ms: i64,
+) -> i64 {
+    let first_work = first_units.map_or(i64::MAX, |record| {
         let produced = f64::from(record.good) + f64::from(record.scrap);
         oee::unix_ms(record.at) - (record.ideal_unit_seconds * produced * 1000.0).round() as i64
     });
-    // `state_spans` starts at `from_ms` whenever a state was in force there.
-    let first_state = spans.first().map_or(i64::MAX, |span| span.start_ms);
-    match first_state.min(first_work) {
+    match first_state.unwrap_or(i64::MAX).min(first_work) {
         i64::MAX => from_ms,
         first => first.clamp(from_ms, to_ms.max(from_ms)),
     }

@@ -42,6 +42,9 @@ pub struct FileConfig {
 pub struct StoreSection {
     /// `full` (default) or `normal`; see the README's durability section.
     pub durability: Option<DurabilityName>,
+    /// Whether a start that upgrades the store's schema first copies it beside itself (default
+    /// true), so the version before can be gone back to.
+    pub backup_before_upgrade: Option<bool>,
 }
 
 /// The durability levels by name.
@@ -281,6 +284,10 @@ log = "info"
 # When a write is acknowledged it is committed. "full" also fsyncs it to disk first, so it survives
 # a power cut; "normal" survives a crash of the process but may lose the last commits on power loss.
 durability = "full"
+# Before a new version upgrades the store's schema, it copies the store to
+# microfactory-before-upgrade-N.db beside it (N: the old schema version), so the old version can
+# be gone back to. The start stops if the copy cannot be made (say, for want of room).
+backup_before_upgrade = true
 
 [http]
 # Largest JSON request body accepted, in bytes (larger requests get 413).

@@ -443,6 +443,9 @@ fn open_store(
         && let Ok(Some((found, known))) = Store::schema_versions(&path)
         && found < known
     {
+        if found > 0 && config.store.backup_before_upgrade.unwrap_or(true) {
+            keep_before_upgrade(&dir, &path, found)?;
+        }
         tracing::info!(
             from = found,
             to = known,
@@ -459,6 +462,32 @@ fn open_store(
         tracing::info!(from, to, "upgraded the store's schema");
     }
     Ok((store, dir))
+}
+
+/// Copies the store at `path` (schema `version`) to `microfactory-before-upgrade-{version}.db`
+/// beside it before it is upgraded, so the version that wrote it can be gone back to; a copy
+/// there already (an upgrade that stopped half-way) is kept as it is.
+fn keep_before_upgrade(dir: &Path, path: &Path, version: u32) -> anyhow::Result<()> {
+    let copy = dir.join(format!("microfactory-before-upgrade-{version}.db"));
+    if copy.exists() {
+        tracing::info!(copy = %copy.display(), "the store's copy from before the upgrade is there already");
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let bytes = store::backup_database(path, &copy).map_err(|error| {
+        anyhow::anyhow!(
+            "cannot copy the store before upgrading it ({error}); make room, or set \
+             store.backup_before_upgrade = false to upgrade without a copy"
+        )
+    })?;
+    tracing::info!(
+        copy = %copy.display(),
+        megabytes = format!("{:.1}", bytes as f64 / 1e6),
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "copied the store before upgrading it: to go back, stop, and give the version before an empty data \
+         directory with the copy as {DATABASE_FILE} in it; delete the copy once this version runs well"
+    );
+    Ok(())
 }
 
 fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {

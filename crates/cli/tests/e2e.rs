@@ -290,6 +290,20 @@ fn the_demo_and_a_factory_keep_their_data_apart() {
 }
 
 #[test]
+fn an_upgrade_keeps_a_copy_of_the_store_as_it_was() {
+    let dir = TempDir::new("upgrade-copy");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    store::Store::create_at_version(&dir.0.join("microfactory.db"), 18).unwrap();
+    let mut server = start("serve", &dir.0);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let copy = dir.0.join("microfactory-before-upgrade-18.db");
+    let versions = |path: &std::path::Path| store::Store::schema_versions(path).unwrap().unwrap();
+    assert_eq!(versions(&copy).0, 18, "the copy is the store as it was");
+    assert_eq!(versions(&dir.0.join("microfactory.db")).0, versions(&copy).1, "the store is upgraded");
+}
+
+#[test]
 fn a_weak_bootstrap_token_stops_a_first_start_only() {
     let dir = TempDir::new("weak-token");
     let data = dir.0.join("data");

@@ -1125,16 +1125,24 @@ fn solve_from(
     // the time (on a very large order book one dispatch takes seconds).
     let usual = lookaheads.iter().position(|&k1| k1 == baseline::ATCS_LOOKAHEAD).unwrap_or(0);
     let mut by_lookahead: Vec<Option<Vec<scheduler::ScheduledOperation>>> = vec![None; lookaheads.len()];
+    // What one dispatch takes: about what checking, compacting, gap-filling and storing the plan
+    // after the search take too, so that much of the limit is kept for them.
+    let mut one_dispatch = Duration::ZERO;
     for index in std::iter::once(usual).chain((0..lookaheads.len()).filter(|&i| i != usual)) {
         if index != usual && started.elapsed() >= time_limit / 4 {
             break;
         }
         by_lookahead[index] =
             Some(baseline::dispatch_with(&built.problem, baseline::Rule::Atcs, lookaheads[index]));
+        if index == usual {
+            one_dispatch = started.elapsed();
+        }
     }
+    let finishing = one_dispatch;
     let mut rules: Vec<Vec<scheduler::ScheduledOperation>> = by_lookahead.into_iter().flatten().collect();
-    // EDD too, unless the rules so far took half the time already (a very large order book).
-    if !time_limit.is_zero() && started.elapsed() < time_limit / 2 {
+    // EDD too, unless it would leave no time for the search and the finishing (a very large
+    // order book).
+    if !time_limit.is_zero() && started.elapsed() + one_dispatch + finishing < time_limit {
         rules.push(baseline::dispatch(&built.problem, baseline::Rule::Edd));
     }
     rules.extend(current);
@@ -1148,9 +1156,10 @@ fn solve_from(
         .cloned();
     let config = scheduler::Config {
         objective,
-        // The dispatching rules' time counts against the limit (at least a tenth of it is left
-        // for the search), so that the limit bounds the whole plan on a large order book too.
-        time_limit: Some(time_limit.saturating_sub(started.elapsed()).max(time_limit / 10)),
+        // The dispatching rules' time and the finishing after the search count against the limit
+        // (at least a tenth of it is left for the search), so that the limit bounds the whole
+        // plan on a large order book too.
+        time_limit: Some(time_limit.saturating_sub(started.elapsed() + finishing).max(time_limit / 10)),
         initial,
         threads: threads.max(1),
         clock: interrupt.map(|stop| {

@@ -316,6 +316,8 @@ impl Engine {
     pub fn clock_stepped(&mut self, now: Timestamp) {
         for latest in self.last_reading.values_mut() {
             latest.arrived = latest.arrived.map(|arrived| arrived.min(now));
+            // After a step back, readings stamped by the platform on arrival come in order again.
+            latest.in_order_from = latest.in_order_from.map(|from| from.min(now));
         }
         self.heard_from = Some(now);
     }
@@ -394,7 +396,7 @@ impl Engine {
     /// Replaces the rules (after an edit); state of unchanged enabled rules is kept. A threshold
     /// rule new to a series (created, or enabled again) judges the series' latest value at once,
     /// as if it had just arrived, rather than wait for the next reading.
-    pub fn set_rules(&mut self, rules: Vec<AlarmRule>, out: &mut Vec<Transition>) {
+    pub fn set_rules(&mut self, rules: Vec<AlarmRule>, now: Timestamp, out: &mut Vec<Transition>) {
         // A disabled rule's alarms are cleared; enabled again, it starts afresh. A rule whose
         // condition changed (kind, limit, metric, machine, delay or band) starts afresh too: a
         // delay that ran under the old condition does not run on under the new one. An alarm it
@@ -404,6 +406,31 @@ impl Engine {
             .filter(|new| self.rules.iter().any(|old| old.id == new.id && !same_condition(old, new)))
             .map(|rule| rule.id)
             .collect();
+        // An alarm up under a rule that no longer watches that machine, metric or kind of
+        // condition clears.
+        let mut gone: Vec<(i64, MachineId)> = self
+            .tracks
+            .iter()
+            .filter(|((id, machine), track)| {
+                track.raised
+                    && changed.contains(id)
+                    && rules.iter().find(|r| r.id == *id).is_some_and(|new| {
+                        let old = self.rules.iter().find(|r| r.id == *id);
+                        !applies(new, *machine)
+                            || old.is_some_and(|old| {
+                                old.rule.metric != new.rule.metric
+                                    || std::mem::discriminant(&old.rule.condition)
+                                        != std::mem::discriminant(&new.rule.condition)
+                            })
+                    })
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        gone.sort_unstable();
+        for (rule_id, machine) in gone {
+            self.tracks.remove(&(rule_id, machine));
+            out.push(Transition::Clear { rule_id, machine, at: now });
+        }
         self.tracks.retain(|(rule, _), track| {
             rules.iter().any(|r| r.id == *rule && r.rule.enabled) && (track.raised || !changed.contains(rule))
         });
@@ -451,7 +478,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Transition>,
     ) {
-        self.set_rules(rules, out);
+        self.set_rules(rules, now, out);
         for (change, stop_began) in states {
             if self.reported.get(&change.machine).is_some_and(|known| change.at <= *known) {
                 continue;
@@ -464,7 +491,10 @@ impl Engine {
         }
         for reading in latest {
             let key = (reading.machine, reading.metric.clone());
-            if self.last_reading.get(&key).is_none_or(|known| known.stamped < reading.at) {
+            // One stamped ahead of now may have come before the engine's latest (the store keeps no
+            // arrival order): it is not taken for the value in force.
+            let ahead = reading.at > now && self.last_reading.contains_key(&key);
+            if !ahead && self.last_reading.get(&key).is_none_or(|known| known.stamped < reading.at) {
                 self.on_reading_at(reading, now, out);
             }
         }

@@ -698,7 +698,7 @@ mod alarm_tests {
             let mut engine = Engine::new(vec![above(50.0, 15)], &[]);
             let mut out = Vec::new();
             engine.on_reading(&reading(1, "temp", 0, 60.0), &mut out);
-            engine.set_rules(vec![edited], &mut out);
+            engine.set_rules(vec![edited], T0, &mut out);
             engine.on_tick(T0 + time::Duration::seconds(20), &machines, &mut out);
             assert!(out.is_empty(), "{out:?}");
         }
@@ -706,16 +706,59 @@ mod alarm_tests {
         let mut engine = Engine::new(vec![above(70.0, 0)], &[]);
         let mut out = Vec::new();
         engine.on_reading(&reading(1, "temp", 0, 60.0), &mut out);
-        engine.set_rules(vec![above(50.0, 0)], &mut out);
+        engine.set_rules(vec![above(50.0, 0)], T0, &mut out);
         assert_eq!(kinds(&out), ["raise"]);
         // Raised above the value: the alarm up clears at once.
-        engine.set_rules(vec![above(70.0, 0)], &mut out);
+        engine.set_rules(vec![above(70.0, 0)], T0, &mut out);
         assert_eq!(kinds(&out), ["raise", "clear"]);
         // A new name or severity changes nothing.
         let mut renamed = above(70.0, 0);
         renamed.rule.name = "Hot".into();
-        engine.set_rules(vec![renamed], &mut out);
+        engine.set_rules(vec![renamed], T0, &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn re_probe_of_steps_catch_ups_and_rule_edits() {
+        let machines = [MachineId(1), MachineId(2)];
+        // A step back: readings stamped on arrival after it still come in order.
+        let mut engine = Engine::new(vec![rule(2, Some("hb"), Condition::Stale { seconds: 30 }, 0)], &[]);
+        let mut out = Vec::new();
+        engine.on_reading_at(&reading(1, "hb", 0, 1.0), T0, &mut out);
+        let back = T0 - time::Duration::minutes(10);
+        engine.clock_stepped(back);
+        for seconds in [2, 20, 40] {
+            let at = back + time::Duration::seconds(seconds);
+            engine.on_reading_at(&Reading { at, ..reading(1, "hb", 0, 1.0) }, at, &mut out);
+            engine.on_tick(at, &machines[..1], &mut out);
+        }
+        assert!(out.is_empty(), "reporting all along: {out:?}");
+        // A catch-up does not bring back a reading stamped ahead that a later one replaced.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 0)], &[]);
+        engine.on_reading_at(&reading(1, "temp", 240, 90.0), T0, &mut out);
+        engine.on_reading_at(&reading(1, "temp", 1, 10.0), T0 + time::Duration::seconds(1), &mut out);
+        assert_eq!(kinds(&out), ["raise", "clear"]);
+        let rules = vec![rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 0)];
+        engine.catch_up(
+            rules,
+            &[],
+            &[reading(1, "temp", 240, 90.0)],
+            T0 + time::Duration::seconds(5),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        // A rule narrowed to one machine clears its alarms on the others.
+        let mut engine =
+            Engine::new(vec![rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 0)], &[]);
+        out.clear();
+        engine.on_reading(&reading(1, "temp", 0, 90.0), &mut out);
+        engine.on_reading(&reading(2, "temp", 0, 90.0), &mut out);
+        let mut narrowed = rule(1, Some("temp"), Condition::Above { threshold: 50.0 }, 0);
+        narrowed.rule.machine_id = Some(MachineId(1));
+        engine.set_rules(vec![narrowed], T0 + time::Duration::seconds(9), &mut out);
+        let [_, _, Transition::Clear { machine: MachineId(2), at, .. }] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(*at, T0 + time::Duration::seconds(9));
     }
 
     #[test]
@@ -830,7 +873,7 @@ mod alarm_tests {
         engine.on_reading(&reading(1, "temperature_c", 0, 99.0), &mut out);
         engine.on_reading(&reading(2, "temperature_c", 0, 20.0), &mut out);
         let hot = rule(1, Some("temperature_c"), Condition::Above { threshold: 50.0 }, 0);
-        engine.set_rules(vec![hot.clone()], &mut out);
+        engine.set_rules(vec![hot.clone()], T0, &mut out);
         assert_eq!(kinds(&out), ["raise"], "machine 1 is at 99 already: {out:?}");
         let Transition::Raise { machine, at, .. } = &out[0] else { unreachable!() };
         assert_eq!((*machine, *at), (MachineId(1), T0));
@@ -838,13 +881,16 @@ mod alarm_tests {
         let mut off = hot.clone();
         off.rule.enabled = false;
         out.clear();
-        engine.set_rules(vec![off], &mut out);
-        engine.set_rules(vec![hot.clone()], &mut out);
+        engine.set_rules(vec![off], T0, &mut out);
+        engine.set_rules(vec![hot.clone()], T0, &mut out);
         assert_eq!(kinds(&out), ["raise"], "{out:?}");
         // An edit of another rule judges nothing again.
         out.clear();
-        engine
-            .set_rules(vec![hot, rule(2, Some("gas_ppm"), Condition::Above { threshold: 5.0 }, 0)], &mut out);
+        engine.set_rules(
+            vec![hot, rule(2, Some("gas_ppm"), Condition::Above { threshold: 5.0 }, 0)],
+            T0,
+            &mut out,
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -863,7 +909,7 @@ mod alarm_tests {
         let mut out = Vec::new();
         engine.on_state(&down(4, 0), &mut out);
         engine.on_state(&StateChange { reason: Some("another fault".into()), ..down(4, 5) }, &mut out);
-        engine.set_rules(vec![stop_rule.clone()], &mut out);
+        engine.set_rules(vec![stop_rule.clone()], T0, &mut out);
         engine.on_tick(T0 + time::Duration::minutes(8), &[MachineId(4)], &mut out);
         assert!(out.is_empty());
         engine.on_tick(T0 + time::Duration::minutes(10), &[MachineId(4)], &mut out);

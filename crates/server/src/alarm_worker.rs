@@ -160,7 +160,7 @@ pub(crate) async fn run(
                 AlarmInput::RulesChanged => {
                     let store = state.store.clone();
                     match tokio::task::spawn_blocking(move || store.alarm_rules()).await {
-                        Ok(Ok(rules)) => engine.set_rules(rules, &mut transitions),
+                        Ok(Ok(rules)) => engine.set_rules(rules, state.clock.now(), &mut transitions),
                         _ => tracing::warn!("alarm worker could not reload its rules; keeping the old ones"),
                     }
                 }

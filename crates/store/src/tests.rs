@@ -247,9 +247,9 @@ fn ids_are_never_handed_out_twice() {
 
 /// A database as an earlier version made it, at schema `version`.
 fn store_at_version(path: &Path, version: usize) -> Store {
+    Store::create_at_version(path, version as u32).unwrap();
     let writer = Connection::open(path).unwrap();
     configure(&writer, Durability::Full).unwrap();
-    schema::migrate_to(&writer, version).unwrap();
     Store::from_writer(Some(path.to_path_buf()), Durability::Full, writer)
 }
 

@@ -197,10 +197,11 @@ impl Store {
         sql.push_str(" LIMIT ?");
         values.push(Value::Integer(i64::from(request.limit) + 1));
         self.read(|conn| {
-            let rows = conn
-                .prepare_cached(&sql)?
-                .query_map(params_from_iter(values), order_row)?
-                .collect::<rusqlite::Result<Result<Vec<_>>>>()??;
+            // Room for the whole page at once: an order is some 200 bytes, moved at each growth.
+            let mut rows = Vec::with_capacity(request.limit as usize + 1);
+            for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(values), order_row)? {
+                rows.push(row??);
+            }
             let by_revision = filter.sort == OrderSort::Revision;
             Ok(page(rows, request.limit, |order| if by_revision { order.revision } else { order.id.0 }))
         })

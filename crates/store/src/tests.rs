@@ -104,6 +104,35 @@ fn new_order(number: &str, variant: VariantId) -> NewOrder {
 }
 
 #[test]
+fn stored_milliseconds_read_back_as_the_same_instant() {
+    for ms in [0, 1, 999, 1_000, 1_764_000_000_123, -1, -999, -1_000, -1_001, -62_135_596_800_000] {
+        let at = from_ms(ms).unwrap();
+        assert_eq!(at.unix_timestamp_nanos(), i128::from(ms) * 1_000_000, "{ms}");
+        assert_eq!(to_ms(at), ms);
+    }
+    // Beyond what a time can hold: an error naming the value, not a panic.
+    for ms in [i64::MAX, i64::MIN] {
+        assert!(matches!(from_ms(ms), Err(StoreError::Corrupt(text)) if text.contains(&ms.to_string())));
+    }
+}
+
+#[test]
+fn a_cached_statement_is_not_compiled_again_for_each_page() {
+    // A page is `... LIMIT ?`; binding another limit must not send SQLite back to the compiler.
+    let conn = Connection::open_in_memory().unwrap();
+    configure(&conn, Durability::Full).unwrap();
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);")
+        .unwrap();
+    let mut statement = conn.prepare_cached("SELECT id FROM t WHERE id > ? ORDER BY id LIMIT ?").unwrap();
+    for (after, limit) in [(0, 1), (1, 2), (0, 3), (2, 1)] {
+        let ids: Vec<i64> =
+            statement.query_map([after, limit], |row| row.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(ids.len(), limit.min(3 - after) as usize);
+    }
+    assert_eq!(statement.get_status(rusqlite::StatementStatus::RePrepare), 0);
+}
+
+#[test]
 fn the_retention_basis_is_kept() {
     let store = Store::open_in_memory().unwrap();
     assert_eq!(store.retention_basis().unwrap(), None);

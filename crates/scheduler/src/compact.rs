@@ -128,6 +128,11 @@ fn earliest_start(
         // Between `before` and `after`; at `position` itself it keeps its neighbours.
         let before = slot.checked_sub(1).map(other);
         let after = if slot < position { Some(other(slot)) } else { next };
+        // Too short for the work alone, whatever the setups (never negative) and breaks: most
+        // gaps of a busy machine, passed over without looking at either.
+        if after.is_some_and(|a| a.start - before.map_or(0, |b| b.end).max(ready) < duration) {
+            continue;
+        }
         let setup_in = setup(before.map(family), family(&x));
         let mut start = ready.max(before.map_or(0, |b| b.end) + setup_in).max(setup_in);
         // Past every break the setup and the work would touch (each step passes one).

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use model::{Clock, SystemClock};
+use model::{Clock, Role, SystemClock};
 use server::import::{Existing, ImportOutcome, import_csv};
 use server::{AppState, Bootstrap};
 use store::Store;
@@ -58,6 +58,9 @@ enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work with user accounts in the store, without the API: for when nobody can sign in.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Run the simulated factory against a broker (embedded or external), with the machines and
     /// released orders of the store in --data-dir.
     Sim(SimArgs),
@@ -174,6 +177,23 @@ enum OrdersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Give a person's account a new random password, printed once, and end its sign-ins (the
+    /// admin's password was lost, or never seen). Runs beside the platform or without it; the
+    /// account's open pages notice within 30 s.
+    ResetPassword {
+        /// The account's user name.
+        username: String,
+        /// Also revoke the account's tokens made to last (scripts, machines): for an account
+        /// whose tokens may have been seen by someone who should not have them, or never seen.
+        #[arg(long)]
+        revoke_tokens: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print a commented example configuration file with every option and its default.
     Example,
@@ -188,6 +208,9 @@ fn main() -> anyhow::Result<()> {
             import(&file, skip_existing, &common)
         }
         Command::Sim(args) => simulate(args),
+        Command::Users(UsersCommand::ResetPassword { username, revoke_tokens, common }) => {
+            reset_password(&username, revoke_tokens, &common)
+        }
         Command::Backup { file, common } => backup(&file, &common),
         Command::Schedule(command) => schedule::run(command),
         Command::Bench(BenchCommand::Ingest(options)) => bench::run(options),
@@ -283,7 +306,7 @@ fn marker_for(admin: &model::User) -> String {
 
 /// The `admin` user a first start creates, if there is one.
 fn first_admin(store: &Store) -> anyhow::Result<Option<model::User>> {
-    Ok(store.users()?.into_iter().find(|user| user.username == "admin" && user.role == model::Role::Admin))
+    Ok(store.users()?.into_iter().find(|user| user.username == "admin" && user.role == Role::Admin))
 }
 
 /// Whether a first start on *this* store stopped before it showed the admin's credentials: the
@@ -806,7 +829,10 @@ fn print_welcome(
                 println!("  API token: {}", credentials.token);
             }
         }
-        None => println!("Sign in with your existing account (the admin password was shown at first start)."),
+        None => println!(
+            "Sign in with your existing account (the admin password was shown at first start; lost, it is \
+             reset with `microfactory users reset-password admin`)."
+        ),
     }
     println!("Try: curl -H 'Authorization: Bearer <token>' http://{address}/api/v1/machines");
     println!("Stop with Ctrl-C.");
@@ -851,6 +877,32 @@ fn backup(file: &Path, common: &CommonArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+fn reset_password(username: &str, revoke_tokens: bool, common: &CommonArgs) -> anyhow::Result<()> {
+    let config = FileConfig::load(common.config.as_deref())?;
+    init_logging(&config)?;
+    let (store, _) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
+    let Some((user, _)) = store.user_credentials(username)? else {
+        let people: Vec<String> =
+            store.users()?.into_iter().filter(|u| u.role != Role::Device).map(|u| u.username).collect();
+        bail!("no account is named {username:?}; the people's accounts are: {}", people.join(", "));
+    };
+    if user.role == Role::Device {
+        bail!("{} is a device account: it has no password and signs in with tokens", user.username);
+    }
+    let password = server::auth::new_password().context("no randomness available")?;
+    let hash =
+        server::auth::hash_password(&password).map_err(|_| anyhow::anyhow!("cannot hash the password"))?;
+    let now = SystemClock.now();
+    store.update_user(user.id, None, Some(&hash))?;
+    let ended = store.revoke_sign_ins(user.id, None, now)?;
+    let revoked = if revoke_tokens { store.revoke_lasting_tokens(user.id, now)? } else { 0 };
+    tracing::info!(user = %user.username, ended, revoked, "a new password was set from the command line");
+    println!("New password of {} ({}): {password}", user.username, user.role.as_str());
+    println!("Shown only now. Sign in with it and choose your own on the account page.");
+    println!("Ended {ended} sign-in(s); revoked {revoked} token(s) made to last.");
     Ok(())
 }
 

@@ -747,3 +747,69 @@ fn credentials_a_first_start_never_showed_are_made_again() {
     assert_eq!(signed_in.status, 201, "{}", signed_in.body);
     assert!(!marker.exists(), "the other store's marker was removed");
 }
+
+#[test]
+fn a_lost_admin_password_is_reset_from_the_command_line() {
+    let dir = TempDir::new("reset");
+    let data = dir.0.join("data");
+    // The first start's credentials went nowhere (stdout to /dev/null, as under some services).
+    let server = start("serve", &data);
+    let reset = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["users", "reset-password"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), output.stderr)
+    };
+    let sign_in = |address, password: &str| {
+        let login = format!(r#"{{"username": "admin", "password": "{password}"}}"#);
+        request(address, "POST", "/api/v1/auth/login", None, Some(&login)).unwrap()
+    };
+    // Beside the running platform.
+    let (ok, shown, _) = reset(&["admin"]);
+    assert!(ok, "{shown}");
+    let password = |shown: &str| {
+        let line = shown.lines().find(|l| l.starts_with("New password of admin (admin): ")).expect("shown");
+        line.rsplit(' ').next().unwrap().to_string()
+    };
+    let first = password(&shown);
+    assert!(first.len() >= 12, "{first}");
+    let signed_in = sign_in(server.address, &first);
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    let session = signed_in.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(request(server.address, "GET", "/api/v1/me", Some(TOKEN), None).unwrap().status, 200);
+    drop(server);
+
+    // Again, with the tokens made to last: the first password and its sign-in end, and so does
+    // the first start's token.
+    let (ok, shown, _) = reset(&["admin", "--revoke-tokens"]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("Ended 1 sign-in(s); revoked 1 token(s) made to last."), "{shown}");
+    let second = password(&shown);
+    assert_ne!(first, second);
+    let server = start("serve", &data);
+    assert_eq!(sign_in(server.address, &first).status, 401);
+    assert_eq!(sign_in(server.address, &second).status, 201);
+    for token in [session.as_str(), TOKEN] {
+        assert_eq!(request(server.address, "GET", "/api/v1/me", Some(token), None).unwrap().status, 401);
+    }
+    drop(server);
+
+    // Someone unknown, or a device: a clear refusal, and nothing changes.
+    let (ok, _, stderr) = reset(&["nobody"]);
+    assert!(!ok);
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(stderr.contains(r#"no account is named "nobody"; the people's accounts are: admin"#), "{stderr}");
+    let missing = dir.0.join("missing");
+    let output = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["users", "reset-password", "admin", "--data-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(!missing.exists(), "no data directory is made for a reset");
+}

@@ -242,6 +242,12 @@ fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
         .with(targets)
         .try_init()
         .context("cannot set up logging")?;
+    if !filter.split(',').any(|directive| !directive.trim().is_empty() && !directive.contains('=')) {
+        tracing::warn!(
+            "the log filter {filter:?} gives no level for the rest of the platform, so only what it names logs (warnings and errors of everything else too are left out); put a level first, as in info,{}",
+            filter.trim()
+        );
+    }
     for target in unknown_log_targets(&filter) {
         tracing::warn!(
             target = %target,
@@ -275,13 +281,18 @@ fn unknown_log_targets(filter: &str) -> Vec<String> {
 /// be read as a target to log at every level, with everything else off: a typo such as
 /// `verbose` would silence the whole log, warnings included.
 fn check_log_filter(filter: &str) -> anyhow::Result<()> {
-    // As tracing reads them: names, or 0 (off) to 5 (trace); an empty level after `=` is error.
+    // As tracing reads them: names, or 0 (off) to 5 (trace). An empty level after `=` it reads
+    // as error; that is more likely a slip, so it is refused too.
     const LEVELS: [&str; 12] =
         ["trace", "debug", "info", "warn", "error", "off", "0", "1", "2", "3", "4", "5"];
-    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+    let directives: Vec<&str> = filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    if directives.is_empty() {
+        bail!("it names no level, which would silence the log; give one such as info");
+    }
+    for directive in directives {
         let level = directive.split_once('=').map_or(directive, |(_, level)| level.trim());
         if directive.contains('=') && level.is_empty() {
-            continue;
+            bail!("{directive:?} names no level; write it as {directive}info (or debug, warn, ...)");
         }
         if !LEVELS.iter().any(|known| known.eq_ignore_ascii_case(level)) {
             bail!(
@@ -1020,12 +1031,13 @@ mod tests {
             "warn,server::pipeline=trace",
             "store=4",
             "3",
-            "store=",
             "off",
+            " info , ",
         ] {
             assert!(check_log_filter(good).is_ok(), "{good}");
         }
-        for bad in ["verbose", "server=debugg", "info,loud"] {
+        // Each of these would silence all or most of the log.
+        for bad in ["verbose", "server=debugg", "info,loud", "", ",", " , ", "store=", "info,store= "] {
             assert!(check_log_filter(bad).is_err(), "{bad}");
         }
     }

@@ -220,6 +220,17 @@ fn a_bad_config_file_is_a_clear_error() {
             .env("RUST_LOG", "server=debugg"),
     );
     assert!(stderr.contains("\"debugg\" is not a level"), "{stderr}");
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\nlog = \"\"\n").unwrap();
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["serve", "--no-mqtt", "--config"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", ","),
+    );
+    assert!(stderr.contains("names no level, which would silence the log"), "{stderr}");
+    assert!(!data.exists(), "a refused start leaves no data directory");
 }
 
 #[test]

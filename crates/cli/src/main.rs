@@ -386,6 +386,35 @@ fn database_path(
     Ok((dir, path))
 }
 
+/// Refuses to start a new store in a directory that already holds other things (`--data-dir .`,
+/// `/srv` by a slip): the platform would lock it to its owner, cutting off whatever else uses it.
+/// What the platform leaves itself (its lock and markers, a copy before an upgrade), its own
+/// configuration file and a new disk's `lost+found` do not count.
+fn refuse_foreign_directory(dir: &Path, config: Option<&Path>) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let config = config.and_then(|file| file.canonicalize().ok());
+    let mut foreign: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| config.is_none() || entry.path().canonicalize().ok() != config)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            !(name.starts_with("microfactory")
+                || [CREDENTIALS_NOT_SHOWN_FILE, DEMO_MARKER, "lost+found"].contains(&name.as_str()))
+        })
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let more = if foreign.len() > 3 { format!(" and {} more", foreign.len() - 3) } else { String::new() };
+    foreign.truncate(3);
+    bail!(
+        "{} holds other files ({}{more}) and no microfactory store: give --data-dir a new or empty directory (the platform makes it readable by its owner only)",
+        dir.display(),
+        foreign.join(", ")
+    )
+}
+
 /// Creates the data directory, if missing, for its owner only.
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
@@ -531,11 +560,26 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         .listen
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    // The flags win over the file, as everywhere: each names the whole choice of broker.
     let mut mqtt = config.mqtt.clone();
     if let Some(address) = args.mqtt_listen {
+        if mqtt.external.is_some() || !mqtt.enabled {
+            tracing::info!(
+                "--mqtt-listen runs the embedded broker; the config file's [mqtt] enabled, external, username and password are not used"
+            );
+        }
         mqtt.listen = address;
+        mqtt.enabled = true;
+        mqtt.external = None;
+        (mqtt.username, mqtt.password) = (None, None);
     }
     if let Some(broker) = args.mqtt_broker.clone() {
+        if !mqtt.enabled {
+            tracing::info!(
+                "--mqtt-broker connects to that broker; the config file's [mqtt] enabled = false is not used"
+            );
+        }
+        mqtt.enabled = true;
         mqtt.external = Some(broker);
     }
     if args.no_mqtt {
@@ -547,12 +591,19 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         ),
         // Checked here, before anything starts: a typo must not surface only after the first
         // admin's password was shown.
+        Some(address) if address.contains("://") => {
+            bail!("the external MQTT broker is given as HOST:PORT, without a scheme: found {address:?}")
+        }
         Some(address)
-            if address
-                .rsplit_once(':')
-                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) =>
+            if address.rsplit_once(':').is_none_or(|(host, port)| {
+                // An IPv6 address in brackets: [::1]:1883.
+                let bare_v6 = host.contains(':') && !(host.starts_with('[') && host.ends_with(']'));
+                host.is_empty() || bare_v6 || port.parse::<u16>().is_err()
+            }) =>
         {
-            bail!("the external MQTT broker must be given as HOST:PORT, found {address:?}")
+            bail!(
+                "the external MQTT broker must be given as HOST:PORT (an IPv6 address in brackets, [::1]:1883), found {address:?}"
+            )
         }
         _ => {}
     }
@@ -574,6 +625,9 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let (listener, mqtt_listener) = bind_listeners(listen, &mqtt, demo)?;
     let default_dir = if demo { "microfactory-demo" } else { "microfactory-data" };
     let (dir, path) = database_path(&args.common, &config, default_dir, NewStore::Create)?;
+    if !path.exists() {
+        refuse_foreign_directory(&dir, args.common.config.as_deref())?;
+    }
     // Before the store is opened, which upgrades its schema: a start refused here leaves a store
     // its own version can still open.
     keep_demo_apart_unopened(&dir, &path, demo)?;

@@ -169,7 +169,7 @@ fn every_reading_an_external_broker_acknowledged_survives_kill_9_of_the_platform
     // messages in flight, so the test measures the platform and not Mosquitto's defaults.
     let broker = Mosquitto::start(binary, &dir.0, "max_queued_messages 0\nmax_inflight_messages 1000\n");
     let external = ["--no-sim", "--mqtt-broker", &broker.address()];
-    let mut server = start_with("demo", &dir.0, &external);
+    let mut server = start_with("demo", &dir.0.join("data"), &external);
     let broker_address: SocketAddr = ([127, 0, 0, 1], broker.port).into();
 
     let acknowledged = Acknowledged::default();
@@ -191,7 +191,7 @@ fn every_reading_an_external_broker_acknowledged_survives_kill_9_of_the_platform
     let acked = acknowledged.lock().unwrap().clone();
     assert!(acked.len() >= 2_000, "only {} readings were acknowledged", acked.len());
 
-    let server = start_with("demo", &dir.0, &external);
+    let server = start_with("demo", &dir.0.join("data"), &external);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut stored = stored_readings(server.address, base_ms);
     while !missing(&acked, &stored).is_empty() && Instant::now() < deadline {

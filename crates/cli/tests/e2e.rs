@@ -247,6 +247,74 @@ fn a_bad_flag_leaves_no_data_directory_behind() {
 }
 
 #[test]
+fn a_new_store_is_not_started_in_a_directory_holding_other_things() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new("foreign");
+    let shared = dir.0.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["notes.txt", "other-service.db"] {
+        std::fs::write(shared.join(name), "someone else's\n").unwrap();
+    }
+    let stderr = failure(
+        Command::new(env!("CARGO_BIN_EXE_microfactory"))
+            .args(["serve", "--no-mqtt", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&shared),
+    );
+    assert!(
+        stderr.contains("holds other files (notes.txt, other-service.db) and no microfactory store"),
+        "{stderr}"
+    );
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "the directory's permissions are left alone");
+    let mut left: Vec<_> = std::fs::read_dir(&shared).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["notes.txt", "other-service.db"], "nothing is added");
+    // Its own configuration file in an otherwise empty directory is fine.
+    let own = dir.0.join("own");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::write(own.join("microfactory.toml"), "").unwrap();
+    std::fs::write(own.join("site.toml"), "log = \"warn\"\n").unwrap();
+    let server = support::start_with("serve", &own, &["--config", own.join("site.toml").to_str().unwrap()]);
+    assert_eq!(request(server.address, "GET", "/healthz", None, None).unwrap().status, 200);
+}
+
+#[test]
+fn the_mqtt_flags_win_over_the_config_file_and_a_broker_url_is_refused() {
+    let dir = TempDir::new("mqttflags");
+    let config = dir.0.join("site.toml");
+    // The file points at an external broker that does not exist; --mqtt-listen runs the embedded
+    // one instead, as a flag wins over the file.
+    std::fs::write(
+        &config,
+        "[mqtt]\nexternal = \"127.0.0.1:9\"\nusername = \"platform\"\npassword = \"secret-of-the-broker\"\n",
+    )
+    .unwrap();
+    let server = support::start_with("serve", &dir.0.join("data"), &["--config", config.to_str().unwrap()]);
+    let embedded = std::net::TcpStream::connect(server.mqtt);
+    assert!(embedded.is_ok(), "the embedded broker listens on --mqtt-listen");
+    drop(server);
+    std::fs::write(&config, "[mqtt]\nenabled = false\n").unwrap();
+    let server = support::start_with("serve", &dir.0.join("data"), &["--config", config.to_str().unwrap()]);
+    assert!(std::net::TcpStream::connect(server.mqtt).is_ok(), "--mqtt-listen turns MQTT back on");
+    drop(server);
+    for (broker, says) in [
+        ("mqtt://broker.lan:1883", "without a scheme"),
+        ("::1", "an IPv6 address in brackets"),
+        ("broker.lan", "HOST:PORT"),
+    ] {
+        let data = dir.0.join("refused");
+        let stderr = failure(
+            Command::new(env!("CARGO_BIN_EXE_microfactory"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--mqtt-broker", broker, "--data-dir"])
+                .arg(&data),
+        );
+        assert!(stderr.contains(says), "{broker}: {stderr}");
+        assert!(!data.exists());
+    }
+}
+
+#[test]
 fn a_port_in_use_fails_before_the_first_admin_is_created() {
     let dir = TempDir::new("portinuse");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -234,7 +234,7 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
     let mut broker = Mosquitto::start(binary, &dir.0, "");
     let port = broker.port;
     let external = ["--no-sim", "--mqtt-broker", &broker.address()];
-    let server = start_with("demo", &dir.0, &external);
+    let server = start_with("demo", &dir.0.join("data"), &external);
     // Give the platform's subscription a moment to be in place, then publish with mosquitto_pub.
     std::thread::sleep(Duration::from_millis(500));
     publish_reading(port, "via_mosquitto", 42.5);
@@ -251,7 +251,7 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
     // The platform is killed; a reading published meanwhile waits in its session at the broker.
     drop(server);
     publish_reading(port, "while_away", 7.25);
-    let server = start_with("demo", &dir.0, &external);
+    let server = start_with("demo", &dir.0.join("data"), &external);
     let series = eventually(server.address, "/api/v1/machines/6/series?metric=while_away", |s| {
         s["points"].as_array().is_some_and(|p| !p.is_empty())
     });
@@ -282,7 +282,7 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
     // Started while the broker is down, the platform runs and connects once the broker is back.
     drop(server);
     broker.kill();
-    let server = start_with("demo", &dir.0, &external);
+    let server = start_with("demo", &dir.0.join("data"), &external);
     broker.restart();
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut points = Vec::new();
@@ -301,7 +301,7 @@ fn sparkplug_data_queued_at_an_external_broker_while_the_platform_was_away_is_re
     let dir = TempDir::new("mosquitto-sparkplug");
     let broker = Mosquitto::start(binary, &dir.0, "");
     let external = ["--no-sim", "--mqtt-broker", &broker.address()];
-    let server = start_with("demo", &dir.0, &external);
+    let server = start_with("demo", &dir.0.join("data"), &external);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let address: std::net::SocketAddr = ([127, 0, 0, 1], broker.port).into();
     let mut edge = EdgeNode::new("hk-kt", "gw-sp", 0).unwrap();
@@ -319,7 +319,7 @@ fn sparkplug_data_queued_at_an_external_broker_while_the_platform_was_away_is_re
     // The platform is away; the node goes on sending by alias, and the broker keeps the data.
     drop(server);
     send(edge.device_data("laser-01", now(), &[("queued_kw", MetricValue::Double(2.5))]).unwrap());
-    let server = start_with("demo", &dir.0, &external);
+    let server = start_with("demo", &dir.0.join("data"), &external);
     let series = eventually(server.address, "/api/v1/machines/6/series?metric=queued_kw", |s| {
         s["points"].as_array().is_some_and(|p| p.iter().any(|point| point["last"] == 2.5))
     });

@@ -1007,6 +1007,11 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
     if !range.contains(&args.speed) {
         bail!("--speed must be from {} to {}", range.start(), range.end());
     }
+    if args.token.trim().is_empty() {
+        bail!(
+            "--token (or MICROFACTORY_SIM_TOKEN) is empty: give an API token of an admin or of a device of the site"
+        );
+    }
     let (store, _) = open_store(&args.common, &config, "microfactory-data", NewStore::Refuse)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sites = store.sites(store::PageRequest { after: None, limit: 1000 })?.items;

@@ -315,6 +315,42 @@ fn the_mqtt_flags_win_over_the_config_file_and_a_broker_url_is_refused() {
 }
 
 #[test]
+fn a_simulator_the_broker_refuses_says_so() {
+    use std::io::BufRead as _;
+    let dir = TempDir::new("simrefused");
+    let data = dir.0.join("data");
+    let server = start("demo", &data);
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_microfactory"))
+        .args(["sim", "--broker", &server.mqtt.to_string(), "--token", "mf_not-a-token-of-this-store"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(sim.stderr.take().unwrap());
+    let (told, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = told.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let refused = line.contains("WARN") && line.contains("cannot connect to the broker (a refusal");
+        seen.push(line);
+        if refused {
+            break;
+        }
+    }
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(seen.last().is_some_and(|line| line.contains("a refusal")), "{seen:#?}");
+}
+
+#[test]
 fn a_port_in_use_fails_before_the_first_admin_is_created() {
     let dir = TempDir::new("portinuse");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -367,11 +367,26 @@ pub async fn connect_and_run(
             qos: mqtt::QoS::publish_level(will.qos),
             retain: will.retain,
         });
+        let mut failures = 0u32;
         let client = loop {
             match Client::connect(broker, options.clone()).await {
                 Ok(client) => break client,
                 Err(error) => {
-                    tracing::debug!(%error, "simulator waiting for the broker");
+                    // A broker that is starting is waited for quietly; one that refuses the
+                    // simulator's credentials, or stays out of reach, is told (then about once a
+                    // minute, not at every try).
+                    let refused = matches!(error, mqtt::Error::ConnectionRefused(_));
+                    if (refused && failures.is_multiple_of(100)) || (!refused && failures % 100 == 10) {
+                        tracing::warn!(
+                            %error,
+                            %broker,
+                            %username,
+                            "the simulated factory cannot connect to the broker (a refusal: check its token and user name); trying again"
+                        );
+                    } else {
+                        tracing::debug!(%error, "simulator waiting for the broker");
+                    }
+                    failures += 1;
                     if pause(&mut stop).await {
                         return;
                     }

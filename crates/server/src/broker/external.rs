@@ -53,7 +53,15 @@ pub(super) async fn start(
             tracing::info!(broker = %address, client_id = %client_id(config), "subscribed to the external MQTT broker");
             Some(first)
         }
-        Err(error @ mqtt::Error::ConnectionRefused(_)) => return Err(error),
+        Err(error @ mqtt::Error::ConnectionRefused(_)) => {
+            tracing::error!(
+                %error,
+                broker = %address,
+                client_id = %client_id(config),
+                "the external MQTT broker refused the platform's connection: check username, password and client_id in the [mqtt] section of the config file, and the broker's access rules for them"
+            );
+            return Err(error);
+        }
         Err(error) => {
             tracing::warn!(%error, broker = %address, "cannot reach the external MQTT broker yet; trying again in the background");
             None

@@ -253,13 +253,11 @@ fn solve_file(args: &SolveArgs) -> anyhow::Result<()> {
         "operations": problem.n_operations(),
     });
     println!("{line}");
-    if let Some((path, mut file)) = output {
-        file.write_all(plan_json(&problem, &solution).to_string().as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(output) = output {
+        fill(output, plan_json(&problem, &solution).to_string().as_bytes())?;
     }
-    if let Some((path, mut file)) = gantt {
-        file.write_all(crate::gantt::svg(&problem, &solution.operations).as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(gantt) = gantt {
+        fill(gantt, crate::gantt::svg(&problem, &solution.operations).as_bytes())?;
     }
     if !violations.is_empty() {
         bail!("the schedule breaks {}", breaks(&violations));
@@ -463,10 +461,23 @@ fn plan_json(problem: &Problem, solution: &Solution) -> serde_json::Value {
     serde_json::json!({"instance": problem.name, "makespan": solution.makespan, "operations": operations})
 }
 
-/// Creates (or truncates) the file at `path` for writing later, keeping the path for errors.
+/// Opens (or creates) the file at `path` for writing later, keeping the path for errors. What it
+/// holds stays until [`fill`] replaces it: an interrupted run leaves an earlier result whole.
 fn create(path: &Path) -> anyhow::Result<(&Path, std::fs::File)> {
-    let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok((path, file))
+}
+
+/// Replaces what the file [`create`] opened holds with `contents`.
+fn fill((path, mut file): (&Path, std::fs::File), contents: &[u8]) -> anyhow::Result<()> {
+    file.set_len(0)
+        .and_then(|()| file.write_all(contents))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn round3(value: f64) -> f64 {
@@ -720,8 +731,8 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     });
     progress.finish_and_clear();
     print!("{}", table(&results, seeds));
-    if let Some((path, mut file)) = csv_file {
-        file.write_all(csv(&results).as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    if let Some(csv_file) = csv_file {
+        fill(csv_file, csv(&results).as_bytes())?;
     }
     if results.iter().any(|r| !r.valid()) {
         bail!("some schedules failed the feasibility check (valid = no)");

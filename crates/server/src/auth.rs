@@ -440,7 +440,12 @@ pub struct Bootstrap {
 
 /// Checks a preset bootstrap token before anything is created with it.
 pub fn check_bootstrap_token(preset_token: &str) -> Result<(), BootstrapError> {
-    if preset_token.len() < MIN_BOOTSTRAP_TOKEN_LEN {
+    // Spaces or line breaks are a slip of copying (an `Authorization` header can never carry them
+    // back), and length counts characters, not bytes.
+    if preset_token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(BootstrapError::TokenNotPrintable);
+    }
+    if preset_token.chars().count() < MIN_BOOTSTRAP_TOKEN_LEN {
         return Err(BootstrapError::TokenTooShort);
     }
     Ok(())
@@ -509,6 +514,11 @@ pub enum BootstrapError {
     /// Hashing the password failed.
     #[error("could not hash the admin password")]
     Hash,
+    /// The preset token holds spaces, line breaks or other control characters.
+    #[error(
+        "MICROFACTORY_BOOTSTRAP_TOKEN holds spaces, line breaks or control characters; give the token alone"
+    )]
+    TokenNotPrintable,
     /// The preset token is too short to be safe.
     #[error("MICROFACTORY_BOOTSTRAP_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LEN} characters")]
     TokenTooShort,
@@ -518,6 +528,22 @@ pub enum BootstrapError {
 mod tests {
     use super::*;
     use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn a_preset_token_is_long_enough_and_has_no_spaces() {
+        assert!(check_bootstrap_token("bench-token-0123456789abcdef").is_ok());
+        assert!(check_bootstrap_token("令牌令牌令牌令牌令牌令牌令牌令牌").is_ok(), "16 characters");
+        for (token, short) in [
+            ("short", true),
+            ("éééééééé", true),
+            (" bench-token-0123456789 ", false),
+            ("                ", false),
+            ("bench-token-0123456789\n", false),
+        ] {
+            let error = check_bootstrap_token(token).unwrap_err();
+            assert_eq!(matches!(error, BootstrapError::TokenTooShort), short, "{token:?}: {error}");
+        }
+    }
 
     #[test]
     fn passwords_hash_and_verify_as_the_argon2_crate_does() {

@@ -311,7 +311,17 @@ try {
   await finish.waitFor();
   check(true, 'the started operation shows with its finish form');
   await shot(station, 'station');
-  await finish.locator('input[name=good]').fill('7');
+  // Units counted after the page was drawn (a counter, another person): the finish the page
+  // offered is refused and the page drawn again with them, instead of counting them twice.
+  await finish.locator('input[name=good]').focus();
+  await api('POST', `/api/v1/machines/${choice.machine.id}/production`, { good: 2, operation_id: operation });
+  await finish.locator('button[type=submit]').click();
+  await station.waitForSelector('#flash.bad', { timeout: 10000 });
+  const refusal = await station.locator('#flash').textContent();
+  check(/count changed since it was read \(0 units then, 2 now/.test(refusal), `a stale finish is refused and says why (${refusal})`);
+  const counted = await station.locator('[data-testid=counted]').textContent();
+  check(/Good 2/.test(counted), `the page was drawn again with the new count (${counted})`);
+  await finish.locator('input[name=good]').fill('5');
   await finish.locator('input[name=scrap]').fill('1');
   await finish.locator('button[type=submit]').click();
   const done = await until('the operation to be finished', async () => {
@@ -319,7 +329,7 @@ try {
     const op = order.operations.find(o => o.id === operation);
     return op.status === 'done' ? op : null;
   });
-  check(done.good === 7 && done.scrap === 1, 'the finish reported 7 good and 1 scrap');
+  check(done.good === 7 && done.scrap === 1, 'the finish added 5 good and 1 scrap to the 2 counted');
   await station.waitForSelector(`form[data-action="POST /api/v1/operations/${operation}/finish"]`, { state: 'detached' });
   // The queue follows a newly published plan without a reload.
   await station.evaluate(() => { document.getElementById('next-work').dataset.old = 'yes'; });

@@ -301,8 +301,14 @@ pub(crate) fn collect(
         let Some(machine) = admit(&timed.key, presence) else { continue };
         let at = timed.at;
         let change = |state, reason| StateChange { machine, at, state, reason };
-        let operation =
-            |id, kind| OperationEvent { operation: OperationId(id), machine, at, kind, checked: false };
+        let operation = |id, kind| OperationEvent {
+            operation: OperationId(id),
+            machine,
+            at,
+            kind,
+            checked: false,
+            counted_before: None,
+        };
         match timed.event {
             MachineEvent::Online => batch.states.push(change(MachineState::Idle, Some("online".into()))),
             MachineEvent::Offline => batch.states.push(change(MachineState::Offline, None)),

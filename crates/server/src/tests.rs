@@ -3237,6 +3237,7 @@ async fn work_started_on_another_machine_than_planned_is_repaired_around() {
         at,
         kind: store::OperationEventKind::Started,
         checked: true,
+        counted_before: None,
     };
     h.store.write_batch(&[], &[], &[], &[started]).unwrap();
     let number = h.store.order(op.order_id).unwrap().number;
@@ -4534,6 +4535,7 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
                 at: NOW,
                 kind: store::OperationEventKind::Started,
                 checked: false,
+                counted_before: None,
             };
             h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
         }
@@ -4594,6 +4596,7 @@ async fn steps_start_in_order_and_a_lot_takes_no_more_than_twice_its_units() {
         at: NOW,
         kind: store::OperationEventKind::Started,
         checked: false,
+        counted_before: None,
     };
     h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
     for repair in [false, true] {
@@ -4641,6 +4644,7 @@ async fn running_work_is_planned_for_the_work_it_has_left() {
         at: NOW - time::Duration::seconds(seconds_ago),
         kind,
         checked: false,
+        counted_before: None,
     };
     // How long the plan made at `NOW` gives the running operation, in seconds.
     let planned = async || {
@@ -4725,7 +4729,14 @@ async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
     let (_, first) = h.first_released_operation().await;
     let operation = model::OperationId(first["id"].as_i64().unwrap());
     let machine = model::MachineId(first["eligible_machines"][0].as_i64().unwrap());
-    let event = |kind| store::OperationEvent { operation, machine, at: NOW, kind, checked: false };
+    let event = |kind| store::OperationEvent {
+        operation,
+        machine,
+        at: NOW,
+        kind,
+        checked: false,
+        counted_before: None,
+    };
     let site = h.store.site(h.store.machine(machine).unwrap().site_id).unwrap();
     let settings = crate::simulation::SimSettings::default();
     let factory = crate::simulation::site_factory(&h.store, &site, &settings, 1.0, NOW).unwrap().unwrap();

@@ -897,6 +897,21 @@ fn check_report(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Re
         Some(problem) => Err(StoreError::Invalid(vec![problem])),
         None => Ok(()),
     };
+    // What the person saw counted is no longer what is: the units they report may include some
+    // counted since (a machine's counter, another person), which would count twice.
+    let unchanged = || {
+        let counted = u64::from(operation.good) + u64::from(operation.scrap);
+        match event.counted_before.filter(|&before| u64::from(before) != counted) {
+            Some(before) => Err(conflict(
+                "counted_before",
+                format!(
+                    "the lot's count changed since it was read ({before} units then, {counted} now: good {}, scrap {}); check what is left and report again",
+                    operation.good, operation.scrap
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
     match event.kind {
         OperationEventKind::Started => {
             if !matches!(status, OrderStatus::Planned | OrderStatus::Released) {
@@ -926,6 +941,7 @@ fn check_report(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Re
                     format!("the operation is {}; only a running lot stops for now", status.as_str()),
                 ));
             }
+            unchanged()?;
             units(good, scrap)?;
             let made =
                 u64::from(operation.good) + u64::from(operation.scrap) + u64::from(good) + u64::from(scrap);
@@ -943,10 +959,13 @@ fn check_report(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Re
         OperationEventKind::Finished { good, scrap, .. } => {
             match status {
                 OrderStatus::Running => {}
-                OrderStatus::Done | OrderStatus::Cancelled => {
+                OrderStatus::Done => {
+                    return Err(conflict("status", "the operation is done; it cannot finish again".into()));
+                }
+                OrderStatus::Cancelled => {
                     return Err(conflict(
                         "status",
-                        format!("the operation is {}; it cannot finish again", status.as_str()),
+                        "the operation was cancelled (with its order); nothing more is reported on it".into(),
                     ));
                 }
                 status => {
@@ -956,6 +975,7 @@ fn check_report(tx: &Connection, event: &crate::telemetry::OperationEvent) -> Re
                     ));
                 }
             }
+            unchanged()?;
             units(good, scrap)
         }
         OperationEventKind::Produced { good, scrap, .. } => {

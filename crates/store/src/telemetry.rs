@@ -103,6 +103,10 @@ pub struct OperationEvent {
     /// the previous one is recorded done), but only on work the machine may do, of a released
     /// order: others are not applied and are listed in [`WriteStats::refused`].
     pub checked: bool,
+    /// For a person's finish or stop for now (`checked`): the units (good and scrap) counted on
+    /// the lot when they read it. When more have been counted since (a machine's counter, another
+    /// person), the report is refused with [`StoreError::Conflict`] instead of counting them twice.
+    pub counted_before: Option<u32>,
 }
 
 /// What happened to the operation.
@@ -984,6 +988,7 @@ fn count_units(
                 at: reading.at,
                 kind: OperationEventKind::Produced { good, scrap, ideal_unit_ms: None },
                 checked: false,
+                counted_before: None,
             },
         ),
         None => {

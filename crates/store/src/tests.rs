@@ -1714,6 +1714,7 @@ mod operation_event_tests {
             at: NOW,
             kind,
             checked: false,
+            counted_before: None,
         };
         f.store.write_batch(&[], &[], &[], &[event(&ops[0], OperationEventKind::Started)]).unwrap();
         assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
@@ -1742,6 +1743,7 @@ mod operation_event_tests {
             at: NOW,
             kind: OperationEventKind::Started,
             checked: false,
+            counted_before: None,
         };
         f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
     }
@@ -1759,6 +1761,7 @@ mod operation_event_tests {
             at: NOW,
             kind,
             checked: false,
+            counted_before: None,
         };
         let finished = OperationEventKind::Finished { good: 20, scrap: 0, ideal_unit_ms: None };
         let produced = OperationEventKind::Produced { good: 3, scrap: 0, ideal_unit_ms: None };
@@ -1804,6 +1807,7 @@ mod operation_event_tests {
             at: NOW + time::Duration::minutes(minutes),
             kind: OperationEventKind::Produced { good, scrap: 0, ideal_unit_ms: None },
             checked: false,
+            counted_before: None,
         };
         f.store.write_batch(&[], &[], &[], &[report(1, 10, 2), report(0, 20, 1)]).unwrap();
         let lot = &f.store.operations(order.id).unwrap()[0];
@@ -1826,6 +1830,7 @@ mod operation_event_tests {
             at: NOW + time::Duration::minutes(5),
             kind,
             checked: true,
+            counted_before: None,
         };
         f.store.write_batch(&[], &[], &[], &[report(OperationEventKind::Started)]).unwrap();
         let finished = OperationEventKind::Finished { good: 0, scrap: 5, ideal_unit_ms: None };
@@ -1853,6 +1858,7 @@ mod operation_event_tests {
             at: NOW + time::Duration::minutes(minutes),
             kind,
             checked: true,
+            counted_before: None,
         };
         let write = |event: OperationEvent| f.store.write_batch(&[], &[], &[], &[event]);
         let refusal = |result: Result<WriteStats>| match result {
@@ -1908,12 +1914,22 @@ mod operation_event_tests {
 
         // A machine's own count goes past the limit (taken as it comes): no person may add more,
         // but the finish that adds nothing goes through.
-        let machine_count = OperationEvent { checked: false, ..report(&a[0], 0, 5, produced(20, 0)) };
+        let machine_count =
+            OperationEvent { checked: false, counted_before: None, ..report(&a[0], 0, 5, produced(20, 0)) };
         write(machine_count).unwrap();
         let (_, message) = refusal(write(report(&a[0], 0, 5, produced(1, 0))));
         assert!(message.contains("30 are counted; at most 0 more"), "{message}");
+        // A person who read the lot at 25 counted (before the machine's 20 more) finishes with
+        // what they saw left: refused, not counted twice; read afresh, it goes through.
+        let stale = OperationEvent { counted_before: Some(25), ..report(&a[0], 0, 6, finished(0, 0)) };
+        let (field, message) = refusal(write(stale));
+        assert_eq!(field, "counted_before");
+        assert!(message.contains("(25 units then, 30 now: good 30, scrap 0)"), "{message}");
+        let paused = OperationEventKind::Paused { good: 1, scrap: 0 };
+        let stale_pause = OperationEvent { counted_before: Some(25), ..report(&a[0], 0, 6, paused) };
+        assert_eq!(refusal(write(stale_pause)).0, "counted_before");
         // A finish needs the lot running, once.
-        write(report(&a[0], 0, 6, finished(0, 0))).unwrap();
+        write(OperationEvent { counted_before: Some(30), ..report(&a[0], 0, 6, finished(0, 0)) }).unwrap();
         let (field, message) = refusal(write(report(&a[0], 0, 7, finished(1, 0))));
         assert_eq!(
             (field.as_str(), message.as_str()),
@@ -1942,6 +1958,7 @@ mod operation_event_tests {
             at: at(minutes),
             kind,
             checked: false,
+            counted_before: None,
         };
         let produced = |good, scrap| OperationEventKind::Produced { good, scrap, ideal_unit_ms: None };
         // No `Started` first: a count alone shows the operation running on that machine.
@@ -2008,6 +2025,7 @@ fn deliveries_count_the_orders_finished_since_and_those_on_time() {
                 at,
                 kind: OperationEventKind::Finished { good, scrap: 5 - good, ideal_unit_ms: None },
                 checked: false,
+                counted_before: None,
             })
             .collect();
         f.store.write_batch(&[], &[], &[], &events).unwrap();
@@ -2056,6 +2074,7 @@ mod ready_tests {
             at: NOW,
             kind: OperationEventKind::Started,
             checked: false,
+            counted_before: None,
         };
         f.store.write_batch(&[], &[], &[], std::slice::from_ref(&started)).unwrap();
         assert!(
@@ -2091,6 +2110,7 @@ mod ready_tests {
             at: NOW,
             kind: OperationEventKind::Finished { good: 0, scrap: 0, ideal_unit_ms: None },
             checked: false,
+            counted_before: None,
         };
         f.store.write_batch(&[], &[], &[], &[finished]).unwrap();
         let next = f.store.ready_operations(100).unwrap().remove(0);
@@ -2195,6 +2215,7 @@ mod count_rule_tests {
             at: NOW + time::Duration::minutes(2),
             kind: OperationEventKind::Started,
             checked: false,
+            counted_before: None,
         };
         // A scrap counter's first reading is its baseline only.
         let stats = f.store.write_batch(&[good(3, 105.0), scrap(3, 7.0)], &[], &[], &[started]).unwrap();
@@ -2273,6 +2294,7 @@ mod count_rule_tests {
             at: NOW + time::Duration::minutes(minutes),
             kind,
             checked: false,
+            counted_before: None,
         };
         let finish = |good, scrap| OperationEventKind::Finished { good, scrap, ideal_unit_ms: None };
         f.store.write_batch(&[], &[], &[], &[event(first, 1, OperationEventKind::Started)]).unwrap();

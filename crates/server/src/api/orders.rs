@@ -516,6 +516,12 @@ pub(crate) struct FinishRequest {
     /// Scrapped units.
     #[serde(default)]
     scrap: u32,
+    /// The units (good and scrap) counted on the lot when the person read it (the operation's
+    /// `good + scrap` then). When more have been counted since (a machine's counter, another
+    /// person), the report is refused (409, field `counted_before`) rather than counting them
+    /// twice. The station sends it; leave it out to report whatever was counted meanwhile.
+    #[serde(default)]
+    counted_before: Option<u32>,
 }
 
 pub(crate) async fn start_operation(
@@ -534,7 +540,7 @@ pub(crate) async fn start_operation(
     }
     // The store checks the rest (its status, its order, earlier steps, the machine's other work)
     // inside the write, so two stations starting at once cannot both succeed.
-    report(&state, operation.id, request.machine_id, store::OperationEventKind::Started).await
+    report(&state, operation.id, request.machine_id, store::OperationEventKind::Started, None).await
 }
 
 pub(crate) async fn finish_operation(
@@ -548,7 +554,7 @@ pub(crate) async fn finish_operation(
     // the units beyond its limit.
     let kind =
         store::OperationEventKind::Finished { good: request.good, scrap: request.scrap, ideal_unit_ms: None };
-    report_on_its_machine(&state, model::OperationId(id), kind).await
+    report_on_its_machine(&state, model::OperationId(id), kind, request.counted_before).await
 }
 
 /// Reports `kind` on the operation where it runs; a step that is not running (the store refuses
@@ -557,12 +563,13 @@ async fn report_on_its_machine(
     state: &AppState,
     id: model::OperationId,
     kind: store::OperationEventKind,
+    counted_before: Option<u32>,
 ) -> ApiResult<Json<Operation>> {
     let operation = state.store.operation(id)?;
     let Some(machine) = operation.machine_id.or_else(|| operation.eligible_machines.first().copied()) else {
         return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to report on"));
     };
-    report(state, operation.id, machine, kind).await
+    report(state, operation.id, machine, kind, counted_before).await
 }
 
 /// Stops a running operation for now (a lot split across shifts, the end of a shift): its units
@@ -577,7 +584,7 @@ pub(crate) async fn pause_operation(
     // The store refuses it inside the write unless the operation is running then, and when
     // nothing would be left for later (that is a finish).
     let kind = store::OperationEventKind::Paused { good: request.good, scrap: request.scrap };
-    report_on_its_machine(&state, model::OperationId(id), kind).await
+    report_on_its_machine(&state, model::OperationId(id), kind, request.counted_before).await
 }
 
 /// Reports now on `operation` and answers with it as stored. A start shows the machine running,
@@ -589,6 +596,7 @@ async fn report(
     operation: model::OperationId,
     machine: model::MachineId,
     kind: store::OperationEventKind,
+    counted_before: Option<u32>,
 ) -> ApiResult<Json<Operation>> {
     let at = state.clock.now();
     let now_state = state.store.current_state(machine, at)?.map(|c| c.state);
@@ -605,8 +613,8 @@ async fn report(
     };
     let states =
         change.map(|state| model::StateChange { machine, at, state, reason: None }).into_iter().collect();
-    write_reports(state, vec![store::OperationEvent { operation, machine, at, kind, checked: true }], states)
-        .await?;
+    let event = store::OperationEvent { operation, machine, at, kind, checked: true, counted_before };
+    write_reports(state, vec![event], states).await?;
     Ok(Json(state.store.operation(operation)?))
 }
 

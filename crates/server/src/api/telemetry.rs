@@ -436,8 +436,14 @@ async fn count_for_operation(
     let ideal_unit_ms =
         report.ideal_unit_seconds.filter(|s| *s > 0.0).map(ingest::MachineEvent::ideal_unit_ms);
     let kind = store::OperationEventKind::Produced { good: report.good, scrap: report.scrap, ideal_unit_ms };
-    let event =
-        store::OperationEvent { operation: operation.id, machine: machine.id, at, kind, checked: true };
+    let event = store::OperationEvent {
+        operation: operation.id,
+        machine: machine.id,
+        at,
+        kind,
+        checked: true,
+        counted_before: None,
+    };
     super::orders::write_operation_event(state, event).await?;
     Ok(ProductionOut {
         machine_id: machine.id,

@@ -520,11 +520,17 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
         at: NOW,
         kind: produced,
         checked: false,
+        counted_before: None,
     };
     h.store.write_batch(&[], &[], &[], &[event]).unwrap();
     let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
     assert!(page.contains("Counted so far: Good 3 · Scrap 1"), "{page}");
     assert_eq!(good_input(&page), quantity - 4, "the finish offers the rest of the lot");
+    // Both forms say what the offer was made from, so a count that comes in meanwhile makes the
+    // server refuse the report (and the page draw itself again) instead of counting twice.
+    let carried = r#"<input type="hidden" name="counted_before" data-type="int" value="4">"#;
+    assert_eq!(page.matches(carried).count(), 2, "{page}");
+    assert_eq!(page.matches("data-reload-on-conflict").count(), 2);
 }
 
 #[tokio::test]
@@ -541,11 +547,21 @@ async fn the_step_after_a_finished_one_processes_only_its_good_units() {
         .post_json(&format!("/api/v1/operations/{id}/start"), &operator, &json!({"machine_id": machine}))
         .await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    // Read with units counted that are not there (or were counted since): refused, nothing lost.
+    let stale = h
+        .post_json(
+            &format!("/api/v1/operations/{id}/finish"),
+            &operator,
+            &json!({"good": quantity - 3, "scrap": 3, "counted_before": 2}),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.text);
+    assert_eq!(stale.json["errors"][0]["field"], "counted_before", "{}", stale.text);
     let finish = h
         .post_json(
             &format!("/api/v1/operations/{id}/finish"),
             &operator,
-            &json!({"good": quantity - 3, "scrap": 3}),
+            &json!({"good": quantity - 3, "scrap": 3, "counted_before": 0}),
         )
         .await;
     assert_eq!(finish.status, StatusCode::OK, "{}", finish.text);
@@ -933,6 +949,7 @@ async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
                 - time::Duration::minutes((operations.len() - 1 - index) as i64),
             kind: store::OperationEventKind::Finished { good: 1, scrap: 0, ideal_unit_ms: None },
             checked: false,
+            counted_before: None,
         })
         .collect();
     h.store.write_batch(&[], &[], &[], &events).unwrap();
@@ -1427,6 +1444,7 @@ async fn a_machine_page_warns_of_performance_above_one_hundred_per_cent() {
         at: NOW - time::Duration::minutes(1),
         kind: produced,
         checked: false,
+        counted_before: None,
     };
     h.store.write_batch(&[], &[], &[], &[event]).unwrap();
     let oee = h.get(&format!("/api/v1/oee?machine={machine}")).await.json;

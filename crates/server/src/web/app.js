@@ -37,7 +37,9 @@ async function api(method, url, body, ifMatch) {
       const fields = data.errors.map(e => `${e.field}: ${e.message}`).join('; ');
       if (!data.errors.every(e => message.includes(e.message))) message += ' — ' + fields;
     }
-    throw new Error((text.failed || 'Not done ({status}): {message}').replace('{status}', response.status).replace('{message}', message));
+    const error = new Error((text.failed || 'Not done ({status}): {message}').replace('{status}', response.status).replace('{message}', message));
+    error.status = response.status;
+    throw error;
   }
   return data;
 }
@@ -160,6 +162,13 @@ async function perform(element, body) {
       window.location.reload();
     }
   } catch (error) {
+    if (error.status === 409 && element.dataset.reloadOnConflict !== undefined) {
+      // What the form was drawn from changed (a lot counted meanwhile): the page is drawn again
+      // from what is now, with the refusal shown, rather than kept with its stale numbers.
+      sessionStorage.setItem('mf-flash-bad', error.message);
+      window.location.reload();
+      return;
+    }
     flash(error.message, true);
   } finally {
     // A control that had the focus loses it while disabled: give it back.
@@ -519,6 +528,8 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   const message = sessionStorage.getItem('mf-flash');
   if (message) { sessionStorage.removeItem('mf-flash'); flash(message); }
+  const refused = sessionStorage.getItem('mf-flash-bad');
+  if (refused) { sessionStorage.removeItem('mf-flash-bad'); flash(refused, true); }
   const focus = sessionStorage.getItem('mf-focus');
   if (focus) {
     sessionStorage.removeItem('mf-focus');

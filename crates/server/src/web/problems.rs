@@ -15,6 +15,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("good", "良品"),
     ("scrap", "廢品"),
     ("operation_id", "工序"),
+    ("counted_before", "已計數"),
     ("machine_id", "機器"),
     ("status", "狀態"),
     ("username", "用戶名稱"),
@@ -103,6 +104,14 @@ const MESSAGES: &[(&str, &str)] = &[
     ),
     ("the operation is {}; only a running lot stops for now", "工序是「{0}」：只有生產中的批次可以暫停"),
     ("the operation is {}; it cannot finish again", "工序是「{0}」，不能再完成一次"),
+    (
+        "the operation was cancelled (with its order); nothing more is reported on it",
+        "工序已隨訂單取消，不能再報告",
+    ),
+    (
+        "the lot's count changed since it was read ({} units then, {} now: good {}, scrap {}); check what is left and report again",
+        "讀取後此批的計數已改變（當時 {0} 件，現在 {1} 件：良品 {2}，廢品 {3}）；請核對餘數後再報告",
+    ),
     ("the operation is {}; start it first", "工序是「{0}」：請先開始"),
     ("the operation is {}; its units can no longer be reported", "工序是「{0}」，不能再報告件數"),
     ("the operation is running on {}; report its units there", "工序正在 {0} 生產，請在該機器報告件數"),

@@ -348,7 +348,8 @@ pub(crate) async fn page(
 /// which offers what is left of the plan's first part when the plan split the lot (`split`).
 fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report: bool) -> Markup {
     let t = ctx.t;
-    let left = lot.quantity.saturating_sub(lot.good.saturating_add(lot.scrap));
+    let counted = lot.good.saturating_add(lot.scrap);
+    let left = lot.quantity.saturating_sub(counted);
     // The dispatch list gives the units this part has left (`dispatch_queue`).
     let part_left = item.operation.quantity;
     let this_part = (split && part_left > 0 && part_left < left).then_some(part_left);
@@ -366,7 +367,10 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report
             @if may_report {
                 p.muted { (t.station_page.finish_hint) }
                 form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/finish" }
-                    data-done=(t.station_page.done_finished) {
+                    data-done=(t.station_page.done_finished) data-reload-on-conflict {
+                    // The count the offer was made from: counted meanwhile, the finish is refused
+                    // and the page drawn again, rather than the units counted twice.
+                    input type="hidden" name="counted_before" data-type="int" value=(counted);
                     label { (t.good) input name="good" type="number" min="0" max="10000000" required data-type="int"
                         inputmode="numeric" value=(left); }
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
@@ -375,7 +379,8 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report
                 }
                 p.muted { (t.station_page.stop_for_now_hint) }
                 form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/pause" }
-                    data-done=(t.station_page.done_paused) {
+                    data-done=(t.station_page.done_paused) data-reload-on-conflict {
+                    input type="hidden" name="counted_before" data-type="int" value=(counted);
                     label { (t.good) input name="good" type="number" min="0" max="10000000" required data-type="int"
                         inputmode="numeric" value=[this_part]; }
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"

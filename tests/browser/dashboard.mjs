@@ -355,6 +355,26 @@ try {
   await shot(small, 'station-tablet-portrait');
   const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `the station fits a 10-inch tablet without sideways scrolling (${overflow} px over)`);
+  // A phone: the queue's lots stack, each with its Start button (or what holds it) on screen.
+  const everyMachine = await api('GET', '/api/v1/machines?limit=500');
+  let queued = null;
+  for (const machine of everyMachine.items) {
+    const dispatch = await api('GET', `/api/v1/machines/${machine.id}/dispatch`);
+    if (dispatch.queue.length) { queued = machine; break; }
+  }
+  check(queued !== null, 'some machine has work queued for the phone check');
+  const phoneContext = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+  const phone = await signIn(phoneContext, 'browser-operator', password);
+  await phone.goto(`${base}/station?machine=${queued.id}`);
+  await phone.waitForSelector('[data-testid=next-operation]');
+  await shot(phone, 'station-phone');
+  const rows = await phone.evaluate(() => [...document.querySelectorAll('[data-testid=next-operation]')].map(row => {
+    const action = row.querySelector('[data-testid=start-operation], [data-testid=start-blocked]');
+    const box = (action || row).getBoundingClientRect();
+    return { right: Math.round(row.getBoundingClientRect().right), action: action ? Math.round(box.right) : null };
+  }));
+  check(rows.length > 0 && rows.every(r => r.right <= 390 && r.action !== null && r.action <= 390),
+    `every queued lot and its Start button fit a phone's width (${JSON.stringify(rows.slice(0, 3))})`);
   await small.goto(base + '/plan');
   await small.waitForSelector('svg#gantt');
   const fit = await small.evaluate(() => {

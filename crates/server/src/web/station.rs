@@ -277,7 +277,7 @@ pub(crate) async fn page(
                 } @else if next.is_empty() {
                     p.muted { (s.queue_empty) }
                 } @else {
-                    table {
+                    table.queue {
                         thead { tr {
                             th { (t.order) } th { (t.operation) } th { (t.product_variant) } th.num { (t.quantity) }
                             th { (s.planned_start) } th { span.visually-hidden { (t.actions) } }
@@ -291,8 +291,9 @@ pub(crate) async fn page(
                                         @if split(item) { " · " span.muted { ((s.part)(item.operation.part + 1)) } }
                                     }
                                     td { (item.product) }
-                                    td.num { (item.operation.quantity) }
-                                    td { (ctx.short_time(item.operation.start)) }
+                                    // The labels head the values where a phone stacks the row.
+                                    td.num data-label=(t.quantity) { (item.operation.quantity) }
+                                    td data-label=(s.planned_start) { (ctx.short_time(item.operation.start)) }
                                     td {
                                         @if let Some(material) = material {
                                             span.late-text data-testid="material-due" { ((s.material_due)(&ctx.short_time(*material))) } " "

@@ -375,6 +375,13 @@ try {
   }));
   check(rows.length > 0 && rows.every(r => r.right <= 390 && r.action !== null && r.action <= 390),
     `every queued lot and its Start button fit a phone's width (${JSON.stringify(rows.slice(0, 3))})`);
+  // Without a network, an action says in the page's words that nothing was saved.
+  await phoneContext.setOffline(true);
+  await phone.locator('.reasons button[data-action]').first().click();
+  await phone.waitForSelector('#flash.bad');
+  const unsent = await phone.locator('#flash').textContent();
+  check(unsent.startsWith('Not sent: there is no connection to the platform'), `an action without a network says so (${unsent})`);
+  await phoneContext.setOffline(false);
   await small.goto(base + '/plan');
   await small.waitForSelector('svg#gantt');
   const fit = await small.evaluate(() => {

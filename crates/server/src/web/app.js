@@ -26,7 +26,14 @@ async function api(method, url, body, ifMatch) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(url, init);
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    // The request never reached the platform (the tablet lost its network): say so, in the
+    // page's language, rather than the browser's "Failed to fetch".
+    throw new Error(text.unsent || 'Not sent: there is no connection to the platform, so nothing was saved.');
+  }
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
   if (!response.ok) {

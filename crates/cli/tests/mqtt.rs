@@ -242,6 +242,12 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
         s["points"].as_array().is_some_and(|p| !p.is_empty())
     });
     assert_eq!(series["points"][0]["last"], 42.5, "{series}");
+    // Prometheus can tell whether the platform is connected to its broker.
+    let connected = |address| {
+        let text = request(address, "GET", "/metrics", Some(TOKEN), None).unwrap().body;
+        text.lines().find_map(|l| l.strip_prefix("microfactory_mqtt_external_connected ")).map(str::to_owned)
+    };
+    assert_eq!(connected(server.address).as_deref(), Some("1"));
     // A retained reading is taken in once, not again with each subscription.
     publish_retained(port, "retained_kw", 4.2);
     eventually(server.address, "/api/v1/machines/6/series?metric=retained_kw", |s| {
@@ -283,6 +289,7 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
     drop(server);
     broker.kill();
     let server = start_with("demo", &dir.0.join("data"), &external);
+    assert_eq!(connected(server.address).as_deref(), Some("0"), "started while the broker is down");
     broker.restart();
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut points = Vec::new();
@@ -292,6 +299,7 @@ fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away
         points = laser_points(server.address, "broker_late");
     }
     assert!(!points.is_empty(), "the platform did not connect to a broker that came up after it");
+    assert_eq!(connected(server.address).as_deref(), Some("1"));
 }
 
 #[test]

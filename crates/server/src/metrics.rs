@@ -29,14 +29,18 @@ pub enum MetricName {
     IngestDropped,
     /// Counter: well-formed input the pipeline does not store by design, by reason.
     IngestSkipped,
-    /// Counter: ingest write transactions and the seconds they took.
+    /// Counter: ingest write transactions.
     IngestBatches,
+    /// Counter: seconds the ingest write transactions took.
+    IngestBatchSeconds,
     /// Counter: attempts to write an ingest batch that failed (the batch is written again).
     IngestWriteFailures,
     /// Counter: what the embedded MQTT broker counted, by event.
     MqttEvents,
     /// Gauge: MQTT client connections open at the embedded broker.
     MqttConnectionsOpen,
+    /// Gauge: whether the platform is connected to its external MQTT broker.
+    MqttExternalConnected,
     /// Gauge: HTTP connections open.
     HttpConnectionsOpen,
     /// Counter: HTTP connections closed on arrival because `http.max_connections` were open.
@@ -57,9 +61,11 @@ impl MetricName {
             MetricName::IngestDropped => "microfactory_ingest_dropped_total",
             MetricName::IngestSkipped => "microfactory_ingest_skipped_total",
             MetricName::IngestBatches => "microfactory_ingest_batches_total",
+            MetricName::IngestBatchSeconds => "microfactory_ingest_batch_seconds_total",
             MetricName::IngestWriteFailures => "microfactory_ingest_write_failures_total",
             MetricName::MqttEvents => "microfactory_mqtt_events_total",
             MetricName::MqttConnectionsOpen => "microfactory_mqtt_connections_open",
+            MetricName::MqttExternalConnected => "microfactory_mqtt_external_connected",
             MetricName::HttpConnectionsOpen => "microfactory_http_connections_open",
             MetricName::HttpConnectionsRefused => "microfactory_http_connections_refused_total",
         }
@@ -81,6 +87,7 @@ impl MetricName {
                 "Well-formed metrics or messages not stored by design (strings, null or transient values, resends), by reason."
             }
             MetricName::IngestBatches => "Ingest write transactions committed.",
+            MetricName::IngestBatchSeconds => "Seconds the committed ingest write transactions took.",
             MetricName::IngestWriteFailures => {
                 "Failed attempts to write an ingest batch; the batch is held (its MQTT messages unacknowledged) and written again."
             }
@@ -88,6 +95,9 @@ impl MetricName {
                 "Events at the embedded MQTT broker: messages, drops, connections, refused sign-ins, protocol errors."
             }
             MetricName::MqttConnectionsOpen => "MQTT client connections open at the embedded broker.",
+            MetricName::MqttExternalConnected => {
+                "1 while the platform is connected to its external MQTT broker, else 0 (machines' data is not coming in)."
+            }
             MetricName::HttpConnectionsOpen => "HTTP connections open.",
             MetricName::HttpConnectionsRefused => {
                 "HTTP connections closed as they arrived because http.max_connections were open."
@@ -130,6 +140,8 @@ pub struct Metrics {
     drop_logged: Mutex<std::collections::HashMap<(&'static str, String), std::time::Instant>>,
     /// The embedded broker, once it runs, for its counters.
     broker: std::sync::OnceLock<mqtt::BrokerHandle>,
+    /// The connection to an external broker: 0 none set up, 1 not connected, 2 connected.
+    external_broker: std::sync::atomic::AtomicU8,
 }
 
 impl Metrics {
@@ -189,6 +201,11 @@ impl Metrics {
     /// Counts a message taken in by the ingest pipeline.
     pub fn count_ingest_message(&self) {
         self.ingest_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records whether the platform is connected to its external MQTT broker now.
+    pub fn set_external_broker_connected(&self, connected: bool) {
+        self.external_broker.store(if connected { 2 } else { 1 }, Ordering::Relaxed);
     }
 
     /// Counts something the pipeline dropped.
@@ -320,10 +337,11 @@ impl Metrics {
         counter(&mut out, MetricName::IngestMessages, self.ingest_messages.load(Ordering::Relaxed));
         counter(&mut out, MetricName::IngestReadings, self.ingest_readings.load(Ordering::Relaxed));
         counter(&mut out, MetricName::IngestBatches, self.ingest_batches.load(Ordering::Relaxed));
+        header(&mut out, MetricName::IngestBatchSeconds, "counter");
         let _ = writeln!(
             out,
-            "{}_seconds_sum {}",
-            MetricName::IngestBatches.as_str().trim_end_matches("_total"),
+            "{} {}",
+            MetricName::IngestBatchSeconds.as_str(),
             self.ingest_batch_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         counter(
@@ -331,13 +349,31 @@ impl Metrics {
             MetricName::IngestWriteFailures,
             self.ingest_write_failures.load(Ordering::Relaxed),
         );
-        header(&mut out, MetricName::IngestDropped, "counter");
-        for (reason, count) in self.ingest_dropped.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", MetricName::IngestDropped.as_str());
+        // Every reason from the start, at 0: a series that appears only with its first count
+        // makes that first count invisible to `increase()` and `rate()`.
+        let codec = ingest::codec::DropReason::ALL;
+        let by_reason = [
+            (MetricName::IngestDropped, &self.ingest_dropped, false, &PIPELINE_DROPS[..]),
+            (MetricName::IngestSkipped, &self.ingest_skipped, true, &PIPELINE_SKIPS[..]),
+        ];
+        for (name, counted, skips, own) in by_reason {
+            let mut all: BTreeMap<&str, u64> = codec
+                .iter()
+                .filter(|reason| reason.is_skip() == skips)
+                .map(|reason| (reason.as_str(), 0))
+                .chain(own.iter().map(|&reason| (reason, 0)))
+                .collect();
+            all.extend(counted.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(r, c)| (*r, *c)));
+            header(&mut out, name, "counter");
+            for (reason, count) in all {
+                let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", name.as_str());
+            }
         }
-        header(&mut out, MetricName::IngestSkipped, "counter");
-        for (reason, count) in self.ingest_skipped.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", MetricName::IngestSkipped.as_str());
+        let external = self.external_broker.load(Ordering::Relaxed);
+        if external > 0 {
+            header(&mut out, MetricName::MqttExternalConnected, "gauge");
+            let _ =
+                writeln!(out, "{} {}", MetricName::MqttExternalConnected.as_str(), u8::from(external == 2));
         }
         if let Some(broker) = self.broker.get() {
             let counters = broker.counters();
@@ -369,6 +405,13 @@ impl Metrics {
         out
     }
 }
+
+/// Why the pipeline drops input, besides what the decoders say ([`ingest::codec::DropReason`]).
+const PIPELINE_DROPS: [&str; 5] =
+    ["unknown_machine", "not_permitted", "too_many_metrics", "report_not_eligible", "report_unreleased"];
+
+/// What the pipeline does not store by design, besides what the decoders say.
+const PIPELINE_SKIPS: [&str; 2] = ["same_millisecond", "retained"];
 
 fn header(out: &mut String, name: MetricName, kind: &str) {
     let _ = writeln!(out, "# HELP {} {}", name.as_str(), name.help());

@@ -903,6 +903,37 @@ async fn metrics_count_requests() {
     let text = h.get("/metrics").await.text;
     assert!(!text.contains("BAR"), "{text}");
     assert!(text.contains(r#"{method="other",route="/healthz",status="405"} 2"#), "{text}");
+    // Every sample belongs to a family with its help and type (what `promtool check metrics`
+    // asks), and the drop and skip reasons are there at 0 before anything was dropped.
+    let families: Vec<&str> =
+        text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+        assert!(families.contains(&name) || families.contains(&family), "{line} has no TYPE");
+        assert!(
+            text.contains(&format!("# HELP {family} ")) || text.contains(&format!("# HELP {name} ")),
+            "{line}"
+        );
+    }
+    for reason in [
+        "future_timestamp",
+        "malformed_json",
+        "unknown_machine",
+        "not_permitted",
+        store::Refusal::Unreleased.as_str(),
+    ] {
+        assert!(
+            text.contains(&format!("microfactory_ingest_dropped_total{{reason=\"{reason}\"}} 0")),
+            "{reason}"
+        );
+    }
+    for reason in ["retained", "same_millisecond"] {
+        assert!(
+            text.contains(&format!("microfactory_ingest_skipped_total{{reason=\"{reason}\"}} 0")),
+            "{reason}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -67,6 +67,7 @@ pub(super) async fn start(
             None
         }
     };
+    state.metrics.set_external_broker_connected(first.is_some());
     let (current, watch_current) = watch::channel(first.as_ref().map(|first| first.client.clone()));
     if let Some(outgoing) = outgoing {
         tokio::spawn(forward_outgoing(outgoing, watch_current, state.stopping.clone()));
@@ -129,6 +130,7 @@ async fn serve(
         if let Some(Connection { client, mut inbox, since_ms }) = connection.take() {
             let connected = std::time::Instant::now();
             current.send_replace(Some(client.clone()));
+            state.metrics.set_external_broker_connected(true);
             loop {
                 tokio::select! {
                     delivery = inbox.recv() => {
@@ -176,6 +178,7 @@ async fn serve(
                 }
             }
             current.send_replace(None);
+            state.metrics.set_external_broker_connected(false);
             let lasted = connected.elapsed();
             if lasted >= STABLE {
                 pause = RETRY_FIRST;

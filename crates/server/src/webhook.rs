@@ -32,28 +32,52 @@ pub struct HttpUrl {
     pub path: String,
 }
 
+/// A webhook URL as logs and errors show it: without its query, which may carry a key (shown as
+/// `?…`), and without a user name and password.
+pub fn shown_url(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((before, _)) => (before, "?…"),
+        None => (url, ""),
+    };
+    let (scheme, rest) = before_query.split_once("://").map_or(("", before_query), |(s, r)| (s, r));
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    format!("{scheme}{host}{path}{query}")
+}
+
 /// Parses a webhook URL; only `http://` is supported.
 pub fn parse_url(url: &str) -> Result<HttpUrl, String> {
-    let rest =
-        url.strip_prefix("http://").ok_or_else(|| format!("{url:?}: only http:// webhooks are supported"))?;
+    let shown = shown_url(url);
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{shown:?}: only http:// webhooks are supported"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    if authority.contains('@') {
+        return Err(format!(
+            "{shown:?}: a user name or password in a webhook URL is not supported; receivers check alarms.webhook_secret's signature instead"
+        ));
+    }
     let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().map_err(|_| format!("{url:?}: bad port"))?),
+        Some((host, port)) => (host, port.parse().map_err(|_| format!("{shown:?}: bad port"))?),
         None => (authority, 80),
     };
-    if host.is_empty() || host.contains(['@', ' ']) {
-        return Err(format!("{url:?}: bad host"));
+    if host.is_empty() || host.contains(' ') {
+        return Err(format!("{shown:?}: bad host"));
     }
     Ok(HttpUrl { host: host.to_string(), port, path: path.to_string() })
 }
 
+/// What a webhook task is sent: the alarm's id (for the log) and the notification's body.
+type Queued = (i64, Vec<u8>);
+
 /// Queues notifications for the webhook tasks.
 #[derive(Clone)]
 pub(crate) struct Sender {
-    queues: Vec<(String, mpsc::Sender<Vec<u8>>)>,
+    queues: Vec<(String, mpsc::Sender<Queued>)>,
 }
 
 impl Sender {
@@ -61,7 +85,7 @@ impl Sender {
     pub(crate) fn send(&self, alarm: &Alarm) {
         let Ok(body) = serde_json::to_vec(alarm) else { return };
         for (url, queue) in &self.queues {
-            if queue.try_send(body.clone()).is_err() {
+            if queue.try_send((alarm.id, body.clone())).is_err() {
                 tracing::warn!(%url, alarm = alarm.id, "webhook queue full; notification dropped");
             }
         }
@@ -136,25 +160,25 @@ pub(crate) fn spawn(urls: Vec<String>, secret: Option<Secret>, stop: watch::Rece
     let mut queues = Vec::new();
     for url in urls {
         let Ok(target) = parse_url(&url) else { continue };
-        let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let (sender, mut receiver) = mpsc::channel::<Queued>(QUEUE);
         let mut stop = stop.clone();
-        let name = url.clone();
+        let name = shown_url(&url);
         let secret = secret.clone();
         tokio::spawn(async move {
             loop {
-                let body = tokio::select! {
-                    body = receiver.recv() => match body { Some(body) => body, None => return },
+                let (alarm, body) = tokio::select! {
+                    queued = receiver.recv() => match queued { Some(queued) => queued, None => return },
                     _ = stop.changed() => return,
                 };
-                deliver(&name, &target, &body, secret.as_ref()).await;
+                deliver(&name, alarm, &target, &body, secret.as_ref()).await;
             }
         });
-        queues.push((url, sender));
+        queues.push((shown_url(&url), sender));
     }
     Sender { queues }
 }
 
-async fn deliver(name: &str, target: &HttpUrl, body: &[u8], secret: Option<&Secret>) {
+async fn deliver(name: &str, alarm: i64, target: &HttpUrl, body: &[u8], secret: Option<&Secret>) {
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=ATTEMPTS {
         // Signed afresh for each attempt, so a retry is not mistaken for a replay. Real time:
@@ -171,15 +195,15 @@ async fn deliver(name: &str, target: &HttpUrl, body: &[u8], secret: Option<&Secr
         };
         match post(target, body, &headers).await {
             Ok(status) if (200..300).contains(&status) => return,
-            Ok(status) => tracing::warn!(url = %name, attempt, status, "webhook refused the alarm"),
-            Err(error) => tracing::warn!(url = %name, attempt, %error, "webhook unreachable"),
+            Ok(status) => tracing::warn!(url = %name, alarm, attempt, status, "webhook refused the alarm"),
+            Err(error) => tracing::warn!(url = %name, alarm, attempt, %error, "webhook unreachable"),
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(delay).await;
             delay *= 2;
         }
     }
-    tracing::error!(url = %name, "webhook gave up after {ATTEMPTS} attempts");
+    tracing::error!(url = %name, alarm, "webhook gave up after {ATTEMPTS} attempts; the alarm's notification is lost");
 }
 
 /// One POST with `headers` (whole `Name: value\r\n` lines) added; returns the response status.
@@ -219,6 +243,24 @@ async fn post(target: &HttpUrl, body: &[u8], headers: &str) -> std::io::Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_url_is_shown_without_its_key_or_password() {
+        assert_eq!(
+            shown_url("http://erp.local:8000/hooks/alarms?key=S3cret&x=1"),
+            "http://erp.local:8000/hooks/alarms?…"
+        );
+        assert_eq!(shown_url("http://u:pa55@erp.local/in"), "http://erp.local/in");
+        assert_eq!(shown_url("https://erp.local"), "https://erp.local");
+        let refused = parse_url("http://u:pa55@erp.local/in?key=S3cret").unwrap_err();
+        assert!(refused.contains("a user name or password in a webhook URL is not supported"), "{refused}");
+        let refused = parse_url("https://erp.local/in?key=S3cret").unwrap_err();
+        assert!(refused.contains("only http://"), "{refused}");
+        for refused in [refused, parse_url("http://erp.local:x/in?key=S3cret").unwrap_err()] {
+            assert!(!refused.contains("S3cret") && !refused.contains("pa55"), "{refused}");
+        }
+        assert_eq!(parse_url("http://erp.local/in?key=S3cret").unwrap().path, "/in?key=S3cret", "sent whole");
+    }
 
     #[test]
     fn hmac_sha256_matches_rfc_4231() {

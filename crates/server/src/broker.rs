@@ -198,6 +198,33 @@ impl PlatformHooks {
     /// Says where people look why a device's client id was refused, once a minute per device: a
     /// device that worked yesterday may be refused because a device account with a longer name was
     /// created since. `owner` is that account, if any.
+    /// Logs a sign-in refused for want of a valid token (a device left with a revoked one keeps
+    /// trying): once a minute per client id, and for at most 1,024 client ids a minute, so that
+    /// made-up ids cannot fill the log or the memory. Never the password, nor the user name (a
+    /// password typed there must not reach the log).
+    fn log_refused_sign_in(&self, client_id: &str) {
+        let client_id: String = client_id.chars().take(64).collect();
+        {
+            let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            let key = format!("sign-in {client_id}");
+            if logged.get(&key).is_some_and(|at| now.duration_since(*at).as_secs() < 60) {
+                return;
+            }
+            if logged.len() >= 1024 {
+                logged.retain(|_, at| now.duration_since(*at).as_secs() < 60);
+                if logged.len() >= 1024 {
+                    return;
+                }
+            }
+            logged.insert(key, now);
+        }
+        tracing::info!(
+            client_id = ?client_id,
+            "MQTT sign-in refused: the password is no valid API token (unknown, revoked or expired); logged at most once a minute per client id"
+        );
+    }
+
     fn log_refused_id(&self, device: &str, client_id: &str, owner: Option<&str>) {
         {
             let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
@@ -245,6 +272,7 @@ impl Hooks for PlatformHooks {
         .map_err(|_| AuthRejection::ServerUnavailable)?
         .map_err(|_| AuthRejection::ServerUnavailable)?;
         let Some((owner, identity, id_owner)) = found else {
+            self.log_refused_sign_in(credentials.client_id);
             return Err(AuthRejection::BadUserNameOrPassword);
         };
         let identity = identity?;

@@ -884,6 +884,31 @@ async fn the_bearer_scheme_is_read_in_any_case() {
 }
 
 #[tokio::test]
+async fn guesses_at_the_current_password_are_slowed_down() {
+    let h = harness();
+    let body = json!({"username": "lam", "role": "operator", "password": "first-password-of-lam"});
+    assert_eq!(h.post_json("/api/v1/users", ADMIN, &body).await.status, StatusCode::CREATED);
+    let login = json!({"username": "lam", "password": "first-password-of-lam"});
+    let token =
+        h.post_json("/api/v1/auth/login", "", &login).await.json["token"].as_str().unwrap().to_string();
+    let guess = json!({"current_password": "a-guess-at-it-here", "new_password": "second-password-of-lam"});
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        let answer = h.post_json("/api/v1/me/password", &token, &guess).await;
+        answers.push(answer.status);
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            let detail = answer.json["detail"].as_str().unwrap();
+            assert!(detail.starts_with("too many wrong passwords; try again in"), "{detail}");
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.text);
+    }
+    assert_eq!(answers.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{answers:?}");
+    // They count as failed sign-ins of the name: signing in waits too.
+    assert_eq!(h.post_json("/api/v1/auth/login", "", &login).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn metrics_count_requests() {
     let h = harness();
     h.get("/api/v1/machines").await;

@@ -74,6 +74,8 @@ pub(crate) async fn check_credentials(
     let typed = model::fold_width(username.trim()).into_owned();
     let username = typed.to_ascii_lowercase();
     if let Err(wait) = state.sign_ins.begin(&username, peer) {
+        // The name as an account has it, never what was typed otherwise (it may be a password).
+        tracing::info!(peer = ?peer, "sign-in refused: too many failed of late for this name or address");
         return Err(ApiError::too_many_requests(
             format!("too many failed sign-ins; try again in {} s", crate::error::ceil_seconds(wait)),
             wait,
@@ -182,12 +184,23 @@ pub(crate) async fn change_own_password(
     State(state): State<AppState>,
     // Devices sign in with tokens, not passwords: `Reader` refuses them before the body is read.
     Reader(principal): Reader,
+    crate::http::ClientAddress(peer): crate::http::ClientAddress,
     JsonBody(change): JsonBody<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     let mut problems = Vec::new();
     check_password(&change.new_password, &mut problems);
     if let Some(problem) = problems.pop() {
         return Err(ApiError::validation(vec![FieldError::new("new_password", problem.message)]));
+    }
+    // Guesses of the current password, by whoever holds a session or token of the account, are
+    // slowed down and logged as failed sign-ins are (the same counts).
+    let throttled = principal.user.username.to_ascii_lowercase();
+    if let Err(wait) = state.sign_ins.begin(&throttled, peer) {
+        tracing::info!(user = %principal.user.username, peer = ?peer, "password change refused: too many wrong passwords of late");
+        return Err(ApiError::too_many_requests(
+            format!("too many wrong passwords; try again in {} s", crate::error::ceil_seconds(wait)),
+            wait,
+        ));
     }
     let (store, username) = (state.store.clone(), principal.user.username.clone());
     let hash = blocking(move || store.user_credentials(&username)).await?.map(|(_, hash)| hash);
@@ -197,11 +210,13 @@ pub(crate) async fn change_own_password(
         None => false,
     };
     if !right {
+        tracing::info!(user = %principal.user.username, peer = ?peer, "password change with a wrong current password");
         return Err(ApiError::validation(vec![FieldError::new(
             "current_password",
             "is not the password now",
         )]));
     }
+    state.sign_ins.succeeded(&throttled, peer);
     let hash = hash_off_runtime(change.new_password).await?;
     let (store, id) = (state.store.clone(), principal.user.id);
     let (keep, now) = (principal.token_id, state.wall_clock.now());

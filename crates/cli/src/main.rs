@@ -717,7 +717,13 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             None => None,
         };
         let mqtt_address = mqtt_listener.as_ref().and_then(|l| l.local_addr().ok());
-        tracing::info!(%address, data_dir = %dir.display(), "serving");
+        tracing::info!(
+            %address,
+            data_dir = %dir.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            durability = ?config.store.durability.map(store::Durability::from).unwrap_or_default(),
+            "serving"
+        );
         print_welcome(address, mqtt_address, bootstrap.as_ref(), demo, clock_speed);
         if unshown.exists() {
             use std::io::Write as _;

@@ -310,6 +310,8 @@ try {
   const finish = station.locator(`form[data-action="POST /api/v1/operations/${operation}/finish"]`);
   await finish.waitFor();
   check(true, 'the started operation shows with its finish form');
+  const focused = await station.evaluate(() => document.activeElement.tagName + ' ' + (document.activeElement.textContent || '').trim());
+  check(focused.startsWith('BUTTON'), `after Start the focus is on a button, not in a field that would hold the page still (${focused})`);
   await shot(station, 'station');
   // Units counted after the page was drawn (a counter, another person): the finish the page
   // offered is refused and the page drawn again with them, instead of counting them twice.

@@ -117,7 +117,8 @@ function focusKey(root) {
     const value = active.getAttribute(name);
     if (value) { selector = `${active.tagName.toLowerCase()}[${name}="${CSS.escape(value)}"]`; break; }
   }
-  return { selector, index: [...root.querySelectorAll(FOCUSABLE)].indexOf(active) };
+  const field = active.matches('input, select, textarea');
+  return { selector, index: [...root.querySelectorAll(FOCUSABLE)].indexOf(active), field };
 }
 
 // Puts the focus back where `key` says, in `root` or its new copy; when that element is gone, on
@@ -128,6 +129,12 @@ function restoreFocus(root, key) {
   const same = key.selector ? [...root.querySelectorAll(key.selector)] : [];
   const all = [...root.querySelectorAll(FOCUSABLE)].filter(el => !el.disabled);
   let target = same.length === 1 ? same[0] : all[Math.min(key.index, all.length - 1)];
+  // A button that is gone (a lot's Start, now running) hands the focus on, but not into a field
+  // the person never was in: a focused field holds its section still (no live updates while one
+  // may be typing), so a count coming in meanwhile would not show.
+  if (same.length !== 1 && !key.field && target && target.matches('input, select, textarea')) {
+    target = all.slice(all.indexOf(target)).find(el => !el.matches('input, select, textarea')) || target;
+  }
   // Inside a closed <details> nothing takes the focus: its summary does.
   const closed = target && target.closest('details:not([open])');
   if (closed && target.tagName !== 'SUMMARY') target = closed.querySelector('summary') || closed;

@@ -986,7 +986,19 @@ fn import(file: &Path, skip_existing: bool, common: &CommonArgs) -> anyhow::Resu
     }
     let (store, _) = open_store(common, &config, "microfactory-data", NewStore::Refuse)?;
     let existing = if skip_existing { Existing::Skip } else { Existing::Refuse };
-    match import_csv(&store, &csv, SystemClock.now(), existing) {
+    // The file is checked whole, then written in one transaction: a spinner with the time so far
+    // shows that a large one is under way (on a terminal only; drawn on stderr, cleared after).
+    let rows = csv.iter().filter(|&&byte| byte == b'\n').count().saturating_sub(1).max(1);
+    let spinner = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} checking and importing {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.set_message(format!("about {rows} rows of {}", file.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let outcome = import_csv(&store, &csv, SystemClock.now(), existing);
+    spinner.finish_and_clear();
+    match outcome {
         ImportOutcome::Imported(orders, skipped) => {
             let noun = if orders.len() == 1 { "order" } else { "orders" };
             println!("imported {} {noun} from {}", orders.len(), file.display());

@@ -106,8 +106,10 @@ impl MetricName {
     }
 }
 
-/// Upper bounds of the duration histogram buckets, in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+/// Upper bounds of the duration histogram buckets, in seconds: up to a minute, as a plan asked for
+/// with a long time limit is one request.
+const BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// What is counted per route.
 #[derive(Default)]

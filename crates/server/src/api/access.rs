@@ -35,6 +35,11 @@ pub(crate) struct NewTokenResponse {
     user: User,
 }
 
+/// The client's address as the log shows it: the address, or `unknown`.
+fn shown_peer(peer: Option<std::net::IpAddr>) -> String {
+    peer.map_or_else(|| "unknown".into(), |peer| peer.to_string())
+}
+
 /// A hash to verify against when the user does not exist, so that a wrong user name takes as
 /// long as a wrong password and log-in timing does not reveal which user names exist.
 fn dummy_hash() -> String {
@@ -75,7 +80,7 @@ pub(crate) async fn check_credentials(
     let username = typed.to_ascii_lowercase();
     if let Err(wait) = state.sign_ins.begin(&username, peer) {
         // The name as an account has it, never what was typed otherwise (it may be a password).
-        tracing::info!(peer = ?peer, "sign-in refused: too many failed of late for this name or address");
+        tracing::info!(peer = %shown_peer(peer), "sign-in refused: too many failed of late for this name or address");
         return Err(ApiError::too_many_requests(
             format!("too many failed sign-ins; try again in {} s", crate::error::ceil_seconds(wait)),
             wait,
@@ -102,7 +107,7 @@ pub(crate) async fn check_credentials(
         }
         (Some(user), true) => {
             state.sign_ins.succeeded(&login.username, peer);
-            tracing::info!(user = %user.username, peer = ?peer, "signed in");
+            tracing::info!(user = %user.username, peer = %shown_peer(peer), "signed in");
             Ok(user)
         }
         (user, _) => {
@@ -110,8 +115,10 @@ pub(crate) async fn check_credentials(
             // The name of an account, never what was typed otherwise: a password typed into the
             // name field must not end up in the log.
             match user {
-                Some(user) => tracing::info!(user = %user.username, peer = ?peer, "failed log-in"),
-                None => tracing::info!(peer = ?peer, "failed log-in with an unknown user name"),
+                Some(user) => {
+                    tracing::info!(user = %user.username, peer = %shown_peer(peer), "failed log-in")
+                }
+                None => tracing::info!(peer = %shown_peer(peer), "failed log-in with an unknown user name"),
             }
             Err(ApiError::unauthorized("wrong user name or password"))
         }
@@ -196,7 +203,7 @@ pub(crate) async fn change_own_password(
     // slowed down and logged as failed sign-ins are (the same counts).
     let throttled = principal.user.username.to_ascii_lowercase();
     if let Err(wait) = state.sign_ins.begin(&throttled, peer) {
-        tracing::info!(user = %principal.user.username, peer = ?peer, "password change refused: too many wrong passwords of late");
+        tracing::info!(user = %principal.user.username, peer = %shown_peer(peer), "password change refused: too many wrong passwords of late");
         return Err(ApiError::too_many_requests(
             format!("too many wrong passwords; try again in {} s", crate::error::ceil_seconds(wait)),
             wait,
@@ -210,7 +217,7 @@ pub(crate) async fn change_own_password(
         None => false,
     };
     if !right {
-        tracing::info!(user = %principal.user.username, peer = ?peer, "password change with a wrong current password");
+        tracing::info!(user = %principal.user.username, peer = %shown_peer(peer), "password change with a wrong current password");
         return Err(ApiError::validation(vec![FieldError::new(
             "current_password",
             "is not the password now",

@@ -197,8 +197,9 @@ impl Store {
         sql.push_str(" LIMIT ?");
         values.push(Value::Integer(i64::from(request.limit) + 1));
         self.read(|conn| {
-            // Room for the whole page at once: an order is some 200 bytes, moved at each growth.
-            let mut rows = Vec::with_capacity(request.limit as usize + 1);
+            // Room for a whole page at once (an order is some 200 bytes, moved at each growth), but
+            // not for an export's 100,000 before any is read.
+            let mut rows = Vec::with_capacity((request.limit as usize + 1).min(1_001));
             for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(values), order_row)? {
                 rows.push(row??);
             }

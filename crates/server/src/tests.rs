@@ -4842,7 +4842,10 @@ async fn a_sparkplug_gateway_node_needs_no_machine_of_its_own() {
     let stored = tokio::time::timeout(std::time::Duration::from_secs(10), last.unwrap()).await;
     assert!(stored.is_ok(), "the messages were not stored");
     let metrics = h.get("/metrics").await.text;
-    assert!(!metrics.contains("unknown_machine"), "the gateway's birth is no loss: {metrics}");
+    assert!(
+        metrics.contains(r#"microfactory_ingest_dropped_total{reason="unknown_machine"} 0"#),
+        "the gateway's birth is no loss: {metrics}"
+    );
     let series = h
         .get("/api/v1/machines/1/series?metric=spindle_temp_c&from=2026-11-24T08:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00")
         .await

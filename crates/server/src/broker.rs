@@ -195,29 +195,31 @@ fn device_may_publish(topic: &str, site: &str) -> bool {
 }
 
 impl PlatformHooks {
-    /// Says where people look why a device's client id was refused, once a minute per device: a
-    /// device that worked yesterday may be refused because a device account with a longer name was
-    /// created since. `owner` is that account, if any.
+    /// Whether a refusal logged under `key` is to be logged now: once a minute per key, and for at
+    /// most 1,024 keys a minute, so that made-up client ids cannot fill the log or the memory.
+    fn log_now(&self, key: String) -> bool {
+        let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if logged.get(&key).is_some_and(|at| now.duration_since(*at).as_secs() < 60) {
+            return false;
+        }
+        if logged.len() >= 1024 {
+            logged.retain(|_, at| now.duration_since(*at).as_secs() < 60);
+            if logged.len() >= 1024 {
+                return false;
+            }
+        }
+        logged.insert(key, now);
+        true
+    }
+
     /// Logs a sign-in refused for want of a valid token (a device left with a revoked one keeps
-    /// trying): once a minute per client id, and for at most 1,024 client ids a minute, so that
-    /// made-up ids cannot fill the log or the memory. Never the password, nor the user name (a
-    /// password typed there must not reach the log).
+    /// trying), once a minute per client id ([`PlatformHooks::log_now`]). Never the password, nor
+    /// the user name (a password typed there must not reach the log).
     fn log_refused_sign_in(&self, client_id: &str) {
         let client_id: String = client_id.chars().take(64).collect();
-        {
-            let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
-            let now = std::time::Instant::now();
-            let key = format!("sign-in {client_id}");
-            if logged.get(&key).is_some_and(|at| now.duration_since(*at).as_secs() < 60) {
-                return;
-            }
-            if logged.len() >= 1024 {
-                logged.retain(|_, at| now.duration_since(*at).as_secs() < 60);
-                if logged.len() >= 1024 {
-                    return;
-                }
-            }
-            logged.insert(key, now);
+        if !self.log_now(format!("sign-in {client_id}")) {
+            return;
         }
         tracing::info!(
             client_id = ?client_id,
@@ -225,14 +227,12 @@ impl PlatformHooks {
         );
     }
 
+    /// Says where people look why a device's client id was refused, once a minute per device: a
+    /// device that worked yesterday may be refused because a device account with a longer name was
+    /// created since. `owner` is that account, if any.
     fn log_refused_id(&self, device: &str, client_id: &str, owner: Option<&str>) {
-        {
-            let mut logged = self.refusals_logged.lock().unwrap_or_else(|p| p.into_inner());
-            let now = std::time::Instant::now();
-            if logged.get(device).is_some_and(|at| now.duration_since(*at).as_secs() < 60) {
-                return;
-            }
-            logged.insert(device.to_string(), now);
+        if !self.log_now(format!("client id {device}")) {
+            return;
         }
         // Clipped: ids may be long.
         let client_id: String = client_id.chars().take(64).collect();

@@ -908,6 +908,12 @@ async fn guesses_at_the_current_password_are_slowed_down() {
     assert_eq!(h.post_json("/api/v1/auth/login", "", &login).await.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
+#[test]
+#[should_panic(expected = "made_up is missing from PIPELINE_DROPS")]
+fn a_drop_reason_missing_from_the_metrics_list_fails_the_tests() {
+    crate::metrics::Metrics::default().count_ingest_drop("made_up");
+}
+
 #[tokio::test]
 async fn metrics_count_requests() {
     let h = harness();

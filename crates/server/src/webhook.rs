@@ -163,6 +163,7 @@ pub(crate) fn spawn(urls: Vec<String>, secret: Option<Secret>, stop: watch::Rece
         let (sender, mut receiver) = mpsc::channel::<Queued>(QUEUE);
         let mut stop = stop.clone();
         let name = shown_url(&url);
+        let shown = name.clone();
         let secret = secret.clone();
         tokio::spawn(async move {
             loop {
@@ -173,7 +174,7 @@ pub(crate) fn spawn(urls: Vec<String>, secret: Option<Secret>, stop: watch::Rece
                 deliver(&name, alarm, &target, &body, secret.as_ref()).await;
             }
         });
-        queues.push((shown_url(&url), sender));
+        queues.push((shown, sender));
     }
     Sender { queues }
 }

@@ -323,8 +323,16 @@ try {
   check(/count changed since it was read \(0 units then, 2 now/.test(refusal), `a stale finish is refused and says why (${refusal})`);
   const counted = await station.locator('[data-testid=counted]').textContent();
   check(/Good 2/.test(counted), `the page was drawn again with the new count (${counted})`);
-  await finish.locator('input[name=good]').fill('5');
+  // A finish short of the lot asks first; answered no, nothing is sent.
+  await finish.locator('input[name=good]').fill('4');
   await finish.locator('input[name=scrap]').fill('1');
+  const asked = new Promise(resolve => station.once('dialog', dialog => { resolve(dialog.message()); dialog.dismiss(); }));
+  await finish.locator('button[type=submit]').click();
+  const question = await asked;
+  check(question.startsWith('Not counted: 1 of the lot. Finish anyway?'), `a short finish asks first (${question})`);
+  const kept = await api('GET', `/api/v1/orders/${choice.item.order_id}`);
+  check(kept.operations.find(o => o.id === operation).status === 'running', 'a short finish answered no sends nothing');
+  await finish.locator('input[name=good]').fill('5');
   await finish.locator('button[type=submit]').click();
   const done = await until('the operation to be finished', async () => {
     const order = await api('GET', `/api/v1/orders/${choice.item.order_id}`);

@@ -579,17 +579,20 @@ pub(crate) async fn dispatch(
 /// hold the units the lot had left when the plan was made (all of them, unless it had been
 /// stopped for now with some made); the units counted since made the first parts; and the lot
 /// may have become smaller since (the step before it scrapped units), which takes units off its
-/// last parts.
+/// last parts, or larger (the step before reported more good units than planned), which its last
+/// part takes on. The parts' units left add up to the lot's.
 pub(crate) fn units_left(operation: &Operation, parts: &[u32], part: u32) -> u32 {
     let made = operation.good.saturating_add(operation.scrap);
     let planned: u32 = parts.iter().sum();
-    // The units of the lot before its first part: those made before the plan.
-    let base = operation.quantity.saturating_sub(planned);
+    // The units of the lot before its first part: those made before the plan. They are made, so
+    // no more than `made`; a lot that grew since the plan has more units than its parts besides.
+    let base = operation.quantity.saturating_sub(planned).min(made);
     let before: u32 = parts.iter().take(part as usize).sum();
     let this = parts.get(part as usize).copied().unwrap_or(0);
+    let last = part as usize + 1 >= parts.len();
     // This part's units, as positions in the lot, less those made and those the lot no longer has.
     let from = (base + before).max(made);
-    let to = (base + before + this).min(operation.quantity);
+    let to = if last { operation.quantity } else { (base + before + this).min(operation.quantity) };
     to.saturating_sub(from)
 }
 
@@ -700,6 +703,14 @@ mod tests {
         assert_eq!(left(&lot(300, 40, 0), &[130, 130]), [130, 130]);
         assert_eq!(left(&lot(300, 200, 0), &[130, 130]), [0, 100]);
         assert_eq!(left(&lot(300, 200, 0), &[100]), [100]);
+        // The step before reported 12 good of a lot of 10: the last part takes the 2 more.
+        assert_eq!(left(&lot(12, 0, 0), &[10]), [12]);
+        assert_eq!(left(&lot(12, 0, 0), &[5, 5]), [5, 7]);
+        // With 6 made it cannot tell growth from units made before the plan; the total holds.
+        assert_eq!(left(&lot(12, 6, 0), &[5, 5]), [1, 5]);
+        // Grown by 2 after a plan made when 40 of 300 were made.
+        assert_eq!(left(&lot(302, 40, 0), &[130, 130]), [130, 132]);
+        assert_eq!(left(&lot(302, 300, 0), &[130, 130]), [0, 2]);
     }
 
     fn operation() -> Operation {

@@ -503,6 +503,13 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
     assert!(!page.contains(r#"data-testid="start-operation""#));
     assert!(page.contains("Finish the running lot first"));
     assert!(!page.contains("Counted so far"));
+    // A finish short of the lot asks first, from the units left (the browser test answers it).
+    assert!(
+        page.contains(&format!(
+            r#"data-short-of="{quantity}" data-confirm-short="Not counted: {{n}} of the lot"#
+        )),
+        "{page}"
+    );
     // The stop buttons carry the machine's state, which makes "Running again" stand out when it
     // is stopped (and keeps it plain while it runs).
     let state = h.get("/api/v1/machine-states").await.json;
@@ -526,6 +533,7 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
     let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
     assert!(page.contains("Counted so far: Good 3 · Scrap 1"), "{page}");
     assert_eq!(good_input(&page), quantity - 4, "the finish offers the rest of the lot");
+    assert!(page.contains(&format!(r#"data-short-of="{}""#, quantity - 4)));
     // Both forms say what the offer was made from, so a count that comes in meanwhile makes the
     // server refuse the report (and the page draw itself again) instead of counting twice.
     let carried = r#"<input type="hidden" name="counted_before" data-type="int" value="4">"#;
@@ -1472,6 +1480,40 @@ async fn the_station_says_when_material_still_to_come_is_due() {
         let at = page.find(r#"data-testid="material-due""#).expect("the material's time");
         assert!(page[at..].contains(text), "{lang}");
     }
+}
+
+#[tokio::test]
+async fn a_start_on_a_machine_in_breakdown_asks_first() {
+    let h = harness();
+    h.busy_factory().await;
+    // A machine whose station offers a start.
+    let mut startable = None;
+    for machine in 1..=20 {
+        let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
+        if page.contains(r#"data-testid="start-operation""#) {
+            startable = Some(machine);
+            break;
+        }
+    }
+    let machine = startable.expect("a machine with a lot to start");
+    let asks = |page: &str| page.contains("reported in breakdown. Starting the lot reports it running again");
+    let state = |state: &str| json!({"state": state, "reason": "breakdown"});
+    let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
+    assert!(!asks(&page));
+    let reported = h.post_json(&format!("/api/v1/machines/{machine}/states"), ADMIN, &state("down")).await;
+    assert_eq!(reported.status, StatusCode::CREATED, "{}", reported.text);
+    let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
+    let at = page.find(r#"data-testid="start-operation""#).unwrap();
+    let button = &page[page[..at].rfind("<button").unwrap()..at + page[at..].find('>').unwrap()];
+    assert!(asks(button), "{button}");
+    // The list is drawn again when the state changes, so the question comes and goes with it.
+    assert!(page.contains(r#"data-refresh-on="plan production machine_state""#));
+    let zh = h.page(&format!("/station?machine={machine}"), ADMIN, "zh-HK").await.text;
+    assert!(zh.contains("此機器已報告故障"));
+    let running = json!({"state": "running"});
+    let reported = h.post_json(&format!("/api/v1/machines/{machine}/states"), ADMIN, &running).await;
+    assert_eq!(reported.status, StatusCode::CREATED, "{}", reported.text);
+    assert!(!asks(&h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text));
 }
 
 #[tokio::test]

@@ -149,6 +149,11 @@ function restoreFocus(root, key) {
 async function perform(element, body) {
   const [method, url] = element.dataset.action.split(' ');
   if (element.dataset.confirm && !window.confirm(element.dataset.confirm)) return;
+  // A finish that leaves units of the lot uncounted says how many and asks first.
+  if (element.dataset.shortOf !== undefined && body) {
+    const short = Number(element.dataset.shortOf) - (Number(body.good) || 0) - (Number(body.scrap) || 0);
+    if (short > 0 && !window.confirm(element.dataset.confirmShort.replace('{n}', short))) return;
+  }
   // Where the focus is now: disabling the control below takes it away. A form counts from its
   // first control: when the form is gone after the reload, what takes its place is there.
   const focused = focusKey(document.body);

@@ -25,6 +25,10 @@ pub(crate) struct Text {
     /// Beside a lot whose material is still to come: when it is expected.
     pub(crate) material_due: fn(&str) -> String,
     pub(crate) finish_running_first: &'static str,
+    /// Asked before a start on a machine reported in breakdown.
+    pub(crate) start_while_down: &'static str,
+    /// Asked before a finish that leaves units of the lot unreported; `{n}` is how many.
+    pub(crate) finish_short: &'static str,
     pub(crate) nothing_running: &'static str,
     pub(crate) next_work: &'static str,
     pub(crate) queue_empty: &'static str,
@@ -72,6 +76,8 @@ pub(crate) const EN: Text = Text {
     waits_for_step: |step| format!("Waits for step {step}"),
     material_due: |at| format!("Material due {at}"),
     finish_running_first: "Finish the running lot first",
+    start_while_down: "This machine is reported in breakdown. Starting the lot reports it running again. Start?",
+    finish_short: "Not counted: {n} of the lot. Finish anyway? They will not be made: “Stop for now” keeps them for later.",
     nothing_running: "Nothing is running on this machine.",
     next_work: "Next from the dispatch list",
     queue_empty: "The dispatch list for this machine is empty.",
@@ -111,6 +117,8 @@ pub(crate) const ZH: Text = Text {
     waits_for_step: |step| format!("等待第 {step} 步完成"),
     material_due: |at| format!("物料預計 {at} 到"),
     finish_running_first: "請先完成正在生產的批次",
+    start_while_down: "此機器已報告故障。開始此批會把機器報告為恢復運行。確定開始？",
+    finish_short: "此批尚有 {n} 件未計數。仍要完成？這些不會再生產；按「暫停此批」可留待稍後。",
     nothing_running: "此機器沒有正在進行的工序。",
     next_work: "派工清單上的下一項",
     queue_empty: "此機器的派工清單是空的。",
@@ -269,7 +277,9 @@ pub(crate) async fn page(
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
                 @for (item, lot) in &running { (current(&ctx, item, lot, split(item), may_report)) }
             }
-            section.panel #next-work aria-labelledby="next-heading" data-refresh-on="plan production"
+            // Also drawn again when the machine's state changes: a start on a machine in
+            // breakdown asks first.
+            section.panel #next-work aria-labelledby="next-heading" data-refresh-on="plan production machine_state"
                 data-refresh-machine=(machine.id.0) {
                 h2 #next-heading { (s.next_work) }
                 @if dispatch.plan_id.is_none() {
@@ -309,6 +319,7 @@ pub(crate) async fn page(
                                                 button.primary data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/start" }
                                                     data-body={ "{\"machine_id\":" (machine.id.0) "}" } data-testid="start-operation"
                                                     data-done=(s.done_started)
+                                                    data-confirm=[(state == MachineState::Down).then_some(s.start_while_down)]
                                                     aria-describedby={ "lot-" (item.operation.operation_id.0) "-" (item.operation.part) } {
                                                     (t.start)
                                                 }
@@ -367,8 +378,11 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report
             }
             @if may_report {
                 p.muted { (t.station_page.finish_hint) }
+                // A finish with fewer units than the lot has left asks first (`data-short-of`):
+                // the units not counted are then never made.
                 form.row-form data-action={ "POST /api/v1/operations/" (item.operation.operation_id.0) "/finish" }
-                    data-done=(t.station_page.done_finished) data-reload-on-conflict {
+                    data-done=(t.station_page.done_finished) data-reload-on-conflict
+                    data-short-of=(left) data-confirm-short=(t.station_page.finish_short) {
                     // The count the offer was made from: counted meanwhile, the finish is refused
                     // and the page drawn again, rather than the units counted twice.
                     input type="hidden" name="counted_before" data-type="int" value=(counted);

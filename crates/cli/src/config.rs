@@ -395,6 +395,7 @@ host_id = "microfactory"
 [sim]
 # `demo` only: run the simulated factory, publishing through the embedded broker.
 enabled = true
+# (`speed` and `seed` are read by `microfactory sim` too; its --speed and --seed win.)
 # Simulated seconds per real second (60: a 10-minute operation takes 10 seconds), 0.1 to 10000.
 # The whole demo keeps this fast factory clock (plans, due dates, alarms); sign-ins keep real time.
 speed = 60.0

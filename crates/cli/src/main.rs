@@ -91,12 +91,12 @@ struct SimArgs {
     /// MQTT user name; a device account's client id must start with it.
     #[arg(long, default_value = "simulator")]
     username: String,
-    /// Simulated seconds per real second.
-    #[arg(long, default_value_t = 60.0)]
-    speed: f64,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 2026)]
-    seed: u64,
+    /// Simulated seconds per real second [default: `[sim] speed` of the config file, else 60].
+    #[arg(long, value_name = "FACTOR")]
+    speed: Option<f64>,
+    /// Seed of every random choice [default: `[sim] seed` of the config file, else 2026].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Only this site's machines (code); all sites' by default.
     #[arg(long)]
     site: Option<String>,
@@ -619,6 +619,18 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         sim.speed = speed;
     }
     let run_sim = demo && sim.enabled && !args.no_sim && mqtt.enabled && mqtt.external.is_none();
+    if demo && sim.enabled && !args.no_sim && !run_sim {
+        // The simulator publishes through the embedded broker only, inside the process.
+        let instead = match &mqtt.external {
+            Some(broker) => format!(
+                "; to drive this factory through {broker}, run `microfactory sim --broker {broker}` beside it"
+            ),
+            None => String::new(),
+        };
+        tracing::warn!(
+            "the simulated factory runs with the embedded MQTT broker only, so this demo has none{instead}"
+        );
+    }
     // Every flag is checked above, and the ports are taken here, before the data directory is
     // created or seeded: a mistyped flag or a port in use leaves nothing behind, and the first
     // admin's password is never created by a start that then fails before showing it.
@@ -1021,8 +1033,11 @@ fn import(file: &Path, skip_existing: bool, common: &CommonArgs) -> anyhow::Resu
 fn simulate(args: SimArgs) -> anyhow::Result<()> {
     let config = FileConfig::load(args.common.config.as_deref())?;
     init_logging(&config)?;
+    // The flags win over the file's [sim] section (checked when the file was read).
+    let speed = args.speed.unwrap_or(config.sim.speed);
+    let seed = args.seed.unwrap_or(config.sim.seed);
     let range = server::simulation::SimSettings::SPEEDS;
-    if !range.contains(&args.speed) {
+    if !range.contains(&speed) {
         bail!("--speed must be from {} to {}", range.start(), range.end());
     }
     if args.token.trim().is_empty() {
@@ -1048,12 +1063,8 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for site in sites {
-            let settings = server::simulation::SimSettings {
-                enabled: true,
-                speed: args.speed,
-                seed: args.seed,
-                orders_per_day: 0.0,
-            };
+            let settings =
+                server::simulation::SimSettings { enabled: true, speed, seed, orders_per_day: 0.0 };
             if !server::simulation::has_machines(&store, site.id)? {
                 println!("site {} has no machines; skipped", site.code);
                 continue;
@@ -1077,7 +1088,7 @@ fn simulate(args: SimArgs) -> anyhow::Result<()> {
                 clock.clone(),
                 stop.clone(),
             )));
-            println!("simulating site {} against mqtt://{broker}", site.code);
+            println!("simulating site {} against mqtt://{broker} at {speed}x, seed {seed}", site.code);
         }
         shutdown_signal().await;
         let _ = stop_tx.send(true);

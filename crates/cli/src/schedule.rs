@@ -126,8 +126,8 @@ struct BenchArgs {
     /// Time limit per run in seconds, 0 to 1e9.
     #[arg(long, value_name = "SECONDS")]
     time_limit: f64,
-    /// Runs per instance, with seeds 0..N.
-    #[arg(long, default_value_t = 1)]
+    /// Runs per instance, with seeds 0..N (1 or more).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
     /// Only instances whose name matches this glob (`*` and `?`; several globs separated by commas).
     #[arg(long)]
@@ -650,7 +650,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if !(1..=scheduler::MAX_THREADS).contains(&args.jobs) {
         bail!("--jobs must be from 1 to {}, found {}", scheduler::MAX_THREADS, args.jobs);
     }
-    let seeds = args.seeds.max(1);
+    let seeds = args.seeds;
     // Read every file first, so a missing or malformed one stops the bench before any run.
     let mut problems = Vec::with_capacity(bounds.len());
     for bound in &bounds {

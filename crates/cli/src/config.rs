@@ -85,10 +85,38 @@ fn described(error: &toml::de::Error, text: &str) -> String {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}: {message}")
+            match key_before(before) {
+                Some(key) => format!("line {line}, column {column}: {key}: {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
         }
         None => message.to_string(),
     }
+}
+
+/// The key whose value starts where `before` ends, with its table as the example writes it
+/// (`[mqtt] enabled`): the line's text left of `=`, and the last table header above. `None` when
+/// the value does not follow a plain `key =` on its line (an error inside an inline table or an
+/// array spread over lines), rather than a wrong name.
+fn key_before(before: &str) -> Option<String> {
+    let (lines, line) = before.rsplit_once('\n').unwrap_or(("", before));
+    let (key, value) = line.split_once('=')?;
+    let key = key.trim();
+    let plain = |name: &str| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if !plain(key) || !value.trim().is_empty() {
+        return None;
+    }
+    let table = lines.lines().rev().map(str::trim).find(|l| l.starts_with('[')).and_then(|header| {
+        let name = header.trim_start_matches('[');
+        let name = name[..name.find(']')?].trim();
+        plain(name).then(|| name.to_owned())
+    });
+    Some(match table {
+        Some(table) => format!("[{table}] {key}"),
+        None => key.to_owned(),
+    })
 }
 
 /// Says on stderr when a config file with secrets can be read by other users of the computer.
@@ -421,6 +449,26 @@ mod tests {
         assert_eq!(parsed.planning, PlanningConfig::default());
         assert_eq!(parsed.store.durability, Some(DurabilityName::Full));
         assert_eq!(parsed.listen, Some(crate::DEFAULT_LISTEN.parse().unwrap()));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_told_with_its_key_but_not_the_value() {
+        let error = |text: &str| described(&toml::from_str::<FileConfig>(text).unwrap_err(), text);
+        assert_eq!(
+            error("[mqtt]\nenabled = 3\n"),
+            "line 2, column 11: [mqtt] enabled: invalid type, expected a boolean"
+        );
+        assert_eq!(
+            error("log = \"info\"\n\n[mqtt] # the broker\npassword = 12345\n"),
+            "line 4, column 12: [mqtt] password: invalid type, expected a string"
+        );
+        assert_eq!(
+            error("listen = 8080"),
+            "line 1, column 10: listen: invalid type, expected socket address"
+        );
+        // A value inside an inline table is not guessed at.
+        let inline = error("planning = { freeze_minutes = \"x\" }\n");
+        assert!(inline.starts_with("line 1, column 31: invalid type"), "{inline}");
     }
 
     #[test]

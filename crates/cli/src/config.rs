@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Log filter in `RUST_LOG` syntax; the environment variable wins when set.
     pub log: Option<String>,
+    /// How log lines are written; `MICROFACTORY_LOG_FORMAT` wins when set.
+    pub log_format: Option<LogFormat>,
     /// Store settings.
     pub store: StoreSection,
     /// HTTP settings.
@@ -34,6 +36,29 @@ pub struct FileConfig {
     pub retention: RetentionConfig,
     /// Planning settings.
     pub planning: PlanningConfig,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event, `key=value` fields after the message, for people.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message` and the event's fields),
+    /// for log collectors.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> anyhow::Result<LogFormat> {
+        match name.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => anyhow::bail!("the log format must be \"text\" or \"json\", found {other:?}"),
+        }
+    }
 }
 
 /// The `[store]` section.
@@ -307,6 +332,10 @@ data_dir = "microfactory-data"
 # Log filter, RUST_LOG syntax: a level (error, warn, info, debug, trace), optionally per module,
 # e.g. "info,store=debug". The RUST_LOG environment variable wins when set.
 log = "info"
+
+# How log lines are written to stderr: "text" (for people) or "json" (one object per line, for log
+# collectors). The MICROFACTORY_LOG_FORMAT environment variable wins when set.
+log_format = "text"
 
 [store]
 # When a write is acknowledged it is committed. "full" also fsyncs it to disk first, so it survives

@@ -17,6 +17,7 @@ use model::{Clock, Role, SystemClock};
 use server::import::{Existing, ImportOutcome, import_csv};
 use server::{AppState, Bootstrap};
 use store::Store;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -224,7 +225,11 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Sets up logging to stderr: `RUST_LOG` wins, then the config file, then `info`.
+/// The environment variable that chooses the log format (`text` or `json`) over the config file.
+const LOG_FORMAT_VAR: &str = "MICROFACTORY_LOG_FORMAT";
+
+/// Sets up logging to stderr: `RUST_LOG` wins, then the config file, then `info`; the same for
+/// the format (`MICROFACTORY_LOG_FORMAT`, `log_format`, text).
 fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
     let filter = std::env::var("RUST_LOG")
         .ok()
@@ -233,15 +238,17 @@ fn init_logging(config: &FileConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| "info".into());
     check_log_filter(&filter).with_context(|| format!("invalid log filter {filter:?}"))?;
     let targets: Targets = filter.parse().with_context(|| format!("invalid log filter {filter:?}"))?;
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
-        .with(targets)
-        .try_init()
-        .context("cannot set up logging")?;
+    let format = match std::env::var(LOG_FORMAT_VAR).ok().filter(|f| !f.trim().is_empty()) {
+        Some(name) => name.parse().with_context(|| format!("invalid {LOG_FORMAT_VAR}"))?,
+        None => config.log_format.unwrap_or(config::LogFormat::Text),
+    };
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        config::LogFormat::Text => layer.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        // Fields beside the message at the top level, as collectors index them.
+        config::LogFormat::Json => layer.json().flatten_event(true).with_current_span(false).boxed(),
+    };
+    tracing_subscriber::registry().with(layer).with(targets).try_init().context("cannot set up logging")?;
     if !filter.split(',').any(|directive| !directive.trim().is_empty() && !directive.contains('=')) {
         tracing::warn!(
             "the log filter {filter:?} gives no level for the rest of the platform, so only what it names logs (warnings and errors of everything else too are left out); put a level first, as in info,{}",
@@ -733,7 +740,10 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             %address,
             data_dir = %dir.display(),
             version = env!("CARGO_PKG_VERSION"),
-            durability = ?config.store.durability.map(store::Durability::from).unwrap_or_default(),
+            durability = match config.store.durability.map(store::Durability::from).unwrap_or_default() {
+                store::Durability::Full => "full",
+                store::Durability::Normal => "normal",
+            },
             "serving"
         );
         print_welcome(address, mqtt_address, bootstrap.as_ref(), demo, clock_speed);

@@ -314,32 +314,49 @@ fn the_mqtt_flags_win_over_the_config_file_and_a_broker_url_is_refused() {
     }
 }
 
+/// Also: `sim` takes its speed and seed from the config file's `[sim]`, and logs as JSON when
+/// asked.
 #[test]
 fn a_simulator_the_broker_refuses_says_so() {
     use std::io::BufRead as _;
     let dir = TempDir::new("simrefused");
     let data = dir.0.join("data");
+    let config = dir.0.join("sim.toml");
+    std::fs::write(&config, "log_format = \"text\"\n[sim]\nspeed = 300.0\nseed = 7\n").unwrap();
     let server = start("demo", &data);
     let mut sim = Command::new(env!("CARGO_BIN_EXE_microfactory"))
         .args(["sim", "--broker", &server.mqtt.to_string(), "--token", "mf_not-a-token-of-this-store"])
         .arg("--data-dir")
         .arg(&data)
+        .arg("--config")
+        .arg(&config)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .env("MICROFACTORY_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = std::io::BufReader::new(sim.stderr.take().unwrap());
     let (told, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = told.send(line);
-        }
-    });
+    for output in [
+        Box::new(sim.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(sim.stderr.take().unwrap()),
+    ] {
+        let told = told.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(output).lines().map_while(Result::ok) {
+                let _ = told.send(line);
+            }
+        });
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let refused = line.contains("WARN") && line.contains("cannot connect to the broker (a refusal");
+        let refused = serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|event| {
+            event["level"] == "WARN"
+                && event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("cannot connect to the broker (a refusal"))
+        });
         seen.push(line);
         if refused {
             break;
@@ -348,6 +365,7 @@ fn a_simulator_the_broker_refuses_says_so() {
     let _ = sim.kill();
     let _ = sim.wait();
     assert!(seen.last().is_some_and(|line| line.contains("a refusal")), "{seen:#?}");
+    assert!(seen.iter().any(|line| line.ends_with("at 300x, seed 7")), "[sim] is read: {seen:#?}");
 }
 
 #[test]

@@ -480,7 +480,9 @@ pub async fn start(
     if let Ok(online) = host_state(true) {
         broker.publish(&online.topic, &online.payload, QoS::AtLeastOnce, true).await?;
     }
-    tracing::info!(address = ?address, "embedded MQTT broker listening");
+    if let Some(address) = address {
+        tracing::info!(%address, "embedded MQTT broker listening");
+    }
     Ok(Mqtt { broker: Some(broker), address, offline: host_state(false).ok() })
 }
 

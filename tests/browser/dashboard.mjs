@@ -378,6 +378,17 @@ try {
   await phone.goto(`${base}/station?machine=${queued.id}`);
   await phone.waitForSelector('[data-testid=next-operation]');
   await shot(phone, 'station-phone');
+  // The header leaves the phone's screen to the work: the pages in one row, all of them on it.
+  const header = await phone.evaluate(() => {
+    const links = [...document.querySelectorAll('header.top nav a')].map(a => a.getBoundingClientRect());
+    return {
+      height: Math.round(document.querySelector('header.top').getBoundingClientRect().height),
+      rows: new Set(links.map(r => Math.round(r.top))).size,
+      right: Math.round(Math.max(...links.map(r => r.right))),
+    };
+  });
+  check(header.height <= 190 && header.rows === 1 && header.right <= 390,
+    `a phone's header is short, with every page link in one row on screen (${JSON.stringify(header)})`);
   const rows = await phone.evaluate(() => [...document.querySelectorAll('[data-testid=next-operation]')].map(row => {
     const action = row.querySelector('[data-testid=start-operation], [data-testid=start-blocked]');
     const box = (action || row).getBoundingClientRect();

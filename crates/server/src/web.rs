@@ -316,7 +316,7 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
                             hreflang=(other.code()) lang=(other.code()) title=(t.switch_language) data-testid="switch-language" {
                             (other.text().own_name)
                         }
-                        span { (t.signed_in_as) " " strong { (ctx.user.username) } (ctx.t.space_lparen) (t.role(ctx.user.role)) (ctx.t.rparen) }
+                        span { span.signed-in-as { (t.signed_in_as) " " } strong { (ctx.user.username) } (ctx.t.space_lparen) (t.role(ctx.user.role)) (ctx.t.rparen) }
                         form method="post" action="/logout" {
                             button.link type="submit" { (t.sign_out) }
                         }

@@ -779,6 +779,23 @@ pub(crate) fn apply_operation_event(
                 "UPDATE operations SET status = 'released', progress_ms = NULL WHERE id = ?1 AND status = 'running'",
             )?
             .execute([event.operation.0])?;
+            // Stopped before a single unit of it was counted: a start made by mistake, undone.
+            // The step is as if never started, and so is its order when nothing else of it was.
+            let undone = tx
+                .prepare_cached(
+                    "UPDATE operations SET started_ms = NULL, machine_id = NULL
+                     WHERE id = ?1 AND status = 'released' AND good = 0 AND scrap = 0",
+                )?
+                .execute([event.operation.0])?;
+            if undone > 0 {
+                tx.prepare_cached(
+                    "UPDATE orders SET status = 'released' WHERE id = ?1 AND status = 'running'
+                     AND NOT EXISTS (SELECT 1 FROM operations WHERE order_id = ?1
+                                     AND (status IN ('running', 'done') OR good + scrap > 0
+                                          OR started_ms IS NOT NULL))",
+                )?
+                .execute([order])?;
+            }
             recorded
         }
         OperationEventKind::Finished { good, scrap, ideal_unit_ms } => {

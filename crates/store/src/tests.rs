@@ -2005,6 +2005,48 @@ mod operation_event_tests {
             "a late report changes nothing"
         );
     }
+
+    #[test]
+    fn a_start_stopped_for_now_before_any_unit_is_undone_with_its_order() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let order = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+        f.store.set_order_status(order.id, OrderStatus::Released).unwrap();
+        let ops = f.store.operations(order.id).unwrap();
+        let event = |op: &Operation, minutes, kind| OperationEvent {
+            operation: op.id,
+            machine: op.eligible_machines[0],
+            at: NOW + time::Duration::minutes(minutes),
+            kind,
+            checked: true,
+            counted_before: None,
+        };
+        let write = |e: OperationEvent| f.store.write_batch(&[], &[], &[], &[e]).unwrap();
+        let pause = |good, scrap| OperationEventKind::Paused { good, scrap };
+        write(event(&ops[0], 1, OperationEventKind::Started));
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
+        // Started by mistake, stopped for now with nothing made: as before the start.
+        write(event(&ops[0], 2, pause(0, 0)));
+        let op = f.store.operation(ops[0].id).unwrap();
+        assert_eq!((op.status, op.started_at, op.machine_id), (OrderStatus::Released, None, None));
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Released);
+        // With a unit made, a stop for now keeps the start, and the order runs on.
+        write(event(&ops[0], 3, OperationEventKind::Started));
+        write(event(&ops[0], 4, pause(1, 0)));
+        let op = f.store.operation(ops[0].id).unwrap();
+        assert_eq!(
+            (op.status, op.started_at),
+            (OrderStatus::Released, Some(NOW + time::Duration::minutes(3)))
+        );
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
+        // A later step started and stopped with nothing leaves the order running: its first
+        // step has made units.
+        write(event(&ops[0], 5, OperationEventKind::Started));
+        write(event(&ops[0], 6, OperationEventKind::Finished { good: 9, scrap: 0, ideal_unit_ms: None }));
+        write(event(&ops[1], 7, OperationEventKind::Started));
+        write(event(&ops[1], 8, pause(0, 0)));
+        assert_eq!(f.store.operation(ops[1].id).unwrap().started_at, None);
+        assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
+    }
 }
 
 #[test]

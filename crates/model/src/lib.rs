@@ -37,7 +37,7 @@ pub use order::{
     MAX_ORDER_QUANTITY, MAX_STEP_SECONDS, MaintenanceWindow, NewMaintenanceWindow, NewOrder, Operation,
     OperationStatus, Order, OrderStatus, step_work_problem,
 };
-pub use plan::{PlanStatus, PlanSummary, PlanTrigger, PlannedOperation};
+pub use plan::{PlanNote, PlanStatus, PlanSummary, PlanTrigger, PlannedOperation};
 pub use product::{
     BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,
     Variant,

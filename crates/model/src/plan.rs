@@ -93,6 +93,33 @@ pub struct PlanSummary {
     pub published_at: Option<Timestamp>,
     /// Why the platform made and published it by itself; absent for plans asked for.
     pub trigger: Option<PlanTrigger>,
+    /// What the planner should know of it: work it could not plan as the shop runs.
+    #[serde(default)]
+    pub notes: Vec<PlanNote>,
+}
+
+/// Something found while a plan was made that a planner should know and act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlanNote {
+    /// One unit of the step, with its setup, takes longer than any of its machines works without
+    /// a break. Work does not run through breaks, so the plan puts it where the laid-out shift
+    /// calendar ends (machines count as always open from there), which may be months or years
+    /// ahead. Lengthen a shift, or shorten the step's unit or setup time.
+    LongerThanShifts {
+        /// The order.
+        order_id: OrderId,
+        /// Its number.
+        order_number: String,
+        /// The step.
+        operation_id: OperationId,
+        /// The step's name.
+        step: String,
+        /// Seconds one unit takes, with the step's setup.
+        needs_seconds: i64,
+        /// The longest stretch any of its machines works without a break, in seconds.
+        longest_open_seconds: i64,
+    },
 }
 
 /// What made the platform repair and publish the active plan by itself (`[planning]` settings).

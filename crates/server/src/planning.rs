@@ -58,6 +58,8 @@ pub struct Built {
     /// The group (the setup family's name) of each family: work of one group follows other work
     /// of it without a setup.
     pub family_group: Vec<usize>,
+    /// What the planner should know of the plan (see [`model::PlanNote`]).
+    pub notes: Vec<model::PlanNote>,
     /// When it was built: the plan's `created_at` (the schedule counts from [`origin`] of it).
     pub made_at: Timestamp,
     /// The plan active when it was built (0: none), read first: a plan published since makes it
@@ -352,6 +354,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     let mut family_group: Vec<usize> = Vec::new();
     let mut jobs = Vec::new();
     let mut problem_jobs = Vec::new();
+    let mut notes = Vec::new();
     // Per job, per operation: what a repair knows of it besides the problem.
     let mut held: Vec<Vec<Held>> = Vec::new();
     // Every order's open operations first: each step's family, whose setup is the step's own (a
@@ -414,6 +417,22 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             };
             let whole = op.processing_seconds(lot).max(1) as i64;
             let setup = family_setup[family];
+            // A unit that fits no shift of any of its machines cannot be planned inside them.
+            let unit = op.processing_seconds(1).max(1) as i64 + setup;
+            let longest: Option<Option<i64>> = eligible.iter().map(|&m| longest_window[m]).max();
+            if let (false, Some(Some(longest))) = (running, longest)
+                && eligible.iter().all(|&m| longest_window[m].is_some())
+                && unit > longest
+            {
+                notes.push(model::PlanNote::LongerThanShifts {
+                    order_id: order.id,
+                    order_number: order.number.clone(),
+                    operation_id: op.id,
+                    step: op.name.clone(),
+                    needs_seconds: unit,
+                    longest_open_seconds: longest,
+                });
+            }
             let window = eligible.iter().filter_map(|&m| longest_window[m]).min();
             // A lot longer than the longest stretch its machines work without a break is split
             // into parts that each fit one (the units shared evenly, so none holds more than fit).
@@ -681,6 +700,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         jobs,
         family_setup,
         family_group,
+        notes,
         made_at,
         based_on,
         planned,
@@ -1107,6 +1127,7 @@ fn solve_from(
             problem: scheduler::formats::to_json(&built.problem),
             trigger: None,
             based_on: Some(built.based_on),
+            notes: built.notes.clone(),
         });
     }
     built.problem.validate().map_err(|e| format!("the planning problem is invalid: {e}"))?;
@@ -1303,6 +1324,7 @@ fn to_plan(built: &Built, now: Timestamp, objective_name: &str, solution: &sched
         problem: scheduler::formats::to_json(&built.problem),
         trigger: None,
         based_on: Some(built.based_on),
+        notes: built.notes.clone(),
     }
 }
 

@@ -1760,6 +1760,61 @@ async fn reported_times_must_be_recent_and_not_ahead_of_the_clock() {
 }
 
 #[tokio::test]
+async fn a_unit_longer_than_any_shift_is_noted_on_the_plan() {
+    let h = harness();
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let day = json!({"shifts": [{"name": "day", "days": days, "start": "08:00", "end": "16:00"}]});
+    assert_eq!(h.send_json("PUT", "/api/v1/sites/1/calendar", ADMIN, &day).await.status, StatusCode::OK);
+    let plain = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await;
+    assert_eq!(plain.json["notes"], json!([]), "{}", plain.text);
+    // A curing step of 9 hours a unit, on a machine that works 8 hours a day.
+    let step = json!({"name": "cure", "eligible_machines": [1], "setup_seconds": 0, "unit_seconds": 32400,
+                      "setup_family": "cure"});
+    let h = &h;
+    let created = |path: &'static str, body: Value| async move {
+        let reply = h.post_json(path, ADMIN, &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{path}: {}", reply.text);
+        reply.json["id"].as_i64().unwrap()
+    };
+    let routing = created("/api/v1/routings", json!({"code": "cure", "name": "Cure", "steps": [step]})).await;
+    let product =
+        created("/api/v1/products", json!({"code": "resin", "name": "Resin part", "family": "resin"})).await;
+    let variant = created(
+        "/api/v1/variants",
+        json!({"product_id": product, "code": "resin-a", "name": "Resin A", "routing_id": routing}),
+    )
+    .await;
+    let due = crate::rfc3339(NOW + time::Duration::days(30));
+    let order = created(
+        "/api/v1/orders",
+        json!({"number": "SO-CURE", "customer": "Resin Ltd", "variant_id": variant, "quantity": 2, "due": due}),
+    )
+    .await;
+    let released = h.send("POST", &format!("/api/v1/orders/{order}/release"), Some(ADMIN), None).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.text);
+    let plan = h.post_json("/api/v1/plans", ADMIN, &json!({"time_limit_seconds": 0})).await;
+    assert_eq!(plan.status, StatusCode::CREATED, "{}", plan.text);
+    let notes = plan.json["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["kind"], "longer_than_shifts");
+    assert_eq!(notes[0]["order_number"], "SO-CURE");
+    assert_eq!(
+        (notes[0]["needs_seconds"].as_i64(), notes[0]["longest_open_seconds"].as_i64()),
+        (Some(32400), Some(28800))
+    );
+    // Kept with the plan, and said on its page in both languages.
+    let id = plan.json["id"].as_i64().unwrap();
+    assert_eq!(h.get(&format!("/api/v1/plans/{id}")).await.json["notes"], plan.json["notes"]);
+    let page = h.page(&format!("/plan?id={id}"), ADMIN, "en").await.text;
+    assert!(
+        page.contains("Order SO-CURE, step “cure”: one unit with its setup takes 9 h 00 min, but its machines never work longer than 8 h 00 min without a break."),
+        "{page}"
+    );
+    let zh = h.page(&format!("/plan?id={id}"), ADMIN, "zh-HK").await.text;
+    assert!(zh.contains("班次容納不了的工作") && zh.contains("一件連換線需時 9 小時"), "{zh}");
+}
+
+#[tokio::test]
 async fn plan_utilisation_is_against_the_machines_open_time() {
     let h = harness();
     // One day shift every day, and a maintenance window on machine 1.

@@ -38,6 +38,8 @@ pub struct NewPlan {
     /// The plan that was active when it was computed (`Some(0)`: none was; `None`: not known,
     /// and another plan's publication after `created_at` makes it stale).
     pub based_on: Option<i64>,
+    /// What the planner should know of it.
+    pub notes: Vec<model::PlanNote>,
 }
 
 impl Store {
@@ -57,8 +59,8 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO plans (created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
-                 setup_seconds, solve_ms, problem, trigger_json, based_on)
-                 VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 setup_seconds, solve_ms, problem, trigger_json, based_on, notes_json)
+                 VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     to_ms(plan.created_at),
                     plan.objective,
@@ -69,7 +71,8 @@ impl Store {
                     plan.solve_ms,
                     problem,
                     plan.trigger.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default()),
-                    plan.based_on
+                    plan.based_on,
+                    (!plan.notes.is_empty()).then(|| serde_json::to_string(&plan.notes).unwrap_or_default()),
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -345,7 +348,7 @@ impl Store {
 
 const PLAN_SELECT: &str =
     "SELECT id, created_ms, status, objective, makespan_ms, weighted_tardiness, late_orders,
-    setup_seconds, solve_ms, published_ms, trigger_json FROM plans";
+    setup_seconds, solve_ms, published_ms, trigger_json, notes_json FROM plans";
 
 fn read_summary(conn: &Connection, id: i64) -> Result<PlanSummary> {
     conn.prepare_cached(&format!("{PLAN_SELECT} WHERE id = ?1"))?
@@ -372,6 +375,10 @@ fn summary_row(row: &Row<'_>) -> rusqlite::Result<Result<PlanSummary>> {
         Ok(trigger) => trigger,
         Err(e) => return Ok(Err(StoreError::Corrupt(format!("plan trigger: {e}")))),
     };
+    let notes = match row.get::<_, Option<String>>(11)?.map(|json| serde_json::from_str(&json)).transpose() {
+        Ok(notes) => notes.unwrap_or_default(),
+        Err(e) => return Ok(Err(StoreError::Corrupt(format!("plan notes: {e}")))),
+    };
     Ok(Ok(PlanSummary {
         id: row.get(0)?,
         created_at: created,
@@ -384,6 +391,7 @@ fn summary_row(row: &Row<'_>) -> rusqlite::Result<Result<PlanSummary>> {
         solve_ms: row.get(8)?,
         published_at,
         trigger,
+        notes,
     }))
 }
 

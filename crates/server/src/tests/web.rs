@@ -9,7 +9,7 @@ use super::*;
 
 impl Harness {
     /// A page fetched with a session cookie holding `token` (and a language cookie).
-    async fn page(&self, path: &str, token: &str, lang: &str) -> Reply {
+    pub(super) async fn page(&self, path: &str, token: &str, lang: &str) -> Reply {
         let request = Request::builder()
             .method("GET")
             .uri(path)

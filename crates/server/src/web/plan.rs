@@ -61,6 +61,10 @@ pub(crate) struct Text {
     pub(crate) superseded_note: &'static str,
     pub(crate) open_active: &'static str,
     pub(crate) newer_published: &'static str,
+    /// The heading of the plan's notes.
+    pub(crate) notes_title: &'static str,
+    /// `{order}`, `{step}`, `{needs}` and `{longest}` are replaced.
+    pub(crate) note_longer_than_shifts: &'static str,
     pub(crate) maintenance: &'static str,
     pub(crate) off_shift: &'static str,
     pub(crate) draft_stale: &'static str,
@@ -166,6 +170,8 @@ pub(crate) const EN: Text = Text {
     superseded_note: "This plan was replaced by a newer one and cannot be published again; compute a new plan instead.",
     open_active: "Open the active plan",
     newer_published: "A newer plan has been published; the shop floor follows it now.",
+    notes_title: "Work the shifts cannot hold",
+    note_longer_than_shifts: "Order {order}, step “{step}”: one unit with its setup takes {needs}, but its machines never work longer than {longest} without a break. Work does not run through breaks, so it is planned where the shift calendar ends. Lengthen a shift, or shorten the step's unit or setup time.",
     maintenance: "Maintenance",
     off_shift: "Outside the shifts",
     draft_stale: "A plan was published after this draft was computed (the shop floor moved on), so it can no longer be published: compute a new plan below.",
@@ -259,6 +265,8 @@ pub(crate) const ZH: Text = Text {
     superseded_note: "此排程已被較新的排程取代，不能再次發佈；請重新計算排程。",
     open_active: "開啟現行排程",
     newer_published: "已發佈較新的排程，車間現按新排程生產。",
+    notes_title: "班次容納不了的工作",
+    note_longer_than_shifts: "訂單 {order} 的工序「{step}」：一件連換線需時 {needs}，但其機器最長只連續開工 {longest}。工作不會跨越休息時間，所以它被排到班次日曆的盡頭。請延長班次，或縮短此工序的單件或換線時間。",
     maintenance: "保養",
     off_shift: "非當班時間",
     draft_stale: "此草稿計算後已有另一排程發佈（車間已有變化），因此不能再發佈：請在下方重新計算排程。",
@@ -442,6 +450,20 @@ fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger
     p.automatic.replace("{why}", &why)
 }
 
+/// A plan's note as a sentence for the planner.
+fn note_text(ctx: &Ctx, p: &Text, note: &model::PlanNote) -> String {
+    match note {
+        model::PlanNote::LongerThanShifts {
+            order_number, step, needs_seconds, longest_open_seconds, ..
+        } => p
+            .note_longer_than_shifts
+            .replace("{order}", order_number)
+            .replace("{step}", step)
+            .replace("{needs}", &ctx.duration(*needs_seconds))
+            .replace("{longest}", &ctx.duration(*longest_open_seconds)),
+    }
+}
+
 /// Order numbers for a sentence: the first ten, then how many more (an import may bring hundreds).
 fn listed(orders: &[String]) -> String {
     const SHOWN: usize = 10;
@@ -504,6 +526,14 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
         // Shown by the live stream when another plan is published while this page is open.
         p.notice data-live data-plan-news=(summary.id) hidden data-testid="plan-news" {
             (p.newer_published) " " a href="/plan" { (p.open_active) }
+        }
+        @if !summary.notes.is_empty() {
+            section.panel.caution aria-labelledby="notes-heading" data-testid="plan-notes" {
+                h2 #notes-heading { (p.notes_title) }
+                ul {
+                    @for note in &summary.notes { li { (note_text(ctx, p, note)) } }
+                }
+            }
         }
         (kpis(ctx, summary))
         @if summary.status != PlanStatus::Active {
@@ -1568,6 +1598,7 @@ mod tests {
             solve_ms: 3000,
             published_at: None,
             trigger: None,
+            notes: Vec::new(),
         };
         let active = plan(1, NOW - time::Duration::hours(16));
         let html = comparison(&ctx, &plan(2, NOW), &active).into_string();

@@ -1905,13 +1905,37 @@ async fn maintenance_is_planned_stop_time_in_oee() {
     let period = "from=2026-11-24T05:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00";
     let busy = |oee: &Value| oee["total"]["planned_busy_seconds"].as_f64().unwrap();
     let before = h.get(&format!("/api/v1/oee?machine=3&{period}")).await.json;
-    let window = json!({"start": "2026-11-24T07:00:00+08:00", "end": "2026-11-24T08:00:00+08:00", "reason": "calibration"});
-    assert_eq!(
-        h.post_json("/api/v1/machines/3/maintenance", ADMIN, &window).await.status,
-        StatusCode::CREATED
-    );
+    // Planned ahead (a window may not be entered once it has begun: it would turn what the
+    // machine reported into planned time after the fact).
+    let window = |start: i64, end: i64| model::NewMaintenanceWindow {
+        start: NOW - time::Duration::hours(start),
+        end: NOW - time::Duration::hours(end),
+        reason: "calibration".into(),
+    };
+    let entered = NOW - time::Duration::hours(5);
+    h.store.create_maintenance(model::MachineId(3), &window(2, 1), entered).unwrap();
     let after = h.get(&format!("/api/v1/oee?machine=3&{period}")).await.json;
     assert_eq!(busy(&before) - busy(&after), 3600.0, "{before} {after}");
+    // A window the machine ran through (a lot ran on into it) did not take place while it ran:
+    // that time stays planned, and the units made in it count.
+    h.store.create_maintenance(model::MachineId(3), &window(4, 3), entered).unwrap();
+    let at = |minutes: i64| NOW - time::Duration::minutes(minutes);
+    let running = model::StateChange { state: model::MachineState::Running, at: at(230), ..idle.clone() };
+    let stop = model::StateChange { at: at(190), ..idle };
+    h.store.record_state(&running).unwrap();
+    h.store.record_state(&stop).unwrap();
+    let units = model::ProductionRecord {
+        machine: model::MachineId(3),
+        at: at(200),
+        operation: None,
+        good: 4,
+        scrap: 0,
+        ideal_unit_seconds: 60.0,
+    };
+    h.store.write_batch(&[], &[], &[units], &[]).unwrap();
+    let ran = h.get(&format!("/api/v1/oee?machine=3&{period}")).await.json;
+    assert_eq!(busy(&before) - busy(&ran), 3600.0 + 3600.0 - 40.0 * 60.0, "{ran}");
+    assert_eq!(ran["total"]["good"], 4, "{ran}");
 }
 
 #[test]
@@ -4581,6 +4605,24 @@ async fn plans_keep_out_of_maintenance_and_wait_for_material() {
     assert_eq!(
         h.post_json("/api/v1/machines/1/maintenance", &token_for(Role::Operator), &window).await.status,
         StatusCode::FORBIDDEN
+    );
+    // Planned ahead, one at a time: not from the past, not over another window.
+    let past =
+        json!({"start": "2026-11-24T07:00:00+08:00", "end": "2026-11-24T10:00:00+08:00", "reason": "x"});
+    let refused = h.post_json("/api/v1/machines/2/maintenance", &planner, &past).await;
+    assert_eq!(
+        (refused.status, refused.json["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("start"))
+    );
+    assert!(refused.text.contains("is in the past"), "{}", refused.text);
+    let overlapping =
+        json!({"start": "2026-11-25T17:00:00+08:00", "end": "2026-11-25T18:00:00+08:00", "reason": "x"});
+    let refused = h.post_json("/api/v1/machines/1/maintenance", &planner, &overlapping).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert!(
+        refused.text.contains("overlaps maintenance window") && refused.text.contains("spindle service"),
+        "{}",
+        refused.text
     );
     assert_eq!(h.get("/api/v1/machines/1/maintenance").await.json.as_array().unwrap().len(), 1);
     // A released order whose material arrives in three days.

@@ -395,19 +395,46 @@ fn summary_row(row: &Row<'_>) -> rusqlite::Result<Result<PlanSummary>> {
     }))
 }
 
+/// How far in the past a new maintenance window may start: the minutes it takes to enter one
+/// that begins now.
+pub const MAINTENANCE_GRACE: time::Duration = time::Duration::minutes(15);
+
 impl Store {
-    /// Schedules a maintenance window on a machine.
+    /// Schedules a maintenance window on a machine, `now` being the time it is entered: a window
+    /// is planned ahead, so one starting more than [`MAINTENANCE_GRACE`] before `now` is refused
+    /// (it would turn stops already recorded, breakdowns among them, into planned time after the
+    /// fact), and so is one overlapping another window of the machine.
     pub fn create_maintenance(
         &self,
         machine: MachineId,
         new: &model::NewMaintenanceWindow,
+        now: Timestamp,
     ) -> Result<model::MaintenanceWindow> {
+        if new.start < now - MAINTENANCE_GRACE {
+            return Err(StoreError::Invalid(vec![model::FieldError::new(
+                "start",
+                "is in the past: a maintenance window is planned ahead (a stop that has happened is reported as the machine's state)",
+            )]));
+        }
         self.write(|tx| {
             crate::require(tx, "machines", machine.0, "machine").map_err(|_| StoreError::NotFound { entity: "machine", id: machine.0 })?;
             // A retired machine is planned no more: a window on it would stop nothing.
             if crate::factory::is_retired(tx, machine)? {
                 let message = "the machine is retired; put it back in service first".to_string();
                 return Err(StoreError::Conflict { field: Some("machine".into()), message });
+            }
+            let overlapping: Option<(i64, String)> = tx
+                .prepare_cached(
+                    "SELECT id, reason FROM maintenance_windows
+                     WHERE machine_id = ?1 AND start_ms < ?3 AND end_ms > ?2 ORDER BY start_ms LIMIT 1",
+                )?
+                .query_row(params![machine.0, to_ms(new.start), to_ms(new.end)], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            if let Some((id, reason)) = overlapping {
+                let message = format!(
+                    "the window overlaps maintenance window {id} ({reason:?}) of the machine; change or remove that one instead"
+                );
+                return Err(StoreError::Conflict { field: Some("start".into()), message });
             }
             tx.execute(
                 "INSERT INTO maintenance_windows (machine_id, start_ms, end_ms, reason) VALUES (?1, ?2, ?3, ?4)",
@@ -423,13 +450,24 @@ impl Store {
         })
     }
 
-    /// Removes a maintenance window.
-    pub fn delete_maintenance(&self, id: i64) -> Result<(MachineId, Timestamp)> {
+    /// Removes a maintenance window that has not ended by `now`: one that has is part of the
+    /// machine's history (its time was planned stop time in the OEE).
+    pub fn delete_maintenance(&self, id: i64, now: Timestamp) -> Result<(MachineId, Timestamp)> {
         self.write(|tx| {
             let window: Option<(i64, i64)> = tx
                 .prepare_cached("SELECT machine_id, start_ms FROM maintenance_windows WHERE id = ?1")?
                 .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
+            let ended: bool = tx
+                .prepare_cached("SELECT end_ms <= ?2 FROM maintenance_windows WHERE id = ?1")?
+                .query_row(params![id, to_ms(now)], |row| row.get(0))
+                .optional()?
+                .unwrap_or(false);
+            if ended {
+                let message =
+                    "the window is over and part of the machine's history; it cannot be removed".to_string();
+                return Err(StoreError::Conflict { field: None, message });
+            }
             touched(
                 tx.execute("DELETE FROM maintenance_windows WHERE id = ?1", [id])?,
                 "maintenance window",

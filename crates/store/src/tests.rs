@@ -2477,12 +2477,28 @@ mod maintenance_tests {
             end: NOW + time::Duration::hours(4),
             reason: "bearings".into(),
         };
-        let stored = f.store.create_maintenance(f.machines[0], &window).unwrap();
+        let stored = f.store.create_maintenance(f.machines[0], &window, NOW).unwrap();
         assert_eq!(f.store.maintenance(None, 0).unwrap(), vec![stored.clone()]);
         assert!(f.store.maintenance(Some(f.machines[1]), 0).unwrap().is_empty());
         assert!(f.store.maintenance(None, to_ms(NOW + time::Duration::hours(5))).unwrap().is_empty());
-        f.store.delete_maintenance(stored.id).unwrap();
-        assert!(f.store.maintenance(None, 0).unwrap().is_empty());
+        // Planned ahead: not from the past (beyond a few minutes to enter it), and not over
+        // another window of the machine.
+        let at = |hours: i64| NOW + time::Duration::hours(hours);
+        let past = NewMaintenanceWindow { start: at(-1), end: at(1), reason: "late entry".into() };
+        let refused = f.store.create_maintenance(f.machines[1], &past, NOW).unwrap_err();
+        assert!(matches!(&refused, StoreError::Invalid(errors) if errors[0].field == "start"), "{refused:?}");
+        let just_now = NewMaintenanceWindow { start: NOW - time::Duration::minutes(10), ..past.clone() };
+        let other = f.store.create_maintenance(f.machines[1], &just_now, NOW).unwrap();
+        let overlapping = NewMaintenanceWindow { start: at(3), end: at(6), reason: "oil".into() };
+        let refused = f.store.create_maintenance(f.machines[0], &overlapping, NOW).unwrap_err();
+        assert!(refused.to_string().contains("overlaps maintenance window"), "{refused}");
+        let after = NewMaintenanceWindow { start: at(4), ..overlapping };
+        f.store.create_maintenance(f.machines[0], &after, NOW).unwrap();
+        // A window that is over is history; one still to end may go.
+        let refused = f.store.delete_maintenance(other.id, at(2)).unwrap_err();
+        assert!(refused.to_string().contains("is over"), "{refused}");
+        f.store.delete_maintenance(stored.id, at(3)).unwrap();
+        assert_eq!(f.store.maintenance(Some(f.machines[0]), 0).unwrap().len(), 1);
         let mut order = new_order("SO-M", f.variant);
         order.material_ready = Some(NOW + time::Duration::days(2));
         let created = f.store.create_order(&order, NOW).unwrap();

@@ -650,7 +650,8 @@ pub(crate) async fn create_maintenance(
     principal.require(Need::Plan)?;
     super::validate(&new)?;
     let store = state.store.clone();
-    let window = blocking(move || store.create_maintenance(MachineId(id), &new)).await?;
+    let now = state.clock.now();
+    let window = blocking(move || store.create_maintenance(MachineId(id), &new, now)).await?;
     // The active plan may have work in the window: the replanner looks now.
     state.wake_replanner();
     Ok(Created(window))
@@ -662,8 +663,9 @@ pub(crate) async fn delete_maintenance(
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
     let store = state.store.clone();
+    let now = state.clock.now();
     let (machine, waiting) = blocking(move || {
-        let (machine, start) = store.delete_maintenance(id)?;
+        let (machine, start) = store.delete_maintenance(id, now)?;
         // Work the active plan has on the machine from the window's start on may come earlier.
         let waiting = match store.active_plan()? {
             Some(active) => store.plan_operations(active.id, Some(machine))?.iter().any(|op| op.end > start),

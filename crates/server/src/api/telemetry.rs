@@ -553,15 +553,23 @@ pub(crate) fn machine_kpis(
         let first_units = store.first_production(machine.id)?;
         let from_ms = history_start(first_state, first_units.as_ref(), from_ms, to_ms);
         // Maintenance windows are planned stops, as a `planned_stop` state is: not planned time.
+        // Not while the machine ran, though: then the maintenance did not take place (a lot ran
+        // on into the window), and the time and the units made in it count as production.
+        let running: Vec<oee::Span> = oee::merge(
+            spans
+                .iter()
+                .filter(|s| s.state == MachineState::Running)
+                .map(|s| (s.start_ms, s.end_ms))
+                .collect(),
+        );
         for window in store.maintenance(Some(machine.id), from_ms)? {
             let (start, end) = (oee::unix_ms(window.start).max(from_ms), oee::unix_ms(window.end).min(until));
-            if start < end {
-                let reason = Some(window.reason);
+            for (start_ms, end_ms) in oee::subtract(&[(start, end)], &running) {
                 spans.push(StateSpan {
-                    start_ms: start,
-                    end_ms: end,
+                    start_ms,
+                    end_ms,
                     state: MachineState::PlannedStop,
-                    reason,
+                    reason: Some(window.reason.clone()),
                 });
             }
         }

@@ -1760,6 +1760,44 @@ async fn reported_times_must_be_recent_and_not_ahead_of_the_clock() {
 }
 
 #[tokio::test]
+async fn a_stop_entered_after_the_fact_is_history_not_news() {
+    let h = harness();
+    let operator = token_for(Role::Operator);
+    let report = |body: Value| {
+        let operator = operator.clone();
+        let h = &h;
+        async move { h.post_json("/api/v1/machines/2/states", &operator, &body).await }
+    };
+    let idle = report(json!({"state": "idle", "at": "2026-11-24T08:30:00+08:00"})).await;
+    assert_eq!(idle.status, StatusCode::CREATED, "{}", idle.text);
+    let mut live = h.state.live.subscribe();
+    // A breakdown from 08:00 to the idle at 08:30, entered at 09:00.
+    let late =
+        report(json!({"state": "down", "reason": "breakdown", "at": "2026-11-24T08:00:00+08:00"})).await;
+    assert_eq!(late.status, StatusCode::CREATED, "{}", late.text);
+    assert_eq!(
+        (late.json["state"].as_str(), late.json["since"].as_str()),
+        (Some("idle"), Some("2026-11-24T00:30:00Z")),
+        "the state now"
+    );
+    assert!(
+        live.try_recv().is_err(),
+        "no live event: the machine is not down now, so nothing repairs the plan"
+    );
+    let spans = h
+        .get("/api/v1/machines/2/states?from=2026-11-24T07:00:00%2B08:00&to=2026-11-24T09:00:00%2B08:00")
+        .await;
+    assert!(spans.text.contains("breakdown"), "in the history: {}", spans.text);
+    // A report of the state now is news as before.
+    let now = report(json!({"state": "down", "reason": "breakdown"})).await;
+    assert_eq!(now.json["state"], "down");
+    assert!(matches!(
+        live.try_recv().map(crate::Stamped::into_event),
+        Ok(crate::LiveEvent::MachineState { state: model::MachineState::Down, .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_unit_longer_than_any_shift_is_noted_on_the_plan() {
     let h = harness();
     let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];

@@ -296,19 +296,32 @@ pub(crate) async fn report_state(
     };
     let store = state.store.clone();
     let stored = change.clone();
-    blocking(move || store.record_state(&stored)).await?;
-    state.publish(LiveEvent::MachineState {
-        machine_id: change.machine,
-        state: change.state,
-        since: rfc3339(oee::unix_ms(change.at)),
-        reason: change.reason.clone(),
-    });
-    state.alarm_input(AlarmInput::State(change.clone()));
+    let now = state.clock.now();
+    // The state in force once it is written: a report dated before the machine's latest state
+    // (a stop entered after the fact) goes into the history, but the machine's state now is
+    // still that later one.
+    let current = blocking(move || {
+        store.record_state(&stored)?;
+        store.current_state(stored.machine, now)
+    })
+    .await?
+    .unwrap_or_else(|| change.clone());
+    if current.at <= change.at {
+        // Only a change of the state now is news: the live pages, the alarms and the replanner
+        // (which repairs the plan around a breakdown) take it; a correction of the past is not.
+        state.publish(LiveEvent::MachineState {
+            machine_id: change.machine,
+            state: change.state,
+            since: rfc3339(oee::unix_ms(change.at)),
+            reason: change.reason.clone(),
+        });
+        state.alarm_input(AlarmInput::State(change.clone()));
+    }
     Ok(Created(CurrentState {
-        machine_id: change.machine,
-        state: change.state,
-        since: rfc3339(oee::unix_ms(change.at)),
-        reason: change.reason,
+        machine_id: current.machine,
+        state: current.state,
+        since: rfc3339(oee::unix_ms(current.at)),
+        reason: current.reason,
     }))
 }
 

@@ -274,6 +274,9 @@ pub struct Engine {
     /// When the engine started after a restart: silence before it was the platform's, not the
     /// sensors', so staleness counts from here at the earliest (rates use the true times).
     heard_from: Option<Timestamp>,
+    /// Each machine's maintenance windows (start, end) not over yet, or over lately: a stop
+    /// within one is planned, so it is no long stop (see [`Engine::set_maintenance`]).
+    maintenance: HashMap<MachineId, Vec<(Timestamp, Timestamp)>>,
 }
 
 impl Engine {
@@ -595,6 +598,29 @@ impl Engine {
         }
     }
 
+    /// Replaces the machines' maintenance windows: a machine stopped within one is not stopped
+    /// for long (the window is the stop's plan), and a stop it began before or during one counts
+    /// from the window's end.
+    pub fn set_maintenance(&mut self, windows: HashMap<MachineId, Vec<(Timestamp, Timestamp)>>) {
+        self.maintenance = windows;
+    }
+
+    /// When a stop of `machine` since `since` began to count as unplanned by `now`: `None` while
+    /// a maintenance window holds it, else the end of the last window it ran through, or `since`.
+    fn unplanned_since(&self, machine: MachineId, since: Timestamp, now: Timestamp) -> Option<Timestamp> {
+        let windows = self.maintenance.get(&machine).map_or(&[][..], Vec::as_slice);
+        if windows.iter().any(|&(start, end)| start <= now && now < end) {
+            return None;
+        }
+        Some(
+            windows
+                .iter()
+                .filter(|&&(start, end)| start <= now && end > since)
+                .map(|&(_, end)| end)
+                .fold(since, Timestamp::max),
+        )
+    }
+
     /// Advances time: raises delayed alarms, stale data and long stops. `machines` lists every
     /// machine, so rules for all machines can find silent ones.
     pub fn on_tick(&mut self, now: Timestamp, machines: &[MachineId], out: &mut Vec<Transition>) {
@@ -636,11 +662,14 @@ impl Engine {
                         {
                             track.since = Some((*at, None));
                         }
-                        if let Some((since, _)) = track.since
-                            && !track.raised
+                        let (since, raised) = (track.since.map(|(at, _)| at), track.raised);
+                        if let Some(since) = since
+                            && !raised
+                            && let Some(since) = self.unplanned_since(machine, since, now)
                             && unix_ms(now) - unix_ms(since)
                                 >= i64::from(minutes) * 60_000 + i64::from(rule.rule.for_seconds) * 1000
                         {
+                            let track = self.tracks.entry((rule.id, machine)).or_default();
                             track.raised = true;
                             out.push(raise(rule, machine, since, now, None));
                         }

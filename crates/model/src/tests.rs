@@ -867,6 +867,41 @@ mod alarm_tests {
     }
 
     #[test]
+    fn a_stop_within_a_maintenance_window_is_no_long_stop_until_the_window_ends() {
+        let mut engine = Engine::new(vec![rule(1, None, Condition::StoppedLonger { minutes: 10 }, 0)], &[]);
+        let mut out = Vec::new();
+        let minutes = |m: i64| T0 + time::Duration::minutes(m);
+        let machines = [MachineId(4), MachineId(5)];
+        // Machine 4 has a window from minute 5 to 65; machine 5 none. Both go down at 0.
+        engine.set_maintenance(std::collections::HashMap::from([(
+            MachineId(4),
+            vec![(minutes(5), minutes(65))],
+        )]));
+        for machine in machines {
+            let down = StateChange { machine, at: T0, state: MachineState::Down, reason: None };
+            engine.on_state(&down, &mut out);
+        }
+        engine.on_tick(minutes(4), &machines, &mut out);
+        assert!(out.is_empty());
+        engine.on_tick(minutes(30), &machines, &mut out);
+        let raised: Vec<MachineId> = out
+            .iter()
+            .map(|t| match t {
+                Transition::Raise { machine, .. } => *machine,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(raised, [MachineId(5)], "only the stop without a window is long");
+        // Still down ten minutes after the window: that stop is not planned, counted from the end.
+        out.clear();
+        engine.on_tick(minutes(74), &machines, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        engine.on_tick(minutes(75), &machines, &mut out);
+        let Transition::Raise { machine, at, .. } = &out[0] else { panic!("{out:?}") };
+        assert_eq!((*machine, *at), (MachineId(4), minutes(65)));
+    }
+
+    #[test]
     fn a_rule_created_or_enabled_again_judges_the_latest_value_at_once() {
         let mut engine = Engine::new(Vec::new(), &[]);
         let mut out = Vec::new();

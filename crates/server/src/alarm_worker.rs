@@ -132,6 +132,7 @@ pub(crate) async fn run(
                 if dropped != lost && catch_up(&state, &watched, &mut engine, &mut transitions).await {
                     lost = dropped;
                 }
+                refresh_maintenance(&state, &mut engine).await;
                 engine.on_tick(state.clock.now(), &watched.machines, &mut transitions);
                 None
             }
@@ -184,6 +185,23 @@ pub(crate) async fn run(
         if !transitions.is_empty() {
             apply(&state, std::mem::take(&mut transitions), &webhooks).await;
         }
+    }
+}
+
+/// Gives the engine the machines' maintenance windows of the last week and ahead: a stop within
+/// one is planned, not a long stop. Kept as they were when the store cannot be read.
+async fn refresh_maintenance(state: &AppState, engine: &mut Engine) {
+    let (store, now) = (state.store.clone(), state.clock.now());
+    let since = model::oee::unix_ms(now - time::Duration::days(7));
+    match tokio::task::spawn_blocking(move || store.maintenance(None, since)).await {
+        Ok(Ok(windows)) => {
+            let mut by_machine: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+            for window in windows {
+                by_machine.entry(window.machine_id).or_default().push((window.start, window.end));
+            }
+            engine.set_maintenance(by_machine);
+        }
+        _ => tracing::debug!("alarm worker could not read the maintenance windows; it keeps those it had"),
     }
 }
 

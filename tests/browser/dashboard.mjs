@@ -222,14 +222,17 @@ try {
   }, 60);
   await page.goto(base + '/alarms');
   const row = page.locator(`[data-testid=alarm-row][data-alarm-id="${alarm.id}"]`);
+  await row.locator('input[name=note]').fill('Coolant topped up; pump checked.');
   await row.locator('[data-testid=acknowledge]').click();
   await until('the acknowledgement to be stored', async () => {
     const stored = await api('GET', `/api/v1/alarms?limit=100`);
     const found = stored.items.find(a => a.id === alarm.id);
-    return found && found.acknowledged_by === 'browser-planner';
+    return found && found.acknowledged_by === 'browser-planner' && found.note === 'Coolant topped up; pump checked.';
   });
   await page.waitForSelector(`[data-testid=alarm-row][data-alarm-id="${alarm.id}"]:not(:has([data-testid=acknowledge]))`);
-  check(true, 'the alarm was acknowledged from the page and the button went away');
+  check(true, 'the alarm was acknowledged from the page with a note and the button went away');
+  const note = await row.locator('[data-testid=alarm-note]').textContent();
+  check(note === 'Coolant topped up; pump checked.', `the acknowledgement's note shows with it (${note})`);
   await shot(page, 'alarms');
   await api('PUT', `/api/v1/alarm-rules/${rule.id}`, { ...rule, id: undefined, enabled: false });
 

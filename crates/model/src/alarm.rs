@@ -915,6 +915,9 @@ pub struct Alarm {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<crate::DateTime>")]
     pub acknowledged_at: Option<Timestamp>,
+    /// What the person who acknowledged it wrote: what they found, what they did.
+    #[serde(default)]
+    pub note: Option<String>,
     /// When the condition stopped holding.
     #[serde(with = "time::serde::rfc3339::option")]
     #[schemars(with = "Option<crate::DateTime>")]

@@ -718,13 +718,18 @@ pub(crate) fn build() -> Value {
             (200, Some(alarms)),
             parameters,
         );
+        let note = doc.schema::<crate::api::alarms::Acknowledge>();
         doc.op(
             "post", "/alarms/{id}/acknowledge",
-            "Acknowledge an alarm that is active, or that cleared before anyone acknowledged it (operators and up)",
+            "Acknowledge an alarm that is active, or that cleared before anyone acknowledged it (operators and up), optionally with a note of what was found and done",
             Who::Reporter,
-            None,
+            Some(note),
             (200, Some(alarm)),
         );
+        // The note is optional: no body at all acknowledges without one.
+        if let Some(op) = doc.paths.get_mut("/alarms/{id}/acknowledge").and_then(|p| p.get_mut("post")) {
+            op["requestBody"]["required"] = json!(false);
+        }
         let request = doc.schema::<crate::api::alarms::AcknowledgeCleared>();
         let acknowledged = doc.schema::<crate::api::alarms::Acknowledged>();
         doc.op(

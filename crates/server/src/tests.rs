@@ -1582,9 +1582,20 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
         h.send("POST", &path, Some(&token_for(Role::Viewer)), None).await.status,
         StatusCode::FORBIDDEN
     );
-    let acked = h.send("POST", &path, Some(&token_for(Role::Operator)), None).await;
+    // An optional note of what was found and done; anything else in the body is refused.
+    let operator = token_for(Role::Operator);
+    let refused = h.post_json(&path, &operator, &json!({"comment": "checked seals"})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    let refused = h.post_json(&path, &operator, &json!({"note": "x".repeat(1001)})).await;
+    assert_eq!(
+        (refused.status, refused.json["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("note"))
+    );
+    let acked =
+        h.post_json(&path, &operator, &json!({"note": " Coolant low: topped up.\nPump checked. "})).await;
     assert_eq!(acked.status, StatusCode::OK, "{}", acked.text);
     assert_eq!(acked.json["acknowledged_by"], "operator");
+    assert_eq!(acked.json["note"], "Coolant low: topped up.\nPump checked.");
     assert_eq!(h.send("POST", &path, Some(ADMIN), None).await.status, StatusCode::CONFLICT);
 
     let cool = vec![model::Reading {

@@ -169,7 +169,7 @@ impl Store {
 
     /// Records that `by` has seen an alarm that needs it (`Alarm::needs_acknowledgement`): an
     /// active one becomes `acknowledged`, a cleared one stays `cleared`.
-    pub fn acknowledge_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Alarm> {
+    pub fn acknowledge_alarm(&self, id: i64, by: &str, at: Timestamp, note: Option<&str>) -> Result<Alarm> {
         self.write(|tx| {
             let alarm = read_alarm(tx, id)?;
             if !alarm.needs_acknowledgement() {
@@ -183,8 +183,8 @@ impl Store {
             }
             tx.execute(
                 "UPDATE alarms SET status = CASE status WHEN 'active' THEN 'acknowledged' ELSE status END,
-                 acknowledged_by = ?2, acknowledged_ms = ?3 WHERE id = ?1",
-                params![id, by, to_ms(at)],
+                 acknowledged_by = ?2, acknowledged_ms = ?3, ack_note = ?4 WHERE id = ?1",
+                params![id, by, to_ms(at), note],
             )?;
             read_alarm(tx, id)
         })
@@ -351,7 +351,7 @@ const OPEN_ALARM: &str = "(status != 'cleared' OR acknowledged_ms IS NULL)";
 
 const ALARM_SELECT: &str = "SELECT id, rule_id, machine_id, severity, message, value, status, raised_ms,
     acknowledged_by, acknowledged_ms, cleared_ms, rule_name, metric, condition_kind, condition_param, fired_ms,
-    occurrences, first_raised_ms
+    occurrences, first_raised_ms, ack_note
     FROM alarms";
 
 /// The rule's latest alarm on the machine, if it cleared before anyone acknowledged it (index
@@ -495,6 +495,7 @@ fn alarm_row(row: &Row<'_>) -> rusqlite::Result<Result<Alarm>> {
         first_raised_at,
         acknowledged_by: row.get(8)?,
         acknowledged_at,
+        note: row.get(18)?,
         cleared_at,
         cause,
     }))

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0032_old_log_ins_expire.sql"),
     include_str!("migrations/0033_alarms_by_rule_and_machine.sql"),
     include_str!("migrations/0034_plan_notes.sql"),
+    include_str!("migrations/0035_alarm_notes.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

@@ -243,7 +243,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 34);
+    assert_eq!(store.schema_version().unwrap(), 35);
 }
 
 #[test]
@@ -490,7 +490,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 34);
+    assert_eq!(store.schema_version().unwrap(), 35);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -1534,7 +1534,7 @@ mod alarm_tests {
         let rule = f.store.create_alarm_rule(&new).unwrap().id;
         let m = f.machines[0];
         let old = f.store.raise_alarm(rule, m, NOW, None, "gas").unwrap().id;
-        f.store.acknowledge_alarm(old, "ada", NOW).unwrap();
+        f.store.acknowledge_alarm(old, "ada", NOW, None).unwrap();
         f.store.clear_alarm(rule, m, NOW).unwrap();
         let newer = f.store.raise_alarm(rule, m, NOW, None, "gas").unwrap().id;
         assert_ne!(newer, old);
@@ -1570,7 +1570,7 @@ mod alarm_tests {
         let warning = f.store.raise_alarm(hot, m, NOW, None, "hot").unwrap();
         let seen = f.store.raise_alarm(gas, f.machines[1], NOW, None, "gas").unwrap();
         f.store.clear_alarm(gas, f.machines[1], NOW).unwrap();
-        f.store.acknowledge_alarm(seen.id, "mei", NOW).unwrap();
+        f.store.acknowledge_alarm(seen.id, "mei", NOW, None).unwrap();
         let ids = |(alarms, open): (Vec<Alarm>, u64)| (alarms.iter().map(|a| a.id).collect::<Vec<_>>(), open);
         assert_eq!(ids(f.store.most_urgent_alarms(10).unwrap()), (vec![warning.id, info.id, unseen.id], 3));
         assert_eq!(ids(f.store.most_urgent_alarms(1).unwrap()), (vec![warning.id], 3));
@@ -1608,12 +1608,15 @@ mod alarm_tests {
         f.store.update_alarm_rule(rule.id, &edited, NOW).unwrap();
         assert_eq!(f.store.alarm(alarm.id).unwrap().cause, Some(cause));
         assert_eq!(f.store.open_alarm_keys().unwrap(), vec![(rule.id, m)]);
-        let acked = f.store.acknowledge_alarm(alarm.id, "mei", NOW).unwrap();
+        let acked = f.store.acknowledge_alarm(alarm.id, "mei", NOW, None).unwrap();
         assert_eq!(
             (acked.status, acked.acknowledged_by.as_deref()),
             (AlarmStatus::Acknowledged, Some("mei"))
         );
-        assert!(matches!(f.store.acknowledge_alarm(alarm.id, "mei", NOW), Err(StoreError::Conflict { .. })));
+        assert!(matches!(
+            f.store.acknowledge_alarm(alarm.id, "mei", NOW, None),
+            Err(StoreError::Conflict { .. })
+        ));
         let cleared = f.store.clear_alarm(rule.id, m, NOW).unwrap().unwrap();
         assert_eq!(cleared.status, AlarmStatus::Cleared);
         assert!(f.store.clear_alarm(rule.id, m, NOW).unwrap().is_none());
@@ -1633,10 +1636,14 @@ mod alarm_tests {
             f.store.alarms(&closed, all()).unwrap().items.iter().map(|a| a.id).collect::<Vec<_>>(),
             [alarm.id]
         );
-        let seen = f.store.acknowledge_alarm(brief.id, "mei", NOW + time::Duration::minutes(5)).unwrap();
+        let seen =
+            f.store.acknowledge_alarm(brief.id, "mei", NOW + time::Duration::minutes(5), None).unwrap();
         assert_eq!((seen.status, seen.acknowledged_by.as_deref()), (AlarmStatus::Cleared, Some("mei")));
         assert!(!seen.needs_acknowledgement());
-        assert!(matches!(f.store.acknowledge_alarm(brief.id, "li", NOW), Err(StoreError::Conflict { .. })));
+        assert!(matches!(
+            f.store.acknowledge_alarm(brief.id, "li", NOW, None),
+            Err(StoreError::Conflict { .. })
+        ));
         assert!(f.store.alarms(&open, all()).unwrap().items.is_empty());
         f.store.delete_alarm_rule(rule.id, NOW).unwrap();
         let history = f.store.alarms(&AlarmFilter::default(), all()).unwrap().items;
@@ -1681,13 +1688,13 @@ mod alarm_tests {
         assert_eq!((third.id, third.occurrences, third.first_raised_at), (first.id, 3, Some(NOW)));
         // Once someone has seen it, a return is a new alarm: acknowledged while active, then
         // cleared; or cleared, then acknowledged.
-        f.store.acknowledge_alarm(first.id, "mei", minutes(61)).unwrap();
+        f.store.acknowledge_alarm(first.id, "mei", minutes(61), None).unwrap();
         f.store.clear_alarm(rule, m, minutes(70)).unwrap();
         let fourth = f.store.raise_alarm(rule, m, minutes(80), Some(4.9), "fourth").unwrap();
         assert_ne!(fourth.id, first.id);
         assert_eq!((fourth.occurrences, fourth.first_raised_at), (1, None));
         f.store.clear_alarm(rule, m, minutes(90)).unwrap();
-        f.store.acknowledge_alarm(fourth.id, "mei", minutes(91)).unwrap();
+        f.store.acknowledge_alarm(fourth.id, "mei", minutes(91), None).unwrap();
         let fifth = f.store.raise_alarm(rule, m, minutes(100), Some(5.0), "fifth").unwrap();
         assert!(fifth.id != fourth.id && fifth.id != first.id);
         let history =

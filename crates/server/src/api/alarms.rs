@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::alarm_worker::AlarmInput;
 use crate::auth::{Need, Planner, Reader, Reporter};
 use crate::error::ApiResult;
-use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request};
+use crate::extract::{Id, JsonBody, JsonOrDefault, ListResponse, QueryParams, page_request};
 use crate::live::LiveEvent;
 
 pub(crate) async fn list_rules(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<AlarmRule>>> {
@@ -107,6 +107,35 @@ pub(crate) async fn list_alarms(
     Ok(Json(read(|| store.alarms(&filter, request))?.into()))
 }
 
+/// What `POST /alarms/{id}/acknowledge` may carry; no body is no note.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Acknowledge {
+    /// What was found and done, kept with the alarm (at most 1,000 characters; line breaks allowed).
+    #[serde(default)]
+    pub(crate) note: Option<String>,
+}
+
+/// The longest acknowledgement note, in characters.
+const NOTE_CHARS: usize = 1_000;
+
+/// A note as given, or why it is refused.
+fn check_note(note: &str) -> ApiResult<&str> {
+    let problem = if note.chars().count() > NOTE_CHARS {
+        Some(format!("must be at most {NOTE_CHARS} characters"))
+    } else if note.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        Some("must not contain control characters other than line breaks and tabs".to_string())
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => {
+            Err(crate::error::ApiError::validation(vec![model::FieldError::new("note", message)]))
+        }
+        None => Ok(note),
+    }
+}
+
 /// What `POST /alarms/acknowledge-cleared` acknowledges.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -150,9 +179,14 @@ pub(crate) async fn acknowledge(
     State(state): State<AppState>,
     Reporter(principal): Reporter,
     Id(id): Id,
+    JsonOrDefault(request): JsonOrDefault<Acknowledge>,
 ) -> ApiResult<Json<Alarm>> {
+    let note = match request.note.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(note) => Some(check_note(note)?.to_owned()),
+    };
     let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
-    let alarm = blocking(move || store.acknowledge_alarm(id, &by, now)).await?;
+    let alarm = blocking(move || store.acknowledge_alarm(id, &by, now, note.as_deref())).await?;
     publish(&state, vec![alarm.clone()]);
     Ok(Json(alarm))
 }

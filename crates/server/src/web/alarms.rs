@@ -21,6 +21,8 @@ pub(crate) struct Text {
     pub(crate) open_only: &'static str,
     pub(crate) acknowledge_cleared: &'static str,
     pub(crate) acknowledge_cleared_hint: &'static str,
+    /// The label of the note an acknowledgement may carry.
+    pub(crate) note: &'static str,
     pub(crate) all: &'static str,
     pub(crate) all_machines: &'static str,
     pub(crate) none_found: &'static str,
@@ -53,6 +55,7 @@ pub(crate) const EN: Text = Text {
     open_only: "Open (not cleared, or not acknowledged)",
     acknowledge_cleared: "Acknowledge every cleared alarm",
     acknowledge_cleared_hint: "of the machine chosen, or of all; alarms still active are acknowledged one by one.",
+    note: "Note (optional): what was found and done",
     all: "All, newest first",
     all_machines: "All machines",
     none_found: "No alarms match.",
@@ -83,6 +86,7 @@ pub(crate) const ZH: Text = Text {
     open_only: "未完結（未解除或未確認）",
     acknowledge_cleared: "確認所有已解除的警報",
     acknowledge_cleared_hint: "限所選機器，未選則為全部；仍持續的警報須逐一確認。",
+    note: "備註（選填）：發現及處理",
     all: "全部，最新在前",
     all_machines: "所有機器",
     none_found: "沒有符合的警報。",
@@ -218,13 +222,20 @@ pub(crate) async fn page(
                                     @if let (Some(by), Some(at)) = (&alarm.acknowledged_by, alarm.acknowledged_at) {
                                         (by) " · " (ctx.short_time(at))
                                     }
+                                    @if let Some(note) = &alarm.note {
+                                        br; span.note data-testid="alarm-note" { (note) }
+                                    }
                                 }
                                 td.wide-only { @if let Some(at) = alarm.cleared_at { (ctx.short_time(at)) } }
                                 td {
                                     @if alarm.needs_acknowledgement() && may_ack {
-                                        button.primary data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
-                                            aria-describedby={ "alarm-" (alarm.id) "-message" }
-                                            data-testid="acknowledge" { (t.acknowledge) }
+                                        form.ack data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } {
+                                            label.visually-hidden for={ "alarm-" (alarm.id) "-note" } { (a.note) }
+                                            input #{ "alarm-" (alarm.id) "-note" } name="note" maxlength="1000"
+                                                placeholder=(a.note) title=(a.note);
+                                            button.primary type="submit" aria-describedby={ "alarm-" (alarm.id) "-message" }
+                                                data-testid="acknowledge" { (t.acknowledge) }
+                                        }
                                     }
                                 }
                             }

@@ -67,6 +67,16 @@ pub struct Kpis {
     /// Seconds of unplanned downtime (`down`, `offline`, `idle`, `setup`) within planned busy time,
     /// by reason (`unspecified` when none was given), largest first: the downtime Pareto.
     pub losses: Vec<Loss>,
+    /// Failures: stops in `down` that began within the period (one stop however often its
+    /// reason changed), in or out of planned time.
+    pub failures: u64,
+    /// Seconds the machine was `down` within the period, in or out of planned time.
+    pub down_seconds: f64,
+    /// Mean time between failures (ISO 22400's MTBF, as actual production time per failure), in
+    /// seconds; absent without failures.
+    pub mtbf_seconds: Option<f64>,
+    /// Mean time to repair (MTTR: time down per failure), in seconds; absent without failures.
+    pub mttr_seconds: Option<f64>,
 }
 
 /// One bar of the downtime Pareto.
@@ -92,6 +102,8 @@ impl Kpis {
             total.produced += part.produced;
             total.good += part.good;
             total.scrap += part.scrap;
+            total.failures += part.failures;
+            total.down_seconds += part.down_seconds;
             for loss in &part.losses {
                 match total.losses.iter_mut().find(|l| l.state == loss.state && l.reason == loss.reason) {
                     Some(existing) => existing.seconds += loss.seconds,
@@ -108,6 +120,9 @@ impl Kpis {
         self.availability = ratio(self.actual_production_seconds, self.planned_busy_seconds);
         self.effectiveness = ratio(self.ideal_production_seconds, self.actual_production_seconds);
         self.quality = ratio(self.good as f64, self.produced as f64);
+        let failures = self.failures as f64;
+        self.mtbf_seconds = ratio(self.actual_production_seconds, failures);
+        self.mttr_seconds = ratio(self.down_seconds, failures);
         self.oee = match (self.availability, self.effectiveness, self.quality) {
             (Some(a), Some(e), Some(q)) => Some(a * e * q),
             (Some(0.0), _, _) => Some(0.0),
@@ -143,12 +158,14 @@ pub fn compute(
     };
     let mut sorted: Vec<&StateSpan> = states.iter().collect();
     sorted.sort_by_key(|s| s.start_ms);
-    let planned_stops: Vec<Span> = sorted
-        .iter()
-        .filter(|s| s.state == MachineState::PlannedStop)
-        .map(|s| (s.start_ms, s.end_ms))
-        .collect();
-    let busy_to_horizon = subtract(&shifts, &merge(planned_stops));
+    let planned_stops: Vec<Span> = merge(
+        sorted
+            .iter()
+            .filter(|s| s.state == MachineState::PlannedStop)
+            .map(|s| (s.start_ms, s.end_ms))
+            .collect(),
+    );
+    let busy_to_horizon = subtract(&shifts, &planned_stops);
     let busy = intersect(&busy_to_horizon, &[(from_ms, to_ms)]);
 
     let mut kpis = Kpis { planned_busy_seconds: total_ms(&busy) as f64 / 1000.0, ..Kpis::default() };
@@ -169,6 +186,29 @@ pub fn compute(
             kpis.actual_production_seconds += seconds;
         } else {
             add_loss(&mut kpis.losses, span.state, span.reason.as_deref(), seconds);
+        }
+    }
+    // Failures and their repair time, over the whole period (a breakdown at night is one too),
+    // but for planned stops (a machine down for its maintenance window has not failed).
+    let unplanned = subtract(&[(from_ms, to_ms)], &planned_stops);
+    let mut previous: Option<&StateSpan> = None;
+    for span in &sorted {
+        if span.state == MachineState::Down {
+            let continues =
+                previous.is_some_and(|p| p.state == MachineState::Down && p.end_ms >= span.start_ms);
+            let pieces = intersect(&unplanned, &[(span.start_ms, span.end_ms)]);
+            // It failed within the period where its unplanned time begins: at its start, or at the
+            // end of a window it outlasted; not at the period's start, for one that began before.
+            if let Some(&(first, _)) = pieces.first()
+                && !continues
+                && (first == span.start_ms || first > from_ms)
+            {
+                kpis.failures += 1;
+            }
+            kpis.down_seconds += total_ms(&pieces) as f64 / 1000.0;
+        }
+        if span.state != MachineState::PlannedStop {
+            previous = Some(span);
         }
     }
     let uncovered = total_ms(&subtract(&busy, &merge(covered)));

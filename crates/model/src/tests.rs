@@ -283,6 +283,39 @@ mod oee_tests {
     }
 
     #[test]
+    fn failures_count_unplanned_stops_in_down_for_mtbf_and_mttr() {
+        let from = datetime!(2026-12-07 00:00 +08:00);
+        let at = |hour: i64, minute: i64| from + time::Duration::minutes(hour * 60 + minute);
+        let states = vec![
+            // Down since the day before: not a failure of this day, though its time counts.
+            span(from - time::Duration::hours(1), at(1, 0), MachineState::Down, Some("spindle fault")),
+            span(at(1, 0), at(9, 0), MachineState::Running, None),
+            // One stop whose reason changed: one failure of 30 minutes.
+            span(at(9, 0), at(9, 20), MachineState::Down, Some("power trip")),
+            span(at(9, 20), at(9, 30), MachineState::Down, Some("fuse")),
+            span(at(9, 30), at(13, 0), MachineState::Running, None),
+            // Down for a maintenance window (a planned stop) from 13:00 to 14:00, and 15 minutes
+            // past it: a failure from 14:00.
+            span(at(13, 0), at(14, 15), MachineState::Down, Some("service")),
+            span(at(13, 0), at(14, 0), MachineState::PlannedStop, Some("service")),
+            span(at(14, 15), at(17, 0), MachineState::Running, None),
+            // A breakdown at night, outside the shifts, is a failure too.
+            span(at(20, 0), at(20, 45), MachineState::Down, None),
+            span(at(20, 45), at(24, 0), MachineState::Idle, None),
+        ];
+        let kpis = compute(&calendar(), &HK, ms(from), ms(at(24, 0)), &states, &[]);
+        assert_eq!(kpis.failures, 3);
+        assert_eq!(kpis.down_seconds, (60.0 + 30.0 + 15.0 + 45.0) * 60.0);
+        assert_eq!(kpis.mttr_seconds, Some(50.0 * 60.0));
+        assert_eq!(kpis.mtbf_seconds, Some(kpis.actual_production_seconds / 3.0));
+        // Machines add up, and the means come from the sums.
+        let both = Kpis::combine([&kpis, &kpis]);
+        assert_eq!((both.failures, both.mttr_seconds), (6, Some(50.0 * 60.0)));
+        let calm = compute(&calendar(), &HK, ms(at(1, 0)), ms(at(9, 0)), &states, &[]);
+        assert_eq!((calm.failures, calm.mtbf_seconds, calm.mttr_seconds), (0, None, None));
+    }
+
+    #[test]
     fn a_site_without_shifts_works_around_the_clock() {
         // As the planner reads an empty calendar: the whole period is planned, so a new site's
         // output counts before anyone enters its shifts, nights and Sundays included.

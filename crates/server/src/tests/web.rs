@@ -1465,6 +1465,40 @@ async fn a_machine_page_warns_of_performance_above_one_hundred_per_cent() {
 }
 
 #[tokio::test]
+async fn a_machine_page_counts_breakdowns_with_their_mean_times() {
+    let h = harness();
+    let machine = model::MachineId(2);
+    // Today: running, down 20 minutes, running, down 40 minutes, running.
+    for (minutes, state) in [
+        (300, model::MachineState::Running),
+        (240, model::MachineState::Down),
+        (220, model::MachineState::Running),
+        (120, model::MachineState::Down),
+        (80, model::MachineState::Running),
+    ] {
+        let at = NOW - time::Duration::minutes(minutes);
+        h.store.record_state(&model::StateChange { machine, at, state, reason: None }).unwrap();
+    }
+    let oee = h.get("/api/v1/oee?machine=2").await.json;
+    let total = &oee["total"];
+    assert_eq!(
+        (total["failures"].as_u64(), total["mttr_seconds"].as_f64()),
+        (Some(2), Some(1800.0)),
+        "{oee}"
+    );
+    assert!(total["mtbf_seconds"].as_f64().is_some_and(|s| s > 0.0), "{oee}");
+    let page = h.page("/machines/2", ADMIN, "en").await.text;
+    let at = page.find(r#"data-testid="failures""#).expect("the breakdowns");
+    assert!(
+        page[at..].contains("<dd>2</dd>") && page[at..].contains("MTTR</abbr></dt><dd>30 min"),
+        "{}",
+        &page[at..at + 400]
+    );
+    let zh = h.page("/machines/2", ADMIN, "zh-HK").await.text;
+    assert!(zh.contains("平均修復時間"));
+}
+
+#[tokio::test]
 async fn the_station_says_when_material_still_to_come_is_due() {
     let h = harness();
     let (machine, _, _) = h.busy_factory().await;

@@ -34,6 +34,10 @@ pub(crate) struct Text {
     pub(crate) oee_breakdown: &'static str,
     pub(crate) oee_label: &'static str,
     pub(crate) planned_busy: &'static str,
+    /// Stops in breakdown (`down`) that began in the period, and the means from them.
+    pub(crate) failures: &'static str,
+    pub(crate) mtbf: &'static str,
+    pub(crate) mttr: &'static str,
     pub(crate) actual_production: &'static str,
     pub(crate) ideal_production: &'static str,
     pub(crate) produced: &'static str,
@@ -105,6 +109,9 @@ pub(crate) const EN: Text = Text {
     oee_breakdown: "OEE breakdown",
     oee_label: "Availability, performance, quality and OEE over the chosen time range",
     planned_busy: "Planned busy time",
+    failures: "Breakdowns (down)",
+    mtbf: "Mean time between failures",
+    mttr: "Mean time to repair",
     actual_production: "Actual production time",
     ideal_production: "Ideal production time",
     produced: "Produced",
@@ -178,6 +185,9 @@ pub(crate) const ZH: Text = Text {
     oee_breakdown: "OEE 分析",
     oee_label: "所選時段內的可用率、表現率、良品率及 OEE",
     planned_busy: "計劃生產時間",
+    failures: "故障次數（停機）",
+    mtbf: "平均故障間隔",
+    mttr: "平均修復時間",
     actual_production: "實際生產時間",
     ideal_production: "理想生產時間",
     produced: "總產量",
@@ -624,6 +634,11 @@ fn oee_breakdown(ctx: &Ctx, kpis: &Kpis) -> Markup {
                 div { dt { (m.produced) } dd { (kpis.produced) } }
                 div { dt { (t.good) } dd { (kpis.good) } }
                 div { dt { (t.scrap) } dd.bad[kpis.scrap > 0] { (kpis.scrap) } }
+                div data-testid="failures" { dt { (m.failures) } dd { (kpis.failures) } }
+                @if let (Some(mtbf), Some(mttr)) = (kpis.mtbf_seconds, kpis.mttr_seconds) {
+                    div { dt { abbr title=(m.mtbf) { "MTBF" } } dd { (seconds(mtbf)) } }
+                    div { dt { abbr title=(m.mttr) { "MTTR" } } dd { (seconds(mttr)) } }
+                }
             }
         }
     }

@@ -1540,6 +1540,11 @@ async fn a_start_on_a_machine_in_breakdown_asks_first() {
     let at = page.find(r#"data-testid="start-operation""#).unwrap();
     let button = &page[page[..at].rfind("<button").unwrap()..at + page[at..].find('>').unwrap()];
     assert!(asks(button), "{button}");
+    // The stop says its state, reason and since when, with the work (drawn again with the state).
+    assert!(
+        page.contains(r#"data-testid="station-stop"><strong>Down</strong>: Breakdown · since 09:00</p>"#),
+        "{page}"
+    );
     // The list is drawn again when the state changes, so the question comes and goes with it.
     assert!(page.contains(r#"data-refresh-on="plan production machine_state""#));
     let zh = h.page(&format!("/station?machine={machine}"), ADMIN, "zh-HK").await.text;

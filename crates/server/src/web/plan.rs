@@ -578,6 +578,8 @@ pub(crate) fn render(ctx: &Ctx, view: Option<&PlanView>) -> Markup {
                         span { span.gl.running {} (t.order_status(OrderStatus::Running)) }
                         span { span.gl.done {} (t.order_status(OrderStatus::Done)) }
                         span { span.gl.now {} (p.now) }
+                        span { span.gl.maint {} (p.maintenance) }
+                        span { span.gl.off {} (p.off_shift) }
                     }
                 }
                 p.muted.hint { (p.gantt_hint) }

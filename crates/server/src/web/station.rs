@@ -25,6 +25,8 @@ pub(crate) struct Text {
     /// Beside a lot whose material is still to come: when it is expected.
     pub(crate) material_due: fn(&str) -> String,
     pub(crate) finish_running_first: &'static str,
+    /// "since 10:12", after a stop's state and reason.
+    pub(crate) since: fn(&str) -> String,
     /// Asked before a start on a machine reported in breakdown.
     pub(crate) start_while_down: &'static str,
     /// Asked before a finish that leaves units of the lot unreported; `{n}` is how many.
@@ -76,6 +78,7 @@ pub(crate) const EN: Text = Text {
     waits_for_step: |step| format!("Waits for step {step}"),
     material_due: |at| format!("Material due {at}"),
     finish_running_first: "Finish the running lot first",
+    since: |at| format!("since {at}"),
     start_while_down: "This machine is reported in breakdown. Starting the lot reports it running again. Start?",
     finish_short: "Not counted: {n} of the lot. Finish anyway? They will not be made: “Stop for now” keeps them for later.",
     nothing_running: "Nothing is running on this machine.",
@@ -117,6 +120,7 @@ pub(crate) const ZH: Text = Text {
     waits_for_step: |step| format!("等待第 {step} 步完成"),
     material_due: |at| format!("物料預計 {at} 到"),
     finish_running_first: "請先完成正在生產的批次",
+    since: |at| format!("自 {at} 起"),
     start_while_down: "此機器已報告故障。開始此批會把機器報告為恢復運行。確定開始？",
     finish_short: "此批尚有 {n} 件未計數。仍要完成？這些不會再生產；按「暫停此批」可留待稍後。",
     nothing_running: "此機器沒有正在進行的工序。",
@@ -166,8 +170,9 @@ pub(crate) async fn page(
 ) -> PageResult {
     let t = ctx.t;
     let store = &state.store;
+    let changes = store.current_states(ctx.now).or_page(&ctx)?;
     let states: std::collections::HashMap<MachineId, MachineState> =
-        store.current_states(ctx.now).or_page(&ctx)?.into_iter().map(|c| (c.machine, c.state)).collect();
+        changes.iter().map(|c| (c.machine, c.state)).collect();
     let Some(id) = query.machine else {
         let machines = store
             .machines(&MachineFilter::IN_SERVICE, PageRequest { after: None, limit: 10_000 })
@@ -251,6 +256,19 @@ pub(crate) async fn page(
         }
     }
     let state = states.get(&machine.id).copied().unwrap_or(MachineState::Offline);
+    // A stopped machine's state, why (as the station's buttons say it, or as it was reported) and
+    // since when.
+    let stopped = changes
+        .iter()
+        .find(|c| {
+            c.machine == machine.id
+                && matches!(c.state, MachineState::Down | MachineState::PlannedStop | MachineState::Setup)
+        })
+        .map(|c| {
+            let reason =
+                c.reason.as_deref().filter(|r| !r.is_empty()).map(|r| reason_label(t, r).unwrap_or(r));
+            (c.state, reason, c.at)
+        });
     let may_report = ctx.may(Need::Report);
     let s = t.station_page;
     let body = html! {
@@ -274,6 +292,13 @@ pub(crate) async fn page(
             section.panel.(state_class(state)) #current-work aria-labelledby="current-heading" data-refresh-on="production plan machine_state"
                 data-refresh-machine=(machine.id.0) {
                 h2 #current-heading { (s.current_work) }
+                @if let Some((state, reason, since)) = stopped {
+                    p.stopped.(state_class(state)) data-testid="station-stop" {
+                        strong { (t.state(state)) }
+                        @if let Some(reason) = reason { (t.colon) (reason) }
+                        " · " ((s.since)(&ctx.short_time(since)))
+                    }
+                }
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
                 @for (item, lot) in &running { (current(&ctx, item, lot, split(item), may_report)) }
             }

@@ -122,6 +122,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/operations/{id}/pause", post(orders::pause_operation))
         .route("/machines/{id}/dispatch", get(plans::dispatch))
         .route("/machines/{id}/maintenance", get(plans::list_maintenance).post(plans::create_maintenance))
+        .route("/maintenance", get(plans::maintenance_schedule))
         .route("/maintenance/{id}", axum::routing::delete(plans::delete_maintenance))
         .route("/orders", get(orders::list_orders).post(orders::create_order))
         .route("/orders/{id}", get(orders::get_order).put(orders::update_order).delete(orders::delete_order))

@@ -823,7 +823,7 @@ pub(crate) fn build() -> Value {
             "The machine's planned maintenance windows",
             Who::Reader,
             None,
-            (200, Some(windows)),
+            (200, Some(windows.clone())),
         );
         doc.op(
             "post",
@@ -833,7 +833,23 @@ pub(crate) fn build() -> Value {
             Some(new_window),
             (201, Some(window)),
         );
-        doc.op("delete", "/maintenance/{id}", "Remove a maintenance window", Who::Planner, None, (204, None));
+        doc.op_with(
+            "get",
+            "/maintenance",
+            "Every machine's maintenance windows not over yet, earliest first: the maintenance schedule",
+            Who::Reader,
+            None,
+            (200, Some(windows)),
+            vec![json!({"name": "machine", "in": "query", "required": false, "description": "Only this machine's windows.", "schema": {"type": "integer"}})],
+        );
+        doc.op(
+            "delete",
+            "/maintenance/{id}",
+            "Remove a maintenance window that is not over (one that is over is history: 409)",
+            Who::Planner,
+            None,
+            (204, None),
+        );
         let operation = doc.schema::<model::Operation>();
         let start = doc.schema::<crate::api::order_schemas::StartRequest>();
         let finish = doc.schema::<crate::api::order_schemas::FinishRequest>();

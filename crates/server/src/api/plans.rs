@@ -641,6 +641,29 @@ pub(crate) async fn list_maintenance(
     Ok(Json(read(|| store.maintenance(Some(machine), i64::MIN))?))
 }
 
+/// `GET /maintenance?machine=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MaintenanceQuery {
+    machine: Option<i64>,
+}
+
+/// Every machine's maintenance windows not over yet (or one machine's), earliest first: the
+/// maintenance schedule.
+pub(crate) async fn maintenance_schedule(
+    State(state): State<AppState>,
+    _: Reader,
+    QueryParams(query): QueryParams<MaintenanceQuery>,
+) -> ApiResult<Json<Vec<model::MaintenanceWindow>>> {
+    let machine = query.machine.map(MachineId);
+    let store = state.store;
+    if let Some(machine) = machine {
+        read(|| store.machine(machine))?;
+    }
+    let now = model::oee::unix_ms(state.clock.now());
+    Ok(Json(read(|| store.maintenance(machine, now))?))
+}
+
 pub(crate) async fn create_maintenance(
     State(state): State<AppState>,
     Planner(principal): Planner,

@@ -149,6 +149,9 @@ fn sample_body(action: &str) -> Option<Value> {
             Some(json!({"username": "sample-user", "role": "viewer", "password": "a-long-sample-password"}))
         }
         ("POST", "/api/v1/tokens") => Some(json!({"name": "sample"})),
+        ("POST", _) if last == "maintenance" => Some(
+            json!({"start": "2026-12-01T08:00:00+08:00", "end": "2026-12-01T10:00:00+08:00", "reason": "sample"}),
+        ),
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": "not-the-password", "new_password": "a-long-sample-password"}))
         }
@@ -1496,6 +1499,47 @@ async fn a_machine_page_counts_breakdowns_with_their_mean_times() {
     );
     let zh = h.page("/machines/2", ADMIN, "zh-HK").await.text;
     assert!(zh.contains("平均修復時間"));
+}
+
+#[tokio::test]
+async fn maintenance_is_planned_and_removed_on_the_machine_page_and_shown_at_the_station() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    let page = h.page("/machines/3", &planner, "en").await.text;
+    assert!(page.contains("No maintenance planned.") && page.contains(r#"data-testid="plan-maintenance""#));
+    // Operators see the windows, but plan none.
+    let operator = token_for(Role::Operator);
+    let seen = h.page("/machines/3", &operator, "en").await.text;
+    assert!(
+        !seen.contains("plan-maintenance") && !seen.contains("maintenance-heading"),
+        "nothing to show them yet"
+    );
+    let window = json!({"start": "2026-11-24T14:00:00+08:00", "end": "2026-11-24T16:30:00+08:00", "reason": "spindle service"});
+    let created = h.post_json("/api/v1/machines/3/maintenance", &planner, &window).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json["id"].as_i64().unwrap();
+    // The schedule of every machine, or one.
+    let schedule = h.get("/api/v1/maintenance").await.json;
+    assert_eq!(schedule.as_array().map(|w| w.len()), Some(1), "{schedule}");
+    assert_eq!(schedule[0]["reason"], "spindle service");
+    assert_eq!(h.get("/api/v1/maintenance?machine=2").await.json, json!([]));
+    assert_eq!(h.get("/api/v1/maintenance?machine=999").await.status, StatusCode::NOT_FOUND);
+    let page = h.page("/machines/3", &planner, "en").await.text;
+    let at = page.find(r#"data-testid="maintenance-windows""#).expect("the window");
+    assert!(
+        page[at..].contains("spindle service") && page[at..].contains("2 h 30 min"),
+        "{}",
+        &page[at..at + 600]
+    );
+    assert!(page.contains(&format!(r#"data-action="DELETE /api/v1/maintenance/{id}""#)));
+    let seen = h.page("/machines/3", &operator, "en").await.text;
+    assert!(seen.contains("spindle service") && !seen.contains("DELETE /api/v1/maintenance"));
+    // Within a day: the station says so, in either language.
+    let station = h.page("/station?machine=3", &operator, "en").await.text;
+    assert!(station.contains("Maintenance planned 14:00 – 16:30: spindle service"), "{station}");
+    let zh = h.page("/station?machine=3", &operator, "zh-HK").await.text;
+    assert!(zh.contains("已計劃保養 14:00 – 16:30：spindle service"));
+    assert!(!h.page("/station?machine=2", &operator, "en").await.text.contains("maintenance-due"));
 }
 
 #[tokio::test]

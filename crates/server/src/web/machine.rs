@@ -24,6 +24,13 @@ pub(crate) struct Text {
     pub(crate) last_reading: &'static str,
     /// `{date}`: when the machine retired.
     pub(crate) retired: &'static str,
+    pub(crate) maintenance: &'static str,
+    pub(crate) maintenance_hint: &'static str,
+    pub(crate) no_maintenance: &'static str,
+    pub(crate) reason: &'static str,
+    pub(crate) plan_maintenance: &'static str,
+    pub(crate) maintenance_planned: &'static str,
+    pub(crate) remove_maintenance: &'static str,
     pub(crate) current_state: &'static str,
     pub(crate) open_station: &'static str,
     pub(crate) range: &'static str,
@@ -99,6 +106,13 @@ pub(crate) const EN: Text = Text {
     rated_power: "Rated power",
     last_reading: "Last reading",
     retired: "Retired on {date}: no longer planned or watched by alarm rules; its history is kept.",
+    maintenance: "Maintenance windows",
+    maintenance_hint: "Planned ahead: the plan keeps work out of them, their time is a planned stop in the OEE (but while the machine runs), and a stop within one raises no long-stop alarm.",
+    no_maintenance: "No maintenance planned.",
+    reason: "Reason",
+    plan_maintenance: "Plan maintenance",
+    maintenance_planned: "Maintenance planned; the plan is repaired around it.",
+    remove_maintenance: "Remove this maintenance window? Work may be planned in its time again.",
     current_state: "Current state",
     open_station: "Open the station",
     range: "Time range",
@@ -175,6 +189,13 @@ pub(crate) const ZH: Text = Text {
     rated_power: "額定功率",
     last_reading: "最新讀數",
     retired: "已於 {date} 退役：不再排產，亦不受警報規則監察；歷史記錄保留。",
+    maintenance: "保養時段",
+    maintenance_hint: "須預先計劃：排程會避開這些時段；在設備綜合效率中其時間算作計劃停機（機器仍在運行時除外）；時段內停機不會觸發長時間停機警報。",
+    no_maintenance: "沒有已計劃的保養。",
+    reason: "原因",
+    plan_maintenance: "計劃保養",
+    maintenance_planned: "已計劃保養，排程會據此修訂。",
+    remove_maintenance: "刪除此保養時段？其時間可再排入工作。",
     current_state: "目前狀態",
     open_station: "開啟工位",
     range: "時段",
@@ -374,6 +395,8 @@ pub(crate) struct MachineData {
     state_rule: Option<model::StateRule>,
     count_rule: Option<model::CountRule>,
     last_reading: Option<Timestamp>,
+    /// Maintenance windows not over yet.
+    maintenance: Vec<model::MaintenanceWindow>,
 }
 
 /// Reads everything the machine page shows for `range` up to `now_ms`.
@@ -411,6 +434,7 @@ pub(crate) fn gather(
     let state_rule = store.state_rule(id)?;
     let count_rule = store.count_rule(id)?;
     let last_reading = store.last_reading_at(id)?;
+    let maintenance = store.maintenance(Some(id), now_ms)?;
     Ok(MachineData {
         machine,
         site,
@@ -427,6 +451,7 @@ pub(crate) fn gather(
         state_rule,
         count_rule,
         last_reading,
+        maintenance,
     })
 }
 
@@ -467,6 +492,7 @@ pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
         }
         (charts(ctx, data))
         (alarms(ctx, data))
+        (maintenance(ctx, data))
         (rules(ctx, data))
     }
 }
@@ -799,6 +825,53 @@ fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) ->
                 gap_ms: data.step_ms * 5 / 2,
                 colour: LINE_COLOUR,
             }))
+        }
+    }
+}
+
+/// The machine's maintenance windows to come (or under way), and for planners the form that plans
+/// one and the buttons that remove them.
+fn maintenance(ctx: &Ctx, data: &MachineData) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let may_plan = ctx.may(Need::Plan) && data.machine.in_service();
+    if data.maintenance.is_empty() && !may_plan {
+        return html! {};
+    }
+    let id = data.machine.id.0;
+    html! {
+        section.panel #machine-maintenance aria-labelledby="maintenance-heading" {
+            h2 #maintenance-heading { (m.maintenance) }
+            p.muted { (m.maintenance_hint) }
+            @if data.maintenance.is_empty() {
+                p.muted { (m.no_maintenance) }
+            } @else {
+                table data-testid="maintenance-windows" {
+                    thead { tr {
+                        th { (t.start) } th { (t.end) } th { (m.reason) }
+                        @if may_plan { th { span.visually-hidden { (t.actions) } } }
+                    } }
+                    tbody {
+                        @for window in &data.maintenance {
+                            tr {
+                                td.nw { (ctx.time(window.start)) }
+                                td.nw { (ctx.time(window.end)) " " span.muted { "(" (ctx.duration((window.end - window.start).whole_seconds())) ")" } }
+                                td { (window.reason) }
+                                @if may_plan {
+                                    td { button data-action={ "DELETE /api/v1/maintenance/" (window.id) } data-confirm=(m.remove_maintenance) { (t.delete) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if may_plan {
+                form.row-form data-action={ "POST /api/v1/machines/" (id) "/maintenance" } data-done=(m.maintenance_planned) {
+                    label { (t.start) input name="start" type="datetime-local" required data-type="site-datetime"; }
+                    label { (t.end) input name="end" type="datetime-local" required data-type="site-datetime"; }
+                    label { (m.reason) input name="reason" required maxlength="200"; }
+                    button.primary type="submit" data-testid="plan-maintenance" { (m.plan_maintenance) }
+                }
+            }
         }
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Text {
     pub(crate) finish_running_first: &'static str,
     /// "since 10:12", after a stop's state and reason.
     pub(crate) since: fn(&str) -> String,
+    /// Maintenance of the machine under way or within a day: its start, end and reason.
+    pub(crate) maintenance_due: fn(&str, &str, &str) -> String,
     /// Asked before a start on a machine reported in breakdown.
     pub(crate) start_while_down: &'static str,
     /// Asked before a finish that leaves units of the lot unreported; `{n}` is how many.
@@ -79,6 +81,7 @@ pub(crate) const EN: Text = Text {
     material_due: |at| format!("Material due {at}"),
     finish_running_first: "Finish the running lot first",
     since: |at| format!("since {at}"),
+    maintenance_due: |start, end, reason| format!("Maintenance planned {start} – {end}: {reason}"),
     start_while_down: "This machine is reported in breakdown. Starting the lot reports it running again. Start?",
     finish_short: "Not counted: {n} of the lot. Finish anyway? They will not be made: “Stop for now” keeps them for later.",
     nothing_running: "Nothing is running on this machine.",
@@ -121,6 +124,7 @@ pub(crate) const ZH: Text = Text {
     material_due: |at| format!("物料預計 {at} 到"),
     finish_running_first: "請先完成正在生產的批次",
     since: |at| format!("自 {at} 起"),
+    maintenance_due: |start, end, reason| format!("已計劃保養 {start} – {end}：{reason}"),
     start_while_down: "此機器已報告故障。開始此批會把機器報告為恢復運行。確定開始？",
     finish_short: "此批尚有 {n} 件未計數。仍要完成？這些不會再生產；按「暫停此批」可留待稍後。",
     nothing_running: "此機器沒有正在進行的工序。",
@@ -213,6 +217,12 @@ pub(crate) async fn page(
         return Ok(layout(&ctx, Nav::Station, t.station_page.title, body));
     }
     let dispatch = dispatch_queue(store, machine.id).or_page(&ctx)?;
+    // Maintenance under way or within a day, so nobody starts what it would cut short.
+    let maintenance = store
+        .maintenance(Some(machine.id), model::oee::unix_ms(ctx.now))
+        .or_page(&ctx)?
+        .into_iter()
+        .find(|window| window.start < ctx.now + time::Duration::days(1));
     // The operator at the machine sees its hazards first.
     let filter = AlarmFilter { status: None, open: Some(true), machine: Some(machine.id) };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN }).or_page(&ctx)?.items;
@@ -281,6 +291,11 @@ pub(crate) async fn page(
                 a.button href="/station" { (s.other_machine) }
             }
             @if !may_report { p.muted { (s.read_only) } }
+            @if let Some(window) = &maintenance {
+                p.notice role="note" data-testid="maintenance-due" {
+                    ((s.maintenance_due)(&ctx.short_time(window.start), &ctx.short_time(window.end), &window.reason))
+                }
+            }
             section.panel #station-alarms aria-labelledby="station-alarms-heading" data-refresh-on="alarm" data-announce
                 hidden[alarms.is_empty()] {
                 h2 #station-alarms-heading { (s.machine_alarms) }

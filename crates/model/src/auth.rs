@@ -27,6 +27,9 @@ pub enum Role {
     Admin,
     /// Orders and the product catalogue; plans.
     Planner,
+    /// Maintenance: reports as an operator does, and plans maintenance windows and edits alarm
+    /// rules; no orders, plans or catalogue.
+    Maintenance,
     /// Reports production at a station.
     Operator,
     /// Reads.
@@ -37,13 +40,15 @@ pub enum Role {
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer, Role::Device];
+    pub const ALL: [Role; 6] =
+        [Role::Admin, Role::Planner, Role::Maintenance, Role::Operator, Role::Viewer, Role::Device];
 
     /// The snake_case name used on the wire and in the store.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Planner => "planner",
+            Role::Maintenance => "maintenance",
             Role::Operator => "operator",
             Role::Viewer => "viewer",
             Role::Device => "device",
@@ -67,7 +72,12 @@ impl Role {
 
     /// May report production: start and finish operations, report downtime.
     pub fn may_report_production(self) -> bool {
-        matches!(self, Role::Admin | Role::Planner | Role::Operator)
+        matches!(self, Role::Admin | Role::Planner | Role::Maintenance | Role::Operator)
+    }
+
+    /// May plan maintenance windows and change alarm rules.
+    pub fn may_maintain(self) -> bool {
+        matches!(self, Role::Admin | Role::Planner | Role::Maintenance)
     }
 
     /// May change orders and the product catalogue.

@@ -52,6 +52,8 @@ pub enum Need {
     Report,
     /// Changing orders and the catalogue.
     Plan,
+    /// Planning maintenance windows and changing alarm rules.
+    Maintain,
     /// Changing the factory structure, users and other people's tokens.
     Administer,
 }
@@ -64,6 +66,7 @@ impl Need {
             Need::Ingest => role.may_ingest(),
             Need::Report => role.may_report_production(),
             Need::Plan => role.may_plan(),
+            Need::Maintain => role.may_maintain(),
             Need::Administer => role.may_administer(),
         }
     }
@@ -216,9 +219,14 @@ macro_rules! role_extractor {
 }
 
 role_extractor!(
-    /// A caller allowed to change orders, plans, rules and the catalogue ([`Need::Plan`]).
+    /// A caller allowed to change orders, plans and the catalogue ([`Need::Plan`]).
     Planner,
     Need::Plan
+);
+role_extractor!(
+    /// A caller allowed to plan maintenance windows and change alarm rules ([`Need::Maintain`]).
+    Maintainer,
+    Need::Maintain
 );
 role_extractor!(
     /// A caller allowed to change the factory's structure and its accounts ([`Need::Administer`]).

@@ -138,6 +138,8 @@ enum Who {
     Ingest,
     /// `auth::Planner`.
     Planner,
+    /// `auth::Maintainer`.
+    Maintainer,
     /// `auth::Administrator`.
     Admin,
 }
@@ -147,13 +149,14 @@ impl Who {
         match self {
             Who::Anyone => "No token needed.",
             Who::Any => "Any role.",
-            Who::Reader => "Roles: admin, planner, operator, viewer (not device).",
-            Who::Reporter => "Roles: admin, planner, operator.",
+            Who::Reader => "Roles: admin, planner, maintenance, operator, viewer (not device).",
+            Who::Reporter => "Roles: admin, planner, maintenance, operator.",
             Who::MachineReporter => {
-                "Roles: admin, planner, operator, and device for a machine of its own site."
+                "Roles: admin, planner, maintenance, operator, and device for a machine of its own site."
             }
             Who::Ingest => "Roles: admin, and device for its own site.",
             Who::Planner => "Roles: admin, planner.",
+            Who::Maintainer => "Roles: admin, planner, maintenance.",
             Who::Admin => "Role: admin.",
         }
     }
@@ -676,7 +679,7 @@ pub(crate) fn build() -> Value {
             "post",
             "/alarm-rules",
             "Create an alarm rule",
-            Who::Planner,
+            Who::Maintainer,
             Some(new_rule.clone()),
             (201, Some(rule.clone())),
         );
@@ -685,7 +688,7 @@ pub(crate) fn build() -> Value {
             "put",
             "/alarm-rules/{id}",
             "Replace an alarm rule",
-            Who::Planner,
+            Who::Maintainer,
             Some(new_rule),
             (200, Some(rule)),
         );
@@ -693,7 +696,7 @@ pub(crate) fn build() -> Value {
             "delete",
             "/alarm-rules/{id}",
             "Delete an alarm rule (its alarms stay in the history)",
-            Who::Planner,
+            Who::Maintainer,
             None,
             (204, None),
         );
@@ -829,7 +832,7 @@ pub(crate) fn build() -> Value {
             "post",
             "/machines/{id}/maintenance",
             "Plan a maintenance window (the planner schedules no work in it)",
-            Who::Planner,
+            Who::Maintainer,
             Some(new_window),
             (201, Some(window)),
         );
@@ -846,7 +849,7 @@ pub(crate) fn build() -> Value {
             "delete",
             "/maintenance/{id}",
             "Remove a maintenance window that is not over (one that is over is history: 409)",
-            Who::Planner,
+            Who::Maintainer,
             None,
             (204, None),
         );

@@ -35,7 +35,7 @@ fn seeded_store(now: model::Timestamp) -> Store {
     let store = Store::open_in_memory().unwrap();
     crate::bootstrap(&store, Some(ADMIN), now, false).unwrap().unwrap();
     crate::demo::seed(&store, now).unwrap();
-    for role in [Role::Planner, Role::Operator, Role::Viewer] {
+    for role in [Role::Planner, Role::Maintenance, Role::Operator, Role::Viewer] {
         let user = store.create_user(role.as_str(), role, None, "$argon2id$unused", now).unwrap();
         let token = token_for(role);
         store.create_token(user.id, "test", &token_digest(&token), &shown_prefix(&token), now).unwrap();
@@ -228,6 +228,39 @@ async fn roles_are_enforced() {
         h.send("GET", "/api/v1/orders", Some(&token_for(Role::Viewer)), None).await.status,
         StatusCode::OK
     );
+    // Maintenance plans maintenance windows and edits alarm rules, and reports as operators do;
+    // orders and plans are not theirs.
+    let maintenance = token_for(Role::Maintenance);
+    let window =
+        json!({"start": "2026-11-25T08:00:00+08:00", "end": "2026-11-25T10:00:00+08:00", "reason": "oil"});
+    for role in [Role::Viewer, Role::Operator] {
+        let reply = h.post_json("/api/v1/machines/1/maintenance", &token_for(role), &window).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{role:?}");
+    }
+    let planned = h.post_json("/api/v1/machines/1/maintenance", &maintenance, &window).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{}", planned.text);
+    let rule = json!({"name": "bearing", "metric": "bearing_temp_c", "condition": {"kind": "above", "threshold": 80.0},
+                      "severity": "warning"});
+    let created = h.post_json("/api/v1/alarm-rules", &maintenance, &rule).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        h.post_json("/api/v1/alarm-rules", &token_for(Role::Operator), &rule).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let down = json!({"state": "down", "reason": "breakdown"});
+    assert_eq!(
+        h.post_json("/api/v1/machines/2/states", &maintenance, &down).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        h.post_json("/api/v1/orders", &maintenance, &valid_order()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let plan = json!({"time_limit_seconds": 0});
+    assert_eq!(h.post_json("/api/v1/plans", &maintenance, &plan).await.status, StatusCode::FORBIDDEN);
+    let id = planned.json["id"].as_i64().unwrap();
+    let removed = h.send("DELETE", &format!("/api/v1/maintenance/{id}"), Some(&maintenance), None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
 }
 
 #[tokio::test]

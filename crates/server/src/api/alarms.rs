@@ -11,7 +11,7 @@ use store::AlarmFilter;
 use super::{Created, blocking, read, validate};
 use crate::AppState;
 use crate::alarm_worker::AlarmInput;
-use crate::auth::{Need, Planner, Reader, Reporter};
+use crate::auth::{Maintainer, Need, Reader, Reporter};
 use crate::error::ApiResult;
 use crate::extract::{Id, JsonBody, JsonOrDefault, ListResponse, QueryParams, page_request};
 use crate::live::LiveEvent;
@@ -31,10 +31,10 @@ pub(crate) async fn get_rule(
 
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
-    Planner(principal): Planner,
+    Maintainer(principal): Maintainer,
     JsonBody(new): JsonBody<NewAlarmRule>,
 ) -> ApiResult<Created<AlarmRule>> {
-    principal.require(Need::Plan)?;
+    principal.require(Need::Maintain)?;
     validate(&new)?;
     let store = state.store.clone();
     let rule = blocking(move || store.create_alarm_rule(&new)).await?;
@@ -44,11 +44,11 @@ pub(crate) async fn create_rule(
 
 pub(crate) async fn update_rule(
     State(state): State<AppState>,
-    Planner(principal): Planner,
+    Maintainer(principal): Maintainer,
     Id(id): Id,
     JsonBody(new): JsonBody<NewAlarmRule>,
 ) -> ApiResult<Json<AlarmRule>> {
-    principal.require(Need::Plan)?;
+    principal.require(Need::Maintain)?;
     validate(&new)?;
     let (store, now) = (state.store.clone(), state.clock.now());
     let (rule, cleared) = blocking(move || store.update_alarm_rule(id, &new, now)).await?;
@@ -59,7 +59,7 @@ pub(crate) async fn update_rule(
 
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
-    _: Planner,
+    _: Maintainer,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
     let (store, now) = (state.store.clone(), state.clock.now());

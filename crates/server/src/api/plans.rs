@@ -12,7 +12,7 @@ use model::{MachineId, Operation, OrderId, OrderStatus, PlanSummary, PlannedOper
 use serde::{Deserialize, Serialize};
 
 use super::{Created, blocking, read};
-use crate::auth::{Need, Planner, Reader};
+use crate::auth::{Maintainer, Need, Planner, Reader};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, JsonOrDefault, ListResponse, QueryParams, page_request};
 use crate::{AppState, planning};
@@ -666,11 +666,11 @@ pub(crate) async fn maintenance_schedule(
 
 pub(crate) async fn create_maintenance(
     State(state): State<AppState>,
-    Planner(principal): Planner,
+    Maintainer(principal): Maintainer,
     Id(id): Id,
     JsonBody(new): JsonBody<model::NewMaintenanceWindow>,
 ) -> ApiResult<Created<model::MaintenanceWindow>> {
-    principal.require(Need::Plan)?;
+    principal.require(Need::Maintain)?;
     super::validate(&new)?;
     let store = state.store.clone();
     let now = state.clock.now();
@@ -682,7 +682,7 @@ pub(crate) async fn create_maintenance(
 
 pub(crate) async fn delete_maintenance(
     State(state): State<AppState>,
-    _: Planner,
+    _: Maintainer,
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
     let store = state.store.clone();

@@ -1114,7 +1114,7 @@ async fn hidden_buttons_are_forbidden_behind() {
     for kind in ["alarms", "alarm-rules", "plans", "operations", "machines", "users", "tokens"] {
         assert!(kinds.contains(kind), "no {kind} action on any page: {admin:?}");
     }
-    for role in [Role::Viewer, Role::Operator, Role::Planner] {
+    for role in [Role::Viewer, Role::Operator, Role::Maintenance, Role::Planner] {
         let token = token_for(role);
         let mut shown = BTreeSet::new();
         for path in pages(machine, order, draft) {

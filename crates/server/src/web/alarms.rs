@@ -253,7 +253,7 @@ pub(crate) async fn page(
             // The metrics machines report, offered in the rule forms against typos.
             datalist #known-metrics { @for metric in &metrics { option value=(metric) {} } }
             (rule_table(&ctx, &rules, &names, &metrics))
-            @if ctx.may(Need::Plan) {
+            @if ctx.may(Need::Maintain) {
                 h2 { (a.new_rule) }
                 (rule_form(&ctx, None, &machines))
             }
@@ -270,7 +270,7 @@ fn rule_table(
 ) -> Markup {
     let t = ctx.t;
     let a = t.alarms_page;
-    let may_edit = ctx.may(Need::Plan);
+    let may_edit = ctx.may(Need::Maintain);
     html! {
         @if rules.is_empty() {
             p.muted { (a.no_rules) }

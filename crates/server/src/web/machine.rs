@@ -116,7 +116,8 @@ pub(crate) const EN: Text = Text {
     current_state: "Current state",
     open_station: "Open the station",
     range: "Time range",
-    ranges: ["1 h", "Shift (8 h)", "Day (24 h)", "Week (7 d)"],
+    // The last hours up to now, not the shift or day on the calendar: said as such.
+    ranges: ["Last 1 h", "8 h", "24 h", "7 d"],
     timeline: "State timeline",
     timeline_label: "Machine states over the chosen time range",
     no_state: "No state reported",
@@ -199,7 +200,7 @@ pub(crate) const ZH: Text = Text {
     current_state: "目前狀態",
     open_station: "開啟工位",
     range: "時段",
-    ranges: ["1 小時", "一更（8 小時）", "一日（24 小時）", "一星期（7 日）"],
+    ranges: ["最近 1 小時", "8 小時", "24 小時", "7 日"],
     timeline: "狀態時間線",
     timeline_label: "所選時段內的機器狀態",
     no_state: "未有狀態報告",
@@ -833,7 +834,7 @@ fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) ->
 /// one and the buttons that remove them.
 fn maintenance(ctx: &Ctx, data: &MachineData) -> Markup {
     let (t, m) = (ctx.t, ctx.t.machine_page);
-    let may_plan = ctx.may(Need::Plan) && data.machine.in_service();
+    let may_plan = ctx.may(Need::Maintain) && data.machine.in_service();
     if data.maintenance.is_empty() && !may_plan {
         return html! {};
     }
@@ -1191,8 +1192,7 @@ mod tests {
         store.raise_alarm(rule.id, machine, NOW, Some(1.0), "<b>hot</b>").unwrap();
         let data = gather(&store, machine, Range::Day, unix_ms(NOW)).unwrap();
         let zh = render(&ctx(Lang::ZhHk, Role::Operator), &data).into_string();
-        for label in
-            ["狀態時間線", "停機柏拉圖", "最近警報", "確認", "開啟工位", "一日（24 小時）", "最新讀數"]
+        for label in ["狀態時間線", "停機柏拉圖", "最近警報", "確認", "開啟工位", "24 小時", "最新讀數"]
         {
             assert!(zh.contains(label), "{label}");
         }

@@ -255,7 +255,7 @@ fn planning_panel(
     }
 }
 
-const ROLES: [Role; 5] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer, Role::Device];
+const ROLES: [Role; 6] = Role::ALL;
 
 /// `GET /settings`.
 pub(crate) async fn page(

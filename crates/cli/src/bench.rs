@@ -146,7 +146,13 @@ fn run_in(options: &IngestBench, qos: QoS, dir: &std::path::Path) -> anyhow::Res
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serve_state = state.clone();
         let serve = tokio::spawn(async move {
-            let options = server::RunOptions { mqtt: Some((mqtt, None)), simulator: None, retention: None, planning: None };
+            let options = server::RunOptions {
+                mqtt: Some((mqtt, None)),
+                simulator: None,
+                retention: None,
+                planning: None,
+                on_ready: None,
+            };
             server::run(http, serve_state, options, async {
                 let _ = stop_rx.await;
             })

@@ -746,17 +746,24 @@ fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             },
             "serving"
         );
-        print_welcome(address, mqtt_address, bootstrap.as_ref(), demo, clock_speed);
-        if unshown.exists() {
-            use std::io::Write as _;
-            std::io::stdout().flush().context("cannot show the admin's credentials")?;
-            std::fs::remove_file(&unshown).with_context(|| format!("cannot remove {}", unshown.display()))?;
-        }
+        // Shown once MQTT is up: a start that an external broker refuses stops before it, and
+        // a first start's credentials are then made again at the next one.
+        let welcome = move || -> std::io::Result<()> {
+            print_welcome(address, mqtt_address, bootstrap.as_ref(), demo, clock_speed);
+            if unshown.exists() {
+                use std::io::Write as _;
+                let failed = |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot show the admin's credentials: {e}"));
+                std::io::stdout().flush().map_err(failed)?;
+                std::fs::remove_file(&unshown).map_err(failed)?;
+            }
+            Ok(())
+        };
         let options = server::RunOptions {
             mqtt: mqtt.enabled.then(|| (mqtt.clone(), mqtt_listener)),
             simulator: run_sim.then_some(sim),
             retention: Some(config.retention.clone()),
             planning: Some(config.planning.clone()),
+            on_ready: Some(Box::new(welcome)),
         };
         server::run(listener, state, options, shutdown_signal()).await.context("the server failed")?;
         // The log's writes go into the store file, so that a copy of the file alone taken after

@@ -228,6 +228,45 @@ fn laser_points(address: std::net::SocketAddr, metric: &str) -> Vec<serde_json::
 }
 
 #[test]
+fn a_first_start_an_external_broker_refuses_shows_no_credentials_and_the_next_one_does() {
+    let Some(binary) = mosquitto() else { return };
+    let dir = TempDir::new("mqttrefused");
+    let closed = Mosquitto::start(binary, &dir.0, "allow_anonymous false\n");
+    let config = dir.0.join("site.toml");
+    std::fs::write(&config, "[mqtt]\nusername = \"platform\"\npassword = \"not-the-broker-s\"\n").unwrap();
+    let data = dir.0.join("data");
+    let serve = |broker: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_microfactory"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--mqtt-broker", broker, "--config"]);
+        command.arg(&config).arg("--data-dir").arg(&data).env("RUST_LOG", "info");
+        command
+    };
+    let refused = serve(&closed.address()).output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(!refused.status.success());
+    assert!(stderr.contains("the external MQTT broker refused the platform's connection"), "{stderr}");
+    assert!(!stdout.contains("password:") && !stdout.contains("is running"), "{stdout}");
+    drop(closed);
+    // A broker that lets it in: the first admin's credentials are made and shown now.
+    let elsewhere = dir.0.join("open");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let open = Mosquitto::start(binary, &elsewhere, "");
+    let mut child = serve(&open.address()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut shown = false;
+    for line in stdout.lines().map_while(Result::ok) {
+        shown |= line.trim().strip_prefix("password:").is_some_and(|p| p.trim().len() >= 12);
+        if line.starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(shown, "the credentials are shown at the start that got through");
+}
+
+#[test]
 fn the_platform_subscribes_to_an_external_mosquitto_and_loses_nothing_while_away() {
     let Some(binary) = mosquitto() else { return };
     let dir = TempDir::new("mosquitto");

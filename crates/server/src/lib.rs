@@ -390,6 +390,11 @@ pub struct RunOptions {
     pub retention: Option<RetentionConfig>,
     /// Planning settings (automatic repairs).
     pub planning: Option<PlanningConfig>,
+    /// Called once MQTT (the embedded broker, or the first connection to an external one) and the
+    /// simulator have started, before HTTP is served: the welcome, with a first start's
+    /// credentials, is shown only by a start that got that far (an external broker refusing the
+    /// platform's credentials stops it before).
+    pub on_ready: Option<Box<dyn FnOnce() -> std::io::Result<()> + Send>>,
 }
 
 /// Serves `router(state)` on `listener` (with MQTT and the simulator as `options` say) until
@@ -425,6 +430,9 @@ pub async fn run(
         .map_err(std::io::Error::other)?
         .map_err(std::io::Error::other)?;
         tracing::info!(sites = started, "simulated factory started");
+    }
+    if let Some(ready) = options.on_ready {
+        ready()?;
     }
     let stopper = state.clone();
     let shutdown = async move {

@@ -104,8 +104,12 @@ pub(crate) async fn run(
     let mut engine = Engine::new(rules, &open);
     engine.resume(&states, &latest, state.clock.now());
     resume_delays(&state.store, &mut engine).await;
-    let webhooks =
-        webhook::spawn(state.alarms.webhooks.clone(), state.alarms.webhook_secret.clone(), stop.clone());
+    let webhooks = webhook::spawn(
+        state.alarms.webhooks.clone(),
+        state.alarms.webhook_secret.clone(),
+        state.metrics.clone(),
+        stop.clone(),
+    );
     let mut tick = tokio::time::interval(Duration::from_secs(state.alarms.tick_seconds.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut transitions = Vec::new();

@@ -45,6 +45,32 @@ pub enum MetricName {
     HttpConnectionsOpen,
     /// Counter: HTTP connections closed on arrival because `http.max_connections` were open.
     HttpConnectionsRefused,
+    /// Counter: alarm notifications to webhooks, by outcome.
+    WebhookNotifications,
+}
+
+/// What became of an alarm notification to a webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Every attempt failed (refused or unreachable); the notification is lost.
+    GivenUp,
+    /// The webhook's queue was full (a receiver down in an alarm storm); never sent.
+    Dropped,
+}
+
+impl WebhookOutcome {
+    const ALL: [WebhookOutcome; 3] =
+        [WebhookOutcome::Delivered, WebhookOutcome::GivenUp, WebhookOutcome::Dropped];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            WebhookOutcome::Delivered => "delivered",
+            WebhookOutcome::GivenUp => "given_up",
+            WebhookOutcome::Dropped => "dropped",
+        }
+    }
 }
 
 impl MetricName {
@@ -68,6 +94,7 @@ impl MetricName {
             MetricName::MqttExternalConnected => "microfactory_mqtt_external_connected",
             MetricName::HttpConnectionsOpen => "microfactory_http_connections_open",
             MetricName::HttpConnectionsRefused => "microfactory_http_connections_refused_total",
+            MetricName::WebhookNotifications => "microfactory_webhook_notifications_total",
         }
     }
 
@@ -101,6 +128,9 @@ impl MetricName {
             MetricName::HttpConnectionsOpen => "HTTP connections open.",
             MetricName::HttpConnectionsRefused => {
                 "HTTP connections closed as they arrived because http.max_connections were open."
+            }
+            MetricName::WebhookNotifications => {
+                "Alarm notifications to webhooks, by outcome: delivered, given_up (every attempt failed) or dropped (the webhook's queue was full)."
             }
         }
     }
@@ -144,6 +174,8 @@ pub struct Metrics {
     broker: std::sync::OnceLock<mqtt::BrokerHandle>,
     /// The connection to an external broker: 0 none set up, 1 not connected, 2 connected.
     external_broker: std::sync::atomic::AtomicU8,
+    /// Webhook notifications by [`WebhookOutcome`], in its order.
+    webhook: [AtomicU64; 3],
 }
 
 impl Metrics {
@@ -245,6 +277,12 @@ impl Metrics {
     }
 
     /// How many inputs the alarm worker missed.
+    /// Counts a webhook notification's outcome.
+    pub fn count_webhook(&self, outcome: WebhookOutcome) {
+        let index = WebhookOutcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.webhook[index].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn alarm_inputs_dropped(&self) -> u64 {
         self.alarm_inputs_dropped.load(Ordering::Relaxed)
     }
@@ -396,6 +434,16 @@ impl Metrics {
             MetricName::HttpConnectionsRefused,
             self.http_connections_refused.load(Ordering::Relaxed),
         );
+        header(&mut out, MetricName::WebhookNotifications, "counter");
+        for (outcome, count) in WebhookOutcome::ALL.iter().zip(&self.webhook) {
+            let _ = writeln!(
+                out,
+                "{}{{outcome=\"{}\"}} {}",
+                MetricName::WebhookNotifications.as_str(),
+                outcome.as_str(),
+                count.load(Ordering::Relaxed)
+            );
+        }
         header(&mut out, MetricName::Orders, "gauge");
         for (status, count) in orders {
             let _ = writeln!(out, "{}{{status=\"{status}\"}} {count}", MetricName::Orders.as_str());

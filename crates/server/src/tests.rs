@@ -1648,6 +1648,19 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let cleared =
         tokio::time::timeout(std::time::Duration::from_secs(10), bodies.recv()).await.unwrap().unwrap();
     assert!(cleared.contains("\"status\":\"cleared\""), "{cleared}");
+    // Each delivery is counted on /metrics, beside the outcomes that did not happen, at 0.
+    let family = "microfactory_webhook_notifications_total";
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = h.send("GET", "/metrics", Some(ADMIN), None).await.text;
+        if metrics.contains(&format!("{family}{{outcome=\"delivered\"}} 3")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for line in ["{outcome=\"delivered\"} 3", "{outcome=\"given_up\"} 0", "{outcome=\"dropped\"} 0"] {
+        assert!(metrics.contains(&format!("{family}{line}")), "{line}: {metrics}");
+    }
     let history = h.get("/api/v1/alarms?status=cleared").await.json;
     assert_eq!(history["items"].as_array().unwrap().len(), 1);
     h.state.begin_stop();

@@ -8,6 +8,7 @@
 //! under the secret: a receiver recomputes it to know the notification is the platform's and
 //! checks the timestamp against replays.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use model::alarm::Alarm;
@@ -15,6 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+
+use crate::metrics::{Metrics, WebhookOutcome};
 
 /// How many notifications may wait per webhook.
 const QUEUE: usize = 1024;
@@ -78,6 +81,9 @@ type Queued = (i64, Vec<u8>);
 #[derive(Clone)]
 pub(crate) struct Sender {
     queues: Vec<(String, mpsc::Sender<Queued>)>,
+    metrics: Arc<Metrics>,
+    /// When a full queue was last logged: in a storm, once a minute, not once per alarm.
+    full_logged: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Sender {
@@ -86,7 +92,16 @@ impl Sender {
         let Ok(body) = serde_json::to_vec(alarm) else { return };
         for (url, queue) in &self.queues {
             if queue.try_send((alarm.id, body.clone())).is_err() {
-                tracing::warn!(%url, alarm = alarm.id, "webhook queue full; notification dropped");
+                self.metrics.count_webhook(WebhookOutcome::Dropped);
+                let mut logged = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
+                if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    *logged = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        %url,
+                        alarm = alarm.id,
+                        "webhook queue full; notifications dropped (counted in microfactory_webhook_notifications_total, logged at most once a minute)"
+                    );
+                }
             }
         }
     }
@@ -156,7 +171,12 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Starts one delivery task per URL (invalid URLs were rejected at start-up).
-pub(crate) fn spawn(urls: Vec<String>, secret: Option<Secret>, stop: watch::Receiver<bool>) -> Sender {
+pub(crate) fn spawn(
+    urls: Vec<String>,
+    secret: Option<Secret>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Sender {
     let mut queues = Vec::new();
     for url in urls {
         let Ok(target) = parse_url(&url) else { continue };
@@ -165,21 +185,28 @@ pub(crate) fn spawn(urls: Vec<String>, secret: Option<Secret>, stop: watch::Rece
         let name = shown_url(&url);
         let shown = name.clone();
         let secret = secret.clone();
+        let counted = metrics.clone();
         tokio::spawn(async move {
             loop {
                 let (alarm, body) = tokio::select! {
                     queued = receiver.recv() => match queued { Some(queued) => queued, None => return },
                     _ = stop.changed() => return,
                 };
-                deliver(&name, alarm, &target, &body, secret.as_ref()).await;
+                let delivered = deliver(&name, alarm, &target, &body, secret.as_ref()).await;
+                counted.count_webhook(if delivered {
+                    WebhookOutcome::Delivered
+                } else {
+                    WebhookOutcome::GivenUp
+                });
             }
         });
         queues.push((shown, sender));
     }
-    Sender { queues }
+    Sender { queues, metrics, full_logged: Arc::default() }
 }
 
-async fn deliver(name: &str, alarm: i64, target: &HttpUrl, body: &[u8], secret: Option<&Secret>) {
+/// Posts one notification, retrying; whether the receiver took it.
+async fn deliver(name: &str, alarm: i64, target: &HttpUrl, body: &[u8], secret: Option<&Secret>) -> bool {
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=ATTEMPTS {
         // Signed afresh for each attempt, so a retry is not mistaken for a replay. Real time:
@@ -195,7 +222,7 @@ async fn deliver(name: &str, alarm: i64, target: &HttpUrl, body: &[u8], secret: 
             None => String::new(),
         };
         match post(target, body, &headers).await {
-            Ok(status) if (200..300).contains(&status) => return,
+            Ok(status) if (200..300).contains(&status) => return true,
             Ok(status) => tracing::warn!(url = %name, alarm, attempt, status, "webhook refused the alarm"),
             Err(error) => tracing::warn!(url = %name, alarm, attempt, %error, "webhook unreachable"),
         }
@@ -205,6 +232,7 @@ async fn deliver(name: &str, alarm: i64, target: &HttpUrl, body: &[u8], secret: 
         }
     }
     tracing::error!(url = %name, alarm, "webhook gave up after {ATTEMPTS} attempts; the alarm's notification is lost");
+    false
 }
 
 /// One POST with `headers` (whole `Name: value\r\n` lines) added; returns the response status.

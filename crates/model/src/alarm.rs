@@ -29,6 +29,9 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, least urgent first.
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,7 +43,7 @@ impl Severity {
 
     /// The inverse of [`Severity::as_str`].
     pub fn parse(text: &str) -> Option<Severity> {
-        [Severity::Info, Severity::Warning, Severity::Critical].into_iter().find(|s| s.as_str() == text)
+        Severity::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 

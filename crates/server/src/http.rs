@@ -371,7 +371,7 @@ mod tests {
         fine.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
         let answer = String::from_utf8(until_closed(&mut fine).await).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"), "{answer}");
-        let text = metrics.render(&[]);
+        let text = metrics.render(&[], &[]);
         assert!(text.contains("microfactory_http_connections_refused_total 1"), "{text}");
         let _ = stop.send(());
         server.await.unwrap().unwrap();

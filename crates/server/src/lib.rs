@@ -471,9 +471,12 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus metrics. Needs a token of any role.
 async fn metrics_text(State(state): State<AppState>, _: auth::Reader) -> ApiResult<impl IntoResponse> {
     let store = state.store.clone();
-    let stats = api::blocking(move || store.order_stats()).await?;
+    let (stats, alarms) =
+        api::blocking(move || Ok::<_, store::StoreError>((store.order_stats()?, store.open_alarm_counts()?)))
+            .await?;
     let orders: Vec<(&str, u64)> = stats.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&orders)))
+    let alarms: Vec<(&str, u64)> = alarms.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&orders, &alarms)))
 }
 
 #[cfg(test)]

@@ -47,6 +47,8 @@ pub enum MetricName {
     HttpConnectionsRefused,
     /// Counter: alarm notifications to webhooks, by outcome.
     WebhookNotifications,
+    /// Gauge: open alarms by severity.
+    AlarmsOpen,
 }
 
 /// What became of an alarm notification to a webhook.
@@ -95,6 +97,7 @@ impl MetricName {
             MetricName::HttpConnectionsOpen => "microfactory_http_connections_open",
             MetricName::HttpConnectionsRefused => "microfactory_http_connections_refused_total",
             MetricName::WebhookNotifications => "microfactory_webhook_notifications_total",
+            MetricName::AlarmsOpen => "microfactory_alarms_open",
         }
     }
 
@@ -131,6 +134,9 @@ impl MetricName {
             }
             MetricName::WebhookNotifications => {
                 "Alarm notifications to webhooks, by outcome: delivered, given_up (every attempt failed) or dropped (the webhook's queue was full)."
+            }
+            MetricName::AlarmsOpen => {
+                "Open alarms (not cleared, or cleared before anyone acknowledged them), by severity."
             }
         }
     }
@@ -332,7 +338,8 @@ impl Metrics {
     }
 
     /// Renders every metric; `orders` are the per-status counts read from the store.
-    pub fn render(&self, orders: &[(&str, u64)]) -> String {
+    /// `orders` and open `alarms` are counted by status and by severity from the store.
+    pub fn render(&self, orders: &[(&str, u64)], alarms: &[(&str, u64)]) -> String {
         let mut out = String::new();
         header(&mut out, MetricName::BuildInfo, "gauge");
         let _ = writeln!(
@@ -443,6 +450,10 @@ impl Metrics {
                 outcome.as_str(),
                 count.load(Ordering::Relaxed)
             );
+        }
+        header(&mut out, MetricName::AlarmsOpen, "gauge");
+        for (severity, count) in alarms {
+            let _ = writeln!(out, "{}{{severity=\"{severity}\"}} {count}", MetricName::AlarmsOpen.as_str());
         }
         header(&mut out, MetricName::Orders, "gauge");
         for (status, count) in orders {

@@ -1609,6 +1609,10 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let alarm = &open["items"][0];
     assert_eq!(alarm["status"], "active");
     assert_eq!(alarm["severity"], "warning");
+    let metrics = h.send("GET", "/metrics", Some(ADMIN), None).await.text;
+    for line in ["{severity=\"warning\"} 1", "{severity=\"critical\"} 0", "{severity=\"info\"} 0"] {
+        assert!(metrics.contains(&format!("microfactory_alarms_open{line}")), "{line}: {metrics}");
+    }
     let id = alarm["id"].as_i64().unwrap();
     let path = format!("/api/v1/alarms/{id}/acknowledge");
     assert_eq!(
@@ -1661,6 +1665,10 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     for line in ["{outcome=\"delivered\"} 3", "{outcome=\"given_up\"} 0", "{outcome=\"dropped\"} 0"] {
         assert!(metrics.contains(&format!("{family}{line}")), "{line}: {metrics}");
     }
+    assert!(
+        metrics.contains("microfactory_alarms_open{severity=\"warning\"} 0"),
+        "seen and cleared: {metrics}"
+    );
     let history = h.get("/api/v1/alarms?status=cleared").await.json;
     assert_eq!(history["items"].as_array().unwrap().len(), 1);
     h.state.begin_stop();
@@ -1703,7 +1711,7 @@ async fn a_second_value_at_a_millisecond_a_series_has_one_at_is_counted_not_lost
         let stored = h.publish("mf/v1/hk-kt/cnc-01/telemetry", payload.into_bytes()).await;
         tokio::time::timeout(std::time::Duration::from_secs(10), stored).await.unwrap().unwrap();
     }
-    let text = h.state.metrics.render(&[]);
+    let text = h.state.metrics.render(&[], &[]);
     assert!(text.contains(r#"microfactory_ingest_skipped_total{reason="same_millisecond"} 1"#), "{text}");
     // The value not stored raises no alarm either: alarms judge what the history shows.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -1725,7 +1733,7 @@ async fn a_full_disk_holds_back_mqtt_acknowledgements_until_the_batch_is_written
     let payload = json!({"ts": "2026-11-24T08:59:00+08:00", "metrics": metrics}).to_string();
     let mut released = h.publish("mf/v1/hk-kt/cnc-01/telemetry", payload.into_bytes()).await;
     let failures = || {
-        h.state.metrics.render(&[]).lines().find_map(|line| {
+        h.state.metrics.render(&[], &[]).lines().find_map(|line| {
             line.strip_prefix("microfactory_ingest_write_failures_total ").map(|n| n.parse::<u64>().unwrap())
         })
     };

@@ -269,6 +269,26 @@ impl Store {
         })
     }
 
+    /// Open alarms (not cleared, or cleared before anyone acknowledged them) by severity, every
+    /// severity listed.
+    pub fn open_alarm_counts(&self) -> Result<Vec<(Severity, u64)>> {
+        self.read(|conn| {
+            let mut counts: Vec<(Severity, u64)> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT severity, count(*) FROM alarms WHERE {OPEN_ALARM} GROUP BY severity"
+                ))?
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for (severity, count) in rows {
+                if let Some(entry) = counts.iter_mut().find(|(s, _)| s.as_str() == severity) {
+                    entry.1 = count;
+                }
+            }
+            Ok(counts)
+        })
+    }
+
     /// The (rule, machine) pairs with an alarm not yet cleared, to restart the engine without
     /// raising them twice.
     pub fn open_alarm_keys(&self) -> Result<Vec<(i64, MachineId)>> {

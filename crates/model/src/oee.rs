@@ -68,14 +68,19 @@ pub struct Kpis {
     /// by reason (`unspecified` when none was given), largest first: the downtime Pareto.
     pub losses: Vec<Loss>,
     /// Failures: stops in `down` that began within the period (one stop however often its
-    /// reason changed), in or out of planned time.
+    /// reason changed), in or out of planned time, but for maintenance windows. A stop that began
+    /// before the period is the earlier period's failure, however long it lasts.
     pub failures: u64,
-    /// Seconds the machine was `down` within the period, in or out of planned time.
+    /// Seconds the machine was `down` within the period, in or out of planned time, but for
+    /// maintenance windows.
     pub down_seconds: f64,
+    /// Seconds the failures of the period were down, each from its start to its end (or to now,
+    /// while it lasts), also past the period's end: their repair time.
+    pub repair_seconds: f64,
     /// Mean time between failures (ISO 22400's MTBF, as actual production time per failure), in
     /// seconds; absent without failures.
     pub mtbf_seconds: Option<f64>,
-    /// Mean time to repair (MTTR: time down per failure), in seconds; absent without failures.
+    /// Mean time to repair (MTTR: repair time per failure), in seconds; absent without failures.
     pub mttr_seconds: Option<f64>,
 }
 
@@ -104,6 +109,7 @@ impl Kpis {
             total.scrap += part.scrap;
             total.failures += part.failures;
             total.down_seconds += part.down_seconds;
+            total.repair_seconds += part.repair_seconds;
             for loss in &part.losses {
                 match total.losses.iter_mut().find(|l| l.state == loss.state && l.reason == loss.reason) {
                     Some(existing) => existing.seconds += loss.seconds,
@@ -122,7 +128,7 @@ impl Kpis {
         self.quality = ratio(self.good as f64, self.produced as f64);
         let failures = self.failures as f64;
         self.mtbf_seconds = ratio(self.actual_production_seconds, failures);
-        self.mttr_seconds = ratio(self.down_seconds, failures);
+        self.mttr_seconds = ratio(self.repair_seconds, failures);
         self.oee = match (self.availability, self.effectiveness, self.quality) {
             (Some(a), Some(e), Some(q)) => Some(a * e * q),
             (Some(0.0), _, _) => Some(0.0),
@@ -188,27 +194,25 @@ pub fn compute(
             add_loss(&mut kpis.losses, span.state, span.reason.as_deref(), seconds);
         }
     }
-    // Failures and their repair time, over the whole period (a breakdown at night is one too),
-    // but for planned stops (a machine down for its maintenance window has not failed).
-    let unplanned = subtract(&[(from_ms, to_ms)], &planned_stops);
-    let mut previous: Option<&StateSpan> = None;
-    for span in &sorted {
-        if span.state == MachineState::Down {
-            let continues =
-                previous.is_some_and(|p| p.state == MachineState::Down && p.end_ms >= span.start_ms);
-            let pieces = intersect(&unplanned, &[(span.start_ms, span.end_ms)]);
-            // It failed within the period where its unplanned time begins: at its start, or at the
-            // end of a window it outlasted; not at the period's start, for one that began before.
-            if let Some(&(first, _)) = pieces.first()
-                && !continues
-                && (first == span.start_ms || first > from_ms)
-            {
-                kpis.failures += 1;
-            }
-            kpis.down_seconds += total_ms(&pieces) as f64 / 1000.0;
+    // Failures: whole stops in `down` (however often the reason changed), but for planned stops
+    // (a machine down for its maintenance window has not failed). A stop fails where its
+    // unplanned time begins, its start or the end of a window it outlasted; the period whose
+    // failure it is takes its whole repair time, and a stop that began before the period none
+    // (`states` begin with the state in force at `from_ms`, from when it really began).
+    let mut stops: Vec<Span> = Vec::new();
+    for span in sorted.iter().filter(|s| s.state == MachineState::Down) {
+        match stops.last_mut() {
+            Some(last) if span.start_ms <= last.1 => last.1 = last.1.max(span.end_ms),
+            _ => stops.push((span.start_ms, span.end_ms)),
         }
-        if span.state != MachineState::PlannedStop {
-            previous = Some(span);
+    }
+    let period = [(from_ms, to_ms)];
+    for stop in stops {
+        let pieces = subtract(&[stop], &planned_stops);
+        kpis.down_seconds += total_ms(&intersect(&pieces, &period)) as f64 / 1000.0;
+        if pieces.first().is_some_and(|&(failed, _)| (from_ms..to_ms).contains(&failed)) {
+            kpis.failures += 1;
+            kpis.repair_seconds += total_ms(&pieces) as f64 / 1000.0;
         }
     }
     let uncovered = total_ms(&subtract(&busy, &merge(covered)));

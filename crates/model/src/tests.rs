@@ -306,11 +306,20 @@ mod oee_tests {
         let kpis = compute(&calendar(), &HK, ms(from), ms(at(24, 0)), &states, &[]);
         assert_eq!(kpis.failures, 3);
         assert_eq!(kpis.down_seconds, (60.0 + 30.0 + 15.0 + 45.0) * 60.0);
-        assert_eq!(kpis.mttr_seconds, Some(50.0 * 60.0));
+        // Repairs of the day's failures: 30, 15 and 45 minutes (the stop of the night before is
+        // that day's failure).
+        assert_eq!(kpis.mttr_seconds, Some(30.0 * 60.0));
         assert_eq!(kpis.mtbf_seconds, Some(kpis.actual_production_seconds / 3.0));
         // Machines add up, and the means come from the sums.
         let both = Kpis::combine([&kpis, &kpis]);
-        assert_eq!((both.failures, both.mttr_seconds), (6, Some(50.0 * 60.0)));
+        assert_eq!((both.failures, both.mttr_seconds), (6, Some(30.0 * 60.0)));
+        // A stop across the end of a shift is the failure of the shift it began in, with its
+        // whole repair; the next shift has its down time but not the failure.
+        let early = compute(&calendar(), &HK, ms(from), ms(at(9, 10)), &states, &[]);
+        let late = compute(&calendar(), &HK, ms(at(9, 10)), ms(at(24, 0)), &states, &[]);
+        assert_eq!((early.failures, late.failures), (1, 2));
+        assert_eq!(early.down_seconds + late.down_seconds, kpis.down_seconds);
+        assert_eq!(early.mttr_seconds, Some(30.0 * 60.0), "the whole stop, past the shift's end");
         let calm = compute(&calendar(), &HK, ms(at(1, 0)), ms(at(9, 0)), &states, &[]);
         assert_eq!((calm.failures, calm.mtbf_seconds, calm.mttr_seconds), (0, None, None));
     }

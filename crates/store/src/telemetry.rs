@@ -708,6 +708,20 @@ impl Store {
         })
     }
 
+    /// When the state `machine` was in at `at_ms` began (Unix milliseconds), if it had one: the
+    /// start of the span [`Store::state_spans`] clips to its `from_ms`.
+    pub fn state_began(&self, machine: MachineId, at_ms: i64) -> Result<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT since_ms FROM machine_states WHERE machine_id = ?1 AND since_ms <= ?2
+                     ORDER BY since_ms DESC LIMIT 1",
+                )?
+                .query_row(params![machine.0, at_ms], |row| row.get(0))
+                .optional()?)
+        })
+    }
+
     /// When `machine` first reported a state, if it ever did: where its state timeline begins,
     /// however long ago (one lookup in the timeline's primary key).
     pub fn first_state_at(&self, machine: MachineId) -> Result<Option<model::Timestamp>> {

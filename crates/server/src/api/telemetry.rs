@@ -534,7 +534,7 @@ pub(crate) async fn oee_report(
                 machines
             }
         };
-        machine_kpis(&store, machines, from, to)
+        machine_kpis(&store, machines, from, to, oee::unix_ms(now))
     })
     .await?;
     let total = Kpis::combine(report.iter().map(|m| &m.kpis));
@@ -548,6 +548,7 @@ pub(crate) fn machine_kpis(
     machines: Vec<Machine>,
     from_ms: i64,
     to_ms: i64,
+    now_ms: i64,
 ) -> store::Result<Vec<MachineKpis>> {
     let mut sites = std::collections::HashMap::new();
     let mut rows = Vec::with_capacity(machines.len());
@@ -560,7 +561,15 @@ pub(crate) fn machine_kpis(
         // Units reported up to a day after the period may have been made within it (a lot
         // counted when it ends, after the period or the shift): see `oee::compute`.
         let until = to_ms.saturating_add(LATE_REPORTS_MS);
-        let mut spans = store.state_spans(machine.id, from_ms, until)?;
+        // States up to now (not into the next day): a stop still going has lasted until now.
+        let mut spans = store.state_spans(machine.id, from_ms, until.min(now_ms.max(to_ms)))?;
+        // The state in force at the start, from when it really began: a stop under way then is an
+        // earlier period's failure.
+        if let (Some(first), Some(began)) = (spans.first_mut(), store.state_began(machine.id, from_ms)?)
+            && first.start_ms == from_ms
+        {
+            first.start_ms = first.start_ms.min(began);
+        }
         let production = store.production(machine.id, from_ms, until)?;
         let first_state = store.first_state_at(machine.id)?.map(oee::unix_ms);
         let first_units = store.first_production(machine.id)?;

@@ -1490,6 +1490,25 @@ async fn a_machine_page_counts_breakdowns_with_their_mean_times() {
         "{oee}"
     );
     assert!(total["mtbf_seconds"].as_f64().is_some_and(|s| s > 0.0), "{oee}");
+    // A stop across the end of a period is the failure of the period it began in, with its whole
+    // repair (an hour apart: the second stop ran from 07:00 to 07:40, split at 07:20).
+    let h = &h;
+    let oee = |from: &str, to: &str| {
+        let path =
+            format!("/api/v1/oee?machine=2&from=2026-11-24T{from}:00%2B08:00&to=2026-11-24T{to}:00%2B08:00");
+        async move { h.get(&path).await.json["total"].clone() }
+    };
+    let (first, second) = (oee("06:30", "07:20").await, oee("07:20", "08:30").await);
+    assert_eq!(
+        (first["failures"].as_u64(), second["failures"].as_u64()),
+        (Some(1), Some(0)),
+        "{first} {second}"
+    );
+    assert_eq!(first["mttr_seconds"].as_f64(), Some(2400.0), "{first}");
+    assert_eq!(
+        (first["down_seconds"].as_f64(), second["down_seconds"].as_f64()),
+        (Some(1200.0), Some(1200.0))
+    );
     let page = h.page("/machines/2", ADMIN, "en").await.text;
     let at = page.find(r#"data-testid="failures""#).expect("the breakdowns");
     assert!(

@@ -425,7 +425,7 @@ pub(crate) fn gather(
         series.push((metric, points));
     }
     let spans = store.state_spans(id, from_ms, to_ms)?;
-    let kpis = machine_kpis(store, vec![machine.clone()], from_ms, to_ms)?
+    let kpis = machine_kpis(store, vec![machine.clone()], from_ms, to_ms, now_ms)?
         .into_iter()
         .next()
         .map(|row| row.kpis)

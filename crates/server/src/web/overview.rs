@@ -134,7 +134,7 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Resu
         let site = store.site(site)?;
         let zone = site.zone();
         let today_ms = model::oee::unix_ms(zone.day_start(now));
-        let rows = machine_kpis(store, list, today_ms, now_ms.max(today_ms + 1))?;
+        let rows = machine_kpis(store, list, today_ms, now_ms.max(today_ms + 1), now_ms)?;
         sites.push((site.name, Kpis::combine(rows.iter().map(|row| &row.kpis))));
         kpis.extend(rows.into_iter().map(|row| (row.machine_id, row.kpis)));
     }

@@ -257,6 +257,18 @@ try {
   await page.goto(base + '/settings');
   await shot(page, 'settings');
 
+  // On paper: the content, without the navigation and the buttons nobody can press there.
+  await page.goto(base + '/');
+  await page.emulateMedia({ media: 'print' });
+  const printed = await page.evaluate(() => ({
+    nav: getComputedStyle(document.querySelector('header.top nav')).display,
+    buttons: [...document.querySelectorAll('main button')].filter(b => getComputedStyle(b).display !== 'none').length,
+    heading: getComputedStyle(document.querySelector('main h1')).display,
+  }));
+  check(printed.nav === 'none' && printed.buttons === 0 && printed.heading !== 'none',
+    `printed, a page keeps its content without navigation or buttons (${JSON.stringify(printed)})`);
+  await page.emulateMedia({ media: 'screen' });
+
   // Language switch.
   await page.goto(base + '/');
   await page.click('[data-testid=switch-language]');

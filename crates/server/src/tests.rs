@@ -3052,6 +3052,14 @@ async fn orders_export_as_csv_with_the_list_s_filters() {
     };
     let all = export("").await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    // Named by the site's day it was taken.
+    let request = Request::builder()
+        .uri("/api/v1/orders/export")
+        .header("authorization", format!("Bearer {viewer}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["content-disposition"], "attachment; filename=\"orders-2026-11-24.csv\"");
     // A spreadsheet knows UTF-8 by its byte-order mark (Excel would read Big5 or GBK without it).
     assert!(all.text.starts_with("\u{feff}number,customer,"), "{}", &all.text[..40]);
     let mut reader = csv::Reader::from_reader(all.text.as_bytes());

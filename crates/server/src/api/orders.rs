@@ -115,6 +115,9 @@ pub(crate) async fn export_orders(
         // Times as the orders page shows them, in the site's time (with its offset, so they
         // stay exact instants); the import takes them back as they are.
         let zone = crate::site_zone(&store);
+        // Named by the day it was taken, in the site's time: exports of several days keep apart.
+        let day = zone.local(now).date();
+        let name = format!("orders-{}-{:02}-{:02}.csv", day.year(), u8::from(day.month()), day.day());
         if let Some(machine) = filter.machine {
             store.machine(machine)?;
         }
@@ -195,12 +198,15 @@ pub(crate) async fn export_orders(
         });
         Ok(written
             .and_then(|()| out.into_inner().map_err(|e| e.into_error().into()))
+            .map(|csv| (name, csv))
             .map_err(ApiError::internal))
     })
     .await??;
+    let (name, csv) = csv;
+    let disposition = format!("attachment; filename=\"{name}\"");
     let headers = [
-        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-        (header::CONTENT_DISPOSITION, "attachment; filename=\"orders.csv\""),
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
     ];
     Ok((headers, csv).into_response())
 }

@@ -273,6 +273,28 @@ fn add_loss(losses: &mut Vec<Loss>, state: MachineState, reason: Option<&str>, s
 /// it is an hour shorter or longer. A calendar without shifts works whole days, but for its
 /// holidays.
 pub fn shift_spans(calendar: &Calendar, zone: &Zone, from_ms: i64, to_ms: i64) -> Vec<Span> {
+    let spans = shifts_overlapping(calendar, zone, from_ms, to_ms).into_iter().map(|(span, _)| span);
+    merge(spans.map(|(s, e)| (s.max(from_ms), e.min(to_ms))).filter(|(s, e)| s < e).collect())
+}
+
+/// The shift in progress at `at_ms`, or else the last one that ended before it: its whole span
+/// and its name (a calendar without shifts works whole days, each named ""). `None` when none
+/// lies in the week before.
+pub fn shift_at(calendar: &Calendar, zone: &Zone, at_ms: i64) -> Option<(Span, String)> {
+    const WEEK_MS: i64 = 7 * 86_400_000;
+    let shifts = shifts_overlapping(calendar, zone, at_ms - WEEK_MS, at_ms + 1);
+    let (current, ended): (Vec<_>, Vec<_>) =
+        shifts.into_iter().partition(|((start, end), _)| *start <= at_ms && at_ms < *end);
+    // Of overlapping shifts, the one begun last.
+    current
+        .into_iter()
+        .max_by_key(|((start, _), _)| *start)
+        .or_else(|| ended.into_iter().filter(|((_, end), _)| *end <= at_ms).max_by_key(|((_, end), _)| *end))
+}
+
+/// Every shift (or whole working day, for a calendar without shifts) that overlaps
+/// `[from_ms, to_ms)`, whole and unmerged, with its name.
+fn shifts_overlapping(calendar: &Calendar, zone: &Zone, from_ms: i64, to_ms: i64) -> Vec<(Span, String)> {
     const DAY_MS: i64 = 86_400_000;
     let first_day = (from_ms + i64::from(zone.offset_minutes_at(from_ms)) * 60_000).div_euclid(DAY_MS) - 1;
     let last_day = (to_ms + i64::from(zone.offset_minutes_at(to_ms)) * 60_000).div_euclid(DAY_MS);
@@ -286,7 +308,7 @@ pub fn shift_spans(calendar: &Calendar, zone: &Zone, from_ms: i64, to_ms: i64) -
         if calendar.shifts.is_empty() {
             let (start, end) =
                 (zone.instant_of_local(local_midnight), zone.instant_of_local(local_midnight + DAY_MS));
-            spans.push((start.max(from_ms), end.min(to_ms)));
+            spans.push(((start, end), String::new()));
         }
         let weekday = Weekday::from_time(date.weekday());
         for shift in &calendar.shifts {
@@ -297,10 +319,12 @@ pub fn shift_spans(calendar: &Calendar, zone: &Zone, from_ms: i64, to_ms: i64) -
             let start_ms = zone.instant_of_local(local_midnight + i64::from(start) * 60_000);
             let end_minutes = if end > start { i64::from(end) } else { i64::from(end) + 1440 };
             let end_ms = zone.instant_of_local(local_midnight + end_minutes * 60_000);
-            spans.push((start_ms.max(from_ms), end_ms.min(to_ms)));
+            spans.push(((start_ms, end_ms), shift.name.clone()));
         }
     }
-    merge(spans.into_iter().filter(|(s, e)| s < e).collect())
+    spans.retain(|((start, end), _)| start < end && *start < to_ms && *end > from_ms);
+    spans.sort_by_key(|(span, _)| *span);
+    spans
 }
 
 fn date_of_day(day: i64) -> Option<time::Date> {

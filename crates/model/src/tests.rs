@@ -283,6 +283,28 @@ mod oee_tests {
     }
 
     #[test]
+    fn the_shift_at_a_time_is_the_one_in_progress_or_the_last_that_ended() {
+        // Monday 2026-12-07 (HK): day 08–17, night 22–06.
+        let at = |day: u8, hour: u8, minute: u8| {
+            ms(time::PrimitiveDateTime::new(
+                time::Date::from_calendar_date(2026, time::Month::December, day).unwrap(),
+                time::Time::from_hms(hour, minute, 0).unwrap(),
+            )
+            .assume_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap()))
+        };
+        let shift = |when| oee::shift_at(&calendar(), &HK, when).map(|((s, e), name)| (s, e, name));
+        assert_eq!(shift(at(7, 9, 30)), Some((at(7, 8, 0), at(7, 17, 0), "day".to_string())));
+        assert_eq!(shift(at(7, 17, 0)), Some((at(7, 8, 0), at(7, 17, 0), "day".to_string())), "ended");
+        // Past midnight, the night shift that began the day before.
+        assert_eq!(shift(at(8, 1, 23)), Some((at(7, 22, 0), at(8, 6, 0), "night".to_string())));
+        assert_eq!(shift(at(8, 7, 0)), Some((at(7, 22, 0), at(8, 6, 0), "night".to_string())));
+        // Without shifts, the day.
+        let days = Calendar { shifts: vec![], holidays: vec![] };
+        let today = oee::shift_at(&days, &HK, at(8, 7, 0)).map(|(span, _)| span);
+        assert_eq!(today, Some((at(8, 0, 0), at(9, 0, 0))));
+    }
+
+    #[test]
     fn failures_count_unplanned_stops_in_down_for_mtbf_and_mttr() {
         let from = datetime!(2026-12-07 00:00 +08:00);
         let at = |hour: i64, minute: i64| from + time::Duration::minutes(hour * 60 + minute);

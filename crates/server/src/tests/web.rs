@@ -1468,6 +1468,20 @@ async fn a_machine_page_warns_of_performance_above_one_hundred_per_cent() {
 }
 
 #[tokio::test]
+async fn a_machine_page_shows_the_shift_in_progress_by_the_site_s_calendar() {
+    let h = harness();
+    let page = h.page("/machines/1?range=this-shift", ADMIN, "en").await.text;
+    assert!(
+        page.contains(r#"href="/machines/1?range=this-shift" aria-current="true">This shift</a>"#),
+        "{page}"
+    );
+    // The demo site's early shift began at 06:00; it is 09:00.
+    assert!(page.contains("2026-11-24 06:00 – 2026-11-24 09:00"), "{page}");
+    let zh = h.page("/machines/1?range=this-shift", ADMIN, "zh-HK").await.text;
+    assert!(zh.contains(">本更</a>"));
+}
+
+#[tokio::test]
 async fn a_machine_page_counts_breakdowns_with_their_mean_times() {
     let h = harness();
     let machine = model::MachineId(2);

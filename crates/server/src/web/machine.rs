@@ -34,7 +34,7 @@ pub(crate) struct Text {
     pub(crate) current_state: &'static str,
     pub(crate) open_station: &'static str,
     pub(crate) range: &'static str,
-    pub(crate) ranges: [&'static str; 4],
+    pub(crate) ranges: [&'static str; 5],
     pub(crate) timeline: &'static str,
     pub(crate) timeline_label: &'static str,
     pub(crate) no_state: &'static str,
@@ -117,7 +117,7 @@ pub(crate) const EN: Text = Text {
     open_station: "Open the station",
     range: "Time range",
     // The last hours up to now, not the shift or day on the calendar: said as such.
-    ranges: ["Last 1 h", "8 h", "24 h", "7 d"],
+    ranges: ["Last 1 h", "8 h", "24 h", "7 d", "This shift"],
     timeline: "State timeline",
     timeline_label: "Machine states over the chosen time range",
     no_state: "No state reported",
@@ -133,7 +133,7 @@ pub(crate) const EN: Text = Text {
     no_planned_time: "No production was planned in this time range, so there is no OEE.",
     above_ideal: "Performance is above 100 %: the units counted took less than their ideal time. Check the steps' unit times (the planning standard) and the machine's counts.",
     pareto: "Downtime Pareto",
-    pareto_hint: "Time lost within planned time, by state and reason (breakdowns, waiting, setups, no data), longest first.",
+    pareto_hint: "Time lost within planned time, by state and reason (breakdowns, waiting, setups, time without a state), longest first.",
     loss: "Loss",
     duration: "Duration",
     share: "Share",
@@ -200,7 +200,7 @@ pub(crate) const ZH: Text = Text {
     current_state: "目前狀態",
     open_station: "開啟工位",
     range: "時段",
-    ranges: ["最近 1 小時", "8 小時", "24 小時", "7 日"],
+    ranges: ["最近 1 小時", "8 小時", "24 小時", "7 日", "本更"],
     timeline: "狀態時間線",
     timeline_label: "所選時段內的機器狀態",
     no_state: "未有狀態報告",
@@ -216,7 +216,7 @@ pub(crate) const ZH: Text = Text {
     no_planned_time: "此時段內沒有計劃生產，因此沒有 OEE。",
     above_ideal: "表現率高於 100%：所計件數用時少於理想時間。請檢查工序的單件時間（計劃標準）及機器的計數。",
     pareto: "停機柏拉圖",
-    pareto_hint: "計劃時間內損失的時間，按狀態及原因（故障、等待、換線、無數據），時間最長者在前。",
+    pareto_hint: "計劃時間內損失的時間，按狀態及原因（故障、等待、換線、未報狀態），時間最長者在前。",
     loss: "損失",
     duration: "時長",
     share: "佔比",
@@ -285,10 +285,12 @@ pub(crate) enum Range {
     Shift,
     Day,
     Week,
+    /// The shift in progress by the site's calendar (or the last one that ended), from its start.
+    ThisShift,
 }
 
 impl Range {
-    const ALL: [Range; 4] = [Range::Hour, Range::Shift, Range::Day, Range::Week];
+    const ALL: [Range; 5] = [Range::Hour, Range::Shift, Range::Day, Range::Week, Range::ThisShift];
 
     /// The code in `?range=`.
     fn code(self) -> &'static str {
@@ -297,6 +299,7 @@ impl Range {
             Range::Shift => "shift",
             Range::Day => "day",
             Range::Week => "week",
+            Range::ThisShift => "this-shift",
         }
     }
 
@@ -314,6 +317,8 @@ impl Range {
             Range::Shift => 8 * 3_600_000,
             Range::Day => 24 * 3_600_000,
             Range::Week => 7 * 24 * 3_600_000,
+            // At most a day (a shift that long); the page reads its real span from the calendar.
+            Range::ThisShift => 24 * 3_600_000,
         }
     }
 
@@ -415,7 +420,16 @@ pub(crate) fn gather(
     };
     let now = from_unix_ms(now_ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let current = store.current_state(id, now)?.map(|c| (c.state, c.at));
-    let (from_ms, to_ms) = (now_ms - range.millis(), now_ms);
+    let from_ms = match range {
+        // From the start of the shift in progress, or of the last one (a week back at most).
+        Range::ThisShift => {
+            let (calendar, zone) = (store.calendar(machine.site_id)?, store.site(machine.site_id)?.zone());
+            model::oee::shift_at(&calendar, &zone, now_ms)
+                .map_or(now_ms - range.millis(), |((start, _), _)| start)
+        }
+        _ => now_ms - range.millis(),
+    };
+    let (from_ms, to_ms) = (from_ms.min(now_ms - 60_000), now_ms);
     let step = step_ms(to_ms - from_ms);
     // Buckets are aligned to the epoch, so one more may straddle each end.
     let limit = (MAX_POINTS + 2) as u32;

@@ -715,7 +715,7 @@ pub(crate) fn build() -> Value {
         doc.op_with(
             "get",
             "/alarms",
-            "List alarms, newest first",
+            "List alarms, newest first by when each was first raised (one that came back keeps its place; its raised_at and occurrences say so)",
             Who::Reader,
             None,
             (200, Some(alarms)),

@@ -709,6 +709,7 @@ pub(crate) fn build() -> Value {
                 "true: only open alarms (not cleared, or cleared before anyone acknowledged them); false: only the others.",
             ),
             ("machine", "integer", "Only alarms of this machine."),
+            ("severity", "string", "Only alarms of this severity: info, warning, critical."),
         ] {
             parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}}));
         }

@@ -1609,6 +1609,17 @@ async fn alarms_are_raised_streamed_acknowledged_cleared_and_posted_to_webhooks(
     let alarm = &open["items"][0];
     assert_eq!(alarm["status"], "active");
     assert_eq!(alarm["severity"], "warning");
+    // Listed by severity too.
+    let count = |json: Value| json["items"].as_array().map(Vec::len);
+    assert_eq!(count(h.get("/api/v1/alarms?severity=warning").await.json), Some(1));
+    assert_eq!(count(h.get("/api/v1/alarms?severity=critical").await.json), Some(0));
+    assert_eq!(h.get("/api/v1/alarms?severity=loud").await.status, StatusCode::BAD_REQUEST);
+    let page = h.page("/alarms?severity=critical", ADMIN, "en").await.text;
+    assert!(
+        page.contains(r#"<option value="critical" selected>Critical</option>"#)
+            && !page.contains("data-alarm-id"),
+        "{page}"
+    );
     let metrics = h.send("GET", "/metrics", Some(ADMIN), None).await.text;
     for line in ["{severity=\"warning\"} 1", "{severity=\"critical\"} 0", "{severity=\"info\"} 0"] {
         assert!(metrics.contains(&format!("microfactory_alarms_open{line}")), "{line}: {metrics}");

@@ -20,6 +20,8 @@ pub struct AlarmFilter {
     pub open: Option<bool>,
     /// Only alarms of this machine.
     pub machine: Option<MachineId>,
+    /// Only alarms of this severity.
+    pub severity: Option<Severity>,
 }
 
 impl Store {
@@ -230,7 +232,7 @@ impl Store {
                 .prepare_cached(&format!(
                     "{ALARM_SELECT} WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR status = ?2)
                      AND (?3 IS NULL OR ?3 = {OPEN_ALARM})
-                     AND (?4 IS NULL OR machine_id = ?4)
+                     AND (?4 IS NULL OR machine_id = ?4) AND (?6 IS NULL OR severity = ?6)
                      ORDER BY id DESC LIMIT ?5"
                 ))?
                 .query_map(
@@ -239,7 +241,8 @@ impl Store {
                         filter.status.map(AlarmStatus::as_str),
                         filter.open,
                         filter.machine.map(|m| m.0),
-                        request.limit + 1
+                        request.limit + 1,
+                        filter.severity.map(Severity::as_str),
                     ],
                     alarm_row,
                 )?

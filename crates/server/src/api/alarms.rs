@@ -88,6 +88,7 @@ pub(crate) struct AlarmsQuery {
     /// `false`: only the others.
     open: Option<bool>,
     machine: Option<i64>,
+    severity: Option<model::alarm::Severity>,
 }
 
 pub(crate) async fn list_alarms(
@@ -97,8 +98,12 @@ pub(crate) async fn list_alarms(
 ) -> ApiResult<Json<ListResponse<Alarm>>> {
     // Newest first: the cursor is an upper bound on the id (see `Store::alarms`).
     let request = page_request(query.limit, query.cursor.as_deref())?;
-    let filter =
-        AlarmFilter { status: query.status, open: query.open, machine: query.machine.map(model::MachineId) };
+    let filter = AlarmFilter {
+        status: query.status,
+        open: query.open,
+        machine: query.machine.map(model::MachineId),
+        severity: query.severity,
+    };
     let store = state.store;
     // A filter naming nothing that exists is wrong, not "none" (as everywhere).
     if let Some(machine) = filter.machine {

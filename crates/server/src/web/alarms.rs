@@ -25,6 +25,7 @@ pub(crate) struct Text {
     pub(crate) note: &'static str,
     pub(crate) all: &'static str,
     pub(crate) all_machines: &'static str,
+    pub(crate) all_severities: &'static str,
     pub(crate) none_found: &'static str,
     pub(crate) value: &'static str,
     pub(crate) cleared_at: &'static str,
@@ -58,6 +59,7 @@ pub(crate) const EN: Text = Text {
     note: "Note (optional): what was found and done",
     all: "All, newest first",
     all_machines: "All machines",
+    all_severities: "Every severity",
     none_found: "No alarms match.",
     value: "Value",
     cleared_at: "Cleared",
@@ -89,6 +91,7 @@ pub(crate) const ZH: Text = Text {
     note: "備註（選填）：發現及處理",
     all: "全部，最新在前",
     all_machines: "所有機器",
+    all_severities: "所有嚴重程度",
     none_found: "沒有符合的警報。",
     value: "數值",
     cleared_at: "解除時間",
@@ -135,6 +138,7 @@ fn condition_parts(condition: &Condition) -> (usize, f64) {
 pub(crate) struct AlarmsQuery {
     show: Option<String>,
     machine: Option<i64>,
+    severity: Option<String>,
     cursor: Option<String>,
 }
 
@@ -151,6 +155,8 @@ pub(crate) async fn page(
     let filter = AlarmFilter {
         open: (!all).then_some(true),
         machine: query.machine.map(MachineId),
+        // A severity the form does not offer (an old link) shows them all.
+        severity: query.severity.as_deref().and_then(Severity::parse),
         ..AlarmFilter::default()
     };
     let request = page_request(Some(50), query.cursor.as_deref()).or_page(&ctx)?;
@@ -167,6 +173,9 @@ pub(crate) async fn page(
         let mut query = format!("/alarms?show={}", if all { "all" } else { "open" });
         if let Some(machine) = filter.machine {
             query.push_str(&format!("&machine={}", machine.0));
+        }
+        if let Some(severity) = filter.severity {
+            query.push_str(&format!("&severity={}", severity.as_str()));
         }
         if let Some(cursor) = cursor {
             query.push_str(&format!("&cursor={}", encode(cursor)));
@@ -187,6 +196,14 @@ pub(crate) async fn page(
                     option value="" { (a.all_machines) }
                     @for machine in &machines {
                         option value=(machine.id.0) selected[filter.machine == Some(machine.id)] { (machine.code) }
+                    }
+                }
+            }
+            label { (t.severity)
+                select name="severity" {
+                    option value="" { (a.all_severities) }
+                    @for severity in Severity::ALL.iter().rev() {
+                        option value=(severity.as_str()) selected[filter.severity == Some(*severity)] { (t.severity(*severity)) }
                     }
                 }
             }

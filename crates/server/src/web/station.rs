@@ -224,7 +224,7 @@ pub(crate) async fn page(
         .into_iter()
         .find(|window| window.start < ctx.now + time::Duration::days(1));
     // The operator at the machine sees its hazards first.
-    let filter = AlarmFilter { status: None, open: Some(true), machine: Some(machine.id) };
+    let filter = AlarmFilter { open: Some(true), machine: Some(machine.id), ..AlarmFilter::default() };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN }).or_page(&ctx)?.items;
     let names = std::collections::HashMap::from([(machine.id, machine.code.as_str())]);
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();

@@ -454,16 +454,11 @@ impl Store {
     /// machine's history (its time was planned stop time in the OEE).
     pub fn delete_maintenance(&self, id: i64, now: Timestamp) -> Result<(MachineId, Timestamp)> {
         self.write(|tx| {
-            let window: Option<(i64, i64)> = tx
-                .prepare_cached("SELECT machine_id, start_ms FROM maintenance_windows WHERE id = ?1")?
-                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+            let window: Option<(i64, i64, i64)> = tx
+                .prepare_cached("SELECT machine_id, start_ms, end_ms FROM maintenance_windows WHERE id = ?1")?
+                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                 .optional()?;
-            let ended: bool = tx
-                .prepare_cached("SELECT end_ms <= ?2 FROM maintenance_windows WHERE id = ?1")?
-                .query_row(params![id, to_ms(now)], |row| row.get(0))
-                .optional()?
-                .unwrap_or(false);
-            if ended {
+            if window.is_some_and(|(_, _, end)| end <= to_ms(now)) {
                 let message =
                     "the window is over and part of the machine's history; it cannot be removed".to_string();
                 return Err(StoreError::Conflict { field: None, message });
@@ -473,7 +468,7 @@ impl Store {
                 "maintenance window",
                 id,
             )?;
-            let (machine, start) = window.unwrap_or_default();
+            let (machine, start, _) = window.unwrap_or_default();
             Ok((MachineId(machine), from_ms(start)?))
         })
     }

@@ -124,20 +124,17 @@ pub(crate) struct Acknowledge {
 /// The longest acknowledgement note, in characters.
 const NOTE_CHARS: usize = 1_000;
 
-/// A note as given, or why it is refused.
-fn check_note(note: &str) -> ApiResult<&str> {
-    let problem = if note.chars().count() > NOTE_CHARS {
-        Some(format!("must be at most {NOTE_CHARS} characters"))
-    } else if note.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        Some("must not contain control characters other than line breaks and tabs".to_string())
-    } else {
-        None
-    };
-    match problem {
-        Some(message) => {
-            Err(crate::error::ApiError::validation(vec![model::FieldError::new("note", message)]))
-        }
-        None => Ok(note),
+impl model::Validate for Acknowledge {
+    fn problems(&self) -> Vec<model::FieldError> {
+        let Some(note) = &self.note else { return Vec::new() };
+        let problem = if note.chars().count() > NOTE_CHARS {
+            format!("must be at most {NOTE_CHARS} characters")
+        } else if note.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+            "must not contain control characters other than line breaks and tabs".to_string()
+        } else {
+            return Vec::new();
+        };
+        vec![model::FieldError::new("note", problem)]
     }
 }
 
@@ -186,10 +183,8 @@ pub(crate) async fn acknowledge(
     Id(id): Id,
     JsonOrDefault(request): JsonOrDefault<Acknowledge>,
 ) -> ApiResult<Json<Alarm>> {
-    let note = match request.note.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(note) => Some(check_note(note)?.to_owned()),
-    };
+    validate(&request)?;
+    let note = request.note.as_deref().map(str::trim).filter(|note| !note.is_empty()).map(str::to_owned);
     let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
     let alarm = blocking(move || store.acknowledge_alarm(id, &by, now, note.as_deref())).await?;
     publish(&state, vec![alarm.clone()]);

@@ -674,6 +674,28 @@ impl Store {
     /// The state timeline of a machine clipped to `[from_ms, to_ms)`: the state in force at
     /// `from_ms` and every change after it. Time before the first known state is not covered.
     pub fn state_spans(&self, machine: MachineId, from_ms: i64, to_ms: i64) -> Result<Vec<StateSpan>> {
+        self.state_timeline(machine, from_ms, to_ms, true)
+    }
+
+    /// [`Store::state_spans`], but the state in force at `from_ms` spans from when it began: a
+    /// stop under way at `from_ms` shows as begun before it (the OEE's failures count stops by
+    /// the period they began in).
+    pub fn state_spans_from_their_start(
+        &self,
+        machine: MachineId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StateSpan>> {
+        self.state_timeline(machine, from_ms, to_ms, false)
+    }
+
+    fn state_timeline(
+        &self,
+        machine: MachineId,
+        from_ms: i64,
+        to_ms: i64,
+        clip: bool,
+    ) -> Result<Vec<StateSpan>> {
         self.read(|conn| {
             let mut changes: Vec<(i64, MachineState, Option<String>)> = Vec::new();
             let before = conn
@@ -699,26 +721,12 @@ impl Store {
             let mut spans = Vec::with_capacity(changes.len());
             for (i, (since, state, reason)) in changes.iter().enumerate() {
                 let end = changes.get(i + 1).map_or(to_ms, |next| next.0);
-                let start = (*since).max(from_ms);
+                let start = if clip { (*since).max(from_ms) } else { *since };
                 if start < end {
                     spans.push(StateSpan { start_ms: start, end_ms: end, state: *state, reason: reason.clone() });
                 }
             }
             Ok(spans)
-        })
-    }
-
-    /// When the state `machine` was in at `at_ms` began (Unix milliseconds), if it had one: the
-    /// start of the span [`Store::state_spans`] clips to its `from_ms`.
-    pub fn state_began(&self, machine: MachineId, at_ms: i64) -> Result<Option<i64>> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT since_ms FROM machine_states WHERE machine_id = ?1 AND since_ms <= ?2
-                     ORDER BY since_ms DESC LIMIT 1",
-                )?
-                .query_row(params![machine.0, at_ms], |row| row.get(0))
-                .optional()?)
         })
     }
 

@@ -561,15 +561,11 @@ pub(crate) fn machine_kpis(
         // Units reported up to a day after the period may have been made within it (a lot
         // counted when it ends, after the period or the shift): see `oee::compute`.
         let until = to_ms.saturating_add(LATE_REPORTS_MS);
-        // States up to now (not into the next day): a stop still going has lasted until now.
-        let mut spans = store.state_spans(machine.id, from_ms, until.min(now_ms.max(to_ms)))?;
-        // The state in force at the start, from when it really began: a stop under way then is an
-        // earlier period's failure.
-        if let (Some(first), Some(began)) = (spans.first_mut(), store.state_began(machine.id, from_ms)?)
-            && first.start_ms == from_ms
-        {
-            first.start_ms = first.start_ms.min(began);
-        }
+        // States up to now (not into the next day: a stop still going has lasted until now), the
+        // one in force at the start from when it began (a stop under way then is an earlier
+        // period's failure).
+        let mut spans =
+            store.state_spans_from_their_start(machine.id, from_ms, until.min(now_ms.max(to_ms)))?;
         let production = store.production(machine.id, from_ms, until)?;
         let first_state = store.first_state_at(machine.id)?.map(oee::unix_ms);
         let first_units = store.first_production(machine.id)?;

@@ -419,9 +419,14 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
             let setup = family_setup[family];
             // A unit that fits no shift of any of its machines cannot be planned inside them.
             let unit = op.processing_seconds(1).max(1) as i64 + setup;
-            let longest: Option<Option<i64>> = eligible.iter().map(|&m| longest_window[m]).max();
-            if let (false, Some(Some(longest))) = (running, longest)
-                && eligible.iter().all(|&m| longest_window[m].is_some())
+            // (`None` when one of its machines has no calendar: always open, it takes any unit.)
+            let longest: Option<i64> = eligible
+                .iter()
+                .map(|&m| longest_window[m])
+                .collect::<Option<Vec<_>>>()
+                .and_then(|w| w.into_iter().max());
+            if !running
+                && let Some(longest) = longest
                 && unit > longest
             {
                 notes.push(model::PlanNote::LongerThanShifts {

@@ -412,6 +412,7 @@ pub(crate) fn build() -> Value {
             ("number", "string", "Only the order of this number (exact match): how an integration finds an order it knows by number."),
             ("search", "string", "Only orders whose number or customer contains this text (1 to 200 characters; ASCII letters in any case)."),
             ("sort", "string", "`created` (default: as entered) or `due` (earliest due first, then as entered). The cursor works with either, but a list by due time meets an order again, or not at all, when its due time changes while the pages are read: for a complete list read by `created` or `changed_after`."),
+            ("late", "boolean", "`true`: only late orders, as the orders page marks them: done after the due time; open (not done or cancelled) and past the due time, or finished by the active plan after it. `false`: only the others."),
             ("changed_after", "integer", "Only orders changed after this revision (an order's `revision`), least recently changed first: an integration keeps the highest revision it has seen and asks for what changed since (0: every order). An order that changes again while the pages are read comes again later, never not at all. Not with `sort`. Deleted orders: `GET /orders/deleted`."),
         ],
     );

@@ -3113,6 +3113,35 @@ async fn orders_export_as_csv_with_the_list_s_filters() {
         ("cancelled", "", "", "")
     );
     assert!(rows.iter().any(|row| !row[eta].is_empty()), "open orders of the plan have an ETA");
+    // `late` lists what the export marks late, and the rest with `late=false`, every order
+    // on one side (one entered past its due time is late at once).
+    let mut overdue = valid_order();
+    overdue["number"] = json!("SO-OVERDUE");
+    overdue["due"] = json!("2026-11-20T18:00:00+08:00");
+    assert_eq!(h.post_json("/api/v1/orders", ADMIN, &overdue).await.status, StatusCode::CREATED);
+    let rows: Vec<csv::StringRecord> =
+        csv::Reader::from_reader(export("").await.text.as_bytes()).records().map(Result::unwrap).collect();
+    let marked: std::collections::BTreeSet<String> =
+        rows.iter().filter(|row| &row[late] == "true").map(|row| row[0].to_string()).collect();
+    assert!(!marked.is_empty() && marked.len() < rows.len(), "{} late of {}", marked.len(), rows.len());
+    let numbers = |query: &'static str| {
+        let h = &h;
+        async move {
+            let page = h.get(&format!("/api/v1/orders?limit=500&{query}")).await.json;
+            let items = page["items"].as_array().unwrap().iter();
+            items
+                .map(|o| o["number"].as_str().unwrap().to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+        }
+    };
+    assert_eq!(numbers("late=true").await, marked);
+    let on_time = numbers("late=false").await;
+    assert_eq!(on_time.len() + marked.len(), rows.len());
+    assert!(on_time.is_disjoint(&marked));
+    let exported_late = export("?late=true").await;
+    assert_eq!(exported_late.text.lines().count(), marked.len() + 1, "{}", exported_late.text);
+    let reply = h.get("/api/v1/orders?late=maybe").await;
+    assert_eq!((reply.status, reply.json["field"].as_str()), (StatusCode::BAD_REQUEST, Some("late")));
     // An export imports as it is, its own columns read past (here under new numbers).
     let mut again = csv::Writer::from_writer(Vec::new());
     again.write_record(&header).unwrap();

@@ -62,6 +62,19 @@ pub struct OrderFilter {
     pub cursor_due_ms: Option<i64>,
     /// With [`OrderSort::Revision`]: only orders changed after this revision ([`Order::revision`]).
     pub changed_after: i64,
+    /// Only orders late (or, with `late: false`, not late) at a time; see [`Lateness`].
+    pub lateness: Option<Lateness>,
+}
+
+/// Whether an order is late at `now`, as the orders page marks it: a done order that finished
+/// after its due time; an open order past its due time, or that the active plan finishes after
+/// it. A cancelled order is never late.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lateness {
+    /// Late orders (`true`) or the others (`false`).
+    pub late: bool,
+    /// The time lateness is judged at.
+    pub now: Timestamp,
 }
 
 /// The order of an order list.
@@ -585,6 +598,18 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
         let pattern = format!("%{escaped}%");
         values.push(Value::Text(pattern.clone()));
         values.push(Value::Text(pattern));
+    }
+    if let Some(Lateness { late, now }) = filter.lateness {
+        // `coalesce`: a condition that is NULL (a done order without a finish time, from before
+        // they were kept) counts as not late, so every order is on one side or the other.
+        sql.push_str(if late { " AND coalesce(" } else { " AND NOT coalesce(" });
+        sql.push_str(
+            "CASE status WHEN 'done' THEN finished_ms > due_ms WHEN 'cancelled' THEN 0
+               ELSE due_ms < ? OR EXISTS (SELECT 1 FROM operations op JOIN plan_operations po
+                 ON po.operation_id = op.id AND po.plan_id = (SELECT id FROM plans WHERE status = 'active')
+                 WHERE op.order_id = orders.id AND po.end_ms > orders.due_ms) END, 0)",
+        );
+        values.push(Value::Integer(to_ms(now)));
     }
     if let Some(machine) = filter.machine {
         sql.push_str(

@@ -2385,6 +2385,86 @@ mod count_rule_tests {
 mod plan_tests {
     use super::*;
 
+    /// Orders late or not, as the orders page judges them.
+    #[test]
+    fn orders_filter_by_lateness() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let due = datetime!(2026-12-01 10:00 UTC);
+        let mut ids = Vec::new();
+        for number in ["PLAN-LATE", "PLAN-OK", "OVERDUE", "DONE-LATE", "DONE-OK", "CANCELLED", "NOT-PLANNED"]
+        {
+            ids.push(f.store.create_order(&new_order(number, f.variant), NOW).unwrap().id);
+        }
+        let mut operations = Vec::new();
+        // The plan finishes the first order an hour after its due time and the second an hour
+        // before.
+        for (order, end) in
+            [(ids[0], due + time::Duration::hours(1)), (ids[1], due - time::Duration::hours(1))]
+        {
+            let op = &f.store.operations(order).unwrap()[0];
+            operations.push(PlannedOperation {
+                operation_id: op.id,
+                order_id: order,
+                part: 0,
+                quantity: 5,
+                machine_id: f.machines[0],
+                setup_start: end - time::Duration::hours(3),
+                start: end - time::Duration::hours(2),
+                end,
+            });
+        }
+        let plan = f
+            .store
+            .create_plan(&NewPlan {
+                created_at: NOW,
+                objective: "makespan".into(),
+                makespan_end: due,
+                weighted_tardiness: 0,
+                late_orders: 1,
+                setup_seconds: 0,
+                solve_ms: 5,
+                operations,
+                problem: "{}".into(),
+                trigger: None,
+                based_on: None,
+                notes: Vec::new(),
+            })
+            .unwrap();
+        f.store.publish_plan(plan.id, NOW).unwrap();
+        let finish = |id: OrderId, at: Timestamp| {
+            f.store
+                .write(|tx| {
+                    Ok(tx.execute(
+                        "UPDATE orders SET status = 'done', finished_ms = ?2 WHERE id = ?1",
+                        rusqlite::params![id.0, to_ms(at)],
+                    )?)
+                })
+                .unwrap();
+        };
+        finish(ids[3], due + time::Duration::minutes(1));
+        finish(ids[4], due);
+        f.store.set_order_status(ids[5], OrderStatus::Cancelled).unwrap();
+        let numbers = |filter: OrderFilter| {
+            let mut numbers: Vec<String> =
+                f.store.orders(&filter, all()).unwrap().items.into_iter().map(|o| o.number).collect();
+            numbers.sort();
+            assert_eq!(f.store.count_orders(&filter).unwrap(), numbers.len() as u64);
+            numbers
+        };
+        let at = |late: bool, now: Timestamp| OrderFilter {
+            lateness: Some(Lateness { late, now }),
+            ..OrderFilter::default()
+        };
+        // Before the due time only the plan and the finish times make an order late.
+        let before = due - time::Duration::hours(2);
+        assert_eq!(numbers(at(true, before)), ["DONE-LATE", "PLAN-LATE"]);
+        assert_eq!(numbers(at(false, before)), ["CANCELLED", "DONE-OK", "NOT-PLANNED", "OVERDUE", "PLAN-OK"]);
+        // After it every open order is late, whatever the plan expected.
+        let after = due + time::Duration::minutes(1);
+        assert_eq!(numbers(at(true, after)), ["DONE-LATE", "NOT-PLANNED", "OVERDUE", "PLAN-LATE", "PLAN-OK"]);
+        assert_eq!(numbers(at(false, after)), ["CANCELLED", "DONE-OK"]);
+    }
+
     #[test]
     fn plans_are_drafts_until_published_and_stale_ones_are_refused() {
         let f = fixture(Store::open_in_memory().unwrap());

@@ -29,6 +29,7 @@ pub(crate) struct OrdersQuery {
     search: Option<String>,
     sort: Option<String>,
     changed_after: Option<i64>,
+    late: Option<bool>,
 }
 
 pub(crate) async fn list_orders(
@@ -37,7 +38,7 @@ pub(crate) async fn list_orders(
     QueryParams(query): QueryParams<OrdersQuery>,
 ) -> ApiResult<Json<ListResponse<Order>>> {
     let (cursor, limit) = (query.cursor.clone(), query.limit);
-    let mut filter = orders_filter(query)?;
+    let mut filter = orders_filter(query, state.clock.now())?;
     let sort = filter.sort;
     let (cursor, cursor_due_ms) = split_order_cursor(sort, cursor.as_deref())
         .map_err(|()| ApiError::bad_request("cursor", "not a cursor returned by this API for this order"))?;
@@ -53,8 +54,8 @@ pub(crate) async fn list_orders(
     Ok(Json(ListResponse { items: page.items, next_cursor }))
 }
 
-/// The filter of an orders list's query (its paging aside).
-fn orders_filter(query: OrdersQuery) -> ApiResult<OrderFilter> {
+/// The filter of an orders list's query (its paging aside); `now` judges lateness.
+fn orders_filter(query: OrdersQuery, now: model::Timestamp) -> ApiResult<OrderFilter> {
     let sort = match (query.sort.as_deref(), query.changed_after) {
         (None, Some(revision)) if revision >= 0 => store::OrderSort::Revision,
         (None, Some(_)) => {
@@ -84,6 +85,7 @@ fn orders_filter(query: OrdersQuery) -> ApiResult<OrderFilter> {
         customer: query.customer,
         number: query.number,
         search: query.search,
+        lateness: query.late.map(|late| store::Lateness { late, now }),
     })
 }
 
@@ -109,8 +111,9 @@ pub(crate) async fn export_orders(
             ));
         }
     }
-    let filter = orders_filter(query)?;
-    let (store, now) = (state.store, state.clock.now());
+    let now = state.clock.now();
+    let filter = orders_filter(query, now)?;
+    let store = state.store;
     let csv = blocking(move || {
         // Times as the orders page shows them, in the site's time (with its offset, so they
         // stay exact instants); the import takes them back as they are.
@@ -161,14 +164,14 @@ pub(crate) async fn export_orders(
                 if let std::collections::hash_map::Entry::Vacant(entry) = variants.entry(order.variant_id) {
                     entry.insert(store.variant(order.variant_id).map(|v| v.code).unwrap_or_default());
                 }
-                // As the orders page judges them: a done order by when it finished, a cancelled
-                // one not at all, an open one by the active plan's ETA (or, outside the plan, as
-                // overdue once its due time has passed).
+                // As the orders page and the `late` filter judge them: a done order by when it
+                // finished, a cancelled one not at all, an open one as overdue once its due time
+                // has passed, or by the active plan's ETA.
                 let (eta, late) = match order.status {
                     OrderStatus::Cancelled => (None, None),
                     OrderStatus::Done => (None, order.finished_at.map(|at| at > order.due)),
                     _ => match etas.get(&order.id) {
-                        Some(eta) => (Some(*eta), Some(*eta > order.due)),
+                        Some(eta) => (Some(*eta), Some(*eta > order.due || order.due < now)),
                         None => (None, (order.due < now).then_some(true)),
                     },
                 };

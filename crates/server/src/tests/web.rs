@@ -1404,6 +1404,37 @@ async fn the_orders_page_exports_what_its_filter_lets_through() {
 }
 
 #[tokio::test]
+async fn the_orders_page_shows_late_orders_and_orders_to_release() {
+    let h = harness();
+    let mut overdue = valid_order();
+    overdue["number"] = json!("SO-OVERDUE");
+    overdue["due"] = json!("2026-11-20T18:00:00+08:00");
+    assert_eq!(h.post_json("/api/v1/orders", ADMIN, &overdue).await.status, StatusCode::CREATED);
+    let rows = |page: &str| page.matches(r#"data-testid="order-row""#).count();
+    let late = h.page("/orders?show=late", ADMIN, "en").await;
+    assert_eq!(late.status, StatusCode::OK);
+    assert!(late.text.contains("SO-OVERDUE") && late.text.contains("Overdue by"), "{}", late.text);
+    assert_eq!(rows(&late.text), 1, "only the overdue order is late before any plan");
+    assert!(late.text.contains(r#"<option value="late" selected>"#));
+    assert!(late.text.contains("/api/v1/orders/export?late=true"));
+    // To release: planned and due within a week, this one included; the overview counts them.
+    let page = h.page("/orders?show=to_release&sort=due", ADMIN, "zh-HK").await.text;
+    let listed = rows(&page);
+    assert!(listed >= 1 && page.contains("SO-OVERDUE"), "{page}");
+    let overview = h.page("/", ADMIN, "en").await.text;
+    let kpi = &overview[overview.find(r#"data-testid="to-release-kpi""#).unwrap()..];
+    assert!(kpi.contains(&format!(r#"<span class="value">{listed}</span>"#)), "{}", &kpi[..300]);
+    assert!(overview.contains(r#"href="/orders?show=to_release&amp;sort=due""#));
+    // Bad choices are named.
+    let bad = h.page("/orders?show=soon", ADMIN, "en").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("Show: not a known choice."));
+    let bad = h.page("/orders?show=to_release&status=running", ADMIN, "en").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("Orders to release are planned orders"), "{}", bad.text);
+}
+
+#[tokio::test]
 async fn a_lot_started_on_another_machine_than_planned_shows_at_that_machine_s_station() {
     let h = harness();
     let workers = h.state.start_workers();

@@ -29,6 +29,11 @@ pub(crate) struct Text {
     pub(crate) sort_created: &'static str,
     pub(crate) sort_due: &'static str,
     pub(crate) bad_sort: &'static str,
+    pub(crate) show: &'static str,
+    pub(crate) show_late: &'static str,
+    pub(crate) show_to_release: &'static str,
+    pub(crate) bad_show: &'static str,
+    pub(crate) bad_release_status: &'static str,
     /// "48 orders"
     pub(crate) total: fn(u64) -> String,
     pub(crate) export_csv: &'static str,
@@ -94,6 +99,11 @@ pub(crate) const EN: Text = Text {
     sort_created: "As entered",
     sort_due: "Due first",
     bad_sort: "Sort: not a known order.",
+    show: "Show",
+    show_late: "Late only",
+    show_to_release: "To release (planned, due within 7 days)",
+    bad_show: "Show: not a known choice.",
+    bad_release_status: "Orders to release are planned orders: choose “All statuses” or “Planned”.",
     total: |n| if n == 1 { "1 order".into() } else { format!("{n} orders") },
     export_csv: "Export as CSV",
     clear: "Clear filters",
@@ -155,6 +165,11 @@ pub(crate) const ZH: Text = Text {
     sort_created: "按輸入次序",
     sort_due: "交期最早先",
     bad_sort: "排序：不是有效的次序。",
+    show: "顯示",
+    show_late: "只顯示延誤",
+    show_to_release: "待下達（已計劃，七天內到期）",
+    bad_show: "顯示：不是有效的選項。",
+    bad_release_status: "待下達的訂單均為「已計劃」：請選擇「所有狀態」或「已計劃」。",
     total: |n| format!("共 {n} 張訂單"),
     export_csv: "匯出 CSV",
     clear: "清除篩選",
@@ -207,6 +222,9 @@ pub(crate) const ZH: Text = Text {
 const PAGE: u32 = 50;
 /// Longest customer name accepted in the filter.
 const CUSTOMER_MAX: usize = 200;
+/// How close to its due time an order not yet released is listed as to release: the plan holds
+/// released work only, so such an order gets no machine time until it is released.
+pub(crate) const RELEASE_HORIZON: time::Duration = time::Duration::days(7);
 
 /// The list's query parameters, all kept as text so that a bad value becomes a message on the
 /// page rather than a rejection.
@@ -218,6 +236,8 @@ pub(crate) struct OrdersQuery {
     pub(crate) due_after: Option<String>,
     pub(crate) due_before: Option<String>,
     pub(crate) sort: Option<String>,
+    /// `late` or `to_release`.
+    pub(crate) show: Option<String>,
     pub(crate) cursor: Option<String>,
 }
 
@@ -231,6 +251,8 @@ pub(crate) enum FilterError {
     Customer,
     Search,
     Sort,
+    Show,
+    ReleaseStatus,
     Cursor,
 }
 
@@ -252,6 +274,7 @@ fn present(value: &Option<String>) -> Option<&str> {
 pub(crate) fn parse_filter(
     query: &OrdersQuery,
     zone: &model::Zone,
+    now: Timestamp,
 ) -> Result<(OrderFilter, PageRequest), Vec<FilterError>> {
     let mut errors = Vec::new();
     let status = match present(&query.status) {
@@ -291,6 +314,23 @@ pub(crate) fn parse_filter(
             OrderSort::Created
         }
     };
+    let (lateness, release_by) = match present(&query.show) {
+        None => (None, None),
+        Some("late") => (Some(store::Lateness { late: true, now }), None),
+        Some("to_release") => (None, Some(now + RELEASE_HORIZON)),
+        Some(_) => {
+            errors.push(FilterError::Show);
+            (None, None)
+        }
+    };
+    let status = match (present(&query.show), status) {
+        (Some("to_release"), None) => Some(OrderStatus::Planned),
+        (Some("to_release"), Some(status)) if status != OrderStatus::Planned => {
+            errors.push(FilterError::ReleaseStatus);
+            Some(status)
+        }
+        (_, status) => status,
+    };
     let split = crate::api::orders::split_order_cursor(sort, query.cursor.as_deref());
     let cursor_due_ms = split.ok().and_then(|(_, due)| due);
     let request = split
@@ -304,12 +344,18 @@ pub(crate) fn parse_filter(
                 changed_after: 0,
                 status,
                 due_after: after.map(|d| local_midnight(d, zone)),
-                due_before: before.and_then(|d| d.next_day()).map(|d| local_midnight(d, zone)),
+                due_before: before
+                    .and_then(|d| d.next_day())
+                    .map(|d| local_midnight(d, zone))
+                    .into_iter()
+                    .chain(release_by)
+                    .min(),
                 machine: None,
                 customer,
                 number: None,
                 search,
                 sort,
+                lateness,
             },
             request,
         )),
@@ -328,6 +374,7 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<&str>) -> String {
         ("due_after", &query.due_after),
         ("due_before", &query.due_before),
         ("sort", &query.sort),
+        ("show", &query.show),
     ];
     for (name, value) in fields {
         if let Some(value) = present(value) {
@@ -360,6 +407,7 @@ fn export_url(filter: &OrderFilter) -> String {
         ("due_before", filter.due_before.map(crate::rfc3339)),
         ("machine", filter.machine.map(|m| m.0.to_string())),
         ("sort", sort),
+        ("late", filter.lateness.map(|l| l.late.to_string())),
     ];
     for (name, value) in fields {
         if let Some(value) = value {
@@ -453,7 +501,7 @@ pub(crate) async fn list(
     super::PageQuery(query): super::PageQuery<OrdersQuery>,
 ) -> PageResult {
     let o = ctx.t.orders_page;
-    match parse_filter(&query, &ctx.zone) {
+    match parse_filter(&query, &ctx.zone, ctx.now) {
         Ok((filter, request)) => {
             let listing = gather_list(&state.store, &filter, request).or_page(&ctx)?;
             let new_order = if ctx.may(Need::Plan) {
@@ -583,17 +631,19 @@ fn lateness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
 fn timeliness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
     let t = ctx.t;
     let due = order.due;
+    let open = !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled);
     match eta {
         Some(eta) if eta > due => html! {
             span.late-text { "▲ " (t.orders_page.late_by) " " (ctx.duration((eta - due).whole_seconds())) }
         },
-        Some(_) => html! { span.ok-text { "✓ " (t.on_time) } },
-        // Not in the active plan, but already past its due time: late whatever a plan says.
-        None if due < ctx.now && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) => {
+        // Open and past its due time: late whatever a plan said (one made before the due time
+        // passed may still expect it on time).
+        _ if open && due < ctx.now => {
             html! {
                 span.late-text { "▲ " (t.orders_page.overdue_by) " " (ctx.duration((ctx.now - due).whole_seconds())) }
             }
         }
+        Some(_) => html! { span.ok-text { "✓ " (t.on_time) } },
         None => html! { span.muted { (t.none) } },
     }
 }
@@ -607,9 +657,10 @@ pub(crate) fn render_list(
     let t = ctx.t;
     let o = t.orders_page;
     let selected = present(&query.status);
-    let filtered = [&query.status, &query.search, &query.customer, &query.due_after, &query.due_before]
-        .into_iter()
-        .any(|v| present(v).is_some());
+    let filtered =
+        [&query.status, &query.search, &query.customer, &query.due_after, &query.due_before, &query.show]
+            .into_iter()
+            .any(|v| present(v).is_some());
     html! {
         h1 { (o.title) }
         // The form to enter an order is below the list: one step away for a keyboard.
@@ -637,6 +688,13 @@ pub(crate) fn render_list(
                 select name="sort" data-testid="order-sort" {
                     option value="" { (o.sort_created) }
                     option value="due" selected[present(&query.sort) == Some("due")] { (o.sort_due) }
+                }
+            }
+            label { (o.show)
+                select name="show" data-testid="order-show" {
+                    option value="" { (o.all_orders) }
+                    option value="late" selected[present(&query.show) == Some("late")] { (o.show_late) }
+                    option value="to_release" selected[present(&query.show) == Some("to_release")] { (o.show_to_release) }
                 }
             }
             button.primary type="submit" { (t.filter) }
@@ -670,6 +728,8 @@ fn filter_message(t: &super::Text, error: FilterError, query: &OrdersQuery) -> S
         FilterError::Customer => o.bad_customer.to_string(),
         FilterError::Search => o.bad_search.to_string(),
         FilterError::Sort => o.bad_sort.to_string(),
+        FilterError::Show => o.bad_show.to_string(),
+        FilterError::ReleaseStatus => o.bad_release_status.to_string(),
         FilterError::Cursor => o.bad_cursor.to_string(),
     }
 }
@@ -697,7 +757,8 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
                     tbody {
                         @for row in &listing.rows {
                             @let order = &row.order;
-                            @let late = row.eta.is_some_and(|eta| eta > order.due);
+                            @let late = row.eta.is_some_and(|eta| eta > order.due)
+                || (order.due < ctx.now && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled));
                             tr.late[late] data-testid="order-row" data-order-id=(order.id.0) {
                                 td.nw { a href={ "/orders/" (order.id.0) } { (order.number) } }
                                 td { a.quiet href=(list_url(&customer_query(&order.customer), None)) { (order.customer) } }
@@ -942,6 +1003,8 @@ mod tests {
     use super::*;
     use time::macros::{date, datetime};
 
+    const NOW: Timestamp = datetime!(2026-11-24 09:00 UTC);
+
     fn query(pairs: &[(&str, &str)]) -> OrdersQuery {
         let mut q = OrdersQuery::default();
         for (name, value) in pairs {
@@ -952,6 +1015,7 @@ mod tests {
                 "due_after" => q.due_after = value,
                 "due_before" => q.due_before = value,
                 "cursor" => q.cursor = value,
+                "show" => q.show = value,
                 _ => unreachable!(),
             }
         }
@@ -961,7 +1025,8 @@ mod tests {
     #[test]
     fn an_empty_query_lists_everything_from_the_start() {
         let (filter, request) =
-            parse_filter(&query(&[("status", ""), ("customer", "  ")]), &model::Zone::fixed(480)).unwrap();
+            parse_filter(&query(&[("status", ""), ("customer", "  ")]), &model::Zone::fixed(480), NOW)
+                .unwrap();
         assert_eq!(filter.status, None);
         assert_eq!(filter.customer, None);
         assert_eq!(filter.due_after, None);
@@ -978,7 +1043,7 @@ mod tests {
             ("due_before", "2026-11-30"),
             ("cursor", "150"),
         ]);
-        let (filter, request) = parse_filter(&q, &model::Zone::fixed(480)).unwrap();
+        let (filter, request) = parse_filter(&q, &model::Zone::fixed(480), NOW).unwrap();
         assert_eq!(filter.status, Some(OrderStatus::Released));
         assert_eq!(filter.customer.as_deref(), Some("Kwun Tong Metal"));
         // Midnight in Hong Kong is 16:00 UTC the day before.
@@ -1001,13 +1066,13 @@ mod tests {
             ("cursor", "abc"),
         ]);
         assert_eq!(
-            parse_filter(&q, &model::Zone::UTC).unwrap_err(),
+            parse_filter(&q, &model::Zone::UTC, NOW).unwrap_err(),
             [FilterError::Status, FilterError::DueAfter, FilterError::DueBefore, FilterError::Cursor]
         );
         let q = query(&[("due_after", "2026-12-01"), ("due_before", "2026-11-01")]);
-        assert_eq!(parse_filter(&q, &model::Zone::UTC).unwrap_err(), [FilterError::Range]);
+        assert_eq!(parse_filter(&q, &model::Zone::UTC, NOW).unwrap_err(), [FilterError::Range]);
         let q = query(&[("customer", &"x".repeat(201))]);
-        assert_eq!(parse_filter(&q, &model::Zone::UTC).unwrap_err(), [FilterError::Customer]);
+        assert_eq!(parse_filter(&q, &model::Zone::UTC, NOW).unwrap_err(), [FilterError::Customer]);
         // Every error has words in both languages, quoting what was given.
         let q = query(&[("status", "lost"), ("due_after", "24/11/2026")]);
         assert_eq!(
@@ -1021,6 +1086,42 @@ mod tests {
                 assert!(!filter_message(t, error, &q).is_empty());
             }
         }
+    }
+
+    #[test]
+    fn late_and_to_release_orders_are_judged_now() {
+        let (filter, _) = parse_filter(&query(&[("show", "late")]), &model::Zone::UTC, NOW).unwrap();
+        assert_eq!(filter.lateness, Some(store::Lateness { late: true, now: NOW }));
+        assert_eq!((filter.status, filter.due_before), (None, None));
+        assert_eq!(export_url(&filter), "/api/v1/orders/export?late=true");
+        // To release: planned orders due within a week (or past due), or by the date given
+        // when that is sooner.
+        for status in ["", "planned"] {
+            let q = query(&[("show", "to_release"), ("status", status)]);
+            let (filter, _) = parse_filter(&q, &model::Zone::UTC, NOW).unwrap();
+            assert_eq!(filter.status, Some(OrderStatus::Planned));
+            assert_eq!(filter.due_before, Some(datetime!(2026-12-01 09:00 UTC)));
+            assert_eq!(filter.lateness, None);
+            assert_eq!(
+                export_url(&filter),
+                "/api/v1/orders/export?status=planned&due_before=2026-12-01T09%3A00%3A00Z"
+            );
+        }
+        let q = query(&[("show", "to_release"), ("due_before", "2026-11-25")]);
+        assert_eq!(
+            parse_filter(&q, &model::Zone::UTC, NOW).unwrap().0.due_before,
+            Some(datetime!(2026-11-26 00:00 UTC))
+        );
+        let q = query(&[("show", "to_release"), ("due_before", "2026-12-25")]);
+        assert_eq!(
+            parse_filter(&q, &model::Zone::UTC, NOW).unwrap().0.due_before,
+            Some(datetime!(2026-12-01 09:00 UTC))
+        );
+        let q = query(&[("show", "to_release"), ("status", "running")]);
+        assert_eq!(parse_filter(&q, &model::Zone::UTC, NOW).unwrap_err(), [FilterError::ReleaseStatus]);
+        let q = query(&[("show", "soon")]);
+        assert_eq!(parse_filter(&q, &model::Zone::UTC, NOW).unwrap_err(), [FilterError::Show]);
+        assert_eq!(list_url(&query(&[("show", "late")]), None), "/orders?show=late");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub(crate) struct Text {
     pub(crate) shown_of: fn(usize, u64) -> String,
     pub(crate) no_machines: &'static str,
     pub(crate) behind: &'static str,
+    pub(crate) to_release: &'static str,
+    pub(crate) to_release_hint: &'static str,
     pub(crate) on_time: &'static str,
     pub(crate) on_time_hint: &'static str,
 }
@@ -63,6 +65,8 @@ pub(crate) const EN: Text = Text {
     shown_of: |shown, open| format!("The {shown} most urgent of {open} open alarms."),
     no_machines: "No machines are set up yet.",
     behind: "Operations behind the plan",
+    to_release: "Orders to release",
+    to_release_hint: "Orders not released yet that are due within 7 days, or overdue: the plan gives machine time to released orders only.",
     on_time: "On time in full, 30 days",
     on_time_hint: "Orders finished in the last 30 days by their due time and with every unit ordered, of all finished then",
 };
@@ -85,6 +89,8 @@ pub(crate) const ZH: Text = Text {
     shown_of: |shown, open| format!("顯示 {open} 個未完結警報中最緊急的 {shown} 個。"),
     no_machines: "尚未設定機器。",
     behind: "落後於排程的工序",
+    to_release: "待下達訂單",
+    to_release_hint: "尚未下達而於七天內到期（或已逾期）的訂單：排程只為已下達的訂單安排機器時間。",
     on_time: "準時足量完成（30 日）",
     on_time_hint: "近 30 日完成的訂單中，在交期或之前並以訂購數量完成的數目",
 };
@@ -113,6 +119,8 @@ pub(crate) struct Overview {
     overdue: Vec<model::Order>,
     /// Lots behind the active plan (see `plan::behind`), when a plan is active.
     behind: Option<usize>,
+    /// Orders not released that are due within [`super::orders::RELEASE_HORIZON`] (or overdue).
+    to_release: u64,
 }
 
 /// Reads everything the overview shows. "Today" is each site's own day, from its local midnight.
@@ -157,6 +165,11 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Resu
         }
         None => (None, None),
     };
+    let to_release = store.count_orders(&store::OrderFilter {
+        status: Some(OrderStatus::Planned),
+        due_before: Some(now + super::orders::RELEASE_HORIZON),
+        ..Default::default()
+    })?;
     // By open status, so the done orders of the past (all due before now) do not crowd them out.
     let mut overdue = Vec::new();
     for status in [OrderStatus::Planned, OrderStatus::Released, OrderStatus::Running] {
@@ -167,7 +180,19 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Resu
     }
     overdue.sort_by_key(|o| o.due);
     let deliveries = store.deliveries(now - time::Duration::days(DELIVERY_DAYS))?;
-    Ok(Overview { machines, states, kpis, sites, alarms, open_alarms, deliveries, late, overdue, behind })
+    Ok(Overview {
+        machines,
+        states,
+        kpis,
+        sites,
+        alarms,
+        open_alarms,
+        deliveries,
+        late,
+        overdue,
+        behind,
+        to_release,
+    })
 }
 
 /// `GET /`: the overview.
@@ -207,6 +232,9 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                 a.kpi.bad[behind > 0] href="/plan#behind-heading" data-testid="behind-kpi" {
                     span.value { (behind) } span.label { (o.behind) }
                 }
+            }
+            a.kpi.bad[data.to_release > 0] href="/orders?show=to_release&sort=due" title=(o.to_release_hint) data-testid="to-release-kpi" {
+                span.value { (data.to_release) } span.label { (o.to_release) }
             }
         }
         div.grid2 {
@@ -338,6 +366,31 @@ mod tests {
             .collect();
         assert!(!due.is_empty());
         assert_eq!(gather(&store, later).unwrap().behind, Some(due.len()));
+    }
+
+    #[test]
+    fn orders_not_released_within_a_week_of_their_due_time_are_counted() {
+        let now = datetime!(2026-11-24 09:00 +08:00);
+        let store = store::Store::open_in_memory().unwrap();
+        // The demo releases what is due within 9 days: nothing is left to release yet.
+        crate::demo::seed(&store, now).unwrap();
+        assert_eq!(gather(&store, now).unwrap().to_release, 0);
+        let all = PageRequest { after: None, limit: 10_000 };
+        let unreleased = |at: model::Timestamp| {
+            let orders = store.orders(&Default::default(), all).unwrap().items;
+            let due = orders
+                .iter()
+                .filter(|o| o.status == OrderStatus::Planned && o.due < at + time::Duration::days(7));
+            due.map(|o| o.id).collect::<Vec<_>>()
+        };
+        // Four days on, those due within 7 days of then are to release (the demo has some).
+        let later = now + time::Duration::days(4);
+        let to_release = unreleased(later);
+        assert!(!to_release.is_empty());
+        assert_eq!(gather(&store, later).unwrap().to_release, to_release.len() as u64);
+        // Released, an order is off the list.
+        store.set_order_status(to_release[0], OrderStatus::Released).unwrap();
+        assert_eq!(gather(&store, later).unwrap().to_release, to_release.len() as u64 - 1);
     }
 
     #[test]

@@ -664,6 +664,12 @@ pub(crate) fn build() -> Value {
             parameter["description"] = json!(text);
         }
         oee_params.extend(period());
+        oee_params.push(q(
+            "shift",
+            "string",
+            false,
+            "`current`: the shift in progress by the site's calendar, up to now (between shifts, the last one that ended); `previous`: the one before it. Not with from and to. The machines must be of one site (give site, line or machine when there are several); the answer names the shift. A calendar without shifts works whole days: its shift is the site's day. 409 when the calendar has no shift in the week before.",
+        ));
         doc.op_with("get", "/oee", "ISO 22400 OEE, availability, effectiveness, quality and downtime Pareto (default: the last 24 hours)", Who::Reader, None, (200, Some(oee)), oee_params);
     }
 

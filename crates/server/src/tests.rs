@@ -1286,6 +1286,97 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
 }
 
 #[tokio::test]
+async fn oee_of_the_current_and_previous_shift_by_the_site_s_calendar() {
+    let h = harness();
+    let operator = token_for(Role::Operator);
+    for (at, state) in [("2026-11-23T21:00:00+08:00", "running"), ("2026-11-24T07:00:00+08:00", "down")] {
+        let body = json!({"state": state, "reason": "jam", "at": at});
+        assert_eq!(
+            h.post_json("/api/v1/machines/3/states", &operator, &body).await.status,
+            StatusCode::CREATED
+        );
+    }
+    // 09:00 on Tuesday in Hong Kong: the early shift (06:00–14:00) is under way, up to now; the
+    // night shift before it ran from 22:00 on Monday.
+    for (shift, name, from, to) in [
+        ("current", "early", "2026-11-23T22:00:00Z", "2026-11-24T01:00:00Z"),
+        ("previous", "night", "2026-11-23T14:00:00Z", "2026-11-23T22:00:00Z"),
+    ] {
+        let reply = h.get(&format!("/api/v1/oee?machine=3&shift={shift}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(
+            (&reply.json["shift"], &reply.json["from"], &reply.json["to"]),
+            (&json!(name), &json!(from), &json!(to))
+        );
+        // The same as the period given by its times.
+        let explicit = h.get(&format!("/api/v1/oee?machine=3&from={from}&to={to}")).await.json;
+        assert_eq!(reply.json["total"], explicit["total"], "{shift}");
+        assert!(explicit.get("shift").is_none());
+    }
+    let early = h.get("/api/v1/oee?machine=3&shift=current").await.json;
+    assert_eq!(
+        (&early["total"]["availability"], &early["total"]["failures"]),
+        (&json!(1.0 / 3.0), &json!(1)),
+        "{early}"
+    );
+    let night = h.get("/api/v1/oee?machine=3&shift=previous").await.json;
+    assert_eq!(night["total"]["availability"], json!(1.0), "{night}");
+    // Every machine of the one site.
+    let all = h.get("/api/v1/oee?shift=current").await.json;
+    assert_eq!((all["machines"].as_array().unwrap().len(), &all["shift"]), (11, &json!("early")));
+    for (query, field) in [("shift=current&from=2026-11-24T00:00:00Z", "shift"), ("shift=next", "shift")] {
+        let reply = h.get(&format!("/api/v1/oee?{query}")).await;
+        assert_eq!(
+            (reply.status, reply.json["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{query}"
+        );
+    }
+    // A second site keeps its own shifts: across sites there is no one shift.
+    let site = h
+        .store
+        .create_site(&model::NewSite {
+            code: "sz".into(),
+            name: "Shenzhen".into(),
+            utc_offset: Some("+08:00".into()),
+            time_zone: None,
+        })
+        .unwrap();
+    let machine = model::NewMachine {
+        site_id: site.id,
+        line_id: None,
+        code: "SZ-1".into(),
+        name: "Press".into(),
+        kind: model::MachineKind::Other,
+        capabilities: vec![],
+        rated_power_kw: 0.0,
+        retired: None,
+    };
+    h.store.create_machine(&machine, NOW).unwrap();
+    let reply = h.get("/api/v1/oee?shift=current").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert!(reply.text.contains("several sites"), "{}", reply.text);
+    assert_eq!(
+        h.get("/api/v1/oee?shift=current&site=1").await.json["machines"].as_array().unwrap().len(),
+        11
+    );
+    // Without shifts a calendar works whole days: the shift is the site's day, named "".
+    let day = h.get(&format!("/api/v1/oee?shift=current&site={}", site.id.0)).await.json;
+    assert_eq!((&day["shift"], &day["from"]), (&json!(""), &json!("2026-11-23T16:00:00Z")), "{day}");
+    // A week of holidays leaves no shift to report.
+    let holidays =
+        (16..=24).map(|d| time::Date::from_calendar_date(2026, time::Month::November, d).unwrap()).collect();
+    h.store.set_calendar(site.id, &model::Calendar { shifts: vec![], holidays }).unwrap();
+    let reply = h.get(&format!("/api/v1/oee?shift=previous&site={}", site.id.0)).await;
+    assert_eq!(
+        (reply.status, reply.json["field"].as_str()),
+        (StatusCode::CONFLICT, Some("shift")),
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
 async fn a_machine_s_oee_history_starts_at_its_first_report_ever_not_the_first_in_the_window() {
     let h = harness();
     let machines = h.get("/api/v1/machines?limit=500").await.json;

@@ -475,6 +475,34 @@ pub(crate) struct OeeQuery {
     site: Option<i64>,
     from: Option<String>,
     to: Option<String>,
+    shift: Option<String>,
+}
+
+/// Which shift `GET /oee?shift=` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ShiftChoice {
+    /// The shift in progress, or the last one that ended.
+    Current,
+    /// The one before that.
+    Previous,
+}
+
+/// The whole span and name of the shift `choice` of `site` at `now_ms`, by its calendar and
+/// zone; `None` when its calendar has none in the week before.
+fn shift_of(
+    store: &store::Store,
+    site: SiteId,
+    choice: ShiftChoice,
+    now_ms: i64,
+) -> store::Result<Option<(oee::Span, String)>> {
+    let (calendar, zone) = (store.calendar(site)?, store.site(site)?.zone());
+    let current = oee::shift_at(&calendar, &zone, now_ms);
+    Ok(match choice {
+        ShiftChoice::Current => current,
+        ShiftChoice::Previous => {
+            current.and_then(|((start, _), _)| oee::shift_at(&calendar, &zone, start - 1))
+        }
+    })
 }
 
 /// One machine's KPIs.
@@ -493,6 +521,10 @@ pub(crate) struct OeeReport {
     from: String,
     #[schemars(with = "model::DateTime")]
     to: String,
+    /// With `shift=`: the shift's name in the site's calendar ("" for a calendar without
+    /// shifts, which works whole days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shift: Option<String>,
     total: Kpis,
     machines: Vec<MachineKpis>,
 }
@@ -503,17 +535,25 @@ pub(crate) async fn oee_report(
     QueryParams(query): QueryParams<OeeQuery>,
 ) -> ApiResult<Json<OeeReport>> {
     let now = state.clock.now();
+    let shift = match query.shift.as_deref() {
+        None => None,
+        Some(_) if query.from.is_some() || query.to.is_some() => {
+            return Err(ApiError::bad_request("shift", "give either shift or from and to"));
+        }
+        Some("current") => Some(ShiftChoice::Current),
+        Some("previous") => Some(ShiftChoice::Previous),
+        Some(_) => return Err(ApiError::bad_request("shift", "must be current or previous")),
+    };
     let (from, to) = period(query.from.as_deref(), query.to.as_deref(), now, 24)?;
-    // What has not happened yet is neither available nor lost: the KPIs end at now.
-    let to = to.min(oee::unix_ms(now)).max(from);
     let chosen =
         [query.machine.is_some(), query.line.is_some(), query.site.is_some()].iter().filter(|b| **b).count();
     if chosen > 1 {
         return Err(ApiError::bad_request("machine", "give one of machine, line or site"));
     }
     let store = state.store.clone();
-    let report = blocking(move || {
-        let machines: Vec<Machine> = match query.machine {
+    let now_ms = oee::unix_ms(now);
+    let (report, from, to, shift) = blocking(move || {
+        let mut machines: Vec<Machine> = match query.machine {
             Some(id) => vec![store.machine(MachineId(id))?],
             None => {
                 // A filter naming nothing that exists is wrong, not "none" (as everywhere).
@@ -528,17 +568,48 @@ pub(crate) async fn oee_report(
                     line: query.line.map(model::LineId),
                     retired: None,
                 };
-                let mut machines = store.machines(&filter, PageRequest { after: None, limit: 10_000 })?.items;
-                // A machine retired before the period has nothing in it.
-                machines.retain(|m| m.retired_at.is_none_or(|at| oee::unix_ms(at) > from));
-                machines
+                store.machines(&filter, PageRequest { after: None, limit: 10_000 })?.items
             }
         };
-        machine_kpis(&store, machines, from, to, oee::unix_ms(now))
+        // A shift is a site's: the one asked for, or the one every machine chosen is at.
+        let (from, to, shift) = match shift {
+            None => (from, to, None),
+            Some(choice) => {
+                let mut sites: Vec<SiteId> = machines.iter().map(|m| m.site_id).collect();
+                sites.extend(query.site.map(SiteId));
+                sites.sort_unstable();
+                sites.dedup();
+                let [site] = sites[..] else {
+                    let message = if sites.is_empty() {
+                        "there are no machines, so no site whose shifts to use"
+                    } else {
+                        "the machines are at several sites, each with its own shifts: give a site, line or machine"
+                    };
+                    return Ok(Err(ApiError::bad_request("shift", message)));
+                };
+                match shift_of(&store, site, choice, now_ms)? {
+                    Some(((start, end), name)) => (start, end, Some(name)),
+                    None => {
+                        return Ok(Err(ApiError::conflict(
+                            Some("shift".into()),
+                            "the site's calendar has no shift in the week before",
+                        )));
+                    }
+                }
+            }
+        };
+        // What has not happened yet is neither available nor lost: the KPIs end at now.
+        let to = to.min(now_ms).max(from);
+        // A machine retired before the period has nothing in it (one asked for by id keeps
+        // its row, as it always did).
+        if query.machine.is_none() {
+            machines.retain(|m| m.retired_at.is_none_or(|at| oee::unix_ms(at) > from));
+        }
+        Ok(Ok((machine_kpis(&store, machines, from, to, now_ms)?, from, to, shift)))
     })
-    .await?;
+    .await??;
     let total = Kpis::combine(report.iter().map(|m| &m.kpis));
-    Ok(Json(OeeReport { from: rfc3339(from), to: rfc3339(to), total, machines: report }))
+    Ok(Json(OeeReport { from: rfc3339(from), to: rfc3339(to), shift, total, machines: report }))
 }
 
 /// ISO 22400 KPIs of each of `machines` from `from_ms` to `to_ms`, under its site's calendar; a

@@ -1404,6 +1404,25 @@ async fn the_orders_page_exports_what_its_filter_lets_through() {
 }
 
 #[tokio::test]
+async fn the_overview_shows_the_oee_of_today_or_of_the_shift() {
+    let h = harness();
+    let today = h.page("/", ADMIN, "en").await.text;
+    assert!(today.contains(r#"<a href="/" aria-current="true">Today</a>"#), "{today}");
+    assert!(today.contains("Site OEE today · ") && today.contains("OEE today"));
+    // 09:00 in Hong Kong: the demo's early shift began at 06:00.
+    let shift = h.page("/?period=shift", ADMIN, "en").await.text;
+    assert!(shift.contains(r#"<a href="/?period=shift" aria-current="true">This shift</a>"#), "{shift}");
+    assert!(shift.contains("Site OEE this shift (early) · "), "{shift}");
+    assert!(!shift.contains("OEE today"));
+    let zh = h.page("/?period=shift", ADMIN, "zh-HK").await.text;
+    assert!(zh.contains("廠房本更 OEE（early）"), "{zh}");
+    // An unknown period is today's.
+    let unknown = h.page("/?period=week", ADMIN, "en").await;
+    assert_eq!(unknown.status, StatusCode::OK);
+    assert!(unknown.text.contains("Site OEE today · "));
+}
+
+#[tokio::test]
 async fn the_orders_page_shows_late_orders_and_orders_to_release() {
     let h = harness();
     let mut overdue = valid_order();

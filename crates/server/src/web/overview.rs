@@ -19,6 +19,11 @@ pub(crate) struct Text {
     pub(crate) title: &'static str,
     pub(crate) oee_today: &'static str,
     pub(crate) site_oee_today: &'static str,
+    pub(crate) oee_shift: &'static str,
+    pub(crate) site_oee_shift: &'static str,
+    pub(crate) oee_over: &'static str,
+    pub(crate) today: &'static str,
+    pub(crate) this_shift: &'static str,
     pub(crate) running_now: &'static str,
     pub(crate) active_alarms: &'static str,
     pub(crate) no_alarms: &'static str,
@@ -45,6 +50,11 @@ pub(crate) const EN: Text = Text {
     title: "Factory overview",
     oee_today: "OEE today",
     site_oee_today: "Site OEE today",
+    oee_shift: "OEE this shift",
+    site_oee_shift: "Site OEE this shift",
+    oee_over: "OEE over",
+    today: "Today",
+    this_shift: "This shift",
     running_now: "Running now",
     active_alarms: "Open alarms",
     no_alarms: "No open alarms.",
@@ -75,6 +85,11 @@ pub(crate) const ZH: Text = Text {
     title: "工廠總覽",
     oee_today: "今日 OEE",
     site_oee_today: "廠房今日 OEE",
+    oee_shift: "本更 OEE",
+    site_oee_shift: "廠房本更 OEE",
+    oee_over: "OEE 時段",
+    today: "今日",
+    this_shift: "本更",
     running_now: "運行中機器",
     active_alarms: "未完結警報",
     no_alarms: "沒有未完結的警報。",
@@ -103,11 +118,31 @@ const DELIVERY_DAYS: i64 = 30;
 const ALARMS_SHOWN: u32 = 8;
 
 /// What the overview shows, read from the store in one go.
+/// The period of the overview's OEE, `?period=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Period {
+    /// From the site's local midnight.
+    #[default]
+    Today,
+    /// From the start of the shift in progress by the site's calendar (between shifts, the last
+    /// one that ended).
+    Shift,
+}
+
+/// The overview's query string.
+#[derive(Default, serde::Deserialize)]
+pub(crate) struct OverviewQuery {
+    period: Option<Period>,
+}
+
 pub(crate) struct Overview {
+    period: Period,
     machines: Vec<Machine>,
     states: HashMap<MachineId, (MachineState, model::Timestamp)>,
     kpis: HashMap<MachineId, Kpis>,
-    sites: Vec<(String, Kpis)>,
+    /// Each site's name, the name of its shift (with [`Period::Shift`]) and its KPIs.
+    sites: Vec<(String, Option<String>, Kpis)>,
     alarms: Vec<model::alarm::Alarm>,
     /// How many alarms are open; `alarms` holds the most urgent of them.
     open_alarms: u64,
@@ -123,8 +158,9 @@ pub(crate) struct Overview {
     to_release: u64,
 }
 
-/// Reads everything the overview shows. "Today" is each site's own day, from its local midnight.
-pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Result<Overview> {
+/// Reads everything the overview shows. "Today" is each site's own day, from its local midnight;
+/// "this shift" the shift of its own calendar.
+pub(crate) fn gather(store: &store::Store, now: model::Timestamp, period: Period) -> store::Result<Overview> {
     let now_ms = model::oee::unix_ms(now);
     let machines =
         store.machines(&MachineFilter::IN_SERVICE, PageRequest { after: None, limit: 10_000 })?.items;
@@ -141,9 +177,16 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Resu
     for (site, list) in by_site {
         let site = store.site(site)?;
         let zone = site.zone();
-        let today_ms = model::oee::unix_ms(zone.day_start(now));
-        let rows = machine_kpis(store, list, today_ms, now_ms.max(today_ms + 1), now_ms)?;
-        sites.push((site.name, Kpis::combine(rows.iter().map(|row| &row.kpis))));
+        let (from_ms, shift) = match period {
+            Period::Today => (model::oee::unix_ms(zone.day_start(now)), None),
+            Period::Shift => match model::oee::shift_at(&store.calendar(site.id)?, &zone, now_ms) {
+                Some(((start, _), name)) => (start, Some(name)),
+                // No shift in the week before: the day, unnamed.
+                None => (model::oee::unix_ms(zone.day_start(now)), Some(String::new())),
+            },
+        };
+        let rows = machine_kpis(store, list, from_ms, now_ms.max(from_ms + 1), now_ms)?;
+        sites.push((site.name, shift, Kpis::combine(rows.iter().map(|row| &row.kpis))));
         kpis.extend(rows.into_iter().map(|row| (row.machine_id, row.kpis)));
     }
     let (alarms, open_alarms) = store.most_urgent_alarms(ALARMS_SHOWN)?;
@@ -181,6 +224,7 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Resu
     overdue.sort_by_key(|o| o.due);
     let deliveries = store.deliveries(now - time::Duration::days(DELIVERY_DAYS))?;
     Ok(Overview {
+        period,
         machines,
         states,
         kpis,
@@ -196,8 +240,12 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp) -> store::Resu
 }
 
 /// `GET /`: the overview.
-pub(crate) async fn page(ctx: Ctx, State(state): State<AppState>) -> PageResult {
-    let data = gather(&state.store, ctx.now).or_page(&ctx)?;
+pub(crate) async fn page(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    super::PageQuery(query): super::PageQuery<OverviewQuery>,
+) -> PageResult {
+    let data = gather(&state.store, ctx.now, query.period.unwrap_or_default()).or_page(&ctx)?;
     Ok(layout(&ctx, Nav::Overview, ctx.t.overview.title, render(&ctx, &data)))
 }
 
@@ -209,9 +257,24 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
     let names: HashMap<MachineId, &str> = data.machines.iter().map(|m| (m.id, m.code.as_str())).collect();
     html! {
         h1 { (o.title) }
+        nav.presets aria-label=(o.oee_over) data-testid="overview-period" {
+            @for (period, href, label) in [(Period::Today, "/", o.today), (Period::Shift, "/?period=shift", o.this_shift)] {
+                a href=(href) aria-current=[(period == data.period).then_some("true")] { (label) }
+            }
+        }
         div.kpis #overview-kpis data-refresh-on="machine_state alarm production" {
-            @for (site, kpis) in &data.sites {
-                div.kpi { span.value { (percent(t, kpis.oee)) } span.label { (o.site_oee_today) " · " (site) } }
+            @for (site, shift, kpis) in &data.sites {
+                div.kpi {
+                    span.value { (percent(t, kpis.oee)) }
+                    span.label {
+                        @match shift {
+                            None => { (o.site_oee_today) }
+                            Some(name) if name.is_empty() => { (o.site_oee_shift) }
+                            Some(name) => { (o.site_oee_shift) (ctx.t.space_lparen) (name) (ctx.t.rparen) }
+                        }
+                        " · " (site)
+                    }
+                }
             }
             div.kpi { span.value { (running) " / " (data.machines.len()) } span.label { (o.running_now) } }
             div.kpi.bad[!data.alarms.is_empty()] {
@@ -244,7 +307,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                 // States change in place; today's OEE is fetched again as units are counted.
                 div.tiles #overview-tiles data-live data-refresh-on="production plan" {
                     @for machine in &data.machines {
-                        (tile(ctx, machine, data.states.get(&machine.id).copied(), data.kpis.get(&machine.id)))
+                        (tile(ctx, machine, data.states.get(&machine.id).copied(), data.kpis.get(&machine.id), data.period))
                     }
                 }
             }
@@ -307,6 +370,7 @@ fn tile(
     machine: &Machine,
     state: Option<(MachineState, model::Timestamp)>,
     kpis: Option<&Kpis>,
+    period: Period,
 ) -> Markup {
     let t = ctx.t;
     let (current, since) = match state {
@@ -323,7 +387,7 @@ fn tile(
                 span.muted data-since { (since.map(|at| ctx.short_time(at)).unwrap_or_default()) }
             }
             div.row {
-                span.muted { (t.overview.oee_today) }
+                span.muted { (if period == Period::Shift { t.overview.oee_shift } else { t.overview.oee_today }) }
                 strong { (percent(t, kpis.and_then(|k| k.oee))) }
             }
         }
@@ -342,7 +406,11 @@ mod tests {
         let now = datetime!(2026-11-24 09:00 +08:00);
         let store = store::Store::open_in_memory().unwrap();
         crate::demo::seed(&store, now).unwrap();
-        assert_eq!(gather(&store, now).unwrap().behind, None, "no active plan, nothing to be behind");
+        assert_eq!(
+            gather(&store, now, Period::Today).unwrap().behind,
+            None,
+            "no active plan, nothing to be behind"
+        );
         let options = crate::planning::Options::default();
         let plan = crate::planning::plan(
             &store,
@@ -354,7 +422,11 @@ mod tests {
         .unwrap();
         let plan = store.create_plan(&plan).unwrap();
         store.publish_plan(plan.id, now).unwrap();
-        assert_eq!(gather(&store, now).unwrap().behind, Some(0), "a fresh plan starts nothing in the past");
+        assert_eq!(
+            gather(&store, now, Period::Today).unwrap().behind,
+            Some(0),
+            "a fresh plan starts nothing in the past"
+        );
         // Three hours on and nothing started: every lot the plan started by then is behind.
         let later = now + time::Duration::hours(3);
         let lanes = gantt_lanes(&store, plan.id).unwrap();
@@ -365,7 +437,7 @@ mod tests {
             .map(|item| item.operation.operation_id)
             .collect();
         assert!(!due.is_empty());
-        assert_eq!(gather(&store, later).unwrap().behind, Some(due.len()));
+        assert_eq!(gather(&store, later, Period::Today).unwrap().behind, Some(due.len()));
     }
 
     #[test]
@@ -374,7 +446,7 @@ mod tests {
         let store = store::Store::open_in_memory().unwrap();
         // The demo releases what is due within 9 days: nothing is left to release yet.
         crate::demo::seed(&store, now).unwrap();
-        assert_eq!(gather(&store, now).unwrap().to_release, 0);
+        assert_eq!(gather(&store, now, Period::Today).unwrap().to_release, 0);
         let all = PageRequest { after: None, limit: 10_000 };
         let unreleased = |at: model::Timestamp| {
             let orders = store.orders(&Default::default(), all).unwrap().items;
@@ -387,10 +459,10 @@ mod tests {
         let later = now + time::Duration::days(4);
         let to_release = unreleased(later);
         assert!(!to_release.is_empty());
-        assert_eq!(gather(&store, later).unwrap().to_release, to_release.len() as u64);
+        assert_eq!(gather(&store, later, Period::Today).unwrap().to_release, to_release.len() as u64);
         // Released, an order is off the list.
         store.set_order_status(to_release[0], OrderStatus::Released).unwrap();
-        assert_eq!(gather(&store, later).unwrap().to_release, to_release.len() as u64 - 1);
+        assert_eq!(gather(&store, later, Period::Today).unwrap().to_release, to_release.len() as u64 - 1);
     }
 
     #[test]
@@ -439,9 +511,25 @@ mod tests {
                 .unwrap();
             machines.push(machine);
         }
-        let overview = gather(&store, now).unwrap();
+        let overview = gather(&store, now, Period::Today).unwrap();
         assert_eq!(overview.kpis[&machines[0]].produced, 0, "Hong Kong's day began at 16:00 UTC");
         assert_eq!(overview.kpis[&machines[1]].produced, 10, "New York's at 05:00 UTC on the 23rd");
         assert_eq!(overview.kpis[&machines[1]].planned_busy_seconds, 12.0 * 3600.0);
+        // This shift: Hong Kong's day shift began at 07:00; New York's calendar has no shifts, so
+        // its shift is its day.
+        let day = model::Shift {
+            name: "day".into(),
+            days: model::Weekday::ALL.to_vec(),
+            start: "07:00".into(),
+            end: "19:00".into(),
+        };
+        let hk = store.machine(machines[0]).unwrap().site_id;
+        store.set_calendar(hk, &model::Calendar { shifts: vec![day], holidays: vec![] }).unwrap();
+        let overview = gather(&store, now, Period::Shift).unwrap();
+        assert_eq!(overview.kpis[&machines[0]].planned_busy_seconds, 2.0 * 3600.0);
+        assert_eq!(overview.kpis[&machines[1]].planned_busy_seconds, 12.0 * 3600.0);
+        let shifts: Vec<_> =
+            overview.sites.iter().map(|(site, shift, _)| (site.as_str(), shift.as_deref())).collect();
+        assert_eq!(shifts, [("hk", Some("day")), ("ny", Some(""))]);
     }
 }

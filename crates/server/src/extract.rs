@@ -225,6 +225,23 @@ pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequ
     Ok(PageRequest { after, limit })
 }
 
+/// The cursor of a list ordered by a key before the id (a time in Unix ms): `"{key}.{id}"`, so
+/// that the list goes on from (key, id) however the item at the cursor has changed since.
+pub fn keyed_cursor(key: i64, id: i64) -> String {
+    format!("{key}.{id}")
+}
+
+/// Splits a [`keyed_cursor`] into its id (as [`page_request`] reads it) and its key; `Err` when
+/// it is not such a cursor.
+pub fn split_keyed_cursor(cursor: &str) -> Result<(&str, i64), ()> {
+    let (key, id) = cursor.split_once('.').ok_or(())?;
+    // Both halves are numbers: an empty id would quietly start the list again.
+    if id.parse::<u64>().is_err() {
+        return Err(());
+    }
+    Ok((id, key.parse().map_err(|_| ())?))
+}
+
 /// A page of a list as sent to clients.
 #[derive(Serialize)]
 pub struct ListResponse<T> {

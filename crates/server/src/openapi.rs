@@ -717,13 +717,28 @@ pub(crate) fn build() -> Value {
             ),
             ("machine", "integer", "Only alarms of this machine."),
             ("severity", "string", "Only alarms of this severity: info, warning, critical."),
+            (
+                "from",
+                "string",
+                "Only alarms up at some time from this RFC 3339 time on: not cleared before it.",
+            ),
+            (
+                "to",
+                "string",
+                "Only alarms up at some time before this RFC 3339 time: first raised before it (an alarm that came back counts as up from its first occurrence).",
+            ),
+            (
+                "sort",
+                "string",
+                "`created` (default): newest first by when each was first raised, so one that came back keeps its place; `latest`: by the latest occurrence (`raised_at`) first, so one that came back moves up.",
+            ),
         ] {
             parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}}));
         }
         doc.op_with(
             "get",
             "/alarms",
-            "List alarms, newest first by when each was first raised (one that came back keeps its place; its raised_at and occurrences say so)",
+            "List alarms, newest first: by when each was first raised (default), or with sort=latest by its latest occurrence",
             Who::Reader,
             None,
             (200, Some(alarms)),

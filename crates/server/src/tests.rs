@@ -1286,6 +1286,83 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
 }
 
 #[tokio::test]
+async fn alarms_list_by_latest_occurrence_and_by_period() {
+    let h = harness();
+    let rule = model::alarm::NewAlarmRule {
+        name: "Gas".into(),
+        machine_id: None,
+        metric: Some("gas_ppm".into()),
+        condition: model::alarm::Condition::Above { threshold: 50.0 },
+        for_seconds: 0,
+        deadband: 0.0,
+        severity: model::alarm::Severity::Critical,
+        enabled: true,
+    };
+    let rule = h.store.create_alarm_rule(&rule).unwrap().id;
+    let (m1, m2) = (model::MachineId(1), model::MachineId(2));
+    let hours = |n: i64| NOW - time::Duration::hours(n);
+    // Ten hours ago on machine 1, cleared unseen; two hours ago on machine 2, cleared; back on
+    // machine 1 an hour ago.
+    let back = h.store.raise_alarm(rule, m1, hours(10), Some(60.0), "gas").unwrap().id;
+    h.store.clear_alarm(rule, m1, hours(9)).unwrap();
+    let other = h.store.raise_alarm(rule, m2, hours(2), Some(70.0), "gas").unwrap().id;
+    h.store.clear_alarm(rule, m2, hours(2) + time::Duration::minutes(5)).unwrap();
+    assert_eq!(h.store.raise_alarm(rule, m1, hours(1), Some(80.0), "gas").unwrap().id, back);
+    let ids = |json: &Value| {
+        json["items"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&h.get("/api/v1/alarms").await.json), [other, back], "by first raise");
+    assert_eq!(ids(&h.get("/api/v1/alarms?sort=latest").await.json), [back, other]);
+    // Page by page, the cursor carrying the time.
+    let first = h.get("/api/v1/alarms?sort=latest&limit=1").await.json;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    assert_eq!(cursor, format!("{}.{back}", model::oee::unix_ms(hours(1))));
+    let second = h.get(&format!("/api/v1/alarms?sort=latest&limit=1&cursor={cursor}")).await.json;
+    assert_eq!((ids(&second), second.get("next_cursor")), (vec![other], None));
+    // Up within a period: the one of two hours ago cleared at 1:55 ago.
+    let since = |from: time::OffsetDateTime| {
+        format!("/api/v1/alarms?sort=latest&from={}", crate::rfc3339(from).replace('+', "%2B"))
+    };
+    assert_eq!(ids(&h.get(&since(hours(3))).await.json), [back, other]);
+    assert_eq!(ids(&h.get(&(since(hours(1) - time::Duration::minutes(30)))).await.json), [back]);
+    let before = format!("/api/v1/alarms?to={}", crate::rfc3339(hours(5)).replace('+', "%2B"));
+    assert_eq!(ids(&h.get(&before).await.json), [back], "first raised ten hours ago");
+    for (query, field) in [
+        ("sort=newest", "sort"),
+        ("sort=latest&cursor=12", "cursor"),
+        ("sort=latest&cursor=.5", "cursor"),
+        ("from=yesterday", "from"),
+        ("from=2026-11-24T00:00:00Z&to=2026-11-23T00:00:00Z", "from"),
+    ] {
+        let reply = h.get(&format!("/api/v1/alarms?{query}")).await;
+        assert_eq!(
+            (reply.status, reply.json["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{query}: {}",
+            reply.text
+        );
+    }
+    // The page lists by latest occurrence, and within a period.
+    let rows = |page: &str| {
+        page.match_indices("data-alarm-id=\"")
+            .map(|(at, _)| page[at + 15..].split('"').next().unwrap().parse::<i64>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let page = h.page("/alarms?show=all", ADMIN, "en").await.text;
+    assert_eq!(rows(&page), [back, other]);
+    let recent = h.page("/alarms?show=all&within=8h", ADMIN, "en").await.text;
+    assert_eq!(rows(&recent), [back, other]);
+    assert!(recent.contains(r#"<option value="8h" selected>Last 8 h</option>"#), "{recent}");
+    // One of yesterday, cleared a day and more ago, is of any time but not of the last 24 h.
+    let old = h.store.raise_alarm(rule, model::MachineId(3), hours(30), None, "gas").unwrap().id;
+    h.store.clear_alarm(rule, model::MachineId(3), hours(29)).unwrap();
+    assert_eq!(rows(&h.page("/alarms?show=all", ADMIN, "en").await.text), [back, other, old]);
+    let zh = h.page("/alarms?show=all&within=24h", ADMIN, "zh-HK").await.text;
+    assert_eq!(rows(&zh), [back, other]);
+    assert!(zh.contains("最近 24 小時"));
+}
+
+#[tokio::test]
 async fn oee_of_the_current_and_previous_shift_by_the_site_s_calendar() {
     let h = harness();
     let operator = token_for(Role::Operator);

@@ -3,7 +3,7 @@
 use model::alarm::{
     Alarm, AlarmCause, AlarmRule, AlarmStatus, Condition, NewAlarmRule, Severity, Transition,
 };
-use model::{MachineId, Timestamp};
+use model::{FieldError, MachineId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{
@@ -22,6 +22,26 @@ pub struct AlarmFilter {
     pub machine: Option<MachineId>,
     /// Only alarms of this severity.
     pub severity: Option<Severity>,
+    /// Only alarms up at some time from this time on: not cleared before it.
+    pub from: Option<Timestamp>,
+    /// Only alarms up at some time before this time: their first occurrence began before it.
+    pub to: Option<Timestamp>,
+    /// The order of the list.
+    pub sort: AlarmSort,
+    /// With [`AlarmSort::Latest`] and a cursor: the `raised_at` (Unix ms) of the alarm at the
+    /// cursor, so the list goes on from (raised, id) however that alarm has changed since.
+    pub cursor_raised_ms: Option<i64>,
+}
+
+/// The order of an alarm list; the cursor is always the last alarm's id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AlarmSort {
+    /// Newest first by when the alarm was first raised (by id).
+    #[default]
+    Created,
+    /// By the latest occurrence first ([`Alarm::raised_at`]: an alarm that came back moves up),
+    /// then newest first.
+    Latest,
 }
 
 impl Store {
@@ -227,13 +247,25 @@ impl Store {
 
     /// Alarms, newest first.
     pub fn alarms(&self, filter: &AlarmFilter, request: PageRequest) -> Result<Page<Alarm>> {
+        let (after, order) = match filter.sort {
+            AlarmSort::Created => ("(?1 IS NULL OR id < ?1)", "id DESC"),
+            AlarmSort::Latest if request.after.is_some() && filter.cursor_raised_ms.is_none() => {
+                return Err(StoreError::Invalid(vec![FieldError::new(
+                    "cursor",
+                    "a cursor of a list by latest occurrence carries the time it was raised",
+                )]));
+            }
+            AlarmSort::Latest => ("(?1 IS NULL OR (raised_ms, id) < (?7, ?1))", "raised_ms DESC, id DESC"),
+        };
         self.read(|conn| {
             let rows = conn
                 .prepare_cached(&format!(
-                    "{ALARM_SELECT} WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR status = ?2)
+                    "{ALARM_SELECT} WHERE {after} AND (?2 IS NULL OR status = ?2)
                      AND (?3 IS NULL OR ?3 = {OPEN_ALARM})
                      AND (?4 IS NULL OR machine_id = ?4) AND (?6 IS NULL OR severity = ?6)
-                     ORDER BY id DESC LIMIT ?5"
+                     AND (?8 IS NULL OR cleared_ms IS NULL OR cleared_ms >= ?8)
+                     AND (?9 IS NULL OR coalesce(first_raised_ms, raised_ms) < ?9)
+                     ORDER BY {order} LIMIT ?5"
                 ))?
                 .query_map(
                     params![
@@ -243,6 +275,9 @@ impl Store {
                         filter.machine.map(|m| m.0),
                         request.limit + 1,
                         filter.severity.map(Severity::as_str),
+                        filter.cursor_raised_ms,
+                        filter.from.map(to_ms),
+                        filter.to.map(to_ms),
                     ],
                     alarm_row,
                 )?

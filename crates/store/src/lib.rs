@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use model::{FieldError, Timestamp};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-pub use alarms::AlarmFilter;
+pub use alarms::{AlarmFilter, AlarmSort};
 pub use auth::{ApiToken, MAX_LASTING_TOKENS, TokenOwner};
 pub use factory::MachineFilter;
 pub use orders::{Deliveries, Lateness, OrderFilter, OrderSort, OrderStats};

@@ -243,7 +243,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 35);
+    assert_eq!(store.schema_version().unwrap(), 36);
 }
 
 #[test]
@@ -490,7 +490,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 35);
+    assert_eq!(store.schema_version().unwrap(), 36);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -1703,6 +1703,45 @@ mod alarm_tests {
         // A clear never comes before the raise, whatever time its reading carries.
         let cleared = f.store.clear_alarm(rule, m, minutes(50)).unwrap().unwrap();
         assert_eq!(cleared.cleared_at, Some(minutes(100)));
+    }
+
+    /// An alarm that came back moves up a list by latest occurrence; a period lists the alarms
+    /// up at some time within it.
+    #[test]
+    fn alarms_list_by_latest_occurrence_and_by_period() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let rule = f.store.create_alarm_rule(&gas_rule("gas", Severity::Warning)).unwrap().id;
+        let (m, other) = (f.machines[0], f.machines[1]);
+        let minutes = |n| NOW + time::Duration::minutes(n);
+        let back = f.store.raise_alarm(rule, m, NOW, None, "first").unwrap();
+        f.store.clear_alarm(rule, m, minutes(20)).unwrap();
+        let later = f.store.raise_alarm(rule, other, minutes(30), None, "later").unwrap();
+        f.store.clear_alarm(rule, other, minutes(35)).unwrap();
+        assert_eq!(f.store.raise_alarm(rule, m, minutes(40), None, "back").unwrap().id, back.id);
+        let ids = |filter: &AlarmFilter| {
+            f.store.alarms(filter, all()).unwrap().items.iter().map(|a| a.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&AlarmFilter::default()), [later.id, back.id], "newest first raise first");
+        let latest = AlarmFilter { sort: AlarmSort::Latest, ..AlarmFilter::default() };
+        assert_eq!(ids(&latest), [back.id, later.id], "latest occurrence first");
+        // Page by page: the cursor is the id, with the time it was raised.
+        let first = f.store.alarms(&latest, PageRequest { after: None, limit: 1 }).unwrap();
+        assert_eq!((first.items[0].id, first.next_cursor), (back.id, Some(back.id)));
+        let on = AlarmFilter { cursor_raised_ms: Some(to_ms(minutes(40))), ..latest.clone() };
+        let second = f.store.alarms(&on, PageRequest { after: Some(back.id), limit: 1 }).unwrap();
+        assert_eq!((second.items[0].id, second.next_cursor), (later.id, None));
+        let without = f.store.alarms(&latest, PageRequest { after: Some(back.id), limit: 1 });
+        assert!(matches!(without, Err(StoreError::Invalid(_))), "{without:?}");
+        // Up within a period: not cleared before it began, first raised before it ended.
+        let period = |from: i64, to: i64| AlarmFilter {
+            from: Some(minutes(from)),
+            to: Some(minutes(to)),
+            ..latest.clone()
+        };
+        assert_eq!(ids(&period(25, 60)), [back.id, later.id]);
+        assert_eq!(ids(&period(36, 60)), [back.id], "the later one cleared at 35");
+        assert_eq!(ids(&period(-10, 30)), [back.id], "the later one came up at 30");
+        assert_eq!(ids(&period(-10, 0)), Vec::<i64>::new());
     }
 }
 

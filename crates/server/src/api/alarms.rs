@@ -6,14 +6,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use model::alarm::{Alarm, AlarmRule, AlarmStatus, NewAlarmRule};
 use serde::{Deserialize, Serialize};
-use store::AlarmFilter;
+use store::{AlarmFilter, AlarmSort};
 
 use super::{Created, blocking, read, validate};
 use crate::AppState;
 use crate::alarm_worker::AlarmInput;
 use crate::auth::{Maintainer, Need, Reader, Reporter};
-use crate::error::ApiResult;
-use crate::extract::{Id, JsonBody, JsonOrDefault, ListResponse, QueryParams, page_request};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, JsonBody, JsonOrDefault, ListResponse, QueryParams, page_request, timestamp_param};
 use crate::live::LiveEvent;
 
 pub(crate) async fn list_rules(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Vec<AlarmRule>>> {
@@ -89,6 +89,9 @@ pub(crate) struct AlarmsQuery {
     open: Option<bool>,
     machine: Option<i64>,
     severity: Option<model::alarm::Severity>,
+    from: Option<String>,
+    to: Option<String>,
+    sort: Option<String>,
 }
 
 pub(crate) async fn list_alarms(
@@ -96,20 +99,68 @@ pub(crate) async fn list_alarms(
     _: Reader,
     QueryParams(query): QueryParams<AlarmsQuery>,
 ) -> ApiResult<Json<ListResponse<Alarm>>> {
+    let sort = match query.sort.as_deref() {
+        None | Some("created") => AlarmSort::Created,
+        Some("latest") => AlarmSort::Latest,
+        Some(_) => return Err(ApiError::bad_request("sort", "must be created or latest")),
+    };
+    let (cursor, cursor_raised_ms) = split_alarm_cursor(sort, query.cursor.as_deref())
+        .map_err(|()| ApiError::bad_request("cursor", "not a cursor returned by this API for this order"))?;
     // Newest first: the cursor is an upper bound on the id (see `Store::alarms`).
-    let request = page_request(query.limit, query.cursor.as_deref())?;
+    let request = page_request(query.limit, cursor)?;
+    let (from, to) =
+        (timestamp_param("from", query.from.as_deref())?, timestamp_param("to", query.to.as_deref())?);
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return Err(ApiError::bad_request("from", "must be before to"));
+    }
     let filter = AlarmFilter {
         status: query.status,
         open: query.open,
         machine: query.machine.map(model::MachineId),
         severity: query.severity,
+        from,
+        to,
+        sort,
+        cursor_raised_ms,
     };
     let store = state.store;
     // A filter naming nothing that exists is wrong, not "none" (as everywhere).
     if let Some(machine) = filter.machine {
         read(|| store.machine(machine))?;
     }
-    Ok(Json(read(|| store.alarms(&filter, request))?.into()))
+    let page = read(|| store.alarms(&filter, request))?;
+    let next_cursor = alarm_cursor(sort, &page);
+    Ok(Json(ListResponse { items: page.items, next_cursor }))
+}
+
+/// The cursor of the next page of a list of alarms in `sort`'s order.
+pub(crate) fn alarm_cursor(sort: AlarmSort, page: &store::Page<Alarm>) -> Option<String> {
+    let id = page.next_cursor?;
+    match sort {
+        AlarmSort::Created => Some(id.to_string()),
+        AlarmSort::Latest => page
+            .items
+            .last()
+            .map(|alarm| crate::extract::keyed_cursor(model::oee::unix_ms(alarm.raised_at), id)),
+    }
+}
+
+/// Splits a cursor of [`alarm_cursor`] for `sort` into its id and raised time; `Err` when it is
+/// not a cursor of such a list.
+pub(crate) fn split_alarm_cursor(
+    sort: AlarmSort,
+    cursor: Option<&str>,
+) -> Result<(Option<&str>, Option<i64>), ()> {
+    match (sort, cursor) {
+        (_, None | Some("")) => Ok((None, None)),
+        (AlarmSort::Created, Some(cursor)) => Ok((Some(cursor), None)),
+        (AlarmSort::Latest, Some(cursor)) => {
+            let (id, raised) = crate::extract::split_keyed_cursor(cursor)?;
+            Ok((Some(id), Some(raised)))
+        }
+    }
 }
 
 /// What `POST /alarms/{id}/acknowledge` may carry; no body is no note.

@@ -235,7 +235,7 @@ pub(crate) fn order_cursor(sort: store::OrderSort, page: &store::Page<Order>) ->
     match sort {
         store::OrderSort::Created | store::OrderSort::Revision => Some(id.to_string()),
         store::OrderSort::Due => {
-            page.items.last().map(|order| format!("{}.{id}", model::oee::unix_ms(order.due)))
+            page.items.last().map(|order| crate::extract::keyed_cursor(model::oee::unix_ms(order.due), id))
         }
     }
 }
@@ -250,12 +250,8 @@ pub(crate) fn split_order_cursor(
         (_, None | Some("")) => Ok((None, None)),
         (store::OrderSort::Created | store::OrderSort::Revision, Some(cursor)) => Ok((Some(cursor), None)),
         (store::OrderSort::Due, Some(cursor)) => {
-            let (due, id) = cursor.split_once('.').ok_or(())?;
-            // Both halves are numbers: an empty id would quietly start the list again.
-            if id.parse::<u64>().is_err() {
-                return Err(());
-            }
-            Ok((Some(id), Some(due.parse().map_err(|_| ())?)))
+            let (id, due) = crate::extract::split_keyed_cursor(cursor)?;
+            Ok((Some(id), Some(due)))
         }
     }
 }

@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use model::MachineId;
 use model::alarm::{Alarm, AlarmRule, Condition, Severity};
 use serde::Deserialize;
-use store::{AlarmFilter, MachineFilter, PageRequest};
+use store::{AlarmFilter, AlarmSort, MachineFilter, PageRequest};
 
 use super::{Ctx, Nav, OrPage, PageResult, alarm_status, encode, layout};
 use crate::AppState;
@@ -26,6 +26,9 @@ pub(crate) struct Text {
     pub(crate) all: &'static str,
     pub(crate) all_machines: &'static str,
     pub(crate) all_severities: &'static str,
+    pub(crate) period: &'static str,
+    /// Any time, then the last 8 hours, 24 hours and 7 days (see [`WITHIN`]).
+    pub(crate) periods: [&'static str; 4],
     pub(crate) none_found: &'static str,
     pub(crate) value: &'static str,
     pub(crate) cleared_at: &'static str,
@@ -60,6 +63,8 @@ pub(crate) const EN: Text = Text {
     all: "All, newest first",
     all_machines: "All machines",
     all_severities: "Every severity",
+    period: "Up within",
+    periods: ["Any time", "Last 8 h", "Last 24 h", "Last 7 d"],
     none_found: "No alarms match.",
     value: "Value",
     cleared_at: "Cleared",
@@ -90,6 +95,8 @@ pub(crate) const ZH: Text = Text {
     acknowledge_cleared_hint: "限所選機器，未選則為全部；仍持續的警報須逐一確認。",
     note: "備註（選填）：發現及處理",
     all: "全部，最新在前",
+    period: "時段",
+    periods: ["任何時間", "最近 8 小時", "最近 24 小時", "最近 7 日"],
     all_machines: "所有機器",
     all_severities: "所有嚴重程度",
     none_found: "沒有符合的警報。",
@@ -134,11 +141,15 @@ fn condition_parts(condition: &Condition) -> (usize, f64) {
     }
 }
 
+/// The periods offered: the code in `?within=` and its hours (after any time, `""`).
+const WITHIN: [(&str, i64); 3] = [("8h", 8), ("24h", 24), ("7d", 168)];
+
 #[derive(Default, Deserialize)]
 pub(crate) struct AlarmsQuery {
     show: Option<String>,
     machine: Option<i64>,
     severity: Option<String>,
+    within: Option<String>,
     cursor: Option<String>,
 }
 
@@ -152,15 +163,26 @@ pub(crate) async fn page(
     let a = t.alarms_page;
     let store = &state.store;
     let all = query.show.as_deref() == Some("all");
+    // A period the form does not offer (an old link) is any time.
+    let within = WITHIN.iter().position(|(code, _)| query.within.as_deref() == Some(*code));
+    // Latest occurrence first: an alarm that came back is news again. A cursor of another
+    // list (an old link) starts from the top.
+    let (cursor, cursor_raised_ms) =
+        crate::api::alarms::split_alarm_cursor(AlarmSort::Latest, query.cursor.as_deref())
+            .unwrap_or((None, None));
     let filter = AlarmFilter {
         open: (!all).then_some(true),
         machine: query.machine.map(MachineId),
         // A severity the form does not offer (an old link) shows them all.
         severity: query.severity.as_deref().and_then(Severity::parse),
+        from: within.map(|index| ctx.now - time::Duration::hours(WITHIN[index].1)),
+        sort: AlarmSort::Latest,
+        cursor_raised_ms,
         ..AlarmFilter::default()
     };
-    let request = page_request(Some(50), query.cursor.as_deref()).or_page(&ctx)?;
+    let request = page_request(Some(50), cursor).or_page(&ctx)?;
     let page = store.alarms(&filter, request).or_page(&ctx)?;
+    let next_cursor = crate::api::alarms::alarm_cursor(AlarmSort::Latest, &page);
     let machines = store
         .machines(&MachineFilter::default(), PageRequest { after: None, limit: 10_000 })
         .or_page(&ctx)?
@@ -176,6 +198,9 @@ pub(crate) async fn page(
         }
         if let Some(severity) = filter.severity {
             query.push_str(&format!("&severity={}", severity.as_str()));
+        }
+        if let Some(index) = within {
+            query.push_str(&format!("&within={}", WITHIN[index].0));
         }
         if let Some(cursor) = cursor {
             query.push_str(&format!("&cursor={}", encode(cursor)));
@@ -204,6 +229,14 @@ pub(crate) async fn page(
                     option value="" { (a.all_severities) }
                     @for severity in Severity::ALL.iter().rev() {
                         option value=(severity.as_str()) selected[filter.severity == Some(*severity)] { (t.severity(*severity)) }
+                    }
+                }
+            }
+            label { (a.period)
+                select name="within" data-testid="alarm-within" {
+                    option value="" { (a.periods[0]) }
+                    @for (index, (code, _)) in WITHIN.iter().enumerate() {
+                        option value=(code) selected[within == Some(index)] { (a.periods[index + 1]) }
                     }
                 }
             }
@@ -262,7 +295,7 @@ pub(crate) async fn page(
             }
             div.pager {
                 @if query.cursor.is_some() { a href=(keep(None)) { (t.first_page) } }
-                @if let Some(cursor) = page.next_cursor { a href=(keep(Some(&cursor.to_string()))) { (t.next_page) } }
+                @if let Some(cursor) = &next_cursor { a href=(keep(Some(cursor))) { (t.next_page) } }
             }
         }
         section.panel #rules aria-labelledby="rules-heading" {

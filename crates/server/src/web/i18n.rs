@@ -275,7 +275,13 @@ const EN: Text = Text {
     sim_clock: "Factory time",
     sim_clock_title: "The simulated factory runs this many times faster than real time. Machines, orders, plans and alarms all keep its clock; sign-ins and tokens keep real time.",
     connection_lost: "Live updates interrupted; reconnecting…",
-    month_day: |month, day| format!("{month:02}-{day:02}"),
+    // "9 Dec": a month by its name, never mistaken for a day (12-09 reads as 12 September in
+    // much of the world).
+    month_day: |month, day| {
+        const MONTHS: [&str; 12] =
+            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        format!("{day} {}", MONTHS[usize::from(month.clamp(1, 12)) - 1])
+    },
     done_message: "Done.",
     failed_message: "Not done ({status}): {message}",
     changed_since: "Someone changed this since the page was shown; reload it to see their change, then make yours again.",

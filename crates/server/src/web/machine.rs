@@ -1051,7 +1051,7 @@ mod tests {
         let ctx = ctx(Lang::En, Role::Viewer);
         assert_eq!(ctx.short_time(NOW + time::Duration::hours(2)), "11:00");
         assert_eq!(ctx.short_time(datetime!(2026-11-23 23:30 UTC)), "07:30", "today in Hong Kong");
-        assert_eq!(ctx.short_time(NOW - time::Duration::days(1)), "11-23 09:00");
+        assert_eq!(ctx.short_time(NOW - time::Duration::days(1)), "23 Nov 09:00");
         assert_eq!(ctx.short_time(datetime!(2027-01-02 10:00 +08:00)), "2027-01-02 10:00");
     }
 

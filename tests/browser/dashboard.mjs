@@ -198,6 +198,16 @@ try {
   check(entered && entered.status === 'planned' && entered.priority === 9, 'the order form entered the order');
   check(entered.due.endsWith('T10:00:00Z'), `the due time is 18:00 at the site (${entered.due})`);
   check(offersMaterial && entered.material_ready == null, 'the form offers a material date, and one left empty is not sent');
+  // The same number again: refused, with a link to the order that has it.
+  await page.goto(base + '/orders');
+  await form.locator('input[name=number]').fill('SO-BROWSER-RUSH');
+  await form.locator('input[name=customer]').fill('Browser Test Ltd');
+  await form.locator('input[name=quantity]').fill('5');
+  await form.locator('button[type=submit]').click();
+  await page.waitForSelector('#flash.bad [data-testid=flash-link]', { timeout: 10000 });
+  check(await page.locator('#flash [data-testid=flash-link]').getAttribute('href') === `/orders/${entered.id}`,
+    'an order number in use links the order that has it');
+  await page.goto(base + `/orders/${entered.id}`);
   await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
   // The page reloads once the order is released; wait for that before going elsewhere.
   await page.locator('h1 .badge.status-released').waitFor({ timeout: 10000 });

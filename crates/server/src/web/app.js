@@ -6,10 +6,18 @@
 const text = JSON.parse(document.getElementById('i18n')?.textContent || '{}');
 const CSRF = { 'X-Microfactory-Csrf': '1' };
 
-function flash(message, bad) {
+// Shows `message` in the page's flash box; `link` ({href, text}) follows it, as the way on.
+function flash(message, bad, link) {
   const box = document.getElementById('flash');
   if (!box) return;
   box.textContent = message;
+  if (link) {
+    const a = document.createElement('a');
+    a.href = link.href;
+    a.textContent = link.text;
+    a.dataset.testid = 'flash-link';
+    box.append(' ', a);
+  }
   box.classList.toggle('bad', Boolean(bad));
   clearTimeout(flash.timer);
   if (!bad) flash.timer = setTimeout(() => { box.textContent = ''; }, 4000);
@@ -46,6 +54,8 @@ async function api(method, url, body, ifMatch) {
     }
     const error = new Error((text.failed || 'Not done ({status}): {message}').replace('{status}', response.status).replace('{message}', message));
     error.status = response.status;
+    // A number in use: the record that has it.
+    if (data && Number.isInteger(data.existing_id)) error.existingId = data.existing_id;
     throw error;
   }
   return data;
@@ -188,7 +198,9 @@ async function perform(element, body) {
       window.location.reload();
       return;
     }
-    flash(error.message, true);
+    // A form that names where the record in the way is shown links it (an order number in use).
+    const existing = error.existingId !== undefined && element.dataset.existing;
+    flash(error.message, true, existing ? { href: existing.replace('{id}', error.existingId), text: element.dataset.existingLabel } : undefined);
   } finally {
     // A control that had the focus loses it while disabled: give it back.
     const lost = document.activeElement === document.body || !document.activeElement;

@@ -82,6 +82,8 @@ pub(crate) struct Text {
     pub(crate) new_order: &'static str,
     pub(crate) number: &'static str,
     pub(crate) new_order_hint: &'static str,
+    /// The link to the order that has a number already in use.
+    pub(crate) open_existing: &'static str,
     /// `{priority}` is replaced by `planning.rush_priority`.
     pub(crate) rush_hint: &'static str,
 }
@@ -149,6 +151,7 @@ pub(crate) const EN: Text = Text {
     new_order: "New order",
     number: "Order number",
     new_order_hint: "The order is entered as planned; release it on its page to send it to the shop floor.",
+    open_existing: "Open the order with this number",
     rush_hint: "Priority {priority} or more is a rush order: once released, the active plan is repaired at once to fit it in ahead of other work.",
 };
 
@@ -215,6 +218,7 @@ pub(crate) const ZH: Text = Text {
     new_order: "新增訂單",
     number: "訂單編號",
     new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁下達後才會送到車間。",
+    open_existing: "開啟此編號的訂單",
     rush_hint: "優先級 {priority} 或以上為急單：下達後，系統會即時修補現行排程，把它排在其他工作之前。",
 };
 
@@ -536,7 +540,8 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
                 (o.new_order_hint)
                 @if rush_priority > 0 { (t.sentence_gap) (o.rush_hint.replace("{priority}", &rush_priority.to_string())) }
             }
-            form.row-form data-action="POST /api/v1/orders" data-then="goto:/orders/{id}" data-testid="new-order" {
+            form.row-form data-action="POST /api/v1/orders" data-then="goto:/orders/{id}" data-testid="new-order"
+                data-existing="/orders/{id}" data-existing-label=(o.open_existing) {
                 label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) placeholder="HK-2612-001"; }
                 label { (t.customer) input name="customer" required maxlength="200"; }
                 label { (t.product_variant)

@@ -207,6 +207,14 @@ try {
   await page.waitForSelector('#flash.bad [data-testid=flash-link]', { timeout: 10000 });
   check(await page.locator('#flash [data-testid=flash-link]').getAttribute('href') === `/orders/${entered.id}`,
     'an order number in use links the order that has it');
+  // A due time already past asks first; dismissed, nothing is entered.
+  await form.locator('input[name=number]').fill('SO-BROWSER-PAST');
+  await form.locator('input[name=due]').fill('2020-01-06T18:00');
+  const pastAsked = new Promise(resolve => page.once('dialog', dialog => { resolve(dialog.message()); dialog.dismiss(); }));
+  await form.locator('button[type=submit]').click();
+  check((await pastAsked).includes('late from the start'), 'a due time already past asks first');
+  await page.waitForTimeout(500);
+  check(!(await api('GET', '/api/v1/orders?number=SO-BROWSER-PAST')).items.length, 'dismissed, the order is not entered');
   await page.goto(base + `/orders/${entered.id}`);
   await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
   // The page reloads once the order is released; wait for that before going elsewhere.

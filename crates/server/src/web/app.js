@@ -164,6 +164,10 @@ async function perform(element, body) {
     const short = Number(element.dataset.shortOf) - (Number(body.good) || 0) - (Number(body.scrap) || 0);
     if (short > 0 && !window.confirm(element.dataset.confirmShort.replace('{n}', short))) return;
   }
+  // A due time already past (on the factory's clock when the page was drawn) asks first: most
+  // often a typo in the date.
+  if (element.dataset.pastDue !== undefined && body && body.due
+    && Date.parse(body.due) < Number(element.dataset.pastDue) && !window.confirm(element.dataset.confirmPast)) return;
   // Where the focus is now: disabling the control below takes it away. A form counts from its
   // first control: when the form is gone after the reload, what takes its place is there.
   const focused = focusKey(document.body);

@@ -84,6 +84,8 @@ pub(crate) struct Text {
     pub(crate) new_order_hint: &'static str,
     /// The link to the order that has a number already in use.
     pub(crate) open_existing: &'static str,
+    /// The question before an order is entered or changed with a due time already past.
+    pub(crate) confirm_past: &'static str,
     /// `{priority}` is replaced by `planning.rush_priority`.
     pub(crate) rush_hint: &'static str,
 }
@@ -152,6 +154,7 @@ pub(crate) const EN: Text = Text {
     number: "Order number",
     new_order_hint: "The order is entered as planned; release it on its page to send it to the shop floor.",
     open_existing: "Open the order with this number",
+    confirm_past: "The due time has passed already, so the order is late from the start. Save it anyway?",
     rush_hint: "Priority {priority} or more is a rush order: once released, the active plan is repaired at once to fit it in ahead of other work.",
 };
 
@@ -219,6 +222,7 @@ pub(crate) const ZH: Text = Text {
     number: "訂單編號",
     new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁下達後才會送到車間。",
     open_existing: "開啟此編號的訂單",
+    confirm_past: "交期已過，訂單一開始便已延誤。仍要儲存嗎？",
     rush_hint: "優先級 {priority} 或以上為急單：下達後，系統會即時修補現行排程，把它排在其他工作之前。",
 };
 
@@ -541,7 +545,8 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
                 @if rush_priority > 0 { (t.sentence_gap) (o.rush_hint.replace("{priority}", &rush_priority.to_string())) }
             }
             form.row-form data-action="POST /api/v1/orders" data-then="goto:/orders/{id}" data-testid="new-order"
-                data-existing="/orders/{id}" data-existing-label=(o.open_existing) {
+                data-existing="/orders/{id}" data-existing-label=(o.open_existing)
+                data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past) {
                 label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) placeholder="HK-2612-001"; }
                 label { (t.customer) input name="customer" required maxlength="200"; }
                 label { (t.product_variant)
@@ -574,7 +579,8 @@ fn change_order_form(ctx: &Ctx, order: &Order, operations: &[Operation]) -> Mark
             p.muted { (o.change_hint) }
             // The version shown: a change someone made since is not overwritten unseen (412).
             form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) }
-                data-if-match=(crate::api::orders::order_tag(order, operations)) {
+                data-if-match=(crate::api::orders::order_tag(order, operations))
+                data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past) {
                 input type="hidden" name="variant_id" data-type="int" value=(order.variant_id.0);
                 label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) value=(order.number); }
                 label { (t.customer) input name="customer" required maxlength="200" value=(order.customer); }

@@ -183,6 +183,31 @@ try {
   await page.waitForURL('**/orders/*');
   await shot(page, 'order');
 
+  // A running order's counts give it a new version with every unit: a change of its priority
+  // made meanwhile still goes through; one made after someone changed the order is refused.
+  const running = await until('a running order', async () =>
+    (await api('GET', '/api/v1/orders?status=running&limit=500')).items[0] || null, 60);
+  const version = async () =>
+    (await fetch(`${base}/api/v1/orders/${running.id}`, { headers: { Authorization: 'Bearer ' + token } })).headers.get('etag');
+  await page.goto(base + `/orders/${running.id}`);
+  const drawn = await version();
+  await until('a unit counted on the running order', async () => (await version()) !== drawn || null, 60);
+  const priority = running.priority === 3 ? 4 : 3;
+  const change = page.locator('[data-testid=change-order]');
+  await change.locator('summary').click();
+  await change.locator('input[name=priority]').fill(String(priority));
+  await change.locator('button[type=submit]').click();
+  await until('the priority changed while units were counted', async () =>
+    (await api('GET', `/api/v1/orders/${running.id}`)).priority === priority || null);
+  await page.goto(base + `/orders/${running.id}`);
+  const { number, variant_id, quantity, due, priority: now, material_ready } = await api('GET', `/api/v1/orders/${running.id}`);
+  await api('PUT', `/api/v1/orders/${running.id}`, { number, customer: 'Changed Meanwhile Ltd', variant_id, quantity, due, priority: now, material_ready });
+  await page.locator('[data-testid=change-order] summary').click();
+  await page.locator('[data-testid=change-order] input[name=priority]').fill(String(priority === 3 ? 4 : 3));
+  await page.locator('[data-testid=change-order] button[type=submit]').click();
+  await page.waitForSelector('#flash.bad', { timeout: 10000 });
+  check((await page.locator('#flash').textContent()).includes('412'), 'a change after someone else changed the order is refused');
+
   // A rush order entered on the orders page and released on its own page: the automatic repair
   // publishes a plan that has it.
   await page.goto(base + '/orders');

@@ -1423,6 +1423,36 @@ async fn the_overview_shows_the_oee_of_today_or_of_the_shift() {
 }
 
 #[tokio::test]
+async fn a_released_order_the_plan_lacks_says_when_it_joins_it() {
+    let h = harness();
+    let plan = publish_a_plan(&h).await;
+    let published = h.store.plan(plan).unwrap().published_at.unwrap();
+    let planned =
+        h.get("/api/v1/orders?status=planned&limit=1").await.json["items"][0]["id"].as_i64().unwrap();
+    let release = h.send("POST", &format!("/api/v1/orders/{planned}/release"), Some(ADMIN), None).await;
+    assert_eq!(release.status, StatusCode::OK, "{}", release.text);
+    let page = h.page(&format!("/orders/{planned}"), ADMIN, "en").await.text;
+    assert!(page.contains("Not in the active plan"), "{page}");
+    // Fifteen minutes (`new_order_minutes`) after the plan was published.
+    let at = published + time::Duration::minutes(15);
+    let at = format!(
+        "{:02}:{:02}",
+        model::Zone::fixed(480).local(at).hour(),
+        model::Zone::fixed(480).local(at).minute()
+    );
+    assert!(page.contains(&format!("slots it in by about {at}")), "{at}: {page}");
+    // The facts and steps are drawn again with each plan.
+    assert!(page.contains(r#"id="order-facts" data-live data-refresh-on="production plan""#), "{page}");
+    // Without automatic re-plans it says nothing of the kind.
+    let manual = crate::replanner::PlanningConfig {
+        auto_replan: false,
+        ..crate::replanner::PlanningConfig::default()
+    };
+    let h2 = Harness { app: crate::router(h.state.clone().with_planning(manual)), ..h };
+    assert!(!h2.page(&format!("/orders/{planned}"), ADMIN, "en").await.text.contains("slots it in"));
+}
+
+#[tokio::test]
 async fn the_orders_page_shows_late_orders_and_orders_to_release() {
     let h = harness();
     let mut overdue = valid_order();

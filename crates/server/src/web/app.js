@@ -180,7 +180,14 @@ async function perform(element, body) {
   const controls = element.tagName === 'FORM' ? element.querySelectorAll('button') : [element];
   controls.forEach(c => { c.disabled = true; });
   try {
-    const answer = await api(method, url, body, element.dataset.ifMatch);
+    let answer;
+    try {
+      answer = await api(method, url, body, element.dataset.ifMatch);
+    } catch (error) {
+      if (error.status !== 412 || element.dataset.original === undefined) throw error;
+      answer = await againIfUnchanged(element, method, url, body);
+      if (answer === undefined) throw error;
+    }
     const then = element.dataset.then || 'reload';
     if (then === 'token' && answer && answer.token) {
       showSecret(answer.token, remember);
@@ -211,6 +218,21 @@ async function perform(element, body) {
     controls.forEach(c => { c.disabled = false; });
     if (lost && element.isConnected) (element.tagName === 'FORM' ? element.querySelector('button') || element : element).focus();
   }
+}
+
+// A record that changes by itself (a running order's counts) has a new version with every unit
+// counted, so a refusal for that alone (412) is no conflict. When the fields the form was drawn
+// from (data-original) are still what the record has, the change goes again on the new version;
+// otherwise (someone changed them) the answer is undefined and the refusal stands.
+async function againIfUnchanged(element, method, url, body) {
+  const original = JSON.parse(element.dataset.original);
+  const response = await fetch(url, { credentials: 'same-origin' }).catch(() => null);
+  const tag = response && response.ok && response.headers.get('ETag');
+  if (!tag) return undefined;
+  const now = await response.json().catch(() => null);
+  const same = key => JSON.stringify(now[key] ?? null) === JSON.stringify(original[key] ?? null);
+  if (!now || !Object.keys(original).every(same)) return undefined;
+  return api(method, url, body, tag);
 }
 
 function showSecret(secret, remember) {

@@ -86,6 +86,8 @@ pub(crate) struct Text {
     pub(crate) open_existing: &'static str,
     /// The question before an order is entered or changed with a due time already past.
     pub(crate) confirm_past: &'static str,
+    /// When a released order the active plan lacks joins it by itself: "by about 10:15".
+    pub(crate) slot_in: fn(&str) -> String,
     /// `{priority}` is replaced by `planning.rush_priority`.
     pub(crate) rush_hint: &'static str,
 }
@@ -145,7 +147,7 @@ pub(crate) const EN: Text = Text {
     release: "Release to production",
     release_hint: "Releasing lets operators start the order's operations.",
     change_order: "Change the order",
-    change_hint: "A new due time or priority reaches the plan at once (a rush priority is slotted in). Once released, the quantity is fixed.",
+    change_hint: "A new due time shows in the lateness at once, but the plan moves work for it only at its next full re-plan (re-plan on the Plan page to have it now); a rush priority is slotted in ahead of other work at once. Once released, the quantity is fixed.",
     cancel_order: "Cancel order",
     cancel_confirm: "Cancel this order? Its unfinished operations are cancelled too. This cannot be undone.",
     all_orders: "All orders",
@@ -155,6 +157,11 @@ pub(crate) const EN: Text = Text {
     new_order_hint: "The order is entered as planned; release it on its page to send it to the shop floor.",
     open_existing: "Open the order with this number",
     confirm_past: "The due time has passed already, so the order is late from the start. Save it anyway?",
+    slot_in: |at| {
+        format!(
+            "The automatic re-plan slots it in by about {at}; re-plan on the Plan page to see its ETA at once."
+        )
+    },
     rush_hint: "Priority {priority} or more is a rush order: once released, the active plan is repaired at once to fit it in ahead of other work.",
 };
 
@@ -213,7 +220,7 @@ pub(crate) const ZH: Text = Text {
     release: "下達生產",
     release_hint: "下達後，操作員便可開始此訂單的工序。",
     change_order: "修改訂單",
-    change_hint: "新的交期或優先級會即時反映到排程（急單優先級會即時插入）。下達後數量不能更改。",
+    change_hint: "新交期會即時反映在延誤狀況，但排程要到下次完整重新排程才會為它調動工作（可在排程頁即時重新排程）；急單優先級會即時插入其他工作之前。下達後數量不能更改。",
     cancel_order: "取消訂單",
     cancel_confirm: "取消此訂單？其未完成的工序亦會一併取消，且無法復原。",
     all_orders: "所有訂單",
@@ -223,6 +230,7 @@ pub(crate) const ZH: Text = Text {
     new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁下達後才會送到車間。",
     open_existing: "開啟此編號的訂單",
     confirm_past: "交期已過，訂單一開始便已延誤。仍要儲存嗎？",
+    slot_in: |at| format!("自動重新排程約於 {at} 前把它排入；在排程頁重新排程可即時看到預計完成時間。"),
     rush_hint: "優先級 {priority} 或以上為急單：下達後，系統會即時修補現行排程，把它排在其他工作之前。",
 };
 
@@ -578,8 +586,11 @@ fn change_order_form(ctx: &Ctx, order: &Order, operations: &[Operation]) -> Mark
             summary { (o.change_order) }
             p.muted { (o.change_hint) }
             // The version shown: a change someone made since is not overwritten unseen (412).
+            // Counts change the version too: the fields drawn here let the page tell a change of
+            // them (refused) from units counted meanwhile (sent again on the new version).
             form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) }
                 data-if-match=(crate::api::orders::order_tag(order, operations))
+                data-original=(editable_fields(order))
                 data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past) {
                 input type="hidden" name="variant_id" data-type="int" value=(order.variant_id.0);
                 label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) value=(order.number); }
@@ -625,6 +636,17 @@ fn eta_cell(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
         Some(eta) => html! { (ctx.short_time(eta)) },
         None => html! { span.muted { (t.none) } },
     }
+}
+
+/// The fields of `order` its change form edits, and its status, as `GET /api/v1/orders/{id}`
+/// gives them (JSON).
+fn editable_fields(order: &Order) -> String {
+    let all = serde_json::to_value(order).unwrap_or_default();
+    let fields =
+        ["number", "customer", "variant_id", "quantity", "due", "priority", "material_ready", "status"];
+    let picked: serde_json::Map<String, serde_json::Value> =
+        fields.iter().map(|key| (key.to_string(), all.get(*key).cloned().unwrap_or_default())).collect();
+    serde_json::Value::Object(picked).to_string()
 }
 
 /// The lateness cell: late by how much, or on time; and how many units short, for an order done
@@ -838,11 +860,20 @@ pub(crate) struct OrderView {
     operations: Vec<Operation>,
     machines: HashMap<MachineId, String>,
     plan: Option<i64>,
+    /// When the active plan was published.
+    plan_published: Option<Timestamp>,
     planned: HashMap<model::OperationId, Planned>,
+    /// When a released order the active plan lacks is slotted in by itself: the active plan's
+    /// age that the automatic re-plan waits for (`new_order_minutes`), if it re-plans.
+    slot_in_after: Option<time::Duration>,
 }
 
 /// Reads one order with its operations and their places in the active plan.
-pub(crate) fn gather_order(store: &store::Store, id: OrderId) -> store::Result<OrderView> {
+pub(crate) fn gather_order(
+    store: &store::Store,
+    id: OrderId,
+    planning: &crate::replanner::PlanningConfig,
+) -> store::Result<OrderView> {
     let order = store.order(id)?;
     let operations = store.operations(id)?;
     let product = store.variant(order.variant_id)?.name;
@@ -852,11 +883,17 @@ pub(crate) fn gather_order(store: &store::Store, id: OrderId) -> store::Result<O
         .into_iter()
         .map(|m| (m.id, m.code))
         .collect();
-    let (plan, planned) = match store.active_plan()? {
-        Some(plan) => (Some(plan.id), planned_by_operation(&store.plan_operations(plan.id, None)?, id)),
-        None => (None, HashMap::new()),
+    let (plan, plan_published, planned) = match store.active_plan()? {
+        Some(plan) => (
+            Some(plan.id),
+            plan.published_at,
+            planned_by_operation(&store.plan_operations(plan.id, None)?, id),
+        ),
+        None => (None, None, HashMap::new()),
     };
-    Ok(OrderView { order, product, operations, machines, plan, planned })
+    let slot_in_after = (planning.auto_replan && planning.new_order_minutes > 0)
+        .then(|| time::Duration::minutes(i64::from(planning.new_order_minutes)));
+    Ok(OrderView { order, product, operations, machines, plan, plan_published, planned, slot_in_after })
 }
 
 /// `GET /orders/{id}`.
@@ -867,7 +904,7 @@ pub(crate) async fn detail(ctx: Ctx, State(state): State<AppState>, Path(id): Pa
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found("no such order"))
         .or_page(&ctx)?;
-    let view = gather_order(&state.store, OrderId(id)).or_page(&ctx)?;
+    let view = gather_order(&state.store, OrderId(id), &state.planning).or_page(&ctx)?;
     let title = format!("{} {}", ctx.t.order, view.order.number);
     Ok(layout(&ctx, Nav::Orders, &title, render_order(&ctx, &view)))
 }
@@ -900,7 +937,8 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
         @if may_plan && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) {
             (change_order_form(ctx, order, &view.operations))
         }
-        section.panel {
+        // ETA and lateness move with every plan and count.
+        section.panel #order-facts data-live data-refresh-on="production plan" {
             dl.pairs.wide data-testid="order-facts" {
                 dt { (t.customer) } dd { (order.customer) }
                 dt { (t.product_variant) } dd { (view.product) }
@@ -925,7 +963,18 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                     dd {
                         @match (view.plan, eta) {
                             (None, _) => { span.muted { (o.no_active_plan) } }
-                            (Some(_), None) => { span.muted { (o.not_in_plan) } }
+                            (Some(_), None) => {
+                                span.muted { (o.not_in_plan) }
+                                // Released, it joins the plan by itself once the plan is old enough.
+                                @if let (true, Some(after), Some(published)) =
+                                    (matches!(order.status, OrderStatus::Released | OrderStatus::Running), view.slot_in_after, view.plan_published)
+                                {
+                                    br;
+                                    span.muted data-testid="slot-in" {
+                                        ((o.slot_in)(&ctx.short_time((published + after).max(ctx.now))))
+                                    }
+                                }
+                            }
                             (Some(_), Some(eta)) => { (ctx.time(eta)) }
                         }
                     }
@@ -933,7 +982,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                 dt { (t.lateness) } dd { (lateness(ctx, order, eta)) }
             }
         }
-        section.panel #order-operations aria-labelledby="operations-heading" data-live data-refresh-on="production" {
+        section.panel #order-operations aria-labelledby="operations-heading" data-live data-refresh-on="production plan" {
             h2 #operations-heading { (o.operations) }
             @if let Some(plan) = view.plan {
                 @let (before, after) = o.in_plan.split_once("{plan}").unwrap_or((o.in_plan, ""));

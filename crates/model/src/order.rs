@@ -165,6 +165,19 @@ pub fn step_work_problem(quantity: u32, name: &str, unit_seconds: f64) -> Option
     })
 }
 
+impl NewOrder {
+    /// The order with spaces around its number and customer taken off, as typed or pasted: a
+    /// customer `"Harbour Audio Co "` is the same customer as `"Harbour Audio Co"`.
+    pub fn trimmed(mut self) -> NewOrder {
+        for text in [&mut self.number, &mut self.customer] {
+            if text.trim() != text {
+                *text = text.trim().to_string();
+            }
+        }
+        self
+    }
+}
+
 impl Validate for NewOrder {
     fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();

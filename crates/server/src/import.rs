@@ -289,7 +289,7 @@ fn parse(store: &Store, csv: &[u8], existing: Existing) -> Result<Parsed, Parse>
         if material_ready.is_err() {
             bad("material_ready", "must be an RFC 3339 time, e.g. 2026-11-30T08:00:00+08:00");
         }
-        let number = field("number").to_string();
+        let number = field("number").trim().to_string();
         if !number.is_empty() && !seen_numbers.insert(number.clone()) {
             bad("number", "appears on an earlier line of this file");
         }
@@ -309,7 +309,8 @@ fn parse(store: &Store, csv: &[u8], existing: Existing) -> Result<Parsed, Parse>
             due: due.unwrap_or(STAND_IN_TIME),
             priority: priority.unwrap_or(1),
             material_ready: material_ready.unwrap_or(None),
-        };
+        }
+        .trimmed();
         let named: HashSet<String> = row_errors.iter().map(|e| e.column.clone()).collect();
         row_errors.extend(
             order.problems().into_iter().map(|p| row_error(line, p)).filter(|e| !named.contains(&e.column)),

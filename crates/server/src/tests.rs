@@ -1286,6 +1286,68 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
 }
 
 #[tokio::test]
+async fn order_names_are_trimmed_and_lists_find_open_and_newest_orders() {
+    let h = harness();
+    let mut order = valid_order();
+    order["number"] = json!(" SO-TRIM-1 ");
+    order["customer"] = json!("Harbour Audio Co\u{3000}");
+    let created = h.post_json("/api/v1/orders", ADMIN, &order).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        (&created.json["number"], &created.json["customer"]),
+        (&json!("SO-TRIM-1"), &json!("Harbour Audio Co"))
+    );
+    let id = created.json["id"].as_i64().unwrap();
+    // The same customer as typed without the space, found with spaces around the search too.
+    let found = h.get("/api/v1/orders?customer=Harbour%20Audio%20Co%20&search=%20SO-TRIM%20").await.json;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+    // A change is trimmed as well.
+    order["number"] = json!("SO-TRIM-1");
+    order["customer"] = json!("  Kowloon Gadgets Ltd ");
+    let changed = h
+        .send(
+            "PUT",
+            &format!("/api/v1/orders/{id}"),
+            Some(ADMIN),
+            Some(("application/json", order.to_string().into_bytes())),
+        )
+        .await;
+    assert_eq!(
+        (changed.status, &changed.json["customer"]),
+        (StatusCode::OK, &json!("Kowloon Gadgets Ltd")),
+        "{}",
+        changed.text
+    );
+    // Newest first: the order just entered leads.
+    let newest = h.get("/api/v1/orders?sort=newest&limit=2").await.json;
+    assert_eq!(newest["items"][0]["id"], id);
+    let next = newest["next_cursor"].as_str().unwrap();
+    let rest = h.get(&format!("/api/v1/orders?sort=newest&limit=500&cursor={next}")).await.json;
+    assert!(
+        rest["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["id"].as_i64().unwrap() < newest["items"][1]["id"].as_i64().unwrap())
+    );
+    assert_eq!(rest["items"].as_array().unwrap().len() + 2, h.order_count());
+    // Open orders, in one list.
+    let cancel = h.send("POST", &format!("/api/v1/orders/{id}/cancel"), Some(ADMIN), None).await;
+    assert_eq!(cancel.status, StatusCode::OK);
+    let open = h.get("/api/v1/orders?open=true&limit=500").await.json;
+    let open = open["items"].as_array().unwrap();
+    assert!(
+        !open.is_empty()
+            && open
+                .iter()
+                .all(|o| ["planned", "released", "running"].contains(&o["status"].as_str().unwrap()))
+    );
+    let closed = h.get("/api/v1/orders?open=false&limit=500").await.json;
+    assert_eq!(closed["items"].as_array().unwrap().len() + open.len(), h.order_count());
+    assert_eq!(h.get("/api/v1/orders?sort=oldest").await.json["field"], "sort");
+}
+
+#[tokio::test]
 async fn alarms_list_by_latest_occurrence_and_by_period() {
     let h = harness();
     let rule = model::alarm::NewAlarmRule {

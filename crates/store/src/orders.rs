@@ -43,6 +43,9 @@ macro_rules! delivered {
 pub struct OrderFilter {
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
+    /// Only open orders (planned, released or running): `true`; only the others (done or
+    /// cancelled): `false`.
+    pub open: Option<bool>,
     /// Only orders due strictly before this time.
     pub due_before: Option<Timestamp>,
     /// Only orders due at or after this time.
@@ -85,6 +88,8 @@ pub enum OrderSort {
     Created,
     /// Earliest due first, then as created.
     Due,
+    /// Newest first (by id, descending); the cursor is an upper bound on the id.
+    Newest,
     /// By [`Order::revision`], least recently changed first; the cursor is the last revision.
     Revision,
 }
@@ -194,6 +199,10 @@ impl Store {
             (OrderSort::Revision, after) => {
                 sql.push_str(" AND revision > ? ORDER BY revision");
                 values.push(Value::Integer(after.unwrap_or(0).max(filter.changed_after)));
+            }
+            (OrderSort::Newest, after) => {
+                sql.push_str(" AND id < ? ORDER BY id DESC");
+                values.push(Value::Integer(after.unwrap_or(i64::MAX)));
             }
             (OrderSort::Due, None) => sql.push_str(" ORDER BY due_ms, id"),
             (OrderSort::Due, Some(after)) => {
@@ -568,6 +577,13 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
     if let Some(status) = filter.status {
         sql.push_str(" AND status = ?");
         values.push(Value::Text(status.as_str().into()));
+    }
+    if let Some(open) = filter.open {
+        sql.push_str(if open {
+            " AND status IN ('planned', 'released', 'running')"
+        } else {
+            " AND status IN ('done', 'cancelled')"
+        });
     }
     if let Some(before) = filter.due_before {
         sql.push_str(" AND due_ms < ?");

@@ -2502,6 +2502,22 @@ mod plan_tests {
         let after = due + time::Duration::minutes(1);
         assert_eq!(numbers(at(true, after)), ["DONE-LATE", "NOT-PLANNED", "OVERDUE", "PLAN-LATE", "PLAN-OK"]);
         assert_eq!(numbers(at(false, after)), ["CANCELLED", "DONE-OK"]);
+        // Open or not.
+        let open = |open: bool| OrderFilter { open: Some(open), ..OrderFilter::default() };
+        assert_eq!(numbers(open(true)), ["NOT-PLANNED", "OVERDUE", "PLAN-LATE", "PLAN-OK"]);
+        assert_eq!(numbers(open(false)), ["CANCELLED", "DONE-LATE", "DONE-OK"]);
+        // Newest first, page by page.
+        let newest = OrderFilter { sort: OrderSort::Newest, ..OrderFilter::default() };
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let page = f.store.orders(&newest, PageRequest { after, limit: 3 }).unwrap();
+            seen.extend(page.items.iter().map(|o| o.id));
+            match page.next_cursor {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids.iter().rev().copied().collect::<Vec<_>>());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub(crate) struct OrdersQuery {
     sort: Option<String>,
     changed_after: Option<i64>,
     late: Option<bool>,
+    open: Option<bool>,
 }
 
 pub(crate) async fn list_orders(
@@ -69,9 +70,13 @@ fn orders_filter(query: OrdersQuery, now: model::Timestamp) -> ApiResult<OrderFi
         }
         (None | Some("created"), None) => store::OrderSort::Created,
         (Some("due"), None) => store::OrderSort::Due,
-        (Some(_), None) => return Err(ApiError::bad_request("sort", "must be created or due")),
+        (Some("newest"), None) => store::OrderSort::Newest,
+        (Some(_), None) => return Err(ApiError::bad_request("sort", "must be created, newest or due")),
     };
-    if query.search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
+    // Spaces around a search or customer are no part of it (names are stored without them).
+    let trim = |text: Option<String>| text.map(|text| text.trim().to_string());
+    let (search, customer) = (trim(query.search), trim(query.customer));
+    if search.as_ref().is_some_and(|text| text.is_empty() || text.chars().count() > 200) {
         return Err(ApiError::bad_request("search", "must be 1 to 200 characters"));
     }
     Ok(OrderFilter {
@@ -79,12 +84,13 @@ fn orders_filter(query: OrdersQuery, now: model::Timestamp) -> ApiResult<OrderFi
         cursor_due_ms: None,
         changed_after: query.changed_after.unwrap_or(0),
         status: query.status,
+        open: query.open,
         due_before: timestamp_param("due_before", query.due_before.as_deref())?,
         due_after: timestamp_param("due_after", query.due_after.as_deref())?,
         machine: query.machine.map(model::MachineId),
-        customer: query.customer,
+        customer,
         number: query.number,
-        search: query.search,
+        search,
         lateness: query.late.map(|late| store::Lateness { late, now }),
     })
 }
@@ -233,7 +239,9 @@ fn spreadsheet_safe(text: &str) -> String {
 pub(crate) fn order_cursor(sort: store::OrderSort, page: &store::Page<Order>) -> Option<String> {
     let id = page.next_cursor?;
     match sort {
-        store::OrderSort::Created | store::OrderSort::Revision => Some(id.to_string()),
+        store::OrderSort::Created | store::OrderSort::Revision | store::OrderSort::Newest => {
+            Some(id.to_string())
+        }
         store::OrderSort::Due => {
             page.items.last().map(|order| crate::extract::keyed_cursor(model::oee::unix_ms(order.due), id))
         }
@@ -248,7 +256,9 @@ pub(crate) fn split_order_cursor(
 ) -> Result<(Option<&str>, Option<i64>), ()> {
     match (sort, cursor) {
         (_, None | Some("")) => Ok((None, None)),
-        (store::OrderSort::Created | store::OrderSort::Revision, Some(cursor)) => Ok((Some(cursor), None)),
+        (store::OrderSort::Created | store::OrderSort::Revision | store::OrderSort::Newest, Some(cursor)) => {
+            Ok((Some(cursor), None))
+        }
         (store::OrderSort::Due, Some(cursor)) => {
             let (id, due) = crate::extract::split_keyed_cursor(cursor)?;
             Ok((Some(id), Some(due)))
@@ -324,6 +334,7 @@ pub(crate) async fn create_order(
 ) -> ApiResult<Created<Order>> {
     // The creation time comes from the clock, so this cannot go through the shared `create`.
     principal.require(Need::Plan)?;
+    let new = new.trimmed();
     super::validate(&new)?;
     let now = state.clock.now();
     let store = state.store.clone();
@@ -350,6 +361,7 @@ pub(crate) async fn update_order(
     JsonBody(new): JsonBody<NewOrder>,
 ) -> ApiResult<Json<Order>> {
     principal.require(Need::Plan)?;
+    let new = new.trimmed();
     super::validate(&new)?;
     let (store, now) = (state.store.clone(), state.clock.now());
     let updated = blocking(move || store.update_order(OrderId(id), &new, now)).await?;

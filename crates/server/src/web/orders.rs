@@ -28,6 +28,8 @@ pub(crate) struct Text {
     pub(crate) sort: &'static str,
     pub(crate) sort_created: &'static str,
     pub(crate) sort_due: &'static str,
+    pub(crate) sort_newest: &'static str,
+    pub(crate) open_statuses: &'static str,
     pub(crate) bad_sort: &'static str,
     pub(crate) show: &'static str,
     pub(crate) show_late: &'static str,
@@ -104,6 +106,8 @@ pub(crate) const EN: Text = Text {
     sort: "Sort",
     sort_created: "As entered",
     sort_due: "Due first",
+    sort_newest: "Newest first",
+    open_statuses: "Open (not done or cancelled)",
     bad_sort: "Sort: not a known order.",
     show: "Show",
     show_late: "Late only",
@@ -177,6 +181,8 @@ pub(crate) const ZH: Text = Text {
     sort: "排序",
     sort_created: "按輸入次序",
     sort_due: "交期最早先",
+    sort_newest: "最新輸入先",
+    open_statuses: "進行中（未完成亦未取消）",
     bad_sort: "排序：不是有效的次序。",
     show: "顯示",
     show_late: "只顯示延誤",
@@ -293,8 +299,10 @@ pub(crate) fn parse_filter(
     now: Timestamp,
 ) -> Result<(OrderFilter, PageRequest), Vec<FilterError>> {
     let mut errors = Vec::new();
+    // "open": planned, released or running.
+    let open = (present(&query.status) == Some("open")).then_some(true);
     let status = match present(&query.status) {
-        None => None,
+        None | Some("open") => None,
         Some(text) => OrderStatus::parse(text).or_else(|| {
             errors.push(FilterError::Status);
             None
@@ -325,6 +333,7 @@ pub(crate) fn parse_filter(
     let sort = match present(&query.sort) {
         None | Some("created") => OrderSort::Created,
         Some("due") => OrderSort::Due,
+        Some("newest") => OrderSort::Newest,
         Some(_) => {
             errors.push(FilterError::Sort);
             OrderSort::Created
@@ -340,7 +349,11 @@ pub(crate) fn parse_filter(
         }
     };
     let status = match (present(&query.show), status) {
-        (Some("to_release"), None) => Some(OrderStatus::Planned),
+        (Some("to_release"), None) if open.is_none() => Some(OrderStatus::Planned),
+        (Some("to_release"), None) => {
+            errors.push(FilterError::ReleaseStatus);
+            None
+        }
         (Some("to_release"), Some(status)) if status != OrderStatus::Planned => {
             errors.push(FilterError::ReleaseStatus);
             Some(status)
@@ -359,6 +372,7 @@ pub(crate) fn parse_filter(
                 cursor_due_ms,
                 changed_after: 0,
                 status,
+                open,
                 due_after: after.map(|d| local_midnight(d, zone)),
                 due_before: before
                     .and_then(|d| d.next_day())
@@ -414,9 +428,14 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<&str>) -> String {
 fn export_url(filter: &OrderFilter) -> String {
     let mut url = String::from("/api/v1/orders/export");
     let status = filter.status.map(|s| s.as_str().to_string());
-    let sort = (filter.sort == OrderSort::Due).then(|| "due".to_string());
+    let sort = match filter.sort {
+        OrderSort::Due => Some("due".to_string()),
+        OrderSort::Newest => Some("newest".to_string()),
+        OrderSort::Created | OrderSort::Revision => None,
+    };
     let fields = [
         ("status", status),
+        ("open", filter.open.map(|open| open.to_string())),
         ("search", filter.search.clone()),
         ("customer", filter.customer.clone()),
         ("due_after", filter.due_after.map(crate::rfc3339)),
@@ -702,6 +721,7 @@ pub(crate) fn render_list(
             label { (t.status)
                 select name="status" {
                     option value="" { (o.all_statuses) }
+                    option value="open" selected[selected == Some("open")] { (o.open_statuses) }
                     @for status in OrderStatus::ALL {
                         option value=(status.as_str()) selected[selected == Some(status.as_str())] { (t.order_status(status)) }
                     }
@@ -720,6 +740,7 @@ pub(crate) fn render_list(
             label { (o.sort)
                 select name="sort" data-testid="order-sort" {
                     option value="" { (o.sort_created) }
+                    option value="newest" selected[present(&query.sort) == Some("newest")] { (o.sort_newest) }
                     option value="due" selected[present(&query.sort) == Some("due")] { (o.sort_due) }
                 }
             }
@@ -1076,6 +1097,7 @@ mod tests {
                 "due_before" => q.due_before = value,
                 "cursor" => q.cursor = value,
                 "show" => q.show = value,
+                "sort" => q.sort = value,
                 _ => unreachable!(),
             }
         }
@@ -1150,6 +1172,12 @@ mod tests {
 
     #[test]
     fn late_and_to_release_orders_are_judged_now() {
+        let (filter, _) =
+            parse_filter(&query(&[("status", "open"), ("sort", "newest")]), &model::Zone::UTC, NOW).unwrap();
+        assert_eq!((filter.status, filter.open, filter.sort), (None, Some(true), OrderSort::Newest));
+        assert_eq!(export_url(&filter), "/api/v1/orders/export?open=true&sort=newest");
+        let q = query(&[("show", "to_release"), ("status", "open")]);
+        assert_eq!(parse_filter(&q, &model::Zone::UTC, NOW).unwrap_err(), [FilterError::ReleaseStatus]);
         let (filter, _) = parse_filter(&query(&[("show", "late")]), &model::Zone::UTC, NOW).unwrap();
         assert_eq!(filter.lateness, Some(store::Lateness { late: true, now: NOW }));
         assert_eq!((filter.status, filter.due_before), (None, None));

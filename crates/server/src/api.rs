@@ -129,6 +129,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/orders/{id}/release", post(orders::release_order))
         .route("/orders/{id}/cancel", post(orders::cancel_order))
         .route("/orders/export", get(orders::export_orders))
+        .route("/orders/quote", post(orders::quote_order))
         .route("/orders/deleted", get(orders::deleted_orders))
         .route(
             "/orders/import",

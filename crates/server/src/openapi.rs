@@ -478,6 +478,18 @@ pub(crate) fn build() -> Value {
         (200, Some(deleted)),
         deleted_params,
     );
+    {
+        let request = doc.schema::<crate::api::orders::QuoteRequest>();
+        let quote = doc.schema::<crate::api::orders::Quote>();
+        doc.op(
+            "post",
+            "/orders/quote",
+            "Quote a delivery: when an order would be done if it were entered and released now, by the plan the platform would make for it (slotted into the active plan as the automatic re-plan does, or a plan of all released work when none is active); nothing is stored or published",
+            Who::Planner,
+            Some(request),
+            (200, Some(quote)),
+        );
+    }
     doc.op("post", "/orders/import", "Import orders from CSV, all or nothing", Who::Planner, None,
         (201, Some(json!({"type": "object", "properties": {"imported": {"type": "integer"}, "orders": {"type": "array", "items": {"type": "integer"}},
             "skipped": {"type": "array", "items": {"type": "object", "properties": {"number": {"type": "string"}, "id": {"type": "integer"}}}}}}))));

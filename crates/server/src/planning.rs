@@ -303,6 +303,19 @@ pub fn origin(now: Timestamp) -> Timestamp {
 
 /// Builds the problem at `now` (taken as [`origin`]`(now)`).
 pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, PlanError> {
+    build_with(store, now, options, None)
+}
+
+/// An order with its operations that the store does not have ([`Store::draft_order`]).
+pub type Draft = (Order, Vec<Operation>);
+
+/// [`build`], with `draft` planned as a released order besides the stored ones (last).
+fn build_with(
+    store: &Store,
+    now: Timestamp,
+    options: &Options,
+    draft: Option<&Draft>,
+) -> Result<Built, PlanError> {
     let made_at = now;
     let now = origin(now);
     let active = store.active_plan()?;
@@ -318,6 +331,7 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
         orders.extend(store.orders(&filter, all)?.items);
     }
     orders.sort_by_key(|o| o.id);
+    orders.extend(draft.map(|(order, _)| order.clone()));
 
     let now_ms = unix_ms(now);
     let horizon_ms = now_ms + HORIZON_DAYS * 86_400_000;
@@ -361,8 +375,11 @@ pub fn build(store: &Store, now: Timestamp, options: &Options) -> Result<Built, 
     // lot is split to fit a shift with it).
     let mut open_work = Vec::with_capacity(orders.len());
     for order in orders {
-        let open: Vec<Operation> = store
-            .operations(order.id)?
+        let operations = match draft {
+            Some((drafted, operations)) if drafted.id == order.id => operations.clone(),
+            _ => store.operations(order.id)?,
+        };
+        let open: Vec<Operation> = operations
             .into_iter()
             .filter(|op| !matches!(op.status, OrderStatus::Done | OrderStatus::Cancelled))
             .filter(|op| op.eligible_machines.iter().any(|m| machine_index.contains_key(m)))
@@ -737,6 +754,34 @@ pub fn plan(
     options: &Options,
 ) -> Result<NewPlan, PlanError> {
     plan_with(store, now, objective_name, time_limit, options, None, &[])
+}
+
+/// The plan that releasing `draft` now would bring, for a delivery quote (stored nowhere): with an
+/// active plan and `options.repair`, the repair that slots a released order in (every machine's
+/// order kept; the draft by its ATCS start, or of `rush_priority` ahead of all work not fixed),
+/// as the automatic re-plan does (`true` with the plan); else a plan made afresh in
+/// `time_limit` (`false`).
+pub fn quote(
+    store: &Store,
+    now: Timestamp,
+    objective_name: &str,
+    time_limit: Duration,
+    options: &Options,
+    draft: &Draft,
+) -> Result<(NewPlan, bool), PlanError> {
+    let objective = known_objective(objective_name)?;
+    let built = build_with(store, now, options, Some(draft))?;
+    let now = origin(now);
+    let started = std::time::Instant::now();
+    if options.repair.is_some()
+        && let Some(kept) = shifted(&built, options.rush_priority, objective)
+    {
+        let plan = to_plan(&built, now, objective_name, &unsearched(&built.problem, kept, started.elapsed()));
+        return Ok((plan, true));
+    }
+    let plan = solve_from(&built, now, objective_name, time_limit, options.threads, None, None)
+        .map_err(PlanError::Solver)?;
+    Ok((plan, false))
 }
 
 /// [`plan`], with a flag that someone who no longer wants the plan (the client went away) sets

@@ -116,6 +116,23 @@ impl PlanningConfig {
             n => n.min(MAX_SOLVER_THREADS),
         }
     }
+
+    /// How an automatic repair plans: the freeze, the expected repair time, the threads, the rush
+    /// priority and the search loss these settings give.
+    pub fn repair_options(&self) -> planning::Options {
+        planning::Options {
+            repair: Some(time::Duration::minutes(i64::from(self.freeze_minutes))),
+            down_for: time::Duration::minutes(i64::from(self.expected_repair_minutes)),
+            threads: self.threads(),
+            rush_priority: self.rush_priority,
+            search_loss_percent: self.repair_search_loss_percent,
+        }
+    }
+
+    /// The solver time of an automatic repair, within [`PlanningConfig::REPAIR_TIME_LIMITS`].
+    pub fn repair_time_limit(&self) -> Duration {
+        seconds(self.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS)
+    }
 }
 
 /// Most solver threads a plan may use.
@@ -421,13 +438,7 @@ pub fn check_and_repair(
     let urgent = due.as_ref().is_some_and(|due| {
         matches!(due.trigger, PlanTrigger::Breakdown { .. } | PlanTrigger::RushOrders { .. })
     });
-    let options = planning::Options {
-        repair: Some(time::Duration::minutes(i64::from(config.freeze_minutes))),
-        down_for: time::Duration::minutes(i64::from(config.expected_repair_minutes)),
-        threads: config.threads(),
-        rush_priority: config.rush_priority,
-        search_loss_percent: config.repair_search_loss_percent,
-    };
+    let options = config.repair_options();
     if !urgent && memory.reoptimise.take().is_some() {
         let Some(active) = store.active_plan().map_err(RepairError::failed)? else { return Ok(None) };
         let limit = seconds(config.reoptimise_time_limit_seconds, PlanningConfig::REOPTIMISE_TIME_LIMITS);
@@ -459,7 +470,7 @@ pub fn check_and_repair(
         memory.reoptimised = Some(LastReoptimisation { at: now, published: Some(published.0) });
         return Ok(Some(published));
     }
-    let limit = seconds(config.repair_time_limit_seconds, PlanningConfig::REPAIR_TIME_LIMITS);
+    let limit = config.repair_time_limit();
     let due = match due {
         Some(due) => Some(due),
         None if !memory.requested.is_empty() => {

@@ -1286,6 +1286,127 @@ async fn oee_over_the_api_matches_a_hand_computed_morning() {
 }
 
 #[tokio::test]
+async fn a_quote_says_when_an_order_would_be_done_and_stores_nothing() {
+    let h = harness();
+    let body = json!({"variant_id": 2, "quantity": 40, "due": "2026-12-11T18:00:00+08:00"});
+    let (orders, plans) =
+        (h.order_count(), h.store.plans(store::PageRequest { after: None, limit: 500 }).unwrap().items.len());
+    // No plan is active: a plan of all released work is made for it.
+    let afresh = h.post_json("/api/v1/orders/quote", ADMIN, &body).await;
+    assert_eq!(afresh.status, StatusCode::OK, "{}", afresh.text);
+    assert_eq!(afresh.json["how"], "planned_afresh");
+    assert!(afresh.json.get("plan_id").is_none() && afresh.json.get("other_late_orders_before").is_none());
+    let steps = afresh.json["steps"].as_array().unwrap();
+    assert!(!steps.is_empty());
+    assert_eq!(afresh.json["eta"], steps.last().unwrap()["end"]);
+    // With an active plan it is slotted in, and says what that does to the other orders.
+    let plan = publish_a_plan(&h).await;
+    let quote = h.post_json("/api/v1/orders/quote", &token_for(Role::Planner), &body).await;
+    assert_eq!(quote.status, StatusCode::OK, "{}", quote.text);
+    assert_eq!((&quote.json["how"], &quote.json["plan_id"]), (&json!("slotted_in"), &json!(plan)));
+    let (before, after) = (
+        quote.json["other_late_orders_before"].as_u64().unwrap(),
+        quote.json["other_late_orders_after"].as_u64().unwrap(),
+    );
+    assert!(after >= before, "{before} -> {after}");
+    let eta = quote.json["eta"].as_str().unwrap();
+    assert!(eta > "2026-11-24T01:00:00Z", "{eta}");
+    let late = quote.json["late"].as_bool().unwrap();
+    assert_eq!(late, eta > "2026-12-11T10:00:00Z");
+    // A rush order comes no later.
+    let rush = h
+        .post_json(
+            "/api/v1/orders/quote",
+            ADMIN,
+            &json!({"variant_id": 2, "quantity": 40, "due": "2026-12-11T18:00:00+08:00", "priority": 9}),
+        )
+        .await;
+    assert!(rush.json["eta"].as_str().unwrap() <= eta, "{} after {eta}", rush.json["eta"]);
+    // Nothing was stored or published.
+    assert_eq!(h.order_count(), orders);
+    assert_eq!(h.store.plans(store::PageRequest { after: None, limit: 500 }).unwrap().items.len(), plans + 1);
+    assert_eq!(h.store.active_plan().unwrap().unwrap().id, plan);
+    // Bad input is named; a viewer may not ask.
+    for (body, field) in [
+        (json!({"variant_id": 2, "quantity": 0, "due": "2026-12-11T18:00:00+08:00"}), "quantity"),
+        (json!({"variant_id": 999, "quantity": 5, "due": "2026-12-11T18:00:00+08:00"}), "variant_id"),
+        (
+            json!({"variant_id": 2, "quantity": 5, "due": "2026-12-11T18:00:00+08:00", "colour": "red"}),
+            "colour",
+        ),
+    ] {
+        let reply = h.post_json("/api/v1/orders/quote", ADMIN, &body).await;
+        assert!(reply.status.is_client_error(), "{body}: {}", reply.text);
+        assert!(reply.text.contains(field), "{body}: {}", reply.text);
+    }
+    assert_eq!(
+        h.post_json("/api/v1/orders/quote", &token_for(Role::Viewer), &body).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// A quote is what the automatic re-plan then does: entered and released, the order slotted in by
+/// a repair that keeps every machine's order finishes when the quote said.
+#[test]
+fn a_quote_is_the_repair_that_slots_the_order_in() {
+    let store = seeded_store(NOW);
+    let options = crate::planning::Options {
+        repair: Some(time::Duration::minutes(60)),
+        threads: 1,
+        search_loss_percent: 0.0,
+        ..crate::planning::Options::default()
+    };
+    let plan = crate::planning::plan(
+        &store,
+        NOW,
+        crate::planning::DEFAULT_OBJECTIVE,
+        std::time::Duration::from_millis(200),
+        &crate::planning::Options { threads: 1, ..options },
+    )
+    .unwrap();
+    let plan = store.create_plan(&plan).unwrap();
+    store.publish_plan(plan.id, NOW).unwrap();
+    let new = model::NewOrder {
+        number: "SO-QUOTED".into(),
+        customer: "Kowloon Gadgets Ltd".into(),
+        variant_id: model::VariantId(2),
+        quantity: 40,
+        due: datetime!(2026-12-11 18:00 +08:00),
+        priority: 3,
+        material_ready: None,
+    };
+    let at = NOW + time::Duration::minutes(20);
+    let draft = store.draft_order(&new, at).unwrap();
+    let (quoted, slotted) = crate::planning::quote(
+        &store,
+        at,
+        crate::planning::DEFAULT_OBJECTIVE,
+        std::time::Duration::from_millis(200),
+        &options,
+        &draft,
+    )
+    .unwrap();
+    assert!(slotted);
+    let eta = |plan: &store::NewPlan, order: model::OrderId| {
+        plan.operations.iter().filter(|op| op.order_id == order).map(|op| op.end).max().unwrap()
+    };
+    let order = store.create_order(&new, at).unwrap();
+    store.set_order_status(order.id, model::OrderStatus::Released).unwrap();
+    let repaired = crate::planning::plan_with(
+        &store,
+        at,
+        crate::planning::DEFAULT_OBJECTIVE,
+        std::time::Duration::from_millis(200),
+        &options,
+        None,
+        &[order.id],
+    )
+    .unwrap();
+    assert_eq!(eta(&quoted, store::DRAFT_ORDER), eta(&repaired, order.id));
+    assert_eq!(quoted.late_orders, repaired.late_orders);
+}
+
+#[tokio::test]
 async fn order_names_are_trimmed_and_lists_find_open_and_newest_orders() {
     let h = harness();
     let mut order = valid_order();

@@ -38,6 +38,9 @@ macro_rules! delivered {
     };
 }
 
+/// The id of a [`Store::draft_order`]: no stored order has it.
+pub const DRAFT_ORDER: OrderId = OrderId(-1);
+
 /// Which orders a list returns. Every field narrows the list; `None` does not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderFilter {
@@ -137,6 +140,61 @@ impl Store {
                 .collect::<Result<Vec<_>>>()?;
             batch.end(tx)?;
             Ok(created)
+        })
+    }
+
+    /// `new` as the order and operations it would be once created and released at `now`, but
+    /// stored nowhere: for a delivery quote. Its id is [`DRAFT_ORDER`], its operations' ids
+    /// negative (no stored record has such ids); refused as [`Store::create_order`] would
+    /// refuse it.
+    pub fn draft_order(&self, new: &NewOrder, now: Timestamp) -> Result<(Order, Vec<Operation>)> {
+        self.read(|conn| {
+            let routing = variant_routing(conn, new.variant_id)?;
+            if let Some(problem) = routing
+                .steps
+                .iter()
+                .find_map(|step| model::step_work_problem(new.quantity, &step.name, step.unit_seconds))
+            {
+                return Err(StoreError::Invalid(vec![problem]));
+            }
+            let order = Order {
+                id: DRAFT_ORDER,
+                number: new.number.clone(),
+                customer: new.customer.clone(),
+                variant_id: new.variant_id,
+                quantity: new.quantity,
+                due: from_ms(to_ms(new.due))?,
+                priority: new.priority,
+                status: OrderStatus::Released,
+                material_ready: new.material_ready.map(|t| from_ms(to_ms(t))).transpose()?,
+                created_at: from_ms(to_ms(now))?,
+                finished_at: None,
+                delivered: None,
+                revision: 0,
+            };
+            let operations = routing
+                .steps
+                .into_iter()
+                .enumerate()
+                .map(|(seq, step)| Operation {
+                    id: OperationId(-1 - seq as i64),
+                    order_id: DRAFT_ORDER,
+                    seq: seq as u32,
+                    name: step.name,
+                    eligible_machines: step.eligible_machines,
+                    setup_seconds: step.setup_seconds,
+                    unit_seconds: step.unit_seconds,
+                    setup_family: step.setup_family,
+                    status: OrderStatus::Released,
+                    machine_id: None,
+                    quantity: new.quantity,
+                    good: 0,
+                    scrap: 0,
+                    started_at: None,
+                    finished_at: None,
+                })
+                .collect();
+            Ok((order, operations))
         })
     }
 

@@ -316,6 +316,167 @@ pub(crate) fn order_tag(order: &Order, operations: &[Operation]) -> String {
     crate::conditional::tag_of(&serde_json::to_vec(&detail).unwrap_or_default())
 }
 
+/// `POST /orders/quote`: an order to quote a delivery for, not entered. Number and customer may
+/// be left out.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    /// The order number, if it has one yet (checked as an order's, used nowhere).
+    #[serde(default)]
+    number: Option<String>,
+    /// The customer, if known (checked as an order's, used nowhere).
+    #[serde(default)]
+    customer: Option<String>,
+    /// The variant to make.
+    variant_id: model::VariantId,
+    /// Units, 1 to 1,000,000.
+    quantity: u32,
+    /// When the customer wants it.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "model::DateTime")]
+    due: model::Timestamp,
+    /// 1 to 10 (1 when left out); of the rush priority or more it goes ahead of other work.
+    #[serde(default = "one")]
+    priority: u8,
+    /// When its material arrives; on hand when left out.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<model::DateTime>")]
+    material_ready: Option<model::Timestamp>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// One step of a quoted order, as the plan would run it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct QuotedStep {
+    /// Position in the routing, from 0.
+    seq: u32,
+    name: String,
+    machine_id: model::MachineId,
+    /// When its first part starts (its setup before).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "model::DateTime")]
+    start: model::Timestamp,
+    /// When its last part ends.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "model::DateTime")]
+    end: model::Timestamp,
+}
+
+/// What releasing an order now would bring, by the plan the platform would make for it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Quote {
+    /// When the order would be done.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "model::DateTime")]
+    eta: model::Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "model::DateTime")]
+    due: model::Timestamp,
+    /// Whether it would be done after its due time.
+    late: bool,
+    /// How long after its due time (0 when on time).
+    late_seconds: i64,
+    /// `slotted_in`: into the active plan, as the automatic re-plan slots in a released order
+    /// (every machine keeps its order of work); `planned_afresh`: no plan is active, so a plan
+    /// of all released work was made.
+    how: &'static str,
+    /// The active plan it was slotted into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_id: Option<i64>,
+    /// Other orders late by the same plan without this order, and with it (slotted in only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_late_orders_before: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_late_orders_after: Option<u32>,
+    /// Its steps.
+    steps: Vec<QuotedStep>,
+}
+
+pub(crate) async fn quote_order(
+    State(state): State<AppState>,
+    Planner(principal): Planner,
+    JsonBody(request): JsonBody<QuoteRequest>,
+) -> ApiResult<Json<Quote>> {
+    principal.require(Need::Plan)?;
+    let new = NewOrder {
+        number: request.number.unwrap_or_else(|| "QUOTE".into()),
+        customer: request.customer.unwrap_or_else(|| "quote".into()),
+        variant_id: request.variant_id,
+        quantity: request.quantity,
+        due: request.due,
+        priority: request.priority,
+        material_ready: request.material_ready,
+    }
+    .trimmed();
+    super::validate(&new)?;
+    let (store, now, planning) = (state.store.clone(), state.clock.now(), state.planning.clone());
+    blocking(move || {
+        let draft = store.draft_order(&new, now)?;
+        let active = store.active_plan()?;
+        let objective =
+            active.as_ref().map_or(crate::planning::DEFAULT_OBJECTIVE.to_string(), |a| a.objective.clone());
+        let options = planning.repair_options();
+        let limit = planning.repair_time_limit();
+        let quote = |draft: &crate::planning::Draft| {
+            crate::planning::quote(&store, now, &objective, limit, &options, draft).map_err(|error| {
+                match error {
+                    crate::planning::PlanError::Store(error) => error,
+                    other => store::StoreError::Invalid(vec![model::FieldError::new(
+                        "variant_id",
+                        other.to_string(),
+                    )]),
+                }
+            })
+        };
+        let (with, slotted) = quote(&draft)?;
+        let ops: Vec<_> = with.operations.iter().filter(|op| op.order_id == store::DRAFT_ORDER).collect();
+        let Some(eta) = ops.iter().map(|op| op.end).max() else {
+            return Err(store::StoreError::Invalid(vec![model::FieldError::new(
+                "variant_id",
+                "none of its steps' machines is in service, so it cannot be planned",
+            )]));
+        };
+        let mut steps: Vec<QuotedStep> = Vec::new();
+        for operation in &draft.1 {
+            let parts: Vec<_> = ops.iter().filter(|op| op.operation_id == operation.id).collect();
+            if let (Some(first), Some(end)) =
+                (parts.iter().min_by_key(|op| op.start), parts.iter().map(|op| op.end).max())
+            {
+                steps.push(QuotedStep {
+                    seq: operation.seq,
+                    name: operation.name.clone(),
+                    machine_id: first.machine_id,
+                    start: first.start,
+                    end,
+                });
+            }
+        }
+        let late = eta > new.due;
+        let (before, after) = if slotted {
+            let (without, _) = quote(&(draft.0.clone(), Vec::new()))?;
+            (Some(without.late_orders), Some(with.late_orders.saturating_sub(u32::from(late))))
+        } else {
+            (None, None)
+        };
+        Ok(Quote {
+            eta,
+            due: new.due,
+            late,
+            late_seconds: (eta - new.due).whole_seconds().max(0),
+            how: if before.is_some() { "slotted_in" } else { "planned_afresh" },
+            plan_id: if before.is_some() { active.map(|a| a.id) } else { None },
+            other_late_orders_before: before,
+            other_late_orders_after: after,
+            steps,
+        })
+    })
+    .await
+    .map(Json)
+}
+
 pub(crate) async fn get_order(
     State(state): State<AppState>,
     _: Reader,

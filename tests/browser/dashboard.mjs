@@ -217,6 +217,11 @@ try {
   await form.locator('input[name=quantity]').fill('5');
   await form.locator('input[name=priority]').fill('9');
   const offersMaterial = await form.locator('input[name=material_ready]').count() === 1;
+  // A delivery quote first: when it would be done, entering nothing.
+  const ordersBefore = (await api('GET', '/api/v1/orders?limit=500')).items.length;
+  await form.locator('[data-testid=quote-order]').click();
+  await page.waitForFunction(() => /done by \d{4}-\d{2}-\d{2} \d{2}:\d{2}/.test(document.querySelector('[data-testid=quote-result]').textContent), null, { timeout: 15000 });
+  check((await api('GET', '/api/v1/orders?limit=500')).items.length === ordersBefore, 'a delivery quote enters nothing');
   await form.locator('button[type=submit]').click();
   await page.waitForURL('**/orders/*');
   const entered = (await api('GET', '/api/v1/orders?limit=500')).items.find(o => o.number === 'SO-BROWSER-RUSH');

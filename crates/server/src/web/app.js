@@ -262,6 +262,32 @@ document.addEventListener('submit', event => {
   perform(form, formJson(form));
 });
 
+// A delivery quote for the form's order (`data-quote`: the API to ask), shown below it.
+document.addEventListener('click', async event => {
+  const button = event.target.closest('button[data-quote]');
+  if (!button) return;
+  event.preventDefault();
+  const form = button.closest('form');
+  const result = form.parentElement.querySelector('[data-quote-result]');
+  button.disabled = true;
+  try {
+    const quote = await api('POST', button.dataset.quote, formJson(form));
+    // The site's wall-clock time, as the form's fields take it.
+    const wall = ms => new Date(ms + siteOffset(ms) * 60000).toISOString().slice(0, 16).replace('T', ' ');
+    let message = (quote.late ? button.dataset.quoteLate : button.dataset.quoteOnTime)
+      .replace('{eta}', wall(Date.parse(quote.eta))).replace('{hours}', (quote.late_seconds / 3600).toFixed(1));
+    const more = (quote.other_late_orders_after ?? 0) - (quote.other_late_orders_before ?? 0);
+    if (more > 0) message += ' ' + button.dataset.quoteOthers.replace('{n}', more);
+    result.textContent = message;
+    result.classList.toggle('late-text', quote.late);
+  } catch (error) {
+    result.textContent = error.message;
+    result.classList.add('late-text');
+  } finally {
+    button.disabled = false;
+  }
+});
+
 document.addEventListener('click', event => {
   const button = event.target.closest('button[data-action]');
   if (!button || button.closest('form[data-action]')) return;

@@ -90,6 +90,14 @@ pub(crate) struct Text {
     pub(crate) confirm_past: &'static str,
     /// When a released order the active plan lacks joins it by itself: "by about 10:15".
     pub(crate) slot_in: fn(&str) -> String,
+    pub(crate) quote: &'static str,
+    pub(crate) quote_hint: &'static str,
+    /// With `{eta}`.
+    pub(crate) quote_on_time: &'static str,
+    /// With `{eta}` and `{hours}`.
+    pub(crate) quote_late: &'static str,
+    /// With `{n}`.
+    pub(crate) quote_others: &'static str,
     /// `{priority}` is replaced by `planning.rush_priority`.
     pub(crate) rush_hint: &'static str,
 }
@@ -166,6 +174,11 @@ pub(crate) const EN: Text = Text {
             "The automatic re-plan slots it in by about {at}; re-plan on the Plan page to see its ETA at once."
         )
     },
+    quote: "Check delivery",
+    quote_hint: "When it would be done if entered and released now, as the automatic re-plan would slot it in. Nothing is entered.",
+    quote_on_time: "Entered and released now, it would be done by {eta}: on time.",
+    quote_late: "Entered and released now, it would be done by {eta}: {hours} h late.",
+    quote_others: "It would make {n} more orders late.",
     rush_hint: "Priority {priority} or more is a rush order: once released, the active plan is repaired at once to fit it in ahead of other work.",
 };
 
@@ -237,6 +250,11 @@ pub(crate) const ZH: Text = Text {
     open_existing: "開啟此編號的訂單",
     confirm_past: "交期已過，訂單一開始便已延誤。仍要儲存嗎？",
     slot_in: |at| format!("自動重新排程約於 {at} 前把它排入；在排程頁重新排程可即時看到預計完成時間。"),
+    quote: "查詢交貨時間",
+    quote_hint: "如現在建立並下達，按自動重新排程的插入方式，預計何時完成。不會建立訂單。",
+    quote_on_time: "如現在建立並下達，預計於 {eta} 完成：準時。",
+    quote_late: "如現在建立並下達，預計於 {eta} 完成：延誤 {hours} 小時。",
+    quote_others: "會令另外 {n} 張訂單延誤。",
     rush_hint: "優先級 {priority} 或以上為急單：下達後，系統會即時修補現行排程，把它排在其他工作之前。",
 };
 
@@ -587,7 +605,11 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
                 // Optional: when the material arrives (no step of the order starts before).
                 label { (o.material_ready) input name="material_ready" type="datetime-local" data-type="site-datetime"; }
                 button.primary type="submit" { (t.create) }
+                // When it would be done if entered and released now, entering nothing.
+                button type="button" data-quote="/api/v1/orders/quote" title=(o.quote_hint) data-testid="quote-order"
+                    data-quote-on-time=(o.quote_on_time) data-quote-late=(o.quote_late) data-quote-others=(o.quote_others) { (o.quote) }
             }
+            p.quote-result role="status" data-quote-result data-testid="quote-result" {}
         }
     }
 }

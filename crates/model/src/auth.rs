@@ -7,13 +7,16 @@ use crate::{SiteId, Timestamp, UserId};
 
 /// What a user may do. Least privilege: each role gets what its job needs and no more.
 ///
-/// | action | admin | planner | operator | viewer |
-/// |---|---|---|---|---|
-/// | read everything but users and tokens | yes | yes | yes | yes |
-/// | report production (start/finish operations) | yes | yes | yes | no |
-/// | orders, products, variants, routings, materials | yes | yes | no | no |
-/// | sites, lines, machines, calendars | yes | no | no | no |
-/// | users and other people's tokens | yes | no | no | no |
+/// | action | admin | planner | sales | operator | viewer |
+/// |---|---|---|---|---|---|
+/// | read everything but users and tokens | yes | yes | yes | yes | yes |
+/// | report production (start/finish operations) | yes | yes | no | yes | no |
+/// | orders (enter, change, release, cancel, quote) | yes | yes | yes | no | no |
+/// | plans, products, variants, routings, materials | yes | yes | no | no | no |
+/// | sites, lines, machines, calendars | yes | no | no | no | no |
+/// | users and other people's tokens | yes | no | no | no | no |
+///
+/// `maintenance` reports as an operator does and plans maintenance windows and alarm rules.
 ///
 /// A fifth role, `device`, is for machines and gateways: it may report for its own site's
 /// machines (telemetry over MQTT or HTTP, and states and produced units over HTTP) and nothing
@@ -27,6 +30,8 @@ pub enum Role {
     Admin,
     /// Orders and the product catalogue; plans.
     Planner,
+    /// The sales desk: orders (enter, change, release, cancel, quote deliveries); reads the rest.
+    Sales,
     /// Maintenance: reports as an operator does, and plans maintenance windows and edits alarm
     /// rules; no orders, plans or catalogue.
     Maintenance,
@@ -40,14 +45,22 @@ pub enum Role {
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 6] =
-        [Role::Admin, Role::Planner, Role::Maintenance, Role::Operator, Role::Viewer, Role::Device];
+    pub const ALL: [Role; 7] = [
+        Role::Admin,
+        Role::Planner,
+        Role::Sales,
+        Role::Maintenance,
+        Role::Operator,
+        Role::Viewer,
+        Role::Device,
+    ];
 
     /// The snake_case name used on the wire and in the store.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Planner => "planner",
+            Role::Sales => "sales",
             Role::Maintenance => "maintenance",
             Role::Operator => "operator",
             Role::Viewer => "viewer",
@@ -80,7 +93,13 @@ impl Role {
         matches!(self, Role::Admin | Role::Planner | Role::Maintenance)
     }
 
-    /// May change orders and the product catalogue.
+    /// May change orders: enter, change, release, cancel, delete and import them, and quote
+    /// deliveries.
+    pub fn may_order(self) -> bool {
+        matches!(self, Role::Admin | Role::Planner | Role::Sales)
+    }
+
+    /// May make and publish plans and change the product catalogue.
     pub fn may_plan(self) -> bool {
         matches!(self, Role::Admin | Role::Planner)
     }

@@ -50,7 +50,9 @@ pub enum Need {
     Ingest,
     /// Reporting production.
     Report,
-    /// Changing orders and the catalogue.
+    /// Changing orders.
+    Order,
+    /// Making plans and changing the catalogue.
     Plan,
     /// Planning maintenance windows and changing alarm rules.
     Maintain,
@@ -65,6 +67,7 @@ impl Need {
             Need::Read => role.may_read(),
             Need::Ingest => role.may_ingest(),
             Need::Report => role.may_report_production(),
+            Need::Order => role.may_order(),
             Need::Plan => role.may_plan(),
             Need::Maintain => role.may_maintain(),
             Need::Administer => role.may_administer(),
@@ -219,9 +222,14 @@ macro_rules! role_extractor {
 }
 
 role_extractor!(
-    /// A caller allowed to change orders, plans and the catalogue ([`Need::Plan`]).
+    /// A caller allowed to make plans and change the catalogue ([`Need::Plan`]).
     Planner,
     Need::Plan
+);
+role_extractor!(
+    /// A caller allowed to change orders ([`Need::Order`]).
+    Orderer,
+    Need::Order
 );
 role_extractor!(
     /// A caller allowed to plan maintenance windows and change alarm rules ([`Need::Maintain`]).

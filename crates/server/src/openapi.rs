@@ -138,6 +138,8 @@ enum Who {
     Ingest,
     /// `auth::Planner`.
     Planner,
+    /// `auth::Orderer`.
+    Orderer,
     /// `auth::Maintainer`.
     Maintainer,
     /// `auth::Administrator`.
@@ -149,13 +151,14 @@ impl Who {
         match self {
             Who::Anyone => "No token needed.",
             Who::Any => "Any role.",
-            Who::Reader => "Roles: admin, planner, maintenance, operator, viewer (not device).",
+            Who::Reader => "Roles: admin, planner, sales, maintenance, operator, viewer (not device).",
             Who::Reporter => "Roles: admin, planner, maintenance, operator.",
             Who::MachineReporter => {
                 "Roles: admin, planner, maintenance, operator, and device for a machine of its own site."
             }
             Who::Ingest => "Roles: admin, and device for its own site.",
             Who::Planner => "Roles: admin, planner.",
+            Who::Orderer => "Roles: admin, planner, sales.",
             Who::Maintainer => "Roles: admin, planner, maintenance.",
             Who::Admin => "Role: admin.",
         }
@@ -402,7 +405,7 @@ pub(crate) fn build() -> Value {
     doc.resource::<model::Order, model::NewOrder>(
         "/orders",
         "order",
-        Who::Planner,
+        Who::Orderer,
         &[
             ("status", "string", "Only orders in this status: planned, released, running, done, cancelled."),
             ("due_before", "date-time", "Only orders due before this RFC 3339 time."),
@@ -428,7 +431,7 @@ pub(crate) fn build() -> Value {
         "post",
         "/orders/{id}/release",
         "Release a planned order to the shop floor",
-        Who::Planner,
+        Who::Orderer,
         None,
         (200, Some(order.clone())),
     );
@@ -436,7 +439,7 @@ pub(crate) fn build() -> Value {
         "post",
         "/orders/{id}/cancel",
         "Cancel an order and its unfinished operations",
-        Who::Planner,
+        Who::Orderer,
         None,
         (200, Some(order)),
     );
@@ -485,12 +488,12 @@ pub(crate) fn build() -> Value {
             "post",
             "/orders/quote",
             "Quote a delivery: when an order would be done if it were entered and released now, by the plan the platform would make for it (slotted into the active plan as the automatic re-plan does, or a plan of all released work when none is active); nothing is stored or published",
-            Who::Planner,
+            Who::Orderer,
             Some(request),
             (200, Some(quote)),
         );
     }
-    doc.op("post", "/orders/import", "Import orders from CSV, all or nothing", Who::Planner, None,
+    doc.op("post", "/orders/import", "Import orders from CSV, all or nothing", Who::Orderer, None,
         (201, Some(json!({"type": "object", "properties": {"imported": {"type": "integer"}, "orders": {"type": "array", "items": {"type": "integer"}},
             "skipped": {"type": "array", "items": {"type": "object", "properties": {"number": {"type": "string"}, "id": {"type": "integer"}}}}}}))));
     if let Some(import) = doc.paths.get_mut("/orders/import").and_then(|p| p.get_mut("post")) {

@@ -35,7 +35,7 @@ fn seeded_store(now: model::Timestamp) -> Store {
     let store = Store::open_in_memory().unwrap();
     crate::bootstrap(&store, Some(ADMIN), now, false).unwrap().unwrap();
     crate::demo::seed(&store, now).unwrap();
-    for role in [Role::Planner, Role::Maintenance, Role::Operator, Role::Viewer] {
+    for role in [Role::Planner, Role::Sales, Role::Maintenance, Role::Operator, Role::Viewer] {
         let user = store.create_user(role.as_str(), role, None, "$argon2id$unused", now).unwrap();
         let token = token_for(role);
         store.create_token(user.id, "test", &token_digest(&token), &shown_prefix(&token), now).unwrap();
@@ -261,6 +261,43 @@ async fn roles_are_enforced() {
     let id = planned.json["id"].as_i64().unwrap();
     let removed = h.send("DELETE", &format!("/api/v1/maintenance/{id}"), Some(&maintenance), None).await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+    // The sales desk enters, changes, quotes, releases and cancels orders, and reads the rest;
+    // plans, the catalogue, production, alarms and maintenance are not theirs.
+    let sales = token_for(Role::Sales);
+    let mut order = valid_order();
+    order["number"] = json!("SO-SALES-1");
+    let entered = h.post_json("/api/v1/orders", &sales, &order).await;
+    assert_eq!(entered.status, StatusCode::CREATED, "{}", entered.text);
+    let id = entered.json["id"].as_i64().unwrap();
+    order["priority"] = json!(3);
+    let body = Some(("application/json", order.to_string().into_bytes()));
+    assert_eq!(
+        h.send("PUT", &format!("/api/v1/orders/{id}"), Some(&sales), body).await.status,
+        StatusCode::OK
+    );
+    let quote = json!({"variant_id": 2, "quantity": 5, "due": "2026-12-11T18:00:00+08:00"});
+    assert_eq!(h.post_json("/api/v1/orders/quote", &sales, &quote).await.status, StatusCode::OK);
+    for action in ["release", "cancel"] {
+        let reply = h.send("POST", &format!("/api/v1/orders/{id}/{action}"), Some(&sales), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{action}: {}", reply.text);
+    }
+    assert_eq!(h.send("GET", "/api/v1/orders/export", Some(&sales), None).await.status, StatusCode::OK);
+    let routing = json!({"code": "r", "name": "r", "steps": []});
+    for (method, path, body) in [
+        ("POST", "/api/v1/plans", json!({"time_limit_seconds": 0})),
+        ("POST", "/api/v1/routings", routing),
+        ("POST", "/api/v1/machines/1/maintenance", window),
+        ("POST", "/api/v1/alarm-rules", rule),
+        ("POST", "/api/v1/machines/2/states", down),
+        ("POST", "/api/v1/operations/1/start", json!({"machine_id": 1})),
+        ("POST", "/api/v1/alarms/acknowledge-cleared", json!({})),
+    ] {
+        let reply = h
+            .send(method, path, Some(&sales), Some(("application/json", body.to_string().into_bytes())))
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method} {path}: {}", reply.text);
+    }
+    assert_eq!(h.send("GET", "/api/v1/users", Some(&sales), None).await.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use store::{OrderFilter, Store};
 
 use super::{Created, blocking, read, remove};
 use crate::AppState;
-use crate::auth::{Need, Planner, Reader, Reporter};
+use crate::auth::{Need, Orderer, Reader, Reporter};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, ListResponse, QueryParams, page_request, timestamp_param};
 use crate::import::{ImportOutcome, import_csv};
@@ -397,10 +397,10 @@ pub struct Quote {
 
 pub(crate) async fn quote_order(
     State(state): State<AppState>,
-    Planner(principal): Planner,
+    Orderer(principal): Orderer,
     JsonBody(request): JsonBody<QuoteRequest>,
 ) -> ApiResult<Json<Quote>> {
-    principal.require(Need::Plan)?;
+    principal.require(Need::Order)?;
     let new = NewOrder {
         number: request.number.unwrap_or_else(|| "QUOTE".into()),
         customer: request.customer.unwrap_or_else(|| "quote".into()),
@@ -490,11 +490,11 @@ pub(crate) async fn get_order(
 
 pub(crate) async fn create_order(
     State(state): State<AppState>,
-    Planner(principal): Planner,
+    Orderer(principal): Orderer,
     JsonBody(new): JsonBody<NewOrder>,
 ) -> ApiResult<Created<Order>> {
     // The creation time comes from the clock, so this cannot go through the shared `create`.
-    principal.require(Need::Plan)?;
+    principal.require(Need::Order)?;
     let new = new.trimmed();
     super::validate(&new)?;
     let now = state.clock.now();
@@ -517,11 +517,11 @@ pub(crate) async fn create_order(
 
 pub(crate) async fn update_order(
     State(state): State<AppState>,
-    Planner(principal): Planner,
+    Orderer(principal): Orderer,
     Id(id): Id,
     JsonBody(new): JsonBody<NewOrder>,
 ) -> ApiResult<Json<Order>> {
-    principal.require(Need::Plan)?;
+    principal.require(Need::Order)?;
     let new = new.trimmed();
     super::validate(&new)?;
     let (store, now) = (state.store.clone(), state.clock.now());
@@ -533,15 +533,15 @@ pub(crate) async fn update_order(
 
 pub(crate) async fn delete_order(
     State(state): State<AppState>,
-    Planner(principal): Planner,
+    Orderer(principal): Orderer,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
-    remove(state, principal, Need::Plan, OrderId(id), Store::delete_order).await
+    remove(state, principal, Need::Order, OrderId(id), Store::delete_order).await
 }
 
 pub(crate) async fn release_order(
     State(state): State<AppState>,
-    _: Planner,
+    _: Orderer,
     Id(id): Id,
 ) -> ApiResult<Json<Order>> {
     change_status(state, OrderId(id), OrderStatus::Released).await
@@ -549,13 +549,13 @@ pub(crate) async fn release_order(
 
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
-    _: Planner,
+    _: Orderer,
     Id(id): Id,
 ) -> ApiResult<Json<Order>> {
     change_status(state, OrderId(id), OrderStatus::Cancelled).await
 }
 
-/// Releases or cancels an order, for a caller the handlers have found to be a planner.
+/// Releases or cancels an order, for a caller the handlers have found may change orders.
 async fn change_status(state: AppState, id: OrderId, next: OrderStatus) -> ApiResult<Json<Order>> {
     // Machines running a lot of the order when it is cancelled stop with it: as a finish at the
     // station does, each is shown idle (unless it says otherwise by then), so OEE does not count
@@ -613,7 +613,7 @@ pub(crate) struct ImportQuery {
 
 pub(crate) async fn import_orders(
     State(state): State<AppState>,
-    _: Planner,
+    _: Orderer,
     QueryParams(query): QueryParams<ImportQuery>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<ImportResponse>)> {

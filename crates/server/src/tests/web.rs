@@ -1114,7 +1114,7 @@ async fn hidden_buttons_are_forbidden_behind() {
     for kind in ["alarms", "alarm-rules", "plans", "operations", "machines", "users", "tokens"] {
         assert!(kinds.contains(kind), "no {kind} action on any page: {admin:?}");
     }
-    for role in [Role::Viewer, Role::Operator, Role::Maintenance, Role::Planner] {
+    for role in [Role::Viewer, Role::Operator, Role::Maintenance, Role::Sales, Role::Planner] {
         let token = token_for(role);
         let mut shown = BTreeSet::new();
         for path in pages(machine, order, draft) {
@@ -1145,6 +1145,11 @@ async fn hidden_buttons_are_forbidden_behind() {
             assert_eq!(reply.status, StatusCode::FORBIDDEN, "{role:?} {action}: {}", reply.text);
         }
     }
+    // The sales desk is offered orders, not plans.
+    let orders = h.page("/orders", &token_for(Role::Sales), "en").await.text;
+    assert!(orders.contains(r#"data-testid="new-order""#) && orders.contains(r#"data-testid="quote-order""#));
+    let plan = h.page("/plan", &token_for(Role::Sales), "en").await.text;
+    assert!(!plan.contains(r#"data-action="POST /api/v1/plans""#), "{plan}");
     // And the other way: a viewer is offered nothing that changes the factory (only their own
     // tokens and password).
     let mut viewer = BTreeSet::new();

@@ -168,7 +168,7 @@ pub(crate) struct Text {
     pub(crate) seconds: &'static str,
     pub(crate) days: &'static str,
     states: [&'static str; 6],
-    roles: [&'static str; 6],
+    roles: [&'static str; 7],
     severities: [&'static str; 3],
     alarm_statuses: [&'static str; 3],
     order_statuses: [&'static str; 5],
@@ -202,6 +202,7 @@ impl Text {
             Role::Viewer => 3,
             Role::Device => 4,
             Role::Maintenance => 5,
+            Role::Sales => 6,
         }]
     }
 
@@ -333,7 +334,7 @@ const EN: Text = Text {
     seconds: "s",
     days: "d",
     states: ["Running", "Idle", "Setup", "Down", "Offline", "Planned stop"],
-    roles: ["Administrator", "Planner", "Operator", "Viewer", "Device", "Maintenance"],
+    roles: ["Administrator", "Planner", "Operator", "Viewer", "Device", "Maintenance", "Sales"],
     severities: ["Info", "Warning", "Critical"],
     alarm_statuses: ["Active", "Acknowledged, still active", "Cleared"],
     order_statuses: ["Planned", "Released", "Running", "Done", "Cancelled"],
@@ -438,7 +439,7 @@ const ZH: Text = Text {
     seconds: "秒",
     days: "日",
     states: ["運行中", "閒置", "調機", "故障", "離線", "計劃停機"],
-    roles: ["管理員", "計劃員", "操作員", "檢視者", "設備", "維修"],
+    roles: ["管理員", "計劃員", "操作員", "檢視者", "設備", "維修", "營業"],
     severities: ["資訊", "警告", "嚴重"],
     alarm_statuses: ["警報中", "已確認，仍持續", "已解除"],
     order_statuses: ["已計劃", "已下達", "生產中", "已完成", "已取消"],

@@ -557,7 +557,7 @@ pub(crate) async fn list(
     match parse_filter(&query, &ctx.zone, ctx.now) {
         Ok((filter, request)) => {
             let listing = gather_list(&state.store, &filter, request).or_page(&ctx)?;
-            let new_order = if ctx.may(Need::Plan) {
+            let new_order = if ctx.may(Need::Order) {
                 let variants =
                     state.store.variants(None, PageRequest { after: None, limit: 1000 }).or_page(&ctx)?;
                 Some(new_order_form(&ctx, &variants.items, state.planning.rush_priority))
@@ -738,7 +738,7 @@ pub(crate) fn render_list(
     html! {
         h1 { (o.title) }
         // The form to enter an order is below the list: one step away for a keyboard.
-        @if ctx.may(Need::Plan) { p { a href="#new-order-heading" { (o.new_order) " ↓" } } }
+        @if ctx.may(Need::Order) { p { a href="#new-order-heading" { (o.new_order) " ↓" } } }
         form.filters method="get" action="/orders" data-testid="order-filters" {
             label { (t.status)
                 select name="status" {
@@ -959,7 +959,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
     let order = &view.order;
     let eta = end_of(order, view.planned.values().map(|p| p.end).max());
     let code = |id: &MachineId| view.machines.get(id).map_or("?", String::as_str);
-    let may_plan = ctx.may(Need::Plan);
+    let may_plan = ctx.may(Need::Order);
     html! {
         p.crumbs { a href="/orders" { "← " (o.all_orders) } }
         div.order-head {

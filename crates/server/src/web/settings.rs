@@ -255,7 +255,7 @@ fn planning_panel(
     }
 }
 
-const ROLES: [Role; 6] = Role::ALL;
+const ROLES: [Role; 7] = Role::ALL;
 
 /// `GET /settings`.
 pub(crate) async fn page(

@@ -161,6 +161,12 @@ pub enum PlanTrigger {
         /// The orders of that work (their numbers).
         orders: Vec<String>,
     },
+    /// Orders of the active plan whose due time was moved earlier, so that the plan finishes
+    /// them late: the work beyond the freeze window is searched afresh for them.
+    DueEarlier {
+        /// Their order numbers.
+        orders: Vec<String>,
+    },
     /// Released orders of rush priority that the active plan did not have.
     RushOrders {
         /// Their order numbers.

@@ -493,6 +493,7 @@ pub fn check_and_repair(
             | PlanTrigger::Calendar { .. }
             | PlanTrigger::MaterialLater { .. }
             | PlanTrigger::Routing { .. }
+            | PlanTrigger::DueEarlier { .. }
     ) {
         let plan =
             planning::replan(store, now, &active.objective, limit, &options).map_err(RepairError::failed)?;

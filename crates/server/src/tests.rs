@@ -4150,6 +4150,63 @@ async fn a_long_maintenance_moves_work_to_the_other_machines_it_may_run_on() {
 }
 
 #[tokio::test]
+async fn a_due_time_moved_earlier_than_the_plan_finishes_the_order_re_plans_it() {
+    use model::PlanTrigger;
+
+    use crate::replanner::{Memory, PlanningConfig, check_and_repair};
+    let h = harness();
+    let config = PlanningConfig { repair_time_limit_seconds: 0.5, ..PlanningConfig::default() };
+    let plan = publish_a_plan(&h).await;
+    let freeze_end = NOW + time::Duration::minutes(i64::from(config.freeze_minutes));
+    // The order the plan finishes last, none of its work within the freeze.
+    let operations = h.store.plan_operations(plan, None).unwrap();
+    let eta = |operations: &[model::PlannedOperation], order: model::OrderId| {
+        operations.iter().filter(|op| op.order_id == order).map(|op| op.end).max().unwrap()
+    };
+    let last = operations
+        .iter()
+        .map(|op| op.order_id)
+        .filter(|order| {
+            operations.iter().filter(|op| op.order_id == *order).all(|op| op.setup_start >= freeze_end)
+        })
+        .max_by_key(|order| eta(&operations, *order))
+        .unwrap();
+    let before = eta(&operations, last);
+    let order = h.get(&format!("/api/v1/orders/{}", last.0)).await.json;
+    let change = |due: time::OffsetDateTime| {
+        let body = json!({"number": order["number"], "customer": order["customer"], "variant_id": order["variant_id"],
+            "quantity": order["quantity"], "due": crate::rfc3339(due), "priority": order["priority"]});
+        let h = &h;
+        async move {
+            h.send(
+                "PUT",
+                &format!("/api/v1/orders/{}", last.0),
+                Some(ADMIN),
+                Some(("application/json", body.to_string().into_bytes())),
+            )
+            .await
+        }
+    };
+    // Later: nothing to do.
+    assert_eq!(change(before + time::Duration::days(3)).await.status, StatusCode::OK);
+    assert!(h.state.take_requested_replans().is_empty());
+    // Earlier than the plan finishes it: a re-plan searched afresh, which brings it forward.
+    assert_eq!(change(NOW + time::Duration::days(1)).await.status, StatusCode::OK);
+    let mut memory = Memory { requested: h.state.take_requested_replans(), ..Memory::default() };
+    let number = order["number"].as_str().unwrap().to_string();
+    assert_eq!(memory.requested, [PlanTrigger::DueEarlier { orders: vec![number.clone()] }]);
+    let (replanned, trigger) = check_and_repair(&h.store, &NOW, &config, None, &mut memory).unwrap().unwrap();
+    assert_eq!(trigger, PlanTrigger::DueEarlier { orders: vec![number] });
+    let after = eta(&h.store.plan_operations(replanned, None).unwrap(), last);
+    assert!(after < before, "{after} not before {before}");
+    // Planned on time already, an earlier due time that the plan still meets asks for nothing.
+    assert_eq!(change(after + time::Duration::hours(1)).await.status, StatusCode::OK);
+    let _ = h.state.take_requested_replans();
+    assert_eq!(change(after + time::Duration::minutes(30)).await.status, StatusCode::OK);
+    assert!(h.state.take_requested_replans().is_empty());
+}
+
+#[tokio::test]
 async fn a_maintenance_window_removed_lets_its_machine_s_work_come_back() {
     use model::PlanTrigger;
 

@@ -525,7 +525,25 @@ pub(crate) async fn update_order(
     let new = new.trimmed();
     super::validate(&new)?;
     let (store, now) = (state.store.clone(), state.clock.now());
-    let updated = blocking(move || store.update_order(OrderId(id), &new, now)).await?;
+    let (updated, pulled_in) = blocking(move || {
+        let before = store.order(OrderId(id))?;
+        let updated = store.update_order(OrderId(id), &new, now)?;
+        // A due time moved earlier than the active plan finishes the order: the plan is
+        // searched afresh for it (a later one frees time, and waits for the next re-plan).
+        let pulled_in = updated.due < before.due
+            && match store.active_plan()? {
+                Some(active) => store
+                    .plan_operations(active.id, None)?
+                    .iter()
+                    .any(|op| op.order_id == updated.id && op.end > updated.due),
+                None => false,
+            };
+        Ok((updated, pulled_in))
+    })
+    .await?;
+    if pulled_in {
+        state.request_replan(model::PlanTrigger::DueEarlier { orders: vec![updated.number.clone()] });
+    }
     // A raised priority may make it a rush order.
     state.wake_replanner();
     Ok(Json(updated))

@@ -117,6 +117,7 @@ pub(crate) struct Text {
     pub(crate) trigger_calendar: &'static str,
     pub(crate) trigger_material: &'static str,
     pub(crate) trigger_routing: &'static str,
+    pub(crate) trigger_due_earlier: &'static str,
     pub(crate) trigger_maintenance_removed: &'static str,
     /// `{orders}` is replaced by the order numbers.
     pub(crate) trigger_rush: &'static str,
@@ -222,6 +223,7 @@ pub(crate) const EN: Text = Text {
     trigger_calendar: "the shifts or holidays of site {site} changed, and work was planned in closed time",
     trigger_material: "material of orders {orders} now arrives after their planned start",
     trigger_routing: "work of orders {orders} was planned on a machine its routing no longer lists",
+    trigger_due_earlier: "orders {orders} are now due earlier than the plan finished them",
     trigger_maintenance_removed: "a maintenance window of {machine} was removed, so its work may come earlier",
     trigger_rush: "rush orders {orders} arrived",
     trigger_new: "released orders {orders} were not in the plan",
@@ -317,6 +319,7 @@ pub(crate) const ZH: Text = Text {
     trigger_calendar: "廠房 {site} 的班次或假期已更改，原排程有工作落在非工作時間",
     trigger_material: "訂單 {orders} 的物料現時會在計劃開工之後才到",
     trigger_routing: "訂單 {orders} 的工序排在其工藝路線已不再列出的機器上",
+    trigger_due_earlier: "訂單 {orders} 的交期已提前至排程完成時間之前",
     trigger_maintenance_removed: "機器 {machine} 的保養時段已取消，其工作可提前",
     trigger_rush: "收到急單 {orders}",
     trigger_new: "已下達的訂單 {orders} 不在排程內",
@@ -423,6 +426,7 @@ fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger
         PlanTrigger::Calendar { site } => p.trigger_calendar.replace("{site}", site),
         PlanTrigger::MaterialLater { orders } => p.trigger_material.replace("{orders}", &listed(orders)),
         PlanTrigger::Routing { orders } => p.trigger_routing.replace("{orders}", &listed(orders)),
+        PlanTrigger::DueEarlier { orders } => p.trigger_due_earlier.replace("{orders}", &listed(orders)),
         PlanTrigger::MaintenanceRemoved { machine } => {
             p.trigger_maintenance_removed.replace("{machine}", machine)
         }

@@ -424,8 +424,10 @@ pub(crate) fn build() -> Value {
     let operations = doc.schema::<Vec<model::Operation>>();
     if let Some(get) = doc.paths.get_mut("/orders/{id}").and_then(|p| p.get_mut("get")) {
         get["summary"] = json!("Get one order with its operations");
-        get["responses"]["200"]["content"]["application/json"]["schema"] =
-            json!({"allOf": [order.clone(), {"type": "object", "properties": {"operations": operations}}]});
+        get["responses"]["200"]["content"]["application/json"]["schema"] = json!({"allOf": [order.clone(), {"type": "object", "properties": {
+                "operations": operations,
+                "eta": {"type": "string", "format": "date-time", "description": "An open order's end in the active plan; absent outside it, and once done or cancelled."},
+                "late": {"type": "boolean", "description": "As the orders page and `late=` judge it: a done order by when it finished; an open one once overdue or by its ETA. Absent for a cancelled order and an open one neither overdue nor in the active plan."}}}]});
     }
     doc.op(
         "post",

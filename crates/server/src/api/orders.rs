@@ -170,17 +170,7 @@ pub(crate) async fn export_orders(
                 if let std::collections::hash_map::Entry::Vacant(entry) = variants.entry(order.variant_id) {
                     entry.insert(store.variant(order.variant_id).map(|v| v.code).unwrap_or_default());
                 }
-                // As the orders page and the `late` filter judge them: a done order by when it
-                // finished, a cancelled one not at all, an open one as overdue once its due time
-                // has passed, or by the active plan's ETA.
-                let (eta, late) = match order.status {
-                    OrderStatus::Cancelled => (None, None),
-                    OrderStatus::Done => (None, order.finished_at.map(|at| at > order.due)),
-                    _ => match etas.get(&order.id) {
-                        Some(eta) => (Some(*eta), Some(*eta > order.due || order.due < now)),
-                        None => (None, (order.due < now).then_some(true)),
-                    },
-                };
+                let (eta, late) = eta_and_lateness(order, etas.get(&order.id).copied(), now);
                 let local = |at: model::Timestamp| crate::rfc3339_in(&zone, at);
                 let time = |at: Option<model::Timestamp>| at.map(local).unwrap_or_default();
                 let record = [
@@ -302,18 +292,56 @@ pub(crate) async fn deleted_orders(
     Ok(Json(ListResponse { items, next_cursor: page.next_cursor.map(|revision| revision.to_string()) }))
 }
 
-/// An order with its operations.
+/// An order with its operations, and when the active plan finishes it.
 #[derive(Serialize)]
 pub(crate) struct OrderDetail {
     #[serde(flatten)]
     order: Order,
+    /// An open order's end in the active plan; absent outside it, and once done or cancelled.
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    eta: Option<model::Timestamp>,
+    /// Judged as the orders page and `late=` judge it; absent when there is nothing to judge
+    /// (cancelled, or open and neither overdue nor in the active plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late: Option<bool>,
     operations: Vec<Operation>,
 }
 
-/// The `ETag` that `GET /orders/{id}` gives this order (see `conditional`).
-pub(crate) fn order_tag(order: &Order, operations: &[Operation]) -> String {
-    let detail = OrderDetail { order: order.clone(), operations: operations.to_vec() };
-    crate::conditional::tag_of(&serde_json::to_vec(&detail).unwrap_or_default())
+impl OrderDetail {
+    /// `order` with its operations, `planned_end` its end in the active plan, judged at `now`.
+    pub(crate) fn new(
+        order: Order,
+        operations: Vec<Operation>,
+        planned_end: Option<model::Timestamp>,
+        now: model::Timestamp,
+    ) -> OrderDetail {
+        let (eta, late) = eta_and_lateness(&order, planned_end, now);
+        OrderDetail { order, eta, late, operations }
+    }
+
+    /// The `ETag` that `GET /orders/{id}` gives it (see `conditional`).
+    pub(crate) fn tag(&self) -> String {
+        crate::conditional::tag_of(&serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
+/// An order's ETA (open orders only: `planned_end`, its end in the active plan) and whether it
+/// is late at `now`, as the orders page, the export and `late=` judge it: a done order by when it
+/// finished, a cancelled one not at all, an open one as overdue once its due time has passed, or
+/// by its ETA.
+fn eta_and_lateness(
+    order: &Order,
+    planned_end: Option<model::Timestamp>,
+    now: model::Timestamp,
+) -> (Option<model::Timestamp>, Option<bool>) {
+    match order.status {
+        OrderStatus::Cancelled => (None, None),
+        OrderStatus::Done => (None, order.finished_at.map(|at| at > order.due)),
+        _ => match planned_end {
+            Some(eta) => (Some(eta), Some(eta > order.due || order.due < now)),
+            None => (None, (order.due < now).then_some(true)),
+        },
+    }
 }
 
 /// `POST /orders/quote`: an order to quote a delivery for, not entered. Number and customer may
@@ -482,10 +510,22 @@ pub(crate) async fn get_order(
     _: Reader,
     Id(id): Id,
 ) -> ApiResult<Json<OrderDetail>> {
-    let store = state.store;
-    let (order, operations) =
-        blocking(move || Ok((store.order(OrderId(id))?, store.operations(OrderId(id))?))).await?;
-    Ok(Json(OrderDetail { order, operations }))
+    let (store, now) = (state.store, state.clock.now());
+    let detail = blocking(move || {
+        let (order, operations) = (store.order(OrderId(id))?, store.operations(OrderId(id))?);
+        let planned_end = match store.active_plan()? {
+            Some(plan) => store
+                .plan_operations(plan.id, None)?
+                .iter()
+                .filter(|op| op.order_id == order.id)
+                .map(|op| op.end)
+                .max(),
+            None => None,
+        };
+        Ok(OrderDetail::new(order, operations, planned_end, now))
+    })
+    .await?;
+    Ok(Json(detail))
 }
 
 pub(crate) async fn create_order(

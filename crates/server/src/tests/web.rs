@@ -1428,6 +1428,39 @@ async fn the_overview_shows_the_oee_of_today_or_of_the_shift() {
 }
 
 #[tokio::test]
+async fn an_order_in_the_active_plan_has_its_eta_in_the_api_and_the_page_s_version_matches() {
+    let h = harness();
+    let plan = publish_a_plan(&h).await;
+    let planned = h.store.plan_operations(plan, None).unwrap();
+    let order = planned[0].order_id;
+    let end = planned.iter().filter(|op| op.order_id == order).map(|op| op.end).max().unwrap();
+    let path = format!("/api/v1/orders/{}", order.0);
+    let request = Request::builder()
+        .uri(&path)
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let tag = response.headers()["etag"].to_str().unwrap().to_string();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let detail: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(detail["eta"], json!(crate::rfc3339(end)));
+    let due = time::OffsetDateTime::parse(
+        detail["due"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(detail["late"], json!(end > due || due < NOW));
+    // The change form names the same version.
+    let page = h.page(&format!("/orders/{}", order.0), ADMIN, "en").await.text;
+    assert!(page.contains(&format!("data-if-match=\"{}\"", maud::html! { (tag) }.into_string())), "{tag}");
+    // Cancelled, it has neither.
+    assert_eq!(h.send("POST", &format!("{path}/cancel"), Some(ADMIN), None).await.status, StatusCode::OK);
+    let cancelled = h.get(&path).await.json;
+    assert!(cancelled.get("eta").is_none() && cancelled.get("late").is_none(), "{cancelled}");
+}
+
+#[tokio::test]
 async fn a_released_order_the_plan_lacks_says_when_it_joins_it() {
     let h = harness();
     let plan = publish_a_plan(&h).await;

@@ -616,7 +616,12 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
 
 /// The planner's form that changes an open order: the whole order goes back (`PUT`), with what
 /// may not change (the variant; the quantity once released) carried along unseen.
-fn change_order_form(ctx: &Ctx, order: &Order, operations: &[Operation]) -> Markup {
+fn change_order_form(
+    ctx: &Ctx,
+    order: &Order,
+    operations: &[Operation],
+    planned_end: Option<Timestamp>,
+) -> Markup {
     let (t, o) = (ctx.t, ctx.t.orders_page);
     let local = |at: Timestamp| {
         let at = ctx.zone.local(at);
@@ -630,7 +635,7 @@ fn change_order_form(ctx: &Ctx, order: &Order, operations: &[Operation]) -> Mark
             // Counts change the version too: the fields drawn here let the page tell a change of
             // them (refused) from units counted meanwhile (sent again on the new version).
             form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) }
-                data-if-match=(crate::api::orders::order_tag(order, operations))
+                data-if-match=(crate::api::orders::OrderDetail::new(order.clone(), operations.to_vec(), planned_end, ctx.now).tag())
                 data-original=(editable_fields(order))
                 data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past) {
                 input type="hidden" name="variant_id" data-type="int" value=(order.variant_id.0);
@@ -978,7 +983,7 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
             }
         }
         @if may_plan && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) {
-            (change_order_form(ctx, order, &view.operations))
+            (change_order_form(ctx, order, &view.operations, view.planned.values().map(|p| p.end).max()))
         }
         // ETA and lateness move with every plan and count.
         section.panel #order-facts data-live data-refresh-on="production plan" {

@@ -1025,7 +1025,7 @@ fn import(file: &Path, skip_existing: bool, common: &CommonArgs) -> anyhow::Resu
     );
     spinner.set_message(format!("about {rows} rows of {}", file.display()));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let outcome = import_csv(&store, &csv, SystemClock.now(), existing);
+    let outcome = import_csv(&store, &csv, SystemClock.now(), existing, None);
     spinner.finish_and_clear();
     match outcome {
         ImportOutcome::Imported(orders, skipped) => {

@@ -34,8 +34,8 @@ pub use ids::{
 };
 pub use oee::Kpis;
 pub use order::{
-    MAX_ORDER_QUANTITY, MAX_STEP_SECONDS, MaintenanceWindow, NewMaintenanceWindow, NewOrder, Operation,
-    OperationStatus, Order, OrderStatus, step_work_problem,
+    FieldChange, MAX_ORDER_QUANTITY, MAX_STEP_SECONDS, MaintenanceWindow, NewMaintenanceWindow, NewOrder,
+    Operation, OperationStatus, Order, OrderEvent, OrderStatus, step_work_problem,
 };
 pub use plan::{PlanNote, PlanStatus, PlanSummary, PlanTrigger, PlannedOperation};
 pub use product::{

@@ -197,6 +197,33 @@ impl Validate for NewOrder {
     }
 }
 
+/// Something done to an order, kept as its history: who did what, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OrderEvent {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "crate::DateTime")]
+    pub at: Timestamp,
+    /// Who (a user name); absent for what the platform did by itself (the demo's orders).
+    pub actor: Option<String>,
+    /// `created`, `changed`, `released` or `cancelled`.
+    pub kind: String,
+    /// With `changed`: each field that changed, from what to what.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+}
+
+/// One field of a change to an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FieldChange {
+    /// The field: `number`, `customer`, `quantity`, `due`, `priority` or `material_ready`.
+    pub field: String,
+    /// Its value before (times in RFC 3339, UTC; absent: none).
+    pub before: Option<String>,
+    /// Its value after.
+    pub after: Option<String>,
+}
+
 /// A planned stop of a machine (maintenance, calibration): the planner schedules no work in it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MaintenanceWindow {

@@ -128,6 +128,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/orders/{id}", get(orders::get_order).put(orders::update_order).delete(orders::delete_order))
         .route("/orders/{id}/release", post(orders::release_order))
         .route("/orders/{id}/cancel", post(orders::cancel_order))
+        .route("/orders/{id}/history", get(orders::get_order_history))
         .route("/orders/export", get(orders::export_orders))
         .route("/orders/quote", post(orders::quote_order))
         .route("/orders/deleted", get(orders::deleted_orders))

@@ -347,7 +347,7 @@ pub fn seed(store: &Store, now: Timestamp) -> Result<DemoSummary, StoreError> {
     // Most of the near-term work is already released to the floor; later orders wait.
     for (order, new) in created.iter().zip(&orders) {
         if new.due - now < Duration::days(9) {
-            store.set_order_status(order.id, OrderStatus::Released)?;
+            store.set_order_status_by(order.id, OrderStatus::Released, now, None)?;
         }
     }
     Ok(DemoSummary { machines: machines.len(), variants: variants.len(), orders: created.len() })
@@ -521,7 +521,9 @@ pub fn arrive(
     for serial in count + 1..count + 1000 {
         order.number = order_number(now, serial);
         match store.create_order(&order, now) {
-            Ok(created) => return store.set_order_status(created.id, OrderStatus::Released).map(Some),
+            Ok(created) => {
+                return store.set_order_status_by(created.id, OrderStatus::Released, now, None).map(Some);
+            }
             Err(StoreError::Conflict { .. }) => continue,
             Err(error) => return Err(error),
         }
@@ -680,7 +682,7 @@ pub fn seed_generated(
         })
         .collect();
     for order in store.create_orders(&new_orders, now)? {
-        store.set_order_status(order.id, OrderStatus::Released)?;
+        store.set_order_status_by(order.id, OrderStatus::Released, now, None)?;
     }
     Ok(())
 }

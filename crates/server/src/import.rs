@@ -72,13 +72,19 @@ pub enum Existing {
 }
 
 /// Parses, checks and imports `csv` in one transaction.
-pub fn import_csv(store: &Store, csv: &[u8], now: Timestamp, existing: Existing) -> ImportOutcome {
+pub fn import_csv(
+    store: &Store,
+    csv: &[u8],
+    now: Timestamp,
+    existing: Existing,
+    actor: Option<&str>,
+) -> ImportOutcome {
     // A number taken by someone else between the file's check and its write is in use by the
     // time of the write: skipping, the file is read again (a few times at most) and skips it too.
     let mut tries = 0;
     loop {
         tries += 1;
-        match import_checked(store, csv, now, existing) {
+        match import_checked(store, csv, now, existing, actor) {
             Ok(outcome) => return outcome,
             Err(Taken { .. }) if existing == Existing::Skip && tries < 3 => {}
             Err(Taken { line, message }) => {
@@ -99,6 +105,7 @@ fn import_checked(
     csv: &[u8],
     now: Timestamp,
     existing: Existing,
+    actor: Option<&str>,
 ) -> Result<ImportOutcome, Taken> {
     let (orders, lines, skipped) = match parse(store, csv, existing) {
         Ok(parsed) => parsed,
@@ -117,7 +124,7 @@ fn import_checked(
     if orders.is_empty() {
         return Ok(ImportOutcome::Imported(Vec::new(), known));
     }
-    Ok(match store.create_orders(&orders, now) {
+    Ok(match store.create_orders_by(&orders, now, actor) {
         Ok(created) => ImportOutcome::Imported(created, known),
         Err(StoreError::InRow { index, source }) => {
             let line = lines[index];

@@ -484,6 +484,17 @@ pub(crate) fn build() -> Value {
         deleted_params,
     );
     {
+        let history = doc.schema::<crate::api::orders::OrderHistory>();
+        doc.op(
+            "get",
+            "/orders/{id}/history",
+            "What was done to an order (entered, changed with each field's old and new value, released, cancelled: by whom and when) and each published plan that moved its ETA",
+            Who::Reader,
+            None,
+            (200, Some(history)),
+        );
+    }
+    {
         let request = doc.schema::<crate::api::orders::QuoteRequest>();
         let quote = doc.schema::<crate::api::orders::Quote>();
         doc.op(

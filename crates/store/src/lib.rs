@@ -28,7 +28,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 pub use alarms::{AlarmFilter, AlarmSort};
 pub use auth::{ApiToken, MAX_LASTING_TOKENS, TokenOwner};
 pub use factory::MachineFilter;
-pub use orders::{DRAFT_ORDER, Deliveries, Lateness, OrderFilter, OrderSort, OrderStats};
+pub use orders::{DRAFT_ORDER, Deliveries, Lateness, OrderFilter, OrderSort, OrderStats, PlanEta};
 pub use plans::NewPlan;
 pub use telemetry::{
     CountedUnits, HOUR_ROLLUP_MS, MAX_METRICS_PER_MACHINE, OperationEvent, OperationEventKind, PruneBefore,

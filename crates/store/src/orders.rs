@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use model::{
-    FieldError, MachineId, NewOrder, Operation, OperationId, Order, OrderId, OrderStatus, Timestamp,
-    VariantId,
+    FieldChange, FieldError, MachineId, NewOrder, Operation, OperationId, Order, OrderEvent, OrderId,
+    OrderStatus, PlanTrigger, Timestamp, VariantId,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -36,6 +36,19 @@ macro_rules! delivered {
         "coalesce((SELECT op.good FROM operations op
            WHERE op.order_id = orders.id AND op.status != 'cancelled' ORDER BY op.seq DESC LIMIT 1), 0)"
     };
+}
+
+/// When a published plan would have finished an order ([`Store::order_eta_history`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanEta {
+    /// The plan.
+    pub plan_id: i64,
+    /// When it was published.
+    pub published_at: Timestamp,
+    /// Why the platform made it by itself; `None` for a plan someone published.
+    pub trigger: Option<PlanTrigger>,
+    /// Its end of the order's work.
+    pub eta: Timestamp,
 }
 
 /// The id of a [`Store::draft_order`]: no stored order has it.
@@ -117,9 +130,14 @@ pub struct Deliveries {
 impl Store {
     /// Creates an order and its operations from the variant's routing.
     pub fn create_order(&self, new: &NewOrder, now: Timestamp) -> Result<Order> {
+        self.create_order_by(new, now, None)
+    }
+
+    /// [`Store::create_order`], kept in the order's history as done by `actor`.
+    pub fn create_order_by(&self, new: &NewOrder, now: Timestamp, actor: Option<&str>) -> Result<Order> {
         self.write(|tx| {
             let mut batch = Batch::begin(tx)?;
-            let order = insert_order(tx, new, now, &mut batch)?;
+            let order = insert_order(tx, new, now, &mut batch, actor)?;
             batch.end(tx)?;
             Ok(order)
         })
@@ -128,13 +146,23 @@ impl Store {
     /// Creates all of `orders` or none of them. On failure the error says which one failed
     /// ([`StoreError::InRow`]).
     pub fn create_orders(&self, orders: &[NewOrder], now: Timestamp) -> Result<Vec<Order>> {
+        self.create_orders_by(orders, now, None)
+    }
+
+    /// [`Store::create_orders`], kept in the orders' history as done by `actor`.
+    pub fn create_orders_by(
+        &self,
+        orders: &[NewOrder],
+        now: Timestamp,
+        actor: Option<&str>,
+    ) -> Result<Vec<Order>> {
         self.write(|tx| {
             let mut batch = Batch::begin(tx)?;
             let created = orders
                 .iter()
                 .enumerate()
                 .map(|(index, new)| {
-                    insert_order(tx, new, now, &mut batch)
+                    insert_order(tx, new, now, &mut batch, actor)
                         .map_err(|error| StoreError::InRow { index, source: Box::new(error) })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -316,38 +344,126 @@ impl Store {
     /// Moves an order to `next` if its life cycle allows it. Cancelling cancels every operation not
     /// yet done; releasing releases every planned operation.
     pub fn set_order_status(&self, id: OrderId, next: OrderStatus) -> Result<Order> {
+        self.write(|tx| set_status(tx, id, next))
+    }
+
+    /// [`Store::set_order_status`] at `now`, kept in the order's history as done by `actor`.
+    pub fn set_order_status_by(
+        &self,
+        id: OrderId,
+        next: OrderStatus,
+        now: Timestamp,
+        actor: Option<&str>,
+    ) -> Result<Order> {
         self.write(|tx| {
-            let order = read_order(tx, id)?;
-            if !order.status.can_become(next) {
-                let message = if order.status == next {
-                    format!("the order is {} already", next.as_str())
-                } else {
-                    format!("an order that is {} cannot become {}", order.status.as_str(), next.as_str())
-                };
-                return Err(StoreError::Conflict { field: Some("status".into()), message });
-            }
-            tx.execute("UPDATE orders SET status = ?2 WHERE id = ?1", params![id.0, next.as_str()])?;
-            let from: &[OrderStatus] = match next {
-                OrderStatus::Released => &[OrderStatus::Planned],
-                OrderStatus::Cancelled => {
-                    &[OrderStatus::Planned, OrderStatus::Released, OrderStatus::Running]
-                }
-                _ => &[],
-            };
-            for status in from {
-                tx.execute(
-                    "UPDATE operations SET status = ?3 WHERE order_id = ?1 AND status = ?2",
-                    params![id.0, status.as_str(), next.as_str()],
-                )?;
-            }
-            // Read again: the triggers gave it (and its steps) new revisions.
-            read_order(tx, id)
+            let order = set_status(tx, id, next)?;
+            record_event(tx, id, now, actor, next.as_str(), &[])?;
+            Ok(order)
         })
     }
 
+    /// What was done to an order, oldest first ([`OrderEvent`]).
+    pub fn order_history(&self, id: OrderId) -> Result<Vec<OrderEvent>> {
+        self.read(|conn| {
+            read_order(conn, id)?;
+            let mut out = Vec::new();
+            let mut statement = conn.prepare_cached(
+                "SELECT at_ms, actor, kind, changes FROM order_events WHERE order_id = ?1 ORDER BY id",
+            )?;
+            let mut rows = statement.query([id.0])?;
+            while let Some(row) = rows.next()? {
+                let changes: Option<String> = row.get(3)?;
+                let changes = match changes {
+                    Some(json) => serde_json::from_str(&json)
+                        .map_err(|error| StoreError::Corrupt(format!("order event changes: {error}")))?,
+                    None => Vec::new(),
+                };
+                out.push(OrderEvent {
+                    at: from_ms(row.get(0)?)?,
+                    actor: row.get(1)?,
+                    kind: row.get(2)?,
+                    changes,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// When each plan published with work of the order would have finished it, oldest first.
+    pub fn order_eta_history(&self, id: OrderId) -> Result<Vec<PlanEta>> {
+        self.read(|conn| {
+            read_order(conn, id)?;
+            let mut statement = conn.prepare_cached(
+                "SELECT p.id, p.published_ms, p.trigger_json, max(po.end_ms) FROM plans p
+                 JOIN plan_operations po ON po.plan_id = p.id
+                 JOIN operations o ON o.id = po.operation_id
+                 WHERE o.order_id = ?1 AND p.published_ms IS NOT NULL
+                 GROUP BY p.id ORDER BY p.published_ms, p.id",
+            )?;
+            let mut rows = statement.query([id.0])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let trigger: Option<String> = row.get(2)?;
+                let trigger = trigger
+                    .map(|json| serde_json::from_str(&json))
+                    .transpose()
+                    .map_err(|error| StoreError::Corrupt(format!("plan trigger: {error}")))?;
+                out.push(PlanEta {
+                    plan_id: row.get(0)?,
+                    published_at: from_ms(row.get(1)?)?,
+                    trigger,
+                    eta: from_ms(row.get(3)?)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Moves an order to `next` if its life cycle allows it. Cancelling cancels every operation not yet
+/// done; releasing releases every planned operation.
+fn set_status(tx: &Connection, id: OrderId, next: OrderStatus) -> Result<Order> {
+    let order = read_order(tx, id)?;
+    if !order.status.can_become(next) {
+        let message = if order.status == next {
+            format!("the order is {} already", next.as_str())
+        } else {
+            format!("an order that is {} cannot become {}", order.status.as_str(), next.as_str())
+        };
+        return Err(StoreError::Conflict { field: Some("status".into()), message });
+    }
+    tx.execute("UPDATE orders SET status = ?2 WHERE id = ?1", params![id.0, next.as_str()])?;
+    let from: &[OrderStatus] = match next {
+        OrderStatus::Released => &[OrderStatus::Planned],
+        OrderStatus::Cancelled => &[OrderStatus::Planned, OrderStatus::Released, OrderStatus::Running],
+        _ => &[],
+    };
+    for status in from {
+        tx.execute(
+            "UPDATE operations SET status = ?3 WHERE order_id = ?1 AND status = ?2",
+            params![id.0, status.as_str(), next.as_str()],
+        )?;
+    }
+    // Read again: the triggers gave it (and its steps) new revisions.
+    read_order(tx, id)
+}
+
+impl Store {
     /// Changes what a customer asked for while the order is open: anything but its variant while it
     /// is `planned`, and anything but its variant and quantity once released or running.
     pub fn update_order(&self, id: OrderId, new: &NewOrder, now: Timestamp) -> Result<Order> {
+        self.update_order_by(id, new, now, None)
+    }
+
+    /// [`Store::update_order`], kept in the order's history as done by `actor` (when anything
+    /// changed).
+    pub fn update_order_by(
+        &self,
+        id: OrderId,
+        new: &NewOrder,
+        now: Timestamp,
+        actor: Option<&str>,
+    ) -> Result<Order> {
         self.write(|tx| {
             let order = read_order(tx, id)?;
             if matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled) {
@@ -397,6 +513,10 @@ impl Store {
                 ],
             )
             .map_err(constraint)?;
+            let changes = changes(&order, new);
+            if !changes.is_empty() {
+                record_event(tx, id, now, actor, "changed", &changes)?;
+            }
             read_order(tx, id)
         })
     }
@@ -546,7 +666,56 @@ impl Batch {
     }
 }
 
-fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp, batch: &mut Batch) -> Result<Order> {
+/// The fields of `order` that `new` changes, from what to what.
+fn changes(order: &Order, new: &NewOrder) -> Vec<FieldChange> {
+    let time = |at: Option<Timestamp>| {
+        at.and_then(|at| {
+            at.to_offset(time::UtcOffset::UTC).format(&time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    let fields = [
+        ("number", Some(order.number.clone()), Some(new.number.clone())),
+        ("customer", Some(order.customer.clone()), Some(new.customer.clone())),
+        ("quantity", Some(order.quantity.to_string()), Some(new.quantity.to_string())),
+        ("due", time(Some(order.due)), time(Some(new.due))),
+        ("priority", Some(order.priority.to_string()), Some(new.priority.to_string())),
+        ("material_ready", time(order.material_ready), time(new.material_ready)),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, before, after)| before != after)
+        .map(|(field, before, after)| FieldChange { field: field.into(), before, after })
+        .collect()
+}
+
+/// Keeps what was done to order `id` in its history.
+fn record_event(
+    tx: &Connection,
+    id: OrderId,
+    at: Timestamp,
+    actor: Option<&str>,
+    kind: &str,
+    changes: &[FieldChange],
+) -> Result<()> {
+    let changes = if changes.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(changes).map_err(|error| StoreError::Corrupt(error.to_string()))?)
+    };
+    tx.prepare_cached(
+        "INSERT INTO order_events (order_id, at_ms, actor, kind, changes) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id.0, to_ms(at), actor, kind, changes])?;
+    Ok(())
+}
+
+fn insert_order(
+    tx: &Connection,
+    new: &NewOrder,
+    now: Timestamp,
+    batch: &mut Batch,
+    actor: Option<&str>,
+) -> Result<Order> {
     let routing = match batch.routings.entry(new.variant_id) {
         std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
         std::collections::hash_map::Entry::Vacant(first) => {
@@ -579,6 +748,7 @@ fn insert_order(tx: &Connection, new: &NewOrder, now: Timestamp, batch: &mut Bat
     .map_err(constraint)?;
     batch.next_revision += 1;
     let id = OrderId(tx.last_insert_rowid());
+    record_event(tx, id, now, actor, "created", &[])?;
     let mut insert_operation = tx.prepare_cached(
         "INSERT INTO operations (order_id, seq, name, setup_seconds, unit_seconds, setup_family, status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned')",

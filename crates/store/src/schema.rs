@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0034_plan_notes.sql"),
     include_str!("migrations/0035_alarm_notes.sql"),
     include_str!("migrations/0036_alarms_by_latest_occurrence.sql"),
+    include_str!("migrations/0037_order_history.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

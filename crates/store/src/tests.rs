@@ -243,7 +243,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 36);
+    assert_eq!(store.schema_version().unwrap(), 37);
 }
 
 #[test]
@@ -490,7 +490,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 36);
+    assert_eq!(store.schema_version().unwrap(), 37);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);

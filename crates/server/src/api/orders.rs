@@ -344,6 +344,52 @@ fn eta_and_lateness(
     }
 }
 
+/// What was done to an order, and how the plans moved its ETA.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct OrderHistory {
+    /// Entered, changed, released, cancelled: by whom and when, oldest first.
+    pub events: Vec<model::OrderEvent>,
+    /// Each published plan that changed when the order would be done (and the first that had
+    /// it), oldest first.
+    pub etas: Vec<PlannedEta>,
+}
+
+/// When a published plan would have finished an order.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct PlannedEta {
+    pub plan_id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "model::DateTime")]
+    pub published_at: model::Timestamp,
+    /// Why the platform made the plan by itself; absent for a plan someone published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<model::PlanTrigger>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "model::DateTime")]
+    pub eta: model::Timestamp,
+}
+
+/// An order's history: its events, and the published plans that moved its ETA.
+pub(crate) fn order_history(store: &Store, id: OrderId) -> store::Result<OrderHistory> {
+    let events = store.order_history(id)?;
+    let mut etas: Vec<PlannedEta> = Vec::new();
+    for store::PlanEta { plan_id, published_at, trigger, eta } in store.order_eta_history(id)? {
+        if etas.last().is_none_or(|last| last.eta != eta) {
+            etas.push(PlannedEta { plan_id, published_at, trigger, eta });
+        }
+    }
+    Ok(OrderHistory { events, etas })
+}
+
+pub(crate) async fn get_order_history(
+    State(state): State<AppState>,
+    _: Reader,
+    Id(id): Id,
+) -> ApiResult<Json<OrderHistory>> {
+    let store = state.store;
+    Ok(Json(blocking(move || order_history(&store, OrderId(id))).await?))
+}
+
 /// `POST /orders/quote`: an order to quote a delivery for, not entered. Number and customer may
 /// be left out.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -540,7 +586,8 @@ pub(crate) async fn create_order(
     let now = state.clock.now();
     let store = state.store.clone();
     let number = new.number.clone();
-    let created = match blocking(move || store.create_order(&new, now)).await {
+    let actor = principal.user.username.clone();
+    let created = match blocking(move || store.create_order_by(&new, now, Some(&actor))).await {
         Ok(created) => created,
         // The same order sent again (a retry after a timeout): say which one is there.
         Err(error) if error.is_conflict() => {
@@ -565,9 +612,10 @@ pub(crate) async fn update_order(
     let new = new.trimmed();
     super::validate(&new)?;
     let (store, now) = (state.store.clone(), state.clock.now());
+    let actor = principal.user.username;
     let (updated, pulled_in) = blocking(move || {
         let before = store.order(OrderId(id))?;
-        let updated = store.update_order(OrderId(id), &new, now)?;
+        let updated = store.update_order_by(OrderId(id), &new, now, Some(&actor))?;
         // A due time moved earlier than the active plan finishes the order: the plan is
         // searched afresh for it (a later one frees time, and waits for the next re-plan).
         let pulled_in = updated.due < before.due
@@ -599,22 +647,27 @@ pub(crate) async fn delete_order(
 
 pub(crate) async fn release_order(
     State(state): State<AppState>,
-    _: Orderer,
+    Orderer(principal): Orderer,
     Id(id): Id,
 ) -> ApiResult<Json<Order>> {
-    change_status(state, OrderId(id), OrderStatus::Released).await
+    change_status(state, OrderId(id), OrderStatus::Released, principal.user.username).await
 }
 
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
-    _: Orderer,
+    Orderer(principal): Orderer,
     Id(id): Id,
 ) -> ApiResult<Json<Order>> {
-    change_status(state, OrderId(id), OrderStatus::Cancelled).await
+    change_status(state, OrderId(id), OrderStatus::Cancelled, principal.user.username).await
 }
 
 /// Releases or cancels an order, for a caller the handlers have found may change orders.
-async fn change_status(state: AppState, id: OrderId, next: OrderStatus) -> ApiResult<Json<Order>> {
+async fn change_status(
+    state: AppState,
+    id: OrderId,
+    next: OrderStatus,
+    actor: String,
+) -> ApiResult<Json<Order>> {
     // Machines running a lot of the order when it is cancelled stop with it: as a finish at the
     // station does, each is shown idle (unless it says otherwise by then), so OEE does not count
     // running time for work that no longer exists.
@@ -626,9 +679,8 @@ async fn change_status(state: AppState, id: OrderId, next: OrderStatus) -> ApiRe
             .collect(),
         _ => Vec::new(),
     };
-    let store = state.store.clone();
-    let order = blocking(move || store.set_order_status(id, next)).await?;
-    let at = state.clock.now();
+    let (store, at) = (state.store.clone(), state.clock.now());
+    let order = blocking(move || store.set_order_status_by(id, next, at, Some(&actor))).await?;
     let mut idle = Vec::new();
     for machine in running {
         if read(|| state.store.current_state(machine, at))?
@@ -671,7 +723,7 @@ pub(crate) struct ImportQuery {
 
 pub(crate) async fn import_orders(
     State(state): State<AppState>,
-    _: Orderer,
+    Orderer(principal): Orderer,
     QueryParams(query): QueryParams<ImportQuery>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<ImportResponse>)> {
@@ -703,9 +755,11 @@ pub(crate) async fn import_orders(
     }
     let now = state.clock.now();
     let store = state.store.clone();
-    let outcome = tokio::task::spawn_blocking(move || import_csv(&store, &bytes, now, existing))
-        .await
-        .map_err(ApiError::internal)?;
+    let actor = principal.user.username;
+    let outcome =
+        tokio::task::spawn_blocking(move || import_csv(&store, &bytes, now, existing, Some(&actor)))
+            .await
+            .map_err(ApiError::internal)?;
     match outcome {
         ImportOutcome::Imported(orders, skipped) => {
             // Created when something was; a file of orders all there already changed nothing.

@@ -1461,6 +1461,53 @@ async fn an_order_in_the_active_plan_has_its_eta_in_the_api_and_the_page_s_versi
 }
 
 #[tokio::test]
+async fn an_order_s_history_says_who_did_what_and_how_plans_moved_it() {
+    let h = harness();
+    let planner = token_for(Role::Planner);
+    let mut order = valid_order();
+    order["number"] = json!("SO-HIST-1");
+    let created = h.post_json("/api/v1/orders", &planner, &order).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json["id"].as_i64().unwrap();
+    // Sent again unchanged, nothing is recorded; then the due time and priority change.
+    assert_eq!(
+        h.send_json("PUT", &format!("/api/v1/orders/{id}"), &planner, &order).await.status,
+        StatusCode::OK
+    );
+    order["due"] = json!("2026-11-28T12:00:00+08:00");
+    order["priority"] = json!(4);
+    assert_eq!(
+        h.send_json("PUT", &format!("/api/v1/orders/{id}"), &token_for(Role::Sales), &order).await.status,
+        StatusCode::OK
+    );
+    let release = h.send("POST", &format!("/api/v1/orders/{id}/release"), Some(&planner), None).await;
+    assert_eq!(release.status, StatusCode::OK);
+    let plan = publish_a_plan(&h).await;
+    let history = h.get(&format!("/api/v1/orders/{id}/history")).await.json;
+    let events = history["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["created", "changed", "released"], "{history}");
+    assert_eq!((&events[0]["actor"], &events[1]["actor"]), (&json!("planner"), &json!("sales")));
+    assert_eq!(
+        events[1]["changes"],
+        json!([
+            {"field": "due", "before": "2026-12-01T10:00:00Z", "after": "2026-11-28T04:00:00Z"},
+            {"field": "priority", "before": "2", "after": "4"}
+        ])
+    );
+    let etas = history["etas"].as_array().unwrap();
+    assert_eq!((etas.len(), &etas[0]["plan_id"]), (1, &json!(plan)), "{history}");
+    // The order page lists it, newest first.
+    let page = h.page(&format!("/orders/{id}"), ADMIN, "en").await.text;
+    let panel = &page[page.find(r#"data-testid="order-history""#).expect("a history panel")..];
+    assert!(panel.contains("Released to production") && panel.contains("Entered"), "{panel:.1500}");
+    assert!(panel.contains("Due: 1 Dec 18:00 → 28 Nov 12:00; Priority: 2 → 4"), "{panel:.1500}");
+    assert!(panel.contains(&format!("href=\"/plan?id={plan}\"")), "{panel:.1500}");
+    assert!(panel.find("Released to production").unwrap() < panel.find("Entered").unwrap(), "newest first");
+    assert_eq!(h.get("/api/v1/orders/999999/history").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn a_released_order_the_plan_lacks_says_when_it_joins_it() {
     let h = harness();
     let plan = publish_a_plan(&h).await;

@@ -90,6 +90,17 @@ pub(crate) struct Text {
     pub(crate) confirm_past: &'static str,
     /// When a released order the active plan lacks joins it by itself: "by about 10:15".
     pub(crate) slot_in: fn(&str) -> String,
+    pub(crate) history: &'static str,
+    pub(crate) no_history: &'static str,
+    pub(crate) when: &'static str,
+    pub(crate) who: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) by_platform: &'static str,
+    /// "The latest 50 of 73 (GET /api/v1/orders/{id}/history has all)."
+    pub(crate) history_shown: fn(usize, usize) -> String,
+    pub(crate) event_created: &'static str,
+    pub(crate) event_released: &'static str,
+    pub(crate) event_cancelled: &'static str,
     pub(crate) quote: &'static str,
     pub(crate) quote_hint: &'static str,
     /// With `{eta}`.
@@ -174,6 +185,16 @@ pub(crate) const EN: Text = Text {
             "The automatic re-plan slots it in by about {at}; re-plan on the Plan page to see its ETA at once."
         )
     },
+    history: "History",
+    no_history: "Nothing recorded yet (orders entered before the history was kept have none).",
+    when: "When",
+    who: "Who",
+    what: "What",
+    by_platform: "the platform",
+    history_shown: |shown, all| format!("The latest {shown} of {all}; the API's order history has all."),
+    event_created: "Entered",
+    event_released: "Released to production",
+    event_cancelled: "Cancelled",
     quote: "Check delivery",
     quote_hint: "When it would be done if entered and released now, as the automatic re-plan would slot it in. Nothing is entered.",
     quote_on_time: "Entered and released now, it would be done by {eta}: on time.",
@@ -250,6 +271,16 @@ pub(crate) const ZH: Text = Text {
     open_existing: "開啟此編號的訂單",
     confirm_past: "交期已過，訂單一開始便已延誤。仍要儲存嗎？",
     slot_in: |at| format!("自動重新排程約於 {at} 前把它排入；在排程頁重新排程可即時看到預計完成時間。"),
+    history: "記錄",
+    no_history: "暫無記錄（記錄功能推出前建立的訂單沒有記錄）。",
+    when: "時間",
+    who: "由",
+    what: "內容",
+    by_platform: "平台",
+    history_shown: |shown, all| format!("顯示 {all} 項中最新的 {shown} 項；API 的訂單記錄有全部。"),
+    event_created: "建立",
+    event_released: "下達生產",
+    event_cancelled: "取消",
     quote: "查詢交貨時間",
     quote_hint: "如現在建立並下達，按自動重新排程的插入方式，預計何時完成。不會建立訂單。",
     quote_on_time: "如現在建立並下達，預計於 {eta} 完成：準時。",
@@ -911,6 +942,7 @@ pub(crate) struct OrderView {
     /// When the active plan was published.
     plan_published: Option<Timestamp>,
     planned: HashMap<model::OperationId, Planned>,
+    history: crate::api::orders::OrderHistory,
     /// When a released order the active plan lacks is slotted in by itself: the active plan's
     /// age that the automatic re-plan waits for (`new_order_minutes`), if it re-plans.
     slot_in_after: Option<time::Duration>,
@@ -941,7 +973,18 @@ pub(crate) fn gather_order(
     };
     let slot_in_after = (planning.auto_replan && planning.new_order_minutes > 0)
         .then(|| time::Duration::minutes(i64::from(planning.new_order_minutes)));
-    Ok(OrderView { order, product, operations, machines, plan, plan_published, planned, slot_in_after })
+    let history = crate::api::orders::order_history(store, id)?;
+    Ok(OrderView {
+        order,
+        product,
+        operations,
+        machines,
+        plan,
+        plan_published,
+        planned,
+        slot_in_after,
+        history,
+    })
 }
 
 /// `GET /orders/{id}`.
@@ -1103,8 +1146,95 @@ pub(crate) fn render_order(ctx: &Ctx, view: &OrderView) -> Markup {
                 }
             }
         }
+        (history_panel(ctx, &view.history))
     }
 }
+
+/// The order's history: what people did to it, and the plans that moved its ETA, newest first.
+fn history_panel(ctx: &Ctx, history: &crate::api::orders::OrderHistory) -> Markup {
+    let (t, o) = (ctx.t, ctx.t.orders_page);
+    let p = t.plan_page;
+    // (when, who, what): events and ETA moves in one list.
+    let mut rows: Vec<(Timestamp, Markup, String)> = Vec::new();
+    for event in &history.events {
+        let who = html! { @match &event.actor { Some(actor) => { (actor) } None => { span.muted { (o.by_platform) } } } };
+        let what = match event.kind.as_str() {
+            "created" => o.event_created.to_string(),
+            "released" => o.event_released.to_string(),
+            "cancelled" => o.event_cancelled.to_string(),
+            _ => event
+                .changes
+                .iter()
+                .map(|change| {
+                    let shown = |value: &Option<String>| match value {
+                        None => t.none.to_string(),
+                        Some(text) if matches!(change.field.as_str(), "due" | "material_ready") => {
+                            Timestamp::parse(text, &time::format_description::well_known::Rfc3339)
+                                .map_or_else(|_| text.clone(), |at| ctx.short_time(at))
+                        }
+                        Some(text) => text.clone(),
+                    };
+                    let field = match change.field.as_str() {
+                        "number" => o.number,
+                        "customer" => t.customer,
+                        "quantity" => t.quantity,
+                        "due" => t.due,
+                        "priority" => o.priority,
+                        "material_ready" => o.material_ready,
+                        other => other,
+                    };
+                    format!("{field}{}{} → {}", t.colon, shown(&change.before), shown(&change.after))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        rows.push((event.at, who, what));
+    }
+    let mut previous: Option<Timestamp> = None;
+    for eta in &history.etas {
+        let who = html! { a href={ "/plan?id=" (eta.plan_id) } { (p.plan) " #" (eta.plan_id) } };
+        let moved = match previous {
+            None => format!("{} {}", t.eta, ctx.short_time(eta.eta)),
+            Some(before) => format!("{} {} → {}", t.eta, ctx.short_time(before), ctx.short_time(eta.eta)),
+        };
+        let what = match &eta.trigger {
+            Some(trigger) => {
+                format!("{moved}{}{}{}", t.space_lparen, super::plan::trigger_why(p, trigger), t.rparen)
+            }
+            None => moved,
+        };
+        previous = Some(eta.eta);
+        rows.push((eta.published_at, who, what));
+    }
+    // Newest first; of the same time, the later recorded first (events before the plans made
+    // after them).
+    let mut rows: Vec<_> = rows.into_iter().enumerate().collect();
+    rows.sort_by_key(|(index, (at, _, _))| std::cmp::Reverse((*at, *index)));
+    let rows: Vec<_> = rows.into_iter().map(|(_, row)| row).collect();
+    html! {
+        section.panel #order-history aria-labelledby="history-heading" data-live data-refresh-on="plan" data-testid="order-history" {
+            h2 #history-heading { (o.history) }
+            @if rows.is_empty() {
+                p.muted { (o.no_history) }
+            } @else {
+                table {
+                    thead { tr { th { (o.when) } th { (o.who) } th { (o.what) } } }
+                    tbody {
+                        @for (at, who, what) in rows.iter().take(HISTORY_SHOWN) {
+                            tr { td.nw { (ctx.short_time(*at)) } td { (who) } td { (what) } }
+                        }
+                    }
+                }
+                @if rows.len() > HISTORY_SHOWN {
+                    p.muted { ((o.history_shown)(HISTORY_SHOWN, rows.len())) }
+                }
+            }
+        }
+    }
+}
+
+/// Most history rows the order page shows (the API has all).
+const HISTORY_SHOWN: usize = 50;
 
 #[cfg(test)]
 mod tests {

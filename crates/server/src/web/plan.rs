@@ -118,6 +118,7 @@ pub(crate) struct Text {
     pub(crate) trigger_material: &'static str,
     pub(crate) trigger_routing: &'static str,
     pub(crate) trigger_due_earlier: &'static str,
+    pub(crate) trigger_reoptimised: &'static str,
     pub(crate) trigger_maintenance_removed: &'static str,
     /// `{orders}` is replaced by the order numbers.
     pub(crate) trigger_rush: &'static str,
@@ -224,6 +225,7 @@ pub(crate) const EN: Text = Text {
     trigger_material: "material of orders {orders} now arrives after their planned start",
     trigger_routing: "work of orders {orders} was planned on a machine its routing no longer lists",
     trigger_due_earlier: "orders {orders} are now due earlier than the plan finished them",
+    trigger_reoptimised: "the scheduled re-optimisation",
     trigger_maintenance_removed: "a maintenance window of {machine} was removed, so its work may come earlier",
     trigger_rush: "rush orders {orders} arrived",
     trigger_new: "released orders {orders} were not in the plan",
@@ -320,6 +322,7 @@ pub(crate) const ZH: Text = Text {
     trigger_material: "訂單 {orders} 的物料現時會在計劃開工之後才到",
     trigger_routing: "訂單 {orders} 的工序排在其工藝路線已不再列出的機器上",
     trigger_due_earlier: "訂單 {orders} 的交期已提前至排程完成時間之前",
+    trigger_reoptimised: "定時重新優化",
     trigger_maintenance_removed: "機器 {machine} 的保養時段已取消，其工作可提前",
     trigger_rush: "收到急單 {orders}",
     trigger_new: "已下達的訂單 {orders} 不在排程內",
@@ -419,7 +422,24 @@ fn status_badge(p: &Text, status: PlanStatus) -> Markup {
 
 /// Why the platform made and published a plan by itself, as a sentence.
 fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger) -> String {
-    let why = match trigger {
+    if let PlanTrigger::Reoptimised { late_orders_before, weighted_tardiness_before, makespan_end_before } =
+        trigger
+    {
+        return p
+            .reoptimised
+            .replace("{late_before}", &late_orders_before.to_string())
+            .replace("{late}", &plan.late_orders.to_string())
+            .replace("{twt_before}", &ctx.duration(*weighted_tardiness_before))
+            .replace("{twt}", &ctx.duration(plan.weighted_tardiness))
+            .replace("{end_before}", &ctx.short_time(*makespan_end_before))
+            .replace("{end}", &ctx.short_time(plan.makespan_end));
+    }
+    p.automatic.replace("{why}", &trigger_why(p, trigger))
+}
+
+/// What made the platform make a plan by itself, as a clause ("machine cnc-02 broke down").
+pub(crate) fn trigger_why(p: &Text, trigger: &PlanTrigger) -> String {
+    match trigger {
         PlanTrigger::Breakdown { machine } => p.trigger_breakdown.replace("{machine}", machine),
         PlanTrigger::Maintenance { machine } => p.trigger_maintenance.replace("{machine}", machine),
         PlanTrigger::Recovered { machine } => p.trigger_recovered.replace("{machine}", machine),
@@ -440,18 +460,8 @@ fn automatic_text(ctx: &Ctx, p: &Text, plan: &PlanSummary, trigger: &PlanTrigger
             .replace("{late}", &late.to_string())
             .replace("{early}", &early.to_string())
             .replace("{cancelled}", &cancelled.to_string()),
-        PlanTrigger::Reoptimised { late_orders_before, weighted_tardiness_before, makespan_end_before } => {
-            return p
-                .reoptimised
-                .replace("{late_before}", &late_orders_before.to_string())
-                .replace("{late}", &plan.late_orders.to_string())
-                .replace("{twt_before}", &ctx.duration(*weighted_tardiness_before))
-                .replace("{twt}", &ctx.duration(plan.weighted_tardiness))
-                .replace("{end_before}", &ctx.short_time(*makespan_end_before))
-                .replace("{end}", &ctx.short_time(plan.makespan_end));
-        }
-    };
-    p.automatic.replace("{why}", &why)
+        PlanTrigger::Reoptimised { .. } => p.trigger_reoptimised.to_string(),
+    }
 }
 
 /// A plan's note as a sentence for the planner.

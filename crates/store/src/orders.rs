@@ -394,10 +394,13 @@ impl Store {
         self.read(|conn| {
             read_order(conn, id)?;
             let mut statement = conn.prepare_cached(
-                "SELECT p.id, p.published_ms, p.trigger_json, max(po.end_ms) FROM plans p
-                 JOIN plan_operations po ON po.plan_id = p.id
-                 JOIN operations o ON o.id = po.operation_id
+                // From the order's few operations, to each published plan, to the plan's rows of
+                // them by its key: `CROSS JOIN` keeps that order (plan rows have no index by
+                // operation, and a scan of every plan's rows grows with the plans kept).
+                "SELECT p.id, p.published_ms, p.trigger_json, max(po.end_ms)
+                 FROM operations o CROSS JOIN plans p CROSS JOIN plan_operations po
                  WHERE o.order_id = ?1 AND p.published_ms IS NOT NULL
+                   AND po.plan_id = p.id AND po.operation_id = o.id
                  GROUP BY p.id ORDER BY p.published_ms, p.id",
             )?;
             let mut rows = statement.query([id.0])?;

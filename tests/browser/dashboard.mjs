@@ -245,6 +245,12 @@ try {
   check((await pastAsked).includes('late from the start'), 'a due time already past asks first');
   await page.waitForTimeout(500);
   check(!(await api('GET', '/api/v1/orders?number=SO-BROWSER-PAST')).items.length, 'dismissed, the order is not entered');
+  // Material after the due time asks too.
+  await form.locator('input[name=due]').fill('2030-01-07T18:00');
+  await form.locator('input[name=material_ready]').fill('2030-01-09T08:00');
+  const materialAsked = new Promise(resolve => page.once('dialog', dialog => { resolve(dialog.message()); dialog.dismiss(); }));
+  await form.locator('button[type=submit]').click();
+  check((await materialAsked).includes('arrives after the due time'), 'material after the due time asks first');
   await page.goto(base + `/orders/${entered.id}`);
   await page.click(`button[data-action="POST /api/v1/orders/${entered.id}/release"]`);
   // The page reloads once the order is released; wait for that before going elsewhere.

@@ -129,9 +129,12 @@ impl Kpis {
         let failures = self.failures as f64;
         self.mtbf_seconds = ratio(self.actual_production_seconds, failures);
         self.mttr_seconds = ratio(self.repair_seconds, failures);
+        // A × E × Q; nothing produced leaves quality without a value, but no time or no output
+        // in the planned time is an OEE of 0 whatever it would be (a machine running without
+        // counting a unit has lost all its output, and shows 0 %, not "no data").
         self.oee = match (self.availability, self.effectiveness, self.quality) {
             (Some(a), Some(e), Some(q)) => Some(a * e * q),
-            (Some(0.0), _, _) => Some(0.0),
+            (Some(0.0), _, _) | (Some(_), Some(0.0), _) => Some(0.0),
             _ => None,
         };
         self.losses.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then_with(|| a.reason.cmp(&b.reason)));

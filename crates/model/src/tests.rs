@@ -484,7 +484,9 @@ mod oee_tests {
         assert_eq!(a.availability, Some(3.0 / 9.0));
         assert_eq!(a.losses[0].reason, "no data");
         assert_eq!(a.losses[0].seconds, 6.0 * 3600.0);
-        assert_eq!(a.oee, None, "no production means effectiveness is undefined");
+        // Running three hours without a unit counted: effectiveness 0, so OEE 0 (quality has no
+        // value without units, but the output is lost whatever it would be).
+        assert_eq!((a.effectiveness, a.quality, a.oee), (Some(0.0), None, Some(0.0)));
         let b = compute(&calendar(), &HK, ms(from), ms(from) + 9 * HOUR, &[], &[]);
         assert_eq!(b.oee, Some(0.0));
         let both = Kpis::combine([&a, &b]);

@@ -98,8 +98,21 @@ impl Ctx {
         format_local(at, &self.zone, false)
     }
 
-    /// `at` as local time of day, `14:05`, with the month and day when it is not today
-    /// (`12-06 14:05`), and the year too when it is not this year.
+    /// The time zone the page's times are in, as a field's label names it: the zone's name
+    /// (`Asia/Hong_Kong`), or its offset (`UTC+08:00`) for a site with a fixed one.
+    pub(crate) fn zone_label(&self) -> String {
+        match self.zone.name() {
+            Some(name) => name.to_string(),
+            None => {
+                let minutes = self.zone.offset_minutes_at(model::oee::unix_ms(self.now));
+                let sign = if minutes < 0 { '-' } else { '+' };
+                format!("UTC{sign}{:02}:{:02}", minutes.abs() / 60, minutes.abs() % 60)
+            }
+        }
+    }
+
+    /// `at` as local time of day, `14:05`, with the day and month when it is not today
+    /// (`6 Dec 14:05`), and the year too when it is not this year.
     pub(crate) fn short_time(&self, at: Timestamp) -> String {
         let local = |ts: Timestamp| self.zone.local(ts).date();
         let (date, today) = (local(at), local(self.now));

@@ -1551,6 +1551,9 @@ async fn the_orders_page_shows_late_orders_and_orders_to_release() {
     assert_eq!(rows(&late.text), 1, "only the overdue order is late before any plan");
     assert!(late.text.contains(r#"<option value="late" selected>"#));
     assert!(late.text.contains("/api/v1/orders/export?late=true"));
+    // The form names the zone its due time is typed in (the site's, maybe not the browser's).
+    let form = &late.text[late.text.find(r#"data-testid="new-order""#).unwrap()..];
+    assert!(form.contains(r#"Due <span class="muted">Asia/Hong_Kong</span>"#), "{form:.1500}");
     // To release: planned and due within a week, this one included; the overview counts them.
     let page = h.page("/orders?show=to_release&sort=due", ADMIN, "zh-HK").await.text;
     let listed = rows(&page);

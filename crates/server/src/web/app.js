@@ -168,6 +168,9 @@ async function perform(element, body) {
   // often a typo in the date.
   if (element.dataset.pastDue !== undefined && body && body.due
     && Date.parse(body.due) < Number(element.dataset.pastDue) && !window.confirm(element.dataset.confirmPast)) return;
+  // Material that arrives after the due time makes the order late for certain.
+  if (element.dataset.confirmMaterial && body && body.due && body.material_ready
+    && Date.parse(body.material_ready) > Date.parse(body.due) && !window.confirm(element.dataset.confirmMaterial)) return;
   // Where the focus is now: disabling the control below takes it away. A form counts from its
   // first control: when the form is gone after the reload, what takes its place is there.
   const focused = focusKey(document.body);

@@ -88,6 +88,8 @@ pub(crate) struct Text {
     pub(crate) open_existing: &'static str,
     /// The question before an order is entered or changed with a due time already past.
     pub(crate) confirm_past: &'static str,
+    /// The question before an order is entered or changed with its material after its due time.
+    pub(crate) confirm_material: &'static str,
     /// When a released order the active plan lacks joins it by itself: "by about 10:15".
     pub(crate) slot_in: fn(&str) -> String,
     pub(crate) history: &'static str,
@@ -180,6 +182,7 @@ pub(crate) const EN: Text = Text {
     new_order_hint: "The order is entered as planned; release it on its page to send it to the shop floor.",
     open_existing: "Open the order with this number",
     confirm_past: "The due time has passed already, so the order is late from the start. Save it anyway?",
+    confirm_material: "The material arrives after the due time, so the order will be late. Save it anyway?",
     slot_in: |at| {
         format!(
             "The automatic re-plan slots it in by about {at}; re-plan on the Plan page to see its ETA at once."
@@ -270,6 +273,7 @@ pub(crate) const ZH: Text = Text {
     new_order_hint: "訂單以「已計劃」狀態建立；在訂單頁下達後才會送到車間。",
     open_existing: "開啟此編號的訂單",
     confirm_past: "交期已過，訂單一開始便已延誤。仍要儲存嗎？",
+    confirm_material: "物料於交期後才到，訂單必定延誤。仍要儲存嗎？",
     slot_in: |at| format!("自動重新排程約於 {at} 前把它排入；在排程頁重新排程可即時看到預計完成時間。"),
     history: "記錄",
     no_history: "暫無記錄（記錄功能推出前建立的訂單沒有記錄）。",
@@ -622,7 +626,8 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
             }
             form.row-form data-action="POST /api/v1/orders" data-then="goto:/orders/{id}" data-testid="new-order"
                 data-existing="/orders/{id}" data-existing-label=(o.open_existing)
-                data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past) {
+                data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past)
+                data-confirm-material=(o.confirm_material) {
                 label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) placeholder="HK-2612-001"; }
                 label { (t.customer) input name="customer" required maxlength="200"; }
                 label { (t.product_variant)
@@ -631,7 +636,9 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
                     }
                 }
                 label { (t.quantity) input name="quantity" type="number" min="1" step="1" required data-type="int"; }
-                label { (t.due) input name="due" type="datetime-local" required value=(due) data-type="site-datetime"; }
+                // Typed in the site's time, which may not be the browser's: named, so a planner at
+                // another site does not take it for their own.
+                label { (t.due) " " span.muted { (ctx.zone_label()) } input name="due" type="datetime-local" required value=(due) data-type="site-datetime"; }
                 label title=(o.priority_hint) { (o.priority) input name="priority" type="number" min="1" max="10" step="1" value="1" required data-type="int"; }
                 // Optional: when the material arrives (no step of the order starts before).
                 label { (o.material_ready) input name="material_ready" type="datetime-local" data-type="site-datetime"; }
@@ -668,7 +675,8 @@ fn change_order_form(
             form.row-form data-action={ "PUT /api/v1/orders/" (order.id.0) }
                 data-if-match=(crate::api::orders::OrderDetail::new(order.clone(), operations.to_vec(), planned_end, ctx.now).tag())
                 data-original=(editable_fields(order))
-                data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past) {
+                data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past)
+                data-confirm-material=(o.confirm_material) {
                 input type="hidden" name="variant_id" data-type="int" value=(order.variant_id.0);
                 label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) value=(order.number); }
                 label { (t.customer) input name="customer" required maxlength="200" value=(order.customer); }
@@ -677,7 +685,7 @@ fn change_order_form(
                 } @else {
                     input type="hidden" name="quantity" data-type="int" value=(order.quantity);
                 }
-                label { (t.due) input name="due" type="datetime-local" required value=(local(order.due)) data-type="site-datetime"; }
+                label { (t.due) " " span.muted { (ctx.zone_label()) } input name="due" type="datetime-local" required value=(local(order.due)) data-type="site-datetime"; }
                 label title=(o.priority_hint) { (o.priority) input name="priority" type="number" min="1" max="10" step="1" required data-type="int" value=(order.priority); }
                 label { (o.material_ready)
                     input name="material_ready" type="datetime-local" value=[order.material_ready.map(local)] data-type="site-datetime";

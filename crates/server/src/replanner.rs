@@ -805,7 +805,14 @@ pub fn due_after(
         let operations = store.plan_operations(active.id, None)?;
         let parts = progress::with_statuses(store, active.id, &operations)?;
         let by = time::Duration::minutes(i64::from(config.deviation_minutes));
-        let (late, early, cancelled) = progress::deviations(&parts, now, by);
+        let all = store::PageRequest { after: None, limit: 10_000 };
+        let site_of = store
+            .machines(&store::MachineFilter::default(), all)?
+            .items
+            .iter()
+            .map(|m| (m.id, m.site_id))
+            .collect();
+        let (late, early, cancelled) = progress::deviations(&parts, now, by, &site_of);
         if late + early + cancelled > 0 {
             return Ok(Some(Due {
                 active,

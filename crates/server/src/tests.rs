@@ -4382,6 +4382,7 @@ async fn automatic_repairs_follow_breakdowns_rush_orders_and_work_off_the_plan()
         &crate::planning::progress::with_statuses(&h.store, active.id, &after).unwrap(),
         minutes(10),
         time::Duration::minutes(30),
+        &std::collections::HashMap::new(),
     );
     assert_eq!((late, early, cancelled), (0, 0, 0));
     // An order cancelled while its work is planned hours ahead: the next repair frees that time.

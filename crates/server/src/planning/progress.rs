@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use model::{OperationId, OrderStatus, PlannedOperation, Timestamp};
+use model::{MachineId, OperationId, OrderStatus, PlannedOperation, SiteId, Timestamp};
 use store::{Store, StoreError};
 
 /// One lot of a plan: a planned operation, over all its parts when it is split.
@@ -77,23 +77,33 @@ pub(crate) fn behind_lots<P: std::borrow::Borrow<PlannedOperation>>(
 /// How many lots run off the plan by more than `by`: `(late, early, cancelled)`.
 ///
 /// Late: still running that long past the planned end, or not started that long past the planned
-/// start. Not-started lots count only once the shop floor reports progress on the plan (some lot
+/// start. Not-started lots count only once the shop floor of their site reports progress on the plan (some lot
 /// running or done), so a plant that does not report its work is not re-planned over and over.
 /// Early: started that long before the planned start, or finished that long before the planned
 /// end. Cancelled: lots of cancelled work whose planned end is that far ahead (machine time the
 /// plan holds for work that will not run).
+///
+/// Sites report apart: a site counts as reporting when a lot on one of its machines (`site_of`;
+/// machines it lacks make one site of their own) is running or done, so one site's work not begun
+/// is not counted late because another site reports.
 pub(crate) fn deviations<P: std::borrow::Borrow<PlannedOperation>>(
     parts: &[(P, OrderStatus)],
     now: Timestamp,
     by: time::Duration,
+    site_of: &HashMap<MachineId, SiteId>,
 ) -> (u32, u32, u32) {
     let lots = lots(parts);
-    let reported = lots.iter().any(|lot| matches!(lot.status, OrderStatus::Running | OrderStatus::Done));
+    let site = |lot: &Lot| site_of.get(&parts[lot.index].0.borrow().machine_id).copied();
+    let reporting: std::collections::HashSet<Option<SiteId>> = lots
+        .iter()
+        .filter(|lot| matches!(lot.status, OrderStatus::Running | OrderStatus::Done))
+        .map(site)
+        .collect();
     let (mut late, mut early, mut cancelled) = (0, 0, 0);
     for lot in &lots {
         match lot.status {
             OrderStatus::Planned | OrderStatus::Released => {
-                late += u32::from(reported && now - lot.start > by)
+                late += u32::from(reporting.contains(&site(lot)) && now - lot.start > by)
             }
             OrderStatus::Running => {
                 late += u32::from(now - lot.end > by);
@@ -108,7 +118,7 @@ pub(crate) fn deviations<P: std::borrow::Borrow<PlannedOperation>>(
 
 #[cfg(test)]
 mod tests {
-    use model::{MachineId, OrderId};
+    use model::OrderId;
     use time::macros::datetime;
 
     use super::*;
@@ -138,12 +148,41 @@ mod tests {
         let mut parts =
             vec![(part(1, 0, 120), OrderStatus::Released), (part(2, 30, 90), OrderStatus::Released)];
         let thirty = time::Duration::minutes(30);
-        assert_eq!(deviations(&parts, at(200), thirty), (0, 0, 0), "a plant that reports nothing");
+        assert_eq!(
+            deviations(&parts, at(200), thirty, &HashMap::new()),
+            (0, 0, 0),
+            "a plant that reports nothing"
+        );
         // Once one lot has started, the other's missed start counts.
         parts[0].1 = OrderStatus::Running;
-        assert_eq!(deviations(&parts, at(61), thirty), (1, 0, 0), "operation 2 did not start at 9:30");
-        assert_eq!(deviations(&parts, at(60), thirty), (0, 0, 0), "thirty minutes are within the limit");
-        assert_eq!(deviations(&parts, at(200), thirty), (2, 0, 0), "and operation 1 overran too");
+        assert_eq!(
+            deviations(&parts, at(61), thirty, &HashMap::new()),
+            (1, 0, 0),
+            "operation 2 did not start at 9:30"
+        );
+        assert_eq!(
+            deviations(&parts, at(60), thirty, &HashMap::new()),
+            (0, 0, 0),
+            "thirty minutes are within the limit"
+        );
+        assert_eq!(
+            deviations(&parts, at(200), thirty, &HashMap::new()),
+            (2, 0, 0),
+            "and operation 1 overran too"
+        );
+    }
+
+    #[test]
+    fn a_site_that_reports_nothing_is_not_late_because_another_reports() {
+        let thirty = time::Duration::minutes(30);
+        // Operation 1 runs on machine 1 at one site; operation 2 was due at 9:30 on machine 2.
+        let mut elsewhere = part(2, 30, 90);
+        elsewhere.machine_id = MachineId(2);
+        let parts = vec![(part(1, 0, 120), OrderStatus::Running), (elsewhere, OrderStatus::Released)];
+        let one_site = HashMap::from([(MachineId(1), SiteId(1)), (MachineId(2), SiteId(1))]);
+        assert_eq!(deviations(&parts, at(90), thirty, &one_site), (1, 0, 0));
+        let two_sites = HashMap::from([(MachineId(1), SiteId(1)), (MachineId(2), SiteId(2))]);
+        assert_eq!(deviations(&parts, at(90), thirty, &two_sites), (0, 0, 0), "site 2 reports nothing");
     }
 
     #[test]
@@ -155,17 +194,17 @@ mod tests {
             (part(3, 120, 180), OrderStatus::Released),
         ];
         // At 9:20, operation 1 is done 40 minutes early and 2 started 40 minutes early.
-        assert_eq!(deviations(&parts, at(20), thirty), (0, 2, 0));
-        assert_eq!(deviations(&parts, at(30), thirty), (0, 0, 0));
+        assert_eq!(deviations(&parts, at(20), thirty, &HashMap::new()), (0, 2, 0));
+        assert_eq!(deviations(&parts, at(30), thirty, &HashMap::new()), (0, 0, 0));
         // A split lot counts once, from its first part's start to its last part's end.
         let split = vec![(part(4, 0, 60), OrderStatus::Done), (part(4, 60, 120), OrderStatus::Done)];
-        assert_eq!(deviations(&split, at(80), thirty), (0, 1, 0));
+        assert_eq!(deviations(&split, at(80), thirty, &HashMap::new()), (0, 1, 0));
         assert_eq!(lots(&split).len(), 1);
         // Cancelled work still in the plan holds machine time until a repair frees it.
         let cancelled =
             vec![(part(5, 60, 120), OrderStatus::Cancelled), (part(6, 0, 20), OrderStatus::Cancelled)];
         assert_eq!(
-            deviations(&cancelled, at(0), thirty),
+            deviations(&cancelled, at(0), thirty, &HashMap::new()),
             (0, 0, 1),
             "the lot ending in 20 minutes is let be"
         );

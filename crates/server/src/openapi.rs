@@ -411,6 +411,7 @@ pub(crate) fn build() -> Value {
             ("due_before", "date-time", "Only orders due before this RFC 3339 time."),
             ("due_after", "date-time", "Only orders due at or after this RFC 3339 time."),
             ("machine", "integer", "Only orders with an operation that may run on this machine."),
+            ("site", "integer", "Only orders with an operation that may run on a machine of this site."),
             ("customer", "string", "Only orders of this customer (exact match)."),
             ("number", "string", "Only the order of this number (exact match): how an integration finds an order it knows by number."),
             ("search", "string", "Only orders whose number or customer contains this text (1 to 200 characters; ASCII letters in any case)."),
@@ -745,6 +746,7 @@ pub(crate) fn build() -> Value {
                 "true: only open alarms (not cleared, or cleared before anyone acknowledged them); false: only the others.",
             ),
             ("machine", "integer", "Only alarms of this machine."),
+            ("site", "integer", "Only alarms of this site's machines."),
             ("severity", "string", "Only alarms of this severity: info, warning, critical."),
             (
                 "from",

@@ -1649,7 +1649,41 @@ async fn oee_of_the_current_and_previous_shift_by_the_site_s_calendar() {
         rated_power_kw: 0.0,
         retired: None,
     };
-    h.store.create_machine(&machine, NOW).unwrap();
+    let press = h.store.create_machine(&machine, NOW).unwrap().id;
+    // Orders and alarms by site: the demo's orders all run at the first; an alarm of the press
+    // is the second's.
+    let count = |json: Value| json["items"].as_array().unwrap().len();
+    assert_eq!(count(h.get("/api/v1/orders?site=1&limit=500").await.json), h.order_count());
+    assert_eq!(count(h.get(&format!("/api/v1/orders?site={}&limit=500", site.id.0)).await.json), 0);
+    assert_eq!(h.get("/api/v1/orders?site=999").await.status, StatusCode::NOT_FOUND);
+    let rule = model::alarm::NewAlarmRule {
+        name: "Stopped".into(),
+        machine_id: None,
+        metric: None,
+        condition: model::alarm::Condition::StoppedLonger { minutes: 10 },
+        for_seconds: 0,
+        deadband: 0.0,
+        severity: model::alarm::Severity::Warning,
+        enabled: true,
+    };
+    let rule = h.store.create_alarm_rule(&rule).unwrap().id;
+    let alarm = h.store.raise_alarm(rule, press, NOW, None, "stopped").unwrap().id;
+    h.store.raise_alarm(rule, model::MachineId(1), NOW, None, "stopped").unwrap();
+    let ids = |json: Value| {
+        json["items"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(h.get(&format!("/api/v1/alarms?site={}", site.id.0)).await.json), [alarm]);
+    assert!(!ids(h.get("/api/v1/alarms?site=1").await.json).contains(&alarm));
+    assert_eq!(h.get("/api/v1/alarms?site=999").await.status, StatusCode::NOT_FOUND);
+    // The pages offer the sites once there are several.
+    let orders = h.page(&format!("/orders?site={}", site.id.0), ADMIN, "en").await.text;
+    assert!(
+        orders.contains(r#"data-testid="order-site""#) && !orders.contains(r#"data-testid="order-row""#),
+        "{orders}"
+    );
+    let alarms = h.page(&format!("/alarms?show=all&site={}", site.id.0), ADMIN, "en").await.text;
+    assert_eq!(alarms.matches(r#"data-testid="alarm-row""#).count(), 1, "{alarms}");
+    assert_eq!(h.page("/orders?site=999", ADMIN, "en").await.status, StatusCode::BAD_REQUEST);
     let reply = h.get("/api/v1/oee?shift=current").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
     assert!(reply.text.contains("several sites"), "{}", reply.text);

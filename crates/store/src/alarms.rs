@@ -20,6 +20,8 @@ pub struct AlarmFilter {
     pub open: Option<bool>,
     /// Only alarms of this machine.
     pub machine: Option<MachineId>,
+    /// Only alarms of this site's machines.
+    pub site: Option<model::SiteId>,
     /// Only alarms of this severity.
     pub severity: Option<Severity>,
     /// Only alarms up at some time from this time on: not cleared before it.
@@ -265,6 +267,7 @@ impl Store {
                      AND (?4 IS NULL OR machine_id = ?4) AND (?6 IS NULL OR severity = ?6)
                      AND (?8 IS NULL OR cleared_ms IS NULL OR cleared_ms >= ?8)
                      AND (?9 IS NULL OR coalesce(first_raised_ms, raised_ms) < ?9)
+                     AND (?10 IS NULL OR machine_id IN (SELECT id FROM machines WHERE site_id = ?10))
                      ORDER BY {order} LIMIT ?5"
                 ))?
                 .query_map(
@@ -278,6 +281,7 @@ impl Store {
                         filter.cursor_raised_ms,
                         filter.from.map(to_ms),
                         filter.to.map(to_ms),
+                        filter.site.map(|s| s.0),
                     ],
                     alarm_row,
                 )?

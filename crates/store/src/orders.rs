@@ -68,6 +68,8 @@ pub struct OrderFilter {
     pub due_after: Option<Timestamp>,
     /// Only orders with an operation that may run on this machine.
     pub machine: Option<MachineId>,
+    /// Only orders with an operation that may run on a machine of this site.
+    pub site: Option<model::SiteId>,
     /// Only orders of this customer (exact match).
     pub customer: Option<String>,
     /// Only the order of this number (exact match).
@@ -857,6 +859,14 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
                  WHERE op.order_id = orders.id AND po.end_ms > orders.due_ms) END, 0)",
         );
         values.push(Value::Integer(to_ms(now)));
+    }
+    if let Some(site) = filter.site {
+        sql.push_str(
+            " AND id IN (SELECT o.order_id FROM operation_machines om
+               JOIN operations o ON o.id = om.operation_id
+               JOIN machines m ON m.id = om.machine_id WHERE m.site_id = ?)",
+        );
+        values.push(Value::Integer(site.0));
     }
     if let Some(machine) = filter.machine {
         sql.push_str(

@@ -92,6 +92,7 @@ pub(crate) struct AlarmsQuery {
     from: Option<String>,
     to: Option<String>,
     sort: Option<String>,
+    site: Option<i64>,
 }
 
 pub(crate) async fn list_alarms(
@@ -119,6 +120,7 @@ pub(crate) async fn list_alarms(
         status: query.status,
         open: query.open,
         machine: query.machine.map(model::MachineId),
+        site: query.site.map(model::SiteId),
         severity: query.severity,
         from,
         to,
@@ -129,6 +131,9 @@ pub(crate) async fn list_alarms(
     // A filter naming nothing that exists is wrong, not "none" (as everywhere).
     if let Some(machine) = filter.machine {
         read(|| store.machine(machine))?;
+    }
+    if let Some(site) = filter.site {
+        read(|| store.site(site))?;
     }
     let page = read(|| store.alarms(&filter, request))?;
     let next_cursor = alarm_cursor(sort, &page);

@@ -31,6 +31,7 @@ pub(crate) struct OrdersQuery {
     changed_after: Option<i64>,
     late: Option<bool>,
     open: Option<bool>,
+    site: Option<i64>,
 }
 
 pub(crate) async fn list_orders(
@@ -49,6 +50,9 @@ pub(crate) async fn list_orders(
     // Orders for a machine that does not exist are not "none": the filter is wrong (as /oee says).
     if let Some(machine) = filter.machine {
         read(|| store.machine(machine))?;
+    }
+    if let Some(site) = filter.site {
+        read(|| store.site(site))?;
     }
     let page = read(|| store.orders(&filter, request))?;
     let next_cursor = order_cursor(sort, &page);
@@ -88,6 +92,7 @@ fn orders_filter(query: OrdersQuery, now: model::Timestamp) -> ApiResult<OrderFi
         due_before: timestamp_param("due_before", query.due_before.as_deref())?,
         due_after: timestamp_param("due_after", query.due_after.as_deref())?,
         machine: query.machine.map(model::MachineId),
+        site: query.site.map(model::SiteId),
         customer,
         number: query.number,
         search,

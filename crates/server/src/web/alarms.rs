@@ -26,6 +26,7 @@ pub(crate) struct Text {
     pub(crate) all: &'static str,
     pub(crate) all_machines: &'static str,
     pub(crate) all_severities: &'static str,
+    pub(crate) all_sites: &'static str,
     pub(crate) period: &'static str,
     /// Any time, then the last 8 hours, 24 hours and 7 days (see [`WITHIN`]).
     pub(crate) periods: [&'static str; 4],
@@ -63,6 +64,7 @@ pub(crate) const EN: Text = Text {
     all: "All, newest first",
     all_machines: "All machines",
     all_severities: "Every severity",
+    all_sites: "All sites",
     period: "Up within",
     periods: ["Any time", "Last 8 h", "Last 24 h", "Last 7 d"],
     none_found: "No alarms match.",
@@ -95,6 +97,7 @@ pub(crate) const ZH: Text = Text {
     acknowledge_cleared_hint: "限所選機器，未選則為全部；仍持續的警報須逐一確認。",
     note: "備註（選填）：發現及處理",
     all: "全部，最新在前",
+    all_sites: "所有廠房",
     period: "時段",
     periods: ["任何時間", "最近 8 小時", "最近 24 小時", "最近 7 日"],
     all_machines: "所有機器",
@@ -150,6 +153,7 @@ pub(crate) struct AlarmsQuery {
     machine: Option<i64>,
     severity: Option<String>,
     within: Option<String>,
+    site: Option<i64>,
     cursor: Option<String>,
 }
 
@@ -173,6 +177,7 @@ pub(crate) async fn page(
     let filter = AlarmFilter {
         open: (!all).then_some(true),
         machine: query.machine.map(MachineId),
+        site: query.site.map(model::SiteId),
         // A severity the form does not offer (an old link) shows them all.
         severity: query.severity.as_deref().and_then(Severity::parse),
         from: within.map(|index| ctx.now - time::Duration::hours(WITHIN[index].1)),
@@ -189,6 +194,7 @@ pub(crate) async fn page(
         .items;
     let names: HashMap<MachineId, &str> = machines.iter().map(|m| (m.id, m.code.as_str())).collect();
     let rules = store.alarm_rules().or_page(&ctx)?;
+    let sites = store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
     let metrics = store.metric_names().or_page(&ctx)?;
     let may_ack = ctx.may(Need::Report);
     let keep = |cursor: Option<&str>| {
@@ -201,6 +207,9 @@ pub(crate) async fn page(
         }
         if let Some(index) = within {
             query.push_str(&format!("&within={}", WITHIN[index].0));
+        }
+        if let Some(site) = filter.site {
+            query.push_str(&format!("&site={}", site.0));
         }
         if let Some(cursor) = cursor {
             query.push_str(&format!("&cursor={}", encode(cursor)));
@@ -229,6 +238,17 @@ pub(crate) async fn page(
                     option value="" { (a.all_severities) }
                     @for severity in Severity::ALL.iter().rev() {
                         option value=(severity.as_str()) selected[filter.severity == Some(*severity)] { (t.severity(*severity)) }
+                    }
+                }
+            }
+            // Several sites: each one's alarms apart.
+            @if sites.len() > 1 {
+                label { (t.site)
+                    select name="site" data-testid="alarm-site" {
+                        option value="" { (a.all_sites) }
+                        @for site in &sites {
+                            option value=(site.id.0) selected[filter.site == Some(site.id)] { (site.name) }
+                        }
                     }
                 }
             }

@@ -36,6 +36,8 @@ pub(crate) struct Text {
     pub(crate) show_to_release: &'static str,
     pub(crate) bad_show: &'static str,
     pub(crate) bad_release_status: &'static str,
+    pub(crate) all_sites: &'static str,
+    pub(crate) bad_site: &'static str,
     /// "48 orders"
     pub(crate) total: fn(u64) -> String,
     pub(crate) export_csv: &'static str,
@@ -135,6 +137,8 @@ pub(crate) const EN: Text = Text {
     show_to_release: "To release (planned, due within 7 days)",
     bad_show: "Show: not a known choice.",
     bad_release_status: "Orders to release are planned orders: choose “All statuses” or “Planned”.",
+    all_sites: "All sites",
+    bad_site: "Site: not a known site.",
     total: |n| if n == 1 { "1 order".into() } else { format!("{n} orders") },
     export_csv: "Export as CSV",
     clear: "Clear filters",
@@ -226,6 +230,8 @@ pub(crate) const ZH: Text = Text {
     show_to_release: "待下達（已計劃，七天內到期）",
     bad_show: "顯示：不是有效的選項。",
     bad_release_status: "待下達的訂單均為「已計劃」：請選擇「所有狀態」或「已計劃」。",
+    all_sites: "所有廠房",
+    bad_site: "廠房：不是有效的廠房。",
     total: |n| format!("共 {n} 張訂單"),
     export_csv: "匯出 CSV",
     clear: "清除篩選",
@@ -313,6 +319,8 @@ pub(crate) struct OrdersQuery {
     pub(crate) sort: Option<String>,
     /// `late` or `to_release`.
     pub(crate) show: Option<String>,
+    /// A site's id: orders with work its machines may do.
+    pub(crate) site: Option<String>,
     pub(crate) cursor: Option<String>,
 }
 
@@ -328,6 +336,7 @@ pub(crate) enum FilterError {
     Sort,
     Show,
     ReleaseStatus,
+    Site,
     Cursor,
 }
 
@@ -413,6 +422,13 @@ pub(crate) fn parse_filter(
         }
         (_, status) => status,
     };
+    let site = match present(&query.site) {
+        None => None,
+        Some(text) => text.parse::<i64>().ok().filter(|id| *id > 0).map(model::SiteId).or_else(|| {
+            errors.push(FilterError::Site);
+            None
+        }),
+    };
     let split = crate::api::orders::split_order_cursor(sort, query.cursor.as_deref());
     let cursor_due_ms = split.ok().and_then(|(_, due)| due);
     let request = split
@@ -434,6 +450,7 @@ pub(crate) fn parse_filter(
                     .chain(release_by)
                     .min(),
                 machine: None,
+                site,
                 customer,
                 number: None,
                 search,
@@ -458,6 +475,7 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<&str>) -> String {
         ("due_before", &query.due_before),
         ("sort", &query.sort),
         ("show", &query.show),
+        ("site", &query.site),
     ];
     for (name, value) in fields {
         if let Some(value) = present(value) {
@@ -494,6 +512,7 @@ fn export_url(filter: &OrderFilter) -> String {
         ("due_after", filter.due_after.map(crate::rfc3339)),
         ("due_before", filter.due_before.map(crate::rfc3339)),
         ("machine", filter.machine.map(|m| m.0.to_string())),
+        ("site", filter.site.map(|s| s.0.to_string())),
         ("sort", sort),
         ("late", filter.lateness.map(|l| l.late.to_string())),
     ];
@@ -589,8 +608,22 @@ pub(crate) async fn list(
     super::PageQuery(query): super::PageQuery<OrdersQuery>,
 ) -> PageResult {
     let o = ctx.t.orders_page;
+    let sites = state.store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
     match parse_filter(&query, &ctx.zone, ctx.now) {
         Ok((filter, request)) => {
+            // A site that does not exist is a bad filter, not an empty list.
+            if let Some(site) = filter.site
+                && state.store.site(site).is_err()
+            {
+                let mut response = layout(
+                    &ctx,
+                    Nav::Orders,
+                    o.title,
+                    render_list(&ctx, &query, &sites, Err(&[FilterError::Site])),
+                );
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                return Ok(response);
+            }
             let listing = gather_list(&state.store, &filter, request).or_page(&ctx)?;
             let new_order = if ctx.may(Need::Order) {
                 let variants =
@@ -599,12 +632,12 @@ pub(crate) async fn list(
             } else {
                 None
             };
-            let body =
-                html! { (render_list(&ctx, &query, Ok(&listing))) @if let Some(form) = new_order { (form) } };
+            let body = html! { (render_list(&ctx, &query, &sites, Ok(&listing))) @if let Some(form) = new_order { (form) } };
             Ok(layout(&ctx, Nav::Orders, o.title, body))
         }
         Err(errors) => {
-            let mut response = layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, Err(&errors)));
+            let mut response =
+                layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, &sites, Err(&errors)));
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }
@@ -770,15 +803,23 @@ fn timeliness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
 pub(crate) fn render_list(
     ctx: &Ctx,
     query: &OrdersQuery,
+    sites: &[model::Site],
     listing: Result<&Listing, &[FilterError]>,
 ) -> Markup {
     let t = ctx.t;
     let o = t.orders_page;
     let selected = present(&query.status);
-    let filtered =
-        [&query.status, &query.search, &query.customer, &query.due_after, &query.due_before, &query.show]
-            .into_iter()
-            .any(|v| present(v).is_some());
+    let filtered = [
+        &query.status,
+        &query.search,
+        &query.customer,
+        &query.due_after,
+        &query.due_before,
+        &query.show,
+        &query.site,
+    ]
+    .into_iter()
+    .any(|v| present(v).is_some());
     html! {
         h1 { (o.title) }
         // The form to enter an order is below the list: one step away for a keyboard.
@@ -817,6 +858,17 @@ pub(crate) fn render_list(
                     option value="to_release" selected[present(&query.show) == Some("to_release")] { (o.show_to_release) }
                 }
             }
+            // Several sites: their orders apart (by the machines their steps may run on).
+            @if sites.len() > 1 {
+                label { (t.site)
+                    select name="site" data-testid="order-site" {
+                        option value="" { (o.all_sites) }
+                        @for site in sites {
+                            option value=(site.id.0) selected[present(&query.site) == Some(site.id.0.to_string().as_str())] { (site.name) }
+                        }
+                    }
+                }
+            }
             button.primary type="submit" { (t.filter) }
             @if filtered { a.button href="/orders" { (o.clear) } }
         }
@@ -850,6 +902,7 @@ fn filter_message(t: &super::Text, error: FilterError, query: &OrdersQuery) -> S
         FilterError::Sort => o.bad_sort.to_string(),
         FilterError::Show => o.bad_show.to_string(),
         FilterError::ReleaseStatus => o.bad_release_status.to_string(),
+        FilterError::Site => o.bad_site.to_string(),
         FilterError::Cursor => o.bad_cursor.to_string(),
     }
 }

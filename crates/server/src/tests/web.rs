@@ -383,7 +383,7 @@ async fn settings_show_the_automatic_re_planning_settings() {
         "<th scope=\"row\">Rush orders are slotted in at once from priority</th><td>9</td>",
         "<th scope=\"row\">Other released orders are slotted in at most after</th><td>15 min</td>",
         "<th scope=\"row\">Work off the plan by more than this leads to a repair</th><td>Off</td>",
-        "<th scope=\"row\">Scheduled re-optimisation at (local time)</th><td>05:00</td>",
+        "<th scope=\"row\">Scheduled re-optimisation at (the first site's time)</th><td>05:00 (Asia/Hong_Kong)</td>",
         "<th scope=\"row\">A re-optimised plan is published when better by at least</th><td>1 %</td>",
         "<td data-testid=\"last-reoptimisation\">None since the server started</td>",
     ] {

@@ -127,7 +127,7 @@ pub(crate) const EN: Text = Text {
     freeze: "Work starting within this keeps its place in a repair",
     repair_time: "Solver time of a repair when keeping the order breaks a rule or costs too much",
     repair_search: "A repair searches when keeping the order makes the plan worse by more than",
-    reoptimise_at: "Scheduled re-optimisation at (local time)",
+    reoptimise_at: "Scheduled re-optimisation at (the first site's time)",
     reoptimise_time: "Solver time of a re-optimisation",
     reoptimise_gain: "A re-optimised plan is published when better by at least",
     reoptimised_last: "Last scheduled re-optimisation",
@@ -186,7 +186,7 @@ pub(crate) const ZH: Text = Text {
     freeze: "在此時間內開始的工作於修補時保持不變",
     repair_time: "修補排程的求解時間上限",
     repair_search: "保持機台次序令排程變差超過此幅度時，修補改為搜尋",
-    reoptimise_at: "預定重新優化時間（本地時間）",
+    reoptimise_at: "預定重新優化時間（首個廠房的時間）",
     reoptimise_time: "重新優化求解時間",
     reoptimise_gain: "重新優化結果須至少改善",
     reoptimised_last: "上次預定重新優化",
@@ -226,7 +226,8 @@ fn planning_panel(
             if planning.reoptimise_at.is_empty() {
                 s.off.to_string()
             } else {
-                planning.reoptimise_at.join(", ")
+                // In the first site's time, whatever site the reader is at: named.
+                format!("{} ({})", planning.reoptimise_at.join(", "), ctx.zone_label())
             },
         ),
         (s.reoptimise_time, format!("{} {}", planning.reoptimise_time_limit_seconds, s.seconds_unit)),

@@ -187,21 +187,7 @@ impl Store {
             {
                 return Err(StoreError::Invalid(vec![problem]));
             }
-            let order = Order {
-                id: DRAFT_ORDER,
-                number: new.number.clone(),
-                customer: new.customer.clone(),
-                variant_id: new.variant_id,
-                quantity: new.quantity,
-                due: from_ms(to_ms(new.due))?,
-                priority: new.priority,
-                status: OrderStatus::Released,
-                material_ready: new.material_ready.map(|t| from_ms(to_ms(t))).transpose()?,
-                created_at: from_ms(to_ms(now))?,
-                finished_at: None,
-                delivered: None,
-                revision: 0,
-            };
+            let order = order_of(new, DRAFT_ORDER, OrderStatus::Released, now, 0)?;
             let operations = routing
                 .steps
                 .into_iter()
@@ -774,6 +760,17 @@ fn insert_order(
             insert_machine.execute(params![operation, machine.0])?;
         }
     }
+    order_of(new, id, OrderStatus::Planned, now, revision)
+}
+
+/// `new` as the order it becomes at `now`: its times to the millisecond, as stored.
+fn order_of(
+    new: &NewOrder,
+    id: OrderId,
+    status: OrderStatus,
+    now: Timestamp,
+    revision: i64,
+) -> Result<Order> {
     Ok(Order {
         id,
         number: new.number.clone(),
@@ -782,7 +779,7 @@ fn insert_order(
         quantity: new.quantity,
         due: from_ms(to_ms(new.due))?,
         priority: new.priority,
-        status: OrderStatus::Planned,
+        status,
         material_ready: new.material_ready.map(|t| from_ms(to_ms(t))).transpose()?,
         created_at: from_ms(to_ms(now))?,
         finished_at: None,

@@ -161,6 +161,21 @@ impl Store {
         })
     }
 
+    /// When the active plan ends the work it has of `order` (its last part's end); `None` when
+    /// no plan is active or it has none of the order's work.
+    pub fn active_plan_end(&self, order: OrderId) -> Result<Option<Timestamp>> {
+        self.read(|conn| {
+            let end: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT max(po.end_ms) FROM operations o JOIN plan_operations po
+                       ON po.operation_id = o.id AND po.plan_id = (SELECT id FROM plans WHERE status = 'active')
+                     WHERE o.order_id = ?1",
+                )?
+                .query_row([order.0], |row| row.get(0))?;
+            end.map(from_ms).transpose()
+        })
+    }
+
     /// Plans, newest first.
     pub fn plans(&self, request: PageRequest) -> Result<Page<PlanSummary>> {
         self.read(|conn| {

@@ -564,16 +564,7 @@ pub(crate) async fn get_order(
     let (store, now) = (state.store, state.clock.now());
     let detail = blocking(move || {
         let (order, operations) = (store.order(OrderId(id))?, store.operations(OrderId(id))?);
-        let planned_end = match store.active_plan()? {
-            Some(plan) => store
-                .plan_operations(plan.id, None)?
-                .iter()
-                .filter(|op| op.order_id == order.id)
-                .map(|op| op.end)
-                .max(),
-            None => None,
-        };
-        Ok(OrderDetail::new(order, operations, planned_end, now))
+        Ok(OrderDetail::new(order, operations, store.active_plan_end(OrderId(id))?, now))
     })
     .await?;
     Ok(Json(detail))
@@ -624,13 +615,7 @@ pub(crate) async fn update_order(
         // A due time moved earlier than the active plan finishes the order: the plan is
         // searched afresh for it (a later one frees time, and waits for the next re-plan).
         let pulled_in = updated.due < before.due
-            && match store.active_plan()? {
-                Some(active) => store
-                    .plan_operations(active.id, None)?
-                    .iter()
-                    .any(|op| op.order_id == updated.id && op.end > updated.due),
-                None => false,
-            };
+            && store.active_plan_end(updated.id)?.is_some_and(|end| end > updated.due);
         Ok((updated, pulled_in))
     })
     .await?;

@@ -511,29 +511,29 @@ pub(crate) async fn quote_order(
             })
         };
         let (with, slotted) = quote(&draft)?;
-        let ops: Vec<_> = with.operations.iter().filter(|op| op.order_id == store::DRAFT_ORDER).collect();
-        let Some(eta) = ops.iter().map(|op| op.end).max() else {
+        let planned = crate::planning::progress::planned_by_operation(&with.operations, store::DRAFT_ORDER);
+        let steps: Vec<QuotedStep> = draft
+            .1
+            .iter()
+            .filter_map(|operation| {
+                let planned = planned.get(&operation.id)?;
+                Some(QuotedStep {
+                    seq: operation.seq,
+                    name: operation.name.clone(),
+                    machine_id: planned.machines[0],
+                    start: planned.start,
+                    end: planned.end,
+                })
+            })
+            .collect();
+        let Some(eta) = steps.iter().map(|step| step.end).max() else {
             return Err(store::StoreError::Invalid(vec![model::FieldError::new(
                 "variant_id",
                 "none of its steps' machines is in service, so it cannot be planned",
             )]));
         };
-        let mut steps: Vec<QuotedStep> = Vec::new();
-        for operation in &draft.1 {
-            let parts: Vec<_> = ops.iter().filter(|op| op.operation_id == operation.id).collect();
-            if let (Some(first), Some(end)) =
-                (parts.iter().min_by_key(|op| op.start), parts.iter().map(|op| op.end).max())
-            {
-                steps.push(QuotedStep {
-                    seq: operation.seq,
-                    name: operation.name.clone(),
-                    machine_id: first.machine_id,
-                    start: first.start,
-                    end,
-                });
-            }
-        }
         let late = eta > new.due;
+        // How the rest fares: the same slot-in without the order.
         let (before, after) = if slotted {
             let (without, _) = quote(&(draft.0.clone(), Vec::new()))?;
             (Some(without.late_orders), Some(with.late_orders.saturating_sub(u32::from(late))))
@@ -545,8 +545,8 @@ pub(crate) async fn quote_order(
             due: new.due,
             late,
             late_seconds: (eta - new.due).whole_seconds().max(0),
-            how: if before.is_some() { "slotted_in" } else { "planned_afresh" },
-            plan_id: if before.is_some() { active.map(|a| a.id) } else { None },
+            how: if slotted { "slotted_in" } else { "planned_afresh" },
+            plan_id: active.filter(|_| slotted).map(|a| a.id),
             other_late_orders_before: before,
             other_late_orders_after: after,
             steps,

@@ -32,6 +32,49 @@ pub(crate) fn with_statuses<'a>(
         .collect())
 }
 
+/// One operation's place in the active plan (all its parts together).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Planned {
+    /// The machines of its parts, in the order they come.
+    pub machines: Vec<MachineId>,
+    /// Its first part's setup start.
+    pub setup_start: Timestamp,
+    /// Its first part's start.
+    pub start: Timestamp,
+    /// Its last part's end.
+    pub end: Timestamp,
+    /// How many parts.
+    pub parts: usize,
+}
+
+/// A plan's operations of one order, by operation.
+pub(crate) fn planned_by_operation(
+    operations: &[PlannedOperation],
+    order: model::OrderId,
+) -> HashMap<OperationId, Planned> {
+    let mut out: HashMap<OperationId, Planned> = HashMap::new();
+    for op in operations.iter().filter(|op| op.order_id == order) {
+        out.entry(op.operation_id)
+            .and_modify(|p| {
+                if !p.machines.contains(&op.machine_id) {
+                    p.machines.push(op.machine_id);
+                }
+                p.setup_start = p.setup_start.min(op.setup_start);
+                p.start = p.start.min(op.start);
+                p.end = p.end.max(op.end);
+                p.parts += 1;
+            })
+            .or_insert(Planned {
+                machines: vec![op.machine_id],
+                setup_start: op.setup_start,
+                start: op.start,
+                end: op.end,
+                parts: 1,
+            });
+    }
+    out
+}
+
 /// The lots of `parts` (planned operations, each with its status), in no particular order.
 pub(crate) fn lots<P: std::borrow::Borrow<PlannedOperation>>(parts: &[(P, OrderStatus)]) -> Vec<Lot> {
     let mut lots: HashMap<OperationId, Lot> = HashMap::new();

@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::auth::Need;
 use crate::error::ApiError;
 use crate::extract::page_request;
+use crate::planning::progress::{Planned, planned_by_operation};
 
 /// The orders pages' labels.
 pub(crate) struct Text {
@@ -953,44 +954,6 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
             }
         }
     }
-}
-
-/// One operation's place in the active plan (all its parts together).
-#[derive(Debug, PartialEq)]
-pub(crate) struct Planned {
-    machines: Vec<MachineId>,
-    setup_start: Timestamp,
-    start: Timestamp,
-    end: Timestamp,
-    parts: usize,
-}
-
-/// The active plan's operations of one order, by operation.
-pub(crate) fn planned_by_operation(
-    operations: &[PlannedOperation],
-    order: OrderId,
-) -> HashMap<model::OperationId, Planned> {
-    let mut out: HashMap<model::OperationId, Planned> = HashMap::new();
-    for op in operations.iter().filter(|op| op.order_id == order) {
-        out.entry(op.operation_id)
-            .and_modify(|p| {
-                if !p.machines.contains(&op.machine_id) {
-                    p.machines.push(op.machine_id);
-                }
-                p.setup_start = p.setup_start.min(op.setup_start);
-                p.start = p.start.min(op.start);
-                p.end = p.end.max(op.end);
-                p.parts += 1;
-            })
-            .or_insert(Planned {
-                machines: vec![op.machine_id],
-                setup_start: op.setup_start,
-                start: op.start,
-                end: op.end,
-                parts: 1,
-            });
-    }
-    out
 }
 
 /// What the order page shows.

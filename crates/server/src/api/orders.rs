@@ -334,7 +334,7 @@ impl OrderDetail {
 /// is late at `now`, as the orders page, the export and `late=` judge it: a done order by when it
 /// finished, a cancelled one not at all, an open one as overdue once its due time has passed, or
 /// by its ETA.
-fn eta_and_lateness(
+pub(crate) fn eta_and_lateness(
     order: &Order,
     planned_end: Option<model::Timestamp>,
     now: model::Timestamp,

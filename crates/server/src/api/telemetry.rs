@@ -480,7 +480,7 @@ pub(crate) struct OeeQuery {
 
 /// Which shift `GET /oee?shift=` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ShiftChoice {
+pub(crate) enum ShiftChoice {
     /// The shift in progress, or the last one that ended.
     Current,
     /// The one before that.
@@ -489,7 +489,7 @@ enum ShiftChoice {
 
 /// The whole span and name of the shift `choice` of `site` at `now_ms`, by its calendar and
 /// zone; `None` when its calendar has none in the week before.
-fn shift_of(
+pub(crate) fn shift_of(
     store: &store::Store,
     site: SiteId,
     choice: ShiftChoice,

@@ -931,8 +931,8 @@ fn order_table(ctx: &Ctx, query: &OrdersQuery, listing: &Listing) -> Markup {
                     tbody {
                         @for row in &listing.rows {
                             @let order = &row.order;
-                            @let late = row.eta.is_some_and(|eta| eta > order.due)
-                || (order.due < ctx.now && !matches!(order.status, OrderStatus::Done | OrderStatus::Cancelled));
+                            // (A done order's ETA is when it finished; the judgement takes that from the order.)
+                            @let late = crate::api::orders::eta_and_lateness(order, row.eta, ctx.now).1 == Some(true);
                             tr.late[late] data-testid="order-row" data-order-id=(order.id.0) {
                                 td.nw { a href={ "/orders/" (order.id.0) } { (order.number) } }
                                 td { a.quiet href=(list_url(&customer_query(&order.customer), None)) { (order.customer) } }

@@ -179,7 +179,12 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp, period: Period
         let zone = site.zone();
         let (from_ms, shift) = match period {
             Period::Today => (model::oee::unix_ms(zone.day_start(now)), None),
-            Period::Shift => match model::oee::shift_at(&store.calendar(site.id)?, &zone, now_ms) {
+            Period::Shift => match crate::api::telemetry::shift_of(
+                store,
+                site.id,
+                crate::api::telemetry::ShiftChoice::Current,
+                now_ms,
+            )? {
                 Some(((start, _), name)) => (start, Some(name)),
                 // No shift in the week before: the day, unnamed.
                 None => (model::oee::unix_ms(zone.day_start(now)), Some(String::new())),

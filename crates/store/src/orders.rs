@@ -180,13 +180,7 @@ impl Store {
     pub fn draft_order(&self, new: &NewOrder, now: Timestamp) -> Result<(Order, Vec<Operation>)> {
         self.read(|conn| {
             let routing = variant_routing(conn, new.variant_id)?;
-            if let Some(problem) = routing
-                .steps
-                .iter()
-                .find_map(|step| model::step_work_problem(new.quantity, &step.name, step.unit_seconds))
-            {
-                return Err(StoreError::Invalid(vec![problem]));
-            }
+            check_work(&routing, new.quantity)?;
             let order = order_of(new, DRAFT_ORDER, OrderStatus::Released, now, 0)?;
             let operations = routing
                 .steps
@@ -713,13 +707,7 @@ fn insert_order(
             first.insert(variant_routing(tx, new.variant_id)?)
         }
     };
-    if let Some(problem) = routing
-        .steps
-        .iter()
-        .find_map(|step| model::step_work_problem(new.quantity, &step.name, step.unit_seconds))
-    {
-        return Err(StoreError::Invalid(vec![problem]));
-    }
+    check_work(routing, new.quantity)?;
     let revision = batch.next_revision;
     tx.prepare_cached(
         "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms,
@@ -761,6 +749,19 @@ fn insert_order(
         }
     }
     order_of(new, id, OrderStatus::Planned, now, revision)
+}
+
+/// Refuses `quantity` units of `routing` when a step's work would be longer than an order may
+/// carry ([`model::step_work_problem`]).
+fn check_work(routing: &model::Routing, quantity: u32) -> Result<()> {
+    match routing
+        .steps
+        .iter()
+        .find_map(|step| model::step_work_problem(quantity, &step.name, step.unit_seconds))
+    {
+        Some(problem) => Err(StoreError::Invalid(vec![problem])),
+        None => Ok(()),
+    }
 }
 
 /// `new` as the order it becomes at `now`: its times to the millisecond, as stored.

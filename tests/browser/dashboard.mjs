@@ -44,7 +44,7 @@ async function until(what, probe, seconds = 20) {
 
 // Users of each role with known passwords (the admin's own password is random and printed once).
 const password = 'pw-' + randomBytes(12).toString('hex');
-for (const role of ['planner', 'operator', 'viewer']) {
+for (const role of ['planner', 'operator', 'viewer', 'admin']) {
   await api('POST', '/api/v1/users', { username: 'browser-' + role, role, password });
 }
 
@@ -480,6 +480,21 @@ try {
   });
   check(fit.chart <= fit.room + 1, `the Gantt fits a portrait tablet (${fit.chart} px in ${fit.room} px)`);
   await shot(small, 'plan-tablet-portrait');
+  // An admin binds a maintenance account to a second site on the settings page, and frees it
+  // again (the empty choice is sent as null).
+  const plant = await api('POST', '/api/v1/sites', { code: 'br-2', name: 'Browser plant', time_zone: 'Europe/Berlin' });
+  await api('POST', '/api/v1/users', { username: 'browser-fitter', role: 'maintenance', password: randomBytes(12).toString('hex') });
+  const office = await signIn(await browser.newContext({ viewport: { width: 1280, height: 800 } }), 'browser-admin', password);
+  const fitterSite = async () => (await api('GET', '/api/v1/users')).find(u => u.username === 'browser-fitter').site_id;
+  for (const [choice, expected, what] of [[String(plant.id), plant.id, 'binds'], ['', null, 'unbinds']]) {
+    await office.goto(base + '/settings');
+    const row = office.locator('[data-testid=user-row]', { hasText: 'browser-fitter' });
+    await row.locator('summary').click();
+    const siteForm = row.locator('form', { has: office.locator('select[name=site_id]') });
+    await siteForm.locator('select[name=site_id]').selectOption(choice);
+    await Promise.all([office.waitForEvent('load'), siteForm.locator('button[type=submit]').click()]);
+    check(await fitterSite() === expected, `the settings page ${what} a maintenance account's site`);
+  }
   console.log('all dashboard checks passed; screenshots in', artifacts);
 } finally {
   await browser.close();

@@ -996,7 +996,7 @@ fn reset_password(username: &str, revoke_tokens: bool, common: &CommonArgs) -> a
     let hash =
         server::auth::hash_password(&password).map_err(|_| anyhow::anyhow!("cannot hash the password"))?;
     let now = SystemClock.now();
-    store.update_user(user.id, None, Some(&hash))?;
+    store.update_user(user.id, None, None, Some(&hash))?;
     let ended = store.revoke_sign_ins(user.id, None, now)?;
     let revoked = if revoke_tokens { store.revoke_lasting_tokens(user.id, now)? } else { 0 };
     tracing::info!(user = %user.username, ended, revoked, "a new password was set from the command line");

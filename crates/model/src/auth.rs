@@ -21,6 +21,10 @@ use crate::{SiteId, Timestamp, UserId};
 /// A fifth role, `device`, is for machines and gateways: it may report for its own site's
 /// machines (telemetry over MQTT or HTTP, and states and produced units over HTTP) and nothing
 /// else, not even read or make itself tokens.
+///
+/// An `operator` or `maintenance` account may be bound to one site (see
+/// [`Role::may_be_bound_to_site`]): it then acts on that site's machines only (reports, alarm
+/// acknowledgements, maintenance windows, alarm rules) and still reads every site.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
 )]
@@ -108,6 +112,13 @@ impl Role {
     pub fn may_administer(self) -> bool {
         self == Role::Admin
     }
+
+    /// May be bound to one site, and then act on its machines only. A device must be; an
+    /// operator or maintenance account may be. Orders and plans are not split by site, so the
+    /// roles that manage them, and admins, cover every site.
+    pub fn may_be_bound_to_site(self) -> bool {
+        matches!(self, Role::Device | Role::Operator | Role::Maintenance)
+    }
 }
 
 /// A person or an automation account.
@@ -119,7 +130,8 @@ pub struct User {
     pub username: String,
     /// What the user may do.
     pub role: Role,
-    /// The site a `device` account publishes for; `None` for people.
+    /// The site a `device` account publishes for, or the one an operator or maintenance account
+    /// acts at; `None` for people who act at every site.
     pub site_id: Option<SiteId>,
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]

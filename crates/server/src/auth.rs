@@ -99,6 +99,48 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// Whether the caller acts on machines of `site`: people bound to a site (see
+    /// [`Role::may_be_bound_to_site`]) and devices at their own site only, everyone else anywhere.
+    pub fn acts_at(&self, site: model::SiteId) -> bool {
+        self.user.site_id.is_none_or(|own| own == site)
+    }
+
+    /// Fails with 403 unless the caller [acts at](Principal::acts_at) `site`, where `what` (a
+    /// machine, "machine M-3") is; the answer names both sites.
+    pub(crate) fn require_site(
+        &self,
+        store: &Store,
+        site: model::SiteId,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if self.acts_at(site) {
+            return Ok(());
+        }
+        let code = |site: Option<model::SiteId>| {
+            site.and_then(|site| store.site(site).ok()).map_or_else(|| "?".to_string(), |site| site.code)
+        };
+        Err(ApiError::forbidden(format!(
+            "your account acts at site {} only, and {what} is at site {}",
+            code(self.user.site_id),
+            code(Some(site))
+        )))
+    }
+
+    /// [`Principal::require_site`] for a machine, by id (404 when there is none).
+    pub(crate) fn require_machine_site(
+        &self,
+        store: &Store,
+        machine: model::MachineId,
+    ) -> Result<(), ApiError> {
+        if self.user.site_id.is_none() {
+            return Ok(());
+        }
+        let machine = store.machine(machine)?;
+        self.require_site(store, machine.site_id, &format!("machine {}", machine.code))
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -504,7 +546,7 @@ pub fn bootstrap(
                     store.revoke_token(token.id, None, now)?;
                 }
             }
-            store.update_user(admin.id, None, Some(&hash))?
+            store.update_user(admin.id, None, None, Some(&hash))?
         }
         None => store.create_user("admin", Role::Admin, None, &hash, now)?,
     };

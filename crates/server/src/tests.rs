@@ -94,8 +94,13 @@ impl Harness {
 
     /// A device account `name` bound to `site`, and its API token.
     fn device_token(&self, name: &str, site: model::SiteId) -> String {
-        let user = self.store.create_user(name, Role::Device, Some(site), "$argon2id$unused", NOW).unwrap();
-        let token = format!("{name}-device-token-0123456789");
+        self.bound_token(name, Role::Device, site)
+    }
+
+    /// An account `name` of `role` bound to `site`, and its API token.
+    fn bound_token(&self, name: &str, role: Role, site: model::SiteId) -> String {
+        let user = self.store.create_user(name, role, Some(site), "$argon2id$unused", NOW).unwrap();
+        let token = format!("{name}-bound-token-0123456789");
         self.store
             .create_token(user.id, "gateway", &token_digest(&token), &shown_prefix(&token), NOW)
             .unwrap();
@@ -1147,6 +1152,117 @@ async fn devices_publish_for_their_site_only_and_cannot_read() {
     );
     let reply = patch(json!({"role": "operator", "password": "an operator's password"})).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn people_bound_to_a_site_act_on_its_machines_only() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let away_site = h.second_site();
+    // Operators and maintenance may be bound; planners, sales and viewers cover every site.
+    let person = |name: &str, role: &str, site: i64| json!({"username": name, "role": role, "password": "a long enough password", "site_id": site});
+    let bound = h.post_json("/api/v1/users", ADMIN, &person("kim", "operator", away_site.0)).await;
+    assert_eq!((bound.status, &bound.json["site_id"]), (StatusCode::CREATED, &json!(away_site.0)));
+    let planner = h.post_json("/api/v1/users", ADMIN, &person("lee", "planner", 1)).await;
+    assert_eq!(
+        (planner.status, &planner.json["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("site_id"))
+    );
+    let path = format!("/api/v1/users/{}", bound.json["id"]);
+    let moved = h.send_json("PATCH", &path, ADMIN, &json!({"site_id": 1})).await;
+    assert_eq!(moved.json["site_id"], 1, "{}", moved.text);
+    let fitter = h.send_json("PATCH", &path, ADMIN, &json!({"role": "maintenance"})).await;
+    assert_eq!(fitter.json["site_id"], 1, "kept with a role that may be bound: {}", fitter.text);
+    let free = h.send_json("PATCH", &path, ADMIN, &json!({"site_id": null})).await;
+    assert_eq!((&free.json["role"], &free.json["site_id"]), (&json!("maintenance"), &Value::Null));
+    let refused = h.send_json("PATCH", &path, ADMIN, &json!({"role": "planner", "site_id": 1})).await;
+    assert_eq!(refused.json["field"], "site_id", "{}", refused.text);
+
+    // Machine 1 is at the first site (hk-kt).
+    let home = h.bound_token("op-home", Role::Operator, model::SiteId(1));
+    let away = h.bound_token("op-away", Role::Operator, away_site);
+    let away_fitter = h.bound_token("fit-away", Role::Maintenance, away_site);
+    let home_fitter = h.bound_token("fit-home", Role::Maintenance, model::SiteId(1));
+    let down = json!({"state": "down", "reason": "jam"});
+    let reply = h.send_json("POST", "/api/v1/machines/1/states", &away, &down).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    assert!(
+        reply.text.contains("acts at site sz only") && reply.text.contains("at site hk-kt"),
+        "{}",
+        reply.text
+    );
+    let reply = h.send_json("POST", "/api/v1/machines/1/states", &home, &down).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let units = json!({"good": 2, "ideal_unit_seconds": 30.0});
+    assert_eq!(
+        h.send_json("POST", "/api/v1/machines/1/production", &away, &units).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Operations: started, paused and finished only on the site's machines.
+    let (_, operation) = h.first_released_operation().await;
+    let machine = operation["eligible_machines"][0].clone();
+    let machine_site = h.store.machine(model::MachineId(machine.as_i64().unwrap())).unwrap().site_id;
+    assert_eq!(machine_site, model::SiteId(1));
+    let start = format!("/api/v1/operations/{}/start", operation["id"]);
+    let reply = h.send_json("POST", &start, &away, &json!({"machine_id": machine})).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let reply = h.send_json("POST", &start, &home, &json!({"machine_id": machine})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let finish = format!("/api/v1/operations/{}/finish", operation["id"]);
+    let reply = h.send_json("POST", &finish, &away, &json!({"good": 1})).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    assert_eq!(
+        h.store.operation(model::OperationId(operation["id"].as_i64().unwrap())).unwrap().status,
+        model::OperationStatus::Running
+    );
+
+    // Alarms: acknowledged one by one or in bulk only at the site.
+    let rule = h
+        .store
+        .create_alarm_rule(&serde_json::from_value(json!({"name": "hot", "metric": "t", "condition": {"kind": "above", "threshold": 1.0}, "severity": "warning"})).unwrap())
+        .unwrap();
+    let alarm = h.store.raise_alarm(rule.id, model::MachineId(1), NOW, Some(2.0), "hot").unwrap();
+    h.store.clear_alarm(rule.id, model::MachineId(1), NOW).unwrap();
+    let ack = format!("/api/v1/alarms/{}/acknowledge", alarm.id);
+    assert_eq!(h.send_json("POST", &ack, &away, &json!({})).await.status, StatusCode::FORBIDDEN);
+    let bulk = h.send_json("POST", "/api/v1/alarms/acknowledge-cleared", &away, &json!({})).await;
+    assert_eq!(bulk.json["acknowledged"], 0, "{}", bulk.text);
+    let bulk =
+        h.send_json("POST", "/api/v1/alarms/acknowledge-cleared", &away, &json!({"machine_id": 1})).await;
+    assert_eq!(bulk.status, StatusCode::FORBIDDEN, "{}", bulk.text);
+    let bulk = h.send_json("POST", "/api/v1/alarms/acknowledge-cleared", &home, &json!({})).await;
+    assert_eq!(bulk.json["acknowledged"], 1, "{}", bulk.text);
+
+    // Maintenance windows and alarm rules: of the site's machines only.
+    let window =
+        json!({"start": "2026-11-25T08:00:00+08:00", "end": "2026-11-25T10:00:00+08:00", "reason": "oil"});
+    let reply = h.post_json("/api/v1/machines/1/maintenance", &away_fitter, &window).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let planned = h.post_json("/api/v1/machines/1/maintenance", &home_fitter, &window).await;
+    assert_eq!(planned.status, StatusCode::CREATED, "{}", planned.text);
+    let remove = format!("/api/v1/maintenance/{}", planned.json["id"]);
+    assert_eq!(h.send("DELETE", &remove, Some(&away_fitter), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.send("DELETE", &remove, Some(&home_fitter), None).await.status, StatusCode::NO_CONTENT);
+    let everywhere = json!({"name": "bearing", "metric": "bearing_temp_c", "condition": {"kind": "above", "threshold": 80.0},
+                            "severity": "warning"});
+    let reply = h.post_json("/api/v1/alarm-rules", &home_fitter, &everywhere).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let mut one = everywhere.clone();
+    one["machine_id"] = json!(1);
+    assert_eq!(h.post_json("/api/v1/alarm-rules", &away_fitter, &one).await.status, StatusCode::FORBIDDEN);
+    let created = h.post_json("/api/v1/alarm-rules", &home_fitter, &one).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let path = format!("/api/v1/alarm-rules/{}", created.json["id"]);
+    assert_eq!(h.send_json("PUT", &path, &away_fitter, &one).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.send_json("PUT", &path, &home_fitter, &everywhere).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.send("DELETE", &path, Some(&away_fitter), None).await.status, StatusCode::FORBIDDEN);
+    let reply = h.send("DELETE", &path, Some(&home_fitter), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    // Reading is not bound: the other site's people see every site.
+    assert_eq!(h.send("GET", "/api/v1/machines/1", Some(&away), None).await.status, StatusCode::OK);
+    h.state.begin_stop();
+    workers.finish().await;
 }
 
 #[tokio::test]

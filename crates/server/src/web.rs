@@ -72,7 +72,8 @@ pub(crate) struct Ctx {
     pub(crate) now: Timestamp,
     /// The speed of the demo's own factory clock (seconds per real second); `None` on real time.
     pub(crate) clock_speed: Option<f64>,
-    /// The local time in which times are shown (the first site's).
+    /// The local time in which times are shown: the site of a user bound to one, else the
+    /// first site's.
     pub(crate) zone: model::Zone,
     /// The path and query of this page, to come back to after a language switch.
     pub(crate) here: String,
@@ -82,6 +83,12 @@ impl Ctx {
     /// Whether the user may take actions that need `need`.
     pub(crate) fn may(&self, need: crate::auth::Need) -> bool {
         need.allows(self.user.role)
+    }
+
+    /// Whether the user may take actions that need `need` on a machine of `site`: someone bound
+    /// to a site acts on its machines only.
+    pub(crate) fn may_at(&self, need: crate::auth::Need, site: model::SiteId) -> bool {
+        self.may(need) && self.user.site_id.is_none_or(|own| own == site)
     }
 
     /// The same context with times in the local time of `site`: a page about one machine shows
@@ -225,9 +232,13 @@ impl FromRequestParts<AppState> for Ctx {
         if !principal.user.role.may_read() {
             return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
         }
-        let zone = crate::site_zone(&state.store);
         let (now, clock_speed) = (state.clock.now(), state.own_clock_speed());
-        Ok(Ctx { user: principal.user, t, now, clock_speed, zone, here })
+        let ctx =
+            Ctx { user: principal.user, t, now, clock_speed, zone: crate::site_zone(&state.store), here };
+        Ok(match ctx.user.site_id {
+            Some(site) => ctx.at_site(&state.store, site),
+            None => ctx,
+        })
     }
 }
 
@@ -696,7 +707,7 @@ pub(crate) fn alarm_status(t: &Text, alarm: &model::alarm::Alarm) -> Markup {
 pub(crate) fn alarms_brief(
     ctx: &Ctx,
     alarms: &[model::alarm::Alarm],
-    names: &std::collections::HashMap<model::MachineId, &str>,
+    machines: &std::collections::HashMap<model::MachineId, &model::Machine>,
 ) -> Markup {
     let t = ctx.t;
     html! {
@@ -708,7 +719,7 @@ pub(crate) fn alarms_brief(
                         td {
                             span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) }
                             br;
-                            a href={ "/machines/" (alarm.machine_id.0) } { (names.get(&alarm.machine_id).copied().unwrap_or("?")) }
+                            a href={ "/machines/" (alarm.machine_id.0) } { (machines.get(&alarm.machine_id).map_or("?", |m| m.code.as_str())) }
                         }
                         td id={ "alarm-" (alarm.id) "-message" } {
                             (alarm_message(t, alarm))
@@ -719,7 +730,7 @@ pub(crate) fn alarms_brief(
                         td.nw {
                             (alarm_raised(ctx, alarm))
                             br;
-                            @if alarm.needs_acknowledgement() && ctx.may(crate::auth::Need::Report) {
+                            @if alarm.needs_acknowledgement() && machines.get(&alarm.machine_id).is_some_and(|m| ctx.may_at(crate::auth::Need::Report, m.site_id)) {
                                 button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } data-then="none"
                                     aria-describedby={ "alarm-" (alarm.id) "-message" } {
                                     (t.acknowledge)

@@ -3,7 +3,7 @@
 use model::alarm::{
     Alarm, AlarmCause, AlarmRule, AlarmStatus, Condition, NewAlarmRule, Severity, Transition,
 };
-use model::{FieldError, MachineId, Timestamp};
+use model::{FieldError, MachineId, SiteId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{
@@ -21,7 +21,7 @@ pub struct AlarmFilter {
     /// Only alarms of this machine.
     pub machine: Option<MachineId>,
     /// Only alarms of this site's machines.
-    pub site: Option<model::SiteId>,
+    pub site: Option<SiteId>,
     /// Only alarms of this severity.
     pub severity: Option<Severity>,
     /// Only alarms up at some time from this time on: not cleared before it.
@@ -215,10 +215,11 @@ impl Store {
     }
 
     /// Records that `by` has seen every alarm that cleared before anyone acknowledged it, of
-    /// `machine` or of all machines; returns them, oldest first.
+    /// `machine` or of all machines (of `site` only, when given); returns them, oldest first.
     pub fn acknowledge_cleared_alarms(
         &self,
         machine: Option<MachineId>,
+        site: Option<SiteId>,
         by: &str,
         at: Timestamp,
     ) -> Result<Vec<Alarm>> {
@@ -226,9 +227,11 @@ impl Store {
             let ids: Vec<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM alarms WHERE status = 'cleared' AND acknowledged_ms IS NULL
-                     AND (?1 IS NULL OR machine_id = ?1) ORDER BY id",
+                     AND (?1 IS NULL OR machine_id = ?1)
+                     AND (?2 IS NULL OR machine_id IN (SELECT id FROM machines WHERE site_id = ?2))
+                     ORDER BY id",
                 )?
-                .query_map([machine.map(|m| m.0)], |row| row.get(0))?
+                .query_map(params![machine.map(|m| m.0), site.map(|s| s.0)], |row| row.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut acknowledge = tx.prepare_cached(
                 "UPDATE alarms SET acknowledged_by = ?2, acknowledged_ms = ?3 WHERE id = ?1",

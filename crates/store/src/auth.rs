@@ -46,7 +46,8 @@ impl Store {
         self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))?))
     }
 
-    /// Creates a user with an already-hashed password; `site` binds a device account to its site.
+    /// Creates a user with an already-hashed password; `site` binds a device, operator or
+    /// maintenance account to a site (the caller checks which roles may have one).
     pub fn create_user(
         &self,
         username: &str,
@@ -85,14 +86,24 @@ impl Store {
         })
     }
 
-    /// Changes a user's role or password hash.
-    pub fn update_user(&self, id: UserId, role: Option<Role>, password_hash: Option<&str>) -> Result<User> {
+    /// Changes a user's role, site (`Some(None)` unbinds) or password hash. Only the roles that
+    /// [`Role::may_be_bound_to_site`] keep a site: a new role without one drops it, and a device
+    /// must keep one.
+    pub fn update_user(
+        &self,
+        id: UserId,
+        role: Option<Role>,
+        site: Option<Option<SiteId>>,
+        password_hash: Option<&str>,
+    ) -> Result<User> {
         self.write(|tx| {
-            let was: Option<String> = tx
-                .prepare_cached("SELECT role FROM users WHERE id = ?1")?
-                .query_row([id.0], |row| row.get(0))
+            let was: Option<(String, Option<i64>)> = tx
+                .prepare_cached("SELECT role, site_id FROM users WHERE id = ?1")?
+                .query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
-            let Some(was) = was else { return Err(StoreError::NotFound { entity: "user", id: id.0 }) };
+            let Some((was, was_site)) = was else {
+                return Err(StoreError::NotFound { entity: "user", id: id.0 });
+            };
             let device_before = was == Role::Device.as_str();
             let device_after = role.map_or(device_before, |role| role == Role::Device);
             // Devices sign in with tokens only; a person needs a password to sign in at all.
@@ -108,26 +119,45 @@ impl Store {
                     "give a password with the new role: the device account had none",
                 ));
             }
-            if let Some(role) = role {
-                // Only device accounts are bound to a site, and they need one.
+            if role.is_some() || site.is_some() {
+                let role_after = match role {
+                    Some(role) => role,
+                    None => Role::parse(&was)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown role {was:?}")))?,
+                };
+                let site_after = match site {
+                    Some(Some(_)) if !role_after.may_be_bound_to_site() => {
+                        return Err(StoreError::invalid(
+                            "site_id",
+                            &format!(
+                                "only device, operator and maintenance accounts are bound to a site, not {}",
+                                role_after.as_str()
+                            ),
+                        ));
+                    }
+                    Some(Some(site)) => {
+                        crate::require(tx, "sites", site.0, "site_id")?;
+                        Some(site.0)
+                    }
+                    Some(None) => None,
+                    // A new role that is not bound to a site drops the old one.
+                    None => was_site.filter(|_| role_after.may_be_bound_to_site()),
+                };
+                if role_after == Role::Device && site_after.is_none() {
+                    let field = if site.is_some() { "site_id" } else { "role" };
+                    return Err(StoreError::invalid(
+                        field,
+                        "a device account needs a site; create a new device account for it instead",
+                    ));
+                }
                 touched(
                     tx.execute(
-                        "UPDATE users SET role = ?2, site_id = CASE WHEN ?2 = 'device' THEN site_id END
-                         WHERE id = ?1",
-                        params![id.0, role.as_str()],
+                        "UPDATE users SET role = ?2, site_id = ?3 WHERE id = ?1",
+                        params![id.0, role_after.as_str(), site_after],
                     )?,
                     "user",
                     id.0,
                 )?;
-                let unbound: bool = tx
-                    .prepare_cached("SELECT role = 'device' AND site_id IS NULL FROM users WHERE id = ?1")?
-                    .query_row([id.0], |row| row.get(0))?;
-                if unbound {
-                    return Err(StoreError::invalid(
-                        "role",
-                        "a device account needs a site; create a new device account for it instead",
-                    ));
-                }
                 keep_an_admin(tx)?;
             }
             if let Some(hash) = password_hash {

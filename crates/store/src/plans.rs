@@ -465,6 +465,17 @@ impl Store {
         })
     }
 
+    /// The machine of a maintenance window.
+    pub fn maintenance_machine(&self, id: i64) -> Result<MachineId> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT machine_id FROM maintenance_windows WHERE id = ?1")?
+                .query_row([id], |row| row.get(0))
+                .optional()?
+                .map(MachineId)
+                .ok_or(StoreError::NotFound { entity: "maintenance window", id })
+        })
+    }
+
     /// Removes a maintenance window that has not ended by `now`: one that has is part of the
     /// machine's history (its time was planned stop time in the OEE).
     pub fn delete_maintenance(&self, id: i64, now: Timestamp) -> Result<(MachineId, Timestamp)> {

@@ -2657,23 +2657,50 @@ mod account_tests {
         let site = f.store.sites(PageRequest { after: None, limit: 10 }).unwrap().items[0].id;
         let first = f.store.create_user("ada", Role::Admin, None, "$argon2id$x", NOW).unwrap();
         let second = f.store.create_user("bo", Role::Admin, None, "$argon2id$x", NOW).unwrap();
-        f.store.update_user(second.id, Some(Role::Viewer), None).unwrap();
-        let last = f.store.update_user(first.id, Some(Role::Viewer), None);
+        f.store.update_user(second.id, Some(Role::Viewer), None, None).unwrap();
+        let last = f.store.update_user(first.id, Some(Role::Viewer), None, None);
         assert!(matches!(last, Err(StoreError::Conflict { .. })), "{last:?}");
         assert!(matches!(f.store.delete_user(first.id), Err(StoreError::Conflict { .. })));
         let first = f.store.users().unwrap().into_iter().find(|u| u.id == first.id).unwrap();
         assert_eq!(first.role, Role::Admin, "nothing changed");
         // A viewer made a device has no site to publish for; a device made a viewer loses its site.
-        let device = f.store.update_user(second.id, Some(Role::Device), None);
+        let device = f.store.update_user(second.id, Some(Role::Device), None, None);
         assert!(matches!(device, Err(StoreError::Invalid(_))), "{device:?}");
         let gateway = f.store.create_user("gw", Role::Device, Some(site), "$argon2id$x", NOW).unwrap();
         // Only with a password: the device had none to sign in with.
         assert!(matches!(
-            f.store.update_user(gateway.id, Some(Role::Viewer), None),
+            f.store.update_user(gateway.id, Some(Role::Viewer), None, None),
             Err(StoreError::Invalid(_))
         ));
-        let viewer = f.store.update_user(gateway.id, Some(Role::Viewer), Some("$argon2id$y")).unwrap();
+        let viewer = f.store.update_user(gateway.id, Some(Role::Viewer), None, Some("$argon2id$y")).unwrap();
         assert_eq!((viewer.role, viewer.site_id), (Role::Viewer, None));
+    }
+
+    #[test]
+    fn operators_and_maintenance_may_be_bound_to_a_site_and_keep_it_between_those_roles() {
+        let f = fixture(Store::open_in_memory().unwrap());
+        let site = f.store.sites(PageRequest { after: None, limit: 10 }).unwrap().items[0].id;
+        f.store.create_user("ada", Role::Admin, None, "$argon2id$x", NOW).unwrap();
+        let ops = f.store.create_user("kim", Role::Operator, Some(site), "$argon2id$x", NOW).unwrap();
+        assert_eq!(ops.site_id, Some(site));
+        let fitter = f.store.update_user(ops.id, Some(Role::Maintenance), None, None).unwrap();
+        assert_eq!(fitter.site_id, Some(site), "maintenance is bound as an operator is");
+        let planner = f.store.update_user(ops.id, Some(Role::Planner), None, None).unwrap();
+        assert_eq!(planner.site_id, None, "a planner covers every site");
+        let refused = f.store.update_user(ops.id, None, Some(Some(site)), None).unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Invalid(p) if p[0].message.contains("not planner")),
+            "{refused:?}"
+        );
+        let bound = f.store.update_user(ops.id, Some(Role::Operator), Some(Some(site)), None).unwrap();
+        assert_eq!(bound.site_id, Some(site));
+        let nowhere = f.store.update_user(ops.id, None, Some(Some(SiteId(999))), None);
+        assert!(matches!(nowhere, Err(StoreError::Invalid(_))), "{nowhere:?}");
+        let unbound = f.store.update_user(ops.id, None, Some(None), None).unwrap();
+        assert_eq!((unbound.role, unbound.site_id), (Role::Operator, None));
+        let gateway = f.store.create_user("gw", Role::Device, Some(site), "$argon2id$x", NOW).unwrap();
+        let loose = f.store.update_user(gateway.id, None, Some(None), None).unwrap_err();
+        assert!(matches!(&loose, StoreError::Invalid(p) if p[0].field == "site_id"), "{loose:?}");
     }
 }
 

@@ -156,7 +156,9 @@ pub(crate) struct NewUser {
     /// need none (one given for them is not kept).
     #[serde(default)]
     password: Option<String>,
-    /// For `device` accounts (required there): the site the device publishes for.
+    /// The site the account belongs to: required for `device` accounts (the site they publish
+    /// for); optional for `operator` and `maintenance` accounts, which then act on that site's
+    /// machines only; not for the other roles, which cover every site.
     #[serde(default)]
     site_id: Option<model::SiteId>,
 }
@@ -166,12 +168,27 @@ pub(crate) struct NewUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
     role: Option<Role>,
+    /// The site the account acts at (`operator`, `maintenance`) or publishes for (`device`);
+    /// `null` unbinds an operator or maintenance account, so it acts at every site. A new role
+    /// that cannot be bound to a site drops the account's site.
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "Option<model::SiteId>")]
+    site_id: Option<Option<model::SiteId>>,
     /// A new password. It ends every sign-in of the user and, unless `keep_tokens`, every token
     /// made to last too: the fix for an account someone else has used.
     password: Option<String>,
     /// With `password`: keep the user's tokens made to last (for scripts and machines), as when
     /// the password was only forgotten. Default false.
     keep_tokens: Option<bool>,
+}
+
+/// For a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// A signed-in user's own new password, with the current one.
@@ -228,7 +245,7 @@ pub(crate) async fn change_own_password(
     let (store, id) = (state.store.clone(), principal.user.id);
     let (keep, now) = (principal.token_id, state.wall_clock.now());
     let ended = blocking(move || {
-        store.update_user(id, None, Some(&hash))?;
+        store.update_user(id, None, None, Some(&hash))?;
         store.revoke_sign_ins(id, Some(keep), now)
     })
     .await?;
@@ -278,9 +295,13 @@ pub(crate) async fn create_user(
         (Role::Device, None) => {
             problems.push(FieldError::new("site_id", "a device account needs the site it publishes for"))
         }
-        (role, Some(_)) if role != Role::Device => {
-            problems.push(FieldError::new("site_id", "only device accounts are bound to a site"))
-        }
+        (role, Some(_)) if !role.may_be_bound_to_site() => problems.push(FieldError::new(
+            "site_id",
+            format!(
+                "only device, operator and maintenance accounts are bound to a site, not {}",
+                role.as_str()
+            ),
+        )),
         _ => {}
     }
     if !problems.is_empty() {
@@ -293,7 +314,13 @@ pub(crate) async fn create_user(
     };
     let (store, now) = (state.store, state.wall_clock.now());
     let user = blocking(move || store.create_user(&new.username, new.role, new.site_id, &hash, now)).await?;
-    tracing::info!(by = %principal.user.username, user = %user.username, role = user.role.as_str(), "user created");
+    tracing::info!(
+        by = %principal.user.username,
+        user = %user.username,
+        role = user.role.as_str(),
+        site_id = user.site_id.map(|site| site.0),
+        "user created"
+    );
     Ok(Created(user))
 }
 
@@ -332,7 +359,7 @@ pub(crate) async fn update_user(
     let (store, now) = (state.store.clone(), state.wall_clock.now());
     let (new_role, new_password) = (change.role, hash.is_some());
     let user = blocking(move || {
-        let user = store.update_user(UserId(id), change.role, hash.as_deref())?;
+        let user = store.update_user(UserId(id), change.role, change.site_id, hash.as_deref())?;
         // A password set by an admin (forgotten, or taken) ends the user's sign-ins, and
         // unless asked otherwise the tokens a taker could have made with one.
         if hash.is_some() {
@@ -349,6 +376,7 @@ pub(crate) async fn update_user(
         by = %principal.user.username,
         user = %user.username,
         role = new_role.map(Role::as_str),
+        site_id = user.site_id.map(|site| site.0),
         password_set = new_password,
         lasting_tokens_revoked = new_password && lasting_too,
         "user changed"

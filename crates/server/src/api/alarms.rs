@@ -11,7 +11,7 @@ use store::{AlarmFilter, AlarmSort};
 use super::{Created, blocking, read, validate};
 use crate::AppState;
 use crate::alarm_worker::AlarmInput;
-use crate::auth::{Maintainer, Need, Reader, Reporter};
+use crate::auth::{Maintainer, Need, Principal, Reader, Reporter};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Id, JsonBody, JsonOrDefault, ListResponse, QueryParams, page_request, timestamp_param};
 use crate::live::LiveEvent;
@@ -29,6 +29,20 @@ pub(crate) async fn get_rule(
     Ok(Json(read(|| state.store.alarm_rule(id))?))
 }
 
+/// Someone bound to a site changes the rules of its machines only: a rule for every machine
+/// watches the other sites' too.
+fn require_rule_site(state: &AppState, principal: &Principal, rule: &NewAlarmRule) -> ApiResult<()> {
+    if principal.user.site_id.is_none() {
+        return Ok(());
+    }
+    match rule.machine_id {
+        Some(machine) => principal.require_machine_site(&state.store, machine),
+        None => Err(ApiError::forbidden(
+            "a rule without a machine watches every site's machines; your account acts at one site, so give the rule one of its machines",
+        )),
+    }
+}
+
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
     Maintainer(principal): Maintainer,
@@ -36,6 +50,7 @@ pub(crate) async fn create_rule(
 ) -> ApiResult<Created<AlarmRule>> {
     principal.require(Need::Maintain)?;
     validate(&new)?;
+    require_rule_site(&state, &principal, &new)?;
     let store = state.store.clone();
     let rule = blocking(move || store.create_alarm_rule(&new)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
@@ -50,6 +65,8 @@ pub(crate) async fn update_rule(
 ) -> ApiResult<Json<AlarmRule>> {
     principal.require(Need::Maintain)?;
     validate(&new)?;
+    require_rule_site(&state, &principal, &state.store.alarm_rule(id)?.rule)?;
+    require_rule_site(&state, &principal, &new)?;
     let (store, now) = (state.store.clone(), state.clock.now());
     let (rule, cleared) = blocking(move || store.update_alarm_rule(id, &new, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
@@ -59,9 +76,10 @@ pub(crate) async fn update_rule(
 
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
-    _: Maintainer,
+    Maintainer(principal): Maintainer,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
+    require_rule_site(&state, &principal, &state.store.alarm_rule(id)?.rule)?;
     let (store, now) = (state.store.clone(), state.clock.now());
     let cleared = blocking(move || store.delete_alarm_rule(id, now)).await?;
     state.alarm_input(AlarmInput::RulesChanged);
@@ -220,14 +238,14 @@ pub(crate) async fn acknowledge_cleared(
 ) -> ApiResult<Json<Acknowledged>> {
     principal.require(Need::Report)?;
     let machine = request.machine_id.map(model::MachineId);
+    if let Some(machine) = machine {
+        state.store.machine(machine)?;
+        principal.require_machine_site(&state.store, machine)?;
+    }
+    // Someone bound to a site acknowledges that site's alarms only.
+    let site = principal.user.site_id;
     let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
-    let alarms = blocking(move || {
-        if let Some(machine) = machine {
-            store.machine(machine)?;
-        }
-        store.acknowledge_cleared_alarms(machine, &by, now)
-    })
-    .await?;
+    let alarms = blocking(move || store.acknowledge_cleared_alarms(machine, site, &by, now)).await?;
     let acknowledged = alarms.len();
     publish(&state, alarms);
     Ok(Json(Acknowledged { acknowledged }))
@@ -240,6 +258,10 @@ pub(crate) async fn acknowledge(
     JsonOrDefault(request): JsonOrDefault<Acknowledge>,
 ) -> ApiResult<Json<Alarm>> {
     validate(&request)?;
+    if principal.user.site_id.is_some() {
+        let machine = state.store.alarm(id)?.machine_id;
+        principal.require_machine_site(&state.store, machine)?;
+    }
     let note = request.note.as_deref().map(str::trim).filter(|note| !note.is_empty()).map(str::to_owned);
     let (store, now, by) = (state.store.clone(), state.clock.now(), principal.user.username.clone());
     let alarm = blocking(move || store.acknowledge_alarm(id, &by, now, note.as_deref())).await?;

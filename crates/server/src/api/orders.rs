@@ -818,6 +818,7 @@ pub(crate) async fn start_operation(
             "not an eligible machine of this operation",
         )]));
     }
+    principal.require_machine_site(&state.store, request.machine_id)?;
     // The store checks the rest (its status, its order, earlier steps, the machine's other work)
     // inside the write, so two stations starting at once cannot both succeed.
     report(&state, operation.id, request.machine_id, store::OperationEventKind::Started, None).await
@@ -834,13 +835,14 @@ pub(crate) async fn finish_operation(
     // the units beyond its limit.
     let kind =
         store::OperationEventKind::Finished { good: request.good, scrap: request.scrap, ideal_unit_ms: None };
-    report_on_its_machine(&state, model::OperationId(id), kind, request.counted_before).await
+    report_on_its_machine(&state, &principal, model::OperationId(id), kind, request.counted_before).await
 }
 
 /// Reports `kind` on the operation where it runs; a step that is not running (the store refuses
 /// the report then) is named with its first eligible machine.
 async fn report_on_its_machine(
     state: &AppState,
+    principal: &crate::auth::Principal,
     id: model::OperationId,
     kind: store::OperationEventKind,
     counted_before: Option<u32>,
@@ -849,6 +851,7 @@ async fn report_on_its_machine(
     let Some(machine) = operation.machine_id.or_else(|| operation.eligible_machines.first().copied()) else {
         return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to report on"));
     };
+    principal.require_machine_site(&state.store, machine)?;
     report(state, operation.id, machine, kind, counted_before).await
 }
 
@@ -864,7 +867,7 @@ pub(crate) async fn pause_operation(
     // The store refuses it inside the write unless the operation is running then, and when
     // nothing would be left for later (that is a finish).
     let kind = store::OperationEventKind::Paused { good: request.good, scrap: request.scrap };
-    report_on_its_machine(&state, model::OperationId(id), kind, request.counted_before).await
+    report_on_its_machine(&state, &principal, model::OperationId(id), kind, request.counted_before).await
 }
 
 /// Reports now on `operation` and answers with it as stored. A start shows the machine running,

@@ -671,6 +671,7 @@ pub(crate) async fn create_maintenance(
     JsonBody(new): JsonBody<model::NewMaintenanceWindow>,
 ) -> ApiResult<Created<model::MaintenanceWindow>> {
     principal.require(Need::Maintain)?;
+    principal.require_machine_site(&state.store, MachineId(id))?;
     super::validate(&new)?;
     let store = state.store.clone();
     let now = state.clock.now();
@@ -682,9 +683,12 @@ pub(crate) async fn create_maintenance(
 
 pub(crate) async fn delete_maintenance(
     State(state): State<AppState>,
-    _: Maintainer,
+    Maintainer(principal): Maintainer,
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
+    if principal.user.site_id.is_some() {
+        principal.require_machine_site(&state.store, state.store.maintenance_machine(id)?)?;
+    }
     let store = state.store.clone();
     let now = state.clock.now();
     let (machine, waiting) = blocking(move || {

@@ -245,10 +245,13 @@ pub(crate) struct StateReport {
     at: Option<Timestamp>,
 }
 
-/// Operators, planners, admins, and the machine's own site's devices may report states and counts.
-fn check_reporter(principal: &Principal, machine: &Machine) -> ApiResult<()> {
-    if principal.user.role.may_report_production() || principal.may_ingest_for(machine.site_id) {
+/// Operators, planners, admins, and the machine's own site's devices may report states and
+/// counts; operators and maintenance accounts bound to a site for its machines only.
+fn check_reporter(principal: &Principal, store: &store::Store, machine: &Machine) -> ApiResult<()> {
+    if principal.may_ingest_for(machine.site_id) {
         Ok(())
+    } else if principal.user.role.may_report_production() {
+        principal.require_site(store, machine.site_id, &format!("machine {}", machine.code))
     } else {
         Err(ApiError::forbidden(format!(
             "the {} role may not report for this machine",
@@ -281,7 +284,7 @@ pub(crate) async fn report_state(
     JsonBody(report): JsonBody<StateReport>,
 ) -> ApiResult<Created<CurrentState>> {
     let machine = state.store.machine(MachineId(id))?;
-    check_reporter(&principal, &machine)?;
+    check_reporter(&principal, &state.store, &machine)?;
     let mut problems = Vec::new();
     check_reason(report.reason.as_deref(), &mut problems);
     check_at(report.at, state.clock.now(), &mut problems);
@@ -364,7 +367,7 @@ pub(crate) async fn report_production(
     JsonBody(report): JsonBody<ProductionReport>,
 ) -> ApiResult<Created<ProductionOut>> {
     let machine = state.store.machine(MachineId(id))?;
-    check_reporter(&principal, &machine)?;
+    check_reporter(&principal, &state.store, &machine)?;
     let ideal = report.ideal_unit_seconds.unwrap_or(0.0);
     let mut problems = Vec::new();
     if !(0.0..=7.0 * 86_400.0).contains(&ideal) {

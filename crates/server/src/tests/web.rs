@@ -1165,6 +1165,51 @@ async fn hidden_buttons_are_forbidden_behind() {
 }
 
 #[tokio::test]
+async fn people_bound_to_another_site_are_offered_nothing_they_may_not_do_at_this_one() {
+    let h = harness();
+    let (machine, order, draft) = h.busy_factory().await;
+    let site = json!({"code": "de", "name": "Berlin", "time_zone": "Europe/Berlin"});
+    let berlin = h.post_json("/api/v1/sites", ADMIN, &site).await.json["id"].as_i64().unwrap();
+    let lathe =
+        json!({"site_id": berlin, "code": "de-1", "name": "Lathe", "kind": "other", "rated_power_kw": 3});
+    assert_eq!(h.post_json("/api/v1/machines", ADMIN, &lathe).await.status, StatusCode::CREATED);
+    for role in [Role::Operator, Role::Maintenance] {
+        let bound = h.bound_token(&format!("{}-de", role.as_str()), role, model::SiteId(berlin));
+        let (mut everywhere, mut shown) = (BTreeSet::new(), BTreeSet::new());
+        for path in pages(machine, order, draft) {
+            everywhere.extend(actions(&h.page(&path, &token_for(role), "en").await.text));
+            let page = h.page(&path, &bound, "en").await;
+            assert_eq!(page.status, StatusCode::OK, "{path} as {role:?} bound to Berlin");
+            shown.extend(actions(&page.text));
+        }
+        let hidden: Vec<_> = everywhere.difference(&shown).collect();
+        assert!(
+            hidden.iter().any(|(action, _)| action.contains("/operations/") || action.contains("/alarms/")),
+            "{role:?} bound to Berlin is still offered the first site's work: {hidden:?}"
+        );
+        for (action, body) in hidden {
+            let (method, path) = action.split_once(' ').unwrap();
+            let body =
+                body.as_deref().map(|b| serde_json::from_str(b).unwrap()).or_else(|| sample_body(action));
+            let reply = match body {
+                Some(body) => h.send_json(method, path, &bound, &body).await,
+                None => h.send(method, path, Some(&bound), None).await,
+            };
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{role:?} {action}: {}", reply.text);
+        }
+        // Their pages keep Berlin's time, and the station offers Berlin's machines only.
+        let overview = h.page("/", &bound, "en").await.text;
+        assert!(overview.contains(r#"data-time-zone="Europe/Berlin""#), "{role:?}");
+        let station = h.page("/station", &bound, "en").await.text;
+        assert!(station.contains("de-1") && !station.contains(&format!("/station?machine={machine}\"")));
+    }
+    // The admin binds and unbinds people on the settings page.
+    let settings = h.page("/settings", ADMIN, "en").await.text;
+    assert!(settings.contains(r#"data-show-when="role=maintenance,operator""#), "{settings}");
+    assert!(settings.contains(r#"data-empty="null""#) && settings.contains("Every site"));
+}
+
+#[tokio::test]
 async fn on_the_demo_s_fast_clock_sessions_keep_real_time_and_the_factory_its_own() {
     let store = seeded_store(NOW);
     let wall = Arc::new(ManualClock::new(NOW));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::State;
 use maud::{Markup, html};
 use model::MachineId;
-use model::alarm::{Alarm, AlarmRule, Condition, Severity};
+use model::alarm::{AlarmRule, Condition, Severity};
 use serde::Deserialize;
 use store::{AlarmFilter, AlarmSort, MachineFilter, PageRequest};
 
@@ -194,9 +194,15 @@ pub(crate) async fn page(
         .items;
     let names: HashMap<MachineId, &str> = machines.iter().map(|m| (m.id, m.code.as_str())).collect();
     let rules = store.alarm_rules().or_page(&ctx)?;
+    // The machines a new rule may watch: someone bound to a site gives one of its own.
+    let own_machines: Vec<model::Machine> =
+        machines.iter().filter(|m| ctx.user.site_id.is_none_or(|site| site == m.site_id)).cloned().collect();
     let sites = store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
     let metrics = store.metric_names().or_page(&ctx)?;
-    let may_ack = ctx.may(Need::Report);
+    let site_of: HashMap<MachineId, model::SiteId> = machines.iter().map(|m| (m.id, m.site_id)).collect();
+    // Someone bound to a site acknowledges its machines' alarms only.
+    let may_ack =
+        |machine: MachineId| site_of.get(&machine).is_some_and(|site| ctx.may_at(Need::Report, *site));
     let keep = |cursor: Option<&str>| {
         let mut query = format!("/alarms?show={}", if all { "all" } else { "open" });
         if let Some(machine) = filter.machine {
@@ -263,7 +269,7 @@ pub(crate) async fn page(
             button type="submit" { (t.filter) }
         }
         section.panel #alarm-list data-live data-refresh-on="alarm" {
-            @if may_ack && page.items.iter().any(Alarm::cleared_unseen) {
+            @if page.items.iter().any(|alarm| alarm.cleared_unseen() && may_ack(alarm.machine_id)) {
                 p {
                     button data-action="POST /api/v1/alarms/acknowledge-cleared"
                         data-body=(serde_json::json!({ "machine_id": filter.machine.map(|m| m.0) }).to_string())
@@ -298,7 +304,7 @@ pub(crate) async fn page(
                                 }
                                 td.wide-only { @if let Some(at) = alarm.cleared_at { (ctx.short_time(at)) } }
                                 td {
-                                    @if alarm.needs_acknowledgement() && may_ack {
+                                    @if alarm.needs_acknowledgement() && may_ack(alarm.machine_id) {
                                         form.ack data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" } {
                                             label.visually-hidden for={ "alarm-" (alarm.id) "-note" } { (a.note) }
                                             input #{ "alarm-" (alarm.id) "-note" } name="note" maxlength="1000"
@@ -322,10 +328,10 @@ pub(crate) async fn page(
             h2 #rules-heading { (a.rules) }
             // The metrics machines report, offered in the rule forms against typos.
             datalist #known-metrics { @for metric in &metrics { option value=(metric) {} } }
-            (rule_table(&ctx, &rules, &names, &metrics))
+            (rule_table(&ctx, &rules, &names, &site_of, &metrics))
             @if ctx.may(Need::Maintain) {
                 h2 { (a.new_rule) }
-                (rule_form(&ctx, None, &machines))
+                (rule_form(&ctx, None, &own_machines))
             }
         }
     };
@@ -336,11 +342,20 @@ fn rule_table(
     ctx: &Ctx,
     rules: &[AlarmRule],
     names: &HashMap<MachineId, &str>,
+    site_of: &HashMap<MachineId, model::SiteId>,
     metrics: &[String],
 ) -> Markup {
     let t = ctx.t;
     let a = t.alarms_page;
-    let may_edit = ctx.may(Need::Maintain);
+    // Someone bound to a site edits the rules of its machines only, not those of every machine.
+    let may_edit = |rule: &AlarmRule| match ctx.user.site_id {
+        None => ctx.may(Need::Maintain),
+        Some(_) => rule
+            .rule
+            .machine_id
+            .and_then(|m| site_of.get(&m))
+            .is_some_and(|site| ctx.may_at(Need::Maintain, *site)),
+    };
     html! {
         @if rules.is_empty() {
             p.muted { (a.no_rules) }
@@ -370,7 +385,7 @@ fn rule_table(
                             td { span.badge.{"sev-" (rule.rule.severity.as_str())} { (t.severity(rule.rule.severity)) } }
                             td { (if rule.rule.enabled { a.yes } else { a.no }) }
                             td {
-                                @if may_edit {
+                                @if may_edit(rule) {
                                     details {
                                         summary { (t.edit) }
                                         (rule_form(ctx, Some(rule), &[]))
@@ -408,8 +423,8 @@ fn rule_form(ctx: &Ctx, rule: Option<&AlarmRule>, machines: &[model::Machine]) -
                 }
             } @else {
                 label { (t.machine)
-                    select name="machine_id" data-type="int" {
-                        option value="" { (a.all_machines) }
+                    select name="machine_id" data-type="int" required[ctx.user.site_id.is_some()] {
+                        @if ctx.user.site_id.is_none() { option value="" { (a.all_machines) } }
                         @for machine in machines { option value=(machine.id.0) { (machine.code) } }
                     }
                 }

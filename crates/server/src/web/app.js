@@ -61,16 +61,18 @@ async function api(method, url, body, ifMatch) {
   return data;
 }
 
-// A form's fields as JSON: `a.b` names nest, `data-type` converts, empty fields are left out.
+// A form's fields as JSON: `a.b` names nest, `data-type` converts, empty fields are left out
+// (or sent as null with `data-empty="null"`, to clear what the field sets).
 function formJson(form) {
   const out = {};
   for (const field of form.elements) {
     if (!field.name || field.disabled) continue;
     let value;
     if (field.type === 'checkbox') value = field.checked;
-    else if (field.value === '') continue;
+    else if (field.value === '' && field.dataset.empty !== 'null') continue;
     else value = field.value;
-    switch (field.dataset.type) {
+    if (value === '') value = null;
+    else switch (field.dataset.type) {
       case 'number': value = Number(value); break;
       case 'int': value = parseInt(value, 10); break;
       case 'bool': value = value === true || value === 'true'; break;

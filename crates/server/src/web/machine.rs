@@ -547,7 +547,7 @@ fn header(ctx: &Ctx, data: &MachineData) -> Markup {
                         span data-since { (since.map_or_else(|| t.none.to_string(), |at| ctx.short_time(at))) }
                     }
                 }
-                @if ctx.may(Need::Report) && machine.in_service() {
+                @if ctx.may_at(Need::Report, machine.site_id) && machine.in_service() {
                     a.button.primary href={ "/station?machine=" (machine.id.0) } { (m.open_station) }
                 }
             }
@@ -848,7 +848,7 @@ fn chart(ctx: &Ctx, data: &MachineData, metric: &str, points: &[SeriesPoint]) ->
 /// one and the buttons that remove them.
 fn maintenance(ctx: &Ctx, data: &MachineData) -> Markup {
     let (t, m) = (ctx.t, ctx.t.machine_page);
-    let may_plan = ctx.may(Need::Maintain) && data.machine.in_service();
+    let may_plan = ctx.may_at(Need::Maintain, data.machine.site_id) && data.machine.in_service();
     if data.maintenance.is_empty() && !may_plan {
         return html! {};
     }
@@ -919,7 +919,7 @@ fn alarms(ctx: &Ctx, data: &MachineData) -> Markup {
                                     }
                                 }
                                 td {
-                                    @if alarm.needs_acknowledgement() && ctx.may(Need::Report) {
+                                    @if alarm.needs_acknowledgement() && ctx.may_at(Need::Report, data.machine.site_id) {
                                         button data-action={ "POST /api/v1/alarms/" (alarm.id) "/acknowledge" }
                                             aria-describedby={ "alarm-" (alarm.id) "-message" } data-then="none" {
                                             (t.acknowledge)

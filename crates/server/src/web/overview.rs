@@ -259,7 +259,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
     let t = ctx.t;
     let o = t.overview;
     let running = data.states.values().filter(|(state, _)| *state == MachineState::Running).count();
-    let names: HashMap<MachineId, &str> = data.machines.iter().map(|m| (m.id, m.code.as_str())).collect();
+    let machines: HashMap<MachineId, &Machine> = data.machines.iter().map(|m| (m.id, m)).collect();
     html! {
         h1 { (o.title) }
         nav.presets aria-label=(o.oee_over) data-testid="overview-period" {
@@ -323,7 +323,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                         p.muted { (o.no_alarms) }
                     } @else {
                         p.muted { (o.alarms_hint) }
-                        (alarms_brief(ctx, &data.alarms, &names))
+                        (alarms_brief(ctx, &data.alarms, &machines))
                         @if (data.alarms.len() as u64) < data.open_alarms {
                             p.muted { ((o.shown_of)(data.alarms.len(), data.open_alarms)) }
                         }

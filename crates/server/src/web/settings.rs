@@ -24,6 +24,10 @@ pub(crate) struct Text {
     pub(crate) new_password: &'static str,
     pub(crate) password_hint: &'static str,
     pub(crate) device_site: &'static str,
+    pub(crate) bound_site: &'static str,
+    pub(crate) bound_site_hint: &'static str,
+    pub(crate) every_site: &'static str,
+    pub(crate) change_site: &'static str,
     pub(crate) change_role: &'static str,
     pub(crate) set_password: &'static str,
     pub(crate) delete_user: &'static str,
@@ -87,7 +91,11 @@ pub(crate) const EN: Text = Text {
     new_user: "New user",
     new_password: "Password",
     password_hint: "At least 12 characters.",
-    device_site: "Site (devices only)",
+    device_site: "Site it publishes for",
+    bound_site: "Site",
+    bound_site_hint: "An operator or maintenance account bound to a site reports, acknowledges alarms and plans maintenance for that site's machines only; it still sees every site.",
+    every_site: "Every site",
+    change_site: "Change site",
     change_role: "Change role",
     set_password: "Set password",
     delete_user: "Delete this user and revoke their tokens?",
@@ -146,7 +154,11 @@ pub(crate) const ZH: Text = Text {
     new_user: "新增用戶",
     new_password: "密碼",
     password_hint: "最少 12 個字元。",
-    device_site: "廠房（只限設備帳戶）",
+    device_site: "設備所屬廠房",
+    bound_site: "廠房",
+    bound_site_hint: "綁定廠房的操作員或維修帳戶只可為該廠房的機器報工、確認警報及安排保養；仍可查看所有廠房。",
+    every_site: "所有廠房",
+    change_site: "更改廠房",
     change_role: "更改角色",
     set_password: "設定密碼",
     delete_user: "刪除此用戶並撤銷其權杖？",
@@ -333,6 +345,17 @@ pub(crate) async fn page(
                                                     }
                                                     button type="submit" { (s.change_role) }
                                                 }
+                                                @if user.role.may_be_bound_to_site() && user.role != Role::Device && sites.len() > 1 {
+                                                    form.row-form data-action={ "PATCH /api/v1/users/" (user.id.0) } {
+                                                        label title=(s.bound_site_hint) { (s.bound_site)
+                                                            select name="site_id" data-type="int" data-empty="null" {
+                                                                option value="" selected[user.site_id.is_none()] { (s.every_site) }
+                                                                @for site in &sites { option value=(site.id.0) selected[user.site_id == Some(site.id)] { (site.code) " · " (site.name) } }
+                                                            }
+                                                        }
+                                                        button type="submit" { (s.change_site) }
+                                                    }
+                                                }
                                                 // Devices sign in with tokens only.
                                                 @if user.role != Role::Device {
                                                     form.row-form data-action={ "PATCH /api/v1/users/" (user.id.0) } {
@@ -363,7 +386,15 @@ pub(crate) async fn page(
                         title=(s.password_hint); }
                     label data-show-when="role=device" { (s.device_site)
                         select name="site_id" data-type="int" {
-                            @for site in &sites { option value=(site.id.0) { (site.code) } }
+                            @for site in &sites { option value=(site.id.0) { (site.code) " · " (site.name) } }
+                        }
+                    }
+                    @if sites.len() > 1 {
+                        label data-show-when=(bindable_people()) title=(s.bound_site_hint) { (s.bound_site)
+                            select name="site_id" data-type="int" {
+                                option value="" { (s.every_site) }
+                                @for site in &sites { option value=(site.id.0) { (site.code) " · " (site.name) } }
+                            }
                         }
                     }
                     button.primary type="submit" { (t.create) }
@@ -410,6 +441,16 @@ pub(crate) async fn page(
         (planning_panel(&ctx, &state.planning, state.last_reoptimisation()))
     };
     Ok(layout(&ctx, Nav::Settings, s.title, body))
+}
+
+/// `role=…` for `data-show-when`: the people's roles that may be bound to a site.
+fn bindable_people() -> String {
+    let roles: Vec<&str> = ROLES
+        .iter()
+        .filter(|r| r.may_be_bound_to_site() && **r != Role::Device)
+        .map(|r| r.as_str())
+        .collect();
+    format!("role={}", roles.join(","))
 }
 
 /// `role=…` for `data-show-when`: every role but `device`.

@@ -178,10 +178,10 @@ pub(crate) async fn page(
     let states: std::collections::HashMap<MachineId, MachineState> =
         changes.iter().map(|c| (c.machine, c.state)).collect();
     let Some(id) = query.machine else {
-        let machines = store
-            .machines(&MachineFilter::IN_SERVICE, PageRequest { after: None, limit: 10_000 })
-            .or_page(&ctx)?
-            .items;
+        // Someone bound to a site reports at its machines only, so the others are not offered.
+        let filter = MachineFilter { site: ctx.user.site_id, ..MachineFilter::IN_SERVICE };
+        let machines =
+            store.machines(&filter, PageRequest { after: None, limit: 10_000 }).or_page(&ctx)?.items;
         let body = html! {
             div.station {
                 h1 { (t.station_page.choose_machine) }
@@ -226,7 +226,7 @@ pub(crate) async fn page(
     // The operator at the machine sees its hazards first.
     let filter = AlarmFilter { open: Some(true), machine: Some(machine.id), ..AlarmFilter::default() };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN }).or_page(&ctx)?.items;
-    let names = std::collections::HashMap::from([(machine.id, machine.code.as_str())]);
+    let machines = std::collections::HashMap::from([(machine.id, &machine)]);
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();
     let mut next = Vec::new();
     let running_now = store.running_operations().or_page(&ctx)?;
@@ -279,7 +279,7 @@ pub(crate) async fn page(
                 c.reason.as_deref().filter(|r| !r.is_empty()).map(|r| reason_label(t, r).unwrap_or(r));
             (c.state, reason, c.at)
         });
-    let may_report = ctx.may(Need::Report);
+    let may_report = ctx.may_at(Need::Report, machine.site_id);
     let s = t.station_page;
     let body = html! {
         div.station {
@@ -299,7 +299,7 @@ pub(crate) async fn page(
             section.panel #station-alarms aria-labelledby="station-alarms-heading" data-refresh-on="alarm" data-announce
                 hidden[alarms.is_empty()] {
                 h2 #station-alarms-heading { (s.machine_alarms) }
-                (alarms_brief(&ctx, &alarms, &names))
+                (alarms_brief(&ctx, &alarms, &machines))
             }
             // Live: what runs and what is next change as the machine reports (a section with a
             // field being edited is left alone, so an operator's entry is not overwritten).

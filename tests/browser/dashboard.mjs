@@ -495,6 +495,24 @@ try {
     await Promise.all([office.waitForEvent('load'), siteForm.locator('button[type=submit]').click()]);
     check(await fitterSite() === expected, `the settings page ${what} a maintenance account's site`);
   }
+  // With two sites, a new alarm rule may watch every machine of one of them; the site is asked
+  // only while no machine is chosen.
+  await office.goto(base + '/alarms');
+  const siteRule = office.locator('[data-testid=rule-form]').last();
+  const ruleSite = siteRule.locator('select[name=site_id]');
+  await siteRule.locator('select[name=machine_id]').selectOption({ index: 1 });
+  check(await ruleSite.isHidden(), 'a rule for one machine is asked no site');
+  await siteRule.locator('select[name=machine_id]').selectOption('');
+  await ruleSite.selectOption(String(plant.id));
+  await siteRule.locator('input[name=name]').fill('Browser plant coolant');
+  await siteRule.locator('input[name=metric]').fill('coolant_c');
+  await siteRule.locator('select[name="condition.kind"]').selectOption('above');
+  await siteRule.locator('input[name="condition.threshold"]').fill('45');
+  await Promise.all([office.waitForEvent('load'), siteRule.locator('button[type=submit]').click()]);
+  const plantRule = (await api('GET', '/api/v1/alarm-rules')).find(r => r.name === 'Browser plant coolant');
+  check(plantRule && plantRule.site_id === plant.id && plantRule.machine_id == null,
+    `the rule form makes a rule for every machine of one site (${JSON.stringify(plantRule)})`);
+  await api('DELETE', `/api/v1/alarm-rules/${plantRule.id}`);
   console.log('all dashboard checks passed; screenshots in', artifacts);
 } finally {
   await browser.close();

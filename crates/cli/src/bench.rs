@@ -864,6 +864,7 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
     let rule = store.create_alarm_rule(&model::alarm::NewAlarmRule {
         name: "bench temperature".into(),
         machine_id: None,
+        site_id: None,
         metric: Some("temperature".into()),
         condition: model::alarm::Condition::Above { threshold: 80.0 },
         for_seconds: 0,

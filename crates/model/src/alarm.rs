@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::oee::unix_ms;
 use crate::validate::{FieldError, Validate, check_range};
-use crate::{MachineId, MachineState, Reading, StateChange, Timestamp, check_name};
+use crate::{MachineId, MachineState, Reading, SiteId, StateChange, Timestamp, check_name};
 
 /// How urgent an alarm is.
 #[derive(
@@ -96,6 +96,9 @@ pub struct NewAlarmRule {
     /// One machine, or every machine when absent.
     #[serde(default)]
     pub machine_id: Option<MachineId>,
+    /// Without `machine_id`: every machine of this site only (every site's when absent too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<SiteId>,
     /// The metric watched (not for `stopped_longer`).
     #[serde(default)]
     pub metric: Option<String>,
@@ -125,6 +128,12 @@ impl Validate for NewAlarmRule {
     fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
         check_name("name", &self.name, &mut out);
+        if self.machine_id.is_some() && self.site_id.is_some() {
+            out.push(FieldError::new(
+                "site_id",
+                "give a machine or a site, not both: a machine is at one site",
+            ));
+        }
         match (&self.metric, self.condition.needs_metric()) {
             (None, true) => out.push(FieldError::new("metric", "this condition watches a metric; name it")),
             (Some(_), false) => {
@@ -280,6 +289,8 @@ pub struct Engine {
     /// Each machine's maintenance windows (start, end) not over yet, or over lately: a stop
     /// within one is planned, so it is no long stop (see [`Engine::set_maintenance`]).
     maintenance: HashMap<MachineId, Vec<(Timestamp, Timestamp)>>,
+    /// Each machine's site, for the rules of one site's machines (see [`Engine::set_sites`]).
+    sites: HashMap<MachineId, SiteId>,
 }
 
 impl Engine {
@@ -338,7 +349,7 @@ impl Engine {
         let mut delays = Vec::new();
         for ((machine, metric), latest) in &self.last_reading {
             for rule in &self.rules {
-                if !applies(rule, *machine)
+                if !applies(rule, *machine, &self.sites)
                     || rule.rule.metric.as_deref() != Some(metric.as_str())
                     || holds_threshold(rule, latest.value) != Some(true)
                     || self.tracks.get(&(rule.id, *machine)).is_some_and(|track| track.raised)
@@ -422,7 +433,7 @@ impl Engine {
                     && changed.contains(id)
                     && rules.iter().find(|r| r.id == *id).is_some_and(|new| {
                         let old = self.rules.iter().find(|r| r.id == *id);
-                        !applies(new, *machine)
+                        !applies(new, *machine, &self.sites)
                             || old.is_some_and(|old| {
                                 old.rule.metric != new.rule.metric
                                     || std::mem::discriminant(&old.rule.condition)
@@ -449,7 +460,9 @@ impl Engine {
         latest.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         for (machine, metric, at, value) in latest {
             for rule in &self.rules {
-                if !applies(rule, machine) || rule.rule.metric.as_deref() != Some(metric.as_str()) {
+                if !applies(rule, machine, &self.sites)
+                    || rule.rule.metric.as_deref() != Some(metric.as_str())
+                {
                     continue;
                 }
                 let Some(holds) = holds_threshold(rule, value) else { continue };
@@ -539,7 +552,8 @@ impl Engine {
             Latest { at, stamped: reading.at, value: reading.value, arrived: Some(arrived), in_order_from };
         let previous = self.last_reading.insert(key, latest);
         for rule in &self.rules {
-            if !applies(rule, reading.machine) || rule.rule.metric.as_deref() != Some(reading.metric.as_str())
+            if !applies(rule, reading.machine, &self.sites)
+                || rule.rule.metric.as_deref() != Some(reading.metric.as_str())
             {
                 continue;
             }
@@ -584,7 +598,7 @@ impl Engine {
         };
         self.states.insert(change.machine, (since, change.state));
         for rule in &self.rules {
-            if !applies(rule, change.machine)
+            if !applies(rule, change.machine, &self.sites)
                 || !matches!(rule.rule.condition, Condition::StoppedLonger { .. })
             {
                 continue;
@@ -599,6 +613,13 @@ impl Engine {
                 step(rule, change.machine, track, false, change.at, None, out);
             }
         }
+    }
+
+    /// Replaces what the engine knows of the machines' sites: a rule for one site's machines
+    /// watches those it knows to be there. An alarm up for a machine that left the site stays
+    /// until its condition clears, as for a rule changed to another machine.
+    pub fn set_sites(&mut self, sites: HashMap<MachineId, SiteId>) {
+        self.sites = sites;
     }
 
     /// Replaces the machines' maintenance windows: a machine stopped within one is not stopped
@@ -632,7 +653,7 @@ impl Engine {
                 continue;
             }
             for &machine in machines {
-                if !applies(rule, machine) {
+                if !applies(rule, machine, &self.sites) {
                     continue;
                 }
                 match rule.rule.condition {
@@ -704,8 +725,8 @@ impl Engine {
 /// being enabled).
 fn same_condition(old: &AlarmRule, new: &AlarmRule) -> bool {
     let (old, new) = (&old.rule, &new.rule);
-    (&old.machine_id, &old.metric, &old.condition, old.for_seconds, old.deadband)
-        == (&new.machine_id, &new.metric, &new.condition, new.for_seconds, new.deadband)
+    (&old.machine_id, &old.site_id, &old.metric, &old.condition, old.for_seconds, old.deadband)
+        == (&new.machine_id, &new.site_id, &new.metric, &new.condition, new.for_seconds, new.deadband)
 }
 
 /// Whether `value` meets an `above` or `below` rule, with its deadband when an alarm is up;
@@ -725,8 +746,12 @@ fn holds_threshold(rule: &AlarmRule, value: f64) -> Option<bool> {
     holds_banded(rule, value, false)
 }
 
-fn applies(rule: &AlarmRule, machine: MachineId) -> bool {
-    rule.rule.enabled && rule.rule.machine_id.is_none_or(|m| m == machine)
+/// Whether `rule` watches `machine`, whose site `sites` says (a rule for one site's machines
+/// watches no machine whose site it does not know).
+fn applies(rule: &AlarmRule, machine: MachineId, sites: &HashMap<MachineId, SiteId>) -> bool {
+    rule.rule.enabled
+        && rule.rule.machine_id.is_none_or(|m| m == machine)
+        && rule.rule.site_id.is_none_or(|site| sites.get(&machine) == Some(&site))
 }
 
 /// Moves one (rule, machine) track given whether the condition holds at `at`.

@@ -510,6 +510,7 @@ mod alarm_tests {
             rule: NewAlarmRule {
                 name: format!("rule {id}"),
                 machine_id: None,
+                site_id: None,
                 metric: metric.map(str::to_string),
                 condition,
                 for_seconds,
@@ -534,6 +535,33 @@ mod alarm_tests {
             .iter()
             .map(|t| if matches!(t, Transition::Raise { .. }) { "raise" } else { "clear" })
             .collect()
+    }
+
+    #[test]
+    fn a_rule_for_one_site_watches_its_machines_only_and_moves_with_them() {
+        let mut site_rule = rule(1, Some("gas_ppm"), Condition::Above { threshold: 50.0 }, 0);
+        site_rule.rule.site_id = Some(SiteId(2));
+        let mut engine = Engine::new(vec![site_rule.clone()], &[]);
+        let mut out = Vec::new();
+        engine.on_reading(&reading(1, "gas_ppm", 0, 80.0), &mut out);
+        assert!(out.is_empty(), "a machine of no known site is not the site's");
+        engine.set_sites(std::collections::HashMap::from([
+            (MachineId(1), SiteId(1)),
+            (MachineId(2), SiteId(2)),
+        ]));
+        engine.on_reading(&reading(1, "gas_ppm", 1, 80.0), &mut out);
+        engine.on_reading(&reading(2, "gas_ppm", 1, 80.0), &mut out);
+        assert_eq!(kinds(&out), ["raise"]);
+        assert!(matches!(out[0], Transition::Raise { machine: MachineId(2), .. }), "{out:?}");
+        // Changed to the other site: the alarm at the site it no longer watches clears.
+        site_rule.rule.site_id = Some(SiteId(1));
+        engine.set_rules(vec![site_rule], T0 + time::Duration::seconds(2), &mut out);
+        assert_eq!(kinds(&out), ["raise", "clear", "raise"], "{out:?}");
+        assert!(matches!(out[2], Transition::Raise { machine: MachineId(1), .. }), "{out:?}");
+        // A rule may watch a machine or a site, not both.
+        let mut both = rule(2, Some("gas_ppm"), Condition::Above { threshold: 50.0 }, 0).rule;
+        (both.machine_id, both.site_id) = (Some(MachineId(1)), Some(SiteId(1)));
+        assert_eq!(both.problems()[0].field, "site_id");
     }
 
     #[test]

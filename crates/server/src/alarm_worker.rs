@@ -102,6 +102,7 @@ pub(crate) async fn run(
         Err(error) => return tracing::error!(%error, "alarm worker failed to start"),
     };
     let mut engine = Engine::new(rules, &open);
+    engine.set_sites(watched.sites.clone());
     engine.resume(&states, &latest, state.clock.now());
     resume_delays(&state.store, &mut engine).await;
     let webhooks = webhook::spawn(
@@ -297,6 +298,8 @@ async fn resume_delays(store: &store::Store, engine: &mut Engine) {
 struct Watched {
     /// In id order.
     machines: Vec<MachineId>,
+    /// Each one's site, for the rules of one site's machines.
+    sites: std::collections::HashMap<MachineId, model::SiteId>,
     /// The store's [`store::Store::machine_keys_generation`] when `machines` was read.
     generation: u64,
 }
@@ -305,9 +308,10 @@ impl Watched {
     fn load(store: &store::Store) -> store::Result<Watched> {
         let generation = store.machine_keys_generation();
         let all = PageRequest { after: None, limit: 100_000 };
-        let machines =
-            store.machines(&MachineFilter::IN_SERVICE, all)?.items.into_iter().map(|m| m.id).collect();
-        Ok(Watched { machines, generation })
+        let in_service = store.machines(&MachineFilter::IN_SERVICE, all)?.items;
+        let sites = in_service.iter().map(|m| (m.id, m.site_id)).collect();
+        let machines = in_service.into_iter().map(|m| m.id).collect();
+        Ok(Watched { machines, sites, generation })
     }
 
     fn contains(&self, machine: MachineId) -> bool {
@@ -326,6 +330,7 @@ impl Watched {
                     engine.forget(gone, at, out);
                 }
                 *self = now;
+                engine.set_sites(self.sites.clone());
             }
             _ => tracing::warn!("alarm worker could not read the machines again; watching the ones it knew"),
         }

@@ -361,6 +361,7 @@ fn demo_alarm_rules() -> Vec<alarm::NewAlarmRule> {
         |name: &str, metric: Option<&str>, condition, (for_seconds, deadband), severity| NewAlarmRule {
             name: name.into(),
             machine_id: None,
+            site_id: None,
             metric: metric.map(str::to_string),
             condition,
             for_seconds,

@@ -1259,6 +1259,19 @@ async fn people_bound_to_a_site_act_on_its_machines_only() {
     assert_eq!(h.send("DELETE", &path, Some(&away_fitter), None).await.status, StatusCode::FORBIDDEN);
     let reply = h.send("DELETE", &path, Some(&home_fitter), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    // A rule for every machine of their own site is theirs; of another site's, or of both a
+    // machine and a site, not.
+    let mut site_wide = everywhere.clone();
+    site_wide["site_id"] = json!(1);
+    let reply = h.post_json("/api/v1/alarm-rules", &home_fitter, &site_wide).await;
+    assert_eq!((reply.status, &reply.json["site_id"]), (StatusCode::CREATED, &json!(1)), "{}", reply.text);
+    assert_eq!(
+        h.post_json("/api/v1/alarm-rules", &away_fitter, &site_wide).await.status,
+        StatusCode::FORBIDDEN
+    );
+    site_wide["machine_id"] = json!(1);
+    let reply = h.post_json("/api/v1/alarm-rules", ADMIN, &site_wide).await;
+    assert_eq!(reply.json["field"], "site_id", "{}", reply.text);
     // Reading is not bound: the other site's people see every site.
     assert_eq!(h.send("GET", "/api/v1/machines/1", Some(&away), None).await.status, StatusCode::OK);
     h.state.begin_stop();
@@ -1627,6 +1640,7 @@ async fn alarms_list_by_latest_occurrence_and_by_period() {
     let rule = model::alarm::NewAlarmRule {
         name: "Gas".into(),
         machine_id: None,
+        site_id: None,
         metric: Some("gas_ppm".into()),
         condition: model::alarm::Condition::Above { threshold: 50.0 },
         for_seconds: 0,
@@ -1775,6 +1789,7 @@ async fn oee_of_the_current_and_previous_shift_by_the_site_s_calendar() {
     let rule = model::alarm::NewAlarmRule {
         name: "Stopped".into(),
         machine_id: None,
+        site_id: None,
         metric: None,
         condition: model::alarm::Condition::StoppedLonger { minutes: 10 },
         for_seconds: 0,
@@ -1955,6 +1970,7 @@ fn oven_above_80_for(seconds: u32) -> model::alarm::NewAlarmRule {
     model::alarm::NewAlarmRule {
         name: "Oven hot".into(),
         machine_id: None,
+        site_id: None,
         metric: Some("oven_c".into()),
         condition: model::alarm::Condition::Above { threshold: 80.0 },
         for_seconds: seconds,
@@ -2005,6 +2021,39 @@ async fn a_delay_running_when_the_platform_stopped_still_runs_out_after_the_rest
     assert_eq!(alarm.raised_at, NOW + time::Duration::seconds(10), "from when the value rose");
     assert_eq!(alarm.value, Some(85.0));
     state.begin_stop();
+}
+
+#[tokio::test]
+async fn the_alarm_worker_judges_a_site_s_rule_on_that_site_s_machines_only() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let other = h.second_site();
+    let rule = |name: &str, site: model::SiteId| {
+        json!({"name": name, "metric": "oven_c", "condition": {"kind": "above", "threshold": 80.0},
+               "severity": "warning", "site_id": site.0})
+    };
+    let here = h.post_json("/api/v1/alarm-rules", ADMIN, &rule("here", model::SiteId(1))).await;
+    let there = h.post_json("/api/v1/alarm-rules", ADMIN, &rule("there", other)).await;
+    assert_eq!((here.status, there.status), (StatusCode::CREATED, StatusCode::CREATED), "{}", there.text);
+    // Let the worker pick up the new rules before the reading arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let hot =
+        vec![model::Reading { machine: model::MachineId(1), metric: "oven_c".into(), at: NOW, value: 95.0 }];
+    h.store.write_readings(&hot).unwrap();
+    h.state.alarm_input(crate::AlarmInput::Readings(Arc::new(hot)));
+    for _ in 0..100 {
+        if h.get("/api/v1/alarms?open=true").await.json["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Wait a little longer: a second alarm, from the other site's rule, would be a fault.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let raised = h.get("/api/v1/alarms?open=true").await.json["items"].as_array().unwrap().clone();
+    let rules: Vec<&Value> = raised.iter().map(|alarm| &alarm["rule_id"]).collect();
+    assert_eq!(rules, [&here.json["id"]], "{raised:?}");
+    h.state.begin_stop();
+    workers.finish().await;
 }
 
 #[tokio::test]

@@ -53,10 +53,13 @@ impl Store {
             if let Some(machine) = new.machine_id {
                 require(tx, "machines", machine.0, "machine_id")?;
             }
+            if let Some(site) = new.site_id {
+                require(tx, "sites", site.0, "site_id")?;
+            }
             let (kind, param) = encode_condition(&new.condition);
             tx.execute(
                 "INSERT INTO alarm_rules (name, machine_id, metric, kind, param, for_seconds, severity, enabled,
-                 deadband) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 deadband, site_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     new.name,
                     new.machine_id.map(|m| m.0),
@@ -66,7 +69,8 @@ impl Store {
                     new.for_seconds,
                     new.severity.as_str(),
                     new.enabled,
-                    new.deadband
+                    new.deadband,
+                    new.site_id.map(|s| s.0)
                 ],
             )
             .map_err(constraint)?;
@@ -86,10 +90,13 @@ impl Store {
             if let Some(machine) = new.machine_id {
                 require(tx, "machines", machine.0, "machine_id")?;
             }
+            if let Some(site) = new.site_id {
+                require(tx, "sites", site.0, "site_id")?;
+            }
             let (kind, param) = encode_condition(&new.condition);
             let changed = tx.execute(
                 "UPDATE alarm_rules SET name = ?2, machine_id = ?3, metric = ?4, kind = ?5, param = ?6,
-                 for_seconds = ?7, severity = ?8, enabled = ?9, deadband = ?10 WHERE id = ?1",
+                 for_seconds = ?7, severity = ?8, enabled = ?9, deadband = ?10, site_id = ?11 WHERE id = ?1",
                 params![
                     id,
                     new.name,
@@ -100,7 +107,8 @@ impl Store {
                     new.for_seconds,
                     new.severity.as_str(),
                     new.enabled,
-                    new.deadband
+                    new.deadband,
+                    new.site_id.map(|s| s.0)
                 ],
             )?;
             touched(changed, "alarm rule", id)?;
@@ -384,7 +392,7 @@ fn clear_rule_alarms(tx: &Connection, rule_id: i64, at: Timestamp) -> Result<Vec
         .collect()
 }
 
-const RULE_SELECT: &str = "SELECT id, name, machine_id, metric, kind, param, for_seconds, severity, enabled, deadband FROM alarm_rules";
+const RULE_SELECT: &str = "SELECT id, name, machine_id, metric, kind, param, for_seconds, severity, enabled, deadband, site_id FROM alarm_rules";
 
 fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
     let kind: String = row.get(4)?;
@@ -401,6 +409,7 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<Result<AlarmRule>> {
         rule: NewAlarmRule {
             name: row.get(1)?,
             machine_id: row.get::<_, Option<i64>>(2)?.map(MachineId),
+            site_id: row.get::<_, Option<i64>>(10)?.map(SiteId),
             metric: row.get(3)?,
             condition,
             for_seconds: row.get(6)?,

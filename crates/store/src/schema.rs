@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0035_alarm_notes.sql"),
     include_str!("migrations/0036_alarms_by_latest_occurrence.sql"),
     include_str!("migrations/0037_order_history.sql"),
+    include_str!("migrations/0038_alarm_rules_per_site.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

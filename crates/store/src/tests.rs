@@ -243,7 +243,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 37);
+    assert_eq!(store.schema_version().unwrap(), 38);
 }
 
 #[test]
@@ -453,19 +453,32 @@ fn upgrading_keeps_every_row_and_reference() {
         f.store.create_token(user.id, "bootstrap", &[8u8; 32], "bootstrap-", NOW).unwrap();
         // A device with a password, as older versions kept one.
         f.store.create_user("gw", Role::Device, Some(site), "$argon2id$device", NOW).unwrap();
-        let rule = f
-            .store
-            .create_alarm_rule(&NewAlarmRule {
+        // A rule as version 16 kept it, without a site.
+        let rule = alarm::AlarmRule {
+            id: f
+                .store
+                .write(|tx| {
+                    tx.execute(
+                        "INSERT INTO alarm_rules (name, machine_id, metric, kind, param, for_seconds, severity,
+                                                  enabled, deadband)
+                         VALUES ('gas', ?1, 'gas_ppm', 'above', 50.0, 0, 'critical', 1, 0.0)",
+                        [f.machines[0].0],
+                    )?;
+                    Ok(tx.last_insert_rowid())
+                })
+                .unwrap(),
+            rule: NewAlarmRule {
                 name: "gas".into(),
                 machine_id: Some(f.machines[0]),
+                site_id: None,
                 metric: Some("gas_ppm".into()),
                 condition: Condition::Above { threshold: 50.0 },
                 for_seconds: 0,
                 deadband: 0.0,
                 severity: Severity::Critical,
                 enabled: true,
-            })
-            .unwrap();
+            },
+        };
         // An alarm as version 16 wrote it, without the time it fired.
         f.store
             .write(|tx| {
@@ -479,18 +492,11 @@ fn upgrading_keeps_every_row_and_reference() {
             })
             .unwrap();
         let operations: Vec<_> = orders.iter().flat_map(|o| f.store.operations(o.id).unwrap()).collect();
-        (
-            orders,
-            operations,
-            f.store.users().unwrap(),
-            f.store.tokens(None).unwrap(),
-            f.store.alarm_rules().unwrap(),
-            f.variant,
-        )
+        (orders, operations, f.store.users().unwrap(), f.store.tokens(None).unwrap(), vec![rule], f.variant)
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 37);
+    assert_eq!(store.schema_version().unwrap(), 38);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -1516,6 +1522,7 @@ mod alarm_tests {
         NewAlarmRule {
             name: name.into(),
             machine_id: None,
+            site_id: None,
             metric: Some("gas_ppm".into()),
             condition: Condition::Above { threshold: 50.0 },
             for_seconds: 0,
@@ -1584,6 +1591,7 @@ mod alarm_tests {
             .create_alarm_rule(&NewAlarmRule {
                 name: "Over-temperature".into(),
                 machine_id: None,
+                site_id: None,
                 metric: Some("temperature_c".into()),
                 condition: Condition::Above { threshold: 80.0 },
                 for_seconds: 30,
@@ -1659,6 +1667,7 @@ mod alarm_tests {
         let new = NewAlarmRule {
             name: "Vibration high".into(),
             machine_id: None,
+            site_id: None,
             metric: Some("vibration_mm_s".into()),
             condition: Condition::Above { threshold: 4.0 },
             for_seconds: 300,

@@ -29,16 +29,17 @@ pub(crate) async fn get_rule(
     Ok(Json(read(|| state.store.alarm_rule(id))?))
 }
 
-/// Someone bound to a site changes the rules of its machines only: a rule for every machine
-/// watches the other sites' too.
+/// Someone bound to a site changes the rules of its machines only (one machine, or the site's
+/// every machine): a rule for every site's machines watches the other sites' too.
 fn require_rule_site(state: &AppState, principal: &Principal, rule: &NewAlarmRule) -> ApiResult<()> {
     if principal.user.site_id.is_none() {
         return Ok(());
     }
-    match rule.machine_id {
-        Some(machine) => principal.require_machine_site(&state.store, machine),
-        None => Err(ApiError::forbidden(
-            "a rule without a machine watches every site's machines; your account acts at one site, so give the rule one of its machines",
+    match (rule.machine_id, rule.site_id) {
+        (Some(machine), _) => principal.require_machine_site(&state.store, machine),
+        (None, Some(site)) => principal.require_site(&state.store, site, "the rule"),
+        (None, None) => Err(ApiError::forbidden(
+            "a rule without a machine or a site watches every site's machines; your account acts at one site, so give the rule its site_id or one of its machines",
         )),
     }
 }

@@ -1203,6 +1203,15 @@ async fn people_bound_to_another_site_are_offered_nothing_they_may_not_do_at_thi
         let station = h.page("/station", &bound, "en").await.text;
         assert!(station.contains("de-1") && !station.contains(&format!("/station?machine={machine}\"")));
     }
+    // A rule for every machine of Berlin is said so, and is the Berlin fitter's to edit.
+    let rule = json!({"name": "Berlin coolant", "metric": "coolant_c", "condition": {"kind": "above", "threshold": 40.0},
+                      "severity": "warning", "site_id": berlin});
+    let rule = h.post_json("/api/v1/alarm-rules", ADMIN, &rule).await.json["id"].clone();
+    assert!(h.page("/alarms", ADMIN, "en").await.text.contains("All machines at Berlin"));
+    let fitter =
+        h.page("/alarms", &h.bound_token("fit-de-2", Role::Maintenance, model::SiteId(berlin)), "en").await;
+    assert!(fitter.text.contains(&format!("PUT /api/v1/alarm-rules/{rule}")), "the site's rule is theirs");
+    assert!(fitter.text.contains(r#"data-show-when="machine_id=""#), "a new rule may watch the whole site");
     // The admin binds and unbinds people on the settings page.
     let settings = h.page("/settings", ADMIN, "en").await.text;
     assert!(settings.contains(r#"data-show-when="role=maintenance,operator""#), "{settings}");

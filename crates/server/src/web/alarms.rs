@@ -25,6 +25,7 @@ pub(crate) struct Text {
     pub(crate) note: &'static str,
     pub(crate) all: &'static str,
     pub(crate) all_machines: &'static str,
+    pub(crate) machines_at: &'static str,
     pub(crate) all_severities: &'static str,
     pub(crate) all_sites: &'static str,
     pub(crate) period: &'static str,
@@ -63,6 +64,7 @@ pub(crate) const EN: Text = Text {
     note: "Note (optional): what was found and done",
     all: "All, newest first",
     all_machines: "All machines",
+    machines_at: "All machines at {site}",
     all_severities: "Every severity",
     all_sites: "All sites",
     period: "Up within",
@@ -101,6 +103,7 @@ pub(crate) const ZH: Text = Text {
     period: "時段",
     periods: ["任何時間", "最近 8 小時", "最近 24 小時", "最近 7 日"],
     all_machines: "所有機器",
+    machines_at: "{site} 所有機器",
     all_severities: "所有嚴重程度",
     none_found: "沒有符合的警報。",
     value: "數值",
@@ -328,10 +331,10 @@ pub(crate) async fn page(
             h2 #rules-heading { (a.rules) }
             // The metrics machines report, offered in the rule forms against typos.
             datalist #known-metrics { @for metric in &metrics { option value=(metric) {} } }
-            (rule_table(&ctx, &rules, &names, &site_of, &metrics))
+            (rule_table(&ctx, &rules, &names, &site_of, &sites, &metrics))
             @if ctx.may(Need::Maintain) {
                 h2 { (a.new_rule) }
-                (rule_form(&ctx, None, &own_machines))
+                (rule_form(&ctx, None, &own_machines, &sites))
             }
         }
     };
@@ -343,18 +346,28 @@ fn rule_table(
     rules: &[AlarmRule],
     names: &HashMap<MachineId, &str>,
     site_of: &HashMap<MachineId, model::SiteId>,
+    sites: &[model::Site],
     metrics: &[String],
 ) -> Markup {
     let t = ctx.t;
     let a = t.alarms_page;
-    // Someone bound to a site edits the rules of its machines only, not those of every machine.
-    let may_edit = |rule: &AlarmRule| match ctx.user.site_id {
-        None => ctx.may(Need::Maintain),
-        Some(_) => rule
-            .rule
-            .machine_id
-            .and_then(|m| site_of.get(&m))
-            .is_some_and(|site| ctx.may_at(Need::Maintain, *site)),
+    // Someone bound to a site edits the rules of its machines only (one of them, or all of the
+    // site's), not those of every site's machines.
+    let may_edit = |rule: &AlarmRule| match (ctx.user.site_id, rule.rule.machine_id, rule.rule.site_id) {
+        (None, ..) => ctx.may(Need::Maintain),
+        (Some(_), Some(machine), _) => {
+            site_of.get(&machine).is_some_and(|site| ctx.may_at(Need::Maintain, *site))
+        }
+        (Some(_), None, Some(site)) => ctx.may_at(Need::Maintain, site),
+        (Some(_), None, None) => false,
+    };
+    let watched = |rule: &AlarmRule| match (rule.rule.machine_id, rule.rule.site_id) {
+        (Some(machine), _) => names.get(&machine).copied().unwrap_or("?").to_string(),
+        (None, Some(site)) => {
+            let site = sites.iter().find(|s| s.id == site).map_or("?", |s| s.name.as_str());
+            a.machines_at.replace("{site}", site)
+        }
+        (None, None) => a.all_machines.to_string(),
     };
     html! {
         @if rules.is_empty() {
@@ -370,7 +383,7 @@ fn rule_table(
                         @let (kind, limit) = condition_parts(&rule.rule.condition);
                         tr data-testid="rule-row" {
                             td { (rule.rule.name) }
-                            td { (rule.rule.machine_id.and_then(|m| names.get(&m).copied()).unwrap_or(a.all_machines)) }
+                            td { (watched(rule)) }
                             td {
                                 (rule.rule.metric.as_deref().unwrap_or(t.none))
                                 @if let Some(metric) = &rule.rule.metric && !metrics.contains(metric) {
@@ -388,7 +401,7 @@ fn rule_table(
                                 @if may_edit(rule) {
                                     details {
                                         summary { (t.edit) }
-                                        (rule_form(ctx, Some(rule), &[]))
+                                        (rule_form(ctx, Some(rule), &[], &[]))
                                         button.danger data-action={ "DELETE /api/v1/alarm-rules/" (rule.id) }
                                             data-confirm=(a.delete_rule) { (t.delete) }
                                     }
@@ -404,7 +417,14 @@ fn rule_table(
 
 /// The form to create a rule (`rule` absent) or change one. The limit input is named after the
 /// condition kind's field; the script keeps only the input of the chosen kind enabled.
-fn rule_form(ctx: &Ctx, rule: Option<&AlarmRule>, machines: &[model::Machine]) -> Markup {
+/// The form of a new rule (`rule` absent: its machine, or every machine of a site or of all
+/// sites, among `machines` and `sites`) or of an existing one (which keeps what it watches).
+fn rule_form(
+    ctx: &Ctx,
+    rule: Option<&AlarmRule>,
+    machines: &[model::Machine],
+    sites: &[model::Site],
+) -> Markup {
     let t = ctx.t;
     let a = t.alarms_page;
     let (action, kind, limit) = match rule {
@@ -421,11 +441,27 @@ fn rule_form(ctx: &Ctx, rule: Option<&AlarmRule>, machines: &[model::Machine]) -
                 @if let Some(machine) = rule.rule.machine_id {
                     input type="hidden" name="machine_id" data-type="int" value=(machine.0);
                 }
+                @if let Some(site) = rule.rule.site_id {
+                    input type="hidden" name="site_id" data-type="int" value=(site.0);
+                }
             } @else {
+                @let own = ctx.user.site_id;
                 label { (t.machine)
-                    select name="machine_id" data-type="int" required[ctx.user.site_id.is_some()] {
-                        @if ctx.user.site_id.is_none() { option value="" { (a.all_machines) } }
+                    select name="machine_id" data-type="int" data-switch {
+                        option value="" { (a.all_machines) }
                         @for machine in machines { option value=(machine.id.0) { (machine.code) } }
+                    }
+                }
+                // Without a machine: every machine of one site, or of all (someone bound to a
+                // site gives theirs).
+                @if sites.len() > 1 || own.is_some() {
+                    label data-show-when="machine_id=" { (t.site)
+                        select name="site_id" data-type="int" {
+                            @if own.is_none() { option value="" { (a.all_sites) } }
+                            @for site in sites.iter().filter(|s| own.is_none_or(|own| own == s.id)) {
+                                option value=(site.id.0) { (site.name) }
+                            }
+                        }
                     }
                 }
             }

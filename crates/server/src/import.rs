@@ -297,8 +297,9 @@ fn parse(store: &Store, csv: &[u8], existing: Existing) -> Result<Parsed, Parse>
             bad("material_ready", "must be an RFC 3339 time, e.g. 2026-11-30T08:00:00+08:00");
         }
         let number = field("number").trim().to_string();
-        if !number.is_empty() && !seen_numbers.insert(number.clone()) {
-            bad("number", "appears on an earlier line of this file");
+        // In any case: `so-1` below `SO-1` is the same order to people.
+        if !number.is_empty() && !seen_numbers.insert(number.to_ascii_lowercase()) {
+            bad("number", "appears on an earlier line of this file (in this or another case)");
         }
         // The order's own rules run even when some fields did not parse, with stand-ins for
         // those, so one report names every problem of the row; problems of a field that did not

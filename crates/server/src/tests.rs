@@ -6315,6 +6315,15 @@ async fn an_order_file_sent_again_imports_only_what_is_new() {
     let again = h.post_json("/api/v1/orders", &token_for(Role::Planner), &order).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
     assert_eq!(again.json["existing_id"], erp1);
+    // In another case too: people read `erp-1` as the same order.
+    let lower = json!({"number": "erp-1", "customer": "Acme", "variant_id": 1, "quantity": 10, "due": "2026-12-01T18:00:00+08:00"});
+    let again = h.post_json("/api/v1/orders", &token_for(Role::Planner), &lower).await;
+    assert_eq!((again.status, &again.json["existing_id"]), (StatusCode::CONFLICT, &erp1), "{}", again.text);
+    assert!(again.text.contains(r#"as \"ERP-1\""#), "{}", again.text);
+    let cased =
+        "number,customer,variant,quantity,due\nerp-1,Acme,phone-stand-black,1,2026-12-02T18:00:00+08:00\n";
+    let reply = import("/api/v1/orders/import", cased.to_string()).await;
+    assert_eq!(reply.json["field"], "line 2.number", "{}", reply.text);
     let variant = h.get("/api/v1/variants?code=phone-stand-black").await.json["items"].clone();
     assert_eq!(variant.as_array().map(Vec::len), Some(1), "{variant}");
     assert_eq!(variant[0]["code"], "phone-stand-black");

@@ -213,13 +213,15 @@ impl Store {
         self.read(|conn| read_order(conn, id))
     }
 
-    /// The order with this number, if any.
+    /// The order with this number, if any: in this case, else in another (`SO-1` for `so-1`).
     pub fn order_by_number(&self, number: &str) -> Result<Option<Order>> {
         self.read(|conn| {
-            conn.prepare_cached(&format!("{ORDER_SELECT} WHERE number = ?1"))?
-                .query_row([number], order_row)
-                .optional()?
-                .transpose()
+            conn.prepare_cached(&format!(
+                "{ORDER_SELECT} WHERE lower(number) = lower(?1) ORDER BY number = ?1 DESC, id LIMIT 1"
+            ))?
+            .query_row([number], order_row)
+            .optional()?
+            .transpose()
         })
     }
 
@@ -482,6 +484,7 @@ impl Store {
             {
                 return Err(StoreError::Invalid(vec![problem]));
             }
+            check_number_case(tx, &new.number, Some(id))?;
             tx.execute(
                 "UPDATE orders SET number = ?2, customer = ?3, quantity = ?4, due_ms = ?5,
                  priority_raised_ms = CASE WHEN ?6 > priority THEN ?8 ELSE priority_raised_ms END,
@@ -506,13 +509,13 @@ impl Store {
         })
     }
 
-    /// Which of `numbers` are order numbers already in use.
+    /// Which of `numbers` are order numbers already in use, in any case.
     pub fn taken_order_numbers<'a>(
         &self,
         numbers: impl IntoIterator<Item = &'a str>,
     ) -> Result<Vec<&'a str>> {
         self.read(|conn| {
-            let mut exists = conn.prepare_cached("SELECT 1 FROM orders WHERE number = ?1")?;
+            let mut exists = conn.prepare_cached("SELECT 1 FROM orders WHERE lower(number) = lower(?1)")?;
             let mut taken = Vec::new();
             for number in numbers {
                 if exists.exists([number])? {
@@ -694,6 +697,24 @@ fn record_event(
     Ok(())
 }
 
+/// Refuses `number` when another order than `except` has it in another case: people read
+/// `so-1` and `SO-1` as one order. The very same number is the `UNIQUE` constraint's conflict.
+fn check_number_case(tx: &Connection, number: &str, except: Option<OrderId>) -> Result<()> {
+    let taken: Option<String> = tx
+        .prepare_cached(
+            "SELECT number FROM orders WHERE lower(number) = lower(?1) AND number != ?1 AND id != ?2 LIMIT 1",
+        )?
+        .query_row(params![number, except.map_or(0, |order| order.0)], |row| row.get(0))
+        .optional()?;
+    match taken {
+        Some(taken) => Err(StoreError::Conflict {
+            field: Some("number".into()),
+            message: format!("number is already in use (as {taken:?}; numbers differ by more than case)"),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn insert_order(
     tx: &Connection,
     new: &NewOrder,
@@ -708,6 +729,7 @@ fn insert_order(
         }
     };
     check_work(routing, new.quantity)?;
+    check_number_case(tx, &new.number, None)?;
     let revision = batch.next_revision;
     tx.prepare_cached(
         "INSERT INTO orders (number, customer, variant_id, quantity, due_ms, priority, status, created_ms,

@@ -243,7 +243,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 38);
+    assert_eq!(store.schema_version().unwrap(), 39);
 }
 
 #[test]
@@ -496,7 +496,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 38);
+    assert_eq!(store.schema_version().unwrap(), 39);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -2711,6 +2711,29 @@ mod account_tests {
         let loose = f.store.update_user(gateway.id, None, Some(None), None).unwrap_err();
         assert!(matches!(&loose, StoreError::Invalid(p) if p[0].field == "site_id"), "{loose:?}");
     }
+}
+
+#[test]
+fn order_numbers_that_differ_only_in_case_are_one_number() {
+    let f = fixture(Store::open_in_memory().unwrap());
+    let first = f.store.create_order(&new_order("SO-1", f.variant), NOW).unwrap();
+    let other = f.store.create_order(&new_order("SO-2", f.variant), NOW).unwrap();
+    let conflict = |result: Result<Order>| match result {
+        Err(StoreError::Conflict { field, message }) => (field, message),
+        other => panic!("{other:?}"),
+    };
+    let (field, message) = conflict(f.store.create_order(&new_order("so-1", f.variant), NOW));
+    assert_eq!(
+        (field.as_deref(), message.as_str()),
+        (Some("number"), r#"number is already in use (as "SO-1"; numbers differ by more than case)"#)
+    );
+    let batch = f.store.create_orders(&[new_order("SO-3", f.variant), new_order("So-1", f.variant)], NOW);
+    assert!(matches!(batch, Err(StoreError::InRow { index: 1, .. })), "{batch:?}");
+    conflict(f.store.update_order(other.id, &new_order("so-1", f.variant), NOW));
+    // An order may change the case of its own number.
+    assert_eq!(f.store.update_order(first.id, &new_order("so-1", f.variant), NOW).unwrap().number, "so-1");
+    assert_eq!(f.store.order_by_number("SO-1").unwrap().map(|o| o.id), Some(first.id));
+    assert_eq!(f.store.taken_order_numbers(["SO-1", "so-2", "SO-3"]).unwrap(), ["SO-1", "so-2"]);
 }
 
 #[test]

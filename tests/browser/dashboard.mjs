@@ -228,6 +228,14 @@ try {
   check(entered && entered.status === 'planned' && entered.priority === 9, 'the order form entered the order');
   check(entered.due.endsWith('T10:00:00Z'), `the due time is 18:00 at the site (${entered.due})`);
   check(offersMaterial && entered.material_ready == null, 'the form offers a material date, and one left empty is not sent');
+  // Saved as it was, the change form says there is nothing to save and sends nothing.
+  await page.locator('[data-testid=change-order] summary').click();
+  await page.locator('[data-testid=change-order] button[type=submit]').click();
+  await page.waitForFunction(() => (document.getElementById('flash').textContent || '').length > 0, null, { timeout: 10000 });
+  const unchangedSay = await page.locator('#flash').textContent();
+  check(unchangedSay.startsWith('Nothing to save')
+    && (await api('GET', `/api/v1/orders/${entered.id}`)).revision === entered.revision,
+    `a change form saved as it was sends nothing (${unchangedSay})`);
   // The same number again: refused, with a link to the order that has it.
   await page.goto(base + '/orders');
   await form.locator('input[name=number]').fill('SO-BROWSER-RUSH');

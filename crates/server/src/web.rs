@@ -386,6 +386,7 @@ fn i18n_data(t: &Text) -> Markup {
         "done": t.done_message,
         "failed": t.failed_message,
         "changed_since": t.changed_since,
+        "unchanged": t.unchanged,
         "unsent": t.unsent,
         "confirm": t.confirm,
         "lost": t.connection_lost,

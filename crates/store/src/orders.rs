@@ -475,6 +475,11 @@ impl Store {
                     "cannot change; cancel the order and create a new one",
                 ));
             }
+            let changes = changes(&order, new);
+            // Nothing to change: no new revision, nothing in the history.
+            if changes.is_empty() {
+                return Ok(order);
+            }
             let steps: Vec<(String, f64)> = tx
                 .prepare_cached("SELECT name, unit_seconds FROM operations WHERE order_id = ?1 ORDER BY seq")?
                 .query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -501,10 +506,7 @@ impl Store {
                 ],
             )
             .map_err(constraint)?;
-            let changes = changes(&order, new);
-            if !changes.is_empty() {
-                record_event(tx, id, now, actor, "changed", &changes)?;
-            }
+            record_event(tx, id, now, actor, "changed", &changes)?;
             read_order(tx, id)
         })
     }

@@ -2730,6 +2730,10 @@ fn order_numbers_that_differ_only_in_case_are_one_number() {
     let batch = f.store.create_orders(&[new_order("SO-3", f.variant), new_order("So-1", f.variant)], NOW);
     assert!(matches!(batch, Err(StoreError::InRow { index: 1, .. })), "{batch:?}");
     conflict(f.store.update_order(other.id, &new_order("so-1", f.variant), NOW));
+    // Saved as it was: no new revision, nothing in the history.
+    let same = f.store.update_order(other.id, &new_order("SO-2", f.variant), NOW).unwrap();
+    assert_eq!(same.revision, other.revision);
+    assert!(f.store.order_history(other.id).unwrap().iter().all(|event| event.kind != "changed"));
     // An order may change the case of its own number.
     assert_eq!(f.store.update_order(first.id, &new_order("so-1", f.variant), NOW).unwrap().number, "so-1");
     assert_eq!(f.store.order_by_number("SO-1").unwrap().map(|o| o.id), Some(first.id));

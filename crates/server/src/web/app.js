@@ -158,9 +158,24 @@ function restoreFocus(root, key) {
   target.focus({ preventScroll: true });
 }
 
+// Whether a change form (one drawn with data-original) would send every field as the record
+// has it: times compared as instants, a field left empty as none.
+function unchanged(element, body) {
+  if (element.dataset.original === undefined || !body) return false;
+  const original = JSON.parse(element.dataset.original);
+  const keys = new Set([...Object.keys(original), ...Object.keys(body)]);
+  keys.delete('status');
+  const time = value => typeof value === 'string' && /^\d{4}-\d\d-\d\dT/.test(value) ? Date.parse(value) : value;
+  return [...keys].every(key => JSON.stringify(time(original[key] ?? null)) === JSON.stringify(time(body[key] ?? null)));
+}
+
 async function perform(element, body) {
   const [method, url] = element.dataset.action.split(' ');
   if (element.dataset.confirm && !window.confirm(element.dataset.confirm)) return;
+  if (unchanged(element, body)) {
+    flash(text.unchanged || 'Nothing to save: every field is as it was.');
+    return;
+  }
   // A finish that leaves units of the lot uncounted says how many and asks first.
   if (element.dataset.shortOf !== undefined && body) {
     const short = Number(element.dataset.shortOf) - (Number(body.good) || 0) - (Number(body.scrap) || 0);

@@ -115,6 +115,8 @@ pub(crate) struct Text {
     pub(crate) failed_message: &'static str,
     /// A change refused because the record changed since the page showed it (412).
     pub(crate) changed_since: &'static str,
+    /// A change form sent with every field as it was: nothing is saved.
+    pub(crate) unchanged: &'static str,
     /// An action whose request never reached the platform (no network).
     pub(crate) unsent: &'static str,
     pub(crate) confirm: &'static str,
@@ -286,6 +288,7 @@ const EN: Text = Text {
     done_message: "Done.",
     failed_message: "Not done ({status}): {message}",
     changed_since: "Someone changed this since the page was shown; reload it to see their change, then make yours again.",
+    unchanged: "Nothing to save: every field is as it was.",
     unsent: "Not sent: there is no connection to the platform, so nothing was saved. Try again when the connection is back.",
     confirm: "Are you sure?",
     save: "Save",
@@ -391,6 +394,7 @@ const ZH: Text = Text {
     done_message: "已儲存。",
     failed_message: "未能完成（{status}）：{message}",
     changed_since: "此頁顯示後已有人更改；請重新載入查看其更改，再作出你的更改。",
+    unchanged: "沒有要儲存的更改：所有欄位與原來相同。",
     unsent: "未能傳送：與平台的連線中斷，甚麼都未儲存。連線恢復後請再試。",
     confirm: "確定嗎？",
     save: "儲存",

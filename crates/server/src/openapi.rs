@@ -412,6 +412,7 @@ pub(crate) fn build() -> Value {
             ("due_after", "date-time", "Only orders due at or after this RFC 3339 time."),
             ("machine", "integer", "Only orders with an operation that may run on this machine."),
             ("site", "integer", "Only orders with an operation that may run on a machine of this site."),
+            ("product", "integer", "Only orders of a variant of this product."),
             ("customer", "string", "Only orders of this customer (exact match)."),
             ("number", "string", "Only the order of this number (exact match): how an integration finds an order it knows by number."),
             ("search", "string", "Only orders whose number or customer contains this text (1 to 200 characters; ASCII letters in any case)."),

@@ -70,6 +70,8 @@ pub struct OrderFilter {
     pub machine: Option<MachineId>,
     /// Only orders with an operation that may run on a machine of this site.
     pub site: Option<model::SiteId>,
+    /// Only orders of a variant of this product.
+    pub product: Option<model::ProductId>,
     /// Only orders of this customer (exact match).
     pub customer: Option<String>,
     /// Only the order of this number (exact match).
@@ -511,6 +513,20 @@ impl Store {
         })
     }
 
+    /// The customers of the latest 2,000 orders, the most recent first (at most `limit`): the
+    /// order forms offer them, so a customer is typed once and then chosen.
+    pub fn recent_customers(&self, limit: u32) -> Result<Vec<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT customer FROM (SELECT customer, id FROM orders ORDER BY id DESC LIMIT 2000)
+                     GROUP BY customer ORDER BY max(id) DESC LIMIT ?1",
+                )?
+                .query_map([limit], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// Which of `numbers` are order numbers already in use, in any case.
     pub fn taken_order_numbers<'a>(
         &self,
@@ -847,6 +863,10 @@ fn order_conditions(filter: &OrderFilter) -> (String, Vec<Value>) {
     if let Some(after) = filter.due_after {
         sql.push_str(" AND due_ms >= ?");
         values.push(Value::Integer(to_ms(after)));
+    }
+    if let Some(product) = filter.product {
+        sql.push_str(" AND variant_id IN (SELECT id FROM variants WHERE product_id = ?)");
+        values.push(Value::Integer(product.0));
     }
     if let Some(customer) = &filter.customer {
         sql.push_str(" AND customer = ?");

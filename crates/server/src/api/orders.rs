@@ -32,6 +32,7 @@ pub(crate) struct OrdersQuery {
     late: Option<bool>,
     open: Option<bool>,
     site: Option<i64>,
+    product: Option<i64>,
 }
 
 pub(crate) async fn list_orders(
@@ -47,16 +48,25 @@ pub(crate) async fn list_orders(
     let request = page_request(limit, cursor)?;
     filter.cursor_due_ms = cursor_due_ms;
     let store = state.store;
-    // Orders for a machine that does not exist are not "none": the filter is wrong (as /oee says).
-    if let Some(machine) = filter.machine {
-        read(|| store.machine(machine))?;
-    }
-    if let Some(site) = filter.site {
-        read(|| store.site(site))?;
-    }
+    read(|| check_filter_records(&store, &filter))?;
     let page = read(|| store.orders(&filter, request))?;
     let next_cursor = order_cursor(sort, &page);
     Ok(Json(ListResponse { items: page.items, next_cursor }))
+}
+
+/// Orders of a machine, site or product that does not exist are not "none": the filter is
+/// wrong (404, as `/oee` says).
+fn check_filter_records(store: &Store, filter: &OrderFilter) -> store::Result<()> {
+    if let Some(machine) = filter.machine {
+        store.machine(machine)?;
+    }
+    if let Some(site) = filter.site {
+        store.site(site)?;
+    }
+    if let Some(product) = filter.product {
+        store.product(product)?;
+    }
+    Ok(())
 }
 
 /// The filter of an orders list's query (its paging aside); `now` judges lateness.
@@ -93,6 +103,7 @@ fn orders_filter(query: OrdersQuery, now: model::Timestamp) -> ApiResult<OrderFi
         due_after: timestamp_param("due_after", query.due_after.as_deref())?,
         machine: query.machine.map(model::MachineId),
         site: query.site.map(model::SiteId),
+        product: query.product.map(model::ProductId),
         customer,
         number: query.number,
         search,
@@ -132,9 +143,7 @@ pub(crate) async fn export_orders(
         // Named by the day it was taken, in the site's time: exports of several days keep apart.
         let day = zone.local(now).date();
         let name = format!("orders-{}-{:02}-{:02}.csv", day.year(), u8::from(day.month()), day.day());
-        if let Some(machine) = filter.machine {
-            store.machine(machine)?;
-        }
+        check_filter_records(&store, &filter)?;
         let orders = store.orders(&filter, store::PageRequest { after: None, limit: MAX_EXPORT + 1 })?.items;
         if orders.len() > MAX_EXPORT as usize {
             return Ok(Err(ApiError::conflict(

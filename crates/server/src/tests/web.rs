@@ -779,6 +779,45 @@ async fn orders_are_found_by_a_part_of_their_number_or_customer() {
 }
 
 #[tokio::test]
+async fn orders_are_found_by_product_and_the_forms_offer_known_customers() {
+    let h = harness();
+    let products = h.get("/api/v1/products").await.json["items"].as_array().unwrap().clone();
+    assert!(products.len() > 1, "the seeded catalogue has several products");
+    let all = h.get("/api/v1/orders?limit=500").await.json["items"].as_array().unwrap().clone();
+    let variants = h.get("/api/v1/variants?limit=500").await.json["items"].as_array().unwrap().clone();
+    let product_of = |order: &Value| {
+        variants.iter().find(|v| v["id"] == order["variant_id"]).unwrap()["product_id"].clone()
+    };
+    let product = product_of(&all[0]);
+    let expected: Vec<&Value> = all.iter().filter(|o| product_of(o) == product).map(|o| &o["id"]).collect();
+    assert!(!expected.is_empty() && expected.len() < all.len(), "{expected:?}");
+    let found = h.get(&format!("/api/v1/orders?limit=500&product={product}")).await.json;
+    let found: Vec<&Value> = found["items"].as_array().unwrap().iter().map(|o| &o["id"]).collect();
+    assert_eq!(found, expected);
+    assert_eq!(h.get("/api/v1/orders?product=9999").await.status, StatusCode::NOT_FOUND);
+    let export = h.get(&format!("/api/v1/orders/export?product={product}")).await.text;
+    assert_eq!(export.lines().count(), expected.len() + 1, "a header and each order");
+    let page = h.page(&format!("/orders?product={product}"), ADMIN, "en").await.text;
+    assert_eq!(page.matches(r#"data-testid="order-row""#).count(), expected.len().min(50));
+    assert!(page.contains(&format!(r#"<option value="{product}" selected>"#)), "{page}");
+    let bad = h.page("/orders?product=9999", ADMIN, "en").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("Product: not a known product."));
+    // The customers entered before are offered, each once, the latest first.
+    let page = h.page("/orders", ADMIN, "en").await.text;
+    let offered =
+        page.split(r#"<datalist id="known-customers">"#).nth(1).unwrap().split("</datalist>").next().unwrap();
+    let latest = all.iter().max_by_key(|o| o["id"].as_i64()).unwrap()["customer"].as_str().unwrap();
+    assert!(offered.starts_with(&format!(r#"<option value="{latest}">"#)), "{offered}");
+    let mut names: Vec<&str> =
+        offered.split("<option value=\"").skip(1).map(|o| o.split('"').next().unwrap()).collect();
+    let count = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), count, "each customer once");
+}
+
+#[tokio::test]
 async fn orders_list_earliest_due_first_when_asked_and_say_how_many_match() {
     let h = harness();
     let all = h.get("/api/v1/orders?limit=500").await.json["items"].as_array().unwrap().clone();

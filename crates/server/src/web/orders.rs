@@ -39,6 +39,9 @@ pub(crate) struct Text {
     pub(crate) bad_release_status: &'static str,
     pub(crate) all_sites: &'static str,
     pub(crate) bad_site: &'static str,
+    pub(crate) product: &'static str,
+    pub(crate) all_products: &'static str,
+    pub(crate) bad_product: &'static str,
     /// "48 orders"
     pub(crate) total: fn(u64) -> String,
     pub(crate) export_csv: &'static str,
@@ -140,6 +143,9 @@ pub(crate) const EN: Text = Text {
     bad_release_status: "Orders to release are planned orders: choose “All statuses” or “Planned”.",
     all_sites: "All sites",
     bad_site: "Site: not a known site.",
+    product: "Product",
+    all_products: "All products",
+    bad_product: "Product: not a known product.",
     total: |n| if n == 1 { "1 order".into() } else { format!("{n} orders") },
     export_csv: "Export as CSV",
     clear: "Clear filters",
@@ -233,6 +239,9 @@ pub(crate) const ZH: Text = Text {
     bad_release_status: "待下達的訂單均為「已計劃」：請選擇「所有狀態」或「已計劃」。",
     all_sites: "所有廠房",
     bad_site: "廠房：不是有效的廠房。",
+    product: "產品",
+    all_products: "所有產品",
+    bad_product: "產品：不是有效的產品。",
     total: |n| format!("共 {n} 張訂單"),
     export_csv: "匯出 CSV",
     clear: "清除篩選",
@@ -322,6 +331,8 @@ pub(crate) struct OrdersQuery {
     pub(crate) show: Option<String>,
     /// A site's id: orders with work its machines may do.
     pub(crate) site: Option<String>,
+    /// A product's id: orders of its variants.
+    pub(crate) product: Option<String>,
     pub(crate) cursor: Option<String>,
 }
 
@@ -338,6 +349,7 @@ pub(crate) enum FilterError {
     Show,
     ReleaseStatus,
     Site,
+    Product,
     Cursor,
 }
 
@@ -430,6 +442,13 @@ pub(crate) fn parse_filter(
             None
         }),
     };
+    let product = match present(&query.product) {
+        None => None,
+        Some(text) => text.parse::<i64>().ok().filter(|id| *id > 0).map(model::ProductId).or_else(|| {
+            errors.push(FilterError::Product);
+            None
+        }),
+    };
     let split = crate::api::orders::split_order_cursor(sort, query.cursor.as_deref());
     let cursor_due_ms = split.ok().and_then(|(_, due)| due);
     let request = split
@@ -452,6 +471,7 @@ pub(crate) fn parse_filter(
                     .min(),
                 machine: None,
                 site,
+                product,
                 customer,
                 number: None,
                 search,
@@ -477,6 +497,7 @@ pub(crate) fn list_url(query: &OrdersQuery, cursor: Option<&str>) -> String {
         ("sort", &query.sort),
         ("show", &query.show),
         ("site", &query.site),
+        ("product", &query.product),
     ];
     for (name, value) in fields {
         if let Some(value) = present(value) {
@@ -514,6 +535,7 @@ fn export_url(filter: &OrderFilter) -> String {
         ("due_before", filter.due_before.map(crate::rfc3339)),
         ("machine", filter.machine.map(|m| m.0.to_string())),
         ("site", filter.site.map(|s| s.0.to_string())),
+        ("product", filter.product.map(|p| p.0.to_string())),
         ("sort", sort),
         ("late", filter.lateness.map(|l| l.late.to_string())),
     ];
@@ -610,18 +632,21 @@ pub(crate) async fn list(
 ) -> PageResult {
     let o = ctx.t.orders_page;
     let sites = state.store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
+    let products = state.store.products(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
+    let choices = Choices { sites: &sites, products: &products };
     match parse_filter(&query, &ctx.zone, ctx.now) {
         Ok((filter, request)) => {
-            // A site that does not exist is a bad filter, not an empty list.
-            if let Some(site) = filter.site
-                && state.store.site(site).is_err()
-            {
-                let mut response = layout(
-                    &ctx,
-                    Nav::Orders,
-                    o.title,
-                    render_list(&ctx, &query, &sites, Err(&[FilterError::Site])),
-                );
+            // A site or product that does not exist is a bad filter, not an empty list.
+            let unknown = if filter.site.is_some_and(|site| state.store.site(site).is_err()) {
+                Some(FilterError::Site)
+            } else if filter.product.is_some_and(|product| state.store.product(product).is_err()) {
+                Some(FilterError::Product)
+            } else {
+                None
+            };
+            if let Some(unknown) = unknown {
+                let mut response =
+                    layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, choices, Err(&[unknown])));
                 *response.status_mut() = StatusCode::BAD_REQUEST;
                 return Ok(response);
             }
@@ -633,12 +658,18 @@ pub(crate) async fn list(
             } else {
                 None
             };
-            let body = html! { (render_list(&ctx, &query, &sites, Ok(&listing))) @if let Some(form) = new_order { (form) } };
+            let customers = state.store.recent_customers(500).or_page(&ctx)?;
+            let body = html! {
+                (render_list(&ctx, &query, choices, Ok(&listing)))
+                @if let Some(form) = new_order { (form) }
+                // Known customers, offered by the customer fields: typed once, then chosen.
+                datalist #known-customers { @for customer in &customers { option value=(customer) {} } }
+            };
             Ok(layout(&ctx, Nav::Orders, o.title, body))
         }
         Err(errors) => {
             let mut response =
-                layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, &sites, Err(&errors)));
+                layout(&ctx, Nav::Orders, o.title, render_list(&ctx, &query, choices, Err(&errors)));
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }
@@ -663,7 +694,7 @@ fn new_order_form(ctx: &Ctx, variants: &[model::Variant], rush_priority: u8) -> 
                 data-past-due=(model::oee::unix_ms(ctx.now)) data-confirm-past=(o.confirm_past)
                 data-confirm-material=(o.confirm_material) {
                 label { (o.number) input name="number" required maxlength="64" pattern=(super::CODE_PATTERN) title=(t.code_hint) placeholder="HK-2612-001"; }
-                label { (t.customer) input name="customer" required maxlength="200"; }
+                label { (t.customer) input name="customer" required maxlength="200" list="known-customers" autocomplete="off"; }
                 label { (t.product_variant)
                     select name="variant_id" data-type="int" required {
                         @for variant in variants { option value=(variant.id.0) { (variant.code) " · " (variant.name) } }
@@ -800,13 +831,21 @@ fn timeliness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
     }
 }
 
+/// What the list's filter offers to choose from.
+#[derive(Clone, Copy)]
+pub(crate) struct Choices<'a> {
+    pub(crate) sites: &'a [model::Site],
+    pub(crate) products: &'a [model::Product],
+}
+
 /// The list's HTML; `Err` holds the filter errors to explain instead of the table.
 pub(crate) fn render_list(
     ctx: &Ctx,
     query: &OrdersQuery,
-    sites: &[model::Site],
+    choices: Choices<'_>,
     listing: Result<&Listing, &[FilterError]>,
 ) -> Markup {
+    let Choices { sites, products } = choices;
     let t = ctx.t;
     let o = t.orders_page;
     let selected = present(&query.status);
@@ -818,6 +857,7 @@ pub(crate) fn render_list(
         &query.due_before,
         &query.show,
         &query.site,
+        &query.product,
     ]
     .into_iter()
     .any(|v| present(v).is_some());
@@ -841,7 +881,7 @@ pub(crate) fn render_list(
             }
             label { (t.customer)
                 input name="customer" type="search" value=(query.customer.as_deref().unwrap_or(""))
-                    placeholder=(o.customer_hint) maxlength="200";
+                    placeholder=(o.customer_hint) maxlength="200" list="known-customers";
             }
             label { (o.due_from) input name="due_after" type="date" value=(query.due_after.as_deref().unwrap_or("")); }
             label { (o.due_until) input name="due_before" type="date" value=(query.due_before.as_deref().unwrap_or("")); }
@@ -857,6 +897,16 @@ pub(crate) fn render_list(
                     option value="" { (o.all_orders) }
                     option value="late" selected[present(&query.show) == Some("late")] { (o.show_late) }
                     option value="to_release" selected[present(&query.show) == Some("to_release")] { (o.show_to_release) }
+                }
+            }
+            @if products.len() > 1 {
+                label { (o.product)
+                    select name="product" data-testid="order-product" {
+                        option value="" { (o.all_products) }
+                        @for product in products {
+                            option value=(product.id.0) selected[present(&query.product) == Some(product.id.0.to_string().as_str())] { (product.name) }
+                        }
+                    }
                 }
             }
             // Several sites: their orders apart (by the machines their steps may run on).
@@ -904,6 +954,7 @@ fn filter_message(t: &super::Text, error: FilterError, query: &OrdersQuery) -> S
         FilterError::Show => o.bad_show.to_string(),
         FilterError::ReleaseStatus => o.bad_release_status.to_string(),
         FilterError::Site => o.bad_site.to_string(),
+        FilterError::Product => o.bad_product.to_string(),
         FilterError::Cursor => o.bad_cursor.to_string(),
     }
 }

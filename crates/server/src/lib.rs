@@ -145,6 +145,10 @@ pub struct AppState {
     sign_ins: Arc<throttle::SignInThrottle>,
     /// Plans asked for through the API are computed one at a time (each takes the cores).
     plan_turn: Arc<tokio::sync::Semaphore>,
+    /// Delivery quotes are worked out one at a time: without an active plan each one searches
+    /// for `repair_time_limit_seconds`, and a desk pressing the button again must not take
+    /// every core.
+    quote_turn: Arc<tokio::sync::Semaphore>,
     live: Arc<live::Live>,
     alarm_inputs: tokio::sync::mpsc::Sender<AlarmInput>,
     /// Taken by the alarm worker when [`run`] starts it.
@@ -197,6 +201,7 @@ impl AppState {
             tokens: Arc::default(),
             sign_ins: Arc::default(),
             plan_turn: Arc::new(tokio::sync::Semaphore::new(1)),
+            quote_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             live,
             alarm_inputs,
             alarm_receiver: Arc::new(std::sync::Mutex::new(Some(alarm_receiver))),

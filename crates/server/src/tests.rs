@@ -1509,6 +1509,13 @@ async fn a_quote_says_when_an_order_would_be_done_and_stores_nothing() {
         h.post_json("/api/v1/orders/quote", &token_for(Role::Viewer), &body).await.status,
         StatusCode::FORBIDDEN
     );
+    // Quotes are worked out one at a time: while one holds the turn past a search's length,
+    // another is refused (503) rather than queued on the cores.
+    let held = h.state.quote_turn.clone().try_acquire_owned().unwrap();
+    let busy = h.post_json("/api/v1/orders/quote", ADMIN, &body).await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.text);
+    drop(held);
+    assert_eq!(h.post_json("/api/v1/orders/quote", ADMIN, &body).await.status, StatusCode::OK);
 }
 
 /// A quote is what the automatic re-plan then does: entered and released, the order slotted in by

@@ -169,6 +169,19 @@ pub(crate) async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(call).await.map_err(ApiError::internal)??)
 }
 
+/// Waits up to `wait` for `turn`, one of the semaphores that keep heavy work (plans, quotes) to
+/// one at a time; beyond that, 503 saying `busy`.
+pub(crate) async fn take_turn(
+    turn: &std::sync::Arc<tokio::sync::Semaphore>,
+    wait: std::time::Duration,
+    busy: &str,
+) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    tokio::time::timeout(wait, turn.clone().acquire_owned())
+        .await
+        .map_err(|_| ApiError::service_unavailable(busy))?
+        .map_err(ApiError::internal)
+}
+
 /// Fails with 422 listing every problem of `record`.
 pub(crate) fn validate(record: &impl Validate) -> ApiResult<()> {
     let problems = record.problems();

@@ -503,12 +503,12 @@ pub(crate) async fn quote_order(
     // One quote at a time; a second waits for the first (at most about one search) and is
     // refused beyond that, rather than piling searches up on the cores.
     let wait = state.planning.repair_time_limit() + std::time::Duration::from_secs(2);
-    let turn = tokio::time::timeout(wait, state.quote_turn.clone().acquire_owned())
-        .await
-        .map_err(|_| {
-            ApiError::service_unavailable("other delivery quotes are being worked out; try again in a moment")
-        })?
-        .map_err(ApiError::internal)?;
+    let turn = super::take_turn(
+        &state.quote_turn,
+        wait,
+        "other delivery quotes are being worked out; try again in a moment",
+    )
+    .await?;
     let (store, now, planning) = (state.store.clone(), state.clock.now(), state.planning.clone());
     blocking(move || {
         let _turn = turn;

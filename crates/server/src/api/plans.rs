@@ -284,12 +284,12 @@ pub(crate) async fn create_plan(
     }
     // One plan at a time: a second waits its turn (at most the longest plan), and its time
     // limit starts then.
-    let turn = tokio::time::timeout(PLAN_TURN_WAIT, state.plan_turn.clone().acquire_owned())
-        .await
-        .map_err(|_| {
-            ApiError::service_unavailable("other plans are being computed; try again when they are done")
-        })?
-        .map_err(ApiError::internal)?;
+    let turn = super::take_turn(
+        &state.plan_turn,
+        PLAN_TURN_WAIT,
+        "other plans are being computed; try again when they are done",
+    )
+    .await?;
     // A client that goes away (the request is dropped) ends the search, and nothing is stored.
     let cancel: Arc<AtomicBool> = Arc::default();
     let _cancel_on_drop = CancelOnDrop(cancel.clone());

@@ -831,6 +831,28 @@ fn timeliness(ctx: &Ctx, order: &Order, eta: Option<Timestamp>) -> Markup {
     }
 }
 
+/// A filter's select of records by id, `(name, label, every)` with "every" first, shown when
+/// there are at least two to choose from.
+fn record_select<'a>(
+    (name, label, every): (&str, &str, &str),
+    chosen: &Option<String>,
+    records: impl ExactSizeIterator<Item = (i64, &'a str)>,
+) -> Markup {
+    let chosen = present(chosen);
+    html! {
+        @if records.len() > 1 {
+            label { (label)
+                select name=(name) data-testid={ "order-" (name) } {
+                    option value="" { (every) }
+                    @for (id, shown) in records {
+                        option value=(id) selected[chosen == Some(id.to_string().as_str())] { (shown) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What the list's filter offers to choose from.
 #[derive(Clone, Copy)]
 pub(crate) struct Choices<'a> {
@@ -899,27 +921,10 @@ pub(crate) fn render_list(
                     option value="to_release" selected[present(&query.show) == Some("to_release")] { (o.show_to_release) }
                 }
             }
-            @if products.len() > 1 {
-                label { (o.product)
-                    select name="product" data-testid="order-product" {
-                        option value="" { (o.all_products) }
-                        @for product in products {
-                            option value=(product.id.0) selected[present(&query.product) == Some(product.id.0.to_string().as_str())] { (product.name) }
-                        }
-                    }
-                }
-            }
+            (record_select(("product", o.product, o.all_products), &query.product,
+                products.iter().map(|p| (p.id.0, p.name.as_str()))))
             // Several sites: their orders apart (by the machines their steps may run on).
-            @if sites.len() > 1 {
-                label { (t.site)
-                    select name="site" data-testid="order-site" {
-                        option value="" { (o.all_sites) }
-                        @for site in sites {
-                            option value=(site.id.0) selected[present(&query.site) == Some(site.id.0.to_string().as_str())] { (site.name) }
-                        }
-                    }
-                }
-            }
+            (record_select(("site", t.site, o.all_sites), &query.site, sites.iter().map(|s| (s.id.0, s.name.as_str()))))
             button.primary type="submit" { (t.filter) }
             @if filtered { a.button href="/orders" { (o.clear) } }
         }

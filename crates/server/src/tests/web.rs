@@ -1505,7 +1505,11 @@ async fn the_orders_page_exports_what_its_filter_lets_through() {
 async fn the_overview_shows_the_oee_of_today_or_of_the_shift() {
     let h = harness();
     let today = h.page("/", ADMIN, "en").await.text;
-    assert!(today.contains(r#"<a href="/" aria-current="true">Today</a>"#), "{today}");
+    // Today says which day it is, at the site: NOW is 24 November in Hong Kong.
+    assert!(
+        today.contains(r#"<a href="/" aria-current="true">Today <span class="muted" data-testid="today-date">24 Nov</span></a>"#),
+        "{today}"
+    );
     assert!(today.contains("Site OEE today · ") && today.contains("OEE today"));
     // 09:00 in Hong Kong: the demo's early shift began at 06:00.
     let shift = h.page("/?period=shift", ADMIN, "en").await.text;

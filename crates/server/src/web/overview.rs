@@ -264,7 +264,14 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
         h1 { (o.title) }
         nav.presets aria-label=(o.oee_over) data-testid="overview-period" {
             @for (period, href, label) in [(Period::Today, "/", o.today), (Period::Shift, "/?period=shift", o.this_shift)] {
-                a href=(href) aria-current=[(period == data.period).then_some("true")] { (label) }
+                a href=(href) aria-current=[(period == data.period).then_some("true")] {
+                    (label)
+                    // Which day: the reader's site's (the first site's for people of every site).
+                    @if period == Period::Today {
+                        @let today = ctx.zone.local(ctx.now);
+                        " " span.muted data-testid="today-date" { ((t.month_day)(u8::from(today.month()), today.day())) }
+                    }
+                }
             }
         }
         div.kpis #overview-kpis data-refresh-on="machine_state alarm production" {

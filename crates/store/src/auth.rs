@@ -143,6 +143,14 @@ impl Store {
                     // A new role that is not bound to a site drops the old one.
                     None => was_site.filter(|_| role_after.may_be_bound_to_site()),
                 };
+                // A device publishes for its site over connections that may outlive a change:
+                // another site is another device account.
+                if device_before && device_after && site_after != was_site {
+                    return Err(StoreError::invalid(
+                        "site_id",
+                        "a device's site is fixed; create a new device account for the other site",
+                    ));
+                }
                 if role_after == Role::Device && site_after.is_none() {
                     let field = if site.is_some() { "site_id" } else { "role" };
                     return Err(StoreError::invalid(

@@ -2708,6 +2708,21 @@ mod account_tests {
         let unbound = f.store.update_user(ops.id, None, Some(None), None).unwrap();
         assert_eq!((unbound.role, unbound.site_id), (Role::Operator, None));
         let gateway = f.store.create_user("gw", Role::Device, Some(site), "$argon2id$x", NOW).unwrap();
+        let other = f
+            .store
+            .create_site(&NewSite {
+                code: "sz".into(),
+                name: "Shenzhen".into(),
+                utc_offset: Some("+08:00".into()),
+                time_zone: None,
+            })
+            .unwrap();
+        let moved = f.store.update_user(gateway.id, None, Some(Some(other.id)), None).unwrap_err();
+        assert!(matches!(&moved, StoreError::Invalid(p) if p[0].message.contains("fixed")), "{moved:?}");
+        assert_eq!(
+            f.store.update_user(gateway.id, None, Some(Some(site)), None).unwrap().site_id,
+            Some(site)
+        );
         let loose = f.store.update_user(gateway.id, None, Some(None), None).unwrap_err();
         assert!(matches!(&loose, StoreError::Invalid(p) if p[0].field == "site_id"), "{loose:?}");
     }

@@ -77,6 +77,8 @@ pub(crate) struct Ctx {
     pub(crate) zone: model::Zone,
     /// The path and query of this page, to come back to after a language switch.
     pub(crate) here: String,
+    /// The code of the site the user is bound to, shown beside their name.
+    pub(crate) user_site: Option<String>,
 }
 
 impl Ctx {
@@ -233,8 +235,10 @@ impl FromRequestParts<AppState> for Ctx {
             return Err(message_page(t, StatusCode::FORBIDDEN, t.forbidden_page));
         }
         let (now, clock_speed) = (state.clock.now(), state.own_clock_speed());
-        let ctx =
-            Ctx { user: principal.user, t, now, clock_speed, zone: crate::site_zone(&state.store), here };
+        let user_site =
+            principal.user.site_id.and_then(|site| state.store.site(site).ok()).map(|site| site.code);
+        let zone = crate::site_zone(&state.store);
+        let ctx = Ctx { user: principal.user, t, now, clock_speed, zone, here, user_site };
         Ok(match ctx.user.site_id {
             Some(site) => ctx.at_site(&state.store, site),
             None => ctx,
@@ -340,7 +344,7 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
                             hreflang=(other.code()) lang=(other.code()) title=(t.switch_language) data-testid="switch-language" {
                             (other.text().own_name)
                         }
-                        span { span.signed-in-as { (t.signed_in_as) " " } strong { (ctx.user.username) } (ctx.t.space_lparen) (t.role(ctx.user.role)) (ctx.t.rparen) }
+                        span { span.signed-in-as { (t.signed_in_as) " " } strong { (ctx.user.username) } (ctx.t.space_lparen) (t.role(ctx.user.role)) @if let Some(site) = &ctx.user_site { " · " span data-testid="user-site" { (site) } } (ctx.t.rparen) }
                         form method="post" action="/logout" {
                             button.link type="submit" { (t.sign_out) }
                         }

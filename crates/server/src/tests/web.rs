@@ -1239,6 +1239,10 @@ async fn people_bound_to_another_site_are_offered_nothing_they_may_not_do_at_thi
         // Their pages keep Berlin's time, and the station offers Berlin's machines only.
         let overview = h.page("/", &bound, "en").await.text;
         assert!(overview.contains(r#"data-time-zone="Europe/Berlin""#), "{role:?}");
+        assert!(
+            overview.contains(r#" · <span data-testid="user-site">de</span>"#),
+            "their site beside their name"
+        );
         let station = h.page("/station", &bound, "en").await.text;
         assert!(station.contains("de-1") && !station.contains(&format!("/station?machine={machine}\"")));
     }

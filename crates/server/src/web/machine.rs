@@ -1043,6 +1043,7 @@ mod tests {
             clock_speed: None,
             zone: model::Zone::fixed(480),
             here: "/machines/1".into(),
+            user_site: None,
         }
     }
 

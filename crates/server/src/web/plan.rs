@@ -1576,7 +1576,15 @@ mod tests {
             site_id: None,
             created_at: NOW,
         };
-        Ctx { user, t: lang.text(), now, clock_speed: None, zone: Zone::UTC, here: "/plan".into() }
+        Ctx {
+            user,
+            t: lang.text(),
+            now,
+            clock_speed: None,
+            zone: Zone::UTC,
+            here: "/plan".into(),
+            user_site: None,
+        }
     }
 
     #[test]

@@ -697,6 +697,37 @@ async fn switch_language(PageQuery(query): PageQuery<LangQuery>) -> Response {
     response
 }
 
+/// Each machine's name where machines of several sites are listed together: its code, or
+/// `code · site` when a machine of another site in `machines` has the same code (codes are
+/// unique within a site only).
+pub(crate) fn machine_labels(
+    store: &store::Store,
+    machines: &[model::Machine],
+) -> std::collections::HashMap<model::MachineId, String> {
+    let mut sites_of: std::collections::HashMap<&str, Vec<model::SiteId>> = std::collections::HashMap::new();
+    for machine in machines {
+        let sites = sites_of.entry(machine.code.as_str()).or_default();
+        if !sites.contains(&machine.site_id) {
+            sites.push(machine.site_id);
+        }
+    }
+    let mut site_codes = std::collections::HashMap::new();
+    machines
+        .iter()
+        .map(|machine| {
+            let label = if sites_of[machine.code.as_str()].len() > 1 {
+                let site = site_codes.entry(machine.site_id).or_insert_with(|| {
+                    store.site(machine.site_id).map_or_else(|_| "?".to_string(), |site| site.code)
+                });
+                format!("{} · {site}", machine.code)
+            } else {
+                machine.code.clone()
+            };
+            (machine.id, label)
+        })
+        .collect()
+}
+
 /// An alarm's status as shown: a cleared alarm nobody acknowledged says so.
 pub(crate) fn alarm_status(t: &Text, alarm: &model::alarm::Alarm) -> Markup {
     html! {
@@ -713,6 +744,7 @@ pub(crate) fn alarms_brief(
     ctx: &Ctx,
     alarms: &[model::alarm::Alarm],
     machines: &std::collections::HashMap<model::MachineId, &model::Machine>,
+    labels: &std::collections::HashMap<model::MachineId, String>,
 ) -> Markup {
     let t = ctx.t;
     html! {
@@ -724,7 +756,7 @@ pub(crate) fn alarms_brief(
                         td {
                             span.badge.{"sev-" (alarm.severity.as_str())} { (t.severity(alarm.severity)) }
                             br;
-                            a href={ "/machines/" (alarm.machine_id.0) } { (machines.get(&alarm.machine_id).map_or("?", |m| m.code.as_str())) }
+                            a href={ "/machines/" (alarm.machine_id.0) } { (labels.get(&alarm.machine_id).map_or("?", String::as_str)) }
                         }
                         td id={ "alarm-" (alarm.id) "-message" } {
                             (alarm_message(t, alarm))

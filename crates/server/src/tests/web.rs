@@ -1204,6 +1204,28 @@ async fn hidden_buttons_are_forbidden_behind() {
 }
 
 #[tokio::test]
+async fn a_machine_code_used_at_two_sites_is_shown_with_its_site() {
+    let h = harness();
+    let first = h.get("/api/v1/machines/1").await.json;
+    let code = first["code"].as_str().unwrap().to_string();
+    let site = json!({"code": "de", "name": "Berlin", "time_zone": "Europe/Berlin"});
+    let berlin = h.post_json("/api/v1/sites", ADMIN, &site).await.json["id"].clone();
+    let twin = json!({"site_id": berlin, "code": code, "name": "Twin", "kind": "other", "rated_power_kw": 3});
+    assert_eq!(h.post_json("/api/v1/machines", ADMIN, &twin).await.status, StatusCode::CREATED);
+    let first_site = h.get("/api/v1/sites/1").await.json["code"].as_str().unwrap().to_string();
+    for path in ["/", "/station", "/alarms"] {
+        let page = h.page(path, ADMIN, "en").await.text;
+        assert!(
+            page.contains(&format!("{code} · de")) && page.contains(&format!("{code} · {first_site}")),
+            "{path}"
+        );
+    }
+    // A code of one site only is shown as it is.
+    let other = h.get("/api/v1/machines/2").await.json["code"].as_str().unwrap().to_string();
+    assert!(!h.page("/", ADMIN, "en").await.text.contains(&format!("{other} · ")));
+}
+
+#[tokio::test]
 async fn people_bound_to_another_site_are_offered_nothing_they_may_not_do_at_this_one() {
     let h = harness();
     let (machine, order, draft) = h.busy_factory().await;

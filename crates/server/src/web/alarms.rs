@@ -195,7 +195,8 @@ pub(crate) async fn page(
         .machines(&MachineFilter::default(), PageRequest { after: None, limit: 10_000 })
         .or_page(&ctx)?
         .items;
-    let names: HashMap<MachineId, &str> = machines.iter().map(|m| (m.id, m.code.as_str())).collect();
+    let labels = super::machine_labels(store, &machines);
+    let names: HashMap<MachineId, &str> = labels.iter().map(|(id, label)| (*id, label.as_str())).collect();
     let rules = store.alarm_rules().or_page(&ctx)?;
     // The machines a new rule may watch: someone bound to a site gives one of its own.
     let own_machines: Vec<model::Machine> =
@@ -238,7 +239,7 @@ pub(crate) async fn page(
                 select name="machine" {
                     option value="" { (a.all_machines) }
                     @for machine in &machines {
-                        option value=(machine.id.0) selected[filter.machine == Some(machine.id)] { (machine.code) }
+                        option value=(machine.id.0) selected[filter.machine == Some(machine.id)] { (names.get(&machine.id).copied().unwrap_or("?")) }
                     }
                 }
             }
@@ -334,7 +335,7 @@ pub(crate) async fn page(
             (rule_table(&ctx, &rules, &names, &site_of, &sites, &metrics))
             @if ctx.may(Need::Maintain) {
                 h2 { (a.new_rule) }
-                (rule_form(&ctx, None, &own_machines, &sites))
+                (rule_form(&ctx, None, (&own_machines, &names), &sites))
             }
         }
     };
@@ -401,7 +402,7 @@ fn rule_table(
                                 @if may_edit(rule) {
                                     details {
                                         summary { (t.edit) }
-                                        (rule_form(ctx, Some(rule), &[], &[]))
+                                        (rule_form(ctx, Some(rule), (&[], names), &[]))
                                         button.danger data-action={ "DELETE /api/v1/alarm-rules/" (rule.id) }
                                             data-confirm=(a.delete_rule) { (t.delete) }
                                     }
@@ -422,7 +423,7 @@ fn rule_table(
 fn rule_form(
     ctx: &Ctx,
     rule: Option<&AlarmRule>,
-    machines: &[model::Machine],
+    (machines, names): (&[model::Machine], &HashMap<MachineId, &str>),
     sites: &[model::Site],
 ) -> Markup {
     let t = ctx.t;
@@ -449,7 +450,7 @@ fn rule_form(
                 label { (t.machine)
                     select name="machine_id" data-type="int" data-switch {
                         option value="" { (a.all_machines) }
-                        @for machine in machines { option value=(machine.id.0) { (machine.code) } }
+                        @for machine in machines { option value=(machine.id.0) { (names.get(&machine.id).copied().unwrap_or("?")) } }
                     }
                 }
                 // Without a machine: every machine of one site, or of all (someone bound to a

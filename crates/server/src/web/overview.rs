@@ -139,6 +139,8 @@ pub(crate) struct OverviewQuery {
 pub(crate) struct Overview {
     period: Period,
     machines: Vec<Machine>,
+    /// Each machine's name: its code, with its site where another site has the same code.
+    labels: HashMap<MachineId, String>,
     states: HashMap<MachineId, (MachineState, model::Timestamp)>,
     kpis: HashMap<MachineId, Kpis>,
     /// Each site's name, the name of its shift (with [`Period::Shift`]) and its KPIs.
@@ -230,6 +232,7 @@ pub(crate) fn gather(store: &store::Store, now: model::Timestamp, period: Period
     let deliveries = store.deliveries(now - time::Duration::days(DELIVERY_DAYS))?;
     Ok(Overview {
         period,
+        labels: super::machine_labels(store, &machines),
         machines,
         states,
         kpis,
@@ -319,7 +322,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                 // States change in place; today's OEE is fetched again as units are counted.
                 div.tiles #overview-tiles data-live data-refresh-on="production plan" {
                     @for machine in &data.machines {
-                        (tile(ctx, machine, data.states.get(&machine.id).copied(), data.kpis.get(&machine.id), data.period))
+                        (tile(ctx, machine, &data.labels, data.states.get(&machine.id).copied(), data.kpis.get(&machine.id), data.period))
                     }
                 }
             }
@@ -330,7 +333,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
                         p.muted { (o.no_alarms) }
                     } @else {
                         p.muted { (o.alarms_hint) }
-                        (alarms_brief(ctx, &data.alarms, &machines))
+                        (alarms_brief(ctx, &data.alarms, &machines, &data.labels))
                         @if (data.alarms.len() as u64) < data.open_alarms {
                             p.muted { ((o.shown_of)(data.alarms.len(), data.open_alarms)) }
                         }
@@ -380,6 +383,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
 fn tile(
     ctx: &Ctx,
     machine: &Machine,
+    labels: &HashMap<MachineId, String>,
     state: Option<(MachineState, model::Timestamp)>,
     kpis: Option<&Kpis>,
     period: Period,
@@ -392,7 +396,7 @@ fn tile(
     html! {
         a.tile.(state_class(current)) href={ "/machines/" (machine.id.0) } data-machine-id=(machine.id.0)
             data-state=(current.as_str()) data-testid="machine-tile" {
-            div.code { (machine.code) }
+            div.code { (labels.get(&machine.id).unwrap_or(&machine.code)) }
             div.name title=(machine.name) { (machine.name) }
             div.row {
                 span.badge data-state-label { (t.state(current)) }

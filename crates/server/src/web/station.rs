@@ -182,6 +182,7 @@ pub(crate) async fn page(
         let filter = MachineFilter { site: ctx.user.site_id, ..MachineFilter::IN_SERVICE };
         let machines =
             store.machines(&filter, PageRequest { after: None, limit: 10_000 }).or_page(&ctx)?.items;
+        let labels = super::machine_labels(store, &machines);
         let body = html! {
             div.station {
                 h1 { (t.station_page.choose_machine) }
@@ -190,7 +191,7 @@ pub(crate) async fn page(
                         @let state = states.get(&machine.id).copied().unwrap_or(MachineState::Offline);
                         a.button.tile.(state_class(state)) href={ "/station?machine=" (machine.id.0) }
                             data-machine-id=(machine.id.0) {
-                            span { strong { (machine.code) } " " span.badge data-state-label { (t.state(state)) } }
+                            span { strong { (labels[&machine.id]) } " " span.badge data-state-label { (t.state(state)) } }
                             // Operators know a machine by its name more than by its code.
                             @if machine.name != machine.code {
                                 div.name title=(machine.name) { (machine.name) }
@@ -227,6 +228,7 @@ pub(crate) async fn page(
     let filter = AlarmFilter { open: Some(true), machine: Some(machine.id), ..AlarmFilter::default() };
     let alarms = store.alarms(&filter, PageRequest { after: None, limit: ALARMS_SHOWN }).or_page(&ctx)?.items;
     let machines = std::collections::HashMap::from([(machine.id, &machine)]);
+    let labels = std::collections::HashMap::from([(machine.id, machine.code.clone())]);
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();
     let mut next = Vec::new();
     let running_now = store.running_operations().or_page(&ctx)?;
@@ -299,7 +301,7 @@ pub(crate) async fn page(
             section.panel #station-alarms aria-labelledby="station-alarms-heading" data-refresh-on="alarm" data-announce
                 hidden[alarms.is_empty()] {
                 h2 #station-alarms-heading { (s.machine_alarms) }
-                (alarms_brief(&ctx, &alarms, &machines))
+                (alarms_brief(&ctx, &alarms, &machines, &labels))
             }
             // Live: what runs and what is next change as the machine reports (a section with a
             // field being edited is left alone, so an operator's entry is not overwritten).

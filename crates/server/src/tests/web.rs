@@ -1220,6 +1220,10 @@ async fn a_machine_code_used_at_two_sites_is_shown_with_its_site() {
             "{path}"
         );
     }
+    // And in the Gantt's lanes.
+    publish_a_plan(&h).await;
+    let plan = h.page("/plan", ADMIN, "en").await.text;
+    assert!(plan.contains(&format!(r#"<text class="code" x="8" y="16">{code} · de</text>"#)), "{plan}");
     // A code of one site only is shown as it is.
     let other = h.get("/api/v1/machines/2").await.json["code"].as_str().unwrap().to_string();
     assert!(!h.page("/", ADMIN, "en").await.text.contains(&format!("{other} · ")));

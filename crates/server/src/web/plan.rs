@@ -364,7 +364,16 @@ pub(crate) fn gather(store: &store::Store, id: Option<i64>) -> store::Result<Opt
             None => return Ok(None),
         },
     };
-    let lanes = gantt_lanes(store, summary.id)?;
+    let mut lanes = gantt_lanes(store, summary.id)?;
+    // A code another site uses too is shown with its site, as on the other pages.
+    let machines =
+        store.machines(&store::MachineFilter::default(), PageRequest { after: None, limit: 10_000 })?.items;
+    let labels = super::machine_labels(store, &machines);
+    for lane in &mut lanes {
+        if let Some(label) = labels.get(&lane.machine_id) {
+            lane.code.clone_from(label);
+        }
+    }
     let mut detail = detail(store, summary)?;
     // The page shows both plans against the orders' due dates and priorities now, as its list
     // of late orders does: an order's due date may have changed since either was computed.

@@ -121,6 +121,14 @@ impl Role {
     }
 }
 
+impl User {
+    /// Whether the user acts on machines of `site`: one bound to a site (a device, or a person
+    /// whose role [may be bound](Role::may_be_bound_to_site)) there only, anyone else anywhere.
+    pub fn acts_at(&self, site: SiteId) -> bool {
+        self.site_id.is_none_or(|own| own == site)
+    }
+}
+
 /// A person or an automation account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct User {

@@ -100,13 +100,7 @@ impl Principal {
 }
 
 impl Principal {
-    /// Whether the caller acts on machines of `site`: people bound to a site (see
-    /// [`Role::may_be_bound_to_site`]) and devices at their own site only, everyone else anywhere.
-    pub fn acts_at(&self, site: model::SiteId) -> bool {
-        self.user.site_id.is_none_or(|own| own == site)
-    }
-
-    /// Fails with 403 unless the caller [acts at](Principal::acts_at) `site`, where `what` (a
+    /// Fails with 403 unless the caller [acts at](User::acts_at) `site`, where `what` (a
     /// machine, "machine M-3") is; the answer names both sites.
     pub(crate) fn require_site(
         &self,
@@ -114,7 +108,7 @@ impl Principal {
         site: model::SiteId,
         what: &str,
     ) -> Result<(), ApiError> {
-        if self.acts_at(site) {
+        if self.user.acts_at(site) {
             return Ok(());
         }
         let code = |site: Option<model::SiteId>| {

@@ -90,7 +90,7 @@ impl Ctx {
     /// Whether the user may take actions that need `need` on a machine of `site`: someone bound
     /// to a site acts on its machines only.
     pub(crate) fn may_at(&self, need: crate::auth::Need, site: model::SiteId) -> bool {
-        self.may(need) && self.user.site_id.is_none_or(|own| own == site)
+        self.may(need) && self.user.acts_at(site)
     }
 
     /// The same context with times in the local time of `site`: a page about one machine shows

@@ -200,7 +200,7 @@ pub(crate) async fn page(
     let rules = store.alarm_rules().or_page(&ctx)?;
     // The machines a new rule may watch: someone bound to a site gives one of its own.
     let own_machines: Vec<model::Machine> =
-        machines.iter().filter(|m| ctx.user.site_id.is_none_or(|site| site == m.site_id)).cloned().collect();
+        machines.iter().filter(|m| ctx.user.acts_at(m.site_id)).cloned().collect();
     let sites = store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
     let metrics = store.metric_names().or_page(&ctx)?;
     let site_of: HashMap<MachineId, model::SiteId> = machines.iter().map(|m| (m.id, m.site_id)).collect();

@@ -119,6 +119,16 @@ impl Role {
     pub fn may_be_bound_to_site(self) -> bool {
         matches!(self, Role::Device | Role::Operator | Role::Maintenance)
     }
+
+    /// Why an account of this role cannot be bound to a site, if it cannot.
+    pub fn site_refusal(self) -> Option<String> {
+        (!self.may_be_bound_to_site()).then(|| {
+            format!(
+                "only device, operator and maintenance accounts are bound to a site, not {}",
+                self.as_str()
+            )
+        })
+    }
 }
 
 impl User {

@@ -50,12 +50,7 @@ impl Store {
     /// Creates an alarm rule.
     pub fn create_alarm_rule(&self, new: &NewAlarmRule) -> Result<AlarmRule> {
         self.write(|tx| {
-            if let Some(machine) = new.machine_id {
-                require(tx, "machines", machine.0, "machine_id")?;
-            }
-            if let Some(site) = new.site_id {
-                require(tx, "sites", site.0, "site_id")?;
-            }
+            require_watched(tx, new)?;
             let (kind, param) = encode_condition(&new.condition);
             tx.execute(
                 "INSERT INTO alarm_rules (name, machine_id, metric, kind, param, for_seconds, severity, enabled,
@@ -87,12 +82,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<(AlarmRule, Vec<Alarm>)> {
         self.write(|tx| {
-            if let Some(machine) = new.machine_id {
-                require(tx, "machines", machine.0, "machine_id")?;
-            }
-            if let Some(site) = new.site_id {
-                require(tx, "sites", site.0, "site_id")?;
-            }
+            require_watched(tx, new)?;
             let (kind, param) = encode_condition(&new.condition);
             let changed = tx.execute(
                 "UPDATE alarm_rules SET name = ?2, machine_id = ?3, metric = ?4, kind = ?5, param = ?6,
@@ -390,6 +380,17 @@ fn clear_rule_alarms(tx: &Connection, rule_id: i64, at: Timestamp) -> Result<Vec
             read_alarm(tx, id)
         })
         .collect()
+}
+
+/// Fails unless the machine or site a rule names exists.
+fn require_watched(tx: &Connection, rule: &NewAlarmRule) -> Result<()> {
+    if let Some(machine) = rule.machine_id {
+        require(tx, "machines", machine.0, "machine_id")?;
+    }
+    if let Some(site) = rule.site_id {
+        require(tx, "sites", site.0, "site_id")?;
+    }
+    Ok(())
 }
 
 const RULE_SELECT: &str = "SELECT id, name, machine_id, metric, kind, param, for_seconds, severity, enabled, deadband, site_id FROM alarm_rules";

@@ -126,14 +126,8 @@ impl Store {
                         .ok_or_else(|| StoreError::Corrupt(format!("unknown role {was:?}")))?,
                 };
                 let site_after = match site {
-                    Some(Some(_)) if !role_after.may_be_bound_to_site() => {
-                        return Err(StoreError::invalid(
-                            "site_id",
-                            &format!(
-                                "only device, operator and maintenance accounts are bound to a site, not {}",
-                                role_after.as_str()
-                            ),
-                        ));
+                    Some(Some(_)) if let Some(refusal) = role_after.site_refusal() => {
+                        return Err(StoreError::invalid("site_id", &refusal));
                     }
                     Some(Some(site)) => {
                         crate::require(tx, "sites", site.0, "site_id")?;

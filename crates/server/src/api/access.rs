@@ -295,14 +295,12 @@ pub(crate) async fn create_user(
         (Role::Device, None) => {
             problems.push(FieldError::new("site_id", "a device account needs the site it publishes for"))
         }
-        (role, Some(_)) if !role.may_be_bound_to_site() => problems.push(FieldError::new(
-            "site_id",
-            format!(
-                "only device, operator and maintenance accounts are bound to a site, not {}",
-                role.as_str()
-            ),
-        )),
-        _ => {}
+        (role, Some(_)) => {
+            if let Some(refusal) = role.site_refusal() {
+                problems.push(FieldError::new("site_id", refusal));
+            }
+        }
+        (_, None) => {}
     }
     if !problems.is_empty() {
         return Err(ApiError::validation(problems));

@@ -521,6 +521,56 @@ try {
   check(plantRule && plantRule.site_id === plant.id && plantRule.machine_id == null,
     `the rule form makes a rule for every machine of one site (${JSON.stringify(plantRule)})`);
   await api('DELETE', `/api/v1/alarm-rules/${plantRule.id}`);
+  // The factory page sets a site up: a new site with a fixed offset, the second site's shifts
+  // and holidays, a machine with its capabilities, and that machine retired.
+  await office.goto(base + '/factory');
+  const newSite = office.locator('[data-testid=new-site]');
+  await newSite.locator('input[name=code]').fill('br-3');
+  await newSite.locator('input[name=name]').fill('Browser annex');
+  await newSite.locator('input[name=time_zone]').fill('+05:30');
+  await Promise.all([office.waitForEvent('load'), newSite.locator('button[type=submit]').click()]);
+  const annex = (await api('GET', '/api/v1/sites')).items.find(s => s.code === 'br-3');
+  check(annex && annex.utc_offset === '+05:30' && annex.time_zone == null,
+    `a site's zone field takes a fixed offset (${JSON.stringify(annex)})`);
+  const plantRow = () => office.locator('[data-testid=site-row]', { hasText: 'Browser plant' });
+  await plantRow().locator('summary').click();
+  const calendarForm = plantRow().locator('[data-testid=calendar-form]');
+  const firstShift = calendarForm.locator('[data-testid=shift-row]').first();
+  await firstShift.locator('input[name="shifts.0.name"]').fill('day');
+  for (const day of ['mon', 'tue', 'wed', 'thu', 'fri']) await firstShift.locator(`input[value=${day}]`).check();
+  await firstShift.locator('input[name="shifts.0.start"]').fill('07:00');
+  await firstShift.locator('input[name="shifts.0.end"]').fill('15:30');
+  await calendarForm.locator('textarea[name=holidays]').fill('2027-05-01, 2027-12-25');
+  await shot(office, 'factory-calendar');
+  await Promise.all([office.waitForEvent('load'), calendarForm.locator('button[type=submit]').click()]);
+  const plantCalendar = await api('GET', `/api/v1/sites/${plant.id}/calendar`);
+  check(JSON.stringify(plantCalendar) === JSON.stringify({
+    shifts: [{ name: 'day', days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '07:00', end: '15:30' }],
+    holidays: ['2027-05-01', '2027-12-25'],
+  }), `the calendar form sets a site's shifts and holidays, blank rows left out (${JSON.stringify(plantCalendar)})`);
+  check((await plantRow().textContent()).includes('day: Mon–Fri 07:00–15:30'), 'the site row shows its new shift');
+  await plantRow().locator('summary').click();
+  await plantRow().locator('[data-testid=calendar-form] button[type=submit]').click();
+  await office.waitForSelector('#flash:not(:empty)');
+  check((await office.locator('#flash').textContent()).startsWith('Nothing to save'), 'a calendar saved as it was sends nothing');
+  const newMachine = office.locator('[data-testid=new-machine]');
+  await newMachine.locator('select[name=site_id]').selectOption(String(plant.id));
+  await newMachine.locator('input[name=code]').fill('br-mill');
+  await newMachine.locator('input[name=name]').fill('Browser mill');
+  await newMachine.locator('select[name=kind]').selectOption('cnc_mill');
+  await newMachine.locator('input[name=capabilities]').fill('5-axis, abs');
+  await newMachine.locator('input[name=rated_power_kw]').fill('7.5');
+  await Promise.all([office.waitForEvent('load'), newMachine.locator('button[type=submit]').click()]);
+  const mill = (await api('GET', `/api/v1/machines?site=${plant.id}`)).items.find(m => m.code === 'br-mill');
+  check(mill && mill.kind === 'cnc_mill' && JSON.stringify(mill.capabilities) === '["5-axis","abs"]'
+    && mill.rated_power_kw === 7.5 && mill.line_id == null, `the factory page adds a machine (${JSON.stringify(mill)})`);
+  const millRow = office.locator('[data-testid=machine-row]', { hasText: 'Browser mill' });
+  await millRow.locator('summary').click();
+  await millRow.locator('input[name=retired]').check();
+  await Promise.all([office.waitForEvent('load'), millRow.locator('button[type=submit]').click()]);
+  check((await api('GET', `/api/v1/machines/${mill.id}`)).retired_at != null, 'the factory page retires a machine');
+  check((await office.locator('[data-testid=retired-machines]').textContent()).includes('Browser mill'), 'a retired machine is listed apart');
+  await shot(office, 'factory');
   console.log('all dashboard checks passed; screenshots in', artifacts);
 } finally {
   await browser.close();

@@ -25,6 +25,19 @@ impl Weekday {
     pub const ALL: [Weekday; 7] =
         [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
 
+    /// The day as the API spells it: `mon` to `sun`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weekday::Mon => "mon",
+            Weekday::Tue => "tue",
+            Weekday::Wed => "wed",
+            Weekday::Thu => "thu",
+            Weekday::Fri => "fri",
+            Weekday::Sat => "sat",
+            Weekday::Sun => "sun",
+        }
+    }
+
     /// The weekday of the `time` crate that matches.
     pub fn from_time(day: time::Weekday) -> Weekday {
         match day {
@@ -60,6 +73,9 @@ impl Shift {
         Some((parse_hh_mm(&self.start)?, parse_hh_mm(&self.end)?))
     }
 }
+
+/// The most shifts a calendar may hold.
+pub const MAX_SHIFTS: usize = 32;
 
 /// The working time of a site: weekly shifts minus holidays.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
@@ -102,8 +118,8 @@ impl Calendar {
 impl Validate for Calendar {
     fn problems(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
-        if self.shifts.len() > 32 {
-            out.push(FieldError::new("shifts", "must have at most 32 entries"));
+        if self.shifts.len() > MAX_SHIFTS {
+            out.push(FieldError::new("shifts", format!("must have at most {MAX_SHIFTS} entries")));
         }
         for (i, shift) in self.shifts.iter().enumerate() {
             crate::check_name(&format!("shifts[{i}].name"), &shift.name, &mut out);

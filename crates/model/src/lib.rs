@@ -23,7 +23,7 @@ mod validate;
 mod zone;
 
 pub use auth::{Role, User};
-pub use calendar::{Calendar, Shift, Weekday};
+pub use calendar::{Calendar, MAX_SHIFTS, Shift, Weekday};
 pub use clock::{
     Clock, DateTime, DateTimeOrMillis, FastClock, ManualClock, SteadyClock, SystemClock, Timestamp,
     rfc3339_or_millis,

@@ -45,6 +45,31 @@ impl Zone {
         Some(Zone(Inner::Named(zone)))
     }
 
+    /// The names of the places the time zone database knows (`Europe/Berlin`), sorted: what a
+    /// form offers for a site's zone. Links and legacy names (`US/Eastern`, `Etc/GMT+8`) are
+    /// left out; [`Zone::named`] still takes them.
+    pub fn place_names() -> Vec<String> {
+        const REGIONS: [&str; 9] = [
+            "Africa/",
+            "America/",
+            "Antarctica/",
+            "Asia/",
+            "Atlantic/",
+            "Australia/",
+            "Europe/",
+            "Indian/",
+            "Pacific/",
+        ];
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|name| name.as_str().to_string())
+            .filter(|name| REGIONS.iter().any(|region| name.starts_with(region)))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The zone's canonical IANA name (`Europe/Berlin` for `europe/berlin`); `None` for a fixed
     /// offset.
     pub fn name(&self) -> Option<&str> {

@@ -10,6 +10,7 @@
 //! first.
 
 mod alarms;
+mod factory;
 pub(crate) mod i18n;
 mod machine;
 mod orders;
@@ -55,6 +56,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/plan", get(plan::page))
         .route("/station", get(station::page))
         .route("/alarms", get(alarms::page))
+        .route("/factory", get(factory::page))
         .route("/settings", get(settings::page))
 }
 
@@ -298,6 +300,7 @@ pub(crate) enum Nav {
     Plan,
     Station,
     Alarms,
+    Factory,
     Settings,
 }
 
@@ -311,6 +314,12 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
         links.push((Nav::Station, "/station", t.nav_station));
     }
     links.push((Nav::Alarms, "/alarms", t.nav_alarms));
+    // Six pages fit a phone's header in one row, so the shop floor's people (operators,
+    // maintenance), often on a phone, have their station there and not the factory's set-up; the
+    // page is open to them all the same.
+    if !matches!(ctx.user.role, model::Role::Operator | model::Role::Maintenance) {
+        links.push((Nav::Factory, "/factory", t.nav_factory));
+    }
     links.push((Nav::Settings, "/settings", t.nav_settings));
     let other = t.lang.other();
     let page = html! {

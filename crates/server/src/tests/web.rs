@@ -163,6 +163,18 @@ fn sample_body(action: &str) -> Option<Value> {
             "number": "SO-SAMPLE", "customer": "Sample", "variant_id": 1, "quantity": 1,
             "due": "2026-12-01T18:00:00+08:00", "priority": 1
         })),
+        ("POST" | "PUT", _) if path == "/api/v1/sites" || path.starts_with("/api/v1/sites/") && numeric => {
+            Some(json!({"code": "sample-site", "name": "Sample", "utc_offset": "+08:00"}))
+        }
+        ("PUT", _) if last == "calendar" => Some(json!({"shifts": [], "holidays": []})),
+        ("POST" | "PUT", _) if path == "/api/v1/lines" || path.starts_with("/api/v1/lines/") && numeric => {
+            Some(json!({"site_id": 1, "code": "sample-line", "name": "Sample"}))
+        }
+        ("POST" | "PUT", _)
+            if path == "/api/v1/machines" || path.starts_with("/api/v1/machines/") && numeric =>
+        {
+            Some(json!({"site_id": 1, "code": "sample-machine", "name": "Sample", "kind": "other"}))
+        }
         _ => panic!("no sample body for the dashboard action {action}; add one to sample_body"),
     }
 }
@@ -278,6 +290,7 @@ fn pages(machine: i64, order: i64, draft: i64) -> Vec<String> {
         format!("/machines/{machine}"),
         "/alarms".into(),
         "/alarms?show=all".into(),
+        "/factory".into(),
         "/settings".into(),
     ]
 }
@@ -1150,7 +1163,9 @@ async fn hidden_buttons_are_forbidden_behind() {
     }
     // The busy factory shows every kind of action to an admin.
     let kinds: BTreeSet<&str> = admin.iter().map(|(a, _)| a.split('/').nth(3).unwrap_or("")).collect();
-    for kind in ["alarms", "alarm-rules", "plans", "operations", "machines", "users", "tokens"] {
+    for kind in
+        ["alarms", "alarm-rules", "plans", "operations", "machines", "users", "tokens", "sites", "lines"]
+    {
         assert!(kinds.contains(kind), "no {kind} action on any page: {admin:?}");
     }
     for role in [Role::Viewer, Role::Operator, Role::Maintenance, Role::Sales, Role::Planner] {
@@ -1948,4 +1963,70 @@ async fn a_retired_machine_is_shown_as_retired_and_offers_no_station() {
     }
     assert!(!h.page("/station", ADMIN, "en").await.text.contains("old-1"));
     assert!(!h.page("/", ADMIN, "en").await.text.contains("old-1"), "not among the working machines");
+}
+
+#[tokio::test]
+async fn the_factory_page_shows_sites_lines_and_machines_and_lets_admins_set_them_up() {
+    let h = harness();
+    let calendar = json!({
+        "shifts": [
+            {"name": "day", "days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "17:00"},
+            {"name": "short", "days": ["sat", "mon"], "start": "08:00", "end": "12:00"}
+        ],
+        // One past (NOW is 2026-11-24), two ahead.
+        "holidays": ["2026-01-01", "2027-01-01", "2026-12-25"]
+    });
+    let reply = h.send_json("PUT", "/api/v1/sites/1/calendar", ADMIN, &calendar).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let machine = h.get("/api/v1/machines/1").await.json;
+    let mut retired = machine.clone();
+    for key in ["id", "retired_at"] {
+        retired.as_object_mut().unwrap().remove(key);
+    }
+    retired["retired"] = json!(true);
+    let reply = h.send_json("PUT", "/api/v1/machines/1", ADMIN, &retired).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    let page = h.page("/factory", ADMIN, "en").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let text = page.text;
+    assert!(text.contains("day: Mon–Fri 08:00–17:00"), "a run of days is shown as one: {text}");
+    assert!(text.contains("short: Mon, Sat 08:00–12:00"), "days in the order of the week");
+    assert!(text.contains("2 holidays ahead, the next on 2026-12-25"), "past holidays are not counted");
+    // The retired machine is listed apart, with the rest of its fields.
+    let (working, retired) = text.split_once(r#"data-testid="retired-machines""#).unwrap();
+    let code = machine["code"].as_str().unwrap();
+    assert!(!working.contains(&format!(">{code}</a>")) && retired.contains(&format!(">{code}</a>")));
+    for form in
+        ["new-site", "site-form", "calendar-form", "new-line", "line-form", "new-machine", "machine-form"]
+    {
+        assert!(text.contains(&format!(r#"data-testid="{form}""#)), "{form}");
+    }
+    // The calendar form holds the site's shifts, then blank rows for new ones.
+    let calendar_form =
+        text.split(r#"data-testid="calendar-form""#).nth(1).unwrap().split("</form>").next().unwrap();
+    assert_eq!(calendar_form.matches(r#"data-testid="shift-row""#).count(), 4);
+    assert!(
+        calendar_form.contains(r#"name="shifts.1.days" data-type="set" value="sat" checked"#),
+        "{calendar_form}"
+    );
+    assert!(
+        calendar_form.contains("2026-01-01 2026-12-25 2027-01-01")
+            || calendar_form.contains("2026-01-01 2027-01-01 2026-12-25")
+    );
+    // Time zone names are offered to pick from.
+    assert!(text.contains(r#"<option value="Europe/Berlin">"#));
+
+    // In Chinese, the days have their own names.
+    let zh = h.page("/factory", ADMIN, "zh-HK").await.text;
+    assert!(zh.contains("day：一–五 08:00–17:00"), "{zh}");
+
+    // Everyone else reads the same lists and is offered nothing to change.
+    for role in [Role::Viewer, Role::Operator, Role::Planner] {
+        let page = h.page("/factory", &token_for(role), "en").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.text.contains("day: Mon–Fri 08:00–17:00"), "{role:?}");
+        assert!(!page.text.contains("data-action"), "{role:?} is offered a change");
+        assert!(!page.text.contains(r#"<datalist id="zones""#), "{role:?}");
+    }
 }

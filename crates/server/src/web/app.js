@@ -61,30 +61,69 @@ async function api(method, url, body, ifMatch) {
   return data;
 }
 
-// A form's fields as JSON: `a.b` names nest, `data-type` converts, empty fields are left out
-// (or sent as null with `data-empty="null"`, to clear what the field sets).
+// A form's fields as JSON: `a.b` names nest and a number in a name is a place in a list
+// (`shifts.0.name`), `data-type` converts, empty fields are left out (or sent as null with
+// `data-empty="null"`, to clear what the field sets). Lists: a `data-type="list"` field's words
+// (split at commas and white space); the values of the ticked `data-type="set"` boxes of one
+// name. A list's row left wholly blank is no row. A `data-type="zone"` field is the site's
+// `time_zone`, or its `utc_offset` when it holds one (`+08:00`).
 function formJson(form) {
   const out = {};
   for (const field of form.elements) {
     if (!field.name || field.disabled) continue;
+    const type = field.dataset.type;
+    let name = field.name;
     let value;
-    if (field.type === 'checkbox') value = field.checked;
+    if (type === 'set') {
+      const [node, key] = slot(out, name);
+      node[key] ??= [];
+      if (field.checked) node[key].push(field.value);
+      continue;
+    }
+    if (type === 'list') value = field.value.split(/[\s,]+/).filter(Boolean);
+    else if (field.type === 'checkbox') value = field.checked;
     else if (field.value === '' && field.dataset.empty !== 'null') continue;
     else value = field.value;
     if (value === '') value = null;
-    else switch (field.dataset.type) {
+    else switch (type) {
       case 'number': value = Number(value); break;
       case 'int': value = parseInt(value, 10); break;
       case 'bool': value = value === true || value === 'true'; break;
       case 'datetime': value = new Date(value).toISOString(); break;
       case 'site-datetime': value = siteTime(value); break;
+      case 'zone':
+        value = value.trim();
+        if (/^[+-]\d\d:\d\d$/.test(value)) name = 'utc_offset';
+        break;
     }
-    const path = field.name.split('.');
-    let node = out;
-    for (const key of path.slice(0, -1)) node = node[key] ??= {};
-    node[path[path.length - 1]] = value;
+    const [node, key] = slot(out, name);
+    node[key] = value;
   }
-  return out;
+  return withoutBlankRows(out);
+}
+
+// Where the field `name` goes in `out`: the object (or list) that holds it, and its key there.
+function slot(out, name) {
+  const path = name.split('.');
+  let node = out;
+  path.slice(0, -1).forEach((key, i) => { node = node[key] ??= /^\d+$/.test(path[i + 1]) ? [] : {}; });
+  return [node, path[path.length - 1]];
+}
+
+function blank(value) {
+  if (value === null || value === undefined || value === '') return true;
+  if (Array.isArray(value)) return value.every(blank);
+  return typeof value === 'object' && Object.values(value).every(blank);
+}
+
+function withoutBlankRows(value) {
+  if (Array.isArray(value)) {
+    return value.filter(item => item !== undefined && !(item && typeof item === 'object' && blank(item))).map(withoutBlankRows);
+  }
+  if (value && typeof value === 'object') {
+    for (const key of Object.keys(value)) value[key] = withoutBlankRows(value[key]);
+  }
+  return value;
 }
 
 // Minutes east of UTC that the site's clocks show at the instant `ms`: from its time zone's

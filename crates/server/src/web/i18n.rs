@@ -5,7 +5,7 @@
 use model::alarm::{AlarmStatus, Severity};
 use model::{MachineState, OrderStatus, Role};
 
-use super::{alarms, machine, orders, overview, plan, settings, station};
+use super::{alarms, factory, machine, orders, overview, plan, settings, station};
 
 /// A language of the dashboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +71,7 @@ pub(crate) struct Text {
     pub(crate) nav_plan: &'static str,
     pub(crate) nav_station: &'static str,
     pub(crate) nav_alarms: &'static str,
+    pub(crate) nav_factory: &'static str,
     pub(crate) nav_settings: &'static str,
     pub(crate) sign_in: &'static str,
     pub(crate) sign_in_title: &'static str,
@@ -181,6 +182,7 @@ pub(crate) struct Text {
     pub(crate) station_page: &'static station::Text,
     pub(crate) alarms_page: &'static alarms::Text,
     pub(crate) settings_page: &'static settings::Text,
+    pub(crate) factory_page: &'static factory::Text,
 }
 
 impl Text {
@@ -251,6 +253,7 @@ const EN: Text = Text {
     nav_plan: "Plan",
     nav_station: "Station",
     nav_alarms: "Alarms",
+    nav_factory: "Factory",
     nav_settings: "Settings",
     sign_in: "Sign in",
     sign_in_title: "Sign in to microfactory",
@@ -348,6 +351,7 @@ const EN: Text = Text {
     station_page: &station::EN,
     alarms_page: &alarms::EN,
     settings_page: &settings::EN,
+    factory_page: &factory::EN,
 };
 
 const ZH: Text = Text {
@@ -363,6 +367,7 @@ const ZH: Text = Text {
     nav_plan: "排程",
     nav_station: "工位",
     nav_alarms: "警報",
+    nav_factory: "工廠",
     nav_settings: "設定",
     sign_in: "登入",
     sign_in_title: "登入 microfactory",
@@ -454,6 +459,7 @@ const ZH: Text = Text {
     station_page: &station::ZH,
     alarms_page: &alarms::ZH,
     settings_page: &settings::ZH,
+    factory_page: &factory::ZH,
 };
 
 /// Alarm messages in Chinese.

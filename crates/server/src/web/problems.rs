@@ -44,6 +44,14 @@ const FIELDS: &[(&str, &str)] = &[
     ("scrap_metric", "廢品數據項目"),
     ("ideal_unit_seconds", "理想單件時間（秒）"),
     ("search", "搜尋"),
+    ("time_zone", "時區"),
+    ("utc_offset", "固定時差"),
+    ("shifts", "班次"),
+    ("holidays", "假期"),
+    ("line_id", "生產線"),
+    ("kind", "類型"),
+    ("capabilities", "能力標籤"),
+    ("rated_power_kw", "額定功率"),
 ];
 
 /// English messages and their Chinese, `{}` standing for a part carried over (`{0}`, `{1}` … in
@@ -81,6 +89,21 @@ const MESSAGES: &[(&str, &str)] = &[
     ("must be at most one week", "最多一星期"),
     ("must be from seven days ago to five minutes from now", "須為七日前至五分鐘後之間"),
     ("{} is already in use", "已被使用"),
+    // Sites and their calendars.
+    ("must look like +08:00 (from -12:00 to +14:00)", "格式須為 +08:00（由 -12:00 至 +14:00）"),
+    ("must be an IANA time zone name such as Europe/Berlin", "須為 IANA 時區名稱，例如 Asia/Hong_Kong"),
+    ("give either utc_offset or time_zone, not both", "時區及固定時差只可填寫其一"),
+    (
+        "give utc_offset (+08:00) or time_zone (Asia/Hong_Kong)",
+        "請填寫時區（例如 Asia/Hong_Kong）或固定時差（例如 +08:00）",
+    ),
+    ("must name at least one day", "最少須選一日"),
+    ("must be a time HH:MM", "須為時間 HH:MM"),
+    ("must have at most {} entries", "最多 {0} 項"),
+    (
+        "the machine has a history ({}); delete it with ?with_history=true to delete that too",
+        "此機器有歷史記錄（{0}），不能刪除；請改為退役",
+    ),
     // Orders.
     ("number is already in use (?existing=skip imports the other rows)", "訂單編號已被使用"),
     ("no such variant (id {})", "沒有此產品（編號 {0}）"),

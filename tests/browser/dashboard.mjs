@@ -551,8 +551,9 @@ try {
   check((await plantRow().textContent()).includes('day: Mon–Fri 07:00–15:30'), 'the site row shows its new shift');
   await plantRow().locator('summary').click();
   await plantRow().locator('[data-testid=calendar-form] button[type=submit]').click();
-  await office.waitForSelector('#flash:not(:empty)');
-  check((await office.locator('#flash').textContent()).startsWith('Nothing to save'), 'a calendar saved as it was sends nothing');
+  const nothingToSave = () => until('the page to say there is nothing to save',
+    async () => (await office.locator('#flash').textContent()).startsWith('Nothing to save'), 5);
+  check(await nothingToSave(), 'a calendar saved as it was sends nothing');
   const newMachine = office.locator('[data-testid=new-machine]');
   await newMachine.locator('select[name=site_id]').selectOption(String(plant.id));
   await newMachine.locator('input[name=code]').fill('br-mill');
@@ -571,6 +572,47 @@ try {
   check((await api('GET', `/api/v1/machines/${mill.id}`)).retired_at != null, 'the factory page retires a machine');
   check((await office.locator('[data-testid=retired-machines]').textContent()).includes('Browser mill'), 'a retired machine is listed apart');
   await shot(office, 'factory');
+  // The products page: a routing from its form (two machines ticked for its step, the setup typed
+  // in minutes), the same saved again (nothing to send), and a variant made by it.
+  await office.goto(base + '/products');
+  await office.locator('[data-testid=new-routing-details] > summary').click();
+  const newRouting = office.locator('[data-testid=new-routing]');
+  await newRouting.locator('input[name=code]').fill('br-route');
+  await newRouting.locator('input[name=name]').fill('Browser route');
+  const firstStep = newRouting.locator('[data-testid=step-row]').first();
+  await firstStep.locator('input[name="steps.0.name"]').fill('mill');
+  const ticks = firstStep.locator('input[data-type=int-set]');
+  const ticked = [];
+  for (const i of [0, 1]) {
+    await ticks.nth(i).check();
+    ticked.push(Number(await ticks.nth(i).getAttribute('value')));
+  }
+  await firstStep.locator('input[name="steps.0.setup_seconds"]').fill('2.5');
+  await firstStep.locator('input[name="steps.0.unit_seconds"]').fill('30');
+  await firstStep.locator('input[name="steps.0.setup_family"]').fill('alu');
+  await Promise.all([office.waitForEvent('load'), newRouting.locator('button[type=submit]').click()]);
+  const route = (await api('GET', '/api/v1/routings?limit=500')).items.find(r => r.code === 'br-route');
+  check(route && JSON.stringify(route.steps) === JSON.stringify(
+    [{ name: 'mill', eligible_machines: ticked, setup_seconds: 150, unit_seconds: 30, setup_family: 'alu' }]),
+  `the routing form makes a routing, blank step rows left out (${JSON.stringify(route)})`);
+  const routeCard = office.locator(`#routing-${route.id}`);
+  await routeCard.locator(':scope > details > summary').click();
+  await routeCard.locator('[data-testid=routing-form] button[type=submit]').click();
+  check(await nothingToSave(), 'a routing saved as it was sends nothing');
+  const productCard = office.locator('[data-testid=product]').first();
+  await productCard.locator(':scope > details > summary').click();
+  const newVariant = productCard.locator('[data-testid=new-variant]');
+  await newVariant.locator('input[name=code]').fill('br-var');
+  await newVariant.locator('input[name=name]').fill('Browser variant');
+  await newVariant.locator('select[name=routing_id]').selectOption(String(route.id));
+  await newVariant.locator('select[name="bom.0.material_id"]').selectOption({ index: 1 });
+  await newVariant.locator('input[name="bom.0.kg_per_unit"]').fill('0.3');
+  await shot(office, 'products-variant');
+  await Promise.all([office.waitForEvent('load'), newVariant.locator('button[type=submit]').click()]);
+  const browserVariant = (await api('GET', '/api/v1/variants?limit=500')).items.find(v => v.code === 'br-var');
+  check(browserVariant && browserVariant.routing_id === route.id && browserVariant.bom.length === 1
+    && browserVariant.bom[0].kg_per_unit === 0.3, `the variant form adds a variant with its bill of materials (${JSON.stringify(browserVariant)})`);
+  await shot(office, 'products');
   console.log('all dashboard checks passed; screenshots in', artifacts);
 } finally {
   await browser.close();

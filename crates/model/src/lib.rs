@@ -39,8 +39,8 @@ pub use order::{
 };
 pub use plan::{PlanNote, PlanStatus, PlanSummary, PlanTrigger, PlannedOperation};
 pub use product::{
-    BomLine, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing, RoutingStep,
-    Variant,
+    BomLine, MAX_ROUTING_STEPS, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing,
+    RoutingStep, Variant,
 };
 pub use telemetry::{CountRule, MachineState, ProductionRecord, Reading, StateChange, StateRule};
 pub use validate::{FieldError, Validate, check_code, check_name, fold_width, is_bidi_control, is_invisible};

@@ -161,6 +161,9 @@ pub struct Routing {
     pub steps: Vec<RoutingStep>,
 }
 
+/// The most steps a routing may have.
+pub const MAX_ROUTING_STEPS: usize = 100;
+
 /// A routing to create, or the new contents of an existing one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -178,8 +181,8 @@ impl Validate for NewRouting {
         let mut out = Vec::new();
         check_code("code", &self.code, &mut out);
         check_name("name", &self.name, &mut out);
-        if self.steps.is_empty() || self.steps.len() > 100 {
-            out.push(FieldError::new("steps", "must have 1 to 100 steps"));
+        if self.steps.is_empty() || self.steps.len() > MAX_ROUTING_STEPS {
+            out.push(FieldError::new("steps", format!("must have 1 to {MAX_ROUTING_STEPS} steps")));
         }
         for (i, step) in self.steps.iter().enumerate() {
             check_name(&format!("steps[{i}].name"), &step.name, &mut out);

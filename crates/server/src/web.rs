@@ -17,6 +17,7 @@ mod orders;
 mod overview;
 mod plan;
 pub(crate) mod problems;
+mod products;
 mod settings;
 mod station;
 mod svg;
@@ -57,6 +58,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/station", get(station::page))
         .route("/alarms", get(alarms::page))
         .route("/factory", get(factory::page))
+        .route("/products", get(products::page))
         .route("/settings", get(settings::page))
 }
 
@@ -301,6 +303,7 @@ pub(crate) enum Nav {
     Station,
     Alarms,
     Factory,
+    Products,
     Settings,
 }
 
@@ -315,9 +318,10 @@ pub(crate) fn layout(ctx: &Ctx, active: Nav, title: &str, body: Markup) -> Respo
     }
     links.push((Nav::Alarms, "/alarms", t.nav_alarms));
     // Six pages fit a phone's header in one row, so the shop floor's people (operators,
-    // maintenance), often on a phone, have their station there and not the factory's set-up; the
-    // page is open to them all the same.
+    // maintenance), often on a phone, have their station there and not the factory's set-up and
+    // catalogue; the pages are open to them all the same.
     if !matches!(ctx.user.role, model::Role::Operator | model::Role::Maintenance) {
+        links.push((Nav::Products, "/products", t.nav_products));
         links.push((Nav::Factory, "/factory", t.nav_factory));
     }
     links.push((Nav::Settings, "/settings", t.nav_settings));

@@ -175,6 +175,28 @@ fn sample_body(action: &str) -> Option<Value> {
         {
             Some(json!({"site_id": 1, "code": "sample-machine", "name": "Sample", "kind": "other"}))
         }
+        ("POST" | "PUT", _)
+            if path == "/api/v1/materials" || path.starts_with("/api/v1/materials/") && numeric =>
+        {
+            Some(json!({"code": "sample-material", "name": "Sample"}))
+        }
+        ("POST" | "PUT", _)
+            if path == "/api/v1/products" || path.starts_with("/api/v1/products/") && numeric =>
+        {
+            Some(json!({"code": "sample-product", "name": "Sample", "family": "sample"}))
+        }
+        ("POST" | "PUT", _)
+            if path == "/api/v1/variants" || path.starts_with("/api/v1/variants/") && numeric =>
+        {
+            Some(json!({"product_id": 1, "code": "sample-variant", "name": "Sample"}))
+        }
+        ("POST" | "PUT", _)
+            if path == "/api/v1/routings" || path.starts_with("/api/v1/routings/") && numeric =>
+        {
+            Some(json!({"code": "sample-routing", "name": "Sample", "steps": [
+                {"name": "sample", "eligible_machines": [1], "unit_seconds": 1.0, "setup_family": "sample"}
+            ]}))
+        }
         _ => panic!("no sample body for the dashboard action {action}; add one to sample_body"),
     }
 }
@@ -291,6 +313,7 @@ fn pages(machine: i64, order: i64, draft: i64) -> Vec<String> {
         "/alarms".into(),
         "/alarms?show=all".into(),
         "/factory".into(),
+        "/products".into(),
         "/settings".into(),
     ]
 }
@@ -1163,9 +1186,21 @@ async fn hidden_buttons_are_forbidden_behind() {
     }
     // The busy factory shows every kind of action to an admin.
     let kinds: BTreeSet<&str> = admin.iter().map(|(a, _)| a.split('/').nth(3).unwrap_or("")).collect();
-    for kind in
-        ["alarms", "alarm-rules", "plans", "operations", "machines", "users", "tokens", "sites", "lines"]
-    {
+    for kind in [
+        "alarms",
+        "alarm-rules",
+        "plans",
+        "operations",
+        "machines",
+        "users",
+        "tokens",
+        "sites",
+        "lines",
+        "products",
+        "variants",
+        "routings",
+        "materials",
+    ] {
         assert!(kinds.contains(kind), "no {kind} action on any page: {admin:?}");
     }
     for role in [Role::Viewer, Role::Operator, Role::Maintenance, Role::Sales, Role::Planner] {
@@ -2028,5 +2063,71 @@ async fn the_factory_page_shows_sites_lines_and_machines_and_lets_admins_set_the
         assert!(page.text.contains("day: Mon–Fri 08:00–17:00"), "{role:?}");
         assert!(!page.text.contains("data-action"), "{role:?} is offered a change");
         assert!(!page.text.contains(r#"<datalist id="zones""#), "{role:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_products_page_shows_the_catalogue_and_lets_planners_change_it() {
+    let h = harness();
+    let routing = h.get("/api/v1/routings?limit=1").await.json["items"][0].clone();
+    let step = &routing["steps"][0];
+    let machine = h.get(&format!("/api/v1/machines/{}", step["eligible_machines"][0])).await.json;
+    let product = h.get("/api/v1/products?limit=1").await.json["items"][0].clone();
+    let material = h.get("/api/v1/materials?limit=1").await.json["items"][0].clone();
+    let variant = json!({
+        "product_id": product["id"], "code": "no-route", "name": "Not made yet",
+        "bom": [{"material_id": material["id"], "kg_per_unit": 0.25}]
+    });
+    let reply = h.post_json("/api/v1/variants", ADMIN, &variant).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+
+    let page = h.page("/products", &token_for(Role::Planner), "en").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let text = page.text;
+    assert!(text.contains(&format!("<span class=\"code\">{}</span>", product["code"].as_str().unwrap())));
+    // The new variant: its bill of materials, and that it cannot be made.
+    let row = text.split(">no-route<").nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains("No routing: cannot be made"), "{row}");
+    assert!(row.contains(&format!("0.25 kg {}", material["code"].as_str().unwrap())), "{row}");
+    // A routing's steps name their machines and the setup in minutes.
+    let card = text
+        .split(&format!("id=\"routing-{}\"", routing["id"]))
+        .nth(1)
+        .unwrap()
+        .split("</article>")
+        .next()
+        .unwrap();
+    assert!(
+        card.contains(step["name"].as_str().unwrap()) && card.contains(machine["code"].as_str().unwrap())
+    );
+    let setup = step["setup_seconds"].as_f64().unwrap() / 60.0;
+    assert!(card.contains(&format!("<td class=\"num\">{setup}</td>")), "setup {setup} min: {card}");
+    // Its change form holds its steps, then blank rows for new ones.
+    let form = card.split(r#"data-testid="routing-form""#).nth(1).unwrap().split("</form>").next().unwrap();
+    let steps = routing["steps"].as_array().unwrap().len();
+    assert_eq!(form.matches(r#"data-testid="step-row""#).count(), steps + 2);
+    assert!(form.contains(&format!(
+        r#"name="steps.0.eligible_machines" data-type="int-set" value="{}" checked"#,
+        machine["id"]
+    )));
+    assert!(form.contains(r#"data-scale="60""#));
+    for form in [
+        "new-product",
+        "product-form",
+        "new-variant",
+        "variant-form",
+        "new-routing",
+        "routing-form",
+        "new-material",
+        "material-form",
+    ] {
+        assert!(text.contains(&format!(r#"data-testid="{form}""#)), "{form}");
+    }
+    // Everyone else reads the catalogue and is offered nothing to change.
+    for role in [Role::Viewer, Role::Sales, Role::Operator] {
+        let page = h.page("/products", &token_for(role), "en").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.text.contains("No routing: cannot be made"), "{role:?}");
+        assert!(!page.text.contains("data-action"), "{role:?} is offered a change");
     }
 }

@@ -65,7 +65,8 @@ async function api(method, url, body, ifMatch) {
 // (`shifts.0.name`), `data-type` converts, empty fields are left out (or sent as null with
 // `data-empty="null"`, to clear what the field sets). Lists: a `data-type="list"` field's words
 // (split at commas and white space); the values of the ticked `data-type="set"` boxes of one
-// name. A list's row left wholly blank is no row. A `data-type="zone"` field is the site's
+// name (`int-set`: as integers). A list's row left wholly blank is no row. A number field's
+// `data-scale` multiplies what is typed, to a whole number (minutes typed, seconds sent: 60). A `data-type="zone"` field is the site's
 // `time_zone`, or its `utc_offset` when it holds one (`+08:00`).
 function formJson(form) {
   const out = {};
@@ -74,10 +75,10 @@ function formJson(form) {
     const type = field.dataset.type;
     let name = field.name;
     let value;
-    if (type === 'set') {
+    if (type === 'set' || type === 'int-set') {
       const [node, key] = slot(out, name);
       node[key] ??= [];
-      if (field.checked) node[key].push(field.value);
+      if (field.checked) node[key].push(type === 'int-set' ? parseInt(field.value, 10) : field.value);
       continue;
     }
     if (type === 'list') value = field.value.split(/[\s,]+/).filter(Boolean);
@@ -86,7 +87,11 @@ function formJson(form) {
     else value = field.value;
     if (value === '') value = null;
     else switch (type) {
-      case 'number': value = Number(value); break;
+      case 'number': {
+        const scale = Number(field.dataset.scale);
+        value = scale ? Math.round(Number(value) * scale) : Number(value);
+        break;
+      }
       case 'int': value = parseInt(value, 10); break;
       case 'bool': value = value === true || value === 'true'; break;
       case 'datetime': value = new Date(value).toISOString(); break;
@@ -205,7 +210,16 @@ function unchanged(element, body) {
   const keys = new Set([...Object.keys(original), ...Object.keys(body)]);
   keys.delete('status');
   const time = value => typeof value === 'string' && /^\d{4}-\d\d-\d\dT/.test(value) ? Date.parse(value) : value;
-  return [...keys].every(key => JSON.stringify(time(original[key] ?? null)) === JSON.stringify(time(body[key] ?? null)));
+  return [...keys].every(key => (blank(original[key]) && blank(body[key]))
+    || canonical(time(original[key] ?? null)) === canonical(time(body[key] ?? null)));
+}
+
+// JSON with every object's keys sorted, so that two records compare by what they hold (the page
+// may draw a record's fields in another order than the form sends them).
+function canonical(value) {
+  return JSON.stringify(value, (key, item) => item && typeof item === 'object' && !Array.isArray(item)
+    ? Object.fromEntries(Object.keys(item).sort().map(name => [name, item[name]]))
+    : item);
 }
 
 async function perform(element, body) {

@@ -189,9 +189,9 @@ fn sites_panel(ctx: &Ctx, factory: &Factory, calendars: &[Calendar]) -> Markup {
             h2 #sites-heading { (f.sites) }
             // A card a site, not a table row: its change forms (the shifts above all) need the
             // width, and an open card takes the panel's whole width.
-            div.site-cards data-testid="sites" {
+            div.cards data-testid="sites" {
                 @for (site, calendar) in factory.sites.iter().zip(calendars) {
-                    article.site-card data-testid="site-row" aria-labelledby={ "site-" (site.id.0) "-code" } {
+                    article.card data-testid="site-row" aria-labelledby={ "site-" (site.id.0) "-code" } {
                         h3 id={ "site-" (site.id.0) "-code" } { span.code { (site.code) } " " (site.name) }
                         dl.pairs {
                             dt { (f.zone) } dd { (site.time_zone.as_deref().or(site.utc_offset.as_deref()).unwrap_or("UTC")) }
@@ -316,7 +316,7 @@ fn calendar_form(ctx: &Ctx, site: &Site, calendar: &Calendar) -> Markup {
                     legend.visually-hidden { (f.shift) " " (row + 1) }
                     label { (f.shift) input name={ "shifts." (row) ".name" } maxlength="200" size="10"
                         value=[shift.map(|s| s.name.as_str())]; }
-                    fieldset.days {
+                    fieldset.choices {
                         legend { (f.days) }
                         @for (day, name) in Weekday::ALL.iter().zip(names) {
                             label.inline { input type="checkbox" name={ "shifts." (row) ".days" } data-type="set"

@@ -5,7 +5,7 @@
 use model::alarm::{AlarmStatus, Severity};
 use model::{MachineState, OrderStatus, Role};
 
-use super::{alarms, factory, machine, orders, overview, plan, settings, station};
+use super::{alarms, factory, machine, orders, overview, plan, products, settings, station};
 
 /// A language of the dashboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,7 @@ pub(crate) struct Text {
     pub(crate) nav_station: &'static str,
     pub(crate) nav_alarms: &'static str,
     pub(crate) nav_factory: &'static str,
+    pub(crate) nav_products: &'static str,
     pub(crate) nav_settings: &'static str,
     pub(crate) sign_in: &'static str,
     pub(crate) sign_in_title: &'static str,
@@ -183,6 +184,7 @@ pub(crate) struct Text {
     pub(crate) alarms_page: &'static alarms::Text,
     pub(crate) settings_page: &'static settings::Text,
     pub(crate) factory_page: &'static factory::Text,
+    pub(crate) products_page: &'static products::Text,
 }
 
 impl Text {
@@ -254,6 +256,7 @@ const EN: Text = Text {
     nav_station: "Station",
     nav_alarms: "Alarms",
     nav_factory: "Factory",
+    nav_products: "Products",
     nav_settings: "Settings",
     sign_in: "Sign in",
     sign_in_title: "Sign in to microfactory",
@@ -352,6 +355,7 @@ const EN: Text = Text {
     alarms_page: &alarms::EN,
     settings_page: &settings::EN,
     factory_page: &factory::EN,
+    products_page: &products::EN,
 };
 
 const ZH: Text = Text {
@@ -368,6 +372,7 @@ const ZH: Text = Text {
     nav_station: "工位",
     nav_alarms: "警報",
     nav_factory: "工廠",
+    nav_products: "產品",
     nav_settings: "設定",
     sign_in: "登入",
     sign_in_title: "登入 microfactory",
@@ -460,6 +465,7 @@ const ZH: Text = Text {
     alarms_page: &alarms::ZH,
     settings_page: &settings::ZH,
     factory_page: &factory::ZH,
+    products_page: &products::ZH,
 };
 
 /// Alarm messages in Chinese.

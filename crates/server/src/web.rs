@@ -97,6 +97,13 @@ impl Ctx {
         self.may(need) && self.user.acts_at(site)
     }
 
+    /// The site a list of several sites' records opens on: the user's own, for someone bound to
+    /// a site who opened the page bare (from the header). A list asked for with any filter,
+    /// "every site" included, shows what was asked.
+    pub(crate) fn home_site(&self) -> Option<model::SiteId> {
+        self.user.site_id.filter(|_| !self.here.contains('?'))
+    }
+
     /// The same context with times in the local time of `site`: a page about one machine shows
     /// its site's clock, not the first site's.
     pub(crate) fn at_site(mut self, store: &store::Store, site: model::SiteId) -> Ctx {

@@ -1322,6 +1322,15 @@ async fn people_bound_to_another_site_are_offered_nothing_they_may_not_do_at_thi
         let station = h.page("/station", &bound, "en").await.text;
         assert!(station.contains("de-1") && !station.contains(&format!("/station?machine={machine}\"")));
     }
+    // Their lists open on Berlin; asked for every site, they show every site.
+    let bound = h.bound_token("op-de-lists", Role::Operator, model::SiteId(berlin));
+    let chosen = format!(r#"<option value="{berlin}" selected>"#);
+    for path in ["/alarms", "/orders"] {
+        let page = h.page(path, &bound, "en").await.text;
+        assert!(page.contains(&chosen), "{path} opens on the person's site: {page}");
+        assert!(!h.page(&format!("{path}?site="), &bound, "en").await.text.contains(&chosen), "{path}?site=");
+        assert!(!h.page(path, &token_for(Role::Operator), "en").await.text.contains(&chosen), "unbound");
+    }
     // A rule for every machine of Berlin is said so, and is the Berlin fitter's to edit.
     let rule = json!({"name": "Berlin coolant", "metric": "coolant_c", "condition": {"kind": "above", "threshold": 40.0},
                       "severity": "warning", "site_id": berlin});

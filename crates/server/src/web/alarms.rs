@@ -180,7 +180,7 @@ pub(crate) async fn page(
     let filter = AlarmFilter {
         open: (!all).then_some(true),
         machine: query.machine.map(MachineId),
-        site: query.site.map(model::SiteId),
+        site: query.site.map(model::SiteId).or(ctx.home_site()),
         // A severity the form does not offer (an old link) shows them all.
         severity: query.severity.as_deref().and_then(Severity::parse),
         from: within.map(|index| ctx.now - time::Duration::hours(WITHIN[index].1)),

@@ -631,6 +631,10 @@ pub(crate) async fn list(
     super::PageQuery(query): super::PageQuery<OrdersQuery>,
 ) -> PageResult {
     let o = ctx.t.orders_page;
+    let mut query = query;
+    if let Some(site) = ctx.home_site() {
+        query.site = Some(site.0.to_string());
+    }
     let sites = state.store.sites(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
     let products = state.store.products(PageRequest { after: None, limit: 1000 }).or_page(&ctx)?.items;
     let choices = Choices { sites: &sites, products: &products };

@@ -1271,9 +1271,15 @@ async fn a_machine_code_used_at_two_sites_is_shown_with_its_site() {
         );
     }
     // And in the Gantt's lanes.
-    publish_a_plan(&h).await;
+    let plan_id = publish_a_plan(&h).await;
     let plan = h.page("/plan", ADMIN, "en").await.text;
     assert!(plan.contains(&format!(r#"<text class="code" x="8" y="16">{code} · de</text>"#)), "{plan}");
+    // And in an order's steps.
+    let gantt = h.get(&format!("/api/v1/plans/{plan_id}/gantt")).await.json;
+    let lane = gantt.as_array().unwrap().iter().find(|lane| lane["machine_id"] == first["id"]).unwrap();
+    let order = &lane["items"][0]["order_id"];
+    let page = h.page(&format!("/orders/{order}"), ADMIN, "en").await.text;
+    assert!(page.contains(&format!("{code} · {first_site}")), "{page}");
     // A code of one site only is shown as it is.
     let other = h.get("/api/v1/machines/2").await.json["code"].as_str().unwrap().to_string();
     assert!(!h.page("/", ADMIN, "en").await.text.contains(&format!("{other} · ")));

@@ -1041,12 +1041,11 @@ pub(crate) fn gather_order(
     let order = store.order(id)?;
     let operations = store.operations(id)?;
     let product = store.variant(order.variant_id)?.name;
-    let machines = store
-        .machines(&MachineFilter::default(), PageRequest { after: None, limit: 10_000 })?
-        .items
-        .into_iter()
-        .map(|m| (m.id, m.code))
-        .collect();
+    // A code another site uses too is shown with its site.
+    let machines = super::machine_labels(
+        store,
+        &store.machines(&MachineFilter::default(), PageRequest { after: None, limit: 10_000 })?.items,
+    );
     let (plan, plan_published, planned) = match store.active_plan()? {
         Some(plan) => (
             Some(plan.id),

@@ -613,6 +613,18 @@ try {
   check(browserVariant && browserVariant.routing_id === route.id && browserVariant.bom.length === 1
     && browserVariant.bom[0].kg_per_unit === 0.3, `the variant form adds a variant with its bill of materials (${JSON.stringify(browserVariant)})`);
   await shot(office, 'products');
+  // An administrator issues a machine gateway's token (its MQTT password) on the settings page.
+  const gateway = await api('POST', '/api/v1/users', { username: 'browser-gw', role: 'device', site_id: plant.id });
+  await office.goto(base + '/settings');
+  const newToken = office.locator('[data-testid=new-token]');
+  await newToken.locator('input[name=name]').fill('plant gateway');
+  await newToken.locator('select[name=user_id]').selectOption(String(gateway.id));
+  await newToken.locator('button[type=submit]').click();
+  const secret = await office.locator('dialog code.secret').textContent();
+  await Promise.all([office.waitForEvent('load'), office.locator('dialog button').click()]);
+  const issued = (await api('GET', '/api/v1/tokens')).find(t => t.name === 'plant gateway');
+  check(issued && issued.user_id === gateway.id && secret.startsWith(issued.prefix),
+    `the settings page issues a token for a device account (${JSON.stringify(issued)})`);
   console.log('all dashboard checks passed; screenshots in', artifacts);
 } finally {
   await browser.close();

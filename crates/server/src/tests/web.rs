@@ -2146,3 +2146,17 @@ async fn the_products_page_shows_the_catalogue_and_lets_planners_change_it() {
         assert!(!page.text.contains("data-action"), "{role:?} is offered a change");
     }
 }
+
+#[tokio::test]
+async fn an_administrator_issues_a_device_s_token_on_the_settings_page() {
+    let h = harness();
+    let device = json!({"username": "gw-press", "role": "device", "site_id": 1});
+    let device = h.post_json("/api/v1/users", ADMIN, &device).await.json["id"].clone();
+    let settings = h.page("/settings", ADMIN, "en").await.text;
+    let form = settings.split(r#"data-testid="new-token""#).nth(1).unwrap().split("</form>").next().unwrap();
+    assert!(form.contains(r#"<select name="user_id" data-type="int">"#), "{form}");
+    assert!(form.contains(&format!(r#"<option value="{device}">gw-press (Device)</option>"#)), "{form}");
+    // Anyone else issues tokens for themselves only.
+    let planner = h.page("/settings", &token_for(Role::Planner), "en").await.text;
+    assert!(planner.contains(r#"data-testid="new-token""#) && !planner.contains(r#"name="user_id""#));
+}

@@ -38,6 +38,7 @@ pub(crate) struct Text {
     pub(crate) changed_password: &'static str,
     pub(crate) tokens_hint: &'static str,
     pub(crate) token_name: &'static str,
+    pub(crate) token_for: &'static str,
     /// The names the platform gives the tokens it issues itself (a sign-in in the browser, a
     /// `POST /api/v1/login`), said in the page's language.
     pub(crate) issued_token_names: [(&'static str, &'static str); 2],
@@ -104,8 +105,9 @@ pub(crate) const EN: Text = Text {
     own_password: "Your password",
     current_password: "Current password",
     changed_password: "New password",
-    tokens_hint: "Tokens let machines, scripts and other systems call the API. Sign-ins in a browser also hold one.",
+    tokens_hint: "Tokens let machines, scripts and other systems call the API; a machine gateway's device account publishes over MQTT with one as its password. Sign-ins in a browser also hold one.",
     token_name: "What it is for",
+    token_for: "For",
     issued_token_names: [("browser session", "browser session"), ("login", "sign-in over the API")],
     owner: "Owner",
     prefix: "Starts with",
@@ -167,8 +169,9 @@ pub(crate) const ZH: Text = Text {
     own_password: "你的密碼",
     current_password: "現時密碼",
     changed_password: "新密碼",
-    tokens_hint: "權杖讓機器、程式及其他系統呼叫 API。瀏覽器登入亦會持有一個權杖。",
+    tokens_hint: "權杖讓機器、程式及其他系統呼叫 API；機器網關的設備帳戶以權杖作為 MQTT 密碼。瀏覽器登入亦會持有一個權杖。",
     token_name: "用途",
+    token_for: "用戶",
     issued_token_names: [("browser session", "瀏覽器登入"), ("login", "經 API 登入")],
     owner: "擁有人",
     prefix: "開頭",
@@ -431,6 +434,18 @@ pub(crate) async fn page(
             h2 { (s.new_token) }
             form.row-form data-action="POST /api/v1/tokens" data-then="token" data-testid="new-token" {
                 label { (s.token_name) input name="name" required maxlength="200"; }
+                // An administrator also issues them for others: a machine's gateway (a device
+                // account) gets its MQTT password here.
+                @if admin && users.len() > 1 {
+                    label { (s.token_for)
+                        select name="user_id" data-type="int" {
+                            option value="" { (ctx.user.username) (ctx.t.space_lparen) (s.you) (ctx.t.rparen) }
+                            @for user in users.iter().filter(|u| u.id != ctx.user.id) {
+                                option value=(user.id.0) { (user.username) (ctx.t.space_lparen) (t.role(user.role)) (ctx.t.rparen) }
+                            }
+                        }
+                    }
+                }
                 button.primary type="submit" { (t.create) }
             }
         }

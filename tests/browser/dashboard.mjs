@@ -410,6 +410,7 @@ try {
   const kept = await api('GET', `/api/v1/orders/${choice.item.order_id}`);
   check(kept.operations.find(o => o.id === operation).status === 'running', 'a short finish answered no sends nothing');
   await finish.locator('input[name=good]').fill('5');
+  await finish.locator('input[name=scrap_reason]').fill('burr on edge');
   await finish.locator('button[type=submit]').click();
   const done = await until('the operation to be finished', async () => {
     const order = await api('GET', `/api/v1/orders/${choice.item.order_id}`);
@@ -417,6 +418,8 @@ try {
     return op.status === 'done' ? op : null;
   });
   check(done.good === 7 && done.scrap === 1, 'the finish added 5 good and 1 scrap to the 2 counted');
+  const scrapped = (await api('GET', `/api/v1/oee?machine=${choice.machine.id}`)).machines[0].scrap_reasons;
+  check(scrapped.some(r => r.reason === 'burr on edge' && r.units >= 1), `the finish keeps its scrap reason (${JSON.stringify(scrapped)})`);
   await station.waitForSelector(`form[data-action="POST /api/v1/operations/${operation}/finish"]`, { state: 'detached' });
   // The queue follows a newly published plan without a reload.
   await station.evaluate(() => { document.getElementById('next-work').dataset.old = 'yes'; });

@@ -840,6 +840,7 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
                     good: 10 + random.below(20) as u32,
                     scrap: random.below(3) as u32,
                     ideal_unit_seconds: 50.0,
+                    scrap_reason: None,
                 })?;
             }
             at += time::Duration::minutes(minutes);

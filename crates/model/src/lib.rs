@@ -42,7 +42,9 @@ pub use product::{
     BomLine, MAX_ROUTING_STEPS, Material, NewMaterial, NewProduct, NewRouting, NewVariant, Product, Routing,
     RoutingStep, Variant,
 };
-pub use telemetry::{CountRule, MachineState, ProductionRecord, Reading, StateChange, StateRule};
+pub use telemetry::{
+    CountRule, MachineState, ProductionRecord, Reading, StateChange, StateRule, scrap_reason,
+};
 pub use validate::{FieldError, Validate, check_code, check_name, fold_width, is_bidi_control, is_invisible};
 pub use zone::Zone;
 

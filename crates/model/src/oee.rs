@@ -67,6 +67,9 @@ pub struct Kpis {
     /// Seconds of unplanned downtime (`down`, `offline`, `idle`, `setup`) within planned busy time,
     /// by reason (`unspecified` when none was given), largest first: the downtime Pareto.
     pub losses: Vec<Loss>,
+    /// Scrapped units by the reason the person reporting them gave (`unspecified` when none was),
+    /// most first: the scrap Pareto. They add up to `scrap`.
+    pub scrap_reasons: Vec<ScrapCount>,
     /// Failures: stops in `down` that began within the period (one stop however often its
     /// reason changed), in or out of planned time, but for maintenance windows. A stop that began
     /// before the period is the earlier period's failure, however long it lasts.
@@ -95,6 +98,15 @@ pub struct Loss {
     pub seconds: f64,
 }
 
+/// One bar of the scrap Pareto.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ScrapCount {
+    /// The reason given, or `unspecified`.
+    pub reason: String,
+    /// Units scrapped for it.
+    pub units: u64,
+}
+
 impl Kpis {
     /// Sums machines into a line or site figure: times and counts add up, ratios are recomputed
     /// from the sums (not averaged), as ISO 22400 aggregates.
@@ -115,6 +127,9 @@ impl Kpis {
                     Some(existing) => existing.seconds += loss.seconds,
                     None => total.losses.push(loss.clone()),
                 }
+            }
+            for count in &part.scrap_reasons {
+                add_scrap(&mut total.scrap_reasons, &count.reason, count.units);
             }
         }
         total.finish();
@@ -138,6 +153,7 @@ impl Kpis {
             _ => None,
         };
         self.losses.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then_with(|| a.reason.cmp(&b.reason)));
+        self.scrap_reasons.sort_by(|a, b| b.units.cmp(&a.units).then_with(|| a.reason.cmp(&b.reason)));
     }
 }
 
@@ -243,6 +259,11 @@ pub fn compute(
             kpis.produced += produced;
             kpis.good += u64::from(record.good);
             kpis.scrap += u64::from(record.scrap);
+            if record.scrap > 0 {
+                let reason =
+                    record.scrap_reason.as_deref().filter(|r| !r.is_empty()).unwrap_or("unspecified");
+                add_scrap(&mut kpis.scrap_reasons, reason, u64::from(record.scrap));
+            }
         }
         // Its ideal time fills the busy time back from the end; the part within the period counts
         // (what reaches back before the period belongs to earlier ones).
@@ -261,6 +282,13 @@ pub fn compute(
     }
     kpis.finish();
     kpis
+}
+
+fn add_scrap(counts: &mut Vec<ScrapCount>, reason: &str, units: u64) {
+    match counts.iter_mut().find(|c| c.reason == reason) {
+        Some(count) => count.units += units,
+        None => counts.push(ScrapCount { reason: reason.to_string(), units }),
+    }
 }
 
 fn add_loss(losses: &mut Vec<Loss>, state: MachineState, reason: Option<&str>, seconds: f64) {

@@ -94,6 +94,8 @@ pub struct ProductionRecord {
     pub scrap: u32,
     /// Ideal (planned) seconds per unit, the basis of effectiveness.
     pub ideal_unit_seconds: f64,
+    /// Why the scrapped units were scrapped (`burr`, `short shot`), when someone said.
+    pub scrap_reason: Option<String>,
 }
 
 /// Derives a machine's state from one of its metrics, for machines that do not report states
@@ -235,4 +237,17 @@ impl crate::Validate for CountRule {
         }
         out
     }
+}
+
+/// A scrap reason as reported (`scrap_reason` beside `scrap`), made ready to keep: trimmed, none
+/// when blank, a name (at most 200 characters, no control characters) and only with scrapped
+/// units.
+pub fn scrap_reason(reason: Option<&str>, scrap: u32, out: &mut Vec<crate::FieldError>) -> Option<String> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty())?;
+    if scrap == 0 {
+        out.push(crate::FieldError::new("scrap_reason", "give a reason only with scrapped units"));
+        return None;
+    }
+    crate::check_name("scrap_reason", reason, out);
+    Some(reason.to_string())
 }

@@ -266,6 +266,7 @@ mod oee_tests {
             good,
             scrap,
             ideal_unit_seconds: 50.0,
+            scrap_reason: None,
         };
         let production =
             vec![record(day(11, 0), 120, 10), record(day(16, 0), 150, 20), record(day(18, 0), 100, 0)];
@@ -347,6 +348,42 @@ mod oee_tests {
     }
 
     #[test]
+    fn scrapped_units_are_counted_by_their_reason_and_add_up_across_machines() {
+        let from = datetime!(2026-12-06 00:00 +08:00);
+        let to = from + time::Duration::hours(24);
+        let states = vec![span(from, to, MachineState::Running, None)];
+        let record = |hour: i64, scrap, reason: Option<&str>| ProductionRecord {
+            machine: MachineId(1),
+            at: from + time::Duration::hours(hour),
+            operation: None,
+            good: 10,
+            scrap,
+            ideal_unit_seconds: 60.0,
+            scrap_reason: reason.map(str::to_string),
+        };
+        let production = [
+            record(1, 3, Some("burr")),
+            record(2, 1, None),
+            record(3, 2, Some("burr")),
+            record(4, 4, Some("short shot")),
+            record(5, 0, Some("ignored without scrap")),
+            // After the period: not counted.
+            record(30, 9, Some("burr")),
+        ];
+        let empty = Calendar { shifts: vec![], holidays: vec![] };
+        let kpis = compute(&empty, &HK, ms(from), ms(to), &states, &production);
+        let counts =
+            |k: &Kpis| k.scrap_reasons.iter().map(|c| (c.reason.clone(), c.units)).collect::<Vec<_>>();
+        assert_eq!(
+            counts(&kpis),
+            [("burr".to_string(), 5), ("short shot".to_string(), 4), ("unspecified".to_string(), 1)]
+        );
+        assert_eq!(kpis.scrap_reasons.iter().map(|c| c.units).sum::<u64>(), kpis.scrap);
+        let both = Kpis::combine([&kpis, &kpis]);
+        assert_eq!(counts(&both)[0], ("burr".to_string(), 10));
+    }
+
+    #[test]
     fn a_site_without_shifts_works_around_the_clock() {
         // As the planner reads an empty calendar: the whole period is planned, so a new site's
         // output counts before anyone enters its shifts, nights and Sundays included.
@@ -360,6 +397,7 @@ mod oee_tests {
             good: 38,
             scrap: 2,
             ideal_unit_seconds: 60.0,
+            scrap_reason: None,
         };
         let empty = Calendar { shifts: vec![], holidays: vec![] };
         let kpis = compute(&empty, &HK, ms(from), ms(to), &states, &[unit]);
@@ -386,6 +424,7 @@ mod oee_tests {
             good: 1,
             scrap: 0,
             ideal_unit_seconds: 228.0,
+            scrap_reason: None,
         };
         let kpis =
             compute(&calendar(), &HK, ms(from), ms(from) + 4 * 60_000, &states, std::slice::from_ref(&unit));
@@ -435,6 +474,7 @@ mod oee_tests {
             good,
             scrap,
             ideal_unit_seconds: 60.0,
+            scrap_reason: None,
         };
         let period = |from: Timestamp, to: Timestamp, production: &[ProductionRecord]| {
             compute(&calendar(), &HK, ms(from), ms(to), &states, production)

@@ -308,6 +308,7 @@ pub(crate) fn collect(
             kind,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         match timed.event {
             MachineEvent::Online => batch.states.push(change(MachineState::Idle, Some("online".into()))),

@@ -2639,6 +2639,7 @@ async fn maintenance_is_planned_stop_time_in_oee() {
         good: 4,
         scrap: 0,
         ideal_unit_seconds: 60.0,
+        scrap_reason: None,
     };
     h.store.write_batch(&[], &[], &[units], &[]).unwrap();
     let ran = h.get(&format!("/api/v1/oee?machine=3&{period}")).await.json;
@@ -4124,6 +4125,7 @@ async fn work_started_on_another_machine_than_planned_is_repaired_around() {
         kind: store::OperationEventKind::Started,
         checked: true,
         counted_before: None,
+        scrap_reason: None,
     };
     h.store.write_batch(&[], &[], &[], &[started]).unwrap();
     let number = h.store.order(op.order_id).unwrap().number;
@@ -5498,6 +5500,7 @@ async fn two_running_operations_on_one_machine_are_planned_one_after_the_other()
                 kind: store::OperationEventKind::Started,
                 checked: false,
                 counted_before: None,
+                scrap_reason: None,
             };
             h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
         }
@@ -5559,6 +5562,7 @@ async fn steps_start_in_order_and_a_lot_takes_no_more_than_twice_its_units() {
         kind: store::OperationEventKind::Started,
         checked: false,
         counted_before: None,
+        scrap_reason: None,
     };
     h.store.write_batch(&[], &[], &[], &[machine_says]).unwrap();
     for repair in [false, true] {
@@ -5607,6 +5611,7 @@ async fn running_work_is_planned_for_the_work_it_has_left() {
         kind,
         checked: false,
         counted_before: None,
+        scrap_reason: None,
     };
     // How long the plan made at `NOW` gives the running operation, in seconds.
     let planned = async || {
@@ -5698,6 +5703,7 @@ async fn the_simulator_goes_on_with_the_lots_its_machines_had_under_way() {
         kind,
         checked: false,
         counted_before: None,
+        scrap_reason: None,
     };
     let site = h.store.site(h.store.machine(machine).unwrap().site_id).unwrap();
     let settings = crate::simulation::SimSettings::default();

@@ -1056,8 +1056,8 @@ pub(crate) fn apply_operation_event(
         }
         let ideal_unit_seconds = ideal_unit_ms.map_or(unit_seconds, |ms| f64::from(ms) / 1000.0);
         tx.prepare_cached(
-            "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds, scrap_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
             event.machine.0,
@@ -1065,7 +1065,8 @@ pub(crate) fn apply_operation_event(
             event.operation.0,
             good,
             scrap,
-            ideal_unit_seconds
+            ideal_unit_seconds,
+            event.scrap_reason.as_deref().filter(|_| scrap > 0)
         ])?;
         Ok(true)
     };

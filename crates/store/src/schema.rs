@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0037_order_history.sql"),
     include_str!("migrations/0038_alarm_rules_per_site.sql"),
     include_str!("migrations/0039_order_numbers_in_any_case.sql"),
+    include_str!("migrations/0040_scrap_reasons.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.

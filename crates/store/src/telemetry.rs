@@ -107,6 +107,9 @@ pub struct OperationEvent {
     /// the lot when they read it. When more have been counted since (a machine's counter, another
     /// person), the report is refused with [`StoreError::Conflict`] instead of counting them twice.
     pub counted_before: Option<u32>,
+    /// Why the scrapped units of this report were scrapped, when someone said (kept with the
+    /// production record it makes).
+    pub scrap_reason: Option<String>,
 }
 
 /// What happened to the operation.
@@ -818,6 +821,19 @@ impl Store {
         })
     }
 
+    /// The scrap reasons given on a machine, most recently used first, at most `limit`: what its
+    /// station offers to pick.
+    pub fn scrap_reasons_used(&self, machine: MachineId, limit: u32) -> Result<Vec<String>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT scrap_reason FROM production WHERE machine_id = ?1 AND scrap_reason IS NOT NULL
+                 GROUP BY scrap_reason ORDER BY max(ts_ms) DESC LIMIT ?2",
+            )?;
+            let reasons = statement.query_map(params![machine.0, limit], |row| row.get(0))?;
+            Ok(reasons.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// A machine's first production record ever (of several at that time, the first stored), if
     /// it has one: the units it was first counted for, however long ago (found through the
     /// machine's index of records by time).
@@ -825,7 +841,7 @@ impl Store {
         self.read(|conn| {
             let row = conn
                 .prepare_cached(
-                    "SELECT ts_ms, operation_id, good, scrap, ideal_unit_seconds FROM production
+                    "SELECT ts_ms, operation_id, good, scrap, ideal_unit_seconds, scrap_reason FROM production
                      WHERE machine_id = ?1 ORDER BY ts_ms, id LIMIT 1",
                 )?
                 .query_row([machine.0], |row| {
@@ -835,10 +851,11 @@ impl Store {
                         row.get(2)?,
                         row.get(3)?,
                         row.get(4)?,
+                        row.get(5)?,
                     ))
                 })
                 .optional()?;
-            row.map(|(at, operation, good, scrap, ideal_unit_seconds)| {
+            row.map(|(at, operation, good, scrap, ideal_unit_seconds, scrap_reason)| {
                 Ok(ProductionRecord {
                     machine,
                     at: from_ms(at)?,
@@ -846,6 +863,7 @@ impl Store {
                     good,
                     scrap,
                     ideal_unit_seconds,
+                    scrap_reason,
                 })
             })
             .transpose()
@@ -861,7 +879,7 @@ impl Store {
     ) -> Result<Vec<ProductionRecord>> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT ts_ms, operation_id, good, scrap, ideal_unit_seconds FROM production
+                "SELECT ts_ms, operation_id, good, scrap, ideal_unit_seconds, scrap_reason FROM production
                  WHERE machine_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 ORDER BY ts_ms",
             )?;
             let mut rows = statement.query(params![machine.0, start_ms, end_ms])?;
@@ -874,6 +892,7 @@ impl Store {
                     good: row.get(2)?,
                     scrap: row.get(3)?,
                     ideal_unit_seconds: row.get(4)?,
+                    scrap_reason: row.get(5)?,
                 });
             }
             Ok(out)
@@ -930,8 +949,8 @@ fn series_id(tx: &Connection, cache: &mut SeriesCache, machine: MachineId, metri
 /// Inserts a production record; an operation id that does not exist (any more) is stored as none.
 fn insert_production(tx: &Connection, record: &ProductionRecord) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds)
-         SELECT ?1, ?2, (SELECT id FROM operations WHERE id = ?3), ?4, ?5, ?6",
+        "INSERT INTO production (machine_id, ts_ms, operation_id, good, scrap, ideal_unit_seconds, scrap_reason)
+         SELECT ?1, ?2, (SELECT id FROM operations WHERE id = ?3), ?4, ?5, ?6, ?7",
     )?
     .execute(params![
         record.machine.0,
@@ -939,7 +958,8 @@ fn insert_production(tx: &Connection, record: &ProductionRecord) -> Result<()> {
         record.operation.map(|o| o.0),
         record.good,
         record.scrap,
-        record.ideal_unit_seconds
+        record.ideal_unit_seconds,
+        record.scrap_reason
     ])?;
     Ok(())
 }
@@ -1011,6 +1031,7 @@ fn count_units(
                 kind: OperationEventKind::Produced { good, scrap, ideal_unit_ms: None },
                 checked: false,
                 counted_before: None,
+                scrap_reason: None,
             },
         ),
         None => {
@@ -1021,6 +1042,7 @@ fn count_units(
                 good,
                 scrap,
                 ideal_unit_seconds: rule.ideal_unit_seconds.unwrap_or(0.0),
+                scrap_reason: None,
             };
             insert_production(tx, &record)?;
             Ok(Some(CountedUnits {

@@ -243,7 +243,7 @@ fn a_machine_takes_a_thousand_metrics_at_most() {
 #[test]
 fn migrations_set_the_schema_version() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 39);
+    assert_eq!(store.schema_version().unwrap(), 40);
 }
 
 #[test]
@@ -496,7 +496,7 @@ fn upgrading_keeps_every_row_and_reference() {
     };
 
     let store = Store::open(&path, Durability::Full).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 39);
+    assert_eq!(store.schema_version().unwrap(), 40);
     let site = &store.sites(all()).unwrap().items[0];
     assert_eq!((site.utc_offset.as_deref(), site.time_zone.as_deref()), (Some("+08:00"), None));
     assert_eq!(store.orders(&OrderFilter::default(), all()).unwrap().items, orders);
@@ -1363,6 +1363,7 @@ mod telemetry_tests {
             good,
             scrap: 0,
             ideal_unit_seconds: 30.0,
+            scrap_reason: None,
         };
         // Recorded out of time order; two at the earliest time: the first stored is first.
         for record in
@@ -1452,6 +1453,7 @@ mod telemetry_tests {
             good: 9,
             scrap: 1,
             ideal_unit_seconds: 30.0,
+            scrap_reason: None,
         };
         f.store.record_production(&record).unwrap();
         assert_eq!(f.store.production(f.machines[0], 0, 20_000).unwrap(), vec![record]);
@@ -1497,6 +1499,7 @@ mod telemetry_tests {
             good: 1,
             scrap: 0,
             ideal_unit_seconds: 30.0,
+            scrap_reason: None,
         };
         let families = |store: &Store| store.last_setup_families(&f.machines).unwrap();
         assert!(families(&f.store).is_empty(), "nothing produced yet");
@@ -1770,6 +1773,7 @@ mod operation_event_tests {
             kind,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         f.store.write_batch(&[], &[], &[], &[event(&ops[0], OperationEventKind::Started)]).unwrap();
         assert_eq!(f.store.order(order.id).unwrap().status, OrderStatus::Running);
@@ -1799,6 +1803,7 @@ mod operation_event_tests {
             kind: OperationEventKind::Started,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         f.store.write_batch(&[], &[], &[], &[ghost]).unwrap();
     }
@@ -1817,6 +1822,7 @@ mod operation_event_tests {
             kind,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         let finished = OperationEventKind::Finished { good: 20, scrap: 0, ideal_unit_ms: None };
         let produced = OperationEventKind::Produced { good: 3, scrap: 0, ideal_unit_ms: None };
@@ -1863,6 +1869,7 @@ mod operation_event_tests {
             kind: OperationEventKind::Produced { good, scrap: 0, ideal_unit_ms: None },
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         f.store.write_batch(&[], &[], &[], &[report(1, 10, 2), report(0, 20, 1)]).unwrap();
         let lot = &f.store.operations(order.id).unwrap()[0];
@@ -1886,6 +1893,7 @@ mod operation_event_tests {
             kind,
             checked: true,
             counted_before: None,
+            scrap_reason: None,
         };
         f.store.write_batch(&[], &[], &[], &[report(OperationEventKind::Started)]).unwrap();
         let finished = OperationEventKind::Finished { good: 0, scrap: 5, ideal_unit_ms: None };
@@ -1914,6 +1922,7 @@ mod operation_event_tests {
             kind,
             checked: true,
             counted_before: None,
+            scrap_reason: None,
         };
         let write = |event: OperationEvent| f.store.write_batch(&[], &[], &[], &[event]);
         let refusal = |result: Result<WriteStats>| match result {
@@ -2014,6 +2023,7 @@ mod operation_event_tests {
             kind,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         let produced = |good, scrap| OperationEventKind::Produced { good, scrap, ideal_unit_ms: None };
         // No `Started` first: a count alone shows the operation running on that machine.
@@ -2074,6 +2084,7 @@ mod operation_event_tests {
             kind,
             checked: true,
             counted_before: None,
+            scrap_reason: None,
         };
         let write = |e: OperationEvent| f.store.write_batch(&[], &[], &[], &[e]).unwrap();
         let pause = |good, scrap| OperationEventKind::Paused { good, scrap };
@@ -2123,6 +2134,7 @@ fn deliveries_count_the_orders_finished_since_and_those_on_time() {
                 kind: OperationEventKind::Finished { good, scrap: 5 - good, ideal_unit_ms: None },
                 checked: false,
                 counted_before: None,
+                scrap_reason: None,
             })
             .collect();
         f.store.write_batch(&[], &[], &[], &events).unwrap();
@@ -2172,6 +2184,7 @@ mod ready_tests {
             kind: OperationEventKind::Started,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         f.store.write_batch(&[], &[], &[], std::slice::from_ref(&started)).unwrap();
         assert!(
@@ -2208,6 +2221,7 @@ mod ready_tests {
             kind: OperationEventKind::Finished { good: 0, scrap: 0, ideal_unit_ms: None },
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         f.store.write_batch(&[], &[], &[], &[finished]).unwrap();
         let next = f.store.ready_operations(100).unwrap().remove(0);
@@ -2313,6 +2327,7 @@ mod count_rule_tests {
             kind: OperationEventKind::Started,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         // A scrap counter's first reading is its baseline only.
         let stats = f.store.write_batch(&[good(3, 105.0), scrap(3, 7.0)], &[], &[], &[started]).unwrap();
@@ -2392,6 +2407,7 @@ mod count_rule_tests {
             kind,
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         };
         let finish = |good, scrap| OperationEventKind::Finished { good, scrap, ideal_unit_ms: None };
         f.store.write_batch(&[], &[], &[], &[event(first, 1, OperationEventKind::Started)]).unwrap();

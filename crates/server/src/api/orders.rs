@@ -821,6 +821,19 @@ pub(crate) struct FinishRequest {
     /// twice. The station sends it; leave it out to report whatever was counted meanwhile.
     #[serde(default)]
     counted_before: Option<u32>,
+    /// Why the scrapped units were scrapped (only with `scrap`): the machine page's scrap Pareto
+    /// counts units by it.
+    #[serde(default)]
+    scrap_reason: Option<String>,
+}
+
+impl FinishRequest {
+    /// The scrap reason to keep, or the refusal.
+    fn scrap_reason(&self) -> ApiResult<Option<String>> {
+        let mut problems = Vec::new();
+        let reason = model::scrap_reason(self.scrap_reason.as_deref(), self.scrap, &mut problems);
+        if problems.is_empty() { Ok(reason) } else { Err(ApiError::validation(problems)) }
+    }
 }
 
 pub(crate) async fn start_operation(
@@ -840,7 +853,7 @@ pub(crate) async fn start_operation(
     principal.require_machine_site(&state.store, request.machine_id)?;
     // The store checks the rest (its status, its order, earlier steps, the machine's other work)
     // inside the write, so two stations starting at once cannot both succeed.
-    report(&state, operation.id, request.machine_id, store::OperationEventKind::Started, None).await
+    report(&state, operation.id, request.machine_id, store::OperationEventKind::Started, None, None).await
 }
 
 pub(crate) async fn finish_operation(
@@ -854,7 +867,9 @@ pub(crate) async fn finish_operation(
     // the units beyond its limit.
     let kind =
         store::OperationEventKind::Finished { good: request.good, scrap: request.scrap, ideal_unit_ms: None };
-    report_on_its_machine(&state, &principal, model::OperationId(id), kind, request.counted_before).await
+    let reason = request.scrap_reason()?;
+    report_on_its_machine(&state, &principal, model::OperationId(id), kind, request.counted_before, reason)
+        .await
 }
 
 /// Reports `kind` on the operation where it runs; a step that is not running (the store refuses
@@ -865,13 +880,14 @@ async fn report_on_its_machine(
     id: model::OperationId,
     kind: store::OperationEventKind,
     counted_before: Option<u32>,
+    scrap_reason: Option<String>,
 ) -> ApiResult<Json<Operation>> {
     let operation = state.store.operation(id)?;
     let Some(machine) = operation.machine_id.or_else(|| operation.eligible_machines.first().copied()) else {
         return Err(ApiError::conflict(Some("status".into()), "the operation has no machine to report on"));
     };
     principal.require_machine_site(&state.store, machine)?;
-    report(state, operation.id, machine, kind, counted_before).await
+    report(state, operation.id, machine, kind, counted_before, scrap_reason).await
 }
 
 /// Stops a running operation for now (a lot split across shifts, the end of a shift): its units
@@ -886,7 +902,9 @@ pub(crate) async fn pause_operation(
     // The store refuses it inside the write unless the operation is running then, and when
     // nothing would be left for later (that is a finish).
     let kind = store::OperationEventKind::Paused { good: request.good, scrap: request.scrap };
-    report_on_its_machine(&state, &principal, model::OperationId(id), kind, request.counted_before).await
+    let reason = request.scrap_reason()?;
+    report_on_its_machine(&state, &principal, model::OperationId(id), kind, request.counted_before, reason)
+        .await
 }
 
 /// Reports now on `operation` and answers with it as stored. A start shows the machine running,
@@ -899,6 +917,7 @@ async fn report(
     machine: model::MachineId,
     kind: store::OperationEventKind,
     counted_before: Option<u32>,
+    scrap_reason: Option<String>,
 ) -> ApiResult<Json<Operation>> {
     let at = state.clock.now();
     let now_state = state.store.current_state(machine, at)?.map(|c| c.state);
@@ -915,7 +934,8 @@ async fn report(
     };
     let states =
         change.map(|state| model::StateChange { machine, at, state, reason: None }).into_iter().collect();
-    let event = store::OperationEvent { operation, machine, at, kind, checked: true, counted_before };
+    let event =
+        store::OperationEvent { operation, machine, at, kind, checked: true, counted_before, scrap_reason };
     write_reports(state, vec![event], states).await?;
     Ok(Json(state.store.operation(operation)?))
 }

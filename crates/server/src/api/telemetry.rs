@@ -347,6 +347,10 @@ pub(crate) struct ProductionReport {
     #[serde(default, deserialize_with = "model::rfc3339_or_millis")]
     #[schemars(with = "Option<model::DateTimeOrMillis>")]
     at: Option<Timestamp>,
+    /// Why the scrapped units were scrapped (only with `scrap`): the machine page's scrap Pareto
+    /// counts units by it.
+    #[serde(default)]
+    scrap_reason: Option<String>,
 }
 
 /// The stored record, as sent back.
@@ -358,6 +362,7 @@ pub(crate) struct ProductionOut {
     good: u32,
     scrap: u32,
     ideal_unit_seconds: f64,
+    scrap_reason: Option<String>,
 }
 
 pub(crate) async fn report_production(
@@ -379,6 +384,7 @@ pub(crate) async fn report_production(
         problems.push(FieldError::new("good", "at most 1000000 units in one report"));
     }
     check_at(report.at, state.clock.now(), &mut problems);
+    let scrap_reason = model::scrap_reason(report.scrap_reason.as_deref(), report.scrap, &mut problems);
     if report.ideal_unit_seconds.is_none() && report.operation_id.is_none() {
         problems
             .push(FieldError::new("ideal_unit_seconds", "give the ideal time per unit or the operation_id"));
@@ -388,7 +394,9 @@ pub(crate) async fn report_production(
     }
     let at = report.at.unwrap_or_else(|| state.report_time());
     if let Some(operation) = report.operation_id {
-        return Ok(Created(count_for_operation(&state, &machine, operation, &report, at).await?));
+        return Ok(Created(
+            count_for_operation(&state, &machine, operation, &report, at, scrap_reason).await?,
+        ));
     }
     let record = ProductionRecord {
         machine: machine.id,
@@ -397,6 +405,7 @@ pub(crate) async fn report_production(
         good: report.good,
         scrap: report.scrap,
         ideal_unit_seconds: ideal,
+        scrap_reason,
     };
     let store = state.store.clone();
     let (record, recorded) = blocking(move || {
@@ -421,6 +430,7 @@ pub(crate) async fn report_production(
         good: record.good,
         scrap: record.scrap,
         ideal_unit_seconds: record.ideal_unit_seconds,
+        scrap_reason: record.scrap_reason,
     }))
 }
 
@@ -432,6 +442,7 @@ async fn count_for_operation(
     operation: model::OperationId,
     report: &ProductionReport,
     at: Timestamp,
+    scrap_reason: Option<String>,
 ) -> ApiResult<ProductionOut> {
     let operation = match state.store.operation(operation) {
         Ok(operation) => operation,
@@ -459,6 +470,7 @@ async fn count_for_operation(
         kind,
         checked: true,
         counted_before: None,
+        scrap_reason: scrap_reason.clone(),
     };
     super::orders::write_operation_event(state, event).await?;
     Ok(ProductionOut {
@@ -467,6 +479,7 @@ async fn count_for_operation(
         good: report.good,
         scrap: report.scrap,
         ideal_unit_seconds: ideal_unit_ms.map_or(operation.unit_seconds, |ms| f64::from(ms) / 1000.0),
+        scrap_reason,
     })
 }
 

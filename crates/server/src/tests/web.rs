@@ -567,6 +567,7 @@ async fn the_station_offers_to_finish_with_the_units_not_counted_yet() {
         kind: produced,
         checked: false,
         counted_before: None,
+        scrap_reason: None,
     };
     h.store.write_batch(&[], &[], &[], &[event]).unwrap();
     let page = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
@@ -1036,6 +1037,7 @@ async fn a_done_order_shows_when_it_finished_and_is_judged_by_that() {
             kind: store::OperationEventKind::Finished { good: 1, scrap: 0, ideal_unit_ms: None },
             checked: false,
             counted_before: None,
+            scrap_reason: None,
         })
         .collect();
     h.store.write_batch(&[], &[], &[], &events).unwrap();
@@ -1816,6 +1818,7 @@ async fn a_machine_page_warns_of_performance_above_one_hundred_per_cent() {
         kind: produced,
         checked: false,
         counted_before: None,
+        scrap_reason: None,
     };
     h.store.write_batch(&[], &[], &[], &[event]).unwrap();
     let oee = h.get(&format!("/api/v1/oee?machine={machine}")).await.json;
@@ -2159,4 +2162,47 @@ async fn an_administrator_issues_a_device_s_token_on_the_settings_page() {
     // Anyone else issues tokens for themselves only.
     let planner = h.page("/settings", &token_for(Role::Planner), "en").await.text;
     assert!(planner.contains(r#"data-testid="new-token""#) && !planner.contains(r#"name="user_id""#));
+}
+
+#[tokio::test]
+async fn scrap_reasons_are_offered_at_the_station_and_counted_on_the_machine_page() {
+    let h = harness();
+    let workers = h.state.start_workers();
+    let (_, operation) = h.first_released_operation().await;
+    let (id, machine) = (&operation["id"], operation["eligible_machines"][0].as_i64().unwrap());
+    let (start, started) = (format!("/api/v1/operations/{id}/start"), json!({"machine_id": machine}));
+    assert_eq!(h.post_json(&start, ADMIN, &started).await.status, StatusCode::OK);
+    let pause = format!("/api/v1/operations/{id}/pause");
+    // A reason needs scrapped units.
+    let reply = h.post_json(&pause, ADMIN, &json!({"good": 1, "scrap": 0, "scrap_reason": "burr"})).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
+    assert!(reply.text.contains("give a reason only with scrapped units"), "{}", reply.text);
+    let reply = h.post_json(&pause, ADMIN, &json!({"good": 1, "scrap": 2, "scrap_reason": " burr "})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // Units reported by hand, with a reason of their own.
+    let units = json!({"good": 0, "scrap": 1, "scrap_reason": "crack", "ideal_unit_seconds": 30});
+    let reply = h.post_json(&format!("/api/v1/machines/{machine}/production"), ADMIN, &units).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.json["scrap_reason"], "crack");
+    // Started again, the station offers the reasons used on the machine, latest first.
+    assert_eq!(h.post_json(&start, ADMIN, &started).await.status, StatusCode::OK);
+    let station = h.page(&format!("/station?machine={machine}"), ADMIN, "en").await.text;
+    assert!(station.contains(r#"name="scrap_reason""#), "{station}");
+    assert!(
+        station.contains(
+            r#"<datalist id="scrap-reasons"><option value="crack"><option value="burr"></datalist>"#
+        ),
+        "{station}"
+    );
+    // The machine page and the OEE report count the scrap by reason.
+    let page = h.page(&format!("/machines/{machine}"), ADMIN, "en").await.text;
+    let panel =
+        page.split(r#"data-testid="scrap-pareto""#).nth(1).unwrap().split("</section>").next().unwrap();
+    let burr = panel.find("<td>burr</td><td class=\"num\">2</td>");
+    let crack = panel.find("<td>crack</td><td class=\"num\">1</td>");
+    assert!(burr.is_some() && crack.is_some() && burr < crack, "most first: {panel}");
+    let oee = h.get(&format!("/api/v1/oee?machine={machine}")).await.json;
+    assert_eq!(oee["machines"][0]["scrap_reasons"][0], json!({"reason": "burr", "units": 2}), "{oee}");
+    h.state.begin_stop();
+    workers.finish().await;
 }

@@ -53,6 +53,9 @@ pub(crate) struct Text {
     pub(crate) above_ideal: &'static str,
     pub(crate) pareto: &'static str,
     pub(crate) pareto_hint: &'static str,
+    pub(crate) scrap_pareto: &'static str,
+    pub(crate) scrap_pareto_hint: &'static str,
+    pub(crate) units: &'static str,
     pub(crate) loss: &'static str,
     pub(crate) duration: &'static str,
     pub(crate) share: &'static str,
@@ -133,6 +136,9 @@ pub(crate) const EN: Text = Text {
     no_planned_time: "No production was planned in this time range, so there is no OEE.",
     above_ideal: "Performance is above 100 %: the units counted took less than their ideal time. Check the steps' unit times (the planning standard) and the machine's counts.",
     pareto: "Downtime Pareto",
+    scrap_pareto: "Scrap by reason",
+    scrap_pareto_hint: "Units scrapped in the period, by the reason given when they were reported, most first.",
+    units: "Units",
     pareto_hint: "Time lost within planned time, by state and reason (breakdowns, waiting, setups, time without a state), longest first.",
     loss: "Loss",
     duration: "Duration",
@@ -216,6 +222,9 @@ pub(crate) const ZH: Text = Text {
     no_planned_time: "此時段內沒有計劃生產，因此沒有 OEE。",
     above_ideal: "表現率高於 100%：所計件數用時少於理想時間。請檢查工序的單件時間（計劃標準）及機器的計數。",
     pareto: "停機柏拉圖",
+    scrap_pareto: "廢品原因",
+    scrap_pareto_hint: "期內報廢的數量，按報告時所填原因分類，最多者在前。",
+    units: "數量",
     pareto_hint: "計劃時間內損失的時間，按狀態及原因（故障、等待、換線、未報狀態），時間最長者在前。",
     loss: "損失",
     duration: "時長",
@@ -504,6 +513,7 @@ pub(crate) fn render(ctx: &Ctx, data: &MachineData) -> Markup {
                 (oee_breakdown(ctx, &data.kpis))
                 (pareto(ctx, &data.kpis))
             }
+            (scrap_pareto(ctx, &data.kpis))
         }
         (charts(ctx, data))
         (alarms(ctx, data))
@@ -692,6 +702,32 @@ struct ParetoRow<'a> {
     seconds: f64,
     /// This row and every row above it, as a share of all downtime.
     cumulative: f64,
+}
+
+/// The period's scrapped units by reason, when any were scrapped.
+fn scrap_pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
+    let (t, m) = (ctx.t, ctx.t.machine_page);
+    let share = |units: u64| (kpis.scrap > 0).then(|| units as f64 / kpis.scrap as f64);
+    html! {
+        @if kpis.scrap > 0 {
+            section.panel aria-labelledby="scrap-heading" data-testid="scrap-pareto" {
+                h2 #scrap-heading { (m.scrap_pareto) }
+                p.muted { (m.scrap_pareto_hint) }
+                table.compare {
+                    thead { tr { th { (t.station_page.scrap_reason) } th.num { (m.units) } th.num { (m.share) } } }
+                    tbody {
+                        @for count in &kpis.scrap_reasons {
+                            tr {
+                                td { (if count.reason == "unspecified" { m.unspecified } else { count.reason.as_str() }) }
+                                td.num { (count.units) }
+                                td.num { (percent(t, share(count.units))) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn pareto(ctx: &Ctx, kpis: &Kpis) -> Markup {
@@ -1120,6 +1156,7 @@ mod tests {
                 good: 9,
                 scrap: u32::from(minute % 50 == 0),
                 ideal_unit_seconds: 50.0,
+                scrap_reason: None,
             };
             store.record_production(&record).unwrap();
         }

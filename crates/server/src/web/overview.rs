@@ -73,7 +73,7 @@ pub(crate) const EN: Text = Text {
     open_plan: "Open the plan",
     all_alarms: "All alarms",
     shown_of: |shown, open| format!("The {shown} most urgent of {open} open alarms."),
-    no_machines: "No machines are set up yet.",
+    no_machines: "No machines are set up yet: sites, lines and machines are entered on the Factory page.",
     behind: "Operations behind the plan",
     to_release: "Orders to release",
     to_release_hint: "Orders not released yet that are due within 7 days, or overdue: the plan gives machine time to released orders only.",
@@ -102,7 +102,7 @@ pub(crate) const ZH: Text = Text {
     open_plan: "開啟排程",
     all_alarms: "所有警報",
     shown_of: |shown, open| format!("顯示 {open} 個未完結警報中最緊急的 {shown} 個。"),
-    no_machines: "尚未設定機器。",
+    no_machines: "尚未設定機器：廠房、生產線及機器在「工廠」頁輸入。",
     behind: "落後於排程的工序",
     to_release: "待下達訂單",
     to_release_hint: "尚未下達而於七天內到期（或已逾期）的訂單：排程只為已下達的訂單安排機器時間。",
@@ -318,7 +318,7 @@ pub(crate) fn render(ctx: &Ctx, data: &Overview) -> Markup {
         div.grid2 {
             section.panel aria-labelledby="machines-heading" {
                 h2 #machines-heading { (t.machines) }
-                @if data.machines.is_empty() { p.muted { (o.no_machines) } }
+                @if data.machines.is_empty() { p.muted { a href="/factory" { (o.no_machines) } } }
                 // States change in place; today's OEE is fetched again as units are counted.
                 div.tiles #overview-tiles data-live data-refresh-on="production plan" {
                     @for machine in &data.machines {
@@ -523,6 +523,7 @@ mod tests {
                     good: 10,
                     scrap: 0,
                     ideal_unit_seconds: 60.0,
+                    scrap_reason: None,
                 })
                 .unwrap();
             machines.push(machine);

@@ -40,6 +40,8 @@ pub(crate) struct Text {
     pub(crate) finish: &'static str,
     pub(crate) counted: &'static str,
     pub(crate) finish_hint: &'static str,
+    /// Why the units counted as scrap were scrapped (optional).
+    pub(crate) scrap_reason: &'static str,
     pub(crate) stop_for_now: &'static str,
     pub(crate) stop_for_now_hint: &'static str,
     /// "part 2" of a lot the plan split
@@ -91,6 +93,7 @@ pub(crate) const EN: Text = Text {
     finish: "Finish",
     counted: "Counted so far",
     finish_hint: "Finish with the units not counted yet: the rest of the lot is filled in.",
+    scrap_reason: "Scrap reason",
     stop_for_now: "Stop for now",
     stop_for_now_hint: "When the rest of the lot is made later (the plan splits it into parts, or the shift ends), stop for now with the units made since the last count: what is left goes back to the dispatch list.",
     part: |part| format!("part {part}"),
@@ -134,6 +137,7 @@ pub(crate) const ZH: Text = Text {
     finish: "完成",
     counted: "已計數",
     finish_hint: "完成時只填尚未計數的數量：已預填此批的餘數。",
+    scrap_reason: "廢品原因",
     stop_for_now: "暫停此批",
     stop_for_now_hint: "未做完但要停下（例如換更或排程分段）：填上次計數後做好的數量，按「暫停此批」；未做的數量會回到派工清單。",
     part: |part| format!("第 {part} 段"),
@@ -231,6 +235,7 @@ pub(crate) async fn page(
     let labels = std::collections::HashMap::from([(machine.id, machine.code.clone())]);
     let mut running: Vec<(GanttItem, Operation)> = Vec::new();
     let mut next = Vec::new();
+    let scrap_reasons = store.scrap_reasons_used(machine.id, 30).or_page(&ctx)?;
     let running_now = store.running_operations().or_page(&ctx)?;
     // How many parts of each lot this machine's list holds: a lot the plan split is worked a
     // part at a time, stopping for now after each but the last.
@@ -318,6 +323,9 @@ pub(crate) async fn page(
                 }
                 @if running.is_empty() { p.muted { (s.nothing_running) } }
                 @for (item, lot) in &running { (current(&ctx, item, lot, split(item), may_report)) }
+                @if may_report && !running.is_empty() {
+                    datalist #scrap-reasons { @for reason in &scrap_reasons { option value=(reason); } }
+                }
             }
             // Also drawn again when the machine's state changes: a start on a machine in
             // breakdown asks first.
@@ -432,6 +440,8 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report
                         inputmode="numeric" value=(left); }
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
                         inputmode="numeric" value="0"; }
+                    label { (t.station_page.scrap_reason) input name="scrap_reason" maxlength="200" size="14" list="scrap-reasons"
+                        autocomplete="off"; }
                     button.primary type="submit" data-testid="finish-operation" { (t.station_page.finish) }
                 }
                 p.muted { (t.station_page.stop_for_now_hint) }
@@ -442,6 +452,8 @@ fn current(ctx: &Ctx, item: &GanttItem, lot: &Operation, split: bool, may_report
                         inputmode="numeric" value=[this_part]; }
                     label { (t.scrap) input name="scrap" type="number" min="0" max="10000000" data-type="int"
                         inputmode="numeric" value="0"; }
+                    label { (t.station_page.scrap_reason) input name="scrap_reason" maxlength="200" size="14" list="scrap-reasons"
+                        autocomplete="off"; }
                     button type="submit" data-testid="pause-operation" { (t.station_page.stop_for_now) }
                 }
             }

@@ -748,6 +748,23 @@ pub(crate) fn machine_labels(
         .collect()
 }
 
+/// A record's change forms and its delete button, folded away under "Edit". `label` is the id of
+/// the element that names the record (both buttons are described by it), `path` the API address
+/// the button deletes, and `confirm` what it asks first.
+pub(crate) fn edit_fold(ctx: &Ctx, label: &str, path: &str, confirm: &str, forms: Markup) -> Markup {
+    html! {
+        details {
+            summary aria-describedby=(label) { (ctx.t.edit) }
+            div.stack {
+                (forms)
+                div {
+                    button.danger data-action={ "DELETE " (path) } data-confirm=(confirm) aria-describedby=(label) { (ctx.t.delete) }
+                }
+            }
+        }
+    }
+}
+
 /// An alarm's status as shown: a cleared alarm nobody acknowledged says so.
 pub(crate) fn alarm_status(t: &Text, alarm: &model::alarm::Alarm) -> Markup {
     html! {

@@ -175,7 +175,7 @@ impl Factory<'_> {
 }
 
 fn sites_panel(ctx: &Ctx, factory: &Factory, calendars: &[Calendar]) -> Markup {
-    let (t, f) = (ctx.t, ctx.t.factory_page);
+    let f = ctx.t.factory_page;
     let mut lines_of: HashMap<SiteId, usize> = HashMap::new();
     for line in factory.lines {
         *lines_of.entry(line.site_id).or_default() += 1;
@@ -200,17 +200,8 @@ fn sites_panel(ctx: &Ctx, factory: &Factory, calendars: &[Calendar]) -> Markup {
                             dt { (f.in_service) } dd { (working.get(&site.id).copied().unwrap_or(0)) }
                         }
                         @if factory.admin {
-                            details {
-                                summary { (t.edit) }
-                                div.stack {
-                                    (site_form(ctx, Some(site)))
-                                    (calendar_form(ctx, site, calendar))
-                                    div {
-                                        button.danger data-action={ "DELETE /api/v1/sites/" (site.id.0) }
-                                            data-confirm=(f.delete_site) aria-describedby={ "site-" (site.id.0) "-code" } { (t.delete) }
-                                    }
-                                }
-                            }
+                            (super::edit_fold(ctx, &format!("site-{}-code", site.id.0), &format!("/api/v1/sites/{}", site.id.0), f.delete_site,
+                                html! { (site_form(ctx, Some(site))) (calendar_form(ctx, site, calendar)) }))
                         }
                     }
                 }
@@ -357,21 +348,16 @@ fn lines_panel(ctx: &Ctx, factory: &Factory) -> Markup {
                     } }
                     tbody {
                         @for line in factory.lines {
+                            @let label = format!("line-{}-code", line.id.0);
                             tr data-testid="line-row" {
                                 @if factory.several_sites() { td { (factory.site_code(line.site_id)) } }
-                                td id={ "line-" (line.id.0) "-code" } { (line.code) }
+                                td id=(label) { (line.code) }
                                 td { (line.name) }
                                 td.num { (machines_of.get(&line.id).copied().unwrap_or(0)) }
                                 @if factory.admin {
                                     td {
-                                        details {
-                                            summary aria-describedby={ "line-" (line.id.0) "-code" } { (t.edit) }
-                                            div.stack {
-                                                (line_form(ctx, factory, Some(line)))
-                                                button.danger data-action={ "DELETE /api/v1/lines/" (line.id.0) }
-                                                    data-confirm=(f.delete_line) aria-describedby={ "line-" (line.id.0) "-code" } { (t.delete) }
-                                            }
-                                        }
+                                        (super::edit_fold(ctx, &label, &format!("/api/v1/lines/{}", line.id.0), f.delete_line,
+                                            line_form(ctx, factory, Some(line))))
                                     }
                                 }
                             }
@@ -436,8 +422,9 @@ fn machines_panel(ctx: &Ctx, factory: &Factory) -> Markup {
                 } }
                 tbody {
                     @for machine in machines {
+                        @let label = format!("machine-{}-code", machine.id.0);
                         tr data-testid="machine-row" {
-                            td id={ "machine-" (machine.id.0) "-code" } { a href={ "/machines/" (machine.id.0) } { (machine.code) } }
+                            td id=(label) { a href={ "/machines/" (machine.id.0) } { (machine.code) } }
                             td { (machine.name) }
                             td { (kind_label(ctx, machine.kind)) }
                             @if factory.several_sites() { td { (factory.site_code(machine.site_id)) } }
@@ -446,14 +433,8 @@ fn machines_panel(ctx: &Ctx, factory: &Factory) -> Markup {
                             td.num { @if machine.rated_power_kw > 0.0 { (super::svg::value_text(machine.rated_power_kw)) } }
                             @if factory.admin {
                                 td {
-                                    details {
-                                        summary aria-describedby={ "machine-" (machine.id.0) "-code" } { (t.edit) }
-                                        div.stack {
-                                            (machine_form(ctx, factory, Some(machine)))
-                                            button.danger data-action={ "DELETE /api/v1/machines/" (machine.id.0) }
-                                                data-confirm=(f.delete_machine) aria-describedby={ "machine-" (machine.id.0) "-code" } { (t.delete) }
-                                        }
-                                    }
+                                    (super::edit_fold(ctx, &label, &format!("/api/v1/machines/{}", machine.id.0), f.delete_machine,
+                                        machine_form(ctx, factory, Some(machine))))
                                 }
                             }
                         }

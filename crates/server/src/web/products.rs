@@ -205,14 +205,8 @@ fn products_panel(ctx: &Ctx, catalogue: &Catalogue) -> Markup {
                                         }
                                         @if catalogue.edit {
                                             td {
-                                                details {
-                                                    summary aria-describedby={ "variant-" (variant.id.0) } { (t.edit) }
-                                                    div.stack {
-                                                        (variant_form(ctx, catalogue, product, Some(variant)))
-                                                        div { button.danger data-action={ "DELETE /api/v1/variants/" (variant.id.0) }
-                                                            data-confirm=(p.delete_variant) aria-describedby={ "variant-" (variant.id.0) } { (t.delete) } }
-                                                    }
-                                                }
+                                                (super::edit_fold(ctx, &format!("variant-{}", variant.id.0), &format!("/api/v1/variants/{}", variant.id.0), p.delete_variant,
+                                                    variant_form(ctx, catalogue, product, Some(variant))))
                                             }
                                         }
                                     }
@@ -221,16 +215,11 @@ fn products_panel(ctx: &Ctx, catalogue: &Catalogue) -> Markup {
                         }
                     }
                     @if catalogue.edit {
-                        details {
-                            summary { (t.edit) }
-                            div.stack {
-                                (product_form(ctx, Some(product)))
-                                h4 { (p.new_variant) }
-                                (variant_form(ctx, catalogue, product, None))
-                                div { button.danger data-action={ "DELETE /api/v1/products/" (product.id.0) }
-                                    data-confirm=(p.delete_product) aria-describedby={ "product-" (product.id.0) } { (t.delete) } }
-                            }
-                        }
+                        (super::edit_fold(ctx, &format!("product-{}", product.id.0), &format!("/api/v1/products/{}", product.id.0), p.delete_product, html! {
+                            (product_form(ctx, Some(product)))
+                            h4 { (p.new_variant) }
+                            (variant_form(ctx, catalogue, product, None))
+                        }))
                     }
                 }
             }
@@ -317,7 +306,7 @@ fn variant_form(ctx: &Ctx, catalogue: &Catalogue, product: &Product, variant: Op
 }
 
 fn routings_panel(ctx: &Ctx, catalogue: &Catalogue, labels: &HashMap<MachineId, String>) -> Markup {
-    let (t, p) = (ctx.t, ctx.t.products_page);
+    let p = ctx.t.products_page;
     let label = |id: &MachineId| labels.get(id).map_or("?", String::as_str);
     html! {
         section.panel aria-labelledby="routings-heading" {
@@ -347,14 +336,8 @@ fn routings_panel(ctx: &Ctx, catalogue: &Catalogue, labels: &HashMap<MachineId, 
                         }
                     }
                     @if catalogue.edit {
-                        details {
-                            summary aria-describedby={ "routing-" (routing.id.0) "-code" } { (t.edit) }
-                            div.stack {
-                                (routing_form(ctx, catalogue, labels, Some(routing)))
-                                div { button.danger data-action={ "DELETE /api/v1/routings/" (routing.id.0) }
-                                    data-confirm=(p.delete_routing) aria-describedby={ "routing-" (routing.id.0) "-code" } { (t.delete) } }
-                            }
-                        }
+                        (super::edit_fold(ctx, &format!("routing-{}-code", routing.id.0), &format!("/api/v1/routings/{}", routing.id.0), p.delete_routing,
+                            routing_form(ctx, catalogue, labels, Some(routing))))
                     }
                 }
             }
@@ -454,14 +437,8 @@ fn materials_panel(ctx: &Ctx, catalogue: &Catalogue) -> Markup {
                             td { (material.name) }
                             @if catalogue.edit {
                                 td {
-                                    details {
-                                        summary aria-describedby={ "material-" (material.id.0) } { (t.edit) }
-                                        div.stack {
-                                            (material_form(ctx, Some(material)))
-                                            div { button.danger data-action={ "DELETE /api/v1/materials/" (material.id.0) }
-                                                data-confirm=(p.delete_material) aria-describedby={ "material-" (material.id.0) } { (t.delete) } }
-                                        }
-                                    }
+                                    (super::edit_fold(ctx, &format!("material-{}", material.id.0), &format!("/api/v1/materials/{}", material.id.0), p.delete_material,
+                                        material_form(ctx, Some(material))))
                                 }
                             }
                         }

@@ -748,6 +748,17 @@ pub(crate) fn machine_labels(
         .collect()
 }
 
+/// The code and name fields of a form for a record (a site, a machine, a product …), filled with
+/// the record's when it changes one.
+pub(crate) fn code_and_name(ctx: &Ctx, record: Option<(&str, &str)>) -> Markup {
+    let f = ctx.t.factory_page;
+    html! {
+        label { (f.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(ctx.t.code_hint)
+            value=[record.map(|(code, _)| code)]; }
+        label { (f.name) input name="name" required maxlength="200" value=[record.map(|(_, name)| name)]; }
+    }
+}
+
 /// A record's change forms and its delete button, folded away under "Edit". `label` is the id of
 /// the element that names the record (both buttons are described by it), `path` the API address
 /// the button deletes, and `confirm` what it asks first.

@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use model::{Calendar, Line, Machine, MachineKind, Site, SiteId, Weekday};
 use store::{MachineFilter, PageRequest};
 
-use super::{CODE_PATTERN, Ctx, Nav, OrPage, PageResult, layout};
+use super::{Ctx, Nav, OrPage, PageResult, layout};
 use crate::AppState;
 use crate::auth::Need;
 
@@ -277,9 +277,7 @@ fn site_form(ctx: &Ctx, site: Option<&Site>) -> Markup {
     });
     html! {
         form.row-form data-action=(action) data-original=[original] data-testid=(if site.is_some() { "site-form" } else { "new-site" }) {
-            label { (f.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(t.code_hint)
-                value=[site.map(|s| s.code.as_str())]; }
-            label { (f.name) input name="name" required maxlength="200" value=[site.map(|s| s.name.as_str())]; }
+            (super::code_and_name(ctx, site.map(|s| (s.code.as_str(), s.name.as_str()))))
             label title=(f.zone_hint) { (f.zone)
                 input name="time_zone" data-type="zone" required list="zones" autocomplete="off"
                     placeholder="Asia/Hong_Kong"
@@ -374,7 +372,7 @@ fn lines_panel(ctx: &Ctx, factory: &Factory) -> Markup {
 }
 
 fn line_form(ctx: &Ctx, factory: &Factory, line: Option<&Line>) -> Markup {
-    let (t, f) = (ctx.t, ctx.t.factory_page);
+    let t = ctx.t;
     let action =
         line.map_or_else(|| "POST /api/v1/lines".to_string(), |l| format!("PUT /api/v1/lines/{}", l.id.0));
     let original =
@@ -382,9 +380,7 @@ fn line_form(ctx: &Ctx, factory: &Factory, line: Option<&Line>) -> Markup {
     html! {
         form.row-form data-action=(action) data-original=[original] data-testid=(if line.is_some() { "line-form" } else { "new-line" }) {
             (site_select(ctx, factory, line.map(|l| l.site_id)))
-            label { (f.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(t.code_hint)
-                value=[line.map(|l| l.code.as_str())]; }
-            label { (f.name) input name="name" required maxlength="200" value=[line.map(|l| l.name.as_str())]; }
+            (super::code_and_name(ctx, line.map(|l| (l.code.as_str(), l.name.as_str()))))
             button.primary type="submit" { (if line.is_some() { t.save } else { t.create }) }
         }
     }
@@ -481,9 +477,7 @@ fn machine_form(ctx: &Ctx, factory: &Factory, machine: Option<&Machine>) -> Mark
     html! {
         form.row-form data-action=(action) data-original=[original] data-testid=(if machine.is_some() { "machine-form" } else { "new-machine" }) {
             (site_select(ctx, factory, machine.map(|m| m.site_id)))
-            label { (f.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(t.code_hint)
-                value=[machine.map(|m| m.code.as_str())]; }
-            label { (f.name) input name="name" required maxlength="200" value=[machine.map(|m| m.name.as_str())]; }
+            (super::code_and_name(ctx, machine.map(|m| (m.code.as_str(), m.name.as_str()))))
             label { (f.kind)
                 select name="kind" {
                     @for kind in MachineKind::ALL {

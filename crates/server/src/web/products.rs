@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use model::{Machine, MachineId, Material, Product, Routing, RoutingId, Variant};
 use store::{MachineFilter, PageRequest};
 
-use super::{CODE_PATTERN, Ctx, Nav, OrPage, PageResult, layout};
+use super::{Ctx, Nav, OrPage, PageResult, layout};
 use crate::AppState;
 use crate::auth::Need;
 
@@ -239,9 +239,7 @@ fn product_form(ctx: &Ctx, product: Option<&Product>) -> Markup {
         product.map(|x| serde_json::json!({"code": x.code, "name": x.name, "family": x.family}).to_string());
     html! {
         form.row-form data-action=(action) data-original=[original] data-testid=(if product.is_some() { "product-form" } else { "new-product" }) {
-            label { (p.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(t.code_hint)
-                value=[product.map(|x| x.code.as_str())]; }
-            label { (p.name) input name="name" required maxlength="200" value=[product.map(|x| x.name.as_str())]; }
+            (super::code_and_name(ctx, product.map(|x| (x.code.as_str(), x.name.as_str()))))
             label title=(p.family_hint) { (p.family) input name="family" required maxlength="200" list="families"
                 value=[product.map(|x| x.family.as_str())]; }
             button.primary type="submit" { (if product.is_some() { t.save } else { t.create }) }
@@ -266,9 +264,7 @@ fn variant_form(ctx: &Ctx, catalogue: &Catalogue, product: &Product, variant: Op
         form.stack data-action=(action) data-original=[original] data-testid=(if variant.is_some() { "variant-form" } else { "new-variant" }) {
             input type="hidden" name="product_id" data-type="int" value=(product.id.0);
             div.row-form {
-                label { (p.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(t.code_hint)
-                    value=[variant.map(|v| v.code.as_str())]; }
-                label { (p.name) input name="name" required maxlength="200" value=[variant.map(|v| v.name.as_str())]; }
+                (super::code_and_name(ctx, variant.map(|v| (v.code.as_str(), v.name.as_str()))))
                 label { (p.routing)
                     select name="routing_id" data-type="int" data-empty="null" {
                         option value="" { (p.no_routing) }
@@ -370,9 +366,7 @@ fn routing_form(
     html! {
         form.stack data-action=(action) data-original=[original] data-testid=(if routing.is_some() { "routing-form" } else { "new-routing" }) {
             div.row-form {
-                label { (p.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(t.code_hint)
-                    value=[routing.map(|r| r.code.as_str())]; }
-                label { (p.name) input name="name" required maxlength="200" value=[routing.map(|r| r.name.as_str())]; }
+                (super::code_and_name(ctx, routing.map(|r| (r.code.as_str(), r.name.as_str()))))
             }
             p.muted { (p.steps_hint) }
             @for row in 0..rows {
@@ -454,7 +448,7 @@ fn materials_panel(ctx: &Ctx, catalogue: &Catalogue) -> Markup {
 }
 
 fn material_form(ctx: &Ctx, material: Option<&Material>) -> Markup {
-    let (t, p) = (ctx.t, ctx.t.products_page);
+    let t = ctx.t;
     let action = material.map_or_else(
         || "POST /api/v1/materials".to_string(),
         |m| format!("PUT /api/v1/materials/{}", m.id.0),
@@ -462,9 +456,7 @@ fn material_form(ctx: &Ctx, material: Option<&Material>) -> Markup {
     let original = material.map(|m| serde_json::json!({"code": m.code, "name": m.name}).to_string());
     html! {
         form.row-form data-action=(action) data-original=[original] data-testid=(if material.is_some() { "material-form" } else { "new-material" }) {
-            label { (p.code) input name="code" required maxlength="64" pattern=(CODE_PATTERN) title=(t.code_hint)
-                value=[material.map(|m| m.code.as_str())]; }
-            label { (p.name) input name="name" required maxlength="200" value=[material.map(|m| m.name.as_str())]; }
+            (super::code_and_name(ctx, material.map(|m| (m.code.as_str(), m.name.as_str()))))
             button.primary type="submit" { (if material.is_some() { t.save } else { t.create }) }
         }
     }

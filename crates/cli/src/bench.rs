@@ -900,6 +900,8 @@ pub fn dashboard(options: DashboardBench) -> anyhow::Result<()> {
         ("/machines/1?range=day", "machine (day)"),
         ("/machines/1?range=week", "machine (week)"),
         ("/alarms", "alarms"),
+        ("/factory", "factory"),
+        ("/products", "products"),
     ];
     println!(
         "dashboard bench: {} machines, {} open orders, {operations} planned operations, {} requests per page",

@@ -146,13 +146,21 @@ pub(crate) async fn page(ctx: Ctx, State(state): State<AppState>) -> PageResult 
         h1 { (f.title) }
         p.muted { (f.intro) }
         @if admin {
-            datalist #zones { @for name in model::Zone::place_names() { option value=(name); } }
+            datalist #zones { @for name in zone_names() { option value=(name); } }
         }
         (sites_panel(&ctx, &factory, &calendars))
         (lines_panel(&ctx, &factory))
         (machines_panel(&ctx, &factory))
     };
     Ok(layout(&ctx, Nav::Factory, f.title, body))
+}
+
+/// The time zone names a site's zone field offers, read from the zone database once per process
+/// (listing it walks a folder of files). A zone added to the system later is offered after a
+/// restart, and taken when typed before that.
+fn zone_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(model::Zone::place_names)
 }
 
 /// What the page lists, and whether the reader may change it.
